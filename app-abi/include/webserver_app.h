@@ -1,0 +1,207 @@
+/*
+ * webserver_app.h — the normative C ABI between `webserver` and the apps it loads.
+ *
+ * ABI 1.0. This header is the specification; app-abi/src/lib.rs mirrors it and the layout test
+ * (app-abi/tests/layout.rs) compiles this file and compares every size, alignment and offset.
+ *
+ * An app is a shared library exporting one or more static `ws_app` descriptors. The server is
+ * started as `webserver LIB:SYMBOL`; SYMBOL names a `ws_app` (data, not a function), so one library
+ * may hold several apps (`libdemo.so:api`, `libdemo.so:admin`).
+ *
+ * Versioning: `WS_ABI_MAJOR` changes with any change of layout or meaning of an existing field;
+ * `WS_ABI_MINOR` grows when fields are appended to a struct (every struct that crosses the boundary
+ * starts with its own `size`, and fields past `size` are absent), or flags/error codes are added.
+ * The server accepts a descriptor whose major equals its own and whose size is at least the 1.0 size.
+ *
+ * Ownership — nothing is ever freed by the side that did not allocate it:
+ *  - Server-owned: the ws_request, its environ array and every byte it points to, the io handle and
+ *    the ws_host vtable. Valid from the start of `call` until the body's `close` returns (the host
+ *    vtable and log_ctx live as long as the process). Do not keep pointers past `close`.
+ *  - Borrowed: every pointer an app passes to a host callback (start_response, write, log, read's
+ *    buffer) is only read or written during that call; the server copies what it keeps.
+ *  - App-owned: a chunk returned by `next` must stay valid until the next `next` or `close` call;
+ *    the body ctx is released by the app in `close`; app state lives from `init` to `shutdown`.
+ *
+ * Threads: `call`, `next` and `close` may run concurrently on many threads with the same app state,
+ * unless the descriptor sets WS_APP_SINGLE_THREADED (the server then serialises `call`). `init` runs
+ * once per process before any call; `shutdown` runs after the last `close`, never concurrently.
+ *
+ * Errors: host callbacks return 0 on success and a negative WS_ERR_* code on failure. No callback
+ * ever unwinds: C++ exceptions and Rust panics must not cross this boundary.
+ */
+#ifndef WEBSERVER_APP_H
+#define WEBSERVER_APP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* "WSAP" in ASCII: a symbol that is not a descriptor almost never starts with it. */
+#define WS_APP_MAGIC 0x50415357u
+#define WS_ABI_MAJOR 1
+#define WS_ABI_MINOR 0
+
+/* ws_app.flags */
+#define WS_APP_SINGLE_THREADED 0x1u /* the server never runs two `call`s of this app at once */
+
+/* ws_request.flags (the same facts are in environ as webserver.multithread, ...) */
+#define WS_REQ_MULTITHREAD 0x1u
+#define WS_REQ_MULTIPROCESS 0x2u
+#define WS_REQ_RUN_ONCE 0x4u
+
+/* start_response flags */
+#define WS_RESPONSE_REPLACE 0x1u /* PEP 3333 exc_info: replace a response whose head is not sent */
+
+/* ws_body.length_hint when the length is not known */
+#define WS_LENGTH_UNKNOWN UINT64_MAX
+
+/* log levels, as in Rust's `log` crate */
+#define WS_LOG_ERROR 1u
+#define WS_LOG_WARN 2u
+#define WS_LOG_INFO 3u
+#define WS_LOG_DEBUG 4u
+#define WS_LOG_TRACE 5u
+
+/* Return codes of host callbacks and of body `next` (negative = error). */
+#define WS_OK 0
+#define WS_ERR_CLIENT_GONE (-1) /* the client closed the connection or a write failed */
+#define WS_ERR_TOO_LARGE (-2)   /* the request body exceeds the server's --max-body */
+#define WS_ERR_TIMEOUT (-3)     /* the client was too slow */
+#define WS_ERR_BAD_BODY (-4)    /* malformed chunked encoding or body shorter than declared */
+#define WS_ERR_INVALID (-5)     /* invalid status, header name or value (CR, LF, NUL, non-token) */
+#define WS_ERR_STATE (-6)       /* out of order: start_response twice without REPLACE, after the
+                                   head was sent, write before start_response, ... */
+#define WS_ERR_APP (-7)         /* the app failed (used by `next`; a panic in a Rust app) */
+
+/* A byte slice. Never assumed NUL-terminated or UTF-8. `ptr` may be NULL only when `len` is 0. */
+typedef struct ws_bytes {
+    const uint8_t *ptr;
+    size_t len;
+} ws_bytes;
+
+/* A (name, value) pair: an environ variable or a response header. */
+typedef struct ws_pair {
+    ws_bytes name;
+    ws_bytes value;
+} ws_pair;
+
+/*
+ * Callbacks the server gives every request. `io` is the opaque handle from ws_request.io.
+ */
+typedef struct ws_host {
+    uint32_t size; /* sizeof(ws_host) as the server knows it */
+    uint32_t reserved;
+
+    /* Pull request-body bytes into buf[0..cap). Sets *n_read. Returns WS_OK with *n_read > 0 for
+     * data; WS_OK with *n_read == 0 at the end of the body (and forever after); a negative WS_ERR_*
+     * on failure. The body is already de-chunked and limited to its declared length: reading never
+     * returns bytes of the next request. The first read sends `100 Continue` if the client asked. */
+    int32_t (*read)(void *io, uint8_t *buf, size_t cap, size_t *n_read);
+
+    /* Set the response status and headers (PEP 3333 start_response). `reason` may be empty (the
+     * server then uses the standard reason phrase). Headers are validated and copied during the
+     * call: names must be RFC 9110 tokens, values must not contain CR, LF or NUL; hop-by-hop
+     * headers (Connection, Transfer-Encoding, Keep-Alive, ...) are the server's and rejected.
+     * A second call needs WS_RESPONSE_REPLACE and succeeds only while no body byte was sent. */
+    int32_t (*start_response)(void *io, uint16_t status, ws_bytes reason, const ws_pair *headers,
+                              size_t n_headers, uint32_t flags);
+
+    /* PEP 3333's legacy write(): send bytes now, before the returned body's chunks. Requires a
+     * prior start_response. */
+    int32_t (*write)(void *io, const uint8_t *buf, size_t len);
+
+    /* The error stream (wsgi.errors): one message into the server's log, tagged with the app.
+     * `log_ctx` is ws_request.log_ctx or ws_init.log_ctx. */
+    void (*log)(const void *log_ctx, uint32_t level, const uint8_t *msg, size_t len);
+} ws_host;
+
+/* One request, valid from the start of `call` until the body's `close` returns. */
+typedef struct ws_request {
+    uint32_t size;  /* sizeof(ws_request) as the server knows it */
+    uint32_t flags; /* WS_REQ_* */
+    const ws_pair *environ;
+    size_t environ_len;
+    void *io;
+    const ws_host *host;
+    const void *log_ctx;
+} ws_request;
+
+/*
+ * The response body, filled by `call`. The server pulls chunks with `next` and calls `close`
+ * exactly once after `call` returned WS_OK: after the last chunk, on client disconnect and on
+ * error alike. A `next` or `close` that is NULL means "no chunks" / "nothing to release".
+ */
+typedef struct ws_body {
+    uint32_t size; /* set by the server to sizeof(ws_body) before `call` */
+    uint32_t reserved;
+    void *ctx;
+    /* 1: *chunk holds the next chunk (valid until the next `next` or `close`); 0: end of body;
+     * negative: error (the server closes the connection, or answers 500 if nothing was sent). */
+    int32_t (*next)(void *ctx, ws_bytes *chunk);
+    void (*close)(void *ctx);
+    /* The exact body length if known (it becomes Content-Length), else WS_LENGTH_UNKNOWN. */
+    uint64_t length_hint;
+} ws_body;
+
+/* What `init` receives. */
+typedef struct ws_init {
+    uint32_t size;
+    uint32_t reserved;
+    const ws_host *host;
+    const void *log_ctx;
+    /* On failure, write a message of at most error_cap bytes here and set *error_len. */
+    uint8_t *error_buf;
+    size_t error_cap;
+    size_t *error_len;
+} ws_init;
+
+/* The descriptor: the exported symbol named on the command line. */
+typedef struct ws_app {
+    /* Fixed header: never changes in any version. */
+    uint32_t magic;     /* WS_APP_MAGIC */
+    uint16_t abi_major; /* WS_ABI_MAJOR the app was built against */
+    uint16_t abi_minor; /* WS_ABI_MINOR the app was built against */
+    uint32_t size;      /* sizeof(ws_app) as the app knows it */
+    uint32_t flags;     /* WS_APP_* */
+
+    const char *name;    /* NUL-terminated, static */
+    const char *version; /* NUL-terminated, static */
+
+    /* Optional. Returns WS_OK and sets *state (may be NULL), or non-zero with an error message. */
+    int32_t (*init)(const ws_init *init, void **state);
+    /* Required. One request. Returns WS_OK with *body filled (the server then owes one `close`),
+     * or non-zero: the server answers 500 (if no byte was sent) and ignores *body. */
+    int32_t (*call)(void *state, const ws_request *request, ws_body *body);
+    /* Optional. Releases the state after the last request. */
+    void (*shutdown)(void *state);
+} ws_app;
+
+/* Fills the fixed header of a ws_app in a static initializer:
+ *   const ws_app app = { WS_APP_HEADER(0), "hello", "1.0", NULL, hello_call, NULL }; */
+#define WS_APP_HEADER(flags) WS_APP_MAGIC, WS_ABI_MAJOR, WS_ABI_MINOR, (uint32_t)sizeof(ws_app), (flags)
+
+/* Look a variable up in a request's environ (first match); returns 1 and sets *value if found. */
+static inline int ws_getenv(const ws_request *req, const char *name, ws_bytes *value) {
+    size_t name_len = 0;
+    while (name[name_len] != '\0') name_len++;
+    for (size_t i = 0; i < req->environ_len; i++) {
+        const ws_pair *p = &req->environ[i];
+        if (p->name.len != name_len) continue;
+        size_t j = 0;
+        while (j < name_len && p->name.ptr[j] == (uint8_t)name[j]) j++;
+        if (j == name_len) {
+            *value = p->value;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WEBSERVER_APP_H */

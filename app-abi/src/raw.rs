@@ -1,0 +1,282 @@
+//! The raw ABI: `#[repr(C)]` mirrors of `include/webserver_app.h`, field for field.
+//!
+//! Only fixed-width integers, pointers and function pointers cross the boundary: no Rust enums and
+//! no `bool`, because an out-of-range value written by C would be undefined behaviour in Rust.
+//! Ownership rules are those of the header; each type's doc repeats the part that concerns it.
+
+use core::ffi::{c_char, c_void};
+
+/// `"WSAP"` read as a little-endian `u32`: the first field of every descriptor.
+pub const WS_APP_MAGIC: u32 = 0x5041_5357;
+/// Changes with any change of layout or meaning of an existing field.
+pub const WS_ABI_MAJOR: u16 = 1;
+/// Grows when fields are appended (every struct starts with its `size`) or flags/codes are added.
+pub const WS_ABI_MINOR: u16 = 0;
+
+/// `WsApp::flags`: the server never runs two `call`s of this app at once.
+pub const WS_APP_SINGLE_THREADED: u32 = 0x1;
+
+/// `WsRequest::flags`: other requests may run on other threads of this process.
+pub const WS_REQ_MULTITHREAD: u32 = 0x1;
+/// `WsRequest::flags`: other processes serve the same app.
+pub const WS_REQ_MULTIPROCESS: u32 = 0x2;
+/// `WsRequest::flags`: this process serves one request and exits.
+pub const WS_REQ_RUN_ONCE: u32 = 0x4;
+
+/// `start_response` flag: PEP 3333 `exc_info` — replace a response whose head was not sent yet.
+pub const WS_RESPONSE_REPLACE: u32 = 0x1;
+
+/// `WsBody::length_hint` when the body length is not known in advance.
+pub const WS_LENGTH_UNKNOWN: u64 = u64::MAX;
+
+/// Log level: error.
+pub const WS_LOG_ERROR: u32 = 1;
+/// Log level: warning.
+pub const WS_LOG_WARN: u32 = 2;
+/// Log level: info.
+pub const WS_LOG_INFO: u32 = 3;
+/// Log level: debug.
+pub const WS_LOG_DEBUG: u32 = 4;
+/// Log level: trace.
+pub const WS_LOG_TRACE: u32 = 5;
+
+/// Success.
+pub const WS_OK: i32 = 0;
+/// The client closed the connection, or a write to it failed.
+pub const WS_ERR_CLIENT_GONE: i32 = -1;
+/// The request body exceeds the server's `--max-body`.
+pub const WS_ERR_TOO_LARGE: i32 = -2;
+/// The client was too slow.
+pub const WS_ERR_TIMEOUT: i32 = -3;
+/// Malformed chunked encoding, or a body shorter than its declared length.
+pub const WS_ERR_BAD_BODY: i32 = -4;
+/// Invalid status, header name or header value.
+pub const WS_ERR_INVALID: i32 = -5;
+/// A callback used out of order (e.g. `start_response` twice without `WS_RESPONSE_REPLACE`).
+pub const WS_ERR_STATE: i32 = -6;
+/// The app failed (returned by `next`, or by an entry point after a caught panic).
+pub const WS_ERR_APP: i32 = -7;
+
+/// A borrowed byte slice. Never assumed NUL-terminated or UTF-8; `ptr` may be null only if
+/// `len == 0`. Who owns the bytes and for how long is said by the struct that holds it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct WsBytes {
+    /// First byte.
+    pub ptr: *const u8,
+    /// Number of bytes.
+    pub len: usize,
+}
+
+impl WsBytes {
+    /// The empty slice.
+    pub const EMPTY: WsBytes = WsBytes {
+        ptr: core::ptr::null(),
+        len: 0,
+    };
+
+    /// Borrows a Rust slice; the result is valid as long as `bytes` is.
+    pub const fn from_slice(bytes: &[u8]) -> WsBytes {
+        WsBytes {
+            ptr: bytes.as_ptr(),
+            len: bytes.len(),
+        }
+    }
+
+    /// Views the bytes as a slice.
+    ///
+    /// # Safety
+    /// `ptr` must point to `len` initialised bytes that stay valid and unmodified for `'a`
+    /// (or `len` must be 0).
+    pub unsafe fn as_slice<'a>(&self) -> &'a [u8] {
+        if self.len == 0 || self.ptr.is_null() {
+            &[]
+        } else {
+            // SAFETY: the caller guarantees ptr/len describe live bytes for 'a; null was excluded.
+            unsafe { core::slice::from_raw_parts(self.ptr, self.len) }
+        }
+    }
+}
+
+/// A (name, value) pair: one environ variable or one response header.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct WsPair {
+    /// Variable or header name.
+    pub name: WsBytes,
+    /// Its value.
+    pub value: WsBytes,
+}
+
+/// Host `read`: pull request-body bytes; see [`WsHost::read`].
+pub type WsReadFn = unsafe extern "C" fn(io: *mut c_void, buf: *mut u8, cap: usize, n_read: *mut usize) -> i32;
+/// Host `start_response`; see [`WsHost::start_response`].
+pub type WsStartResponseFn = unsafe extern "C" fn(
+    io: *mut c_void,
+    status: u16,
+    reason: WsBytes,
+    headers: *const WsPair,
+    n_headers: usize,
+    flags: u32,
+) -> i32;
+/// Host `write`; see [`WsHost::write`].
+pub type WsWriteFn = unsafe extern "C" fn(io: *mut c_void, buf: *const u8, len: usize) -> i32;
+/// Host `log`; see [`WsHost::log`].
+pub type WsLogFn = unsafe extern "C" fn(log_ctx: *const c_void, level: u32, msg: *const u8, len: usize);
+
+/// The callbacks the server gives every request and `init`. Server-owned and static for the life
+/// of the process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct WsHost {
+    /// `size_of::<WsHost>()` as the server knows it.
+    pub size: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// Pull request-body bytes into `buf[..cap]`, setting `*n_read`: `WS_OK` with `*n_read > 0` for
+    /// data, `WS_OK` with `*n_read == 0` at the end of the body (and forever after), a negative
+    /// `WS_ERR_*` on failure. The body is de-chunked and limited to its declared length; the first
+    /// read sends `100 Continue` if the client asked for it.
+    pub read: Option<WsReadFn>,
+    /// PEP 3333 `start_response`: validates and copies status and headers during the call. A second
+    /// call needs `WS_RESPONSE_REPLACE` and succeeds only while no body byte was sent.
+    pub start_response: Option<WsStartResponseFn>,
+    /// PEP 3333's legacy `write()`: sends bytes now, before the body's chunks.
+    pub write: Option<WsWriteFn>,
+    /// The error stream: one message into the server's log, tagged with the app.
+    pub log: Option<WsLogFn>,
+}
+
+/// One request. Server-owned; valid from the start of `call` until the body's `close` returns.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct WsRequest {
+    /// `size_of::<WsRequest>()` as the server knows it.
+    pub size: u32,
+    /// `WS_REQ_*` bits.
+    pub flags: u32,
+    /// The CGI/WSGI variables: `environ_len` pairs.
+    pub environ: *const WsPair,
+    /// Number of pairs in `environ`.
+    pub environ_len: usize,
+    /// Opaque handle passed back to every `WsHost` request callback.
+    pub io: *mut c_void,
+    /// The callbacks.
+    pub host: *const WsHost,
+    /// Handle for `WsHost::log` (identifies the app); lives as long as the process.
+    pub log_ctx: *const c_void,
+}
+
+/// Body `next`: `1` with `*chunk` set, `0` at the end, negative on error.
+pub type WsNextFn = unsafe extern "C" fn(ctx: *mut c_void, chunk: *mut WsBytes) -> i32;
+/// Body `close`: releases the body; called exactly once.
+pub type WsCloseFn = unsafe extern "C" fn(ctx: *mut c_void);
+
+/// The response body, filled by `call`. App-owned: `ctx` is released by `close`, which the server
+/// calls exactly once whenever `call` returned `WS_OK` — after the last chunk, on client disconnect
+/// and on error alike. A chunk is valid until the next `next` or `close`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct WsBody {
+    /// Set by the server to `size_of::<WsBody>()` before `call`.
+    pub size: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// The app's iterator state.
+    pub ctx: *mut c_void,
+    /// Next chunk; `None` means no chunks.
+    pub next: Option<WsNextFn>,
+    /// Release; `None` means nothing to release.
+    pub close: Option<WsCloseFn>,
+    /// Exact body length if known (it becomes Content-Length), else [`WS_LENGTH_UNKNOWN`].
+    pub length_hint: u64,
+}
+
+impl WsBody {
+    /// A body with no chunks and nothing to release, as the server pre-fills it before `call`.
+    pub const EMPTY: WsBody = WsBody {
+        size: core::mem::size_of::<WsBody>() as u32,
+        reserved: 0,
+        ctx: core::ptr::null_mut(),
+        next: None,
+        close: None,
+        length_hint: WS_LENGTH_UNKNOWN,
+    };
+}
+
+/// What `init` receives. Server-owned, valid during the `init` call (`host` and `log_ctx` for the
+/// life of the process).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct WsInit {
+    /// `size_of::<WsInit>()` as the server knows it.
+    pub size: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// The callbacks (only `log` is meaningful outside a request).
+    pub host: *const WsHost,
+    /// Handle for `WsHost::log`.
+    pub log_ctx: *const c_void,
+    /// On failure, write at most `error_cap` bytes of message here and set `*error_len`.
+    pub error_buf: *mut u8,
+    /// Capacity of `error_buf`.
+    pub error_cap: usize,
+    /// Where to store the message length.
+    pub error_len: *mut usize,
+}
+
+/// App `init`: returns `WS_OK` and sets `*state`, or non-zero with a message in the `WsInit` buffer.
+pub type WsInitFn = unsafe extern "C" fn(init: *const WsInit, state: *mut *mut c_void) -> i32;
+/// App `call`: one request; fills `*body` and returns `WS_OK`, or non-zero (the server answers 500).
+pub type WsCallFn = unsafe extern "C" fn(state: *mut c_void, request: *const WsRequest, body: *mut WsBody) -> i32;
+/// App `shutdown`: releases the state after the last request.
+pub type WsShutdownFn = unsafe extern "C" fn(state: *mut c_void);
+
+/// The descriptor: the static the command line's `SYMBOL` names. App-owned and static.
+#[repr(C)]
+#[derive(Debug)]
+pub struct WsApp {
+    /// [`WS_APP_MAGIC`]. Fixed header: never changes in any version.
+    pub magic: u32,
+    /// [`WS_ABI_MAJOR`] the app was built against.
+    pub abi_major: u16,
+    /// [`WS_ABI_MINOR`] the app was built against.
+    pub abi_minor: u16,
+    /// `size_of::<WsApp>()` as the app knows it.
+    pub size: u32,
+    /// `WS_APP_*` bits.
+    pub flags: u32,
+    /// NUL-terminated static name.
+    pub name: *const c_char,
+    /// NUL-terminated static version.
+    pub version: *const c_char,
+    /// Optional initialiser.
+    pub init: Option<WsInitFn>,
+    /// The request entry point (required).
+    pub call: Option<WsCallFn>,
+    /// Optional finaliser.
+    pub shutdown: Option<WsShutdownFn>,
+}
+
+// SAFETY: a descriptor is immutable static data (integers, pointers to static strings and function
+// pointers); sharing it between threads cannot race.
+unsafe impl Sync for WsApp {}
+
+/// Size of a 1.0 descriptor: the server rejects anything smaller.
+pub const WS_APP_SIZE_V1_0: u32 = core::mem::size_of::<WsApp>() as u32;
+
+// The layout pinned from the Rust side (x86_64 / aarch64 LP64); the C side is checked in tests.
+#[cfg(target_pointer_width = "64")]
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(size_of::<WsBytes>() == 16);
+    assert!(size_of::<WsPair>() == 32);
+    assert!(size_of::<WsHost>() == 40);
+    assert!(size_of::<WsRequest>() == 48);
+    assert!(size_of::<WsBody>() == 40);
+    assert!(size_of::<WsInit>() == 48);
+    assert!(size_of::<WsApp>() == 56);
+    assert!(offset_of!(WsApp, name) == 16);
+    assert!(offset_of!(WsApp, call) == 40);
+    assert!(offset_of!(WsBody, length_hint) == 32);
+};
