@@ -1,0 +1,289 @@
+//! The request's CGI/WSGI variables (PEP 3333 "environ Variables"), as (name, value) byte slices.
+//!
+//! Everything is copied into one arena that the connection reuses, so building the environ does
+//! not allocate once the arena has grown to the size of a typical request, and the pointers the
+//! app receives stay valid however the connection's read buffer moves while the body is read.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+
+use app_abi::raw::{WsBytes, WsPair, WS_REQ_MULTIPROCESS, WS_REQ_MULTITHREAD, WS_REQ_RUN_ONCE};
+
+use crate::http::percent::percent_decode_into;
+
+/// What the environ is built from.
+pub(crate) struct RequestParts<'a, H> {
+    pub(crate) method: &'a [u8],
+    /// The path of the request target, still percent-encoded.
+    pub(crate) raw_path: &'a [u8],
+    pub(crate) query: &'a [u8],
+    pub(crate) version_minor: u8,
+    pub(crate) headers: H,
+    pub(crate) local: SocketAddr,
+    pub(crate) remote: SocketAddr,
+    pub(crate) flags: u32,
+}
+
+/// A reusable environ: arena bytes, their spans, and the pairs handed to the app.
+#[derive(Default)]
+pub(crate) struct Environ {
+    arena: Vec<u8>,
+    spans: Vec<(Range<usize>, Range<usize>)>,
+    pairs: Vec<WsPair>,
+}
+
+// SAFETY: `pairs` only ever points into `arena`, which this struct owns; moving the struct to
+// another thread moves the arena with it (a Vec's heap buffer does not move), and `build` rebuilds
+// the pointers every time the arena changes.
+unsafe impl Send for Environ {}
+
+impl Environ {
+    /// Builds the variables for one request; the returned pairs borrow `self`.
+    pub(crate) fn build<'h, H>(&mut self, parts: RequestParts<'_, H>) -> &[WsPair]
+    where
+        H: Iterator<Item = (&'h [u8], &'h [u8])> + Clone,
+    {
+        self.arena.clear();
+        self.spans.clear();
+        self.pairs.clear();
+
+        self.push(b"REQUEST_METHOD", parts.method);
+        self.push(b"SCRIPT_NAME", b"");
+        let start = self.name(b"PATH_INFO");
+        let value_start = self.arena.len();
+        percent_decode_into(parts.raw_path, &mut self.arena);
+        self.spans.push((start, value_start..self.arena.len()));
+        self.push(b"QUERY_STRING", parts.query);
+        self.push(
+            b"SERVER_PROTOCOL",
+            if parts.version_minor == 0 {
+                b"HTTP/1.0"
+            } else {
+                b"HTTP/1.1"
+            },
+        );
+
+        let mut host = None;
+        for (index, (name, value)) in parts.headers.clone().enumerate() {
+            if name.contains(&b'_') {
+                // `X_Forwarded_For` and `X-Forwarded-For` would both become HTTP_X_FORWARDED_FOR;
+                // drop the underscore form so a client cannot spoof a header a proxy set.
+                log::debug!(
+                    "dropped header with an underscore: {}",
+                    String::from_utf8_lossy(name)
+                );
+                continue;
+            }
+            let earlier = parts.headers.clone().take(index);
+            if earlier
+                .into_iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
+                continue; // already joined into the first occurrence
+            }
+            if name.eq_ignore_ascii_case(b"host") {
+                host = Some(value);
+            }
+            let start = self.arena.len();
+            if name.eq_ignore_ascii_case(b"content-type") {
+                self.arena.extend_from_slice(b"CONTENT_TYPE");
+            } else if name.eq_ignore_ascii_case(b"content-length") {
+                self.arena.extend_from_slice(b"CONTENT_LENGTH");
+            } else {
+                self.arena.extend_from_slice(b"HTTP_");
+                self.arena.extend(name.iter().map(|&b| match b {
+                    b'-' => b'_',
+                    b => b.to_ascii_uppercase(),
+                }));
+            }
+            let name_span = start..self.arena.len();
+            let value_start = self.arena.len();
+            // RFC 9110 §5.3: repeated fields combine with ", " (Cookie with "; ", RFC 6265 §5.4).
+            let separator: &[u8] = if name.eq_ignore_ascii_case(b"cookie") {
+                b"; "
+            } else {
+                b", "
+            };
+            let mut first = true;
+            for (_, v) in parts
+                .headers
+                .clone()
+                .skip(index)
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
+                if !first {
+                    self.arena.extend_from_slice(separator);
+                }
+                first = false;
+                self.arena.extend_from_slice(v);
+            }
+            self.spans.push((name_span, value_start..self.arena.len()));
+        }
+
+        // SERVER_NAME comes from Host when present (PEP 3333 url reconstruction), else the socket.
+        let server_name_start = self.name(b"SERVER_NAME");
+        let value_start = self.arena.len();
+        match host.map(strip_port) {
+            Some(name) if !name.is_empty() => self.arena.extend_from_slice(name),
+            _ => write_display(&mut self.arena, &parts.local.ip()),
+        }
+        self.spans
+            .push((server_name_start, value_start..self.arena.len()));
+        self.push_display(b"SERVER_PORT", &parts.local.port());
+        self.push_display(b"REMOTE_ADDR", &parts.remote.ip());
+        self.push_display(b"REMOTE_PORT", &parts.remote.port());
+        self.push(b"webserver.url_scheme", b"http");
+        self.push(
+            b"webserver.multithread",
+            flag(parts.flags & WS_REQ_MULTITHREAD),
+        );
+        self.push(
+            b"webserver.multiprocess",
+            flag(parts.flags & WS_REQ_MULTIPROCESS),
+        );
+        self.push(b"webserver.run_once", flag(parts.flags & WS_REQ_RUN_ONCE));
+
+        let base = self.arena.as_ptr();
+        let arena_len = self.arena.len();
+        let slice = |r: &Range<usize>| {
+            debug_assert!(r.end <= arena_len);
+            WsBytes {
+                // SAFETY: every span was recorded from this arena's own lengths, so r.start is
+                // within (or one past the end of) the allocation.
+                ptr: unsafe { base.add(r.start) },
+                len: r.end - r.start,
+            }
+        };
+        self.pairs
+            .extend(self.spans.iter().map(|(name, value)| WsPair {
+                name: slice(name),
+                value: slice(value),
+            }));
+        &self.pairs
+    }
+
+    fn name(&mut self, name: &[u8]) -> Range<usize> {
+        let start = self.arena.len();
+        self.arena.extend_from_slice(name);
+        start..self.arena.len()
+    }
+
+    fn push(&mut self, name: &[u8], value: &[u8]) {
+        let name = self.name(name);
+        let start = self.arena.len();
+        self.arena.extend_from_slice(value);
+        self.spans.push((name, start..self.arena.len()));
+    }
+
+    fn push_display(&mut self, name: &[u8], value: &dyn std::fmt::Display) {
+        let name = self.name(name);
+        let start = self.arena.len();
+        write_display(&mut self.arena, value);
+        self.spans.push((name, start..self.arena.len()));
+    }
+}
+
+fn write_display(out: &mut Vec<u8>, value: &dyn std::fmt::Display) {
+    use std::io::Write;
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{value}");
+}
+
+fn flag(bit: u32) -> &'static [u8] {
+    if bit != 0 {
+        b"true"
+    } else {
+        b"false"
+    }
+}
+
+/// `example.com:8080` → `example.com`; `[::1]:80` → `[::1]`.
+fn strip_port(host: &[u8]) -> &[u8] {
+    if host.starts_with(b"[") {
+        return match host.iter().position(|&b| b == b']') {
+            Some(end) => &host[..=end],
+            None => host,
+        };
+    }
+    match host.iter().rposition(|&b| b == b':') {
+        Some(colon) => &host[..colon],
+        None => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup<'a>(pairs: &'a [WsPair], name: &str) -> Option<&'a [u8]> {
+        pairs
+            .iter()
+            // SAFETY: the pairs point into the Environ that outlives this lookup.
+            .map(|p| unsafe { (p.name.as_slice(), p.value.as_slice()) })
+            .find(|(n, _)| *n == name.as_bytes())
+            .map(|(_, v)| v)
+    }
+
+    #[test]
+    fn builds_cgi_variables() {
+        let headers: Vec<(&[u8], &[u8])> = vec![
+            (b"Host", b"example.com:8080"),
+            (b"Accept", b"text/html"),
+            (b"X-Tag", b"a"),
+            (b"Content-Type", b"text/plain"),
+            (b"x-tag", b"b"),
+            (b"X_Tag", b"spoofed"),
+            (b"Cookie", b"a=1"),
+            (b"Cookie", b"b=2"),
+        ];
+        let mut environ = Environ::default();
+        let pairs = environ.build(RequestParts {
+            method: b"GET",
+            raw_path: b"/a%20b/%ZZ",
+            query: b"x=%20&y",
+            version_minor: 1,
+            headers: headers.iter().copied(),
+            local: "127.0.0.1:8888".parse().unwrap(),
+            remote: "10.0.0.7:5555".parse().unwrap(),
+            flags: WS_REQ_MULTITHREAD,
+        });
+        let expect: &[(&str, &[u8])] = &[
+            ("REQUEST_METHOD", b"GET"),
+            ("SCRIPT_NAME", b""),
+            ("PATH_INFO", b"/a b/%ZZ"),
+            ("QUERY_STRING", b"x=%20&y"),
+            ("SERVER_PROTOCOL", b"HTTP/1.1"),
+            ("HTTP_HOST", b"example.com:8080"),
+            ("HTTP_ACCEPT", b"text/html"),
+            ("HTTP_X_TAG", b"a, b"),
+            ("CONTENT_TYPE", b"text/plain"),
+            ("HTTP_COOKIE", b"a=1; b=2"),
+            ("SERVER_NAME", b"example.com"),
+            ("SERVER_PORT", b"8888"),
+            ("REMOTE_ADDR", b"10.0.0.7"),
+            ("REMOTE_PORT", b"5555"),
+            ("webserver.multithread", b"true"),
+            ("webserver.multiprocess", b"false"),
+        ];
+        for (name, value) in expect {
+            assert_eq!(lookup(pairs, name), Some(*value), "{name}");
+        }
+        assert_eq!(lookup(pairs, "CONTENT_LENGTH"), None);
+        let tags = pairs
+            .iter()
+            // SAFETY: as in lookup.
+            .filter(|p| unsafe { p.name.as_slice() } == b"HTTP_X_TAG")
+            .count();
+        assert_eq!(
+            tags, 1,
+            "repeats are joined into one variable, the underscore form dropped"
+        );
+    }
+
+    #[test]
+    fn strip_port_handles_ipv6() {
+        assert_eq!(strip_port(b"[::1]:80"), b"[::1]");
+        assert_eq!(strip_port(b"h:1"), b"h");
+        assert_eq!(strip_port(b"h"), b"h");
+    }
+}

@@ -1,0 +1,154 @@
+//! The host vtable: the callbacks every request (and `init`) receives.
+//!
+//! Each callback is a panic boundary: a bug on our side must not unwind into C. The `io` pointer
+//! is always a `*mut Exchange` created by `call.rs` for the duration of one request.
+
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use app_abi::raw::{
+    WsBytes, WsHost, WsPair, WS_ERR_APP, WS_ERR_INVALID, WS_LOG_DEBUG, WS_LOG_ERROR, WS_LOG_INFO,
+    WS_LOG_WARN, WS_RESPONSE_REPLACE,
+};
+
+use super::call::Exchange;
+
+/// What `log_ctx` points to: which app a message comes from. Leaked: lives as long as the process,
+/// as the ABI promises.
+pub(crate) struct AppLogTag {
+    pub(crate) name: String,
+}
+
+/// The one host vtable. Static, so every pointer to it stays valid for the process's life.
+pub(crate) static HOST: WsHost = WsHost {
+    size: std::mem::size_of::<WsHost>() as u32,
+    reserved: 0,
+    read: Some(host_read),
+    start_response: Some(host_start_response),
+    write: Some(host_write),
+    log: Some(host_log),
+};
+
+/// Runs `f`, turning a panic into `on_panic` (and a log line) so nothing unwinds into the app.
+fn boundary<T>(what: &str, on_panic: T, f: impl FnOnce() -> T) -> T {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(value) => value,
+        Err(_) => {
+            log::error!("internal error: panic in host callback `{what}`; the request fails");
+            on_panic
+        }
+    }
+}
+
+/// # Safety
+/// `io` must be the `ws_request.io` of a request in progress; `buf` must be writable for `cap`
+/// bytes and `n_read` writable, as the ABI requires of the app.
+unsafe extern "C" fn host_read(
+    io: *mut c_void,
+    buf: *mut u8,
+    cap: usize,
+    n_read: *mut usize,
+) -> i32 {
+    boundary("read", WS_ERR_APP, || {
+        if io.is_null() || n_read.is_null() || (buf.is_null() && cap > 0) {
+            return WS_ERR_INVALID;
+        }
+        // SAFETY: io is the Exchange of the running request (call.rs creates it and outlives
+        // every callback); the app guarantees buf/cap and n_read per the header's contract.
+        let (exchange, out, n_read) = unsafe {
+            (
+                &mut *(io as *mut Exchange),
+                if cap == 0 {
+                    &mut [][..]
+                } else {
+                    std::slice::from_raw_parts_mut(buf, cap)
+                },
+                &mut *n_read,
+            )
+        };
+        *n_read = 0;
+        match exchange.read_body(out) {
+            Ok(n) => {
+                *n_read = n;
+                0
+            }
+            Err(code) => code,
+        }
+    })
+}
+
+/// # Safety
+/// `io` as for `host_read`; `reason` and `headers[..n_headers]` must be readable for the call.
+unsafe extern "C" fn host_start_response(
+    io: *mut c_void,
+    status: u16,
+    reason: WsBytes,
+    headers: *const WsPair,
+    n_headers: usize,
+    flags: u32,
+) -> i32 {
+    boundary("start_response", WS_ERR_APP, || {
+        if io.is_null() || (headers.is_null() && n_headers > 0) {
+            return WS_ERR_INVALID;
+        }
+        // SAFETY: io is the running request's Exchange; the app guarantees that reason and the
+        // header array (and every slice in it) are readable during this call, and we copy them.
+        let (exchange, reason, headers) = unsafe {
+            (
+                &mut *(io as *mut Exchange),
+                reason.as_slice(),
+                if n_headers == 0 {
+                    &[][..]
+                } else {
+                    std::slice::from_raw_parts(headers, n_headers)
+                },
+            )
+        };
+        let replace = flags & WS_RESPONSE_REPLACE != 0;
+        // SAFETY: every pair's slices are readable for this call (see above).
+        let pairs = headers
+            .iter()
+            .map(|p| unsafe { (p.name.as_slice(), p.value.as_slice()) });
+        exchange.start_response(status, reason, pairs, replace)
+    })
+}
+
+/// # Safety
+/// `io` as for `host_read`; `buf[..len]` must be readable for the call.
+unsafe extern "C" fn host_write(io: *mut c_void, buf: *const u8, len: usize) -> i32 {
+    boundary("write", WS_ERR_APP, || {
+        if io.is_null() || (buf.is_null() && len > 0) {
+            return WS_ERR_INVALID;
+        }
+        // SAFETY: io is the running request's Exchange; the app guarantees buf[..len] is readable.
+        let (exchange, data) = unsafe {
+            (
+                &mut *(io as *mut Exchange),
+                WsBytes { ptr: buf, len }.as_slice(),
+            )
+        };
+        exchange.write(data)
+    })
+}
+
+/// # Safety
+/// `log_ctx` must be null or a `log_ctx` the server handed out (an `AppLogTag`); `msg[..len]`
+/// must be readable for the call.
+unsafe extern "C" fn host_log(log_ctx: *const c_void, level: u32, msg: *const u8, len: usize) {
+    boundary("log", (), || {
+        // SAFETY: the server only hands out log_ctx values that point to leaked AppLogTags.
+        let app =
+            unsafe { (log_ctx as *const AppLogTag).as_ref() }.map_or("?", |tag| tag.name.as_str());
+        // SAFETY: the app guarantees msg[..len] is readable during the call.
+        let text = unsafe { WsBytes { ptr: msg, len }.as_slice() };
+        let text = String::from_utf8_lossy(text);
+        let level = match level {
+            WS_LOG_ERROR => log::Level::Error,
+            WS_LOG_WARN => log::Level::Warn,
+            WS_LOG_INFO => log::Level::Info,
+            WS_LOG_DEBUG => log::Level::Debug,
+            _ => log::Level::Trace,
+        };
+        log::log!(target: "app", level, "[{app}] {}", text.trim_end());
+    })
+}

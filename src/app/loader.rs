@@ -1,0 +1,275 @@
+//! dlopen a library, find the descriptor, check it, run `init`.
+//!
+//! Check order (ABI-NOTES): magic → major equal → size ≥ the 1.0 size → `call` present → `init`
+//! succeeds. Every error names the file and the symbol and says what to do about it.
+//!
+//! A loaded library is never `dlclose`d: Rust thread-local destructors registered by the app would
+//! run into unmapped code (rust-lang/rust#59629), so memory is reclaimed by replacing the process.
+
+use std::ffi::{c_void, CStr};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use app_abi::raw::{
+    WsApp, WsInit, WS_ABI_MAJOR, WS_ABI_MINOR, WS_APP_MAGIC, WS_APP_SINGLE_THREADED,
+    WS_APP_SIZE_V1_0, WS_OK,
+};
+
+use super::host::{AppLogTag, HOST};
+use super::target::{AppTarget, TargetError};
+
+/// Why an app could not be loaded. Each message is one line that tells the user what to do.
+#[derive(Debug)]
+pub(crate) enum LoadError {
+    Target(TargetError),
+    NotLoadable {
+        path: PathBuf,
+        reason: String,
+    },
+    SymbolMissing {
+        path: PathBuf,
+        symbol: String,
+    },
+    BadMagic {
+        path: PathBuf,
+        symbol: String,
+        found: u32,
+    },
+    AbiMajor {
+        path: PathBuf,
+        symbol: String,
+        found: (u16, u16),
+    },
+    TooSmall {
+        path: PathBuf,
+        symbol: String,
+        size: u32,
+    },
+    NoCall {
+        path: PathBuf,
+        symbol: String,
+    },
+    InitFailed {
+        path: PathBuf,
+        symbol: String,
+        message: String,
+    },
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Target(e) => write!(f, "{e}"),
+            LoadError::NotLoadable { path, reason } => write!(
+                f,
+                "cannot load {}: {reason} (is it a shared library built for this platform?)",
+                path.display()
+            ),
+            LoadError::SymbolMissing { path, symbol } => write!(
+                f,
+                "symbol '{symbol}' not found in {}; export it with app_abi::export_app! or a C `const ws_app {symbol}`",
+                path.display()
+            ),
+            LoadError::BadMagic { path, symbol, found } => write!(
+                f,
+                "{}:{symbol} is not a webserver app descriptor (magic {found:#010x}, expected {WS_APP_MAGIC:#010x}); name a ws_app static, not a function",
+                path.display()
+            ),
+            LoadError::AbiMajor { path, symbol, found } => write!(
+                f,
+                "{}:{symbol} was built for ABI {}.{} but this server speaks ABI {WS_ABI_MAJOR}.{WS_ABI_MINOR}; rebuild the app against app-abi {WS_ABI_MAJOR}.x",
+                path.display(),
+                found.0,
+                found.1
+            ),
+            LoadError::TooSmall { path, symbol, size } => write!(
+                f,
+                "{}:{symbol} declares a {size}-byte descriptor, smaller than the ABI 1.0 size {WS_APP_SIZE_V1_0}; rebuild it against the header",
+                path.display()
+            ),
+            LoadError::NoCall { path, symbol } => write!(
+                f,
+                "{}:{symbol} has no `call` function; an app must handle requests",
+                path.display()
+            ),
+            LoadError::InitFailed { path, symbol, message } => {
+                write!(f, "{}:{symbol} init failed: {message}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+impl From<TargetError> for LoadError {
+    fn from(e: TargetError) -> Self {
+        LoadError::Target(e)
+    }
+}
+
+/// An app that passed every check and whose `init` succeeded. Lives until `shutdown`.
+pub(crate) struct LoadedApp {
+    pub(crate) descriptor: &'static WsApp,
+    pub(crate) state: *mut c_void,
+    pub(crate) path: PathBuf,
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) log_tag: &'static AppLogTag,
+    pub(crate) single_threaded: bool,
+}
+
+// SAFETY: the descriptor is immutable static data; `state` is handed to the app's `call`, which the
+// ABI requires to be callable concurrently from any thread (single-threaded apps are serialised by
+// the caller, see `single_threaded`).
+unsafe impl Send for LoadedApp {}
+// SAFETY: as above — the host only reads these fields; concurrent use of `state` is the app's
+// documented contract.
+unsafe impl Sync for LoadedApp {}
+
+impl LoadedApp {
+    /// Resolve, open, check and initialise `target`.
+    pub(crate) fn load(target: &AppTarget) -> Result<LoadedApp, LoadError> {
+        let path = target.resolve()?;
+        Self::load_path(&path, &target.symbol)
+    }
+
+    pub(crate) fn load_path(path: &Path, symbol: &str) -> Result<LoadedApp, LoadError> {
+        let descriptor = open_descriptor(path, symbol)?;
+        let err = |f: fn(PathBuf, String) -> LoadError| f(path.to_path_buf(), symbol.to_owned());
+        if descriptor.magic != WS_APP_MAGIC {
+            return Err(LoadError::BadMagic {
+                path: path.to_path_buf(),
+                symbol: symbol.to_owned(),
+                found: descriptor.magic,
+            });
+        }
+        if descriptor.abi_major != WS_ABI_MAJOR {
+            return Err(LoadError::AbiMajor {
+                path: path.to_path_buf(),
+                symbol: symbol.to_owned(),
+                found: (descriptor.abi_major, descriptor.abi_minor),
+            });
+        }
+        if descriptor.size < WS_APP_SIZE_V1_0 {
+            return Err(LoadError::TooSmall {
+                path: path.to_path_buf(),
+                symbol: symbol.to_owned(),
+                size: descriptor.size,
+            });
+        }
+        if descriptor.call.is_none() {
+            return Err(err(|path, symbol| LoadError::NoCall { path, symbol }));
+        }
+        let name = static_str(descriptor.name).unwrap_or_else(|| symbol.to_owned());
+        let version = static_str(descriptor.version).unwrap_or_else(|| "?".to_owned());
+        let log_tag: &'static AppLogTag = Box::leak(Box::new(AppLogTag { name: name.clone() }));
+        let state = run_init(descriptor, log_tag).map_err(|message| LoadError::InitFailed {
+            path: path.to_path_buf(),
+            symbol: symbol.to_owned(),
+            message,
+        })?;
+        Ok(LoadedApp {
+            descriptor,
+            state,
+            path: path.to_path_buf(),
+            name,
+            version,
+            log_tag,
+            single_threaded: descriptor.flags & WS_APP_SINGLE_THREADED != 0,
+        })
+    }
+
+    /// Run the app's `shutdown`, once, after the last request finished.
+    pub(crate) fn shutdown(&self) {
+        if let Some(shutdown) = self.descriptor.shutdown {
+            // SAFETY: `state` came from this app's `init`; the caller guarantees no `call`, `next`
+            // or `close` runs concurrently or later (the server stops its threads first).
+            unsafe { shutdown(self.state) };
+        }
+    }
+}
+
+/// dlopen with RTLD_NOW | RTLD_LOCAL and look the symbol up as a descriptor address.
+fn open_descriptor(path: &Path, symbol: &str) -> Result<&'static WsApp, LoadError> {
+    use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
+    // RTLD_NOW: fail here on a missing symbol, not in the middle of a request.
+    // RTLD_LOCAL: two generations' symbols must not interpose (ABI-NOTES, hot reload).
+    // SAFETY: loading a library runs its initialisers; the user asked to run this library, and it
+    // is the documented contract of webserver that apps are trusted native code.
+    let library = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) }.map_err(|e| {
+        LoadError::NotLoadable {
+            path: path.to_path_buf(),
+            reason: loader_message(&e),
+        }
+    })?;
+    // SAFETY: the symbol's address is read as a pointer only; what it points to is checked
+    // (magic, version, size) before any field beyond the fixed header is trusted.
+    let address = unsafe { library.get::<*const WsApp>(symbol.as_bytes()) }.map_err(|_| {
+        LoadError::SymbolMissing {
+            path: path.to_path_buf(),
+            symbol: symbol.to_owned(),
+        }
+    })?;
+    let address: *const WsApp = address.into_raw() as *const WsApp;
+    // Never dlclose (see the module docs): the descriptor and its code live as long as the process.
+    std::mem::forget(library);
+    if address.is_null() {
+        return Err(LoadError::SymbolMissing {
+            path: path.to_path_buf(),
+            symbol: symbol.to_owned(),
+        });
+    }
+    // SAFETY: the symbol resolved to a non-null address in a library that stays mapped forever;
+    // the fixed header (16 bytes) is read to identify it, and the rest only after the magic, major
+    // and size checks prove it is a descriptor of at least the 1.0 size.
+    Ok(unsafe { &*address })
+}
+
+fn loader_message(error: &libloading::Error) -> String {
+    use std::error::Error;
+    match error.source() {
+        Some(source) => source.to_string(),
+        None => error.to_string(),
+    }
+}
+
+fn static_str(ptr: *const std::ffi::c_char) -> Option<String> {
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: the ABI says `name`/`version` are NUL-terminated static strings owned by the library,
+    // which is never unloaded.
+    let s = unsafe { CStr::from_ptr(ptr) };
+    Some(s.to_string_lossy().into_owned())
+}
+
+fn run_init(descriptor: &WsApp, log_tag: &'static AppLogTag) -> Result<*mut c_void, String> {
+    let Some(init) = descriptor.init else {
+        return Ok(std::ptr::null_mut());
+    };
+    let mut error_buf = [0u8; 1024];
+    let mut error_len = 0usize;
+    let args = WsInit {
+        size: std::mem::size_of::<WsInit>() as u32,
+        reserved: 0,
+        host: &HOST,
+        log_ctx: log_tag as *const AppLogTag as *const c_void,
+        error_buf: error_buf.as_mut_ptr(),
+        error_cap: error_buf.len(),
+        error_len: &mut error_len,
+    };
+    let mut state: *mut c_void = std::ptr::null_mut();
+    // SAFETY: `args` and the buffers it points to live across the call; `state` is a valid
+    // out-pointer. The app's init is trusted native code (it cannot be made memory-safe from here).
+    let rc = unsafe { init(&args, &mut state) };
+    if rc == WS_OK {
+        return Ok(state);
+    }
+    let len = error_len.min(error_buf.len());
+    let message = String::from_utf8_lossy(&error_buf[..len]).trim().to_owned();
+    Err(if message.is_empty() {
+        format!("init returned {rc} without a message")
+    } else {
+        message
+    })
+}

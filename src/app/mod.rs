@@ -1,0 +1,7 @@
+//! The host side of the ABI: the only place with dlopen and raw pointers.
+
+pub(crate) mod call;
+pub(crate) mod environ;
+pub(crate) mod host;
+pub(crate) mod loader;
+pub(crate) mod target;

@@ -1,0 +1,506 @@
+//! Request head: syntax via `httparse`, then the RFC 9112 / RFC 9110 rules `httparse` leaves to us
+//! (line endings, limits, version, Host, Content-Length, Transfer-Encoding, Connection, Expect).
+
+use std::fmt;
+use std::ops::Range;
+
+use super::fields::{trim_ows, validate};
+
+/// Hard cap on header fields per request: the `httparse` header array lives on the stack.
+pub(crate) const MAX_HEADERS_CAP: usize = 100;
+
+/// Size limits on the request head (RFC 9112 §2.3: a server must be able to answer 414 / 431).
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    /// Longest request-line, CRLF excluded (RFC 9112 §3: "at least 8000 octets" recommended).
+    pub max_request_line: usize,
+    /// Most header fields; values above [`MAX_HEADERS_CAP`] are capped.
+    pub max_headers: usize,
+    /// Longest single field line, CRLF excluded.
+    pub max_header_line: usize,
+    /// Largest whole head, leading empty lines and the final CRLFCRLF included.
+    pub max_head: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_request_line: 8 * 1024,
+            max_headers: 100,
+            max_header_line: 8 * 1024,
+            max_head: 64 * 1024,
+        }
+    }
+}
+
+/// How the request body is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyFraming {
+    /// No body (neither Content-Length nor Transfer-Encoding).
+    None,
+    /// Exactly this many octets (`Content-Length`, may be 0).
+    Length(u64),
+    /// `Transfer-Encoding: chunked` (RFC 9112 §7.1).
+    Chunked,
+}
+
+/// A parsed request head as byte ranges into the buffer given to [`parse_head`]. Reused across
+/// requests of a connection: [`RequestHead::clear`] keeps the `headers` capacity.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestHead {
+    pub method: Range<usize>,
+    pub target: Range<usize>,
+    /// 0 or 1 (`HTTP/1.0`, `HTTP/1.1`).
+    pub version_minor: u8,
+    /// (name, value) ranges; values are trimmed of leading/trailing SP and HTAB.
+    pub headers: Vec<(Range<usize>, Range<usize>)>,
+    pub framing: BodyFraming,
+    pub keep_alive: bool,
+    pub expect_continue: bool,
+    /// Bytes of the head, leading empty lines and the final CRLFCRLF included.
+    pub head_len: usize,
+}
+
+impl Default for RequestHead {
+    fn default() -> Self {
+        RequestHead {
+            method: 0..0,
+            target: 0..0,
+            version_minor: 1,
+            headers: Vec::with_capacity(32),
+            framing: BodyFraming::None,
+            keep_alive: false,
+            expect_continue: false,
+            head_len: 0,
+        }
+    }
+}
+
+impl RequestHead {
+    /// An empty head with room for 32 header fields.
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Resets every field; keeps the header vector's capacity.
+    pub(crate) fn clear(&mut self) {
+        self.method = 0..0;
+        self.target = 0..0;
+        self.version_minor = 1;
+        self.headers.clear();
+        self.framing = BodyFraming::None;
+        self.keep_alive = false;
+        self.expect_continue = false;
+        self.head_len = 0;
+    }
+
+    /// The method bytes (empty if `buf` is not the parsed buffer).
+    pub(crate) fn method<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
+        buf.get(self.method.clone()).unwrap_or_default()
+    }
+
+    /// The request-target bytes.
+    pub(crate) fn target<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
+        buf.get(self.target.clone()).unwrap_or_default()
+    }
+
+    /// Iterates over (name, value) pairs in request order.
+    pub(crate) fn header_iter<'s, 'b: 's>(
+        &'s self,
+        buf: &'b [u8],
+    ) -> impl Iterator<Item = (&'b [u8], &'b [u8])> + Clone + 's {
+        self.headers.iter().map(move |(n, v)| {
+            (
+                buf.get(n.clone()).unwrap_or_default(),
+                buf.get(v.clone()).unwrap_or_default(),
+            )
+        })
+    }
+}
+
+/// Why a request head was rejected; [`ParseError::status`] is the response status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ParseError {
+    /// 414: request-line longer than `max_request_line` (RFC 9112 §3).
+    UriTooLong,
+    /// 431: a field line or the whole head is too large (RFC 6585 §5).
+    HeadTooLarge,
+    /// 431: more than `max_headers` fields.
+    TooManyHeaders,
+    /// 400: syntax error; the text says which.
+    Malformed(&'static str),
+    /// 505: a well-formed version other than HTTP/1.0 or HTTP/1.1 (RFC 9110 §15.6.6).
+    VersionNotSupported,
+    /// 400: HTTP/1.1 request without Host, or several Host fields (RFC 9112 §3.2).
+    BadHost(&'static str),
+    /// 400: invalid or conflicting Content-Length (RFC 9112 §6.3 item 5).
+    BadContentLength(&'static str),
+    /// 400: Transfer-Encoding that cannot be framed safely (RFC 9112 §6.1, §6.3).
+    BadTransferEncoding(&'static str),
+    /// 501: a transfer coding we do not implement (RFC 9112 §6.1).
+    UnsupportedTransferEncoding,
+    /// 400: request-target of no known form (RFC 9112 §3.2).
+    BadTarget(&'static str),
+    /// 501: CONNECT / authority-form (RFC 9112 §3.2.3); the caller may choose otherwise.
+    ConnectNotSupported,
+}
+
+impl ParseError {
+    /// The status code to answer with.
+    pub(crate) fn status(&self) -> u16 {
+        match self {
+            ParseError::UriTooLong => 414,
+            ParseError::HeadTooLarge | ParseError::TooManyHeaders => 431,
+            ParseError::VersionNotSupported => 505,
+            ParseError::UnsupportedTransferEncoding | ParseError::ConnectNotSupported => 501,
+            ParseError::Malformed(_)
+            | ParseError::BadHost(_)
+            | ParseError::BadContentLength(_)
+            | ParseError::BadTransferEncoding(_)
+            | ParseError::BadTarget(_) => 400,
+        }
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::UriTooLong => f.write_str("request line too long"),
+            ParseError::HeadTooLarge => f.write_str("request header fields too large"),
+            ParseError::TooManyHeaders => f.write_str("too many header fields"),
+            ParseError::Malformed(m) => write!(f, "malformed request: {m}"),
+            ParseError::VersionNotSupported => f.write_str("HTTP version not supported"),
+            ParseError::BadHost(m) => write!(f, "bad Host: {m}"),
+            ParseError::BadContentLength(m) => write!(f, "bad Content-Length: {m}"),
+            ParseError::BadTransferEncoding(m) => write!(f, "bad Transfer-Encoding: {m}"),
+            ParseError::UnsupportedTransferEncoding => f.write_str("unsupported transfer coding"),
+            ParseError::BadTarget(m) => write!(f, "bad request target: {m}"),
+            ParseError::ConnectNotSupported => f.write_str("CONNECT not supported"),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Parses and validates a request head at the start of `buf` into `head`.
+///
+/// `Ok(None)`: the head is incomplete and no limit is exceeded yet (read more).
+/// `Ok(Some(head_len))`: complete; the body (or next request) starts at `buf[head_len..]`.
+/// Limits are enforced on incomplete input too, so a caller never buffers beyond them.
+pub(crate) fn parse_head(
+    buf: &[u8],
+    limits: &Limits,
+    head: &mut RequestHead,
+) -> Result<Option<usize>, ParseError> {
+    head.clear();
+    let Some((head_len, request_line)) = scan_head(buf, limits)? else {
+        return Ok(None);
+    };
+    let bytes = buf
+        .get(..head_len)
+        .ok_or(ParseError::Malformed("internal length"))?;
+    check_version(bytes.get(request_line).unwrap_or_default())?;
+
+    let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
+    let n = limits.max_headers.min(MAX_HEADERS_CAP);
+    let mut req = httparse::Request::new(storage.get_mut(..n).unwrap_or_default());
+    match req.parse(bytes) {
+        Ok(httparse::Status::Complete(len)) if len == head_len => {}
+        Ok(_) => return Err(ParseError::Malformed("incomplete head")),
+        Err(httparse::Error::TooManyHeaders) => return Err(ParseError::TooManyHeaders),
+        Err(httparse::Error::Version) => return Err(ParseError::Malformed("invalid HTTP version")),
+        Err(httparse::Error::Token) => {
+            return Err(ParseError::Malformed("invalid method or request-target"))
+        }
+        Err(httparse::Error::HeaderName) => {
+            return Err(ParseError::Malformed("invalid header name"))
+        }
+        Err(httparse::Error::HeaderValue) => {
+            return Err(ParseError::Malformed("invalid header value"))
+        }
+        Err(_) => return Err(ParseError::Malformed("invalid request line")),
+    }
+    let (Some(method), Some(path), Some(version)) = (req.method, req.path, req.version) else {
+        return Err(ParseError::Malformed("incomplete request line"));
+    };
+    head.method = range_of(buf, method.as_bytes());
+    head.target = range_of(buf, path.as_bytes());
+    head.version_minor = version;
+    head.head_len = head_len;
+    for h in req.headers.iter() {
+        let value = trim_ows(h.value);
+        head.headers
+            .push((range_of(buf, h.name.as_bytes()), range_of(buf, value)));
+    }
+    validate(buf, head)?;
+    Ok(Some(head_len))
+}
+
+/// The first value of header `name` (ASCII case-insensitive), trimmed.
+pub(crate) fn header_value<'b>(buf: &'b [u8], head: &RequestHead, name: &str) -> Option<&'b [u8]> {
+    head.header_iter(buf)
+        .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+        .map(|(_, v)| v)
+}
+
+/// Finds the end of the head while enforcing limits and line endings, before `httparse` runs.
+/// Returns (head_len, request-line range). RFC 9112 §2.2: leading empty lines are skipped,
+/// a bare CR is rejected; we also reject bare LF (a MAY-accept) to keep framing unambiguous.
+/// Lines starting with whitespace are obs-fold (§5.2) or whitespace after the request-line
+/// (§2.2): both rejected.
+fn scan_head(buf: &[u8], limits: &Limits) -> Result<Option<(usize, Range<usize>)>, ParseError> {
+    let mut pos = 0usize;
+    // Leading empty lines (RFC 9112 §2.2); they count towards max_head.
+    loop {
+        match (buf.get(pos), buf.get(pos.saturating_add(1))) {
+            (Some(b'\r'), Some(b'\n')) => pos += 2,
+            (Some(b'\r'), Some(_)) => return Err(ParseError::Malformed("bare CR")),
+            (Some(b'\n'), _) => return Err(ParseError::Malformed("bare LF")),
+            (Some(b'\r'), None) | (None, _) => {
+                return if pos > limits.max_head {
+                    Err(ParseError::HeadTooLarge)
+                } else {
+                    Ok(None)
+                };
+            }
+            (Some(_), _) => break,
+        }
+        if pos > limits.max_head {
+            return Err(ParseError::HeadTooLarge);
+        }
+    }
+    let mut request_line = None;
+    let mut line_start = pos;
+    loop {
+        let first = request_line.is_none();
+        let (limit, err) = if first {
+            (limits.max_request_line, ParseError::UriTooLong)
+        } else {
+            (limits.max_header_line, ParseError::HeadTooLarge)
+        };
+        let rest = buf.get(line_start..).unwrap_or_default();
+        let Some(i) = rest.iter().position(|&b| b == b'\r' || b == b'\n') else {
+            if rest.len() > limit {
+                return Err(err);
+            }
+            return if buf.len() > limits.max_head {
+                Err(ParseError::HeadTooLarge)
+            } else {
+                Ok(None)
+            };
+        };
+        if i > limit {
+            return Err(err);
+        }
+        let eol = line_start + i; // i < rest.len(), so eol < buf.len()
+        if buf.get(eol) == Some(&b'\n') {
+            return Err(ParseError::Malformed("bare LF"));
+        }
+        match buf.get(eol + 1) {
+            Some(b'\n') => {}
+            Some(_) => return Err(ParseError::Malformed("bare CR")),
+            None => {
+                return if buf.len() > limits.max_head {
+                    Err(ParseError::HeadTooLarge)
+                } else {
+                    Ok(None)
+                }
+            }
+        }
+        let next = eol + 2;
+        if next > limits.max_head {
+            return Err(ParseError::HeadTooLarge);
+        }
+        if first {
+            request_line = Some(line_start..eol);
+        } else if i == 0 {
+            return Ok(Some((next, request_line.unwrap_or(0..0))));
+        } else if matches!(rest.first(), Some(b' ' | b'\t')) {
+            return Err(ParseError::Malformed(
+                "obs-fold or whitespace before field line",
+            ));
+        }
+        line_start = next;
+    }
+}
+
+/// RFC 9112 §2.3: a well-formed but unsupported major/minor version gets 505, not 400.
+/// We accept "HTTP/" DIGIT+ ["." DIGIT+] as "well-formed" so `HTTP/2` and `HTTP/2.0` both get 505.
+fn check_version(request_line: &[u8]) -> Result<(), ParseError> {
+    let Some(sp) = request_line.iter().rposition(|&b| b == b' ') else {
+        return Ok(()); // httparse reports the syntax error
+    };
+    let version = request_line.get(sp + 1..).unwrap_or_default();
+    if version == b"HTTP/1.1" || version == b"HTTP/1.0" {
+        return Ok(());
+    }
+    let Some(num) = version.strip_prefix(b"HTTP/") else {
+        return Ok(());
+    };
+    let mut parts = num.splitn(2, |&b| b == b'.');
+    let digits = |p: &[u8]| !p.is_empty() && p.iter().all(u8::is_ascii_digit);
+    let major_ok = parts.next().is_some_and(digits);
+    let minor_ok = match parts.next() {
+        Some(p) => digits(p),
+        None => true,
+    };
+    if major_ok && minor_ok {
+        Err(ParseError::VersionNotSupported)
+    } else {
+        Ok(())
+    }
+}
+
+/// The range `part` occupies inside `buf`. `httparse` only returns sub-slices of its input, so
+/// the subtraction is exact; `saturating`/clamping keep a bug from ever panicking.
+fn range_of(buf: &[u8], part: &[u8]) -> Range<usize> {
+    let start = (part.as_ptr() as usize)
+        .saturating_sub(buf.as_ptr() as usize)
+        .min(buf.len());
+    start..start.saturating_add(part.len()).min(buf.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &[u8]) -> Result<Option<usize>, ParseError> {
+        let mut head = RequestHead::new();
+        parse_head(s, &Limits::default(), &mut head)
+    }
+
+    fn status(s: &[u8]) -> u16 {
+        match parse(s) {
+            Ok(r) => panic!(
+                "expected error for {:?}, got {r:?}",
+                String::from_utf8_lossy(s)
+            ),
+            Err(e) => e.status(),
+        }
+    }
+
+    #[test]
+    fn valid_heads() {
+        let buf = b"\r\n\r\nPOST /a?b=c HTTP/1.1\r\nHost: example.com:8080\r\nX-A:  v w \t\r\nContent-Length: 5\r\nExpect: 100-Continue\r\n\r\nhelloGET";
+        let mut head = RequestHead::new();
+        let n = parse_head(buf, &Limits::default(), &mut head)
+            .unwrap()
+            .unwrap();
+        assert_eq!(&buf[n..], b"helloGET");
+        assert_eq!(head.head_len, n);
+        assert_eq!(head.method(buf), b"POST");
+        assert_eq!(head.target(buf), b"/a?b=c");
+        assert_eq!(head.version_minor, 1);
+        assert_eq!(head.framing, BodyFraming::Length(5));
+        assert!(head.keep_alive && head.expect_continue);
+        assert_eq!(header_value(buf, &head, "x-a"), Some(&b"v w"[..]));
+        assert_eq!(
+            header_value(buf, &head, "HOST"),
+            Some(&b"example.com:8080"[..])
+        );
+        assert_eq!(header_value(buf, &head, "missing"), None);
+        assert_eq!(head.headers.len(), 4);
+        let cap = head.headers.capacity();
+        head.clear();
+        assert!(head.headers.is_empty() && head.headers.capacity() == cap);
+    }
+
+    #[test]
+    fn malformed_table() {
+        let cases: &[(&[u8], u16)] = &[
+            (b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400), // space before colon
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", 400), // obs-fold
+            (b"GET / HTTP/1.1\r\n Host: a\r\n\r\n", 400), // ws after request-line
+            (b"GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n", 400), // bare CR
+            (b"GET / HTTP/1.1\nHost: a\n\n", 400),        // bare LF
+            (b"\r\n\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n", 400), // NUL
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x7fb\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: a\r\n: b\r\n\r\n", 400), // empty name
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX\r\n\r\n", 400),   // no colon
+            (b"G(T / HTTP/1.1\r\nHost: a\r\n\r\n", 400),        // method not token
+            (b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            (b"GET / HTTP/1.1 \r\nHost: a\r\n\r\n", 400),
+            (b"GET /\r\n\r\n", 400), // HTTP/0.9
+            (b"garbage\r\n\r\n", 400),
+            (b"GET / FTP/1.1\r\n\r\n", 400),
+            (b"GET / http/1.1\r\n\r\n", 400),
+            (b"GET / HTTP/1.x\r\n\r\n", 400),
+            (b"GET / HTTP/1.2\r\n\r\n", 505),
+            (b"GET / HTTP/2.0\r\n\r\n", 505),
+            (b"GET / HTTP/2\r\n\r\n", 505),
+            (b"GET / HTTP/0.9\r\n\r\n", 505),
+            (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
+        ];
+        for (input, want) in cases {
+            assert_eq!(status(input), *want, "{:?}", String::from_utf8_lossy(input));
+        }
+    }
+
+    #[test]
+    fn incomplete_and_limits() {
+        let full = b"\r\nGET /x HTTP/1.1\r\nHost: a\r\nX: y\r\n\r\n";
+        for cut in 0..full.len() {
+            assert_eq!(parse(&full[..cut]), Ok(None), "cut {cut}");
+        }
+        assert_eq!(parse(full), Ok(Some(full.len())));
+
+        let small = Limits {
+            max_request_line: 20,
+            max_headers: 2,
+            max_header_line: 10,
+            max_head: 60,
+        };
+        let run = |s: &[u8]| parse_head(s, &small, &mut RequestHead::new()).map_err(|e| e.status());
+        assert_eq!(run(b"GET /aaaaaaaaaaaaaaaaaaaa"), Err(414)); // incomplete, already too long
+        assert_eq!(run(b"GET /aaaaaaaaaaaaaaaa HTTP/1.1\r\n"), Err(414));
+        assert_eq!(run(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"), Ok(Some(27)));
+        assert_eq!(run(b"GET / HTTP/1.1\r\nHost: abcd"), Ok(None)); // exactly 10: fine
+        assert_eq!(run(b"GET / HTTP/1.1\r\nHost: abcde"), Err(431)); // partial field line > 10
+        assert_eq!(
+            run(b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n"),
+            Err(431)
+        ); // 3 > 2 fields
+        assert_eq!(
+            run(&[
+                &b"GET / HTTP/1.1\r\nHost: a\r\n"[..],
+                &[b"A: 1\r\n".as_slice(); 5].concat()
+            ]
+            .concat()),
+            Ok(None)
+        ); // 55 bytes
+        assert_eq!(
+            run(&[
+                &b"GET / HTTP/1.1\r\nHost: a\r\n"[..],
+                &[b"A: 1\r\n".as_slice(); 6].concat()
+            ]
+            .concat()),
+            Err(431)
+        ); // 61 > 60
+        assert_eq!(run(&[b"\r\n".as_slice(); 31].concat()), Err(431)); // endless empty lines
+        assert_eq!(run(&[b"\r\n".as_slice(); 30].concat()), Ok(None));
+
+        let mut many = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+        for _ in 0..100 {
+            many.extend_from_slice(b"X: y\r\n");
+        }
+        many.extend_from_slice(b"\r\n");
+        assert_eq!(status(&many), 431);
+    }
+
+    #[test]
+    fn no_panic_on_arbitrary_bytes() {
+        let alphabet = b"\r\n :/GET1.HTP\x00\xff";
+        let mut head = RequestHead::new();
+        let mut seed = 12345u32;
+        for _ in 0..20000 {
+            let mut v = Vec::new();
+            for _ in 0..(seed % 40) {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                v.push(alphabet[(seed >> 16) as usize % alphabet.len()]);
+            }
+            let _ = parse_head(&v, &Limits::default(), &mut head);
+        }
+    }
+}

@@ -1,0 +1,484 @@
+//! Response encoding: status line, header block, framing choice, chunks, Date cache
+//! (RFC 9112 §4, §6, §7.1; RFC 9110 §6.6.1, §8.6, §15).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The `Server` header value (RFC 9110 §10.2.4).
+pub(crate) const SERVER: &[u8] = concat!("webserver/", env!("CARGO_PKG_VERSION")).as_bytes();
+
+/// Standard reason phrases (RFC 9110 §15, RFC 6585); "Unknown" otherwise.
+pub(crate) fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        103 => "Early Hints",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        203 => "Non-Authoritative Information",
+        204 => "No Content",
+        205 => "Reset Content",
+        206 => "Partial Content",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        421 => "Misdirected Request",
+        422 => "Unprocessable Content",
+        426 => "Upgrade Required",
+        428 => "Precondition Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        451 => "Unavailable For Legal Reasons",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
+
+/// `1*tchar` (RFC 9110 §5.6.2).
+pub(crate) fn is_token(bytes: &[u8]) -> bool {
+    !bytes.is_empty()
+        && bytes.iter().all(|&b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'*'
+                        | b'+'
+                        | b'-'
+                        | b'.'
+                        | b'^'
+                        | b'_'
+                        | b'`'
+                        | b'|'
+                        | b'~'
+                )
+        })
+}
+
+/// A field value we are willing to send (RFC 9110 §5.5): no CR, LF, NUL, nor any CTL but HTAB.
+/// obs-text (0x80–0xFF) is allowed.
+pub(crate) fn valid_header_value(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+}
+
+/// Connection-specific fields (RFC 9110 §7.6.1) that only the server may set.
+/// Content-Length is not one of them; framing still decides it (see [`encode_head`]).
+pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
+    [
+        &b"connection"[..],
+        b"keep-alive",
+        b"transfer-encoding",
+        b"te",
+        b"trailer",
+        b"upgrade",
+        b"proxy-connection",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// How the response body is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// `Content-Length: n`.
+    Length(u64),
+    /// `Transfer-Encoding: chunked` (HTTP/1.1 clients only).
+    Chunked,
+    /// Body ends when the connection closes (HTTP/1.0 client, unknown length).
+    CloseDelimited,
+    /// No body: HEAD, 1xx, 204, 304 (RFC 9110 §6.4.1).
+    NoBody,
+}
+
+/// Picks the framing: no body where the status or HEAD forbid one, the app's Content-Length
+/// when it gave one, else chunked for 1.1 and close-delimited for 1.0 (RFC 9112 §6.3, §7).
+pub(crate) fn choose_framing(
+    version_minor: u8,
+    is_head: bool,
+    status: u16,
+    app_content_length: Option<u64>,
+) -> Framing {
+    if is_head || (100..200).contains(&status) || status == 204 || status == 304 {
+        Framing::NoBody
+    } else if let Some(n) = app_content_length {
+        Framing::Length(n)
+    } else if version_minor >= 1 {
+        Framing::Chunked
+    } else {
+        Framing::CloseDelimited
+    }
+}
+
+/// What [`encode_head`] needs to know besides the app's headers.
+#[derive(Debug, Clone)]
+pub(crate) struct Head<'a> {
+    /// The request's minor version (the status line always says HTTP/1.1, RFC 9110 §6.2).
+    pub version_minor: u8,
+    pub status: u16,
+    /// Empty (or unsendable) → the standard phrase.
+    pub reason: &'a [u8],
+    /// Forced to false for [`Framing::CloseDelimited`].
+    pub keep_alive: bool,
+    pub framing: Framing,
+    /// With [`Framing::NoBody`]: the Content-Length a GET would have had (HEAD, 304),
+    /// never sent for 1xx and 204 (RFC 9110 §8.6).
+    pub content_length_for_head: Option<u64>,
+}
+
+/// Writes the status line and header block.
+///
+/// App headers come first in their order, except Content-Length and hop-by-hop fields (the
+/// server decides framing and persistence) and any that are not `token` / valid values
+/// (skipped with a warning: callers validate first, this is the last line against header
+/// injection). Then Content-Length or Transfer-Encoding, Connection, Date and Server (the
+/// last two only if the app did not send them), and the empty line.
+pub(crate) fn encode_head<'h>(
+    out: &mut Vec<u8>,
+    head: &Head<'_>,
+    app_headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+    date: &[u8],
+) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    write_dec(out, u64::from(head.status));
+    out.push(b' ');
+    if !head.reason.is_empty() && valid_header_value(head.reason) {
+        out.extend_from_slice(head.reason);
+    } else {
+        out.extend_from_slice(reason_phrase(head.status).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+
+    let (mut has_date, mut has_server) = (false, false);
+    for (name, value) in app_headers {
+        if !is_token(name) || !valid_header_value(value) {
+            log::warn!(
+                "dropping invalid response header {:?}",
+                String::from_utf8_lossy(name)
+            );
+            continue;
+        }
+        if name.eq_ignore_ascii_case(b"content-length") || is_hop_by_hop(name) {
+            continue;
+        }
+        has_date |= name.eq_ignore_ascii_case(b"date");
+        has_server |= name.eq_ignore_ascii_case(b"server");
+        header(out, name, value);
+    }
+
+    let keep_alive = head.keep_alive && head.framing != Framing::CloseDelimited;
+    match head.framing {
+        Framing::Length(n) => content_length(out, n),
+        Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        Framing::CloseDelimited => {}
+        Framing::NoBody => {
+            let forbidden = head.status < 200 || head.status == 204;
+            if let (Some(n), false) = (head.content_length_for_head, forbidden) {
+                content_length(out, n);
+            }
+        }
+    }
+    if !keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if head.version_minor == 0 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    if !has_date {
+        header(out, b"Date", date);
+    }
+    if !has_server {
+        header(out, b"Server", SERVER);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `100 Continue` interim response (RFC 9110 §10.1.1, §15.2.1).
+pub(crate) fn encode_continue(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+}
+
+/// One chunk: `{hex}\r\n{data}\r\n` (RFC 9112 §7.1). Empty data writes nothing, since an
+/// empty chunk would be the last-chunk.
+pub(crate) fn encode_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    write_hex(out, data.len() as u64);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// last-chunk with no trailers: `0\r\n\r\n`.
+pub(crate) fn encode_last_chunk(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"0\r\n\r\n");
+}
+
+/// A complete error response with body `"<status> <reason>\n"` and `Connection: close`.
+pub(crate) fn encode_error(out: &mut Vec<u8>, status: u16, date: &[u8]) {
+    let reason = reason_phrase(status).as_bytes();
+    let digits = if status >= 10_000 {
+        5
+    } else if status >= 1000 {
+        4
+    } else if status >= 100 {
+        3
+    } else if status >= 10 {
+        2
+    } else {
+        1
+    };
+    let body_len = digits + 1 + reason.len() + 1;
+    let head = Head {
+        version_minor: 1,
+        status,
+        reason: b"",
+        keep_alive: false,
+        framing: Framing::Length(body_len as u64),
+        content_length_for_head: None,
+    };
+    let ct: [(&[u8], &[u8]); 1] = [(b"Content-Type", b"text/plain; charset=utf-8")];
+    encode_head(out, &head, ct.into_iter(), date);
+    write_dec(out, u64::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason);
+    out.push(b'\n');
+}
+
+fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn content_length(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(b"Content-Length: ");
+    write_dec(out, n);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Decimal without allocation.
+fn write_dec(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1; // at most 20 digits for u64, so i never underflows
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(buf.get(i..).unwrap_or_default());
+}
+
+/// Lower-case hex without allocation.
+fn write_hex(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 16];
+    let mut i = buf.len();
+    loop {
+        i -= 1; // at most 16 hex digits for u64
+        buf[i] = b"0123456789abcdef"[(n & 0xf) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(buf.get(i..).unwrap_or_default());
+}
+
+/// IMF-fixdate (RFC 9110 §5.6.7) for the `Date` header (§6.6.1), formatted at most once per
+/// second. Meant to live per thread (no locking).
+#[derive(Debug, Clone)]
+pub(crate) struct DateCache {
+    second: Option<u64>,
+    buf: [u8; 29],
+}
+
+impl Default for DateCache {
+    fn default() -> Self {
+        DateCache {
+            second: None,
+            buf: [b' '; 29],
+        }
+    }
+}
+
+impl DateCache {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// The current date, e.g. `Sun, 06 Nov 1994 08:49:37 GMT` (always 29 bytes).
+    pub(crate) fn get(&mut self) -> &[u8] {
+        let now = SystemTime::now();
+        let second = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if self.second != Some(second) {
+            let s = httpdate::fmt_http_date(now);
+            let n = s.len().min(self.buf.len());
+            if let (Some(dst), Some(src)) = (self.buf.get_mut(..n), s.as_bytes().get(..n)) {
+                dst.copy_from_slice(src);
+            }
+            self.second = Some(second);
+        }
+        &self.buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";
+
+    fn head(version_minor: u8, status: u16, keep_alive: bool, framing: Framing) -> Head<'static> {
+        Head {
+            version_minor,
+            status,
+            reason: b"",
+            keep_alive,
+            framing,
+            content_length_for_head: None,
+        }
+    }
+
+    fn enc(h: &Head<'_>, hdrs: &[(&[u8], &[u8])]) -> String {
+        let mut out = Vec::new();
+        encode_head(&mut out, h, hdrs.iter().copied(), D);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn golden_heads() {
+        let srv = format!("Server: webserver/{}\r\n", env!("CARGO_PKG_VERSION"));
+        let date = "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n";
+        let ct: Hdrs = &[
+            (b"Content-Type", b"text/plain"),
+            (b"content-length", b"99"),
+            (b"Connection", b"x"),
+        ];
+        type Hdrs = &'static [(&'static [u8], &'static [u8])];
+        let cases: Vec<(Head<'static>, Hdrs, String)> = vec![
+            (head(1, 200, true, Framing::Length(5)), ct, format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n{date}{srv}\r\n")),
+            (head(1, 200, true, Framing::Chunked), &[], format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n{date}{srv}\r\n")),
+            (head(1, 404, false, Framing::Length(0)), &[], format!("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n{date}{srv}\r\n")),
+            (head(0, 200, true, Framing::Length(3)), &[], format!("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\n{date}{srv}\r\n")),
+            (head(0, 200, true, Framing::CloseDelimited), &[], format!("HTTP/1.1 200 OK\r\nConnection: close\r\n{date}{srv}\r\n")),
+            (head(1, 204, true, Framing::NoBody), &[], format!("HTTP/1.1 204 No Content\r\n{date}{srv}\r\n")),
+            (Head { content_length_for_head: Some(42), ..head(1, 200, true, Framing::NoBody) }, &[], format!("HTTP/1.1 200 OK\r\nContent-Length: 42\r\n{date}{srv}\r\n")),
+            (Head { content_length_for_head: Some(42), ..head(1, 204, true, Framing::NoBody) }, &[], format!("HTTP/1.1 204 No Content\r\n{date}{srv}\r\n")),
+            (Head { reason: b"Fine", ..head(1, 299, true, Framing::Length(0)) }, &[(b"Date", b"x"), (b"Server", b"y")], "HTTP/1.1 299 Fine\r\nDate: x\r\nServer: y\r\nContent-Length: 0\r\n\r\n".to_string()),
+            (Head { reason: b"a\r\nb", ..head(1, 599, true, Framing::Length(0)) }, &[(b"X", b"a\r\nSet-Cookie: y"), (b"Bad Name", b"v")], format!("HTTP/1.1 599 Unknown\r\nContent-Length: 0\r\n{date}{srv}\r\n")),
+        ];
+        for (h, hdrs, want) in cases {
+            assert_eq!(enc(&h, hdrs), want);
+        }
+    }
+
+    #[test]
+    fn error_and_chunks() {
+        let mut out = Vec::new();
+        encode_error(&mut out, 431, D);
+        let want = format!(
+            "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 36\r\nConnection: close\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nServer: webserver/{}\r\n\r\n431 Request Header Fields Too Large\n",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+
+        let mut out = Vec::new();
+        encode_chunk(&mut out, b"");
+        encode_chunk(&mut out, b"hello");
+        encode_chunk(&mut out, &[b'x'; 255]);
+        encode_last_chunk(&mut out);
+        let mut want = b"5\r\nhello\r\nff\r\n".to_vec();
+        want.extend_from_slice(&[b'x'; 255]);
+        want.extend_from_slice(b"\r\n0\r\n\r\n");
+        assert_eq!(out, want);
+
+        for (n, d, h) in [
+            (0u64, "0", "0"),
+            (9, "9", "9"),
+            (10, "10", "a"),
+            (u64::MAX, "18446744073709551615", "ffffffffffffffff"),
+        ] {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            write_dec(&mut a, n);
+            write_hex(&mut b, n);
+            assert_eq!((a.as_slice(), b.as_slice()), (d.as_bytes(), h.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn helpers() {
+        assert_eq!(reason_phrase(200), "OK");
+        assert_eq!(reason_phrase(413), "Content Too Large");
+        assert_eq!(reason_phrase(999), "Unknown");
+        assert!(
+            is_token(b"X-Custom_1!") && !is_token(b"") && !is_token(b"a b") && !is_token(b"a:")
+        );
+        assert!(valid_header_value(b"a\tb \x80") && valid_header_value(b""));
+        assert!(
+            !valid_header_value(b"a\rb")
+                && !valid_header_value(b"a\nb")
+                && !valid_header_value(b"\0")
+                && !valid_header_value(b"\x7f")
+        );
+        assert!(
+            is_hop_by_hop(b"Transfer-Encoding")
+                && is_hop_by_hop(b"KEEP-ALIVE")
+                && !is_hop_by_hop(b"Content-Length")
+        );
+        assert_eq!(choose_framing(1, true, 200, Some(5)), Framing::NoBody);
+        assert_eq!(choose_framing(1, false, 304, None), Framing::NoBody);
+        assert_eq!(choose_framing(1, false, 101, None), Framing::NoBody);
+        assert_eq!(choose_framing(0, false, 200, Some(5)), Framing::Length(5));
+        assert_eq!(choose_framing(1, false, 200, None), Framing::Chunked);
+        assert_eq!(choose_framing(0, false, 200, None), Framing::CloseDelimited);
+        let mut out = Vec::new();
+        encode_continue(&mut out);
+        assert_eq!(out, b"HTTP/1.1 100 Continue\r\n\r\n");
+        let mut dc = DateCache::new();
+        let d = dc.get().to_vec();
+        assert_eq!(d.len(), 29);
+        assert!(
+            d.ends_with(b" GMT")
+                && httpdate::parse_http_date(std::str::from_utf8(&d).unwrap()).is_ok()
+        );
+    }
+}

@@ -1,0 +1,323 @@
+//! The event loop: accepts, reads request heads, parks idle connections, sweeps timeouts.
+//!
+//! Every connection has a slot. A slot is `Idle` while the loop owns the connection (waiting for
+//! input) and `Busy` while an app thread has it. Sockets are registered once, edge-triggered;
+//! an event for a busy connection only sets `pending`, which the app thread sees when it tries to
+//! park the connection — so no readiness is ever lost and no `epoll_ctl` is needed per request.
+
+use std::io;
+use std::net::TcpListener as StdListener;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
+
+use super::conn::{Conn, Filled};
+use super::pool::Pool;
+use super::{Shared, Shutdown};
+use crate::http::response::encode_error;
+
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+const FIRST_CONN: usize = 2;
+
+/// How often parked connections are checked against their deadlines.
+const SWEEP_EVERY: Duration = Duration::from_millis(250);
+
+enum Slot {
+    Free,
+    Idle(Box<Conn>),
+    Busy { pending: bool },
+}
+
+/// Every connection's slot, indexed by `token - FIRST_CONN`.
+#[derive(Default)]
+pub(crate) struct Slots {
+    inner: Mutex<SlotTable>,
+}
+
+#[derive(Default)]
+struct SlotTable {
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+    /// Set when stopping: nothing may be parked any more.
+    closed: bool,
+    busy: usize,
+}
+
+impl Slots {
+    fn lock(&self) -> MutexGuard<'_, SlotTable> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Give a connection back to the loop. Returns it if input arrived meanwhile, so the caller
+    /// keeps serving it.
+    pub(crate) fn park(&self, mut conn: Box<Conn>, shared: &Shared) -> Option<Box<Conn>> {
+        let mut table = self.lock();
+        if table.closed {
+            drop(table);
+            self.close(conn);
+            return None;
+        }
+        let index = conn.token.0 - FIRST_CONN;
+        match &mut table.slots[index] {
+            Slot::Busy { pending } if *pending => {
+                *pending = false;
+                conn.drained = false;
+                Some(conn)
+            }
+            slot => {
+                let config = &shared.config;
+                let timeout = if conn.has_partial_request() {
+                    config.header_timeout
+                } else {
+                    config.keep_alive
+                };
+                conn.deadline = Instant::now() + timeout;
+                *slot = Slot::Idle(conn);
+                table.busy -= 1;
+                None
+            }
+        }
+    }
+
+    /// Forget a connection an app thread is done with; dropping it closes the socket (which also
+    /// removes it from epoll).
+    pub(crate) fn close(&self, conn: Box<Conn>) {
+        let index = conn.token.0 - FIRST_CONN;
+        let mut table = self.lock();
+        table.slots[index] = Slot::Free;
+        table.free.push(index);
+        table.busy -= 1;
+        drop(table);
+        drop(conn);
+    }
+
+    /// A slot for a new connection, already marked busy: the caller owns the connection.
+    fn reserve(&self) -> Token {
+        let mut table = self.lock();
+        let index = match table.free.pop() {
+            Some(index) => index,
+            None => {
+                table.slots.push(Slot::Free);
+                table.slots.len() - 1
+            }
+        };
+        table.slots[index] = Slot::Busy { pending: false };
+        table.busy += 1;
+        Token(index + FIRST_CONN)
+    }
+
+    fn release(&self, token: Token) {
+        let index = token.0 - FIRST_CONN;
+        let mut table = self.lock();
+        table.slots[index] = Slot::Free;
+        table.free.push(index);
+        table.busy -= 1;
+    }
+
+    /// Take an idle connection for work, or note that input arrived for a busy one.
+    fn take(&self, token: Token) -> Option<Box<Conn>> {
+        let mut table = self.lock();
+        let index = token.0.checked_sub(FIRST_CONN)?;
+        let slot = table.slots.get_mut(index)?;
+        match std::mem::replace(slot, Slot::Busy { pending: false }) {
+            Slot::Idle(conn) => {
+                table.busy += 1;
+                Some(conn)
+            }
+            Slot::Busy { .. } => {
+                *slot = Slot::Busy { pending: true };
+                None
+            }
+            Slot::Free => {
+                *slot = Slot::Free;
+                None
+            }
+        }
+    }
+
+    /// Parked connections past their deadline, removed from the table.
+    fn expired(&self, now: Instant) -> Vec<Box<Conn>> {
+        let mut table = self.lock();
+        let SlotTable { slots, free, .. } = &mut *table;
+        let mut gone = Vec::new();
+        for (index, slot) in slots.iter_mut().enumerate() {
+            if matches!(slot, Slot::Idle(conn) if conn.deadline <= now) {
+                if let Slot::Idle(conn) = std::mem::replace(slot, Slot::Free) {
+                    gone.push(conn);
+                    free.push(index);
+                }
+            }
+        }
+        gone
+    }
+
+    /// Stop parking; hand back every idle connection so the loop can close it.
+    fn close_all_idle(&self) -> Vec<Box<Conn>> {
+        let mut table = self.lock();
+        table.closed = true;
+        table.free.clear();
+        let mut idle = Vec::new();
+        for slot in table.slots.iter_mut() {
+            if let Slot::Idle(_) = slot {
+                if let Slot::Idle(conn) = std::mem::replace(slot, Slot::Free) {
+                    idle.push(conn);
+                }
+            }
+        }
+        idle
+    }
+}
+
+pub(crate) fn run(
+    listener: StdListener,
+    shared: Arc<Shared>,
+    shutdown: Arc<Shutdown>,
+) -> io::Result<()> {
+    let mut poll = Poll::new()?;
+    let mut listener = TcpListener::from_std(listener);
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let waker = Waker::new(poll.registry(), WAKER)?;
+    if shutdown.waker.set(waker).is_err() {
+        log::warn!("this shutdown handle already serves another loop");
+    }
+    let slots: Arc<Slots> = Arc::default();
+    let pool = Pool::start(&shared, &slots)?;
+    let mut events = Events::with_capacity(1024);
+    let mut last_sweep = Instant::now();
+
+    while !shutdown.is_requested() {
+        if let Err(e) = poll.poll(&mut events, Some(SWEEP_EVERY)) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        for event in events.iter() {
+            match event.token() {
+                LISTENER => accept_all(&listener, poll.registry(), &slots, &shared, &pool),
+                WAKER => {}
+                token => {
+                    if let Some(conn) = slots.take(token) {
+                        advance(conn, &slots, &shared, &pool);
+                    }
+                }
+            }
+        }
+        let now = Instant::now();
+        if now.duration_since(last_sweep) >= SWEEP_EVERY {
+            last_sweep = now;
+            for conn in slots.expired(now) {
+                time_out(conn);
+            }
+        }
+    }
+
+    log::info!("stopping: no new connections; finishing in-flight requests");
+    drop(listener);
+    shared
+        .draining
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    for conn in slots.close_all_idle() {
+        drop(conn);
+    }
+    finish_within(pool, &slots, shared.config.graceful_timeout);
+    Ok(())
+}
+
+/// Wait for the app threads to finish their requests, at most `limit`.
+fn finish_within(pool: Pool, slots: &Arc<Slots>, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while slots.lock().busy > 0 {
+        if Instant::now() >= deadline {
+            log::warn!(
+                "graceful timeout: {} request(s) still running; exiting anyway",
+                slots.lock().busy
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    pool.finish();
+}
+
+fn accept_all(
+    listener: &TcpListener,
+    registry: &Registry,
+    slots: &Slots,
+    shared: &Shared,
+    pool: &Pool,
+) {
+    loop {
+        match listener.accept() {
+            Ok((mut stream, peer)) => {
+                // Responses leave in as few writes as we can make them; Nagle would only delay
+                // the last segment of each (and every chunk of a stream).
+                if let Err(e) = stream.set_nodelay(true) {
+                    log::debug!("{peer}: TCP_NODELAY: {e}");
+                }
+                let local = match stream.local_addr() {
+                    Ok(local) => local,
+                    Err(e) => {
+                        log::debug!("{peer}: local_addr: {e}");
+                        continue;
+                    }
+                };
+                let token = slots.reserve();
+                if let Err(e) = registry.register(&mut stream, token, Interest::READABLE) {
+                    log::warn!("{peer}: cannot watch the connection: {e}");
+                    slots.release(token);
+                    continue;
+                }
+                let deadline = Instant::now() + shared.config.header_timeout;
+                let conn = Box::new(Conn::new(stream, token, peer, local, deadline));
+                // Most clients send their request right behind the handshake: read it now
+                // instead of waiting for the readiness event.
+                advance(conn, slots, shared, pool);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                // EMFILE/ENFILE: leave the connection in the backlog; it is retried on the next
+                // wake-up rather than spinning here.
+                log::warn!(
+                    "accept failed: {e}; raise the open-files limit (ulimit -n) if this repeats"
+                );
+                return;
+            }
+        }
+    }
+}
+
+/// Read what the socket holds; dispatch a whole head to the pool, else park.
+fn advance(mut conn: Box<Conn>, slots: &Slots, shared: &Shared, pool: &Pool) {
+    match conn.fill(shared.config.limits.max_head) {
+        Filled::Ready => pool.submit(conn),
+        Filled::Waiting => {
+            if let Some(conn) = slots.park(conn, shared) {
+                advance(conn, slots, shared, pool);
+            }
+        }
+        Filled::Closed => slots.close(conn),
+    }
+}
+
+/// A parked connection outlived its deadline: a partial head gets a 408 (RFC 9110 §15.5.9), an
+/// idle keep-alive connection is just closed.
+fn time_out(mut conn: Box<Conn>) {
+    if conn.has_partial_request() {
+        log::info!(target: "access", "{} \"-\" 408 0 header timeout", conn.peer.ip());
+        let mut out = Vec::new();
+        encode_error(
+            &mut out,
+            408,
+            httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes(),
+        );
+        let _ = io::Write::write(&mut conn.stream, &out);
+    } else {
+        log::debug!("{}: keep-alive timeout", conn.peer);
+    }
+}
