@@ -109,7 +109,8 @@ pub struct WsPair {
 }
 
 /// Host `read`: pull request-body bytes; see [`WsHost::read`].
-pub type WsReadFn = unsafe extern "C" fn(io: *mut c_void, buf: *mut u8, cap: usize, n_read: *mut usize) -> i32;
+pub type WsReadFn =
+    unsafe extern "C" fn(io: *mut c_void, buf: *mut u8, cap: usize, n_read: *mut usize) -> i32;
 /// Host `start_response`; see [`WsHost::start_response`].
 pub type WsStartResponseFn = unsafe extern "C" fn(
     io: *mut c_void,
@@ -122,7 +123,8 @@ pub type WsStartResponseFn = unsafe extern "C" fn(
 /// Host `write`; see [`WsHost::write`].
 pub type WsWriteFn = unsafe extern "C" fn(io: *mut c_void, buf: *const u8, len: usize) -> i32;
 /// Host `log`; see [`WsHost::log`].
-pub type WsLogFn = unsafe extern "C" fn(log_ctx: *const c_void, level: u32, msg: *const u8, len: usize);
+pub type WsLogFn =
+    unsafe extern "C" fn(log_ctx: *const c_void, level: u32, msg: *const u8, len: usize);
 
 /// The callbacks the server gives every request and `init`. Server-owned and static for the life
 /// of the process.
@@ -228,7 +230,8 @@ pub struct WsInit {
 /// App `init`: returns `WS_OK` and sets `*state`, or non-zero with a message in the `WsInit` buffer.
 pub type WsInitFn = unsafe extern "C" fn(init: *const WsInit, state: *mut *mut c_void) -> i32;
 /// App `call`: one request; fills `*body` and returns `WS_OK`, or non-zero (the server answers 500).
-pub type WsCallFn = unsafe extern "C" fn(state: *mut c_void, request: *const WsRequest, body: *mut WsBody) -> i32;
+pub type WsCallFn =
+    unsafe extern "C" fn(state: *mut c_void, request: *const WsRequest, body: *mut WsBody) -> i32;
 /// App `shutdown`: releases the state after the last request.
 pub type WsShutdownFn = unsafe extern "C" fn(state: *mut c_void);
 

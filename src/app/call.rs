@@ -18,8 +18,8 @@ use app_abi::raw::{
 use super::host::HOST;
 use super::loader::LoadedApp;
 use crate::http::response::{
-    encode_chunk, encode_error, encode_head, encode_last_chunk, is_hop_by_hop, is_token,
-    valid_header_value, Framing, Head,
+    choose_framing, encode_chunk, encode_error, encode_head, encode_last_chunk, is_hop_by_hop,
+    is_token, valid_header_value, Framing, Head,
 };
 
 /// Chunks at least this large are written straight from the app's memory instead of being copied
@@ -323,12 +323,12 @@ impl Exchange<'_> {
         };
         let known_length = self.app_content_length.or(self.length_hint);
         let no_body_status = status == 204 || status == 304;
-        let framing = match known_length {
-            _ if no_body_status || self.facts.is_head => Framing::NoBody,
-            Some(n) => Framing::Length(n),
-            None if self.facts.version_minor >= 1 => Framing::Chunked,
-            None => Framing::CloseDelimited,
-        };
+        let framing = choose_framing(
+            self.facts.version_minor,
+            self.facts.is_head,
+            status,
+            known_length,
+        );
         if framing == Framing::CloseDelimited {
             self.reusable = false;
         }

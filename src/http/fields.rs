@@ -218,7 +218,7 @@ mod tests {
             ),
         ];
         for (input, framing, ka, expect) in cases {
-            let mut head = RequestHead::new();
+            let mut head = RequestHead::default();
             let r = parse_head(input, &Limits::default(), &mut head);
             let name = String::from_utf8_lossy(input);
             assert_eq!(r, Ok(Some(input.len())), "{name}");
@@ -261,7 +261,7 @@ mod tests {
             (b"P / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;q=1\r\n\r\n", 501),
         ];
         for (input, want) in cases {
-            let got = parse_head(input, &Limits::default(), &mut RequestHead::new());
+            let got = parse_head(input, &Limits::default(), &mut RequestHead::default());
             assert_eq!(
                 got.map_err(|e| e.status()),
                 Err(*want),

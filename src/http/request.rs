@@ -77,11 +77,6 @@ impl Default for RequestHead {
 }
 
 impl RequestHead {
-    /// An empty head with room for 32 header fields.
-    pub(crate) fn new() -> Self {
-        Self::default()
-    }
-
     /// Resets every field; keeps the header vector's capacity.
     pub(crate) fn clear(&mut self) {
         self.method = 0..0;
@@ -237,6 +232,7 @@ pub(crate) fn parse_head(
 }
 
 /// The first value of header `name` (ASCII case-insensitive), trimmed.
+#[cfg(test)]
 pub(crate) fn header_value<'b>(buf: &'b [u8], head: &RequestHead, name: &str) -> Option<&'b [u8]> {
     head.header_iter(buf)
         .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
@@ -365,7 +361,7 @@ mod tests {
     use super::*;
 
     fn parse(s: &[u8]) -> Result<Option<usize>, ParseError> {
-        let mut head = RequestHead::new();
+        let mut head = RequestHead::default();
         parse_head(s, &Limits::default(), &mut head)
     }
 
@@ -382,7 +378,7 @@ mod tests {
     #[test]
     fn valid_heads() {
         let buf = b"\r\n\r\nPOST /a?b=c HTTP/1.1\r\nHost: example.com:8080\r\nX-A:  v w \t\r\nContent-Length: 5\r\nExpect: 100-Continue\r\n\r\nhelloGET";
-        let mut head = RequestHead::new();
+        let mut head = RequestHead::default();
         let n = parse_head(buf, &Limits::default(), &mut head)
             .unwrap()
             .unwrap();
@@ -452,7 +448,7 @@ mod tests {
             max_header_line: 10,
             max_head: 60,
         };
-        let run = |s: &[u8]| parse_head(s, &small, &mut RequestHead::new()).map_err(|e| e.status());
+        let run = |s: &[u8]| parse_head(s, &small, &mut RequestHead::default()).map_err(|e| e.status());
         assert_eq!(run(b"GET /aaaaaaaaaaaaaaaaaaaa"), Err(414)); // incomplete, already too long
         assert_eq!(run(b"GET /aaaaaaaaaaaaaaaa HTTP/1.1\r\n"), Err(414));
         assert_eq!(run(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"), Ok(Some(27)));
@@ -492,7 +488,7 @@ mod tests {
     #[test]
     fn no_panic_on_arbitrary_bytes() {
         let alphabet = b"\r\n :/GET1.HTP\x00\xff";
-        let mut head = RequestHead::new();
+        let mut head = RequestHead::default();
         let mut seed = 12345u32;
         for _ in 0..20000 {
             let mut v = Vec::new();

@@ -338,10 +338,6 @@ impl Default for DateCache {
 }
 
 impl DateCache {
-    pub(crate) fn new() -> Self {
-        Self::default()
-    }
-
     /// The current date, e.g. `Sun, 06 Nov 1994 08:49:37 GMT` (always 29 bytes).
     pub(crate) fn get(&mut self) -> &[u8] {
         let now = SystemTime::now();
@@ -473,7 +469,7 @@ mod tests {
         let mut out = Vec::new();
         encode_continue(&mut out);
         assert_eq!(out, b"HTTP/1.1 100 Continue\r\n\r\n");
-        let mut dc = DateCache::new();
+        let mut dc = DateCache::default();
         let d = dc.get().to_vec();
         assert_eq!(d.len(), 29);
         assert!(

@@ -22,7 +22,7 @@ use crate::app::call::{self, RequestFacts, Scratch, Transport};
 use crate::app::environ::{Environ, RequestParts};
 use crate::http::body::{BodyDecoder, BodyError};
 use crate::http::request::{parse_head, BodyFraming, ParseError, RequestHead};
-use crate::http::response::{encode_error, DateCache};
+use crate::http::response::{encode_continue, encode_error, DateCache};
 use crate::http::target::split_target_for;
 
 /// Input buffer size a connection starts with; it grows up to the head limit when needed.
@@ -179,7 +179,7 @@ pub(crate) enum After {
 
 /// Serve every complete request in `conn`'s buffer, reading more only while the socket has some.
 pub(crate) fn serve(conn: &mut Conn, shared: &Shared, scratch: &mut ThreadScratch) -> After {
-    let mut head = scratch.head.take().unwrap_or_else(RequestHead::new);
+    let mut head = scratch.head.take().unwrap_or_default();
     let after = serve_buffered(conn, &mut head, shared, scratch);
     scratch.head = Some(head);
     after
@@ -369,12 +369,10 @@ impl ConnTransport<'_> {
     fn send_continue(&mut self) -> Result<(), i32> {
         if self.expect_continue && !self.continue_sent {
             self.continue_sent = true;
-            write_all_with_timeout(
-                &mut self.conn.stream,
-                &[b"HTTP/1.1 100 Continue\r\n\r\n"],
-                self.timeout,
-            )
-            .map_err(|_| WS_ERR_CLIENT_GONE)?;
+            let mut interim = Vec::with_capacity(32);
+            encode_continue(&mut interim);
+            write_all_with_timeout(&mut self.conn.stream, &[&interim], self.timeout)
+                .map_err(|_| WS_ERR_CLIENT_GONE)?;
         }
         Ok(())
     }

@@ -139,6 +139,7 @@ impl Slots {
     }
 
     /// Parked connections past their deadline, removed from the table.
+    #[allow(clippy::vec_box)] // the boxes are the connections' own; they move on unchanged
     fn expired(&self, now: Instant) -> Vec<Box<Conn>> {
         let mut table = self.lock();
         let SlotTable { slots, free, .. } = &mut *table;
@@ -155,6 +156,7 @@ impl Slots {
     }
 
     /// Stop parking; hand back every idle connection so the loop can close it.
+    #[allow(clippy::vec_box)] // as in `expired`
     fn close_all_idle(&self) -> Vec<Box<Conn>> {
         let mut table = self.lock();
         table.closed = true;
@@ -211,7 +213,8 @@ pub(crate) fn run(
         if now.duration_since(last_sweep) >= SWEEP_EVERY {
             last_sweep = now;
             for conn in slots.expired(now) {
-                time_out(conn);
+                let mut conn = conn;
+                time_out(&mut conn);
             }
         }
     }
@@ -307,7 +310,7 @@ fn advance(mut conn: Box<Conn>, slots: &Slots, shared: &Shared, pool: &Pool) {
 
 /// A parked connection outlived its deadline: a partial head gets a 408 (RFC 9110 §15.5.9), an
 /// idle keep-alive connection is just closed.
-fn time_out(mut conn: Box<Conn>) {
+fn time_out(conn: &mut Conn) {
     if conn.has_partial_request() {
         log::info!(target: "access", "{} \"-\" 408 0 header timeout", conn.peer.ip());
         let mut out = Vec::new();

@@ -1,1 +1,71 @@
+//! `echo`: the end-to-end tests' contract — reflects the request as JSON.
+//!
+//! Any request gets `200`, `Content-Type: application/json` and an object:
+//! `{"method", "path" (PATH_INFO, lossy UTF-8), "query" (raw QUERY_STRING), "headers"
+//! ({lower-case-dashed name: value}, HTTP_* plus content-type/content-length), "body_len",
+//! "body_sha256" (lowercase hex)}`. The body is read in full through the input stream; if that
+//! fails the answer is `400 {"error": "..."}` (and the failure is logged).
 
+use app_abi::{export_app, App, InitContext, Request, Response};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use std::io::Read;
+
+/// The app: no state.
+pub struct Echo;
+
+/// Streams the request body through SHA-256: (length, hex digest).
+fn hash_body(req: &mut Request<'_>) -> std::io::Result<(u64, String)> {
+    let mut hasher = Sha256::new();
+    let mut len = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut body = req.body();
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+    let hex = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((len, hex))
+}
+
+impl App for Echo {
+    fn init(_ctx: &InitContext<'_>) -> Result<Self, String> {
+        Ok(Echo)
+    }
+
+    fn call(&self, req: &mut Request<'_>) -> Response {
+        let (body_len, body_sha256) = match hash_body(req) {
+            Ok(r) => r,
+            Err(e) => {
+                req.warn(&format!("echo: reading the request body failed: {e}"));
+                let body = json!({ "error": e.to_string() });
+                return Response::json(400, body.to_string());
+            }
+        };
+        let headers: Map<String, Value> = req
+            .headers()
+            .map(|(name, value)| (name, Value::from(String::from_utf8_lossy(value))))
+            .collect();
+        let body = json!({
+            "method": req.method(),
+            "path": req.path_str(),
+            "query": String::from_utf8_lossy(req.query()),
+            "headers": headers,
+            "body_len": body_len,
+            "body_sha256": body_sha256,
+        });
+        Response::json(200, body.to_string())
+    }
+}
+
+export_app!(app, Echo, name = "echo", version = "1.0");

@@ -1,1 +1,24 @@
+//! `hello`: the bare app (the article's `wsgiapp.py`) and the benchmark app.
+//!
+//! Every request gets the same static greeting: the headers are a static list and the body a static
+//! slice, so a request costs no allocation beyond the trampoline's one small body box.
 
+use app_abi::{export_app, App, InitContext, Request, Response};
+
+/// The greeting sent for every path.
+const GREETING: &str = "Hello, world! from the hello app\n";
+
+/// The app: no state.
+pub struct Hello;
+
+impl App for Hello {
+    fn init(_ctx: &InitContext<'_>) -> Result<Self, String> {
+        Ok(Hello)
+    }
+
+    fn call(&self, _req: &mut Request<'_>) -> Response {
+        Response::text(200, GREETING)
+    }
+}
+
+export_app!(app, Hello, name = "hello", version = "1.0");

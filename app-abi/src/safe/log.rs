@@ -1,0 +1,146 @@
+//! The host's error stream (PEP 3333 `wsgi.errors`): [`LogLevel`], [`Logger`], [`InitContext`].
+
+use crate::raw::{
+    WsHost, WsInit, WS_LOG_DEBUG, WS_LOG_ERROR, WS_LOG_INFO, WS_LOG_TRACE, WS_LOG_WARN,
+};
+use core::ffi::c_void;
+use core::marker::PhantomData;
+use std::io::Write;
+
+/// A log level, with the `WS_LOG_*` values of the header (those of Rust's `log` crate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u32)]
+pub enum LogLevel {
+    /// `WS_LOG_ERROR`.
+    Error = WS_LOG_ERROR,
+    /// `WS_LOG_WARN`.
+    Warn = WS_LOG_WARN,
+    /// `WS_LOG_INFO`.
+    Info = WS_LOG_INFO,
+    /// `WS_LOG_DEBUG`.
+    Debug = WS_LOG_DEBUG,
+    /// `WS_LOG_TRACE`.
+    Trace = WS_LOG_TRACE,
+}
+
+/// A handle on the host's `log` callback: the host vtable plus a `log_ctx`.
+///
+/// Both live as long as the process (header: "the host vtable and log_ctx live as long as the
+/// process"), so a `Logger` is `Copy`, `Send` and `Sync` and may be kept anywhere — in the app
+/// state, in a body iterator, in an `on_close` hook. Without a host `log` callback the message goes
+/// to this process's stderr instead.
+#[derive(Clone, Copy, Debug)]
+pub struct Logger {
+    host: *const WsHost,
+    log_ctx: *const c_void,
+}
+
+// SAFETY: the pointers are to the server's process-lifetime vtable and log context, which the header
+// allows to be used from any thread (`call`, `next` and `close` run on many threads and may all log).
+unsafe impl Send for Logger {}
+// SAFETY: as for Send; a Logger is never mutated and only passes the pointers back to the host.
+unsafe impl Sync for Logger {}
+
+impl Logger {
+    /// A logger over a host vtable and log context.
+    ///
+    /// # Safety
+    /// `host` must be null or point to a `WsHost` that stays valid for the rest of the process, and
+    /// `log_ctx` must be a log context that `host.log` accepts for as long as the `Logger` (or any
+    /// copy) is used — as `WsInit::log_ctx` and `WsRequest::log_ctx` are.
+    pub unsafe fn from_raw(host: *const WsHost, log_ctx: *const c_void) -> Logger {
+        Logger { host, log_ctx }
+    }
+
+    /// Sends one message to the host log.
+    pub fn log(&self, level: LogLevel, msg: &str) {
+        self.log_bytes(level, msg.as_bytes());
+    }
+
+    /// Sends one message, not necessarily UTF-8, to the host log.
+    pub fn log_bytes(&self, level: LogLevel, msg: &[u8]) {
+        // SAFETY: `from_raw`'s contract: `host` is null or a process-lifetime vtable.
+        let log = unsafe { self.host.as_ref() }.and_then(|host| host.log);
+        match log {
+            // SAFETY: `log_ctx` is the context the host gave with this vtable; `msg` is valid for
+            // the duration of the call, which is all the header lets the host rely on.
+            Some(log) => unsafe { log(self.log_ctx, level as u32, msg.as_ptr(), msg.len()) },
+            None => {
+                // Best effort: a failed write to stderr must not panic inside a panic boundary.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "[{level:?}] {}",
+                    String::from_utf8_lossy(msg)
+                );
+            }
+        }
+    }
+
+    /// Logs at [`LogLevel::Error`].
+    pub fn error(&self, msg: &str) {
+        self.log(LogLevel::Error, msg);
+    }
+
+    /// Logs at [`LogLevel::Warn`].
+    pub fn warn(&self, msg: &str) {
+        self.log(LogLevel::Warn, msg);
+    }
+
+    /// Logs at [`LogLevel::Info`].
+    pub fn info(&self, msg: &str) {
+        self.log(LogLevel::Info, msg);
+    }
+
+    /// Logs at [`LogLevel::Debug`].
+    pub fn debug(&self, msg: &str) {
+        self.log(LogLevel::Debug, msg);
+    }
+}
+
+/// What [`crate::App::init`] gets: the host log. Borrows the server's `WsInit`, valid only during
+/// `init`; the [`Logger`] it hands out outlives it.
+#[derive(Debug)]
+pub struct InitContext<'a> {
+    logger: Logger,
+    _init: PhantomData<&'a WsInit>,
+}
+
+impl<'a> InitContext<'a> {
+    /// Wraps the server's `WsInit`.
+    ///
+    /// # Safety
+    /// `init.host` must be null or a process-lifetime `WsHost`, with `init.log_ctx` its log
+    /// context (as the header guarantees for the `WsInit` passed to `init`).
+    pub unsafe fn from_raw(init: &'a WsInit) -> InitContext<'a> {
+        InitContext {
+            // SAFETY: forwarded from this function's contract.
+            logger: unsafe { Logger::from_raw(init.host, init.log_ctx) },
+            _init: PhantomData,
+        }
+    }
+
+    /// A logger the app may keep for its whole life (e.g. in its state).
+    pub fn logger(&self) -> Logger {
+        self.logger
+    }
+
+    /// Sends one message to the host log.
+    pub fn log(&self, level: LogLevel, msg: &str) {
+        self.logger.log(level, msg);
+    }
+
+    /// Logs at [`LogLevel::Error`].
+    pub fn error(&self, msg: &str) {
+        self.logger.error(msg);
+    }
+
+    /// Logs at [`LogLevel::Warn`].
+    pub fn warn(&self, msg: &str) {
+        self.logger.warn(msg);
+    }
+
+    /// Logs at [`LogLevel::Info`].
+    pub fn info(&self, msg: &str) {
+        self.logger.info(msg);
+    }
+}
