@@ -1,9 +1,11 @@
-//! The command line: `webserver [OPTIONS] LIB:SYMBOL`.
+//! The command line: `webserver [OPTIONS] LIB:SYMBOL`, `webserver check LIB:SYMBOL`, and the
+//! hidden `__worker` mode the master starts its workers in.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 
 use crate::http::request::Limits;
 use crate::server::Config;
@@ -13,12 +15,52 @@ use crate::server::Config;
 /// LIB:SYMBOL names a library and the app descriptor it exports. LIB with a '/' or a '.so' suffix
 /// is a path relative to the current directory; a bare NAME means libNAME.so in the current
 /// directory, then beside this executable. Examples: hello:app, ./libpyramidish.so:app.
+///
+/// Signals to the master: HUP hot-swaps the app library (a failed swap keeps the old one
+/// serving), TERM/INT stop gracefully, QUIT stops at once, TTIN/TTOU add/remove a worker.
 #[derive(Parser, Debug)]
-#[command(name = "webserver", version, about, long_about)]
+#[command(
+    name = "webserver",
+    version,
+    about,
+    long_about,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+
+    #[command(flatten)]
+    pub(crate) serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Load LIB:SYMBOL exactly as a worker would (in a child process), run init, one synthetic
+    /// `GET /` and shutdown; print what was found and exit 0 if the app is healthy.
+    Check {
+        /// The app to check, as LIB:SYMBOL.
+        #[arg(value_name = "LIB:SYMBOL")]
+        app: String,
+    },
+    /// Internal: the child process of `check`.
+    #[command(name = "__probe", hide = true)]
+    Probe {
+        #[arg(value_name = "LIB:SYMBOL")]
+        app: String,
+    },
+    /// Internal: a worker process, started by the master.
+    #[command(name = "__worker", hide = true)]
+    Worker(WorkerArgs),
+}
+
+/// Options of a serving master.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ServeArgs {
     /// The app to serve, as LIB:SYMBOL (split at the last ':').
-    #[arg(value_name = "LIB:SYMBOL")]
-    pub(crate) app: String,
+    #[arg(value_name = "LIB:SYMBOL", required = true)]
+    pub(crate) app: Option<String>,
 
     /// Address to listen on (port 0 picks a free port and prints it).
     #[arg(
@@ -29,7 +71,26 @@ pub(crate) struct Cli {
     )]
     pub(crate) bind: SocketAddr,
 
-    /// App threads (default: 4 per CPU this process may run on).
+    /// Worker processes; the master only supervises and never loads app code.
+    #[arg(short, long, value_name = "N", default_value_t = 1)]
+    pub(crate) workers: usize,
+
+    /// Write the master's pid to FILE (and the swap status to FILE.status).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) pid: Option<PathBuf>,
+
+    /// Watch LIB's file and hot-swap when it changed and has been stable for a moment.
+    #[arg(long)]
+    pub(crate) reload: bool,
+
+    #[command(flatten)]
+    pub(crate) tuning: Tuning,
+}
+
+/// Options that each worker applies (the master passes them on).
+#[derive(Args, Debug, Clone)]
+pub(crate) struct Tuning {
+    /// App threads per worker (default: 4 per CPU this process may run on).
     #[arg(long, value_name = "N")]
     pub(crate) threads: Option<usize>,
 
@@ -41,21 +102,51 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub(crate) header_timeout: u64,
 
-    /// Seconds one read of the request body or one write of the response may wait for the client.
+    /// Seconds one request may run; a worker stuck longer is killed and replaced (harakiri).
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub(crate) timeout: u64,
 
-    /// Seconds in-flight requests may take to finish after SIGTERM/SIGINT.
+    /// Seconds one read of the request body or one write of the response may wait for the client.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub(crate) io_timeout: u64,
+
+    /// Seconds in-flight requests may take to finish on stop or swap.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub(crate) graceful_timeout: u64,
 
     /// Largest request body accepted, in bytes (larger: 413).
     #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
     pub(crate) max_body: u64,
+
+    /// Recycle a worker after this many requests (0: never).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub(crate) max_requests: u64,
+
+    /// Add up to this many requests, at random per worker, to --max-requests (so workers do not
+    /// all recycle at once).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub(crate) max_requests_jitter: u64,
 }
 
-impl Cli {
-    pub(crate) fn server_config(&self) -> Config {
+/// A worker's view: where its listener and ready pipe are, and what to load.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct WorkerArgs {
+    /// The private copy of the library to load.
+    #[arg(long)]
+    pub(crate) lib: PathBuf,
+    #[arg(long)]
+    pub(crate) symbol: String,
+    #[arg(long)]
+    pub(crate) generation: u64,
+    /// Other workers serve the same app (`webserver.multiprocess`).
+    #[arg(long)]
+    pub(crate) multiprocess: bool,
+    #[command(flatten)]
+    pub(crate) tuning: Tuning,
+}
+
+impl Tuning {
+    pub(crate) fn server_config(&self, multiprocess: bool) -> Config {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         Config {
             // Apps may block (databases, sleeps in a stream); a few threads per CPU keep one
@@ -63,11 +154,30 @@ impl Cli {
             threads: self.threads.unwrap_or(cpus * 4).max(1),
             keep_alive: Duration::from_secs(self.keep_alive),
             header_timeout: Duration::from_secs(self.header_timeout.max(1)),
-            io_timeout: Duration::from_secs(self.timeout.max(1)),
+            io_timeout: Duration::from_secs(self.io_timeout.max(1)),
+            request_timeout: (self.timeout > 0).then(|| Duration::from_secs(self.timeout)),
             graceful_timeout: Duration::from_secs(self.graceful_timeout),
             max_body: self.max_body,
+            max_requests: (self.max_requests > 0).then_some(self.max_requests),
             limits: Limits::default(),
-            multiprocess: false,
+            multiprocess,
         }
+    }
+
+    /// The same options as command-line arguments, for a worker's command line.
+    pub(crate) fn to_args(&self, max_requests: u64) -> Vec<String> {
+        let mut args = vec![
+            format!("--keep-alive={}", self.keep_alive),
+            format!("--header-timeout={}", self.header_timeout),
+            format!("--timeout={}", self.timeout),
+            format!("--io-timeout={}", self.io_timeout),
+            format!("--graceful-timeout={}", self.graceful_timeout),
+            format!("--max-body={}", self.max_body),
+            format!("--max-requests={max_requests}"),
+        ];
+        if let Some(threads) = self.threads {
+            args.push(format!("--threads={threads}"));
+        }
+        args
     }
 }

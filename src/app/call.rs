@@ -18,7 +18,7 @@ use app_abi::raw::{
 use super::host::HOST;
 use super::loader::LoadedApp;
 use crate::http::response::{
-    choose_framing, encode_chunk, encode_error, encode_head, encode_last_chunk, is_hop_by_hop,
+    choose_framing, encode_chunk, encode_error_with, encode_head, encode_last_chunk, is_hop_by_hop,
     is_token, valid_header_value, Framing, Head,
 };
 
@@ -153,8 +153,14 @@ impl Exchange<'_> {
         let next = match body.next {
             // HEAD: the framing headers are those of GET, but no chunk is ever pulled.
             Some(next) if !self.facts.is_head => next,
-            _ => {
-                self.ensure_head();
+            next => {
+                if next.is_none() && !self.head_sent && self.app_content_length.is_none() {
+                    // No chunks at all: whatever came by write() is the whole body.
+                    self.length_hint = Some(0).filter(|_| self.body_sent == 0);
+                }
+                if self.ensure_head() {
+                    self.end_body();
+                }
                 return;
             }
         };
@@ -360,13 +366,22 @@ impl Exchange<'_> {
         true
     }
 
+    /// An error response in place of the app's. The connection survives an app failure if the
+    /// request was read whole; a body over the limit (413) always closes it.
     fn send_error(&mut self, status: u16) -> bool {
         self.status = Some(status);
-        self.reusable = false;
+        self.reusable = self.reusable && status != 413 && self.transport.body_consumed();
         self.head_sent = true;
         self.framing = Framing::NoBody;
         self.scratch.out.clear();
-        encode_error(&mut self.scratch.out, status, self.transport.date());
+        let with_body = !self.facts.is_head;
+        encode_error_with(
+            &mut self.scratch.out,
+            status,
+            self.reusable,
+            with_body,
+            self.transport.date(),
+        );
         false
     }
 

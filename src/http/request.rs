@@ -448,7 +448,8 @@ mod tests {
             max_header_line: 10,
             max_head: 60,
         };
-        let run = |s: &[u8]| parse_head(s, &small, &mut RequestHead::default()).map_err(|e| e.status());
+        let run =
+            |s: &[u8]| parse_head(s, &small, &mut RequestHead::default()).map_err(|e| e.status());
         assert_eq!(run(b"GET /aaaaaaaaaaaaaaaaaaaa"), Err(414)); // incomplete, already too long
         assert_eq!(run(b"GET /aaaaaaaaaaaaaaaa HTTP/1.1\r\n"), Err(414));
         assert_eq!(run(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"), Ok(Some(27)));

@@ -248,6 +248,18 @@ pub(crate) fn encode_last_chunk(out: &mut Vec<u8>) {
 
 /// A complete error response with body `"<status> <reason>\n"` and `Connection: close`.
 pub(crate) fn encode_error(out: &mut Vec<u8>, status: u16, date: &[u8]) {
+    encode_error_with(out, status, false, true, date);
+}
+
+/// An error response that may keep the connection (an app failure after a fully read request)
+/// and may omit the body (the answer to HEAD, RFC 9110 §9.3.2).
+pub(crate) fn encode_error_with(
+    out: &mut Vec<u8>,
+    status: u16,
+    keep_alive: bool,
+    with_body: bool,
+    date: &[u8],
+) {
     let reason = reason_phrase(status).as_bytes();
     let digits = if status >= 10_000 {
         5
@@ -265,12 +277,19 @@ pub(crate) fn encode_error(out: &mut Vec<u8>, status: u16, date: &[u8]) {
         version_minor: 1,
         status,
         reason: b"",
-        keep_alive: false,
-        framing: Framing::Length(body_len as u64),
-        content_length_for_head: None,
+        keep_alive,
+        framing: if with_body {
+            Framing::Length(body_len as u64)
+        } else {
+            Framing::NoBody
+        },
+        content_length_for_head: (!with_body).then_some(body_len as u64),
     };
     let ct: [(&[u8], &[u8]); 1] = [(b"Content-Type", b"text/plain; charset=utf-8")];
     encode_head(out, &head, ct.into_iter(), date);
+    if !with_body {
+        return;
+    }
     write_dec(out, u64::from(status));
     out.push(b' ');
     out.extend_from_slice(reason);

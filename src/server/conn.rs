@@ -44,6 +44,11 @@ pub(crate) struct Conn {
     pub(crate) drained: bool,
     /// When the loop may close this connection if it is still parked.
     pub(crate) deadline: Instant,
+    /// When the client started sending the head it has not finished (or connected, before its
+    /// first request): the header timeout counts from here, however slowly bytes trickle in.
+    pub(crate) head_since: Option<Instant>,
+    /// At least one request was answered: between requests the keep-alive timeout applies.
+    pub(crate) served_any: bool,
 }
 
 /// What a non-blocking read found.
@@ -75,6 +80,8 @@ impl Conn {
             scanned: 0,
             drained: false,
             deadline,
+            head_since: Some(Instant::now()),
+            served_any: false,
         }
     }
 
@@ -161,11 +168,22 @@ impl Conn {
 /// Per-thread buffers reused by every request this thread serves.
 #[derive(Default)]
 pub(crate) struct ThreadScratch {
+    /// Index of the app thread that owns this scratch (for the --timeout watchdog).
+    pub(crate) thread: usize,
     head: Option<RequestHead>,
     environ: Environ,
     call: Scratch,
     date: DateCache,
     body_sink: Vec<u8>,
+}
+
+impl ThreadScratch {
+    pub(crate) fn new(thread: usize) -> ThreadScratch {
+        ThreadScratch {
+            thread,
+            ..ThreadScratch::default()
+        }
+    }
 }
 
 /// What to do with a connection after serving what it had buffered.
@@ -273,6 +291,8 @@ fn serve_one(
         flags,
     });
     conn.start += head_len;
+    conn.head_since = None;
+    conn.served_any = true;
     let mut transport = ConnTransport {
         decoder: BodyDecoder::new(&head.framing, config.max_body),
         conn: &mut *conn,
@@ -282,6 +302,7 @@ fn serve_one(
         date: &mut scratch.date,
         sink: &mut scratch.body_sink,
     };
+    shared.mark_busy(scratch.thread, true);
     let outcome = {
         let _serialised = shared.app_lock.as_ref().map(|lock| lock.lock());
         call::run(
@@ -292,6 +313,7 @@ fn serve_one(
             &mut scratch.call,
         )
     };
+    shared.mark_busy(scratch.thread, false);
     if log::log_enabled!(target: "access", log::Level::Info) {
         // The environ arena still holds the method, path and query (its first variables).
         let var = |i: usize| {

@@ -41,9 +41,8 @@ pub(crate) struct Slots {
 struct SlotTable {
     slots: Vec<Slot>,
     free: Vec<usize>,
-    /// Set when stopping: nothing may be parked any more.
-    closed: bool,
-    busy: usize,
+    /// Slots that are not free: the connections still open.
+    open: usize,
 }
 
 impl Slots {
@@ -55,11 +54,6 @@ impl Slots {
     /// keeps serving it.
     pub(crate) fn park(&self, mut conn: Box<Conn>, shared: &Shared) -> Option<Box<Conn>> {
         let mut table = self.lock();
-        if table.closed {
-            drop(table);
-            self.close(conn);
-            return None;
-        }
         let index = conn.token.0 - FIRST_CONN;
         match &mut table.slots[index] {
             Slot::Busy { pending } if *pending => {
@@ -69,14 +63,13 @@ impl Slots {
             }
             slot => {
                 let config = &shared.config;
-                let timeout = if conn.has_partial_request() {
-                    config.header_timeout
+                let now = Instant::now();
+                conn.deadline = if conn.has_partial_request() || !conn.served_any {
+                    *conn.head_since.get_or_insert(now) + config.header_timeout
                 } else {
-                    config.keep_alive
+                    now + config.keep_alive
                 };
-                conn.deadline = Instant::now() + timeout;
                 *slot = Slot::Idle(conn);
-                table.busy -= 1;
                 None
             }
         }
@@ -89,7 +82,7 @@ impl Slots {
         let mut table = self.lock();
         table.slots[index] = Slot::Free;
         table.free.push(index);
-        table.busy -= 1;
+        table.open -= 1;
         drop(table);
         drop(conn);
     }
@@ -105,7 +98,7 @@ impl Slots {
             }
         };
         table.slots[index] = Slot::Busy { pending: false };
-        table.busy += 1;
+        table.open += 1;
         Token(index + FIRST_CONN)
     }
 
@@ -114,7 +107,7 @@ impl Slots {
         let mut table = self.lock();
         table.slots[index] = Slot::Free;
         table.free.push(index);
-        table.busy -= 1;
+        table.open -= 1;
     }
 
     /// Take an idle connection for work, or note that input arrived for a busy one.
@@ -123,10 +116,7 @@ impl Slots {
         let index = token.0.checked_sub(FIRST_CONN)?;
         let slot = table.slots.get_mut(index)?;
         match std::mem::replace(slot, Slot::Busy { pending: false }) {
-            Slot::Idle(conn) => {
-                table.busy += 1;
-                Some(conn)
-            }
+            Slot::Idle(conn) => Some(conn),
             Slot::Busy { .. } => {
                 *slot = Slot::Busy { pending: true };
                 None
@@ -142,34 +132,31 @@ impl Slots {
     #[allow(clippy::vec_box)] // the boxes are the connections' own; they move on unchanged
     fn expired(&self, now: Instant) -> Vec<Box<Conn>> {
         let mut table = self.lock();
-        let SlotTable { slots, free, .. } = &mut *table;
+        let SlotTable { slots, free, open } = &mut *table;
         let mut gone = Vec::new();
         for (index, slot) in slots.iter_mut().enumerate() {
             if matches!(slot, Slot::Idle(conn) if conn.deadline <= now) {
                 if let Slot::Idle(conn) = std::mem::replace(slot, Slot::Free) {
                     gone.push(conn);
                     free.push(index);
+                    *open -= 1;
                 }
             }
         }
         gone
     }
 
-    /// Stop parking; hand back every idle connection so the loop can close it.
-    #[allow(clippy::vec_box)] // as in `expired`
-    fn close_all_idle(&self) -> Vec<Box<Conn>> {
-        let mut table = self.lock();
-        table.closed = true;
-        table.free.clear();
-        let mut idle = Vec::new();
-        for slot in table.slots.iter_mut() {
-            if let Slot::Idle(_) = slot {
-                if let Slot::Idle(conn) = std::mem::replace(slot, Slot::Free) {
-                    idle.push(conn);
-                }
+    /// While draining, a parked connection waits at most `limit` more for its next request.
+    fn shorten_deadlines(&self, limit: Instant) {
+        for slot in self.lock().slots.iter_mut() {
+            if let Slot::Idle(conn) = slot {
+                conn.deadline = conn.deadline.min(limit);
             }
         }
-        idle
+    }
+
+    fn open(&self) -> usize {
+        self.lock().open
     }
 }
 
@@ -191,7 +178,25 @@ pub(crate) fn run(
     let mut events = Events::with_capacity(1024);
     let mut last_sweep = Instant::now();
 
-    while !shutdown.is_requested() {
+    let mut listener = Some(listener);
+    let mut stop_by = None;
+    loop {
+        if stop_by.is_none() && shutdown.is_requested() {
+            stop_by = Some(begin_drain(&mut listener, poll.registry(), &shared, &slots));
+        }
+        if let Some(deadline) = stop_by {
+            if slots.open() == 0 {
+                break;
+            }
+            if Instant::now() >= deadline {
+                // Threads stuck in the app cannot be joined; the process exit ends them.
+                log::warn!(
+                    "graceful timeout: {} connection(s) still open; stopping anyway",
+                    slots.open()
+                );
+                return Ok(());
+            }
+        }
         if let Err(e) = poll.poll(&mut events, Some(SWEEP_EVERY)) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
@@ -200,7 +205,11 @@ pub(crate) fn run(
         }
         for event in events.iter() {
             match event.token() {
-                LISTENER => accept_all(&listener, poll.registry(), &slots, &shared, &pool),
+                LISTENER => {
+                    if let Some(listener) = &listener {
+                        accept_all(listener, poll.registry(), &slots, &shared, &pool);
+                    }
+                }
                 WAKER => {}
                 token => {
                     if let Some(conn) = slots.take(token) {
@@ -212,39 +221,41 @@ pub(crate) fn run(
         let now = Instant::now();
         if now.duration_since(last_sweep) >= SWEEP_EVERY {
             last_sweep = now;
+            if let Some(running) = shared.overdue() {
+                harakiri(running);
+            }
             for conn in slots.expired(now) {
                 let mut conn = conn;
                 time_out(&mut conn);
             }
         }
     }
-
-    log::info!("stopping: no new connections; finishing in-flight requests");
-    drop(listener);
-    shared
-        .draining
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    for conn in slots.close_all_idle() {
-        drop(conn);
-    }
-    finish_within(pool, &slots, shared.config.graceful_timeout);
+    pool.finish();
     Ok(())
 }
 
-/// Wait for the app threads to finish their requests, at most `limit`.
-fn finish_within(pool: Pool, slots: &Arc<Slots>, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while slots.lock().busy > 0 {
-        if Instant::now() >= deadline {
-            log::warn!(
-                "graceful timeout: {} request(s) still running; exiting anyway",
-                slots.lock().busy
-            );
-            return;
+/// Stop accepting and let every open connection end on its own: a request in flight finishes
+/// (its response says `Connection: close`), and a parked keep-alive connection gets one more
+/// keep-alive period, so a request the client already sent on it is answered instead of being
+/// cut off — the race that loses requests when servers reload. Returns when to give up.
+fn begin_drain(
+    listener: &mut Option<TcpListener>,
+    registry: &Registry,
+    shared: &Shared,
+    slots: &Slots,
+) -> Instant {
+    log::info!("draining: no new connections; finishing in-flight requests");
+    if let Some(mut listener) = listener.take() {
+        if let Err(e) = registry.deregister(&mut listener) {
+            log::debug!("deregister listener: {e}");
         }
-        std::thread::sleep(Duration::from_millis(10));
     }
-    pool.finish();
+    shared
+        .draining
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let now = Instant::now();
+    slots.shorten_deadlines(now + shared.config.keep_alive.min(shared.config.graceful_timeout));
+    now + shared.config.graceful_timeout
 }
 
 fn accept_all(
@@ -323,4 +334,19 @@ fn time_out(conn: &mut Conn) {
     } else {
         log::debug!("{}: keep-alive timeout", conn.peer);
     }
+}
+
+/// Exit status of a worker that killed itself over a request running past --timeout.
+pub(crate) const HARAKIRI_EXIT: i32 = 70;
+
+/// A request has run past --timeout: the app is stuck, and only replacing the process frees
+/// its thread (uWSGI's harakiri, gunicorn's worker timeout). `_exit` skips destructors and
+/// atexit handlers, which could block on whatever the stuck app holds.
+fn harakiri(running: Duration) -> ! {
+    log::error!(
+        "a request has been running for {:.1}s, past --timeout; exiting so the master replaces this worker",
+        running.as_secs_f64()
+    );
+    // SAFETY: _exit ends the process at once; nothing of ours runs afterwards.
+    unsafe { libc::_exit(HARAKIRI_EXIT) }
 }

@@ -17,13 +17,14 @@ mod socket_io;
 
 use std::io;
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::app::loader::LoadedApp;
 use crate::http::request::Limits;
 
+pub(crate) use event_loop::HARAKIRI_EXIT;
 pub(crate) use listener::bind;
 
 /// Everything the serving loop needs to know.
@@ -37,6 +38,10 @@ pub(crate) struct Config {
     pub(crate) header_timeout: Duration,
     /// How long one read of the body or one write of the response may wait for the client.
     pub(crate) io_timeout: Duration,
+    /// How long one request may run before the process gives up on itself (harakiri).
+    pub(crate) request_timeout: Option<Duration>,
+    /// Stop (gracefully) after this many requests, so the master starts a fresh worker.
+    pub(crate) max_requests: Option<u64>,
     /// How long in-flight requests may take to finish after a stop was asked.
     pub(crate) graceful_timeout: Duration,
     pub(crate) max_body: u64,
@@ -50,16 +55,38 @@ pub(crate) struct Config {
 pub(crate) struct Shutdown {
     requested: AtomicBool,
     waker: OnceLock<mio::Waker>,
+    on_retire: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl Shutdown {
     /// Ask the server to stop accepting, finish in-flight requests and return.
     pub(crate) fn trigger(&self) {
-        self.requested.store(true, Ordering::SeqCst);
+        if self.requested.swap(true, Ordering::SeqCst) {
+            return;
+        }
         if let Some(waker) = self.waker.get() {
             if let Err(e) = waker.wake() {
                 log::warn!("could not wake the event loop for shutdown: {e}");
             }
+        }
+    }
+
+    /// Stop because this process has done its share (--max-requests): run the `on_retire` hook
+    /// (which tells the master to start a replacement), then stop as `trigger` does.
+    pub(crate) fn retire(&self) {
+        if self.is_requested() {
+            return;
+        }
+        if let Some(hook) = self.on_retire.get() {
+            hook();
+        }
+        self.trigger();
+    }
+
+    /// What `retire` runs first.
+    pub(crate) fn on_retire(&self, hook: Box<dyn Fn() + Send + Sync>) {
+        if self.on_retire.set(hook).is_err() {
+            log::warn!("a retire hook was already set");
         }
     }
 
@@ -75,12 +102,51 @@ pub(crate) struct Shared {
     /// Serialises calls into an app that declared itself single-threaded.
     pub(crate) app_lock: Option<Mutex<()>>,
     draining: AtomicBool,
+    shutdown: Arc<Shutdown>,
+    served: AtomicU64,
+    /// Per app thread: when its current request started (ms after `clock`, plus one), or 0.
+    busy_since: Box<[AtomicU64]>,
+    clock: Instant,
 }
 
 impl Shared {
     /// True once a stop was asked: responses say `Connection: close` and nothing is parked.
     pub(crate) fn draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+
+    /// App thread `thread` starts (`true`) or ends a request; counts requests for --max-requests.
+    pub(crate) fn mark_busy(&self, thread: usize, busy: bool) {
+        let Some(slot) = self.busy_since.get(thread) else {
+            return;
+        };
+        if busy {
+            slot.store(
+                self.clock.elapsed().as_millis() as u64 + 1,
+                Ordering::Relaxed,
+            );
+            return;
+        }
+        slot.store(0, Ordering::Relaxed);
+        let served = self.served.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.config.max_requests == Some(served) {
+            log::info!("served {served} requests (--max-requests): recycling this worker");
+            self.shutdown.retire();
+        }
+    }
+
+    /// The longest-running request, if one exceeds --timeout.
+    pub(crate) fn overdue(&self) -> Option<Duration> {
+        let limit = self.config.request_timeout?;
+        let now = self.clock.elapsed().as_millis() as u64 + 1;
+        let oldest = self
+            .busy_since
+            .iter()
+            .map(|t| t.load(Ordering::Relaxed))
+            .filter(|&t| t != 0)
+            .min()?;
+        let running = Duration::from_millis(now.saturating_sub(oldest));
+        (running > limit).then_some(running)
     }
 }
 
@@ -95,8 +161,14 @@ pub(crate) fn serve(
     let shared = Arc::new(Shared {
         app_lock: app.single_threaded.then(|| Mutex::new(())),
         app,
+        busy_since: (0..config.threads.max(1))
+            .map(|_| AtomicU64::new(0))
+            .collect(),
         config,
         draining: AtomicBool::new(false),
+        shutdown: Arc::clone(&shutdown),
+        served: AtomicU64::new(0),
+        clock: Instant::now(),
     });
     event_loop::run(listener, shared, shutdown)
 }

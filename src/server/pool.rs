@@ -30,7 +30,7 @@ impl Pool {
             let slots = Arc::clone(slots);
             let thread = std::thread::Builder::new()
                 .name(format!("app-{i}"))
-                .spawn(move || work(&queue, &shared, &slots))?;
+                .spawn(move || work(i, &queue, &shared, &slots))?;
             threads.push(thread);
         }
         Ok(Pool { queue, threads })
@@ -58,8 +58,8 @@ impl Pool {
     }
 }
 
-fn work(queue: &(Mutex<Queue>, Condvar), shared: &Shared, slots: &Slots) {
-    let mut scratch = ThreadScratch::default();
+fn work(thread: usize, queue: &(Mutex<Queue>, Condvar), shared: &Shared, slots: &Slots) {
+    let mut scratch = ThreadScratch::new(thread);
     loop {
         let mut conn = {
             let (lock, ready) = queue;

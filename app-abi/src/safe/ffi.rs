@@ -27,10 +27,16 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 /// `catch_unwind`, so nothing can unwind out of here; a panic escaping an `extern "C"` function
 /// would abort the server (Rust ≥ 1.81).
 fn boundary<R>(fallback: R, f: impl FnOnce() -> R, on_panic: impl FnOnce(&str)) -> R {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    install_quiet_hook();
+    let outer = IN_BOUNDARY.with(|b| b.replace(true));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    IN_BOUNDARY.with(|b| b.set(outer));
+    match result {
         Ok(r) => r,
         Err(payload) => {
-            let _ = catch_unwind(AssertUnwindSafe(|| on_panic(panic_message(&*payload))));
+            let location = PANIC_LOCATION.with(|l| l.take()).unwrap_or_default();
+            let message = format!("{} (at {location})", panic_message(&*payload));
+            let _ = catch_unwind(AssertUnwindSafe(|| on_panic(&message)));
             if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
                 // A payload whose Drop panics: leak the second payload rather than loop.
                 std::mem::forget(again);
@@ -38,6 +44,33 @@ fn boundary<R>(fallback: R, f: impl FnOnce() -> R, on_panic: impl FnOnce(&str)) 
             fallback
         }
     }
+}
+
+thread_local! {
+    /// Set while app code runs inside [`boundary`]: its panics are reported through the host log.
+    static IN_BOUNDARY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Where the last caught panic happened, recorded by the hook for the log line.
+    static PANIC_LOCATION: std::cell::Cell<Option<String>> = const { std::cell::Cell::new(None) };
+}
+
+/// A panic caught at the boundary is logged once, through the host, tagged with the app; the
+/// default hook would also print it (with a backtrace if RUST_BACKTRACE is set) to the server's
+/// stderr, outside its log. Panics elsewhere (threads the app started) keep the previous hook.
+fn install_quiet_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_BOUNDARY.with(|b| b.get()) {
+                let location = info
+                    .location()
+                    .map(|l| format!("{}:{}", l.file(), l.line()));
+                PANIC_LOCATION.with(|l| l.set(location));
+            } else {
+                previous(info);
+            }
+        }));
+    });
 }
 
 /// The message of a `panic!("...")` / `panic!("{}", x)` payload.

@@ -1,0 +1,72 @@
+/*
+ * The LP64 layout of ABI 1.0 pinned from the C side, as raw.rs pins it from the Rust side.
+ * Compiled with `-fsyntax-only` by app-abi/tests/layout.rs: a header change that moves a field
+ * fails here even if the Rust mirror moved the same way.
+ */
+#include <stdalign.h>
+#include "webserver_app.h"
+
+#if UINTPTR_MAX == 0xffffffffffffffffu && SIZE_MAX == 0xffffffffffffffffu
+
+#define SIZE(t, n, a) _Static_assert(sizeof(t) == (n) && alignof(t) == (a), #t " size/align")
+#define OFF(t, f, n) _Static_assert(offsetof(t, f) == (n), #t "." #f " offset")
+
+SIZE(ws_bytes, 16, 8);
+OFF(ws_bytes, ptr, 0);
+OFF(ws_bytes, len, 8);
+
+SIZE(ws_pair, 32, 8);
+OFF(ws_pair, name, 0);
+OFF(ws_pair, value, 16);
+
+SIZE(ws_host, 40, 8);
+OFF(ws_host, size, 0);
+OFF(ws_host, reserved, 4);
+OFF(ws_host, read, 8);
+OFF(ws_host, start_response, 16);
+OFF(ws_host, write, 24);
+OFF(ws_host, log, 32);
+
+SIZE(ws_request, 48, 8);
+OFF(ws_request, size, 0);
+OFF(ws_request, flags, 4);
+OFF(ws_request, environ, 8);
+OFF(ws_request, environ_len, 16);
+OFF(ws_request, io, 24);
+OFF(ws_request, host, 32);
+OFF(ws_request, log_ctx, 40);
+
+SIZE(ws_body, 40, 8);
+OFF(ws_body, size, 0);
+OFF(ws_body, reserved, 4);
+OFF(ws_body, ctx, 8);
+OFF(ws_body, next, 16);
+OFF(ws_body, close, 24);
+OFF(ws_body, length_hint, 32);
+
+SIZE(ws_init, 48, 8);
+OFF(ws_init, size, 0);
+OFF(ws_init, reserved, 4);
+OFF(ws_init, host, 8);
+OFF(ws_init, log_ctx, 16);
+OFF(ws_init, error_buf, 24);
+OFF(ws_init, error_cap, 32);
+OFF(ws_init, error_len, 40);
+
+SIZE(ws_app, 56, 8);
+OFF(ws_app, magic, 0);
+OFF(ws_app, abi_major, 4);
+OFF(ws_app, abi_minor, 6);
+OFF(ws_app, size, 8);
+OFF(ws_app, flags, 12);
+OFF(ws_app, name, 16);
+OFF(ws_app, version, 24);
+OFF(ws_app, init, 32);
+OFF(ws_app, call, 40);
+OFF(ws_app, shutdown, 48);
+
+_Static_assert(WS_APP_MAGIC == 0x50415357u, "magic is \"WSAP\" little-endian");
+_Static_assert(WS_ABI_MAJOR == 1 && WS_ABI_MINOR == 0, "ABI 1.0");
+_Static_assert(WS_LENGTH_UNKNOWN == UINT64_MAX, "length unknown");
+
+#endif

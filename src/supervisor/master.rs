@@ -1,0 +1,749 @@
+//! The master: owns the listening socket, starts generations of workers, swaps them
+//! transactionally, replaces the dead, and never loads app code itself.
+//!
+//! ```text
+//!  HUP / --reload ─▶ copy LIB (by hash) ─▶ gen N+1 workers boot ─▶ all "ready"? ─┬─ yes ─▶ USR1 (go) to N+1,
+//!                                                                                 │        TERM (drain) to N
+//!                                                                                 └─ no ──▶ stop N+1; N keeps serving
+//! ```
+
+use std::fmt;
+use std::fs;
+use std::io::{self, Read};
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU};
+
+use super::artifact::{private_dir, Artifact, FileStamp};
+use super::worker::{LISTEN_FD, READY_FD};
+use crate::app::loader::LoadError;
+use crate::app::target::AppTarget;
+use crate::cli::ServeArgs;
+use crate::server::{self, HARAKIRI_EXIT};
+
+/// How often the master looks at its children, pipes, signals and the watched file.
+const TICK: Duration = Duration::from_millis(50);
+/// A changed library must stay unchanged this long before it is loaded (half-copied files).
+const RELOAD_DEBOUNCE: Duration = Duration::from_millis(500);
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Why the master could not start serving.
+#[derive(Debug)]
+pub(crate) enum MasterError {
+    Load(LoadError),
+    /// The first generation failed to boot; the worker's own message.
+    Boot(String),
+    Bind {
+        addr: SocketAddr,
+        source: io::Error,
+    },
+    Io(&'static str, io::Error),
+}
+
+impl fmt::Display for MasterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MasterError::Load(e) => write!(f, "{e}"),
+            MasterError::Boot(message) => write!(f, "{message}"),
+            MasterError::Bind { addr, source } => write!(
+                f,
+                "cannot listen on {addr}: {source} (is another server using it? pick one with --bind)"
+            ),
+            MasterError::Io(what, e) => write!(f, "{what}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for MasterError {}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GenState {
+    Booting,
+    Live,
+    Draining,
+    Failed,
+}
+
+struct Generation {
+    id: u64,
+    artifact: Artifact,
+    state: GenState,
+    app: String,
+}
+
+struct Worker {
+    pid: i32,
+    generation: u64,
+    ready: bool,
+    /// Said it is draining on its own (--max-requests): already replaced.
+    retiring: bool,
+    pipe: fs::File,
+    pending: Vec<u8>,
+}
+
+/// Run the master until it is told to stop. Errors only before the first generation serves.
+pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
+    let spec = args.app.as_deref().unwrap_or_default();
+    let target = AppTarget::parse(spec).map_err(|e| MasterError::Load(e.into()))?;
+    let source = target.resolve().map_err(|e| MasterError::Load(e.into()))?;
+    let listener = server::bind(args.bind).map_err(|source| MasterError::Bind {
+        addr: args.bind,
+        source,
+    })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| MasterError::Io("listener address", e))?;
+    let signals =
+        signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU])
+            .map_err(|e| MasterError::Io("cannot install signal handlers", e))?;
+    let exe =
+        std::env::current_exe().map_err(|e| MasterError::Io("cannot find my own executable", e))?;
+    let mut master = Master {
+        listen_fd: high_fd(listener).map_err(|e| MasterError::Io("listener", e))?,
+        exe,
+        args: args.clone(),
+        symbol: target.symbol.clone(),
+        source: source.clone(),
+        dir: private_dir(),
+        generations: Vec::new(),
+        workers: Vec::new(),
+        next_id: 1,
+        want: args.workers.max(1),
+        backoff: BACKOFF_MIN,
+        next_spawn: Instant::now(),
+        swap_queued: false,
+        stop: None,
+        watched: FileStamp::of(&source),
+        seen: FileStamp::of(&source),
+        seen_since: Instant::now(),
+        last_failure: None,
+    };
+    if let Some(pid_file) = &args.pid {
+        fs::write(pid_file, format!("{}\n", std::process::id()))
+            .map_err(|e| MasterError::Io("cannot write --pid file", e))?;
+    }
+    let result = master.serve(signals, local);
+    master.cleanup();
+    result
+}
+
+struct Master {
+    listen_fd: RawFd,
+    exe: PathBuf,
+    args: ServeArgs,
+    symbol: String,
+    source: PathBuf,
+    dir: PathBuf,
+    generations: Vec<Generation>,
+    workers: Vec<Worker>,
+    next_id: u64,
+    want: usize,
+    backoff: Duration,
+    next_spawn: Instant,
+    swap_queued: bool,
+    /// Set once a stop was asked: when to stop waiting and kill.
+    stop: Option<Instant>,
+    /// --reload: the stamp last swapped to, and the latest stamp and since when it holds.
+    watched: Option<FileStamp>,
+    seen: Option<FileStamp>,
+    seen_since: Instant,
+    last_failure: Option<String>,
+}
+
+impl Master {
+    fn serve(
+        &mut self,
+        mut signals: signal_hook::iterator::Signals,
+        local: SocketAddr,
+    ) -> Result<(), MasterError> {
+        self.start_generation().map_err(MasterError::Boot)?;
+        let mut announced = false;
+        loop {
+            for signal in signals.pending() {
+                self.on_signal(signal);
+            }
+            self.read_pipes();
+            self.reap();
+            if !announced && self.live().is_some() {
+                announced = true;
+                println!("Serving HTTP on {local} ...");
+                use std::io::Write;
+                let _ = io::stdout().flush();
+            }
+            if !announced && self.generations.iter().all(|g| g.state == GenState::Failed) {
+                let message = self
+                    .last_failure
+                    .take()
+                    .unwrap_or_else(|| "the app failed to start".into());
+                return Err(MasterError::Boot(message));
+            }
+            match self.stop {
+                Some(deadline) => {
+                    if self.workers.is_empty() {
+                        log::info!("all workers stopped; exiting");
+                        return Ok(());
+                    }
+                    if Instant::now() >= deadline {
+                        log::warn!(
+                            "{} worker(s) did not stop in time; killing them",
+                            self.workers.len()
+                        );
+                        for worker in &self.workers {
+                            signal_pid(worker.pid, libc::SIGKILL);
+                        }
+                        self.stop = Some(Instant::now() + Duration::from_secs(5));
+                    }
+                }
+                None => {
+                    self.watch_file();
+                    self.reconcile();
+                }
+            }
+            self.wait_for_input();
+        }
+    }
+
+    fn live(&self) -> Option<&Generation> {
+        self.generations.iter().find(|g| g.state == GenState::Live)
+    }
+
+    fn generation_mut(&mut self, id: u64) -> Option<&mut Generation> {
+        self.generations.iter_mut().find(|g| g.id == id)
+    }
+
+    fn on_signal(&mut self, signal: i32) {
+        match signal {
+            SIGHUP if self.stop.is_none() => {
+                log::info!("SIGHUP: hot swap of {}", self.source.display());
+                self.request_swap();
+            }
+            SIGTERM | SIGINT if self.stop.is_none() => {
+                log::info!("signal {signal}: graceful stop");
+                for worker in &self.workers {
+                    signal_pid(worker.pid, libc::SIGTERM);
+                }
+                let grace =
+                    Duration::from_secs(self.args.tuning.graceful_timeout) + Duration::from_secs(2);
+                self.stop = Some(Instant::now() + grace);
+            }
+            SIGQUIT => {
+                log::info!("SIGQUIT: immediate stop");
+                for worker in &self.workers {
+                    signal_pid(worker.pid, libc::SIGQUIT);
+                }
+                self.stop = Some(Instant::now() + Duration::from_secs(1));
+            }
+            SIGTTIN if self.stop.is_none() => {
+                self.want += 1;
+                log::info!("SIGTTIN: {} worker(s)", self.want);
+            }
+            SIGTTOU if self.stop.is_none() => {
+                self.want = (self.want - 1).max(1);
+                log::info!("SIGTTOU: {} worker(s)", self.want);
+            }
+            _ => {}
+        }
+    }
+
+    fn request_swap(&mut self) {
+        if self
+            .generations
+            .iter()
+            .any(|g| g.state == GenState::Booting)
+        {
+            // One swap at a time; the newest request runs once the current one settles.
+            self.swap_queued = true;
+            return;
+        }
+        if let Err(message) = self.start_generation() {
+            self.swap_failed(self.next_id - 1, &message);
+        }
+    }
+
+    /// Copy the live library and boot a full set of workers on the copy.
+    fn start_generation(&mut self) -> Result<(), String> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let source = AppTarget::parse(self.args.app.as_deref().unwrap_or_default())
+            .and_then(|t| t.resolve())
+            .map_err(|e| e.to_string())?;
+        let artifact = Artifact::prepare(&source, &self.dir).map_err(|e| e.to_string())?;
+        // The first boot is reported by its outcome alone: "Serving HTTP" or one error line.
+        let level = if id == 1 {
+            log::Level::Debug
+        } else {
+            log::Level::Info
+        };
+        log::log!(
+            level,
+            "generation {id}: booting {} worker(s) on {} (sha {})",
+            self.want,
+            source.display(),
+            artifact.hash
+        );
+        self.source = source;
+        self.write_status(&format!("booting {id} {}", artifact.hash));
+        self.generations.push(Generation {
+            id,
+            artifact,
+            state: GenState::Booting,
+            app: String::new(),
+        });
+        for _ in 0..self.want {
+            if let Err(e) = self.spawn(id) {
+                return Err(format!("cannot start a worker: {e}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn spawn(&mut self, id: u64) -> io::Result<()> {
+        let Some(generation) = self.generations.iter().find(|g| g.id == id) else {
+            return Ok(());
+        };
+        let (read_end, write_end) = pipe()?;
+        let write_fd = write_end;
+        let listen_fd = self.listen_fd;
+        let tuning = &self.args.tuning;
+        let max_requests = match tuning.max_requests {
+            0 => 0,
+            n => n + jitter(tuning.max_requests_jitter),
+        };
+        let mut command = Command::new(&self.exe);
+        command
+            .arg("__worker")
+            .arg("--lib")
+            .arg(&generation.artifact.copy)
+            .arg("--symbol")
+            .arg(&self.symbol)
+            .arg("--generation")
+            .arg(id.to_string())
+            .args(tuning.to_args(max_requests));
+        if self.want > 1 {
+            command.arg("--multiprocess");
+        }
+        // SAFETY: the closure runs in the forked child before exec and only calls
+        // async-signal-safe functions (dup2, prctl) on descriptors that are open in the parent.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(move || {
+                if libc::dup2(listen_fd, LISTEN_FD) < 0 || libc::dup2(write_fd, READY_FD) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // A worker must not outlive a master killed with -9.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let spawned = command.spawn();
+        // SAFETY: write_fd is ours (from pipe()); the child has its own copy now.
+        unsafe { libc::close(write_fd) };
+        let child = spawned?;
+        // SAFETY: read_end is a fresh descriptor from pipe() that nothing else owns.
+        let pipe = unsafe { fs::File::from_raw_fd(read_end) };
+        self.workers.push(Worker {
+            pid: child.id() as i32,
+            generation: id,
+            ready: false,
+            retiring: false,
+            pipe,
+            pending: Vec::new(),
+        });
+        Ok(())
+    }
+
+    fn read_pipes(&mut self) {
+        let mut lines = Vec::new();
+        for worker in &mut self.workers {
+            let mut buf = [0u8; 1024];
+            loop {
+                match worker.pipe.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => worker.pending.extend_from_slice(&buf[..n]),
+                    Err(_) => break,
+                }
+            }
+            while let Some(end) = worker.pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = worker.pending.drain(..=end).collect();
+                let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+                lines.push((worker.pid, line));
+            }
+        }
+        for (pid, line) in lines {
+            self.on_line(pid, &line);
+        }
+    }
+
+    fn on_line(&mut self, pid: i32, line: &str) {
+        let Some(worker) = self.workers.iter_mut().find(|w| w.pid == pid) else {
+            return;
+        };
+        let id = worker.generation;
+        let mut fields = line.splitn(3, '\t');
+        match fields.next() {
+            Some("ready") => {
+                worker.ready = true;
+                let app = format!(
+                    "{} {}",
+                    fields.next().unwrap_or("?"),
+                    fields.next().unwrap_or("?")
+                );
+                let Some(generation) = self.generation_mut(id) else {
+                    return;
+                };
+                generation.app = app;
+                match generation.state {
+                    GenState::Live => {
+                        signal_pid(pid, libc::SIGUSR1);
+                        self.backoff = BACKOFF_MIN;
+                    }
+                    GenState::Booting => self.promote_if_ready(id),
+                    GenState::Draining | GenState::Failed => signal_pid(pid, libc::SIGTERM),
+                }
+            }
+            Some("error") => {
+                let message = self.user_facing(id, fields.next().unwrap_or("unknown error"));
+                match self
+                    .generations
+                    .iter()
+                    .find(|g| g.id == id)
+                    .map(|g| g.state)
+                {
+                    Some(GenState::Booting) => self.swap_failed(id, &message),
+                    Some(GenState::Live) => {
+                        log::error!("replacement worker failed to start: {message}");
+                        self.back_off();
+                    }
+                    _ => {}
+                }
+            }
+            Some("draining") => {
+                worker.retiring = true;
+                log::info!("worker {pid} is recycling; starting its replacement");
+            }
+            _ => log::debug!("worker {pid}: {line}"),
+        }
+    }
+
+    /// Messages name the user's file, not our private copy.
+    fn user_facing(&self, id: u64, message: &str) -> String {
+        match self.generations.iter().find(|g| g.id == id) {
+            Some(g) => message.replace(
+                &*g.artifact.copy.to_string_lossy(),
+                &g.artifact.source.to_string_lossy(),
+            ),
+            None => message.to_owned(),
+        }
+    }
+
+    fn promote_if_ready(&mut self, id: u64) {
+        let booting: Vec<&Worker> = self.workers.iter().filter(|w| w.generation == id).collect();
+        if booting.len() < self.want || !booting.iter().all(|w| w.ready) {
+            return;
+        }
+        for worker in &booting {
+            signal_pid(worker.pid, libc::SIGUSR1);
+        }
+        let mut old = Vec::new();
+        for generation in &mut self.generations {
+            if generation.state == GenState::Live {
+                generation.state = GenState::Draining;
+                old.push(generation.id);
+            }
+        }
+        for worker in self.workers.iter().filter(|w| old.contains(&w.generation)) {
+            signal_pid(worker.pid, libc::SIGTERM);
+        }
+        let Some(generation) = self.generation_mut(id) else {
+            return;
+        };
+        generation.state = GenState::Live;
+        let (app, hash) = (generation.app.clone(), generation.artifact.hash.clone());
+        log::info!(
+            "generation {id} ready: {} worker(s) serving {app} from {} (sha {hash}){}",
+            self.want,
+            self.source.display(),
+            match old.as_slice() {
+                [] => String::new(),
+                ids => format!("; draining generation {ids:?}"),
+            }
+        );
+        self.write_status(&format!("ready {id} {hash}"));
+        self.backoff = BACKOFF_MIN;
+        self.settle_swap();
+    }
+
+    fn swap_failed(&mut self, id: u64, message: &str) {
+        if let Some(generation) = self.generation_mut(id) {
+            generation.state = GenState::Failed;
+        }
+        for worker in self.workers.iter().filter(|w| w.generation == id) {
+            signal_pid(worker.pid, libc::SIGTERM);
+        }
+        match self.live() {
+            Some(live) => log::error!(
+                "hot swap failed: {message}; generation {} keeps serving {}",
+                live.id,
+                live.app
+            ),
+            None => log::debug!("generation {id} failed: {message}"),
+        }
+        self.write_status(&format!("failed {id} {message}"));
+        self.last_failure = Some(message.to_owned());
+        self.settle_swap();
+    }
+
+    fn settle_swap(&mut self) {
+        if std::mem::take(&mut self.swap_queued) && self.stop.is_none() {
+            self.request_swap();
+        }
+    }
+
+    /// Collect exited workers and decide what each exit means.
+    fn reap(&mut self) {
+        loop {
+            let mut status = 0;
+            // SAFETY: waitpid with WNOHANG on any child; status is a valid out-pointer.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid <= 0 {
+                return;
+            }
+            self.read_pipes(); // a last "error" line must be seen before the exit is judged
+            let Some(index) = self.workers.iter().position(|w| w.pid == pid) else {
+                continue;
+            };
+            let worker = self.workers.remove(index);
+            let how = describe_exit(status);
+            let state = self
+                .generations
+                .iter()
+                .find(|g| g.id == worker.generation)
+                .map(|g| g.state);
+            let lib = self.source.display().to_string();
+            match state {
+                Some(GenState::Booting) => {
+                    let message = format!(
+                        "worker {pid} {how} while loading {lib}:{} (a crash in the library's initialisers or init)",
+                        self.symbol
+                    );
+                    self.swap_failed(worker.generation, &message);
+                }
+                Some(GenState::Live) if self.stop.is_none() => {
+                    if worker.retiring && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+                    {
+                        log::info!("worker {pid} recycled");
+                    } else if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == HARAKIRI_EXIT
+                    {
+                        log::error!("worker {pid} (generation {}, {lib}) was stuck in a request past --timeout and exited; replacing it", worker.generation);
+                    } else {
+                        log::error!(
+                            "worker {pid} (generation {}, {lib}) {how}; replacing it",
+                            worker.generation
+                        );
+                    }
+                    if !worker.ready {
+                        self.back_off();
+                    }
+                }
+                Some(GenState::Draining) => {
+                    log::info!(
+                        "worker {pid} of generation {} drained and {how}",
+                        worker.generation
+                    );
+                }
+                _ => log::debug!("worker {pid} {how}"),
+            }
+            self.forget_finished_generations();
+        }
+    }
+
+    fn back_off(&mut self) {
+        self.next_spawn = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+
+    fn forget_finished_generations(&mut self) {
+        let workers = &self.workers;
+        self.generations.retain(|g| {
+            matches!(g.state, GenState::Live | GenState::Booting)
+                || workers.iter().any(|w| w.generation == g.id)
+        });
+    }
+
+    /// Keep the live generation at `want` serving workers (respawn, TTIN/TTOU).
+    fn reconcile(&mut self) {
+        let Some(live) = self.live().map(|g| g.id) else {
+            return;
+        };
+        let serving: Vec<i32> = self
+            .workers
+            .iter()
+            .filter(|w| w.generation == live && !w.retiring)
+            .map(|w| w.pid)
+            .collect();
+        if serving.len() > self.want {
+            for pid in &serving[self.want..] {
+                signal_pid(*pid, libc::SIGTERM);
+                if let Some(worker) = self.workers.iter_mut().find(|w| w.pid == *pid) {
+                    worker.retiring = true;
+                }
+            }
+        } else if serving.len() < self.want && Instant::now() >= self.next_spawn {
+            if let Err(e) = self.spawn(live) {
+                log::error!("cannot start a worker: {e}");
+                self.back_off();
+            }
+        }
+    }
+
+    fn watch_file(&mut self) {
+        if !self.args.reload {
+            return;
+        }
+        let stamp = FileStamp::of(&self.source);
+        if stamp != self.seen {
+            self.seen = stamp;
+            self.seen_since = Instant::now();
+            return;
+        }
+        let stable = self.seen_since.elapsed() >= RELOAD_DEBOUNCE;
+        let booting = self
+            .generations
+            .iter()
+            .any(|g| g.state == GenState::Booting);
+        if stamp.is_some() && stamp != self.watched && stable && !booting {
+            self.watched = stamp;
+            log::info!("--reload: {} changed", self.source.display());
+            self.request_swap();
+        }
+    }
+
+    fn wait_for_input(&self) {
+        let mut fds: Vec<libc::pollfd> = self
+            .workers
+            .iter()
+            .map(|w| libc::pollfd {
+                fd: w.pipe.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: fds is a valid array of fds.len() pollfds for the duration of the call.
+        unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                TICK.as_millis() as i32,
+            )
+        };
+    }
+
+    fn write_status(&self, status: &str) {
+        let Some(pid_file) = &self.args.pid else {
+            return;
+        };
+        let path = status_path(pid_file);
+        let tmp = path.with_extension("status.tmp");
+        let written = fs::write(&tmp, format!("{status}\n")).and_then(|()| fs::rename(&tmp, &path));
+        if let Err(e) = written {
+            log::warn!("cannot write {}: {e}", path.display());
+        }
+    }
+
+    fn cleanup(&mut self) {
+        if let Some(pid_file) = &self.args.pid {
+            let _ = fs::remove_file(pid_file);
+            let _ = fs::remove_file(status_path(pid_file));
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `FILE.status` beside the pid file: what the last swap did, for scripts.
+pub(crate) fn status_path(pid_file: &Path) -> PathBuf {
+    let mut name = pid_file.as_os_str().to_owned();
+    name.push(".status");
+    PathBuf::from(name)
+}
+
+/// Moves the listener to a high descriptor so dup2 onto 3 and 4 in the child cannot clobber it.
+fn high_fd(listener: TcpListener) -> io::Result<RawFd> {
+    let fd = listener.into_raw_fd();
+    // SAFETY: fd is open and ours; F_DUPFD_CLOEXEC returns a new descriptor or -1.
+    let high = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100) };
+    // SAFETY: fd is ours and no longer needed once duplicated.
+    unsafe { libc::close(fd) };
+    if high < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(high)
+}
+
+/// A close-on-exec pipe whose ends sit above the descriptors the child's dup2 targets; the read
+/// end is non-blocking.
+fn pipe() -> io::Result<(RawFd, RawFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: fds has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut high = [0 as RawFd; 2];
+    for (i, fd) in fds.iter().enumerate() {
+        // SAFETY: fd is a descriptor pipe2 just opened for us.
+        high[i] = unsafe { libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 100) };
+        // SAFETY: as above; the duplicate replaces it.
+        unsafe { libc::close(*fd) };
+    }
+    if high.iter().any(|&fd| fd < 0) {
+        return Err(io::Error::last_os_error());
+    }
+    // The worker's end must block: it writes a few lines and must not lose them.
+    // SAFETY: high[1] is open; F_SETFL with 0 clears O_NONBLOCK.
+    unsafe { libc::fcntl(high[1], libc::F_SETFL, 0) };
+    Ok((high[0], high[1]))
+}
+
+fn signal_pid(pid: i32, signal: i32) {
+    // SAFETY: kill has no memory-safety preconditions; pid is one of our children.
+    unsafe { libc::kill(pid, signal) };
+}
+
+/// Spread --max-requests so workers do not all recycle at once.
+fn jitter(max: u64) -> u64 {
+    if max == 0 {
+        return 0;
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    u64::from(nanos ^ std::process::id()) % (max + 1)
+}
+
+fn describe_exit(status: i32) -> String {
+    if libc::WIFSIGNALED(status) {
+        let signal = libc::WTERMSIG(status);
+        format!("was killed by signal {signal} ({})", signal_name(signal))
+    } else {
+        format!("exited with status {}", libc::WEXITSTATUS(status))
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        _ => "signal",
+    }
+}

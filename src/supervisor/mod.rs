@@ -1,0 +1,6 @@
+//! Processes: a master that never loads app code, generations of workers that do.
+
+pub(crate) mod artifact;
+pub(crate) mod master;
+pub(crate) mod probe;
+pub(crate) mod worker;

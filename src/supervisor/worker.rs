@@ -1,0 +1,130 @@
+//! A worker's life: load the app, report ready, wait for the go, serve, drain, exit.
+//!
+//! The master passes the listening socket as fd 3 and the write end of the ready pipe as fd 4.
+//! Lines on the pipe: `ready\tNAME\tVERSION`, `error\tMESSAGE`, `draining`. The worker accepts
+//! only after SIGUSR1 (the master's go, sent once every worker of its generation is ready), so a
+//! generation that fails half-way never served a request that would then be cut off.
+
+use std::fs::File;
+use std::io::Write;
+use std::net::TcpListener;
+use std::os::fd::{FromRawFd, RawFd};
+use std::sync::{Arc, Condvar, Mutex};
+
+use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
+
+use crate::app::loader::LoadedApp;
+use crate::cli::WorkerArgs;
+use crate::server::{self, Shutdown};
+
+/// Where a worker finds the listening socket.
+pub(crate) const LISTEN_FD: RawFd = 3;
+/// Where a worker finds the ready pipe.
+pub(crate) const READY_FD: RawFd = 4;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Start {
+    Waiting,
+    Go,
+    Stop,
+}
+
+/// Run as a worker; the exit status tells the master how it ended.
+pub(crate) fn run(args: &WorkerArgs) -> i32 {
+    // SAFETY: the master opened READY_FD for this process (dup2 in pre_exec) and nothing else in
+    // this process owns it.
+    let mut report = unsafe { File::from_raw_fd(READY_FD) };
+    let start = Arc::new((Mutex::new(Start::Waiting), Condvar::new()));
+    let shutdown = Arc::new(Shutdown::default());
+    if let Err(e) = watch_signals(&start, &shutdown) {
+        let _ = writeln!(report, "error\tcannot install signal handlers: {e}");
+        return 1;
+    }
+
+    let app = match LoadedApp::load_path(&args.lib, &args.symbol) {
+        Ok(app) => Arc::new(app),
+        Err(e) => {
+            let message = e.to_string().replace(['\n', '\r'], " ");
+            let _ = writeln!(report, "error\t{message}");
+            return 1;
+        }
+    };
+    if writeln!(report, "ready\t{}\t{}", app.name, app.version).is_err() {
+        log::error!("the master is gone; exiting");
+        return 1;
+    }
+
+    let (lock, changed) = &*start;
+    let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
+    while *state == Start::Waiting {
+        state = changed.wait(state).unwrap_or_else(|e| e.into_inner());
+    }
+    let go = *state == Start::Go;
+    drop(state);
+    if !go {
+        app.shutdown();
+        return 0;
+    }
+
+    // Tell the master when this worker starts draining on its own (--max-requests), so a
+    // replacement is accepting before this one stops.
+    let pipe = Mutex::new(report);
+    shutdown.on_retire(Box::new(move || {
+        let mut pipe = pipe.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(pipe, "draining");
+    }));
+
+    // SAFETY: the master passed the listening socket as LISTEN_FD; this is its only owner here.
+    let listener = unsafe { TcpListener::from_raw_fd(LISTEN_FD) };
+    if let Err(e) = listener.set_nonblocking(true) {
+        log::error!("listener: {e}");
+        return 1;
+    }
+    log::info!(
+        "generation {} serving {} {}",
+        args.generation,
+        app.name,
+        app.version
+    );
+    let config = args.tuning.server_config(args.multiprocess);
+    let served = server::serve(listener, Arc::clone(&app), config, shutdown);
+    app.shutdown();
+    match served {
+        Ok(()) => 0,
+        Err(e) => {
+            log::error!("serving failed: {e}");
+            1
+        }
+    }
+}
+
+/// USR1: go. TERM/INT: drain and exit (or exit at once before the go). QUIT: exit now.
+fn watch_signals(
+    start: &Arc<(Mutex<Start>, Condvar)>,
+    shutdown: &Arc<Shutdown>,
+) -> std::io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([SIGUSR1, SIGTERM, SIGINT, SIGQUIT])?;
+    let start = Arc::clone(start);
+    let shutdown = Arc::clone(shutdown);
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                let (lock, changed) = &*start;
+                let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
+                match signal {
+                    SIGUSR1 if *state == Start::Waiting => *state = Start::Go,
+                    SIGQUIT => {
+                        log::info!("SIGQUIT: exiting now");
+                        // SAFETY: immediate exit is what QUIT asks for; nothing runs after it.
+                        unsafe { libc::_exit(0) }
+                    }
+                    SIGTERM | SIGINT if *state == Start::Waiting => *state = Start::Stop,
+                    SIGTERM | SIGINT => shutdown.trigger(),
+                    _ => {}
+                }
+                changed.notify_all();
+            }
+        })?;
+    Ok(())
+}
