@@ -3,4 +3,5 @@
 pub(crate) mod artifact;
 pub(crate) mod master;
 pub(crate) mod probe;
+pub(crate) mod process;
 pub(crate) mod worker;
