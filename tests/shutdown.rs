@@ -55,7 +55,12 @@ fn sigint_when_idle_exits_0() {
 
 #[test]
 fn sigterm_does_not_wait_for_idle_keep_alive_connections() {
-    let mut server = sample_server("hello").args(["--keep-alive", "30"]).start();
+    // The server may give an idle connection a short grace window to send one more request
+    // (closing it at the very instant a request is in flight loses that request), bounded by
+    // --graceful-timeout — but not the whole 30 s keep-alive.
+    let mut server = sample_server("hello")
+        .args(["--keep-alive", "30", "--graceful-timeout", "1"])
+        .start();
     let mut conn = server.connect();
     conn.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(conn.read_response().status, 200);

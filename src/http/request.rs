@@ -276,32 +276,28 @@ fn scan_head(buf: &[u8], limits: &Limits) -> Result<Option<(usize, Range<usize>)
         };
         let rest = buf.get(line_start..).unwrap_or_default();
         let Some(i) = rest.iter().position(|&b| b == b'\r' || b == b'\n') else {
-            if rest.len() > limit {
-                return Err(err);
-            }
-            return if buf.len() > limits.max_head {
-                Err(ParseError::HeadTooLarge)
-            } else {
-                Ok(None)
+            return match first_limit_error(line_start, buf.len(), limit, err, limits.max_head) {
+                Some(e) => Err(e),
+                None => Ok(None),
             };
         };
-        if i > limit {
-            return Err(err);
+        // i < rest.len(), so eol < buf.len(). Limits first, decided as for the prefix
+        // `buf[..eol]` whatever follows the line.
+        let eol = line_start + i;
+        if let Some(e) = first_limit_error(line_start, eol, limit, err, limits.max_head) {
+            return Err(e);
         }
-        let eol = line_start + i; // i < rest.len(), so eol < buf.len()
         if buf.get(eol) == Some(&b'\n') {
             return Err(ParseError::Malformed("bare LF"));
+        }
+        // The CR alone already makes the head too large: decided before the byte after it.
+        if eol + 1 > limits.max_head {
+            return Err(ParseError::HeadTooLarge);
         }
         match buf.get(eol + 1) {
             Some(b'\n') => {}
             Some(_) => return Err(ParseError::Malformed("bare CR")),
-            None => {
-                return if buf.len() > limits.max_head {
-                    Err(ParseError::HeadTooLarge)
-                } else {
-                    Ok(None)
-                }
-            }
+            None => return Ok(None),
         }
         let next = eol + 2;
         if next > limits.max_head {
@@ -317,6 +313,29 @@ fn scan_head(buf: &[u8], limits: &Limits) -> Result<Option<(usize, Range<usize>)
             ));
         }
         line_start = next;
+    }
+}
+
+/// The limit a line's content breaks, for a buffer ending at `end` inside the line that starts
+/// at `line_start`: the line limit (`err`) or `max_head`, whichever the bytes broke first (the
+/// line limit on a tie). Deciding by byte position keeps the answer independent of how the input
+/// was split across reads (issue #4: found by the `request_head` fuzz target, where a long
+/// line crossing `max_head` was 431 when cut early but 400 "bare LF" when read whole).
+fn first_limit_error(
+    line_start: usize,
+    end: usize,
+    limit: usize,
+    err: ParseError,
+    max_head: usize,
+) -> Option<ParseError> {
+    // Bytes needed before each limit is known to be broken.
+    let line_broken_at = line_start.saturating_add(limit).saturating_add(1);
+    let head_broken_at = max_head.saturating_add(1);
+    match (end >= line_broken_at, end >= head_broken_at) {
+        (true, true) if line_broken_at <= head_broken_at => Some(err),
+        (true, false) => Some(err),
+        (_, true) => Some(ParseError::HeadTooLarge),
+        (false, false) => None,
     }
 }
 
@@ -484,6 +503,57 @@ mod tests {
         }
         many.extend_from_slice(b"\r\n");
         assert_eq!(status(&many), 431);
+    }
+
+    /// Found by fuzzing: the decision must not depend on where the input was cut.
+    #[test]
+    fn limits_decided_by_byte_position() {
+        let small = |max_request_line| Limits {
+            max_request_line,
+            max_headers: 10,
+            max_header_line: 16,
+            max_head: 40,
+        };
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\nX-Aaaa: bbbbb";
+        assert_eq!(head.len(), 38);
+        let long_line = [&b"GET /"[..], &[b'a'; 50], b" HTTP/1.1\n"].concat();
+        let cases: &[(Vec<u8>, usize, ParseError)] = &[
+            // the field line crosses max_head, then a bare LF
+            (
+                [&head[..], b"ccc\n\r\n"].concat(),
+                20,
+                ParseError::HeadTooLarge,
+            ),
+            // a CR right at max_head, then a bare CR
+            (
+                [&head[..], b"cc\rx\r\n"].concat(),
+                20,
+                ParseError::HeadTooLarge,
+            ),
+            // max_head broken before the field-line limit
+            (
+                [&head[..], b"cccccc\r\n"].concat(),
+                20,
+                ParseError::HeadTooLarge,
+            ),
+            // the request-line limit broken before max_head, then a bare LF
+            (long_line.clone(), 20, ParseError::UriTooLong),
+            // max_head broken before the request-line limit
+            (long_line, 100, ParseError::HeadTooLarge),
+        ];
+        for (input, line_limit, want) in cases {
+            let limits = small(*line_limit);
+            let name = String::from_utf8_lossy(input);
+            let whole = parse_head(input, &limits, &mut RequestHead::default());
+            assert_eq!(whole, Err(*want), "{name:?}");
+            for cut in 0..input.len() {
+                let got = parse_head(&input[..cut], &limits, &mut RequestHead::default());
+                assert!(
+                    got == Ok(None) || got == whole,
+                    "{name:?} cut {cut}: {got:?}"
+                );
+            }
+        }
     }
 
     #[test]

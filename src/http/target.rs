@@ -41,7 +41,9 @@ pub(crate) fn split_target(target: &[u8]) -> Result<(&[u8], &[u8]), ParseError> 
 }
 
 /// [`split_target`] plus the method rules: CONNECT → [`ParseError::ConnectNotSupported`]
-/// whatever its target; `*` only with OPTIONS.
+/// whatever its target; authority-form with any other method → 400 (RFC 9112 §3.2.3: it is
+/// "only used for CONNECT requests", so it is a bad request, not an unimplemented feature);
+/// `*` only with OPTIONS (§3.2.4).
 pub(crate) fn split_target_for<'t>(
     method: &[u8],
     target: &'t [u8],
@@ -49,7 +51,12 @@ pub(crate) fn split_target_for<'t>(
     if method == b"CONNECT" {
         return Err(ParseError::ConnectNotSupported);
     }
-    let (path, query) = split_target(target)?;
+    let (path, query) = split_target(target).map_err(|e| match e {
+        ParseError::ConnectNotSupported => {
+            ParseError::BadTarget("authority-form is only valid for CONNECT")
+        }
+        e => e,
+    })?;
     if path == b"*" && method != b"OPTIONS" {
         return Err(ParseError::BadTarget(
             "asterisk-form is only valid for OPTIONS",
@@ -200,6 +207,10 @@ mod tests {
         assert_eq!(
             split_target_for(b"CONNECT", b"/"),
             Err(ParseError::ConnectNotSupported)
+        );
+        assert_eq!(
+            split_target_for(b"GET", b"h:443").map_err(|e| e.status()),
+            Err(400)
         );
         assert_eq!(
             split_target_for(b"GET", b"/x?y"),

@@ -214,7 +214,7 @@ fn serve_buffered(
         head.clear();
         match parse_head(&conn.buf[conn.start..], &shared.config.limits, head) {
             Ok(Some(head_len)) => {
-                if !serve_one(conn, head, head_len, shared, scratch) || shared.draining() {
+                if !serve_one(conn, head, head_len, shared, scratch) {
                     return After::Close;
                 }
             }

@@ -22,6 +22,10 @@ const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 const FIRST_CONN: usize = 2;
 
+/// While draining, how long a connection whose last response promised keep-alive (it began
+/// before the drain) waits for the request its client may already be sending.
+const DRAIN_LINGER: Duration = Duration::from_secs(1);
+
 /// How often parked connections are checked against their deadlines.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
@@ -69,6 +73,17 @@ impl Slots {
                 } else {
                     now + config.keep_alive
                 };
+                if shared.draining() {
+                    // Parked after the drain began (its response promised keep-alive before the
+                    // drain): a request the client sends right behind that response is still
+                    // answered (with `Connection: close`), but an idle client cannot hold the
+                    // process for a whole keep-alive period.
+                    let window = config
+                        .keep_alive
+                        .min(config.graceful_timeout)
+                        .min(DRAIN_LINGER);
+                    conn.deadline = conn.deadline.min(now + window);
+                }
                 *slot = Slot::Idle(conn);
                 None
             }
@@ -206,7 +221,9 @@ pub(crate) fn run(
         for event in events.iter() {
             match event.token() {
                 LISTENER => {
-                    if let Some(listener) = &listener {
+                    // A stop asked while we polled: leave new connections in the (shared)
+                    // backlog for the workers that keep serving; `begin_drain` runs next turn.
+                    if let Some(listener) = listener.as_ref().filter(|_| !shutdown.is_requested()) {
                         accept_all(listener, poll.registry(), &slots, &shared, &pool);
                     }
                 }

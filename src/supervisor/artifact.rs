@@ -68,6 +68,32 @@ pub(crate) fn private_dir() -> PathBuf {
     std::env::temp_dir().join(format!("webserver-{}", std::process::id()))
 }
 
+/// Remove the private directories of masters that are gone (killed with -9, or a crash), so
+/// copies do not pile up in the temporary directory.
+pub(crate) fn remove_stale_dirs() {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("webserver-"))
+            .and_then(|pid| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: kill with signal 0 only checks whether the process exists.
+        let gone = unsafe { libc::kill(pid, 0) } != 0
+            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            if let Err(e) = fs::remove_dir_all(entry.path()) {
+                log::debug!("cannot remove stale {}: {e}", entry.path().display());
+            }
+        }
+    }
+}
+
 impl Artifact {
     /// Read `source` once (so the copy is one consistent version) and store it under its hash.
     pub(crate) fn prepare(source: &Path, dir: &Path) -> Result<Artifact, ArtifactError> {

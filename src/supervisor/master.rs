@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU};
 
-use super::artifact::{private_dir, Artifact, FileStamp};
+use super::artifact::{private_dir, remove_stale_dirs, Artifact, FileStamp};
 use super::process::{describe_exit, high_fd, jitter, pipe, signal_pid, status_path};
 use super::worker::{LISTEN_FD, READY_FD};
 use crate::app::loader::LoadError;
@@ -32,6 +32,9 @@ const TICK: Duration = Duration::from_millis(50);
 const RELOAD_DEBOUNCE: Duration = Duration::from_millis(500);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How long a swap waits for the old workers to say they stopped accepting before it is
+/// announced anyway (they were told; a wedged one is killed by its own graceful timeout).
+const STOPPED_WAIT: Duration = Duration::from_secs(3);
 
 /// Why the master could not start serving.
 #[derive(Debug)]
@@ -85,6 +88,19 @@ struct Worker {
     retiring: bool,
     pipe: fs::File,
     pending: Vec<u8>,
+    /// Said `stopped`: its listener is closed, it accepts no new connection.
+    stopped: bool,
+}
+
+/// A promoted generation whose swap is announced (log line, `ready` status) only once the old
+/// workers stopped accepting, so a connection made after the announcement reaches the new code.
+struct Announce {
+    id: u64,
+    /// Old workers that may still accept.
+    waiting: Vec<i32>,
+    /// Generations being drained, for the log line.
+    old: Vec<u64>,
+    deadline: Instant,
 }
 
 /// Run the master until it is told to stop. Errors only before the first generation serves.
@@ -102,6 +118,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
     let signals =
         signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU])
             .map_err(|e| MasterError::Io("cannot install signal handlers", e))?;
+    remove_stale_dirs();
     let exe =
         std::env::current_exe().map_err(|e| MasterError::Io("cannot find my own executable", e))?;
     let mut master = Master {
@@ -123,6 +140,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         seen: FileStamp::of(&source),
         seen_since: Instant::now(),
         last_failure: None,
+        announce: None,
     };
     if let Some(pid_file) = &args.pid {
         fs::write(pid_file, format!("{}\n", std::process::id()))
@@ -154,6 +172,7 @@ struct Master {
     seen: Option<FileStamp>,
     seen_since: Instant,
     last_failure: Option<String>,
+    announce: Option<Announce>,
 }
 
 impl Master {
@@ -170,6 +189,7 @@ impl Master {
             }
             self.read_pipes();
             self.reap();
+            self.announce_if_settled();
             if !announced && self.live().is_some() {
                 announced = true;
                 println!("Serving HTTP on {local} ...");
@@ -252,10 +272,11 @@ impl Master {
     }
 
     fn request_swap(&mut self) {
-        if self
-            .generations
-            .iter()
-            .any(|g| g.state == GenState::Booting)
+        if self.announce.is_some()
+            || self
+                .generations
+                .iter()
+                .any(|g| g.state == GenState::Booting)
         {
             // One swap at a time; the newest request runs once the current one settles.
             self.swap_queued = true;
@@ -354,6 +375,7 @@ impl Master {
             retiring: false,
             pipe,
             pending: Vec::new(),
+            stopped: false,
         });
         Ok(())
     }
@@ -423,6 +445,7 @@ impl Master {
                     _ => {}
                 }
             }
+            Some("stopped") => worker.stopped = true,
             Some("draining") => {
                 worker.retiring = true;
                 log::info!("worker {pid} is recycling; starting its replacement");
@@ -460,22 +483,65 @@ impl Master {
         for worker in self.workers.iter().filter(|w| old.contains(&w.generation)) {
             signal_pid(worker.pid, libc::SIGTERM);
         }
+        let waiting = self
+            .workers
+            .iter()
+            .filter(|w| old.contains(&w.generation))
+            .map(|w| w.pid)
+            .collect();
         let Some(generation) = self.generation_mut(id) else {
             return;
         };
         generation.state = GenState::Live;
+        self.backoff = BACKOFF_MIN;
+        self.announce = Some(Announce {
+            id,
+            waiting,
+            old,
+            deadline: Instant::now() + STOPPED_WAIT,
+        });
+        self.announce_if_settled();
+    }
+
+    /// Log the swap and write `ready G` once no old worker can accept any more (each said
+    /// `stopped` or is gone), then run a swap that was asked meanwhile.
+    fn announce_if_settled(&mut self) {
+        let Some(announce) = &mut self.announce else {
+            return;
+        };
+        let workers = &self.workers;
+        announce
+            .waiting
+            .retain(|pid| workers.iter().any(|w| w.pid == *pid && !w.stopped));
+        let late = Instant::now() >= announce.deadline;
+        if !announce.waiting.is_empty() && !late {
+            return;
+        }
+        let Some(announce) = self.announce.take() else {
+            return;
+        };
+        if late && !announce.waiting.is_empty() {
+            log::warn!(
+                "old worker(s) {:?} did not confirm they stopped accepting within {STOPPED_WAIT:?}",
+                announce.waiting
+            );
+        }
+        let id = announce.id;
+        let Some(generation) = self.generations.iter().find(|g| g.id == id) else {
+            self.settle_swap();
+            return;
+        };
         let (app, hash) = (generation.app.clone(), generation.artifact.hash.clone());
         log::info!(
             "generation {id} ready: {} worker(s) serving {app} from {} (sha {hash}){}",
             self.want,
             self.source.display(),
-            match old.as_slice() {
+            match announce.old.as_slice() {
                 [] => String::new(),
                 ids => format!("; draining generation {ids:?}"),
             }
         );
         self.write_status(&format!("ready {id} {hash}"));
-        self.backoff = BACKOFF_MIN;
         self.settle_swap();
     }
 

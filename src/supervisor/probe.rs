@@ -32,7 +32,8 @@ pub(crate) fn check(spec: &str) -> i32 {
             use std::os::unix::process::ExitStatusExt;
             if let Some(signal) = status.signal() {
                 eprintln!(
-                    "webserver: error: {spec} crashed while being checked (killed by signal {signal}); a worker loading it would crash too"
+                    "webserver: error: {spec} crashed while being checked (killed by signal {signal}, {}); a worker loading it would crash too",
+                    super::process::signal_name(signal)
                 );
             }
             1

@@ -1,15 +1,19 @@
 //! A worker's life: load the app, report ready, wait for the go, serve, drain, exit.
 //!
 //! The master passes the listening socket as fd 3 and the write end of the ready pipe as fd 4.
-//! Lines on the pipe: `ready\tNAME\tVERSION`, `error\tMESSAGE`, `draining`. The worker accepts
-//! only after SIGUSR1 (the master's go, sent once every worker of its generation is ready), so a
-//! generation that fails half-way never served a request that would then be cut off.
+//! Lines on the pipe: `ready\tNAME\tVERSION`, `error\tMESSAGE`, `draining` (recycling on its own),
+//! `stopped` (after SIGTERM: the listener is closed, so no new connection can reach this process).
+//! The worker accepts only after SIGUSR1 (the master's go, sent once every worker of its generation
+//! is ready), so a generation that fails half-way never served a request that would then be cut
+//! off; the master announces a swap complete only once every old worker said `stopped` (or exited),
+//! so a connection made after that is served by the new library.
 
 use std::fs::File;
 use std::io::Write;
 use std::net::TcpListener;
 use std::os::fd::{FromRawFd, RawFd};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
 
@@ -33,11 +37,15 @@ enum Start {
 pub(crate) fn run(args: &WorkerArgs) -> i32 {
     // SAFETY: the master opened READY_FD for this process (dup2 in pre_exec) and nothing else in
     // this process owns it.
-    let mut report = unsafe { File::from_raw_fd(READY_FD) };
+    let report = Arc::new(Mutex::new(unsafe { File::from_raw_fd(READY_FD) }));
+    let say = |line: &str| -> std::io::Result<()> {
+        let mut pipe = report.lock().unwrap_or_else(|e| e.into_inner());
+        writeln!(pipe, "{line}")
+    };
     let start = Arc::new((Mutex::new(Start::Waiting), Condvar::new()));
     let shutdown = Arc::new(Shutdown::default());
-    if let Err(e) = watch_signals(&start, &shutdown) {
-        let _ = writeln!(report, "error\tcannot install signal handlers: {e}");
+    if let Err(e) = watch_signals(&start, &shutdown, &report) {
+        let _ = say(&format!("error\tcannot install signal handlers: {e}"));
         return 1;
     }
 
@@ -45,11 +53,11 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
         Ok(app) => Arc::new(app),
         Err(e) => {
             let message = e.to_string().replace(['\n', '\r'], " ");
-            let _ = writeln!(report, "error\t{message}");
+            let _ = say(&format!("error\t{message}"));
             return 1;
         }
     };
-    if writeln!(report, "ready\t{}\t{}", app.name, app.version).is_err() {
+    if say(&format!("ready\t{}\t{}", app.name, app.version)).is_err() {
         log::error!("the master is gone; exiting");
         return 1;
     }
@@ -68,7 +76,7 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
 
     // Tell the master when this worker starts draining on its own (--max-requests), so a
     // replacement is accepting before this one stops.
-    let pipe = Mutex::new(report);
+    let pipe = Arc::clone(&report);
     shutdown.on_retire(Box::new(move || {
         let mut pipe = pipe.lock().unwrap_or_else(|e| e.into_inner());
         let _ = writeln!(pipe, "draining");
@@ -102,10 +110,13 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
 fn watch_signals(
     start: &Arc<(Mutex<Start>, Condvar)>,
     shutdown: &Arc<Shutdown>,
+    report: &Arc<Mutex<File>>,
 ) -> std::io::Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([SIGUSR1, SIGTERM, SIGINT, SIGQUIT])?;
     let start = Arc::clone(start);
     let shutdown = Arc::clone(shutdown);
+    let report = Arc::clone(report);
+    let listener = FdIdentity::of(LISTEN_FD);
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
@@ -120,11 +131,61 @@ fn watch_signals(
                         unsafe { libc::_exit(0) }
                     }
                     SIGTERM | SIGINT if *state == Start::Waiting => *state = Start::Stop,
-                    SIGTERM | SIGINT => shutdown.trigger(),
+                    SIGTERM | SIGINT => {
+                        shutdown.trigger();
+                        report_stopped(listener, &report);
+                    }
                     _ => {}
                 }
                 changed.notify_all();
             }
         })?;
     Ok(())
+}
+
+/// Which open file a descriptor refers to (device and inode), to tell when the listener is closed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct FdIdentity {
+    dev: u64,
+    ino: u64,
+}
+
+impl FdIdentity {
+    fn of(fd: RawFd) -> Option<FdIdentity> {
+        // SAFETY: `libc::stat` is plain old data, for which all-zero bytes are a valid value.
+        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstat only writes into `stat`, which we own; a closed fd is just EBADF.
+        if unsafe { libc::fstat(fd, &mut stat) } != 0 {
+            return None;
+        }
+        Some(FdIdentity {
+            dev: stat.st_dev,
+            ino: stat.st_ino,
+        })
+    }
+}
+
+/// After a SIGTERM: once the event loop has closed its listener (`begin_drain` drops it), this
+/// process can never accept again; tell the master, which announces the swap complete only then.
+/// Runs on its own thread so the signal thread stays free for QUIT.
+fn report_stopped(listener: Option<FdIdentity>, report: &Arc<Mutex<File>>) {
+    let report = Arc::clone(report);
+    let spawned = std::thread::Builder::new()
+        .name("stopped".into())
+        .spawn(move || {
+            // The event loop answers the wake-up at once (it never runs app code); the deadline
+            // only keeps a wedged process from hiding forever — the master has its own.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while listener.is_some()
+                && FdIdentity::of(LISTEN_FD) == listener
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let mut pipe = report.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = writeln!(pipe, "stopped");
+        });
+    if let Err(e) = spawned {
+        log::warn!("cannot start a thread: {e}");
+    }
 }

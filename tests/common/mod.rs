@@ -924,3 +924,75 @@ pub fn have_program(prog: &str) -> bool {
 pub fn relative_to(path: &Path, base: &Path) -> Option<PathBuf> {
     path.strip_prefix(base).ok().map(Path::to_path_buf)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Added for the process-model tests (tests/hot_swap.rs)
+// ---------------------------------------------------------------------------------------------
+
+impl Conn {
+    /// Like [`Conn::connect`], but a refused or failed connect is an `Err`, not a panic (for load
+    /// clients that count failures instead of aborting).
+    pub fn try_connect(addr: SocketAddr) -> Result<Conn, String> {
+        let stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+        stream
+            .set_read_timeout(Some(IO_TIMEOUT))
+            .map_err(|e| format!("set_read_timeout: {e}"))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| format!("set_nodelay: {e}"))?;
+        Ok(Conn {
+            stream,
+            buf: Vec::new(),
+            eof: false,
+        })
+    }
+
+    /// Writes all bytes, returning the error instead of panicking.
+    pub fn try_send(&mut self, bytes: impl AsRef<[u8]>) -> Result<(), String> {
+        self.stream
+            .write_all(bytes.as_ref())
+            .map_err(|e| format!("write to server: {e}"))
+    }
+}
+
+/// The pids of the live children of `parent` (from /proc; Linux only).
+pub fn child_pids(parent: u32) -> Vec<u32> {
+    let mut pids = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`; comm may hold spaces or parentheses, so split after the last ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("");
+        let ppid = fields.next().and_then(|s| s.parse::<u32>().ok());
+        if ppid == Some(parent) && state != "Z" {
+            pids.push(pid);
+        }
+    }
+    pids.sort_unstable();
+    pids
+}
+
+/// Whether a process with this pid exists (`kill(pid, 0)` does not fail with ESRCH).
+pub fn process_exists(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill with signal 0 only checks for existence and permission.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}

@@ -1,0 +1,4 @@
+//! `cargo +nightly fuzz run request_head`: the request-head parser (see `webserver_fuzz::request_head`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| webserver_fuzz::request_head(data));

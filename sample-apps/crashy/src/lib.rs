@@ -1,0 +1,52 @@
+//! `crashy`: kills the process it runs in on purpose, to show crash isolation between workers.
+//!
+//! - `/segv`: stores through a wild pointer: the worker dies of SIGSEGV, as with a buggy app;
+//! - `/abort`: `std::process::abort()` (SIGABRT);
+//! - `/slow?ms=N`: sleeps N ms (capped at 60000, default 1000), then 200 `slow done\n`;
+//! - `/pid`: 200 with the worker's process id, so tests can tell workers apart;
+//! - any other path: 200 `crashy ok\n`.
+
+use std::time::Duration;
+
+use app_abi::{export_app, App, InitContext, Request, Response};
+
+/// The app: no state.
+pub struct Crashy;
+
+impl App for Crashy {
+    fn init(_ctx: &InitContext<'_>) -> Result<Self, String> {
+        Ok(Crashy)
+    }
+
+    fn call(&self, req: &mut Request<'_>) -> Response {
+        match req.path() {
+            b"/segv" => {
+                // A genuine invalid memory access, as a buggy native app makes: a store through a
+                // wild (non-null, unmapped: the first page is never mapped) pointer. `black_box`
+                // keeps the compiler from reasoning about the address.
+                // (Not `raise(SIGSEGV)`: the Rust runtime's stack-overflow handler swallows one
+                // *raised* SIGSEGV — it resets the disposition and returns — while a real fault
+                // re-faults under the default disposition and kills the process.)
+                let wild = std::hint::black_box(16usize) as *mut u8;
+                // SAFETY: none — this deliberately crashes the worker process with SIGSEGV so the
+                // tests can check that the master isolates the crash and replaces the worker.
+                unsafe { wild.write_volatile(1) };
+                Response::text(500, "the wild store did not crash this process\n")
+            }
+            b"/abort" => std::process::abort(),
+            b"/slow" => {
+                let ms = req
+                    .query_param(b"ms")
+                    .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
+                    .unwrap_or(1000)
+                    .min(60_000);
+                std::thread::sleep(Duration::from_millis(ms));
+                Response::text(200, "slow done\n")
+            }
+            b"/pid" => Response::text(200, format!("{}\n", std::process::id())),
+            _ => Response::text(200, "crashy ok\n"),
+        }
+    }
+}
+
+export_app!(app, Crashy, name = "crashy", version = "1.0");
