@@ -181,6 +181,13 @@ impl Exchange<'_> {
                     if data.is_empty() {
                         continue;
                     }
+                    let declared = self.app_content_length.filter(|_| !self.head_sent);
+                    if declared.is_some_and(|n| data.len() as u64 > n) {
+                        // Nothing is on the wire yet: a clean 500 beats a truncated body.
+                        log::error!(target: "app", "[{}] body longer than its Content-Length {}", self.app_name, declared.unwrap_or(0));
+                        self.fail();
+                        return;
+                    }
                     if !self.ensure_head() || !self.send_body(data) {
                         return;
                     }

@@ -17,6 +17,8 @@ pub(crate) struct RequestParts<'a, H> {
     /// The path of the request target, still percent-encoded.
     pub(crate) raw_path: &'a [u8],
     pub(crate) query: &'a [u8],
+    /// The authority of an absolute-form target, which overrides Host (RFC 9112 §3.2.2).
+    pub(crate) authority: Option<&'a [u8]>,
     pub(crate) version_minor: u8,
     pub(crate) headers: H,
     pub(crate) local: SocketAddr,
@@ -123,7 +125,7 @@ impl Environ {
         // SERVER_NAME comes from Host when present (PEP 3333 url reconstruction), else the socket.
         let server_name_start = self.name(b"SERVER_NAME");
         let value_start = self.arena.len();
-        match host.map(strip_port) {
+        match parts.authority.or(host).map(strip_port) {
             Some(name) if !name.is_empty() => self.arena.extend_from_slice(name),
             _ => write_display(&mut self.arena, &parts.local.ip()),
         }
@@ -241,6 +243,7 @@ mod tests {
             method: b"GET",
             raw_path: b"/a%20b/%ZZ",
             query: b"x=%20&y",
+            authority: None,
             version_minor: 1,
             headers: headers.iter().copied(),
             local: "127.0.0.1:8888".parse().unwrap(),
@@ -278,6 +281,24 @@ mod tests {
             tags, 1,
             "repeats are joined into one variable, the underscore form dropped"
         );
+    }
+
+    #[test]
+    fn absolute_form_authority_overrides_host() {
+        let headers: [(&[u8], &[u8]); 1] = [(b"Host", b"ignored.example")];
+        let mut environ = Environ::default();
+        let pairs = environ.build(RequestParts {
+            method: b"GET",
+            raw_path: b"/",
+            query: b"",
+            authority: Some(b"target.example:81"),
+            version_minor: 1,
+            headers: headers.iter().copied(),
+            local: "127.0.0.1:8888".parse().unwrap(),
+            remote: "10.0.0.7:5555".parse().unwrap(),
+            flags: 0,
+        });
+        assert_eq!(lookup(pairs, "SERVER_NAME"), Some(&b"target.example"[..]));
     }
 
     #[test]

@@ -252,7 +252,8 @@ fn serve_one(
     let config = &shared.config;
     let buf = &conn.buf[conn.start..conn.start + head_len];
     let method = head.method(buf);
-    let (path, query) = match split_target_for(method, head.target(buf)) {
+    let target = head.target(buf);
+    let (path, query) = match split_target_for(method, target) {
         Ok(parts) => parts,
         Err(e) => {
             reject(conn, &e, scratch);
@@ -284,6 +285,7 @@ fn serve_one(
         method,
         raw_path: path,
         query,
+        authority: absolute_form_authority(target),
         version_minor: head.version_minor,
         headers: head.header_iter(buf),
         local: conn.local,
@@ -340,6 +342,20 @@ fn serve_one(
         );
     }
     outcome.reusable
+}
+
+/// `http://example.com:8080/x` → `example.com:8080`; `None` for other target forms.
+fn absolute_form_authority(target: &[u8]) -> Option<&[u8]> {
+    let scheme_end = target.windows(3).position(|w| w == b"://")?;
+    if !target[..scheme_end].iter().all(u8::is_ascii_alphabetic) {
+        return None;
+    }
+    let rest = &target[scheme_end + 3..];
+    let end = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
+    Some(&rest[..end])
 }
 
 fn reject(conn: &mut Conn, error: &ParseError, scratch: &mut ThreadScratch) {
@@ -471,5 +487,24 @@ impl Transport for ConnTransport<'_> {
 
     fn date(&mut self) -> &[u8] {
         self.date.get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::absolute_form_authority;
+
+    #[test]
+    fn authority_of_absolute_form_targets() {
+        let cases: [(&[u8], Option<&[u8]>); 5] = [
+            (b"http://example.com:8080/x?y", Some(b"example.com:8080")),
+            (b"https://h?q", Some(b"h")),
+            (b"http://h", Some(b"h")),
+            (b"/path?http://x", None),
+            (b"*", None),
+        ];
+        for (target, want) in cases {
+            assert_eq!(absolute_form_authority(target), want, "{target:?}");
+        }
     }
 }

@@ -74,6 +74,7 @@ pub(crate) fn probe(spec: &str) -> i32 {
         method: b"GET",
         raw_path: b"/",
         query: b"",
+        authority: None,
         version_minor: 1,
         headers: headers.iter().copied(),
         local: ([127, 0, 0, 1], 0).into(),
