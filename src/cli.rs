@@ -50,6 +50,14 @@ pub(crate) enum Command {
         #[arg(value_name = "LIB:SYMBOL")]
         app: String,
     },
+    /// Internal: time environ build + app call + response encoding without sockets.
+    #[command(name = "__bench-abi", hide = true)]
+    BenchAbi {
+        #[arg(value_name = "LIB:SYMBOL")]
+        app: String,
+        #[arg(default_value_t = 1_000_000)]
+        iterations: u64,
+    },
     /// Internal: a worker process, started by the master.
     #[command(name = "__worker", hide = true)]
     Worker(WorkerArgs),

@@ -1,5 +1,6 @@
 //! `webserver LIB:SYMBOL` — an HTTP/1.1 server for apps in shared libraries.
 
+mod alloc_count;
 mod app;
 mod cli;
 mod http;
@@ -13,6 +14,9 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 
+#[global_allocator]
+static ALLOCATOR: alloc_count::Counting = alloc_count::Counting;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let role = match &cli.command {
@@ -20,7 +24,9 @@ fn main() -> ExitCode {
         Some(Command::Worker(args)) => {
             format!("worker {} gen {}", std::process::id(), args.generation)
         }
-        Some(Command::Check { .. } | Command::Probe { .. }) => "check".to_owned(),
+        Some(Command::Check { .. } | Command::Probe { .. } | Command::BenchAbi { .. }) => {
+            "check".to_owned()
+        }
     };
     init_logging(role);
     let status = match &cli.command {
@@ -34,6 +40,7 @@ fn main() -> ExitCode {
         Some(Command::Check { app }) => supervisor::probe::check(app),
         Some(Command::Probe { app }) => supervisor::probe::probe(app),
         Some(Command::Worker(args)) => supervisor::worker::run(args),
+        Some(Command::BenchAbi { app, iterations }) => app::bench::run(app, *iterations),
     };
     ExitCode::from(status.clamp(0, 255) as u8)
 }

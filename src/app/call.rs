@@ -19,12 +19,19 @@ use super::host::HOST;
 use super::loader::LoadedApp;
 use crate::http::response::{
     choose_framing, encode_chunk, encode_error_with, encode_head, encode_last_chunk, is_hop_by_hop,
-    is_token, valid_header_value, Framing, Head,
+    is_token, valid_header_value, DateCache, Framing, Head,
 };
 
 /// Chunks at least this large are written straight from the app's memory instead of being copied
 /// into the output buffer.
 const COPY_LIMIT: usize = 16 * 1024;
+
+/// Output held back (deferred responses, coalesced chunks) never grows past this.
+const HOLD_LIMIT: usize = 64 * 1024;
+
+/// A `next` that returned within this is producing chunks in a burst: keep coalescing them.
+/// A slower one (a stream that waits for events) gets every chunk sent as soon as it exists.
+const BURST: std::time::Duration = std::time::Duration::from_micros(100);
 
 /// What the connection layer provides to one exchange: the request body and the socket.
 pub(crate) trait Transport {
@@ -47,6 +54,9 @@ pub(crate) struct RequestFacts {
     /// The client allows keep-alive and the server is not draining.
     pub(crate) keep_alive: bool,
     pub(crate) flags: u32,
+    /// Leave the finished response in `Scratch::out` for the caller to send with the responses
+    /// to further pipelined requests (one write per batch); the caller must flush it.
+    pub(crate) defer_flush: bool,
 }
 
 /// Buffers reused across requests on one thread, so the hot path allocates nothing.
@@ -88,6 +98,8 @@ pub(crate) struct Exchange<'a> {
     broken: bool,
     client_gone: bool,
     reusable: bool,
+    /// `Scratch::out[..base]` holds earlier pipelined responses not yet sent.
+    base: usize,
 }
 
 /// Run one request through `app`. `environ` is the request's CGI/WSGI variables.
@@ -98,7 +110,7 @@ pub(crate) fn run(
     transport: &mut dyn Transport,
     scratch: &mut Scratch,
 ) -> Outcome {
-    scratch.out.clear();
+    let base = scratch.out.len();
     let mut exchange = Exchange {
         transport,
         scratch,
@@ -115,6 +127,7 @@ pub(crate) fn run(
         broken: false,
         client_gone: false,
         reusable: facts.keep_alive,
+        base,
     };
     let request = WsRequest {
         size: std::mem::size_of::<WsRequest>() as u32,
@@ -164,15 +177,22 @@ impl Exchange<'_> {
                 return;
             }
         };
+        let mut burst = false;
         loop {
-            // Flush before asking for more: the app may take its time producing the next chunk,
-            // and what it already produced must reach the client meanwhile.
-            if !self.flush() {
+            // Flush before asking for more — the app may take its time producing the next chunk,
+            // and what it already produced must reach the client meanwhile — unless the body is
+            // complete by its length, or the app is producing a burst of small chunks.
+            let complete = matches!(self.framing, Framing::Length(n) if self.body_sent >= n);
+            let own_bytes = self.scratch.out.len() > self.base;
+            let hold = complete || (burst && self.scratch.out.len() < HOLD_LIMIT);
+            if own_bytes && !hold && !self.flush() {
                 return;
             }
             let mut chunk = WsBytes::EMPTY;
+            let asked = self.head_sent.then(std::time::Instant::now);
             // SAFETY: ctx/next come from a successful call; chunk is a valid out-pointer.
             let rc = unsafe { next(body.ctx, &mut chunk) };
+            burst = asked.is_some_and(|t| t.elapsed() < BURST);
             match rc {
                 1 => {
                     // SAFETY: the ABI keeps a chunk valid until the next `next` or `close`; it is
@@ -312,6 +332,10 @@ impl Exchange<'_> {
     }
 
     pub(crate) fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, i32> {
+        // Reading may wait for the client, which may be waiting for the responses we hold.
+        if !self.scratch.out.is_empty() && !self.flush() {
+            return Err(WS_ERR_CLIENT_GONE);
+        }
         let result = self.transport.read_body(buf);
         if result == Err(WS_ERR_TOO_LARGE) {
             self.body_too_large = true;
@@ -380,7 +404,7 @@ impl Exchange<'_> {
         self.reusable = self.reusable && status != 413 && self.transport.body_consumed();
         self.head_sent = true;
         self.framing = Framing::NoBody;
-        self.scratch.out.clear();
+        self.scratch.out.truncate(self.base);
         let with_body = !self.facts.is_head;
         encode_error_with(
             &mut self.scratch.out,
@@ -424,6 +448,7 @@ impl Exchange<'_> {
         };
         let written = self.transport.write_all(&[out, prefix, data, suffix]);
         out.clear();
+        self.base = 0;
         if written.is_err() {
             self.client_gone = true;
         }
@@ -447,10 +472,12 @@ impl Exchange<'_> {
         }
         if self.client_gone {
             self.scratch.out.clear();
+            self.base = 0;
             return false;
         }
         let result = self.transport.write_all(&[&self.scratch.out]);
         self.scratch.out.clear();
+        self.base = 0;
         if let Err(e) = result {
             log::debug!("client gone while sending the response: {e}");
             self.client_gone = true;
@@ -472,12 +499,41 @@ impl Exchange<'_> {
         if !self.head_sent {
             self.ensure_head();
         }
-        self.flush();
+        if !self.facts.defer_flush || self.scratch.out.len() >= HOLD_LIMIT {
+            self.flush();
+        }
         Outcome {
             status: self.status.unwrap_or(500),
             body_bytes: self.body_sent,
             reusable: self.reusable && !self.broken && !self.client_gone,
         }
+    }
+}
+
+/// An in-memory connection for `check` and the ABI benchmark: no request body; the response is
+/// counted, not kept.
+#[derive(Default)]
+pub(crate) struct MemoryTransport {
+    date: DateCache,
+    pub(crate) written: usize,
+}
+
+impl Transport for MemoryTransport {
+    fn read_body(&mut self, _buf: &mut [u8]) -> Result<usize, i32> {
+        Ok(0)
+    }
+
+    fn write_all(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        self.written += parts.iter().map(|p| p.len()).sum::<usize>();
+        Ok(())
+    }
+
+    fn body_consumed(&mut self) -> bool {
+        true
+    }
+
+    fn date(&mut self) -> &[u8] {
+        self.date.get()
     }
 }
 

@@ -1,5 +1,6 @@
 //! The host side of the ABI: the only place with dlopen and raw pointers.
 
+pub(crate) mod bench;
 pub(crate) mod call;
 pub(crate) mod environ;
 pub(crate) mod host;

@@ -5,7 +5,7 @@
 //! thread then serves every request already buffered (pipelining) and hands the connection back
 //! to the loop when it would have to wait for the client.
 
-use std::io::{self, Read};
+use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use app_abi::raw::{
 use mio::net::TcpStream;
 use mio::Token;
 
-use super::socket_io::{read_with_timeout, write_all_with_timeout};
+use super::socket_io::{read_append, read_with_timeout, write_all_with_timeout};
 use super::Shared;
 use crate::app::call::{self, RequestFacts, Scratch, Transport};
 use crate::app::environ::{Environ, RequestParts};
@@ -100,33 +100,23 @@ impl Conn {
                 self.scanned = self.scanned.saturating_sub(self.start);
                 self.start = 0;
             }
-            let len = self.buf.len();
-            let want = (len + INITIAL_BUFFER).max(INITIAL_BUFFER);
-            self.buf.resize(want, 0);
-            match self.stream.read(&mut self.buf[len..]) {
-                Ok(0) => {
-                    self.buf.truncate(len);
-                    return Filled::Closed;
-                }
+            match read_append(&self.stream, &mut self.buf, INITIAL_BUFFER) {
+                Ok(0) => return Filled::Closed,
                 Ok(n) => {
-                    self.buf.truncate(len + n);
                     // A short read means the socket was emptied: a later arrival raises a new edge.
-                    self.drained = n < want - len;
+                    self.drained = n < INITIAL_BUFFER;
                 }
-                Err(e) => {
-                    self.buf.truncate(len);
-                    match e.kind() {
-                        io::ErrorKind::WouldBlock => {
-                            self.drained = true;
-                            return Filled::Waiting;
-                        }
-                        io::ErrorKind::Interrupted => continue,
-                        _ => {
-                            log::debug!("{}: read failed: {e}", self.peer);
-                            return Filled::Closed;
-                        }
+                Err(e) => match e.kind() {
+                    io::ErrorKind::WouldBlock => {
+                        self.drained = true;
+                        return Filled::Waiting;
                     }
-                }
+                    io::ErrorKind::Interrupted => continue,
+                    _ => {
+                        log::debug!("{}: read failed: {e}", self.peer);
+                        return Filled::Closed;
+                    }
+                },
             }
             if self.drained && !self.head_complete(max_head) {
                 return Filled::Waiting;
@@ -200,6 +190,16 @@ pub(crate) fn serve(conn: &mut Conn, shared: &Shared, scratch: &mut ThreadScratc
     let mut head = scratch.head.take().unwrap_or_default();
     let after = serve_buffered(conn, &mut head, shared, scratch);
     scratch.head = Some(head);
+    // The responses to a batch of pipelined requests leave in one write.
+    let out = &mut scratch.call.out;
+    if !out.is_empty() {
+        let sent = write_all_with_timeout(&mut conn.stream, &[out], shared.config.io_timeout);
+        out.clear();
+        if let Err(e) = sent {
+            log::debug!("{}: client gone while sending responses: {e}", conn.peer);
+            return After::Close;
+        }
+    }
     after
 }
 
@@ -280,6 +280,7 @@ fn serve_one(
         version_minor: head.version_minor,
         keep_alive: head.keep_alive && !shared.draining(),
         flags,
+        defer_flush: true,
     };
     let environ = scratch.environ.build(RequestParts {
         method,
@@ -367,13 +368,8 @@ fn reject(conn: &mut Conn, error: &ParseError, scratch: &mut ThreadScratch) {
 /// unknown).
 fn reject_status(conn: &mut Conn, status: u16, reason: &str, scratch: &mut ThreadScratch) {
     log::info!(target: "access", "{} \"-\" {status} 0 rejected: {reason}", conn.peer.ip());
-    let out = &mut scratch.call.out;
-    out.clear();
-    encode_error(out, status, scratch.date.get());
-    if let Err(e) = write_all_with_timeout(&mut conn.stream, &[out], Duration::from_secs(1)) {
-        log::debug!("{}: could not send {status}: {e}", conn.peer);
-    }
-    out.clear();
+    // Appended after any responses still held for this connection; `serve` sends them all.
+    encode_error(&mut scratch.call.out, status, scratch.date.get());
 }
 
 /// The request body and the socket, as the app sees them through `read` and the response path.

@@ -12,6 +12,8 @@ use super::Shared;
 struct Queue {
     ready: VecDeque<Box<Conn>>,
     closing: bool,
+    /// Threads blocked in `wait`: a wake-up (a futex syscall) is only needed when one is.
+    sleeping: usize,
 }
 
 /// A fixed set of threads taking ready connections from one queue.
@@ -38,11 +40,14 @@ impl Pool {
 
     pub(crate) fn submit(&self, conn: Box<Conn>) {
         let (lock, ready) = &*self.queue;
-        lock.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .ready
-            .push_back(conn);
-        ready.notify_one();
+        let mut queue = lock.lock().unwrap_or_else(|e| e.into_inner());
+        queue.ready.push_back(conn);
+        // A busy thread takes the next connection from the queue before it sleeps again.
+        let wake = queue.sleeping > queue.ready.len() - 1;
+        drop(queue);
+        if wake {
+            ready.notify_one();
+        }
     }
 
     /// Let the threads finish what is queued, then wait for them.
@@ -71,7 +76,9 @@ fn work(thread: usize, queue: &(Mutex<Queue>, Condvar), shared: &Shared, slots: 
                 if q.closing {
                     return;
                 }
+                q.sleeping += 1;
                 q = ready.wait(q).unwrap_or_else(|e| e.into_inner());
+                q.sleeping -= 1;
             }
         };
         // Serve, and keep serving while data arrived while we were busy (the loop marked it).

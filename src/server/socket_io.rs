@@ -114,3 +114,21 @@ pub(crate) fn write_all_with_timeout<S: Write + AsRawFd>(
     }
     Ok(())
 }
+
+/// One non-blocking `read(2)` of up to `max` bytes appended to `buf`, without zero-filling the
+/// space first (a memset per read would cost as much as parsing a small request head).
+pub(crate) fn read_append(fd: &impl AsRawFd, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    buf.reserve(max);
+    let spare = buf.spare_capacity_mut();
+    let want = spare.len().min(max);
+    // SAFETY: `spare` is writable memory owned by `buf` with room for `want` bytes; read(2)
+    // writes at most `want` bytes into it and reports how many.
+    let n = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), want) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = n as usize;
+    // SAFETY: the kernel initialised the first `n` bytes of the spare capacity, and n <= want.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}

@@ -1,16 +1,14 @@
 //! `webserver check LIB:SYMBOL`: load an app exactly as a worker would, in a child process (so a
 //! crash is reported, not suffered), run init, one synthetic `GET /` and shutdown.
 
-use std::io;
 use std::process::{Command, Stdio};
 
 use app_abi::raw::{WS_ABI_MAJOR, WS_REQ_MULTITHREAD};
 
-use crate::app::call::{self, RequestFacts, Scratch, Transport};
+use crate::app::call::{self, MemoryTransport, RequestFacts, Scratch};
 use crate::app::environ::{Environ, RequestParts};
 use crate::app::loader::LoadedApp;
 use crate::app::target::AppTarget;
-use crate::http::response::DateCache;
 
 /// The parent side: run the probe in a child and judge how it ended. Returns the exit status.
 pub(crate) fn check(spec: &str) -> i32 {
@@ -64,7 +62,7 @@ pub(crate) fn probe(spec: &str) -> i32 {
         app.descriptor.abi_major, app.descriptor.abi_minor
     );
     println!("init:    ok");
-    let mut transport = Captured::default();
+    let mut transport = MemoryTransport::default();
     let mut environ = Environ::default();
     let headers = [
         (&b"Host"[..], &b"localhost"[..]),
@@ -86,6 +84,7 @@ pub(crate) fn probe(spec: &str) -> i32 {
         version_minor: 1,
         keep_alive: false,
         flags: WS_REQ_MULTITHREAD,
+        defer_flush: false,
     };
     let outcome = call::run(&app, pairs, facts, &mut transport, &mut Scratch::default());
     println!(
@@ -102,30 +101,4 @@ pub(crate) fn probe(spec: &str) -> i32 {
         return 1;
     }
     0
-}
-
-/// An in-memory connection: no body, the response discarded (only its size is reported).
-#[derive(Default)]
-struct Captured {
-    date: DateCache,
-    written: usize,
-}
-
-impl Transport for Captured {
-    fn read_body(&mut self, _buf: &mut [u8]) -> Result<usize, i32> {
-        Ok(0)
-    }
-
-    fn write_all(&mut self, parts: &[&[u8]]) -> io::Result<()> {
-        self.written += parts.iter().map(|p| p.len()).sum::<usize>();
-        Ok(())
-    }
-
-    fn body_consumed(&mut self) -> bool {
-        true
-    }
-
-    fn date(&mut self) -> &[u8] {
-        self.date.get()
-    }
 }

@@ -2,6 +2,8 @@
 //!
 //! - `GET /?n=N&delay_ms=D` (any path but `/closes`): N chunks `chunk i\n` (i from 0), the iterator
 //!   sleeping D ms before each one; defaults n=5, delay_ms=50 (capped at 100000 and 60000).
+//! - `GET /bytes?size=N`: one static body of N bytes (default 65536, at most 1 MiB), for the
+//!   large-response benchmark.
 //! - `GET /closes`: `opened=X closed=Y\n` — streams started and bodies released (`close`), counted
 //!   in this process, so a test can see that a client disconnecting mid-stream still got `close`.
 
@@ -39,6 +41,13 @@ impl App for Stream {
             );
             return Response::text(200, text);
         }
+        if req.path() == b"/bytes" {
+            // One static body of `size` bytes (Content-Length): the large-response benchmark.
+            let size = param(req, b"size", 65_536, STATIC_BYTES.len() as u64) as usize;
+            return Response::new(200)
+                .header("Content-Type", "application/octet-stream")
+                .body(&STATIC_BYTES[..size]);
+        }
         let n = param(req, b"n", 5, 100_000);
         let delay = Duration::from_millis(param(req, b"delay_ms", 50, 60_000));
         let chunks = (0..n).map(move |i| {
@@ -52,5 +61,8 @@ impl App for Stream {
         Response::text(200, body)
     }
 }
+
+/// The bytes `/bytes` serves from (1 MiB of `x`, static so serving them allocates nothing).
+static STATIC_BYTES: [u8; 1 << 20] = [b'x'; 1 << 20];
 
 export_app!(app, Stream, name = "stream", version = "1.0");

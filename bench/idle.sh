@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# idle.sh — N idle keep-alive connections per server (default 10,000), one fresh start each.
+#
+# Usage:  idle.sh 'NAME|GROUP|CMD' ...      (CMD starts one server on 127.0.0.1:$PORT)
+# For each entry: start pinned to CPU $SERVER_CPUS (1) in its own session, wait for the port,
+# run bench/idle10k.py pinned to CPU $WRK_CPUS (0): base RSS/PSS and thread count, open N
+# connections with one request each, measure memory/threads 1 s later, time $PROBES new requests
+# on new connections and $REUSE_PROBES on held ones, hold until IDLE_HOLD s, close, stop the server.
+# The open-file limit is raised to the hard limit (inherited by the servers and the client).
+#
+# Env: IDLE_CONNS (10000) IDLE_HOLD (3) PROBES (200) REUSE_PROBES (50) IDLE_DEADLINE (90)
+#      SERVER_CPUS (1) WRK_CPUS (0) BASE_PORT (18500) OUT_DIR START_TIMEOUT (20) SHARED_BENCH
+# Output: $OUT_DIR/idle10k.jsonl ({"name", "group", "result": idle10k.py's JSON}), logs in $OUT_DIR/logs.
+set -uo pipefail
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+IDLE_CONNS="${IDLE_CONNS:-10000}"
+IDLE_HOLD="${IDLE_HOLD:-3}"
+PROBES="${PROBES:-200}"
+REUSE_PROBES="${REUSE_PROBES:-50}"
+IDLE_DEADLINE="${IDLE_DEADLINE:-90}"
+SERVER_CPUS="${SERVER_CPUS:-1}"
+WRK_CPUS="${WRK_CPUS:-0}"
+BASE_PORT="${BASE_PORT:-18500}"
+START_TIMEOUT="${START_TIMEOUT:-20}"
+SHARED_BENCH="${SHARED_BENCH:-$BENCH_DIR/../../shared/bench}"
+OUT_DIR="${OUT_DIR:-${BENCH_WORK:-/tmp/webserver-bench}/idle-$(date +%Y%m%d-%H%M%S)}"
+(( $# >= 1 )) || { sed -n '2,15p' "$0" >&2; exit 2; }
+# shellcheck source=lib.sh
+source "$BENCH_DIR/lib.sh"
+trap 'stop_server; exit 130' INT TERM
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if (( $(ulimit -n) < IDLE_CONNS + 200 )); then
+  echo "idle.sh: WARNING: open-file limit $(ulimit -n) < IDLE_CONNS+200; servers will refuse connections" >&2
+fi
+mkdir -p "$OUT_DIR/logs"
+RES="$OUT_DIR/idle10k.jsonl"; : >"$RES"
+echo "idle.sh: $IDLE_CONNS idle connections, hold ${IDLE_HOLD}s, $PROBES new-connection probes; ulimit -n $(ulimit -n)"
+i=0
+for e in "$@"; do
+  IFS='|' read -r name group cmd <<<"$e"
+  port=$(( BASE_PORT + i )); i=$(( i + 1 ))
+  if start_server "$name" "$cmd" "$port" "$OUT_DIR/logs/idle-${name}.log"; then
+    sleep 0.5
+    j=$(taskset -c "$WRK_CPUS" timeout $(( IDLE_DEADLINE + IDLE_HOLD + 60 )) python3 "$BENCH_DIR/idle10k.py" \
+          --port "$port" --sid "$SRV_SID" --n "$IDLE_CONNS" --hold "$IDLE_HOLD" --probes "$PROBES" \
+          --reuse-probes "$REUSE_PROBES" --deadline "$IDLE_DEADLINE" --shared "$SHARED_BENCH" \
+          2>>"$OUT_DIR/logs/idle-${name}.client.err")
+    stop_server
+  else
+    j=""
+  fi
+  [[ -n "$j" ]] || j='{"error": "server did not start or idle10k.py failed"}'
+  echo "{\"name\": \"$name\", \"group\": \"$group\", \"result\": $j}" >>"$RES"
+  python3 -c 'import json,sys; d=json.loads(sys.argv[1]); r=d["result"]
+if "error" in r: print("  %s: %s" % (d["name"], r["error"]))
+else: print("  %-12s open %d/%d  dRSS %.1f MiB (%d B/conn)  threads %d->%d->%d  new-conn p50/p99/max %s/%s/%s ms  held-conn p99 %s ms (fail %d)" % (d["name"], r["open_after_1s"], r["requested"], r["delta_rss_kb"]/1024, r["bytes_per_conn_rss"], r["threads_base"], r["threads_loaded"], r["threads_after_probes"], r["probe_ms"]["p50"], r["probe_ms"]["p99"], r["probe_ms"]["max"], r["reuse_ms"]["p99"], r["reuse_fail"]))' "$(tail -1 "$RES")"
+done

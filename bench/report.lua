@@ -1,0 +1,13 @@
+-- Shared wrk `done` hook (same RESULT line as ../shared/bench/wrk_report.lua, plus bytes/s).
+-- Loaded by pipeline.lua and post.lua through dofile(os.getenv("BENCH_DIR") .. "/report.lua").
+done = function(summary, latency, requests)
+  local e = summary.errors
+  local secs = summary.duration / 1e6
+  io.write(string.format(
+    "RESULT requests=%d duration_us=%d bytes=%d rps=%.1f bytes_per_s=%.0f p50_us=%d p90_us=%d p99_us=%d max_us=%d " ..
+    "err_connect=%d err_read=%d err_write=%d err_status=%d err_timeout=%d\n",
+    summary.requests, summary.duration, summary.bytes,
+    summary.requests / secs, summary.bytes / secs,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
