@@ -189,7 +189,9 @@ impl Exchange<'_> {
                 return;
             }
             let mut chunk = WsBytes::EMPTY;
-            let asked = self.head_sent.then(std::time::Instant::now);
+            // Timing only matters for bodies of unknown or unfinished length (no clock read for
+            // the usual one-chunk body).
+            let asked = (self.head_sent && !complete).then(std::time::Instant::now);
             // SAFETY: ctx/next come from a successful call; chunk is a valid out-pointer.
             let rc = unsafe { next(body.ctx, &mut chunk) };
             burst = asked.is_some_and(|t| t.elapsed() < BURST);

@@ -359,7 +359,11 @@ impl Default for DateCache {
 impl DateCache {
     /// The current date, e.g. `Sun, 06 Nov 1994 08:49:37 GMT` (always 29 bytes).
     pub(crate) fn get(&mut self) -> &[u8] {
-        let now = SystemTime::now();
+        self.at(SystemTime::now())
+    }
+
+    /// The date of `now` (a caller that already knows the time saves a clock read).
+    pub(crate) fn at(&mut self, now: SystemTime) -> &[u8] {
         let second = now
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())

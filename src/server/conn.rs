@@ -68,7 +68,8 @@ impl Conn {
         token: Token,
         peer: SocketAddr,
         local: SocketAddr,
-        deadline: Instant,
+        now: Instant,
+        header_timeout: Duration,
     ) -> Conn {
         Conn {
             stream,
@@ -79,8 +80,8 @@ impl Conn {
             start: 0,
             scanned: 0,
             drained: false,
-            deadline,
-            head_since: Some(Instant::now()),
+            deadline: now + header_timeout,
+            head_since: Some(now),
             served_any: false,
         }
     }
@@ -248,7 +249,9 @@ fn serve_one(
     shared: &Shared,
     scratch: &mut ThreadScratch,
 ) -> bool {
-    let started = Instant::now();
+    // Only the access log wants the duration: no clock read per request otherwise.
+    let access_log = log::log_enabled!(target: "access", log::Level::Info);
+    let started = access_log.then(Instant::now);
     let config = &shared.config;
     let buf = &conn.buf[conn.start..conn.start + head_len];
     let method = head.method(buf);
@@ -303,6 +306,7 @@ fn serve_one(
         continue_sent: false,
         timeout: config.io_timeout,
         date: &mut scratch.date,
+        wall: shared.coarse_wall(),
         sink: &mut scratch.body_sink,
     };
     shared.mark_busy(scratch.thread, true);
@@ -317,7 +321,7 @@ fn serve_one(
         )
     };
     shared.mark_busy(scratch.thread, false);
-    if log::log_enabled!(target: "access", log::Level::Info) {
+    if let Some(started) = started {
         // The environ arena still holds the method, path and query (its first variables).
         let var = |i: usize| {
             // SAFETY: the pairs point into scratch.environ, untouched since `build`.
@@ -380,6 +384,7 @@ struct ConnTransport<'a> {
     continue_sent: bool,
     timeout: Duration,
     date: &'a mut DateCache,
+    wall: std::time::SystemTime,
     sink: &'a mut Vec<u8>,
 }
 
@@ -482,7 +487,7 @@ impl Transport for ConnTransport<'_> {
     }
 
     fn date(&mut self) -> &[u8] {
-        self.date.get()
+        self.date.at(self.wall)
     }
 }
 

@@ -6,7 +6,7 @@
 //! park the connection — so no readiness is ever lost and no `epoll_ctl` is needed per request.
 
 use std::io;
-use std::net::TcpListener as StdListener;
+use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -67,7 +67,7 @@ impl Slots {
             }
             slot => {
                 let config = &shared.config;
-                let now = Instant::now();
+                let now = shared.coarse_now();
                 conn.deadline = if conn.has_partial_request() || !conn.served_any {
                     *conn.head_since.get_or_insert(now) + config.header_timeout
                 } else {
@@ -181,6 +181,10 @@ pub(crate) fn run(
     shutdown: Arc<Shutdown>,
 ) -> io::Result<()> {
     let mut poll = Poll::new()?;
+    let bound = listener
+        .local_addr()
+        .ok()
+        .filter(|addr| !addr.ip().is_unspecified());
     let mut listener = TcpListener::from_std(listener);
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -218,13 +222,14 @@ pub(crate) fn run(
             }
             return Err(e);
         }
+        shared.tick();
         for event in events.iter() {
             match event.token() {
                 LISTENER => {
                     // A stop asked while we polled: leave new connections in the (shared)
                     // backlog for the workers that keep serving; `begin_drain` runs next turn.
                     if let Some(listener) = listener.as_ref().filter(|_| !shutdown.is_requested()) {
-                        accept_all(listener, poll.registry(), &slots, &shared, &pool);
+                        accept_all(listener, bound, poll.registry(), &slots, &shared, &pool);
                     }
                 }
                 WAKER => {}
@@ -235,7 +240,7 @@ pub(crate) fn run(
                 }
             }
         }
-        let now = Instant::now();
+        let now = shared.coarse_now();
         if now.duration_since(last_sweep) >= SWEEP_EVERY {
             last_sweep = now;
             if let Some(running) = shared.overdue() {
@@ -277,6 +282,7 @@ fn begin_drain(
 
 fn accept_all(
     listener: &TcpListener,
+    bound: Option<SocketAddr>,
     registry: &Registry,
     slots: &Slots,
     shared: &Shared,
@@ -290,7 +296,9 @@ fn accept_all(
                 if let Err(e) = stream.set_nodelay(true) {
                     log::debug!("{peer}: TCP_NODELAY: {e}");
                 }
-                let local = match stream.local_addr() {
+                // A listener bound to one address gives every connection that local address;
+                // only a wildcard bind needs getsockname per connection.
+                let local = match bound.map_or_else(|| stream.local_addr(), Ok) {
                     Ok(local) => local,
                     Err(e) => {
                         log::debug!("{peer}: local_addr: {e}");
@@ -303,8 +311,15 @@ fn accept_all(
                     slots.release(token);
                     continue;
                 }
-                let deadline = Instant::now() + shared.config.header_timeout;
-                let conn = Box::new(Conn::new(stream, token, peer, local, deadline));
+                let now = shared.coarse_now();
+                let conn = Box::new(Conn::new(
+                    stream,
+                    token,
+                    peer,
+                    local,
+                    now,
+                    shared.config.header_timeout,
+                ));
                 // Most clients send their request right behind the handshake: read it now
                 // instead of waiting for the readiness event.
                 advance(conn, slots, shared, pool);

@@ -19,7 +19,7 @@ use std::io;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::app::loader::LoadedApp;
 use crate::http::request::Limits;
@@ -107,6 +107,11 @@ pub(crate) struct Shared {
     /// Per app thread: when its current request started (ms after `clock`, plus one), or 0.
     busy_since: Box<[AtomicU64]>,
     clock: Instant,
+    /// Milliseconds after `clock`, refreshed by the event loop each time it wakes: request
+    /// bookkeeping reads this instead of the system clock (several reads per request otherwise).
+    coarse_ms: AtomicU64,
+    /// The wall-clock time at `clock`, for the Date header.
+    wall_at_clock: SystemTime,
 }
 
 impl Shared {
@@ -122,7 +127,7 @@ impl Shared {
         };
         if busy {
             slot.store(
-                self.clock.elapsed().as_millis() as u64 + 1,
+                self.coarse_ms.load(Ordering::Relaxed) + 1,
                 Ordering::Relaxed,
             );
             return;
@@ -133,6 +138,25 @@ impl Shared {
             log::info!("served {served} requests (--max-requests): recycling this worker");
             self.shutdown.retire();
         }
+    }
+
+    /// Refresh the coarse clock (the event loop calls this whenever it wakes, at least every
+    /// sweep period).
+    pub(crate) fn tick(&self) -> Instant {
+        let now = Instant::now();
+        let ms = now.duration_since(self.clock).as_millis() as u64;
+        self.coarse_ms.store(ms, Ordering::Relaxed);
+        now
+    }
+
+    /// The time as of the loop's last wake-up: good for deadlines measured in seconds.
+    pub(crate) fn coarse_now(&self) -> Instant {
+        self.clock + Duration::from_millis(self.coarse_ms.load(Ordering::Relaxed))
+    }
+
+    /// The wall-clock time as of the loop's last wake-up (the Date header has 1 s resolution).
+    pub(crate) fn coarse_wall(&self) -> SystemTime {
+        self.wall_at_clock + Duration::from_millis(self.coarse_ms.load(Ordering::Relaxed))
     }
 
     /// The longest-running request, if one exceeds --timeout.
@@ -169,6 +193,8 @@ pub(crate) fn serve(
         shutdown: Arc::clone(&shutdown),
         served: AtomicU64::new(0),
         clock: Instant::now(),
+        coarse_ms: AtomicU64::new(0),
+        wall_at_clock: SystemTime::now(),
     });
     event_loop::run(listener, shared, shutdown)
 }
