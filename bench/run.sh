@@ -14,7 +14,7 @@
 #   4. bench/scenarios.sh — what compare.sh lacks, same method: pipelined depth 16 (pipeline.lua,
 #      -c50) on all four; a 64 KiB response and a 1 MiB POST (-c16) where a server can do it
 #      (webserver: the POST goes to the echo app, which reads the body through SHA-256; the
-#      64 KiB response goes to the stream app as a stand-in — see "Caveats"; nginx: a 64 KiB
+#      64 KiB response is the stream app's static /bytes?size=65536 body; nginx: a 64 KiB
 #      static file and a POST it reads and discards; hyper-hello serves neither);
 #   5. bench/idle.sh — 10,000 idle keep-alive connections on one fresh server each (webserver with
 #      one worker and --keep-alive 120 so none time out while they are opened, hyper, nginx): extra
