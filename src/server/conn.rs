@@ -42,6 +42,8 @@ pub(crate) struct Conn {
     /// The last read found the socket empty: with edge-triggered polling the connection may be
     /// parked without reading again.
     pub(crate) drained: bool,
+    /// Registered with the poller (done when first parked).
+    pub(crate) registered: bool,
     /// When the loop may close this connection if it is still parked.
     pub(crate) deadline: Instant,
     /// When the client started sending the head it has not finished (or connected, before its
@@ -80,6 +82,7 @@ impl Conn {
             start: 0,
             scanned: 0,
             drained: false,
+            registered: false,
             deadline: now + header_timeout,
             head_since: Some(now),
             served_any: false,

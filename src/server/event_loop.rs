@@ -36,9 +36,11 @@ enum Slot {
 }
 
 /// Every connection's slot, indexed by `token - FIRST_CONN`.
-#[derive(Default)]
 pub(crate) struct Slots {
     inner: Mutex<SlotTable>,
+    /// Connections are registered with the poller the first time they are parked: one served
+    /// and closed without ever waiting (`Connection: close`) costs no `epoll_ctl`.
+    registry: Registry,
 }
 
 #[derive(Default)]
@@ -50,6 +52,13 @@ struct SlotTable {
 }
 
 impl Slots {
+    fn new(registry: Registry) -> Slots {
+        Slots {
+            inner: Mutex::default(),
+            registry,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, SlotTable> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -84,6 +93,22 @@ impl Slots {
                         .min(DRAIN_LINGER);
                     conn.deadline = conn.deadline.min(now + window);
                 }
+                if !conn.registered {
+                    // Edge-triggered registration reports input that is already there, so
+                    // nothing that arrived before this point is missed.
+                    let token = conn.token;
+                    if let Err(e) =
+                        self.registry
+                            .register(&mut conn.stream, token, Interest::READABLE)
+                    {
+                        log::warn!("{}: cannot watch the connection: {e}", conn.peer);
+                        *slot = Slot::Free;
+                        table.free.push(index);
+                        table.open -= 1;
+                        return None;
+                    }
+                    conn.registered = true;
+                }
                 *slot = Slot::Idle(conn);
                 None
             }
@@ -115,14 +140,6 @@ impl Slots {
         table.slots[index] = Slot::Busy { pending: false };
         table.open += 1;
         Token(index + FIRST_CONN)
-    }
-
-    fn release(&self, token: Token) {
-        let index = token.0 - FIRST_CONN;
-        let mut table = self.lock();
-        table.slots[index] = Slot::Free;
-        table.free.push(index);
-        table.open -= 1;
     }
 
     /// Take an idle connection for work, or note that input arrived for a busy one.
@@ -192,7 +209,7 @@ pub(crate) fn run(
     if shutdown.waker.set(waker).is_err() {
         log::warn!("this shutdown handle already serves another loop");
     }
-    let slots: Arc<Slots> = Arc::default();
+    let slots = Arc::new(Slots::new(poll.registry().try_clone()?));
     let pool = Pool::start(&shared, &slots)?;
     let mut events = Events::with_capacity(1024);
     let mut last_sweep = Instant::now();
@@ -229,7 +246,7 @@ pub(crate) fn run(
                     // A stop asked while we polled: leave new connections in the (shared)
                     // backlog for the workers that keep serving; `begin_drain` runs next turn.
                     if let Some(listener) = listener.as_ref().filter(|_| !shutdown.is_requested()) {
-                        accept_all(listener, bound, poll.registry(), &slots, &shared, &pool);
+                        accept_all(listener, bound, &slots, &shared, &pool);
                     }
                 }
                 WAKER => {}
@@ -283,14 +300,13 @@ fn begin_drain(
 fn accept_all(
     listener: &TcpListener,
     bound: Option<SocketAddr>,
-    registry: &Registry,
     slots: &Slots,
     shared: &Shared,
     pool: &Pool,
 ) {
     loop {
         match listener.accept() {
-            Ok((mut stream, peer)) => {
+            Ok((stream, peer)) => {
                 // Responses leave in as few writes as we can make them; Nagle would only delay
                 // the last segment of each (and every chunk of a stream).
                 if let Err(e) = stream.set_nodelay(true) {
@@ -306,11 +322,6 @@ fn accept_all(
                     }
                 };
                 let token = slots.reserve();
-                if let Err(e) = registry.register(&mut stream, token, Interest::READABLE) {
-                    log::warn!("{peer}: cannot watch the connection: {e}");
-                    slots.release(token);
-                    continue;
-                }
                 let now = shared.coarse_now();
                 let conn = Box::new(Conn::new(
                     stream,
