@@ -1,195 +1,47 @@
-//! The event loop: accepts, reads request heads, parks idle connections, sweeps timeouts.
+//! The serving threads and their coordinator.
 //!
-//! Every connection has a slot. A slot is `Idle` while the loop owns the connection (waiting for
-//! input) and `Busy` while an app thread has it. Sockets are registered once, edge-triggered;
-//! an event for a busy connection only sets `pending`, which the app thread sees when it tries to
-//! park the connection — so no readiness is ever lost and no `epoll_ctl` is needed per request.
+//! Every thread waits in `epoll_wait` on one shared, edge-triggered epoll instance; the kernel
+//! wakes one waiter per event (exclusive wake-ups), and that thread serves the connection itself:
+//! reads the head, calls the app, writes, serves what is pipelined, and parks the connection when
+//! the socket is empty. There is no hand-off between threads per request (no futex, no context
+//! switch), idle connections hold no thread, a slow client never holds one while it dribbles its
+//! head (reads never wait), and a blocking app call holds only its own thread while the others
+//! keep answering events. The calling thread coordinates: it sweeps deadlines, watches
+//! `--timeout`, and drains on shutdown; it never runs app code, so it reacts at once.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
-use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use mio::{Interest, Poll, Token, Waker};
 
-use super::conn::{Conn, Filled};
-use super::pool::Pool;
+use super::conn::{self, After, Conn, ThreadScratch};
+use super::slots::Slots;
 use super::{Shared, Shutdown};
 use crate::http::response::encode_error;
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
-const FIRST_CONN: usize = 2;
-
-/// While draining, how long a connection whose last response promised keep-alive (it began
-/// before the drain) waits for the request its client may already be sending.
-const DRAIN_LINGER: Duration = Duration::from_secs(1);
 
 /// How often parked connections are checked against their deadlines.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
-enum Slot {
-    Free,
-    Idle(Box<Conn>),
-    Busy { pending: bool },
-}
+/// Events taken per `epoll_wait`.
+const EVENT_BATCH: usize = 64;
 
-/// Every connection's slot, indexed by `token - FIRST_CONN`.
-pub(crate) struct Slots {
-    inner: Mutex<SlotTable>,
-    /// Connections are registered with the poller the first time they are parked: one served
-    /// and closed without ever waiting (`Connection: close`) costs no `epoll_ctl`.
-    registry: Registry,
-}
-
-#[derive(Default)]
-struct SlotTable {
-    slots: Vec<Slot>,
-    free: Vec<usize>,
-    /// Slots that are not free: the connections still open.
-    open: usize,
-}
-
-impl Slots {
-    fn new(registry: Registry) -> Slots {
-        Slots {
-            inner: Mutex::default(),
-            registry,
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, SlotTable> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Give a connection back to the loop. Returns it if input arrived meanwhile, so the caller
-    /// keeps serving it.
-    pub(crate) fn park(&self, mut conn: Box<Conn>, shared: &Shared) -> Option<Box<Conn>> {
-        let mut table = self.lock();
-        let index = conn.token.0 - FIRST_CONN;
-        match &mut table.slots[index] {
-            Slot::Busy { pending } if *pending => {
-                *pending = false;
-                conn.drained = false;
-                Some(conn)
-            }
-            slot => {
-                let config = &shared.config;
-                let now = shared.coarse_now();
-                conn.deadline = if conn.has_partial_request() || !conn.served_any {
-                    *conn.head_since.get_or_insert(now) + config.header_timeout
-                } else {
-                    now + config.keep_alive
-                };
-                if shared.draining() {
-                    // Parked after the drain began (its response promised keep-alive before the
-                    // drain): a request the client sends right behind that response is still
-                    // answered (with `Connection: close`), but an idle client cannot hold the
-                    // process for a whole keep-alive period.
-                    let window = config
-                        .keep_alive
-                        .min(config.graceful_timeout)
-                        .min(DRAIN_LINGER);
-                    conn.deadline = conn.deadline.min(now + window);
-                }
-                if !conn.registered {
-                    // Edge-triggered registration reports input that is already there, so
-                    // nothing that arrived before this point is missed.
-                    let token = conn.token;
-                    if let Err(e) =
-                        self.registry
-                            .register(&mut conn.stream, token, Interest::READABLE)
-                    {
-                        log::warn!("{}: cannot watch the connection: {e}", conn.peer);
-                        *slot = Slot::Free;
-                        table.free.push(index);
-                        table.open -= 1;
-                        return None;
-                    }
-                    conn.registered = true;
-                }
-                *slot = Slot::Idle(conn);
-                None
-            }
-        }
-    }
-
-    /// Forget a connection an app thread is done with; dropping it closes the socket (which also
-    /// removes it from epoll).
-    pub(crate) fn close(&self, conn: Box<Conn>) {
-        let index = conn.token.0 - FIRST_CONN;
-        let mut table = self.lock();
-        table.slots[index] = Slot::Free;
-        table.free.push(index);
-        table.open -= 1;
-        drop(table);
-        drop(conn);
-    }
-
-    /// A slot for a new connection, already marked busy: the caller owns the connection.
-    fn reserve(&self) -> Token {
-        let mut table = self.lock();
-        let index = match table.free.pop() {
-            Some(index) => index,
-            None => {
-                table.slots.push(Slot::Free);
-                table.slots.len() - 1
-            }
-        };
-        table.slots[index] = Slot::Busy { pending: false };
-        table.open += 1;
-        Token(index + FIRST_CONN)
-    }
-
-    /// Take an idle connection for work, or note that input arrived for a busy one.
-    fn take(&self, token: Token) -> Option<Box<Conn>> {
-        let mut table = self.lock();
-        let index = token.0.checked_sub(FIRST_CONN)?;
-        let slot = table.slots.get_mut(index)?;
-        match std::mem::replace(slot, Slot::Busy { pending: false }) {
-            Slot::Idle(conn) => Some(conn),
-            Slot::Busy { .. } => {
-                *slot = Slot::Busy { pending: true };
-                None
-            }
-            Slot::Free => {
-                *slot = Slot::Free;
-                None
-            }
-        }
-    }
-
-    /// Parked connections past their deadline, removed from the table.
-    #[allow(clippy::vec_box)] // the boxes are the connections' own; they move on unchanged
-    fn expired(&self, now: Instant) -> Vec<Box<Conn>> {
-        let mut table = self.lock();
-        let SlotTable { slots, free, open } = &mut *table;
-        let mut gone = Vec::new();
-        for (index, slot) in slots.iter_mut().enumerate() {
-            if matches!(slot, Slot::Idle(conn) if conn.deadline <= now) {
-                if let Slot::Idle(conn) = std::mem::replace(slot, Slot::Free) {
-                    gone.push(conn);
-                    free.push(index);
-                    *open -= 1;
-                }
-            }
-        }
-        gone
-    }
-
-    /// While draining, a parked connection waits at most `limit` more for its next request.
-    fn shorten_deadlines(&self, limit: Instant) {
-        for slot in self.lock().slots.iter_mut() {
-            if let Slot::Idle(conn) = slot {
-                conn.deadline = conn.deadline.min(limit);
-            }
-        }
-    }
-
-    fn open(&self) -> usize {
-        self.lock().open
-    }
+/// What the serving threads share besides `Shared`.
+struct Loop {
+    epoll_fd: i32,
+    /// `None` once draining: the socket is closed so no new connection can reach this process.
+    listener: Mutex<Option<TcpListener>>,
+    /// The listener's address if bound to one address (then no getsockname per connection).
+    bound: Option<SocketAddr>,
+    slots: Slots,
+    stop: AtomicBool,
 }
 
 pub(crate) fn run(
@@ -197,7 +49,7 @@ pub(crate) fn run(
     shared: Arc<Shared>,
     shutdown: Arc<Shutdown>,
 ) -> io::Result<()> {
-    let mut poll = Poll::new()?;
+    let poll = Poll::new()?;
     let bound = listener
         .local_addr()
         .ok()
@@ -206,159 +58,204 @@ pub(crate) fn run(
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
     let waker = Waker::new(poll.registry(), WAKER)?;
-    if shutdown.waker.set(waker).is_err() {
-        log::warn!("this shutdown handle already serves another loop");
+    let shared_loop = Arc::new(Loop {
+        epoll_fd: poll.as_raw_fd(),
+        listener: Mutex::new(Some(listener)),
+        bound,
+        slots: Slots::new(poll.registry().try_clone()?),
+        stop: AtomicBool::new(false),
+    });
+    let mut threads = Vec::with_capacity(shared.config.threads);
+    for index in 0..shared.config.threads.max(1) {
+        let (shared, shared_loop) = (Arc::clone(&shared), Arc::clone(&shared_loop));
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("serve-{index}"))
+                .spawn(move || serve_events(index, &shared_loop, &shared))?,
+        );
     }
-    let slots = Arc::new(Slots::new(poll.registry().try_clone()?));
-    let pool = Pool::start(&shared, &slots)?;
-    let mut events = Events::with_capacity(1024);
-    let mut last_sweep = Instant::now();
 
-    let mut listener = Some(listener);
     let mut stop_by = None;
     loop {
+        shutdown.wait(SWEEP_EVERY);
+        let now = shared.tick();
+        if let Some(running) = shared.overdue() {
+            harakiri(running);
+        }
+        for mut conn in shared_loop.slots.expired(now) {
+            time_out(&mut conn);
+        }
         if stop_by.is_none() && shutdown.is_requested() {
-            stop_by = Some(begin_drain(&mut listener, poll.registry(), &shared, &slots));
+            stop_by = Some(begin_drain(&shared_loop, &poll, &shared));
         }
         if let Some(deadline) = stop_by {
-            if slots.open() == 0 {
+            if shared_loop.slots.open() == 0 {
                 break;
             }
-            if Instant::now() >= deadline {
+            if now >= deadline {
                 // Threads stuck in the app cannot be joined; the process exit ends them.
                 log::warn!(
                     "graceful timeout: {} connection(s) still open; stopping anyway",
-                    slots.open()
+                    shared_loop.slots.open()
                 );
                 return Ok(());
             }
         }
-        if let Err(e) = poll.poll(&mut events, Some(SWEEP_EVERY)) {
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
+    }
+    shared_loop.stop.store(true, Ordering::SeqCst);
+    for _ in &threads {
+        // Each wake-up of the edge-triggered eventfd wakes one waiting thread.
+        let _ = waker.wake();
+    }
+    for thread in threads {
+        if thread.join().is_err() {
+            log::error!("a serving thread panicked");
+        }
+    }
+    Ok(())
+}
+
+/// One serving thread: wait for events, serve what they announce.
+fn serve_events(index: usize, shared_loop: &Loop, shared: &Shared) {
+    let mut scratch = ThreadScratch::new(index);
+    let mut events = [libc::epoll_event { events: 0, u64: 0 }; EVENT_BATCH];
+    let timeout_ms = SWEEP_EVERY.as_millis() as i32;
+    while !shared_loop.stop.load(Ordering::Relaxed) {
+        // SAFETY: `events` has room for EVENT_BATCH entries and outlives the call; epoll_fd is
+        // the poller's descriptor, open until every thread has been joined.
+        let n = unsafe {
+            libc::epoll_wait(
+                shared_loop.epoll_fd,
+                events.as_mut_ptr(),
+                EVENT_BATCH as i32,
+                timeout_ms,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                log::error!("epoll_wait: {e}");
+                std::thread::sleep(Duration::from_millis(10));
             }
-            return Err(e);
+            continue;
         }
         shared.tick();
-        for event in events.iter() {
-            match event.token() {
-                LISTENER => {
-                    // A stop asked while we polled: leave new connections in the (shared)
-                    // backlog for the workers that keep serving; `begin_drain` runs next turn.
-                    if let Some(listener) = listener.as_ref().filter(|_| !shutdown.is_requested()) {
-                        accept_all(listener, bound, &slots, &shared, &pool);
-                    }
-                }
+        for event in &events[..n as usize] {
+            // mio registers every source with its token as the event's data.
+            match Token(event.u64 as usize) {
+                LISTENER => accept_all(shared_loop, shared, &mut scratch),
                 WAKER => {}
                 token => {
-                    if let Some(conn) = slots.take(token) {
-                        advance(conn, &slots, &shared, &pool);
+                    if let Some(mut conn) = shared_loop.slots.take(token) {
+                        // The event means input: read before concluding there is none.
+                        conn.drained = false;
+                        serve(conn, &shared_loop.slots, shared, &mut scratch);
                     }
                 }
-            }
-        }
-        let now = shared.coarse_now();
-        if now.duration_since(last_sweep) >= SWEEP_EVERY {
-            last_sweep = now;
-            if let Some(running) = shared.overdue() {
-                harakiri(running);
-            }
-            for conn in slots.expired(now) {
-                let mut conn = conn;
-                time_out(&mut conn);
             }
         }
     }
-    pool.finish();
-    Ok(())
+}
+
+/// Serve a connection until it must wait for its client (park) or is done (close).
+fn serve(mut conn: Box<Conn>, slots: &Slots, shared: &Shared, scratch: &mut ThreadScratch) {
+    loop {
+        match conn::serve(&mut conn, shared, scratch) {
+            After::Close => return slots.close(conn),
+            After::Park => match slots.park(conn, shared) {
+                // Input arrived while we were busy with it: keep going.
+                Some(again) => conn = again,
+                None => return,
+            },
+        }
+    }
 }
 
 /// Stop accepting and let every open connection end on its own: a request in flight finishes
 /// (its response says `Connection: close`), and a parked keep-alive connection gets one more
 /// keep-alive period, so a request the client already sent on it is answered instead of being
 /// cut off — the race that loses requests when servers reload. Returns when to give up.
-fn begin_drain(
-    listener: &mut Option<TcpListener>,
-    registry: &Registry,
-    shared: &Shared,
-    slots: &Slots,
-) -> Instant {
+fn begin_drain(shared_loop: &Loop, poll: &Poll, shared: &Shared) -> Instant {
     log::info!("draining: no new connections; finishing in-flight requests");
-    if let Some(mut listener) = listener.take() {
-        if let Err(e) = registry.deregister(&mut listener) {
+    let listener = shared_loop
+        .listener
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(mut listener) = listener {
+        if let Err(e) = poll.registry().deregister(&mut listener) {
             log::debug!("deregister listener: {e}");
         }
+        // Dropped here: the socket closes, which the worker reports to the master.
     }
-    shared
-        .draining
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    shared.draining.store(true, Ordering::SeqCst);
     let now = Instant::now();
-    slots.shorten_deadlines(now + shared.config.keep_alive.min(shared.config.graceful_timeout));
+    shared_loop
+        .slots
+        .shorten_deadlines(now + shared.config.keep_alive.min(shared.config.graceful_timeout));
     now + shared.config.graceful_timeout
 }
 
-fn accept_all(
-    listener: &TcpListener,
-    bound: Option<SocketAddr>,
-    slots: &Slots,
-    shared: &Shared,
-    pool: &Pool,
-) {
-    loop {
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                // Responses leave in as few writes as we can make them; Nagle would only delay
-                // the last segment of each (and every chunk of a stream).
-                if let Err(e) = stream.set_nodelay(true) {
-                    log::debug!("{peer}: TCP_NODELAY: {e}");
-                }
-                // A listener bound to one address gives every connection that local address;
-                // only a wildcard bind needs getsockname per connection.
-                let local = match bound.map_or_else(|| stream.local_addr(), Ok) {
-                    Ok(local) => local,
-                    Err(e) => {
-                        log::debug!("{peer}: local_addr: {e}");
-                        continue;
+/// Accept every pending connection. All but the last are parked (registering them reports their
+/// input to the other threads at once); this thread serves the last one itself, reading the
+/// request that usually arrives right behind the handshake without waiting for an event.
+fn accept_all(shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) {
+    let mut accepted: Option<Box<Conn>> = None;
+    {
+        let guard = shared_loop
+            .listener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // Once a stop is asked, new connections stay in the shared backlog for the workers that
+        // keep serving, even before the coordinator has closed this process's listener.
+        let Some(listener) = guard.as_ref().filter(|_| !shared.draining()) else {
+            return;
+        };
+        loop {
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    // Responses leave in as few writes as we can make them; Nagle would only
+                    // delay the last segment of each (and every chunk of a stream).
+                    if let Err(e) = stream.set_nodelay(true) {
+                        log::debug!("{peer}: TCP_NODELAY: {e}");
                     }
-                };
-                let token = slots.reserve();
-                let now = shared.coarse_now();
-                let conn = Box::new(Conn::new(
-                    stream,
-                    token,
-                    peer,
-                    local,
-                    now,
-                    shared.config.header_timeout,
-                ));
-                // Most clients send their request right behind the handshake: read it now
-                // instead of waiting for the readiness event.
-                advance(conn, slots, shared, pool);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                // EMFILE/ENFILE: leave the connection in the backlog; it is retried on the next
-                // wake-up rather than spinning here.
-                log::warn!(
-                    "accept failed: {e}; raise the open-files limit (ulimit -n) if this repeats"
-                );
-                return;
+                    let local = match shared_loop.bound.map_or_else(|| stream.local_addr(), Ok) {
+                        Ok(local) => local,
+                        Err(e) => {
+                            log::debug!("{peer}: local_addr: {e}");
+                            continue;
+                        }
+                    };
+                    let token = shared_loop.slots.reserve();
+                    let conn = Box::new(Conn::new(
+                        stream,
+                        token,
+                        peer,
+                        local,
+                        shared.coarse_now(),
+                        shared.config.header_timeout,
+                    ));
+                    if let Some(previous) = accepted.replace(conn) {
+                        if let Some(ready) = shared_loop.slots.park(previous, shared) {
+                            serve(ready, &shared_loop.slots, shared, scratch);
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // EMFILE/ENFILE: leave the connection in the backlog; it is retried on the
+                    // next wake-up rather than spinning here.
+                    log::warn!(
+                        "accept failed: {e}; raise the open-files limit (ulimit -n) if this repeats"
+                    );
+                    break;
+                }
             }
         }
     }
-}
-
-/// Read what the socket holds; dispatch a whole head to the pool, else park.
-fn advance(mut conn: Box<Conn>, slots: &Slots, shared: &Shared, pool: &Pool) {
-    match conn.fill(shared.config.limits.max_head) {
-        Filled::Ready => pool.submit(conn),
-        Filled::Waiting => {
-            if let Some(conn) = slots.park(conn, shared) {
-                advance(conn, slots, shared, pool);
-            }
-        }
-        Filled::Closed => slots.close(conn),
+    if let Some(conn) = accepted {
+        serve(conn, &shared_loop.slots, shared, scratch);
     }
 }
 

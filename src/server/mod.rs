@@ -1,24 +1,27 @@
-//! Sockets and threads: one event loop parks idle connections, a pool of app threads serves them.
+//! Sockets and threads: N serving threads share one edge-triggered epoll instance; whichever
+//! thread an event wakes serves that connection itself, then parks it back on the poller.
 //!
 //! ```text
-//!   accept ─▶ event loop (mio/epoll) ── whole head buffered ──▶ app thread: parse, call app,
-//!               ▲  reads heads, sweeps timeouts                 write, serve pipelined requests
-//!               └──────────── park: socket empty ◀──────────────┘
+//!   epoll (shared) ──event──▶ any idle serving thread: read head, call app, write,
+//!        ▲                    serve what is pipelined, one write per batch
+//!        └──── park: socket empty (registered on first park) ◀──┘
+//!   coordinator (the calling thread): deadlines, --timeout watch, drain on stop
 //! ```
 //! Idle keep-alive connections cost a slot and a buffer, not a thread; a slow client cannot
-//! hold an app thread while it sends its head; a blocking app call holds only its own thread.
-//! `serve` is the whole serving life of one process, so a worker process can call it as is.
+//! hold a thread while it sends its head (reads never wait); a blocking app call holds only its
+//! own thread while the others keep taking events. `serve` is the whole serving life of one
+//! process, so a worker process calls it as is.
 
 mod conn;
 mod event_loop;
 mod listener;
-mod pool;
+mod slots;
 mod socket_io;
 
 use std::io;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::app::loader::LoadedApp;
@@ -54,33 +57,46 @@ pub(crate) struct Config {
 #[derive(Default)]
 pub(crate) struct Shutdown {
     requested: AtomicBool,
-    waker: OnceLock<mio::Waker>,
+    /// Wakes the coordinator (`wait`) as soon as a stop is asked.
+    asked: (Mutex<()>, Condvar),
     on_retire: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl Shutdown {
     /// Ask the server to stop accepting, finish in-flight requests and return.
     pub(crate) fn trigger(&self) {
-        if self.requested.swap(true, Ordering::SeqCst) {
-            return;
+        if !self.requested.swap(true, Ordering::SeqCst) {
+            self.wake_coordinator();
         }
-        if let Some(waker) = self.waker.get() {
-            if let Err(e) = waker.wake() {
-                log::warn!("could not wake the event loop for shutdown: {e}");
-            }
+    }
+
+    fn wake_coordinator(&self) {
+        let (lock, asked) = &self.asked;
+        let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+        asked.notify_all();
+    }
+
+    /// Sleep up to `timeout`, or less if a stop is asked meanwhile.
+    pub(crate) fn wait(&self, timeout: Duration) {
+        let (lock, asked) = &self.asked;
+        let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.is_requested() {
+            let _ = asked.wait_timeout(guard, timeout);
         }
     }
 
     /// Stop because this process has done its share (--max-requests): run the `on_retire` hook
     /// (which tells the master to start a replacement), then stop as `trigger` does.
     pub(crate) fn retire(&self) {
-        if self.is_requested() {
+        // The flag first: serving threads stop promising keep-alive at once, while this thread
+        // may still be descheduled in the hook or a log write.
+        if self.requested.swap(true, Ordering::SeqCst) {
             return;
         }
         if let Some(hook) = self.on_retire.get() {
             hook();
         }
-        self.trigger();
+        self.wake_coordinator();
     }
 
     /// What `retire` runs first.
@@ -117,7 +133,9 @@ pub(crate) struct Shared {
 impl Shared {
     /// True once a stop was asked: responses say `Connection: close` and nothing is parked.
     pub(crate) fn draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
+        // A stop asked but not yet acted on by the coordinator counts: serving threads must not
+        // promise keep-alive meanwhile.
+        self.draining.load(Ordering::Relaxed) || self.shutdown.is_requested()
     }
 
     /// App thread `thread` starts (`true`) or ends a request; counts requests for --max-requests.
@@ -135,8 +153,8 @@ impl Shared {
         slot.store(0, Ordering::Relaxed);
         let served = self.served.fetch_add(1, Ordering::Relaxed) + 1;
         if self.config.max_requests == Some(served) {
-            log::info!("served {served} requests (--max-requests): recycling this worker");
             self.shutdown.retire();
+            log::info!("served {served} requests (--max-requests): recycling this worker");
         }
     }
 

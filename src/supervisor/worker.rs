@@ -173,7 +173,7 @@ fn report_stopped(listener: Option<FdIdentity>, report: &Arc<Mutex<File>>) {
     let spawned = std::thread::Builder::new()
         .name("stopped".into())
         .spawn(move || {
-            // The event loop answers the wake-up at once (it never runs app code); the deadline
+            // The coordinator answers the wake-up at once (it never runs app code); the deadline
             // only keeps a wedged process from hiding forever — the master has its own.
             let deadline = Instant::now() + Duration::from_secs(5);
             while listener.is_some()

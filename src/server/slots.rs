@@ -1,0 +1,184 @@
+//! Every connection's slot, shared by the loop threads.
+//!
+//! A slot is `Idle` while the connection waits on the poller and `Busy` while a thread serves
+//! it. Sockets are registered once, edge-triggered; an event for a busy connection only sets
+//! `pending`, which the serving thread sees when it tries to park the connection — so no
+//! readiness is ever lost and no `epoll_ctl` is needed per request.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use mio::{Interest, Registry, Token};
+
+use super::conn::Conn;
+use super::Shared;
+
+/// Tokens below this are the listener's and the waker's.
+pub(crate) const FIRST_CONN: usize = 2;
+
+/// While draining, how long a connection whose last response promised keep-alive (it began
+/// before the drain) waits for the request its client may already be sending.
+const DRAIN_LINGER: Duration = Duration::from_secs(1);
+
+enum Slot {
+    Free,
+    Idle(Box<Conn>),
+    Busy { pending: bool },
+}
+
+/// Every connection's slot, indexed by `token - FIRST_CONN`.
+pub(crate) struct Slots {
+    inner: Mutex<SlotTable>,
+    /// Connections are registered with the poller the first time they are parked: one served
+    /// and closed without ever waiting (`Connection: close`) costs no `epoll_ctl`.
+    registry: Registry,
+}
+
+#[derive(Default)]
+struct SlotTable {
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+    /// Slots that are not free: the connections still open.
+    open: usize,
+}
+
+impl Slots {
+    pub(crate) fn new(registry: Registry) -> Slots {
+        Slots {
+            inner: Mutex::default(),
+            registry,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SlotTable> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Give a connection back to the loop. Returns it if input arrived meanwhile, so the caller
+    /// keeps serving it.
+    pub(crate) fn park(&self, mut conn: Box<Conn>, shared: &Shared) -> Option<Box<Conn>> {
+        let mut table = self.lock();
+        let index = conn.token.0 - FIRST_CONN;
+        match &mut table.slots[index] {
+            Slot::Busy { pending } if *pending => {
+                *pending = false;
+                conn.drained = false;
+                Some(conn)
+            }
+            slot => {
+                let config = &shared.config;
+                let now = shared.coarse_now();
+                conn.deadline = if conn.has_partial_request() || !conn.served_any {
+                    *conn.head_since.get_or_insert(now) + config.header_timeout
+                } else {
+                    now + config.keep_alive
+                };
+                if shared.draining() {
+                    // Parked after the drain began (its response promised keep-alive before the
+                    // drain): a request the client sends right behind that response is still
+                    // answered (with `Connection: close`), but an idle client cannot hold the
+                    // process for a whole keep-alive period.
+                    let window = config
+                        .keep_alive
+                        .min(config.graceful_timeout)
+                        .min(DRAIN_LINGER);
+                    conn.deadline = conn.deadline.min(now + window);
+                }
+                if !conn.registered {
+                    // Edge-triggered registration reports input that is already there, so
+                    // nothing that arrived before this point is missed.
+                    let token = conn.token;
+                    if let Err(e) =
+                        self.registry
+                            .register(&mut conn.stream, token, Interest::READABLE)
+                    {
+                        log::warn!("{}: cannot watch the connection: {e}", conn.peer);
+                        *slot = Slot::Free;
+                        table.free.push(index);
+                        table.open -= 1;
+                        return None;
+                    }
+                    conn.registered = true;
+                }
+                *slot = Slot::Idle(conn);
+                None
+            }
+        }
+    }
+
+    /// Forget a connection an app thread is done with; dropping it closes the socket (which also
+    /// removes it from epoll).
+    pub(crate) fn close(&self, conn: Box<Conn>) {
+        let index = conn.token.0 - FIRST_CONN;
+        let mut table = self.lock();
+        table.slots[index] = Slot::Free;
+        table.free.push(index);
+        table.open -= 1;
+        drop(table);
+        drop(conn);
+    }
+
+    /// A slot for a new connection, already marked busy: the caller owns the connection.
+    pub(crate) fn reserve(&self) -> Token {
+        let mut table = self.lock();
+        let index = match table.free.pop() {
+            Some(index) => index,
+            None => {
+                table.slots.push(Slot::Free);
+                table.slots.len() - 1
+            }
+        };
+        table.slots[index] = Slot::Busy { pending: false };
+        table.open += 1;
+        Token(index + FIRST_CONN)
+    }
+
+    /// Take an idle connection for work, or note that input arrived for a busy one.
+    pub(crate) fn take(&self, token: Token) -> Option<Box<Conn>> {
+        let mut table = self.lock();
+        let index = token.0.checked_sub(FIRST_CONN)?;
+        let slot = table.slots.get_mut(index)?;
+        match std::mem::replace(slot, Slot::Busy { pending: false }) {
+            Slot::Idle(conn) => Some(conn),
+            Slot::Busy { .. } => {
+                *slot = Slot::Busy { pending: true };
+                None
+            }
+            Slot::Free => {
+                *slot = Slot::Free;
+                None
+            }
+        }
+    }
+
+    /// Parked connections past their deadline, removed from the table.
+    #[allow(clippy::vec_box)] // the boxes are the connections' own; they move on unchanged
+    pub(crate) fn expired(&self, now: Instant) -> Vec<Box<Conn>> {
+        let mut table = self.lock();
+        let SlotTable { slots, free, open } = &mut *table;
+        let mut gone = Vec::new();
+        for (index, slot) in slots.iter_mut().enumerate() {
+            if matches!(slot, Slot::Idle(conn) if conn.deadline <= now) {
+                if let Slot::Idle(conn) = std::mem::replace(slot, Slot::Free) {
+                    gone.push(conn);
+                    free.push(index);
+                    *open -= 1;
+                }
+            }
+        }
+        gone
+    }
+
+    /// While draining, a parked connection waits at most `limit` more for its next request.
+    pub(crate) fn shorten_deadlines(&self, limit: Instant) {
+        for slot in self.lock().slots.iter_mut() {
+            if let Slot::Idle(conn) = slot {
+                conn.deadline = conn.deadline.min(limit);
+            }
+        }
+    }
+
+    pub(crate) fn open(&self) -> usize {
+        self.lock().open
+    }
+}
