@@ -98,7 +98,8 @@ pub(crate) struct ServeArgs {
 /// Options that each worker applies (the master passes them on).
 #[derive(Args, Debug, Clone)]
 pub(crate) struct Tuning {
-    /// App threads per worker (default: 4 per CPU this process may run on).
+    /// Serving threads per worker (default: one per CPU this process may run on; raise it for
+    /// apps that block, e.g. on a database, since a blocking call holds its thread).
     #[arg(long, value_name = "N")]
     pub(crate) threads: Option<usize>,
 
@@ -157,9 +158,11 @@ impl Tuning {
     pub(crate) fn server_config(&self, multiprocess: bool) -> Config {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         Config {
-            // Apps may block (databases, sleeps in a stream); a few threads per CPU keep one
-            // blocking call from stalling the rest without oversubscribing the CPU for fast apps.
-            threads: self.threads.unwrap_or(cpus * 4).max(1),
+            // One per CPU (available_parallelism follows the affinity mask): more runnable
+            // threads than CPUs cost fast apps a scheduler time slice of tail latency (measured:
+            // p99 0.35 ms with 1 thread on 1 CPU, 3.6 ms with 2, 13 ms with 4). Apps that block
+            // need more, and say so with --threads.
+            threads: self.threads.unwrap_or(cpus).max(1),
             keep_alive: Duration::from_secs(self.keep_alive),
             header_timeout: Duration::from_secs(self.header_timeout.max(1)),
             io_timeout: Duration::from_secs(self.io_timeout.max(1)),
