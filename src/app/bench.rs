@@ -7,7 +7,7 @@ use std::time::Instant;
 use app_abi::raw::WS_REQ_MULTITHREAD;
 
 use super::call::{self, MemoryTransport, RequestFacts, Scratch};
-use super::environ::{Environ, RequestParts};
+use super::environ::Environ;
 use super::loader::LoadedApp;
 use super::target::AppTarget;
 use crate::alloc_count;
@@ -41,17 +41,7 @@ pub(crate) fn run(spec: &str, iterations: u64) -> i32 {
         defer_flush: false,
     };
     let mut one = |environ: &mut Environ, scratch: &mut Scratch| {
-        let pairs = environ.build(RequestParts {
-            method: b"GET",
-            raw_path: b"/",
-            query: b"",
-            authority: None,
-            version_minor: 1,
-            headers: HEADERS.iter().copied(),
-            local: ([127, 0, 0, 1], 8888).into(),
-            remote: ([127, 0, 0, 1], 40000).into(),
-            flags: WS_REQ_MULTITHREAD,
-        });
+        let pairs = environ.build_synthetic_get(&HEADERS, WS_REQ_MULTITHREAD);
         call::run(&app, pairs, facts, &mut transport, scratch)
     };
     // Warm up: buffers grow to their steady size.

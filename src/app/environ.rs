@@ -164,6 +164,26 @@ impl Environ {
         &self.pairs
     }
 
+    /// `GET /` from 127.0.0.1 with `headers`, for requests made without a client (`check`, the
+    /// ABI benchmark).
+    pub(crate) fn build_synthetic_get(
+        &mut self,
+        headers: &[(&[u8], &[u8])],
+        flags: u32,
+    ) -> &[WsPair] {
+        self.build(RequestParts {
+            method: b"GET",
+            raw_path: b"/",
+            query: b"",
+            authority: None,
+            version_minor: 1,
+            headers: headers.iter().copied(),
+            local: ([127, 0, 0, 1], 8888).into(),
+            remote: ([127, 0, 0, 1], 40000).into(),
+            flags,
+        })
+    }
+
     fn name(&mut self, name: &[u8]) -> Range<usize> {
         let start = self.arena.len();
         self.arena.extend_from_slice(name);

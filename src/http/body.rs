@@ -11,6 +11,7 @@
 //! - the trailer section is syntax-checked (`token ":" value`), limited to [`MAX_TRAILERS`]
 //!   bytes and discarded (RFC 9110 §6.5.1 allows ignoring trailers).
 
+use super::percent::hex_val;
 use std::fmt;
 
 use super::request::BodyFraming;
@@ -349,15 +350,6 @@ impl BodyDecoder {
             return Err(BodyError::TrailerTooLarge);
         }
         Ok(())
-    }
-}
-
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 

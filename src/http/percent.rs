@@ -22,7 +22,8 @@ pub(crate) fn percent_decode_into(input: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-fn hex_val(b: u8) -> Option<u8> {
+/// The value of one hex digit (RFC 3986 §2.1, RFC 9112 §7.1 chunk sizes).
+pub(crate) fn hex_val(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use app_abi::raw::{WS_ABI_MAJOR, WS_REQ_MULTITHREAD};
 
 use crate::app::call::{self, MemoryTransport, RequestFacts, Scratch};
-use crate::app::environ::{Environ, RequestParts};
+use crate::app::environ::Environ;
 use crate::app::loader::LoadedApp;
 use crate::app::target::AppTarget;
 
@@ -68,17 +68,7 @@ pub(crate) fn probe(spec: &str) -> i32 {
         (&b"Host"[..], &b"localhost"[..]),
         (b"User-Agent", b"webserver-check"),
     ];
-    let pairs = environ.build(RequestParts {
-        method: b"GET",
-        raw_path: b"/",
-        query: b"",
-        authority: None,
-        version_minor: 1,
-        headers: headers.iter().copied(),
-        local: ([127, 0, 0, 1], 0).into(),
-        remote: ([127, 0, 0, 1], 0).into(),
-        flags: WS_REQ_MULTITHREAD,
-    });
+    let pairs = environ.build_synthetic_get(&headers, WS_REQ_MULTITHREAD);
     let facts = RequestFacts {
         is_head: false,
         version_minor: 1,
