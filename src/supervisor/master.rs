@@ -9,18 +9,18 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU};
 
-use super::artifact::{private_dir, remove_stale_dirs, Artifact, FileStamp};
-use super::process::{describe_exit, high_fd, jitter, pipe, signal_pid, status_path};
-use super::worker::{LISTEN_FD, READY_FD};
+use super::artifact::{private_dir, remove_stale_dirs, Artifact};
+use super::children::Worker;
+use super::process::{describe_exit, high_fd, jitter, signal_pid, status_path};
+use super::reload::FileWatch;
 use crate::app::loader::LoadError;
 use crate::app::target::AppTarget;
 use crate::cli::ServeArgs;
@@ -29,7 +29,6 @@ use crate::server::{self, HARAKIRI_EXIT};
 /// How often the master looks at its children, pipes, signals and the watched file.
 const TICK: Duration = Duration::from_millis(50);
 /// A changed library must stay unchanged this long before it is loaded (half-copied files).
-const RELOAD_DEBOUNCE: Duration = Duration::from_millis(500);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// How long a swap waits for the old workers to say they stopped accepting before it is
@@ -80,18 +79,6 @@ struct Generation {
     app: String,
 }
 
-struct Worker {
-    pid: i32,
-    generation: u64,
-    ready: bool,
-    /// Said it is draining on its own (--max-requests): already replaced.
-    retiring: bool,
-    pipe: fs::File,
-    pending: Vec<u8>,
-    /// Said `stopped`: its listener is closed, it accepts no new connection.
-    stopped: bool,
-}
-
 /// A promoted generation whose swap is announced (log line, `ready` status) only once the old
 /// workers stopped accepting, so a connection made after the announcement reaches the new code.
 struct Announce {
@@ -136,9 +123,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         next_spawn: Instant::now(),
         swap_queued: false,
         stop: None,
-        watched: FileStamp::of(&source),
-        seen: FileStamp::of(&source),
-        seen_since: Instant::now(),
+        watch: FileWatch::new(&source),
         last_failure: None,
         announce: None,
     };
@@ -167,10 +152,8 @@ struct Master {
     swap_queued: bool,
     /// Set once a stop was asked: when to stop waiting and kill.
     stop: Option<Instant>,
-    /// --reload: the stamp last swapped to, and the latest stamp and since when it holds.
-    watched: Option<FileStamp>,
-    seen: Option<FileStamp>,
-    seen_since: Instant,
+    /// --reload: when LIB changed.
+    watch: FileWatch,
     last_failure: Option<String>,
     announce: Option<Announce>,
 }
@@ -328,74 +311,37 @@ impl Master {
         let Some(generation) = self.generations.iter().find(|g| g.id == id) else {
             return Ok(());
         };
-        let (read_end, write_end) = pipe()?;
-        let write_fd = write_end;
-        let listen_fd = self.listen_fd;
         let tuning = &self.args.tuning;
         let max_requests = match tuning.max_requests {
             0 => 0,
             n => n + jitter(tuning.max_requests_jitter),
         };
-        let mut command = Command::new(&self.exe);
-        command
-            .arg("__worker")
-            .arg("--lib")
-            .arg(&generation.artifact.copy)
-            .arg("--symbol")
-            .arg(&self.symbol)
-            .arg("--generation")
-            .arg(id.to_string())
-            .args(tuning.to_args(max_requests));
+        let mut args = vec![
+            "--lib".into(),
+            generation.artifact.copy.clone().into_os_string(),
+            "--symbol".into(),
+            self.symbol.clone().into(),
+            "--generation".into(),
+            id.to_string().into(),
+        ];
+        args.extend(tuning.to_args(max_requests).into_iter().map(Into::into));
         if self.want > 1 {
-            command.arg("--multiprocess");
+            args.push("--multiprocess".into());
         }
-        // SAFETY: the closure runs in the forked child before exec and only calls
-        // async-signal-safe functions (dup2, prctl) on descriptors that are open in the parent.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            command.pre_exec(move || {
-                if libc::dup2(listen_fd, LISTEN_FD) < 0 || libc::dup2(write_fd, READY_FD) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                // A worker must not outlive a master killed with -9.
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
-        let spawned = command.spawn();
-        // SAFETY: write_fd is ours (from pipe()); the child has its own copy now.
-        unsafe { libc::close(write_fd) };
-        let child = spawned?;
-        // SAFETY: read_end is a fresh descriptor from pipe() that nothing else owns.
-        let pipe = unsafe { fs::File::from_raw_fd(read_end) };
-        self.workers.push(Worker {
-            pid: child.id() as i32,
-            generation: id,
-            ready: false,
-            retiring: false,
-            pipe,
-            pending: Vec::new(),
-            stopped: false,
-        });
+        let worker = Worker::spawn(&self.exe, &args, self.listen_fd, id)?;
+        self.workers.push(worker);
         Ok(())
     }
 
     fn read_pipes(&mut self) {
         let mut lines = Vec::new();
         for worker in &mut self.workers {
-            let mut buf = [0u8; 1024];
-            loop {
-                match worker.pipe.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => worker.pending.extend_from_slice(&buf[..n]),
-                    Err(_) => break,
-                }
-            }
-            while let Some(end) = worker.pending.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = worker.pending.drain(..=end).collect();
-                let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
-                lines.push((worker.pid, line));
-            }
+            lines.extend(
+                worker
+                    .read_lines()
+                    .into_iter()
+                    .map(|line| (worker.pid, line)),
+            );
         }
         for (pid, line) in lines {
             self.on_line(pid, &line);
@@ -672,19 +618,11 @@ impl Master {
         if !self.args.reload {
             return;
         }
-        let stamp = FileStamp::of(&self.source);
-        if stamp != self.seen {
-            self.seen = stamp;
-            self.seen_since = Instant::now();
-            return;
-        }
-        let stable = self.seen_since.elapsed() >= RELOAD_DEBOUNCE;
         let booting = self
             .generations
             .iter()
             .any(|g| g.state == GenState::Booting);
-        if stamp.is_some() && stamp != self.watched && stable && !booting {
-            self.watched = stamp;
+        if self.watch.changed(&self.source, !booting) {
             log::info!("--reload: {} changed", self.source.display());
             self.request_swap();
         }
