@@ -89,6 +89,15 @@ impl Conn {
         }
     }
 
+    /// Drop the read buffer if it holds nothing (it is allocated again on the next read).
+    pub(crate) fn release_buffer(&mut self) {
+        if !self.has_partial_request() && self.buf.capacity() > 0 {
+            self.buf = Vec::new();
+            self.start = 0;
+            self.scanned = 0;
+        }
+    }
+
     pub(crate) fn has_partial_request(&self) -> bool {
         self.start < self.buf.len()
     }

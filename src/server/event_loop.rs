@@ -12,12 +12,12 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
-use mio::{Interest, Poll, Token, Waker};
+use mio::{Interest, Poll, Registry, Token, Waker};
 
 use super::conn::{self, After, Conn, ThreadScratch};
 use super::slots::Slots;
@@ -29,6 +29,12 @@ const WAKER: Token = Token(1);
 
 /// How often parked connections are checked against their deadlines.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
+
+/// A keep-alive connection idle this long gives its read buffer back.
+const IDLE_BUFFER_AFTER: Duration = Duration::from_secs(1);
+
+/// Serving the events of one batch took longer than this: pass the rest on.
+const SLOW_BATCH: Duration = Duration::from_millis(1);
 
 /// Events taken per `epoll_wait`.
 const EVENT_BATCH: usize = 64;
@@ -42,6 +48,8 @@ struct Loop {
     bound: Option<SocketAddr>,
     slots: Slots,
     stop: AtomicBool,
+    /// Threads blocked in `epoll_wait`: free to take events this thread passes on.
+    waiting: AtomicUsize,
 }
 
 pub(crate) fn run(
@@ -54,9 +62,7 @@ pub(crate) fn run(
         .local_addr()
         .ok()
         .filter(|addr| !addr.ip().is_unspecified());
-    let mut listener = TcpListener::from_std(listener);
-    poll.registry()
-        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let listener = TcpListener::from_std(listener);
     let waker = Waker::new(poll.registry(), WAKER)?;
     let shared_loop = Arc::new(Loop {
         epoll_fd: poll.as_raw_fd(),
@@ -64,15 +70,36 @@ pub(crate) fn run(
         bound,
         slots: Slots::new(poll.registry().try_clone()?),
         stop: AtomicBool::new(false),
+        waiting: AtomicUsize::new(0),
     });
+    let registry = poll.registry().try_clone()?;
     let mut threads = Vec::with_capacity(shared.config.threads);
     for index in 0..shared.config.threads.max(1) {
         let (shared, shared_loop) = (Arc::clone(&shared), Arc::clone(&shared_loop));
+        let registry = registry.try_clone()?;
         threads.push(
             std::thread::Builder::new()
                 .name(format!("serve-{index}"))
-                .spawn(move || serve_events(index, &shared_loop, &shared))?,
+                .spawn(move || serve_events(index, &shared_loop, &shared, &registry))?,
         );
+    }
+
+    // Accept only once every thread waits for events: a burst of first connections then
+    // spreads over all of them instead of queueing behind the first thread's app calls.
+    let started = Instant::now();
+    while shared_loop.waiting.load(Ordering::Relaxed) < threads.len()
+        && started.elapsed() < Duration::from_secs(1)
+    {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    if let Some(listener) = shared_loop
+        .listener
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_mut()
+    {
+        poll.registry()
+            .register(listener, LISTENER, Interest::READABLE)?;
     }
 
     let mut stop_by = None;
@@ -84,6 +111,12 @@ pub(crate) fn run(
         }
         for mut conn in shared_loop.slots.expired(now) {
             time_out(&mut conn);
+        }
+        if let Some(idle_since) = now.checked_sub(IDLE_BUFFER_AFTER) {
+            let keep_alive = shared.config.keep_alive;
+            shared_loop
+                .slots
+                .release_idle_buffers(idle_since, keep_alive);
         }
         if stop_by.is_none() && shutdown.is_requested() {
             stop_by = Some(begin_drain(&shared_loop, &poll, &shared));
@@ -116,11 +149,12 @@ pub(crate) fn run(
 }
 
 /// One serving thread: wait for events, serve what they announce.
-fn serve_events(index: usize, shared_loop: &Loop, shared: &Shared) {
+fn serve_events(index: usize, shared_loop: &Loop, shared: &Shared, registry: &Registry) {
     let mut scratch = ThreadScratch::new(index);
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; EVENT_BATCH];
     let timeout_ms = SWEEP_EVERY.as_millis() as i32;
     while !shared_loop.stop.load(Ordering::Relaxed) {
+        shared_loop.waiting.fetch_add(1, Ordering::Relaxed);
         // SAFETY: `events` has room for EVENT_BATCH entries and outlives the call; epoll_fd is
         // the poller's descriptor, open until every thread has been joined.
         let n = unsafe {
@@ -131,6 +165,7 @@ fn serve_events(index: usize, shared_loop: &Loop, shared: &Shared) {
                 timeout_ms,
             )
         };
+        let idle_threads = shared_loop.waiting.fetch_sub(1, Ordering::Relaxed) - 1;
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() != io::ErrorKind::Interrupted {
@@ -140,7 +175,24 @@ fn serve_events(index: usize, shared_loop: &Loop, shared: &Shared) {
             continue;
         }
         shared.tick();
-        for event in &events[..n as usize] {
+        // This thread may block in the app on its first event; events it took beyond that would
+        // wait for it, so hand as many as there are idle threads on to them. With every thread
+        // busy (the loaded case) nothing is passed on and no syscall is added.
+        let events = &events[..n as usize];
+        let kept = events.len() - idle_threads.min(events.len().saturating_sub(1));
+        for event in &events[kept..] {
+            pass_on(Token(event.u64 as usize), shared_loop, registry);
+        }
+        let taken = Instant::now();
+        for (i, event) in events[..kept].iter().enumerate() {
+            if i > 0 && taken.elapsed() > SLOW_BATCH {
+                // An app call here was slow (it may block again): let the other threads have
+                // the rest, or this thread itself once it is free.
+                for event in &events[i..kept] {
+                    pass_on(Token(event.u64 as usize), shared_loop, registry);
+                }
+                break;
+            }
             // mio registers every source with its token as the event's data.
             match Token(event.u64 as usize) {
                 LISTENER => accept_all(shared_loop, shared, &mut scratch),
@@ -154,6 +206,25 @@ fn serve_events(index: usize, shared_loop: &Loop, shared: &Shared) {
                 }
             }
         }
+    }
+}
+
+/// Re-arm a source so the poller reports it again, to another thread.
+fn pass_on(token: Token, shared_loop: &Loop, registry: &Registry) {
+    match token {
+        LISTENER => {
+            let mut listener = shared_loop
+                .listener
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(listener) = listener.as_mut() {
+                if let Err(e) = registry.reregister(listener, LISTENER, Interest::READABLE) {
+                    log::debug!("listener: cannot pass the event on: {e}");
+                }
+            }
+        }
+        WAKER => {}
+        token => shared_loop.slots.pass_on(token),
     }
 }
 

@@ -151,6 +151,32 @@ impl Slots {
         }
     }
 
+    /// Pass an event on instead of serving it: an idle connection is registered again, which
+    /// makes the poller report its input to a waiting thread; for a busy one the event only
+    /// marks it pending, as `take` would.
+    pub(crate) fn pass_on(&self, token: Token) {
+        let mut table = self.lock();
+        let Some(slot) = token
+            .0
+            .checked_sub(FIRST_CONN)
+            .and_then(|index| table.slots.get_mut(index))
+        else {
+            return;
+        };
+        match slot {
+            Slot::Idle(conn) => {
+                if let Err(e) =
+                    self.registry
+                        .reregister(&mut conn.stream, token, Interest::READABLE)
+                {
+                    log::debug!("{}: cannot pass the event on: {e}", conn.peer);
+                }
+            }
+            Slot::Busy { pending } => *pending = true,
+            Slot::Free => {}
+        }
+    }
+
     /// Parked connections past their deadline, removed from the table.
     #[allow(clippy::vec_box)] // the boxes are the connections' own; they move on unchanged
     pub(crate) fn expired(&self, now: Instant) -> Vec<Box<Conn>> {
@@ -167,6 +193,20 @@ impl Slots {
             }
         }
         gone
+    }
+
+    /// Free the read buffers of connections parked with nothing buffered since before
+    /// `idle_since`: an idle keep-alive connection then costs its slot, not 4 KiB. Connections
+    /// that come back sooner keep theirs, so a busy connection never reallocates.
+    pub(crate) fn release_idle_buffers(&self, idle_since: Instant, keep_alive: Duration) {
+        for slot in self.lock().slots.iter_mut() {
+            if let Slot::Idle(conn) = slot {
+                let parked_at = conn.deadline.checked_sub(keep_alive);
+                if conn.served_any && parked_at.is_some_and(|at| at <= idle_since) {
+                    conn.release_buffer();
+                }
+            }
+        }
     }
 
     /// While draining, a parked connection waits at most `limit` more for its next request.
