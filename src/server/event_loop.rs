@@ -184,26 +184,45 @@ fn serve_events(index: usize, shared_loop: &Loop, shared: &Shared, registry: &Re
             pass_on(Token(event.u64 as usize), shared_loop, registry);
         }
         let taken = Instant::now();
-        for (i, event) in events[..kept].iter().enumerate() {
-            if i > 0 && taken.elapsed() > SLOW_BATCH {
-                // An app call here was slow (it may block again): let the other threads have
-                // the rest, or this thread itself once it is free.
-                for event in &events[i..kept] {
+        let mut next = 0;
+        while next < kept {
+            if next > 0 && taken.elapsed() > SLOW_BATCH {
+                // An app call here was slow (it may block again): hand events still waiting in
+                // this batch to threads that are idle now. Only to idle threads: re-queueing
+                // them for this same thread would put them behind newer events, which starves
+                // connections under steady load.
+                let idle = shared_loop.waiting.load(Ordering::Relaxed);
+                let handed = idle.min(kept - next);
+                for event in &events[next..next + handed] {
                     pass_on(Token(event.u64 as usize), shared_loop, registry);
                 }
-                break;
-            }
-            // mio registers every source with its token as the event's data.
-            match Token(event.u64 as usize) {
-                LISTENER => accept_all(shared_loop, shared, &mut scratch),
-                WAKER => {}
-                token => {
-                    if let Some(mut conn) = shared_loop.slots.take(token) {
-                        // The event means input: read before concluding there is none.
-                        conn.drained = false;
-                        serve(conn, &shared_loop.slots, shared, &mut scratch);
-                    }
+                next += handed;
+                if next == kept {
+                    break;
                 }
+            }
+            handle(
+                Token(events[next].u64 as usize),
+                shared_loop,
+                shared,
+                &mut scratch,
+            );
+            next += 1;
+        }
+    }
+}
+
+/// Serve what one event announces.
+fn handle(token: Token, shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) {
+    // mio registers every source with its token as the event's data.
+    match token {
+        LISTENER => accept_all(shared_loop, shared, scratch),
+        WAKER => {}
+        token => {
+            if let Some(mut conn) = shared_loop.slots.take(token) {
+                // The event means input: read before concluding there is none.
+                conn.drained = false;
+                serve(conn, &shared_loop.slots, shared, scratch);
             }
         }
     }
