@@ -284,3 +284,13 @@ fn body_without_next_is_an_empty_complete_response() {
         assert!(resp.body.is_empty(), "{resp:?}");
     }
 }
+
+#[test]
+fn cargo_build_puts_c_hello_beside_the_server() {
+    // sample-apps/c-hello/build.rs compiles hello.c during `cargo build`; the bare name
+    // resolves to libc_hello.so beside the webserver executable.
+    let server = server("c_hello:app").start();
+    let resp = server.get("/from-cargo");
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.text(), "Hello from C! path=/from-cargo\n");
+}
