@@ -11,7 +11,10 @@ fn main() {
     let source = manifest.join("hello.c");
     let include = manifest.join("../../app-abi/include");
     println!("cargo:rerun-if-changed={}", source.display());
-    println!("cargo:rerun-if-changed={}", include.join("webserver_app.h").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        include.join("webserver_app.h").display()
+    );
     println!("cargo:rerun-if-env-changed=CC");
 
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
@@ -22,7 +25,9 @@ fn main() {
     let output = profile_dir.join("libc_hello.so");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let status = Command::new(&cc)
-        .args(["-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-I"])
+        .args([
+            "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-I",
+        ])
         .arg(&include)
         .arg("-o")
         .arg(&output)
