@@ -205,15 +205,22 @@ impl ServerBuilder {
         cmd
     }
 
-    /// Starts the server and waits for its `Serving HTTP on 127.0.0.1:PORT ...` line.
-    pub fn start(self) -> Server {
+    /// The server process with stdout and stderr piped to the test, and its command line for
+    /// failure messages.
+    fn spawn_piped(&self) -> (Child, String) {
         let mut cmd = self.command();
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd
+        let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot spawn {cmd:?}: {e}"));
+        (child, format!("{cmd:?}"))
+    }
+
+    /// Starts the server and waits for its `Serving HTTP on 127.0.0.1:PORT ...` line.
+    pub fn start(self) -> Server {
+        let (mut child, cmd) = self.spawn_piped();
 
         let stderr = Arc::new(Mutex::new(String::new()));
         let err_pipe = child.stderr.take().unwrap();
@@ -276,13 +283,7 @@ impl ServerBuilder {
 
     /// Runs the server expecting it to exit on its own (a load error); kills it after 10 s.
     pub fn run_to_exit(self) -> Exited {
-        let mut cmd = self.command();
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {cmd:?}: {e}"));
+        let (mut child, cmd) = self.spawn_piped();
         let mut out_pipe = child.stdout.take().unwrap();
         let mut err_pipe = child.stderr.take().unwrap();
         let out = thread::spawn(move || {
