@@ -6,6 +6,7 @@ mod cli;
 mod http;
 mod server;
 mod supervisor;
+mod sys;
 
 use std::io::Write;
 use std::process::ExitCode;

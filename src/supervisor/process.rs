@@ -5,6 +5,8 @@ use std::net::TcpListener;
 use std::os::fd::{IntoRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
+use crate::sys::syscall;
+
 /// `FILE.status` beside the pid file: what the last swap did, for scripts.
 pub(crate) fn status_path(pid_file: &Path) -> PathBuf {
     let mut name = pid_file.as_os_str().to_owned();
@@ -51,7 +53,9 @@ pub(crate) fn pipe() -> io::Result<(RawFd, RawFd)> {
 
 pub(crate) fn signal_pid(pid: i32, signal: i32) {
     // SAFETY: kill has no memory-safety preconditions; pid is one of our children.
-    unsafe { libc::kill(pid, signal) };
+    if let Err(e) = syscall!(kill(pid, signal)) {
+        log::debug!("kill({pid}, {signal}): {e}");
+    }
 }
 
 /// Spread --max-requests so workers do not all recycle at once.
