@@ -2,7 +2,9 @@
 
 pub(crate) mod artifact;
 pub(crate) mod children;
+pub(crate) mod generation;
 pub(crate) mod master;
+pub(crate) mod message;
 pub(crate) mod probe;
 pub(crate) mod process;
 pub(crate) mod reload;
