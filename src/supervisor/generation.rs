@@ -25,6 +25,9 @@ use super::message::WorkerMessage;
 use crate::server::HARAKIRI_EXIT;
 use crate::sys::process::{ChildExit, Signal};
 
+mod event;
+pub(crate) use event::{Action, Event, SwapCause};
+
 /// The first wait before replacing a worker that died before it was ready; it doubles with each
 /// such death up to `BACKOFF_MAX` and is reset by a worker that gets ready.
 pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -48,76 +51,6 @@ enum State {
     Live,
     Draining,
     Failed,
-}
-
-/// What asked for a swap.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum SwapCause {
-    Hup,
-    /// `--reload` saw the library change.
-    FileChanged,
-}
-
-/// Something that happened to the master.
-#[derive(Clone, Debug)]
-pub(crate) enum Event {
-    /// Boot the first generation.
-    Start,
-    SwapAsked(SwapCause),
-    /// TERM or INT (named for the log): no new connections, in-flight requests finish.
-    GracefulStop {
-        signal: &'static str,
-    },
-    /// QUIT.
-    ImmediateStop,
-    /// TTIN.
-    MoreWorkers,
-    /// TTOU.
-    FewerWorkers,
-    /// The answer to [`Action::PrepareLibrary`]: the private copy, or why there is none.
-    Prepared(Result<Artifact, String>),
-    /// The answer to [`Action::Spawn`]: the worker's pid, or why it could not start.
-    Spawned {
-        generation: u64,
-        pid: Result<i32, String>,
-    },
-    Message {
-        pid: i32,
-        message: WorkerMessage,
-    },
-    Exited {
-        pid: i32,
-        how: ChildExit,
-    },
-    /// Time passed (deadlines, back-off).
-    Tick,
-}
-
-/// Something the master must do.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Action {
-    /// Copy the live library for a new generation; answer with [`Event::Prepared`].
-    PrepareLibrary,
-    /// Start one worker of `generation` on `library`; answer with [`Event::Spawned`].
-    Spawn {
-        generation: u64,
-        library: PathBuf,
-        multiprocess: bool,
-    },
-    Signal {
-        pid: i32,
-        signal: Signal,
-    },
-    /// Write this line to `FILE.status` (`--pid FILE`).
-    Status(String),
-    Log {
-        level: log::Level,
-        text: String,
-    },
-    /// The first generation serves: say so on stdout.
-    Serving,
-    /// The master is done: `Ok` after a stop, the reason when the first generation failed.
-    Exit(Result<(), String>),
 }
 
 /// What the state machine needs to know of the command line.
