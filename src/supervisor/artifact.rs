@@ -83,9 +83,13 @@ pub(crate) fn remove_stale_dirs() {
         else {
             continue;
         };
-        // SAFETY: kill with signal 0 only checks whether the process exists.
-        let gone = unsafe { libc::kill(pid, 0) } != 0
-            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        let gone = match crate::sys::process::exists(pid) {
+            Ok(exists) => !exists,
+            Err(e) => {
+                log::debug!("cannot tell whether process {pid} exists: {e}");
+                false
+            }
+        };
         if gone {
             if let Err(e) = fs::remove_dir_all(entry.path()) {
                 log::debug!("cannot remove stale {}: {e}", entry.path().display());

@@ -1,83 +1,102 @@
-//! A worker process as the master sees it: spawned on the shared listener with a ready pipe,
-//! and the lines it writes on that pipe.
+//! A worker process as the master sees it: started on the shared listener with a pipe for its
+//! messages, and the messages read from that pipe.
 
 use std::ffi::OsString;
-use std::fs;
+use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::process::Command;
 
-use super::process::pipe;
+use super::message::{UnknownMessage, WorkerMessage};
 use super::worker::{LISTEN_FD, READY_FD};
+use crate::sys::process::{dup_at_or_above, hand_down, pipe, set_blocking, Signal};
 
-pub(crate) struct Worker {
+/// The master keeps the descriptors it hands down at or above this number, so the child's dup2
+/// onto `LISTEN_FD` and `READY_FD` cannot overwrite one before it is moved.
+pub(crate) const FD_FLOOR: RawFd = 100;
+/// How much of a pipe is read at once; messages are a line each.
+const READ_CHUNK: usize = 1024;
+
+pub(crate) struct WorkerProcess {
     pub(crate) pid: i32,
-    pub(crate) generation: u64,
-    pub(crate) ready: bool,
-    /// Said it is draining on its own (--max-requests): already replaced.
-    pub(crate) retiring: bool,
-    pub(crate) pipe: fs::File,
+    /// The read end of the worker's pipe (non-blocking).
+    pipe: File,
+    /// Bytes of a line not complete yet.
     pending: Vec<u8>,
-    /// Said `stopped`: its listener is closed, it accepts no new connection.
-    pub(crate) stopped: bool,
 }
 
-impl Worker {
-    /// Start `exe __worker ARGS` with the listener as fd 3 and a ready pipe as fd 4.
+impl WorkerProcess {
+    /// Start `exe __worker ARGS` with `listener` as `LISTEN_FD` and a pipe as `READY_FD`. The
+    /// worker gets SIGTERM if the master dies.
     pub(crate) fn spawn(
         exe: &Path,
         args: &[OsString],
-        listen_fd: RawFd,
-        generation: u64,
-    ) -> io::Result<Worker> {
-        let (read_end, write_fd) = pipe()?;
+        listener: BorrowedFd<'_>,
+    ) -> io::Result<WorkerProcess> {
+        let (read_end, write_end) = message_pipe()?;
         let mut command = Command::new(exe);
         command.arg("__worker").args(args);
-        // SAFETY: the closure runs in the forked child before exec and only calls
-        // async-signal-safe functions (dup2, prctl) on descriptors that are open in the parent.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            command.pre_exec(move || {
-                if libc::dup2(listen_fd, LISTEN_FD) < 0 || libc::dup2(write_fd, READY_FD) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                // A worker must not outlive a master killed with -9.
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
+        hand_down(
+            &mut command,
+            vec![
+                (listener.as_raw_fd(), LISTEN_FD),
+                (write_end.as_raw_fd(), READY_FD),
+            ],
+            Signal::Term,
+        );
         let spawned = command.spawn();
-        // SAFETY: write_fd is ours (from pipe()); the child has its own copy now.
-        unsafe { libc::close(write_fd) };
+        // The child has its own copy; the master must not hold the write end, or it would
+        // never see the pipe close.
+        drop(write_end);
         let child = spawned?;
-        // SAFETY: read_end is a fresh descriptor from pipe() that nothing else owns.
-        let pipe = unsafe { fs::File::from_raw_fd(read_end) };
-        Ok(Worker {
-            pid: child.id() as i32,
-            generation,
-            ready: false,
-            retiring: false,
-            pipe,
+        let pid = i32::try_from(child.id())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "pid out of range"))?;
+        Ok(WorkerProcess {
+            pid,
+            pipe: File::from(read_end),
             pending: Vec::new(),
-            stopped: false,
         })
     }
 
-    /// Whole lines the worker wrote since the last call (the pipe is non-blocking).
-    pub(crate) fn read_lines(&mut self) -> Vec<String> {
-        let mut buf = [0u8; 1024];
+    pub(crate) fn pipe(&self) -> BorrowedFd<'_> {
+        self.pipe.as_fd()
+    }
+
+    /// The whole messages the worker wrote since the last call.
+    pub(crate) fn read_messages(&mut self) -> Vec<Result<WorkerMessage, UnknownMessage>> {
+        let mut buf = [0u8; READ_CHUNK];
         loop {
             match self.pipe.read(&mut buf) {
-                Ok(0) | Err(_) => break,
+                // The worker closed its end: it is exiting.
+                Ok(0) => break,
                 Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!("cannot read worker {}'s pipe: {e}", self.pid);
+                    break;
+                }
             }
         }
-        let mut lines = Vec::new();
+        let mut messages = Vec::new();
         while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.pending.drain(..=end).collect();
-            lines.push(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned());
+            messages.push(WorkerMessage::decode(&String::from_utf8_lossy(
+                &line[..end],
+            )));
         }
-        lines
+        messages
     }
+}
+
+/// A pipe whose ends sit at or above `FD_FLOOR`, close-on-exec (the child's dup2 clears that on
+/// its copy); the master's read end does not block, the worker's write end does: it writes a
+/// few short lines and must not lose one.
+fn message_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (read_end, write_end) = pipe()?;
+    let read_end = dup_at_or_above(read_end.as_fd(), FD_FLOOR)?;
+    let write_end = dup_at_or_above(write_end.as_fd(), FD_FLOOR)?;
+    set_blocking(write_end.as_fd())?;
+    Ok((read_end, write_end))
 }

@@ -1,8 +1,19 @@
 //! Processes: a master that never loads app code, generations of workers that do.
+//!
+//! - `generation.rs` decides: the generation state machine (swaps, failures, replacements,
+//!   back-off, stops), pure logic with events in and actions out.
+//! - `master.rs` does the master's I/O: signals, pipes, reaping, the status file, `--reload`.
+//! - `worker.rs` is a worker's life; `message.rs` what it tells the master on its pipe;
+//!   `children.rs` a worker as the master sees it.
+//! - `artifact.rs` keeps the private copies of libraries; `reload.rs` notices a changed one.
+//! - `probe.rs` is `webserver check`; `process.rs` small helpers. System calls are in
+//!   `crate::sys::process`.
 
 pub(crate) mod artifact;
 pub(crate) mod children;
+pub(crate) mod generation;
 pub(crate) mod master;
+pub(crate) mod message;
 pub(crate) mod probe;
 pub(crate) mod process;
 pub(crate) mod reload;

@@ -1,30 +1,36 @@
 //! A worker's life: load the app, report ready, wait for the go, serve, drain, exit.
 //!
-//! The master passes the listening socket as fd 3 and the write end of the ready pipe as fd 4.
-//! Lines on the pipe: `ready\tNAME\tVERSION`, `error\tMESSAGE`, `draining` (recycling on its own),
-//! `stopped` (after SIGTERM: the listener is closed, so no new connection can reach this process).
-//! The worker accepts only after SIGUSR1 (the master's go, sent once every worker of its generation
-//! is ready), so a generation that fails half-way never served a request that would then be cut
-//! off; the master announces a swap complete only once every old worker said `stopped` (or exited),
-//! so a connection made after that is served by the new library.
+//! The master passes the listening socket as `LISTEN_FD` and the write end of its pipe as
+//! `READY_FD`; the worker tells the master what happens in [`WorkerMessage`]s: `Ready` (loaded,
+//! initialised) or `Error`, `Draining` (recycling on its own), `Stopped` (after SIGTERM: the
+//! listener is closed, so no new connection can reach this process). The worker accepts only
+//! after SIGUSR1 (the master's go, sent once every worker of its generation is ready), so a
+//! generation that fails half-way never served a request that would then be cut off; the master
+//! announces a swap complete only once every old worker said `Stopped` (or exited), so a
+//! connection made after that is served by the new library.
 
-use std::fs::File;
-use std::io::Write;
 use std::net::TcpListener;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
 
+use super::message::{Reporter, WorkerMessage};
 use crate::app::loader::LoadedApp;
 use crate::cli::WorkerArgs;
 use crate::server::{self, Shutdown};
+use crate::sys::process::{claim_inherited, exit_now, file_identity, FileIdentity};
 
 /// Where a worker finds the listening socket.
 pub(crate) const LISTEN_FD: RawFd = 3;
-/// Where a worker finds the ready pipe.
+/// Where a worker finds the write end of the master's pipe.
 pub(crate) const READY_FD: RawFd = 4;
+/// After a SIGTERM, how often the worker looks whether its event loop closed the listener.
+const LISTENER_CHECK_INTERVAL: Duration = Duration::from_millis(1);
+/// ... and how long at most: only a wedged process takes that long (the master has its own
+/// deadline for the announcement).
+const LISTENER_CHECK_LIMIT: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Start {
@@ -35,30 +41,35 @@ enum Start {
 
 /// Run as a worker; the exit status tells the master how it ended.
 pub(crate) fn run(args: &WorkerArgs) -> i32 {
-    // SAFETY: the master opened READY_FD for this process (dup2 in pre_exec) and nothing else in
-    // this process owns it.
-    let report = Arc::new(Mutex::new(unsafe { File::from_raw_fd(READY_FD) }));
-    let say = |line: &str| -> std::io::Result<()> {
-        let mut pipe = report.lock().unwrap_or_else(|e| e.into_inner());
-        writeln!(pipe, "{line}")
+    let report = match claim_inherited(READY_FD) {
+        Ok(pipe) => Arc::new(Reporter::new(pipe)),
+        Err(e) => {
+            log::error!("no pipe to the master at descriptor {READY_FD} ({e}); only the master starts workers");
+            return 1;
+        }
     };
     let start = Arc::new((Mutex::new(Start::Waiting), Condvar::new()));
     let shutdown = Arc::new(Shutdown::default());
     if let Err(e) = watch_signals(&start, &shutdown, &report) {
-        let _ = say(&format!("error\tcannot install signal handlers: {e}"));
+        report.send_or_log(&WorkerMessage::Error(format!(
+            "cannot install signal handlers: {e}"
+        )));
         return 1;
     }
 
     let app = match LoadedApp::load_path(&args.lib, &args.symbol) {
         Ok(app) => Arc::new(app),
         Err(e) => {
-            let message = e.to_string().replace(['\n', '\r'], " ");
-            let _ = say(&format!("error\t{message}"));
+            report.send_or_log(&WorkerMessage::Error(e.to_string()));
             return 1;
         }
     };
-    if say(&format!("ready\t{}\t{}", app.name, app.version)).is_err() {
-        log::error!("the master is gone; exiting");
+    let ready = WorkerMessage::Ready {
+        name: app.name.clone(),
+        version: app.version.clone(),
+    };
+    if let Err(e) = report.send(&ready) {
+        log::error!("the master is gone ({e}); exiting");
         return 1;
     }
 
@@ -77,13 +88,15 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
     // Tell the master when this worker starts draining on its own (--max-requests), so a
     // replacement is accepting before this one stops.
     let pipe = Arc::clone(&report);
-    shutdown.on_retire(Box::new(move || {
-        let mut pipe = pipe.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = writeln!(pipe, "draining");
-    }));
+    shutdown.on_retire(Box::new(move || pipe.send_or_log(&WorkerMessage::Draining)));
 
-    // SAFETY: the master passed the listening socket as LISTEN_FD; this is its only owner here.
-    let listener = unsafe { TcpListener::from_raw_fd(LISTEN_FD) };
+    let listener = match claim_inherited(LISTEN_FD) {
+        Ok(fd) => TcpListener::from(fd),
+        Err(e) => {
+            log::error!("no listening socket at descriptor {LISTEN_FD}: {e}");
+            return 1;
+        }
+    };
     if let Err(e) = listener.set_nonblocking(true) {
         log::error!("listener: {e}");
         return 1;
@@ -110,13 +123,15 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
 fn watch_signals(
     start: &Arc<(Mutex<Start>, Condvar)>,
     shutdown: &Arc<Shutdown>,
-    report: &Arc<Mutex<File>>,
+    report: &Arc<Reporter>,
 ) -> std::io::Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([SIGUSR1, SIGTERM, SIGINT, SIGQUIT])?;
     let start = Arc::clone(start);
     let shutdown = Arc::clone(shutdown);
     let report = Arc::clone(report);
-    let listener = FdIdentity::of(LISTEN_FD);
+    // Taken before the event loop can close the listener. Unknown (None) if the descriptor is
+    // not there: then there is no listener to wait for.
+    let listener = file_identity(LISTEN_FD).ok();
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
@@ -127,8 +142,7 @@ fn watch_signals(
                     SIGUSR1 if *state == Start::Waiting => *state = Start::Go,
                     SIGQUIT => {
                         log::info!("SIGQUIT: exiting now");
-                        // SAFETY: immediate exit is what QUIT asks for; nothing runs after it.
-                        unsafe { libc::_exit(0) }
+                        exit_now(0)
                     }
                     SIGTERM | SIGINT if *state == Start::Waiting => *state = Start::Stop,
                     SIGTERM | SIGINT => {
@@ -143,47 +157,23 @@ fn watch_signals(
     Ok(())
 }
 
-/// Which open file a descriptor refers to (device and inode), to tell when the listener is closed.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct FdIdentity {
-    dev: u64,
-    ino: u64,
-}
-
-impl FdIdentity {
-    fn of(fd: RawFd) -> Option<FdIdentity> {
-        // SAFETY: `libc::stat` is plain old data, for which all-zero bytes are a valid value.
-        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: fstat only writes into `stat`, which we own; a closed fd is just EBADF.
-        if unsafe { libc::fstat(fd, &mut stat) } != 0 {
-            return None;
-        }
-        Some(FdIdentity {
-            dev: stat.st_dev,
-            ino: stat.st_ino,
-        })
-    }
-}
-
 /// After a SIGTERM: once the event loop has closed its listener (`begin_drain` drops it), this
 /// process can never accept again; tell the master, which announces the swap complete only then.
+/// The descriptor number may be reused at once, so the file's identity tells, not the number.
 /// Runs on its own thread so the signal thread stays free for QUIT.
-fn report_stopped(listener: Option<FdIdentity>, report: &Arc<Mutex<File>>) {
+fn report_stopped(listener: Option<FileIdentity>, report: &Arc<Reporter>) {
     let report = Arc::clone(report);
     let spawned = std::thread::Builder::new()
         .name("stopped".into())
         .spawn(move || {
-            // The coordinator answers the wake-up at once (it never runs app code); the deadline
-            // only keeps a wedged process from hiding forever — the master has its own.
-            let deadline = Instant::now() + Duration::from_secs(5);
+            let deadline = Instant::now() + LISTENER_CHECK_LIMIT;
             while listener.is_some()
-                && FdIdentity::of(LISTEN_FD) == listener
+                && file_identity(LISTEN_FD).ok() == listener
                 && Instant::now() < deadline
             {
-                std::thread::sleep(Duration::from_millis(1));
+                std::thread::sleep(LISTENER_CHECK_INTERVAL);
             }
-            let mut pipe = report.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = writeln!(pipe, "stopped");
+            report.send_or_log(&WorkerMessage::Stopped);
         });
     if let Err(e) = spawned {
         log::warn!("cannot start a thread: {e}");

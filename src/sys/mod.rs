@@ -7,6 +7,8 @@
 
 use std::io;
 
+pub(crate) mod process;
+
 /// Return values of libc calls that signal failure with `-1` and set `errno`.
 pub(crate) trait MinusOne: Copy + PartialEq {
     const MINUS_ONE: Self;

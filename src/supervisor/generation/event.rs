@@ -1,0 +1,78 @@
+//! The state machine's vocabulary: what happens to the master ([`Event`]) and what it must do
+//! about it ([`Action`]).
+
+use std::path::PathBuf;
+
+use crate::supervisor::artifact::Artifact;
+use crate::supervisor::message::WorkerMessage;
+use crate::sys::process::{ChildExit, Signal};
+
+/// What asked for a swap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SwapCause {
+    Hup,
+    /// `--reload` saw the library change.
+    FileChanged,
+}
+
+/// Something that happened to the master.
+#[derive(Clone, Debug)]
+pub(crate) enum Event {
+    /// Boot the first generation.
+    Start,
+    SwapAsked(SwapCause),
+    /// TERM or INT (named for the log): no new connections, in-flight requests finish.
+    GracefulStop {
+        signal: &'static str,
+    },
+    /// QUIT.
+    ImmediateStop,
+    /// TTIN.
+    MoreWorkers,
+    /// TTOU.
+    FewerWorkers,
+    /// The answer to [`Action::PrepareLibrary`]: the private copy, or why there is none.
+    Prepared(Result<Artifact, String>),
+    /// The answer to [`Action::Spawn`]: the worker's pid, or why it could not start.
+    Spawned {
+        generation: u64,
+        pid: Result<i32, String>,
+    },
+    Message {
+        pid: i32,
+        message: WorkerMessage,
+    },
+    Exited {
+        pid: i32,
+        how: ChildExit,
+    },
+    /// Time passed (deadlines, back-off).
+    Tick,
+}
+
+/// Something the master must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Copy the live library for a new generation; answer with [`Event::Prepared`].
+    PrepareLibrary,
+    /// Start one worker of `generation` on `library`; answer with [`Event::Spawned`].
+    Spawn {
+        generation: u64,
+        library: PathBuf,
+        multiprocess: bool,
+    },
+    Signal {
+        pid: i32,
+        signal: Signal,
+    },
+    /// Write this line to `FILE.status` (`--pid FILE`).
+    Status(String),
+    Log {
+        level: log::Level,
+        text: String,
+    },
+    /// The first generation serves: say so on stdout.
+    Serving,
+    /// The master is done: `Ok` after a stop, the reason when the first generation failed.
+    Exit(Result<(), String>),
+}
