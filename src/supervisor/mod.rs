@@ -2,6 +2,7 @@
 
 pub(crate) mod artifact;
 pub(crate) mod children;
+pub(crate) mod elf;
 pub(crate) mod master;
 pub(crate) mod probe;
 pub(crate) mod process;
