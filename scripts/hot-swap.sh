@@ -8,8 +8,10 @@
 #      master never reads a half-written file;
 #   3. SIGHUP the master (pid from PIDFILE);
 #   4. wait (up to $HOT_SWAP_TIMEOUT seconds, default 60) for PIDFILE.status to report the new
-#      generation: `ready G HASH` (exit 0) or `failed G MESSAGE` (printed; exit 1 — the old
-#      generation keeps serving, LIVE.so now holds the refused file: put the old one back).
+#      generation: `ready G HASH` (exit 0) or `failed G MESSAGE` (printed; exit 1). On failure, or
+#      when no outcome arrives, the previous LIVE.so is put back (atomically, and said on stderr),
+#      so a restart or `--reload` never picks up the refused library; the old generation keeps
+#      serving throughout.
 #
 # The webserver binary: $WEBSERVER, else `webserver` on PATH, else ../target/release/webserver
 # beside this script.
@@ -55,12 +57,27 @@ generation_of() {
 }
 before=$(generation_of)
 
-# 2. Copy atomically: a temp file in the same directory (same filesystem), then rename.
+# 2. Copy atomically: a temp file in the same directory (same filesystem), then rename. The
+#    previous LIVE is kept (a hard link, else a copy) until the outcome is known.
 tmp="$live.tmp.$$"
-trap 'rm -f "$tmp"' EXIT INT TERM
+previous="$live.previous.$$"
+trap 'rm -f "$tmp" "$previous"' EXIT INT TERM
+if [ -e "$live" ]; then
+    ln -f "$live" "$previous" 2>/dev/null || cp -p "$live" "$previous"
+fi
 cp "$new" "$tmp"
 mv -f "$tmp" "$live"
-trap - EXIT INT TERM
+
+# Put the previous LIVE back after a refused swap (or remove the refused one if there was none).
+restore() {
+    if [ -e "$previous" ]; then
+        mv -f "$previous" "$live"
+        echo "hot-swap: restored the previous $live" >&2
+    else
+        rm -f "$live"
+        echo "hot-swap: removed the refused $live (there was no previous one)" >&2
+    fi
+}
 
 # 3. Ask the master to swap.
 kill -HUP "$pid"
@@ -80,16 +97,19 @@ while :; do
                 ;;
             failed)
                 echo "hot-swap: $line" >&2
+                restore
                 exit 1
                 ;;
         esac
     fi
     if ! kill -0 "$pid" 2>/dev/null; then
         echo "hot-swap: the master ($pid) exited during the swap" >&2
+        restore
         exit 1
     fi
     if [ "$(date +%s)" -ge "$end" ]; then
         echo "hot-swap: no outcome after ${timeout}s; last status: ${line:-none}" >&2
+        restore
         exit 1
     fi
     sleep 0.1

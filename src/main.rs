@@ -4,6 +4,7 @@ mod alloc_count;
 mod app;
 mod cli;
 mod http;
+mod log_limit;
 mod server;
 mod supervisor;
 mod sys;
@@ -49,16 +50,23 @@ fn main() -> ExitCode {
 /// `RUST_LOG` decides what is shown (default: info, without the access log); each line says
 /// which process wrote it, since master and workers share stderr.
 fn init_logging(role: String) {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,access=warn"))
-        .format(move |out, record| {
-            writeln!(
-                out,
-                "[{} {:5} {}] [{role}] {}",
-                out.timestamp_millis(),
-                record.level(),
-                record.target(),
-                record.args()
-            )
-        })
-        .init();
+    let logger = env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("info,access=warn"),
+    )
+    .format(move |out, record| {
+        writeln!(
+            out,
+            "[{} {:5} {}] [{role}] {}",
+            out.timestamp_millis(),
+            record.level(),
+            record.target(),
+            record.args()
+        )
+    })
+    .build();
+    let max_level = logger.filter();
+    // Repeated warnings and errors (an app failing on every request) are summarised.
+    if log::set_boxed_logger(Box::new(log_limit::RepeatLimit::new(logger))).is_ok() {
+        log::set_max_level(max_level);
+    }
 }

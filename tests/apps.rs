@@ -197,6 +197,53 @@ fn panic_in_call_is_500_and_the_server_keeps_serving() {
     );
 }
 
+/// An app that fails on every request cannot flood the log: a few copies of each line, then one
+/// "repeated N more time(s)" summary per window.
+#[test]
+fn a_panic_on_every_request_is_logged_a_few_times_then_summarised() {
+    let server = sample_server("panicky").start();
+    let mut conn = server.connect();
+    for _ in 0..100 {
+        conn.send("GET /boom HTTP/1.1\r\nHost: x\r\n\r\n");
+        let resp = conn.read_response();
+        assert_eq!(resp.status, 500);
+        if resp.header_has_token("connection", "close") {
+            conn = server.connect();
+        }
+    }
+    let count = |needle: &str| {
+        server
+            .stderr()
+            .lines()
+            .filter(|l| l.contains(needle) && !l.contains("repeated"))
+            .count()
+    };
+    let panics = count("panicked on purpose");
+    assert!(
+        (1..=5).contains(&panics),
+        "{panics} panic lines for 100 panics:\n{}",
+        server.stderr()
+    );
+    // The summary is written once the window is over (at the next failure or log flush).
+    let summary = poll(Duration::from_secs(10), "the repeat summary", || {
+        let _ = server.get("/boom");
+        std::thread::sleep(Duration::from_millis(500));
+        server
+            .stderr()
+            .lines()
+            .find(|l| l.contains("panicked on purpose") && l.contains("repeated"))
+            .map(str::to_owned)
+    });
+    let suppressed: u64 = summary
+        .split("repeated ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {summary}"));
+    assert!(suppressed >= 95 - 5, "{summary}");
+    assert!(count("panicked on purpose") <= 10, "{}", server.stderr());
+}
+
 #[test]
 fn panic_in_body_closes_the_connection_and_the_server_keeps_serving() {
     let server = sample_server("panicky").start();

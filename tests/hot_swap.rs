@@ -844,12 +844,23 @@ fn hot_swap_script_checks_copies_signals_and_waits() {
     // A library that passes `check` (for the SYMBOL the caller named) but that the master cannot
     // serve (it serves `live.so:app`): the swap fails in the master and the script reports the
     // `failed G ...` status with exit 1; the old generation keeps serving.
+    // The live path gets the previous library back, so a restart or `--reload` cannot pick up
+    // the refused one.
+    let serving = std::fs::read(&live).unwrap();
     let refused = run_script_symbol(&fixture("no_app_symbol"), &pid_file, &live, Some("other"));
     assert_eq!(refused.status.code(), Some(1), "{refused:?}");
     assert!(refused.stderr.contains("failed 3"), "{refused:?}");
     assert!(
         refused.stderr.contains("symbol 'app' not found"),
         "{refused:?}"
+    );
+    assert!(
+        refused.stderr.contains("restored the previous"),
+        "{refused:?}"
+    );
+    assert!(
+        std::fs::read(&live).unwrap() == serving,
+        "the live path still holds the refused library"
     );
     assert_new_connections_served_by(&server, "Flaskish", 2, "after a failed scripted swap");
 
@@ -860,9 +871,37 @@ fn hot_swap_script_checks_copies_signals_and_waits() {
     let (_, failures, _) = load.finish();
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(
-        !dir.read_dir()
-            .unwrap()
-            .any(|e| { e.unwrap().file_name().to_string_lossy().contains(".tmp.") }),
+        !dir.read_dir().unwrap().any(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.contains(".tmp.") || name.contains(".previous.")
+        }),
         "the script left a temp file"
     );
+}
+
+/// A library caught half-written — by a HUP, or by `--reload` when the writer pauses longer than
+/// the debounce — is refused (its ELF headers announce more bytes than it has); the finished file
+/// is then swapped in.
+#[test]
+fn a_half_written_library_is_refused_then_the_whole_one_is_served() {
+    let dir = fresh_dir("halfwritten");
+    let (server, live, pid_file) = live_server(&dir, &sample_app("pyramidish"), &["--reload"]);
+    let flaskish = std::fs::read(sample_app("flaskish")).unwrap();
+    let half = &flaskish[..flaskish.len() / 2];
+
+    // Written in place (no rename), pausing past the debounce half-way.
+    std::fs::write(&live, half).unwrap();
+    let (state, generation, message) = wait_settled(&pid_file, 1);
+    assert_eq!(
+        state, "failed",
+        "a half-written library was served: {message}"
+    );
+    assert!(message.contains("is incomplete"), "{message}");
+    assert!(message.contains("rename it into place"), "{message}");
+    assert_new_connections_served_by(&server, "Pyramidish", 2, "after the half-written file");
+
+    std::fs::write(&live, &flaskish).unwrap();
+    let (state, _, message) = wait_settled(&pid_file, generation);
+    assert_eq!(state, "ready", "{message}");
+    assert_new_connections_served_by(&server, "Flaskish", 2, "once the file is whole");
 }

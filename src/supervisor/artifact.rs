@@ -11,6 +11,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use super::elf::{check_complete, Truncated};
+
 /// A library copied into the master's private directory.
 #[derive(Clone, Debug)]
 pub(crate) struct Artifact {
@@ -42,22 +44,47 @@ impl FileStamp {
     }
 }
 
+/// Why a library could not be copied for a generation.
 #[derive(Debug)]
-pub(crate) struct ArtifactError {
-    path: PathBuf,
-    action: &'static str,
-    source: io::Error,
+pub(crate) enum ArtifactError {
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: io::Error,
+    },
+    /// The file was replaced or written to while it was being read.
+    Changed { path: PathBuf },
+    /// The ELF headers point past the end of the file: it was copied before it was complete.
+    Truncated { path: PathBuf, detail: Truncated },
 }
+
+/// What deployment scripts should do so that neither of the two errors above can happen.
+const WRITE_THEN_RENAME: &str =
+    "write the new library to a temporary file and rename it into place";
 
 impl fmt::Display for ArtifactError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "cannot {} {}: {} (check the path and permissions)",
-            self.action,
-            self.path.display(),
-            self.source
-        )
+        match self {
+            ArtifactError::Io {
+                path,
+                action,
+                source,
+            } => write!(
+                f,
+                "cannot {action} {}: {source} (check the path and permissions)",
+                path.display()
+            ),
+            ArtifactError::Changed { path } => write!(
+                f,
+                "{} changed while it was being read (still being written?); {WRITE_THEN_RENAME}",
+                path.display()
+            ),
+            ArtifactError::Truncated { path, detail } => write!(
+                f,
+                "{} is incomplete: {detail} (still being written?); {WRITE_THEN_RENAME}",
+                path.display()
+            ),
+        }
     }
 }
 
@@ -100,16 +127,28 @@ pub(crate) fn remove_stale_dirs() {
 
 impl Artifact {
     /// Read `source` once (so the copy is one consistent version) and store it under its hash.
+    /// A file that changed during the read, or whose ELF headers announce more bytes than it
+    /// has, is refused: it was caught half-written.
     pub(crate) fn prepare(source: &Path, dir: &Path) -> Result<Artifact, ArtifactError> {
         let err = |action, path: &Path| {
             let path = path.to_path_buf();
-            move |source| ArtifactError {
+            move |source| ArtifactError::Io {
                 path,
                 action,
                 source,
             }
         };
+        let before = FileStamp::of(source);
         let bytes = fs::read(source).map_err(err("read", source))?;
+        if FileStamp::of(source) != before || before.is_some_and(|b| b.len != bytes.len() as u64) {
+            return Err(ArtifactError::Changed {
+                path: source.to_path_buf(),
+            });
+        }
+        check_complete(&bytes).map_err(|detail| ArtifactError::Truncated {
+            path: source.to_path_buf(),
+            detail,
+        })?;
         let hash = format!("{:016x}", fnv1a64(&bytes));
         fs::create_dir_all(dir).map_err(err("create", dir))?;
         let name = source
