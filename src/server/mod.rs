@@ -1,11 +1,11 @@
 //! Sockets and threads: N serving threads share one edge-triggered epoll instance; whichever
-//! thread an event wakes serves that connection itself, then parks it back on the poller.
+//! thread an event wakes serves that connection itself, then parks it back on epoll.
 //!
 //! ```text
 //!   epoll (shared) ──event──▶ any idle serving thread: read head, call app, write,
 //!        ▲                    serve what is pipelined, one write per batch
 //!        └──── park: socket empty (registered on first park) ◀──┘
-//!   coordinator (the calling thread): deadlines, --timeout watch, drain on stop
+//!   coordinator (the calling thread): deadlines, --timeout watch, drain on stop, join
 //! ```
 //! Idle keep-alive connections cost a slot and a buffer, not a thread; a slow client cannot
 //! hold a thread while it sends its head (reads never wait); a blocking app call holds only its
@@ -81,7 +81,10 @@ impl Shutdown {
         let (lock, asked) = &self.asked;
         let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
         if !self.is_requested() {
-            let _ = asked.wait_timeout(guard, timeout);
+            // Woken or timed out, the caller looks at the flag again: neither result matters.
+            let (_guard, _timed_out) = asked
+                .wait_timeout(guard, timeout)
+                .unwrap_or_else(|e| e.into_inner());
         }
     }
 
@@ -214,5 +217,11 @@ pub(crate) fn serve(
         coarse_ms: AtomicU64::new(0),
         wall_at_clock: SystemTime::now(),
     });
-    event_loop::run(listener, shared, shutdown)
+    match event_loop::run(listener, &shared, &shutdown)? {
+        event_loop::Ended::Joined => {}
+        event_loop::Ended::Abandoned { open } => {
+            log::warn!("graceful timeout: {open} connection(s) still open; stopping anyway")
+        }
+    }
+    Ok(())
 }

@@ -7,6 +7,10 @@
 
 use std::io;
 
+pub(crate) mod epoll;
+pub(crate) mod exit;
+pub(crate) mod socket;
+
 /// Return values of libc calls that signal failure with `-1` and set `errno`.
 pub(crate) trait MinusOne: Copy + PartialEq {
     const MINUS_ONE: Self;
