@@ -11,8 +11,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use app_abi::raw::{
-    WsApp, WsInit, WS_ABI_MAJOR, WS_ABI_MINOR, WS_APP_MAGIC, WS_APP_SINGLE_THREADED,
-    WS_APP_SIZE_V1_0, WS_OK,
+    WsApp, WsBody, WsInit, WsRequest, WS_ABI_MAJOR, WS_ABI_MINOR, WS_APP_MAGIC,
+    WS_APP_SINGLE_THREADED, WS_APP_SIZE_V1_0, WS_OK,
 };
 
 use super::host::{AppLogTag, HOST};
@@ -107,15 +107,17 @@ impl From<TargetError> for LoadError {
     }
 }
 
-/// An app that passed every check and whose `init` succeeded. Lives until `shutdown`.
+/// An app that passed every check and whose `init` succeeded. It lives until `shutdown`, which
+/// consumes it: whoever can still call into the app holds a reference, so `shutdown` cannot run
+/// while a `call` does (the server hands the app back only once its threads are joined).
 pub(crate) struct LoadedApp {
-    pub(crate) descriptor: &'static WsApp,
-    pub(crate) state: *mut c_void,
-    pub(crate) path: PathBuf,
-    pub(crate) name: String,
-    pub(crate) version: String,
-    pub(crate) log_tag: &'static AppLogTag,
-    pub(crate) single_threaded: bool,
+    descriptor: &'static WsApp,
+    state: *mut c_void,
+    path: PathBuf,
+    name: String,
+    version: String,
+    log_tag: &'static AppLogTag,
+    single_threaded: bool,
 }
 
 // SAFETY: the descriptor is immutable static data; `state` is handed to the app's `call`, which the
@@ -179,11 +181,59 @@ impl LoadedApp {
         })
     }
 
-    /// Run the app's `shutdown`, once, after the last request finished.
-    pub(crate) fn shutdown(&self) {
+    /// The app's own name (`ws_app.name`, or the symbol if it has none).
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The app's own version string (`?` if it has none).
+    pub(crate) fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The library file it was loaded from.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The ABI (major, minor) the app was built against.
+    pub(crate) fn abi_version(&self) -> (u16, u16) {
+        (self.descriptor.abi_major, self.descriptor.abi_minor)
+    }
+
+    /// The app asked for its calls to be serialised (`WS_APP_SINGLE_THREADED`).
+    pub(crate) fn single_threaded(&self) -> bool {
+        self.single_threaded
+    }
+
+    /// What the app passes back to the host's `log` to be named in the server's log.
+    pub(crate) fn log_ctx(&self) -> *const c_void {
+        self.log_tag as *const AppLogTag as *const c_void
+    }
+
+    /// Run the app's `call` for one request; returns its status code (`WS_OK` or an error).
+    ///
+    /// # Safety
+    ///
+    /// Every pointer in `request` (environ, io, host) must stay valid until the body `call`
+    /// fills is closed, and when `call` returns `WS_OK` the caller must call `body.close` once.
+    /// For a `single_threaded` app, the caller serialises calls.
+    pub(crate) unsafe fn call(&self, request: &WsRequest, body: &mut WsBody) -> i32 {
+        let call = self
+            .descriptor
+            .call
+            .expect("loader checked `call` is present");
+        // SAFETY: the state came from this app's init and lives until `shutdown`, which consumes
+        // `self` and so cannot run meanwhile; the caller upholds the pointer contract above.
+        unsafe { call(self.state, request, body) }
+    }
+
+    /// Run the app's `shutdown`, once, after the last request finished. Taking `self` proves no
+    /// thread can call into the app any more: the caller has the only reference.
+    pub(crate) fn shutdown(self) {
         if let Some(shutdown) = self.descriptor.shutdown {
-            // SAFETY: `state` came from this app's `init`; the caller guarantees no `call`, `next`
-            // or `close` runs concurrently or later (the server stops its threads first).
+            // SAFETY: `state` came from this app's `init`; `self` is consumed, so no `call`,
+            // `next` or `close` can run concurrently or later.
             unsafe { shutdown(self.state) };
         }
     }

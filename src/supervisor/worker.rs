@@ -20,6 +20,7 @@ use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
 use crate::app::loader::LoadedApp;
 use crate::cli::WorkerArgs;
 use crate::server::{self, Shutdown};
+use crate::sys::exit::exit_now;
 
 /// Where a worker finds the listening socket.
 pub(crate) const LISTEN_FD: RawFd = 3;
@@ -50,14 +51,14 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
     }
 
     let app = match LoadedApp::load_path(&args.lib, &args.symbol) {
-        Ok(app) => Arc::new(app),
+        Ok(app) => app,
         Err(e) => {
             let message = e.to_string().replace(['\n', '\r'], " ");
             let _ = say(&format!("error\t{message}"));
             return 1;
         }
     };
-    if say(&format!("ready\t{}\t{}", app.name, app.version)).is_err() {
+    if say(&format!("ready\t{}\t{}", app.name(), app.version())).is_err() {
         log::error!("the master is gone; exiting");
         return 1;
     }
@@ -91,17 +92,29 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
     log::info!(
         "generation {} serving {} {}",
         args.generation,
-        app.name,
-        app.version
+        app.name(),
+        app.version()
     );
     let config = args.tuning.server_config(args.multiprocess);
-    let served = server::serve(listener, Arc::clone(&app), config, shutdown);
-    app.shutdown();
-    match served {
-        Ok(()) => 0,
-        Err(e) => {
+    // The app's shutdown runs only once `serve` gives the app back, which it does only when no
+    // thread can call into it any more.
+    match server::serve(listener, app, config, shutdown) {
+        server::Served::Finished(app) => {
+            app.shutdown();
+            0
+        }
+        server::Served::Failed(e, app) => {
             log::error!("serving failed: {e}");
+            app.shutdown();
             1
+        }
+        server::Served::Abandoned { open } => {
+            log::warn!(
+                "graceful timeout: {open} connection(s) still being served; exiting without calling the app's shutdown (raise --graceful-timeout to let requests finish)"
+            );
+            // Not through `exit`: its atexit handlers (the app's among them) would run under
+            // the calls still in flight.
+            exit_now(0)
         }
     }
 }
