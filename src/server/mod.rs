@@ -16,6 +16,9 @@
 //! thread that could call into it, so the app's `shutdown`, which consumes it, cannot race a
 //! `call`. When `--graceful-timeout` runs out with requests still inside the app, the app is
 //! not given back (`Served::Abandoned`): the caller ends the process without shutting it down.
+//! The operating system is reached through `crate::sys` only; this module has no `unsafe`.
+
+#![deny(unsafe_code)]
 
 mod conn;
 mod event_loop;
