@@ -1,7 +1,11 @@
 //! dlopen a library, find the descriptor, check it, run `init`.
 //!
-//! Check order (ABI-NOTES): magic → major equal → size ≥ the 1.0 size → `call` present → `init`
-//! succeeds. Every error names the file and the symbol and says what to do about it.
+//! Check order (README, "The ABI"): magic → major equal → size ≥ the 1.0 size → `call` present
+//! → `init` succeeds. Every error names the file and the symbol and says what to do about it.
+//!
+//! `LoadedApp` keeps the descriptor and the app's state private: others call the app through
+//! `call` and end it with `shutdown`, which consumes it, so it cannot run while anyone can
+//! still call in.
 //!
 //! A loaded library is never `dlclose`d: Rust thread-local destructors registered by the app would
 //! run into unmapped code (rust-lang/rust#59629), so memory is reclaimed by replacing the process.
@@ -243,7 +247,7 @@ impl LoadedApp {
 fn open_descriptor(path: &Path, symbol: &str) -> Result<&'static WsApp, LoadError> {
     use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
     // RTLD_NOW: fail here on a missing symbol, not in the middle of a request.
-    // RTLD_LOCAL: two generations' symbols must not interpose (ABI-NOTES, hot reload).
+    // RTLD_LOCAL: two generations' symbols must not interpose (hot swap loads a new copy beside the old).
     // SAFETY: loading a library runs its initialisers; the user asked to run this library, and it
     // is the documented contract of webserver that apps are trusted native code.
     let library = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) }.map_err(|e| {
@@ -293,11 +297,14 @@ fn static_str(ptr: *const std::ffi::c_char) -> Option<String> {
     Some(s.to_string_lossy().into_owned())
 }
 
+/// Room for the message an `init` that fails writes (longer ones are cut).
+const INIT_ERROR_CAPACITY: usize = 1024;
+
 fn run_init(descriptor: &WsApp, log_tag: &'static AppLogTag) -> Result<*mut c_void, String> {
     let Some(init) = descriptor.init else {
         return Ok(std::ptr::null_mut());
     };
-    let mut error_buf = [0u8; 1024];
+    let mut error_buf = [0u8; INIT_ERROR_CAPACITY];
     let mut error_len = 0usize;
     let args = WsInit {
         size: std::mem::size_of::<WsInit>() as u32,
