@@ -62,7 +62,7 @@ pub(crate) fn run(spec: &str, iterations: u64) -> i32 {
         "environ+call+encode ns_per_request={per_request_ns:.1} allocs_per_request={:.3}",
         allocations as f64 / iterations as f64
     );
-    println!("app:                      {} {}", app.name, app.version);
+    println!("app:                      {} {}", app.name(), app.version());
     println!("requests:                 {iterations} (status {status})");
     println!("time per request:         {per_request_ns:.0} ns");
     println!(

@@ -115,7 +115,7 @@ pub(crate) fn run(
         transport,
         scratch,
         facts,
-        app_name: &app.name,
+        app_name: app.name(),
         status: None,
         app_content_length: None,
         misbehaved: false,
@@ -136,18 +136,15 @@ pub(crate) fn run(
         environ_len: environ.len(),
         io: &mut exchange as *mut Exchange as *mut c_void,
         host: &HOST,
-        log_ctx: app.log_tag as *const _ as *const c_void,
+        log_ctx: app.log_ctx(),
     };
     let mut body = WsBody::EMPTY;
-    let call = app
-        .descriptor
-        .call
-        .expect("loader checked `call` is present");
     // SAFETY: `request`, its environ and `exchange` (behind io) outlive the call and the body's
-    // `close` below; `body` is a valid out-pointer. The state came from this app's init.
-    let rc = unsafe { call(app.state, &request, &mut body) };
+    // `close` below, which runs once if the call returns WS_OK; single-threaded apps are
+    // serialised by the caller.
+    let rc = unsafe { app.call(&request, &mut body) };
     if rc != WS_OK {
-        log::error!(target: "app", "[{}] call failed with code {rc}", app.name);
+        log::error!(target: "app", "[{}] call failed with code {rc}", app.name());
         exchange.fail();
     } else {
         exchange.drive_body(&body);

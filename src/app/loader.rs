@@ -1,7 +1,11 @@
 //! dlopen a library, find the descriptor, check it, run `init`.
 //!
-//! Check order (ABI-NOTES): magic → major equal → size ≥ the 1.0 size → `call` present → `init`
-//! succeeds. Every error names the file and the symbol and says what to do about it.
+//! Check order (README, "The ABI"): magic → major equal → size ≥ the 1.0 size → `call` present
+//! → `init` succeeds. Every error names the file and the symbol and says what to do about it.
+//!
+//! `LoadedApp` keeps the descriptor and the app's state private: others call the app through
+//! `call` and end it with `shutdown`, which consumes it, so it cannot run while anyone can
+//! still call in.
 //!
 //! A loaded library is never `dlclose`d: Rust thread-local destructors registered by the app would
 //! run into unmapped code (rust-lang/rust#59629), so memory is reclaimed by replacing the process.
@@ -11,8 +15,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use app_abi::raw::{
-    WsApp, WsInit, WS_ABI_MAJOR, WS_ABI_MINOR, WS_APP_MAGIC, WS_APP_SINGLE_THREADED,
-    WS_APP_SIZE_V1_0, WS_OK,
+    WsApp, WsBody, WsInit, WsRequest, WS_ABI_MAJOR, WS_ABI_MINOR, WS_APP_MAGIC,
+    WS_APP_SINGLE_THREADED, WS_APP_SIZE_V1_0, WS_OK,
 };
 
 use super::host::{AppLogTag, HOST};
@@ -107,15 +111,17 @@ impl From<TargetError> for LoadError {
     }
 }
 
-/// An app that passed every check and whose `init` succeeded. Lives until `shutdown`.
+/// An app that passed every check and whose `init` succeeded. It lives until `shutdown`, which
+/// consumes it: whoever can still call into the app holds a reference, so `shutdown` cannot run
+/// while a `call` does (the server hands the app back only once its threads are joined).
 pub(crate) struct LoadedApp {
-    pub(crate) descriptor: &'static WsApp,
-    pub(crate) state: *mut c_void,
-    pub(crate) path: PathBuf,
-    pub(crate) name: String,
-    pub(crate) version: String,
-    pub(crate) log_tag: &'static AppLogTag,
-    pub(crate) single_threaded: bool,
+    descriptor: &'static WsApp,
+    state: *mut c_void,
+    path: PathBuf,
+    name: String,
+    version: String,
+    log_tag: &'static AppLogTag,
+    single_threaded: bool,
 }
 
 // SAFETY: the descriptor is immutable static data; `state` is handed to the app's `call`, which the
@@ -179,11 +185,59 @@ impl LoadedApp {
         })
     }
 
-    /// Run the app's `shutdown`, once, after the last request finished.
-    pub(crate) fn shutdown(&self) {
+    /// The app's own name (`ws_app.name`, or the symbol if it has none).
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The app's own version string (`?` if it has none).
+    pub(crate) fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The library file it was loaded from.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The ABI (major, minor) the app was built against.
+    pub(crate) fn abi_version(&self) -> (u16, u16) {
+        (self.descriptor.abi_major, self.descriptor.abi_minor)
+    }
+
+    /// The app asked for its calls to be serialised (`WS_APP_SINGLE_THREADED`).
+    pub(crate) fn single_threaded(&self) -> bool {
+        self.single_threaded
+    }
+
+    /// What the app passes back to the host's `log` to be named in the server's log.
+    pub(crate) fn log_ctx(&self) -> *const c_void {
+        self.log_tag as *const AppLogTag as *const c_void
+    }
+
+    /// Run the app's `call` for one request; returns its status code (`WS_OK` or an error).
+    ///
+    /// # Safety
+    ///
+    /// Every pointer in `request` (environ, io, host) must stay valid until the body `call`
+    /// fills is closed, and when `call` returns `WS_OK` the caller must call `body.close` once.
+    /// For a `single_threaded` app, the caller serialises calls.
+    pub(crate) unsafe fn call(&self, request: &WsRequest, body: &mut WsBody) -> i32 {
+        let call = self
+            .descriptor
+            .call
+            .expect("loader checked `call` is present");
+        // SAFETY: the state came from this app's init and lives until `shutdown`, which consumes
+        // `self` and so cannot run meanwhile; the caller upholds the pointer contract above.
+        unsafe { call(self.state, request, body) }
+    }
+
+    /// Run the app's `shutdown`, once, after the last request finished. Taking `self` proves no
+    /// thread can call into the app any more: the caller has the only reference.
+    pub(crate) fn shutdown(self) {
         if let Some(shutdown) = self.descriptor.shutdown {
-            // SAFETY: `state` came from this app's `init`; the caller guarantees no `call`, `next`
-            // or `close` runs concurrently or later (the server stops its threads first).
+            // SAFETY: `state` came from this app's `init`; `self` is consumed, so no `call`,
+            // `next` or `close` can run concurrently or later.
             unsafe { shutdown(self.state) };
         }
     }
@@ -193,7 +247,7 @@ impl LoadedApp {
 fn open_descriptor(path: &Path, symbol: &str) -> Result<&'static WsApp, LoadError> {
     use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
     // RTLD_NOW: fail here on a missing symbol, not in the middle of a request.
-    // RTLD_LOCAL: two generations' symbols must not interpose (ABI-NOTES, hot reload).
+    // RTLD_LOCAL: two generations' symbols must not interpose (hot swap loads a new copy beside the old).
     // SAFETY: loading a library runs its initialisers; the user asked to run this library, and it
     // is the documented contract of webserver that apps are trusted native code.
     let library = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) }.map_err(|e| {
@@ -243,11 +297,14 @@ fn static_str(ptr: *const std::ffi::c_char) -> Option<String> {
     Some(s.to_string_lossy().into_owned())
 }
 
+/// Room for the message an `init` that fails writes (longer ones are cut).
+const INIT_ERROR_CAPACITY: usize = 1024;
+
 fn run_init(descriptor: &WsApp, log_tag: &'static AppLogTag) -> Result<*mut c_void, String> {
     let Some(init) = descriptor.init else {
         return Ok(std::ptr::null_mut());
     };
-    let mut error_buf = [0u8; 1024];
+    let mut error_buf = [0u8; INIT_ERROR_CAPACITY];
     let mut error_len = 0usize;
     let args = WsInit {
         size: std::mem::size_of::<WsInit>() as u32,

@@ -6,16 +6,15 @@
 //! to the loop when it would have to wait for the client.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use app_abi::raw::{
     WS_ERR_BAD_BODY, WS_ERR_CLIENT_GONE, WS_ERR_TIMEOUT, WS_ERR_TOO_LARGE, WS_REQ_MULTIPROCESS,
     WS_REQ_MULTITHREAD,
 };
-use mio::net::TcpStream;
-use mio::Token;
 
+use super::slots::Token;
 use super::socket_io::{read_append, read_with_timeout, write_all_with_timeout};
 use super::Shared;
 use crate::app::call::{self, RequestFacts, Scratch, Transport};
@@ -335,6 +334,7 @@ fn serve_one(
     shared.mark_busy(scratch.thread, false);
     if let Some(started) = started {
         // The environ arena still holds the method, path and query (its first variables).
+        #[allow(unsafe_code)] // the one exception in `server`, until the log reads request facts
         let var = |i: usize| {
             // SAFETY: the pairs point into scratch.environ, untouched since `build`.
             environ

@@ -6,28 +6,37 @@
 //! the socket is empty. There is no hand-off between threads per request (no futex, no context
 //! switch), idle connections hold no thread, a slow client never holds one while it dribbles its
 //! head (reads never wait), and a blocking app call holds only its own thread while the others
-//! keep answering events. The calling thread coordinates: it sweeps deadlines, watches
-//! `--timeout`, and drains on shutdown; it never runs app code, so it reacts at once.
+//! keep answering events. An event that a thread took but cannot serve soon (it may block in
+//! the app) is passed on to idle threads by re-arming its registration.
+//!
+//! The calling thread coordinates: it sweeps deadlines, watches `--timeout` (harakiri), and
+//! drains on shutdown; it never runs app code, so it reacts at once. Once no connection is
+//! open it stops the threads (a flag, and a wake-up on the eventfd that each waking thread
+//! passes on) and joins them. The epoll instance belongs to `Loop`, which every thread holds,
+//! so no thread ever waits on a closed descriptor — not even one left inside the app when the
+//! graceful timeout runs out (`Ended::Abandoned`).
 
-use std::io;
-use std::net::{SocketAddr, TcpListener as StdListener};
-use std::os::fd::AsRawFd;
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpListener;
-use mio::{Interest, Poll, Registry, Token, Waker};
-
 use super::conn::{self, After, Conn, ThreadScratch};
-use super::slots::Slots;
+use super::slots::{Slots, Token};
 use super::{Shared, Shutdown};
 use crate::http::response::encode_error;
+use crate::sys::epoll::{Epoll, Events, Waker};
+use crate::sys::process::exit_now;
+use crate::sys::socket;
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 
-/// How often parked connections are checked against their deadlines.
+/// How often parked connections are checked against their deadlines; also the longest a
+/// serving thread waits in `epoll_wait` before it looks at the stop flag again.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
 /// A keep-alive connection idle this long gives its read buffer back.
@@ -39,9 +48,21 @@ const SLOW_BATCH: Duration = Duration::from_millis(1);
 /// Events taken per `epoll_wait`.
 const EVENT_BATCH: usize = 64;
 
-/// What the serving threads share besides `Shared`.
+/// After `epoll_wait` fails (it cannot, short of a kernel out of memory), wait this long before
+/// trying again rather than spin.
+const EPOLL_ERROR_BACKOFF: Duration = Duration::from_millis(10);
+
+/// Before accepting, how often the coordinator checks whether every thread waits for events,
+/// and how long it waits for that at most.
+const START_CHECK_EVERY: Duration = Duration::from_micros(200);
+const START_WAIT_LIMIT: Duration = Duration::from_secs(1);
+
+/// What the serving threads share besides `Shared`. The epoll instance lives here, so it stays
+/// open as long as any thread that waits on it (each holds an `Arc<Loop>`).
 struct Loop {
-    epoll_fd: i32,
+    epoll: Epoll,
+    /// Registered edge-triggered: each `wake` wakes one waiting thread.
+    waker: Waker,
     /// `None` once draining: the socket is closed so no new connection can reach this process.
     listener: Mutex<Option<TcpListener>>,
     /// The listener's address if bound to one address (then no getsockname per connection).
@@ -52,54 +73,70 @@ struct Loop {
     waiting: AtomicUsize,
 }
 
+/// How the serving threads ended.
+pub(crate) enum Ended {
+    /// Every serving thread was joined: none can call into the app any more.
+    Joined,
+    /// The graceful timeout ran out while `open` connections were still being served: their
+    /// threads may be inside the app, and were left running (told to stop once they can).
+    Abandoned { open: usize },
+}
+
+/// Serve on `listener` until `shutdown` is triggered and every connection has ended (or the
+/// graceful timeout ran out). On an error every thread already started has been joined.
 pub(crate) fn run(
-    listener: StdListener,
-    shared: Arc<Shared>,
-    shutdown: Arc<Shutdown>,
-) -> io::Result<()> {
-    let poll = Poll::new()?;
+    listener: TcpListener,
+    shared: &Arc<Shared>,
+    shutdown: &Shutdown,
+) -> io::Result<Ended> {
     let bound = listener
         .local_addr()
         .ok()
         .filter(|addr| !addr.ip().is_unspecified());
-    let listener = TcpListener::from_std(listener);
-    let waker = Waker::new(poll.registry(), WAKER)?;
     let shared_loop = Arc::new(Loop {
-        epoll_fd: poll.as_raw_fd(),
+        epoll: Epoll::new()?,
+        waker: Waker::new()?,
         listener: Mutex::new(Some(listener)),
         bound,
-        slots: Slots::new(poll.registry().try_clone()?),
+        slots: Slots::new(),
         stop: AtomicBool::new(false),
         waiting: AtomicUsize::new(0),
     });
-    let registry = poll.registry().try_clone()?;
-    let mut threads = Vec::with_capacity(shared.config.threads);
+    shared_loop
+        .epoll
+        .add(shared_loop.waker.as_fd(), WAKER.event_data())?;
+    let mut threads = Vec::with_capacity(shared.config.threads.max(1));
     for index in 0..shared.config.threads.max(1) {
-        let (shared, shared_loop) = (Arc::clone(&shared), Arc::clone(&shared_loop));
-        let registry = registry.try_clone()?;
-        threads.push(
-            std::thread::Builder::new()
-                .name(format!("serve-{index}"))
-                .spawn(move || serve_events(index, &shared_loop, &shared, &registry))?,
-        );
+        let (shared, thread_loop) = (Arc::clone(shared), Arc::clone(&shared_loop));
+        let spawned = std::thread::Builder::new()
+            .name(format!("serve-{index}"))
+            .spawn(move || serve_events(index, &thread_loop, &shared));
+        match spawned {
+            Ok(thread) => threads.push(thread),
+            Err(e) => {
+                stop_and_join(&shared_loop, threads);
+                return Err(e);
+            }
+        }
     }
 
     // Accept only once every thread waits for events: a burst of first connections then
     // spreads over all of them instead of queueing behind the first thread's app calls.
     let started = Instant::now();
     while shared_loop.waiting.load(Ordering::Relaxed) < threads.len()
-        && started.elapsed() < Duration::from_secs(1)
+        && started.elapsed() < START_WAIT_LIMIT
     {
-        std::thread::sleep(Duration::from_micros(200));
+        std::thread::sleep(START_CHECK_EVERY);
     }
-    if let Some(listener) = shared_loop
-        .listener
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_mut()
-    {
-        poll.registry()
-            .register(listener, LISTENER, Interest::READABLE)?;
+    let registered = match lock(&shared_loop.listener).as_ref() {
+        Some(listener) => shared_loop
+            .epoll
+            .add(listener.as_fd(), LISTENER.event_data()),
+        None => Ok(()),
+    };
+    if let Err(e) = registered {
+        stop_and_join(&shared_loop, threads);
+        return Err(e);
     }
 
     let mut stop_by = None;
@@ -112,6 +149,8 @@ pub(crate) fn run(
         for mut conn in shared_loop.slots.expired(now) {
             time_out(&mut conn);
         }
+        // Writes the summaries of repeated log lines whose window is over (crate::log_limit).
+        log::logger().flush();
         if let Some(idle_since) = now.checked_sub(IDLE_BUFFER_AFTER) {
             let keep_alive = shared.config.keep_alive;
             shared_loop
@@ -119,82 +158,90 @@ pub(crate) fn run(
                 .release_idle_buffers(idle_since, keep_alive);
         }
         if stop_by.is_none() && shutdown.is_requested() {
-            stop_by = Some(begin_drain(&shared_loop, &poll, &shared));
+            stop_by = Some(begin_drain(&shared_loop, shared));
         }
         if let Some(deadline) = stop_by {
             if shared_loop.slots.open() == 0 {
                 break;
             }
             if now >= deadline {
-                // Threads stuck in the app cannot be joined; the process exit ends them.
-                log::warn!(
-                    "graceful timeout: {} connection(s) still open; stopping anyway",
-                    shared_loop.slots.open()
-                );
-                return Ok(());
+                // Threads inside the app cannot be joined; they keep the epoll instance (and
+                // the app) alive until the process exits. Idle ones stop now.
+                shared_loop.stop.store(true, Ordering::SeqCst);
+                wake_one(&shared_loop);
+                return Ok(Ended::Abandoned {
+                    open: shared_loop.slots.open(),
+                });
             }
         }
     }
+    stop_and_join(&shared_loop, threads);
+    Ok(Ended::Joined)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Tell every serving thread to stop and wait until they have.
+fn stop_and_join(shared_loop: &Loop, threads: Vec<JoinHandle<()>>) {
     shared_loop.stop.store(true, Ordering::SeqCst);
-    for _ in &threads {
-        // Each wake-up of the edge-triggered eventfd wakes one waiting thread.
-        let _ = waker.wake();
-    }
+    // One wake-up suffices: each thread that wakes to the stop passes it on (`serve_events`).
+    wake_one(shared_loop);
     for thread in threads {
         if thread.join().is_err() {
             log::error!("a serving thread panicked");
         }
     }
-    Ok(())
 }
 
-/// One serving thread: wait for events, serve what they announce.
-fn serve_events(index: usize, shared_loop: &Loop, shared: &Shared, registry: &Registry) {
+/// Wake one thread waiting in `epoll_wait` (the waker is edge-triggered).
+fn wake_one(shared_loop: &Loop) {
+    if let Err(e) = shared_loop.waker.wake() {
+        // Threads still see the stop flag within SWEEP_EVERY, when their wait times out.
+        log::warn!("cannot wake the serving threads: {e}");
+    }
+}
+
+/// One serving thread: wait for events, serve what they announce, until told to stop.
+fn serve_events(index: usize, shared_loop: &Loop, shared: &Shared) {
     let mut scratch = ThreadScratch::new(index);
-    let mut events = [libc::epoll_event { events: 0, u64: 0 }; EVENT_BATCH];
-    let timeout_ms = SWEEP_EVERY.as_millis() as i32;
-    while !shared_loop.stop.load(Ordering::Relaxed) {
+    let mut events = Events::with_capacity(EVENT_BATCH);
+    loop {
         shared_loop.waiting.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: `events` has room for EVENT_BATCH entries and outlives the call; epoll_fd is
-        // the poller's descriptor, open until every thread has been joined.
-        let n = unsafe {
-            libc::epoll_wait(
-                shared_loop.epoll_fd,
-                events.as_mut_ptr(),
-                EVENT_BATCH as i32,
-                timeout_ms,
-            )
-        };
+        let waited = shared_loop.epoll.wait(&mut events, SWEEP_EVERY);
         let idle_threads = shared_loop.waiting.fetch_sub(1, Ordering::Relaxed) - 1;
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                log::error!("epoll_wait: {e}");
-                std::thread::sleep(Duration::from_millis(10));
-            }
+        if shared_loop.stop.load(Ordering::SeqCst) {
+            // The wake-up that told this thread to stop tells the next one too.
+            wake_one(shared_loop);
+            return;
+        }
+        if let Err(e) = waited {
+            log::error!("epoll_wait: {e}");
+            std::thread::sleep(EPOLL_ERROR_BACKOFF);
             continue;
         }
         shared.tick();
         // This thread may block in the app on its first event; events it took beyond that would
         // wait for it, so hand as many as there are idle threads on to them. With every thread
         // busy (the loaded case) nothing is passed on and no syscall is added.
-        let events = &events[..n as usize];
-        let kept = events.len() - idle_threads.min(events.len().saturating_sub(1));
-        for event in &events[kept..] {
-            pass_on(Token(event.u64 as usize), shared_loop, registry);
+        let taken = events.len();
+        let kept = taken - idle_threads.min(taken.saturating_sub(1));
+        for token in events.tokens().skip(kept) {
+            pass_on(Token::from_event(token), shared_loop);
         }
-        let taken = Instant::now();
+        let batch_started = Instant::now();
         let mut next = 0;
         while next < kept {
-            if next > 0 && taken.elapsed() > SLOW_BATCH {
+            if next > 0 && batch_started.elapsed() > SLOW_BATCH {
                 // An app call here was slow (it may block again): hand events still waiting in
                 // this batch to threads that are idle now. Only to idle threads: re-queueing
                 // them for this same thread would put them behind newer events, which starves
                 // connections under steady load.
                 let idle = shared_loop.waiting.load(Ordering::Relaxed);
                 let handed = idle.min(kept - next);
-                for event in &events[next..next + handed] {
-                    pass_on(Token(event.u64 as usize), shared_loop, registry);
+                for token in events.tokens().skip(next).take(handed) {
+                    pass_on(Token::from_event(token), shared_loop);
                 }
                 next += handed;
                 if next == kept {
@@ -202,7 +249,7 @@ fn serve_events(index: usize, shared_loop: &Loop, shared: &Shared, registry: &Re
                 }
             }
             handle(
-                Token(events[next].u64 as usize),
+                Token::from_event(events.token(next)),
                 shared_loop,
                 shared,
                 &mut scratch,
@@ -214,7 +261,6 @@ fn serve_events(index: usize, shared_loop: &Loop, shared: &Shared, registry: &Re
 
 /// Serve what one event announces.
 fn handle(token: Token, shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) {
-    // mio registers every source with its token as the event's data.
     match token {
         LISTENER => accept_all(shared_loop, shared, scratch),
         WAKER => {}
@@ -222,37 +268,37 @@ fn handle(token: Token, shared_loop: &Loop, shared: &Shared, scratch: &mut Threa
             if let Some(mut conn) = shared_loop.slots.take(token) {
                 // The event means input: read before concluding there is none.
                 conn.drained = false;
-                serve(conn, &shared_loop.slots, shared, scratch);
+                serve(conn, shared_loop, shared, scratch);
             }
         }
     }
 }
 
-/// Re-arm a source so the poller reports it again, to another thread.
-fn pass_on(token: Token, shared_loop: &Loop, registry: &Registry) {
+/// Re-arm a source so the epoll instance reports it again, to another thread.
+fn pass_on(token: Token, shared_loop: &Loop) {
     match token {
         LISTENER => {
-            let mut listener = shared_loop
-                .listener
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if let Some(listener) = listener.as_mut() {
-                if let Err(e) = registry.reregister(listener, LISTENER, Interest::READABLE) {
+            if let Some(listener) = lock(&shared_loop.listener).as_ref() {
+                let rearmed = shared_loop
+                    .epoll
+                    .modify(listener.as_fd(), LISTENER.event_data());
+                if let Err(e) = rearmed {
                     log::debug!("listener: cannot pass the event on: {e}");
                 }
             }
         }
         WAKER => {}
-        token => shared_loop.slots.pass_on(token),
+        token => shared_loop.slots.pass_on(token, &shared_loop.epoll),
     }
 }
 
 /// Serve a connection until it must wait for its client (park) or is done (close).
-fn serve(mut conn: Box<Conn>, slots: &Slots, shared: &Shared, scratch: &mut ThreadScratch) {
+fn serve(mut conn: Box<Conn>, shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) {
+    let slots = &shared_loop.slots;
     loop {
         match conn::serve(&mut conn, shared, scratch) {
             After::Close => return slots.close(conn),
-            After::Park => match slots.park(conn, shared) {
+            After::Park => match slots.park(conn, shared, &shared_loop.epoll) {
                 // Input arrived while we were busy with it: keep going.
                 Some(again) => conn = again,
                 None => return,
@@ -265,15 +311,11 @@ fn serve(mut conn: Box<Conn>, slots: &Slots, shared: &Shared, scratch: &mut Thre
 /// (its response says `Connection: close`), and a parked keep-alive connection gets one more
 /// keep-alive period, so a request the client already sent on it is answered instead of being
 /// cut off — the race that loses requests when servers reload. Returns when to give up.
-fn begin_drain(shared_loop: &Loop, poll: &Poll, shared: &Shared) -> Instant {
+fn begin_drain(shared_loop: &Loop, shared: &Shared) -> Instant {
     log::info!("draining: no new connections; finishing in-flight requests");
-    let listener = shared_loop
-        .listener
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take();
-    if let Some(mut listener) = listener {
-        if let Err(e) = poll.registry().deregister(&mut listener) {
+    let listener = lock(&shared_loop.listener).take();
+    if let Some(listener) = listener {
+        if let Err(e) = shared_loop.epoll.delete(listener.as_fd()) {
             log::debug!("deregister listener: {e}");
         }
         // Dropped here: the socket closes, which the worker reports to the master.
@@ -292,17 +334,14 @@ fn begin_drain(shared_loop: &Loop, poll: &Poll, shared: &Shared) -> Instant {
 fn accept_all(shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) {
     let mut accepted: Option<Box<Conn>> = None;
     {
-        let guard = shared_loop
-            .listener
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let guard = lock(&shared_loop.listener);
         // Once a stop is asked, new connections stay in the shared backlog for the workers that
         // keep serving, even before the coordinator has closed this process's listener.
         let Some(listener) = guard.as_ref().filter(|_| !shared.draining()) else {
             return;
         };
         loop {
-            match listener.accept() {
+            match socket::accept(listener) {
                 Ok((stream, peer)) => {
                     // Responses leave in as few writes as we can make them; Nagle would only
                     // delay the last segment of each (and every chunk of a stream).
@@ -326,8 +365,9 @@ fn accept_all(shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) 
                         shared.config.header_timeout,
                     ));
                     if let Some(previous) = accepted.replace(conn) {
-                        if let Some(ready) = shared_loop.slots.park(previous, shared) {
-                            serve(ready, &shared_loop.slots, shared, scratch);
+                        let parked = shared_loop.slots.park(previous, shared, &shared_loop.epoll);
+                        if let Some(ready) = parked {
+                            serve(ready, shared_loop, shared, scratch);
                         }
                     }
                 }
@@ -345,7 +385,7 @@ fn accept_all(shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) 
         }
     }
     if let Some(conn) = accepted {
-        serve(conn, &shared_loop.slots, shared, scratch);
+        serve(conn, shared_loop, shared, scratch);
     }
 }
 
@@ -360,7 +400,10 @@ fn time_out(conn: &mut Conn) {
             408,
             httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes(),
         );
-        let _ = io::Write::write(&mut conn.stream, &out);
+        // Best effort: the socket is non-blocking and the client may be gone.
+        if let Err(e) = conn.stream.write_all(&out) {
+            log::debug!("{}: cannot send the 408: {e}", conn.peer);
+        }
     } else {
         log::debug!("{}: keep-alive timeout", conn.peer);
     }
@@ -377,6 +420,5 @@ fn harakiri(running: Duration) -> ! {
         "a request has been running for {:.1}s, past --timeout; exiting so the master replaces this worker",
         running.as_secs_f64()
     );
-    // SAFETY: _exit ends the process at once; nothing of ours runs afterwards.
-    unsafe { libc::_exit(HARAKIRI_EXIT) }
+    exit_now(HARAKIRI_EXIT)
 }

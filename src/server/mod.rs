@@ -1,16 +1,24 @@
 //! Sockets and threads: N serving threads share one edge-triggered epoll instance; whichever
-//! thread an event wakes serves that connection itself, then parks it back on the poller.
+//! thread an event wakes serves that connection itself, then parks it back on epoll.
 //!
 //! ```text
 //!   epoll (shared) ──event──▶ any idle serving thread: read head, call app, write,
 //!        ▲                    serve what is pipelined, one write per batch
 //!        └──── park: socket empty (registered on first park) ◀──┘
-//!   coordinator (the calling thread): deadlines, --timeout watch, drain on stop
+//!   coordinator (the calling thread): deadlines, --timeout watch, drain on stop, join
 //! ```
 //! Idle keep-alive connections cost a slot and a buffer, not a thread; a slow client cannot
 //! hold a thread while it sends its head (reads never wait); a blocking app call holds only its
 //! own thread while the others keep taking events. `serve` is the whole serving life of one
 //! process, so a worker process calls it as is.
+//!
+//! `serve` takes the loaded app and gives it back (`Served::Finished`) only after joining every
+//! thread that could call into it, so the app's `shutdown`, which consumes it, cannot race a
+//! `call`. When `--graceful-timeout` runs out with requests still inside the app, the app is
+//! not given back (`Served::Abandoned`): the caller ends the process without shutting it down.
+//! The operating system is reached through `crate::sys` only; this module has no `unsafe`.
+
+#![deny(unsafe_code)]
 
 mod conn;
 mod event_loop;
@@ -81,7 +89,10 @@ impl Shutdown {
         let (lock, asked) = &self.asked;
         let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
         if !self.is_requested() {
-            let _ = asked.wait_timeout(guard, timeout);
+            // Woken or timed out, the caller looks at the flag again: neither result matters.
+            let (_guard, _timed_out) = asked
+                .wait_timeout(guard, timeout)
+                .unwrap_or_else(|e| e.into_inner());
         }
     }
 
@@ -114,7 +125,7 @@ impl Shutdown {
 /// State shared by the event loop and the app threads.
 pub(crate) struct Shared {
     pub(crate) config: Config,
-    pub(crate) app: Arc<LoadedApp>,
+    pub(crate) app: LoadedApp,
     /// Serialises calls into an app that declared itself single-threaded.
     pub(crate) app_lock: Option<Mutex<()>>,
     draining: AtomicBool,
@@ -192,16 +203,31 @@ impl Shared {
     }
 }
 
+/// How serving ended, and whether the app may be shut down.
+#[must_use = "the app's shutdown is the caller's to run (or to skip, when abandoned)"]
+pub(crate) enum Served {
+    /// Stopped as asked, every serving thread joined: the app is the caller's again, and no
+    /// thread can call into it, so its `shutdown` may run.
+    Finished(LoadedApp),
+    /// Serving could not start (no epoll instance, no thread); every thread already started was
+    /// joined, so the app may be shut down.
+    Failed(io::Error, LoadedApp),
+    /// `--graceful-timeout` ran out while `open` connections were still being served: their
+    /// threads may be inside the app and still hold it, so the app must not be shut down. The
+    /// caller ends the process.
+    Abandoned { open: usize },
+}
+
 /// Serve `app` on `listener` until `shutdown` is triggered; then finish in-flight requests (up
-/// to the graceful timeout) and return. The app's `shutdown` is the caller's to run.
+/// to the graceful timeout) and return. The app comes back only when no thread can call it.
 pub(crate) fn serve(
     listener: TcpListener,
-    app: Arc<LoadedApp>,
+    app: LoadedApp,
     config: Config,
     shutdown: Arc<Shutdown>,
-) -> io::Result<()> {
+) -> Served {
     let shared = Arc::new(Shared {
-        app_lock: app.single_threaded.then(|| Mutex::new(())),
+        app_lock: app.single_threaded().then(|| Mutex::new(())),
         app,
         busy_since: (0..config.threads.max(1))
             .map(|_| AtomicU64::new(0))
@@ -214,5 +240,20 @@ pub(crate) fn serve(
         coarse_ms: AtomicU64::new(0),
         wall_at_clock: SystemTime::now(),
     });
-    event_loop::run(listener, shared, shutdown)
+    let ended = event_loop::run(listener, &shared, &shutdown);
+    if let Ok(event_loop::Ended::Abandoned { open }) = ended {
+        return Served::Abandoned { open };
+    }
+    // Every serving thread was joined, and with it every clone of `shared`.
+    let app = match Arc::try_unwrap(shared) {
+        Ok(shared) => shared.app,
+        Err(_) => {
+            log::error!("the app is still shared after every serving thread was joined");
+            return Served::Abandoned { open: 0 };
+        }
+    };
+    match ended {
+        Ok(_) => Served::Finished(app),
+        Err(e) => Served::Failed(e, app),
+    }
 }

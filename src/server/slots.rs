@@ -1,17 +1,33 @@
-//! Every connection's slot, shared by the loop threads.
+//! Every connection's slot, shared by the serving threads.
 //!
-//! A slot is `Idle` while the connection waits on the poller and `Busy` while a thread serves
-//! it. Sockets are registered once, edge-triggered; an event for a busy connection only sets
-//! `pending`, which the serving thread sees when it tries to park the connection — so no
-//! readiness is ever lost and no `epoll_ctl` is needed per request.
+//! A slot is `Idle` while the connection waits on the epoll instance and `Busy` while a thread
+//! serves it. A socket is registered (edge-triggered) the first time it is parked, and stays
+//! registered until it closes; an event for a busy connection only sets `pending`, which the
+//! serving thread sees when it tries to park the connection — so no readiness is ever lost and
+//! no `epoll_ctl` is needed per request. A connection's token is its slot index plus
+//! `FIRST_CONN`.
 
+use std::os::fd::AsFd;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use mio::{Interest, Registry, Token};
-
 use super::conn::Conn;
 use super::Shared;
+use crate::sys::epoll::Epoll;
+
+/// A source's identity on the epoll instance (the event's data).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Token(pub(crate) usize);
+
+impl Token {
+    pub(crate) fn from_event(data: u64) -> Token {
+        Token(data as usize)
+    }
+
+    pub(crate) fn event_data(self) -> u64 {
+        self.0 as u64
+    }
+}
 
 /// Tokens below this are the listener's and the waker's.
 pub(crate) const FIRST_CONN: usize = 2;
@@ -29,9 +45,6 @@ enum Slot {
 /// Every connection's slot, indexed by `token - FIRST_CONN`.
 pub(crate) struct Slots {
     inner: Mutex<SlotTable>,
-    /// Connections are registered with the poller the first time they are parked: one served
-    /// and closed without ever waiting (`Connection: close`) costs no `epoll_ctl`.
-    registry: Registry,
 }
 
 #[derive(Default)]
@@ -43,10 +56,9 @@ struct SlotTable {
 }
 
 impl Slots {
-    pub(crate) fn new(registry: Registry) -> Slots {
+    pub(crate) fn new() -> Slots {
         Slots {
             inner: Mutex::default(),
-            registry,
         }
     }
 
@@ -54,9 +66,15 @@ impl Slots {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Give a connection back to the loop. Returns it if input arrived meanwhile, so the caller
-    /// keeps serving it.
-    pub(crate) fn park(&self, mut conn: Box<Conn>, shared: &Shared) -> Option<Box<Conn>> {
+    /// Give a connection back to `epoll`, registering it there if this is its first park (one
+    /// served and closed without ever waiting, `Connection: close`, costs no `epoll_ctl`).
+    /// Returns it if input arrived meanwhile, so the caller keeps serving it.
+    pub(crate) fn park(
+        &self,
+        mut conn: Box<Conn>,
+        shared: &Shared,
+        epoll: &Epoll,
+    ) -> Option<Box<Conn>> {
         let mut table = self.lock();
         let index = conn.token.0 - FIRST_CONN;
         match &mut table.slots[index] {
@@ -87,11 +105,8 @@ impl Slots {
                 if !conn.registered {
                     // Edge-triggered registration reports input that is already there, so
                     // nothing that arrived before this point is missed.
-                    let token = conn.token;
-                    if let Err(e) =
-                        self.registry
-                            .register(&mut conn.stream, token, Interest::READABLE)
-                    {
+                    let token = conn.token.event_data();
+                    if let Err(e) = epoll.add(conn.stream.as_fd(), token) {
                         log::warn!("{}: cannot watch the connection: {e}", conn.peer);
                         *slot = Slot::Free;
                         table.free.push(index);
@@ -151,10 +166,10 @@ impl Slots {
         }
     }
 
-    /// Pass an event on instead of serving it: an idle connection is registered again, which
-    /// makes the poller report its input to a waiting thread; for a busy one the event only
+    /// Pass an event on instead of serving it: an idle connection's registration is re-armed,
+    /// which makes `epoll` report its input to a waiting thread; for a busy one the event only
     /// marks it pending, as `take` would.
-    pub(crate) fn pass_on(&self, token: Token) {
+    pub(crate) fn pass_on(&self, token: Token, epoll: &Epoll) {
         let mut table = self.lock();
         let Some(slot) = token
             .0
@@ -165,10 +180,7 @@ impl Slots {
         };
         match slot {
             Slot::Idle(conn) => {
-                if let Err(e) =
-                    self.registry
-                        .reregister(&mut conn.stream, token, Interest::READABLE)
-                {
+                if let Err(e) = epoll.modify(conn.stream.as_fd(), token.event_data()) {
                     log::debug!("{}: cannot pass the event on: {e}", conn.peer);
                 }
             }

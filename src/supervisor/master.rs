@@ -137,6 +137,8 @@ impl Master {
             self.reap();
             self.watch_file();
             self.apply(Event::Tick);
+            // Summaries of repeated log lines whose window is over (crate::log_limit).
+            log::logger().flush();
             if let Some(outcome) = self.outcome.take() {
                 return outcome.map_err(MasterError::Boot);
             }

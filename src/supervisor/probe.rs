@@ -55,12 +55,10 @@ pub(crate) fn probe(spec: &str) -> i32 {
             return 1;
         }
     };
-    println!("library: {}", app.path.display());
-    println!("app:     {} {}", app.name, app.version);
-    println!(
-        "abi:     {}.{} (server speaks {WS_ABI_MAJOR}.x)",
-        app.descriptor.abi_major, app.descriptor.abi_minor
-    );
+    println!("library: {}", app.path().display());
+    println!("app:     {} {}", app.name(), app.version());
+    let (major, minor) = app.abi_version();
+    println!("abi:     {major}.{minor} (server speaks {WS_ABI_MAJOR}.x)");
     println!("init:    ok");
     let mut transport = MemoryTransport::default();
     let mut environ = Environ::default();

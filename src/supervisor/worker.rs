@@ -58,15 +58,15 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
     }
 
     let app = match LoadedApp::load_path(&args.lib, &args.symbol) {
-        Ok(app) => Arc::new(app),
+        Ok(app) => app,
         Err(e) => {
             report.send_or_log(&WorkerMessage::Error(e.to_string()));
             return 1;
         }
     };
     let ready = WorkerMessage::Ready {
-        name: app.name.clone(),
-        version: app.version.clone(),
+        name: app.name().to_owned(),
+        version: app.version().to_owned(),
     };
     if let Err(e) = report.send(&ready) {
         log::error!("the master is gone ({e}); exiting");
@@ -104,17 +104,29 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
     log::info!(
         "generation {} serving {} {}",
         args.generation,
-        app.name,
-        app.version
+        app.name(),
+        app.version()
     );
     let config = args.tuning.server_config(args.multiprocess);
-    let served = server::serve(listener, Arc::clone(&app), config, shutdown);
-    app.shutdown();
-    match served {
-        Ok(()) => 0,
-        Err(e) => {
+    // The app's shutdown runs only once `serve` gives the app back, which it does only when no
+    // thread can call into it any more.
+    match server::serve(listener, app, config, shutdown) {
+        server::Served::Finished(app) => {
+            app.shutdown();
+            0
+        }
+        server::Served::Failed(e, app) => {
             log::error!("serving failed: {e}");
+            app.shutdown();
             1
+        }
+        server::Served::Abandoned { open } => {
+            log::warn!(
+                "graceful timeout: {open} connection(s) still being served; exiting without calling the app's shutdown (raise --graceful-timeout to let requests finish)"
+            );
+            // Not through `exit`: its atexit handlers (the app's among them) would run under
+            // the calls still in flight.
+            exit_now(0)
         }
     }
 }

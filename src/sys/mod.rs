@@ -7,7 +7,9 @@
 
 use std::io;
 
+pub(crate) mod epoll;
 pub(crate) mod process;
+pub(crate) mod socket;
 
 /// Return values of libc calls that signal failure with `-1` and set `errno`.
 pub(crate) trait MinusOne: Copy + PartialEq {
