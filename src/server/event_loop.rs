@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use mio::net::TcpListener;
 use mio::{Interest, Poll, Registry, Token, Waker};
 
-use super::conn::{self, After, Conn, ThreadScratch};
+use super::conn::Conn;
+use super::serve::{self, After, ThreadScratch};
 use super::slots::Slots;
 use super::{Shared, Shutdown};
 use crate::http::response::encode_error;
@@ -221,7 +222,7 @@ fn handle(token: Token, shared_loop: &Loop, shared: &Shared, scratch: &mut Threa
         token => {
             if let Some(mut conn) = shared_loop.slots.take(token) {
                 // The event means input: read before concluding there is none.
-                conn.drained = false;
+                conn.mark_readable();
                 serve(conn, &shared_loop.slots, shared, scratch);
             }
         }
@@ -250,7 +251,7 @@ fn pass_on(token: Token, shared_loop: &Loop, registry: &Registry) {
 /// Serve a connection until it must wait for its client (park) or is done (close).
 fn serve(mut conn: Box<Conn>, slots: &Slots, shared: &Shared, scratch: &mut ThreadScratch) {
     loop {
-        match conn::serve(&mut conn, shared, scratch) {
+        match serve::serve(&mut conn, shared, scratch) {
             After::Close => return slots.close(conn),
             After::Park => match slots.park(conn, shared) {
                 // Input arrived while we were busy with it: keep going.
@@ -353,16 +354,16 @@ fn accept_all(shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) 
 /// idle keep-alive connection is just closed.
 fn time_out(conn: &mut Conn) {
     if conn.has_partial_request() {
-        log::info!(target: "access", "{} \"-\" 408 0 header timeout", conn.peer.ip());
+        log::info!(target: "access", "{} \"-\" 408 0 header timeout", conn.peer().ip());
         let mut out = Vec::new();
         encode_error(
             &mut out,
             408,
             httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes(),
         );
-        let _ = io::Write::write(&mut conn.stream, &out);
+        let _ = io::Write::write(conn.stream_mut(), &out);
     } else {
-        log::debug!("{}: keep-alive timeout", conn.peer);
+        log::debug!("{}: keep-alive timeout", conn.peer());
     }
 }
 

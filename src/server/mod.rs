@@ -12,9 +12,11 @@
 //! own thread while the others keep taking events. `serve` is the whole serving life of one
 //! process, so a worker process calls it as is.
 
+mod access_log;
 mod conn;
 mod event_loop;
 mod listener;
+mod serve;
 mod slots;
 mod socket_io;
 
@@ -25,7 +27,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::app::loader::LoadedApp;
-use crate::http::request::Limits;
+use crate::http::scan::Limits;
 
 pub(crate) use event_loop::HARAKIRI_EXIT;
 pub(crate) use listener::bind;

@@ -16,10 +16,6 @@ use super::Shared;
 /// Tokens below this are the listener's and the waker's.
 pub(crate) const FIRST_CONN: usize = 2;
 
-/// While draining, how long a connection whose last response promised keep-alive (it began
-/// before the drain) waits for the request its client may already be sending.
-const DRAIN_LINGER: Duration = Duration::from_secs(1);
-
 enum Slot {
     Free,
     Idle(Box<Conn>),
@@ -58,47 +54,30 @@ impl Slots {
     /// keeps serving it.
     pub(crate) fn park(&self, mut conn: Box<Conn>, shared: &Shared) -> Option<Box<Conn>> {
         let mut table = self.lock();
-        let index = conn.token.0 - FIRST_CONN;
+        let index = conn.token().0 - FIRST_CONN;
         match &mut table.slots[index] {
             Slot::Busy { pending } if *pending => {
                 *pending = false;
-                conn.drained = false;
+                conn.mark_readable();
                 Some(conn)
             }
             slot => {
-                let config = &shared.config;
-                let now = shared.coarse_now();
-                conn.deadline = if conn.has_partial_request() || !conn.served_any {
-                    *conn.head_since.get_or_insert(now) + config.header_timeout
-                } else {
-                    now + config.keep_alive
-                };
-                if shared.draining() {
-                    // Parked after the drain began (its response promised keep-alive before the
-                    // drain): a request the client sends right behind that response is still
-                    // answered (with `Connection: close`), but an idle client cannot hold the
-                    // process for a whole keep-alive period.
-                    let window = config
-                        .keep_alive
-                        .min(config.graceful_timeout)
-                        .min(DRAIN_LINGER);
-                    conn.deadline = conn.deadline.min(now + window);
-                }
-                if !conn.registered {
+                conn.set_parked_deadline(shared.coarse_now(), &shared.config, shared.draining());
+                if !conn.is_registered() {
                     // Edge-triggered registration reports input that is already there, so
                     // nothing that arrived before this point is missed.
-                    let token = conn.token;
+                    let token = conn.token();
                     if let Err(e) =
                         self.registry
-                            .register(&mut conn.stream, token, Interest::READABLE)
+                            .register(conn.stream_mut(), token, Interest::READABLE)
                     {
-                        log::warn!("{}: cannot watch the connection: {e}", conn.peer);
+                        log::warn!("{}: cannot watch the connection: {e}", conn.peer());
                         *slot = Slot::Free;
                         table.free.push(index);
                         table.open -= 1;
                         return None;
                     }
-                    conn.registered = true;
+                    conn.mark_registered();
                 }
                 *slot = Slot::Idle(conn);
                 None
@@ -109,7 +88,7 @@ impl Slots {
     /// Forget a connection an app thread is done with; dropping it closes the socket (which also
     /// removes it from epoll).
     pub(crate) fn close(&self, conn: Box<Conn>) {
-        let index = conn.token.0 - FIRST_CONN;
+        let index = conn.token().0 - FIRST_CONN;
         let mut table = self.lock();
         table.slots[index] = Slot::Free;
         table.free.push(index);
@@ -167,9 +146,9 @@ impl Slots {
             Slot::Idle(conn) => {
                 if let Err(e) =
                     self.registry
-                        .reregister(&mut conn.stream, token, Interest::READABLE)
+                        .reregister(conn.stream_mut(), token, Interest::READABLE)
                 {
-                    log::debug!("{}: cannot pass the event on: {e}", conn.peer);
+                    log::debug!("{}: cannot pass the event on: {e}", conn.peer());
                 }
             }
             Slot::Busy { pending } => *pending = true,
@@ -184,7 +163,7 @@ impl Slots {
         let SlotTable { slots, free, open } = &mut *table;
         let mut gone = Vec::new();
         for (index, slot) in slots.iter_mut().enumerate() {
-            if matches!(slot, Slot::Idle(conn) if conn.deadline <= now) {
+            if matches!(slot, Slot::Idle(conn) if conn.deadline() <= now) {
                 if let Slot::Idle(conn) = std::mem::replace(slot, Slot::Free) {
                     gone.push(conn);
                     free.push(index);
@@ -201,10 +180,7 @@ impl Slots {
     pub(crate) fn release_idle_buffers(&self, idle_since: Instant, keep_alive: Duration) {
         for slot in self.lock().slots.iter_mut() {
             if let Slot::Idle(conn) = slot {
-                let parked_at = conn.deadline.checked_sub(keep_alive);
-                if conn.served_any && parked_at.is_some_and(|at| at <= idle_since) {
-                    conn.release_buffer();
-                }
+                conn.release_buffer_if_idle(idle_since, keep_alive);
             }
         }
     }
@@ -213,7 +189,7 @@ impl Slots {
     pub(crate) fn shorten_deadlines(&self, limit: Instant) {
         for slot in self.lock().slots.iter_mut() {
             if let Slot::Idle(conn) = slot {
-                conn.deadline = conn.deadline.min(limit);
+                conn.shorten_deadline(limit);
             }
         }
     }
