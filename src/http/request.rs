@@ -12,7 +12,7 @@ use super::scan::{HeadEnd, Limits};
 /// Hard cap on header fields per request: the `httparse` header array lives on the stack.
 pub(crate) const MAX_HEADERS_CAP: usize = 100;
 
-/// A parsed request head as byte ranges into the buffer given to [`parse_head`]. Reused across
+/// A parsed request head as byte ranges into the buffer given to [`parse_scanned`]. Reused across
 /// requests of a connection: [`RequestHead::clear`] keeps the `headers` capacity.
 #[derive(Debug, Clone)]
 pub(crate) struct RequestHead {
