@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::http::request::Limits;
+use crate::http::scan::Limits;
 use crate::server::Config;
 
 /// Serve a web app from a shared library: WSGI's idea (any app on any server) for native code.

@@ -288,3 +288,36 @@ fn slowloris_drip_does_not_extend_the_header_timeout() {
         start.elapsed()
     );
 }
+
+/// A head the parser has already rejected (a bare LF or bare CR before its end) is answered at
+/// once: the connection must not wait for a blank line that the parser would reject anyway, nor
+/// leave the client to the header timeout (issue 8: one end-of-head rule).
+#[test]
+fn head_rejected_before_its_end_is_answered_without_waiting() {
+    let server = sample_server("hello")
+        .args(["--header-timeout", "60"])
+        .start();
+    for unfinished in [
+        &b"GET / HTTP/1.1\nHost: x\n"[..],
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r2",
+        b"\nGET / HTTP/1.1\r\n",
+    ] {
+        let mut conn = server.connect();
+        conn.send(unfinished);
+        let resp = conn.try_read_response().unwrap_or_else(|e| {
+            panic!(
+                "no answer to the unfinished head {:?}: {e}",
+                String::from_utf8_lossy(unfinished)
+            )
+        });
+        assert_eq!(
+            resp.status,
+            400,
+            "for {:?}",
+            String::from_utf8_lossy(unfinished)
+        );
+        assert!(conn.wait_closed(Duration::from_secs(3)).is_some());
+    }
+    assert_still_serving(&server);
+}

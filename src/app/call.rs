@@ -65,7 +65,26 @@ pub(crate) struct Scratch {
     reason: Vec<u8>,
     header_bytes: Vec<u8>,
     header_ranges: Vec<(Range<usize>, Range<usize>)>,
-    pub(crate) out: Vec<u8>,
+    out: Vec<u8>,
+}
+
+// The output buffer has one owner: the connection reaches it only through these.
+impl Scratch {
+    /// Responses finished with `defer_flush` and not sent yet, in order: the connection sends
+    /// them in one write once its batch of pipelined requests is served.
+    pub(crate) fn held(&self) -> &[u8] {
+        &self.out
+    }
+
+    /// The held responses were sent, or never will be (the client is gone).
+    pub(crate) fn clear_held(&mut self) {
+        self.out.clear();
+    }
+
+    /// Holds the error response to a request the app never saw, after those already held.
+    pub(crate) fn hold_error(&mut self, status: u16, date: &[u8]) {
+        crate::http::response::encode_error(&mut self.out, status, date);
+    }
 }
 
 /// How one exchange ended, for the access log and the connection.

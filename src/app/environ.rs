@@ -10,20 +10,33 @@ use std::ops::Range;
 use app_abi::raw::{WsBytes, WsPair, WS_REQ_MULTIPROCESS, WS_REQ_MULTITHREAD, WS_REQ_RUN_ONCE};
 
 use crate::http::percent::percent_decode_into;
+use crate::http::target::Target;
 
 /// What the environ is built from.
 pub(crate) struct RequestParts<'a, H> {
     pub(crate) method: &'a [u8],
-    /// The path of the request target, still percent-encoded.
-    pub(crate) raw_path: &'a [u8],
-    pub(crate) query: &'a [u8],
-    /// The authority of an absolute-form target, which overrides Host (RFC 9112 §3.2.2).
-    pub(crate) authority: Option<&'a [u8]>,
+    /// The request-target, split (its authority overrides Host for `SERVER_NAME`).
+    pub(crate) target: Target<'a>,
     pub(crate) version_minor: u8,
     pub(crate) headers: H,
     pub(crate) local: SocketAddr,
     pub(crate) remote: SocketAddr,
     pub(crate) flags: u32,
+}
+
+/// The first variables of every environ, in the order `build` writes them: the request line.
+const METHOD_VAR: usize = 0;
+const PATH_VAR: usize = 2;
+const QUERY_VAR: usize = 3;
+
+/// The request line as the app saw it, read back from the environ (for the access log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RequestLine<'a> {
+    pub(crate) method: &'a [u8],
+    /// `PATH_INFO`: percent-decoded.
+    pub(crate) path: &'a [u8],
+    /// `QUERY_STRING`: raw, without `?`.
+    pub(crate) query: &'a [u8],
 }
 
 /// A reusable environ: arena bytes, their spans, and the pairs handed to the app.
@@ -49,13 +62,14 @@ impl Environ {
         self.spans.clear();
         self.pairs.clear();
 
+        // The first four in the order METHOD_VAR, PATH_VAR and QUERY_VAR name.
         self.push(b"REQUEST_METHOD", parts.method);
         self.push(b"SCRIPT_NAME", b"");
         let start = self.name(b"PATH_INFO");
         let value_start = self.arena.len();
-        percent_decode_into(parts.raw_path, &mut self.arena);
+        percent_decode_into(parts.target.path, &mut self.arena);
         self.spans.push((start, value_start..self.arena.len()));
-        self.push(b"QUERY_STRING", parts.query);
+        self.push(b"QUERY_STRING", parts.target.query);
         self.push(
             b"SERVER_PROTOCOL",
             if parts.version_minor == 0 {
@@ -125,7 +139,7 @@ impl Environ {
         // SERVER_NAME comes from Host when present (PEP 3333 url reconstruction), else the socket.
         let server_name_start = self.name(b"SERVER_NAME");
         let value_start = self.arena.len();
-        match parts.authority.or(host).map(strip_port) {
+        match parts.target.authority.or(host).map(strip_port) {
             Some(name) if !name.is_empty() => self.arena.extend_from_slice(name),
             _ => write_display(&mut self.arena, &parts.local.ip()),
         }
@@ -164,6 +178,21 @@ impl Environ {
         &self.pairs
     }
 
+    /// The method, path and query of the request last built.
+    pub(crate) fn request_line(&self) -> RequestLine<'_> {
+        let value = |index: usize| {
+            self.spans
+                .get(index)
+                .and_then(|(_, value)| self.arena.get(value.clone()))
+                .unwrap_or_default()
+        };
+        RequestLine {
+            method: value(METHOD_VAR),
+            path: value(PATH_VAR),
+            query: value(QUERY_VAR),
+        }
+    }
+
     /// `GET /` from 127.0.0.1 with `headers`, for requests made without a client (`check`, the
     /// ABI benchmark).
     pub(crate) fn build_synthetic_get(
@@ -173,9 +202,11 @@ impl Environ {
     ) -> &[WsPair] {
         self.build(RequestParts {
             method: b"GET",
-            raw_path: b"/",
-            query: b"",
-            authority: None,
+            target: Target {
+                path: b"/",
+                query: b"",
+                authority: None,
+            },
             version_minor: 1,
             headers: headers.iter().copied(),
             local: ([127, 0, 0, 1], 8888).into(),
@@ -261,9 +292,11 @@ mod tests {
         let mut environ = Environ::default();
         let pairs = environ.build(RequestParts {
             method: b"GET",
-            raw_path: b"/a%20b/%ZZ",
-            query: b"x=%20&y",
-            authority: None,
+            target: Target {
+                path: b"/a%20b/%ZZ",
+                query: b"x=%20&y",
+                authority: None,
+            },
             version_minor: 1,
             headers: headers.iter().copied(),
             local: "127.0.0.1:8888".parse().unwrap(),
@@ -301,6 +334,14 @@ mod tests {
             tags, 1,
             "repeats are joined into one variable, the underscore form dropped"
         );
+        assert_eq!(
+            environ.request_line(),
+            RequestLine {
+                method: b"GET",
+                path: b"/a b/%ZZ",
+                query: b"x=%20&y"
+            }
+        );
     }
 
     #[test]
@@ -309,9 +350,11 @@ mod tests {
         let mut environ = Environ::default();
         let pairs = environ.build(RequestParts {
             method: b"GET",
-            raw_path: b"/",
-            query: b"",
-            authority: Some(b"target.example:81"),
+            target: Target {
+                path: b"/",
+                query: b"",
+                authority: Some(b"target.example:81"),
+            },
             version_minor: 1,
             headers: headers.iter().copied(),
             local: "127.0.0.1:8888".parse().unwrap(),

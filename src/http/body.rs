@@ -10,17 +10,20 @@
 //! - every line must end with CRLF; a bare LF is rejected.
 //! - the trailer section is syntax-checked (`token ":" value`), limited to [`MAX_TRAILERS`]
 //!   bytes and discarded (RFC 9110 §6.5.1 allows ignoring trailers).
+//!
+//! `--max-body` is checked here and only here ([`BodyLimit`]): a declared Content-Length when the
+//! decoder is made, before any byte is read, and each chunk size as it is announced.
 
-use super::percent::hex_val;
 use std::fmt;
 
-use super::request::BodyFraming;
-use super::response::is_token;
+use super::fields::BodyFraming;
+use super::grammar::{hex_val, is_ctl, is_tchar, push_digit};
 
 /// Total chunk-extension bytes accepted per body.
 pub(crate) const MAX_EXTENSIONS: usize = 4 * 1024;
 /// Total trailer-section bytes accepted per body (CRLFs included).
 pub(crate) const MAX_TRAILERS: usize = 8 * 1024;
+/// Hex digits of one chunk size: 16 fill a `u64`.
 const MAX_SIZE_DIGITS: u8 = 16;
 
 /// A body framing error; "need more input" is not an error but `(0, 0)` from `decode`.
@@ -108,39 +111,67 @@ enum State {
     Failed(BodyError),
 }
 
+/// `--max-body` for one body: the one place a body's size is compared with the limit.
+#[derive(Debug, Clone, Copy)]
+struct BodyLimit {
+    max: u64,
+    /// Body bytes announced so far (a Content-Length, or the chunk sizes read so far).
+    admitted: u64,
+}
+
+impl BodyLimit {
+    /// Admits `n` more body bytes, before they are read; [`BodyError::TooLarge`] once the total
+    /// would pass the limit.
+    fn admit(&mut self, n: u64) -> Result<(), BodyError> {
+        self.admitted = self
+            .admitted
+            .checked_add(n)
+            .filter(|&total| total <= self.max)
+            .ok_or(BodyError::TooLarge)?;
+        Ok(())
+    }
+}
+
 /// Decodes one request body. Never consumes bytes past the end of the body, so whatever
 /// follows (a pipelined request) stays in the caller's buffer.
 #[derive(Debug, Clone)]
 pub(crate) struct BodyDecoder {
     state: State,
-    max_body: u64,
-    /// Decoded bytes so far (also data bytes announced by chunk sizes, checked against max_body).
-    announced: u64,
+    limit: BodyLimit,
     ext_bytes: usize,
     trailer_bytes: usize,
 }
 
 impl BodyDecoder {
-    /// A decoder for `framing`. Bodies whose decoded size would exceed `max_body` fail with
-    /// [`BodyError::TooLarge`]; for `Length(n)` with `n > max_body` the first `decode` fails
-    /// (callers should check up front to answer 413 before reading).
-    pub(crate) fn new(framing: &BodyFraming, max_body: u64) -> Self {
+    /// A decoder for `framing`, for a body of at most `max_body` bytes. A Content-Length over
+    /// the limit fails here, so the caller can answer 413 before reading; a chunked body fails
+    /// with [`BodyError::TooLarge`] at the first chunk size that takes it over.
+    pub(crate) fn new(framing: &BodyFraming, max_body: u64) -> Result<Self, BodyError> {
+        let mut limit = BodyLimit {
+            max: max_body,
+            admitted: 0,
+        };
         let state = match *framing {
-            BodyFraming::None | BodyFraming::Length(0) => State::Done,
-            BodyFraming::Length(n) if n > max_body => State::Failed(BodyError::TooLarge),
-            BodyFraming::Length(n) => State::Length(n),
+            BodyFraming::None => State::Done,
+            BodyFraming::Length(n) => {
+                limit.admit(n)?;
+                if n == 0 {
+                    State::Done
+                } else {
+                    State::Length(n)
+                }
+            }
             BodyFraming::Chunked => State::Size {
                 value: 0,
                 digits: 0,
             },
         };
-        BodyDecoder {
+        Ok(BodyDecoder {
             state,
-            max_body,
-            announced: 0,
+            limit,
             ext_bytes: 0,
             trailer_bytes: 0,
-        }
+        })
     }
 
     /// True once the whole body (for chunked: through the trailer section) has been consumed.
@@ -221,10 +252,7 @@ impl BodyDecoder {
                     if digits >= MAX_SIZE_DIGITS {
                         return Err(BodyError::ChunkSizeOverflow);
                     }
-                    let value = value
-                        .checked_mul(16)
-                        .and_then(|v| v.checked_add(u64::from(d)))
-                        .ok_or(BodyError::ChunkSizeOverflow)?;
+                    let value = push_digit(value, 16, d).ok_or(BodyError::ChunkSizeOverflow)?;
                     State::Size {
                         value,
                         digits: digits + 1,
@@ -251,7 +279,7 @@ impl BodyDecoder {
                 b'\n' => return Err(BodyError::MissingCrlf),
                 b'"' => self.ext(value, true, false)?,
                 b';' | b'=' | b' ' | b'\t' => self.ext(value, false, false)?,
-                _ if is_token(&[b]) => self.ext(value, false, false)?,
+                _ if is_tchar(b) => self.ext(value, false, false)?,
                 _ => return Err(BodyError::InvalidChunkExtension),
             },
             State::Ext {
@@ -269,14 +297,8 @@ impl BodyDecoder {
             State::SizeLf { value } => match b {
                 b'\n' if value == 0 => State::TrailerStart,
                 b'\n' => {
-                    // Check the announced total before reading the data (early 413).
-                    self.announced = self
-                        .announced
-                        .checked_add(value)
-                        .ok_or(BodyError::TooLarge)?;
-                    if self.announced > self.max_body {
-                        return Err(BodyError::TooLarge);
-                    }
+                    // Before the data is read: an early 413.
+                    self.limit.admit(value)?;
                     State::Data(value)
                 }
                 _ => return Err(BodyError::MissingCrlf),
@@ -297,7 +319,7 @@ impl BodyDecoder {
                 match b {
                     b'\r' => State::TrailerLf { last: true },
                     b'\n' => return Err(BodyError::MissingCrlf),
-                    _ if is_token(&[b]) => State::TrailerName,
+                    _ if is_tchar(b) => State::TrailerName,
                     _ => return Err(BodyError::BadTrailer),
                 }
             }
@@ -305,7 +327,7 @@ impl BodyDecoder {
                 self.count_trailer()?;
                 match b {
                     b':' => State::TrailerValue,
-                    _ if is_token(&[b]) => State::TrailerName,
+                    _ if is_tchar(b) => State::TrailerName,
                     _ => return Err(BodyError::BadTrailer),
                 }
             }
@@ -353,11 +375,6 @@ impl BodyDecoder {
     }
 }
 
-/// CTL other than HTAB (RFC 5234 B.1), i.e. not allowed in field values or quoted strings.
-fn is_ctl(b: u8) -> bool {
-    (b < 0x20 && b != b'\t') || b == 0x7f
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,7 +387,7 @@ mod tests {
         split: usize,
         out_cap: usize,
     ) -> Result<(Vec<u8>, usize), Option<BodyError>> {
-        let mut dec = BodyDecoder::new(&framing, 1 << 20);
+        let mut dec = BodyDecoder::new(&framing, 1 << 20).unwrap();
         let mut out = vec![0u8; out_cap];
         let mut body = Vec::new();
         let mut pos = 0;
@@ -472,7 +489,7 @@ mod tests {
     fn incomplete_is_not_an_error() {
         let input = b"5;e=1\r\nhello\r\n0\r\nT: v\r\n\r\n";
         for cut in 0..input.len() {
-            let mut dec = BodyDecoder::new(&BodyFraming::Chunked, 100);
+            let mut dec = BodyDecoder::new(&BodyFraming::Chunked, 100).unwrap();
             let mut out = [0u8; 64];
             let (c, _) = dec.decode(&input[..cut], &mut out).unwrap();
             assert!(c <= cut && !dec.is_done(), "cut {cut}");
@@ -484,7 +501,7 @@ mod tests {
 
     #[test]
     fn limits() {
-        let mut dec = BodyDecoder::new(&BodyFraming::Chunked, 5);
+        let mut dec = BodyDecoder::new(&BodyFraming::Chunked, 5).unwrap();
         let mut out = [0u8; 16];
         assert_eq!(
             dec.decode(b"3\r\nabc\r\n3\r\n", &mut out),
@@ -499,7 +516,7 @@ mod tests {
 
         let mut long_ext = b"1;".to_vec();
         long_ext.resize(MAX_EXTENSIONS + 10, b'a');
-        let mut dec = BodyDecoder::new(&BodyFraming::Chunked, 5);
+        let mut dec = BodyDecoder::new(&BodyFraming::Chunked, 5).unwrap();
         assert_eq!(
             dec.decode(&long_ext, &mut out),
             Err(BodyError::ChunkExtensionTooLong)
@@ -507,14 +524,42 @@ mod tests {
 
         let mut long_trailer = b"0\r\nX: ".to_vec();
         long_trailer.resize(MAX_TRAILERS + 10, b'a');
-        let mut dec = BodyDecoder::new(&BodyFraming::Chunked, 5);
+        let mut dec = BodyDecoder::new(&BodyFraming::Chunked, 5).unwrap();
         assert_eq!(
             dec.decode(&long_trailer, &mut out),
             Err(BodyError::TrailerTooLarge)
         );
+    }
 
-        let mut dec = BodyDecoder::new(&BodyFraming::Length(6), 5);
-        assert_eq!(dec.decode(b"abcdef", &mut out), Err(BodyError::TooLarge));
+    /// `--max-body` against a declared length (decided before reading) and chunk sizes.
+    #[test]
+    fn max_body_table() {
+        let cases: &[(BodyFraming, u64, Result<(), BodyError>)] = &[
+            (BodyFraming::None, 0, Ok(())),
+            (BodyFraming::Length(0), 0, Ok(())),
+            (BodyFraming::Length(5), 5, Ok(())),
+            (BodyFraming::Length(6), 5, Err(BodyError::TooLarge)),
+            (BodyFraming::Length(u64::MAX), u64::MAX, Ok(())),
+            (
+                BodyFraming::Length(u64::MAX),
+                u64::MAX - 1,
+                Err(BodyError::TooLarge),
+            ),
+            (BodyFraming::Chunked, 0, Ok(())),
+        ];
+        for (framing, max, want) in cases {
+            let got = BodyDecoder::new(framing, *max).map(|_| ());
+            assert_eq!(got, *want, "{framing:?} with max {max}");
+        }
+        // Chunk sizes add up against the same limit: 3 + 2 fits in 5, one more byte does not.
+        for (body, want) in [
+            (&b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"[..], Ok(true)),
+            (b"3\r\nabc\r\n3\r\n", Err(BodyError::TooLarge)),
+        ] {
+            let mut dec = BodyDecoder::new(&BodyFraming::Chunked, 5).unwrap();
+            let got = dec.decode(body, &mut [0u8; 16]).map(|_| dec.is_done());
+            assert_eq!(got, want, "{:?}", String::from_utf8_lossy(body));
+        }
     }
 
     #[test]
@@ -526,18 +571,20 @@ mod tests {
                 assert_eq!((&body[..], used), (&b"hello world"[..], 11));
             }
         }
-        let mut dec = BodyDecoder::new(&BodyFraming::Length(3), 10);
+        let mut dec = BodyDecoder::new(&BodyFraming::Length(3), 10).unwrap();
         assert_eq!(dec.remaining_hint(), Some(3));
         assert_eq!(dec.decode(b"ab", &mut [0u8; 8]), Ok((2, 2)));
         assert_eq!(dec.remaining_hint(), Some(1));
         assert_eq!(dec.decode(b"c", &mut []), Ok((0, 0)));
         for f in [BodyFraming::None, BodyFraming::Length(0)] {
-            let mut dec = BodyDecoder::new(&f, 0);
+            let mut dec = BodyDecoder::new(&f, 0).unwrap();
             assert!(dec.is_done());
             assert_eq!(dec.decode(b"GET", &mut [0u8; 8]), Ok((0, 0)));
         }
         assert_eq!(
-            BodyDecoder::new(&BodyFraming::Chunked, 1).remaining_hint(),
+            BodyDecoder::new(&BodyFraming::Chunked, 1)
+                .unwrap()
+                .remaining_hint(),
             None
         );
     }
@@ -552,7 +599,7 @@ mod tests {
                 seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
                 v.push(alphabet[(seed >> 16) as usize % alphabet.len()]);
             }
-            let mut dec = BodyDecoder::new(&BodyFraming::Chunked, 64);
+            let mut dec = BodyDecoder::new(&BodyFraming::Chunked, 64).unwrap();
             let mut out = [0u8; 7];
             let mut pos = 0;
             while let Ok((c, p)) = dec.decode(&v[pos..], &mut out) {

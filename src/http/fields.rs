@@ -2,18 +2,43 @@
 //! (Content-Length / Transfer-Encoding, RFC 9112 §6), persistence (Connection, §9.3) and
 //! Expect (RFC 9110 §10.1.1).
 
-use super::request::{BodyFraming, ParseError, RequestHead};
+use super::error::ParseError;
+use super::grammar::{parse_decimal, trim_ows, DecimalError};
 use super::target::valid_host;
 
-/// Framing, Host and connection rules over the parsed fields.
-pub(crate) fn validate(buf: &[u8], head: &mut RequestHead) -> Result<(), ParseError> {
-    let http11 = head.version_minor == 1;
+/// How the request body is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyFraming {
+    /// No body (neither Content-Length nor Transfer-Encoding).
+    None,
+    /// Exactly this many octets (`Content-Length`, may be 0).
+    Length(u64),
+    /// `Transfer-Encoding: chunked` (RFC 9112 §7.1).
+    Chunked,
+}
+
+/// What the fields of a valid head say about its message and connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FieldFacts {
+    pub(crate) framing: BodyFraming,
+    /// The client allows another request on this connection (RFC 9112 §9.3).
+    pub(crate) keep_alive: bool,
+    /// The client waits for `100 Continue` before sending the body (HTTP/1.1 only).
+    pub(crate) expect_continue: bool,
+}
+
+/// Framing, Host and connection rules over the fields of a head of HTTP/1.`version_minor`.
+pub(crate) fn interpret<'h>(
+    version_minor: u8,
+    headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+) -> Result<FieldFacts, ParseError> {
+    let http11 = version_minor == 1;
     let mut host_count = 0u32;
     let mut content_length: Option<u64> = None;
     let mut te = TeState::default();
     let (mut close, mut keep_alive_token) = (false, false);
     let mut expect_continue = false;
-    for (name, value) in head.header_iter(buf) {
+    for (name, value) in headers {
         if name.eq_ignore_ascii_case(b"host") {
             host_count += 1;
             if host_count > 1 {
@@ -43,7 +68,7 @@ pub(crate) fn validate(buf: &[u8], head: &mut RequestHead) -> Result<(), ParseEr
     if http11 && host_count == 0 {
         return Err(ParseError::BadHost("missing Host in HTTP/1.1 request"));
     }
-    head.framing = match (te.finish()?, content_length) {
+    let framing = match (te.finish()?, content_length) {
         (Some(_), _) if !http11 => {
             // RFC 9112 §6.1: TE in a 1.0 request indicates a faulty or smuggling intermediary.
             return Err(ParseError::BadTransferEncoding(
@@ -60,21 +85,21 @@ pub(crate) fn validate(buf: &[u8], head: &mut RequestHead) -> Result<(), ParseEr
         (None, Some(n)) => BodyFraming::Length(n),
         (None, None) => BodyFraming::None,
     };
-    // RFC 9112 §9.3: 1.1 is persistent unless "close"; 1.0 only with "keep-alive".
-    head.keep_alive = !close && (http11 || keep_alive_token);
-    head.expect_continue = http11 && expect_continue;
-    Ok(())
+    Ok(FieldFacts {
+        framing,
+        // RFC 9112 §9.3: 1.1 is persistent unless "close"; 1.0 only with "keep-alive".
+        keep_alive: !close && (http11 || keep_alive_token),
+        expect_continue: http11 && expect_continue,
+    })
 }
 
 /// RFC 9112 §6.3 item 5 / RFC 9110 §8.6: `1*DIGIT`; lists are rejected outright.
 fn parse_content_length(value: &[u8]) -> Result<u64, ParseError> {
-    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
-        return Err(ParseError::BadContentLength("not a decimal number"));
-    }
-    value.iter().try_fold(0u64, |acc, &d| {
-        acc.checked_mul(10)
-            .and_then(|a| a.checked_add(u64::from(d - b'0')))
-            .ok_or(ParseError::BadContentLength("overflow"))
+    parse_decimal(value).map_err(|e| {
+        ParseError::BadContentLength(match e {
+            DecimalError::NotDigits => "not a decimal number",
+            DecimalError::Overflow => "overflow",
+        })
     })
 }
 
@@ -127,20 +152,10 @@ impl TeState {
     }
 }
 
-/// Strips optional whitespace (SP / HTAB, RFC 9110 §5.6.3) from both ends.
-pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::request::{parse_head, Limits};
+    use super::super::request::{parse_head, RequestHead};
+    use super::super::scan::Limits;
     use super::*;
 
     #[test]
@@ -269,11 +284,5 @@ mod tests {
                 String::from_utf8_lossy(input)
             );
         }
-    }
-
-    #[test]
-    fn trim() {
-        assert_eq!(trim_ows(b" \t a b\t "), b"a b");
-        assert_eq!(trim_ows(b"  "), b"");
     }
 }

@@ -1,19 +1,26 @@
 //! Pure HTTP/1.1 protocol code over bytes (RFC 9112, RFC 9110): no sockets, no threads.
 //!
-//! One file per protocol stage (STYLE.md #5): `request` parses the request head and enforces
-//! limits, `fields` applies Host / framing / Connection semantics to it, `target` splits the
-//! request-target, `body` decodes message bodies, `response` encodes response heads and
-//! chunks, `percent` decodes percent-escapes. `selfcheck` and `proptests` check that the parser and
-//! decoder decide the same whatever the read boundaries (issue #4). This file only declares and
-//! re-exports.
+//! One file per protocol question, each answered once: `grammar` holds the shared byte grammar
+//! (tokens, whitespace, digits, the decimal parser); `scan` decides where a request head ends
+//! and enforces its size limits and line endings, resumably, as bytes arrive; `request` parses
+//! a complete head (httparse) once; `fields` applies Host / framing / Connection / Expect
+//! semantics to it; `target` splits the request-target into path, query and authority; `body`
+//! decodes message bodies and applies `--max-body`; `error` is why a head was rejected;
+//! `response` encodes response heads and chunks; `percent` decodes percent-escapes. The files
+//! depend on each other in that order, without cycles. `selfcheck` and `proptests` check that
+//! the scanner, parser and decoder decide the same whatever the read boundaries (issue #4).
+//! This file only declares the modules.
 
 pub(crate) mod body;
+pub(crate) mod error;
 pub(crate) mod fields;
+pub(crate) mod grammar;
 pub(crate) mod percent;
 #[cfg(test)]
 mod proptests;
 pub(crate) mod request;
 pub(crate) mod response;
+pub(crate) mod scan;
 // Split-consistency checks shared by the property tests and the fuzz targets (fuzz/).
 #[cfg(any(test, fuzzing))]
 pub(crate) mod selfcheck;

@@ -1,5 +1,7 @@
 //! Percent-decoding of request paths (RFC 3986 §2.1), as needed for `PATH_INFO`.
 
+use super::grammar::hex_val;
+
 /// Appends `input` to `out` with every `%XX` (two hex digits, either case) decoded.
 /// Invalid or truncated escapes are copied literally; `+` is left alone (it means space only
 /// in `application/x-www-form-urlencoded` queries, not in paths). `out` is not cleared, so a
@@ -19,16 +21,6 @@ pub(crate) fn percent_decode_into(input: &[u8], out: &mut Vec<u8>) {
         }
         out.push(b);
         i += 1;
-    }
-}
-
-/// The value of one hex digit (RFC 3986 §2.1, RFC 9112 §7.1 chunk sizes).
-pub(crate) fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 

@@ -4,7 +4,8 @@
 
 use proptest::prelude::*;
 
-use super::request::{BodyFraming, Limits};
+use super::fields::BodyFraming;
+use super::scan::Limits;
 use super::selfcheck::{check_all, check_body_splits, check_head_splits, SMALL_LIMITS};
 
 /// Well-formed requests the mutations start from: every framing, pipelining, trailers.

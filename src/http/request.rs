@@ -1,50 +1,18 @@
-//! Request head: syntax via `httparse`, then the RFC 9112 / RFC 9110 rules `httparse` leaves to us
-//! (line endings, limits, version, Host, Content-Length, Transfer-Encoding, Connection, Expect).
+//! Request head: its end and line endings found by the head scanner (`scan.rs`), then its syntax
+//! via `httparse`, once per complete head, then the RFC 9112 / RFC 9110 rules `httparse` leaves to
+//! us (version here; Host, framing, Connection and Expect in `fields.rs`).
 
-use std::fmt;
 use std::ops::Range;
 
-use super::fields::{trim_ows, validate};
+use super::error::ParseError;
+use super::fields::{interpret, BodyFraming};
+use super::grammar::trim_ows;
+use super::scan::{HeadEnd, Limits};
 
 /// Hard cap on header fields per request: the `httparse` header array lives on the stack.
 pub(crate) const MAX_HEADERS_CAP: usize = 100;
 
-/// Size limits on the request head (RFC 9112 §2.3: a server must be able to answer 414 / 431).
-#[derive(Debug, Clone)]
-pub(crate) struct Limits {
-    /// Longest request-line, CRLF excluded (RFC 9112 §3: "at least 8000 octets" recommended).
-    pub max_request_line: usize,
-    /// Most header fields; values above [`MAX_HEADERS_CAP`] are capped.
-    pub max_headers: usize,
-    /// Longest single field line, CRLF excluded.
-    pub max_header_line: usize,
-    /// Largest whole head, leading empty lines and the final CRLFCRLF included.
-    pub max_head: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_request_line: 8 * 1024,
-            max_headers: 100,
-            max_header_line: 8 * 1024,
-            max_head: 64 * 1024,
-        }
-    }
-}
-
-/// How the request body is delimited (RFC 9112 §6.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BodyFraming {
-    /// No body (neither Content-Length nor Transfer-Encoding).
-    None,
-    /// Exactly this many octets (`Content-Length`, may be 0).
-    Length(u64),
-    /// `Transfer-Encoding: chunked` (RFC 9112 §7.1).
-    Chunked,
-}
-
-/// A parsed request head as byte ranges into the buffer given to [`parse_head`]. Reused across
+/// A parsed request head as byte ranges into the buffer given to [`parse_scanned`]. Reused across
 /// requests of a connection: [`RequestHead::clear`] keeps the `headers` capacity.
 #[derive(Debug, Clone)]
 pub(crate) struct RequestHead {
@@ -113,88 +81,41 @@ impl RequestHead {
     }
 }
 
-/// Why a request head was rejected; [`ParseError::status`] is the response status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ParseError {
-    /// 414: request-line longer than `max_request_line` (RFC 9112 §3).
-    UriTooLong,
-    /// 431: a field line or the whole head is too large (RFC 6585 §5).
-    HeadTooLarge,
-    /// 431: more than `max_headers` fields.
-    TooManyHeaders,
-    /// 400: syntax error; the text says which.
-    Malformed(&'static str),
-    /// 505: a well-formed version other than HTTP/1.0 or HTTP/1.1 (RFC 9110 §15.6.6).
-    VersionNotSupported,
-    /// 400: HTTP/1.1 request without Host, or several Host fields (RFC 9112 §3.2).
-    BadHost(&'static str),
-    /// 400: invalid or conflicting Content-Length (RFC 9112 §6.3 item 5).
-    BadContentLength(&'static str),
-    /// 400: Transfer-Encoding that cannot be framed safely (RFC 9112 §6.1, §6.3).
-    BadTransferEncoding(&'static str),
-    /// 501: a transfer coding we do not implement (RFC 9112 §6.1).
-    UnsupportedTransferEncoding,
-    /// 400: request-target of no known form (RFC 9112 §3.2).
-    BadTarget(&'static str),
-    /// 501: CONNECT / authority-form (RFC 9112 §3.2.3); the caller may choose otherwise.
-    ConnectNotSupported,
-}
-
-impl ParseError {
-    /// The status code to answer with.
-    pub(crate) fn status(&self) -> u16 {
-        match self {
-            ParseError::UriTooLong => 414,
-            ParseError::HeadTooLarge | ParseError::TooManyHeaders => 431,
-            ParseError::VersionNotSupported => 505,
-            ParseError::UnsupportedTransferEncoding | ParseError::ConnectNotSupported => 501,
-            ParseError::Malformed(_)
-            | ParseError::BadHost(_)
-            | ParseError::BadContentLength(_)
-            | ParseError::BadTransferEncoding(_)
-            | ParseError::BadTarget(_) => 400,
-        }
-    }
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ParseError::UriTooLong => f.write_str("request line too long"),
-            ParseError::HeadTooLarge => f.write_str("request header fields too large"),
-            ParseError::TooManyHeaders => f.write_str("too many header fields"),
-            ParseError::Malformed(m) => write!(f, "malformed request: {m}"),
-            ParseError::VersionNotSupported => f.write_str("HTTP version not supported"),
-            ParseError::BadHost(m) => write!(f, "bad Host: {m}"),
-            ParseError::BadContentLength(m) => write!(f, "bad Content-Length: {m}"),
-            ParseError::BadTransferEncoding(m) => write!(f, "bad Transfer-Encoding: {m}"),
-            ParseError::UnsupportedTransferEncoding => f.write_str("unsupported transfer coding"),
-            ParseError::BadTarget(m) => write!(f, "bad request target: {m}"),
-            ParseError::ConnectNotSupported => f.write_str("CONNECT not supported"),
-        }
-    }
-}
-
-impl std::error::Error for ParseError {}
-
-/// Parses and validates a request head at the start of `buf` into `head`.
+/// Parses and validates a request head at the start of `buf` into `head`, for callers that
+/// have the whole input at once (the connection resumes a `HeadScanner` as bytes arrive and
+/// calls [`parse_scanned`] once).
 ///
 /// `Ok(None)`: the head is incomplete and no limit is exceeded yet (read more).
 /// `Ok(Some(head_len))`: complete; the body (or next request) starts at `buf[head_len..]`.
 /// Limits are enforced on incomplete input too, so a caller never buffers beyond them.
+/// The tests and the fuzz targets' self-checks compare the connection's way against this one.
+#[cfg(any(test, fuzzing))]
 pub(crate) fn parse_head(
     buf: &[u8],
     limits: &Limits,
     head: &mut RequestHead,
 ) -> Result<Option<usize>, ParseError> {
     head.clear();
-    let Some((head_len, request_line)) = scan_head(buf, limits)? else {
-        return Ok(None);
-    };
+    match super::scan::HeadScanner::default().scan(buf, limits)? {
+        Some(end) => parse_scanned(buf, &end, limits, head).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Parses and validates the head that a `HeadScanner` found complete at the start of `buf`
+/// into `head`; returns its length. Runs once per head, however many reads brought it in.
+pub(crate) fn parse_scanned(
+    buf: &[u8],
+    end: &HeadEnd,
+    limits: &Limits,
+    head: &mut RequestHead,
+) -> Result<usize, ParseError> {
+    head.clear();
+    let head_len = end.len;
     let bytes = buf
         .get(..head_len)
         .ok_or(ParseError::Malformed("internal length"))?;
-    check_version(bytes.get(request_line).unwrap_or_default())?;
+    check_version(bytes.get(end.request_line.clone()).unwrap_or_default())?;
 
     let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
     let n = limits.max_headers.min(MAX_HEADERS_CAP);
@@ -227,8 +148,11 @@ pub(crate) fn parse_head(
         head.headers
             .push((range_of(buf, h.name.as_bytes()), range_of(buf, value)));
     }
-    validate(buf, head)?;
-    Ok(Some(head_len))
+    let facts = interpret(head.version_minor, head.header_iter(buf))?;
+    head.framing = facts.framing;
+    head.keep_alive = facts.keep_alive;
+    head.expect_continue = facts.expect_continue;
+    Ok(head_len)
 }
 
 /// The first value of header `name` (ASCII case-insensitive), trimmed.
@@ -237,106 +161,6 @@ pub(crate) fn header_value<'b>(buf: &'b [u8], head: &RequestHead, name: &str) ->
     head.header_iter(buf)
         .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
         .map(|(_, v)| v)
-}
-
-/// Finds the end of the head while enforcing limits and line endings, before `httparse` runs.
-/// Returns (head_len, request-line range). RFC 9112 §2.2: leading empty lines are skipped,
-/// a bare CR is rejected; we also reject bare LF (a MAY-accept) to keep framing unambiguous.
-/// Lines starting with whitespace are obs-fold (§5.2) or whitespace after the request-line
-/// (§2.2): both rejected.
-fn scan_head(buf: &[u8], limits: &Limits) -> Result<Option<(usize, Range<usize>)>, ParseError> {
-    let mut pos = 0usize;
-    // Leading empty lines (RFC 9112 §2.2); they count towards max_head.
-    loop {
-        match (buf.get(pos), buf.get(pos.saturating_add(1))) {
-            (Some(b'\r'), Some(b'\n')) => pos += 2,
-            (Some(b'\r'), Some(_)) => return Err(ParseError::Malformed("bare CR")),
-            (Some(b'\n'), _) => return Err(ParseError::Malformed("bare LF")),
-            (Some(b'\r'), None) | (None, _) => {
-                return if pos > limits.max_head {
-                    Err(ParseError::HeadTooLarge)
-                } else {
-                    Ok(None)
-                };
-            }
-            (Some(_), _) => break,
-        }
-        if pos > limits.max_head {
-            return Err(ParseError::HeadTooLarge);
-        }
-    }
-    let mut request_line = None;
-    let mut line_start = pos;
-    loop {
-        let first = request_line.is_none();
-        let (limit, err) = if first {
-            (limits.max_request_line, ParseError::UriTooLong)
-        } else {
-            (limits.max_header_line, ParseError::HeadTooLarge)
-        };
-        let rest = buf.get(line_start..).unwrap_or_default();
-        let Some(i) = rest.iter().position(|&b| b == b'\r' || b == b'\n') else {
-            return match first_limit_error(line_start, buf.len(), limit, err, limits.max_head) {
-                Some(e) => Err(e),
-                None => Ok(None),
-            };
-        };
-        // i < rest.len(), so eol < buf.len(). Limits first, decided as for the prefix
-        // `buf[..eol]` whatever follows the line.
-        let eol = line_start + i;
-        if let Some(e) = first_limit_error(line_start, eol, limit, err, limits.max_head) {
-            return Err(e);
-        }
-        if buf.get(eol) == Some(&b'\n') {
-            return Err(ParseError::Malformed("bare LF"));
-        }
-        // The CR alone already makes the head too large: decided before the byte after it.
-        if eol + 1 > limits.max_head {
-            return Err(ParseError::HeadTooLarge);
-        }
-        match buf.get(eol + 1) {
-            Some(b'\n') => {}
-            Some(_) => return Err(ParseError::Malformed("bare CR")),
-            None => return Ok(None),
-        }
-        let next = eol + 2;
-        if next > limits.max_head {
-            return Err(ParseError::HeadTooLarge);
-        }
-        if first {
-            request_line = Some(line_start..eol);
-        } else if i == 0 {
-            return Ok(Some((next, request_line.unwrap_or(0..0))));
-        } else if matches!(rest.first(), Some(b' ' | b'\t')) {
-            return Err(ParseError::Malformed(
-                "obs-fold or whitespace before field line",
-            ));
-        }
-        line_start = next;
-    }
-}
-
-/// The limit a line's content breaks, for a buffer ending at `end` inside the line that starts
-/// at `line_start`: the line limit (`err`) or `max_head`, whichever the bytes broke first (the
-/// line limit on a tie). Deciding by byte position keeps the answer independent of how the input
-/// was split across reads (issue #4: found by the `request_head` fuzz target, where a long
-/// line crossing `max_head` was 431 when cut early but 400 "bare LF" when read whole).
-fn first_limit_error(
-    line_start: usize,
-    end: usize,
-    limit: usize,
-    err: ParseError,
-    max_head: usize,
-) -> Option<ParseError> {
-    // Bytes needed before each limit is known to be broken.
-    let line_broken_at = line_start.saturating_add(limit).saturating_add(1);
-    let head_broken_at = max_head.saturating_add(1);
-    match (end >= line_broken_at, end >= head_broken_at) {
-        (true, true) if line_broken_at <= head_broken_at => Some(err),
-        (true, false) => Some(err),
-        (_, true) => Some(ParseError::HeadTooLarge),
-        (false, false) => None,
-    }
 }
 
 /// RFC 9112 §2.3: a well-formed but unsupported major/minor version gets 505, not 400.

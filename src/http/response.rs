@@ -61,30 +61,8 @@ pub(crate) fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-/// `1*tchar` (RFC 9110 §5.6.2).
-pub(crate) fn is_token(bytes: &[u8]) -> bool {
-    !bytes.is_empty()
-        && bytes.iter().all(|&b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'!' | b'#'
-                        | b'$'
-                        | b'%'
-                        | b'&'
-                        | b'\''
-                        | b'*'
-                        | b'+'
-                        | b'-'
-                        | b'.'
-                        | b'^'
-                        | b'_'
-                        | b'`'
-                        | b'|'
-                        | b'~'
-                )
-        })
-}
+// The token grammar is shared with the request side; one table for both.
+pub(crate) use super::grammar::is_token;
 
 /// A field value we are willing to send (RFC 9110 §5.5): no CR, LF, NUL, nor any CTL but HTAB.
 /// obs-text (0x80–0xFF) is allowed.

@@ -2,12 +2,16 @@
 //! property tests (`proptests.rs`) and the cargo-fuzz targets (`fuzz/`, built with
 //! `cfg(fuzzing)`), issue #4.
 //!
-//! A connection feeds [`parse_head`] a growing prefix of what the client sent and
-//! [`BodyDecoder::decode`] whatever arrived, so the answer must not depend on where the reads
-//! happened to split the input: every check panics if it does.
+//! A connection feeds one [`HeadScanner`] a growing prefix of what the client sent, runs
+//! [`parse_scanned`] on the head it finds, and feeds [`BodyDecoder::decode`] whatever arrived,
+//! so the answer must not depend on where the reads happened to split the input, and must be
+//! the answer [`parse_head`] gives for the whole input: every check panics if it does not.
 
 use super::body::{BodyDecoder, BodyError};
-use super::request::{parse_head, BodyFraming, Limits, ParseError, RequestHead};
+use super::error::ParseError;
+use super::fields::BodyFraming;
+use super::request::{parse_head, parse_scanned, RequestHead};
+use super::scan::{HeadScanner, Limits};
 
 /// Small limits, so short random inputs reach the 414 / 431 paths too.
 pub(crate) const SMALL_LIMITS: Limits = Limits {
@@ -36,7 +40,32 @@ pub(crate) enum HeadOutcome {
 
 /// Parses `buf` with `limits`, reusing `head`.
 pub(crate) fn head_outcome(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> HeadOutcome {
-    match parse_head(buf, limits, head) {
+    outcome_of(parse_head(buf, limits, head), buf, limits, head)
+}
+
+/// What the connection decides for `buf` with `scanner`, which has seen a prefix of `buf`: the
+/// scanner resumes, and the parser runs only on the complete head it finds.
+fn resumed_outcome(
+    scanner: &mut HeadScanner,
+    buf: &[u8],
+    limits: &Limits,
+    head: &mut RequestHead,
+) -> HeadOutcome {
+    let parsed = match scanner.scan(buf, limits) {
+        Ok(Some(end)) => parse_scanned(buf, &end, limits, head).map(Some),
+        Ok(None) => Ok(None),
+        Err(e) => Err(e),
+    };
+    outcome_of(parsed, buf, limits, head)
+}
+
+fn outcome_of(
+    parsed: Result<Option<usize>, ParseError>,
+    buf: &[u8],
+    limits: &Limits,
+    head: &RequestHead,
+) -> HeadOutcome {
+    match parsed {
         Ok(None) => HeadOutcome::Incomplete,
         Err(e) => HeadOutcome::Invalid(e),
         Ok(Some(head_len)) => {
@@ -65,17 +94,28 @@ pub(crate) fn head_outcome(buf: &[u8], limits: &Limits, head: &mut RequestHead) 
 
 /// Feeds `input` to the parser as a connection would, one prefix per read ending at each of
 /// `splits` (sorted, deduplicated, clamped), and checks that every prefix is either still
-/// incomplete or decided exactly as the whole input is, and that once decided it stays decided.
-/// Also checks that the parsed head re-parses identically on its own.
+/// incomplete or decided exactly as the whole input is, and that once decided it stays decided:
+/// both for [`parse_head`] on each prefix and for one [`HeadScanner`] resumed across the
+/// prefixes, as the connection does. Also checks that the parsed head re-parses identically on
+/// its own.
 pub(crate) fn check_head_splits(input: &[u8], splits: &[usize], limits: &Limits) {
     let mut head = RequestHead::default();
     let whole = head_outcome(input, limits, &mut head);
     let mut ends: Vec<usize> = splits.iter().map(|&s| s.min(input.len())).collect();
+    ends.push(input.len());
     ends.sort_unstable();
     ends.dedup();
     let mut decided = false;
+    let mut scanner = HeadScanner::default();
     for end in ends {
         let got = head_outcome(&input[..end], limits, &mut head);
+        let resumed = resumed_outcome(&mut scanner, &input[..end], limits, &mut head);
+        assert_eq!(
+            resumed,
+            got,
+            "the resumed scanner decided a prefix of {end} bytes differently from parse_head: {:?}",
+            String::from_utf8_lossy(input)
+        );
         if got == HeadOutcome::Incomplete && !decided {
             continue;
         }
@@ -107,7 +147,7 @@ pub(crate) fn decode_in_pieces(
     splits: &[usize],
     out_cap: usize,
 ) -> BodyOutcome {
-    let mut dec = BodyDecoder::new(&framing, max_body);
+    let mut dec = BodyDecoder::new(&framing, max_body)?;
     let mut out = vec![0u8; out_cap.max(1)];
     let mut body = Vec::new();
     let mut pos = 0usize;

@@ -1,23 +1,56 @@
-//! Request-target forms (RFC 9112 §3.2) and Host syntax (RFC 9110 §7.2, RFC 3986 §3.2.2).
+//! Request-target forms (RFC 9112 §3.2) and Host syntax (RFC 9110 §7.2, RFC 3986 §3.2.2): the
+//! target is split once, into the path, query and authority every later stage reads.
 
-use super::request::ParseError;
+use super::error::ParseError;
 
-/// Splits a request-target into (path, query) without the `?`.
+/// A request-target split into its parts (RFC 9112 §3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Target<'t> {
+    /// Still percent-encoded; `/` for an absolute-form target with an empty path, `*` for the
+    /// asterisk-form.
+    pub(crate) path: &'t [u8],
+    /// Without the `?`; empty when there is none.
+    pub(crate) query: &'t [u8],
+    /// The authority of an absolute-form target, which overrides Host (RFC 9112 §3.2.2).
+    pub(crate) authority: Option<&'t [u8]>,
+}
+
+/// Splits the request-target of a `method` request, checking its form against the method:
 ///
-/// - origin-form `/p?q` → (`/p`, `q`) (RFC 9112 §3.2.1);
-/// - absolute-form `http://authority/p?q` → (`/p`, `q`), an empty path becomes `/`
-///   (RFC 9112 §3.2.2; only `http` and `https`, non-empty authority, no userinfo);
-/// - asterisk-form `*` → (`*`, ``) — valid only for OPTIONS, which this function cannot see:
-///   use [`split_target_for`] to have the method checked too (RFC 9112 §3.2.4);
-/// - authority-form `host:port` → [`ParseError::ConnectNotSupported`] (RFC 9112 §3.2.3);
+/// - origin-form `/p?q` → path `/p`, query `q` (RFC 9112 §3.2.1);
+/// - absolute-form `http://authority/p?q` → path `/p` (an empty path becomes `/`), query `q`,
+///   and the authority (RFC 9112 §3.2.2; only `http` and `https`, a valid non-empty authority, no
+///   userinfo);
+/// - asterisk-form `*` → path `*`, only with OPTIONS (§3.2.4), else 400;
+/// - CONNECT, whatever its target → [`ParseError::ConnectNotSupported`] (501); the
+///   authority-form `host:port` with any other method → 400 (§3.2.3: it is "only used for
+///   CONNECT requests", so it is a bad request, not an unimplemented feature);
 /// - anything else, or a `#` fragment anywhere → [`ParseError::BadTarget`] (400).
-pub(crate) fn split_target(target: &[u8]) -> Result<(&[u8], &[u8]), ParseError> {
+pub(crate) fn parse_target<'t>(method: &[u8], target: &'t [u8]) -> Result<Target<'t>, ParseError> {
+    if method == b"CONNECT" {
+        return Err(ParseError::ConnectNotSupported);
+    }
+    let parts = split_form(target)?;
+    if parts.path == b"*" && method != b"OPTIONS" {
+        return Err(ParseError::BadTarget(
+            "asterisk-form is only valid for OPTIONS",
+        ));
+    }
+    Ok(parts)
+}
+
+/// The split by form alone, for a method that is not CONNECT.
+fn split_form(target: &[u8]) -> Result<Target<'_>, ParseError> {
     if target.contains(&b'#') {
         return Err(ParseError::BadTarget("fragment in request target"));
     }
     match target.first() {
-        Some(b'/') => Ok(split_query(target)),
-        Some(b'*') if target.len() == 1 => Ok((target, b"")),
+        Some(b'/') => Ok(split_query(target, None)),
+        Some(b'*') if target.len() == 1 => Ok(Target {
+            path: target,
+            query: b"",
+            authority: None,
+        }),
         Some(_) => {
             if let Some(after_scheme) = strip_http_scheme(target) {
                 let end = after_scheme
@@ -28,10 +61,15 @@ pub(crate) fn split_target(target: &[u8]) -> Result<(&[u8], &[u8]), ParseError> 
                 if authority.is_empty() || !valid_host(authority) {
                     return Err(ParseError::BadTarget("invalid authority in absolute-form"));
                 }
-                let (path, query) = split_query(rest);
-                Ok((if path.is_empty() { b"/" } else { path }, query))
+                let mut parts = split_query(rest, Some(authority));
+                if parts.path.is_empty() {
+                    parts.path = b"/";
+                }
+                Ok(parts)
             } else if is_authority_form(target) {
-                Err(ParseError::ConnectNotSupported)
+                Err(ParseError::BadTarget(
+                    "authority-form is only valid for CONNECT",
+                ))
             } else {
                 Err(ParseError::BadTarget("unknown request-target form"))
             }
@@ -40,38 +78,18 @@ pub(crate) fn split_target(target: &[u8]) -> Result<(&[u8], &[u8]), ParseError> 
     }
 }
 
-/// [`split_target`] plus the method rules: CONNECT → [`ParseError::ConnectNotSupported`]
-/// whatever its target; authority-form with any other method → 400 (RFC 9112 §3.2.3: it is
-/// "only used for CONNECT requests", so it is a bad request, not an unimplemented feature);
-/// `*` only with OPTIONS (§3.2.4).
-pub(crate) fn split_target_for<'t>(
-    method: &[u8],
-    target: &'t [u8],
-) -> Result<(&'t [u8], &'t [u8]), ParseError> {
-    if method == b"CONNECT" {
-        return Err(ParseError::ConnectNotSupported);
-    }
-    let (path, query) = split_target(target).map_err(|e| match e {
-        ParseError::ConnectNotSupported => {
-            ParseError::BadTarget("authority-form is only valid for CONNECT")
-        }
-        e => e,
-    })?;
-    if path == b"*" && method != b"OPTIONS" {
-        return Err(ParseError::BadTarget(
-            "asterisk-form is only valid for OPTIONS",
-        ));
-    }
-    Ok((path, query))
-}
-
-fn split_query(s: &[u8]) -> (&[u8], &[u8]) {
-    match s.iter().position(|&b| b == b'?') {
+fn split_query<'t>(s: &'t [u8], authority: Option<&'t [u8]>) -> Target<'t> {
+    let (path, query) = match s.iter().position(|&b| b == b'?') {
         Some(i) => (
             s.get(..i).unwrap_or_default(),
             s.get(i + 1..).unwrap_or_default(),
         ),
-        None => (s, b""),
+        None => (s, &b""[..]),
+    };
+    Target {
+        path,
+        query,
+        authority,
     }
 }
 
@@ -160,24 +178,38 @@ fn is_reg_name_byte(b: u8) -> bool {
 mod tests {
     use super::*;
 
+    /// (target, Ok((path, query, authority)) or Err(status)) for a GET.
     #[test]
     fn split_table() {
-        type Want = Result<(&'static [u8], &'static [u8]), u16>;
+        type Want = Result<(&'static [u8], &'static [u8], Option<&'static [u8]>), u16>;
         let cases: &[(&[u8], Want)] = &[
-            (b"/", Ok((b"/", b""))),
-            (b"/a/b?x=1&y", Ok((b"/a/b", b"x=1&y"))),
-            (b"/a?", Ok((b"/a", b""))),
-            (b"/a?b?c", Ok((b"/a", b"b?c"))),
-            (b"//x", Ok((b"//x", b""))),
-            (b"http://example.com", Ok((b"/", b""))),
-            (b"HTTP://example.com:80/p?q", Ok((b"/p", b"q"))),
-            (b"https://[::1]:8443?q", Ok((b"/", b"q"))),
+            (b"/", Ok((b"/", b"", None))),
+            (b"/a/b?x=1&y", Ok((b"/a/b", b"x=1&y", None))),
+            (b"/a?", Ok((b"/a", b"", None))),
+            (b"/a?b?c", Ok((b"/a", b"b?c", None))),
+            (b"//x", Ok((b"//x", b"", None))),
+            (b"/p?http://x", Ok((b"/p", b"http://x", None))),
+            (b"http://example.com", Ok((b"/", b"", Some(b"example.com")))),
+            (b"http://h", Ok((b"/", b"", Some(b"h")))),
+            (
+                b"HTTP://example.com:80/p?q",
+                Ok((b"/p", b"q", Some(b"example.com:80"))),
+            ),
+            (
+                b"http://example.com:8080/x?y",
+                Ok((b"/x", b"y", Some(b"example.com:8080"))),
+            ),
+            (b"https://h?q", Ok((b"/", b"q", Some(b"h")))),
+            (
+                b"https://[::1]:8443?q",
+                Ok((b"/", b"q", Some(b"[::1]:8443"))),
+            ),
             (b"http:///p", Err(400)),
             (b"http://u@h/p", Err(400)),
             (b"ftp://h/p", Err(400)),
-            (b"*", Ok((b"*", b""))),
             (b"**", Err(400)),
-            (b"example.com:443", Err(501)),
+            (b"*", Err(400)),               // asterisk-form with GET
+            (b"example.com:443", Err(400)), // authority-form with GET
             (b"example.com:", Err(400)),
             (b"example.com", Err(400)),
             (b"a/b", Err(400)),
@@ -185,36 +217,40 @@ mod tests {
             (b"", Err(400)),
         ];
         for (t, want) in cases {
-            let got = split_target(t).map_err(|e| e.status());
+            let got = parse_target(b"GET", t)
+                .map(|p| (p.path, p.query, p.authority))
+                .map_err(|e| e.status());
             assert_eq!(got, *want, "{:?}", String::from_utf8_lossy(t));
         }
     }
 
     #[test]
     fn method_rules() {
+        type Want = Result<&'static [u8], u16>;
+        let cases: &[(&[u8], &[u8], Want)] = &[
+            (b"OPTIONS", b"*", Ok(b"*")),
+            (b"OPTIONS", b"/x", Ok(b"/x")),
+            (b"GET", b"*", Err(400)),
+            (b"CONNECT", b"h:443", Err(501)),
+            (b"CONNECT", b"/", Err(501)),
+            (b"GET", b"h:443", Err(400)),
+            (b"POST", b"/x?y", Ok(b"/x")),
+        ];
+        for (method, target, want) in cases {
+            let got = parse_target(method, target)
+                .map(|p| p.path)
+                .map_err(|e| e.status());
+            assert_eq!(
+                got,
+                *want,
+                "{} {}",
+                String::from_utf8_lossy(method),
+                String::from_utf8_lossy(target)
+            );
+        }
         assert_eq!(
-            split_target_for(b"OPTIONS", b"*"),
-            Ok((&b"*"[..], &b""[..]))
-        );
-        assert_eq!(
-            split_target_for(b"GET", b"*").map_err(|e| e.status()),
-            Err(400)
-        );
-        assert_eq!(
-            split_target_for(b"CONNECT", b"h:443"),
+            parse_target(b"CONNECT", b"h:443"),
             Err(ParseError::ConnectNotSupported)
-        );
-        assert_eq!(
-            split_target_for(b"CONNECT", b"/"),
-            Err(ParseError::ConnectNotSupported)
-        );
-        assert_eq!(
-            split_target_for(b"GET", b"h:443").map_err(|e| e.status()),
-            Err(400)
-        );
-        assert_eq!(
-            split_target_for(b"GET", b"/x?y"),
-            Ok((&b"/x"[..], &b"y"[..]))
         );
     }
 

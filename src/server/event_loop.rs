@@ -24,7 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::conn::{self, After, Conn, ThreadScratch};
+use super::conn::Conn;
+use super::serve::{self, After, ThreadScratch};
 use super::slots::{Slots, Token};
 use super::{Shared, Shutdown};
 use crate::http::response::encode_error;
@@ -267,7 +268,7 @@ fn handle(token: Token, shared_loop: &Loop, shared: &Shared, scratch: &mut Threa
         token => {
             if let Some(mut conn) = shared_loop.slots.take(token) {
                 // The event means input: read before concluding there is none.
-                conn.drained = false;
+                conn.mark_readable();
                 serve(conn, shared_loop, shared, scratch);
             }
         }
@@ -296,7 +297,7 @@ fn pass_on(token: Token, shared_loop: &Loop) {
 fn serve(mut conn: Box<Conn>, shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) {
     let slots = &shared_loop.slots;
     loop {
-        match conn::serve(&mut conn, shared, scratch) {
+        match serve::serve(&mut conn, shared, scratch) {
             After::Close => return slots.close(conn),
             After::Park => match slots.park(conn, shared, &shared_loop.epoll) {
                 // Input arrived while we were busy with it: keep going.
@@ -393,7 +394,7 @@ fn accept_all(shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) 
 /// idle keep-alive connection is just closed.
 fn time_out(conn: &mut Conn) {
     if conn.has_partial_request() {
-        log::info!(target: "access", "{} \"-\" 408 0 header timeout", conn.peer.ip());
+        log::info!(target: "access", "{} \"-\" 408 0 header timeout", conn.peer().ip());
         let mut out = Vec::new();
         encode_error(
             &mut out,
@@ -401,11 +402,11 @@ fn time_out(conn: &mut Conn) {
             httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes(),
         );
         // Best effort: the socket is non-blocking and the client may be gone.
-        if let Err(e) = conn.stream.write_all(&out) {
-            log::debug!("{}: cannot send the 408: {e}", conn.peer);
+        if let Err(e) = conn.stream_mut().write_all(&out) {
+            log::debug!("{}: cannot send the 408: {e}", conn.peer());
         }
     } else {
-        log::debug!("{}: keep-alive timeout", conn.peer);
+        log::debug!("{}: keep-alive timeout", conn.peer());
     }
 }
 

@@ -20,9 +20,11 @@
 
 #![deny(unsafe_code)]
 
+mod access_log;
 mod conn;
 mod event_loop;
 mod listener;
+mod serve;
 mod slots;
 mod socket_io;
 
@@ -33,7 +35,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::app::loader::LoadedApp;
-use crate::http::request::Limits;
+use crate::http::scan::Limits;
 
 pub(crate) use event_loop::HARAKIRI_EXIT;
 pub(crate) use listener::bind;

@@ -32,10 +32,6 @@ impl Token {
 /// Tokens below this are the listener's and the waker's.
 pub(crate) const FIRST_CONN: usize = 2;
 
-/// While draining, how long a connection whose last response promised keep-alive (it began
-/// before the drain) waits for the request its client may already be sending.
-const DRAIN_LINGER: Duration = Duration::from_secs(1);
-
 enum Slot {
     Free,
     Idle(Box<Conn>),
@@ -76,44 +72,27 @@ impl Slots {
         epoll: &Epoll,
     ) -> Option<Box<Conn>> {
         let mut table = self.lock();
-        let index = conn.token.0 - FIRST_CONN;
+        let index = conn.token().0 - FIRST_CONN;
         match &mut table.slots[index] {
             Slot::Busy { pending } if *pending => {
                 *pending = false;
-                conn.drained = false;
+                conn.mark_readable();
                 Some(conn)
             }
             slot => {
-                let config = &shared.config;
-                let now = shared.coarse_now();
-                conn.deadline = if conn.has_partial_request() || !conn.served_any {
-                    *conn.head_since.get_or_insert(now) + config.header_timeout
-                } else {
-                    now + config.keep_alive
-                };
-                if shared.draining() {
-                    // Parked after the drain began (its response promised keep-alive before the
-                    // drain): a request the client sends right behind that response is still
-                    // answered (with `Connection: close`), but an idle client cannot hold the
-                    // process for a whole keep-alive period.
-                    let window = config
-                        .keep_alive
-                        .min(config.graceful_timeout)
-                        .min(DRAIN_LINGER);
-                    conn.deadline = conn.deadline.min(now + window);
-                }
-                if !conn.registered {
+                conn.set_parked_deadline(shared.coarse_now(), &shared.config, shared.draining());
+                if !conn.is_registered() {
                     // Edge-triggered registration reports input that is already there, so
                     // nothing that arrived before this point is missed.
-                    let token = conn.token.event_data();
-                    if let Err(e) = epoll.add(conn.stream.as_fd(), token) {
-                        log::warn!("{}: cannot watch the connection: {e}", conn.peer);
+                    let token = conn.token().event_data();
+                    if let Err(e) = epoll.add(conn.stream_mut().as_fd(), token) {
+                        log::warn!("{}: cannot watch the connection: {e}", conn.peer());
                         *slot = Slot::Free;
                         table.free.push(index);
                         table.open -= 1;
                         return None;
                     }
-                    conn.registered = true;
+                    conn.mark_registered();
                 }
                 *slot = Slot::Idle(conn);
                 None
@@ -124,7 +103,7 @@ impl Slots {
     /// Forget a connection an app thread is done with; dropping it closes the socket (which also
     /// removes it from epoll).
     pub(crate) fn close(&self, conn: Box<Conn>) {
-        let index = conn.token.0 - FIRST_CONN;
+        let index = conn.token().0 - FIRST_CONN;
         let mut table = self.lock();
         table.slots[index] = Slot::Free;
         table.free.push(index);
@@ -180,8 +159,8 @@ impl Slots {
         };
         match slot {
             Slot::Idle(conn) => {
-                if let Err(e) = epoll.modify(conn.stream.as_fd(), token.event_data()) {
-                    log::debug!("{}: cannot pass the event on: {e}", conn.peer);
+                if let Err(e) = epoll.modify(conn.stream_mut().as_fd(), token.event_data()) {
+                    log::debug!("{}: cannot pass the event on: {e}", conn.peer());
                 }
             }
             Slot::Busy { pending } => *pending = true,
@@ -196,7 +175,7 @@ impl Slots {
         let SlotTable { slots, free, open } = &mut *table;
         let mut gone = Vec::new();
         for (index, slot) in slots.iter_mut().enumerate() {
-            if matches!(slot, Slot::Idle(conn) if conn.deadline <= now) {
+            if matches!(slot, Slot::Idle(conn) if conn.deadline() <= now) {
                 if let Slot::Idle(conn) = std::mem::replace(slot, Slot::Free) {
                     gone.push(conn);
                     free.push(index);
@@ -213,10 +192,7 @@ impl Slots {
     pub(crate) fn release_idle_buffers(&self, idle_since: Instant, keep_alive: Duration) {
         for slot in self.lock().slots.iter_mut() {
             if let Slot::Idle(conn) = slot {
-                let parked_at = conn.deadline.checked_sub(keep_alive);
-                if conn.served_any && parked_at.is_some_and(|at| at <= idle_since) {
-                    conn.release_buffer();
-                }
+                conn.release_buffer_if_idle(idle_since, keep_alive);
             }
         }
     }
@@ -225,7 +201,7 @@ impl Slots {
     pub(crate) fn shorten_deadlines(&self, limit: Instant) {
         for slot in self.lock().slots.iter_mut() {
             if let Slot::Idle(conn) = slot {
-                conn.deadline = conn.deadline.min(limit);
+                conn.shorten_deadline(limit);
             }
         }
     }

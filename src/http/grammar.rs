@@ -1,0 +1,172 @@
+//! The byte-level grammar every HTTP/1.1 file shares (RFC 9110 §5.6, RFC 5234 B.1): tokens,
+//! control bytes, optional whitespace, hex and decimal digits. It depends on nothing else in
+//! `http/`, so the request, field, target, body and response files all build on it without
+//! depending on each other.
+
+/// `tchar` (RFC 9110 §5.6.2): the bytes of a token (method, field name, coding name).
+pub(crate) fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
+}
+
+/// `token = 1*tchar` (RFC 9110 §5.6.2).
+pub(crate) fn is_token(bytes: &[u8]) -> bool {
+    !bytes.is_empty() && bytes.iter().all(|&b| is_tchar(b))
+}
+
+/// A control byte other than HTAB (RFC 5234 B.1 `CTL`): never allowed in a field value, a
+/// quoted string or a reason phrase.
+pub(crate) fn is_ctl(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f
+}
+
+/// Strips optional whitespace (`OWS`: SP / HTAB, RFC 9110 §5.6.3) from both ends.
+pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// The value of one `HEXDIG` (RFC 5234 B.1; either case, as RFC 3986 §2.1 and RFC 9112 §7.1
+/// chunk sizes accept).
+pub(crate) fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// `value * radix + digit`, or `None` on overflow: the one accumulator for every number read
+/// digit by digit (decimal lengths here, hex chunk sizes in `body.rs`).
+pub(crate) fn push_digit(value: u64, radix: u64, digit: u8) -> Option<u64> {
+    value.checked_mul(radix)?.checked_add(u64::from(digit))
+}
+
+/// Why [`parse_decimal`] refused its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DecimalError {
+    /// Empty, or a byte other than `0`–`9` (signs, spaces, `0x`, list commas).
+    NotDigits,
+    /// More than `u64::MAX`.
+    Overflow,
+}
+
+/// `1*DIGIT` as a `u64` (RFC 9110 §8.6 `Content-Length`): no sign, no whitespace, no list.
+/// Leading zeros are allowed, as the grammar allows them.
+pub(crate) fn parse_decimal(value: &[u8]) -> Result<u64, DecimalError> {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return Err(DecimalError::NotDigits);
+    }
+    value.iter().try_fold(0u64, |n, &d| {
+        push_digit(n, 10, d - b'0').ok_or(DecimalError::Overflow)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_table() {
+        use DecimalError::*;
+        let cases: &[(&[u8], Result<u64, DecimalError>)] = &[
+            (b"0", Ok(0)),
+            (b"7", Ok(7)),
+            (b"0007", Ok(7)),
+            (b"1234567890", Ok(1_234_567_890)),
+            (b"18446744073709551615", Ok(u64::MAX)),
+            (b"18446744073709551616", Err(Overflow)),
+            (b"99999999999999999999999", Err(Overflow)),
+            (b"", Err(NotDigits)),
+            (b"-1", Err(NotDigits)),
+            (b"+1", Err(NotDigits)),
+            (b" 1", Err(NotDigits)),
+            (b"1 ", Err(NotDigits)),
+            (b"1,1", Err(NotDigits)),
+            (b"0x10", Err(NotDigits)),
+            (b"1e3", Err(NotDigits)),
+            (b"\xd9\xa1", Err(NotDigits)), // ARABIC-INDIC DIGIT ONE is not DIGIT
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                parse_decimal(input),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn digits_and_overflow() {
+        assert_eq!(push_digit(0, 16, 0xf), Some(15));
+        assert_eq!(push_digit(u64::MAX / 16, 16, 0xf), Some(u64::MAX));
+        assert_eq!(push_digit(u64::MAX / 16 + 1, 16, 0), None);
+        assert_eq!(push_digit(u64::MAX / 10, 10, 6), None);
+        let hex: Vec<Option<u8>> = b"09afAFgG/:@`".iter().map(|&b| hex_val(b)).collect();
+        assert_eq!(
+            hex,
+            [
+                Some(0),
+                Some(9),
+                Some(10),
+                Some(15),
+                Some(10),
+                Some(15),
+                None,
+                None,
+                None,
+                None,
+                None,
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn tokens_ctl_and_ows() {
+        for good in [&b"GET"[..], b"x-a", b"!#$%&'*+-.^_`|~09azAZ"] {
+            assert!(is_token(good), "{:?}", String::from_utf8_lossy(good));
+        }
+        for bad in [
+            &b""[..],
+            b"a b",
+            b"a:b",
+            b"a\"",
+            b"(x)",
+            b"a/b",
+            b"\x80",
+            b"a\x7f",
+        ] {
+            assert!(!is_token(bad), "{:?}", String::from_utf8_lossy(bad));
+        }
+        let ctl: Vec<u8> = (0..=255u8).filter(|&b| is_ctl(b)).collect();
+        let want: Vec<u8> = (0..0x20u8).filter(|&b| b != b'\t').chain([0x7f]).collect();
+        assert_eq!(ctl, want);
+        assert_eq!(trim_ows(b" \t a b\t "), b"a b");
+        assert_eq!(trim_ows(b"  "), b"");
+        assert_eq!(trim_ows(b"\r x"), b"\r x", "only SP and HTAB are OWS");
+    }
+}
