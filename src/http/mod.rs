@@ -8,12 +8,14 @@
 //! re-exports.
 
 pub(crate) mod body;
+pub(crate) mod encoder;
 pub(crate) mod fields;
 pub(crate) mod percent;
 #[cfg(test)]
 mod proptests;
 pub(crate) mod request;
 pub(crate) mod response;
+pub(crate) mod response_fields;
 // Split-consistency checks shared by the property tests and the fuzz targets (fuzz/).
 #[cfg(any(test, fuzzing))]
 pub(crate) mod selfcheck;
