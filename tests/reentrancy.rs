@@ -79,3 +79,31 @@ fn host_calls_from_next_are_answered_and_from_close_refused() {
         "nothing written in close reached anyone"
     );
 }
+
+/// RFC 9110 §15.2: interim responses come before the final one. An app that sends its head (by
+/// `write`) and then reads a body the client holds back for `100 Continue` must not get a
+/// `100 Continue` into the middle of its response; the client sends the body anyway once it
+/// sees the final response.
+#[test]
+fn no_100_continue_after_the_final_head() {
+    let server = reentrant_server();
+    let mut conn = server.connect();
+    conn.send(
+        "POST /write-then-read HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\
+         Expect: 100-continue\r\n\r\n",
+    );
+    let mut resp = conn.read_head();
+    assert_eq!(resp.status, 200, "the final head comes first: {resp:?}");
+    conn.send("abc");
+    conn.try_read_body(&mut resp, false)
+        .unwrap_or_else(|e| panic!("the body is one well-formed chunked stream: {e}"));
+    assert_eq!(resp.text(), "w;read=0 n=3\n", "{resp:?}");
+    // The head went out while the request body was unread, so it promised `Connection: close`
+    // and the server keeps that promise after a complete response.
+    assert!(resp.header_has_token("connection", "close"), "{resp:?}");
+    assert!(
+        conn.wait_closed(Duration::from_secs(3)).is_some() && conn.buffered().is_empty(),
+        "nothing after the response: {:?}",
+        String::from_utf8_lossy(conn.buffered())
+    );
+}

@@ -147,7 +147,7 @@ pub(crate) struct MemoryTransport {
 }
 
 impl Transport for MemoryTransport {
-    fn read_body(&mut self, _buf: &mut [u8]) -> Result<usize, i32> {
+    fn read_body(&mut self, _buf: &mut [u8], _may_continue: bool) -> Result<usize, i32> {
         Ok(0)
     }
 

@@ -21,8 +21,11 @@ use crate::http::encoder::{Encoder, Outcome, Refusal, Wire};
 
 /// What the connection layer provides to one exchange: the request body and the socket.
 pub(crate) trait Transport {
-    /// De-chunked body bytes; `Ok(0)` at the end. Errors are `WS_ERR_*` codes.
-    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, i32>;
+    /// De-chunked body bytes; `Ok(0)` at the end. Errors are `WS_ERR_*` codes. `may_continue`
+    /// says whether a `100 Continue` may still precede the final response (the encoder's
+    /// answer): if it may and the client expects one, the transport sends it before it first
+    /// waits for body bytes; once the final head is out it must not (RFC 9110 §15.2).
+    fn read_body(&mut self, buf: &mut [u8], may_continue: bool) -> Result<usize, i32>;
     /// Write every part, in order, or fail (client gone or too slow).
     fn write_all(&mut self, parts: &[&[u8]]) -> io::Result<()>;
     /// True if the request body has been consumed (draining what is cheap to drain), so the
@@ -142,7 +145,8 @@ impl<'a> Exchange<'a> {
         if !encoder.flush_before_read() {
             return Err(WS_ERR_CLIENT_GONE);
         }
-        let result = encoder.wire().read_body(buf);
+        let may_continue = encoder.may_send_interim();
+        let result = encoder.wire().read_body(buf, may_continue);
         if result == Err(WS_ERR_TOO_LARGE) {
             encoder.request_body_too_large();
         }

@@ -18,9 +18,10 @@
 //! Output is gathered in `Scratch::out` and written as late as is correct: small chunks produced
 //! in a burst are coalesced (up to [`HOLD_LIMIT`]), chunks of [`COPY_LIMIT`] or more leave in one
 //! `writev` straight from the app's memory, and with `defer_flush` a finished response stays
-//! buffered for the caller to send with the next pipelined ones. The `100 Continue` interim
-//! response is sent by the transport, which alone knows whether the body is already buffered;
-//! its bytes are [`encode_continue`](super::response::encode_continue).
+//! buffered for the caller to send with the next pipelined ones. A
+//! `100 Continue` goes out only while [`Encoder::may_send_interim`] (no final head yet); the
+//! transport sends it (its bytes are [`encode_continue`](super::response::encode_continue)) when
+//! the app first waits for body bytes the client holds back, which only the transport can tell.
 
 use std::io;
 use std::time::Duration;
@@ -254,6 +255,12 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
     /// for the responses held here. False if the client is gone.
     pub(crate) fn flush_before_read(&mut self) -> bool {
         self.scratch.out.is_empty() || self.flush()
+    }
+
+    /// Whether an interim response (`100 Continue`) may still go out: only before the final
+    /// head, which once encoded precedes anything written later (RFC 9110 §15.2).
+    pub(crate) fn may_send_interim(&self) -> bool {
+        matches!(self.state, State::Head(_))
     }
 
     /// The request body is over `--max-body`: if the head is not out, the answer is 413.

@@ -578,3 +578,29 @@ fn chunk_size_lines() {
         b"ffffffffffffffff\r\n"
     );
 }
+
+#[test]
+fn interim_responses_only_before_the_final_head() {
+    let mut wire = MemoryWire::default();
+    let mut scratch = Scratch::default();
+    let context = ResponseContext {
+        is_head: false,
+        version_minor: 1,
+        keep_alive: true,
+        defer_flush: true,
+    };
+    let mut encoder = Encoder::new(&mut wire, &mut scratch, context, "interim");
+    assert!(encoder.may_send_interim(), "nothing set yet");
+    assert_eq!(
+        encoder.start_response(200, b"", TEXT.iter().copied(), false),
+        Ok(())
+    );
+    assert!(encoder.may_send_interim(), "set but not encoded");
+    assert!(encoder.chunk(b"x"));
+    assert!(
+        !encoder.may_send_interim(),
+        "the head is encoded (buffered counts)"
+    );
+    encoder.end();
+    assert!(!encoder.may_send_interim());
+}

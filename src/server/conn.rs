@@ -439,7 +439,7 @@ fn body_error_code(error: BodyError) -> i32 {
 }
 
 impl Transport for ConnTransport<'_> {
-    fn read_body(&mut self, out: &mut [u8]) -> Result<usize, i32> {
+    fn read_body(&mut self, out: &mut [u8], may_continue: bool) -> Result<usize, i32> {
         if out.is_empty() {
             return Ok(0);
         }
@@ -448,7 +448,9 @@ impl Transport for ConnTransport<'_> {
             if produced > 0 || self.decoder.is_done() {
                 return Ok(produced);
             }
-            self.send_continue()?;
+            if may_continue {
+                self.send_continue()?;
+            }
             let conn = &mut *self.conn;
             if conn.start > 0 {
                 conn.buf.drain(..conn.start);
