@@ -2,10 +2,11 @@
 //!
 //! One file per protocol stage (STYLE.md #5): `request` parses the request head and enforces
 //! limits, `fields` applies Host / framing / Connection semantics to it, `target` splits the
-//! request-target, `body` decodes message bodies, `response` encodes response heads and
-//! chunks, `percent` decodes percent-escapes. `selfcheck` and `proptests` check that the parser and
-//! decoder decide the same whatever the read boundaries (issue #4). This file only declares and
-//! re-exports.
+//! request-target, `body` decodes message bodies, `encoder` is the response state machine
+//! (framing, lazy head, error responses, when to write), `response_fields` validates an app's
+//! status and headers once, `response` encodes response heads and chunks, `percent` decodes
+//! percent-escapes. `selfcheck` and `proptests` check that the parser and decoder decide the
+//! same whatever the read boundaries (issue #4). This file only declares and re-exports.
 
 pub(crate) mod body;
 pub(crate) mod encoder;
