@@ -87,6 +87,8 @@ impl<'a> Exchange<'a> {
     /// into the app). The phase is `Server` afterwards.
     pub(crate) fn drive<R>(&self, f: impl FnOnce(&mut Encoder<'a, dyn Transport + 'a>) -> R) -> R {
         self.phase.set(Phase::Server);
+        // Cannot be borrowed already: host callbacks hold their borrow only for their own
+        // duration, and no app code (hence no callback) runs on this thread now.
         f(&mut self.encoder.borrow_mut())
     }
 
@@ -105,7 +107,11 @@ impl<'a> Exchange<'a> {
     fn for_app(&self, what: &str) -> Option<RefMut<'_, Encoder<'a, dyn Transport + 'a>>> {
         let phase = self.phase.get();
         if !matches!(phase, Phase::Call | Phase::Next) {
-            log::error!(target: "app", "[{}] {what} during {phase:?}: host I/O is answered only during call and next", self.app_name);
+            let during = match phase {
+                Phase::Close => "during close",
+                _ => "while the server runs (not from the thread running call or next?)",
+            };
+            log::error!(target: "app", "[{}] {what} {during}: read, start_response and write are answered only during call and next", self.app_name);
             return None;
         }
         let borrowed = self.encoder.try_borrow_mut().ok();
