@@ -22,6 +22,15 @@
  *  - App-owned: a chunk returned by `next` must stay valid until the next `next` or `close` call;
  *    the body ctx is released by the app in `close`; app state lives from `init` to `shutdown`.
  *
+ * Host I/O phases: `read`, `start_response` and `write` act on `io` and are answered while the
+ * server is in the app's `call` or in the body's `next`, on the thread running it. So an app may
+ * call start_response lazily from `next` (as PEP 3333 allows from the iterable) as long as no
+ * body byte was sent, `write` there (its bytes go out before the chunk that `next` returns), and
+ * `read` the request body there. During `close` the response is over: these three return
+ * WS_ERR_STATE and do nothing (`read` leaves *n_read at 0). `log` is answered at any time, from
+ * any thread, with ws_request.log_ctx or ws_init.log_ctx. After `close` returns, `io` must not
+ * be used at all; no host callback may be called with `io` from another thread.
+ *
  * Threads: `call`, `next` and `close` may run concurrently on many threads with the same app state,
  * unless the descriptor sets WS_APP_SINGLE_THREADED (the server then serialises `call`). `init` runs
  * once per process before any call; `shutdown` runs after the last `close`, never concurrently.
@@ -73,7 +82,8 @@ extern "C" {
 #define WS_ERR_BAD_BODY (-4)    /* malformed chunked encoding or body shorter than declared */
 #define WS_ERR_INVALID (-5)     /* invalid status, header name or value (CR, LF, NUL, non-token) */
 #define WS_ERR_STATE (-6)       /* out of order: start_response twice without REPLACE, after the
-                                   head was sent, write before start_response, ... */
+                                   head was sent, write before start_response, read/write/
+                                   start_response from `close` (see "Host I/O phases") */
 #define WS_ERR_APP (-7)         /* the app failed (used by `next`; a panic in a Rust app) */
 
 /* A byte slice. Never assumed NUL-terminated or UTF-8. `ptr` may be NULL only when `len` is 0. */
@@ -89,7 +99,9 @@ typedef struct ws_pair {
 } ws_pair;
 
 /*
- * Callbacks the server gives every request. `io` is the opaque handle from ws_request.io.
+ * Callbacks the server gives every request. `io` is the opaque handle from ws_request.io; read,
+ * start_response and write are answered during `call` and `next` and return WS_ERR_STATE from
+ * `close` ("Host I/O phases" above); log is answered always.
  */
 typedef struct ws_host {
     uint32_t size; /* sizeof(ws_host) as the server knows it */

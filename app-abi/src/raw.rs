@@ -52,7 +52,8 @@ pub const WS_ERR_TIMEOUT: i32 = -3;
 pub const WS_ERR_BAD_BODY: i32 = -4;
 /// Invalid status, header name or header value.
 pub const WS_ERR_INVALID: i32 = -5;
-/// A callback used out of order (e.g. `start_response` twice without `WS_RESPONSE_REPLACE`).
+/// A callback used out of order (e.g. `start_response` twice without `WS_RESPONSE_REPLACE`), or
+/// `read`/`start_response`/`write` from `close` (see [`WsHost`]).
 pub const WS_ERR_STATE: i32 = -6;
 /// The app failed (returned by `next`, or by an entry point after a caught panic).
 pub const WS_ERR_APP: i32 = -7;
@@ -128,6 +129,12 @@ pub type WsLogFn =
 
 /// The callbacks the server gives every request and `init`. Server-owned and static for the life
 /// of the process.
+///
+/// Host I/O phases (the header's rule): `read`, `start_response` and `write` are answered during
+/// the app's `call` and the body's `next`, on the thread running it — so `start_response` may
+/// come lazily from `next` (PEP 3333) while no body byte was sent, and `write` there goes out
+/// before the chunk `next` returns. From `close` they return [`WS_ERR_STATE`] and do nothing.
+/// `log` is answered at any time, from any thread. `io` must not be used after `close` returns.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct WsHost {
@@ -143,7 +150,7 @@ pub struct WsHost {
     /// PEP 3333 `start_response`: validates and copies status and headers during the call. A second
     /// call needs `WS_RESPONSE_REPLACE` and succeeds only while no body byte was sent.
     pub start_response: Option<WsStartResponseFn>,
-    /// PEP 3333's legacy `write()`: sends bytes now, before the body's chunks.
+    /// PEP 3333's legacy `write()`: sends bytes now, before the body's (next) chunk.
     pub write: Option<WsWriteFn>,
     /// The error stream: one message into the server's log, tagged with the app.
     pub log: Option<WsLogFn>,

@@ -1,7 +1,10 @@
 //! The host vtable: the callbacks every request (and `init`) receives.
 //!
 //! Each callback is a panic boundary: a bug on our side must not unwind into C. The `io` pointer
-//! is always a `*mut Exchange` created by `call.rs` for the duration of one request.
+//! is always an [`Exchange`] made by `call.rs` for one request, and is only ever turned back into
+//! a shared `&Exchange`: the exchange decides, from the phase the request is in, whether the call
+//! is answered (see `exchange.rs`), so a callback made from inside the app's `next` or `close`
+//! aliases nothing.
 
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -11,7 +14,7 @@ use app_abi::raw::{
     WS_LOG_WARN, WS_RESPONSE_REPLACE,
 };
 
-use super::call::Exchange;
+use super::exchange::Exchange;
 
 /// What `log_ctx` points to: which app a message comes from. Leaked: lives as long as the process,
 /// as the ABI promises.
@@ -53,11 +56,12 @@ unsafe extern "C" fn host_read(
         if io.is_null() || n_read.is_null() || (buf.is_null() && cap > 0) {
             return WS_ERR_INVALID;
         }
-        // SAFETY: io is the Exchange of the running request (call.rs creates it and outlives
-        // every callback); the app guarantees buf/cap and n_read per the header's contract.
+        // SAFETY: io is the Exchange of the running request (call.rs creates it and it outlives
+        // every callback), only ever borrowed shared; the app guarantees buf/cap and n_read per
+        // the header's contract.
         let (exchange, out, n_read) = unsafe {
             (
-                &mut *(io as *mut Exchange),
+                &*(io as *const Exchange),
                 if cap == 0 {
                     &mut [][..]
                 } else {
@@ -91,11 +95,12 @@ unsafe extern "C" fn host_start_response(
         if io.is_null() || (headers.is_null() && n_headers > 0) {
             return WS_ERR_INVALID;
         }
-        // SAFETY: io is the running request's Exchange; the app guarantees that reason and the
-        // header array (and every slice in it) are readable during this call, and we copy them.
+        // SAFETY: io is the running request's Exchange, only ever borrowed shared; the app
+        // guarantees that reason and the header array (and every slice in it) are readable
+        // during this call, and we copy them.
         let (exchange, reason, headers) = unsafe {
             (
-                &mut *(io as *mut Exchange),
+                &*(io as *const Exchange),
                 reason.as_slice(),
                 if n_headers == 0 {
                     &[][..]
@@ -120,10 +125,11 @@ unsafe extern "C" fn host_write(io: *mut c_void, buf: *const u8, len: usize) -> 
         if io.is_null() || (buf.is_null() && len > 0) {
             return WS_ERR_INVALID;
         }
-        // SAFETY: io is the running request's Exchange; the app guarantees buf[..len] is readable.
+        // SAFETY: io is the running request's Exchange, only ever borrowed shared; the app
+        // guarantees buf[..len] is readable.
         let (exchange, data) = unsafe {
             (
-                &mut *(io as *mut Exchange),
+                &*(io as *const Exchange),
                 WsBytes { ptr: buf, len }.as_slice(),
             )
         };

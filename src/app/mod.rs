@@ -3,6 +3,7 @@
 pub(crate) mod bench;
 pub(crate) mod call;
 pub(crate) mod environ;
+pub(crate) mod exchange;
 pub(crate) mod host;
 pub(crate) mod loader;
 pub(crate) mod target;

@@ -6,12 +6,15 @@
 //! a complete head (httparse) once; `fields` applies Host / framing / Connection / Expect
 //! semantics to it; `target` splits the request-target into path, query and authority; `body`
 //! decodes message bodies and applies `--max-body`; `error` is why a head was rejected;
-//! `response` encodes response heads and chunks; `percent` decodes percent-escapes. The files
+//! `encoder` is the response state machine (framing, the lazy head, error responses, when to
+//! write); `response_fields` validates an app's status and headers once; `response` writes
+//! response heads and chunks as bytes; `percent` decodes percent-escapes. The files
 //! depend on each other in that order, without cycles. `selfcheck` and `proptests` check that
 //! the scanner, parser and decoder decide the same whatever the read boundaries (issue #4).
 //! This file only declares the modules.
 
 pub(crate) mod body;
+pub(crate) mod encoder;
 pub(crate) mod error;
 pub(crate) mod fields;
 pub(crate) mod grammar;
@@ -20,6 +23,7 @@ pub(crate) mod percent;
 mod proptests;
 pub(crate) mod request;
 pub(crate) mod response;
+pub(crate) mod response_fields;
 pub(crate) mod scan;
 // Split-consistency checks shared by the property tests and the fuzz targets (fuzz/).
 #[cfg(any(test, fuzzing))]

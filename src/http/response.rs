@@ -1,7 +1,11 @@
-//! Response encoding: status line, header block, framing choice, chunks, Date cache
-//! (RFC 9112 §4, §6, §7.1; RFC 9110 §6.6.1, §8.6, §15).
+//! Response bytes: status line, header block, framing choice, chunks, error responses, the
+//! `100 Continue` interim response and the Date cache (RFC 9112 §4, §6, §7.1; RFC 9110 §6.6.1,
+//! §8.6, §15). Stateless: which of these go out, and when, is decided by the encoder's state
+//! machine (`encoder.rs`); the app's fields arrive validated (`response_fields.rs`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::response_fields::ResponseFields;
 
 /// The `Server` header value (RFC 9110 §10.2.4).
 pub(crate) const SERVER: &[u8] = concat!("webserver/", env!("CARGO_PKG_VERSION")).as_bytes();
@@ -73,7 +77,7 @@ pub(crate) fn valid_header_value(bytes: &[u8]) -> bool {
 }
 
 /// Connection-specific fields (RFC 9110 §7.6.1) that only the server may set.
-/// Content-Length is not one of them; framing still decides it (see [`encode_head`]).
+/// Content-Length is not one of them; framing still decides it (see [`ResponseFields`]).
 pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
     [
         &b"connection"[..],
@@ -120,14 +124,12 @@ pub(crate) fn choose_framing(
     }
 }
 
-/// What [`encode_head`] needs to know besides the app's headers.
+/// What [`encode_head`] needs to know besides the app's fields.
 #[derive(Debug, Clone)]
-pub(crate) struct Head<'a> {
+pub(crate) struct Head {
     /// The request's minor version (the status line always says HTTP/1.1, RFC 9110 §6.2).
     pub version_minor: u8,
     pub status: u16,
-    /// Empty (or unsendable) → the standard phrase.
-    pub reason: &'a [u8],
     /// Forced to false for [`Framing::CloseDelimited`].
     pub keep_alive: bool,
     pub framing: Framing,
@@ -136,41 +138,37 @@ pub(crate) struct Head<'a> {
     pub content_length_for_head: Option<u64>,
 }
 
-/// Writes the status line and header block.
+/// Writes the status line and header block of an app's response.
 ///
-/// App headers come first in their order, except Content-Length and hop-by-hop fields (the
-/// server decides framing and persistence) and any that are not `token` / valid values
-/// (skipped with a warning: callers validate first, this is the last line against header
-/// injection). Then Content-Length or Transfer-Encoding, Connection, Date and Server (the
-/// last two only if the app did not send them), and the empty line.
-pub(crate) fn encode_head<'h>(
+/// `fields` were validated when they were set (there is no other way to fill them), so they are
+/// written as they are: the app's headers in their order, then Content-Length or
+/// Transfer-Encoding as `head.framing` says, Connection, Date and Server (the last two only if
+/// the app did not send them), and the empty line.
+pub(crate) fn encode_head(out: &mut Vec<u8>, head: &Head, fields: &ResponseFields, date: &[u8]) {
+    write_head(out, head, fields.reason(), fields.headers(), date);
+}
+
+/// [`encode_head`] over fields the caller vouches for: validated [`ResponseFields`] or the
+/// server's own constants.
+fn write_head<'h>(
     out: &mut Vec<u8>,
-    head: &Head<'_>,
-    app_headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+    head: &Head,
+    reason: &[u8],
+    headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
     date: &[u8],
 ) {
     out.extend_from_slice(b"HTTP/1.1 ");
     write_dec(out, u64::from(head.status));
     out.push(b' ');
-    if !head.reason.is_empty() && valid_header_value(head.reason) {
-        out.extend_from_slice(head.reason);
-    } else {
+    if reason.is_empty() {
         out.extend_from_slice(reason_phrase(head.status).as_bytes());
+    } else {
+        out.extend_from_slice(reason);
     }
     out.extend_from_slice(b"\r\n");
 
     let (mut has_date, mut has_server) = (false, false);
-    for (name, value) in app_headers {
-        if !is_token(name) || !valid_header_value(value) {
-            log::warn!(
-                "dropping invalid response header {:?}",
-                String::from_utf8_lossy(name)
-            );
-            continue;
-        }
-        if name.eq_ignore_ascii_case(b"content-length") || is_hop_by_hop(name) {
-            continue;
-        }
+    for (name, value) in headers {
         has_date |= name.eq_ignore_ascii_case(b"date");
         has_server |= name.eq_ignore_ascii_case(b"server");
         header(out, name, value);
@@ -254,7 +252,6 @@ pub(crate) fn encode_error_with(
     let head = Head {
         version_minor: 1,
         status,
-        reason: b"",
         keep_alive,
         framing: if with_body {
             Framing::Length(body_len as u64)
@@ -264,7 +261,7 @@ pub(crate) fn encode_error_with(
         content_length_for_head: (!with_body).then_some(body_len as u64),
     };
     let ct: [(&[u8], &[u8]); 1] = [(b"Content-Type", b"text/plain; charset=utf-8")];
-    encode_head(out, &head, ct.into_iter(), date);
+    write_head(out, &head, b"", ct.into_iter(), date);
     if !with_body {
         return;
     }
@@ -364,20 +361,21 @@ mod tests {
 
     const D: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";
 
-    fn head(version_minor: u8, status: u16, keep_alive: bool, framing: Framing) -> Head<'static> {
+    fn head(version_minor: u8, status: u16, keep_alive: bool, framing: Framing) -> Head {
         Head {
             version_minor,
             status,
-            reason: b"",
             keep_alive,
             framing,
             content_length_for_head: None,
         }
     }
 
-    fn enc(h: &Head<'_>, hdrs: &[(&[u8], &[u8])]) -> String {
+    fn enc(h: &Head, reason: &[u8], hdrs: &[(&[u8], &[u8])]) -> String {
+        let mut fields = ResponseFields::default();
+        fields.set(h.status, reason, hdrs.iter().copied()).unwrap();
         let mut out = Vec::new();
-        encode_head(&mut out, h, hdrs.iter().copied(), D);
+        encode_head(&mut out, h, &fields, D);
         String::from_utf8(out).unwrap()
     }
 
@@ -385,26 +383,24 @@ mod tests {
     fn golden_heads() {
         let srv = format!("Server: webserver/{}\r\n", env!("CARGO_PKG_VERSION"));
         let date = "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n";
-        let ct: Hdrs = &[
-            (b"Content-Type", b"text/plain"),
-            (b"content-length", b"99"),
-            (b"Connection", b"x"),
-        ];
+        // The app's Content-Length is not among its fields: framing decides the one sent.
+        let ct: Hdrs = &[(b"Content-Type", b"text/plain"), (b"content-length", b"99")];
         type Hdrs = &'static [(&'static [u8], &'static [u8])];
-        let cases: Vec<(Head<'static>, Hdrs, String)> = vec![
-            (head(1, 200, true, Framing::Length(5)), ct, format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n{date}{srv}\r\n")),
-            (head(1, 200, true, Framing::Chunked), &[], format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n{date}{srv}\r\n")),
-            (head(1, 404, false, Framing::Length(0)), &[], format!("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n{date}{srv}\r\n")),
-            (head(0, 200, true, Framing::Length(3)), &[], format!("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\n{date}{srv}\r\n")),
-            (head(0, 200, true, Framing::CloseDelimited), &[], format!("HTTP/1.1 200 OK\r\nConnection: close\r\n{date}{srv}\r\n")),
-            (head(1, 204, true, Framing::NoBody), &[], format!("HTTP/1.1 204 No Content\r\n{date}{srv}\r\n")),
-            (Head { content_length_for_head: Some(42), ..head(1, 200, true, Framing::NoBody) }, &[], format!("HTTP/1.1 200 OK\r\nContent-Length: 42\r\n{date}{srv}\r\n")),
-            (Head { content_length_for_head: Some(42), ..head(1, 204, true, Framing::NoBody) }, &[], format!("HTTP/1.1 204 No Content\r\n{date}{srv}\r\n")),
-            (Head { reason: b"Fine", ..head(1, 299, true, Framing::Length(0)) }, &[(b"Date", b"x"), (b"Server", b"y")], "HTTP/1.1 299 Fine\r\nDate: x\r\nServer: y\r\nContent-Length: 0\r\n\r\n".to_string()),
-            (Head { reason: b"a\r\nb", ..head(1, 599, true, Framing::Length(0)) }, &[(b"X", b"a\r\nSet-Cookie: y"), (b"Bad Name", b"v")], format!("HTTP/1.1 599 Unknown\r\nContent-Length: 0\r\n{date}{srv}\r\n")),
+        let fine: &[u8] = b"Fine";
+        let cases: Vec<(Head, &[u8], Hdrs, String)> = vec![
+            (head(1, 200, true, Framing::Length(5)), b"", ct, format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n{date}{srv}\r\n")),
+            (head(1, 200, true, Framing::Chunked), b"", &[], format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n{date}{srv}\r\n")),
+            (head(1, 404, false, Framing::Length(0)), b"", &[], format!("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n{date}{srv}\r\n")),
+            (head(0, 200, true, Framing::Length(3)), b"", &[], format!("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\n{date}{srv}\r\n")),
+            (head(0, 200, true, Framing::CloseDelimited), b"", &[], format!("HTTP/1.1 200 OK\r\nConnection: close\r\n{date}{srv}\r\n")),
+            (head(1, 204, true, Framing::NoBody), b"", &[], format!("HTTP/1.1 204 No Content\r\n{date}{srv}\r\n")),
+            (Head { content_length_for_head: Some(42), ..head(1, 200, true, Framing::NoBody) }, b"", &[], format!("HTTP/1.1 200 OK\r\nContent-Length: 42\r\n{date}{srv}\r\n")),
+            (Head { content_length_for_head: Some(42), ..head(1, 204, true, Framing::NoBody) }, b"", &[], format!("HTTP/1.1 204 No Content\r\n{date}{srv}\r\n")),
+            (head(1, 299, true, Framing::Length(0)), fine, &[(b"Date", b"x"), (b"Server", b"y")], "HTTP/1.1 299 Fine\r\nDate: x\r\nServer: y\r\nContent-Length: 0\r\n\r\n".to_string()),
+            (head(1, 599, true, Framing::Length(0)), b"", &[], format!("HTTP/1.1 599 Unknown\r\nContent-Length: 0\r\n{date}{srv}\r\n")),
         ];
-        for (h, hdrs, want) in cases {
-            assert_eq!(enc(&h, hdrs), want);
+        for (h, reason, hdrs, want) in cases {
+            assert_eq!(enc(&h, reason, hdrs), want);
         }
     }
 

@@ -261,7 +261,7 @@ fn body_error_code(error: BodyError) -> i32 {
 }
 
 impl Transport for ConnTransport<'_> {
-    fn read_body(&mut self, out: &mut [u8]) -> Result<usize, i32> {
+    fn read_body(&mut self, out: &mut [u8], may_continue: bool) -> Result<usize, i32> {
         if out.is_empty() {
             return Ok(0);
         }
@@ -270,7 +270,9 @@ impl Transport for ConnTransport<'_> {
             if produced > 0 || self.decoder.is_done() {
                 return Ok(produced);
             }
-            self.send_continue()?;
+            if may_continue {
+                self.send_continue()?;
+            }
             match self.conn.read_more(self.timeout) {
                 Ok(0) => {
                     log::debug!(

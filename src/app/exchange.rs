@@ -1,0 +1,170 @@
+//! What `ws_request.io` points to: one request's response encoder, reachable both from the
+//! server (which drives the app, `call.rs`) and from the app's host callbacks (`host.rs`).
+//!
+//! Both sides only ever hold a shared `&Exchange`. The encoder sits in a `RefCell` that each
+//! side borrows briefly — a host callback for its own duration, the server between two calls
+//! into the app — so no `&mut` is ever live across a call into app code, and a callback made
+//! from inside `next` (PEP 3333 lets an app call `start_response` lazily from its iterable, and
+//! `write` then) borrows a state nobody else holds. The `Phase` says which app function is
+//! running, which is what the header's rule ("Host I/O phases") turns on: host I/O is answered
+//! during `call` and `next`, refused with `WS_ERR_STATE` from `close` on. A borrow that would
+//! conflict (impossible today: no host callback calls into the app) is refused the same way,
+//! never undefined behaviour.
+
+use std::cell::{Cell, RefCell, RefMut};
+use std::ffi::c_void;
+use std::io;
+
+use app_abi::raw::{WS_ERR_CLIENT_GONE, WS_ERR_INVALID, WS_ERR_STATE, WS_ERR_TOO_LARGE, WS_OK};
+
+use crate::http::encoder::{Encoder, Outcome, Refusal, Wire};
+
+/// What the connection layer provides to one exchange: the request body and the socket.
+pub(crate) trait Transport {
+    /// De-chunked body bytes; `Ok(0)` at the end. Errors are `WS_ERR_*` codes. `may_continue`
+    /// says whether a `100 Continue` may still precede the final response (the encoder's
+    /// answer): if it may and the client expects one, the transport sends it before it first
+    /// waits for body bytes; once the final head is out it must not (RFC 9110 §15.2).
+    fn read_body(&mut self, buf: &mut [u8], may_continue: bool) -> Result<usize, i32>;
+    /// Write every part, in order, or fail (client gone or too slow).
+    fn write_all(&mut self, parts: &[&[u8]]) -> io::Result<()>;
+    /// True if the request body has been consumed (draining what is cheap to drain), so the
+    /// connection can carry another request.
+    fn body_consumed(&mut self) -> bool;
+    /// The cached `Date` header value.
+    fn date(&mut self) -> &[u8];
+}
+
+impl<T: Transport + ?Sized> Wire for T {
+    fn write_all(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        Transport::write_all(self, parts)
+    }
+
+    fn body_consumed(&mut self) -> bool {
+        Transport::body_consumed(self)
+    }
+
+    fn date(&mut self) -> &[u8] {
+        Transport::date(self)
+    }
+}
+
+/// Which side runs on the request's thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// The app's `call`: host I/O allowed.
+    Call,
+    /// The server, between calls into the app.
+    Server,
+    /// The body's `next`: host I/O allowed.
+    Next,
+    /// The body's `close`, and everything after: host I/O refused (`WS_ERR_STATE`).
+    Close,
+}
+
+/// The state behind `ws_request.io` for one request.
+pub(crate) struct Exchange<'a> {
+    encoder: RefCell<Encoder<'a, dyn Transport + 'a>>,
+    phase: Cell<Phase>,
+    app_name: &'a str,
+}
+
+impl<'a> Exchange<'a> {
+    pub(crate) fn new(encoder: Encoder<'a, dyn Transport + 'a>, app_name: &'a str) -> Self {
+        Exchange {
+            encoder: RefCell::new(encoder),
+            phase: Cell::new(Phase::Server),
+            app_name,
+        }
+    }
+
+    /// The `ws_request.io` handle: a pointer to this exchange, only ever read back as `&Exchange`.
+    pub(crate) fn io_handle(&self) -> *mut c_void {
+        self as *const Exchange as *mut c_void
+    }
+
+    /// The server's side: `f` runs with the encoder while no app code runs (it must not call
+    /// into the app). The phase is `Server` afterwards.
+    pub(crate) fn drive<R>(&self, f: impl FnOnce(&mut Encoder<'a, dyn Transport + 'a>) -> R) -> R {
+        self.phase.set(Phase::Server);
+        // Cannot be borrowed already: host callbacks hold their borrow only for their own
+        // duration, and no app code (hence no callback) runs on this thread now.
+        f(&mut self.encoder.borrow_mut())
+    }
+
+    /// Marks which app function is about to run (the server holds no borrow while it does).
+    pub(crate) fn enter(&self, phase: Phase) {
+        self.phase.set(phase);
+    }
+
+    /// Ends the exchange; no app code may run after this.
+    pub(crate) fn finish(self) -> Outcome {
+        self.encoder.into_inner().finish()
+    }
+
+    /// The encoder for a host callback named `what`, if the phase allows host I/O and nobody
+    /// else holds it.
+    fn for_app(&self, what: &str) -> Option<RefMut<'_, Encoder<'a, dyn Transport + 'a>>> {
+        let phase = self.phase.get();
+        if !matches!(phase, Phase::Call | Phase::Next) {
+            let during = match phase {
+                Phase::Close => "during close",
+                _ => "while the server runs (not from the thread running call or next?)",
+            };
+            log::error!(target: "app", "[{}] {what} {during}: read, start_response and write are answered only during call and next", self.app_name);
+            return None;
+        }
+        let borrowed = self.encoder.try_borrow_mut().ok();
+        if borrowed.is_none() {
+            log::error!(target: "app", "[{}] {what} re-entered a host callback", self.app_name);
+        }
+        borrowed
+    }
+
+    /// `host.start_response`.
+    pub(crate) fn start_response<'h>(
+        &self,
+        status: u16,
+        reason: &[u8],
+        headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+        replace: bool,
+    ) -> i32 {
+        let Some(mut encoder) = self.for_app("start_response") else {
+            return WS_ERR_STATE;
+        };
+        code(encoder.start_response(status, reason, headers, replace))
+    }
+
+    /// `host.write`.
+    pub(crate) fn write(&self, data: &[u8]) -> i32 {
+        let Some(mut encoder) = self.for_app("write") else {
+            return WS_ERR_STATE;
+        };
+        code(encoder.write(data))
+    }
+
+    /// `host.read`: flushes held output first (the client may wait for it before sending more).
+    pub(crate) fn read_body(&self, buf: &mut [u8]) -> Result<usize, i32> {
+        let Some(mut encoder) = self.for_app("read") else {
+            return Err(WS_ERR_STATE);
+        };
+        if !encoder.flush_before_read() {
+            return Err(WS_ERR_CLIENT_GONE);
+        }
+        let may_continue = encoder.may_send_interim();
+        let result = encoder.wire().read_body(buf, may_continue);
+        if result == Err(WS_ERR_TOO_LARGE) {
+            encoder.request_body_too_large();
+        }
+        result
+    }
+}
+
+fn code(result: Result<(), Refusal>) -> i32 {
+    match result {
+        Ok(()) => WS_OK,
+        Err(Refusal::OutOfOrder) => WS_ERR_STATE,
+        Err(Refusal::Invalid) => WS_ERR_INVALID,
+        Err(Refusal::ClientGone) => WS_ERR_CLIENT_GONE,
+    }
+}

@@ -1,0 +1,562 @@
+//! The response side of one exchange as a state machine (hyper's `proto/h1` habit): what the app
+//! asked for, when the head goes out, how the body is framed, and whether the connection
+//! survives. `app/call.rs` drives it with the app's actions; this file owns every decision.
+//!
+//! ```text
+//!   Head(Pending) ──first body byte / write / end──▶ Body(Framing) ──end──▶ Done
+//!        │                                              │
+//!        └─app broke the rules, 413──▶ Done (an error   ├─too long / short, failed mid-body──▶ Broken
+//!                                     response instead)  └─a write failed──▶ ClientGone
+//! ```
+//!
+//! The head is sent lazily — at the first body byte, the first `write`, or the end of the body —
+//! so that PEP 3333's `exc_info` replacement works until then, and so that an app that breaks
+//! the protocol before that (no `start_response`, a bad header, a failed `next`) still gets a
+//! clean 500 rather than half a response. Once bytes are on the wire the only honest signal left
+//! is closing the connection (`Broken`).
+//!
+//! Output is gathered in `Scratch::out` and written as late as is correct: small chunks produced
+//! in a burst are coalesced (up to [`HOLD_LIMIT`]), chunks of [`COPY_LIMIT`] or more leave in one
+//! `writev` straight from the app's memory, and with `defer_flush` a finished response stays
+//! buffered for the caller to send with the next pipelined ones. A
+//! `100 Continue` goes out only while [`Encoder::may_send_interim`] (no final head yet); the
+//! transport sends it (its bytes are [`encode_continue`](super::response::encode_continue)) when
+//! the app first waits for body bytes the client holds back, which only the transport can tell.
+
+use std::io;
+use std::time::Duration;
+
+use super::response::{
+    choose_framing, encode_chunk, encode_error_with, encode_head, encode_last_chunk, Framing, Head,
+};
+use super::response_fields::ResponseFields;
+
+/// Chunks at least this large are written straight from the app's memory instead of being copied
+/// into the output buffer.
+pub(crate) const COPY_LIMIT: usize = 16 * 1024;
+
+/// Output held back (deferred responses, coalesced chunks) never grows past this.
+pub(crate) const HOLD_LIMIT: usize = 64 * 1024;
+
+/// A `next` that returned within this is producing chunks in a burst: keep coalescing them.
+/// A slower one (a stream that waits for events) gets every chunk sent as soon as it exists.
+pub(crate) const BURST: Duration = Duration::from_micros(100);
+
+/// Longest chunk-size line: 16 hex digits for a `u64` and CRLF.
+const CHUNK_SIZE_LINE: usize = 16 + 2;
+
+/// The socket side the encoder writes to.
+pub(crate) trait Wire {
+    /// Write every part, in order, or fail (client gone or too slow).
+    fn write_all(&mut self, parts: &[&[u8]]) -> io::Result<()>;
+    /// True if the request body has been consumed, so the connection can carry another request.
+    fn body_consumed(&mut self) -> bool;
+    /// The cached `Date` header value.
+    fn date(&mut self) -> &[u8];
+}
+
+/// The request facts that shape the response.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ResponseContext {
+    pub(crate) is_head: bool,
+    pub(crate) version_minor: u8,
+    /// The client allows keep-alive and the server is not draining.
+    pub(crate) keep_alive: bool,
+    /// Leave the finished response in `Scratch::out` for the caller to send with the responses
+    /// to further pipelined requests (one write per batch); the caller must flush it.
+    pub(crate) defer_flush: bool,
+}
+
+/// Buffers reused across requests on one thread, so the hot path allocates nothing.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    fields: ResponseFields,
+    /// Encoded output not yet written; may begin with earlier pipelined responses.
+    out: Vec<u8>,
+}
+
+// The output buffer has one owner: the connection reaches it only through these.
+impl Scratch {
+    /// Responses finished with `defer_flush` and not sent yet, in order: the connection sends
+    /// them in one write once its batch of pipelined requests is served.
+    pub(crate) fn held(&self) -> &[u8] {
+        &self.out
+    }
+
+    /// The held responses were sent, or never will be (the client is gone).
+    pub(crate) fn clear_held(&mut self) {
+        self.out.clear();
+    }
+
+    /// Holds the error response to a request the app never saw, after those already held.
+    pub(crate) fn hold_error(&mut self, status: u16, date: &[u8]) {
+        super::response::encode_error(&mut self.out, status, date);
+    }
+}
+
+/// How one exchange ended, for the access log and the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Outcome {
+    pub(crate) status: u16,
+    pub(crate) body_bytes: u64,
+    /// The connection may carry another request.
+    pub(crate) reusable: bool,
+}
+
+/// What the app has asked for while the head is not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pending {
+    /// No `start_response` yet.
+    Unset,
+    /// A valid status; its fields are in `Scratch::fields`.
+    Set {
+        status: u16,
+        content_length: Option<u64>,
+    },
+    /// The last `start_response` was invalid (or `write` came before any): nothing valid is set.
+    /// A later valid call still stands; otherwise the answer is 500.
+    Invalid,
+    /// A valid response was set, then `start_response` came again without the replace flag:
+    /// 500 unless a later call replaces it.
+    Conflict,
+    /// Reading the request body hit `--max-body`: the answer is 413 whatever the app sets.
+    BodyTooLarge,
+}
+
+/// Where the response is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    /// The head has not been sent.
+    Head(Pending),
+    /// The head is out (or buffered); the body follows with this framing.
+    Body(Framing),
+    /// The response is complete: the body ended within its framing, or an error response went
+    /// out in place of the app's.
+    Done,
+    /// Bytes went out that are not the response the app meant (a body longer or shorter than
+    /// its length, a failure mid-body): the connection must close.
+    Broken,
+    /// A write failed: the client is gone.
+    ClientGone,
+}
+
+/// Why the encoder refused an app action (the host maps these to `WS_ERR_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Out of order: start_response twice without replace or after the head, write before
+    /// start_response or after the response ended.
+    OutOfOrder,
+    /// Invalid status, reason or header.
+    Invalid,
+    /// The client is gone (or the connection must close).
+    ClientGone,
+}
+
+/// One response being encoded onto `wire`.
+pub(crate) struct Encoder<'a, W: Wire + ?Sized> {
+    wire: &'a mut W,
+    scratch: &'a mut Scratch,
+    context: ResponseContext,
+    /// Names the app in log lines about its mistakes.
+    app_name: &'a str,
+    state: State,
+    /// The connection may carry another request (as far as the request and framing go).
+    keep_alive: bool,
+    /// The body's exact length if the app knows it (`ws_body.length_hint`).
+    length_hint: Option<u64>,
+    /// The status sent (an error response's, if it replaced the app's); 500 until one is, which
+    /// is what the access log says of a client that left before any head.
+    status: u16,
+    body_sent: u64,
+    /// `Scratch::out[..base]` holds earlier pipelined responses not yet sent.
+    base: usize,
+}
+
+impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
+    pub(crate) fn new(
+        wire: &'a mut W,
+        scratch: &'a mut Scratch,
+        context: ResponseContext,
+        app_name: &'a str,
+    ) -> Self {
+        let base = scratch.out.len();
+        Encoder {
+            wire,
+            scratch,
+            context,
+            app_name,
+            state: State::Head(Pending::Unset),
+            keep_alive: context.keep_alive,
+            length_hint: None,
+            status: 500,
+            body_sent: 0,
+            base,
+        }
+    }
+
+    /// The transport behind the encoder (the request body is read through it).
+    pub(crate) fn wire(&mut self) -> &mut W {
+        self.wire
+    }
+
+    #[cfg(test)]
+    pub(crate) fn state(&self) -> State {
+        self.state
+    }
+
+    /// PEP 3333 `start_response`: validated and copied once, here.
+    pub(crate) fn start_response<'h>(
+        &mut self,
+        status: u16,
+        reason: &[u8],
+        headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+        replace: bool,
+    ) -> Result<(), Refusal> {
+        let pending = match self.state {
+            State::Head(pending) => pending,
+            State::ClientGone => return Err(Refusal::ClientGone),
+            _ => {
+                log::error!(target: "app", "[{}] start_response after the response head was sent", self.app_name);
+                return Err(Refusal::OutOfOrder);
+            }
+        };
+        if matches!(pending, Pending::Set { .. } | Pending::Conflict) && !replace {
+            log::error!(target: "app", "[{}] start_response called twice without the replace flag (exc_info)", self.app_name);
+            self.state = State::Head(Pending::Conflict);
+            return Err(Refusal::OutOfOrder);
+        }
+        let result = self.scratch.fields.set(status, reason, headers);
+        let next = match &result {
+            Ok(()) => Pending::Set {
+                status,
+                content_length: self.scratch.fields.content_length(),
+            },
+            Err(problem) => {
+                log::error!(target: "app", "[{}] invalid response: {problem}", self.app_name);
+                Pending::Invalid
+            }
+        };
+        if pending != Pending::BodyTooLarge {
+            self.state = State::Head(next);
+        }
+        result.map_err(|_| Refusal::Invalid)
+    }
+
+    /// PEP 3333's legacy `write()`: the head if it is not out yet, then `data`, sent now.
+    pub(crate) fn write(&mut self, data: &[u8]) -> Result<(), Refusal> {
+        match self.state {
+            State::Head(Pending::Unset | Pending::Invalid) => {
+                log::error!(target: "app", "[{}] write() before start_response", self.app_name);
+                self.state = State::Head(Pending::Invalid);
+                return Err(Refusal::OutOfOrder);
+            }
+            State::ClientGone => return Err(Refusal::ClientGone),
+            _ => {}
+        }
+        if !self.ensure_head() {
+            return Err(if self.state == State::ClientGone {
+                Refusal::ClientGone
+            } else {
+                Refusal::OutOfOrder
+            });
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        if self.send_body(data) && self.flush() {
+            Ok(())
+        } else {
+            Err(Refusal::ClientGone)
+        }
+    }
+
+    /// Before the request body is read: reading may wait for the client, which may be waiting
+    /// for the responses held here. False if the client is gone.
+    pub(crate) fn flush_before_read(&mut self) -> bool {
+        self.scratch.out.is_empty() || self.flush()
+    }
+
+    /// Whether an interim response (`100 Continue`) may still go out: only before the final
+    /// head, which once encoded precedes anything written later (RFC 9110 §15.2).
+    pub(crate) fn may_send_interim(&self) -> bool {
+        matches!(self.state, State::Head(_))
+    }
+
+    /// The request body is over `--max-body`: if the head is not out, the answer is 413.
+    pub(crate) fn request_body_too_large(&mut self) {
+        if let State::Head(_) = self.state {
+            self.state = State::Head(Pending::BodyTooLarge);
+        }
+    }
+
+    /// `ws_body.length_hint`: the body's exact length, if the app knows it.
+    pub(crate) fn set_length_hint(&mut self, hint: Option<u64>) {
+        self.length_hint = hint;
+    }
+
+    /// Before the app is asked for another chunk: send what is buffered, unless the body is
+    /// complete by its length or the app is producing a burst of small chunks. False if the
+    /// client is gone.
+    pub(crate) fn before_next(&mut self, burst: bool) -> bool {
+        let hold = self.body_complete() || (burst && self.scratch.out.len() < HOLD_LIMIT);
+        let own_bytes = self.scratch.out.len() > self.base;
+        !own_bytes || hold || self.flush()
+    }
+
+    /// Whether the time the app takes for its next chunk matters (it decides coalescing): only
+    /// while a body of unknown or unfinished length is going out, so the usual one-chunk body
+    /// costs no clock read.
+    pub(crate) fn next_is_timed(&self) -> bool {
+        matches!(self.state, State::Body(_)) && !self.body_complete()
+    }
+
+    fn body_complete(&self) -> bool {
+        matches!(self.state, State::Body(Framing::Length(n)) if self.body_sent >= n)
+    }
+
+    /// One chunk from the app's body. False if no more may follow (the response ended in an
+    /// error or the connection must close).
+    pub(crate) fn chunk(&mut self, data: &[u8]) -> bool {
+        if data.is_empty() {
+            return true;
+        }
+        if let State::Head(Pending::Set {
+            content_length: Some(declared),
+            ..
+        }) = self.state
+        {
+            if data.len() as u64 > declared {
+                // Nothing is on the wire yet: a clean 500 beats a truncated body.
+                log::error!(target: "app", "[{}] body longer than its Content-Length {declared}", self.app_name);
+                self.fail();
+                return false;
+            }
+        }
+        self.ensure_head() && self.send_body(data)
+    }
+
+    /// The app's body ended (`next` returned 0, or there is no `next`).
+    pub(crate) fn end(&mut self) {
+        if let State::Head(pending) = self.state {
+            if !matches!(
+                pending,
+                Pending::Set {
+                    content_length: Some(_),
+                    ..
+                }
+            ) {
+                // Nothing was produced: the body is empty whatever the hint said.
+                self.length_hint = Some(0);
+            }
+        }
+        self.end_unpulled();
+    }
+
+    /// The response ends without its body being pulled (HEAD: the framing headers are those of
+    /// GET, from the app's length or hint, but no chunk is asked for).
+    pub(crate) fn end_unpulled(&mut self) {
+        if self.ensure_head() {
+            self.end_body();
+        }
+    }
+
+    /// The app failed (`call` or `next`): a 500 if nothing was sent, else the connection must
+    /// close mid-body.
+    pub(crate) fn fail(&mut self) {
+        match self.state {
+            State::Head(Pending::BodyTooLarge) => {
+                self.ensure_head();
+            }
+            State::Head(_) => {
+                self.state = State::Head(Pending::Invalid);
+                self.ensure_head();
+            }
+            State::ClientGone => {}
+            State::Body(_) | State::Done | State::Broken => self.state = State::Broken,
+        }
+    }
+
+    /// Ends the exchange: sends the head if nothing did, flushes unless the caller batches.
+    pub(crate) fn finish(mut self) -> Outcome {
+        if let State::Head(_) = self.state {
+            self.ensure_head();
+        }
+        if !self.context.defer_flush || self.scratch.out.len() >= HOLD_LIMIT {
+            self.flush();
+        }
+        Outcome {
+            status: self.status,
+            body_bytes: self.body_sent,
+            reusable: self.keep_alive && self.state == State::Done,
+        }
+    }
+
+    /// Sends the head if it is not out yet. False if no body may follow (an error response went
+    /// out instead, the response is over, or the connection must close).
+    fn ensure_head(&mut self) -> bool {
+        let pending = match self.state {
+            State::Head(pending) => pending,
+            State::Body(_) => return true,
+            State::Done | State::Broken | State::ClientGone => return false,
+        };
+        let (status, app_length) = match pending {
+            Pending::Set {
+                status,
+                content_length,
+            } => (status, content_length),
+            Pending::BodyTooLarge => return self.send_error(413),
+            Pending::Unset => {
+                log::error!(target: "app", "[{}] the app never called start_response", self.app_name);
+                return self.send_error(500);
+            }
+            Pending::Invalid | Pending::Conflict => return self.send_error(500),
+        };
+        let known_length = app_length.or(self.length_hint);
+        let context = self.context;
+        let framing = choose_framing(context.version_minor, context.is_head, status, known_length);
+        if framing == Framing::CloseDelimited {
+            self.keep_alive = false;
+        }
+        if self.keep_alive && !self.wire.body_consumed() {
+            // The app left part of the request body unread: the next request's start is unknown.
+            self.keep_alive = false;
+        }
+        let no_body_status = status == 204 || status == 304;
+        let head = Head {
+            version_minor: context.version_minor,
+            status,
+            keep_alive: self.keep_alive,
+            framing,
+            content_length_for_head: (context.is_head && !no_body_status)
+                .then_some(known_length)
+                .flatten(),
+        };
+        let scratch = &mut *self.scratch;
+        encode_head(&mut scratch.out, &head, &scratch.fields, self.wire.date());
+        self.status = status;
+        self.state = State::Body(framing);
+        true
+    }
+
+    /// An error response in place of the app's. The connection survives an app failure if the
+    /// request was read whole; a body over the limit (413) always closes it. Always false: no
+    /// body of the app's follows.
+    fn send_error(&mut self, status: u16) -> bool {
+        self.status = status;
+        self.keep_alive = self.keep_alive && status != 413 && self.wire.body_consumed();
+        self.scratch.out.truncate(self.base);
+        encode_error_with(
+            &mut self.scratch.out,
+            status,
+            self.keep_alive,
+            !self.context.is_head,
+            self.wire.date(),
+        );
+        self.state = State::Done;
+        false
+    }
+
+    /// One body chunk, framed; small chunks are copied so head and body leave in one write.
+    /// False if no more may follow.
+    fn send_body(&mut self, mut data: &[u8]) -> bool {
+        let State::Body(framing) = self.state else {
+            return false;
+        };
+        match framing {
+            Framing::NoBody => return true,
+            Framing::Length(declared) => {
+                let room = declared.saturating_sub(self.body_sent);
+                if data.len() as u64 > room {
+                    log::error!(target: "app", "[{}] body longer than its Content-Length {declared}; truncated and closing the connection", self.app_name);
+                    self.state = State::Broken;
+                    data = &data[..room as usize];
+                }
+            }
+            Framing::Chunked | Framing::CloseDelimited => {}
+        }
+        self.body_sent += data.len() as u64;
+        let out = &mut self.scratch.out;
+        if data.len() < COPY_LIMIT {
+            if framing == Framing::Chunked {
+                encode_chunk(out, data);
+            } else {
+                out.extend_from_slice(data);
+            }
+            return self.state == State::Body(framing);
+        }
+        let mut size_line = [0u8; CHUNK_SIZE_LINE];
+        let (prefix, suffix): (&[u8], &[u8]) = if framing == Framing::Chunked {
+            (chunk_size_line(&mut size_line, data.len()), b"\r\n")
+        } else {
+            (&[], &[])
+        };
+        let written = self.wire.write_all(&[out, prefix, data, suffix]);
+        out.clear();
+        self.base = 0;
+        if let Err(e) = written {
+            log::debug!("client gone while sending the response: {e}");
+            self.state = State::ClientGone;
+        }
+        self.state == State::Body(framing)
+    }
+
+    fn end_body(&mut self) {
+        match self.state {
+            State::Body(Framing::Length(declared)) if self.body_sent < declared => {
+                log::error!(target: "app", "[{}] body of {} bytes is shorter than its Content-Length {declared}; closing the connection", self.app_name, self.body_sent);
+                self.state = State::Broken;
+            }
+            State::Body(framing) => {
+                if framing == Framing::Chunked {
+                    encode_last_chunk(&mut self.scratch.out);
+                }
+                self.state = State::Done;
+            }
+            _ => {}
+        }
+    }
+
+    /// Writes everything buffered. False if the client is gone.
+    fn flush(&mut self) -> bool {
+        if self.scratch.out.is_empty() {
+            return self.state != State::ClientGone;
+        }
+        let result = if self.state == State::ClientGone {
+            Ok(())
+        } else {
+            self.wire.write_all(&[&self.scratch.out])
+        };
+        self.scratch.out.clear();
+        self.base = 0;
+        if let Err(e) = result {
+            log::debug!("client gone while sending the response: {e}");
+            self.state = State::ClientGone;
+        }
+        self.state != State::ClientGone
+    }
+}
+
+/// `"{hex}\r\n"` into `buf`, for chunks written without copying.
+fn chunk_size_line(buf: &mut [u8; CHUNK_SIZE_LINE], len: usize) -> &[u8] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; CHUNK_SIZE_LINE - 2];
+    let mut n = len;
+    let mut count = 0;
+    loop {
+        digits[count] = HEX[n & 0xf];
+        count += 1;
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    for (slot, digit) in buf.iter_mut().zip(digits[..count].iter().rev()) {
+        *slot = *digit;
+    }
+    buf[count..count + 2].copy_from_slice(b"\r\n");
+    &buf[..count + 2]
+}
+
+#[cfg(test)]
+#[path = "encoder_tests.rs"]
+mod tests;

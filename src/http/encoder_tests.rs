@@ -1,0 +1,606 @@
+//! The encoder, table-driven over an in-memory wire: each row is a sequence of app actions, the
+//! exact bytes that reach the wire, how many writes carried them, the outcome and the final
+//! state.
+
+use super::*;
+
+const DATE: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";
+
+/// Records every `write_all` as one write.
+#[derive(Default)]
+struct MemoryWire {
+    writes: Vec<Vec<u8>>,
+    /// The request body was not read to its end.
+    body_left: bool,
+    /// Every write fails (the client is gone).
+    broken_pipe: bool,
+}
+
+impl Wire for MemoryWire {
+    fn write_all(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        if self.broken_pipe {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        self.writes.push(parts.concat());
+        Ok(())
+    }
+
+    fn body_consumed(&mut self) -> bool {
+        !self.body_left
+    }
+
+    fn date(&mut self) -> &[u8] {
+        DATE
+    }
+}
+
+type Fields = &'static [(&'static [u8], &'static [u8])];
+
+const TEXT: Fields = &[(b"Content-Type", b"text/plain")];
+const LENGTH_5: Fields = &[(b"Content-Length", b"5")];
+const LENGTH_10: Fields = &[(b"Content-Length", b"10")];
+const BAD_VALUE: Fields = &[(b"X-Bad", b"a\r\nSet-Cookie: x=1")];
+
+/// What the app (or the request side) does, with the answer the encoder must give.
+#[derive(Debug, Clone, Copy)]
+enum Act {
+    Start(u16, Fields, Result<(), Refusal>),
+    Replace(u16, Fields, Result<(), Refusal>),
+    Write(&'static [u8], Result<(), Refusal>),
+    Hint(u64),
+    /// `before_next(burst)`: false means the client is gone.
+    Pull {
+        burst: bool,
+    },
+    Chunk(&'static [u8], bool),
+    /// A chunk of `COPY_LIMIT` bytes of `b'z'` (written from the app's memory).
+    BigChunk,
+    End,
+    EndUnpulled,
+    Fail,
+    BodyTooLarge,
+}
+
+#[derive(Clone, Copy)]
+struct Ctx {
+    is_head: bool,
+    version_minor: u8,
+    keep_alive: bool,
+    defer_flush: bool,
+}
+
+const GET: Ctx = Ctx {
+    is_head: false,
+    version_minor: 1,
+    keep_alive: true,
+    defer_flush: false,
+};
+const HEAD: Ctx = Ctx {
+    is_head: true,
+    ..GET
+};
+const HTTP10: Ctx = Ctx {
+    version_minor: 0,
+    ..GET
+};
+const DEFERRED: Ctx = Ctx {
+    defer_flush: true,
+    ..GET
+};
+
+struct Row {
+    name: &'static str,
+    ctx: Ctx,
+    /// Output of an earlier pipelined response already in `Scratch::out`.
+    earlier: &'static [u8],
+    wire: MemoryWire,
+    acts: Vec<Act>,
+    /// Bytes written, then bytes left buffered (deferred).
+    written: String,
+    held: String,
+    writes: usize,
+    outcome: (u16, u64, bool),
+    state: State,
+}
+
+fn tail() -> String {
+    format!(
+        "Date: {}\r\nServer: webserver/{}\r\n\r\n",
+        String::from_utf8_lossy(DATE),
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// A full head: status line, `fields` lines, then Date, Server and the empty line.
+fn head(status_line: &str, fields: &[&str]) -> String {
+    let mut s = format!("HTTP/1.1 {status_line}\r\n");
+    for f in fields {
+        s.push_str(f);
+        s.push_str("\r\n");
+    }
+    s + &tail()
+}
+
+fn error(status: u16, reason: &str, close: bool, with_body: bool) -> String {
+    let body = format!("{status} {reason}\n");
+    let mut fields = vec![
+        "Content-Type: text/plain; charset=utf-8".to_owned(),
+        format!("Content-Length: {}", body.len()),
+    ];
+    if close {
+        fields.push("Connection: close".into());
+    }
+    let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+    head(&format!("{status} {reason}"), &fields) + if with_body { &body } else { "" }
+}
+
+fn row(name: &'static str, acts: Vec<Act>, written: String, outcome: (u16, u64, bool)) -> Row {
+    Row {
+        name,
+        ctx: GET,
+        earlier: b"",
+        wire: MemoryWire::default(),
+        acts,
+        written,
+        held: String::new(),
+        writes: 1,
+        outcome,
+        state: State::Done,
+    }
+}
+
+fn rows() -> Vec<Row> {
+    use Act::*;
+    let ok = Ok(());
+    let chunked = head("200 OK", &["Transfer-Encoding: chunked"]);
+    let big = "z".repeat(COPY_LIMIT);
+    vec![
+        row(
+            "hello: exact hint becomes Content-Length, one write",
+            vec![
+                Start(200, TEXT, ok),
+                Hint(3),
+                Pull { burst: false },
+                Chunk(b"hi\n", true),
+                Pull { burst: false },
+                End,
+            ],
+            head("200 OK", &["Content-Type: text/plain", "Content-Length: 3"]) + "hi\n",
+            (200, 3, true),
+        ),
+        row(
+            "unknown length on 1.1 is chunked",
+            vec![
+                Start(200, &[], ok),
+                Chunk(b"a", true),
+                Chunk(b"", true),
+                Chunk(b"bc", true),
+                End,
+            ],
+            chunked.clone() + "1\r\na\r\n2\r\nbc\r\n0\r\n\r\n",
+            (200, 3, true),
+        ),
+        Row {
+            ctx: HTTP10,
+            ..row(
+                "unknown length on 1.0 is close-delimited",
+                vec![Start(200, &[], ok), Chunk(b"abc", true), End],
+                head("200 OK", &["Connection: close"]) + "abc",
+                (200, 3, false),
+            )
+        },
+        Row {
+            ctx: HTTP10,
+            ..row(
+                "known length on 1.0 keeps the connection",
+                vec![Start(200, LENGTH_5, ok), Chunk(b"hello", true), End],
+                head("200 OK", &["Content-Length: 5", "Connection: keep-alive"]) + "hello",
+                (200, 5, true),
+            )
+        },
+        Row {
+            ctx: HEAD,
+            ..row(
+                "HEAD: GET's Content-Length from the hint, no body pulled",
+                vec![Start(200, &[], ok), Hint(5), EndUnpulled],
+                head("200 OK", &["Content-Length: 5"]),
+                (200, 0, true),
+            )
+        },
+        Row {
+            ctx: HEAD,
+            ..row(
+                "HEAD without a known length: no framing header",
+                vec![Start(200, &[], ok), EndUnpulled],
+                head("200 OK", &[]),
+                (200, 0, true),
+            )
+        },
+        row(
+            "204 sends no body and no length",
+            vec![Start(204, LENGTH_5, ok), Chunk(b"hello", true), End],
+            head("204 No Content", &[]),
+            (204, 0, true),
+        ),
+        row(
+            "304 sends no body",
+            vec![Start(304, &[], ok), Chunk(b"x", true), End],
+            head("304 Not Modified", &[]),
+            (304, 0, true),
+        ),
+        row(
+            "no chunks at all: Content-Length 0 whatever the hint",
+            vec![Start(200, &[], ok), Hint(7), End],
+            head("200 OK", &["Content-Length: 0"]),
+            (200, 0, true),
+        ),
+        row(
+            "never called start_response: 500, connection kept",
+            vec![Chunk(b"x", false)],
+            error(500, "Internal Server Error", false, true),
+            (500, 0, true),
+        ),
+        Row {
+            ctx: HEAD,
+            ..row(
+                "500 to HEAD has the length but no body",
+                vec![EndUnpulled],
+                error(500, "Internal Server Error", false, false),
+                (500, 0, true),
+            )
+        },
+        row(
+            "start_response twice without replace: 500",
+            vec![
+                Start(200, &[], ok),
+                Start(201, &[], Err(Refusal::OutOfOrder)),
+                Chunk(b"x", false),
+            ],
+            error(500, "Internal Server Error", false, true),
+            (500, 0, true),
+        ),
+        row(
+            "replace before the head: the second response stands",
+            vec![Start(200, TEXT, ok), Replace(201, &[], ok), End],
+            head("201 Created", &["Content-Length: 0"]),
+            (201, 0, true),
+        ),
+        row(
+            "an invalid start_response, then a valid one without replace, stands",
+            vec![
+                Start(200, BAD_VALUE, Err(Refusal::Invalid)),
+                Start(202, &[], ok),
+                End,
+            ],
+            head("202 Accepted", &["Content-Length: 0"]),
+            (202, 0, true),
+        ),
+        row(
+            "an invalid start_response alone: 500 without the app's headers",
+            vec![Start(200, BAD_VALUE, Err(Refusal::Invalid)), End],
+            error(500, "Internal Server Error", false, true),
+            (500, 0, true),
+        ),
+        row(
+            "status outside 200..=599: 500",
+            vec![Start(99, &[], Err(Refusal::Invalid)), End],
+            error(500, "Internal Server Error", false, true),
+            (500, 0, true),
+        ),
+        row(
+            "write before start_response is refused; the later response stands",
+            vec![
+                Write(b"early", Err(Refusal::OutOfOrder)),
+                Start(200, &[], ok),
+                Chunk(b"late", true),
+                End,
+            ],
+            chunked.clone() + "4\r\nlate\r\n0\r\n\r\n",
+            (200, 4, true),
+        ),
+        Row {
+            writes: 2,
+            ..row(
+                "write sends the head and its bytes at once, before the body",
+                vec![
+                    Start(200, &[], ok),
+                    Write(b"early", ok),
+                    Write(b"", ok),
+                    Chunk(b"x", true),
+                    End,
+                ],
+                chunked.clone() + "5\r\nearly\r\n1\r\nx\r\n0\r\n\r\n",
+                (200, 6, true),
+            )
+        },
+        row(
+            "start_response after the head: refused, the response goes on",
+            vec![
+                Start(200, &[], ok),
+                Chunk(b"a", true),
+                Replace(500, &[], Err(Refusal::OutOfOrder)),
+                End,
+            ],
+            chunked.clone() + "1\r\na\r\n0\r\n\r\n",
+            (200, 1, true),
+        ),
+        row(
+            "write after the response ended is refused and sends nothing",
+            vec![
+                Start(200, LENGTH_5, ok),
+                Write(b"hello", ok),
+                End,
+                Write(b"more", Err(Refusal::OutOfOrder)),
+            ],
+            head("200 OK", &["Content-Length: 5"]) + "hello",
+            (200, 5, true),
+        ),
+        row(
+            "first chunk longer than Content-Length: a clean 500",
+            vec![Start(200, LENGTH_5, ok), Chunk(b"hello world", false)],
+            error(500, "Internal Server Error", false, true),
+            (500, 0, true),
+        ),
+        Row {
+            state: State::Broken,
+            ..row(
+                "longer than Content-Length mid-body: truncated, close",
+                vec![
+                    Start(200, LENGTH_5, ok),
+                    Chunk(b"hel", true),
+                    Chunk(b"lo world", false),
+                ],
+                head("200 OK", &["Content-Length: 5"]) + "hello",
+                (200, 5, false),
+            )
+        },
+        Row {
+            state: State::Broken,
+            ..row(
+                "a hint shorter than the body: truncated, close",
+                vec![Start(200, &[], ok), Hint(3), Chunk(b"hello", false)],
+                head("200 OK", &["Content-Length: 3"]) + "hel",
+                (200, 3, false),
+            )
+        },
+        Row {
+            state: State::Broken,
+            ..row(
+                "shorter than Content-Length: close",
+                vec![Start(200, LENGTH_10, ok), Chunk(b"hello", true), End],
+                head("200 OK", &["Content-Length: 10"]) + "hello",
+                (200, 5, false),
+            )
+        },
+        Row {
+            state: State::Broken,
+            ..row(
+                "next fails mid-body: no last-chunk, close",
+                vec![Start(200, &[], ok), Chunk(b"partial", true), Fail],
+                chunked.clone() + "7\r\npartial\r\n",
+                (200, 7, false),
+            )
+        },
+        row(
+            "call fails before the head: 500",
+            vec![Start(200, TEXT, ok), Fail],
+            error(500, "Internal Server Error", false, true),
+            (500, 0, true),
+        ),
+        row(
+            "request body over --max-body: 413 and close, whatever the app sets",
+            vec![BodyTooLarge, Start(200, &[], ok), Chunk(b"x", false)],
+            error(413, "Content Too Large", true, true),
+            (413, 0, false),
+        ),
+        Row {
+            wire: MemoryWire {
+                body_left: true,
+                ..Default::default()
+            },
+            ..row(
+                "request body left unread: Connection: close",
+                vec![Start(200, &[], ok), End],
+                head("200 OK", &["Content-Length: 0", "Connection: close"]),
+                (200, 0, false),
+            )
+        },
+        Row {
+            wire: MemoryWire {
+                broken_pipe: true,
+                ..Default::default()
+            },
+            writes: 0,
+            state: State::ClientGone,
+            ..row(
+                "client gone: write says so, later calls too",
+                vec![
+                    Start(200, &[], ok),
+                    Write(b"x", Err(Refusal::ClientGone)),
+                    Write(b"y", Err(Refusal::ClientGone)),
+                    Replace(200, &[], Err(Refusal::ClientGone)),
+                    Chunk(b"z", false),
+                ],
+                String::new(),
+                (200, 1, false),
+            )
+        },
+        Row {
+            writes: 2,
+            ..row(
+                "a chunk of COPY_LIMIT leaves in one write with the head",
+                vec![Start(200, &[], ok), BigChunk, End],
+                chunked.clone() + &format!("{:x}\r\n{big}\r\n0\r\n\r\n", COPY_LIMIT),
+                (200, COPY_LIMIT as u64, true),
+            )
+        },
+        Row {
+            writes: 3,
+            ..row(
+                "burst chunks are coalesced, a slow one flushes",
+                vec![
+                    Start(200, &[], ok),
+                    Pull { burst: false },
+                    Chunk(b"a", true),
+                    Pull { burst: false },
+                    Chunk(b"b", true),
+                    Pull { burst: true },
+                    Chunk(b"c", true),
+                    Pull { burst: false },
+                    End,
+                ],
+                chunked.clone() + "1\r\na\r\n1\r\nb\r\n1\r\nc\r\n0\r\n\r\n",
+                (200, 3, true),
+            )
+        },
+        Row {
+            ctx: DEFERRED,
+            earlier: b"EARLIER;",
+            writes: 0,
+            held: "EARLIER;".to_owned() + &head("200 OK", &["Content-Length: 2"]) + "ok",
+            ..row(
+                "defer_flush leaves the response behind the earlier ones, unwritten",
+                vec![
+                    Start(200, &[], ok),
+                    Hint(2),
+                    Pull { burst: false },
+                    Chunk(b"ok", true),
+                    Pull { burst: false },
+                    End,
+                ],
+                String::new(),
+                (200, 2, true),
+            )
+        },
+        Row {
+            ctx: DEFERRED,
+            earlier: b"EARLIER;",
+            writes: 0,
+            held: "EARLIER;".to_owned() + &error(500, "Internal Server Error", false, true),
+            ..row(
+                "an error response keeps the earlier pipelined ones",
+                vec![Start(200, TEXT, ok), Fail],
+                String::new(),
+                (500, 0, true),
+            )
+        },
+        Row {
+            ctx: DEFERRED,
+            writes: 0,
+            held: chunked.clone() + "1\r\nx\r\n0\r\n\r\n",
+            ..row(
+                "a head encoded but still buffered counts as sent: no replacing it",
+                vec![
+                    Start(200, &[], ok),
+                    Chunk(b"x", true),
+                    Replace(201, &[], Err(Refusal::OutOfOrder)),
+                    End,
+                ],
+                String::new(),
+                (200, 1, true),
+            )
+        },
+    ]
+}
+
+#[test]
+fn encoder_table() {
+    for mut row in rows() {
+        let mut scratch = Scratch::default();
+        scratch.out.extend_from_slice(row.earlier);
+        let context = ResponseContext {
+            is_head: row.ctx.is_head,
+            version_minor: row.ctx.version_minor,
+            keep_alive: row.ctx.keep_alive,
+            defer_flush: row.ctx.defer_flush,
+        };
+        let big = vec![b'z'; COPY_LIMIT];
+        let mut encoder = Encoder::new(&mut row.wire, &mut scratch, context, "table");
+        for (i, act) in row.acts.iter().enumerate() {
+            let at = format!("{}: act {i} {act:?}", row.name);
+            match *act {
+                Act::Start(status, fields, want) => {
+                    assert_eq!(
+                        encoder.start_response(status, b"", fields.iter().copied(), false),
+                        want,
+                        "{at}"
+                    )
+                }
+                Act::Replace(status, fields, want) => {
+                    assert_eq!(
+                        encoder.start_response(status, b"", fields.iter().copied(), true),
+                        want,
+                        "{at}"
+                    )
+                }
+                Act::Write(data, want) => assert_eq!(encoder.write(data), want, "{at}"),
+                Act::Hint(n) => encoder.set_length_hint(Some(n)),
+                Act::Pull { burst } => assert!(encoder.before_next(burst), "{at}"),
+                Act::Chunk(data, want) => assert_eq!(encoder.chunk(data), want, "{at}"),
+                Act::BigChunk => assert!(encoder.chunk(&big), "{at}"),
+                Act::End => encoder.end(),
+                Act::EndUnpulled => encoder.end_unpulled(),
+                Act::Fail => encoder.fail(),
+                Act::BodyTooLarge => encoder.request_body_too_large(),
+            }
+        }
+        let state = encoder.state();
+        let outcome = encoder.finish();
+        let name = row.name;
+        assert_eq!(state, row.state, "{name}: state");
+        assert_eq!(
+            (outcome.status, outcome.body_bytes, outcome.reusable),
+            row.outcome,
+            "{name}: outcome"
+        );
+        let written = String::from_utf8(row.wire.writes.concat()).unwrap();
+        assert_eq!(written, row.written, "{name}: bytes written");
+        assert_eq!(
+            row.wire.writes.len(),
+            row.writes,
+            "{name}: number of writes"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&scratch.out),
+            row.held,
+            "{name}: bytes held"
+        );
+    }
+}
+
+#[test]
+fn chunk_size_lines() {
+    let mut buf = [0u8; CHUNK_SIZE_LINE];
+    assert_eq!(chunk_size_line(&mut buf, 0), b"0\r\n");
+    assert_eq!(chunk_size_line(&mut buf, COPY_LIMIT), b"4000\r\n");
+    assert_eq!(
+        chunk_size_line(&mut buf, usize::MAX),
+        b"ffffffffffffffff\r\n"
+    );
+}
+
+#[test]
+fn interim_responses_only_before_the_final_head() {
+    let mut wire = MemoryWire::default();
+    let mut scratch = Scratch::default();
+    let context = ResponseContext {
+        is_head: false,
+        version_minor: 1,
+        keep_alive: true,
+        defer_flush: true,
+    };
+    let mut encoder = Encoder::new(&mut wire, &mut scratch, context, "interim");
+    assert!(encoder.may_send_interim(), "nothing set yet");
+    assert_eq!(
+        encoder.start_response(200, b"", TEXT.iter().copied(), false),
+        Ok(())
+    );
+    assert!(encoder.may_send_interim(), "set but not encoded");
+    assert!(encoder.chunk(b"x"));
+    assert!(
+        !encoder.may_send_interim(),
+        "the head is encoded (buffered counts)"
+    );
+    encoder.end();
+    assert!(!encoder.may_send_interim());
+}

@@ -1,0 +1,255 @@
+//! The status line and header fields an app asks for, validated once when they are set (PEP 3333
+//! `start_response`), kept in buffers reused across requests, and trusted by
+//! [`encode_head`](super::response::encode_head) from then on.
+//!
+//! The only way to fill a [`ResponseFields`] is [`ResponseFields::set`], which checks every field
+//! (RFC 9110 §5: names are tokens, values carry no CR, LF, NUL or other control byte) and keeps
+//! out what belongs to the server: hop-by-hop fields are refused, and Content-Length is taken out
+//! of the list into [`ResponseFields::content_length`] because framing is the encoder's choice.
+
+use std::fmt;
+use std::ops::Range;
+
+use super::grammar::parse_decimal;
+use super::response::{is_hop_by_hop, is_token, valid_header_value};
+
+/// Statuses an app may answer with: final responses only (1xx interim responses are the
+/// server's, RFC 9110 §15.2).
+const APP_STATUSES: std::ops::RangeInclusive<u16> = 200..=599;
+
+/// Why a response the app asked for cannot be sent. The texts are what the server logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum InvalidResponse {
+    Status(u16),
+    Reason,
+    Header { name: String, problem: &'static str },
+    ContentLength,
+}
+
+impl fmt::Display for InvalidResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InvalidResponse::Status(status) => write!(
+                f,
+                "status {status} is not in {}..={}",
+                APP_STATUSES.start(),
+                APP_STATUSES.end()
+            ),
+            InvalidResponse::Reason => {
+                f.write_str("reason phrase contains CR, LF or a control byte")
+            }
+            InvalidResponse::Header { name, problem } => write!(f, "header {name:?}: {problem}"),
+            InvalidResponse::ContentLength => {
+                f.write_str("Content-Length is not one decimal number")
+            }
+        }
+    }
+}
+
+/// An app's reason phrase and header fields, validated; reused across requests.
+#[derive(Debug, Default)]
+pub(crate) struct ResponseFields {
+    reason: Vec<u8>,
+    bytes: Vec<u8>,
+    /// (name, value) ranges into `bytes`, in the app's order.
+    ranges: Vec<(Range<usize>, Range<usize>)>,
+    content_length: Option<u64>,
+}
+
+impl ResponseFields {
+    /// Replaces what was set before with `status`, `reason` and `headers`, all validated and
+    /// copied. On error the fields are left empty.
+    pub(crate) fn set<'h>(
+        &mut self,
+        status: u16,
+        reason: &[u8],
+        headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+    ) -> Result<(), InvalidResponse> {
+        self.clear();
+        let result = self.fill(status, reason, headers);
+        if result.is_err() {
+            self.clear();
+        }
+        result
+    }
+
+    fn fill<'h>(
+        &mut self,
+        status: u16,
+        reason: &[u8],
+        headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+    ) -> Result<(), InvalidResponse> {
+        if !APP_STATUSES.contains(&status) {
+            return Err(InvalidResponse::Status(status));
+        }
+        if !valid_header_value(reason) {
+            return Err(InvalidResponse::Reason);
+        }
+        self.reason.extend_from_slice(reason);
+        for (name, value) in headers {
+            let problem = if !is_token(name) {
+                Some("name is not a token")
+            } else if !valid_header_value(value) {
+                Some("value contains CR, LF, NUL or a control byte")
+            } else if is_hop_by_hop(name) {
+                Some("hop-by-hop headers are set by the server")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                let name = String::from_utf8_lossy(name).into_owned();
+                return Err(InvalidResponse::Header { name, problem });
+            }
+            if name.eq_ignore_ascii_case(b"content-length") {
+                // RFC 9110 §8.6: Content-Length = 1*DIGIT, parsed by the one decimal parser.
+                match parse_decimal(value) {
+                    Ok(n) if self.content_length.is_none_or(|m| m == n) => {
+                        self.content_length = Some(n)
+                    }
+                    _ => return Err(InvalidResponse::ContentLength),
+                }
+                continue;
+            }
+            let start = self.bytes.len();
+            self.bytes.extend_from_slice(name);
+            let mid = self.bytes.len();
+            self.bytes.extend_from_slice(value);
+            self.ranges.push((start..mid, mid..self.bytes.len()));
+        }
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        self.reason.clear();
+        self.bytes.clear();
+        self.ranges.clear();
+        self.content_length = None;
+    }
+
+    /// The app's reason phrase; empty means the standard one.
+    pub(crate) fn reason(&self) -> &[u8] {
+        &self.reason
+    }
+
+    /// The app's Content-Length, if it gave one (never among [`ResponseFields::headers`]).
+    pub(crate) fn content_length(&self) -> Option<u64> {
+        self.content_length
+    }
+
+    /// The header fields in the app's order.
+    pub(crate) fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.ranges
+            .iter()
+            .map(|(name, value)| (&self.bytes[name.clone()], &self.bytes[value.clone()]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Pairs<'a> = &'a [(&'a [u8], &'a [u8])];
+
+    fn set(status: u16, reason: &[u8], headers: Pairs<'_>) -> Result<ResponseFields, String> {
+        let mut fields = ResponseFields::default();
+        fields
+            .set(status, reason, headers.iter().copied())
+            .map(|()| fields)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn valid_fields_are_kept_in_order_without_content_length() {
+        let f = set(
+            201,
+            b"Made",
+            &[
+                (b"X-A", b"1"),
+                (b"Content-Length", b"12"),
+                (b"content-length", b"12"),
+                (b"X-B", b"\tobs-text \x80"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(f.reason(), b"Made");
+        assert_eq!(f.content_length(), Some(12));
+        let headers: Vec<_> = f.headers().collect();
+        assert_eq!(
+            headers,
+            [(&b"X-A"[..], &b"1"[..]), (b"X-B", b"\tobs-text \x80")]
+        );
+    }
+
+    #[test]
+    fn each_rule_refuses_with_its_message() {
+        let cases: &[(u16, &[u8], Pairs<'_>, &str)] = &[
+            (199, b"", &[], "status 199 is not in 200..=599"),
+            (600, b"", &[], "status 600 is not in 200..=599"),
+            (200, b"a\r\nb", &[], "reason phrase contains CR, LF"),
+            (
+                200,
+                b"",
+                &[(b"X Bad", b"v")],
+                "\"X Bad\": name is not a token",
+            ),
+            (200, b"", &[(b"", b"v")], "name is not a token"),
+            (
+                200,
+                b"",
+                &[(b"X", b"a\r\nSet-Cookie: y")],
+                "value contains CR, LF",
+            ),
+            (200, b"", &[(b"X", b"a\0")], "value contains CR, LF, NUL"),
+            (200, b"", &[(b"X", b"\x7f")], "value contains"),
+            (200, b"", &[(b"Connection", b"close")], "hop-by-hop headers"),
+            (
+                200,
+                b"",
+                &[(b"Transfer-Encoding", b"chunked")],
+                "hop-by-hop",
+            ),
+            (
+                200,
+                b"",
+                &[(b"Content-Length", b"+5")],
+                "not one decimal number",
+            ),
+            (
+                200,
+                b"",
+                &[(b"Content-Length", b"")],
+                "not one decimal number",
+            ),
+            (
+                200,
+                b"",
+                &[(b"Content-Length", b"99999999999999999999")],
+                "not one decimal",
+            ),
+            (
+                200,
+                b"",
+                &[(b"Content-Length", b"1"), (b"Content-Length", b"2")],
+                "not one decimal",
+            ),
+        ];
+        for (status, reason, headers, want) in cases {
+            let got = set(*status, reason, headers).err();
+            assert!(
+                got.as_deref().is_some_and(|e| e.contains(want)),
+                "{status} {reason:?} {headers:?}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refused_set_leaves_nothing_behind() {
+        let mut f = ResponseFields::default();
+        f.set(200, b"Fine", [(&b"X-A"[..], &b"1"[..])].into_iter())
+            .unwrap();
+        let bad = [(&b"Content-Length"[..], &b"3"[..]), (b"X\n", b"v")];
+        assert!(f.set(200, b"", bad.into_iter()).is_err());
+        assert_eq!((f.reason(), f.content_length()), (&b""[..], None));
+        assert_eq!(f.headers().count(), 0);
+    }
+}
