@@ -366,9 +366,6 @@ fn time_out(conn: &mut Conn) {
     }
 }
 
-/// Exit status of a worker that killed itself over a request running past --timeout.
-pub(crate) const HARAKIRI_EXIT: i32 = 70;
-
 /// A request has run past --timeout: the app is stuck, and only replacing the process frees
 /// its thread (uWSGI's harakiri, gunicorn's worker timeout). `_exit` skips destructors and
 /// atexit handlers, which could block on whatever the stuck app holds.
@@ -378,5 +375,5 @@ fn harakiri(running: Duration) -> ! {
         running.as_secs_f64()
     );
     // SAFETY: _exit ends the process at once; nothing of ours runs afterwards.
-    unsafe { libc::_exit(HARAKIRI_EXIT) }
+    unsafe { libc::_exit(i32::from(crate::exit::HARAKIRI)) }
 }

@@ -24,7 +24,8 @@ use super::reload::FileWatch;
 use crate::app::loader::LoadError;
 use crate::app::target::AppTarget;
 use crate::cli::ServeArgs;
-use crate::server::{self, HARAKIRI_EXIT};
+use crate::exit::HARAKIRI;
+use crate::server;
 
 /// How often the master looks at its children, pipes, signals and the watched file.
 const TICK: Duration = Duration::from_millis(50);
@@ -550,7 +551,8 @@ impl Master {
                     if worker.retiring && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
                     {
                         log::info!("worker {pid} recycled");
-                    } else if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == HARAKIRI_EXIT
+                    } else if libc::WIFEXITED(status)
+                        && libc::WEXITSTATUS(status) == i32::from(HARAKIRI)
                     {
                         log::error!("worker {pid} (generation {}, {lib}) was stuck in a request past --timeout and exited; replacing it", worker.generation);
                     } else {
