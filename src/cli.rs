@@ -1,5 +1,5 @@
 //! The command line: `webserver [OPTIONS] LIB:SYMBOL`, `webserver check LIB:SYMBOL`, and the
-//! hidden `__worker` mode the master starts its workers in.
+//! hidden modes the master starts its workers in (`__worker`) and `check` its child (`__probe`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
