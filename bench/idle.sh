@@ -9,7 +9,7 @@
 # The open-file limit is raised to the hard limit (inherited by the servers and the client).
 #
 # Env: IDLE_CONNS (10000) IDLE_HOLD (3) PROBES (200) REUSE_PROBES (50) IDLE_DEADLINE (90)
-#      SERVER_CPUS (1) WRK_CPUS (0) BASE_PORT (18500) OUT_DIR START_TIMEOUT (20) SHARED_BENCH
+#      SERVER_CPUS (1) WRK_CPUS (0) BASE_PORT (18500) OUT_DIR START_TIMEOUT (20)
 # Output: $OUT_DIR/idle10k.jsonl ({"name", "group", "result": idle10k.py's JSON}), logs in $OUT_DIR/logs.
 set -uo pipefail
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -22,7 +22,6 @@ SERVER_CPUS="${SERVER_CPUS:-1}"
 WRK_CPUS="${WRK_CPUS:-0}"
 BASE_PORT="${BASE_PORT:-18500}"
 START_TIMEOUT="${START_TIMEOUT:-20}"
-SHARED_BENCH="${SHARED_BENCH:-$BENCH_DIR/../../shared/bench}"
 OUT_DIR="${OUT_DIR:-${BENCH_WORK:-/tmp/webserver-bench}/idle-$(date +%Y%m%d-%H%M%S)}"
 (( $# >= 1 )) || { sed -n '2,15p' "$0" >&2; exit 2; }
 # shellcheck source=lib.sh
@@ -43,7 +42,7 @@ for e in "$@"; do
     sleep 0.5
     j=$(taskset -c "$WRK_CPUS" timeout $(( IDLE_DEADLINE + IDLE_HOLD + 60 )) python3 "$BENCH_DIR/idle10k.py" \
           --port "$port" --sid "$SRV_SID" --n "$IDLE_CONNS" --hold "$IDLE_HOLD" --probes "$PROBES" \
-          --reuse-probes "$REUSE_PROBES" --deadline "$IDLE_DEADLINE" --shared "$SHARED_BENCH" \
+          --reuse-probes "$REUSE_PROBES" --deadline "$IDLE_DEADLINE" \
           2>>"$OUT_DIR/logs/idle-${name}.client.err")
     stop_server
   else

@@ -1,9 +1,8 @@
 #!/usr/bin/env python3
 """Hold N idle keep-alive connections against one server and measure what they cost.
 
-Extends ../shared/bench/idle_conns.py (imported from $SHARED_BENCH or --shared; its memory and
-socket helpers are reused) with the issue's other two questions:
-
+  * the memory of the server's session (RSS and PSS summed over its processes) before the
+    connections and 1 s after the last one opened, and which of them are still open then;
   * latency of a NEW request on a NEW connection while the N are held (--probes sequential
     connect + GET + full response + close; p50/p99/max in ms), and of a request on a few of the
     held connections themselves (--reuse-probes; proves they were really kept alive);
@@ -16,14 +15,94 @@ after opening -> open count -> close all.  Only 127.0.0.1 is contacted; every so
 timeout.  Prints one JSON line.
 
 Usage: idle10k.py --port P --sid SID [--n 10000] [--hold 3] [--probes 200] [--reuse-probes 50]
-                  [--deadline 90] [--shared DIR]
+                  [--deadline 90]
 """
-import argparse, json, os, random, resource, socket, statistics, sys, time
+import argparse, json, os, random, resource, select, socket, statistics, time
+
+# What every connection sends: one small keep-alive request.
+REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n"
+RECV_SIZE = 4096
 
 
-def threads(sid, idle):
+def session_pids(sid):
+    """Every live process whose session id (field 6 of /proc/PID/stat) is `sid`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                # The command name may hold spaces and parentheses: split after the last ')'.
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[3]) == sid:
+            found.append(int(entry))
+    return found
+
+
+def status_kb(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def memory(sid):
+    """RSS (VmRSS) and PSS (smaps_rollup) in KiB, summed over the session's processes."""
+    pids = session_pids(sid)
+    rss = pss = 0
+    for pid in pids:
+        try:
+            rss += status_kb(pid, "VmRSS")
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                pss += sum(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+        except OSError:
+            pass
+    return {"rss_kb": rss, "pss_kb": pss, "nprocs": len(pids)}
+
+
+def read_response(sock):
+    """Reads one response framed by Content-Length (absent: empty body); True if it was a 200."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(RECV_SIZE)
+        if not chunk:
+            return False
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        chunk = sock.recv(RECV_SIZE)
+        if not chunk:
+            return False
+        body += chunk
+    return head.split(b" ", 2)[1:2] == [b"200"]
+
+
+def count_open(socks):
+    """How many of `socks` the server has not closed: nothing readable, or data that is not EOF."""
+    still_open = 0
+    for sock in socks:
+        try:
+            poller = select.poll()  # select() cannot watch descriptors above 1023
+            poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+            if poller.poll(0) and not sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
+                continue  # orderly close by the server
+            still_open += 1
+        except OSError:
+            continue  # reset by the server
+    return still_open
+
+
+def threads(sid):
     n = 0
-    for p in idle.session_pids(sid):
+    for p in session_pids(sid):
         try:
             with open(f"/proc/{p}/status") as f:
                 for line in f:
@@ -51,18 +130,14 @@ def main():
     ap.add_argument("--reuse-probes", type=int, default=50)
     ap.add_argument("--deadline", type=float, default=90.0)
     ap.add_argument("--sock-timeout", type=float, default=2.0)
-    ap.add_argument("--shared", default=os.environ.get("SHARED_BENCH",
-                    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "bench")))
     a = ap.parse_args()
-    sys.path.insert(0, a.shared)
-    import idle_conns as idle  # noqa: E402  (session_pids, mem_kb, read_response, count_open, REQ)
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < a.n + 200:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(a.n + 200, hard), hard))
 
-    base = idle.mem_kb(a.sid)
-    thr_base = threads(a.sid, idle)
+    base = memory(a.sid)
+    thr_base = threads(a.sid)
     t0 = time.monotonic()
     socks, fail_connect, fail_req = [], 0, 0
     for _ in range(a.n):
@@ -77,8 +152,8 @@ def main():
             s.close()
             continue
         try:
-            s.sendall(idle.REQ)
-            ok = idle.read_response(s)
+            s.sendall(REQUEST)
+            ok = read_response(s)
         except OSError:
             ok = False
         if not ok:
@@ -86,9 +161,9 @@ def main():
         socks.append(s)
     t_open = time.monotonic() - t0
     time.sleep(1.0)
-    loaded = idle.mem_kb(a.sid)
-    thr_loaded = threads(a.sid, idle)
-    open_1s = idle.count_open(socks)
+    loaded = memory(a.sid)
+    thr_loaded = threads(a.sid)
+    open_1s = count_open(socks)
 
     # New request on a new connection, while the N are held.
     lat, probe_fail = [], 0
@@ -96,8 +171,8 @@ def main():
         t = time.perf_counter()
         try:
             with socket.create_connection(("127.0.0.1", a.port), timeout=a.sock_timeout) as s:
-                s.sendall(idle.REQ)
-                ok = idle.read_response(s)
+                s.sendall(REQUEST)
+                ok = read_response(s)
         except OSError:
             ok = False
         if ok:
@@ -110,18 +185,18 @@ def main():
     for s in picks:
         t = time.perf_counter()
         try:
-            s.sendall(idle.REQ)
-            ok = idle.read_response(s)
+            s.sendall(REQUEST)
+            ok = read_response(s)
         except OSError:
             ok = False
         if ok:
             reuse_lat.append((time.perf_counter() - t) * 1000)
         else:
             reuse_fail += 1
-    thr_after = threads(a.sid, idle)
+    thr_after = threads(a.sid)
     time.sleep(max(0.0, t0 + t_open + a.hold - time.monotonic()))
-    held = idle.mem_kb(a.sid)
-    open_end = idle.count_open(socks)
+    held = memory(a.sid)
+    open_end = count_open(socks)
     for s in socks:
         try:
             s.close()

@@ -1,6 +1,6 @@
 # lib.sh — helpers shared by bench/scenarios.sh and bench/idle.sh (sourced, not run).
-# Same process handling as ../shared/bench/compare.sh: a server runs pinned (taskset -c
-# $SERVER_CPUS) in its own session (setsid); its CPU is summed over the session; it is stopped by
+# A server runs pinned (taskset -c $SERVER_CPUS) in its own session (setsid), so its CPU time is
+# summed over every process of that session (a master and its workers alike), and it is stopped by
 # process group / session id only (never by name).  Callers set SERVER_CPUS and START_TIMEOUT.
 session_ticks() {
   local sid=$1 total=0 f line rest
@@ -72,4 +72,28 @@ stop_server() {
   fi
   wait "$SRV_PID" 2>/dev/null
   SRV_PID=""; SRV_SID=""
+}
+
+# Busy share of each core over half a second, as "cpu0/cpu1/..." percentages (user through steal
+# in /proc/stat but idle and iowait, so softirq work counts; guest time is already in user): taken while none of our load runs, it
+# shows what other processes on the machine are doing to the measurement.
+background_busy() {
+  local before after
+  before=$(grep '^cpu[0-9]' /proc/stat)
+  sleep 0.5
+  after=$(grep '^cpu[0-9]' /proc/stat)
+  awk 'NR == FNR { for (i = 2; i <= 9; i++) start[$1, i] = $i; next }
+       { total = 0
+         for (i = 2; i <= 9; i++) { delta[i] = $i - start[$1, i]; total += delta[i] }
+         idle = delta[5] + delta[6]
+         busy = total > 0 ? 100 * (total - idle) / total : 0
+         printf "%s%.0f", (FNR > 1 ? "/" : ""), busy }
+       END { print "" }' <(echo "$before") <(echo "$after")
+}
+
+# True if any core in background_busy's "a/b/..." ($1) is busier than $2 percent.
+busy_over() {
+  awk -v cores="$1" -v limit="$2" 'BEGIN { n = split(cores, c, "/")
+    for (i = 1; i <= n; i++) if (c[i] + 0 > limit + 0) exit 0
+    exit 1 }'
 }

@@ -1,5 +1,8 @@
--- Shared wrk `done` hook (same RESULT line as ../shared/bench/wrk_report.lua, plus bytes/s).
--- Loaded by pipeline.lua and post.lua through dofile(os.getenv("BENCH_DIR") .. "/report.lua").
+-- wrk `done` hook shared by every scenario: one machine-readable RESULT line that scenarios.sh
+-- parses (requests, rps, bytes/s, latency percentiles in microseconds, errors by kind). wrk's
+-- latency runs from request write to response end; connect time is not included, even with
+-- `Connection: close`. Loaded by get.lua, pipeline.lua and post.lua through
+-- dofile(os.getenv("BENCH_DIR") .. "/report.lua").
 done = function(summary, latency, requests)
   local e = summary.errors
   local secs = summary.duration / 1e6

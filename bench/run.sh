@@ -1,53 +1,54 @@
 #!/usr/bin/env bash
-# bench/run.sh — the whole benchmark of issue 5 in one command, from any directory:
+# bench/run.sh — the whole benchmark in one command, from any directory, with nothing but this
+# repository (plus cargo, and apt for wrk and nginx when they are missing):
 #
 #     bench/run.sh              # full run, ~8-10 min on the 2-core box
 #     QUICK=1 bench/run.sh      # smoke run, ~2 min (1 round of 2 s, 2,000 idle connections)
 #
 # What it does, in order:
-#   1. `cargo build --release --workspace` (skip with SKIP_BUILD=1);
-#   2. ../shared/bench/setup.sh: installs wrk and nginx with apt if missing (apt-get update once)
-#      and builds hyper-hello into $BENCH_WORK (default /tmp/webserver-bench);
-#   3. ../shared/bench/compare.sh — keep-alive and `Connection: close` (wrk -t1 -c50), servers:
-#        hyper (the reference, ratios are to it), nginx (1 worker, the practical ceiling),
-#        webserver (`webserver --bind 127.0.0.1:$PORT hello:app`) and webserver-w2 (`--workers 2`);
-#   4. bench/scenarios.sh — what compare.sh lacks, same method: pipelined depth 16 (pipeline.lua,
-#      -c50) on all four; a 64 KiB response and a 1 MiB POST (-c16) where a server can do it
-#      (webserver: the POST goes to the echo app, which reads the body through SHA-256; the
-#      64 KiB response is the stream app's static /bytes?size=65536 body; nginx: a 64 KiB
-#      static file and a POST it reads and discards; hyper-hello serves neither);
-#   5. bench/idle.sh — 10,000 idle keep-alive connections on one fresh server each (webserver with
+#   1. `cargo build --release --workspace` and the ABI benchmark (`cargo bench --bench abi
+#      --no-run`); skip with SKIP_BUILD=1;
+#   2. bench/setup.sh: installs wrk and nginx with apt if missing and builds bench/hyper-hello
+#      (hyper 1.x, the Rust reference) into $BENCH_WORK (default /tmp/webserver-bench);
+#   3. benches/abi.rs (`cargo bench --bench abi`): environ build + app call + response encoding
+#      of the hello app, no sockets; ns and server-side heap allocations per request;
+#   4. the comparison, bench/scenarios.sh with keepalive and close (wrk -t1 -c50), servers:
+#        hyper (bench/hyper-hello: the reference, ratios are to it), nginx (bench/nginx.conf, one
+#        worker: the practical ceiling), webserver (`webserver --bind 127.0.0.1:$PORT hello:app`)
+#        and webserver-w2 (`--workers 2`);
+#   5. bench/scenarios.sh again: pipelined depth 16 (pipeline.lua, -c50) on all four; a 64 KiB
+#      response and a 1 MiB POST (-c16) where a server can do it (webserver: the POST goes to
+#      the echo app, which reads the body through SHA-256; the 64 KiB response is the stream
+#      app's static /bytes?size=65536 body; nginx: a 64 KiB static file and a POST it reads and
+#      discards; hyper-hello serves neither);
+#   6. bench/idle.sh — 10,000 idle keep-alive connections on one fresh server each (webserver with
 #      one worker and --keep-alive 120 so none time out while they are opened, hyper, nginx): extra
 #      RSS, thread count before/after, latency of new requests on new connections meanwhile;
-#   0. the in-memory ABI micro-benchmark `webserver __bench-abi hello:app N` (environ build + app
-#      call + response encoding, no sockets; ns and server heap allocations per request);
-#   6. bench/summary.py — the final table (scenario × webserver, webserver -w2, hyper, nginx, ratio).
+#   7. bench/summary.py — the final table (scenario × webserver, webserver -w2, hyper, nginx, ratio).
 #
-# Method (as ../shared/bench/README.md): every server pinned to CPU 1, wrk / the client to CPU 0;
-# each server restarted per round; rounds interleaved (order rotated); medians over rounds; ratios
-# to hyper measured in the same run.  With keep-alive at ~175k req/s both cores are full, so also
-# read server CPU µs/request; with `Connection: close` wrk is the bottleneck, so compare requests
-# per server CPU-second.  The box is shared: compare.sh prints background core load per round —
-# if it warns, rerun.  Only 127.0.0.1 is contacted; every run is bounded; servers are stopped by
-# their process-group/session id.
+# Method (bench/scenarios.sh, bench/lib.sh): every server pinned to CPU 1, wrk / the client to
+# CPU 0; each server restarted per round; rounds interleaved (order rotated); medians over rounds;
+# ratios to hyper measured in the same run.  With keep-alive both cores are full, so also read
+# server CPU µs/request; with `Connection: close` wrk is the bottleneck, so compare requests per
+# server CPU-second.  The machine may be shared: each round first measures how busy the cores are
+# without our load and warns (in the table's notes) if something else uses them — then rerun.
+# Only 127.0.0.1 is contacted; every run is bounded; servers are stopped by their session id.
 #
-# Env: QUICK=1, SKIP_BUILD=1, ROUNDS (3), DURATION (5), IDLE_CONNS (10000), BENCH_WORK,
-#      SHARED_BENCH (default <project>/../shared/bench), WS_64K='LIB:SYMBOL|PATH' (the webserver
-#      app and path for the 64 KiB response; default 'stream:app|/bytes?size=65536', one static
-#      body with Content-Length).
+# Env: QUICK=1, SKIP_BUILD=1, ROUNDS (3), DURATION (5), WARMUP (comparison 2, others 1),
+#      IDLE_CONNS (10000), BENCH_WORK, WS_64K='LIB:SYMBOL|PATH' (the webserver app and path for
+#      the 64 KiB response; default 'stream:app|/bytes?size=65536', one static body with
+#      Content-Length).
 # Output: the table on stdout and in $BENCH_WORK/bench-<date>/table.md; raw data beside it
-#         (compare/, scen/, idle/, meta.txt).
+#         (abi.txt, compare/, scen/, idle/, meta.txt).
 #
 # Caveats:
-#   * hyper-hello never reads a request body (and then closes the connection), so it has no
-#     1 MiB POST figure; nginx's POST figure is read-and-discard (an upper bound); the echo app
-#     also hashes the body (SHA-256), which is part of what is measured.
+#   * hyper-hello never reads a request body, so it has no 1 MiB POST figure; nginx's POST figure
+#     is read-and-discard (an upper bound); the echo app also hashes the body (SHA-256), which is
+#     part of what is measured.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-SHARED_BENCH="${SHARED_BENCH:-$(cd "$ROOT/../shared/bench" && pwd)}"
-export SHARED_BENCH
 export BENCH_WORK="${BENCH_WORK:-/tmp/webserver-bench}"
 if [[ "${QUICK:-0}" == 1 ]]; then
   export ROUNDS="${ROUNDS:-1}" DURATION="${DURATION:-2}" WARMUP="${WARMUP:-1}" IDLE_CONNS="${IDLE_CONNS:-2000}"
@@ -60,11 +61,13 @@ mkdir -p "$RUN"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-  echo "== cargo build --release --workspace"
+  echo "== cargo build --release --workspace; cargo bench --bench abi --no-run"
   cargo build --release --workspace
+  cargo bench --bench abi --no-run
 fi
-echo "== $SHARED_BENCH/setup.sh (wrk, nginx, hyper-hello)"
-"$SHARED_BENCH/setup.sh"
+echo "== bench/setup.sh (wrk, nginx, hyper-hello)"
+"$ROOT/bench/setup.sh"
+NGINX="$ROOT/bench/nginx-run.sh"
 
 WS="$ROOT/target/release/webserver"
 HYPER="$BENCH_WORK/target/release/hyper-hello"
@@ -77,28 +80,27 @@ HYPER="$BENCH_WORK/target/release/hyper-hello"
 } | tee "$RUN/meta.txt"
 
 T0=$SECONDS
-# The ABI micro-benchmark: the hidden `webserver __bench-abi LIB:SYMBOL N` prints
-# `environ+call+encode ns_per_request=X allocs_per_request=Y`.
-(cd "$ROOT/target/release" && timeout 60 taskset -c 1 "$WS" __bench-abi hello:app "$([[ "${QUICK:-0}" == 1 ]] && echo 200000 || echo 2000000)" 2>/dev/null \
-  | grep 'ns_per_request=' >"$RUN/abi.txt") || true
+# The ABI micro-benchmark (benches/abi.rs) prints
+# `environ+call+encode ns_per_request=X allocs_per_request=Y`; pinned like the servers.
+ABI_REQUESTS="$([[ "${QUICK:-0}" == 1 ]] && echo 200000 || echo 2000000)"
+ABI_CMD=(cargo bench --quiet --bench abi -- "$ROOT/target/release/libhello.so:app" "$ABI_REQUESTS")
+(timeout 120 taskset -c 1 "${ABI_CMD[@]}" 2>"$RUN/abi.err" | grep 'ns_per_request=' >"$RUN/abi.txt") || true
 if [[ -s "$RUN/abi.txt" ]]; then echo "== ABI micro-benchmark"; cat "$RUN/abi.txt"; else
-  echo "== ABI micro-benchmark: failed (run ./target/release/webserver __bench-abi hello:app 1000 to see why)"; fi
+  echo "== ABI micro-benchmark: failed (see $RUN/abi.err, or run: ${ABI_CMD[*]})"; fi
 
-echo "== compare.sh: keep-alive and Connection: close"
-# In its own session (setsid -w): compare.sh reads each server's session id 50 ms after starting
-# it, and on a loaded box may read its own instead and then stop "the server" by that id; this
-# keeps such a mishap from reaching run.sh.  Its idle phase is off (bench/idle.sh does 10,000).
-IDLE_CONNS=0 OUT_DIR="$RUN/compare" BASE_PORT=18100 setsid -w "$SHARED_BENCH/compare.sh" \
-  hyper        "$HYPER \$PORT" \
-  nginx        "$SHARED_BENCH/nginx-run.sh" \
-  webserver    "$WS --bind 127.0.0.1:\$PORT hello:app" \
-  webserver-w2 "$WS --workers 2 --bind 127.0.0.1:\$PORT hello:app" | tee "$RUN/compare.log" || echo "compare.sh failed (see above)"
+echo "== comparison: keep-alive and Connection: close"
+WARMUP="${WARMUP:-2}" OUT_DIR="$RUN/compare" BASE_PORT=18100 "$ROOT/bench/scenarios.sh" \
+  "hyper|hyper|keepalive:/,close:/|$HYPER \$PORT" \
+  "nginx|nginx|keepalive:/,close:/|$NGINX" \
+  "webserver|webserver|keepalive:/,close:/|$WS --bind 127.0.0.1:\$PORT hello:app" \
+  "webserver-w2|webserver-w2|keepalive:/,close:/|$WS --workers 2 --bind 127.0.0.1:\$PORT hello:app" \
+  | tee "$RUN/compare.log" || echo "comparison failed (see above)"
 
-echo "== scenarios.sh: pipelined, 64 KiB response, 1 MiB POST"
+echo "== scenarios: pipelined, 64 KiB response, 1 MiB POST"
 IFS='|' read -r ws64_app ws64_path <<<"$WS_64K"
 OUT_DIR="$RUN/scen" BASE_PORT=18300 "$ROOT/bench/scenarios.sh" \
   "hyper|hyper|pipeline16:/|$HYPER \$PORT" \
-  "nginx|nginx|pipeline16:/,body64k:/64k,post1m:/|$ROOT/bench/nginx-extra-run.sh" \
+  "nginx|nginx|pipeline16:/,body64k:/64k,post1m:/|$NGINX" \
   "webserver|webserver|pipeline16:/|$WS --bind 127.0.0.1:\$PORT hello:app" \
   "webserver-w2|webserver-w2|pipeline16:/|$WS --workers 2 --bind 127.0.0.1:\$PORT hello:app" \
   "webserver-64k|webserver|body64k:$ws64_path|$WS --bind 127.0.0.1:\$PORT $ws64_app" \
@@ -108,13 +110,13 @@ echo "== idle.sh: $IDLE_CONNS idle keep-alive connections"
 OUT_DIR="$RUN/idle" BASE_PORT=18500 "$ROOT/bench/idle.sh" \
   "webserver|webserver|$WS --keep-alive 120 --bind 127.0.0.1:\$PORT hello:app" \
   "hyper|hyper|$HYPER \$PORT" \
-  "nginx|nginx|$SHARED_BENCH/nginx-run.sh" | tee "$RUN/idle.log" || echo "idle.sh failed (see above)"
+  "nginx|nginx|$NGINX" | tee "$RUN/idle.log" || echo "idle.sh failed (see above)"
 
 echo "== benchmark time: $(( SECONDS - T0 ))s; raw data in $RUN"
 {
   echo
   cat "$RUN/meta.txt"
-  grep -h 'WARNING' "$RUN/compare/meta.txt" 2>/dev/null | sed 's/^/note: /' || true
+  grep -h 'WARNING' "$RUN/compare/meta.txt" "$RUN/scen/meta.txt" 2>/dev/null | sed 's/^/note: /' || true
   echo
   python3 "$ROOT/bench/summary.py" "$RUN"
   echo

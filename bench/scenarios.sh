@@ -1,25 +1,32 @@
 #!/usr/bin/env bash
-# scenarios.sh — the wrk scenarios ../shared/bench/compare.sh lacks, with the same method.
+# scenarios.sh — wrk scenarios against several servers, interleaved, with the method below.
+# bench/run.sh runs it twice: the comparison (keepalive and close, on hyper, nginx and webserver)
+# and the larger scenarios (pipelined, 64 KiB response, 1 MiB POST).
 #
 # Usage:  scenarios.sh 'NAME|GROUP|SCEN:PATH[,SCEN:PATH...]|CMD' ...
 #   NAME   unique label of this server start (e.g. webserver-echo)
 #   GROUP  the column it lands in in the final table (webserver, webserver-w2, hyper, nginx)
-#   SCEN   one of: pipeline16 (GET PATH, 16 requests pipelined per write, bench/pipeline.lua),
+#   SCEN   one of: keepalive (GET PATH on -c$CONNS kept-alive connections, bench/get.lua),
+#          close (the same with `Connection: close`: a new TCP connection per request),
+#          pipeline16 (GET PATH, 16 requests pipelined per write, bench/pipeline.lua),
 #          body64k (GET PATH returning ~64 KiB, bench/get.lua), post1m (POST 1 MiB to PATH,
 #          bench/post.lua)
 #   CMD    starts ONE server in the foreground on 127.0.0.1:$PORT (PORT is exported per start)
 #
-# Method (as compare.sh): server pinned to CPU $SERVER_CPUS (1), wrk to $WRK_CPUS (0), server in
-# its own session (setsid) so its CPU is summed over the session and it is stopped by process
-# group; per start: wait for the port, WARMUP s of the entry's first scenario (discarded), then
-# each scenario for DURATION s; ROUNDS rounds with the order of entries rotated each round and a
-# fresh start per round; medians over rounds are computed by summary.py.
-# pipeline16 uses -c$CONNS (50); body64k and post1m use -c$LARGE_CONNS (16).
+# Method: server pinned to CPU $SERVER_CPUS (1), wrk to $WRK_CPUS (0), server in its own session
+# (setsid) so its CPU is summed over the session and it is stopped by session id; per start:
+# wait for the port, WARMUP s of the entry's first scenario (discarded), then each scenario for
+# DURATION s; ROUNDS rounds with the order of entries rotated each round and a fresh start per
+# round; before each round the cores' busy share without our load is measured and a warning is
+# written to $OUT_DIR/meta.txt if another process is using them. Medians over rounds are
+# computed by summary.py.  keepalive, close and pipeline16 use -c$CONNS (50); body64k and post1m
+# use -c$LARGE_CONNS (16).
 #
 # Env: ROUNDS (3) DURATION (5) WARMUP (1) CONNS (50) LARGE_CONNS (16) SERVER_CPUS (1) WRK_CPUS (0)
-#      BASE_PORT (18300) OUT_DIR START_TIMEOUT (20) PIPELINE_DEPTH (16)
-# Output: $OUT_DIR/scenarios.tsv (one row per measured run), wrk outputs in $OUT_DIR/wrk/,
-#         server logs in $OUT_DIR/logs/.  Only 127.0.0.1 is contacted; every wrk run is bounded.
+#      BASE_PORT (18300) OUT_DIR START_TIMEOUT (20) PIPELINE_DEPTH (16) BUSY_WARN_PCT (10)
+# Output: $OUT_DIR/scenarios.tsv (one row per measured run), $OUT_DIR/meta.txt (settings and
+#         background load per round), wrk outputs in $OUT_DIR/wrk/, server logs in
+#         $OUT_DIR/logs/.  Only 127.0.0.1 is contacted; every wrk run is bounded.
 set -uo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,10 +40,11 @@ SERVER_CPUS="${SERVER_CPUS:-1}"
 WRK_CPUS="${WRK_CPUS:-0}"
 BASE_PORT="${BASE_PORT:-18300}"
 START_TIMEOUT="${START_TIMEOUT:-20}"
+BUSY_WARN_PCT="${BUSY_WARN_PCT:-10}"
 export PIPELINE_DEPTH="${PIPELINE_DEPTH:-16}"
 OUT_DIR="${OUT_DIR:-${BENCH_WORK:-/tmp/webserver-bench}/scen-$(date +%Y%m%d-%H%M%S)}"
 
-(( $# >= 1 )) || { sed -n '2,25p' "$0" >&2; exit 2; }
+(( $# >= 1 )) || { sed -n '2,34p' "$0" >&2; exit 2; }
 for tool in wrk taskset setsid curl; do
   command -v "$tool" >/dev/null || { echo "scenarios.sh: missing $tool" >&2; exit 2; }
 done
@@ -57,7 +65,10 @@ field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2"; }
 
 run_wrk() {  # scenario path seconds port outfile
   local scen=$1 path=$2 dur=$3 port=$4 out=$5 script conns
+  local -a extra=()
   case "$scen" in
+    keepalive)  script=get.lua;      conns=$CONNS ;;
+    close)      script=get.lua;      conns=$CONNS; extra=(-H "Connection: close") ;;
     pipeline16) script=pipeline.lua; conns=$CONNS ;;
     body64k)    script=get.lua;      conns=$LARGE_CONNS ;;
     post1m)     script=post.lua;     conns=$LARGE_CONNS ;;
@@ -66,7 +77,7 @@ run_wrk() {  # scenario path seconds port outfile
   local url="http://127.0.0.1:$port$path"
   local TIMEFORMAT='%R %U %S'
   { time PIPELINE_PATH="$path" POST_PATH="$path" taskset -c "$WRK_CPUS" \
-      wrk -t1 -c"$conns" -d"${dur}s" --timeout 2s -s "$BENCH_DIR/$script" "$url" >"$out" 2>&1 ; } 2>"$out.time"
+      wrk -t1 -c"$conns" -d"${dur}s" --timeout 2s -s "$BENCH_DIR/$script" "${extra[@]}" "$url" >"$out" 2>&1 ; } 2>"$out.time"
 }
 
 measure() {  # round name group scenario path port
@@ -92,10 +103,19 @@ measure() {  # round name group scenario path port
     "$(field p50_us "$line")" "$(field p99_us "$line")" "$errs" "$srv_cpu"
 }
 
-echo "scenarios.sh: ROUNDS=$ROUNDS DURATION=${DURATION}s WARMUP=${WARMUP}s CONNS=$CONNS LARGE_CONNS=$LARGE_CONNS PIPELINE_DEPTH=$PIPELINE_DEPTH out=$OUT_DIR"
+{
+  echo "scenarios.sh: ROUNDS=$ROUNDS DURATION=${DURATION}s WARMUP=${WARMUP}s CONNS=$CONNS LARGE_CONNS=$LARGE_CONNS PIPELINE_DEPTH=$PIPELINE_DEPTH out=$OUT_DIR"
+  echo "wrk: $(wrk -v 2>&1 | head -1)"
+  for e in "${ENTRIES[@]}"; do echo "server: $e"; done
+} | tee "$OUT_DIR/meta.txt"
 T_START=$SECONDS
 for (( r=1; r<=ROUNDS; r++ )); do
-  echo "== scenarios round $r/$ROUNDS"
+  busy=$(background_busy)
+  echo "== round $r/$ROUNDS (cores busy without our load: $busy %)" | tee -a "$OUT_DIR/meta.txt"
+  if busy_over "$busy" "$BUSY_WARN_PCT"; then
+    echo "scenarios.sh: WARNING: another process keeps the cores busy ($busy %); rerun on a quiet machine" \
+      | tee -a "$OUT_DIR/meta.txt" >&2
+  fi
   for (( k=0; k<N; k++ )); do
     i=$(( (k + r - 1) % N ))
     IFS='|' read -r name group scens cmd <<<"${ENTRIES[$i]}"

@@ -2,8 +2,9 @@
 """Final table of bench/run.sh: one row per scenario, one column per server, ratio last.
 
 Usage: summary.py RUN_DIR
-Reads RUN_DIR/compare/results.tsv (../shared/bench/compare.sh), RUN_DIR/scen/scenarios.tsv
-(bench/scenarios.sh) and RUN_DIR/idle/idle10k.jsonl (bench/idle.sh); any may be missing.
+Reads RUN_DIR/compare/scenarios.tsv and RUN_DIR/scen/scenarios.tsv (both bench/scenarios.sh:
+keep-alive and close; pipelined, 64 KiB, 1 MiB POST), RUN_DIR/idle/idle10k.jsonl (bench/idle.sh)
+and RUN_DIR/abi.txt (benches/abi.rs); any may be missing.
 Every figure is the median over rounds of the per-round value. "ratio" = webserver / hyper
 (in parentheses: webserver --workers 2 / hyper); where hyper has no figure, the ratio is to nginx
 and says so. Targets are issue 5's.
@@ -26,7 +27,7 @@ def rows(path):
     return list(csv.DictReader(open(path), delimiter="\t")) if os.path.exists(path) else []
 
 
-cmp_rows = rows(os.path.join(run, "compare", "results.tsv"))
+cmp_rows = rows(os.path.join(run, "compare", "scenarios.tsv"))
 scen_rows = rows(os.path.join(run, "scen", "scenarios.tsv"))
 idle_path = os.path.join(run, "idle", "idle10k.jsonl")
 idle = {}
@@ -40,7 +41,7 @@ if os.path.exists(idle_path):
 def cmp_metric(group, scen, f):
     vals = []
     for r in cmp_rows:
-        if r["name"] == group and r["scenario"] == scen:
+        if r["group"] == group and r["scenario"] == scen:
             v = f(r)
             if v is not None:
                 vals.append(v)

@@ -1,5 +1,5 @@
 //! The command line: `webserver [OPTIONS] LIB:SYMBOL`, `webserver check LIB:SYMBOL`, and the
-//! hidden `__worker` mode the master starts its workers in.
+//! hidden modes the master starts its workers in (`__worker`) and `check` its child (`__probe`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,7 +27,7 @@ use crate::server::Config;
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
-pub(crate) struct Cli {
+pub struct Cli {
     #[command(subcommand)]
     pub(crate) command: Option<Command>,
 
@@ -49,14 +49,6 @@ pub(crate) enum Command {
     Probe {
         #[arg(value_name = "LIB:SYMBOL")]
         app: String,
-    },
-    /// Internal: time environ build + app call + response encoding without sockets.
-    #[command(name = "__bench-abi", hide = true)]
-    BenchAbi {
-        #[arg(value_name = "LIB:SYMBOL")]
-        app: String,
-        #[arg(default_value_t = 1_000_000)]
-        iterations: u64,
     },
     /// Internal: a worker process, started by the master.
     #[command(name = "__worker", hide = true)]

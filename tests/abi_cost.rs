@@ -1,30 +1,45 @@
-//! The ABI's own cost, measured in process by `webserver __bench-abi`: the server side of the
-//! hello path (environ build, call, body iteration, response encoding) allocates nothing once its
-//! buffers have grown (issue 5: "no per-request heap allocation on the hello path").
+//! The ABI's own cost on the server side, in process: the hello path (environ build, call, body
+//! iteration, response encoding) makes no heap allocation once its buffers have grown (issue 5:
+//! "no per-request heap allocation on the hello path"). This test target installs its own
+//! counting allocator; the production binary has none (tests/production_binary.rs).
 
-use std::process::Command;
+mod common;
+
+use webserver::AbiBench;
+
+webserver::install_counting_allocator!();
+
+/// Requests that let every reused buffer grow to its steady size.
+const WARM_UP: u32 = 1_000;
+/// Requests measured after that.
+const MEASURED: u32 = 20_000;
 
 #[test]
 fn the_hello_path_makes_no_server_side_heap_allocation() {
-    let out = Command::new(env!("CARGO_BIN_EXE_webserver"))
-        .args(["__bench-abi", "hello:app", "20000"])
-        .output()
-        .expect("run webserver __bench-abi");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The counter must see this thread's allocations, or a zero below would prove nothing.
+    let before = counting_allocator::allocations();
+    let probe = std::hint::black_box(Box::new(0u64));
     assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        counting_allocator::allocations() > before,
+        "the counter counts nothing"
     );
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("environ+call+encode "))
-        .unwrap_or_else(|| panic!("no result line in {stdout}"));
-    let allocations: f64 = line
-        .split_whitespace()
-        .find_map(|kv| kv.strip_prefix("allocs_per_request="))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no allocation count in {line}"));
-    assert_eq!(allocations, 0.0, "{stdout}");
-    assert!(stdout.contains("(status 200)"), "{stdout}");
+    drop(probe);
+
+    let spec = format!("{}:app", common::sample_app("hello").display());
+    let mut bench = AbiBench::load(&spec).unwrap_or_else(|e| panic!("load {spec}: {e}"));
+    for _ in 0..WARM_UP {
+        assert_eq!(bench.request(), 200);
+    }
+    let before = counting_allocator::allocations();
+    let mut statuses_ok = 0u32;
+    for _ in 0..MEASURED {
+        statuses_ok += u32::from(bench.request() == 200);
+    }
+    let allocations = counting_allocator::allocations() - before;
+    bench.shutdown();
+    assert_eq!(statuses_ok, MEASURED, "every request must be answered 200");
+    assert_eq!(
+        allocations, 0,
+        "{allocations} server-side heap allocations in {MEASURED} requests"
+    );
 }

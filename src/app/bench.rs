@@ -1,16 +1,16 @@
-//! `webserver __bench-abi LIB:SYMBOL [N]`: the cost of the ABI itself — environ build, app call,
-//! body iteration and response encoding — without sockets, per request, with the server-side
-//! heap allocations counted.
-
-use std::time::Instant;
+//! The ABI's own cost, without sockets: environ build, app call, body iteration and response
+//! encoding over an in-memory transport, one request at a time, reusing every buffer as a
+//! serving thread does. Driven by `benches/abi.rs` (time and allocations per request) and
+//! `tests/abi_cost.rs` (no server-side heap allocation on the hello path); neither is part of
+//! the production binary.
 
 use app_abi::raw::WS_REQ_MULTITHREAD;
 
 use super::call::{self, MemoryTransport, RequestFacts, Scratch};
 use super::environ::Environ;
-use super::loader::LoadedApp;
+use super::loader::{LoadError, LoadedApp};
 use super::target::AppTarget;
-use crate::alloc_count;
+use crate::error::Error;
 
 /// The request wrk sends, as the server would see it.
 const HEADERS: [(&[u8], &[u8]); 3] = [
@@ -19,56 +19,57 @@ const HEADERS: [(&[u8], &[u8]); 3] = [
     (b"Accept", b"*/*"),
 ];
 
-pub(crate) fn run(spec: &str, iterations: u64) -> i32 {
-    let app = match AppTarget::parse(spec)
-        .map_err(Into::into)
-        .and_then(|target| LoadedApp::load(&target))
-    {
-        Ok(app) => app,
-        Err(e) => {
-            eprintln!("webserver: error: {e}");
-            return 1;
-        }
-    };
-    let mut environ = Environ::default();
-    let mut scratch = Scratch::default();
-    let mut transport = MemoryTransport::default();
-    let facts = RequestFacts {
-        is_head: false,
-        version_minor: 1,
-        keep_alive: true,
-        flags: WS_REQ_MULTITHREAD,
-        defer_flush: false,
-    };
-    let mut one = |environ: &mut Environ, scratch: &mut Scratch| {
-        let pairs = environ.build_synthetic_get(&HEADERS, WS_REQ_MULTITHREAD);
-        call::run(&app, pairs, facts, &mut transport, scratch)
-    };
-    // Warm up: buffers grow to their steady size.
-    for _ in 0..1000 {
-        one(&mut environ, &mut scratch);
+/// What a keep-alive `GET /` from wrk looks like to the encoder.
+const FACTS: RequestFacts = RequestFacts {
+    is_head: false,
+    version_minor: 1,
+    keep_alive: true,
+    flags: WS_REQ_MULTITHREAD,
+    defer_flush: false,
+};
+
+/// One loaded app and the per-thread buffers a serving thread would reuse for it.
+pub struct AbiBench {
+    app: LoadedApp,
+    environ: Environ,
+    scratch: Scratch,
+    transport: MemoryTransport,
+}
+
+impl AbiBench {
+    /// Load `LIB:SYMBOL` as a worker would (init included).
+    pub fn load(spec: &str) -> Result<AbiBench, Error> {
+        let target = AppTarget::parse(spec).map_err(LoadError::from)?;
+        Ok(AbiBench {
+            app: LoadedApp::load(&target)?,
+            environ: Environ::default(),
+            scratch: Scratch::default(),
+            transport: MemoryTransport::default(),
+        })
     }
-    let allocations_before = alloc_count::allocations();
-    let started = Instant::now();
-    let mut status = 0;
-    for _ in 0..iterations {
-        status = one(&mut environ, &mut scratch).status;
+
+    /// The app's name and version, as its descriptor says.
+    pub fn app(&self) -> (&str, &str) {
+        (self.app.name(), self.app.version())
     }
-    let elapsed = started.elapsed();
-    let allocations = alloc_count::allocations() - allocations_before;
-    let per_request_ns = elapsed.as_nanos() as f64 / iterations as f64;
-    // One machine-readable line for bench/run.sh, then the same for people.
-    println!(
-        "environ+call+encode ns_per_request={per_request_ns:.1} allocs_per_request={:.3}",
-        allocations as f64 / iterations as f64
-    );
-    println!("app:                      {} {}", app.name(), app.version());
-    println!("requests:                 {iterations} (status {status})");
-    println!("time per request:         {per_request_ns:.0} ns");
-    println!(
-        "server heap allocations:  {:.3} per request",
-        allocations as f64 / iterations as f64
-    );
-    app.shutdown();
-    0
+
+    /// Serve one `GET /` through the ABI; returns the response status.
+    pub fn request(&mut self) -> u16 {
+        let pairs = self
+            .environ
+            .build_synthetic_get(&HEADERS, WS_REQ_MULTITHREAD);
+        call::run(
+            &self.app,
+            pairs,
+            FACTS,
+            &mut self.transport,
+            &mut self.scratch,
+        )
+        .status
+    }
+
+    /// Run the app's shutdown.
+    pub fn shutdown(self) {
+        self.app.shutdown();
+    }
 }

@@ -410,9 +410,6 @@ fn time_out(conn: &mut Conn) {
     }
 }
 
-/// Exit status of a worker that killed itself over a request running past --timeout.
-pub(crate) const HARAKIRI_EXIT: i32 = 70;
-
 /// A request has run past --timeout: the app is stuck, and only replacing the process frees
 /// its thread (uWSGI's harakiri, gunicorn's worker timeout). `_exit` skips destructors and
 /// atexit handlers, which could block on whatever the stuck app holds.
@@ -421,5 +418,5 @@ fn harakiri(running: Duration) -> ! {
         "a request has been running for {:.1}s, past --timeout; exiting so the master replaces this worker",
         running.as_secs_f64()
     );
-    exit_now(HARAKIRI_EXIT)
+    exit_now(i32::from(crate::exit::HARAKIRI))
 }

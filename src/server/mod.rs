@@ -37,7 +37,6 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::app::loader::LoadedApp;
 use crate::http::scan::Limits;
 
-pub(crate) use event_loop::HARAKIRI_EXIT;
 pub(crate) use listener::bind;
 
 /// Everything the serving loop needs to know.

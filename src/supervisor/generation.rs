@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::artifact::Artifact;
 use super::message::WorkerMessage;
-use crate::server::HARAKIRI_EXIT;
+use crate::exit::HARAKIRI;
 use crate::sys::process::{ChildExit, Signal};
 
 mod event;
@@ -541,7 +541,7 @@ impl Generations {
             Some(State::Live) if !self.is_stopping() => {
                 let (level, text) = if worker.retiring && how == ChildExit::Exited(0) {
                     (log::Level::Info, format!("worker {pid} recycled"))
-                } else if how == ChildExit::Exited(HARAKIRI_EXIT) {
+                } else if how == ChildExit::Exited(i32::from(HARAKIRI)) {
                     (
                         log::Level::Error,
                         format!("worker {pid} (generation {id}, {lib}) was stuck in a request past --timeout and exited; replacing it"),

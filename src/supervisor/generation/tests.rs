@@ -421,7 +421,7 @@ fn a_crashed_worker_is_replaced_at_once() {
     ));
     sim.run(&[(
         2000,
-        exited(101, HARAKIRI_EXIT),
+        exited(101, i32::from(crate::exit::HARAKIRI)),
         &["spawn 1 h1-live.so = 103"],
     )]);
     assert!(

@@ -1,0 +1,89 @@
+//! Why `webserver::run` failed: one variant per layer, each carrying that layer's own typed
+//! error, whose message says what to do. `main` prints it (the only place that prints a final
+//! error line) and exits with [`crate::exit::FAILURE`].
+
+use std::fmt;
+
+use crate::app::loader::LoadError;
+use crate::supervisor::master::MasterError;
+use crate::supervisor::probe::CheckError;
+
+/// The error `run` returns. Opaque: callers need only its message, [`Error::already_reported`]
+/// and the fact that it failed.
+#[derive(Debug)]
+pub struct Error {
+    layer: Layer,
+}
+
+/// One variant per layer that can end a process unsuccessfully.
+#[derive(Debug)]
+pub(crate) enum Layer {
+    /// The app could not be loaded (the `__probe` child, the ABI benchmark).
+    Load(LoadError),
+    /// The master could not start serving.
+    Master(MasterError),
+    /// `check`: the app failed the check, or the check could not run.
+    Check(CheckError),
+    /// A worker ended unsuccessfully with this status. It told the master why over its pipe
+    /// (the master logs it), so nothing more is printed.
+    Worker { status: i32 },
+}
+
+impl Error {
+    pub(crate) fn worker(status: i32) -> Error {
+        Error {
+            layer: Layer::Worker { status },
+        }
+    }
+
+    /// True when the one line that says why was already written by another process: the
+    /// `__probe` child of `check`, or a worker through the master. `main` then prints nothing,
+    /// so exactly one error line reaches the user.
+    pub fn already_reported(&self) -> bool {
+        match &self.layer {
+            Layer::Worker { .. } => true,
+            Layer::Check(e) => e.already_reported(),
+            Layer::Load(_) | Layer::Master(_) => false,
+        }
+    }
+}
+
+impl From<LoadError> for Error {
+    fn from(e: LoadError) -> Error {
+        Error {
+            layer: Layer::Load(e),
+        }
+    }
+}
+
+impl From<MasterError> for Error {
+    fn from(e: MasterError) -> Error {
+        Error {
+            layer: Layer::Master(e),
+        }
+    }
+}
+
+impl From<CheckError> for Error {
+    fn from(e: CheckError) -> Error {
+        Error {
+            layer: Layer::Check(e),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.layer {
+            Layer::Load(e) => write!(f, "{e}"),
+            Layer::Master(e) => write!(f, "{e}"),
+            Layer::Check(e) => write!(f, "{e}"),
+            Layer::Worker { status } => write!(
+                f,
+                "worker exited with status {status}; the master's log says why"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
