@@ -65,33 +65,6 @@ pub(crate) fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-// The token grammar is shared with the request side; one table for both.
-pub(crate) use super::grammar::is_token;
-
-/// A field value we are willing to send (RFC 9110 §5.5): no CR, LF, NUL, nor any CTL but HTAB.
-/// obs-text (0x80–0xFF) is allowed.
-pub(crate) fn valid_header_value(bytes: &[u8]) -> bool {
-    bytes
-        .iter()
-        .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
-}
-
-/// Connection-specific fields (RFC 9110 §7.6.1) that only the server may set.
-/// Content-Length is not one of them; framing still decides it (see [`ResponseFields`]).
-pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
-    [
-        &b"connection"[..],
-        b"keep-alive",
-        b"transfer-encoding",
-        b"te",
-        b"trailer",
-        b"upgrade",
-        b"proxy-connection",
-    ]
-    .iter()
-    .any(|h| name.eq_ignore_ascii_case(h))
-}
-
 /// How the response body is delimited (RFC 9112 §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Framing {
@@ -442,21 +415,6 @@ mod tests {
         assert_eq!(reason_phrase(200), "OK");
         assert_eq!(reason_phrase(413), "Content Too Large");
         assert_eq!(reason_phrase(999), "Unknown");
-        assert!(
-            is_token(b"X-Custom_1!") && !is_token(b"") && !is_token(b"a b") && !is_token(b"a:")
-        );
-        assert!(valid_header_value(b"a\tb \x80") && valid_header_value(b""));
-        assert!(
-            !valid_header_value(b"a\rb")
-                && !valid_header_value(b"a\nb")
-                && !valid_header_value(b"\0")
-                && !valid_header_value(b"\x7f")
-        );
-        assert!(
-            is_hop_by_hop(b"Transfer-Encoding")
-                && is_hop_by_hop(b"KEEP-ALIVE")
-                && !is_hop_by_hop(b"Content-Length")
-        );
         assert_eq!(choose_framing(1, true, 200, Some(5)), Framing::NoBody);
         assert_eq!(choose_framing(1, false, 304, None), Framing::NoBody);
         assert_eq!(choose_framing(1, false, 101, None), Framing::NoBody);

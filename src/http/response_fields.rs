@@ -10,8 +10,7 @@
 use std::fmt;
 use std::ops::Range;
 
-use super::grammar::parse_decimal;
-use super::response::{is_hop_by_hop, is_token, valid_header_value};
+use super::grammar::{is_token, parse_decimal};
 
 /// Statuses an app may answer with: final responses only (1xx interim responses are the
 /// server's, RFC 9110 §15.2).
@@ -144,9 +143,49 @@ impl ResponseFields {
     }
 }
 
+/// A field value we are willing to send (RFC 9110 §5.5): no CR, LF, NUL, nor any CTL but HTAB.
+/// obs-text (0x80–0xFF) is allowed.
+pub(crate) fn valid_header_value(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+}
+
+/// Connection-specific fields (RFC 9110 §7.6.1) that only the server may set.
+/// Content-Length is not one of them; framing still decides it.
+pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
+    [
+        &b"connection"[..],
+        b"keep-alive",
+        b"transfer-encoding",
+        b"te",
+        b"trailer",
+        b"upgrade",
+        b"proxy-connection",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn field_grammar() {
+        assert!(valid_header_value(b"a\tb \x80") && valid_header_value(b""));
+        assert!(
+            !valid_header_value(b"a\rb")
+                && !valid_header_value(b"a\nb")
+                && !valid_header_value(b"\0")
+                && !valid_header_value(b"\x7f")
+        );
+        assert!(
+            is_hop_by_hop(b"Transfer-Encoding")
+                && is_hop_by_hop(b"KEEP-ALIVE")
+                && !is_hop_by_hop(b"Content-Length")
+        );
+    }
 
     type Pairs<'a> = &'a [(&'a [u8], &'a [u8])];
 

@@ -116,54 +116,64 @@ pub(crate) fn check_complete(bytes: &[u8]) -> Result<(), Truncated> {
         return Err(truncated("the ELF header", layout.header_len as u64));
     }
     let read = Reader { bytes, big_endian };
-    let table = |offset_field: usize, entsize_field: usize, num_field: usize| {
+
+    // Each table must fit, and so must every entry's bytes that it says are in the file.
+    let tables = [
+        Table {
+            name: "the program header table",
+            entry: "loadable segment",
+            header: (layout.phoff, layout.phentsize, layout.phnum),
+            fields: (layout.ph_type, layout.ph_offset, layout.ph_filesz),
+            counts: |kind| kind == PT_LOAD,
+        },
+        Table {
+            name: "the section header table",
+            entry: "section",
+            header: (layout.shoff, layout.shentsize, layout.shnum),
+            fields: (layout.sh_type, layout.sh_offset, layout.sh_size),
+            counts: |kind| kind != SHT_NOBITS,
+        },
+    ];
+    for table in tables {
+        let (offset_field, entsize_field, num_field) = table.header;
         let offset = read.at(offset_field as u64, layout.word);
         let entsize = read.at(entsize_field as u64, 2);
         let count = read.at(num_field as u64, 2);
-        (offset, entsize, count)
-    };
-
-    let (phoff, phentsize, phnum) = table(layout.phoff, layout.phentsize, layout.phnum);
-    let ph_end = table_end(phoff, phentsize, phnum);
-    if ph_end > len {
-        return Err(truncated("the program header table", ph_end));
-    }
-    for index in 0..phnum {
-        let at = phoff + index * phentsize;
-        let field = |offset: usize| at.saturating_add(offset as u64);
-        if read.at(field(layout.ph_type), 4) != u64::from(PT_LOAD) {
-            continue;
+        if offset == 0 && count == 0 {
+            continue; // the table is absent: nothing is announced
         }
-        let offset = read.at(field(layout.ph_offset), layout.word);
-        let filesz = read.at(field(layout.ph_filesz), layout.word);
-        let end = offset.saturating_add(filesz);
+        let end = table_end(offset, entsize, count);
         if end > len {
-            return Err(truncated(&format!("loadable segment {index}"), end));
+            return Err(truncated(table.name, end));
         }
-    }
-
-    let (shoff, shentsize, shnum) = table(layout.shoff, layout.shentsize, layout.shnum);
-    if shoff == 0 {
-        return Ok(()); // no section headers: nothing more is announced
-    }
-    let sh_end = table_end(shoff, shentsize, shnum);
-    if sh_end > len {
-        return Err(truncated("the section header table", sh_end));
-    }
-    for index in 0..shnum {
-        let at = shoff + index * shentsize;
-        let field = |offset: usize| at.saturating_add(offset as u64);
-        if read.at(field(layout.sh_type), 4) == u64::from(SHT_NOBITS) {
-            continue;
-        }
-        let offset = read.at(field(layout.sh_offset), layout.word);
-        let size = read.at(field(layout.sh_size), layout.word);
-        let end = offset.saturating_add(size);
-        if end > len {
-            return Err(truncated(&format!("section {index}"), end));
+        let (type_field, start_field, size_field) = table.fields;
+        for index in 0..count {
+            let field = |at: usize| (offset + index * entsize).saturating_add(at as u64);
+            if !(table.counts)(read.at(field(type_field), 4) as u32) {
+                continue;
+            }
+            let start = read.at(field(start_field), layout.word);
+            let size = read.at(field(size_field), layout.word);
+            let end = start.saturating_add(size);
+            if end > len {
+                return Err(truncated(&format!("{} {index}", table.entry), end));
+            }
         }
     }
     Ok(())
+}
+
+/// One table of the ELF headers: where its header fields are, and which of an entry's fields
+/// say where its bytes are.
+struct Table {
+    name: &'static str,
+    entry: &'static str,
+    /// Offsets in the ELF header of the table's file offset, entry size and entry count.
+    header: (usize, usize, usize),
+    /// Offsets in an entry of its type, its file offset and its size in the file.
+    fields: (usize, usize, usize),
+    /// Whether an entry of this type occupies bytes of the file.
+    counts: fn(u32) -> bool,
 }
 
 fn table_end(offset: u64, entsize: u64, count: u64) -> u64 {
