@@ -1,6 +1,7 @@
 //! Response encoding: status line, header block, framing choice, chunks, Date cache
 //! (RFC 9112 §4, §6, §7.1; RFC 9110 §6.6.1, §8.6, §15).
 
+use std::io::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The `Server` header value (RFC 9110 §10.2.4).
@@ -369,11 +370,10 @@ impl DateCache {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         if self.second != Some(second) {
-            let s = httpdate::fmt_http_date(now);
-            let n = s.len().min(self.buf.len());
-            if let (Some(dst), Some(src)) = (self.buf.get_mut(..n), s.as_bytes().get(..n)) {
-                dst.copy_from_slice(src);
-            }
+            // Formatted straight into the buffer (fmt_http_date would allocate a String once a
+            // second on every serving thread); an HTTP date is always exactly 29 bytes.
+            let mut rest = &mut self.buf[..];
+            let _ = write!(rest, "{}", httpdate::HttpDate::from(now));
             self.second = Some(second);
         }
         &self.buf
