@@ -27,7 +27,10 @@ const DEFAULT_PORT: u16 = 8080;
 const ACCEPT_RETRY: Duration = Duration::from_millis(10);
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let port = match std::env::args().nth(1).or_else(|| std::env::var("PORT").ok()) {
+    let port_arg = std::env::args()
+        .nth(1)
+        .or_else(|| std::env::var("PORT").ok());
+    let port = match port_arg {
         Some(text) => text
             .parse::<u16>()
             .map_err(|e| format!("port {text:?}: {e}"))?,
@@ -45,7 +48,10 @@ fn main() -> Result<(), Box<dyn Error>> {
 
 async fn serve(port: u16) -> Result<(), Box<dyn Error>> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
-    eprintln!("hyper-hello: listening on http://{}", listener.local_addr()?);
+    eprintln!(
+        "hyper-hello: listening on http://{}",
+        listener.local_addr()?
+    );
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _peer)) => stream,
