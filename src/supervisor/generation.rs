@@ -16,6 +16,9 @@
 //! A generation is `Booting` (loading, not accepting), then `Live` (accepting; at most one is) and
 //! later `Draining` (told to finish and exit), or `Failed` (told to exit). A generation is
 //! forgotten once it is neither booting nor live and has no worker left.
+//!
+//! Every worker says `alive` on its pipe a few times per `--timeout`, in every state; on each
+//! `Tick` a worker silent for `--timeout` is killed (SIGKILL) and replaced (`liveness.rs`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -26,6 +29,7 @@ use crate::exit::HARAKIRI;
 use crate::sys::process::{ChildExit, Signal};
 
 mod event;
+mod liveness;
 pub(crate) use event::{Action, Event, SwapCause};
 
 /// The first wait before replacing a worker that died before it was ready; it doubles with each
@@ -62,6 +66,8 @@ pub(crate) struct Config {
     pub(crate) symbol: String,
     /// The library the user named, for messages before the first copy.
     pub(crate) source: PathBuf,
+    /// `--timeout`: a worker not heard from for this long is killed (`None`: never).
+    pub(crate) heartbeat_timeout: Option<Duration>,
 }
 
 struct Generation {
@@ -81,6 +87,10 @@ struct Worker {
     retiring: bool,
     /// Said `Stopped`: its listener is closed, it accepts no new connection.
     stopped: bool,
+    /// When it last said anything (spawned, for one that has not spoken yet).
+    last_heard: Instant,
+    /// Killed for its silence: its exit needs no second log line.
+    silenced: bool,
 }
 
 /// A promoted generation whose swap is announced (log line, `ready` status) only once the old
@@ -116,6 +126,7 @@ pub(crate) struct Generations {
     /// `Exit` was returned; later events are ignored.
     finished: bool,
     graceful_timeout: Duration,
+    heartbeat_timeout: Option<Duration>,
     symbol: String,
     /// The library the user named, as last resolved.
     source: PathBuf,
@@ -139,6 +150,7 @@ impl Generations {
             served: false,
             finished: false,
             graceful_timeout: config.graceful_timeout,
+            heartbeat_timeout: config.heartbeat_timeout,
             symbol: config.symbol,
             source: config.source,
             actions: Vec::new(),
@@ -208,8 +220,8 @@ impl Generations {
             Event::SwapAsked(_)
             | Event::GracefulStop { .. }
             | Event::MoreWorkers
-            | Event::FewerWorkers
-            | Event::Tick => {}
+            | Event::FewerWorkers => {}
+            Event::Tick => self.kill_silent_workers(now),
         }
     }
 
@@ -310,6 +322,8 @@ impl Generations {
                     ready: false,
                     retiring: !wanted,
                     stopped: false,
+                    last_heard: now,
+                    silenced: false,
                 });
                 if !wanted {
                     self.signal(pid, Signal::Term);
@@ -333,6 +347,7 @@ impl Generations {
         let Some(index) = self.workers.iter().position(|w| w.pid == pid) else {
             return;
         };
+        self.workers[index].last_heard = now;
         let id = self.workers[index].generation;
         match message {
             WorkerMessage::Ready { name, version } => {
@@ -370,6 +385,7 @@ impl Generations {
                     format!("worker {pid} is recycling; starting its replacement"),
                 );
             }
+            WorkerMessage::Alive => {}
         }
     }
 
@@ -531,6 +547,16 @@ impl Generations {
             None => (None, self.source.display().to_string()),
         };
         match state {
+            // Killed for its silence, which was logged (and, booting, failed the swap).
+            _ if worker.silenced => {
+                self.log(
+                    log::Level::Debug,
+                    format!("worker {pid}, killed for its silence, {how}"),
+                );
+                if state == Some(State::Live) && !worker.ready {
+                    self.back_off(now);
+                }
+            }
             Some(State::Booting) => {
                 let message = format!(
                     "worker {pid} {how} while loading {lib}:{} (a crash in the library's initialisers or init)",

@@ -84,6 +84,8 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         graceful_timeout: Duration::from_secs(args.tuning.graceful_timeout),
         symbol: target.symbol.clone(),
         source: source.clone(),
+        heartbeat_timeout: (args.tuning.timeout > 0)
+            .then(|| Duration::from_secs(args.tuning.timeout)),
     });
     let mut master = Master {
         listener,
@@ -133,9 +135,11 @@ impl Master {
                     self.apply(event);
                 }
             }
-            self.read_pipes();
             self.reap();
             self.watch_file();
+            // Right before the tick, which judges silence: whatever the workers said while the
+            // master was busy above (a library copy can take a while) is news, not silence.
+            self.read_pipes();
             self.apply(Event::Tick);
             // Summaries of repeated log lines whose window is over (crate::log_limit).
             log::logger().flush();

@@ -1,0 +1,108 @@
+//! Faults an operator meets (issue 9), end to end with the real binary: a frozen worker, a
+//! graceful stop while clients keep connecting, two masters on one pid file, a master killed
+//! with -9. Each test keeps its flags' timeouts short so it runs in seconds.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Sends SIGCONT to a worker the test stopped, so that a failing test leaves no stopped process
+/// behind (a stopped process ignores the SIGTERM its dying master sends it).
+struct Continue(u32);
+
+impl Drop for Continue {
+    fn drop(&mut self) {
+        if process_exists(self.0) {
+            kill(self.0 as i32, libc::SIGCONT);
+        }
+    }
+}
+
+/// One keep-alive connection on each of the master's two workers: `(pid, connection)`.
+fn a_connection_on_each_worker(server: &Server) -> Vec<(u32, Conn)> {
+    let mut held: Vec<(u32, Conn)> = Vec::new();
+    for _ in 0..50 {
+        let mut conn = server.connect();
+        let pid = pid_of(&mut conn);
+        if !held.iter().any(|(p, _)| *p == pid) {
+            held.push((pid, conn));
+        }
+        if held.len() == 2 {
+            return held;
+        }
+    }
+    panic!("50 connections all reached one worker");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A frozen worker (issue 9 item 1)
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_frozen_worker_is_killed_and_replaced_after_timeout_and_a_busy_one_is_not() {
+    let server = quiet(sample_server("crashy"))
+        .args(["-w", "2", "--timeout", "2"])
+        .start();
+    let master = server.pid();
+    poll(Duration::from_secs(5), "2 workers", || {
+        (child_pids(master).len() == 2).then_some(())
+    });
+    let mut held = a_connection_on_each_worker(&server);
+    let (busy, mut busy_conn) = held.pop().unwrap();
+    let (frozen, mut frozen_conn) = held.pop().unwrap();
+
+    kill(frozen as i32, libc::SIGSTOP);
+    let stopped_at = Instant::now();
+    let _guard = Continue(frozen);
+    // A request on the frozen worker's connection: today it hangs for as long as the worker is
+    // stopped; the kill must end it.
+    frozen_conn.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    // The other worker is busy for most of --timeout, but alive: it must not be touched.
+    busy_conn.send("GET /slow?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n");
+    let resp = busy_conn.read_response();
+    assert_eq!((resp.status, resp.text().as_str()), (200, "slow done\n"));
+
+    let line = server
+        .wait_for_log(Duration::from_secs(8), |l| {
+            l.contains(&format!("worker {frozen} ")) && l.contains("no heartbeat")
+        })
+        .unwrap_or_else(|| panic!("the frozen worker {frozen} was not killed within 8 s"));
+    let killed_after = stopped_at.elapsed();
+    assert!(line.contains("SIGKILL"), "{line}");
+    // Its last heartbeat was at most a quarter of --timeout before the stop.
+    assert!(
+        killed_after >= Duration::from_millis(1400),
+        "killed only {killed_after:?} after it stopped, before --timeout ran out: {line}"
+    );
+    assert!(
+        frozen_conn.wait_closed(Duration::from_secs(3)).is_some(),
+        "the frozen worker's connection still hangs"
+    );
+    poll(
+        Duration::from_secs(5),
+        "the frozen worker to be gone",
+        || (!process_exists(frozen)).then_some(()),
+    );
+    let workers = poll(Duration::from_secs(5), "a replacement worker", || {
+        let pids = child_pids(master);
+        (pids.len() == 2).then_some(pids)
+    });
+    assert!(
+        workers.contains(&busy),
+        "the busy worker was replaced: {workers:?}"
+    );
+    assert!(process_exists(busy));
+    for i in 0..10 {
+        let resp = fresh_get(&server, "/").unwrap_or_else(|e| panic!("request {i}: {e}"));
+        assert_eq!(resp.status, 200, "{resp:?}");
+    }
+    // Exactly one line says why the worker went; its exit adds no second error.
+    let stderr = server.stderr();
+    let about_it: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains(&format!("worker {frozen} ")) && l.contains("ERROR"))
+        .collect();
+    assert_eq!(about_it.len(), 1, "{about_it:#?}");
+}
