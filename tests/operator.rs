@@ -4,6 +4,9 @@
 
 mod common;
 
+use std::io::ErrorKind;
+use std::net::TcpStream;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -105,4 +108,71 @@ fn a_frozen_worker_is_killed_and_replaced_after_timeout_and_a_busy_one_is_not() 
         .filter(|l| l.contains(&format!("worker {frozen} ")) && l.contains("ERROR"))
         .collect();
     assert_eq!(about_it.len(), 1, "{about_it:#?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A graceful stop stops listening at once (issue 9 item 6)
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_graceful_stop_refuses_new_connections_at_once_while_in_flight_requests_finish() {
+    let mut server = quiet(sample_server("crashy")).args(["-w", "2"]).start();
+    let addr = server.addr();
+    let mut conn = server.connect();
+    conn.send("GET /slow?ms=3000 HTTP/1.1\r\nHost: x\r\n\r\n");
+    thread::sleep(Duration::from_millis(300));
+    let termed = Instant::now();
+    server.signal(libc::SIGTERM);
+
+    // New clients are refused, not left hanging in the backlog for the whole drain.
+    let refused_after =
+        poll(
+            Duration::from_secs(2),
+            "connect() to be refused",
+            || match TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => Some(termed.elapsed()),
+                _ => None,
+            },
+        );
+    let resp = conn.read_response();
+    let answered_after = termed.elapsed();
+    assert_eq!((resp.status, resp.text().as_str()), (200, "slow done\n"));
+    assert!(
+        refused_after < answered_after,
+        "refused only after {refused_after:?}, once the in-flight request was done ({answered_after:?})"
+    );
+    eprintln!(
+        "refused {refused_after:?} after SIGTERM; in-flight answered after {answered_after:?}"
+    );
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .expect("master still running 10 s after SIGTERM");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[test]
+fn a_hot_swap_keeps_accepting() {
+    // The other half of the rule: when a generation takes over, the listener stays open and a
+    // connection made during the swap is served.
+    let dir = fresh_dir("swap-accepts");
+    let pid_file = dir.join("ws.pid");
+    let server = quiet(sample_server("crashy"))
+        .args(["-w", "1"])
+        .arg_pid(&pid_file)
+        .start();
+    let generation = wait_first_ready(&pid_file);
+    let mut slow = server.connect();
+    slow.send("GET /slow?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n");
+    thread::sleep(Duration::from_millis(200));
+    kill(master_pid(&pid_file), libc::SIGHUP);
+    let swapped = Instant::now();
+    while swapped.elapsed() < Duration::from_millis(1000) {
+        let resp = fresh_get(&server, "/").unwrap_or_else(|e| panic!("during the swap: {e}"));
+        assert_eq!(resp.status, 200, "{resp:?}");
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(slow.read_response().status, 200);
+    poll(SWAP_TIMEOUT, "the swap to be ready", || {
+        read_status(&pid_file).filter(|(state, g, _)| state == "ready" && *g > generation)
+    });
 }

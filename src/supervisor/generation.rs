@@ -191,11 +191,15 @@ impl Generations {
             }
             Event::GracefulStop { signal } if !stopping => {
                 self.log(log::Level::Info, format!("{signal}: graceful stop"));
+                self.emit(Action::CloseListener);
                 self.signal_all(Signal::Term);
                 self.stop_deadline = Some(now + self.graceful_timeout + STOP_MARGIN);
             }
             Event::ImmediateStop => {
                 self.log(log::Level::Info, "SIGQUIT: immediate stop".into());
+                if !stopping {
+                    self.emit(Action::CloseListener);
+                }
                 self.signal_all(Signal::Quit);
                 self.stop_deadline = Some(now + QUIT_WAIT);
             }

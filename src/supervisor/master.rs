@@ -65,11 +65,11 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
     let spec = args.app.as_deref().unwrap_or_default();
     let target = AppTarget::parse(spec).map_err(|e| MasterError::Load(e.into()))?;
     let source = target.resolve().map_err(|e| MasterError::Load(e.into()))?;
-    let listener = server::bind(args.bind).map_err(|source| MasterError::Bind {
+    let bound = server::bind(args.bind).map_err(|source| MasterError::Bind {
         addr: args.bind,
         source,
     })?;
-    let local = listener
+    let local = bound
         .local_addr()
         .map_err(|e| MasterError::Io("listener address", e))?;
     let signals = Signals::new([SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU])
@@ -77,8 +77,10 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
     remove_stale_dirs();
     let exe =
         std::env::current_exe().map_err(|e| MasterError::Io("cannot find my own executable", e))?;
-    let listener = dup_at_or_above(listener.as_fd(), FD_FLOOR)
+    let listener = dup_at_or_above(bound.as_fd(), FD_FLOOR)
         .map_err(|e| MasterError::Io("cannot move the listener", e))?;
+    // One copy only: a stop closes it, and a second one would keep the socket listening.
+    drop(bound);
     let machine = Generations::new(Config {
         workers: args.workers,
         graceful_timeout: Duration::from_secs(args.tuning.graceful_timeout),
@@ -88,7 +90,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
             .then(|| Duration::from_secs(args.tuning.timeout)),
     });
     let mut master = Master {
-        listener,
+        listener: Some(listener),
         local,
         exe,
         args: args.clone(),
@@ -110,8 +112,9 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
 }
 
 struct Master {
-    /// The listening socket every worker accepts on, kept above the descriptors they inherit.
-    listener: OwnedFd,
+    /// The listening socket every worker accepts on, kept above the descriptors they inherit;
+    /// `None` once a stop closed it.
+    listener: Option<OwnedFd>,
     local: SocketAddr,
     exe: PathBuf,
     args: ServeArgs,
@@ -189,6 +192,12 @@ impl Master {
                     }
                     None
                 }
+                Action::CloseListener => {
+                    // The workers close theirs as they drain: then the socket is closed, and
+                    // the kernel refuses new clients instead of queueing them.
+                    self.listener = None;
+                    None
+                }
                 Action::Exit(outcome) => {
                     self.outcome = Some(outcome);
                     None
@@ -228,7 +237,12 @@ impl Master {
         if multiprocess {
             args.push("--multiprocess".into());
         }
-        let worker = WorkerProcess::spawn(&self.exe, &args, self.listener.as_fd())?;
+        let Some(listener) = &self.listener else {
+            return Err(io::Error::other(
+                "the listening socket is closed: the server is stopping",
+            ));
+        };
+        let worker = WorkerProcess::spawn(&self.exe, &args, listener.as_fd())?;
         let pid = worker.pid;
         self.workers.push(worker);
         Ok(pid)

@@ -170,7 +170,10 @@ fn watch_signals(
                         log::info!("SIGQUIT: exiting now");
                         exit_now(0)
                     }
-                    SIGTERM | SIGINT if *state == Start::Waiting => *state = Start::Stop,
+                    SIGTERM | SIGINT if *state == Start::Waiting => {
+                        *state = Start::Stop;
+                        close_unused_listener();
+                    }
                     SIGTERM | SIGINT => {
                         shutdown.trigger();
                         report_stopped(listener, &report);
@@ -181,6 +184,17 @@ fn watch_signals(
             }
         })?;
     Ok(())
+}
+
+/// Told to stop before the go, maybe still inside a slow `init`: close the inherited listener
+/// now rather than at exit, since every open copy keeps the socket listening, and on a stop the
+/// kernel should refuse new clients at once. Called under the start lock in the `Waiting` state,
+/// so the main thread has not claimed it and never will.
+fn close_unused_listener() {
+    match claim_inherited(LISTEN_FD) {
+        Ok(listener) => drop(listener),
+        Err(e) => log::debug!("no listener to close at descriptor {LISTEN_FD}: {e}"),
+    }
 }
 
 /// After a SIGTERM: once the event loop has closed its listener (`begin_drain` drops it), this

@@ -101,6 +101,7 @@ impl Sim {
                 Action::Status(line) => seen.push(format!("status {line}")),
                 Action::Log { level, text } => self.logs.push(format!("{level}: {text}")),
                 Action::Serving => seen.push("serving".to_owned()),
+                Action::CloseListener => seen.push("close listener".to_owned()),
                 Action::Exit(outcome) => seen.push(format!("exit {outcome:?}")),
             }
         }
@@ -559,7 +560,7 @@ fn a_graceful_stop_waits_for_the_workers_then_kills_the_late_ones() {
         (
             1000,
             Event::GracefulStop { signal: "SIGTERM" },
-            &["SIGTERM 100", "SIGTERM 101"],
+            &["close listener", "SIGTERM 100", "SIGTERM 101"],
         ),
         // Neither swaps nor replacements while stopping.
         (1010, HUP, &[]),
@@ -582,7 +583,11 @@ fn a_graceful_stop_waits_for_the_workers_then_kills_the_late_ones() {
 fn an_immediate_stop_quits_the_workers() {
     let mut sim = serving(1);
     sim.run(&[
-        (1000, Event::ImmediateStop, &["SIGQUIT 100"]),
+        (
+            1000,
+            Event::ImmediateStop,
+            &["close listener", "SIGQUIT 100"],
+        ),
         (1000 + QUIT_WAIT.as_millis() as u64, TICK, &["SIGKILL 100"]),
         (2500, exited(100, 0), &["exit Ok(())"]),
     ]);
@@ -796,4 +801,39 @@ fn a_booting_worker_that_falls_silent_fails_the_swap() {
 fn without_a_timeout_silence_is_never_punished() {
     let mut sim = serving(1);
     sim.run(&[(3_600_000, TICK, &[])]);
+}
+
+#[test]
+fn a_stop_closes_the_listener_once_and_a_swap_never_does() {
+    let mut sim = serving(1);
+    sim.run(&[
+        (
+            1000,
+            HUP,
+            &["prepare", "status booting 2 h2", "spawn 2 h2-live.so = 101"],
+        ),
+        (1010, ready(101), &["SIGUSR1 101", "SIGTERM 100"]),
+        (1020, stopped(100), &["status ready 2 h2"]),
+        // A stop while a swap boots: nothing takes over, every worker is told.
+        (
+            2000,
+            HUP,
+            &["prepare", "status booting 3 h3", "spawn 3 h3-live.so = 102"],
+        ),
+        (
+            2010,
+            Event::GracefulStop { signal: "SIGINT" },
+            &[
+                "close listener",
+                "SIGTERM 100",
+                "SIGTERM 101",
+                "SIGTERM 102",
+            ],
+        ),
+        (
+            2020,
+            Event::ImmediateStop,
+            &["SIGQUIT 100", "SIGQUIT 101", "SIGQUIT 102"],
+        ),
+    ]);
 }
