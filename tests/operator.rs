@@ -4,8 +4,12 @@
 
 mod common;
 
+use std::fs::File;
 use std::io::ErrorKind;
 use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -175,4 +179,120 @@ fn a_hot_swap_keeps_accepting() {
     poll(SWAP_TIMEOUT, "the swap to be ready", || {
         read_status(&pid_file).filter(|(state, g, _)| state == "ready" && *g > generation)
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The pid file is a lock (issue 9 item 8)
+// ---------------------------------------------------------------------------------------------
+
+/// Whether no process holds the flock on `path` (what a script checks with `flock -n FILE true`).
+fn lock_is_free(path: &Path) -> bool {
+    let file = File::open(path).unwrap_or_else(|e| panic!("open {path:?}: {e}"));
+    // SAFETY: flock on a descriptor this function owns; closing the file drops the lock.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    rc == 0
+}
+
+#[test]
+fn a_second_master_on_the_same_pid_file_is_refused_and_a_stale_one_is_taken_over() {
+    let dir = fresh_dir("pidlock");
+    let pid_file = dir.join("ws.pid");
+    let mut first = quiet(sample_server("hello"))
+        .args(["-w", "1"])
+        .arg_pid(&pid_file)
+        .start();
+    wait_first_ready(&pid_file);
+    let first_pid = first.pid() as i32;
+    assert_eq!(master_pid(&pid_file), first_pid);
+    assert!(
+        !lock_is_free(&pid_file),
+        "a running master must hold its pid file's lock"
+    );
+
+    let second = quiet(sample_server("hello"))
+        .args(["-w", "1"])
+        .arg_pid(&pid_file)
+        .run_to_exit();
+    assert_load_error(
+        &second,
+        &[&first_pid.to_string(), &pid_file.to_string_lossy()],
+    );
+    // The first master's files are untouched and it serves on.
+    assert_eq!(master_pid(&pid_file), first_pid);
+    assert_eq!(
+        read_status(&pid_file).map(|s| s.0),
+        Some("ready".to_owned())
+    );
+    assert!(first.is_running());
+    assert_eq!(fresh_get(&first, "/").unwrap().status, 200);
+
+    // kill -9: the files stay, but nobody holds the lock: they are recognisably stale.
+    first.signal(libc::SIGKILL);
+    first
+        .wait_exit(Duration::from_secs(5))
+        .expect("master killed");
+    assert_eq!(master_pid(&pid_file), first_pid);
+    assert!(
+        lock_is_free(&pid_file),
+        "a dead master's pid file must not be locked"
+    );
+
+    // The next master takes the stale file over.
+    let third = quiet(sample_server("hello"))
+        .args(["-w", "1"])
+        .arg_pid(&pid_file)
+        .start();
+    wait_first_ready(&pid_file);
+    assert_eq!(master_pid(&pid_file), third.pid() as i32);
+    assert!(!lock_is_free(&pid_file));
+    drop(third);
+}
+
+#[test]
+fn the_swap_script_refuses_a_pid_file_no_master_holds() {
+    if !have_program("flock") {
+        eprintln!("skipped: flock(1) is not installed");
+        return;
+    }
+    let dir = fresh_dir("stale-script");
+    let pid_file = dir.join("ws.pid");
+    let live = dir.join("live.so");
+    std::fs::copy(sample_app("hello"), &live).unwrap();
+    let mut target = live.clone().into_os_string();
+    target.push(":app");
+    let mut master = quiet(server(target)).arg_pid(&pid_file).start();
+    wait_first_ready(&pid_file);
+    master.signal(libc::SIGKILL);
+    master
+        .wait_exit(Duration::from_secs(5))
+        .expect("master killed");
+
+    // The dead master's pid now belongs to someone else (pid reuse, simulated): the script must
+    // not signal it, nor install the new library.
+    let mut bystander = Command::new("sleep")
+        .arg("30")
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn sleep");
+    std::fs::write(&pid_file, format!("{}\n", bystander.id())).unwrap();
+    let before = std::fs::read(&live).unwrap();
+    let out = Command::new(workspace_dir().join("scripts/hot-swap.sh"))
+        .arg(sample_app("crashy"))
+        .arg(&pid_file)
+        .arg(&live)
+        .env("WEBSERVER", webserver_exe())
+        .env("HOT_SWAP_TIMEOUT", "3")
+        .output()
+        .unwrap();
+    let still_there = bystander.try_wait().unwrap().is_none();
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        still_there,
+        "the script signalled a process that is not the master: {stderr}"
+    );
+    assert!(stderr.contains("no master holds"), "{stderr}");
+    assert_eq!(std::fs::read(&live).unwrap(), before, "LIVE was changed");
 }

@@ -20,6 +20,7 @@ use signal_hook::iterator::Signals;
 use super::artifact::{private_dir, remove_stale_dirs, Artifact, FileStamp};
 use super::children::{WorkerProcess, FD_FLOOR};
 use super::generation::{Action, Config, Event, Generations, SwapCause};
+use super::pid_file::{PidFile, PidFileError};
 use super::process::{jitter, status_path};
 use super::reload::FileWatch;
 use crate::app::loader::LoadError;
@@ -35,6 +36,8 @@ const TICK: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 pub(crate) enum MasterError {
     Load(LoadError),
+    /// `--pid FILE` is another running master's (or cannot be written).
+    PidFile(PidFileError),
     /// The first generation failed to boot; the worker's own message.
     Boot(String),
     Bind {
@@ -48,6 +51,7 @@ impl fmt::Display for MasterError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MasterError::Load(e) => write!(f, "{e}"),
+            MasterError::PidFile(e) => write!(f, "{e}"),
             MasterError::Boot(message) => write!(f, "{message}"),
             MasterError::Bind { addr, source } => write!(
                 f,
@@ -63,6 +67,11 @@ impl std::error::Error for MasterError {}
 /// Run the master until it is told to stop. Errors only before the first generation serves.
 pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
     let spec = args.app.as_deref().unwrap_or_default();
+    // First: a second master on the same --pid must be refused before it binds or copies.
+    let pid_file = match &args.pid {
+        Some(path) => Some(PidFile::acquire(path).map_err(MasterError::PidFile)?),
+        None => None,
+    };
     let target = AppTarget::parse(spec).map_err(|e| MasterError::Load(e.into()))?;
     let source = target.resolve().map_err(|e| MasterError::Load(e.into()))?;
     let bound = server::bind(args.bind).map_err(|source| MasterError::Bind {
@@ -102,12 +111,10 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         machine,
         outcome: None,
     };
-    if let Some(pid_file) = &args.pid {
-        fs::write(pid_file, format!("{}\n", std::process::id()))
-            .map_err(|e| MasterError::Io("cannot write --pid file", e))?;
-    }
     let result = master.serve(signals);
     master.cleanup();
+    // Removes the pid and status files, then releases the lock.
+    drop(pid_file);
     result
 }
 
@@ -318,11 +325,6 @@ impl Master {
     }
 
     fn cleanup(&mut self) {
-        if let Some(pid_file) = &self.args.pid {
-            remove_if_there(pid_file, fs::remove_file(pid_file));
-            let status = status_path(pid_file);
-            remove_if_there(&status, fs::remove_file(&status));
-        }
         remove_if_there(&self.dir, fs::remove_dir_all(&self.dir));
     }
 }

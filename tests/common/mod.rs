@@ -18,6 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 mod master;
+#[allow(unused_imports)] // each test file uses a different part of the harness
 pub use master::*;
 
 /// How long any single read may block before the test fails instead of hanging.
