@@ -17,6 +17,9 @@
 //! later `Draining` (told to finish and exit), or `Failed` (told to exit). A generation is
 //! forgotten once it is neither booting nor live and has no worker left.
 //!
+//! A stop (TERM/INT/QUIT) tells every worker and closes the master's listener (no generation
+//! takes over, so new clients are refused at once); a swap never closes it.
+//!
 //! Every worker says `alive` on its pipe a few times per `--timeout`, in every state; on each
 //! `Tick` a worker silent for `--timeout` is killed (SIGKILL) and replaced (`liveness.rs`).
 

@@ -2,7 +2,8 @@
 //! (`generation.rs`, where every decision is made) and does its I/O: it turns signals, the
 //! workers' pipe messages, their exits and `--reload` file changes into events, and carries out
 //! the actions — copying the library, starting workers, signalling them, writing the status
-//! file. It never loads app code itself.
+//! file, closing its copy of the listener when a stop begins. It holds `--pid FILE` locked for
+//! its whole life (`pid_file.rs`). It never loads app code itself.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
