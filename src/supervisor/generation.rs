@@ -92,6 +92,8 @@ struct Worker {
     stopped: bool,
     /// When it last said anything (spawned, for one that has not spoken yet).
     last_heard: Instant,
+    /// It said something: it is past its process start-up.
+    heard: bool,
     /// Killed for its silence: its exit needs no second log line.
     silenced: bool,
 }
@@ -330,6 +332,7 @@ impl Generations {
                     retiring: !wanted,
                     stopped: false,
                     last_heard: now,
+                    heard: false,
                     silenced: false,
                 });
                 if !wanted {
@@ -355,6 +358,7 @@ impl Generations {
             return;
         };
         self.workers[index].last_heard = now;
+        self.workers[index].heard = true;
         let id = self.workers[index].generation;
         match message {
             WorkerMessage::Ready { name, version } => {

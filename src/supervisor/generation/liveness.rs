@@ -7,12 +7,18 @@
 //! is doing: booting (a slow `init` that keeps the process running is not silent), serving a
 //! long request, draining. Only silence counts. `master.rs` reads every pipe right before each
 //! `Tick`, so a master that was itself busy (copying a library) does not mistake the news waiting
-//! in a pipe for silence.
+//! in a pipe for silence. A worker that has not said anything yet is still starting its process
+//! (exec, the runtime; no app code yet), which a loaded machine can make slow: it gets at least
+//! `FIRST_WORD_GRACE`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Generations, State};
 use crate::sys::process::Signal;
+
+/// The least patience for a worker's first word (its first heartbeat, sent as soon as its
+/// process runs).
+pub(crate) const FIRST_WORD_GRACE: Duration = Duration::from_secs(5);
 
 impl Generations {
     /// Kill (SIGKILL) every worker silent for `--timeout`, with one log line each. A live
@@ -24,7 +30,14 @@ impl Generations {
         let silent: Vec<(i32, u64, f64)> = self
             .workers
             .iter()
-            .filter(|w| !w.silenced && now.saturating_duration_since(w.last_heard) >= timeout)
+            .filter(|w| {
+                let patience = if w.heard {
+                    timeout
+                } else {
+                    timeout.max(FIRST_WORD_GRACE)
+                };
+                !w.silenced && now.saturating_duration_since(w.last_heard) >= patience
+            })
             .map(|w| {
                 let silence = now.saturating_duration_since(w.last_heard);
                 (w.pid, w.generation, silence.as_secs_f64())

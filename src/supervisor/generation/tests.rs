@@ -773,7 +773,8 @@ fn a_booting_worker_that_falls_silent_fails_the_swap() {
                 "spawn 2 h2-live.so = 103",
             ],
         ),
-        // 102 is slow in init but alive; 103 froze before it said anything.
+        // 102 is slow in init but alive; 103 froze after its first heartbeat.
+        (1000, alive(103), &[]),
         (1500, alive(100), &[]),
         (1500, alive(101), &[]),
         (1600, alive(102), &[]),
@@ -836,4 +837,33 @@ fn a_stop_closes_the_listener_once_and_a_swap_never_does() {
             &["SIGQUIT 100", "SIGQUIT 101", "SIGQUIT 102"],
         ),
     ]);
+}
+
+#[test]
+fn a_worker_gets_a_grace_period_for_its_first_word() {
+    let mut sim = serving_watched(1);
+    let grace = liveness::FIRST_WORD_GRACE.as_millis() as u64;
+    sim.run(&[(1000, segfault(100), &["spawn 1 h1-live.so = 101"])]);
+    // Silent since its spawn, but it has never spoken: its process may still be starting.
+    let mut now = 1000;
+    while now < 1000 + grace - 500 {
+        now += 500;
+        sim.run(&[(now, TICK, &[])]);
+    }
+    sim.run(&[
+        (1000 + grace - 1, TICK, &[]),
+        (
+            1000 + grace,
+            TICK,
+            &["SIGKILL 101", "spawn 1 h1-live.so = 102"],
+        ),
+        // Once it spoke, --timeout is the patience.
+        (1000 + grace + 10, alive(102), &[]),
+        (
+            1000 + grace + 10 + PATIENCE,
+            TICK,
+            &["SIGKILL 102", "spawn 1 h1-live.so = 103"],
+        ),
+    ]);
+    assert!(sim.logged("worker 101 (generation 1, /srv/live.so) sent no heartbeat for 5.0s"));
 }
