@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 
 use super::*;
+use crate::sys::process::ChildExit;
 
 const SOURCE: &str = "/srv/live.so";
 
