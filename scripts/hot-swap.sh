@@ -39,6 +39,12 @@ fi
 [ -x "$ws" ] || { echo "hot-swap: cannot find the webserver binary (set WEBSERVER)" >&2; exit 2; }
 [ -f "$new" ] || { echo "hot-swap: $new: no such file" >&2; exit 1; }
 [ -r "$pidfile" ] || { echo "hot-swap: $pidfile: cannot read the pid file (is the server running with --pid?)" >&2; exit 1; }
+# A running master holds an exclusive flock on its pid file: one nobody holds was left by a
+# master that is gone (kill -9), and the pid in it may belong to another process by now.
+if command -v flock >/dev/null 2>&1 && flock -n "$pidfile" true 2>/dev/null; then
+    echo "hot-swap: no master holds $pidfile (left by a master that is gone); nothing was changed" >&2
+    exit 1
+fi
 pid=$(cat "$pidfile")
 kill -0 "$pid" 2>/dev/null || { echo "hot-swap: no process $pid (from $pidfile)" >&2; exit 1; }
 

@@ -75,7 +75,8 @@ pub(crate) struct ServeArgs {
     #[arg(short, long, value_name = "N", default_value_t = 1)]
     pub(crate) workers: usize,
 
-    /// Write the master's pid to FILE (and the swap status to FILE.status).
+    /// Write the master's pid to FILE (and the swap status to FILE.status); FILE stays locked
+    /// (flock) while the master runs, so a second master with the same FILE is refused.
     #[arg(long, value_name = "FILE")]
     pub(crate) pid: Option<PathBuf>,
 

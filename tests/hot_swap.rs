@@ -16,9 +16,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// How long one swap (boot of a generation) may take before the test fails.
-const SWAP_TIMEOUT: Duration = Duration::from_secs(15);
-
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
@@ -37,42 +34,6 @@ fn install_bytes(bytes: &[u8], dst: &Path) {
     std::fs::rename(&tmp, dst).unwrap();
 }
 
-fn status_file(pid_file: &Path) -> PathBuf {
-    let mut name = pid_file.as_os_str().to_owned();
-    name.push(".status");
-    PathBuf::from(name)
-}
-
-/// `FILE.status` split into (state, generation, rest).
-fn read_status(pid_file: &Path) -> Option<(String, u64, String)> {
-    let text = std::fs::read_to_string(status_file(pid_file)).ok()?;
-    let line = text.lines().next()?;
-    let mut parts = line.splitn(3, ' ');
-    let state = parts.next()?.to_owned();
-    let generation = parts.next()?.parse().ok()?;
-    Some((state, generation, parts.next().unwrap_or("").to_owned()))
-}
-
-/// The master's pid, as written to `--pid FILE`.
-fn master_pid(pid_file: &Path) -> i32 {
-    std::fs::read_to_string(pid_file)
-        .unwrap_or_else(|e| panic!("read {pid_file:?}: {e}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-fn kill(pid: i32, signal: i32) {
-    // SAFETY: kill(2) takes plain integers; pid is the master this test started.
-    let rc = unsafe { libc::kill(pid, signal) };
-    assert_eq!(
-        rc,
-        0,
-        "kill({pid}, {signal}): {}",
-        std::io::Error::last_os_error()
-    );
-}
-
 /// Waits until the status file says `ready G` or `failed G ...` for a G newer than `after`.
 fn wait_settled(pid_file: &Path, after: u64) -> (String, u64, String) {
     poll(
@@ -86,28 +47,11 @@ fn wait_settled(pid_file: &Path, after: u64) -> (String, u64, String) {
     )
 }
 
-/// Waits for the first generation to be ready; returns its number.
-fn wait_first_ready(pid_file: &Path) -> u64 {
-    poll(SWAP_TIMEOUT, "generation 1 ready", || {
-        read_status(pid_file).filter(|(state, _, _)| state == "ready")
-    })
-    .1
-}
-
 /// SIGHUP the master named by the pid file and wait for the outcome.
 fn hup(pid_file: &Path) -> (String, u64, String) {
     let before = read_status(pid_file).map_or(0, |(_, g, _)| g);
     kill(master_pid(pid_file), libc::SIGHUP);
     wait_settled(pid_file, before)
-}
-
-/// `GET path` on a brand-new connection with `Connection: close`.
-fn fresh_get(server: &Server, path: &str) -> Result<Response, String> {
-    let mut conn = Conn::try_connect(server.addr())?;
-    conn.try_send(format!(
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    ))?;
-    conn.try_read_response()
 }
 
 /// Asserts that `n` new connections are all answered by the app whose `/hello` names `who`.
@@ -250,32 +194,6 @@ fn live_server(dir: &Path, initial: &Path, args: &[&str]) -> (Server, PathBuf, P
         .start();
     wait_first_ready(&pid_file);
     (server, live, pid_file)
-}
-
-trait ArgPid {
-    fn arg_pid(self, pid_file: &Path) -> Self;
-}
-
-impl ArgPid for ServerBuilder {
-    fn arg_pid(self, pid_file: &Path) -> Self {
-        self.args([
-            std::ffi::OsString::from("--pid"),
-            pid_file.as_os_str().to_owned(),
-        ])
-    }
-}
-
-/// INFO logs without the access log (the load tests make hundreds of thousands of requests).
-fn quiet(builder: ServerBuilder) -> ServerBuilder {
-    builder.env("RUST_LOG", "info,access=warn")
-}
-
-/// Reads `/pid` on a keep-alive connection: which worker process holds it.
-fn pid_of(conn: &mut Conn) -> u32 {
-    conn.send("GET /pid HTTP/1.1\r\nHost: x\r\n\r\n");
-    let resp = conn.read_response();
-    assert_eq!(resp.status, 200, "{resp:?}");
-    resp.text().trim().parse().expect("a pid")
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,16 +16,24 @@
 //! A generation is `Booting` (loading, not accepting), then `Live` (accepting; at most one is) and
 //! later `Draining` (told to finish and exit), or `Failed` (told to exit). A generation is
 //! forgotten once it is neither booting nor live and has no worker left.
+//!
+//! A stop (TERM/INT/QUIT) tells every worker and closes the master's listener (no generation
+//! takes over, so new clients are refused at once); a swap never closes it.
+//!
+//! Every worker says `alive` on its pipe a few times per `--timeout`, in every state; on each
+//! `Tick` a worker silent for `--timeout` is killed (SIGKILL) and replaced (`liveness.rs`).
+//! What an exit means and how the live generation is kept at `-w` workers is in `replace.rs`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::artifact::Artifact;
 use super::message::WorkerMessage;
-use crate::exit::HARAKIRI;
-use crate::sys::process::{ChildExit, Signal};
+use crate::sys::process::Signal;
 
 mod event;
+mod liveness;
+mod replace;
 pub(crate) use event::{Action, Event, SwapCause};
 
 /// The first wait before replacing a worker that died before it was ready; it doubles with each
@@ -62,6 +70,8 @@ pub(crate) struct Config {
     pub(crate) symbol: String,
     /// The library the user named, for messages before the first copy.
     pub(crate) source: PathBuf,
+    /// `--timeout`: a worker not heard from for this long is killed (`None`: never).
+    pub(crate) heartbeat_timeout: Option<Duration>,
 }
 
 struct Generation {
@@ -81,6 +91,12 @@ struct Worker {
     retiring: bool,
     /// Said `Stopped`: its listener is closed, it accepts no new connection.
     stopped: bool,
+    /// When it last said anything (spawned, for one that has not spoken yet).
+    last_heard: Instant,
+    /// It said something: it is past its process start-up.
+    heard: bool,
+    /// Killed for its silence: its exit needs no second log line.
+    silenced: bool,
 }
 
 /// A promoted generation whose swap is announced (log line, `ready` status) only once the old
@@ -116,6 +132,7 @@ pub(crate) struct Generations {
     /// `Exit` was returned; later events are ignored.
     finished: bool,
     graceful_timeout: Duration,
+    heartbeat_timeout: Option<Duration>,
     symbol: String,
     /// The library the user named, as last resolved.
     source: PathBuf,
@@ -139,6 +156,7 @@ impl Generations {
             served: false,
             finished: false,
             graceful_timeout: config.graceful_timeout,
+            heartbeat_timeout: config.heartbeat_timeout,
             symbol: config.symbol,
             source: config.source,
             actions: Vec::new(),
@@ -179,11 +197,15 @@ impl Generations {
             }
             Event::GracefulStop { signal } if !stopping => {
                 self.log(log::Level::Info, format!("{signal}: graceful stop"));
+                self.emit(Action::CloseListener);
                 self.signal_all(Signal::Term);
                 self.stop_deadline = Some(now + self.graceful_timeout + STOP_MARGIN);
             }
             Event::ImmediateStop => {
                 self.log(log::Level::Info, "SIGQUIT: immediate stop".into());
+                if !stopping {
+                    self.emit(Action::CloseListener);
+                }
                 self.signal_all(Signal::Quit);
                 self.stop_deadline = Some(now + QUIT_WAIT);
             }
@@ -208,8 +230,8 @@ impl Generations {
             Event::SwapAsked(_)
             | Event::GracefulStop { .. }
             | Event::MoreWorkers
-            | Event::FewerWorkers
-            | Event::Tick => {}
+            | Event::FewerWorkers => {}
+            Event::Tick => self.kill_silent_workers(now),
         }
     }
 
@@ -310,6 +332,9 @@ impl Generations {
                     ready: false,
                     retiring: !wanted,
                     stopped: false,
+                    last_heard: now,
+                    heard: false,
+                    silenced: false,
                 });
                 if !wanted {
                     self.signal(pid, Signal::Term);
@@ -333,6 +358,8 @@ impl Generations {
         let Some(index) = self.workers.iter().position(|w| w.pid == pid) else {
             return;
         };
+        self.workers[index].last_heard = now;
+        self.workers[index].heard = true;
         let id = self.workers[index].generation;
         match message {
             WorkerMessage::Ready { name, version } => {
@@ -370,6 +397,7 @@ impl Generations {
                     format!("worker {pid} is recycling; starting its replacement"),
                 );
             }
+            WorkerMessage::Alive => {}
         }
     }
 
@@ -516,94 +544,6 @@ impl Generations {
     fn run_queued_swap(&mut self) {
         if std::mem::take(&mut self.swap_queued) && !self.is_stopping() {
             self.request_swap();
-        }
-    }
-
-    /// Decide what a worker's exit means.
-    fn on_exit(&mut self, pid: i32, how: ChildExit, now: Instant) {
-        let Some(index) = self.workers.iter().position(|w| w.pid == pid) else {
-            return;
-        };
-        let worker = self.workers.remove(index);
-        let id = worker.generation;
-        let (state, lib) = match self.generations.iter().find(|g| g.id == id) {
-            Some(g) => (Some(g.state), g.artifact.source.display().to_string()),
-            None => (None, self.source.display().to_string()),
-        };
-        match state {
-            Some(State::Booting) => {
-                let message = format!(
-                    "worker {pid} {how} while loading {lib}:{} (a crash in the library's initialisers or init)",
-                    self.symbol
-                );
-                self.swap_failed(id, &message);
-            }
-            Some(State::Live) if !self.is_stopping() => {
-                let (level, text) = if worker.retiring && how == ChildExit::Exited(0) {
-                    (log::Level::Info, format!("worker {pid} recycled"))
-                } else if how == ChildExit::Exited(i32::from(HARAKIRI)) {
-                    (
-                        log::Level::Error,
-                        format!("worker {pid} (generation {id}, {lib}) was stuck in a request past --timeout and exited; replacing it"),
-                    )
-                } else {
-                    (
-                        log::Level::Error,
-                        format!("worker {pid} (generation {id}, {lib}) {how}; replacing it"),
-                    )
-                };
-                self.log(level, text);
-                if !worker.ready {
-                    self.back_off(now);
-                }
-            }
-            Some(State::Draining) => self.log(
-                log::Level::Info,
-                format!("worker {pid} of generation {id} drained and {how}"),
-            ),
-            _ => self.log(log::Level::Debug, format!("worker {pid} {how}")),
-        }
-        self.forget_finished_generations();
-    }
-
-    fn back_off(&mut self, now: Instant) {
-        self.next_spawn = Some(now + self.backoff);
-        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
-    }
-
-    fn forget_finished_generations(&mut self) {
-        let (workers, spawning) = (&self.workers, &self.spawning);
-        self.generations.retain(|g| {
-            matches!(g.state, State::Live | State::Booting)
-                || workers.iter().any(|w| w.generation == g.id)
-                || spawning.contains(&g.id)
-        });
-    }
-
-    /// Keep the live generation at `want` serving workers (replacements, TTIN/TTOU).
-    fn reconcile(&mut self, now: Instant) {
-        let Some(live) = self.generations.iter().find(|g| g.state == State::Live) else {
-            return;
-        };
-        let (id, library) = (live.id, live.artifact.copy.clone());
-        let serving: Vec<i32> = self
-            .workers
-            .iter()
-            .filter(|w| w.generation == id && !w.retiring)
-            .map(|w| w.pid)
-            .collect();
-        let starting = self.spawning.iter().filter(|&&g| g == id).count();
-        if serving.len() > self.want {
-            for &pid in &serving[self.want..] {
-                self.signal(pid, Signal::Term);
-                if let Some(worker) = self.workers.iter_mut().find(|w| w.pid == pid) {
-                    worker.retiring = true;
-                }
-            }
-        } else if serving.len() + starting < self.want
-            && self.next_spawn.filter(|&at| now < at).is_none()
-        {
-            self.spawn(id, &library);
         }
     }
 

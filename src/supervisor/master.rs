@@ -2,7 +2,8 @@
 //! (`generation.rs`, where every decision is made) and does its I/O: it turns signals, the
 //! workers' pipe messages, their exits and `--reload` file changes into events, and carries out
 //! the actions — copying the library, starting workers, signalling them, writing the status
-//! file. It never loads app code itself.
+//! file, closing its copy of the listener when a stop begins. It holds `--pid FILE` locked for
+//! its whole life (`pid_file.rs`). It never loads app code itself.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -20,6 +21,7 @@ use signal_hook::iterator::Signals;
 use super::artifact::{private_dir, remove_stale_dirs, Artifact, FileStamp};
 use super::children::{WorkerProcess, FD_FLOOR};
 use super::generation::{Action, Config, Event, Generations, SwapCause};
+use super::pid_file::{PidFile, PidFileError};
 use super::process::{jitter, status_path};
 use super::reload::FileWatch;
 use crate::app::loader::LoadError;
@@ -35,6 +37,8 @@ const TICK: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 pub(crate) enum MasterError {
     Load(LoadError),
+    /// `--pid FILE` is another running master's (or cannot be written).
+    PidFile(PidFileError),
     /// The first generation failed to boot; the worker's own message.
     Boot(String),
     Bind {
@@ -48,6 +52,7 @@ impl fmt::Display for MasterError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MasterError::Load(e) => write!(f, "{e}"),
+            MasterError::PidFile(e) => write!(f, "{e}"),
             MasterError::Boot(message) => write!(f, "{message}"),
             MasterError::Bind { addr, source } => write!(
                 f,
@@ -63,13 +68,18 @@ impl std::error::Error for MasterError {}
 /// Run the master until it is told to stop. Errors only before the first generation serves.
 pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
     let spec = args.app.as_deref().unwrap_or_default();
+    // First: a second master on the same --pid must be refused before it binds or copies.
+    let pid_file = match &args.pid {
+        Some(path) => Some(PidFile::acquire(path).map_err(MasterError::PidFile)?),
+        None => None,
+    };
     let target = AppTarget::parse(spec).map_err(|e| MasterError::Load(e.into()))?;
     let source = target.resolve().map_err(|e| MasterError::Load(e.into()))?;
-    let listener = server::bind(args.bind).map_err(|source| MasterError::Bind {
+    let bound = server::bind(args.bind).map_err(|source| MasterError::Bind {
         addr: args.bind,
         source,
     })?;
-    let local = listener
+    let local = bound
         .local_addr()
         .map_err(|e| MasterError::Io("listener address", e))?;
     let signals = Signals::new([SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU])
@@ -77,16 +87,20 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
     remove_stale_dirs();
     let exe =
         std::env::current_exe().map_err(|e| MasterError::Io("cannot find my own executable", e))?;
-    let listener = dup_at_or_above(listener.as_fd(), FD_FLOOR)
+    let listener = dup_at_or_above(bound.as_fd(), FD_FLOOR)
         .map_err(|e| MasterError::Io("cannot move the listener", e))?;
+    // One copy only: a stop closes it, and a second one would keep the socket listening.
+    drop(bound);
     let machine = Generations::new(Config {
         workers: args.workers,
         graceful_timeout: Duration::from_secs(args.tuning.graceful_timeout),
         symbol: target.symbol.clone(),
         source: source.clone(),
+        heartbeat_timeout: (args.tuning.timeout > 0)
+            .then(|| Duration::from_secs(args.tuning.timeout)),
     });
     let mut master = Master {
-        listener,
+        listener: Some(listener),
         local,
         exe,
         args: args.clone(),
@@ -98,18 +112,17 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         machine,
         outcome: None,
     };
-    if let Some(pid_file) = &args.pid {
-        fs::write(pid_file, format!("{}\n", std::process::id()))
-            .map_err(|e| MasterError::Io("cannot write --pid file", e))?;
-    }
     let result = master.serve(signals);
     master.cleanup();
+    // Removes the pid and status files, then releases the lock.
+    drop(pid_file);
     result
 }
 
 struct Master {
-    /// The listening socket every worker accepts on, kept above the descriptors they inherit.
-    listener: OwnedFd,
+    /// The listening socket every worker accepts on, kept above the descriptors they inherit;
+    /// `None` once a stop closed it.
+    listener: Option<OwnedFd>,
     local: SocketAddr,
     exe: PathBuf,
     args: ServeArgs,
@@ -133,9 +146,11 @@ impl Master {
                     self.apply(event);
                 }
             }
-            self.read_pipes();
             self.reap();
             self.watch_file();
+            // Right before the tick, which judges silence: whatever the workers said while the
+            // master was busy above (a library copy can take a while) is news, not silence.
+            self.read_pipes();
             self.apply(Event::Tick);
             // Summaries of repeated log lines whose window is over (crate::log_limit).
             log::logger().flush();
@@ -185,6 +200,12 @@ impl Master {
                     }
                     None
                 }
+                Action::CloseListener => {
+                    // The workers close theirs as they drain: then the socket is closed, and
+                    // the kernel refuses new clients instead of queueing them.
+                    self.listener = None;
+                    None
+                }
                 Action::Exit(outcome) => {
                     self.outcome = Some(outcome);
                     None
@@ -224,7 +245,12 @@ impl Master {
         if multiprocess {
             args.push("--multiprocess".into());
         }
-        let worker = WorkerProcess::spawn(&self.exe, &args, self.listener.as_fd())?;
+        let Some(listener) = &self.listener else {
+            return Err(io::Error::other(
+                "the listening socket is closed: the server is stopping",
+            ));
+        };
+        let worker = WorkerProcess::spawn(&self.exe, &args, listener.as_fd())?;
         let pid = worker.pid;
         self.workers.push(worker);
         Ok(pid)
@@ -300,11 +326,6 @@ impl Master {
     }
 
     fn cleanup(&mut self) {
-        if let Some(pid_file) = &self.args.pid {
-            remove_if_there(pid_file, fs::remove_file(pid_file));
-            let status = status_path(pid_file);
-            remove_if_there(&status, fs::remove_file(&status));
-        }
         remove_if_there(&self.dir, fs::remove_dir_all(&self.dir));
     }
 }

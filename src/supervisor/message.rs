@@ -4,12 +4,26 @@
 //! carriage return are escaped (`\\`, `\t`, `\n`, `\r`), so any text survives one line.
 //! [`WorkerMessage::encode`] and [`WorkerMessage::decode`] are the only code that knows the
 //! format; [`Reporter`] is the worker's end of the pipe.
+//!
+//! Besides what happens to it, a worker says `alive` every [`heartbeat_interval`] for its whole
+//! life (booting, serving, draining): the master kills a worker it has not heard from for
+//! `--timeout` (a stopped or frozen process; see `generation/liveness.rs`).
 
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::sync::Mutex;
+use std::time::Duration;
+
+/// How many heartbeats a worker sends per `--timeout`: a few may be late (a loaded machine, a
+/// master busy copying a library) before the master's patience runs out.
+const HEARTBEATS_PER_TIMEOUT: u32 = 4;
+
+/// How often a worker says `alive` when the master's patience is `timeout`.
+pub(crate) fn heartbeat_interval(timeout: Duration) -> Duration {
+    timeout / HEARTBEATS_PER_TIMEOUT
+}
 
 /// One message from a worker to the master.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,6 +36,8 @@ pub(crate) enum WorkerMessage {
     Draining,
     /// After SIGTERM: the listener is closed, no new connection can reach this process.
     Stopped,
+    /// The heartbeat: the process still runs.
+    Alive,
 }
 
 /// A line that is not a [`WorkerMessage`] (kept whole, for the log).
@@ -38,6 +54,7 @@ const READY: &str = "ready";
 const ERROR: &str = "error";
 const DRAINING: &str = "draining";
 const STOPPED: &str = "stopped";
+const ALIVE: &str = "alive";
 const SEPARATOR: char = '\t';
 const ESCAPE: char = '\\';
 
@@ -57,6 +74,7 @@ impl WorkerMessage {
             }
             WorkerMessage::Draining => line.push_str(DRAINING),
             WorkerMessage::Stopped => line.push_str(STOPPED),
+            WorkerMessage::Alive => line.push_str(ALIVE),
         }
         line.push('\n');
         line
@@ -76,6 +94,7 @@ impl WorkerMessage {
             (ERROR, Some([message])) => WorkerMessage::Error(message.clone()),
             (DRAINING, Some([])) => WorkerMessage::Draining,
             (STOPPED, Some([])) => WorkerMessage::Stopped,
+            (ALIVE, Some([])) => WorkerMessage::Alive,
             _ => return Err(unknown()),
         };
         Ok(message)
@@ -166,6 +185,7 @@ mod tests {
             WorkerMessage::Error(String::new()),
             WorkerMessage::Draining,
             WorkerMessage::Stopped,
+            WorkerMessage::Alive,
         ];
         for message in cases {
             let line = message.encode();
@@ -184,6 +204,7 @@ mod tests {
         );
         assert_eq!(WorkerMessage::Draining.encode(), "draining\n");
         assert_eq!(WorkerMessage::Stopped.encode(), "stopped\n");
+        assert_eq!(WorkerMessage::Alive.encode(), "alive\n");
     }
 
     #[test]
@@ -199,6 +220,7 @@ mod tests {
             "error\ta\tb",
             "stopped\t",
             "draining\tnow",
+            "alive\t",
             "error\tbad escape \\q",
             "error\tdangling \\",
         ] {

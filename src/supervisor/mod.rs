@@ -7,6 +7,7 @@
 //!   `children.rs` a worker as the master sees it.
 //! - `artifact.rs` keeps the private copies of libraries (`elf.rs` refuses a half-written one);
 //!   `reload.rs` notices a changed one.
+//! - `pid_file.rs` is `--pid FILE`, locked for the master's life.
 //! - `probe.rs` is `webserver check`; `process.rs` small helpers. System calls are in
 //!   `crate::sys::process`.
 
@@ -16,6 +17,7 @@ pub(crate) mod elf;
 pub(crate) mod generation;
 pub(crate) mod master;
 pub(crate) mod message;
+pub(crate) mod pid_file;
 pub(crate) mod probe;
 pub(crate) mod process;
 pub(crate) mod reload;

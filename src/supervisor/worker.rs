@@ -8,6 +8,10 @@
 //! generation that fails half-way never served a request that would then be cut off; the master
 //! announces a swap complete only once every old worker said `Stopped` (or exited), so a
 //! connection made after that is served by the new library.
+//!
+//! From its first moment to its exit a worker also says `Alive` on a thread of its own, a few
+//! times per `--timeout` (unless `--timeout 0`): a worker the master stops hearing from (stopped,
+//! frozen) is killed and replaced, since its own `--timeout` watch cannot run either.
 
 use std::net::TcpListener;
 use std::os::fd::RawFd;
@@ -16,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
 
-use super::message::{Reporter, WorkerMessage};
+use super::message::{heartbeat_interval, Reporter, WorkerMessage};
 use crate::app::loader::LoadedApp;
 use crate::cli::WorkerArgs;
 use crate::server::{self, Shutdown};
@@ -48,6 +52,16 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
             return 1;
         }
     };
+    if args.tuning.timeout > 0 {
+        // Before the library is loaded: a slow init is not silence, a frozen one is.
+        let timeout = Duration::from_secs(args.tuning.timeout);
+        if let Err(e) = start_heartbeat(&report, heartbeat_interval(timeout)) {
+            report.send_or_log(&WorkerMessage::Error(format!(
+                "cannot start the heartbeat thread: {e}"
+            )));
+            return 1;
+        }
+    }
     let start = Arc::new((Mutex::new(Start::Waiting), Condvar::new()));
     let shutdown = Arc::new(Shutdown::default());
     if let Err(e) = watch_signals(&start, &shutdown, &report) {
@@ -156,7 +170,10 @@ fn watch_signals(
                         log::info!("SIGQUIT: exiting now");
                         exit_now(0)
                     }
-                    SIGTERM | SIGINT if *state == Start::Waiting => *state = Start::Stop,
+                    SIGTERM | SIGINT if *state == Start::Waiting => {
+                        *state = Start::Stop;
+                        close_unused_listener();
+                    }
                     SIGTERM | SIGINT => {
                         shutdown.trigger();
                         report_stopped(listener, &report);
@@ -167,6 +184,17 @@ fn watch_signals(
             }
         })?;
     Ok(())
+}
+
+/// Told to stop before the go, maybe still inside a slow `init`: close the inherited listener
+/// now rather than at exit, since every open copy keeps the socket listening, and on a stop the
+/// kernel should refuse new clients at once. Called under the start lock in the `Waiting` state,
+/// so the main thread has not claimed it and never will.
+fn close_unused_listener() {
+    match claim_inherited(LISTEN_FD) {
+        Ok(listener) => drop(listener),
+        Err(e) => log::debug!("no listener to close at descriptor {LISTEN_FD}: {e}"),
+    }
 }
 
 /// After a SIGTERM: once the event loop has closed its listener (`begin_drain` drops it), this
@@ -190,4 +218,22 @@ fn report_stopped(listener: Option<FileIdentity>, report: &Arc<Reporter>) {
     if let Err(e) = spawned {
         log::warn!("cannot start a thread: {e}");
     }
+}
+
+/// Say `Alive` every `interval` for as long as this process runs. Runs on its own thread, so
+/// a long request or a slow init does not keep it quiet; only a process that cannot run at all
+/// (stopped, frozen) falls silent.
+fn start_heartbeat(report: &Arc<Reporter>, interval: Duration) -> std::io::Result<()> {
+    let report = Arc::clone(report);
+    std::thread::Builder::new()
+        .name("heartbeat".into())
+        .spawn(move || loop {
+            if let Err(e) = report.send(&WorkerMessage::Alive) {
+                // The master is gone; its death signal ends this process.
+                log::warn!("cannot tell the master this worker is alive ({e}); heartbeats stop");
+                return;
+            }
+            std::thread::sleep(interval);
+        })?;
+    Ok(())
 }

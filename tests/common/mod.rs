@@ -17,6 +17,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod master;
+#[allow(unused_imports)] // each test file uses a different part of the harness
+pub use master::*;
+
 /// How long any single read may block before the test fails instead of hanging.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the server may take to print its `Serving HTTP on` line.

@@ -73,6 +73,10 @@ pub(crate) enum Action {
     },
     /// The first generation serves: say so on stdout.
     Serving,
+    /// A stop began and no generation takes over: close the master's copy of the listening
+    /// socket (the workers close theirs as they drain), so new clients are refused at once
+    /// instead of waiting in the kernel's backlog for the whole drain.
+    CloseListener,
     /// The master is done: `Ok` after a stop, the reason when the first generation failed.
     Exit(Result<(), String>),
 }

@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 
 use super::*;
+use crate::sys::process::ChildExit;
 
 const SOURCE: &str = "/srv/live.so";
 
@@ -29,14 +30,28 @@ fn artifact(n: u32) -> Artifact {
     }
 }
 
+/// `--timeout` of the simulations that watch heartbeats.
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl Sim {
+    /// A master that does not watch heartbeats (`--timeout 0`).
     fn new(workers: usize) -> Sim {
+        Sim::with_heartbeat_timeout(workers, None)
+    }
+
+    /// A master that kills workers silent for `HEARTBEAT_TIMEOUT`.
+    fn watching(workers: usize) -> Sim {
+        Sim::with_heartbeat_timeout(workers, Some(HEARTBEAT_TIMEOUT))
+    }
+
+    fn with_heartbeat_timeout(workers: usize, heartbeat_timeout: Option<Duration>) -> Sim {
         Sim {
             machine: Generations::new(Config {
                 workers,
                 graceful_timeout: Duration::from_secs(10),
                 symbol: "app".into(),
                 source: PathBuf::from(SOURCE),
+                heartbeat_timeout,
             }),
             start: Instant::now(),
             next_pid: 100,
@@ -87,6 +102,7 @@ impl Sim {
                 Action::Status(line) => seen.push(format!("status {line}")),
                 Action::Log { level, text } => self.logs.push(format!("{level}: {text}")),
                 Action::Serving => seen.push("serving".to_owned()),
+                Action::CloseListener => seen.push("close listener".to_owned()),
                 Action::Exit(outcome) => seen.push(format!("exit {outcome:?}")),
             }
         }
@@ -158,9 +174,24 @@ fn segfault(pid: i32) -> Event {
 const HUP: Event = Event::SwapAsked(SwapCause::Hup);
 const TICK: Event = Event::Tick;
 
+fn alive(pid: i32) -> Event {
+    Event::Message {
+        pid,
+        message: WorkerMessage::Alive,
+    }
+}
+
 /// Generation 1 serving with `workers` workers, pids 100 on.
 fn serving(workers: usize) -> Sim {
-    let mut sim = Sim::new(workers);
+    boot(Sim::new(workers), workers)
+}
+
+/// Like [`serving`], with heartbeats watched; every worker was last heard at 10 ms.
+fn serving_watched(workers: usize) -> Sim {
+    boot(Sim::watching(workers), workers)
+}
+
+fn boot(mut sim: Sim, workers: usize) -> Sim {
     let mut boot = vec!["prepare".to_owned(), "status booting 1 h1".to_owned()];
     boot.extend((0..workers).map(|i| format!("spawn 1 h1-live.so = {}", 100 + i)));
     assert_eq!(sim.at(0, Event::Start), boot);
@@ -530,7 +561,7 @@ fn a_graceful_stop_waits_for_the_workers_then_kills_the_late_ones() {
         (
             1000,
             Event::GracefulStop { signal: "SIGTERM" },
-            &["SIGTERM 100", "SIGTERM 101"],
+            &["close listener", "SIGTERM 100", "SIGTERM 101"],
         ),
         // Neither swaps nor replacements while stopping.
         (1010, HUP, &[]),
@@ -553,7 +584,11 @@ fn a_graceful_stop_waits_for_the_workers_then_kills_the_late_ones() {
 fn an_immediate_stop_quits_the_workers() {
     let mut sim = serving(1);
     sim.run(&[
-        (1000, Event::ImmediateStop, &["SIGQUIT 100"]),
+        (
+            1000,
+            Event::ImmediateStop,
+            &["close listener", "SIGQUIT 100"],
+        ),
         (1000 + QUIT_WAIT.as_millis() as u64, TICK, &["SIGKILL 100"]),
         (2500, exited(100, 0), &["exit Ok(())"]),
     ]);
@@ -632,4 +667,204 @@ fn a_replacement_due_while_a_swap_starts_is_started_once() {
         ),
         (1120, TICK, &[]),
     ]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Heartbeats (liveness.rs)
+// ---------------------------------------------------------------------------------------------
+
+const PATIENCE: u64 = HEARTBEAT_TIMEOUT.as_millis() as u64;
+
+fn killed_for_silence(pid: i32) -> Event {
+    Event::Exited {
+        pid,
+        how: ChildExit::Signaled(libc::SIGKILL),
+    }
+}
+
+#[test]
+fn a_silent_worker_is_killed_after_timeout_and_replaced_at_once_with_one_log_line() {
+    let mut sim = serving_watched(2);
+    sim.run(&[
+        // 100 keeps beating; 101 (ready at 10 ms) falls silent.
+        (500, alive(100), &[]),
+        (1000, alive(100), &[]),
+        (1500, alive(100), &[]),
+        (10 + PATIENCE - 1, TICK, &[]),
+        (
+            10 + PATIENCE,
+            TICK,
+            &["SIGKILL 101", "spawn 1 h1-live.so = 102"],
+        ),
+        (10 + PATIENCE + 1, TICK, &[]),
+        // Its exit neither starts a second replacement nor says more.
+        (10 + PATIENCE + 5, killed_for_silence(101), &[]),
+        (2100, ready(102), &["SIGUSR1 102"]),
+        (2400, alive(100), &[]),
+        (2500, TICK, &[]),
+    ]);
+    assert!(sim.logged(
+        "ERROR: worker 101 (generation 1, /srv/live.so) sent no heartbeat for 2.0s (stopped or frozen; --timeout 2s); killing it with SIGKILL and replacing it"
+    ));
+    let about_101: Vec<&String> = sim
+        .logs
+        .iter()
+        .filter(|l| l.contains("worker 101") && !l.starts_with("DEBUG"))
+        .collect();
+    assert_eq!(about_101.len(), 1, "{about_101:#?}");
+}
+
+#[test]
+fn any_message_counts_as_a_heartbeat_and_a_busy_worker_that_beats_is_never_killed() {
+    let mut sim = serving_watched(1);
+    let mut now = 10;
+    // A long request: the worker says nothing but `alive` for a minute.
+    for _ in 0..120 {
+        now += 500;
+        assert_eq!(sim.at(now, alive(100)), Vec::<String>::new());
+        assert_eq!(sim.at(now + 1, TICK), Vec::<String>::new());
+    }
+    // `draining` (recycling) is news too: the clock restarts from it.
+    now += PATIENCE - 1;
+    assert_eq!(sim.at(now, draining(100)), ["spawn 1 h1-live.so = 101"]);
+    assert_eq!(sim.at(now + PATIENCE - 1, TICK), Vec::<String>::new());
+    assert!(!sim.logged("no heartbeat"));
+}
+
+#[test]
+fn draining_workers_are_watched_too_but_not_replaced() {
+    let mut sim = serving_watched(1);
+    sim.run(&[
+        (
+            1000,
+            HUP,
+            &["prepare", "status booting 2 h2", "spawn 2 h2-live.so = 101"],
+        ),
+        (1010, ready(101), &["SIGUSR1 101", "SIGTERM 100"]),
+        (1020, stopped(100), &["status ready 2 h2"]),
+        // 100 drains a long request and keeps beating; 101 serves and beats.
+        (1500, alive(100), &[]),
+        (2000, alive(101), &[]),
+        (3000, alive(100), &[]),
+        (3400, alive(101), &[]),
+        (3499, TICK, &[]),
+        // Then 100 freezes mid-drain: killed, and nothing replaces a draining worker.
+        (5000, alive(101), &[]),
+        (3000 + PATIENCE, TICK, &["SIGKILL 100"]),
+        (5010, killed_for_silence(100), &[]),
+        (5020, TICK, &[]),
+    ]);
+    assert!(sim.logged(
+        "ERROR: worker 100 (generation 1, /srv/live.so) sent no heartbeat for 2.0s (stopped or frozen; --timeout 2s); killing it with SIGKILL"
+    ));
+    assert!(!sim.logged("worker 101 (generation"));
+}
+
+#[test]
+fn a_booting_worker_that_falls_silent_fails_the_swap() {
+    let mut sim = serving_watched(2);
+    sim.run(&[
+        (
+            1000,
+            HUP,
+            &[
+                "prepare",
+                "status booting 2 h2",
+                "spawn 2 h2-live.so = 102",
+                "spawn 2 h2-live.so = 103",
+            ],
+        ),
+        // 102 is slow in init but alive; 103 froze after its first heartbeat.
+        (1000, alive(103), &[]),
+        (1500, alive(100), &[]),
+        (1500, alive(101), &[]),
+        (1600, alive(102), &[]),
+        (2200, alive(102), &[]),
+        (2500, alive(100), &[]),
+        (2500, alive(101), &[]),
+        (
+            1000 + PATIENCE,
+            TICK,
+            &[
+                "SIGKILL 103",
+                "SIGTERM 102",
+                "SIGTERM 103",
+                "status failed 2 worker 103 (generation 2, /srv/live.so) sent no heartbeat for 2.0s (stopped or frozen; --timeout 2s) while loading; killed it with SIGKILL",
+            ],
+        ),
+        (3010, killed_for_silence(103), &[]),
+        (3020, exited(102, 0), &[]),
+    ]);
+    assert!(sim.logged("hot swap failed: worker 103"));
+    assert!(sim.logged("generation 1 keeps serving app 1.0"));
+}
+
+#[test]
+fn without_a_timeout_silence_is_never_punished() {
+    let mut sim = serving(1);
+    sim.run(&[(3_600_000, TICK, &[])]);
+}
+
+#[test]
+fn a_stop_closes_the_listener_once_and_a_swap_never_does() {
+    let mut sim = serving(1);
+    sim.run(&[
+        (
+            1000,
+            HUP,
+            &["prepare", "status booting 2 h2", "spawn 2 h2-live.so = 101"],
+        ),
+        (1010, ready(101), &["SIGUSR1 101", "SIGTERM 100"]),
+        (1020, stopped(100), &["status ready 2 h2"]),
+        // A stop while a swap boots: nothing takes over, every worker is told.
+        (
+            2000,
+            HUP,
+            &["prepare", "status booting 3 h3", "spawn 3 h3-live.so = 102"],
+        ),
+        (
+            2010,
+            Event::GracefulStop { signal: "SIGINT" },
+            &[
+                "close listener",
+                "SIGTERM 100",
+                "SIGTERM 101",
+                "SIGTERM 102",
+            ],
+        ),
+        (
+            2020,
+            Event::ImmediateStop,
+            &["SIGQUIT 100", "SIGQUIT 101", "SIGQUIT 102"],
+        ),
+    ]);
+}
+
+#[test]
+fn a_worker_gets_a_grace_period_for_its_first_word() {
+    let mut sim = serving_watched(1);
+    let grace = liveness::FIRST_WORD_GRACE.as_millis() as u64;
+    sim.run(&[(1000, segfault(100), &["spawn 1 h1-live.so = 101"])]);
+    // Silent since its spawn, but it has never spoken: its process may still be starting.
+    let mut now = 1000;
+    while now < 1000 + grace - 500 {
+        now += 500;
+        sim.run(&[(now, TICK, &[])]);
+    }
+    sim.run(&[
+        (1000 + grace - 1, TICK, &[]),
+        (
+            1000 + grace,
+            TICK,
+            &["SIGKILL 101", "spawn 1 h1-live.so = 102"],
+        ),
+        // Once it spoke, --timeout is the patience.
+        (1000 + grace + 10, alive(102), &[]),
+        (
+            1000 + grace + 10 + PATIENCE,
+            TICK,
+            &["SIGKILL 102", "spawn 1 h1-live.so = 103"],
+        ),
+    ]);
+    assert!(sim.logged("worker 101 (generation 1, /srv/live.so) sent no heartbeat for 5.0s"));
 }
