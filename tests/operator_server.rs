@@ -6,6 +6,7 @@
 mod common;
 
 use std::io::Write;
+use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -151,5 +152,70 @@ fn an_upload_past_the_body_timeout_gets_408_and_only_its_connection_closes() {
         !server.stderr().contains("past --timeout"),
         "harakiri over a slow client:\n{}",
         server.stderr()
+    );
+}
+
+/// Issue 9 item 5: with every descriptor in use, connections wait in the listen queue; once
+/// descriptors are free again they are accepted without another client having to arrive, and
+/// the episode is logged once, not once per failed accept.
+#[test]
+fn queued_connections_are_served_after_descriptors_run_out_and_come_back() {
+    const OPEN_FILES: u64 = 256;
+    const IDLE: usize = 400;
+    const QUEUED: usize = 20;
+    let server = sample_server("echo")
+        .open_files_limit(OPEN_FILES)
+        .args(["-w", "1", "--threads", "2"])
+        .args(["--header-timeout", "60", "--keep-alive", "60"])
+        .start();
+    only_worker(&server);
+    let accept_warning = |line: &str| line.contains("WARN") && line.contains("accept");
+    // More idle clients than the worker has descriptors: the rest wait in the listen queue.
+    let idle: Vec<TcpStream> = (0..IDLE)
+        .map(|i| {
+            TcpStream::connect(server.addr()).unwrap_or_else(|e| panic!("idle client {i}: {e}"))
+        })
+        .collect();
+    server
+        .wait_for_log(Duration::from_secs(10), accept_warning)
+        .unwrap_or_else(|| panic!("descriptors never ran out:\n{}", server.stderr()));
+    let mut queued: Vec<Conn> = (0..QUEUED)
+        .map(|_| {
+            let mut conn = server.connect();
+            conn.send("GET /queued HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            conn
+        })
+        .collect();
+    // Several retry periods pass while nothing can be accepted.
+    thread::sleep(Duration::from_millis(1500));
+    drop(idle);
+    // No new client arrives: the queued ones must be picked up on their own.
+    for (i, conn) in queued.iter_mut().enumerate() {
+        conn.stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let resp = conn
+            .try_read_response()
+            .unwrap_or_else(|e| panic!("queued client {i} was never served: {e}"));
+        assert_eq!(resp.status, 200, "{resp:?}");
+        assert_eq!(resp.json()["path"], "/queued");
+    }
+    let ended = server
+        .wait_for_log(Duration::from_secs(5), |l| {
+            l.contains("accepting connections again")
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the end of the episode was not logged:\n{}",
+                server.stderr()
+            )
+        });
+    assert!(ended.contains("failed accept"), "{ended}");
+    let log = server.stderr();
+    let warnings: Vec<&str> = log.lines().filter(|l| accept_warning(l)).collect();
+    assert_eq!(
+        warnings.len(),
+        1,
+        "one warning per episode, got {warnings:#?}"
     );
 }

@@ -20,6 +20,7 @@
 
 #![deny(unsafe_code)]
 
+mod accept_pause;
 mod access_log;
 mod conn;
 mod event_loop;
