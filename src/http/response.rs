@@ -3,6 +3,7 @@
 //! §8.6, §15). Stateless: which of these go out, and when, is decided by the encoder's state
 //! machine (`encoder.rs`); the app's fields arrive validated (`response_fields.rs`).
 
+use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::response_fields::ResponseFields;
@@ -344,10 +345,11 @@ impl DateCache {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         if self.second != Some(second) {
-            let s = httpdate::fmt_http_date(now);
-            let n = s.len().min(self.buf.len());
-            if let (Some(dst), Some(src)) = (self.buf.get_mut(..n), s.as_bytes().get(..n)) {
-                dst.copy_from_slice(src);
+            // Formatted straight into the buffer: `fmt_http_date` would allocate a String once
+            // a second, on the request path.
+            let mut dst = &mut self.buf[..];
+            if let Err(e) = write!(dst, "{}", httpdate::HttpDate::from(now)) {
+                log::debug!("cannot format the Date header: {e}");
             }
             self.second = Some(second);
         }
