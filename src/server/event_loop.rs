@@ -9,7 +9,8 @@
 //! keep answering events. An event that a thread took but cannot serve soon (it may block in
 //! the app) is passed on to idle threads by re-arming its registration.
 //!
-//! The calling thread coordinates: it sweeps deadlines, watches `--timeout` (harakiri), and
+//! The calling thread coordinates: it sweeps deadlines, watches `--timeout` (harakiri),
+//! re-arms the listener while accepting rests for lack of descriptors (`accept_pause.rs`), and
 //! drains on shutdown; it never runs app code, so it reacts at once. Once no connection is
 //! open it stops the threads (a flag, and a wake-up on the eventfd that each waking thread
 //! passes on) and joins them. The epoll instance belongs to `Loop`, which every thread holds,

@@ -5,7 +5,7 @@
 //!   epoll (shared) ──event──▶ any idle serving thread: read head, call app, write,
 //!        ▲                    serve what is pipelined, one write per batch
 //!        └──── park: socket empty (registered on first park) ◀──┘
-//!   coordinator (the calling thread): deadlines, --timeout watch, drain on stop, join
+//!   coordinator (the calling thread): deadlines, --timeout watch, accept retry, drain, join
 //! ```
 //! Idle keep-alive connections cost a slot and a buffer, not a thread; a slow client cannot
 //! hold a thread while it sends its head (reads never wait); a blocking app call holds only its

@@ -257,21 +257,21 @@ impl ConnTransport<'_> {
     /// Waits (up to --io-timeout, and no longer than what is left of --body-timeout) for more
     /// body bytes and buffers them. `Ok(0)`: the client closed.
     fn read_body_bytes(&mut self) -> std::io::Result<usize> {
-        if self.body_wait_left.is_zero() {
-            return Err(std::io::Error::new(
+        let past_deadline = || {
+            std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 "the body did not arrive within --body-timeout",
-            ));
+            )
+        };
+        if self.body_wait_left.is_zero() {
+            return Err(past_deadline());
         }
         let timeout = self.timeout.min(self.body_wait_left);
         let (read, waited) = self.waiting_for_client(|conn| conn.read_more(timeout));
         self.body_wait_left = self.body_wait_left.saturating_sub(waited);
         match read {
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut && timeout < self.timeout => {
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "the body did not arrive within --body-timeout",
-                ))
+                Err(past_deadline())
             }
             read => read,
         }
