@@ -104,13 +104,19 @@ pub(crate) struct Tuning {
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub(crate) header_timeout: u64,
 
-    /// Seconds one request may run; a worker stuck longer is killed and replaced (harakiri).
+    /// Seconds one request may run in the app (waits for the client do not count); a worker
+    /// stuck longer is killed and replaced (harakiri).
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub(crate) timeout: u64,
 
     /// Seconds one read of the request body or one write of the response may wait for the client.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub(crate) io_timeout: u64,
+
+    /// Seconds one request may wait for its body in total, however slowly it trickles in
+    /// (answered with 408 after that).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub(crate) body_timeout: u64,
 
     /// Seconds in-flight requests may take to finish on stop or swap.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
@@ -159,6 +165,7 @@ impl Tuning {
             keep_alive: Duration::from_secs(self.keep_alive),
             header_timeout: Duration::from_secs(self.header_timeout.max(1)),
             io_timeout: Duration::from_secs(self.io_timeout.max(1)),
+            body_timeout: Duration::from_secs(self.body_timeout.max(1)),
             request_timeout: (self.timeout > 0).then(|| Duration::from_secs(self.timeout)),
             graceful_timeout: Duration::from_secs(self.graceful_timeout),
             max_body: self.max_body,
@@ -175,6 +182,7 @@ impl Tuning {
             format!("--header-timeout={}", self.header_timeout),
             format!("--timeout={}", self.timeout),
             format!("--io-timeout={}", self.io_timeout),
+            format!("--body-timeout={}", self.body_timeout),
             format!("--graceful-timeout={}", self.graceful_timeout),
             format!("--max-body={}", self.max_body),
             format!("--max-requests={max_requests}"),

@@ -315,13 +315,21 @@ fn broken_swaps_keep_the_old_generation_serving_then_a_good_swap_works() {
                 "{what}: status message lacks {needle:?}: {message:?}"
             );
         }
-        // Exactly one clear line per attempt, naming what keeps serving.
-        let lines: Vec<String> = server
-            .stderr()
-            .lines()
-            .filter(|l| l.contains("hot swap failed"))
-            .map(str::to_owned)
-            .collect();
+        // Exactly one clear line per attempt, naming what keeps serving. The master logs it
+        // before it writes the status, but the test's stderr reader may lag behind: wait for it.
+        let failed_lines = || -> Vec<String> {
+            server
+                .stderr()
+                .lines()
+                .filter(|l| l.contains("hot swap failed"))
+                .map(str::to_owned)
+                .collect()
+        };
+        let logged = Instant::now();
+        while failed_lines().len() <= attempt && logged.elapsed() < Duration::from_secs(2) {
+            thread::sleep(Duration::from_millis(10));
+        }
+        let lines = failed_lines();
         assert_eq!(
             lines.len(),
             attempt + 1,

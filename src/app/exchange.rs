@@ -15,7 +15,9 @@ use std::cell::{Cell, RefCell, RefMut};
 use std::ffi::c_void;
 use std::io;
 
-use app_abi::raw::{WS_ERR_CLIENT_GONE, WS_ERR_INVALID, WS_ERR_STATE, WS_ERR_TOO_LARGE, WS_OK};
+use app_abi::raw::{
+    WS_ERR_CLIENT_GONE, WS_ERR_INVALID, WS_ERR_STATE, WS_ERR_TIMEOUT, WS_ERR_TOO_LARGE, WS_OK,
+};
 
 use crate::http::encoder::{Encoder, Outcome, Refusal, Wire};
 
@@ -153,8 +155,10 @@ impl<'a> Exchange<'a> {
         }
         let may_continue = encoder.may_send_interim();
         let result = encoder.wire().read_body(buf, may_continue);
-        if result == Err(WS_ERR_TOO_LARGE) {
-            encoder.request_body_too_large();
+        match result {
+            Err(WS_ERR_TOO_LARGE) => encoder.request_body_too_large(),
+            Err(WS_ERR_TIMEOUT) => encoder.request_body_timed_out(),
+            _ => {}
         }
         result
     }

@@ -5,8 +5,8 @@
 //! ```text
 //!   Head(Pending) ──first body byte / write / end──▶ Body(Framing) ──end──▶ Done
 //!        │                                              │
-//!        └─app broke the rules, 413──▶ Done (an error   ├─too long / short, failed mid-body──▶ Broken
-//!                                     response instead)  └─a write failed──▶ ClientGone
+//!        └─app broke the rules, 413, 408──▶ Done (an    ├─too long / short, failed mid-body──▶ Broken
+//!                          error response instead)       └─a write failed──▶ ClientGone
 //! ```
 //!
 //! The head is sent lazily — at the first body byte, the first `write`, or the end of the body —
@@ -121,6 +121,9 @@ pub(crate) enum Pending {
     Conflict,
     /// Reading the request body hit `--max-body`: the answer is 413 whatever the app sets.
     BodyTooLarge,
+    /// The client was too slow sending the request body (`--io-timeout`, `--body-timeout`):
+    /// the answer is 408 whatever the app sets.
+    BodyTimedOut,
 }
 
 /// Where the response is.
@@ -236,7 +239,7 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
                 Pending::Invalid
             }
         };
-        if pending != Pending::BodyTooLarge {
+        if !matches!(pending, Pending::BodyTooLarge | Pending::BodyTimedOut) {
             self.state = State::Head(next);
         }
         result.map_err(|_| Refusal::Invalid)
@@ -286,6 +289,14 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
     pub(crate) fn request_body_too_large(&mut self) {
         if let State::Head(_) = self.state {
             self.state = State::Head(Pending::BodyTooLarge);
+        }
+    }
+
+    /// The client was too slow sending the request body: if the head is not out, the answer is
+    /// 408 (RFC 9110 §15.5.9) and the connection closes.
+    pub(crate) fn request_body_timed_out(&mut self) {
+        if let State::Head(_) = self.state {
+            self.state = State::Head(Pending::BodyTimedOut);
         }
     }
 
@@ -364,7 +375,7 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
     /// close mid-body.
     pub(crate) fn fail(&mut self) {
         match self.state {
-            State::Head(Pending::BodyTooLarge) => {
+            State::Head(Pending::BodyTooLarge | Pending::BodyTimedOut) => {
                 self.ensure_head();
             }
             State::Head(_) => {
@@ -405,6 +416,7 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
                 content_length,
             } => (status, content_length),
             Pending::BodyTooLarge => return self.send_error(413),
+            Pending::BodyTimedOut => return self.send_error(408),
             Pending::Unset => {
                 log::error!(target: "app", "[{}] the app never called start_response", self.app_name);
                 return self.send_error(500);
@@ -439,11 +451,13 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
     }
 
     /// An error response in place of the app's. The connection survives an app failure if the
-    /// request was read whole; a body over the limit (413) always closes it. Always false: no
+    /// request was read whole; a body over the limit (413) or too slow (408) always closes it.
+    /// Always false: no
     /// body of the app's follows.
     fn send_error(&mut self, status: u16) -> bool {
         self.status = status;
-        self.keep_alive = self.keep_alive && status != 413 && self.wire.body_consumed();
+        let body_refused = status == 413 || status == 408;
+        self.keep_alive = self.keep_alive && !body_refused && self.wire.body_consumed();
         self.scratch.out.truncate(self.base);
         encode_error_with(
             &mut self.scratch.out,

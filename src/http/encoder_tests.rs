@@ -59,6 +59,7 @@ enum Act {
     EndUnpulled,
     Fail,
     BodyTooLarge,
+    BodyTimedOut,
 }
 
 #[derive(Clone, Copy)]
@@ -393,6 +394,12 @@ fn rows() -> Vec<Row> {
             error(413, "Content Too Large", true, true),
             (413, 0, false),
         ),
+        row(
+            "request body too slow: 408 and close, whatever the app sets",
+            vec![BodyTimedOut, Start(400, TEXT, ok), Chunk(b"x", false)],
+            error(408, "Request Timeout", true, true),
+            (408, 0, false),
+        ),
         Row {
             wire: MemoryWire {
                 body_left: true,
@@ -542,6 +549,7 @@ fn encoder_table() {
                 Act::EndUnpulled => encoder.end_unpulled(),
                 Act::Fail => encoder.fail(),
                 Act::BodyTooLarge => encoder.request_body_too_large(),
+                Act::BodyTimedOut => encoder.request_body_timed_out(),
             }
         }
         let state = encoder.state();

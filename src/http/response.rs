@@ -3,7 +3,7 @@
 //! §8.6, §15). Stateless: which of these go out, and when, is decided by the encoder's state
 //! machine (`encoder.rs`); the app's fields arrive validated (`response_fields.rs`).
 
-use std::io::Write as _;
+use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::response_fields::ResponseFields;
@@ -318,10 +318,12 @@ impl DateCache {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         if self.second != Some(second) {
-            // Formatted straight into the buffer (fmt_http_date would allocate a String once a
-            // second on every serving thread); an HTTP date is always exactly 29 bytes.
-            let mut rest = &mut self.buf[..];
-            let _ = write!(rest, "{}", httpdate::HttpDate::from(now));
+            // Formatted straight into the buffer: `fmt_http_date` would allocate a String once
+            // a second, on the request path.
+            let mut dst = &mut self.buf[..];
+            if let Err(e) = write!(dst, "{}", httpdate::HttpDate::from(now)) {
+                log::debug!("cannot format the Date header: {e}");
+            }
             self.second = Some(second);
         }
         &self.buf

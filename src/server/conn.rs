@@ -358,6 +358,7 @@ mod tests {
             keep_alive: Duration::from_secs(keep_alive),
             header_timeout: Duration::from_secs(header_timeout),
             io_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(60),
             request_timeout: None,
             max_requests: None,
             graceful_timeout: Duration::from_secs(graceful),

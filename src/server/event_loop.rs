@@ -9,7 +9,8 @@
 //! keep answering events. An event that a thread took but cannot serve soon (it may block in
 //! the app) is passed on to idle threads by re-arming its registration.
 //!
-//! The calling thread coordinates: it sweeps deadlines, watches `--timeout` (harakiri), and
+//! The calling thread coordinates: it sweeps deadlines, watches `--timeout` (harakiri),
+//! re-arms the listener while accepting rests for lack of descriptors (`accept_pause.rs`), and
 //! drains on shutdown; it never runs app code, so it reacts at once. Once no connection is
 //! open it stops the threads (a flag, and a wake-up on the eventfd that each waking thread
 //! passes on) and joins them. The epoll instance belongs to `Loop`, which every thread holds,
@@ -24,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::accept_pause::{AcceptError, AcceptPause};
 use super::conn::Conn;
 use super::serve::{self, After, ThreadScratch};
 use super::slots::{Slots, Token};
@@ -72,6 +74,8 @@ struct Loop {
     stop: AtomicBool,
     /// Threads blocked in `epoll_wait`: free to take events this thread passes on.
     waiting: AtomicUsize,
+    /// Accepting rests, and is retried on a timer, while the process is out of descriptors.
+    accept_pause: AcceptPause,
 }
 
 /// How the serving threads ended.
@@ -102,6 +106,7 @@ pub(crate) fn run(
         slots: Slots::new(),
         stop: AtomicBool::new(false),
         waiting: AtomicUsize::new(0),
+        accept_pause: AcceptPause::default(),
     });
     shared_loop
         .epoll
@@ -149,6 +154,10 @@ pub(crate) fn run(
         }
         for mut conn in shared_loop.slots.expired(now) {
             time_out(&mut conn);
+        }
+        if shared_loop.accept_pause.retry_due(now) {
+            // The queued connections raise no new edge on their own: report them again.
+            pass_on(LISTENER, &shared_loop);
         }
         // Writes the summaries of repeated log lines whose window is over (crate::log_limit).
         log::logger().flush();
@@ -341,9 +350,15 @@ fn accept_all(shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) 
         let Some(listener) = guard.as_ref().filter(|_| !shared.draining()) else {
             return;
         };
+        if !shared_loop.accept_pause.may_accept(shared.coarse_now()) {
+            // Out of descriptors a moment ago: the coordinator re-arms the listener when the
+            // rest is over, so new arrivals wait in the queue instead of failing one by one.
+            return;
+        }
         loop {
             match socket::accept(listener) {
                 Ok((stream, peer)) => {
+                    shared_loop.accept_pause.accepted(shared.coarse_now());
                     // Responses leave in as few writes as we can make them; Nagle would only
                     // delay the last segment of each (and every chunk of a stream).
                     if let Err(e) = stream.set_nodelay(true) {
@@ -374,14 +389,16 @@ fn accept_all(shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) 
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // EMFILE/ENFILE: leave the connection in the backlog; it is retried on the
-                    // next wake-up rather than spinning here.
-                    log::warn!(
-                        "accept failed: {e}; raise the open-files limit (ulimit -n) if this repeats"
-                    );
-                    break;
-                }
+                Err(e) => match AcceptError::of(&e) {
+                    AcceptError::ThisConnection => {
+                        log::debug!("accept: a queued connection failed: {e}");
+                    }
+                    AcceptError::NoResources => {
+                        // The connection stays queued; accepting is retried on a timer.
+                        shared_loop.accept_pause.failed(&e, shared.coarse_now());
+                        break;
+                    }
+                },
             }
         }
     }

@@ -5,7 +5,7 @@
 //!   epoll (shared) ──event──▶ any idle serving thread: read head, call app, write,
 //!        ▲                    serve what is pipelined, one write per batch
 //!        └──── park: socket empty (registered on first park) ◀──┘
-//!   coordinator (the calling thread): deadlines, --timeout watch, drain on stop, join
+//!   coordinator (the calling thread): deadlines, --timeout watch, accept retry, drain, join
 //! ```
 //! Idle keep-alive connections cost a slot and a buffer, not a thread; a slow client cannot
 //! hold a thread while it sends its head (reads never wait); a blocking app call holds only its
@@ -20,6 +20,7 @@
 
 #![deny(unsafe_code)]
 
+mod accept_pause;
 mod access_log;
 mod conn;
 mod event_loop;
@@ -50,7 +51,10 @@ pub(crate) struct Config {
     pub(crate) header_timeout: Duration,
     /// How long one read of the body or one write of the response may wait for the client.
     pub(crate) io_timeout: Duration,
-    /// How long one request may run before the process gives up on itself (harakiri).
+    /// How long one request may wait for its body in total, however slowly it trickles in.
+    pub(crate) body_timeout: Duration,
+    /// How long one request may run in the app before the process gives up on itself
+    /// (harakiri). Time spent waiting for the client does not count.
     pub(crate) request_timeout: Option<Duration>,
     /// Stop (gracefully) after this many requests, so the master starts a fresh worker.
     pub(crate) max_requests: Option<u64>,
@@ -132,7 +136,8 @@ pub(crate) struct Shared {
     draining: AtomicBool,
     shutdown: Arc<Shutdown>,
     served: AtomicU64,
-    /// Per app thread: when its current request started (ms after `clock`, plus one), or 0.
+    /// Per app thread: when its current request started (ms after `clock`, plus one), moved
+    /// later by the time it spent waiting for its client; 0 while idle or waiting.
     busy_since: Box<[AtomicU64]>,
     clock: Instant,
     /// Milliseconds after `clock`, refreshed by the event loop each time it wakes: request
@@ -189,6 +194,42 @@ impl Shared {
         self.wall_at_clock + Duration::from_millis(self.coarse_ms.load(Ordering::Relaxed))
     }
 
+    /// Serving thread `thread` is about to wait for its client (body bytes, room to send): its
+    /// request's --timeout clock stands still until `end_client_wait`, because a slow client is
+    /// not a stuck app. Reads the clock (a vDSO call, no syscall); only paths that are about to
+    /// touch the socket call this.
+    pub(crate) fn begin_client_wait(&self, thread: usize) -> ClientWait {
+        let now = self.now_ms();
+        let busy_since = self.busy_since.get(thread).map_or(0, |slot| {
+            // Only this thread writes its slot: a load and a store suffice.
+            let since = slot.load(Ordering::Relaxed);
+            slot.store(0, Ordering::Relaxed);
+            since
+        });
+        ClientWait {
+            thread,
+            busy_since,
+            began: now,
+        }
+    }
+
+    /// The wait is over: the request's --timeout clock runs again from where it stood. Returns
+    /// how long the wait took.
+    pub(crate) fn end_client_wait(&self, wait: ClientWait) -> Duration {
+        let waited = self.now_ms().saturating_sub(wait.began);
+        if wait.busy_since != 0 {
+            if let Some(slot) = self.busy_since.get(wait.thread) {
+                slot.store(wait.busy_since + waited, Ordering::Relaxed);
+            }
+        }
+        Duration::from_millis(waited)
+    }
+
+    /// Milliseconds after `clock`, read now (and refreshing the coarse clock for everyone).
+    fn now_ms(&self) -> u64 {
+        self.tick().duration_since(self.clock).as_millis() as u64
+    }
+
     /// The longest-running request, if one exceeds --timeout.
     pub(crate) fn overdue(&self) -> Option<Duration> {
         let limit = self.config.request_timeout?;
@@ -202,6 +243,17 @@ impl Shared {
         let running = Duration::from_millis(now.saturating_sub(oldest));
         (running > limit).then_some(running)
     }
+}
+
+/// A serving thread's wait for its client, taken out of its request's --timeout clock
+/// (`Shared::begin_client_wait`).
+#[must_use = "the request's --timeout clock stands still until end_client_wait"]
+pub(crate) struct ClientWait {
+    thread: usize,
+    /// The thread's `busy_since` when the wait began (0: not inside a request).
+    busy_since: u64,
+    /// Milliseconds after `Shared::clock`.
+    began: u64,
 }
 
 /// How serving ended, and whether the app may be shut down.

@@ -2,6 +2,12 @@
 //! (`Conn::next_head`), parse it once, split its target, build the environ, run the app, and
 //! hold the response so a batch of pipelined requests is answered in one write; then say
 //! whether the connection should park (wait for its client) or close.
+//!
+//! `--timeout` measures the app, not the client: whenever the transport waits for the client
+//! (body bytes, room to send, the `100 Continue`), the request's busy clock stands still
+//! (`Shared::begin_client_wait`), so a slow upload cannot get the worker killed. Body waits add
+//! up against `--body-timeout` instead; past it the app's read fails with `WS_ERR_TIMEOUT` and
+//! the answer is 408 (the encoder's decision), closing only that connection.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
@@ -166,13 +172,18 @@ fn serve_one(
         expect_continue: head.expect_continue,
         continue_sent: false,
         timeout: config.io_timeout,
+        body_wait_left: config.body_timeout,
+        shared,
+        thread,
         date: &mut buffers.date,
         wall: shared.coarse_wall(),
         sink: &mut buffers.body_sink,
     };
-    shared.mark_busy(thread, true);
     let outcome = {
         let _serialised = shared.app_lock.as_ref().map(|lock| lock.lock());
+        // The --timeout clock starts once the app may run: a single-threaded app's lock may be
+        // held by a request waiting for a slow client, which is not this request being stuck.
+        shared.mark_busy(thread, true);
         call::run(
             &shared.app,
             environ,
@@ -215,13 +226,57 @@ struct ConnTransport<'a> {
     decoder: BodyDecoder,
     expect_continue: bool,
     continue_sent: bool,
+    /// `--io-timeout`: one wait for the client.
     timeout: Duration,
+    /// What is left of `--body-timeout`: the time this request may still wait for body bytes.
+    body_wait_left: Duration,
+    /// For taking waits for the client out of the request's --timeout clock.
+    shared: &'a Shared,
+    thread: usize,
     date: &'a mut DateCache,
     wall: SystemTime,
     sink: &'a mut Vec<u8>,
 }
 
 impl ConnTransport<'_> {
+    /// Runs `wait`, which may wait for the client, with the request's --timeout clock stopped;
+    /// returns its result and how long it took.
+    fn waiting_for_client<R>(&mut self, wait: impl FnOnce(&mut Conn) -> R) -> (R, Duration) {
+        let paused = self.shared.begin_client_wait(self.thread);
+        let result = wait(self.conn);
+        (result, self.shared.end_client_wait(paused))
+    }
+
+    /// Writes every part, waiting up to --io-timeout each time the client's window is full.
+    fn send(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
+        let timeout = self.timeout;
+        self.waiting_for_client(|conn| conn.write_all(parts, timeout))
+            .0
+    }
+
+    /// Waits (up to --io-timeout, and no longer than what is left of --body-timeout) for more
+    /// body bytes and buffers them. `Ok(0)`: the client closed.
+    fn read_body_bytes(&mut self) -> std::io::Result<usize> {
+        let past_deadline = || {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the body did not arrive within --body-timeout",
+            )
+        };
+        if self.body_wait_left.is_zero() {
+            return Err(past_deadline());
+        }
+        let timeout = self.timeout.min(self.body_wait_left);
+        let (read, waited) = self.waiting_for_client(|conn| conn.read_more(timeout));
+        self.body_wait_left = self.body_wait_left.saturating_sub(waited);
+        match read {
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut && timeout < self.timeout => {
+                Err(past_deadline())
+            }
+            read => read,
+        }
+    }
+
     fn decode_buffered(&mut self, out: &mut [u8]) -> Result<usize, i32> {
         loop {
             let input = self.conn.input();
@@ -243,9 +298,7 @@ impl ConnTransport<'_> {
             self.continue_sent = true;
             let mut interim = Vec::with_capacity(32);
             encode_continue(&mut interim);
-            self.conn
-                .write_all(&[&interim], self.timeout)
-                .map_err(|_| WS_ERR_CLIENT_GONE)?;
+            self.send(&[&interim]).map_err(|_| WS_ERR_CLIENT_GONE)?;
         }
         Ok(())
     }
@@ -273,7 +326,7 @@ impl Transport for ConnTransport<'_> {
             if may_continue {
                 self.send_continue()?;
             }
-            match self.conn.read_more(self.timeout) {
+            match self.read_body_bytes() {
                 Ok(0) => {
                     log::debug!(
                         "{}: client closed the connection mid-body",
@@ -295,7 +348,7 @@ impl Transport for ConnTransport<'_> {
     }
 
     fn write_all(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
-        self.conn.write_all(parts, self.timeout)
+        self.send(parts)
     }
 
     fn body_consumed(&mut self) -> bool {

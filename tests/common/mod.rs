@@ -143,6 +143,7 @@ pub struct ServerBuilder {
     cwd: Option<PathBuf>,
     env: Vec<(String, String)>,
     bind: bool,
+    open_files: Option<u64>,
 }
 
 /// `webserver [args] TARGET`, bound to `127.0.0.1:0`, with `RUST_LOG=info`.
@@ -153,6 +154,7 @@ pub fn server(target: impl Into<OsString>) -> ServerBuilder {
         cwd: None,
         env: vec![("RUST_LOG".into(), "info".into())],
         bind: true,
+        open_files: None,
     }
 }
 
@@ -193,8 +195,32 @@ impl ServerBuilder {
         self
     }
 
+    /// Runs the server with this open-files limit (`ulimit -n`; its workers inherit it).
+    pub fn open_files_limit(mut self, limit: u64) -> Self {
+        self.open_files = Some(limit);
+        self
+    }
+
     fn command(&self) -> Command {
         let mut cmd = Command::new(webserver_exe());
+        if let Some(limit) = self.open_files {
+            use std::os::unix::process::CommandExt;
+            let rlimit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: the closure runs in the forked child before exec and only calls
+            // setrlimit(2), which is async-signal-safe, on a value captured by copy.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         if self.bind {
             cmd.args(["--bind", "127.0.0.1:0"]);
         }

@@ -1,0 +1,179 @@
+//! Accepting while the process cannot take another connection (out of descriptors: EMFILE,
+//! ENFILE; out of kernel memory: ENOBUFS, ENOMEM).
+//!
+//! The listener is edge-triggered: a failed accept leaves the connection in the listen queue,
+//! and nothing reports it again until yet another client connects. So a failure starts an
+//! episode: accepting is retried every [`RETRY_EVERY`] (nginx waits 500 ms too) — the
+//! coordinator re-arms the listener, which reports the queue again if it is not empty — and
+//! connections that arrive meanwhile are left queued rather than tried one failing accept at a
+//! time. The episode is logged once when it starts (a warning) and once when an accept succeeds
+//! again, with how many accepts failed, instead of one warning per attempt.
+//!
+//! Outside an episode the accept path pays one relaxed atomic load.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How long accepting rests after it failed for lack of resources.
+pub(crate) const RETRY_EVERY: Duration = Duration::from_millis(500);
+
+/// What a failed `accept` means for the connections still queued.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum AcceptError {
+    /// That one connection failed (reset before it was accepted, a network error the man page
+    /// says to treat like EAGAIN): the next one may well succeed, so keep accepting.
+    ThisConnection,
+    /// The process cannot take any connection now (descriptors, memory): stop and retry later.
+    NoResources,
+}
+
+impl AcceptError {
+    pub(crate) fn of(error: &io::Error) -> AcceptError {
+        match error.raw_os_error() {
+            Some(
+                libc::ECONNABORTED
+                | libc::EPROTO
+                | libc::EPERM
+                | libc::ENETDOWN
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETUNREACH,
+            ) => AcceptError::ThisConnection,
+            // EMFILE, ENFILE, ENOBUFS, ENOMEM — and anything unexpected, which must not spin.
+            _ => AcceptError::NoResources,
+        }
+    }
+}
+
+/// The state of accepting for one process.
+#[derive(Default)]
+pub(crate) struct AcceptPause {
+    /// An episode is on: read on every accept, so it is a flag apart from the episode itself.
+    active: AtomicBool,
+    episode: Mutex<Option<Episode>>,
+}
+
+struct Episode {
+    since: Instant,
+    failed: u64,
+    /// No accept is tried before this.
+    retry_at: Instant,
+    /// The coordinator re-armed the listener for this retry already.
+    rearmed: bool,
+}
+
+impl AcceptPause {
+    fn lock(&self) -> MutexGuard<'_, Option<Episode>> {
+        self.episode.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a serving thread may try to accept at `now`: not while an episode rests.
+    pub(crate) fn may_accept(&self, now: Instant) -> bool {
+        if !self.active.load(Ordering::Relaxed) {
+            return true;
+        }
+        match self.lock().as_ref() {
+            Some(episode) => now >= episode.retry_at,
+            None => true,
+        }
+    }
+
+    /// An accept failed for lack of resources: start an episode (logged) or extend it.
+    pub(crate) fn failed(&self, error: &io::Error, now: Instant) {
+        let mut episode = self.lock();
+        match episode.as_mut() {
+            Some(episode) => {
+                episode.failed += 1;
+                episode.retry_at = now + RETRY_EVERY;
+                episode.rearmed = false;
+            }
+            None => {
+                log::warn!(
+                    "cannot accept connections: {error}; they wait in the listen queue and \
+                     accepting is retried every {} ms (raise the open-files limit, ulimit -n, \
+                     if this repeats)",
+                    RETRY_EVERY.as_millis()
+                );
+                *episode = Some(Episode {
+                    since: now,
+                    failed: 1,
+                    retry_at: now + RETRY_EVERY,
+                    rearmed: false,
+                });
+                self.active.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A connection was accepted: an episode in progress is over (logged).
+    pub(crate) fn accepted(&self, now: Instant) {
+        if !self.active.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some(episode) = self.lock().take() else {
+            return;
+        };
+        self.active.store(false, Ordering::Relaxed);
+        log::info!(
+            "accepting connections again after {} failed accept(s) over {:.1}s",
+            episode.failed,
+            now.saturating_duration_since(episode.since).as_secs_f64()
+        );
+    }
+
+    /// For the coordinator: true once per rest, when it is over — the listener must then be
+    /// re-armed so that connections already queued are reported again.
+    pub(crate) fn retry_due(&self, now: Instant) -> bool {
+        if !self.active.load(Ordering::Relaxed) {
+            return false;
+        }
+        match self.lock().as_mut() {
+            Some(episode) if now >= episode.retry_at && !episode.rearmed => {
+                episode.rearmed = true;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_episode_rests_retries_once_per_rest_and_ends_on_success() {
+        let pause = AcceptPause::default();
+        let start = Instant::now();
+        let emfile = io::Error::from_raw_os_error(libc::EMFILE);
+        assert!(pause.may_accept(start));
+        assert!(!pause.retry_due(start));
+        pause.failed(&emfile, start);
+        assert!(!pause.may_accept(start + RETRY_EVERY / 2));
+        assert!(!pause.retry_due(start + RETRY_EVERY / 2));
+        let due = start + RETRY_EVERY;
+        assert!(pause.retry_due(due));
+        assert!(!pause.retry_due(due), "re-armed once per rest");
+        assert!(pause.may_accept(due));
+        pause.failed(&emfile, due);
+        assert!(!pause.may_accept(due));
+        assert!(pause.retry_due(due + RETRY_EVERY));
+        pause.accepted(due + RETRY_EVERY);
+        assert!(pause.may_accept(due + RETRY_EVERY));
+        assert!(!pause.retry_due(due + RETRY_EVERY * 4));
+    }
+
+    #[test]
+    fn errors_of_one_connection_do_not_stop_accepting() {
+        let of = |errno| AcceptError::of(&io::Error::from_raw_os_error(errno));
+        assert_eq!(of(libc::ECONNABORTED), AcceptError::ThisConnection);
+        assert_eq!(of(libc::EMFILE), AcceptError::NoResources);
+        assert_eq!(of(libc::ENFILE), AcceptError::NoResources);
+        assert_eq!(of(libc::ENOBUFS), AcceptError::NoResources);
+    }
+}
