@@ -127,7 +127,7 @@ impl Shutdown {
     }
 }
 
-/// State shared by the event loop and the app threads.
+/// State shared by the coordinator and the serving threads.
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) app: LoadedApp,
@@ -136,7 +136,7 @@ pub(crate) struct Shared {
     draining: AtomicBool,
     shutdown: Arc<Shutdown>,
     served: AtomicU64,
-    /// Per app thread: when its current request started (ms after `clock`, plus one), moved
+    /// Per serving thread: when its current request started (ms after `clock`, plus one), moved
     /// later by the time it spent waiting for its client; 0 while idle or waiting.
     busy_since: Box<[AtomicU64]>,
     clock: Instant,

@@ -100,7 +100,7 @@ impl Slots {
         }
     }
 
-    /// Forget a connection an app thread is done with; dropping it closes the socket (which also
+    /// Forget a connection a serving thread is done with; dropping it closes the socket (which also
     /// removes it from epoll).
     pub(crate) fn close(&self, conn: Box<Conn>) {
         let index = conn.token().0 - FIRST_CONN;
