@@ -3,12 +3,11 @@
 //!
 //! Swaps are driven the way a deploy script drives them: copy the new library over one live path
 //! (temp file + rename), SIGHUP the master named by `--pid FILE`, and wait for `FILE.status` to say
-//! `ready G` (or `failed G ...`) for a generation newer than before.
+//! `ready G` (or `failed G ...`) for a generation newer than before (helpers: tests/common/swap.rs).
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -16,99 +15,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// How long one swap (boot of a generation) may take before the test fails.
-const SWAP_TIMEOUT: Duration = Duration::from_secs(15);
-
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// Copies `src` over `dst` atomically: a temp file in the same directory, then rename.
-fn install(src: &Path, dst: &Path) {
-    let tmp = dst.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::copy(src, &tmp).unwrap_or_else(|e| panic!("copy {src:?} -> {tmp:?}: {e}"));
-    std::fs::rename(&tmp, dst).unwrap_or_else(|e| panic!("rename {tmp:?} -> {dst:?}: {e}"));
-}
-
-/// Writes `bytes` over `dst` atomically.
-fn install_bytes(bytes: &[u8], dst: &Path) {
-    let tmp = dst.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&tmp, bytes).unwrap();
-    std::fs::rename(&tmp, dst).unwrap();
-}
-
-fn status_file(pid_file: &Path) -> PathBuf {
-    let mut name = pid_file.as_os_str().to_owned();
-    name.push(".status");
-    PathBuf::from(name)
-}
-
-/// `FILE.status` split into (state, generation, rest).
-fn read_status(pid_file: &Path) -> Option<(String, u64, String)> {
-    let text = std::fs::read_to_string(status_file(pid_file)).ok()?;
-    let line = text.lines().next()?;
-    let mut parts = line.splitn(3, ' ');
-    let state = parts.next()?.to_owned();
-    let generation = parts.next()?.parse().ok()?;
-    Some((state, generation, parts.next().unwrap_or("").to_owned()))
-}
-
-/// The master's pid, as written to `--pid FILE`.
-fn master_pid(pid_file: &Path) -> i32 {
-    std::fs::read_to_string(pid_file)
-        .unwrap_or_else(|e| panic!("read {pid_file:?}: {e}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-fn kill(pid: i32, signal: i32) {
-    // SAFETY: kill(2) takes plain integers; pid is the master this test started.
-    let rc = unsafe { libc::kill(pid, signal) };
-    assert_eq!(
-        rc,
-        0,
-        "kill({pid}, {signal}): {}",
-        std::io::Error::last_os_error()
-    );
-}
-
-/// Waits until the status file says `ready G` or `failed G ...` for a G newer than `after`.
-fn wait_settled(pid_file: &Path, after: u64) -> (String, u64, String) {
-    poll(
-        SWAP_TIMEOUT,
-        "the swap to settle in the status file",
-        || {
-            read_status(pid_file).filter(|(state, generation, _)| {
-                *generation > after && (state == "ready" || state == "failed")
-            })
-        },
-    )
-}
-
-/// Waits for the first generation to be ready; returns its number.
-fn wait_first_ready(pid_file: &Path) -> u64 {
-    poll(SWAP_TIMEOUT, "generation 1 ready", || {
-        read_status(pid_file).filter(|(state, _, _)| state == "ready")
-    })
-    .1
-}
-
-/// SIGHUP the master named by the pid file and wait for the outcome.
-fn hup(pid_file: &Path) -> (String, u64, String) {
-    let before = read_status(pid_file).map_or(0, |(_, g, _)| g);
-    kill(master_pid(pid_file), libc::SIGHUP);
-    wait_settled(pid_file, before)
-}
-
-/// `GET path` on a brand-new connection with `Connection: close`.
-fn fresh_get(server: &Server, path: &str) -> Result<Response, String> {
-    let mut conn = Conn::try_connect(server.addr())?;
-    conn.try_send(format!(
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    ))?;
-    conn.try_read_response()
-}
 
 /// Asserts that `n` new connections are all answered by the app whose `/hello` names `who`.
 fn assert_new_connections_served_by(server: &Server, who: &str, n: usize, context: &str) {
@@ -235,39 +144,6 @@ impl Load {
         let bodies = self.bodies.lock().unwrap().clone();
         (self.ok.load(Ordering::Relaxed), failures, bodies)
     }
-}
-
-/// A server on a copy of `initial` at `dir/live.so`, with `--pid dir/ws.pid`.
-fn live_server(dir: &Path, initial: &Path, args: &[&str]) -> (Server, PathBuf, PathBuf) {
-    let live = dir.join("live.so");
-    install(initial, &live);
-    let pid_file = dir.join("ws.pid");
-    let mut target = live.clone().into_os_string();
-    target.push(":app");
-    let server = quiet(server(target))
-        .args(args.iter().copied())
-        .arg_pid(&pid_file)
-        .start();
-    wait_first_ready(&pid_file);
-    (server, live, pid_file)
-}
-
-trait ArgPid {
-    fn arg_pid(self, pid_file: &Path) -> Self;
-}
-
-impl ArgPid for ServerBuilder {
-    fn arg_pid(self, pid_file: &Path) -> Self {
-        self.args([
-            std::ffi::OsString::from("--pid"),
-            pid_file.as_os_str().to_owned(),
-        ])
-    }
-}
-
-/// INFO logs without the access log (the load tests make hundreds of thousands of requests).
-fn quiet(builder: ServerBuilder) -> ServerBuilder {
-    builder.env("RUST_LOG", "info,access=warn")
 }
 
 /// Reads `/pid` on a keep-alive connection: which worker process holds it.
@@ -608,22 +484,6 @@ fn sigterm_during_a_slow_request_completes_it_and_leaves_no_worker() {
 // 5. webserver check
 // ---------------------------------------------------------------------------------------------
 
-fn run_check(lib: &Path) -> Exited {
-    let mut spec = lib.as_os_str().to_owned();
-    spec.push(":app");
-    let out = Command::new(webserver_exe())
-        .arg("check")
-        .arg(&spec)
-        .env("RUST_LOG", "info")
-        .output()
-        .unwrap();
-    Exited {
-        status: out.status,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 fn error_lines(exited: &Exited) -> Vec<String> {
     exited
         .stderr
@@ -791,28 +651,6 @@ fn reload_swaps_when_the_file_changes() {
     let (_, failures, _) = load.finish();
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(server.stderr().contains("--reload:"), "{}", server.stderr());
-}
-
-fn script() -> PathBuf {
-    workspace_dir().join("scripts/hot-swap.sh")
-}
-
-fn run_script(new: &Path, pid_file: &Path, live: &Path) -> Exited {
-    run_script_symbol(new, pid_file, live, None)
-}
-
-fn run_script_symbol(new: &Path, pid_file: &Path, live: &Path, symbol: Option<&str>) -> Exited {
-    let mut cmd = Command::new("sh");
-    cmd.arg(script()).arg(new).arg(pid_file).arg(live);
-    if let Some(symbol) = symbol {
-        cmd.arg(symbol);
-    }
-    let out = cmd.env("WEBSERVER", webserver_exe()).output().unwrap();
-    Exited {
-        status: out.status,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 #[test]
