@@ -132,7 +132,7 @@ pub(crate) struct Tuning {
 /// A worker's view: where its listener and ready pipe are, and what to load.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct WorkerArgs {
-    /// The private copy of the library to load.
+    /// The library to load: the descriptor the master handed down (`/proc/self/fd/N`).
     #[arg(long)]
     pub(crate) lib: PathBuf,
     #[arg(long)]

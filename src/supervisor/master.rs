@@ -1,7 +1,7 @@
 //! The master: owns the listening socket, runs the generation state machine
 //! (`generation.rs`, where every decision is made) and does its I/O: it turns signals, the
 //! workers' pipe messages, their exits and `--reload` file changes into events, and carries out
-//! the actions — copying the library, starting workers, signalling them, writing the status
+//! the actions — reading the library into memory, starting workers, signalling them, writing the status
 //! file. It never loads app code itself.
 
 use std::collections::VecDeque;
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU};
 use signal_hook::iterator::Signals;
 
-use super::artifact::{private_dir, remove_stale_dirs, Artifact, FileStamp};
+use super::artifact::{worker_library_path, Artifact, FileStamp};
 use super::children::{WorkerProcess, FD_FLOOR};
 use super::generation::{Action, Config, Event, Generations, SwapCause};
 use super::process::{jitter, status_path};
@@ -74,7 +74,6 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         .map_err(|e| MasterError::Io("listener address", e))?;
     let signals = Signals::new([SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU])
         .map_err(|e| MasterError::Io("cannot install signal handlers", e))?;
-    remove_stale_dirs();
     let exe =
         std::env::current_exe().map_err(|e| MasterError::Io("cannot find my own executable", e))?;
     let listener = dup_at_or_above(listener.as_fd(), FD_FLOOR)
@@ -93,7 +92,6 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         symbol: target.symbol.clone(),
         watch: FileWatch::new(FileStamp::of(&source), Instant::now()),
         source,
-        dir: private_dir(),
         workers: Vec::new(),
         machine,
         outcome: None,
@@ -116,7 +114,6 @@ struct Master {
     symbol: String,
     /// The library the user named, as last resolved (what `--reload` watches).
     source: PathBuf,
-    dir: PathBuf,
     workers: Vec<WorkerProcess>,
     machine: Generations,
     watch: FileWatch<FileStamp>,
@@ -147,7 +144,7 @@ impl Master {
     }
 
     /// Feed `event` to the state machine and carry out what follows, answering its questions
-    /// (copy the library, start a worker) with further events.
+    /// (read the library, start a worker) with further events.
     fn apply(&mut self, event: Event) {
         let mut actions: VecDeque<Action> = self.machine.handle(event, Instant::now()).into();
         while let Some(action) = actions.pop_front() {
@@ -196,17 +193,22 @@ impl Master {
         }
     }
 
-    /// Resolve the app again (LIB may name a new file) and copy it for a new generation.
+    /// Resolve the app again (LIB may name a new file) and read it for a new generation.
     fn prepare(&mut self) -> Result<Artifact, String> {
         let source = AppTarget::parse(self.args.app.as_deref().unwrap_or_default())
             .and_then(|t| t.resolve())
             .map_err(|e| e.to_string())?;
-        let artifact = Artifact::prepare(&source, &self.dir).map_err(|e| e.to_string())?;
+        let artifact = Artifact::prepare(&source).map_err(|e| e.to_string())?;
         self.source = source;
         Ok(artifact)
     }
 
-    fn spawn(&mut self, generation: u64, library: &Path, multiprocess: bool) -> io::Result<i32> {
+    fn spawn(
+        &mut self,
+        generation: u64,
+        library: &Artifact,
+        multiprocess: bool,
+    ) -> io::Result<i32> {
         let tuning = &self.args.tuning;
         let max_requests = match tuning.max_requests {
             0 => 0,
@@ -214,7 +216,7 @@ impl Master {
         };
         let mut args: Vec<OsString> = vec![
             "--lib".into(),
-            library.as_os_str().to_owned(),
+            worker_library_path().into_os_string(),
             "--symbol".into(),
             self.symbol.clone().into(),
             "--generation".into(),
@@ -224,7 +226,8 @@ impl Master {
         if multiprocess {
             args.push("--multiprocess".into());
         }
-        let worker = WorkerProcess::spawn(&self.exe, &args, self.listener.as_fd())?;
+        let worker =
+            WorkerProcess::spawn(&self.exe, &args, self.listener.as_fd(), library.image())?;
         let pid = worker.pid;
         self.workers.push(worker);
         Ok(pid)
@@ -305,7 +308,6 @@ impl Master {
             let status = status_path(pid_file);
             remove_if_there(&status, fs::remove_file(&status));
         }
-        remove_if_there(&self.dir, fs::remove_dir_all(&self.dir));
     }
 }
 

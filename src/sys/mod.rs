@@ -8,6 +8,7 @@
 use std::io;
 
 pub(crate) mod epoll;
+pub(crate) mod memfd;
 pub(crate) mod process;
 pub(crate) mod socket;
 

@@ -998,5 +998,5 @@ pub fn process_exists(pid: u32) -> bool {
     rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
-mod swap;
-pub use swap::*;
+/// Driving swaps, `webserver check` and `scripts/hot-swap.sh` (`use common::swap::*`).
+pub mod swap;
