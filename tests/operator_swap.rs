@@ -4,7 +4,8 @@
 //!   so a temporary directory emptied under the server (a tmp cleaner, another master) cannot
 //!   stop a replacement worker from loading it;
 //! - swaps leave nothing behind: no file in `$TMPDIR`, and the master holds the library of the
-//!   live and draining generations only.
+//!   live and draining generations only;
+//! - `webserver check --probe PATH --expect STATUSES` and `scripts/hot-swap.sh` passing them on.
 
 mod common;
 
@@ -132,4 +133,82 @@ fn distinct_swaps_leave_nothing_behind() {
     assert!(!message.contains("/proc/self/fd"), "{message}");
     wait_one_library_held(master, "the failed generation's library to be closed");
     assert_eq!(entries(&tmp), Vec::<String>::new(), "after a failed swap");
+}
+
+#[test]
+fn check_probes_the_path_and_statuses_it_is_given() {
+    // panicky answers `/ok` with 200 and panics (500) on `/`.
+    let panicky = sample_app("panicky");
+    let default = run_check(&panicky);
+    assert_eq!(default.status.code(), Some(1), "{default:?}");
+    assert!(default.stderr.contains("GET / "), "{default:?}");
+    assert!(default.stderr.contains("500"), "{default:?}");
+
+    for expect in ["200", "2xx", "204,200"] {
+        let probed = run_check_args(&panicky, &["--probe", "/ok", "--expect", expect]);
+        assert_eq!(
+            probed.status.code(),
+            Some(0),
+            "--expect {expect}: {probed:?}"
+        );
+        assert!(
+            probed.stdout.contains("probe:   GET /ok -> 200"),
+            "{probed:?}"
+        );
+    }
+
+    // pyramidish answers an unknown path with 404: not a server error, so the default passes
+    // it, but a caller that expects 200 does not.
+    let pyramidish = sample_app("pyramidish");
+    let lenient = run_check_args(&pyramidish, &["--probe", "/no-such-page"]);
+    assert_eq!(lenient.status.code(), Some(0), "{lenient:?}");
+    assert!(lenient.stdout.contains("-> 404"), "{lenient:?}");
+    let strict = run_check_args(
+        &pyramidish,
+        &["--probe", "/no-such-page", "--expect", "200"],
+    );
+    assert_eq!(strict.status.code(), Some(1), "{strict:?}");
+    let errors: Vec<&str> = strict
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("webserver: error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{strict:?}");
+    for needle in ["GET /no-such-page", "404", "200"] {
+        assert!(errors[0].contains(needle), "lacks {needle:?}: {strict:?}");
+    }
+    let query = run_check_args(&pyramidish, &["--probe", "/hello?x=1", "--expect", "200"]);
+    assert_eq!(query.status.code(), Some(0), "{query:?}");
+
+    // Malformed options are usage errors, before anything is loaded.
+    for args in [
+        &["--probe", "healthz"][..],
+        &["--expect", "2x0"],
+        &["--expect", "600"],
+        &["--expect", ""],
+    ] {
+        let refused = run_check_args(&panicky, args);
+        assert_eq!(refused.status.code(), Some(2), "{args:?}: {refused:?}");
+    }
+}
+
+#[test]
+fn the_hot_swap_script_passes_the_probe_on() {
+    let dir = fresh_dir("script-probe");
+    let panicky = sample_app("panicky");
+    let (server, live, pid_file) = live_server(&dir, &panicky, &["-w", "1"]);
+
+    // `/` is a server error by design: the default check refuses the library.
+    let refused = run_script(&panicky, &pid_file, &live);
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert!(refused.stderr.contains("failed the check"), "{refused:?}");
+    assert_eq!(read_status(&pid_file).unwrap().1, 1, "a swap was asked");
+
+    let probe = [("HOT_SWAP_PROBE", "/ok"), ("HOT_SWAP_EXPECT", "200")];
+    let swapped = run_script_env(&panicky, &pid_file, &live, None, &probe);
+    assert_eq!(swapped.status.code(), Some(0), "{swapped:?}");
+    assert!(swapped.stdout.contains("GET /ok -> 200"), "{swapped:?}");
+    assert!(swapped.stdout.contains("ready 2"), "{swapped:?}");
+    let resp = fresh_get(&server, "/ok").expect("served after the swap");
+    assert_eq!(resp.status, 200, "{resp:?}");
 }
