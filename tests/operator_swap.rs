@@ -100,6 +100,7 @@ fn distinct_swaps_leave_nothing_behind() {
         &[("TMPDIR", tmp_env)],
     );
     let master = server.pid();
+    assert_eq!(entries(&tmp), Vec::<String>::new(), "after the first boot");
     wait_one_library_held(master, "the first generation's library only");
 
     for version in 1..=4 {
@@ -109,13 +110,13 @@ fn distinct_swaps_leave_nothing_behind() {
         install_bytes(&bytes, &live);
         let (state, generation, message) = hup(&pid_file);
         assert_eq!(state, "ready", "swap {version}: {message}");
+        assert_eq!(entries(&tmp), Vec::<String>::new(), "swap {version}");
         let held = memfds_held(master);
         assert!(
             held <= 2,
             "generation {generation}: the master holds {held} libraries (live + draining at most)"
         );
         wait_one_library_held(master, "the drained generation's library to be closed");
-        assert_eq!(entries(&tmp), Vec::<String>::new(), "swap {version}");
         let resp = fresh_get(&server, "/hello").expect("served after the swap");
         assert_eq!(resp.status, 200, "{resp:?}");
     }
