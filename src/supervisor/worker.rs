@@ -60,9 +60,11 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
         return 1;
     }
 
-    // Claimed so that it is close-on-exec: processes the app starts do not inherit it. Once
-    // loaded, the library's mappings keep the in-memory file alive.
-    let library = match claim_inherited(LIBRARY_FD) {
+    // Claimed so that it is close-on-exec: processes the app starts do not inherit it. Kept
+    // open for the worker's life: the loader knows the library by the name
+    // /proc/self/fd/LIBRARY_FD, and whatever opens it by that name later (a backtrace's
+    // symbolizer) must find the library there, not a socket that reused the number.
+    let _library = match claim_inherited(LIBRARY_FD) {
         Ok(library) => library,
         Err(e) => {
             report.send_or_log(&WorkerMessage::Error(format!(
@@ -71,9 +73,7 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
             return 1;
         }
     };
-    let loaded = LoadedApp::load_path(&args.lib, &args.symbol);
-    drop(library);
-    let app = match loaded {
+    let app = match LoadedApp::load_path(&args.lib, &args.symbol) {
         Ok(app) => app,
         Err(e) => {
             report.send_or_log(&WorkerMessage::Error(e.to_string()));
