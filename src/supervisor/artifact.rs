@@ -71,27 +71,17 @@ impl FileStamp {
     }
 }
 
-/// Why a library could not be copied for a generation.
+/// Why a library could not be prepared for a generation.
 #[derive(Debug)]
 pub(crate) enum ArtifactError {
-    Read {
-        path: PathBuf,
-        source: io::Error,
-    },
+    /// The user's file could not be read.
+    Read { path: PathBuf, source: io::Error },
     /// The file was replaced or written to while it was being read.
-    Changed {
-        path: PathBuf,
-    },
-    /// The ELF headers point past the end of the file: it was copied before it was complete.
-    Truncated {
-        path: PathBuf,
-        detail: Truncated,
-    },
+    Changed { path: PathBuf },
+    /// The ELF headers point past the end of the file: it was read before it was complete.
+    Truncated { path: PathBuf, detail: Truncated },
     /// The in-memory copy could not be made.
-    Memory {
-        path: PathBuf,
-        source: io::Error,
-    },
+    Memory { path: PathBuf, source: io::Error },
 }
 
 /// What deployment scripts should do so that neither of the two errors above can happen.

@@ -28,8 +28,8 @@ pub(crate) struct WorkerProcess {
 
 impl WorkerProcess {
     /// Start `exe __worker ARGS` with `listener` as `LISTEN_FD`, a pipe as `READY_FD` and
-    /// `library` as `LIBRARY_FD` (both at or above `FD_FLOOR`). The worker gets SIGTERM if the
-    /// master dies.
+    /// `library` as `LIBRARY_FD` (`listener` and `library` at or above `FD_FLOOR`). The worker
+    /// gets SIGTERM if the master dies.
     pub(crate) fn spawn(
         exe: &Path,
         args: &[OsString],

@@ -1,8 +1,8 @@
 //! The master: owns the listening socket, runs the generation state machine
 //! (`generation.rs`, where every decision is made) and does its I/O: it turns signals, the
 //! workers' pipe messages, their exits and `--reload` file changes into events, and carries out
-//! the actions — reading the library into memory, starting workers, signalling them, writing the status
-//! file. It never loads app code itself.
+//! the actions — reading the library into memory, starting workers, signalling them, writing the
+//! status file. It never loads app code itself.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
