@@ -274,13 +274,23 @@ fn broken_swaps_keep_the_old_generation_serving_then_a_good_swap_works() {
                 "{what}: status message lacks {needle:?}: {message:?}"
             );
         }
-        // Exactly one clear line per attempt, naming what keeps serving.
-        let lines: Vec<String> = server
-            .stderr()
-            .lines()
-            .filter(|l| l.contains("hot swap failed"))
-            .map(str::to_owned)
-            .collect();
+        // Exactly one clear line per attempt, naming what keeps serving. The master logs it
+        // before it writes the status, but the test reads the server's stderr on a thread of
+        // its own, which may not have caught up yet.
+        let failed_lines = || -> Vec<String> {
+            server
+                .stderr()
+                .lines()
+                .filter(|l| l.contains("hot swap failed"))
+                .map(str::to_owned)
+                .collect()
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut lines = failed_lines();
+        while lines.len() <= attempt && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+            lines = failed_lines();
+        }
         assert_eq!(
             lines.len(),
             attempt + 1,
@@ -478,7 +488,15 @@ fn sigterm_during_a_slow_request_completes_it_and_leaves_no_worker() {
     for pid in workers {
         assert!(!process_exists(pid), "worker {pid} outlived the master");
     }
-    assert!(server.stderr().contains("all workers stopped; exiting"));
+    // stderr is read on a thread of the test's, which may still be catching up with the exit.
+    assert!(
+        server
+            .wait_for_log(Duration::from_secs(5), |l| l
+                .contains("all workers stopped; exiting"))
+            .is_some(),
+        "{}",
+        server.stderr()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
