@@ -3,7 +3,9 @@
 #
 # Safely replace the app library a running `webserver --pid PIDFILE LIVE.so:SYMBOL` serves:
 #   1. `webserver check NEW.so:SYMBOL` (in a child process: a crashing library is reported, and
-#      nothing is touched if the check fails);
+#      nothing is touched if the check fails). It requests `GET /` and passes any status below 500
+#      unless $HOT_SWAP_PROBE names another path (e.g. /healthz) and $HOT_SWAP_EXPECT the statuses
+#      that pass (e.g. 200, 200,204 or 2xx): they become `check --probe` and `--expect`;
 #   2. copy NEW.so over LIVE.so atomically (temp file in LIVE's directory, then rename), so the
 #      master never reads a half-written file;
 #   3. SIGHUP the master (pid from PIDFILE);
@@ -48,9 +50,16 @@ fi
 pid=$(cat "$pidfile")
 kill -0 "$pid" 2>/dev/null || { echo "hot-swap: no process $pid (from $pidfile)" >&2; exit 1; }
 
-# 1. Check the new library the way a worker would load it.
-echo "hot-swap: checking $new:$symbol"
-if ! "$ws" check "$new:$symbol"; then
+# 1. Check the new library the way a worker would load it, with the caller's health check.
+set -- check
+if [ -n "${HOT_SWAP_PROBE:-}" ]; then
+    set -- "$@" --probe "$HOT_SWAP_PROBE"
+fi
+if [ -n "${HOT_SWAP_EXPECT:-}" ]; then
+    set -- "$@" --expect "$HOT_SWAP_EXPECT"
+fi
+echo "hot-swap: checking $new:$symbol (GET ${HOT_SWAP_PROBE:-/}, passing ${HOT_SWAP_EXPECT:-any status below 500})"
+if ! "$ws" "$@" "$new:$symbol"; then
     echo "hot-swap: $new failed the check; nothing was changed" >&2
     exit 1
 fi

@@ -1,4 +1,4 @@
-//! The command line: `webserver [OPTIONS] LIB:SYMBOL`, `webserver check LIB:SYMBOL`, and the
+//! The command line: `webserver [OPTIONS] LIB:SYMBOL`, `webserver check [OPTIONS] LIB:SYMBOL`, and the
 //! hidden modes the master starts its workers in (`__worker`) and `check` its child (`__probe`).
 
 use std::net::SocketAddr;
@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::http::scan::Limits;
 use crate::server::Config;
+use crate::supervisor::probe::{Expect, ProbeTarget};
 
 /// Serve a web app from a shared library: WSGI's idea (any app on any server) for native code.
 ///
@@ -38,21 +39,39 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
     /// Load LIB:SYMBOL exactly as a worker would (in a child process), run init, one synthetic
-    /// `GET /` and shutdown; print what was found and exit 0 if the app is healthy.
+    /// `GET PATH` (default `/`) and shutdown; print what was found and exit 0 if the app is
+    /// healthy: its answer is one of --expect, or by default not a server error (5xx).
     Check {
         /// The app to check, as LIB:SYMBOL.
         #[arg(value_name = "LIB:SYMBOL")]
         app: String,
+        #[command(flatten)]
+        probe: ProbeArgs,
     },
     /// Internal: the child process of `check`.
     #[command(name = "__probe", hide = true)]
     Probe {
         #[arg(value_name = "LIB:SYMBOL")]
         app: String,
+        #[command(flatten)]
+        probe: ProbeArgs,
     },
     /// Internal: a worker process, started by the master.
     #[command(name = "__worker", hide = true)]
     Worker(WorkerArgs),
+}
+
+/// What `check` asks the app, and which answers pass.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ProbeArgs {
+    /// The path (and optional ?query) the check requests, e.g. /healthz.
+    #[arg(long, value_name = "PATH", default_value = "/")]
+    pub(crate) probe: ProbeTarget,
+
+    /// Statuses that pass, comma-separated codes or classes: 200, 200,204, 2xx (default: any
+    /// status below 500).
+    #[arg(long, value_name = "STATUSES")]
+    pub(crate) expect: Option<Expect>,
 }
 
 /// Options of a serving master.
@@ -139,7 +158,7 @@ pub(crate) struct Tuning {
 /// A worker's view: where its listener and ready pipe are, and what to load.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct WorkerArgs {
-    /// The private copy of the library to load.
+    /// The library to load: the descriptor the master handed down (`/proc/self/fd/N`).
     #[arg(long)]
     pub(crate) lib: PathBuf,
     #[arg(long)]

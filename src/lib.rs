@@ -52,8 +52,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     init_logging(role(&cli));
     match &cli.command {
         None => Ok(supervisor::master::run(&cli.serve)?),
-        Some(Command::Check { app }) => Ok(supervisor::probe::check(app)?),
-        Some(Command::Probe { app }) => supervisor::probe::probe(app),
+        Some(Command::Check { app, probe }) => Ok(supervisor::probe::check(app, probe)?),
+        Some(Command::Probe { app, probe }) => supervisor::probe::probe(app, probe),
         Some(Command::Worker(args)) => match supervisor::worker::run(args) {
             0 => Ok(()),
             status => Err(Error::worker(status)),

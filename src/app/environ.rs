@@ -193,20 +193,31 @@ impl Environ {
         }
     }
 
-    /// `GET /` from 127.0.0.1 with `headers`, for requests made without a client (`check`, the
-    /// ABI benchmark).
+    /// `GET /` from 127.0.0.1 with `headers`, for requests made without a client (the ABI
+    /// benchmark).
     pub(crate) fn build_synthetic_get(
         &mut self,
         headers: &[(&[u8], &[u8])],
         flags: u32,
     ) -> &[WsPair] {
+        let root = Target {
+            path: b"/",
+            query: b"",
+            authority: None,
+        };
+        self.build_synthetic_get_of(root, headers, flags)
+    }
+
+    /// `GET target` from 127.0.0.1 with `headers` (`check --probe`).
+    pub(crate) fn build_synthetic_get_of(
+        &mut self,
+        target: Target<'_>,
+        headers: &[(&[u8], &[u8])],
+        flags: u32,
+    ) -> &[WsPair] {
         self.build(RequestParts {
             method: b"GET",
-            target: Target {
-                path: b"/",
-                query: b"",
-                authority: None,
-            },
+            target,
             version_minor: 1,
             headers: headers.iter().copied(),
             local: ([127, 0, 0, 1], 8888).into(),

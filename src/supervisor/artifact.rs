@@ -1,27 +1,54 @@
-//! Private, content-addressed copies of app libraries.
+//! A generation's library, held by the master as a sealed in-memory file (memfd).
 //!
-//! A generation never loads the live path: replacing that file (in place or by rename) cannot
-//! reach running code, and glibc's dlopen cache — which answers a second dlopen of a known path
-//! or inode with the old handle — can never hand a new worker stale code. The copy's name is
-//! the hash of its bytes, so swapping back to an earlier version reuses its copy.
+//! The master reads the user's file once, checks that it is one whole version (it did not change
+//! while read; its ELF headers fit), and writes the bytes into an in-memory file sealed against
+//! change. Workers get that file as an inherited descriptor (`LIBRARY_FD`) and load
+//! `/proc/self/fd/LIBRARY_FD`. So replacing the live file (in place or by rename) cannot reach
+//! running code; glibc's dlopen cache, which answers a second dlopen of a known path or inode with
+//! the old handle, cannot hand a worker stale code (each worker is a fresh process); and there is
+//! nothing on disk that a tmp cleaner could delete, a full disk could cut short, or swaps could
+//! pile up. The descriptor closes when the last holder (the generation in the state machine, a
+//! spawn in flight) drops it: a forgotten generation costs nothing.
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
+use super::children::FD_FLOOR;
 use super::elf::{check_complete, Truncated};
+use super::worker::LIBRARY_FD;
+use crate::sys::memfd::sealed_file;
+use crate::sys::process::dup_at_or_above;
 
-/// A library copied into the master's private directory.
+/// One version of the user's library, ready for workers to load.
 #[derive(Clone, Debug)]
 pub(crate) struct Artifact {
     /// The file the user named (the live path).
     pub(crate) source: PathBuf,
-    /// The private copy workers load.
-    pub(crate) copy: PathBuf,
     /// Hex digest of the bytes (FNV-1a 64, enough to tell versions apart).
     pub(crate) hash: String,
+    /// The bytes, sealed in memory, at or above `FD_FLOOR` (so handing it down as `LIBRARY_FD`
+    /// cannot overwrite another descriptor being handed down).
+    image: Arc<OwnedFd>,
+}
+
+/// Two artifacts are the same when they are the same preparation (not merely equal bytes).
+impl PartialEq for Artifact {
+    fn eq(&self, other: &Artifact) -> bool {
+        Arc::ptr_eq(&self.image, &other.image)
+    }
+}
+
+impl Eq for Artifact {}
+
+/// The path a worker loads its library from: the descriptor it inherited. Messages from workers
+/// name it; the master shows the user's file instead.
+pub(crate) fn worker_library_path() -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{LIBRARY_FD}"))
 }
 
 /// What identifies a version of the live file cheaply, for `--reload`.
@@ -44,18 +71,17 @@ impl FileStamp {
     }
 }
 
-/// Why a library could not be copied for a generation.
+/// Why a library could not be prepared for a generation.
 #[derive(Debug)]
 pub(crate) enum ArtifactError {
-    Io {
-        path: PathBuf,
-        action: &'static str,
-        source: io::Error,
-    },
+    /// The user's file could not be read.
+    Read { path: PathBuf, source: io::Error },
     /// The file was replaced or written to while it was being read.
     Changed { path: PathBuf },
-    /// The ELF headers point past the end of the file: it was copied before it was complete.
+    /// The ELF headers point past the end of the file: it was read before it was complete.
     Truncated { path: PathBuf, detail: Truncated },
+    /// The in-memory copy could not be made.
+    Memory { path: PathBuf, source: io::Error },
 }
 
 /// What deployment scripts should do so that neither of the two errors above can happen.
@@ -65,13 +91,9 @@ const WRITE_THEN_RENAME: &str =
 impl fmt::Display for ArtifactError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ArtifactError::Io {
-                path,
-                action,
-                source,
-            } => write!(
+            ArtifactError::Read { path, source } => write!(
                 f,
-                "cannot {action} {}: {source} (check the path and permissions)",
+                "cannot read {}: {source} (check the path and permissions)",
                 path.display()
             ),
             ArtifactError::Changed { path } => write!(
@@ -84,62 +106,27 @@ impl fmt::Display for ArtifactError {
                 "{} is incomplete: {detail} (still being written?); {WRITE_THEN_RENAME}",
                 path.display()
             ),
+            ArtifactError::Memory { path, source } => write!(
+                f,
+                "cannot keep a copy of {} in memory: {source} (is the system out of memory or descriptors?)",
+                path.display()
+            ),
         }
     }
 }
 
 impl std::error::Error for ArtifactError {}
 
-/// Where this master keeps its copies: one directory per master process.
-pub(crate) fn private_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("webserver-{}", std::process::id()))
-}
-
-/// Remove the private directories of masters that are gone (killed with -9, or a crash), so
-/// copies do not pile up in the temporary directory.
-pub(crate) fn remove_stale_dirs() {
-    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("webserver-"))
-            .and_then(|pid| pid.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let gone = match crate::sys::process::exists(pid) {
-            Ok(exists) => !exists,
-            Err(e) => {
-                log::debug!("cannot tell whether process {pid} exists: {e}");
-                false
-            }
-        };
-        if gone {
-            if let Err(e) = fs::remove_dir_all(entry.path()) {
-                log::debug!("cannot remove stale {}: {e}", entry.path().display());
-            }
-        }
-    }
-}
-
 impl Artifact {
-    /// Read `source` once (so the copy is one consistent version) and store it under its hash.
-    /// A file that changed during the read, or whose ELF headers announce more bytes than it
-    /// has, is refused: it was caught half-written.
-    pub(crate) fn prepare(source: &Path, dir: &Path) -> Result<Artifact, ArtifactError> {
-        let err = |action, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| ArtifactError::Io {
-                path,
-                action,
-                source,
-            }
-        };
+    /// Read `source` once (so the copy is one consistent version) and seal it in memory. A file
+    /// that changed during the read, or whose ELF headers announce more bytes than it has, is
+    /// refused: it was caught half-written.
+    pub(crate) fn prepare(source: &Path) -> Result<Artifact, ArtifactError> {
         let before = FileStamp::of(source);
-        let bytes = fs::read(source).map_err(err("read", source))?;
+        let bytes = fs::read(source).map_err(|e| ArtifactError::Read {
+            path: source.to_path_buf(),
+            source: e,
+        })?;
         if FileStamp::of(source) != before || before.is_some_and(|b| b.len != bytes.len() as u64) {
             return Err(ArtifactError::Changed {
                 path: source.to_path_buf(),
@@ -150,24 +137,36 @@ impl Artifact {
             detail,
         })?;
         let hash = format!("{:016x}", fnv1a64(&bytes));
-        fs::create_dir_all(dir).map_err(err("create", dir))?;
         let name = source
             .file_name()
             .map_or_else(|| "lib.so".into(), |n| n.to_string_lossy().into_owned());
-        let copy = dir.join(format!("{hash}-{name}"));
-        if !copy.exists() {
-            // Write then rename, so a worker never maps a half-written copy.
-            let tmp = dir.join(format!(".{hash}-{name}.tmp"));
-            let mut file = fs::File::create(&tmp).map_err(err("write", &tmp))?;
-            file.write_all(&bytes).map_err(err("write", &tmp))?;
-            file.sync_all().map_err(err("write", &tmp))?;
-            fs::rename(&tmp, &copy).map_err(err("rename", &tmp))?;
-        }
+        let memory = |e| ArtifactError::Memory {
+            path: source.to_path_buf(),
+            source: e,
+        };
+        // Named for /proc/PID/fd, where an operator sees which versions the master holds.
+        let image = sealed_file(&format!("webserver-{hash}-{name}"), &bytes).map_err(memory)?;
+        let image = dup_at_or_above(image.as_fd(), FD_FLOOR).map_err(memory)?;
         Ok(Artifact {
             source: source.to_path_buf(),
-            copy,
             hash,
+            image: Arc::new(image),
         })
+    }
+
+    /// A library with a made-up hash, for the state machine's tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests(source: &Path, hash: &str) -> Artifact {
+        Artifact {
+            source: source.to_path_buf(),
+            hash: hash.to_owned(),
+            image: Arc::new(sealed_file(hash, b"").expect("an in-memory file")),
+        }
+    }
+
+    /// The sealed copy, to hand down to a worker as `LIBRARY_FD`.
+    pub(crate) fn image(&self) -> BorrowedFd<'_> {
+        self.image.as_fd()
     }
 }
 
@@ -182,23 +181,26 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     #[test]
-    fn same_bytes_same_copy_different_bytes_different_copy() {
+    fn a_prepared_library_is_its_bytes_in_memory_and_outlives_the_file() {
         let dir = std::env::temp_dir().join(format!("ws-artifact-test-{}", std::process::id()));
-        let src = dir.join("src");
-        fs::create_dir_all(&src).unwrap();
-        let live = src.join("libx.so");
+        fs::create_dir_all(&dir).unwrap();
+        let live = dir.join("libx.so");
         fs::write(&live, b"version one").unwrap();
-        let a = Artifact::prepare(&live, &dir).unwrap();
-        let b = Artifact::prepare(&live, &dir).unwrap();
-        assert_eq!(a.copy, b.copy);
+        let one = Artifact::prepare(&live).unwrap();
         fs::write(&live, b"version two").unwrap();
-        let c = Artifact::prepare(&live, &dir).unwrap();
-        assert_ne!(a.copy, c.copy);
-        assert_eq!(fs::read(&a.copy).unwrap(), b"version one");
-        assert_eq!(fs::read(&c.copy).unwrap(), b"version two");
+        let two = Artifact::prepare(&live).unwrap();
+        assert_ne!(one.hash, two.hash);
+        assert_ne!(one, two);
+        assert_eq!(one, one.clone());
         fs::remove_dir_all(&dir).unwrap();
+        for (artifact, bytes) in [(&one, b"version one"), (&two, b"version two")] {
+            let fd = artifact.image().as_raw_fd();
+            assert!(fd >= FD_FLOOR);
+            assert_eq!(fs::read(format!("/proc/self/fd/{fd}")).unwrap(), bytes);
+        }
     }
 
     #[test]

@@ -9,11 +9,11 @@ use std::path::Path;
 use std::process::Command;
 
 use super::message::{UnknownMessage, WorkerMessage};
-use super::worker::{LISTEN_FD, READY_FD};
+use super::worker::{LIBRARY_FD, LISTEN_FD, READY_FD};
 use crate::sys::process::{dup_at_or_above, hand_down, pipe, set_blocking, Signal};
 
 /// The master keeps the descriptors it hands down at or above this number, so the child's dup2
-/// onto `LISTEN_FD` and `READY_FD` cannot overwrite one before it is moved.
+/// onto `LISTEN_FD`, `READY_FD` and `LIBRARY_FD` cannot overwrite one before it is moved.
 pub(crate) const FD_FLOOR: RawFd = 100;
 /// How much of a pipe is read at once; messages are a line each.
 const READ_CHUNK: usize = 1024;
@@ -27,12 +27,14 @@ pub(crate) struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    /// Start `exe __worker ARGS` with `listener` as `LISTEN_FD` and a pipe as `READY_FD`. The
-    /// worker gets SIGTERM if the master dies.
+    /// Start `exe __worker ARGS` with `listener` as `LISTEN_FD`, a pipe as `READY_FD` and
+    /// `library` as `LIBRARY_FD` (`listener` and `library` at or above `FD_FLOOR`). The worker
+    /// gets SIGTERM if the master dies.
     pub(crate) fn spawn(
         exe: &Path,
         args: &[OsString],
         listener: BorrowedFd<'_>,
+        library: BorrowedFd<'_>,
     ) -> io::Result<WorkerProcess> {
         let (read_end, write_end) = message_pipe()?;
         let mut command = Command::new(exe);
@@ -42,6 +44,7 @@ impl WorkerProcess {
             vec![
                 (listener.as_raw_fd(), LISTEN_FD),
                 (write_end.as_raw_fd(), READY_FD),
+                (library.as_raw_fd(), LIBRARY_FD),
             ],
             Signal::Term,
         );

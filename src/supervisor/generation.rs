@@ -3,7 +3,7 @@
 //!
 //! Pure logic: [`Generations::handle`] takes an [`Event`] and the time it happened and returns the
 //! [`Action`]s that follow. `master.rs` turns signals, pipe messages and exits into events and
-//! carries the actions out (copying the library, spawning, signalling, writing the status file),
+//! carries the actions out (reading the library, spawning, signalling, writing the status file),
 //! answering `PrepareLibrary` with `Prepared` and `Spawn` with `Spawned`.
 //!
 //! ```text
@@ -15,7 +15,8 @@
 //!
 //! A generation is `Booting` (loading, not accepting), then `Live` (accepting; at most one is) and
 //! later `Draining` (told to finish and exit), or `Failed` (told to exit). A generation is
-//! forgotten once it is neither booting nor live and has no worker left.
+//! forgotten once it is neither booting nor live and has no worker left; its library (held by its
+//! [`Artifact`]) is closed then.
 //!
 //! A stop (TERM/INT/QUIT) tells every worker and closes the master's listener (no generation
 //! takes over, so new clients are refused at once); a swap never closes it.
@@ -24,10 +25,10 @@
 //! `Tick` a worker silent for `--timeout` is killed (SIGKILL) and replaced (`liveness.rs`).
 //! What an exit means and how the live generation is kept at `-w` workers is in `replace.rs`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::artifact::Artifact;
+use super::artifact::{worker_library_path, Artifact};
 use super::message::WorkerMessage;
 use crate::sys::process::Signal;
 
@@ -68,7 +69,7 @@ pub(crate) struct Config {
     pub(crate) graceful_timeout: Duration,
     /// The app's symbol, for messages.
     pub(crate) symbol: String,
-    /// The library the user named, for messages before the first copy.
+    /// The library the user named, for messages before the first one is read.
     pub(crate) source: PathBuf,
     /// `--timeout`: a worker not heard from for this long is killed (`None`: never).
     pub(crate) heartbeat_timeout: Option<Duration>,
@@ -298,7 +299,7 @@ impl Generations {
         self.source.clone_from(&artifact.source);
         self.emit(Action::Status(format!("booting {id} {}", artifact.hash)));
         for _ in 0..self.want {
-            self.spawn(id, &artifact.copy);
+            self.spawn(id, &artifact);
         }
         self.generations.push(Generation {
             id,
@@ -308,11 +309,11 @@ impl Generations {
         });
     }
 
-    fn spawn(&mut self, generation: u64, library: &Path) {
+    fn spawn(&mut self, generation: u64, library: &Artifact) {
         self.spawning.push(generation);
         self.emit(Action::Spawn {
             generation,
-            library: library.to_path_buf(),
+            library: library.clone(),
             multiprocess: self.want > 1,
         });
     }
@@ -401,11 +402,11 @@ impl Generations {
         }
     }
 
-    /// Messages name the user's file, on one line, not our private copy.
+    /// Messages name the user's file, on one line, not the descriptor the worker loaded.
     fn user_facing(&self, id: u64, message: &str) -> String {
         let message = match self.generations.iter().find(|g| g.id == id) {
             Some(g) => message.replace(
-                &*g.artifact.copy.to_string_lossy(),
+                &*worker_library_path().to_string_lossy(),
                 &g.artifact.source.to_string_lossy(),
             ),
             None => message.to_owned(),

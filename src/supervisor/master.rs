@@ -1,9 +1,9 @@
 //! The master: owns the listening socket, runs the generation state machine
 //! (`generation.rs`, where every decision is made) and does its I/O: it turns signals, the
 //! workers' pipe messages, their exits and `--reload` file changes into events, and carries out
-//! the actions — copying the library, starting workers, signalling them, writing the status
-//! file, closing its copy of the listener when a stop begins. It holds `--pid FILE` locked for
-//! its whole life (`pid_file.rs`). It never loads app code itself.
+//! the actions — reading the library into memory, starting workers, signalling them, writing the
+//! status file, closing its copy of the listener when a stop begins. It holds `--pid FILE` locked
+//! for its whole life (`pid_file.rs`). It never loads app code itself.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -12,13 +12,13 @@ use std::fs;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU};
 use signal_hook::iterator::Signals;
 
-use super::artifact::{private_dir, remove_stale_dirs, Artifact, FileStamp};
+use super::artifact::{worker_library_path, Artifact, FileStamp};
 use super::children::{WorkerProcess, FD_FLOOR};
 use super::generation::{Action, Config, Event, Generations, SwapCause};
 use super::pid_file::{PidFile, PidFileError};
@@ -84,7 +84,6 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         .map_err(|e| MasterError::Io("listener address", e))?;
     let signals = Signals::new([SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU])
         .map_err(|e| MasterError::Io("cannot install signal handlers", e))?;
-    remove_stale_dirs();
     let exe =
         std::env::current_exe().map_err(|e| MasterError::Io("cannot find my own executable", e))?;
     let listener = dup_at_or_above(bound.as_fd(), FD_FLOOR)
@@ -107,13 +106,11 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         symbol: target.symbol.clone(),
         watch: FileWatch::new(FileStamp::of(&source), Instant::now()),
         source,
-        dir: private_dir(),
         workers: Vec::new(),
         machine,
         outcome: None,
     };
     let result = master.serve(signals);
-    master.cleanup();
     // Removes the pid and status files, then releases the lock.
     drop(pid_file);
     result
@@ -129,7 +126,6 @@ struct Master {
     symbol: String,
     /// The library the user named, as last resolved (what `--reload` watches).
     source: PathBuf,
-    dir: PathBuf,
     workers: Vec<WorkerProcess>,
     machine: Generations,
     watch: FileWatch<FileStamp>,
@@ -162,7 +158,7 @@ impl Master {
     }
 
     /// Feed `event` to the state machine and carry out what follows, answering its questions
-    /// (copy the library, start a worker) with further events.
+    /// (read the library, start a worker) with further events.
     fn apply(&mut self, event: Event) {
         let mut actions: VecDeque<Action> = self.machine.handle(event, Instant::now()).into();
         while let Some(action) = actions.pop_front() {
@@ -217,17 +213,22 @@ impl Master {
         }
     }
 
-    /// Resolve the app again (LIB may name a new file) and copy it for a new generation.
+    /// Resolve the app again (LIB may name a new file) and read it for a new generation.
     fn prepare(&mut self) -> Result<Artifact, String> {
         let source = AppTarget::parse(self.args.app.as_deref().unwrap_or_default())
             .and_then(|t| t.resolve())
             .map_err(|e| e.to_string())?;
-        let artifact = Artifact::prepare(&source, &self.dir).map_err(|e| e.to_string())?;
+        let artifact = Artifact::prepare(&source).map_err(|e| e.to_string())?;
         self.source = source;
         Ok(artifact)
     }
 
-    fn spawn(&mut self, generation: u64, library: &Path, multiprocess: bool) -> io::Result<i32> {
+    fn spawn(
+        &mut self,
+        generation: u64,
+        library: &Artifact,
+        multiprocess: bool,
+    ) -> io::Result<i32> {
         let tuning = &self.args.tuning;
         let max_requests = match tuning.max_requests {
             0 => 0,
@@ -235,7 +236,7 @@ impl Master {
         };
         let mut args: Vec<OsString> = vec![
             "--lib".into(),
-            library.as_os_str().to_owned(),
+            worker_library_path().into_os_string(),
             "--symbol".into(),
             self.symbol.clone().into(),
             "--generation".into(),
@@ -250,7 +251,7 @@ impl Master {
                 "the listening socket is closed: the server is stopping",
             ));
         };
-        let worker = WorkerProcess::spawn(&self.exe, &args, listener.as_fd())?;
+        let worker = WorkerProcess::spawn(&self.exe, &args, listener.as_fd(), library.image())?;
         let pid = worker.pid;
         self.workers.push(worker);
         Ok(pid)
@@ -324,21 +325,9 @@ impl Master {
             log::warn!("cannot write {}: {e}", path.display());
         }
     }
-
-    fn cleanup(&mut self) {
-        remove_if_there(&self.dir, fs::remove_dir_all(&self.dir));
-    }
 }
 
-/// Logs a failed removal of `path` unless there was nothing to remove.
-fn remove_if_there(path: &Path, removed: io::Result<()>) {
-    match removed {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => log::warn!("cannot remove {}: {e}", path.display()),
-    }
-}
-
+/// The event a signal to the master stands for.
 fn event_for_signal(signal: i32) -> Option<Event> {
     Some(match signal {
         SIGHUP => Event::SwapAsked(SwapCause::Hup),

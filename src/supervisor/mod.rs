@@ -5,11 +5,11 @@
 //! - `master.rs` does the master's I/O: signals, pipes, reaping, the status file, `--reload`.
 //! - `worker.rs` is a worker's life; `message.rs` what it tells the master on its pipe;
 //!   `children.rs` a worker as the master sees it.
-//! - `artifact.rs` keeps the private copies of libraries (`elf.rs` refuses a half-written one);
-//!   `reload.rs` notices a changed one.
+//! - `artifact.rs` reads a library once and seals it in memory for a generation's workers
+//!   (`elf.rs` refuses a half-written one); `reload.rs` notices a changed one.
 //! - `pid_file.rs` is `--pid FILE`, locked for the master's life.
 //! - `probe.rs` is `webserver check`; `process.rs` small helpers. System calls are in
-//!   `crate::sys::process`.
+//!   `crate::sys::process` and `crate::sys::memfd`.
 
 pub(crate) mod artifact;
 pub(crate) mod children;

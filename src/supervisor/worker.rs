@@ -1,7 +1,8 @@
 //! A worker's life: load the app, report ready, wait for the go, serve, drain, exit.
 //!
-//! The master passes the listening socket as `LISTEN_FD` and the write end of its pipe as
-//! `READY_FD`; the worker tells the master what happens in [`WorkerMessage`]s: `Ready` (loaded,
+//! The master passes the listening socket as `LISTEN_FD`, the write end of its pipe as
+//! `READY_FD` and the generation's library (a sealed in-memory file, see `artifact.rs`) as
+//! `LIBRARY_FD`, which `--lib /proc/self/fd/LIBRARY_FD` names; the worker tells the master what happens in [`WorkerMessage`]s: `Ready` (loaded,
 //! initialised) or `Error`, `Draining` (recycling on its own), `Stopped` (after SIGTERM: the
 //! listener is closed, so no new connection can reach this process). The worker accepts only
 //! after SIGUSR1 (the master's go, sent once every worker of its generation is ready), so a
@@ -30,6 +31,8 @@ use crate::sys::process::{claim_inherited, exit_now, file_identity, FileIdentity
 pub(crate) const LISTEN_FD: RawFd = 3;
 /// Where a worker finds the write end of the master's pipe.
 pub(crate) const READY_FD: RawFd = 4;
+/// Where a worker finds its generation's library.
+pub(crate) const LIBRARY_FD: RawFd = 5;
 /// After a SIGTERM, how often the worker looks whether its event loop closed the listener.
 const LISTENER_CHECK_INTERVAL: Duration = Duration::from_millis(1);
 /// ... and how long at most: only a wedged process takes that long (the master has its own
@@ -71,6 +74,19 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
         return 1;
     }
 
+    // Claimed so that it is close-on-exec: processes the app starts do not inherit it. Kept
+    // open for the worker's life: the loader knows the library by the name
+    // /proc/self/fd/LIBRARY_FD, and whatever opens it by that name later (a backtrace's
+    // symbolizer) must find the library there, not a socket that reused the number.
+    let _library = match claim_inherited(LIBRARY_FD) {
+        Ok(library) => library,
+        Err(e) => {
+            report.send_or_log(&WorkerMessage::Error(format!(
+                "no library at descriptor {LIBRARY_FD} ({e}); only the master starts workers"
+            )));
+            return 1;
+        }
+    };
     let app = match LoadedApp::load_path(&args.lib, &args.symbol) {
         Ok(app) => app,
         Err(e) => {

@@ -49,17 +49,6 @@ pub(crate) fn kill(pid: i32, signal: Signal) -> io::Result<()> {
     syscall!(kill(pid, signal.number())).map(drop)
 }
 
-/// Whether a process with this id exists (one we may not signal exists too).
-pub(crate) fn exists(pid: i32) -> io::Result<bool> {
-    // SAFETY: kill with signal 0 sends nothing; it only checks the process.
-    match syscall!(kill(pid, 0)) {
-        Ok(_) => Ok(true),
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(true),
-        Err(e) => Err(e),
-    }
-}
-
 /// How a child process ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ChildExit {
@@ -313,11 +302,6 @@ mod tests {
         let refused = claim_inherited(read.as_raw_fd()).unwrap_err();
         assert_eq!(refused.kind(), io::ErrorKind::InvalidInput, "{refused}");
         assert!(claim_inherited(CLAIMABLE).is_err());
-    }
-
-    #[test]
-    fn this_process_exists() {
-        assert!(exists(std::process::id() as i32).unwrap());
     }
 
     #[test]

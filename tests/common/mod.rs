@@ -1027,3 +1027,6 @@ pub fn process_exists(pid: u32) -> bool {
     let rc = unsafe { libc::kill(pid, 0) };
     rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
+
+/// Driving swaps, `webserver check` and `scripts/hot-swap.sh` (`use common::swap::*`).
+pub mod swap;

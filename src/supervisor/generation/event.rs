@@ -1,8 +1,6 @@
 //! The state machine's vocabulary: what happens to the master ([`Event`]) and what it must do
 //! about it ([`Action`]).
 
-use std::path::PathBuf;
-
 use crate::supervisor::artifact::Artifact;
 use crate::supervisor::message::WorkerMessage;
 use crate::sys::process::{ChildExit, Signal};
@@ -31,7 +29,7 @@ pub(crate) enum Event {
     MoreWorkers,
     /// TTOU.
     FewerWorkers,
-    /// The answer to [`Action::PrepareLibrary`]: the private copy, or why there is none.
+    /// The answer to [`Action::PrepareLibrary`]: the library in memory, or why there is none.
     Prepared(Result<Artifact, String>),
     /// The answer to [`Action::Spawn`]: the worker's pid, or why it could not start.
     Spawned {
@@ -53,12 +51,12 @@ pub(crate) enum Event {
 /// Something the master must do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Action {
-    /// Copy the live library for a new generation; answer with [`Event::Prepared`].
+    /// Read the live library for a new generation; answer with [`Event::Prepared`].
     PrepareLibrary,
     /// Start one worker of `generation` on `library`; answer with [`Event::Spawned`].
     Spawn {
         generation: u64,
-        library: PathBuf,
+        library: Artifact,
         multiprocess: bool,
     },
     Signal {

@@ -85,7 +85,7 @@ impl Generations {
         let Some(live) = self.generations.iter().find(|g| g.state == State::Live) else {
             return;
         };
-        let (id, library) = (live.id, live.artifact.copy.clone());
+        let (id, library) = (live.id, live.artifact.clone());
         let serving: Vec<i32> = self
             .workers
             .iter()

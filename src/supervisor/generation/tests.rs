@@ -1,9 +1,11 @@
 //! The state machine driven by scripts: each step is a time (ms since the start), an event, and
 //! every action that must follow, in order (log lines apart; some tests look at those too).
-//! `Sim` plays the master: it answers `PrepareLibrary` with a copy named `hN` for the N-th
+//! `Sim` plays the master: it answers `PrepareLibrary` with a library hashed `hN` for the N-th
 //! preparation and `Spawn` with the next pid from 100 on.
 
 use std::collections::VecDeque;
+
+use std::path::Path;
 
 use super::*;
 use crate::sys::process::ChildExit;
@@ -23,11 +25,7 @@ struct Sim {
 }
 
 fn artifact(n: u32) -> Artifact {
-    Artifact {
-        source: PathBuf::from(SOURCE),
-        copy: PathBuf::from(format!("/tmp/webserver-1/h{n}-live.so")),
-        hash: format!("h{n}"),
-    }
+    Artifact::for_tests(Path::new(SOURCE), &format!("h{n}"))
 }
 
 /// `--timeout` of the simulations that watch heartbeats.
@@ -91,8 +89,9 @@ impl Sim {
                         None => {
                             let pid = self.next_pid;
                             self.next_pid += 1;
-                            let file = library.file_name().unwrap().to_string_lossy();
-                            seen.push(format!("spawn {generation} {file} = {pid}"));
+                            let file = library.source.file_name().unwrap().to_string_lossy();
+                            let hash = &library.hash;
+                            seen.push(format!("spawn {generation} {hash}-{file} = {pid}"));
                             Ok(pid)
                         }
                     };
@@ -291,11 +290,9 @@ fn a_worker_error_while_booting_fails_the_swap_and_the_old_generation_serves_on(
         (1010, ready(102), &[]),
         (
             1020,
-            // The private copy's name is replaced by the user's; the message is one line.
-            error(
-                103,
-                "cannot load /tmp/webserver-1/h2-live.so:\ninvalid ELF header",
-            ),
+            // The descriptor the worker loaded is replaced by the user's file; the message is
+            // one line.
+            error(103, "cannot load /proc/self/fd/5:\ninvalid ELF header"),
             &[
                 "SIGTERM 102",
                 "SIGTERM 103",

@@ -1,0 +1,73 @@
+//! Sealed in-memory files: bytes that live as long as a descriptor to them (or a mapping of them)
+//! does, reachable by no path, so nothing on disk can be deleted, filled or left behind.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use super::syscall;
+
+/// The longest name `memfd_create` accepts (it shows in `/proc/PID/fd` as `/memfd:NAME`).
+const NAME_MAX: usize = 249;
+/// Once sealed the file can neither change nor be unsealed: every process that maps it sees the
+/// bytes that were written.
+const SEALS: libc::c_int =
+    libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE | libc::F_SEAL_SEAL;
+
+/// A close-on-exec in-memory file named `name` (for `/proc/PID/fd`), holding `bytes`, sealed
+/// against any change. It is executable: a library in it can be mapped by `dlopen` through
+/// `/proc/self/fd/N`.
+pub(crate) fn sealed_file(name: &str, bytes: &[u8]) -> io::Result<OwnedFd> {
+    let mut name: Vec<u8> = name.bytes().filter(|&b| b != 0).take(NAME_MAX).collect();
+    if name.is_empty() {
+        name.push(b'-');
+    }
+    let name = CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    // Kernels since 6.3 may be set (vm.memfd_noexec) to make in-memory files non-executable
+    // unless asked; older kernels refuse the flag with EINVAL, and their files are executable.
+    // SAFETY: name is a NUL-terminated string that outlives the call; the flags are valid.
+    let fd = match syscall!(memfd_create(name.as_ptr(), flags | libc::MFD_EXEC)) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            // SAFETY: as above.
+            syscall!(memfd_create(name.as_ptr(), flags))?
+        }
+        result => result?,
+    };
+    // SAFETY: memfd_create returned a new descriptor that nothing else owns.
+    let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    file.write_all(bytes)?;
+    // SAFETY: F_ADD_SEALS only changes the seals of an open memfd; no writable mapping of it
+    // exists (it was only written with write(2)), which F_SEAL_WRITE requires.
+    syscall!(fcntl(fd, libc::F_ADD_SEALS, SEALS))?;
+    Ok(OwnedFd::from(file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek};
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn a_sealed_file_holds_its_bytes_and_refuses_changes() {
+        let mut file = File::from(sealed_file("webserver-test", b"library bytes").unwrap());
+        let path = format!("/proc/self/fd/{}", file.as_raw_fd());
+        assert_eq!(std::fs::read(&path).unwrap(), b"library bytes");
+        let link = std::fs::read_link(&path).unwrap();
+        assert!(
+            link.to_string_lossy().starts_with("/memfd:webserver-test"),
+            "{link:?}"
+        );
+        assert_eq!(
+            file.write_all(b"more").unwrap_err().raw_os_error(),
+            Some(libc::EPERM)
+        );
+        assert!(file.set_len(0).is_err());
+        file.rewind().unwrap();
+        let mut read = Vec::new();
+        file.read_to_end(&mut read).unwrap();
+        assert_eq!(read, b"library bytes");
+    }
+}
