@@ -205,6 +205,12 @@ impl LoadedApp {
         (self.descriptor.abi_major, self.descriptor.abi_minor)
     }
 
+    /// Built for ABI 1.1 or later: its body's `next` may answer `WS_PENDING` (for a 1.0 app that
+    /// value is no code at all).
+    pub(crate) fn defers(&self) -> bool {
+        self.descriptor.abi_minor >= 1
+    }
+
     /// The app asked for its calls to be serialised (`WS_APP_SINGLE_THREADED`).
     pub(crate) fn single_threaded(&self) -> bool {
         self.single_threaded
@@ -314,6 +320,8 @@ fn run_init(descriptor: &WsApp, log_tag: &'static AppLogTag) -> Result<*mut c_vo
         error_buf: error_buf.as_mut_ptr(),
         error_cap: error_buf.len(),
         error_len: &mut error_len,
+        args: std::ptr::null(),
+        n_args: 0,
     };
     let mut state: *mut c_void = std::ptr::null_mut();
     // SAFETY: `args` and the buffers it points to live across the call; `state` is a valid

@@ -14,13 +14,15 @@ use app_abi::raw::{
 use super::access_log::{log_rejected, AccessRecord};
 use super::conn::{Conn, NextHead};
 use super::Shared;
-use crate::app::call::{self, RequestFacts, Scratch, Transport};
+use crate::app::call::{self, Cancel, Progress, RequestFacts, Scratch, Transport};
 use crate::app::environ::{Environ, RequestParts};
+use crate::app::waker::Wake;
 use crate::http::body::{BodyDecoder, BodyError};
 use crate::http::error::ParseError;
 use crate::http::request::{parse_scanned, RequestHead};
 use crate::http::response::{encode_continue, DateCache};
 use crate::http::target::parse_target;
+use std::sync::Arc;
 
 /// How much of a request body the app left unread is drained (from what is already buffered)
 /// per step, so the connection can carry the next request.
@@ -150,7 +152,7 @@ fn serve_one(
         flags,
         defer_flush: true,
     };
-    let environ = buffers.environ.build(RequestParts {
+    buffers.environ.build(RequestParts {
         method,
         target,
         version_minor: head.version_minor,
@@ -173,13 +175,23 @@ fn serve_one(
     shared.mark_busy(thread, true);
     let outcome = {
         let _serialised = shared.app_lock.as_ref().map(|lock| lock.lock());
-        call::run(
+        match call::start(
             &shared.app,
-            environ,
+            &mut buffers.environ,
             facts,
             &mut transport,
             &mut buffers.call,
-        )
+        ) {
+            Progress::Done(outcome) => outcome,
+            Progress::Pending(parked) => call::resume(
+                &shared.app,
+                &buffers.environ,
+                parked,
+                &mut transport,
+                Some(Cancel::Stopping),
+            )
+            .done(),
+        }
     };
     shared.mark_busy(thread, false);
     if let Some(started) = started {
@@ -315,5 +327,23 @@ impl Transport for ConnTransport<'_> {
 
     fn date(&mut self) -> &[u8] {
         self.date.at(self.wall)
+    }
+
+    fn try_read_body(&mut self, out: &mut [u8], may_continue: bool) -> Result<Option<usize>, i32> {
+        if out.is_empty() {
+            return Ok(Some(0));
+        }
+        let produced = self.decode_buffered(out)?;
+        if produced > 0 || self.decoder.is_done() {
+            return Ok(Some(produced));
+        }
+        if may_continue {
+            self.send_continue()?;
+        }
+        Ok(None)
+    }
+
+    fn new_waker(&mut self) -> Option<Arc<dyn Wake>> {
+        None
     }
 }
