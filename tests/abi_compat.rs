@@ -64,6 +64,9 @@ fn an_app_built_against_the_1_0_header_serves_unchanged() {
         conn.read_response().text(),
         "abi 1.0 app: path=/again body=0\n"
     );
+    // 2 from a 1.0 app's `next` is an unknown code, as it was: a 500 at once, not a parked request.
+    conn.send("GET /two HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(conn.read_response().status, 500);
     assert!(server
         .wait_for_log(Duration::from_secs(2), |l| l
             .contains("app_1_0 initialised"))
