@@ -1,12 +1,15 @@
-//! The command line: `webserver [OPTIONS] LIB:SYMBOL`, `webserver check [OPTIONS] LIB:SYMBOL`, and the
+//! The command line: `webserver [OPTIONS] LIB:SYMBOL [APP_ARGS]...`, `webserver check [OPTIONS]
+//! LIB:SYMBOL [APP_ARGS]...`, and the
 //! hidden modes the master starts its workers in (`__worker`) and `check` its child (`__probe`).
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::app::target::AppTarget;
 use crate::http::scan::Limits;
 use crate::server::Config;
 use crate::supervisor::probe::{Expect, ProbeTarget};
@@ -16,6 +19,8 @@ use crate::supervisor::probe::{Expect, ProbeTarget};
 /// LIB:SYMBOL names a library and the app descriptor it exports. LIB with a '/' or a '.so' suffix
 /// is a path relative to the current directory; a bare NAME means libNAME.so in the current
 /// directory, then beside this executable. Examples: hello:app, ./libpyramidish.so:app.
+/// Words after LIB:SYMBOL are the app's own arguments (ws_init.args, ABI 1.1), e.g.
+/// `webserver myapp:app --config app.toml` (options for webserver go before LIB:SYMBOL).
 ///
 /// Signals to the master: HUP hot-swaps the app library (a failed swap keeps the old one
 /// serving), TERM/INT stop gracefully, QUIT stops at once, TTIN/TTOU add/remove a worker.
@@ -47,6 +52,13 @@ pub(crate) enum Command {
         app: String,
         #[command(flatten)]
         probe: ProbeArgs,
+        /// The app's own arguments, passed to its init.
+        #[arg(
+            value_name = "APP_ARGS",
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        app_args: Vec<OsString>,
     },
     /// Internal: the child process of `check`.
     #[command(name = "__probe", hide = true)]
@@ -55,6 +67,12 @@ pub(crate) enum Command {
         app: String,
         #[command(flatten)]
         probe: ProbeArgs,
+        #[arg(
+            value_name = "APP_ARGS",
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        app_args: Vec<OsString>,
     },
     /// Internal: a worker process, started by the master.
     #[command(name = "__worker", hide = true)]
@@ -78,8 +96,18 @@ pub(crate) struct ProbeArgs {
 #[derive(Args, Debug, Clone)]
 pub(crate) struct ServeArgs {
     /// The app to serve, as LIB:SYMBOL (split at the last ':').
-    #[arg(value_name = "LIB:SYMBOL", required = true)]
+    // Checked here: with APP_ARGS after it, a stray word would otherwise be taken for the app.
+    #[arg(value_name = "LIB:SYMBOL", required = true, value_parser = lib_symbol)]
     pub(crate) app: Option<String>,
+
+    /// The app's own arguments: every word after LIB:SYMBOL reaches the app's init (and each
+    /// worker's, in hot swaps too).
+    #[arg(
+        value_name = "APP_ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub(crate) app_args: Vec<OsString>,
 
     /// Address to listen on (port 0 picks a free port and prints it).
     #[arg(
@@ -163,6 +191,9 @@ pub(crate) struct WorkerArgs {
     pub(crate) lib: PathBuf,
     #[arg(long)]
     pub(crate) symbol: String,
+    /// One app argument (repeated, in order).
+    #[arg(long = "app-arg", value_name = "WORD", allow_hyphen_values = true)]
+    pub(crate) app_args: Vec<OsString>,
     #[arg(long)]
     pub(crate) generation: u64,
     /// Other workers serve the same app (`webserver.multiprocess`).
@@ -170,6 +201,13 @@ pub(crate) struct WorkerArgs {
     pub(crate) multiprocess: bool,
     #[command(flatten)]
     pub(crate) tuning: Tuning,
+}
+
+/// A `LIB:SYMBOL` argument, refused as a usage error when it has no `:` between two parts.
+fn lib_symbol(arg: &str) -> Result<String, String> {
+    AppTarget::parse(arg)
+        .map(|_| arg.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 impl Tuning {

@@ -52,8 +52,16 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     init_logging(role(&cli));
     match &cli.command {
         None => Ok(supervisor::master::run(&cli.serve)?),
-        Some(Command::Check { app, probe }) => Ok(supervisor::probe::check(app, probe)?),
-        Some(Command::Probe { app, probe }) => supervisor::probe::probe(app, probe),
+        Some(Command::Check {
+            app,
+            app_args,
+            probe,
+        }) => Ok(supervisor::probe::check(app, app_args, probe)?),
+        Some(Command::Probe {
+            app,
+            app_args,
+            probe,
+        }) => supervisor::probe::probe(app, app_args, probe),
         Some(Command::Worker(args)) => match supervisor::worker::run(args) {
             0 => Ok(()),
             status => Err(Error::worker(status)),

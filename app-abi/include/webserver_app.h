@@ -1,7 +1,7 @@
 /*
  * webserver_app.h — the normative C ABI between `webserver` and the apps it loads.
  *
- * ABI 1.0. This header is the specification; app-abi/src/lib.rs mirrors it and the layout test
+ * ABI 1.1. This header is the specification; app-abi/src/raw.rs mirrors it and the layout test
  * (app-abi/tests/layout.rs) compiles this file and compares every size, alignment and offset.
  *
  * An app is a shared library exporting one or more static `ws_app` descriptors. The server is
@@ -11,7 +11,9 @@
  * Versioning: `WS_ABI_MAJOR` changes with any change of layout or meaning of an existing field;
  * `WS_ABI_MINOR` grows when fields are appended to a struct (every struct that crosses the boundary
  * starts with its own `size`, and fields past `size` are absent), or flags/error codes are added.
- * The server accepts a descriptor whose major equals its own and whose size is at least the 1.0 size.
+ * The server accepts a descriptor whose major equals its own and whose size is at least the 1.0 size,
+ * whatever its minor: a 1.0 app runs unchanged on a 1.1 server. A struct the server fills (ws_host,
+ * ws_init) may be older than the app's header: check WS_HAS_FIELD before using an appended field.
  *
  * Ownership — nothing is ever freed by the side that did not allocate it:
  *  - Server-owned: the ws_request, its environ array and every byte it points to, the io handle and
@@ -32,8 +34,45 @@
  * be used at all; no host callback may be called with `io` from another thread.
  *
  * Threads: `call`, `next` and `close` may run concurrently on many threads with the same app state,
- * unless the descriptor sets WS_APP_SINGLE_THREADED (the server then serialises `call`). `init` runs
- * once per process before any call; `shutdown` runs after the last `close`, never concurrently.
+ * unless the descriptor sets WS_APP_SINGLE_THREADED (the server then serialises `call` and `next`).
+ * `init` runs once per process before any call; `shutdown` runs after the last `close`, never
+ * concurrently. `waker_wake` and `waker_free` (ABI 1.1) are the only request callbacks that any
+ * thread may call at any time.
+ *
+ * Deferred responses (ABI 1.1) — an app answers later without holding a server thread:
+ *  - A body `next` may return WS_PENDING: no chunk now. The server parks the request: no serving
+ *    thread waits for it. It calls `next` again, on any serving thread (one at a time, never
+ *    concurrently for one request), after a `waker_wake` on a waker of that request, or after
+ *    request-body bytes arrived if the app's last `try_read` answered WS_PENDING. A wake that comes
+ *    while `next` runs is not lost: `next` is called again after it returns WS_PENDING. A spurious
+ *    call is allowed: `next` may simply return WS_PENDING again. `start_response`, `write`, `read`
+ *    and `try_read` may be called from that later `next` as from any `next` ("Host I/O phases").
+ *  - `call` itself never pends: an async app returns WS_OK at once with a body whose `next` pends
+ *    until the response head is ready (it then calls start_response in `next` and returns chunks).
+ *  - Ownership does not change: the ws_request, its environ and every byte they point to, and
+ *    `io`, stay valid and at the same address until `close` returns, however long the request is
+ *    parked and on whichever thread it resumes; the app's chunk stays valid until the next `next`
+ *    or `close`. A waker is app-owned from `waker_new` until the app's `waker_free` (exactly once,
+ *    from any thread, before or after the request ended); the server keeps what it needs alive
+ *    until then, so a late `waker_wake` is always safe and does nothing once `close` was called.
+ *  - While a request is parked the server still enforces `--timeout` (parked time counts: the
+ *    app is working), notices a client that disconnects, and on stop or hot swap waits for it up
+ *    to --graceful-timeout. In each of these cases it calls `close` (no further `next`) on a serving
+ *    thread, and the app cancels its work there. If no byte of the response was sent yet, a
+ *    request past --timeout is answered 504 (Gateway Timeout); the connection is then closed.
+ *    A request still parked when --graceful-timeout runs out is closed the same way (503 Service
+ *    Unavailable if nothing was sent), before the app's `shutdown`.
+ *  - Back-pressure: the server reads request-body bytes only as `read`/`try_read` ask (a bounded
+ *    buffer), and writes each chunk before it calls `next` again (a write waits for the client at
+ *    most --io-timeout), so a slow client slows the app's producer and a slow app never lets a
+ *    fast uploader grow memory.
+ *  - A 1.0 app never returns WS_PENDING and never sees a difference (from a descriptor with minor
+ *    0, 2 stays an unknown code of `next`: the request fails as before). An app that needs wakers
+ *    checks WS_HAS_FIELD(init->host, ws_host, waker_free) in `init` and refuses to load on a 1.0
+ *    server (whose ws_host ends at `log`) with a message that says to upgrade the server.
+ *
+ * App arguments (ABI 1.1): the words after LIB:SYMBOL on the command line reach `init` in
+ * ws_init.args (present when WS_HAS_FIELD(init, ws_init, n_args)).
  *
  * Errors: host callbacks return 0 on success and a negative WS_ERR_* code on failure. No callback
  * ever unwinds: C++ exceptions and Rust panics must not cross this boundary.
@@ -51,7 +90,7 @@ extern "C" {
 /* "WSAP" in ASCII: a symbol that is not a descriptor almost never starts with it. */
 #define WS_APP_MAGIC 0x50415357u
 #define WS_ABI_MAJOR 1
-#define WS_ABI_MINOR 0
+#define WS_ABI_MINOR 1
 
 /* ws_app.flags */
 #define WS_APP_SINGLE_THREADED 0x1u /* the server never runs two `call`s of this app at once */
@@ -85,6 +124,10 @@ extern "C" {
                                    head was sent, write before start_response, read/write/
                                    start_response from `close` (see "Host I/O phases") */
 #define WS_ERR_APP (-7)         /* the app failed (used by `next`; a panic in a Rust app) */
+
+/* ABI 1.1. From ws_body.next: no chunk yet, the app will make progress later (see "Deferred
+ * responses"). From host->try_read: no body byte is buffered now. Positive: not an error. */
+#define WS_PENDING 2
 
 /* A byte slice. Never assumed NUL-terminated or UTF-8. `ptr` may be NULL only when `len` is 0. */
 typedef struct ws_bytes {
@@ -128,6 +171,27 @@ typedef struct ws_host {
     /* The error stream (wsgi.errors): one message into the server's log, tagged with the app.
      * `log_ctx` is ws_request.log_ctx or ws_init.log_ctx. */
     void (*log)(const void *log_ctx, uint32_t level, const uint8_t *msg, size_t len);
+
+    /* ABI 1.1 — present when `size` covers them: WS_HAS_FIELD(host, ws_host, waker_free). */
+
+    /* Like read, but never waits: WS_OK with *n_read > 0; WS_OK with *n_read == 0 at the end of the
+     * body; WS_PENDING when no byte is buffered now — the app then returns WS_PENDING from `next`
+     * and the server calls `next` again once bytes arrived (no waker needed for that). Answered
+     * where `read` is (during `call` and `next`); sends `100 Continue` like `read`. */
+    int32_t (*try_read)(void *io, uint8_t *buf, size_t cap, size_t *n_read);
+
+    /* A waker for the request behind `io`, answered during `call` and `next` on their thread;
+     * NULL on failure (and from `close`). The app owns it until waker_free. */
+    void *(*waker_new)(void *io);
+
+    /* Ask the server to call `next` again. Any thread, any time, any number of times until
+     * waker_free; after the request ended (close was called) it does nothing. A wake that comes
+     * while `next` runs is not lost: the server calls `next` again afterwards. Never blocks on
+     * the app, so it may be called from inside `next` or with the app's own locks held. */
+    void (*waker_wake)(void *waker);
+
+    /* Release a waker, exactly once, from any thread, before or after the request ended. */
+    void (*waker_free)(void *waker);
 } ws_host;
 
 /* One request, valid from the start of `call` until the body's `close` returns. */
@@ -151,7 +215,8 @@ typedef struct ws_body {
     uint32_t reserved;
     void *ctx;
     /* 1: *chunk holds the next chunk (valid until the next `next` or `close`); 0: end of body;
-     * negative: error (the server closes the connection, or answers 500 if nothing was sent). */
+     * WS_PENDING (ABI 1.1): no chunk yet, see "Deferred responses"; negative: error (the server
+     * closes the connection, or answers 500 if nothing was sent). */
     int32_t (*next)(void *ctx, ws_bytes *chunk);
     void (*close)(void *ctx);
     /* The exact body length if known (it becomes Content-Length), else WS_LENGTH_UNKNOWN. */
@@ -168,6 +233,12 @@ typedef struct ws_init {
     uint8_t *error_buf;
     size_t error_cap;
     size_t *error_len;
+
+    /* ABI 1.1: the words after LIB:SYMBOL on the command line (`webserver LIB:SYMBOL [ARGS]...`),
+     * valid during `init` only (copy what you keep). Absent when `size` does not cover them:
+     * WS_HAS_FIELD(init, ws_init, n_args). */
+    const ws_bytes *args;
+    size_t n_args;
 } ws_init;
 
 /* The descriptor: the exported symbol named on the command line. */
@@ -194,6 +265,10 @@ typedef struct ws_app {
 /* Fills the fixed header of a ws_app in a static initializer:
  *   const ws_app app = { WS_APP_HEADER(0), "hello", "1.0", NULL, hello_call, NULL }; */
 #define WS_APP_HEADER(flags) WS_APP_MAGIC, WS_ABI_MAJOR, WS_ABI_MINOR, (uint32_t)sizeof(ws_app), (flags)
+
+/* True if a struct that starts with `size` (ws_host, ws_init) has `field`. */
+#define WS_HAS_FIELD(ptr, type, field) \
+    ((ptr)->size >= offsetof(type, field) + sizeof(((type *)0)->field))
 
 /* Look a variable up in a request's environ (first match); returns 1 and sets *value if found. */
 static inline int ws_getenv(const ws_request *req, const char *name, ws_bytes *value) {

@@ -11,7 +11,7 @@ pub const WS_APP_MAGIC: u32 = 0x5041_5357;
 /// Changes with any change of layout or meaning of an existing field.
 pub const WS_ABI_MAJOR: u16 = 1;
 /// Grows when fields are appended (every struct starts with its `size`) or flags/codes are added.
-pub const WS_ABI_MINOR: u16 = 0;
+pub const WS_ABI_MINOR: u16 = 1;
 
 /// `WsApp::flags`: the server never runs two `call`s of this app at once.
 pub const WS_APP_SINGLE_THREADED: u32 = 0x1;
@@ -57,6 +57,10 @@ pub const WS_ERR_INVALID: i32 = -5;
 pub const WS_ERR_STATE: i32 = -6;
 /// The app failed (returned by `next`, or by an entry point after a caught panic).
 pub const WS_ERR_APP: i32 = -7;
+/// ABI 1.1. From `WsBody::next`: no chunk yet, the app will make progress later (it calls
+/// `waker_wake`, or waits for body bytes after `try_read` answered this). From
+/// `WsHost::try_read`: no body byte is buffered now. Positive: not an error.
+pub const WS_PENDING: i32 = 2;
 
 /// A borrowed byte slice. Never assumed NUL-terminated or UTF-8; `ptr` may be null only if
 /// `len == 0`. Who owns the bytes and for how long is said by the struct that holds it.
@@ -126,6 +130,12 @@ pub type WsWriteFn = unsafe extern "C" fn(io: *mut c_void, buf: *const u8, len: 
 /// Host `log`; see [`WsHost::log`].
 pub type WsLogFn =
     unsafe extern "C" fn(log_ctx: *const c_void, level: u32, msg: *const u8, len: usize);
+/// Host `try_read` (ABI 1.1); see [`WsHost::try_read`].
+pub type WsTryReadFn = WsReadFn;
+/// Host `waker_new` (ABI 1.1); see [`WsHost::waker_new`].
+pub type WsWakerNewFn = unsafe extern "C" fn(io: *mut c_void) -> *mut c_void;
+/// Host `waker_wake` / `waker_free` (ABI 1.1); see [`WsHost::waker_wake`].
+pub type WsWakerFn = unsafe extern "C" fn(waker: *mut c_void);
 
 /// The callbacks the server gives every request and `init`. Server-owned and static for the life
 /// of the process.
@@ -135,6 +145,10 @@ pub type WsLogFn =
 /// come lazily from `next` (PEP 3333) while no body byte was sent, and `write` there goes out
 /// before the chunk `next` returns. From `close` they return [`WS_ERR_STATE`] and do nothing.
 /// `log` is answered at any time, from any thread. `io` must not be used after `close` returns.
+///
+/// ABI 1.1 appended `try_read` and the wakers (the header's "Deferred responses"): a host whose
+/// `size` is [`WS_HOST_SIZE_V1_0`] does not have them — check with [`WsHost::has_wakers`].
+/// `waker_wake` and `waker_free` may be called from any thread at any time.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct WsHost {
@@ -154,6 +168,29 @@ pub struct WsHost {
     pub write: Option<WsWriteFn>,
     /// The error stream: one message into the server's log, tagged with the app.
     pub log: Option<WsLogFn>,
+    /// ABI 1.1. Like `read`, but never waits: `WS_OK` with `*n_read > 0`, `WS_OK` with
+    /// `*n_read == 0` at the end of the body, [`WS_PENDING`] when no byte is buffered now (the app
+    /// returns `WS_PENDING` from `next`; the server calls `next` again once bytes arrived).
+    /// Answered where `read` is; sends `100 Continue` like `read`.
+    pub try_read: Option<WsTryReadFn>,
+    /// ABI 1.1. A waker for the request behind `io`, answered during `call` and `next`; null on
+    /// failure. App-owned until `waker_free`.
+    pub waker_new: Option<WsWakerNewFn>,
+    /// ABI 1.1. Ask the server to call `next` again: any thread, any time, until `waker_free`;
+    /// does nothing after the request ended. A wake during `next` is not lost.
+    pub waker_wake: Option<WsWakerFn>,
+    /// ABI 1.1. Release a waker, exactly once, from any thread, before or after the request ended.
+    pub waker_free: Option<WsWakerFn>,
+}
+
+/// `size` of a 1.0 host vtable (it ends at `log`): a peer with this size has no 1.1 callbacks.
+pub const WS_HOST_SIZE_V1_0: u32 = core::mem::offset_of!(WsHost, try_read) as u32;
+
+impl WsHost {
+    /// True if this host (as its `size` says) has the ABI 1.1 `try_read` and wakers.
+    pub fn has_wakers(&self) -> bool {
+        self.size as usize >= core::mem::size_of::<WsHost>()
+    }
 }
 
 /// One request. Server-owned; valid from the start of `call` until the body's `close` returns.
@@ -232,6 +269,20 @@ pub struct WsInit {
     pub error_cap: usize,
     /// Where to store the message length.
     pub error_len: *mut usize,
+    /// ABI 1.1: the words after `LIB:SYMBOL` on the command line; valid during `init` only.
+    pub args: *const WsBytes,
+    /// ABI 1.1: number of entries in `args`.
+    pub n_args: usize,
+}
+
+/// `size` of a 1.0 `WsInit` (it ends at `error_len`): a peer with this size passes no arguments.
+pub const WS_INIT_SIZE_V1_0: u32 = core::mem::offset_of!(WsInit, args) as u32;
+
+impl WsInit {
+    /// True if this `WsInit` (as its `size` says) carries `args` / `n_args`.
+    pub fn has_args(&self) -> bool {
+        self.size as usize >= core::mem::size_of::<WsInit>()
+    }
 }
 
 /// App `init`: returns `WS_OK` and sets `*state`, or non-zero with a message in the `WsInit` buffer.
@@ -281,10 +332,14 @@ const _: () = {
     use core::mem::{offset_of, size_of};
     assert!(size_of::<WsBytes>() == 16);
     assert!(size_of::<WsPair>() == 32);
-    assert!(size_of::<WsHost>() == 40);
+    assert!(size_of::<WsHost>() == 72);
+    assert!(WS_HOST_SIZE_V1_0 == 40);
+    assert!(offset_of!(WsHost, waker_free) == 64);
     assert!(size_of::<WsRequest>() == 48);
     assert!(size_of::<WsBody>() == 40);
-    assert!(size_of::<WsInit>() == 48);
+    assert!(size_of::<WsInit>() == 64);
+    assert!(WS_INIT_SIZE_V1_0 == 48);
+    assert!(offset_of!(WsInit, n_args) == 56);
     assert!(size_of::<WsApp>() == 56);
     assert!(offset_of!(WsApp, name) == 16);
     assert!(offset_of!(WsApp, call) == 40);

@@ -32,6 +32,10 @@ int main(void) {
     F(ws_host, start_response);
     F(ws_host, write);
     F(ws_host, log);
+    F(ws_host, try_read);
+    F(ws_host, waker_new);
+    F(ws_host, waker_wake);
+    F(ws_host, waker_free);
 
     TYPE(ws_request);
     F(ws_request, size);
@@ -58,6 +62,8 @@ int main(void) {
     F(ws_init, error_buf);
     F(ws_init, error_cap);
     F(ws_init, error_len);
+    F(ws_init, args);
+    F(ws_init, n_args);
 
     TYPE(ws_app);
     F(ws_app, magic);
@@ -94,6 +100,24 @@ int main(void) {
     CONST(WS_ERR_INVALID);
     CONST(WS_ERR_STATE);
     CONST(WS_ERR_APP);
+    CONST(WS_PENDING);
+    /* The 1.0 sizes, as the offsets where 1.1 starts appending. */
+    printf("const WS_HOST_SIZE_V1_0 %zu\n", offsetof(ws_host, try_read));
+    printf("const WS_INIT_SIZE_V1_0 %zu\n", offsetof(ws_init, args));
+    {
+        /* WS_HAS_FIELD on a 1.0-size host / init is false for the 1.1 fields, true on 1.1 ones. */
+        ws_host old_host = {0};
+        ws_init old_init = {0};
+        old_host.size = (uint32_t)offsetof(ws_host, try_read);
+        old_init.size = (uint32_t)offsetof(ws_init, args);
+        printf("const has.v1_0.host.log %d\n", WS_HAS_FIELD(&old_host, ws_host, log));
+        printf("const has.v1_0.host.waker_free %d\n", WS_HAS_FIELD(&old_host, ws_host, waker_free));
+        printf("const has.v1_0.init.n_args %d\n", WS_HAS_FIELD(&old_init, ws_init, n_args));
+        old_host.size = (uint32_t)sizeof(ws_host);
+        old_init.size = (uint32_t)sizeof(ws_init);
+        printf("const has.v1_1.host.waker_free %d\n", WS_HAS_FIELD(&old_host, ws_host, waker_free));
+        printf("const has.v1_1.init.n_args %d\n", WS_HAS_FIELD(&old_init, ws_init, n_args));
+    }
     /* The macro must fill the header with the 1.0 size. */
     {
         const ws_app probe = {WS_APP_HEADER(WS_APP_SINGLE_THREADED), "probe", "0", NULL, NULL, NULL};

@@ -89,7 +89,11 @@ fn rust_table() -> BTreeMap<String, i128> {
             read,
             start_response,
             write,
-            log
+            log,
+            try_read,
+            waker_new,
+            waker_wake,
+            waker_free
         }
     );
     layout!(
@@ -127,7 +131,9 @@ fn rust_table() -> BTreeMap<String, i128> {
             log_ctx,
             error_buf,
             error_cap,
-            error_len
+            error_len,
+            args,
+            n_args
         }
     );
     layout!(
@@ -170,6 +176,53 @@ fn rust_table() -> BTreeMap<String, i128> {
         WS_ERR_INVALID,
         WS_ERR_STATE,
         WS_ERR_APP,
+        WS_PENDING,
+        WS_HOST_SIZE_V1_0,
+        WS_INIT_SIZE_V1_0,
+    );
+    // WS_HAS_FIELD, as the Rust side answers the same question.
+    let host = |size| WsHost {
+        size,
+        reserved: 0,
+        read: None,
+        start_response: None,
+        write: None,
+        log: None,
+        try_read: None,
+        waker_new: None,
+        waker_wake: None,
+        waker_free: None,
+    };
+    let init = |size| WsInit {
+        size,
+        reserved: 0,
+        host: core::ptr::null(),
+        log_ctx: core::ptr::null(),
+        error_buf: core::ptr::null_mut(),
+        error_cap: 0,
+        error_len: core::ptr::null_mut(),
+        args: core::ptr::null(),
+        n_args: 0,
+    };
+    let old_host = host(WS_HOST_SIZE_V1_0);
+    let new_host = host(core::mem::size_of::<WsHost>() as u32);
+    t.insert("const has.v1_0.host.log".into(), 1);
+    t.insert(
+        "const has.v1_0.host.waker_free".into(),
+        old_host.has_wakers() as i128,
+    );
+    t.insert(
+        "const has.v1_0.init.n_args".into(),
+        init(WS_INIT_SIZE_V1_0).has_args() as i128,
+    );
+    t.insert(
+        "const has.v1_1.host.waker_free".into(),
+        new_host.has_wakers() as i128,
+    );
+    let new_init = init(core::mem::size_of::<WsInit>() as u32);
+    t.insert(
+        "const has.v1_1.init.n_args".into(),
+        new_init.has_args() as i128,
     );
     // What WS_APP_HEADER(WS_APP_SINGLE_THREADED) expands to.
     t.insert("const header.magic".into(), WS_APP_MAGIC as i128);
@@ -227,7 +280,7 @@ fn c_header_and_rust_mirror_have_the_same_layout_and_constants() {
         "C/Rust ABI mismatch:\n{}",
         problems.join("\n")
     );
-    // Sanity: the table is not trivially empty (7 structs, 22 constants).
+    // Sanity: the table is not trivially empty (7 structs, 25 constants).
     assert_eq!(c.keys().filter(|k| k.starts_with("size ")).count(), 7);
     assert!(c.len() > 100, "only {} facts compared", c.len());
 }

@@ -1,5 +1,5 @@
 /*
- * The LP64 layout of ABI 1.0 pinned from the C side, as raw.rs pins it from the Rust side.
+ * The LP64 layout of ABI 1.1 pinned from the C side, as raw.rs pins it from the Rust side.
  * Compiled with `-fsyntax-only` by app-abi/tests/layout.rs: a header change that moves a field
  * fails here even if the Rust mirror moved the same way.
  */
@@ -19,13 +19,17 @@ SIZE(ws_pair, 32, 8);
 OFF(ws_pair, name, 0);
 OFF(ws_pair, value, 16);
 
-SIZE(ws_host, 40, 8);
+SIZE(ws_host, 72, 8);
 OFF(ws_host, size, 0);
 OFF(ws_host, reserved, 4);
 OFF(ws_host, read, 8);
 OFF(ws_host, start_response, 16);
 OFF(ws_host, write, 24);
 OFF(ws_host, log, 32);
+OFF(ws_host, try_read, 40); /* 1.1 appends after the 1.0 size (40) */
+OFF(ws_host, waker_new, 48);
+OFF(ws_host, waker_wake, 56);
+OFF(ws_host, waker_free, 64);
 
 SIZE(ws_request, 48, 8);
 OFF(ws_request, size, 0);
@@ -44,7 +48,7 @@ OFF(ws_body, next, 16);
 OFF(ws_body, close, 24);
 OFF(ws_body, length_hint, 32);
 
-SIZE(ws_init, 48, 8);
+SIZE(ws_init, 64, 8);
 OFF(ws_init, size, 0);
 OFF(ws_init, reserved, 4);
 OFF(ws_init, host, 8);
@@ -52,6 +56,8 @@ OFF(ws_init, log_ctx, 16);
 OFF(ws_init, error_buf, 24);
 OFF(ws_init, error_cap, 32);
 OFF(ws_init, error_len, 40);
+OFF(ws_init, args, 48); /* 1.1 appends after the 1.0 size (48) */
+OFF(ws_init, n_args, 56);
 
 SIZE(ws_app, 56, 8);
 OFF(ws_app, magic, 0);
@@ -66,7 +72,8 @@ OFF(ws_app, call, 40);
 OFF(ws_app, shutdown, 48);
 
 _Static_assert(WS_APP_MAGIC == 0x50415357u, "magic is \"WSAP\" little-endian");
-_Static_assert(WS_ABI_MAJOR == 1 && WS_ABI_MINOR == 0, "ABI 1.0");
+_Static_assert(WS_ABI_MAJOR == 1 && WS_ABI_MINOR == 1, "ABI 1.1");
+_Static_assert(WS_PENDING == 2, "pending is positive, not an error");
 _Static_assert(WS_LENGTH_UNKNOWN == UINT64_MAX, "length unknown");
 
 #endif

@@ -1,24 +1,37 @@
 //! One request through the app: `call`, body iteration and `close`, driven through the
 //! response encoder (`http/encoder.rs`), which owns every decision about the response.
 //!
-//! The encoder lives in the request's [`Exchange`] (behind `ws_request.io`), which the app's
-//! host callbacks reach too; this file borrows it only between calls into the app and marks
-//! which app function runs, so that host I/O from `call` and `next` is answered and from
-//! `close` refused (the header's "Host I/O phases").
+//! The encoder lives in the request's [`Exchange`], which the app's host callbacks reach too
+//! (on the thread running the request); this file borrows it only between calls into the app
+//! and marks which app function runs, so that host I/O from `call` and `next` is answered and
+//! from `close` refused (the header's "Deferred responses" and "Host I/O phases").
+//!
+//! Two drivers share the body loop: [`start`]/[`resume`] for the server, where a body `next`
+//! that answers `WS_PENDING` (ABI 1.1) ends the stretch with [`Progress::Pending`] — the
+//! request's state moves into a [`Parked`] the server keeps off any thread — and [`run`] for
+//! `check` and the ABI benchmark, which waits on its own thread for the app's wake instead.
 
 use std::io;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use app_abi::raw::{WsBody, WsBytes, WsPair, WsRequest, WS_LENGTH_UNKNOWN, WS_OK};
+use app_abi::raw::{
+    WsBody, WsBytes, WsNextFn, WsPair, WsRequest, WS_LENGTH_UNKNOWN, WS_OK, WS_PENDING,
+};
 
+use super::environ::Environ;
 use super::exchange::{Exchange, Phase};
 use super::host::HOST;
 use super::loader::LoadedApp;
-use crate::http::encoder::{Encoder, Outcome, ResponseContext, BURST};
+use super::waker::{ThreadWake, Wake};
+use crate::http::encoder::{self, Encoder, Outcome, ResponseContext, BURST};
 use crate::http::response::DateCache;
 
 pub(crate) use super::exchange::Transport;
 pub(crate) use crate::http::encoder::Scratch;
+
+/// How long [`run`] waits for a pending app's wake before it gives up on the request.
+const BLOCKING_WAKE_LIMIT: Duration = Duration::from_secs(30);
 
 /// Facts about the request that shape the response.
 #[derive(Clone, Copy, Debug)]
@@ -44,7 +57,40 @@ impl RequestFacts {
     }
 }
 
-/// Run one request through `app`. `environ` is the request's CGI/WSGI variables.
+/// Where a stretch of a request left it.
+pub(crate) enum Progress {
+    /// `close` was called: the response is complete (or the connection must close).
+    Done(Outcome),
+    /// The body's `next` answered `WS_PENDING`: the request waits, owning what it needs.
+    Pending(Parked),
+}
+
+/// A request whose body's `next` pended: the app's body, the response's state and the buffers
+/// it owns now (the head not sent yet). The environ (and the `ws_request` in it) is kept beside
+/// it by the server, at the same address.
+pub(crate) struct Parked {
+    body: WsBody,
+    response: encoder::Suspended,
+    scratch: Scratch,
+}
+
+// SAFETY: `body.ctx` is the app's; ABI 1.1 lets the server call a body's `next` and `close` on any
+// serving thread (one at a time), which is all a `Parked` is used for after it moves.
+unsafe impl Send for Parked {}
+
+/// Why the server ends a parked request without asking the app for more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cancel {
+    /// Past `--timeout`: 504 if nothing was sent.
+    TimedOut,
+    /// The client disconnected.
+    ClientGone,
+    /// A stop's `--graceful-timeout` ran out: 503 if nothing was sent.
+    Stopping,
+}
+
+/// Run one request through `app`, waiting on this thread if its body pends (`check`, the ABI
+/// benchmark). `environ` is the request's CGI/WSGI variables.
 pub(crate) fn run<'a>(
     app: &'a LoadedApp,
     environ: &[WsPair],
@@ -52,50 +98,204 @@ pub(crate) fn run<'a>(
     transport: &'a mut (dyn Transport + 'a),
     scratch: &'a mut Scratch,
 ) -> Outcome {
-    let encoder = Encoder::new(transport, scratch, facts.response_context(), app.name());
-    let exchange = Exchange::new(encoder, app.name());
-    let request = WsRequest {
+    let mut request = WsRequest {
         size: std::mem::size_of::<WsRequest>() as u32,
         flags: facts.flags,
         environ: environ.as_ptr(),
         environ_len: environ.len(),
-        io: exchange.io_handle(),
+        io: std::ptr::null_mut(),
         host: &HOST,
         log_ctx: app.log_ctx(),
     };
+    // The request's identity is its address, which does not move before close returns.
+    request.io = &request as *const WsRequest as *mut _;
+    match call_and_pull(app, &request, facts, transport, scratch, Drive::Wait) {
+        Progress::Done(outcome) => outcome,
+        Progress::Pending(_) => unreachable!("Drive::Wait never pends"),
+    }
+}
+
+/// Start one request for the server: `call`, then the body until it ends or pends. `environ`
+/// was built for this request; its `ws_request` (and so `io`) stays put while it is parked.
+pub(crate) fn start(
+    app: &LoadedApp,
+    environ: &mut Environ,
+    facts: RequestFacts,
+    transport: &mut dyn Transport,
+    scratch: &mut Scratch,
+) -> Progress {
+    let request = environ.request(facts.flags, &HOST, app.log_ctx());
+    let drive = if app.defers() {
+        Drive::Park
+    } else {
+        Drive::Legacy
+    };
+    call_and_pull(app, request, facts, transport, scratch, drive)
+}
+
+/// Resume a parked request on this thread: call `next` again, or, if `cancel`, only `close`.
+/// `environ` is the one it started with; `keep_alive` false withdraws keep-alive (a drain began
+/// while it was parked).
+pub(crate) fn resume(
+    app: &LoadedApp,
+    environ: &Environ,
+    parked: Parked,
+    transport: &mut dyn Transport,
+    cancel: Option<Cancel>,
+    keep_alive: bool,
+) -> Progress {
+    let Parked {
+        body,
+        response,
+        mut scratch,
+    } = parked;
+    let encoder = Encoder::resume(
+        shorten(transport),
+        &mut scratch,
+        response,
+        app.name(),
+        keep_alive,
+    );
+    let exchange = Exchange::new(encoder, app.name(), environ.io());
+    let active = exchange.activate();
+    let pulled = match (cancel, body.next) {
+        (Some(Cancel::TimedOut), _) => Pulled::Cancelled(504),
+        (Some(Cancel::Stopping), _) => Pulled::Cancelled(503),
+        (Some(Cancel::ClientGone), _) => {
+            exchange.drive(|encoder| encoder.client_gone());
+            Pulled::Ended
+        }
+        (None, Some(next)) => pull(&exchange, &body, next, app.name(), Drive::Park),
+        (None, None) => Pulled::Ended,
+    };
+    if let Pulled::Cancelled(status) = pulled {
+        exchange.drive(|encoder| encoder.give_up(status));
+    }
+    drop(active);
+    match close_or_suspend(exchange, &body, pulled) {
+        Ok(outcome) => Progress::Done(outcome),
+        Err(response) => Progress::Pending(Parked {
+            body,
+            response,
+            scratch,
+        }),
+    }
+}
+
+/// The transport for one stretch of an exchange (trait-object lifetimes shorten only at a
+/// coercion site like this return).
+fn shorten<'s>(transport: &'s mut (dyn Transport + '_)) -> &'s mut (dyn Transport + 's) {
+    transport
+}
+
+/// What the body loop does when `next` answers `WS_PENDING`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Drive {
+    /// Return [`Progress::Pending`] (the server parks the request).
+    Park,
+    /// Wait on this thread for the app's wake (`check`, the benchmark).
+    Wait,
+    /// A 1.0 app: `WS_PENDING` is no code at all, so it fails the request as any unknown code.
+    Legacy,
+}
+
+/// How the body loop ended.
+enum Pulled {
+    /// The response ended (body end, error, client gone).
+    Ended,
+    /// `next` answered `WS_PENDING` under `Drive::Park`.
+    Pending,
+    /// The server gives up on the request with this status (if nothing was sent).
+    Cancelled(u16),
+}
+
+fn call_and_pull(
+    app: &LoadedApp,
+    request: &WsRequest,
+    facts: RequestFacts,
+    transport: &mut dyn Transport,
+    scratch: &mut Scratch,
+    drive: Drive,
+) -> Progress {
+    let encoder = Encoder::new(
+        shorten(transport),
+        &mut *scratch,
+        facts.response_context(),
+        app.name(),
+    );
+    let exchange = Exchange::new(encoder, app.name(), request.io);
+    let active = exchange.activate();
     let mut body = WsBody::EMPTY;
     exchange.enter(Phase::Call);
-    // SAFETY: `request`, its environ and `exchange` (behind io) outlive the call and the body's
-    // `close` below, which is called once when `call` returns WS_OK; `body` is a valid
+    // SAFETY: `request`, its environ and the exchange (reached through io on this thread)
+    // outlive the call and the body's `close`, which `end` calls once when `call` returns WS_OK
+    // (a parked request keeps them: the server's `Parked` and `Environ`); `body` is a valid
     // out-pointer. No borrow of the exchange is held while the app runs.
-    let rc = unsafe { app.call(&request, &mut body) };
+    let rc = unsafe { app.call(request, &mut body) };
     if rc != WS_OK {
         log::error!(target: "app", "[{}] call failed with code {rc}", app.name());
         exchange.drive(|encoder| encoder.fail());
-    } else {
-        drive_body(&exchange, &body, facts.is_head, app.name());
-        exchange.enter(Phase::Close);
-        if let Some(close) = body.close {
-            // SAFETY: call returned WS_OK, so the server owes exactly one close on this ctx, and
-            // this is the only one (drive_body never calls it). No borrow is held.
-            unsafe { close(body.ctx) };
-        }
+        drop(active);
+        return Progress::Done(exchange.finish());
     }
-    exchange.finish()
-}
-
-/// Pulls the body's chunks into the encoder. The encoder is borrowed between calls to `next`,
-/// never across one.
-fn drive_body(exchange: &Exchange<'_>, body: &WsBody, is_head: bool, app_name: &str) {
     let hint = (body.length_hint != WS_LENGTH_UNKNOWN).then_some(body.length_hint);
     exchange.drive(|encoder| encoder.set_length_hint(hint));
-    let next = match body.next {
+    let pulled = match body.next {
         // HEAD: the framing headers are those of GET, but no chunk is ever pulled.
-        Some(_) if is_head => return exchange.drive(|encoder| encoder.end_unpulled()),
-        Some(next) => next,
+        Some(_) if facts.is_head => {
+            exchange.drive(|encoder| encoder.end_unpulled());
+            Pulled::Ended
+        }
+        Some(next) => pull(&exchange, &body, next, app.name(), drive),
         // No chunks at all: whatever came by write() is the whole body.
-        None => return exchange.drive(|encoder| encoder.end()),
+        None => {
+            exchange.drive(|encoder| encoder.end());
+            Pulled::Ended
+        }
     };
+    drop(active);
+    match close_or_suspend(exchange, &body, pulled) {
+        Ok(outcome) => Progress::Done(outcome),
+        Err(response) => Progress::Pending(Parked {
+            body,
+            response,
+            // The thread's buffers go with the request (only a parking request allocates anew).
+            scratch: std::mem::take(scratch),
+        }),
+    }
+}
+
+/// Ends the stretch: unless the body pended, the server's one `close` and the outcome; else the
+/// response's state, flushed.
+fn close_or_suspend(
+    exchange: Exchange<'_>,
+    body: &WsBody,
+    pulled: Pulled,
+) -> Result<Outcome, encoder::Suspended> {
+    if let Pulled::Pending = pulled {
+        return Err(exchange.suspend());
+    }
+    let active = exchange.activate();
+    exchange.enter(Phase::Close);
+    if let Some(close) = body.close {
+        // SAFETY: call returned WS_OK, so the server owes exactly one close on this ctx, and
+        // this is the only one (the body loop never calls it, and a request that pended gets
+        // here exactly once, from its last resume). No borrow is held.
+        unsafe { close(body.ctx) };
+    }
+    drop(active);
+    Ok(exchange.finish())
+}
+
+/// Pulls the body's chunks into the encoder until the body ends or (`Drive::Park`) pends. The
+/// encoder is borrowed between calls to `next`, never across one.
+fn pull(
+    exchange: &Exchange<'_>,
+    body: &WsBody,
+    next: WsNextFn,
+    app_name: &str,
+    drive: Drive,
+) -> Pulled {
     let mut burst = false;
     loop {
         // Flush before asking for more — the app may take its time producing the next chunk,
@@ -103,7 +303,9 @@ fn drive_body(exchange: &Exchange<'_>, body: &WsBody, is_head: bool, app_name: &
         // holds it back (a complete body, a burst of small chunks).
         let timed =
             exchange.drive(|encoder| encoder.before_next(burst).then(|| encoder.next_is_timed()));
-        let Some(timed) = timed else { return };
+        let Some(timed) = timed else {
+            return Pulled::Ended;
+        };
         let asked = timed.then(Instant::now);
         let mut chunk = WsBytes::EMPTY;
         exchange.enter(Phase::Next);
@@ -111,6 +313,19 @@ fn drive_body(exchange: &Exchange<'_>, body: &WsBody, is_head: bool, app_name: &
         // of the exchange is held while the app runs.
         let rc = unsafe { next(body.ctx, &mut chunk) };
         burst = asked.is_some_and(|t| t.elapsed() < BURST);
+        if rc == WS_PENDING && drive != Drive::Legacy {
+            match drive {
+                Drive::Park | Drive::Legacy => return Pulled::Pending,
+                Drive::Wait => {
+                    if exchange.drive(|encoder| encoder.wire().wait_for_wake(BLOCKING_WAKE_LIMIT)) {
+                        continue;
+                    }
+                    log::error!(target: "app", "[{app_name}] body pended and was not woken within {BLOCKING_WAKE_LIMIT:?}");
+                    exchange.drive(|encoder| encoder.fail());
+                    return Pulled::Ended;
+                }
+            }
+        }
         let more = exchange.drive(|encoder| match rc {
             1 => {
                 // SAFETY: the ABI keeps a chunk valid until the next `next` or `close`; the
@@ -129,16 +344,18 @@ fn drive_body(exchange: &Exchange<'_>, body: &WsBody, is_head: bool, app_name: &
             }
         });
         if !more {
-            return;
+            return Pulled::Ended;
         }
     }
 }
 
 /// An in-memory connection for `check` and the ABI benchmark: no request body; the response is
-/// encoded and dropped (the outcome reports its status and size).
+/// encoded and dropped (the outcome reports its status and size). A body that pends is waited
+/// for on the calling thread.
 #[derive(Default)]
 pub(crate) struct MemoryTransport {
     date: DateCache,
+    wake: Option<Arc<ThreadWake>>,
 }
 
 impl Transport for MemoryTransport {
@@ -156,5 +373,22 @@ impl Transport for MemoryTransport {
 
     fn date(&mut self) -> &[u8] {
         self.date.get()
+    }
+
+    fn try_read_body(
+        &mut self,
+        _buf: &mut [u8],
+        _may_continue: bool,
+    ) -> Result<Option<usize>, i32> {
+        Ok(Some(0))
+    }
+
+    fn new_waker(&mut self) -> Option<Arc<dyn Wake>> {
+        let wake = self.wake.get_or_insert_with(Arc::default);
+        Some(Arc::clone(wake) as Arc<dyn Wake>)
+    }
+
+    fn wait_for_wake(&mut self, limit: Duration) -> bool {
+        self.wake.as_ref().is_some_and(|wake| wake.wait(limit))
     }
 }

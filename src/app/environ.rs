@@ -3,11 +3,19 @@
 //! Everything is copied into one arena that the connection reuses, so building the environ does
 //! not allocate once the arena has grown to the size of a typical request, and the pointers the
 //! app receives stay valid however the connection's read buffer moves while the body is read.
+//! The `ws_request` handed to the app lives here too, boxed: a deferred request (ABI 1.1) takes
+//! its environ along when it parks, and every pointer the app holds — the request, its environ,
+//! its `io` (the request's own address) — stays where it was until `close`.
 
 use std::net::SocketAddr;
 use std::ops::Range;
 
-use app_abi::raw::{WsBytes, WsPair, WS_REQ_MULTIPROCESS, WS_REQ_MULTITHREAD, WS_REQ_RUN_ONCE};
+use std::ffi::c_void;
+use std::ptr::NonNull;
+
+use app_abi::raw::{
+    WsBytes, WsHost, WsPair, WsRequest, WS_REQ_MULTIPROCESS, WS_REQ_MULTITHREAD, WS_REQ_RUN_ONCE,
+};
 
 use crate::http::percent::percent_decode_into;
 use crate::http::target::Target;
@@ -39,17 +47,47 @@ pub(crate) struct RequestLine<'a> {
     pub(crate) query: &'a [u8],
 }
 
-/// A reusable environ: arena bytes, their spans, and the pairs handed to the app.
-#[derive(Default)]
+/// A reusable environ: arena bytes, their spans, the pairs handed to the app, and the
+/// `ws_request` that points to them.
 pub(crate) struct Environ {
     arena: Vec<u8>,
     spans: Vec<(Range<usize>, Range<usize>)>,
     pairs: Vec<WsPair>,
+    /// A leaked `Box`, freed in `Drop`: a raw pointer, so moving the environ (a request that
+    /// parks) never retags what the app's `ws_request` pointer and `io` point to.
+    request: NonNull<WsRequest>,
+}
+
+impl Drop for Environ {
+    fn drop(&mut self) {
+        // SAFETY: `request` came from Box::into_raw in `default` and is freed only here.
+        drop(unsafe { Box::from_raw(self.request.as_ptr()) });
+    }
+}
+
+impl Default for Environ {
+    fn default() -> Self {
+        Environ {
+            arena: Vec::new(),
+            spans: Vec::new(),
+            pairs: Vec::new(),
+            request: NonNull::from(Box::leak(Box::new(WsRequest {
+                size: std::mem::size_of::<WsRequest>() as u32,
+                flags: 0,
+                environ: std::ptr::null(),
+                environ_len: 0,
+                io: std::ptr::null_mut(),
+                host: std::ptr::null(),
+                log_ctx: std::ptr::null(),
+            }))),
+        }
+    }
 }
 
 // SAFETY: `pairs` only ever points into `arena`, which this struct owns; moving the struct to
 // another thread moves the arena with it (a Vec's heap buffer does not move), and `build` rebuilds
-// the pointers every time the arena changes.
+// the pointers every time the arena changes. `request` points into `pairs` the same way, to the
+// static host vtable and to the app's leaked log tag.
 unsafe impl Send for Environ {}
 
 impl Environ {
@@ -176,6 +214,36 @@ impl Environ {
                 value: slice(value),
             }));
         &self.pairs
+    }
+
+    /// The `ws_request` for the environ last built, at an address that does not change while
+    /// this environ lives (moves included). Its `io` is that address: the request's identity.
+    pub(crate) fn request(
+        &mut self,
+        flags: u32,
+        host: &'static WsHost,
+        log_ctx: *const c_void,
+    ) -> &WsRequest {
+        let request = WsRequest {
+            size: std::mem::size_of::<WsRequest>() as u32,
+            flags,
+            environ: self.pairs.as_ptr(),
+            environ_len: self.pairs.len(),
+            io: self.io(),
+            host,
+            log_ctx,
+        };
+        // SAFETY: `self.request` is this environ's own live allocation; `&mut self` means no
+        // request built from it is in progress (a parked request owns its environ).
+        unsafe {
+            self.request.as_ptr().write(request);
+            self.request.as_ref()
+        }
+    }
+
+    /// The `io` of the request `request` made last.
+    pub(crate) fn io(&self) -> *mut c_void {
+        self.request.as_ptr() as *mut c_void
     }
 
     /// The method, path and query of the request last built.

@@ -10,16 +10,32 @@
 //! during `call` and `next`, refused with `WS_ERR_STATE` from `close` on. A borrow that would
 //! conflict (impossible today: no host callback calls into the app) is refused the same way,
 //! never undefined behaviour.
+//!
+//! `ws_request.io` is the request's identity, not the exchange's address: a deferred request
+//! (ABI 1.1) keeps its `io` while its exchange is rebuilt on whichever thread resumes it. A host
+//! callback finds the exchange through the thread's *current* exchange ([`Exchange::activate`],
+//! set while the server runs the request's `call`, `next` or `close` on this thread) and is
+//! answered only if `io` is that request's — so a callback from any other thread is refused
+//! rather than racing the thread that runs the request.
 
 use std::cell::{Cell, RefCell, RefMut};
 use std::ffi::c_void;
 use std::io;
+use std::sync::Arc;
 
 use app_abi::raw::{
     WS_ERR_CLIENT_GONE, WS_ERR_INVALID, WS_ERR_STATE, WS_ERR_TIMEOUT, WS_ERR_TOO_LARGE, WS_OK,
 };
 
-use crate::http::encoder::{Encoder, Outcome, Refusal, Wire};
+use super::waker::Wake;
+use crate::http::encoder::{Encoder, Outcome, Refusal, Suspended, Wire};
+
+thread_local! {
+    /// The request this thread runs app code for: its `io` and its exchange (type-erased), or
+    /// nulls. Set by `Exchange::activate` for as long as the exchange is borrowed.
+    static CURRENT: Cell<(*mut c_void, *const ())> =
+        const { Cell::new((std::ptr::null_mut(), std::ptr::null())) };
+}
 
 /// What the connection layer provides to one exchange: the request body and the socket.
 pub(crate) trait Transport {
@@ -35,6 +51,16 @@ pub(crate) trait Transport {
     fn body_consumed(&mut self) -> bool;
     /// The cached `Date` header value.
     fn date(&mut self) -> &[u8];
+    /// `try_read` (ABI 1.1): like `read_body` but never waits; `Ok(None)` when no byte is here
+    /// now (the transport then resumes the request once some arrive).
+    fn try_read_body(&mut self, buf: &mut [u8], may_continue: bool) -> Result<Option<usize>, i32>;
+    /// The server's side of a new waker for this request, if it can resume requests.
+    fn new_waker(&mut self) -> Option<Arc<dyn Wake>>;
+    /// For a transport whose requests cannot park (`check`): wait up to `limit` on this thread
+    /// for a wake; false if none came (or this transport parks instead).
+    fn wait_for_wake(&mut self, _limit: std::time::Duration) -> bool {
+        false
+    }
 }
 
 impl<T: Transport + ?Sized> Wire for T {
@@ -64,25 +90,69 @@ pub(crate) enum Phase {
     Close,
 }
 
-/// The state behind `ws_request.io` for one request.
+/// The state behind `ws_request.io` for one request (for one stretch on one thread, if the
+/// request is deferred).
 pub(crate) struct Exchange<'a> {
     encoder: RefCell<Encoder<'a, dyn Transport + 'a>>,
     phase: Cell<Phase>,
     app_name: &'a str,
+    /// The request's `ws_request.io`.
+    io: *mut c_void,
+}
+
+/// While alive, host callbacks on this thread reach the exchange it was made from.
+pub(crate) struct Active<'e> {
+    previous: (*mut c_void, *const ()),
+    _exchange: std::marker::PhantomData<&'e ()>,
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        CURRENT.with(|current| current.set(self.previous));
+    }
 }
 
 impl<'a> Exchange<'a> {
-    pub(crate) fn new(encoder: Encoder<'a, dyn Transport + 'a>, app_name: &'a str) -> Self {
+    /// `io` is the request's identity (`ws_request.io`), the same for its whole life.
+    pub(crate) fn new(
+        encoder: Encoder<'a, dyn Transport + 'a>,
+        app_name: &'a str,
+        io: *mut c_void,
+    ) -> Self {
         Exchange {
             encoder: RefCell::new(encoder),
             phase: Cell::new(Phase::Server),
             app_name,
+            io,
         }
     }
 
-    /// The `ws_request.io` handle: a pointer to this exchange, only ever read back as `&Exchange`.
-    pub(crate) fn io_handle(&self) -> *mut c_void {
-        self as *const Exchange as *mut c_void
+    /// Makes this the exchange host callbacks on this thread answer for, until the guard drops.
+    pub(crate) fn activate(&self) -> Active<'_> {
+        let this = (self.io, self as *const Exchange as *const ());
+        Active {
+            previous: CURRENT.with(|current| current.replace(this)),
+            _exchange: std::marker::PhantomData,
+        }
+    }
+
+    /// Runs `f` with the exchange of the request behind `io`, if this thread runs that request
+    /// now; `None` (and a log line) otherwise.
+    pub(crate) fn with_current<R>(
+        io: *mut c_void,
+        what: &str,
+        f: impl FnOnce(&Exchange<'_>) -> R,
+    ) -> Option<R> {
+        let (current_io, exchange) = CURRENT.with(Cell::get);
+        if exchange.is_null() || current_io != io {
+            log::error!(target: "app", "{what} with an io that is not the request this thread runs: host I/O is answered only during call and next, on their thread");
+            return None;
+        }
+        // SAFETY: CURRENT points to a live exchange while its `Active` guard lives, and the guard
+        // lives on this thread's stack around the app code that made this callback; the
+        // exchange is only ever borrowed shared. Its lifetime parameter is not used past `f`.
+        let exchange = unsafe { &*(exchange as *const Exchange<'_>) };
+        Some(f(exchange))
     }
 
     /// The server's side: `f` runs with the encoder while no app code runs (it must not call
@@ -102,6 +172,11 @@ impl<'a> Exchange<'a> {
     /// Ends the exchange; no app code may run after this.
     pub(crate) fn finish(self) -> Outcome {
         self.encoder.into_inner().finish()
+    }
+
+    /// The body's `next` pended: flush, and keep the response's state for the resume.
+    pub(crate) fn suspend(self) -> Suspended {
+        self.encoder.into_inner().suspend()
     }
 
     /// The encoder for a host callback named `what`, if the phase allows host I/O and nobody
@@ -161,6 +236,27 @@ impl<'a> Exchange<'a> {
             _ => {}
         }
         result
+    }
+
+    /// `host.try_read` (ABI 1.1): `Ok(None)` when no body byte is buffered now.
+    pub(crate) fn try_read_body(&self, buf: &mut [u8]) -> Result<Option<usize>, i32> {
+        let Some(mut encoder) = self.for_app("try_read") else {
+            return Err(WS_ERR_STATE);
+        };
+        if !encoder.flush_before_read() {
+            return Err(WS_ERR_CLIENT_GONE);
+        }
+        let may_continue = encoder.may_send_interim();
+        let result = encoder.wire().try_read_body(buf, may_continue);
+        if result == Err(WS_ERR_TOO_LARGE) {
+            encoder.request_body_too_large();
+        }
+        result
+    }
+
+    /// `host.waker_new` (ABI 1.1).
+    pub(crate) fn new_waker(&self) -> Option<Arc<dyn Wake>> {
+        self.for_app("waker_new")?.wire().new_waker()
     }
 }
 

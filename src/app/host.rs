@@ -1,20 +1,23 @@
 //! The host vtable: the callbacks every request (and `init`) receives.
 //!
 //! Each callback is a panic boundary: a bug on our side must not unwind into C. The `io` pointer
-//! is always an [`Exchange`] made by `call.rs` for one request, and is only ever turned back into
-//! a shared `&Exchange`: the exchange decides, from the phase the request is in, whether the call
-//! is answered (see `exchange.rs`), so a callback made from inside the app's `next` or `close`
-//! aliases nothing.
+//! is a request's identity; a request callback reaches that request's [`Exchange`] only on the
+//! thread that runs the request's `call`, `next` or `close` (`Exchange::with_current`), as a shared
+//! `&Exchange`: the exchange decides, from the phase the request is in, whether the call is
+//! answered (see `exchange.rs`), so a callback made from inside the app's `next` or `close`
+//! aliases nothing. The ABI 1.1 wakers are the exception by design: `waker_wake` and
+//! `waker_free` are answered from any thread (`waker.rs`).
 
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use app_abi::raw::{
-    WsBytes, WsHost, WsPair, WS_ERR_APP, WS_ERR_INVALID, WS_LOG_DEBUG, WS_LOG_ERROR, WS_LOG_INFO,
-    WS_LOG_WARN, WS_RESPONSE_REPLACE,
+    WsBytes, WsHost, WsPair, WS_ERR_APP, WS_ERR_INVALID, WS_ERR_STATE, WS_LOG_DEBUG, WS_LOG_ERROR,
+    WS_LOG_INFO, WS_LOG_WARN, WS_PENDING, WS_RESPONSE_REPLACE,
 };
 
 use super::exchange::Exchange;
+use super::waker;
 
 /// What `log_ctx` points to: which app a message comes from. Leaked: lives as long as the process,
 /// as the ABI promises.
@@ -30,6 +33,10 @@ pub(crate) static HOST: WsHost = WsHost {
     start_response: Some(host_start_response),
     write: Some(host_write),
     log: Some(host_log),
+    try_read: Some(host_try_read),
+    waker_new: Some(host_waker_new),
+    waker_wake: Some(host_waker_wake),
+    waker_free: Some(host_waker_free),
 };
 
 /// Runs `f`, turning a panic into `on_panic` (and a log line) so nothing unwinds into the app.
@@ -56,27 +63,102 @@ unsafe extern "C" fn host_read(
         if io.is_null() || n_read.is_null() || (buf.is_null() && cap > 0) {
             return WS_ERR_INVALID;
         }
-        // SAFETY: io is the Exchange of the running request (call.rs creates it and it outlives
-        // every callback), only ever borrowed shared; the app guarantees buf/cap and n_read per
-        // the header's contract.
-        let (exchange, out, n_read) = unsafe {
-            (
-                &*(io as *const Exchange),
-                if cap == 0 {
-                    &mut [][..]
-                } else {
-                    std::slice::from_raw_parts_mut(buf, cap)
-                },
-                &mut *n_read,
-            )
-        };
-        *n_read = 0;
-        match exchange.read_body(out) {
+        // SAFETY: the app guarantees buf/cap and n_read per the header's contract.
+        let (out, n_read) = unsafe { read_args(buf, cap, n_read) };
+        let read = Exchange::with_current(io, "read", |exchange| exchange.read_body(out));
+        match read.unwrap_or(Err(WS_ERR_STATE)) {
             Ok(n) => {
                 *n_read = n;
                 0
             }
             Err(code) => code,
+        }
+    })
+}
+
+/// The buffer and the count of `read` / `try_read`, the count zeroed.
+///
+/// # Safety
+/// `buf` must be writable for `cap` bytes (or `cap` 0) and `n_read` writable, for `'b`.
+unsafe fn read_args<'b>(
+    buf: *mut u8,
+    cap: usize,
+    n_read: *mut usize,
+) -> (&'b mut [u8], &'b mut usize) {
+    // SAFETY: per this function's contract.
+    let (out, n_read) = unsafe {
+        (
+            if cap == 0 {
+                &mut [][..]
+            } else {
+                std::slice::from_raw_parts_mut(buf, cap)
+            },
+            &mut *n_read,
+        )
+    };
+    *n_read = 0;
+    (out, n_read)
+}
+
+/// ABI 1.1 `try_read`.
+///
+/// # Safety
+/// As for `host_read`.
+unsafe extern "C" fn host_try_read(
+    io: *mut c_void,
+    buf: *mut u8,
+    cap: usize,
+    n_read: *mut usize,
+) -> i32 {
+    boundary("try_read", WS_ERR_APP, || {
+        if io.is_null() || n_read.is_null() || (buf.is_null() && cap > 0) {
+            return WS_ERR_INVALID;
+        }
+        // SAFETY: the app guarantees buf/cap and n_read per the header's contract.
+        let (out, n_read) = unsafe { read_args(buf, cap, n_read) };
+        let read = Exchange::with_current(io, "try_read", |exchange| exchange.try_read_body(out));
+        match read.unwrap_or(Err(WS_ERR_STATE)) {
+            Ok(Some(n)) => {
+                *n_read = n;
+                0
+            }
+            Ok(None) => WS_PENDING,
+            Err(code) => code,
+        }
+    })
+}
+
+/// ABI 1.1 `waker_new`: null when the request cannot be resumed (or not from here).
+unsafe extern "C" fn host_waker_new(io: *mut c_void) -> *mut c_void {
+    boundary("waker_new", std::ptr::null_mut(), || {
+        Exchange::with_current(io, "waker_new", |exchange| exchange.new_waker())
+            .flatten()
+            .map_or(std::ptr::null_mut(), waker::into_handle)
+    })
+}
+
+/// ABI 1.1 `waker_wake`: any thread.
+///
+/// # Safety
+/// `handle` must be a waker from `waker_new` not yet freed (null is ignored).
+unsafe extern "C" fn host_waker_wake(handle: *mut c_void) {
+    boundary("waker_wake", (), || {
+        if !handle.is_null() {
+            // SAFETY: per the ABI, a live waker from waker_new.
+            unsafe { waker::wake(handle) }
+        }
+    })
+}
+
+/// ABI 1.1 `waker_free`: any thread, exactly once.
+///
+/// # Safety
+/// `handle` must be a waker from `waker_new`, freed only here and only once (null is ignored).
+unsafe extern "C" fn host_waker_free(handle: *mut c_void) {
+    boundary("waker_free", (), || {
+        if !handle.is_null() {
+            // SAFETY: per the ABI, a live waker from waker_new, released exactly once.
+            unsafe { waker::free(handle) }
         }
     })
 }
@@ -95,12 +177,10 @@ unsafe extern "C" fn host_start_response(
         if io.is_null() || (headers.is_null() && n_headers > 0) {
             return WS_ERR_INVALID;
         }
-        // SAFETY: io is the running request's Exchange, only ever borrowed shared; the app
-        // guarantees that reason and the header array (and every slice in it) are readable
-        // during this call, and we copy them.
-        let (exchange, reason, headers) = unsafe {
+        // SAFETY: the app guarantees that reason and the header array (and every slice in it)
+        // are readable during this call, and we copy them.
+        let (reason, headers) = unsafe {
             (
-                &*(io as *const Exchange),
                 reason.as_slice(),
                 if n_headers == 0 {
                     &[][..]
@@ -114,7 +194,10 @@ unsafe extern "C" fn host_start_response(
         let pairs = headers
             .iter()
             .map(|p| unsafe { (p.name.as_slice(), p.value.as_slice()) });
-        exchange.start_response(status, reason, pairs, replace)
+        Exchange::with_current(io, "start_response", |exchange| {
+            exchange.start_response(status, reason, pairs, replace)
+        })
+        .unwrap_or(WS_ERR_STATE)
     })
 }
 
@@ -125,15 +208,9 @@ unsafe extern "C" fn host_write(io: *mut c_void, buf: *const u8, len: usize) -> 
         if io.is_null() || (buf.is_null() && len > 0) {
             return WS_ERR_INVALID;
         }
-        // SAFETY: io is the running request's Exchange, only ever borrowed shared; the app
-        // guarantees buf[..len] is readable.
-        let (exchange, data) = unsafe {
-            (
-                &*(io as *const Exchange),
-                WsBytes { ptr: buf, len }.as_slice(),
-            )
-        };
-        exchange.write(data)
+        // SAFETY: the app guarantees buf[..len] is readable.
+        let data = unsafe { WsBytes { ptr: buf, len }.as_slice() };
+        Exchange::with_current(io, "write", |exchange| exchange.write(data)).unwrap_or(WS_ERR_STATE)
     })
 }
 

@@ -7,3 +7,4 @@ pub(crate) mod exchange;
 pub(crate) mod host;
 pub(crate) mod loader;
 pub(crate) mod target;
+pub(crate) mod waker;

@@ -571,6 +571,10 @@ fn chunk_size_line(buf: &mut [u8; CHUNK_SIZE_LINE], len: usize) -> &[u8] {
     &buf[..count + 2]
 }
 
+#[path = "encoder_deferred.rs"]
+mod deferred;
+pub(crate) use deferred::Suspended;
+
 #[cfg(test)]
 #[path = "encoder_tests.rs"]
 mod tests;

@@ -90,12 +90,17 @@ impl fmt::Display for CheckError {
 }
 
 /// The parent side: run the probe in a child and judge how it ended.
-pub(crate) fn check(spec: &str, probe: &ProbeArgs) -> Result<(), CheckError> {
+pub(crate) fn check(
+    spec: &str,
+    app_args: &[OsString],
+    probe: &ProbeArgs,
+) -> Result<(), CheckError> {
     let exe = std::env::current_exe().map_err(CheckError::NoExecutable)?;
     let status = Command::new(exe)
         .arg("__probe")
         .args(probe_args(probe))
         .arg(spec)
+        .args(app_args)
         .stdin(Stdio::null())
         .status()
         .map_err(CheckError::CannotStart)?;
@@ -127,9 +132,9 @@ fn probe_args(probe: &ProbeArgs) -> Vec<OsString> {
 }
 
 /// The child side: load, probe, report on stdout. An error is returned for `main` to print.
-pub(crate) fn probe(spec: &str, args: &ProbeArgs) -> Result<(), Error> {
+pub(crate) fn probe(spec: &str, app_args: &[OsString], args: &ProbeArgs) -> Result<(), Error> {
     let target = AppTarget::parse(spec).map_err(LoadError::from)?;
-    let app = LoadedApp::load(&target)?;
+    let app = LoadedApp::load(&target, app_args)?;
     println!("library: {}", app.path().display());
     println!("app:     {} {}", app.name(), app.version());
     let (major, minor) = app.abi_version();

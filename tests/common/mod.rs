@@ -144,6 +144,7 @@ pub struct ServerBuilder {
     env: Vec<(String, String)>,
     bind: bool,
     open_files: Option<u64>,
+    app_args: Vec<OsString>,
 }
 
 /// `webserver [args] TARGET`, bound to `127.0.0.1:0`, with `RUST_LOG=info`.
@@ -155,6 +156,7 @@ pub fn server(target: impl Into<OsString>) -> ServerBuilder {
         env: vec![("RUST_LOG".into(), "info".into())],
         bind: true,
         open_files: None,
+        app_args: Vec::new(),
     }
 }
 
@@ -173,6 +175,16 @@ impl ServerBuilder {
         S: Into<OsString>,
     {
         self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds the app's own arguments (placed after the target: `webserver LIB:SYMBOL ARGS...`).
+    pub fn app_args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.app_args.extend(args.into_iter().map(Into::into));
         self
     }
 
@@ -224,7 +236,7 @@ impl ServerBuilder {
         if self.bind {
             cmd.args(["--bind", "127.0.0.1:0"]);
         }
-        cmd.args(&self.args).arg(&self.target);
+        cmd.args(&self.args).arg(&self.target).args(&self.app_args);
         if let Some(dir) = &self.cwd {
             cmd.current_dir(dir);
         }

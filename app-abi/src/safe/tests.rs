@@ -107,6 +107,10 @@ static HOST: WsHost = WsHost {
     start_response: Some(fake_start),
     write: Some(fake_write),
     log: Some(fake_log),
+    try_read: None,
+    waker_new: None,
+    waker_wake: None,
+    waker_free: None,
 };
 
 fn env(pairs: &[(&'static str, &'static str)]) -> Vec<WsPair> {
@@ -217,6 +221,8 @@ fn run_init<T: App>(fake: &Fake, cap: usize) -> (i32, *mut c_void, String) {
         error_buf: buf.as_mut_ptr(),
         error_cap: cap,
         error_len: &mut len,
+        args: core::ptr::null(),
+        n_args: 0,
     };
     let mut state = core::ptr::null_mut();
     // SAFETY: valid WsInit and out-pointer.
