@@ -139,6 +139,7 @@ pub struct ServerBuilder {
     cwd: Option<PathBuf>,
     env: Vec<(String, String)>,
     bind: bool,
+    app_args: Vec<OsString>,
 }
 
 /// `webserver [args] TARGET`, bound to `127.0.0.1:0`, with `RUST_LOG=info`.
@@ -149,6 +150,7 @@ pub fn server(target: impl Into<OsString>) -> ServerBuilder {
         cwd: None,
         env: vec![("RUST_LOG".into(), "info".into())],
         bind: true,
+        app_args: Vec::new(),
     }
 }
 
@@ -167,6 +169,16 @@ impl ServerBuilder {
         S: Into<OsString>,
     {
         self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds app arguments (placed after the target: `webserver ... LIB:SYMBOL [APP_ARGS]...`).
+    pub fn app_args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.app_args.extend(args.into_iter().map(Into::into));
         self
     }
 
@@ -194,7 +206,7 @@ impl ServerBuilder {
         if self.bind {
             cmd.args(["--bind", "127.0.0.1:0"]);
         }
-        cmd.args(&self.args).arg(&self.target);
+        cmd.args(&self.args).arg(&self.target).args(&self.app_args);
         if let Some(dir) = &self.cwd {
             cmd.current_dir(dir);
         }

@@ -1,0 +1,374 @@
+//! The axum sample app (`sample-apps/axum-app`) on webserver — through `webserver-tower` and the
+//! ABI 1.1 deferred path — against the very same `router()` on plain `axum::serve` (the crate's
+//! `axum-serve` binary): the same requests must get the same answers, and the async parts (timers,
+//! server-sent events, streamed uploads) must work without a serving thread per waiting request.
+//!
+//! Needs `cargo build --workspace` first (the cdylib and `axum-serve` come from target/debug).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Requests that await a timer, sent at once to a server with two serving threads.
+const CONCURRENT_SLEEPS: usize = 200;
+/// How long each of them sleeps.
+const SLEEP_MS: u64 = 500;
+/// The bound for all of them: a thread per waiting request would need
+/// CONCURRENT_SLEEPS × SLEEP_MS / 2 threads = 50 s; parked requests need about SLEEP_MS.
+const CONCURRENT_SLEEPS_WITHIN: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------------------------
+// The two servers
+// ---------------------------------------------------------------------------------------------
+
+/// `axum-serve 127.0.0.1:0`, killed on drop.
+struct AxumServe {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl AxumServe {
+    fn start() -> AxumServe {
+        let exe = debug_dir().join("axum-serve");
+        assert!(
+            exe.is_file(),
+            "{} is missing: run `cargo build --workspace` first",
+            exe.display()
+        );
+        let mut child = Command::new(&exe)
+            .arg("127.0.0.1:0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(START_TIMEOUT)
+            .expect("axum-serve printed no `listening on` line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected axum-serve line {line:?}"));
+        AxumServe { child, addr }
+    }
+}
+
+impl Drop for AxumServe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// webserver serving the axum app with two serving threads (as the issue's numbers ask).
+fn webserver() -> ServerBuilder {
+    sample_server("axum_app").args(["--threads", "2"])
+}
+
+/// One request on a fresh connection (`Connection: close`); Content-Length when there is a body.
+fn send(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut conn = Conn::connect(addr);
+    let mut head =
+        format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    conn.send(head);
+    conn.send(body);
+    if method == "HEAD" {
+        conn.read_head_response()
+    } else {
+        conn.read_response()
+    }
+}
+
+/// What both servers must agree on: status, the headers the app sets (and the length hyper
+/// derives from the body), the body.
+fn essence(resp: &Response) -> String {
+    let header = |name: &str| resp.header(name).unwrap_or("-").to_owned();
+    format!(
+        "{} content-type={} content-length={} x-app={} allow={} cache-control={}\n{}",
+        resp.status,
+        header("content-type"),
+        header("content-length"),
+        header("x-app"),
+        header("allow"),
+        header("cache-control"),
+        String::from_utf8_lossy(&resp.body)
+    )
+}
+
+/// FNV-1a, as `/upload` computes it.
+fn fnv1a(bytes: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash = (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Same answers
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn the_same_requests_get_the_same_answers_from_webserver_and_axum_serve() {
+    let ws = webserver().start();
+    let axum = AxumServe::start();
+    let item = br#"{"name":"lamp","tags":["home","light"],"price_cents":1250}"#;
+    let json = [("Content-Type", "application/json")];
+    let upload = pseudo_random_bytes(300_000, 7);
+    #[allow(clippy::type_complexity)]
+    let requests: Vec<(&str, &str, &[(&str, &str)], &[u8])> = vec![
+        ("GET", "/", &[], b""),
+        ("HEAD", "/", &[], b""),
+        ("POST", "/", &[], b""),
+        ("GET", "/hello/world", &[], b""),
+        (
+            "GET",
+            "/hello/J%C3%BCrgen%20X?greeting=Gr%C3%BC%C3%9F%20dich",
+            &[],
+            b"",
+        ),
+        ("GET", "/nope", &[], b""),
+        ("POST", "/json", &json, item),
+        ("POST", "/json", &json, br#"{"name": "lamp", "#),
+        ("POST", "/json", &json, br#"{"name":"lamp"}"#),
+        ("POST", "/json", &[], item),
+        ("GET", "/counter", &[], b""),
+        ("POST", "/counter", &[], b""),
+        ("POST", "/counter", &[], b""),
+        ("GET", "/counter", &[], b""),
+        ("GET", "/sleep?ms=20", &[], b""),
+        ("GET", "/sleep", &[], b""),
+        ("GET", "/events?n=3", &[], b""),
+        ("POST", "/upload", &[], &upload),
+    ];
+    for (method, target, headers, body) in requests {
+        let ours = send(ws.addr(), method, target, headers, body);
+        let theirs = send(axum.addr, method, target, headers, body);
+        assert_eq!(
+            essence(&ours),
+            essence(&theirs),
+            "{method} {target}: webserver (left) and axum::serve (right) differ"
+        );
+    }
+    // And a few of them spelled out, so that "both wrong the same way" cannot pass.
+    let created = send(ws.addr(), "POST", "/json", &json, item);
+    assert_eq!(created.status, 201);
+    assert_eq!(
+        created.header("x-app"),
+        Some("axum-app"),
+        "the tower-http layer ran"
+    );
+    let v = created.json();
+    assert_eq!(v["item"]["name"], "lamp");
+    assert_eq!(v["item"]["tags"][1], "light");
+    assert_eq!(v["total_cents"], 2500);
+    let hello = send(
+        ws.addr(),
+        "GET",
+        "/hello/J%C3%BCrgen%20X?greeting=Servus",
+        &[],
+        b"",
+    );
+    assert_eq!(hello.text(), "Servus, Jürgen X!\n");
+    let uploaded = send(ws.addr(), "POST", "/upload", &[], &upload).json();
+    assert_eq!(uploaded["bytes"], upload.len());
+    assert_eq!(uploaded["fnv1a"], fnv1a(&upload));
+}
+
+#[test]
+fn keep_alive_connections_serve_request_after_request() {
+    let ws = webserver().start();
+    let mut conn = ws.connect();
+    for i in 0..5 {
+        conn.send(format!("GET /hello/n{i} HTTP/1.1\r\nHost: x\r\n\r\n"));
+        let resp = conn.read_response();
+        assert_eq!(resp.status, 200, "{resp:?}");
+        assert_eq!(resp.text(), format!("Hello, n{i}!\n"));
+        assert!(!resp.header_has_token("connection", "close"));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waiting without a thread
+// ---------------------------------------------------------------------------------------------
+
+/// The worker process's pid, from its log lines (`[worker PID gen 1]`).
+fn worker_pid(server: &Server) -> u32 {
+    let line = server
+        .wait_for_log(START_TIMEOUT, |l| l.contains("[worker "))
+        .expect("a worker log line");
+    let rest = &line[line.find("[worker ").unwrap() + "[worker ".len()..];
+    rest.split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .expect("a worker pid")
+}
+
+/// `Threads:` of /proc/PID/status.
+fn thread_count(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a Threads: line")
+}
+
+#[test]
+fn two_hundred_concurrent_sleeps_on_two_serving_threads_all_answer_together() {
+    let ws = webserver().env("RUST_LOG", "info,access=warn").start();
+    let pid = worker_pid(&ws);
+    // Warm up (the runtime's threads start lazily), then count the worker's threads.
+    assert_eq!(ws.get("/sleep?ms=1").status, 200);
+    let threads_idle = thread_count(pid);
+
+    let started = Instant::now();
+    let clients: Vec<_> = (0..CONCURRENT_SLEEPS)
+        .map(|_| {
+            let addr = ws.addr();
+            thread::spawn(move || {
+                let mut conn = Conn::connect(addr);
+                conn.send(format!(
+                    "GET /sleep?ms={SLEEP_MS} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                ));
+                conn.try_read_response()
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(SLEEP_MS / 2));
+    let threads_busy = thread_count(pid);
+    let mut failures = Vec::new();
+    for client in clients {
+        match client.join().unwrap() {
+            Ok(resp) if resp.status == 200 && resp.text() == format!("slept {SLEEP_MS} ms\n") => {}
+            Ok(resp) => failures.push(format!("{} {:?}", resp.status, resp.text())),
+            Err(e) => failures.push(e),
+        }
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        failures.is_empty(),
+        "{} failed: {failures:?}",
+        failures.len()
+    );
+    assert!(
+        elapsed < CONCURRENT_SLEEPS_WITHIN,
+        "{CONCURRENT_SLEEPS} sleeps of {SLEEP_MS} ms took {elapsed:?} on 2 threads: requests wait on threads"
+    );
+    assert_eq!(
+        threads_busy, threads_idle,
+        "the worker grew threads while {CONCURRENT_SLEEPS} requests waited"
+    );
+}
+
+#[test]
+fn server_sent_events_arrive_one_by_one() {
+    let ws = webserver().start();
+    let mut conn = ws.connect();
+    conn.send("GET /events?n=5 HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = conn.read_head();
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-type"), Some("text/event-stream"));
+    assert_eq!(head.header("transfer-encoding"), Some("chunked"));
+    let mut events = Vec::new();
+    while let Some(chunk) = conn.read_chunk() {
+        events.push(String::from_utf8(chunk).unwrap());
+    }
+    let expected: Vec<String> = (0..5)
+        .map(|i| format!("event: tick\nid: {i}\ndata: tick {i}\n\n"))
+        .collect();
+    assert_eq!(events, expected, "one event per chunk, in order");
+    // The connection stays usable after the stream ended.
+    conn.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(conn.read_response().text(), "Hello, world!\n");
+}
+
+#[test]
+fn a_chunked_upload_streams_through_to_the_handler() {
+    let ws = webserver().start();
+    let body = pseudo_random_bytes(4 << 20, 11);
+    let mut conn = ws.connect();
+    conn.send("POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for piece in body.chunks(100_000) {
+        conn.send(format!("{:x}\r\n", piece.len()));
+        conn.send(piece);
+        conn.send("\r\n");
+    }
+    conn.send("0\r\n\r\n");
+    let resp = conn.read_response();
+    assert_eq!(resp.status, 200, "{resp:?}");
+    let v = resp.json();
+    assert_eq!(v["bytes"], body.len());
+    assert_eq!(v["fnv1a"], fnv1a(&body));
+}
+
+#[test]
+fn a_panicking_handler_is_a_500_and_one_log_line_and_the_app_serves_on() {
+    let ws = webserver().start();
+    let resp = ws.get("/panic");
+    assert_eq!(resp.status, 500);
+    assert!(
+        ws.wait_for_log(IO_TIMEOUT, |l| l
+            .contains("panic in app: the /panic route panics on purpose"))
+            .is_some(),
+        "no panic log line:\n{}",
+        ws.stderr()
+    );
+    assert_eq!(ws.get("/").text(), "Hello, world!\n");
+}
+
+#[test]
+fn timeout_answers_504_for_a_parked_request_and_cancels_it() {
+    let ws = webserver().args(["--timeout", "1"]).start();
+    let started = Instant::now();
+    let resp = ws.get("/sleep?ms=20000");
+    assert_eq!(resp.status, 504, "{resp:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(ws.get("/sleep?ms=10").status, 200, "the app serves on");
+}
+
+#[test]
+fn app_arguments_set_the_runtime_threads() {
+    let ws = webserver().app_args(["--worker-threads", "3"]).start();
+    assert!(
+        ws.wait_for_log(START_TIMEOUT, |l| l
+            .contains("tokio runtime with 3 worker threads"))
+            .is_some(),
+        "{}",
+        ws.stderr()
+    );
+    assert_eq!(ws.get("/").status, 200);
+    let refused = webserver()
+        .app_args(["--worker-threads=none"])
+        .run_to_exit();
+    assert_load_error(&refused, &["--worker-threads needs a positive number"]);
+}
