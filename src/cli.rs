@@ -1,6 +1,8 @@
-//! The command line: `webserver [OPTIONS] LIB:SYMBOL`, `webserver check LIB:SYMBOL`, and the
+//! The command line: `webserver [OPTIONS] LIB:SYMBOL [APP_ARGS]...`, `webserver check LIB:SYMBOL
+//! [APP_ARGS]...`, and the
 //! hidden modes the master starts its workers in (`__worker`) and `check` its child (`__probe`).
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,6 +17,8 @@ use crate::server::Config;
 /// LIB:SYMBOL names a library and the app descriptor it exports. LIB with a '/' or a '.so' suffix
 /// is a path relative to the current directory; a bare NAME means libNAME.so in the current
 /// directory, then beside this executable. Examples: hello:app, ./libpyramidish.so:app.
+/// Words after LIB:SYMBOL are the app's own arguments (ws_init.args, ABI 1.1), e.g.
+/// `webserver myapp:app --config app.toml` (options for webserver go before LIB:SYMBOL).
 ///
 /// Signals to the master: HUP hot-swaps the app library (a failed swap keeps the old one
 /// serving), TERM/INT stop gracefully, QUIT stops at once, TTIN/TTOU add/remove a worker.
@@ -43,12 +47,25 @@ pub(crate) enum Command {
         /// The app to check, as LIB:SYMBOL.
         #[arg(value_name = "LIB:SYMBOL")]
         app: String,
+        /// The app's own arguments, passed to its init.
+        #[arg(
+            value_name = "APP_ARGS",
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        app_args: Vec<OsString>,
     },
     /// Internal: the child process of `check`.
     #[command(name = "__probe", hide = true)]
     Probe {
         #[arg(value_name = "LIB:SYMBOL")]
         app: String,
+        #[arg(
+            value_name = "APP_ARGS",
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        app_args: Vec<OsString>,
     },
     /// Internal: a worker process, started by the master.
     #[command(name = "__worker", hide = true)]
@@ -61,6 +78,15 @@ pub(crate) struct ServeArgs {
     /// The app to serve, as LIB:SYMBOL (split at the last ':').
     #[arg(value_name = "LIB:SYMBOL", required = true)]
     pub(crate) app: Option<String>,
+
+    /// The app's own arguments: every word after LIB:SYMBOL reaches the app's init (and each
+    /// worker's, in hot swaps too).
+    #[arg(
+        value_name = "APP_ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub(crate) app_args: Vec<OsString>,
 
     /// Address to listen on (port 0 picks a free port and prints it).
     #[arg(
@@ -137,6 +163,9 @@ pub(crate) struct WorkerArgs {
     pub(crate) lib: PathBuf,
     #[arg(long)]
     pub(crate) symbol: String,
+    /// One app argument (repeated, in order).
+    #[arg(long = "app-arg", value_name = "WORD", allow_hyphen_values = true)]
+    pub(crate) app_args: Vec<OsString>,
     #[arg(long)]
     pub(crate) generation: u64,
     /// Other workers serve the same app (`webserver.multiprocess`).

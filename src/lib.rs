@@ -52,8 +52,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     init_logging(role(&cli));
     match &cli.command {
         None => Ok(supervisor::master::run(&cli.serve)?),
-        Some(Command::Check { app }) => Ok(supervisor::probe::check(app)?),
-        Some(Command::Probe { app }) => supervisor::probe::probe(app),
+        Some(Command::Check { app, app_args }) => Ok(supervisor::probe::check(app, app_args)?),
+        Some(Command::Probe { app, app_args }) => supervisor::probe::probe(app, app_args),
         Some(Command::Worker(args)) => match supervisor::worker::run(args) {
             0 => Ok(()),
             status => Err(Error::worker(status)),

@@ -41,7 +41,7 @@ impl AbiBench {
     pub fn load(spec: &str) -> Result<AbiBench, Error> {
         let target = AppTarget::parse(spec).map_err(LoadError::from)?;
         Ok(AbiBench {
-            app: LoadedApp::load(&target)?,
+            app: LoadedApp::load(&target, &[])?,
             environ: Environ::default(),
             scratch: Scratch::default(),
             transport: MemoryTransport::default(),

@@ -65,16 +65,6 @@ pub(crate) enum Progress {
     Pending(Parked),
 }
 
-impl Progress {
-    /// The outcome of a request that cannot be pending any more.
-    pub(crate) fn done(self) -> Outcome {
-        match self {
-            Progress::Done(outcome) => outcome,
-            Progress::Pending(_) => unreachable!("a cancelled request is closed"),
-        }
-    }
-}
-
 /// A request whose body's `next` pended: the app's body, the response's state and the buffers
 /// it owns now (the head not sent yet). The environ (and the `ws_request` in it) is kept beside
 /// it by the server, at the same address.

@@ -10,12 +10,13 @@
 //! A loaded library is never `dlclose`d: Rust thread-local destructors registered by the app would
 //! run into unmapped code (rust-lang/rust#59629), so memory is reclaimed by replacing the process.
 
-use std::ffi::{c_void, CStr};
+use std::ffi::{c_void, CStr, OsString};
 use std::fmt;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use app_abi::raw::{
-    WsApp, WsBody, WsInit, WsRequest, WS_ABI_MAJOR, WS_ABI_MINOR, WS_APP_MAGIC,
+    WsApp, WsBody, WsBytes, WsInit, WsRequest, WS_ABI_MAJOR, WS_ABI_MINOR, WS_APP_MAGIC,
     WS_APP_SINGLE_THREADED, WS_APP_SIZE_V1_0, WS_OK,
 };
 
@@ -134,12 +135,17 @@ unsafe impl Sync for LoadedApp {}
 
 impl LoadedApp {
     /// Resolve, open, check and initialise `target`.
-    pub(crate) fn load(target: &AppTarget) -> Result<LoadedApp, LoadError> {
+    /// Resolve, open, check and initialise `target`; `args` reach its `init` (ABI 1.1).
+    pub(crate) fn load(target: &AppTarget, args: &[OsString]) -> Result<LoadedApp, LoadError> {
         let path = target.resolve()?;
-        Self::load_path(&path, &target.symbol)
+        Self::load_path(&path, &target.symbol, args)
     }
 
-    pub(crate) fn load_path(path: &Path, symbol: &str) -> Result<LoadedApp, LoadError> {
+    pub(crate) fn load_path(
+        path: &Path,
+        symbol: &str,
+        args: &[OsString],
+    ) -> Result<LoadedApp, LoadError> {
         let descriptor = open_descriptor(path, symbol)?;
         let err = |f: fn(PathBuf, String) -> LoadError| f(path.to_path_buf(), symbol.to_owned());
         if descriptor.magic != WS_APP_MAGIC {
@@ -169,11 +175,12 @@ impl LoadedApp {
         let name = static_str(descriptor.name).unwrap_or_else(|| symbol.to_owned());
         let version = static_str(descriptor.version).unwrap_or_else(|| "?".to_owned());
         let log_tag: &'static AppLogTag = Box::leak(Box::new(AppLogTag { name: name.clone() }));
-        let state = run_init(descriptor, log_tag).map_err(|message| LoadError::InitFailed {
-            path: path.to_path_buf(),
-            symbol: symbol.to_owned(),
-            message,
-        })?;
+        let state =
+            run_init(descriptor, log_tag, args).map_err(|message| LoadError::InitFailed {
+                path: path.to_path_buf(),
+                symbol: symbol.to_owned(),
+                message,
+            })?;
         Ok(LoadedApp {
             descriptor,
             state,
@@ -306,10 +313,18 @@ fn static_str(ptr: *const std::ffi::c_char) -> Option<String> {
 /// Room for the message an `init` that fails writes (longer ones are cut).
 const INIT_ERROR_CAPACITY: usize = 1024;
 
-fn run_init(descriptor: &WsApp, log_tag: &'static AppLogTag) -> Result<*mut c_void, String> {
+fn run_init(
+    descriptor: &WsApp,
+    log_tag: &'static AppLogTag,
+    app_args: &[OsString],
+) -> Result<*mut c_void, String> {
     let Some(init) = descriptor.init else {
         return Ok(std::ptr::null_mut());
     };
+    let words: Vec<WsBytes> = app_args
+        .iter()
+        .map(|word| WsBytes::from_slice(word.as_bytes()))
+        .collect();
     let mut error_buf = [0u8; INIT_ERROR_CAPACITY];
     let mut error_len = 0usize;
     let args = WsInit {
@@ -320,8 +335,8 @@ fn run_init(descriptor: &WsApp, log_tag: &'static AppLogTag) -> Result<*mut c_vo
         error_buf: error_buf.as_mut_ptr(),
         error_cap: error_buf.len(),
         error_len: &mut error_len,
-        args: std::ptr::null(),
-        n_args: 0,
+        args: words.as_ptr(),
+        n_args: words.len(),
     };
     let mut state: *mut c_void = std::ptr::null_mut();
     // SAFETY: `args` and the buffers it points to live across the call; `state` is a valid

@@ -5,15 +5,18 @@
 //! Reads for a head never wait: a thread reads what the socket holds, and the connection is
 //! parked on the poller when that is not a whole head, so a client dribbling its head holds no
 //! thread. Only body reads wait, bounded by `--io-timeout`. Serving the requests in the buffer
-//! is `serve.rs`'s.
+//! is `serve.rs`'s. A connection may also hold a deferred request that waits for the app
+//! (`parked`, ABI 1.1; see `deferred.rs`): then its deadline is that request's `--timeout`.
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use super::deferred::ParkedRequest;
 use super::slots::Token;
 use super::socket_io::{read_append, read_with_timeout, write_all_with_timeout};
 use super::Config;
+use crate::app::call::Cancel;
 use crate::http::error::ParseError;
 use crate::http::scan::{HeadEnd, HeadScanner, Limits};
 
@@ -52,6 +55,8 @@ pub(crate) struct Conn {
     head_since: Option<Instant>,
     /// At least one request was answered: between requests the keep-alive timeout applies.
     served_any: bool,
+    /// A request whose body's `next` pended, waiting for its app (allocated only when one parks).
+    pub(crate) parked: Option<Box<ParkedRequest>>,
 }
 
 /// What the input holds for the next request, after reading what the socket had.
@@ -89,6 +94,66 @@ impl Conn {
             deadline: now + header_timeout,
             head_since: Some(now),
             served_any: false,
+            parked: None,
+        }
+    }
+
+    /// The wake number of the request parked here (0 if it made no waker), if one is.
+    pub(crate) fn parked_request(&self) -> Option<u64> {
+        self.parked.as_ref().map(|parked| parked.wake_id)
+    }
+
+    /// A waker of the parked request was woken: call its `next` again.
+    pub(crate) fn mark_woken(&mut self) {
+        if let Some(parked) = &mut self.parked {
+            parked.woken = true;
+        }
+    }
+
+    /// The parked request is to be closed without another `next`.
+    pub(crate) fn cancel_parked(&mut self, cancel: Cancel) {
+        if let Some(parked) = &mut self.parked {
+            parked.cancel.get_or_insert(cancel);
+        }
+    }
+
+    /// Set the deadline directly (a parked request's `--timeout`).
+    pub(crate) fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+    }
+
+    /// Reads what the socket holds without waiting, up to `limit` bytes buffered: for a parked
+    /// request, whose client may send body bytes or hang up. False if the client closed (or
+    /// the socket failed).
+    pub(crate) fn poll_input(&mut self, limit: usize) -> bool {
+        if self.drained {
+            return true;
+        }
+        loop {
+            if self.input().len() >= limit {
+                // Back-pressure: the rest stays in the kernel until the app reads.
+                return true;
+            }
+            self.compact();
+            match read_append(&self.stream, &mut self.buf, BODY_READ) {
+                Ok(0) => return false,
+                Ok(n) if n < BODY_READ => {
+                    self.drained = true;
+                    return true;
+                }
+                Ok(_) => {}
+                Err(e) => match e.kind() {
+                    io::ErrorKind::WouldBlock => {
+                        self.drained = true;
+                        return true;
+                    }
+                    io::ErrorKind::Interrupted => {}
+                    _ => {
+                        log::debug!("{}: read failed: {e}", self.peer);
+                        return false;
+                    }
+                },
+            }
         }
     }
 

@@ -15,6 +15,12 @@
 //! passes on) and joins them. The epoll instance belongs to `Loop`, which every thread holds,
 //! so no thread ever waits on a closed descriptor — not even one left inside the app when the
 //! graceful timeout runs out (`Ended::Abandoned`).
+//!
+//! Deferred requests (ABI 1.1, `deferred.rs`) park in their connection's slot, holding no
+//! thread. A wake queues one on the slot table's ready queue and raises the eventfd; the thread
+//! that takes the event resumes it. The coordinator cancels parked requests past `--timeout`
+//! and, when the graceful timeout runs out, every one still parked (a serving thread calls the
+//! app's `close`); only requests inside the app on a thread are ever abandoned.
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -25,9 +31,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::conn::Conn;
+use super::deferred;
 use super::serve::{self, After, ThreadScratch};
 use super::slots::{Slots, Token};
 use super::{Shared, Shutdown};
+use crate::app::call::Cancel;
 use crate::http::response::encode_error;
 use crate::sys::epoll::{Epoll, Events, Waker};
 use crate::sys::process::exit_now;
@@ -46,6 +54,10 @@ const IDLE_BUFFER_AFTER: Duration = Duration::from_secs(1);
 /// Serving the events of one batch took longer than this: pass the rest on.
 const SLOW_BATCH: Duration = Duration::from_millis(1);
 
+/// After the graceful timeout cancelled the parked requests, how long their `close` may take
+/// on the serving threads before the process gives up on them too.
+const PARKED_CLOSE_GRACE: Duration = Duration::from_secs(1);
+
 /// Events taken per `epoll_wait`.
 const EVENT_BATCH: usize = 64;
 
@@ -62,13 +74,13 @@ const START_WAIT_LIMIT: Duration = Duration::from_secs(1);
 /// open as long as any thread that waits on it (each holds an `Arc<Loop>`).
 struct Loop {
     epoll: Epoll,
-    /// Registered edge-triggered: each `wake` wakes one waiting thread.
-    waker: Waker,
     /// `None` once draining: the socket is closed so no new connection can reach this process.
     listener: Mutex<Option<TcpListener>>,
     /// The listener's address if bound to one address (then no getsockname per connection).
     bound: Option<SocketAddr>,
-    slots: Slots,
+    /// The connections, the ready queue of deferred requests and the eventfd (registered
+    /// edge-triggered: each wake wakes one waiting thread). Shared with the apps' wakers.
+    slots: Arc<Slots>,
     stop: AtomicBool,
     /// Threads blocked in `epoll_wait`: free to take events this thread passes on.
     waiting: AtomicUsize,
@@ -96,16 +108,15 @@ pub(crate) fn run(
         .filter(|addr| !addr.ip().is_unspecified());
     let shared_loop = Arc::new(Loop {
         epoll: Epoll::new()?,
-        waker: Waker::new()?,
         listener: Mutex::new(Some(listener)),
         bound,
-        slots: Slots::new(),
+        slots: Arc::new(Slots::new(Waker::new()?)),
         stop: AtomicBool::new(false),
         waiting: AtomicUsize::new(0),
     });
     shared_loop
         .epoll
-        .add(shared_loop.waker.as_fd(), WAKER.event_data())?;
+        .add(shared_loop.slots.waker().as_fd(), WAKER.event_data())?;
     let mut threads = Vec::with_capacity(shared.config.threads.max(1));
     for index in 0..shared.config.threads.max(1) {
         let (shared, thread_loop) = (Arc::clone(shared), Arc::clone(&shared_loop));
@@ -141,6 +152,7 @@ pub(crate) fn run(
     }
 
     let mut stop_by = None;
+    let mut parked_cancelled = false;
     loop {
         shutdown.wait(SWEEP_EVERY);
         let now = shared.tick();
@@ -149,6 +161,9 @@ pub(crate) fn run(
         }
         for mut conn in shared_loop.slots.expired(now) {
             time_out(&mut conn);
+        }
+        if shared.config.request_timeout.is_some() {
+            shared_loop.slots.cancel_parked(Cancel::TimedOut, Some(now));
         }
         // Writes the summaries of repeated log lines whose window is over (crate::log_limit).
         log::logger().flush();
@@ -165,7 +180,14 @@ pub(crate) fn run(
             if shared_loop.slots.open() == 0 {
                 break;
             }
-            if now >= deadline {
+            if now >= deadline && !parked_cancelled && shared_loop.slots.parked() > 0 {
+                // Parked requests hold no thread: they are closed (on serving threads) rather
+                // than abandoned, so the app can still be shut down cleanly.
+                log::warn!("graceful timeout: closing the requests still waiting for the app");
+                shared_loop.slots.cancel_parked(Cancel::Stopping, None);
+                parked_cancelled = true;
+                stop_by = Some(now + PARKED_CLOSE_GRACE);
+            } else if now >= deadline {
                 // Threads inside the app cannot be joined; they keep the epoll instance (and
                 // the app) alive until the process exits. Idle ones stop now.
                 shared_loop.stop.store(true, Ordering::SeqCst);
@@ -198,10 +220,7 @@ fn stop_and_join(shared_loop: &Loop, threads: Vec<JoinHandle<()>>) {
 
 /// Wake one thread waiting in `epoll_wait` (the waker is edge-triggered).
 fn wake_one(shared_loop: &Loop) {
-    if let Err(e) = shared_loop.waker.wake() {
-        // Threads still see the stop flag within SWEEP_EVERY, when their wait times out.
-        log::warn!("cannot wake the serving threads: {e}");
-    }
+    shared_loop.slots.wake_a_thread();
 }
 
 /// One serving thread: wait for events, serve what they announce, until told to stop.
@@ -264,7 +283,12 @@ fn serve_events(index: usize, shared_loop: &Loop, shared: &Shared) {
 fn handle(token: Token, shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) {
     match token {
         LISTENER => accept_all(shared_loop, shared, scratch),
-        WAKER => {}
+        // A deferred request was woken or cancelled.
+        WAKER => {
+            if let Some(conn) = shared_loop.slots.pop_ready() {
+                serve(conn, shared_loop, shared, scratch);
+            }
+        }
         token => {
             if let Some(mut conn) = shared_loop.slots.take(token) {
                 // The event means input: read before concluding there is none.
@@ -288,7 +312,8 @@ fn pass_on(token: Token, shared_loop: &Loop) {
                 }
             }
         }
-        WAKER => {}
+        // Whoever takes the new edge takes the next ready request.
+        WAKER => wake_one(shared_loop),
         token => shared_loop.slots.pass_on(token, &shared_loop.epoll),
     }
 }
@@ -297,7 +322,12 @@ fn pass_on(token: Token, shared_loop: &Loop) {
 fn serve(mut conn: Box<Conn>, shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) {
     let slots = &shared_loop.slots;
     loop {
-        match serve::serve(&mut conn, shared, scratch) {
+        let after = if conn.parked.is_some() {
+            deferred::resume(&mut conn, shared, slots, scratch)
+        } else {
+            serve::serve(&mut conn, shared, slots, scratch)
+        };
+        match after {
             After::Close => return slots.close(conn),
             After::Park => match slots.park(conn, shared, &shared_loop.epoll) {
                 // Input arrived while we were busy with it: keep going.

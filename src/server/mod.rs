@@ -22,6 +22,7 @@
 
 mod access_log;
 mod conn;
+mod deferred;
 mod event_loop;
 mod listener;
 mod serve;
@@ -168,6 +169,30 @@ impl Shared {
             self.shutdown.retire();
             log::info!("served {served} requests (--max-requests): recycling this worker");
         }
+    }
+
+    /// App thread `thread`'s request parked (ABI 1.1): the thread is free, and the request is
+    /// not counted yet (it is when it ends, on whichever thread).
+    pub(crate) fn mark_idle(&self, thread: usize) {
+        if let Some(slot) = self.busy_since.get(thread) {
+            slot.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// When the request running on app thread `thread` must end (`--timeout`, counted from its
+    /// start), or a year from now without one.
+    pub(crate) fn request_deadline(&self, thread: usize) -> Instant {
+        const NO_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+        let started = self
+            .busy_since
+            .get(thread)
+            .map(|t| t.load(Ordering::Relaxed))
+            .filter(|&t| t != 0)
+            .map_or_else(
+                || self.coarse_now(),
+                |t| self.clock + Duration::from_millis(t - 1),
+            );
+        started + self.config.request_timeout.unwrap_or(NO_TIMEOUT)
     }
 
     /// Refresh the coarse clock (the event loop calls this whenever it wakes, at least every

@@ -1,7 +1,8 @@
 //! Serving the requests buffered on one connection, on the thread an event woke: find each head
 //! (`Conn::next_head`), parse it once, split its target, build the environ, run the app, and
 //! hold the response so a batch of pipelined requests is answered in one write; then say
-//! whether the connection should park (wait for its client) or close.
+//! whether the connection should park (wait for its client) or close. A request whose body
+//! pends (ABI 1.1) moves its state into the connection (`deferred.rs`) and the connection parks.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
@@ -13,11 +14,14 @@ use app_abi::raw::{
 
 use super::access_log::{log_rejected, AccessRecord};
 use super::conn::{Conn, NextHead};
+use super::deferred::{self, ParkedRequest, RequestWaker};
+use super::slots::Slots;
 use super::Shared;
-use crate::app::call::{self, Cancel, Progress, RequestFacts, Scratch, Transport};
+use crate::app::call::{self, Progress, RequestFacts, Scratch, Transport};
 use crate::app::environ::{Environ, RequestParts};
 use crate::app::waker::Wake;
 use crate::http::body::{BodyDecoder, BodyError};
+use crate::http::encoder::Outcome;
 use crate::http::error::ParseError;
 use crate::http::request::{parse_scanned, RequestHead};
 use crate::http::response::{encode_continue, DateCache};
@@ -32,18 +36,19 @@ const BODY_SINK: usize = 8 * 1024;
 #[derive(Default)]
 pub(crate) struct ThreadScratch {
     /// Index of the serving thread that owns this scratch (for the --timeout watch).
-    thread: usize,
+    pub(super) thread: usize,
     head: RequestHead,
-    buffers: Buffers,
+    pub(super) buffers: Buffers,
 }
 
-/// What one exchange writes into, apart from the parsed head.
+/// What one exchange writes into, apart from the parsed head. A request that parks takes its
+/// `environ` and `call` along (the thread starts afresh with empty ones).
 #[derive(Default)]
-struct Buffers {
-    environ: Environ,
-    call: Scratch,
-    date: DateCache,
-    body_sink: Vec<u8>,
+pub(super) struct Buffers {
+    pub(super) environ: Environ,
+    pub(super) call: Scratch,
+    pub(super) date: DateCache,
+    pub(super) body_sink: Vec<u8>,
 }
 
 impl ThreadScratch {
@@ -58,15 +63,31 @@ impl ThreadScratch {
 /// What to do with a connection after serving what it had buffered.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum After {
-    /// Wait for more input on the event loop.
+    /// Wait for more input on the event loop (or, with a parked request, for its app).
     Park,
     /// Done with it.
     Close,
 }
 
+/// What a request left the connection fit for.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Then {
+    /// Carry the next request.
+    Next,
+    /// Close.
+    Close,
+    /// The request parked (its body pended): wait for the app.
+    Wait,
+}
+
 /// Serve every complete request in `conn`'s buffer, reading more only while the socket has some.
-pub(crate) fn serve(conn: &mut Conn, shared: &Shared, scratch: &mut ThreadScratch) -> After {
-    let after = serve_buffered(conn, shared, scratch);
+pub(crate) fn serve(
+    conn: &mut Conn,
+    shared: &Shared,
+    slots: &Arc<Slots>,
+    scratch: &mut ThreadScratch,
+) -> After {
+    let after = serve_buffered(conn, shared, slots, scratch);
     // The responses to a batch of pipelined requests leave in one write.
     let call = &mut scratch.buffers.call;
     if !call.held().is_empty() {
@@ -80,7 +101,12 @@ pub(crate) fn serve(conn: &mut Conn, shared: &Shared, scratch: &mut ThreadScratc
     after
 }
 
-fn serve_buffered(conn: &mut Conn, shared: &Shared, scratch: &mut ThreadScratch) -> After {
+fn serve_buffered(
+    conn: &mut Conn,
+    shared: &Shared,
+    slots: &Arc<Slots>,
+    scratch: &mut ThreadScratch,
+) -> After {
     let limits = &shared.config.limits;
     loop {
         let parsed = match conn.next_head(limits) {
@@ -89,36 +115,40 @@ fn serve_buffered(conn: &mut Conn, shared: &Shared, scratch: &mut ThreadScratch)
             NextHead::Waiting => return After::Park,
             NextHead::Closed => return After::Close,
         };
-        let reusable = match parsed {
+        let then = match parsed {
             Ok(head_len) => serve_one(
                 conn,
                 &scratch.head,
                 head_len,
                 shared,
+                slots,
                 scratch.thread,
                 &mut scratch.buffers,
             ),
             Err(e) => {
                 reject(conn.peer().ip(), &e, &mut scratch.buffers);
-                false
+                Then::Close
             }
         };
-        if !reusable {
-            return After::Close;
+        match then {
+            Then::Next => {}
+            Then::Close => return After::Close,
+            Then::Wait => return After::Park,
         }
     }
 }
 
-/// One request whose head is `conn.input()[..head_len]`. True if the connection may carry
-/// another request.
+/// One request whose head is `conn.input()[..head_len]`.
+#[allow(clippy::too_many_arguments)] // each is one independent input of a request's life
 fn serve_one(
     conn: &mut Conn,
     head: &RequestHead,
     head_len: usize,
     shared: &Shared,
+    slots: &Arc<Slots>,
     thread: usize,
     buffers: &mut Buffers,
-) -> bool {
+) -> Then {
     // Only the access log wants the duration: no clock read per request otherwise.
     let access_log = log::log_enabled!(target: "access", log::Level::Info);
     let started = access_log.then(Instant::now);
@@ -130,7 +160,7 @@ fn serve_one(
         Ok(target) => target,
         Err(e) => {
             reject(peer.ip(), &e, buffers);
-            return false;
+            return Then::Close;
         }
     };
     let decoder = match BodyDecoder::new(&head.framing, config.max_body) {
@@ -138,7 +168,7 @@ fn serve_one(
         Err(e) => {
             let reason = format_args!("{e} (over --max-body {})", config.max_body);
             reject_status(peer.ip(), e.status(), &reason, buffers);
-            return false;
+            return Then::Close;
         }
     };
     let mut flags = WS_REQ_MULTITHREAD;
@@ -171,41 +201,80 @@ fn serve_one(
         date: &mut buffers.date,
         wall: shared.coarse_wall(),
         sink: &mut buffers.body_sink,
+        slots,
+        wake_id: 0,
+        wants_input: false,
     };
     shared.mark_busy(thread, true);
-    let outcome = {
+    let progress = {
         let _serialised = shared.app_lock.as_ref().map(|lock| lock.lock());
-        match call::start(
+        call::start(
             &shared.app,
             &mut buffers.environ,
             facts,
             &mut transport,
             &mut buffers.call,
-        ) {
-            Progress::Done(outcome) => outcome,
-            Progress::Pending(parked) => call::resume(
-                &shared.app,
-                &buffers.environ,
-                parked,
-                &mut transport,
-                Some(Cancel::Stopping),
-            )
-            .done(),
-        }
+        )
     };
-    shared.mark_busy(thread, false);
-    if let Some(started) = started {
-        let record = AccessRecord {
-            peer: peer.ip(),
-            request: buffers.environ.request_line(),
-            version_minor: facts.version_minor,
-            status: outcome.status,
-            body_bytes: outcome.body_bytes,
-            elapsed: started.elapsed(),
-        };
-        log::info!(target: "access", "{record}");
+    match progress {
+        Progress::Done(outcome) => {
+            transport.end();
+            shared.mark_busy(thread, false);
+            if let Some(started) = started {
+                log_access(
+                    peer.ip(),
+                    &buffers.environ,
+                    facts.version_minor,
+                    outcome,
+                    started,
+                );
+            }
+            if outcome.reusable {
+                Then::Next
+            } else {
+                Then::Close
+            }
+        }
+        Progress::Pending(call) => {
+            shared.mark_idle(thread);
+            let parked = ParkedRequest {
+                call: Some(call),
+                // The app keeps pointers into it until close: it goes with the request.
+                environ: std::mem::take(&mut buffers.environ),
+                decoder: transport.decoder,
+                expect_continue: transport.expect_continue,
+                continue_sent: transport.continue_sent,
+                version_minor: facts.version_minor,
+                started,
+                wake_id: transport.wake_id,
+                woken: false,
+                wants_input: transport.wants_input,
+                cancel: None,
+            };
+            let deadline = shared.request_deadline(thread);
+            deferred::park(conn, parked, deadline, slots);
+            Then::Wait
+        }
     }
-    outcome.reusable
+}
+
+/// One access-log line.
+pub(super) fn log_access(
+    peer: IpAddr,
+    environ: &Environ,
+    version_minor: u8,
+    outcome: Outcome,
+    started: Instant,
+) {
+    let record = AccessRecord {
+        peer,
+        request: environ.request_line(),
+        version_minor,
+        status: outcome.status,
+        body_bytes: outcome.body_bytes,
+        elapsed: started.elapsed(),
+    };
+    log::info!(target: "access", "{record}");
 }
 
 fn reject(peer: IpAddr, error: &ParseError, buffers: &mut Buffers) {
@@ -222,18 +291,31 @@ fn reject_status(peer: IpAddr, status: u16, reason: &dyn std::fmt::Display, buff
 }
 
 /// The request body and the socket, as the app sees them through `read` and the response path.
-struct ConnTransport<'a> {
-    conn: &'a mut Conn,
-    decoder: BodyDecoder,
-    expect_continue: bool,
-    continue_sent: bool,
-    timeout: Duration,
-    date: &'a mut DateCache,
-    wall: SystemTime,
-    sink: &'a mut Vec<u8>,
+pub(super) struct ConnTransport<'a> {
+    pub(super) conn: &'a mut Conn,
+    pub(super) decoder: BodyDecoder,
+    pub(super) expect_continue: bool,
+    pub(super) continue_sent: bool,
+    pub(super) timeout: Duration,
+    pub(super) date: &'a mut DateCache,
+    pub(super) wall: SystemTime,
+    pub(super) sink: &'a mut Vec<u8>,
+    /// Where the request's wakes go.
+    pub(super) slots: &'a Arc<Slots>,
+    /// The number wakes name this request by (0 until its first waker).
+    pub(super) wake_id: u64,
+    /// The app's last `try_read` found nothing: `next` is due again when bytes arrive.
+    pub(super) wants_input: bool,
 }
 
 impl ConnTransport<'_> {
+    /// The request ended (close was called): wakes naming it do nothing from now on.
+    pub(super) fn end(&self) {
+        if self.wake_id != 0 {
+            self.slots.end_request(self.conn.token());
+        }
+    }
+
     fn decode_buffered(&mut self, out: &mut [u8]) -> Result<usize, i32> {
         loop {
             let input = self.conn.input();
@@ -340,10 +422,30 @@ impl Transport for ConnTransport<'_> {
         if may_continue {
             self.send_continue()?;
         }
+        // What the socket holds now, without waiting (bounded: the app reads at its pace).
+        if !self.conn.poll_input(deferred::PARKED_INPUT_LIMIT) {
+            log::debug!(
+                "{}: client closed the connection mid-body",
+                self.conn.peer()
+            );
+            return Err(WS_ERR_CLIENT_GONE);
+        }
+        let produced = self.decode_buffered(out)?;
+        if produced > 0 || self.decoder.is_done() {
+            return Ok(Some(produced));
+        }
+        self.wants_input = true;
         Ok(None)
     }
 
     fn new_waker(&mut self) -> Option<Arc<dyn Wake>> {
-        None
+        if self.wake_id == 0 {
+            self.wake_id = self.slots.request_id(self.conn.token());
+        }
+        Some(Arc::new(RequestWaker {
+            slots: Arc::clone(self.slots),
+            token: self.conn.token(),
+            request: self.wake_id,
+        }))
     }
 }

@@ -6,14 +6,26 @@
 //! serving thread sees when it tries to park the connection — so no readiness is ever lost and
 //! no `epoll_ctl` is needed per request. A connection's token is its slot index plus
 //! `FIRST_CONN`.
+//!
+//! Deferred requests (ABI 1.1): an `Idle` connection may hold a parked request (`Conn::parked`),
+//! which waits both on epoll (its client) and on its wakers. A wake ([`Slots::wake`], any thread)
+//! moves it from its slot to the ready queue and raises the eventfd, whose event a serving
+//! thread answers by taking one ready connection ([`Slots::pop_ready`]). A wake for a request
+//! that is running only marks its busy slot `woken`, which `park` sees — so a wake during `next`
+//! is never lost. Wakes name a request by a number given out when its first waker is made
+//! (`request_id`), so a wake that comes after the request ended finds no match and does nothing.
+//! The coordinator cancels parked requests the same way (`--timeout`, the end of a drain): it
+//! marks them and queues them, and a serving thread calls the app's `close`.
 
+use std::collections::VecDeque;
 use std::os::fd::AsFd;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::conn::Conn;
 use super::Shared;
-use crate::sys::epoll::Epoll;
+use crate::app::call::Cancel;
+use crate::sys::epoll::{Epoll, Waker};
 
 /// A source's identity on the epoll instance (the event's data).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,12 +47,28 @@ pub(crate) const FIRST_CONN: usize = 2;
 enum Slot {
     Free,
     Idle(Box<Conn>),
-    Busy { pending: bool },
+    /// A thread owns the connection (or it waits in the ready queue). `pending`: input arrived
+    /// meanwhile; `woken`: a waker of its request `request` (0: none made) was woken meanwhile.
+    Busy {
+        pending: bool,
+        woken: bool,
+        request: u64,
+    },
 }
 
-/// Every connection's slot, indexed by `token - FIRST_CONN`.
+const BUSY: Slot = Slot::Busy {
+    pending: false,
+    woken: false,
+    request: 0,
+};
+
+/// Every connection's slot, indexed by `token - FIRST_CONN`, and the deferred requests ready to
+/// run again.
 pub(crate) struct Slots {
     inner: Mutex<SlotTable>,
+    /// Raised when a connection is queued ready (and to stop the threads): registered with the
+    /// serving threads' epoll instance under the `WAKER` token.
+    waker: Waker,
 }
 
 #[derive(Default)]
@@ -49,12 +77,147 @@ struct SlotTable {
     free: Vec<usize>,
     /// Slots that are not free: the connections still open.
     open: usize,
+    /// Connections whose parked request was woken or cancelled, for the next free thread.
+    ready: VecDeque<Box<Conn>>,
+    /// Parked requests (in `Idle` slots or in `ready`).
+    parked: usize,
+    /// The last request number `request_id` gave out.
+    last_request: u64,
 }
 
 impl Slots {
-    pub(crate) fn new() -> Slots {
+    pub(crate) fn new(waker: Waker) -> Slots {
         Slots {
             inner: Mutex::default(),
+            waker,
+        }
+    }
+
+    /// The eventfd the serving threads wait on besides their sockets.
+    pub(crate) fn waker(&self) -> &Waker {
+        &self.waker
+    }
+
+    /// Wake one thread waiting in `epoll_wait` (the waker is edge-triggered).
+    pub(crate) fn wake_a_thread(&self) {
+        if let Err(e) = self.waker.wake() {
+            // Threads still look at the ready queue and the stop flag within SWEEP_EVERY.
+            log::warn!("cannot wake the serving threads: {e}");
+        }
+    }
+
+    /// The number wakes of the running request on `token` name it by (given out on first use).
+    pub(crate) fn request_id(&self, token: Token) -> u64 {
+        let mut table = self.lock();
+        let SlotTable {
+            slots,
+            last_request,
+            ..
+        } = &mut *table;
+        match slots.get_mut(token.0 - FIRST_CONN) {
+            Some(Slot::Busy { request, .. }) => {
+                if *request == 0 {
+                    *last_request += 1;
+                    *request = *last_request;
+                }
+                *request
+            }
+            _ => 0,
+        }
+    }
+
+    /// The running request on `token` ended: wakes naming it do nothing from now on.
+    pub(crate) fn end_request(&self, token: Token) {
+        if let Some(Slot::Busy { request, woken, .. }) =
+            self.lock().slots.get_mut(token.0 - FIRST_CONN)
+        {
+            *request = 0;
+            *woken = false;
+        }
+    }
+
+    /// A waker of request `request` on `token` was woken (any thread): queue it if it is parked,
+    /// note it if it runs, ignore it if it ended.
+    pub(crate) fn wake(&self, token: Token, request: u64) {
+        let mut table = self.lock();
+        let Some(slot) = table.slots.get_mut(token.0 - FIRST_CONN) else {
+            return;
+        };
+        match slot {
+            Slot::Idle(conn) if conn.parked_request() == Some(request) => {
+                let Slot::Idle(mut conn) = std::mem::replace(
+                    slot,
+                    Slot::Busy {
+                        pending: false,
+                        woken: false,
+                        request,
+                    },
+                ) else {
+                    unreachable!("matched Idle above")
+                };
+                conn.mark_woken();
+                table.ready.push_back(conn);
+                drop(table);
+                self.wake_a_thread();
+            }
+            Slot::Busy {
+                woken,
+                request: running,
+                ..
+            } if *running == request => *woken = true,
+            _ => {}
+        }
+    }
+
+    /// The next connection whose parked request is ready to run again; if more wait, another
+    /// thread is woken for them.
+    pub(crate) fn pop_ready(&self) -> Option<Box<Conn>> {
+        let mut table = self.lock();
+        let conn = table.ready.pop_front()?;
+        let more = !table.ready.is_empty();
+        drop(table);
+        if more {
+            self.wake_a_thread();
+        }
+        Some(conn)
+    }
+
+    /// Queue every parked request for `cancel` whose connection's deadline is before `by`
+    /// (every one, with `None`).
+    pub(crate) fn cancel_parked(&self, cancel: Cancel, by: Option<Instant>) {
+        let mut table = self.lock();
+        let SlotTable { slots, ready, .. } = &mut *table;
+        let mut queued = false;
+        for slot in slots.iter_mut() {
+            let due = matches!(slot, Slot::Idle(conn)
+                if conn.parked_request().is_some() && by.is_none_or(|by| conn.deadline() <= by));
+            if due {
+                let Slot::Idle(mut conn) = std::mem::replace(slot, BUSY) else {
+                    unreachable!("matched Idle above")
+                };
+                conn.cancel_parked(cancel);
+                ready.push_back(conn);
+                queued = true;
+            }
+        }
+        drop(table);
+        if queued {
+            self.wake_a_thread();
+        }
+    }
+
+    /// Parked requests (waiting or queued), for the drain.
+    pub(crate) fn parked(&self) -> usize {
+        self.lock().parked
+    }
+
+    /// A request parks (`true`) or ends after having parked (`false`).
+    pub(crate) fn count_parked(&self, parked: bool) {
+        let mut table = self.lock();
+        if parked {
+            table.parked += 1;
+        } else {
+            table.parked = table.parked.saturating_sub(1);
         }
     }
 
@@ -74,13 +237,24 @@ impl Slots {
         let mut table = self.lock();
         let index = conn.token().0 - FIRST_CONN;
         match &mut table.slots[index] {
-            Slot::Busy { pending } if *pending => {
+            Slot::Busy { pending, .. } if *pending => {
                 *pending = false;
                 conn.mark_readable();
                 Some(conn)
             }
+            Slot::Busy { woken, .. } if *woken && conn.parked_request().is_some() => {
+                *woken = false;
+                conn.mark_woken();
+                Some(conn)
+            }
             slot => {
-                conn.set_parked_deadline(shared.coarse_now(), &shared.config, shared.draining());
+                if conn.parked_request().is_none() {
+                    conn.set_parked_deadline(
+                        shared.coarse_now(),
+                        &shared.config,
+                        shared.draining(),
+                    );
+                }
                 if !conn.is_registered() {
                     // Edge-triggered registration reports input that is already there, so
                     // nothing that arrived before this point is missed.
@@ -122,7 +296,7 @@ impl Slots {
                 table.slots.len() - 1
             }
         };
-        table.slots[index] = Slot::Busy { pending: false };
+        table.slots[index] = BUSY;
         table.open += 1;
         Token(index + FIRST_CONN)
     }
@@ -132,10 +306,23 @@ impl Slots {
         let mut table = self.lock();
         let index = token.0.checked_sub(FIRST_CONN)?;
         let slot = table.slots.get_mut(index)?;
-        match std::mem::replace(slot, Slot::Busy { pending: false }) {
-            Slot::Idle(conn) => Some(conn),
-            Slot::Busy { .. } => {
-                *slot = Slot::Busy { pending: true };
+        match std::mem::replace(slot, BUSY) {
+            Slot::Idle(conn) => {
+                if let Some(request) = conn.parked_request() {
+                    *slot = Slot::Busy {
+                        pending: false,
+                        woken: false,
+                        request,
+                    };
+                }
+                Some(conn)
+            }
+            Slot::Busy { woken, request, .. } => {
+                *slot = Slot::Busy {
+                    pending: true,
+                    woken,
+                    request,
+                };
                 None
             }
             Slot::Free => {
@@ -163,19 +350,23 @@ impl Slots {
                     log::debug!("{}: cannot pass the event on: {e}", conn.peer());
                 }
             }
-            Slot::Busy { pending } => *pending = true,
+            Slot::Busy { pending, .. } => *pending = true,
             Slot::Free => {}
         }
     }
 
-    /// Parked connections past their deadline, removed from the table.
+    /// Parked connections past their deadline, removed from the table (a connection with a
+    /// parked request is cancelled instead: `cancel_parked`).
     #[allow(clippy::vec_box)] // the boxes are the connections' own; they move on unchanged
     pub(crate) fn expired(&self, now: Instant) -> Vec<Box<Conn>> {
         let mut table = self.lock();
-        let SlotTable { slots, free, open } = &mut *table;
+        let SlotTable {
+            slots, free, open, ..
+        } = &mut *table;
         let mut gone = Vec::new();
         for (index, slot) in slots.iter_mut().enumerate() {
-            if matches!(slot, Slot::Idle(conn) if conn.deadline() <= now) {
+            if matches!(slot, Slot::Idle(conn) if conn.deadline() <= now && conn.parked_request().is_none())
+            {
                 if let Slot::Idle(conn) = std::mem::replace(slot, Slot::Free) {
                     gone.push(conn);
                     free.push(index);
@@ -192,7 +383,9 @@ impl Slots {
     pub(crate) fn release_idle_buffers(&self, idle_since: Instant, keep_alive: Duration) {
         for slot in self.lock().slots.iter_mut() {
             if let Slot::Idle(conn) = slot {
-                conn.release_buffer_if_idle(idle_since, keep_alive);
+                if conn.parked_request().is_none() {
+                    conn.release_buffer_if_idle(idle_since, keep_alive);
+                }
             }
         }
     }
@@ -200,8 +393,11 @@ impl Slots {
     /// While draining, a parked connection waits at most `limit` more for its next request.
     pub(crate) fn shorten_deadlines(&self, limit: Instant) {
         for slot in self.lock().slots.iter_mut() {
+            // A parked request has until the graceful timeout, when it is cancelled.
             if let Slot::Idle(conn) = slot {
-                conn.shorten_deadline(limit);
+                if conn.parked_request().is_none() {
+                    conn.shorten_deadline(limit);
+                }
             }
         }
     }

@@ -221,6 +221,13 @@ impl Master {
             generation.to_string().into(),
         ];
         args.extend(tuning.to_args(max_requests).into_iter().map(Into::into));
+        // The app's own arguments, one `--app-arg=WORD` each (the `=` keeps a WORD that starts
+        // with `-` a value); every generation gets them, hot swaps included.
+        for word in &self.args.app_args {
+            let mut arg = OsString::from("--app-arg=");
+            arg.push(word);
+            args.push(arg);
+        }
         if multiprocess {
             args.push("--multiprocess".into());
         }

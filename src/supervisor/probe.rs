@@ -5,6 +5,7 @@
 //! error line and exits with [`exit::FAILURE`]; the parent then adds nothing. The parent speaks
 //! only for a child that could not say why itself (killed by a signal, or any other status).
 
+use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
@@ -73,11 +74,12 @@ impl fmt::Display for CheckError {
 }
 
 /// The parent side: run the probe in a child and judge how it ended.
-pub(crate) fn check(spec: &str) -> Result<(), CheckError> {
+pub(crate) fn check(spec: &str, app_args: &[OsString]) -> Result<(), CheckError> {
     let exe = std::env::current_exe().map_err(CheckError::NoExecutable)?;
     let status = Command::new(exe)
         .arg("__probe")
         .arg(spec)
+        .args(app_args)
         .stdin(Stdio::null())
         .status()
         .map_err(CheckError::CannotStart)?;
@@ -100,9 +102,9 @@ pub(crate) fn check(spec: &str) -> Result<(), CheckError> {
 }
 
 /// The child side: load, probe, report on stdout. An error is returned for `main` to print.
-pub(crate) fn probe(spec: &str) -> Result<(), Error> {
+pub(crate) fn probe(spec: &str, app_args: &[OsString]) -> Result<(), Error> {
     let target = AppTarget::parse(spec).map_err(LoadError::from)?;
-    let app = LoadedApp::load(&target)?;
+    let app = LoadedApp::load(&target, app_args)?;
     println!("library: {}", app.path().display());
     println!("app:     {} {}", app.name(), app.version());
     let (major, minor) = app.abi_version();

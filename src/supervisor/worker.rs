@@ -57,7 +57,7 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
         return 1;
     }
 
-    let app = match LoadedApp::load_path(&args.lib, &args.symbol) {
+    let app = match LoadedApp::load_path(&args.lib, &args.symbol, &args.app_args) {
         Ok(app) => app,
         Err(e) => {
             report.send_or_log(&WorkerMessage::Error(e.to_string()));

@@ -1,0 +1,163 @@
+//! Deferred requests (ABI 1.1): a request whose body's `next` answered `WS_PENDING` waits in its
+//! connection, holding no thread, until its app wakes it, its client sends the body bytes it is
+//! waiting for, or the server gives up on it.
+//!
+//! ```text
+//!   serve_one ──next: WS_PENDING──▶ park: state into Conn::parked, slot Idle (epoll + wakers)
+//!        ▲                              │ waker_wake (any thread) → ready queue + eventfd
+//!        │                              │ readable: body bytes (try_read pended) or hang-up
+//!        │                              │ --timeout / end of drain (coordinator) → cancel
+//!        └──── resume (any serving thread): next again, or close ◀──┘
+//! ```
+//! Parking moves what the request owns off the thread: the environ (the app holds pointers into
+//! it, and `io` is its `ws_request`'s address), the response's state and buffers, the body
+//! decoder. Only a request that parks allocates for this; the blocking path is unchanged.
+//! While parked, input is read only up to [`PARKED_INPUT_LIMIT`] (back-pressure on an uploader
+//! the app does not read yet); a client that closes is reported to the app as `close`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::conn::Conn;
+use super::serve::{self, log_access, After, ConnTransport, ThreadScratch};
+use super::slots::{Slots, Token};
+use super::Shared;
+use crate::app::call::{self, Cancel, Parked, Progress};
+use crate::app::environ::Environ;
+use crate::app::waker::Wake;
+use crate::http::body::BodyDecoder;
+
+/// Input a parked request's connection buffers before the server stops reading from its socket.
+pub(super) const PARKED_INPUT_LIMIT: usize = 64 * 1024;
+
+/// Everything a parked request owns, kept in its connection.
+pub(crate) struct ParkedRequest {
+    /// `None` only while a thread runs it.
+    pub(super) call: Option<Parked>,
+    pub(super) environ: Environ,
+    pub(super) decoder: BodyDecoder,
+    pub(super) expect_continue: bool,
+    pub(super) continue_sent: bool,
+    pub(super) version_minor: u8,
+    /// When it started, if the access log wants its duration.
+    pub(super) started: Option<Instant>,
+    /// The number its wakers name it by (0: it made none).
+    pub(crate) wake_id: u64,
+    /// A waker was woken since it parked.
+    pub(crate) woken: bool,
+    /// Its last `try_read` pended: body bytes make `next` due.
+    pub(super) wants_input: bool,
+    /// The server gives up on it: `close` without another `next`.
+    pub(crate) cancel: Option<Cancel>,
+}
+
+/// The server's side of one app waker: wakes go to the slot table, which queues the request if
+/// it is parked (see `slots.rs`).
+pub(super) struct RequestWaker {
+    pub(super) slots: Arc<Slots>,
+    pub(super) token: Token,
+    pub(super) request: u64,
+}
+
+impl Wake for RequestWaker {
+    fn wake(&self) {
+        self.slots.wake(self.token, self.request);
+    }
+}
+
+/// Keep `parked` in `conn` until its app makes progress; `deadline` is its `--timeout`.
+pub(super) fn park(conn: &mut Conn, parked: ParkedRequest, deadline: Instant, slots: &Slots) {
+    conn.parked = Some(Box::new(parked));
+    conn.set_deadline(deadline);
+    slots.count_parked(true);
+}
+
+/// A connection with a parked request was handed to this thread (woken, readable, cancelled):
+/// run the request's `next` again if it is due, or its `close` if cancelled or its client left;
+/// then serve what follows on the connection.
+pub(super) fn resume(
+    conn: &mut Conn,
+    shared: &Shared,
+    slots: &Arc<Slots>,
+    scratch: &mut ThreadScratch,
+) -> After {
+    let Some(mut parked) = conn.parked.take() else {
+        return serve::serve(conn, shared, slots, scratch);
+    };
+    let before = conn.input().len();
+    if parked.cancel.is_none() && !conn.poll_input(PARKED_INPUT_LIMIT) {
+        log::debug!("{}: client left while its request was parked", conn.peer());
+        parked.cancel = Some(Cancel::ClientGone);
+    }
+    let input_arrived = conn.input().len() > before;
+    let due = parked.cancel.is_some() || parked.woken || (parked.wants_input && input_arrived);
+    if !due {
+        conn.parked = Some(parked);
+        return After::Park;
+    }
+    parked.woken = false;
+    parked.wants_input = false;
+    let Some(call) = parked.call.take() else {
+        log::error!("internal error: a parked request without its state; closing");
+        slots.count_parked(false);
+        return After::Close;
+    };
+    let thread = scratch.thread;
+    let buffers = &mut scratch.buffers;
+    let mut transport = ConnTransport {
+        conn,
+        decoder: parked.decoder.clone(),
+        expect_continue: parked.expect_continue,
+        continue_sent: parked.continue_sent,
+        timeout: shared.config.io_timeout,
+        date: &mut buffers.date,
+        wall: shared.coarse_wall(),
+        sink: &mut buffers.body_sink,
+        slots,
+        wake_id: parked.wake_id,
+        wants_input: false,
+    };
+    shared.mark_busy(thread, true);
+    let progress = {
+        let _serialised = shared.app_lock.as_ref().map(|lock| lock.lock());
+        call::resume(
+            &shared.app,
+            &parked.environ,
+            call,
+            &mut transport,
+            parked.cancel,
+        )
+    };
+    match progress {
+        Progress::Pending(call) => {
+            shared.mark_idle(thread);
+            parked.call = Some(call);
+            parked.decoder = transport.decoder;
+            parked.continue_sent = transport.continue_sent;
+            parked.wake_id = transport.wake_id;
+            parked.wants_input = transport.wants_input;
+            conn.parked = Some(parked);
+            After::Park
+        }
+        Progress::Done(outcome) => {
+            transport.end();
+            shared.mark_busy(thread, false);
+            slots.count_parked(false);
+            if let Some(started) = parked.started {
+                let peer = conn.peer().ip();
+                log_access(
+                    peer,
+                    &parked.environ,
+                    parked.version_minor,
+                    outcome,
+                    started,
+                );
+            }
+            if outcome.reusable {
+                serve::serve(conn, shared, slots, scratch)
+            } else {
+                After::Close
+            }
+        }
+    }
+}
