@@ -372,3 +372,147 @@ fn app_arguments_set_the_runtime_threads() {
         .run_to_exit();
     assert_load_error(&refused, &["--worker-threads needs a positive number"]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hot swap under load
+// ---------------------------------------------------------------------------------------------
+
+/// Load clients during the swaps.
+const SWAP_CLIENTS: usize = 6;
+/// Swaps A → B → A → B.
+const SWAPS: usize = 4;
+
+/// A second build of the axum library: the copy's `BUILD` marker ends in `letter` instead of `A`
+/// (same length, so nothing else in the file moves).
+fn axum_build(letter: u8) -> Vec<u8> {
+    let mut bytes = std::fs::read(sample_app("axum_app")).unwrap();
+    let marker = b"axum-app build A";
+    let mut found = 0;
+    let mut from = 0;
+    while let Some(pos) = bytes[from..]
+        .windows(marker.len())
+        .position(|w| w == marker)
+    {
+        let end = from + pos + marker.len();
+        bytes[end - 1] = letter;
+        found += 1;
+        from = end;
+    }
+    assert!(found > 0, "the BUILD marker is not in libaxum_app.so");
+    bytes
+}
+
+/// Keep-alive clients alternating a parked request (`/sleep`) and `/build`; they count the
+/// builds that answered and record every failure.
+struct SwapLoad {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    clients: Vec<thread::JoinHandle<(u64, Vec<String>, Vec<String>)>>,
+}
+
+impl SwapLoad {
+    fn start(addr: SocketAddr) -> SwapLoad {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let clients = (0..SWAP_CLIENTS)
+            .map(|client| {
+                let stop = stop.clone();
+                thread::spawn(move || {
+                    let (mut ok, mut builds, mut failures) = (0, Vec::new(), Vec::new());
+                    let mut conn: Option<Conn> = None;
+                    let mut i = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        i += 1;
+                        let target = if i % 2 == 0 { "/build" } else { "/sleep?ms=30" };
+                        let c = match conn.as_mut() {
+                            Some(c) => c,
+                            None => match Conn::try_connect(addr) {
+                                Ok(c) => conn.insert(c),
+                                Err(e) => {
+                                    failures.push(format!("client {client}: {e}"));
+                                    continue;
+                                }
+                            },
+                        };
+                        let request = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+                        match c.try_send(request).and_then(|()| c.try_read_response()) {
+                            Ok(resp) if resp.status == 200 => {
+                                ok += 1;
+                                if target == "/build" {
+                                    builds.push(resp.text());
+                                }
+                                if resp.header_has_token("connection", "close") {
+                                    conn = None;
+                                }
+                            }
+                            Ok(resp) => {
+                                failures.push(format!("client {client}: {target}: {resp:?}"));
+                                conn = None;
+                            }
+                            Err(e) => {
+                                failures.push(format!("client {client}: {target}: {e}"));
+                                conn = None;
+                            }
+                        }
+                    }
+                    (ok, builds, failures)
+                })
+            })
+            .collect();
+        SwapLoad { stop, clients }
+    }
+
+    /// Stops the clients: (successful requests, builds seen, failures).
+    fn finish(self) -> (u64, Vec<String>, Vec<String>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut all = (0, Vec::new(), Vec::new());
+        for client in self.clients {
+            let (ok, builds, failures) = client.join().expect("a load client panicked");
+            all.0 += ok;
+            all.1.extend(builds);
+            all.2.extend(failures);
+        }
+        all
+    }
+}
+
+#[test]
+fn hot_swaps_between_two_axum_builds_under_load_lose_no_request() {
+    use common::swap::{hup, install_bytes, wait_first_ready};
+    let builds = [axum_build(b'A'), axum_build(b'B')];
+    let dir = fresh_dir("axum-swap");
+    let live = dir.join("live.so");
+    install_bytes(&builds[0], &live);
+    let pid_file = dir.join("ws.pid");
+    let mut target = live.into_os_string();
+    target.push(":app");
+    let ws = server(target)
+        .args(["--threads", "2", "-w", "2", "--pid"])
+        .args([pid_file.as_os_str()])
+        .env("RUST_LOG", "info,access=warn")
+        .start();
+    wait_first_ready(&pid_file);
+    assert_eq!(ws.get("/build").text(), "axum-app build A");
+
+    let load = SwapLoad::start(ws.addr());
+    thread::sleep(Duration::from_millis(300));
+    for swap in 1..=SWAPS {
+        let (bytes, name) = if swap % 2 == 1 {
+            (&builds[1], "axum-app build B")
+        } else {
+            (&builds[0], "axum-app build A")
+        };
+        install_bytes(bytes, &dir.join("live.so"));
+        let (state, _, rest) = hup(&pid_file);
+        assert_eq!(state, "ready", "swap {swap} failed: {rest}");
+        assert_eq!(ws.get("/build").text(), name, "after swap {swap}");
+        thread::sleep(Duration::from_millis(300));
+    }
+    let (ok, seen, failures) = load.finish();
+    assert!(
+        failures.is_empty(),
+        "failed requests during swaps: {failures:#?}"
+    );
+    assert!(ok > 100, "too little load to prove anything: {ok} requests");
+    for name in ["axum-app build A", "axum-app build B"] {
+        assert!(seen.iter().any(|b| b == name), "the load never saw {name}");
+    }
+}

@@ -6,6 +6,8 @@
 //! the test failed.
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod swap;
+
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};

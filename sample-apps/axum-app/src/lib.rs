@@ -29,6 +29,10 @@ const MAX_SLEEP_MS: u64 = 60_000;
 /// Request bodies above this are refused with 413 (tower-http's limit layer).
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
+/// Names this build. `tests/axum.rs` makes a second build of the library by rewriting the last
+/// letter in a copy of the file, then hot-swaps between the two under load.
+pub const BUILD: &str = "axum-app build A";
+
 /// Shared state: one per process (each webserver worker process has its own).
 #[derive(Default)]
 struct AppState {
@@ -40,6 +44,7 @@ pub fn router() -> Router {
     let state = Arc::new(AppState::default());
     Router::new()
         .route("/", get(|| async { "Hello, world!\n" }))
+        .route("/build", get(|| async { BUILD }))
         .route("/hello/{name}", get(hello))
         .route("/json", post(echo_json))
         .route("/counter", get(counter).post(count))
