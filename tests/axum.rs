@@ -402,11 +402,14 @@ fn axum_build(letter: u8) -> Vec<u8> {
     bytes
 }
 
+/// What the load saw: (successful requests, builds that answered `/build`, failures).
+type Tally = (u64, Vec<String>, Vec<String>);
+
 /// Keep-alive clients alternating a parked request (`/sleep`) and `/build`; they count the
 /// builds that answered and record every failure.
 struct SwapLoad {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    clients: Vec<thread::JoinHandle<(u64, Vec<String>, Vec<String>)>>,
+    clients: Vec<thread::JoinHandle<Tally>>,
 }
 
 impl SwapLoad {
@@ -418,10 +421,10 @@ impl SwapLoad {
                 thread::spawn(move || {
                     let (mut ok, mut builds, mut failures) = (0, Vec::new(), Vec::new());
                     let mut conn: Option<Conn> = None;
-                    let mut i = 0u64;
+                    let mut ask_build = false;
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        i += 1;
-                        let target = if i % 2 == 0 { "/build" } else { "/sleep?ms=30" };
+                        ask_build = !ask_build;
+                        let target = if ask_build { "/build" } else { "/sleep?ms=30" };
                         let c = match conn.as_mut() {
                             Some(c) => c,
                             None => match Conn::try_connect(addr) {
@@ -461,7 +464,7 @@ impl SwapLoad {
     }
 
     /// Stops the clients: (successful requests, builds seen, failures).
-    fn finish(self) -> (u64, Vec<String>, Vec<String>) {
+    fn finish(self) -> Tally {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut all = (0, Vec::new(), Vec::new());
         for client in self.clients {
