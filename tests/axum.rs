@@ -353,7 +353,31 @@ fn timeout_answers_504_for_a_parked_request_and_cancels_it() {
     let resp = ws.get("/sleep?ms=20000");
     assert_eq!(resp.status, 504, "{resp:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
+    poll(
+        IO_TIMEOUT,
+        "the timed-out handler's future to be dropped",
+        || (ws.get("/stats").json()["sleeps_cancelled"] == 1).then_some(()),
+    );
     assert_eq!(ws.get("/sleep?ms=10").status, 200, "the app serves on");
+}
+
+#[test]
+fn a_client_that_leaves_cancels_its_parked_request() {
+    let ws = webserver().start();
+    let cancelled = || {
+        ws.get("/stats").json()["sleeps_cancelled"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(cancelled(), 0);
+    let mut conn = ws.connect();
+    conn.send("GET /sleep?ms=30000 HTTP/1.1\r\nHost: x\r\n\r\n");
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(cancelled(), 0, "the sleep is still parked");
+    drop(conn);
+    poll(IO_TIMEOUT, "the handler's future to be dropped", || {
+        (cancelled() == 1).then_some(())
+    });
 }
 
 #[test]

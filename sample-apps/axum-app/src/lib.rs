@@ -37,6 +37,8 @@ pub const BUILD: &str = "axum-app build A";
 #[derive(Default)]
 struct AppState {
     hits: AtomicU64,
+    /// `/sleep` requests dropped before their timer fired (the client left, a timeout).
+    sleeps_cancelled: AtomicU64,
 }
 
 /// The app. Every route is the same whichever server runs it.
@@ -49,6 +51,7 @@ pub fn router() -> Router {
         .route("/json", post(echo_json))
         .route("/counter", get(counter).post(count))
         .route("/sleep", get(sleep))
+        .route("/stats", get(stats))
         .route("/events", get(events))
         .route("/upload", post(upload))
         .route("/panic", get(panic))
@@ -110,11 +113,34 @@ struct SleepFor {
     ms: u64,
 }
 
-/// Awaits a timer: on webserver no serving thread waits meanwhile.
-async fn sleep(Query(q): Query<SleepFor>) -> String {
+/// Awaits a timer: on webserver no serving thread waits meanwhile. A request dropped before its
+/// timer fired (the server cancels it when the client leaves) is counted in `/stats`.
+async fn sleep(State(state): State<Arc<AppState>>, Query(q): Query<SleepFor>) -> String {
     let ms = q.ms.min(MAX_SLEEP_MS);
+    let guard = CountIfDropped(&state.sleeps_cancelled);
     tokio::time::sleep(Duration::from_millis(ms)).await;
+    std::mem::forget(guard);
     format!("slept {ms} ms\n")
+}
+
+/// Adds one to its counter when dropped (and not forgotten).
+struct CountIfDropped<'a>(&'a AtomicU64);
+
+impl Drop for CountIfDropped<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[derive(Serialize)]
+struct Stats {
+    sleeps_cancelled: u64,
+}
+
+async fn stats(State(state): State<Arc<AppState>>) -> Json<Stats> {
+    Json(Stats {
+        sleeps_cancelled: state.sleeps_cancelled.load(Ordering::SeqCst),
+    })
 }
 
 #[derive(Deserialize)]
