@@ -1,7 +1,7 @@
 /*
  * webserver_app.h — the normative C ABI between `webserver` and the apps it loads.
  *
- * ABI 1.1. This header is the specification; app-abi/src/lib.rs mirrors it and the layout test
+ * ABI 1.1. This header is the specification; app-abi/src/raw.rs mirrors it and the layout test
  * (app-abi/tests/layout.rs) compiles this file and compares every size, alignment and offset.
  *
  * An app is a shared library exporting one or more static `ws_app` descriptors. The server is
@@ -60,13 +60,14 @@
  *    to --graceful-timeout. In each of these cases it calls `close` (no further `next`) on a serving
  *    thread, and the app cancels its work there. If no byte of the response was sent yet, a
  *    request past --timeout is answered 504 (Gateway Timeout); the connection is then closed.
- *    A request still parked when --graceful-timeout runs out is closed the same way, before the
- *    app's `shutdown`.
+ *    A request still parked when --graceful-timeout runs out is closed the same way (503 Service
+ *    Unavailable if nothing was sent), before the app's `shutdown`.
  *  - Back-pressure: the server reads request-body bytes only as `read`/`try_read` ask (a bounded
  *    buffer), and writes each chunk before it calls `next` again (a write waits for the client at
  *    most --io-timeout), so a slow client slows the app's producer and a slow app never lets a
  *    fast uploader grow memory.
- *  - A 1.0 app never returns WS_PENDING and never sees a difference. An app that needs wakers
+ *  - A 1.0 app never returns WS_PENDING and never sees a difference (from a descriptor with minor
+ *    0, 2 stays an unknown code of `next`: the request fails as before). An app that needs wakers
  *    checks WS_HAS_FIELD(init->host, ws_host, waker_free) in `init` and refuses to load on a 1.0
  *    server (whose ws_host ends at `log`) with a message that says to upgrade the server.
  *

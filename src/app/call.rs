@@ -134,20 +134,28 @@ pub(crate) fn start(
 }
 
 /// Resume a parked request on this thread: call `next` again, or, if `cancel`, only `close`.
-/// `environ` is the one it started with.
+/// `environ` is the one it started with; `keep_alive` false withdraws keep-alive (a drain began
+/// while it was parked).
 pub(crate) fn resume(
     app: &LoadedApp,
     environ: &Environ,
     parked: Parked,
     transport: &mut dyn Transport,
     cancel: Option<Cancel>,
+    keep_alive: bool,
 ) -> Progress {
     let Parked {
         body,
         response,
         mut scratch,
     } = parked;
-    let encoder = Encoder::resume(shorten(transport), &mut scratch, response, app.name());
+    let encoder = Encoder::resume(
+        shorten(transport),
+        &mut scratch,
+        response,
+        app.name(),
+        keep_alive,
+    );
     let exchange = Exchange::new(encoder, app.name(), environ.io());
     let active = exchange.activate();
     let pulled = match (cancel, body.next) {

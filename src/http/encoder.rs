@@ -210,11 +210,14 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
 
     /// Continues a suspended response on `wire`, with the request's own `scratch`. The finished
     /// response is sent at once: the pipelined requests it was held for were answered meanwhile.
+    /// `keep_alive` false (the server began draining meanwhile) withdraws keep-alive if the
+    /// head is not out yet.
     pub(crate) fn resume(
         wire: &'a mut W,
         scratch: &'a mut Scratch,
         suspended: Suspended,
         app_name: &'a str,
+        keep_alive: bool,
     ) -> Self {
         Encoder {
             wire,
@@ -225,7 +228,7 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
             },
             app_name,
             state: suspended.state,
-            keep_alive: suspended.keep_alive,
+            keep_alive: suspended.keep_alive && keep_alive,
             length_hint: suspended.length_hint,
             status: suspended.status,
             body_sent: suspended.body_sent,

@@ -344,10 +344,15 @@ impl DateCache {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         if self.second != Some(second) {
-            let s = httpdate::fmt_http_date(now);
-            let n = s.len().min(self.buf.len());
-            if let (Some(dst), Some(src)) = (self.buf.get_mut(..n), s.as_bytes().get(..n)) {
-                dst.copy_from_slice(src);
+            // Formatted in place: a String here would be the hot path's one allocation a second.
+            let mut out = std::io::Cursor::new(&mut self.buf[..]);
+            if std::io::Write::write_fmt(
+                &mut out,
+                format_args!("{}", httpdate::HttpDate::from(now)),
+            )
+            .is_err()
+            {
+                log::error!("internal error: an HTTP date is longer than 29 bytes");
             }
             self.second = Some(second);
         }

@@ -126,6 +126,7 @@ pub(super) fn resume(
             call,
             &mut transport,
             parked.cancel,
+            !shared.draining(),
         )
     };
     match progress {

@@ -261,6 +261,11 @@ impl Slots {
                     let token = conn.token().event_data();
                     if let Err(e) = epoll.add(conn.stream_mut().as_fd(), token) {
                         log::warn!("{}: cannot watch the connection: {e}", conn.peer());
+                        if conn.parked_request().is_some() {
+                            // The app still owes its request a close: run it now, then close.
+                            conn.cancel_parked(Cancel::ClientGone);
+                            return Some(conn);
+                        }
                         *slot = Slot::Free;
                         table.free.push(index);
                         table.open -= 1;

@@ -174,7 +174,7 @@ impl ServerBuilder {
         self
     }
 
-    /// Adds app arguments (placed after the target: `webserver ... LIB:SYMBOL [APP_ARGS]...`).
+    /// Adds the app's own arguments (placed after the target: `webserver LIB:SYMBOL ARGS...`).
     pub fn app_args<I, S>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
