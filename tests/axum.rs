@@ -290,6 +290,79 @@ fn two_hundred_concurrent_sleeps_on_two_serving_threads_all_answer_together() {
     );
 }
 
+/// `VmRSS:` of /proc/PID/status, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmRSS: line")
+}
+
+/// A streamed download far larger than the memory it may cost while its client does not read.
+const UNREAD_DOWNLOAD_BYTES: usize = 96 << 20;
+/// What the worker may grow by while a peer is slow (socket buffers, a few chunks in flight).
+const RSS_GROWTH_LIMIT_KIB: u64 = 24 << 10;
+
+#[test]
+fn a_client_that_does_not_read_holds_the_producer_back() {
+    let ws = webserver().start();
+    let pid = worker_pid(&ws);
+    assert_eq!(ws.get("/bytes?n=100000").body.len(), 100_000);
+    let rss_before = rss_kib(pid);
+    let mut conn = ws.connect();
+    conn.send(format!(
+        "GET /bytes?n={UNREAD_DOWNLOAD_BYTES} HTTP/1.1\r\nHost: x\r\n\r\n"
+    ));
+    thread::sleep(Duration::from_secs(1));
+    let grown = rss_kib(pid).saturating_sub(rss_before);
+    assert!(
+        grown < RSS_GROWTH_LIMIT_KIB,
+        "the worker grew by {grown} KiB while a client left a {UNREAD_DOWNLOAD_BYTES}-byte body unread"
+    );
+    // Then everything arrives.
+    let head = conn.read_head();
+    assert_eq!(head.status, 200);
+    let mut received = 0;
+    while let Some(chunk) = conn.read_chunk() {
+        received += chunk.len();
+    }
+    assert_eq!(received, UNREAD_DOWNLOAD_BYTES);
+}
+
+/// An upload far larger than the memory it may cost while its handler does not read.
+const SLOW_UPLOAD_BYTES: usize = 48 << 20;
+
+#[test]
+fn a_handler_that_reads_slowly_holds_the_uploader_back() {
+    let ws = webserver().args(["--max-body", "100000000"]).start();
+    let pid = worker_pid(&ws);
+    let rss_before = rss_kib(pid);
+    let mut conn = ws.connect();
+    conn.send(format!(
+        "POST /upload?pause_ms=1500 HTTP/1.1\r\nHost: x\r\nContent-Length: {SLOW_UPLOAD_BYTES}\r\n\r\n"
+    ));
+    let mut writer = conn.stream.try_clone().unwrap();
+    let uploader = thread::spawn(move || {
+        use std::io::Write;
+        let piece = vec![b'u'; 1 << 20];
+        for _ in 0..SLOW_UPLOAD_BYTES / piece.len() {
+            writer.write_all(&piece).unwrap();
+        }
+    });
+    thread::sleep(Duration::from_secs(1));
+    let grown = rss_kib(pid).saturating_sub(rss_before);
+    assert!(
+        grown < RSS_GROWTH_LIMIT_KIB,
+        "the worker grew by {grown} KiB while its handler paused a {SLOW_UPLOAD_BYTES}-byte upload"
+    );
+    uploader.join().unwrap();
+    let resp = conn.read_response();
+    assert_eq!(resp.status, 200, "{resp:?}");
+    assert_eq!(resp.json()["bytes"], SLOW_UPLOAD_BYTES);
+}
+
 #[test]
 fn server_sent_events_arrive_one_by_one() {
     let ws = webserver().start();

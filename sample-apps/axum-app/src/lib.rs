@@ -26,6 +26,9 @@ const EVENT_INTERVAL: Duration = Duration::from_millis(100);
 const DEFAULT_EVENTS: u32 = 5;
 /// `/sleep` waits at most this long, whatever `?ms=` asks.
 const MAX_SLEEP_MS: u64 = 60_000;
+/// `/bytes` streams its body in chunks of this size.
+const BYTES_CHUNK: usize = 64 * 1024;
+
 /// Request bodies above this are refused with 413 (tower-http's limit layer).
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
@@ -54,6 +57,7 @@ pub fn router() -> Router {
         .route("/stats", get(stats))
         .route("/events", get(events))
         .route("/upload", post(upload))
+        .route("/bytes", get(bytes))
         .route("/panic", get(panic))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(SetResponseHeaderLayer::overriding(
@@ -172,8 +176,17 @@ struct Uploaded {
     fnv1a: String,
 }
 
+#[derive(Deserialize)]
+struct UploadPace {
+    /// Pause this long after the first chunk (a slow consumer).
+    pause_ms: Option<u64>,
+}
+
 /// Consumes the request body as a stream, chunk by chunk, never holding it whole.
-async fn upload(body: Body) -> Result<Json<Uploaded>, (StatusCode, String)> {
+async fn upload(
+    Query(pace): Query<UploadPace>,
+    body: Body,
+) -> Result<Json<Uploaded>, (StatusCode, String)> {
     const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut hash = FNV_OFFSET;
@@ -181,6 +194,11 @@ async fn upload(body: Body) -> Result<Json<Uploaded>, (StatusCode, String)> {
     let mut chunks = body.into_data_stream();
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk.map_err(|e| (StatusCode::BAD_REQUEST, format!("{e}\n")))?;
+        if bytes == 0 {
+            if let Some(ms) = pace.pause_ms {
+                tokio::time::sleep(Duration::from_millis(ms.min(MAX_SLEEP_MS))).await;
+            }
+        }
         bytes += chunk.len() as u64;
         for &b in chunk.iter() {
             hash = (hash ^ u64::from(b)).wrapping_mul(FNV_PRIME);
@@ -190,6 +208,21 @@ async fn upload(body: Body) -> Result<Json<Uploaded>, (StatusCode, String)> {
         bytes,
         fnv1a: format!("{hash:016x}"),
     }))
+}
+
+#[derive(Deserialize)]
+struct ByteCount {
+    n: usize,
+}
+
+/// `n` bytes of `x`, produced chunk by chunk as fast as the server takes them: a client that does
+/// not read must hold the producer back, not grow the server's memory.
+async fn bytes(Query(q): Query<ByteCount>) -> Body {
+    let chunks = (0..q.n).step_by(BYTES_CHUNK).map(move |at| {
+        let len = BYTES_CHUNK.min(q.n - at);
+        Ok::<_, Infallible>(vec![b'x'; len])
+    });
+    Body::from_stream(stream::iter(chunks))
 }
 
 async fn panic() -> &'static str {
