@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::app::target::AppTarget;
 use crate::http::scan::Limits;
 use crate::server::Config;
 
@@ -76,7 +77,8 @@ pub(crate) enum Command {
 #[derive(Args, Debug, Clone)]
 pub(crate) struct ServeArgs {
     /// The app to serve, as LIB:SYMBOL (split at the last ':').
-    #[arg(value_name = "LIB:SYMBOL", required = true)]
+    // Checked here: with APP_ARGS after it, a stray word would otherwise be taken for the app.
+    #[arg(value_name = "LIB:SYMBOL", required = true, value_parser = lib_symbol)]
     pub(crate) app: Option<String>,
 
     /// The app's own arguments: every word after LIB:SYMBOL reaches the app's init (and each
@@ -173,6 +175,13 @@ pub(crate) struct WorkerArgs {
     pub(crate) multiprocess: bool,
     #[command(flatten)]
     pub(crate) tuning: Tuning,
+}
+
+/// A `LIB:SYMBOL` argument, refused as a usage error when it has no `:` between two parts.
+fn lib_symbol(arg: &str) -> Result<String, String> {
+    AppTarget::parse(arg)
+        .map(|_| arg.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 impl Tuning {

@@ -131,3 +131,24 @@ fn no_app_arguments_is_an_empty_list() {
     assert_eq!(server.get("/args").text(), "");
     assert_eq!(server.get("/wait?ms=1").text(), "waited 1 ms\n");
 }
+
+/// `check` passes the app arguments to the probe's init, and waits on its own thread for a body
+/// that pends: c-timer's `GET /` waits the default delay its first argument sets.
+#[test]
+fn check_passes_app_arguments_and_waits_for_a_deferred_body() {
+    let probe = |args: &[&str]| {
+        let out = Command::new(common::webserver_exe())
+            .arg("check")
+            .arg("c_timer:app")
+            .args(args)
+            .current_dir(common::debug_dir())
+            .output()
+            .expect("run check");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{stdout}");
+        stdout
+    };
+    // "waited 100 ms\n" (the default) is 14 bytes, "waited 5 ms\n" 12.
+    assert!(probe(&[]).contains("GET / -> 200 (14 body bytes)"));
+    assert!(probe(&["5"]).contains("GET / -> 200 (12 body bytes)"));
+}

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::ops::Range;
 
 use std::ffi::c_void;
+use std::ptr::NonNull;
 
 use app_abi::raw::{
     WsBytes, WsHost, WsPair, WsRequest, WS_REQ_MULTIPROCESS, WS_REQ_MULTITHREAD, WS_REQ_RUN_ONCE,
@@ -52,7 +53,16 @@ pub(crate) struct Environ {
     arena: Vec<u8>,
     spans: Vec<(Range<usize>, Range<usize>)>,
     pairs: Vec<WsPair>,
-    request: Box<WsRequest>,
+    /// A leaked `Box`, freed in `Drop`: a raw pointer, so moving the environ (a request that
+    /// parks) never retags what the app's `ws_request` pointer and `io` point to.
+    request: NonNull<WsRequest>,
+}
+
+impl Drop for Environ {
+    fn drop(&mut self) {
+        // SAFETY: `request` came from Box::into_raw in `default` and is freed only here.
+        drop(unsafe { Box::from_raw(self.request.as_ptr()) });
+    }
 }
 
 impl Default for Environ {
@@ -61,7 +71,7 @@ impl Default for Environ {
             arena: Vec::new(),
             spans: Vec::new(),
             pairs: Vec::new(),
-            request: Box::new(WsRequest {
+            request: NonNull::from(Box::leak(Box::new(WsRequest {
                 size: std::mem::size_of::<WsRequest>() as u32,
                 flags: 0,
                 environ: std::ptr::null(),
@@ -69,7 +79,7 @@ impl Default for Environ {
                 io: std::ptr::null_mut(),
                 host: std::ptr::null(),
                 log_ctx: std::ptr::null(),
-            }),
+            }))),
         }
     }
 }
@@ -214,7 +224,7 @@ impl Environ {
         host: &'static WsHost,
         log_ctx: *const c_void,
     ) -> &WsRequest {
-        *self.request = WsRequest {
+        let request = WsRequest {
             size: std::mem::size_of::<WsRequest>() as u32,
             flags,
             environ: self.pairs.as_ptr(),
@@ -223,12 +233,17 @@ impl Environ {
             host,
             log_ctx,
         };
-        &self.request
+        // SAFETY: `self.request` is this environ's own live allocation; `&mut self` means no
+        // request built from it is in progress (a parked request owns its environ).
+        unsafe {
+            self.request.as_ptr().write(request);
+            self.request.as_ref()
+        }
     }
 
     /// The `io` of the request `request` made last.
     pub(crate) fn io(&self) -> *mut c_void {
-        &*self.request as *const WsRequest as *mut c_void
+        self.request.as_ptr() as *mut c_void
     }
 
     /// The method, path and query of the request last built.

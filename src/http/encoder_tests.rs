@@ -604,3 +604,80 @@ fn interim_responses_only_before_the_final_head() {
     encoder.end();
     assert!(!encoder.may_send_interim());
 }
+
+fn context(defer_flush: bool) -> ResponseContext {
+    ResponseContext {
+        is_head: false,
+        version_minor: 1,
+        keep_alive: true,
+        defer_flush,
+    }
+}
+
+/// A response suspended with its head set but not sent resumes on another wire with its fields,
+/// and what was held (earlier pipelined responses) left when it was suspended.
+#[test]
+fn a_suspended_response_keeps_its_head_and_flushes_what_was_held() {
+    let (mut first, mut second) = (MemoryWire::default(), MemoryWire::default());
+    let mut scratch = Scratch::default();
+    scratch.hold_error(404, DATE);
+    let mut encoder = Encoder::new(&mut first, &mut scratch, context(true), "t");
+    encoder
+        .start_response(200, b"", TEXT.iter().copied(), false)
+        .unwrap();
+    let suspended = encoder.suspend();
+    assert_eq!(
+        first.writes.len(),
+        1,
+        "the held 404 leaves when the request parks"
+    );
+    let mut encoder = Encoder::resume(&mut second, &mut scratch, suspended, "t", true);
+    assert!(encoder.chunk(b"late"));
+    encoder.end();
+    let outcome = encoder.finish();
+    assert_eq!((outcome.status, outcome.reusable), (200, true));
+    let sent = String::from_utf8(second.writes.concat()).unwrap();
+    assert!(sent.starts_with("HTTP/1.1 200 OK\r\n"), "{sent}");
+    assert!(sent.contains("Content-Type: text/plain\r\n"), "{sent}");
+    assert!(sent.ends_with("4\r\nlate\r\n0\r\n\r\n"), "{sent}");
+}
+
+/// Giving up: the status if nothing was sent, else a broken body; never keep-alive. Resuming
+/// while draining withdraws keep-alive.
+#[test]
+fn giving_up_on_a_deferred_response() {
+    for (head_sent, keep_alive_resume) in [(false, true), (true, true), (false, false)] {
+        let mut wire = MemoryWire::default();
+        let mut scratch = Scratch::default();
+        let mut encoder = Encoder::new(&mut wire, &mut scratch, context(false), "t");
+        encoder
+            .start_response(200, b"", TEXT.iter().copied(), false)
+            .unwrap();
+        if head_sent {
+            assert!(encoder.chunk(b"part"));
+            assert!(encoder.before_next(false));
+        }
+        let suspended = encoder.suspend();
+        let mut encoder =
+            Encoder::resume(&mut wire, &mut scratch, suspended, "t", keep_alive_resume);
+        if keep_alive_resume {
+            encoder.give_up(504);
+        } else {
+            encoder.end();
+        }
+        let outcome = encoder.finish();
+        let sent = String::from_utf8(wire.writes.concat()).unwrap();
+        assert!(!outcome.reusable, "{sent}");
+        match (head_sent, keep_alive_resume) {
+            (false, true) => {
+                assert_eq!(outcome.status, 504);
+                assert!(sent.starts_with("HTTP/1.1 504 "), "{sent}");
+            }
+            (true, _) => assert!(
+                !sent.ends_with("0\r\n\r\n"),
+                "a cut body must not end: {sent}"
+            ),
+            (false, false) => assert!(sent.contains("Connection: close\r\n"), "{sent}"),
+        }
+    }
+}

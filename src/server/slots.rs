@@ -243,9 +243,14 @@ impl Slots {
                 Some(conn)
             }
             Slot::Busy { woken, .. } if *woken && conn.parked_request().is_some() => {
+                // Woken while its `next` ran: due again, but behind what already waits (an app
+                // that wakes itself from `next` to yield must not starve other connections).
                 *woken = false;
                 conn.mark_woken();
-                Some(conn)
+                table.ready.push_back(conn);
+                drop(table);
+                self.wake_a_thread();
+                None
             }
             slot => {
                 if conn.parked_request().is_none() {

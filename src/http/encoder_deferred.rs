@@ -1,0 +1,84 @@
+//! The encoder across a deferred body (ABI 1.1 `WS_PENDING`): suspending a response while its
+//! request is parked off any thread, resuming it on another, and giving up on it (`--timeout`,
+//! the end of a drain, a client that left).
+
+use super::{Encoder, ResponseContext, Scratch, State, Wire};
+
+/// An encoder between two calls of a deferred body's `next` (ABI 1.1 `WS_PENDING`): everything
+/// but the borrows, so the request can wait off any thread and resume on another. Its output was
+/// flushed when it was suspended; `Scratch::fields` (the head not sent yet) travels with the
+/// request's own `Scratch`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Suspended {
+    context: ResponseContext,
+    state: State,
+    keep_alive: bool,
+    length_hint: Option<u64>,
+    status: u16,
+    body_sent: u64,
+}
+
+impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
+    /// Continues a suspended response on `wire`, with the request's own `scratch`. The finished
+    /// response is sent at once: the pipelined requests it was held for were answered meanwhile.
+    /// `keep_alive` false (the server began draining meanwhile) withdraws keep-alive if the
+    /// head is not out yet.
+    pub(crate) fn resume(
+        wire: &'a mut W,
+        scratch: &'a mut Scratch,
+        suspended: Suspended,
+        app_name: &'a str,
+        keep_alive: bool,
+    ) -> Self {
+        Encoder {
+            wire,
+            scratch,
+            context: ResponseContext {
+                defer_flush: false,
+                ..suspended.context
+            },
+            app_name,
+            state: suspended.state,
+            keep_alive: suspended.keep_alive && keep_alive,
+            length_hint: suspended.length_hint,
+            status: suspended.status,
+            body_sent: suspended.body_sent,
+            base: 0,
+        }
+    }
+
+    /// The app's `next` pended: send everything buffered (held pipelined responses too — the
+    /// client must not wait for them while the app works) and keep the rest for `resume`.
+    pub(crate) fn suspend(mut self) -> Suspended {
+        self.flush();
+        Suspended {
+            context: self.context,
+            state: self.state,
+            keep_alive: self.keep_alive,
+            length_hint: self.length_hint,
+            status: self.status,
+            body_sent: self.body_sent,
+        }
+    }
+
+    /// The server gives up on a deferred request (504 past `--timeout`, 503 when a stop's
+    /// graceful timeout ran out): `status` if nothing was sent, else the connection closes
+    /// mid-body. Either way the connection closes afterwards.
+    pub(crate) fn give_up(&mut self, status: u16) {
+        self.keep_alive = false;
+        match self.state {
+            State::Head(_) => {
+                self.send_error(status);
+            }
+            State::ClientGone => {}
+            State::Body(_) | State::Done | State::Broken => self.state = State::Broken,
+        }
+    }
+
+    /// The client left while the request was parked: nothing more goes out.
+    pub(crate) fn client_gone(&mut self) {
+        self.scratch.out.clear();
+        self.base = 0;
+        self.state = State::ClientGone;
+    }
+}
