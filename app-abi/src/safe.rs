@@ -20,9 +20,13 @@
 //! Every `extern "C"` entry point the macro exports (`init`, `call`, the body's `next` and `close`,
 //! `shutdown`) runs inside one panic boundary (`ffi::boundary`, after rustls-ffi's
 //! `ffi_panic_boundary`): a panic never unwinds into the server, it becomes an error code and a log
-//! line. All raw-pointer code of this layer lives in `ffi.rs`, `request.rs` and `log.rs`, each
+//! line. All raw-pointer code of this layer lives in `ffi.rs`, `request.rs`, `log.rs` and
+//! `deferred.rs` (ABI 1.1: wakers, `try_read`, bodies that answer later), each
 //! `unsafe` block with its `// SAFETY:` argument.
 
+mod deferred;
+#[cfg(test)]
+mod deferred_tests;
 mod error;
 mod ffi;
 mod log;
@@ -31,10 +35,11 @@ mod response;
 #[cfg(test)]
 mod tests;
 
+pub use deferred::{BodyIo, DeferredBody, Next, TryRead, Waker};
 pub use error::AbiError;
 #[doc(hidden)]
 pub use ffi::__private;
-pub use log::{InitContext, LogLevel, Logger};
+pub use log::{InitContext, LogLevel, Logger, NEEDS_ABI_1_1};
 pub use request::{BodyReader, HeaderIter, Request, Vars};
 pub use response::{Body, BodyKind, Response};
 

@@ -241,8 +241,10 @@ fn call_and_pull(
     let hint = (body.length_hint != WS_LENGTH_UNKNOWN).then_some(body.length_hint);
     exchange.drive(|encoder| encoder.set_length_hint(hint));
     let pulled = match body.next {
-        // HEAD: the framing headers are those of GET, but no chunk is ever pulled.
-        Some(_) if facts.is_head => {
+        // HEAD: the framing headers are those of GET, but no chunk is pulled — unless the app
+        // starts its response from `next` (PEP 3333 allows it; an ABI 1.1 deferred body must):
+        // then it is pulled like GET's, its chunks dropped by the body-less framing.
+        Some(_) if facts.is_head && exchange.drive(|encoder| encoder.head_is_set()) => {
             exchange.drive(|encoder| encoder.end_unpulled());
             Pulled::Ended
         }

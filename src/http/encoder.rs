@@ -202,6 +202,11 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
         self.wire
     }
 
+    /// Whether the app's `start_response` has been taken (or an error response replaced it).
+    pub(crate) fn head_is_set(&self) -> bool {
+        !matches!(self.state, State::Head(Pending::Unset))
+    }
+
     #[cfg(test)]
     pub(crate) fn state(&self) -> State {
         self.state

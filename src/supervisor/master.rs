@@ -28,10 +28,13 @@ use crate::app::loader::LoadError;
 use crate::app::target::AppTarget;
 use crate::cli::ServeArgs;
 use crate::server;
-use crate::sys::process::{dup_at_or_above, kill, reap_any, wait_readable};
+use crate::sys::process::{dup_at_or_above, kill, reap_any, wait_readable, Signal};
 
 /// The longest the master sleeps between looks at its signals, children and the watched file.
 const TICK: Duration = Duration::from_millis(50);
+/// How long the workers of a first generation that failed to boot may take to exit before the
+/// master kills them and exits itself.
+const BOOT_FAILURE_WAIT: Duration = Duration::from_secs(2);
 
 /// Why the master could not start serving.
 #[derive(Debug)]
@@ -151,7 +154,31 @@ impl Master {
             // Summaries of repeated log lines whose window is over (crate::log_limit).
             log::logger().flush();
             if let Some(outcome) = self.outcome.take() {
+                if outcome.is_err() {
+                    // The workers of the failed first generation were told to exit: let them,
+                    // so none writes to the terminal after the master's one error line.
+                    self.wait_for_workers_to_exit();
+                }
                 return outcome.map_err(MasterError::Boot);
+            }
+            self.wait_for_input();
+        }
+    }
+
+    /// Reaps workers until none is left, killing those still there after `BOOT_FAILURE_WAIT`.
+    fn wait_for_workers_to_exit(&mut self) {
+        let deadline = Instant::now() + BOOT_FAILURE_WAIT;
+        while !self.workers.is_empty() {
+            self.reap();
+            if Instant::now() >= deadline {
+                for worker in &self.workers {
+                    if let Err(e) = kill(worker.pid, Signal::Kill) {
+                        log::debug!("cannot kill worker {}: {e}", worker.pid);
+                    }
+                }
+                std::thread::sleep(TICK);
+                self.reap();
+                return;
             }
             self.wait_for_input();
         }

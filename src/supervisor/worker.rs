@@ -245,8 +245,8 @@ fn start_heartbeat(report: &Arc<Reporter>, interval: Duration) -> std::io::Resul
         .name("heartbeat".into())
         .spawn(move || loop {
             if let Err(e) = report.send(&WorkerMessage::Alive) {
-                // The master is gone; its death signal ends this process.
-                log::warn!("cannot tell the master this worker is alive ({e}); heartbeats stop");
+                // The master is gone (its death signal ends this process) or exiting.
+                log::debug!("cannot tell the master this worker is alive ({e}); heartbeats stop");
                 return;
             }
             std::thread::sleep(interval);

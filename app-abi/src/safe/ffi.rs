@@ -8,13 +8,14 @@
 //!   dropped by `close` (which runs the body's `on_close` hooks). A chunk handed out by `next`
 //!   points into that box (or into static memory) and stays valid until the next `next`/`close`.
 
+use super::deferred::{BodyIo, Next};
 use super::log::{InitContext, Logger};
 use super::request::Request;
 use super::response::{Body, BodyKind};
 use super::App;
 use crate::raw::{
-    WsApp, WsBody, WsBytes, WsInit, WsRequest, WS_ABI_MAJOR, WS_ABI_MINOR, WS_APP_MAGIC,
-    WS_ERR_APP, WS_ERR_INVALID, WS_ERR_STATE, WS_OK,
+    WsApp, WsBody, WsBytes, WsHost, WsInit, WsRequest, WS_ABI_MAJOR, WS_ABI_MINOR, WS_APP_MAGIC,
+    WS_ERR_APP, WS_ERR_INVALID, WS_ERR_STATE, WS_OK, WS_PENDING,
 };
 use core::ffi::{c_char, c_void};
 use std::any::Any;
@@ -98,6 +99,10 @@ struct BodyState {
     current: Vec<u8>,
     phase: Phase,
     logger: Logger,
+    /// The request's vtable and io handle, for a `Deferred` body's host calls during `next`
+    /// (valid until `close`, per the header).
+    host: *const WsHost,
+    io: *mut c_void,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -122,6 +127,37 @@ impl BodyState {
             BodyKind::Empty => &[],
             BodyKind::Static(b) => b,
             BodyKind::Bytes(b) => b,
+            BodyKind::Deferred(body) => {
+                // SAFETY: `host` is null or the request's vtable, valid (process-lifetime) until
+                // `close`, which has not run (we are in `next`).
+                let Some(host) = (unsafe { self.host.as_ref() }) else {
+                    self.logger.error("deferred body without a host vtable");
+                    self.phase = Phase::Failed;
+                    return WS_ERR_APP;
+                };
+                // SAFETY: `io` is this request's handle and `next` runs on this thread now.
+                let mut io = unsafe { BodyIo::new(host, self.io, self.logger) };
+                loop {
+                    match body.next(&mut io) {
+                        // Skipped: an empty chunk would end a chunked body on the wire.
+                        Next::Chunk([]) => continue,
+                        Next::Chunk(c) => {
+                            // The bytes borrow the body, untouched until the next `next`/`close`.
+                            *chunk = WsBytes::from_slice(c);
+                            return 1;
+                        }
+                        Next::Pending => return WS_PENDING,
+                        Next::End => {
+                            self.phase = Phase::Done;
+                            return 0;
+                        }
+                        Next::Error => {
+                            self.phase = Phase::Failed;
+                            return WS_ERR_APP;
+                        }
+                    }
+                }
+            }
             BodyKind::Iter(it) => {
                 // Empty items are skipped: an empty chunk would end a chunked body on the wire.
                 match it.find(|c| !c.is_empty()) {
@@ -303,6 +339,8 @@ pub mod __private {
                             current: Vec::new(),
                             phase: Phase::Open,
                             logger,
+                            host: raw.host,
+                            io: raw.io,
                         });
                         (
                             Box::into_raw(boxed).cast(),

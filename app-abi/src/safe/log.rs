@@ -1,10 +1,12 @@
 //! The host's error stream (PEP 3333 `wsgi.errors`): [`LogLevel`], [`Logger`], [`InitContext`].
 
+use super::deferred::host_is_1_1;
 use crate::raw::{
-    WsHost, WsInit, WS_LOG_DEBUG, WS_LOG_ERROR, WS_LOG_INFO, WS_LOG_TRACE, WS_LOG_WARN,
+    WsBytes, WsHost, WsInit, WS_LOG_DEBUG, WS_LOG_ERROR, WS_LOG_INFO, WS_LOG_TRACE, WS_LOG_WARN,
 };
 use core::ffi::c_void;
 use core::marker::PhantomData;
+use core::mem::{offset_of, size_of};
 use std::io::Write;
 
 /// A log level, with the `WS_LOG_*` values of the header (those of Rust's `log` crate).
@@ -97,13 +99,20 @@ impl Logger {
     }
 }
 
-/// What [`crate::App::init`] gets: the host log. Borrows the server's `WsInit`, valid only during
-/// `init`; the [`Logger`] it hands out outlives it.
+/// What [`crate::App::init`] gets: the host log, the app arguments (ABI 1.1) and what the host
+/// speaks. Borrows the server's `WsInit`, valid only during `init`; the [`Logger`] it hands out
+/// outlives it.
 #[derive(Debug)]
 pub struct InitContext<'a> {
     logger: Logger,
+    args: &'a [WsBytes],
+    host: Option<&'static WsHost>,
     _init: PhantomData<&'a WsInit>,
 }
+
+/// What an app that needs ABI 1.1 says on a 1.0 server (the agreed wording of the ABI 1.1 design).
+pub const NEEDS_ABI_1_1: &str =
+    "needs a webserver speaking ABI 1.1 (wakers); this server speaks 1.0: upgrade webserver";
 
 impl<'a> InitContext<'a> {
     /// Wraps the server's `WsInit`.
@@ -112,10 +121,43 @@ impl<'a> InitContext<'a> {
     /// `init.host` must be null or a process-lifetime `WsHost`, with `init.log_ctx` its log
     /// context (as the header guarantees for the `WsInit` passed to `init`).
     pub unsafe fn from_raw(init: &'a WsInit) -> InitContext<'a> {
+        let has_args = init.size as usize >= offset_of!(WsInit, n_args) + size_of::<usize>();
+        let args = if has_args && !init.args.is_null() && init.n_args > 0 {
+            // SAFETY: the header: when `size` covers them, `args` points to `n_args` byte slices
+            // valid during `init`, which is what 'a (the borrow of `init`) stands for.
+            unsafe { core::slice::from_raw_parts(init.args, init.n_args) }
+        } else {
+            &[]
+        };
         InitContext {
             // SAFETY: forwarded from this function's contract.
             logger: unsafe { Logger::from_raw(init.host, init.log_ctx) },
+            args,
+            // SAFETY: this function's contract: null or the process-lifetime vtable.
+            host: unsafe { init.host.as_ref() },
             _init: PhantomData,
+        }
+    }
+
+    /// The app arguments: the words after `LIB:SYMBOL` on the server's command line
+    /// (`webserver LIB:SYMBOL [ARGS]...`), as bytes; empty on a 1.0 server. Copy what you keep.
+    pub fn args(&self) -> impl ExactSizeIterator<Item = &'a [u8]> + 'a {
+        // SAFETY: `from_raw` checked that the slices are the server's, valid for 'a.
+        self.args.iter().map(|b| unsafe { b.as_slice() })
+    }
+
+    /// Whether the server speaks ABI 1.1: wakers, `try_read`, deferred responses.
+    pub fn host_is_1_1(&self) -> bool {
+        self.host.is_some_and(host_is_1_1)
+    }
+
+    /// `Err` with the standard message when the server only speaks ABI 1.0: an app that defers
+    /// responses returns it from `init` (`ctx.require_abi_1_1()?`), refusing to load there.
+    pub fn require_abi_1_1(&self) -> Result<(), String> {
+        if self.host_is_1_1() {
+            Ok(())
+        } else {
+            Err(NEEDS_ABI_1_1.to_owned())
         }
     }
 

@@ -1,6 +1,7 @@
 //! [`Request`]: safe accessors over a server-owned `WsRequest` (PEP 3333 `environ`, `wsgi.input`,
 //! `start_response`, `write`, `wsgi.errors`).
 
+use super::deferred::{try_read, TryRead, Waker};
 use super::error::AbiError;
 use super::log::{LogLevel, Logger};
 use crate::raw::{WsBytes, WsHost, WsPair, WsRequest, WS_RESPONSE_REPLACE};
@@ -143,6 +144,25 @@ impl<'a> Request<'a> {
             io: self.raw.io,
             _req: PhantomData,
         }
+    }
+
+    /// Reads request-body bytes without waiting (ABI 1.1); see [`TryRead`]. A 1.0 host answers
+    /// `Failed(AbiError::State)`.
+    pub fn try_read(&mut self, buf: &mut [u8]) -> TryRead {
+        match self.host {
+            // SAFETY: `io` is this request's handle and `call` runs on this thread now (from_raw's
+            // contract).
+            Some(host) => unsafe { try_read(host, self.raw.io, buf) },
+            None => TryRead::Failed(AbiError::State),
+        }
+    }
+
+    /// A [`Waker`] for this request (ABI 1.1), to hand to the work that will answer it from
+    /// another thread; `None` on a 1.0 host or if the host could not make one.
+    pub fn waker(&self) -> Option<Waker> {
+        // SAFETY: as for `try_read`; the vtable is the server's, process-lifetime.
+        self.host
+            .and_then(|host| unsafe { Waker::new(host, self.raw.io) })
     }
 
     /// Reads the whole request body (pre-sized from `CONTENT_LENGTH`, capped at 1 MiB).

@@ -1,5 +1,6 @@
 //! [`Response`] (status, headers, body) and [`Body`] (what becomes the `WsBody` the server pulls).
 
+use super::deferred::DeferredBody;
 use super::error::AbiError;
 use super::request::{with_pairs, Request};
 use crate::raw::WS_LENGTH_UNKNOWN;
@@ -20,6 +21,9 @@ pub enum BodyKind {
     /// Chunks produced on demand (PEP 3333's iterable), length unknown: the server streams them
     /// (chunked transfer coding). Empty chunks are skipped, never passed to the server.
     Iter(ChunkIter),
+    /// A body that may answer later (ABI 1.1, [`DeferredBody`]): its `next` may pend and starts
+    /// the response itself. Length unknown unless its head sets Content-Length.
+    Deferred(Box<dyn DeferredBody>),
 }
 
 /// A response body: a [`BodyKind`] plus an optional `on_close` hook (PEP 3333's `close()`).
@@ -71,6 +75,12 @@ impl Body {
         BodyKind::Iter(Box::new(chunks.into_iter().map(Into::into))).into()
     }
 
+    /// A body that answers later (ABI 1.1); see [`DeferredBody`]. Return it with
+    /// [`Response::deferred`], which leaves starting the response to the body.
+    pub fn deferred(body: impl DeferredBody) -> Body {
+        BodyKind::Deferred(Box::new(body)).into()
+    }
+
     /// Adds a hook run once when the body is released (after the last chunk, on client disconnect
     /// or on error alike; see the type's docs). Hooks added later run after earlier ones.
     pub fn with_on_close(mut self, f: impl FnOnce() + Send + 'static) -> Body {
@@ -104,7 +114,7 @@ impl Body {
             BodyKind::Empty => 0,
             BodyKind::Static(b) => b.len() as u64,
             BodyKind::Bytes(b) => b.len() as u64,
-            BodyKind::Iter(_) => WS_LENGTH_UNKNOWN,
+            BodyKind::Iter(_) | BodyKind::Deferred(_) => WS_LENGTH_UNKNOWN,
         }
     }
 }
@@ -171,6 +181,7 @@ impl fmt::Debug for BodyKind {
             BodyKind::Static(b) => write!(f, "Static({} bytes)", b.len()),
             BodyKind::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
             BodyKind::Iter(_) => f.write_str("Iter(..)"),
+            BodyKind::Deferred(_) => f.write_str("Deferred(..)"),
         }
     }
 }
@@ -263,6 +274,13 @@ impl Response {
             started: true,
             ..Response::new(200)
         }
+    }
+
+    /// A response answered later by `body` (ABI 1.1): `call` returns at once, and the body's
+    /// `next` calls [`crate::BodyIo::start_response`] once the head is known. The app should
+    /// check [`crate::InitContext::require_abi_1_1`] in `init`.
+    pub fn deferred(body: impl DeferredBody) -> Response {
+        Response::started(Body::deferred(body))
     }
 
     /// Sets the reason phrase (empty, the default, lets the server use the standard one).

@@ -1,0 +1,362 @@
+//! The request body, bridged from the server to the service with bounded buffering.
+//!
+//! The server's `try_read` is answered only on the serving thread, during `next`; the service
+//! polls its body on the runtime's threads. Between them sits a channel of
+//! [`UPLOAD_CHUNKS_BUFFERED`] chunks: [`Upload::pump`] (in `next`) fills it while it has room,
+//! [`RequestBody`] (in the service) drains it and wakes the server so `next` refills it. So at most
+//! that many chunks wait in memory, whichever side is slow: a slow service stops the server from
+//! reading the socket (TCP pushes back on the uploader), a slow uploader leaves the service
+//! pending. Nothing is read before the service first polls its body, so `100 Continue` goes out
+//! only to a handler that wants the body.
+
+use app_abi::{AbiError, BodyIo, TryRead, Waker};
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::sync::mpsc;
+
+/// Chunks in flight between the server and the service (tokio's bounded channel needs ≥ 1).
+const UPLOAD_CHUNKS_BUFFERED: usize = 1;
+/// The largest chunk read from the server at once.
+const UPLOAD_CHUNK_BYTES: usize = 64 * 1024;
+
+/// A failure of the request body, as the service sees it (axum turns it into a 400 response).
+#[derive(Debug)]
+pub struct BodyError(AbiError);
+
+impl BodyError {
+    /// The host's error code behind it (e.g. [`AbiError::TooLarge`] past `--max-body`).
+    pub fn abi_error(&self) -> AbiError {
+        self.0
+    }
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "request body: {}", self.0)
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+/// Where the pump reads from: the server's `try_read` ([`BodyIo`]), or a test double.
+pub(crate) trait TryReadSource {
+    fn try_read(&mut self, buf: &mut [u8]) -> TryRead;
+}
+
+impl TryReadSource for BodyIo<'_> {
+    fn try_read(&mut self, buf: &mut [u8]) -> TryRead {
+        BodyIo::try_read(self, buf)
+    }
+}
+
+/// Told by the service side that `next` should run: a [`Waker`] in the server, or a test double.
+pub(crate) trait Wake: Send + Sync + 'static {
+    fn wake(&self);
+}
+
+impl Wake for Waker {
+    fn wake(&self) {
+        Waker::wake(self);
+    }
+}
+
+/// The request body a tower service receives: an [`http_body::Body`] of [`Bytes`].
+#[derive(Debug)]
+pub struct RequestBody {
+    inner: Option<Stream>,
+    size_hint: SizeHint,
+}
+
+struct Stream {
+    rx: mpsc::Receiver<Result<Bytes, AbiError>>,
+    /// Set on the first poll: from then on the server may read the body for us.
+    wanted: Arc<AtomicBool>,
+    waker: Arc<dyn Wake>,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream").finish_non_exhaustive()
+    }
+}
+
+impl RequestBody {
+    /// A body with no bytes (no Content-Length or 0, no Transfer-Encoding).
+    pub(crate) fn empty() -> RequestBody {
+        RequestBody {
+            inner: None,
+            size_hint: SizeHint::with_exact(0),
+        }
+    }
+}
+
+impl http_body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let Some(stream) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if !stream.wanted.swap(true, Ordering::AcqRel) {
+            stream.waker.wake(); // the first demand: `next` starts reading
+        }
+        let polled = stream.rx.poll_recv(cx);
+        match polled {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(bytes))) => {
+                // A slot is free again: let `next` read on.
+                stream.waker.wake();
+                let left = self.size_hint.upper().map(|u| u - bytes.len() as u64);
+                if let Some(left) = left {
+                    self.size_hint = SizeHint::with_exact(left);
+                }
+                Poll::Ready(Some(Ok(Frame::data(bytes))))
+            }
+            Poll::Ready(Some(Err(err))) => {
+                self.inner = None;
+                Poll::Ready(Some(Err(BodyError(err))))
+            }
+            Poll::Ready(None) => {
+                self.inner = None;
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.inner.is_none() {
+            SizeHint::with_exact(0)
+        } else {
+            self.size_hint
+        }
+    }
+}
+
+/// The server side of the bridge: reads with `try_read` into the channel, as the service asks.
+pub(crate) struct Upload {
+    tx: Option<mpsc::Sender<Result<Bytes, AbiError>>>,
+    wanted: Arc<AtomicBool>,
+    buf: Box<[u8]>,
+}
+
+/// A bridged request body: the service's half and the server's half.
+pub(crate) fn channel(content_length: Option<u64>, waker: Arc<dyn Wake>) -> (RequestBody, Upload) {
+    let (tx, rx) = mpsc::channel(UPLOAD_CHUNKS_BUFFERED);
+    let wanted = Arc::new(AtomicBool::new(false));
+    let body = RequestBody {
+        inner: Some(Stream {
+            rx,
+            wanted: wanted.clone(),
+            waker,
+        }),
+        size_hint: content_length.map_or_else(SizeHint::new, SizeHint::with_exact),
+    };
+    let upload = Upload {
+        tx: Some(tx),
+        wanted,
+        buf: vec![0; UPLOAD_CHUNK_BYTES].into_boxed_slice(),
+    };
+    (body, upload)
+}
+
+impl Upload {
+    /// Moves what the server has buffered into the channel while the service wants the body and
+    /// the channel has room. Never waits: a [`TryRead::Pending`] makes the server call `next`
+    /// again when bytes arrive, a full channel gets a wake from [`RequestBody`] when drained.
+    pub(crate) fn pump(&mut self, source: &mut impl TryReadSource) {
+        if !self.wanted.load(Ordering::Acquire) {
+            return;
+        }
+        let mut finished = false;
+        while let Some(tx) = &self.tx {
+            let permit = match tx.try_reserve() {
+                Ok(permit) => permit,
+                Err(mpsc::error::TrySendError::Full(())) => break,
+                Err(mpsc::error::TrySendError::Closed(())) => {
+                    finished = true; // the service dropped its body: read no more
+                    break;
+                }
+            };
+            match source.try_read(&mut self.buf) {
+                TryRead::Data(n) => permit.send(Ok(Bytes::copy_from_slice(&self.buf[..n]))),
+                TryRead::Pending => break,
+                TryRead::End => {
+                    finished = true;
+                    break;
+                }
+                TryRead::Failed(err) => {
+                    permit.send(Err(err));
+                    finished = true;
+                    break;
+                }
+            }
+        }
+        if finished {
+            self.tx = None; // dropping the sender ends the body
+        }
+    }
+
+    /// Whether the whole body went to the service (or was given up).
+    #[cfg(test)]
+    pub(crate) fn is_finished(&self) -> bool {
+        self.tx.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use std::collections::VecDeque;
+    use std::sync::atomic::AtomicUsize;
+
+    #[derive(Default)]
+    struct CountingWake(AtomicUsize);
+
+    impl Wake for CountingWake {
+        fn wake(&self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A server that has some answers buffered, then says Pending.
+    struct Script(VecDeque<TryRead>, Vec<u8>, usize);
+
+    impl TryReadSource for Script {
+        fn try_read(&mut self, buf: &mut [u8]) -> TryRead {
+            self.2 += 1;
+            match self.0.pop_front().unwrap_or(TryRead::Pending) {
+                TryRead::Data(n) => {
+                    buf[..n].copy_from_slice(&self.1[..n]);
+                    self.1.drain(..n);
+                    TryRead::Data(n)
+                }
+                other => other,
+            }
+        }
+    }
+
+    fn script(answers: Vec<TryRead>, bytes: &[u8]) -> Script {
+        Script(answers.into(), bytes.to_vec(), 0)
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn nothing_is_read_before_the_service_polls_its_body() {
+        let wake = Arc::new(CountingWake::default());
+        let (_body, mut upload) = channel(Some(3), wake.clone());
+        let mut server = script(vec![TryRead::Data(3), TryRead::End], b"abc");
+        upload.pump(&mut server);
+        assert_eq!(server.2, 0, "try_read called before the service asked");
+        assert_eq!(wake.0.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn at_most_the_buffered_chunks_are_read_ahead_and_a_drain_wakes_the_server() {
+        let wake = Arc::new(CountingWake::default());
+        let (mut body, mut upload) = channel(Some(6), wake.clone());
+        let rt = runtime();
+        // The service polls: nothing there yet, and the server is told to start reading.
+        let first = rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_millis(20), body.frame()).await
+        });
+        assert!(first.is_err(), "a frame before the server read anything");
+        assert_eq!(wake.0.load(Ordering::SeqCst), 1);
+
+        let mut server = script(
+            vec![TryRead::Data(2), TryRead::Data(2), TryRead::Data(2)],
+            b"abcdef",
+        );
+        upload.pump(&mut server);
+        assert_eq!(
+            server.2, UPLOAD_CHUNKS_BUFFERED,
+            "read past the channel's room"
+        );
+
+        let frame = rt.block_on(body.frame()).unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "ab");
+        assert_eq!(
+            wake.0.load(Ordering::SeqCst),
+            2,
+            "a drained slot wakes the server"
+        );
+        assert_eq!(http_body::Body::size_hint(&body).exact(), Some(4));
+
+        upload.pump(&mut server);
+        let frame = rt.block_on(body.frame()).unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "cd");
+    }
+
+    #[test]
+    fn the_whole_body_arrives_in_order_and_ends() {
+        let wake = Arc::new(CountingWake::default());
+        let (body, mut upload) = channel(None, wake);
+        let rt = runtime();
+        let collector = std::thread::spawn(move || {
+            runtime().block_on(async move { body.collect().await.map(|c| c.to_bytes()) })
+        });
+        let mut server = script(
+            vec![
+                TryRead::Data(3),
+                TryRead::Pending,
+                TryRead::Data(4),
+                TryRead::End,
+            ],
+            b"abcdefg",
+        );
+        // Play the server: call `next` (pump) until the body is finished.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !upload.is_finished() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "upload never finished"
+            );
+            upload.pump(&mut server);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        drop(rt);
+        let got = collector.join().unwrap().unwrap();
+        assert_eq!(got, "abcdefg");
+    }
+
+    #[test]
+    fn a_host_error_reaches_the_service_as_a_body_error() {
+        let wake = Arc::new(CountingWake::default());
+        let (mut body, mut upload) = channel(None, wake);
+        let rt = runtime();
+        let _ = rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_millis(1), body.frame()).await
+        });
+        let mut server = script(vec![TryRead::Failed(AbiError::TooLarge)], b"");
+        upload.pump(&mut server);
+        let err = rt.block_on(body.frame()).unwrap().unwrap_err();
+        assert_eq!(err.abi_error(), AbiError::TooLarge);
+        assert!(upload.is_finished());
+    }
+
+    #[test]
+    fn an_empty_body_ends_at_once() {
+        let body = RequestBody::empty();
+        assert!(http_body::Body::is_end_stream(&body));
+        let got = runtime().block_on(body.collect()).unwrap().to_bytes();
+        assert!(got.is_empty());
+    }
+}

@@ -1,0 +1,275 @@
+//! Serve any [`tower_service::Service`] — an axum `Router` with its state, extractors and layers —
+//! from `webserver`, unchanged, with one macro call:
+//!
+//! ```ignore
+//! fn router() -> axum::Router {
+//!     axum::Router::new().route("/", axum::routing::get(|| async { "Hello, world!\n" }))
+//! }
+//!
+//! webserver_tower::export_service!(app, router);
+//! ```
+//!
+//! Build the crate as a `cdylib` and run `webserver target/release/libNAME.so:app`.
+//!
+//! How it runs (ABI 1.1 deferred responses; see `app-abi/include/webserver_app.h`):
+//! - `init` checks that the server speaks ABI 1.1, builds one multi-threaded tokio runtime for the
+//!   worker process (`--worker-threads N` among the app arguments, else one thread per CPU) and
+//!   calls the factory inside it (so it may spawn tasks or open pools).
+//! - `call` turns the environ into an `http::Request` (`request.rs`), spawns the service future on
+//!   the runtime and returns at once with a deferred body: no serving thread waits for the app.
+//! - The body's `next` (`exchange.rs`) sends the head when it is ready and then the response
+//!   body's data frames, answering "pending" in between; the task wakes the server through an
+//!   ABI [`app_abi::Waker`]. The request body streams the other way with bounded buffering
+//!   (`body.rs`).
+//! - A panic in the service becomes a 500 (or a cut connection once bytes were sent) and a log
+//!   line; `close` (client gone, `--timeout`, drain) aborts the task; `shutdown` drops the
+//!   runtime, which waits for its threads, before the server unloads the library.
+
+mod body;
+mod exchange;
+mod request;
+
+pub use body::{BodyError, RequestBody};
+
+use app_abi::{InitContext, Logger, Request, Response};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use tokio::runtime::{Handle, Runtime};
+use tower_service::Service;
+
+/// The error type tower services commonly box theirs into.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The app argument that sets the runtime's worker threads: `--worker-threads N` or `=N`.
+const WORKER_THREADS_ARG: &str = "--worker-threads";
+
+/// The app arguments (the words after `LIB:SYMBOL` on the server's command line), for the
+/// service factory; empty before `init`. Invalid UTF-8 is replaced by U+FFFD.
+pub fn app_args() -> &'static [String] {
+    APP_ARGS.get().map_or(&[], Vec::as_slice)
+}
+
+static APP_ARGS: OnceLock<Vec<String>> = OnceLock::new();
+
+type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+/// Starts one request: the service (cloned), the request and the response outlet → the task.
+type Start =
+    Box<dyn Fn(http::Request<RequestBody>, exchange::Outlet, Logger) -> BoxFuture + Send + Sync>;
+
+/// The app behind [`export_service!`]: a runtime and a type-erased service. Not used directly.
+pub struct TowerApp {
+    runtime: Mutex<Option<Runtime>>,
+    handle: Handle,
+    start: Start,
+}
+
+impl TowerApp {
+    /// `App::init`: runtime first, then the service, built inside it.
+    pub fn init<F, S, B>(ctx: &InitContext<'_>, make: F) -> Result<TowerApp, String>
+    where
+        F: FnOnce() -> S,
+        S: Service<http::Request<RequestBody>, Response = http::Response<B>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError> + Send,
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError> + Send,
+    {
+        ctx.require_abi_1_1()?;
+        let args: Vec<String> = ctx
+            .args()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let threads = worker_threads(&args)?;
+        let _ = APP_ARGS.set(args);
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.thread_name("app-runtime").enable_all();
+        if let Some(n) = threads {
+            builder.worker_threads(n);
+        }
+        let runtime = builder
+            .build()
+            .map_err(|e| format!("cannot start the tokio runtime: {e}"))?;
+        let service = {
+            let _inside = runtime.enter();
+            make()
+        };
+        let start: Start = Box::new(move |req, outlet, logger| {
+            let task = exchange::drive(service.clone(), req, outlet, logger);
+            Box::pin(async move {
+                if let Err(panic) = exchange::CatchUnwind::new(task).await {
+                    logger.error(&format!("panic in app: {panic}"));
+                }
+            })
+        });
+        ctx.info(&format!(
+            "tokio runtime with {} worker threads",
+            runtime.metrics().num_workers()
+        ));
+        Ok(TowerApp {
+            handle: runtime.handle().clone(),
+            runtime: Mutex::new(Some(runtime)),
+            start,
+        })
+    }
+
+    /// `App::call`: spawns the request and answers with a deferred body at once.
+    pub fn call(&self, req: &mut Request<'_>) -> Response {
+        let head = match request::head_from_environ(req.vars()) {
+            Ok(head) => head,
+            Err(err) => {
+                req.error(&format!("cannot build the http::Request: {err}"));
+                return Response::text(400, "Bad Request\n");
+            }
+        };
+        let Some(waker) = req.waker() else {
+            req.error("the server gave no waker for the request");
+            return Response::text(503, "Service Unavailable\n");
+        };
+        let waker: Arc<dyn body::Wake> = Arc::new(waker);
+        let (body, upload) = if has_body(req) {
+            let (body, upload) = body::channel(req.content_length(), waker.clone());
+            (body, Some(upload))
+        } else {
+            (RequestBody::empty(), None)
+        };
+        let logger = req.logger();
+        let (outlet, mut exchange) = exchange::channel(waker, logger);
+        let task = self
+            .handle
+            .spawn((self.start)(head.map(|()| body), outlet, logger));
+        exchange.attach(task.abort_handle(), upload);
+        Response::deferred(exchange)
+    }
+
+    /// `App::shutdown`: every request is closed by now; dropping the runtime ends its tasks and
+    /// waits for its threads, so none runs app code after the library is unloaded.
+    pub fn shutdown(&self) {
+        let runtime = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        drop(runtime);
+    }
+}
+
+/// A request has a body when it declares a length other than 0 or a transfer coding.
+fn has_body(req: &Request<'_>) -> bool {
+    req.var(b"HTTP_TRANSFER_ENCODING").is_some() || req.content_length().is_some_and(|n| n > 0)
+}
+
+/// `--worker-threads N` / `--worker-threads=N` among the app arguments.
+fn worker_threads(args: &[String]) -> Result<Option<usize>, String> {
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        let value = if word == WORKER_THREADS_ARG {
+            words.next().map(String::as_str)
+        } else if let Some(v) = word.strip_prefix(WORKER_THREADS_ARG) {
+            match v.strip_prefix('=') {
+                Some(v) => Some(v),
+                None => continue,
+            }
+        } else {
+            continue;
+        };
+        return match value.and_then(|v| v.parse::<usize>().ok()) {
+            Some(n) if n > 0 => Ok(Some(n)),
+            _ => Err(format!(
+                "{WORKER_THREADS_ARG} needs a positive number of threads, e.g. {WORKER_THREADS_ARG}=4"
+            )),
+        };
+    }
+    Ok(None)
+}
+
+/// Exports a tower service factory as a webserver app (a `#[no_mangle]` `ws_app` descriptor).
+///
+/// ```ignore
+/// webserver_tower::export_service!(app, router);                     // fn router() -> Router
+/// webserver_tower::export_service!(app, || router(state()), name = "api", version = "2.1");
+/// ```
+///
+/// The factory runs once per worker process, inside the app's runtime; the service is cloned per
+/// request (as hyper does). `name` and `version` default to the crate's. Load it as
+/// `webserver libNAME.so:app [--worker-threads N] [ARGS]...`; [`app_args`] gives the arguments.
+#[macro_export]
+macro_rules! export_service {
+    ($symbol:ident, $make:expr $(,)?) => {
+        $crate::export_service!(
+            $symbol,
+            $make,
+            name = env!("CARGO_PKG_NAME"),
+            version = env!("CARGO_PKG_VERSION")
+        );
+    };
+    ($symbol:ident, $make:expr, name = $name:expr, version = $version:expr $(,)?) => {
+        const _: () = {
+            pub struct ExportedService($crate::TowerApp);
+
+            impl $crate::__private::App for ExportedService {
+                fn init(ctx: &$crate::__private::InitContext<'_>) -> Result<Self, String> {
+                    $crate::TowerApp::init(ctx, $make).map(ExportedService)
+                }
+
+                fn call(
+                    &self,
+                    req: &mut $crate::__private::Request<'_>,
+                ) -> $crate::__private::Response {
+                    self.0.call(req)
+                }
+
+                fn shutdown(&self) {
+                    self.0.shutdown()
+                }
+            }
+
+            $crate::__private::export_app!(
+                $symbol,
+                ExportedService,
+                name = $name,
+                version = $version
+            );
+        };
+    };
+}
+
+/// What [`export_service!`] expands to needs; not a stable API.
+#[doc(hidden)]
+pub mod __private {
+    pub use app_abi::{export_app, App, InitContext, Request, Response};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> Vec<String> {
+        words.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn worker_threads_come_from_the_app_arguments() {
+        assert_eq!(worker_threads(&args(&[])), Ok(None));
+        assert_eq!(worker_threads(&args(&["config.toml"])), Ok(None));
+        assert_eq!(
+            worker_threads(&args(&["x", "--worker-threads", "3"])),
+            Ok(Some(3))
+        );
+        assert_eq!(worker_threads(&args(&["--worker-threads=2"])), Ok(Some(2)));
+        assert_eq!(worker_threads(&args(&["--worker-threadsX"])), Ok(None));
+        for bad in [
+            &["--worker-threads"][..],
+            &["--worker-threads=0"],
+            &["--worker-threads=x"],
+        ] {
+            let err = worker_threads(&args(bad)).unwrap_err();
+            assert!(err.contains("positive number"), "{err}");
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! A real axum app: path and query extractors, JSON in and out, shared state, tower-http layers,
+//! server-sent events, a handler that awaits a timer, a streamed upload.
+//!
+//! [`router`] is the whole app. The same function is exported to webserver (the last line of this
+//! file: `export_service!`) and served by plain `axum::serve` (`src/bin/axum-serve.rs`), and the
+//! end-to-end tests (`tests/axum.rs`) compare the two answer for answer.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::sse::{Event, Sse};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::stream::{self, Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// The interval between two server-sent events.
+const EVENT_INTERVAL: Duration = Duration::from_millis(100);
+/// `/events` sends this many events unless `?n=` says otherwise.
+const DEFAULT_EVENTS: u32 = 5;
+/// `/sleep` waits at most this long, whatever `?ms=` asks.
+const MAX_SLEEP_MS: u64 = 60_000;
+/// `/bytes` streams its body in chunks of this size.
+const BYTES_CHUNK: usize = 64 * 1024;
+
+/// Request bodies above this are refused with 413 (tower-http's limit layer).
+const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Names this build. `tests/axum.rs` makes a second build of the library by rewriting the last
+/// letter in a copy of the file, then hot-swaps between the two under load.
+pub const BUILD: &str = "axum-app build A";
+
+/// Shared state: one per process (each webserver worker process has its own).
+#[derive(Default)]
+struct AppState {
+    hits: AtomicU64,
+    /// `/sleep` requests dropped before their timer fired (the client left, a timeout).
+    sleeps_cancelled: AtomicU64,
+}
+
+/// The app. Every route is the same whichever server runs it.
+pub fn router() -> Router {
+    let state = Arc::new(AppState::default());
+    Router::new()
+        .route("/", get(|| async { "Hello, world!\n" }))
+        .route("/build", get(|| async { BUILD }))
+        .route("/hello/{name}", get(hello))
+        .route("/json", post(echo_json))
+        .route("/counter", get(counter).post(count))
+        .route("/sleep", get(sleep))
+        .route("/stats", get(stats))
+        .route("/events", get(events))
+        .route("/upload", post(upload))
+        .route("/bytes", get(bytes))
+        .route("/panic", get(panic))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("x-app"),
+            HeaderValue::from_static("axum-app"),
+        ))
+        .with_state(state)
+}
+
+#[derive(Deserialize)]
+struct Greeting {
+    greeting: Option<String>,
+}
+
+async fn hello(Path(name): Path<String>, Query(q): Query<Greeting>) -> String {
+    format!("{}, {name}!\n", q.greeting.as_deref().unwrap_or("Hello"))
+}
+
+#[derive(Deserialize, Serialize)]
+struct Item {
+    name: String,
+    tags: Vec<String>,
+    price_cents: u64,
+}
+
+#[derive(Serialize)]
+struct Priced {
+    item: Item,
+    total_cents: u64,
+}
+
+/// JSON in, JSON out; malformed JSON is axum's 400/422.
+async fn echo_json(Json(item): Json<Item>) -> (StatusCode, Json<Priced>) {
+    let total_cents = item.price_cents * item.tags.len().max(1) as u64;
+    (StatusCode::CREATED, Json(Priced { item, total_cents }))
+}
+
+#[derive(Serialize)]
+struct Count {
+    hits: u64,
+}
+
+async fn counter(State(state): State<Arc<AppState>>) -> Json<Count> {
+    Json(Count {
+        hits: state.hits.load(Ordering::SeqCst),
+    })
+}
+
+async fn count(State(state): State<Arc<AppState>>) -> Json<Count> {
+    Json(Count {
+        hits: state.hits.fetch_add(1, Ordering::SeqCst) + 1,
+    })
+}
+
+#[derive(Deserialize)]
+struct SleepFor {
+    ms: u64,
+}
+
+/// Awaits a timer: on webserver no serving thread waits meanwhile. A request dropped before its
+/// timer fired (the server cancels it when the client leaves) is counted in `/stats`.
+async fn sleep(State(state): State<Arc<AppState>>, Query(q): Query<SleepFor>) -> String {
+    let ms = q.ms.min(MAX_SLEEP_MS);
+    let guard = CountIfDropped(&state.sleeps_cancelled);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    std::mem::forget(guard);
+    format!("slept {ms} ms\n")
+}
+
+/// Adds one to its counter when dropped (and not forgotten).
+struct CountIfDropped<'a>(&'a AtomicU64);
+
+impl Drop for CountIfDropped<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[derive(Serialize)]
+struct Stats {
+    sleeps_cancelled: u64,
+}
+
+async fn stats(State(state): State<Arc<AppState>>) -> Json<Stats> {
+    Json(Stats {
+        sleeps_cancelled: state.sleeps_cancelled.load(Ordering::SeqCst),
+    })
+}
+
+#[derive(Deserialize)]
+struct EventCount {
+    n: Option<u32>,
+}
+
+/// Server-sent events: `n` events, one every [`EVENT_INTERVAL`], then the stream ends.
+async fn events(Query(q): Query<EventCount>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let n = q.n.unwrap_or(DEFAULT_EVENTS);
+    let ticks = stream::unfold(0u32, move |i| async move {
+        if i >= n {
+            return None;
+        }
+        tokio::time::sleep(EVENT_INTERVAL).await;
+        let event = Event::default()
+            .event("tick")
+            .id(i.to_string())
+            .data(format!("tick {i}"));
+        Some((Ok(event), i + 1))
+    });
+    Sse::new(ticks)
+}
+
+#[derive(Serialize)]
+struct Uploaded {
+    bytes: u64,
+    /// FNV-1a of the body: proves every byte arrived in order without keeping them.
+    fnv1a: String,
+}
+
+#[derive(Deserialize)]
+struct UploadPace {
+    /// Pause this long after the first chunk (a slow consumer).
+    pause_ms: Option<u64>,
+}
+
+/// Consumes the request body as a stream, chunk by chunk, never holding it whole.
+async fn upload(
+    Query(pace): Query<UploadPace>,
+    body: Body,
+) -> Result<Json<Uploaded>, (StatusCode, String)> {
+    const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash = FNV_OFFSET;
+    let mut bytes = 0u64;
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| (StatusCode::BAD_REQUEST, format!("{e}\n")))?;
+        if bytes == 0 {
+            if let Some(ms) = pace.pause_ms {
+                tokio::time::sleep(Duration::from_millis(ms.min(MAX_SLEEP_MS))).await;
+            }
+        }
+        bytes += chunk.len() as u64;
+        for &b in chunk.iter() {
+            hash = (hash ^ u64::from(b)).wrapping_mul(FNV_PRIME);
+        }
+    }
+    Ok(Json(Uploaded {
+        bytes,
+        fnv1a: format!("{hash:016x}"),
+    }))
+}
+
+#[derive(Deserialize)]
+struct ByteCount {
+    n: usize,
+}
+
+/// `n` bytes of `x`, produced chunk by chunk as fast as the server takes them: a client that does
+/// not read must hold the producer back, not grow the server's memory.
+async fn bytes(Query(q): Query<ByteCount>) -> Body {
+    let chunks = (0..q.n).step_by(BYTES_CHUNK).map(move |at| {
+        let len = BYTES_CHUNK.min(q.n - at);
+        Ok::<_, Infallible>(vec![b'x'; len])
+    });
+    Body::from_stream(stream::iter(chunks))
+}
+
+async fn panic() -> &'static str {
+    panic!("the /panic route panics on purpose");
+}
+
+webserver_tower::export_service!(app, router);

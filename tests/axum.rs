@@ -1,0 +1,618 @@
+//! The axum sample app (`sample-apps/axum-app`) on webserver — through `webserver-tower` and the
+//! ABI 1.1 deferred path — against the very same `router()` on plain `axum::serve` (the crate's
+//! `axum-serve` binary): the same requests must get the same answers, and the async parts (timers,
+//! server-sent events, streamed uploads) must work without a serving thread per waiting request.
+//!
+//! Needs `cargo build --workspace` first (the cdylib and `axum-serve` come from target/debug).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Requests that await a timer, sent at once to a server with two serving threads.
+const CONCURRENT_SLEEPS: usize = 200;
+/// How long each of them sleeps.
+const SLEEP_MS: u64 = 500;
+/// The bound for all of them: a thread per waiting request would need
+/// CONCURRENT_SLEEPS × SLEEP_MS / 2 threads = 50 s; parked requests need about SLEEP_MS.
+const CONCURRENT_SLEEPS_WITHIN: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------------------------
+// The two servers
+// ---------------------------------------------------------------------------------------------
+
+/// `axum-serve 127.0.0.1:0`, killed on drop.
+struct AxumServe {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl AxumServe {
+    fn start() -> AxumServe {
+        let exe = debug_dir().join("axum-serve");
+        assert!(
+            exe.is_file(),
+            "{} is missing: run `cargo build --workspace` first",
+            exe.display()
+        );
+        let mut child = Command::new(&exe)
+            .arg("127.0.0.1:0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(START_TIMEOUT)
+            .expect("axum-serve printed no `listening on` line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected axum-serve line {line:?}"));
+        AxumServe { child, addr }
+    }
+}
+
+impl Drop for AxumServe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// webserver serving the axum app with two serving threads (as the issue's numbers ask).
+fn webserver() -> ServerBuilder {
+    sample_server("axum_app").args(["--threads", "2"])
+}
+
+/// One request on a fresh connection (`Connection: close`); Content-Length when there is a body.
+fn send(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut conn = Conn::connect(addr);
+    let mut head =
+        format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    conn.send(head);
+    conn.send(body);
+    if method == "HEAD" {
+        conn.read_head_response()
+    } else {
+        conn.read_response()
+    }
+}
+
+/// What both servers must agree on: status, the headers the app sets (and the length hyper
+/// derives from the body), the body.
+fn essence(resp: &Response) -> String {
+    let header = |name: &str| resp.header(name).unwrap_or("-").to_owned();
+    format!(
+        "{} content-type={} content-length={} x-app={} allow={} cache-control={}\n{}",
+        resp.status,
+        header("content-type"),
+        header("content-length"),
+        header("x-app"),
+        header("allow"),
+        header("cache-control"),
+        String::from_utf8_lossy(&resp.body)
+    )
+}
+
+/// FNV-1a, as `/upload` computes it.
+fn fnv1a(bytes: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash = (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Same answers
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn the_same_requests_get_the_same_answers_from_webserver_and_axum_serve() {
+    let ws = webserver().start();
+    let axum = AxumServe::start();
+    let item = br#"{"name":"lamp","tags":["home","light"],"price_cents":1250}"#;
+    let json = [("Content-Type", "application/json")];
+    let upload = pseudo_random_bytes(300_000, 7);
+    #[allow(clippy::type_complexity)]
+    let requests: Vec<(&str, &str, &[(&str, &str)], &[u8])> = vec![
+        ("GET", "/", &[], b""),
+        ("HEAD", "/", &[], b""),
+        ("POST", "/", &[], b""),
+        ("GET", "/hello/world", &[], b""),
+        (
+            "GET",
+            "/hello/J%C3%BCrgen%20X?greeting=Gr%C3%BC%C3%9F%20dich",
+            &[],
+            b"",
+        ),
+        ("GET", "/nope", &[], b""),
+        ("POST", "/json", &json, item),
+        ("POST", "/json", &json, br#"{"name": "lamp", "#),
+        ("POST", "/json", &json, br#"{"name":"lamp"}"#),
+        ("POST", "/json", &[], item),
+        ("GET", "/counter", &[], b""),
+        ("POST", "/counter", &[], b""),
+        ("POST", "/counter", &[], b""),
+        ("GET", "/counter", &[], b""),
+        ("GET", "/sleep?ms=20", &[], b""),
+        ("GET", "/sleep", &[], b""),
+        ("GET", "/events?n=3", &[], b""),
+        ("POST", "/upload", &[], &upload),
+    ];
+    for (method, target, headers, body) in requests {
+        let ours = send(ws.addr(), method, target, headers, body);
+        let theirs = send(axum.addr, method, target, headers, body);
+        assert_eq!(
+            essence(&ours),
+            essence(&theirs),
+            "{method} {target}: webserver (left) and axum::serve (right) differ"
+        );
+    }
+    // And a few of them spelled out, so that "both wrong the same way" cannot pass.
+    let created = send(ws.addr(), "POST", "/json", &json, item);
+    assert_eq!(created.status, 201);
+    assert_eq!(
+        created.header("x-app"),
+        Some("axum-app"),
+        "the tower-http layer ran"
+    );
+    let v = created.json();
+    assert_eq!(v["item"]["name"], "lamp");
+    assert_eq!(v["item"]["tags"][1], "light");
+    assert_eq!(v["total_cents"], 2500);
+    let hello = send(
+        ws.addr(),
+        "GET",
+        "/hello/J%C3%BCrgen%20X?greeting=Servus",
+        &[],
+        b"",
+    );
+    assert_eq!(hello.text(), "Servus, Jürgen X!\n");
+    let uploaded = send(ws.addr(), "POST", "/upload", &[], &upload).json();
+    assert_eq!(uploaded["bytes"], upload.len());
+    assert_eq!(uploaded["fnv1a"], fnv1a(&upload));
+}
+
+#[test]
+fn keep_alive_connections_serve_request_after_request() {
+    let ws = webserver().start();
+    let mut conn = ws.connect();
+    for i in 0..5 {
+        conn.send(format!("GET /hello/n{i} HTTP/1.1\r\nHost: x\r\n\r\n"));
+        let resp = conn.read_response();
+        assert_eq!(resp.status, 200, "{resp:?}");
+        assert_eq!(resp.text(), format!("Hello, n{i}!\n"));
+        assert!(!resp.header_has_token("connection", "close"));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waiting without a thread
+// ---------------------------------------------------------------------------------------------
+
+/// The worker process's pid, from its log lines (`[worker PID gen 1]`).
+fn worker_pid(server: &Server) -> u32 {
+    let line = server
+        .wait_for_log(START_TIMEOUT, |l| l.contains("[worker "))
+        .expect("a worker log line");
+    let rest = &line[line.find("[worker ").unwrap() + "[worker ".len()..];
+    rest.split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .expect("a worker pid")
+}
+
+/// `Threads:` of /proc/PID/status.
+fn thread_count(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a Threads: line")
+}
+
+#[test]
+fn two_hundred_concurrent_sleeps_on_two_serving_threads_all_answer_together() {
+    let ws = webserver().env("RUST_LOG", "info,access=warn").start();
+    let pid = worker_pid(&ws);
+    // Warm up (the runtime's threads start lazily), then count the worker's threads.
+    assert_eq!(ws.get("/sleep?ms=1").status, 200);
+    let threads_idle = thread_count(pid);
+
+    let started = Instant::now();
+    let clients: Vec<_> = (0..CONCURRENT_SLEEPS)
+        .map(|_| {
+            let addr = ws.addr();
+            thread::spawn(move || {
+                let mut conn = Conn::connect(addr);
+                conn.send(format!(
+                    "GET /sleep?ms={SLEEP_MS} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                ));
+                conn.try_read_response()
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(SLEEP_MS / 2));
+    let threads_busy = thread_count(pid);
+    let mut failures = Vec::new();
+    for client in clients {
+        match client.join().unwrap() {
+            Ok(resp) if resp.status == 200 && resp.text() == format!("slept {SLEEP_MS} ms\n") => {}
+            Ok(resp) => failures.push(format!("{} {:?}", resp.status, resp.text())),
+            Err(e) => failures.push(e),
+        }
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        failures.is_empty(),
+        "{} failed: {failures:?}",
+        failures.len()
+    );
+    assert!(
+        elapsed < CONCURRENT_SLEEPS_WITHIN,
+        "{CONCURRENT_SLEEPS} sleeps of {SLEEP_MS} ms took {elapsed:?} on 2 threads: requests wait on threads"
+    );
+    assert_eq!(
+        threads_busy, threads_idle,
+        "the worker grew threads while {CONCURRENT_SLEEPS} requests waited"
+    );
+}
+
+/// `VmRSS:` of /proc/PID/status, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmRSS: line")
+}
+
+/// A streamed download far larger than the memory it may cost while its client does not read.
+const UNREAD_DOWNLOAD_BYTES: usize = 96 << 20;
+/// What the worker may grow by while a peer is slow (socket buffers, a few chunks in flight).
+const RSS_GROWTH_LIMIT_KIB: u64 = 24 << 10;
+
+#[test]
+fn a_client_that_does_not_read_holds_the_producer_back() {
+    let ws = webserver().start();
+    let pid = worker_pid(&ws);
+    assert_eq!(ws.get("/bytes?n=100000").body.len(), 100_000);
+    let rss_before = rss_kib(pid);
+    let mut conn = ws.connect();
+    conn.send(format!(
+        "GET /bytes?n={UNREAD_DOWNLOAD_BYTES} HTTP/1.1\r\nHost: x\r\n\r\n"
+    ));
+    thread::sleep(Duration::from_secs(1));
+    let grown = rss_kib(pid).saturating_sub(rss_before);
+    assert!(
+        grown < RSS_GROWTH_LIMIT_KIB,
+        "the worker grew by {grown} KiB while a client left a {UNREAD_DOWNLOAD_BYTES}-byte body unread"
+    );
+    // Then everything arrives.
+    let head = conn.read_head();
+    assert_eq!(head.status, 200);
+    let mut received = 0;
+    while let Some(chunk) = conn.read_chunk() {
+        received += chunk.len();
+    }
+    assert_eq!(received, UNREAD_DOWNLOAD_BYTES);
+}
+
+/// An upload far larger than the memory it may cost while its handler does not read.
+const SLOW_UPLOAD_BYTES: usize = 48 << 20;
+
+#[test]
+fn a_handler_that_reads_slowly_holds_the_uploader_back() {
+    let ws = webserver().args(["--max-body", "100000000"]).start();
+    let pid = worker_pid(&ws);
+    let rss_before = rss_kib(pid);
+    let mut conn = ws.connect();
+    conn.send(format!(
+        "POST /upload?pause_ms=1500 HTTP/1.1\r\nHost: x\r\nContent-Length: {SLOW_UPLOAD_BYTES}\r\n\r\n"
+    ));
+    let mut writer = conn.stream.try_clone().unwrap();
+    let uploader = thread::spawn(move || {
+        use std::io::Write;
+        let piece = vec![b'u'; 1 << 20];
+        for _ in 0..SLOW_UPLOAD_BYTES / piece.len() {
+            writer.write_all(&piece).unwrap();
+        }
+    });
+    thread::sleep(Duration::from_secs(1));
+    let grown = rss_kib(pid).saturating_sub(rss_before);
+    assert!(
+        grown < RSS_GROWTH_LIMIT_KIB,
+        "the worker grew by {grown} KiB while its handler paused a {SLOW_UPLOAD_BYTES}-byte upload"
+    );
+    uploader.join().unwrap();
+    let resp = conn.read_response();
+    assert_eq!(resp.status, 200, "{resp:?}");
+    assert_eq!(resp.json()["bytes"], SLOW_UPLOAD_BYTES);
+}
+
+#[test]
+fn server_sent_events_arrive_one_by_one() {
+    let ws = webserver().start();
+    let mut conn = ws.connect();
+    conn.send("GET /events?n=5 HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = conn.read_head();
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-type"), Some("text/event-stream"));
+    assert_eq!(head.header("transfer-encoding"), Some("chunked"));
+    let mut events = Vec::new();
+    while let Some(chunk) = conn.read_chunk() {
+        events.push(String::from_utf8(chunk).unwrap());
+    }
+    let expected: Vec<String> = (0..5)
+        .map(|i| format!("event: tick\nid: {i}\ndata: tick {i}\n\n"))
+        .collect();
+    assert_eq!(events, expected, "one event per chunk, in order");
+    // The connection stays usable after the stream ended.
+    conn.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(conn.read_response().text(), "Hello, world!\n");
+}
+
+#[test]
+fn a_chunked_upload_streams_through_to_the_handler() {
+    let ws = webserver().start();
+    let body = pseudo_random_bytes(4 << 20, 11);
+    let mut conn = ws.connect();
+    conn.send("POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for piece in body.chunks(100_000) {
+        conn.send(format!("{:x}\r\n", piece.len()));
+        conn.send(piece);
+        conn.send("\r\n");
+    }
+    conn.send("0\r\n\r\n");
+    let resp = conn.read_response();
+    assert_eq!(resp.status, 200, "{resp:?}");
+    let v = resp.json();
+    assert_eq!(v["bytes"], body.len());
+    assert_eq!(v["fnv1a"], fnv1a(&body));
+}
+
+#[test]
+fn a_panicking_handler_is_a_500_and_one_log_line_and_the_app_serves_on() {
+    let ws = webserver().start();
+    let resp = ws.get("/panic");
+    assert_eq!(resp.status, 500);
+    assert!(
+        ws.wait_for_log(IO_TIMEOUT, |l| l
+            .contains("panic in app: the /panic route panics on purpose"))
+            .is_some(),
+        "no panic log line:\n{}",
+        ws.stderr()
+    );
+    assert_eq!(ws.get("/").text(), "Hello, world!\n");
+}
+
+#[test]
+fn timeout_answers_504_for_a_parked_request_and_cancels_it() {
+    let ws = webserver().args(["--timeout", "1"]).start();
+    let started = Instant::now();
+    let resp = ws.get("/sleep?ms=20000");
+    assert_eq!(resp.status, 504, "{resp:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    poll(
+        IO_TIMEOUT,
+        "the timed-out handler's future to be dropped",
+        || (ws.get("/stats").json()["sleeps_cancelled"] == 1).then_some(()),
+    );
+    assert_eq!(ws.get("/sleep?ms=10").status, 200, "the app serves on");
+}
+
+#[test]
+fn a_client_that_leaves_cancels_its_parked_request() {
+    let ws = webserver().start();
+    let cancelled = || {
+        ws.get("/stats").json()["sleeps_cancelled"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(cancelled(), 0);
+    let mut conn = ws.connect();
+    conn.send("GET /sleep?ms=30000 HTTP/1.1\r\nHost: x\r\n\r\n");
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(cancelled(), 0, "the sleep is still parked");
+    drop(conn);
+    poll(IO_TIMEOUT, "the handler's future to be dropped", || {
+        (cancelled() == 1).then_some(())
+    });
+}
+
+#[test]
+fn app_arguments_set_the_runtime_threads() {
+    let ws = webserver().app_args(["--worker-threads", "3"]).start();
+    assert!(
+        ws.wait_for_log(START_TIMEOUT, |l| l
+            .contains("tokio runtime with 3 worker threads"))
+            .is_some(),
+        "{}",
+        ws.stderr()
+    );
+    assert_eq!(ws.get("/").status, 200);
+    let refused = webserver()
+        .app_args(["--worker-threads=none"])
+        .run_to_exit();
+    assert_load_error(&refused, &["--worker-threads needs a positive number"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hot swap under load
+// ---------------------------------------------------------------------------------------------
+
+/// Load clients during the swaps.
+const SWAP_CLIENTS: usize = 6;
+/// Swaps A → B → A → B.
+const SWAPS: usize = 4;
+
+/// A second build of the axum library: the copy's `BUILD` marker ends in `letter` instead of `A`
+/// (same length, so nothing else in the file moves).
+fn axum_build(letter: u8) -> Vec<u8> {
+    let mut bytes = std::fs::read(sample_app("axum_app")).unwrap();
+    let marker = b"axum-app build A";
+    let mut found = 0;
+    let mut from = 0;
+    while let Some(pos) = bytes[from..]
+        .windows(marker.len())
+        .position(|w| w == marker)
+    {
+        let end = from + pos + marker.len();
+        bytes[end - 1] = letter;
+        found += 1;
+        from = end;
+    }
+    assert!(found > 0, "the BUILD marker is not in libaxum_app.so");
+    bytes
+}
+
+/// What the load saw: (successful requests, builds that answered `/build`, failures).
+type Tally = (u64, Vec<String>, Vec<String>);
+
+/// Keep-alive clients alternating a parked request (`/sleep`) and `/build`; they count the
+/// builds that answered and record every failure.
+struct SwapLoad {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    clients: Vec<thread::JoinHandle<Tally>>,
+}
+
+impl SwapLoad {
+    fn start(addr: SocketAddr) -> SwapLoad {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let clients = (0..SWAP_CLIENTS)
+            .map(|client| {
+                let stop = stop.clone();
+                thread::spawn(move || {
+                    let (mut ok, mut builds, mut failures) = (0, Vec::new(), Vec::new());
+                    let mut conn: Option<Conn> = None;
+                    let mut ask_build = false;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        ask_build = !ask_build;
+                        let target = if ask_build { "/build" } else { "/sleep?ms=30" };
+                        let c = match conn.as_mut() {
+                            Some(c) => c,
+                            None => match Conn::try_connect(addr) {
+                                Ok(c) => conn.insert(c),
+                                Err(e) => {
+                                    failures.push(format!("client {client}: {e}"));
+                                    continue;
+                                }
+                            },
+                        };
+                        let request = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+                        match c.try_send(request).and_then(|()| c.try_read_response()) {
+                            Ok(resp) if resp.status == 200 => {
+                                ok += 1;
+                                if target == "/build" {
+                                    builds.push(resp.text());
+                                }
+                                if resp.header_has_token("connection", "close") {
+                                    conn = None;
+                                }
+                            }
+                            Ok(resp) => {
+                                failures.push(format!("client {client}: {target}: {resp:?}"));
+                                conn = None;
+                            }
+                            Err(e) => {
+                                failures.push(format!("client {client}: {target}: {e}"));
+                                conn = None;
+                            }
+                        }
+                    }
+                    (ok, builds, failures)
+                })
+            })
+            .collect();
+        SwapLoad { stop, clients }
+    }
+
+    /// Stops the clients: (successful requests, builds seen, failures).
+    fn finish(self) -> Tally {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut all = (0, Vec::new(), Vec::new());
+        for client in self.clients {
+            let (ok, builds, failures) = client.join().expect("a load client panicked");
+            all.0 += ok;
+            all.1.extend(builds);
+            all.2.extend(failures);
+        }
+        all
+    }
+}
+
+#[test]
+fn hot_swaps_between_two_axum_builds_under_load_lose_no_request() {
+    use common::swap::{hup, install_bytes};
+    let builds = [axum_build(b'A'), axum_build(b'B')];
+    let dir = fresh_dir("axum-swap");
+    let live = dir.join("live.so");
+    install_bytes(&builds[0], &live);
+    let pid_file = dir.join("ws.pid");
+    let mut target = live.into_os_string();
+    target.push(":app");
+    let ws = server(target)
+        .args(["--threads", "2", "-w", "2", "--pid"])
+        .args([pid_file.as_os_str()])
+        .env("RUST_LOG", "info,access=warn")
+        .start();
+    wait_first_ready(&pid_file);
+    assert_eq!(ws.get("/build").text(), "axum-app build A");
+
+    let load = SwapLoad::start(ws.addr());
+    thread::sleep(Duration::from_millis(300));
+    for swap in 1..=SWAPS {
+        let (bytes, name) = if swap % 2 == 1 {
+            (&builds[1], "axum-app build B")
+        } else {
+            (&builds[0], "axum-app build A")
+        };
+        install_bytes(bytes, &dir.join("live.so"));
+        let (state, _, rest) = hup(&pid_file);
+        assert_eq!(state, "ready", "swap {swap} failed: {rest}");
+        assert_eq!(ws.get("/build").text(), name, "after swap {swap}");
+        thread::sleep(Duration::from_millis(300));
+    }
+    let (ok, seen, failures) = load.finish();
+    assert!(
+        failures.is_empty(),
+        "failed requests during swaps: {failures:#?}"
+    );
+    assert!(ok > 100, "too little load to prove anything: {ok} requests");
+    for name in ["axum-app build A", "axum-app build B"] {
+        assert!(seen.iter().any(|b| b == name), "the load never saw {name}");
+    }
+}
