@@ -26,6 +26,7 @@
 mod error;
 mod ffi;
 mod log;
+mod query;
 mod request;
 mod response;
 #[cfg(test)]
@@ -35,6 +36,7 @@ pub use error::AbiError;
 #[doc(hidden)]
 pub use ffi::__private;
 pub use log::{InitContext, LogLevel, Logger};
+pub use query::{form_decode, QueryPairs};
 pub use request::{BodyReader, HeaderIter, Request, Vars};
 pub use response::{Body, BodyKind, Response};
 
