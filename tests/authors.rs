@@ -182,3 +182,152 @@ fn readme_rust_example_is_the_generated_app() {
     let generated = std::fs::read_to_string(tmp.0.join("hello-app/src/lib.rs")).unwrap();
     assert_eq!(example, generated);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Load errors a first app runs into
+// ---------------------------------------------------------------------------------------------
+
+/// A descriptor's `call` that answers 204: enough for an app that loads.
+const C_CALL: &str = r#"
+#include "webserver_app.h"
+static int32_t call(void *state, const ws_request *req, ws_body *body) {
+    (void)state;
+    (void)body;
+    ws_bytes no_reason = {0, 0};
+    return req->host->start_response(req->io, 204, no_reason, 0, 0, 0);
+}
+"#;
+
+/// Compiles `source` with `compiler` (`cc` or `c++`, `$CC`/`$CXX` win) into
+/// `target/c-apps/<tag>-…/lib<tag>.so` and returns `LIB:app` for it.
+fn compile(compiler: &str, tag: &str, source: &str) -> std::ffi::OsString {
+    let (env, ext) = if compiler == "c++" {
+        ("CXX", "cpp")
+    } else {
+        ("CC", "c")
+    };
+    let compiler = std::env::var(env).unwrap_or_else(|_| compiler.to_owned());
+    let dir = fresh_dir(tag);
+    let src = dir.join(format!("{tag}.{ext}"));
+    std::fs::write(&src, source).unwrap();
+    let lib = dir.join(format!("lib{tag}.so"));
+    let out = Command::new(&compiler)
+        .args(["-shared", "-fPIC", "-I"])
+        .arg(workspace_dir().join("app-abi/include"))
+        .arg("-o")
+        .arg(&lib)
+        .arg(&src)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
+    assert_ok(&format!("{compiler} {tag}"), &out);
+    let mut target = lib.into_os_string();
+    target.push(":app");
+    target
+}
+
+#[test]
+fn a_directory_named_as_the_library_is_called_a_directory() {
+    let dir = fresh_dir("dir-lib").join("libmyapp.so");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut target = dir.into_os_string();
+    target.push(":app");
+    let exited = server(target.clone()).run_to_exit();
+    assert_load_error(
+        &exited,
+        &["libmyapp.so is a directory", "name the .so file"],
+    );
+    let check = webserver(&workspace_dir(), &["check", &target.to_string_lossy()]);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&check.stderr).contains("is a directory"));
+}
+
+#[test]
+fn an_undefined_symbol_is_a_link_problem() {
+    let source = format!(
+        "{C_CALL}\nint helper_nobody_defines(void);\n\
+         static int32_t init(const ws_init *i, void **s) {{ (void)i; *s = 0; return helper_nobody_defines(); }}\n\
+         const ws_app app = {{WS_APP_HEADER(0), \"linky\", \"1\", init, call, 0}};\n"
+    );
+    let exited = server(compile("cc", "linky", &source)).run_to_exit();
+    assert_load_error(
+        &exited,
+        &["undefined symbol: helper_nobody_defines", "a link problem"],
+    );
+    assert!(
+        !exited.stderr.contains("built for this platform"),
+        "{exited:?}"
+    );
+}
+
+#[test]
+fn a_function_named_as_the_app_is_called_a_function() {
+    let exited = server(compile("cc", "fnapp", "int app(void) { return 42; }\n")).run_to_exit();
+    assert_load_error(&exited, &["app is a function", "const ws_app app"]);
+}
+
+#[test]
+fn data_that_is_not_a_descriptor_is_called_data() {
+    let source = "const unsigned app[16] = {1, 2, 3};\n";
+    let exited = server(compile("cc", "dataapp", source)).run_to_exit();
+    assert_load_error(
+        &exited,
+        &["not a webserver app descriptor", "data of another kind"],
+    );
+    assert!(!exited.stderr.contains("is a function"), "{exited:?}");
+    // One byte of data: refused from the symbol table, never read as a 16-byte header.
+    let exited = server(compile("cc", "byteapp", "const char app = 1;\n")).run_to_exit();
+    assert_load_error(
+        &exited,
+        &["too small or misaligned", "data of another kind"],
+    );
+}
+
+#[test]
+fn a_cpp_descriptor_without_extern_c_is_named_with_the_fix() {
+    let descriptor =
+        "const ws_app app = {WS_APP_HEADER(0), \"cpp\", \"1\", nullptr, call, nullptr};\n";
+    let exited = server(compile(
+        "c++",
+        "cppnoextern",
+        &format!("{C_CALL}{descriptor}"),
+    ))
+    .run_to_exit();
+    assert_load_error(
+        &exited,
+        &[
+            "symbol 'app' not found",
+            "'_ZL3app'",
+            "extern \"C\" const ws_app app",
+        ],
+    );
+    // The fix the error names works.
+    let fixed = format!("{C_CALL}extern \"C\" {descriptor}");
+    let server = server(compile("c++", "cppextern", &fixed)).start();
+    assert_eq!(server.get("/").status, 204);
+}
+
+#[test]
+fn cargo_build_workspace_is_advised_only_for_the_sample_apps() {
+    let cwd = fresh_dir("advice");
+    let exited = server("myownapp:app").cwd(&cwd).run_to_exit();
+    assert_load_error(
+        &exited,
+        &["cannot find library 'myownapp'", "give its path"],
+    );
+    assert!(!exited.stderr.contains("--workspace"), "{exited:?}");
+
+    // A webserver with no sample apps beside it (an installed one) asked for one of them.
+    let alone = cwd.join("webserver");
+    std::fs::copy(webserver_exe(), &alone).unwrap();
+    let out = Command::new(&alone)
+        .current_dir(&cwd)
+        .args(["--bind", "127.0.0.1:0", "hello:app"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cargo build --workspace in the webserver checkout"),
+        "{stderr}"
+    );
+}
