@@ -1,6 +1,6 @@
 //! The safe Rust layer over [`crate::raw`]: write an [`App`], export it with [`export_app!`].
 //!
-//! ```ignore
+//! ```
 //! use app_abi::{export_app, App, InitContext, Request, Response};
 //!
 //! struct Hello;
@@ -15,6 +15,10 @@
 //! }
 //!
 //! export_app!(app, Hello, name = "hello", version = "1.0");
+//! # fn main() {
+//! #     assert_eq!(app.magic, app_abi::raw::WS_APP_MAGIC);
+//! #     assert!(app.init.is_some() && app.call.is_some());
+//! # }
 //! ```
 //!
 //! Every `extern "C"` entry point the macro exports (`init`, `call`, the body's `next` and `close`,
@@ -25,6 +29,8 @@
 
 mod error;
 mod ffi;
+#[cfg(feature = "json")]
+mod json;
 mod log;
 mod query;
 mod request;
@@ -35,6 +41,8 @@ mod tests;
 pub use error::AbiError;
 #[doc(hidden)]
 pub use ffi::__private;
+#[cfg(feature = "json")]
+pub use json::{Json, JsonBodyError};
 pub use log::{InitContext, LogLevel, Logger};
 pub use query::{form_decode, QueryPairs};
 pub use request::{BodyReader, HeaderIter, Request, Vars};

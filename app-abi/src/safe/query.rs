@@ -117,3 +117,56 @@ impl<'a> Request<'a> {
             .map(|(name, value)| (name, String::from_utf8_lossy(value)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raw::{WsBytes, WsPair, WsRequest};
+
+    #[test]
+    fn query_and_headers_as_text() {
+        let pairs = [
+            (
+                "QUERY_STRING",
+                &b"name=J%C3%BCrgen&n=5&n=6&bad=x&pct=100%25"[..],
+            ),
+            ("HTTP_X_TRACE", &b"abc"[..]),
+            ("HTTP_X_BYTES", &b"caf\xe9"[..]),
+        ];
+        let environ: Vec<WsPair> = pairs
+            .iter()
+            .map(|(n, v)| WsPair {
+                name: WsBytes::from_slice(n.as_bytes()),
+                value: WsBytes::from_slice(v),
+            })
+            .collect();
+        let raw = WsRequest {
+            size: core::mem::size_of::<WsRequest>() as u32,
+            flags: 0,
+            environ: environ.as_ptr(),
+            environ_len: environ.len(),
+            io: core::ptr::null_mut(),
+            host: core::ptr::null(),
+            log_ctx: core::ptr::null(),
+        };
+        // SAFETY: the environ outlives `req`; a null host is allowed.
+        let req = unsafe { Request::from_raw(&raw) };
+        assert_eq!(req.query_get("name").as_deref(), Some("Jürgen"));
+        assert_eq!(
+            req.query_parse::<u32>("n"),
+            Some(Ok(5)),
+            "the first of repeats"
+        );
+        assert!(req.query_parse::<u32>("bad").unwrap().is_err());
+        assert_eq!(req.query_parse::<u32>("missing"), None);
+        assert_eq!(req.query_get("pct").as_deref(), Some("100%"));
+        assert_eq!(req.query_pairs().count(), 5);
+        assert_eq!(req.header_str("x-trace").as_deref(), Some("abc"));
+        assert_eq!(req.header_str("X-Bytes").as_deref(), Some("caf\u{fffd}"));
+        let all: Vec<(String, String)> = req
+            .headers_str()
+            .map(|(n, v)| (n, v.into_owned()))
+            .collect();
+        assert_eq!(all[0], ("x-trace".to_owned(), "abc".to_owned()));
+    }
+}
