@@ -317,11 +317,13 @@ impl DateCache {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         if self.second != Some(second) {
-            let s = httpdate::fmt_http_date(now);
-            let n = s.len().min(self.buf.len());
-            if let (Some(dst), Some(src)) = (self.buf.get_mut(..n), s.as_bytes().get(..n)) {
-                dst.copy_from_slice(src);
-            }
+            // Formatted in place: `fmt_http_date` would allocate a String once a second, which
+            // is a heap allocation on the hello path whenever a second turns over.
+            let mut dst = &mut self.buf[..];
+            let _ = std::io::Write::write_fmt(
+                &mut dst,
+                format_args!("{}", httpdate::HttpDate::from(now)),
+            );
             self.second = Some(second);
         }
         &self.buf
