@@ -1,6 +1,7 @@
 //! The command line: `webserver [OPTIONS] LIB:SYMBOL [APP_ARGS]...`, `webserver check [OPTIONS]
-//! LIB:SYMBOL [APP_ARGS]...`, and the
-//! hidden modes the master starts its workers in (`__worker`) and `check` its child (`__probe`).
+//! LIB:SYMBOL [APP_ARGS]...`, the app author's subcommands (`new`, `header`, `completions`,
+//! `man`), and the hidden modes the master starts its workers in (`__worker`) and `check` its
+//! child (`__probe`).
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::app::target::AppTarget;
 use crate::http::scan::Limits;
+use crate::scaffold::Lang;
 use crate::server::Config;
 use crate::supervisor::probe::{Expect, ProbeTarget};
 
@@ -60,6 +62,25 @@ pub(crate) enum Command {
         )]
         app_args: Vec<OsString>,
     },
+    /// Create a ready-to-build app in the directory NAME: a Rust cdylib with app-abi vendored (it
+    /// builds offline, anywhere), or a C99 file, the header and a Makefile.
+    New {
+        /// The app's name: its directory, crate and library (`libNAME.so`).
+        name: String,
+        /// The language to write the app in.
+        #[arg(long, value_enum, default_value_t = Lang::Rust)]
+        lang: Lang,
+    },
+    /// Print the C header apps are built against: `webserver header > webserver_app.h`.
+    Header,
+    /// Print a shell completion script, e.g. `webserver completions bash > /etc/bash_completion.d/webserver`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `webserver man > webserver.1; man ./webserver.1`.
+    Man,
     /// Internal: the child process of `check`.
     #[command(name = "__probe", hide = true)]
     Probe {

@@ -5,6 +5,7 @@
 use std::fmt;
 
 use crate::app::loader::LoadError;
+use crate::scaffold::ScaffoldError;
 use crate::supervisor::master::MasterError;
 use crate::supervisor::probe::CheckError;
 
@@ -24,6 +25,10 @@ pub(crate) enum Layer {
     Master(MasterError),
     /// `check`: the app failed the check, or the check could not run.
     Check(CheckError),
+    /// `new` could not write the app.
+    Scaffold(ScaffoldError),
+    /// Writing to stdout failed (`header`, `completions`, `man` into a closed pipe or full disk).
+    Output(std::io::Error),
     /// A worker ended unsuccessfully with this status. It told the master why over its pipe
     /// (the master logs it), so nothing more is printed.
     Worker { status: i32 },
@@ -43,7 +48,7 @@ impl Error {
         match &self.layer {
             Layer::Worker { .. } => true,
             Layer::Check(e) => e.already_reported(),
-            Layer::Load(_) | Layer::Master(_) => false,
+            Layer::Load(_) | Layer::Master(_) | Layer::Scaffold(_) | Layer::Output(_) => false,
         }
     }
 }
@@ -64,6 +69,22 @@ impl From<MasterError> for Error {
     }
 }
 
+impl From<ScaffoldError> for Error {
+    fn from(e: ScaffoldError) -> Error {
+        Error {
+            layer: Layer::Scaffold(e),
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error {
+            layer: Layer::Output(e),
+        }
+    }
+}
+
 impl From<CheckError> for Error {
     fn from(e: CheckError) -> Error {
         Error {
@@ -78,6 +99,8 @@ impl fmt::Display for Error {
             Layer::Load(e) => write!(f, "{e}"),
             Layer::Master(e) => write!(f, "{e}"),
             Layer::Check(e) => write!(f, "{e}"),
+            Layer::Scaffold(e) => write!(f, "{e}"),
+            Layer::Output(e) => write!(f, "cannot write to stdout: {e}"),
             Layer::Worker { status } => write!(
                 f,
                 "worker exited with status {status}; the master's log says why"

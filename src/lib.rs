@@ -12,6 +12,7 @@ mod error;
 pub mod exit;
 mod http;
 mod log_limit;
+mod scaffold;
 mod server;
 mod supervisor;
 mod sys;
@@ -62,10 +63,28 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             app_args,
             probe,
         }) => supervisor::probe::probe(app, app_args, probe),
+        Some(Command::New { name, lang }) => {
+            let dir = scaffold::new_app(std::path::Path::new("."), name, *lang)?;
+            print!("{}", scaffold::next_steps(&dir, name, *lang));
+            Ok(())
+        }
+        Some(Command::Header) => print_stdout(scaffold::C_HEADER.as_bytes()),
+        Some(Command::Completions { shell }) => print_stdout(&scaffold::completions(*shell)),
+        Some(Command::Man) => print_stdout(&scaffold::man_page()),
         Some(Command::Worker(args)) => match supervisor::worker::run(args) {
             0 => Ok(()),
             status => Err(Error::worker(status)),
         },
+    }
+}
+
+/// Writes `bytes` to stdout (`webserver header > FILE`). A reader that went away (`| head`)
+/// wanted no more: that is not an error worth a line.
+fn print_stdout(bytes: &[u8]) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
 }
 
@@ -77,6 +96,9 @@ fn role(cli: &Cli) -> String {
             format!("worker {} gen {}", std::process::id(), args.generation)
         }
         Some(Command::Check { .. } | Command::Probe { .. }) => "check".to_owned(),
+        Some(
+            Command::New { .. } | Command::Header | Command::Completions { .. } | Command::Man,
+        ) => "author".to_owned(),
     }
 }
 

@@ -8,6 +8,11 @@
  * started as `webserver LIB:SYMBOL`; SYMBOL names a `ws_app` (data, not a function), so one library
  * may hold several apps (`libdemo.so:api`, `libdemo.so:admin`).
  *
+ * Language: this header needs C99 or later (`cc -std=c99`), or C++. In C++ define each descriptor
+ * as `extern "C" const ws_app app = {...};`: a C++ `const` global has internal linkage and a
+ * mangled name, so without `extern "C"` the server cannot find it. `webserver header` prints this
+ * file; `webserver new NAME --lang c` writes it beside a starter app and its Makefile.
+ *
  * Versioning: `WS_ABI_MAJOR` changes with any change of layout or meaning of an existing field;
  * `WS_ABI_MINOR` grows when fields are appended to a struct (every struct that crosses the boundary
  * starts with its own `size`, and fields past `size` are absent), or flags/error codes are added.

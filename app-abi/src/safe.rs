@@ -1,6 +1,6 @@
 //! The safe Rust layer over [`crate::raw`]: write an [`App`], export it with [`export_app!`].
 //!
-//! ```ignore
+//! ```
 //! use app_abi::{export_app, App, InitContext, Request, Response};
 //!
 //! struct Hello;
@@ -15,6 +15,10 @@
 //! }
 //!
 //! export_app!(app, Hello, name = "hello", version = "1.0");
+//! # fn main() {
+//! #     assert_eq!(app.magic, app_abi::raw::WS_APP_MAGIC);
+//! #     assert!(app.init.is_some() && app.call.is_some());
+//! # }
 //! ```
 //!
 //! Every `extern "C"` entry point the macro exports (`init`, `call`, the body's `next` and `close`,
@@ -29,7 +33,10 @@ mod deferred;
 mod deferred_tests;
 mod error;
 mod ffi;
+#[cfg(feature = "json")]
+mod json;
 mod log;
+mod query;
 mod request;
 mod response;
 #[cfg(test)]
@@ -39,7 +46,10 @@ pub use deferred::{BodyIo, DeferredBody, Next, TryRead, Waker};
 pub use error::AbiError;
 #[doc(hidden)]
 pub use ffi::__private;
+#[cfg(feature = "json")]
+pub use json::{Json, JsonBodyError};
 pub use log::{InitContext, LogLevel, Logger, NEEDS_ABI_1_1};
+pub use query::{form_decode, QueryPairs};
 pub use request::{BodyReader, HeaderIter, Request, Vars};
 pub use response::{Body, BodyKind, Response};
 

@@ -21,6 +21,7 @@ use app_abi::raw::{
 };
 
 use super::host::{AppLogTag, HOST};
+use super::symbols::{self, SymbolKind};
 use super::target::{AppTarget, TargetError};
 
 /// Why an app could not be loaded. Each message is one line that tells the user what to do.
@@ -34,11 +35,17 @@ pub(crate) enum LoadError {
     SymbolMissing {
         path: PathBuf,
         symbol: String,
+        /// Mangled names in the library that spell `symbol` (C++ without `extern "C"`).
+        mangled: Vec<String>,
     },
     BadMagic {
         path: PathBuf,
         symbol: String,
-        found: u32,
+        /// The magic read, or `None` when the symbol was refused without reading it (a function,
+        /// an object too small or misaligned for a descriptor).
+        found: Option<u32>,
+        /// What the symbol is, from the library's symbol table (`None`: the file does not say).
+        kind: Option<SymbolKind>,
     },
     AbiMajor {
         path: PathBuf,
@@ -67,19 +74,53 @@ impl fmt::Display for LoadError {
             LoadError::Target(e) => write!(f, "{e}"),
             LoadError::NotLoadable { path, reason } => write!(
                 f,
-                "cannot load {}: {reason} (is it a shared library built for this platform?)",
-                path.display()
+                "cannot load {}: {reason} ({})",
+                path.display(),
+                not_loadable_advice(reason)
             ),
-            LoadError::SymbolMissing { path, symbol } => write!(
+            LoadError::SymbolMissing {
+                path,
+                symbol,
+                mangled,
+            } => match mangled.first() {
+                None => write!(
+                    f,
+                    "symbol '{symbol}' not found in {}; export it with app_abi::export_app! or a C `const ws_app {symbol}`",
+                    path.display()
+                ),
+                Some(spelling) => write!(
+                    f,
+                    "symbol '{symbol}' not found in {}, but '{spelling}' is: a C++ (or Rust) mangled name the server cannot look up; in C++ define it as `extern \"C\" const ws_app {symbol} = {{...}};` (a C++ const global is internal and mangled), in Rust use app_abi::export_app!",
+                    path.display()
+                ),
+            },
+            LoadError::BadMagic {
+                path,
+                symbol,
+                kind: Some(SymbolKind::Function),
+                ..
+            } => write!(
                 f,
-                "symbol '{symbol}' not found in {}; export it with app_abi::export_app! or a C `const ws_app {symbol}`",
+                "{}:{symbol} is a function, not a webserver app descriptor; SYMBOL names data: a C `const ws_app {symbol} = {{ WS_APP_HEADER(0), ... }};` or app_abi::export_app!({symbol}, ...)",
                 path.display()
             ),
-            LoadError::BadMagic { path, symbol, found } => write!(
-                f,
-                "{}:{symbol} is not a webserver app descriptor (magic {found:#010x}, expected {WS_APP_MAGIC:#010x}); name a ws_app static, not a function",
-                path.display()
-            ),
+            LoadError::BadMagic {
+                path, symbol, found, ..
+            } => {
+                write!(
+                    f,
+                    "{}:{symbol} is not a webserver app descriptor (",
+                    path.display()
+                )?;
+                match found {
+                    Some(found) => write!(f, "magic {found:#010x}")?,
+                    None => write!(f, "too small or misaligned for one")?,
+                }
+                write!(
+                    f,
+                    ", expected magic {WS_APP_MAGIC:#010x}); it is data of another kind: name the ws_app built with WS_APP_HEADER or app_abi::export_app!"
+                )
+            }
             LoadError::AbiMajor { path, symbol, found } => write!(
                 f,
                 "{}:{symbol} was built for ABI {}.{} but this server speaks ABI {WS_ABI_MAJOR}.{WS_ABI_MINOR}; rebuild the app against app-abi {WS_ABI_MAJOR}.x",
@@ -149,10 +190,12 @@ impl LoadedApp {
         let descriptor = open_descriptor(path, symbol)?;
         let err = |f: fn(PathBuf, String) -> LoadError| f(path.to_path_buf(), symbol.to_owned());
         if descriptor.magic != WS_APP_MAGIC {
+            let file = std::fs::read(path).unwrap_or_default();
             return Err(LoadError::BadMagic {
                 path: path.to_path_buf(),
                 symbol: symbol.to_owned(),
-                found: descriptor.magic,
+                found: Some(descriptor.magic),
+                kind: symbols::exported(&file, symbol).map(|(kind, _)| kind),
             });
         }
         if descriptor.abi_major != WS_ABI_MAJOR {
@@ -271,25 +314,64 @@ fn open_descriptor(path: &Path, symbol: &str) -> Result<&'static WsApp, LoadErro
     })?;
     // SAFETY: the symbol's address is read as a pointer only; what it points to is checked
     // (magic, version, size) before any field beyond the fixed header is trusted.
-    let address = unsafe { library.get::<*const WsApp>(symbol.as_bytes()) }.map_err(|_| {
-        LoadError::SymbolMissing {
-            path: path.to_path_buf(),
-            symbol: symbol.to_owned(),
-        }
-    })?;
+    let address = unsafe { library.get::<*const WsApp>(symbol.as_bytes()) }
+        .map_err(|_| symbol_missing(path, symbol))?;
     let address: *const WsApp = address.into_raw() as *const WsApp;
     // Never dlclose (see the module docs): the descriptor and its code live as long as the process.
     std::mem::forget(library);
     if address.is_null() {
-        return Err(LoadError::SymbolMissing {
+        return Err(symbol_missing(path, symbol));
+    }
+    // Before anything is read through the address: a function, an object smaller than the
+    // fixed header (whose bytes may end at the end of a mapping) or an address not aligned for
+    // a descriptor cannot be one, and a reference to it would be undefined behaviour.
+    let listed = symbols::exported(&std::fs::read(path).unwrap_or_default(), symbol);
+    let too_small = |size: u64| size != 0 && size < FIXED_HEADER_LEN;
+    let refused = match listed {
+        Some((SymbolKind::Function, _)) => true,
+        Some((_, size)) => too_small(size),
+        None => false,
+    } || !address.is_aligned();
+    if refused {
+        return Err(LoadError::BadMagic {
             path: path.to_path_buf(),
             symbol: symbol.to_owned(),
+            found: None,
+            kind: listed.map(|(kind, _)| kind),
         });
     }
-    // SAFETY: the symbol resolved to a non-null address in a library that stays mapped forever;
-    // the fixed header (16 bytes) is read to identify it, and the rest only after the magic, major
-    // and size checks prove it is a descriptor of at least the 1.0 size.
+    // SAFETY: the symbol resolved to a non-null, aligned address of data in a library that stays
+    // mapped forever; the fixed header (16 bytes) is read to identify it, and the rest only after
+    // the magic, major and size checks prove it is a descriptor of at least the 1.0 size.
     Ok(unsafe { &*address })
+}
+
+/// The descriptor's fixed header (magic, major, minor, size, flags): what is read to identify it.
+const FIXED_HEADER_LEN: u64 = 16;
+
+/// `symbol` is not exported: say so, with the mangled names that spell it if the file has any.
+fn symbol_missing(path: &Path, symbol: &str) -> LoadError {
+    let file = std::fs::read(path).unwrap_or_default();
+    LoadError::SymbolMissing {
+        path: path.to_path_buf(),
+        symbol: symbol.to_owned(),
+        mangled: symbols::mangled_spellings(&file, symbol),
+    }
+}
+
+/// What to do about a dlopen failure, from glibc's message: an unresolved symbol is a link
+/// problem of the app (not a platform mismatch), a missing dependency wants its path, and only
+/// what is left (no ELF header, wrong class or machine) is about the file itself.
+fn not_loadable_advice(reason: &str) -> &'static str {
+    if reason.contains("undefined symbol") {
+        "a link problem: the library uses a symbol that neither it nor the libraries it links define; link the library that defines it (e.g. -lm), define the function it declares, or in C++ give both sides the same extern \"C\""
+    } else if reason.contains("cannot open shared object file") {
+        "a library it depends on is not found: install it, or point LD_LIBRARY_PATH or the app's rpath at it"
+    } else if reason.contains("Is a directory") {
+        "it is a directory: name the .so file inside it"
+    } else {
+        "is it a shared library built for this platform?"
+    }
 }
 
 fn loader_message(error: &libloading::Error) -> String {

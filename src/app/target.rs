@@ -28,6 +28,8 @@ pub(crate) enum TargetError {
         lib: String,
         looked_in: Vec<PathBuf>,
     },
+    /// The library named is a directory (a crate's or a build's, typically).
+    IsDirectory(PathBuf),
 }
 
 impl fmt::Display for TargetError {
@@ -40,12 +42,23 @@ impl fmt::Display for TargetError {
             TargetError::NotFound { lib, looked_in } => {
                 let places: Vec<String> =
                     looked_in.iter().map(|p| p.display().to_string()).collect();
+                let advice = if crate::scaffold::is_sample_app(lib) {
+                    "build the sample apps (cargo build --workspace in the webserver checkout) or give its path"
+                } else {
+                    "build it (cargo build, or make for a C app) and give its path, e.g. ./target/debug/libNAME.so:app"
+                };
                 write!(
                     f,
-                    "cannot find library '{lib}': looked in {}; build it (cargo build --workspace) or give its path",
+                    "cannot find library '{lib}': looked in {}; {advice}",
                     places.join(", ")
                 )
             }
+            TargetError::IsDirectory(path) => write!(
+                f,
+                "{} is a directory, not a library; name the .so file inside it, e.g. {}/target/debug/libNAME.so:app",
+                path.display(),
+                path.display()
+            ),
         }
     }
 }
@@ -85,21 +98,24 @@ impl AppTarget {
         places
     }
 
-    /// The first candidate that is a file.
+    /// The first candidate that is a file. A directory where the library should be is named as
+    /// such: dlopen would only say "cannot read file data: Is a directory".
     pub(crate) fn resolve(&self) -> Result<PathBuf, TargetError> {
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
         let exe_dir = std::env::current_exe()
             .ok()
             .and_then(|exe| exe.parent().map(Path::to_path_buf));
         let looked_in = self.candidates(&cwd, exe_dir.as_deref());
-        looked_in
-            .iter()
-            .find(|p| p.is_file())
-            .cloned()
-            .ok_or_else(|| TargetError::NotFound {
-                lib: self.lib.clone(),
-                looked_in,
-            })
+        if let Some(found) = looked_in.iter().find(|p| p.is_file()) {
+            return Ok(found.clone());
+        }
+        if let Some(dir) = looked_in.iter().find(|p| p.is_dir()) {
+            return Err(TargetError::IsDirectory(dir.clone()));
+        }
+        Err(TargetError::NotFound {
+            lib: self.lib.clone(),
+            looked_in,
+        })
     }
 }
 

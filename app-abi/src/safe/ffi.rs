@@ -430,10 +430,25 @@ pub mod __private {
 
 /// Exports an [`App`](crate::App) as a `#[no_mangle]` static `WsApp` descriptor.
 ///
-/// ```ignore
+/// ```
+/// # use app_abi::{export_app, App, InitContext, Request, Response};
+/// # struct Hello;
+/// # struct Api;
+/// # impl App for Hello {
+/// #     fn init(_: &InitContext<'_>) -> Result<Self, String> { Ok(Hello) }
+/// #     fn call(&self, _: &mut Request<'_>) -> Response { Response::text(200, "hello\n") }
+/// # }
+/// # impl App for Api {
+/// #     fn init(_: &InitContext<'_>) -> Result<Self, String> { Ok(Api) }
+/// #     fn call(&self, _: &mut Request<'_>) -> Response { Response::json(200, "{}") }
+/// # }
 /// export_app!(app, Hello, name = "hello", version = "1.0");
 /// export_app!(api, Api, name = "api", version = env!("CARGO_PKG_VERSION"),
 ///             flags = app_abi::raw::WS_APP_SINGLE_THREADED);
+/// # fn main() {
+/// #     assert_eq!(api.flags, app_abi::raw::WS_APP_SINGLE_THREADED);
+/// #     assert_eq!(app.flags, 0);
+/// # }
 /// ```
 ///
 /// The server then loads it as `libNAME.so:app`. `name` and `version` must be string literals

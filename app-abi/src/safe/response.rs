@@ -204,8 +204,13 @@ enum HeaderList {
 /// What [`crate::App::call`] returns: status, headers and [`Body`] (PEP 3333's `start_response`
 /// arguments plus the returned iterable), built with chained methods:
 ///
-/// ```ignore
-/// Response::new(201).header("Location", "/items/7").body("created\n")
+/// ```
+/// use app_abi::Response;
+///
+/// let r = Response::new(201).header("Location", "/items/7").body("created\n");
+/// assert_eq!(r.status_code(), 201);
+/// assert_eq!(r.get_header("location"), Some("/items/7"));
+/// assert_eq!(r.body_ref().length_hint(), 8); // becomes Content-Length
 /// ```
 ///
 /// Content-Length is not a header to set: the server derives it from [`Body::length_hint`] (or
