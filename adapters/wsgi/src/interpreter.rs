@@ -174,8 +174,11 @@ pub(crate) struct LoadError {
 
 impl LoadError {
     fn python(py: Python<'_>, context: String, err: PyErr) -> LoadError {
+        let at = location(py, &err)
+            .map(|at| format!(" (at {at})"))
+            .unwrap_or_default();
         LoadError {
-            message: format!("{context}: {}", last_line(py, &err)),
+            message: format!("{context}: {}{at}", last_line(py, &err)),
             traceback: Some(traceback(py, &err)),
         }
     }
@@ -200,6 +203,39 @@ pub(crate) fn last_line(py: Python<'_>, err: &PyErr) -> String {
             .to_owned(),
         Err(_) => err.to_string(),
     }
+}
+
+/// `file:line` of the app's code that failed: where a `SyntaxError` is, else the innermost
+/// traceback frame outside Python's own frozen import machinery.
+fn location(py: Python<'_>, err: &PyErr) -> Option<String> {
+    let value = err.value_bound(py);
+    if let (Ok(file), Ok(line)) = (
+        value
+            .getattr("filename")
+            .and_then(|f| f.extract::<String>()),
+        value.getattr("lineno").and_then(|l| l.extract::<u32>()),
+    ) {
+        return Some(format!("{file}:{line}"));
+    }
+    let frames = py
+        .import_bound("traceback")
+        .ok()?
+        .call_method1("extract_tb", (err.traceback_bound(py)?,))
+        .ok()?;
+    let frame_at = |frame: Bound<'_, PyAny>| -> Option<(String, u32)> {
+        Some((
+            frame.getattr("filename").ok()?.extract().ok()?,
+            frame.getattr("lineno").ok()?.extract().ok()?,
+        ))
+    };
+    frames
+        .iter()
+        .ok()?
+        .flatten()
+        .filter_map(frame_at)
+        .filter(|(file, _)| !file.starts_with("<frozen"))
+        .last()
+        .map(|(file, line)| format!("{file}:{line}"))
 }
 
 /// The whole traceback, as Python prints it.

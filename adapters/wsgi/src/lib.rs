@@ -144,8 +144,9 @@ fn load(args: &[String], logger: Logger) -> Result<WsgiApp, String> {
     interpreter::start(&config)?;
     Python::with_gil(|py| {
         let callable = interpreter::load_app(py, &config.target).map_err(|err| {
+            // The server prints the one-line error; the whole traceback is there for RUST_LOG=debug.
             if let Some(tb) = &err.traceback {
-                logger.error(&format!("WSGI app {} failed to load:\n{tb}", config.target));
+                logger.debug(&format!("WSGI app {} failed to load:\n{tb}", config.target));
             }
             err.message
         })?;
