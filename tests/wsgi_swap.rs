@@ -1,0 +1,90 @@
+//! Hot swap with a Python app: every generation is a new set of worker processes that start Python
+//! and import the app afresh, so a HUP after editing the `.py` file serves the new code — and an
+//! edit that breaks the import is refused like a broken library, the old generation serving on.
+
+mod common;
+mod wsgi_support;
+
+use common::{poll, Server};
+use std::path::Path;
+use std::time::Duration;
+use wsgi_support::wsgi_server;
+
+/// A swap boots Python in new workers: give it time on a loaded machine.
+const SWAP_TIMEOUT: Duration = Duration::from_secs(30);
+
+const APP_V1: &str = "def app(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [b'v1\\n']\n";
+const APP_V2: &str = "def app(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [b'v2\\n']\n";
+const APP_BROKEN: &str = "def app(environ, start_response:\n";
+
+/// `FILE.status`: (state, generation, rest).
+fn status(pid_file: &Path) -> Option<(String, u64, String)> {
+    let mut name = pid_file.as_os_str().to_owned();
+    name.push(".status");
+    let text = std::fs::read_to_string(name).ok()?;
+    let mut parts = text.lines().next()?.splitn(3, ' ');
+    let state = parts.next()?.to_owned();
+    let generation = parts.next()?.parse().ok()?;
+    Some((state, generation, parts.next().unwrap_or("").to_owned()))
+}
+
+/// SIGHUP and wait for generation `after + 1` to be ready or failed.
+fn hup(server: &Server, pid_file: &Path) -> (String, u64, String) {
+    let before = status(pid_file).map_or(0, |(_, g, _)| g);
+    server.signal(libc::SIGHUP);
+    poll(SWAP_TIMEOUT, "the swap to settle", || {
+        status(pid_file)
+            .filter(|(state, g, _)| *g > before && (state == "ready" || state == "failed"))
+    })
+}
+
+fn write_app(dir: &Path, source: &str) {
+    let tmp = dir.join("swapapp.py.tmp");
+    std::fs::write(&tmp, source).unwrap();
+    std::fs::rename(&tmp, dir.join("swapapp.py")).unwrap();
+}
+
+#[test]
+fn a_hup_serves_the_edited_python_app_and_a_broken_edit_keeps_the_old_one() {
+    let dir = common::fresh_dir("wsgi-swap");
+    write_app(&dir, APP_V1);
+    let pid_file = dir.join("ws.pid");
+    let server = wsgi_server(&dir, "swapapp:app")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .args(["--pid".as_ref(), pid_file.as_os_str()])
+        .start();
+    poll(SWAP_TIMEOUT, "generation 1 ready", || {
+        status(&pid_file).filter(|(state, _, _)| state == "ready")
+    });
+    assert_eq!(server.get("/").text(), "v1\n");
+
+    write_app(&dir, APP_BROKEN);
+    let (state, _, why) = hup(&server, &pid_file);
+    assert_eq!(state, "failed", "{why}");
+    assert!(
+        why.contains("SyntaxError"),
+        "the status names the Python error: {why}"
+    );
+    assert!(
+        server
+            .wait_for_log(Duration::from_secs(5), |l| l.contains("hot swap failed")
+                && l.contains("SyntaxError"))
+            .is_some(),
+        "{}",
+        server.stderr()
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            server.get("/").text(),
+            "v1\n",
+            "the old generation serves on"
+        );
+    }
+
+    write_app(&dir, APP_V2);
+    let (state, _, why) = hup(&server, &pid_file);
+    assert_eq!(state, "ready", "{why}");
+    poll(SWAP_TIMEOUT, "the new generation to answer", || {
+        (server.get("/").text() == "v2\n").then_some(())
+    });
+}
