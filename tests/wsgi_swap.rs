@@ -14,7 +14,9 @@ use wsgi_support::wsgi_server;
 const SWAP_TIMEOUT: Duration = Duration::from_secs(30);
 
 const APP_V1: &str = "def app(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [b'v1\\n']\n";
-const APP_V2: &str = "def app(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [b'v2\\n']\n";
+/// A different length than v1: Python trusts a cached .pyc whose source has the same size and
+/// modification second, and an edit within the second the cache was written is not seen.
+const APP_V2: &str = "def app(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [b'version 2\\n']\n";
 const APP_BROKEN: &str = "def app(environ, start_response:\n";
 
 /// `FILE.status`: (state, generation, rest).
@@ -85,6 +87,40 @@ fn a_hup_serves_the_edited_python_app_and_a_broken_edit_keeps_the_old_one() {
     let (state, _, why) = hup(&server, &pid_file);
     assert_eq!(state, "ready", "{why}");
     poll(SWAP_TIMEOUT, "the new generation to answer", || {
-        (server.get("/").text() == "v2\n").then_some(())
+        (server.get("/").text() == "version 2\n").then_some(())
     });
+}
+
+#[test]
+fn reload_path_swaps_when_the_python_source_changes_and_not_for_its_bytecode() {
+    let dir = common::fresh_dir("wsgi-reload-path");
+    write_app(&dir, APP_V1);
+    let pid_file = dir.join("ws.pid");
+    // Python writes __pycache__ into the watched directory as each generation imports the app:
+    // that must not count as a change.
+    let server = wsgi_server(&dir, "swapapp:app")
+        .env("PYTHONDONTWRITEBYTECODE", "")
+        .args(["--pid".as_ref(), pid_file.as_os_str()])
+        .args(["--reload", "--reload-path"])
+        .args([dir.as_os_str()])
+        .start();
+    poll(SWAP_TIMEOUT, "generation 1 ready", || {
+        status(&pid_file).filter(|(state, _, _)| state == "ready")
+    });
+    assert_eq!(server.get("/").text(), "v1\n");
+    assert!(
+        dir.join("__pycache__").is_dir(),
+        "the test needs Python to write its cache"
+    );
+
+    write_app(&dir, APP_V2);
+    poll(SWAP_TIMEOUT, "the edited app to be served", || {
+        (server.get("/").text() == "version 2\n").then_some(())
+    });
+    let (state, generation, _) = status(&pid_file).unwrap();
+    assert_eq!((state.as_str(), generation), ("ready", 2));
+    // The new generation's bytecode cache is not a change: no third generation follows.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(status(&pid_file).unwrap().1, 2, "{}", server.stderr());
+    assert!(server.stderr().contains("--reload-path: a file under"));
 }

@@ -6,7 +6,7 @@
 //! - `worker.rs` is a worker's life; `message.rs` what it tells the master on its pipe;
 //!   `children.rs` a worker as the master sees it.
 //! - `artifact.rs` keeps the private copies of libraries (`elf.rs` refuses a half-written one);
-//!   `reload.rs` notices a changed one.
+//!   `reload.rs` notices a changed one, `reload_paths.rs` a change under `--reload-path`.
 //! - `probe.rs` is `webserver check`; `process.rs` small helpers. System calls are in
 //!   `crate::sys::process`.
 
@@ -19,4 +19,5 @@ pub(crate) mod message;
 pub(crate) mod probe;
 pub(crate) mod process;
 pub(crate) mod reload;
+pub(crate) mod reload_paths;
 pub(crate) mod worker;
