@@ -232,7 +232,7 @@ mod tests {
     fn changes_are_looked_for_at_most_every_interval() {
         let dir = scratch("interval");
         let start = Instant::now();
-        let mut watch = PathsWatch::new(&[dir.clone()], None, start).unwrap();
+        let mut watch = PathsWatch::new(std::slice::from_ref(&dir), None, start).unwrap();
         fs::write(dir.join("app.py"), "version 2").unwrap();
         // Seen at the first look, loaded once stable for the debounce.
         assert!(!watch.changed(true, start + LOOK_INTERVAL));
