@@ -46,24 +46,40 @@ mod tests {
     use super::*;
     use app_abi::raw::WsHost;
 
-    /// A `ws_init` as an ABI 1.1 server lays it out: the 1.0 fields, then `args`, `n_args`.
+    /// `ws_init` as an ABI 1.1 server lays it out, spelled out field by field so that this test
+    /// means the same whether `raw::WsInit` has the 1.1 fields yet or not.
     #[repr(C)]
     struct InitV11 {
-        base: WsInit,
+        size: u32,
+        reserved: u32,
+        host: *const WsHost,
+        log_ctx: *const core::ffi::c_void,
+        error_buf: *mut u8,
+        error_cap: usize,
+        error_len: *mut usize,
         args: *const WsBytes,
         n_args: usize,
     }
 
-    fn init_of_size(size: u32) -> WsInit {
-        WsInit {
-            size,
+    fn init(size: usize, args: &[WsBytes]) -> InitV11 {
+        InitV11 {
+            size: size as u32,
             reserved: 0,
-            host: core::ptr::null::<WsHost>(),
+            host: core::ptr::null(),
             log_ctx: core::ptr::null(),
             error_buf: core::ptr::null_mut(),
             error_cap: 0,
             error_len: core::ptr::null_mut(),
+            args: args.as_ptr(),
+            n_args: args.len(),
         }
+    }
+
+    fn read_from(init: &InitV11) -> Vec<String> {
+        // SAFETY: InitV11 starts with the 1.0 fields of WsInit in the same order (a prefix of it,
+        // or all of it once WsInit has the 1.1 fields); `read` looks past the 1.0 fields only when
+        // `size` says they are there, and the args point to valid slices.
+        unsafe { read(&*(init as *const InitV11).cast::<WsInit>()) }
     }
 
     #[test]
@@ -80,15 +96,10 @@ mod tests {
             WsBytes::from_slice(b"flaskapp:app"),
             WsBytes::from_slice(b"--venv=/v"),
         ];
-        let v11 = InitV11 {
-            base: init_of_size(size_of::<InitV11>() as u32),
-            args: words.as_ptr(),
-            n_args: words.len(),
-        };
-        // SAFETY: a complete 1.1 layout with valid args.
-        assert_eq!(unsafe { read(&v11.base) }, ["flaskapp:app", "--venv=/v"]);
-        let v10 = init_of_size(ARGS_OFFSET as u32);
-        // SAFETY: a 1.0 struct: `size` says the args are absent, so they are not read.
-        assert!(unsafe { read(&v10) }.is_empty());
+        let v11 = init(size_of::<InitV11>(), &words);
+        assert_eq!(read_from(&v11), ["flaskapp:app", "--venv=/v"]);
+        // A 1.0 server's size stops before `args`: whatever lies there is not read.
+        let v10 = init(ARGS_OFFSET, &words);
+        assert!(read_from(&v10).is_empty());
     }
 }
