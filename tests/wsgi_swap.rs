@@ -124,3 +124,124 @@ fn reload_path_swaps_when_the_python_source_changes_and_not_for_its_bytecode() {
     assert_eq!(status(&pid_file).unwrap().1, 2, "{}", server.stderr());
     assert!(server.stderr().contains("--reload-path: a file under"));
 }
+
+/// The article's Flask app, answering `/hello` with `greeting`.
+fn flask_app(greeting: &str) -> String {
+    format!(
+        "from flask import Flask\nfrom flask import Response\nflask_app = Flask('flaskapp')\n\n\n\
+         @flask_app.route('/hello')\ndef hello_world():\n    return Response(\n        \
+         '{greeting}\\n',\n        mimetype='text/plain'\n    )\n\napp = flask_app.wsgi_app\n"
+    )
+}
+
+#[test]
+fn swapping_a_flask_app_under_load_fails_no_request() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    const CLIENTS: usize = 3;
+    const SWAPS: usize = 4;
+
+    let dir = common::fresh_dir("wsgi-swap-load");
+    write_app(&dir, &flask_app("Hello world from Flask v1!"));
+    let pid_file = dir.join("ws.pid");
+    let server = wsgi_server(&dir, "swapapp:app")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .args(["-w", "2", "--pid"])
+        .args([pid_file.as_os_str()])
+        .start();
+    poll(SWAP_TIMEOUT, "generation 1 ready", || {
+        status(&pid_file).filter(|(state, _, _)| state == "ready")
+    });
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let (addr, stop, ok, failures) = (
+                server.addr(),
+                Arc::clone(&stop),
+                Arc::clone(&ok),
+                Arc::clone(&failures),
+            );
+            std::thread::spawn(move || {
+                let mut conn: Option<common::Conn> = None;
+                while !stop.load(Ordering::Relaxed) {
+                    let c = match conn.as_mut() {
+                        Some(c) => c,
+                        None => match common::Conn::try_connect(addr) {
+                            Ok(c) => conn.insert(c),
+                            Err(e) => {
+                                failures
+                                    .lock()
+                                    .unwrap()
+                                    .push(format!("client {client}: {e}"));
+                                continue;
+                            }
+                        },
+                    };
+                    let sent = c.try_send("GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n");
+                    match sent.and_then(|()| c.try_read_response()) {
+                        Ok(resp)
+                            if resp.status == 200
+                                && resp.text().starts_with("Hello world from Flask v") =>
+                        {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                            // A draining generation answers with `Connection: close`.
+                            if resp.header_has_token("connection", "close") {
+                                conn = None;
+                            }
+                        }
+                        Ok(resp) => {
+                            failures.lock().unwrap().push(format!(
+                                "client {client}: {} {:?}",
+                                resp.status,
+                                String::from_utf8_lossy(&resp.body)
+                            ));
+                            conn = None;
+                        }
+                        Err(e) => {
+                            failures
+                                .lock()
+                                .unwrap()
+                                .push(format!("client {client}: {e}"));
+                            conn = None;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+
+    for swap in 0..SWAPS {
+        let version = if swap % 2 == 0 { 2 } else { 1 };
+        // v1 and v2 have the same length: the bytecode cache is off (PYTHONDONTWRITEBYTECODE)
+        // so that an edit within the second of the last import is read (see APP_V2).
+        write_app(
+            &dir,
+            &flask_app(&format!("Hello world from Flask v{version}!")),
+        );
+        let (state, _, why) = hup(&server, &pid_file);
+        assert_eq!(state, "ready", "swap {swap}: {why}");
+        let want = format!("Hello world from Flask v{version}!\n");
+        poll(SWAP_TIMEOUT, "the new version on a new connection", || {
+            (server.get("/hello").text() == want).then_some(())
+        });
+    }
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    let failures = failures.lock().unwrap();
+    let ok = ok.load(Ordering::Relaxed);
+    assert!(
+        failures.is_empty(),
+        "{} failed of {ok} ok: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(ok > 0, "the load clients got no answer");
+    eprintln!(
+        "{SWAPS} swaps of a Flask app under {CLIENTS} keep-alive clients: {ok} requests, 0 failed"
+    );
+}
