@@ -299,6 +299,21 @@ fn the_gil_is_released_while_a_client_is_slow() {
     assert_eq!(slow.read_response().text(), "got 10 bytes");
 }
 
+#[test]
+fn wsgi_input_hands_out_what_arrived_without_waiting_for_the_whole_body() {
+    let server = serve("rules:app");
+    let mut conn = server.connect();
+    conn.send("POST /first-line HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nfirst\nabc");
+    // The app answers from 9 of 1,000,000 declared bytes: nothing waits for the rest.
+    let resp = conn.read_response();
+    assert_eq!(resp.text(), "line=b'first\\n' more=b'abc'");
+    let mut conn = server.connect();
+    conn.send(
+        "POST /first-line HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\nConnection: close\r\n\r\nfirst\nabc",
+    );
+    assert_eq!(conn.read_response().text(), "line=b'first\\n' more=b'abc'");
+}
+
 fn load_error(dir: &Path, target: &str, needles: &[&str]) {
     let exited = wsgi_server(dir, target)
         .env("PYTHONPATH", fixtures_dir().to_str().unwrap())
