@@ -152,6 +152,11 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     pub(crate) reload: bool,
 
+    /// With --reload, also hot-swap when a file under PATH changes (repeatable; directories are
+    /// watched recursively, without hidden entries and __pycache__): e.g. a Python app's source.
+    #[arg(long = "reload-path", value_name = "PATH", requires = "reload")]
+    pub(crate) reload_paths: Vec<PathBuf>,
+
     #[command(flatten)]
     pub(crate) tuning: Tuning,
 }

@@ -24,6 +24,7 @@ use super::generation::{Action, Config, Event, Generations, SwapCause};
 use super::pid_file::{PidFile, PidFileError};
 use super::process::{jitter, status_path};
 use super::reload::FileWatch;
+use super::reload_paths::PathsWatch;
 use crate::app::loader::LoadError;
 use crate::app::target::AppTarget;
 use crate::cli::ServeArgs;
@@ -108,6 +109,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         args: args.clone(),
         symbol: target.symbol.clone(),
         watch: FileWatch::new(FileStamp::of(&source), Instant::now()),
+        paths_watch: PathsWatch::new(&args.reload_paths, args.pid.as_deref(), Instant::now()),
         source,
         workers: Vec::new(),
         machine,
@@ -132,6 +134,8 @@ struct Master {
     workers: Vec<WorkerProcess>,
     machine: Generations,
     watch: FileWatch<FileStamp>,
+    /// `--reload-path`s, if any.
+    paths_watch: Option<PathsWatch>,
     /// Set by `Action::Exit`.
     outcome: Option<Result<(), String>>,
 }
@@ -336,6 +340,11 @@ impl Master {
             .changed(FileStamp::of(&self.source), can_start, Instant::now())
         {
             self.apply(Event::SwapAsked(SwapCause::FileChanged));
+        } else if let Some(paths) = &mut self.paths_watch {
+            if paths.changed(can_start, Instant::now()) {
+                log::info!("--reload-path: a file under {} changed", paths.describe());
+                self.apply(Event::SwapAsked(SwapCause::FileChanged));
+            }
         }
     }
 

@@ -6,7 +6,8 @@
 //! - `worker.rs` is a worker's life; `message.rs` what it tells the master on its pipe;
 //!   `children.rs` a worker as the master sees it.
 //! - `artifact.rs` reads a library once and seals it in memory for a generation's workers
-//!   (`elf.rs` refuses a half-written one); `reload.rs` notices a changed one.
+//!   (`elf.rs` refuses a half-written one); `reload.rs` notices a changed one, `reload_paths.rs`
+//!   a change under `--reload-path`.
 //! - `pid_file.rs` is `--pid FILE`, locked for the master's life.
 //! - `probe.rs` is `webserver check`; `process.rs` small helpers. System calls are in
 //!   `crate::sys::process` and `crate::sys::memfd`.
@@ -21,4 +22,5 @@ pub(crate) mod pid_file;
 pub(crate) mod probe;
 pub(crate) mod process;
 pub(crate) mod reload;
+pub(crate) mod reload_paths;
 pub(crate) mod worker;

@@ -1,0 +1,263 @@
+//! The response body: the app's iterable, pulled by the server's `next` and closed by its `close`.
+//!
+//! PEP 3333 rules enforced here: every item is `bytes` (a `str` item is the app's error: logged,
+//! and a 500 if nothing was sent yet); `start_response` must have been called before the first
+//! non-empty item; the iterable's `close()` is called exactly once, whatever happened.
+//!
+//! A plain `list` or `tuple` of bytes (what WebOb/Pyramid and most simple apps return) is checked
+//! and measured in `call`: the server then gets its exact length (Content-Length) and hands out
+//! its chunks without taking the GIL again.
+
+use crate::exchange::Exchange;
+use crate::interpreter::traceback;
+use crate::start_response::type_name;
+use app_abi::raw::{WsBytes, WS_ERR_APP, WS_LENGTH_UNKNOWN};
+use app_abi::LogLevel;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyIterator, PyList, PyTuple};
+use std::sync::Arc;
+
+/// One body chunk: a `bytes` object kept alive while the server reads its buffer (bytes objects
+/// are immutable, so the pointer stays valid as long as the reference is held — without the GIL).
+struct Chunk {
+    _owner: Py<PyBytes>,
+    ptr: *const u8,
+    len: usize,
+}
+
+impl Chunk {
+    fn new(bytes: &Bound<'_, PyBytes>) -> Chunk {
+        let slice = bytes.as_bytes();
+        Chunk {
+            ptr: slice.as_ptr(),
+            len: slice.len(),
+            _owner: bytes.clone().unbind(),
+        }
+    }
+}
+
+enum Source {
+    /// A list/tuple checked in `call`.
+    Prefetched(std::vec::IntoIter<Chunk>),
+    /// Any other iterable: items are pulled (and checked) with the GIL in `next`.
+    Iter(Py<PyIterator>),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Open,
+    Done,
+    Failed,
+}
+
+/// What the server's `WsBody::ctx` points to.
+pub(crate) struct BodyState {
+    exchange: Arc<Exchange>,
+    /// The app's return value, whose `close()` the server's `close` calls (`None` for a plain
+    /// list or tuple, which has none).
+    iterable: Option<PyObject>,
+    source: Source,
+    /// The chunk last handed to the server, alive until the next `next` or `close`.
+    current: Option<Chunk>,
+    phase: Phase,
+    /// `module:callable`, for log lines.
+    label: Arc<str>,
+}
+
+/// The body's shape as `call` decided it.
+pub(crate) struct Prepared {
+    pub(crate) body: Box<BodyState>,
+    pub(crate) length_hint: u64,
+}
+
+fn not_bytes(item: &Bound<'_, PyAny>) -> PyErr {
+    PyTypeError::new_err(format!(
+        "the response body must be an iterable of bytes (PEP 3333), but it yielded a {}: {}",
+        type_name(item),
+        item.repr()
+            .map(|r| r.to_string().chars().take(60).collect::<String>())
+            .unwrap_or_default()
+    ))
+}
+
+fn not_started() -> PyErr {
+    PyRuntimeError::new_err(
+        "the app returned its body without calling start_response(status, headers) first",
+    )
+}
+
+/// Turns the app's return value into the server's body. On `Err` the caller still owes
+/// `result.close()` ([`close_iterable`]).
+pub(crate) fn prepare(
+    exchange: &Arc<Exchange>,
+    result: &Bound<'_, PyAny>,
+    label: &Arc<str>,
+) -> PyResult<Prepared> {
+    let sequence = if let Ok(list) = result.downcast_exact::<PyList>() {
+        Some(list.iter().collect::<Vec<_>>())
+    } else if let Ok(tuple) = result.downcast_exact::<PyTuple>() {
+        Some(tuple.iter().collect())
+    } else {
+        None
+    };
+    let (source, iterable, length_hint) = match sequence {
+        Some(items) => {
+            let mut chunks = Vec::with_capacity(items.len());
+            let mut total = 0u64;
+            for item in &items {
+                let bytes = item.downcast::<PyBytes>().map_err(|_| not_bytes(item))?;
+                if !bytes.as_bytes().is_empty() {
+                    total += bytes.as_bytes().len() as u64;
+                    chunks.push(Chunk::new(bytes));
+                }
+            }
+            let head = exchange.head();
+            if !head.started {
+                return Err(not_started());
+            }
+            if !chunks.is_empty() {
+                exchange.mark_body_sent();
+            }
+            // Bytes already sent through write() are part of the body too: length unknown then.
+            let hint = if head.body_sent {
+                WS_LENGTH_UNKNOWN
+            } else {
+                total
+            };
+            (Source::Prefetched(chunks.into_iter()), None, hint)
+        }
+        None => {
+            let iter = PyIterator::from_bound_object(result).map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "the app returned a {}, not an iterable of bytes (PEP 3333)",
+                    type_name(result)
+                ))
+            })?;
+            (
+                Source::Iter(iter.unbind()),
+                Some(result.clone().unbind()),
+                WS_LENGTH_UNKNOWN,
+            )
+        }
+    };
+    Ok(Prepared {
+        body: Box::new(BodyState {
+            exchange: Arc::clone(exchange),
+            iterable,
+            source,
+            current: None,
+            phase: Phase::Open,
+            label: Arc::clone(label),
+        }),
+        length_hint,
+    })
+}
+
+impl BodyState {
+    /// The server's `next`: 1 with `*chunk` set, 0 at the end, `WS_ERR_APP` once the app failed.
+    pub(crate) fn next_chunk(&mut self, chunk: &mut WsBytes) -> i32 {
+        if self.phase != Phase::Open {
+            return if self.phase == Phase::Done {
+                0
+            } else {
+                WS_ERR_APP
+            };
+        }
+        let next = match &mut self.source {
+            Source::Prefetched(chunks) => Ok(chunks.next()),
+            Source::Iter(iter) => {
+                let exchange = Arc::clone(&self.exchange);
+                let _active = exchange.enter();
+                Python::with_gil(|py| pull(py, iter.bind(py), &exchange))
+            }
+        };
+        match next {
+            Ok(Some(next)) => {
+                *chunk = WsBytes {
+                    ptr: next.ptr,
+                    len: next.len,
+                };
+                // The previous chunk is released only now: the server is done with it.
+                self.current = Some(next);
+                1
+            }
+            Ok(None) => {
+                self.phase = Phase::Done;
+                0
+            }
+            Err((message, traceback)) => {
+                self.phase = Phase::Failed;
+                self.exchange.log(
+                    LogLevel::Error,
+                    &format!("WSGI app {}: {message}\n{traceback}", self.label),
+                );
+                WS_ERR_APP
+            }
+        }
+    }
+
+    /// The server's `close`: calls the iterable's `close()` (PEP 3333), then releases everything.
+    pub(crate) fn close(self: Box<Self>) {
+        if self.iterable.is_none() {
+            // A plain list/tuple: nothing to call. Releasing bytes objects without the GIL is
+            // deferred by PyO3 to the next time a thread holds it.
+            drop(self);
+            return;
+        }
+        Python::with_gil(|py| {
+            let BodyState {
+                exchange,
+                iterable,
+                label,
+                ..
+            } = *self;
+            if let Some(iterable) = iterable {
+                if let Err(err) = close_iterable(py, iterable.bind(py)) {
+                    exchange.log(
+                        LogLevel::Error,
+                        &format!(
+                            "WSGI app {label}: its iterable's close() raised\n{}",
+                            traceback(py, &err)
+                        ),
+                    );
+                }
+            }
+        });
+    }
+}
+
+/// One item of a Python iterable, checked; `Err((what, traceback))` when the app broke a rule.
+fn pull(
+    py: Python<'_>,
+    iter: &Bound<'_, PyIterator>,
+    exchange: &Exchange,
+) -> Result<Option<Chunk>, (String, String)> {
+    let fail = |err: PyErr, what: &str| (what.to_owned(), traceback(py, &err));
+    for item in iter.clone() {
+        let item = item.map_err(|e| fail(e, "its iterable raised"))?;
+        let bytes = item
+            .downcast::<PyBytes>()
+            .map_err(|_| fail(not_bytes(&item), "broke PEP 3333"))?;
+        if bytes.as_bytes().is_empty() {
+            continue;
+        }
+        if !exchange.head().started {
+            return Err(fail(not_started(), "broke PEP 3333"));
+        }
+        exchange.mark_body_sent();
+        return Ok(Some(Chunk::new(bytes)));
+    }
+    if !exchange.head().started {
+        return Err(fail(not_started(), "broke PEP 3333"));
+    }
+    Ok(None)
+}
+
+/// Calls `close()` on the app's iterable if it has one.
+pub(crate) fn close_iterable(_py: Python<'_>, iterable: &Bound<'_, PyAny>) -> PyResult<()> {
+    if iterable.hasattr("close")? {
+        iterable.call_method0("close")?;
+    }
+    Ok(())
+}

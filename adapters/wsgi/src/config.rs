@@ -1,0 +1,169 @@
+//! What to serve and with which Python: the WSGI target (`module:callable`) and the virtualenv,
+//! from the app arguments (`webserver wsgi:app flaskapp:app [--venv PATH]`) or, when the server
+//! passes none, from the environment (`WEBSERVER_WSGI_APP`, `VIRTUAL_ENV`).
+
+use std::path::PathBuf;
+
+/// Names the WSGI target when no app argument does (for servers without app arguments).
+pub(crate) const APP_ENV: &str = "WEBSERVER_WSGI_APP";
+/// The variable `source venv/bin/activate` sets; Python users expect it to choose the packages.
+pub(crate) const VENV_ENV: &str = "VIRTUAL_ENV";
+/// The app argument naming a virtualenv (`--venv PATH` or `--venv=PATH`).
+const VENV_FLAG: &str = "--venv";
+
+/// `module:callable`, as the article's `webserver2.py` takes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Target {
+    /// A module name for `importlib.import_module` (dotted names allowed).
+    pub(crate) module: String,
+    /// An attribute of the module; dots walk into nested attributes (`pkg.mod:obj.app`).
+    pub(crate) callable: String,
+}
+
+impl Target {
+    /// Parses `module:callable`; `module` alone means its `application` attribute (PEP 3333's and
+    /// Django's conventional name).
+    pub(crate) fn parse(spec: &str) -> Result<Target, String> {
+        let (module, callable) = match spec.split_once(':') {
+            Some((m, c)) => (m.trim(), c.trim()),
+            None => (spec.trim(), "application"),
+        };
+        let valid = |s: &str, dotted: bool| {
+            !s.is_empty()
+                && s.split('.').all(|part| {
+                    !part.is_empty()
+                        && !part.starts_with(|c: char| c.is_ascii_digit())
+                        && part.chars().all(|c| c == '_' || c.is_alphanumeric())
+                })
+                && (dotted || !s.contains('.'))
+        };
+        if !valid(module, true) || !valid(callable, true) {
+            return Err(format!(
+                "'{spec}' is not a WSGI target: give module:callable, e.g. flaskapp:app"
+            ));
+        }
+        Ok(Target {
+            module: module.to_owned(),
+            callable: callable.to_owned(),
+        })
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.module, self.callable)
+    }
+}
+
+/// Everything `init` needs to start Python and find the app.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Config {
+    pub(crate) target: Target,
+    /// The virtualenv whose packages the app uses; `None`: the interpreter's own.
+    pub(crate) venv: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads the app arguments first, the environment for what they leave out.
+    pub(crate) fn from_args_and_env(
+        args: &[String],
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, String> {
+        let mut target = None;
+        let mut venv = None;
+        let mut words = args.iter();
+        while let Some(word) = words.next() {
+            if let Some(path) = word.strip_prefix(VENV_FLAG) {
+                let path = match path.strip_prefix('=') {
+                    Some(p) => p.to_owned(),
+                    None if path.is_empty() => words
+                        .next()
+                        .ok_or("--venv needs a path: --venv PATH")?
+                        .clone(),
+                    None => return Err(unknown_arg(word)),
+                };
+                venv = Some(PathBuf::from(path));
+            } else if word.starts_with('-') {
+                return Err(unknown_arg(word));
+            } else if target.is_some() {
+                return Err(format!(
+                    "one WSGI target only: '{word}' follows another (give module:callable once)"
+                ));
+            } else {
+                target = Some(Target::parse(word)?);
+            }
+        }
+        let target = match target {
+            Some(t) => t,
+            None => match env(APP_ENV).filter(|s| !s.trim().is_empty()) {
+                Some(spec) => Target::parse(&spec)?,
+                None => {
+                    return Err(format!(
+                        "no WSGI app named: run `webserver wsgi:app module:callable` \
+                         (or set {APP_ENV}=module:callable)"
+                    ))
+                }
+            },
+        };
+        let venv = venv.or_else(|| env(VENV_ENV).filter(|s| !s.is_empty()).map(PathBuf::from));
+        Ok(Config { target, venv })
+    }
+}
+
+fn unknown_arg(word: &str) -> String {
+    format!(
+        "unknown argument '{word}' for the WSGI bridge: it takes module:callable and --venv PATH"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str], env: &[(&str, &str)]) -> Result<Config, String> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        Config::from_args_and_env(&args, |k| {
+            env.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn the_articles_target_is_module_colon_callable() {
+        let c = config(&["flaskapp:app"], &[]).unwrap();
+        assert_eq!(c.target.module, "flaskapp");
+        assert_eq!(c.target.callable, "app");
+        assert_eq!(c.venv, None);
+        let c = config(&["helloworld.wsgi"], &[]).unwrap();
+        assert_eq!(c.target.to_string(), "helloworld.wsgi:application");
+    }
+
+    #[test]
+    fn arguments_win_over_the_environment() {
+        let env = [(APP_ENV, "pyramidapp:app"), (VENV_ENV, "/env/a")];
+        let c = config(&["flaskapp:app", "--venv", "/env/b"], &env).unwrap();
+        assert_eq!(c.target.to_string(), "flaskapp:app");
+        assert_eq!(c.venv, Some(PathBuf::from("/env/b")));
+        let c = config(&["--venv=/env/c"], &env).unwrap();
+        assert_eq!(c.target.to_string(), "pyramidapp:app");
+        assert_eq!(c.venv, Some(PathBuf::from("/env/c")));
+        let c = config(&[], &env).unwrap();
+        assert_eq!(c.venv, Some(PathBuf::from("/env/a")));
+    }
+
+    #[test]
+    fn bad_words_are_refused_with_what_to_do() {
+        for (args, needle) in [
+            (&[][..], "webserver wsgi:app module:callable"),
+            (&["flask app:x"][..], "not a WSGI target"),
+            (&["a:b", "c:d"][..], "one WSGI target only"),
+            (&["a:b", "--venv"][..], "--venv needs a path"),
+            (&["a:b", "--workers"][..], "unknown argument '--workers'"),
+            (&["1mod:app"][..], "not a WSGI target"),
+        ] {
+            let err = config(args, &[]).unwrap_err();
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+    }
+}

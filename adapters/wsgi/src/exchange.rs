@@ -1,0 +1,240 @@
+//! [`Exchange`]: one request as the Python side sees it — the server's `io` handle and host
+//! vtable, whether the response was started or has sent body bytes (PEP 3333's `exc_info` rules
+//! depend on both), and the guard that keeps host I/O on the thread the server is running the
+//! request on.
+//!
+//! Python objects (`wsgi.input`, `start_response`, `write`) hold an `Arc<Exchange>` and may outlive
+//! the request (an app can stash `environ`), or be used from a thread the app started. The ABI
+//! allows host I/O only from the thread inside `call`/`next`, and `io` is dead after `close`; so
+//! every host I/O call first checks that the calling thread is the one the server is running the
+//! request on right now ([`Exchange::enter`] marks it), and raises a Python `OSError` otherwise.
+//!
+//! Every host call that may wait for the client (`read`, `write`) releases the GIL: with several
+//! serving threads the GIL would otherwise serialise them on the slowest client.
+
+use app_abi::raw::{WsHost, WsPair, WsRequest, WS_ERR_CLIENT_GONE, WS_ERR_STATE, WS_OK};
+use app_abi::{AbiError, LogLevel, Logger};
+use core::ffi::c_void;
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// No thread is running the request (between `next` calls, during `close`, after it).
+const NO_THREAD: u64 = 0;
+
+/// A number per OS thread, never [`NO_THREAD`], cheaper to compare than `ThreadId`.
+fn thread_token() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(NO_THREAD + 1);
+    thread_local! {
+        static TOKEN: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    TOKEN.with(|t| *t)
+}
+
+/// PEP 3333 response state, as far as the bridge must know it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Head {
+    /// `start_response` succeeded at least once.
+    pub(crate) started: bool,
+    /// Body bytes left the app (through `write` or the iterable): the head is on its way, so
+    /// `start_response(..., exc_info)` must re-raise instead of replacing.
+    pub(crate) body_sent: bool,
+}
+
+/// A raw pointer handed to a closure that runs without the GIL on the same thread.
+struct SendPtr<T>(*mut T);
+// SAFETY: only used inside `Python::allow_threads`, which runs the closure on the calling thread;
+// the pointer never reaches another thread.
+unsafe impl<T> Send for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// A method, so that closures capture the whole `SendPtr` rather than its non-`Send` field.
+    fn get(&self) -> *mut T {
+        self.0
+    }
+}
+
+/// One request's handle on the server. See the module docs.
+pub(crate) struct Exchange {
+    io: *mut c_void,
+    host: &'static WsHost,
+    logger: Logger,
+    /// The [`thread_token`] of the thread inside `call`/`next`, or [`NO_THREAD`].
+    active: AtomicU64,
+    head: Mutex<Head>,
+}
+
+// SAFETY: `io` is only passed to the host from the thread marked in `active` (checked by
+// `require_active` before every use), which is the thread the server is running the request on, as
+// the ABI requires; `host` and the logger are process-lifetime and usable from any thread.
+unsafe impl Send for Exchange {}
+// SAFETY: as for Send; the mutable state is behind an atomic and a mutex.
+unsafe impl Sync for Exchange {}
+
+/// Marks the current thread as the one running the request until dropped.
+pub(crate) struct Active<'e>(&'e Exchange);
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.active.store(NO_THREAD, Ordering::Release);
+    }
+}
+
+impl Exchange {
+    /// The exchange of `req`, or `None` if the server gave no host vtable.
+    ///
+    /// # Safety
+    /// `req` must be the server's request, valid (with its `io`) until the body's `close` returns,
+    /// and its host vtable and log context process-lifetime, as the header specifies. The caller
+    /// must stop using `io` when the request ends: [`Exchange::enter`] is then never called again.
+    pub(crate) unsafe fn new(req: &WsRequest) -> Option<Exchange> {
+        // SAFETY: the header makes `host` null or a process-lifetime vtable.
+        let host: &'static WsHost = unsafe { req.host.as_ref() }?;
+        Some(Exchange {
+            io: req.io,
+            host,
+            // SAFETY: as above; `log_ctx` is the request's, process-lifetime too.
+            logger: unsafe { Logger::from_raw(req.host, req.log_ctx) },
+            active: AtomicU64::new(NO_THREAD),
+            head: Mutex::new(Head::default()),
+        })
+    }
+
+    /// The server is in `call`/`next` on this thread: host I/O is allowed until the guard drops.
+    pub(crate) fn enter(&self) -> Active<'_> {
+        self.active.store(thread_token(), Ordering::Release);
+        Active(self)
+    }
+
+    fn require_active(&self, what: &str) -> PyResult<()> {
+        if self.active.load(Ordering::Acquire) == thread_token() {
+            Ok(())
+        } else {
+            Err(PyOSError::new_err(format!(
+                "{what} used outside its request: only while the server runs the app's call or \
+                 iteration, on that thread (not after the response ended, not from another thread)"
+            )))
+        }
+    }
+
+    pub(crate) fn logger(&self) -> Logger {
+        self.logger
+    }
+
+    pub(crate) fn log(&self, level: LogLevel, msg: &str) {
+        self.logger.log(level, msg);
+    }
+
+    pub(crate) fn head(&self) -> Head {
+        *self.head.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn mark_body_sent(&self) {
+        self.head
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .body_sent = true;
+    }
+
+    /// `wsgi.input`'s source: up to `buf.len()` de-chunked body bytes, 0 at the end, with the GIL
+    /// released while the server waits for the client.
+    pub(crate) fn read(&self, py: Python<'_>, buf: &mut [u8]) -> PyResult<usize> {
+        self.require_active("wsgi.input")?;
+        let Some(read) = self.host.read else {
+            return Err(PyOSError::new_err(
+                "the server offers no request body reader",
+            ));
+        };
+        let (io, out, cap) = (SendPtr(self.io), SendPtr(buf.as_mut_ptr()), buf.len());
+        let (rc, n) = py.allow_threads(move || {
+            let mut n = 0usize;
+            // SAFETY: `io` is live (this thread runs the request: checked above); `out` is writable
+            // for `cap` bytes and `n` is a valid out-pointer, both for the duration of the call.
+            let rc = unsafe { read(io.get(), out.get(), cap, &mut n) };
+            (rc, n)
+        });
+        host_result(rc, "reading the request body")?;
+        Ok(n.min(cap))
+    }
+
+    /// PEP 3333's `write(data)`: sent now, with the GIL released while the client is slow.
+    pub(crate) fn write(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        self.require_active("write()")?;
+        let Some(write) = self.host.write else {
+            return Err(PyOSError::new_err("the server offers no write callable"));
+        };
+        let (io, ptr, len) = (
+            SendPtr(self.io),
+            SendPtr(data.as_ptr().cast_mut()),
+            data.len(),
+        );
+        // SAFETY: `io` is live (checked above) and `data` is valid for reads during the call; the
+        // host only reads it (the `cast_mut` merely satisfies `SendPtr`).
+        let rc = py.allow_threads(move || unsafe { write(io.get(), ptr.get(), len) });
+        if rc == WS_ERR_STATE {
+            return Err(PyRuntimeError::new_err(
+                "write() before start_response, or after the response ended",
+            ));
+        }
+        host_result(rc, "writing the response")?;
+        self.mark_body_sent();
+        Ok(())
+    }
+
+    /// The host's `start_response` with a validated, latin-1 encoded head. `Ok` marks the
+    /// response started.
+    pub(crate) fn start_response(
+        &self,
+        status: u16,
+        reason: &[u8],
+        pairs: &[WsPair],
+        flags: u32,
+    ) -> PyResult<()> {
+        self.require_active("start_response")?;
+        let Some(start) = self.host.start_response else {
+            return Err(PyOSError::new_err("the server offers no start_response"));
+        };
+        // SAFETY: `io` is live (checked above); `reason` and `pairs` (and the bytes they point to)
+        // are valid for the duration of the call, which is all the header lets the host rely on.
+        let rc = unsafe {
+            start(
+                self.io,
+                status,
+                app_abi::raw::WsBytes::from_slice(reason),
+                pairs.as_ptr(),
+                pairs.len(),
+                flags,
+            )
+        };
+        match AbiError::check(rc) {
+            Ok(()) => {
+                self.head.lock().unwrap_or_else(|e| e.into_inner()).started = true;
+                Ok(())
+            }
+            Err(AbiError::Invalid) => Err(PyValueError::new_err(
+                "the server refused the response head: the status must be 100-999, header names \
+                 tokens, values without CR/LF/NUL, and hop-by-hop headers (Connection, \
+                 Transfer-Encoding, ...) are the server's (see the server log)",
+            )),
+            Err(AbiError::State) => Err(PyRuntimeError::new_err(
+                "start_response refused: the response head was already sent",
+            )),
+            Err(err) => Err(PyOSError::new_err(format!("start_response: {err}"))),
+        }
+    }
+}
+
+/// A host return code as a Python exception: `OSError` with the server's reason.
+fn host_result(rc: i32, doing: &str) -> PyResult<()> {
+    if rc == WS_OK {
+        return Ok(());
+    }
+    let err = AbiError::check(rc).err().unwrap_or(AbiError::Other(rc));
+    let msg = format!("{doing}: {err}");
+    if rc == WS_ERR_CLIENT_GONE {
+        Err(pyo3::exceptions::PyConnectionAbortedError::new_err(msg))
+    } else {
+        Err(PyOSError::new_err(msg))
+    }
+}

@@ -1,0 +1,295 @@
+//! `libwsgi.so`: a webserver app that embeds CPython and serves a PEP 3333 (WSGI) application —
+//! `webserver wsgi:app flaskapp:app` does what the article's `python webserver2.py flaskapp:app`
+//! does, on this server's threads, workers and hot swap.
+//!
+//! The ABI was modelled on PEP 3333, so the bridge is mostly a translation:
+//!
+//! | ABI | WSGI |
+//! |---|---|
+//! | `init` (once per worker) | start Python, import `module:callable` ([`interpreter`]) |
+//! | `call` | `environ` ([`environ`]), `start_response` ([`start_response`]), call the app |
+//! | host `read` | `wsgi.input` ([`input`]) |
+//! | host `write` | the `write` callable |
+//! | host `log` | `wsgi.errors` ([`streams`]) |
+//! | body `next` / `close` | iterate the result / its `close()` ([`body`]) |
+//!
+//! It is written against the raw ABI rather than app-abi's safe `App` trait because PEP 3333 needs
+//! host I/O from inside the iteration (a generator may call `start_response` or read `wsgi.input`
+//! lazily), which the header allows in `next` but the safe layer's body iterators cannot reach.
+//!
+//! Every entry point runs inside [`boundary`]: a Rust panic never unwinds into the server, a
+//! Python exception never escapes as anything but a logged traceback and an error code.
+
+mod body;
+mod config;
+mod environ;
+mod exchange;
+mod init_args;
+mod input;
+mod interpreter;
+mod start_response;
+mod streams;
+
+use app_abi::raw::{
+    WsApp, WsBody, WsInit, WsRequest, WS_ABI_MAJOR, WS_ABI_MINOR, WS_APP_MAGIC, WS_ERR_APP,
+    WS_ERR_INVALID, WS_ERR_STATE, WS_OK,
+};
+use app_abi::{LogLevel, Logger, Request};
+use core::ffi::c_void;
+use pyo3::prelude::*;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+/// The descriptor: `webserver wsgi:app module:callable`.
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+pub static app: WsApp = WsApp {
+    magic: WS_APP_MAGIC,
+    abi_major: WS_ABI_MAJOR,
+    abi_minor: WS_ABI_MINOR,
+    size: core::mem::size_of::<WsApp>() as u32,
+    flags: 0,
+    name: c"wsgi".as_ptr(),
+    version: concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast(),
+    init: Some(init),
+    call: Some(call),
+    shutdown: Some(shutdown),
+};
+
+/// The app state behind `*state`: the WSGI callable and what every request shares.
+struct WsgiApp {
+    callable: PyObject,
+    constants: environ::Constants,
+    /// `module:callable`, for log lines.
+    label: Arc<str>,
+    logger: Logger,
+}
+
+/// Runs `f`; a panic becomes `fallback` and one log line instead of unwinding into the server.
+fn boundary<R>(logger: Option<Logger>, fallback: R, f: impl FnOnce() -> R) -> R {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(non-string panic)".to_owned());
+            if let Some(logger) = logger {
+                let _ = catch_unwind(AssertUnwindSafe(|| {
+                    logger.error(&format!("internal error in the WSGI bridge: {msg}"))
+                }));
+            }
+            // A payload whose Drop panics must not unwind either.
+            if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+                std::mem::forget(again);
+            }
+            fallback
+        }
+    }
+}
+
+/// Copies `msg`, truncated at a UTF-8 boundary, into the server's init error buffer.
+///
+/// # Safety
+/// `init.error_buf` must be null or writable for `error_cap` bytes, `error_len` null or writable.
+unsafe fn write_init_error(init: &WsInit, msg: &str) {
+    if init.error_buf.is_null() || init.error_len.is_null() {
+        return;
+    }
+    let mut n = msg.len().min(init.error_cap);
+    while !msg.is_char_boundary(n) {
+        n -= 1;
+    }
+    // SAFETY: the caller's contract; `msg` is our memory, which cannot overlap the server's buffer.
+    unsafe {
+        core::ptr::copy_nonoverlapping(msg.as_ptr(), init.error_buf, n);
+        *init.error_len = n;
+    }
+}
+
+/// `ws_app.init`: starts Python and imports the app.
+///
+/// # Safety
+/// `init` and `state` as the header specifies.
+unsafe extern "C" fn init(init: *const WsInit, state: *mut *mut c_void) -> i32 {
+    if init.is_null() || state.is_null() {
+        return WS_ERR_INVALID;
+    }
+    // SAFETY: non-null and valid for this call (the header).
+    let raw = unsafe { &*init };
+    // SAFETY: `host` and `log_ctx` of a WsInit are process-lifetime (the header).
+    let logger = unsafe { Logger::from_raw(raw.host, raw.log_ctx) };
+    let result = boundary(Some(logger), Err("panic while loading".to_owned()), || {
+        // SAFETY: `raw` is the server's WsInit, valid during this call.
+        let args = unsafe { init_args::read(raw) };
+        load(&args, logger)
+    });
+    match result {
+        Ok(wsgi) => {
+            // SAFETY: `state` is non-null and writable (the header).
+            unsafe { *state = Box::into_raw(Box::new(wsgi)).cast() };
+            WS_OK
+        }
+        Err(msg) => {
+            // SAFETY: `raw` is the server's WsInit with its error buffer.
+            unsafe { write_init_error(raw, &msg) };
+            WS_ERR_APP
+        }
+    }
+}
+
+fn load(args: &[String], logger: Logger) -> Result<WsgiApp, String> {
+    let config = config::Config::from_args_and_env(args, |k| std::env::var(k).ok())?;
+    interpreter::start(&config)?;
+    Python::with_gil(|py| {
+        let callable = interpreter::load_app(py, &config.target).map_err(|err| {
+            // The server prints the one-line error; the whole traceback is there for RUST_LOG=debug.
+            if let Some(tb) = &err.traceback {
+                logger.debug(&format!("WSGI app {} failed to load:\n{tb}", config.target));
+            }
+            err.message
+        })?;
+        let prefix: String = py
+            .import_bound("sys")
+            .and_then(|sys| sys.getattr("prefix")?.extract())
+            .unwrap_or_default();
+        logger.info(&format!(
+            "WSGI app {} on Python {} ({prefix})",
+            config.target,
+            py.version().split_whitespace().next().unwrap_or("?"),
+        ));
+        Ok(WsgiApp {
+            callable,
+            constants: environ::Constants::new(py),
+            label: Arc::from(config.target.to_string()),
+            logger,
+        })
+    })
+}
+
+/// `ws_app.call`: one request through the WSGI callable.
+///
+/// # Safety
+/// `state` from [`init`]; `request` and `body` valid as the header specifies (the request until
+/// the body's `close` returns).
+unsafe extern "C" fn call(state: *mut c_void, request: *const WsRequest, body: *mut WsBody) -> i32 {
+    if state.is_null() || request.is_null() || body.is_null() {
+        return WS_ERR_STATE;
+    }
+    // SAFETY: `state` is the WsgiApp from `init`, alive until `shutdown`, only shared here.
+    let wsgi = unsafe { &*state.cast::<WsgiApp>() };
+    // SAFETY: non-null and valid until the body's close (the header).
+    let raw = unsafe { &*request };
+    boundary(Some(wsgi.logger), WS_ERR_APP, || {
+        // SAFETY: the header's contract for `raw`; the exchange stops using `io` once the
+        // request ends (entered only in `call` and `next`).
+        let Some(exchange) = (unsafe { exchange::Exchange::new(raw) }) else {
+            return WS_ERR_STATE;
+        };
+        let exchange = Arc::new(exchange);
+        // SAFETY: as above; the environ is valid for this call.
+        let req = unsafe { Request::from_raw(raw) };
+        let _active = exchange.enter();
+        Python::with_gil(|py| {
+            let fail = |what: &str, err: &PyErr| {
+                exchange.log(
+                    LogLevel::Error,
+                    &format!(
+                        "WSGI app {} {what}\n{}",
+                        wsgi.label,
+                        interpreter::traceback(py, err)
+                    ),
+                );
+                WS_ERR_APP
+            };
+            let environ = match environ::build(py, raw, req.vars(), &exchange, &wsgi.constants) {
+                Ok(e) => e,
+                Err(err) => return fail("could not get its environ:", &err),
+            };
+            let start_response = match Py::new(
+                py,
+                start_response::StartResponse::new(Arc::clone(&exchange)),
+            ) {
+                Ok(s) => s,
+                Err(err) => return fail("could not get start_response:", &err),
+            };
+            let result = match wsgi.callable.call1(py, (environ, start_response)) {
+                Ok(r) => r,
+                Err(err) => return fail("raised:", &err),
+            };
+            let result = result.bind(py);
+            match body::prepare(&exchange, result, &wsgi.label) {
+                Ok(prepared) => {
+                    // SAFETY: `body` is non-null and writable (the header); only the app's fields
+                    // are written.
+                    unsafe {
+                        (*body).ctx = Box::into_raw(prepared.body).cast();
+                        (*body).next = Some(body_next);
+                        (*body).close = Some(body_close);
+                        (*body).length_hint = prepared.length_hint;
+                    }
+                    WS_OK
+                }
+                Err(err) => {
+                    let code = fail("broke PEP 3333:", &err);
+                    if let Err(err) = body::close_iterable(py, result) {
+                        fail("raised in its iterable's close():", &err);
+                    }
+                    code
+                }
+            }
+        })
+    })
+}
+
+/// `ws_body.next`.
+///
+/// # Safety
+/// `ctx` is a live body from [`call`], `chunk` writable; never concurrent for one ctx.
+unsafe extern "C" fn body_next(ctx: *mut c_void, chunk: *mut app_abi::raw::WsBytes) -> i32 {
+    if ctx.is_null() || chunk.is_null() {
+        return WS_ERR_INVALID;
+    }
+    boundary(None, WS_ERR_APP, || {
+        // SAFETY: exclusive access to the live BodyState and a writable chunk (the contract).
+        unsafe { (*ctx.cast::<body::BodyState>()).next_chunk(&mut *chunk) }
+    })
+}
+
+/// `ws_body.close`: the iterable's `close()`, then the body is freed.
+///
+/// # Safety
+/// `ctx` is a body from [`call`], closed this once.
+unsafe extern "C" fn body_close(ctx: *mut c_void) {
+    if ctx.is_null() {
+        return;
+    }
+    // SAFETY: leaked by `call`, reclaimed exactly once here.
+    let state = unsafe { Box::from_raw(ctx.cast::<body::BodyState>()) };
+    boundary(None, (), || state.close());
+}
+
+/// `ws_app.shutdown`: flushes Python's output streams and releases the app (Python itself is not
+/// finalised; see [`interpreter`]).
+///
+/// # Safety
+/// `state` from [`init`], after the last request.
+unsafe extern "C" fn shutdown(state: *mut c_void) {
+    if state.is_null() {
+        return;
+    }
+    // SAFETY: reclaimed exactly once, after the last request (the header).
+    let wsgi = unsafe { Box::from_raw(state.cast::<WsgiApp>()) };
+    let logger = wsgi.logger;
+    boundary(Some(logger), (), || {
+        Python::with_gil(|py| {
+            for stream in ["stdout", "stderr"] {
+                let _ = py
+                    .import_bound("sys")
+                    .and_then(|sys| sys.getattr(stream)?.call_method0("flush"));
+            }
+            drop(wsgi);
+        })
+    });
+}

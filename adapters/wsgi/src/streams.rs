@@ -1,0 +1,113 @@
+//! The two small file-like objects of the environ besides `wsgi.input`: `wsgi.errors` (lines into
+//! the server's log, tagged with the app) and `wsgi.file_wrapper` (a file served in blocks).
+
+// PyO3 0.22's #[pymethods] expansion converts PyErr into itself, outside any item an `allow`
+// could be put on (a clippy false positive).
+#![allow(clippy::useless_conversion)]
+
+use app_abi::{LogLevel, Logger};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+/// The block size `wsgi.file_wrapper` reads when the app does not give one.
+const FILE_BLOCK: usize = 8192;
+
+/// `wsgi.errors`: text written here reaches the server's log one line per message, so a
+/// traceback printed with `print(..., file=environ['wsgi.errors'])` keeps its lines together in
+/// order. A partial line waits for its newline, `flush()`, or the end of the request.
+#[pyclass(module = "webserver", name = "Errors")]
+pub(crate) struct Errors {
+    logger: Logger,
+    pending: String,
+}
+
+impl Errors {
+    pub(crate) fn new(logger: Logger) -> Errors {
+        Errors {
+            logger,
+            pending: String::new(),
+        }
+    }
+
+    fn emit_lines(&mut self) {
+        while let Some(i) = self.pending.find('\n') {
+            let line: String = self.pending.drain(..=i).collect();
+            self.logger
+                .log(LogLevel::Error, line.trim_end_matches(['\n', '\r']));
+        }
+    }
+}
+
+#[pymethods]
+impl Errors {
+    fn write(&mut self, text: &str) -> usize {
+        self.pending.push_str(text);
+        self.emit_lines();
+        text.chars().count()
+    }
+
+    fn writelines(&mut self, lines: &Bound<'_, PyAny>) -> PyResult<()> {
+        for line in lines.iter()? {
+            self.write(line?.extract()?);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) {
+        self.emit_lines();
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            self.logger.log(LogLevel::Error, &rest);
+        }
+    }
+}
+
+impl Drop for Errors {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// `wsgi.file_wrapper(filelike, block_size=8192)`: iterates the file in blocks; the server calls
+/// its `close()`, which closes the file (PEP 3333 "Optional Platform-Specific File Handling").
+#[pyclass(module = "webserver", name = "FileWrapper")]
+pub(crate) struct FileWrapper {
+    filelike: PyObject,
+    block_size: usize,
+}
+
+#[pymethods]
+impl FileWrapper {
+    #[new]
+    #[pyo3(signature = (filelike, block_size = FILE_BLOCK))]
+    fn new(filelike: PyObject, block_size: usize) -> FileWrapper {
+        FileWrapper {
+            filelike,
+            block_size: block_size.max(1),
+        }
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let block = self
+            .filelike
+            .bind(py)
+            .call_method1("read", (self.block_size,))?;
+        let empty = match block.downcast::<PyBytes>() {
+            Ok(b) => b.as_bytes().is_empty(),
+            Err(_) => block.len().map(|n| n == 0).unwrap_or(false),
+        };
+        Ok((!empty).then_some(block))
+    }
+
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let file = self.filelike.bind(py);
+        if file.hasattr("close")? {
+            file.call_method0("close")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# wsgi.sh — the WSGI bridge beside gunicorn (sync and gthread) and uWSGI (--http-socket), on the
+# article's bare WSGI hello (examples/wsgi/wsgiapp.py, GET /) and its Flask hello (flaskapp.py,
+# GET /hello), with bench/scenarios.sh's method (server pinned to one CPU, wrk to the other,
+# rounds interleaved, medians).
+#
+# Usage: bench/wsgi.sh          (QUICK=1: one round of 2 s; ROUNDS, DURATION as scenarios.sh)
+#
+# Every server runs ONE process with $THREADS (4) threads where it has threads, the same Python
+# (the one libwsgi.so embeds) and the same virtualenv ($BENCH_WORK/wsgi-venv: the article's
+# frameworks plus bench/wsgi-requirements.txt):
+#   webserver          -w 1 --threads $THREADS  wsgi:app          (libwsgi.so, release build)
+#   gunicorn-sync      -w 1 (sync worker: one request at a time, closes kept-alive connections)
+#   gunicorn-gthread   -w 1 -k gthread --threads $THREADS
+#   uwsgi              --http-socket --processes 1 --threads $THREADS --disable-logging
+# Scenarios: keepalive and close (bench/scenarios.sh). Prints requests/s and p99 per server and
+# the ratio webserver / best peer. Only 127.0.0.1 is contacted; every run is bounded in time.
+# Do not run it while other heavy work (builds, tests) shares the machine.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BENCH_WORK="${BENCH_WORK:-/tmp/webserver-bench}"
+THREADS="${THREADS:-4}"
+VENV="$BENCH_WORK/wsgi-venv"
+APPS="$ROOT/examples/wsgi"
+if [[ "${QUICK:-0}" == 1 ]]; then export ROUNDS=1 DURATION=2; fi
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "release build (webserver + libwsgi.so)"
+(cd "$ROOT" && cargo build --release -p webserver -p wsgi)
+"$ROOT/bench/setup.sh" >/dev/null   # wrk (apt) when missing
+
+step "virtualenv $VENV (frameworks + gunicorn + uWSGI, pinned)"
+want="$(cat "$APPS/requirements.txt" "$ROOT/bench/wsgi-requirements.txt")"
+if [[ "$(cat "$VENV/installed.txt" 2>/dev/null)" != "$want" ]]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --disable-pip-version-check -q \
+    -r "$APPS/requirements.txt" -r "$ROOT/bench/wsgi-requirements.txt"
+  printf '%s' "$want" >"$VENV/installed.txt"
+fi
+
+ws="cd $APPS && VIRTUAL_ENV=$VENV WEBSERVER_WSGI_APP"
+ws_opts="--bind 127.0.0.1:\$PORT -w 1 --threads $THREADS"
+gunicorn="cd $APPS && exec $VENV/bin/gunicorn --bind 127.0.0.1:\$PORT -w 1"
+uwsgi="cd $APPS && exec $VENV/bin/uwsgi --http-socket 127.0.0.1:\$PORT --processes 1 --threads $THREADS --disable-logging --die-on-term"
+OUT_DIR="$BENCH_WORK/wsgi-$(date +%Y%m%d-%H%M%S)"
+export OUT_DIR
+
+for app in wsgiapp:app:/ flaskapp:app:/hello; do
+  module=${app%%:*}; rest=${app#*:}; callable=${rest%%:*}; path=${rest#*:}
+  target="$module:$callable"
+  step "$target (GET $path)"
+  OUT_DIR="$OUT_DIR/$module" "$ROOT/bench/scenarios.sh" \
+    "webserver|webserver|keepalive:$path,close:$path|$ws=$target exec $ROOT/target/release/webserver $ws_opts wsgi:app" \
+    "gunicorn-sync|gunicorn-sync|keepalive:$path,close:$path|$gunicorn $target" \
+    "gunicorn-gthread|gunicorn-gthread|keepalive:$path,close:$path|$gunicorn -k gthread --threads $THREADS $target" \
+    "uwsgi|uwsgi|keepalive:$path,close:$path|$uwsgi --module $target"
+  # Median requests/s and p99 per (server, scenario), and webserver's ratio to the best peer.
+  python3 - "$OUT_DIR/$module/scenarios.tsv" <<'PY'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter='\t'))
+cells = {}
+for r in rows:
+    cells.setdefault((r['scenario'], r['group']), []).append(r)
+for scen in sorted({s for s, _ in cells}):
+    print(f'{scen}:')
+    med = {}
+    for (s, group), rs in sorted(cells.items()):
+        if s != scen:
+            continue
+        rps = statistics.median(float(r['rps']) for r in rs)
+        p99 = statistics.median(float(r['p99_us']) for r in rs)
+        errs = sum(int(r['errors'] or 0) for r in rs)
+        med[group] = (rps, p99)
+        print(f'  {group:18} {rps:10.0f} req/s  p99 {p99/1000:8.2f} ms  errors {errs}')
+    peers = {g: v for g, v in med.items() if g != 'webserver'}
+    if 'webserver' in med and peers:
+        best = max(peers, key=lambda g: peers[g][0])
+        print(f'  webserver / best peer ({best}): {med["webserver"][0] / peers[best][0]:.2f}x')
+PY
+done
+echo "raw data: $OUT_DIR"
