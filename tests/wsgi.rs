@@ -359,3 +359,32 @@ fn a_broken_python_app_refuses_the_load_with_the_tracebacks_last_line() {
         &["/nonexistent-venv is not a virtualenv", "python3 -m venv"],
     );
 }
+
+#[test]
+fn the_target_and_the_virtualenv_come_from_app_arguments() {
+    // `webserver wsgi:app flaskapp:app --venv PATH`, as the article's `webserver2.py flaskapp:app`.
+    let mut lib = wsgi_support::wsgi_lib().into_os_string();
+    lib.push(":app");
+    let server = common::server(lib)
+        .cwd(examples_dir())
+        .env("WEBSERVER_WSGI_APP", "")
+        .env("VIRTUAL_ENV", "")
+        .app_args([
+            "flaskapp:app".as_ref(),
+            "--venv".as_ref(),
+            wsgi_support::venv().as_os_str(),
+        ])
+        .start();
+    check_article_app(&server, "Hello world from Flask!\n");
+    let mut lib = wsgi_support::wsgi_lib().into_os_string();
+    lib.push(":app");
+    let exited = common::server(lib)
+        .cwd(examples_dir())
+        .env("WEBSERVER_WSGI_APP", "")
+        .app_args(["flaskapp:app", "--workers", "2"])
+        .run_to_exit();
+    assert_load_error(
+        &exited,
+        &["unknown argument '--workers' for the WSGI bridge"],
+    );
+}
