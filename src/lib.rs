@@ -8,6 +8,7 @@
 mod alloc_count;
 mod app;
 mod cli;
+mod elf;
 mod error;
 pub mod exit;
 mod http;

@@ -21,8 +21,8 @@ use app_abi::raw::{
 };
 
 use super::host::{AppLogTag, HOST};
-use super::symbols::{self, SymbolKind};
 use super::target::{AppTarget, TargetError};
+use crate::elf::symbols::{self, SymbolKind};
 
 /// Why an app could not be loaded. Each message is one line that tells the user what to do.
 #[derive(Debug)]

@@ -6,6 +6,5 @@ pub(crate) mod environ;
 pub(crate) mod exchange;
 pub(crate) mod host;
 pub(crate) mod loader;
-pub(crate) mod symbols;
 pub(crate) mod target;
 pub(crate) mod waker;

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::children::FD_FLOOR;
-use super::elf::{check_complete, Truncated};
 use super::worker::LIBRARY_FD;
+use crate::elf::complete::{check_complete, Truncated};
 use crate::sys::memfd::sealed_file;
 use crate::sys::process::dup_at_or_above;
 

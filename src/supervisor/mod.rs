@@ -6,7 +6,7 @@
 //! - `worker.rs` is a worker's life; `message.rs` what it tells the master on its pipe;
 //!   `children.rs` a worker as the master sees it.
 //! - `artifact.rs` reads a library once and seals it in memory for a generation's workers
-//!   (`elf.rs` refuses a half-written one); `reload.rs` notices a changed one, `reload_paths.rs`
+//!   (`crate::elf::complete` refuses a half-written one); `reload.rs` notices a changed one, `reload_paths.rs`
 //!   a change under `--reload-path`.
 //! - `pid_file.rs` is `--pid FILE`, locked for the master's life.
 //! - `probe.rs` is `webserver check`; `process.rs` small helpers. System calls are in
@@ -14,7 +14,6 @@
 
 pub(crate) mod artifact;
 pub(crate) mod children;
-pub(crate) mod elf;
 pub(crate) mod generation;
 pub(crate) mod master;
 pub(crate) mod message;

@@ -7,11 +7,8 @@
 //! dynamic loader did, and reading them needs no `unsafe`. Only the error path reads them, so
 //! nothing here is fast. ELF-64 and ELF-32, either byte order; anything unreadable is "unknown".
 
-/// `e_ident` magic.
-const MAGIC: &[u8; 4] = b"\x7fELF";
-const CLASS_32: u8 = 1;
-const CLASS_64: u8 = 2;
-const DATA_BIG_ENDIAN: u8 = 2;
+use super::{Elf, Ident};
+
 /// `sh_type` of the full symbol table (absent once stripped) and of the dynamic one.
 const SHT_SYMTAB: u64 = 2;
 const SHT_DYNSYM: u64 = 11;
@@ -78,32 +75,35 @@ pub(crate) fn mangled_spellings(bytes: &[u8], name: &str) -> Vec<String> {
 
 /// Every entry of `.dynsym` and `.symtab`; empty when the bytes are not an ELF file we can read.
 fn symbols(bytes: &[u8]) -> Vec<Symbol> {
-    let Some(elf) = Elf::new(bytes) else {
+    let Ident::Elf(elf) = Elf::identify(bytes) else {
         return Vec::new();
     };
+    let layout = elf.layout;
+    let (table, table_entsize, count) = elf.section_table();
+    let section = |index: u64, field: u64| Elf::entry_field(table, table_entsize, index, field);
     let mut out = Vec::new();
-    for section in 0..elf.section_count() {
-        let kind = elf.section_field(section, elf.layout.sh_type, 4);
+    for index in 0..count {
+        let kind = elf.read(section(index, layout.sh_type), 4);
         if kind != SHT_SYMTAB && kind != SHT_DYNSYM {
             continue;
         }
-        let strings = elf.section_field(section, elf.layout.sh_link, 4);
+        let strings = elf.read(section(index, layout.sh_link), 4);
         let (str_start, str_size) = (
-            elf.section_field(strings, elf.layout.sh_offset, elf.layout.word),
-            elf.section_field(strings, elf.layout.sh_size, elf.layout.word),
+            elf.word(section(strings, layout.sh_offset)),
+            elf.word(section(strings, layout.sh_size)),
         );
-        let start = elf.section_field(section, elf.layout.sh_offset, elf.layout.word);
-        let size = elf.section_field(section, elf.layout.sh_size, elf.layout.word);
-        let entsize = elf.section_field(section, elf.layout.sh_entsize, elf.layout.word);
+        let start = elf.word(section(index, layout.sh_offset));
+        let size = elf.word(section(index, layout.sh_size));
+        let entsize = elf.word(section(index, layout.sh_entsize));
         if entsize == 0 {
             continue;
         }
-        for index in 0..size / entsize {
-            let entry = start.saturating_add(index * entsize);
+        for entry_index in 0..size / entsize {
+            let entry = start.saturating_add(entry_index * entsize);
             let name_at = elf.read(entry, 4);
-            let info = elf.read(entry + elf.layout.st_info, 1) as u8;
-            let shndx = elf.read(entry + elf.layout.st_shndx, 2);
-            let size = elf.read(entry + elf.layout.st_size, elf.layout.word);
+            let info = elf.read(entry.saturating_add(layout.st_info), 1) as u8;
+            let shndx = elf.read(entry.saturating_add(layout.st_shndx), 2);
+            let size = elf.word(entry.saturating_add(layout.st_size));
             let Some(name) = elf.c_string(str_start, str_size, name_at) else {
                 continue;
             };
@@ -121,120 +121,6 @@ fn symbols(bytes: &[u8]) -> Vec<Symbol> {
         }
     }
     out
-}
-
-/// Where the fields read here sit, for one ELF class.
-struct Layout {
-    shoff: u64,
-    shentsize: u64,
-    shnum: u64,
-    sh_type: u64,
-    sh_offset: u64,
-    sh_size: u64,
-    sh_link: u64,
-    sh_entsize: u64,
-    st_info: u64,
-    st_shndx: u64,
-    st_size: u64,
-    word: usize,
-}
-
-const ELF64: Layout = Layout {
-    shoff: 40,
-    shentsize: 58,
-    shnum: 60,
-    sh_type: 4,
-    sh_offset: 24,
-    sh_size: 32,
-    sh_link: 40,
-    sh_entsize: 56,
-    st_info: 4,
-    st_shndx: 6,
-    st_size: 16,
-    word: 8,
-};
-
-const ELF32: Layout = Layout {
-    shoff: 32,
-    shentsize: 46,
-    shnum: 48,
-    sh_type: 4,
-    sh_offset: 16,
-    sh_size: 20,
-    sh_link: 24,
-    sh_entsize: 36,
-    st_info: 12,
-    st_shndx: 14,
-    st_size: 8,
-    word: 4,
-};
-
-/// An ELF file's bytes; reads outside them give 0 (or no string), so a damaged file yields
-/// fewer symbols, never a panic.
-struct Elf<'a> {
-    bytes: &'a [u8],
-    big_endian: bool,
-    layout: &'static Layout,
-}
-
-impl<'a> Elf<'a> {
-    fn new(bytes: &'a [u8]) -> Option<Elf<'a>> {
-        if !bytes.starts_with(MAGIC) {
-            return None;
-        }
-        let layout = match *bytes.get(4)? {
-            CLASS_64 => &ELF64,
-            CLASS_32 => &ELF32,
-            _ => return None,
-        };
-        Some(Elf {
-            bytes,
-            big_endian: *bytes.get(5)? == DATA_BIG_ENDIAN,
-            layout,
-        })
-    }
-
-    fn section_count(&self) -> u64 {
-        self.read(self.layout.shnum, 2)
-    }
-
-    fn section_field(&self, section: u64, field: u64, width: usize) -> u64 {
-        let table = self.read(self.layout.shoff, self.layout.word);
-        let entsize = self.read(self.layout.shentsize, 2);
-        self.read(
-            table
-                .saturating_add(section.saturating_mul(entsize))
-                .saturating_add(field),
-            width,
-        )
-    }
-
-    fn read(&self, at: u64, width: usize) -> u64 {
-        let Some(field) = usize::try_from(at)
-            .ok()
-            .and_then(|at| self.bytes.get(at..at.checked_add(width)?))
-        else {
-            return 0;
-        };
-        let fold = |n: u64, &b: &u8| (n << 8) | u64::from(b);
-        if self.big_endian {
-            field.iter().fold(0, fold)
-        } else {
-            field.iter().rev().fold(0, fold)
-        }
-    }
-
-    /// The NUL-terminated string at `offset` of the string table at `start` (`size` bytes).
-    fn c_string(&self, start: u64, size: u64, offset: u64) -> Option<String> {
-        if offset == 0 || offset >= size {
-            return None;
-        }
-        let from = usize::try_from(start.checked_add(offset)?).ok()?;
-        let to = usize::try_from(start.checked_add(size)?).ok()?;
-        let table = self.bytes.get(from..to.min(self.bytes.len()))?;
-        let end = table.iter().position(|&b| b == 0)?;
-        Some(String::from_utf8_lossy(&table[..end]).into_owned())
-    }
 }
 
 #[cfg(test)]
