@@ -20,7 +20,7 @@
 #
 # Method (bench/lib.sh, as scenarios.sh and idle.sh): each server pinned to CPU $SERVER_CPUS (1)
 # in its own session (setsid; memory and threads summed over the session, master and worker
-# alike; stopped by session id), the client (bench/deferred.py, asyncio) pinned to $WRK_CPUS (0);
+# alike; stopped by session id), the client (bench/deferred.py, one epoll loop) pinned to $WRK_CPUS (0);
 # a fresh server per measurement; the cores' busy share without our load is checked first and a
 # warning printed if something else uses them. Only 127.0.0.1 is contacted; every client run is
 # bounded (timeout + the client's own --deadline).
