@@ -38,6 +38,18 @@ class Server:
     def __init__(self, sid):
         self.sid = sid
         self.pids = session_pids(sid)
+        self.reset_peak()
+
+    def reset_peak(self):
+        """Resets VmHWM (peak RSS) to the current RSS (`5` > /proc/PID/clear_refs), so the peak
+        reported is this run's, not the start-up's (loading the app). Best effort: without the
+        permission VmHWM stays the peak since start, an upper bound."""
+        for pid in self.pids:
+            try:
+                with open(f"/proc/{pid}/clear_refs", "w") as f:
+                    f.write("5")
+            except OSError:
+                pass
 
     def _status(self, keys):
         totals = dict.fromkeys(keys, 0)
