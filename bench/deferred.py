@@ -231,7 +231,7 @@ def sleep_cmd(a):
         first_answer = answered if first_answer is None else min(first_answer, answered)
         last_sent = sent if last_sent is None else max(last_sent, sent)
     print(json.dumps({
-        "test": "sleep", "n": a.n, "ms": a.ms, "ok": ok, "failures": failures,
+        "test": a.label, "n": a.n, "ms": a.ms, "ok": ok, "failures": failures,
         "wall_s": round(wall, 3), "max_in_flight": state["max_in_flight"], "all_sent_s": state["all_sent_s"],
         "listen_drops": listen_drops() - drops,
         "all_sent_before_first_answer": bool(last_sent and first_answer and last_sent < first_answer),
@@ -278,7 +278,7 @@ def sse_cmd(a):
             key = f"status {status_of(head)}, {len(ids)} events"
             failures[key] = failures.get(key, 0) + 1
     print(json.dumps({
-        "test": "sse", "n": a.n, "events_per_stream": a.events, "complete_streams": complete,
+        "test": a.label, "n": a.n, "events_per_stream": a.events, "complete_streams": complete,
         "events": events, "expected_events": a.n * a.events, "failures": failures,
         "wall_s": round(wall, 3), "max_in_flight": state["max_in_flight"],
         "stream_s": {"min": pct(durations, 0), "p50": pct(durations, 50), "max": pct(durations, 100)},
@@ -319,7 +319,7 @@ def upload_cmd(a):
     except ValueError:
         counted = None
     print(json.dumps({
-        "test": "upload", "bytes": a.bytes, "status": status, "handler_counted": counted,
+        "test": a.label, "bytes": a.bytes, "status": status, "handler_counted": counted,
         "error": error or (None if status == 200 and counted == a.bytes else body[:200].decode(errors="replace")),
         "wall_s": round(wall, 3), "mb_per_s": round(a.bytes / wall / 1e6, 1),
         "rss_base_kb": base["rss_kb"], "rss_peak_kb": sampler.peak_rss_kb, "hwm_kb": after["hwm_kb"],
@@ -353,6 +353,10 @@ def table_cmd(a):
         rows.append(("… server threads before / max during / after", "{} / {} / {}".format(*s["threads"]), "fixed", verdict(len(set(s["threads"])) == 1)))
     elif s:
         rows.append(("10,000 concurrent /sleep", s["error"], "", "failed"))
+    ref = res.get("sleep-axum-serve")
+    if ref and "error" not in ref:
+        rows.append((f"… the same {ref['n']:,} on axum-serve (reference): answered 200; wall; RSS growth; threads",
+                     f"{ref['ok']:,}; {ref['wall_s']:.2f} s; {ref['rss_growth_kb'] / 1024:.1f} MiB; " + "{} / {} / {}".format(*ref["threads"]), "", ""))
     e = res.get("sse")
     if e and "error" not in e:
         rows.append((f"{e['n']:,} SSE streams × {e['events_per_stream']} events (100 ms apart): complete streams",
@@ -411,6 +415,7 @@ def main():
         q.add_argument("--sid", type=int, required=True)
         q.add_argument("--deadline", type=float, default=60)
         q.add_argument("--connect-window", type=int, default=256)
+        q.add_argument("--label", default=name, help="the name of the run in the JSON line (`test`)")
     sub.choices["sleep"].add_argument("--n", type=int, default=10000)
     sub.choices["sleep"].add_argument("--ms", type=int, default=1000)
     sub.choices["sse"].add_argument("--n", type=int, default=1000)

@@ -3,7 +3,7 @@
 # (sample-apps/axum-app, served as `axum_app:app`), with the release build:
 #   a. SLEEP_N (10,000) concurrent `GET /sleep?ms=1000` on `--threads 2`: all answered 200, wall
 #      time from the first connect to the last answer (target < 3 s), server RSS growth (< 100 MiB),
-#      threads before / during / after;
+#      threads before / during / after; the same client on axum-serve as the memory reference;
 #   b. SSE_N (1,000) concurrent `GET /events?n=SSE_EVENTS` (100: one event per 100 ms, 10 s) on
 #      `--threads 2`: every event delivered in order, threads before / midway / after (fixed);
 #   c. the app's hello route `/` on webserver vs the same router on its `axum-serve` binary (tokio,
@@ -80,22 +80,22 @@ quiet_check() {  # label
   fi
 }
 
-# One client run against one fresh server: name, server options, client subcommand + args.
-run_client() {  # name port bound_s "server options" client-args...
-  local name=$1 port=$2 bound=$3 opts=$4; shift 4
-  quiet_check "$name"
+# One client run against one fresh server (CMD starts it on 127.0.0.1:$PORT in the foreground).
+run_client() {  # label port bound_s cmd client-args...
+  local label=$1 port=$2 bound=$3 cmd=$4; shift 4
+  quiet_check "$label"
   local j=""
-  if start_server "$name" "cd $ROOT/target/release && exec $WS --bind 127.0.0.1:\$PORT $opts axum_app:app" \
-       "$port" "$OUT_DIR/logs/$name.log"; then
+  if start_server "$label" "$cmd" "$port" "$OUT_DIR/logs/$label.log"; then
     sleep 0.5
     j=$(taskset -c "$WRK_CPUS" timeout "$(( bound + 10 ))" python3 "$BENCH_DIR/deferred.py" "$@" \
-          --port "$port" --sid "$SRV_SID" --deadline "$bound" 2>>"$OUT_DIR/logs/$name.client.err")
+          --label "$label" --port "$port" --sid "$SRV_SID" --deadline "$bound" 2>>"$OUT_DIR/logs/$label.client.err")
     stop_server
   fi
-  [[ -n "$j" ]] || j="{\"test\": \"$1\", \"error\": \"server did not start or the client failed (see $OUT_DIR/logs/$name*)\"}"
+  [[ -n "$j" ]] || j="{\"test\": \"$label\", \"error\": \"server did not start or the client failed (see $OUT_DIR/logs/$label*)\"}"
   echo "$j" >>"$RES"
-  echo "  $name: $j"
+  echo "  $label: $j"
 }
+ws() { echo "exec $WS --bind 127.0.0.1:\$PORT $* axum_app:app"; }
 
 {
   echo "deferred.sh: SLEEP_N=$SLEEP_N SLEEP_MS=$SLEEP_MS SSE_N=$SSE_N SSE_EVENTS=$SSE_EVENTS UPLOAD_BYTES=$UPLOAD_BYTES out=$OUT_DIR"
@@ -104,21 +104,24 @@ run_client() {  # name port bound_s "server options" client-args...
 T0=$SECONDS
 
 echo "== a. $SLEEP_N concurrent /sleep?ms=$SLEEP_MS, --threads 2"
-run_client sleep "$BASE_PORT" $(( SLEEP_MS / 1000 + CLIENT_SLACK_S )) "--threads 2" \
+run_client sleep "$BASE_PORT" $(( SLEEP_MS / 1000 + CLIENT_SLACK_S )) "$(ws --threads 2)" \
+  sleep --n "$SLEEP_N" --ms "$SLEEP_MS"
+echo "   the same on axum-serve (reference for the memory)"
+run_client sleep-axum-serve $(( BASE_PORT + 3 )) $(( SLEEP_MS / 1000 + CLIENT_SLACK_S )) "exec $AXUM_SERVE 127.0.0.1:\$PORT" \
   sleep --n "$SLEEP_N" --ms "$SLEEP_MS"
 
 echo "== b. $SSE_N concurrent SSE streams of $SSE_EVENTS events, --threads 2"
-run_client sse $(( BASE_PORT + 1 )) $(( SSE_EVENTS / 10 + CLIENT_SLACK_S )) "--threads 2" \
+run_client sse $(( BASE_PORT + 1 )) $(( SSE_EVENTS / 10 + CLIENT_SLACK_S )) "$(ws --threads 2)" \
   sse --n "$SSE_N" --events "$SSE_EVENTS"
 
 echo "== c. axum hello: webserver vs axum-serve (bench/scenarios.sh, keepalive)"
 OUT_DIR="$OUT_DIR/axum" BASE_PORT=$(( BASE_PORT + 10 )) "$BENCH_DIR/scenarios.sh" \
-  "webserver|webserver|keepalive:/|cd $ROOT/target/release && exec $WS --bind 127.0.0.1:\$PORT axum_app:app" \
+  "webserver|webserver|keepalive:/|$(ws)" \
   "axum-serve|axum-serve|keepalive:/|exec $AXUM_SERVE 127.0.0.1:\$PORT" \
   | tee "$OUT_DIR/axum.log" || echo "deferred.sh: scenarios.sh failed (see above)"
 
 echo "== d. one $UPLOAD_BYTES-byte streamed POST /upload, --max-body raised"
-run_client upload $(( BASE_PORT + 2 )) $(( CLIENT_SLACK_S * 2 )) "--max-body $(( UPLOAD_BYTES * 2 ))" \
+run_client upload $(( BASE_PORT + 2 )) $(( CLIENT_SLACK_S * 2 )) "$(ws --max-body $(( UPLOAD_BYTES * 2 )))" \
   upload --bytes "$UPLOAD_BYTES"
 
 echo "== deferred.sh time: $(( SECONDS - T0 ))s; raw data in $OUT_DIR"
