@@ -208,7 +208,8 @@ def many(port, request, n, window, deadline, midway=None):
 def sleep_cmd(a):
     server = Server(a.sid)
     base = server.snapshot()
-    request = (f"GET /sleep?ms={a.ms} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n").encode()
+    path = a.path.format(ms=a.ms)
+    request = (f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n").encode()
     drops = listen_drops()
     with Sampler(server) as sampler:
         t0 = time.monotonic()
@@ -223,7 +224,7 @@ def sleep_cmd(a):
             continue
         sent, answered, data = r
         status = status_of(data)
-        if status == 200 and data.endswith(f"slept {a.ms} ms\n".encode()):
+        if status == 200 and data.endswith(a.expect.format(ms=a.ms).encode()):
             ok += 1
         else:
             failures[f"status {status}"] = failures.get(f"status {status}", 0) + 1
@@ -418,6 +419,8 @@ def main():
         q.add_argument("--label", default=name, help="the name of the run in the JSON line (`test`)")
     sub.choices["sleep"].add_argument("--n", type=int, default=10000)
     sub.choices["sleep"].add_argument("--ms", type=int, default=1000)
+    sub.choices["sleep"].add_argument("--path", default="/sleep?ms={ms}", help="another parking app's route")
+    sub.choices["sleep"].add_argument("--expect", default="slept {ms} ms\n", help="the body's end")
     sub.choices["sse"].add_argument("--n", type=int, default=1000)
     sub.choices["sse"].add_argument("--events", type=int, default=100)
     sub.choices["upload"].add_argument("--bytes", type=int, default=1 << 30)
