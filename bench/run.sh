@@ -24,7 +24,10 @@
 #   6. bench/idle.sh — 10,000 idle keep-alive connections on one fresh server each (webserver with
 #      one worker and --keep-alive 120 so none time out while they are opened, hyper, nginx): extra
 #      RSS, thread count before/after, latency of new requests on new connections meanwhile;
-#   7. bench/summary.py — the final table (scenario × webserver, webserver -w2, hyper, nginx, ratio).
+#   7. bench/summary.py — the final table (scenario × webserver, webserver -w2, hyper, nginx, ratio);
+#   8. bench/deferred.sh — issue 10's numbers on the axum sample app (10,000 parked 1 s requests on
+#      --threads 2, 1,000 SSE streams, the hello route vs axum-serve, a 1 GiB streamed upload), its
+#      own table with targets printed after the main one; skip with SKIP_DEFERRED=1.
 #
 # Method (bench/scenarios.sh, bench/lib.sh): every server pinned to CPU 1, wrk / the client to
 # CPU 0; each server restarted per round; rounds interleaved (order rotated); medians over rounds;
@@ -34,12 +37,12 @@
 # without our load and warns (in the table's notes) if something else uses them — then rerun.
 # Only 127.0.0.1 is contacted; every run is bounded; servers are stopped by their session id.
 #
-# Env: QUICK=1, SKIP_BUILD=1, ROUNDS (3), DURATION (5), WARMUP (comparison 2, others 1),
+# Env: QUICK=1, SKIP_BUILD=1, SKIP_DEFERRED=1, ROUNDS (3), DURATION (5), WARMUP (comparison 2, others 1),
 #      IDLE_CONNS (10000), BENCH_WORK, WS_64K='LIB:SYMBOL|PATH' (the webserver app and path for
 #      the 64 KiB response; default 'stream:app|/bytes?size=65536', one static body with
 #      Content-Length).
 # Output: the table on stdout and in $BENCH_WORK/bench-<date>/table.md; raw data beside it
-#         (abi.txt, compare/, scen/, idle/, meta.txt).
+#         (abi.txt, compare/, scen/, idle/, deferred/, meta.txt).
 #
 # Caveats:
 #   * hyper-hello never reads a request body, so it has no 1 MiB POST figure; nginx's POST figure
@@ -112,6 +115,12 @@ OUT_DIR="$RUN/idle" BASE_PORT=18500 "$ROOT/bench/idle.sh" \
   "hyper|hyper|$HYPER \$PORT" \
   "nginx|nginx|$NGINX" | tee "$RUN/idle.log" || echo "idle.sh failed (see above)"
 
+if [[ "${SKIP_DEFERRED:-0}" != 1 ]]; then
+  echo "== deferred.sh: parked requests on the axum app (issue 10)"
+  OUT_DIR="$RUN/deferred" BASE_PORT=18900 "$ROOT/bench/deferred.sh" | tee "$RUN/deferred.log" \
+    || echo "deferred.sh failed (see above)"
+fi
+
 echo "== benchmark time: $(( SECONDS - T0 ))s; raw data in $RUN"
 {
   echo
@@ -121,4 +130,5 @@ echo "== benchmark time: $(( SECONDS - T0 ))s; raw data in $RUN"
   python3 "$ROOT/bench/summary.py" "$RUN"
   echo
   echo "(64 KiB row, webserver: app '${ws64_app}' path '${ws64_path}'$( [[ "$WS_64K" == "stream:app|/bytes"* ]] && echo ' — one static 64 KiB body with Content-Length'); 1 MiB POST: webserver = echo app (reads + SHA-256), nginx = read and discard, hyper-hello does not read bodies.)"
+  if [[ -s "$RUN/deferred/table.md" ]]; then echo; cat "$RUN/deferred/table.md"; fi
 } | tee "$RUN/table.md"

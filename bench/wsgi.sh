@@ -13,8 +13,9 @@
 #   gunicorn-sync      -w 1 (sync worker: one request at a time, closes kept-alive connections)
 #   gunicorn-gthread   -w 1 -k gthread --threads $THREADS
 #   uwsgi              --http-socket --processes 1 --threads $THREADS --disable-logging
-# Scenarios: keepalive and close (bench/scenarios.sh). Prints requests/s and p99 per server and
-# the ratio webserver / best peer. Only 127.0.0.1 is contacted; every run is bounded in time.
+# Scenarios: keepalive and close (bench/scenarios.sh). Prints requests/s and p99 per server, the
+# ratio webserver / best peer and issue 11's targets (bench/wsgi_summary.py). Only 127.0.0.1 is
+# contacted; every run is bounded in time.
 # Do not run it while other heavy work (builds, tests) shares the machine.
 set -euo pipefail
 
@@ -56,28 +57,7 @@ for app in wsgiapp:app:/ flaskapp:app:/hello; do
     "gunicorn-sync|gunicorn-sync|keepalive:$path,close:$path|$gunicorn $target" \
     "gunicorn-gthread|gunicorn-gthread|keepalive:$path,close:$path|$gunicorn -k gthread --threads $THREADS $target" \
     "uwsgi|uwsgi|keepalive:$path,close:$path|$uwsgi --module $target"
-  # Median requests/s and p99 per (server, scenario), and webserver's ratio to the best peer.
-  python3 - "$OUT_DIR/$module/scenarios.tsv" <<'PY'
-import csv, statistics, sys
-rows = list(csv.DictReader(open(sys.argv[1]), delimiter='\t'))
-cells = {}
-for r in rows:
-    cells.setdefault((r['scenario'], r['group']), []).append(r)
-for scen in sorted({s for s, _ in cells}):
-    print(f'{scen}:')
-    med = {}
-    for (s, group), rs in sorted(cells.items()):
-        if s != scen:
-            continue
-        rps = statistics.median(float(r['rps']) for r in rs)
-        p99 = statistics.median(float(r['p99_us']) for r in rs)
-        errs = sum(int(r['errors'] or 0) for r in rs)
-        med[group] = (rps, p99)
-        print(f'  {group:18} {rps:10.0f} req/s  p99 {p99/1000:8.2f} ms  errors {errs}')
-    peers = {g: v for g, v in med.items() if g != 'webserver'}
-    if 'webserver' in med and peers:
-        best = max(peers, key=lambda g: peers[g][0])
-        print(f'  webserver / best peer ({best}): {med["webserver"][0] / peers[best][0]:.2f}x')
-PY
+  # Median requests/s and p99 per (server, scenario), ratios and issue 11's targets.
+  python3 "$ROOT/bench/wsgi_summary.py" "$OUT_DIR/$module/scenarios.tsv" "$([[ $module == flaskapp ]] && echo flask || echo bare)"
 done
 echo "raw data: $OUT_DIR"

@@ -331,6 +331,38 @@ fn a_client_that_does_not_read_holds_the_producer_back() {
     assert_eq!(received, UNREAD_DOWNLOAD_BYTES);
 }
 
+/// Above the app's general body limit (64 MiB, tower-http's layer): `/upload` has its own.
+const LARGE_UPLOAD_BYTES: usize = (64 << 20) + 1;
+
+/// `/upload` streams its body in constant memory, so the app's 64 MiB limit for the other routes
+/// must not refuse it (bench/deferred.sh streams 1 GiB); the server's `--max-body` still applies.
+#[test]
+fn an_upload_beyond_the_apps_general_body_limit_reaches_the_streaming_handler() {
+    let ws = webserver().args(["--max-body", "100000000"]).start();
+    let mut conn = ws.connect();
+    conn.send(format!(
+        "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: {LARGE_UPLOAD_BYTES}\r\n\r\n"
+    ));
+    let mut writer = conn.stream.try_clone().unwrap();
+    let uploader = thread::spawn(move || {
+        use std::io::Write;
+        let piece = vec![b'u'; 1 << 20];
+        let mut left = LARGE_UPLOAD_BYTES;
+        while left > 0 {
+            let n = left.min(piece.len());
+            // A refusal answers early and closes: the rest of the body has nowhere to go.
+            if writer.write_all(&piece[..n]).is_err() {
+                break;
+            }
+            left -= n;
+        }
+    });
+    let resp = conn.read_response();
+    uploader.join().unwrap();
+    assert_eq!(resp.status, 200, "{resp:?}");
+    assert_eq!(resp.json()["bytes"], LARGE_UPLOAD_BYTES);
+}
+
 /// An upload far larger than the memory it may cost while its handler does not read.
 const SLOW_UPLOAD_BYTES: usize = 48 << 20;
 

@@ -31,6 +31,10 @@ const BYTES_CHUNK: usize = 64 * 1024;
 
 /// Request bodies above this are refused with 413 (tower-http's limit layer).
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// `/upload`'s own limit: it consumes its body chunk by chunk in constant memory, so it takes far
+/// more than [`MAX_BODY_BYTES`] (bench/deferred.sh streams 1 GiB); the server's `--max-body` still
+/// applies in front of it.
+const MAX_UPLOAD_BYTES: usize = 2 * 1024 * 1024 * 1024;
 
 /// Names this build. `tests/axum.rs` makes a second build of the library by rewriting the last
 /// letter in a copy of the file, then hot-swaps between the two under load.
@@ -56,10 +60,15 @@ pub fn router() -> Router {
         .route("/sleep", get(sleep))
         .route("/stats", get(stats))
         .route("/events", get(events))
-        .route("/upload", post(upload))
         .route("/bytes", get(bytes))
         .route("/panic", get(panic))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        // Added after the layer above, so only its own limit applies (axum layers wrap the routes
+        // that exist when `.layer` is called).
+        .route(
+            "/upload",
+            post(upload).layer(RequestBodyLimitLayer::new(MAX_UPLOAD_BYTES)),
+        )
         .layer(SetResponseHeaderLayer::overriding(
             HeaderName::from_static("x-app"),
             HeaderValue::from_static("axum-app"),
