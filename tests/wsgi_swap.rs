@@ -123,6 +123,12 @@ fn reload_path_swaps_when_the_python_source_changes_and_not_for_its_bytecode() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(status(&pid_file).unwrap().1, 2, "{}", server.stderr());
     assert!(server.stderr().contains("--reload-path: a file under"));
+    // The library did not change: no line may say it did.
+    assert!(
+        !server.stderr().contains("--reload: "),
+        "{}",
+        server.stderr()
+    );
 }
 
 /// The article's Flask app, answering `/hello` with `greeting`.

@@ -192,6 +192,9 @@ impl Generations {
                     SwapCause::FileChanged => {
                         format!("--reload: {} changed", self.source.display())
                     }
+                    SwapCause::PathChanged => {
+                        format!("--reload-path: hot swap of {}", self.source.display())
+                    }
                 };
                 self.log(log::Level::Info, text);
                 self.request_swap();

@@ -343,7 +343,7 @@ impl Master {
         } else if let Some(paths) = &mut self.paths_watch {
             if paths.changed(can_start, Instant::now()) {
                 log::info!("--reload-path: a file under {} changed", paths.describe());
-                self.apply(Event::SwapAsked(SwapCause::FileChanged));
+                self.apply(Event::SwapAsked(SwapCause::PathChanged));
             }
         }
     }

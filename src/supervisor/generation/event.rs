@@ -11,6 +11,8 @@ pub(crate) enum SwapCause {
     Hup,
     /// `--reload` saw the library change.
     FileChanged,
+    /// `--reload-path` saw a file under a watched path change (the master says which path).
+    PathChanged,
 }
 
 /// Something that happened to the master.
