@@ -283,6 +283,28 @@ impl WsInit {
     pub fn has_args(&self) -> bool {
         self.size as usize >= core::mem::size_of::<WsInit>()
     }
+
+    /// Copies `msg`, truncated to `error_cap` at a UTF-8 boundary, into the init error buffer
+    /// and sets `*error_len`; does nothing if either pointer is null.
+    ///
+    /// # Safety
+    /// `error_buf` must be null or writable for `error_cap` bytes; `error_len` null or writable
+    /// (what the server promises of the `WsInit` it passes to `init`).
+    pub unsafe fn write_error(&self, msg: &str) {
+        if self.error_buf.is_null() || self.error_len.is_null() {
+            return;
+        }
+        let mut n = msg.len().min(self.error_cap);
+        while !msg.is_char_boundary(n) {
+            n -= 1;
+        }
+        // SAFETY: `error_buf` is writable for `error_cap >= n` bytes and cannot overlap `msg`
+        // (server memory vs. the app's string); `error_len` is writable (the caller's contract).
+        unsafe {
+            core::ptr::copy_nonoverlapping(msg.as_ptr(), self.error_buf, n);
+            *self.error_len = n;
+        }
+    }
 }
 
 /// App `init`: returns `WS_OK` and sets `*state`, or non-zero with a message in the `WsInit` buffer.

@@ -89,25 +89,6 @@ fn boundary<R>(logger: Option<Logger>, fallback: R, f: impl FnOnce() -> R) -> R 
     }
 }
 
-/// Copies `msg`, truncated at a UTF-8 boundary, into the server's init error buffer.
-///
-/// # Safety
-/// `init.error_buf` must be null or writable for `error_cap` bytes, `error_len` null or writable.
-unsafe fn write_init_error(init: &WsInit, msg: &str) {
-    if init.error_buf.is_null() || init.error_len.is_null() {
-        return;
-    }
-    let mut n = msg.len().min(init.error_cap);
-    while !msg.is_char_boundary(n) {
-        n -= 1;
-    }
-    // SAFETY: the caller's contract; `msg` is our memory, which cannot overlap the server's buffer.
-    unsafe {
-        core::ptr::copy_nonoverlapping(msg.as_ptr(), init.error_buf, n);
-        *init.error_len = n;
-    }
-}
-
 /// `ws_app.init`: starts Python and imports the app.
 ///
 /// # Safety
@@ -133,7 +114,7 @@ unsafe extern "C" fn init(init: *const WsInit, state: *mut *mut c_void) -> i32 {
         }
         Err(msg) => {
             // SAFETY: `raw` is the server's WsInit with its error buffer.
-            unsafe { write_init_error(raw, &msg) };
+            unsafe { raw.write_error(&msg) };
             WS_ERR_APP
         }
     }

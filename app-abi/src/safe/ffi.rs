@@ -259,34 +259,14 @@ pub mod __private {
                     }
                     Err(msg) => {
                         // SAFETY: `raw` is the server's valid WsInit.
-                        unsafe { write_init_error(raw, &msg) };
+                        unsafe { raw.write_error(&msg) };
                         WS_ERR_APP
                     }
                 }
             },
             // SAFETY: as above.
-            |msg| unsafe { write_init_error(raw, &format!("init panicked: {msg}")) },
+            |msg| unsafe { raw.write_error(&format!("init panicked: {msg}")) },
         )
-    }
-
-    /// Copies `msg`, truncated to `error_cap` at a UTF-8 boundary, into the init error buffer.
-    ///
-    /// # Safety
-    /// `error_buf` must be null or writable for `error_cap` bytes; `error_len` null or writable.
-    unsafe fn write_init_error(init: &WsInit, msg: &str) {
-        if init.error_buf.is_null() || init.error_len.is_null() {
-            return;
-        }
-        let mut n = msg.len().min(init.error_cap);
-        while !msg.is_char_boundary(n) {
-            n -= 1;
-        }
-        // SAFETY: `error_buf` is writable for `error_cap >= n` bytes and cannot overlap `msg`
-        // (server memory vs. our String); `error_len` is writable (the caller's contract).
-        unsafe {
-            core::ptr::copy_nonoverlapping(msg.as_ptr(), init.error_buf, n);
-            *init.error_len = n;
-        }
     }
 
     /// `WsApp::call`: runs `T::call`, starts the response, fills `*body`.
