@@ -1,42 +1,7 @@
-//! Compile `hello.c` with the system C compiler (`$CC`, else `cc`) into `libc_hello.so` in the
-//! profile directory (`target/debug` or `target/release`), where `webserver c_hello:app` finds
-//! it beside the executable. Cargo has no native way to build a C shared library as an
-//! artifact, so the output goes up from OUT_DIR (`target/<profile>/build/<crate>/out`).
+//! Compile `hello.c` into `libc_hello.so` beside the webserver binary (`webserver c_hello:app`).
 
-use std::path::PathBuf;
-use std::process::Command;
+include!("../c_app_build.rs");
 
 fn main() {
-    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let source = manifest.join("hello.c");
-    let include = manifest.join("../../app-abi/include");
-    println!("cargo:rerun-if-changed={}", source.display());
-    println!(
-        "cargo:rerun-if-changed={}",
-        include.join("webserver_app.h").display()
-    );
-    println!("cargo:rerun-if-env-changed=CC");
-
-    let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
-    let Some(profile_dir) = out_dir.ancestors().nth(3) else {
-        println!("cargo:warning=unexpected OUT_DIR layout; c-hello not built");
-        return;
-    };
-    let output = profile_dir.join("libc_hello.so");
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let status = Command::new(&cc)
-        .args([
-            "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-I",
-        ])
-        .arg(&include)
-        .arg("-o")
-        .arg(&output)
-        .arg(&source)
-        .status();
-    match status {
-        Ok(status) if status.success() => {}
-        Ok(status) => panic!("{cc} failed to compile {} ({status})", source.display()),
-        // No C compiler: the server and the Rust apps still build; say what is missing.
-        Err(e) => println!("cargo:warning=c-hello not built: cannot run {cc}: {e}"),
-    }
+    build_c_app("c-hello", "hello.c", "libc_hello.so", &[]);
 }
