@@ -100,7 +100,7 @@ impl Conn {
 
     /// The wake number of the request parked here (0 if it made no waker), if one is.
     pub(crate) fn parked_request(&self) -> Option<u64> {
-        self.parked.as_ref().map(|parked| parked.wake_id)
+        self.parked.as_ref().map(|parked| parked.body.wake_id)
     }
 
     /// A waker of the parked request was woken: call its `next` again.

@@ -16,16 +16,15 @@
 //! the app does not read yet); a client that closes is reported to the app as `close`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::conn::Conn;
-use super::serve::{self, log_access, After, ConnTransport, ThreadScratch};
+use super::serve::{self, log_access, After, BodyProgress, ConnTransport, ThreadScratch};
 use super::slots::{Slots, Token};
 use super::Shared;
 use crate::app::call::{self, Cancel, Parked, Progress};
 use crate::app::environ::Environ;
 use crate::app::waker::Wake;
-use crate::http::body::BodyDecoder;
 
 /// Input a parked request's connection buffers before the server stops reading from its socket.
 pub(super) const PARKED_INPUT_LIMIT: usize = 64 * 1024;
@@ -35,16 +34,11 @@ pub(crate) struct ParkedRequest {
     /// `None` only while a thread runs it.
     pub(super) call: Option<Parked>,
     pub(super) environ: Environ,
-    pub(super) decoder: BodyDecoder,
-    pub(super) expect_continue: bool,
-    pub(super) continue_sent: bool,
-    /// What is left of `--body-timeout` for it.
-    pub(super) body_wait_left: Duration,
+    /// Where its body stands.
+    pub(super) body: BodyProgress,
     pub(super) version_minor: u8,
     /// When it started, if the access log wants its duration.
     pub(super) started: Option<Instant>,
-    /// The number its wakers name it by (0: it made none).
-    pub(crate) wake_id: u64,
     /// A waker was woken since it parked.
     pub(crate) woken: bool,
     /// Its last `try_read` pended: body bytes make `next` due.
@@ -106,22 +100,14 @@ pub(super) fn resume(
     };
     let thread = scratch.thread;
     let buffers = &mut scratch.buffers;
-    let mut transport = ConnTransport {
+    let mut transport = ConnTransport::new(
         conn,
-        decoder: parked.decoder.clone(),
-        expect_continue: parked.expect_continue,
-        continue_sent: parked.continue_sent,
-        timeout: shared.config.io_timeout,
-        body_wait_left: parked.body_wait_left,
+        parked.body,
         shared,
         thread,
-        date: &mut buffers.date,
-        wall: shared.coarse_wall(),
-        sink: &mut buffers.body_sink,
+        (&mut buffers.date, &mut buffers.body_sink),
         slots,
-        wake_id: parked.wake_id,
-        wants_input: false,
-    };
+    );
     let progress = {
         let _serialised = shared.app_lock.as_ref().map(|lock| lock.lock());
         // As in `serve_one`: the clock starts once the app may run.
@@ -139,10 +125,7 @@ pub(super) fn resume(
         Progress::Pending(call) => {
             shared.mark_idle(thread);
             parked.call = Some(call);
-            parked.decoder = transport.decoder;
-            parked.continue_sent = transport.continue_sent;
-            parked.body_wait_left = transport.body_wait_left;
-            parked.wake_id = transport.wake_id;
+            parked.body = transport.body;
             parked.wants_input = transport.wants_input;
             conn.parked = Some(parked);
             After::Park

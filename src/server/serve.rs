@@ -198,22 +198,21 @@ fn serve_one(
         flags,
     });
     conn.start_request(head_len);
-    let mut transport = ConnTransport {
-        conn,
+    let body = BodyProgress {
         decoder,
         expect_continue: head.expect_continue,
         continue_sent: false,
-        timeout: config.io_timeout,
         body_wait_left: config.body_timeout,
+        wake_id: 0,
+    };
+    let mut transport = ConnTransport::new(
+        conn,
+        body,
         shared,
         thread,
-        date: &mut buffers.date,
-        wall: shared.coarse_wall(),
-        sink: &mut buffers.body_sink,
+        (&mut buffers.date, &mut buffers.body_sink),
         slots,
-        wake_id: 0,
-        wants_input: false,
-    };
+    );
     let progress = {
         let _serialised = shared.app_lock.as_ref().map(|lock| lock.lock());
         // The --timeout clock starts once the app may run: a single-threaded app's lock may be
@@ -252,13 +251,9 @@ fn serve_one(
                 call: Some(call),
                 // The app keeps pointers into it until close: it goes with the request.
                 environ: std::mem::take(&mut buffers.environ),
-                decoder: transport.decoder,
-                expect_continue: transport.expect_continue,
-                continue_sent: transport.continue_sent,
-                body_wait_left: transport.body_wait_left,
+                body: transport.body,
                 version_minor: facts.version_minor,
                 started,
-                wake_id: transport.wake_id,
                 woken: false,
                 wants_input: transport.wants_input,
                 cancel: None,
@@ -305,31 +300,62 @@ fn reject_status(peer: IpAddr, status: u16, reason: &dyn std::fmt::Display, buff
 /// The request body and the socket, as the app sees them through `read` and the response path.
 pub(super) struct ConnTransport<'a> {
     pub(super) conn: &'a mut Conn,
-    pub(super) decoder: BodyDecoder,
-    pub(super) expect_continue: bool,
-    pub(super) continue_sent: bool,
+    /// Where the request's body stands (kept by a parked request between its `next`s).
+    pub(super) body: BodyProgress,
     /// `--io-timeout`: one wait for the client.
-    pub(super) timeout: Duration,
-    /// What is left of `--body-timeout`: the time this request may still wait for body bytes.
-    pub(super) body_wait_left: Duration,
+    timeout: Duration,
     /// For taking waits for the client out of the request's --timeout clock.
-    pub(super) shared: &'a Shared,
-    pub(super) thread: usize,
-    pub(super) date: &'a mut DateCache,
-    pub(super) wall: SystemTime,
-    pub(super) sink: &'a mut Vec<u8>,
+    shared: &'a Shared,
+    thread: usize,
+    date: &'a mut DateCache,
+    wall: SystemTime,
+    sink: &'a mut Vec<u8>,
     /// Where the request's wakes go.
-    pub(super) slots: &'a Arc<Slots>,
-    /// The number wakes name this request by (0 until its first waker).
-    pub(super) wake_id: u64,
+    slots: &'a Arc<Slots>,
     /// The app's last `try_read` found nothing: `next` is due again when bytes arrive.
     pub(super) wants_input: bool,
 }
 
-impl ConnTransport<'_> {
+/// Where one request's body stands: what its transport works on, and what a parked request
+/// keeps until its next `next` (`deferred.rs`).
+pub(super) struct BodyProgress {
+    pub(super) decoder: BodyDecoder,
+    pub(super) expect_continue: bool,
+    pub(super) continue_sent: bool,
+    /// What is left of `--body-timeout`: the time this request may still wait for body bytes.
+    pub(super) body_wait_left: Duration,
+    /// The number wakes name this request by (0 until its first waker).
+    pub(super) wake_id: u64,
+}
+
+impl<'a> ConnTransport<'a> {
+    /// The transport of a request on `conn`, run by serving thread `thread`.
+    pub(super) fn new(
+        conn: &'a mut Conn,
+        body: BodyProgress,
+        shared: &'a Shared,
+        thread: usize,
+        buffers: (&'a mut DateCache, &'a mut Vec<u8>),
+        slots: &'a Arc<Slots>,
+    ) -> Self {
+        let (date, sink) = buffers;
+        ConnTransport {
+            conn,
+            body,
+            timeout: shared.config.io_timeout,
+            shared,
+            thread,
+            date,
+            wall: shared.coarse_wall(),
+            sink,
+            slots,
+            wants_input: false,
+        }
+    }
+
     /// The request ended (close was called): wakes naming it do nothing from now on.
     pub(super) fn end(&self) {
-        if self.wake_id != 0 {
+        if self.body.wake_id != 0 {
             self.slots.end_request(self.conn.token());
         }
     }
@@ -358,12 +384,12 @@ impl ConnTransport<'_> {
                 "the body did not arrive within --body-timeout",
             )
         };
-        if self.body_wait_left.is_zero() {
+        if self.body.body_wait_left.is_zero() {
             return Err(past_deadline());
         }
-        let timeout = self.timeout.min(self.body_wait_left);
+        let timeout = self.timeout.min(self.body.body_wait_left);
         let (read, waited) = self.waiting_for_client(|conn| conn.read_more(timeout));
-        self.body_wait_left = self.body_wait_left.saturating_sub(waited);
+        self.body.body_wait_left = self.body.body_wait_left.saturating_sub(waited);
         match read {
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut && timeout < self.timeout => {
                 Err(past_deadline())
@@ -375,10 +401,14 @@ impl ConnTransport<'_> {
     fn decode_buffered(&mut self, out: &mut [u8]) -> Result<usize, i32> {
         loop {
             let input = self.conn.input();
-            if self.decoder.is_done() || input.is_empty() {
+            if self.body.decoder.is_done() || input.is_empty() {
                 return Ok(0);
             }
-            let (consumed, produced) = self.decoder.decode(input, out).map_err(body_error_code)?;
+            let (consumed, produced) = self
+                .body
+                .decoder
+                .decode(input, out)
+                .map_err(body_error_code)?;
             self.conn.consume(consumed);
             if produced > 0 || consumed == 0 {
                 return Ok(produced);
@@ -389,8 +419,8 @@ impl ConnTransport<'_> {
     /// RFC 9110 §10.1.1: the client waits for `100 Continue` before sending the body; send it
     /// when the app first asks for body bytes that are not here yet.
     fn send_continue(&mut self) -> Result<(), i32> {
-        if self.expect_continue && !self.continue_sent {
-            self.continue_sent = true;
+        if self.body.expect_continue && !self.body.continue_sent {
+            self.body.continue_sent = true;
             let mut interim = Vec::with_capacity(32);
             encode_continue(&mut interim);
             self.send(&[&interim]).map_err(|_| WS_ERR_CLIENT_GONE)?;
@@ -415,7 +445,7 @@ impl Transport for ConnTransport<'_> {
         }
         loop {
             let produced = self.decode_buffered(out)?;
-            if produced > 0 || self.decoder.is_done() {
+            if produced > 0 || self.body.decoder.is_done() {
                 return Ok(produced);
             }
             if may_continue {
@@ -451,14 +481,14 @@ impl Transport for ConnTransport<'_> {
         // hold the thread, and closing the connection is always correct.
         let mut sink = std::mem::take(self.sink);
         sink.resize(BODY_SINK, 0);
-        while !self.decoder.is_done() {
+        while !self.body.decoder.is_done() {
             match self.decode_buffered(&mut sink) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
         }
         *self.sink = sink;
-        self.decoder.is_done()
+        self.body.decoder.is_done()
     }
 
     fn date(&mut self) -> &[u8] {
@@ -470,7 +500,7 @@ impl Transport for ConnTransport<'_> {
             return Ok(Some(0));
         }
         let produced = self.decode_buffered(out)?;
-        if produced > 0 || self.decoder.is_done() {
+        if produced > 0 || self.body.decoder.is_done() {
             return Ok(Some(produced));
         }
         if may_continue {
@@ -485,7 +515,7 @@ impl Transport for ConnTransport<'_> {
             return Err(WS_ERR_CLIENT_GONE);
         }
         let produced = self.decode_buffered(out)?;
-        if produced > 0 || self.decoder.is_done() {
+        if produced > 0 || self.body.decoder.is_done() {
             return Ok(Some(produced));
         }
         self.wants_input = true;
@@ -493,13 +523,13 @@ impl Transport for ConnTransport<'_> {
     }
 
     fn new_waker(&mut self) -> Option<Arc<dyn Wake>> {
-        if self.wake_id == 0 {
-            self.wake_id = self.slots.request_id(self.conn.token());
+        if self.body.wake_id == 0 {
+            self.body.wake_id = self.slots.request_id(self.conn.token());
         }
         Some(Arc::new(RequestWaker {
             slots: Arc::clone(self.slots),
             token: self.conn.token(),
-            request: self.wake_id,
+            request: self.body.wake_id,
         }))
     }
 }
