@@ -117,7 +117,11 @@ fn reload_path_swaps_when_the_python_source_changes_and_not_for_its_bytecode() {
     poll(SWAP_TIMEOUT, "the edited app to be served", || {
         (server.get("/").text() == "version 2\n").then_some(())
     });
-    let (state, generation, _) = status(&pid_file).unwrap();
+    // The new generation serves before the swap is announced: `ready` follows once the old
+    // workers said they stopped accepting.
+    let (state, generation, _) = poll(SWAP_TIMEOUT, "the swap to be announced", || {
+        status(&pid_file).filter(|(state, _, _)| state != "booting")
+    });
     assert_eq!((state.as_str(), generation), ("ready", 2));
     // The new generation's bytecode cache is not a change: no third generation follows.
     std::thread::sleep(Duration::from_secs(2));
