@@ -135,7 +135,7 @@ pub(super) fn resume(
             shared.mark_busy(thread, false);
             slots.count_parked(false);
             if let Some(started) = parked.started {
-                let peer = conn.peer().ip();
+                let peer = conn.peer().host();
                 log_access(
                     peer,
                     &parked.environ,

@@ -318,8 +318,13 @@ impl ServerBuilder {
                 );
             }
         };
-        server.addr = parse_serving_line(&line)
-            .unwrap_or_else(|| panic!("unexpected first stdout line {line:?}"));
+        if !line.starts_with("Serving HTTP on ") {
+            panic!("unexpected first stdout line {line:?}");
+        }
+        // A server on unix sockets only has no TCP address: `addr` stays 127.0.0.1:0.
+        if let Some(addr) = parse_serving_line(&line) {
+            server.addr = addr;
+        }
         server
     }
 
@@ -363,11 +368,20 @@ impl ServerBuilder {
     }
 }
 
-/// `Serving HTTP on 127.0.0.1:PORT ...` → the address.
-fn parse_serving_line(line: &str) -> Option<SocketAddr> {
-    let rest = line.strip_prefix("Serving HTTP on ")?;
-    let addr = rest.split_whitespace().next()?;
-    addr.parse().ok()
+/// `Serving HTTP on 127.0.0.1:PORT, unix:/PATH ...` → the first TCP address.
+pub fn parse_serving_line(line: &str) -> Option<SocketAddr> {
+    serving_addresses(line)
+        .into_iter()
+        .find_map(|addr| addr.parse().ok())
+}
+
+/// `Serving HTTP on A, B, C ...` → `[A, B, C]`, as written (`unix:/PATH` included).
+pub fn serving_addresses(line: &str) -> Vec<String> {
+    let Some(rest) = line.strip_prefix("Serving HTTP on ") else {
+        return Vec::new();
+    };
+    let list = rest.trim_end().trim_end_matches("...").trim_end();
+    list.split(", ").map(str::to_owned).collect()
 }
 
 /// A finished process.
