@@ -17,7 +17,9 @@ pub(crate) struct ListenArgs {
     /// to), [IPV6]:PORT (v6-only), :PORT or PORT (every interface: 0.0.0.0 and [::]),
     /// unix:PATH, fd://N (an inherited listening socket) or fd://NAME (a socket systemd passed).
     /// Options after a comma: tls, proxy. Port 0 picks a free port. Default 127.0.0.1:8888, or
-    /// the sockets systemd passed. E.g. -b 0.0.0.0:8000 -b unix:/run/app.sock,proxy
+    /// every socket systemd passed; with -b, a passed socket is served only where -b fd://NAME
+    /// names it. The variable takes several, separated by spaces. E.g. -b 0.0.0.0:8000 -b
+    /// unix:/run/app.sock,proxy
     #[arg(
         short,
         long = "bind",
