@@ -47,7 +47,7 @@ use crate::sys::process::exit_now;
 
 const WAKER: Token = Token(1);
 /// Listener `i`'s token is `FIRST_LISTENER + i`: far above any connection's.
-const FIRST_LISTENER: usize = 1 << 48;
+const FIRST_LISTENER: usize = usize::MAX / 2;
 
 /// The index of the listener `token` stands for, if it stands for one.
 fn listener_index(token: Token) -> Option<usize> {

@@ -105,11 +105,16 @@ impl Write for Stream {
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let count = bufs.len().min(libc::c_int::MAX as usize) as libc::c_int;
-        // SAFETY: IoSlice is ABI-compatible with iovec and each points to readable memory that
-        // `bufs` borrows; the descriptor is owned, so open. SIGPIPE is ignored by the Rust
-        // runtime, so a gone client is EPIPE here too.
-        let n = syscall!(writev(self.0.as_raw_fd(), bufs.as_ptr().cast(), count))?;
+        // SAFETY: msghdr is plain old data, for which all-zero bytes are a valid value (no
+        // address, no control data).
+        let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+        // IoSlice is ABI-compatible with iovec; sendmsg only reads through the pointer.
+        message.msg_iov = bufs.as_ptr().cast_mut().cast();
+        message.msg_iovlen = bufs.len().min(libc::UIO_MAXIOV as usize) as _;
+        // SAFETY: `message` points to `msg_iovlen` iovecs that `bufs` borrows for the call,
+        // each to readable memory; the descriptor is owned, so open. MSG_NOSIGNAL as in `write`
+        // (an app may have changed SIGPIPE's disposition).
+        let n = syscall!(sendmsg(self.0.as_raw_fd(), &message, libc::MSG_NOSIGNAL))?;
         Ok(n as usize)
     }
 
