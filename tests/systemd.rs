@@ -210,6 +210,21 @@ impl Drop for Activated {
     }
 }
 
+/// The processes `pid` started (its workers), from every thread's `children` list.
+fn worker_pids(pid: u32) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let children =
+            std::fs::read_to_string(task.unwrap().path().join("children")).unwrap_or_default();
+        pids.extend(
+            children
+                .split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
+    }
+    pids
+}
+
 /// A copy of `app`'s library in `dir` (so a swap can replace it), as `LIB:app`.
 fn live_copy(dir: &Path, app: &str) -> (PathBuf, String) {
     let live = dir.join("live.so");
@@ -242,6 +257,28 @@ fn an_activated_server_serves_the_passed_socket_and_tells_systemd_ready_reloadin
         status.contains("generation 1") && status.contains(&hash),
         "{status} (library {hash})"
     );
+
+    // The variables are the master's: a worker (and its app) neither sees the passed socket
+    // numbers nor speaks for the service.
+    let workers = worker_pids(server.child.id());
+    assert!(!workers.is_empty());
+    for worker in workers {
+        let environ = std::fs::read(format!("/proc/{worker}/environ")).unwrap();
+        for variable in environ.split(|&b| b == 0) {
+            let variable = String::from_utf8_lossy(variable);
+            assert!(
+                ![
+                    "NOTIFY_SOCKET=",
+                    "LISTEN_FDS=",
+                    "LISTEN_PID=",
+                    "LISTEN_FDNAMES="
+                ]
+                .iter()
+                .any(|name| variable.starts_with(name)),
+                "worker {worker} has {variable}"
+            );
+        }
+    }
 
     install(&sample_app("flaskish"), &live);
     server.signal(libc::SIGHUP);
@@ -337,7 +374,7 @@ fn with_bind_the_passed_socket_is_chosen_by_name_and_an_unknown_name_is_refused(
     // The stderr thread has read everything once the pipe closed.
     let said = poll(IO_TIMEOUT, "the refusal on stderr", || {
         let stderr = refused.stderr.lock().unwrap().clone();
-        stderr.contains("fd://admin").then_some(stderr)
+        stderr.contains("webserver: error").then_some(stderr)
     });
     assert!(
         said.contains("systemd passed no socket named 'admin' (LISTEN_FDNAMES: web)"),
