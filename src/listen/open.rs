@@ -98,6 +98,10 @@ pub(crate) fn open_all(
     activated: Option<Vec<Passed>>,
 ) -> Result<Listeners, ListenError> {
     let mut listeners = Listeners::default();
+    // Every name systemd passed, for the error that names them; `None`: not activated.
+    let names: Option<Vec<String>> = activated
+        .as_ref()
+        .map(|passed| passed.iter().map(|p| p.name.clone()).collect());
     let mut passed = activated.unwrap_or_default();
     if args.bind.is_empty() && !passed.is_empty() {
         for socket in std::mem::take(&mut passed) {
@@ -121,7 +125,7 @@ pub(crate) fn open_all(
         &args.bind[..]
     };
     for spec in specs {
-        open_one(spec, args, &mut passed, &mut listeners)?;
+        open_one(spec, args, &mut passed, names.as_deref(), &mut listeners)?;
     }
     for unused in passed {
         log::warn!(
@@ -148,6 +152,7 @@ fn open_one(
     spec: &ListenerSpec,
     args: &ListenArgs,
     passed: &mut Vec<Passed>,
+    names: Option<&[String]>,
     listeners: &mut Listeners,
 ) -> Result<(), ListenError> {
     let options = spec.options;
@@ -184,7 +189,7 @@ fn open_one(
         }
         ListenAddr::FdName(name) => {
             let Some(index) = passed.iter().position(|p| &p.name == name) else {
-                return Err(refuse(spec, no_such_name(name)));
+                return Err(refuse(spec, no_such_name(name, names)));
             };
             let socket = passed.remove(index);
             listeners
@@ -195,17 +200,19 @@ fn open_one(
     Ok(())
 }
 
-fn no_such_name(name: &str) -> String {
-    match super::systemd::from_env() {
-        Ok(Some(passed)) => format!(
-            "systemd passed no socket named '{name}' (LISTEN_FDNAMES: {})",
-            passed
-                .iter()
-                .map(|p| p.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+/// Why `fd://NAME` matches no passed socket (`names`: what systemd passed, if it did).
+fn no_such_name(name: &str, names: Option<&[String]>) -> String {
+    match names {
+        Some(names) => format!(
+            "systemd passed no socket named '{name}' (LISTEN_FDNAMES: {}){}",
+            names.join(", "),
+            if names.iter().any(|n| n == name) {
+                "; that one is named by an earlier --bind"
+            } else {
+                ""
+            }
         ),
-        _ => format!(
+        None => format!(
             "fd://{name} names a socket systemd passes (FileDescriptorName={name}), but this process was not socket-activated (no LISTEN_FDS for it)"
         ),
     }
@@ -425,6 +432,17 @@ mod tests {
             .collect();
         assert!(!ports.is_empty());
         assert!(ports.iter().all(|&p| p == ports[0] && p != 0), "{ports:?}");
+    }
+
+    #[test]
+    fn a_systemd_name_without_activation_says_so() {
+        let err = open_all(&args(&["fd://web"]), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("cannot listen on fd://web: ") && err.contains("not socket-activated"),
+            "{err}"
+        );
     }
 
     #[test]
