@@ -253,7 +253,7 @@ fn a_path_that_is_not_a_socket_is_refused() {
 }
 
 #[test]
-fn socket_mode_is_applied_to_the_socket_file() {
+fn socket_mode_and_umask_are_applied_to_the_socket_file() {
     for (mode, want) in [("600", 0o600), ("0666", 0o666)] {
         let dir = fresh_dir("unix-mode");
         let path = dir.join("app.sock");
@@ -270,6 +270,17 @@ fn socket_mode_is_applied_to_the_socket_file() {
         get_unix(&path, "x");
         stop(server);
     }
+    // --umask: the process's mask, which the socket file gets too (0777 & !007).
+    let dir = fresh_dir("unix-umask");
+    let path = dir.join("app.sock");
+    let server = peer_server(&[&format!("unix:{}", path.display())])
+        .args(["--umask", "007"])
+        .start();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o770, "--umask 007");
+    get_unix(&path, "x");
+    stop(server);
+
     let exited = peer_server(&["127.0.0.1:0"])
         .args(["--socket-mode", "999"])
         .run_to_exit();

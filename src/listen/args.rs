@@ -59,9 +59,21 @@ pub(crate) struct ListenArgs {
         env = "WEBSERVER_SOCKET_MODE"
     )]
     pub(crate) socket_mode: Option<u32>,
+
+    /// The umask of the master and its workers, in octal (gunicorn's --umask): the mode of
+    /// every file they create, unix sockets included, e.g. 007 lets the group connect too.
+    /// Default: inherited.
+    #[arg(
+        long,
+        value_name = "MODE",
+        value_parser = socket_mode,
+        help_heading = "Listeners",
+        env = "WEBSERVER_UMASK"
+    )]
+    pub(crate) umask: Option<u32>,
 }
 
-/// An octal permission mode, at most 0o777.
+/// An octal permission mode (or mask), at most 0o777.
 fn socket_mode(s: &str) -> Result<u32, String> {
     const MAX_MODE: u32 = 0o777;
     let digits = s.strip_prefix("0o").unwrap_or(s);
