@@ -160,6 +160,7 @@ fn open_one(
     listeners: &mut Listeners,
 ) -> Result<(), ListenError> {
     let options = spec.options;
+    refuse_unserved(spec)?;
     match &spec.addr {
         ListenAddr::Ip(addr) => {
             let socket = bind_tcp(*addr, args).map_err(|e| refuse(spec, advice(&e)))?;
@@ -202,6 +203,23 @@ fn open_one(
         }
     }
     Ok(())
+}
+
+/// Options this build parses but does not serve yet are refused rather than ignored: a `tls`
+/// listener served in plain text would be worse than none. (The TLS and PROXY protocol work
+/// removes its line here when it lands.)
+fn refuse_unserved(spec: &ListenerSpec) -> Result<(), ListenError> {
+    let unserved = [
+        (spec.options.tls, "tls (TLS is not built in yet)"),
+        (
+            spec.options.proxy_protocol,
+            "proxy (the PROXY protocol is not built in yet)",
+        ),
+    ];
+    match unserved.iter().find(|(asked, _)| *asked) {
+        Some((_, what)) => Err(refuse(spec, format!("listener option {what}"))),
+        None => Ok(()),
+    }
 }
 
 /// Why `fd://NAME` matches no passed socket (`names`: what systemd passed, if it did).
@@ -437,6 +455,14 @@ mod tests {
             .collect();
         assert!(!ports.is_empty());
         assert!(ports.iter().all(|&p| p == ports[0] && p != 0), "{ports:?}");
+    }
+
+    #[test]
+    fn options_not_served_yet_are_refused_not_ignored() {
+        let err = open_all(&args(&["127.0.0.1:0,tls"]), None).unwrap_err();
+        assert!(err.to_string().contains("listener option tls"), "{err}");
+        let err = open_all(&args(&["127.0.0.1:0,proxy"]), None).unwrap_err();
+        assert!(err.to_string().contains("listener option proxy"), "{err}");
     }
 
     #[test]
