@@ -29,6 +29,7 @@ use crate::app::loader::LoadError;
 use crate::app::target::AppTarget;
 use crate::cli::ServeArgs;
 use crate::server;
+use crate::stats::{Stats, StatsAddr, WorkerStatsArgs};
 use crate::sys::process::{dup_at_or_above, kill, reap_any, wait_readable, Signal};
 
 /// The longest the master sleeps between looks at its signals, children and the watched file.
@@ -49,6 +50,11 @@ pub(crate) enum MasterError {
         addr: SocketAddr,
         source: io::Error,
     },
+    /// `--stats ADDR` cannot be listened on.
+    Stats {
+        addr: StatsAddr,
+        source: io::Error,
+    },
     Io(&'static str, io::Error),
 }
 
@@ -62,6 +68,13 @@ impl fmt::Display for MasterError {
                 f,
                 "cannot listen on {addr}: {source} (is another server using it? pick one with --bind)"
             ),
+            MasterError::Stats { addr, source } => {
+                let addr = match addr {
+                    StatsAddr::Unix(path) => format!("unix:{}", path.display()),
+                    StatsAddr::Tcp(addr) => addr.clone(),
+                };
+                write!(f, "cannot serve --stats on {addr}: {source}")
+            }
             MasterError::Io(what, e) => write!(f, "{what}: {e}"),
         }
     }
@@ -86,6 +99,17 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
     let local = bound
         .local_addr()
         .map_err(|e| MasterError::Io("listener address", e))?;
+    let stats = match Stats::start(&args.stats) {
+        Ok(stats) => stats,
+        Err(source) => {
+            let addr = args
+                .stats
+                .stats
+                .clone()
+                .unwrap_or(StatsAddr::Tcp(String::new()));
+            return Err(MasterError::Stats { addr, source });
+        }
+    };
     let signals = Signals::new([SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU])
         .map_err(|e| MasterError::Io("cannot install signal handlers", e))?;
     let exe =
@@ -113,6 +137,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         source,
         workers: Vec::new(),
         machine,
+        stats,
         outcome: None,
     };
     let result = master.serve(signals);
@@ -136,6 +161,8 @@ struct Master {
     watch: FileWatch<FileStamp>,
     /// `--reload-path`s, if any.
     paths_watch: Option<PathsWatch>,
+    /// `--stats`: the listener and the workers' counter pages.
+    stats: Option<Stats>,
     /// Set by `Action::Exit`.
     outcome: Option<Result<(), String>>,
 }
@@ -155,6 +182,9 @@ impl Master {
             // master was busy above (a library copy can take a while) is news, not silence.
             self.read_pipes();
             self.apply(Event::Tick);
+            if let Some(stats) = &mut self.stats {
+                stats.serve(&self.machine);
+            }
             // Summaries of repeated log lines whose window is over (crate::log_limit).
             log::logger().flush();
             if let Some(outcome) = self.outcome.take() {
@@ -284,14 +314,32 @@ impl Master {
         if multiprocess {
             args.push("--multiprocess".into());
         }
+        let page = match self.stats {
+            Some(_) => Some(Stats::new_page(generation)?),
+            None => None,
+        };
+        args.extend(
+            WorkerStatsArgs::to_args(page.is_some())
+                .into_iter()
+                .map(Into::into),
+        );
         let Some(listener) = &self.listener else {
             return Err(io::Error::other(
                 "the listening socket is closed: the server is stopping",
             ));
         };
-        let worker = WorkerProcess::spawn(&self.exe, &args, listener.as_fd(), library.image())?;
+        let worker = WorkerProcess::spawn(
+            &self.exe,
+            &args,
+            listener.as_fd(),
+            library.image(),
+            page.as_ref().map(|page| page.fd()),
+        )?;
         let pid = worker.pid;
         self.workers.push(worker);
+        if let (Some(stats), Some(page)) = (&mut self.stats, page) {
+            stats.spawned(pid, generation, page);
+        }
         Ok(pid)
     }
 
@@ -326,6 +374,9 @@ impl Master {
                 continue;
             };
             self.workers.remove(index);
+            if let Some(stats) = &mut self.stats {
+                stats.exited(pid, how, self.machine.worker_fate(pid));
+            }
             self.apply(Event::Exited { pid, how });
         }
     }
@@ -350,8 +401,11 @@ impl Master {
 
     /// Sleep until a worker writes (or exits), a signal arrives, or `TICK` passes.
     fn wait_for_input(&self) {
-        let pipes: Vec<BorrowedFd<'_>> = self.workers.iter().map(WorkerProcess::pipe).collect();
-        if let Err(e) = wait_readable(&pipes, TICK) {
+        let mut fds: Vec<BorrowedFd<'_>> = self.workers.iter().map(WorkerProcess::pipe).collect();
+        if let Some(stats) = &self.stats {
+            fds.extend(stats.wake_fds());
+        }
+        if let Err(e) = wait_readable(&fds, TICK) {
             log::warn!("cannot wait for the workers' pipes: {e}");
             std::thread::sleep(TICK);
         }
