@@ -239,7 +239,10 @@ impl Book {
                 let mine = workers.iter().filter(|w| w.generation == view.id);
                 GenerationStats {
                     workers: mine.clone().count(),
-                    in_flight: mine.map(|w| w.totals.in_flight()).sum(),
+                    // Saturating: a worker (app code) can write anything into its page.
+                    in_flight: mine
+                        .map(|w| w.totals.in_flight())
+                        .fold(0, u64::saturating_add),
                     view,
                 }
             })
