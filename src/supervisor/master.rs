@@ -3,7 +3,8 @@
 //! workers' pipe messages, their exits and `--reload` file changes into events, and carries out
 //! the actions — reading the library into memory, starting workers, signalling them, writing the
 //! status file, closing its copy of the listener when a stop begins. It holds `--pid FILE` locked
-//! for its whole life (`pid_file.rs`). It never loads app code itself.
+//! for its whole life (`pid_file.rs`), and with `--stats` gives each worker a counter page and
+//! answers scrapes from this same loop (`crate::stats`). It never loads app code itself.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
