@@ -315,10 +315,12 @@ impl Master {
         if multiprocess {
             args.push("--multiprocess".into());
         }
-        let page = match self.stats {
-            Some(_) => Some(Stats::new_page(generation)?),
-            None => None,
-        };
+        // Statistics never stop a worker from starting: without a page it is just not counted.
+        let page = self.stats.as_ref().and_then(|_| {
+            Stats::new_page(generation)
+                .map_err(|e| log::warn!("cannot make a statistics page ({e}); the next worker's requests are not counted"))
+                .ok()
+        });
         args.extend(
             WorkerStatsArgs::to_args(page.is_some())
                 .into_iter()
