@@ -637,3 +637,20 @@ fn the_socket_file_is_removed_on_exit_and_a_stale_one_replaced() {
         .expect("the master exits");
     assert!(!socket.exists(), "the socket file is removed on exit");
 }
+
+#[test]
+fn a_header_timeout_is_a_4xx_the_server_answered_with_its_bytes() {
+    let (server, socket) = stats_server("hello", "stats-408", &["--header-timeout", "1"]);
+    let mut stream = TcpStream::connect(server.addr()).unwrap();
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost:").unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 408 "), "{answer:?}");
+    let json = stats_json(&socket);
+    assert_eq!(json["responses"]["4xx"], 1, "{json:#}");
+    assert_eq!(json["requests"]["served"], 1, "{json:#}");
+    assert_eq!(json["requests"]["in_flight"], 0, "{json:#}");
+    assert_eq!(json["bytes"]["in"], 21, "{json:#}");
+    assert_eq!(json["bytes"]["out"], answer.len(), "{json:#}");
+}

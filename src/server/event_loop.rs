@@ -453,7 +453,8 @@ fn time_out(conn: &mut Conn) {
             httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes(),
         );
         // Best effort: the socket is non-blocking and the client may be gone.
-        if let Err(e) = conn.stream_mut().write_all(&out) {
+        let sent = conn.stream_mut().write_all(&out);
+        if let Err(e) = sent.inspect(|()| crate::stats::bytes_out(out.len())) {
             log::debug!("{}: cannot send the 408: {e}", conn.peer());
         }
     } else {
