@@ -107,12 +107,16 @@ impl Stream {
         }
     }
 
+    /// The answer is complete: the client reads its end of stream before the socket closes.
     fn shutdown_write(&self) {
-        // Best effort: the client may be gone.
-        let _ = match self {
+        let done = match self {
             Stream::Unix(s) => s.shutdown(Shutdown::Write),
             Stream::Tcp(s) => s.shutdown(Shutdown::Write),
         };
+        if let Err(e) = done {
+            // The client may be gone already; closing follows either way.
+            log::debug!("stats: shutdown of a client socket: {e}");
+        }
     }
 }
 
