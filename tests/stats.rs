@@ -656,3 +656,28 @@ fn a_header_timeout_is_a_4xx_the_server_answered_with_its_bytes() {
     assert_eq!(json["bytes"]["in"], 21, "{json:#}");
     assert_eq!(json["bytes"]["out"], answer.len(), "{json:#}");
 }
+
+#[test]
+fn curl_scrapes_the_unix_socket_as_the_readme_shows() {
+    if !have_program("curl") {
+        // As tests/http_basic.rs: CI uses curl when it is installed.
+        eprintln!("curl not installed: skipping the README example's cross-check");
+        return;
+    }
+    let (server, socket) = stats_server("hello", "stats-curl", &[]);
+    assert_eq!(server.get("/").status, 200);
+    let curl = |path: &str| {
+        let output = std::process::Command::new("curl")
+            .args(["-sS", "--fail", "--max-time", "10", "--unix-socket"])
+            .arg(&socket)
+            .arg(format!("http://localhost{path}"))
+            .output()
+            .expect("run curl");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let json: serde_json::Value = serde_json::from_str(&curl("/stats")).unwrap();
+    assert_eq!(json["requests"]["served"], 1, "{json:#}");
+    let samples = parse_prometheus(&curl("/metrics"));
+    assert_eq!(samples.get("webserver_requests_total"), Some(&1.0));
+}
