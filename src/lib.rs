@@ -16,6 +16,7 @@ mod listen;
 mod log_limit;
 mod scaffold;
 mod server;
+mod stats;
 mod supervisor;
 mod sys;
 

@@ -11,6 +11,7 @@ use std::process::Command;
 use super::message::{UnknownMessage, WorkerMessage};
 use super::worker::{FIRST_LISTEN_FD, LIBRARY_FD, READY_FD};
 use crate::listen::{notify, systemd};
+use crate::stats::STATS_FD;
 use crate::sys::process::{dup_at_or_above, hand_down, pipe, set_blocking, Signal};
 
 /// The master keeps the descriptors it hands down at or above this number, so the child's dup2
@@ -30,13 +31,15 @@ pub(crate) struct WorkerProcess {
 
 impl WorkerProcess {
     /// Start `exe __worker ARGS` with the `listeners` at `FIRST_LISTEN_FD` and up, a pipe as
-    /// `READY_FD` and `library` as `LIBRARY_FD` (`listeners` and `library` at or above
-    /// `FD_FLOOR`). The worker gets SIGTERM if the master dies.
+    /// `READY_FD`, `library` as `LIBRARY_FD`, and a `--stats` counter page as `STATS_FD`
+    /// (`listeners`, `library` and the page at or above `FD_FLOOR`). The worker gets SIGTERM if
+    /// the master dies.
     pub(crate) fn spawn(
         exe: &Path,
         args: &[OsString],
         listeners: &[BorrowedFd<'_>],
         library: BorrowedFd<'_>,
+        stats_page: Option<BorrowedFd<'_>>,
     ) -> io::Result<WorkerProcess> {
         let (read_end, write_end) = message_pipe()?;
         let mut command = Command::new(exe);
@@ -55,6 +58,7 @@ impl WorkerProcess {
                 .zip(listeners)
                 .map(|(to, from)| (from.as_raw_fd(), to)),
         );
+        moves.extend(stats_page.map(|page| (page.as_raw_fd(), STATS_FD)));
         hand_down(&mut command, moves, Signal::Term);
         let spawned = command.spawn();
         // The child has its own copy; the master must not hold the write end, or it would

@@ -4,8 +4,9 @@
 //! out the actions — reading the library into memory, starting workers, signalling them,
 //! writing the status file, telling systemd (`crate::listen::notify`), closing its copies of
 //! the listeners when a stop begins. It holds `--pid FILE` locked for its whole life
-//! (`pid_file.rs`) and removes the unix socket files it created when it exits. It never loads
-//! app code itself.
+//! (`pid_file.rs`) and removes the unix socket files it created when it exits; with `--stats`
+//! it gives each worker a counter page and answers scrapes from this same loop
+//! (`crate::stats`). It never loads app code itself.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -32,6 +33,7 @@ use crate::cli::ServeArgs;
 use crate::listen::notify::Notifier;
 use crate::listen::open::{open_all, ListenError};
 use crate::listen::{systemd, ListenerOptions};
+use crate::stats::{Stats, StatsAddr, WorkerStatsArgs};
 use crate::sys::process::{dup_at_or_above, kill, reap_any, wait_readable, Signal};
 
 /// The longest the master sleeps between looks at its signals, children and the watched file.
@@ -49,6 +51,11 @@ pub(crate) enum MasterError {
     /// The first generation failed to boot; the worker's own message.
     Boot(String),
     Listen(ListenError),
+    /// `--stats ADDR` cannot be listened on.
+    Stats {
+        addr: StatsAddr,
+        source: io::Error,
+    },
     Io(&'static str, io::Error),
 }
 
@@ -59,6 +66,13 @@ impl fmt::Display for MasterError {
             MasterError::PidFile(e) => write!(f, "{e}"),
             MasterError::Boot(message) => write!(f, "{message}"),
             MasterError::Listen(e) => write!(f, "{e}"),
+            MasterError::Stats { addr, source } => {
+                let addr = match addr {
+                    StatsAddr::Unix(path) => format!("unix:{}", path.display()),
+                    StatsAddr::Tcp(addr) => addr.clone(),
+                };
+                write!(f, "cannot serve --stats on {addr}: {source}")
+            }
             MasterError::Io(what, e) => write!(f, "{what}: {e}"),
         }
     }
@@ -83,6 +97,17 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         )
     })?;
     let opened = open_all(&args.listen, activated).map_err(MasterError::Listen)?;
+    let stats = match Stats::start(&args.stats) {
+        Ok(stats) => stats,
+        Err(source) => {
+            let addr = args
+                .stats
+                .stats
+                .clone()
+                .unwrap_or(StatsAddr::Tcp(String::new()));
+            return Err(MasterError::Stats { addr, source });
+        }
+    };
     let signals = Signals::new([SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU])
         .map_err(|e| MasterError::Io("cannot install signal handlers", e))?;
     let exe =
@@ -119,6 +144,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         source,
         workers: Vec::new(),
         machine,
+        stats,
         outcome: None,
     };
     let result = master.serve(signals);
@@ -144,6 +170,8 @@ struct Master {
     watch: FileWatch<FileStamp>,
     /// `--reload-path`s, if any.
     paths_watch: Option<PathsWatch>,
+    /// `--stats`: the listener and the workers' counter pages.
+    stats: Option<Stats>,
     /// Set by `Action::Exit`.
     outcome: Option<Result<(), String>>,
 }
@@ -164,6 +192,9 @@ impl Master {
             self.read_pipes();
             self.apply(Event::Tick);
             self.notifier.tick(Instant::now());
+            if let Some(stats) = &mut self.stats {
+                stats.serve(&self.machine);
+            }
             // Summaries of repeated log lines whose window is over (crate::log_limit).
             log::logger().flush();
             if let Some(outcome) = self.outcome.take() {
@@ -296,6 +327,17 @@ impl Master {
         if multiprocess {
             args.push("--multiprocess".into());
         }
+        // Statistics never stop a worker from starting: without a page it is just not counted.
+        let page = self.stats.as_ref().and_then(|_| {
+            Stats::new_page(generation)
+                .map_err(|e| log::warn!("cannot make a statistics page ({e}); the next worker's requests are not counted"))
+                .ok()
+        });
+        args.extend(
+            WorkerStatsArgs::to_args(page.is_some())
+                .into_iter()
+                .map(Into::into),
+        );
         if self.listeners.is_empty() {
             return Err(io::Error::other(
                 "the listening sockets are closed: the server is stopping",
@@ -306,9 +348,18 @@ impl Master {
         }
         let listeners: Vec<BorrowedFd<'_>> =
             self.listeners.iter().map(|(fd, _)| fd.as_fd()).collect();
-        let worker = WorkerProcess::spawn(&self.exe, &args, &listeners, library.image())?;
+        let worker = WorkerProcess::spawn(
+            &self.exe,
+            &args,
+            &listeners,
+            library.image(),
+            page.as_ref().map(|page| page.fd()),
+        )?;
         let pid = worker.pid;
         self.workers.push(worker);
+        if let (Some(stats), Some(page)) = (&mut self.stats, page) {
+            stats.spawned(pid, generation, page);
+        }
         Ok(pid)
     }
 
@@ -343,6 +394,9 @@ impl Master {
                 continue;
             };
             self.workers.remove(index);
+            if let Some(stats) = &mut self.stats {
+                stats.exited(pid, how, self.machine.worker_fate(pid));
+            }
             self.apply(Event::Exited { pid, how });
         }
     }
@@ -368,12 +422,15 @@ impl Master {
     /// Sleep until a worker writes (or exits), a signal arrives, `TICK` passes or the
     /// watchdog is due.
     fn wait_for_input(&self) {
-        let pipes: Vec<BorrowedFd<'_>> = self.workers.iter().map(WorkerProcess::pipe).collect();
+        let mut fds: Vec<BorrowedFd<'_>> = self.workers.iter().map(WorkerProcess::pipe).collect();
+        if let Some(stats) = &self.stats {
+            fds.extend(stats.wake_fds());
+        }
         let wait = self
             .notifier
             .next_due(Instant::now())
             .map_or(TICK, |due| due.min(TICK));
-        if let Err(e) = wait_readable(&pipes, wait) {
+        if let Err(e) = wait_readable(&fds, wait) {
             log::warn!("cannot wait for the workers' pipes: {e}");
             std::thread::sleep(TICK);
         }

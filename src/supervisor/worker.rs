@@ -3,7 +3,8 @@
 //! The master passes the listening sockets from `FIRST_LISTEN_FD` up (one `--listener OPTIONS`
 //! each, in order), the write end of its pipe as
 //! `READY_FD` and the generation's library (a sealed in-memory file, see `artifact.rs`) as
-//! `LIBRARY_FD`, which `--lib /proc/self/fd/LIBRARY_FD` names; the worker tells the master what happens in [`WorkerMessage`]s: `Ready` (loaded,
+//! `LIBRARY_FD`, which `--lib /proc/self/fd/LIBRARY_FD` names (and, with `--stats`, its counter
+//! page as `crate::stats::STATS_FD`, flagged by `--stats-page`); the worker tells the master what happens in [`WorkerMessage`]s: `Ready` (loaded,
 //! initialised) or `Error`, `Draining` (recycling on its own), `Stopped` (after SIGTERM: the
 //! listeners are closed, so no new connection can reach this process). The worker accepts only
 //! after SIGUSR1 (the master's go, sent once every worker of its generation is ready), so a
@@ -30,8 +31,9 @@ use crate::sys::process::{claim_inherited, exit_now, file_identity, FileIdentity
 
 /// Where a worker finds its first listening socket; the others follow.
 pub(crate) const FIRST_LISTEN_FD: RawFd = 10;
-/// Inherited descriptors are claimed below 64 (`sys::process::claim_inherited`).
-const _: () = assert!(FIRST_LISTEN_FD as usize + MAX_LISTENERS <= 64);
+/// The listeners' numbers stay below the statistics page's (and so below 64, the limit of
+/// `sys::process::claim_inherited`).
+const _: () = assert!(FIRST_LISTEN_FD as usize + MAX_LISTENERS <= crate::stats::STATS_FD as usize);
 /// Where a worker finds the write end of the master's pipe.
 pub(crate) const READY_FD: RawFd = 4;
 /// Where a worker finds its generation's library.
@@ -90,6 +92,7 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
             return 1;
         }
     };
+    args.stats.attach();
     let app = match LoadedApp::load_path(&args.lib, &args.symbol, &args.app_args) {
         Ok(app) => app,
         Err(e) => {
