@@ -161,7 +161,8 @@ fn scalar(value: &toml::Value) -> Option<String> {
     match value {
         toml::Value::String(s) => Some(s.clone()),
         toml::Value::Integer(n) => Some(n.to_string()),
-        toml::Value::Float(x) => Some(x.to_string()),
+        // `{x:?}` keeps the point (`2.0`, not `2`): a whole-number option refuses it.
+        toml::Value::Float(x) => Some(format!("{x:?}")),
         _ => None,
     }
 }

@@ -5,9 +5,10 @@
 //! The command line is parsed twice. A lenient first look finds `--config` (or
 //! `WEBSERVER_CONFIG`) and whether the command line names the app; the file's values then become
 //! those options' defaults, and the second parse is the real one. So clap itself applies
-//! flag > env > file > default with each option's own parser, nothing here knows any option by
-//! name (options other streams add later work unchanged), and the process environment, which
-//! workers and apps inherit, is left as it was. A file value is told apart from a default, for
+//! flag > env > file > default with each option's own parser; the file's keys are found in the
+//! clap definition, so options added later need no code here (only `app`, `app-args` and the
+//! config options themselves are named); and the process environment, which workers and apps
+//! inherit, is left as it was. A file value is told apart from a default, for
 //! `--print-config`, by the ids the file set.
 
 mod file;
