@@ -321,6 +321,7 @@ fn a_wrong_type_is_refused_with_what_the_key_expects() {
             "bind = [\"127.0.0.1:1\", \"127.0.0.1:2\"]\n",
             "key 'bind': expected one HOST:PORT, not a list",
         ),
+        ("workers = 2.0\n", "key 'workers': invalid value '2.0'"),
         ("[server]\nworkers = 2\n", "unknown key 'server'"),
     ] {
         let file = config_file(toml);
