@@ -141,9 +141,8 @@ pub(crate) struct ProbeArgs {
 }
 
 /// Options of a serving master. Every option also reads `WEBSERVER_<OPTION>` and the `--config`
-/// file (see `crate::config`): give each new one `env` and a `help_heading`, and flatten a new
-/// struct's options here (before the Reload ones: `--help` lists headings in the order they
-/// first appear).
+/// file (see `crate::config`): give each new one `env` and a `help_heading` (`--help` lists the
+/// headings in the order they first appear here).
 #[derive(Args, Debug, Clone)]
 pub(crate) struct ServeArgs {
     /// The app to serve, as LIB:SYMBOL (split at the last ':'); in a --config file: app.
@@ -208,9 +207,6 @@ pub(crate) struct ServeArgs {
     )]
     pub(crate) pid: Option<PathBuf>,
 
-    #[command(flatten)]
-    pub(crate) tuning: Tuning,
-
     /// Watch LIB's file and hot-swap when it changed and has been stable for a moment.
     #[arg(
         long,
@@ -232,6 +228,9 @@ pub(crate) struct ServeArgs {
         help_heading = "Reload"
     )]
     pub(crate) reload_paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) tuning: Tuning,
 }
 
 /// Options that each worker applies (the master passes them on).
