@@ -322,6 +322,10 @@ fn a_wrong_type_is_refused_with_what_the_key_expects() {
             "key 'bind': expected one HOST:PORT, not a list",
         ),
         ("workers = 2.0\n", "key 'workers': invalid value '2.0'"),
+        (
+            "app = \"nocolon\"\n",
+            "key 'app': invalid value 'nocolon' for '[LIB:SYMBOL]'",
+        ),
         ("[server]\nworkers = 2\n", "unknown key 'server'"),
     ] {
         let file = config_file(toml);

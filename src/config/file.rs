@@ -186,15 +186,25 @@ fn a(value: &toml::Value) -> String {
 /// not apply) and turns its refusal into one line, e.g. "invalid value '0' for '--workers <N>':
 /// expected a whole number from 1 to 1024".
 fn check_value(cmd: &Command, arg: &Arg, word: &str) -> Result<(), String> {
-    let long = key_of(arg);
     let mut option = Arg::new("value")
-        .long(long.clone())
         .action(ArgAction::Set)
         .num_args(ValueRange::SINGLE)
+        .allow_hyphen_values(true)
         .value_parser(arg.get_value_parser().clone());
     if let Some(names) = arg.get_value_names() {
         option = option.value_names(names.iter().cloned());
     }
+    // A positional (the app) is named as `--help` names it, `<LIB:SYMBOL>`, not as a flag.
+    let command_line = match arg.get_long() {
+        Some(long) => {
+            option = option.long(long.to_owned());
+            format!("--{long}={word}")
+        }
+        None => {
+            option = option.index(1);
+            word.to_owned()
+        }
+    };
     let check = Command::new(cmd.get_name().to_owned())
         .no_binary_name(true)
         .disable_help_flag(true)
@@ -202,7 +212,7 @@ fn check_value(cmd: &Command, arg: &Arg, word: &str) -> Result<(), String> {
         .color(clap::ColorChoice::Never)
         .arg(option);
     check
-        .try_get_matches_from([format!("--{long}={word}")])
+        .try_get_matches_from([command_line])
         .map(drop)
         .map_err(|e| one_line(&e.to_string()))
 }
