@@ -465,3 +465,33 @@ fn help_groups_the_options_and_names_every_source() {
         "{help}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Rules between options hold for the file's values too
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn the_files_values_obey_the_rules_between_options() {
+    // --reload-path needs --reload: the file's alone is refused, naming the file...
+    let file = config_file("reload-path = [\"src\"]\n");
+    let stderr = refused(server(hello()).args(config_arg(&file)));
+    assert_one_line(
+        &stderr,
+        &[&file.display().to_string(), "not provided", "--reload"],
+    );
+    // ...and the file's reload satisfies a --reload-path typed on the command line.
+    let file = config_file("reload = true\n");
+    let out = print_config(
+        printed()
+            .args(config_arg(&file))
+            .args(["--reload-path", "src"]),
+    );
+    assert_eq!(
+        setting(&out, "reload"),
+        ("true".into(), format!("file {}", file.display()))
+    );
+    assert_eq!(
+        setting(&out, "reload-path"),
+        ("[\"src\"]".into(), "flag".into())
+    );
+}

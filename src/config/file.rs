@@ -9,19 +9,78 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use clap::builder::ValueRange;
-use clap::{Arg, ArgAction, Command, Id};
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, ArgMatches, Command, Id};
 
 /// The values a config file gives, one entry per option it sets, in the form clap parses.
 #[derive(Debug)]
 pub(crate) struct FileSettings {
     pub(crate) path: PathBuf,
     pub(crate) values: Vec<(Id, Vec<OsString>)>,
+    /// The options whose values went in front of the command line as flags ([`Self::as_flags`]).
+    pub(crate) flagged: Vec<Id>,
 }
 
 impl FileSettings {
-    /// True when the file gave `id` a value.
-    pub(crate) fn sets(&self, id: &Id) -> bool {
-        self.values.iter().any(|(set, _)| set == id)
+    /// True when the file gave `id` the value it has: as a default, or as a flag it put in front.
+    pub(crate) fn sets(&self, id: &Id, source: Option<ValueSource>) -> bool {
+        match source {
+            Some(ValueSource::CommandLine) => self.flagged.contains(id),
+            Some(ValueSource::DefaultValue) => self.values.iter().any(|(set, _)| set == id),
+            _ => false,
+        }
+    }
+
+    /// The file's values as flags to put in front of the command line, for the options that
+    /// `already` (the first look) has no flag or variable for; and the ids they set. As flags,
+    /// not only defaults, they obey the rules between options (`requires`, `conflicts_with`),
+    /// and satisfy them, as the same flags typed by hand would: clap applies no rule to a
+    /// default. Positionals (the app) stay defaults.
+    pub(crate) fn as_flags(&self, cmd: &Command, already: &ArgMatches) -> (Vec<OsString>, Vec<Id>) {
+        let mut flags = Vec::new();
+        let mut ids = Vec::new();
+        for (id, words) in &self.values {
+            let explicit = matches!(
+                already.value_source(id.as_str()),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            );
+            let arg = cmd.get_arguments().find(|arg| arg.get_id() == id);
+            let Some((arg, long)) = arg.and_then(|arg| Some((arg, arg.get_long()?))) else {
+                continue;
+            };
+            if explicit {
+                continue;
+            }
+            let flag = || OsString::from(format!("--{long}"));
+            match arg.get_action() {
+                ArgAction::SetTrue | ArgAction::SetFalse => {
+                    let on = words.last().is_some_and(|w| w == "true");
+                    if on == matches!(arg.get_action(), ArgAction::SetTrue) {
+                        flags.push(flag());
+                    }
+                }
+                ArgAction::Count => {
+                    let times = words.last().and_then(|w| w.to_str()?.parse().ok());
+                    flags.extend(std::iter::repeat_with(flag).take(times.unwrap_or(0)));
+                }
+                _ => flags.extend(words.iter().map(|word| {
+                    let mut token = OsString::from(format!("--{long}="));
+                    token.push(word);
+                    token
+                })),
+            }
+            ids.push(id.clone());
+        }
+        (flags, ids)
+    }
+
+    /// A refusal caused by the file's values together (a rule between options), named as the
+    /// file's.
+    pub(crate) fn rule_error(&self, error: &clap::Error) -> ConfigFileError {
+        ConfigFileError {
+            path: self.path.clone(),
+            problem: Problem::Rule(one_line(&error.to_string())),
+        }
     }
 }
 
@@ -122,6 +181,7 @@ pub(crate) fn read(
     Ok(FileSettings {
         path: path.to_owned(),
         values,
+        flagged: Vec::new(),
     })
 }
 
@@ -217,12 +277,14 @@ fn check_value(cmd: &Command, arg: &Arg, word: &str) -> Result<(), String> {
         .map_err(|e| one_line(&e.to_string()))
 }
 
-/// A clap message on one line, without its "error: " prefix and "For more information" hint.
+/// A clap message on one line, without its "error: " prefix, usage and "For more information"
+/// hint.
 fn one_line(message: &str) -> String {
     message
         .lines()
         .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with("For more information"))
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
+        .filter(|line| !line.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
         .trim_start_matches("error: ")
@@ -297,6 +359,8 @@ enum Problem {
         reason: String,
     },
     AppArgsWithoutApp,
+    /// A rule between options, in clap's words.
+    Rule(String),
 }
 
 impl fmt::Display for ConfigFileError {
@@ -324,6 +388,7 @@ impl fmt::Display for ConfigFileError {
                 "{path}: '{first}' and '{second}' set the same option; keep one"
             ),
             Problem::Value { key, reason } => write!(f, "{path}: key '{key}': {reason}"),
+            Problem::Rule(rule) => write!(f, "{path}: {rule}"),
             Problem::AppArgsWithoutApp => write!(
                 f,
                 "{path}: app-args without app; the app's arguments go with the app it names"

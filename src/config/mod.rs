@@ -3,13 +3,16 @@
 //! the `--config` TOML file, else its default.
 //!
 //! The command line is parsed twice. A lenient first look finds `--config` (or
-//! `WEBSERVER_CONFIG`) and whether the command line names the app; the file's values then become
-//! those options' defaults, and the second parse is the real one. So clap itself applies
-//! flag > env > file > default with each option's own parser; the file's keys are found in the
-//! clap definition, so options added later need no code here (only `app`, `app-args` and the
-//! config options themselves are named); and the process environment, which workers and apps
-//! inherit, is left as it was. A file value is told apart from a default, for
-//! `--print-config`, by the ids the file set.
+//! `WEBSERVER_CONFIG`) and which options the command line and the environment already set. The
+//! file's values for the other options go in front of the command line as flags, so they obey
+//! (and satisfy) the rules between options as typed flags would; every file value is also its
+//! option's default, which is how the app (a positional) comes from the file. The second parse
+//! is the real one, each value checked by its option's own parser: flag > env > file (the
+//! first look) > default (clap). The
+//! file's keys are found in the clap definition, so options added later need no code here (only
+//! `app`, `app-args` and the config options themselves are named), and the process environment,
+//! which workers and apps inherit, is left as it was. `--print-config` tells a file value from a
+//! typed flag or a default by the ids the file set.
 
 mod file;
 mod print;
@@ -72,47 +75,67 @@ impl Cli {
 pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, CommandLineError> {
     let args: Vec<OsString> = args.into_iter().collect();
     let mut cmd = Cli::command();
-    let file = match first_look(&args) {
-        Some(FirstLook {
-            config: Some(path),
-            app_on_command_line,
-        }) => {
-            let mut built = cmd.clone();
-            built.build();
-            let file = file::read(&path, &built, app_on_command_line)?;
-            // In place (`mut_arg` would move the option to the end: another --help order, and
-            // another position for a positional argument).
-            cmd = cmd.mut_args(
-                |arg| match file.values.iter().find(|(id, _)| id == arg.get_id()) {
-                    // An option the file sets is no longer missing (the app, for one).
-                    Some((_, words)) => arg
-                        .default_values(words.clone())
-                        .required(false)
-                        .required_unless_present(Resettable::Reset),
-                    None => arg,
-                },
-            );
-            Some(file)
-        }
-        _ => None,
+    let Some((first, Some(path))) = first_look(&args) else {
+        // No file: the command line and the environment as they are.
+        let matches = cmd.try_get_matches_from_mut(&args)?;
+        return finish(&cmd, &matches, None);
     };
-    let matches = cmd.try_get_matches_from_mut(&args)?;
-    let mut cli = Cli::from_arg_matches(&matches)?;
+    let mut built = cmd.clone();
+    built.build();
+    let app_on_command_line = first.value_source("app") == Some(ValueSource::CommandLine);
+    let mut file = file::read(&path, &built, app_on_command_line)?;
+    // In place (`mut_arg` would move the option to the end: another --help order, and another
+    // position for a positional argument).
+    cmd = cmd.mut_args(
+        |arg| match file.values.iter().find(|(id, _)| id == arg.get_id()) {
+            // An option the file sets is no longer missing (the app, for one).
+            Some((_, words)) => arg
+                .default_values(words.clone())
+                .required(false)
+                .required_unless_present(Resettable::Reset),
+            None => arg,
+        },
+    );
+    let (flags, flagged) = file.as_flags(&built, &first);
+    file.flagged = flagged;
+    let with_flags: Vec<OsString> = args
+        .iter()
+        .take(1)
+        .chain(&flags)
+        .chain(args.iter().skip(1))
+        .cloned()
+        .collect();
+    let mut parsing = cmd.clone();
+    match parsing.try_get_matches_from_mut(&with_flags) {
+        Ok(matches) => finish(&parsing, &matches, Some(&file)),
+        Err(e) if e.use_stderr() => match cmd.try_get_matches_from(&args) {
+            // Refused only with the file's values as flags (a rule between options): the
+            // file's mistake, said as such.
+            Ok(_) => Err(file.rule_error(&e).into()),
+            // The command line's own mistake: said without the file's flags in its usage line.
+            Err(own) => Err(own.into()),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The parsed command line, and what `--print-config` will print if it was asked for.
+fn finish(
+    cmd: &clap::Command,
+    matches: &ArgMatches,
+    file: Option<&file::FileSettings>,
+) -> Result<Cli, CommandLineError> {
+    let mut cli = Cli::from_arg_matches(matches)?;
     if cli.command.is_none() && cli.serve.print_config {
-        cli.effective = Some(EffectiveConfig::new(&cmd, &matches, file.as_ref()));
+        cli.effective = Some(EffectiveConfig::new(cmd, matches, file));
     }
     Ok(cli)
 }
 
-/// What the first, lenient parse tells about the serving command line.
-struct FirstLook {
-    config: Option<PathBuf>,
-    app_on_command_line: bool,
-}
-
-/// `None` for a subcommand (`check`, a worker: they take no config file) or a command line clap
-/// refuses outright (the real parse says why).
-fn first_look(args: &[OsString]) -> Option<FirstLook> {
+/// A first, lenient parse: what the command line and the environment already set, and the
+/// config file to read. `None` for a subcommand (`check`, a worker: they take no config file)
+/// or a command line clap refuses outright (the real parse says why).
+fn first_look(args: &[OsString]) -> Option<(ArgMatches, Option<PathBuf>)> {
     let matches: ArgMatches = Cli::command()
         .ignore_errors(true)
         .try_get_matches_from(args)
@@ -120,8 +143,6 @@ fn first_look(args: &[OsString]) -> Option<FirstLook> {
     if matches.subcommand_name().is_some() {
         return None;
     }
-    Some(FirstLook {
-        config: matches.get_one::<PathBuf>("config").cloned(),
-        app_on_command_line: matches.value_source("app") == Some(ValueSource::CommandLine),
-    })
+    let config = matches.get_one::<PathBuf>("config").cloned();
+    Some((matches, config))
 }

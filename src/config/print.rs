@@ -97,7 +97,13 @@ fn setting_line(
 /// Where `id`'s value came from: `flag`, `env NAME`, `file PATH` or `default`.
 fn source_of(cmd: &Command, matches: &ArgMatches, id: &str, file: Option<&FileSettings>) -> String {
     let arg = cmd.get_arguments().find(|arg| arg.get_id() == id);
-    match matches.value_source(id) {
+    let source = matches.value_source(id);
+    if let (Some(file), Some(arg)) = (file, arg) {
+        if file.sets(arg.get_id(), source) {
+            return format!("file {}", file.path.display());
+        }
+    }
+    match source {
         Some(ValueSource::CommandLine) if arg.is_some_and(Arg::is_positional) => {
             "command line".to_owned()
         }
@@ -106,12 +112,7 @@ fn source_of(cmd: &Command, matches: &ArgMatches, id: &str, file: Option<&FileSe
             let name = arg.and_then(Arg::get_env).unwrap_or_default();
             format!("env {}", name.to_string_lossy())
         }
-        Some(ValueSource::DefaultValue) | None => match file {
-            Some(file) if arg.is_some_and(|arg| file.sets(arg.get_id())) => {
-                format!("file {}", file.path.display())
-            }
-            _ => "default".to_owned(),
-        },
+        Some(ValueSource::DefaultValue) | None => "default".to_owned(),
         Some(_) => "unknown".to_owned(),
     }
 }
