@@ -40,15 +40,16 @@ impl FileSettings {
         let mut flags = Vec::new();
         let mut ids = Vec::new();
         for (id, words) in &self.values {
-            let explicit = matches!(
+            let set_already = matches!(
                 already.value_source(id.as_str()),
                 Some(ValueSource::CommandLine | ValueSource::EnvVariable)
             );
             let arg = cmd.get_arguments().find(|arg| arg.get_id() == id);
+            // Positionals have no long name and stay defaults.
             let Some((arg, long)) = arg.and_then(|arg| Some((arg, arg.get_long()?))) else {
                 continue;
             };
-            if explicit {
+            if set_already {
                 continue;
             }
             let flag = || OsString::from(format!("--{long}"));
