@@ -134,6 +134,7 @@ pub(super) fn resume(
             transport.end();
             shared.mark_busy(thread, false);
             slots.count_parked(false);
+            crate::stats::response(outcome.status);
             if let Some(started) = parked.started {
                 let peer = conn.peer().ip();
                 log_access(
