@@ -495,3 +495,14 @@ fn the_files_values_obey_the_rules_between_options() {
         ("[\"src\"]".into(), "flag".into())
     );
 }
+
+#[test]
+fn an_option_added_by_another_module_is_read_from_the_file_without_code_for_it() {
+    // --stats (src/stats/) is known to the config file only through its clap definition.
+    let file = config_file("stats = \"127.0.0.1:0\"\n");
+    let out = print_config(printed().args(config_arg(&file)));
+    assert_eq!(
+        setting(&out, "stats"),
+        ("\"127.0.0.1:0\"".into(), format!("file {}", file.display()))
+    );
+}
