@@ -169,7 +169,7 @@ impl BodyState {
             Source::Iter(iter) => {
                 let exchange = Arc::clone(&self.exchange);
                 let _active = exchange.enter();
-                Python::with_gil(|py| pull(py, iter.bind(py), &exchange))
+                crate::python_thread::with_gil(|py| pull(py, iter.bind(py), &exchange))
             }
         };
         match next {
@@ -205,7 +205,7 @@ impl BodyState {
             drop(self);
             return;
         }
-        Python::with_gil(|py| {
+        crate::python_thread::with_gil(|py| {
             let BodyState {
                 exchange,
                 iterable,

@@ -27,6 +27,7 @@ mod exchange;
 mod init_args;
 mod input;
 mod interpreter;
+mod python_thread;
 mod start_response;
 mod streams;
 
@@ -172,7 +173,7 @@ unsafe extern "C" fn call(state: *mut c_void, request: *const WsRequest, body: *
         // SAFETY: as above; the environ is valid for this call.
         let req = unsafe { Request::from_raw(raw) };
         let _active = exchange.enter();
-        Python::with_gil(|py| {
+        python_thread::with_gil(|py| {
             let fail = |what: &str, err: &PyErr| {
                 exchange.log(
                     LogLevel::Error,
