@@ -30,6 +30,7 @@ mod interpreter;
 mod python_thread;
 mod start_response;
 mod streams;
+mod turnstile;
 
 use app_abi::raw::{
     WsApp, WsBody, WsInit, WsRequest, WS_ABI_MAJOR, WS_ABI_MINOR, WS_APP_MAGIC, WS_ERR_APP,

@@ -1,25 +1,38 @@
-//! Taking the GIL on a serving thread without making a new Python thread state each time.
+//! Taking the GIL on a serving thread: with a thread state kept for the thread's life, and in
+//! the order the serving threads asked for it.
 //!
-//! The server's serving threads are not Python threads. PyO3's `Python::with_gil` on such a
-//! thread calls `PyGILState_Ensure`, which creates a thread state, and `PyGILState_Release`, which
-//! destroys it again when the count drops to zero. A thread state is not cheap: CPython 3.11 maps
-//! and unmaps its 16 KiB frame stack (`mmap`/`munmap`), reads the native thread id (`gettid`),
-//! takes the runtime's lock twice (futexes), and gives the thread a fresh `threading.local` and
-//! `contextvars` context each time. A request took the GIL four times (call, two `next`, `close`),
-//! so the Flask hello paid all of that four times per request (`strace -c -f`: 4 `mmap`, 4
-//! `munmap`, 4 `gettid` and about 19 futex calls per request, where uWSGI, which keeps one
-//! thread state per thread, makes 3 futex calls and no `mmap`).
+//! **Kept thread state.** The server's serving threads are not Python threads. PyO3's
+//! `Python::with_gil` on such a thread calls `PyGILState_Ensure`, which creates a thread state, and
+//! `PyGILState_Release`, which deletes it again when the count drops to zero. A thread state is not
+//! cheap: CPython 3.11 maps and unmaps its 16 KiB frame stack (`mmap`/`munmap`), reads the native
+//! thread id (`gettid`), takes the runtime's lock (futexes), and gives the thread a fresh
+//! `threading.local` and `contextvars` context each time. The Flask hello took the GIL four times
+//! per request, and `strace -c -f` counted 4 `mmap`, 4 `munmap`, 4 `gettid` and about 19 futex
+//! calls per request (uWSGI, which keeps one thread state per thread: 3 futex calls, no `mmap`).
+//! [`with_gil`] keeps one per serving thread instead, as `PyGILState_Ensure` documents for threads
+//! that call into Python repeatedly: the first call ensures a state and detaches it (GIL released,
+//! state kept, its count held at one); later calls attach and detach it. A thread-local destructor
+//! deletes it when the serving thread ends (the server joins its threads before `shutdown`; Python
+//! is never finalised, see [`crate::interpreter`]).
 //!
-//! [`with_gil`] keeps one thread state per serving thread for the thread's life — what
-//! `PyGILState_Ensure` documents for threads that call into Python repeatedly: the first call
-//! ensures a thread state and detaches it (GIL released, state kept, its count held at one), so
-//! every later `with_gil` only attaches it. A thread-local destructor releases the state when the
-//! serving thread ends (the server joins its threads before `shutdown`; Python is never
-//! finalised, see [`crate::interpreter`]).
+//! **In turn.** CPython's GIL is not fair: a thread that releases it and asks again at once (a
+//! serving thread going from one request to the next) usually takes it back before the thread it
+//! woke gets a CPU, and a waiter only forces a hand-over after a whole switch interval (5 ms) in
+//! which no other thread took the GIL. With `--threads 4` on a busy core, one request could wait
+//! many such intervals while the other threads served request after request: the Flask hello's
+//! p99 was 3-5x its median, twice uWSGI's. So serving threads queue for the GIL in a
+//! [`Turnstile`]: only the first in line waits inside CPython, and whoever wants the GIL next lines
+//! up behind it. The turnstile is held only while waiting for the GIL, never while running Python,
+//! so app code that releases the GIL (blocking I/O, `time.sleep`) lets the other serving threads
+//! in as before, and threads the app started itself compete as usual.
 
+use crate::turnstile::Turnstile;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use std::cell::RefCell;
+
+/// The serving threads' line for the GIL (see the module docs).
+static GIL_TURNS: Turnstile = Turnstile::new();
 
 /// This thread's kept Python thread state; dropping it deletes the state.
 struct KeptThreadState {
@@ -66,21 +79,59 @@ impl Drop for KeptThreadState {
 }
 
 /// `Python::with_gil` for the bridge's entry points: keeps this thread's Python thread state from
-/// the first call on (see the module docs). Only call it after `init` started Python.
+/// the first call on, and takes the GIL in turn with the other serving threads (see the module
+/// docs). Only call it after `init` started Python.
 pub(crate) fn with_gil<F, R>(f: F) -> R
 where
     F: for<'py> FnOnce(Python<'py>) -> R,
 {
+    // SAFETY: PyGILState_Check only reads whether this thread's state is the current one; Python
+    // is initialised (the caller).
+    if unsafe { ffi::PyGILState_Check() } != 0 {
+        // Already inside Python on this thread: nothing to wait for.
+        return Python::with_gil(f);
+    }
     // A thread that is ending (its thread-locals already destroyed) takes the GIL the plain way.
-    let _ = KEPT.try_with(|kept| {
+    let kept = KEPT.try_with(|kept| {
         let mut kept = kept.borrow_mut();
-        // SAFETY: PyGILState_Check only reads whether this thread's state is the current one;
-        // Python is initialised (the caller).
-        if kept.is_none() && unsafe { ffi::PyGILState_Check() } == 0 {
+        if kept.is_none() {
             // SAFETY: Python is initialised (the caller) and this thread does not hold the GIL
-            // (checked just above).
+            // (checked above).
             *kept = Some(unsafe { KeptThreadState::keep() });
         }
     });
+    if kept.is_err() {
+        return Python::with_gil(f);
+    }
+    let _attached = {
+        let _turn = GIL_TURNS.wait_turn();
+        // SAFETY: this thread's kept state exists (just made sure) and is detached (the GIL is not
+        // held here: checked above), so attaching it takes the GIL.
+        unsafe { Attached::attach() }
+        // `_turn` ends here: the next serving thread may start waiting for the GIL.
+    };
+    // The GIL is held with this thread's state current: PyO3 finds it so and neither takes nor
+    // releases it; `_attached` releases it afterwards, also when `f` panics.
     Python::with_gil(f)
+}
+
+/// The GIL taken through this thread's kept state; dropping it releases the GIL (the state stays).
+struct Attached;
+
+impl Attached {
+    /// # Safety
+    /// This thread has a kept, detached thread state.
+    unsafe fn attach() -> Attached {
+        // SAFETY: the caller; PyGILState_GetThisThreadState is the kept state.
+        unsafe { ffi::PyEval_RestoreThread(ffi::PyGILState_GetThisThreadState()) };
+        Attached
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        // SAFETY: this thread holds the GIL through its kept state (`attach`), and PyO3's guard
+        // inside has given back whatever it counted; detaching keeps the state for the next call.
+        unsafe { ffi::PyEval_SaveThread() };
+    }
 }
