@@ -15,16 +15,21 @@
 //! deletes it when the serving thread ends (the server joins its threads before `shutdown`; Python
 //! is never finalised, see [`crate::interpreter`]).
 //!
-//! **In turn.** CPython's GIL is not fair: a thread that releases it and asks again at once (a
-//! serving thread going from one request to the next) usually takes it back before the thread it
-//! woke gets a CPU, and a waiter only forces a hand-over after a whole switch interval (5 ms) in
-//! which no other thread took the GIL. With `--threads 4` on a busy core, one request could wait
-//! many such intervals while the other threads served request after request: the Flask hello's
-//! p99 was 3-5x its median, twice uWSGI's. So serving threads queue for the GIL in a
-//! [`Turnstile`]: only the first in line waits inside CPython, and whoever wants the GIL next lines
-//! up behind it. The turnstile is held only while waiting for the GIL, never while running Python,
-//! so app code that releases the GIL (blocking I/O, `time.sleep`) lets the other serving threads
-//! in as before, and threads the app started itself compete as usual.
+//! **In turn.** CPython's GIL is not fair: whichever thread runs first when it is released takes
+//! it, often the one that just released it and asks again (a serving thread going on to its next
+//! request), while the thread it woke waits on; the waiter forces a hand-over only after a switch
+//! interval in which no other thread took the GIL. With `--threads 4` sharing a core, requests
+//! were answered out of turn: with 50 kept-alive connections, a request fairly waits for about 49
+//! others, but the p99 waited for about 120 (`bench/wsgi_order.py`; a shorter switch interval,
+//! 0.5-2 ms, changed nothing). So a request's `call` lines up for the GIL in a [`Turnstile`]: only
+//! the first in line waits inside CPython, and whoever wants the GIL next lines up behind it (p99:
+//! about 50-60, uWSGI about 75-85). The turnstile is held only while waiting for the GIL, never
+//! while running Python, so app code that releases the GIL (blocking I/O, `time.sleep`) lets the
+//! other serving threads in as before, and threads the app started itself compete as usual. A
+//! request's later acquisitions (its body's `next` and `close`, [`with_gil_continuing`]) do not
+//! line up again: every turn handed to another thread is a context switch on a shared core, and
+//! lining up for those too cost about 3 switches per Flask request instead of 1.3, with no gain
+//! in order.
 
 use crate::turnstile::Turnstile;
 use pyo3::ffi;
@@ -85,6 +90,22 @@ pub(crate) fn with_gil<F, R>(f: F) -> R
 where
     F: for<'py> FnOnce(Python<'py>) -> R,
 {
+    enter(true, f)
+}
+
+/// [`with_gil`] for a request that already had its turn (its body's `next` and `close`): takes
+/// the GIL without lining up again.
+pub(crate) fn with_gil_continuing<F, R>(f: F) -> R
+where
+    F: for<'py> FnOnce(Python<'py>) -> R,
+{
+    enter(false, f)
+}
+
+fn enter<F, R>(in_line: bool, f: F) -> R
+where
+    F: for<'py> FnOnce(Python<'py>) -> R,
+{
     // SAFETY: PyGILState_Check only reads whether this thread's state is the current one; Python
     // is initialised (the caller).
     if unsafe { ffi::PyGILState_Check() } != 0 {
@@ -104,7 +125,7 @@ where
         return Python::with_gil(f);
     }
     let _attached = {
-        let _turn = GIL_TURNS.wait_turn();
+        let _turn = in_line.then(|| GIL_TURNS.wait_turn());
         // SAFETY: this thread's kept state exists (just made sure) and is detached (the GIL is not
         // held here: checked above), so attaching it takes the GIL.
         unsafe { Attached::attach() }
