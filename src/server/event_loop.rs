@@ -6,8 +6,10 @@
 //! the socket is empty. There is no hand-off between threads per request (no futex, no context
 //! switch), idle connections hold no thread, a slow client never holds one while it dribbles its
 //! head (reads never wait), and a blocking app call holds only its own thread while the others
-//! keep answering events. An event that a thread took but cannot serve soon (it may block in
-//! the app) is passed on to idle threads by re-arming its registration.
+//! keep answering events. Of the events one `epoll_wait` returns, a thread serves the first;
+//! as many as there are idle threads are passed on to them by re-arming their registrations, and
+//! the rest wait in a backlog (`backlog.rs`) that every thread serves from, oldest first, before
+//! it waits again — so connections are served in the order their events came.
 //!
 //! The calling thread coordinates: it sweeps deadlines, watches `--timeout` (harakiri),
 //! re-arms the listener while accepting rests for lack of descriptors (`accept_pause.rs`), and
