@@ -11,7 +11,9 @@ latency is that count times the time per request. Connections the server closes 
 (uWSGI's --http-socket) are reopened and the next request is sent on the new one.
 
 Usage: wsgi_order.py PORT PATH [CONNS=50] [SECONDS=3]
-Prints one line: responses, responses/s, overtaken-by p50 / p90 / p99 / max.
+Prints one line: responses, responses/s, overtaken-by p50 / p90 / p99 / max, and the longest time
+without any response (a server that stalls as a whole overtakes nobody; this shows it — but so does
+a server that other processes keep off the CPU).
 Only 127.0.0.1 is contacted; the run is bounded in time.
 """
 import selectors, socket, sys, time
@@ -24,6 +26,8 @@ REQUEST = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
 sel = selectors.DefaultSelector()
 done = 0          # responses completed so far, all connections
 overtaken = []    # per response: responses to other connections completed while it waited
+last_at = None    # when the last response completed
+pauses = []       # gaps between consecutive responses, seconds
 
 
 class Client:
@@ -66,6 +70,11 @@ class Client:
                 length = int(value)
         if len(self.buf) < end + 4 + length:
             return
+        global last_at
+        now = time.monotonic()
+        if last_at is not None:
+            pauses.append(now - last_at)
+        last_at = now
         overtaken.append(done - self.sent_at)
         done += 1
         if b"connection: close" in head:
@@ -88,4 +97,5 @@ if not overtaken:
 o = sorted(overtaken)
 q = lambda p: o[min(len(o) - 1, int(p * len(o)))]
 print(f"responses {len(o)}  {len(o) / elapsed:.0f}/s  overtaken-by p50 {q(0.5)}  p90 {q(0.9)}  "
-      f"p99 {q(0.99)}  max {o[-1]}  (connections {conns}; fair turns: about {conns - 1})")
+      f"p99 {q(0.99)}  max {o[-1]}  (connections {conns}; fair turns: about {conns - 1}); "
+      f"longest pause between responses {max(pauses, default=0) * 1000:.0f} ms")
