@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::app::target::AppTarget;
 use crate::http::scan::Limits;
+use crate::logging::LogArgs;
 use crate::scaffold::Lang;
 use crate::server::Config;
 use crate::supervisor::probe::{Expect, ProbeTarget};
@@ -207,6 +208,9 @@ pub(crate) struct Tuning {
     /// all recycle at once).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub(crate) max_requests_jitter: u64,
+
+    #[command(flatten)]
+    pub(crate) logging: LogArgs,
 }
 
 /// A worker's view: where its listener and ready pipe are, and what to load.
@@ -222,6 +226,9 @@ pub(crate) struct WorkerArgs {
     pub(crate) app_args: Vec<OsString>,
     #[arg(long)]
     pub(crate) generation: u64,
+    /// The hash of the generation's library (the access log's `%(library)s`).
+    #[arg(long, default_value = "")]
+    pub(crate) library_hash: String,
     /// Other workers serve the same app (`webserver.multiprocess`).
     #[arg(long)]
     pub(crate) multiprocess: bool,
@@ -273,6 +280,7 @@ impl Tuning {
         if let Some(threads) = self.threads {
             args.push(format!("--threads={threads}"));
         }
+        args.extend(self.logging.to_args());
         args
     }
 }

@@ -36,7 +36,6 @@ pub(crate) struct ParkedRequest {
     pub(super) environ: Environ,
     /// Where its body stands.
     pub(super) body: BodyProgress,
-    pub(super) version_minor: u8,
     /// When it started, if the access log wants its duration.
     pub(super) started: Option<Instant>,
     /// A waker was woken since it parked.
@@ -119,6 +118,7 @@ pub(super) fn resume(
             &mut transport,
             parked.cancel,
             !shared.draining(),
+            &mut buffers.call,
         )
     };
     match progress {
@@ -134,16 +134,14 @@ pub(super) fn resume(
             transport.end();
             shared.mark_busy(thread, false);
             slots.count_parked(false);
-            if let Some(started) = parked.started {
-                let peer = conn.peer().ip();
-                log_access(
-                    peer,
-                    &parked.environ,
-                    parked.version_minor,
-                    outcome,
-                    started,
-                );
-            }
+            let peer = conn.peer().ip();
+            log_access(
+                peer,
+                &parked.environ,
+                &buffers.call,
+                outcome,
+                parked.started,
+            );
             if outcome.reusable {
                 serve::serve(conn, shared, slots, scratch)
             } else {

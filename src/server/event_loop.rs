@@ -441,7 +441,7 @@ fn accept_all(shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) 
 /// idle keep-alive connection is just closed.
 fn time_out(conn: &mut Conn) {
     if conn.has_partial_request() {
-        log::info!(target: "access", "{} \"-\" 408 0 header timeout", conn.peer().ip());
+        crate::logging::refused(conn.peer().ip(), 408, &"header timeout");
         let mut out = Vec::new();
         encode_error(
             &mut out,

@@ -10,6 +10,7 @@ use std::process::Command;
 
 use super::message::{UnknownMessage, WorkerMessage};
 use super::worker::{LIBRARY_FD, LISTEN_FD, READY_FD};
+use crate::sys::logfile::spawn_blocked;
 use crate::sys::process::{dup_at_or_above, hand_down, pipe, set_blocking, Signal};
 
 /// The master keeps the descriptors it hands down at or above this number, so the child's dup2
@@ -48,6 +49,8 @@ impl WorkerProcess {
             ],
             Signal::Term,
         );
+        // A reopen the master forwards while this worker starts waits for its handler.
+        spawn_blocked(&mut command, crate::logging::WORKER_REOPEN_SIGNAL);
         let spawned = command.spawn();
         // The child has its own copy; the master must not hold the write end, or it would
         // never see the pipe close.

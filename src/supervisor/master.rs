@@ -15,7 +15,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SIGUSR1};
 use signal_hook::iterator::Signals;
 
 use super::artifact::{worker_library_path, Artifact, FileStamp};
@@ -50,6 +50,7 @@ pub(crate) enum MasterError {
         source: io::Error,
     },
     Io(&'static str, io::Error),
+    Logging(crate::logging::LogSetupError),
 }
 
 impl fmt::Display for MasterError {
@@ -63,6 +64,7 @@ impl fmt::Display for MasterError {
                 "cannot listen on {addr}: {source} (is another server using it? pick one with --bind)"
             ),
             MasterError::Io(what, e) => write!(f, "{what}: {e}"),
+            MasterError::Logging(e) => write!(f, "{e}"),
         }
     }
 }
@@ -77,6 +79,10 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         Some(path) => Some(PidFile::acquire(path).map_err(MasterError::PidFile)?),
         None => None,
     };
+    args.tuning
+        .logging
+        .check_access_logfile()
+        .map_err(MasterError::Logging)?;
     let target = AppTarget::parse(spec).map_err(|e| MasterError::Load(e.into()))?;
     let source = target.resolve().map_err(|e| MasterError::Load(e.into()))?;
     let bound = server::bind(args.bind).map_err(|source| MasterError::Bind {
@@ -86,7 +92,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
     let local = bound
         .local_addr()
         .map_err(|e| MasterError::Io("listener address", e))?;
-    let signals = Signals::new([SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU])
+    let signals = Signals::new([SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU, SIGUSR1])
         .map_err(|e| MasterError::Io("cannot install signal handlers", e))?;
     let exe =
         std::env::current_exe().map_err(|e| MasterError::Io("cannot find my own executable", e))?;
@@ -145,7 +151,9 @@ impl Master {
         self.apply(Event::Start);
         loop {
             for signal in signals.pending() {
-                if let Some(event) = event_for_signal(signal) {
+                if signal == SIGUSR1 {
+                    self.reopen_logs();
+                } else if let Some(event) = event_for_signal(signal) {
                     self.apply(event);
                 }
             }
@@ -272,6 +280,8 @@ impl Master {
             self.symbol.clone().into(),
             "--generation".into(),
             generation.to_string().into(),
+            "--library-hash".into(),
+            library.hash.clone().into(),
         ];
         args.extend(tuning.to_args(max_requests).into_iter().map(Into::into));
         // The app's own arguments, one `--app-arg=WORD` each (the `=` keeps a WORD that starts
@@ -293,6 +303,17 @@ impl Master {
         let pid = worker.pid;
         self.workers.push(worker);
         Ok(pid)
+    }
+
+    /// USR1 (logrotate): reopen the master's log files, then have every worker reopen its own.
+    fn reopen_logs(&self) {
+        log::info!("SIGUSR1: reopening the log files");
+        crate::logging::reopen_all();
+        for worker in &self.workers {
+            if let Err(e) = kill(worker.pid, Signal::ReopenLogs) {
+                log::debug!("cannot tell worker {} to reopen its logs: {e}", worker.pid);
+            }
+        }
     }
 
     fn read_pipes(&mut self) {

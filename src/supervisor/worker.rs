@@ -24,7 +24,9 @@ use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
 use super::message::{heartbeat_interval, Reporter, WorkerMessage};
 use crate::app::loader::LoadedApp;
 use crate::cli::WorkerArgs;
+use crate::logging::{self, Served};
 use crate::server::{self, Shutdown};
+use crate::sys::logfile;
 use crate::sys::process::{claim_inherited, exit_now, file_identity, FileIdentity};
 
 /// Where a worker finds the listening socket.
@@ -64,6 +66,10 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
             )));
             return 1;
         }
+    }
+    if let Err(e) = start_logs(args) {
+        report.send_or_log(&WorkerMessage::Error(e));
+        return 1;
     }
     let start = Arc::new((Mutex::new(Start::Waiting), Condvar::new()));
     let shutdown = Arc::new(Shutdown::default());
@@ -159,6 +165,24 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
             exit_now(0)
         }
     }
+}
+
+/// Opens the access log, then takes the master's reopen signal: it was blocked since this
+/// process started (`sys::logfile::spawn_blocked`), so one sent before the files were open is
+/// delivered now and reopens them.
+fn start_logs(args: &WorkerArgs) -> Result<(), String> {
+    let served = Served {
+        generation: args.generation,
+        library: args.library_hash.clone(),
+        pid: std::process::id(),
+    };
+    args.tuning
+        .logging
+        .install_access_log(served)
+        .map_err(|e| e.to_string())?;
+    logging::reopen_on(logging::WORKER_REOPEN_SIGNAL)
+        .and_then(|()| logfile::unblock(logging::WORKER_REOPEN_SIGNAL))
+        .map_err(|e| format!("cannot take the log reopen signal: {e}"))
 }
 
 /// USR1: go. TERM/INT: drain and exit (or exit at once before the go). QUIT: exit now.
