@@ -26,7 +26,8 @@ use crate::supervisor::probe::{Expect, ProbeTarget};
 /// `webserver myapp:app --config app.toml` (options for webserver go before LIB:SYMBOL).
 ///
 /// Signals to the master: HUP hot-swaps the app library (a failed swap keeps the old one
-/// serving), TERM/INT stop gracefully, QUIT stops at once, TTIN/TTOU add/remove a worker.
+/// serving), TERM/INT stop gracefully, QUIT stops at once, TTIN/TTOU add/remove a worker, USR1 reopens
+/// the log files (logrotate).
 #[derive(Parser, Debug)]
 #[command(
     name = "webserver",

@@ -56,6 +56,7 @@ pub(crate) struct LogArgs {
     /// %(M)s / %(L)s duration in s / µs / ms / decimal s, %(p)s pid, %({header}i)s request
     /// header, %({header}o)s response header, %({variable}e)s environ variable, and
     /// %(generation)s, %(library)s (hash) of the app that served it. `json`: JSON lines.
+    /// Default: Apache combined, %(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s".
     #[arg(
         long,
         value_name = "FORMAT",
