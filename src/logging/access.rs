@@ -1,16 +1,19 @@
 //! The access log of a worker: set up once from `--access-logfile` and `--access-logformat`,
 //! then one line per request from any serving thread.
 //!
-//! Each line is formatted into a buffer of the serving thread and written with one `write` to
-//! the file, opened for appending: no lock between threads, no interleaving between the
-//! workers sharing the file, and nothing held in memory that a crash or `--timeout` could lose.
+//! Each serving thread formats its lines into a buffer of its own and writes them with one
+//! `write` when it has served the events it took and is about to wait for more
+//! ([`flush_thread`]), or when the buffer is full: under load one write carries a batch of lines,
+//! and an idle server writes each line at once. The file is opened for appending, so the
+//! workers' batches never mix. Every buffer is also reachable from [`flush_all`], which the
+//! worker calls before it exits (`--timeout` harakiri included) and before a reopen, so a line
+//! is lost only if the process dies outright (a crash in the app) with it still buffered.
 //! Without `--access-logfile`, `RUST_LOG=info` (the `access` target at info) still puts the
-//! same lines into the error log.
+//! same lines into the error log, one `log` record each.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock, TryLockError};
 use std::time::Instant;
 
 use super::file::Output;
@@ -20,11 +23,71 @@ use super::record::{render_json, render_text, AccessRecord, Lookup, Served};
 /// The worker's access log; unset when off.
 static ACCESS_LOG: OnceLock<AccessLog> = OnceLock::new();
 
-/// A line buffer longer than this is given back after use (one huge header must not pin it).
-const KEEP_LINE_BUFFER: usize = 16 * 1024;
+/// A thread's buffer is written out once it holds this much, even before the thread waits.
+const FLUSH_AT: usize = 32 * 1024;
+/// A buffer that grew past this (huge lines) is given back once written.
+const KEEP_BUFFER: usize = 2 * FLUSH_AT;
+
+/// Lines a thread formatted and has not written yet.
+type Pending = Arc<Mutex<Vec<u8>>>;
+
+/// Every thread's buffer, for [`flush_all`].
+static ALL_PENDING: Mutex<Vec<Pending>> = Mutex::new(Vec::new());
+
+/// This thread's buffer, registered in [`ALL_PENDING`] while the thread lives.
+struct ThreadLines(Pending);
+
+impl ThreadLines {
+    fn new() -> ThreadLines {
+        let pending = Pending::default();
+        lock(&ALL_PENDING).push(Arc::clone(&pending));
+        ThreadLines(pending)
+    }
+}
+
+impl Drop for ThreadLines {
+    /// A thread that ends writes what it holds.
+    fn drop(&mut self) {
+        if let Some(log) = get() {
+            log.write_out(&mut lock(&self.0));
+        }
+        lock(&ALL_PENDING).retain(|p| !Arc::ptr_eq(p, &self.0));
+    }
+}
 
 thread_local! {
-    static LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static THREAD_LINES: ThreadLines = ThreadLines::new();
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Writes this thread's buffered lines: a serving thread calls it before it waits for events.
+pub(crate) fn flush_thread() {
+    if let Some(log) = get() {
+        if matches!(log.output, Sink::Output(_)) {
+            // try_with: not while the thread is being torn down (its Drop writes).
+            let _ = THREAD_LINES.try_with(|lines| log.write_out(&mut lock(&lines.0)));
+        }
+    }
+}
+
+/// Writes every thread's buffered lines (before a reopen, before the process exits). A buffer
+/// whose thread is writing it right now is skipped rather than waited for: that thread writes
+/// it, and an exit for `--timeout` must not wait on a stuck thread.
+pub(crate) fn flush_all() {
+    let Some(log) = get() else {
+        return;
+    };
+    let all: Vec<Pending> = lock(&ALL_PENDING).clone();
+    for pending in all {
+        match pending.try_lock() {
+            Ok(mut lines) => log.write_out(&mut lines),
+            Err(TryLockError::Poisoned(e)) => log.write_out(&mut e.into_inner()),
+            Err(TryLockError::WouldBlock) => {}
+        }
+    }
 }
 
 pub(crate) struct AccessLog {
@@ -88,27 +151,53 @@ impl AccessLog {
     }
 
     fn write(&self, record: &AccessRecord<'_>) {
-        LINE.with_borrow_mut(|line| {
-            line.clear();
-            match &*self.format.kind {
-                FormatKind::Text(atoms) => render_text(atoms, record, &self.served, line),
-                FormatKind::Json => render_json(record, &self.served, line),
-            }
-            match &self.output {
-                Sink::Output(output) => {
-                    line.push(b'\n');
-                    if let Err(e) = output.write_lines(line) {
-                        log::warn!("cannot write the access log: {e}");
+        match &self.output {
+            Sink::Output(_) => {
+                let buffered = THREAD_LINES.try_with(|lines| {
+                    let mut lines = lock(&lines.0);
+                    self.render(record, &mut lines);
+                    lines.push(b'\n');
+                    if lines.len() >= FLUSH_AT {
+                        self.write_out(&mut lines);
                     }
-                }
-                Sink::ErrorLog => {
-                    log::info!(target: "access", "{}", String::from_utf8_lossy(line));
+                });
+                if buffered.is_err() {
+                    // A thread being torn down: write the line on its own.
+                    let mut line = Vec::new();
+                    self.render(record, &mut line);
+                    line.push(b'\n');
+                    self.write_out(&mut line);
                 }
             }
-            if line.capacity() > KEEP_LINE_BUFFER {
-                *line = Vec::new();
+            Sink::ErrorLog => {
+                let mut line = Vec::new();
+                self.render(record, &mut line);
+                log::info!(target: "access", "{}", String::from_utf8_lossy(&line));
             }
-        });
+        }
+    }
+
+    fn render(&self, record: &AccessRecord<'_>, out: &mut Vec<u8>) {
+        match &*self.format.kind {
+            FormatKind::Text(atoms) => render_text(atoms, record, &self.served, out),
+            FormatKind::Json => render_json(record, &self.served, out),
+        }
+    }
+
+    /// Writes `lines` (whole lines) to the file in one `write` and empties them.
+    fn write_out(&self, lines: &mut Vec<u8>) {
+        if lines.is_empty() {
+            return;
+        }
+        if let Sink::Output(output) = &self.output {
+            if let Err(e) = output.write_lines(lines) {
+                log::warn!("cannot write the access log: {e}");
+            }
+        }
+        lines.clear();
+        if lines.capacity() > KEEP_BUFFER {
+            *lines = Vec::new();
+        }
     }
 }
 

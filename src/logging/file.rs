@@ -70,6 +70,7 @@ impl LogFile {
 /// Reopens every log file of this process (USR1 to the master; USR2 from it to a worker). A file
 /// that cannot be reopened keeps the old one and says so.
 pub(crate) fn reopen_all() {
+    super::flush_all();
     let files: Vec<Arc<LogFile>> = OPEN.lock().unwrap_or_else(|e| e.into_inner()).clone();
     for file in files {
         match file.reopen() {

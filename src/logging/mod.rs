@@ -7,8 +7,8 @@
 //!   master: reopen its files ─USR2─▶ each worker: reopen its files
 //! ```
 //! A file keeps its descriptor number when reopened (`dup2`, `file.rs`), so a line written at the
-//! same moment lands whole in the old file or in the new one; nothing is buffered, so there is
-//! nothing to flush first and nothing a crash can lose. Workers start with the reopen signal
+//! same moment lands whole in the old file or in the new one. The access lines each serving
+//! thread holds (`access.rs`) are written first, so they land in the file they were made for. Workers start with the reopen signal
 //! blocked (`sys::logfile::spawn_blocked`): one sent while a worker is still starting waits until
 //! it can reopen instead of killing it.
 
@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
-pub(crate) use access::{get as access_log, refused};
+pub(crate) use access::{flush_all, flush_thread, get as access_log, refused};
 pub(crate) use file::reopen_all;
 pub(crate) use format::AccessFormat;
 pub(crate) use record::Served;

@@ -210,17 +210,18 @@ fn json_key(key: &str, out: &mut Vec<u8>) {
 /// A JSON string: bytes that are not UTF-8 become U+FFFD.
 fn json_string(value: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
-    for c in String::from_utf8_lossy(value).chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes());
+    let text = String::from_utf8_lossy(value);
+    for &b in text.as_bytes() {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            // Control characters as \u00XX; everything else (UTF-8 included) as is.
+            0x00..=0x1f | 0x7f => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.extend_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
             }
-            c => {
-                let mut utf8 = [0; 4];
-                out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
-            }
+            b => out.push(b),
         }
     }
     out.push(b'"');
@@ -345,23 +346,37 @@ fn clf_time(now: SystemTime, out: &mut Vec<u8>) {
     });
 }
 
+thread_local! {
+    /// As [`CLF_CACHE`], for `rfc3339_time`'s text up to the seconds.
+    static RFC3339_CACHE: RefCell<(u64, Vec<u8>)> = const { RefCell::new((u64::MAX, Vec::new())) };
+}
+
 /// `2026-11-25T22:36:47.123Z`.
 fn rfc3339_time(now: SystemTime, out: &mut Vec<u8>) {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let c = Civil::from_unix(since.as_secs());
-    write_display(
-        out,
-        &format_args!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            c.year,
-            c.month,
-            c.day,
-            c.hour,
-            c.minute,
-            c.second,
-            since.subsec_millis()
-        ),
-    );
+    let secs = since.as_secs();
+    RFC3339_CACHE.with_borrow_mut(|(cached, text)| {
+        if *cached != secs {
+            let c = Civil::from_unix(secs);
+            text.clear();
+            write_display(
+                text,
+                &format_args!(
+                    "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.",
+                    c.year, c.month, c.day, c.hour, c.minute, c.second
+                ),
+            );
+            *cached = secs;
+        }
+        out.extend_from_slice(text);
+    });
+    let millis = since.subsec_millis();
+    out.extend_from_slice(&[
+        b'0' + (millis / 100) as u8,
+        b'0' + (millis / 10 % 10) as u8,
+        b'0' + (millis % 10) as u8,
+        b'Z',
+    ]);
 }
 
 /// Standard base64 (RFC 4648 §4), padding optional; `None` if it is not base64.

@@ -237,6 +237,8 @@ fn serve_events(index: usize, shared_loop: &Loop, shared: &Shared) {
     let mut scratch = ThreadScratch::new(index);
     let mut events = Events::with_capacity(EVENT_BATCH);
     loop {
+        // Access-log lines of the events just served leave in one write.
+        crate::logging::flush_thread();
         shared_loop.waiting.fetch_add(1, Ordering::Relaxed);
         let waited = shared_loop.epoll.wait(&mut events, SWEEP_EVERY);
         let idle_threads = shared_loop.waiting.fetch_sub(1, Ordering::Relaxed) - 1;
@@ -465,5 +467,6 @@ fn harakiri(running: Duration) -> ! {
         "a request has been running for {:.1}s, past --timeout; exiting so the master replaces this worker",
         running.as_secs_f64()
     );
+    crate::logging::flush_all();
     exit_now(i32::from(crate::exit::HARAKIRI))
 }

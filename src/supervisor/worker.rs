@@ -146,7 +146,10 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
     let config = args.tuning.server_config(args.multiprocess);
     // The app's shutdown runs only once `serve` gives the app back, which it does only when no
     // thread can call into it any more.
-    match server::serve(listener, app, config, shutdown) {
+    let served = server::serve(listener, app, config, shutdown);
+    // Access-log lines still held by threads that did not end (abandoned ones).
+    logging::flush_all();
+    match served {
         server::Served::Finished(app) => {
             app.shutdown();
             0
