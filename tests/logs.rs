@@ -472,3 +472,28 @@ fn usr1_during_a_worker_start_does_not_kill_it() {
     });
     assert!(server.is_running());
 }
+
+/// Lines a serving thread holds (it writes them when it next waits for events) are written
+/// when the worker kills itself over `--timeout`: here two pipelined requests are served and
+/// logged, then the third holds the only thread past `--timeout`.
+#[test]
+fn lines_held_by_a_thread_survive_a_timeout_exit() {
+    let dir = fresh_dir("logs-harakiri");
+    let access = dir.join("access.log");
+    let server = sample_server("crashy")
+        .args(["--timeout", "1", "--threads", "1", "--access-logfile"])
+        .args([access.as_os_str()])
+        .args(["--access-logformat", "%(U)s %(s)s"])
+        .start();
+    let mut conn = server.connect();
+    conn.send(
+        "GET /first HTTP/1.1\r\nHost: x\r\n\r\n\
+         GET /second HTTP/1.1\r\nHost: x\r\n\r\n\
+         GET /slow?ms=10000 HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    server
+        .wait_for_log(Duration::from_secs(10), |l| l.contains("past --timeout"))
+        .expect("the worker exits over --timeout");
+    let lines = lines_of(&access, 2);
+    assert_eq!(lines[..2], ["/first 200", "/second 200"], "{lines:?}");
+}
