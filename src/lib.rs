@@ -16,6 +16,7 @@ mod log_limit;
 mod logging;
 mod scaffold;
 mod server;
+mod stats;
 mod supervisor;
 mod sys;
 

@@ -134,6 +134,7 @@ pub(super) fn resume(
             transport.end();
             shared.mark_busy(thread, false);
             slots.count_parked(false);
+            crate::stats::response(outcome.status);
             let peer = conn.peer().ip();
             log_access(
                 peer,

@@ -217,6 +217,7 @@ fn serve_one(
         // The --timeout clock starts once the app may run: a single-threaded app's lock may be
         // held by a request waiting for a slow client, which is not this request being stuck.
         shared.mark_busy(thread, true);
+        crate::stats::request_started();
         call::start(
             &shared.app,
             &mut buffers.environ,
@@ -229,6 +230,7 @@ fn serve_one(
         Progress::Done(outcome) => {
             transport.end();
             shared.mark_busy(thread, false);
+            crate::stats::response(outcome.status);
             log_access(peer.ip(), &buffers.environ, &buffers.call, outcome, started);
             if outcome.reusable {
                 Then::Next
@@ -284,6 +286,7 @@ fn reject(peer: IpAddr, error: &ParseError, buffers: &mut Buffers) {
 /// unknown).
 fn reject_status(peer: IpAddr, status: u16, reason: &dyn std::fmt::Display, buffers: &mut Buffers) {
     logging::refused(peer, status, &format_args!("rejected: {reason}"));
+    crate::stats::rejected(status);
     // Held after any responses still held for this connection; `serve` sends them all.
     buffers.call.hold_error(status, buffers.date.get());
 }

@@ -10,6 +10,7 @@ use std::process::Command;
 
 use super::message::{UnknownMessage, WorkerMessage};
 use super::worker::{LIBRARY_FD, LISTEN_FD, READY_FD};
+use crate::stats::STATS_FD;
 use crate::sys::logfile::spawn_blocked;
 use crate::sys::process::{dup_at_or_above, hand_down, pipe, set_blocking, Signal};
 
@@ -29,26 +30,25 @@ pub(crate) struct WorkerProcess {
 
 impl WorkerProcess {
     /// Start `exe __worker ARGS` with `listener` as `LISTEN_FD`, a pipe as `READY_FD` and
-    /// `library` as `LIBRARY_FD` (`listener` and `library` at or above `FD_FLOOR`). The worker
-    /// gets SIGTERM if the master dies.
+    /// `library` as `LIBRARY_FD`, and a `--stats` counter page as `STATS_FD` (every one at or
+    /// above `FD_FLOOR`). The worker gets SIGTERM if the master dies.
     pub(crate) fn spawn(
         exe: &Path,
         args: &[OsString],
         listener: BorrowedFd<'_>,
         library: BorrowedFd<'_>,
+        stats_page: Option<BorrowedFd<'_>>,
     ) -> io::Result<WorkerProcess> {
         let (read_end, write_end) = message_pipe()?;
         let mut command = Command::new(exe);
         command.arg("__worker").args(args);
-        hand_down(
-            &mut command,
-            vec![
-                (listener.as_raw_fd(), LISTEN_FD),
-                (write_end.as_raw_fd(), READY_FD),
-                (library.as_raw_fd(), LIBRARY_FD),
-            ],
-            Signal::Term,
-        );
+        let mut moves = vec![
+            (listener.as_raw_fd(), LISTEN_FD),
+            (write_end.as_raw_fd(), READY_FD),
+            (library.as_raw_fd(), LIBRARY_FD),
+        ];
+        moves.extend(stats_page.map(|page| (page.as_raw_fd(), STATS_FD)));
+        hand_down(&mut command, moves, Signal::Term);
         // A reopen the master forwards while this worker starts waits for its handler.
         spawn_blocked(&mut command, crate::logging::WORKER_REOPEN_SIGNAL);
         let spawned = command.spawn();
