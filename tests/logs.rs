@@ -15,7 +15,7 @@ use common::*;
 
 /// How long a line may take to reach its file (it is written before the response is sent; this
 /// only covers a loaded machine).
-const LINE_WAIT: Duration = Duration::from_secs(5);
+const LINE_WAIT: Duration = Duration::from_secs(10);
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
