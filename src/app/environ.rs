@@ -230,6 +230,16 @@ impl Environ {
         self.request.as_ptr() as *mut c_void
     }
 
+    /// Every (name, value) of the request last built, in order.
+    pub(crate) fn vars(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.spans.iter().map(|(name, value)| {
+            (
+                self.arena.get(name.clone()).unwrap_or_default(),
+                self.arena.get(value.clone()).unwrap_or_default(),
+            )
+        })
+    }
+
     /// The value of variable `name` of the request last built (a linear search: for the access
     /// log, once per atom).
     pub(crate) fn var(&self, name: &[u8]) -> Option<&[u8]> {

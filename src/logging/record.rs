@@ -17,11 +17,20 @@ use crate::http::response_fields::ResponseFields;
 /// Values looked up by name: the environ's variables, the response's header fields.
 pub(crate) trait Lookup {
     fn get(&self, name: &[u8]) -> Option<&[u8]>;
+
+    /// Every (name, value), in order.
+    fn for_each<'s>(&'s self, f: &mut dyn FnMut(&'s [u8], &'s [u8]));
 }
 
 impl Lookup for Environ {
     fn get(&self, name: &[u8]) -> Option<&[u8]> {
         self.var(name)
+    }
+
+    fn for_each<'s>(&'s self, f: &mut dyn FnMut(&'s [u8], &'s [u8])) {
+        for (name, value) in self.vars() {
+            f(name, value);
+        }
     }
 }
 
@@ -31,6 +40,49 @@ impl Lookup for ResponseFields {
         self.headers()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
+    }
+
+    fn for_each<'s>(&'s self, f: &mut dyn FnMut(&'s [u8], &'s [u8])) {
+        for (name, value) in self.headers() {
+            f(name, value);
+        }
+    }
+}
+
+/// The variables the fixed atoms read, found in one pass over the environ (rather than one
+/// search per atom).
+#[derive(Default)]
+struct Common<'a> {
+    method: Option<&'a [u8]>,
+    path: Option<&'a [u8]>,
+    query: Option<&'a [u8]>,
+    protocol: Option<&'a [u8]>,
+    remote_addr: Option<&'a [u8]>,
+    referer: Option<&'a [u8]>,
+    user_agent: Option<&'a [u8]>,
+    authorization: Option<&'a [u8]>,
+}
+
+impl<'a> Common<'a> {
+    fn of(environ: Option<&'a dyn Lookup>) -> Common<'a> {
+        let mut common = Common::default();
+        if let Some(environ) = environ {
+            environ.for_each(&mut |name, value| {
+                let slot = match name {
+                    b"REQUEST_METHOD" => &mut common.method,
+                    b"PATH_INFO" => &mut common.path,
+                    b"QUERY_STRING" => &mut common.query,
+                    b"SERVER_PROTOCOL" => &mut common.protocol,
+                    b"REMOTE_ADDR" => &mut common.remote_addr,
+                    b"HTTP_REFERER" => &mut common.referer,
+                    b"HTTP_USER_AGENT" => &mut common.user_agent,
+                    b"HTTP_AUTHORIZATION" => &mut common.authorization,
+                    _ => return,
+                };
+                slot.get_or_insert(value);
+            });
+        }
+        common
     }
 }
 
@@ -61,10 +113,12 @@ impl AccessRecord<'_> {
     fn var(&self, name: &[u8]) -> Option<&[u8]> {
         self.environ.and_then(|environ| environ.get(name))
     }
+}
 
+impl Common<'_> {
     /// Basic authentication's user name (RFC 7617), if the request carries one.
     fn user(&self) -> Option<Vec<u8>> {
-        let credentials = self.var(b"HTTP_AUTHORIZATION")?;
+        let credentials = self.authorization?;
         let encoded = credentials
             .strip_prefix(b"Basic ")
             .or_else(|| credentials.strip_prefix(b"basic "))?;
@@ -73,10 +127,10 @@ impl AccessRecord<'_> {
         Some(decoded)
     }
 
-    fn remote_addr(&self, out: &mut Vec<u8>) {
-        match self.var(b"REMOTE_ADDR") {
+    fn remote_addr(&self, peer: IpAddr, out: &mut Vec<u8>) {
+        match self.remote_addr {
             Some(addr) => escape_into(addr, out),
-            None => write_display(out, &self.peer),
+            None => write_display(out, &peer),
         }
     }
 }
@@ -89,40 +143,41 @@ pub(crate) fn render_text(
     out: &mut Vec<u8>,
 ) {
     let micros = record.elapsed.map_or(0, |d| d.as_micros());
+    let common = Common::of(record.environ);
     for atom in atoms {
         match atom {
             Atom::Literal(text) => out.extend_from_slice(text),
-            Atom::RemoteAddr => record.remote_addr(out),
+            Atom::RemoteAddr => common.remote_addr(record.peer, out),
             Atom::Dash => out.push(b'-'),
-            Atom::User => match record.user() {
+            Atom::User => match common.user() {
                 Some(user) => escape_into(&user, out),
                 None => out.push(b'-'),
             },
             Atom::Time => clf_time(SystemTime::now(), out),
             Atom::RequestLine => match record.environ {
                 Some(_) => {
-                    value_or_dash(record.var(b"REQUEST_METHOD"), out);
+                    value_or_dash(common.method, out);
                     out.push(b' ');
-                    value_or_dash(record.var(b"PATH_INFO"), out);
-                    if let Some(query) = record.var(b"QUERY_STRING").filter(|q| !q.is_empty()) {
+                    value_or_dash(common.path, out);
+                    if let Some(query) = common.query.filter(|q| !q.is_empty()) {
                         out.push(b'?');
                         escape_into(query, out);
                     }
                     out.push(b' ');
-                    value_or_dash(record.var(b"SERVER_PROTOCOL"), out);
+                    value_or_dash(common.protocol, out);
                 }
                 None => out.push(b'-'),
             },
-            Atom::Method => value_or_dash(record.var(b"REQUEST_METHOD"), out),
-            Atom::Path => value_or_dash(record.var(b"PATH_INFO"), out),
-            Atom::Query => escape_into(record.var(b"QUERY_STRING").unwrap_or_default(), out),
-            Atom::Protocol => value_or_dash(record.var(b"SERVER_PROTOCOL"), out),
+            Atom::Method => value_or_dash(common.method, out),
+            Atom::Path => value_or_dash(common.path, out),
+            Atom::Query => escape_into(common.query.unwrap_or_default(), out),
+            Atom::Protocol => value_or_dash(common.protocol, out),
             Atom::Status => push_u64(out, u64::from(record.status)),
             Atom::Bytes => push_u64(out, record.body_bytes),
             Atom::BytesOrDash if record.body_bytes == 0 => out.push(b'-'),
             Atom::BytesOrDash => push_u64(out, record.body_bytes),
-            Atom::Referer => value_or_dash(record.var(b"HTTP_REFERER"), out),
-            Atom::UserAgent => value_or_dash(record.var(b"HTTP_USER_AGENT"), out),
+            Atom::Referer => value_or_dash(common.referer, out),
+            Atom::UserAgent => value_or_dash(common.user_agent, out),
             Atom::Seconds => push_u64(out, (micros / 1_000_000) as u64),
             Atom::Micros => push_u64(out, micros as u64),
             Atom::Millis => push_u64(out, (micros / 1_000) as u64),
@@ -154,27 +209,23 @@ pub(crate) fn render_text(
 
 /// Appends the JSON object for `record` (one line, without its newline).
 pub(crate) fn render_json(record: &AccessRecord<'_>, served: &Served, out: &mut Vec<u8>) {
+    let common = Common::of(record.environ);
     out.extend_from_slice(b"{\"time\":\"");
     rfc3339_time(SystemTime::now(), out);
     out.extend_from_slice(b"\",\"remote_addr\":\"");
-    record.remote_addr(out);
+    common.remote_addr(record.peer, out);
     out.push(b'"');
+    let user = common.user();
     let strings: [(&str, Option<&[u8]>); 7] = [
-        ("method", record.var(b"REQUEST_METHOD")),
-        ("path", record.var(b"PATH_INFO")),
-        ("query", record.var(b"QUERY_STRING")),
-        ("protocol", record.var(b"SERVER_PROTOCOL")),
-        ("referer", record.var(b"HTTP_REFERER")),
-        ("user_agent", record.var(b"HTTP_USER_AGENT")),
-        ("user", None),
+        ("method", common.method),
+        ("path", common.path),
+        ("query", common.query),
+        ("protocol", common.protocol),
+        ("referer", common.referer),
+        ("user_agent", common.user_agent),
+        ("user", user.as_deref()),
     ];
-    let user = record.user();
     for (key, value) in strings {
-        let value = if key == "user" {
-            user.as_deref()
-        } else {
-            value
-        };
         json_key(key, out);
         match value {
             Some(value) => json_string(value, out),
@@ -419,6 +470,12 @@ mod tests {
                 .iter()
                 .find(|(n, _)| n.as_bytes() == name)
                 .map(|(_, v)| *v)
+        }
+
+        fn for_each<'s>(&'s self, f: &mut dyn FnMut(&'s [u8], &'s [u8])) {
+            for (name, value) in &self.0 {
+                f(name.as_bytes(), value);
+            }
         }
     }
 
