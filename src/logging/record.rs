@@ -260,21 +260,26 @@ fn json_key(key: &str, out: &mut Vec<u8>) {
 
 /// A JSON string: bytes that are not UTF-8 become U+FFFD.
 fn json_string(value: &[u8], out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let text = String::from_utf8_lossy(value);
-    for &b in text.as_bytes() {
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            // Control characters as \u00XX; everything else (UTF-8 included) as is.
-            0x00..=0x1f | 0x7f => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut bytes = text.as_bytes();
+    // Runs that need no escape are copied whole (UTF-8 included).
+    while let Some(at) = bytes
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20 || b == 0x7f)
+    {
+        out.extend_from_slice(&bytes[..at]);
+        match bytes[at] {
+            b @ (b'"' | b'\\') => out.extend_from_slice(&[b'\\', b]),
+            b => {
                 out.extend_from_slice(b"\\u00");
                 out.extend_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
             }
-            b => out.push(b),
         }
+        bytes = &bytes[at + 1..];
     }
+    out.extend_from_slice(bytes);
     out.push(b'"');
 }
 
@@ -286,20 +291,26 @@ fn value_or_dash(value: Option<&[u8]>, out: &mut Vec<u8>) {
 }
 
 /// Printable ASCII as is, but `"` and `\` escaped; every other byte as `\xHH` (Apache's rule).
-fn escape_into(value: &[u8], out: &mut Vec<u8>) {
+fn escape_into(mut value: &[u8], out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for &b in value {
-        match b {
-            b'"' | b'\\' => out.extend_from_slice(&[b'\\', b]),
-            0x20..=0x7e => out.push(b),
-            _ => out.extend_from_slice(&[
+    // Runs that need no escape are copied whole.
+    while let Some(at) = value
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || !(0x20..=0x7e).contains(&b))
+    {
+        out.extend_from_slice(&value[..at]);
+        match value[at] {
+            b @ (b'"' | b'\\') => out.extend_from_slice(&[b'\\', b]),
+            b => out.extend_from_slice(&[
                 b'\\',
                 b'x',
                 HEX[usize::from(b >> 4)],
                 HEX[usize::from(b & 0xf)],
             ]),
         }
+        value = &value[at + 1..];
     }
+    out.extend_from_slice(value);
 }
 
 fn push_u64(out: &mut Vec<u8>, mut n: u64) {
