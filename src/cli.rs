@@ -16,6 +16,7 @@ use crate::config::EffectiveConfig;
 use crate::http::scan::Limits;
 use crate::listen::args::ListenArgs;
 use crate::listen::ListenerOptions;
+use crate::logging::LogArgs;
 use crate::scaffold::Lang;
 use crate::server::Config;
 use crate::supervisor::probe::{Expect, ProbeTarget};
@@ -30,7 +31,8 @@ use crate::supervisor::probe::{Expect, ProbeTarget};
 /// --config is the app's).
 ///
 /// Signals to the master: HUP hot-swaps the app library (a failed swap keeps the old one
-/// serving), TERM/INT stop gracefully, QUIT stops at once, TTIN/TTOU add/remove a worker.
+/// serving), TERM/INT stop gracefully, QUIT stops at once, TTIN/TTOU add/remove a worker, USR1 reopens
+/// the log files (logrotate).
 #[derive(Parser, Debug)]
 #[command(
     name = "webserver",
@@ -125,7 +127,7 @@ pub(crate) enum Command {
     },
     /// Internal: a worker process, started by the master.
     #[command(name = "__worker", hide = true)]
-    Worker(WorkerArgs),
+    Worker(Box<WorkerArgs>),
 }
 
 /// What `check` asks the app, and which answers pass.
@@ -347,6 +349,9 @@ pub(crate) struct Tuning {
         help_heading = "Processes"
     )]
     pub(crate) max_requests_jitter: u64,
+
+    #[command(flatten)]
+    pub(crate) logging: LogArgs,
 }
 
 /// A worker's view: where its listeners and ready pipe are, and what to load.
@@ -366,6 +371,9 @@ pub(crate) struct WorkerArgs {
     pub(crate) app_args: Vec<OsString>,
     #[arg(long)]
     pub(crate) generation: u64,
+    /// The hash of the generation's library (the access log's `%(library)s`).
+    #[arg(long, default_value = "")]
+    pub(crate) library_hash: String,
     /// Other workers serve the same app (`webserver.multiprocess`).
     #[arg(long)]
     pub(crate) multiprocess: bool,
@@ -419,6 +427,7 @@ impl Tuning {
         if let Some(threads) = self.threads {
             args.push(format!("--threads={threads}"));
         }
+        args.extend(self.logging.to_args());
         args
     }
 }

@@ -5,6 +5,7 @@
 use std::fmt;
 
 use crate::app::loader::LoadError;
+use crate::logging::LogSetupError;
 use crate::scaffold::ScaffoldError;
 use crate::supervisor::master::MasterError;
 use crate::supervisor::probe::CheckError;
@@ -27,6 +28,8 @@ pub(crate) enum Layer {
     Check(CheckError),
     /// `new` could not write the app.
     Scaffold(ScaffoldError),
+    /// A log file named on the command line cannot be opened.
+    Logging(LogSetupError),
     /// Writing to stdout failed (`header`, `completions`, `man` into a closed pipe or full disk).
     Output(std::io::Error),
     /// A worker ended unsuccessfully with this status. It told the master why over its pipe
@@ -48,7 +51,11 @@ impl Error {
         match &self.layer {
             Layer::Worker { .. } => true,
             Layer::Check(e) => e.already_reported(),
-            Layer::Load(_) | Layer::Master(_) | Layer::Scaffold(_) | Layer::Output(_) => false,
+            Layer::Load(_)
+            | Layer::Master(_)
+            | Layer::Scaffold(_)
+            | Layer::Logging(_)
+            | Layer::Output(_) => false,
         }
     }
 }
@@ -65,6 +72,14 @@ impl From<MasterError> for Error {
     fn from(e: MasterError) -> Error {
         Error {
             layer: Layer::Master(e),
+        }
+    }
+}
+
+impl From<LogSetupError> for Error {
+    fn from(e: LogSetupError) -> Error {
+        Error {
+            layer: Layer::Logging(e),
         }
     }
 }
@@ -100,6 +115,7 @@ impl fmt::Display for Error {
             Layer::Master(e) => write!(f, "{e}"),
             Layer::Check(e) => write!(f, "{e}"),
             Layer::Scaffold(e) => write!(f, "{e}"),
+            Layer::Logging(e) => write!(f, "{e}"),
             Layer::Output(e) => write!(f, "cannot write to stdout: {e}"),
             Layer::Worker { status } => write!(
                 f,

@@ -16,6 +16,7 @@ pub mod exit;
 mod http;
 mod listen;
 mod log_limit;
+mod logging;
 mod scaffold;
 mod server;
 mod stats;
@@ -56,7 +57,19 @@ pub mod fuzzing {
 /// Run what the command line asks for: serve (the master), `--print-config`, `check`, or one of
 /// the hidden process roles the master and `check` start (`__worker`, `__probe`).
 pub fn run(cli: Cli) -> Result<(), Error> {
-    init_logging(role(&cli));
+    let log_args = match &cli.command {
+        None => Some(&cli.serve.tuning.logging),
+        Some(Command::Worker(args)) => Some(&args.tuning.logging),
+        Some(_) => None,
+    };
+    let logging = logging::init(role(&cli), log_args);
+    if let Err(e) = logging {
+        match &cli.command {
+            None => return Err(e.into()),
+            // A worker logs to stderr instead; the master, which opened the file, can too.
+            _ => log::error!("{e}; logging to stderr"),
+        }
+    }
     match &cli.command {
         None => match &cli.effective {
             Some(effective) => print_stdout(effective.text().as_bytes()),
@@ -108,29 +121,5 @@ fn role(cli: &Cli) -> String {
         Some(
             Command::New { .. } | Command::Header | Command::Completions { .. } | Command::Man,
         ) => "author".to_owned(),
-    }
-}
-
-/// `RUST_LOG` decides what is shown (default: info, without the access log); each line says
-/// which process wrote it, since master and workers share stderr.
-fn init_logging(role: String) {
-    let logger = env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("info,access=warn"),
-    )
-    .format(move |out, record| {
-        writeln!(
-            out,
-            "[{} {:5} {}] [{role}] {}",
-            out.timestamp_millis(),
-            record.level(),
-            record.target(),
-            record.args()
-        )
-    })
-    .build();
-    let max_level = logger.filter();
-    // Repeated warnings and errors (an app failing on every request) are summarised.
-    if log::set_boxed_logger(Box::new(log_limit::RepeatLimit::new(logger))).is_ok() {
-        log::set_max_level(max_level);
     }
 }

@@ -135,7 +135,8 @@ pub(crate) fn start(
 
 /// Resume a parked request on this thread: call `next` again, or, if `cancel`, only `close`.
 /// `environ` is the one it started with; `keep_alive` false withdraws keep-alive (a drain began
-/// while it was parked).
+/// while it was parked). When it is done, `thread_scratch` (the serving thread's) gets its
+/// response fields, where the access log looks for response headers.
 pub(crate) fn resume(
     app: &LoadedApp,
     environ: &Environ,
@@ -143,6 +144,7 @@ pub(crate) fn resume(
     transport: &mut dyn Transport,
     cancel: Option<Cancel>,
     keep_alive: bool,
+    thread_scratch: &mut Scratch,
 ) -> Progress {
     let Parked {
         body,
@@ -173,7 +175,10 @@ pub(crate) fn resume(
     }
     drop(active);
     match close_or_suspend(exchange, &body, pulled) {
-        Ok(outcome) => Progress::Done(outcome),
+        Ok(outcome) => {
+            thread_scratch.take_fields(&mut scratch);
+            Progress::Done(outcome)
+        }
         Err(response) => Progress::Pending(Parked {
             body,
             response,

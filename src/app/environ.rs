@@ -40,21 +40,6 @@ pub(crate) struct RequestParts<'a, H> {
     pub(crate) flags: u32,
 }
 
-/// The first variables of every environ, in the order `build` writes them: the request line.
-const METHOD_VAR: usize = 0;
-const PATH_VAR: usize = 2;
-const QUERY_VAR: usize = 3;
-
-/// The request line as the app saw it, read back from the environ (for the access log).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RequestLine<'a> {
-    pub(crate) method: &'a [u8],
-    /// `PATH_INFO`: percent-decoded.
-    pub(crate) path: &'a [u8],
-    /// `QUERY_STRING`: raw, without `?`.
-    pub(crate) query: &'a [u8],
-}
-
 /// A reusable environ: arena bytes, their spans, the pairs handed to the app, and the
 /// `ws_request` that points to them.
 pub(crate) struct Environ {
@@ -108,7 +93,6 @@ impl Environ {
         self.spans.clear();
         self.pairs.clear();
 
-        // The first four in the order METHOD_VAR, PATH_VAR and QUERY_VAR name.
         self.push(b"REQUEST_METHOD", parts.method);
         self.push(b"SCRIPT_NAME", b"");
         let start = self.name(b"PATH_INFO");
@@ -269,19 +253,23 @@ impl Environ {
         self.request.as_ptr() as *mut c_void
     }
 
-    /// The method, path and query of the request last built.
-    pub(crate) fn request_line(&self) -> RequestLine<'_> {
-        let value = |index: usize| {
-            self.spans
-                .get(index)
-                .and_then(|(_, value)| self.arena.get(value.clone()))
-                .unwrap_or_default()
-        };
-        RequestLine {
-            method: value(METHOD_VAR),
-            path: value(PATH_VAR),
-            query: value(QUERY_VAR),
-        }
+    /// Every (name, value) of the request last built, in order.
+    pub(crate) fn vars(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.spans.iter().map(|(name, value)| {
+            (
+                self.arena.get(name.clone()).unwrap_or_default(),
+                self.arena.get(value.clone()).unwrap_or_default(),
+            )
+        })
+    }
+
+    /// The value of variable `name` of the request last built (a linear search: for the access
+    /// log, once per atom).
+    pub(crate) fn var(&self, name: &[u8]) -> Option<&[u8]> {
+        self.spans
+            .iter()
+            .find(|(n, _)| self.arena.get(n.clone()) == Some(name))
+            .and_then(|(_, value)| self.arena.get(value.clone()))
     }
 
     /// `GET /` from 127.0.0.1 with `headers`, for requests made without a client (the ABI
@@ -442,14 +430,9 @@ mod tests {
             tags, 1,
             "repeats are joined into one variable, the underscore form dropped"
         );
-        assert_eq!(
-            environ.request_line(),
-            RequestLine {
-                method: b"GET",
-                path: b"/a b/%ZZ",
-                query: b"x=%20&y"
-            }
-        );
+        assert_eq!(environ.var(b"PATH_INFO"), Some(&b"/a b/%ZZ"[..]));
+        assert_eq!(environ.var(b"HTTP_X_TAG"), Some(&b"a, b"[..]));
+        assert_eq!(environ.var(b"HTTP_NOPE"), None);
     }
 
     #[test]

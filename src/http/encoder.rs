@@ -88,6 +88,17 @@ impl Scratch {
         self.out.clear();
     }
 
+    /// The app's response fields of the exchange finished last; empty if the response was not
+    /// the app's (an error response replaced it).
+    pub(crate) fn fields(&self) -> &ResponseFields {
+        &self.fields
+    }
+
+    /// Takes the response fields of `other` (a parked request's buffers, done now).
+    pub(crate) fn take_fields(&mut self, other: &mut Scratch) {
+        std::mem::swap(&mut self.fields, &mut other.fields);
+    }
+
     /// Holds the error response to a request the app never saw, after those already held.
     pub(crate) fn hold_error(&mut self, status: u16, date: &[u8]) {
         super::response::encode_error(&mut self.out, status, date);
@@ -183,6 +194,8 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
         app_name: &'a str,
     ) -> Self {
         let base = scratch.out.len();
+        // Not the previous request's: an app that never sets a response leaves none.
+        scratch.fields.clear();
         Encoder {
             wire,
             scratch,
@@ -461,6 +474,7 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
     /// body of the app's follows.
     fn send_error(&mut self, status: u16) -> bool {
         self.status = status;
+        self.scratch.fields.clear();
         let body_refused = status == 413 || status == 408;
         self.keep_alive = self.keep_alive && !body_refused && self.wire.body_consumed();
         self.scratch.out.truncate(self.base);

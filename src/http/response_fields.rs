@@ -118,7 +118,7 @@ impl ResponseFields {
         Ok(())
     }
 
-    fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.reason.clear();
         self.bytes.clear();
         self.ranges.clear();

@@ -36,7 +36,6 @@ pub(crate) struct ParkedRequest {
     pub(super) environ: Environ,
     /// Where its body stands.
     pub(super) body: BodyProgress,
-    pub(super) version_minor: u8,
     /// When it started, if the access log wants its duration.
     pub(super) started: Option<Instant>,
     /// A waker was woken since it parked.
@@ -119,6 +118,7 @@ pub(super) fn resume(
             &mut transport,
             parked.cancel,
             !shared.draining(),
+            &mut buffers.call,
         )
     };
     match progress {
@@ -135,16 +135,14 @@ pub(super) fn resume(
             shared.mark_busy(thread, false);
             slots.count_parked(false);
             crate::stats::response(outcome.status);
-            if let Some(started) = parked.started {
-                let peer = conn.peer().host();
-                log_access(
-                    peer,
-                    &parked.environ,
-                    parked.version_minor,
-                    outcome,
-                    started,
-                );
-            }
+            let peer = conn.peer().host();
+            log_access(
+                peer,
+                &parked.environ,
+                &buffers.call,
+                outcome,
+                parked.started,
+            );
             if outcome.reusable {
                 serve::serve(conn, shared, slots, scratch)
             } else {

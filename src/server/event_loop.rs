@@ -259,6 +259,8 @@ fn serve_events(index: usize, shared_loop: &Loop, shared: &Shared) {
             handle(token, shared_loop, shared, &mut scratch);
             continue;
         }
+        // Access-log lines of the events just served leave in one write.
+        crate::logging::flush_thread();
         shared_loop.waiting.fetch_add(1, Ordering::SeqCst);
         if !shared_loop.backlog.is_empty() {
             // Queued after the check above, by a thread that may not have counted this one as
@@ -471,7 +473,7 @@ fn accept_all(index: usize, shared_loop: &Loop, shared: &Shared, scratch: &mut T
 /// idle keep-alive connection is just closed.
 fn time_out(conn: &mut Conn) {
     if conn.has_partial_request() {
-        log::info!(target: "access", "{} \"-\" 408 0 header timeout", conn.peer().host());
+        crate::logging::refused(conn.peer().host(), 408, &"header timeout");
         crate::stats::rejected(408);
         let mut out = Vec::new();
         encode_error(
@@ -497,5 +499,6 @@ fn harakiri(running: Duration) -> ! {
         "a request has been running for {:.1}s, past --timeout; exiting so the master replaces this worker",
         running.as_secs_f64()
     );
+    crate::logging::flush_all();
     exit_now(i32::from(crate::exit::HARAKIRI))
 }

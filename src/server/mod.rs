@@ -21,7 +21,6 @@
 #![deny(unsafe_code)]
 
 mod accept_pause;
-mod access_log;
 mod backlog;
 mod conn;
 mod deferred;

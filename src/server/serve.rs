@@ -17,7 +17,6 @@ use app_abi::raw::{
     WS_REQ_MULTITHREAD,
 };
 
-use super::access_log::{log_rejected, AccessRecord};
 use super::conn::{Conn, NextHead};
 use super::deferred::{self, ParkedRequest, RequestWaker};
 use super::slots::Slots;
@@ -32,6 +31,7 @@ use crate::http::request::{parse_scanned, RequestHead};
 use crate::http::response::{encode_continue, DateCache};
 use crate::http::target::parse_target;
 use crate::listen::PeerHost;
+use crate::logging;
 use std::sync::Arc;
 
 /// How much of a request body the app left unread is drained (from what is already buffered)
@@ -156,8 +156,7 @@ fn serve_one(
     buffers: &mut Buffers,
 ) -> Then {
     // Only the access log wants the duration: no clock read per request otherwise.
-    let access_log = log::log_enabled!(target: "access", log::Level::Info);
-    let started = access_log.then(Instant::now);
+    let started = logging::access_log().and_then(|log| log.start());
     let config = &shared.config;
     let peer = conn.peer();
     let buf = conn.input().get(..head_len).unwrap_or_default();
@@ -232,15 +231,13 @@ fn serve_one(
             transport.end();
             shared.mark_busy(thread, false);
             crate::stats::response(outcome.status);
-            if let Some(started) = started {
-                log_access(
-                    peer.host(),
-                    &buffers.environ,
-                    facts.version_minor,
-                    outcome,
-                    started,
-                );
-            }
+            log_access(
+                peer.host(),
+                &buffers.environ,
+                &buffers.call,
+                outcome,
+                started,
+            );
             if outcome.reusable {
                 Then::Next
             } else {
@@ -254,7 +251,6 @@ fn serve_one(
                 // The app keeps pointers into it until close: it goes with the request.
                 environ: std::mem::take(&mut buffers.environ),
                 body: transport.body,
-                version_minor: facts.version_minor,
                 started,
                 woken: false,
                 wants_input: transport.wants_input,
@@ -267,23 +263,24 @@ fn serve_one(
     }
 }
 
-/// One access-log line.
+/// The access-log line of a request the app answered (if the access log is on).
 pub(super) fn log_access(
     peer: PeerHost,
     environ: &Environ,
-    version_minor: u8,
+    response: &Scratch,
     outcome: Outcome,
-    started: Instant,
+    started: Option<Instant>,
 ) {
-    let record = AccessRecord {
-        peer,
-        request: environ.request_line(),
-        version_minor,
-        status: outcome.status,
-        body_bytes: outcome.body_bytes,
-        elapsed: started.elapsed(),
-    };
-    log::info!(target: "access", "{record}");
+    if let Some(log) = logging::access_log() {
+        log.served(
+            peer,
+            environ,
+            response.fields(),
+            outcome.status,
+            outcome.body_bytes,
+            started,
+        );
+    }
 }
 
 fn reject(peer: PeerHost, error: &ParseError, buffers: &mut Buffers) {
@@ -299,7 +296,7 @@ fn reject_status(
     reason: &dyn std::fmt::Display,
     buffers: &mut Buffers,
 ) {
-    log_rejected(peer, status, reason);
+    logging::refused(peer, status, &format_args!("rejected: {reason}"));
     crate::stats::rejected(status);
     // Held after any responses still held for this connection; `serve` sends them all.
     buffers.call.hold_error(status, buffers.date.get());

@@ -12,6 +12,7 @@ use super::message::{UnknownMessage, WorkerMessage};
 use super::worker::{FIRST_LISTEN_FD, LIBRARY_FD, READY_FD};
 use crate::listen::{notify, systemd};
 use crate::stats::STATS_FD;
+use crate::sys::logfile::spawn_blocked;
 use crate::sys::process::{dup_at_or_above, hand_down, pipe, set_blocking, Signal};
 
 /// The master keeps the descriptors it hands down at or above this number, so the child's dup2
@@ -60,6 +61,8 @@ impl WorkerProcess {
         );
         moves.extend(stats_page.map(|page| (page.as_raw_fd(), STATS_FD)));
         hand_down(&mut command, moves, Signal::Term);
+        // A reopen the master forwards while this worker starts waits for its handler.
+        spawn_blocked(&mut command, crate::logging::WORKER_REOPEN_SIGNAL);
         let spawned = command.spawn();
         // The child has its own copy; the master must not hold the write end, or it would
         // never see the pipe close.

@@ -17,7 +17,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SIGUSR1};
 use signal_hook::iterator::Signals;
 
 use super::artifact::{worker_library_path, Artifact, FileStamp};
@@ -57,6 +57,7 @@ pub(crate) enum MasterError {
         source: io::Error,
     },
     Io(&'static str, io::Error),
+    Logging(crate::logging::LogSetupError),
 }
 
 impl fmt::Display for MasterError {
@@ -74,6 +75,7 @@ impl fmt::Display for MasterError {
                 write!(f, "cannot serve --stats on {addr}: {source}")
             }
             MasterError::Io(what, e) => write!(f, "{what}: {e}"),
+            MasterError::Logging(e) => write!(f, "{e}"),
         }
     }
 }
@@ -88,6 +90,10 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         Some(path) => Some(PidFile::acquire(path).map_err(MasterError::PidFile)?),
         None => None,
     };
+    args.tuning
+        .logging
+        .check_access_logfile()
+        .map_err(MasterError::Logging)?;
     let target = AppTarget::parse(spec).map_err(|e| MasterError::Load(e.into()))?;
     let source = target.resolve().map_err(|e| MasterError::Load(e.into()))?;
     let activated = systemd::from_env().map_err(|reason| {
@@ -108,7 +114,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
             return Err(MasterError::Stats { addr, source });
         }
     };
-    let signals = Signals::new([SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU])
+    let signals = Signals::new([SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU, SIGUSR1])
         .map_err(|e| MasterError::Io("cannot install signal handlers", e))?;
     let exe =
         std::env::current_exe().map_err(|e| MasterError::Io("cannot find my own executable", e))?;
@@ -180,7 +186,9 @@ impl Master {
         self.apply(Event::Start);
         loop {
             for signal in signals.pending() {
-                if let Some(event) = event_for_signal(signal) {
+                if signal == SIGUSR1 {
+                    self.reopen_logs();
+                } else if let Some(event) = event_for_signal(signal) {
                     self.apply(event);
                 }
             }
@@ -314,6 +322,8 @@ impl Master {
             self.symbol.clone().into(),
             "--generation".into(),
             generation.to_string().into(),
+            "--library-hash".into(),
+            library.hash.clone().into(),
         ];
         args.extend(tuning.to_args(max_requests).into_iter().map(Into::into));
         // The app's own arguments, one `--app-arg=WORD` each (the `=` keeps a WORD that starts
@@ -360,6 +370,17 @@ impl Master {
             stats.spawned(pid, generation, page);
         }
         Ok(pid)
+    }
+
+    /// USR1 (logrotate): reopen the master's log files, then have every worker reopen its own.
+    fn reopen_logs(&self) {
+        log::info!("SIGUSR1: reopening the log files");
+        crate::logging::reopen_all();
+        for worker in &self.workers {
+            if let Err(e) = kill(worker.pid, Signal::ReopenLogs) {
+                log::debug!("cannot tell worker {} to reopen its logs: {e}", worker.pid);
+            }
+        }
     }
 
     fn read_pipes(&mut self) {

@@ -26,7 +26,9 @@ use super::message::{heartbeat_interval, Reporter, WorkerMessage};
 use crate::app::loader::LoadedApp;
 use crate::cli::WorkerArgs;
 use crate::listen::open::MAX_LISTENERS;
+use crate::logging::{self, Served};
 use crate::server::{self, Listener, Shutdown};
+use crate::sys::logfile;
 use crate::sys::process::{claim_inherited, exit_now, file_identity, FileIdentity};
 
 /// Where a worker finds its first listening socket; the others follow.
@@ -68,6 +70,10 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
             )));
             return 1;
         }
+    }
+    if let Err(e) = start_logs(args) {
+        report.send_or_log(&WorkerMessage::Error(e));
+        return 1;
     }
     let start = Arc::new((Mutex::new(Start::Waiting), Condvar::new()));
     let shutdown = Arc::new(Shutdown::default());
@@ -144,7 +150,10 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
     let config = args.tuning.server_config(args.multiprocess);
     // The app's shutdown runs only once `serve` gives the app back, which it does only when no
     // thread can call into it any more.
-    match server::serve(listeners, app, config, shutdown) {
+    let served = server::serve(listeners, app, config, shutdown);
+    // Access-log lines still held by threads that did not end (abandoned ones).
+    logging::flush_all();
+    match served {
         server::Served::Finished(app) => {
             app.shutdown();
             0
@@ -169,6 +178,24 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
 fn last_listener_fd(count: usize) -> Option<RawFd> {
     let last = RawFd::try_from(count.checked_sub(1)?).ok()?;
     Some(FIRST_LISTEN_FD + last)
+}
+
+/// Opens the access log, then takes the master's reopen signal: it was blocked since this
+/// process started (`sys::logfile::spawn_blocked`), so one sent before the files were open is
+/// delivered now and reopens them.
+fn start_logs(args: &WorkerArgs) -> Result<(), String> {
+    let served = Served {
+        generation: args.generation,
+        library: args.library_hash.clone(),
+        pid: std::process::id(),
+    };
+    args.tuning
+        .logging
+        .install_access_log(served)
+        .map_err(|e| e.to_string())?;
+    logging::reopen_on(logging::WORKER_REOPEN_SIGNAL)
+        .and_then(|()| logfile::unblock(logging::WORKER_REOPEN_SIGNAL))
+        .map_err(|e| format!("cannot take the log reopen signal: {e}"))
 }
 
 /// USR1: go. TERM/INT: drain and exit (or exit at once before the go). QUIT: exit now.

@@ -9,6 +9,7 @@ use std::io;
 
 pub(crate) mod epoll;
 pub(crate) mod flock;
+pub(crate) mod logfile;
 pub(crate) mod memfd;
 pub(crate) mod notify;
 pub(crate) mod process;

@@ -21,6 +21,8 @@ pub(crate) enum Signal {
     /// Exit now.
     Quit,
     Kill,
+    /// Reopen the log files (the master got USR1).
+    ReopenLogs,
 }
 
 impl Signal {
@@ -30,6 +32,7 @@ impl Signal {
             Signal::Term => libc::SIGTERM,
             Signal::Quit => libc::SIGQUIT,
             Signal::Kill => libc::SIGKILL,
+            Signal::ReopenLogs => crate::logging::WORKER_REOPEN_SIGNAL,
         }
     }
 }
@@ -256,6 +259,7 @@ pub(crate) fn signal_name(signal: i32) -> &'static str {
         libc::SIGQUIT => "SIGQUIT",
         libc::SIGHUP => "SIGHUP",
         libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGUSR2 => "SIGUSR2",
         _ => "signal",
     }
 }

@@ -210,6 +210,12 @@ impl ServerBuilder {
         self
     }
 
+    /// Leaves an environment variable unset for the child (`RUST_LOG` is set by default).
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.env.retain(|(k, _)| k != key);
+        self
+    }
+
     /// Do not add `--bind 127.0.0.1:0` (the test passes its own `--bind`).
     pub fn no_default_bind(mut self) -> Self {
         self.bind = false;
