@@ -122,7 +122,7 @@ impl TowerApp {
     /// `App::call`: answers with a deferred body at once; the server's first `next`, right after,
     /// polls the service (`exchange.rs`).
     pub fn call(&self, req: &mut Request<'_>) -> Response {
-        let head = match request::head_from_environ(req.vars()) {
+        let (head, has_body) = match request::head_from_environ(req.vars()) {
             Ok(head) => head,
             Err(err) => {
                 req.error(&format!("cannot build the http::Request: {err}"));
@@ -130,8 +130,12 @@ impl TowerApp {
             }
         };
         let wake = Arc::new(LazyWake::default());
-        let (body, upload) = if has_body(req) {
-            let (body, upload) = body::channel(req.content_length(), wake.clone());
+        let (body, upload) = if has_body {
+            let length = head
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.trim().parse().ok());
+            let (body, upload) = body::channel(length, wake.clone());
             (body, Some(upload))
         } else {
             (RequestBody::empty(), None)
@@ -149,11 +153,6 @@ impl TowerApp {
             .take();
         drop(runtime);
     }
-}
-
-/// A request has a body when it declares a length other than 0 or a transfer coding.
-fn has_body(req: &Request<'_>) -> bool {
-    req.var(b"HTTP_TRANSFER_ENCODING").is_some() || req.content_length().is_some_and(|n| n > 0)
 }
 
 /// `--worker-threads N` / `--worker-threads=N` among the app arguments.
