@@ -239,6 +239,17 @@ impl Conn {
         }
     }
 
+    /// Gives the read buffer back if no unconsumed input is in it: a request parked for its app
+    /// keeps its connection without the buffer its head was read into (it is allocated again by
+    /// the next read). The environ holds copies of everything the app was given.
+    pub(crate) fn release_buffer_if_empty(&mut self) {
+        if !self.has_partial_request() && self.buf.capacity() > 0 {
+            self.buf = Vec::new();
+            self.start = 0;
+            self.scanner.reset();
+        }
+    }
+
     /// The unconsumed input.
     pub(crate) fn input(&self) -> &[u8] {
         self.buf.get(self.start..).unwrap_or_default()

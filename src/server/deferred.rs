@@ -63,6 +63,8 @@ impl Wake for RequestWaker {
 
 /// Keep `parked` in `conn` until its app makes progress; `deadline` is its `--timeout`.
 pub(super) fn park(conn: &mut Conn, parked: ParkedRequest, deadline: Instant, slots: &Slots) {
+    // Ten thousand parked requests must not keep ten thousand 4 KiB head buffers.
+    conn.release_buffer_if_empty();
     conn.parked = Some(Box::new(parked));
     conn.set_deadline(deadline);
     slots.count_parked(true);
@@ -127,6 +129,10 @@ pub(super) fn resume(
             parked.call = Some(call);
             parked.body = transport.body;
             parked.wants_input = transport.wants_input;
+            if !parked.wants_input {
+                // Waiting for the app, not for body bytes: nothing to read into meanwhile.
+                conn.release_buffer_if_empty();
+            }
             conn.parked = Some(parked);
             After::Park
         }
