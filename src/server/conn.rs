@@ -6,7 +6,8 @@
 //! parked on the poller when that is not a whole head, so a client dribbling its head holds no
 //! thread. Only body reads wait, bounded by `--io-timeout`. Serving the requests in the buffer
 //! is `serve.rs`'s. A connection may also hold a deferred request that waits for the app
-//! (`parked`, ABI 1.1; see `deferred.rs`): then its deadline is that request's `--timeout`.
+//! (`parked`, ABI 1.1; see `deferred.rs`): then its deadline is that request's `--timeout`, and
+//! the response bytes its client has no room for yet (`unsent`).
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};

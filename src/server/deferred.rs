@@ -14,6 +14,12 @@
 //! decoder. Only a request that parks allocates for this; the blocking path is unchanged.
 //! While parked, input is read only up to [`PARKED_INPUT_LIMIT`] (back-pressure on an uploader
 //! the app does not read yet); a client that closes is reported to the app as `close`.
+//!
+//! Output waits the same way: a 1.1 app's response bytes the socket has no room for stay in the
+//! connection (`Conn::write_or_keep`), the body loop parks the request instead of asking for the
+//! next chunk, and the connection is watched for room to send; `resume` sends them first and
+//! calls `next` once they are out. Meanwhile the connection's deadline is `--io-timeout` (a
+//! client that reads nothing is given up), and that wait does not count against `--timeout`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
