@@ -12,9 +12,11 @@ mod elf;
 mod error;
 pub mod exit;
 mod http;
+mod listen;
 mod log_limit;
 mod scaffold;
 mod server;
+mod stats;
 mod supervisor;
 mod sys;
 

@@ -1,4 +1,4 @@
-//! One client connection's own state: its socket and addresses, the input read from it that no
+//! One client connection's own state: its socket, addresses and listener options, the input read from it that no
 //! request has consumed yet, where the next request head ends in that input, and its timing —
 //! when the coordinator may close it while it waits parked (header timeout, keep-alive, drain).
 //!
@@ -10,16 +10,19 @@
 //! the response bytes its client has no room for yet (`unsent`).
 
 use std::io;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::deferred::ParkedRequest;
+use super::listener::Accepted;
 use super::slots::Token;
 use super::socket_io::{read_append, read_with_timeout, write_all_with_timeout, write_nonblocking};
 use super::Config;
 use crate::app::call::Cancel;
 use crate::http::error::ParseError;
 use crate::http::scan::{HeadEnd, HeadScanner, Limits};
+use crate::listen::{ListenerOptions, Peer};
+use crate::sys::socket::Stream;
 
 /// Bytes asked of the socket per read while a head arrives; also the size of the buffer a
 /// connection starts with (it grows up to the head limit when needed).
@@ -34,10 +37,13 @@ const DRAIN_LINGER: Duration = Duration::from_secs(1);
 
 /// A client connection and the bytes read from it that no request has consumed yet.
 pub(crate) struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     token: Token,
-    peer: SocketAddr,
-    local: SocketAddr,
+    peer: Peer,
+    /// `None` on a unix socket.
+    local: Option<SocketAddr>,
+    /// What the listener it came from does besides HTTP (TLS, PROXY protocol).
+    options: ListenerOptions,
     /// Unconsumed input is `buf[start..]`.
     buf: Vec<u8>,
     start: usize,
@@ -80,18 +86,17 @@ pub(crate) enum NextHead {
 
 impl Conn {
     pub(crate) fn new(
-        stream: TcpStream,
+        accepted: Accepted,
         token: Token,
-        peer: SocketAddr,
-        local: SocketAddr,
         now: Instant,
         header_timeout: Duration,
     ) -> Conn {
         Conn {
-            stream,
+            stream: accepted.stream,
             token,
-            peer,
-            local,
+            peer: accepted.peer,
+            local: accepted.local,
+            options: accepted.options,
             buf: Vec::new(),
             start: 0,
             scanner: HeadScanner::default(),
@@ -170,17 +175,23 @@ impl Conn {
     }
 
     /// The client's address.
-    pub(crate) fn peer(&self) -> SocketAddr {
+    pub(crate) fn peer(&self) -> Peer {
         self.peer
     }
 
-    /// The address the client connected to.
-    pub(crate) fn local(&self) -> SocketAddr {
+    /// The address the client connected to (`None` on a unix socket).
+    pub(crate) fn local(&self) -> Option<SocketAddr> {
         self.local
     }
 
+    /// The options of the listener this connection came from.
+    #[allow(dead_code)] // read by the TLS and PROXY protocol streams
+    pub(crate) fn listener_options(&self) -> ListenerOptions {
+        self.options
+    }
+
     /// The socket, for registering it with the poller.
-    pub(crate) fn stream_mut(&mut self) -> &mut TcpStream {
+    pub(crate) fn stream_mut(&mut self) -> &mut Stream {
         &mut self.stream
     }
 
@@ -394,7 +405,7 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use std::io::Write;
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
 
     use super::*;
     use crate::http::request::{parse_head, RequestHead};
@@ -406,14 +417,13 @@ mod tests {
         let (server, peer) = listener.accept().unwrap();
         server.set_nonblocking(true).unwrap();
         let local = server.local_addr().unwrap();
-        let conn = Conn::new(
-            server,
-            Token(7),
-            peer,
-            local,
-            Instant::now(),
-            Duration::from_secs(10),
-        );
+        let accepted = Accepted {
+            stream: Stream::from(server),
+            peer: Peer::Tcp(peer),
+            local: Some(local),
+            options: ListenerOptions::default(),
+        };
+        let conn = Conn::new(accepted, Token(7), Instant::now(), Duration::from_secs(10));
         (conn, client)
     }
 

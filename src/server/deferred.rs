@@ -200,8 +200,9 @@ pub(super) fn resume(
             if !serve::send_unsent(conn, shared) {
                 outcome.reusable = false;
             }
+            crate::stats::response(outcome.status);
             if let Some(started) = parked.started {
-                let peer = conn.peer().ip();
+                let peer = conn.peer().host();
                 log_access(
                     peer,
                     &parked.environ,
