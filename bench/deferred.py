@@ -351,6 +351,10 @@ def table_cmd(a):
                      f"{s.get('all_sent_s')} s; {s.get('listen_drops')}", "; 0", verdict(s.get("listen_drops") == 0)))
         rows.append(("… per-request latency p50 / p99 / max", "{} / {} / {} s".format(*s["latency_s"].values()), "", ""))
         rows.append(("… server RSS growth (peak − before)", f"{s['rss_growth_kb'] / 1024:.1f} MiB", "< 100 MiB", verdict(s["rss_growth_kb"] < 100 * 1024)))
+        # Per request in flight: meaningful when all were (a loaded client opens them slower than
+        # they are answered; SLEEP_MS=5000 keeps every one parked at once).
+        rows.append(("… bytes per request in flight (growth / in flight)",
+                     f"{s['rss_growth_kb'] * 1024 // max(1, s['max_in_flight']):,}", "", ""))
         rows.append(("… server threads before / max during / after", "{} / {} / {}".format(*s["threads"]), "fixed", verdict(len(set(s["threads"])) == 1)))
     elif s:
         rows.append(("10,000 concurrent /sleep", s["error"], "", "failed"))

@@ -15,6 +15,9 @@
 # Then one table with the targets (bench/deferred.py table), also in $OUT_DIR/table.md.
 #
 # Usage:  bench/deferred.sh            (QUICK=1: c with one round of 2 s, b with 30 events)
+#         SLEEP_MS=5000 bench/deferred.sh   (a: every request parked at once even when a loaded
+#                                            client is slow to open 10,000 connections; the table's
+#                                            "bytes per request in flight" is then the cost of one)
 # Needs the release build (`cargo build --release --workspace`: target/release/webserver,
 # libaxum_app.so, axum-serve), wrk (bench/setup.sh) and python3.
 #

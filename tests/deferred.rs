@@ -204,3 +204,45 @@ fn try_read_pends_until_body_bytes_arrive() {
     chunked.send("2\r\nde\r\n0\r\n\r\n");
     assert_eq!(chunked.read_response().text(), "echo: abcde");
 }
+
+/// A response its client does not read: far more than the socket buffers on both ends hold.
+const UNREAD_STREAM_BYTES: usize = 64 << 20;
+/// Another request's answer must not wait for the unread stream: a write that waits for the
+/// client on the only serving thread would hold it for up to --io-timeout (30 s).
+const OTHER_ANSWERED_WITHIN: Duration = Duration::from_secs(5);
+
+/// ABI 1.1: a deferred app's response chunks wait for the socket on epoll, like its `next` waits
+/// for the app — a slow reader (an SSE client that stalls) holds no serving thread.
+#[test]
+fn a_client_that_does_not_read_a_deferred_stream_holds_no_serving_thread() {
+    let server = sample_server("axum_app").args(["--threads", "1"]).start();
+    let mut slow = server.connect();
+    slow.send(format!(
+        "GET /bytes?n={UNREAD_STREAM_BYTES} HTTP/1.1\r\nHost: t\r\n\r\n"
+    ));
+    // Long enough for the socket buffers to fill and the server's write to find no room.
+    thread::sleep(Duration::from_millis(500));
+    let addr = server.addr();
+    let (answered, answer) = std::sync::mpsc::channel();
+    let began = Instant::now();
+    thread::spawn(move || {
+        let mut conn = common::Conn::connect(addr);
+        conn.send("GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        let _ = answered.send(conn.read_response().status);
+    });
+    let status = answer.recv_timeout(OTHER_ANSWERED_WITHIN);
+    assert_eq!(
+        status,
+        Ok(200),
+        "another request waited {:?} behind a client that does not read",
+        began.elapsed()
+    );
+    // The stream itself still arrives whole once its client reads.
+    let head = slow.read_head();
+    assert_eq!(head.status, 200);
+    let mut received = 0;
+    while let Some(chunk) = slow.read_chunk() {
+        received += chunk.len();
+    }
+    assert_eq!(received, UNREAD_STREAM_BYTES);
+}

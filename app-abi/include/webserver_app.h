@@ -68,9 +68,12 @@
  *    A request still parked when --graceful-timeout runs out is closed the same way (503 Service
  *    Unavailable if nothing was sent), before the app's `shutdown`.
  *  - Back-pressure: the server reads request-body bytes only as `read`/`try_read` ask (a bounded
- *    buffer), and writes each chunk before it calls `next` again (a write waits for the client at
- *    most --io-timeout), so a slow client slows the app's producer and a slow app never lets a
- *    fast uploader grow memory.
+ *    buffer), and sends each chunk before it calls `next` again, so a slow client slows the app's
+ *    producer and a slow app never lets a fast uploader grow memory. For an app that may pend (a
+ *    1.1 descriptor), what the socket has no room for is copied and the request parked until the
+ *    client has read it — no serving thread waits for a slow reader either; past --io-timeout
+ *    without room the request is closed (its time waiting for the client does not count against
+ *    --timeout). The chunk is the app's again when `next` or `close` is next called, as always.
  *  - A 1.0 app never returns WS_PENDING and never sees a difference (from a descriptor with minor
  *    0, 2 stays an unknown code of `next`: the request fails as before). An app that needs wakers
  *    checks WS_HAS_FIELD(init->host, ws_host, waker_free) in `init` and refuses to load on a 1.0

@@ -72,6 +72,8 @@ pub(crate) struct Parked {
     body: WsBody,
     response: encoder::Suspended,
     scratch: Scratch,
+    /// The body ended; only its last bytes wait for the client to read them (then `close`).
+    ended: bool,
 }
 
 // SAFETY: `body.ctx` is the app's; ABI 1.1 lets the server call a body's `next` and `close` on any
@@ -150,6 +152,7 @@ pub(crate) fn resume(
         body,
         response,
         mut scratch,
+        ended,
     } = parked;
     let encoder = Encoder::resume(
         shorten(transport),
@@ -167,6 +170,7 @@ pub(crate) fn resume(
             exchange.drive(|encoder| encoder.client_gone());
             Pulled::Ended
         }
+        (None, _) if ended => Pulled::Ended,
         (None, Some(next)) => pull(&exchange, &body, next, app.name(), Drive::Park),
         (None, None) => Pulled::Ended,
     };
@@ -174,15 +178,16 @@ pub(crate) fn resume(
         exchange.drive(|encoder| encoder.give_up(status));
     }
     drop(active);
-    match close_or_suspend(exchange, &body, pulled) {
+    match close_or_suspend(exchange, &body, pulled, Drive::Park) {
         Ok(outcome) => {
             thread_scratch.take_fields(&mut scratch);
             Progress::Done(outcome)
         }
-        Err(response) => Progress::Pending(Parked {
+        Err((response, ended)) => Progress::Pending(Parked {
             body,
             response,
             scratch,
+            ended,
         }),
     }
 }
@@ -261,26 +266,38 @@ fn call_and_pull(
         }
     };
     drop(active);
-    match close_or_suspend(exchange, &body, pulled) {
+    match close_or_suspend(exchange, &body, pulled, drive) {
         Ok(outcome) => Progress::Done(outcome),
-        Err(response) => Progress::Pending(Parked {
+        Err((response, ended)) => Progress::Pending(Parked {
             body,
             response,
             // The thread's buffers go with the request (only a parking request allocates anew).
             scratch: std::mem::take(scratch),
+            ended,
         }),
     }
 }
 
 /// Ends the stretch: unless the body pended, the server's one `close` and the outcome; else the
-/// response's state, flushed.
+/// response's state, flushed, and whether the body had ended (under `Drive::Park` a body that
+/// ended while its last bytes wait for the client is suspended too: `close` once they are sent).
 fn close_or_suspend(
     exchange: Exchange<'_>,
     body: &WsBody,
     pulled: Pulled,
-) -> Result<Outcome, encoder::Suspended> {
+    drive: Drive,
+) -> Result<Outcome, (encoder::Suspended, bool)> {
     if let Pulled::Pending = pulled {
-        return Err(exchange.suspend());
+        return Err((exchange.suspend(), false));
+    }
+    if drive == Drive::Park && matches!(pulled, Pulled::Ended) {
+        let blocked = exchange.drive(|encoder| {
+            encoder.flush_unless_held();
+            encoder.wire().output_blocked()
+        });
+        if blocked {
+            return Err((exchange.suspend(), true));
+        }
     }
     let active = exchange.activate();
     exchange.enter(Phase::Close);
@@ -313,6 +330,11 @@ fn pull(
         let Some(timed) = timed else {
             return Pulled::Ended;
         };
+        if drive == Drive::Park && exchange.drive(|encoder| encoder.wire().output_blocked()) {
+            // The client has not read what went before: wait for it on the event loop, not
+            // here, and ask the app for more once it has.
+            return Pulled::Pending;
+        }
         let asked = timed.then(Instant::now);
         let mut chunk = WsBytes::EMPTY;
         exchange.enter(Phase::Next);

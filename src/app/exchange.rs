@@ -56,6 +56,11 @@ pub(crate) trait Transport {
     fn try_read_body(&mut self, buf: &mut [u8], may_continue: bool) -> Result<Option<usize>, i32>;
     /// The server's side of a new waker for this request, if it can resume requests.
     fn new_waker(&mut self) -> Option<Arc<dyn Wake>>;
+    /// Output waits for the client to read (a transport that parks requests keeps what the
+    /// socket had no room for): the body's `next` must not be called before it was sent.
+    fn output_blocked(&mut self) -> bool {
+        false
+    }
     /// For a transport whose requests cannot park (`check`): wait up to `limit` on this thread
     /// for a wake; false if none came (or this transport parks instead).
     fn wait_for_wake(&mut self, _limit: std::time::Duration) -> bool {

@@ -61,6 +61,14 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
         }
     }
 
+    /// Sends what this response has buffered unless the caller batches it (`defer_flush`): a
+    /// deferred request checks afterwards whether its output waits for the client.
+    pub(crate) fn flush_unless_held(&mut self) {
+        if !self.context.defer_flush || self.scratch.out.len() >= super::HOLD_LIMIT {
+            self.flush();
+        }
+    }
+
     /// The server gives up on a deferred request (504 past `--timeout`, 503 when a stop's
     /// graceful timeout ran out): `status` if nothing was sent, else the connection closes
     /// mid-body. Either way the connection closes afterwards.

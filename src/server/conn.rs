@@ -6,7 +6,8 @@
 //! parked on the poller when that is not a whole head, so a client dribbling its head holds no
 //! thread. Only body reads wait, bounded by `--io-timeout`. Serving the requests in the buffer
 //! is `serve.rs`'s. A connection may also hold a deferred request that waits for the app
-//! (`parked`, ABI 1.1; see `deferred.rs`): then its deadline is that request's `--timeout`.
+//! (`parked`, ABI 1.1; see `deferred.rs`): then its deadline is that request's `--timeout`, and
+//! the response bytes its client has no room for yet (`unsent`).
 
 use std::io;
 use std::net::SocketAddr;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use super::deferred::ParkedRequest;
 use super::listener::Accepted;
 use super::slots::Token;
-use super::socket_io::{read_append, read_with_timeout, write_all_with_timeout};
+use super::socket_io::{read_append, read_with_timeout, write_all_with_timeout, write_nonblocking};
 use super::Config;
 use crate::app::call::Cancel;
 use crate::http::error::ParseError;
@@ -63,6 +64,11 @@ pub(crate) struct Conn {
     served_any: bool,
     /// A request whose body's `next` pended, waiting for its app (allocated only when one parks).
     pub(crate) parked: Option<Box<ParkedRequest>>,
+    /// Response bytes of a deferred request that the socket had no room for: sent, in order,
+    /// before anything else once the client reads (`deferred.rs`); empty otherwise.
+    unsent: Vec<u8>,
+    /// Registered for room to send as well as for input (once output had to wait).
+    write_interest: bool,
 }
 
 /// What the input holds for the next request, after reading what the socket had.
@@ -100,6 +106,8 @@ impl Conn {
             head_since: Some(now),
             served_any: false,
             parked: None,
+            unsent: Vec::new(),
+            write_interest: false,
         }
     }
 
@@ -250,6 +258,17 @@ impl Conn {
         }
     }
 
+    /// Gives the read buffer back if no unconsumed input is in it: a request parked for its app
+    /// keeps its connection without the buffer its head was read into (it is allocated again by
+    /// the next read). The environ holds copies of everything the app was given.
+    pub(crate) fn release_buffer_if_empty(&mut self) {
+        if !self.has_partial_request() && self.buf.capacity() > 0 {
+            self.buf = Vec::new();
+            self.start = 0;
+            self.scanner.reset();
+        }
+    }
+
     /// The unconsumed input.
     pub(crate) fn input(&self) -> &[u8] {
         self.buf.get(self.start..).unwrap_or_default()
@@ -313,9 +332,64 @@ impl Conn {
         read
     }
 
-    /// Writes every part, waiting up to `timeout` each time the socket is full.
+    /// Writes every part, waiting up to `timeout` each time the socket is full (after what a
+    /// deferred request left unsent, which goes first).
     pub(crate) fn write_all(&mut self, parts: &[&[u8]], timeout: Duration) -> io::Result<()> {
+        if !self.unsent.is_empty() {
+            let unsent = std::mem::take(&mut self.unsent);
+            write_all_with_timeout(&mut self.stream, &[&unsent], timeout)?;
+        }
         write_all_with_timeout(&mut self.stream, parts, timeout)
+    }
+
+    /// Writes what the socket takes now and keeps the rest, in order, for [`Conn::flush_unsent`]
+    /// (a deferred request's output: it waits for the client on epoll, not on a thread).
+    pub(crate) fn write_or_keep(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        let mut skip = if self.unsent.is_empty() {
+            write_nonblocking(&mut self.stream, parts)?
+        } else {
+            0
+        };
+        for part in parts {
+            let kept = part.get(skip.min(part.len())..).unwrap_or_default();
+            skip = skip.saturating_sub(part.len());
+            self.unsent.extend_from_slice(kept);
+        }
+        Ok(())
+    }
+
+    /// Sends what [`Conn::write_or_keep`] kept, as far as the socket takes it now; true once
+    /// nothing is left.
+    pub(crate) fn flush_unsent(&mut self) -> io::Result<bool> {
+        if self.unsent.is_empty() {
+            return Ok(true);
+        }
+        let written = write_nonblocking(&mut self.stream, &[&self.unsent])?;
+        self.unsent.drain(..written);
+        if self.unsent.is_empty() {
+            // The largest chunk's copy is not kept for the life of the connection.
+            self.unsent = Vec::new();
+        }
+        Ok(self.unsent.is_empty())
+    }
+
+    /// Output waits for the client to read.
+    pub(crate) fn has_unsent(&self) -> bool {
+        !self.unsent.is_empty()
+    }
+
+    /// The client is given up on: what it did not read is dropped.
+    pub(crate) fn drop_unsent(&mut self) {
+        self.unsent = Vec::new();
+    }
+
+    /// Whether the connection is (to be) registered for room to send too.
+    pub(crate) fn write_interest(&self) -> bool {
+        self.write_interest
+    }
+
+    pub(crate) fn mark_write_interest(&mut self) {
+        self.write_interest = true;
     }
 
     /// Moves the unconsumed input to the front of the buffer (the scanner's offsets are

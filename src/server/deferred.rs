@@ -14,9 +14,15 @@
 //! decoder. Only a request that parks allocates for this; the blocking path is unchanged.
 //! While parked, input is read only up to [`PARKED_INPUT_LIMIT`] (back-pressure on an uploader
 //! the app does not read yet); a client that closes is reported to the app as `close`.
+//!
+//! Output waits the same way: a 1.1 app's response bytes the socket has no room for stay in the
+//! connection (`Conn::write_or_keep`), the body loop parks the request instead of asking for the
+//! next chunk, and the connection is watched for room to send; `resume` sends them first and
+//! calls `next` once they are out. Meanwhile the connection's deadline is `--io-timeout` (a
+//! client that reads nothing is given up), and that wait does not count against `--timeout`.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::conn::Conn;
 use super::serve::{self, log_access, After, BodyProgress, ConnTransport, ThreadScratch};
@@ -44,6 +50,10 @@ pub(crate) struct ParkedRequest {
     pub(super) wants_input: bool,
     /// The server gives up on it: `close` without another `next`.
     pub(crate) cancel: Option<Cancel>,
+    /// Its `--timeout` deadline (waits for the client to read do not count: they move it on).
+    pub(super) deadline: Instant,
+    /// Since when its output has waited for the client to read, if it does.
+    pub(super) output_waits_since: Option<Instant>,
 }
 
 /// The server's side of one app waker: wakes go to the slot table, which queues the request if
@@ -60,11 +70,35 @@ impl Wake for RequestWaker {
     }
 }
 
-/// Keep `parked` in `conn` until its app makes progress; `deadline` is its `--timeout`.
-pub(super) fn park(conn: &mut Conn, parked: ParkedRequest, deadline: Instant, slots: &Slots) {
+/// Keep `parked` in `conn` until its app makes progress (or, if its output waits for the
+/// client, until the client read it); `parked.deadline` is its `--timeout`.
+pub(super) fn park(
+    conn: &mut Conn,
+    mut parked: ParkedRequest,
+    io_timeout: Duration,
+    slots: &Slots,
+) {
+    // Ten thousand parked requests must not keep ten thousand 4 KiB head buffers.
+    conn.release_buffer_if_empty();
+    set_deadline(conn, &mut parked, io_timeout);
     conn.parked = Some(Box::new(parked));
-    conn.set_deadline(deadline);
     slots.count_parked(true);
+}
+
+/// The deadline of a parked request's connection: its `--timeout`, or, while its output waits
+/// for the client, `--io-timeout` from now (one wait for the client, as a blocking write has);
+/// the time the client took to read is added to the `--timeout` deadline once it has.
+fn set_deadline(conn: &mut Conn, parked: &mut ParkedRequest, io_timeout: Duration) {
+    if conn.has_unsent() {
+        let now = Instant::now();
+        parked.output_waits_since.get_or_insert(now);
+        conn.set_deadline(now + io_timeout);
+    } else {
+        if let Some(since) = parked.output_waits_since.take() {
+            parked.deadline += since.elapsed();
+        }
+        conn.set_deadline(parked.deadline);
+    }
 }
 
 /// A connection with a parked request was handed to this thread (woken, readable, cancelled):
@@ -85,8 +119,32 @@ pub(super) fn resume(
         parked.cancel = Some(Cancel::ClientGone);
     }
     let input_arrived = conn.input().len() > before;
-    let due = parked.cancel.is_some() || parked.woken || (parked.wants_input && input_arrived);
-    if !due {
+    let mut output_sent = false;
+    if conn.has_unsent() {
+        if parked.cancel.is_some() {
+            // Given up on (too slow to read, --timeout, a drain): nothing more goes out.
+            conn.drop_unsent();
+            parked.cancel = Some(Cancel::ClientGone);
+        } else {
+            match conn.flush_unsent() {
+                Ok(sent) => output_sent = sent,
+                Err(e) => {
+                    log::debug!(
+                        "{}: client gone while sending the response: {e}",
+                        conn.peer()
+                    );
+                    conn.drop_unsent();
+                    parked.cancel = Some(Cancel::ClientGone);
+                }
+            }
+        }
+    }
+    // While output waits for the client, a woken app stays woken: its `next` runs once the
+    // client has read.
+    let app_due = !conn.has_unsent()
+        && (parked.woken || (parked.wants_input && input_arrived) || output_sent);
+    if parked.cancel.is_none() && !app_due {
+        set_deadline(conn, &mut parked, shared.config.io_timeout);
         conn.parked = Some(parked);
         return After::Park;
     }
@@ -127,13 +185,21 @@ pub(super) fn resume(
             parked.call = Some(call);
             parked.body = transport.body;
             parked.wants_input = transport.wants_input;
+            if !parked.wants_input {
+                // Waiting for the app, not for body bytes: nothing to read into meanwhile.
+                conn.release_buffer_if_empty();
+            }
+            set_deadline(conn, &mut parked, shared.config.io_timeout);
             conn.parked = Some(parked);
             After::Park
         }
-        Progress::Done(outcome) => {
+        Progress::Done(mut outcome) => {
             transport.end();
             shared.mark_busy(thread, false);
             slots.count_parked(false);
+            if !serve::send_unsent(conn, shared) {
+                outcome.reusable = false;
+            }
             crate::stats::response(outcome.status);
             let peer = conn.peer().host();
             log_access(

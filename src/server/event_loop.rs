@@ -185,9 +185,9 @@ pub(crate) fn run(
                 pass_on(Token(FIRST_LISTENER + index), &shared_loop);
             }
         }
-        if shared.config.request_timeout.is_some() {
-            shared_loop.slots.cancel_parked(Cancel::TimedOut, Some(now));
-        }
+        // Past --timeout, or past --io-timeout while its output waits for a client that does
+        // not read (which applies with --timeout off too).
+        shared_loop.slots.cancel_parked(Cancel::TimedOut, Some(now));
         // Writes the summaries of repeated log lines whose window is over (crate::log_limit).
         log::logger().flush();
         if let Some(idle_since) = now.checked_sub(IDLE_BUFFER_AFTER) {

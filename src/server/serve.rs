@@ -227,9 +227,12 @@ fn serve_one(
         )
     };
     match progress {
-        Progress::Done(outcome) => {
+        Progress::Done(mut outcome) => {
             transport.end();
             shared.mark_busy(thread, false);
+            if !send_unsent(conn, shared) {
+                outcome.reusable = false;
+            }
             crate::stats::response(outcome.status);
             log_access(
                 peer.host(),
@@ -255,10 +258,30 @@ fn serve_one(
                 woken: false,
                 wants_input: transport.wants_input,
                 cancel: None,
+                deadline: shared.request_deadline(thread),
+                output_waits_since: None,
             };
-            let deadline = shared.request_deadline(thread);
-            deferred::park(conn, parked, deadline, slots);
+            deferred::park(conn, parked, shared.config.io_timeout, slots);
             Then::Wait
+        }
+    }
+}
+
+/// A deferred request that ended sends what it kept unsent (only the last few bytes can be: its
+/// body's `close` waits for the rest to be read), waiting for the client as a blocking write
+/// does; false if the client is gone.
+pub(super) fn send_unsent(conn: &mut Conn, shared: &Shared) -> bool {
+    if !conn.has_unsent() {
+        return true;
+    }
+    match conn.write_all(&[], shared.config.io_timeout) {
+        Ok(()) => true,
+        Err(e) => {
+            log::debug!(
+                "{}: client gone while sending the response: {e}",
+                conn.peer()
+            );
+            false
         }
     }
 }
@@ -319,6 +342,9 @@ pub(super) struct ConnTransport<'a> {
     slots: &'a Arc<Slots>,
     /// The app's last `try_read` found nothing: `next` is due again when bytes arrive.
     pub(super) wants_input: bool,
+    /// A deferred (ABI 1.1) app's request: output the socket has no room for is kept in the
+    /// connection and waits on epoll, instead of holding the thread (`deferred.rs`).
+    park_writes: bool,
 }
 
 /// Where one request's body stands: what its transport works on, and what a parked request
@@ -355,6 +381,7 @@ impl<'a> ConnTransport<'a> {
             sink,
             slots,
             wants_input: false,
+            park_writes: shared.app.defers(),
         }
     }
 
@@ -373,8 +400,13 @@ impl<'a> ConnTransport<'a> {
         (result, self.shared.end_client_wait(paused))
     }
 
-    /// Writes every part, waiting up to --io-timeout each time the client's window is full.
+    /// Writes every part, waiting up to --io-timeout each time the client's window is full; a
+    /// deferred app's request keeps what does not fit instead (its request then parks until
+    /// the client read it: `call.rs` asks `output_blocked` before each `next`).
     fn send(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
+        if self.park_writes {
+            return self.conn.write_or_keep(parts);
+        }
         let timeout = self.timeout;
         self.waiting_for_client(|conn| conn.write_all(parts, timeout))
             .0
@@ -525,6 +557,10 @@ impl Transport for ConnTransport<'_> {
         }
         self.wants_input = true;
         Ok(None)
+    }
+
+    fn output_blocked(&mut self) -> bool {
+        self.conn.has_unsent()
     }
 
     fn new_waker(&mut self) -> Option<Arc<dyn Wake>> {

@@ -260,11 +260,21 @@ impl Slots {
                         shared.draining(),
                     );
                 }
-                if !conn.is_registered() {
+                // A deferred request's output that waits for its client: watch for room to
+                // send too (from now on; a registration that asks for it reports room that is
+                // already there, so none is missed).
+                let add_write = conn.has_unsent() && !conn.write_interest();
+                if !conn.is_registered() || add_write {
                     // Edge-triggered registration reports input that is already there, so
                     // nothing that arrived before this point is missed.
                     let token = conn.token().event_data();
-                    if let Err(e) = epoll.add(conn.stream_mut().as_fd(), token) {
+                    let add = !conn.is_registered();
+                    let write = conn.has_unsent() || conn.write_interest();
+                    let watched = epoll.watch(conn.stream_mut().as_fd(), token, add, write);
+                    if write {
+                        conn.mark_write_interest();
+                    }
+                    if let Err(e) = watched {
                         log::warn!("{}: cannot watch the connection: {e}", conn.peer());
                         if conn.parked_request().is_some() {
                             // The app still owes its request a close: run it now, then close.
@@ -356,7 +366,10 @@ impl Slots {
         };
         match slot {
             Slot::Idle(conn) => {
-                if let Err(e) = epoll.modify(conn.stream_mut().as_fd(), token.event_data()) {
+                let write = conn.write_interest();
+                let rearmed =
+                    epoll.watch(conn.stream_mut().as_fd(), token.event_data(), false, write);
+                if let Err(e) = rearmed {
                     log::debug!("{}: cannot pass the event on: {e}", conn.peer());
                 }
             }

@@ -93,6 +93,51 @@ pub(crate) fn write_all_with_timeout<S: Write + AsFd>(
     Ok(())
 }
 
+/// Writes as much of `parts` as the socket takes now, without waiting; returns how many bytes
+/// that was (fewer than all of them when the socket is full).
+pub(crate) fn write_nonblocking<S: Write>(stream: &mut S, parts: &[&[u8]]) -> io::Result<usize> {
+    let mut written = 0;
+    let mut index = 0; // first part not fully written
+    let mut offset = 0; // bytes of parts[index] already written
+    while index < parts.len() {
+        if parts[index].len() == offset {
+            index += 1;
+            offset = 0;
+            continue;
+        }
+        let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
+        let mut count = 0;
+        for (i, part) in parts[index..].iter().enumerate().take(slices.len()) {
+            let part = if i == 0 { &part[offset..] } else { part };
+            if !part.is_empty() {
+                slices[count] = IoSlice::new(part);
+                count += 1;
+            }
+        }
+        match stream.write_vectored(&slices[..count]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(mut n) => {
+                written += n;
+                while n > 0 {
+                    let left = parts[index].len() - offset;
+                    if n >= left {
+                        n -= left;
+                        index += 1;
+                        offset = 0;
+                    } else {
+                        offset += n;
+                        n = 0;
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(written),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(written)
+}
+
 /// One non-blocking read of up to `max` bytes appended to `buf` (no zero-filling first).
 pub(crate) fn read_append(stream: &impl AsFd, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
     socket::read_append(stream.as_fd(), buf, max).inspect(|&n| crate::stats::bytes_in(n))

@@ -1,6 +1,7 @@
 //! An epoll instance and the eventfd that wakes its waiters.
 //!
-//! Every descriptor is registered edge-triggered for input (`EPOLLIN | EPOLLRDHUP | EPOLLET`)
+//! Every descriptor is registered edge-triggered for input (`EPOLLIN | EPOLLRDHUP | EPOLLET`),
+//! and, for a connection whose output waits for its client, for room to send (`EPOLLOUT`),
 //! with a caller-chosen `u64` token as the event's data; `wait` hands those tokens back. Many
 //! threads may wait on one instance at once: the kernel queues them exclusively, so one event
 //! wakes one waiter. The instance closes when the `Epoll` is dropped, so whoever waits on it
@@ -14,6 +15,8 @@ use super::syscall;
 
 /// What every registration asks for: input (a peer's close counts), reported once per edge.
 const READ_EDGE: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+/// Input, and room to send: for a connection whose output waits for its client.
+const READ_WRITE_EDGE: u32 = READ_EDGE | libc::EPOLLOUT as u32;
 
 /// An epoll instance, closed on drop.
 #[derive(Debug)]
@@ -62,13 +65,32 @@ impl Epoll {
 
     /// Watch `fd` for input, reported with `token`. Input already there is reported at once.
     pub(crate) fn add(&self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
-        self.control(libc::EPOLL_CTL_ADD, fd.as_raw_fd(), token)
+        self.control(libc::EPOLL_CTL_ADD, fd.as_raw_fd(), token, READ_EDGE)
+    }
+
+    /// Watch `fd` for input and for room to send (`write: true`), or input only, with `token`:
+    /// added if `add`, else the registration is changed. Readiness already there is reported at
+    /// once either way.
+    pub(crate) fn watch(
+        &self,
+        fd: BorrowedFd<'_>,
+        token: u64,
+        add: bool,
+        write: bool,
+    ) -> io::Result<()> {
+        let op = if add {
+            libc::EPOLL_CTL_ADD
+        } else {
+            libc::EPOLL_CTL_MOD
+        };
+        let events = if write { READ_WRITE_EDGE } else { READ_EDGE };
+        self.control(op, fd.as_raw_fd(), token, events)
     }
 
     /// Re-arm `fd`'s registration: input already there raises a new edge, so the event is
     /// reported again (to whichever thread waits next).
     pub(crate) fn modify(&self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
-        self.control(libc::EPOLL_CTL_MOD, fd.as_raw_fd(), token)
+        self.control(libc::EPOLL_CTL_MOD, fd.as_raw_fd(), token, READ_EDGE)
     }
 
     /// Stop watching `fd` (closing a descriptor also removes it).
@@ -84,11 +106,8 @@ impl Epoll {
         Ok(())
     }
 
-    fn control(&self, op: i32, fd: i32, token: u64) -> io::Result<()> {
-        let mut event = libc::epoll_event {
-            events: READ_EDGE,
-            u64: token,
-        };
+    fn control(&self, op: i32, fd: i32, token: u64, events: u32) -> io::Result<()> {
+        let mut event = libc::epoll_event { events, u64: token };
         // SAFETY: both descriptors are valid for the call (the caller borrows `fd`), and `event`
         // is a valid epoll_event the kernel only reads.
         syscall!(epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut event))?;

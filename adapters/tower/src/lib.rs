@@ -15,14 +15,17 @@
 //! - `init` checks that the server speaks ABI 1.1, builds one multi-threaded tokio runtime for the
 //!   worker process (`--worker-threads N` among the app arguments, else one thread per CPU) and
 //!   calls the factory inside it (so it may spawn tasks or open pools).
-//! - `call` turns the environ into an `http::Request` (`request.rs`), spawns the service future on
-//!   the runtime and returns at once with a deferred body: no serving thread waits for the app.
-//! - The body's `next` (`exchange.rs`) sends the head when it is ready and then the response
-//!   body's data frames, answering "pending" in between; the task wakes the server through an
-//!   ABI [`app_abi::Waker`]. The request body streams the other way with bounded buffering
-//!   (`body.rs`).
+//! - `call` turns the environ into an `http::Request` (`request.rs`) and returns at once with a
+//!   deferred body; the server's first `next`, right after, polls the service's future inline on
+//!   the serving thread, inside the runtime's context (`exchange.rs`). A response that is ready at
+//!   once is answered there and then, with no task spawned and no thread woken; a future that is
+//!   really pending parks the request (no serving thread waits), and its waker makes the server
+//!   call `next` — and so poll it — again. The response body's frames are polled the same way,
+//!   one chunk per `next`, so a slow client holds the producer back. The runtime's own threads
+//!   drive timers and I/O and run what handlers spawn. The request body streams the other way
+//!   with bounded buffering (`body.rs`).
 //! - A panic in the service becomes a 500 (or a cut connection once bytes were sent) and a log
-//!   line; `close` (client gone, `--timeout`, drain) aborts the task; `shutdown` drops the
+//!   line; `close` (client gone, `--timeout`, drain) drops the future; `shutdown` drops the
 //!   runtime, which waits for its threads, before the server unloads the library.
 
 mod body;
@@ -32,10 +35,9 @@ mod request;
 pub use body::{BodyError, RequestBody};
 
 use app_abi::{InitContext, Logger, Request, Response};
-use std::future::Future;
-use std::pin::Pin;
+use exchange::{Exchange, LazyWake};
 use std::sync::{Arc, Mutex, OnceLock};
-use tokio::runtime::{Handle, Runtime};
+use tokio::runtime::Runtime;
 use tower_service::Service;
 
 /// The error type tower services commonly box theirs into.
@@ -52,15 +54,17 @@ pub fn app_args() -> &'static [String] {
 
 static APP_ARGS: OnceLock<Vec<String>> = OnceLock::new();
 
-type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
-/// Starts one request: the service (cloned), the request and the response outlet → the task.
-type Start =
-    Box<dyn Fn(http::Request<RequestBody>, exchange::Outlet, Logger) -> BoxFuture + Send + Sync>;
+/// Starts one request: the service (cloned) with the request, the server's half of its body, the
+/// request's waker and logger → the deferred response.
+type Start = Box<
+    dyn Fn(http::Request<RequestBody>, Option<body::Upload>, Arc<LazyWake>, Logger) -> Response
+        + Send
+        + Sync,
+>;
 
 /// The app behind [`export_service!`]: a runtime and a type-erased service. Not used directly.
 pub struct TowerApp {
     runtime: Mutex<Option<Runtime>>,
-    handle: Handle,
     start: Start,
 }
 
@@ -99,52 +103,44 @@ impl TowerApp {
             let _inside = runtime.enter();
             make()
         };
-        let start: Start = Box::new(move |req, outlet, logger| {
-            let task = exchange::drive(service.clone(), req, outlet, logger);
-            Box::pin(async move {
-                if let Err(panic) = exchange::CatchUnwind::new(task).await {
-                    logger.error(&format!("panic in app: {panic}"));
-                }
-            })
+        let handle = runtime.handle().clone();
+        let start: Start = Box::new(move |req, upload, wake, logger| {
+            let exchange =
+                Exchange::new(service.clone(), req, upload, wake, handle.clone(), logger);
+            Response::deferred(exchange)
         });
         ctx.info(&format!(
             "tokio runtime with {} worker threads",
             runtime.metrics().num_workers()
         ));
         Ok(TowerApp {
-            handle: runtime.handle().clone(),
             runtime: Mutex::new(Some(runtime)),
             start,
         })
     }
 
-    /// `App::call`: spawns the request and answers with a deferred body at once.
+    /// `App::call`: answers with a deferred body at once; the server's first `next`, right after,
+    /// polls the service (`exchange.rs`).
     pub fn call(&self, req: &mut Request<'_>) -> Response {
-        let head = match request::head_from_environ(req.vars()) {
+        let (head, has_body) = match request::head_from_environ(req.vars()) {
             Ok(head) => head,
             Err(err) => {
                 req.error(&format!("cannot build the http::Request: {err}"));
                 return Response::text(400, "Bad Request\n");
             }
         };
-        let Some(waker) = req.waker() else {
-            req.error("the server gave no waker for the request");
-            return Response::text(503, "Service Unavailable\n");
-        };
-        let waker: Arc<dyn body::Wake> = Arc::new(waker);
-        let (body, upload) = if has_body(req) {
-            let (body, upload) = body::channel(req.content_length(), waker.clone());
+        let wake = Arc::new(LazyWake::default());
+        let (body, upload) = if has_body {
+            let length = head
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.trim().parse().ok());
+            let (body, upload) = body::channel(length, wake.clone());
             (body, Some(upload))
         } else {
             (RequestBody::empty(), None)
         };
-        let logger = req.logger();
-        let (outlet, mut exchange) = exchange::channel(waker, logger);
-        let task = self
-            .handle
-            .spawn((self.start)(head.map(|()| body), outlet, logger));
-        exchange.attach(task.abort_handle(), upload);
-        Response::deferred(exchange)
+        (self.start)(head.map(|()| body), upload, wake, req.logger())
     }
 
     /// `App::shutdown`: every request is closed by now; dropping the runtime ends its tasks and
@@ -157,11 +153,6 @@ impl TowerApp {
             .take();
         drop(runtime);
     }
-}
-
-/// A request has a body when it declares a length other than 0 or a transfer coding.
-fn has_body(req: &Request<'_>) -> bool {
-    req.var(b"HTTP_TRANSFER_ENCODING").is_some() || req.content_length().is_some_and(|n| n > 0)
 }
 
 /// `--worker-threads N` / `--worker-threads=N` among the app arguments.

@@ -1,9 +1,9 @@
 //! The environ → `http::Request` conversion: method, origin-form URI, version and headers, as a
 //! hyper server would hand them to a tower service.
 
+use bytes::{BufMut, BytesMut};
 use http::header::{HeaderName, HeaderValue};
 use http::{Method, Request, Uri, Version};
-use std::fmt::Write as _;
 
 /// Why an environ did not make an `http::Request` (the server validated the request already, so
 /// this means a server/adapter mismatch rather than a bad client).
@@ -22,90 +22,135 @@ impl std::fmt::Display for BuildError {
     }
 }
 
-/// The request head as the environ describes it; the body is attached by the caller.
+/// The longest header name converted on the stack (longer ones are rare and take a `Vec`).
+const STACK_NAME: usize = 64;
+
+/// The request head as the environ describes it (the body is attached by the caller), and whether
+/// a body follows (a length other than 0, or a transfer coding).
+///
+/// The request target and every header value are copied once, into one shared buffer that the
+/// URI and the header values then point into (as hyper does with its read buffer), so a request
+/// costs two allocations here however many headers it has.
 pub(crate) fn head_from_environ<'a>(
-    vars: impl Iterator<Item = (&'a [u8], &'a [u8])>,
-) -> Result<Request<()>, BuildError> {
+    vars: impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
+) -> Result<(Request<()>, bool), BuildError> {
     let mut method = &b""[..];
     let mut path = &b"/"[..];
     let mut query = &b""[..];
     let mut version = Version::HTTP_11;
-    let mut builder = Request::builder();
-    let headers = builder.headers_mut().expect("a fresh builder has no error");
-    for (name, value) in vars {
+    let mut has_body = false;
+    let (mut headers, mut value_bytes) = (0, 0);
+    for (name, value) in vars.clone() {
         match name {
             b"REQUEST_METHOD" => method = value,
             b"PATH_INFO" => path = value,
             b"QUERY_STRING" => query = value,
             b"SERVER_PROTOCOL" if value == b"HTTP/1.0" => version = Version::HTTP_10,
-            b"CONTENT_TYPE" => append(headers, http::header::CONTENT_TYPE, value),
-            b"CONTENT_LENGTH" => append(headers, http::header::CONTENT_LENGTH, value),
             _ => {
-                if let Some(cgi) = name.strip_prefix(b"HTTP_") {
-                    if let Ok(name) = HeaderName::from_bytes(&header_name(cgi)) {
-                        append(headers, name, value);
-                    }
+                if is_header_var(name) {
+                    headers += 1;
+                    value_bytes += value.len();
+                    has_body |= match name {
+                        b"CONTENT_LENGTH" => !value.iter().all(|&b| b == b'0' || b == b' '),
+                        b"HTTP_TRANSFER_ENCODING" => true,
+                        _ => false,
+                    };
                 }
             }
         }
     }
     let method = Method::from_bytes(method).map_err(|_| BuildError::Method)?;
-    let target = origin_form(path, query);
-    let uri: Uri = target.parse().map_err(|_| BuildError::Uri(target))?;
-    Ok(builder
-        .method(method)
-        .uri(uri)
-        .version(version)
-        .body(())
-        .expect("method, URI and version were validated above"))
-}
-
-fn append(headers: &mut http::HeaderMap, name: HeaderName, value: &[u8]) {
-    // The server refuses CR/LF/NUL in header values, so this only skips what `http` stricter-
-    // than-RFC rejects (none today); a skipped header is better than a refused request.
-    if let Ok(value) = HeaderValue::from_bytes(value) {
-        headers.append(name, value);
+    let mut shared = BytesMut::with_capacity(origin_form_len(path, query) + value_bytes);
+    origin_form(path, query, &mut shared);
+    let target_len = shared.len();
+    for (name, value) in vars.clone() {
+        if is_header_var(name) {
+            shared.extend_from_slice(value);
+        }
     }
+    let shared = shared.freeze();
+    let target = shared.slice(..target_len);
+    let uri = Uri::from_maybe_shared(target.clone())
+        .map_err(|_| BuildError::Uri(String::from_utf8_lossy(&target).into_owned()))?;
+    let mut map = http::HeaderMap::with_capacity(headers);
+    let mut at = target_len;
+    for (name, value) in vars {
+        if !is_header_var(name) {
+            continue;
+        }
+        let range = at..at + value.len();
+        at = range.end;
+        // The server refuses CR/LF/NUL in header values, so this only skips what `http`
+        // stricter-than-RFC rejects (none today); a skipped header is better than a refused
+        // request.
+        let Ok(value) = HeaderValue::from_maybe_shared(shared.slice(range)) else {
+            continue;
+        };
+        if let Some(name) = header_name(name) {
+            map.append(name, value);
+        }
+    }
+    let mut request = Request::new(());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = version;
+    *request.headers_mut() = map;
+    Ok((request, has_body))
 }
 
-/// `X_FORWARDED_FOR` → `x-forwarded-for` (CGI spelling back to a header name).
-fn header_name(cgi: &[u8]) -> Vec<u8> {
-    cgi.iter()
-        .map(|&b| match b {
-            b'_' => b'-',
-            b => b.to_ascii_lowercase(),
-        })
-        .collect()
+/// Whether an environ variable carries a request header (`CONTENT_TYPE`, `CONTENT_LENGTH`,
+/// `HTTP_*`).
+fn is_header_var(name: &[u8]) -> bool {
+    name == b"CONTENT_TYPE" || name == b"CONTENT_LENGTH" || name.starts_with(b"HTTP_")
+}
+
+/// `CONTENT_TYPE` → `content-type`, `HTTP_X_FORWARDED_FOR` → `x-forwarded-for` (the CGI spelling
+/// back to a header name; `HeaderName` lower-cases). `None` if it is no valid name.
+fn header_name(field: &[u8]) -> Option<HeaderName> {
+    let cgi = field.strip_prefix(b"HTTP_").unwrap_or(field);
+    let dashes = |b: &u8| if *b == b'_' { b'-' } else { *b };
+    if cgi.len() <= STACK_NAME {
+        let mut buf = [0u8; STACK_NAME];
+        for (out, b) in buf.iter_mut().zip(cgi) {
+            *out = dashes(b);
+        }
+        HeaderName::from_bytes(&buf[..cgi.len()]).ok()
+    } else {
+        HeaderName::from_bytes(&cgi.iter().map(dashes).collect::<Vec<u8>>()).ok()
+    }
 }
 
 /// `path?query` with the path percent-encoded again: PATH_INFO is decoded, but a service (axum's
 /// router, its `Path` extractor) expects the request target as sent. Bytes a path may hold
 /// literally (RFC 3986 `pchar` and `/`) stay; every other byte — `%` itself, space, `?`, `#`,
 /// non-ASCII — becomes `%XX`. What cannot be recovered: a `%2F` the client sent arrives as `/`.
-fn origin_form(path: &[u8], query: &[u8]) -> String {
-    let mut target = String::with_capacity(path.len() + query.len() + 1);
+fn origin_form(path: &[u8], query: &[u8], target: &mut BytesMut) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let escaped = |target: &mut BytesMut, b: u8, literal: bool| {
+        if literal {
+            target.put_u8(b);
+        } else {
+            target.put_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
+        }
+    };
     if !path.starts_with(b"/") {
-        target.push('/');
+        target.put_u8(b'/');
     }
     for &b in path {
-        if is_path_byte(b) {
-            target.push(b as char);
-        } else {
-            let _ = write!(target, "%{b:02X}");
-        }
+        escaped(target, b, is_path_byte(b));
     }
     if !query.is_empty() {
-        target.push('?');
+        target.put_u8(b'?');
         // The query arrives raw (not decoded); only bytes a URI cannot hold are escaped.
         for &b in query {
-            if b.is_ascii_graphic() && b != b'#' {
-                target.push(b as char);
-            } else {
-                let _ = write!(target, "%{b:02X}");
-            }
+            escaped(target, b, b.is_ascii_graphic() && b != b'#');
         }
     }
-    target
+}
+
+/// An upper bound of [`origin_form`]'s length (every byte escaped).
+fn origin_form_len(path: &[u8], query: &[u8]) -> usize {
+    1 + 3 * path.len() + 1 + 3 * query.len()
 }
 
 /// RFC 3986 `pchar` plus `/`: unreserved, sub-delims, `:` and `@`.
@@ -118,7 +163,9 @@ mod tests {
     use super::*;
 
     fn head(vars: &[(&str, &str)]) -> Request<()> {
-        head_from_environ(vars.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()))).unwrap()
+        head_from_environ(vars.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+            .unwrap()
+            .0
     }
 
     #[test]
@@ -173,6 +220,36 @@ mod tests {
     fn an_empty_path_becomes_root() {
         let req = head(&[("REQUEST_METHOD", "GET"), ("PATH_INFO", "")]);
         assert_eq!(req.uri(), "/");
+    }
+
+    #[test]
+    fn a_body_is_announced_by_a_length_other_than_zero_or_a_transfer_coding() {
+        let body = |vars: &[(&str, &str)]| {
+            let mut all = vec![("REQUEST_METHOD", "POST")];
+            all.extend_from_slice(vars);
+            head_from_environ(all.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+                .unwrap()
+                .1
+        };
+        assert!(!body(&[]));
+        assert!(!body(&[("CONTENT_LENGTH", "0")]));
+        assert!(body(&[("CONTENT_LENGTH", "10")]));
+        assert!(body(&[("HTTP_TRANSFER_ENCODING", "chunked")]));
+    }
+
+    #[test]
+    fn long_and_repeated_header_names_survive() {
+        let long = format!("HTTP_X_{}", "A".repeat(100));
+        let req = head(&[
+            ("REQUEST_METHOD", "GET"),
+            (&long, "long"),
+            ("HTTP_X_A", "1"),
+            ("HTTP_X_A", "2"),
+        ]);
+        let name = format!("x-{}", "a".repeat(100));
+        assert_eq!(req.headers()[name.as_str()], "long");
+        let repeated: Vec<_> = req.headers().get_all("x-a").iter().collect();
+        assert_eq!(repeated, ["1", "2"]);
     }
 
     #[test]

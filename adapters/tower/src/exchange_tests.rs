@@ -1,0 +1,363 @@
+use super::*;
+use crate::body::TryReadSource;
+use app_abi::TryRead;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+#[derive(Default)]
+struct CountingWake(AtomicUsize);
+
+impl Wake for CountingWake {
+    fn wake(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// The server's waker as the test sees it: counts the wakes that reached "the server".
+struct ServerWake(Arc<CountingWake>);
+
+impl Wake for ServerWake {
+    fn wake(&self) {
+        self.0.wake();
+    }
+}
+
+type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Plays the server for `step`: records heads, makes wakers, has no request body.
+#[derive(Default)]
+struct TestHost {
+    started: Vec<(u16, Fields)>,
+    wakers_made: usize,
+    server: Arc<CountingWake>,
+}
+
+impl TryReadSource for TestHost {
+    fn try_read(&mut self, _buf: &mut [u8]) -> TryRead {
+        TryRead::End
+    }
+}
+
+impl StepHost for TestHost {
+    fn start(&mut self, parts: &http::response::Parts, length: Option<u64>) -> Result<(), String> {
+        let mut digits = LengthDigits::default();
+        let fields = head_fields(parts, content_length(parts, length, &mut digits))
+            .map(|(n, v)| (n.to_vec(), v.to_vec()))
+            .collect();
+        self.started.push((parts.status.as_u16(), fields));
+        Ok(())
+    }
+
+    fn waker(&mut self) -> Option<Box<dyn Wake>> {
+        self.wakers_made += 1;
+        Some(Box::new(ServerWake(self.server.clone())))
+    }
+}
+
+fn logger() -> Logger {
+    // SAFETY: a null host makes the logger write to stderr; nothing is dereferenced.
+    unsafe { Logger::from_raw(core::ptr::null(), core::ptr::null()) }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn exchange<F, Fut, B>(svc: ServiceFn<F>, rt: &tokio::runtime::Runtime) -> Exchange<ServiceFn<F>, B>
+where
+    F: FnMut(http::Request<crate::RequestBody>) -> Fut,
+    Fut: Future<Output = Result<http::Response<B>, Infallible>>,
+    B: Body,
+    B::Error: Into<crate::BoxError>,
+{
+    let wake = Arc::new(LazyWake::default());
+    let req = http::Request::new(crate::RequestBody::empty());
+    Exchange::new(svc, req, None, wake, rt.handle().clone(), logger())
+}
+
+/// What one step answered, owned.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    Chunk(Vec<u8>),
+    End,
+    Pending,
+    Error,
+}
+
+fn step<S, B>(exchange: &mut Exchange<S, B>, host: &mut TestHost) -> Step
+where
+    S: Service<http::Request<crate::RequestBody>, Response = http::Response<B>>,
+    S::Error: Into<crate::BoxError>,
+    B: Body,
+    B::Error: Into<crate::BoxError>,
+{
+    match exchange.step(host) {
+        Next::Chunk(c) => Step::Chunk(c.to_vec()),
+        Next::End => Step::End,
+        Next::Pending => Step::Pending,
+        Next::Error => Step::Error,
+    }
+}
+
+#[test]
+fn a_ready_response_is_answered_in_the_first_step_without_a_waker() {
+    let rt = runtime();
+    let svc = service_fn(|_req| async {
+        Ok::<_, Infallible>(
+            http::Response::builder()
+                .status(201)
+                .header("x-a", "1")
+                .header("connection", "close")
+                .body(http_body_util::Full::new(Bytes::from_static(b"hello")))
+                .unwrap(),
+        )
+    });
+    let mut ex = exchange(svc, &rt);
+    let mut host = TestHost::default();
+    assert_eq!(step(&mut ex, &mut host), Step::Chunk(b"hello".to_vec()));
+    assert_eq!(step(&mut ex, &mut host), Step::End);
+    assert_eq!(host.wakers_made, 0, "nothing pended: no server waker");
+    assert_eq!(host.started.len(), 1);
+    assert_eq!(host.started[0].0, 201);
+    let names: Vec<_> = host.started[0]
+        .1
+        .iter()
+        .map(|(n, _)| n.as_slice())
+        .collect();
+    assert_eq!(
+        names,
+        [&b"x-a"[..], b"content-length"],
+        "hop-by-hop dropped"
+    );
+    assert_eq!(host.started[0].1[1].1, b"5");
+}
+
+#[test]
+fn a_pending_future_parks_and_its_wake_reaches_the_server() {
+    let rt = runtime();
+    let (tx, rx) = tokio::sync::oneshot::channel::<&'static str>();
+    let rx = Arc::new(Mutex::new(Some(rx)));
+    let svc = service_fn(move |_req| {
+        let rx = rx.lock().unwrap().take().unwrap();
+        async move {
+            let text = rx.await.unwrap();
+            Ok::<_, Infallible>(http::Response::new(http_body_util::Full::new(
+                Bytes::from_static(text.as_bytes()),
+            )))
+        }
+    });
+    let mut ex = exchange(svc, &rt);
+    let mut host = TestHost::default();
+    assert_eq!(step(&mut ex, &mut host), Step::Pending);
+    assert_eq!(host.wakers_made, 1);
+    assert_eq!(host.server.0.load(Ordering::SeqCst), 0);
+    std::thread::spawn(move || tx.send("later").unwrap())
+        .join()
+        .unwrap();
+    assert_eq!(
+        host.server.0.load(Ordering::SeqCst),
+        1,
+        "the wake reached the server"
+    );
+    assert_eq!(step(&mut ex, &mut host), Step::Chunk(b"later".to_vec()));
+    assert_eq!(step(&mut ex, &mut host), Step::End);
+    assert_eq!(host.wakers_made, 1, "one server waker per request");
+}
+
+#[test]
+fn a_wake_before_the_server_waker_exists_is_not_lost() {
+    let rt = runtime();
+    // Pends once after waking itself (tokio's yield_now does the same).
+    let svc = service_fn(|_req| async {
+        let mut yielded = false;
+        std::future::poll_fn(|cx| {
+            if std::mem::replace(&mut yielded, true) {
+                Poll::Ready(())
+            } else {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        })
+        .await;
+        Ok::<_, Infallible>(http::Response::new(http_body_util::Full::new(
+            Bytes::from_static(b"ok"),
+        )))
+    });
+    let mut ex = exchange(svc, &rt);
+    let mut host = TestHost::default();
+    assert_eq!(step(&mut ex, &mut host), Step::Chunk(b"ok".to_vec()));
+}
+
+#[test]
+fn a_future_that_always_wakes_itself_parks_and_is_queued_again() {
+    let rt = runtime();
+    let polls = Arc::new(AtomicUsize::new(0));
+    let counter = polls.clone();
+    let svc = service_fn(move |_req| {
+        let counter = counter.clone();
+        async move {
+            std::future::poll_fn(|cx| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                cx.waker().wake_by_ref();
+                Poll::<()>::Pending
+            })
+            .await;
+            Ok::<_, Infallible>(http::Response::new(http_body_util::Empty::<Bytes>::new()))
+        }
+    });
+    let mut ex = exchange(svc, &rt);
+    let mut host = TestHost::default();
+    assert_eq!(step(&mut ex, &mut host), Step::Pending);
+    // Once before the server's waker existed (the wake is noted, polled again), once after
+    // (the wake goes to the server, which queues the request behind the others).
+    assert_eq!(polls.load(Ordering::SeqCst), 2);
+    assert!(
+        host.server.0.load(Ordering::SeqCst) >= 1,
+        "the server is asked to come back"
+    );
+}
+
+#[test]
+fn a_streamed_body_is_polled_one_chunk_per_step() {
+    let rt = runtime();
+    let produced = Arc::new(AtomicUsize::new(0));
+    let counter = produced.clone();
+    let svc = service_fn(move |_req| {
+        let counter = counter.clone();
+        async move { Ok::<_, Infallible>(http::Response::new(CountingBody(counter, 100))) }
+    });
+    let mut ex = exchange(svc, &rt);
+    let mut host = TestHost::default();
+    for i in 1..=10 {
+        assert_eq!(step(&mut ex, &mut host), Step::Chunk(b"x".to_vec()));
+        assert_eq!(
+            produced.load(Ordering::SeqCst),
+            i,
+            "produced ahead of the server"
+        );
+    }
+    let mut rest = 0;
+    while step(&mut ex, &mut host) != Step::End {
+        rest += 1;
+    }
+    assert_eq!(rest, 90);
+    assert!(
+        host.started[0].1.is_empty(),
+        "length unknown: no Content-Length"
+    );
+}
+
+#[test]
+fn a_panicking_service_is_an_error_before_the_head() {
+    let rt = runtime();
+    let svc = service_fn(|_req| async {
+        if true {
+            panic!("boom");
+        }
+        Ok::<_, Infallible>(http::Response::new(http_body_util::Empty::<Bytes>::new()))
+    });
+    let mut ex = exchange(svc, &rt);
+    let mut host = TestHost::default();
+    assert_eq!(step(&mut ex, &mut host), Step::Error);
+    assert!(host.started.is_empty());
+}
+
+#[test]
+fn dropping_the_exchange_drops_the_pending_future() {
+    let rt = runtime();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let counter = dropped.clone();
+    let svc = service_fn(move |_req| {
+        let guard = DropCount(counter.clone());
+        async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+            Ok::<_, Infallible>(http::Response::new(http_body_util::Empty::<Bytes>::new()))
+        }
+    });
+    let mut ex = exchange(svc, &rt);
+    let mut host = TestHost::default();
+    assert_eq!(step(&mut ex, &mut host), Step::Pending);
+    assert_eq!(dropped.load(Ordering::SeqCst), 0);
+    drop(ex);
+    assert_eq!(dropped.load(Ordering::SeqCst), 1, "close cancels the work");
+}
+
+#[test]
+fn timers_work_when_polled_from_a_thread_outside_the_runtime() {
+    let rt = runtime();
+    let svc = service_fn(|_req| async {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        Ok::<_, Infallible>(http::Response::new(http_body_util::Full::new(
+            Bytes::from_static(b"slept"),
+        )))
+    });
+    let mut ex = exchange(svc, &rt);
+    let mut host = TestHost::default();
+    assert_eq!(step(&mut ex, &mut host), Step::Pending);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while host.server.0.load(Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the timer never woke the server"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert_eq!(step(&mut ex, &mut host), Step::Chunk(b"slept".to_vec()));
+}
+
+struct DropCount(Arc<AtomicUsize>);
+
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A body of `n` one-byte chunks, counting what it produced.
+struct CountingBody(Arc<AtomicUsize>, usize);
+
+impl http_body::Body for CountingBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let n = self.0.fetch_add(1, Ordering::SeqCst);
+        if n >= self.1 {
+            return Poll::Ready(None);
+        }
+        Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(b"x")))))
+    }
+}
+
+/// `tower::service_fn` without depending on tower.
+fn service_fn<F>(f: F) -> ServiceFn<F> {
+    ServiceFn(f)
+}
+
+struct ServiceFn<F>(F);
+
+impl<F, Fut, R> Service<http::Request<crate::RequestBody>> for ServiceFn<F>
+where
+    F: FnMut(http::Request<crate::RequestBody>) -> Fut,
+    Fut: Future<Output = Result<R, Infallible>>,
+{
+    type Response = R;
+    type Error = Infallible;
+    type Future = Fut;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<crate::RequestBody>) -> Fut {
+        (self.0)(req)
+    }
+}
