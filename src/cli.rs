@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+mod proxy;
+
 use crate::app::target::AppTarget;
 use crate::http::scan::Limits;
 use crate::scaffold::Lang;
@@ -207,6 +209,9 @@ pub(crate) struct Tuning {
     /// all recycle at once).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub(crate) max_requests_jitter: u64,
+
+    #[command(flatten)]
+    pub(crate) proxy: proxy::ProxyArgs,
 }
 
 /// A worker's view: where its listener and ready pipe are, and what to load.
@@ -255,6 +260,7 @@ impl Tuning {
             max_requests: (self.max_requests > 0).then_some(self.max_requests),
             limits: Limits::default(),
             multiprocess,
+            proxies: self.proxy.proxies(),
         }
     }
 
@@ -273,6 +279,7 @@ impl Tuning {
         if let Some(threads) = self.threads {
             args.push(format!("--threads={threads}"));
         }
+        args.extend(self.proxy.to_args());
         args
     }
 }

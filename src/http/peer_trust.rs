@@ -79,13 +79,10 @@ impl TrustList {
     }
 
     /// Peers on unix-socket listeners are trusted (the `unix` entry).
+    // Unix listeners arrive with the listeners stream; until then only the parser uses it.
+    #[allow(dead_code)]
     pub(crate) fn trusts_unix(&self) -> bool {
         self.unix
-    }
-
-    /// Nobody is trusted: forwarding headers are always removed.
-    pub(crate) fn is_empty(&self) -> bool {
-        !self.everyone && !self.unix && self.blocks.is_empty()
     }
 }
 
@@ -247,7 +244,7 @@ mod tests {
         let unix = list("unix");
         assert!(unix.trusts_unix() && !unix.trusts(ip("127.0.0.1")));
         let nobody = list("");
-        assert!(nobody.is_empty() && !nobody.trusts(ip("127.0.0.1")));
+        assert!(!nobody.trusts(ip("127.0.0.1")) && !nobody.trusts_unix());
         assert_eq!(list("unix,*").to_string(), "*,unix");
         let zero = list("0.0.0.0/0");
         assert!(zero.trusts(ip("1.2.3.4")) && !zero.trusts(ip("::2")));

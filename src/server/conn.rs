@@ -18,6 +18,7 @@ use super::socket_io::{read_append, read_with_timeout, write_all_with_timeout};
 use super::Config;
 use crate::app::call::Cancel;
 use crate::http::error::ParseError;
+use crate::http::proxy_protocol;
 use crate::http::scan::{HeadEnd, HeadScanner, Limits};
 
 /// Bytes asked of the socket per read while a head arrives; also the size of the buffer a
@@ -57,6 +58,9 @@ pub(crate) struct Conn {
     served_any: bool,
     /// A request whose body's `next` pended, waiting for its app (allocated only when one parks).
     pub(crate) parked: Option<Box<ParkedRequest>>,
+    /// A PROXY protocol header must come before the first request and has not yet (the
+    /// listener's `proxy` option): its source address then replaces `peer`.
+    awaiting_proxy_header: bool,
 }
 
 /// What the input holds for the next request, after reading what the socket had.
@@ -68,7 +72,8 @@ pub(crate) enum NextHead {
     Invalid(ParseError),
     /// Not a whole head, and nothing more to read now: park.
     Waiting,
-    /// The client closed or the socket failed.
+    /// The client closed, the socket failed, or the connection was refused before any HTTP (a
+    /// malformed PROXY header, logged): close without an answer.
     Closed,
 }
 
@@ -95,7 +100,14 @@ impl Conn {
             head_since: Some(now),
             served_any: false,
             parked: None,
+            awaiting_proxy_header: false,
         }
+    }
+
+    /// The connection must start with a PROXY protocol header (v1 or v2), whose source address
+    /// becomes the peer; without a valid one it is closed.
+    pub(crate) fn expect_proxy_header(&mut self) {
+        self.awaiting_proxy_header = true;
     }
 
     /// The wake number of the request parked here (0 if it made no waker), if one is.
@@ -220,9 +232,10 @@ impl Conn {
         }
     }
 
-    /// Bytes of a request that has not been served yet are buffered.
+    /// Bytes of a request that has not been served yet are buffered. (A PROXY header still
+    /// arriving is not a request: a timeout closes it without an HTTP answer to the proxy.)
     pub(crate) fn has_partial_request(&self) -> bool {
-        self.start < self.buf.len()
+        self.start < self.buf.len() && !self.awaiting_proxy_header
     }
 
     /// Gives the read buffer back if the connection has been idle between requests since
@@ -249,11 +262,20 @@ impl Conn {
     pub(crate) fn next_head(&mut self, limits: &Limits) -> NextHead {
         loop {
             let input = self.buf.get(self.start..).unwrap_or_default();
-            match self.scanner.scan(input, limits) {
-                Ok(Some(end)) => return NextHead::Complete(end),
-                Err(e) => return NextHead::Invalid(e),
-                Ok(None) if self.drained => return NextHead::Waiting,
-                Ok(None) => {}
+            if self.awaiting_proxy_header {
+                match self.take_proxy_header() {
+                    Ok(true) => continue,
+                    Ok(false) if self.drained => return NextHead::Waiting,
+                    Ok(false) => {}
+                    Err(()) => return NextHead::Closed,
+                }
+            } else {
+                match self.scanner.scan(input, limits) {
+                    Ok(Some(end)) => return NextHead::Complete(end),
+                    Err(e) => return NextHead::Invalid(e),
+                    Ok(None) if self.drained => return NextHead::Waiting,
+                    Ok(None) => {}
+                }
             }
             self.compact();
             match read_append(&self.stream, &mut self.buf, HEAD_READ) {
@@ -271,6 +293,37 @@ impl Conn {
                         return NextHead::Closed;
                     }
                 },
+            }
+        }
+    }
+
+    /// Reads the PROXY header from the input if it is all there (`Ok(false)`: not yet), and
+    /// makes its source the peer. A malformed one is logged (repeats are summarised by
+    /// `log_limit`) and refused: the connection is to be closed.
+    fn take_proxy_header(&mut self) -> Result<bool, ()> {
+        match proxy_protocol::parse(self.input()) {
+            Ok(None) => Ok(false),
+            Ok(Some(header)) => {
+                log::debug!(
+                    "{}: PROXY header names client {:?}",
+                    self.peer,
+                    header.source
+                );
+                if let Some(source) = header.source {
+                    self.peer = source;
+                }
+                self.awaiting_proxy_header = false;
+                self.consume(header.len);
+                Ok(true)
+            }
+            Err(e) => {
+                // The peer's address only (not its port), so one misconfigured proxy makes
+                // one summarised line, not one per connection.
+                log::warn!(
+                    "closed a connection from {} on a PROXY-protocol listener: {e} (only a proxy sending PROXY headers may connect there; drop --proxy-protocol / the listener's `proxy` option otherwise)",
+                    self.peer.ip()
+                );
+                Err(())
             }
         }
     }
@@ -430,6 +483,7 @@ mod tests {
             max_body: 1 << 20,
             limits: Limits::default(),
             multiprocess: false,
+            proxies: Default::default(),
         }
     }
 

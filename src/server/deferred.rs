@@ -135,14 +135,7 @@ pub(super) fn resume(
             shared.mark_busy(thread, false);
             slots.count_parked(false);
             if let Some(started) = parked.started {
-                let peer = conn.peer().ip();
-                log_access(
-                    peer,
-                    &parked.environ,
-                    parked.version_minor,
-                    outcome,
-                    started,
-                );
+                log_access(&parked.environ, parked.version_minor, outcome, started);
             }
             if outcome.reusable {
                 serve::serve(conn, shared, slots, scratch)

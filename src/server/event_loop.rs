@@ -402,7 +402,7 @@ fn accept_all(shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) 
                         }
                     };
                     let token = shared_loop.slots.reserve();
-                    let conn = Box::new(Conn::new(
+                    let mut conn = Box::new(Conn::new(
                         stream,
                         token,
                         peer,
@@ -410,6 +410,9 @@ fn accept_all(shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) 
                         shared.coarse_now(),
                         shared.config.header_timeout,
                     ));
+                    if shared.config.proxies.proxy_protocol {
+                        conn.expect_proxy_header();
+                    }
                     if let Some(previous) = accepted.replace(conn) {
                         let parked = shared_loop.slots.park(previous, shared, &shared_loop.epoll);
                         if let Some(ready) = parked {

@@ -21,6 +21,7 @@ use app_abi::raw::{
 use super::access_log::{log_rejected, AccessRecord};
 use super::conn::{Conn, NextHead};
 use super::deferred::{self, ParkedRequest, RequestWaker};
+use super::proxied;
 use super::slots::Slots;
 use super::Shared;
 use crate::app::call::{self, Progress, RequestFacts, Scratch, Transport};
@@ -188,13 +189,16 @@ fn serve_one(
         flags,
         defer_flush: true,
     };
+    let client = proxied::client(peer, head.header_iter(buf), &config.proxies);
     buffers.environ.build(RequestParts {
         method,
         target,
         version_minor: head.version_minor,
         headers: head.header_iter(buf),
         local: conn.local(),
-        remote: peer,
+        remote: client.remote,
+        url_scheme: client.scheme,
+        strip_forwarding: client.strip_forwarding,
         flags,
     });
     conn.start_request(head_len);
@@ -231,13 +235,7 @@ fn serve_one(
             transport.end();
             shared.mark_busy(thread, false);
             if let Some(started) = started {
-                log_access(
-                    peer.ip(),
-                    &buffers.environ,
-                    facts.version_minor,
-                    outcome,
-                    started,
-                );
+                log_access(&buffers.environ, facts.version_minor, outcome, started);
             }
             if outcome.reusable {
                 Then::Next
@@ -265,16 +263,10 @@ fn serve_one(
     }
 }
 
-/// One access-log line.
-pub(super) fn log_access(
-    peer: IpAddr,
-    environ: &Environ,
-    version_minor: u8,
-    outcome: Outcome,
-    started: Instant,
-) {
+/// One access-log line, naming the client as the app saw it (`REMOTE_ADDR`).
+pub(super) fn log_access(environ: &Environ, version_minor: u8, outcome: Outcome, started: Instant) {
     let record = AccessRecord {
-        peer,
+        peer: environ.remote_ip(),
         request: environ.request_line(),
         version_minor,
         status: outcome.status,
