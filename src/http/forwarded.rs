@@ -16,10 +16,13 @@
 //!   used to reach the first trusted proxy). `X-Forwarded-Proto` is aligned with
 //!   `X-Forwarded-For` from the right, its left-most value covering the hops before it (so the
 //!   usual single value applies to the client). Only `http` and `https` are taken.
-//! - When `Forwarded` is present it decides alone (a malformed one changes nothing);
-//!   `X-Forwarded-*` are read only without it. A proxy must therefore set or remove
-//!   `Forwarded` itself (the nginx site in `deploy/` removes it) — else a client's own
-//!   `Forwarded` would pass through it.
+//! - When `X-Forwarded-For` is present it decides alone; `Forwarded` is read only without it
+//!   (a malformed one changes nothing). Neither order is safe for every proxy — one that
+//!   appends to one header passes a client's own copy of the other through unchanged — so the
+//!   header nearly every proxy writes wins (nginx, HAProxy's `forwardfor`, cloud load
+//!   balancers); behind a proxy that writes only `Forwarded`, make it remove
+//!   `X-Forwarded-For`. (The nginx snippet in `deploy/` removes `Forwarded` all the same, as
+//!   apps may read it.)
 //! - A port is taken when the entry has one (`for="[2001:db8::1]:4711"`, `1.2.3.4:80`);
 //!   otherwise it is 0 (unknown).
 
@@ -100,36 +103,32 @@ where
             .filter(move |(name, _)| name.eq_ignore_ascii_case(want))
             .map(|(_, value)| value)
     };
+    if named(b"x-forwarded-for").next().is_some() {
+        return from_x_forwarded(
+            named(b"x-forwarded-for"),
+            named(b"x-forwarded-proto"),
+            trust,
+        );
+    }
     if named(b"forwarded").next().is_some() {
-        let mut elements = Vec::new();
-        for value in named(b"forwarded") {
-            if let Err(why) = parse_forwarded(value, &mut elements) {
-                log::debug!(
-                    "ignored a malformed Forwarded header ({why}): {:?}",
-                    String::from_utf8_lossy(value)
-                );
-                return Forwarding::default();
-            }
-        }
-        let Some(chosen) = choose(&elements, trust) else {
-            return Forwarding::default();
-        };
-        return Forwarding {
-            client: client_at(&elements, chosen),
-            scheme: elements[chosen].proto,
-        };
+        return from_forwarded(named(b"forwarded"), trust);
     }
-    if named(b"x-forwarded-for").next().is_none() {
-        // X-Forwarded-Proto alone (a TLS terminator that does not append addresses).
-        let scheme = list_items(named(b"x-forwarded-proto"))
+    // X-Forwarded-Proto alone (a TLS terminator that does not append addresses).
+    Forwarding {
+        client: None,
+        scheme: list_items(named(b"x-forwarded-proto"))
             .last()
-            .and_then(Scheme::parse);
-        return Forwarding {
-            client: None,
-            scheme,
-        };
+            .and_then(Scheme::parse),
     }
-    let elements: Vec<Element> = list_items(named(b"x-forwarded-for"))
+}
+
+/// `X-Forwarded-For` and `X-Forwarded-Proto`, aligned from the right.
+fn from_x_forwarded<'h>(
+    addresses: impl Iterator<Item = &'h [u8]>,
+    protos: impl Iterator<Item = &'h [u8]>,
+    trust: &TrustList,
+) -> Forwarding {
+    let elements: Vec<Element> = list_items(addresses)
         .map(|item| Element {
             node: parse_node(item),
             proto: None,
@@ -138,7 +137,7 @@ where
     let Some(chosen) = choose(&elements, trust) else {
         return Forwarding::default();
     };
-    let protos: Vec<&[u8]> = list_items(named(b"x-forwarded-proto")).collect();
+    let protos: Vec<&[u8]> = list_items(protos).collect();
     let from_right = elements.len() - 1 - chosen;
     let proto = protos
         .len()
@@ -147,6 +146,27 @@ where
     Forwarding {
         client: client_at(&elements, chosen),
         scheme: proto.and_then(|p| Scheme::parse(p)),
+    }
+}
+
+/// Every `Forwarded` line, as one list; a malformed one changes nothing.
+fn from_forwarded<'h>(values: impl Iterator<Item = &'h [u8]>, trust: &TrustList) -> Forwarding {
+    let mut elements = Vec::new();
+    for value in values {
+        if let Err(why) = parse_forwarded(value, &mut elements) {
+            log::debug!(
+                "ignored a malformed Forwarded header ({why}): {:?}",
+                String::from_utf8_lossy(value)
+            );
+            return Forwarding::default();
+        }
+    }
+    let Some(chosen) = choose(&elements, trust) else {
+        return Forwarding::default();
+    };
+    Forwarding {
+        client: client_at(&elements, chosen),
+        scheme: elements[chosen].proto,
     }
 }
 
@@ -506,7 +526,7 @@ mod tests {
     }
 
     #[test]
-    fn malformed_forwarded_changes_nothing_and_beats_x_forwarded_for() {
+    fn malformed_forwarded_changes_nothing_and_x_forwarded_for_wins() {
         for bad in [
             "for",
             "for=",
@@ -517,20 +537,19 @@ mod tests {
             "=1.2.3.4",
             "for=\"a\x01\"",
         ] {
-            let got = run(
-                &[("Forwarded", bad), ("X-Forwarded-For", "203.0.113.7")],
-                LOCAL,
-            );
+            let got = run(&[("Forwarded", bad), ("X-Forwarded-Proto", "https")], LOCAL);
             assert_eq!(got, Forwarding::default(), "{bad:?}");
         }
         let got = run(
             &[
                 ("Forwarded", "for=192.0.2.9"),
                 ("X-Forwarded-For", "203.0.113.7"),
+                ("X-Forwarded-Proto", "https"),
             ],
             LOCAL,
         );
-        assert_eq!(got.client, client("192.0.2.9:0"));
+        assert_eq!(got.client, client("203.0.113.7:0"));
+        assert_eq!(got.scheme, Some(Scheme::Https));
     }
 
     #[test]
