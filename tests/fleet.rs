@@ -407,3 +407,48 @@ fn nginx_in_front_of_two_instances_passes_the_client_through_and_a_fleet_swap_fa
         "fleet swap: {total} requests through nginx ({during} during the swaps), 0 failed\n{out}"
     );
 }
+
+/// The script refuses a list with a dead instance before touching any, and stops at the first
+/// instance that refuses the library: the rest keep the old one untouched.
+#[test]
+fn a_fleet_swap_checks_every_instance_first_and_stops_at_the_first_refusal() {
+    let dir = fresh_dir("fleet-refusal");
+    let a = instance(&dir, "a", &sample_app("hello"));
+    let b = instance(&dir, "b", &sample_app("hello"));
+    let arg = |i: &Instance| format!("{},{}", i.pid_file.display(), i.live.display());
+    let fleet_swap = |new: &Path, instances: &[String]| {
+        Command::new(workspace_dir().join("scripts/fleet-swap.sh"))
+            .arg(new)
+            .args(instances)
+            .env("WEBSERVER", webserver_exe())
+            .output()
+            .unwrap()
+    };
+
+    let gone = dir.join("gone.pid");
+    std::fs::write(&gone, "999999\n").unwrap();
+    let out = fleet_swap(
+        &sample_app("echo"),
+        &[arg(&a), format!("{},{}", gone.display(), b.live.display())],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no master holds"), "{err}");
+
+    // Not a library: the first instance's check refuses it, the second is never touched.
+    let broken = dir.join("libbroken.so");
+    std::fs::write(&broken, "not an ELF file").unwrap();
+    let out = fleet_swap(&broken, &[arg(&a), arg(&b)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("[1/2]") && err.contains("stopped here"),
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("[2/2]"));
+    for instance in [&a, &b] {
+        let (state, generation, _) = read_status(&instance.pid_file).unwrap();
+        assert_eq!((state.as_str(), generation), ("ready", 1));
+        assert!(instance.server.get("/").text().contains("Hello"));
+    }
+}
