@@ -260,3 +260,19 @@ fn a_proxy_header_that_never_completes_times_out_without_an_http_answer() {
         String::from_utf8_lossy(conn.buffered())
     );
 }
+
+#[test]
+fn proxy_protocol_from_the_environment_reaches_every_worker() {
+    let off = sample_server("echo")
+        .env("WEBSERVER_PROXY_PROTOCOL", "0")
+        .start();
+    assert_eq!(ask(&off, b"", &[])["remote_addr"], "127.0.0.1");
+    let on = sample_server("echo")
+        .args(["-w", "2"])
+        .env("WEBSERVER_PROXY_PROTOCOL", "1")
+        .start();
+    for _ in 0..4 {
+        let seen = ask(&on, b"PROXY TCP6 2001:db8::9 ::1 1234 80\r\n", &[]);
+        assert_eq!(seen["remote_addr"], "2001:db8::9");
+    }
+}

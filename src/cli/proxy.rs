@@ -27,7 +27,13 @@ pub(crate) struct ProxyArgs {
     /// Every connection must start with a PROXY protocol header (v1 text or v2 binary, as HAProxy
     /// or a cloud load balancer send): its source address becomes the peer. Connections without a
     /// valid one are closed. Only for listeners that nothing but the proxy can reach.
-    #[arg(long, env = "WEBSERVER_PROXY_PROTOCOL", help_heading = "Proxies")]
+    // Falsey: WEBSERVER_PROXY_PROTOCOL=0/false/no/off is off, any other value on.
+    #[arg(
+        long,
+        env = "WEBSERVER_PROXY_PROTOCOL",
+        value_parser = clap::builder::FalseyValueParser::new(),
+        help_heading = "Proxies"
+    )]
     pub(crate) proxy_protocol: bool,
 }
 

@@ -351,7 +351,8 @@ mod tests {
 
     #[test]
     fn x_forwarded_for_takes_the_rightmost_untrusted_hop() {
-        let cases: &[(&[(&str, &str)], &str, Option<SocketAddr>)] = &[
+        type Row<'a> = (&'a [(&'a str, &'a str)], &'a str, Option<SocketAddr>);
+        let cases: &[Row<'_>] = &[
             (
                 &[("X-Forwarded-For", "203.0.113.7")],
                 LOCAL,
