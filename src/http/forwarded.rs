@@ -103,6 +103,18 @@ where
             .filter(move |(name, _)| name.eq_ignore_ascii_case(want))
             .map(|(_, value)| value)
     };
+    // Most requests carry none of them: one pass over the names decides that.
+    let read = [
+        &b"x-forwarded-for"[..],
+        &b"forwarded"[..],
+        &b"x-forwarded-proto"[..],
+    ];
+    let any = headers
+        .clone()
+        .any(|(name, _)| read.iter().any(|r| name.eq_ignore_ascii_case(r)));
+    if !any {
+        return Forwarding::default();
+    }
     if named(b"x-forwarded-for").next().is_some() {
         return from_x_forwarded(
             named(b"x-forwarded-for"),
