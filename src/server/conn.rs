@@ -1,5 +1,6 @@
-//! One client connection's own state: its socket and addresses, the input read from it that no
-//! request has consumed yet, where the next request head ends in that input, and its timing —
+//! One client connection's own state: its socket and addresses (on a PROXY-protocol listener,
+//! the peer is the client its PROXY header names, read before the first head), the input read
+//! from it that no request has consumed yet, where the next request head ends in that input, and its timing —
 //! when the coordinator may close it while it waits parked (header timeout, keep-alive, drain).
 //!
 //! Reads for a head never wait: a thread reads what the socket holds, and the connection is
@@ -61,6 +62,16 @@ pub(crate) struct Conn {
     /// A PROXY protocol header must come before the first request and has not yet (the
     /// listener's `proxy` option): its source address then replaces `peer`.
     awaiting_proxy_header: bool,
+}
+
+/// Where the PROXY header a connection must start with stands.
+enum ProxyHeaderState {
+    /// Read: the peer is its client, HTTP follows.
+    Taken,
+    /// Not all there yet.
+    Incomplete,
+    /// Malformed (logged): close the connection without an answer.
+    Refused,
 }
 
 /// What the input holds for the next request, after reading what the socket had.
@@ -264,10 +275,10 @@ impl Conn {
             let input = self.buf.get(self.start..).unwrap_or_default();
             if self.awaiting_proxy_header {
                 match self.take_proxy_header() {
-                    Ok(true) => continue,
-                    Ok(false) if self.drained => return NextHead::Waiting,
-                    Ok(false) => {}
-                    Err(()) => return NextHead::Closed,
+                    ProxyHeaderState::Taken => continue,
+                    ProxyHeaderState::Incomplete if self.drained => return NextHead::Waiting,
+                    ProxyHeaderState::Incomplete => {}
+                    ProxyHeaderState::Refused => return NextHead::Closed,
                 }
             } else {
                 match self.scanner.scan(input, limits) {
@@ -297,12 +308,11 @@ impl Conn {
         }
     }
 
-    /// Reads the PROXY header from the input if it is all there (`Ok(false)`: not yet), and
-    /// makes its source the peer. A malformed one is logged (repeats are summarised by
-    /// `log_limit`) and refused: the connection is to be closed.
-    fn take_proxy_header(&mut self) -> Result<bool, ()> {
+    /// Reads the PROXY header from the input if it is all there, and makes its source the
+    /// peer. A malformed one is logged (repeats are summarised by `log_limit`) and refused.
+    fn take_proxy_header(&mut self) -> ProxyHeaderState {
         match proxy_protocol::parse(self.input()) {
-            Ok(None) => Ok(false),
+            Ok(None) => ProxyHeaderState::Incomplete,
             Ok(Some(header)) => {
                 log::debug!(
                     "{}: PROXY header names client {:?}",
@@ -314,7 +324,7 @@ impl Conn {
                 }
                 self.awaiting_proxy_header = false;
                 self.consume(header.len);
-                Ok(true)
+                ProxyHeaderState::Taken
             }
             Err(e) => {
                 // The peer's address only (not its port), so one misconfigured proxy makes
@@ -323,7 +333,7 @@ impl Conn {
                     "closed a connection from {} on a PROXY-protocol listener: {e} (only a proxy sending PROXY headers may connect there; drop --proxy-protocol / the listener's `proxy` option otherwise)",
                     self.peer.ip()
                 );
-                Err(())
+                ProxyHeaderState::Refused
             }
         }
     }
