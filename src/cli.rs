@@ -161,6 +161,9 @@ pub(crate) struct ServeArgs {
 
     #[command(flatten)]
     pub(crate) tuning: Tuning,
+
+    #[command(flatten)]
+    pub(crate) stats: crate::stats::StatsArgs,
 }
 
 /// Options that each worker applies (the master passes them on).
@@ -232,6 +235,8 @@ pub(crate) struct WorkerArgs {
     pub(crate) multiprocess: bool,
     #[command(flatten)]
     pub(crate) tuning: Tuning,
+    #[command(flatten)]
+    pub(crate) stats: crate::stats::WorkerStatsArgs,
 }
 
 /// A `LIB:SYMBOL` argument, refused as a usage error when it has no `:` between two parts.

@@ -15,6 +15,7 @@ mod http;
 mod log_limit;
 mod scaffold;
 mod server;
+mod stats;
 mod supervisor;
 mod sys;
 

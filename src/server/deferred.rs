@@ -134,6 +134,7 @@ pub(super) fn resume(
             transport.end();
             shared.mark_busy(thread, false);
             slots.count_parked(false);
+            crate::stats::response(outcome.status);
             if let Some(started) = parked.started {
                 log_access(&parked.environ, parked.version_minor, outcome, started);
             }

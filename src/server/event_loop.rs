@@ -235,6 +235,7 @@ fn wake_one(shared_loop: &Loop) {
 /// One serving thread: wait for events, serve what they announce, until told to stop.
 fn serve_events(index: usize, shared_loop: &Loop, shared: &Shared) {
     let mut scratch = ThreadScratch::new(index);
+    crate::stats::serving_thread(index);
     let mut events = Events::with_capacity(EVENT_BATCH);
     loop {
         shared_loop.waiting.fetch_add(1, Ordering::Relaxed);
@@ -424,9 +425,11 @@ fn accept_all(shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) 
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => match AcceptError::of(&e) {
                     AcceptError::ThisConnection => {
+                        crate::stats::accept_error();
                         log::debug!("accept: a queued connection failed: {e}");
                     }
                     AcceptError::NoResources => {
+                        crate::stats::accept_error();
                         // The connection stays queued; accepting is retried on a timer.
                         shared_loop.accept_pause.failed(&e, shared.coarse_now());
                         break;
@@ -445,6 +448,7 @@ fn accept_all(shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) 
 fn time_out(conn: &mut Conn) {
     if conn.has_partial_request() {
         log::info!(target: "access", "{} \"-\" 408 0 header timeout", conn.peer().ip());
+        crate::stats::rejected(408);
         let mut out = Vec::new();
         encode_error(
             &mut out,
@@ -452,7 +456,8 @@ fn time_out(conn: &mut Conn) {
             httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes(),
         );
         // Best effort: the socket is non-blocking and the client may be gone.
-        if let Err(e) = conn.stream_mut().write_all(&out) {
+        let sent = conn.stream_mut().write_all(&out);
+        if let Err(e) = sent.inspect(|()| crate::stats::bytes_out(out.len())) {
             log::debug!("{}: cannot send the 408: {e}", conn.peer());
         }
     } else {

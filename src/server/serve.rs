@@ -222,6 +222,7 @@ fn serve_one(
         // The --timeout clock starts once the app may run: a single-threaded app's lock may be
         // held by a request waiting for a slow client, which is not this request being stuck.
         shared.mark_busy(thread, true);
+        crate::stats::request_started();
         call::start(
             &shared.app,
             &mut buffers.environ,
@@ -234,6 +235,7 @@ fn serve_one(
         Progress::Done(outcome) => {
             transport.end();
             shared.mark_busy(thread, false);
+            crate::stats::response(outcome.status);
             if let Some(started) = started {
                 log_access(&buffers.environ, facts.version_minor, outcome, started);
             }
@@ -285,6 +287,7 @@ fn reject(peer: IpAddr, error: &ParseError, buffers: &mut Buffers) {
 /// unknown).
 fn reject_status(peer: IpAddr, status: u16, reason: &dyn std::fmt::Display, buffers: &mut Buffers) {
     log_rejected(peer, status, reason);
+    crate::stats::rejected(status);
     // Held after any responses still held for this connection; `serve` sends them all.
     buffers.call.hold_error(status, buffers.date.get());
 }

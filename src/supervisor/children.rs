@@ -10,6 +10,7 @@ use std::process::Command;
 
 use super::message::{UnknownMessage, WorkerMessage};
 use super::worker::{LIBRARY_FD, LISTEN_FD, READY_FD};
+use crate::stats::STATS_FD;
 use crate::sys::process::{dup_at_or_above, hand_down, pipe, set_blocking, Signal};
 
 /// The master keeps the descriptors it hands down at or above this number, so the child's dup2
@@ -28,26 +29,25 @@ pub(crate) struct WorkerProcess {
 
 impl WorkerProcess {
     /// Start `exe __worker ARGS` with `listener` as `LISTEN_FD`, a pipe as `READY_FD` and
-    /// `library` as `LIBRARY_FD` (`listener` and `library` at or above `FD_FLOOR`). The worker
-    /// gets SIGTERM if the master dies.
+    /// `library` as `LIBRARY_FD`, and a `--stats` counter page as `STATS_FD` (every one at or
+    /// above `FD_FLOOR`). The worker gets SIGTERM if the master dies.
     pub(crate) fn spawn(
         exe: &Path,
         args: &[OsString],
         listener: BorrowedFd<'_>,
         library: BorrowedFd<'_>,
+        stats_page: Option<BorrowedFd<'_>>,
     ) -> io::Result<WorkerProcess> {
         let (read_end, write_end) = message_pipe()?;
         let mut command = Command::new(exe);
         command.arg("__worker").args(args);
-        hand_down(
-            &mut command,
-            vec![
-                (listener.as_raw_fd(), LISTEN_FD),
-                (write_end.as_raw_fd(), READY_FD),
-                (library.as_raw_fd(), LIBRARY_FD),
-            ],
-            Signal::Term,
-        );
+        let mut moves = vec![
+            (listener.as_raw_fd(), LISTEN_FD),
+            (write_end.as_raw_fd(), READY_FD),
+            (library.as_raw_fd(), LIBRARY_FD),
+        ];
+        moves.extend(stats_page.map(|page| (page.as_raw_fd(), STATS_FD)));
+        hand_down(&mut command, moves, Signal::Term);
         let spawned = command.spawn();
         // The child has its own copy; the master must not hold the write end, or it would
         // never see the pipe close.

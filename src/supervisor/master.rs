@@ -3,7 +3,8 @@
 //! workers' pipe messages, their exits and `--reload` file changes into events, and carries out
 //! the actions — reading the library into memory, starting workers, signalling them, writing the
 //! status file, closing its copy of the listener when a stop begins. It holds `--pid FILE` locked
-//! for its whole life (`pid_file.rs`). It never loads app code itself.
+//! for its whole life (`pid_file.rs`), and with `--stats` gives each worker a counter page and
+//! answers scrapes from this same loop (`crate::stats`). It never loads app code itself.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -29,6 +30,7 @@ use crate::app::loader::LoadError;
 use crate::app::target::AppTarget;
 use crate::cli::ServeArgs;
 use crate::server;
+use crate::stats::{Stats, StatsAddr, WorkerStatsArgs};
 use crate::sys::process::{dup_at_or_above, kill, reap_any, wait_readable, Signal};
 
 /// The longest the master sleeps between looks at its signals, children and the watched file.
@@ -49,6 +51,11 @@ pub(crate) enum MasterError {
         addr: SocketAddr,
         source: io::Error,
     },
+    /// `--stats ADDR` cannot be listened on.
+    Stats {
+        addr: StatsAddr,
+        source: io::Error,
+    },
     Io(&'static str, io::Error),
 }
 
@@ -62,6 +69,13 @@ impl fmt::Display for MasterError {
                 f,
                 "cannot listen on {addr}: {source} (is another server using it? pick one with --bind)"
             ),
+            MasterError::Stats { addr, source } => {
+                let addr = match addr {
+                    StatsAddr::Unix(path) => format!("unix:{}", path.display()),
+                    StatsAddr::Tcp(addr) => addr.clone(),
+                };
+                write!(f, "cannot serve --stats on {addr}: {source}")
+            }
             MasterError::Io(what, e) => write!(f, "{what}: {e}"),
         }
     }
@@ -86,6 +100,17 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
     let local = bound
         .local_addr()
         .map_err(|e| MasterError::Io("listener address", e))?;
+    let stats = match Stats::start(&args.stats) {
+        Ok(stats) => stats,
+        Err(source) => {
+            let addr = args
+                .stats
+                .stats
+                .clone()
+                .unwrap_or(StatsAddr::Tcp(String::new()));
+            return Err(MasterError::Stats { addr, source });
+        }
+    };
     let signals = Signals::new([SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU])
         .map_err(|e| MasterError::Io("cannot install signal handlers", e))?;
     let exe =
@@ -113,6 +138,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         source,
         workers: Vec::new(),
         machine,
+        stats,
         outcome: None,
     };
     let result = master.serve(signals);
@@ -136,6 +162,8 @@ struct Master {
     watch: FileWatch<FileStamp>,
     /// `--reload-path`s, if any.
     paths_watch: Option<PathsWatch>,
+    /// `--stats`: the listener and the workers' counter pages.
+    stats: Option<Stats>,
     /// Set by `Action::Exit`.
     outcome: Option<Result<(), String>>,
 }
@@ -155,6 +183,9 @@ impl Master {
             // master was busy above (a library copy can take a while) is news, not silence.
             self.read_pipes();
             self.apply(Event::Tick);
+            if let Some(stats) = &mut self.stats {
+                stats.serve(&self.machine);
+            }
             // Summaries of repeated log lines whose window is over (crate::log_limit).
             log::logger().flush();
             if let Some(outcome) = self.outcome.take() {
@@ -284,14 +315,34 @@ impl Master {
         if multiprocess {
             args.push("--multiprocess".into());
         }
+        // Statistics never stop a worker from starting: without a page it is just not counted.
+        let page = self.stats.as_ref().and_then(|_| {
+            Stats::new_page(generation)
+                .map_err(|e| log::warn!("cannot make a statistics page ({e}); the next worker's requests are not counted"))
+                .ok()
+        });
+        args.extend(
+            WorkerStatsArgs::to_args(page.is_some())
+                .into_iter()
+                .map(Into::into),
+        );
         let Some(listener) = &self.listener else {
             return Err(io::Error::other(
                 "the listening socket is closed: the server is stopping",
             ));
         };
-        let worker = WorkerProcess::spawn(&self.exe, &args, listener.as_fd(), library.image())?;
+        let worker = WorkerProcess::spawn(
+            &self.exe,
+            &args,
+            listener.as_fd(),
+            library.image(),
+            page.as_ref().map(|page| page.fd()),
+        )?;
         let pid = worker.pid;
         self.workers.push(worker);
+        if let (Some(stats), Some(page)) = (&mut self.stats, page) {
+            stats.spawned(pid, generation, page);
+        }
         Ok(pid)
     }
 
@@ -326,6 +377,9 @@ impl Master {
                 continue;
             };
             self.workers.remove(index);
+            if let Some(stats) = &mut self.stats {
+                stats.exited(pid, how, self.machine.worker_fate(pid));
+            }
             self.apply(Event::Exited { pid, how });
         }
     }
@@ -350,8 +404,11 @@ impl Master {
 
     /// Sleep until a worker writes (or exits), a signal arrives, or `TICK` passes.
     fn wait_for_input(&self) {
-        let pipes: Vec<BorrowedFd<'_>> = self.workers.iter().map(WorkerProcess::pipe).collect();
-        if let Err(e) = wait_readable(&pipes, TICK) {
+        let mut fds: Vec<BorrowedFd<'_>> = self.workers.iter().map(WorkerProcess::pipe).collect();
+        if let Some(stats) = &self.stats {
+            fds.extend(stats.wake_fds());
+        }
+        if let Err(e) = wait_readable(&fds, TICK) {
             log::warn!("cannot wait for the workers' pipes: {e}");
             std::thread::sleep(TICK);
         }

@@ -2,7 +2,8 @@
 //!
 //! The master passes the listening socket as `LISTEN_FD`, the write end of its pipe as
 //! `READY_FD` and the generation's library (a sealed in-memory file, see `artifact.rs`) as
-//! `LIBRARY_FD`, which `--lib /proc/self/fd/LIBRARY_FD` names; the worker tells the master what happens in [`WorkerMessage`]s: `Ready` (loaded,
+//! `LIBRARY_FD`, which `--lib /proc/self/fd/LIBRARY_FD` names (and, with `--stats`, its counter
+//! page as `crate::stats::STATS_FD`, flagged by `--stats-page`); the worker tells the master what happens in [`WorkerMessage`]s: `Ready` (loaded,
 //! initialised) or `Error`, `Draining` (recycling on its own), `Stopped` (after SIGTERM: the
 //! listener is closed, so no new connection can reach this process). The worker accepts only
 //! after SIGUSR1 (the master's go, sent once every worker of its generation is ready), so a
@@ -87,6 +88,7 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
             return 1;
         }
     };
+    args.stats.attach();
     let app = match LoadedApp::load_path(&args.lib, &args.symbol, &args.app_args) {
         Ok(app) => app,
         Err(e) => {
