@@ -12,6 +12,7 @@ mod elf;
 mod error;
 pub mod exit;
 mod http;
+mod listen;
 mod log_limit;
 mod scaffold;
 mod server;

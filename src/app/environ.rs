@@ -7,7 +7,7 @@
 //! its environ along when it parks, and every pointer the app holds — the request, its environ,
 //! its `io` (the request's own address) — stays where it was until `close`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::ops::Range;
 
 use std::ffi::c_void;
@@ -20,6 +20,13 @@ use app_abi::raw::{
 use crate::http::forwarded::is_forwarding_header;
 use crate::http::percent::percent_decode_into;
 use crate::http::target::Target;
+use crate::listen::{Peer, PeerHost};
+
+/// `SERVER_NAME` on a unix socket when the request names no host (PEP 3333: never empty).
+const UNIX_SERVER_NAME: &[u8] = b"localhost";
+/// `SERVER_PORT` on a unix socket when the request's host has no port: HTTP's default, as
+/// gunicorn does (PEP 3333: never empty).
+const UNIX_SERVER_PORT: &[u8] = b"80";
 
 /// What the environ is built from.
 pub(crate) struct RequestParts<'a, H> {
@@ -28,9 +35,10 @@ pub(crate) struct RequestParts<'a, H> {
     pub(crate) target: Target<'a>,
     pub(crate) version_minor: u8,
     pub(crate) headers: H,
-    pub(crate) local: SocketAddr,
+    /// `None` on a unix socket.
+    pub(crate) local: Option<SocketAddr>,
     /// The client: the peer, or whom a PROXY header or a trusted proxy's headers named.
-    pub(crate) remote: SocketAddr,
+    pub(crate) remote: Peer,
     /// `webserver.url_scheme`: `http`, or what a trusted proxy said.
     pub(crate) url_scheme: &'a [u8],
     /// The peer is not a trusted proxy: `Forwarded`, `X-Forwarded-*` and `X-Real-IP` are left
@@ -61,7 +69,7 @@ pub(crate) struct Environ {
     spans: Vec<(Range<usize>, Range<usize>)>,
     pairs: Vec<WsPair>,
     /// `REMOTE_ADDR` of the request last built (for the access log).
-    remote: IpAddr,
+    remote: PeerHost,
     /// A leaked `Box`, freed in `Drop`: a raw pointer, so moving the environ (a request that
     /// parks) never retags what the app's `ws_request` pointer and `io` point to.
     request: NonNull<WsRequest>,
@@ -80,7 +88,7 @@ impl Default for Environ {
             arena: Vec::new(),
             spans: Vec::new(),
             pairs: Vec::new(),
-            remote: IpAddr::from([0, 0, 0, 0]),
+            remote: PeerHost(None),
             request: NonNull::from(Box::leak(Box::new(WsRequest {
                 size: std::mem::size_of::<WsRequest>() as u32,
                 flags: 0,
@@ -194,16 +202,31 @@ impl Environ {
         // SERVER_NAME comes from Host when present (PEP 3333 url reconstruction), else the socket.
         let server_name_start = self.name(b"SERVER_NAME");
         let value_start = self.arena.len();
-        match parts.target.authority.or(host).map(strip_port) {
-            Some(name) if !name.is_empty() => self.arena.extend_from_slice(name),
-            _ => write_display(&mut self.arena, &parts.local.ip()),
+        let authority = parts.target.authority.or(host);
+        match (authority.map(strip_port), parts.local) {
+            (Some(name), _) if !name.is_empty() => self.arena.extend_from_slice(name),
+            (_, Some(local)) => write_display(&mut self.arena, &local.ip()),
+            (_, None) => self.arena.extend_from_slice(UNIX_SERVER_NAME),
         }
         self.spans
             .push((server_name_start, value_start..self.arena.len()));
-        self.push_display(b"SERVER_PORT", &parts.local.port());
-        self.push_display(b"REMOTE_ADDR", &parts.remote.ip());
-        self.push_display(b"REMOTE_PORT", &parts.remote.port());
-        self.remote = parts.remote.ip();
+        match parts.local {
+            Some(local) => self.push_display(b"SERVER_PORT", &local.port()),
+            // A unix socket has no port: the one the client asked for, as gunicorn does.
+            None => self.push(
+                b"SERVER_PORT",
+                authority.and_then(port_of).unwrap_or(UNIX_SERVER_PORT),
+            ),
+        }
+        match parts.remote {
+            Peer::Tcp(remote) => {
+                self.push_display(b"REMOTE_ADDR", &remote.ip());
+                self.push_display(b"REMOTE_PORT", &remote.port());
+            }
+            // A unix client has no address (gunicorn's choice too): empty, and no port.
+            Peer::Unix => self.push(b"REMOTE_ADDR", b""),
+        }
+        self.remote = parts.remote.host();
         self.push(b"webserver.url_scheme", parts.url_scheme);
         self.push(
             b"webserver.multithread",
@@ -265,7 +288,7 @@ impl Environ {
     }
 
     /// `REMOTE_ADDR` of the request last built: the client as the app saw it.
-    pub(crate) fn remote_ip(&self) -> IpAddr {
+    pub(crate) fn remote_host(&self) -> PeerHost {
         self.remote
     }
 
@@ -311,8 +334,8 @@ impl Environ {
             target,
             version_minor: 1,
             headers: headers.iter().copied(),
-            local: ([127, 0, 0, 1], 8888).into(),
-            remote: ([127, 0, 0, 1], 40000).into(),
+            local: Some(([127, 0, 0, 1], 8888).into()),
+            remote: Peer::Tcp(([127, 0, 0, 1], 40000).into()),
             url_scheme: b"http",
             strip_forwarding: false,
             flags,
@@ -355,6 +378,12 @@ fn flag(bit: u32) -> &'static [u8] {
 }
 
 /// `example.com:8080` → `example.com`; `[::1]:80` → `[::1]`.
+/// The port of `host:port` or `[v6]:port`, if it has a non-empty one.
+fn port_of(host: &[u8]) -> Option<&[u8]> {
+    let rest = &host[strip_port(host).len()..];
+    rest.strip_prefix(b":").filter(|port| !port.is_empty())
+}
+
 fn strip_port(host: &[u8]) -> &[u8] {
     if host.starts_with(b"[") {
         return match host.iter().position(|&b| b == b']') {
@@ -403,8 +432,8 @@ mod tests {
             },
             version_minor: 1,
             headers: headers.iter().copied(),
-            local: "127.0.0.1:8888".parse().unwrap(),
-            remote: "10.0.0.7:5555".parse().unwrap(),
+            local: Some("127.0.0.1:8888".parse().unwrap()),
+            remote: Peer::Tcp("10.0.0.7:5555".parse().unwrap()),
             url_scheme: b"http",
             strip_forwarding: false,
             flags: WS_REQ_MULTITHREAD,
@@ -463,13 +492,63 @@ mod tests {
             },
             version_minor: 1,
             headers: headers.iter().copied(),
-            local: "127.0.0.1:8888".parse().unwrap(),
-            remote: "10.0.0.7:5555".parse().unwrap(),
+            local: Some("127.0.0.1:8888".parse().unwrap()),
+            remote: Peer::Tcp("10.0.0.7:5555".parse().unwrap()),
             url_scheme: b"http",
             strip_forwarding: false,
             flags: 0,
         });
         assert_eq!(lookup(pairs, "SERVER_NAME"), Some(&b"target.example"[..]));
+    }
+
+    #[test]
+    fn a_unix_socket_request_has_an_empty_remote_addr_and_its_hosts_port() {
+        let mut environ = Environ::default();
+        let unix = |environ: &mut Environ, host: &'static [u8]| -> Vec<(String, Vec<u8>)> {
+            let headers: Vec<(&[u8], &[u8])> = if host.is_empty() {
+                vec![]
+            } else {
+                vec![(b"Host", host)]
+            };
+            let pairs = environ.build(RequestParts {
+                method: b"GET",
+                target: Target {
+                    path: b"/",
+                    query: b"",
+                    authority: None,
+                },
+                version_minor: 1,
+                headers: headers.iter().copied(),
+                local: None,
+                remote: Peer::Unix,
+                url_scheme: b"http",
+                strip_forwarding: false,
+                flags: 0,
+            });
+            ["SERVER_NAME", "SERVER_PORT", "REMOTE_ADDR", "REMOTE_PORT"]
+                .iter()
+                .filter_map(|name| Some((name.to_string(), lookup(pairs, name)?.to_vec())))
+                .collect()
+        };
+        let pair = |name: &str, value: &[u8]| (name.to_string(), value.to_vec());
+        assert_eq!(
+            unix(&mut environ, b"app.example:8080"),
+            [
+                pair("SERVER_NAME", b"app.example"),
+                pair("SERVER_PORT", b"8080"),
+                pair("REMOTE_ADDR", b""),
+            ]
+        );
+        assert_eq!(
+            unix(&mut environ, b""),
+            [
+                pair("SERVER_NAME", b"localhost"),
+                pair("SERVER_PORT", b"80"),
+                pair("REMOTE_ADDR", b""),
+            ]
+        );
+        assert_eq!(port_of(b"[::1]:81"), Some(&b"81"[..]));
+        assert_eq!(port_of(b"h:"), None);
     }
 
     #[test]
@@ -492,8 +571,8 @@ mod tests {
                 },
                 version_minor: 1,
                 headers: headers.iter().copied(),
-                local: "127.0.0.1:8888".parse().unwrap(),
-                remote: "[2001:db8::7]:0".parse().unwrap(),
+                local: Some("127.0.0.1:8888".parse().unwrap()),
+                remote: Peer::Tcp("[2001:db8::7]:0".parse().unwrap()),
                 url_scheme: b"https",
                 strip_forwarding: strip,
                 flags: 0,
@@ -514,10 +593,7 @@ mod tests {
             assert_eq!(lookup(pairs, "REMOTE_ADDR"), Some(&b"2001:db8::7"[..]));
             assert_eq!(lookup(pairs, "REMOTE_PORT"), Some(&b"0"[..]));
             assert_eq!(lookup(pairs, "webserver.url_scheme"), Some(&b"https"[..]));
-            assert_eq!(
-                environ.remote_ip(),
-                "2001:db8::7".parse::<IpAddr>().unwrap()
-            );
+            assert_eq!(environ.remote_host().to_string(), "2001:db8::7");
         }
     }
 

@@ -79,8 +79,6 @@ impl TrustList {
     }
 
     /// Peers on unix-socket listeners are trusted (the `unix` entry).
-    // Unix listeners arrive with the listeners stream; until then only the parser uses it.
-    #[allow(dead_code)]
     pub(crate) fn trusts_unix(&self) -> bool {
         self.unix
     }

@@ -1,6 +1,7 @@
-//! One client connection's own state: its socket and addresses (on a PROXY-protocol listener,
-//! the peer is the client its PROXY header names, read before the first head), the input read
-//! from it that no request has consumed yet, where the next request head ends in that input, and its timing —
+//! One client connection's own state: its socket, addresses and listener options (on a
+//! PROXY-protocol listener, the peer is the client its PROXY header names, read before the first
+//! head), the input read from it that no request has consumed yet, where the next request head
+//! ends in that input, and its timing —
 //! when the coordinator may close it while it waits parked (header timeout, keep-alive, drain).
 //!
 //! Reads for a head never wait: a thread reads what the socket holds, and the connection is
@@ -10,10 +11,11 @@
 //! (`parked`, ABI 1.1; see `deferred.rs`): then its deadline is that request's `--timeout`.
 
 use std::io;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::deferred::ParkedRequest;
+use super::listener::Accepted;
 use super::slots::Token;
 use super::socket_io::{read_append, read_with_timeout, write_all_with_timeout};
 use super::Config;
@@ -21,6 +23,8 @@ use crate::app::call::Cancel;
 use crate::http::error::ParseError;
 use crate::http::proxy_protocol;
 use crate::http::scan::{HeadEnd, HeadScanner, Limits};
+use crate::listen::{ListenerOptions, Peer};
+use crate::sys::socket::Stream;
 
 /// Bytes asked of the socket per read while a head arrives; also the size of the buffer a
 /// connection starts with (it grows up to the head limit when needed).
@@ -35,10 +39,13 @@ const DRAIN_LINGER: Duration = Duration::from_secs(1);
 
 /// A client connection and the bytes read from it that no request has consumed yet.
 pub(crate) struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     token: Token,
-    peer: SocketAddr,
-    local: SocketAddr,
+    peer: Peer,
+    /// `None` on a unix socket.
+    local: Option<SocketAddr>,
+    /// What the listener it came from does besides HTTP (TLS, PROXY protocol).
+    options: ListenerOptions,
     /// Unconsumed input is `buf[start..]`.
     buf: Vec<u8>,
     start: usize,
@@ -90,18 +97,17 @@ pub(crate) enum NextHead {
 
 impl Conn {
     pub(crate) fn new(
-        stream: TcpStream,
+        accepted: Accepted,
         token: Token,
-        peer: SocketAddr,
-        local: SocketAddr,
         now: Instant,
         header_timeout: Duration,
     ) -> Conn {
         Conn {
-            stream,
+            stream: accepted.stream,
             token,
-            peer,
-            local,
+            peer: accepted.peer,
+            local: accepted.local,
+            options: accepted.options,
             buf: Vec::new(),
             start: 0,
             scanner: HeadScanner::default(),
@@ -111,12 +117,13 @@ impl Conn {
             head_since: Some(now),
             served_any: false,
             parked: None,
-            awaiting_proxy_header: false,
+            awaiting_proxy_header: accepted.options.proxy_protocol,
         }
     }
 
     /// The connection must start with a PROXY protocol header (v1 or v2), whose source address
-    /// becomes the peer; without a valid one it is closed.
+    /// becomes the peer; without a valid one it is closed (`--proxy-protocol`: every listener;
+    /// a listener's own `proxy` option already set this in `new`).
     pub(crate) fn expect_proxy_header(&mut self) {
         self.awaiting_proxy_header = true;
     }
@@ -185,17 +192,23 @@ impl Conn {
     }
 
     /// The client's address.
-    pub(crate) fn peer(&self) -> SocketAddr {
+    pub(crate) fn peer(&self) -> Peer {
         self.peer
     }
 
-    /// The address the client connected to.
-    pub(crate) fn local(&self) -> SocketAddr {
+    /// The address the client connected to (`None` on a unix socket).
+    pub(crate) fn local(&self) -> Option<SocketAddr> {
         self.local
     }
 
+    /// The options of the listener this connection came from.
+    #[allow(dead_code)] // read by the TLS stream (the PROXY header's flag is set in `new`)
+    pub(crate) fn listener_options(&self) -> ListenerOptions {
+        self.options
+    }
+
     /// The socket, for registering it with the poller.
-    pub(crate) fn stream_mut(&mut self) -> &mut TcpStream {
+    pub(crate) fn stream_mut(&mut self) -> &mut Stream {
         &mut self.stream
     }
 
@@ -320,7 +333,7 @@ impl Conn {
                     header.source
                 );
                 if let Some(source) = header.source {
-                    self.peer = source;
+                    self.peer = Peer::Tcp(source);
                 }
                 self.awaiting_proxy_header = false;
                 self.consume(header.len);
@@ -331,7 +344,7 @@ impl Conn {
                 // one summarised line, not one per connection.
                 log::warn!(
                     "closed a connection from {} on a PROXY-protocol listener: {e} (only a proxy sending PROXY headers may connect there; drop --proxy-protocol / the listener's `proxy` option otherwise)",
-                    self.peer.ip()
+                    self.peer.host()
                 );
                 ProxyHeaderState::Refused
             }
@@ -383,7 +396,7 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use std::io::Write;
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
 
     use super::*;
     use crate::http::request::{parse_head, RequestHead};
@@ -395,14 +408,13 @@ mod tests {
         let (server, peer) = listener.accept().unwrap();
         server.set_nonblocking(true).unwrap();
         let local = server.local_addr().unwrap();
-        let conn = Conn::new(
-            server,
-            Token(7),
-            peer,
-            local,
-            Instant::now(),
-            Duration::from_secs(10),
-        );
+        let accepted = Accepted {
+            stream: Stream::from(server),
+            peer: Peer::Tcp(peer),
+            local: Some(local),
+            options: ListenerOptions::default(),
+        };
+        let conn = Conn::new(accepted, Token(7), Instant::now(), Duration::from_secs(10));
         (conn, client)
     }
 

@@ -9,10 +9,9 @@
 //! removed before the app sees them. `REMOTE_ADDR`, `REMOTE_PORT`, `webserver.url_scheme` and
 //! the access log show the result.
 
-use std::net::SocketAddr;
-
 use crate::http::forwarded::{self, Scheme};
 use crate::http::peer_trust::TrustList;
+use crate::listen::Peer;
 
 /// The proxy options the serving loop applies.
 #[derive(Clone, Debug, Default)]
@@ -27,7 +26,7 @@ pub(crate) struct Proxies {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Client {
     /// `REMOTE_ADDR` / `REMOTE_PORT`.
-    pub(crate) remote: SocketAddr,
+    pub(crate) remote: Peer,
     /// `webserver.url_scheme`.
     pub(crate) scheme: &'static [u8],
     /// The peer is not trusted: its forwarding headers must not reach the app.
@@ -36,11 +35,16 @@ pub(crate) struct Client {
 
 /// The client of a request that arrived from `peer` (after any PROXY header) with `headers`.
 /// Allocates nothing unless a trusted peer sent forwarding headers.
-pub(crate) fn client<'h, H>(peer: SocketAddr, headers: H, proxies: &Proxies) -> Client
+pub(crate) fn client<'h, H>(peer: Peer, headers: H, proxies: &Proxies) -> Client
 where
     H: Iterator<Item = (&'h [u8], &'h [u8])> + Clone,
 {
-    if !proxies.trusted.trusts(peer.ip()) {
+    let trusted = match peer {
+        Peer::Tcp(addr) => proxies.trusted.trusts(addr.ip()),
+        // A unix socket's peer has no address: trusted only when `unix` is listed.
+        Peer::Unix => proxies.trusted.trusts_unix(),
+    };
+    if !trusted {
         return Client {
             remote: peer,
             scheme: Scheme::Http.as_bytes(),
@@ -49,7 +53,7 @@ where
     }
     let said = forwarded::resolve(headers, &proxies.trusted);
     Client {
-        remote: said.client.unwrap_or(peer),
+        remote: said.client.map_or(peer, Peer::Tcp),
         scheme: said.scheme.unwrap_or(Scheme::Http).as_bytes(),
         strip_forwarding: false,
     }
@@ -66,17 +70,17 @@ mod tests {
             (b"X-Forwarded-Proto", b"https"),
         ];
         let proxies = Proxies::default();
-        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let local = Peer::Tcp("127.0.0.1:5000".parse().unwrap());
         let got = client(local, headers.iter().copied(), &proxies);
         assert_eq!(
             got,
             Client {
-                remote: "198.51.100.4:0".parse().unwrap(),
+                remote: Peer::Tcp("198.51.100.4:0".parse().unwrap()),
                 scheme: b"https",
                 strip_forwarding: false,
             }
         );
-        let outsider: SocketAddr = "203.0.113.1:5000".parse().unwrap();
+        let outsider = Peer::Tcp("203.0.113.1:5000".parse().unwrap());
         let got = client(outsider, headers.iter().copied(), &proxies);
         assert_eq!(
             got,
@@ -86,5 +90,14 @@ mod tests {
                 strip_forwarding: true,
             }
         );
+        // Unix peers: only when listed.
+        assert!(client(Peer::Unix, headers.iter().copied(), &proxies).strip_forwarding);
+        let unix = Proxies {
+            trusted: "unix".parse().unwrap(),
+            proxy_protocol: false,
+        };
+        let got = client(Peer::Unix, headers.iter().copied(), &unix);
+        assert_eq!(got.remote, Peer::Tcp("198.51.100.4:0".parse().unwrap()));
+        assert!(!got.strip_forwarding);
     }
 }

@@ -10,7 +10,6 @@
 //! up against `--body-timeout` instead; past it the app's read fails with `WS_ERR_TIMEOUT` and
 //! the answer is 408 (the encoder's decision), closing only that connection.
 
-use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use app_abi::raw::{
@@ -33,6 +32,7 @@ use crate::http::error::ParseError;
 use crate::http::request::{parse_scanned, RequestHead};
 use crate::http::response::{encode_continue, DateCache};
 use crate::http::target::parse_target;
+use crate::listen::PeerHost;
 use std::sync::Arc;
 
 /// How much of a request body the app left unread is drained (from what is already buffered)
@@ -133,7 +133,7 @@ fn serve_buffered(
                 &mut scratch.buffers,
             ),
             Err(e) => {
-                reject(conn.peer().ip(), &e, &mut scratch.buffers);
+                reject(conn.peer().host(), &e, &mut scratch.buffers);
                 Then::Close
             }
         };
@@ -166,7 +166,7 @@ fn serve_one(
     let target = match parse_target(method, head.target(buf)) {
         Ok(target) => target,
         Err(e) => {
-            reject(peer.ip(), &e, buffers);
+            reject(peer.host(), &e, buffers);
             return Then::Close;
         }
     };
@@ -174,7 +174,7 @@ fn serve_one(
         Ok(decoder) => decoder,
         Err(e) => {
             let reason = format_args!("{e} (over --max-body {})", config.max_body);
-            reject_status(peer.ip(), e.status(), &reason, buffers);
+            reject_status(peer.host(), e.status(), &reason, buffers);
             return Then::Close;
         }
     };
@@ -268,7 +268,7 @@ fn serve_one(
 /// One access-log line, naming the client as the app saw it (`REMOTE_ADDR`).
 pub(super) fn log_access(environ: &Environ, version_minor: u8, outcome: Outcome, started: Instant) {
     let record = AccessRecord {
-        peer: environ.remote_ip(),
+        peer: environ.remote_host(),
         request: environ.request_line(),
         version_minor,
         status: outcome.status,
@@ -278,14 +278,19 @@ pub(super) fn log_access(environ: &Environ, version_minor: u8, outcome: Outcome,
     log::info!(target: "access", "{record}");
 }
 
-fn reject(peer: IpAddr, error: &ParseError, buffers: &mut Buffers) {
+fn reject(peer: PeerHost, error: &ParseError, buffers: &mut Buffers) {
     reject_status(peer, error.status(), error, buffers);
 }
 
 /// Answer a request the app never saw with an error status and close (RFC 9112 §9.6 lets a
 /// server close after an error; after a framing error it must, as the next request's start is
 /// unknown).
-fn reject_status(peer: IpAddr, status: u16, reason: &dyn std::fmt::Display, buffers: &mut Buffers) {
+fn reject_status(
+    peer: PeerHost,
+    status: u16,
+    reason: &dyn std::fmt::Display,
+    buffers: &mut Buffers,
+) {
     log_rejected(peer, status, reason);
     crate::stats::rejected(status);
     // Held after any responses still held for this connection; `serve` sends them all.

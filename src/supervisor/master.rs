@@ -1,17 +1,18 @@
-//! The master: owns the listening socket, runs the generation state machine
-//! (`generation.rs`, where every decision is made) and does its I/O: it turns signals, the
-//! workers' pipe messages, their exits and `--reload` file changes into events, and carries out
-//! the actions — reading the library into memory, starting workers, signalling them, writing the
-//! status file, closing its copy of the listener when a stop begins. It holds `--pid FILE` locked
-//! for its whole life (`pid_file.rs`), and with `--stats` gives each worker a counter page and
-//! answers scrapes from this same loop (`crate::stats`). It never loads app code itself.
+//! The master: owns the listening sockets (`crate::listen::open`), runs the generation state
+//! machine (`generation.rs`, where every decision is made) and does its I/O: it turns signals,
+//! the workers' pipe messages, their exits and `--reload` file changes into events, and carries
+//! out the actions — reading the library into memory, starting workers, signalling them,
+//! writing the status file, telling systemd (`crate::listen::notify`), closing its copies of
+//! the listeners when a stop begins. It holds `--pid FILE` locked for its whole life
+//! (`pid_file.rs`) and removes the unix socket files it created when it exits; with `--stats`
+//! it gives each worker a counter page and answers scrapes from this same loop
+//! (`crate::stats`). It never loads app code itself.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fmt;
 use std::fs;
 use std::io::{self, Write};
-use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -29,7 +30,9 @@ use super::reload_paths::PathsWatch;
 use crate::app::loader::LoadError;
 use crate::app::target::AppTarget;
 use crate::cli::ServeArgs;
-use crate::server;
+use crate::listen::notify::Notifier;
+use crate::listen::open::{open_all, ListenError};
+use crate::listen::{systemd, ListenerOptions};
 use crate::stats::{Stats, StatsAddr, WorkerStatsArgs};
 use crate::sys::process::{dup_at_or_above, kill, reap_any, wait_readable, Signal};
 
@@ -47,10 +50,7 @@ pub(crate) enum MasterError {
     PidFile(PidFileError),
     /// The first generation failed to boot; the worker's own message.
     Boot(String),
-    Bind {
-        addr: SocketAddr,
-        source: io::Error,
-    },
+    Listen(ListenError),
     /// `--stats ADDR` cannot be listened on.
     Stats {
         addr: StatsAddr,
@@ -65,10 +65,7 @@ impl fmt::Display for MasterError {
             MasterError::Load(e) => write!(f, "{e}"),
             MasterError::PidFile(e) => write!(f, "{e}"),
             MasterError::Boot(message) => write!(f, "{message}"),
-            MasterError::Bind { addr, source } => write!(
-                f,
-                "cannot listen on {addr}: {source} (is another server using it? pick one with --bind)"
-            ),
+            MasterError::Listen(e) => write!(f, "{e}"),
             MasterError::Stats { addr, source } => {
                 let addr = match addr {
                     StatsAddr::Unix(path) => format!("unix:{}", path.display()),
@@ -93,13 +90,13 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
     };
     let target = AppTarget::parse(spec).map_err(|e| MasterError::Load(e.into()))?;
     let source = target.resolve().map_err(|e| MasterError::Load(e.into()))?;
-    let bound = server::bind(args.bind).map_err(|source| MasterError::Bind {
-        addr: args.bind,
-        source,
+    let activated = systemd::from_env().map_err(|reason| {
+        MasterError::Io(
+            "socket activation",
+            io::Error::new(io::ErrorKind::InvalidInput, reason),
+        )
     })?;
-    let local = bound
-        .local_addr()
-        .map_err(|e| MasterError::Io("listener address", e))?;
+    let opened = open_all(&args.listen, activated).map_err(MasterError::Listen)?;
     let stats = match Stats::start(&args.stats) {
         Ok(stats) => stats,
         Err(source) => {
@@ -115,10 +112,18 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         .map_err(|e| MasterError::Io("cannot install signal handlers", e))?;
     let exe =
         std::env::current_exe().map_err(|e| MasterError::Io("cannot find my own executable", e))?;
-    let listener = dup_at_or_above(bound.as_fd(), FD_FLOOR)
-        .map_err(|e| MasterError::Io("cannot move the listener", e))?;
-    // One copy only: a stop closes it, and a second one would keep the socket listening.
-    drop(bound);
+    let mut listeners = Vec::with_capacity(opened.open.len());
+    let mut names = Vec::with_capacity(opened.open.len());
+    for open in opened.open {
+        // One copy only (the original closes here): a stop closes it, and a second one would
+        // keep the socket listening.
+        let socket = dup_at_or_above(open.socket.as_fd(), FD_FLOOR)
+            .map_err(|e| MasterError::Io("cannot move a listener", e))?;
+        listeners.push((socket, open.options));
+        names.push(open.name);
+    }
+    // Removed when the master returns, after its workers are gone.
+    let _socket_files = opened.files;
     let machine = Generations::new(Config {
         workers: args.workers,
         graceful_timeout: Duration::from_secs(args.tuning.graceful_timeout),
@@ -128,8 +133,9 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
             .then(|| Duration::from_secs(args.tuning.timeout)),
     });
     let mut master = Master {
-        listener: Some(listener),
-        local,
+        listeners,
+        names,
+        notifier: Notifier::from_env(),
         exe,
         args: args.clone(),
         symbol: target.symbol.clone(),
@@ -148,10 +154,12 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
 }
 
 struct Master {
-    /// The listening socket every worker accepts on, kept above the descriptors they inherit;
-    /// `None` once a stop closed it.
-    listener: Option<OwnedFd>,
-    local: SocketAddr,
+    /// The listening sockets every worker accepts on, and their options, kept above the
+    /// descriptors they inherit; empty once a stop closed them.
+    listeners: Vec<(OwnedFd, ListenerOptions)>,
+    /// What each listener listens on, for the `Serving HTTP on` line.
+    names: Vec<String>,
+    notifier: Notifier,
     exe: PathBuf,
     args: ServeArgs,
     symbol: String,
@@ -183,6 +191,7 @@ impl Master {
             // master was busy above (a library copy can take a while) is news, not silence.
             self.read_pipes();
             self.apply(Event::Tick);
+            self.notifier.tick(Instant::now());
             if let Some(stats) = &mut self.stats {
                 stats.serve(&self.machine);
             }
@@ -245,6 +254,7 @@ impl Master {
                 }
                 Action::Status(line) => {
                     self.write_status(&line);
+                    self.notifier.status_line(&line);
                     None
                 }
                 Action::Log { level, text } => {
@@ -252,16 +262,18 @@ impl Master {
                     None
                 }
                 Action::Serving => {
-                    println!("Serving HTTP on {} ...", self.local);
+                    println!("Serving HTTP on {} ...", self.names.join(", "));
                     if let Err(e) = io::stdout().flush() {
                         log::warn!("cannot write to stdout: {e}");
                     }
+                    self.notifier.serving();
                     None
                 }
                 Action::CloseListener => {
-                    // The workers close theirs as they drain: then the socket is closed, and
+                    // The workers close theirs as they drain: then the sockets are closed, and
                     // the kernel refuses new clients instead of queueing them.
-                    self.listener = None;
+                    self.listeners.clear();
+                    self.notifier.stopping();
                     None
                 }
                 Action::Exit(outcome) => {
@@ -326,15 +338,20 @@ impl Master {
                 .into_iter()
                 .map(Into::into),
         );
-        let Some(listener) = &self.listener else {
+        if self.listeners.is_empty() {
             return Err(io::Error::other(
-                "the listening socket is closed: the server is stopping",
+                "the listening sockets are closed: the server is stopping",
             ));
-        };
+        }
+        for (_, options) in &self.listeners {
+            args.push(format!("--listener={options}").into());
+        }
+        let listeners: Vec<BorrowedFd<'_>> =
+            self.listeners.iter().map(|(fd, _)| fd.as_fd()).collect();
         let worker = WorkerProcess::spawn(
             &self.exe,
             &args,
-            listener.as_fd(),
+            &listeners,
             library.image(),
             page.as_ref().map(|page| page.fd()),
         )?;
@@ -402,13 +419,18 @@ impl Master {
         }
     }
 
-    /// Sleep until a worker writes (or exits), a signal arrives, or `TICK` passes.
+    /// Sleep until a worker writes (or exits), a signal arrives, `TICK` passes or the
+    /// watchdog is due.
     fn wait_for_input(&self) {
         let mut fds: Vec<BorrowedFd<'_>> = self.workers.iter().map(WorkerProcess::pipe).collect();
         if let Some(stats) = &self.stats {
             fds.extend(stats.wake_fds());
         }
-        if let Err(e) = wait_readable(&fds, TICK) {
+        let wait = self
+            .notifier
+            .next_due(Instant::now())
+            .map_or(TICK, |due| due.min(TICK));
+        if let Err(e) = wait_readable(&fds, wait) {
             log::warn!("cannot wait for the workers' pipes: {e}");
             std::thread::sleep(TICK);
         }

@@ -10,6 +10,7 @@ use std::io;
 pub(crate) mod epoll;
 pub(crate) mod flock;
 pub(crate) mod memfd;
+pub(crate) mod notify;
 pub(crate) mod process;
 pub(crate) mod shm;
 pub(crate) mod socket;
