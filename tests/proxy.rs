@@ -276,3 +276,66 @@ fn proxy_protocol_from_the_environment_reaches_every_worker() {
         assert_eq!(seen["remote_addr"], "2001:db8::9");
     }
 }
+
+/// What the echo app saw for a request sent after `prefix` on a unix socket (`None`: the
+/// connection was closed without an answer).
+fn ask_unix(path: &std::path::Path, prefix: &[u8], headers: &[&str]) -> Option<serde_json::Value> {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(path).unwrap();
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut headers = headers.to_vec();
+    headers.push("Connection: close");
+    // The server may close before reading everything.
+    let _ = stream.write_all(&[prefix, &get_with(&headers)].concat());
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    if answer.is_empty() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+    let body = text.split_once("\r\n\r\n").map(|(_, body)| body).unwrap();
+    Some(serde_json::from_str(body).unwrap())
+}
+
+#[test]
+fn the_proxy_option_applies_to_its_own_listener_only() {
+    let dir = fresh_dir("proxy-option");
+    let path = dir.join("app.sock");
+    // The default TCP listener without, a unix socket with the `proxy` option.
+    let server = sample_server("echo")
+        .args(["-b", &format!("unix:{},proxy", path.display())])
+        .start();
+    assert_eq!(ask(&server, b"", &[])["remote_addr"], "127.0.0.1");
+    let seen = ask_unix(&path, b"PROXY TCP4 192.0.2.1 10.0.0.1 5000 443\r\n", &[]).unwrap();
+    assert_eq!(seen["remote_addr"], "192.0.2.1");
+    assert_eq!(seen["remote_port"], "5000");
+    assert!(
+        ask_unix(&path, b"", &[]).is_none(),
+        "plain HTTP answered on a proxy listener"
+    );
+}
+
+#[test]
+fn unix_socket_peers_are_trusted_only_when_named() {
+    let dir = fresh_dir("proxy-unix-trust");
+    let forwarded = &["X-Forwarded-For: 203.0.113.9", "X-Forwarded-Proto: https"];
+
+    let default_path = dir.join("default.sock");
+    let _default = sample_server("echo")
+        .args(["-b", &format!("unix:{}", default_path.display())])
+        .start();
+    let seen = ask_unix(&default_path, b"", forwarded).unwrap();
+    assert_eq!(seen["remote_addr"], "", "{seen}");
+    assert_eq!(seen["url_scheme"], "http");
+    assert!(seen["headers"]["x-forwarded-for"].is_null(), "{seen}");
+
+    let named_path = dir.join("named.sock");
+    let _named = sample_server("echo")
+        .args(["-b", &format!("unix:{}", named_path.display())])
+        .args(["--forwarded-allow-ips", "unix"])
+        .start();
+    let seen = ask_unix(&named_path, b"", forwarded).unwrap();
+    assert_eq!(seen["remote_addr"], "203.0.113.9", "{seen}");
+    assert_eq!(seen["url_scheme"], "https");
+}
