@@ -1,7 +1,7 @@
 //! The deployment of issue 12, with the real programs: Debian's nginx (`/usr/sbin/nginx`, run
 //! as the test's user with its own prefix and configuration in a scratch directory) in front of
-//! two `webserver` instances, passing requests with the shipped header snippet
-//! (`deploy/nginx/webserver-proxy.conf`).
+//! two `webserver` instances — one on TCP, one on a unix socket trusted as `unix` — passing
+//! requests with the shipped header snippet (`deploy/nginx/webserver-proxy.conf`).
 //!
 //! - The client is 127.0.0.2 (its socket is bound there) and nginx 127.0.0.1: the app must
 //!   see 127.0.0.2 as REMOTE_ADDR through nginx, whatever `X-Forwarded-For` / `Forwarded` the
@@ -81,8 +81,9 @@ struct Nginx {
 }
 
 impl Nginx {
-    /// nginx with an HTTP and a TLS listener, both proxying to `upstreams`.
-    fn start(dir: &Path, upstreams: &[SocketAddr]) -> Nginx {
+    /// nginx with an HTTP and a TLS listener, both proxying to `upstreams` (nginx's
+    /// `server` syntax: `127.0.0.1:8000`, `unix:/path`).
+    fn start(dir: &Path, upstreams: &[String]) -> Nginx {
         std::fs::create_dir_all(dir).unwrap();
         let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
         let made = Command::new("openssl")
@@ -198,9 +199,20 @@ struct Instance {
     server: Server,
     pid_file: PathBuf,
     live: PathBuf,
+    /// Where nginx reaches it.
+    upstream: String,
 }
 
-fn instance(dir: &Path, name: &str, app: &Path) -> Instance {
+/// Where an instance listens for nginx.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Tcp,
+    /// A unix socket, its peers trusted with `--forwarded-allow-ips unix` (it also keeps the
+    /// harness's TCP listener, which trusts nobody then: the spoof check goes there).
+    Unix,
+}
+
+fn instance(dir: &Path, name: &str, app: &Path, via: Via) -> Instance {
     let home = dir.join(name);
     std::fs::create_dir_all(&home).unwrap();
     let live = home.join("libapp.so");
@@ -208,25 +220,40 @@ fn instance(dir: &Path, name: &str, app: &Path) -> Instance {
     let pid_file = home.join("webserver.pid");
     let mut target = live.clone().into_os_string();
     target.push(":app");
-    // The default --forwarded-allow-ips (127.0.0.1,::1) trusts nginx and not the client.
-    let server = server(target)
+    let socket = home.join("webserver.sock");
+    let mut builder = server(target)
         .arg_pid(&pid_file)
-        .args(["-w", "2", "--threads", "4"])
-        .start();
+        .args(["-w", "2", "--threads", "4"]);
+    if via == Via::Unix {
+        builder = builder
+            .args(["-b", &format!("unix:{}", socket.display())])
+            .args(["--forwarded-allow-ips", "unix"]);
+    }
+    // Otherwise the default --forwarded-allow-ips (127.0.0.1,::1) trusts nginx and not the
+    // client.
+    let server = builder.start();
     wait_first_ready(&pid_file);
+    let upstream = match via {
+        Via::Tcp => server.addr().to_string(),
+        Via::Unix => format!("unix:{}", socket.display()),
+    };
     Instance {
         server,
         pid_file,
         live,
+        upstream,
     }
 }
 
 #[test]
 fn nginx_in_front_of_two_instances_passes_the_client_through_and_a_fleet_swap_fails_nothing() {
     let dir = fresh_dir("fleet");
-    let a = instance(&dir, "a", &sample_app("echo"));
-    let b = instance(&dir, "b", &sample_app("echo"));
-    let nginx = Nginx::start(&dir.join("nginx"), &[a.server.addr(), b.server.addr()]);
+    let a = instance(&dir, "a", &sample_app("echo"), Via::Tcp);
+    let b = instance(&dir, "b", &sample_app("echo"), Via::Unix);
+    let nginx = Nginx::start(
+        &dir.join("nginx"),
+        &[a.upstream.clone(), b.upstream.clone()],
+    );
 
     // ---- REMOTE_ADDR and scheme through nginx ----
     for _ in 0..4 {
@@ -413,8 +440,8 @@ fn nginx_in_front_of_two_instances_passes_the_client_through_and_a_fleet_swap_fa
 #[test]
 fn a_fleet_swap_checks_every_instance_first_and_stops_at_the_first_refusal() {
     let dir = fresh_dir("fleet-refusal");
-    let a = instance(&dir, "a", &sample_app("hello"));
-    let b = instance(&dir, "b", &sample_app("hello"));
+    let a = instance(&dir, "a", &sample_app("hello"), Via::Tcp);
+    let b = instance(&dir, "b", &sample_app("hello"), Via::Tcp);
     let arg = |i: &Instance| format!("{},{}", i.pid_file.display(), i.live.display());
     let fleet_swap = |new: &Path, instances: &[String]| {
         Command::new(workspace_dir().join("scripts/fleet-swap.sh"))
