@@ -4,7 +4,8 @@ and issue 11's targets: webserver / best gunicorn (bare WSGI hello ≥ 3×, Flas
 webserver / uWSGI (bare hello ≥ 1×), and for Flask a p99 lower than every peer's.
 
 Usage: wsgi_summary.py SCENARIOS_TSV {bare|flask}
-"errors" are wrk's. uWSGI (--http-socket) shows one read error per request, keep-alive or not: it
+"errors" are wrk's. "per CPU-s" is requests per second of the server's own CPU time (all its
+processes): less disturbed than requests/s when other processes share the server's core. uWSGI (--http-socket) shows one read error per request, keep-alive or not: it
 closes the connection after every response, which wrk counts as an error after counting the
 complete response; its requests/s are those responses.
 """
@@ -16,7 +17,8 @@ cells = {}
 for r in rows:
     try:
         cells.setdefault((r["scenario"], r["group"]), []).append(
-            (float(r["rps"]), float(r["p99_us"]) / 1000, int(r["errors"] or 0)))
+            (float(r["rps"]), float(r["p99_us"]) / 1000, int(r["errors"] or 0),
+             float(r["requests"]) / float(r["srv_cpu_s"]) if float(r["srv_cpu_s"] or 0) > 0 else 0.0))
     except (TypeError, ValueError):
         pass
 verdict = lambda ok: "met" if ok else "NOT met"
@@ -29,7 +31,9 @@ for scen in sorted({s for s, _ in cells}):
         rps = statistics.median(x[0] for x in rs)
         p99 = statistics.median(x[1] for x in rs)
         med[group] = (rps, p99)
-        print(f"  {group:18} {rps:10.0f} req/s  p99 {p99:8.2f} ms  errors {sum(x[2] for x in rs)}  ({len(rs)} rounds)")
+        per_cpu = statistics.median(x[3] for x in rs)
+        print(f"  {group:18} {rps:10.0f} req/s  p99 {p99:8.2f} ms  {per_cpu:8.0f} per CPU-s  "
+              f"errors {sum(x[2] for x in rs)}  ({len(rs)} rounds)")
     if "webserver" not in med:
         continue
     ws_rps, ws_p99 = med["webserver"]

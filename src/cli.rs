@@ -7,11 +7,14 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
 mod proxy;
 
 use crate::app::target::AppTarget;
+use crate::config::values::{self, SecondsOrOff};
+use crate::config::EffectiveConfig;
 use crate::http::scan::Limits;
 use crate::listen::args::ListenArgs;
 use crate::listen::ListenerOptions;
@@ -25,7 +28,8 @@ use crate::supervisor::probe::{Expect, ProbeTarget};
 /// is a path relative to the current directory; a bare NAME means libNAME.so in the current
 /// directory, then beside this executable. Examples: hello:app, ./libpyramidish.so:app.
 /// Words after LIB:SYMBOL are the app's own arguments (ws_init.args, ABI 1.1), e.g.
-/// `webserver myapp:app --config app.toml` (options for webserver go before LIB:SYMBOL).
+/// `webserver myapp:app --config app.toml` (options for webserver go before LIB:SYMBOL: this
+/// --config is the app's).
 ///
 /// Signals to the master: HUP hot-swaps the app library (a failed swap keeps the old one
 /// serving), TERM/INT stop gracefully, QUIT stops at once, TTIN/TTOU add/remove a worker.
@@ -36,7 +40,8 @@ use crate::supervisor::probe::{Expect, ProbeTarget};
     about,
     long_about,
     args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
+    subcommand_negates_reqs = true,
+    after_long_help = CONFIGURATION_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -44,7 +49,29 @@ pub struct Cli {
 
     #[command(flatten)]
     pub(crate) serve: ServeArgs,
+
+    /// What `--print-config` prints, worked out while parsing (`crate::config`).
+    #[arg(skip)]
+    pub(crate) effective: Option<EffectiveConfig>,
 }
+
+/// The end of `--help`: where options come from besides the command line, and the logs.
+const CONFIGURATION_HELP: &str = "\
+Configuration:
+  Every option can also be set in the environment as WEBSERVER_<OPTION> (shown as [env: ...]
+  above, e.g. WEBSERVER_WORKERS=4, WEBSERVER_TIMEOUT=off) and in a TOML file named by
+  --config FILE or WEBSERVER_CONFIG, whose keys are the long option names (kebab-case or
+  snake_case) plus the app:
+      app = \"hello:app\"
+      app-args = [\"--verbose\"]
+      bind = \"127.0.0.1:8000\"
+      workers = 4
+  A flag beats the environment, which beats the file, which beats the default.
+  `webserver --print-config [OPTIONS]` prints each effective value and where it came from.
+
+Logging:
+  RUST_LOG chooses what is logged to stderr (default: info,access=warn; e.g. RUST_LOG=debug,
+  or RUST_LOG=info to add the access log).";
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
@@ -116,16 +143,22 @@ pub(crate) struct ProbeArgs {
     pub(crate) expect: Option<Expect>,
 }
 
-/// Options of a serving master.
+/// Options of a serving master. Every option also reads `WEBSERVER_<OPTION>` and the `--config`
+/// file (see `crate::config`): give each new one `env` and a `help_heading` (`--help` lists the
+/// headings in the order they first appear here).
 #[derive(Args, Debug, Clone)]
 pub(crate) struct ServeArgs {
-    /// The app to serve, as LIB:SYMBOL (split at the last ':').
+    /// The app to serve, as LIB:SYMBOL (split at the last ':'); in a --config file: app.
     // Checked here: with APP_ARGS after it, a stray word would otherwise be taken for the app.
-    #[arg(value_name = "LIB:SYMBOL", required = true, value_parser = lib_symbol)]
+    #[arg(
+        value_name = "LIB:SYMBOL",
+        required_unless_present = "print_config",
+        value_parser = lib_symbol
+    )]
     pub(crate) app: Option<String>,
 
     /// The app's own arguments: every word after LIB:SYMBOL reaches the app's init (and each
-    /// worker's, in hot swaps too).
+    /// worker's, in hot swaps too); in a --config file: app-args, with app.
     #[arg(
         value_name = "APP_ARGS",
         trailing_var_arg = true,
@@ -133,25 +166,62 @@ pub(crate) struct ServeArgs {
     )]
     pub(crate) app_args: Vec<OsString>,
 
+    /// Read options from this TOML file: keys are the long option names (`workers = 4`,
+    /// `bind = "127.0.0.1:8000"`, `app = "hello:app"`). Flags and WEBSERVER_* variables win
+    /// over it.
+    #[arg(long, value_name = "FILE", env = "WEBSERVER_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Print every option's effective value and where it came from (flag, env, file or
+    /// default) as a TOML config file, and exit; LIB:SYMBOL is not required.
+    #[arg(long)]
+    pub(crate) print_config: bool,
+
     #[command(flatten)]
     pub(crate) listen: ListenArgs,
 
-    /// Worker processes; the master only supervises and never loads app code.
-    #[arg(short, long, value_name = "N", default_value_t = 1)]
+    /// Worker processes, 1 to 1024; the master only supervises and never loads app code.
+    #[arg(
+        short,
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        value_parser = values::workers,
+        env = "WEBSERVER_WORKERS",
+        help_heading = "Processes"
+    )]
     pub(crate) workers: usize,
 
     /// Write the master's pid to FILE (and the swap status to FILE.status); FILE stays locked
     /// (flock) while the master runs, so a second master with the same FILE is refused.
-    #[arg(long, value_name = "FILE")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "WEBSERVER_PID",
+        help_heading = "Processes"
+    )]
     pub(crate) pid: Option<PathBuf>,
 
     /// Watch LIB's file and hot-swap when it changed and has been stable for a moment.
-    #[arg(long)]
+    #[arg(
+        long,
+        env = "WEBSERVER_RELOAD",
+        value_parser = BoolishValueParser::new(),
+        help_heading = "Reload"
+    )]
     pub(crate) reload: bool,
 
-    /// With --reload, also hot-swap when a file under PATH changes (repeatable; directories are
-    /// watched recursively, without hidden entries and __pycache__): e.g. a Python app's source.
-    #[arg(long = "reload-path", value_name = "PATH", requires = "reload")]
+    /// With --reload, also hot-swap when a file under PATH changes (repeatable, or several
+    /// separated by ':'; directories are watched recursively, without hidden entries and
+    /// __pycache__): e.g. a Python app's source.
+    #[arg(
+        long = "reload-path",
+        value_name = "PATH",
+        requires = "reload",
+        value_delimiter = ':',
+        env = "WEBSERVER_RELOAD_PATH",
+        help_heading = "Reload"
+    )]
     pub(crate) reload_paths: Vec<PathBuf>,
 
     #[command(flatten)]
@@ -164,48 +234,120 @@ pub(crate) struct ServeArgs {
 /// Options that each worker applies (the master passes them on).
 #[derive(Args, Debug, Clone)]
 pub(crate) struct Tuning {
-    /// Serving threads per worker (default: one per CPU this process may run on; raise it for
-    /// apps that block, e.g. on a database, since a blocking call holds its thread).
-    #[arg(long, value_name = "N")]
+    /// Serving threads per worker, 1 to 4096 (default: one per CPU this process may run on;
+    /// raise it for apps that block, e.g. on a database, since a blocking call holds its thread).
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = values::threads,
+        env = "WEBSERVER_THREADS",
+        help_heading = "Processes"
+    )]
     pub(crate) threads: Option<usize>,
 
-    /// Seconds an idle keep-alive connection is kept open.
-    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    /// Seconds an idle keep-alive connection is kept open, 1 to 86400.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 5,
+        value_parser = values::positive_seconds,
+        env = "WEBSERVER_KEEP_ALIVE",
+        help_heading = "Timeouts"
+    )]
     pub(crate) keep_alive: u64,
 
-    /// Seconds a client may take to send a request head (answered with 408 after that).
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    /// Seconds a client may take to send a request head (answered with 408 after that), 1 to
+    /// 86400.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10,
+        value_parser = values::positive_seconds,
+        env = "WEBSERVER_HEADER_TIMEOUT",
+        help_heading = "Timeouts"
+    )]
     pub(crate) header_timeout: u64,
 
-    /// Seconds one request may run in the app (waits for the client do not count); a worker
-    /// stuck longer is killed and replaced (harakiri).
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    pub(crate) timeout: u64,
+    /// Seconds one request may run in the app (waits for the client do not count), 1 to 86400,
+    /// or `off`; a worker stuck longer, or silent (frozen) that long, is killed and replaced
+    /// (harakiri). `off` turns both checks off.
+    #[arg(
+        long,
+        value_name = "SECS|off",
+        default_value = "30",
+        value_parser = values::seconds_or_off,
+        env = "WEBSERVER_TIMEOUT",
+        help_heading = "Timeouts"
+    )]
+    pub(crate) timeout: SecondsOrOff,
 
-    /// Seconds one read of the request body or one write of the response may wait for the client.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    /// Seconds one read of the request body or one write of the response may wait for the
+    /// client, 1 to 86400.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 30,
+        value_parser = values::positive_seconds,
+        env = "WEBSERVER_IO_TIMEOUT",
+        help_heading = "Timeouts"
+    )]
     pub(crate) io_timeout: u64,
 
     /// Seconds one request may wait for its body in total, however slowly it trickles in
-    /// (answered with 408 after that).
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    /// (answered with 408 after that), 1 to 86400.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 60,
+        value_parser = values::positive_seconds,
+        env = "WEBSERVER_BODY_TIMEOUT",
+        help_heading = "Timeouts"
+    )]
     pub(crate) body_timeout: u64,
 
-    /// Seconds in-flight requests may take to finish on stop or swap.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    /// Seconds in-flight requests may take to finish on stop or swap, 0 (stop at once) to 86400.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 30,
+        value_parser = values::seconds_or_zero,
+        env = "WEBSERVER_GRACEFUL_TIMEOUT",
+        help_heading = "Timeouts"
+    )]
     pub(crate) graceful_timeout: u64,
 
-    /// Largest request body accepted, in bytes (larger: 413).
-    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
+    /// Largest request body accepted, in bytes (larger: 413); 0 refuses every request body.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = 16 * 1024 * 1024,
+        value_parser = values::bytes,
+        env = "WEBSERVER_MAX_BODY",
+        help_heading = "Limits"
+    )]
     pub(crate) max_body: u64,
 
-    /// Recycle a worker after this many requests (0: never).
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    /// Recycle a worker after this many requests, up to 10^12 (0: never).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        value_parser = values::request_count,
+        env = "WEBSERVER_MAX_REQUESTS",
+        help_heading = "Processes"
+    )]
     pub(crate) max_requests: u64,
 
     /// Add up to this many requests, at random per worker, to --max-requests (so workers do not
-    /// all recycle at once).
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    /// all recycle at once), up to 10^12.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        value_parser = values::request_count,
+        env = "WEBSERVER_MAX_REQUESTS_JITTER",
+        help_heading = "Processes"
+    )]
     pub(crate) max_requests_jitter: u64,
 
     #[command(flatten)]
@@ -253,12 +395,12 @@ impl Tuning {
             // threads than CPUs cost fast apps a scheduler time slice of tail latency (measured:
             // p99 0.35 ms with 1 thread on 1 CPU, 3.6 ms with 2, 13 ms with 4). Apps that block
             // need more, and say so with --threads.
-            threads: self.threads.unwrap_or(cpus).max(1),
+            threads: self.threads.unwrap_or(cpus),
             keep_alive: Duration::from_secs(self.keep_alive),
-            header_timeout: Duration::from_secs(self.header_timeout.max(1)),
-            io_timeout: Duration::from_secs(self.io_timeout.max(1)),
-            body_timeout: Duration::from_secs(self.body_timeout.max(1)),
-            request_timeout: (self.timeout > 0).then(|| Duration::from_secs(self.timeout)),
+            header_timeout: Duration::from_secs(self.header_timeout),
+            io_timeout: Duration::from_secs(self.io_timeout),
+            body_timeout: Duration::from_secs(self.body_timeout),
+            request_timeout: self.timeout.duration(),
             graceful_timeout: Duration::from_secs(self.graceful_timeout),
             max_body: self.max_body,
             max_requests: (self.max_requests > 0).then_some(self.max_requests),

@@ -9,8 +9,9 @@ pub const SUCCESS: u8 = 0;
 /// child that exits with it has already told the user, so the parent adds no second line.
 pub const FAILURE: u8 = 1;
 
-/// The command line was wrong; clap printed the usage and chose this status. Listed so that no
-/// other meaning takes it.
+/// The command line was wrong: a flag or `WEBSERVER_*` value (clap printed the usage and chose
+/// this status), or the `--config` file (`main` printed one line). Listed so that no other
+/// meaning takes it.
 pub const USAGE: u8 = 2;
 
 /// A worker killed itself over a request that ran past `--timeout` (harakiri); the master

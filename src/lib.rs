@@ -1,5 +1,6 @@
 //! `webserver`: an HTTP/1.1 server for apps in shared libraries, as a library. The binary
-//! (`src/main.rs`) parses the command line, calls [`run`] and turns its error into one line and
+//! (`src/main.rs`) parses the command line ([`Cli::from_all_sources`]: flags, `WEBSERVER_*`
+//! variables, `--config` file), calls [`run`] and turns its error into one line and
 //! an exit status; benches, tests and the fuzz targets use the hidden items below.
 //!
 //! Layers: `http` is protocol over bytes, `server` sockets and threads, `app` the ABI (the only
@@ -8,6 +9,7 @@
 mod alloc_count;
 mod app;
 mod cli;
+mod config;
 mod elf;
 mod error;
 pub mod exit;
@@ -23,6 +25,7 @@ mod sys;
 use std::io::Write;
 
 pub use cli::Cli;
+pub use config::{CommandLineError, ConfigFileError};
 pub use error::Error;
 
 use cli::Command;
@@ -50,12 +53,15 @@ pub mod fuzzing {
     }
 }
 
-/// Run what the command line asks for: serve (the master), `check`, or one of the hidden
-/// process roles the master and `check` start (`__worker`, `__probe`).
+/// Run what the command line asks for: serve (the master), `--print-config`, `check`, or one of
+/// the hidden process roles the master and `check` start (`__worker`, `__probe`).
 pub fn run(cli: Cli) -> Result<(), Error> {
     init_logging(role(&cli));
     match &cli.command {
-        None => Ok(supervisor::master::run(&cli.serve)?),
+        None => match &cli.effective {
+            Some(effective) => print_stdout(effective.text().as_bytes()),
+            None => Ok(supervisor::master::run(&cli.serve)?),
+        },
         Some(Command::Check {
             app,
             app_args,

@@ -4,12 +4,26 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
-use webserver::{exit, Cli};
+use webserver::{exit, Cli, CommandLineError};
 
 fn main() -> ExitCode {
-    match webserver::run(Cli::parse()) {
+    let cli = match Cli::from_all_sources() {
+        Ok(cli) => cli,
+        Err(CommandLineError::Usage(e)) => {
+            // clap's own output: the usage error (exit 2), or --help/--version (exit 0).
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::SUCCESS
+            });
+        }
+        Err(CommandLineError::Config(e)) => {
+            eprintln!("webserver: error: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    match webserver::run(cli) {
         Ok(()) => ExitCode::from(exit::SUCCESS),
         Err(err) => {
             if !err.already_reported() {

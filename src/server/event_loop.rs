@@ -6,8 +6,10 @@
 //! the socket is empty. There is no hand-off between threads per request (no futex, no context
 //! switch), idle connections hold no thread, a slow client never holds one while it dribbles its
 //! head (reads never wait), and a blocking app call holds only its own thread while the others
-//! keep answering events. An event that a thread took but cannot serve soon (it may block in
-//! the app) is passed on to idle threads by re-arming its registration.
+//! keep answering events. Of the events one `epoll_wait` returns, a thread serves the first;
+//! as many as there are idle threads are passed on to them by re-arming their registrations, and
+//! the rest wait in a backlog (`backlog.rs`) that every thread serves from, oldest first, before
+//! it waits again — so connections are served in the order their events came.
 //!
 //! Every listener is registered on the same epoll instance (tokens from `FIRST_LISTENER`); a
 //! connection remembers the options of the listener it came from.
@@ -34,6 +36,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::accept_pause::{AcceptError, AcceptPause};
+use super::backlog::Backlog;
 use super::conn::Conn;
 use super::deferred;
 use super::listener::Listener;
@@ -60,9 +63,6 @@ const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
 /// A keep-alive connection idle this long gives its read buffer back.
 const IDLE_BUFFER_AFTER: Duration = Duration::from_secs(1);
-
-/// Serving the events of one batch took longer than this: pass the rest on.
-const SLOW_BATCH: Duration = Duration::from_millis(1);
 
 /// After the graceful timeout cancelled the parked requests, how long their `close` may take
 /// on the serving threads before the process gives up on them too.
@@ -93,6 +93,8 @@ struct Loop {
     stop: AtomicBool,
     /// Threads blocked in `epoll_wait`: free to take events this thread passes on.
     waiting: AtomicUsize,
+    /// Events taken by a thread but not served by it, oldest first (`backlog.rs`).
+    backlog: Backlog,
     /// Accepting rests, and is retried on a timer, while the process is out of descriptors.
     accept_pause: AcceptPause,
 }
@@ -122,6 +124,7 @@ pub(crate) fn run(
         slots: Arc::new(Slots::new(Waker::new()?)),
         stop: AtomicBool::new(false),
         waiting: AtomicUsize::new(0),
+        backlog: Backlog::default(),
         accept_pause: AcceptPause::default(),
     });
     shared_loop
@@ -249,9 +252,22 @@ fn serve_events(index: usize, shared_loop: &Loop, shared: &Shared) {
     crate::stats::serving_thread(index);
     let mut events = Events::with_capacity(EVENT_BATCH);
     loop {
-        shared_loop.waiting.fetch_add(1, Ordering::Relaxed);
+        // Events a thread took beyond its first are older than any epoll can report now: serve
+        // them first, one at a time, so every thread takes the oldest next.
+        if let Some(token) = shared_loop.backlog.pop() {
+            shared.tick();
+            handle(token, shared_loop, shared, &mut scratch);
+            continue;
+        }
+        shared_loop.waiting.fetch_add(1, Ordering::SeqCst);
+        if !shared_loop.backlog.is_empty() {
+            // Queued after the check above, by a thread that may not have counted this one as
+            // waiting: take it rather than sleep beside it.
+            shared_loop.waiting.fetch_sub(1, Ordering::SeqCst);
+            continue;
+        }
         let waited = shared_loop.epoll.wait(&mut events, SWEEP_EVERY);
-        let idle_threads = shared_loop.waiting.fetch_sub(1, Ordering::Relaxed) - 1;
+        let idle_threads = shared_loop.waiting.fetch_sub(1, Ordering::SeqCst) - 1;
         if shared_loop.stop.load(Ordering::SeqCst) {
             // The wake-up that told this thread to stop tells the next one too.
             wake_one(shared_loop);
@@ -263,40 +279,38 @@ fn serve_events(index: usize, shared_loop: &Loop, shared: &Shared) {
             continue;
         }
         shared.tick();
+        let taken = events.len();
+        if taken == 0 {
+            continue;
+        }
         // This thread may block in the app on its first event; events it took beyond that would
         // wait for it, so hand as many as there are idle threads on to them. With every thread
         // busy (the loaded case) nothing is passed on and no syscall is added.
-        let taken = events.len();
-        let kept = taken - idle_threads.min(taken.saturating_sub(1));
+        let kept = taken - idle_threads.min(taken - 1);
         for token in events.tokens().skip(kept) {
             pass_on(Token::from_event(token), shared_loop);
         }
-        let batch_started = Instant::now();
-        let mut next = 0;
-        while next < kept {
-            if next > 0 && batch_started.elapsed() > SLOW_BATCH {
-                // An app call here was slow (it may block again): hand events still waiting in
-                // this batch to threads that are idle now. Only to idle threads: re-queueing
-                // them for this same thread would put them behind newer events, which starves
-                // connections under steady load.
-                let idle = shared_loop.waiting.load(Ordering::Relaxed);
-                let handed = idle.min(kept - next);
-                for token in events.tokens().skip(next).take(handed) {
-                    pass_on(Token::from_event(token), shared_loop);
-                }
-                next += handed;
-                if next == kept {
-                    break;
-                }
+        // The rest of what it kept goes to the backlog, which every thread serves from before
+        // it waits again: held here, the last of a batch of 50 would wait for this thread's 49
+        // other requests while each other thread served newer ones — a request per thread per
+        // turn of the GIL, with a slow app (the WSGI bridge), is what made the Flask hello's
+        // p99 three times its median (bench/wsgi_order.py counts such overtaking).
+        if kept > 1 {
+            shared_loop
+                .backlog
+                .push(events.tokens().take(kept).skip(1).map(Token::from_event));
+            if shared_loop.waiting.load(Ordering::SeqCst) > 0 {
+                // A thread began waiting after the count above: it would not see the backlog
+                // before its next event.
+                wake_one(shared_loop);
             }
-            handle(
-                Token::from_event(events.token(next)),
-                shared_loop,
-                shared,
-                &mut scratch,
-            );
-            next += 1;
         }
+        handle(
+            Token::from_event(events.token(0)),
+            shared_loop,
+            shared,
+            &mut scratch,
+        );
     }
 }
 

@@ -22,6 +22,7 @@
 
 mod accept_pause;
 mod access_log;
+mod backlog;
 mod conn;
 mod deferred;
 mod event_loop;

@@ -129,8 +129,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         graceful_timeout: Duration::from_secs(args.tuning.graceful_timeout),
         symbol: target.symbol.clone(),
         source: source.clone(),
-        heartbeat_timeout: (args.tuning.timeout > 0)
-            .then(|| Duration::from_secs(args.tuning.timeout)),
+        heartbeat_timeout: args.tuning.timeout.duration(),
     });
     let mut master = Master {
         listeners,

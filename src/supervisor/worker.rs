@@ -60,9 +60,8 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
             return 1;
         }
     };
-    if args.tuning.timeout > 0 {
+    if let Some(timeout) = args.tuning.timeout.duration() {
         // Before the library is loaded: a slow init is not silence, a frozen one is.
-        let timeout = Duration::from_secs(args.tuning.timeout);
         if let Err(e) = start_heartbeat(&report, heartbeat_interval(timeout)) {
             report.send_or_log(&WorkerMessage::Error(format!(
                 "cannot start the heartbeat thread: {e}"

@@ -138,7 +138,7 @@ pub fn fresh_dir(tag: &str) -> PathBuf {
 
 /// Builder for a server child process.
 pub struct ServerBuilder {
-    target: OsString,
+    target: Option<OsString>,
     args: Vec<OsString>,
     cwd: Option<PathBuf>,
     env: Vec<(String, String)>,
@@ -152,7 +152,7 @@ pub struct ServerBuilder {
 /// `webserver [args] TARGET`, bound to `127.0.0.1:0`, with `RUST_LOG=info`.
 pub fn server(target: impl Into<OsString>) -> ServerBuilder {
     ServerBuilder {
-        target: target.into(),
+        target: Some(target.into()),
         args: Vec::new(),
         cwd: None,
         env: vec![("RUST_LOG".into(), "info".into())],
@@ -188,6 +188,12 @@ impl ServerBuilder {
         S: Into<OsString>,
     {
         self.app_args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Leaves LIB:SYMBOL off the command line (a `--config` file names the app).
+    pub fn no_target(mut self) -> Self {
+        self.target = None;
         self
     }
 
@@ -263,7 +269,7 @@ impl ServerBuilder {
         if self.bind {
             cmd.args(["--bind", "127.0.0.1:0"]);
         }
-        cmd.args(&self.args).arg(&self.target).args(&self.app_args);
+        cmd.args(&self.args).args(&self.target).args(&self.app_args);
         if let Some(dir) = &self.cwd {
             cmd.current_dir(dir);
         }

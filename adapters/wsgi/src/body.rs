@@ -7,6 +7,13 @@
 //! A plain `list` or `tuple` of bytes (what WebOb/Pyramid and most simple apps return) is checked
 //! and measured in `call`: the server then gets its exact length (Content-Length) and hands out
 //! its chunks without taking the GIL again.
+//!
+//! Any other iterable (Flask's and Django's responses) has its first item pulled in `call`, while
+//! the GIL is held anyway, and is closed in the `next` that finds it exhausted, in that same GIL
+//! hold: a one-chunk body takes the GIL twice per request (`call`, the last `next`) instead of
+//! four times (`call`, two `next`, `close`). Every GIL hand-over between serving threads costs a
+//! turn in the GIL's line (see [`crate::python_thread`]). Pulling the first item early delays no
+//! block (PEP 3333 forbids that): it is handed to the server in the very next `next`.
 
 use crate::exchange::Exchange;
 use crate::interpreter::traceback;
@@ -60,6 +67,8 @@ pub(crate) struct BodyState {
     source: Source,
     /// The chunk last handed to the server, alive until the next `next` or `close`.
     current: Option<Chunk>,
+    /// The first item of an iterable, pulled in `call`: the first `next` hands it out.
+    first: Option<Pulled>,
     phase: Phase,
     /// `module:callable`, for log lines.
     label: Arc<str>,
@@ -101,7 +110,7 @@ pub(crate) fn prepare(
     } else {
         None
     };
-    let (source, iterable, length_hint) = match sequence {
+    let (source, iterable, length_hint, first) = match sequence {
         Some(items) => {
             let mut chunks = Vec::with_capacity(items.len());
             let mut total = 0u64;
@@ -125,7 +134,7 @@ pub(crate) fn prepare(
             } else {
                 total
             };
-            (Source::Prefetched(chunks.into_iter()), None, hint)
+            (Source::Prefetched(chunks.into_iter()), None, hint, None)
         }
         None => {
             let iter = PyIterator::from_bound_object(result).map_err(|_| {
@@ -134,24 +143,31 @@ pub(crate) fn prepare(
                     type_name(result)
                 ))
             })?;
+            // Pulled here, in the caller's `call` (GIL held, this thread marked active), so a
+            // generator may still call start_response, read wsgi.input or write() in it.
+            let first = pull(result.py(), &iter, exchange);
             (
                 Source::Iter(iter.unbind()),
                 Some(result.clone().unbind()),
                 WS_LENGTH_UNKNOWN,
+                Some(first),
             )
         }
     };
-    Ok(Prepared {
-        body: Box::new(BodyState {
-            exchange: Arc::clone(exchange),
-            iterable,
-            source,
-            current: None,
-            phase: Phase::Open,
-            label: Arc::clone(label),
-        }),
-        length_hint,
-    })
+    let mut body = Box::new(BodyState {
+        exchange: Arc::clone(exchange),
+        iterable,
+        source,
+        current: None,
+        first,
+        phase: Phase::Open,
+        label: Arc::clone(label),
+    });
+    if let Some(Ok(None)) = body.first {
+        // Empty: the iteration is complete already.
+        body.finish(result.py());
+    }
+    Ok(Prepared { body, length_hint })
 }
 
 impl BodyState {
@@ -164,13 +180,12 @@ impl BodyState {
                 WS_ERR_APP
             };
         }
-        let next = match &mut self.source {
-            Source::Prefetched(chunks) => Ok(chunks.next()),
-            Source::Iter(iter) => {
-                let exchange = Arc::clone(&self.exchange);
-                let _active = exchange.enter();
-                Python::with_gil(|py| pull(py, iter.bind(py), &exchange))
-            }
+        let next = match self.first.take() {
+            Some(first) => first,
+            None => match &mut self.source {
+                Source::Prefetched(chunks) => Ok(chunks.next()),
+                Source::Iter(_) => self.pull_from_app(),
+            },
         };
         match next {
             Ok(Some(next)) => {
@@ -197,15 +212,53 @@ impl BodyState {
         }
     }
 
-    /// The server's `close`: calls the iterable's `close()` (PEP 3333), then releases everything.
+    /// The next item of an iterable, with the GIL; the exhausted iterable is closed in the same
+    /// hold ([`BodyState::finish`]).
+    fn pull_from_app(&mut self) -> Pulled {
+        let exchange = Arc::clone(&self.exchange);
+        let _active = exchange.enter();
+        crate::python_thread::with_gil_continuing(|py| {
+            let pulled = match &self.source {
+                Source::Iter(iter) => pull(py, iter.bind(py), &exchange),
+                Source::Prefetched(_) => Ok(None),
+            };
+            if let Ok(None) = pulled {
+                self.finish(py);
+            }
+            pulled
+        })
+    }
+
+    /// The iteration is complete: calls the iterable's `close()` (PEP 3333: upon completion of
+    /// the request) and releases the Python objects while the GIL is held, so the server's
+    /// `close` has nothing left that needs it.
+    fn finish(&mut self, py: Python<'_>) {
+        self.current = None;
+        self.source = Source::Prefetched(Vec::new().into_iter());
+        if let Some(iterable) = self.iterable.take() {
+            if let Err(err) = close_iterable(py, iterable.bind(py)) {
+                self.exchange.log(
+                    LogLevel::Error,
+                    &format!(
+                        "WSGI app {}: its iterable's close() raised\n{}",
+                        self.label,
+                        traceback(py, &err)
+                    ),
+                );
+            }
+        }
+    }
+
+    /// The server's `close`: calls the iterable's `close()` (PEP 3333) unless the iteration
+    /// completed and did, then releases everything.
     pub(crate) fn close(self: Box<Self>) {
         if self.iterable.is_none() {
-            // A plain list/tuple: nothing to call. Releasing bytes objects without the GIL is
-            // deferred by PyO3 to the next time a thread holds it.
+            // A plain list/tuple, or an iterable already closed: nothing to call. Releasing bytes
+            // objects without the GIL is deferred by PyO3 to the next time a thread holds it.
             drop(self);
             return;
         }
-        Python::with_gil(|py| {
+        crate::python_thread::with_gil_continuing(|py| {
             let BodyState {
                 exchange,
                 iterable,
@@ -227,12 +280,12 @@ impl BodyState {
     }
 }
 
+/// One item of the app's iterable: a chunk, `None` at its end, or `Err((what, traceback))` when
+/// the app raised or broke a rule.
+type Pulled = Result<Option<Chunk>, (String, String)>;
+
 /// One item of a Python iterable, checked; `Err((what, traceback))` when the app broke a rule.
-fn pull(
-    py: Python<'_>,
-    iter: &Bound<'_, PyIterator>,
-    exchange: &Exchange,
-) -> Result<Option<Chunk>, (String, String)> {
+fn pull(py: Python<'_>, iter: &Bound<'_, PyIterator>, exchange: &Exchange) -> Pulled {
     let fail = |err: PyErr, what: &str| (what.to_owned(), traceback(py, &err));
     for item in iter.clone() {
         let item = item.map_err(|e| fail(e, "its iterable raised"))?;

@@ -27,8 +27,10 @@ mod exchange;
 mod init_args;
 mod input;
 mod interpreter;
+mod python_thread;
 mod start_response;
 mod streams;
+mod turnstile;
 
 use app_abi::raw::{
     WsApp, WsBody, WsInit, WsRequest, WS_ABI_MAJOR, WS_ABI_MINOR, WS_APP_MAGIC, WS_ERR_APP,
@@ -172,7 +174,7 @@ unsafe extern "C" fn call(state: *mut c_void, request: *const WsRequest, body: *
         // SAFETY: as above; the environ is valid for this call.
         let req = unsafe { Request::from_raw(raw) };
         let _active = exchange.enter();
-        Python::with_gil(|py| {
+        python_thread::with_gil(|py| {
             let fail = |what: &str, err: &PyErr| {
                 exchange.log(
                     LogLevel::Error,
