@@ -10,6 +10,8 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
+mod proxy;
+
 use crate::app::target::AppTarget;
 use crate::config::values::{self, SecondsOrOff};
 use crate::config::EffectiveConfig;
@@ -352,6 +354,9 @@ pub(crate) struct Tuning {
 
     #[command(flatten)]
     pub(crate) logging: LogArgs,
+
+    #[command(flatten)]
+    pub(crate) proxy: proxy::ProxyArgs,
 }
 
 /// A worker's view: where its listeners and ready pipe are, and what to load.
@@ -409,6 +414,7 @@ impl Tuning {
             max_requests: (self.max_requests > 0).then_some(self.max_requests),
             limits: Limits::default(),
             multiprocess,
+            proxies: self.proxy.proxies(),
         }
     }
 
@@ -428,6 +434,7 @@ impl Tuning {
             args.push(format!("--threads={threads}"));
         }
         args.extend(self.logging.to_args());
+        args.extend(self.proxy.to_args());
         args
     }
 }

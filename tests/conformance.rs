@@ -10,6 +10,9 @@
 //!   connection, §9.3), unless the request ended the connection (`Connection: close`, HTTP/1.0).
 //!
 //! One server serves the whole table, so the table also shows that no case disturbs the next.
+//! A second table (`proxy_protocol_table`) sends PROXY protocol headers (v1 text, v2 binary)
+//! to a server started with `--proxy-protocol`: a valid header names the client the app sees
+//! (`REMOTE_ADDR`), a malformed one closes the connection without any answer.
 
 mod common;
 
@@ -31,6 +34,8 @@ enum Want {
     Head,
     /// Exactly this (non-2xx) status, `Connection: close`, the connection closes, nothing more.
     Reject(u16),
+    /// The connection closes without a byte of answer (a malformed PROXY header).
+    Refused,
 }
 
 /// The echo app's view of an accepted request.
@@ -43,6 +48,8 @@ struct Echoed {
     headers: Vec<(&'static str, Option<String>)>,
     body: Vec<u8>,
     keep_alive: bool,
+    /// `REMOTE_ADDR`, when the case decides it.
+    remote_addr: Option<&'static str>,
 }
 
 fn echo(method: &'static str, path: &'static str, query: &'static str) -> Echoed {
@@ -53,6 +60,7 @@ fn echo(method: &'static str, path: &'static str, query: &'static str) -> Echoed
         headers: Vec::new(),
         body: Vec::new(),
         keep_alive: true,
+        remote_addr: None,
     }
 }
 
@@ -75,6 +83,10 @@ impl Echoed {
     }
     fn close(mut self) -> Self {
         self.keep_alive = false;
+        self
+    }
+    fn remote_addr(mut self, addr: &'static str) -> Self {
+        self.remote_addr = Some(addr);
         self
     }
 }
@@ -365,6 +377,91 @@ fn table() -> Vec<Case> {
     ]
 }
 
+/// A PROXY protocol v2 header: signature, version 2 with `command`, `family`, the body.
+fn v2(command: u8, family: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    out.push(0x20 | command);
+    out.push(family);
+    out.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// v2 addresses for TCP over IPv4: 192.0.2.1:56324 → 10.0.0.1:443.
+const V2_INET: [u8; 12] = [192, 0, 2, 1, 10, 0, 0, 1, 0xdc, 0x04, 0x01, 0xbb];
+
+/// v2 addresses for TCP over IPv6: [2001:db8::1]:4660 → [::1]:80.
+fn v2_inet6() -> Vec<u8> {
+    let mut body = vec![0x20, 0x01, 0x0d, 0xb8];
+    body.extend_from_slice(&[0; 11]);
+    body.push(1);
+    body.extend_from_slice(&[0; 15]);
+    body.push(1);
+    body.extend_from_slice(&[0x12, 0x34, 0, 80]);
+    body
+}
+
+/// `header` then `GET /`.
+fn proxied(header: impl AsRef<[u8]>) -> Vec<u8> {
+    [header.as_ref(), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"].concat()
+}
+
+/// PROXY protocol headers before a request, on a `--proxy-protocol` server.
+#[rustfmt::skip]
+fn proxy_table() -> Vec<Case> {
+    let refused = || Want::Refused;
+    let from = |addr: &'static str| get("/").remote_addr(addr);
+    let v1_at_limit = format!("PROXY UNKNOWN {}\r\n", "x".repeat(107 - 16));
+    let v1_over_limit = format!("PROXY UNKNOWN {}\r\n", "x".repeat(107 - 15));
+    let with_tlvs = [&V2_INET[..], &[0x04, 0, 3, b'a', b'b', b'c', 0x01, 0, 0]].concat();
+    vec![
+        // ---- valid (HAProxy's spec, v1 §2.1, v2 §2.2) ----
+        case("v1 TCP4", proxied("PROXY TCP4 192.0.2.1 10.0.0.1 56324 443\r\n"), from("192.0.2.1")),
+        case("v1 TCP6", proxied("PROXY TCP6 2001:db8::1 ::1 4660 80\r\n"), from("2001:db8::1")),
+        case("v1 TCP4 extreme values", proxied("PROXY TCP4 255.255.255.255 0.0.0.0 65535 0\r\n"), from("255.255.255.255")),
+        case("v1 UNKNOWN keeps the socket's peer", proxied("PROXY UNKNOWN\r\n"), from("127.0.0.1")),
+        case("v1 UNKNOWN ignores the rest of its line", proxied("PROXY UNKNOWN a b c\r\n"), from("127.0.0.1")),
+        case("v1 of exactly 107 bytes", proxied(&v1_at_limit), from("127.0.0.1")),
+        case("v2 PROXY TCP4", proxied(v2(1, 0x11, &V2_INET)), from("192.0.2.1")),
+        case("v2 PROXY TCP6", proxied(v2(1, 0x21, &v2_inet6())), from("2001:db8::1")),
+        case("v2 with TLVs", proxied(v2(1, 0x11, &with_tlvs)), from("192.0.2.1")),
+        case("v2 LOCAL keeps the socket's peer", proxied(v2(0, 0x00, &[])), from("127.0.0.1")),
+        case("v2 LOCAL ignores its addresses", proxied(v2(0, 0x11, &V2_INET)), from("127.0.0.1")),
+        case("v2 PROXY UNSPEC keeps the socket's peer", proxied(v2(1, 0x00, &[])), from("127.0.0.1")),
+        case("v2 PROXY UNIX keeps the socket's peer", proxied(v2(1, 0x31, &[0; 216])), from("127.0.0.1")),
+        case("PROXY header twice: the second is no HTTP", proxied("PROXY UNKNOWN\r\nPROXY UNKNOWN\r\n"), reject(400)),
+
+        // ---- malformed: closed without an answer ----
+        case("no PROXY header", proxied(""), refused()),
+        case("v1 lower-case proxy", proxied("proxy TCP4 192.0.2.1 10.0.0.1 1 2\r\n"), refused()),
+        case("v1 ended by bare LF", proxied("PROXY TCP4 192.0.2.1 10.0.0.1 1 2\n"), refused()),
+        case("v1 ended by bare CR", proxied("PROXY TCP4 192.0.2.1 10.0.0.1 1 2\rX"), refused()),
+        case("v1 double space", proxied("PROXY TCP4  192.0.2.1 10.0.0.1 1 2\r\n"), refused()),
+        case("v1 trailing space", proxied("PROXY TCP4 192.0.2.1 10.0.0.1 1 2 \r\n"), refused()),
+        case("v1 tab separator", proxied("PROXY TCP4\t192.0.2.1 10.0.0.1 1 2\r\n"), refused()),
+        case("v1 missing port", proxied("PROXY TCP4 192.0.2.1 10.0.0.1 1\r\n"), refused()),
+        case("v1 TCP4 with an IPv6 address", proxied("PROXY TCP4 ::1 10.0.0.1 1 2\r\n"), refused()),
+        case("v1 TCP6 with an IPv4 address", proxied("PROXY TCP6 192.0.2.1 ::1 1 2\r\n"), refused()),
+        case("v1 address octet over 255", proxied("PROXY TCP4 192.0.2.256 10.0.0.1 1 2\r\n"), refused()),
+        case("v1 address with a leading zero", proxied("PROXY TCP4 192.0.02.1 10.0.0.1 1 2\r\n"), refused()),
+        case("v1 port 65536", proxied("PROXY TCP4 192.0.2.1 10.0.0.1 65536 2\r\n"), refused()),
+        case("v1 port with a leading zero", proxied("PROXY TCP4 192.0.2.1 10.0.0.1 080 2\r\n"), refused()),
+        case("v1 port with a sign", proxied("PROXY TCP4 192.0.2.1 10.0.0.1 +80 2\r\n"), refused()),
+        case("v1 unknown protocol", proxied("PROXY UDP4 192.0.2.1 10.0.0.1 1 2\r\n"), refused()),
+        case("v1 control byte", proxied("PROXY TCP4 192.0.2.1 10.0.0.1 1 2\x00\r\n"), refused()),
+        case("v1 of 108 bytes", proxied(&v1_over_limit), refused()),
+        case("v2 version 1", proxied({ let mut h = v2(1, 0x11, &V2_INET); h[12] = 0x11; h }), refused()),
+        case("v2 command 2", proxied(v2(2, 0x11, &V2_INET)), refused()),
+        case("v2 over UDP", proxied(v2(1, 0x12, &V2_INET)), refused()),
+        case("v2 unknown family", proxied(v2(1, 0x41, &V2_INET)), refused()),
+        case("v2 unknown transport", proxied(v2(1, 0x13, &V2_INET)), refused()),
+        case("v2 TCP6 with IPv4-sized addresses", proxied(v2(1, 0x21, &V2_INET)), refused()),
+        case("v2 TLV overrunning the header", proxied(v2(1, 0x11, &[&V2_INET[..], &[0x04, 0, 9, b'a']].concat())), refused()),
+        case("v2 truncated TLV", proxied(v2(1, 0x11, &[&V2_INET[..], &[0x04, 0]].concat())), refused()),
+        case("v2 damaged signature", proxied([&b"\r\n\r\n\0\r\nQUIT\r"[..], &[0x21, 0x11, 0, 12], &V2_INET].concat()), refused()),
+    ]
+}
+
 /// Reads one final response, skipping any interim (1xx) responses.
 fn read_final(conn: &mut Conn, head: bool) -> Result<Response, String> {
     loop {
@@ -382,6 +479,18 @@ fn run(server: &Server, case: &Case) -> Result<(), String> {
     let mut conn = server.connect();
     // The server may reject and close before reading everything: ignore write errors.
     conn.send_lossy([&case.raw[..], AFTER].concat());
+    if let Want::Refused = case.want {
+        if conn.wait_closed(Duration::from_secs(5)).is_none() {
+            return Err("connection still open".into());
+        }
+        if !conn.buffered().is_empty() {
+            return Err(format!(
+                "answered: {:?}",
+                String::from_utf8_lossy(conn.buffered())
+            ));
+        }
+        return Ok(());
+    }
     let head = matches!(case.want, Want::Head);
     let resp = read_final(&mut conn, head).map_err(|e| format!("no response: {e}"))?;
     let keep_alive = match &case.want {
@@ -405,6 +514,7 @@ fn run(server: &Server, case: &Case) -> Result<(), String> {
             }
             true
         }
+        Want::Refused => unreachable!("handled above"),
         Want::Echo(want) => {
             if resp.status != 200 {
                 return Err(format!(
@@ -457,6 +567,9 @@ fn check_echo(resp: &Response, want: &Echoed) -> Result<(), String> {
     }
     field("query", want.query);
     field("body_sha256", &sha256_hex(&want.body));
+    if let Some(remote_addr) = want.remote_addr {
+        field("remote_addr", remote_addr);
+    }
     if json["body_len"] != want.body.len() {
         problems.push(format!(
             "body_len = {}, want {}",
@@ -521,4 +634,32 @@ fn conformance_table() {
     );
     // The server survived the whole table.
     assert_eq!(server.get("/").status, 200);
+}
+
+#[test]
+fn proxy_protocol_table() {
+    let cases = proxy_table();
+    let mut names = std::collections::HashSet::new();
+    for c in &cases {
+        assert!(names.insert(c.name), "duplicate case name {:?}", c.name);
+    }
+    let server = sample_server("echo")
+        .args(["--threads", "4", "--proxy-protocol"])
+        .start();
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|c| {
+            run(&server, c).err().map(|e| {
+                let shown = String::from_utf8_lossy(&c.raw[..c.raw.len().min(120)]).into_owned();
+                format!("  {}: {e}\n      request {shown:?}", c.name)
+            })
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }

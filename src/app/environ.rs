@@ -17,9 +17,10 @@ use app_abi::raw::{
     WsBytes, WsHost, WsPair, WsRequest, WS_REQ_MULTIPROCESS, WS_REQ_MULTITHREAD, WS_REQ_RUN_ONCE,
 };
 
+use crate::http::forwarded::is_forwarding_header;
 use crate::http::percent::percent_decode_into;
 use crate::http::target::Target;
-use crate::listen::Peer;
+use crate::listen::{Peer, PeerHost};
 
 /// `SERVER_NAME` on a unix socket when the request names no host (PEP 3333: never empty).
 const UNIX_SERVER_NAME: &[u8] = b"localhost";
@@ -36,7 +37,13 @@ pub(crate) struct RequestParts<'a, H> {
     pub(crate) headers: H,
     /// `None` on a unix socket.
     pub(crate) local: Option<SocketAddr>,
+    /// The client: the peer, or whom a PROXY header or a trusted proxy's headers named.
     pub(crate) remote: Peer,
+    /// `webserver.url_scheme`: `http`, or what a trusted proxy said.
+    pub(crate) url_scheme: &'a [u8],
+    /// The peer is not a trusted proxy: `Forwarded`, `X-Forwarded-*` and `X-Real-IP` are left
+    /// out, so the app never takes a client's claim for a proxy's.
+    pub(crate) strip_forwarding: bool,
     pub(crate) flags: u32,
 }
 
@@ -46,6 +53,8 @@ pub(crate) struct Environ {
     arena: Vec<u8>,
     spans: Vec<(Range<usize>, Range<usize>)>,
     pairs: Vec<WsPair>,
+    /// `REMOTE_ADDR` of the request last built (for the access log).
+    remote: PeerHost,
     /// A leaked `Box`, freed in `Drop`: a raw pointer, so moving the environ (a request that
     /// parks) never retags what the app's `ws_request` pointer and `io` point to.
     request: NonNull<WsRequest>,
@@ -64,6 +73,7 @@ impl Default for Environ {
             arena: Vec::new(),
             spans: Vec::new(),
             pairs: Vec::new(),
+            remote: PeerHost(None),
             request: NonNull::from(Box::leak(Box::new(WsRequest {
                 size: std::mem::size_of::<WsRequest>() as u32,
                 flags: 0,
@@ -116,6 +126,13 @@ impl Environ {
                 // drop the underscore form so a client cannot spoof a header a proxy set.
                 log::debug!(
                     "dropped header with an underscore: {}",
+                    String::from_utf8_lossy(name)
+                );
+                continue;
+            }
+            if parts.strip_forwarding && is_forwarding_header(name) {
+                log::debug!(
+                    "dropped {} from a peer not in --forwarded-allow-ips",
                     String::from_utf8_lossy(name)
                 );
                 continue;
@@ -193,7 +210,8 @@ impl Environ {
             // A unix client has no address (gunicorn's choice too): empty, and no port.
             Peer::Unix => self.push(b"REMOTE_ADDR", b""),
         }
-        self.push(b"webserver.url_scheme", b"http");
+        self.remote = parts.remote.host();
+        self.push(b"webserver.url_scheme", parts.url_scheme);
         self.push(
             b"webserver.multithread",
             flag(parts.flags & WS_REQ_MULTITHREAD),
@@ -253,6 +271,11 @@ impl Environ {
         self.request.as_ptr() as *mut c_void
     }
 
+    /// `REMOTE_ADDR` of the request last built: the client as the app saw it.
+    pub(crate) fn remote_host(&self) -> PeerHost {
+        self.remote
+    }
+
     /// Every (name, value) of the request last built, in order.
     pub(crate) fn vars(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.spans.iter().map(|(name, value)| {
@@ -301,6 +324,8 @@ impl Environ {
             headers: headers.iter().copied(),
             local: Some(([127, 0, 0, 1], 8888).into()),
             remote: Peer::Tcp(([127, 0, 0, 1], 40000).into()),
+            url_scheme: b"http",
+            strip_forwarding: false,
             flags,
         })
     }
@@ -461,6 +486,8 @@ mod tests {
             headers: headers.iter().copied(),
             local: Some("127.0.0.1:8888".parse().unwrap()),
             remote: Peer::Tcp("10.0.0.7:5555".parse().unwrap()),
+            url_scheme: b"http",
+            strip_forwarding: false,
             flags: WS_REQ_MULTITHREAD,
         });
         let expect: &[(&str, &[u8])] = &[
@@ -514,6 +541,8 @@ mod tests {
             headers: headers.iter().copied(),
             local: Some("127.0.0.1:8888".parse().unwrap()),
             remote: Peer::Tcp("10.0.0.7:5555".parse().unwrap()),
+            url_scheme: b"http",
+            strip_forwarding: false,
             flags: 0,
         });
         assert_eq!(lookup(pairs, "SERVER_NAME"), Some(&b"target.example"[..]));
@@ -539,6 +568,8 @@ mod tests {
                 headers: headers.iter().copied(),
                 local: None,
                 remote: Peer::Unix,
+                url_scheme: b"http",
+                strip_forwarding: false,
                 flags: 0,
             });
             ["SERVER_NAME", "SERVER_PORT", "REMOTE_ADDR", "REMOTE_PORT"]
@@ -565,6 +596,52 @@ mod tests {
         );
         assert_eq!(port_of(b"[::1]:81"), Some(&b"81"[..]));
         assert_eq!(port_of(b"h:"), None);
+    }
+
+    #[test]
+    fn forwarding_headers_are_left_out_when_asked_and_the_client_is_what_it_is_told() {
+        let headers: [(&[u8], &[u8]); 5] = [
+            (b"Host", b"x"),
+            (b"X-Forwarded-For", b"1.2.3.4"),
+            (b"forwarded", b"for=1.2.3.4"),
+            (b"X-Real-IP", b"1.2.3.4"),
+            (b"X-Forwarded-Proto", b"https"),
+        ];
+        for strip in [true, false] {
+            let mut environ = Environ::default();
+            let pairs = environ.build(RequestParts {
+                method: b"GET",
+                target: Target {
+                    path: b"/",
+                    query: b"",
+                    authority: None,
+                },
+                version_minor: 1,
+                headers: headers.iter().copied(),
+                local: Some("127.0.0.1:8888".parse().unwrap()),
+                remote: Peer::Tcp("[2001:db8::7]:0".parse().unwrap()),
+                url_scheme: b"https",
+                strip_forwarding: strip,
+                flags: 0,
+            });
+            for name in [
+                "HTTP_X_FORWARDED_FOR",
+                "HTTP_FORWARDED",
+                "HTTP_X_REAL_IP",
+                "HTTP_X_FORWARDED_PROTO",
+            ] {
+                assert_eq!(
+                    lookup(pairs, name).is_some(),
+                    !strip,
+                    "{name}, strip {strip}"
+                );
+            }
+            assert_eq!(lookup(pairs, "HTTP_HOST"), Some(&b"x"[..]));
+            assert_eq!(lookup(pairs, "REMOTE_ADDR"), Some(&b"2001:db8::7"[..]));
+            assert_eq!(lookup(pairs, "REMOTE_PORT"), Some(&b"0"[..]));
+            assert_eq!(lookup(pairs, "webserver.url_scheme"), Some(&b"https"[..]));
+            assert_eq!(environ.remote_host().to_string(), "2001:db8::7");
+        }
     }
 
     #[test]

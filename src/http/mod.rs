@@ -8,7 +8,10 @@
 //! decodes message bodies and applies `--max-body`; `error` is why a head was rejected;
 //! `encoder` is the response state machine (framing, the lazy head, error responses, when to
 //! write); `response_fields` validates an app's status and headers once; `response` writes
-//! response heads and chunks as bytes; `percent` decodes percent-escapes. The files
+//! response heads and chunks as bytes; `percent` decodes percent-escapes. Behind proxies:
+//! `proxy_protocol` reads the PROXY header a proxy sends first, `peer_trust` is
+//! `--forwarded-allow-ips`, and `forwarded` reads `Forwarded` / `X-Forwarded-*` from a trusted
+//! peer. The files
 //! depend on each other in that order, without cycles. `selfcheck` and `proptests` check that
 //! the scanner, parser and decoder decide the same whatever the read boundaries (issue #4).
 //! This file only declares the modules.
@@ -17,10 +20,13 @@ pub(crate) mod body;
 pub(crate) mod encoder;
 pub(crate) mod error;
 pub(crate) mod fields;
+pub(crate) mod forwarded;
 pub(crate) mod grammar;
+pub(crate) mod peer_trust;
 pub(crate) mod percent;
 #[cfg(test)]
 mod proptests;
+pub(crate) mod proxy_protocol;
 pub(crate) mod request;
 pub(crate) mod response;
 pub(crate) mod response_fields;

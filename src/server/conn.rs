@@ -1,5 +1,7 @@
-//! One client connection's own state: its socket, addresses and listener options, the input read from it that no
-//! request has consumed yet, where the next request head ends in that input, and its timing —
+//! One client connection's own state: its socket, addresses and listener options (on a
+//! PROXY-protocol listener, the peer is the client its PROXY header names, read before the first
+//! head), the input read from it that no request has consumed yet, where the next request head
+//! ends in that input, and its timing —
 //! when the coordinator may close it while it waits parked (header timeout, keep-alive, drain).
 //!
 //! Reads for a head never wait: a thread reads what the socket holds, and the connection is
@@ -20,6 +22,7 @@ use super::socket_io::{read_append, read_with_timeout, write_all_with_timeout, w
 use super::Config;
 use crate::app::call::Cancel;
 use crate::http::error::ParseError;
+use crate::http::proxy_protocol;
 use crate::http::scan::{HeadEnd, HeadScanner, Limits};
 use crate::listen::{ListenerOptions, Peer};
 use crate::sys::socket::Stream;
@@ -69,6 +72,19 @@ pub(crate) struct Conn {
     unsent: Vec<u8>,
     /// Registered for room to send as well as for input (once output had to wait).
     write_interest: bool,
+    /// A PROXY protocol header must come before the first request and has not yet (the
+    /// listener's `proxy` option): its source address then replaces `peer`.
+    awaiting_proxy_header: bool,
+}
+
+/// Where the PROXY header a connection must start with stands.
+enum ProxyHeaderState {
+    /// Read: the peer is its client, HTTP follows.
+    Taken,
+    /// Not all there yet.
+    Incomplete,
+    /// Malformed (logged): close the connection without an answer.
+    Refused,
 }
 
 /// What the input holds for the next request, after reading what the socket had.
@@ -80,7 +96,8 @@ pub(crate) enum NextHead {
     Invalid(ParseError),
     /// Not a whole head, and nothing more to read now: park.
     Waiting,
-    /// The client closed or the socket failed.
+    /// The client closed, the socket failed, or the connection was refused before any HTTP (a
+    /// malformed PROXY header, logged): close without an answer.
     Closed,
 }
 
@@ -108,7 +125,15 @@ impl Conn {
             parked: None,
             unsent: Vec::new(),
             write_interest: false,
+            awaiting_proxy_header: accepted.options.proxy_protocol,
         }
+    }
+
+    /// The connection must start with a PROXY protocol header (v1 or v2), whose source address
+    /// becomes the peer; without a valid one it is closed (`--proxy-protocol`: every listener;
+    /// a listener's own `proxy` option already set this in `new`).
+    pub(crate) fn expect_proxy_header(&mut self) {
+        self.awaiting_proxy_header = true;
     }
 
     /// The wake number of the request parked here (0 if it made no waker), if one is.
@@ -185,7 +210,7 @@ impl Conn {
     }
 
     /// The options of the listener this connection came from.
-    #[allow(dead_code)] // read by the TLS and PROXY protocol streams
+    #[allow(dead_code)] // read by the TLS stream (the PROXY header's flag is set in `new`)
     pub(crate) fn listener_options(&self) -> ListenerOptions {
         self.options
     }
@@ -239,9 +264,10 @@ impl Conn {
         }
     }
 
-    /// Bytes of a request that has not been served yet are buffered.
+    /// Bytes of a request that has not been served yet are buffered. (A PROXY header still
+    /// arriving is not a request: a timeout closes it without an HTTP answer to the proxy.)
     pub(crate) fn has_partial_request(&self) -> bool {
-        self.start < self.buf.len()
+        self.start < self.buf.len() && !self.awaiting_proxy_header
     }
 
     /// Gives the read buffer back if the connection has been idle between requests since
@@ -279,11 +305,20 @@ impl Conn {
     pub(crate) fn next_head(&mut self, limits: &Limits) -> NextHead {
         loop {
             let input = self.buf.get(self.start..).unwrap_or_default();
-            match self.scanner.scan(input, limits) {
-                Ok(Some(end)) => return NextHead::Complete(end),
-                Err(e) => return NextHead::Invalid(e),
-                Ok(None) if self.drained => return NextHead::Waiting,
-                Ok(None) => {}
+            if self.awaiting_proxy_header {
+                match self.take_proxy_header() {
+                    ProxyHeaderState::Taken => continue,
+                    ProxyHeaderState::Incomplete if self.drained => return NextHead::Waiting,
+                    ProxyHeaderState::Incomplete => {}
+                    ProxyHeaderState::Refused => return NextHead::Closed,
+                }
+            } else {
+                match self.scanner.scan(input, limits) {
+                    Ok(Some(end)) => return NextHead::Complete(end),
+                    Err(e) => return NextHead::Invalid(e),
+                    Ok(None) if self.drained => return NextHead::Waiting,
+                    Ok(None) => {}
+                }
             }
             self.compact();
             match read_append(&self.stream, &mut self.buf, HEAD_READ) {
@@ -301,6 +336,36 @@ impl Conn {
                         return NextHead::Closed;
                     }
                 },
+            }
+        }
+    }
+
+    /// Reads the PROXY header from the input if it is all there, and makes its source the
+    /// peer. A malformed one is logged (repeats are summarised by `log_limit`) and refused.
+    fn take_proxy_header(&mut self) -> ProxyHeaderState {
+        match proxy_protocol::parse(self.input()) {
+            Ok(None) => ProxyHeaderState::Incomplete,
+            Ok(Some(header)) => {
+                log::debug!(
+                    "{}: PROXY header names client {:?}",
+                    self.peer,
+                    header.source
+                );
+                if let Some(source) = header.source {
+                    self.peer = Peer::Tcp(source);
+                }
+                self.awaiting_proxy_header = false;
+                self.consume(header.len);
+                ProxyHeaderState::Taken
+            }
+            Err(e) => {
+                // The peer's address only (not its port), so one misconfigured proxy makes
+                // one summarised line, not one per connection.
+                log::warn!(
+                    "closed a connection from {} on a PROXY-protocol listener: {e} (only a proxy sending PROXY headers may connect there; drop --proxy-protocol / the listener's `proxy` option otherwise)",
+                    self.peer.host()
+                );
+                ProxyHeaderState::Refused
             }
         }
     }
@@ -514,6 +579,7 @@ mod tests {
             max_body: 1 << 20,
             limits: Limits::default(),
             multiprocess: false,
+            proxies: Default::default(),
         }
     }
 

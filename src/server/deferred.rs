@@ -201,14 +201,7 @@ pub(super) fn resume(
                 outcome.reusable = false;
             }
             crate::stats::response(outcome.status);
-            let peer = conn.peer().host();
-            log_access(
-                peer,
-                &parked.environ,
-                &buffers.call,
-                outcome,
-                parked.started,
-            );
+            log_access(&parked.environ, &buffers.call, outcome, parked.started);
             if outcome.reusable {
                 serve::serve(conn, shared, slots, scratch)
             } else {

@@ -434,12 +434,15 @@ fn accept_all(index: usize, shared_loop: &Loop, shared: &Shared, scratch: &mut T
                         log::debug!("{}: TCP_NODELAY: {e}", accepted_now.peer);
                     }
                     let token = shared_loop.slots.reserve();
-                    let conn = Box::new(Conn::new(
+                    let mut conn = Box::new(Conn::new(
                         accepted_now,
                         token,
                         shared.coarse_now(),
                         shared.config.header_timeout,
                     ));
+                    if shared.config.proxies.proxy_protocol {
+                        conn.expect_proxy_header();
+                    }
                     if let Some(previous) = accepted.replace(conn) {
                         let parked = shared_loop.slots.park(previous, shared, &shared_loop.epoll);
                         if let Some(ready) = parked {

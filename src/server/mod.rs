@@ -26,6 +26,7 @@ mod conn;
 mod deferred;
 mod event_loop;
 mod listener;
+pub(crate) mod proxied;
 mod serve;
 mod slots;
 mod socket_io;
@@ -39,6 +40,7 @@ use crate::app::loader::LoadedApp;
 use crate::http::scan::Limits;
 
 pub(crate) use listener::Listener;
+pub(crate) use proxied::Proxies;
 
 /// Everything the serving loop needs to know.
 #[derive(Clone, Debug)]
@@ -64,6 +66,8 @@ pub(crate) struct Config {
     pub(crate) limits: Limits,
     /// Other processes serve the same app (`webserver.multiprocess`).
     pub(crate) multiprocess: bool,
+    /// Whom to believe about the client (`--forwarded-allow-ips`, `--proxy-protocol`).
+    pub(crate) proxies: Proxies,
 }
 
 /// A stop request that any thread (a signal handler thread, a supervisor) can raise.

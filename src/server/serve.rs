@@ -19,6 +19,7 @@ use app_abi::raw::{
 
 use super::conn::{Conn, NextHead};
 use super::deferred::{self, ParkedRequest, RequestWaker};
+use super::proxied;
 use super::slots::Slots;
 use super::Shared;
 use crate::app::call::{self, Progress, RequestFacts, Scratch, Transport};
@@ -187,13 +188,16 @@ fn serve_one(
         flags,
         defer_flush: true,
     };
+    let client = proxied::client(peer, head.header_iter(buf), &config.proxies);
     buffers.environ.build(RequestParts {
         method,
         target,
         version_minor: head.version_minor,
         headers: head.header_iter(buf),
         local: conn.local(),
-        remote: peer,
+        remote: client.remote,
+        url_scheme: client.scheme,
+        strip_forwarding: client.strip_forwarding,
         flags,
     });
     conn.start_request(head_len);
@@ -234,13 +238,7 @@ fn serve_one(
                 outcome.reusable = false;
             }
             crate::stats::response(outcome.status);
-            log_access(
-                peer.host(),
-                &buffers.environ,
-                &buffers.call,
-                outcome,
-                started,
-            );
+            log_access(&buffers.environ, &buffers.call, outcome, started);
             if outcome.reusable {
                 Then::Next
             } else {
@@ -287,8 +285,8 @@ pub(super) fn send_unsent(conn: &mut Conn, shared: &Shared) -> bool {
 }
 
 /// The access-log line of a request the app answered (if the access log is on).
+/// It names the client as the app saw it (`REMOTE_ADDR`).
 pub(super) fn log_access(
-    peer: PeerHost,
     environ: &Environ,
     response: &Scratch,
     outcome: Outcome,
@@ -296,7 +294,7 @@ pub(super) fn log_access(
 ) {
     if let Some(log) = logging::access_log() {
         log.served(
-            peer,
+            environ.remote_host(),
             environ,
             response.fields(),
             outcome.status,

@@ -1043,6 +1043,18 @@ impl Conn {
         })
     }
 
+    /// A client over a socket the test connected itself (e.g. from another source address),
+    /// with the same 10 s read timeout as [`Conn::connect`].
+    pub fn from_stream(stream: TcpStream) -> Conn {
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Conn {
+            stream,
+            buf: Vec::new(),
+            eof: false,
+        }
+    }
+
     /// Writes all bytes, returning the error instead of panicking.
     pub fn try_send(&mut self, bytes: impl AsRef<[u8]>) -> Result<(), String> {
         self.stream

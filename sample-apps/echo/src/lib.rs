@@ -3,7 +3,8 @@
 //! Any request gets `200`, `Content-Type: application/json` and an object:
 //! `{"method", "path" (PATH_INFO, lossy UTF-8), "query" (raw QUERY_STRING), "headers"
 //! ({lower-case-dashed name: value}, HTTP_* plus content-type/content-length), "body_len",
-//! "body_sha256" (lowercase hex)}`. The body is read in full through the input stream; if that
+//! "body_sha256" (lowercase hex), "remote_addr", "remote_port", "url_scheme" (REMOTE_ADDR,
+//! REMOTE_PORT and webserver.url_scheme: who the server says the client is)}`. The body is read in full through the input stream; if that
 //! fails the answer is `400 {"error": "..."}` (and the failure is logged).
 
 use app_abi::{export_app, App, InitContext, Request, Response};
@@ -56,6 +57,10 @@ impl App for Echo {
             .headers()
             .map(|(name, value)| (name, Value::from(String::from_utf8_lossy(value))))
             .collect();
+        let var = |name: &[u8]| {
+            req.var(name)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
         let body = json!({
             "method": req.method(),
             "path": req.path_str(),
@@ -63,6 +68,9 @@ impl App for Echo {
             "headers": headers,
             "body_len": body_len,
             "body_sha256": body_sha256,
+            "remote_addr": var(b"REMOTE_ADDR"),
+            "remote_port": var(b"REMOTE_PORT"),
+            "url_scheme": var(b"webserver.url_scheme"),
         });
         Response::json(200, body.to_string())
     }

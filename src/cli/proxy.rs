@@ -1,0 +1,60 @@
+//! The "Proxies" flags: whom to believe about the client when the server runs behind a proxy
+//! (`--forwarded-allow-ips`) and whether connections start with a PROXY protocol header
+//! (`--proxy-protocol`). Workers apply them, so they travel on each worker's command line.
+
+use clap::Args;
+
+use crate::http::peer_trust::TrustList;
+use crate::server::Proxies;
+
+/// Options for running behind a proxy (nginx, HAProxy, a cloud load balancer).
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ProxyArgs {
+    /// Peers whose Forwarded / X-Forwarded-For / X-Forwarded-Proto headers are believed: they set
+    /// REMOTE_ADDR (the right-most hop that is not itself trusted) and webserver.url_scheme; from
+    /// any other peer those headers are removed before the app sees them. Comma-separated
+    /// addresses or CIDR blocks, `*` for every TCP peer, `unix` for unix-socket peers, or an empty
+    /// value for nobody; e.g. 127.0.0.1,10.0.0.0/8.
+    #[arg(
+        long,
+        value_name = "IPS",
+        default_value = "127.0.0.1,::1",
+        env = "WEBSERVER_FORWARDED_ALLOW_IPS",
+        help_heading = "Proxies"
+    )]
+    pub(crate) forwarded_allow_ips: TrustList,
+
+    /// Every connection must start with a PROXY protocol header (v1 text or v2 binary, as HAProxy
+    /// or a cloud load balancer send): its source address becomes the peer. Connections without a
+    /// valid one are closed. Only for listeners that nothing but the proxy can reach.
+    // Falsey: WEBSERVER_PROXY_PROTOCOL=0/false/no/off is off, any other value on.
+    #[arg(
+        long,
+        env = "WEBSERVER_PROXY_PROTOCOL",
+        value_parser = clap::builder::FalseyValueParser::new(),
+        help_heading = "Proxies"
+    )]
+    pub(crate) proxy_protocol: bool,
+}
+
+impl ProxyArgs {
+    /// What the serving loop applies.
+    pub(crate) fn proxies(&self) -> Proxies {
+        Proxies {
+            trusted: self.forwarded_allow_ips.clone(),
+            proxy_protocol: self.proxy_protocol,
+        }
+    }
+
+    /// The same options as command-line arguments, for a worker's command line.
+    pub(crate) fn to_args(&self) -> Vec<String> {
+        let mut args = vec![format!(
+            "--forwarded-allow-ips={}",
+            self.forwarded_allow_ips
+        )];
+        if self.proxy_protocol {
+            args.push("--proxy-protocol".to_owned());
+        }
+        args
+    }
+}
