@@ -159,6 +159,9 @@ pub(crate) struct ServeArgs {
 
     #[command(flatten)]
     pub(crate) tuning: Tuning,
+
+    #[command(flatten)]
+    pub(crate) tls: crate::tls::TlsArgs,
 }
 
 /// Options that each worker applies (the master passes them on).
@@ -225,6 +228,9 @@ pub(crate) struct WorkerArgs {
     /// Other workers serve the same app (`webserver.multiprocess`).
     #[arg(long)]
     pub(crate) multiprocess: bool,
+    /// Serve TLS with the certificate and key the master handed down (`crate::tls::TLS_FD`).
+    #[arg(long)]
+    pub(crate) tls: bool,
     #[command(flatten)]
     pub(crate) tuning: Tuning,
 }
@@ -255,6 +261,8 @@ impl Tuning {
             max_requests: (self.max_requests > 0).then_some(self.max_requests),
             limits: Limits::default(),
             multiprocess,
+            // The worker adds it from the copy the master handed down.
+            tls: None,
         }
     }
 

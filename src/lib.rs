@@ -17,6 +17,7 @@ mod scaffold;
 mod server;
 mod supervisor;
 mod sys;
+mod tls;
 
 use std::io::Write;
 

@@ -29,6 +29,8 @@ pub(crate) struct RequestParts<'a, H> {
     pub(crate) headers: H,
     pub(crate) local: SocketAddr,
     pub(crate) remote: SocketAddr,
+    /// `webserver.url_scheme`: `https` on a TLS connection.
+    pub(crate) url_scheme: &'a [u8],
     pub(crate) flags: u32,
 }
 
@@ -186,7 +188,7 @@ impl Environ {
         self.push_display(b"SERVER_PORT", &parts.local.port());
         self.push_display(b"REMOTE_ADDR", &parts.remote.ip());
         self.push_display(b"REMOTE_PORT", &parts.remote.port());
-        self.push(b"webserver.url_scheme", b"http");
+        self.push(b"webserver.url_scheme", parts.url_scheme);
         self.push(
             b"webserver.multithread",
             flag(parts.flags & WS_REQ_MULTITHREAD),
@@ -290,6 +292,7 @@ impl Environ {
             headers: headers.iter().copied(),
             local: ([127, 0, 0, 1], 8888).into(),
             remote: ([127, 0, 0, 1], 40000).into(),
+            url_scheme: b"http",
             flags,
         })
     }
@@ -380,6 +383,7 @@ mod tests {
             headers: headers.iter().copied(),
             local: "127.0.0.1:8888".parse().unwrap(),
             remote: "10.0.0.7:5555".parse().unwrap(),
+            url_scheme: b"http",
             flags: WS_REQ_MULTITHREAD,
         });
         let expect: &[(&str, &[u8])] = &[
@@ -438,6 +442,7 @@ mod tests {
             headers: headers.iter().copied(),
             local: "127.0.0.1:8888".parse().unwrap(),
             remote: "10.0.0.7:5555".parse().unwrap(),
+            url_scheme: b"http",
             flags: 0,
         });
         assert_eq!(lookup(pairs, "SERVER_NAME"), Some(&b"target.example"[..]));

@@ -7,6 +7,11 @@
 //! thread. Only body reads wait, bounded by `--io-timeout`. Serving the requests in the buffer
 //! is `serve.rs`'s. A connection may also hold a deferred request that waits for the app
 //! (`parked`, ABI 1.1; see `deferred.rs`): then its deadline is that request's `--timeout`.
+//!
+//! A TLS connection (`tls`) reads and writes through its `TlsSession` instead of the socket
+//! (one branch per read or write; the plain path is otherwise untouched). Its handshake runs
+//! inside the first head reads and parks like a head that has not arrived, under the same
+//! header timeout.
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};
@@ -19,6 +24,7 @@ use super::Config;
 use crate::app::call::Cancel;
 use crate::http::error::ParseError;
 use crate::http::scan::{HeadEnd, HeadScanner, Limits};
+use crate::tls::TlsSession;
 
 /// Bytes asked of the socket per read while a head arrives; also the size of the buffer a
 /// connection starts with (it grows up to the head limit when needed).
@@ -57,6 +63,8 @@ pub(crate) struct Conn {
     served_any: bool,
     /// A request whose body's `next` pended, waiting for its app (allocated only when one parks).
     pub(crate) parked: Option<Box<ParkedRequest>>,
+    /// The TLS state of a connection to a TLS listener (boxed: a plain one pays a pointer).
+    tls: Option<Box<TlsSession>>,
 }
 
 /// What the input holds for the next request, after reading what the socket had.
@@ -95,6 +103,37 @@ impl Conn {
             head_since: Some(now),
             served_any: false,
             parked: None,
+            tls: None,
+        }
+    }
+
+    /// Speak TLS on this connection (before its first read).
+    pub(crate) fn set_tls(&mut self, session: TlsSession) {
+        self.tls = Some(Box::new(session));
+    }
+
+    /// The connection is TLS (`webserver.url_scheme` is `https`).
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// One non-blocking read of up to `max` bytes of input (decrypted, on TLS) appended to the
+    /// buffer; a short read found nothing more to read.
+    fn read_available(&mut self, max: usize) -> io::Result<usize> {
+        match &mut self.tls {
+            None => read_append(&self.stream, &mut self.buf, max),
+            Some(tls) => tls.read_append(&self.stream, &mut self.buf, max),
+        }
+    }
+
+    /// Sends `bytes` as far as the socket takes them now, without waiting: the last words to a
+    /// connection being given up on. Nothing is sent before a TLS handshake completed.
+    pub(crate) fn send_now(&mut self, bytes: &[u8]) -> io::Result<()> {
+        use std::io::Write;
+        match &mut self.tls {
+            None => self.stream.write_all(bytes),
+            Some(tls) if tls.is_handshaking() => Ok(()),
+            Some(tls) => tls.write_now(&self.stream, bytes),
         }
     }
 
@@ -135,7 +174,7 @@ impl Conn {
                 return true;
             }
             self.compact();
-            match read_append(&self.stream, &mut self.buf, BODY_READ) {
+            match self.read_available(BODY_READ) {
                 Ok(0) => return false,
                 Ok(n) if n < BODY_READ => {
                     self.drained = true;
@@ -256,7 +295,7 @@ impl Conn {
                 Ok(None) => {}
             }
             self.compact();
-            match read_append(&self.stream, &mut self.buf, HEAD_READ) {
+            match self.read_available(HEAD_READ) {
                 Ok(0) => return NextHead::Closed,
                 // A short read means the socket was emptied: a later arrival raises a new edge.
                 Ok(n) => self.drained = n < HEAD_READ,
@@ -296,7 +335,10 @@ impl Conn {
         self.compact();
         let len = self.buf.len();
         self.buf.resize(len + BODY_READ, 0);
-        let read = read_with_timeout(&mut self.stream, &mut self.buf[len..], timeout);
+        let read = match &mut self.tls {
+            None => read_with_timeout(&mut self.stream, &mut self.buf[len..], timeout),
+            Some(tls) => tls.read_with_timeout(&self.stream, &mut self.buf[len..], timeout),
+        };
         self.drained = false;
         self.buf.truncate(len + read.as_ref().map_or(0, |&n| n));
         read
@@ -304,7 +346,10 @@ impl Conn {
 
     /// Writes every part, waiting up to `timeout` each time the socket is full.
     pub(crate) fn write_all(&mut self, parts: &[&[u8]], timeout: Duration) -> io::Result<()> {
-        write_all_with_timeout(&mut self.stream, parts, timeout)
+        match &mut self.tls {
+            None => write_all_with_timeout(&mut self.stream, parts, timeout),
+            Some(tls) => tls.write_all(&self.stream, parts, timeout),
+        }
     }
 
     /// Moves the unconsumed input to the front of the buffer (the scanner's offsets are
@@ -430,6 +475,7 @@ mod tests {
             max_body: 1 << 20,
             limits: Limits::default(),
             multiprocess: false,
+            tls: None,
         }
     }
 

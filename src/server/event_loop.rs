@@ -23,7 +23,7 @@
 //! and, when the graceful timeout runs out, every one still parked (a serving thread calls the
 //! app's `close`); only requests inside the app on a thread are ever abandoned.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -42,6 +42,7 @@ use crate::http::response::encode_error;
 use crate::sys::epoll::{Epoll, Events, Waker};
 use crate::sys::process::exit_now;
 use crate::sys::socket;
+use crate::tls::TlsSession;
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -402,7 +403,7 @@ fn accept_all(shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) 
                         }
                     };
                     let token = shared_loop.slots.reserve();
-                    let conn = Box::new(Conn::new(
+                    let mut conn = Box::new(Conn::new(
                         stream,
                         token,
                         peer,
@@ -410,6 +411,16 @@ fn accept_all(shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) 
                         shared.coarse_now(),
                         shared.config.header_timeout,
                     ));
+                    if let Some(config) = &shared.config.tls {
+                        match TlsSession::new(config) {
+                            Ok(session) => conn.set_tls(session),
+                            Err(e) => {
+                                log::warn!("{peer}: cannot start a TLS session: {e}");
+                                shared_loop.slots.close(conn);
+                                continue;
+                            }
+                        }
+                    }
                     if let Some(previous) = accepted.replace(conn) {
                         let parked = shared_loop.slots.park(previous, shared, &shared_loop.epoll);
                         if let Some(ready) = parked {
@@ -449,7 +460,7 @@ fn time_out(conn: &mut Conn) {
             httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes(),
         );
         // Best effort: the socket is non-blocking and the client may be gone.
-        if let Err(e) = conn.stream_mut().write_all(&out) {
+        if let Err(e) = conn.send_now(&out) {
             log::debug!("{}: cannot send the 408: {e}", conn.peer());
         }
     } else {

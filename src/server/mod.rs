@@ -65,6 +65,8 @@ pub(crate) struct Config {
     pub(crate) limits: Limits,
     /// Other processes serve the same app (`webserver.multiprocess`).
     pub(crate) multiprocess: bool,
+    /// Serve TLS with this configuration on the listener (`--certfile`/`--keyfile`).
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A stop request that any thread (a signal handler thread, a supervisor) can raise.

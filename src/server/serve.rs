@@ -195,6 +195,7 @@ fn serve_one(
         headers: head.header_iter(buf),
         local: conn.local(),
         remote: peer,
+        url_scheme: if conn.is_tls() { b"https" } else { b"http" },
         flags,
     });
     conn.start_request(head_len);

@@ -11,6 +11,7 @@ use std::process::Command;
 use super::message::{UnknownMessage, WorkerMessage};
 use super::worker::{LIBRARY_FD, LISTEN_FD, READY_FD};
 use crate::sys::process::{dup_at_or_above, hand_down, pipe, set_blocking, Signal};
+use crate::tls::TLS_FD;
 
 /// The master keeps the descriptors it hands down at or above this number, so the child's dup2
 /// onto `LISTEN_FD`, `READY_FD` and `LIBRARY_FD` cannot overwrite one before it is moved.
@@ -27,27 +28,28 @@ pub(crate) struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    /// Start `exe __worker ARGS` with `listener` as `LISTEN_FD`, a pipe as `READY_FD` and
-    /// `library` as `LIBRARY_FD` (`listener` and `library` at or above `FD_FLOOR`). The worker
-    /// gets SIGTERM if the master dies.
+    /// Start `exe __worker ARGS` with `listener` as `LISTEN_FD`, a pipe as `READY_FD`,
+    /// `library` as `LIBRARY_FD` and `tls` (if any) as `TLS_FD` (each at or above `FD_FLOOR`).
+    /// The worker gets SIGTERM if the master dies.
     pub(crate) fn spawn(
         exe: &Path,
         args: &[OsString],
         listener: BorrowedFd<'_>,
         library: BorrowedFd<'_>,
+        tls: Option<BorrowedFd<'_>>,
     ) -> io::Result<WorkerProcess> {
         let (read_end, write_end) = message_pipe()?;
         let mut command = Command::new(exe);
         command.arg("__worker").args(args);
-        hand_down(
-            &mut command,
-            vec![
-                (listener.as_raw_fd(), LISTEN_FD),
-                (write_end.as_raw_fd(), READY_FD),
-                (library.as_raw_fd(), LIBRARY_FD),
-            ],
-            Signal::Term,
-        );
+        let mut moves = vec![
+            (listener.as_raw_fd(), LISTEN_FD),
+            (write_end.as_raw_fd(), READY_FD),
+            (library.as_raw_fd(), LIBRARY_FD),
+        ];
+        if let Some(tls) = tls {
+            moves.push((tls.as_raw_fd(), TLS_FD));
+        }
+        hand_down(&mut command, moves, Signal::Term);
         let spawned = command.spawn();
         // The child has its own copy; the master must not hold the write end, or it would
         // never see the pipe close.

@@ -30,6 +30,7 @@ use crate::app::target::AppTarget;
 use crate::cli::ServeArgs;
 use crate::server;
 use crate::sys::process::{dup_at_or_above, kill, reap_any, wait_readable, Signal};
+use crate::tls::TlsMaterial;
 
 /// The longest the master sleeps between looks at its signals, children and the watched file.
 const TICK: Duration = Duration::from_millis(50);
@@ -221,7 +222,12 @@ impl Master {
                     None
                 }
                 Action::Serving => {
-                    println!("Serving HTTP on {} ...", self.local);
+                    let tls = if self.args.tls.files().is_some() {
+                        " with TLS"
+                    } else {
+                        ""
+                    };
+                    println!("Serving HTTP on {}{tls} ...", self.local);
                     if let Err(e) = io::stdout().flush() {
                         log::warn!("cannot write to stdout: {e}");
                     }
@@ -249,7 +255,15 @@ impl Master {
         let source = AppTarget::parse(self.args.app.as_deref().unwrap_or_default())
             .and_then(|t| t.resolve())
             .map_err(|e| e.to_string())?;
-        let artifact = Artifact::prepare(&source).map_err(|e| e.to_string())?;
+        let mut artifact = Artifact::prepare(&source).map_err(|e| e.to_string())?;
+        if let Some((certfile, keyfile)) = self.args.tls.files() {
+            // Re-read with every library, so HUP also picks up a renewed certificate; a bad one
+            // refuses the swap like a bad library.
+            let material =
+                TlsMaterial::load(certfile, keyfile, FD_FLOOR).map_err(|e| e.to_string())?;
+            log::debug!("TLS: {}", material.summary);
+            artifact.tls = Some(material);
+        }
         self.source = source;
         Ok(artifact)
     }
@@ -284,12 +298,17 @@ impl Master {
         if multiprocess {
             args.push("--multiprocess".into());
         }
+        let tls = library.tls.as_ref().map(TlsMaterial::image);
+        if tls.is_some() {
+            args.push("--tls".into());
+        }
         let Some(listener) = &self.listener else {
             return Err(io::Error::other(
                 "the listening socket is closed: the server is stopping",
             ));
         };
-        let worker = WorkerProcess::spawn(&self.exe, &args, listener.as_fd(), library.image())?;
+        let worker =
+            WorkerProcess::spawn(&self.exe, &args, listener.as_fd(), library.image(), tls)?;
         let pid = worker.pid;
         self.workers.push(worker);
         Ok(pid)

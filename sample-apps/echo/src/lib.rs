@@ -3,7 +3,7 @@
 //! Any request gets `200`, `Content-Type: application/json` and an object:
 //! `{"method", "path" (PATH_INFO, lossy UTF-8), "query" (raw QUERY_STRING), "headers"
 //! ({lower-case-dashed name: value}, HTTP_* plus content-type/content-length), "body_len",
-//! "body_sha256" (lowercase hex)}`. The body is read in full through the input stream; if that
+//! "body_sha256" (lowercase hex), "url_scheme" (`webserver.url_scheme`)}`. The body is read in full through the input stream; if that
 //! fails the answer is `400 {"error": "..."}` (and the failure is logged).
 
 use app_abi::{export_app, App, InitContext, Request, Response};
@@ -63,6 +63,7 @@ impl App for Echo {
             "headers": headers,
             "body_len": body_len,
             "body_sha256": body_sha256,
+            "url_scheme": String::from_utf8_lossy(req.var(b"webserver.url_scheme").unwrap_or_default()),
         });
         Response::json(200, body.to_string())
     }
