@@ -548,3 +548,29 @@ fn a_bad_certificate_at_startup_is_one_error_line() {
         assert_load_error(&exited, needles);
     }
 }
+
+#[test]
+fn ciphers_pins_the_suite() {
+    let ca = Ca::new("tls-ciphers");
+    let cert = ca.issue("server-one", 1, KeyPair::generate().unwrap());
+    let server = tls_server(&cert)
+        .args(["--ciphers", "TLS_CHACHA20_POLY1305_SHA256"])
+        .start();
+    let client = TlsClient::connect(server.addr(), &ca.client_config());
+    let suite = client.stream.conn.negotiated_cipher_suite().unwrap();
+    assert_eq!(
+        suite.suite(),
+        rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256
+    );
+    let exited = sample_server("echo")
+        .args(["--certfile".as_ref(), cert.certfile.as_os_str()])
+        .args(["--keyfile".as_ref(), cert.keyfile.as_os_str()])
+        .args(["--ciphers", "TLS_NOPE"])
+        .run_to_exit();
+    assert_eq!(exited.status.code(), Some(2), "{}", exited.stderr);
+    assert!(
+        exited.stderr.contains("unknown cipher suite"),
+        "{}",
+        exited.stderr
+    );
+}

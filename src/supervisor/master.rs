@@ -259,8 +259,13 @@ impl Master {
         if let Some((certfile, keyfile)) = self.args.tls.files() {
             // Re-read with every library, so HUP also picks up a renewed certificate; a bad one
             // refuses the swap like a bad library.
-            let material =
-                TlsMaterial::load(certfile, keyfile, FD_FLOOR).map_err(|e| e.to_string())?;
+            let material = TlsMaterial::load(
+                certfile,
+                keyfile,
+                self.args.tls.ciphers.as_deref(),
+                FD_FLOOR,
+            )
+            .map_err(|e| e.to_string())?;
             log::debug!("TLS: {}", material.summary);
             artifact.tls = Some(material);
         }

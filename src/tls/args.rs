@@ -29,6 +29,25 @@ pub(crate) struct TlsArgs {
         help_heading = "TLS"
     )]
     pub(crate) keyfile: Option<PathBuf>,
+
+    /// Only these cipher suites, in this order of preference (comma- or colon-separated; rustls
+    /// or OpenSSL names). Default: every suite of rustls's ring provider (TLS 1.3 AES-256-GCM,
+    /// AES-128-GCM, CHACHA20-POLY1305, then their TLS 1.2 ECDHE forms), the client's order.
+    /// E.g. --ciphers TLS_AES_128_GCM_SHA256
+    #[arg(
+        long,
+        value_name = "LIST",
+        env = "WEBSERVER_CIPHERS",
+        value_parser = ciphers,
+        requires = "certfile",
+        help_heading = "TLS"
+    )]
+    pub(crate) ciphers: Option<String>,
+}
+
+/// A `--ciphers` list, refused as a usage error if it names a suite rustls does not offer.
+fn ciphers(list: &str) -> Result<String, String> {
+    super::material::cipher_suites(list).map(|_| list.to_owned())
 }
 
 impl TlsArgs {

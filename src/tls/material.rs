@@ -2,7 +2,7 @@
 //! handed to the generation's workers as `TLS_FD`, and turned into a rustls server
 //! configuration by each worker.
 //!
-//! The sealed copy is framed as `MAGIC`, the certificate PEM's length (u64, little-endian), the
+//! The sealed copy is framed as `MAGIC`, the `--ciphers` list and a newline, the certificate PEM's length (u64, little-endian), the
 //! certificate PEM, then the key PEM: the two files exactly as read, so the worker parses the
 //! same bytes the master checked. Workers read it with `pread` at offset 0: the descriptor's
 //! file offset is shared by every process holding it.
@@ -15,9 +15,10 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::ServerConfig;
+use rustls::{ServerConfig, SupportedCipherSuite};
 
 use crate::sys::memfd::sealed_file;
 use crate::sys::process::{claim_inherited, dup_at_or_above};
@@ -34,6 +35,32 @@ const MAGIC: &[u8] = b"webserver-tls-1\n";
 /// Length of the certificate PEM's length field.
 const LEN_BYTES: usize = 8;
 
+/// `--ciphers`: the named suites of the ring provider, in the order given.
+pub(crate) fn cipher_suites(list: &str) -> Result<Vec<SupportedCipherSuite>, String> {
+    let all = rustls::crypto::ring::ALL_CIPHER_SUITES;
+    let named = |name: &str| {
+        let name = name.trim().to_ascii_uppercase();
+        // OpenSSL and the IANA registry call the TLS 1.3 suites TLS_...; rustls TLS13_...
+        let tls13 = name.replacen("TLS_", "TLS13_", 1);
+        all.iter()
+            .find(|s| s.suite().as_str().is_some_and(|n| n == name || n == tls13))
+            .copied()
+            .ok_or_else(|| {
+                let known: Vec<&str> = all.iter().filter_map(|s| s.suite().as_str()).collect();
+                format!("unknown cipher suite '{name}'; known: {}", known.join(", "))
+            })
+    };
+    let suites = list
+        .split([',', ':'])
+        .filter(|n| !n.trim().is_empty())
+        .map(named)
+        .collect::<Result<Vec<_>, _>>()?;
+    if suites.is_empty() {
+        return Err("no cipher suite named".into());
+    }
+    Ok(suites)
+}
+
 /// Why a certificate and key cannot be served.
 #[derive(Debug)]
 pub(crate) enum TlsError {
@@ -48,6 +75,8 @@ pub(crate) enum TlsError {
     NoKey { path: PathBuf, detail: String },
     /// rustls refused the pair: a key it cannot use, a key that is not the certificate's.
     Refused { detail: rustls::Error },
+    /// `--ciphers` names a suite rustls does not offer.
+    Ciphers(String),
     /// The in-memory copy could not be made.
     Memory(io::Error),
     /// A worker's inherited copy is missing or damaged (only the master starts workers).
@@ -79,6 +108,7 @@ impl fmt::Display for TlsError {
                 ),
                 _ => write!(f, "the TLS certificate or key cannot be used: {detail}"),
             },
+            TlsError::Ciphers(detail) => write!(f, "--ciphers: {detail}"),
             TlsError::Memory(e) => write!(
                 f,
                 "cannot keep the TLS certificate in memory: {e} (is the system out of memory or descriptors?)"
@@ -103,11 +133,13 @@ pub(crate) struct TlsMaterial {
 }
 
 impl TlsMaterial {
-    /// Read `certfile` and `keyfile`, check that a worker could serve them, and seal them in
-    /// memory at a descriptor at or above `floor`.
+    /// Read `certfile` and `keyfile`, check that a worker could serve them with `ciphers`
+    /// (`--ciphers`, already checked by the command line), and seal them in memory, with the
+    /// cipher list, at a descriptor at or above `floor`.
     pub(crate) fn load(
         certfile: &Path,
         keyfile: &Path,
+        ciphers: Option<&str>,
         floor: RawFd,
     ) -> Result<TlsMaterial, TlsError> {
         let read = |what, path: &Path| {
@@ -119,10 +151,13 @@ impl TlsMaterial {
         };
         let cert_pem = read("certificate", certfile)?;
         let key_pem = read("key", keyfile)?;
-        let (_, certificates) = server_config(&cert_pem, &key_pem, certfile, keyfile)?;
+        let ciphers = ciphers.unwrap_or_default();
+        let (_, certificates) = server_config(&cert_pem, &key_pem, ciphers, certfile, keyfile)?;
         let mut framed =
             Vec::with_capacity(MAGIC.len() + LEN_BYTES + cert_pem.len() + key_pem.len());
         framed.extend_from_slice(MAGIC);
+        framed.extend_from_slice(ciphers.as_bytes());
+        framed.push(b'\n');
         framed.extend_from_slice(&(cert_pem.len() as u64).to_le_bytes());
         framed.extend_from_slice(&cert_pem);
         framed.extend_from_slice(&key_pem);
@@ -154,13 +189,16 @@ pub(crate) fn claim_server_config() -> Result<Arc<ServerConfig>, TlsError> {
     file.read_exact_at(&mut framed, 0).map_err(inherited)?;
     let damaged = || TlsError::Inherited("not a webserver TLS copy".into());
     let rest = framed.strip_prefix(MAGIC).ok_or_else(damaged)?;
+    let line = rest.iter().position(|&b| b == b'\n').ok_or_else(damaged)?;
+    let ciphers = std::str::from_utf8(&rest[..line]).map_err(|_| damaged())?;
+    let rest = &rest[line + 1..];
     let (len, rest) = rest.split_at_checked(LEN_BYTES).ok_or_else(damaged)?;
     let len = u64::from_le_bytes(len.try_into().map_err(|_| damaged())?);
     let (cert_pem, key_pem) = rest
         .split_at_checked(usize::try_from(len).map_err(|_| damaged())?)
         .ok_or_else(damaged)?;
     let origin = Path::new("(inherited)");
-    let (config, _) = server_config(cert_pem, key_pem, origin, origin)?;
+    let (config, _) = server_config(cert_pem, key_pem, ciphers, origin, origin)?;
     Ok(Arc::new(config))
 }
 
@@ -169,6 +207,7 @@ pub(crate) fn claim_server_config() -> Result<Arc<ServerConfig>, TlsError> {
 fn server_config(
     cert_pem: &[u8],
     key_pem: &[u8],
+    ciphers: &str,
     certfile: &Path,
     keyfile: &Path,
 ) -> Result<(ServerConfig, usize), TlsError> {
@@ -191,7 +230,14 @@ fn server_config(
     })?;
     let certificates = chain.len();
     let refused = |detail| TlsError::Refused { detail };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut provider = rustls::crypto::ring::default_provider();
+    if !ciphers.is_empty() {
+        provider = CryptoProvider {
+            cipher_suites: cipher_suites(ciphers).map_err(TlsError::Ciphers)?,
+            ..provider
+        };
+    }
+    let provider = Arc::new(provider);
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(refused)?
@@ -199,5 +245,7 @@ fn server_config(
         .with_single_cert(chain, key)
         .map_err(refused)?;
     config.alpn_protocols = vec![ALPN_HTTP_1_1.to_vec()];
+    // A pinned list is the server's order of preference.
+    config.ignore_client_order = !ciphers.is_empty();
     Ok((config, certificates))
 }
