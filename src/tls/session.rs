@@ -12,7 +12,7 @@
 //! left in rustls (as `socket::read_append`): with edge-triggered polling the caller may park
 //! the connection then without losing input.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsFd;
 use std::sync::Arc;
@@ -21,6 +21,9 @@ use std::time::Duration;
 use rustls::{ServerConfig, ServerConnection};
 
 use crate::sys::socket::{wait_ready, Ready};
+
+/// Parts handed to rustls at once (a head, a body and a chunk frame around it fit).
+const MAX_WRITE_SLICES: usize = 8;
 
 /// What one step of reading from the socket gave.
 enum Pulled {
@@ -115,15 +118,36 @@ impl TlsSession {
         parts: &[&[u8]],
         timeout: Duration,
     ) -> io::Result<()> {
-        for part in parts {
-            let mut rest = *part;
-            while !rest.is_empty() {
-                // Takes what fits under rustls's buffer limit; the rest after a flush.
-                let taken = self.conn.writer().write(rest)?;
-                rest = &rest[taken..];
-                if !rest.is_empty() {
-                    self.flush(sock, Some(timeout))?;
+        let mut index = 0; // first part not fully taken
+        let mut offset = 0; // bytes of parts[index] already taken
+        while index < parts.len() {
+            let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
+            let mut count = 0;
+            for (i, part) in parts[index..].iter().enumerate().take(MAX_WRITE_SLICES) {
+                slices[count] = IoSlice::new(if i == 0 { &part[offset..] } else { part });
+                count += 1;
+            }
+            // One record for all the parts (a head and its body), as far as rustls's buffer
+            // limit takes them; the rest after a flush.
+            let mut taken = self.conn.writer().write_vectored(&slices[..count])?;
+            while taken > 0 {
+                let left = parts[index].len() - offset;
+                if taken >= left {
+                    taken -= left;
+                    index += 1;
+                    offset = 0;
+                } else {
+                    offset += taken;
+                    taken = 0;
                 }
+            }
+            // Empty parts are stepped over.
+            while index < parts.len() && parts[index].len() == offset {
+                index += 1;
+                offset = 0;
+            }
+            if index < parts.len() {
+                self.flush(sock, Some(timeout))?;
             }
         }
         self.flush(sock, Some(timeout))
