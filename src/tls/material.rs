@@ -249,3 +249,32 @@ fn server_config(
     config.ignore_client_order = !ciphers.is_empty();
     Ok((config, certificates))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cipher_names_rustls_and_openssl_spellings() {
+        let names = |list: &str| -> Vec<&'static str> {
+            cipher_suites(list)
+                .unwrap()
+                .iter()
+                .filter_map(|s| s.suite().as_str())
+                .collect()
+        };
+        assert_eq!(
+            names("TLS_AES_128_GCM_SHA256"),
+            ["TLS13_AES_128_GCM_SHA256"]
+        );
+        assert_eq!(
+            names("tls13_chacha20_poly1305_sha256:TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"),
+            [
+                "TLS13_CHACHA20_POLY1305_SHA256",
+                "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
+            ]
+        );
+        assert!(cipher_suites("TLS_AES_128_CCM_SHA256").is_err());
+        assert!(cipher_suites(" , ").is_err());
+    }
+}
