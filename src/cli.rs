@@ -4,7 +4,6 @@
 //! child (`__probe`).
 
 use std::ffi::OsString;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,6 +11,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::app::target::AppTarget;
 use crate::http::scan::Limits;
+use crate::listen::args::ListenArgs;
+use crate::listen::ListenerOptions;
 use crate::scaffold::Lang;
 use crate::server::Config;
 use crate::supervisor::probe::{Expect, ProbeTarget};
@@ -130,14 +131,8 @@ pub(crate) struct ServeArgs {
     )]
     pub(crate) app_args: Vec<OsString>,
 
-    /// Address to listen on (port 0 picks a free port and prints it).
-    #[arg(
-        short,
-        long,
-        value_name = "HOST:PORT",
-        default_value = "127.0.0.1:8888"
-    )]
-    pub(crate) bind: SocketAddr,
+    #[command(flatten)]
+    pub(crate) listen: ListenArgs,
 
     /// Worker processes; the master only supervises and never loads app code.
     #[arg(short, long, value_name = "N", default_value_t = 1)]
@@ -162,6 +157,9 @@ pub(crate) struct ServeArgs {
 
     #[command(flatten)]
     pub(crate) tls: crate::tls::TlsArgs,
+
+    #[command(flatten)]
+    pub(crate) stats: crate::stats::StatsArgs,
 }
 
 /// Options that each worker applies (the master passes them on).
@@ -212,9 +210,13 @@ pub(crate) struct Tuning {
     pub(crate) max_requests_jitter: u64,
 }
 
-/// A worker's view: where its listener and ready pipe are, and what to load.
+/// A worker's view: where its listeners and ready pipe are, and what to load.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct WorkerArgs {
+    /// One listener's options (`plain`, `tls`, `proxy`, `tls,proxy`), repeated in the order of
+    /// the listening sockets at `FIRST_LISTEN_FD`, `FIRST_LISTEN_FD + 1`, ...
+    #[arg(long = "listener", value_name = "OPTIONS")]
+    pub(crate) listeners: Vec<ListenerOptions>,
     /// The library to load: the descriptor the master handed down (`/proc/self/fd/N`).
     #[arg(long)]
     pub(crate) lib: PathBuf,
@@ -233,6 +235,8 @@ pub(crate) struct WorkerArgs {
     pub(crate) tls: bool,
     #[command(flatten)]
     pub(crate) tuning: Tuning,
+    #[command(flatten)]
+    pub(crate) stats: crate::stats::WorkerStatsArgs,
 }
 
 /// A `LIB:SYMBOL` argument, refused as a usage error when it has no `:` between two parts.

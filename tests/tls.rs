@@ -247,7 +247,6 @@ fn curl_over_https_with_the_ca() {
     let ca = Ca::new("tls-curl");
     let cert = ca.issue("server-one", 1, KeyPair::generate().unwrap());
     let server = tls_server(&cert).start();
-    assert!(server.stdout().contains("with TLS"), "{}", server.stdout());
     let (status, body) = curl(&ca.ca_file(), server.port(), "/hello?x=1", Some("ping"));
     assert_eq!(status, "200 1.1 HTTPS", "{body}");
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -573,4 +572,41 @@ fn ciphers_pins_the_suite() {
         "{}",
         exited.stderr
     );
+}
+
+#[test]
+fn only_the_listeners_that_say_tls_serve_it() {
+    let ca = Ca::new("tls-listeners");
+    let cert = ca.issue("server-one", 1, KeyPair::generate().unwrap());
+    let server = tls_server(&cert)
+        .no_default_bind()
+        .args(["--bind", "127.0.0.1:0", "--bind", "127.0.0.1:0,tls"])
+        .start();
+    // `Serving HTTP on 127.0.0.1:A, 127.0.0.1:B ...`
+    let stdout = server.stdout();
+    let addrs: Vec<SocketAddr> = stdout
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("Serving HTTP on "))
+        .and_then(|l| l.strip_suffix(" ..."))
+        .unwrap_or_else(|| panic!("banner: {stdout}"))
+        .split(", ")
+        .map(|a| a.parse().unwrap())
+        .collect();
+    assert_eq!(addrs.len(), 2, "{stdout}");
+    let mut plain = Conn::connect(addrs[0]);
+    plain.send("GET /plain HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(plain.read_response().json()["url_scheme"], "http");
+    let mut tls = TlsClient::connect(addrs[1], &ca.client_config());
+    assert_eq!(
+        tls.request("GET", "/tls", b"").json()["url_scheme"],
+        "https"
+    );
+
+    // `tls` without a certificate is refused at startup.
+    let exited = sample_server("echo")
+        .no_default_bind()
+        .args(["--bind", "127.0.0.1:0,tls"])
+        .run_to_exit();
+    assert_load_error(&exited, &["asks for tls", "--certfile"]);
 }

@@ -19,6 +19,13 @@ use app_abi::raw::{
 
 use crate::http::percent::percent_decode_into;
 use crate::http::target::Target;
+use crate::listen::Peer;
+
+/// `SERVER_NAME` on a unix socket when the request names no host (PEP 3333: never empty).
+const UNIX_SERVER_NAME: &[u8] = b"localhost";
+/// `SERVER_PORT` on a unix socket when the request's host has no port: HTTP's default, as
+/// gunicorn does (PEP 3333: never empty).
+const UNIX_SERVER_PORT: &[u8] = b"80";
 
 /// What the environ is built from.
 pub(crate) struct RequestParts<'a, H> {
@@ -27,8 +34,9 @@ pub(crate) struct RequestParts<'a, H> {
     pub(crate) target: Target<'a>,
     pub(crate) version_minor: u8,
     pub(crate) headers: H,
-    pub(crate) local: SocketAddr,
-    pub(crate) remote: SocketAddr,
+    /// `None` on a unix socket.
+    pub(crate) local: Option<SocketAddr>,
+    pub(crate) remote: Peer,
     /// `webserver.url_scheme`: `https` on a TLS connection.
     pub(crate) url_scheme: &'a [u8],
     pub(crate) flags: u32,
@@ -179,15 +187,30 @@ impl Environ {
         // SERVER_NAME comes from Host when present (PEP 3333 url reconstruction), else the socket.
         let server_name_start = self.name(b"SERVER_NAME");
         let value_start = self.arena.len();
-        match parts.target.authority.or(host).map(strip_port) {
-            Some(name) if !name.is_empty() => self.arena.extend_from_slice(name),
-            _ => write_display(&mut self.arena, &parts.local.ip()),
+        let authority = parts.target.authority.or(host);
+        match (authority.map(strip_port), parts.local) {
+            (Some(name), _) if !name.is_empty() => self.arena.extend_from_slice(name),
+            (_, Some(local)) => write_display(&mut self.arena, &local.ip()),
+            (_, None) => self.arena.extend_from_slice(UNIX_SERVER_NAME),
         }
         self.spans
             .push((server_name_start, value_start..self.arena.len()));
-        self.push_display(b"SERVER_PORT", &parts.local.port());
-        self.push_display(b"REMOTE_ADDR", &parts.remote.ip());
-        self.push_display(b"REMOTE_PORT", &parts.remote.port());
+        match parts.local {
+            Some(local) => self.push_display(b"SERVER_PORT", &local.port()),
+            // A unix socket has no port: the one the client asked for, as gunicorn does.
+            None => self.push(
+                b"SERVER_PORT",
+                authority.and_then(port_of).unwrap_or(UNIX_SERVER_PORT),
+            ),
+        }
+        match parts.remote {
+            Peer::Tcp(remote) => {
+                self.push_display(b"REMOTE_ADDR", &remote.ip());
+                self.push_display(b"REMOTE_PORT", &remote.port());
+            }
+            // A unix client has no address (gunicorn's choice too): empty, and no port.
+            Peer::Unix => self.push(b"REMOTE_ADDR", b""),
+        }
         self.push(b"webserver.url_scheme", parts.url_scheme);
         self.push(
             b"webserver.multithread",
@@ -290,8 +313,8 @@ impl Environ {
             target,
             version_minor: 1,
             headers: headers.iter().copied(),
-            local: ([127, 0, 0, 1], 8888).into(),
-            remote: ([127, 0, 0, 1], 40000).into(),
+            local: Some(([127, 0, 0, 1], 8888).into()),
+            remote: Peer::Tcp(([127, 0, 0, 1], 40000).into()),
             url_scheme: b"http",
             flags,
         })
@@ -333,6 +356,12 @@ fn flag(bit: u32) -> &'static [u8] {
 }
 
 /// `example.com:8080` → `example.com`; `[::1]:80` → `[::1]`.
+/// The port of `host:port` or `[v6]:port`, if it has a non-empty one.
+fn port_of(host: &[u8]) -> Option<&[u8]> {
+    let rest = &host[strip_port(host).len()..];
+    rest.strip_prefix(b":").filter(|port| !port.is_empty())
+}
+
 fn strip_port(host: &[u8]) -> &[u8] {
     if host.starts_with(b"[") {
         return match host.iter().position(|&b| b == b']') {
@@ -381,8 +410,8 @@ mod tests {
             },
             version_minor: 1,
             headers: headers.iter().copied(),
-            local: "127.0.0.1:8888".parse().unwrap(),
-            remote: "10.0.0.7:5555".parse().unwrap(),
+            local: Some("127.0.0.1:8888".parse().unwrap()),
+            remote: Peer::Tcp("10.0.0.7:5555".parse().unwrap()),
             url_scheme: b"http",
             flags: WS_REQ_MULTITHREAD,
         });
@@ -440,12 +469,60 @@ mod tests {
             },
             version_minor: 1,
             headers: headers.iter().copied(),
-            local: "127.0.0.1:8888".parse().unwrap(),
-            remote: "10.0.0.7:5555".parse().unwrap(),
+            local: Some("127.0.0.1:8888".parse().unwrap()),
+            remote: Peer::Tcp("10.0.0.7:5555".parse().unwrap()),
             url_scheme: b"http",
             flags: 0,
         });
         assert_eq!(lookup(pairs, "SERVER_NAME"), Some(&b"target.example"[..]));
+    }
+
+    #[test]
+    fn a_unix_socket_request_has_an_empty_remote_addr_and_its_hosts_port() {
+        let mut environ = Environ::default();
+        let unix = |environ: &mut Environ, host: &'static [u8]| -> Vec<(String, Vec<u8>)> {
+            let headers: Vec<(&[u8], &[u8])> = if host.is_empty() {
+                vec![]
+            } else {
+                vec![(b"Host", host)]
+            };
+            let pairs = environ.build(RequestParts {
+                method: b"GET",
+                target: Target {
+                    path: b"/",
+                    query: b"",
+                    authority: None,
+                },
+                version_minor: 1,
+                headers: headers.iter().copied(),
+                local: None,
+                remote: Peer::Unix,
+                flags: 0,
+            });
+            ["SERVER_NAME", "SERVER_PORT", "REMOTE_ADDR", "REMOTE_PORT"]
+                .iter()
+                .filter_map(|name| Some((name.to_string(), lookup(pairs, name)?.to_vec())))
+                .collect()
+        };
+        let pair = |name: &str, value: &[u8]| (name.to_string(), value.to_vec());
+        assert_eq!(
+            unix(&mut environ, b"app.example:8080"),
+            [
+                pair("SERVER_NAME", b"app.example"),
+                pair("SERVER_PORT", b"8080"),
+                pair("REMOTE_ADDR", b""),
+            ]
+        );
+        assert_eq!(
+            unix(&mut environ, b""),
+            [
+                pair("SERVER_NAME", b"localhost"),
+                pair("SERVER_PORT", b"80"),
+                pair("REMOTE_ADDR", b""),
+            ]
+        );
+        assert_eq!(port_of(b"[::1]:81"), Some(&b"81"[..]));
+        assert_eq!(port_of(b"h:"), None);
     }
 
     #[test]

@@ -1,14 +1,15 @@
 //! The access log (`RUST_LOG=access=info`): one line per request, written from typed facts.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::app::environ::RequestLine;
+use crate::listen::PeerHost;
 
 /// One served request: what was asked, what was answered, how long it took.
 pub(crate) struct AccessRecord<'a> {
-    pub(crate) peer: IpAddr,
+    /// The client's IP address, or `unix` on a unix socket.
+    pub(crate) peer: PeerHost,
     pub(crate) request: RequestLine<'a>,
     /// HTTP/1.`version_minor`.
     pub(crate) version_minor: u8,
@@ -48,7 +49,7 @@ impl fmt::Display for AccessRecord<'_> {
 }
 
 /// The line for a request the app never saw.
-pub(crate) fn log_rejected(peer: IpAddr, status: u16, reason: &dyn fmt::Display) {
+pub(crate) fn log_rejected(peer: PeerHost, status: u16, reason: &dyn fmt::Display) {
     log::info!(target: "access", "{peer} \"-\" {status} 0 rejected: {reason}");
 }
 
@@ -59,7 +60,7 @@ mod tests {
     #[test]
     fn line_format_table() {
         let record = |method, path, query, version_minor, status| AccessRecord {
-            peer: [10, 0, 0, 7].into(),
+            peer: PeerHost(Some([10, 0, 0, 7].into())),
             request: RequestLine {
                 method,
                 path,

@@ -1,4 +1,4 @@
-//! One client connection's own state: its socket and addresses, the input read from it that no
+//! One client connection's own state: its socket, addresses and listener options, the input read from it that no
 //! request has consumed yet, where the next request head ends in that input, and its timing —
 //! when the coordinator may close it while it waits parked (header timeout, keep-alive, drain).
 //!
@@ -14,16 +14,19 @@
 //! header timeout.
 
 use std::io;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::deferred::ParkedRequest;
+use super::listener::Accepted;
 use super::slots::Token;
 use super::socket_io::{read_append, read_with_timeout, write_all_with_timeout};
 use super::Config;
 use crate::app::call::Cancel;
 use crate::http::error::ParseError;
 use crate::http::scan::{HeadEnd, HeadScanner, Limits};
+use crate::listen::{ListenerOptions, Peer};
+use crate::sys::socket::Stream;
 use crate::tls::TlsSession;
 
 /// Bytes asked of the socket per read while a head arrives; also the size of the buffer a
@@ -39,10 +42,13 @@ const DRAIN_LINGER: Duration = Duration::from_secs(1);
 
 /// A client connection and the bytes read from it that no request has consumed yet.
 pub(crate) struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     token: Token,
-    peer: SocketAddr,
-    local: SocketAddr,
+    peer: Peer,
+    /// `None` on a unix socket.
+    local: Option<SocketAddr>,
+    /// What the listener it came from does besides HTTP (TLS, PROXY protocol).
+    options: ListenerOptions,
     /// Unconsumed input is `buf[start..]`.
     buf: Vec<u8>,
     start: usize,
@@ -82,18 +88,17 @@ pub(crate) enum NextHead {
 
 impl Conn {
     pub(crate) fn new(
-        stream: TcpStream,
+        accepted: Accepted,
         token: Token,
-        peer: SocketAddr,
-        local: SocketAddr,
         now: Instant,
         header_timeout: Duration,
     ) -> Conn {
         Conn {
-            stream,
+            stream: accepted.stream,
             token,
-            peer,
-            local,
+            peer: accepted.peer,
+            local: accepted.local,
+            options: accepted.options,
             buf: Vec::new(),
             start: 0,
             scanner: HeadScanner::default(),
@@ -122,7 +127,7 @@ impl Conn {
     fn read_available(&mut self, max: usize) -> io::Result<usize> {
         match &mut self.tls {
             None => read_append(&self.stream, &mut self.buf, max),
-            Some(tls) => tls.read_append(&self.stream, &mut self.buf, max),
+            Some(tls) => tls.read_append(&mut self.stream, &mut self.buf, max),
         }
     }
 
@@ -131,9 +136,13 @@ impl Conn {
     pub(crate) fn send_now(&mut self, bytes: &[u8]) -> io::Result<()> {
         use std::io::Write;
         match &mut self.tls {
-            None => self.stream.write_all(bytes),
+            None => {
+                let sent = self.stream.write_all(bytes);
+                sent.inspect(|()| crate::stats::bytes_out(bytes.len()))
+            }
+            // Counted by the session, as the bytes it puts on the wire.
             Some(tls) if tls.is_handshaking() => Ok(()),
-            Some(tls) => tls.write_now(&self.stream, bytes),
+            Some(tls) => tls.write_now(&mut self.stream, bytes),
         }
     }
 
@@ -201,17 +210,23 @@ impl Conn {
     }
 
     /// The client's address.
-    pub(crate) fn peer(&self) -> SocketAddr {
+    pub(crate) fn peer(&self) -> Peer {
         self.peer
     }
 
-    /// The address the client connected to.
-    pub(crate) fn local(&self) -> SocketAddr {
+    /// The address the client connected to (`None` on a unix socket).
+    pub(crate) fn local(&self) -> Option<SocketAddr> {
         self.local
     }
 
+    /// The options of the listener this connection came from.
+    #[allow(dead_code)] // read by the TLS and PROXY protocol streams
+    pub(crate) fn listener_options(&self) -> ListenerOptions {
+        self.options
+    }
+
     /// The socket, for registering it with the poller.
-    pub(crate) fn stream_mut(&mut self) -> &mut TcpStream {
+    pub(crate) fn stream_mut(&mut self) -> &mut Stream {
         &mut self.stream
     }
 
@@ -337,7 +352,7 @@ impl Conn {
         self.buf.resize(len + BODY_READ, 0);
         let read = match &mut self.tls {
             None => read_with_timeout(&mut self.stream, &mut self.buf[len..], timeout),
-            Some(tls) => tls.read_with_timeout(&self.stream, &mut self.buf[len..], timeout),
+            Some(tls) => tls.read_with_timeout(&mut self.stream, &mut self.buf[len..], timeout),
         };
         self.drained = false;
         self.buf.truncate(len + read.as_ref().map_or(0, |&n| n));
@@ -348,7 +363,7 @@ impl Conn {
     pub(crate) fn write_all(&mut self, parts: &[&[u8]], timeout: Duration) -> io::Result<()> {
         match &mut self.tls {
             None => write_all_with_timeout(&mut self.stream, parts, timeout),
-            Some(tls) => tls.write_all(&self.stream, parts, timeout),
+            Some(tls) => tls.write_all(&mut self.stream, parts, timeout),
         }
     }
 
@@ -365,7 +380,7 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use std::io::Write;
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
 
     use super::*;
     use crate::http::request::{parse_head, RequestHead};
@@ -377,14 +392,13 @@ mod tests {
         let (server, peer) = listener.accept().unwrap();
         server.set_nonblocking(true).unwrap();
         let local = server.local_addr().unwrap();
-        let conn = Conn::new(
-            server,
-            Token(7),
-            peer,
-            local,
-            Instant::now(),
-            Duration::from_secs(10),
-        );
+        let accepted = Accepted {
+            stream: Stream::from(server),
+            peer: Peer::Tcp(peer),
+            local: Some(local),
+            options: ListenerOptions::default(),
+        };
+        let conn = Conn::new(accepted, Token(7), Instant::now(), Duration::from_secs(10));
         (conn, client)
     }
 

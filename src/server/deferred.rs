@@ -134,8 +134,9 @@ pub(super) fn resume(
             transport.end();
             shared.mark_busy(thread, false);
             slots.count_parked(false);
+            crate::stats::response(outcome.status);
             if let Some(started) = parked.started {
-                let peer = conn.peer().ip();
+                let peer = conn.peer().host();
                 log_access(
                     peer,
                     &parked.environ,

@@ -9,8 +9,11 @@
 //! keep answering events. An event that a thread took but cannot serve soon (it may block in
 //! the app) is passed on to idle threads by re-arming its registration.
 //!
+//! Every listener is registered on the same epoll instance (tokens from `FIRST_LISTENER`); a
+//! connection remembers the options of the listener it came from.
+//!
 //! The calling thread coordinates: it sweeps deadlines, watches `--timeout` (harakiri),
-//! re-arms the listener while accepting rests for lack of descriptors (`accept_pause.rs`), and
+//! re-arms the listeners while accepting rests for lack of descriptors (`accept_pause.rs`), and
 //! drains on shutdown; it never runs app code, so it reacts at once. Once no connection is
 //! open it stops the threads (a flag, and a wake-up on the eventfd that each waking thread
 //! passes on) and joins them. The epoll instance belongs to `Loop`, which every thread holds,
@@ -24,7 +27,6 @@
 //! app's `close`); only requests inside the app on a thread are ever abandoned.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,6 +36,7 @@ use std::time::{Duration, Instant};
 use super::accept_pause::{AcceptError, AcceptPause};
 use super::conn::Conn;
 use super::deferred;
+use super::listener::Listener;
 use super::serve::{self, After, ThreadScratch};
 use super::slots::{Slots, Token};
 use super::{Shared, Shutdown};
@@ -41,11 +44,16 @@ use crate::app::call::Cancel;
 use crate::http::response::encode_error;
 use crate::sys::epoll::{Epoll, Events, Waker};
 use crate::sys::process::exit_now;
-use crate::sys::socket;
 use crate::tls::TlsSession;
 
-const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
+/// Listener `i`'s token is `FIRST_LISTENER + i`: far above any connection's.
+const FIRST_LISTENER: usize = usize::MAX / 2;
+
+/// The index of the listener `token` stands for, if it stands for one.
+fn listener_index(token: Token) -> Option<usize> {
+    token.0.checked_sub(FIRST_LISTENER)
+}
 
 /// How often parked connections are checked against their deadlines; also the longest a
 /// serving thread waits in `epoll_wait` before it looks at the stop flag again.
@@ -77,10 +85,9 @@ const START_WAIT_LIMIT: Duration = Duration::from_secs(1);
 /// open as long as any thread that waits on it (each holds an `Arc<Loop>`).
 struct Loop {
     epoll: Epoll,
-    /// `None` once draining: the socket is closed so no new connection can reach this process.
-    listener: Mutex<Option<TcpListener>>,
-    /// The listener's address if bound to one address (then no getsockname per connection).
-    bound: Option<SocketAddr>,
+    /// Each `None` once draining: the sockets are closed so no new connection can reach this
+    /// process. One lock each, so accepting on one does not wait for another.
+    listeners: Vec<Mutex<Option<Listener>>>,
     /// The connections, the ready queue of deferred requests and the eventfd (registered
     /// edge-triggered: each wake wakes one waiting thread). Shared with the apps' wakers.
     slots: Arc<Slots>,
@@ -100,21 +107,19 @@ pub(crate) enum Ended {
     Abandoned { open: usize },
 }
 
-/// Serve on `listener` until `shutdown` is triggered and every connection has ended (or the
+/// Serve on `listeners` until `shutdown` is triggered and every connection has ended (or the
 /// graceful timeout ran out). On an error every thread already started has been joined.
 pub(crate) fn run(
-    listener: TcpListener,
+    listeners: Vec<Listener>,
     shared: &Arc<Shared>,
     shutdown: &Shutdown,
 ) -> io::Result<Ended> {
-    let bound = listener
-        .local_addr()
-        .ok()
-        .filter(|addr| !addr.ip().is_unspecified());
     let shared_loop = Arc::new(Loop {
         epoll: Epoll::new()?,
-        listener: Mutex::new(Some(listener)),
-        bound,
+        listeners: listeners
+            .into_iter()
+            .map(|listener| Mutex::new(Some(listener)))
+            .collect(),
         slots: Arc::new(Slots::new(Waker::new()?)),
         stop: AtomicBool::new(false),
         waiting: AtomicUsize::new(0),
@@ -146,12 +151,16 @@ pub(crate) fn run(
     {
         std::thread::sleep(START_CHECK_EVERY);
     }
-    let registered = match lock(&shared_loop.listener).as_ref() {
-        Some(listener) => shared_loop
-            .epoll
-            .add(listener.as_fd(), LISTENER.event_data()),
-        None => Ok(()),
-    };
+    let registered = shared_loop
+        .listeners
+        .iter()
+        .enumerate()
+        .try_for_each(|(index, listener)| match lock(listener).as_ref() {
+            Some(listener) => shared_loop
+                .epoll
+                .add(listener.as_fd(), Token(FIRST_LISTENER + index).event_data()),
+            None => Ok(()),
+        });
     if let Err(e) = registered {
         stop_and_join(&shared_loop, threads);
         return Err(e);
@@ -170,7 +179,9 @@ pub(crate) fn run(
         }
         if shared_loop.accept_pause.retry_due(now) {
             // The queued connections raise no new edge on their own: report them again.
-            pass_on(LISTENER, &shared_loop);
+            for index in 0..shared_loop.listeners.len() {
+                pass_on(Token(FIRST_LISTENER + index), &shared_loop);
+            }
         }
         if shared.config.request_timeout.is_some() {
             shared_loop.slots.cancel_parked(Cancel::TimedOut, Some(now));
@@ -236,6 +247,7 @@ fn wake_one(shared_loop: &Loop) {
 /// One serving thread: wait for events, serve what they announce, until told to stop.
 fn serve_events(index: usize, shared_loop: &Loop, shared: &Shared) {
     let mut scratch = ThreadScratch::new(index);
+    crate::stats::serving_thread(index);
     let mut events = Events::with_capacity(EVENT_BATCH);
     loop {
         shared_loop.waiting.fetch_add(1, Ordering::Relaxed);
@@ -291,8 +303,10 @@ fn serve_events(index: usize, shared_loop: &Loop, shared: &Shared) {
 
 /// Serve what one event announces.
 fn handle(token: Token, shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) {
+    if let Some(index) = listener_index(token) {
+        return accept_all(index, shared_loop, shared, scratch);
+    }
     match token {
-        LISTENER => accept_all(shared_loop, shared, scratch),
         // A deferred request was woken or cancelled.
         WAKER => {
             if let Some(conn) = shared_loop.slots.pop_ready() {
@@ -311,17 +325,19 @@ fn handle(token: Token, shared_loop: &Loop, shared: &Shared, scratch: &mut Threa
 
 /// Re-arm a source so the epoll instance reports it again, to another thread.
 fn pass_on(token: Token, shared_loop: &Loop) {
-    match token {
-        LISTENER => {
-            if let Some(listener) = lock(&shared_loop.listener).as_ref() {
-                let rearmed = shared_loop
-                    .epoll
-                    .modify(listener.as_fd(), LISTENER.event_data());
-                if let Err(e) = rearmed {
-                    log::debug!("listener: cannot pass the event on: {e}");
-                }
+    if let Some(index) = listener_index(token) {
+        let listener = shared_loop.listeners.get(index).map(lock);
+        if let Some(listener) = listener.as_ref().and_then(|l| l.as_ref()) {
+            let rearmed = shared_loop
+                .epoll
+                .modify(listener.as_fd(), token.event_data());
+            if let Err(e) = rearmed {
+                log::debug!("listener: cannot pass the event on: {e}");
             }
         }
+        return;
+    }
+    match token {
         // Whoever takes the new edge takes the next ready request.
         WAKER => wake_one(shared_loop),
         token => shared_loop.slots.pass_on(token, &shared_loop.epoll),
@@ -354,12 +370,15 @@ fn serve(mut conn: Box<Conn>, shared_loop: &Loop, shared: &Shared, scratch: &mut
 /// cut off — the race that loses requests when servers reload. Returns when to give up.
 fn begin_drain(shared_loop: &Loop, shared: &Shared) -> Instant {
     log::info!("draining: no new connections; finishing in-flight requests");
-    let listener = lock(&shared_loop.listener).take();
-    if let Some(listener) = listener {
-        if let Err(e) = shared_loop.epoll.delete(listener.as_fd()) {
-            log::debug!("deregister listener: {e}");
+    // In order: the worker watches the last one to tell the master it stopped accepting.
+    for listener in &shared_loop.listeners {
+        let listener = lock(listener).take();
+        if let Some(listener) = listener {
+            if let Err(e) = shared_loop.epoll.delete(listener.as_fd()) {
+                log::debug!("deregister listener: {e}");
+            }
+            // Dropped here: the socket closes.
         }
-        // Dropped here: the socket closes, which the worker reports to the master.
     }
     shared.draining.store(true, Ordering::SeqCst);
     let now = Instant::now();
@@ -369,13 +388,17 @@ fn begin_drain(shared_loop: &Loop, shared: &Shared) -> Instant {
     now + shared.config.graceful_timeout
 }
 
-/// Accept every pending connection. All but the last are parked (registering them reports their
-/// input to the other threads at once); this thread serves the last one itself, reading the
-/// request that usually arrives right behind the handshake without waiting for an event.
-fn accept_all(shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) {
+/// Accept every pending connection of listener `index`. All but the last are parked
+/// (registering them reports their input to the other threads at once); this thread serves the
+/// last one itself, reading the request that usually arrives right behind the handshake without
+/// waiting for an event.
+fn accept_all(index: usize, shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) {
     let mut accepted: Option<Box<Conn>> = None;
+    let Some(listener) = shared_loop.listeners.get(index) else {
+        return;
+    };
     {
-        let guard = lock(&shared_loop.listener);
+        let guard = lock(listener);
         // Once a stop is asked, new connections stay in the shared backlog for the workers that
         // keep serving, even before the coordinator has closed this process's listener.
         let Some(listener) = guard.as_ref().filter(|_| !shared.draining()) else {
@@ -387,35 +410,27 @@ fn accept_all(shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) 
             return;
         }
         loop {
-            match socket::accept(listener) {
-                Ok((stream, peer)) => {
+            match listener.accept() {
+                Ok(accepted_now) => {
                     shared_loop.accept_pause.accepted(shared.coarse_now());
                     // Responses leave in as few writes as we can make them; Nagle would only
                     // delay the last segment of each (and every chunk of a stream).
-                    if let Err(e) = stream.set_nodelay(true) {
-                        log::debug!("{peer}: TCP_NODELAY: {e}");
+                    if let Err(e) = accepted_now.stream.set_nodelay() {
+                        log::debug!("{}: TCP_NODELAY: {e}", accepted_now.peer);
                     }
-                    let local = match shared_loop.bound.map_or_else(|| stream.local_addr(), Ok) {
-                        Ok(local) => local,
-                        Err(e) => {
-                            log::debug!("{peer}: local_addr: {e}");
-                            continue;
-                        }
-                    };
                     let token = shared_loop.slots.reserve();
                     let mut conn = Box::new(Conn::new(
-                        stream,
+                        accepted_now,
                         token,
-                        peer,
-                        local,
                         shared.coarse_now(),
                         shared.config.header_timeout,
                     ));
-                    if let Some(config) = &shared.config.tls {
+                    let tls = conn.listener_options().tls;
+                    if let Some(config) = shared.config.tls.as_ref().filter(|_| tls) {
                         match TlsSession::new(config) {
                             Ok(session) => conn.set_tls(session),
                             Err(e) => {
-                                log::warn!("{peer}: cannot start a TLS session: {e}");
+                                log::warn!("{}: cannot start a TLS session: {e}", conn.peer());
                                 shared_loop.slots.close(conn);
                                 continue;
                             }
@@ -432,9 +447,11 @@ fn accept_all(shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) 
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => match AcceptError::of(&e) {
                     AcceptError::ThisConnection => {
+                        crate::stats::accept_error();
                         log::debug!("accept: a queued connection failed: {e}");
                     }
                     AcceptError::NoResources => {
+                        crate::stats::accept_error();
                         // The connection stays queued; accepting is retried on a timer.
                         shared_loop.accept_pause.failed(&e, shared.coarse_now());
                         break;
@@ -452,7 +469,8 @@ fn accept_all(shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) 
 /// idle keep-alive connection is just closed.
 fn time_out(conn: &mut Conn) {
     if conn.has_partial_request() {
-        log::info!(target: "access", "{} \"-\" 408 0 header timeout", conn.peer().ip());
+        log::info!(target: "access", "{} \"-\" 408 0 header timeout", conn.peer().host());
+        crate::stats::rejected(408);
         let mut out = Vec::new();
         encode_error(
             &mut out,

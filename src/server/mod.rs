@@ -31,7 +31,6 @@ mod slots;
 mod socket_io;
 
 use std::io;
-use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -39,7 +38,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::app::loader::LoadedApp;
 use crate::http::scan::Limits;
 
-pub(crate) use listener::bind;
+pub(crate) use listener::Listener;
 
 /// Everything the serving loop needs to know.
 #[derive(Clone, Debug)]
@@ -298,10 +297,10 @@ pub(crate) enum Served {
     Abandoned { open: usize },
 }
 
-/// Serve `app` on `listener` until `shutdown` is triggered; then finish in-flight requests (up
+/// Serve `app` on `listeners` until `shutdown` is triggered; then finish in-flight requests (up
 /// to the graceful timeout) and return. The app comes back only when no thread can call it.
 pub(crate) fn serve(
-    listener: TcpListener,
+    listeners: Vec<Listener>,
     app: LoadedApp,
     config: Config,
     shutdown: Arc<Shutdown>,
@@ -320,7 +319,7 @@ pub(crate) fn serve(
         coarse_ms: AtomicU64::new(0),
         wall_at_clock: SystemTime::now(),
     });
-    let ended = event_loop::run(listener, &shared, &shutdown);
+    let ended = event_loop::run(listeners, &shared, &shutdown);
     if let Ok(event_loop::Ended::Abandoned { open }) = ended {
         return Served::Abandoned { open };
     }

@@ -10,7 +10,6 @@
 //! up against `--body-timeout` instead; past it the app's read fails with `WS_ERR_TIMEOUT` and
 //! the answer is 408 (the encoder's decision), closing only that connection.
 
-use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use app_abi::raw::{
@@ -32,6 +31,7 @@ use crate::http::error::ParseError;
 use crate::http::request::{parse_scanned, RequestHead};
 use crate::http::response::{encode_continue, DateCache};
 use crate::http::target::parse_target;
+use crate::listen::PeerHost;
 use std::sync::Arc;
 
 /// How much of a request body the app left unread is drained (from what is already buffered)
@@ -132,7 +132,7 @@ fn serve_buffered(
                 &mut scratch.buffers,
             ),
             Err(e) => {
-                reject(conn.peer().ip(), &e, &mut scratch.buffers);
+                reject(conn.peer().host(), &e, &mut scratch.buffers);
                 Then::Close
             }
         };
@@ -165,7 +165,7 @@ fn serve_one(
     let target = match parse_target(method, head.target(buf)) {
         Ok(target) => target,
         Err(e) => {
-            reject(peer.ip(), &e, buffers);
+            reject(peer.host(), &e, buffers);
             return Then::Close;
         }
     };
@@ -173,7 +173,7 @@ fn serve_one(
         Ok(decoder) => decoder,
         Err(e) => {
             let reason = format_args!("{e} (over --max-body {})", config.max_body);
-            reject_status(peer.ip(), e.status(), &reason, buffers);
+            reject_status(peer.host(), e.status(), &reason, buffers);
             return Then::Close;
         }
     };
@@ -219,6 +219,7 @@ fn serve_one(
         // The --timeout clock starts once the app may run: a single-threaded app's lock may be
         // held by a request waiting for a slow client, which is not this request being stuck.
         shared.mark_busy(thread, true);
+        crate::stats::request_started();
         call::start(
             &shared.app,
             &mut buffers.environ,
@@ -231,9 +232,10 @@ fn serve_one(
         Progress::Done(outcome) => {
             transport.end();
             shared.mark_busy(thread, false);
+            crate::stats::response(outcome.status);
             if let Some(started) = started {
                 log_access(
-                    peer.ip(),
+                    peer.host(),
                     &buffers.environ,
                     facts.version_minor,
                     outcome,
@@ -268,7 +270,7 @@ fn serve_one(
 
 /// One access-log line.
 pub(super) fn log_access(
-    peer: IpAddr,
+    peer: PeerHost,
     environ: &Environ,
     version_minor: u8,
     outcome: Outcome,
@@ -285,15 +287,21 @@ pub(super) fn log_access(
     log::info!(target: "access", "{record}");
 }
 
-fn reject(peer: IpAddr, error: &ParseError, buffers: &mut Buffers) {
+fn reject(peer: PeerHost, error: &ParseError, buffers: &mut Buffers) {
     reject_status(peer, error.status(), error, buffers);
 }
 
 /// Answer a request the app never saw with an error status and close (RFC 9112 §9.6 lets a
 /// server close after an error; after a framing error it must, as the next request's start is
 /// unknown).
-fn reject_status(peer: IpAddr, status: u16, reason: &dyn std::fmt::Display, buffers: &mut Buffers) {
+fn reject_status(
+    peer: PeerHost,
+    status: u16,
+    reason: &dyn std::fmt::Display,
+    buffers: &mut Buffers,
+) {
     log_rejected(peer, status, reason);
+    crate::stats::rejected(status);
     // Held after any responses still held for this connection; `serve` sends them all.
     buffers.call.hold_error(status, buffers.date.get());
 }

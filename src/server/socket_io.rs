@@ -21,7 +21,7 @@ pub(crate) fn read_with_timeout<S: Read + AsFd>(
     timeout: Duration,
 ) -> io::Result<usize> {
     loop {
-        match stream.read(buf) {
+        match stream.read(buf).inspect(|&n| crate::stats::bytes_in(n)) {
             Ok(n) => return Ok(n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if !wait_ready(stream.as_fd(), Ready::Readable, timeout)? {
@@ -60,7 +60,10 @@ pub(crate) fn write_all_with_timeout<S: Write + AsFd>(
                 count += 1;
             }
         }
-        match stream.write_vectored(&slices[..count]) {
+        match stream
+            .write_vectored(&slices[..count])
+            .inspect(|&n| crate::stats::bytes_out(n))
+        {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(mut n) => {
                 while n > 0 {
@@ -92,5 +95,5 @@ pub(crate) fn write_all_with_timeout<S: Write + AsFd>(
 
 /// One non-blocking read of up to `max` bytes appended to `buf` (no zero-filling first).
 pub(crate) fn read_append(stream: &impl AsFd, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
-    socket::read_append(stream.as_fd(), buf, max)
+    socket::read_append(stream.as_fd(), buf, max).inspect(|&n| crate::stats::bytes_in(n))
 }

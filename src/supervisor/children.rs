@@ -1,4 +1,4 @@
-//! A worker process as the master sees it: started on the shared listener with a pipe for its
+//! A worker process as the master sees it: started on the shared listeners with a pipe for its
 //! messages, and the messages read from that pipe.
 
 use std::ffi::OsString;
@@ -9,12 +9,15 @@ use std::path::Path;
 use std::process::Command;
 
 use super::message::{UnknownMessage, WorkerMessage};
-use super::worker::{LIBRARY_FD, LISTEN_FD, READY_FD};
+use super::worker::{FIRST_LISTEN_FD, LIBRARY_FD, READY_FD};
+use crate::listen::{notify, systemd};
+use crate::stats::STATS_FD;
 use crate::sys::process::{dup_at_or_above, hand_down, pipe, set_blocking, Signal};
 use crate::tls::TLS_FD;
 
 /// The master keeps the descriptors it hands down at or above this number, so the child's dup2
-/// onto `LISTEN_FD`, `READY_FD` and `LIBRARY_FD` cannot overwrite one before it is moved.
+/// onto `READY_FD`, `LIBRARY_FD` and the listeners' numbers cannot overwrite one before it is
+/// moved.
 pub(crate) const FD_FLOOR: RawFd = 100;
 /// How much of a pipe is read at once; messages are a line each.
 const READ_CHUNK: usize = 1024;
@@ -28,24 +31,36 @@ pub(crate) struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    /// Start `exe __worker ARGS` with `listener` as `LISTEN_FD`, a pipe as `READY_FD`,
-    /// `library` as `LIBRARY_FD` and `tls` (if any) as `TLS_FD` (each at or above `FD_FLOOR`).
-    /// The worker gets SIGTERM if the master dies.
+    /// Start `exe __worker ARGS` with the `listeners` at `FIRST_LISTEN_FD` and up, a pipe as
+    /// `READY_FD`, `library` as `LIBRARY_FD`, the TLS certificate and key (if any) as `TLS_FD`,
+    /// and a `--stats` counter page as `STATS_FD` (`listeners`, `library`, the certificate and
+    /// the page at or above `FD_FLOOR`). The worker gets SIGTERM if the master dies.
     pub(crate) fn spawn(
         exe: &Path,
         args: &[OsString],
-        listener: BorrowedFd<'_>,
+        listeners: &[BorrowedFd<'_>],
         library: BorrowedFd<'_>,
         tls: Option<BorrowedFd<'_>>,
+        stats_page: Option<BorrowedFd<'_>>,
     ) -> io::Result<WorkerProcess> {
         let (read_end, write_end) = message_pipe()?;
         let mut command = Command::new(exe);
         command.arg("__worker").args(args);
+        // systemd's variables are the master's: the listeners arrive at other numbers, and an
+        // app must not speak for the service.
+        for name in systemd::VARIABLES.iter().chain(&notify::VARIABLES) {
+            command.env_remove(name);
+        }
         let mut moves = vec![
-            (listener.as_raw_fd(), LISTEN_FD),
             (write_end.as_raw_fd(), READY_FD),
             (library.as_raw_fd(), LIBRARY_FD),
         ];
+        moves.extend(
+            (FIRST_LISTEN_FD..)
+                .zip(listeners)
+                .map(|(to, from)| (from.as_raw_fd(), to)),
+        );
+        moves.extend(stats_page.map(|page| (page.as_raw_fd(), STATS_FD)));
         if let Some(tls) = tls {
             moves.push((tls.as_raw_fd(), TLS_FD));
         }

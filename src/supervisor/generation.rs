@@ -35,7 +35,9 @@ use crate::sys::process::Signal;
 mod event;
 mod liveness;
 mod replace;
+mod view;
 pub(crate) use event::{Action, Event, SwapCause};
+pub(crate) use view::{GenerationView, SwapCounts, WorkerFate, WorkerView};
 
 /// The first wait before replacing a worker that died before it was ready; it doubles with each
 /// such death up to `BACKOFF_MAX` and is reset by a worker that gets ready.
@@ -137,6 +139,8 @@ pub(crate) struct Generations {
     symbol: String,
     /// The library the user named, as last resolved.
     source: PathBuf,
+    /// Swaps announced and failed since the first generation served (for `--stats`).
+    swaps: SwapCounts,
     actions: Vec<Action>,
 }
 
@@ -160,6 +164,7 @@ impl Generations {
             heartbeat_timeout: config.heartbeat_timeout,
             symbol: config.symbol,
             source: config.source,
+            swaps: SwapCounts::default(),
             actions: Vec::new(),
         }
     }
@@ -504,6 +509,9 @@ impl Generations {
             );
             self.log(log::Level::Info, text);
             self.emit(Action::Status(format!("ready {id} {hash}")));
+            if id != FIRST_GENERATION {
+                self.swaps.ok += 1;
+            }
         }
         self.run_queued_swap();
     }
@@ -536,7 +544,10 @@ impl Generations {
             ),
         };
         self.log(level, text);
-
+        if self.served {
+            self.swaps.failed += 1;
+            self.swaps.last_failure = Some(message.to_owned());
+        }
         self.emit(Action::Status(format!("failed {id} {message}")));
         self.run_queued_swap();
         let serving = self.generations.iter().any(|g| g.state == State::Live);

@@ -1,16 +1,18 @@
-//! The master: owns the listening socket, runs the generation state machine
-//! (`generation.rs`, where every decision is made) and does its I/O: it turns signals, the
-//! workers' pipe messages, their exits and `--reload` file changes into events, and carries out
-//! the actions — reading the library into memory, starting workers, signalling them, writing the
-//! status file, closing its copy of the listener when a stop begins. It holds `--pid FILE` locked
-//! for its whole life (`pid_file.rs`). It never loads app code itself.
+//! The master: owns the listening sockets (`crate::listen::open`), runs the generation state
+//! machine (`generation.rs`, where every decision is made) and does its I/O: it turns signals,
+//! the workers' pipe messages, their exits and `--reload` file changes into events, and carries
+//! out the actions — reading the library into memory, starting workers, signalling them,
+//! writing the status file, telling systemd (`crate::listen::notify`), closing its copies of
+//! the listeners when a stop begins. It holds `--pid FILE` locked for its whole life
+//! (`pid_file.rs`) and removes the unix socket files it created when it exits; with `--stats`
+//! it gives each worker a counter page and answers scrapes from this same loop
+//! (`crate::stats`). It never loads app code itself.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fmt;
 use std::fs;
 use std::io::{self, Write};
-use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -28,7 +30,10 @@ use super::reload_paths::PathsWatch;
 use crate::app::loader::LoadError;
 use crate::app::target::AppTarget;
 use crate::cli::ServeArgs;
-use crate::server;
+use crate::listen::notify::Notifier;
+use crate::listen::open::{open_all, ListenError};
+use crate::listen::{systemd, ListenerOptions};
+use crate::stats::{Stats, StatsAddr, WorkerStatsArgs};
 use crate::sys::process::{dup_at_or_above, kill, reap_any, wait_readable, Signal};
 use crate::tls::TlsMaterial;
 
@@ -46,11 +51,15 @@ pub(crate) enum MasterError {
     PidFile(PidFileError),
     /// The first generation failed to boot; the worker's own message.
     Boot(String),
-    Bind {
-        addr: SocketAddr,
+    Listen(ListenError),
+    /// `--stats ADDR` cannot be listened on.
+    Stats {
+        addr: StatsAddr,
         source: io::Error,
     },
     Io(&'static str, io::Error),
+    /// A listener asks for TLS but no certificate is given.
+    TlsWithoutCertificate(String),
 }
 
 impl fmt::Display for MasterError {
@@ -59,10 +68,18 @@ impl fmt::Display for MasterError {
             MasterError::Load(e) => write!(f, "{e}"),
             MasterError::PidFile(e) => write!(f, "{e}"),
             MasterError::Boot(message) => write!(f, "{message}"),
-            MasterError::Bind { addr, source } => write!(
+            MasterError::TlsWithoutCertificate(listener) => write!(
                 f,
-                "cannot listen on {addr}: {source} (is another server using it? pick one with --bind)"
+                "listener {listener} asks for tls, but no certificate is given: add --certfile and --keyfile"
             ),
+            MasterError::Listen(e) => write!(f, "{e}"),
+            MasterError::Stats { addr, source } => {
+                let addr = match addr {
+                    StatsAddr::Unix(path) => format!("unix:{}", path.display()),
+                    StatsAddr::Tcp(addr) => addr.clone(),
+                };
+                write!(f, "cannot serve --stats on {addr}: {source}")
+            }
             MasterError::Io(what, e) => write!(f, "{what}: {e}"),
         }
     }
@@ -80,21 +97,48 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
     };
     let target = AppTarget::parse(spec).map_err(|e| MasterError::Load(e.into()))?;
     let source = target.resolve().map_err(|e| MasterError::Load(e.into()))?;
-    let bound = server::bind(args.bind).map_err(|source| MasterError::Bind {
-        addr: args.bind,
-        source,
+    let activated = systemd::from_env().map_err(|reason| {
+        MasterError::Io(
+            "socket activation",
+            io::Error::new(io::ErrorKind::InvalidInput, reason),
+        )
     })?;
-    let local = bound
-        .local_addr()
-        .map_err(|e| MasterError::Io("listener address", e))?;
+    let opened = open_all(&args.listen, activated).map_err(MasterError::Listen)?;
+    let stats = match Stats::start(&args.stats) {
+        Ok(stats) => stats,
+        Err(source) => {
+            let addr = args
+                .stats
+                .stats
+                .clone()
+                .unwrap_or(StatsAddr::Tcp(String::new()));
+            return Err(MasterError::Stats { addr, source });
+        }
+    };
     let signals = Signals::new([SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU])
         .map_err(|e| MasterError::Io("cannot install signal handlers", e))?;
     let exe =
         std::env::current_exe().map_err(|e| MasterError::Io("cannot find my own executable", e))?;
-    let listener = dup_at_or_above(bound.as_fd(), FD_FLOOR)
-        .map_err(|e| MasterError::Io("cannot move the listener", e))?;
-    // One copy only: a stop closes it, and a second one would keep the socket listening.
-    drop(bound);
+    let mut listeners = Vec::with_capacity(opened.open.len());
+    let mut names = Vec::with_capacity(opened.open.len());
+    let certificate = args.tls.files().is_some();
+    if let Some(open) = opened.open.iter().find(|o| o.options.tls && !certificate) {
+        return Err(MasterError::TlsWithoutCertificate(open.name.clone()));
+    }
+    // --certfile without a `tls` listener option means every listener (gunicorn's meaning);
+    // with one, only the listeners that say `tls`.
+    let every_listener_tls = certificate && !opened.open.iter().any(|o| o.options.tls);
+    for mut open in opened.open {
+        open.options.tls |= every_listener_tls;
+        // One copy only (the original closes here): a stop closes it, and a second one would
+        // keep the socket listening.
+        let socket = dup_at_or_above(open.socket.as_fd(), FD_FLOOR)
+            .map_err(|e| MasterError::Io("cannot move a listener", e))?;
+        listeners.push((socket, open.options));
+        names.push(open.name);
+    }
+    // Removed when the master returns, after its workers are gone.
+    let _socket_files = opened.files;
     let machine = Generations::new(Config {
         workers: args.workers,
         graceful_timeout: Duration::from_secs(args.tuning.graceful_timeout),
@@ -104,8 +148,9 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
             .then(|| Duration::from_secs(args.tuning.timeout)),
     });
     let mut master = Master {
-        listener: Some(listener),
-        local,
+        listeners,
+        names,
+        notifier: Notifier::from_env(),
         exe,
         args: args.clone(),
         symbol: target.symbol.clone(),
@@ -114,6 +159,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         source,
         workers: Vec::new(),
         machine,
+        stats,
         outcome: None,
     };
     let result = master.serve(signals);
@@ -123,10 +169,12 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
 }
 
 struct Master {
-    /// The listening socket every worker accepts on, kept above the descriptors they inherit;
-    /// `None` once a stop closed it.
-    listener: Option<OwnedFd>,
-    local: SocketAddr,
+    /// The listening sockets every worker accepts on, and their options, kept above the
+    /// descriptors they inherit; empty once a stop closed them.
+    listeners: Vec<(OwnedFd, ListenerOptions)>,
+    /// What each listener listens on, for the `Serving HTTP on` line.
+    names: Vec<String>,
+    notifier: Notifier,
     exe: PathBuf,
     args: ServeArgs,
     symbol: String,
@@ -137,6 +185,8 @@ struct Master {
     watch: FileWatch<FileStamp>,
     /// `--reload-path`s, if any.
     paths_watch: Option<PathsWatch>,
+    /// `--stats`: the listener and the workers' counter pages.
+    stats: Option<Stats>,
     /// Set by `Action::Exit`.
     outcome: Option<Result<(), String>>,
 }
@@ -156,6 +206,10 @@ impl Master {
             // master was busy above (a library copy can take a while) is news, not silence.
             self.read_pipes();
             self.apply(Event::Tick);
+            self.notifier.tick(Instant::now());
+            if let Some(stats) = &mut self.stats {
+                stats.serve(&self.machine);
+            }
             // Summaries of repeated log lines whose window is over (crate::log_limit).
             log::logger().flush();
             if let Some(outcome) = self.outcome.take() {
@@ -215,6 +269,7 @@ impl Master {
                 }
                 Action::Status(line) => {
                     self.write_status(&line);
+                    self.notifier.status_line(&line);
                     None
                 }
                 Action::Log { level, text } => {
@@ -222,21 +277,18 @@ impl Master {
                     None
                 }
                 Action::Serving => {
-                    let tls = if self.args.tls.files().is_some() {
-                        " with TLS"
-                    } else {
-                        ""
-                    };
-                    println!("Serving HTTP on {}{tls} ...", self.local);
+                    println!("Serving HTTP on {} ...", self.names.join(", "));
                     if let Err(e) = io::stdout().flush() {
                         log::warn!("cannot write to stdout: {e}");
                     }
+                    self.notifier.serving();
                     None
                 }
                 Action::CloseListener => {
-                    // The workers close theirs as they drain: then the socket is closed, and
+                    // The workers close theirs as they drain: then the sockets are closed, and
                     // the kernel refuses new clients instead of queueing them.
-                    self.listener = None;
+                    self.listeners.clear();
+                    self.notifier.stopping();
                     None
                 }
                 Action::Exit(outcome) => {
@@ -307,15 +359,40 @@ impl Master {
         if tls.is_some() {
             args.push("--tls".into());
         }
-        let Some(listener) = &self.listener else {
+        // Statistics never stop a worker from starting: without a page it is just not counted.
+        let page = self.stats.as_ref().and_then(|_| {
+            Stats::new_page(generation)
+                .map_err(|e| log::warn!("cannot make a statistics page ({e}); the next worker's requests are not counted"))
+                .ok()
+        });
+        args.extend(
+            WorkerStatsArgs::to_args(page.is_some())
+                .into_iter()
+                .map(Into::into),
+        );
+        if self.listeners.is_empty() {
             return Err(io::Error::other(
-                "the listening socket is closed: the server is stopping",
+                "the listening sockets are closed: the server is stopping",
             ));
-        };
-        let worker =
-            WorkerProcess::spawn(&self.exe, &args, listener.as_fd(), library.image(), tls)?;
+        }
+        for (_, options) in &self.listeners {
+            args.push(format!("--listener={options}").into());
+        }
+        let listeners: Vec<BorrowedFd<'_>> =
+            self.listeners.iter().map(|(fd, _)| fd.as_fd()).collect();
+        let worker = WorkerProcess::spawn(
+            &self.exe,
+            &args,
+            &listeners,
+            library.image(),
+            tls,
+            page.as_ref().map(|page| page.fd()),
+        )?;
         let pid = worker.pid;
         self.workers.push(worker);
+        if let (Some(stats), Some(page)) = (&mut self.stats, page) {
+            stats.spawned(pid, generation, page);
+        }
         Ok(pid)
     }
 
@@ -350,6 +427,9 @@ impl Master {
                 continue;
             };
             self.workers.remove(index);
+            if let Some(stats) = &mut self.stats {
+                stats.exited(pid, how, self.machine.worker_fate(pid));
+            }
             self.apply(Event::Exited { pid, how });
         }
     }
@@ -372,10 +452,18 @@ impl Master {
         }
     }
 
-    /// Sleep until a worker writes (or exits), a signal arrives, or `TICK` passes.
+    /// Sleep until a worker writes (or exits), a signal arrives, `TICK` passes or the
+    /// watchdog is due.
     fn wait_for_input(&self) {
-        let pipes: Vec<BorrowedFd<'_>> = self.workers.iter().map(WorkerProcess::pipe).collect();
-        if let Err(e) = wait_readable(&pipes, TICK) {
+        let mut fds: Vec<BorrowedFd<'_>> = self.workers.iter().map(WorkerProcess::pipe).collect();
+        if let Some(stats) = &self.stats {
+            fds.extend(stats.wake_fds());
+        }
+        let wait = self
+            .notifier
+            .next_due(Instant::now())
+            .map_or(TICK, |due| due.min(TICK));
+        if let Err(e) = wait_readable(&fds, wait) {
             log::warn!("cannot wait for the workers' pipes: {e}");
             std::thread::sleep(TICK);
         }

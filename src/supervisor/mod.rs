@@ -2,7 +2,8 @@
 //!
 //! - `generation.rs` decides: the generation state machine (swaps, failures, replacements,
 //!   back-off, stops), pure logic with events in and actions out.
-//! - `master.rs` does the master's I/O: signals, pipes, reaping, the status file, `--reload`.
+//! - `master.rs` does the master's I/O: signals, pipes, reaping, the status file, `--reload`,
+//!   `--stats` scrapes (the counting and the listener are `crate::stats`).
 //! - `worker.rs` is a worker's life; `message.rs` what it tells the master on its pipe;
 //!   `children.rs` a worker as the master sees it.
 //! - `artifact.rs` reads a library once and seals it in memory for a generation's workers

@@ -1,10 +1,12 @@
 //! A worker's life: load the app, report ready, wait for the go, serve, drain, exit.
 //!
-//! The master passes the listening socket as `LISTEN_FD`, the write end of its pipe as
+//! The master passes the listening sockets from `FIRST_LISTEN_FD` up (one `--listener OPTIONS`
+//! each, in order), the write end of its pipe as
 //! `READY_FD` and the generation's library (a sealed in-memory file, see `artifact.rs`) as
-//! `LIBRARY_FD`, which `--lib /proc/self/fd/LIBRARY_FD` names; the worker tells the master what happens in [`WorkerMessage`]s: `Ready` (loaded,
+//! `LIBRARY_FD`, which `--lib /proc/self/fd/LIBRARY_FD` names (and, with `--stats`, its counter
+//! page as `crate::stats::STATS_FD`, flagged by `--stats-page`); the worker tells the master what happens in [`WorkerMessage`]s: `Ready` (loaded,
 //! initialised) or `Error`, `Draining` (recycling on its own), `Stopped` (after SIGTERM: the
-//! listener is closed, so no new connection can reach this process). The worker accepts only
+//! listeners are closed, so no new connection can reach this process). The worker accepts only
 //! after SIGUSR1 (the master's go, sent once every worker of its generation is ready), so a
 //! generation that fails half-way never served a request that would then be cut off; the master
 //! announces a swap complete only once every old worker said `Stopped` (or exited), so a
@@ -14,7 +16,6 @@
 //! times per `--timeout` (unless `--timeout 0`): a worker the master stops hearing from (stopped,
 //! frozen) is killed and replaced, since its own `--timeout` watch cannot run either.
 
-use std::net::TcpListener;
 use std::os::fd::RawFd;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -24,11 +25,15 @@ use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
 use super::message::{heartbeat_interval, Reporter, WorkerMessage};
 use crate::app::loader::LoadedApp;
 use crate::cli::WorkerArgs;
-use crate::server::{self, Shutdown};
+use crate::listen::open::MAX_LISTENERS;
+use crate::server::{self, Listener, Shutdown};
 use crate::sys::process::{claim_inherited, exit_now, file_identity, FileIdentity};
 
-/// Where a worker finds the listening socket.
-pub(crate) const LISTEN_FD: RawFd = 3;
+/// Where a worker finds its first listening socket; the others follow.
+pub(crate) const FIRST_LISTEN_FD: RawFd = 10;
+/// The listeners' numbers stay below the statistics page's (and so below 64, the limit of
+/// `sys::process::claim_inherited`).
+const _: () = assert!(FIRST_LISTEN_FD as usize + MAX_LISTENERS <= crate::stats::STATS_FD as usize);
 /// Where a worker finds the write end of the master's pipe.
 pub(crate) const READY_FD: RawFd = 4;
 /// Where a worker finds its generation's library.
@@ -67,7 +72,7 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
     }
     let start = Arc::new((Mutex::new(Start::Waiting), Condvar::new()));
     let shutdown = Arc::new(Shutdown::default());
-    if let Err(e) = watch_signals(&start, &shutdown, &report) {
+    if let Err(e) = watch_signals(args.listeners.len(), &start, &shutdown, &report) {
         report.send_or_log(&WorkerMessage::Error(format!(
             "cannot install signal handlers: {e}"
         )));
@@ -87,6 +92,7 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
             return 1;
         }
     };
+    args.stats.attach();
     let tls = if args.tls {
         match crate::tls::claim_server_config() {
             Ok(config) => Some(config),
@@ -131,16 +137,15 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
     let pipe = Arc::clone(&report);
     shutdown.on_retire(Box::new(move || pipe.send_or_log(&WorkerMessage::Draining)));
 
-    let listener = match claim_inherited(LISTEN_FD) {
-        Ok(fd) => TcpListener::from(fd),
-        Err(e) => {
-            log::error!("no listening socket at descriptor {LISTEN_FD}: {e}");
-            return 1;
+    let mut listeners = Vec::with_capacity(args.listeners.len());
+    for (fd, options) in (FIRST_LISTEN_FD..).zip(&args.listeners) {
+        match claim_inherited(fd).and_then(|socket| Listener::new(socket, *options)) {
+            Ok(listener) => listeners.push(listener),
+            Err(e) => {
+                log::error!("no listening socket at descriptor {fd}: {e}");
+                return 1;
+            }
         }
-    };
-    if let Err(e) = listener.set_nonblocking(true) {
-        log::error!("listener: {e}");
-        return 1;
     }
     log::info!(
         "generation {} serving {} {}",
@@ -152,7 +157,7 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
     config.tls = tls;
     // The app's shutdown runs only once `serve` gives the app back, which it does only when no
     // thread can call into it any more.
-    match server::serve(listener, app, config, shutdown) {
+    match server::serve(listeners, app, config, shutdown) {
         server::Served::Finished(app) => {
             app.shutdown();
             0
@@ -173,8 +178,15 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
     }
 }
 
+/// The descriptor of the last of `count` listeners.
+fn last_listener_fd(count: usize) -> Option<RawFd> {
+    let last = RawFd::try_from(count.checked_sub(1)?).ok()?;
+    Some(FIRST_LISTEN_FD + last)
+}
+
 /// USR1: go. TERM/INT: drain and exit (or exit at once before the go). QUIT: exit now.
 fn watch_signals(
+    listeners: usize,
     start: &Arc<(Mutex<Start>, Condvar)>,
     shutdown: &Arc<Shutdown>,
     report: &Arc<Reporter>,
@@ -183,9 +195,10 @@ fn watch_signals(
     let start = Arc::clone(start);
     let shutdown = Arc::clone(shutdown);
     let report = Arc::clone(report);
-    // Taken before the event loop can close the listener. Unknown (None) if the descriptor is
-    // not there: then there is no listener to wait for.
-    let listener = file_identity(LISTEN_FD).ok();
+    // Taken before the event loop can close the listeners; it closes them in order, so the last
+    // one tells. Unknown (None) if the descriptor is not there: then there is none to wait for.
+    let last_listener = last_listener_fd(listeners);
+    let listener = last_listener.and_then(|fd| file_identity(fd).ok());
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
@@ -200,11 +213,11 @@ fn watch_signals(
                     }
                     SIGTERM | SIGINT if *state == Start::Waiting => {
                         *state = Start::Stop;
-                        close_unused_listener();
+                        close_unused_listeners(listeners);
                     }
                     SIGTERM | SIGINT => {
                         shutdown.trigger();
-                        report_stopped(listener, &report);
+                        report_stopped(last_listener.zip(listener), &report);
                     }
                     _ => {}
                 }
@@ -214,31 +227,33 @@ fn watch_signals(
     Ok(())
 }
 
-/// Told to stop before the go, maybe still inside a slow `init`: close the inherited listener
-/// now rather than at exit, since every open copy keeps the socket listening, and on a stop the
+/// Told to stop before the go, maybe still inside a slow `init`: close the inherited listeners
+/// now rather than at exit, since every open copy keeps a socket listening, and on a stop the
 /// kernel should refuse new clients at once. Called under the start lock in the `Waiting` state,
-/// so the main thread has not claimed it and never will.
-fn close_unused_listener() {
-    match claim_inherited(LISTEN_FD) {
-        Ok(listener) => drop(listener),
-        Err(e) => log::debug!("no listener to close at descriptor {LISTEN_FD}: {e}"),
+/// so the main thread has not claimed them and never will.
+fn close_unused_listeners(count: usize) {
+    for fd in (FIRST_LISTEN_FD..).take(count) {
+        match claim_inherited(fd) {
+            Ok(listener) => drop(listener),
+            Err(e) => log::debug!("no listener to close at descriptor {fd}: {e}"),
+        }
     }
 }
 
-/// After a SIGTERM: once the event loop has closed its listener (`begin_drain` drops it), this
-/// process can never accept again; tell the master, which announces the swap complete only then.
-/// The descriptor number may be reused at once, so the file's identity tells, not the number.
-/// Runs on its own thread so the signal thread stays free for QUIT.
-fn report_stopped(listener: Option<FileIdentity>, report: &Arc<Reporter>) {
+/// After a SIGTERM: once the event loop has closed its listeners (`begin_drain` drops them, the
+/// last one last), this process can never accept again; tell the master, which announces the
+/// swap complete only then. The descriptor number may be reused at once, so the file's identity
+/// tells, not the number. Runs on its own thread so the signal thread stays free for QUIT.
+fn report_stopped(listener: Option<(RawFd, FileIdentity)>, report: &Arc<Reporter>) {
     let report = Arc::clone(report);
     let spawned = std::thread::Builder::new()
         .name("stopped".into())
         .spawn(move || {
             let deadline = Instant::now() + LISTENER_CHECK_LIMIT;
-            while listener.is_some()
-                && file_identity(LISTEN_FD).ok() == listener
-                && Instant::now() < deadline
-            {
+            while let Some((fd, identity)) = listener {
+                if file_identity(fd).ok() != Some(identity) || Instant::now() >= deadline {
+                    break;
+                }
                 std::thread::sleep(LISTENER_CHECK_INTERVAL);
             }
             report.send_or_log(&WorkerMessage::Stopped);

@@ -10,7 +10,9 @@ use std::io;
 pub(crate) mod epoll;
 pub(crate) mod flock;
 pub(crate) mod memfd;
+pub(crate) mod notify;
 pub(crate) mod process;
+pub(crate) mod shm;
 pub(crate) mod socket;
 
 /// Return values of libc calls that signal failure with `-1` and set `errno`.

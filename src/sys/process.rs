@@ -85,6 +85,12 @@ pub(crate) fn reap_any() -> io::Result<Option<(i32, ChildExit)>> {
     }
 }
 
+/// Set this process's umask (its children inherit it).
+pub(crate) fn set_umask(mask: u32) {
+    // SAFETY: umask(2) only replaces the process's file mode creation mask; it cannot fail.
+    unsafe { libc::umask(mask as libc::mode_t) };
+}
+
 /// A close-on-exec duplicate of `fd`, numbered `floor` or higher.
 pub(crate) fn dup_at_or_above(fd: BorrowedFd<'_>, floor: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: fd is open (borrowed); F_DUPFD_CLOEXEC returns a new descriptor or -1.

@@ -13,14 +13,13 @@
 //! the connection then without losing input.
 
 use std::io::{self, IoSlice, Read, Write};
-use std::net::TcpStream;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::{ServerConfig, ServerConnection};
 
-use crate::sys::socket::{wait_ready, Ready};
+use crate::sys::socket::{wait_ready, Ready, Stream};
 
 /// Parts handed to rustls at once (a head, a body and a chunk frame around it fit).
 const MAX_WRITE_SLICES: usize = 8;
@@ -55,7 +54,7 @@ impl TlsSession {
     /// stream; `WouldBlock` means no byte is available now (also mid-handshake).
     pub(crate) fn read_append(
         &mut self,
-        sock: &TcpStream,
+        sock: &mut Stream,
         buf: &mut Vec<u8>,
         max: usize,
     ) -> io::Result<usize> {
@@ -89,7 +88,7 @@ impl TlsSession {
     /// the stream.
     pub(crate) fn read_with_timeout(
         &mut self,
-        sock: &TcpStream,
+        sock: &mut Stream,
         out: &mut [u8],
         timeout: Duration,
     ) -> io::Result<usize> {
@@ -114,7 +113,7 @@ impl TlsSession {
     /// Encrypts every part and sends it, waiting up to `timeout` each time the socket is full.
     pub(crate) fn write_all(
         &mut self,
-        sock: &TcpStream,
+        sock: &mut Stream,
         parts: &[&[u8]],
         timeout: Duration,
     ) -> io::Result<()> {
@@ -154,16 +153,20 @@ impl TlsSession {
     }
 
     /// Sends what can be sent now (an error response on a connection being given up on).
-    pub(crate) fn write_now(&mut self, sock: &TcpStream, bytes: &[u8]) -> io::Result<()> {
+    pub(crate) fn write_now(&mut self, sock: &mut Stream, bytes: &[u8]) -> io::Result<()> {
         self.conn.writer().write_all(bytes)?;
         self.flush(sock, None)
     }
 
     /// Reads what the socket holds into rustls and processes it; records to send in answer
     /// (handshake messages, session tickets, alerts) are written without waiting.
-    fn pull(&mut self, sock: &TcpStream) -> io::Result<Pulled> {
+    fn pull(&mut self, sock: &mut Stream) -> io::Result<Pulled> {
         let pulled = loop {
-            match self.conn.read_tls(&mut &*sock) {
+            match self
+                .conn
+                .read_tls(sock)
+                .inspect(|&n| crate::stats::bytes_in(n))
+            {
                 Ok(0) => break Pulled::Closed,
                 Ok(_) => break Pulled::Records,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Pulled::Empty),
@@ -196,9 +199,13 @@ impl TlsSession {
 
     /// Writes the records rustls holds; with a `timeout`, waits that long each time the socket
     /// is full, without one gives up (`Ok`) when it is.
-    fn flush(&mut self, sock: &TcpStream, timeout: Option<Duration>) -> io::Result<()> {
+    fn flush(&mut self, sock: &mut Stream, timeout: Option<Duration>) -> io::Result<()> {
         while self.conn.wants_write() {
-            match self.conn.write_tls(&mut &*sock) {
+            match self
+                .conn
+                .write_tls(sock)
+                .inspect(|&n| crate::stats::bytes_out(n))
+            {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

@@ -145,6 +145,8 @@ pub struct ServerBuilder {
     bind: bool,
     open_files: Option<u64>,
     app_args: Vec<OsString>,
+    /// `(from, to)`: the child finds the test's descriptor `from` at number `to`.
+    inherited: Vec<(i32, i32)>,
 }
 
 /// `webserver [args] TARGET`, bound to `127.0.0.1:0`, with `RUST_LOG=info`.
@@ -157,6 +159,7 @@ pub fn server(target: impl Into<OsString>) -> ServerBuilder {
         bind: true,
         open_files: None,
         app_args: Vec::new(),
+        inherited: Vec::new(),
     }
 }
 
@@ -207,6 +210,13 @@ impl ServerBuilder {
         self
     }
 
+    /// The server inherits this process's descriptor `fd` at number `at` (for `-b fd://AT`).
+    /// `fd` must stay open until the server is started.
+    pub fn inherit_fd(mut self, fd: i32, at: i32) -> Self {
+        self.inherited.push((fd, at));
+        self
+    }
+
     /// Runs the server with this open-files limit (`ulimit -n`; its workers inherit it).
     pub fn open_files_limit(mut self, limit: u64) -> Self {
         self.open_files = Some(limit);
@@ -230,6 +240,23 @@ impl ServerBuilder {
                     } else {
                         Err(std::io::Error::last_os_error())
                     }
+                });
+            }
+        }
+        if !self.inherited.is_empty() {
+            use std::os::unix::process::CommandExt;
+            let moves = self.inherited.clone();
+            // SAFETY: the closure runs in the forked child before exec and only calls dup2(2),
+            // which is async-signal-safe, on numbers captured by copy; dup2 clears the
+            // close-on-exec flag on the copy, so the server inherits it.
+            unsafe {
+                cmd.pre_exec(move || {
+                    for &(from, to) in &moves {
+                        if libc::dup2(from, to) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
                 });
             }
         }
@@ -318,8 +345,13 @@ impl ServerBuilder {
                 );
             }
         };
-        server.addr = parse_serving_line(&line)
-            .unwrap_or_else(|| panic!("unexpected first stdout line {line:?}"));
+        if !line.starts_with("Serving HTTP on ") {
+            panic!("unexpected first stdout line {line:?}");
+        }
+        // A server on unix sockets only has no TCP address: `addr` stays 127.0.0.1:0.
+        if let Some(addr) = parse_serving_line(&line) {
+            server.addr = addr;
+        }
         server
     }
 
@@ -363,11 +395,20 @@ impl ServerBuilder {
     }
 }
 
-/// `Serving HTTP on 127.0.0.1:PORT ...` → the address.
-fn parse_serving_line(line: &str) -> Option<SocketAddr> {
-    let rest = line.strip_prefix("Serving HTTP on ")?;
-    let addr = rest.split_whitespace().next()?;
-    addr.parse().ok()
+/// `Serving HTTP on 127.0.0.1:PORT, unix:/PATH ...` → the first TCP address.
+pub fn parse_serving_line(line: &str) -> Option<SocketAddr> {
+    serving_addresses(line)
+        .into_iter()
+        .find_map(|addr| addr.parse().ok())
+}
+
+/// `Serving HTTP on A, B, C ...` → `[A, B, C]`, as written (`unix:/PATH` included).
+pub fn serving_addresses(line: &str) -> Vec<String> {
+    let Some(rest) = line.strip_prefix("Serving HTTP on ") else {
+        return Vec::new();
+    };
+    let list = rest.trim_end().trim_end_matches("...").trim_end();
+    list.split(", ").map(str::to_owned).collect()
 }
 
 /// A finished process.

@@ -865,3 +865,60 @@ fn a_worker_gets_a_grace_period_for_its_first_word() {
     ]);
     assert!(sim.logged("worker 101 (generation 1, /srv/live.so) sent no heartbeat for 5.0s"));
 }
+
+#[test]
+fn views_for_stats_follow_swaps_and_workers() {
+    let mut sim = serving(1);
+    assert_eq!(sim.machine.swap_counts(), &SwapCounts::default());
+    sim.run(&[
+        (
+            1000,
+            HUP,
+            &["prepare", "status booting 2 h2", "spawn 2 h2-live.so = 101"],
+        ),
+        (1010, ready(101), &["SIGUSR1 101", "SIGTERM 100"]),
+    ]);
+    let states: Vec<(u64, &str, String)> = sim
+        .machine
+        .generation_views()
+        .into_iter()
+        .map(|g| (g.id, g.state, g.hash))
+        .collect();
+    assert_eq!(
+        states,
+        [(1, "draining", "h1".into()), (2, "live", "h2".into())]
+    );
+    // Counted once announced, not when promoted.
+    assert_eq!(sim.machine.swap_counts().ok, 0);
+    sim.run(&[(1020, stopped(100), &["status ready 2 h2"])]);
+    assert_eq!(sim.machine.swap_counts().ok, 1);
+    let fate = sim
+        .machine
+        .worker_fate(100)
+        .expect("still known before its exit");
+    assert!(fate.ready && !fate.silenced && !fate.stopping);
+    sim.run(&[(1030, exited(100, 0), &[])]);
+    assert_eq!(sim.machine.worker_fate(100), None);
+
+    sim.fail_prepare = Some("cannot read /srv/live.so".into());
+    sim.run(&[(
+        2000,
+        HUP,
+        &["prepare", "status failed 3 cannot read /srv/live.so"],
+    )]);
+    let swaps = sim.machine.swap_counts();
+    assert_eq!((swaps.ok, swaps.failed), (1, 1));
+    assert_eq!(
+        swaps.last_failure.as_deref(),
+        Some("cannot read /srv/live.so")
+    );
+    let workers = sim.machine.worker_views();
+    assert_eq!(
+        workers,
+        [WorkerView {
+            pid: 101,
+            generation: 2,
+            ready: true
+        }]
+    );
+}

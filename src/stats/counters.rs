@@ -1,0 +1,205 @@
+//! A worker's counters: one page shared with the master (`crate::sys::shm`), split into shards
+//! so serving threads on different CPUs never write the same cache line. Counting a request is
+//! one relaxed add per counter into the thread's own shard; the master sums the shards when it
+//! is asked.
+//!
+//! The hooks below do nothing in a process that was given no page (no `--stats`, `check`).
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+/// Counters per shard: 16 `u64`s, 128 bytes, two cache lines (the adjacent-line prefetcher
+/// moves lines in pairs, so one shard per 128 bytes keeps threads apart).
+pub(crate) const SHARD_WORDS: usize = 16;
+/// Shards per worker page (one 4 KiB page).
+pub(crate) const SHARDS: usize = 32;
+/// The words of one worker's page.
+pub(crate) const PAGE_WORDS: usize = SHARD_WORDS * SHARDS;
+
+/// What each word of a shard counts.
+pub(crate) const STARTED: usize = 0;
+/// Responses 1xx..5xx: `CLASSES + status / 100 - 1`.
+pub(crate) const CLASSES: usize = 1;
+pub(crate) const CLASS_COUNT: usize = 5;
+pub(crate) const BYTES_IN: usize = 6;
+pub(crate) const BYTES_OUT: usize = 7;
+pub(crate) const ACCEPT_ERRORS: usize = 8;
+
+/// This process's page, once attached.
+static PAGE: OnceLock<&'static [AtomicU64]> = OnceLock::new();
+
+thread_local! {
+    /// The first word of this thread's shard: shard 0 (shared by the threads that serve no
+    /// requests) until `serving_thread` gives it its own.
+    static SHARD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Count into `page` from now on (a worker, before it serves).
+pub(crate) fn attach(page: &'static [AtomicU64]) {
+    if page.len() < PAGE_WORDS || PAGE.set(page).is_err() {
+        log::warn!("statistics page refused (too small, or one is attached already)");
+    }
+}
+
+/// Serving thread `index` counts into a shard of its own (shared only beyond `SHARDS - 1`
+/// threads).
+pub(crate) fn serving_thread(index: usize) {
+    SHARD.with(|shard| shard.set((1 + index % (SHARDS - 1)) * SHARD_WORDS));
+}
+
+#[inline]
+fn add(counter: usize, n: u64) {
+    if let Some(page) = PAGE.get() {
+        if let Some(word) = page.get(SHARD.with(Cell::get) + counter) {
+            word.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A request reaches the app (it is in flight until its `response`).
+#[inline]
+pub(crate) fn request_started() {
+    add(STARTED, 1);
+}
+
+/// A request that `request_started` ended with `status`.
+#[inline]
+pub(crate) fn response(status: u16) {
+    let class = usize::from(status / 100).clamp(1, CLASS_COUNT) - 1;
+    add(CLASSES + class, 1);
+}
+
+/// The server answered `status` without the app (a bad request, a header timeout).
+#[inline]
+pub(crate) fn rejected(status: u16) {
+    request_started();
+    response(status);
+}
+
+/// Bytes read from clients.
+#[inline]
+pub(crate) fn bytes_in(n: usize) {
+    add(BYTES_IN, n as u64);
+}
+
+/// Bytes written to clients.
+#[inline]
+pub(crate) fn bytes_out(n: usize) {
+    add(BYTES_OUT, n as u64);
+}
+
+/// `accept` failed (out of descriptors or memory, a connection reset while queued).
+#[inline]
+pub(crate) fn accept_error() {
+    add(ACCEPT_ERRORS, 1);
+}
+
+/// A worker's counters summed over its shards (or several workers' added up).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Totals {
+    pub(crate) started: u64,
+    pub(crate) classes: [u64; CLASS_COUNT],
+    pub(crate) bytes_in: u64,
+    pub(crate) bytes_out: u64,
+    pub(crate) accept_errors: u64,
+}
+
+impl Totals {
+    /// What `page` holds now.
+    pub(crate) fn read(page: &[AtomicU64]) -> Totals {
+        let mut totals = Totals::default();
+        for shard in page.chunks_exact(SHARD_WORDS) {
+            let get = |i: usize| shard[i].load(Ordering::Relaxed);
+            totals.started = totals.started.wrapping_add(get(STARTED));
+            for (c, total) in totals.classes.iter_mut().enumerate() {
+                *total = total.wrapping_add(get(CLASSES + c));
+            }
+            totals.bytes_in = totals.bytes_in.wrapping_add(get(BYTES_IN));
+            totals.bytes_out = totals.bytes_out.wrapping_add(get(BYTES_OUT));
+            totals.accept_errors = totals.accept_errors.wrapping_add(get(ACCEPT_ERRORS));
+        }
+        totals
+    }
+
+    /// Requests answered.
+    pub(crate) fn served(&self) -> u64 {
+        self.classes.iter().fold(0, |a, &b| a.wrapping_add(b))
+    }
+
+    /// Requests started and not answered yet. Each shard's words are read one at a time while
+    /// threads count, so a response may be seen before its start: that reads as 0, not as a
+    /// huge number.
+    pub(crate) fn in_flight(&self) -> u64 {
+        self.started.saturating_sub(self.served())
+    }
+
+    /// `self` plus `other`.
+    pub(crate) fn add(&mut self, other: &Totals) {
+        self.started = self.started.wrapping_add(other.started);
+        for (total, n) in self.classes.iter_mut().zip(other.classes) {
+            *total = total.wrapping_add(n);
+        }
+        self.bytes_in = self.bytes_in.wrapping_add(other.bytes_in);
+        self.bytes_out = self.bytes_out.wrapping_add(other.bytes_out);
+        self.accept_errors = self.accept_errors.wrapping_add(other.accept_errors);
+    }
+
+    /// The counts of a worker that is gone: the requests it left in flight are over, answered
+    /// by nobody.
+    pub(crate) fn finished(&self) -> Totals {
+        Totals {
+            started: self.served(),
+            ..*self
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page() -> Vec<AtomicU64> {
+        (0..PAGE_WORDS).map(|_| AtomicU64::new(0)).collect()
+    }
+
+    #[test]
+    fn shards_add_up_and_in_flight_is_started_minus_answered() {
+        let page = page();
+        page[STARTED].store(3, Ordering::Relaxed);
+        page[SHARD_WORDS + STARTED].store(4, Ordering::Relaxed);
+        page[CLASSES + 1].store(2, Ordering::Relaxed); // 2xx
+        page[SHARD_WORDS + CLASSES + 3].store(4, Ordering::Relaxed); // 4xx
+        page[2 * SHARD_WORDS + BYTES_OUT].store(100, Ordering::Relaxed);
+        let totals = Totals::read(&page);
+        assert_eq!(totals.served(), 6);
+        assert_eq!(totals.in_flight(), 1);
+        assert_eq!(totals.classes, [0, 2, 0, 4, 0]);
+        assert_eq!(totals.bytes_out, 100);
+    }
+
+    #[test]
+    fn folding_a_dead_worker_drops_its_in_flight_requests() {
+        let mut folded = Totals::default();
+        let dead = Totals {
+            started: 5,
+            classes: [0, 3, 0, 0, 0],
+            bytes_in: 10,
+            ..Totals::default()
+        };
+        folded.add(&dead.finished());
+        assert_eq!(folded.in_flight(), 0);
+        assert_eq!(folded.served(), 3);
+        assert_eq!(folded.bytes_in, 10);
+    }
+
+    #[test]
+    fn a_response_seen_before_its_start_is_not_a_huge_in_flight_count() {
+        let totals = Totals {
+            started: 1,
+            classes: [0, 2, 0, 0, 0],
+            ..Totals::default()
+        };
+        assert_eq!(totals.in_flight(), 0);
+    }
+}

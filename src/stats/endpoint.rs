@@ -1,0 +1,506 @@
+//! The master's statistics listener: a tiny HTTP/1.1 responder run from the master's own loop.
+//!
+//! Nothing here may stall supervision, whatever a client does: every socket is non-blocking, a
+//! request head may be at most `MAX_HEAD` bytes, at most `MAX_CLIENTS` clients are served at
+//! once (more wait in the kernel's backlog), and each has `CLIENT_DEADLINE` from its accept to
+//! the last byte of its answer, after which it is dropped. One request per connection; every
+//! answer says `Connection: close`.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+/// Clients served at once.
+const MAX_CLIENTS: usize = 16;
+/// The longest request head read; longer ones get 431.
+const MAX_HEAD: usize = 8 * 1024;
+/// From accept to the last byte of the answer.
+const CLIENT_DEADLINE: Duration = Duration::from_secs(5);
+/// Bytes asked of a client socket per read.
+const READ_CHUNK: usize = 2048;
+
+/// Where `--stats` listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum StatsAddr {
+    /// `unix:PATH`.
+    Unix(PathBuf),
+    /// `HOST:PORT` (a name is resolved; the first address is used).
+    Tcp(String),
+}
+
+impl FromStr for StatsAddr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<StatsAddr, String> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("unix: needs a path, e.g. unix:/run/webserver/stats.sock".into());
+            }
+            return Ok(StatsAddr::Unix(PathBuf::from(path)));
+        }
+        match text.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                Ok(StatsAddr::Tcp(text.to_owned()))
+            }
+            _ => Err(format!(
+                "'{text}' is neither unix:PATH nor HOST:PORT (e.g. 127.0.0.1:9100)"
+            )),
+        }
+    }
+}
+
+/// What a client asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Page {
+    Json,
+    Prometheus,
+}
+
+enum Listener {
+    Unix {
+        listener: UnixListener,
+        path: PathBuf,
+        /// The socket file's inode: removed at exit only while it is still ours.
+        inode: u64,
+    },
+    Tcp(TcpListener),
+}
+
+enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Stream {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Unix(s) => s.as_fd(),
+            Stream::Tcp(s) => s.as_fd(),
+        }
+    }
+
+    /// The answer is complete: the client reads its end of stream before the socket closes.
+    fn shutdown_write(&self) {
+        let done = match self {
+            Stream::Unix(s) => s.shutdown(Shutdown::Write),
+            Stream::Tcp(s) => s.shutdown(Shutdown::Write),
+        };
+        if let Err(e) = done {
+            // The client may be gone already; closing follows either way.
+            log::debug!("stats: shutdown of a client socket: {e}");
+        }
+    }
+}
+
+struct Client {
+    stream: Stream,
+    /// The request head as read so far.
+    head: Vec<u8>,
+    /// The answer, once the head is complete; `sent` bytes of it are written.
+    answer: Option<Vec<u8>>,
+    sent: usize,
+    deadline: Instant,
+}
+
+/// What a client's turn came to.
+enum Turn {
+    /// Keep it (waiting for its head or for room to send).
+    Keep,
+    /// Done with it (answered, gone, or broken).
+    Drop,
+}
+
+/// The statistics listener and its clients.
+pub(crate) struct Endpoint {
+    listener: Listener,
+    clients: Vec<Client>,
+}
+
+impl Endpoint {
+    /// Listen on `addr`. A unix socket file left by a dead master is replaced; one a live
+    /// process listens on, or a path that is not a socket, is refused.
+    pub(crate) fn bind(addr: &StatsAddr) -> io::Result<Endpoint> {
+        let listener = match addr {
+            StatsAddr::Unix(path) => {
+                remove_stale_socket(path)?;
+                let listener = UnixListener::bind(path)?;
+                let inode = fs::metadata(path)?.ino();
+                listener.set_nonblocking(true)?;
+                Listener::Unix {
+                    listener,
+                    path: path.clone(),
+                    inode,
+                }
+            }
+            StatsAddr::Tcp(text) => {
+                let addr = text.to_socket_addrs()?.next().ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::NotFound, "the name has no address")
+                })?;
+                let listener = TcpListener::bind(addr)?;
+                listener.set_nonblocking(true)?;
+                Listener::Tcp(listener)
+            }
+        };
+        Ok(Endpoint {
+            listener,
+            clients: Vec::new(),
+        })
+    }
+
+    /// Where it listens, for the log (`unix:PATH` or `HOST:PORT`, with the port chosen).
+    pub(crate) fn describe(&self) -> String {
+        match &self.listener {
+            Listener::Unix { path, .. } => format!("unix:{}", path.display()),
+            Listener::Tcp(listener) => listener
+                .local_addr()
+                .map_or_else(|e| format!("? ({e})"), |a| a.to_string()),
+        }
+    }
+
+    /// The descriptors whose input the master's loop should wake for: the listener while there
+    /// is room for a client, and the clients still sending their request.
+    pub(crate) fn wake_fds(&self) -> Vec<BorrowedFd<'_>> {
+        let mut fds = Vec::with_capacity(self.clients.len() + 1);
+        if self.clients.len() < MAX_CLIENTS {
+            fds.push(match &self.listener {
+                Listener::Unix { listener, .. } => listener.as_fd(),
+                Listener::Tcp(listener) => listener.as_fd(),
+            });
+        }
+        fds.extend(
+            self.clients
+                .iter()
+                .filter(|c| c.answer.is_none())
+                .map(|c| c.stream.fd()),
+        );
+        fds
+    }
+
+    /// Accept, read, answer and write what can be done without waiting; `render` makes a page.
+    pub(crate) fn serve(&mut self, render: &mut dyn FnMut(Page) -> String) {
+        self.accept();
+        let now = Instant::now();
+        self.clients.retain_mut(|client| {
+            if now >= client.deadline {
+                log::debug!("stats: a client took longer than {CLIENT_DEADLINE:?}; dropped");
+                return false;
+            }
+            matches!(client.turn(render), Turn::Keep)
+        });
+    }
+
+    fn accept(&mut self) {
+        while self.clients.len() < MAX_CLIENTS {
+            let accepted = match &self.listener {
+                Listener::Unix { listener, .. } => listener
+                    .accept()
+                    .and_then(|(s, _)| s.set_nonblocking(true).map(|()| Stream::Unix(s))),
+                Listener::Tcp(listener) => listener
+                    .accept()
+                    .and_then(|(s, _)| s.set_nonblocking(true).map(|()| Stream::Tcp(s))),
+            };
+            match accepted {
+                Ok(stream) => self.clients.push(Client {
+                    stream,
+                    head: Vec::new(),
+                    answer: None,
+                    sent: 0,
+                    deadline: Instant::now() + CLIENT_DEADLINE,
+                }),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // Out of descriptors, a reset connection: try again on the next turn.
+                    log::debug!("stats: accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        if let Listener::Unix { path, inode, .. } = &self.listener {
+            // Only our own socket file: another master may have replaced it since.
+            if fs::metadata(path).map(|m| m.ino()).ok() == Some(*inode) {
+                if let Err(e) = fs::remove_file(path) {
+                    log::warn!("cannot remove {}: {e}", path.display());
+                }
+            }
+        }
+    }
+}
+
+impl Client {
+    fn turn(&mut self, render: &mut dyn FnMut(Page) -> String) -> Turn {
+        if self.answer.is_none() {
+            match self.read_head() {
+                Ok(Some(route)) => self.answer = Some(answer(route, render)),
+                Ok(None) => return Turn::Keep,
+                Err(()) => return Turn::Drop,
+            }
+        }
+        self.write_answer()
+    }
+
+    /// Reads what the socket holds; what the request asks for once its head is complete (or
+    /// too long). `Err`: the client left or the socket failed.
+    fn read_head(&mut self) -> Result<Option<Route>, ()> {
+        let mut buf = [0u8; READ_CHUNK];
+        loop {
+            if let Some(end) = head_end(&self.head) {
+                return Ok(Some(route(&self.head[..end])));
+            }
+            if self.head.len() >= MAX_HEAD {
+                return Ok(Some(Route::TooLarge));
+            }
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Err(()),
+                Ok(n) => {
+                    let room = MAX_HEAD - self.head.len();
+                    self.head.extend_from_slice(&buf[..n.min(room)]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(()),
+            }
+        }
+    }
+
+    fn write_answer(&mut self) -> Turn {
+        let Some(answer) = &self.answer else {
+            return Turn::Keep;
+        };
+        while self.sent < answer.len() {
+            match self.stream.write(&answer[self.sent..]) {
+                Ok(0) => return Turn::Drop,
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Turn::Keep,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Turn::Drop,
+            }
+        }
+        self.stream.shutdown_write();
+        Turn::Drop
+    }
+}
+
+/// Where the head ends (after its blank line), if it is complete.
+fn head_end(head: &[u8]) -> Option<usize> {
+    let crlf = head
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4);
+    let lf = head.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// What a request head asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    Page { page: Page, head_only: bool },
+    NotFound,
+    MethodNotAllowed,
+    BadRequest,
+    TooLarge,
+}
+
+fn route(head: &[u8]) -> Route {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Route::BadRequest;
+    };
+    if !version.starts_with(b"HTTP/1.") {
+        return Route::BadRequest;
+    }
+    let head_only = match method {
+        b"GET" => false,
+        b"HEAD" => true,
+        _ => return Route::MethodNotAllowed,
+    };
+    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+    let page = match path {
+        b"/stats" | b"/stats.json" => Page::Json,
+        b"/metrics" => Page::Prometheus,
+        _ => return Route::NotFound,
+    };
+    Route::Page { page, head_only }
+}
+
+fn answer(route: Route, render: &mut dyn FnMut(Page) -> String) -> Vec<u8> {
+    match route {
+        Route::Page { page, head_only } => {
+            let content_type = match page {
+                Page::Json => "application/json",
+                Page::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+            };
+            let body = render(page);
+            response(200, "OK", content_type, &[], body.as_bytes(), head_only)
+        }
+        Route::NotFound => plain(
+            404,
+            "Not Found",
+            "not found: GET /stats (JSON) or /metrics (Prometheus)\n",
+        ),
+        Route::MethodNotAllowed => response(
+            405,
+            "Method Not Allowed",
+            "text/plain; charset=utf-8",
+            &[("Allow", "GET, HEAD")],
+            b"only GET and HEAD\n",
+            false,
+        ),
+        Route::BadRequest => plain(400, "Bad Request", "bad request\n"),
+        Route::TooLarge => plain(
+            431,
+            "Request Header Fields Too Large",
+            "request head too large\n",
+        ),
+    }
+}
+
+fn plain(status: u16, reason: &str, body: &str) -> Vec<u8> {
+    response(
+        status,
+        reason,
+        "text/plain; charset=utf-8",
+        &[],
+        body.as_bytes(),
+        false,
+    )
+}
+
+fn response(
+    status: u16,
+    reason: &str,
+    content_type: &str,
+    extra: &[(&str, &str)],
+    body: &[u8],
+    head_only: bool,
+) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in extra {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str("\r\n");
+    let mut out = out.into_bytes();
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+    out
+}
+
+/// A socket file at `path` that nobody listens on any more (a master killed with -9) is
+/// removed; a live one, or anything that is not a socket, is an error that says so.
+fn remove_stale_socket(path: &Path) -> io::Result<()> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "{} exists and is not a socket; remove it or pick another path",
+                path.display()
+            ),
+        ));
+    }
+    match UnixStream::connect(path) {
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!(
+                "{} is in use by a running process (another master?)",
+                path.display()
+            ),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => fs::remove_file(path),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse() {
+        assert_eq!(
+            "unix:/tmp/s.sock".parse::<StatsAddr>(),
+            Ok(StatsAddr::Unix("/tmp/s.sock".into()))
+        );
+        assert_eq!(
+            "127.0.0.1:9100".parse::<StatsAddr>(),
+            Ok(StatsAddr::Tcp("127.0.0.1:9100".into()))
+        );
+        assert!("[::1]:9100".parse::<StatsAddr>().is_ok());
+        for bad in ["unix:", "9100", "localhost", ":9100", "host:port"] {
+            assert!(bad.parse::<StatsAddr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn routes() {
+        let page = |page, head_only| Route::Page { page, head_only };
+        assert_eq!(route(b"GET /stats HTTP/1.1\r\n"), page(Page::Json, false));
+        assert_eq!(
+            route(b"GET /stats.json?x=1 HTTP/1.0\n"),
+            page(Page::Json, false)
+        );
+        assert_eq!(
+            route(b"HEAD /metrics HTTP/1.1\r\n"),
+            page(Page::Prometheus, true)
+        );
+        assert_eq!(route(b"GET / HTTP/1.1\r\n"), Route::NotFound);
+        assert_eq!(route(b"POST /stats HTTP/1.1\r\n"), Route::MethodNotAllowed);
+        assert_eq!(route(b"GET /stats\r\n"), Route::BadRequest);
+        assert_eq!(route(b"GET /stats SPDY/3\r\n"), Route::BadRequest);
+    }
+
+    #[test]
+    fn head_ends_at_the_first_blank_line() {
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\n\r\nrest"), Some(18));
+        assert_eq!(head_end(b"GET / HTTP/1.1\n\n"), Some(16));
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\n"), None);
+    }
+}
