@@ -497,6 +497,7 @@ mod tests {
                 headers: headers.iter().copied(),
                 local: None,
                 remote: Peer::Unix,
+                url_scheme: b"http",
                 flags: 0,
             });
             ["SERVER_NAME", "SERVER_PORT", "REMOTE_ADDR", "REMOTE_PORT"]
