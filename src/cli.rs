@@ -230,6 +230,9 @@ pub(crate) struct ServeArgs {
     pub(crate) tuning: Tuning,
 
     #[command(flatten)]
+    pub(crate) tls: crate::tls::TlsArgs,
+
+    #[command(flatten)]
     pub(crate) stats: crate::stats::StatsArgs,
 }
 
@@ -382,6 +385,9 @@ pub(crate) struct WorkerArgs {
     /// Other workers serve the same app (`webserver.multiprocess`).
     #[arg(long)]
     pub(crate) multiprocess: bool,
+    /// Serve TLS with the certificate and key the master handed down (`crate::tls::TLS_FD`).
+    #[arg(long)]
+    pub(crate) tls: bool,
     #[command(flatten)]
     pub(crate) tuning: Tuning,
     #[command(flatten)]
@@ -415,6 +421,8 @@ impl Tuning {
             limits: Limits::default(),
             multiprocess,
             proxies: self.proxy.proxies(),
+            // The worker adds it from the copy the master handed down.
+            tls: None,
         }
     }
 

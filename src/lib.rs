@@ -22,6 +22,7 @@ mod server;
 mod stats;
 mod supervisor;
 mod sys;
+mod tls;
 
 use std::io::Write;
 

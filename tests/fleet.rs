@@ -272,7 +272,7 @@ fn nginx_in_front_of_two_instances_passes_the_client_through_and_a_fleet_swap_fa
         instance
             .server
             .wait_for_log(Duration::from_secs(5), |l| {
-                (l.contains("127.0.0.2 - ") && l.contains("\"GET /who HTTP/1.1\" 200"))
+                l.contains("127.0.0.2 - ") && l.contains("\"GET /who HTTP/1.1\" 200")
             })
             .unwrap_or_else(|| panic!("instance {} never saw the client", instance.server.addr()));
     }

@@ -79,7 +79,7 @@ fn a_trusted_peer_names_the_client_and_the_scheme() {
     // The access log names the client the app saw.
     server
         .wait_for_log(Duration::from_secs(5), |l| {
-            (l.contains("2001:db8::5 - ") && l.contains("\"GET /who HTTP/1.1\" 200"))
+            l.contains("2001:db8::5 - ") && l.contains("\"GET /who HTTP/1.1\" 200")
         })
         .unwrap_or_else(|| {
             panic!(

@@ -39,7 +39,8 @@ pub(crate) struct RequestParts<'a, H> {
     pub(crate) local: Option<SocketAddr>,
     /// The client: the peer, or whom a PROXY header or a trusted proxy's headers named.
     pub(crate) remote: Peer,
-    /// `webserver.url_scheme`: `http`, or what a trusted proxy said.
+    /// `webserver.url_scheme`: `http`, `https` on a TLS connection, or what a trusted
+    /// proxy said.
     pub(crate) url_scheme: &'a [u8],
     /// The peer is not a trusted proxy: `Forwarded`, `X-Forwarded-*` and `X-Real-IP` are left
     /// out, so the app never takes a client's claim for a proxy's.

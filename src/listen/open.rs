@@ -160,7 +160,6 @@ fn open_one(
     listeners: &mut Listeners,
 ) -> Result<(), ListenError> {
     let options = spec.options;
-    refuse_unserved(spec)?;
     match &spec.addr {
         ListenAddr::Ip(addr) => {
             let socket = bind_tcp(*addr, args).map_err(|e| refuse(spec, advice(&e)))?;
@@ -203,17 +202,6 @@ fn open_one(
         }
     }
     Ok(())
-}
-
-/// Options this build parses but does not serve yet are refused rather than ignored: a `tls`
-/// listener served in plain text would be worse than none. (The TLS work removes its line here
-/// when it lands; `proxy` is served: `server::conn` reads the PROXY header.)
-fn refuse_unserved(spec: &ListenerSpec) -> Result<(), ListenError> {
-    let unserved = [(spec.options.tls, "tls (TLS is not built in yet)")];
-    match unserved.iter().find(|(asked, _)| *asked) {
-        Some((_, what)) => Err(refuse(spec, format!("listener option {what}"))),
-        None => Ok(()),
-    }
 }
 
 /// Why `fd://NAME` matches no passed socket (`names`: what systemd passed, if it did).
@@ -452,11 +440,10 @@ mod tests {
     }
 
     #[test]
-    fn options_not_served_yet_are_refused_not_ignored() {
-        let err = open_all(&args(&["127.0.0.1:0,tls"]), None).unwrap_err();
-        assert!(err.to_string().contains("listener option tls"), "{err}");
-        // `proxy` is served (the PROXY protocol stream).
+    fn every_listener_option_is_served() {
+        // Both options are served: the master refuses `tls` without a certificate.
         assert!(open_all(&args(&["127.0.0.1:0,proxy"]), None).is_ok());
+        assert!(open_all(&args(&["127.0.0.1:0,tls"]), None).is_ok());
     }
 
     #[test]

@@ -10,6 +10,12 @@
 //! is `serve.rs`'s. A connection may also hold a deferred request that waits for the app
 //! (`parked`, ABI 1.1; see `deferred.rs`): then its deadline is that request's `--timeout`, and
 //! the response bytes its client has no room for yet (`unsent`).
+//!
+//! A TLS connection (`tls`) reads and writes through its `TlsSession` instead of the socket
+//! (one branch per read or write; the plain path is otherwise untouched). Its handshake runs
+//! inside the first head reads and parks like a head that has not arrived, under the same
+//! header timeout. On a listener with both `proxy` and `tls`, the PROXY header is read from the
+//! raw socket first and whatever followed it is handed to the TLS session.
 
 use std::io;
 use std::net::SocketAddr;
@@ -26,6 +32,7 @@ use crate::http::proxy_protocol;
 use crate::http::scan::{HeadEnd, HeadScanner, Limits};
 use crate::listen::{ListenerOptions, Peer};
 use crate::sys::socket::Stream;
+use crate::tls::TlsSession;
 
 /// Bytes asked of the socket per read while a head arrives; also the size of the buffer a
 /// connection starts with (it grows up to the head limit when needed).
@@ -75,6 +82,8 @@ pub(crate) struct Conn {
     /// A PROXY protocol header must come before the first request and has not yet (the
     /// listener's `proxy` option): its source address then replaces `peer`.
     awaiting_proxy_header: bool,
+    /// The TLS state of a connection to a TLS listener (boxed: a plain one pays a pointer).
+    tls: Option<Box<TlsSession>>,
 }
 
 /// Where the PROXY header a connection must start with stands.
@@ -126,6 +135,44 @@ impl Conn {
             unsent: Vec::new(),
             write_interest: false,
             awaiting_proxy_header: accepted.options.proxy_protocol,
+            tls: None,
+        }
+    }
+
+    /// Speak TLS on this connection (before its first read).
+    pub(crate) fn set_tls(&mut self, session: TlsSession) {
+        self.tls = Some(Box::new(session));
+    }
+
+    /// The connection is TLS (`webserver.url_scheme` is `https`).
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// One non-blocking read of up to `max` bytes of input (decrypted, on TLS once the PROXY
+    /// header, if one is expected, was read) appended to the buffer; a short read found nothing
+    /// more to read.
+    fn read_available(&mut self, max: usize) -> io::Result<usize> {
+        match &mut self.tls {
+            Some(tls) if !self.awaiting_proxy_header => {
+                tls.read_append(&mut self.stream, &mut self.buf, max)
+            }
+            _ => read_append(&self.stream, &mut self.buf, max),
+        }
+    }
+
+    /// Sends `bytes` as far as the socket takes them now, without waiting: the last words to a
+    /// connection being given up on. Nothing is sent before a TLS handshake completed.
+    pub(crate) fn send_now(&mut self, bytes: &[u8]) -> io::Result<()> {
+        use std::io::Write;
+        match &mut self.tls {
+            None => {
+                let sent = self.stream.write_all(bytes);
+                sent.inspect(|()| crate::stats::bytes_out(bytes.len()))
+            }
+            // Counted by the session, as the bytes it puts on the wire.
+            Some(tls) if tls.is_handshaking() => Ok(()),
+            Some(tls) => tls.write_now(&mut self.stream, bytes),
         }
     }
 
@@ -173,7 +220,7 @@ impl Conn {
                 return true;
             }
             self.compact();
-            match read_append(&self.stream, &mut self.buf, BODY_READ) {
+            match self.read_available(BODY_READ) {
                 Ok(0) => return false,
                 Ok(n) if n < BODY_READ => {
                     self.drained = true;
@@ -321,7 +368,7 @@ impl Conn {
                 }
             }
             self.compact();
-            match read_append(&self.stream, &mut self.buf, HEAD_READ) {
+            match self.read_available(HEAD_READ) {
                 Ok(0) => return NextHead::Closed,
                 // A short read means the socket was emptied: a later arrival raises a new edge.
                 Ok(n) => self.drained = n < HEAD_READ,
@@ -356,6 +403,16 @@ impl Conn {
                 }
                 self.awaiting_proxy_header = false;
                 self.consume(header.len);
+                if let Some(tls) = &mut self.tls {
+                    // What followed the header is the start of the TLS handshake.
+                    let early = self.buf.get(self.start..).unwrap_or_default();
+                    if let Err(e) = tls.take_early_records(&mut self.stream, early) {
+                        log::debug!("{}: TLS after the PROXY header: {e}", self.peer);
+                        return ProxyHeaderState::Refused;
+                    }
+                    self.start = self.buf.len();
+                    self.compact();
+                }
                 ProxyHeaderState::Taken
             }
             Err(e) => {
@@ -391,7 +448,10 @@ impl Conn {
         self.compact();
         let len = self.buf.len();
         self.buf.resize(len + BODY_READ, 0);
-        let read = read_with_timeout(&mut self.stream, &mut self.buf[len..], timeout);
+        let read = match &mut self.tls {
+            None => read_with_timeout(&mut self.stream, &mut self.buf[len..], timeout),
+            Some(tls) => tls.read_with_timeout(&mut self.stream, &mut self.buf[len..], timeout),
+        };
         self.drained = false;
         self.buf.truncate(len + read.as_ref().map_or(0, |&n| n));
         read
@@ -404,11 +464,15 @@ impl Conn {
             let unsent = std::mem::take(&mut self.unsent);
             write_all_with_timeout(&mut self.stream, &[&unsent], timeout)?;
         }
-        write_all_with_timeout(&mut self.stream, parts, timeout)
+        match &mut self.tls {
+            None => write_all_with_timeout(&mut self.stream, parts, timeout),
+            Some(tls) => tls.write_all(&mut self.stream, parts, timeout),
+        }
     }
 
     /// Writes what the socket takes now and keeps the rest, in order, for [`Conn::flush_unsent`]
-    /// (a deferred request's output: it waits for the client on epoll, not on a thread).
+    /// (a deferred request's output: it waits for the client on epoll, not on a thread). Plain
+    /// connections only: TLS output is written with [`Conn::write_all`].
     pub(crate) fn write_or_keep(&mut self, parts: &[&[u8]]) -> io::Result<()> {
         let mut skip = if self.unsent.is_empty() {
             write_nonblocking(&mut self.stream, parts)?
@@ -580,6 +644,7 @@ mod tests {
             limits: Limits::default(),
             multiprocess: false,
             proxies: Default::default(),
+            tls: None,
         }
     }
 

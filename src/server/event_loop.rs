@@ -28,7 +28,7 @@
 //! and, when the graceful timeout runs out, every one still parked (a serving thread calls the
 //! app's `close`); only requests inside the app on a thread are ever abandoned.
 
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,6 +47,7 @@ use crate::app::call::Cancel;
 use crate::http::response::encode_error;
 use crate::sys::epoll::{Epoll, Events, Waker};
 use crate::sys::process::exit_now;
+use crate::tls::TlsSession;
 
 const WAKER: Token = Token(1);
 /// Listener `i`'s token is `FIRST_LISTENER + i`: far above any connection's.
@@ -443,6 +444,17 @@ fn accept_all(index: usize, shared_loop: &Loop, shared: &Shared, scratch: &mut T
                     if shared.config.proxies.proxy_protocol {
                         conn.expect_proxy_header();
                     }
+                    let tls = conn.listener_options().tls;
+                    if let Some(config) = shared.config.tls.as_ref().filter(|_| tls) {
+                        match TlsSession::new(config) {
+                            Ok(session) => conn.set_tls(session),
+                            Err(e) => {
+                                log::warn!("{}: cannot start a TLS session: {e}", conn.peer());
+                                shared_loop.slots.close(conn);
+                                continue;
+                            }
+                        }
+                    }
                     if let Some(previous) = accepted.replace(conn) {
                         let parked = shared_loop.slots.park(previous, shared, &shared_loop.epoll);
                         if let Some(ready) = parked {
@@ -485,8 +497,7 @@ fn time_out(conn: &mut Conn) {
             httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes(),
         );
         // Best effort: the socket is non-blocking and the client may be gone.
-        let sent = conn.stream_mut().write_all(&out);
-        if let Err(e) = sent.inspect(|()| crate::stats::bytes_out(out.len())) {
+        if let Err(e) = conn.send_now(&out) {
             log::debug!("{}: cannot send the 408: {e}", conn.peer());
         }
     } else {

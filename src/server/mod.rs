@@ -68,6 +68,8 @@ pub(crate) struct Config {
     pub(crate) multiprocess: bool,
     /// Whom to believe about the client (`--forwarded-allow-ips`, `--proxy-protocol`).
     pub(crate) proxies: Proxies,
+    /// Serve TLS with this configuration on the listener (`--certfile`/`--keyfile`).
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A stop request that any thread (a signal handler thread, a supervisor) can raise.

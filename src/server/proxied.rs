@@ -33,12 +33,14 @@ pub(crate) struct Client {
     pub(crate) strip_forwarding: bool,
 }
 
-/// The client of a request that arrived from `peer` (after any PROXY header) with `headers`.
-/// Allocates nothing unless a trusted peer sent forwarding headers.
-pub(crate) fn client<'h, H>(peer: Peer, headers: H, proxies: &Proxies) -> Client
+/// The client of a request that arrived from `peer` (after any PROXY header) with `headers`,
+/// over TLS or not (the scheme unless a trusted proxy says otherwise). Allocates nothing unless
+/// a trusted peer sent forwarding headers.
+pub(crate) fn client<'h, H>(peer: Peer, tls: bool, headers: H, proxies: &Proxies) -> Client
 where
     H: Iterator<Item = (&'h [u8], &'h [u8])> + Clone,
 {
+    let connection_scheme = if tls { Scheme::Https } else { Scheme::Http };
     let trusted = match peer {
         Peer::Tcp(addr) => proxies.trusted.trusts(addr.ip()),
         // A unix socket's peer has no address: trusted only when `unix` is listed.
@@ -47,14 +49,14 @@ where
     if !trusted {
         return Client {
             remote: peer,
-            scheme: Scheme::Http.as_bytes(),
+            scheme: connection_scheme.as_bytes(),
             strip_forwarding: true,
         };
     }
     let said = forwarded::resolve(headers, &proxies.trusted);
     Client {
         remote: said.client.map_or(peer, Peer::Tcp),
-        scheme: said.scheme.unwrap_or(Scheme::Http).as_bytes(),
+        scheme: said.scheme.unwrap_or(connection_scheme).as_bytes(),
         strip_forwarding: false,
     }
 }
@@ -71,7 +73,7 @@ mod tests {
         ];
         let proxies = Proxies::default();
         let local = Peer::Tcp("127.0.0.1:5000".parse().unwrap());
-        let got = client(local, headers.iter().copied(), &proxies);
+        let got = client(local, false, headers.iter().copied(), &proxies);
         assert_eq!(
             got,
             Client {
@@ -81,7 +83,7 @@ mod tests {
             }
         );
         let outsider = Peer::Tcp("203.0.113.1:5000".parse().unwrap());
-        let got = client(outsider, headers.iter().copied(), &proxies);
+        let got = client(outsider, false, headers.iter().copied(), &proxies);
         assert_eq!(
             got,
             Client {
@@ -91,12 +93,12 @@ mod tests {
             }
         );
         // Unix peers: only when listed.
-        assert!(client(Peer::Unix, headers.iter().copied(), &proxies).strip_forwarding);
+        assert!(client(Peer::Unix, false, headers.iter().copied(), &proxies).strip_forwarding);
         let unix = Proxies {
             trusted: "unix".parse().unwrap(),
             proxy_protocol: false,
         };
-        let got = client(Peer::Unix, headers.iter().copied(), &unix);
+        let got = client(Peer::Unix, false, headers.iter().copied(), &unix);
         assert_eq!(got.remote, Peer::Tcp("198.51.100.4:0".parse().unwrap()));
         assert!(!got.strip_forwarding);
     }

@@ -188,7 +188,7 @@ fn serve_one(
         flags,
         defer_flush: true,
     };
-    let client = proxied::client(peer, head.header_iter(buf), &config.proxies);
+    let client = proxied::client(peer, conn.is_tls(), head.header_iter(buf), &config.proxies);
     buffers.environ.build(RequestParts {
         method,
         target,
@@ -402,7 +402,8 @@ impl<'a> ConnTransport<'a> {
     /// deferred app's request keeps what does not fit instead (its request then parks until
     /// the client read it: `call.rs` asks `output_blocked` before each `next`).
     fn send(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
-        if self.park_writes {
+        // TLS output is written through the session, waiting like a 1.0 app's (see `Conn`).
+        if self.park_writes && !self.conn.is_tls() {
             return self.conn.write_or_keep(parts);
         }
         let timeout = self.timeout;

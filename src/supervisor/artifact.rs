@@ -23,6 +23,7 @@ use super::worker::LIBRARY_FD;
 use crate::elf::complete::{check_complete, Truncated};
 use crate::sys::memfd::sealed_file;
 use crate::sys::process::dup_at_or_above;
+use crate::tls::TlsMaterial;
 
 /// One version of the user's library, ready for workers to load.
 #[derive(Clone, Debug)]
@@ -34,6 +35,9 @@ pub(crate) struct Artifact {
     /// The bytes, sealed in memory, at or above `FD_FLOOR` (so handing it down as `LIBRARY_FD`
     /// cannot overwrite another descriptor being handed down).
     image: Arc<OwnedFd>,
+    /// The certificate and key the generation serves TLS with (`--certfile`/`--keyfile`), read
+    /// with the library: a swap re-reads both.
+    pub(crate) tls: Option<TlsMaterial>,
 }
 
 /// Two artifacts are the same when they are the same preparation (not merely equal bytes).
@@ -151,6 +155,7 @@ impl Artifact {
             source: source.to_path_buf(),
             hash,
             image: Arc::new(image),
+            tls: None,
         })
     }
 
@@ -161,6 +166,7 @@ impl Artifact {
             source: source.to_path_buf(),
             hash: hash.to_owned(),
             image: Arc::new(sealed_file(hash, b"").expect("an in-memory file")),
+            tls: None,
         }
     }
 

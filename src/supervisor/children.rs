@@ -14,6 +14,7 @@ use crate::listen::{notify, systemd};
 use crate::stats::STATS_FD;
 use crate::sys::logfile::spawn_blocked;
 use crate::sys::process::{dup_at_or_above, hand_down, pipe, set_blocking, Signal};
+use crate::tls::TLS_FD;
 
 /// The master keeps the descriptors it hands down at or above this number, so the child's dup2
 /// onto `READY_FD`, `LIBRARY_FD` and the listeners' numbers cannot overwrite one before it is
@@ -32,14 +33,15 @@ pub(crate) struct WorkerProcess {
 
 impl WorkerProcess {
     /// Start `exe __worker ARGS` with the `listeners` at `FIRST_LISTEN_FD` and up, a pipe as
-    /// `READY_FD`, `library` as `LIBRARY_FD`, and a `--stats` counter page as `STATS_FD`
-    /// (`listeners`, `library` and the page at or above `FD_FLOOR`). The worker gets SIGTERM if
-    /// the master dies.
+    /// `READY_FD`, `library` as `LIBRARY_FD`, the TLS certificate and key (if any) as `TLS_FD`,
+    /// and a `--stats` counter page as `STATS_FD` (`listeners`, `library`, the certificate and
+    /// the page at or above `FD_FLOOR`). The worker gets SIGTERM if the master dies.
     pub(crate) fn spawn(
         exe: &Path,
         args: &[OsString],
         listeners: &[BorrowedFd<'_>],
         library: BorrowedFd<'_>,
+        tls: Option<BorrowedFd<'_>>,
         stats_page: Option<BorrowedFd<'_>>,
     ) -> io::Result<WorkerProcess> {
         let (read_end, write_end) = message_pipe()?;
@@ -60,6 +62,9 @@ impl WorkerProcess {
                 .map(|(to, from)| (from.as_raw_fd(), to)),
         );
         moves.extend(stats_page.map(|page| (page.as_raw_fd(), STATS_FD)));
+        if let Some(tls) = tls {
+            moves.push((tls.as_raw_fd(), TLS_FD));
+        }
         hand_down(&mut command, moves, Signal::Term);
         // A reopen the master forwards while this worker starts waits for its handler.
         spawn_blocked(&mut command, crate::logging::WORKER_REOPEN_SIGNAL);

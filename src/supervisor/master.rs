@@ -35,6 +35,7 @@ use crate::listen::open::{open_all, ListenError};
 use crate::listen::{systemd, ListenerOptions};
 use crate::stats::{Stats, StatsAddr, WorkerStatsArgs};
 use crate::sys::process::{dup_at_or_above, kill, reap_any, wait_readable, Signal};
+use crate::tls::TlsMaterial;
 
 /// The longest the master sleeps between looks at its signals, children and the watched file.
 const TICK: Duration = Duration::from_millis(50);
@@ -58,6 +59,8 @@ pub(crate) enum MasterError {
     },
     Io(&'static str, io::Error),
     Logging(crate::logging::LogSetupError),
+    /// A listener asks for TLS but no certificate is given.
+    TlsWithoutCertificate(String),
 }
 
 impl fmt::Display for MasterError {
@@ -66,6 +69,10 @@ impl fmt::Display for MasterError {
             MasterError::Load(e) => write!(f, "{e}"),
             MasterError::PidFile(e) => write!(f, "{e}"),
             MasterError::Boot(message) => write!(f, "{message}"),
+            MasterError::TlsWithoutCertificate(listener) => write!(
+                f,
+                "listener {listener} asks for tls, but no certificate is given: add --certfile and --keyfile"
+            ),
             MasterError::Listen(e) => write!(f, "{e}"),
             MasterError::Stats { addr, source } => {
                 let addr = match addr {
@@ -120,7 +127,15 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         std::env::current_exe().map_err(|e| MasterError::Io("cannot find my own executable", e))?;
     let mut listeners = Vec::with_capacity(opened.open.len());
     let mut names = Vec::with_capacity(opened.open.len());
-    for open in opened.open {
+    let certificate = args.tls.files().is_some();
+    if let Some(open) = opened.open.iter().find(|o| o.options.tls && !certificate) {
+        return Err(MasterError::TlsWithoutCertificate(open.name.clone()));
+    }
+    // --certfile without a `tls` listener option means every listener (gunicorn's meaning);
+    // with one, only the listeners that say `tls`.
+    let every_listener_tls = certificate && !opened.open.iter().any(|o| o.options.tls);
+    for mut open in opened.open {
+        open.options.tls |= every_listener_tls;
         // One copy only (the original closes here): a stop closes it, and a second one would
         // keep the socket listening.
         let socket = dup_at_or_above(open.socket.as_fd(), FD_FLOOR)
@@ -299,7 +314,20 @@ impl Master {
         let source = AppTarget::parse(self.args.app.as_deref().unwrap_or_default())
             .and_then(|t| t.resolve())
             .map_err(|e| e.to_string())?;
-        let artifact = Artifact::prepare(&source).map_err(|e| e.to_string())?;
+        let mut artifact = Artifact::prepare(&source).map_err(|e| e.to_string())?;
+        if let Some((certfile, keyfile)) = self.args.tls.files() {
+            // Re-read with every library, so HUP also picks up a renewed certificate; a bad one
+            // refuses the swap like a bad library.
+            let material = TlsMaterial::load(
+                certfile,
+                keyfile,
+                self.args.tls.ciphers.as_deref(),
+                FD_FLOOR,
+            )
+            .map_err(|e| e.to_string())?;
+            log::debug!("TLS: {}", material.summary);
+            artifact.tls = Some(material);
+        }
         self.source = source;
         Ok(artifact)
     }
@@ -336,6 +364,10 @@ impl Master {
         if multiprocess {
             args.push("--multiprocess".into());
         }
+        let tls = library.tls.as_ref().map(TlsMaterial::image);
+        if tls.is_some() {
+            args.push("--tls".into());
+        }
         // Statistics never stop a worker from starting: without a page it is just not counted.
         let page = self.stats.as_ref().and_then(|_| {
             Stats::new_page(generation)
@@ -362,6 +394,7 @@ impl Master {
             &args,
             &listeners,
             library.image(),
+            tls,
             page.as_ref().map(|page| page.fd()),
         )?;
         let pid = worker.pid;

@@ -98,6 +98,17 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
         }
     };
     args.stats.attach();
+    let tls = if args.tls {
+        match crate::tls::claim_server_config() {
+            Ok(config) => Some(config),
+            Err(e) => {
+                report.send_or_log(&WorkerMessage::Error(e.to_string()));
+                return 1;
+            }
+        }
+    } else {
+        None
+    };
     let app = match LoadedApp::load_path(&args.lib, &args.symbol, &args.app_args) {
         Ok(app) => app,
         Err(e) => {
@@ -147,7 +158,8 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
         app.name(),
         app.version()
     );
-    let config = args.tuning.server_config(args.multiprocess);
+    let mut config = args.tuning.server_config(args.multiprocess);
+    config.tls = tls;
     // The app's shutdown runs only once `serve` gives the app back, which it does only when no
     // thread can call into it any more.
     let served = server::serve(listeners, app, config, shutdown);

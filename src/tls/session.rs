@@ -1,0 +1,247 @@
+//! One TLS connection's state and its I/O on a non-blocking socket, with the same contracts as
+//! the plain socket's (`server::socket_io`), so `server::conn` can call either.
+//!
+//! The handshake is driven by reads: the first `read_append` of a new connection takes the
+//! ClientHello, answers it and returns `WouldBlock` with no plaintext, so the connection parks
+//! on the event loop like one whose client has not sent its head yet, under the same
+//! `--header-timeout` (counted from the connect). No serving thread ever waits for a
+//! handshake; handshake records are written without waiting (a new socket's send buffer holds
+//! the server's flight; if it ever did not, the rest goes out with the next read).
+//!
+//! A read that returns fewer bytes than asked found the socket empty and no decrypted byte
+//! left in rustls (as `socket::read_append`): with edge-triggered polling the caller may park
+//! the connection then without losing input.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::{ServerConfig, ServerConnection};
+
+use crate::sys::socket::{wait_ready, Ready, Stream};
+
+/// Parts handed to rustls at once (a head, a body and a chunk frame around it fit).
+const MAX_WRITE_SLICES: usize = 8;
+
+/// What one step of reading from the socket gave.
+enum Pulled {
+    /// Records were read and processed (there may be plaintext now).
+    Records,
+    /// The socket is empty.
+    Empty,
+    /// The client closed its side.
+    Closed,
+}
+
+/// A TLS server connection; the socket stays the caller's.
+pub(crate) struct TlsSession {
+    conn: ServerConnection,
+}
+
+impl TlsSession {
+    pub(crate) fn new(config: &Arc<ServerConfig>) -> io::Result<TlsSession> {
+        let conn = ServerConnection::new(Arc::clone(config)).map_err(io::Error::other)?;
+        Ok(TlsSession { conn })
+    }
+
+    /// The handshake is not finished: there is no TLS channel to answer on yet.
+    pub(crate) fn is_handshaking(&self) -> bool {
+        self.conn.is_handshaking()
+    }
+
+    /// Up to `max` decrypted bytes appended to `buf`, without waiting. `Ok(0)` is the end of the
+    /// stream; `WouldBlock` means no byte is available now (also mid-handshake).
+    pub(crate) fn read_append(
+        &mut self,
+        sock: &mut Stream,
+        buf: &mut Vec<u8>,
+        max: usize,
+    ) -> io::Result<usize> {
+        let start = buf.len();
+        loop {
+            let got = buf.len() - start;
+            if got == max {
+                return Ok(got);
+            }
+            buf.resize(start + max, 0);
+            let read = self.conn.reader().read(&mut buf[start + got..]);
+            buf.truncate(start + got + *read.as_ref().unwrap_or(&0));
+            match read {
+                Ok(0) => return Ok(got),
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // Closed without close_notify: most HTTP clients do; the end of the stream all
+                // the same (HTTP framing says whether a message was cut short).
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(got),
+                Err(e) => return Err(e),
+            }
+            match self.pull(sock)? {
+                Pulled::Records | Pulled::Closed => {}
+                Pulled::Empty if got > 0 => return Ok(got),
+                Pulled::Empty => return Err(io::ErrorKind::WouldBlock.into()),
+            }
+        }
+    }
+
+    /// Some decrypted bytes into `out`, waiting up to `timeout` for them. `Ok(0)` is the end of
+    /// the stream.
+    pub(crate) fn read_with_timeout(
+        &mut self,
+        sock: &mut Stream,
+        out: &mut [u8],
+        timeout: Duration,
+    ) -> io::Result<usize> {
+        loop {
+            match self.conn.reader().read(out) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            if let Pulled::Empty = self.pull(sock)? {
+                if !wait_ready(sock.as_fd(), Ready::Readable, timeout)? {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "client sent nothing within --io-timeout",
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Encrypts every part and sends it, waiting up to `timeout` each time the socket is full.
+    pub(crate) fn write_all(
+        &mut self,
+        sock: &mut Stream,
+        parts: &[&[u8]],
+        timeout: Duration,
+    ) -> io::Result<()> {
+        let mut index = 0; // first part not fully taken
+        let mut offset = 0; // bytes of parts[index] already taken
+        while index < parts.len() {
+            let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
+            let mut count = 0;
+            for (i, part) in parts[index..].iter().enumerate().take(MAX_WRITE_SLICES) {
+                slices[count] = IoSlice::new(if i == 0 { &part[offset..] } else { part });
+                count += 1;
+            }
+            // One record for all the parts (a head and its body), as far as rustls's buffer
+            // limit takes them; the rest after a flush.
+            let mut taken = self.conn.writer().write_vectored(&slices[..count])?;
+            while taken > 0 {
+                let left = parts[index].len() - offset;
+                if taken >= left {
+                    taken -= left;
+                    index += 1;
+                    offset = 0;
+                } else {
+                    offset += taken;
+                    taken = 0;
+                }
+            }
+            // Empty parts are stepped over.
+            while index < parts.len() && parts[index].len() == offset {
+                index += 1;
+                offset = 0;
+            }
+            if index < parts.len() {
+                self.flush(sock, Some(timeout))?;
+            }
+        }
+        self.flush(sock, Some(timeout))
+    }
+
+    /// Sends what can be sent now (an error response on a connection being given up on).
+    pub(crate) fn write_now(&mut self, sock: &mut Stream, bytes: &[u8]) -> io::Result<()> {
+        self.conn.writer().write_all(bytes)?;
+        self.flush(sock, None)
+    }
+
+    /// Reads what the socket holds into rustls and processes it; records to send in answer
+    /// (handshake messages, session tickets, alerts) are written without waiting.
+    fn pull(&mut self, sock: &mut Stream) -> io::Result<Pulled> {
+        let pulled = loop {
+            match self
+                .conn
+                .read_tls(sock)
+                .inspect(|&n| crate::stats::bytes_in(n))
+            {
+                Ok(0) => break Pulled::Closed,
+                Ok(_) => break Pulled::Records,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Pulled::Empty),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        };
+        self.process(sock)?;
+        Ok(pulled)
+    }
+
+    /// Takes TLS records that arrived before the session existed (after a PROXY protocol
+    /// header, read from the raw socket) as if they had been read from the socket now.
+    pub(crate) fn take_early_records(&mut self, sock: &mut Stream, early: &[u8]) -> io::Result<()> {
+        let mut rest = early;
+        while !rest.is_empty() {
+            if self.conn.read_tls(&mut rest)? == 0 {
+                break;
+            }
+            self.process(sock)?;
+        }
+        Ok(())
+    }
+
+    /// Processes the records rustls read; records to send in answer go out without waiting.
+    fn process(&mut self, sock: &mut Stream) -> io::Result<()> {
+        let handshaking = self.conn.is_handshaking();
+        let processed = self.conn.process_new_packets();
+        if self.conn.wants_write() {
+            // The alert of a failure goes out too, best effort.
+            if let Err(e) = self.flush(sock, None) {
+                if processed.is_ok() {
+                    return Err(e);
+                }
+            }
+        }
+        match processed {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                if handshaking {
+                    // The same text for the same failure, so the log's repeat limit
+                    // (crate::log_limit) summarises a flood of them in one line.
+                    log::warn!("TLS handshake failed: {e} (a client that does not speak TLS, or garbage, on a TLS listener)");
+                }
+                Err(io::Error::new(io::ErrorKind::InvalidData, e))
+            }
+        }
+    }
+
+    /// Writes the records rustls holds; with a `timeout`, waits that long each time the socket
+    /// is full, without one gives up (`Ok`) when it is.
+    fn flush(&mut self, sock: &mut Stream, timeout: Option<Duration>) -> io::Result<()> {
+        while self.conn.wants_write() {
+            match self
+                .conn
+                .write_tls(sock)
+                .inspect(|&n| crate::stats::bytes_out(n))
+            {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let Some(timeout) = timeout else {
+                        return Ok(());
+                    };
+                    if !wait_ready(sock.as_fd(), Ready::Writable, timeout)? {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "client read nothing within --io-timeout",
+                        ));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
