@@ -147,6 +147,20 @@ fn the_file_beats_the_default() {
 }
 
 #[test]
+fn print_config_says_what_no_bind_means() {
+    let out = print_config(printed());
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("bind = "))
+        .unwrap_or_else(|| panic!("no bind line:\n{out}"));
+    assert!(line.starts_with("bind = []"), "{line}");
+    assert!(
+        line.ends_with("# default: 127.0.0.1:8888, or every socket systemd passed"),
+        "{line}"
+    );
+}
+
+#[test]
 fn print_config_names_every_source_and_reads_back_as_a_config_file() {
     let file = config_file(
         "app = \"hello:app\"\napp-args = [\"--x\", \"y z\"]\nbind = \"127.0.0.1:9\"\n\

@@ -60,6 +60,15 @@ impl EffectiveConfig {
     }
 }
 
+/// What an option left empty means when the server starts, for the options whose default is
+/// decided then rather than by clap (an empty `bind` is not "no listener").
+fn started_with(id: &str) -> Option<&'static str> {
+    match id {
+        "bind" => Some(crate::listen::args::DEFAULT_BIND_MEANING),
+        _ => None,
+    }
+}
+
 /// `key = value  # source`, or a comment when the option has no value at all.
 fn setting_line(
     key: &str,
@@ -72,7 +81,15 @@ fn setting_line(
     let source = source_of(cmd, matches, id, file);
     let words: Option<Vec<&OsStr>> = matches.get_raw(id).map(Iterator::collect);
     let setting = match words {
-        None if takes_many(arg) => format!("{key} = []"),
+        None if takes_many(arg) => match started_with(id) {
+            Some(meaning) => {
+                return format!(
+                    "{:<COMMENT_COLUMN$}  # {source}: {meaning}",
+                    format!("{key} = []")
+                )
+            }
+            None => format!("{key} = []"),
+        },
         None => format!("# {key} is not set"),
         Some(words) if takes_many(arg) => {
             let items: Vec<String> = words.iter().map(|w| toml_word(w)).collect();

@@ -6,6 +6,8 @@ use super::spec::ListenerSpec;
 
 /// Where no `-b` is given (and systemd passed no socket).
 pub(crate) const DEFAULT_BIND: &str = "127.0.0.1:8888";
+/// What no `--bind` means, in words (for `--print-config`).
+pub(crate) const DEFAULT_BIND_MEANING: &str = "127.0.0.1:8888, or every socket systemd passed";
 /// Pending connections the kernel may queue per listener before `accept`; bursts of new
 /// connections (the `Connection: close` benchmark, a reconnect storm) overflow the kernel's
 /// usual 128. The kernel caps it at net.core.somaxconn.
