@@ -497,3 +497,25 @@ fn lines_held_by_a_thread_survive_a_timeout_exit() {
     let lines = lines_of(&access, 2);
     assert_eq!(lines[..2], ["/first 200", "/second 200"], "{lines:?}");
 }
+
+#[test]
+fn a_unix_socket_client_is_named_unix_not_a_blank_field() {
+    use std::io::{Read, Write};
+    let dir = fresh_dir("logs-unix");
+    let log = dir.join("access.log");
+    let socket = dir.join("web.sock");
+    let _server = sample_server("hello")
+        .no_default_bind()
+        .args(["--bind".to_owned(), format!("unix:{}", socket.display())])
+        .args(["--access-logfile".as_ref(), log.as_os_str()])
+        .start();
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    stream
+        .write_all(b"GET /u HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
+    let line = &lines_of(&log, 1)[0];
+    assert!(line.starts_with("unix - - ["), "{line}");
+}

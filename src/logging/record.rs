@@ -127,8 +127,10 @@ impl Common<'_> {
         Some(decoded)
     }
 
+    /// `REMOTE_ADDR`, or the connection's peer when the environ has none or an empty one (a
+    /// unix-socket client: `unix`), so the line never starts with a blank field.
     fn remote_addr(&self, peer: PeerHost, out: &mut Vec<u8>) {
-        match self.remote_addr {
+        match self.remote_addr.filter(|addr| !addr.is_empty()) {
             Some(addr) => escape_into(addr, out),
             None => write_display(out, &peer),
         }
