@@ -650,3 +650,48 @@ fn a_tls_listener_with_the_proxy_option_reads_the_header_before_the_handshake() 
         "a connection without a PROXY header stayed open"
     );
 }
+
+#[test]
+fn a_tls_client_that_does_not_read_a_deferred_stream_holds_no_serving_thread() {
+    const STREAM_BYTES: usize = 32 << 20;
+    let ca = Ca::new("tls-unread");
+    let cert = ca.issue("server-one", 1, KeyPair::generate().unwrap());
+    let server = sample_server("axum_app")
+        .args([
+            "--certfile".as_ref(),
+            cert.certfile.as_os_str(),
+            "--keyfile".as_ref(),
+            cert.keyfile.as_os_str(),
+            "--threads".as_ref(),
+            "1".as_ref(),
+        ])
+        .start();
+    let config = ca.client_config();
+    let mut slow = TlsClient::connect(server.addr(), &config);
+    slow.stream
+        .write_all(format!("GET /bytes?n={STREAM_BYTES} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .unwrap();
+    slow.stream.flush().unwrap();
+    // Long enough for the socket buffers to fill and the server's write to find no room.
+    std::thread::sleep(Duration::from_millis(500));
+    let (answered, answer) = std::sync::mpsc::channel();
+    let addr = server.addr();
+    let other_config = Arc::clone(&config);
+    let began = Instant::now();
+    std::thread::spawn(move || {
+        let mut other = TlsClient::connect(addr, &other_config);
+        let _ = answered.send(other.request("GET", "/", b"").status);
+    });
+    assert_eq!(
+        answer.recv_timeout(Duration::from_secs(5)),
+        Ok(200),
+        "another TLS request waited {:?} behind a client that does not read",
+        began.elapsed()
+    );
+    // The stream still arrives whole (chunked) once its client reads.
+    while !slow.buf.ends_with(b"\r\n0\r\n\r\n") {
+        slow.fill();
+    }
+    assert!(slow.buf.starts_with(b"HTTP/1.1 200 "));
+    assert!(slow.buf.len() > STREAM_BYTES, "{} bytes", slow.buf.len());
+}

@@ -462,7 +462,10 @@ impl Conn {
     pub(crate) fn write_all(&mut self, parts: &[&[u8]], timeout: Duration) -> io::Result<()> {
         if !self.unsent.is_empty() {
             let unsent = std::mem::take(&mut self.unsent);
-            write_all_with_timeout(&mut self.stream, &[&unsent], timeout)?;
+            match &mut self.tls {
+                None => write_all_with_timeout(&mut self.stream, &[&unsent], timeout)?,
+                Some(tls) => tls.write_all(&mut self.stream, &[&unsent], timeout)?,
+            }
         }
         match &mut self.tls {
             None => write_all_with_timeout(&mut self.stream, parts, timeout),
@@ -471,13 +474,13 @@ impl Conn {
     }
 
     /// Writes what the socket takes now and keeps the rest, in order, for [`Conn::flush_unsent`]
-    /// (a deferred request's output: it waits for the client on epoll, not on a thread). Plain
-    /// connections only: TLS output is written with [`Conn::write_all`].
+    /// (a deferred request's output: it waits for the client on epoll, not on a thread). On TLS
+    /// what rustls's buffer takes is encrypted at once and the plaintext beyond it is kept.
     pub(crate) fn write_or_keep(&mut self, parts: &[&[u8]]) -> io::Result<()> {
-        let mut skip = if self.unsent.is_empty() {
-            write_nonblocking(&mut self.stream, parts)?
-        } else {
-            0
+        let mut skip = match &mut self.tls {
+            _ if !self.unsent.is_empty() => 0,
+            None => write_nonblocking(&mut self.stream, parts)?,
+            Some(tls) => tls.write_nonblocking(&mut self.stream, parts)?,
         };
         for part in parts {
             let kept = part.get(skip.min(part.len())..).unwrap_or_default();
@@ -490,21 +493,29 @@ impl Conn {
     /// Sends what [`Conn::write_or_keep`] kept, as far as the socket takes it now; true once
     /// nothing is left.
     pub(crate) fn flush_unsent(&mut self) -> io::Result<bool> {
+        if let Some(tls) = &mut self.tls {
+            if !tls.flush_nonblocking(&mut self.stream)? {
+                return Ok(false);
+            }
+        }
         if self.unsent.is_empty() {
             return Ok(true);
         }
-        let written = write_nonblocking(&mut self.stream, &[&self.unsent])?;
+        let written = match &mut self.tls {
+            None => write_nonblocking(&mut self.stream, &[&self.unsent])?,
+            Some(tls) => tls.write_nonblocking(&mut self.stream, &[&self.unsent])?,
+        };
         self.unsent.drain(..written);
         if self.unsent.is_empty() {
             // The largest chunk's copy is not kept for the life of the connection.
             self.unsent = Vec::new();
         }
-        Ok(self.unsent.is_empty())
+        Ok(!self.has_unsent())
     }
 
-    /// Output waits for the client to read.
+    /// Output waits for the client to read (on TLS, also encrypted bytes in rustls's buffer).
     pub(crate) fn has_unsent(&self) -> bool {
-        !self.unsent.is_empty()
+        !self.unsent.is_empty() || self.tls.as_ref().is_some_and(|tls| tls.has_unsent())
     }
 
     /// The client is given up on: what it did not read is dropped.

@@ -402,8 +402,7 @@ impl<'a> ConnTransport<'a> {
     /// deferred app's request keeps what does not fit instead (its request then parks until
     /// the client read it: `call.rs` asks `output_blocked` before each `next`).
     fn send(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
-        // TLS output is written through the session, waiting like a 1.0 app's (see `Conn`).
-        if self.park_writes && !self.conn.is_tls() {
+        if self.park_writes {
             return self.conn.write_or_keep(parts);
         }
         let timeout = self.timeout;

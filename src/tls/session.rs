@@ -152,6 +152,62 @@ impl TlsSession {
         self.flush(sock, Some(timeout))
     }
 
+    /// Encrypts as much of `parts` as rustls's outgoing buffer takes and sends what the socket
+    /// takes now, without waiting; returns the plaintext bytes taken (a deferred request's
+    /// output: the caller keeps the rest and waits for room on epoll).
+    pub(crate) fn write_nonblocking(
+        &mut self,
+        sock: &mut Stream,
+        parts: &[&[u8]],
+    ) -> io::Result<usize> {
+        let total: usize = parts.iter().map(|part| part.len()).sum();
+        let mut taken = 0;
+        loop {
+            taken += self.take_plaintext(parts, taken)?;
+            self.flush(sock, None)?;
+            // Stop when the socket is full (rustls still holds records: the caller waits for
+            // room on epoll, which raises a new edge) or when everything was taken. Stopping
+            // with an empty rustls buffer and plaintext left would wait for an edge that never
+            // comes.
+            if self.conn.wants_write() || taken == total {
+                return Ok(taken);
+            }
+        }
+    }
+
+    /// Gives rustls the bytes of `parts` after the first `skip`, as far as its outgoing
+    /// buffer's limit takes them; returns how many it took.
+    fn take_plaintext(&mut self, parts: &[&[u8]], mut skip: usize) -> io::Result<usize> {
+        let mut taken = 0;
+        for part in parts {
+            let mut rest = part.get(skip.min(part.len())..).unwrap_or_default();
+            skip = skip.saturating_sub(part.len());
+            while !rest.is_empty() {
+                match self.conn.writer().write(rest)? {
+                    // rustls's buffer limit: the rest waits until the socket took some.
+                    0 => return Ok(taken),
+                    n => {
+                        taken += n;
+                        rest = &rest[n..];
+                    }
+                }
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Encrypted bytes wait for room in the socket.
+    pub(crate) fn has_unsent(&self) -> bool {
+        self.conn.wants_write()
+    }
+
+    /// Sends the encrypted bytes waiting, as far as the socket takes them now; true once none
+    /// is left.
+    pub(crate) fn flush_nonblocking(&mut self, sock: &mut Stream) -> io::Result<bool> {
+        self.flush(sock, None)?;
+        Ok(!self.conn.wants_write())
+    }
+
     /// Sends what can be sent now (an error response on a connection being given up on).
     pub(crate) fn write_now(&mut self, sock: &mut Stream, bytes: &[u8]) -> io::Result<()> {
         self.conn.writer().write_all(bytes)?;
