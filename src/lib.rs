@@ -23,6 +23,7 @@ mod stats;
 mod supervisor;
 mod sys;
 mod tls;
+mod write_parts;
 
 use std::io::Write;
 

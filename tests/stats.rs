@@ -681,3 +681,16 @@ fn curl_scrapes_the_unix_socket_as_the_readme_shows() {
     let samples = parse_prometheus(&curl("/metrics"));
     assert_eq!(samples.get("webserver_requests_total"), Some(&1.0));
 }
+
+#[test]
+fn bytes_out_count_a_deferred_apps_responses_too() {
+    // An ABI 1.1 app's output goes through the non-blocking write path (it parks rather than
+    // wait for room); its bytes are counted like a blocking write's.
+    let (server, socket) = stats_server("axum_app", "stats-deferred-bytes", &[]);
+    let request = "GET /bytes?n=100000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let (sent, received, status) = raw_request(&server, request);
+    assert_eq!(status, 200);
+    let json = stats_json(&socket);
+    assert_eq!(json["bytes"]["in"], sent, "{json:#}");
+    assert_eq!(json["bytes"]["out"], received, "{json:#}");
+}

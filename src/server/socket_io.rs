@@ -10,9 +10,7 @@ use std::os::fd::AsFd;
 use std::time::Duration;
 
 use crate::sys::socket::{self, wait_ready, Ready};
-
-/// Slices handed to one `writev`: enough for a head, a body and a chunk frame around it.
-const MAX_WRITE_SLICES: usize = 8;
+use crate::write_parts::{slices_after, MAX_WRITE_SLICES};
 
 /// Read some bytes, waiting up to `timeout` for them. `Ok(0)` is end of stream.
 pub(crate) fn read_with_timeout<S: Read + AsFd>(
@@ -43,99 +41,49 @@ pub(crate) fn write_all_with_timeout<S: Write + AsFd>(
     parts: &[&[u8]],
     timeout: Duration,
 ) -> io::Result<()> {
-    let mut index = 0; // first part not fully written
-    let mut offset = 0; // bytes of parts[index] already written
-    while index < parts.len() {
-        if parts[index].len() == offset {
-            index += 1;
-            offset = 0;
-            continue;
+    let total: usize = parts.iter().map(|part| part.len()).sum();
+    let mut written = 0;
+    loop {
+        written += write_from(stream, parts, written)?;
+        if written >= total {
+            return Ok(());
         }
+        if !wait_ready(stream.as_fd(), Ready::Writable, timeout)? {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "client read nothing within --io-timeout",
+            ));
+        }
+    }
+}
+
+/// Writes as much of `parts` as the socket takes now, without waiting; returns how many bytes
+/// that was (fewer than all of them when the socket is full).
+pub(crate) fn write_nonblocking<S: Write>(stream: &mut S, parts: &[&[u8]]) -> io::Result<usize> {
+    write_from(stream, parts, 0)
+}
+
+/// Writes `parts` after their first `skip` bytes as far as the socket takes them now; returns
+/// how many bytes it took.
+fn write_from<S: Write>(stream: &mut S, parts: &[&[u8]], skip: usize) -> io::Result<usize> {
+    let mut written = 0;
+    loop {
         let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
-        let mut count = 0;
-        for (i, part) in parts[index..].iter().enumerate().take(slices.len()) {
-            let part = if i == 0 { &part[offset..] } else { part };
-            if !part.is_empty() {
-                slices[count] = IoSlice::new(part);
-                count += 1;
-            }
+        let count = slices_after(parts, skip + written, &mut slices);
+        if count == 0 {
+            return Ok(written);
         }
         match stream
             .write_vectored(&slices[..count])
             .inspect(|&n| crate::stats::bytes_out(n))
         {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(mut n) => {
-                while n > 0 {
-                    let left = parts[index].len() - offset;
-                    if n >= left {
-                        n -= left;
-                        index += 1;
-                        offset = 0;
-                    } else {
-                        offset += n;
-                        n = 0;
-                    }
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if !wait_ready(stream.as_fd(), Ready::Writable, timeout)? {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "client read nothing within --io-timeout",
-                    ));
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Writes as much of `parts` as the socket takes now, without waiting; returns how many bytes
-/// that was (fewer than all of them when the socket is full).
-pub(crate) fn write_nonblocking<S: Write>(stream: &mut S, parts: &[&[u8]]) -> io::Result<usize> {
-    let mut written = 0;
-    let mut index = 0; // first part not fully written
-    let mut offset = 0; // bytes of parts[index] already written
-    while index < parts.len() {
-        if parts[index].len() == offset {
-            index += 1;
-            offset = 0;
-            continue;
-        }
-        let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
-        let mut count = 0;
-        for (i, part) in parts[index..].iter().enumerate().take(slices.len()) {
-            let part = if i == 0 { &part[offset..] } else { part };
-            if !part.is_empty() {
-                slices[count] = IoSlice::new(part);
-                count += 1;
-            }
-        }
-        match stream.write_vectored(&slices[..count]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(mut n) => {
-                written += n;
-                while n > 0 {
-                    let left = parts[index].len() - offset;
-                    if n >= left {
-                        n -= left;
-                        index += 1;
-                        offset = 0;
-                    } else {
-                        offset += n;
-                        n = 0;
-                    }
-                }
-            }
+            Ok(n) => written += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(written),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(written)
 }
 
 /// One non-blocking read of up to `max` bytes appended to `buf` (no zero-filling first).

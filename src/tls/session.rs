@@ -20,9 +20,7 @@ use std::time::Duration;
 use rustls::{ServerConfig, ServerConnection};
 
 use crate::sys::socket::{wait_ready, Ready, Stream};
-
-/// Parts handed to rustls at once (a head, a body and a chunk frame around it fit).
-const MAX_WRITE_SLICES: usize = 8;
+use crate::write_parts::{slices_after, MAX_WRITE_SLICES};
 
 /// What one step of reading from the socket gave.
 enum Pulled {
@@ -117,39 +115,15 @@ impl TlsSession {
         parts: &[&[u8]],
         timeout: Duration,
     ) -> io::Result<()> {
-        let mut index = 0; // first part not fully taken
-        let mut offset = 0; // bytes of parts[index] already taken
-        while index < parts.len() {
-            let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
-            let mut count = 0;
-            for (i, part) in parts[index..].iter().enumerate().take(MAX_WRITE_SLICES) {
-                slices[count] = IoSlice::new(if i == 0 { &part[offset..] } else { part });
-                count += 1;
-            }
-            // One record for all the parts (a head and its body), as far as rustls's buffer
-            // limit takes them; the rest after a flush.
-            let mut taken = self.conn.writer().write_vectored(&slices[..count])?;
-            while taken > 0 {
-                let left = parts[index].len() - offset;
-                if taken >= left {
-                    taken -= left;
-                    index += 1;
-                    offset = 0;
-                } else {
-                    offset += taken;
-                    taken = 0;
-                }
-            }
-            // Empty parts are stepped over.
-            while index < parts.len() && parts[index].len() == offset {
-                index += 1;
-                offset = 0;
-            }
-            if index < parts.len() {
-                self.flush(sock, Some(timeout))?;
+        let total: usize = parts.iter().map(|part| part.len()).sum();
+        let mut taken = 0;
+        loop {
+            taken += self.take_plaintext(parts, taken)?;
+            self.flush(sock, Some(timeout))?;
+            if taken >= total {
+                return Ok(());
             }
         }
-        self.flush(sock, Some(timeout))
     }
 
     /// Encrypts as much of `parts` as rustls's outgoing buffer takes and sends what the socket
@@ -176,24 +150,22 @@ impl TlsSession {
     }
 
     /// Gives rustls the bytes of `parts` after the first `skip`, as far as its outgoing
-    /// buffer's limit takes them; returns how many it took.
-    fn take_plaintext(&mut self, parts: &[&[u8]], mut skip: usize) -> io::Result<usize> {
+    /// buffer's limit takes them; returns how many it took. The parts go in together, so a head
+    /// and its body make one record.
+    fn take_plaintext(&mut self, parts: &[&[u8]], skip: usize) -> io::Result<usize> {
         let mut taken = 0;
-        for part in parts {
-            let mut rest = part.get(skip.min(part.len())..).unwrap_or_default();
-            skip = skip.saturating_sub(part.len());
-            while !rest.is_empty() {
-                match self.conn.writer().write(rest)? {
-                    // rustls's buffer limit: the rest waits until the socket took some.
-                    0 => return Ok(taken),
-                    n => {
-                        taken += n;
-                        rest = &rest[n..];
-                    }
-                }
+        loop {
+            let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
+            let count = slices_after(parts, skip + taken, &mut slices);
+            if count == 0 {
+                return Ok(taken);
+            }
+            match self.conn.writer().write_vectored(&slices[..count])? {
+                // rustls's buffer limit: the rest waits until the socket took some.
+                0 => return Ok(taken),
+                n => taken += n,
             }
         }
-        Ok(taken)
     }
 
     /// Encrypted bytes wait for room in the socket.
