@@ -42,19 +42,15 @@ impl ProxyArgs {
     pub(crate) fn proxies(&self) -> Proxies {
         Proxies {
             trusted: self.forwarded_allow_ips.clone(),
-            proxy_protocol: self.proxy_protocol,
         }
     }
 
-    /// The same options as command-line arguments, for a worker's command line.
+    /// The same options as command-line arguments, for a worker's command line
+    /// (`--proxy-protocol` reaches workers as every listener's `proxy` option).
     pub(crate) fn to_args(&self) -> Vec<String> {
-        let mut args = vec![format!(
+        vec![format!(
             "--forwarded-allow-ips={}",
             self.forwarded_allow_ips
-        )];
-        if self.proxy_protocol {
-            args.push("--proxy-protocol".to_owned());
-        }
-        args
+        )]
     }
 }

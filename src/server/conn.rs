@@ -176,13 +176,6 @@ impl Conn {
         }
     }
 
-    /// The connection must start with a PROXY protocol header (v1 or v2), whose source address
-    /// becomes the peer; without a valid one it is closed (`--proxy-protocol`: every listener;
-    /// a listener's own `proxy` option already set this in `new`).
-    pub(crate) fn expect_proxy_header(&mut self) {
-        self.awaiting_proxy_header = true;
-    }
-
     /// The wake number of the request parked here (0 if it made no waker), if one is.
     pub(crate) fn parked_request(&self) -> Option<u64> {
         self.parked.as_ref().map(|parked| parked.body.wake_id)
@@ -257,7 +250,6 @@ impl Conn {
     }
 
     /// The options of the listener this connection came from.
-    #[allow(dead_code)] // read by the TLS stream (the PROXY header's flag is set in `new`)
     pub(crate) fn listener_options(&self) -> ListenerOptions {
         self.options
     }

@@ -441,9 +441,6 @@ fn accept_all(index: usize, shared_loop: &Loop, shared: &Shared, scratch: &mut T
                         shared.coarse_now(),
                         shared.config.header_timeout,
                     ));
-                    if shared.config.proxies.proxy_protocol {
-                        conn.expect_proxy_header();
-                    }
                     let tls = conn.listener_options().tls;
                     if let Some(config) = shared.config.tls.as_ref().filter(|_| tls) {
                         match TlsSession::new(config) {

@@ -3,7 +3,8 @@
 //! `http::peer_trust` and `http::proxy_protocol`; this file only applies them.
 //!
 //! Two sources can replace a connection's peer. A PROXY protocol header (the listener's
-//! `proxy` option or `--proxy-protocol`; read by `Conn` before the first request) replaces it
+//! `proxy` option, which the master sets on every listener for `--proxy-protocol`; read by
+//! `Conn` before the first request) replaces it
 //! for the whole connection. Then, per request, a peer in `--forwarded-allow-ips` may name the
 //! client and scheme in `Forwarded` / `X-Forwarded-*`; any other peer's such headers are
 //! removed before the app sees them. `REMOTE_ADDR`, `REMOTE_PORT`, `webserver.url_scheme` and
@@ -18,8 +19,6 @@ use crate::listen::Peer;
 pub(crate) struct Proxies {
     /// `--forwarded-allow-ips`.
     pub(crate) trusted: TrustList,
-    /// Every connection starts with a PROXY protocol header (`--proxy-protocol`).
-    pub(crate) proxy_protocol: bool,
 }
 
 /// Who a request comes from, once the proxies had their say.
@@ -96,7 +95,6 @@ mod tests {
         assert!(client(Peer::Unix, false, headers.iter().copied(), &proxies).strip_forwarding);
         let unix = Proxies {
             trusted: "unix".parse().unwrap(),
-            proxy_protocol: false,
         };
         let got = client(Peer::Unix, false, headers.iter().copied(), &unix);
         assert_eq!(got.remote, Peer::Tcp("198.51.100.4:0".parse().unwrap()));

@@ -136,6 +136,8 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
     let every_listener_tls = certificate && !opened.open.iter().any(|o| o.options.tls);
     for mut open in opened.open {
         open.options.tls |= every_listener_tls;
+        // --proxy-protocol: the `proxy` option on every listener.
+        open.options.proxy_protocol |= args.tuning.proxy.proxy_protocol;
         // One copy only (the original closes here): a stop closes it, and a second one would
         // keep the socket listening.
         let socket = dup_at_or_above(open.socket.as_fd(), FD_FLOOR)
