@@ -168,12 +168,20 @@ impl Environ {
             } else {
                 b", "
             };
+            // Repeated Content-Length fields were checked equal by the parser: CONTENT_LENGTH is
+            // that one number ("5", not "5, 5", which `int()` refuses), as gunicorn passes it.
+            let repeats = if name.eq_ignore_ascii_case(b"content-length") {
+                1
+            } else {
+                usize::MAX
+            };
             let mut first = true;
             for (_, v) in parts
                 .headers
                 .clone()
                 .skip(index)
                 .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .take(repeats)
             {
                 if !first {
                     self.arena.extend_from_slice(separator);
