@@ -19,6 +19,8 @@
  * The server accepts a descriptor whose major equals its own and whose size is at least the 1.0 size,
  * whatever its minor: a 1.0 app runs unchanged on a 1.1 server. A struct the server fills (ws_host,
  * ws_init) may be older than the app's header: check WS_HAS_FIELD before using an appended field.
+ * Only fixed-width integers, pointers and function pointers cross the boundary (no `bool`, no
+ * enums), and the descriptor's fixed header (magic, major, minor, size, flags) never changes.
  *
  * Ownership — nothing is ever freed by the side that did not allocate it:
  *  - Server-owned: the ws_request, its environ array and every byte it points to, the io handle and
