@@ -558,6 +558,33 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_content_length_is_one_number() {
+        // The parser let it through only because the values are equal.
+        let headers: [(&[u8], &[u8]); 3] = [
+            (b"Content-Length", b"5"),
+            (b"X-A", b"1"),
+            (b"content-length", b"5"),
+        ];
+        let mut environ = Environ::default();
+        let pairs = environ.build(RequestParts {
+            method: b"POST",
+            target: Target {
+                path: b"/",
+                query: b"",
+                authority: None,
+            },
+            version_minor: 1,
+            headers: headers.iter().copied(),
+            local: None,
+            remote: Peer::Unix,
+            url_scheme: b"http",
+            strip_forwarding: false,
+            flags: 0,
+        });
+        assert_eq!(lookup(pairs, "CONTENT_LENGTH"), Some(&b"5"[..]));
+    }
+
+    #[test]
     fn a_unix_socket_request_has_an_empty_remote_addr_and_its_hosts_port() {
         let mut environ = Environ::default();
         let unix = |environ: &mut Environ, host: &'static [u8]| -> Vec<(String, Vec<u8>)> {
