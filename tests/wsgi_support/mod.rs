@@ -25,46 +25,54 @@ fn base_python() -> String {
     std::env::var("PYO3_PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
 
-/// `target/wsgi-venv` with `examples/wsgi/requirements.txt` installed: made once, then reused while
-/// the requirements file is unchanged (a stamp inside holds its contents). Several test processes
-/// may ask at once: an exclusive lock on a file beside it makes one of them install.
+/// `target/wsgi-venv` with `examples/wsgi/requirements.txt` installed ([`make_venv`]).
 pub fn venv() -> &'static Path {
     static VENV: OnceLock<PathBuf> = OnceLock::new();
     VENV.get_or_init(|| {
-        let target = debug_dir().parent().expect("target dir").to_path_buf();
-        let venv = target.join("wsgi-venv");
-        let requirements = examples_dir().join("requirements.txt");
-        let wanted = std::fs::read_to_string(&requirements)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}", requirements.display()));
-        let stamp = venv.join("installed-requirements.txt");
-        let lock = File::create(target.join("wsgi-venv.lock")).expect("create wsgi-venv.lock");
-        // SAFETY: flock on a file descriptor we own; released when `lock` is closed.
-        let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
-        assert_eq!(
-            rc,
-            0,
-            "flock wsgi-venv.lock: {}",
-            std::io::Error::last_os_error()
-        );
-        if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
-            return venv;
-        }
-        let python = base_python();
-        if !venv.join("bin/python").exists() {
-            run(
-                Command::new(&python).args(["-m", "venv"]).arg(&venv),
-                "create the virtualenv",
-            );
-        }
-        run(
-            Command::new(venv.join("bin/pip"))
-                .args(["install", "--disable-pip-version-check", "--quiet", "-r"])
-                .arg(&requirements),
+        make_venv(
+            "wsgi-venv",
+            &examples_dir().join("requirements.txt"),
             "install the WSGI frameworks (Flask, Pyramid, Django) the tests serve",
-        );
-        std::fs::write(&stamp, &wanted).expect("write the virtualenv stamp");
-        venv
+        )
     })
+}
+
+/// `target/NAME` with `requirements` installed: made once, then reused while the requirements
+/// file is unchanged (a stamp inside holds its contents). Several test processes may ask at once:
+/// an exclusive lock on a file beside it makes one of them install.
+pub fn make_venv(name: &str, requirements: &Path, what: &str) -> PathBuf {
+    let target = debug_dir().parent().expect("target dir").to_path_buf();
+    let venv = target.join(name);
+    let wanted = std::fs::read_to_string(requirements)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", requirements.display()));
+    let stamp = venv.join("installed-requirements.txt");
+    let lock = File::create(target.join(format!("{name}.lock"))).expect("create the venv lock");
+    // SAFETY: flock on a file descriptor we own; released when `lock` is closed.
+    let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(
+        rc,
+        0,
+        "flock {name}.lock: {}",
+        std::io::Error::last_os_error()
+    );
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+        return venv;
+    }
+    let python = base_python();
+    if !venv.join("bin/python").exists() {
+        run(
+            Command::new(&python).args(["-m", "venv"]).arg(&venv),
+            "create the virtualenv",
+        );
+    }
+    run(
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "--disable-pip-version-check", "--quiet", "-r"])
+            .arg(requirements),
+        what,
+    );
+    std::fs::write(&stamp, &wanted).expect("write the virtualenv stamp");
+    venv
 }
 
 fn run(cmd: &mut Command, what: &str) {
@@ -73,7 +81,7 @@ fn run(cmd: &mut Command, what: &str) {
         .unwrap_or_else(|e| panic!("cannot {what}: {cmd:?} did not start: {e}"));
     assert!(
         out.status.success(),
-        "cannot {what}: {cmd:?} failed ({}); the WSGI tests need python3 with venv and pip, and \
+        "cannot {what}: {cmd:?} failed ({}); the Python bridges' tests need python3 with venv and pip, and \
          PyPI (or a pip cache) reachable\nstdout:\n{}\nstderr:\n{}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
