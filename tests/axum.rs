@@ -648,3 +648,95 @@ fn hot_swaps_between_two_axum_builds_under_load_lose_no_request() {
         assert!(seen.iter().any(|b| b == name), "the load never saw {name}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Stopping with a blocking task that never ends
+// ---------------------------------------------------------------------------------------------
+
+/// The graceful timeout of the stop tests.
+const GRACEFUL_SECS: u64 = 2;
+/// How much later than the graceful timeout the stop may end: less than the master's own margin
+/// (2 s) before it kills the workers, so a worker killed by the master does not pass.
+const STOP_SLACK: Duration = Duration::from_millis(1500);
+
+/// The log lines of a shutdown that abandoned a blocking task: the adapter's and the worker's.
+fn assert_abandoned_logged(ws: &Server) {
+    for needle in [
+        "thread(s) of the app's tokio runtime still running",
+        "the app's shutdown has not returned; exiting without waiting for it",
+    ] {
+        assert!(
+            ws.wait_for_log(IO_TIMEOUT, |l| l.contains(needle))
+                .is_some(),
+            "no {needle:?} line:\n{}",
+            ws.stderr()
+        );
+    }
+}
+
+#[test]
+fn term_stops_within_the_graceful_timeout_despite_a_blocking_task_that_never_ends() {
+    let mut ws = webserver()
+        .args(["--graceful-timeout", &GRACEFUL_SECS.to_string()])
+        .start();
+    let worker = worker_pid(&ws);
+    assert_eq!(ws.get("/block-forever").status, 200);
+    let stopped = Instant::now();
+    ws.signal(libc::SIGTERM);
+    let limit = Duration::from_secs(GRACEFUL_SECS) + STOP_SLACK;
+    let status = ws.wait_exit(limit + Duration::from_secs(5));
+    let took = stopped.elapsed();
+    assert!(
+        status.is_some(),
+        "the server did not stop:\n{}",
+        ws.stderr()
+    );
+    assert!(
+        took < limit,
+        "the stop took {took:?} (graceful timeout {GRACEFUL_SECS} s):\n{}",
+        ws.stderr()
+    );
+    assert!(
+        !process_exists(worker),
+        "the worker {worker} is still there"
+    );
+    assert!(
+        !ws.stderr().contains("did not stop in time; killing"),
+        "the master had to kill the worker:\n{}",
+        ws.stderr()
+    );
+    assert_abandoned_logged(&ws);
+}
+
+#[test]
+fn a_hot_swap_retires_a_worker_with_a_blocking_task_that_never_ends() {
+    use common::swap::hup;
+    let dir = fresh_dir("axum-stuck-swap");
+    let pid_file = dir.join("ws.pid");
+    let mut target = sample_app("axum_app").into_os_string();
+    target.push(":app");
+    let ws = server(target)
+        .args(["--graceful-timeout", &GRACEFUL_SECS.to_string()])
+        .args([std::ffi::OsStr::new("--pid"), pid_file.as_os_str()])
+        .start();
+    wait_first_ready(&pid_file);
+    let old = worker_pid(&ws);
+    assert_eq!(ws.get("/block-forever").status, 200);
+    let swapped = Instant::now();
+    let (state, _, rest) = hup(&pid_file);
+    assert_eq!(state, "ready", "the swap failed: {rest}");
+    let limit = Duration::from_secs(GRACEFUL_SECS) + STOP_SLACK;
+    poll(
+        limit + Duration::from_secs(5),
+        "the old worker to exit",
+        || (!process_exists(old)).then_some(()),
+    );
+    let took = swapped.elapsed();
+    assert!(
+        took < limit,
+        "the old worker took {took:?} to exit (graceful timeout {GRACEFUL_SECS} s):\n{}",
+        ws.stderr()
+    );
+    assert_abandoned_logged(&ws);
+    assert_eq!(ws.get("/").status, 200, "the new generation serves");
+}
