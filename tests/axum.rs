@@ -740,3 +740,52 @@ fn a_hot_swap_retires_a_worker_with_a_blocking_task_that_never_ends() {
     assert_abandoned_logged(&ws);
     assert_eq!(ws.get("/").status, 200, "the new generation serves");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The request target as the router gets it
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn the_request_target_reaches_the_router_as_axum_serve_hands_it_over() {
+    let ws = webserver().start();
+    let axum = AxumServe::start();
+    for (method, target) in [
+        ("OPTIONS", "*"),
+        ("GET", "/nope?q=caf\u{e9}&r=caf%C3%A9&s=a/b?c"),
+        ("GET", "/hello/x?greeting=Gr\u{fc}\u{df}+dich"),
+    ] {
+        let ours = send(ws.addr(), method, target, &[], b"");
+        let theirs = send(axum.addr, method, target, &[], b"");
+        assert_eq!(
+            essence(&ours),
+            essence(&theirs),
+            "{method} {target}: webserver (left) and axum::serve (right) differ"
+        );
+    }
+    assert_eq!(
+        send(ws.addr(), "OPTIONS", "*", &[], b"").text(),
+        "no route for OPTIONS *\n"
+    );
+    assert_eq!(
+        send(ws.addr(), "GET", "/nope?q=caf\u{e9}", &[], b"").text(),
+        "no route for GET /nope?q=caf\u{e9}\n",
+        "a UTF-8 query reaches the router as sent"
+    );
+}
+
+#[test]
+fn a_query_with_bytes_a_uri_cannot_hold_reaches_the_router_escaped() {
+    // axum::serve (hyper) answers 400 to these; the server accepted the request, so the router
+    // gets it, with those bytes percent-encoded: the Query extractor decodes the same value.
+    let ws = webserver().start();
+    let hello = send(ws.addr(), "GET", r#"/hello/x?greeting="<hi>""#, &[], b"");
+    assert_eq!(hello.status, 200, "{hello:?}\n{}", ws.stderr());
+    assert_eq!(hello.text(), "\"<hi>\", x!\n");
+    let echoed = send(ws.addr(), "GET", r#"/nope?q="<>"&r=1"#, &[], b"");
+    assert_eq!(echoed.text(), "no route for GET /nope?q=%22%3C%3E%22&r=1\n");
+    assert!(
+        !ws.stderr().contains("ERROR"),
+        "a request the server accepted is no error:\n{}",
+        ws.stderr()
+    );
+}

@@ -8,7 +8,7 @@
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::sse::{Event, Sse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -64,6 +64,7 @@ pub fn router() -> Router {
         .route("/bytes", get(bytes))
         .route("/panic", get(panic))
         .route("/block-forever", get(block_forever))
+        .fallback(no_route)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         // Added after the layer above, so only its own limit applies (axum layers wrap the routes
         // that exist when `.layer` is called).
@@ -76,6 +77,15 @@ pub fn router() -> Router {
             HeaderValue::from_static("axum-app"),
         ))
         .with_state(state)
+}
+
+/// 404 naming the method and the URI as the router got them (`OPTIONS *`, a raw query): how a
+/// server hands the request target over shows here.
+async fn no_route(method: Method, uri: Uri) -> (StatusCode, String) {
+    (
+        StatusCode::NOT_FOUND,
+        format!("no route for {method} {uri}\n"),
+    )
 }
 
 #[derive(Deserialize)]
