@@ -19,6 +19,8 @@
  * The server accepts a descriptor whose major equals its own and whose size is at least the 1.0 size,
  * whatever its minor: a 1.0 app runs unchanged on a 1.1 server. A struct the server fills (ws_host,
  * ws_init) may be older than the app's header: check WS_HAS_FIELD before using an appended field.
+ * Only fixed-width integers, pointers and function pointers cross the boundary (no `bool`, no
+ * enums), and the descriptor's fixed header (magic, major, minor, size, flags) never changes.
  *
  * Ownership — nothing is ever freed by the side that did not allocate it:
  *  - Server-owned: the ws_request, its environ array and every byte it points to, the io handle and
@@ -42,8 +44,9 @@
  * unless the descriptor sets WS_APP_SINGLE_THREADED (the server then serialises `call` and `next`).
  * `init` runs once per process before any call; `shutdown` runs after the last `close`, never
  * concurrently, and counts against the stop's --graceful-timeout (it gets at least 1 s): a worker
- * whose `shutdown` has not returned by then logs it and exits without waiting further. `waker_wake` and `waker_free` (ABI 1.1) are the only request callbacks that any
- * thread may call at any time.
+ * whose `shutdown` has not returned by then logs it and exits without waiting further.
+ * `waker_wake` and `waker_free` (ABI 1.1) are the only request callbacks that any thread may call
+ * at any time.
  *
  * Deferred responses (ABI 1.1) — an app answers later without holding a server thread:
  *  - A body `next` may return WS_PENDING: no chunk now. The server parks the request: no serving
