@@ -1,4 +1,6 @@
-//! A worker's life: load the app, report ready, wait for the go, serve, drain, exit.
+//! A worker's life: load the app, report ready, wait for the go, serve, drain, shut the app down
+//! (within the stop's `--graceful-timeout`: a shutdown that has not returned by then is abandoned
+//! with the process), exit.
 //!
 //! The master passes the listening sockets from `FIRST_LISTEN_FD` up (one `--listener OPTIONS`
 //! each, in order), the write end of its pipe as
@@ -210,7 +212,7 @@ fn shut_down_within(app: LoadedApp, deadline: Instant) {
             let wait = deadline.saturating_duration_since(Instant::now());
             if let Err(RecvTimeoutError::Timeout) = watched.recv_timeout(wait) {
                 log::warn!(
-                    "graceful timeout: the app's shutdown has not returned; exiting without waiting for it (what it was still doing is abandoned)"
+                    "graceful timeout: the app's shutdown has not returned; exiting without waiting for it (what it was still doing is abandoned; raise --graceful-timeout if it needs longer)"
                 );
                 logging::flush_all();
                 exit_now(0);
