@@ -89,7 +89,12 @@ impl Ca {
 }
 
 fn tls_server(cert: &ServerCert) -> ServerBuilder {
-    sample_server("echo").args([
+    tls_sample_server("echo", cert)
+}
+
+/// The sample app `name` served over TLS with `cert`.
+fn tls_sample_server(name: &str, cert: &ServerCert) -> ServerBuilder {
+    sample_server(name).args([
         "--certfile".as_ref(),
         cert.certfile.as_os_str(),
         "--keyfile".as_ref(),
@@ -656,15 +661,8 @@ fn a_tls_client_that_does_not_read_a_deferred_stream_holds_no_serving_thread() {
     const STREAM_BYTES: usize = 32 << 20;
     let ca = Ca::new("tls-unread");
     let cert = ca.issue("server-one", 1, KeyPair::generate().unwrap());
-    let server = sample_server("axum_app")
-        .args([
-            "--certfile".as_ref(),
-            cert.certfile.as_os_str(),
-            "--keyfile".as_ref(),
-            cert.keyfile.as_os_str(),
-            "--threads".as_ref(),
-            "1".as_ref(),
-        ])
+    let server = tls_sample_server("axum_app", &cert)
+        .args(["--threads", "1"])
         .start();
     let config = ca.client_config();
     let mut slow = TlsClient::connect(server.addr(), &config);
@@ -805,18 +803,54 @@ fn openssl_s_client_sees_a_clean_close() {
 fn a_close_notify_that_comes_with_the_request_closes_right_after_the_response() {
     let ca = Ca::new("tls-client-close-notify");
     let cert = ca.issue("server-one", 1, KeyPair::generate().unwrap());
-    // The default --keep-alive (5 s) is what the connection waited before.
-    let server = tls_server(&cert).start();
+    let config = ca.client_config();
+    // An app answering at once, and one whose request parks for its answer (the server must
+    // not take the close_notify for a client that left). The default --keep-alive (5 s) is
+    // what the connection waited before.
+    for (app, target, body) in [
+        ("echo", "/last", None),
+        ("axum_app", "/sleep?ms=200", Some(&b"slept 200 ms\n"[..])),
+    ] {
+        let server = tls_sample_server(app, &cert).start();
+        let mut client = TlsClient::connect(server.addr(), &config);
+        let sent = Instant::now();
+        client
+            .send_with_close_notify(format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        let reply = client.read_reply();
+        assert_eq!(reply.status, 200, "{app}: {}", reply.head);
+        if let Some(body) = body {
+            assert_eq!(reply.body, body, "{app}");
+        }
+        let closed = client.read_to_close();
+        let took = sent.elapsed();
+        assert!(
+            took < Duration::from_secs(2),
+            "{app}: the server closed {took:?} after the request (keep-alive is 5 s)"
+        );
+        assert_eq!(closed, Ok(()), "{app}");
+    }
+}
+
+#[test]
+fn a_close_notify_in_the_middle_of_a_body_a_deferred_app_reads_ends_the_request_at_once() {
+    let ca = Ca::new("tls-close-notify-body");
+    let cert = ca.issue("server-one", 1, KeyPair::generate().unwrap());
+    let server = tls_sample_server("axum_app", &cert).start();
     let mut client = TlsClient::connect(server.addr(), &ca.client_config());
     let sent = Instant::now();
-    client.send_with_close_notify(b"GET /last HTTP/1.1\r\nHost: x\r\n\r\n");
-    let reply = client.read_reply();
-    assert_eq!(reply.status, 200, "{}", reply.head);
+    client.send_with_close_notify(
+        b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly ten b",
+    );
     let closed = client.read_to_close();
     let took = sent.elapsed();
     assert!(
         took < Duration::from_secs(2),
-        "the server closed {took:?} after the request (keep-alive is 5 s)"
+        "the server closed {took:?} after the cut body (it waited for the rest)"
     );
     assert_eq!(closed, Ok(()));
+    assert!(
+        !String::from_utf8_lossy(&client.buf).starts_with("HTTP/1.1 200"),
+        "a cut body was answered 200: {:?}",
+        String::from_utf8_lossy(&client.buf)
+    );
 }

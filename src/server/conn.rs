@@ -223,7 +223,9 @@ impl Conn {
             }
             self.compact();
             match self.read_available(BODY_READ) {
-                Ok(0) => return false,
+                // A TLS client's close_notify ends its input, not the connection: it still
+                // reads the response (`tls_half_closed`).
+                Ok(0) => return self.tls_half_closed(),
                 Ok(n) if n < BODY_READ => {
                     self.drained = true;
                     return true;
@@ -352,6 +354,11 @@ impl Conn {
     /// announce it, so the next head read must look for it instead of parking.
     fn tls_ended(&self) -> bool {
         self.tls.as_ref().is_some_and(|tls| tls.ended())
+    }
+
+    /// A TLS client sent close_notify: nothing more will arrive, but it may still read.
+    pub(crate) fn tls_half_closed(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.half_closed())
     }
 
     /// Looks for the next head in the input, reading what the socket holds (without waiting)

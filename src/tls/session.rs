@@ -14,6 +14,10 @@
 //! end (its close_notify, or the socket's end) came with those bytes: no new edge will announce
 //! it, so the caller reads again instead, and finds the end.
 //!
+//! A client's close_notify ends its input only ([`TlsSession::half_closed`]): a request it sent
+//! before is answered (a parked one is not taken for a client that left), then the connection
+//! closes.
+//!
 //! Every TLS connection the server closes ends with a close_notify alert (RFC 8446 §6.1, and
 //! RFC 9112 §9.8 for HTTP: a server MUST send one before it closes): [`TlsSession::close`], when
 //! the connection is dropped, whatever the reason (`Connection: close`, a timeout, an error, a
@@ -45,18 +49,31 @@ pub(crate) struct TlsSession {
     /// The client's end of the stream was seen after some plaintext in the same read: the next
     /// read returns it.
     ended: bool,
+    /// The client sent close_notify: it sends nothing more, but may still read (RFC 8446 §6.1:
+    /// a close_notify does not affect the read side).
+    half_closed: bool,
 }
 
 impl TlsSession {
     pub(crate) fn new(config: &Arc<ServerConfig>) -> io::Result<TlsSession> {
         let conn = ServerConnection::new(Arc::clone(config)).map_err(io::Error::other)?;
-        Ok(TlsSession { conn, ended: false })
+        Ok(TlsSession {
+            conn,
+            ended: false,
+            half_closed: false,
+        })
     }
 
     /// The last read's bytes came with the client's end of the stream (a read that returned
     /// fewer bytes than asked did not find the socket merely empty): read again to see it.
     pub(crate) fn ended(&self) -> bool {
         self.ended
+    }
+
+    /// The client sent close_notify (rather than just closing the socket): the end of its
+    /// input, not of the connection, so a request it sent is still answered.
+    pub(crate) fn half_closed(&self) -> bool {
+        self.half_closed
     }
 
     /// Ends the TLS channel before the socket closes: a close_notify alert, sent without
@@ -267,7 +284,10 @@ impl TlsSession {
             }
         }
         match processed {
-            Ok(_) => Ok(()),
+            Ok(state) => {
+                self.half_closed |= state.peer_has_closed();
+                Ok(())
+            }
             Err(e) => {
                 if handshaking {
                     // The same text for the same failure, so the log's repeat limit
