@@ -331,3 +331,40 @@ fn cargo_build_workspace_is_advised_only_for_the_sample_apps() {
         "{stderr}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Habits from other servers
+// ---------------------------------------------------------------------------------------------
+
+/// `webserver flaskapp:app` where flaskapp.py is (the article's and gunicorn's way): the answer
+/// names the WSGI adapter, not a Rust build; the same for a dotted module and for `flaskapp.py`.
+#[test]
+fn a_python_module_named_as_the_library_points_to_the_wsgi_adapter() {
+    let cwd = fresh_dir("python-target");
+    std::fs::write(
+        cwd.join("flaskapp.py"),
+        "def app(environ, start_response): pass\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(cwd.join("pkg")).unwrap();
+    std::fs::write(cwd.join("pkg/__init__.py"), "").unwrap();
+    std::fs::write(cwd.join("pkg/module.py"), "application = None\n").unwrap();
+    for (target, advice) in [
+        ("flaskapp:app", "webserver wsgi:app flaskapp:app"),
+        ("flaskapp.py:app", "webserver wsgi:app flaskapp:app"),
+        (
+            "pkg.module:application",
+            "webserver wsgi:app pkg.module:application",
+        ),
+    ] {
+        let exited = server(target).cwd(&cwd).run_to_exit();
+        assert_load_error(&exited, &["is a Python module", advice]);
+        assert!(!exited.stderr.contains("cargo build"), "{exited:?}");
+        let check = webserver(&cwd, &["check", target]);
+        assert_eq!(check.status.code(), Some(1), "{check:?}");
+        assert!(
+            String::from_utf8_lossy(&check.stderr).contains(advice),
+            "{check:?}"
+        );
+    }
+}
