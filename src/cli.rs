@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
+pub(crate) mod habits;
 mod proxy;
 
 use crate::app::target::AppTarget;

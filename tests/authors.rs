@@ -368,3 +368,29 @@ fn a_python_module_named_as_the_library_points_to_the_wsgi_adapter() {
         );
     }
 }
+
+/// gunicorn's, uvicorn's and flask's listening flags: the error says which -b to write instead
+/// of clap's tip to pass `--port` as a value.
+#[test]
+fn port_and_host_flags_point_to_bind() {
+    let cwd = fresh_dir("port-habit");
+    for (args, advice) in [
+        (&["--port", "8000", "hello:app"][..], "-b 127.0.0.1:8000"),
+        (&["--port=9000", "hello:app"][..], "-b 127.0.0.1:9000"),
+        (
+            &["--host", "0.0.0.0", "--port", "8000", "hello:app"][..],
+            "-b 0.0.0.0:8000",
+        ),
+        (&["--host", "::1", "hello:app"][..], "-b [::1]:8888"),
+        (
+            &["--uds", "/tmp/app.sock", "hello:app"][..],
+            "-b unix:/tmp/app.sock",
+        ),
+    ] {
+        let out = webserver(&cwd, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(advice), "{args:?}: {stderr}");
+        assert!(!stderr.contains("use '--"), "{args:?}: {stderr}");
+    }
+}
