@@ -7,6 +7,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -104,6 +106,95 @@ fn new_c_app_builds_with_make_and_serves() {
     let check = webserver(&app, &["check", "./libcee.so:app"]);
     assert_ok("webserver check", &check);
     serve_and_greet(&app.join("libcee.so"), "Hello from cee! path=/greet\n");
+}
+
+/// `make` in `dir`, asserting it built.
+fn make(dir: &Path) {
+    let make = Command::new("make")
+        .current_dir(dir)
+        .output()
+        .expect("run make (the C-app test needs make and cc)");
+    assert_ok("make", &make);
+}
+
+/// `GET path` sent on a new connection (the response is read later).
+fn send_get(server: &Server, path: &str) -> Conn {
+    let mut conn = server.connect();
+    conn.send(format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    ));
+    conn
+}
+
+/// The generated C app answers `/later` from its own worker threads (ABI 1.1: `WS_PENDING`, a
+/// waker): on one serving thread, requests parked on slow work hold no thread, many of them at
+/// once are each answered, and requests whose clients left are cancelled and freed without the
+/// worker threads outliving the app (TERM exits cleanly while they were busy).
+#[test]
+fn new_c_app_defers_to_its_worker_threads_without_holding_a_serving_thread() {
+    let tmp = OutsideDir::new("c-later");
+    assert_ok(
+        "webserver new --lang c",
+        &webserver(&tmp.0, &["new", "later", "--lang", "c"]),
+    );
+    let app = tmp.0.join("later");
+    make(&app);
+    let mut target = app.join("liblater.so").into_os_string();
+    target.push(":app");
+    let mut server = server(target).args(["--threads", "1"]).start();
+
+    // Slow work parked on every worker thread of the app: the one serving thread stays free.
+    let slow: Vec<Conn> = (0..4)
+        .map(|_| send_get(&server, "/later?ms=3000"))
+        .collect();
+    let started = Instant::now();
+    let now = server.get("/now");
+    assert_eq!(now.status, 200, "{}", server.stderr());
+    assert_eq!(now.text(), "Hello from later! path=/now\n");
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "the immediate route waited {:?} behind parked requests",
+        started.elapsed()
+    );
+    for mut conn in slow {
+        let resp = conn.read_response();
+        assert_eq!(resp.status, 200, "{}", server.stderr());
+        assert_eq!(resp.text(), "Hello later from later, after 3000 ms\n");
+    }
+
+    // Many at once, each answered with its own result.
+    let many: Vec<(u64, Conn)> = (0..24u64)
+        .map(|i| (i, send_get(&server, &format!("/later?ms={}", 10 + i))))
+        .collect();
+    for (i, mut conn) in many {
+        let resp = conn.read_response();
+        assert_eq!(resp.status, 200, "{}", server.stderr());
+        assert_eq!(
+            resp.text(),
+            format!("Hello later from later, after {} ms\n", 10 + i)
+        );
+    }
+
+    // Clients that leave while their work runs: `close` cancels it, the workers let go of it.
+    let leaving: Vec<Conn> = (0..8)
+        .map(|_| send_get(&server, "/later?ms=5000"))
+        .collect();
+    thread::sleep(Duration::from_millis(300)); // parked, then the clients leave
+    drop(leaving);
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.get("/still").status, 200, "{}", server.stderr());
+    let stopping = Instant::now();
+    server.signal(libc::SIGTERM);
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no exit after TERM: {}", server.stderr()));
+    assert!(status.success(), "{status:?}: {}", server.stderr());
+    assert!(
+        stopping.elapsed() < Duration::from_secs(4),
+        "cancelled work held the stop for {:?}",
+        stopping.elapsed()
+    );
+    assert!(!server.stderr().contains("ERROR"), "{}", server.stderr());
 }
 
 #[test]
