@@ -197,10 +197,40 @@ fn new_c_app_defers_to_its_worker_threads_without_holding_a_serving_thread() {
     assert!(!server.stderr().contains("ERROR"), "{}", server.stderr());
 }
 
+/// `webserver new PATH`, as `cargo new PATH`: the last component names the app, the directories
+/// before it are created; both languages, relative and absolute.
+#[test]
+fn new_takes_a_path_whose_last_component_names_the_app() {
+    let tmp = OutsideDir::new("path");
+    let rust = webserver(&tmp.0, &["new", "apps/web/my-svc"]);
+    assert_ok("webserver new apps/web/my-svc", &rust);
+    let manifest = std::fs::read_to_string(tmp.0.join("apps/web/my-svc/Cargo.toml")).unwrap();
+    assert!(manifest.contains("name = \"my-svc\""), "{manifest}");
+    assert!(
+        String::from_utf8_lossy(&rust.stdout).contains("apps/web/my-svc"),
+        "{rust:?}"
+    );
+
+    let c_dir = tmp.0.join("c/deep/cee2");
+    let c = webserver(
+        &workspace_dir(),
+        &["new", &c_dir.to_string_lossy(), "--lang", "c"],
+    );
+    assert_ok("webserver new /abs/path --lang c", &c);
+    assert!(c_dir.join("cee2.c").is_file());
+    make(&c_dir);
+    let server = server(format!("{}:app", c_dir.join("libcee2.so").display())).start();
+    assert_eq!(server.get("/x").text(), "Hello from cee2! path=/x\n");
+
+    let trailing = webserver(&tmp.0, &["new", "slash/", "--lang", "c"]);
+    assert_ok("webserver new slash/", &trailing);
+    assert!(tmp.0.join("slash/slash.c").is_file());
+}
+
 #[test]
 fn new_refuses_a_bad_name_and_an_existing_directory() {
     let tmp = OutsideDir::new("refuse");
-    let bad = webserver(&tmp.0, &["new", "../escape"]);
+    let bad = webserver(&tmp.0, &["new", "apps/1escape"]);
     assert_eq!(bad.status.code(), Some(1), "{bad:?}");
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a usable app name"));
     std::fs::create_dir_all(tmp.0.join("taken")).unwrap();
