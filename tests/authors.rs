@@ -436,11 +436,20 @@ fn cargo_build_workspace_is_advised_only_for_the_sample_apps() {
     // A webserver with no sample apps beside it (an installed one) asked for one of them.
     let alone = cwd.join("webserver");
     std::fs::copy(webserver_exe(), &alone).unwrap();
-    let out = Command::new(&alone)
-        .current_dir(&cwd)
-        .args(["--bind", "127.0.0.1:0", "hello:app"])
-        .output()
-        .unwrap();
+    // Another test thread forking while the copy was open for writing holds a writable
+    // descriptor of it until that child execs: exec fails with ETXTBSY meanwhile.
+    let out = poll(
+        Duration::from_secs(10),
+        "exec of the copied binary",
+        || match Command::new(&alone)
+            .current_dir(&cwd)
+            .args(["--bind", "127.0.0.1:0", "hello:app"])
+            .output()
+        {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => None,
+            result => Some(result.unwrap()),
+        },
+    );
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
