@@ -493,6 +493,11 @@ fn a_python_module_named_as_the_library_points_to_the_wsgi_adapter() {
             "{check:?}"
         );
     }
+    // gunicorn's `module` alone (module:application): a usage error, with the same advice.
+    let alone = webserver(&cwd, &["flaskapp"]);
+    let stderr = String::from_utf8_lossy(&alone.stderr);
+    assert_eq!(alone.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("webserver wsgi:app flaskapp\n"), "{stderr}");
 }
 
 /// gunicorn's, uvicorn's and flask's listening flags: the error says which -b to write instead
@@ -512,6 +517,7 @@ fn port_and_host_flags_point_to_bind() {
             &["--uds", "/tmp/app.sock", "hello:app"][..],
             "-b unix:/tmp/app.sock",
         ),
+        (&["--fd", "3", "hello:app"][..], "-b fd://3"),
     ] {
         let out = webserver(&cwd, args);
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -91,8 +91,25 @@ impl AppTarget {
                 lib: lib.to_owned(),
                 symbol: symbol.to_owned(),
             }),
-            _ => Err(TargetError::Syntax(arg.to_owned())),
+            _ => Err(Self::python_module_alone(arg)
+                .unwrap_or_else(|| TargetError::Syntax(arg.to_owned()))),
         }
+    }
+
+    /// gunicorn's `module` alone (its `module:application`), when the current directory holds
+    /// that module: the adapter takes the same argument.
+    fn python_module_alone(arg: &str) -> Option<TargetError> {
+        let as_target = AppTarget {
+            lib: arg.to_owned(),
+            symbol: String::new(),
+        };
+        let cwd = std::env::current_dir().ok()?;
+        let (module, file) = as_target.python_module(&cwd)?;
+        Some(TargetError::PythonModule {
+            lib: arg.to_owned(),
+            file,
+            wsgi_target: module,
+        })
     }
 
     /// The places this target may live, in lookup order.

@@ -1,5 +1,5 @@
 //! The listening flags of other servers (gunicorn's and uvicorn's `--host`/`--port`/`--uds`,
-//! waitress's `--listen`/`--unix-socket`): refused like any unknown flag, but with the `-b` that
+//! uvicorn's `--fd`, waitress's `--listen`/`--unix-socket`): refused like any unknown flag, but with the `-b` that
 //! says the same here instead of clap's tip to pass the flag as a value (`use -- --port`), which
 //! only a flag meant for the app needs.
 
@@ -16,6 +16,7 @@ const HOST: &str = "--host";
 const PORT: &str = "--port";
 const LISTEN: &str = "--listen";
 const SOCKET_FLAGS: [&str; 2] = ["--uds", "--unix-socket"];
+const FD: &str = "--fd";
 
 /// `err` itself, or, when it refuses one of those flags, the same usage error saying which `-b`
 /// to write instead (worked out from every such flag on the command line).
@@ -27,7 +28,7 @@ pub(crate) fn explain(err: clap::Error, args: &[OsString]) -> clap::Error {
         return err;
     };
     let flag = invalid.split_once('=').map_or(invalid.as_str(), |(f, _)| f);
-    if ![HOST, PORT, LISTEN].contains(&flag) && !SOCKET_FLAGS.contains(&flag) {
+    if ![HOST, PORT, LISTEN, FD].contains(&flag) && !SOCKET_FLAGS.contains(&flag) {
         return err;
     }
     let bind = bind_for(args);
@@ -45,6 +46,9 @@ fn bind_for(args: &[OsString]) -> String {
     let value = |name: &str| flag_value(args, name);
     if let Some(path) = SOCKET_FLAGS.iter().find_map(|f| value(f)) {
         return format!("unix:{path}");
+    }
+    if let Some(fd) = value(FD) {
+        return format!("fd://{fd}");
     }
     if let Some(listen) = value(LISTEN) {
         return listen;
