@@ -1,7 +1,7 @@
 //! The listening flags of other servers (gunicorn's and uvicorn's `--host`/`--port`/`--uds`,
-//! uvicorn's `--fd`, waitress's `--listen`/`--unix-socket`): refused like any unknown flag, but with the `-b` that
-//! says the same here instead of clap's tip to pass the flag as a value (`use -- --port`), which
-//! only a flag meant for the app needs.
+//! uvicorn's `--fd`, waitress's `--listen`/`--unix-socket`): refused like any unknown flag, but
+//! with the `-b` that says the same here instead of clap's tip to pass the flag as a value (`use
+//! -- --port`), which only a flag meant for the app needs.
 
 use std::ffi::OsString;
 
