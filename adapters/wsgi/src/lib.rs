@@ -20,6 +20,7 @@
 //! Every entry point runs inside [`boundary`]: a Rust panic never unwinds into the server, a
 //! Python exception never escapes as anything but a logged traceback and an error code.
 
+mod asgi;
 mod body;
 mod config;
 mod environ;
@@ -29,6 +30,7 @@ mod input;
 mod interpreter;
 mod python_thread;
 mod start_response;
+mod startup;
 mod streams;
 mod turnstile;
 
@@ -133,15 +135,7 @@ fn load(args: &[String], logger: Logger) -> Result<WsgiApp, String> {
             }
             err.message
         })?;
-        let prefix: String = py
-            .import_bound("sys")
-            .and_then(|sys| sys.getattr("prefix")?.extract())
-            .unwrap_or_default();
-        logger.info(&format!(
-            "WSGI app {} on Python {} ({prefix})",
-            config.target,
-            py.version().split_whitespace().next().unwrap_or("?"),
-        ));
+        logger.info(&startup::line(py, &config));
         Ok(WsgiApp {
             callable,
             constants: environ::Constants::new(py),
