@@ -92,3 +92,114 @@ fn the_startup_line_names_the_python_and_its_packages() {
     );
     assert!(line.contains(&expected), "{line}\nlacks {expected}");
 }
+
+/// The line of `log` that contains `needle`, waiting for it to be written.
+fn file_line(log: &Path, needle: &str) -> String {
+    common::poll(
+        Duration::from_secs(10),
+        &format!("{needle:?} in {}", log.display()),
+        || {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            text.lines().find(|l| l.contains(needle)).map(str::to_owned)
+        },
+    )
+}
+
+/// `[… LEVEL target] [worker PID gen 1] …`: the line's level and that it names a worker of
+/// generation 1.
+fn assert_tagged(line: &str, level: &str, target: &str) {
+    assert!(
+        line.contains(&format!(" {level:5} {target}] [worker ")),
+        "{line}"
+    );
+    assert!(line.contains(" gen 1] "), "{line}");
+}
+
+#[test]
+fn pythons_own_output_reaches_the_error_log_with_its_level() {
+    let dir = common::fresh_dir("wsgi-ops-output");
+    let log = dir.join("error.log");
+    let server = system_python_server(&fixtures_dir(), "outputs:app")
+        .args(["--error-logfile".as_ref(), log.as_os_str()])
+        .start();
+    assert_eq!(server.get("/").text(), "talked");
+    assert_tagged(
+        &file_line(&log, "outputs: warned while importing"),
+        "WARN",
+        "app",
+    );
+    assert_tagged(&file_line(&log, "[wsgi] shop: low stock"), "WARN", "app");
+    // logging.error() itself runs basicConfig(): a StreamHandler on sys.stderr, level kept.
+    assert_tagged(
+        &file_line(&log, "[wsgi] ERROR:root:root error"),
+        "ERROR",
+        "app",
+    );
+    assert_tagged(&file_line(&log, "[wsgi] written to stderr"), "ERROR", "app");
+    // stdout stays the process's without --capture-output (gunicorn's default).
+    common::poll(Duration::from_secs(5), "print() on stdout", || {
+        server.stdout().contains("printed to stdout").then_some(())
+    });
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains("not shown") && !text.contains("printed to stdout"),
+        "{text}"
+    );
+    assert!(
+        !server.stderr().contains("low stock"),
+        "{}",
+        server.stderr()
+    );
+
+    // A logging configuration of the app's own keeps working, levels included.
+    let log = dir.join("configured.log");
+    let server = system_python_server(&fixtures_dir(), "configured:app")
+        .args(["--error-logfile".as_ref(), log.as_os_str()])
+        .start();
+    assert_eq!(server.get("/").text(), "configured");
+    assert_tagged(
+        &file_line(&log, "INFO:configured:an info record"),
+        "INFO",
+        "app",
+    );
+    assert_tagged(
+        &file_line(&log, "WARNING:configured:a warning record"),
+        "WARN",
+        "app",
+    );
+}
+
+#[test]
+fn capture_output_sends_print_to_the_error_log() {
+    let dir = common::fresh_dir("wsgi-ops-capture");
+    // The flag, its variable and its --config key.
+    let config = dir.join("webserver.toml");
+    std::fs::write(&config, "capture-output = true\n").unwrap();
+    for (n, (args, env)) in [
+        (vec!["--capture-output"], None),
+        (vec![], Some("1")),
+        (vec!["--config", config.to_str().unwrap()], None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let log = dir.join(format!("error-{n}.log"));
+        let mut builder = system_python_server(&fixtures_dir(), "outputs:app")
+            .args(["--error-logfile".as_ref(), log.as_os_str()])
+            .args(args);
+        if let Some(value) = env {
+            builder = builder.env("WEBSERVER_CAPTURE_OUTPUT", value);
+        }
+        let server = builder.start();
+        assert_eq!(server.get("/").text(), "talked");
+        assert_tagged(&file_line(&log, "] printed to stdout"), "INFO", "stdout");
+        assert_tagged(&file_line(&log, "[wsgi] shop: low stock"), "WARN", "app");
+        assert!(!server.stdout().contains("printed to stdout"));
+        // The master's own line stays on stdout.
+        assert!(
+            server.stdout().contains("Serving HTTP on"),
+            "{}",
+            server.stdout()
+        );
+    }
+}

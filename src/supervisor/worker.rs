@@ -71,10 +71,14 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
             return 1;
         }
     }
-    if let Err(e) = start_logs(args) {
-        report.send_or_log(&WorkerMessage::Error(e));
-        return 1;
-    }
+    // Held to the end: dropping it logs the last captured lines.
+    let _captured = match start_logs(args) {
+        Ok(captured) => captured,
+        Err(e) => {
+            report.send_or_log(&WorkerMessage::Error(e));
+            return 1;
+        }
+    };
     let start = Arc::new((Mutex::new(Start::Waiting), Condvar::new()));
     let shutdown = Arc::new(Shutdown::default());
     if let Err(e) = watch_signals(args.listeners.len(), &start, &shutdown, &report) {
@@ -194,8 +198,8 @@ fn last_listener_fd(count: usize) -> Option<RawFd> {
 
 /// Opens the access log, then takes the master's reopen signal: it was blocked since this
 /// process started (`sys::logfile::spawn_blocked`), so one sent before the files were open is
-/// delivered now and reopens them.
-fn start_logs(args: &WorkerArgs) -> Result<(), String> {
+/// delivered now and reopens them. Then `--capture-output` starts, before the app can print.
+fn start_logs(args: &WorkerArgs) -> Result<Option<logging::Capture>, String> {
     let served = Served {
         generation: args.generation,
         library: args.library_hash.clone(),
@@ -207,7 +211,11 @@ fn start_logs(args: &WorkerArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     logging::reopen_on(logging::WORKER_REOPEN_SIGNAL)
         .and_then(|()| logfile::unblock(logging::WORKER_REOPEN_SIGNAL))
-        .map_err(|e| format!("cannot take the log reopen signal: {e}"))
+        .map_err(|e| format!("cannot take the log reopen signal: {e}"))?;
+    args.tuning
+        .logging
+        .capture()
+        .map_err(|e| format!("cannot capture the output (--capture-output): {e}"))
 }
 
 /// USR1: go. TERM/INT: drain and exit (or exit at once before the go). QUIT: exit now.

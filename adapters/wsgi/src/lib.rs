@@ -28,6 +28,7 @@ mod exchange;
 mod init_args;
 mod input;
 mod interpreter;
+mod python_output;
 mod python_thread;
 mod start_response;
 mod startup;
@@ -128,6 +129,12 @@ fn load(args: &[String], logger: Logger) -> Result<WsgiApp, String> {
     let config = config::Config::from_args_and_env(args, |k| std::env::var(k).ok())?;
     interpreter::start(&config)?;
     Python::with_gil(|py| {
+        python_output::install(py, logger).map_err(|err| {
+            format!(
+                "cannot route Python's output into the server's log: {}",
+                interpreter::last_line(py, &err)
+            )
+        })?;
         let callable = interpreter::load_app(py, &config.target).map_err(|err| {
             // The server prints the one-line error; the whole traceback is there for RUST_LOG=debug.
             if let Some(tb) = &err.traceback {
