@@ -203,3 +203,106 @@ fn capture_output_sends_print_to_the_error_log() {
         );
     }
 }
+
+/// `GET /stats` from the master's `--stats unix:SOCKET`, as JSON.
+fn stats(socket: &Path) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).expect("connect to --stats");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /stats HTTP/1.1\r\nHost: stats\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (_, body) = answer.split_once("\r\n\r\n").expect("a head");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+fn status(pid_file: &Path) -> String {
+    let mut path = pid_file.as_os_str().to_owned();
+    path.push(".status");
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+const PINNED_APP: &str = "
+VERSION = '%s'
+
+def app(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [VERSION.encode()]
+";
+
+#[test]
+fn a_generation_keeps_the_python_code_it_started_with() {
+    let dir = common::fresh_dir("wsgi-ops-pin");
+    let source = dir.join("pinned.py");
+    std::fs::write(&source, PINNED_APP.replace("%s", "v1")).unwrap();
+    let pid_file = dir.join("ws.pid");
+    let socket = dir.join("stats.sock");
+    let mut server = system_python_server(&dir, "pinned:app")
+        .args(["-w", "2"])
+        .args(["--pid".as_ref(), pid_file.as_os_str()])
+        .args([format!("--stats=unix:{}", socket.display())])
+        .start();
+    assert_eq!(server.get("/").text(), "v1");
+    let workers = common::poll(Duration::from_secs(10), "two workers", || {
+        let pids = common::child_pids(server.pid());
+        (pids.len() == 2).then_some(pids)
+    });
+
+    // An edit, not deployed; then a worker dies and is replaced.
+    std::fs::write(&source, PINNED_APP.replace("%s", "v2")).unwrap();
+    // SAFETY: kill(2) on a worker of the server this test started.
+    assert_eq!(unsafe { libc::kill(workers[0] as i32, libc::SIGKILL) }, 0);
+    let refused = log_line(&server, "the source changed; HUP to deploy it");
+    assert!(
+        refused.contains("replacement worker failed to start")
+            && refused.contains("pinned.py is not what this generation's first worker imported"),
+        "{refused}"
+    );
+    // Each replacement is refused: a crash loop, in the log, the status file and --stats.
+    let looping = log_line(&server, "crash loop: 3 replacement workers of generation 1");
+    assert!(
+        looping.contains("the source changed; HUP to deploy it"),
+        "{looping}"
+    );
+    let line = common::poll(Duration::from_secs(10), "crash-loop status", || {
+        let line = status(&pid_file);
+        line.starts_with("crash-loop 1 ").then_some(line)
+    });
+    assert!(
+        line.contains("the source changed; HUP to deploy it"),
+        "{line}"
+    );
+    let crash_loop = &stats(&socket)["crash_loop"];
+    assert_eq!(crash_loop["generation"], 1, "{crash_loop}");
+    assert!(
+        crash_loop["failures"].as_u64().unwrap() >= 3,
+        "{crash_loop}"
+    );
+    assert!(
+        crash_loop["last_failure"]
+            .as_str()
+            .unwrap()
+            .contains("the source changed"),
+        "{crash_loop}"
+    );
+    // Generation 1 serves on with its own code only, on its other worker.
+    for _ in 0..20 {
+        assert_eq!(server.get("/").text(), "v1");
+    }
+    assert!(common::process_exists(workers[1]));
+
+    // HUP deploys the edit.
+    server.signal(libc::SIGHUP);
+    common::poll(Duration::from_secs(20), "generation 2 ready", || {
+        status(&pid_file).starts_with("ready 2 ").then_some(())
+    });
+    for _ in 0..10 {
+        assert_eq!(server.get("/").text(), "v2");
+    }
+    assert_eq!(stats(&socket)["crash_loop"], serde_json::Value::Null);
+    assert!(server.is_running());
+}

@@ -398,6 +398,7 @@ impl Master {
             library.image(),
             tls,
             page.as_ref().map(|page| page.fd()),
+            library.pin.fd(),
         )?;
         let pid = worker.pid;
         self.workers.push(worker);

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
 
 use super::message::{heartbeat_interval, Reporter, WorkerMessage};
+use super::source_pin::PIN_FD;
 use crate::app::loader::LoadedApp;
 use crate::cli::WorkerArgs;
 use crate::listen::open::MAX_LISTENERS;
@@ -101,6 +102,8 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
             return 1;
         }
     };
+    // Kept open for the worker's life, close-on-exec, for the app to use (`source_pin.rs`).
+    let _pin = claim_inherited(PIN_FD);
     args.stats.attach();
     let tls = if args.tls {
         match crate::tls::claim_server_config() {

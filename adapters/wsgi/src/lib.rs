@@ -30,6 +30,7 @@ mod input;
 mod interpreter;
 mod python_output;
 mod python_thread;
+mod source_pin;
 mod start_response;
 mod startup;
 mod streams;
@@ -142,6 +143,7 @@ fn load(args: &[String], logger: Logger) -> Result<WsgiApp, String> {
             }
             err.message
         })?;
+        source_pin::check(py)?;
         logger.info(&startup::line(py, &config));
         Ok(WsgiApp {
             callable,

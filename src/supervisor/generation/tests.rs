@@ -466,10 +466,15 @@ fn replacements_that_die_before_ready_back_off_doubling_to_the_cap_then_reset() 
     let mut pid = 101;
     let mut expected = BACKOFF_MIN;
     let mut waits = Vec::new();
-    for _ in 0..9 {
+    for n in 1..=9 {
         // The replacement dies before it is ready (its error line first, then its exit).
         assert_eq!(sim.at(now, error(pid, "init failed")), Vec::<String>::new());
-        assert_eq!(sim.at(now, exited(pid, 1)), Vec::<String>::new());
+        // The third in a row is a crash loop, said once.
+        let status: &[&str] = match n {
+            3 => &["status crash-loop 1 h1 init failed"],
+            _ => &[],
+        };
+        assert_eq!(sim.at(now, exited(pid, 1)), status, "failure {n}");
         let wait = expected.as_millis() as u64;
         assert_eq!(sim.at(now + wait - 1, TICK), Vec::<String>::new());
         now += wait;
@@ -480,8 +485,27 @@ fn replacements_that_die_before_ready_back_off_doubling_to_the_cap_then_reset() 
     }
     assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
     assert!(sim.logged("replacement worker failed to start: init failed"));
-    // A replacement that gets ready resets the back-off.
-    assert_eq!(sim.at(now + 1, ready(pid)), [format!("SIGUSR1 {pid}")]);
+    assert!(sim.logged(
+        "ERROR: crash loop: 3 replacement workers of generation 1 in a row died before they \
+         were ready; retrying with back-off (next in 400ms): init failed"
+    ));
+    let view = sim
+        .machine
+        .crash_loop(sim.start + Duration::from_millis(now))
+        .unwrap();
+    assert_eq!((view.generation, view.failures), (1, 9));
+    assert_eq!(view.last_failure.as_deref(), Some("init failed"));
+    // A replacement that gets ready resets the back-off and ends the crash loop.
+    assert_eq!(
+        sim.at(now + 1, ready(pid)),
+        [format!("SIGUSR1 {pid}"), "status ready 1 h1".to_owned()]
+    );
+    assert!(sim.logged("crash loop over: a replacement worker of generation 1 is ready after 9"));
+    assert_eq!(
+        sim.machine
+            .crash_loop(sim.start + Duration::from_millis(now)),
+        None
+    );
     assert_eq!(
         sim.at(now + 2, exited(pid, 1)),
         [format!("spawn 1 h1-live.so = {}", pid + 1)]
