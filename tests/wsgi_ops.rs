@@ -176,7 +176,7 @@ fn capture_output_sends_print_to_the_error_log() {
     let config = dir.join("webserver.toml");
     std::fs::write(&config, "capture-output = true\n").unwrap();
     for (n, (args, env)) in [
-        (vec!["--capture-output"], None),
+        (vec!["--capture-output", "--access-logfile", "-"], None),
         (vec![], Some("1")),
         (vec!["--config", config.to_str().unwrap()], None),
     ]
@@ -195,6 +195,22 @@ fn capture_output_sends_print_to_the_error_log() {
         assert_tagged(&file_line(&log, "] printed to stdout"), "INFO", "stdout");
         assert_tagged(&file_line(&log, "[wsgi] shop: low stock"), "WARN", "app");
         assert!(!server.stdout().contains("printed to stdout"));
+        if n == 0 {
+            // The access log on stdout stays there.
+            common::poll(Duration::from_secs(5), "the access line on stdout", || {
+                server
+                    .stdout()
+                    .contains("\"GET / HTTP/1.1\" 200")
+                    .then_some(())
+            });
+            let text = std::fs::read_to_string(&log).unwrap();
+            assert!(
+                !text
+                    .lines()
+                    .any(|l| l.contains("stdout] [worker") && l.contains("GET / HTTP")),
+                "{text}"
+            );
+        }
         // The master's own line stays on stdout.
         assert!(
             server.stdout().contains("Serving HTTP on"),

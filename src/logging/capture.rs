@@ -1,7 +1,7 @@
 //! `--capture-output` (gunicorn's option): what a worker writes to its standard output — an app's
 //! `print()`, a C library's `printf`, a subprocess that inherited it — goes to the error log, one
 //! record per line, tagged with the worker and its generation like every line and named
-//! `stdout`. With `--error-logfile FILE` the worker's standard error goes there too (named
+//! `stdout` (`--access-logfile -` keeps writing to the standard output the worker was given). With `--error-logfile FILE` the worker's standard error goes there too (named
 //! `stderr`); with the error log on stderr it already is the error log.
 //!
 //! Each stream becomes the write end of a pipe (the same descriptor number, so every writer in
@@ -13,10 +13,11 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::sync::mpsc::{channel, Receiver};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::sys::logfile::redirect_std;
-use crate::sys::process::{pipe, set_blocking};
+use crate::sys::process::{dup_at_or_above, pipe, set_blocking};
 
 /// How long a worker's end waits for the last captured lines (a subprocess that inherited the
 /// stream may keep it open for ever).
@@ -31,8 +32,19 @@ pub(crate) struct Capture {
     drained: Receiver<()>,
 }
 
+/// The standard output as it was before the capture, for `--access-logfile -`: the access log
+/// is the stdout the operator gave, not a part of the error log.
+static ORIGINAL_STDOUT: OnceLock<File> = OnceLock::new();
+
+/// The standard output from before `--capture-output`, if it is on.
+pub(crate) fn original_stdout() -> Option<&'static File> {
+    ORIGINAL_STDOUT.get()
+}
+
 /// Captures standard output, and standard error too if `stderr_too`.
 pub(crate) fn start(stderr_too: bool) -> io::Result<Capture> {
+    let original = dup_at_or_above(io::stdout().as_fd(), 0)?;
+    let _ = ORIGINAL_STDOUT.set(File::from(original));
     let (done, drained) = channel();
     let mut streams = vec![(libc::STDOUT_FILENO, "stdout", log::Level::Info)];
     if stderr_too {
