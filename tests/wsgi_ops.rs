@@ -320,5 +320,25 @@ fn a_generation_keeps_the_python_code_it_started_with() {
         assert_eq!(server.get("/").text(), "v2");
     }
     assert_eq!(stats(&socket)["crash_loop"], serde_json::Value::Null);
+
+    // Another edit, and then no worker of generation 2 is left serving: rather than serve
+    // nothing until a HUP, its replacements load the code on disk, with a warning.
+    let generation_2 = common::poll(Duration::from_secs(10), "generation 2's workers", || {
+        let pids = common::child_pids(server.pid());
+        (pids.len() == 2 && !pids.contains(&workers[1])).then_some(pids)
+    });
+    std::fs::write(&source, PINNED_APP.replace("%s", "v3")).unwrap();
+    for pid in generation_2 {
+        // SAFETY: kill(2) on a worker of the server this test started.
+        assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    }
+    log_line(&server, "generation 2 has no worker left serving");
+    common::poll(Duration::from_secs(20), "the code on disk served", || {
+        let mut conn = common::Conn::try_connect(server.addr()).ok()?;
+        conn.try_send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        let text = conn.try_read_response().ok()?.text();
+        (text == "v3").then_some(())
+    });
     assert!(server.is_running());
 }

@@ -276,6 +276,12 @@ impl Master {
                     }
                     None
                 }
+                Action::ResetSourcePin(library) => {
+                    if let Err(e) = library.pin.reset() {
+                        log::warn!("cannot reset generation's source pin: {e}");
+                    }
+                    None
+                }
                 Action::Status(line) => {
                     self.write_status(&line);
                     self.notifier.status_line(&line);

@@ -7,6 +7,10 @@
 //! Its refusal is a failed start like any other (logged, backed off, a crash loop if it
 //! persists), and the generation's other workers serve on with the code it started with.
 //!
+//! A generation left with no worker serving (every one crashed or recycled, each replacement
+//! refused) would serve nothing until a HUP; the master then empties its pin, with a warning, so
+//! the next replacement loads the code on disk and pins it anew (`generation/crash_loop.rs`).
+//!
 //! A compiled library needs none of this: the generation's copy is sealed in memory
 //! (`artifact.rs`). The file's format is the app's own business; the master never reads it.
 //! A worker finds it at descriptor [`PIN_FD`], named by the [`PIN_FD_ENV`] variable (so an app
@@ -41,5 +45,10 @@ impl SourcePin {
 
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.0.as_fd()
+    }
+
+    /// Empties the pin: the next worker to load writes it anew.
+    pub(crate) fn reset(&self) -> std::io::Result<()> {
+        std::fs::File::from(self.0.try_clone()?).set_len(0)
     }
 }

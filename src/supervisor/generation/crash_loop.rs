@@ -20,6 +20,8 @@ pub(super) struct StartFailures {
     last: Option<String>,
     /// When the next replacement may start.
     retry_at: Option<Instant>,
+    /// The generation's source pin was emptied during this run (said once).
+    repinned: bool,
 }
 
 /// A crash loop as `--stats` shows it.
@@ -84,6 +86,31 @@ impl Generations {
             ),
         );
         self.emit(Action::Status(format!("ready {id} {hash}")));
+    }
+
+    /// Before a replacement of the live generation `id` starts: if it has no worker left
+    /// serving and replacements are failing (say, refused because the source changed), empty its
+    /// source pin so that the next one loads the code on disk rather than leave nothing serving.
+    pub(super) fn repin_if_nothing_serves(&mut self, id: u64, library: &super::Artifact) {
+        let serving = self
+            .workers
+            .iter()
+            .any(|w| w.generation == id && w.ready && !w.retiring);
+        if serving || self.start_failures.count == 0 {
+            return;
+        }
+        if !self.start_failures.repinned {
+            self.start_failures.repinned = true;
+            self.log(
+                log::Level::Warn,
+                format!(
+                    "generation {id} has no worker left serving and its replacements fail to \
+                     start: the next one loads the code on disk as it is now (HUP deploys an \
+                     edit to every worker at once)"
+                ),
+            );
+        }
+        self.emit(Action::ResetSourcePin(library.clone()));
     }
 
     /// The crash loop under way, if any (for `--stats`).

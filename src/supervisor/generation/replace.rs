@@ -107,6 +107,7 @@ impl Generations {
         } else if serving.len() + starting < self.want
             && self.next_spawn.filter(|&at| now < at).is_none()
         {
+            self.repin_if_nothing_serves(id, &library);
             self.spawn(id, &library);
         }
     }
