@@ -36,6 +36,7 @@ impl SourcePin {
     /// An empty pin for a new generation, at or above `FD_FLOOR` (so handing it down as
     /// `PIN_FD` cannot overwrite another descriptor being handed down).
     pub(crate) fn new(hash: &str) -> std::io::Result<SourcePin> {
+        // The WSGI bridge checks this name before it writes (`adapters/wsgi/src/source_pin.rs`).
         let file = shared_file(&format!("webserver-pin-{hash}"))?;
         Ok(SourcePin(Arc::new(dup_at_or_above(
             file.as_fd(),

@@ -22,6 +22,8 @@ use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+/// What `/proc/self/fd/N` shows for the server's pin (an in-memory file named so).
+const PIN_NAME: &str = "/memfd:webserver-pin-";
 /// Names the descriptor of the generation's pin; absent when the server has none for us.
 const PIN_FD_ENV: &str = "WEBSERVER_SOURCE_PIN_FD";
 
@@ -120,10 +122,14 @@ struct Pin(File);
 
 impl Pin {
     fn open(fd: i32) -> std::io::Result<Pin> {
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .open(format!("/proc/self/fd/{fd}"))?;
+        let path = format!("/proc/self/fd/{fd}");
+        // The variable may have reached a process that is no worker (a subprocess of the app
+        // inherits it): only the server's pin is ever written to.
+        let target = std::fs::read_link(&path)?;
+        if !target.to_string_lossy().starts_with(PIN_NAME) {
+            return Err(std::io::Error::other("not a webserver source pin"));
+        }
+        let file = File::options().read(true).write(true).open(&path)?;
         // SAFETY: flock on a descriptor this File owns; released when it is closed.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
             return Err(std::io::Error::last_os_error());
