@@ -22,7 +22,7 @@ use pyo3::prelude::*;
 use pyo3::types::{IntoPyDict, PyDict};
 
 /// The handler put in `logging.lastResort`: formats a record and hands it to [`RecordLog`].
-const LAST_RESORT: &std::ffi::CStr = c"
+const LAST_RESORT: &str = "
 import logging
 
 class ServerLog(logging.Handler):
@@ -47,11 +47,7 @@ pub(crate) fn install(py: Python<'_>, logger: Logger) -> PyResult<()> {
     sys.setattr("stderr", Py::new(py, Errors::new(logger))?)?;
     let globals = PyDict::new_bound(py);
     globals.set_item("write", Py::new(py, RecordLog { logger })?)?;
-    py.run_bound(
-        LAST_RESORT.to_str().unwrap_or_default(),
-        Some(&globals),
-        None,
-    )?;
+    py.run_bound(LAST_RESORT, Some(&globals), None)?;
     if stdout_is_a_pipe() {
         sys.getattr("stdout")?.call_method(
             "reconfigure",
