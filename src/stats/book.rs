@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::counters::{Totals, PAGE_WORDS};
 use crate::exit::HARAKIRI;
 use crate::supervisor::generation::{
-    GenerationView, Generations, SwapCounts, WorkerFate, WorkerView,
+    CrashLoopView, GenerationView, Generations, SwapCounts, WorkerFate, WorkerView,
 };
 use crate::sys::process::ChildExit;
 use crate::sys::shm::SharedCounters;
@@ -132,6 +132,8 @@ pub(crate) struct Snapshot {
     pub(crate) totals: Totals,
     pub(crate) workers: Vec<WorkerStats>,
     pub(crate) swaps: SwapCounts,
+    /// The live generation's replacements keep dying before they are ready.
+    pub(crate) crash_loop: Option<CrashLoopView>,
     pub(crate) deaths: BTreeMap<usize, Deaths>,
     pub(crate) recent_exits: Vec<ExitRecord>,
 }
@@ -258,6 +260,7 @@ impl Book {
             totals,
             workers,
             swaps: machine.swap_counts().clone(),
+            crash_loop: machine.crash_loop(Instant::now()),
             deaths: self.deaths.clone(),
             recent_exits: self.recent.iter().cloned().collect(),
         }

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use super::message::{UnknownMessage, WorkerMessage};
+use super::source_pin::{PIN_FD, PIN_FD_ENV};
 use super::worker::{FIRST_LISTEN_FD, LIBRARY_FD, READY_FD};
 use crate::listen::{notify, systemd};
 use crate::stats::STATS_FD;
@@ -35,7 +36,8 @@ impl WorkerProcess {
     /// Start `exe __worker ARGS` with the `listeners` at `FIRST_LISTEN_FD` and up, a pipe as
     /// `READY_FD`, `library` as `LIBRARY_FD`, the TLS certificate and key (if any) as `TLS_FD`,
     /// and a `--stats` counter page as `STATS_FD` (`listeners`, `library`, the certificate and
-    /// the page at or above `FD_FLOOR`). The worker gets SIGTERM if the master dies.
+    /// the page at or above `FD_FLOOR`), and its generation's source pin as `PIN_FD`
+    /// (`source_pin.rs`). The worker gets SIGTERM if the master dies.
     pub(crate) fn spawn(
         exe: &Path,
         args: &[OsString],
@@ -43,6 +45,7 @@ impl WorkerProcess {
         library: BorrowedFd<'_>,
         tls: Option<BorrowedFd<'_>>,
         stats_page: Option<BorrowedFd<'_>>,
+        pin: BorrowedFd<'_>,
     ) -> io::Result<WorkerProcess> {
         let (read_end, write_end) = message_pipe()?;
         let mut command = Command::new(exe);
@@ -52,9 +55,11 @@ impl WorkerProcess {
         for name in systemd::VARIABLES.iter().chain(&notify::VARIABLES) {
             command.env_remove(name);
         }
+        command.env(PIN_FD_ENV, PIN_FD.to_string());
         let mut moves = vec![
             (write_end.as_raw_fd(), READY_FD),
             (library.as_raw_fd(), LIBRARY_FD),
+            (pin.as_raw_fd(), PIN_FD),
         ];
         moves.extend(
             (FIRST_LISTEN_FD..)

@@ -276,6 +276,12 @@ impl Master {
                     }
                     None
                 }
+                Action::ResetSourcePin(library) => {
+                    if let Err(e) = library.pin.reset() {
+                        log::warn!("cannot reset generation's source pin: {e}");
+                    }
+                    None
+                }
                 Action::Status(line) => {
                     self.write_status(&line);
                     self.notifier.status_line(&line);
@@ -398,6 +404,7 @@ impl Master {
             library.image(),
             tls,
             page.as_ref().map(|page| page.fd()),
+            library.pin.fd(),
         )?;
         let pid = worker.pid;
         self.workers.push(worker);

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
 
 use super::message::{heartbeat_interval, Reporter, WorkerMessage};
+use super::source_pin::PIN_FD;
 use crate::app::loader::LoadedApp;
 use crate::cli::WorkerArgs;
 use crate::listen::open::MAX_LISTENERS;
@@ -80,10 +81,14 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
             return 1;
         }
     }
-    if let Err(e) = start_logs(args) {
-        report.send_or_log(&WorkerMessage::Error(e));
-        return 1;
-    }
+    // Held to the end: dropping it logs the last captured lines.
+    let _captured = match start_logs(args) {
+        Ok(captured) => captured,
+        Err(e) => {
+            report.send_or_log(&WorkerMessage::Error(e));
+            return 1;
+        }
+    };
     let graceful_timeout = Duration::from_secs(args.tuning.graceful_timeout);
     let start = Arc::new((Mutex::new(Start::Waiting), Condvar::new()));
     let shutdown = Arc::new(Shutdown::default());
@@ -107,6 +112,8 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
             return 1;
         }
     };
+    // Kept open for the worker's life, close-on-exec, for the app to use (`source_pin.rs`).
+    let _pin = claim_inherited(PIN_FD);
     args.stats.attach();
     let tls = if args.tls {
         match crate::tls::claim_server_config() {
@@ -236,8 +243,8 @@ fn last_listener_fd(count: usize) -> Option<RawFd> {
 
 /// Opens the access log, then takes the master's reopen signal: it was blocked since this
 /// process started (`sys::logfile::spawn_blocked`), so one sent before the files were open is
-/// delivered now and reopens them.
-fn start_logs(args: &WorkerArgs) -> Result<(), String> {
+/// delivered now and reopens them. Then `--capture-output` starts, before the app can print.
+fn start_logs(args: &WorkerArgs) -> Result<Option<logging::Capture>, String> {
     let served = Served {
         generation: args.generation,
         library: args.library_hash.clone(),
@@ -249,7 +256,11 @@ fn start_logs(args: &WorkerArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     logging::reopen_on(logging::WORKER_REOPEN_SIGNAL)
         .and_then(|()| logfile::unblock(logging::WORKER_REOPEN_SIGNAL))
-        .map_err(|e| format!("cannot take the log reopen signal: {e}"))
+        .map_err(|e| format!("cannot take the log reopen signal: {e}"))?;
+    args.tuning
+        .logging
+        .capture()
+        .map_err(|e| format!("cannot capture the output (--capture-output): {e}"))
 }
 
 /// USR1: go. TERM/INT: drain and exit (or exit at once before the go). QUIT: exit now.

@@ -66,9 +66,13 @@ impl Generations {
         self.forget_finished_generations();
     }
 
+    /// A replacement died before it was ready (or could not be started): the next one waits,
+    /// twice as long each time, and a run of them is a crash loop (`crash_loop.rs`).
     pub(super) fn back_off(&mut self, now: Instant) {
-        self.next_spawn = Some(now + self.backoff);
+        let retry_at = now + self.backoff;
+        self.next_spawn = Some(retry_at);
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        self.start_failed(retry_at, now);
     }
 
     pub(super) fn forget_finished_generations(&mut self) {
@@ -103,6 +107,7 @@ impl Generations {
         } else if serving.len() + starting < self.want
             && self.next_spawn.filter(|&at| now < at).is_none()
         {
+            self.repin_if_nothing_serves(id, &library);
             self.spawn(id, &library);
         }
     }
