@@ -138,8 +138,8 @@ impl Stats {
     }
 
     /// What the master's loop should wake for.
-    pub(crate) fn wake_fds(&self) -> Vec<BorrowedFd<'_>> {
-        self.endpoint.wake_fds()
+    pub(crate) fn wake_fd(&self) -> BorrowedFd<'_> {
+        self.endpoint.wake_fd()
     }
 
     /// Answer what scrapes can be answered now, from `machine`'s state.

@@ -484,7 +484,7 @@ impl Master {
     fn wait_for_input(&self) {
         let mut fds: Vec<BorrowedFd<'_>> = self.workers.iter().map(WorkerProcess::pipe).collect();
         if let Some(stats) = &self.stats {
-            fds.extend(stats.wake_fds());
+            fds.push(stats.wake_fd());
         }
         let wait = self
             .notifier
