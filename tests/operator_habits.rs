@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::time::Duration;
 
 use common::*;
@@ -46,4 +48,45 @@ fn usr2_and_winch_are_logged_and_ignored_and_hup_still_swaps() {
     });
     assert_eq!(fresh_get(&server, "/").unwrap().status, 200);
     assert!(server.is_running());
+}
+
+/// The permission bits of `path`.
+fn mode_of(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[test]
+fn umask_covers_the_log_files_the_pid_file_and_the_sockets() {
+    let dir = fresh_dir("habit-umask");
+    let (access, error, pid, socket, stats) = (
+        dir.join("access.log"),
+        dir.join("error.log"),
+        dir.join("ws.pid"),
+        dir.join("ws.sock"),
+        dir.join("stats.sock"),
+    );
+    let mut server = sample_server("hello")
+        .args(["--umask", "077"])
+        .args(["--access-logfile".as_ref(), access.as_os_str()])
+        .args(["--error-logfile".as_ref(), error.as_os_str()])
+        .args(["--pid".as_ref(), pid.as_os_str()])
+        .args([format!("--bind=unix:{}", socket.display())])
+        .args([format!("--stats=unix:{}", stats.display())])
+        .start();
+    assert_eq!(fresh_get(&server, "/").unwrap().status, 200);
+    poll(Duration::from_secs(10), "the status file", || {
+        read_status(&pid).filter(|(state, _, _)| state == "ready")
+    });
+    for file in [&access, &error, &pid, &status_file(&pid)] {
+        assert_eq!(mode_of(file), 0o600, "{}", file.display());
+    }
+    for file in [&socket, &stats] {
+        assert_eq!(mode_of(file), 0o700, "{}", file.display());
+    }
+    server.signal(libc::SIGTERM);
+    server.wait_exit(Duration::from_secs(10)).expect("exit");
 }
