@@ -90,3 +90,48 @@ fn umask_covers_the_log_files_the_pid_file_and_the_sockets() {
     server.signal(libc::SIGTERM);
     server.wait_exit(Duration::from_secs(10)).expect("exit");
 }
+
+#[test]
+fn planned_worker_exits_are_logged_at_info_not_error() {
+    let dir = fresh_dir("habit-planned");
+    let pid_file = dir.join("ws.pid");
+    let mut server = quiet(sample_server("hello"))
+        .args(["-w", "2", "--pid"])
+        .args([pid_file.as_os_str()])
+        .start();
+    let master = server.pid();
+    let workers = poll(Duration::from_secs(10), "2 workers", || {
+        Some(child_pids(master)).filter(|p| p.len() == 2)
+    });
+    // gunicorn's way to restart one worker.
+    kill(workers[0] as i32, libc::SIGTERM);
+    server
+        .wait_for_log(Duration::from_secs(5), |l| {
+            l.contains(&format!("worker {} ", workers[0])) && l.contains("stopped from outside")
+        })
+        .expect("the worker's exit is logged");
+    poll(Duration::from_secs(10), "the replacement", || {
+        Some(child_pids(master))
+            .filter(|p| p.len() == 2 && !p.contains(&workers[0]))
+            .map(drop)
+    });
+    // Scale down, swap, stop.
+    kill(master as i32, libc::SIGTTOU);
+    server
+        .wait_for_log(Duration::from_secs(5), |l| {
+            l.contains("recycled") || l.contains("retired")
+        })
+        .unwrap_or_else(|| panic!("the scale-down is logged: {}", server.stderr()));
+    kill(master as i32, libc::SIGHUP);
+    poll(SWAP_TIMEOUT, "generation 2 ready", || {
+        read_status(&pid_file).filter(|(state, g, _)| state == "ready" && *g == 2)
+    });
+    server
+        .wait_for_log(Duration::from_secs(5), |l| l.contains("drained and exited"))
+        .expect("the old generation's exit is logged");
+    server.signal(libc::SIGTERM);
+    server.wait_exit(Duration::from_secs(10)).expect("exit");
+    let log = server.stderr();
+    assert!(!log.contains("ERROR"), "{log}");
+    assert!(!log.contains(" WARN "), "{log}");
+}
