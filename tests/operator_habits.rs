@@ -5,7 +5,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -134,4 +134,47 @@ fn planned_worker_exits_are_logged_at_info_not_error() {
     let log = server.stderr();
     assert!(!log.contains("ERROR"), "{log}");
     assert!(!log.contains(" WARN "), "{log}");
+}
+
+#[test]
+fn term_closes_idle_keep_alive_connections_at_once_while_in_flight_requests_finish() {
+    let mut server = sample_server("crashy")
+        .args(["-w", "1", "--keep-alive", "10", "--graceful-timeout", "30"])
+        .start();
+    let mut idle = server.connect();
+    idle.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(idle.read_response().status, 200);
+    // Just answered: a drain now would give it a moment for the request its client may be
+    // sending. Idle a while, it has none coming.
+    let mut recent = server.connect();
+    std::thread::sleep(Duration::from_millis(1500));
+    recent.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(recent.read_response().status, 200);
+    let mut busy = server.connect();
+    busy.send("GET /slow?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::thread::sleep(Duration::from_millis(200));
+
+    let stopped = Instant::now();
+    server.signal(libc::SIGTERM);
+    let closed = idle
+        .wait_closed(Duration::from_secs(5))
+        .expect("the idle connection is closed");
+    assert!(
+        closed < Duration::from_millis(600),
+        "an idle keep-alive connection was closed {closed:?} after TERM"
+    );
+    let resp = busy.read_response();
+    assert_eq!((resp.status, resp.text().as_str()), (200, "slow done\n"));
+    assert!(recent.wait_closed(Duration::from_secs(3)).is_some());
+    let status = server
+        .wait_exit(Duration::from_secs(5))
+        .expect("the server exits after TERM");
+    assert_eq!(status.code(), Some(0));
+    // Well before the 10 s keep-alive: the in-flight request and the linger of the
+    // connection answered just before.
+    assert!(
+        stopped.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        stopped.elapsed()
+    );
 }
