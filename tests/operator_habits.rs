@@ -178,3 +178,23 @@ fn term_closes_idle_keep_alive_connections_at_once_while_in_flight_requests_fini
         stopped.elapsed()
     );
 }
+
+#[test]
+fn gunicorn_bind_spellings_tcp_and_unix_slashes_are_served() {
+    let dir = fresh_dir("habit-bind");
+    let socket = dir.join("ws.sock");
+    let server = sample_server("hello")
+        .no_default_bind()
+        .args(["-b", "tcp://127.0.0.1:0"])
+        .args([format!("--bind=unix://{}", socket.display())])
+        .start();
+    assert_eq!(fresh_get(&server, "/").unwrap().status, 200);
+    let mut unix = std::os::unix::net::UnixStream::connect(&socket)
+        .unwrap_or_else(|e| panic!("{}: {e}", socket.display()));
+    use std::io::{Read, Write};
+    unix.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    unix.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+}
