@@ -388,6 +388,9 @@ pub(crate) struct WorkerArgs {
     /// Serve TLS with the certificate and key the master handed down (`crate::tls::TLS_FD`).
     #[arg(long)]
     pub(crate) tls: bool,
+    /// The process title `ps` shows (app, worker number, generation), made by the master.
+    #[arg(long, default_value = "")]
+    pub(crate) title: String,
     #[command(flatten)]
     pub(crate) tuning: Tuning,
     #[command(flatten)]

@@ -198,3 +198,60 @@ fn gunicorn_bind_spellings_tcp_and_unix_slashes_are_served() {
     unix.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
 }
+
+/// What `ps -o args` shows for `pid`: its command line, NULs as spaces, trimmed.
+fn process_title(pid: u32) -> String {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    String::from_utf8_lossy(&raw)
+        .replace('\0', " ")
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn workers_are_titled_with_app_number_and_generation_in_ps() {
+    let dir = fresh_dir("habit-title");
+    let pid_file = dir.join("ws.pid");
+    let server = sample_server("hello")
+        .args(["-w", "2", "--pid"])
+        .args([pid_file.as_os_str()])
+        .app_args(["--some-app-flag"])
+        .start();
+    let master = server.pid();
+    let app = format!("{}:app --some-app-flag", sample_app("hello").display());
+    // The titles of the two workers, sorted, once both are `generation`'s.
+    let titles = |generation: u64| {
+        poll(Duration::from_secs(10), "2 titled workers", || {
+            let mut titles: Vec<String> =
+                child_pids(master).into_iter().map(process_title).collect();
+            titles.sort();
+            let want = format!("[gen {generation}] {app}");
+            (titles.len() == 2 && titles.iter().all(|t| t.ends_with(&want))).then_some(titles)
+        })
+    };
+    assert_eq!(
+        titles(1),
+        [
+            format!("webserver: worker 0 [gen 1] {app}"),
+            format!("webserver: worker 1 [gen 1] {app}"),
+        ]
+    );
+    kill(master as i32, libc::SIGHUP);
+    poll(SWAP_TIMEOUT, "generation 2 ready", || {
+        read_status(&pid_file).filter(|(state, g, _)| state == "ready" && *g == 2)
+    });
+    // Started while generation 1 still served: the next free numbers (those of `--stats`).
+    assert_eq!(
+        titles(2),
+        [
+            format!("webserver: worker 2 [gen 2] {app}"),
+            format!("webserver: worker 3 [gen 2] {app}"),
+        ]
+    );
+    // `comm` is left alone: `pgrep webserver` still finds the workers.
+    for pid in child_pids(master) {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        assert_eq!(comm.trim(), "webserver");
+    }
+    assert_eq!(fresh_get(&server, "/").unwrap().status, 200);
+}

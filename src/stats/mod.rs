@@ -126,10 +126,10 @@ impl Stats {
         Ok(NewPage { fd, counters })
     }
 
-    /// Worker `pid` of `generation` started with `page`.
-    pub(crate) fn spawned(&mut self, pid: i32, generation: u64, page: NewPage) {
+    /// Worker `pid`, number `number`, of `generation` started with `page`.
+    pub(crate) fn spawned(&mut self, pid: i32, number: usize, generation: u64, page: NewPage) {
         // The descriptor closes here; the mapping stays.
-        self.book.spawned(pid, generation, page.counters);
+        self.book.spawned(pid, number, generation, page.counters);
     }
 
     /// Worker `pid` was reaped (see `Book::exited`).

@@ -394,9 +394,11 @@ impl Master {
         for (_, options) in &self.listeners {
             args.push(format!("--listener={options}").into());
         }
+        let number = WorkerProcess::next_number(&self.workers);
+        args.push(format!("--title={}", self.title(number, generation)).into());
         let listeners: Vec<BorrowedFd<'_>> =
             self.listeners.iter().map(|(fd, _)| fd.as_fd()).collect();
-        let worker = WorkerProcess::spawn(
+        let mut worker = WorkerProcess::spawn(
             &self.exe,
             &args,
             &listeners,
@@ -405,11 +407,26 @@ impl Master {
             page.as_ref().map(|page| page.fd()),
         )?;
         let pid = worker.pid;
+        worker.number = number;
         self.workers.push(worker);
         if let (Some(stats), Some(page)) = (&mut self.stats, page) {
-            stats.spawned(pid, generation, page);
+            stats.spawned(pid, number, generation, page);
         }
         Ok(pid)
+    }
+
+    /// What `ps` shows for worker `number` of `generation` (gunicorn's process titles): the
+    /// app as the command line named it, its arguments included.
+    fn title(&self, number: usize, generation: u64) -> String {
+        let mut title = format!(
+            "webserver: worker {number} [gen {generation}] {}",
+            self.args.app.as_deref().unwrap_or_default()
+        );
+        for word in &self.args.app_args {
+            title.push(' ');
+            title.push_str(&word.to_string_lossy());
+        }
+        title
     }
 
     /// USR1 (logrotate): reopen the master's log files, then have every worker reopen its own.
