@@ -694,6 +694,7 @@ fn a_scrape_is_answered_at_once_while_a_thousand_silent_and_trickling_clients_ar
             .unwrap();
         let scraped = exchange(stream, &format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
         let took = started.elapsed();
+        eprintln!("{path} with {SILENT} silent and {TRICKLING} trickling clients: {took:?}");
         assert_eq!(scraped.status, 200, "{}", scraped.body);
         assert!(took < Duration::from_secs(1), "{path} took {took:?}");
     }
