@@ -1,5 +1,5 @@
 //! What an app author meets: `webserver new` (both languages, generated outside this repository,
-//! built, checked and served), `webserver header`, completions and the man page, the README's
+//! built, checked and served), `webserver header`, completions and the man page, the Rust guide's
 //! example, and the load errors a first app runs into — each must say what is wrong and what to
 //! do about it.
 
@@ -163,21 +163,17 @@ fn completions_and_man_page_come_from_the_command_line_definition() {
     }
 }
 
-/// The README's Rust example is the app `webserver new` generates, so it builds wherever the
-/// checkout is (the generated app vendors app-abi).
+/// The guide's Rust example (docs/src/guide/rust.md, its first Rust block) is the app `webserver
+/// new` generates, so it builds wherever the checkout is (the generated app vendors app-abi).
 #[test]
-fn readme_rust_example_is_the_generated_app() {
-    let readme = std::fs::read_to_string(workspace_dir().join("README.md")).unwrap();
-    let section = readme
-        .split("## Writing an app in Rust")
-        .nth(1)
-        .expect("README has a Rust section");
-    let example = section
-        .split("```rust\n")
+fn guide_rust_example_is_the_generated_app() {
+    let page = std::fs::read_to_string(workspace_dir().join("docs/src/guide/rust.md")).unwrap();
+    let example = page
+        .split("```rust,ignore\n")
         .nth(1)
         .and_then(|s| s.split("```").next())
-        .expect("the Rust section has a ```rust block");
-    let tmp = OutsideDir::new("readme");
+        .expect("the Rust guide has a ```rust,ignore block");
+    let tmp = OutsideDir::new("guide");
     assert_ok("webserver new", &webserver(&tmp.0, &["new", "hello-app"]));
     let generated = std::fs::read_to_string(tmp.0.join("hello-app/src/lib.rs")).unwrap();
     assert_eq!(example, generated);

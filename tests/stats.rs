@@ -746,10 +746,10 @@ fn a_header_timeout_is_a_4xx_the_server_answered_with_its_bytes() {
 }
 
 #[test]
-fn curl_scrapes_the_unix_socket_as_the_readme_shows() {
+fn curl_scrapes_the_unix_socket_as_the_metrics_page_shows() {
     if !have_program("curl") {
         // As tests/http_basic.rs: CI uses curl when it is installed.
-        eprintln!("curl not installed: skipping the README example's cross-check");
+        eprintln!("curl not installed: skipping the metrics page example's cross-check");
         return;
     }
     let (server, socket) = stats_server("hello", "stats-curl", &[]);

@@ -21,9 +21,11 @@
 //! Python exception never escapes as anything but a logged traceback and an error code.
 
 mod body;
+mod body_errors;
 mod config;
 mod environ;
 mod exchange;
+mod hop_by_hop;
 mod init_args;
 mod input;
 mod interpreter;
@@ -36,7 +38,7 @@ use app_abi::raw::{
     WsApp, WsBody, WsInit, WsRequest, WS_ABI_MAJOR, WS_ABI_MINOR, WS_APP_MAGIC, WS_ERR_APP,
     WS_ERR_INVALID, WS_ERR_STATE, WS_OK,
 };
-use app_abi::{LogLevel, Logger, Request};
+use app_abi::{Logger, Request};
 use core::ffi::c_void;
 use pyo3::prelude::*;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -176,14 +178,11 @@ unsafe extern "C" fn call(state: *mut c_void, request: *const WsRequest, body: *
         let _active = exchange.enter();
         python_thread::with_gil(|py| {
             let fail = |what: &str, err: &PyErr| {
-                exchange.log(
-                    LogLevel::Error,
-                    &format!(
-                        "WSGI app {} {what}\n{}",
-                        wsgi.label,
-                        interpreter::traceback(py, err)
-                    ),
-                );
+                exchange.log_app_failure(&format!(
+                    "WSGI app {} {what}\n{}",
+                    wsgi.label,
+                    interpreter::traceback(py, err)
+                ));
                 WS_ERR_APP
             };
             let environ = match environ::build(py, raw, req.vars(), &exchange, &wsgi.constants) {
