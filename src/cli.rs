@@ -34,7 +34,8 @@ use crate::supervisor::probe::{Expect, ProbeTarget};
 ///
 /// Signals to the master: HUP hot-swaps the app library (a failed swap keeps the old one
 /// serving), TERM/INT stop gracefully, QUIT stops at once, TTIN/TTOU add/remove a worker, USR1 reopens
-/// the log files (logrotate).
+/// the log files (logrotate); USR2 and WINCH (gunicorn's binary upgrade and worker stop) are
+/// logged and ignored.
 #[derive(Parser, Debug)]
 #[command(
     name = "webserver",
