@@ -54,6 +54,8 @@ impl ExitCause {
         match how {
             // A stop kills the workers that are late: that is the stop, not a crash.
             ChildExit::Signaled(_) if fate.stopping => None,
+            // Someone asked it to stop (a TERM that came before its handler): planned.
+            ChildExit::Signaled(libc::SIGTERM) => None,
             ChildExit::Signaled(_) => Some(ExitCause::Crash),
             ChildExit::Exited(code) if code != 0 && fate.ready => Some(ExitCause::Crash),
             ChildExit::Exited(_) => None,
@@ -328,6 +330,9 @@ mod tests {
         );
         // Killed for being late at a stop.
         assert_eq!(ExitCause::of(kill, fate(false, true, true)), None);
+        // Stopped by a TERM from outside or a TTOU before its handler was installed.
+        let term = ChildExit::Signaled(libc::SIGTERM);
+        assert_eq!(ExitCause::of(term, fate(false, false, false)), None);
     }
 
     #[test]
