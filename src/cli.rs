@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
+pub(crate) mod habits;
 mod proxy;
 
 use crate::app::target::AppTarget;
@@ -95,11 +96,12 @@ pub(crate) enum Command {
         )]
         app_args: Vec<OsString>,
     },
-    /// Create a ready-to-build app in the directory NAME: a Rust cdylib with app-abi vendored (it
-    /// builds offline, anywhere), or a C99 file, the header and a Makefile.
+    /// Create a ready-to-build app in the directory PATH: a Rust cdylib with app-abi vendored (it
+    /// builds offline, anywhere), or a C99 file with a deferred route, the header and a Makefile.
     New {
-        /// The app's name: its directory, crate and library (`libNAME.so`).
-        name: String,
+        /// The app's directory, as for `cargo new`: its last component names the app (crate and
+        /// library, `libNAME.so`); missing parent directories are created.
+        path: PathBuf,
         /// The language to write the app in.
         #[arg(long, value_enum, default_value_t = Lang::Rust)]
         lang: Lang,

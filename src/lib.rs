@@ -92,9 +92,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             app_args,
             probe,
         }) => supervisor::probe::probe(app, app_args, probe),
-        Some(Command::New { name, lang }) => {
-            let dir = scaffold::new_app(std::path::Path::new("."), name, *lang)?;
-            print!("{}", scaffold::next_steps(&dir, name, *lang));
+        Some(Command::New { path, lang }) => {
+            let name = scaffold::new_app(path, *lang)?;
+            print!("{}", scaffold::next_steps(path, &name, *lang));
             Ok(())
         }
         Some(Command::Header) => print_stdout(scaffold::C_HEADER.as_bytes()),

@@ -94,6 +94,15 @@ pub(crate) struct Conn {
     tls: Option<Box<TlsSession>>,
 }
 
+impl Drop for Conn {
+    /// However the connection ends, a TLS one says so first (close_notify, `tls::session`).
+    fn drop(&mut self) {
+        if let Some(tls) = &mut self.tls {
+            tls.close(&mut self.stream);
+        }
+    }
+}
+
 /// Where the PROXY header a connection must start with stands.
 enum ProxyHeaderState {
     /// Read: the peer is its client, HTTP follows.
@@ -222,7 +231,9 @@ impl Conn {
             }
             self.compact();
             match self.read_available(BODY_READ) {
-                Ok(0) => return false,
+                // A TLS client's close_notify ends its input, not the connection: it still
+                // reads the response (`tls_half_closed`).
+                Ok(0) => return self.tls_half_closed(),
                 Ok(n) if n < BODY_READ => {
                     self.drained = true;
                     return true;
@@ -361,6 +372,17 @@ impl Conn {
         self.buf.get(self.start..).unwrap_or_default()
     }
 
+    /// A TLS client's end (its close_notify) came with the bytes just read: no new edge will
+    /// announce it, so the next head read must look for it instead of parking.
+    fn tls_ended(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.ended())
+    }
+
+    /// A TLS client sent close_notify: nothing more will arrive, but it may still read.
+    pub(crate) fn tls_half_closed(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.half_closed())
+    }
+
     /// Looks for the next head in the input, reading what the socket holds (without waiting)
     /// until the scanner decides or the socket is empty.
     pub(crate) fn next_head(&mut self, limits: &Limits) -> NextHead {
@@ -385,7 +407,7 @@ impl Conn {
             match self.read_available(HEAD_READ) {
                 Ok(0) => return NextHead::Closed,
                 // A short read means the socket was emptied: a later arrival raises a new edge.
-                Ok(n) => self.drained = n < HEAD_READ,
+                Ok(n) => self.drained = n < HEAD_READ && !self.tls_ended(),
                 Err(e) => match e.kind() {
                     io::ErrorKind::WouldBlock => {
                         self.drained = true;

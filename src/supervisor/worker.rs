@@ -1,4 +1,6 @@
-//! A worker's life: load the app, report ready, wait for the go, serve, drain, exit.
+//! A worker's life: load the app, report ready, wait for the go, serve, drain, shut the app down
+//! (within the stop's `--graceful-timeout`: a shutdown that has not returned by then is abandoned
+//! with the process), exit.
 //!
 //! The master passes the listening sockets from `FIRST_LISTEN_FD` up (one `--listener OPTIONS`
 //! each, in order), the write end of its pipe as
@@ -17,6 +19,7 @@
 //! frozen) is killed and replaced, since its own `--timeout` watch cannot run either.
 
 use std::os::fd::RawFd;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,6 +48,12 @@ const LISTENER_CHECK_INTERVAL: Duration = Duration::from_millis(1);
 /// ... and how long at most: only a wedged process takes that long (the master has its own
 /// deadline for the announcement).
 const LISTENER_CHECK_LIMIT: Duration = Duration::from_secs(5);
+
+/// The app's `shutdown` always gets at least this long, even when the drain used the whole
+/// `--graceful-timeout` (or it is 0); less than the master's `STOP_MARGIN`, so the worker still
+/// ends before the master kills it.
+const SHUTDOWN_FLOOR: Duration = Duration::from_secs(1);
+const _: () = assert!(SHUTDOWN_FLOOR.as_secs() < super::generation::STOP_MARGIN.as_secs());
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Start {
@@ -82,6 +91,7 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
         report.send_or_log(&WorkerMessage::Error(e));
         return 1;
     }
+    let graceful_timeout = Duration::from_secs(args.tuning.graceful_timeout);
     let start = Arc::new((Mutex::new(Start::Waiting), Condvar::new()));
     let shutdown = Arc::new(Shutdown::default());
     if let Err(e) = watch_signals(args.listeners.len(), &start, &shutdown, &report) {
@@ -140,7 +150,7 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
     let go = *state == Start::Go;
     drop(state);
     if !go {
-        app.shutdown();
+        shut_down_within(app, Instant::now() + graceful_timeout);
         return 0;
     }
 
@@ -169,17 +179,21 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
     config.tls = tls;
     // The app's shutdown runs only once `serve` gives the app back, which it does only when no
     // thread can call into it any more.
-    let served = server::serve(listeners, app, config, shutdown);
+    let served = server::serve(listeners, app, config, Arc::clone(&shutdown));
     // Access-log lines still held by threads that did not end (abandoned ones).
     logging::flush_all();
+    // The app's shutdown counts against the stop's graceful timeout too: a worker whose app
+    // cannot finish (a tokio runtime waiting for a blocking task that never ends) would otherwise
+    // never exit on a hot swap, and be killed by the master on a stop.
+    let stop_deadline = shutdown.requested_at().unwrap_or_else(Instant::now) + graceful_timeout;
     match served {
         server::Served::Finished(app) => {
-            app.shutdown();
+            shut_down_within(app, stop_deadline);
             0
         }
         server::Served::Failed(e, app) => {
             log::error!("serving failed: {e}");
-            app.shutdown();
+            shut_down_within(app, stop_deadline);
             1
         }
         server::Served::Abandoned { open } => {
@@ -190,6 +204,34 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
             // the calls still in flight.
             exit_now(0)
         }
+    }
+}
+
+/// Runs the app's `shutdown`; if it has not returned by `deadline` (or [`SHUTDOWN_FLOOR`] from
+/// now, whichever is later), logs it and ends the process without waiting further (and without
+/// `exit`'s atexit handlers, which would run under the app's code still running).
+fn shut_down_within(app: LoadedApp, deadline: Instant) {
+    let deadline = deadline.max(Instant::now() + SHUTDOWN_FLOOR);
+    let (returned, watched) = mpsc::channel::<()>();
+    let watch = std::thread::Builder::new()
+        .name("shutdown-watch".into())
+        .spawn(move || {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            if let Err(RecvTimeoutError::Timeout) = watched.recv_timeout(wait) {
+                log::warn!(
+                    "graceful timeout: the app's shutdown has not returned; exiting without waiting for it (what it was still doing is abandoned; raise --graceful-timeout if it needs longer)"
+                );
+                logging::flush_all();
+                exit_now(0);
+            }
+        });
+    if let Err(e) = &watch {
+        log::warn!("cannot watch the app's shutdown ({e}); it runs without a deadline");
+    }
+    app.shutdown();
+    drop(returned);
+    if let Ok(watch) = watch {
+        let _ = watch.join();
     }
 }
 
