@@ -35,7 +35,8 @@ use crate::supervisor::probe::{Expect, ProbeTarget};
 ///
 /// Signals to the master: HUP hot-swaps the app library (a failed swap keeps the old one
 /// serving), TERM/INT stop gracefully, QUIT stops at once, TTIN/TTOU add/remove a worker, USR1 reopens
-/// the log files (logrotate).
+/// the log files (logrotate); USR2 and WINCH (gunicorn's binary upgrade and worker stop) are
+/// logged and ignored.
 #[derive(Parser, Debug)]
 #[command(
     name = "webserver",
@@ -390,6 +391,9 @@ pub(crate) struct WorkerArgs {
     /// Serve TLS with the certificate and key the master handed down (`crate::tls::TLS_FD`).
     #[arg(long)]
     pub(crate) tls: bool,
+    /// The process title `ps` shows (app, worker number, generation), made by the master.
+    #[arg(long, default_value = "")]
+    pub(crate) title: String,
     #[command(flatten)]
     pub(crate) tuning: Tuning,
     #[command(flatten)]

@@ -64,6 +64,11 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Some(Command::Worker(args)) => Some(&args.tuning.logging),
         Some(_) => None,
     };
+    if let (None, Some(mask)) = (&cli.command, cli.serve.listen.umask) {
+        // Before the first file the master creates (its log files, then --pid FILE, its status
+        // and the unix sockets), so that --umask covers every one; the workers inherit it.
+        sys::process::set_umask(mask);
+    }
     let logging = logging::init(role(&cli), log_args);
     if let Err(e) = logging {
         match &cli.command {

@@ -45,6 +45,14 @@ const BODY_READ: usize = 16 * 1024;
 /// before the drain) waits for the request its client may already be sending.
 const DRAIN_LINGER: Duration = Duration::from_secs(1);
 
+/// While draining, how long an idle connection may wait for its next request.
+fn drain_linger(config: &Config) -> Duration {
+    config
+        .keep_alive
+        .min(config.graceful_timeout)
+        .min(DRAIN_LINGER)
+}
+
 /// A client connection and the bytes read from it that no request has consumed yet.
 pub(crate) struct Conn {
     stream: Stream,
@@ -288,8 +296,26 @@ impl Conn {
         self.deadline
     }
 
-    /// While draining: wait parked no later than `limit`.
-    pub(crate) fn shorten_deadline(&mut self, limit: Instant) {
+    /// The process began draining at `now` while this connection was parked. A head in
+    /// progress gets at most one more keep-alive period. An idle connection waits for its
+    /// client's next request no longer than the drain linger after its last response (or its
+    /// connect): one idle that long is closed at once, and one that just got a response can still
+    /// have the request its client is sending answered (with `Connection: close`), so a reload
+    /// loses none.
+    pub(crate) fn begin_drain(&mut self, now: Instant, config: &Config) {
+        let limit = if self.has_partial_request() {
+            now + config.keep_alive.min(config.graceful_timeout)
+        } else if self.served_any {
+            if self.deadline <= now + drain_linger(config) {
+                // Parked once the drain had begun (`set_parked_deadline`), or due anyway.
+                return;
+            }
+            // Parked with the keep-alive timeout when its last response was sent.
+            let parked_at = self.deadline.checked_sub(config.keep_alive).unwrap_or(now);
+            parked_at + drain_linger(config)
+        } else {
+            self.head_since.unwrap_or(now) + drain_linger(config)
+        };
         self.deadline = self.deadline.min(limit);
     }
 
@@ -306,11 +332,7 @@ impl Conn {
             now + config.keep_alive
         };
         if draining {
-            let window = config
-                .keep_alive
-                .min(config.graceful_timeout)
-                .min(DRAIN_LINGER);
-            self.deadline = self.deadline.min(now + window);
+            self.deadline = self.deadline.min(now + drain_linger(config));
         }
     }
 

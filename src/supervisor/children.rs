@@ -26,6 +26,8 @@ const READ_CHUNK: usize = 1024;
 
 pub(crate) struct WorkerProcess {
     pub(crate) pid: i32,
+    /// The lowest number no other live worker had when it started (`worker_number`).
+    pub(crate) number: usize,
     /// The read end of the worker's pipe (non-blocking).
     pipe: File,
     /// Bytes of a line not complete yet.
@@ -82,9 +84,18 @@ impl WorkerProcess {
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "pid out of range"))?;
         Ok(WorkerProcess {
             pid,
+            number: 0,
             pipe: File::from(read_end),
             pending: Vec::new(),
         })
+    }
+
+    /// The number for a worker about to start: the lowest no live worker in `workers` has
+    /// (uWSGI's worker ids). A replacement takes the number of the worker it replaces, and
+    /// numbers stay below twice `-w` (during a swap both generations have workers), so they make
+    /// bounded metric labels and stable process titles.
+    pub(crate) fn next_number(workers: &[WorkerProcess]) -> usize {
+        lowest_free(&workers.iter().map(|w| w.number).collect::<Vec<_>>())
     }
 
     pub(crate) fn pipe(&self) -> BorrowedFd<'_> {
@@ -127,4 +138,23 @@ fn message_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let write_end = dup_at_or_above(write_end.as_fd(), FD_FLOOR)?;
     set_blocking(write_end.as_fd())?;
     Ok((read_end, write_end))
+}
+
+/// The lowest number not in `used`.
+fn lowest_free(used: &[usize]) -> usize {
+    (0..).find(|n| !used.contains(n)).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_worker_takes_the_lowest_free_number() {
+        assert_eq!(lowest_free(&[]), 0);
+        assert_eq!(lowest_free(&[0, 1]), 2);
+        // Worker 0 died: its replacement is 0 again.
+        assert_eq!(lowest_free(&[1, 2]), 0);
+        assert_eq!(lowest_free(&[0, 2]), 1);
+    }
 }

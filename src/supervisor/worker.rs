@@ -65,6 +65,13 @@ enum Start {
 
 /// Run as a worker; the exit status tells the master how it ended.
 pub(crate) fn run(args: &WorkerArgs) -> i32 {
+    if !args.title.is_empty() {
+        // `ps` shows the app, the worker number and the generation instead of this process's
+        // long internal command line, which has been parsed.
+        if let Err(e) = crate::sys::proctitle::set(&args.title) {
+            log::debug!("cannot set the process title: {e}");
+        }
+    }
     let report = match claim_inherited(READY_FD) {
         Ok(pipe) => Arc::new(Reporter::new(pipe)),
         Err(e) => {

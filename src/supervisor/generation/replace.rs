@@ -39,8 +39,23 @@ impl Generations {
                 self.swap_failed(id, &message);
             }
             Some(State::Live) if !self.is_stopping() => {
+                // A worker exits 0 only after a graceful drain, which someone asked for; one
+                // TERM reaches before it installed its handler dies of it. Either way planned
+                // (a recycle, TTOU, or `kill -TERM WORKER`, gunicorn's way to restart one), not
+                // a fault to page about.
+                let planned = matches!(
+                    how,
+                    ChildExit::Exited(0) | ChildExit::Signaled(libc::SIGTERM)
+                );
                 let (level, text) = if worker.retiring && how == ChildExit::Exited(0) {
                     (log::Level::Info, format!("worker {pid} recycled"))
+                } else if worker.retiring && planned {
+                    (log::Level::Info, format!("worker {pid} retired: {how}"))
+                } else if planned {
+                    (
+                        log::Level::Info,
+                        format!("worker {pid} (generation {id}) {how}: stopped from outside the master (e.g. kill -TERM); replacing it"),
+                    )
                 } else if how == ChildExit::Exited(i32::from(HARAKIRI)) {
                     (
                         log::Level::Error,
