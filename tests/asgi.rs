@@ -309,3 +309,30 @@ fn a_wsgi_app_is_refused_with_the_command_that_serves_it() {
         &["cannot import no_such_module", "ModuleNotFoundError"],
     );
 }
+
+#[test]
+fn a_client_that_leaves_a_stream_stops_the_app_and_term_runs_the_lifespan_shutdown() {
+    let dir = common::fresh_dir("asgi-shutdown");
+    let marker = dir.join("shutdown.txt");
+    let mut server = asgi_server("fastapi_app:app")
+        .env("ASGI_SHUTDOWN_FILE", marker.to_str().unwrap())
+        .start();
+    let mut conn = server.connect();
+    conn.send(b"GET /forever HTTP/1.1\r\nHost: t\r\n\r\n");
+    let head = conn.read_head();
+    assert_eq!(head.status, 200);
+    assert!(conn.read_chunk().is_some_and(|c| c.starts_with(b"tick 0")));
+    drop(conn);
+    common::poll(Duration::from_secs(5), "the stream to stop", || {
+        let events = server.get("/events").json();
+        (events["events"] == serde_json::json!(["stream stopped"])).then_some(())
+    });
+
+    assert!(!marker.exists());
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit(Duration::from_secs(10)).is_some());
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap_or_default(),
+        "lifespan shutdown ran"
+    );
+}

@@ -108,7 +108,7 @@ impl Runtime {
             let version = if version == "2.0" { "2.0" } else { "3.0" };
             Ok::<_, String>((bridge.unbind(), app, version))
         })?;
-        let (loop_thread, loop_name) = spawn_loop(&bridge, config.event_loop)?;
+        let (loop_thread, loop_name) = spawn_loop(&bridge, config.event_loop, logger)?;
         let state = Python::with_gil(|py| PyDict::new_bound(py).unbind());
         let lifespan = lifespan_startup(
             &bridge,
@@ -216,7 +216,11 @@ impl Runtime {
 }
 
 /// Starts the loop thread; returns it with the loop's name ("uvloop 0.21.0", "asyncio").
-fn spawn_loop(bridge: &Py<PyModule>, kind: LoopKind) -> Result<(LoopThread, String), String> {
+fn spawn_loop(
+    bridge: &Py<PyModule>,
+    kind: LoopKind,
+    logger: Logger,
+) -> Result<(LoopThread, String), String> {
     let (tx, rx) = mpsc::channel::<Result<(PyObject, String), String>>();
     let bridge = Python::with_gil(|py| bridge.clone_ref(py));
     let thread = std::thread::Builder::new()
@@ -245,7 +249,7 @@ fn spawn_loop(bridge: &Py<PyModule>, kind: LoopKind) -> Result<(LoopThread, Stri
                 };
                 // Runs until `stop_and_join`; app errors never reach here (they end their task).
                 if let Err(err) = bridge.call_method1(py, "run_loop", (event_loop,)) {
-                    eprintln!("ASGI event loop stopped: {err}");
+                    logger.error(&format!("ASGI event loop stopped: {err}"));
                 }
             })
         })
