@@ -336,3 +336,72 @@ fn a_client_that_leaves_a_stream_stops_the_app_and_term_runs_the_lifespan_shutdo
         "lifespan shutdown ran"
     );
 }
+
+fn fastapi_swap_app(version: usize, lifespan_fails: bool) -> String {
+    let startup = if lifespan_fails {
+        "    raise RuntimeError('the new version cannot start')\n"
+    } else {
+        ""
+    };
+    format!(
+        "from contextlib import asynccontextmanager\nfrom fastapi import FastAPI\n\n\n\
+         @asynccontextmanager\nasync def lifespan(app):\n{startup}    yield {{'version': {version}}}\n\n\n\
+         app = FastAPI(lifespan=lifespan)\n\n\n@app.get('/version')\n\
+         async def version(request: __import__('fastapi').Request):\n    \
+         return {{'hello': 'from v{version}', 'state': request.state.version}}\n"
+    )
+}
+
+/// `webserver asgi:app swapapp:app` from `dir`, with a pid file (hot swap status).
+fn swap_server(dir: &Path, workers: &str) -> (Server, PathBuf) {
+    let pid_file = dir.join("ws.pid");
+    let mut lib = debug_dir().join("libasgi.so").into_os_string();
+    lib.push(":app");
+    let server = server(lib)
+        .cwd(dir)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .args(["-w", workers, "--pid"])
+        .args([pid_file.as_os_str()])
+        .app_args(["swapapp:app", "--venv", venv().to_str().unwrap()])
+        .start();
+    (server, pid_file)
+}
+
+#[test]
+fn a_swap_to_an_app_whose_lifespan_fails_keeps_the_old_generation() {
+    let dir = common::fresh_dir("asgi-swap");
+    wsgi_support::write_app(&dir, &fastapi_swap_app(1, false));
+    let (server, pid_file) = swap_server(&dir, "1");
+    common::poll(wsgi_support::SWAP_TIMEOUT, "generation 1 ready", || {
+        wsgi_support::status(&pid_file).filter(|(state, _, _)| state == "ready")
+    });
+    let v1 = serde_json::json!({"hello": "from v1", "state": 1});
+    assert_eq!(server.get("/version").json(), v1);
+
+    wsgi_support::write_app(&dir, &fastapi_swap_app(2, true));
+    let (state, _, why) = wsgi_support::hup(&server, &pid_file);
+    assert_eq!(state, "failed", "{why}");
+    assert!(
+        why.contains("lifespan startup of swapapp:app failed")
+            && why.contains("the new version cannot start"),
+        "{why}"
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            server.get("/version").json(),
+            v1,
+            "the old generation serves on"
+        );
+    }
+}
+
+#[test]
+fn swapping_a_fastapi_app_under_load_fails_no_request() {
+    let dir = common::fresh_dir("asgi-swap-load");
+    wsgi_support::write_app(&dir, &fastapi_swap_app(1, false));
+    let (server, pid_file) = swap_server(&dir, "2");
+    let ok = wsgi_support::swap_under_load(&server, &dir, &pid_file, "/version", &|version| {
+        fastapi_swap_app(version, false)
+    });
+    eprintln!("4 swaps of a FastAPI app under 3 keep-alive clients: {ok} requests, 0 failed");
+}
