@@ -18,9 +18,10 @@ use std::path::Path;
 use crate::sys::file::{open_beneath, open_resolved, Beneath};
 
 /// The path relative to the mount's directory that `rest` (the decoded request path after the
-/// mount's prefix) names, or `None` if it names no file there.
+/// mount's prefix) names, or `None` if it names no file there. A trailing `/` names a
+/// directory: no listings.
 pub(crate) fn relative(rest: &[u8]) -> Option<Vec<u8>> {
-    if rest.iter().any(|&b| b == 0 || b == b'\\') {
+    if rest.iter().any(|&b| b == 0 || b == b'\\') || rest.last().is_none_or(|&b| b == b'/') {
         return None;
     }
     let mut out = Vec::with_capacity(rest.len());
@@ -36,7 +37,7 @@ pub(crate) fn relative(rest: &[u8]) -> Option<Vec<u8>> {
             }
         }
     }
-    // Nothing left names the directory itself: no listings.
+    // Only empty segments: the directory itself.
     (!out.is_empty()).then_some(out)
 }
 
@@ -76,7 +77,7 @@ mod tests {
             (b"a.css", Some(b"a.css")),
             (b"admin/css/base.css", Some(b"admin/css/base.css")),
             (b"//a//b", Some(b"a/b")),
-            (b"a/", Some(b"a")),
+            (b"a/", None),
             (b"", None),
             (b"/", None),
             (b"..", None),
