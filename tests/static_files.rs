@@ -14,6 +14,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::swap;
 use common::*;
 
 /// What the hello app answers: proof that a request reached the app, not the files.
@@ -570,6 +571,36 @@ fn a_client_that_reads_slowly_holds_no_serving_thread() {
     }
     body.extend(slow.read_exact_raw(LARGE - body.len()));
     assert!(body == large, "the 64 MiB body differs");
+}
+
+/// A hot swap (HUP) while a large file is half downloaded: the old worker drains, and the
+/// download in flight completes (a drain cuts idle keep-alive connections short, not a body
+/// being sent); new connections go to the new generation.
+#[test]
+fn a_download_in_flight_survives_a_hot_swap() {
+    const LARGE: usize = 64 << 20;
+    let site = Site::new("static-swap");
+    let large = pattern(LARGE, 5);
+    std::fs::write(site.root.join("large.bin"), &large).unwrap();
+    let pid_file = site.base.join("ws.pid");
+    let mount = format!("/static/={}", site.root.display());
+    let server = quiet(sample_server("hello"))
+        .args(["--static", &mount, "--keep-alive", "1"])
+        .arg_pid(&pid_file)
+        .start();
+    wait_first_ready(&pid_file);
+    let mut download = server.connect();
+    download.send("GET /static/large.bin HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(download.read_head().status, 200);
+    let mut body = download.read_exact_raw(1 << 20);
+    let (state, generation, _) = swap::hup(&pid_file);
+    assert_eq!((state.as_str(), generation), ("ready", 2));
+    // The old worker is draining now; its download goes on at the client's pace, past the
+    // keep-alive that a drain gives idle connections.
+    thread::sleep(Duration::from_millis(2500));
+    body.extend(download.read_exact_raw(LARGE - body.len()));
+    assert!(body == large, "the download across the swap differs");
+    assert_eq!(get(&server, "/static/css/site.css", "").text(), CSS);
 }
 
 /// A client that reads nothing for longer than --io-timeout is closed mid-body (no 408 after
