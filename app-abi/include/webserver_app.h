@@ -43,8 +43,10 @@
  * Threads: `call`, `next` and `close` may run concurrently on many threads with the same app state,
  * unless the descriptor sets WS_APP_SINGLE_THREADED (the server then serialises `call` and `next`).
  * `init` runs once per process before any call; `shutdown` runs after the last `close`, never
- * concurrently. `waker_wake` and `waker_free` (ABI 1.1) are the only request callbacks that any
- * thread may call at any time.
+ * concurrently, and counts against the stop's --graceful-timeout (it gets at least 1 s): a worker
+ * whose `shutdown` has not returned by then logs it and exits without waiting further.
+ * `waker_wake` and `waker_free` (ABI 1.1) are the only request callbacks that any thread may call
+ * at any time.
  *
  * Deferred responses (ABI 1.1) — an app answers later without holding a server thread:
  *  - A body `next` may return WS_PENDING: no chunk now. The server parks the request: no serving

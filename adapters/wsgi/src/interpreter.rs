@@ -154,6 +154,10 @@ pub(crate) fn load_app(py: Python<'_>, target: &Target) -> Result<PyObject, Load
             )
         })?;
     }
+    crate::asgi::refuse(py, target, &object).map_err(|message| LoadError {
+        message,
+        traceback: None,
+    })?;
     if !object.is_callable() {
         return Err(LoadError {
             message: format!(

@@ -20,6 +20,7 @@
 //! Every entry point runs inside [`boundary`]: a Rust panic never unwinds into the server, a
 //! Python exception never escapes as anything but a logged traceback and an error code.
 
+mod asgi;
 mod body;
 mod body_errors;
 mod config;
@@ -29,8 +30,11 @@ mod hop_by_hop;
 mod init_args;
 mod input;
 mod interpreter;
+mod python_output;
 mod python_thread;
+mod source_pin;
 mod start_response;
+mod startup;
 mod streams;
 mod turnstile;
 
@@ -128,6 +132,12 @@ fn load(args: &[String], logger: Logger) -> Result<WsgiApp, String> {
     let config = config::Config::from_args_and_env(args, |k| std::env::var(k).ok())?;
     interpreter::start(&config)?;
     Python::with_gil(|py| {
+        python_output::install(py, logger).map_err(|err| {
+            format!(
+                "cannot route Python's output into the server's log: {}",
+                interpreter::last_line(py, &err)
+            )
+        })?;
         let callable = interpreter::load_app(py, &config.target).map_err(|err| {
             // The server prints the one-line error; the whole traceback is there for RUST_LOG=debug.
             if let Some(tb) = &err.traceback {
@@ -135,15 +145,8 @@ fn load(args: &[String], logger: Logger) -> Result<WsgiApp, String> {
             }
             err.message
         })?;
-        let prefix: String = py
-            .import_bound("sys")
-            .and_then(|sys| sys.getattr("prefix")?.extract())
-            .unwrap_or_default();
-        logger.info(&format!(
-            "WSGI app {} on Python {} ({prefix})",
-            config.target,
-            py.version().split_whitespace().next().unwrap_or("?"),
-        ));
+        source_pin::check(py)?;
+        logger.info(&startup::line(py, &config));
         Ok(WsgiApp {
             callable,
             constants: environ::Constants::new(py),
