@@ -405,3 +405,17 @@ fn swapping_a_fastapi_app_under_load_fails_no_request() {
     });
     eprintln!("4 swaps of a FastAPI app under 3 keep-alive clients: {ok} requests, 0 failed");
 }
+
+#[test]
+fn a_bare_app_that_raises_or_returns_before_its_response_is_a_500() {
+    let server = asgi_server("raw_apps:raises").start();
+    assert_eq!(server.get("/raise").status, 500);
+    assert_eq!(server.get("/nothing").status, 500);
+    common::poll(Duration::from_secs(5), "both failures logged", || {
+        let log = server.stderr();
+        (log.contains("ASGI app raw_apps:raises raised:\nTraceback")
+            && log.contains("ValueError: raw failure before the response")
+            && log.contains("returned without starting a response"))
+        .then_some(())
+    });
+}

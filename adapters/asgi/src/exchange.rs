@@ -249,8 +249,10 @@ impl Channel {
         let shared = &self.shared;
         let mut st = shared.state();
         st.finished = true;
+        // An exception is logged even when the response is over: Starlette answers 500 itself and
+        // then re-raises, often after the server closed the response (uvicorn logs it too). A
+        // cancel (the request ended first) arrives as `None`.
         let message = match error {
-            Some(_) if st.closed => None,
             Some(tb) => Some(format!("ASGI app {} raised:\n{tb}", shared.label)),
             None if st.closed || st.complete => None,
             None if !st.started => Some(format!(
