@@ -34,7 +34,11 @@ class WsgiApp(TypeError):
 
 
 def as_asgi3(app):
-    """(ASGI 3 callable, "3.0" or "2.0"), by the check uvicorn makes; WsgiApp for a WSGI callable."""
+    """(ASGI 3 callable, "3.0" or "2.0"), by the check uvicorn makes; WsgiApp for a WSGI callable.
+
+    A plain (not async) callable is told apart by its required positional parameters: two are
+    WSGI's (environ, start_response), three ASGI 3's, one ASGI 2's (scope).
+    """
     if inspect.isclass(app):
         if hasattr(app, "__await__"):
             return app, "3.0"
@@ -51,8 +55,11 @@ def as_asgi3(app):
         for p in params
         if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
     ]
-    if len(positional) >= 2:
+    if len(positional) == 2:
         raise WsgiApp()
+    if len(positional) == 3:
+        # (scope, receive, send) returning an awaitable: an ASGI 3 app behind a plain wrapper.
+        return app, "3.0"
     return _asgi2(app), "2.0"
 
 
