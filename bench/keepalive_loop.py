@@ -13,7 +13,8 @@ def main() -> int:
     port, n = int(sys.argv[1]), int(sys.argv[2])
     path = sys.argv[3] if len(sys.argv) > 3 else "/"
     request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: keepalive_loop\r\nAccept: */*\r\n\r\n".encode()
-    sock = socket.create_connection(("127.0.0.1", port))
+    # A server that stops answering fails the run instead of hanging it.
+    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     buf = b""
     for i in range(n):

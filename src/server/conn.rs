@@ -34,9 +34,9 @@ use crate::listen::{ListenerOptions, Peer};
 use crate::sys::socket::Stream;
 use crate::tls::TlsSession;
 
-/// Bytes asked of the socket per read while a head arrives; also the size of the buffer a
-/// connection starts with (it grows up to the head limit when needed).
-const HEAD_READ: usize = 4 * 1024;
+/// Bytes asked of the socket per read while a head arrives; also the size of the read buffer a
+/// serving thread starts with (it grows up to the head limit when needed).
+pub(crate) const HEAD_READ: usize = 4 * 1024;
 
 /// Bytes asked of the socket per read while the app reads the request body.
 const BODY_READ: usize = 16 * 1024;
@@ -309,29 +309,31 @@ impl Conn {
         self.start < self.buf.len() && !self.awaiting_proxy_header
     }
 
-    /// Gives the read buffer back if the connection has been idle between requests since
-    /// before `idle_since` (it is allocated again on the next read): an idle keep-alive
-    /// connection then costs its slot, not a buffer. One that comes back sooner keeps its
-    /// buffer, so a busy connection never reallocates.
-    pub(crate) fn release_buffer_if_idle(&mut self, idle_since: Instant, keep_alive: Duration) {
-        let parked_at = self.deadline.checked_sub(keep_alive);
-        let idle = self.served_any && parked_at.is_some_and(|at| at <= idle_since);
-        if idle && !self.has_partial_request() && self.buf.capacity() > 0 {
-            self.buf = Vec::new();
-            self.start = 0;
-            self.scanner.reset();
+    /// Lends the serving thread's read buffer (`spare`, empty) to this connection while the
+    /// thread serves it; what the connection kept of a partial request moves into it.
+    pub(crate) fn borrow_buffer(&mut self, spare: &mut Vec<u8>) {
+        if !self.input().is_empty() {
+            spare.clear();
+            spare.extend_from_slice(self.input());
         }
+        // The connection's own copy (if any) is freed here.
+        self.buf = std::mem::take(spare);
+        self.start = 0;
     }
 
-    /// Gives the read buffer back if no unconsumed input is in it: a request parked for its app
-    /// keeps its connection without the buffer its head was read into (it is allocated again by
-    /// the next read). The environ holds copies of everything the app was given.
-    pub(crate) fn release_buffer_if_empty(&mut self) {
-        if !self.has_partial_request() && self.buf.capacity() > 0 {
-            self.buf = Vec::new();
-            self.start = 0;
-            self.scanner.reset();
-        }
+    /// Gives the lent buffer back to the thread (`spare`) before the connection parks or
+    /// closes: an idle connection holds no read buffer at all, and one that parks with part of
+    /// a request (a head still arriving, body bytes its parked app has not read) keeps an
+    /// exact-size copy of just those bytes (nginx's way). The scanner's offsets are relative to
+    /// the unconsumed input, so they stay valid.
+    pub(crate) fn return_buffer(&mut self, spare: &mut Vec<u8>) {
+        let kept = match self.input() {
+            [] => Vec::new(),
+            partial => partial.to_vec(),
+        };
+        *spare = std::mem::replace(&mut self.buf, kept);
+        spare.clear();
+        self.start = 0;
     }
 
     /// The unconsumed input.

@@ -46,6 +46,8 @@ pub(crate) struct ThreadScratch {
     pub(super) thread: usize,
     head: RequestHead,
     pub(super) buffers: Buffers,
+    /// The read buffer, lent to the connection this thread serves (`Conn::borrow_buffer`).
+    pub(super) read_buf: Vec<u8>,
 }
 
 /// What one exchange writes into, apart from the parsed head. A request that parks takes its
@@ -62,6 +64,7 @@ impl ThreadScratch {
     pub(crate) fn new(thread: usize) -> ThreadScratch {
         ThreadScratch {
             thread,
+            read_buf: Vec::with_capacity(super::conn::HEAD_READ),
             ..ThreadScratch::default()
         }
     }

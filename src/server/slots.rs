@@ -20,7 +20,7 @@
 use std::collections::VecDeque;
 use std::os::fd::AsFd;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::conn::Conn;
 use super::Shared;
@@ -398,19 +398,6 @@ impl Slots {
             }
         }
         gone
-    }
-
-    /// Free the read buffers of connections parked with nothing buffered since before
-    /// `idle_since`: an idle keep-alive connection then costs its slot, not 4 KiB. Connections
-    /// that come back sooner keep theirs, so a busy connection never reallocates.
-    pub(crate) fn release_idle_buffers(&self, idle_since: Instant, keep_alive: Duration) {
-        for slot in self.lock().slots.iter_mut() {
-            if let Slot::Idle(conn) = slot {
-                if conn.parked_request().is_none() {
-                    conn.release_buffer_if_idle(idle_since, keep_alive);
-                }
-            }
-        }
     }
 
     /// While draining, a parked connection waits at most `limit` more for its next request.
