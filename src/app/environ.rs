@@ -46,6 +46,62 @@ pub(crate) struct RequestParts<'a, H> {
     /// out, so the app never takes a client's claim for a proxy's.
     pub(crate) strip_forwarding: bool,
     pub(crate) flags: u32,
+    /// The connection's addresses, already spelled (used where `local` and `remote` are
+    /// the ones it was made for).
+    pub(crate) spelled: Option<&'a AddrVars>,
+}
+
+/// Room for `SERVER_PORT`, `REMOTE_ADDR` and `REMOTE_PORT`: two ports and the longest
+/// address `Display` writes (45 bytes, an IPv6 address ending in dotted IPv4).
+const ADDR_TEXT: usize = 5 + 45 + 5;
+
+/// A connection's addresses as the environ spells them (`SERVER_PORT`, `REMOTE_ADDR`,
+/// `REMOTE_PORT`), written once per connection instead of once per request.
+#[derive(Clone, Debug)]
+pub(crate) struct AddrVars {
+    local: Option<SocketAddr>,
+    remote: Peer,
+    text: [u8; ADDR_TEXT],
+    /// Where `SERVER_PORT`, `REMOTE_ADDR` and `REMOTE_PORT` end in `text`.
+    ends: [u8; 3],
+}
+
+impl AddrVars {
+    pub(crate) fn new(local: Option<SocketAddr>, remote: Peer) -> AddrVars {
+        let mut out = Vec::with_capacity(ADDR_TEXT);
+        if let Some(local) = local {
+            write_display(&mut out, &local.port());
+        }
+        let server_port = out.len();
+        if let Peer::Tcp(remote) = remote {
+            write_display(&mut out, &remote.ip());
+        }
+        let remote_addr = out.len();
+        if let Peer::Tcp(remote) = remote {
+            write_display(&mut out, &remote.port());
+        }
+        let mut text = [0; ADDR_TEXT];
+        let len = out.len().min(ADDR_TEXT);
+        if let (Some(to), Some(from)) = (text.get_mut(..len), out.get(..len)) {
+            to.copy_from_slice(from);
+        }
+        let end = |at: usize| u8::try_from(at).unwrap_or(u8::MAX);
+        AddrVars {
+            local,
+            remote,
+            text,
+            ends: [end(server_port), end(remote_addr), end(out.len())],
+        }
+    }
+
+    fn part(&self, index: usize) -> &[u8] {
+        let start = index
+            .checked_sub(1)
+            .map_or(0, |i| usize::from(self.ends[i]));
+        self.text
+            .get(start..usize::from(self.ends[index]))
+            .unwrap_or_default()
+    }
 }
 
 /// A reusable environ: arena bytes, their spans, the pairs handed to the app, and the
@@ -195,21 +251,29 @@ impl Environ {
         }
         self.spans
             .push((server_name_start, value_start..self.arena.len()));
-        match parts.local {
-            Some(local) => self.push_display(b"SERVER_PORT", &local.port()),
+        let spelled = parts
+            .spelled
+            .filter(|spelled| spelled.local == parts.local && spelled.remote == parts.remote);
+        match (parts.local, spelled) {
+            (Some(_), Some(spelled)) => self.push(b"SERVER_PORT", spelled.part(0)),
+            (Some(local), None) => self.push_display(b"SERVER_PORT", &local.port()),
             // A unix socket has no port: the one the client asked for, as gunicorn does.
-            None => self.push(
+            (None, _) => self.push(
                 b"SERVER_PORT",
                 authority.and_then(port_of).unwrap_or(UNIX_SERVER_PORT),
             ),
         }
-        match parts.remote {
-            Peer::Tcp(remote) => {
+        match (parts.remote, spelled) {
+            (Peer::Tcp(_), Some(spelled)) => {
+                self.push(b"REMOTE_ADDR", spelled.part(1));
+                self.push(b"REMOTE_PORT", spelled.part(2));
+            }
+            (Peer::Tcp(remote), None) => {
                 self.push_display(b"REMOTE_ADDR", &remote.ip());
                 self.push_display(b"REMOTE_PORT", &remote.port());
             }
             // A unix client has no address (gunicorn's choice too): empty, and no port.
-            Peer::Unix => self.push(b"REMOTE_ADDR", b""),
+            (Peer::Unix, _) => self.push(b"REMOTE_ADDR", b""),
         }
         self.remote = parts.remote.host();
         self.push(b"webserver.url_scheme", parts.url_scheme);
@@ -328,6 +392,7 @@ impl Environ {
             url_scheme: b"http",
             strip_forwarding: false,
             flags,
+            spelled: None,
         })
     }
 
@@ -490,6 +555,7 @@ mod tests {
             url_scheme: b"http",
             strip_forwarding: false,
             flags: WS_REQ_MULTITHREAD,
+            spelled: None,
         });
         let expect: &[(&str, &[u8])] = &[
             ("REQUEST_METHOD", b"GET"),
@@ -545,8 +611,34 @@ mod tests {
             url_scheme: b"http",
             strip_forwarding: false,
             flags: 0,
+            spelled: None,
         });
         assert_eq!(lookup(pairs, "SERVER_NAME"), Some(&b"target.example"[..]));
+    }
+
+    /// `GET /` over HTTP/1.1 with `headers`, between `local` and `remote`.
+    fn get_root<'a, H>(
+        headers: H,
+        local: Option<SocketAddr>,
+        remote: Peer,
+        spelled: Option<&'a AddrVars>,
+    ) -> RequestParts<'a, H> {
+        RequestParts {
+            method: b"GET",
+            target: Target {
+                path: b"/",
+                query: b"",
+                authority: None,
+            },
+            version_minor: 1,
+            headers,
+            local,
+            remote,
+            url_scheme: b"http",
+            strip_forwarding: false,
+            flags: 0,
+            spelled,
+        }
     }
 
     #[test]
@@ -558,21 +650,7 @@ mod tests {
             } else {
                 vec![(b"Host", host)]
             };
-            let pairs = environ.build(RequestParts {
-                method: b"GET",
-                target: Target {
-                    path: b"/",
-                    query: b"",
-                    authority: None,
-                },
-                version_minor: 1,
-                headers: headers.iter().copied(),
-                local: None,
-                remote: Peer::Unix,
-                url_scheme: b"http",
-                strip_forwarding: false,
-                flags: 0,
-            });
+            let pairs = environ.build(get_root(headers.iter().copied(), None, Peer::Unix, None));
             ["SERVER_NAME", "SERVER_PORT", "REMOTE_ADDR", "REMOTE_PORT"]
                 .iter()
                 .filter_map(|name| Some((name.to_string(), lookup(pairs, name)?.to_vec())))
@@ -611,19 +689,14 @@ mod tests {
         for strip in [true, false] {
             let mut environ = Environ::default();
             let pairs = environ.build(RequestParts {
-                method: b"GET",
-                target: Target {
-                    path: b"/",
-                    query: b"",
-                    authority: None,
-                },
-                version_minor: 1,
-                headers: headers.iter().copied(),
-                local: Some("127.0.0.1:8888".parse().unwrap()),
-                remote: Peer::Tcp("[2001:db8::7]:0".parse().unwrap()),
                 url_scheme: b"https",
                 strip_forwarding: strip,
-                flags: 0,
+                ..get_root(
+                    headers.iter().copied(),
+                    Some("127.0.0.1:8888".parse().unwrap()),
+                    Peer::Tcp("[2001:db8::7]:0".parse().unwrap()),
+                    None,
+                )
             });
             for name in [
                 "HTTP_X_FORWARDED_FOR",
@@ -650,5 +723,51 @@ mod tests {
         assert_eq!(strip_port(b"[::1]:80"), b"[::1]");
         assert_eq!(strip_port(b"h:1"), b"h");
         assert_eq!(strip_port(b"h"), b"h");
+    }
+
+    /// The addresses spelled once per connection give the same variables as spelling them
+    /// per request, and are not used for a request whose client a proxy named.
+    #[test]
+    fn spelled_addresses_match_the_per_request_spelling() {
+        let locals = [
+            Some("127.0.0.1:8888".parse().unwrap()),
+            Some("[::1]:443".parse().unwrap()),
+            None,
+        ];
+        let remotes = [
+            Peer::Tcp("10.0.0.7:5555".parse().unwrap()),
+            Peer::Tcp(
+                "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535"
+                    .parse()
+                    .unwrap(),
+            ),
+            Peer::Tcp("[::ffff:192.0.2.1]:1".parse().unwrap()),
+            Peer::Unix,
+        ];
+        let build = |local, remote, spelled: Option<&AddrVars>| {
+            let mut environ = Environ::default();
+            environ.build(get_root(std::iter::empty(), local, remote, spelled));
+            environ
+                .vars()
+                .map(|(n, v)| (n.to_vec(), v.to_vec()))
+                .collect::<Vec<_>>()
+        };
+        for local in locals {
+            for remote in remotes {
+                let spelled = AddrVars::new(local, remote);
+                let want = build(local, remote, None);
+                assert_eq!(
+                    build(local, remote, Some(&spelled)),
+                    want,
+                    "{local:?} {remote:?}"
+                );
+                // A proxy named another client: spelled afresh, not taken from the connection.
+                let other = Peer::Tcp("192.0.2.9:4000".parse().unwrap());
+                assert_eq!(
+                    build(local, other, Some(&spelled)),
+                    build(local, other, None)
+                );
+            }
+        }
     }
 }

@@ -27,6 +27,7 @@ use super::slots::Token;
 use super::socket_io::{read_append, read_with_timeout, write_all_with_timeout, write_nonblocking};
 use super::Config;
 use crate::app::call::Cancel;
+use crate::app::environ::AddrVars;
 use crate::http::error::ParseError;
 use crate::http::proxy_protocol;
 use crate::http::scan::{HeadEnd, HeadScanner, Limits};
@@ -84,6 +85,9 @@ pub(crate) struct Conn {
     awaiting_proxy_header: bool,
     /// The TLS state of a connection to a TLS listener (boxed: a plain one pays a pointer).
     tls: Option<Box<TlsSession>>,
+    /// The addresses as the environ spells them, written for the first request (after any
+    /// PROXY header) and reused by the next ones.
+    spelled: Option<AddrVars>,
 }
 
 /// Where the PROXY header a connection must start with stands.
@@ -136,6 +140,7 @@ impl Conn {
             write_interest: false,
             awaiting_proxy_header: accepted.options.proxy_protocol,
             tls: None,
+            spelled: None,
         }
     }
 
@@ -242,6 +247,13 @@ impl Conn {
     /// The client's address.
     pub(crate) fn peer(&self) -> Peer {
         self.peer
+    }
+
+    /// The connection's addresses as the environ spells them (written on first use).
+    pub(crate) fn spelled_addrs(&mut self) -> &AddrVars {
+        let (local, peer) = (self.local, self.peer);
+        self.spelled
+            .get_or_insert_with(|| AddrVars::new(local, peer))
     }
 
     /// The address the client connected to (`None` on a unix socket).
@@ -394,6 +406,7 @@ impl Conn {
                 );
                 if let Some(source) = header.source {
                     self.peer = Peer::Tcp(source);
+                    self.spelled = None;
                 }
                 self.awaiting_proxy_header = false;
                 self.consume(header.len);

@@ -163,6 +163,7 @@ fn serve_one(
     let started = logging::access_log().and_then(|log| log.start());
     let config = &shared.config;
     let peer = conn.peer();
+    let spelled = conn.spelled_addrs().clone();
     let buf = conn.input().get(..head_len).unwrap_or_default();
     let method = head.method(buf);
     let target = match parse_target(method, head.target(buf)) {
@@ -202,6 +203,7 @@ fn serve_one(
         url_scheme: client.scheme,
         strip_forwarding: client.strip_forwarding,
         flags,
+        spelled: Some(&spelled),
     });
     conn.start_request(head_len);
     let body = BodyProgress {
