@@ -176,8 +176,17 @@ impl Environ {
             },
         );
 
+        // Names that may occur more than once (by a one-word hash): only those are looked for
+        // among the other fields, so the usual head, every name once, is walked once.
+        let (mut seen, mut repeated) = (0u64, 0u64);
+        for (name, _) in parts.headers.clone() {
+            let bit = name_bit(name);
+            repeated |= seen & bit;
+            seen |= bit;
+        }
         let mut host = None;
         for (index, (name, value)) in parts.headers.clone().enumerate() {
+            let maybe_repeated = repeated & name_bit(name) != 0;
             if name.contains(&b'_') {
                 // `X_Forwarded_For` and `X-Forwarded-For` would both become HTTP_X_FORWARDED_FOR;
                 // drop the underscore form so a client cannot spoof a header a proxy set.
@@ -195,9 +204,10 @@ impl Environ {
                 continue;
             }
             let earlier = parts.headers.clone().take(index);
-            if earlier
-                .into_iter()
-                .any(|(n, _)| n.eq_ignore_ascii_case(name))
+            if maybe_repeated
+                && earlier
+                    .into_iter()
+                    .any(|(n, _)| n.eq_ignore_ascii_case(name))
             {
                 continue; // already joined into the first occurrence
             }
@@ -218,6 +228,11 @@ impl Environ {
             }
             let name_span = start..self.arena.len();
             let value_start = self.arena.len();
+            if !maybe_repeated {
+                self.arena.extend_from_slice(value);
+                self.spans.push((name_span, value_start..self.arena.len()));
+                continue;
+            }
             // RFC 9110 §5.3: repeated fields combine with ", " (Cookie with "; ", RFC 6265 §5.4).
             let separator: &[u8] = if name.eq_ignore_ascii_case(b"cookie") {
                 b"; "
@@ -447,6 +462,18 @@ impl Decimal for std::net::IpAddr {
             }
         }
     }
+}
+
+/// One of 64 bits for a field name, the same for names equal but for ASCII case (from its
+/// length and its first and last bytes): two fields whose bits differ have different names.
+fn name_bit(name: &[u8]) -> u64 {
+    let first = name.first().map_or(0, u8::to_ascii_lowercase);
+    let last = name.last().map_or(0, u8::to_ascii_lowercase);
+    let hash = (name.len() as u32)
+        .wrapping_mul(31)
+        .wrapping_add(u32::from(first).wrapping_mul(7))
+        .wrapping_add(u32::from(last));
+    1 << (hash % 64)
 }
 
 fn write_decimal(out: &mut Vec<u8>, mut n: u32) {
@@ -768,6 +795,19 @@ mod tests {
                     build(local, other, None)
                 );
             }
+        }
+    }
+
+    /// Names equal but for ASCII case share a bit (else a repeated field would not be joined).
+    #[test]
+    fn names_equal_but_for_case_share_a_bit() {
+        for (a, b) in [
+            (&b"X-Tag"[..], &b"x-TAG"[..]),
+            (b"cookie", b"Cookie"),
+            (b"a", b"A"),
+            (b"", b""),
+        ] {
+            assert_eq!(name_bit(a), name_bit(b), "{a:?} {b:?}");
         }
     }
 }
