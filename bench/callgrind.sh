@@ -4,8 +4,8 @@
 # Usage:  bench/callgrind.sh [N]        (N requests, default 20000; release build expected)
 # Starts `webserver -w 1 --threads 1` on the hello app under `valgrind --tool=callgrind
 # --trace-children=yes` (the worker is traced too), warms up with 500 requests, zeroes the
-# worker's counters (`callgrind_control -z`), runs bench/keepalive_loop.py (N sequential
-# requests on one connection), dumps (`callgrind_control -d`) and prints the worker's
+# worker's counters (`vgdb --pid=WORKER zero`), runs bench/keepalive_loop.py (N sequential
+# requests on one connection), dumps (`vgdb ... dump`) and prints the worker's
 # instructions divided by N. Instruction counts do not depend on how busy the machine is, so
 # this is the number to compare commits by; wall-clock figures are bench/run.sh's.
 # Env: PORT (18990) BIN (target/release/webserver) APP (target/release/libhello.so:app)
@@ -32,10 +32,13 @@ done
 WORKER=$(pgrep -P "$MASTER" | head -1)
 [[ -n "$WORKER" ]] || { echo "callgrind.sh: no worker under master $MASTER" >&2; exit 1; }
 python3 "$ROOT/bench/keepalive_loop.py" "$PORT" 500
-callgrind_control -z "$WORKER" >/dev/null
+# vgdb, not callgrind_control: the worker sets its process title, which callgrind_control
+# does not recognise as a valgrind process.
+vgdb --pid="$WORKER" zero >/dev/null
 python3 "$ROOT/bench/keepalive_loop.py" "$PORT" "$N"
-callgrind_control -d "$WORKER" >/dev/null
+vgdb --pid="$WORKER" dump >/dev/null
 sleep 1
 DUMP=$(ls -t "$OUT_DIR"/callgrind.out."$WORKER"* | grep -v "callgrind.out.$WORKER\$" | head -1)
+[[ -n "$DUMP" ]] || { echo "callgrind.sh: the worker wrote no dump (see $OUT_DIR/server.log)" >&2; exit 1; }
 IR=$(awk '/^summary:|^totals:/ {print $2; exit}' "$DUMP")
 echo "worker $WORKER: $IR instructions for $N requests: $(( IR / N )) per request ($DUMP)"

@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
+pub(crate) mod habits;
 mod proxy;
 
 use crate::app::target::AppTarget;
@@ -34,7 +35,8 @@ use crate::supervisor::probe::{Expect, ProbeTarget};
 ///
 /// Signals to the master: HUP hot-swaps the app library (a failed swap keeps the old one
 /// serving), TERM/INT stop gracefully, QUIT stops at once, TTIN/TTOU add/remove a worker, USR1 reopens
-/// the log files (logrotate).
+/// the log files (logrotate); USR2 and WINCH (gunicorn's binary upgrade and worker stop) are
+/// logged and ignored.
 #[derive(Parser, Debug)]
 #[command(
     name = "webserver",
@@ -94,11 +96,12 @@ pub(crate) enum Command {
         )]
         app_args: Vec<OsString>,
     },
-    /// Create a ready-to-build app in the directory NAME: a Rust cdylib with app-abi vendored (it
-    /// builds offline, anywhere), or a C99 file, the header and a Makefile.
+    /// Create a ready-to-build app in the directory PATH: a Rust cdylib with app-abi vendored (it
+    /// builds offline, anywhere), or a C99 file with a deferred route, the header and a Makefile.
     New {
-        /// The app's name: its directory, crate and library (`libNAME.so`).
-        name: String,
+        /// The app's directory, as for `cargo new`: its last component names the app (crate and
+        /// library, `libNAME.so`); missing parent directories are created.
+        path: PathBuf,
         /// The language to write the app in.
         #[arg(long, value_enum, default_value_t = Lang::Rust)]
         lang: Lang,
@@ -388,6 +391,9 @@ pub(crate) struct WorkerArgs {
     /// Serve TLS with the certificate and key the master handed down (`crate::tls::TLS_FD`).
     #[arg(long)]
     pub(crate) tls: bool,
+    /// The process title `ps` shows (app, worker number, generation), made by the master.
+    #[arg(long, default_value = "")]
+    pub(crate) title: String,
     #[command(flatten)]
     pub(crate) tuning: Tuning,
     #[command(flatten)]

@@ -64,6 +64,11 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Some(Command::Worker(args)) => Some(&args.tuning.logging),
         Some(_) => None,
     };
+    if let (None, Some(mask)) = (&cli.command, cli.serve.listen.umask) {
+        // Before the first file the master creates (its log files, then --pid FILE, its status
+        // and the unix sockets), so that --umask covers every one; the workers inherit it.
+        sys::process::set_umask(mask);
+    }
     let logging = logging::init(role(&cli), log_args);
     if let Err(e) = logging {
         match &cli.command {
@@ -87,9 +92,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             app_args,
             probe,
         }) => supervisor::probe::probe(app, app_args, probe),
-        Some(Command::New { name, lang }) => {
-            let dir = scaffold::new_app(std::path::Path::new("."), name, *lang)?;
-            print!("{}", scaffold::next_steps(&dir, name, *lang));
+        Some(Command::New { path, lang }) => {
+            let name = scaffold::new_app(path, *lang)?;
+            print!("{}", scaffold::next_steps(path, &name, *lang));
             Ok(())
         }
         Some(Command::Header) => print_stdout(scaffold::C_HEADER.as_bytes()),

@@ -1,5 +1,5 @@
 //! What an app author meets: `webserver new` (both languages, generated outside this repository,
-//! built, checked and served), `webserver header`, completions and the man page, the README's
+//! built, checked and served), `webserver header`, completions and the man page, the Rust guide's
 //! example, and the load errors a first app runs into — each must say what is wrong and what to
 //! do about it.
 
@@ -7,6 +7,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -106,10 +108,129 @@ fn new_c_app_builds_with_make_and_serves() {
     serve_and_greet(&app.join("libcee.so"), "Hello from cee! path=/greet\n");
 }
 
+/// `make` in `dir`, asserting it built.
+fn make(dir: &Path) {
+    let make = Command::new("make")
+        .current_dir(dir)
+        .output()
+        .expect("run make (the C-app test needs make and cc)");
+    assert_ok("make", &make);
+}
+
+/// `GET path` sent on a new connection (the response is read later).
+fn send_get(server: &Server, path: &str) -> Conn {
+    let mut conn = server.connect();
+    conn.send(format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    ));
+    conn
+}
+
+/// The generated C app answers `/later` from its own worker threads (ABI 1.1: `WS_PENDING`, a
+/// waker): on one serving thread, requests parked on slow work hold no thread, many of them at
+/// once are each answered, and requests whose clients left are cancelled and freed without the
+/// worker threads outliving the app (TERM exits cleanly while they were busy).
+#[test]
+fn new_c_app_defers_to_its_worker_threads_without_holding_a_serving_thread() {
+    let tmp = OutsideDir::new("c-later");
+    assert_ok(
+        "webserver new --lang c",
+        &webserver(&tmp.0, &["new", "later", "--lang", "c"]),
+    );
+    let app = tmp.0.join("later");
+    make(&app);
+    let mut target = app.join("liblater.so").into_os_string();
+    target.push(":app");
+    let mut server = server(target).args(["--threads", "1"]).start();
+
+    // Slow work parked on every worker thread of the app: the one serving thread stays free.
+    let slow: Vec<Conn> = (0..4)
+        .map(|_| send_get(&server, "/later?ms=3000"))
+        .collect();
+    let started = Instant::now();
+    let now = server.get("/now");
+    assert_eq!(now.status, 200, "{}", server.stderr());
+    assert_eq!(now.text(), "Hello from later! path=/now\n");
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "the immediate route waited {:?} behind parked requests",
+        started.elapsed()
+    );
+    for mut conn in slow {
+        let resp = conn.read_response();
+        assert_eq!(resp.status, 200, "{}", server.stderr());
+        assert_eq!(resp.text(), "Hello later from later, after 3000 ms\n");
+    }
+
+    // Many at once, each answered with its own result.
+    let many: Vec<(u64, Conn)> = (0..24u64)
+        .map(|i| (i, send_get(&server, &format!("/later?ms={}", 10 + i))))
+        .collect();
+    for (i, mut conn) in many {
+        let resp = conn.read_response();
+        assert_eq!(resp.status, 200, "{}", server.stderr());
+        assert_eq!(
+            resp.text(),
+            format!("Hello later from later, after {} ms\n", 10 + i)
+        );
+    }
+
+    // Clients that leave while their work runs: `close` cancels it, the workers let go of it.
+    let leaving: Vec<Conn> = (0..8)
+        .map(|_| send_get(&server, "/later?ms=5000"))
+        .collect();
+    thread::sleep(Duration::from_millis(300)); // parked, then the clients leave
+    drop(leaving);
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.get("/still").status, 200, "{}", server.stderr());
+    let stopping = Instant::now();
+    server.signal(libc::SIGTERM);
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no exit after TERM: {}", server.stderr()));
+    assert!(status.success(), "{status:?}: {}", server.stderr());
+    assert!(
+        stopping.elapsed() < Duration::from_secs(4),
+        "cancelled work held the stop for {:?}",
+        stopping.elapsed()
+    );
+    assert!(!server.stderr().contains("ERROR"), "{}", server.stderr());
+}
+
+/// `webserver new PATH`, as `cargo new PATH`: the last component names the app, the directories
+/// before it are created; both languages, relative and absolute.
+#[test]
+fn new_takes_a_path_whose_last_component_names_the_app() {
+    let tmp = OutsideDir::new("path");
+    let rust = webserver(&tmp.0, &["new", "apps/web/my-svc"]);
+    assert_ok("webserver new apps/web/my-svc", &rust);
+    let manifest = std::fs::read_to_string(tmp.0.join("apps/web/my-svc/Cargo.toml")).unwrap();
+    assert!(manifest.contains("name = \"my-svc\""), "{manifest}");
+    assert!(
+        String::from_utf8_lossy(&rust.stdout).contains("apps/web/my-svc"),
+        "{rust:?}"
+    );
+
+    let c_dir = tmp.0.join("c/deep/cee2");
+    let c = webserver(
+        &workspace_dir(),
+        &["new", &c_dir.to_string_lossy(), "--lang", "c"],
+    );
+    assert_ok("webserver new /abs/path --lang c", &c);
+    assert!(c_dir.join("cee2.c").is_file());
+    make(&c_dir);
+    let server = server(format!("{}:app", c_dir.join("libcee2.so").display())).start();
+    assert_eq!(server.get("/x").text(), "Hello from cee2! path=/x\n");
+
+    let trailing = webserver(&tmp.0, &["new", "slash/", "--lang", "c"]);
+    assert_ok("webserver new slash/", &trailing);
+    assert!(tmp.0.join("slash/slash.c").is_file());
+}
+
 #[test]
 fn new_refuses_a_bad_name_and_an_existing_directory() {
     let tmp = OutsideDir::new("refuse");
-    let bad = webserver(&tmp.0, &["new", "../escape"]);
+    let bad = webserver(&tmp.0, &["new", "apps/1escape"]);
     assert_eq!(bad.status.code(), Some(1), "{bad:?}");
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a usable app name"));
     std::fs::create_dir_all(tmp.0.join("taken")).unwrap();
@@ -163,21 +284,17 @@ fn completions_and_man_page_come_from_the_command_line_definition() {
     }
 }
 
-/// The README's Rust example is the app `webserver new` generates, so it builds wherever the
-/// checkout is (the generated app vendors app-abi).
+/// The guide's Rust example (docs/src/guide/rust.md, its first Rust block) is the app `webserver
+/// new` generates, so it builds wherever the checkout is (the generated app vendors app-abi).
 #[test]
-fn readme_rust_example_is_the_generated_app() {
-    let readme = std::fs::read_to_string(workspace_dir().join("README.md")).unwrap();
-    let section = readme
-        .split("## Writing an app in Rust")
-        .nth(1)
-        .expect("README has a Rust section");
-    let example = section
-        .split("```rust\n")
+fn guide_rust_example_is_the_generated_app() {
+    let page = std::fs::read_to_string(workspace_dir().join("docs/src/guide/rust.md")).unwrap();
+    let example = page
+        .split("```rust,ignore\n")
         .nth(1)
         .and_then(|s| s.split("```").next())
-        .expect("the Rust section has a ```rust block");
-    let tmp = OutsideDir::new("readme");
+        .expect("the Rust guide has a ```rust,ignore block");
+    let tmp = OutsideDir::new("guide");
     assert_ok("webserver new", &webserver(&tmp.0, &["new", "hello-app"]));
     let generated = std::fs::read_to_string(tmp.0.join("hello-app/src/lib.rs")).unwrap();
     assert_eq!(example, generated);
@@ -319,15 +436,93 @@ fn cargo_build_workspace_is_advised_only_for_the_sample_apps() {
     // A webserver with no sample apps beside it (an installed one) asked for one of them.
     let alone = cwd.join("webserver");
     std::fs::copy(webserver_exe(), &alone).unwrap();
-    let out = Command::new(&alone)
-        .current_dir(&cwd)
-        .args(["--bind", "127.0.0.1:0", "hello:app"])
-        .output()
-        .unwrap();
+    // Another test thread forking while the copy was open for writing holds a writable
+    // descriptor of it until that child execs: exec fails with ETXTBSY meanwhile.
+    let out = poll(
+        Duration::from_secs(10),
+        "exec of the copied binary",
+        || match Command::new(&alone)
+            .current_dir(&cwd)
+            .args(["--bind", "127.0.0.1:0", "hello:app"])
+            .output()
+        {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => None,
+            result => Some(result.unwrap()),
+        },
+    );
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("cargo build --workspace in the webserver checkout"),
         "{stderr}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Habits from other servers
+// ---------------------------------------------------------------------------------------------
+
+/// `webserver flaskapp:app` where flaskapp.py is (the article's and gunicorn's way): the answer
+/// names the WSGI adapter, not a Rust build; the same for a dotted module and for `flaskapp.py`.
+#[test]
+fn a_python_module_named_as_the_library_points_to_the_wsgi_adapter() {
+    let cwd = fresh_dir("python-target");
+    std::fs::write(
+        cwd.join("flaskapp.py"),
+        "def app(environ, start_response): pass\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(cwd.join("pkg")).unwrap();
+    std::fs::write(cwd.join("pkg/__init__.py"), "").unwrap();
+    std::fs::write(cwd.join("pkg/module.py"), "application = None\n").unwrap();
+    for (target, advice) in [
+        ("flaskapp:app", "webserver wsgi:app flaskapp:app"),
+        ("flaskapp.py:app", "webserver wsgi:app flaskapp:app"),
+        (
+            "pkg.module:application",
+            "webserver wsgi:app pkg.module:application",
+        ),
+    ] {
+        let exited = server(target).cwd(&cwd).run_to_exit();
+        assert_load_error(&exited, &["is a Python module", advice]);
+        assert!(!exited.stderr.contains("cargo build"), "{exited:?}");
+        let check = webserver(&cwd, &["check", target]);
+        assert_eq!(check.status.code(), Some(1), "{check:?}");
+        assert!(
+            String::from_utf8_lossy(&check.stderr).contains(advice),
+            "{check:?}"
+        );
+    }
+    // gunicorn's `module` alone (module:application): a usage error, with the same advice.
+    let alone = webserver(&cwd, &["flaskapp"]);
+    let stderr = String::from_utf8_lossy(&alone.stderr);
+    assert_eq!(alone.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("webserver wsgi:app flaskapp\n"), "{stderr}");
+}
+
+/// gunicorn's, uvicorn's and flask's listening flags: the error says which -b to write instead
+/// of clap's tip to pass `--port` as a value.
+#[test]
+fn port_and_host_flags_point_to_bind() {
+    let cwd = fresh_dir("port-habit");
+    for (args, advice) in [
+        (&["--port", "8000", "hello:app"][..], "-b 127.0.0.1:8000"),
+        (&["--port=9000", "hello:app"][..], "-b 127.0.0.1:9000"),
+        (
+            &["--host", "0.0.0.0", "--port", "8000", "hello:app"][..],
+            "-b 0.0.0.0:8000",
+        ),
+        (&["--host", "::1", "hello:app"][..], "-b [::1]:8888"),
+        (
+            &["--uds", "/tmp/app.sock", "hello:app"][..],
+            "-b unix:/tmp/app.sock",
+        ),
+        (&["--fd", "3", "hello:app"][..], "-b fd://3"),
+    ] {
+        let out = webserver(&cwd, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(advice), "{args:?}: {stderr}");
+        assert!(!stderr.contains("use '--"), "{args:?}: {stderr}");
+    }
 }

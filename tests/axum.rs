@@ -648,3 +648,146 @@ fn hot_swaps_between_two_axum_builds_under_load_lose_no_request() {
         assert!(seen.iter().any(|b| b == name), "the load never saw {name}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Stopping with a blocking task that never ends
+// ---------------------------------------------------------------------------------------------
+
+/// The graceful timeout of the stop tests.
+const GRACEFUL_SECS: u64 = 2;
+/// How much later than the graceful timeout the stop may end: less than the master's own margin
+/// (2 s) before it kills the workers, so a worker killed by the master does not pass.
+const STOP_SLACK: Duration = Duration::from_millis(1500);
+
+/// The log lines of a shutdown that abandoned a blocking task: the adapter's and the worker's.
+fn assert_abandoned_logged(ws: &Server) {
+    for needle in [
+        "thread(s) of the app's tokio runtime still running",
+        "the app's shutdown has not returned; exiting without waiting for it",
+    ] {
+        assert!(
+            ws.wait_for_log(IO_TIMEOUT, |l| l.contains(needle))
+                .is_some(),
+            "no {needle:?} line:\n{}",
+            ws.stderr()
+        );
+    }
+}
+
+#[test]
+fn term_stops_within_the_graceful_timeout_despite_a_blocking_task_that_never_ends() {
+    let mut ws = webserver()
+        .args(["-w", "1", "--graceful-timeout", &GRACEFUL_SECS.to_string()])
+        .start();
+    let worker = worker_pid(&ws);
+    assert_eq!(ws.get("/block-forever").status, 200);
+    let stopped = Instant::now();
+    ws.signal(libc::SIGTERM);
+    let limit = Duration::from_secs(GRACEFUL_SECS) + STOP_SLACK;
+    let status = ws.wait_exit(limit + Duration::from_secs(5));
+    let took = stopped.elapsed();
+    assert!(
+        status.is_some(),
+        "the server did not stop:\n{}",
+        ws.stderr()
+    );
+    assert!(
+        took < limit,
+        "the stop took {took:?} (graceful timeout {GRACEFUL_SECS} s):\n{}",
+        ws.stderr()
+    );
+    assert!(
+        !process_exists(worker),
+        "the worker {worker} is still there"
+    );
+    assert!(
+        !ws.stderr().contains("did not stop in time; killing"),
+        "the master had to kill the worker:\n{}",
+        ws.stderr()
+    );
+    assert_abandoned_logged(&ws);
+}
+
+#[test]
+fn a_hot_swap_retires_a_worker_with_a_blocking_task_that_never_ends() {
+    use common::swap::hup;
+    let dir = fresh_dir("axum-stuck-swap");
+    let pid_file = dir.join("ws.pid");
+    let mut target = sample_app("axum_app").into_os_string();
+    target.push(":app");
+    let ws = server(target)
+        .args(["-w", "1", "--graceful-timeout", &GRACEFUL_SECS.to_string()])
+        .args([std::ffi::OsStr::new("--pid"), pid_file.as_os_str()])
+        .start();
+    wait_first_ready(&pid_file);
+    let old = worker_pid(&ws);
+    assert_eq!(ws.get("/block-forever").status, 200);
+    let (state, _, rest) = hup(&pid_file);
+    // The old workers are told to stop once the new generation is ready, about now (however
+    // long the new one took to start).
+    let swapped = Instant::now();
+    assert_eq!(state, "ready", "the swap failed: {rest}");
+    let limit = Duration::from_secs(GRACEFUL_SECS) + STOP_SLACK;
+    poll(
+        limit + Duration::from_secs(5),
+        "the old worker to exit",
+        || (!process_exists(old)).then_some(()),
+    );
+    let took = swapped.elapsed();
+    assert!(
+        took < limit,
+        "the old worker took {took:?} to exit (graceful timeout {GRACEFUL_SECS} s):\n{}",
+        ws.stderr()
+    );
+    assert_abandoned_logged(&ws);
+    assert_eq!(ws.get("/").status, 200, "the new generation serves");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The request target as the router gets it
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn the_request_target_reaches_the_router_as_axum_serve_hands_it_over() {
+    let ws = webserver().start();
+    let axum = AxumServe::start();
+    for (method, target) in [
+        ("OPTIONS", "*"),
+        ("GET", "/nope?q=caf\u{e9}&r=caf%C3%A9&s=a/b?c"),
+        ("GET", "/hello/x?greeting=Gr\u{fc}\u{df}+dich"),
+    ] {
+        let ours = send(ws.addr(), method, target, &[], b"");
+        let theirs = send(axum.addr, method, target, &[], b"");
+        assert_eq!(
+            essence(&ours),
+            essence(&theirs),
+            "{method} {target}: webserver (left) and axum::serve (right) differ"
+        );
+    }
+    assert_eq!(
+        send(ws.addr(), "OPTIONS", "*", &[], b"").text(),
+        "no route for OPTIONS *\n"
+    );
+    assert_eq!(
+        send(ws.addr(), "GET", "/nope?q=caf\u{e9}", &[], b"").text(),
+        "no route for GET /nope?q=caf\u{e9}\n",
+        "a UTF-8 query reaches the router as sent"
+    );
+}
+
+#[test]
+fn a_query_with_bytes_a_uri_cannot_hold_reaches_the_router_escaped() {
+    // axum::serve (hyper) answers 400 to these; the server accepted the request, so the router
+    // gets it, with those bytes percent-encoded: the Query extractor decodes the same value.
+    let ws = webserver().start();
+    let hello = send(ws.addr(), "GET", r#"/hello/x?greeting="<hi>""#, &[], b"");
+    assert_eq!(hello.status, 200, "{hello:?}\n{}", ws.stderr());
+    assert_eq!(hello.text(), "\"<hi>\", x!\n");
+    let echoed = send(ws.addr(), "GET", r#"/nope?q="<>"&r=1"#, &[], b"");
+    assert_eq!(echoed.text(), "no route for GET /nope?q=%22%3C%3E%22&r=1\n");
+    assert!(
+        !ws.stderr().contains("ERROR"),
+        "a request the server accepted is no error:\n{}",
+        ws.stderr()
+    );
+}

@@ -116,23 +116,6 @@ fn reject(status: u16) -> Want {
     Want::Reject(status)
 }
 
-/// `POST /` with Host and the given extra header lines (each without CRLF) and raw body bytes.
-fn post(headers: &[&str], body: &[u8]) -> Vec<u8> {
-    let mut raw = b"POST / HTTP/1.1\r\nHost: x\r\n".to_vec();
-    for h in headers {
-        raw.extend_from_slice(h.as_bytes());
-        raw.extend_from_slice(b"\r\n");
-    }
-    raw.extend_from_slice(b"\r\n");
-    raw.extend_from_slice(body);
-    raw
-}
-
-/// `POST /` with `Transfer-Encoding: chunked` and the given raw chunked body.
-fn chunked(body: &[u8]) -> Vec<u8> {
-    post(&["Transfer-Encoding: chunked"], body)
-}
-
 /// `GET /` with Host and `extra` raw header bytes (each line CRLF-terminated by the caller).
 fn get_with(extra: &[u8]) -> Vec<u8> {
     [&b"GET / HTTP/1.1\r\nHost: x\r\n"[..], extra, b"\r\n"].concat()
@@ -460,18 +443,6 @@ fn proxy_table() -> Vec<Case> {
         case("v2 truncated TLV", proxied(v2(1, 0x11, &[&V2_INET[..], &[0x04, 0]].concat())), refused()),
         case("v2 damaged signature", proxied([&b"\r\n\r\n\0\r\nQUIT\r"[..], &[0x21, 0x11, 0, 12], &V2_INET].concat()), refused()),
     ]
-}
-
-/// Reads one final response, skipping any interim (1xx) responses.
-fn read_final(conn: &mut Conn, head: bool) -> Result<Response, String> {
-    loop {
-        let mut resp = conn.try_read_head()?;
-        if resp.status / 100 == 1 {
-            continue;
-        }
-        conn.try_read_body(&mut resp, head)?;
-        return Ok(resp);
-    }
 }
 
 /// Runs one case; `Err` describes what went wrong.

@@ -30,12 +30,16 @@ fn entries(dir: &Path) -> Vec<String> {
     names
 }
 
-/// How many in-memory files (`memfd:` links) process `pid` holds open.
+/// How many libraries in memory (`memfd:` links) process `pid` holds open; a generation's
+/// source pin is an in-memory file too, and goes with its library.
 fn memfds_held(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap_or_else(|e| panic!("read /proc/{pid}/fd: {e}"))
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .filter(|target| target.to_string_lossy().starts_with("/memfd:"))
+        .filter(|target| {
+            let target = target.to_string_lossy();
+            target.starts_with("/memfd:") && !target.starts_with("/memfd:webserver-pin-")
+        })
         .count()
 }
 

@@ -89,7 +89,12 @@ impl Ca {
 }
 
 fn tls_server(cert: &ServerCert) -> ServerBuilder {
-    sample_server("echo").args([
+    tls_sample_server("echo", cert)
+}
+
+/// The sample app `name` served over TLS with `cert`.
+fn tls_sample_server(name: &str, cert: &ServerCert) -> ServerBuilder {
+    sample_server(name).args([
         "--certfile".as_ref(),
         cert.certfile.as_os_str(),
         "--keyfile".as_ref(),
@@ -656,15 +661,8 @@ fn a_tls_client_that_does_not_read_a_deferred_stream_holds_no_serving_thread() {
     const STREAM_BYTES: usize = 32 << 20;
     let ca = Ca::new("tls-unread");
     let cert = ca.issue("server-one", 1, KeyPair::generate().unwrap());
-    let server = sample_server("axum_app")
-        .args([
-            "--certfile".as_ref(),
-            cert.certfile.as_os_str(),
-            "--keyfile".as_ref(),
-            cert.keyfile.as_os_str(),
-            "--threads".as_ref(),
-            "1".as_ref(),
-        ])
+    let server = tls_sample_server("axum_app", &cert)
+        .args(["--threads", "1"])
         .start();
     let config = ca.client_config();
     let mut slow = TlsClient::connect(server.addr(), &config);
@@ -694,4 +692,165 @@ fn a_tls_client_that_does_not_read_a_deferred_stream_holds_no_serving_thread() {
     }
     assert!(slow.buf.starts_with(b"HTTP/1.1 200 "));
     assert!(slow.buf.len() > STREAM_BYTES, "{} bytes", slow.buf.len());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Closing: close_notify both ways
+// ---------------------------------------------------------------------------------------------
+
+impl TlsClient {
+    /// Reads until the connection ends: `Ok` after the server's close_notify (rustls's clean end
+    /// of stream), the error otherwise (`UnexpectedEof`: closed without close_notify).
+    fn read_to_close(&mut self) -> Result<(), String> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Ok(()),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) => return Err(format!("{:?}: {e}", e.kind())),
+            }
+        }
+    }
+
+    /// Writes `bytes` and the client's close_notify in one write to the socket.
+    fn send_with_close_notify(&mut self, bytes: &[u8]) {
+        self.stream.conn.writer().write_all(bytes).unwrap();
+        self.stream.conn.send_close_notify();
+        let mut records = Vec::new();
+        while self.stream.conn.wants_write() {
+            self.stream.conn.write_tls(&mut records).unwrap();
+        }
+        self.stream.sock.write_all(&records).unwrap();
+    }
+}
+
+#[test]
+fn every_close_the_server_initiates_sends_close_notify() {
+    let ca = Ca::new("tls-close-notify");
+    let cert = ca.issue("server-one", 1, KeyPair::generate().unwrap());
+    let config = ca.client_config();
+    let mut server = tls_server(&cert).args(["--keep-alive", "1"]).start();
+    let addr = server.addr();
+    let close_after = |what: &str, send: &[u8]| {
+        let mut client = TlsClient::connect(addr, &config);
+        client.stream.write_all(send).unwrap();
+        client.stream.flush().unwrap();
+        let closed = client.read_to_close();
+        let answer = String::from_utf8_lossy(&client.buf).into_owned();
+        assert_eq!(closed, Ok(()), "{what}: no close_notify; got {answer:?}");
+        answer
+    };
+    let answer = close_after(
+        "Connection: close",
+        b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    let answer = close_after("an invalid request", b"GET /a HTTP/1.1\r\nHost x\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    let answer = close_after(
+        "the keep-alive timeout",
+        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    // A drain: an idle keep-alive connection when the server stops.
+    let mut idle = TlsClient::connect(addr, &config);
+    assert_eq!(idle.request("GET", "/idle", b"").status, 200);
+    server.signal(libc::SIGTERM);
+    assert_eq!(idle.read_to_close(), Ok(()), "the drain: no close_notify");
+    assert!(server.wait_exit(IO_TIMEOUT).is_some());
+}
+
+#[test]
+fn openssl_s_client_sees_a_clean_close() {
+    have_curl_and_openssl();
+    let ca = Ca::new("tls-s-client");
+    let cert = ca.issue("server-one", 1, KeyPair::generate().unwrap());
+    let server = tls_server(&cert).start();
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect"])
+        .arg(format!("127.0.0.1:{}", server.port()))
+        .arg("-CAfile")
+        .arg(ca.ca_file())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"GET /s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    // stdin stays open: s_client ends when the server closes, not when its input does.
+    let began = Instant::now();
+    while child.try_wait().unwrap().is_none() && began.elapsed() < IO_TIMEOUT {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ended = child.try_wait().unwrap().is_some();
+    let _ = child.kill();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.starts_with("HTTP/1.1 200 "), "{stdout}\n{stderr}");
+    assert!(ended, "the server did not close:\n{stdout}\n{stderr}");
+    assert!(
+        !stderr.contains("unexpected eof"),
+        "openssl saw no close_notify:\n{stderr}"
+    );
+}
+
+#[test]
+fn a_close_notify_that_comes_with_the_request_closes_right_after_the_response() {
+    let ca = Ca::new("tls-client-close-notify");
+    let cert = ca.issue("server-one", 1, KeyPair::generate().unwrap());
+    let config = ca.client_config();
+    // An app answering at once, and one whose request parks for its answer (the server must
+    // not take the close_notify for a client that left). The default --keep-alive (5 s) is
+    // what the connection waited before.
+    for (app, target, body) in [
+        ("echo", "/last", None),
+        ("axum_app", "/sleep?ms=200", Some(&b"slept 200 ms\n"[..])),
+    ] {
+        let server = tls_sample_server(app, &cert).start();
+        let mut client = TlsClient::connect(server.addr(), &config);
+        let sent = Instant::now();
+        client
+            .send_with_close_notify(format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        let reply = client.read_reply();
+        assert_eq!(reply.status, 200, "{app}: {}", reply.head);
+        if let Some(body) = body {
+            assert_eq!(reply.body, body, "{app}");
+        }
+        let closed = client.read_to_close();
+        let took = sent.elapsed();
+        assert!(
+            took < Duration::from_secs(2),
+            "{app}: the server closed {took:?} after the request (keep-alive is 5 s)"
+        );
+        assert_eq!(closed, Ok(()), "{app}");
+    }
+}
+
+#[test]
+fn a_close_notify_in_the_middle_of_a_body_a_deferred_app_reads_ends_the_request_at_once() {
+    let ca = Ca::new("tls-close-notify-body");
+    let cert = ca.issue("server-one", 1, KeyPair::generate().unwrap());
+    let server = tls_sample_server("axum_app", &cert).start();
+    let mut client = TlsClient::connect(server.addr(), &ca.client_config());
+    let sent = Instant::now();
+    client.send_with_close_notify(
+        b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly ten b",
+    );
+    let closed = client.read_to_close();
+    let took = sent.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "the server closed {took:?} after the cut body (it waited for the rest)"
+    );
+    assert_eq!(closed, Ok(()));
+    assert!(
+        !String::from_utf8_lossy(&client.buf).starts_with("HTTP/1.1 200"),
+        "a cut body was answered 200: {:?}",
+        String::from_utf8_lossy(&client.buf)
+    );
 }

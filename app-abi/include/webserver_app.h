@@ -19,6 +19,8 @@
  * The server accepts a descriptor whose major equals its own and whose size is at least the 1.0 size,
  * whatever its minor: a 1.0 app runs unchanged on a 1.1 server. A struct the server fills (ws_host,
  * ws_init) may be older than the app's header: check WS_HAS_FIELD before using an appended field.
+ * Only fixed-width integers, pointers and function pointers cross the boundary (no `bool`, no
+ * enums), and the descriptor's fixed header (magic, major, minor, size, flags) never changes.
  *
  * Ownership — nothing is ever freed by the side that did not allocate it:
  *  - Server-owned: the ws_request, its environ array and every byte it points to, the io handle and
@@ -41,8 +43,10 @@
  * Threads: `call`, `next` and `close` may run concurrently on many threads with the same app state,
  * unless the descriptor sets WS_APP_SINGLE_THREADED (the server then serialises `call` and `next`).
  * `init` runs once per process before any call; `shutdown` runs after the last `close`, never
- * concurrently. `waker_wake` and `waker_free` (ABI 1.1) are the only request callbacks that any
- * thread may call at any time.
+ * concurrently, and counts against the stop's --graceful-timeout (it gets at least 1 s): a worker
+ * whose `shutdown` has not returned by then logs it and exits without waiting further.
+ * `waker_wake` and `waker_free` (ABI 1.1) are the only request callbacks that any thread may call
+ * at any time.
  *
  * Deferred responses (ABI 1.1) — an app answers later without holding a server thread:
  *  - A body `next` may return WS_PENDING: no chunk now. The server parks the request: no serving
@@ -110,6 +114,9 @@ extern "C" {
 
 /* start_response flags */
 #define WS_RESPONSE_REPLACE 0x1u /* PEP 3333 exc_info: replace a response whose head is not sent */
+#define WS_RESPONSE_CLOSE 0x2u   /* close the connection after this response (an app's
+                                    `Connection: close`; the header itself is the server's). A
+                                    host that predates it ignores it. */
 
 /* ws_body.length_hint when the length is not known */
 #define WS_LENGTH_UNKNOWN UINT64_MAX
@@ -161,14 +168,17 @@ typedef struct ws_host {
     /* Pull request-body bytes into buf[0..cap). Sets *n_read. Returns WS_OK with *n_read > 0 for
      * data; WS_OK with *n_read == 0 at the end of the body (and forever after); a negative WS_ERR_*
      * on failure. The body is already de-chunked and limited to its declared length: reading never
-     * returns bytes of the next request. The first read sends `100 Continue` if the client asked. */
+     * returns bytes of the next request. The first read sends `100 Continue` if the client asked.
+     * A failure that is the client's decides the response, whatever the app answers next:
+     * WS_ERR_BAD_BODY → 400, WS_ERR_TIMEOUT → 408, WS_ERR_TOO_LARGE → 413 (if no head was sent),
+     * WS_ERR_CLIENT_GONE → nothing more is sent. */
     int32_t (*read)(void *io, uint8_t *buf, size_t cap, size_t *n_read);
 
     /* Set the response status and headers (PEP 3333 start_response). `reason` may be empty (the
      * server then uses the standard reason phrase). Headers are validated and copied during the
      * call: names must be RFC 9110 tokens, values must not contain CR, LF or NUL; hop-by-hop
-     * headers (Connection, Transfer-Encoding, Keep-Alive, ...) are the server's and rejected.
-     * A second call needs WS_RESPONSE_REPLACE and succeeds only while no body byte was sent. */
+     * headers (Connection, Transfer-Encoding, Keep-Alive, ...) are the server's and rejected
+     * (WS_RESPONSE_CLOSE asks for `Connection: close`). A second call needs WS_RESPONSE_REPLACE and succeeds only while no body byte was sent. */
     int32_t (*start_response)(void *io, uint16_t status, ws_bytes reason, const ws_pair *headers,
                               size_t n_headers, uint32_t flags);
 

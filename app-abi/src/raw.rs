@@ -25,6 +25,10 @@ pub const WS_REQ_RUN_ONCE: u32 = 0x4;
 
 /// `start_response` flag: PEP 3333 `exc_info` — replace a response whose head was not sent yet.
 pub const WS_RESPONSE_REPLACE: u32 = 0x1;
+/// `start_response` flag: close the connection after this response (what an app's
+/// `Connection: close` asks for; the header itself is the server's). A host that predates it
+/// ignores it.
+pub const WS_RESPONSE_CLOSE: u32 = 0x2;
 
 /// `WsBody::length_hint` when the body length is not known in advance.
 pub const WS_LENGTH_UNKNOWN: u64 = u64::MAX;
@@ -159,7 +163,9 @@ pub struct WsHost {
     /// Pull request-body bytes into `buf[..cap]`, setting `*n_read`: `WS_OK` with `*n_read > 0` for
     /// data, `WS_OK` with `*n_read == 0` at the end of the body (and forever after), a negative
     /// `WS_ERR_*` on failure. The body is de-chunked and limited to its declared length; the first
-    /// read sends `100 Continue` if the client asked for it.
+    /// read sends `100 Continue` if the client asked for it. A failure that is the client's
+    /// decides the response whatever the app answers next: `WS_ERR_BAD_BODY` 400,
+    /// `WS_ERR_TIMEOUT` 408, `WS_ERR_TOO_LARGE` 413, `WS_ERR_CLIENT_GONE` nothing more.
     pub read: Option<WsReadFn>,
     /// PEP 3333 `start_response`: validates and copies status and headers during the call. A second
     /// call needs `WS_RESPONSE_REPLACE` and succeeds only while no body byte was sent.

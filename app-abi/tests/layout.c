@@ -85,6 +85,7 @@ int main(void) {
     CONST(WS_REQ_MULTIPROCESS);
     CONST(WS_REQ_RUN_ONCE);
     CONST(WS_RESPONSE_REPLACE);
+    CONST(WS_RESPONSE_CLOSE);
     /* UINT64_MAX does not fit a long long: print it unsigned. */
     printf("const WS_LENGTH_UNKNOWN %llu\n", (unsigned long long)WS_LENGTH_UNKNOWN);
     CONST(WS_LOG_ERROR);

@@ -162,6 +162,7 @@ fn rust_table() -> BTreeMap<String, i128> {
         WS_REQ_MULTIPROCESS,
         WS_REQ_RUN_ONCE,
         WS_RESPONSE_REPLACE,
+        WS_RESPONSE_CLOSE,
         WS_LENGTH_UNKNOWN,
         WS_LOG_ERROR,
         WS_LOG_WARN,

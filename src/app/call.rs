@@ -243,7 +243,8 @@ fn call_and_pull(
     // out-pointer. No borrow of the exchange is held while the app runs.
     let rc = unsafe { app.call(request, &mut body) };
     if rc != WS_OK {
-        log::error!(target: "app", "[{}] call failed with code {rc}", app.name());
+        let level = exchange.drive(|encoder| app_failure_level(encoder));
+        log::log!(target: "app", level, "[{}] call failed with code {rc}", app.name());
         exchange.drive(|encoder| encoder.fail());
         drop(active);
         return Progress::Done(exchange.finish());
@@ -275,6 +276,16 @@ fn call_and_pull(
             scratch: std::mem::take(scratch),
             ended,
         }),
+    }
+}
+
+/// An app's failure is an error, unless the client caused it (a refused or abandoned request
+/// body the app could not read): then the server answers the client, and it is a debug line.
+fn app_failure_level<W: encoder::Wire + ?Sized>(encoder: &Encoder<'_, W>) -> log::Level {
+    if encoder.clients_fault() {
+        log::Level::Debug
+    } else {
+        log::Level::Error
     }
 }
 
@@ -367,7 +378,8 @@ fn pull(
                 false
             }
             code => {
-                log::error!(target: "app", "[{app_name}] body iterator failed with code {code}");
+                let level = app_failure_level(encoder);
+                log::log!(target: "app", level, "[{app_name}] body iterator failed with code {code}");
                 encoder.fail();
                 false
             }

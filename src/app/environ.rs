@@ -239,12 +239,20 @@ impl Environ {
             } else {
                 b", "
             };
+            // Repeated Content-Length fields were checked equal by the parser: CONTENT_LENGTH is
+            // that one number ("5", not "5, 5", which `int()` refuses), as gunicorn passes it.
+            let repeats = if name.eq_ignore_ascii_case(b"content-length") {
+                1
+            } else {
+                usize::MAX
+            };
             let mut first = true;
             for (_, v) in parts
                 .headers
                 .clone()
                 .skip(index)
                 .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .take(repeats)
             {
                 if !first {
                     self.arena.extend_from_slice(separator);
@@ -666,6 +674,33 @@ mod tests {
             flags: 0,
             spelled,
         }
+    }
+
+    #[test]
+    fn a_repeated_content_length_is_one_number() {
+        // The parser let it through only because the values are equal.
+        let headers: [(&[u8], &[u8]); 3] = [
+            (b"Content-Length", b"5"),
+            (b"X-A", b"1"),
+            (b"content-length", b"5"),
+        ];
+        let mut environ = Environ::default();
+        let pairs = environ.build(RequestParts {
+            method: b"POST",
+            target: Target {
+                path: b"/",
+                query: b"",
+                authority: None,
+            },
+            version_minor: 1,
+            headers: headers.iter().copied(),
+            local: None,
+            remote: Peer::Unix,
+            url_scheme: b"http",
+            strip_forwarding: false,
+            flags: 0,
+        });
+        assert_eq!(lookup(pairs, "CONTENT_LENGTH"), Some(&b"5"[..]));
     }
 
     #[test]

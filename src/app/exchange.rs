@@ -24,7 +24,8 @@ use std::io;
 use std::sync::Arc;
 
 use app_abi::raw::{
-    WS_ERR_CLIENT_GONE, WS_ERR_INVALID, WS_ERR_STATE, WS_ERR_TIMEOUT, WS_ERR_TOO_LARGE, WS_OK,
+    WS_ERR_BAD_BODY, WS_ERR_CLIENT_GONE, WS_ERR_INVALID, WS_ERR_STATE, WS_ERR_TIMEOUT,
+    WS_ERR_TOO_LARGE, WS_OK,
 };
 
 use super::waker::Wake;
@@ -210,11 +211,16 @@ impl<'a> Exchange<'a> {
         reason: &[u8],
         headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
         replace: bool,
+        close: bool,
     ) -> i32 {
         let Some(mut encoder) = self.for_app("start_response") else {
             return WS_ERR_STATE;
         };
-        code(encoder.start_response(status, reason, headers, replace))
+        let result = encoder.start_response(status, reason, headers, replace);
+        if close && result.is_ok() {
+            encoder.close_after();
+        }
+        code(result)
     }
 
     /// `host.write`.
@@ -235,12 +241,7 @@ impl<'a> Exchange<'a> {
         }
         let may_continue = encoder.may_send_interim();
         let result = encoder.wire().read_body(buf, may_continue);
-        match result {
-            Err(WS_ERR_TOO_LARGE) => encoder.request_body_too_large(),
-            Err(WS_ERR_TIMEOUT) => encoder.request_body_timed_out(),
-            _ => {}
-        }
-        result
+        body_failed(&mut encoder, result)
     }
 
     /// `host.try_read` (ABI 1.1): `Ok(None)` when no body byte is buffered now.
@@ -253,16 +254,29 @@ impl<'a> Exchange<'a> {
         }
         let may_continue = encoder.may_send_interim();
         let result = encoder.wire().try_read_body(buf, may_continue);
-        if result == Err(WS_ERR_TOO_LARGE) {
-            encoder.request_body_too_large();
-        }
-        result
+        body_failed(&mut encoder, result)
     }
 
     /// `host.waker_new` (ABI 1.1).
     pub(crate) fn new_waker(&self) -> Option<Arc<dyn Wake>> {
         self.for_app("waker_new")?.wire().new_waker()
     }
+}
+
+/// A failed body read is the client's fault, whatever the app makes of it: the response becomes
+/// the client's 4xx, or nothing at all when the client left (the encoder decides the details).
+fn body_failed<T>(
+    encoder: &mut Encoder<'_, dyn Transport + '_>,
+    result: Result<T, i32>,
+) -> Result<T, i32> {
+    match result {
+        Err(WS_ERR_BAD_BODY) => encoder.request_body_refused(400),
+        Err(WS_ERR_TIMEOUT) => encoder.request_body_refused(408),
+        Err(WS_ERR_TOO_LARGE) => encoder.request_body_refused(413),
+        Err(WS_ERR_CLIENT_GONE) => encoder.request_body_abandoned(),
+        _ => {}
+    }
+    result
 }
 
 fn code(result: Result<(), Refusal>) -> i32 {

@@ -13,7 +13,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use app_abi::raw::{
     WsBytes, WsHost, WsPair, WS_ERR_APP, WS_ERR_INVALID, WS_ERR_STATE, WS_LOG_DEBUG, WS_LOG_ERROR,
-    WS_LOG_INFO, WS_LOG_WARN, WS_PENDING, WS_RESPONSE_REPLACE,
+    WS_LOG_INFO, WS_LOG_WARN, WS_PENDING, WS_RESPONSE_CLOSE, WS_RESPONSE_REPLACE,
 };
 
 use super::exchange::Exchange;
@@ -190,12 +190,13 @@ unsafe extern "C" fn host_start_response(
             )
         };
         let replace = flags & WS_RESPONSE_REPLACE != 0;
+        let close = flags & WS_RESPONSE_CLOSE != 0;
         // SAFETY: every pair's slices are readable for this call (see above).
         let pairs = headers
             .iter()
             .map(|p| unsafe { (p.name.as_slice(), p.value.as_slice()) });
         Exchange::with_current(io, "start_response", |exchange| {
-            exchange.start_response(status, reason, pairs, replace)
+            exchange.start_response(status, reason, pairs, replace, close)
         })
         .unwrap_or(WS_ERR_STATE)
     })

@@ -1,7 +1,7 @@
 //! dlopen a library, find the descriptor, check it, run `init`.
 //!
-//! Check order (README, "The ABI"): magic → major equal → size ≥ the 1.0 size → `call` present
-//! → `init` succeeds. Every error names the file and the symbol and says what to do about it.
+//! Check order (docs/src/reference/abi.md): magic → major equal → size ≥ the 1.0 size → `call`
+//! present → `init` succeeds. Every error names the file and the symbol and says what to do about it.
 //!
 //! `LoadedApp` keeps the descriptor and the app's state private: others call the app through
 //! `call` and end it with `shutdown`, which consumes it, so it cannot run while anyone can

@@ -4,7 +4,9 @@
 //! named on our command line is always a file the user can point at: a path (anything with a `/`
 //! or ending in `.so`) is taken relative to the current directory, and a bare `NAME` means
 //! `libNAME.so` in the current directory, then beside the `webserver` executable (where
-//! `cargo build` puts the sample apps).
+//! `cargo build` puts the sample apps). Where no library is found but a Python module by that
+//! name is (`flaskapp:app` beside `flaskapp.py`: gunicorn's habit), the error names the WSGI
+//! adapter command that serves it.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,13 @@ pub(crate) enum TargetError {
     },
     /// The library named is a directory (a crate's or a build's, typically).
     IsDirectory(PathBuf),
+    /// No library, but a Python module by that name: the app is for the WSGI adapter.
+    PythonModule {
+        lib: String,
+        file: PathBuf,
+        /// The adapter's own `module:callable` argument.
+        wsgi_target: String,
+    },
 }
 
 impl fmt::Display for TargetError {
@@ -59,6 +68,15 @@ impl fmt::Display for TargetError {
                 path.display(),
                 path.display()
             ),
+            TargetError::PythonModule {
+                lib,
+                file,
+                wsgi_target,
+            } => write!(
+                f,
+                "'{lib}' is a Python module ({}), not a library; serve it with the WSGI adapter: webserver wsgi:app {wsgi_target}",
+                file.display()
+            ),
         }
     }
 }
@@ -73,8 +91,25 @@ impl AppTarget {
                 lib: lib.to_owned(),
                 symbol: symbol.to_owned(),
             }),
-            _ => Err(TargetError::Syntax(arg.to_owned())),
+            _ => Err(Self::python_module_alone(arg)
+                .unwrap_or_else(|| TargetError::Syntax(arg.to_owned()))),
         }
+    }
+
+    /// gunicorn's `module` alone (its `module:application`), when the current directory holds
+    /// that module: the adapter takes the same argument.
+    fn python_module_alone(arg: &str) -> Option<TargetError> {
+        let as_target = AppTarget {
+            lib: arg.to_owned(),
+            symbol: String::new(),
+        };
+        let cwd = std::env::current_dir().ok()?;
+        let (module, file) = as_target.python_module(&cwd)?;
+        Some(TargetError::PythonModule {
+            lib: arg.to_owned(),
+            file,
+            wsgi_target: module,
+        })
     }
 
     /// The places this target may live, in lookup order.
@@ -106,8 +141,17 @@ impl AppTarget {
             .ok()
             .and_then(|exe| exe.parent().map(Path::to_path_buf));
         let looked_in = self.candidates(&cwd, exe_dir.as_deref());
-        if let Some(found) = looked_in.iter().find(|p| p.is_file()) {
+        let found = looked_in.iter().find(|p| p.is_file());
+        if let Some(found) = found.filter(|p| p.extension().is_none_or(|ext| ext != "py")) {
             return Ok(found.clone());
+        }
+        // gunicorn's and the article's `flaskapp:app`, typed without `wsgi:app` in front.
+        if let Some((module, file)) = self.python_module(&cwd) {
+            return Err(TargetError::PythonModule {
+                lib: self.lib.clone(),
+                file,
+                wsgi_target: format!("{module}:{}", self.symbol),
+            });
         }
         if let Some(dir) = looked_in.iter().find(|p| p.is_dir()) {
             return Err(TargetError::IsDirectory(dir.clone()));
@@ -116,6 +160,35 @@ impl AppTarget {
             lib: self.lib.clone(),
             looked_in,
         })
+    }
+
+    /// The Python module (`pkg.module`, `flaskapp.py`, `src/app.py`) the library part names, as
+    /// Python would import it from `cwd`, and its file, when there is one.
+    fn python_module(&self, cwd: &Path) -> Option<(String, PathBuf)> {
+        let (module, parts): (String, Vec<&str>) = match self.lib.strip_suffix(".py") {
+            Some(path) => {
+                let path = path.trim_start_matches("./");
+                (path.replace('/', "."), path.split('/').collect())
+            }
+            None if !self.lib.contains('/') => (self.lib.clone(), self.lib.split('.').collect()),
+            None => return None,
+        };
+        let identifier = |part: &&str| {
+            part.chars()
+                .next()
+                .is_some_and(|c| c.is_alphabetic() || c == '_')
+                && part.chars().all(|c| c.is_alphanumeric() || c == '_')
+        };
+        if !parts.iter().all(identifier) {
+            return None;
+        }
+        let base = parts
+            .iter()
+            .fold(cwd.to_path_buf(), |dir, part| dir.join(part));
+        [base.with_extension("py"), base.join("__init__.py")]
+            .into_iter()
+            .find(|file| file.is_file())
+            .map(|file| (module, file))
     }
 }
 

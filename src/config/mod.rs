@@ -74,10 +74,19 @@ impl Cli {
 /// `args` (program name first) with the environment and the `--config` file.
 pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, CommandLineError> {
     let args: Vec<OsString> = args.into_iter().collect();
+    parse_sources(&args).map_err(|e| match e {
+        CommandLineError::Usage(e) => {
+            CommandLineError::Usage(crate::cli::habits::explain(e, &args))
+        }
+        other => other,
+    })
+}
+
+fn parse_sources(args: &[OsString]) -> Result<Cli, CommandLineError> {
     let mut cmd = Cli::command();
-    let Some((first, Some(path))) = first_look(&args) else {
+    let Some((first, Some(path))) = first_look(args) else {
         // No file: the command line and the environment as they are.
-        let matches = cmd.try_get_matches_from_mut(&args)?;
+        let matches = cmd.try_get_matches_from_mut(args)?;
         return finish(&cmd, &matches, None);
     };
     let mut built = cmd.clone();
@@ -108,7 +117,7 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Com
     let mut parsing = cmd.clone();
     match parsing.try_get_matches_from_mut(&with_flags) {
         Ok(matches) => finish(&parsing, &matches, Some(&file)),
-        Err(e) if e.use_stderr() => match cmd.try_get_matches_from(&args) {
+        Err(e) if e.use_stderr() => match cmd.try_get_matches_from(args) {
             // Refused only with the file's values as flags (a rule between options): the
             // file's mistake, said as such.
             Ok(_) => Err(file.rule_error(&e).into()),

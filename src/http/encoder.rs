@@ -5,8 +5,9 @@
 //! ```text
 //!   Head(Pending) ──first body byte / write / end──▶ Body(Framing) ──end──▶ Done
 //!        │                                              │
-//!        └─app broke the rules, 413, 408──▶ Done (an    ├─too long / short, failed mid-body──▶ Broken
-//!                          error response instead)       └─a write failed──▶ ClientGone
+//!        ├─app broke the rules, 400/408/413──▶ Done (an ├─too long / short, failed mid-body──▶ Broken
+//!        │                 error response instead)       └─a write failed──▶ ClientGone
+//!        └─the client left mid-body──▶ ClientGone (no response; 499 in the access log)
 //! ```
 //!
 //! The head is sent lazily — at the first body byte, the first `write`, or the end of the body —
@@ -14,6 +15,12 @@
 //! the protocol before that (no `start_response`, a bad header, a failed `next`) still gets a
 //! clean 500 rather than half a response. Once bytes are on the wire the only honest signal left
 //! is closing the connection (`Broken`).
+//!
+//! A request body that fails by the client's fault (malformed, over `--max-body`, too slow) is
+//! the client's 4xx, and a client that left mid-body gets nothing and is logged as 499 (nginx's
+//! "client closed request"), whatever the app answers after its read failed: the app only saw an
+//! error code (a Python app an exception its framework may turn into a 500), the server knows
+//! whose fault it was.
 //!
 //! Output is gathered in `Scratch::out` and written as late as is correct: small chunks produced
 //! in a burst are coalesced (up to [`HOLD_LIMIT`]), chunks of [`COPY_LIMIT`] or more leave in one
@@ -41,6 +48,10 @@ pub(crate) const HOLD_LIMIT: usize = 64 * 1024;
 /// A `next` that returned within this is producing chunks in a burst: keep coalescing them.
 /// A slower one (a stream that waits for events) gets every chunk sent as soon as it exists.
 pub(crate) const BURST: Duration = Duration::from_micros(100);
+
+/// The status the access log and `--stats` give a request whose client left before any head
+/// was sent (nginx's 499 "client closed request"): not the app's failure, and no response.
+pub(crate) const CLIENT_LEFT: u16 = 499;
 
 /// Longest chunk-size line: 16 hex digits for a `u64` and CRLF.
 const CHUNK_SIZE_LINE: usize = 16 + 2;
@@ -130,11 +141,10 @@ pub(crate) enum Pending {
     /// A valid response was set, then `start_response` came again without the replace flag:
     /// 500 unless a later call replaces it.
     Conflict,
-    /// Reading the request body hit `--max-body`: the answer is 413 whatever the app sets.
-    BodyTooLarge,
-    /// The client was too slow sending the request body (`--io-timeout`, `--body-timeout`):
-    /// the answer is 408 whatever the app sets.
-    BodyTimedOut,
+    /// Reading the request body failed by the client's fault: the answer is this status
+    /// whatever the app sets, and the connection closes. 400: malformed (bad chunked framing);
+    /// 408: too slow (`--io-timeout`, `--body-timeout`); 413: over `--max-body`.
+    BodyRefused(u16),
 }
 
 /// Where the response is.
@@ -178,8 +188,8 @@ pub(crate) struct Encoder<'a, W: Wire + ?Sized> {
     keep_alive: bool,
     /// The body's exact length if the app knows it (`ws_body.length_hint`).
     length_hint: Option<u64>,
-    /// The status sent (an error response's, if it replaced the app's); 500 until one is, which
-    /// is what the access log says of a client that left before any head.
+    /// The status sent (an error response's, if it replaced the app's); [`CLIENT_LEFT`] until
+    /// one is, which is what the access log says of a client that left before any head.
     status: u16,
     body_sent: u64,
     /// `Scratch::out[..base]` holds earlier pipelined responses not yet sent.
@@ -204,7 +214,7 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
             state: State::Head(Pending::Unset),
             keep_alive: context.keep_alive,
             length_hint: None,
-            status: 500,
+            status: CLIENT_LEFT,
             body_sent: 0,
             base,
         }
@@ -257,7 +267,7 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
                 Pending::Invalid
             }
         };
-        if !matches!(pending, Pending::BodyTooLarge | Pending::BodyTimedOut) {
+        if !matches!(pending, Pending::BodyRefused(_)) {
             self.state = State::Head(next);
         }
         result.map_err(|_| Refusal::Invalid)
@@ -303,19 +313,41 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
         matches!(self.state, State::Head(_))
     }
 
-    /// The request body is over `--max-body`: if the head is not out, the answer is 413.
-    pub(crate) fn request_body_too_large(&mut self) {
+    /// Reading the request body failed by the client's fault: if the head is not out, the
+    /// answer is `status` (400 malformed, 408 too slow — RFC 9110 §15.5.9 —, 413 over
+    /// `--max-body`) whatever the app does next, and the connection closes.
+    pub(crate) fn request_body_refused(&mut self, status: u16) {
         if let State::Head(_) = self.state {
-            self.state = State::Head(Pending::BodyTooLarge);
+            self.state = State::Head(Pending::BodyRefused(status));
         }
     }
 
-    /// The client was too slow sending the request body: if the head is not out, the answer is
-    /// 408 (RFC 9110 §15.5.9) and the connection closes.
-    pub(crate) fn request_body_timed_out(&mut self) {
-        if let State::Head(_) = self.state {
-            self.state = State::Head(Pending::BodyTimedOut);
+    /// The client left while the app read its body: nothing more goes out, whatever the app
+    /// answers; before any head the access log says [`CLIENT_LEFT`].
+    pub(crate) fn request_body_abandoned(&mut self) {
+        match self.state {
+            State::Head(_) => {
+                self.scratch.out.truncate(self.base);
+                self.state = State::ClientGone;
+            }
+            State::Body(_) => self.state = State::ClientGone,
+            State::Done | State::Broken | State::ClientGone => {}
         }
+    }
+
+    /// The request ended by the client's doing (its body was refused, or it left): an app that
+    /// fails now most likely fails on that, which is not the app's error.
+    pub(crate) fn clients_fault(&self) -> bool {
+        matches!(
+            self.state,
+            State::Head(Pending::BodyRefused(_)) | State::ClientGone
+        )
+    }
+
+    /// The app asked to close the connection after this response (an app's `Connection:
+    /// close`, `WS_RESPONSE_CLOSE`).
+    pub(crate) fn close_after(&mut self) {
+        self.keep_alive = false;
     }
 
     /// `ws_body.length_hint`: the body's exact length, if the app knows it.
@@ -393,7 +425,7 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
     /// close mid-body.
     pub(crate) fn fail(&mut self) {
         match self.state {
-            State::Head(Pending::BodyTooLarge | Pending::BodyTimedOut) => {
+            State::Head(Pending::BodyRefused(_)) => {
                 self.ensure_head();
             }
             State::Head(_) => {
@@ -433,8 +465,7 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
                 status,
                 content_length,
             } => (status, content_length),
-            Pending::BodyTooLarge => return self.send_error(413),
-            Pending::BodyTimedOut => return self.send_error(408),
+            Pending::BodyRefused(status) => return self.send_error(status),
             Pending::Unset => {
                 log::error!(target: "app", "[{}] the app never called start_response", self.app_name);
                 return self.send_error(500);
@@ -469,13 +500,12 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
     }
 
     /// An error response in place of the app's. The connection survives an app failure if the
-    /// request was read whole; a body over the limit (413) or too slow (408) always closes it.
-    /// Always false: no
-    /// body of the app's follows.
+    /// request was read whole; a refused request body (400, 408, 413: the only 4xx sent here)
+    /// always closes it. Always false: no body of the app's follows.
     fn send_error(&mut self, status: u16) -> bool {
         self.status = status;
         self.scratch.fields.clear();
-        let body_refused = status == 413 || status == 408;
+        let body_refused = status / 100 == 4;
         self.keep_alive = self.keep_alive && !body_refused && self.wire.body_consumed();
         self.scratch.out.truncate(self.base);
         encode_error_with(

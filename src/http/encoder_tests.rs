@@ -58,8 +58,12 @@ enum Act {
     End,
     EndUnpulled,
     Fail,
-    BodyTooLarge,
-    BodyTimedOut,
+    /// Reading the request body failed by the client's fault, answered with this status.
+    BodyRefused(u16),
+    /// The client left mid-body.
+    BodyAbandoned,
+    /// The app asked to close after its response.
+    CloseAfter,
 }
 
 #[derive(Clone, Copy)]
@@ -390,15 +394,48 @@ fn rows() -> Vec<Row> {
         ),
         row(
             "request body over --max-body: 413 and close, whatever the app sets",
-            vec![BodyTooLarge, Start(200, &[], ok), Chunk(b"x", false)],
+            vec![BodyRefused(413), Start(200, &[], ok), Chunk(b"x", false)],
             error(413, "Content Too Large", true, true),
             (413, 0, false),
         ),
         row(
             "request body too slow: 408 and close, whatever the app sets",
-            vec![BodyTimedOut, Start(400, TEXT, ok), Chunk(b"x", false)],
+            vec![BodyRefused(408), Start(400, TEXT, ok), Chunk(b"x", false)],
             error(408, "Request Timeout", true, true),
             (408, 0, false),
+        ),
+        row(
+            "malformed request body, the app answers its own 500: 400 and close",
+            vec![BodyRefused(400), Start(500, TEXT, ok), Chunk(b"x", false)],
+            error(400, "Bad Request", true, true),
+            (400, 0, false),
+        ),
+        row(
+            "malformed request body, the app fails: 400 and close",
+            vec![BodyRefused(400), Fail],
+            error(400, "Bad Request", true, true),
+            (400, 0, false),
+        ),
+        Row {
+            writes: 0,
+            state: State::ClientGone,
+            ..row(
+                "the client left mid-body: nothing is sent whatever the app does; 499",
+                vec![
+                    BodyAbandoned,
+                    Start(500, TEXT, Err(Refusal::ClientGone)),
+                    Chunk(b"x", false),
+                    Fail,
+                ],
+                String::new(),
+                (499, 0, false),
+            )
+        },
+        row(
+            "the app asks to close: Connection: close, not reusable",
+            vec![Start(200, &[], ok), CloseAfter, End],
+            head("200 OK", &["Content-Length: 0", "Connection: close"]),
+            (200, 0, false),
         ),
         Row {
             wire: MemoryWire {
@@ -548,8 +585,9 @@ fn encoder_table() {
                 Act::End => encoder.end(),
                 Act::EndUnpulled => encoder.end_unpulled(),
                 Act::Fail => encoder.fail(),
-                Act::BodyTooLarge => encoder.request_body_too_large(),
-                Act::BodyTimedOut => encoder.request_body_timed_out(),
+                Act::BodyRefused(status) => encoder.request_body_refused(status),
+                Act::BodyAbandoned => encoder.request_body_abandoned(),
+                Act::CloseAfter => encoder.close_after(),
             }
         }
         let state = encoder.state();

@@ -6,7 +6,8 @@
 //! loop, so a master that stops looping is restarted.
 //!
 //! The master learns what happens from the generation state machine's status lines
-//! (`booting G HASH`, `ready G HASH`, `failed G MESSAGE`, the ones `--pid FILE.status` gets).
+//! (`booting G HASH`, `ready G HASH`, `failed G MESSAGE`, `crash-loop G HASH MESSAGE`, the ones
+//! `--pid FILE.status` gets).
 //! Without `NOTIFY_SOCKET` every call does nothing.
 
 use std::time::{Duration, Instant};

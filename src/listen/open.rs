@@ -21,7 +21,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use super::args::{ListenArgs, DEFAULT_BIND};
 use super::spec::{ListenAddr, ListenerOptions, ListenerSpec};
 use super::systemd::Passed;
-use crate::sys::process::{claim_inherited, set_umask};
+use crate::sys::process::claim_inherited;
 use crate::sys::socket::{listening_stream, set_nonblocking, set_reuse_port};
 
 /// The most listeners one server opens: each worker finds them at consecutive descriptor
@@ -97,10 +97,6 @@ pub(crate) fn open_all(
     args: &ListenArgs,
     activated: Option<Vec<Passed>>,
 ) -> Result<Listeners, ListenError> {
-    if let Some(mask) = args.umask {
-        // Before any socket file exists; workers inherit it.
-        set_umask(mask);
-    }
     let mut listeners = Listeners::default();
     // Every name systemd passed, for the error that names them; `None`: not activated.
     let names: Option<Vec<String>> = activated

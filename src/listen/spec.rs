@@ -3,7 +3,7 @@
 //! ADDR is one of `HOST:PORT` (a name or an IPv4 address; a name means every address it
 //! resolves to), `[V6]:PORT` (IPv6, bound v6-only), `:PORT` or `PORT` (every interface, IPv4
 //! and IPv6), `unix:PATH`, `fd://N` (an inherited listening socket) or `fd://NAME` (the socket
-//! systemd passed under that name). OPTIONs, after the first comma: `tls` (serve TLS on this
+//! systemd passed under that name); gunicorn's `tcp://HOST:PORT` and `unix://PATH` too. OPTIONs, after the first comma: `tls` (serve TLS on this
 //! listener, with `--certfile`/`--keyfile`) and `proxy` (expect a PROXY protocol header first).
 //! A unix path therefore cannot contain a comma.
 
@@ -144,7 +144,15 @@ const EXPECTED: &str =
     "expected HOST:PORT, [IPV6]:PORT, :PORT, PORT, unix:PATH, fd://N or fd://NAME";
 
 fn parse_addr(addr: &str) -> Result<ListenAddr, String> {
-    if let Some(path) = addr.strip_prefix("unix:") {
+    // gunicorn's spellings: `tcp://HOST:PORT` is HOST:PORT, `unix://PATH` is unix:PATH.
+    if let Some(rest) = addr.strip_prefix("tcp://") {
+        if rest.starts_with("unix:") || rest.starts_with("fd://") {
+            return Err(format!("'{addr}': tcp:// takes HOST:PORT"));
+        }
+        return parse_addr(rest);
+    }
+    let unix = addr.strip_prefix("unix://").or(addr.strip_prefix("unix:"));
+    if let Some(path) = unix {
         if path.is_empty() {
             return Err("unix: needs a path, e.g. unix:/run/app.sock".into());
         }
@@ -246,6 +254,21 @@ mod tests {
             ListenAddr::Unix("/run/a.sock".into())
         );
         assert_eq!(addr("unix:rel.sock"), ListenAddr::Unix("rel.sock".into()));
+        assert_eq!(
+            addr("unix:///run/a.sock"),
+            ListenAddr::Unix("/run/a.sock".into())
+        );
+        assert_eq!(addr("unix://rel.sock"), ListenAddr::Unix("rel.sock".into()));
+        assert_eq!(addr("tcp://127.0.0.1:80"), addr("127.0.0.1:80"));
+        assert_eq!(addr("tcp://[::1]:80"), addr("[::1]:80"));
+        assert_eq!(addr("tcp://:8000"), ListenAddr::AnyHost(8000));
+        assert_eq!(
+            addr("tcp://localhost:8000"),
+            ListenAddr::Name {
+                host: "localhost".into(),
+                port: 8000
+            }
+        );
         assert_eq!(addr("fd://3"), ListenAddr::Fd(3));
         assert_eq!(addr("fd://web"), ListenAddr::FdName("web".into()));
     }
@@ -280,6 +303,8 @@ mod tests {
             ("unix:", "needs a path"),
             ("fd://-1", "not negative"),
             ("fd://a:b", "descriptor number or a systemd socket name"),
+            ("tcp://unix:/a.sock", "tcp:// takes HOST:PORT"),
+            ("tcp://", "no port"),
             ("bad host:80", "not a host name"),
             ("300.1.1.1:80", "not an IPv4 address"),
         ] {

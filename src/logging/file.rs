@@ -21,7 +21,10 @@ impl Output {
     pub(crate) fn write_lines(&self, line: &[u8]) -> io::Result<()> {
         match self {
             Output::File(file) => file.write_all(line),
-            Output::Stdout => io::stdout().lock().write_all(line),
+            Output::Stdout => match super::capture::original_stdout() {
+                Some(mut stdout) => stdout.write_all(line),
+                None => io::stdout().lock().write_all(line),
+            },
         }
     }
 }

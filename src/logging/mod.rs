@@ -1,5 +1,5 @@
-//! Logging: the error log (`log` records, `--error-logfile`, `--log-level`, `RUST_LOG`) and the
-//! access log (`--access-logfile`, `--access-logformat`: one line per request, written by the
+//! Logging: the error log (`log` records, `--error-logfile`, `--log-level`, `RUST_LOG`, the
+//! workers' output with `--capture-output`, `capture.rs`) and the access log (`--access-logfile`, `--access-logformat`: one line per request, written by the
 //! workers), and reopening both files on a signal for logrotate.
 //!
 //! ```text
@@ -13,6 +13,7 @@
 //! it can reopen instead of killing it.
 
 mod access;
+mod capture;
 mod error_log;
 mod file;
 mod format;
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 
 pub(crate) use access::{flush_all, flush_thread, get as access_log, refused};
+pub(crate) use capture::Capture;
 pub(crate) use file::reopen_all;
 pub(crate) use format::AccessFormat;
 pub(crate) use record::Served;
@@ -79,6 +81,16 @@ pub(crate) struct LogArgs {
     )]
     pub(crate) error_logfile: Option<Destination>,
 
+    /// Send the workers' standard output (an app's print(), a library's printf) to the error
+    /// log, one line each, and with --error-logfile FILE their standard error too.
+    #[arg(
+        long,
+        env = "WEBSERVER_CAPTURE_OUTPUT",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        help_heading = "Logging"
+    )]
+    pub(crate) capture_output: bool,
+
     /// What the error log shows; RUST_LOG, when set, wins (env_logger's syntax, per module:
     /// RUST_LOG=info,webserver::server=debug).
     #[arg(
@@ -98,6 +110,7 @@ impl Default for LogArgs {
             access_logfile: None,
             access_logformat: AccessFormat::default(),
             error_logfile: None,
+            capture_output: false,
             log_level: LogLevel::Info,
         }
     }
@@ -192,7 +205,20 @@ impl LogArgs {
         if let Some(dest) = &self.error_logfile {
             args.push(format!("--error-logfile={}", dest.to_arg()));
         }
+        if self.capture_output {
+            args.push("--capture-output".into());
+        }
         args
+    }
+
+    /// `--capture-output` in a worker: its standard output (and standard error, when the error
+    /// log is a file) into the error log until the returned guard is dropped; `None` without it.
+    pub(crate) fn capture(&self) -> io::Result<Option<capture::Capture>> {
+        if !self.capture_output {
+            return Ok(None);
+        }
+        let stderr_too = matches!(self.error_logfile, Some(Destination::File(_)));
+        capture::start(stderr_too).map(Some)
     }
 
     /// Refuses an `--access-logfile` that cannot be opened before any worker starts (the master

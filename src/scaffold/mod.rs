@@ -36,7 +36,7 @@ pub(crate) enum Lang {
 /// Why `webserver new` wrote nothing (or stopped).
 #[derive(Debug)]
 pub(crate) enum ScaffoldError {
-    /// NAME is not usable as a crate, library and directory name.
+    /// PATH's last component is not usable as a crate, library and directory name.
     BadName(String),
     /// The directory exists and is not empty.
     Exists(PathBuf),
@@ -49,11 +49,11 @@ impl fmt::Display for ScaffoldError {
         match self {
             ScaffoldError::BadName(name) => write!(
                 f,
-                "'{name}' is not a usable app name; use a letter followed by letters, digits, '-' or '_' (at most {MAX_NAME_LEN})"
+                "'{name}' is not a usable app name (the last component of PATH names the app); use a letter followed by letters, digits, '-' or '_' (at most {MAX_NAME_LEN})"
             ),
             ScaffoldError::Exists(dir) => write!(
                 f,
-                "{} already exists and is not empty; choose another NAME or remove it",
+                "{} already exists and is not empty; choose another PATH or remove it",
                 dir.display()
             ),
             ScaffoldError::Io { path, error } => {
@@ -68,19 +68,21 @@ impl std::error::Error for ScaffoldError {}
 /// Longest NAME accepted (it becomes a directory, a crate and a library file name).
 const MAX_NAME_LEN: usize = 64;
 
-/// Writes the app `name` into `parent/name` and returns that directory.
-pub(crate) fn new_app(parent: &Path, name: &str, lang: Lang) -> Result<PathBuf, ScaffoldError> {
-    if !valid_name(name) {
-        return Err(ScaffoldError::BadName(name.to_owned()));
+/// Writes an app into the directory `path` (created with its missing parents, as `cargo new`
+/// does) and returns its name: the last component of `path`.
+pub(crate) fn new_app(path: &Path, lang: Lang) -> Result<String, ScaffoldError> {
+    let name = match path.file_name().and_then(|n| n.to_str()) {
+        Some(name) if valid_name(name) => name.to_owned(),
+        Some(name) => return Err(ScaffoldError::BadName(name.to_owned())),
+        None => return Err(ScaffoldError::BadName(path.display().to_string())),
+    };
+    if std::fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(ScaffoldError::Exists(path.to_path_buf()));
     }
-    let dir = parent.join(name);
-    if std::fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some()) {
-        return Err(ScaffoldError::Exists(dir));
+    for (file, contents) in app_files(&name, lang) {
+        write_file(&path.join(file), &contents)?;
     }
-    for (path, contents) in app_files(name, lang) {
-        write_file(&dir.join(path), &contents)?;
-    }
-    Ok(dir)
+    Ok(name)
 }
 
 /// What to run next, printed after `new`.

@@ -46,6 +46,14 @@ const BODY_READ: usize = 16 * 1024;
 /// before the drain) waits for the request its client may already be sending.
 const DRAIN_LINGER: Duration = Duration::from_secs(1);
 
+/// While draining, how long an idle connection may wait for its next request.
+fn drain_linger(config: &Config) -> Duration {
+    config
+        .keep_alive
+        .min(config.graceful_timeout)
+        .min(DRAIN_LINGER)
+}
+
 /// A client connection and the bytes read from it that no request has consumed yet.
 pub(crate) struct Conn {
     stream: Stream,
@@ -55,7 +63,9 @@ pub(crate) struct Conn {
     local: Option<SocketAddr>,
     /// What the listener it came from does besides HTTP (TLS, PROXY protocol).
     options: ListenerOptions,
-    /// Unconsumed input is `buf[start..]`.
+    /// Unconsumed input is `buf[start..]`. While a thread serves the connection this is the
+    /// thread's read buffer (`borrow_buffer`); parked, it is empty or an exact-size copy of a
+    /// partial request (`return_buffer`).
     buf: Vec<u8>,
     start: usize,
     /// The end of the next head, searched for in `buf[start..]` as bytes arrive: resumed after
@@ -88,6 +98,15 @@ pub(crate) struct Conn {
     /// The addresses as the environ spells them, written for the first request (after any
     /// PROXY header) and reused by the next ones.
     spelled: Option<AddrVars>,
+}
+
+impl Drop for Conn {
+    /// However the connection ends, a TLS one says so first (close_notify, `tls::session`).
+    fn drop(&mut self) {
+        if let Some(tls) = &mut self.tls {
+            tls.close(&mut self.stream);
+        }
+    }
 }
 
 /// Where the PROXY header a connection must start with stands.
@@ -219,7 +238,9 @@ impl Conn {
             }
             self.compact();
             match self.read_available(BODY_READ) {
-                Ok(0) => return false,
+                // A TLS client's close_notify ends its input, not the connection: it still
+                // reads the response (`tls_half_closed`).
+                Ok(0) => return self.tls_half_closed(),
                 Ok(n) if n < BODY_READ => {
                     self.drained = true;
                     return true;
@@ -289,8 +310,26 @@ impl Conn {
         self.deadline
     }
 
-    /// While draining: wait parked no later than `limit`.
-    pub(crate) fn shorten_deadline(&mut self, limit: Instant) {
+    /// The process began draining at `now` while this connection was parked. A head in
+    /// progress gets at most one more keep-alive period. An idle connection waits for its
+    /// client's next request no longer than the drain linger after its last response (or its
+    /// connect): one idle that long is closed at once, and one that just got a response can still
+    /// have the request its client is sending answered (with `Connection: close`), so a reload
+    /// loses none.
+    pub(crate) fn begin_drain(&mut self, now: Instant, config: &Config) {
+        let limit = if self.has_partial_request() {
+            now + config.keep_alive.min(config.graceful_timeout)
+        } else if self.served_any {
+            if self.deadline <= now + drain_linger(config) {
+                // Parked once the drain had begun (`set_parked_deadline`), or due anyway.
+                return;
+            }
+            // Parked with the keep-alive timeout when its last response was sent.
+            let parked_at = self.deadline.checked_sub(config.keep_alive).unwrap_or(now);
+            parked_at + drain_linger(config)
+        } else {
+            self.head_since.unwrap_or(now) + drain_linger(config)
+        };
         self.deadline = self.deadline.min(limit);
     }
 
@@ -307,11 +346,7 @@ impl Conn {
             now + config.keep_alive
         };
         if draining {
-            let window = config
-                .keep_alive
-                .min(config.graceful_timeout)
-                .min(DRAIN_LINGER);
-            self.deadline = self.deadline.min(now + window);
+            self.deadline = self.deadline.min(now + drain_linger(config));
         }
     }
 
@@ -353,6 +388,17 @@ impl Conn {
         self.buf.get(self.start..).unwrap_or_default()
     }
 
+    /// A TLS client's end (its close_notify) came with the bytes just read: no new edge will
+    /// announce it, so the next head read must look for it instead of parking.
+    fn tls_ended(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.ended())
+    }
+
+    /// A TLS client sent close_notify: nothing more will arrive, but it may still read.
+    pub(crate) fn tls_half_closed(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.half_closed())
+    }
+
     /// Looks for the next head in the input, reading what the socket holds (without waiting)
     /// until the scanner decides or the socket is empty.
     pub(crate) fn next_head(&mut self, limits: &Limits) -> NextHead {
@@ -377,7 +423,7 @@ impl Conn {
             match self.read_available(HEAD_READ) {
                 Ok(0) => return NextHead::Closed,
                 // A short read means the socket was emptied: a later arrival raises a new edge.
-                Ok(n) => self.drained = n < HEAD_READ,
+                Ok(n) => self.drained = n < HEAD_READ && !self.tls_ended(),
                 Err(e) => match e.kind() {
                     io::ErrorKind::WouldBlock => {
                         self.drained = true;

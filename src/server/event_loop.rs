@@ -174,6 +174,10 @@ pub(crate) fn run(
         if let Some(running) = shared.overdue() {
             harakiri(running);
         }
+        // Before the expiry: the idle connections a drain closes go at once.
+        if stop_by.is_none() && shutdown.is_requested() {
+            stop_by = Some(begin_drain(&shared_loop, shared));
+        }
         for mut conn in shared_loop.slots.expired(now) {
             time_out(&mut conn);
         }
@@ -188,9 +192,6 @@ pub(crate) fn run(
         shared_loop.slots.cancel_parked(Cancel::TimedOut, Some(now));
         // Writes the summaries of repeated log lines whose window is over (crate::log_limit).
         log::logger().flush();
-        if stop_by.is_none() && shutdown.is_requested() {
-            stop_by = Some(begin_drain(&shared_loop, shared));
-        }
         if let Some(deadline) = stop_by {
             if shared_loop.slots.open() == 0 {
                 break;
@@ -373,10 +374,11 @@ fn serve(mut conn: Box<Conn>, shared_loop: &Loop, shared: &Shared, scratch: &mut
     }
 }
 
-/// Stop accepting and let every open connection end on its own: a request in flight finishes
-/// (its response says `Connection: close`), and a parked keep-alive connection gets one more
-/// keep-alive period, so a request the client already sent on it is answered instead of being
-/// cut off — the race that loses requests when servers reload. Returns when to give up.
+/// Stop accepting and let every open connection end: a request in flight finishes (its
+/// response says `Connection: close`); an idle keep-alive connection is closed at once, unless
+/// its last response went out less than the drain linger ago, when a request its client is
+/// already sending is answered instead of being cut off — the race that loses requests when
+/// servers reload (`Conn::begin_drain`). Returns when to give up.
 fn begin_drain(shared_loop: &Loop, shared: &Shared) -> Instant {
     log::info!("draining: no new connections; finishing in-flight requests");
     // In order: the worker watches the last one to tell the master it stopped accepting.
@@ -391,9 +393,7 @@ fn begin_drain(shared_loop: &Loop, shared: &Shared) -> Instant {
     }
     shared.draining.store(true, Ordering::SeqCst);
     let now = Instant::now();
-    shared_loop
-        .slots
-        .shorten_deadlines(now + shared.config.keep_alive.min(shared.config.graceful_timeout));
+    shared_loop.slots.begin_drain(now, &shared.config);
     now + shared.config.graceful_timeout
 }
 

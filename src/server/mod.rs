@@ -77,6 +77,9 @@ pub(crate) struct Config {
 #[derive(Default)]
 pub(crate) struct Shutdown {
     requested: AtomicBool,
+    /// When the stop was asked: the graceful timeout counts from here, the app's `shutdown`
+    /// included.
+    requested_at: OnceLock<Instant>,
     /// Wakes the coordinator (`wait`) as soon as a stop is asked.
     asked: (Mutex<()>, Condvar),
     on_retire: OnceLock<Box<dyn Fn() + Send + Sync>>,
@@ -86,6 +89,7 @@ impl Shutdown {
     /// Ask the server to stop accepting, finish in-flight requests and return.
     pub(crate) fn trigger(&self) {
         if !self.requested.swap(true, Ordering::SeqCst) {
+            let _ = self.requested_at.set(Instant::now());
             self.wake_coordinator();
         }
     }
@@ -116,6 +120,7 @@ impl Shutdown {
         if self.requested.swap(true, Ordering::SeqCst) {
             return;
         }
+        let _ = self.requested_at.set(Instant::now());
         if let Some(hook) = self.on_retire.get() {
             hook();
         }
@@ -131,6 +136,11 @@ impl Shutdown {
 
     pub(crate) fn is_requested(&self) -> bool {
         self.requested.load(Ordering::SeqCst)
+    }
+
+    /// When the stop was asked (`None`: not asked).
+    pub(crate) fn requested_at(&self) -> Option<Instant> {
+        self.requested_at.get().copied()
     }
 }
 

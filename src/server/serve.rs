@@ -558,6 +558,10 @@ impl Transport for ConnTransport<'_> {
         if produced > 0 || self.body.decoder.is_done() {
             return Ok(Some(produced));
         }
+        if self.conn.tls_half_closed() {
+            log::debug!("{}: client ended its input mid-body", self.conn.peer());
+            return Err(WS_ERR_CLIENT_GONE);
+        }
         self.wants_input = true;
         Ok(None)
     }

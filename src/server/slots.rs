@@ -23,7 +23,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::conn::Conn;
-use super::Shared;
+use super::{Config, Shared};
 use crate::app::call::Cancel;
 use crate::sys::epoll::{Epoll, Waker};
 
@@ -402,13 +402,14 @@ impl Slots {
         gone
     }
 
-    /// While draining, a parked connection waits at most `limit` more for its next request.
-    pub(crate) fn shorten_deadlines(&self, limit: Instant) {
+    /// The process began draining at `now`: every parked connection's deadline is shortened
+    /// (`Conn::begin_drain`).
+    pub(crate) fn begin_drain(&self, now: Instant, config: &Config) {
         for slot in self.lock().slots.iter_mut() {
             // A parked request has until the graceful timeout, when it is cancelled.
             if let Slot::Idle(conn) = slot {
                 if conn.parked_request().is_none() {
-                    conn.shorten_deadline(limit);
+                    conn.begin_drain(now, config);
                 }
             }
         }

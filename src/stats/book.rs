@@ -2,9 +2,8 @@
 //! the totals of workers that are gone (folded in when they are reaped, so no counter ever goes
 //! backwards), and the exits the master counts as crashes or timeouts, per worker number.
 //!
-//! A worker number is the lowest one no live worker has when it is spawned (uWSGI's worker ids):
-//! a replacement takes the number of the worker it replaces, and numbers stay below twice `-w`
-//! (during a swap both generations have workers), so they make bounded metric labels.
+//! Worker numbers are the master's (`WorkerProcess::next_number`): a replacement takes the number
+//! of the worker it replaces, so they make bounded metric labels.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ffi::CString;
@@ -15,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::counters::{Totals, PAGE_WORDS};
 use crate::exit::HARAKIRI;
 use crate::supervisor::generation::{
-    GenerationView, Generations, SwapCounts, WorkerFate, WorkerView,
+    CrashLoopView, GenerationView, Generations, SwapCounts, WorkerFate, WorkerView,
 };
 use crate::sys::process::ChildExit;
 use crate::sys::shm::SharedCounters;
@@ -55,6 +54,8 @@ impl ExitCause {
         match how {
             // A stop kills the workers that are late: that is the stop, not a crash.
             ChildExit::Signaled(_) if fate.stopping => None,
+            // Someone asked it to stop (a TERM that came before its handler): planned.
+            ChildExit::Signaled(libc::SIGTERM) => None,
             ChildExit::Signaled(_) => Some(ExitCause::Crash),
             ChildExit::Exited(code) if code != 0 && fate.ready => Some(ExitCause::Crash),
             ChildExit::Exited(_) => None,
@@ -132,6 +133,8 @@ pub(crate) struct Snapshot {
     pub(crate) totals: Totals,
     pub(crate) workers: Vec<WorkerStats>,
     pub(crate) swaps: SwapCounts,
+    /// The live generation's replacements keep dying before they are ready.
+    pub(crate) crash_loop: Option<CrashLoopView>,
     pub(crate) deaths: BTreeMap<usize, Deaths>,
     pub(crate) recent_exits: Vec<ExitRecord>,
 }
@@ -167,11 +170,14 @@ impl Book {
         SharedCounters::create(&name, PAGE_WORDS)
     }
 
-    /// Worker `pid` of `generation` started and counts into `counters`.
-    pub(crate) fn spawned(&mut self, pid: i32, generation: u64, counters: SharedCounters) {
-        let number = (0..)
-            .find(|n| self.pages.iter().all(|p| p.number != *n))
-            .unwrap_or(0);
+    /// Worker `pid`, number `number`, of `generation` started and counts into `counters`.
+    pub(crate) fn spawned(
+        &mut self,
+        pid: i32,
+        number: usize,
+        generation: u64,
+        counters: SharedCounters,
+    ) {
         self.pages.push(LivePage {
             pid,
             number,
@@ -258,6 +264,7 @@ impl Book {
             totals,
             workers,
             swaps: machine.swap_counts().clone(),
+            crash_loop: machine.crash_loop(Instant::now()),
             deaths: self.deaths.clone(),
             recent_exits: self.recent.iter().cloned().collect(),
         }
@@ -326,23 +333,22 @@ mod tests {
         );
         // Killed for being late at a stop.
         assert_eq!(ExitCause::of(kill, fate(false, true, true)), None);
+        // Stopped by a TERM from outside or a TTOU before its handler was installed.
+        let term = ChildExit::Signaled(libc::SIGTERM);
+        assert_eq!(ExitCause::of(term, fate(false, false, false)), None);
     }
 
     #[test]
-    fn a_reaped_worker_folds_its_counts_and_frees_its_number() {
+    fn a_reaped_worker_folds_its_counts_and_its_number_counts_its_crash() {
         let mut book = Book::default();
-        for pid in [10, 11] {
+        for (pid, number) in [(10, 0), (11, 1)] {
             let (_fd, counters) = Book::new_page(1).unwrap();
             counters.words()[super::super::counters::STARTED]
                 .store(3, std::sync::atomic::Ordering::Relaxed);
             counters.words()[super::super::counters::CLASSES + 1]
                 .store(2, std::sync::atomic::Ordering::Relaxed);
-            book.spawned(pid, 1, counters);
+            book.spawned(pid, number, 1, counters);
         }
-        assert_eq!(
-            book.pages.iter().map(|p| p.number).collect::<Vec<_>>(),
-            [0, 1]
-        );
         book.exited(
             10,
             ChildExit::Signaled(libc::SIGSEGV),
@@ -351,8 +357,6 @@ mod tests {
         assert_eq!(book.folded.served(), 2);
         assert_eq!(book.folded.in_flight(), 0);
         assert_eq!(book.deaths[&0].crashes, 1);
-        let (_fd, counters) = Book::new_page(1).unwrap();
-        book.spawned(12, 1, counters);
-        assert_eq!(book.pages.iter().find(|p| p.pid == 12).unwrap().number, 0);
+        assert_eq!(book.pages.iter().map(|p| p.number).collect::<Vec<_>>(), [1]);
     }
 }

@@ -1,11 +1,16 @@
 //! The master's statistics listener: a tiny HTTP/1.1 responder run from the master's own loop.
 //!
-//! Nothing here may stall supervision, whatever a client does: every socket is non-blocking, a
-//! request head may be at most `MAX_HEAD` bytes, at most `MAX_CLIENTS` clients are served at
-//! once (more wait in the kernel's backlog), and each has `CLIENT_DEADLINE` from its accept to
-//! the last byte of its answer, after which it is dropped. One request per connection; every
-//! answer says `Connection: close`.
+//! Nothing here may stall supervision or be blinded, whatever clients do: every socket is
+//! non-blocking and registered with the endpoint's own epoll instance (the master's loop wakes
+//! for that one descriptor), so a turn touches only the clients that have news. A request head
+//! may be at most `MAX_HEAD` bytes, and each client has `CLIENT_DEADLINE` from its accept to the
+//! last byte of its answer, after which it is dropped. No client holds a place another needs:
+//! past `MAX_CLIENTS`, or when the master runs out of descriptors, the oldest client is dropped
+//! to make room for the newest, so a scrape is answered at once however many silent or
+//! trickling clients are connected. One request per connection; every answer says
+//! `Connection: close`.
 
+use std::collections::{HashMap, VecDeque};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
@@ -16,14 +21,21 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-/// Clients served at once.
-const MAX_CLIENTS: usize = 16;
+use crate::sys::epoll::{Epoll, Events};
+
+/// Clients kept at once; the oldest is dropped for a new one past this (a bound on memory:
+/// each may hold `MAX_HEAD` bytes).
+const MAX_CLIENTS: usize = 1024;
 /// The longest request head read; longer ones get 431.
 const MAX_HEAD: usize = 8 * 1024;
 /// From accept to the last byte of the answer.
 const CLIENT_DEADLINE: Duration = Duration::from_secs(5);
 /// Bytes asked of a client socket per read.
 const READ_CHUNK: usize = 2048;
+/// Events taken per `epoll_wait`.
+const EVENTS: usize = 256;
+/// The listener's epoll token (clients count up from 0).
+const LISTENER: u64 = u64::MAX;
 
 /// Where `--stats` listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,6 +111,15 @@ impl Write for Stream {
     }
 }
 
+impl Listener {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Listener::Unix { listener, .. } => listener.as_fd(),
+            Listener::Tcp(listener) => listener.as_fd(),
+        }
+    }
+}
+
 impl Stream {
     fn fd(&self) -> BorrowedFd<'_> {
         match self {
@@ -128,12 +149,16 @@ struct Client {
     answer: Option<Vec<u8>>,
     sent: usize,
     deadline: Instant,
+    /// Registered for room to send (after a write would have blocked).
+    watching_write: bool,
 }
 
 /// What a client's turn came to.
 enum Turn {
-    /// Keep it (waiting for its head or for room to send).
+    /// Keep it (waiting for its head).
     Keep,
+    /// Keep it, waiting for room to send the rest of its answer.
+    KeepWriting,
     /// Done with it (answered, gone, or broken).
     Drop,
 }
@@ -141,7 +166,13 @@ enum Turn {
 /// The statistics listener and its clients.
 pub(crate) struct Endpoint {
     listener: Listener,
-    clients: Vec<Client>,
+    epoll: Epoll,
+    events: Events,
+    clients: HashMap<u64, Client>,
+    /// Client tokens in accept order, which is also deadline order; tokens of clients already
+    /// gone are skipped when met.
+    order: VecDeque<u64>,
+    next_token: u64,
 }
 
 impl Endpoint {
@@ -169,9 +200,15 @@ impl Endpoint {
                 Listener::Tcp(listener)
             }
         };
+        let epoll = Epoll::new()?;
+        epoll.add(listener.fd(), LISTENER)?;
         Ok(Endpoint {
             listener,
-            clients: Vec::new(),
+            epoll,
+            events: Events::with_capacity(EVENTS),
+            clients: HashMap::new(),
+            order: VecDeque::new(),
+            next_token: 0,
         })
     }
 
@@ -185,40 +222,66 @@ impl Endpoint {
         }
     }
 
-    /// The descriptors whose input the master's loop should wake for: the listener while there
-    /// is room for a client, and the clients still sending their request.
-    pub(crate) fn wake_fds(&self) -> Vec<BorrowedFd<'_>> {
-        let mut fds = Vec::with_capacity(self.clients.len() + 1);
-        if self.clients.len() < MAX_CLIENTS {
-            fds.push(match &self.listener {
-                Listener::Unix { listener, .. } => listener.as_fd(),
-                Listener::Tcp(listener) => listener.as_fd(),
-            });
-        }
-        fds.extend(
-            self.clients
-                .iter()
-                .filter(|c| c.answer.is_none())
-                .map(|c| c.stream.fd()),
-        );
-        fds
+    /// The descriptor the master's loop should wake for: the epoll instance, readable while a
+    /// connection or a client has news.
+    pub(crate) fn wake_fd(&self) -> BorrowedFd<'_> {
+        self.epoll.as_fd()
     }
 
-    /// Accept, read, answer and write what can be done without waiting; `render` makes a page.
+    /// Drop the clients past their deadline, accept, then read, answer and write what can be
+    /// done without waiting; `render` makes a page.
     pub(crate) fn serve(&mut self, render: &mut dyn FnMut(Page) -> String) {
+        self.expire(Instant::now());
+        // Every turn, not only on the listener's event: an accept that ran out of descriptors
+        // left connections in the backlog that no new edge announces.
         self.accept();
-        let now = Instant::now();
-        self.clients.retain_mut(|client| {
-            if now >= client.deadline {
-                log::debug!("stats: a client took longer than {CLIENT_DEADLINE:?}; dropped");
-                return false;
+        loop {
+            if let Err(e) = self.epoll.wait(&mut self.events, Duration::ZERO) {
+                log::warn!("stats: cannot wait for clients: {e}");
+                return;
             }
-            matches!(client.turn(render), Turn::Keep)
-        });
+            for index in 0..self.events.len() {
+                let token = self.events.token(index);
+                if token == LISTENER {
+                    self.accept();
+                } else {
+                    self.turn(token, render);
+                }
+            }
+            if self.events.len() < EVENTS {
+                return;
+            }
+        }
+    }
+
+    /// Drops the clients whose deadline is past (the oldest come first).
+    fn expire(&mut self, now: Instant) {
+        while let Some(&token) = self.order.front() {
+            match self.clients.get(&token) {
+                Some(client) if client.deadline > now => return,
+                Some(_) => {
+                    log::debug!("stats: a client took longer than {CLIENT_DEADLINE:?}; dropped");
+                    self.clients.remove(&token);
+                }
+                None => {}
+            }
+            self.order.pop_front();
+        }
+    }
+
+    /// Drops the oldest client to make room; false if there is none.
+    fn drop_oldest(&mut self) -> bool {
+        while let Some(token) = self.order.pop_front() {
+            if self.clients.remove(&token).is_some() {
+                log::debug!("stats: the oldest client dropped to make room for a new one");
+                return true;
+            }
+        }
+        false
     }
 
     fn accept(&mut self) {
-        while self.clients.len() < MAX_CLIENTS {
+        loop {
             let accepted = match &self.listener {
                 Listener::Unix { listener, .. } => listener
                     .accept()
@@ -228,20 +291,69 @@ impl Endpoint {
                     .and_then(|(s, _)| s.set_nonblocking(true).map(|()| Stream::Tcp(s))),
             };
             match accepted {
-                Ok(stream) => self.clients.push(Client {
-                    stream,
-                    head: Vec::new(),
-                    answer: None,
-                    sent: 0,
-                    deadline: Instant::now() + CLIENT_DEADLINE,
-                }),
+                Ok(stream) => self.admit(stream),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    // Out of descriptors: the oldest client's goes to the one waiting.
+                    if !self.drop_oldest() {
+                        log::debug!("stats: accept failed: {e}");
+                        return;
+                    }
+                }
                 Err(e) => {
-                    // Out of descriptors, a reset connection: try again on the next turn.
+                    // A connection reset before it was accepted, and the like: try again on
+                    // the next turn.
                     log::debug!("stats: accept failed: {e}");
                     return;
                 }
+            }
+        }
+    }
+
+    fn admit(&mut self, stream: Stream) {
+        if self.clients.len() >= MAX_CLIENTS {
+            self.drop_oldest();
+        }
+        let token = self.next_token;
+        self.next_token += 1;
+        // Input already there is reported by the next wait of this same turn.
+        if let Err(e) = self.epoll.watch(stream.fd(), token, true, false) {
+            log::debug!("stats: cannot watch a client: {e}");
+            return;
+        }
+        self.clients.insert(
+            token,
+            Client {
+                stream,
+                head: Vec::new(),
+                answer: None,
+                sent: 0,
+                deadline: Instant::now() + CLIENT_DEADLINE,
+                watching_write: false,
+            },
+        );
+        self.order.push_back(token);
+    }
+
+    /// Client `token` has news (input, room to send, or its peer left).
+    fn turn(&mut self, token: u64, render: &mut dyn FnMut(Page) -> String) {
+        let Some(client) = self.clients.get_mut(&token) else {
+            return;
+        };
+        match client.turn(render) {
+            Turn::Keep => {}
+            Turn::KeepWriting if client.watching_write => {}
+            Turn::KeepWriting => match self.epoll.watch(client.stream.fd(), token, false, true) {
+                Ok(()) => client.watching_write = true,
+                Err(e) => {
+                    log::debug!("stats: cannot watch a client: {e}");
+                    self.clients.remove(&token);
+                }
+            },
+            Turn::Drop => {
+                // Its place in `order` is skipped when met.
+                self.clients.remove(&token);
             }
         }
     }
@@ -304,7 +416,7 @@ impl Client {
             match self.stream.write(&answer[self.sent..]) {
                 Ok(0) => return Turn::Drop,
                 Ok(n) => self.sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Turn::Keep,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Turn::KeepWriting,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return Turn::Drop,
             }

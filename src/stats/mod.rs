@@ -126,10 +126,10 @@ impl Stats {
         Ok(NewPage { fd, counters })
     }
 
-    /// Worker `pid` of `generation` started with `page`.
-    pub(crate) fn spawned(&mut self, pid: i32, generation: u64, page: NewPage) {
+    /// Worker `pid`, number `number`, of `generation` started with `page`.
+    pub(crate) fn spawned(&mut self, pid: i32, number: usize, generation: u64, page: NewPage) {
         // The descriptor closes here; the mapping stays.
-        self.book.spawned(pid, generation, page.counters);
+        self.book.spawned(pid, number, generation, page.counters);
     }
 
     /// Worker `pid` was reaped (see `Book::exited`).
@@ -138,8 +138,8 @@ impl Stats {
     }
 
     /// What the master's loop should wake for.
-    pub(crate) fn wake_fds(&self) -> Vec<BorrowedFd<'_>> {
-        self.endpoint.wake_fds()
+    pub(crate) fn wake_fd(&self) -> BorrowedFd<'_> {
+        self.endpoint.wake_fd()
     }
 
     /// Answer what scrapes can be answered now, from `machine`'s state.

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::book::Snapshot;
 use super::counters::{Totals, CLASS_COUNT};
+use crate::supervisor::generation::CrashLoopView;
 
 /// Names of the status classes, in counter order.
 const CLASS_NAMES: [&str; CLASS_COUNT] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -61,6 +62,7 @@ pub(crate) fn json(s: &Snapshot) -> String {
         s.crashes(),
         s.timeouts()
     );
+    push_crash_loop(&mut out, s.crash_loop.as_ref());
     out.push_str(",\"generations\":[");
     for (i, g) in s.generations.iter().enumerate() {
         if i > 0 {
@@ -148,6 +150,27 @@ fn push_classes(out: &mut String, totals: &Totals) {
 }
 
 /// `text` as a JSON string literal (RFC 8259: quote, backslash and control characters escaped).
+/// `,"crash_loop":null`, or the loop: generation, failures in a row, the last one's reason and
+/// the seconds until the next try.
+fn push_crash_loop(out: &mut String, crash_loop: Option<&CrashLoopView>) {
+    let Some(c) = crash_loop else {
+        out.push_str(",\"crash_loop\":null");
+        return;
+    };
+    let _ = write!(
+        out,
+        ",\"crash_loop\":{{\"generation\":{},\"failures\":{},\"retry_in_seconds\":{},\"last_failure\":",
+        c.generation,
+        c.failures,
+        secs(c.retry_in)
+    );
+    match &c.last_failure {
+        Some(reason) => push_json_str(out, reason),
+        None => out.push_str("null"),
+    }
+    out.push('}');
+}
+
 fn push_json_str(out: &mut String, text: &str) {
     out.push('"');
     for c in text.chars() {
@@ -282,6 +305,12 @@ pub(crate) fn prometheus(s: &Snapshot) -> String {
             &[(labels(&[("reason", reason)]), "1".into())],
         );
     }
+    family(
+        "webserver_crash_loop",
+        "gauge",
+        "1 while the live generation's replacement workers keep dying before they are ready.",
+        &one(u8::from(s.crash_loop.is_some()).to_string()),
+    );
     let deaths = |pick: fn(&super::book::Deaths) -> u64| {
         s.deaths
             .iter()

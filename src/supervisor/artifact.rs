@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::children::FD_FLOOR;
+use super::source_pin::SourcePin;
 use super::worker::LIBRARY_FD;
 use crate::elf::complete::{check_complete, Truncated};
 use crate::sys::memfd::sealed_file;
@@ -38,6 +39,8 @@ pub(crate) struct Artifact {
     /// The certificate and key the generation serves TLS with (`--certfile`/`--keyfile`), read
     /// with the library: a swap re-reads both.
     pub(crate) tls: Option<TlsMaterial>,
+    /// What the generation's first worker loaded from disk besides the library (`source_pin.rs`).
+    pub(crate) pin: SourcePin,
 }
 
 /// Two artifacts are the same when they are the same preparation (not merely equal bytes).
@@ -151,11 +154,13 @@ impl Artifact {
         // Named for /proc/PID/fd, where an operator sees which versions the master holds.
         let image = sealed_file(&format!("webserver-{hash}-{name}"), &bytes).map_err(memory)?;
         let image = dup_at_or_above(image.as_fd(), FD_FLOOR).map_err(memory)?;
+        let pin = SourcePin::new(&hash).map_err(memory)?;
         Ok(Artifact {
             source: source.to_path_buf(),
             hash,
             image: Arc::new(image),
             tls: None,
+            pin,
         })
     }
 
@@ -167,6 +172,7 @@ impl Artifact {
             hash: hash.to_owned(),
             image: Arc::new(sealed_file(hash, b"").expect("an in-memory file")),
             tls: None,
+            pin: SourcePin::new(hash).expect("an in-memory file"),
         }
     }
 

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use super::message::{UnknownMessage, WorkerMessage};
+use super::source_pin::{PIN_FD, PIN_FD_ENV};
 use super::worker::{FIRST_LISTEN_FD, LIBRARY_FD, READY_FD};
 use crate::listen::{notify, systemd};
 use crate::stats::STATS_FD;
@@ -25,6 +26,8 @@ const READ_CHUNK: usize = 1024;
 
 pub(crate) struct WorkerProcess {
     pub(crate) pid: i32,
+    /// The lowest number no other live worker had when it started (`worker_number`).
+    pub(crate) number: usize,
     /// The read end of the worker's pipe (non-blocking).
     pipe: File,
     /// Bytes of a line not complete yet.
@@ -35,7 +38,8 @@ impl WorkerProcess {
     /// Start `exe __worker ARGS` with the `listeners` at `FIRST_LISTEN_FD` and up, a pipe as
     /// `READY_FD`, `library` as `LIBRARY_FD`, the TLS certificate and key (if any) as `TLS_FD`,
     /// and a `--stats` counter page as `STATS_FD` (`listeners`, `library`, the certificate and
-    /// the page at or above `FD_FLOOR`). The worker gets SIGTERM if the master dies.
+    /// the page at or above `FD_FLOOR`), and its generation's source pin as `PIN_FD`
+    /// (`source_pin.rs`). The worker gets SIGTERM if the master dies.
     pub(crate) fn spawn(
         exe: &Path,
         args: &[OsString],
@@ -43,6 +47,7 @@ impl WorkerProcess {
         library: BorrowedFd<'_>,
         tls: Option<BorrowedFd<'_>>,
         stats_page: Option<BorrowedFd<'_>>,
+        pin: BorrowedFd<'_>,
     ) -> io::Result<WorkerProcess> {
         let (read_end, write_end) = message_pipe()?;
         let mut command = Command::new(exe);
@@ -52,9 +57,11 @@ impl WorkerProcess {
         for name in systemd::VARIABLES.iter().chain(&notify::VARIABLES) {
             command.env_remove(name);
         }
+        command.env(PIN_FD_ENV, PIN_FD.to_string());
         let mut moves = vec![
             (write_end.as_raw_fd(), READY_FD),
             (library.as_raw_fd(), LIBRARY_FD),
+            (pin.as_raw_fd(), PIN_FD),
         ];
         moves.extend(
             (FIRST_LISTEN_FD..)
@@ -77,9 +84,18 @@ impl WorkerProcess {
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "pid out of range"))?;
         Ok(WorkerProcess {
             pid,
+            number: 0,
             pipe: File::from(read_end),
             pending: Vec::new(),
         })
+    }
+
+    /// The number for a worker about to start: the lowest no live worker in `workers` has
+    /// (uWSGI's worker ids). A replacement takes the number of the worker it replaces, and
+    /// numbers stay below twice `-w` (during a swap both generations have workers), so they make
+    /// bounded metric labels and stable process titles.
+    pub(crate) fn next_number(workers: &[WorkerProcess]) -> usize {
+        lowest_free(&workers.iter().map(|w| w.number).collect::<Vec<_>>())
     }
 
     pub(crate) fn pipe(&self) -> BorrowedFd<'_> {
@@ -122,4 +138,23 @@ fn message_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let write_end = dup_at_or_above(write_end.as_fd(), FD_FLOOR)?;
     set_blocking(write_end.as_fd())?;
     Ok((read_end, write_end))
+}
+
+/// The lowest number not in `used`.
+fn lowest_free(used: &[usize]) -> usize {
+    (0..).find(|n| !used.contains(n)).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_worker_takes_the_lowest_free_number() {
+        assert_eq!(lowest_free(&[]), 0);
+        assert_eq!(lowest_free(&[0, 1]), 2);
+        // Worker 0 died: its replacement is 0 again.
+        assert_eq!(lowest_free(&[1, 2]), 0);
+        assert_eq!(lowest_free(&[0, 2]), 1);
+    }
 }

@@ -23,7 +23,8 @@
 //!
 //! Every worker says `alive` on its pipe a few times per `--timeout`, in every state; on each
 //! `Tick` a worker silent for `--timeout` is killed (SIGKILL) and replaced (`liveness.rs`).
-//! What an exit means and how the live generation is kept at `-w` workers is in `replace.rs`.
+//! What an exit means and how the live generation is kept at `-w` workers is in `replace.rs`;
+//! replacements that keep dying before they are ready are a crash loop (`crash_loop.rs`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -32,10 +33,12 @@ use super::artifact::{worker_library_path, Artifact};
 use super::message::WorkerMessage;
 use crate::sys::process::Signal;
 
+mod crash_loop;
 mod event;
 mod liveness;
 mod replace;
 mod view;
+pub(crate) use crash_loop::CrashLoopView;
 pub(crate) use event::{Action, Event, SwapCause};
 pub(crate) use view::{GenerationView, SwapCounts, WorkerFate, WorkerView};
 
@@ -126,6 +129,8 @@ pub(crate) struct Generations {
     backoff: Duration,
     /// No replacement worker is started before this (back-off).
     next_spawn: Option<Instant>,
+    /// Replacements that died before they were ready, in a row (`crash_loop.rs`).
+    start_failures: crash_loop::StartFailures,
     swap_queued: bool,
     /// Set once a stop was asked: when to stop waiting and kill.
     stop_deadline: Option<Instant>,
@@ -155,6 +160,7 @@ impl Generations {
             want: config.workers.max(1),
             backoff: BACKOFF_MIN,
             next_spawn: None,
+            start_failures: Default::default(),
             swap_queued: false,
             stop_deadline: None,
             announce: None,
@@ -381,6 +387,7 @@ impl Generations {
                     State::Live => {
                         self.signal(pid, Signal::Usr1);
                         self.backoff = BACKOFF_MIN;
+                        self.start_succeeded();
                     }
                     State::Booting => self.promote_if_ready(id, now),
                     State::Draining | State::Failed => self.signal(pid, Signal::Term),
@@ -391,10 +398,13 @@ impl Generations {
                 match self.state_of(id) {
                     Some(State::Booting) => self.swap_failed(id, &message),
                     // The worker exits next; its exit starts the back-off.
-                    Some(State::Live) => self.log(
-                        log::Level::Error,
-                        format!("replacement worker failed to start: {message}"),
-                    ),
+                    Some(State::Live) => {
+                        self.log(
+                            log::Level::Error,
+                            format!("replacement worker failed to start: {message}"),
+                        );
+                        self.start_failure_reason(&message);
+                    }
                     _ => {}
                 }
             }
@@ -454,6 +464,8 @@ impl Generations {
             generation.state = State::Live;
         }
         self.backoff = BACKOFF_MIN;
+        // A new generation is a new start: its predecessor's crash loop is not its own.
+        self.start_failures = Default::default();
         self.announce = Some(Announce {
             id,
             waiting,

@@ -17,7 +17,10 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SIGUSR1};
+use signal_hook::consts::{
+    SIGALRM, SIGHUP, SIGINT, SIGIO, SIGPROF, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2,
+    SIGVTALRM, SIGWINCH, SIGXCPU,
+};
 use signal_hook::iterator::Signals;
 
 use super::artifact::{worker_library_path, Artifact, FileStamp};
@@ -121,7 +124,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
             return Err(MasterError::Stats { addr, source });
         }
     };
-    let signals = Signals::new([SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU, SIGUSR1])
+    let signals = Signals::new(HANDLED_SIGNALS.iter().chain(IGNORED_SIGNALS))
         .map_err(|e| MasterError::Io("cannot install signal handlers", e))?;
     let exe =
         std::env::current_exe().map_err(|e| MasterError::Io("cannot find my own executable", e))?;
@@ -207,6 +210,8 @@ impl Master {
                     self.reopen_logs();
                 } else if let Some(event) = event_for_signal(signal) {
                     self.apply(event);
+                } else {
+                    log_ignored(signal);
                 }
             }
             self.reap();
@@ -273,6 +278,12 @@ impl Master {
                     if let Err(e) = kill(pid, signal) {
                         // A worker that exited and is not reaped yet: its exit comes next.
                         log::debug!("cannot send {signal} to worker {pid}: {e}");
+                    }
+                    None
+                }
+                Action::ResetSourcePin(library) => {
+                    if let Err(e) = library.pin.reset() {
+                        log::warn!("cannot reset generation's source pin: {e}");
                     }
                     None
                 }
@@ -389,22 +400,40 @@ impl Master {
         for (_, options) in &self.listeners {
             args.push(format!("--listener={options}").into());
         }
+        let number = WorkerProcess::next_number(&self.workers);
+        args.push(format!("--title={}", self.title(number, generation)).into());
         let listeners: Vec<BorrowedFd<'_>> =
             self.listeners.iter().map(|(fd, _)| fd.as_fd()).collect();
-        let worker = WorkerProcess::spawn(
+        let mut worker = WorkerProcess::spawn(
             &self.exe,
             &args,
             &listeners,
             library.image(),
             tls,
             page.as_ref().map(|page| page.fd()),
+            library.pin.fd(),
         )?;
         let pid = worker.pid;
+        worker.number = number;
         self.workers.push(worker);
         if let (Some(stats), Some(page)) = (&mut self.stats, page) {
-            stats.spawned(pid, generation, page);
+            stats.spawned(pid, number, generation, page);
         }
         Ok(pid)
+    }
+
+    /// What `ps` shows for worker `number` of `generation` (gunicorn's process titles): the
+    /// app as the command line named it, its arguments included.
+    fn title(&self, number: usize, generation: u64) -> String {
+        let mut title = format!(
+            "webserver: worker {number} [gen {generation}] {}",
+            self.args.app.as_deref().unwrap_or_default()
+        );
+        for word in &self.args.app_args {
+            title.push(' ');
+            title.push_str(&word.to_string_lossy());
+        }
+        title
     }
 
     /// USR1 (logrotate): reopen the master's log files, then have every worker reopen its own.
@@ -479,7 +508,7 @@ impl Master {
     fn wait_for_input(&self) {
         let mut fds: Vec<BorrowedFd<'_>> = self.workers.iter().map(WorkerProcess::pipe).collect();
         if let Some(stats) = &self.stats {
-            fds.extend(stats.wake_fds());
+            fds.push(stats.wake_fd());
         }
         let wait = self
             .notifier
@@ -501,6 +530,39 @@ impl Master {
         if let Err(e) = written {
             log::warn!("cannot write {}: {e}", path.display());
         }
+    }
+}
+
+/// The signals the master acts on.
+const HANDLED_SIGNALS: &[i32] = &[SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU, SIGUSR1];
+
+/// Signals an operator may send from habit (gunicorn's USR2 and WINCH) or a stray `kill` may
+/// deliver, whose default action would end the master without a word (WINCH's is to ignore,
+/// but gunicorn users expect it to do something): each is logged and ignored. PIPE stays
+/// ignored as the Rust runtime set it (a handler would log every write to a closed socket); the
+/// synchronous faults (SEGV, BUS, ILL, FPE, SYS, TRAP) and XFSZ keep their default action.
+const IGNORED_SIGNALS: &[i32] = &[
+    SIGUSR2,
+    SIGWINCH,
+    SIGALRM,
+    SIGVTALRM,
+    SIGPROF,
+    SIGIO,
+    libc::SIGPWR,
+    SIGXCPU,
+];
+
+/// One line for a signal the master does not act on, saying what to send instead.
+fn log_ignored(signal: i32) {
+    let name = signal_hook::low_level::signal_name(signal).unwrap_or("signal");
+    match signal {
+        SIGUSR2 => log::warn!(
+            "SIGUSR2 (binary upgrade) is not supported yet; use HUP to swap the app. Still serving"
+        ),
+        SIGWINCH => log::warn!(
+            "SIGWINCH ignored: workers are not stopped by WINCH here; TTOU removes one, TERM stops the server"
+        ),
+        _ => log::warn!("{name} ignored: the master acts on HUP, TERM, INT, QUIT, TTIN, TTOU and USR1"),
     }
 }
 

@@ -8,7 +8,8 @@
 //!   `children.rs` a worker as the master sees it.
 //! - `artifact.rs` reads a library once and seals it in memory for a generation's workers
 //!   (`crate::elf::complete` refuses a half-written one); `reload.rs` notices a changed one, `reload_paths.rs`
-//!   a change under `--reload-path`.
+//!   a change under `--reload-path`; `source_pin.rs` keeps a generation to one version of the code
+//!   an app reads from disk (Python's `.py` files).
 //! - `pid_file.rs` is `--pid FILE`, locked for the master's life.
 //! - `probe.rs` is `webserver check`; `process.rs` small helpers. System calls are in
 //!   `crate::sys::process` and `crate::sys::memfd`.
@@ -23,4 +24,5 @@ pub(crate) mod probe;
 pub(crate) mod process;
 pub(crate) mod reload;
 pub(crate) mod reload_paths;
+pub(crate) mod source_pin;
 pub(crate) mod worker;

@@ -1,4 +1,6 @@
-//! A worker's life: load the app, report ready, wait for the go, serve, drain, exit.
+//! A worker's life: load the app, report ready, wait for the go, serve, drain, shut the app down
+//! (within the stop's `--graceful-timeout`: a shutdown that has not returned by then is abandoned
+//! with the process), exit.
 //!
 //! The master passes the listening sockets from `FIRST_LISTEN_FD` up (one `--listener OPTIONS`
 //! each, in order), the write end of its pipe as
@@ -17,12 +19,14 @@
 //! frozen) is killed and replaced, since its own `--timeout` watch cannot run either.
 
 use std::os::fd::RawFd;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
 
 use super::message::{heartbeat_interval, Reporter, WorkerMessage};
+use super::source_pin::PIN_FD;
 use crate::app::loader::LoadedApp;
 use crate::cli::WorkerArgs;
 use crate::listen::open::MAX_LISTENERS;
@@ -46,6 +50,12 @@ const LISTENER_CHECK_INTERVAL: Duration = Duration::from_millis(1);
 /// deadline for the announcement).
 const LISTENER_CHECK_LIMIT: Duration = Duration::from_secs(5);
 
+/// The app's `shutdown` always gets at least this long, even when the drain used the whole
+/// `--graceful-timeout` (or it is 0); less than the master's `STOP_MARGIN`, so the worker still
+/// ends before the master kills it.
+const SHUTDOWN_FLOOR: Duration = Duration::from_secs(1);
+const _: () = assert!(SHUTDOWN_FLOOR.as_secs() < super::generation::STOP_MARGIN.as_secs());
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Start {
     Waiting,
@@ -55,6 +65,13 @@ enum Start {
 
 /// Run as a worker; the exit status tells the master how it ended.
 pub(crate) fn run(args: &WorkerArgs) -> i32 {
+    if !args.title.is_empty() {
+        // `ps` shows the app, the worker number and the generation instead of this process's
+        // long internal command line, which has been parsed.
+        if let Err(e) = crate::sys::proctitle::set(&args.title) {
+            log::debug!("cannot set the process title: {e}");
+        }
+    }
     let report = match claim_inherited(READY_FD) {
         Ok(pipe) => Arc::new(Reporter::new(pipe)),
         Err(e) => {
@@ -71,10 +88,15 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
             return 1;
         }
     }
-    if let Err(e) = start_logs(args) {
-        report.send_or_log(&WorkerMessage::Error(e));
-        return 1;
-    }
+    // Held to the end: dropping it logs the last captured lines.
+    let _captured = match start_logs(args) {
+        Ok(captured) => captured,
+        Err(e) => {
+            report.send_or_log(&WorkerMessage::Error(e));
+            return 1;
+        }
+    };
+    let graceful_timeout = Duration::from_secs(args.tuning.graceful_timeout);
     let start = Arc::new((Mutex::new(Start::Waiting), Condvar::new()));
     let shutdown = Arc::new(Shutdown::default());
     if let Err(e) = watch_signals(args.listeners.len(), &start, &shutdown, &report) {
@@ -97,6 +119,8 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
             return 1;
         }
     };
+    // Kept open for the worker's life, close-on-exec, for the app to use (`source_pin.rs`).
+    let _pin = claim_inherited(PIN_FD);
     args.stats.attach();
     let tls = if args.tls {
         match crate::tls::claim_server_config() {
@@ -133,7 +157,7 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
     let go = *state == Start::Go;
     drop(state);
     if !go {
-        app.shutdown();
+        shut_down_within(app, Instant::now() + graceful_timeout);
         return 0;
     }
 
@@ -162,17 +186,21 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
     config.tls = tls;
     // The app's shutdown runs only once `serve` gives the app back, which it does only when no
     // thread can call into it any more.
-    let served = server::serve(listeners, app, config, shutdown);
+    let served = server::serve(listeners, app, config, Arc::clone(&shutdown));
     // Access-log lines still held by threads that did not end (abandoned ones).
     logging::flush_all();
+    // The app's shutdown counts against the stop's graceful timeout too: a worker whose app
+    // cannot finish (a tokio runtime waiting for a blocking task that never ends) would otherwise
+    // never exit on a hot swap, and be killed by the master on a stop.
+    let stop_deadline = shutdown.requested_at().unwrap_or_else(Instant::now) + graceful_timeout;
     match served {
         server::Served::Finished(app) => {
-            app.shutdown();
+            shut_down_within(app, stop_deadline);
             0
         }
         server::Served::Failed(e, app) => {
             log::error!("serving failed: {e}");
-            app.shutdown();
+            shut_down_within(app, stop_deadline);
             1
         }
         server::Served::Abandoned { open } => {
@@ -186,6 +214,34 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
     }
 }
 
+/// Runs the app's `shutdown`; if it has not returned by `deadline` (or [`SHUTDOWN_FLOOR`] from
+/// now, whichever is later), logs it and ends the process without waiting further (and without
+/// `exit`'s atexit handlers, which would run under the app's code still running).
+fn shut_down_within(app: LoadedApp, deadline: Instant) {
+    let deadline = deadline.max(Instant::now() + SHUTDOWN_FLOOR);
+    let (returned, watched) = mpsc::channel::<()>();
+    let watch = std::thread::Builder::new()
+        .name("shutdown-watch".into())
+        .spawn(move || {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            if let Err(RecvTimeoutError::Timeout) = watched.recv_timeout(wait) {
+                log::warn!(
+                    "graceful timeout: the app's shutdown has not returned; exiting without waiting for it (what it was still doing is abandoned; raise --graceful-timeout if it needs longer)"
+                );
+                logging::flush_all();
+                exit_now(0);
+            }
+        });
+    if let Err(e) = &watch {
+        log::warn!("cannot watch the app's shutdown ({e}); it runs without a deadline");
+    }
+    app.shutdown();
+    drop(returned);
+    if let Ok(watch) = watch {
+        let _ = watch.join();
+    }
+}
+
 /// The descriptor of the last of `count` listeners.
 fn last_listener_fd(count: usize) -> Option<RawFd> {
     let last = RawFd::try_from(count.checked_sub(1)?).ok()?;
@@ -194,8 +250,8 @@ fn last_listener_fd(count: usize) -> Option<RawFd> {
 
 /// Opens the access log, then takes the master's reopen signal: it was blocked since this
 /// process started (`sys::logfile::spawn_blocked`), so one sent before the files were open is
-/// delivered now and reopens them.
-fn start_logs(args: &WorkerArgs) -> Result<(), String> {
+/// delivered now and reopens them. Then `--capture-output` starts, before the app can print.
+fn start_logs(args: &WorkerArgs) -> Result<Option<logging::Capture>, String> {
     let served = Served {
         generation: args.generation,
         library: args.library_hash.clone(),
@@ -207,7 +263,11 @@ fn start_logs(args: &WorkerArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     logging::reopen_on(logging::WORKER_REOPEN_SIGNAL)
         .and_then(|()| logfile::unblock(logging::WORKER_REOPEN_SIGNAL))
-        .map_err(|e| format!("cannot take the log reopen signal: {e}"))
+        .map_err(|e| format!("cannot take the log reopen signal: {e}"))?;
+    args.tuning
+        .logging
+        .capture()
+        .map_err(|e| format!("cannot capture the output (--capture-output): {e}"))
 }
 
 /// USR1: go. TERM/INT: drain and exit (or exit at once before the go). QUIT: exit now.

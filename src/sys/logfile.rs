@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
@@ -26,6 +26,14 @@ pub(crate) fn replace(live: &File, fresh: &File) -> io::Result<()> {
     // SAFETY: dup2 on two descriptors this process owns (both `File`s are alive); it closes the
     // old file behind `live`'s number and makes the number refer to `fresh`'s file, atomically.
     syscall!(dup2(fresh.as_raw_fd(), live.as_raw_fd())).map(drop)
+}
+
+/// Makes the standard stream `std_fd` (1 or 2) refer to `fresh`'s file from now on (the same
+/// atomic `dup2` as [`replace`]); `fresh` may be dropped after.
+pub(crate) fn redirect_std(fresh: BorrowedFd<'_>, std_fd: RawFd) -> io::Result<()> {
+    // SAFETY: dup2 from a descriptor this process holds (borrowed) onto a standard stream's
+    // number, which it closes and reuses atomically; no Rust object owns that number.
+    syscall!(dup2(fresh.as_raw_fd(), std_fd)).map(drop)
 }
 
 /// Starts `command`'s child with `signal` blocked: one sent before the child installed its

@@ -1,5 +1,6 @@
-//! Sealed in-memory files: bytes that live as long as a descriptor to them (or a mapping of them)
-//! does, reachable by no path, so nothing on disk can be deleted, filled or left behind.
+//! In-memory files: bytes that live as long as a descriptor to them (or a mapping of them) does,
+//! reachable by no path, so nothing on disk can be deleted, filled or left behind. Sealed ones
+//! hold a library; a shared one is a scratch file for the workers of a generation.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -15,15 +16,30 @@ const NAME_MAX: usize = 249;
 const SEALS: libc::c_int =
     libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE | libc::F_SEAL_SEAL;
 
-/// A close-on-exec in-memory file named `name` (for `/proc/PID/fd`), holding `bytes`, sealed
-/// against any change. It is executable: a library in it can be mapped by `dlopen` through
-/// `/proc/self/fd/N`.
-pub(crate) fn sealed_file(name: &str, bytes: &[u8]) -> io::Result<OwnedFd> {
+/// An empty close-on-exec in-memory file named `name`, open for reading and writing: a scratch
+/// file that the processes handed a descriptor to share, and that is gone with the last one.
+pub(crate) fn shared_file(name: &str) -> io::Result<OwnedFd> {
+    let name = memfd_name(name)?;
+    // SAFETY: name is a NUL-terminated string that outlives the call; the flag is valid.
+    let fd = syscall!(memfd_create(name.as_ptr(), libc::MFD_CLOEXEC))?;
+    // SAFETY: memfd_create returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `name` as `memfd_create` takes it: no NUL, at most `NAME_MAX` bytes, not empty.
+fn memfd_name(name: &str) -> io::Result<CString> {
     let mut name: Vec<u8> = name.bytes().filter(|&b| b != 0).take(NAME_MAX).collect();
     if name.is_empty() {
         name.push(b'-');
     }
-    let name = CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+}
+
+/// A close-on-exec in-memory file named `name` (for `/proc/PID/fd`), holding `bytes`, sealed
+/// against any change. It is executable: a library in it can be mapped by `dlopen` through
+/// `/proc/self/fd/N`.
+pub(crate) fn sealed_file(name: &str, bytes: &[u8]) -> io::Result<OwnedFd> {
+    let name = memfd_name(name)?;
     let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
     // Kernels since 6.3 may be set (vm.memfd_noexec) to make in-memory files non-executable
     // unless asked; older kernels refuse the flag with EINVAL, and their files are executable.

@@ -13,6 +13,7 @@ pub(crate) mod logfile;
 pub(crate) mod memfd;
 pub(crate) mod notify;
 pub(crate) mod process;
+pub(crate) mod proctitle;
 pub(crate) mod shm;
 pub(crate) mod socket;
 

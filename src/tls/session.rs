@@ -10,7 +10,18 @@
 //!
 //! A read that returns fewer bytes than asked found the socket empty and no decrypted byte
 //! left in rustls (as `socket::read_append`): with edge-triggered polling the caller may park
-//! the connection then without losing input.
+//! the connection then without losing input — unless [`TlsSession::ended`] says the client's
+//! end (its close_notify, or the socket's end) came with those bytes: no new edge will announce
+//! it, so the caller reads again instead, and finds the end.
+//!
+//! A client's close_notify ends its input only ([`TlsSession::half_closed`]): a request it sent
+//! before is answered (a parked one is not taken for a client that left), then the connection
+//! closes.
+//!
+//! Every TLS connection the server closes ends with a close_notify alert (RFC 8446 §6.1, and
+//! RFC 9112 §9.8 for HTTP: a server MUST send one before it closes): [`TlsSession::close`], when
+//! the connection is dropped, whatever the reason (`Connection: close`, a timeout, an error, a
+//! drain, or the client's own close_notify, which is answered with one).
 
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::AsFd;
@@ -35,12 +46,47 @@ enum Pulled {
 /// A TLS server connection; the socket stays the caller's.
 pub(crate) struct TlsSession {
     conn: ServerConnection,
+    /// The client's end of the stream was seen after some plaintext in the same read: the next
+    /// read returns it.
+    ended: bool,
+    /// The client sent close_notify: it sends nothing more, but may still read (RFC 8446 §6.1:
+    /// a close_notify does not affect the read side).
+    half_closed: bool,
 }
 
 impl TlsSession {
     pub(crate) fn new(config: &Arc<ServerConfig>) -> io::Result<TlsSession> {
         let conn = ServerConnection::new(Arc::clone(config)).map_err(io::Error::other)?;
-        Ok(TlsSession { conn })
+        Ok(TlsSession {
+            conn,
+            ended: false,
+            half_closed: false,
+        })
+    }
+
+    /// The last read's bytes came with the client's end of the stream (a read that returned
+    /// fewer bytes than asked did not find the socket merely empty): read again to see it.
+    pub(crate) fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// The client sent close_notify (rather than just closing the socket): the end of its
+    /// input, not of the connection, so a request it sent is still answered.
+    pub(crate) fn half_closed(&self) -> bool {
+        self.half_closed
+    }
+
+    /// Ends the TLS channel before the socket closes: a close_notify alert, sent without
+    /// waiting, behind whatever encrypted bytes are still queued (best effort: a client that
+    /// is gone or does not read does not get it). Nothing before the handshake completed.
+    pub(crate) fn close(&mut self, sock: &mut Stream) {
+        if self.conn.is_handshaking() {
+            return;
+        }
+        self.conn.send_close_notify();
+        if let Err(e) = self.flush(sock, None) {
+            log::debug!("close_notify not sent: {e}");
+        }
     }
 
     /// The handshake is not finished: there is no TLS channel to answer on yet.
@@ -66,12 +112,18 @@ impl TlsSession {
             let read = self.conn.reader().read(&mut buf[start + got..]);
             buf.truncate(start + got + *read.as_ref().unwrap_or(&0));
             match read {
-                Ok(0) => return Ok(got),
+                Ok(0) => {
+                    self.ended = got > 0;
+                    return Ok(got);
+                }
                 Ok(_) => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 // Closed without close_notify: most HTTP clients do; the end of the stream all
                 // the same (HTTP framing says whether a message was cut short).
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(got),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    self.ended = got > 0;
+                    return Ok(got);
+                }
                 Err(e) => return Err(e),
             }
             match self.pull(sock)? {
@@ -232,7 +284,10 @@ impl TlsSession {
             }
         }
         match processed {
-            Ok(_) => Ok(()),
+            Ok(state) => {
+                self.half_closed |= state.peer_has_closed();
+                Ok(())
+            }
             Err(e) => {
                 if handshaking {
                     // The same text for the same failure, so the log's repeat limit

@@ -18,8 +18,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 mod master;
+mod raw;
 #[allow(unused_imports)] // each test file uses a different part of the harness
 pub use master::*;
+#[allow(unused_imports)]
+pub use raw::*;
 
 /// How long any single read may block before the test fails instead of hanging.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);

@@ -25,8 +25,10 @@
 //!   drive timers and I/O and run what handlers spawn. The request body streams the other way
 //!   with bounded buffering (`body.rs`).
 //! - A panic in the service becomes a 500 (or a cut connection once bytes were sent) and a log
-//!   line; `close` (client gone, `--timeout`, drain) drops the future; `shutdown` drops the
-//!   runtime, which waits for its threads, before the server unloads the library.
+//!   line; `close` (client gone, `--timeout`, drain) drops the future; `shutdown` stops the
+//!   runtime (its tasks are dropped) and waits for its threads. A thread that does not end (a
+//!   `spawn_blocking` task that never returns) is named in a log line; the server stops waiting
+//!   for `shutdown` at its `--graceful-timeout` and ends the worker process without it.
 
 mod body;
 mod exchange;
@@ -36,7 +38,8 @@ pub use body::{BodyError, RequestBody};
 
 use app_abi::{InitContext, Logger, Request, Response};
 use exchange::{Exchange, LazyWake};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Duration;
 use tokio::runtime::Runtime;
 use tower_service::Service;
 
@@ -62,10 +65,59 @@ type Start = Box<
         + Sync,
 >;
 
+/// How long `shutdown` waits for the runtime's threads before it says which ones it waits for:
+/// idle threads end at once, so one still running after this is busy with work that has not
+/// returned.
+const SHUTDOWN_SETTLE: Duration = Duration::from_millis(500);
+
 /// The app behind [`export_service!`]: a runtime and a type-erased service. Not used directly.
 pub struct TowerApp {
     runtime: Mutex<Option<Runtime>>,
+    threads: Arc<LiveThreads>,
     start: Start,
+    logger: Logger,
+}
+
+/// The runtime's live threads (its workers and its blocking pool's), counted by its thread
+/// start/stop hooks: what `shutdown` waits for, and can count in its log line.
+#[derive(Default)]
+struct LiveThreads {
+    live: Mutex<usize>,
+    changed: Condvar,
+}
+
+impl LiveThreads {
+    fn count(&self) -> std::sync::MutexGuard<'_, usize> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn started(&self) {
+        *self.count() += 1;
+    }
+
+    fn stopped(&self) {
+        let mut live = self.count();
+        *live = live.saturating_sub(1);
+        self.changed.notify_all();
+    }
+
+    /// Waits until no thread is left, at most `limit` (`None`: no limit); the threads left.
+    fn wait_for_none(&self, limit: Option<Duration>) -> usize {
+        let live = self.count();
+        let left = match limit {
+            Some(limit) => {
+                self.changed
+                    .wait_timeout_while(live, limit, |n| *n > 0)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            }
+            None => self
+                .changed
+                .wait_while(live, |n| *n > 0)
+                .unwrap_or_else(|e| e.into_inner()),
+        };
+        *left
+    }
 }
 
 impl TowerApp {
@@ -91,8 +143,14 @@ impl TowerApp {
             .collect();
         let threads = worker_threads(&args)?;
         let _ = APP_ARGS.set(args);
+        let live = Arc::new(LiveThreads::default());
+        let (on_start, on_stop) = (live.clone(), live.clone());
         let mut builder = tokio::runtime::Builder::new_multi_thread();
-        builder.thread_name("app-runtime").enable_all();
+        builder
+            .thread_name("app-runtime")
+            .enable_all()
+            .on_thread_start(move || on_start.started())
+            .on_thread_stop(move || on_stop.stopped());
         if let Some(n) = threads {
             builder.worker_threads(n);
         }
@@ -115,7 +173,9 @@ impl TowerApp {
         ));
         Ok(TowerApp {
             runtime: Mutex::new(Some(runtime)),
+            threads: live,
             start,
+            logger: ctx.logger(),
         })
     }
 
@@ -143,15 +203,30 @@ impl TowerApp {
         (self.start)(head.map(|()| body), upload, wake, req.logger())
     }
 
-    /// `App::shutdown`: every request is closed by now; dropping the runtime ends its tasks and
-    /// waits for its threads, so none runs app code after the library is unloaded.
+    /// `App::shutdown`: every request is closed by now. Stopping the runtime drops its tasks;
+    /// then this waits for its threads (as dropping it would), so none runs app code once the
+    /// app is shut down. A blocking task cannot be cancelled: one that never returns keeps its
+    /// thread, so it is logged, and the server ends the process at its `--graceful-timeout`.
     pub fn shutdown(&self) {
         let runtime = self
             .runtime
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        drop(runtime);
+        let Some(runtime) = runtime else {
+            return;
+        };
+        runtime.shutdown_background();
+        let busy = self.threads.wait_for_none(Some(SHUTDOWN_SETTLE));
+        if busy > 0 {
+            self.logger.warn(&format!(
+                "shutdown: {busy} thread(s) of the app's tokio runtime still running after {} ms \
+                 (spawn_blocking work that has not returned; it cannot be cancelled); waiting for \
+                 them until the server's --graceful-timeout, then they are abandoned",
+                SHUTDOWN_SETTLE.as_millis()
+            ));
+            self.threads.wait_for_none(None);
+        }
     }
 }
 

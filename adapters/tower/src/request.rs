@@ -124,6 +124,13 @@ fn header_name(field: &[u8]) -> Option<HeaderName> {
 /// router, its `Path` extractor) expects the request target as sent. Bytes a path may hold
 /// literally (RFC 3986 `pchar` and `/`) stay; every other byte — `%` itself, space, `?`, `#`,
 /// non-ASCII — becomes `%XX`. What cannot be recovered: a `%2F` the client sent arrives as `/`.
+///
+/// The query arrives as the client sent it and stays so, as hyper hands it over, non-ASCII
+/// UTF-8 included (`?q=café`), except for the bytes `http::Uri` cannot hold: `"`, `<`, `>` (and
+/// non-ASCII bytes when the query is not UTF-8) become `%XX`, which decodes to the same value
+/// (hyper answers 400 to these; the server accepted them, so the service gets the request).
+///
+/// `OPTIONS *` (asterisk-form, whose PATH_INFO is `*`) stays `*`, as hyper hands it over.
 fn origin_form(path: &[u8], query: &[u8], target: &mut BytesMut) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let escaped = |target: &mut BytesMut, b: u8, literal: bool| {
@@ -133,6 +140,10 @@ fn origin_form(path: &[u8], query: &[u8], target: &mut BytesMut) {
             target.put_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
         }
     };
+    if path == b"*" && query.is_empty() {
+        target.put_u8(b'*');
+        return;
+    }
     if !path.starts_with(b"/") {
         target.put_u8(b'/');
     }
@@ -141,9 +152,9 @@ fn origin_form(path: &[u8], query: &[u8], target: &mut BytesMut) {
     }
     if !query.is_empty() {
         target.put_u8(b'?');
-        // The query arrives raw (not decoded); only bytes a URI cannot hold are escaped.
+        let utf8 = std::str::from_utf8(query).is_ok();
         for &b in query {
-            escaped(target, b, b.is_ascii_graphic() && b != b'#');
+            escaped(target, b, is_query_byte(b, utf8));
         }
     }
 }
@@ -151,6 +162,16 @@ fn origin_form(path: &[u8], query: &[u8], target: &mut BytesMut) {
 /// An upper bound of [`origin_form`]'s length (every byte escaped).
 fn origin_form_len(path: &[u8], query: &[u8]) -> usize {
     1 + 3 * path.len() + 1 + 3 * query.len()
+}
+
+/// Whether `http::Uri` holds `b` literally in a query (`utf8`: the whole query is UTF-8): visible
+/// ASCII but `#` (a fragment), `"`, `<` and `>`; non-ASCII only as part of UTF-8.
+fn is_query_byte(b: u8, utf8: bool) -> bool {
+    match b {
+        b'#' | b'"' | b'<' | b'>' => false,
+        0x80.. => utf8,
+        _ => b.is_ascii_graphic(),
+    }
 }
 
 /// RFC 3986 `pchar` plus `/`: unreserved, sub-delims, `:` and `@`.
@@ -214,6 +235,37 @@ mod tests {
         let path = "/users/:id/@me/-._~!$&'()*+,;=";
         let req = head(&[("REQUEST_METHOD", "GET"), ("PATH_INFO", path)]);
         assert_eq!(req.uri().path(), path);
+    }
+
+    #[test]
+    fn the_query_stays_as_sent_but_for_bytes_a_uri_cannot_hold() {
+        let query = |raw: &[u8]| {
+            let vars = [
+                (&b"REQUEST_METHOD"[..], &b"GET"[..]),
+                (b"PATH_INFO", b"/q"),
+                (b"QUERY_STRING", raw),
+            ];
+            let req = head_from_environ(vars.into_iter()).unwrap().0;
+            req.uri().query().map(str::to_owned)
+        };
+        let same = "a=caf%C3%A9&b=caf\u{e9}&c=!$&'()*+,;=:@/?[]{}|\\^`~%";
+        assert_eq!(query(same.as_bytes()).as_deref(), Some(same));
+        assert_eq!(
+            query(br#"q="<b>"&x=1"#).as_deref(),
+            Some("q=%22%3Cb%3E%22&x=1")
+        );
+        assert_eq!(
+            query(b"a=caf\xe9 b#c\x7f").as_deref(),
+            Some("a=caf%E9%20b%23c%7F"),
+            "not UTF-8: non-ASCII bytes escaped, as controls, space and # are"
+        );
+    }
+
+    #[test]
+    fn asterisk_form_stays_an_asterisk() {
+        let req = head(&[("REQUEST_METHOD", "OPTIONS"), ("PATH_INFO", "*")]);
+        assert_eq!(req.uri(), "*");
+        assert_eq!(req.uri().path(), "*");
     }
 
     #[test]

@@ -203,10 +203,8 @@ impl BodyState {
             }
             Err((message, traceback)) => {
                 self.phase = Phase::Failed;
-                self.exchange.log(
-                    LogLevel::Error,
-                    &format!("WSGI app {}: {message}\n{traceback}", self.label),
-                );
+                self.exchange
+                    .log_app_failure(&format!("WSGI app {}: {message}\n{traceback}", self.label));
                 WS_ERR_APP
             }
         }

@@ -61,6 +61,8 @@ pub(crate) struct Config {
     pub(crate) target: Target,
     /// The virtualenv whose packages the app uses; `None`: the interpreter's own.
     pub(crate) venv: Option<PathBuf>,
+    /// What chose `venv` (`--venv` or `VIRTUAL_ENV`), for the startup line.
+    pub(crate) venv_from: &'static str,
 }
 
 impl Config {
@@ -105,8 +107,18 @@ impl Config {
                 }
             },
         };
-        let venv = venv.or_else(|| env(VENV_ENV).filter(|s| !s.is_empty()).map(PathBuf::from));
-        Ok(Config { target, venv })
+        let (venv, venv_from) = match venv {
+            Some(venv) => (Some(venv), VENV_FLAG),
+            None => (
+                env(VENV_ENV).filter(|s| !s.is_empty()).map(PathBuf::from),
+                VENV_ENV,
+            ),
+        };
+        Ok(Config {
+            target,
+            venv,
+            venv_from,
+        })
     }
 }
 
@@ -145,11 +157,13 @@ mod tests {
         let c = config(&["flaskapp:app", "--venv", "/env/b"], &env).unwrap();
         assert_eq!(c.target.to_string(), "flaskapp:app");
         assert_eq!(c.venv, Some(PathBuf::from("/env/b")));
+        assert_eq!(c.venv_from, "--venv");
         let c = config(&["--venv=/env/c"], &env).unwrap();
         assert_eq!(c.target.to_string(), "pyramidapp:app");
         assert_eq!(c.venv, Some(PathBuf::from("/env/c")));
         let c = config(&[], &env).unwrap();
         assert_eq!(c.venv, Some(PathBuf::from("/env/a")));
+        assert_eq!(c.venv_from, "VIRTUAL_ENV");
     }
 
     #[test]

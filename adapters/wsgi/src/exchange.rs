@@ -17,7 +17,7 @@ use app_abi::{AbiError, LogLevel, Logger};
 use core::ffi::c_void;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// No thread is running the request (between `next` calls, during `close`, after it).
@@ -63,6 +63,9 @@ pub(crate) struct Exchange {
     /// The [`thread_token`] of the thread inside `call`/`next`, or [`NO_THREAD`].
     active: AtomicU64,
     head: Mutex<Head>,
+    /// Reading the request body failed by the client's fault ([`crate::body_errors`]): the
+    /// server answers the client, and what the app raises next is not the app's error.
+    body_failed: AtomicBool,
 }
 
 // SAFETY: `io` is only passed to the host from the thread marked in `active` (checked by
@@ -98,6 +101,7 @@ impl Exchange {
             logger: unsafe { Logger::from_raw(req.host, req.log_ctx) },
             active: AtomicU64::new(NO_THREAD),
             head: Mutex::new(Head::default()),
+            body_failed: AtomicBool::new(false),
         })
     }
 
@@ -124,6 +128,20 @@ impl Exchange {
 
     pub(crate) fn log(&self, level: LogLevel, msg: &str) {
         self.logger.log(level, msg);
+    }
+
+    /// The app raised or broke a rule: an error, unless the request body had failed first —
+    /// then the exception is most likely that failure's (the client's fault, answered by the
+    /// server), and only worth a debug line.
+    pub(crate) fn log_app_failure(&self, msg: &str) {
+        if self.body_failed.load(Ordering::Relaxed) {
+            self.logger.log(
+                LogLevel::Debug,
+                &format!("{msg}\n(after the request body failed: the server answers the client)"),
+            );
+        } else {
+            self.logger.log(LogLevel::Error, msg);
+        }
     }
 
     pub(crate) fn head(&self) -> Head {
@@ -154,6 +172,14 @@ impl Exchange {
             let rc = unsafe { read(io.get(), out.get(), cap, &mut n) };
             (rc, n)
         });
+        if rc != WS_OK {
+            let why = AbiError::check(rc).err().unwrap_or(AbiError::Other(rc));
+            let message = format!("reading the request body: {why}");
+            if let Some(err) = crate::body_errors::for_code(py, rc, &message) {
+                self.body_failed.store(true, Ordering::Relaxed);
+                return Err(err);
+            }
+        }
         host_result(rc, "reading the request body")?;
         Ok(n.min(cap))
     }
@@ -213,9 +239,8 @@ impl Exchange {
                 Ok(())
             }
             Err(AbiError::Invalid) => Err(PyValueError::new_err(
-                "the server refused the response head: the status must be 100-999, header names \
-                 tokens, values without CR/LF/NUL, and hop-by-hop headers (Connection, \
-                 Transfer-Encoding, ...) are the server's (see the server log)",
+                "the server refused the response head: the status must be 200-599, header names \
+                 tokens and values without CR/LF/NUL (see the server log)",
             )),
             Err(AbiError::State) => Err(PyRuntimeError::new_err(
                 "start_response refused: the response head was already sent",

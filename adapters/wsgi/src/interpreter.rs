@@ -154,6 +154,10 @@ pub(crate) fn load_app(py: Python<'_>, target: &Target) -> Result<PyObject, Load
             )
         })?;
     }
+    crate::asgi::refuse(py, target, &object).map_err(|message| LoadError {
+        message,
+        traceback: None,
+    })?;
     if !object.is_callable() {
         return Err(LoadError {
             message: format!(
@@ -238,11 +242,21 @@ fn location(py: Python<'_>, err: &PyErr) -> Option<String> {
         .map(|(file, line)| format!("{file}:{line}"))
 }
 
-/// The whole traceback, as Python prints it.
+/// The whole traceback, as Python prints it: every frame (`File "...", line N, in f`), chained
+/// exceptions, the last line.
 pub(crate) fn traceback(py: Python<'_>, err: &PyErr) -> String {
+    // The frames are passed explicitly: before Python 3.12 a fetched exception's value does not
+    // carry its traceback (`__traceback__` is None), and formatting the value alone printed only
+    // the last line.
+    let frames = err
+        .traceback_bound(py)
+        .map_or_else(|| py.None().into_bound(py), Bound::into_any);
     let formatted = py.import_bound("traceback").and_then(|tb| {
-        tb.call_method1("format_exception", (err.value_bound(py),))?
-            .extract::<Vec<String>>()
+        tb.call_method1(
+            "format_exception",
+            (err.get_type_bound(py), err.value_bound(py), frames),
+        )?
+        .extract::<Vec<String>>()
     });
     match formatted {
         Ok(lines) => lines.concat().trim_end().to_owned(),

@@ -20,15 +20,21 @@
 //! Every entry point runs inside [`boundary`]: a Rust panic never unwinds into the server, a
 //! Python exception never escapes as anything but a logged traceback and an error code.
 
+mod asgi;
 mod body;
+mod body_errors;
 mod config;
 mod environ;
 mod exchange;
+mod hop_by_hop;
 mod init_args;
 mod input;
 mod interpreter;
+mod python_output;
 mod python_thread;
+mod source_pin;
 mod start_response;
+mod startup;
 mod streams;
 mod turnstile;
 
@@ -36,7 +42,7 @@ use app_abi::raw::{
     WsApp, WsBody, WsInit, WsRequest, WS_ABI_MAJOR, WS_ABI_MINOR, WS_APP_MAGIC, WS_ERR_APP,
     WS_ERR_INVALID, WS_ERR_STATE, WS_OK,
 };
-use app_abi::{LogLevel, Logger, Request};
+use app_abi::{Logger, Request};
 use core::ffi::c_void;
 use pyo3::prelude::*;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -126,6 +132,12 @@ fn load(args: &[String], logger: Logger) -> Result<WsgiApp, String> {
     let config = config::Config::from_args_and_env(args, |k| std::env::var(k).ok())?;
     interpreter::start(&config)?;
     Python::with_gil(|py| {
+        python_output::install(py, logger).map_err(|err| {
+            format!(
+                "cannot route Python's output into the server's log: {}",
+                interpreter::last_line(py, &err)
+            )
+        })?;
         let callable = interpreter::load_app(py, &config.target).map_err(|err| {
             // The server prints the one-line error; the whole traceback is there for RUST_LOG=debug.
             if let Some(tb) = &err.traceback {
@@ -133,15 +145,8 @@ fn load(args: &[String], logger: Logger) -> Result<WsgiApp, String> {
             }
             err.message
         })?;
-        let prefix: String = py
-            .import_bound("sys")
-            .and_then(|sys| sys.getattr("prefix")?.extract())
-            .unwrap_or_default();
-        logger.info(&format!(
-            "WSGI app {} on Python {} ({prefix})",
-            config.target,
-            py.version().split_whitespace().next().unwrap_or("?"),
-        ));
+        source_pin::check(py)?;
+        logger.info(&startup::line(py, &config));
         Ok(WsgiApp {
             callable,
             constants: environ::Constants::new(py),
@@ -176,14 +181,11 @@ unsafe extern "C" fn call(state: *mut c_void, request: *const WsRequest, body: *
         let _active = exchange.enter();
         python_thread::with_gil(|py| {
             let fail = |what: &str, err: &PyErr| {
-                exchange.log(
-                    LogLevel::Error,
-                    &format!(
-                        "WSGI app {} {what}\n{}",
-                        wsgi.label,
-                        interpreter::traceback(py, err)
-                    ),
-                );
+                exchange.log_app_failure(&format!(
+                    "WSGI app {} {what}\n{}",
+                    wsgi.label,
+                    interpreter::traceback(py, err)
+                ));
                 WS_ERR_APP
             };
             let environ = match environ::build(py, raw, req.vars(), &exchange, &wsgi.constants) {

@@ -1,14 +1,14 @@
 //! PEP 3333's `start_response(status, response_headers, exc_info=None)` and the `write` callable
 //! it returns. Status and headers must be `str` (PEP 3333's "native strings") holding latin-1 text;
 //! anything else raises in the app with a message saying which rule was broken, and a response
-//! never started becomes the server's 500.
+//! never started becomes the server's 500. Hop-by-hop headers are dropped ([`crate::hop_by_hop`]).
 
 // PyO3 0.22's #[pymethods] expansion converts PyErr into itself, outside any item an `allow`
 // could be put on (a clippy false positive).
 #![allow(clippy::useless_conversion)]
 
 use crate::exchange::Exchange;
-use app_abi::raw::{WsBytes, WsPair, WS_RESPONSE_REPLACE};
+use app_abi::raw::{WsBytes, WsPair, WS_RESPONSE_CLOSE, WS_RESPONSE_REPLACE};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
@@ -120,6 +120,12 @@ impl StartResponse {
             let value = latin1(&pair.get_item(1)?, "a header value")?;
             owned.push((name, value));
         }
+        let close = crate::hop_by_hop::drop_from(&mut owned, &self.exchange);
+        let flags = if close {
+            flags | WS_RESPONSE_CLOSE
+        } else {
+            flags
+        };
         let pairs: Vec<WsPair> = owned
             .iter()
             .map(|(n, v)| WsPair {

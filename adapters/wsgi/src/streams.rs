@@ -1,5 +1,6 @@
 //! The two small file-like objects of the environ besides `wsgi.input`: `wsgi.errors` (lines into
-//! the server's log, tagged with the app) and `wsgi.file_wrapper` (a file served in blocks).
+//! the server's log, tagged with the app; also the worker's `sys.stderr`, see
+//! [`crate::python_output`]) and `wsgi.file_wrapper` (a file served in blocks).
 
 // PyO3 0.22's #[pymethods] expansion converts PyErr into itself, outside any item an `allow`
 // could be put on (a clippy false positive).
@@ -29,32 +30,52 @@ impl Errors {
         }
     }
 
-    fn emit_lines(&mut self) {
+    fn emit_lines(&mut self, level: LogLevel) {
         while let Some(i) = self.pending.find('\n') {
             let line: String = self.pending.drain(..=i).collect();
-            self.logger
-                .log(LogLevel::Error, line.trim_end_matches(['\n', '\r']));
+            self.logger.log(level, line.trim_end_matches(['\n', '\r']));
         }
     }
 }
 
 #[pymethods]
 impl Errors {
-    fn write(&mut self, text: &str) -> usize {
+    /// Lines at error level, or at their record's level when a `logging.StreamHandler` writes.
+    fn write(&mut self, py: Python<'_>, text: &str) -> usize {
         self.pending.push_str(text);
-        self.emit_lines();
+        self.emit_lines(crate::python_output::record_level(py).unwrap_or(LogLevel::Error));
         text.chars().count()
     }
 
-    fn writelines(&mut self, lines: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn writelines(&mut self, py: Python<'_>, lines: &Bound<'_, PyAny>) -> PyResult<()> {
         for line in lines.iter()? {
-            self.write(line?.extract()?);
+            self.write(py, line?.extract()?);
         }
         Ok(())
     }
 
+    /// Not a terminal (as `sys.stderr` replaced by it, colour and progress bars stay off).
+    fn isatty(&self) -> bool {
+        false
+    }
+
+    fn writable(&self) -> bool {
+        true
+    }
+
+    /// The process's standard error, for code that writes below Python (`faulthandler`, a
+    /// subprocess's `stderr=sys.stderr`).
+    fn fileno(&self) -> i32 {
+        libc::STDERR_FILENO
+    }
+
+    #[getter]
+    fn encoding(&self) -> &'static str {
+        "utf-8"
+    }
+
     fn flush(&mut self) {
-        self.emit_lines();
+        self.emit_lines(LogLevel::Error);
         if !self.pending.is_empty() {
             let rest = std::mem::take(&mut self.pending);
             self.logger.log(LogLevel::Error, &rest);

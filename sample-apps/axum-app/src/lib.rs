@@ -1,5 +1,6 @@
 //! A real axum app: path and query extractors, JSON in and out, shared state, tower-http layers,
-//! server-sent events, a handler that awaits a timer, a streamed upload.
+//! server-sent events, a handler that awaits a timer, a streamed upload, a blocking task that never
+//! ends.
 //!
 //! [`router`] is the whole app. The same function is exported to webserver (the last line of this
 //! file: `export_service!`) and served by plain `axum::serve` (`src/bin/axum-serve.rs`), and the
@@ -7,7 +8,7 @@
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::sse::{Event, Sse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -62,6 +63,8 @@ pub fn router() -> Router {
         .route("/events", get(events))
         .route("/bytes", get(bytes))
         .route("/panic", get(panic))
+        .route("/block-forever", get(block_forever))
+        .fallback(no_route)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         // Added after the layer above, so only its own limit applies (axum layers wrap the routes
         // that exist when `.layer` is called).
@@ -74,6 +77,15 @@ pub fn router() -> Router {
             HeaderValue::from_static("axum-app"),
         ))
         .with_state(state)
+}
+
+/// 404 naming the method and the URI as the router got them (`OPTIONS *`, a raw query): how a
+/// server hands the request target over shows here.
+async fn no_route(method: Method, uri: Uri) -> (StatusCode, String) {
+    (
+        StatusCode::NOT_FOUND,
+        format!("no route for {method} {uri}\n"),
+    )
 }
 
 #[derive(Deserialize)]
@@ -232,6 +244,15 @@ async fn bytes(Query(q): Query<ByteCount>) -> Body {
         Ok::<_, Infallible>(vec![b'x'; len])
     });
     Body::from_stream(stream::iter(chunks))
+}
+
+/// Starts a blocking task that never returns (a stuck driver call, say) and answers at once: the
+/// worker must still stop within `--graceful-timeout` (tokio cannot cancel a blocking task).
+async fn block_forever() -> &'static str {
+    drop(tokio::task::spawn_blocking(|| loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }));
+    "a blocking task now runs forever\n"
 }
 
 async fn panic() -> &'static str {

@@ -65,6 +65,9 @@ pub(crate) enum Action {
         pid: i32,
         signal: Signal,
     },
+    /// Empty the generation's source pin (`source_pin.rs`): it has no worker left serving, and
+    /// a replacement that loads the code on disk serves better than none.
+    ResetSourcePin(Artifact),
     /// Write this line to `FILE.status` (`--pid FILE`).
     Status(String),
     Log {

@@ -39,8 +39,23 @@ impl Generations {
                 self.swap_failed(id, &message);
             }
             Some(State::Live) if !self.is_stopping() => {
+                // A worker exits 0 only after a graceful drain, which someone asked for; one
+                // TERM reaches before it installed its handler dies of it. Either way planned
+                // (a recycle, TTOU, or `kill -TERM WORKER`, gunicorn's way to restart one), not
+                // a fault to page about.
+                let planned = matches!(
+                    how,
+                    ChildExit::Exited(0) | ChildExit::Signaled(libc::SIGTERM)
+                );
                 let (level, text) = if worker.retiring && how == ChildExit::Exited(0) {
                     (log::Level::Info, format!("worker {pid} recycled"))
+                } else if worker.retiring && planned {
+                    (log::Level::Info, format!("worker {pid} retired: {how}"))
+                } else if planned {
+                    (
+                        log::Level::Info,
+                        format!("worker {pid} (generation {id}) {how}: stopped from outside the master (e.g. kill -TERM); replacing it"),
+                    )
                 } else if how == ChildExit::Exited(i32::from(HARAKIRI)) {
                     (
                         log::Level::Error,
@@ -66,9 +81,13 @@ impl Generations {
         self.forget_finished_generations();
     }
 
+    /// A replacement died before it was ready (or could not be started): the next one waits,
+    /// twice as long each time, and a run of them is a crash loop (`crash_loop.rs`).
     pub(super) fn back_off(&mut self, now: Instant) {
-        self.next_spawn = Some(now + self.backoff);
+        let retry_at = now + self.backoff;
+        self.next_spawn = Some(retry_at);
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        self.start_failed(retry_at, now);
     }
 
     pub(super) fn forget_finished_generations(&mut self) {
@@ -103,6 +122,7 @@ impl Generations {
         } else if serving.len() + starting < self.want
             && self.next_spawn.filter(|&at| now < at).is_none()
         {
+            self.repin_if_nothing_serves(id, &library);
             self.spawn(id, &library);
         }
     }

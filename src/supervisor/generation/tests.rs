@@ -103,6 +103,7 @@ impl Sim {
                 Action::Serving => seen.push("serving".to_owned()),
                 Action::CloseListener => seen.push("close listener".to_owned()),
                 Action::Exit(outcome) => seen.push(format!("exit {outcome:?}")),
+                Action::ResetSourcePin(library) => seen.push(format!("reset pin {}", library.hash)),
             }
         }
         seen
@@ -466,22 +467,54 @@ fn replacements_that_die_before_ready_back_off_doubling_to_the_cap_then_reset() 
     let mut pid = 101;
     let mut expected = BACKOFF_MIN;
     let mut waits = Vec::new();
-    for _ in 0..9 {
+    for n in 1..=9 {
         // The replacement dies before it is ready (its error line first, then its exit).
         assert_eq!(sim.at(now, error(pid, "init failed")), Vec::<String>::new());
-        assert_eq!(sim.at(now, exited(pid, 1)), Vec::<String>::new());
+        // The third in a row is a crash loop, said once.
+        let status: &[&str] = match n {
+            3 => &["status crash-loop 1 h1 init failed"],
+            _ => &[],
+        };
+        assert_eq!(sim.at(now, exited(pid, 1)), status, "failure {n}");
         let wait = expected.as_millis() as u64;
         assert_eq!(sim.at(now + wait - 1, TICK), Vec::<String>::new());
         now += wait;
         pid += 1;
-        assert_eq!(sim.at(now, TICK), [format!("spawn 1 h1-live.so = {pid}")]);
+        // With no worker serving, each replacement starts from an empty source pin.
+        assert_eq!(
+            sim.at(now, TICK),
+            [
+                "reset pin h1".to_owned(),
+                format!("spawn 1 h1-live.so = {pid}")
+            ]
+        );
         waits.push(wait);
         expected = (expected * 2).min(BACKOFF_MAX);
     }
     assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
     assert!(sim.logged("replacement worker failed to start: init failed"));
-    // A replacement that gets ready resets the back-off.
-    assert_eq!(sim.at(now + 1, ready(pid)), [format!("SIGUSR1 {pid}")]);
+    assert!(sim.logged(
+        "ERROR: crash loop: 3 replacement workers of generation 1 in a row died before they \
+         were ready; retrying with back-off (next in 400ms): init failed"
+    ));
+    let view = sim
+        .machine
+        .crash_loop(sim.start + Duration::from_millis(now))
+        .unwrap();
+    assert_eq!((view.generation, view.failures), (1, 9));
+    assert_eq!(view.last_failure.as_deref(), Some("init failed"));
+    // A replacement that gets ready resets the back-off and ends the crash loop.
+    assert_eq!(
+        sim.at(now + 1, ready(pid)),
+        [format!("SIGUSR1 {pid}"), "status ready 1 h1".to_owned()]
+    );
+    assert!(sim.logged("crash loop over: a replacement worker of generation 1 is ready after 9"));
+    assert!(sim.logged("WARN: generation 1 has no worker left serving and its replacements fail"));
+    assert_eq!(
+        sim.machine
+            .crash_loop(sim.start + Duration::from_millis(now)),
+        None
+    );
     assert_eq!(
         sim.at(now + 2, exited(pid, 1)),
         [format!("spawn 1 h1-live.so = {}", pid + 1)]
@@ -490,7 +523,10 @@ fn replacements_that_die_before_ready_back_off_doubling_to_the_cap_then_reset() 
     assert_eq!(sim.at(now + 3 + 99, TICK), Vec::<String>::new());
     assert_eq!(
         sim.at(now + 3 + 100, TICK),
-        [format!("spawn 1 h1-live.so = {}", pid + 2)]
+        [
+            "reset pin h1".to_owned(),
+            format!("spawn 1 h1-live.so = {}", pid + 2)
+        ]
     );
 }
 
@@ -501,7 +537,7 @@ fn a_replacement_that_cannot_be_spawned_backs_off() {
     sim.run(&[
         (1000, segfault(100), &["spawn 1 failed"]),
         (1099, TICK, &[]),
-        (1100, TICK, &["spawn 1 h1-live.so = 101"]),
+        (1100, TICK, &["reset pin h1", "spawn 1 h1-live.so = 101"]),
     ]);
     assert!(sim.logged("ERROR: cannot start a worker: out of processes"));
 }
@@ -657,6 +693,8 @@ fn a_replacement_due_while_a_swap_starts_is_started_once() {
             HUP,
             &[
                 "prepare",
+                // Nothing serves generation 1 and its replacement failed: it is repinned.
+                "reset pin h1",
                 "spawn 1 h1-live.so = 102",
                 "status booting 2 h2",
                 "spawn 2 h2-live.so = 103",
