@@ -687,18 +687,7 @@ mod tests {
         let mut environ = Environ::default();
         let pairs = environ.build(RequestParts {
             method: b"POST",
-            target: Target {
-                path: b"/",
-                query: b"",
-                authority: None,
-            },
-            version_minor: 1,
-            headers: headers.iter().copied(),
-            local: None,
-            remote: Peer::Unix,
-            url_scheme: b"http",
-            strip_forwarding: false,
-            flags: 0,
+            ..get_root(headers.iter().copied(), None, Peer::Unix, None)
         });
         assert_eq!(lookup(pairs, "CONTENT_LENGTH"), Some(&b"5"[..]));
     }
