@@ -203,7 +203,8 @@ fn serve_one(
         url_scheme: client.scheme,
         strip_forwarding: client.strip_forwarding,
         flags,
-        spelled: Some(&spelled),
+        // A client a trusted proxy named is spelled afresh.
+        spelled: (client.remote == peer).then_some(&spelled),
     });
     conn.start_request(head_len);
     let body = BodyProgress {
