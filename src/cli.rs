@@ -363,6 +363,9 @@ pub(crate) struct Tuning {
 
     #[command(flatten)]
     pub(crate) proxy: proxy::ProxyArgs,
+
+    #[command(flatten)]
+    pub(crate) statics: crate::static_files::StaticArgs,
 }
 
 /// A worker's view: where its listeners and ready pipe are, and what to load.
@@ -429,6 +432,8 @@ impl Tuning {
             proxies: self.proxy.proxies(),
             // The worker adds it from the copy the master handed down.
             tls: None,
+            // The worker opens the directories.
+            statics: None,
         }
     }
 
@@ -449,6 +454,7 @@ impl Tuning {
         }
         args.extend(self.logging.to_args());
         args.extend(self.proxy.to_args());
+        args.extend(self.statics.to_args());
         args
     }
 }

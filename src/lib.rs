@@ -19,6 +19,7 @@ mod log_limit;
 mod logging;
 mod scaffold;
 mod server;
+mod static_files;
 mod stats;
 mod supervisor;
 mod sys;

@@ -32,6 +32,7 @@ use crate::cli::WorkerArgs;
 use crate::listen::open::MAX_LISTENERS;
 use crate::logging::{self, Served};
 use crate::server::{self, Listener, Shutdown};
+use crate::static_files::StaticFiles;
 use crate::sys::logfile;
 use crate::sys::process::{claim_inherited, exit_now, file_identity, FileIdentity};
 
@@ -133,6 +134,13 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
     } else {
         None
     };
+    let statics = match StaticFiles::open(&args.tuning.statics) {
+        Ok(statics) => statics.map(Arc::new),
+        Err(e) => {
+            report.send_or_log(&WorkerMessage::Error(e));
+            return 1;
+        }
+    };
     let app = match LoadedApp::load_path(&args.lib, &args.symbol, &args.app_args) {
         Ok(app) => app,
         Err(e) => {
@@ -184,6 +192,7 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
     );
     let mut config = args.tuning.server_config(args.multiprocess);
     config.tls = tls;
+    config.statics = statics;
     // The app's shutdown runs only once `serve` gives the app back, which it does only when no
     // thread can call into it any more.
     let served = server::serve(listeners, app, config, Arc::clone(&shutdown));
