@@ -552,6 +552,26 @@ fn a_scrape_during_a_hot_swap_shows_both_generations_in_flight() {
     assert_eq!(after["requests"]["in_flight"], 0, "{after:#}");
     assert_eq!(after["swaps"]["ok"], 1, "{after:#}");
     assert_eq!(after["crashes"], 0, "{after:#}");
+
+    // Each generation keeps its own durations, generation 1's once its workers are gone: the
+    // parked requests are timed to their answers (15 s and 10 s; a timer never fires early).
+    let latency = after["latency"].as_array().unwrap();
+    let of = |g: u64| latency.iter().find(|l| l["generation"] == g).unwrap();
+    assert_eq!(of(1)["requests"], 3, "{after:#}");
+    assert_eq!(of(2)["requests"], 2, "{after:#}");
+    assert!(of(1)["p50"].as_f64().unwrap() > 10.0, "{after:#}");
+    assert!(of(2)["p50"].as_f64().unwrap() > 5.0, "{after:#}");
+    let samples = metrics(&socket);
+    let bucket = |g: u64, le: &str| {
+        let key = format!(
+            "webserver_request_duration_seconds_bucket{{generation=\"{g}\",class=\"2xx\",le=\"{le}\"}}"
+        );
+        samples.get(&key).copied()
+    };
+    assert_eq!(bucket(1, "10"), Some(0.0), "{samples:#?}");
+    assert_eq!(bucket(1, "+Inf"), Some(3.0), "{samples:#?}");
+    assert_eq!(bucket(2, "5"), Some(0.0), "{samples:#?}");
+    assert_eq!(bucket(2, "+Inf"), Some(2.0), "{samples:#?}");
 }
 
 #[test]
