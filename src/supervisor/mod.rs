@@ -10,6 +10,7 @@
 //!   (`crate::elf::complete` refuses a half-written one); `reload.rs` notices a changed one, `reload_paths.rs`
 //!   a change under `--reload-path`; `source_pin.rs` keeps a generation to one version of the code
 //!   an app reads from disk (Python's `.py` files).
+//! - `reread.rs`: a swap re-reads `--config` and keeps what needs a restart as started.
 //! - `pid_file.rs` is `--pid FILE`, locked for the master's life.
 //! - `probe.rs` is `webserver check`; `process.rs` small helpers. System calls are in
 //!   `crate::sys::process` and `crate::sys::memfd`.
@@ -24,5 +25,6 @@ pub(crate) mod probe;
 pub(crate) mod process;
 pub(crate) mod reload;
 pub(crate) mod reload_paths;
+pub(crate) mod reread;
 pub(crate) mod source_pin;
 pub(crate) mod worker;
