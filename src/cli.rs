@@ -237,6 +237,8 @@ pub(crate) struct ServeArgs {
 
     #[command(flatten)]
     pub(crate) stats: crate::stats::StatsArgs,
+    #[command(flatten)]
+    pub(crate) canary: crate::supervisor::canary::CanaryArgs,
 }
 
 /// Options that each worker applies (the master passes them on).

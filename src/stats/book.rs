@@ -237,6 +237,18 @@ impl Book {
         });
     }
 
+    /// Request durations by generation now, live workers' and gone ones' together.
+    pub(crate) fn latency(&self) -> BTreeMap<u64, Latency> {
+        let mut latency = self.folded_latency.clone();
+        for page in &self.pages {
+            latency
+                .entry(page.generation)
+                .or_default()
+                .add(&Totals::read(page.counters.words()).latency);
+        }
+        latency
+    }
+
     /// What a scrape shows now.
     pub(crate) fn snapshot(&self, machine: &Generations) -> Snapshot {
         let generations = machine.generation_views();

@@ -63,6 +63,17 @@ impl Histogram {
         self.sum_ns = self.sum_ns.wrapping_add(other.sum_ns);
     }
 
+    /// What was counted since `earlier` (a reading of the same counters): the window between
+    /// two readings. Saturating: a worker that died in between was folded in whole.
+    pub(crate) fn since(&self, earlier: &Histogram) -> Histogram {
+        let mut window = *self;
+        for (mine, theirs) in window.buckets.iter_mut().zip(earlier.buckets) {
+            *mine = mine.saturating_sub(theirs);
+        }
+        window.sum_ns = window.sum_ns.saturating_sub(earlier.sum_ns);
+        window
+    }
+
     /// The running totals Prometheus wants: bucket `i` counts every duration ≤ its bound.
     pub(crate) fn cumulative(&self) -> [u64; BUCKETS] {
         let mut running = 0u64;
@@ -120,6 +131,15 @@ impl Latency {
         }
         all
     }
+
+    /// See [`Histogram::since`].
+    pub(crate) fn since(&self, earlier: &Latency) -> Latency {
+        let mut window = *self;
+        for (mine, theirs) in window.classes.iter_mut().zip(&earlier.classes) {
+            *mine = mine.since(theirs);
+        }
+        window
+    }
 }
 
 #[cfg(test)]
@@ -153,5 +173,20 @@ mod tests {
         assert_eq!(h.cumulative()[BUCKETS - 1], 100);
         h.buckets[BUCKETS - 1] = 1000;
         assert_eq!(h.quantile(0.99), Some(60.0));
+    }
+
+    #[test]
+    fn a_window_is_the_difference_of_two_readings() {
+        let mut before = Latency::default();
+        before.classes[1].buckets[0] = 5;
+        before.classes[1].sum_ns = 50;
+        let mut after = before;
+        after.classes[1].buckets[0] = 7;
+        after.classes[1].sum_ns = 80;
+        after.classes[4].buckets[3] = 1;
+        let window = after.since(&before);
+        assert_eq!(window.classes[1].buckets[0], 2);
+        assert_eq!(window.classes[1].sum_ns, 30);
+        assert_eq!(window.all().count(), 3);
     }
 }

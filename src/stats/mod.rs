@@ -17,6 +17,7 @@ mod endpoint;
 mod latency;
 mod render;
 
+use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 
@@ -26,6 +27,7 @@ pub(crate) use counters::{
     accept_error, bytes_in, bytes_out, clock, rejected, request_started, response, serving_thread,
 };
 pub(crate) use endpoint::StatsAddr;
+pub(crate) use latency::Latency;
 
 use crate::supervisor::children::FD_FLOOR;
 use crate::supervisor::generation::{Generations, WorkerFate};
@@ -137,6 +139,11 @@ impl Stats {
     /// Worker `pid` was reaped (see `Book::exited`).
     pub(crate) fn exited(&mut self, pid: i32, how: ChildExit, fate: Option<WorkerFate>) {
         self.book.exited(pid, how, fate);
+    }
+
+    /// Request durations by generation now (a canary's window is the difference of two).
+    pub(crate) fn latency(&self) -> BTreeMap<u64, Latency> {
+        self.book.latency()
     }
 
     /// What the master's loop should wake for.

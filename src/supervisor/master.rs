@@ -8,7 +8,7 @@
 //! it gives each worker a counter page and answers scrapes from this same loop
 //! (`crate::stats`). It never loads app code itself.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::ffi::OsString;
 use std::fmt;
 use std::fs;
@@ -38,7 +38,7 @@ use crate::cli::ServeArgs;
 use crate::listen::notify::Notifier;
 use crate::listen::open::{open_all, ListenError};
 use crate::listen::{systemd, ListenerOptions};
-use crate::stats::{Stats, StatsAddr, WorkerStatsArgs};
+use crate::stats::{Latency, Stats, StatsAddr, WorkerStatsArgs};
 use crate::sys::process::{dup_at_or_above, kill, reap_any, wait_readable, Signal};
 use crate::tls::TlsMaterial;
 
@@ -158,6 +158,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         symbol: target.symbol.clone(),
         source: source.clone(),
         heartbeat_timeout: args.tuning.timeout.duration(),
+        canary: args.canary.plan(),
     });
     let mut master = Master {
         listeners,
@@ -174,6 +175,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         workers: Vec::new(),
         machine,
         stats,
+        canary_start: None,
         outcome: None,
     };
     let result = master.serve(signals);
@@ -206,6 +208,8 @@ struct Master {
     paths_watch: Option<PathsWatch>,
     /// `--stats`: the listener and the workers' counter pages.
     stats: Option<Stats>,
+    /// Every generation's durations when the canary's window opened.
+    canary_start: Option<BTreeMap<u64, Latency>>,
     /// Set by `Action::Exit`.
     outcome: Option<Result<(), String>>,
 }
@@ -320,6 +324,14 @@ impl Master {
                     self.notifier.stopping();
                     None
                 }
+                Action::CanaryStarted { .. } => {
+                    self.canary_start = self.stats.as_ref().map(Stats::latency);
+                    None
+                }
+                Action::JudgeCanary { generation, old } => Some(Event::CanaryVerdict {
+                    generation,
+                    verdict: self.judge_canary(generation, old),
+                }),
                 Action::Exit(outcome) => {
                     self.outcome = Some(outcome);
                     None
@@ -332,6 +344,22 @@ impl Master {
     }
 
     /// Resolve the app again (LIB may name a new file) and read it for a new generation.
+    /// Canary `generation` against `old` over the window since `CanaryStarted`.
+    fn judge_canary(&mut self, generation: u64, old: u64) -> Result<String, String> {
+        let (Some(stats), Some(start)) = (&self.stats, self.canary_start.take()) else {
+            return Err("no statistics to judge the canary by".into());
+        };
+        let end = stats.latency();
+        let window = |id: u64| {
+            let zero = Latency::default();
+            let at_end = end.get(&id).unwrap_or(&zero);
+            at_end.since(start.get(&id).unwrap_or(&zero))
+        };
+        self.args
+            .canary
+            .judge((generation, &window(generation)), (old, &window(old)))
+    }
+
     fn prepare(&mut self) -> Result<Artifact, String> {
         // Every swap but the first re-reads --config: the first generation runs with what the
         // master itself parsed a moment ago.
