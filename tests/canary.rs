@@ -2,7 +2,7 @@
 //! for a window, and judges it by its answers there (`src/supervisor/canary.rs`). Built-in bad
 //! versions, under a steady load of fresh connections: `panicky` answers 500 to the one request
 //! in ten that asks for `/boom` (`hello`, the old version, answers it 200), `c_timer` takes 50 ms
-//! where `hello` takes well under one. Each canary is rolled back — the status file, `/stats`
+//! where `hello` takes well under one, `crashy` segfaults on `/segv`. Each canary is rolled back — the status file, `/stats`
 //! and the log say why with both generations' figures — and no request fails beyond the
 //! canary's own 500s; an unchanged `hello` passes and takes over.
 
@@ -27,16 +27,27 @@ struct Tally {
     failures: Vec<String>,
 }
 
-/// Two clients asking for `paths` in turn, each request on a new connection, until dropped.
+impl Tally {
+    /// Failures other than requests for `path`.
+    fn failures_but(&self, path: &str) -> Vec<&String> {
+        self.failures
+            .iter()
+            .filter(|f| !f.starts_with(&format!("{path}: ")))
+            .collect()
+    }
+}
+
+/// `clients` clients asking for `paths` in turn, each request on a new connection, until
+/// finished.
 struct Load {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<Tally>>,
 }
 
 impl Load {
-    fn start(addr: SocketAddr, paths: &'static [&'static str]) -> Load {
+    fn start(addr: SocketAddr, clients: usize, paths: &'static [&'static str]) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
-        let threads = (0..2)
+        let threads = (0..clients)
             .map(|_| {
                 let stop = Arc::clone(&stop);
                 std::thread::spawn(move || {
@@ -110,9 +121,9 @@ fn swap_under_load(
     live: &Path,
     pid_file: &Path,
     new: &Path,
-    paths: &'static [&'static str],
+    (clients, paths): (usize, &'static [&'static str]),
 ) -> ((String, u64, String), Tally) {
-    let load = Load::start(server.addr(), paths);
+    let load = Load::start(server.addr(), clients, paths);
     std::thread::sleep(Duration::from_millis(300));
     install(new, live);
     let outcome = hup(pid_file);
@@ -160,8 +171,13 @@ fn a_canary_answering_500_to_one_request_in_ten_is_rolled_back() {
     const PATHS: &[&str] = &[
         "/ok", "/ok", "/ok", "/ok", "/boom", "/ok", "/ok", "/ok", "/ok", "/ok",
     ];
-    let ((state, generation, why), tally) =
-        swap_under_load(&server, &live, &pid_file, &sample_app("panicky"), PATHS);
+    let ((state, generation, why), tally) = swap_under_load(
+        &server,
+        &live,
+        &pid_file,
+        &sample_app("panicky"),
+        (2, PATHS),
+    );
     assert_eq!((state.as_str(), generation), ("failed", 2), "{why}");
     assert_rolled_back(&server, &socket, &why, "5xx ");
     assert!(tally.failures.is_empty(), "{tally:?}");
@@ -183,7 +199,7 @@ fn a_canary_50_ms_slower_is_rolled_back() {
         &live,
         &pid_file,
         &sample_app("c_timer"),
-        &["/wait?ms=50"],
+        (2, &["/wait?ms=50"]),
     );
     assert_eq!((state.as_str(), generation), ("failed", 2), "{why}");
     assert_rolled_back(&server, &socket, &why, "p99 ");
@@ -203,7 +219,7 @@ fn a_good_canary_passes_and_takes_over() {
         &live,
         &pid_file,
         &sample_app("hello"),
-        &["/", "/x"],
+        (2, &["/", "/x"]),
     );
     assert_eq!((state.as_str(), generation), ("ready", 2), "{why}");
     assert!(tally.failures.is_empty(), "{tally:?}");
@@ -241,7 +257,7 @@ fn a_canary_needs_the_statistics_it_is_judged_by() {
 #[test]
 fn the_hot_swap_script_waits_for_the_verdict_and_fails_on_a_rollback() {
     let (server, live, pid_file, _socket) = canary_server("canary-script");
-    let load = Load::start(server.addr(), &["/ok", "/ok", "/ok", "/ok", "/boom"]);
+    let load = Load::start(server.addr(), 2, &["/ok", "/ok", "/ok", "/ok", "/boom"]);
     // Shorter than the window: only the announced window lets the script see the verdict.
     // panicky's health check is /ok (its / panics).
     let env = [("HOT_SWAP_TIMEOUT", "2"), ("HOT_SWAP_PROBE", "/ok")];
@@ -262,4 +278,24 @@ fn the_hot_swap_script_waits_for_the_verdict_and_fails_on_a_rollback() {
     assert!(good.stdout.contains("ready 3"), "{good:?}");
     let tally = load.finish();
     assert!(tally.failures.is_empty(), "{tally:?}");
+}
+
+/// A canary whose worker dies while serving (crashy segfaults on `/segv`, which `hello` answers
+/// 200) fails at once, before its window ends; only requests for `/segv` fail.
+#[test]
+fn a_canary_that_crashes_is_rolled_back_at_once() {
+    let (server, live, pid_file, socket) = canary_server("canary-crash");
+    const PATHS: &[&str] = &[
+        "/pid", "/pid", "/pid", "/pid", "/pid", "/pid", "/pid", "/pid", "/pid", "/segv",
+    ];
+    // One client: the request for /segv is the only one in flight when the canary dies.
+    let ((state, generation, why), tally) =
+        swap_under_load(&server, &live, &pid_file, &sample_app("crashy"), (1, PATHS));
+    assert_eq!((state.as_str(), generation), ("failed", 2), "{why}");
+    assert!(why.starts_with("canary failed: worker "), "{why}");
+    assert!(why.contains("SIGSEGV"), "{why}");
+    assert!(tally.failures_but("/segv").is_empty(), "{tally:?}");
+    let json = stats_json(&socket);
+    assert_eq!(json["generation"], 1, "{json:#}");
+    assert!(json["crashes"].as_u64().unwrap() >= 1, "{json:#}");
 }
