@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use common::swap::{hup, install, live_server, run_script_env};
+use common::swap::{hup, install, live_server, run_script_env, wait_settled};
 use common::*;
 
 /// Requests made by a [`Load`]: answers by status, and failures (no complete answer).
@@ -298,4 +298,36 @@ fn a_canary_that_crashes_is_rolled_back_at_once() {
     let json = stats_json(&socket);
     assert_eq!(json["generation"], 1, "{json:#}");
     assert!(json["crashes"].as_u64().unwrap() >= 1, "{json:#}");
+}
+
+/// During its window the status file says `canary G HASH SECS` and `/stats` shows the canary
+/// generation and its one worker as `canary` beside generation 1's two live workers.
+#[test]
+fn the_status_file_and_stats_show_the_canary_during_its_window() {
+    let (_server, live, pid_file, socket) = canary_server("canary-window");
+    install(&sample_app("hello"), &live);
+    kill(master_pid(&pid_file), libc::SIGHUP);
+    let (_, _, rest) = poll(SWAP_TIMEOUT, "the canary status", || {
+        read_status(&pid_file).filter(|(state, g, _)| state == "canary" && *g == 2)
+    });
+    assert!(rest.ends_with(" 3"), "the window in seconds: {rest}");
+    let json = stats_json(&socket);
+    let states: Vec<(u64, String)> = json["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["generation"].as_u64().unwrap(),
+                w["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [(1, "live".into()), (1, "live".into()), (2, "canary".into())],
+        "{json:#}"
+    );
+    assert_eq!(json["generation"], 1, "{json:#}");
+    assert_eq!(wait_settled(&pid_file, 1).0, "ready");
 }
