@@ -237,6 +237,9 @@ pub(crate) struct ServeArgs {
 
     #[command(flatten)]
     pub(crate) stats: crate::stats::StatsArgs,
+
+    #[command(flatten)]
+    pub(crate) privilege: crate::privilege::PrivilegeArgs,
 }
 
 /// Options that each worker applies (the master passes them on).
@@ -398,6 +401,8 @@ pub(crate) struct WorkerArgs {
     pub(crate) tuning: Tuning,
     #[command(flatten)]
     pub(crate) stats: crate::stats::WorkerStatsArgs,
+    #[command(flatten)]
+    pub(crate) privilege: crate::privilege::WorkerPrivilegeArgs,
 }
 
 /// A `LIB:SYMBOL` argument, refused as a usage error when it has no `:` between two parts.

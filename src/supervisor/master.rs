@@ -36,6 +36,7 @@ use crate::cli::ServeArgs;
 use crate::listen::notify::Notifier;
 use crate::listen::open::{open_all, ListenError};
 use crate::listen::{systemd, ListenerOptions};
+use crate::privilege::{PrivilegeError, RunAs, WorkerPrivilegeArgs};
 use crate::stats::{Stats, StatsAddr, WorkerStatsArgs};
 use crate::sys::process::{dup_at_or_above, kill, reap_any, wait_readable, Signal};
 use crate::tls::TlsMaterial;
@@ -64,6 +65,8 @@ pub(crate) enum MasterError {
     Logging(crate::logging::LogSetupError),
     /// A listener asks for TLS but no certificate is given.
     TlsWithoutCertificate(String),
+    /// `--user`/`--group`.
+    Privilege(PrivilegeError),
 }
 
 impl fmt::Display for MasterError {
@@ -86,6 +89,7 @@ impl fmt::Display for MasterError {
             }
             MasterError::Io(what, e) => write!(f, "{what}: {e}"),
             MasterError::Logging(e) => write!(f, "{e}"),
+            MasterError::Privilege(e) => write!(f, "{e}"),
         }
     }
 }
@@ -104,6 +108,12 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         .logging
         .check_access_logfile()
         .map_err(MasterError::Logging)?;
+    let run_as = args.privilege.resolve().map_err(MasterError::Privilege)?;
+    if let Some(run_as) = &run_as {
+        run_as
+            .hand_over_logs(&args.tuning.logging)
+            .map_err(MasterError::Privilege)?;
+    }
     let target = AppTarget::parse(spec).map_err(|e| MasterError::Load(e.into()))?;
     let source = target.resolve().map_err(|e| MasterError::Load(e.into()))?;
     let activated = systemd::from_env().map_err(|reason| {
@@ -113,6 +123,13 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         )
     })?;
     let opened = open_all(&args.listen, activated).map_err(MasterError::Listen)?;
+    if let Some(run_as) = &run_as {
+        for file in &opened.files {
+            run_as
+                .hand_over_socket(file.path())
+                .map_err(MasterError::Privilege)?;
+        }
+    }
     let stats = match Stats::start(&args.stats) {
         Ok(stats) => stats,
         Err(source) => {
@@ -170,6 +187,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         workers: Vec::new(),
         machine,
         stats,
+        run_as,
         outcome: None,
     };
     let result = master.serve(signals);
@@ -197,6 +215,8 @@ struct Master {
     paths_watch: Option<PathsWatch>,
     /// `--stats`: the listener and the workers' counter pages.
     stats: Option<Stats>,
+    /// `--user`: the identity every worker takes.
+    run_as: Option<RunAs>,
     /// Set by `Action::Exit`.
     outcome: Option<Result<(), String>>,
 }
@@ -302,6 +322,7 @@ impl Master {
                         log::warn!("cannot write to stdout: {e}");
                     }
                     self.notifier.serving();
+                    crate::privilege::warn_if_root(self.run_as.as_ref());
                     None
                 }
                 Action::CloseListener => {
@@ -377,6 +398,11 @@ impl Master {
         if multiprocess {
             args.push("--multiprocess".into());
         }
+        args.extend(
+            WorkerPrivilegeArgs::to_args(self.run_as.as_ref())
+                .into_iter()
+                .map(Into::into),
+        );
         let tls = library.tls.as_ref().map(TlsMaterial::image);
         if tls.is_some() {
             args.push("--tls".into());
@@ -440,6 +466,12 @@ impl Master {
     fn reopen_logs(&self) {
         log::info!("SIGUSR1: reopening the log files");
         crate::logging::reopen_all();
+        if let Some(run_as) = &self.run_as {
+            // The fresh files are root's: the workers, which reopen them next, are not.
+            if let Err(e) = run_as.hand_over_logs(&self.args.tuning.logging) {
+                log::error!("{e}");
+            }
+        }
         for worker in &self.workers {
             if let Err(e) = kill(worker.pid, Signal::ReopenLogs) {
                 log::debug!("cannot tell worker {} to reopen its logs: {e}", worker.pid);

@@ -96,6 +96,14 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
             return 1;
         }
     };
+    // The log files are open: from here on nothing needs the master's identity (the library,
+    // the TLS key and the listeners are inherited descriptors), and the app must not have it.
+    if let Some(run_as) = &args.privilege.run_as {
+        if let Err(e) = run_as.take() {
+            report.send_or_log(&WorkerMessage::Error(e));
+            return 1;
+        }
+    }
     let graceful_timeout = Duration::from_secs(args.tuning.graceful_timeout);
     let start = Arc::new((Mutex::new(Start::Waiting), Condvar::new()));
     let shutdown = Arc::new(Shutdown::default());

@@ -12,6 +12,7 @@ pub(crate) mod flock;
 pub(crate) mod logfile;
 pub(crate) mod memfd;
 pub(crate) mod notify;
+pub(crate) mod privilege;
 pub(crate) mod process;
 pub(crate) mod proctitle;
 pub(crate) mod shm;

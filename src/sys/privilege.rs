@@ -1,0 +1,175 @@
+//! Identities: looking up users and groups (the C library's passwd and group databases, NSS
+//! included) and changing a process's user, group and supplementary groups.
+
+use std::ffi::{CStr, CString};
+use std::io;
+
+use super::syscall;
+
+/// A user as the passwd database knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PasswdEntry {
+    pub(crate) name: String,
+    pub(crate) uid: u32,
+    /// The user's primary group.
+    pub(crate) gid: u32,
+}
+
+/// Where `getpw*_r` and `getgr*_r` write the strings of an entry; grown on `ERANGE`.
+const FIRST_BUFFER: usize = 1024;
+/// No real entry needs more (a group with thousands of members does not reach this).
+const LARGEST_BUFFER: usize = 1 << 20;
+
+/// This process's effective user id.
+pub(crate) fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// This process's effective group id.
+pub(crate) fn effective_gid() -> u32 {
+    // SAFETY: getegid has no preconditions and cannot fail.
+    unsafe { libc::getegid() }
+}
+
+/// The user named `name`, or `None` if there is none.
+pub(crate) fn user_by_name(name: &str) -> io::Result<Option<PasswdEntry>> {
+    let name = CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    passwd_lookup(|pwd, buf, len, found| {
+        // SAFETY: every pointer is valid for the call: the name is NUL-terminated, `pwd` and
+        // `found` point to locals, `buf` has `len` writable bytes.
+        unsafe { libc::getpwnam_r(name.as_ptr(), pwd, buf, len, found) }
+    })
+}
+
+/// The user whose id is `uid`, or `None` if the database has no entry for it.
+pub(crate) fn user_by_id(uid: u32) -> io::Result<Option<PasswdEntry>> {
+    passwd_lookup(|pwd, buf, len, found| {
+        // SAFETY: as in `user_by_name`; `uid` is a plain number.
+        unsafe { libc::getpwuid_r(uid, pwd, buf, len, found) }
+    })
+}
+
+/// Runs one `getpw*_r` call with a buffer grown until the entry fits.
+fn passwd_lookup(
+    call: impl Fn(*mut libc::passwd, *mut libc::c_char, usize, *mut *mut libc::passwd) -> i32,
+) -> io::Result<Option<PasswdEntry>> {
+    let mut len = FIRST_BUFFER;
+    loop {
+        let mut buf = vec![0 as libc::c_char; len];
+        // SAFETY: `passwd` is plain old data; all zeroes is a valid (empty) value.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        match call(&mut pwd, buf.as_mut_ptr(), len, &mut found) {
+            libc::ERANGE if len < LARGEST_BUFFER => len *= 2,
+            0 if found.is_null() => return Ok(None),
+            0 => {
+                // SAFETY: on success `pw_name` points to a NUL-terminated string inside `buf`,
+                // which is alive here.
+                let name = unsafe { CStr::from_ptr(pwd.pw_name) };
+                return Ok(Some(PasswdEntry {
+                    name: name.to_string_lossy().into_owned(),
+                    uid: pwd.pw_uid,
+                    gid: pwd.pw_gid,
+                }));
+            }
+            // Some NSS modules say "no such user" with an errno rather than a null result.
+            libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => return Ok(None),
+            errno => return Err(io::Error::from_raw_os_error(errno)),
+        }
+    }
+}
+
+/// The id of the group named `name`, or `None` if there is none.
+pub(crate) fn group_by_name(name: &str) -> io::Result<Option<u32>> {
+    let name = CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let mut len = FIRST_BUFFER;
+    loop {
+        let mut buf = vec![0 as libc::c_char; len];
+        // SAFETY: `group` is plain old data; all zeroes is a valid (empty) value.
+        let mut grp: libc::group = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: the name is NUL-terminated, `grp` and `found` point to locals, `buf` has `len`
+        // writable bytes.
+        let rc =
+            unsafe { libc::getgrnam_r(name.as_ptr(), &mut grp, buf.as_mut_ptr(), len, &mut found) };
+        match rc {
+            libc::ERANGE if len < LARGEST_BUFFER => len *= 2,
+            0 if found.is_null() => return Ok(None),
+            0 => return Ok(Some(grp.gr_gid)),
+            libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => return Ok(None),
+            errno => return Err(io::Error::from_raw_os_error(errno)),
+        }
+    }
+}
+
+/// The groups `user` belongs to, `gid` among them (what `initgroups` would set), from the group
+/// database.
+pub(crate) fn group_list(user: &str, gid: u32) -> io::Result<Vec<u32>> {
+    let name = CString::new(user).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    loop {
+        let mut count = i32::try_from(groups.len()).unwrap_or(i32::MAX);
+        // SAFETY: `groups` has `count` writable entries; getgrouplist writes at most that many
+        // and sets `count` to how many there are.
+        let rc = unsafe { libc::getgrouplist(name.as_ptr(), gid, groups.as_mut_ptr(), &mut count) };
+        let count = usize::try_from(count).unwrap_or(0);
+        if rc >= 0 {
+            groups.truncate(count);
+            return Ok(groups);
+        }
+        // Too small: `count` says how many are needed.
+        if count <= groups.len() || count > 65_536 {
+            return Err(io::Error::other(
+                "the group database gave no usable group list",
+            ));
+        }
+        groups.resize(count, 0);
+    }
+}
+
+/// Makes this process (every thread of it: the C library applies each call to all threads)
+/// `uid`, with `gid` as its group and `groups` as its supplementary groups, for good: real,
+/// effective and saved ids all change, so root cannot be taken back. Groups go first, since
+/// changing them needs the privilege the user change gives up. Checked afterwards: a process
+/// that could still become root again is an error.
+pub(crate) fn become_user(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
+    // SAFETY: `groups` is a live slice of `groups.len()` gids, which setgroups only reads.
+    syscall!(setgroups(groups.len(), groups.as_ptr()))?;
+    // SAFETY: plain numbers; setgid sets real, effective and saved gid when privileged.
+    syscall!(setgid(gid))?;
+    // SAFETY: plain numbers; setuid sets real, effective and saved uid when privileged, and
+    // clears the capability sets when none of them is 0 any more.
+    syscall!(setuid(uid))?;
+    if uid != 0 {
+        // SAFETY: plain number; must fail now that every uid is unprivileged.
+        if syscall!(setuid(0)).is_ok() {
+            return Err(io::Error::other(
+                "root could be taken back after the change",
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_and_its_group_are_found_by_name_and_by_id() {
+        let root = user_by_name("root")
+            .unwrap()
+            .expect("every system has root");
+        assert_eq!(root.uid, 0);
+        assert_eq!(user_by_id(0).unwrap(), Some(root.clone()));
+        assert_eq!(group_by_name("root").unwrap(), Some(0));
+        assert!(group_list("root", root.gid).unwrap().contains(&root.gid));
+    }
+
+    #[test]
+    fn unknown_names_are_none_not_errors() {
+        assert_eq!(user_by_name("no-such-user-xyz").unwrap(), None);
+        assert_eq!(group_by_name("no-such-group-xyz").unwrap(), None);
+    }
+}
