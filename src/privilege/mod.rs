@@ -19,8 +19,11 @@ use std::str::FromStr;
 
 use clap::Args;
 
+pub(crate) mod sandbox;
+
 use crate::logging::{Destination, LogArgs};
 use crate::sys::privilege::{self as sys, PasswdEntry};
+use sandbox::SandboxArgs;
 
 /// `--user` and `--group`, the master's options.
 #[derive(Args, Debug, Clone, Default)]
@@ -46,6 +49,9 @@ pub(crate) struct PrivilegeArgs {
         help_heading = "Privilege"
     )]
     pub(crate) group: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) sandbox: SandboxArgs,
 }
 
 /// The identity a worker takes, as numbers.
@@ -95,7 +101,7 @@ impl fmt::Display for PrivilegeError {
             ),
             PrivilegeError::HandOver(path, e) => write!(
                 f,
-                "cannot give {path} to the --user (workers reopen it): {e}"
+                "cannot prepare {path} for the workers, which reopen it: {e}"
             ),
         }
     }
@@ -136,6 +142,27 @@ impl PrivilegeArgs {
     }
 }
 
+/// Creates the log files `logging` names if missing, and hands them to the workers' user (if
+/// any), so that a worker, which may neither create files there (`--user`) nor create files at
+/// all (the sandbox), can reopen them. The master calls it at startup and after it reopened its
+/// own files on USR1, before the workers reopen theirs.
+pub(crate) fn prepare_logs(
+    run_as: Option<&RunAs>,
+    logging: &LogArgs,
+) -> Result<(), PrivilegeError> {
+    for destination in [&logging.access_logfile, &logging.error_logfile] {
+        if let Some(Destination::File(path)) = destination {
+            let failed = |e| PrivilegeError::HandOver(path.display().to_string(), e);
+            let file = crate::sys::logfile::open_append(path).map_err(failed)?;
+            if let Some(run_as) = run_as {
+                std::os::unix::fs::fchown(&file, Some(run_as.uid), Some(run_as.gid))
+                    .map_err(failed)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Once the server serves: a warning if its workers (without `--user`) run as root. Not a
 /// refusal: `sudo webserver hello:app` is how many first try it.
 pub(crate) fn warn_if_root(run_as: Option<&RunAs>) {
@@ -171,26 +198,6 @@ fn parse_id(word: &str) -> Option<u32> {
 }
 
 impl RunAs {
-    /// Hands the log files `logging` names to the workers' user; the master calls it at startup
-    /// and after it reopened its own files on USR1, before the workers reopen theirs.
-    pub(crate) fn hand_over_logs(&self, logging: &LogArgs) -> Result<(), PrivilegeError> {
-        for destination in [&logging.access_logfile, &logging.error_logfile] {
-            if let Some(Destination::File(path)) = destination {
-                self.hand_over_log(path)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Hands the file at `path` to the workers' user (created first if missing, as a log file
-    /// is), so that a worker can reopen it after a rotation.
-    fn hand_over_log(&self, path: &Path) -> Result<(), PrivilegeError> {
-        let file = crate::sys::logfile::open_append(path)
-            .map_err(|e| PrivilegeError::HandOver(path.display().to_string(), e))?;
-        std::os::unix::fs::fchown(&file, Some(self.uid), Some(self.gid))
-            .map_err(|e| PrivilegeError::HandOver(path.display().to_string(), e))
-    }
-
     /// Hands a socket file the master created to the workers' user (not following a link).
     pub(crate) fn hand_over_socket(&self, path: &Path) -> Result<(), PrivilegeError> {
         std::os::unix::fs::lchown(path, Some(self.uid), Some(self.gid))
@@ -239,11 +246,13 @@ impl FromStr for RunAs {
     }
 }
 
-/// A worker's side: the identity the master resolved (internal).
+/// A worker's side: the identity the master resolved (internal), and the sandbox.
 #[derive(Args, Debug, Clone, Default)]
 pub(crate) struct WorkerPrivilegeArgs {
     #[arg(long = "run-as", value_name = "UID:GID:GROUPS", hide = true)]
     pub(crate) run_as: Option<RunAs>,
+    #[command(flatten)]
+    pub(crate) sandbox: SandboxArgs,
 }
 
 impl WorkerPrivilegeArgs {
@@ -277,13 +286,14 @@ mod tests {
     fn unknown_names_are_refused_with_what_to_write() {
         let args = PrivilegeArgs {
             user: Some("no-such-user-xyz".into()),
-            group: None,
+            ..PrivilegeArgs::default()
         };
         let e = args.resolve().unwrap_err().to_string();
         assert!(e.contains("no such user"), "{e}");
         let args = PrivilegeArgs {
             user: Some("root".into()),
             group: Some("no-such-group-xyz".into()),
+            ..PrivilegeArgs::default()
         };
         let e = args.resolve().unwrap_err().to_string();
         assert!(e.contains("no such group"), "{e}");

@@ -36,7 +36,7 @@ use crate::cli::ServeArgs;
 use crate::listen::notify::Notifier;
 use crate::listen::open::{open_all, ListenError};
 use crate::listen::{systemd, ListenerOptions};
-use crate::privilege::{PrivilegeError, RunAs, WorkerPrivilegeArgs};
+use crate::privilege::{self, PrivilegeError, RunAs, WorkerPrivilegeArgs};
 use crate::stats::{Stats, StatsAddr, WorkerStatsArgs};
 use crate::sys::process::{dup_at_or_above, kill, reap_any, wait_readable, Signal};
 use crate::tls::TlsMaterial;
@@ -109,11 +109,8 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         .check_access_logfile()
         .map_err(MasterError::Logging)?;
     let run_as = args.privilege.resolve().map_err(MasterError::Privilege)?;
-    if let Some(run_as) = &run_as {
-        run_as
-            .hand_over_logs(&args.tuning.logging)
-            .map_err(MasterError::Privilege)?;
-    }
+    privilege::prepare_logs(run_as.as_ref(), &args.tuning.logging)
+        .map_err(MasterError::Privilege)?;
     let target = AppTarget::parse(spec).map_err(|e| MasterError::Load(e.into()))?;
     let source = target.resolve().map_err(|e| MasterError::Load(e.into()))?;
     let activated = systemd::from_env().map_err(|reason| {
@@ -322,7 +319,7 @@ impl Master {
                         log::warn!("cannot write to stdout: {e}");
                     }
                     self.notifier.serving();
-                    crate::privilege::warn_if_root(self.run_as.as_ref());
+                    privilege::warn_if_root(self.run_as.as_ref());
                     None
                 }
                 Action::CloseListener => {
@@ -403,6 +400,7 @@ impl Master {
                 .into_iter()
                 .map(Into::into),
         );
+        args.extend(self.args.privilege.sandbox.to_args(self.source.parent()));
         let tls = library.tls.as_ref().map(TlsMaterial::image);
         if tls.is_some() {
             args.push("--tls".into());
@@ -466,11 +464,9 @@ impl Master {
     fn reopen_logs(&self) {
         log::info!("SIGUSR1: reopening the log files");
         crate::logging::reopen_all();
-        if let Some(run_as) = &self.run_as {
-            // The fresh files are root's: the workers, which reopen them next, are not.
-            if let Err(e) = run_as.hand_over_logs(&self.args.tuning.logging) {
-                log::error!("{e}");
-            }
+        // The workers, which reopen them next, may not create them (--user, --sandbox).
+        if let Err(e) = privilege::prepare_logs(self.run_as.as_ref(), &self.args.tuning.logging) {
+            log::error!("{e}");
         }
         for worker in &self.workers {
             if let Err(e) = kill(worker.pid, Signal::ReopenLogs) {

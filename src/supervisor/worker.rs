@@ -141,7 +141,15 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
     } else {
         None
     };
-    let app = match LoadedApp::load_path(&args.lib, &args.symbol, &args.app_args) {
+    let mut sandbox = String::new();
+    let loaded = LoadedApp::load_path_then(&args.lib, &args.symbol, &args.app_args, || {
+        sandbox = args
+            .privilege
+            .sandbox
+            .apply(&args.tuning.logging, &args.app_args)?;
+        Ok(())
+    });
+    let app = match loaded {
         Ok(app) => app,
         Err(e) => {
             report.send_or_log(&WorkerMessage::Error(e.to_string()));
@@ -185,7 +193,7 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
         }
     }
     log::info!(
-        "generation {} serving {} {}",
+        "generation {} serving {} {} ({sandbox})",
         args.generation,
         app.name(),
         app.version()

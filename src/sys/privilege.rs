@@ -1,5 +1,6 @@
 //! Identities: looking up users and groups (the C library's passwd and group databases, NSS
-//! included) and changing a process's user, group and supplementary groups.
+//! included), changing a process's user, group and supplementary groups, and giving up the
+//! rights a worker never needs (`no_new_privs`, capabilities).
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -152,6 +153,66 @@ pub(crate) fn become_user(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> 
     Ok(())
 }
 
+/// `PR_SET_NO_NEW_PRIVS` for the calling thread and the threads and programs it starts: no
+/// `execve` can grant privileges again (setuid binaries, file capabilities).
+pub(crate) fn set_no_new_privs() -> io::Result<()> {
+    let one: libc::c_ulong = 1;
+    let zero: libc::c_ulong = 0;
+    // SAFETY: prctl with PR_SET_NO_NEW_PRIVS takes four integer arguments and touches no memory.
+    syscall!(prctl(libc::PR_SET_NO_NEW_PRIVS, one, zero, zero, zero)).map(drop)
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// `struct __user_cap_header_struct` (linux/capability.h).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+/// `struct __user_cap_data_struct` (linux/capability.h).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Empties the calling thread's capability sets (effective, permitted, inheritable, ambient):
+/// a worker left as root keeps uid 0 but none of root's powers over the system; the threads it
+/// starts inherit the empty sets. Giving up capabilities needs none.
+pub(crate) fn drop_capabilities() -> io::Result<()> {
+    let zero: libc::c_ulong = 0;
+    // SAFETY: prctl with PR_CAP_AMBIENT_CLEAR_ALL takes integer arguments and touches no memory.
+    syscall!(prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+        zero,
+        zero,
+        zero
+    ))?;
+    let header = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [CapData {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: capset reads a version-3 header and the two data words that version defines, both
+    // alive for the call; pid 0 is the calling thread.
+    syscall!(syscall(
+        libc::SYS_capset,
+        &header as *const CapHeader,
+        data.as_ptr()
+    ))
+    .map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +232,20 @@ mod tests {
     fn unknown_names_are_none_not_errors() {
         assert_eq!(user_by_name("no-such-user-xyz").unwrap(), None);
         assert_eq!(group_by_name("no-such-group-xyz").unwrap(), None);
+    }
+
+    #[test]
+    fn a_thread_gives_up_privileges_for_itself_and_its_children() {
+        // On a thread of its own: the test process keeps its rights.
+        std::thread::spawn(|| {
+            set_no_new_privs().unwrap();
+            drop_capabilities().unwrap();
+            let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+            assert!(status.contains("NoNewPrivs:\t1"), "{status}");
+            assert!(status.contains("CapEff:\t0000000000000000"), "{status}");
+            assert!(status.contains("CapPrm:\t0000000000000000"), "{status}");
+        })
+        .join()
+        .unwrap();
     }
 }

@@ -4,6 +4,8 @@
 //! - `/abort`: `std::process::abort()` (SIGABRT);
 //! - `/slow?ms=N`: sleeps N ms (capped at 60000, default 1000), then 200 `slow done\n`;
 //! - `/pid`: 200 with the worker's process id, so tests can tell workers apart;
+//! - `/read?path=P`, `/write?path=P`: opens the file P for reading, or creates it for writing,
+//!   and answers 200 `ok` or `errno N` (what the sandbox refused, for the tests);
 //! - any other path: 200 `crashy ok\n`.
 
 use std::time::Duration;
@@ -44,6 +46,25 @@ impl App for Crashy {
                 Response::text(200, "slow done\n")
             }
             b"/pid" => Response::text(200, format!("{}\n", std::process::id())),
+            b"/read" | b"/write" => {
+                let Some(path) = req
+                    .query_param(b"path")
+                    .and_then(|p| std::str::from_utf8(p).ok().map(str::to_owned))
+                else {
+                    return Response::text(400, "path=P is missing\n");
+                };
+                let opened = if req.path() == b"/read" {
+                    std::fs::File::open(&path)
+                } else {
+                    std::fs::File::create(&path)
+                };
+                match opened {
+                    Ok(_) => Response::text(200, "ok\n"),
+                    Err(e) => {
+                        Response::text(200, format!("errno {}\n", e.raw_os_error().unwrap_or(0)))
+                    }
+                }
+            }
             _ => Response::text(200, "crashy ok\n"),
         }
     }
