@@ -366,6 +366,9 @@ pub(crate) struct Tuning {
 
     #[command(flatten)]
     pub(crate) proxy: proxy::ProxyArgs,
+
+    #[command(flatten)]
+    pub(crate) statics: crate::static_files::StaticArgs,
 }
 
 /// A worker's view: where its listeners and ready pipe are, and what to load.
@@ -434,6 +437,8 @@ impl Tuning {
             proxies: self.proxy.proxies(),
             // The worker adds it from the copy the master handed down.
             tls: None,
+            // The worker opens the directories.
+            statics: None,
         }
     }
 
@@ -454,6 +459,7 @@ impl Tuning {
         }
         args.extend(self.logging.to_args());
         args.extend(self.proxy.to_args());
+        args.extend(self.statics.to_args());
         args
     }
 }

@@ -20,6 +20,7 @@ mod logging;
 mod privilege;
 mod scaffold;
 mod server;
+mod static_files;
 mod stats;
 mod supervisor;
 mod sys;

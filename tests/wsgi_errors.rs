@@ -357,6 +357,14 @@ fn hop_by_hop_headers_from_the_app_are_dropped_with_one_warning_and_connection_c
         "the pipelined request was answered"
     );
 
+    // The worker logs the access line after the response is written: wait for the last
+    // request's line rather than racing it.
+    server.wait_for_log(Duration::from_secs(5), |line| {
+        line.contains("hop-by-hop header \"Connection\"")
+    });
+    server.wait_for_log(Duration::from_secs(5), |line| {
+        line.contains("GET /hop?Connection=close")
+    });
     let log = server.stderr();
     for name in [
         "Keep-Alive",

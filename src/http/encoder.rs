@@ -110,6 +110,12 @@ impl Scratch {
         std::mem::swap(&mut self.fields, &mut other.fields);
     }
 
+    /// Where a response the server answers itself (a `--static` file) is held, after those
+    /// already held.
+    pub(crate) fn hold(&mut self) -> &mut Vec<u8> {
+        &mut self.out
+    }
+
     /// Holds the error response to a request the app never saw, after those already held.
     pub(crate) fn hold_error(&mut self, status: u16, date: &[u8]) {
         super::response::encode_error(&mut self.out, status, date);

@@ -122,6 +122,17 @@ pub(crate) fn encode_head(out: &mut Vec<u8>, head: &Head, fields: &ResponseField
     write_head(out, head, fields.reason(), fields.headers(), date);
 }
 
+/// The head of a response the server makes itself (a `--static` file), with `headers` the
+/// caller vouches for (valid names and values), in their order.
+pub(crate) fn encode_own_head<'h>(
+    out: &mut Vec<u8>,
+    head: &Head,
+    headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+    date: &[u8],
+) {
+    write_head(out, head, b"", headers, date);
+}
+
 /// [`encode_head`] over fields the caller vouches for: validated [`ResponseFields`] or the
 /// server's own constants.
 fn write_head<'h>(

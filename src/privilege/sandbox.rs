@@ -11,7 +11,7 @@
 //!   `/etc` files the C library and TLS need, `/proc/self`, the directories of every library
 //!   mapped (the app's, the Python install's), the working directory, Python's `VIRTUAL_ENV`,
 //!   `PYTHONHOME` and `PYTHONPATH`, existing paths among the app's arguments (`--venv PATH`) and
-//!   `--sandbox-read`;
+//!   `--sandbox-read`, and the `--static` directories;
 //!   writing only into `--sandbox-write` and to the log files (in place: the master creates the
 //!   fresh ones on USR1).
 //!
@@ -164,14 +164,20 @@ impl SandboxArgs {
     }
 
     /// In a worker, right before the app's init: put the sandbox in place, or say why it could
-    /// not be. The text describes what is enforced, for the worker's serving line.
-    pub(crate) fn apply(&self, logging: &LogArgs, app_args: &[OsString]) -> Result<String, String> {
+    /// not be; `served` are directories the worker itself reads from (`--static`). The text
+    /// describes what is enforced, for the worker's serving line.
+    pub(crate) fn apply(
+        &self,
+        logging: &LogArgs,
+        app_args: &[OsString],
+        served: impl Iterator<Item = PathBuf>,
+    ) -> Result<String, String> {
         if !self.sandbox {
             return Ok("sandbox off".into());
         }
         set_no_new_privs().map_err(|e| format!("cannot set no_new_privs (--sandbox): {e}"))?;
         let landlock = self
-            .landlock(logging, app_args)
+            .landlock(logging, app_args, served)
             .map_err(|e| format!("cannot apply the Landlock rules (--sandbox): {e}"))?;
         drop_capabilities()
             .map_err(|e| format!("cannot drop the capabilities (--sandbox): {e}"))?;
@@ -180,7 +186,12 @@ impl SandboxArgs {
         ))
     }
 
-    fn landlock(&self, logging: &LogArgs, app_args: &[OsString]) -> Result<String, RulesetError> {
+    fn landlock(
+        &self,
+        logging: &LogArgs,
+        app_args: &[OsString],
+        served: impl Iterator<Item = PathBuf>,
+    ) -> Result<String, RulesetError> {
         let read = AccessFs::from_read(LANDLOCK_ABI);
         let all = AccessFs::from_all(LANDLOCK_ABI);
         let mut readable: Vec<PathBuf> = SYSTEM_READ.iter().map(PathBuf::from).collect();
@@ -201,6 +212,7 @@ impl SandboxArgs {
                 .filter(|p| p != Path::new("/")),
         );
         readable.extend(self.sandbox_read.iter().cloned());
+        readable.extend(served);
         let log_dirs = [&logging.access_logfile, &logging.error_logfile]
             .into_iter()
             .filter_map(|d| match d {

@@ -16,6 +16,10 @@
 //! inside the first head reads and parks like a head that has not arrived, under the same
 //! header timeout. On a listener with both `proxy` and `tls`, the PROXY header is read from the
 //! raw socket first and whatever followed it is handed to the TLS session.
+//!
+//! A `--static` answer's body too large to hold (`file`) is sent from its file as the client
+//! reads, before the next request on the connection is served; while the client's window is
+//! full the connection parks, watched for room to send, with `--io-timeout` as its deadline.
 
 use std::io;
 use std::net::SocketAddr;
@@ -31,6 +35,7 @@ use crate::http::error::ParseError;
 use crate::http::proxy_protocol;
 use crate::http::scan::{HeadEnd, HeadScanner, Limits};
 use crate::listen::{ListenerOptions, Peer};
+use crate::static_files::{FileBody, Sent};
 use crate::sys::socket::Stream;
 use crate::tls::TlsSession;
 
@@ -92,6 +97,8 @@ pub(crate) struct Conn {
     awaiting_proxy_header: bool,
     /// The TLS state of a connection to a TLS listener (boxed: a plain one pays a pointer).
     tls: Option<Box<TlsSession>>,
+    /// The rest of a `--static` file being sent (`crate::static_files::FileBody`).
+    file: Option<Box<FileBody>>,
 }
 
 impl Drop for Conn {
@@ -153,6 +160,7 @@ impl Conn {
             write_interest: false,
             awaiting_proxy_header: accepted.options.proxy_protocol,
             tls: None,
+            file: None,
         }
     }
 
@@ -302,7 +310,12 @@ impl Conn {
     /// connect): one idle that long is closed at once, and one that just got a response can still
     /// have the request its client is sending answered (with `Connection: close`), so a reload
     /// loses none.
+    /// A `--static` file body being sent keeps its `--io-timeout` deadline: the graceful
+    /// timeout still ends it.
     pub(crate) fn begin_drain(&mut self, now: Instant, config: &Config) {
+        if self.file.is_some() {
+            return;
+        }
         let limit = if self.has_partial_request() {
             now + config.keep_alive.min(config.graceful_timeout)
         } else if self.served_any {
@@ -326,6 +339,12 @@ impl Conn {
     /// sends right behind that response answered (with `Connection: close`), but an idle client
     /// cannot hold the process for a whole keep-alive period.
     pub(crate) fn set_parked_deadline(&mut self, now: Instant, config: &Config, draining: bool) {
+        if self.file.is_some() {
+            // Output waits for the client: one wait, as a blocking write has (a drain does not
+            // cut a download short; the graceful timeout still ends it).
+            self.deadline = now + config.io_timeout;
+            return;
+        }
         self.deadline = if self.has_partial_request() || !self.served_any {
             *self.head_since.get_or_insert(now) + config.header_timeout
         } else {
@@ -549,9 +568,45 @@ impl Conn {
         Ok(!self.has_unsent())
     }
 
-    /// Output waits for the client to read (on TLS, also encrypted bytes in rustls's buffer).
+    /// Output waits for the client to read (on TLS, also encrypted bytes in rustls's buffer;
+    /// or a file body).
     pub(crate) fn has_unsent(&self) -> bool {
-        !self.unsent.is_empty() || self.tls.as_ref().is_some_and(|tls| tls.has_unsent())
+        !self.unsent.is_empty()
+            || self.file.is_some()
+            || self.tls.as_ref().is_some_and(|tls| tls.has_unsent())
+    }
+
+    /// The body of a `--static` answer follows the held output: sent by `send_file_body`.
+    pub(crate) fn set_file_body(&mut self, body: FileBody) {
+        self.file = Some(Box::new(body));
+    }
+
+    /// A file body is being sent.
+    pub(crate) fn sending_file(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// Sends the file body as far as the socket takes it now (one turn, without waiting):
+    /// `Some(close_after)` once it is all out, `None` while it waits for the client or for its
+    /// next turn.
+    pub(crate) fn send_file_body(&mut self) -> io::Result<Option<bool>> {
+        let Some(body) = &mut self.file else {
+            return Ok(Some(false));
+        };
+        match body.send(&mut self.stream, self.tls.as_deref_mut())? {
+            Sent::All => {
+                let close_after = body.close_after();
+                self.file = None;
+                Ok(Some(close_after))
+            }
+            Sent::Full => Ok(None),
+            Sent::Yield => {
+                // The socket has room, so no edge will come: parking re-arms the registration,
+                // which reports it again behind the events already waiting.
+                self.write_interest = false;
+                Ok(None)
+            }
+        }
     }
 
     /// The client is given up on: what it did not read is dropped.
@@ -692,6 +747,7 @@ mod tests {
             multiprocess: false,
             proxies: Default::default(),
             tls: None,
+            statics: None,
         }
     }
 

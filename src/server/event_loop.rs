@@ -484,7 +484,10 @@ fn accept_all(index: usize, shared_loop: &Loop, shared: &Shared, scratch: &mut T
 /// A parked connection outlived its deadline: a partial head gets a 408 (RFC 9110 §15.5.9), an
 /// idle keep-alive connection is just closed.
 fn time_out(conn: &mut Conn) {
-    if conn.has_partial_request() {
+    if conn.sending_file() {
+        // Mid-body: an error response cannot follow.
+        log::debug!("{}: client read nothing within --io-timeout", conn.peer());
+    } else if conn.has_partial_request() {
         crate::logging::refused(conn.peer().host(), 408, &"header timeout");
         crate::stats::rejected(408);
         let mut out = Vec::new();

@@ -30,6 +30,7 @@ pub(crate) mod proxied;
 mod serve;
 mod slots;
 mod socket_io;
+mod static_route;
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -70,6 +71,8 @@ pub(crate) struct Config {
     pub(crate) proxies: Proxies,
     /// Serve TLS with this configuration on the listener (`--certfile`/`--keyfile`).
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    /// Files answered without the app (`--static`).
+    pub(crate) statics: Option<Arc<crate::static_files::StaticFiles>>,
 }
 
 /// A stop request that any thread (a signal handler thread, a supervisor) can raise.

@@ -21,6 +21,7 @@ use super::conn::{Conn, NextHead};
 use super::deferred::{self, ParkedRequest, RequestWaker};
 use super::proxied;
 use super::slots::Slots;
+use super::static_route;
 use super::Shared;
 use crate::app::call::{self, Progress, RequestFacts, Scratch, Transport};
 use crate::app::environ::{Environ, RequestParts};
@@ -33,6 +34,7 @@ use crate::http::response::{encode_continue, DateCache};
 use crate::http::target::parse_target;
 use crate::listen::PeerHost;
 use crate::logging;
+use crate::static_files::Request as StaticRequest;
 use std::sync::Arc;
 
 /// How much of a request body the app left unread is drained (from what is already buffered)
@@ -87,25 +89,34 @@ pub(super) enum Then {
     Wait,
 }
 
-/// Serve every complete request in `conn`'s buffer, reading more only while the socket has some.
+/// Serve every complete request in `conn`'s buffer, reading more only while the socket has some
+/// (after the rest of a `--static` file body, which goes first).
 pub(crate) fn serve(
     conn: &mut Conn,
     shared: &Shared,
     slots: &Arc<Slots>,
     scratch: &mut ThreadScratch,
 ) -> After {
-    let after = serve_buffered(conn, shared, slots, scratch);
-    // The responses to a batch of pipelined requests leave in one write.
-    let call = &mut scratch.buffers.call;
-    if !call.held().is_empty() {
-        let sent = conn.write_all(&[call.held()], shared.config.io_timeout);
-        call.clear_held();
-        if let Err(e) = sent {
-            log::debug!("{}: client gone while sending responses: {e}", conn.peer());
-            return After::Close;
+    loop {
+        if let Some(after) = static_route::send_file_body(conn) {
+            return after;
+        }
+        let after = serve_buffered(conn, shared, slots, scratch);
+        // The responses to a batch of pipelined requests leave in one write.
+        let call = &mut scratch.buffers.call;
+        if !call.held().is_empty() {
+            let sent = conn.write_all(&[call.held()], shared.config.io_timeout);
+            call.clear_held();
+            if let Err(e) = sent {
+                log::debug!("{}: client gone while sending responses: {e}", conn.peer());
+                return After::Close;
+            }
+        }
+        // A file body follows its head.
+        if !conn.sending_file() {
+            return after;
         }
     }
-    after
 }
 
 fn serve_buffered(
@@ -200,6 +211,17 @@ fn serve_one(
         strip_forwarding: client.strip_forwarding,
         flags,
     });
+    if let Some(statics) = &config.statics {
+        // Whatever follows an unread request body cannot be told from it: close after.
+        let keep_alive = facts.keep_alive && decoder.is_done();
+        let request = StaticRequest::new(method, target.path, head.version_minor, keep_alive)
+            .with_headers(head.header_iter(buf));
+        let date = buffers.date.at(shared.coarse_wall());
+        if let Some(answer) = statics.answer(&request, buffers.call.hold(), date) {
+            conn.start_request(head_len);
+            return static_route::answered(conn, answer, keep_alive, buffers, started);
+        }
+    }
     conn.start_request(head_len);
     let body = BodyProgress {
         decoder,

@@ -32,6 +32,7 @@ use crate::cli::WorkerArgs;
 use crate::listen::open::MAX_LISTENERS;
 use crate::logging::{self, Served};
 use crate::server::{self, Listener, Shutdown};
+use crate::static_files::StaticFiles;
 use crate::sys::logfile;
 use crate::sys::process::{claim_inherited, exit_now, file_identity, FileIdentity};
 
@@ -141,12 +142,20 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
     } else {
         None
     };
+    let statics = match StaticFiles::open(&args.tuning.statics) {
+        Ok(statics) => statics.map(Arc::new),
+        Err(e) => {
+            report.send_or_log(&WorkerMessage::Error(e));
+            return 1;
+        }
+    };
     let mut sandbox = String::new();
     let loaded = LoadedApp::load_path_then(&args.lib, &args.symbol, &args.app_args, || {
-        sandbox = args
-            .privilege
-            .sandbox
-            .apply(&args.tuning.logging, &args.app_args)?;
+        sandbox = args.privilege.sandbox.apply(
+            &args.tuning.logging,
+            &args.app_args,
+            args.tuning.statics.mounts.iter().map(|m| m.dir.clone()),
+        )?;
         Ok(())
     });
     let app = match loaded {
@@ -200,6 +209,7 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
     );
     let mut config = args.tuning.server_config(args.multiprocess);
     config.tls = tls;
+    config.statics = statics;
     // The app's shutdown runs only once `serve` gives the app back, which it does only when no
     // thread can call into it any more.
     let served = server::serve(listeners, app, config, Arc::clone(&shutdown));

@@ -8,6 +8,7 @@
 use std::io;
 
 pub(crate) mod epoll;
+pub(crate) mod file;
 pub(crate) mod flock;
 pub(crate) mod logfile;
 pub(crate) mod memfd;

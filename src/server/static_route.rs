@@ -1,0 +1,61 @@
+//! Where the serving path meets `--static` (`crate::static_files`): a request under a prefix is
+//! answered before the app would run, and a body too large to hold goes out from its file as
+//! the client reads, parking the connection in between.
+
+use super::conn::Conn;
+use super::serve::{After, Buffers, Then};
+use crate::http::response_fields::ResponseFields;
+use crate::logging;
+use crate::static_files::Answer;
+
+/// What `serve` does about a file body still being sent on `conn` before serving anything
+/// else: nothing (`None`: none is, or it is all out and the connection carries on), or wait for
+/// the client or close.
+pub(super) fn send_file_body(conn: &mut Conn) -> Option<After> {
+    if !conn.sending_file() {
+        return None;
+    }
+    match conn.send_file_body() {
+        Ok(None) => Some(After::Park),
+        Ok(Some(true)) => Some(After::Close),
+        Ok(Some(false)) => None,
+        Err(e) => {
+            log::debug!("{}: client gone while sending a file: {e}", conn.peer());
+            Some(After::Close)
+        }
+    }
+}
+
+/// The request whose head `conn` just consumed was answered by `answer` (its head, and a small
+/// body, held in `buffers`): count and log it, and keep the rest of its body in the connection.
+pub(super) fn answered(
+    conn: &mut Conn,
+    answer: Answer,
+    keep_alive: bool,
+    buffers: &Buffers,
+    started: Option<std::time::Instant>,
+) -> Then {
+    crate::stats::request_started();
+    crate::stats::response(answer.status);
+    if let Some(log) = logging::access_log() {
+        let environ = &buffers.environ;
+        let none = ResponseFields::default();
+        log.served(
+            environ.remote_host(),
+            environ,
+            &none,
+            answer.status,
+            answer.body_bytes,
+            started,
+        );
+    }
+    match answer.body {
+        // `serve` sends the held head, then the file (`send_file_body`).
+        Some(body) => {
+            conn.set_file_body(body);
+            Then::Wait
+        }
+        None if keep_alive => Then::Next,
+        None => Then::Close,
+    }
+}
