@@ -19,10 +19,12 @@ use std::str::FromStr;
 
 use clap::Args;
 
+pub(crate) mod limits;
 pub(crate) mod sandbox;
 
 use crate::logging::{Destination, LogArgs};
 use crate::sys::privilege::{self as sys, PasswdEntry};
+use limits::LimitArgs;
 use sandbox::SandboxArgs;
 
 /// `--user` and `--group`, the master's options.
@@ -52,6 +54,9 @@ pub(crate) struct PrivilegeArgs {
 
     #[command(flatten)]
     pub(crate) sandbox: SandboxArgs,
+
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
 }
 
 /// The identity a worker takes, as numbers.
@@ -253,6 +258,9 @@ pub(crate) struct WorkerPrivilegeArgs {
     pub(crate) run_as: Option<RunAs>,
     #[command(flatten)]
     pub(crate) sandbox: SandboxArgs,
+
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
 }
 
 impl WorkerPrivilegeArgs {

@@ -401,6 +401,14 @@ impl Master {
                 .map(Into::into),
         );
         args.extend(self.args.privilege.sandbox.to_args(self.source.parent()));
+        args.extend(
+            self.args
+                .privilege
+                .limits
+                .to_args()
+                .into_iter()
+                .map(Into::into),
+        );
         let tls = library.tls.as_ref().map(TlsMaterial::image);
         if tls.is_some() {
             args.push("--tls".into());

@@ -151,6 +151,7 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
     };
     let mut sandbox = String::new();
     let loaded = LoadedApp::load_path_then(&args.lib, &args.symbol, &args.app_args, || {
+        args.privilege.limits.apply()?;
         sandbox = args.privilege.sandbox.apply(
             &args.tuning.logging,
             &args.app_args,
@@ -190,6 +191,9 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
     // replacement is accepting before this one stops.
     let pipe = Arc::clone(&report);
     shutdown.on_retire(Box::new(move || pipe.send_or_log(&WorkerMessage::Draining)));
+    if let Err(e) = args.privilege.limits.watch_memory(&shutdown) {
+        log::warn!("cannot watch the resident memory ({e}); --limit-memory is not enforced");
+    }
 
     let mut listeners = Vec::with_capacity(args.listeners.len());
     for (fd, options) in (FIRST_LISTEN_FD..).zip(&args.listeners) {

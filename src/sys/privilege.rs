@@ -213,6 +213,38 @@ pub(crate) fn drop_capabilities() -> io::Result<()> {
     .map(drop)
 }
 
+/// A resource limit of this process (`setrlimit`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Limit {
+    /// `RLIMIT_NOFILE`: descriptors at or above this number cannot be opened.
+    OpenFiles,
+    /// `RLIMIT_CPU`: CPU seconds; the kernel sends SIGXCPU at the soft limit, SIGKILL at the
+    /// hard one.
+    CpuSeconds,
+}
+
+/// Sets `limit` to `soft` (and `hard`) for this process and the programs it starts. Lowering a
+/// limit needs no privilege; raising the hard one back does.
+pub(crate) fn set_limit(limit: Limit, soft: u64, hard: u64) -> io::Result<()> {
+    let resource = match limit {
+        Limit::OpenFiles => libc::RLIMIT_NOFILE,
+        Limit::CpuSeconds => libc::RLIMIT_CPU,
+    };
+    let value = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: setrlimit reads the struct, alive for the call.
+    syscall!(setrlimit(resource, &value)).map(drop)
+}
+
+/// The size of a memory page, for `/proc/self/statm`'s counts.
+pub(crate) fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions; _SC_PAGESIZE cannot fail on Linux.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).unwrap_or(4096)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
