@@ -1,8 +1,8 @@
 //! The worker sandbox, end to end: on by default, workers have `NoNewPrivs: 1` and no
 //! capabilities; with Landlock, an app (crashy's `/read` and `/write`, which answer the errno)
 //! is refused files outside the paths it was given, and the library's directory for writing,
-//! while it serves normally; a WSGI app still serves from its virtualenv; `--sandbox off` turns
-//! it all off.
+//! while it serves normally; a WSGI app still serves from its virtualenv; `--seccomp` refuses
+//! `keyctl` (crashy's `/keyctl`) on every thread; `--sandbox off` turns it all off.
 
 mod common;
 mod wsgi_support;
@@ -175,4 +175,30 @@ fn a_wsgi_app_serves_from_its_virtualenv_in_the_sandbox() {
     let hello = server.get("/hello");
     assert_eq!(hello.status, 200, "{}\n{}", hello.text(), server.stderr());
     assert_eq!(status_field(only_worker(&server), "NoNewPrivs"), "1");
+}
+
+#[test]
+fn seccomp_refuses_process_level_calls_with_eperm_and_the_app_serves() {
+    let server = sample_server("crashy").args(["--seccomp"]).start();
+    assert!(
+        serving_line(&server).contains(", seccomp)"),
+        "{}",
+        server.stderr()
+    );
+    assert_eq!(server.get("/keyctl").text(), "errno 1\n");
+    assert_eq!(server.get("/").text(), "crashy ok\n");
+    let pid = only_worker(&server);
+    assert_eq!(status_field(pid, "Seccomp"), "2");
+    // Every thread of the worker, those started before the filter too.
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+        assert!(status.contains("Seccomp:\t2"), "{status}");
+    }
+}
+
+#[test]
+fn without_seccomp_the_same_call_is_answered_by_the_kernel() {
+    let server = sample_server("crashy").start();
+    assert_ne!(server.get("/keyctl").text(), "errno 1\n");
+    assert_eq!(status_field(only_worker(&server), "Seccomp"), "0");
 }

@@ -13,7 +13,9 @@
 //!   `PYTHONHOME` and `PYTHONPATH`, existing paths among the app's arguments (`--venv PATH`) and
 //!   `--sandbox-read`, and the `--static` directories;
 //!   writing only into `--sandbox-write` and to the log files (in place: the master creates the
-//!   fresh ones on USR1).
+//!   fresh ones on USR1);
+//! - with `--seccomp`, a filter (`sys::seccomp`) that refuses process-level system calls on
+//!   every thread of the worker.
 //!
 //! Each of these holds for the calling thread and the threads it starts from then on: the
 //! server's own helper threads, started before (heartbeat, signals, captured output), are
@@ -31,6 +33,7 @@ use landlock::{
 
 use crate::logging::{Destination, LogArgs};
 use crate::sys::privilege::{drop_capabilities, set_no_new_privs};
+use crate::sys::seccomp;
 
 /// The Landlock ABI whose filesystem rights are asked for (Linux 6.10: up to ioctl on devices);
 /// an older kernel enforces what it knows.
@@ -120,6 +123,17 @@ pub(crate) struct SandboxArgs {
         help_heading = "Privilege"
     )]
     pub(crate) sandbox_write: Vec<PathBuf>,
+
+    /// With the sandbox, also refuse (EPERM) the process-level system calls apps have no
+    /// business making: ptrace, mount, kexec_load, bpf, init_module, reboot, unshare, setns,
+    /// keyctl, ... (a seccomp filter on every thread of the worker).
+    #[arg(
+        long,
+        env = "WEBSERVER_SECCOMP",
+        value_parser = clap::builder::FalseyValueParser::new(),
+        help_heading = "Privilege"
+    )]
+    pub(crate) seccomp: bool,
 }
 
 impl Default for SandboxArgs {
@@ -128,6 +142,7 @@ impl Default for SandboxArgs {
             sandbox: true,
             sandbox_read: Vec::new(),
             sandbox_write: Vec::new(),
+            seccomp: false,
         }
     }
 }
@@ -145,6 +160,9 @@ impl SandboxArgs {
     /// user named, is readable too (an app's files beside it).
     pub(crate) fn to_args(&self, library_dir: Option<&Path>) -> Vec<OsString> {
         let mut args: Vec<OsString> = vec![format!("--sandbox={}", on_off(self.sandbox)).into()];
+        if self.seccomp {
+            args.push("--seccomp".into());
+        }
         for path in self
             .sandbox_read
             .iter()
@@ -181,8 +199,14 @@ impl SandboxArgs {
             .map_err(|e| format!("cannot apply the Landlock rules (--sandbox): {e}"))?;
         drop_capabilities()
             .map_err(|e| format!("cannot drop the capabilities (--sandbox): {e}"))?;
+        let seccomp = if self.seccomp {
+            seccomp::install().map_err(|e| format!("cannot install --seccomp: {e}"))?;
+            ", seccomp"
+        } else {
+            ""
+        };
         Ok(format!(
-            "sandbox: no_new_privs, no capabilities, {landlock}"
+            "sandbox: no_new_privs, no capabilities, {landlock}{seccomp}"
         ))
     }
 
@@ -286,12 +310,14 @@ mod tests {
             sandbox: false,
             sandbox_read: vec!["/srv/data".into()],
             sandbox_write: vec!["/srv/uploads".into()],
+            seccomp: true,
         };
         let words: Vec<OsString> = args.to_args(Some(Path::new("/srv/app")));
         assert_eq!(
             words,
             [
                 "--sandbox=off",
+                "--seccomp",
                 "--sandbox-read=/srv/data",
                 "--sandbox-read=/srv/app",
                 "--sandbox-write=/srv/uploads"

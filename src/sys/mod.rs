@@ -16,6 +16,7 @@ pub(crate) mod notify;
 pub(crate) mod privilege;
 pub(crate) mod process;
 pub(crate) mod proctitle;
+pub(crate) mod seccomp;
 pub(crate) mod shm;
 pub(crate) mod socket;
 

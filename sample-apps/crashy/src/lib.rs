@@ -9,6 +9,8 @@
 //! - `/leak?mb=N`: allocates N MiB (default 16, at most 1024), touches it and keeps it for the
 //!   process's life (what `--limit-memory` catches);
 //! - `/spin?ms=N`: burns CPU for N ms (default 1000, at most 60000; `--limit-cpu-seconds`);
+//! - `/keyctl`: asks the kernel keyring a harmless question (`keyctl`, which `--seccomp`
+//!   refuses) and answers `ok` or `errno N`;
 //! - any other path: 200 `crashy ok\n`.
 
 use std::sync::Mutex;
@@ -63,6 +65,26 @@ impl App for Crashy {
                 let mut leaked = LEAKED.lock().unwrap_or_else(|e| e.into_inner());
                 leaked.push(block);
                 Response::text(200, format!("leaked {mb} MiB\n"))
+            }
+            b"/keyctl" => {
+                const KEYCTL_GET_KEYRING_ID: libc::c_long = 0;
+                const KEY_SPEC_PROCESS_KEYRING: libc::c_long = -2;
+                // SAFETY: keyctl(GET_KEYRING_ID, process keyring, create = 0) takes integers only
+                // and changes nothing.
+                let rc = unsafe {
+                    libc::syscall(
+                        libc::SYS_keyctl,
+                        KEYCTL_GET_KEYRING_ID,
+                        KEY_SPEC_PROCESS_KEYRING,
+                        0 as libc::c_long,
+                    )
+                };
+                if rc >= 0 {
+                    Response::text(200, "ok\n")
+                } else {
+                    let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+                    Response::text(200, format!("errno {errno}\n"))
+                }
             }
             b"/spin" => {
                 let until =
