@@ -1,6 +1,6 @@
 //! Least privilege, end to end: `--user`/`--group` make the workers (and so the app) another
 //! user, with that user's groups, while the master keeps root for what it does for them; hot
-//! swaps, USR1's log reopen and unix socket listeners keep working; a master whose workers stay
+//! swaps (HUP and `--reload`), USR1's log reopen and unix socket listeners keep working; a master whose workers stay
 //! root says so once.
 //!
 //! Changing identity needs root (CI runs as root): those tests say they were skipped otherwise.
@@ -125,6 +125,29 @@ fn unknown_user_or_group_is_refused_at_startup_in_one_line() {
         assert_eq!(exited.status.code(), Some(1), "{}", exited.stderr);
         assert!(exited.stderr.contains(says), "{}", exited.stderr);
     }
+}
+
+#[test]
+fn reload_swaps_to_a_new_library_run_as_the_user() {
+    if !is_root() {
+        return;
+    }
+    let dir = fresh_dir("privilege-reload");
+    let live = dir.join("libapp.so");
+    swap::install(&sample_app("hello"), &live);
+    let pid_file = dir.join("ws.pid");
+    let mut target = live.clone().into_os_string();
+    target.push(":app");
+    let server = server(target)
+        .args(["--user", "nobody", "--reload", "--pid"])
+        .args([pid_file.as_os_str()])
+        .start();
+    wait_first_ready(&pid_file);
+    swap::install(&sample_app("crashy"), &live);
+    let (state, generation, rest) = swap::wait_settled(&pid_file, 1);
+    assert_eq!((state.as_str(), generation), ("ready", 2), "{rest}");
+    let mut conn = server.connect();
+    assert_runs_as(pid_of(&mut conn), NOBODY, NOBODY);
 }
 
 #[test]

@@ -202,3 +202,39 @@ fn without_seccomp_the_same_call_is_answered_by_the_kernel() {
     assert_ne!(server.get("/keyctl").text(), "errno 1\n");
     assert_eq!(status_field(only_worker(&server), "Seccomp"), "0");
 }
+
+/// The same refusals for a Python app, which reports the errno of its own `open`.
+const PROBE_APP: &str = r#"
+def app(environ, start_response):
+    path = environ["QUERY_STRING"]
+    try:
+        open(path, "w" if environ["PATH_INFO"] == "/write" else "r").close()
+        body = b"ok\n"
+    except OSError as e:
+        body = ("errno %d\n" % e.errno).encode()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body]
+"#;
+
+#[test]
+fn a_wsgi_app_is_refused_what_it_was_not_given() {
+    let layout = layout();
+    std::fs::write(layout.cwd.join("probeapp.py"), PROBE_APP).unwrap();
+    let server = wsgi_server(&layout.cwd, "probeapp:app").start();
+    let line = serving_line(&server);
+    if !line.contains("landlock ABI") || line.contains("not enforced") {
+        eprintln!("skipped: this kernel has no Landlock ({line})");
+        return;
+    }
+    let ask = |how: &str, path: &Path| {
+        let resp = server.get(&format!("/{how}?{}", path.display()));
+        assert_eq!(resp.status, 200, "{}", server.stderr());
+        resp.text().trim().to_owned()
+    };
+    assert_eq!(ask("read", &layout.cwd.join("file")), "ok");
+    assert_eq!(ask("read", &layout.outside.join("file")), REFUSED);
+    assert_eq!(ask("read", Path::new("/etc/shadow")), REFUSED);
+    assert_eq!(ask("write", &layout.cwd.join("new")), REFUSED);
+    let library_dir = wsgi_support::wsgi_lib().parent().unwrap().to_owned();
+    assert_eq!(ask("write", &library_dir.join("sandbox-probe")), REFUSED);
+}
