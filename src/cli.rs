@@ -146,6 +146,10 @@ pub(crate) struct ProbeArgs {
     /// status below 500).
     #[arg(long, value_name = "STATUSES")]
     pub(crate) expect: Option<Expect>,
+
+    /// The probe runs in the worker sandbox, so what the app would be denied shows.
+    #[command(flatten)]
+    pub(crate) sandbox: crate::privilege::sandbox::SandboxArgs,
 }
 
 /// Options of a serving master. Every option also reads `WEBSERVER_<OPTION>` and the `--config`

@@ -45,8 +45,9 @@ fn serving_line(server: &Server) -> String {
 /// `GET /read?path=P` or `/write?path=P`: `ok` or `errno N`.
 fn try_open(server: &Server, how: &str, path: &Path) -> String {
     let resp = server.get(&format!("/{how}?path={}", path.display()));
-    assert_eq!(resp.status, 200, "{resp:?}");
-    resp.text().trim().to_owned()
+    let text = resp.text().trim().to_owned();
+    assert_eq!(resp.status == 200, text == "ok", "{resp:?}");
+    text
 }
 
 #[test]
@@ -70,7 +71,7 @@ fn sandbox_off_leaves_the_worker_as_it_was() {
     let server = sample_server("crashy").args(["--sandbox", "off"]).start();
     assert_eq!(server.get("/").status, 200);
     assert_eq!(status_field(only_worker(&server), "NoNewPrivs"), "0");
-    assert!(serving_line(&server).contains("(sandbox off)"));
+    assert!(serving_line(&server).contains("(sandbox: off)"));
 }
 
 /// Files for the app in a directory of their own: one it may read, one it may write, one it was
@@ -237,4 +238,40 @@ fn a_wsgi_app_is_refused_what_it_was_not_given() {
     assert_eq!(ask("write", &layout.cwd.join("new")), REFUSED);
     let library_dir = wsgi_support::wsgi_lib().parent().unwrap().to_owned();
     assert_eq!(ask("write", &library_dir.join("sandbox-probe")), REFUSED);
+}
+
+/// `webserver check` probes the app in the same sandbox: a file the app would be denied fails
+/// the check as it would fail a worker (crashy's `/read` answers 500 when refused).
+#[test]
+fn check_probes_the_app_in_the_sandbox() {
+    let check = |sandbox: &str| {
+        std::process::Command::new(webserver_exe())
+            .args([
+                "check",
+                "--sandbox",
+                sandbox,
+                "--probe",
+                "/read?path=/etc/shadow",
+            ])
+            .arg(format!("{}:app", sample_app("crashy").display()))
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap()
+    };
+    let sandboxed = check("on");
+    let stdout = String::from_utf8_lossy(&sandboxed.stdout);
+    assert!(
+        stdout.contains("sandbox: no_new_privs, no capabilities"),
+        "{stdout}"
+    );
+    if !stdout.contains("landlock ABI") || stdout.contains("not enforced") {
+        eprintln!("skipped: this kernel has no Landlock ({stdout})");
+        return;
+    }
+    assert_eq!(sandboxed.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("-> 500"), "{stdout}");
+    let open = check("off");
+    let stdout = String::from_utf8_lossy(&open.stdout);
+    assert_eq!(open.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("sandbox: off"), "{stdout}");
 }

@@ -183,7 +183,7 @@ impl SandboxArgs {
 
     /// In a worker, right before the app's init: put the sandbox in place, or say why it could
     /// not be; `served` are directories the worker itself reads from (`--static`). The text
-    /// describes what is enforced, for the worker's serving line.
+    /// describes what is enforced (`off`, or the list), for the worker's serving line.
     pub(crate) fn apply(
         &self,
         logging: &LogArgs,
@@ -191,7 +191,7 @@ impl SandboxArgs {
         served: impl Iterator<Item = PathBuf>,
     ) -> Result<String, String> {
         if !self.sandbox {
-            return Ok("sandbox off".into());
+            return Ok("off".into());
         }
         set_no_new_privs().map_err(|e| format!("cannot set no_new_privs (--sandbox): {e}"))?;
         let landlock = self
@@ -206,7 +206,7 @@ impl SandboxArgs {
             ""
         };
         Ok(format!(
-            "sandbox: no_new_privs, no capabilities, {landlock}{seccomp}"
+            "no_new_privs, no capabilities, {landlock}{seccomp}"
         ))
     }
 

@@ -206,7 +206,7 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
         }
     }
     log::info!(
-        "generation {} serving {} {} ({sandbox})",
+        "generation {} serving {} {} (sandbox: {sandbox})",
         args.generation,
         app.name(),
         app.version()

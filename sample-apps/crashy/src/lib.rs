@@ -5,7 +5,7 @@
 //! - `/slow?ms=N`: sleeps N ms (capped at 60000, default 1000), then 200 `slow done\n`;
 //! - `/pid`: 200 with the worker's process id, so tests can tell workers apart;
 //! - `/read?path=P`, `/write?path=P`: opens the file P for reading, or creates it for writing,
-//!   and answers 200 `ok` or `errno N` (what the sandbox refused, for the tests);
+//!   and answers 200 `ok` or 500 `errno N` (what the sandbox refused, for the tests);
 //! - `/leak?mb=N`: allocates N MiB (default 16, at most 1024), touches it and keeps it for the
 //!   process's life (what `--limit-memory` catches);
 //! - `/spin?ms=N`: burns CPU for N ms (default 1000, at most 60000; `--limit-cpu-seconds`);
@@ -111,7 +111,7 @@ impl App for Crashy {
                 match opened {
                     Ok(_) => Response::text(200, "ok\n"),
                     Err(e) => {
-                        Response::text(200, format!("errno {}\n", e.raw_os_error().unwrap_or(0)))
+                        Response::text(500, format!("errno {}\n", e.raw_os_error().unwrap_or(0)))
                     }
                 }
             }
