@@ -52,5 +52,5 @@ for e in "$@"; do
   echo "{\"name\": \"$name\", \"group\": \"$group\", \"result\": $j}" >>"$RES"
   python3 -c 'import json,sys; d=json.loads(sys.argv[1]); r=d["result"]
 if "error" in r: print("  %s: %s" % (d["name"], r["error"]))
-else: print("  %-12s open %d/%d  dRSS %.1f MiB (%d B/conn)  threads %d->%d->%d  new-conn p50/p99/max %s/%s/%s ms  held-conn p99 %s ms (fail %d)" % (d["name"], r["open_after_1s"], r["requested"], r["delta_rss_kb"]/1024, r["bytes_per_conn_rss"], r["threads_base"], r["threads_loaded"], r["threads_after_probes"], r["probe_ms"]["p50"], r["probe_ms"]["p99"], r["probe_ms"]["max"], r["reuse_ms"]["p99"], r["reuse_fail"]))' "$(tail -1 "$RES")"
+else: print("  %-12s open %d/%d  dRSS %.1f MiB (%d B/conn), %.1f MiB after close  threads %d->%d->%d  new-conn p50/p99/max %s/%s/%s ms  held-conn p99 %s ms (fail %d)" % (d["name"], r["open_after_1s"], r["requested"], r["delta_rss_kb"]/1024, r["bytes_per_conn_rss"], r["delta_rss_closed_kb"]/1024, r["threads_base"], r["threads_loaded"], r["threads_after_probes"], r["probe_ms"]["p50"], r["probe_ms"]["p99"], r["probe_ms"]["max"], r["reuse_ms"]["p99"], r["reuse_fail"]))' "$(tail -1 "$RES")"
 done

@@ -11,7 +11,7 @@
 
 Steps: base memory/threads -> open N connections, one request each (serially, bounded by
 --deadline) -> sleep 1 s -> memory/threads/open count -> probes -> threads -> hold until --hold s
-after opening -> open count -> close all.  Only 127.0.0.1 is contacted; every socket op has a
+after opening -> open count -> close all -> memory 2 s later.  Only 127.0.0.1 is contacted; every socket op has a
 timeout.  Prints one JSON line.
 
 Usage: idle10k.py --port P --sid SID [--n 10000] [--hold 3] [--probes 200] [--reuse-probes 50]
@@ -202,13 +202,17 @@ def main():
             s.close()
         except OSError:
             pass
+    # Whether the memory the burst took comes back once its connections are gone.
+    time.sleep(2.0)
+    closed = memory(a.sid)
     r3 = lambda x: None if x is None else round(x, 3)
     out = {
         "requested": a.n, "connected": len(socks), "req_ok": len(socks) - fail_req,
         "fail_connect": fail_connect, "fail_req": fail_req,
         "open_after_1s": open_1s, "open_after_hold": open_end,
         "open_secs": round(t_open, 2), "hold_s": a.hold,
-        "base": base, "loaded": loaded, "held": held,
+        "base": base, "loaded": loaded, "held": held, "closed": closed,
+        "delta_rss_closed_kb": closed["rss_kb"] - base["rss_kb"],
         "delta_rss_kb": loaded["rss_kb"] - base["rss_kb"],
         "delta_pss_kb": loaded["pss_kb"] - base["pss_kb"],
         "bytes_per_conn_pss": round((loaded["pss_kb"] - base["pss_kb"]) * 1024 / max(1, open_1s)),

@@ -48,8 +48,7 @@ fn an_asgi_app_is_refused_at_load_with_what_it_is() {
             &exited,
             &[
                 &format!("{target} is an ASGI app ({kind}"),
-                "the WSGI bridge does not serve ASGI apps yet",
-                &format!("uvicorn {target}"),
+                &format!("serve it with the ASGI bridge, `webserver asgi:app {target}`"),
             ],
         );
     }

@@ -46,6 +46,58 @@ pub(crate) struct RequestParts<'a, H> {
     /// out, so the app never takes a client's claim for a proxy's.
     pub(crate) strip_forwarding: bool,
     pub(crate) flags: u32,
+    /// `AddrVars::new(local, remote)`, already spelled for the connection (the caller passes
+    /// it only while `remote` is the connection's peer).
+    pub(crate) spelled: Option<&'a AddrVars>,
+}
+
+/// Room for `SERVER_PORT`, `REMOTE_ADDR` and `REMOTE_PORT`: two ports and the longest
+/// address `Display` writes (45 bytes, an IPv6 address ending in dotted IPv4).
+const ADDR_TEXT: usize = 5 + 45 + 5;
+
+/// A connection's addresses as the environ spells them (`SERVER_PORT`, `REMOTE_ADDR`,
+/// `REMOTE_PORT`), written once per connection instead of once per request.
+#[derive(Clone, Debug)]
+pub(crate) struct AddrVars {
+    text: [u8; ADDR_TEXT],
+    /// Where `SERVER_PORT`, `REMOTE_ADDR` and `REMOTE_PORT` end in `text`.
+    ends: [u8; 3],
+}
+
+impl AddrVars {
+    pub(crate) fn new(local: Option<SocketAddr>, remote: Peer) -> AddrVars {
+        let mut out = Vec::with_capacity(ADDR_TEXT);
+        if let Some(local) = local {
+            write_display(&mut out, &local.port());
+        }
+        let server_port = out.len();
+        if let Peer::Tcp(remote) = remote {
+            write_display(&mut out, &remote.ip());
+        }
+        let remote_addr = out.len();
+        if let Peer::Tcp(remote) = remote {
+            write_display(&mut out, &remote.port());
+        }
+        let mut text = [0; ADDR_TEXT];
+        let len = out.len().min(ADDR_TEXT);
+        if let (Some(to), Some(from)) = (text.get_mut(..len), out.get(..len)) {
+            to.copy_from_slice(from);
+        }
+        let end = |at: usize| u8::try_from(at).unwrap_or(u8::MAX);
+        AddrVars {
+            text,
+            ends: [end(server_port), end(remote_addr), end(out.len())],
+        }
+    }
+
+    fn part(&self, index: usize) -> &[u8] {
+        let start = index
+            .checked_sub(1)
+            .map_or(0, |i| usize::from(self.ends[i]));
+        self.text
+            .get(start..usize::from(self.ends[index]))
+            .unwrap_or_default()
+    }
 }
 
 /// A reusable environ: arena bytes, their spans, the pairs handed to the app, and the
@@ -120,8 +172,17 @@ impl Environ {
             },
         );
 
+        // Names that may occur more than once (by a one-word hash): only those are looked for
+        // among the other fields, so the usual head, every name once, is walked once.
+        let (mut seen, mut repeated) = (0u64, 0u64);
+        for (name, _) in parts.headers.clone() {
+            let bit = name_bit(name);
+            repeated |= seen & bit;
+            seen |= bit;
+        }
         let mut host = None;
         for (index, (name, value)) in parts.headers.clone().enumerate() {
+            let maybe_repeated = repeated & name_bit(name) != 0;
             if name.contains(&b'_') {
                 // `X_Forwarded_For` and `X-Forwarded-For` would both become HTTP_X_FORWARDED_FOR;
                 // drop the underscore form so a client cannot spoof a header a proxy set.
@@ -139,9 +200,10 @@ impl Environ {
                 continue;
             }
             let earlier = parts.headers.clone().take(index);
-            if earlier
-                .into_iter()
-                .any(|(n, _)| n.eq_ignore_ascii_case(name))
+            if maybe_repeated
+                && earlier
+                    .into_iter()
+                    .any(|(n, _)| n.eq_ignore_ascii_case(name))
             {
                 continue; // already joined into the first occurrence
             }
@@ -162,6 +224,11 @@ impl Environ {
             }
             let name_span = start..self.arena.len();
             let value_start = self.arena.len();
+            if !maybe_repeated {
+                self.arena.extend_from_slice(value);
+                self.spans.push((name_span, value_start..self.arena.len()));
+                continue;
+            }
             // RFC 9110 §5.3: repeated fields combine with ", " (Cookie with "; ", RFC 6265 §5.4).
             let separator: &[u8] = if name.eq_ignore_ascii_case(b"cookie") {
                 b"; "
@@ -203,21 +270,27 @@ impl Environ {
         }
         self.spans
             .push((server_name_start, value_start..self.arena.len()));
-        match parts.local {
-            Some(local) => self.push_display(b"SERVER_PORT", &local.port()),
+        let spelled = parts.spelled;
+        match (parts.local, spelled) {
+            (Some(_), Some(spelled)) => self.push(b"SERVER_PORT", spelled.part(0)),
+            (Some(local), None) => self.push_display(b"SERVER_PORT", &local.port()),
             // A unix socket has no port: the one the client asked for, as gunicorn does.
-            None => self.push(
+            (None, _) => self.push(
                 b"SERVER_PORT",
                 authority.and_then(port_of).unwrap_or(UNIX_SERVER_PORT),
             ),
         }
-        match parts.remote {
-            Peer::Tcp(remote) => {
+        match (parts.remote, spelled) {
+            (Peer::Tcp(_), Some(spelled)) => {
+                self.push(b"REMOTE_ADDR", spelled.part(1));
+                self.push(b"REMOTE_PORT", spelled.part(2));
+            }
+            (Peer::Tcp(remote), None) => {
                 self.push_display(b"REMOTE_ADDR", &remote.ip());
                 self.push_display(b"REMOTE_PORT", &remote.port());
             }
             // A unix client has no address (gunicorn's choice too): empty, and no port.
-            Peer::Unix => self.push(b"REMOTE_ADDR", b""),
+            (Peer::Unix, _) => self.push(b"REMOTE_ADDR", b""),
         }
         self.remote = parts.remote.host();
         self.push(b"webserver.url_scheme", parts.url_scheme);
@@ -336,6 +409,7 @@ impl Environ {
             url_scheme: b"http",
             strip_forwarding: false,
             flags,
+            spelled: None,
         })
     }
 
@@ -390,6 +464,18 @@ impl Decimal for std::net::IpAddr {
             }
         }
     }
+}
+
+/// One of 64 bits for a field name, the same for names equal but for ASCII case (from its
+/// length and its first and last bytes): two fields whose bits differ have different names.
+fn name_bit(name: &[u8]) -> u64 {
+    let first = name.first().map_or(0, u8::to_ascii_lowercase);
+    let last = name.last().map_or(0, u8::to_ascii_lowercase);
+    let hash = (name.len() as u32)
+        .wrapping_mul(31)
+        .wrapping_add(u32::from(first).wrapping_mul(7))
+        .wrapping_add(u32::from(last));
+    1 << (hash % 64)
 }
 
 fn write_decimal(out: &mut Vec<u8>, mut n: u32) {
@@ -498,6 +584,7 @@ mod tests {
             url_scheme: b"http",
             strip_forwarding: false,
             flags: WS_REQ_MULTITHREAD,
+            spelled: None,
         });
         let expect: &[(&str, &[u8])] = &[
             ("REQUEST_METHOD", b"GET"),
@@ -553,8 +640,34 @@ mod tests {
             url_scheme: b"http",
             strip_forwarding: false,
             flags: 0,
+            spelled: None,
         });
         assert_eq!(lookup(pairs, "SERVER_NAME"), Some(&b"target.example"[..]));
+    }
+
+    /// `GET /` over HTTP/1.1 with `headers`, between `local` and `remote`.
+    fn get_root<'a, H>(
+        headers: H,
+        local: Option<SocketAddr>,
+        remote: Peer,
+        spelled: Option<&'a AddrVars>,
+    ) -> RequestParts<'a, H> {
+        RequestParts {
+            method: b"GET",
+            target: Target {
+                path: b"/",
+                query: b"",
+                authority: None,
+            },
+            version_minor: 1,
+            headers,
+            local,
+            remote,
+            url_scheme: b"http",
+            strip_forwarding: false,
+            flags: 0,
+            spelled,
+        }
     }
 
     #[test]
@@ -568,18 +681,7 @@ mod tests {
         let mut environ = Environ::default();
         let pairs = environ.build(RequestParts {
             method: b"POST",
-            target: Target {
-                path: b"/",
-                query: b"",
-                authority: None,
-            },
-            version_minor: 1,
-            headers: headers.iter().copied(),
-            local: None,
-            remote: Peer::Unix,
-            url_scheme: b"http",
-            strip_forwarding: false,
-            flags: 0,
+            ..get_root(headers.iter().copied(), None, Peer::Unix, None)
         });
         assert_eq!(lookup(pairs, "CONTENT_LENGTH"), Some(&b"5"[..]));
     }
@@ -593,21 +695,7 @@ mod tests {
             } else {
                 vec![(b"Host", host)]
             };
-            let pairs = environ.build(RequestParts {
-                method: b"GET",
-                target: Target {
-                    path: b"/",
-                    query: b"",
-                    authority: None,
-                },
-                version_minor: 1,
-                headers: headers.iter().copied(),
-                local: None,
-                remote: Peer::Unix,
-                url_scheme: b"http",
-                strip_forwarding: false,
-                flags: 0,
-            });
+            let pairs = environ.build(get_root(headers.iter().copied(), None, Peer::Unix, None));
             ["SERVER_NAME", "SERVER_PORT", "REMOTE_ADDR", "REMOTE_PORT"]
                 .iter()
                 .filter_map(|name| Some((name.to_string(), lookup(pairs, name)?.to_vec())))
@@ -646,19 +734,14 @@ mod tests {
         for strip in [true, false] {
             let mut environ = Environ::default();
             let pairs = environ.build(RequestParts {
-                method: b"GET",
-                target: Target {
-                    path: b"/",
-                    query: b"",
-                    authority: None,
-                },
-                version_minor: 1,
-                headers: headers.iter().copied(),
-                local: Some("127.0.0.1:8888".parse().unwrap()),
-                remote: Peer::Tcp("[2001:db8::7]:0".parse().unwrap()),
                 url_scheme: b"https",
                 strip_forwarding: strip,
-                flags: 0,
+                ..get_root(
+                    headers.iter().copied(),
+                    Some("127.0.0.1:8888".parse().unwrap()),
+                    Peer::Tcp("[2001:db8::7]:0".parse().unwrap()),
+                    None,
+                )
             });
             for name in [
                 "HTTP_X_FORWARDED_FOR",
@@ -685,5 +768,58 @@ mod tests {
         assert_eq!(strip_port(b"[::1]:80"), b"[::1]");
         assert_eq!(strip_port(b"h:1"), b"h");
         assert_eq!(strip_port(b"h"), b"h");
+    }
+
+    /// The addresses spelled once per connection give the same variables as spelling them
+    /// per request.
+    #[test]
+    fn spelled_addresses_match_the_per_request_spelling() {
+        let locals = [
+            Some("127.0.0.1:8888".parse().unwrap()),
+            Some("[::1]:443".parse().unwrap()),
+            None,
+        ];
+        let remotes = [
+            Peer::Tcp("10.0.0.7:5555".parse().unwrap()),
+            Peer::Tcp(
+                "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535"
+                    .parse()
+                    .unwrap(),
+            ),
+            Peer::Tcp("[::ffff:192.0.2.1]:1".parse().unwrap()),
+            Peer::Unix,
+        ];
+        let build = |local, remote, spelled: Option<&AddrVars>| {
+            let mut environ = Environ::default();
+            environ.build(get_root(std::iter::empty(), local, remote, spelled));
+            environ
+                .vars()
+                .map(|(n, v)| (n.to_vec(), v.to_vec()))
+                .collect::<Vec<_>>()
+        };
+        for local in locals {
+            for remote in remotes {
+                let spelled = AddrVars::new(local, remote);
+                let want = build(local, remote, None);
+                assert_eq!(
+                    build(local, remote, Some(&spelled)),
+                    want,
+                    "{local:?} {remote:?}"
+                );
+            }
+        }
+    }
+
+    /// Names equal but for ASCII case share a bit (else a repeated field would not be joined).
+    #[test]
+    fn names_equal_but_for_case_share_a_bit() {
+        for (a, b) in [
+            (&b"X-Tag"[..], &b"x-TAG"[..]),
+            (b"cookie", b"Cookie"),
+            (b"a", b"A"),
+            (b"", b""),
+        ] {
+            assert_eq!(name_bit(a), name_bit(b), "{a:?} {b:?}");
+        }
     }
 }

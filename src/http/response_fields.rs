@@ -146,25 +146,25 @@ impl ResponseFields {
 /// A field value we are willing to send (RFC 9110 §5.5): no CR, LF, NUL, nor any CTL but HTAB.
 /// obs-text (0x80–0xFF) is allowed.
 pub(crate) fn valid_header_value(bytes: &[u8]) -> bool {
+    // No early exit: a fold over every byte is branch-free (values are short, and valid).
     bytes
         .iter()
-        .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+        .fold(true, |ok, &b| ok & (b == b'\t' || (b >= 0x20 && b != 0x7f)))
 }
 
 /// Connection-specific fields (RFC 9110 §7.6.1) that only the server may set.
 /// Content-Length is not one of them; framing still decides it.
 pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
-    [
-        &b"connection"[..],
-        b"keep-alive",
-        b"transfer-encoding",
-        b"te",
-        b"trailer",
-        b"upgrade",
-        b"proxy-connection",
-    ]
-    .iter()
-    .any(|h| name.eq_ignore_ascii_case(h))
+    // By length first: most names an app sets match none of the lengths.
+    let candidates: &[&[u8]] = match name.len() {
+        2 => &[b"te"],
+        7 => &[b"trailer", b"upgrade"],
+        10 => &[b"connection", b"keep-alive"],
+        16 => &[b"proxy-connection"],
+        17 => &[b"transfer-encoding"],
+        _ => &[],
+    };
+    candidates.iter().any(|h| name.eq_ignore_ascii_case(h))
 }
 
 #[cfg(test)]
@@ -180,11 +180,24 @@ mod tests {
                 && !valid_header_value(b"\0")
                 && !valid_header_value(b"\x7f")
         );
-        assert!(
-            is_hop_by_hop(b"Transfer-Encoding")
-                && is_hop_by_hop(b"KEEP-ALIVE")
-                && !is_hop_by_hop(b"Content-Length")
-        );
+        // Every hop-by-hop name in any case; other names of the same lengths are not.
+        let names: [(&[u8], bool); 12] = [
+            (b"Connection", true),
+            (b"KEEP-ALIVE", true),
+            (b"Transfer-Encoding", true),
+            (b"TE", true),
+            (b"trailer", true),
+            (b"Upgrade", true),
+            (b"Proxy-Connection", true),
+            (b"Content-Length", false),
+            (b"tx", false),
+            (b"Trailed", false),
+            (b"keep_alive", false),
+            (b"transfer_encoding", false),
+        ];
+        for (name, hop) in names {
+            assert_eq!(is_hop_by_hop(name), hop, "{name:?}");
+        }
     }
 
     type Pairs<'a> = &'a [(&'a [u8], &'a [u8])];

@@ -31,6 +31,7 @@ use super::slots::Token;
 use super::socket_io::{read_append, read_with_timeout, write_all_with_timeout, write_nonblocking};
 use super::Config;
 use crate::app::call::Cancel;
+use crate::app::environ::AddrVars;
 use crate::http::error::ParseError;
 use crate::http::proxy_protocol;
 use crate::http::scan::{HeadEnd, HeadScanner, Limits};
@@ -39,9 +40,9 @@ use crate::static_files::{FileBody, Sent};
 use crate::sys::socket::Stream;
 use crate::tls::TlsSession;
 
-/// Bytes asked of the socket per read while a head arrives; also the size of the buffer a
-/// connection starts with (it grows up to the head limit when needed).
-const HEAD_READ: usize = 4 * 1024;
+/// Bytes asked of the socket per read while a head arrives; also the size of the read buffer a
+/// serving thread starts with (it grows up to the head limit when needed).
+pub(crate) const HEAD_READ: usize = 4 * 1024;
 
 /// Bytes asked of the socket per read while the app reads the request body.
 const BODY_READ: usize = 16 * 1024;
@@ -67,7 +68,9 @@ pub(crate) struct Conn {
     local: Option<SocketAddr>,
     /// What the listener it came from does besides HTTP (TLS, PROXY protocol).
     options: ListenerOptions,
-    /// Unconsumed input is `buf[start..]`.
+    /// Unconsumed input is `buf[start..]`. While a thread serves the connection this is the
+    /// thread's read buffer (`borrow_buffer`); parked, it is empty or an exact-size copy of a
+    /// partial request (`return_buffer`).
     buf: Vec<u8>,
     start: usize,
     /// The end of the next head, searched for in `buf[start..]` as bytes arrive: resumed after
@@ -97,6 +100,9 @@ pub(crate) struct Conn {
     awaiting_proxy_header: bool,
     /// The TLS state of a connection to a TLS listener (boxed: a plain one pays a pointer).
     tls: Option<Box<TlsSession>>,
+    /// The addresses as the environ spells them, written for the first request (after any
+    /// PROXY header) and reused by the next ones.
+    spelled: Option<AddrVars>,
     /// The rest of a `--static` file being sent (`crate::static_files::FileBody`).
     file: Option<Box<FileBody>>,
 }
@@ -160,6 +166,7 @@ impl Conn {
             write_interest: false,
             awaiting_proxy_header: accepted.options.proxy_protocol,
             tls: None,
+            spelled: None,
             file: None,
         }
     }
@@ -271,6 +278,13 @@ impl Conn {
         self.peer
     }
 
+    /// The connection's addresses as the environ spells them (written on first use).
+    pub(crate) fn spelled_addrs(&mut self) -> &AddrVars {
+        let (local, peer) = (self.local, self.peer);
+        self.spelled
+            .get_or_insert_with(|| AddrVars::new(local, peer))
+    }
+
     /// The address the client connected to (`None` on a unix socket).
     pub(crate) fn local(&self) -> Option<SocketAddr> {
         self.local
@@ -361,29 +375,31 @@ impl Conn {
         self.start < self.buf.len() && !self.awaiting_proxy_header
     }
 
-    /// Gives the read buffer back if the connection has been idle between requests since
-    /// before `idle_since` (it is allocated again on the next read): an idle keep-alive
-    /// connection then costs its slot, not a buffer. One that comes back sooner keeps its
-    /// buffer, so a busy connection never reallocates.
-    pub(crate) fn release_buffer_if_idle(&mut self, idle_since: Instant, keep_alive: Duration) {
-        let parked_at = self.deadline.checked_sub(keep_alive);
-        let idle = self.served_any && parked_at.is_some_and(|at| at <= idle_since);
-        if idle && !self.has_partial_request() && self.buf.capacity() > 0 {
-            self.buf = Vec::new();
-            self.start = 0;
-            self.scanner.reset();
+    /// Lends the serving thread's read buffer (`spare`, empty) to this connection while the
+    /// thread serves it; what the connection kept of a partial request moves into it.
+    pub(crate) fn borrow_buffer(&mut self, spare: &mut Vec<u8>) {
+        if !self.input().is_empty() {
+            spare.clear();
+            spare.extend_from_slice(self.input());
         }
+        // The connection's own copy (if any) is freed here.
+        self.buf = std::mem::take(spare);
+        self.start = 0;
     }
 
-    /// Gives the read buffer back if no unconsumed input is in it: a request parked for its app
-    /// keeps its connection without the buffer its head was read into (it is allocated again by
-    /// the next read). The environ holds copies of everything the app was given.
-    pub(crate) fn release_buffer_if_empty(&mut self) {
-        if !self.has_partial_request() && self.buf.capacity() > 0 {
-            self.buf = Vec::new();
-            self.start = 0;
-            self.scanner.reset();
-        }
+    /// Gives the lent buffer back to the thread (`spare`) before the connection parks or
+    /// closes: an idle connection holds no read buffer at all, and one that parks with part of
+    /// a request (a head still arriving, body bytes its parked app has not read) keeps an
+    /// exact-size copy of just those bytes (nginx's way). The scanner's offsets are relative to
+    /// the unconsumed input, so they stay valid.
+    pub(crate) fn return_buffer(&mut self, spare: &mut Vec<u8>) {
+        let kept = match self.input() {
+            [] => Vec::new(),
+            partial => partial.to_vec(),
+        };
+        *spare = std::mem::replace(&mut self.buf, kept);
+        spare.clear();
+        self.start = 0;
     }
 
     /// The unconsumed input.
@@ -455,6 +471,7 @@ impl Conn {
                 );
                 if let Some(source) = header.source {
                     self.peer = Peer::Tcp(source);
+                    self.spelled = None;
                 }
                 self.awaiting_proxy_header = false;
                 self.consume(header.len);

@@ -78,8 +78,6 @@ pub(super) fn park(
     io_timeout: Duration,
     slots: &Slots,
 ) {
-    // Ten thousand parked requests must not keep ten thousand 4 KiB head buffers.
-    conn.release_buffer_if_empty();
     set_deadline(conn, &mut parked, io_timeout);
     conn.parked = Some(Box::new(parked));
     slots.count_parked(true);
@@ -185,10 +183,6 @@ pub(super) fn resume(
             parked.call = Some(call);
             parked.body = transport.body;
             parked.wants_input = transport.wants_input;
-            if !parked.wants_input {
-                // Waiting for the app, not for body bytes: nothing to read into meanwhile.
-                conn.release_buffer_if_empty();
-            }
             set_deadline(conn, &mut parked, shared.config.io_timeout);
             conn.parked = Some(parked);
             After::Park

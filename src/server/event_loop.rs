@@ -62,9 +62,6 @@ fn listener_index(token: Token) -> Option<usize> {
 /// serving thread waits in `epoll_wait` before it looks at the stop flag again.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
-/// A keep-alive connection idle this long gives its read buffer back.
-const IDLE_BUFFER_AFTER: Duration = Duration::from_secs(1);
-
 /// After the graceful timeout cancelled the parked requests, how long their `close` may take
 /// on the serving threads before the process gives up on them too.
 const PARKED_CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -195,12 +192,6 @@ pub(crate) fn run(
         shared_loop.slots.cancel_parked(Cancel::TimedOut, Some(now));
         // Writes the summaries of repeated log lines whose window is over (crate::log_limit).
         log::logger().flush();
-        if let Some(idle_since) = now.checked_sub(IDLE_BUFFER_AFTER) {
-            let keep_alive = shared.config.keep_alive;
-            shared_loop
-                .slots
-                .release_idle_buffers(idle_since, keep_alive);
-        }
         if let Some(deadline) = stop_by {
             if shared_loop.slots.open() == 0 {
                 break;
@@ -365,11 +356,13 @@ fn pass_on(token: Token, shared_loop: &Loop) {
 fn serve(mut conn: Box<Conn>, shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) {
     let slots = &shared_loop.slots;
     loop {
+        conn.borrow_buffer(&mut scratch.read_buf);
         let after = if conn.parked.is_some() {
             deferred::resume(&mut conn, shared, slots, scratch)
         } else {
             serve::serve(&mut conn, shared, slots, scratch)
         };
+        conn.return_buffer(&mut scratch.read_buf);
         match after {
             After::Close => return slots.close(conn),
             After::Park => match slots.park(conn, shared, &shared_loop.epoll) {

@@ -7,7 +7,8 @@
 //!        └──── park: socket empty (registered on first park) ◀──┘
 //!   coordinator (the calling thread): deadlines, --timeout watch, accept retry, drain, join
 //! ```
-//! Idle keep-alive connections cost a slot and a buffer, not a thread; a slow client cannot
+//! Idle keep-alive connections cost a slot and their state, not a thread and not a read buffer
+//! (a serving thread lends its own to the connection it serves); a slow client cannot
 //! hold a thread while it sends its head (reads never wait); a blocking app call holds only its
 //! own thread while the others keep taking events. `serve` is the whole serving life of one
 //! process, so a worker process calls it as is.

@@ -48,6 +48,8 @@ pub(crate) struct ThreadScratch {
     pub(super) thread: usize,
     head: RequestHead,
     pub(super) buffers: Buffers,
+    /// The read buffer, lent to the connection this thread serves (`Conn::borrow_buffer`).
+    pub(super) read_buf: Vec<u8>,
 }
 
 /// What one exchange writes into, apart from the parsed head. A request that parks takes its
@@ -64,6 +66,7 @@ impl ThreadScratch {
     pub(crate) fn new(thread: usize) -> ThreadScratch {
         ThreadScratch {
             thread,
+            read_buf: Vec::with_capacity(super::conn::HEAD_READ),
             ..ThreadScratch::default()
         }
     }
@@ -171,6 +174,7 @@ fn serve_one(
     let started = logging::access_log().and_then(|log| log.start());
     let config = &shared.config;
     let peer = conn.peer();
+    let spelled = conn.spelled_addrs().clone();
     let buf = conn.input().get(..head_len).unwrap_or_default();
     let method = head.method(buf);
     let target = match parse_target(method, head.target(buf)) {
@@ -210,6 +214,8 @@ fn serve_one(
         url_scheme: client.scheme,
         strip_forwarding: client.strip_forwarding,
         flags,
+        // A client a trusted proxy named is spelled afresh.
+        spelled: (client.remote == peer).then_some(&spelled),
     });
     if let Some(statics) = &config.statics {
         // Whatever follows an unread request body cannot be told from it: close after.

@@ -20,8 +20,8 @@ pub(crate) fn refuse(
     match kind(py, callable) {
         Ok(Some(kind)) => Err(format!(
             "{target} is an ASGI app ({kind}, called as (scope, receive, send)), not a WSGI app \
-             (application(environ, start_response)): the WSGI bridge does not serve ASGI apps \
-             yet; serve it with an ASGI server (uvicorn {target}) or name the app's WSGI callable"
+             (application(environ, start_response)): serve it with the ASGI bridge, \
+             `webserver asgi:app {target}`, or name the app's WSGI callable"
         )),
         // Not recognisably ASGI (or `inspect` failed): served as WSGI, as before.
         Ok(None) | Err(_) => Ok(()),

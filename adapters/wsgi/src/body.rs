@@ -12,7 +12,7 @@
 //! the GIL is held anyway, and is closed in the `next` that finds it exhausted, in that same GIL
 //! hold: a one-chunk body takes the GIL twice per request (`call`, the last `next`) instead of
 //! four times (`call`, two `next`, `close`). Every GIL hand-over between serving threads costs a
-//! turn in the GIL's line (see [`crate::python_thread`]). Pulling the first item early delays no
+//! turn in the GIL's line (see [`python_embed::python_thread`]). Pulling the first item early delays no
 //! block (PEP 3333 forbids that): it is handed to the server in the very next `next`.
 
 use crate::exchange::Exchange;

@@ -2,58 +2,14 @@
 //! from the app arguments (`webserver wsgi:app flaskapp:app [--venv PATH]`) or, when the server
 //! passes none, from the environment (`WEBSERVER_WSGI_APP`, `VIRTUAL_ENV`).
 
+use python_embed::target::{flag_value, venv_or_env, VENV_FLAG};
+pub(crate) use python_embed::target::{Target, VENV_ENV};
 use std::path::PathBuf;
 
 /// Names the WSGI target when no app argument does (for servers without app arguments).
 pub(crate) const APP_ENV: &str = "WEBSERVER_WSGI_APP";
-/// The variable `source venv/bin/activate` sets; Python users expect it to choose the packages.
-pub(crate) const VENV_ENV: &str = "VIRTUAL_ENV";
-/// The app argument naming a virtualenv (`--venv PATH` or `--venv=PATH`).
-const VENV_FLAG: &str = "--venv";
-
-/// `module:callable`, as the article's `webserver2.py` takes it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Target {
-    /// A module name for `importlib.import_module` (dotted names allowed).
-    pub(crate) module: String,
-    /// An attribute of the module; dots walk into nested attributes (`pkg.mod:obj.app`).
-    pub(crate) callable: String,
-}
-
-impl Target {
-    /// Parses `module:callable`; `module` alone means its `application` attribute (PEP 3333's and
-    /// Django's conventional name).
-    pub(crate) fn parse(spec: &str) -> Result<Target, String> {
-        let (module, callable) = match spec.split_once(':') {
-            Some((m, c)) => (m.trim(), c.trim()),
-            None => (spec.trim(), "application"),
-        };
-        let valid = |s: &str, dotted: bool| {
-            !s.is_empty()
-                && s.split('.').all(|part| {
-                    !part.is_empty()
-                        && !part.starts_with(|c: char| c.is_ascii_digit())
-                        && part.chars().all(|c| c == '_' || c.is_alphanumeric())
-                })
-                && (dotted || !s.contains('.'))
-        };
-        if !valid(module, true) || !valid(callable, true) {
-            return Err(format!(
-                "'{spec}' is not a WSGI target: give module:callable, e.g. flaskapp:app"
-            ));
-        }
-        Ok(Target {
-            module: module.to_owned(),
-            callable: callable.to_owned(),
-        })
-    }
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.module, self.callable)
-    }
-}
+/// The example in error messages: the article's.
+const EXAMPLE: &str = "flaskapp:app";
 
 /// Everything `init` needs to start Python and find the app.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,16 +31,8 @@ impl Config {
         let mut venv = None;
         let mut words = args.iter();
         while let Some(word) = words.next() {
-            if let Some(path) = word.strip_prefix(VENV_FLAG) {
-                let path = match path.strip_prefix('=') {
-                    Some(p) => p.to_owned(),
-                    None if path.is_empty() => words
-                        .next()
-                        .ok_or("--venv needs a path: --venv PATH")?
-                        .clone(),
-                    None => return Err(unknown_arg(word)),
-                };
-                venv = Some(PathBuf::from(path));
+            if let Some(path) = flag_value(word, VENV_FLAG, &mut words) {
+                venv = Some(PathBuf::from(path?));
             } else if word.starts_with('-') {
                 return Err(unknown_arg(word));
             } else if target.is_some() {
@@ -92,13 +40,13 @@ impl Config {
                     "one WSGI target only: '{word}' follows another (give module:callable once)"
                 ));
             } else {
-                target = Some(Target::parse(word)?);
+                target = Some(Target::parse(word, "WSGI", EXAMPLE)?);
             }
         }
         let target = match target {
             Some(t) => t,
             None => match env(APP_ENV).filter(|s| !s.trim().is_empty()) {
-                Some(spec) => Target::parse(&spec)?,
+                Some(spec) => Target::parse(&spec, "WSGI", EXAMPLE)?,
                 None => {
                     return Err(format!(
                         "no WSGI app named: run `webserver wsgi:app module:callable` \
@@ -107,13 +55,7 @@ impl Config {
                 }
             },
         };
-        let (venv, venv_from) = match venv {
-            Some(venv) => (Some(venv), VENV_FLAG),
-            None => (
-                env(VENV_ENV).filter(|s| !s.is_empty()).map(PathBuf::from),
-                VENV_ENV,
-            ),
-        };
+        let (venv, venv_from) = venv_or_env(venv, env);
         Ok(Config {
             target,
             venv,
@@ -172,7 +114,7 @@ mod tests {
             (&[][..], "webserver wsgi:app module:callable"),
             (&["flask app:x"][..], "not a WSGI target"),
             (&["a:b", "c:d"][..], "one WSGI target only"),
-            (&["a:b", "--venv"][..], "--venv needs a path"),
+            (&["a:b", "--venv"][..], "--venv needs a value"),
             (&["a:b", "--workers"][..], "unknown argument '--workers'"),
             (&["1mod:app"][..], "not a WSGI target"),
         ] {

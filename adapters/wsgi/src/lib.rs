@@ -26,17 +26,14 @@ mod body_errors;
 mod config;
 mod environ;
 mod exchange;
-mod hop_by_hop;
 mod init_args;
 mod input;
 mod interpreter;
 mod python_output;
-mod python_thread;
 mod source_pin;
 mod start_response;
 mod startup;
 mod streams;
-mod turnstile;
 
 use app_abi::raw::{
     WsApp, WsBody, WsInit, WsRequest, WS_ABI_MAJOR, WS_ABI_MINOR, WS_APP_MAGIC, WS_ERR_APP,
@@ -45,6 +42,7 @@ use app_abi::raw::{
 use app_abi::{Logger, Request};
 use core::ffi::c_void;
 use pyo3::prelude::*;
+use python_embed::python_thread;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! PEP 3333's `start_response(status, response_headers, exc_info=None)` and the `write` callable
 //! it returns. Status and headers must be `str` (PEP 3333's "native strings") holding latin-1 text;
 //! anything else raises in the app with a message saying which rule was broken, and a response
-//! never started becomes the server's 500. Hop-by-hop headers are dropped ([`crate::hop_by_hop`]).
+//! never started becomes the server's 500. Hop-by-hop headers are dropped ([`python_embed::hop_by_hop`]).
 
 // PyO3 0.22's #[pymethods] expansion converts PyErr into itself, outside any item an `allow`
 // could be put on (a clippy false positive).
@@ -120,7 +120,7 @@ impl StartResponse {
             let value = latin1(&pair.get_item(1)?, "a header value")?;
             owned.push((name, value));
         }
-        let close = crate::hop_by_hop::drop_from(&mut owned, &self.exchange);
+        let close = python_embed::hop_by_hop::drop_from(&mut owned, self.exchange.logger(), true);
         let flags = if close {
             flags | WS_RESPONSE_CLOSE
         } else {

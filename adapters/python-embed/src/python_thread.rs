@@ -86,7 +86,7 @@ impl Drop for KeptThreadState {
 /// `Python::with_gil` for the bridge's entry points: keeps this thread's Python thread state from
 /// the first call on, and takes the GIL in turn with the other serving threads (see the module
 /// docs). Only call it after `init` started Python.
-pub(crate) fn with_gil<F, R>(f: F) -> R
+pub fn with_gil<F, R>(f: F) -> R
 where
     F: for<'py> FnOnce(Python<'py>) -> R,
 {
@@ -95,7 +95,7 @@ where
 
 /// [`with_gil`] for a request that already had its turn (its body's `next` and `close`): takes
 /// the GIL without lining up again.
-pub(crate) fn with_gil_continuing<F, R>(f: F) -> R
+pub fn with_gil_continuing<F, R>(f: F) -> R
 where
     F: for<'py> FnOnce(Python<'py>) -> R,
 {

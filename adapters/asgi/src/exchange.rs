@@ -1,0 +1,450 @@
+//! One request between the server and the app's coroutine: the state both sides share
+//! ([`Shared`]), its Python handle that `receive` and `send` call on the loop thread ([`Channel`]),
+//! and the deferred body the server pulls on its serving threads ([`Body`]).
+//!
+//! Locking: the loop thread holds the GIL and then takes a request's lock; a serving thread never
+//! takes the GIL while holding it (what it must hand to Python, a future to resume, it takes out
+//! of the state first).
+//!
+//! Flow control, both ways:
+//! - Request body: bytes are read only when the app awaits `receive()` (one `try_read` of up to
+//!   [`READ_CHUNK`] bytes per call, on the serving thread the server calls `next` on), so a slow
+//!   app slows the uploader and a fast uploader never grows memory; while no byte is buffered the
+//!   request is parked without a thread until the server sees more arrive.
+//! - Response body: `send()` queues the chunk and returns; past [`SEND_HIGH_WATER`] bytes queued it
+//!   waits until the server took them (the server sends each chunk before asking for the next, and
+//!   parks the request while the client is not reading), so a slow client slows the app.
+
+// PyO3 0.22's #[pymethods] expansion converts PyResult's error into itself.
+#![allow(clippy::useless_conversion)]
+
+use crate::runtime::Runtime;
+use app_abi::{BodyIo, DeferredBody, Logger, Next, TryRead, Waker};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Response bytes queued before `send()` waits for the server to take them.
+const SEND_HIGH_WATER: usize = 64 * 1024;
+/// The most request-body bytes one `receive()` returns.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// `http.response.start`, until the server's `next` hands it to the host.
+struct Head {
+    status: u16,
+    headers: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+#[derive(Default)]
+struct State {
+    // The response, as the app sends it.
+    head: Option<Head>,
+    /// `http.response.start` was sent.
+    started: bool,
+    chunks: VecDeque<Vec<u8>>,
+    /// Bytes in `chunks`.
+    queued: usize,
+    /// `http.response.body` with `more_body` false was sent.
+    complete: bool,
+    /// The app's coroutine ended (returned, raised or was cancelled).
+    finished: bool,
+    /// The app failed: `next` answers an error (500 if nothing was sent, else the connection is
+    /// cut).
+    failed: bool,
+    /// The server closed the body: the response is over (sent, client gone or `--timeout`).
+    closed: bool,
+    // The request body, as the server reads it.
+    body_in: VecDeque<Vec<u8>>,
+    /// The host said the body is complete.
+    body_end: bool,
+    /// `receive()` returned the last `http.request` (`more_body` false).
+    end_told: bool,
+    /// The request body failed (client gone, malformed, too large): the server answers the
+    /// client; `receive()` says `http.disconnect`.
+    body_failed: bool,
+    /// A `receive()` waits for body bytes: the next `next` reads.
+    body_wanted: bool,
+    /// The future a waiting `receive()` awaits.
+    receive_waiter: Option<PyObject>,
+    /// The future a `send()` past the high-water mark awaits.
+    send_waiter: Option<PyObject>,
+}
+
+/// What the server and the app's coroutine share for one request.
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    waker: Waker,
+    logger: Logger,
+    label: Arc<str>,
+}
+
+impl Shared {
+    /// `body_empty`: the request has no body (no Content-Length, or 0, and not chunked), so the
+    /// first `receive()` answers at once.
+    pub(crate) fn new(waker: Waker, logger: Logger, label: Arc<str>, body_empty: bool) -> Shared {
+        Shared {
+            state: Mutex::new(State {
+                body_end: body_empty,
+                ..State::default()
+            }),
+            waker,
+            logger,
+            label,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Every update leaves the state consistent: a panic elsewhere cannot have torn it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The Python side's handle on a request (`chan` in `bridge.py`).
+#[pyclass]
+pub(crate) struct Channel {
+    shared: Arc<Shared>,
+    /// The asyncio task running the app, for a cancel when the request ends first.
+    #[pyo3(get, set)]
+    task: Option<PyObject>,
+}
+
+impl Channel {
+    pub(crate) fn new(shared: Arc<Shared>) -> Channel {
+        Channel { shared, task: None }
+    }
+}
+
+/// What `receive()` returns now.
+enum Event {
+    Body(Vec<u8>, bool),
+    Disconnect,
+}
+
+#[pymethods]
+impl Channel {
+    /// The next `receive()` event, or `None` after registering `fut` to be resumed when there is
+    /// one.
+    fn receive(&self, py: Python<'_>, fut: PyObject) -> PyResult<Option<PyObject>> {
+        let event = {
+            let mut st = self.shared.state();
+            if let Some(chunk) = st.body_in.pop_front() {
+                let more = !(st.body_end && st.body_in.is_empty());
+                st.end_told = !more;
+                Some(Event::Body(chunk, more))
+            } else if st.body_end && !st.end_told {
+                st.end_told = true;
+                Some(Event::Body(Vec::new(), false))
+            } else if st.closed || st.body_failed {
+                Some(Event::Disconnect)
+            } else {
+                st.receive_waiter = Some(fut);
+                if !st.body_end {
+                    st.body_wanted = true;
+                    drop(st);
+                    self.shared.waker.wake();
+                }
+                None
+            }
+        };
+        let Some(event) = event else { return Ok(None) };
+        let dict = PyDict::new_bound(py);
+        match event {
+            Event::Body(bytes, more) => {
+                dict.set_item("type", "http.request")?;
+                dict.set_item("body", PyBytes::new_bound(py, &bytes))?;
+                dict.set_item("more_body", more)?;
+            }
+            Event::Disconnect => dict.set_item("type", "http.disconnect")?,
+        }
+        Ok(Some(dict.into_any().unbind()))
+    }
+
+    /// One `send(message)`; true when the caller should wait ([`Channel::wait_send`]).
+    fn send(&self, message: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let kind: String = message.get_item("type")?.extract()?;
+        match kind.as_str() {
+            "http.response.start" => {
+                let status: u16 = message.get_item("status")?.extract().map_err(|_| {
+                    PyValueError::new_err("http.response.start: status must be an int 100-599")
+                })?;
+                let headers = match message.get_item("headers") {
+                    Ok(h) => header_pairs(&h)?,
+                    Err(_) => Vec::new(),
+                };
+                let mut st = self.shared.state();
+                if st.closed {
+                    return Ok(false);
+                }
+                if st.started {
+                    return Err(PyRuntimeError::new_err(
+                        "http.response.start sent twice: the response already started",
+                    ));
+                }
+                st.started = true;
+                st.head = Some(Head { status, headers });
+            }
+            "http.response.body" => {
+                let body: Vec<u8> = match message.get_item("body") {
+                    Ok(b) => b.extract().map_err(|_| {
+                        PyTypeError::new_err("http.response.body: body must be bytes")
+                    })?,
+                    Err(_) => Vec::new(),
+                };
+                let more = match message.get_item("more_body") {
+                    Ok(m) => m.is_truthy()?,
+                    Err(_) => false,
+                };
+                let mut st = self.shared.state();
+                if st.closed {
+                    // The client is gone or the response was cut: nothing to send it to.
+                    return Ok(false);
+                }
+                if !st.started {
+                    return Err(PyRuntimeError::new_err(
+                        "http.response.body before http.response.start",
+                    ));
+                }
+                if st.complete {
+                    return Err(PyRuntimeError::new_err(
+                        "http.response.body after the response completed (more_body was false)",
+                    ));
+                }
+                st.queued += body.len();
+                if !body.is_empty() {
+                    st.chunks.push_back(body);
+                }
+                st.complete = !more;
+                let wait = st.queued > SEND_HIGH_WATER;
+                drop(st);
+                self.shared.waker.wake();
+                return Ok(wait);
+            }
+            other => {
+                return Err(PyRuntimeError::new_err(format!(
+                    "unexpected ASGI message {other:?} for an http request: send \
+                     http.response.start, then http.response.body"
+                )))
+            }
+        }
+        self.shared.waker.wake();
+        Ok(false)
+    }
+
+    /// Registers `fut` to be resumed when the server took the queued bytes; false if it already
+    /// did (or the response is over).
+    fn wait_send(&self, fut: PyObject) -> bool {
+        let mut st = self.shared.state();
+        if st.closed || st.queued <= SEND_HIGH_WATER {
+            return false;
+        }
+        st.send_waiter = Some(fut);
+        true
+    }
+
+    /// The app's coroutine ended: with the formatted exception it raised, or `None`.
+    #[pyo3(signature = (error))]
+    fn finish(&self, error: Option<String>) {
+        let shared = &self.shared;
+        let mut st = shared.state();
+        st.finished = true;
+        // An exception is logged even when the response is over: Starlette answers 500 itself and
+        // then re-raises, often after the server closed the response (uvicorn logs it too). A
+        // cancel (the request ended first) arrives as `None`.
+        let message = match error {
+            Some(tb) => Some(format!("ASGI app {} raised:\n{tb}", shared.label)),
+            None if st.closed || st.complete => None,
+            None if !st.started => Some(format!(
+                "ASGI app {} returned without starting a response (no http.response.start)",
+                shared.label
+            )),
+            None => Some(format!(
+                "ASGI app {} returned before completing its response (the last \
+                 http.response.body had more_body true)",
+                shared.label
+            )),
+        };
+        if message.is_some() && !st.complete {
+            st.failed = true;
+        }
+        drop(st);
+        if let Some(message) = message {
+            shared.logger.error(&message);
+        }
+        shared.waker.wake();
+    }
+}
+
+/// ASGI headers (an iterable of `[name, value]` byte strings) as owned pairs.
+fn header_pairs(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Vec<u8>, Vec<u8>)>> {
+    let bad = || {
+        PyTypeError::new_err(
+            "http.response.start: headers must be an iterable of [name, value] byte strings",
+        )
+    };
+    let mut pairs = Vec::new();
+    for pair in headers.iter()? {
+        let pair = pair?;
+        let name: Vec<u8> = pair.get_item(0)?.extract().map_err(|_| bad())?;
+        let value: Vec<u8> = pair.get_item(1)?.extract().map_err(|_| bad())?;
+        pairs.push((name, value));
+    }
+    Ok(pairs)
+}
+
+/// What `next` does after looking at the state (decided under the lock, done without it).
+enum Step {
+    Start(Head),
+    Chunk(Vec<u8>, Option<PyObject>),
+    Read,
+    End,
+    Pending,
+    Error,
+}
+
+/// The deferred body the server pulls for one request.
+pub(crate) struct Body {
+    shared: Arc<Shared>,
+    chan: Py<Channel>,
+    runtime: Arc<Runtime>,
+    head_sent: bool,
+    /// The chunk last returned: the server's until the next `next` or the drop.
+    current: Vec<u8>,
+}
+
+impl Body {
+    pub(crate) fn new(shared: Arc<Shared>, chan: Py<Channel>, runtime: Arc<Runtime>) -> Body {
+        Body {
+            shared,
+            chan,
+            runtime,
+            head_sent: false,
+            current: Vec::new(),
+        }
+    }
+
+    fn step(&self) -> Step {
+        let mut st = self.shared.state();
+        let read = st.body_wanted && !st.body_end && !st.body_failed;
+        if !self.head_sent {
+            return match st.head.take() {
+                Some(head) => Step::Start(head),
+                None if st.failed => Step::Error,
+                None if read => Step::Read,
+                None => Step::Pending,
+            };
+        }
+        if let Some(chunk) = st.chunks.pop_front() {
+            st.queued -= chunk.len();
+            let waiter = if st.queued <= SEND_HIGH_WATER {
+                st.send_waiter.take()
+            } else {
+                None
+            };
+            return Step::Chunk(chunk, waiter);
+        }
+        if st.complete {
+            Step::End
+        } else if st.failed {
+            Step::Error
+        } else if read {
+            Step::Read
+        } else {
+            Step::Pending
+        }
+    }
+
+    /// One `try_read` for a waiting `receive()`; `false`: nothing buffered, park.
+    fn read(&self, io: &mut BodyIo<'_>) -> bool {
+        let mut buf = vec![0u8; READ_CHUNK];
+        let outcome = io.try_read(&mut buf);
+        let mut st = self.shared.state();
+        match outcome {
+            TryRead::Pending => return false,
+            TryRead::Data(n) => {
+                buf.truncate(n);
+                st.body_in.push_back(buf);
+            }
+            TryRead::End => st.body_end = true,
+            TryRead::Failed(_) => st.body_failed = true,
+        }
+        st.body_wanted = false;
+        let waiter = st.receive_waiter.take();
+        drop(st);
+        if let Some(fut) = waiter {
+            self.runtime.resume(fut);
+        }
+        true
+    }
+}
+
+impl DeferredBody for Body {
+    fn next<'s>(&'s mut self, io: &mut BodyIo<'_>) -> Next<'s> {
+        loop {
+            match self.step() {
+                Step::Start(mut head) => {
+                    python_embed::hop_by_hop::drop_from(
+                        &mut head.headers,
+                        self.shared.logger,
+                        false,
+                    );
+                    let headers = head.headers.iter().map(|(n, v)| (&n[..], &v[..]));
+                    if let Err(err) = io.start_response(head.status, "", headers) {
+                        self.shared.logger.error(&format!(
+                            "ASGI app {} sent a response head the server refused ({err}): the \
+                             status must be 100-599, header names tokens and values without \
+                             CR/LF/NUL",
+                            self.shared.label
+                        ));
+                        self.shared.state().failed = true;
+                        return Next::Error;
+                    }
+                    self.head_sent = true;
+                }
+                Step::Chunk(chunk, waiter) => {
+                    if let Some(fut) = waiter {
+                        self.runtime.resume(fut);
+                    }
+                    self.current = chunk;
+                    return Next::Chunk(&self.current);
+                }
+                Step::Read => {
+                    if !self.read(io) {
+                        return Next::Pending;
+                    }
+                }
+                Step::End => return Next::End,
+                Step::Pending => return Next::Pending,
+                Step::Error => return Next::Error,
+            }
+        }
+    }
+}
+
+impl Drop for Body {
+    /// The header's `close`: the response is over. A coroutine still waiting is resumed (its
+    /// `receive()` then says `http.disconnect`), and one that had not completed its response
+    /// (client gone, `--timeout`, a drain that ran out of time) is cancelled; one that completed
+    /// it runs on (Starlette's background tasks run after the response).
+    fn drop(&mut self) {
+        let (receiver, sender, cancel) = {
+            let mut st = self.shared.state();
+            st.closed = true;
+            (
+                st.receive_waiter.take(),
+                st.send_waiter.take(),
+                !st.finished && !st.complete,
+            )
+        };
+        if receiver.is_none() && sender.is_none() && !cancel {
+            return;
+        }
+        for fut in receiver.into_iter().chain(sender) {
+            self.runtime.resume(fut);
+        }
+        if cancel {
+            self.runtime.cancel(&self.chan);
+        }
+    }
+}

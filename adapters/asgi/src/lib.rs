@@ -1,0 +1,99 @@
+//! `libasgi.so`: a webserver app that embeds CPython and serves an ASGI application —
+//! `webserver asgi:app main:app` serves what `uvicorn main:app` serves (FastAPI, Starlette, any
+//! ASGI 3 or ASGI 2 app), on this server's workers, threads and hot swap.
+//!
+//! How it runs (ABI 1.1 deferred responses; see `app-abi/include/webserver_app.h`):
+//! - `init` starts Python with the app's virtualenv, imports `module:callable` (a WSGI app is
+//!   refused with the command that serves it), starts one event loop on its own thread (uvloop
+//!   when installed, `--loop` to choose) and runs the lifespan startup: the worker reports ready
+//!   only after it, and a failing startup fails `init` with one line.
+//! - `call` builds the `http` scope ([`scope`]), schedules the app's coroutine on the loop and
+//!   returns a deferred body at once: no serving thread waits for the app.
+//! - The coroutine's `receive` and `send` meet the server in the request's shared state
+//!   ([`exchange`]): `send` queues and wakes the request (its waker), and the server's next `next`
+//!   starts the response and returns the chunks; `receive` asks for body bytes, which `next` reads
+//!   without waiting.
+//! - `shutdown` runs the lifespan shutdown, stops the loop and joins its thread.
+//!
+//! Written against app-abi's safe layer: its `export_app!` keeps panics from crossing the ABI.
+
+mod config;
+mod exchange;
+mod runtime;
+mod scope;
+
+use app_abi::{export_app, App, InitContext, Request, Response};
+use exchange::{Body, Channel, Shared};
+use pyo3::prelude::*;
+use python_embed::python_thread::with_gil;
+use runtime::Runtime;
+use std::sync::Arc;
+
+/// The app state: the worker's loop and app.
+struct AsgiApp {
+    runtime: Arc<Runtime>,
+    /// `module:callable`, for log lines.
+    label: Arc<str>,
+}
+
+impl App for AsgiApp {
+    fn init(ctx: &InitContext<'_>) -> Result<Self, String> {
+        ctx.require_abi_1_1()?;
+        let args: Vec<String> = ctx
+            .args()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let config = config::Config::from_args_and_env(&args, |k| std::env::var(k).ok())?;
+        python_embed::interpreter::start(config.venv.as_deref())?;
+        let runtime = Runtime::start(&config, ctx.logger())?;
+        Ok(AsgiApp {
+            runtime: Arc::new(runtime),
+            label: Arc::from(config.target.to_string()),
+        })
+    }
+
+    fn call(&self, req: &mut Request<'_>) -> Response {
+        let Some(waker) = req.waker() else {
+            req.error("ASGI bridge: the server gave no waker for this request");
+            return Response::new(500);
+        };
+        let logger = req.logger();
+        let runtime = &self.runtime;
+        let started = with_gil(|py| {
+            let state = runtime.state.bind(py);
+            let (scope, body_empty) = scope::build(py, req, runtime.asgi_version, state)?;
+            let shared = Arc::new(Shared::new(
+                waker,
+                logger,
+                Arc::clone(&self.label),
+                body_empty,
+            ));
+            let chan = Py::new(py, Channel::new(Arc::clone(&shared)))?;
+            runtime.spawn(py, &scope, &chan)?;
+            Ok::<_, PyErr>((shared, chan))
+        });
+        match started {
+            Ok((shared, chan)) => {
+                Response::deferred(Body::new(shared, chan, Arc::clone(&self.runtime)))
+            }
+            Err(err) => {
+                logger.error(&format!(
+                    "ASGI bridge: cannot start {} for this request: {err}",
+                    self.label
+                ));
+                Response::new(500)
+            }
+        }
+    }
+
+    fn shutdown(&self) {
+        self.runtime.stop();
+    }
+}
+
+export_app!(
+    app,
+    AsgiApp,
+    name = "asgi",
+    version = env!("CARGO_PKG_VERSION")
+);

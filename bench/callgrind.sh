@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# callgrind.sh — instructions per request in the worker, for one kept-alive client.
+#
+# Usage:  bench/callgrind.sh [N]        (N requests, default 20000; release build expected)
+# Starts `webserver -w 1 --threads 1` on the hello app under `valgrind --tool=callgrind
+# --trace-children=yes` (the worker is traced too), warms up with 500 requests, zeroes the
+# worker's counters (`vgdb --pid=WORKER zero`), runs bench/keepalive_loop.py (N sequential
+# requests on one connection), dumps (`vgdb ... dump`) and prints the worker's
+# instructions divided by N. Instruction counts do not depend on how busy the machine is, so
+# this is the number to compare commits by; wall-clock figures are bench/run.sh's.
+# Env: PORT (18990) BIN (target/release/webserver) APP (target/release/libhello.so:app)
+#      OUT_DIR (a fresh /tmp directory; the callgrind.out files stay there for callgrind_annotate)
+#      EXTRA (more webserver options, e.g. "--access-log -")
+set -euo pipefail
+N="${1:-20000}"
+PORT="${PORT:-18990}"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN="${BIN:-$ROOT/target/release/webserver}"
+APP="${APP:-$ROOT/target/release/libhello.so:app}"
+OUT_DIR="${OUT_DIR:-$(mktemp -d /tmp/webserver-callgrind.XXXXXX)}"
+mkdir -p "$OUT_DIR"
+command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind is not installed" >&2; exit 2; }
+# shellcheck disable=SC2086
+valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$OUT_DIR/callgrind.out.%p" \
+  "$BIN" -b "127.0.0.1:$PORT" -w 1 --threads 1 ${EXTRA:-} "$APP" >"$OUT_DIR/server.log" 2>&1 &
+MASTER=$!
+trap 'kill -TERM "$MASTER" 2>/dev/null; wait "$MASTER" 2>/dev/null || true' EXIT
+for _ in $(seq 1 600); do
+  curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$PORT/" && break
+  sleep 0.2
+done
+WORKER=$(pgrep -P "$MASTER" | head -1)
+[[ -n "$WORKER" ]] || { echo "callgrind.sh: no worker under master $MASTER" >&2; exit 1; }
+python3 "$ROOT/bench/keepalive_loop.py" "$PORT" 500
+# vgdb, not callgrind_control: the worker sets its process title, which callgrind_control
+# does not recognise as a valgrind process.
+vgdb --pid="$WORKER" zero >/dev/null
+python3 "$ROOT/bench/keepalive_loop.py" "$PORT" "$N"
+vgdb --pid="$WORKER" dump >/dev/null
+sleep 1
+DUMP=$(ls -t "$OUT_DIR"/callgrind.out."$WORKER"* | grep -v "callgrind.out.$WORKER\$" | head -1)
+[[ -n "$DUMP" ]] || { echo "callgrind.sh: the worker wrote no dump (see $OUT_DIR/server.log)" >&2; exit 1; }
+IR=$(awk '/^summary:|^totals:/ {print $2; exit}' "$DUMP")
+echo "worker $WORKER: $IR instructions for $N requests: $(( IR / N )) per request ($DUMP)"
