@@ -275,3 +275,49 @@ fn check_probes_the_app_in_the_sandbox() {
     assert_eq!(open.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("sandbox: off"), "{stdout}");
 }
+
+/// A C app: the same refusals, and no raw socket (no CAP_NET_RAW left, even as root).
+#[test]
+fn a_c_app_is_refused_files_outside_its_paths_and_raw_sockets() {
+    let layout = layout();
+    let mut target = fixture("sandbox_probe").into_os_string();
+    target.push(":app");
+    let start = |sandbox: &str| {
+        server(target.clone())
+            .cwd(&layout.cwd)
+            .args(["--sandbox", sandbox])
+            .start()
+    };
+    let server = start("on");
+    let ask = |server: &Server, what: &str| {
+        let resp = server.get(what);
+        assert_eq!(resp.status, 200, "{}", server.stderr());
+        resp.text().trim().to_owned()
+    };
+    // Not a file of `layout`: the C library is built beside it (target/c-apps), and the
+    // library's directory is readable.
+    let outside = "/read?/etc/shadow";
+    let library_dir = fixture("sandbox_probe").parent().unwrap().to_owned();
+    let in_library_dir = format!("/write?{}", library_dir.join("sandbox-probe").display());
+    assert_eq!(
+        ask(
+            &server,
+            &format!("/read?{}", layout.cwd.join("file").display())
+        ),
+        "ok"
+    );
+    // EPERM: socket(2) checks the capability.
+    assert_eq!(ask(&server, "/socket"), "errno 1");
+    if serving_line(&server).contains("landlock ABI") {
+        assert_eq!(ask(&server, outside), REFUSED);
+        assert_eq!(ask(&server, &in_library_dir), REFUSED);
+    }
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        // The same requests without the sandbox: the kernel lets root do all of it.
+        let open = start("off");
+        assert_eq!(ask(&open, "/socket"), "ok");
+        assert_eq!(ask(&open, outside), "ok");
+    }
+}
