@@ -5,12 +5,17 @@
 //! the user for good, supplementary groups included, before it loads the app: no app code ever
 //! runs as root when `--user` is given.
 //!
-//! A worker cannot create a file where only root may, so the master hands the files workers
-//! reopen to the user: the log files (at startup and on every USR1, before the workers are told
-//! to reopen) and the unix socket files it listens on (gunicorn does the same).
+//! A worker cannot create a file where only root may (nor, in the sandbox, anywhere but
+//! `--sandbox-write`), so the master creates the log files workers reopen (at startup and on
+//! every USR1, before the workers are told to reopen) and hands them to the user, with the unix
+//! socket files it listens on (gunicorn does the same).
 //!
 //! The worker gets numbers, never names (`--run-as UID:GID:GROUPS`): it does not consult the
 //! user database, and every worker of every generation gets the identity the master resolved.
+//!
+//! What else a worker gives up before the app's init: `sandbox.rs` (`--sandbox`, `--seccomp`);
+//! the resources it may use: `limits.rs` (`--limit-*`). The system calls are in
+//! `crate::sys::privilege` and `crate::sys::seccomp`.
 
 use std::fmt;
 use std::io;
