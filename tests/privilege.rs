@@ -234,3 +234,27 @@ fn a_unix_socket_listener_serves_and_is_the_users() {
     assert_eq!((meta.uid(), meta.gid()), (NOBODY, NOBODY));
     assert_runs_as(workers(&server, 1)[0], NOBODY, NOBODY);
 }
+
+/// A master that is not root may name itself (nothing changes) but no other user.
+#[test]
+fn a_master_that_is_not_root_may_not_name_another_user() {
+    if !is_root() {
+        return;
+    }
+    let as_nobody = |user: &str| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(webserver_exe())
+            .args(["--user", user, "-b", "127.0.0.1:0"])
+            .arg(format!("{}:app", sample_app("hello").display()))
+            .env("RUST_LOG", "off")
+            .output()
+    };
+    let Ok(refused) = as_nobody("root") else {
+        eprintln!("skipped: no setpriv (util-linux)");
+        return;
+    };
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("only a master started as root"), "{stderr}");
+}

@@ -144,8 +144,12 @@ impl PrivilegeArgs {
         };
         let run_as = RunAs { uid, gid, groups };
         let me = sys::effective_uid();
-        if me != 0 && (uid != me || gid != sys::effective_gid()) {
-            return Err(PrivilegeError::NotRoot { uid: me });
+        if me != 0 {
+            if uid != me || gid != sys::effective_gid() {
+                return Err(PrivilegeError::NotRoot { uid: me });
+            }
+            // Already that user: nothing to change (and no right to set groups).
+            return Ok(None);
         }
         log::info!("workers run as uid {uid}, gid {gid}");
         Ok(Some(run_as))
