@@ -10,7 +10,9 @@
 #      master never reads a half-written file;
 #   3. SIGHUP the master (pid from PIDFILE);
 #   4. wait (up to $HOT_SWAP_TIMEOUT seconds, default 60) for PIDFILE.status to report the new
-#      generation: `ready G HASH` (exit 0) or `failed G MESSAGE` (printed; exit 1). On failure, or
+#      generation: `ready G HASH` (exit 0) or `failed G MESSAGE` (printed; exit 1). A master
+#      started with --canary says `canary G HASH SECS` first: the wait is extended by the SECS
+#      of its window, and a canary rolled back is a `failed` like any other. On failure, or
 #      when no outcome arrives, the previous LIVE.so is put back (atomically, and said on stderr),
 #      so a restart or `--reload` never picks up the refused library; the old generation keeps
 #      serving throughout.
@@ -99,6 +101,7 @@ kill -HUP "$pid"
 
 # 4. Wait for the outcome of a newer generation.
 end=$(( $(date +%s) + timeout ))
+judged=
 while :; do
     line=$(head -n 1 "$status_file" 2>/dev/null || true)
     set -- $line
@@ -114,6 +117,13 @@ while :; do
                 echo "hot-swap: $line" >&2
                 restore
                 exit 1
+                ;;
+            canary)
+                if [ "$judged" != "$gen" ]; then
+                    judged=$gen
+                    echo "hot-swap: $line (a canary, judged after ${4:-0}s)"
+                    end=$(( end + ${4:-0} ))
+                fi
                 ;;
         esac
     fi

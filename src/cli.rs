@@ -33,10 +33,11 @@ use crate::supervisor::probe::{Expect, ProbeTarget};
 /// `webserver myapp:app --config app.toml` (options for webserver go before LIB:SYMBOL: this
 /// --config is the app's).
 ///
-/// Signals to the master: HUP hot-swaps the app library (a failed swap keeps the old one
-/// serving), TERM/INT stop gracefully, QUIT stops at once, TTIN/TTOU add/remove a worker, USR1 reopens
-/// the log files (logrotate); USR2 and WINCH (gunicorn's binary upgrade and worker stop) are
-/// logged and ignored.
+/// Signals to the master: HUP hot-swaps the app library, re-reading --config (a failed swap
+/// keeps the old one serving; with --canary it is tried on a few workers first), TERM/INT stop
+/// gracefully, QUIT stops at once, TTIN/TTOU add/remove a worker, USR1 reopens the log files
+/// (logrotate); USR2 and WINCH (gunicorn's binary upgrade and worker stop) are logged and
+/// ignored.
 #[derive(Parser, Debug)]
 #[command(
     name = "webserver",
@@ -244,6 +245,9 @@ pub(crate) struct ServeArgs {
 
     #[command(flatten)]
     pub(crate) privilege: crate::privilege::PrivilegeArgs,
+
+    #[command(flatten)]
+    pub(crate) canary: crate::supervisor::canary::CanaryArgs,
 }
 
 /// Options that each worker applies (the master passes them on).

@@ -524,3 +524,54 @@ fn an_option_added_by_another_module_is_read_from_the_file_without_code_for_it()
         ("\"127.0.0.1:0\"".into(), format!("file {}", file.display()))
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// A hot swap re-reads the file
+// ---------------------------------------------------------------------------------------------
+
+/// HUP re-reads `--config`: the new generation enforces the file's new `max-body`; `workers`,
+/// which needs a restart, is named in one log line and stays as started; a file that no longer
+/// parses fails the next swap, and the running generation keeps serving with its settings.
+#[test]
+fn a_hot_swap_rereads_the_file_and_names_what_needs_a_restart() {
+    let dir = fresh_dir("config-reread");
+    let file = dir.join("ws.toml");
+    let pid_file = dir.join("ws.pid");
+    std::fs::write(&file, "max-body = 100\n").unwrap();
+    let server = sample_server("echo")
+        .args(config_arg(&file))
+        .arg_pid(&pid_file)
+        .start();
+    wait_first_ready(&pid_file);
+    let post = || {
+        let mut conn = server.connect();
+        conn.send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789");
+        conn.read_response().status
+    };
+    assert_eq!(post(), 200);
+
+    std::fs::write(&file, "max-body = 4\nworkers = 3\n").unwrap();
+    kill(master_pid(&pid_file), libc::SIGHUP);
+    poll(SWAP_TIMEOUT, "generation 2 ready", || {
+        read_status(&pid_file).filter(|(state, g, _)| state == "ready" && *g == 2)
+    });
+    assert_eq!(post(), 413, "generation 2 enforces the file's new max-body");
+    let line = server
+        .wait_for_log(Duration::from_secs(5), |l| l.contains("needs a restart"))
+        .unwrap_or_else(|| panic!("no restart line:\n{}", server.stderr()));
+    assert!(line.contains("--config: workers changed"), "{line}");
+    assert!(
+        server.stderr().contains("generation 2 ready: 1 worker(s)"),
+        "workers stays as started:\n{}",
+        server.stderr()
+    );
+
+    std::fs::write(&file, "max-body = [\n").unwrap();
+    kill(master_pid(&pid_file), libc::SIGHUP);
+    let (_, _, why) = poll(SWAP_TIMEOUT, "generation 3 failed", || {
+        read_status(&pid_file).filter(|(state, g, _)| state == "failed" && *g == 3)
+    });
+    assert!(why.contains("--config no longer applies"), "{why}");
+    assert!(!why.contains('\n'), "{why}");
+    assert_eq!(post(), 413, "generation 2 keeps serving with its settings");
+}

@@ -131,8 +131,17 @@ fn parse_prometheus(text: &str) -> HashMap<String, f64> {
         assert!(!line.starts_with('#'), "{line:?}");
         // name{labels} value
         let name_end = line.find(['{', ' ']).expect("a sample");
-        let name = &line[..name_end];
-        assert!(is_name(name, true), "metric name {name:?} in {line:?}");
+        let sample_name = &line[..name_end];
+        assert!(
+            is_name(sample_name, true),
+            "metric name {sample_name:?} in {line:?}"
+        );
+        // A histogram's samples are its name with _bucket, _sum or _count.
+        let name = ["_bucket", "_sum", "_count"]
+            .iter()
+            .filter_map(|suffix| sample_name.strip_suffix(suffix))
+            .find(|base| typed.get(*base).is_some_and(|kind| kind == "histogram"))
+            .unwrap_or(sample_name);
         assert_eq!(
             current.as_deref(),
             Some(name),
@@ -309,6 +318,18 @@ fn both_formats_count_the_requests_made_by_status_class_and_bytes() {
     for (key, value) in expect {
         assert_eq!(samples.get(key), Some(&value), "{key} in {samples:#?}");
     }
+    // Durations are the app's: the requests the server refused itself are counted, not timed.
+    let duration = "webserver_request_duration_seconds";
+    let timed = |class: &str| {
+        samples
+            .get(&format!(
+                "{duration}_count{{generation=\"1\",class=\"{class}\"}}"
+            ))
+            .copied()
+    };
+    assert_eq!(timed("2xx"), Some(5.0), "{samples:#?}");
+    assert_eq!(timed("5xx"), Some(3.0), "{samples:#?}");
+    assert_eq!(timed("4xx"), None, "{samples:#?}");
     let info = samples
         .keys()
         .find(|k| k.starts_with("webserver_library_info{"))
@@ -531,6 +552,26 @@ fn a_scrape_during_a_hot_swap_shows_both_generations_in_flight() {
     assert_eq!(after["requests"]["in_flight"], 0, "{after:#}");
     assert_eq!(after["swaps"]["ok"], 1, "{after:#}");
     assert_eq!(after["crashes"], 0, "{after:#}");
+
+    // Each generation keeps its own durations, generation 1's once its workers are gone: the
+    // parked requests are timed to their answers (15 s and 10 s; a timer never fires early).
+    let latency = after["latency"].as_array().unwrap();
+    let of = |g: u64| latency.iter().find(|l| l["generation"] == g).unwrap();
+    assert_eq!(of(1)["requests"], 3, "{after:#}");
+    assert_eq!(of(2)["requests"], 2, "{after:#}");
+    assert!(of(1)["p50"].as_f64().unwrap() > 10.0, "{after:#}");
+    assert!(of(2)["p50"].as_f64().unwrap() > 5.0, "{after:#}");
+    let samples = metrics(&socket);
+    let bucket = |g: u64, le: &str| {
+        let key = format!(
+            "webserver_request_duration_seconds_bucket{{generation=\"{g}\",class=\"2xx\",le=\"{le}\"}}"
+        );
+        samples.get(&key).copied()
+    };
+    assert_eq!(bucket(1, "10"), Some(0.0), "{samples:#?}");
+    assert_eq!(bucket(1, "+Inf"), Some(3.0), "{samples:#?}");
+    assert_eq!(bucket(2, "5"), Some(0.0), "{samples:#?}");
+    assert_eq!(bucket(2, "+Inf"), Some(2.0), "{samples:#?}");
 }
 
 #[test]
@@ -781,4 +822,56 @@ fn bytes_out_count_a_deferred_apps_responses_too() {
     let json = stats_json(&socket);
     assert_eq!(json["bytes"]["in"], sent, "{json:#}");
     assert_eq!(json["bytes"]["out"], received, "{json:#}");
+}
+
+/// `/slow?ms=150` four times and `/pid` six times, one worker: the Prometheus histogram puts the
+/// six fast ones at or under 100 ms and the slow ones above it (a sleep never ends early), its
+/// buckets only grow, and `/stats` puts p50 among the fast ones and p99 among the slow ones.
+#[test]
+fn request_durations_land_in_the_buckets_of_their_delay() {
+    let (server, socket) = stats_server("crashy", "stats-latency", &["-w", "1"]);
+    let close = "Host: x\r\nConnection: close\r\n\r\n";
+    for path in [
+        "/slow?ms=150",
+        "/pid",
+        "/pid",
+        "/slow?ms=150",
+        "/pid",
+        "/pid",
+    ]
+    .iter()
+    .chain(&["/slow?ms=150", "/pid", "/pid", "/slow?ms=150"])
+    {
+        let (_, _, status) = raw_request(&server, &format!("GET {path} HTTP/1.1\r\n{close}"));
+        assert_eq!(status, 200, "{path}");
+    }
+
+    let samples = metrics(&socket);
+    let series = "generation=\"1\",class=\"2xx\"";
+    let name = "webserver_request_duration_seconds";
+    let bucket = |le: &str| samples[&format!("{name}_bucket{{{series},le=\"{le}\"}}")];
+    assert_eq!(samples[&format!("{name}_count{{{series}}}")], 10.0);
+    assert_eq!(bucket("+Inf"), 10.0);
+    assert_eq!(bucket("0.1"), 6.0, "{samples:#?}");
+    assert!(samples[&format!("{name}_sum{{{series}}}")] >= 0.6);
+    let mut les: Vec<(f64, f64)> = samples
+        .iter()
+        .filter(|(k, _)| k.starts_with(&format!("{name}_bucket{{{series}")))
+        .map(|(k, &n)| {
+            let le = k.rsplit_once("le=\"").unwrap().1.trim_end_matches("\"}");
+            (le.parse().unwrap_or(f64::INFINITY), n)
+        })
+        .collect();
+    les.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert!(les.len() > 10, "{les:?}");
+    assert!(les.windows(2).all(|w| w[0].1 <= w[1].1), "{les:?}");
+
+    let json = stats_json(&socket);
+    let latency = &json["latency"][0];
+    assert_eq!(latency["generation"], 1, "{json:#}");
+    assert_eq!(latency["requests"], 10, "{json:#}");
+    assert_eq!(latency["classes"]["2xx"]["requests"], 10, "{json:#}");
+    assert!(latency["p50"].as_f64().unwrap() <= 0.1, "{json:#}");
+    assert!(latency["p99"].as_f64().unwrap() >= 0.1, "{json:#}");
+    assert!(latency["sum_seconds"].as_f64().unwrap() >= 0.6, "{json:#}");
 }

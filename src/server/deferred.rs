@@ -42,7 +42,7 @@ pub(crate) struct ParkedRequest {
     pub(super) environ: Environ,
     /// Where its body stands.
     pub(super) body: BodyProgress,
-    /// When it started, if the access log wants its duration.
+    /// When it started, if the statistics or the access log want its duration.
     pub(super) started: Option<Instant>,
     /// A waker was woken since it parked.
     pub(crate) woken: bool,
@@ -194,7 +194,7 @@ pub(super) fn resume(
             if !serve::send_unsent(conn, shared) {
                 outcome.reusable = false;
             }
-            crate::stats::response(outcome.status);
+            crate::stats::response(outcome.status, parked.started);
             log_access(&parked.environ, &buffers.call, outcome, parked.started);
             if outcome.reusable {
                 serve::serve(conn, shared, slots, scratch)

@@ -170,8 +170,8 @@ fn serve_one(
     thread: usize,
     buffers: &mut Buffers,
 ) -> Then {
-    // Only the access log wants the duration: no clock read per request otherwise.
-    let started = logging::access_log().and_then(|log| log.start());
+    // Only the statistics and the access log want the duration: no clock read otherwise.
+    let started = crate::stats::clock().or_else(|| logging::access_log()?.start());
     let config = &shared.config;
     let peer = conn.peer();
     let spelled = conn.spelled_addrs().clone();
@@ -265,7 +265,7 @@ fn serve_one(
             if !send_unsent(conn, shared) {
                 outcome.reusable = false;
             }
-            crate::stats::response(outcome.status);
+            crate::stats::response(outcome.status, started);
             log_access(&buffers.environ, &buffers.call, outcome, started);
             if outcome.reusable {
                 Then::Next

@@ -36,7 +36,8 @@ pub(super) fn answered(
     started: Option<std::time::Instant>,
 ) -> Then {
     crate::stats::request_started();
-    crate::stats::response(answer.status);
+    // Counted, not timed: the latency histograms are the app's.
+    crate::stats::response(answer.status, None);
     if let Some(log) = logging::access_log() {
         let environ = &buffers.environ;
         let none = ResponseFields::default();

@@ -1,6 +1,8 @@
 //! The master's book of counters: each live worker's page (created here, mapped by the worker),
 //! the totals of workers that are gone (folded in when they are reaped, so no counter ever goes
 //! backwards), and the exits the master counts as crashes or timeouts, per worker number.
+//! Durations are kept per generation too (the live one against the one before it), for the
+//! last `KEPT_GENERATIONS` generations that served.
 //!
 //! Worker numbers are the master's (`WorkerProcess::next_number`): a replacement takes the number
 //! of the worker it replaces, so they make bounded metric labels.
@@ -12,6 +14,7 @@ use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::counters::{Totals, PAGE_WORDS};
+use super::latency::Latency;
 use crate::exit::HARAKIRI;
 use crate::supervisor::generation::{
     CrashLoopView, GenerationView, Generations, SwapCounts, WorkerFate, WorkerView,
@@ -21,6 +24,9 @@ use crate::sys::shm::SharedCounters;
 
 /// How many recent crashes and timeouts the JSON lists (the counters count them all).
 const RECENT_EXITS: usize = 32;
+
+/// How many generations' durations the book keeps once their workers are gone.
+const KEPT_GENERATIONS: usize = 8;
 
 /// Why the master counts a worker's exit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,6 +103,8 @@ pub(crate) struct Book {
     pages: Vec<LivePage>,
     /// What the workers that are gone had counted.
     folded: Totals,
+    /// The durations of the workers that are gone, by generation (the newest few).
+    folded_latency: BTreeMap<u64, Latency>,
     deaths: BTreeMap<usize, Deaths>,
     recent: VecDeque<ExitRecord>,
     started: Instant,
@@ -137,6 +145,8 @@ pub(crate) struct Snapshot {
     pub(crate) crash_loop: Option<CrashLoopView>,
     pub(crate) deaths: BTreeMap<usize, Deaths>,
     pub(crate) recent_exits: Vec<ExitRecord>,
+    /// Request durations by generation, live workers' and gone ones' together.
+    pub(crate) latency: BTreeMap<u64, Latency>,
 }
 
 impl Snapshot {
@@ -154,6 +164,7 @@ impl Default for Book {
         Book {
             pages: Vec::new(),
             folded: Totals::default(),
+            folded_latency: BTreeMap::new(),
             deaths: BTreeMap::new(),
             recent: VecDeque::new(),
             started: Instant::now(),
@@ -195,8 +206,15 @@ impl Book {
         };
         let page = self.pages.swap_remove(index);
         // The process is gone: nothing writes the page any more, so this read is final.
-        self.folded
-            .add(&Totals::read(page.counters.words()).finished());
+        let last = Totals::read(page.counters.words());
+        self.folded.add(&last.finished());
+        self.folded_latency
+            .entry(page.generation)
+            .or_default()
+            .add(&last.latency);
+        while self.folded_latency.len() > KEPT_GENERATIONS {
+            self.folded_latency.pop_first();
+        }
         let Some(cause) = ExitCause::of(how, fate) else {
             return;
         };
@@ -219,15 +237,32 @@ impl Book {
         });
     }
 
+    /// Request durations by generation now, live workers' and gone ones' together.
+    pub(crate) fn latency(&self) -> BTreeMap<u64, Latency> {
+        let mut latency = self.folded_latency.clone();
+        for page in &self.pages {
+            latency
+                .entry(page.generation)
+                .or_default()
+                .add(&Totals::read(page.counters.words()).latency);
+        }
+        latency
+    }
+
     /// What a scrape shows now.
     pub(crate) fn snapshot(&self, machine: &Generations) -> Snapshot {
         let generations = machine.generation_views();
         let views = machine.worker_views();
         let mut totals = self.folded;
+        let mut latency = self.folded_latency.clone();
         let mut workers = Vec::with_capacity(self.pages.len());
         for page in &self.pages {
             let counted = Totals::read(page.counters.words());
             totals.add(&counted);
+            latency
+                .entry(page.generation)
+                .or_default()
+                .add(&counted.latency);
             let view = views.iter().find(|w| w.pid == page.pid);
             workers.push(WorkerStats {
                 number: page.number,
@@ -267,6 +302,7 @@ impl Book {
             crash_loop: machine.crash_loop(Instant::now()),
             deaths: self.deaths.clone(),
             recent_exits: self.recent.iter().cloned().collect(),
+            latency,
         }
     }
 }
@@ -358,5 +394,25 @@ mod tests {
         assert_eq!(book.folded.in_flight(), 0);
         assert_eq!(book.deaths[&0].crashes, 1);
         assert_eq!(book.pages.iter().map(|p| p.number).collect::<Vec<_>>(), [1]);
+    }
+
+    #[test]
+    fn a_reaped_workers_durations_stay_with_its_generation() {
+        use super::super::counters::{DURATION_BUCKETS, DURATION_SUMS};
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut book = Book::default();
+        for generation in 1..=KEPT_GENERATIONS as u64 + 2 {
+            let (_fd, counters) = Book::new_page(generation).unwrap();
+            counters.words()[DURATION_BUCKETS + 3].store(generation, Relaxed);
+            counters.words()[DURATION_SUMS].store(1_000, Relaxed);
+            let pid = 100 + generation as i32;
+            book.spawned(pid, 0, generation, counters);
+            book.exited(pid, ChildExit::Exited(0), fate(false, true, true));
+        }
+        assert_eq!(book.folded_latency.len(), KEPT_GENERATIONS);
+        let newest = &book.folded_latency[&(KEPT_GENERATIONS as u64 + 2)];
+        assert_eq!(newest.classes[0].buckets[3], KEPT_GENERATIONS as u64 + 2);
+        assert_eq!(newest.classes[0].sum_ns, 1_000);
+        assert!(!book.folded_latency.contains_key(&2));
     }
 }

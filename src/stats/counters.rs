@@ -1,18 +1,23 @@
-//! A worker's counters: one page shared with the master (`crate::sys::shm`), split into shards
-//! so serving threads on different CPUs never write the same cache line. Counting a request is
-//! one relaxed add per counter into the thread's own shard; the master sums the shards when it
-//! is asked.
+//! A worker's counters: one mapping shared with the master (`crate::sys::shm`), split into
+//! shards so serving threads on different CPUs never write the same cache line. Counting a
+//! request is one relaxed add per counter into the thread's own shard, and timing it two clock
+//! reads (vDSO, no system call), a bucket search and two more adds (`latency.rs`); the master
+//! sums the shards when it is asked.
 //!
 //! The hooks below do nothing in a process that was given no page (no `--stats`, `check`).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+use std::time::Instant;
 
-/// Counters per shard: 16 `u64`s, 128 bytes, two cache lines (the adjacent-line prefetcher
-/// moves lines in pairs, so one shard per 128 bytes keeps threads apart).
-pub(crate) const SHARD_WORDS: usize = 16;
-/// Shards per worker page (one 4 KiB page).
+use super::latency::{self, Histogram, Latency};
+
+/// Counters per shard: 128 `u64`s, 1 KiB, a multiple of two cache lines (the adjacent-line
+/// prefetcher moves lines in pairs, so shards 128-byte aligned keep threads apart). A request
+/// touches three of its lines: the counters, its class's sum and its bucket.
+pub(crate) const SHARD_WORDS: usize = 128;
+/// Shards per worker (32 KiB).
 pub(crate) const SHARDS: usize = 32;
 /// The words of one worker's page.
 pub(crate) const PAGE_WORDS: usize = SHARD_WORDS * SHARDS;
@@ -25,6 +30,13 @@ pub(crate) const CLASS_COUNT: usize = 5;
 pub(crate) const BYTES_IN: usize = 6;
 pub(crate) const BYTES_OUT: usize = 7;
 pub(crate) const ACCEPT_ERRORS: usize = 8;
+/// Nanoseconds spent on timed requests, per class: `DURATION_SUMS + class`.
+pub(crate) const DURATION_SUMS: usize = 9;
+/// Timed requests per class and duration bucket: `DURATION_BUCKETS + class * latency::BUCKETS +
+/// bucket`.
+pub(crate) const DURATION_BUCKETS: usize = 16;
+const _: () = assert!(DURATION_SUMS + CLASS_COUNT <= DURATION_BUCKETS);
+const _: () = assert!(DURATION_BUCKETS + CLASS_COUNT * latency::BUCKETS <= SHARD_WORDS);
 
 /// This process's page, once attached.
 static PAGE: OnceLock<&'static [AtomicU64]> = OnceLock::new();
@@ -57,24 +69,53 @@ fn add(counter: usize, n: u64) {
     }
 }
 
+/// When a request's head was parsed, for its duration; `None` (no clock read) in a process
+/// that does not count.
+#[inline]
+pub(crate) fn clock() -> Option<Instant> {
+    PAGE.get().map(|_| Instant::now())
+}
+
 /// A request reaches the app (it is in flight until its `response`).
 #[inline]
 pub(crate) fn request_started() {
     add(STARTED, 1);
 }
 
-/// A request that `request_started` ended with `status`.
+/// A request that `request_started` ended with `status`; timed from `started` (`clock`) if
+/// given.
 #[inline]
-pub(crate) fn response(status: u16) {
+pub(crate) fn response(status: u16, started: Option<Instant>) {
     let class = usize::from(status / 100).clamp(1, CLASS_COUNT) - 1;
+    let Some(page) = PAGE.get() else {
+        return;
+    };
+    let shard = SHARD.with(Cell::get);
+    let Some(shard) = page.get(shard..shard + SHARD_WORDS) else {
+        return;
+    };
+    let add = |counter: usize, n: u64| {
+        if let Some(word) = shard.get(counter) {
+            word.fetch_add(n, Ordering::Relaxed);
+        }
+    };
     add(CLASSES + class, 1);
+    if let Some(started) = started {
+        let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        add(DURATION_SUMS + class, ns);
+        add(
+            DURATION_BUCKETS + class * latency::BUCKETS + latency::bucket(ns),
+            1,
+        );
+    }
 }
 
-/// The server answered `status` without the app (a bad request, a header timeout).
+/// The server answered `status` without the app (a bad request, a header timeout): counted,
+/// not timed (the durations are the app's).
 #[inline]
 pub(crate) fn rejected(status: u16) {
     request_started();
-    response(status);
+    response(status, None);
 }
 
 /// Bytes read from clients.
@@ -103,6 +144,7 @@ pub(crate) struct Totals {
     pub(crate) bytes_in: u64,
     pub(crate) bytes_out: u64,
     pub(crate) accept_errors: u64,
+    pub(crate) latency: Latency,
 }
 
 impl Totals {
@@ -118,6 +160,16 @@ impl Totals {
             totals.bytes_in = totals.bytes_in.wrapping_add(get(BYTES_IN));
             totals.bytes_out = totals.bytes_out.wrapping_add(get(BYTES_OUT));
             totals.accept_errors = totals.accept_errors.wrapping_add(get(ACCEPT_ERRORS));
+            for (c, histogram) in totals.latency.classes.iter_mut().enumerate() {
+                let mut read = Histogram {
+                    sum_ns: get(DURATION_SUMS + c),
+                    ..Histogram::default()
+                };
+                for (b, n) in read.buckets.iter_mut().enumerate() {
+                    *n = get(DURATION_BUCKETS + c * latency::BUCKETS + b);
+                }
+                histogram.add(&read);
+            }
         }
         totals
     }
@@ -143,6 +195,7 @@ impl Totals {
         self.bytes_in = self.bytes_in.wrapping_add(other.bytes_in);
         self.bytes_out = self.bytes_out.wrapping_add(other.bytes_out);
         self.accept_errors = self.accept_errors.wrapping_add(other.accept_errors);
+        self.latency.add(&other.latency);
     }
 
     /// The counts of a worker that is gone: the requests it left in flight are over, answered
@@ -201,5 +254,18 @@ mod tests {
             ..Totals::default()
         };
         assert_eq!(totals.in_flight(), 0);
+    }
+
+    #[test]
+    fn durations_are_read_per_class_and_summed_over_shards() {
+        let page = page();
+        let five = DURATION_BUCKETS + 4 * latency::BUCKETS;
+        page[five + 2].store(1, Ordering::Relaxed);
+        page[SHARD_WORDS + five + 2].store(2, Ordering::Relaxed);
+        page[SHARD_WORDS + DURATION_SUMS + 4].store(90_000, Ordering::Relaxed);
+        let totals = Totals::read(&page);
+        assert_eq!(totals.latency.classes[4].buckets[2], 3);
+        assert_eq!(totals.latency.classes[4].sum_ns, 90_000);
+        assert_eq!(totals.latency.all().count(), 3);
     }
 }

@@ -1,9 +1,10 @@
 //! `--stats`: what the server is doing, served by the master (never by app code) as JSON
 //! (`GET /stats`) and Prometheus text (`GET /metrics`).
 //!
-//! - Workers count requests, responses by status class, bytes and accept errors into a page of
-//!   shared memory the master gives each of them (`counters.rs`, `crate::sys::shm`): one relaxed
-//!   add per counter, into the serving thread's own cache lines, no system call.
+//! - Workers count requests, responses by status class, bytes and accept errors, and time each
+//!   request into a histogram per status class (`latency.rs`), in shared memory the master gives
+//!   each of them (`counters.rs`, `crate::sys::shm`): one relaxed add per counter, into the
+//!   serving thread's own cache lines, no system call.
 //! - The master keeps the pages of its live workers and folds a worker's counts into its own
 //!   totals when it is reaped, so counters never go backwards; it counts crashes and timeouts
 //!   by worker number (`book.rs`). Generations, libraries and swaps come from the state machine.
@@ -13,17 +14,20 @@
 mod book;
 mod counters;
 mod endpoint;
+mod latency;
 mod render;
 
+use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 
 use clap::Args;
 
 pub(crate) use counters::{
-    accept_error, bytes_in, bytes_out, rejected, request_started, response, serving_thread,
+    accept_error, bytes_in, bytes_out, clock, rejected, request_started, response, serving_thread,
 };
 pub(crate) use endpoint::StatsAddr;
+pub(crate) use latency::Latency;
 
 use crate::supervisor::children::FD_FLOOR;
 use crate::supervisor::generation::{Generations, WorkerFate};
@@ -135,6 +139,11 @@ impl Stats {
     /// Worker `pid` was reaped (see `Book::exited`).
     pub(crate) fn exited(&mut self, pid: i32, how: ChildExit, fate: Option<WorkerFate>) {
         self.book.exited(pid, how, fate);
+    }
+
+    /// Request durations by generation now (a canary's window is the difference of two).
+    pub(crate) fn latency(&self) -> BTreeMap<u64, Latency> {
+        self.book.latency()
     }
 
     /// What the master's loop should wake for.

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::book::Snapshot;
 use super::counters::{Totals, CLASS_COUNT};
+use super::latency::{self, Histogram};
 use crate::supervisor::generation::CrashLoopView;
 
 /// Names of the status classes, in counter order.
@@ -134,8 +135,59 @@ pub(crate) fn json(s: &Snapshot) -> String {
             secs(e.age)
         );
     }
-    out.push_str("]}\n");
+    out.push(']');
+    push_latency(&mut out, s);
+    out.push_str("}\n");
     out
+}
+
+/// The quantiles `/stats` shows.
+const QUANTILES: [(&str, f64); 3] = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)];
+
+/// `,"latency":[...]`: per generation, its requests' count, total and quantiles, overall and
+/// per status class it answered.
+fn push_latency(out: &mut String, s: &Snapshot) {
+    fn figures(out: &mut String, h: &Histogram) {
+        let _ = write!(
+            out,
+            "\"requests\":{},\"sum_seconds\":{:.6}",
+            h.count(),
+            h.sum_ns as f64 / 1e9
+        );
+        for (name, q) in QUANTILES {
+            match h.quantile(q) {
+                Some(v) => {
+                    let _ = write!(out, ",\"{name}\":{v:.6}");
+                }
+                None => {
+                    let _ = write!(out, ",\"{name}\":null");
+                }
+            }
+        }
+    }
+    out.push_str(",\"latency\":[");
+    for (i, (generation, latency)) in s.latency.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{{\"generation\":{generation},");
+        figures(out, &latency.all());
+        out.push_str(",\"classes\":{");
+        let answered = CLASS_NAMES
+            .iter()
+            .zip(&latency.classes)
+            .filter(|(_, h)| h.count() > 0);
+        for (j, (name, h)) in answered.enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "\"{name}\":{{");
+            figures(out, h);
+            out.push('}');
+        }
+        out.push_str("}}");
+    }
+    out.push(']');
 }
 
 fn push_classes(out: &mut String, totals: &Totals) {
@@ -373,7 +425,40 @@ pub(crate) fn prometheus(s: &Snapshot) -> String {
         "Requests each live worker is serving now.",
         &worker_samples(&|w| w.totals.in_flight().to_string(), false),
     );
+    histogram_family(
+        &mut out,
+        "webserver_request_duration_seconds",
+        "Seconds from a request's head parsed to its response sent, by generation and status class (requests the app answered).",
+        s,
+    );
     out
+}
+
+/// The histogram family `name`: per generation and status class that answered, the cumulative
+/// buckets (`le`), the sum and the count.
+fn histogram_family(out: &mut String, name: &str, help: &str, s: &Snapshot) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for (generation, latency) in &s.latency {
+        let generation = generation.to_string();
+        for (class, h) in CLASS_NAMES.iter().zip(&latency.classes) {
+            if h.count() == 0 {
+                continue;
+            }
+            let series = labels(&[("generation", &generation), ("class", class)]);
+            for (i, n) in h.cumulative().iter().enumerate() {
+                let le = latency::bound_seconds(i);
+                let le = if le.is_infinite() {
+                    "+Inf".to_owned()
+                } else {
+                    le.to_string()
+                };
+                let _ = writeln!(out, "{name}_bucket{{{series},le=\"{le}\"}} {n}");
+            }
+            let _ = writeln!(out, "{name}_sum{{{series}}} {}", h.sum_ns as f64 / 1e9);
+            let _ = writeln!(out, "{name}_count{{{series}}} {}", h.count());
+        }
+    }
 }
 
 /// `name="value",...` with values escaped as the format requires.

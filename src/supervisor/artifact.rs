@@ -41,6 +41,9 @@ pub(crate) struct Artifact {
     pub(crate) tls: Option<TlsMaterial>,
     /// What the generation's first worker loaded from disk besides the library (`source_pin.rs`).
     pub(crate) pin: SourcePin,
+    /// The generation's settings when a swap re-read `--config` (`reread.rs`); `None`: the
+    /// master's own.
+    pub(crate) settings: Option<Arc<crate::cli::ServeArgs>>,
 }
 
 /// Two artifacts are the same when they are the same preparation (not merely equal bytes).
@@ -158,6 +161,7 @@ impl Artifact {
         Ok(Artifact {
             source: source.to_path_buf(),
             hash,
+            settings: None,
             image: Arc::new(image),
             tls: None,
             pin,
@@ -170,6 +174,7 @@ impl Artifact {
         Artifact {
             source: source.to_path_buf(),
             hash: hash.to_owned(),
+            settings: None,
             image: Arc::new(sealed_file(hash, b"").expect("an in-memory file")),
             tls: None,
             pin: SourcePin::new(hash).expect("an in-memory file"),

@@ -25,11 +25,14 @@
 //! `Tick` a worker silent for `--timeout` is killed (SIGKILL) and replaced (`liveness.rs`).
 //! What an exit means and how the live generation is kept at `-w` workers is in `replace.rs`;
 //! replacements that keep dying before they are ready are a crash loop (`crash_loop.rs`).
+//! With `--canary N` a swap boots N workers first, lets them accept beside the old generation
+//! for a window and asks the master for a verdict before the rest boot (`trial.rs`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::artifact::{worker_library_path, Artifact};
+use super::canary::CanaryPlan;
 use super::message::WorkerMessage;
 use crate::sys::process::Signal;
 
@@ -37,6 +40,7 @@ mod crash_loop;
 mod event;
 mod liveness;
 mod replace;
+mod trial;
 mod view;
 pub(crate) use crash_loop::CrashLoopView;
 pub(crate) use event::{Action, Event, SwapCause};
@@ -78,6 +82,8 @@ pub(crate) struct Config {
     pub(crate) source: PathBuf,
     /// `--timeout`: a worker not heard from for this long is killed (`None`: never).
     pub(crate) heartbeat_timeout: Option<Duration>,
+    /// `--canary`: swaps try the new generation on a few workers first.
+    pub(crate) canary: Option<CanaryPlan>,
 }
 
 struct Generation {
@@ -135,6 +141,8 @@ pub(crate) struct Generations {
     /// Set once a stop was asked: when to stop waiting and kill.
     stop_deadline: Option<Instant>,
     announce: Option<Announce>,
+    canary: Option<CanaryPlan>,
+    trial: Option<trial::Trial>,
     /// A generation has been live (the banner is out; a failure no longer ends the master).
     served: bool,
     /// `Exit` was returned; later events are ignored.
@@ -164,6 +172,8 @@ impl Generations {
             swap_queued: false,
             stop_deadline: None,
             announce: None,
+            canary: config.canary,
+            trial: None,
             served: false,
             finished: false,
             graceful_timeout: config.graceful_timeout,
@@ -239,6 +249,12 @@ impl Generations {
                 );
             }
             Event::Prepared(result) => self.on_prepared(result),
+            Event::CanaryVerdict {
+                generation,
+                verdict,
+            } => {
+                self.on_verdict(generation, verdict, now);
+            }
             Event::Spawned { generation, pid } => self.on_spawned(generation, pid, now),
             Event::Message { pid, message } => self.on_message(pid, message, now),
             Event::Exited { pid, how } => self.on_exit(pid, how, now),
@@ -272,7 +288,10 @@ impl Generations {
                 self.stop_deadline = Some(now + KILL_WAIT);
             }
             Some(_) => {}
-            None => self.reconcile(now),
+            None => {
+                self.judge_canary_if_due(now);
+                self.reconcile(now);
+            }
         }
     }
 
@@ -301,18 +320,38 @@ impl Generations {
         } else {
             log::Level::Info
         };
+        let live = self
+            .generations
+            .iter()
+            .find(|g| g.state == State::Live)
+            .map(|g| g.id);
+        let (count, canary) = match (self.canary, live) {
+            (Some(plan), Some(old)) => {
+                self.trial = Some(trial::Trial {
+                    id,
+                    old,
+                    ends: None,
+                    judging: false,
+                    passed: false,
+                });
+                (
+                    plan.workers,
+                    format!(" as a canary beside generation {old}"),
+                )
+            }
+            _ => (self.want, String::new()),
+        };
         self.log(
             level,
             format!(
-                "generation {id}: booting {} worker(s) on {} (sha {})",
-                self.want,
+                "generation {id}: booting {count} worker(s){canary} on {} (sha {})",
                 artifact.source.display(),
                 artifact.hash
             ),
         );
         self.source.clone_from(&artifact.source);
         self.emit(Action::Status(format!("booting {id} {}", artifact.hash)));
-        for _ in 0..self.want {
+        for _ in 0..count {
             self.spawn(id, &artifact);
         }
         self.generations.push(Generation {
@@ -433,16 +472,11 @@ impl Generations {
     }
 
     fn promote_if_ready(&mut self, id: u64, now: Instant) {
-        let booting: Vec<&Worker> = self.workers.iter().filter(|w| w.generation == id).collect();
-        if booting.len() < self.want
-            || self.spawning.contains(&id)
-            || !booting.iter().all(|w| w.ready)
-        {
-            return;
+        if self.trial.as_ref().is_some_and(|t| t.id == id && !t.passed) {
+            return self.start_canary_if_ready(id, now);
         }
-        let go: Vec<i32> = booting.iter().map(|w| w.pid).collect();
-        for pid in go {
-            self.signal(pid, Signal::Usr1);
+        if !self.go_if_ready(id, self.want) {
+            return;
         }
         let mut old = Vec::new();
         for generation in &mut self.generations {
@@ -463,6 +497,9 @@ impl Generations {
         if let Some(generation) = self.generations.iter_mut().find(|g| g.id == id) {
             generation.state = State::Live;
         }
+        if self.trial.as_ref().is_some_and(|t| t.id == id) {
+            self.trial = None;
+        }
         self.backoff = BACKOFF_MIN;
         // A new generation is a new start: its predecessor's crash loop is not its own.
         self.start_failures = Default::default();
@@ -478,6 +515,21 @@ impl Generations {
         if first {
             self.emit(Action::Serving);
         }
+    }
+
+    /// If generation `id` has at least `count` workers, none still being spawned, all ready:
+    /// tell them to accept (USR1) and return true.
+    fn go_if_ready(&mut self, id: u64, count: usize) -> bool {
+        let booting: Vec<&Worker> = self.workers.iter().filter(|w| w.generation == id).collect();
+        if booting.len() < count || self.spawning.contains(&id) || !booting.iter().all(|w| w.ready)
+        {
+            return false;
+        }
+        let go: Vec<i32> = booting.iter().map(|w| w.pid).collect();
+        for pid in go {
+            self.signal(pid, Signal::Usr1);
+        }
+        true
     }
 
     /// Log the swap and write `ready G` once no old worker can accept any more (each said
@@ -529,6 +581,9 @@ impl Generations {
     }
 
     fn swap_failed(&mut self, id: u64, message: &str) {
+        if self.trial.as_ref().is_some_and(|t| t.id == id) {
+            self.trial = None;
+        }
         if let Some(generation) = self.generations.iter_mut().find(|g| g.id == id) {
             generation.state = State::Failed;
         }

@@ -8,13 +8,14 @@
 //! it gives each worker a counter page and answers scrapes from this same loop
 //! (`crate::stats`). It never loads app code itself.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::ffi::OsString;
 use std::fmt;
 use std::fs;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use signal_hook::consts::{
@@ -30,6 +31,7 @@ use super::pid_file::{PidFile, PidFileError};
 use super::process::{jitter, status_path};
 use super::reload::FileWatch;
 use super::reload_paths::PathsWatch;
+use super::reread::reread;
 use crate::app::loader::LoadError;
 use crate::app::target::AppTarget;
 use crate::cli::ServeArgs;
@@ -37,7 +39,7 @@ use crate::listen::notify::Notifier;
 use crate::listen::open::{open_all, ListenError};
 use crate::listen::{systemd, ListenerOptions};
 use crate::privilege::{self, PrivilegeError, RunAs, WorkerPrivilegeArgs};
-use crate::stats::{Stats, StatsAddr, WorkerStatsArgs};
+use crate::stats::{Latency, Stats, StatsAddr, WorkerStatsArgs};
 use crate::sys::process::{dup_at_or_above, kill, reap_any, wait_readable, Signal};
 use crate::tls::TlsMaterial;
 
@@ -170,6 +172,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         symbol: target.symbol.clone(),
         source: source.clone(),
         heartbeat_timeout: args.tuning.timeout.duration(),
+        canary: args.canary.plan(),
     });
     let mut master = Master {
         listeners,
@@ -177,6 +180,8 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         notifier: Notifier::from_env(),
         exe,
         args: args.clone(),
+        argv: std::env::args_os().collect(),
+        prepared_once: false,
         symbol: target.symbol.clone(),
         watch: FileWatch::new(FileStamp::of(&source), Instant::now()),
         paths_watch: PathsWatch::new(&args.reload_paths, args.pid.as_deref(), Instant::now()),
@@ -185,6 +190,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         machine,
         stats,
         run_as,
+        canary_start: None,
         outcome: None,
     };
     let result = master.serve(signals);
@@ -201,7 +207,12 @@ struct Master {
     names: Vec<String>,
     notifier: Notifier,
     exe: PathBuf,
+    /// The options the master started with.
     args: ServeArgs,
+    /// Its command line, which a swap parses again to re-read `--config` (`reread.rs`).
+    argv: Vec<OsString>,
+    /// The first generation's library was prepared: later ones re-read `--config`.
+    prepared_once: bool,
     symbol: String,
     /// The library the user named, as last resolved (what `--reload` watches).
     source: PathBuf,
@@ -212,8 +223,10 @@ struct Master {
     paths_watch: Option<PathsWatch>,
     /// `--stats`: the listener and the workers' counter pages.
     stats: Option<Stats>,
-    /// `--user`: the identity every worker takes.
+    /// `--user`: the identity every worker takes (resolved once, at startup).
     run_as: Option<RunAs>,
+    /// Every generation's durations when the canary's window opened.
+    canary_start: Option<BTreeMap<u64, Latency>>,
     /// Set by `Action::Exit`.
     outcome: Option<Result<(), String>>,
 }
@@ -329,6 +342,14 @@ impl Master {
                     self.notifier.stopping();
                     None
                 }
+                Action::CanaryStarted { .. } => {
+                    self.canary_start = self.stats.as_ref().map(Stats::latency);
+                    None
+                }
+                Action::JudgeCanary { generation, old } => Some(Event::CanaryVerdict {
+                    generation,
+                    verdict: self.judge_canary(generation, old),
+                }),
                 Action::Exit(outcome) => {
                     self.outcome = Some(outcome);
                     None
@@ -341,25 +362,46 @@ impl Master {
     }
 
     /// Resolve the app again (LIB may name a new file) and read it for a new generation.
+    /// Canary `generation` against `old` over the window since `CanaryStarted`.
+    fn judge_canary(&mut self, generation: u64, old: u64) -> Result<String, String> {
+        let (Some(stats), Some(start)) = (&self.stats, self.canary_start.take()) else {
+            return Err("no statistics to judge the canary by".into());
+        };
+        let end = stats.latency();
+        let window = |id: u64| {
+            let zero = Latency::default();
+            let at_end = end.get(&id).unwrap_or(&zero);
+            at_end.since(start.get(&id).unwrap_or(&zero))
+        };
+        self.args
+            .canary
+            .judge((generation, &window(generation)), (old, &window(old)))
+    }
+
     fn prepare(&mut self) -> Result<Artifact, String> {
-        let source = AppTarget::parse(self.args.app.as_deref().unwrap_or_default())
+        // Every swap but the first re-reads --config: the first generation runs with what the
+        // master itself parsed a moment ago.
+        let settings = match &self.args.config {
+            Some(_) if self.prepared_once => Some(Arc::new(reread(&self.argv, &self.args)?)),
+            _ => None,
+        };
+        let args = settings.as_deref().unwrap_or(&self.args);
+        let source = AppTarget::parse(args.app.as_deref().unwrap_or_default())
             .and_then(|t| t.resolve())
             .map_err(|e| e.to_string())?;
         let mut artifact = Artifact::prepare(&source).map_err(|e| e.to_string())?;
-        if let Some((certfile, keyfile)) = self.args.tls.files() {
+        if let Some((certfile, keyfile)) = args.tls.files() {
             // Re-read with every library, so HUP also picks up a renewed certificate; a bad one
             // refuses the swap like a bad library.
-            let material = TlsMaterial::load(
-                certfile,
-                keyfile,
-                self.args.tls.ciphers.as_deref(),
-                FD_FLOOR,
-            )
-            .map_err(|e| e.to_string())?;
+            let material =
+                TlsMaterial::load(certfile, keyfile, args.tls.ciphers.as_deref(), FD_FLOOR)
+                    .map_err(|e| e.to_string())?;
             log::debug!("TLS: {}", material.summary);
             artifact.tls = Some(material);
         }
         self.source = source;
+        self.prepared_once = true;
+        artifact.settings = settings;
         Ok(artifact)
     }
 
@@ -369,7 +411,10 @@ impl Master {
         library: &Artifact,
         multiprocess: bool,
     ) -> io::Result<i32> {
-        let tuning = &self.args.tuning;
+        // The generation's settings, if a swap re-read --config for it.
+        let settings = library.settings.clone();
+        let generation_args = settings.as_deref().unwrap_or(&self.args);
+        let tuning = &generation_args.tuning;
         let max_requests = match tuning.max_requests {
             0 => 0,
             n => n + jitter(tuning.max_requests_jitter),
@@ -387,7 +432,7 @@ impl Master {
         args.extend(tuning.to_args(max_requests).into_iter().map(Into::into));
         // The app's own arguments, one `--app-arg=WORD` each (the `=` keeps a WORD that starts
         // with `-` a value); every generation gets them, hot swaps included.
-        for word in &self.args.app_args {
+        for word in &generation_args.app_args {
             let mut arg = OsString::from("--app-arg=");
             arg.push(word);
             args.push(arg);
@@ -433,7 +478,7 @@ impl Master {
             args.push(format!("--listener={options}").into());
         }
         let number = WorkerProcess::next_number(&self.workers);
-        args.push(format!("--title={}", self.title(number, generation)).into());
+        args.push(format!("--title={}", title(generation_args, number, generation)).into());
         let listeners: Vec<BorrowedFd<'_>> =
             self.listeners.iter().map(|(fd, _)| fd.as_fd()).collect();
         let mut worker = WorkerProcess::spawn(
@@ -452,20 +497,6 @@ impl Master {
             stats.spawned(pid, number, generation, page);
         }
         Ok(pid)
-    }
-
-    /// What `ps` shows for worker `number` of `generation` (gunicorn's process titles): the
-    /// app as the command line named it, its arguments included.
-    fn title(&self, number: usize, generation: u64) -> String {
-        let mut title = format!(
-            "webserver: worker {number} [gen {generation}] {}",
-            self.args.app.as_deref().unwrap_or_default()
-        );
-        for word in &self.args.app_args {
-            title.push(' ');
-            title.push_str(&word.to_string_lossy());
-        }
-        title
     }
 
     /// USR1 (logrotate): reopen the master's log files, then have every worker reopen its own.
@@ -570,6 +601,20 @@ impl Master {
 }
 
 /// The signals the master acts on.
+/// What `ps` shows for worker `number` of `generation` (gunicorn's process titles): the
+/// app as the command line named it, its arguments included.
+fn title(args: &ServeArgs, number: usize, generation: u64) -> String {
+    let mut title = format!(
+        "webserver: worker {number} [gen {generation}] {}",
+        args.app.as_deref().unwrap_or_default()
+    );
+    for word in &args.app_args {
+        title.push(' ');
+        title.push_str(&word.to_string_lossy());
+    }
+    title
+}
+
 const HANDLED_SIGNALS: &[i32] = &[SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU, SIGUSR1];
 
 /// Signals an operator may send from habit (gunicorn's USR2 and WINCH) or a stray `kill` may

@@ -10,11 +10,14 @@
 //!   (`crate::elf::complete` refuses a half-written one); `reload.rs` notices a changed one, `reload_paths.rs`
 //!   a change under `--reload-path`; `source_pin.rs` keeps a generation to one version of the code
 //!   an app reads from disk (Python's `.py` files).
+//! - `canary.rs`: `--canary`'s options and verdict (the window is the state machine's).
+//! - `reread.rs`: a swap re-reads `--config` and keeps what needs a restart as started.
 //! - `pid_file.rs` is `--pid FILE`, locked for the master's life.
 //! - `probe.rs` is `webserver check`; `process.rs` small helpers. System calls are in
 //!   `crate::sys::process` and `crate::sys::memfd`.
 
 pub(crate) mod artifact;
+pub(crate) mod canary;
 pub(crate) mod children;
 pub(crate) mod generation;
 pub(crate) mod master;
@@ -24,5 +27,6 @@ pub(crate) mod probe;
 pub(crate) mod process;
 pub(crate) mod reload;
 pub(crate) mod reload_paths;
+pub(crate) mod reread;
 pub(crate) mod source_pin;
 pub(crate) mod worker;

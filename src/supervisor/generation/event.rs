@@ -46,6 +46,11 @@ pub(crate) enum Event {
         pid: i32,
         how: ChildExit,
     },
+    /// The answer to [`Action::JudgeCanary`]: the figures, or the threshold that failed.
+    CanaryVerdict {
+        generation: u64,
+        verdict: Result<String, String>,
+    },
     /// Time passed (deadlines, back-off).
     Tick,
 }
@@ -80,6 +85,16 @@ pub(crate) enum Action {
     /// socket (the workers close theirs as they drain), so new clients are refused at once
     /// instead of waiting in the kernel's backlog for the whole drain.
     CloseListener,
+    /// A canary's window starts: note every generation's durations now.
+    CanaryStarted {
+        generation: u64,
+    },
+    /// A canary's window is over: compare `generation` with `old` over it; answer with
+    /// [`Event::CanaryVerdict`].
+    JudgeCanary {
+        generation: u64,
+        old: u64,
+    },
     /// The master is done: `Ok` after a stop, the reason when the first generation failed.
     Exit(Result<(), String>),
 }

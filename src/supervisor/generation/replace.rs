@@ -31,6 +31,23 @@ impl Generations {
                     self.back_off(now);
                 }
             }
+            // A canary's worker, serving: its exit fails the canary, unless a stop ended it.
+            Some(State::Booting)
+                if self
+                    .trial
+                    .as_ref()
+                    .is_some_and(|t| t.id == id && t.ends.is_some()) =>
+            {
+                if self.is_stopping() {
+                    self.log(
+                        log::Level::Debug,
+                        format!("canary worker {pid} (generation {id}) {how} during the stop"),
+                    );
+                } else {
+                    let message = format!("canary failed: worker {pid} {how} while serving");
+                    self.swap_failed(id, &message);
+                }
+            }
             Some(State::Booting) => {
                 let message = format!(
                     "worker {pid} {how} while loading {lib}:{} (a crash in the library's initialisers or init)",

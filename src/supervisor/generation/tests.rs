@@ -50,6 +50,7 @@ impl Sim {
                 symbol: "app".into(),
                 source: PathBuf::from(SOURCE),
                 heartbeat_timeout,
+                canary: None,
             }),
             start: Instant::now(),
             next_pid: 100,
@@ -104,6 +105,12 @@ impl Sim {
                 Action::CloseListener => seen.push("close listener".to_owned()),
                 Action::Exit(outcome) => seen.push(format!("exit {outcome:?}")),
                 Action::ResetSourcePin(library) => seen.push(format!("reset pin {}", library.hash)),
+                Action::CanaryStarted { generation } => {
+                    seen.push(format!("canary started {generation}"));
+                }
+                Action::JudgeCanary { generation, old } => {
+                    seen.push(format!("judge {generation} against {old}"));
+                }
             }
         }
         seen
@@ -959,4 +966,144 @@ fn views_for_stats_follow_swaps_and_workers() {
             ready: true
         }]
     );
+}
+
+/// Generation 1 serving on two workers (pids 100, 101), swaps tried on a one-worker canary for
+/// three seconds.
+fn serving_with_canary() -> Sim {
+    let mut sim = Sim::new(2);
+    sim.machine = Generations::new(Config {
+        workers: 2,
+        graceful_timeout: Duration::from_secs(10),
+        symbol: "app".into(),
+        source: PathBuf::from(SOURCE),
+        heartbeat_timeout: None,
+        canary: Some(crate::supervisor::canary::CanaryPlan {
+            workers: 1,
+            window: Duration::from_secs(3),
+        }),
+    });
+    boot(sim, 2)
+}
+
+fn verdict(generation: u64, verdict: Result<&str, &str>) -> Event {
+    Event::CanaryVerdict {
+        generation,
+        verdict: verdict.map(str::to_owned).map_err(str::to_owned),
+    }
+}
+
+/// The canary window opens when the canary worker is ready and is judged once at its end; the
+/// old generation is never told anything until the verdict.
+fn canary_judged(sim: &mut Sim) {
+    canary_open(sim);
+    sim.run(&[
+        (2000, TICK, &[]),
+        (4010, TICK, &["judge 2 against 1"]),
+        (4100, TICK, &[]),
+    ]);
+}
+
+/// A HUP at 1 s; generation 2's one canary worker (pid 102) ready 10 ms later.
+fn canary_open(sim: &mut Sim) {
+    sim.run(&[
+        (
+            1000,
+            HUP,
+            &["prepare", "status booting 2 h2", "spawn 2 h2-live.so = 102"],
+        ),
+        (
+            1010,
+            ready(102),
+            &["SIGUSR1 102", "status canary 2 h2 3", "canary started 2"],
+        ),
+    ]);
+}
+
+#[test]
+fn a_canary_that_fails_its_verdict_drains_and_the_old_generation_serves_on() {
+    let mut sim = serving_with_canary();
+    canary_judged(&mut sim);
+    sim.run(&[
+        (
+            4200,
+            verdict(2, Err("5xx 10.0 % over --canary-max-5xx 1 % (...)")),
+            &[
+                "SIGTERM 102",
+                "status failed 2 canary failed: 5xx 10.0 % over --canary-max-5xx 1 % (...)",
+            ],
+        ),
+        (4300, exited(102, 0), &[]),
+        (4400, TICK, &[]),
+    ]);
+    assert!(sim.logged("hot swap failed: canary failed: 5xx 10.0 %"));
+    assert!(sim.logged("generation 1 keeps serving"));
+}
+
+#[test]
+fn a_canary_that_passes_boots_the_rest_and_swaps_as_usual() {
+    let mut sim = serving_with_canary();
+    canary_judged(&mut sim);
+    sim.run(&[
+        (
+            4200,
+            verdict(2, Ok("figures")),
+            &["spawn 2 h2-live.so = 103"],
+        ),
+        (
+            4300,
+            ready(103),
+            &["SIGUSR1 102", "SIGUSR1 103", "SIGTERM 100", "SIGTERM 101"],
+        ),
+        (4310, stopped(100), &[]),
+        (4320, stopped(101), &["status ready 2 h2"]),
+    ]);
+    assert!(sim.logged("generation 2: canary passed (figures); booting the rest"));
+}
+
+#[test]
+fn a_canary_worker_that_crashes_fails_the_swap_at_once_and_a_hup_meanwhile_waits() {
+    let mut sim = serving_with_canary();
+    canary_open(&mut sim);
+    sim.run(&[
+        // A second swap waits for this one's outcome.
+        (1500, HUP, &[]),
+    ]);
+    let after = sim.at(2000, segfault(102));
+    assert!(
+        after
+            .iter()
+            .any(|a| a.starts_with("status failed 2 canary failed: worker 102 ")),
+        "{after:?}"
+    );
+    // The queued swap runs now, as a canary again.
+    assert!(after.contains(&"prepare".to_owned()), "{after:?}");
+    assert!(
+        after.contains(&"spawn 3 h3-live.so = 103".to_owned()),
+        "{after:?}"
+    );
+    // No verdict is asked for the failed canary.
+    assert_eq!(sim.at(5000, TICK), Vec::<String>::new());
+}
+
+#[test]
+fn a_stop_during_a_canary_stops_both_generations_and_asks_no_verdict() {
+    let mut sim = serving_with_canary();
+    canary_open(&mut sim);
+    sim.run(&[
+        (
+            1500,
+            Event::GracefulStop { signal: "SIGTERM" },
+            &[
+                "close listener",
+                "SIGTERM 100",
+                "SIGTERM 101",
+                "SIGTERM 102",
+            ],
+        ),
+        (5000, TICK, &[]),
+        (5100, exited(100, 0), &[]),
+        (5200, exited(101, 0), &[]),
+        (5300, exited(102, 0), &["exit Ok(())"]),
+    ]);
 }

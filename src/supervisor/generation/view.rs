@@ -64,7 +64,10 @@ impl Generations {
             .iter()
             .map(|g| GenerationView {
                 id: g.id,
-                state: state_name(g.state),
+                state: match &self.trial {
+                    Some(t) if t.id == g.id && t.ends.is_some() && !t.passed => "canary",
+                    _ => state_name(g.state),
+                },
                 source: g.artifact.source.clone(),
                 hash: g.artifact.hash.clone(),
                 app: g.app.clone(),

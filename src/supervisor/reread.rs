@@ -1,0 +1,65 @@
+//! A swap re-reads `--config` (issue 23, item 5): the master parses its own command line again —
+//! same arguments, the environment it was started with, the file as it is now — and the new
+//! generation runs with what it finds. Options that need new listeners or the master's own
+//! machinery stay as started (`RESTART_ONLY`), named in one log line when the file changed them;
+//! a file that no longer parses fails the swap and the running generation keeps serving.
+
+use std::ffi::OsString;
+use std::fmt::Debug;
+
+use crate::cli::ServeArgs;
+
+/// The options a running master cannot change, as `--config` keys, with how to read each from
+/// `ServeArgs` (compared by their `Debug` text: every option's value type has one).
+type Field = (&'static str, fn(&ServeArgs) -> String);
+
+fn text(value: &impl Debug) -> String {
+    format!("{value:?}")
+}
+
+const RESTART_ONLY: &[Field] = &[
+    // Listeners are opened once; workers inherit them.
+    ("bind (and the other listener options)", |a| text(&a.listen)),
+    ("proxy-protocol", |a| text(&a.tuning.proxy.proxy_protocol)),
+    ("stats", |a| text(&a.stats)),
+    ("pid", |a| text(&a.pid)),
+    ("reload", |a| text(&a.reload)),
+    ("reload-path", |a| text(&a.reload_paths)),
+    // The master's own clocks: its liveness checks and stop deadlines (TTIN/TTOU change -w).
+    ("workers", |a| text(&a.workers)),
+    ("timeout", |a| text(&a.tuning.timeout)),
+    ("graceful-timeout", |a| text(&a.tuning.graceful_timeout)),
+];
+
+/// The settings for a new generation: `argv` parsed again, with `RESTART_ONLY` taken from
+/// `running`. The error is one line, for the swap's failure.
+pub(crate) fn reread(argv: &[OsString], running: &ServeArgs) -> Result<ServeArgs, String> {
+    let mut fresh = crate::config::parse(argv.iter().cloned())
+        .map_err(|e| {
+            let message = e.to_string();
+            let message = message.trim().replace(['\n', '\r'], " ");
+            format!("--config no longer applies: {message}")
+        })?
+        .serve;
+    let changed: Vec<&str> = RESTART_ONLY
+        .iter()
+        .filter(|(_, read)| read(&fresh) != read(running))
+        .map(|(name, _)| *name)
+        .collect();
+    if !changed.is_empty() {
+        log::warn!(
+            "--config: {} changed; that needs a restart, the new generation keeps the values the master started with",
+            changed.join(", ")
+        );
+    }
+    fresh.listen = running.listen.clone();
+    fresh.tuning.proxy.proxy_protocol = running.tuning.proxy.proxy_protocol;
+    fresh.stats = running.stats.clone();
+    fresh.pid.clone_from(&running.pid);
+    fresh.reload = running.reload;
+    fresh.reload_paths.clone_from(&running.reload_paths);
+    fresh.workers = running.workers;
+    fresh.tuning.timeout = running.tuning.timeout;
+    fresh.tuning.graceful_timeout = running.tuning.graceful_timeout;
+    Ok(fresh)
+}
