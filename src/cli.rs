@@ -147,6 +147,10 @@ pub(crate) struct ProbeArgs {
     /// status below 500).
     #[arg(long, value_name = "STATUSES")]
     pub(crate) expect: Option<Expect>,
+
+    /// The probe runs in the worker sandbox, so what the app would be denied shows.
+    #[command(flatten)]
+    pub(crate) sandbox: crate::privilege::sandbox::SandboxArgs,
 }
 
 /// Options of a serving master. Every option also reads `WEBSERVER_<OPTION>` and the `--config`
@@ -238,6 +242,10 @@ pub(crate) struct ServeArgs {
 
     #[command(flatten)]
     pub(crate) stats: crate::stats::StatsArgs,
+
+    #[command(flatten)]
+    pub(crate) privilege: crate::privilege::PrivilegeArgs,
+
     #[command(flatten)]
     pub(crate) canary: crate::supervisor::canary::CanaryArgs,
 }
@@ -404,6 +412,8 @@ pub(crate) struct WorkerArgs {
     pub(crate) tuning: Tuning,
     #[command(flatten)]
     pub(crate) stats: crate::stats::WorkerStatsArgs,
+    #[command(flatten)]
+    pub(crate) privilege: crate::privilege::WorkerPrivilegeArgs,
 }
 
 /// A `LIB:SYMBOL` argument, refused as a usage error when it has no `:` between two parts.

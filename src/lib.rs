@@ -17,6 +17,7 @@ mod http;
 mod listen;
 mod log_limit;
 mod logging;
+mod privilege;
 mod scaffold;
 mod server;
 mod static_files;

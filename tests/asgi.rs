@@ -316,6 +316,8 @@ fn a_client_that_leaves_a_stream_stops_the_app_and_term_runs_the_lifespan_shutdo
     let marker = dir.join("shutdown.txt");
     let mut server = asgi_server("fastapi_app:app")
         .env("ASGI_SHUTDOWN_FILE", marker.to_str().unwrap())
+        // The app writes its marker there (the sandbox allows no other writes).
+        .args(["--sandbox-write", dir.to_str().unwrap()])
         .start();
     let mut conn = server.connect();
     conn.send(b"GET /forever HTTP/1.1\r\nHost: t\r\n\r\n");

@@ -179,6 +179,11 @@ fn graceful_timeout_with_a_call_still_running_skips_the_apps_shutdown() {
     let mut server = server(target)
         .args(["--graceful-timeout", "1", "--threads", "2"])
         .env("SLOW_APP_RECORD", record.to_str().unwrap())
+        // The app writes its record there (the sandbox allows no other writes).
+        .args([
+            "--sandbox-write",
+            record.parent().unwrap().to_str().unwrap(),
+        ])
         .start();
     let mut conn = server.connect();
     conn.send("GET /?ms=3000 HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -224,6 +229,11 @@ fn graceful_stop_runs_the_apps_shutdown_once_after_the_last_call() {
     let mut server = server(target)
         .args(["--graceful-timeout", "10", "--threads", "2"])
         .env("SLOW_APP_RECORD", record.to_str().unwrap())
+        // The app writes its record there (the sandbox allows no other writes).
+        .args([
+            "--sandbox-write",
+            record.parent().unwrap().to_str().unwrap(),
+        ])
         .start();
     let mut conn = server.connect();
     conn.send("GET /?ms=500 HTTP/1.1\r\nHost: x\r\n\r\n");

@@ -66,9 +66,10 @@ fn reload_path_swaps_when_the_python_source_changes_and_not_for_its_bytecode() {
     write_app(&dir, APP_V1);
     let pid_file = dir.join("ws.pid");
     // Python writes __pycache__ into the watched directory as each generation imports the app:
-    // that must not count as a change.
+    // that must not count as a change. (The sandbox lets it write there only when told to.)
     let server = wsgi_server(&dir, "swapapp:app")
         .env("PYTHONDONTWRITEBYTECODE", "")
+        .args(["--sandbox-write".as_ref(), dir.as_os_str()])
         .args(["--pid".as_ref(), pid_file.as_os_str()])
         .args(["--reload", "--reload-path"])
         .args([dir.as_os_str()])

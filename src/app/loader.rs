@@ -66,6 +66,9 @@ pub(crate) enum LoadError {
         symbol: String,
         message: String,
     },
+    /// What the host does between opening the library and its init (the worker's sandbox)
+    /// failed: init was not called.
+    BeforeInit(String),
 }
 
 impl fmt::Display for LoadError {
@@ -141,6 +144,7 @@ impl fmt::Display for LoadError {
             LoadError::InitFailed { path, symbol, message } => {
                 write!(f, "{}:{symbol} init failed: {message}", path.display())
             }
+            LoadError::BeforeInit(message) => write!(f, "{message}"),
         }
     }
 }
@@ -187,6 +191,19 @@ impl LoadedApp {
         symbol: &str,
         args: &[OsString],
     ) -> Result<LoadedApp, LoadError> {
+        Self::load_path_then(path, symbol, args, || Ok(()))
+    }
+
+    /// [`load_path`](Self::load_path), with `before_init` run once the library and everything
+    /// it links are mapped, right before the app's init: a sandbox put in place there still
+    /// lets the dynamic loader read the libraries, and already holds for every line of the
+    /// app's own code (but its library constructors, which run when it is opened).
+    pub(crate) fn load_path_then(
+        path: &Path,
+        symbol: &str,
+        args: &[OsString],
+        before_init: impl FnOnce() -> Result<(), String>,
+    ) -> Result<LoadedApp, LoadError> {
         let descriptor = open_descriptor(path, symbol)?;
         let err = |f: fn(PathBuf, String) -> LoadError| f(path.to_path_buf(), symbol.to_owned());
         if descriptor.magic != WS_APP_MAGIC {
@@ -218,6 +235,7 @@ impl LoadedApp {
         let name = static_str(descriptor.name).unwrap_or_else(|| symbol.to_owned());
         let version = static_str(descriptor.version).unwrap_or_else(|| "?".to_owned());
         let log_tag: &'static AppLogTag = Box::leak(Box::new(AppLogTag { name: name.clone() }));
+        before_init().map_err(LoadError::BeforeInit)?;
         let state =
             run_init(descriptor, log_tag, args).map_err(|message| LoadError::InitFailed {
                 path: path.to_path_buf(),

@@ -1,6 +1,6 @@
 //! The "Proxies" flags: whom to believe about the client when the server runs behind a proxy
-//! (`--forwarded-allow-ips`) and whether connections start with a PROXY protocol header
-//! (`--proxy-protocol`). Workers apply them, so they travel on each worker's command line.
+//! (`--forwarded-allow-ips`), whether connections start with a PROXY protocol header
+//! (`--proxy-protocol`) and who may send one (`--proxy-allow-from`). Workers apply them, so they travel on each worker's command line.
 
 use clap::Args;
 
@@ -35,6 +35,19 @@ pub(crate) struct ProxyArgs {
         help_heading = "Proxies"
     )]
     pub(crate) proxy_protocol: bool,
+
+    /// Peers that may send a PROXY protocol header (gunicorn's --proxy-allow-from): on a
+    /// `proxy` listener, a connection from any other peer is closed before it is read, so that
+    /// a listener others can reach does not let them claim any address. Comma-separated
+    /// addresses or CIDR blocks, `*` for every TCP peer, `unix` for unix-socket peers.
+    #[arg(
+        long,
+        value_name = "IPS",
+        default_value = "127.0.0.1,::1,unix",
+        env = "WEBSERVER_PROXY_ALLOW_FROM",
+        help_heading = "Proxies"
+    )]
+    pub(crate) proxy_allow_from: TrustList,
 }
 
 impl ProxyArgs {
@@ -42,15 +55,16 @@ impl ProxyArgs {
     pub(crate) fn proxies(&self) -> Proxies {
         Proxies {
             trusted: self.forwarded_allow_ips.clone(),
+            proxy_senders: self.proxy_allow_from.clone(),
         }
     }
 
     /// The same options as command-line arguments, for a worker's command line
     /// (`--proxy-protocol` reaches workers as every listener's `proxy` option).
     pub(crate) fn to_args(&self) -> Vec<String> {
-        vec![format!(
-            "--forwarded-allow-ips={}",
-            self.forwarded_allow_ips
-        )]
+        vec![
+            format!("--forwarded-allow-ips={}", self.forwarded_allow_ips),
+            format!("--proxy-allow-from={}", self.proxy_allow_from),
+        ]
     }
 }

@@ -76,6 +76,12 @@ pub(crate) struct SocketFile {
     ino: u64,
 }
 
+impl SocketFile {
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 impl Drop for SocketFile {
     fn drop(&mut self) {
         match fs::symlink_metadata(&self.path) {

@@ -422,6 +422,13 @@ fn accept_all(index: usize, shared_loop: &Loop, shared: &Shared, scratch: &mut T
             match listener.accept() {
                 Ok(accepted_now) => {
                     shared_loop.accept_pause.accepted(shared.coarse_now());
+                    if !shared
+                        .config
+                        .proxies
+                        .admits(accepted_now.peer, accepted_now.options)
+                    {
+                        continue;
+                    }
                     // Responses leave in as few writes as we can make them; Nagle would only
                     // delay the last segment of each (and every chunk of a stream).
                     if let Err(e) = accepted_now.stream.set_nodelay() {

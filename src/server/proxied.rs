@@ -12,13 +12,37 @@
 
 use crate::http::forwarded::{self, Scheme};
 use crate::http::peer_trust::TrustList;
-use crate::listen::Peer;
+use crate::listen::{ListenerOptions, Peer};
 
 /// The proxy options the serving loop applies.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Proxies {
     /// `--forwarded-allow-ips`.
     pub(crate) trusted: TrustList,
+    /// `--proxy-allow-from`: who may send a PROXY header on a `proxy` listener.
+    pub(crate) proxy_senders: TrustList,
+}
+
+impl Proxies {
+    /// A connection from `peer` on a listener with `options` may be served: on a `proxy`
+    /// listener only a `--proxy-allow-from` peer may speak (its header names the client); any
+    /// other is logged (its address only, so repeats are summarised) and must be closed.
+    pub(crate) fn admits(&self, peer: Peer, options: ListenerOptions) -> bool {
+        if !options.proxy_protocol {
+            return true;
+        }
+        let allowed = match peer {
+            Peer::Tcp(addr) => self.proxy_senders.trusts(addr.ip()),
+            Peer::Unix => self.proxy_senders.trusts_unix(),
+        };
+        if !allowed {
+            log::warn!(
+                "closed a connection from {} on a PROXY-protocol listener: not in --proxy-allow-from",
+                peer.host()
+            );
+        }
+        allowed
+    }
 }
 
 /// Who a request comes from, once the proxies had their say.
@@ -95,9 +119,29 @@ mod tests {
         assert!(client(Peer::Unix, false, headers.iter().copied(), &proxies).strip_forwarding);
         let unix = Proxies {
             trusted: "unix".parse().unwrap(),
+            ..Proxies::default()
         };
         let got = client(Peer::Unix, false, headers.iter().copied(), &unix);
         assert_eq!(got.remote, Peer::Tcp("198.51.100.4:0".parse().unwrap()));
         assert!(!got.strip_forwarding);
+    }
+
+    #[test]
+    fn only_allowed_peers_may_speak_on_a_proxy_listener() {
+        let proxies = Proxies {
+            proxy_senders: "10.0.0.0/8".parse().unwrap(),
+            ..Proxies::default()
+        };
+        let proxy = ListenerOptions {
+            proxy_protocol: true,
+            ..ListenerOptions::default()
+        };
+        let inside = Peer::Tcp("10.1.2.3:4000".parse().unwrap());
+        let outside = Peer::Tcp("192.0.2.1:4000".parse().unwrap());
+        assert!(proxies.admits(inside, proxy));
+        assert!(!proxies.admits(outside, proxy));
+        assert!(!proxies.admits(Peer::Unix, proxy));
+        // Plain listeners: everyone.
+        assert!(proxies.admits(outside, ListenerOptions::default()));
     }
 }

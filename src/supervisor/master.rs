@@ -38,6 +38,7 @@ use crate::cli::ServeArgs;
 use crate::listen::notify::Notifier;
 use crate::listen::open::{open_all, ListenError};
 use crate::listen::{systemd, ListenerOptions};
+use crate::privilege::{self, PrivilegeError, RunAs, WorkerPrivilegeArgs};
 use crate::stats::{Latency, Stats, StatsAddr, WorkerStatsArgs};
 use crate::sys::process::{dup_at_or_above, kill, reap_any, wait_readable, Signal};
 use crate::tls::TlsMaterial;
@@ -66,6 +67,8 @@ pub(crate) enum MasterError {
     Logging(crate::logging::LogSetupError),
     /// A listener asks for TLS but no certificate is given.
     TlsWithoutCertificate(String),
+    /// `--user`/`--group`.
+    Privilege(PrivilegeError),
 }
 
 impl fmt::Display for MasterError {
@@ -88,6 +91,7 @@ impl fmt::Display for MasterError {
             }
             MasterError::Io(what, e) => write!(f, "{what}: {e}"),
             MasterError::Logging(e) => write!(f, "{e}"),
+            MasterError::Privilege(e) => write!(f, "{e}"),
         }
     }
 }
@@ -106,6 +110,9 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         .logging
         .check_access_logfile()
         .map_err(MasterError::Logging)?;
+    let run_as = args.privilege.resolve().map_err(MasterError::Privilege)?;
+    privilege::prepare_logs(run_as.as_ref(), &args.tuning.logging)
+        .map_err(MasterError::Privilege)?;
     let target = AppTarget::parse(spec).map_err(|e| MasterError::Load(e.into()))?;
     let source = target.resolve().map_err(|e| MasterError::Load(e.into()))?;
     let activated = systemd::from_env().map_err(|reason| {
@@ -115,6 +122,13 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         )
     })?;
     let opened = open_all(&args.listen, activated).map_err(MasterError::Listen)?;
+    if let Some(run_as) = &run_as {
+        for file in &opened.files {
+            run_as
+                .hand_over_socket(file.path())
+                .map_err(MasterError::Privilege)?;
+        }
+    }
     let stats = match Stats::start(&args.stats) {
         Ok(stats) => stats,
         Err(source) => {
@@ -175,6 +189,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         workers: Vec::new(),
         machine,
         stats,
+        run_as,
         canary_start: None,
         outcome: None,
     };
@@ -208,6 +223,8 @@ struct Master {
     paths_watch: Option<PathsWatch>,
     /// `--stats`: the listener and the workers' counter pages.
     stats: Option<Stats>,
+    /// `--user`: the identity every worker takes (resolved once, at startup).
+    run_as: Option<RunAs>,
     /// Every generation's durations when the canary's window opened.
     canary_start: Option<BTreeMap<u64, Latency>>,
     /// Set by `Action::Exit`.
@@ -315,6 +332,7 @@ impl Master {
                         log::warn!("cannot write to stdout: {e}");
                     }
                     self.notifier.serving();
+                    privilege::warn_if_root(self.run_as.as_ref());
                     None
                 }
                 Action::CloseListener => {
@@ -422,6 +440,20 @@ impl Master {
         if multiprocess {
             args.push("--multiprocess".into());
         }
+        args.extend(
+            WorkerPrivilegeArgs::to_args(self.run_as.as_ref())
+                .into_iter()
+                .map(Into::into),
+        );
+        args.extend(self.args.privilege.sandbox.to_args(self.source.parent()));
+        args.extend(
+            self.args
+                .privilege
+                .limits
+                .to_args()
+                .into_iter()
+                .map(Into::into),
+        );
         let tls = library.tls.as_ref().map(TlsMaterial::image);
         if tls.is_some() {
             args.push("--tls".into());
@@ -471,6 +503,10 @@ impl Master {
     fn reopen_logs(&self) {
         log::info!("SIGUSR1: reopening the log files");
         crate::logging::reopen_all();
+        // The workers, which reopen them next, may not create them (--user, --sandbox).
+        if let Err(e) = privilege::prepare_logs(self.run_as.as_ref(), &self.args.tuning.logging) {
+            log::error!("{e}");
+        }
         for worker in &self.workers {
             if let Err(e) = kill(worker.pid, Signal::ReopenLogs) {
                 log::debug!("cannot tell worker {} to reopen its logs: {e}", worker.pid);

@@ -2,7 +2,9 @@
 //! worker would, in a child process (so a crash is reported, not suffered), run init, one
 //! synthetic `GET PATH` (default `/`) and shutdown. The app is healthy when the status is one of
 //! STATUSES (codes and classes: `200,204`, `2xx`), or by default when it is not a server error
-//! (5xx): an app whose `/` answers 503 by design names its health path and statuses.
+//! (5xx): an app whose `/` answers 503 by design names its health path and statuses. The child
+//! loads the app in the worker sandbox (`crate::privilege::sandbox`, the same `--sandbox*`
+//! options), so a file the app would be denied fails the check as it would fail a worker.
 //!
 //! The child (`__probe`) is this same executable: when it fails, its own `main` prints the one
 //! error line and exits with [`exit::FAILURE`]; the parent then adds nothing. The parent speaks
@@ -12,6 +14,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::str::FromStr;
 
@@ -25,6 +28,7 @@ use crate::cli::ProbeArgs;
 use crate::error::Error;
 use crate::exit;
 use crate::http::target::{parse_target, Target};
+use crate::logging::LogArgs;
 
 /// Why `check` failed.
 #[derive(Debug)]
@@ -128,14 +132,27 @@ fn probe_args(probe: &ProbeArgs) -> Vec<OsString> {
     if let Some(expect) = &probe.expect {
         args.extend(["--expect".into(), expect.to_string().into()]);
     }
+    // The library's directory is added by the child, which resolves it.
+    args.extend(probe.sandbox.to_args(None));
     args
 }
 
 /// The child side: load, probe, report on stdout. An error is returned for `main` to print.
 pub(crate) fn probe(spec: &str, app_args: &[OsString], args: &ProbeArgs) -> Result<(), Error> {
     let target = AppTarget::parse(spec).map_err(LoadError::from)?;
-    let app = LoadedApp::load(&target, app_args)?;
+    let path = target.resolve().map_err(LoadError::from)?;
+    // As a worker is: in the sandbox, its library's directory readable.
+    let mut sandbox = args.sandbox.clone();
+    sandbox
+        .sandbox_read
+        .extend(path.parent().map(Path::to_owned));
+    let mut enforced = String::new();
+    let app = LoadedApp::load_path_then(&path, &target.symbol, app_args, || {
+        enforced = sandbox.apply(&LogArgs::default(), app_args, std::iter::empty())?;
+        Ok(())
+    })?;
     println!("library: {}", app.path().display());
+    println!("sandbox: {enforced}");
     println!("app:     {} {}", app.name(), app.version());
     let (major, minor) = app.abi_version();
     println!("abi:     {major}.{minor} (server speaks {WS_ABI_MAJOR}.x)");

@@ -97,6 +97,14 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
             return 1;
         }
     };
+    // The log files are open: from here on nothing needs the master's identity (the library,
+    // the TLS key and the listeners are inherited descriptors), and the app must not have it.
+    if let Some(run_as) = &args.privilege.run_as {
+        if let Err(e) = run_as.take() {
+            report.send_or_log(&WorkerMessage::Error(e));
+            return 1;
+        }
+    }
     let graceful_timeout = Duration::from_secs(args.tuning.graceful_timeout);
     let start = Arc::new((Mutex::new(Start::Waiting), Condvar::new()));
     let shutdown = Arc::new(Shutdown::default());
@@ -141,7 +149,17 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
             return 1;
         }
     };
-    let app = match LoadedApp::load_path(&args.lib, &args.symbol, &args.app_args) {
+    let mut sandbox = String::new();
+    let loaded = LoadedApp::load_path_then(&args.lib, &args.symbol, &args.app_args, || {
+        args.privilege.limits.apply()?;
+        sandbox = args.privilege.sandbox.apply(
+            &args.tuning.logging,
+            &args.app_args,
+            args.tuning.statics.mounts.iter().map(|m| m.dir.clone()),
+        )?;
+        Ok(())
+    });
+    let app = match loaded {
         Ok(app) => app,
         Err(e) => {
             report.send_or_log(&WorkerMessage::Error(e.to_string()));
@@ -173,6 +191,9 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
     // replacement is accepting before this one stops.
     let pipe = Arc::clone(&report);
     shutdown.on_retire(Box::new(move || pipe.send_or_log(&WorkerMessage::Draining)));
+    if let Err(e) = args.privilege.limits.watch_memory(&shutdown) {
+        log::warn!("cannot watch the resident memory ({e}); --limit-memory is not enforced");
+    }
 
     let mut listeners = Vec::with_capacity(args.listeners.len());
     for (fd, options) in (FIRST_LISTEN_FD..).zip(&args.listeners) {
@@ -185,7 +206,7 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
         }
     }
     log::info!(
-        "generation {} serving {} {}",
+        "generation {} serving {} {} (sandbox: {sandbox})",
         args.generation,
         app.name(),
         app.version()

@@ -13,8 +13,10 @@ pub(crate) mod flock;
 pub(crate) mod logfile;
 pub(crate) mod memfd;
 pub(crate) mod notify;
+pub(crate) mod privilege;
 pub(crate) mod process;
 pub(crate) mod proctitle;
+pub(crate) mod seccomp;
 pub(crate) mod shm;
 pub(crate) mod socket;
 

@@ -260,6 +260,8 @@ pub(crate) fn signal_name(signal: i32) -> &'static str {
         libc::SIGHUP => "SIGHUP",
         libc::SIGUSR1 => "SIGUSR1",
         libc::SIGUSR2 => "SIGUSR2",
+        // The kernel's answer to a worker past --limit-cpu-seconds.
+        libc::SIGXCPU => "SIGXCPU",
         _ => "signal",
     }
 }
