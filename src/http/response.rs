@@ -1,7 +1,8 @@
 //! Response bytes: status line, header block, framing choice, chunks, error responses, the
 //! `100 Continue` interim response and the Date cache (RFC 9112 §4, §6, §7.1; RFC 9110 §6.6.1,
 //! §8.6, §15). Stateless: which of these go out, and when, is decided by the encoder's state
-//! machine (`encoder.rs`); the app's fields arrive validated (`response_fields.rs`).
+//! machine (`encoder.rs`); the app's fields arrive validated and already spelled as header lines
+//! (`response_fields.rs`).
 
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -114,12 +115,15 @@ pub(crate) struct Head {
 
 /// Writes the status line and header block of an app's response.
 ///
-/// `fields` were validated when they were set (there is no other way to fill them), so they are
-/// written as they are: the app's headers in their order, then Content-Length or
-/// Transfer-Encoding as `head.framing` says, Connection, Date and Server (the last two only if
-/// the app did not send them), and the empty line.
+/// `fields` were validated when they were set (there is no other way to fill them) and hold the
+/// app's header lines ready to send, so they are copied as they are: the app's headers in their
+/// order, then Content-Length or Transfer-Encoding as `head.framing` says, Connection, Date and
+/// Server (the last two only if the app did not send them), and the empty line.
 pub(crate) fn encode_head(out: &mut Vec<u8>, head: &Head, fields: &ResponseFields, date: &[u8]) {
-    write_head(out, head, fields.reason(), fields.headers(), date);
+    write_status_line(out, head.status, fields.reason());
+    out.extend_from_slice(fields.lines());
+    let (has_date, has_server) = fields.has_date_and_server();
+    write_tail(out, head, has_date, has_server, date);
 }
 
 /// The head of a response the server makes itself (a `--static` file), with `headers` the
@@ -130,35 +134,43 @@ pub(crate) fn encode_own_head<'h>(
     headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
     date: &[u8],
 ) {
-    write_head(out, head, b"", headers, date);
-}
-
-/// [`encode_head`] over fields the caller vouches for: validated [`ResponseFields`] or the
-/// server's own constants.
-fn write_head<'h>(
-    out: &mut Vec<u8>,
-    head: &Head,
-    reason: &[u8],
-    headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
-    date: &[u8],
-) {
-    out.extend_from_slice(b"HTTP/1.1 ");
-    write_dec(out, u64::from(head.status));
-    out.push(b' ');
-    if reason.is_empty() {
-        out.extend_from_slice(reason_phrase(head.status).as_bytes());
-    } else {
-        out.extend_from_slice(reason);
-    }
-    out.extend_from_slice(b"\r\n");
-
+    write_status_line(out, head.status, b"");
     let (mut has_date, mut has_server) = (false, false);
     for (name, value) in headers {
         has_date |= name.eq_ignore_ascii_case(b"date");
         has_server |= name.eq_ignore_ascii_case(b"server");
         header(out, name, value);
     }
+    write_tail(out, head, has_date, has_server, date);
+}
 
+/// `HTTP/1.1 {status} {reason}\r\n`, the standard reason if `reason` is empty.
+fn write_status_line(out: &mut Vec<u8>, status: u16, reason: &[u8]) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    if (100..1000).contains(&status) {
+        // Every status sent has three digits (RFC 9110 §15): no division loop for them.
+        let digits = [
+            b'0' + (status / 100) as u8,
+            b'0' + (status / 10 % 10) as u8,
+            b'0' + (status % 10) as u8,
+            b' ',
+        ];
+        out.extend_from_slice(&digits);
+    } else {
+        write_dec(out, u64::from(status));
+        out.push(b' ');
+    }
+    if reason.is_empty() {
+        out.extend_from_slice(reason_phrase(status).as_bytes());
+    } else {
+        out.extend_from_slice(reason);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// What follows the caller's header fields: framing, Connection, Date and Server unless the
+/// caller sent them, and the empty line.
+fn write_tail(out: &mut Vec<u8>, head: &Head, has_date: bool, has_server: bool, date: &[u8]) {
     let keep_alive = head.keep_alive && head.framing != Framing::CloseDelimited;
     match head.framing {
         Framing::Length(n) => content_length(out, n),
@@ -246,7 +258,7 @@ pub(crate) fn encode_error_with(
         content_length_for_head: (!with_body).then_some(body_len as u64),
     };
     let ct: [(&[u8], &[u8]); 1] = [(b"Content-Type", b"text/plain; charset=utf-8")];
-    write_head(out, &head, b"", ct.into_iter(), date);
+    encode_own_head(out, &head, ct.into_iter(), date);
     if !with_body {
         return;
     }

@@ -1,14 +1,18 @@
 //! The status line and header fields an app asks for, validated once when they are set (PEP 3333
-//! `start_response`), kept in buffers reused across requests, and trusted by
-//! [`encode_head`](super::response::encode_head) from then on.
+//! `start_response`) and written in the same pass as the lines they become on the wire
+//! (`Name: value\r\n`), kept in buffers reused across requests. [`encode_head`] copies those
+//! lines into the output in one piece; nothing walks the fields again.
 //!
 //! The only way to fill a [`ResponseFields`] is [`ResponseFields::set`], which checks every field
 //! (RFC 9110 §5: names are tokens, values carry no CR, LF, NUL or other control byte) and keeps
 //! out what belongs to the server: hop-by-hop fields are refused, and Content-Length is taken out
 //! of the list into [`ResponseFields::content_length`] because framing is the encoder's choice.
+//! The lines are kept, not a copy of the pairs: the access log finds a field by reading them
+//! back ([`ResponseFields::headers`]), which only it does.
+//!
+//! [`encode_head`]: super::response::encode_head
 
 use std::fmt;
-use std::ops::Range;
 
 use super::grammar::{is_token, parse_decimal};
 
@@ -49,10 +53,13 @@ impl fmt::Display for InvalidResponse {
 #[derive(Debug, Default)]
 pub(crate) struct ResponseFields {
     reason: Vec<u8>,
-    bytes: Vec<u8>,
-    /// (name, value) ranges into `bytes`, in the app's order.
-    ranges: Vec<(Range<usize>, Range<usize>)>,
+    /// The fields as they go on the wire, `Name: value\r\n` each, in the app's order. Names are
+    /// tokens (no `:`) and values hold no CR or LF, so the lines read back unambiguously.
+    lines: Vec<u8>,
     content_length: Option<u64>,
+    /// The app sent its own `Date` / `Server` (the server adds them otherwise).
+    has_date: bool,
+    has_server: bool,
 }
 
 impl ResponseFields {
@@ -109,20 +116,24 @@ impl ResponseFields {
                 }
                 continue;
             }
-            let start = self.bytes.len();
-            self.bytes.extend_from_slice(name);
-            let mid = self.bytes.len();
-            self.bytes.extend_from_slice(value);
-            self.ranges.push((start..mid, mid..self.bytes.len()));
+            // By length first, as for hop-by-hop names.
+            self.has_date |= name.len() == 4 && name.eq_ignore_ascii_case(b"date");
+            self.has_server |= name.len() == 6 && name.eq_ignore_ascii_case(b"server");
+            self.lines.reserve(name.len() + value.len() + 4);
+            self.lines.extend_from_slice(name);
+            self.lines.extend_from_slice(b": ");
+            self.lines.extend_from_slice(value);
+            self.lines.extend_from_slice(b"\r\n");
         }
         Ok(())
     }
 
     pub(crate) fn clear(&mut self) {
         self.reason.clear();
-        self.bytes.clear();
-        self.ranges.clear();
+        self.lines.clear();
         self.content_length = None;
+        self.has_date = false;
+        self.has_server = false;
     }
 
     /// The app's reason phrase; empty means the standard one.
@@ -135,11 +146,26 @@ impl ResponseFields {
         self.content_length
     }
 
-    /// The header fields in the app's order.
+    /// The header fields' lines as they go on the wire (`Name: value\r\n` each).
+    pub(crate) fn lines(&self) -> &[u8] {
+        &self.lines
+    }
+
+    /// Whether the app set `Date` and `Server` itself.
+    pub(crate) fn has_date_and_server(&self) -> (bool, bool) {
+        (self.has_date, self.has_server)
+    }
+
+    /// The header fields in the app's order, read back from [`ResponseFields::lines`].
     pub(crate) fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.ranges
-            .iter()
-            .map(|(name, value)| (&self.bytes[name.clone()], &self.bytes[value.clone()]))
+        self.lines
+            .split(|&b| b == b'\n')
+            .filter_map(|line| line.strip_suffix(b"\r"))
+            .filter_map(|line| {
+                // The first `:` ends the name (a token has none); `set` wrote one space after it.
+                let colon = line.iter().position(|&b| b == b':')?;
+                Some((&line[..colon], line.get(colon + 2..).unwrap_or_default()))
+            })
     }
 }
 
@@ -220,16 +246,33 @@ mod tests {
                 (b"Content-Length", b"12"),
                 (b"content-length", b"12"),
                 (b"X-B", b"\tobs-text \x80"),
+                (b"X-C", b""),
+                (b"X-D", b" a: b:"),
             ],
         )
         .unwrap();
         assert_eq!(f.reason(), b"Made");
         assert_eq!(f.content_length(), Some(12));
-        let headers: Vec<_> = f.headers().collect();
         assert_eq!(
-            headers,
-            [(&b"X-A"[..], &b"1"[..]), (b"X-B", b"\tobs-text \x80")]
+            f.lines(),
+            b"X-A: 1\r\nX-B: \tobs-text \x80\r\nX-C: \r\nX-D:  a: b:\r\n"
         );
+        let headers: Vec<_> = f.headers().collect();
+        let want: Pairs<'_> = &[
+            (b"X-A", b"1"),
+            (b"X-B", b"\tobs-text \x80"),
+            (b"X-C", b""),
+            (b"X-D", b" a: b:"),
+        ];
+        assert_eq!(headers, want);
+        assert_eq!(f.has_date_and_server(), (false, false));
+        let g = set(
+            200,
+            b"",
+            &[(b"DATE", b"x"), (b"server", b"y"), (b"Dates", b"z")],
+        )
+        .unwrap();
+        assert_eq!(g.has_date_and_server(), (true, true));
     }
 
     #[test]
