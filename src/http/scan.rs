@@ -131,7 +131,7 @@ impl HeadScanner {
             // Resume after the bytes of this line already known to hold no CR or LF.
             let from = self.pos.max(line_start);
             let rest = input.get(from..).unwrap_or_default();
-            let Some(i) = rest.iter().position(|&b| b == b'\r' || b == b'\n') else {
+            let Some(i) = memchr::memchr2(b'\r', b'\n', rest) else {
                 self.count(rest.len());
                 self.pos = input.len();
                 return match first_limit_error(
