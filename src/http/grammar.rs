@@ -10,33 +10,31 @@ pub(crate) fn is_tchar(b: u8) -> bool {
 
 /// [`is_tchar`] as a table: one load per byte instead of a range test and a match (every
 /// response field name an app sets is checked byte by byte).
-static TCHAR: [bool; 256] = {
+static TCHAR: [bool; 256] = alphanumeric_and(b"!#$%&'*+-.^_`|~");
+
+/// `reg-name` bytes (RFC 3986 §3.2.2: unreserved / sub-delims, and `%` let through for
+/// pct-encoded): every request's Host value is checked byte by byte.
+pub(crate) fn is_reg_name_byte(b: u8) -> bool {
+    REG_NAME[usize::from(b)]
+}
+
+static REG_NAME: [bool; 256] = alphanumeric_and(b"-._~%!$&'()*+,;=");
+
+/// A byte-set table: ASCII letters and digits, and `extra`.
+const fn alphanumeric_and(extra: &[u8]) -> [bool; 256] {
     let mut table = [false; 256];
     let mut b = 0;
     while b < 256 {
-        let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
+        table[b] = (b as u8).is_ascii_alphanumeric();
         b += 1;
     }
+    let mut i = 0;
+    while i < extra.len() {
+        table[extra[i] as usize] = true;
+        i += 1;
+    }
     table
-};
+}
 
 /// `token = 1*tchar` (RFC 9110 §5.6.2).
 pub(crate) fn is_token(bytes: &[u8]) -> bool {
@@ -107,6 +105,16 @@ mod tests {
         for b in 0..=255u8 {
             let want = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
             assert_eq!(is_tchar(b), want, "byte {b:#04x}");
+        }
+    }
+
+    #[test]
+    fn reg_name_table_is_the_rfc_set() {
+        // RFC 3986: unreserved = ALPHA / DIGIT / "-" / "." / "_" / "~"; sub-delims = "!" / "$" /
+        // "&" / "'" / "(" / ")" / "*" / "+" / "," / ";" / "="; and "%" of pct-encoded.
+        for b in 0..=255u8 {
+            let want = b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b);
+            assert_eq!(is_reg_name_byte(b), want, "byte {b:#04x}");
         }
     }
 

@@ -2,6 +2,7 @@
 //! target is split once, into the path, query and authority every later stage reads.
 
 use super::error::ParseError;
+use super::grammar::is_reg_name_byte;
 
 /// A request-target split into its parts (RFC 9112 §3.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,29 +150,6 @@ pub(crate) fn valid_host(v: &[u8]) -> bool {
         )
     };
     host_ok && port.len() <= 5 && port.iter().all(u8::is_ascii_digit)
-}
-
-/// reg-name = *( unreserved / pct-encoded / sub-delims ) (RFC 3986 §3.2.2); `%` let through.
-fn is_reg_name_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.'
-                | b'_'
-                | b'~'
-                | b'%'
-                | b'!'
-                | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b';'
-                | b'='
-        )
 }
 
 #[cfg(test)]
