@@ -5,7 +5,7 @@
 //! (`response_fields.rs`).
 
 use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::response_fields::ResponseFields;
 
@@ -315,14 +315,19 @@ fn write_hex(out: &mut Vec<u8>, mut n: u64) {
 /// second. Meant to live per thread (no locking).
 #[derive(Debug, Clone)]
 pub(crate) struct DateCache {
-    second: Option<u64>,
+    /// `buf` spells the second `[from, until)`: a `now` inside it is two comparisons, not a
+    /// subtraction from the epoch on every request.
+    from: SystemTime,
+    until: SystemTime,
     buf: [u8; 29],
 }
 
 impl Default for DateCache {
     fn default() -> Self {
         DateCache {
-            second: None,
+            // An empty second: the first call formats.
+            from: UNIX_EPOCH,
+            until: UNIX_EPOCH,
             buf: [b' '; 29],
         }
     }
@@ -336,18 +341,19 @@ impl DateCache {
 
     /// The date of `now` (a caller that already knows the time saves a clock read).
     pub(crate) fn at(&mut self, now: SystemTime) -> &[u8] {
-        let second = now
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        if self.second != Some(second) {
+        if !(self.from <= now && now < self.until) {
+            let second = now
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
             // Formatted straight into the buffer: `fmt_http_date` would allocate a String once
             // a second, on the request path.
             let mut dst = &mut self.buf[..];
             if let Err(e) = write!(dst, "{}", httpdate::HttpDate::from(now)) {
                 log::debug!("cannot format the Date header: {e}");
             }
-            self.second = Some(second);
+            self.from = UNIX_EPOCH + Duration::from_secs(second);
+            self.until = self.from + Duration::from_secs(1);
         }
         &self.buf
     }
@@ -450,6 +456,17 @@ mod tests {
         encode_continue(&mut out);
         assert_eq!(out, b"HTTP/1.1 100 Continue\r\n\r\n");
         let mut dc = DateCache::default();
+        let t = UNIX_EPOCH + Duration::from_millis(784_111_777_999);
+        assert_eq!(dc.at(t), D);
+        assert_eq!(dc.at(t - Duration::from_millis(999)), D);
+        assert_eq!(
+            dc.at(t + Duration::from_millis(1)),
+            b"Sun, 06 Nov 1994 08:49:38 GMT"
+        );
+        assert_eq!(
+            dc.at(t - Duration::from_secs(1)),
+            b"Sun, 06 Nov 1994 08:49:36 GMT"
+        );
         let d = dc.get().to_vec();
         assert_eq!(d.len(), 29);
         assert!(
