@@ -89,7 +89,6 @@ pub(crate) struct TlsArgs {
         env = "WEBSERVER_TLS_MIN",
         default_value = "1.2",
         value_parser = tls_min,
-        requires = "certfile",
         help_heading = "TLS"
     )]
     pub(crate) tls_min: TlsMin,
