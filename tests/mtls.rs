@@ -356,3 +356,18 @@ fn ca_certs_and_cert_reqs_come_from_the_config_file_and_the_environment() {
     let json = curl(&pki, server.port(), Some(&dave), &[]).unwrap();
     assert_eq!(json["ssl_client"]["SSL_CLIENT_S_DN_CN"], "dave", "{json}");
 }
+
+#[test]
+fn ca_certs_without_cert_reqs_asks_for_nothing_and_says_so() {
+    let pki = pki("mtls-ca-only");
+    let server = tls_server(&pki)
+        .args(["--ca-certs".as_ref(), pki.ca.file().as_os_str()])
+        .start();
+    let json = curl(&pki, server.port(), None, &[]).unwrap();
+    assert_eq!(json["ssl_client"]["SSL_CLIENT_VERIFY"], "NONE", "{json}");
+    server
+        .wait_for_log(IO_TIMEOUT, |l| {
+            l.contains(" WARN ") && l.contains("--cert-reqs is none")
+        })
+        .expect("a warning naming --cert-reqs");
+}

@@ -251,6 +251,9 @@ impl TlsMaterial {
             keyfile.display(),
             settings.tls_min.as_str()
         );
+        if tls.ca_certs.is_some() && settings.cert_reqs == CertReqs::None {
+            log::warn!("--ca-certs is given but --cert-reqs is none: clients are not asked for a certificate (add --cert-reqs optional or required)");
+        }
         if let Some(ca) = &tls.ca_certs {
             summary += &format!(
                 ", client certificates {} by {}",
