@@ -4,6 +4,7 @@
 //! variables it was handed; the revocation list re-read on HUP.
 
 mod common;
+mod wsgi_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -370,4 +371,25 @@ fn ca_certs_without_cert_reqs_asks_for_nothing_and_says_so() {
             l.contains(" WARN ") && l.contains("--cert-reqs is none")
         })
         .expect("a warning naming --cert-reqs");
+}
+
+#[test]
+fn a_wsgi_app_sees_the_client_certificate_in_its_environ() {
+    let pki = pki("mtls-wsgi");
+    let erin = pki.ca.client("erin", 50);
+    let server = wsgi_support::wsgi_server(&wsgi_support::examples_dir(), "echoapp:app")
+        .args(["--certfile".as_ref(), pki.server.certfile.as_os_str()])
+        .args(["--keyfile".as_ref(), pki.server.keyfile.as_os_str()])
+        .args(["--ca-certs".as_ref(), pki.ca.file().as_os_str()])
+        .args(["--cert-reqs", "required"])
+        .start();
+    let json = curl(&pki, server.port(), Some(&erin), &[]).unwrap();
+    let vars = &json["ssl_client"];
+    assert_eq!(vars["SSL_CLIENT_VERIFY"], "SUCCESS", "{json}");
+    assert_eq!(
+        vars["SSL_CLIENT_S_DN"], "CN=erin,O=Example\\, Inc.,C=FR",
+        "{json}"
+    );
+    assert_eq!(json["wsgi"]["url_scheme"], "https", "{json}");
+    assert!(curl(&pki, server.port(), None, &[]).is_err());
 }
