@@ -390,12 +390,9 @@ impl Master {
             .and_then(|t| t.resolve())
             .map_err(|e| e.to_string())?;
         let mut artifact = Artifact::prepare(&source).map_err(|e| e.to_string())?;
-        if let Some((certfile, keyfile)) = args.tls.files() {
-            // Re-read with every library, so HUP also picks up a renewed certificate; a bad one
-            // refuses the swap like a bad library.
-            let material =
-                TlsMaterial::load(certfile, keyfile, args.tls.ciphers.as_deref(), FD_FLOOR)
-                    .map_err(|e| e.to_string())?;
+        // Re-read with every library, so HUP also picks up a renewed certificate, CA bundle or
+        // revocation list; a bad one refuses the swap like a bad library.
+        if let Some(material) = TlsMaterial::load(&args.tls, FD_FLOOR).map_err(|e| e.to_string())? {
             log::debug!("TLS: {}", material.summary);
             artifact.tls = Some(material);
         }
