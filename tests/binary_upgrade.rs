@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,10 +18,13 @@ use common::*;
 /// How long an upgrade may take: the new master boots its workers, the old one drains.
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A server of `hello` run from a copy of the binary at `dir/webserver`, with `--pid` and a
-/// unix `--stats` socket; (server, its binary, pid file, stats socket).
-fn upgradable_server(tag: &str) -> (Server, PathBuf, PathBuf, PathBuf) {
+/// A server of `hello` run from a copy of the binary at `dir/webserver`, with `--pid`, a unix
+/// `--stats` socket and `NOTIFY_SOCKET=dir/notify.sock` (bound here: a stand-in for systemd);
+/// (server, its binary, pid file, stats socket, notification socket).
+fn upgradable_server(tag: &str) -> (Server, PathBuf, PathBuf, PathBuf, UnixDatagram) {
     let dir = fresh_dir(tag);
+    let notify_path = dir.join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
     let exe = dir.join("webserver");
     std::fs::copy(webserver_exe(), &exe).unwrap();
     wait_executable(&exe, Some(0));
@@ -34,9 +37,21 @@ fn upgradable_server(tag: &str) -> (Server, PathBuf, PathBuf, PathBuf) {
             format!("--stats=unix:{}", stats.display()),
             "--workers=2".into(),
         ])
+        .env("NOTIFY_SOCKET", notify_path.to_str().unwrap())
         .start();
     wait_first_ready(&pid_file);
-    (server, exe, pid_file, stats)
+    (server, exe, pid_file, stats, notify)
+}
+
+/// Every notification received so far.
+fn notifications(socket: &UnixDatagram) -> Vec<String> {
+    socket.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    let mut seen = Vec::new();
+    while let Ok(n) = socket.recv(&mut buf) {
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    seen
 }
 
 /// Waits until `exe --version` runs and exits with `code`: a file just written may be busy
@@ -163,7 +178,7 @@ fn is_alive(pid: i32) -> bool {
 
 #[test]
 fn usr2_under_load_hands_everything_to_a_new_master_and_loses_no_request() {
-    let (mut server, _exe, pid_file, stats) = upgradable_server("upgrade-ok");
+    let (mut server, _exe, pid_file, stats, notify) = upgradable_server("upgrade-ok");
     let old = server.pid() as i32;
     assert_eq!(stats_master_pid(&stats), Ok(old));
     let load = Load::start(&server, 4);
@@ -203,6 +218,14 @@ fn usr2_under_load_hands_everything_to_a_new_master_and_loses_no_request() {
             "binary upgrade: the new master (pid {new}) serves; this one (pid {old}) drains its workers and exits"
         )));
         assert_eq!(stats_master_pid(&stats), Ok(new), "the stats socket");
+        // systemd hears of one service: the new master's pid, and no stop from the old one.
+        let told = notifications(&notify);
+        let main_pid = format!("MAINPID={new}");
+        assert!(
+            told.iter().any(|m| m.lines().any(|l| l == main_pid)),
+            "{told:?}"
+        );
+        assert!(!told.iter().any(|m| m.contains("STOPPING=1")), "{told:?}");
         assert_eq!(fresh_get(&server, "/").unwrap().status, 200);
     };
     eprintln!(
@@ -221,7 +244,7 @@ fn usr2_under_load_hands_everything_to_a_new_master_and_loses_no_request() {
 
 #[test]
 fn a_new_binary_that_exits_at_start_leaves_the_old_master_serving() {
-    let (mut server, exe, pid_file, stats) = upgradable_server("upgrade-fails");
+    let (mut server, exe, pid_file, stats, _notify) = upgradable_server("upgrade-fails");
     let old = server.pid() as i32;
     // A build that cannot start, where the binary was: removed first, as the running one is busy.
     std::fs::remove_file(&exe).unwrap();

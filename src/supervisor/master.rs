@@ -6,7 +6,8 @@
 //! the listeners when a stop begins. It holds `--pid FILE` locked for its whole life
 //! (`pid_file.rs`) and removes the unix socket files it created when it exits; with `--stats`
 //! it gives each worker a counter page and answers scrapes from this same loop
-//! (`crate::stats`). It never loads app code itself.
+//! (`crate::stats`). On USR2 it starts a new master and hands it all of these (`upgrade.rs`).
+//! It never loads app code itself.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ffi::OsString;
