@@ -13,16 +13,29 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use common::swap::{install, run_script};
 use common::*;
 
 /// How long an upgrade may take: the new master boots its workers, the old one drains.
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A server of `hello` run from a copy of the binary at `dir/webserver`, with `--pid`, a unix
-/// `--stats` socket and `NOTIFY_SOCKET=dir/notify.sock` (bound here: a stand-in for systemd);
-/// (server, its binary, pid file, stats socket, notification socket).
-fn upgradable_server(tag: &str) -> (Server, PathBuf, PathBuf, PathBuf, UnixDatagram) {
+/// A server of a copy of `hello` at `live`, run from a copy of the binary at `exe`.
+struct Upgradable {
+    server: Server,
+    exe: PathBuf,
+    live: PathBuf,
+    pid_file: PathBuf,
+    stats: PathBuf,
+    /// The stand-in for systemd's `NOTIFY_SOCKET`.
+    notify: UnixDatagram,
+}
+
+/// An [`Upgradable`] server in a fresh directory, with `--pid`, a unix `--stats` socket and
+/// `NOTIFY_SOCKET`.
+fn upgradable_server(tag: &str) -> Upgradable {
     let dir = fresh_dir(tag);
+    let live = dir.join("live.so");
+    install(&sample_app("hello"), &live);
     let notify_path = dir.join("notify.sock");
     let notify = UnixDatagram::bind(&notify_path).unwrap();
     let exe = dir.join("webserver");
@@ -30,7 +43,7 @@ fn upgradable_server(tag: &str) -> (Server, PathBuf, PathBuf, PathBuf, UnixDatag
     wait_executable(&exe, Some(0));
     let pid_file = dir.join("ws.pid");
     let stats = dir.join("stats.sock");
-    let server = sample_server("hello")
+    let server = server(format!("{}:app", live.display()))
         .exe(&exe)
         .args(["--pid".as_ref(), pid_file.as_os_str()])
         .args([
@@ -40,7 +53,14 @@ fn upgradable_server(tag: &str) -> (Server, PathBuf, PathBuf, PathBuf, UnixDatag
         .env("NOTIFY_SOCKET", notify_path.to_str().unwrap())
         .start();
     wait_first_ready(&pid_file);
-    (server, exe, pid_file, stats, notify)
+    Upgradable {
+        server,
+        exe,
+        live,
+        pid_file,
+        stats,
+        notify,
+    }
 }
 
 /// Every notification received so far.
@@ -178,7 +198,14 @@ fn is_alive(pid: i32) -> bool {
 
 #[test]
 fn usr2_under_load_hands_everything_to_a_new_master_and_loses_no_request() {
-    let (mut server, _exe, pid_file, stats, notify) = upgradable_server("upgrade-ok");
+    let Upgradable {
+        mut server,
+        live,
+        pid_file,
+        stats,
+        notify,
+        ..
+    } = upgradable_server("upgrade-ok");
     let old = server.pid() as i32;
     assert_eq!(stats_master_pid(&stats), Ok(old));
     let load = Load::start(&server, 4);
@@ -227,6 +254,22 @@ fn usr2_under_load_hands_everything_to_a_new_master_and_loses_no_request() {
         );
         assert!(!told.iter().any(|m| m.contains("STOPPING=1")), "{told:?}");
         assert_eq!(fresh_get(&server, "/").unwrap().status, 200);
+        // FILE.status is the new master's, and the hot-swap script works with it.
+        assert_eq!(
+            read_status(&pid_file).map(|(s, g, _)| (s, g)),
+            Some(("ready".into(), 1))
+        );
+        let swapped = run_script(&sample_app("hello"), &pid_file, &live);
+        assert!(
+            swapped.status.success(),
+            "{}{}",
+            swapped.stdout,
+            swapped.stderr
+        );
+        assert_eq!(
+            read_status(&pid_file).map(|(s, g, _)| (s, g)),
+            Some(("ready".into(), 2))
+        );
     };
     eprintln!(
         "upgrade under load: {ok} requests served, {} failed",
@@ -244,7 +287,13 @@ fn usr2_under_load_hands_everything_to_a_new_master_and_loses_no_request() {
 
 #[test]
 fn a_new_binary_that_exits_at_start_leaves_the_old_master_serving() {
-    let (mut server, exe, pid_file, stats, _notify) = upgradable_server("upgrade-fails");
+    let Upgradable {
+        mut server,
+        exe,
+        pid_file,
+        stats,
+        ..
+    } = upgradable_server("upgrade-fails");
     let old = server.pid() as i32;
     // A build that cannot start, where the binary was: removed first, as the running one is busy.
     std::fs::remove_file(&exe).unwrap();

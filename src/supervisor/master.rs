@@ -215,6 +215,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         handoff,
         upgrading: None,
         handed_over: false,
+        held_status: None,
     };
     let result = master.serve(signals);
     // Removes the pid and status files, then releases the lock.
@@ -263,6 +264,8 @@ struct Master {
     upgrading: Option<Upgrading>,
     /// A new master serves: this one drains and leaves every shared file to it.
     handed_over: bool,
+    /// The new master's last status line, written into `FILE.status` once it serves.
+    held_status: Option<String>,
 }
 
 impl Master {
@@ -626,6 +629,9 @@ impl Master {
                 log::warn!("cannot write this master's pid into --pid FILE: {e}");
             }
         }
+        if let Some(status) = self.held_status.take() {
+            self.write_status(&status);
+        }
         self.notifier.main_pid();
         handoff.ready();
     }
@@ -725,12 +731,17 @@ impl Master {
         }
     }
 
-    fn write_status(&self, status: &str) {
+    fn write_status(&mut self, status: &str) {
         let Some(pid_file) = &self.args.pid else {
             return;
         };
         if self.handed_over {
             // FILE.status is the new master's.
+            return;
+        }
+        if self.handoff.is_some() {
+            // FILE.status is the old master's until this one serves (`take_over`).
+            self.held_status = Some(status.to_owned());
             return;
         }
         let path = status_path(pid_file);
