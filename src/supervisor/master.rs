@@ -33,7 +33,7 @@ use super::process::{jitter, status_path};
 use super::reload::FileWatch;
 use super::reload_paths::PathsWatch;
 use super::reread::reread;
-use super::upgrade::{self, Handoff, Progress, Upgrading};
+use super::upgrade::{Handoff, Upgrading};
 use crate::app::loader::LoadError;
 use crate::app::target::AppTarget;
 use crate::cli::ServeArgs;
@@ -44,6 +44,8 @@ use crate::privilege::{self, PrivilegeError, RunAs, WorkerPrivilegeArgs};
 use crate::stats::{Latency, Stats, StatsAddr, WorkerStatsArgs};
 use crate::sys::process::{dup_at_or_above, kill, reap_any, wait_readable, Signal};
 use crate::tls::TlsMaterial;
+
+mod binary_upgrade;
 
 /// The longest the master sleeps between looks at its signals, children and the watched file.
 const TICK: Duration = Duration::from_millis(50);
@@ -538,102 +540,6 @@ impl Master {
             stats.spawned(pid, number, generation, page);
         }
         Ok(pid)
-    }
-
-    /// USR2: start a new master from the executable's path; this one serves until it does.
-    fn start_upgrade(&mut self) {
-        let refuse = if self.upgrading.is_some() {
-            Some("a binary upgrade is under way already")
-        } else if self.handed_over || self.machine.is_stopping() || self.listeners.is_empty() {
-            Some("this master is stopping")
-        } else if self.handoff.is_some() {
-            Some("this master is not serving yet")
-        } else {
-            None
-        };
-        if let Some(why) = refuse {
-            log::warn!("SIGUSR2 ignored: {why}");
-            return;
-        }
-        let listeners: Vec<upgrade::Passing<'_>> = self
-            .listeners
-            .iter()
-            .zip(&self.names)
-            .map(|((fd, options), name)| (fd.as_fd(), *options, name.as_str()))
-            .collect();
-        let started = upgrade::start(
-            &self.exe,
-            &self.argv,
-            &listeners,
-            self.pid_file.as_ref().map(PidFile::fd),
-            self.stats.as_ref().map(Stats::listener_fd),
-        );
-        match started {
-            Ok(upgrading) => {
-                log::info!(
-                    "SIGUSR2: started a new master (pid {}) from {}; this one serves until it does",
-                    upgrading.pid,
-                    self.exe.display()
-                );
-                self.upgrading = Some(upgrading);
-            }
-            Err(e) => log::error!(
-                "binary upgrade failed: cannot start {}: {e}; still serving with this master",
-                self.exe.display()
-            ),
-        }
-    }
-
-    /// The new master serves: hand it every shared file and drain; or it failed: keep serving.
-    fn watch_upgrade(&mut self) {
-        let Some(upgrading) = &mut self.upgrading else {
-            return;
-        };
-        match upgrading.progress(Instant::now()) {
-            Progress::Waiting => {}
-            Progress::Failed(why) => {
-                log::error!("binary upgrade failed: {why}; still serving with this master");
-                self.upgrading = None;
-            }
-            Progress::Ready => {
-                let pid = upgrading.pid;
-                self.upgrading = None;
-                log::info!(
-                    "binary upgrade: the new master (pid {pid}) serves; this one (pid {}) drains its workers and exits",
-                    std::process::id()
-                );
-                self.handed_over = true;
-                if let Some(pid_file) = &mut self.pid_file {
-                    pid_file.hand_over();
-                }
-                for file in self.socket_files.drain(..) {
-                    file.keep();
-                }
-                if let Some(mut stats) = self.stats.take() {
-                    stats.keep_socket_file();
-                }
-                self.notifier.silence();
-                self.apply(Event::GracefulStop { signal: "SIGUSR2" });
-            }
-        }
-    }
-
-    /// The first generation of the new master of a binary upgrade serves: `--pid FILE` names
-    /// this master from now on, systemd hears its pid, and the old master drains.
-    fn take_over(&mut self) {
-        let Some(mut handoff) = self.handoff.take() else {
-            return;
-        };
-        if let Some(pid_file) = &mut self.pid_file {
-            if let Err(e) = pid_file.write_pid() {
-                log::warn!("cannot write this master's pid into --pid FILE: {e}");
-            }
-        }
-        if let Some(status) = self.held_status.take() {
-            self.write_status(&status);
-        }
-        self.notifier.main_pid();
-        handoff.ready();
     }
 
     /// USR1 (logrotate): reopen the master's log files, then have every worker reopen its own.

@@ -153,6 +153,9 @@ pub(crate) fn start(
     }
     let mut command = Command::new(exe);
     command.args(argv.iter().skip(1)).env(ENV, lines.join("\n"));
+    // WATCHDOG_PID names this master: without it the new one pings systemd's watchdog too,
+    // which it must do once it is the main process.
+    command.env_remove("WATCHDOG_PID");
     hand_down_detached(&mut command, moves);
     let child = command.spawn()?;
     drop(keep);
