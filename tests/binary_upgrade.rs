@@ -26,6 +26,8 @@ struct Upgradable {
     live: PathBuf,
     pid_file: PathBuf,
     stats: PathBuf,
+    /// A unix listener beside the TCP one.
+    unix: PathBuf,
     /// The stand-in for systemd's `NOTIFY_SOCKET`.
     notify: UnixDatagram,
 }
@@ -43,12 +45,14 @@ fn upgradable_server(tag: &str) -> Upgradable {
     wait_executable(&exe, Some(0));
     let pid_file = dir.join("ws.pid");
     let stats = dir.join("stats.sock");
+    let unix = dir.join("app.sock");
     let server = server(format!("{}:app", live.display()))
         .exe(&exe)
         .args(["--pid".as_ref(), pid_file.as_os_str()])
         .args([
             format!("--stats=unix:{}", stats.display()),
             "--workers=2".into(),
+            format!("--bind=unix:{}", unix.display()),
         ])
         .env("NOTIFY_SOCKET", notify_path.to_str().unwrap())
         .start();
@@ -59,8 +63,25 @@ fn upgradable_server(tag: &str) -> Upgradable {
         live,
         pid_file,
         stats,
+        unix,
         notify,
     }
+}
+
+/// `GET /` on the unix listener: its status.
+fn unix_get(socket: &Path) -> Result<u16, String> {
+    let mut stream = UnixStream::connect(socket).map_err(|e| format!("connect: {e}"))?;
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut text = String::new();
+    stream
+        .read_to_string(&mut text)
+        .map_err(|e| format!("read: {e}"))?;
+    text.get(9..12)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| format!("no status in {text:?}"))
 }
 
 /// Every notification received so far.
@@ -204,6 +225,7 @@ fn usr2_under_load_hands_everything_to_a_new_master_and_loses_no_request() {
         pid_file,
         stats,
         notify,
+        unix,
         ..
     } = upgradable_server("upgrade-ok");
     let old = server.pid() as i32;
@@ -245,6 +267,11 @@ fn usr2_under_load_hands_everything_to_a_new_master_and_loses_no_request() {
             "binary upgrade: the new master (pid {new}) serves; this one (pid {old}) drains its workers and exits"
         )));
         assert_eq!(stats_master_pid(&stats), Ok(new), "the stats socket");
+        assert_eq!(
+            unix_get(&unix),
+            Ok(200),
+            "the unix listener, left to the new master"
+        );
         // systemd hears of one service: the new master's pid, and no stop from the old one.
         let told = notifications(&notify);
         let main_pid = format!("MAINPID={new}");
@@ -282,7 +309,7 @@ fn usr2_under_load_hands_everything_to_a_new_master_and_loses_no_request() {
         std::panic::resume_unwind(panic);
     }
     // The new master removed the files it took over when it stopped.
-    assert!(!pid_file.exists() && !stats.exists());
+    assert!(!pid_file.exists() && !stats.exists() && !unix.exists());
 }
 
 #[test]
