@@ -68,17 +68,24 @@ fn upgradable_server(tag: &str) -> Upgradable {
     }
 }
 
-/// `GET /` on the unix listener: its status.
-fn unix_get(socket: &Path) -> Result<u16, String> {
+/// `GET path` with `Connection: close` on the unix socket `socket`: the whole answer.
+fn unix_get(socket: &Path, path: &str) -> Result<String, String> {
     let mut stream = UnixStream::connect(socket).map_err(|e| format!("connect: {e}"))?;
     stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .write_all(request.as_bytes())
         .map_err(|e| format!("write: {e}"))?;
     let mut text = String::new();
     stream
         .read_to_string(&mut text)
         .map_err(|e| format!("read: {e}"))?;
+    Ok(text)
+}
+
+/// The status of `GET /` on the unix listener.
+fn unix_status(socket: &Path) -> Result<u16, String> {
+    let text = unix_get(socket, "/")?;
     text.get(9..12)
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| format!("no status in {text:?}"))
@@ -109,15 +116,7 @@ fn wait_executable(exe: &Path, code: Option<i32>) {
 
 /// The `master_pid` the stats socket reports.
 fn stats_master_pid(socket: &Path) -> Result<i32, String> {
-    let mut stream = UnixStream::connect(socket).map_err(|e| format!("connect: {e}"))?;
-    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    stream
-        .write_all(b"GET /stats HTTP/1.1\r\nHost: stats\r\nConnection: close\r\n\r\n")
-        .map_err(|e| format!("write: {e}"))?;
-    let mut text = String::new();
-    stream
-        .read_to_string(&mut text)
-        .map_err(|e| format!("read: {e}"))?;
+    let text = unix_get(socket, "/stats")?;
     let rest = text
         .split_once("\"master_pid\":")
         .ok_or_else(|| format!("no master_pid in {text:?}"))?
@@ -268,7 +267,7 @@ fn usr2_under_load_hands_everything_to_a_new_master_and_loses_no_request() {
         )));
         assert_eq!(stats_master_pid(&stats), Ok(new), "the stats socket");
         assert_eq!(
-            unix_get(&unix),
+            unix_status(&unix),
             Ok(200),
             "the unix listener, left to the new master"
         );
