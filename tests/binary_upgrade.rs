@@ -28,6 +28,8 @@ struct Upgradable {
     stats: PathBuf,
     /// A unix listener beside the TCP one.
     unix: PathBuf,
+    /// `--config`: `workers = 2`.
+    config: PathBuf,
     /// The stand-in for systemd's `NOTIFY_SOCKET`.
     notify: UnixDatagram,
 }
@@ -46,12 +48,14 @@ fn upgradable_server(tag: &str) -> Upgradable {
     let pid_file = dir.join("ws.pid");
     let stats = dir.join("stats.sock");
     let unix = dir.join("app.sock");
+    let config = dir.join("ws.toml");
+    std::fs::write(&config, "workers = 2\n").unwrap();
     let server = server(format!("{}:app", live.display()))
         .exe(&exe)
         .args(["--pid".as_ref(), pid_file.as_os_str()])
         .args([
             format!("--stats=unix:{}", stats.display()),
-            "--workers=2".into(),
+            format!("--config={}", config.display()),
             format!("--bind=unix:{}", unix.display()),
         ])
         .env("NOTIFY_SOCKET", notify_path.to_str().unwrap())
@@ -64,6 +68,7 @@ fn upgradable_server(tag: &str) -> Upgradable {
         pid_file,
         stats,
         unix,
+        config,
         notify,
     }
 }
@@ -225,8 +230,11 @@ fn usr2_under_load_hands_everything_to_a_new_master_and_loses_no_request() {
         stats,
         notify,
         unix,
+        config,
         ..
     } = upgradable_server("upgrade-ok");
+    // The new master reads --config again.
+    std::fs::write(&config, "workers = 3\n").unwrap();
     let old = server.pid() as i32;
     assert_eq!(stats_master_pid(&stats), Ok(old));
     let load = Load::start(&server, 4);
@@ -266,6 +274,10 @@ fn usr2_under_load_hands_everything_to_a_new_master_and_loses_no_request() {
             "binary upgrade: the new master (pid {new}) serves; this one (pid {old}) drains its workers and exits"
         )));
         assert_eq!(stats_master_pid(&stats), Ok(new), "the stats socket");
+        assert!(
+            stderr.contains("generation 1 ready: 3 worker(s)"),
+            "the new master runs with the --config of now"
+        );
         assert_eq!(
             unix_status(&unix),
             Ok(200),
