@@ -36,8 +36,9 @@ use crate::supervisor::probe::{Expect, ProbeTarget};
 /// Signals to the master: HUP hot-swaps the app library, re-reading --config (a failed swap
 /// keeps the old one serving; with --canary it is tried on a few workers first), TERM/INT stop
 /// gracefully, QUIT stops at once, TTIN/TTOU add/remove a worker, USR1 reopens the log files
-/// (logrotate); USR2 and WINCH (gunicorn's binary upgrade and worker stop) are logged and
-/// ignored.
+/// (logrotate), USR2 upgrades the server binary itself (the executable at the path this master
+/// was started from takes over its sockets and --pid FILE, then this master drains and exits;
+/// a new binary that fails leaves this one serving); WINCH is logged and ignored.
 #[derive(Parser, Debug)]
 #[command(
     name = "webserver",

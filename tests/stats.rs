@@ -436,6 +436,37 @@ fn crashes_and_timeouts_are_counted_by_worker_and_served_counts_survive_them() {
     assert_eq!(samples.get("webserver_requests_total"), Some(&3.0));
 }
 
+#[test]
+fn a_worker_recycled_for_limit_memory_is_counted_and_the_count_survives_it() {
+    let limit = (64u64 << 20).to_string();
+    let (server, socket) = stats_server(
+        "crashy",
+        "stats-memory",
+        &["-w", "1", "--limit-memory", &limit],
+    );
+    assert_eq!(stats_json(&socket)["memory_recycles"], 0);
+    assert_eq!(fresh_get(&server, "/leak?mb=100").unwrap().status, 200);
+    let first_pid = stats_json(&socket)["workers"][0]["pid"].clone();
+    // Counted once the worker retires, and still counted after its replacement serves.
+    let json = poll(
+        Duration::from_secs(10),
+        "a recycle counted and a new worker live",
+        || {
+            let json = stats_json(&socket);
+            let replaced = json["workers"].as_array().is_some_and(|w| {
+                w.len() == 1 && w[0]["state"] == "live" && w[0]["pid"] != first_pid
+            });
+            (json["memory_recycles"] == 1 && replaced).then_some(json)
+        },
+    );
+    assert_eq!(json["crashes"], 0, "a recycle is not a crash: {json:#}");
+    assert_eq!(fresh_get(&server, "/ok").unwrap().status, 200);
+    assert_eq!(
+        metrics(&socket).get("webserver_memory_recycles_total"),
+        Some(&1.0)
+    );
+}
+
 /// In-flight counts of each generation in one scrape.
 fn in_flight_by_generation(json: &serde_json::Value) -> HashMap<u64, (String, u64)> {
     json["generations"]

@@ -68,6 +68,8 @@ def app(environ, start_response):
         'script_name': environ['SCRIPT_NAME'],
         'server_port': environ['SERVER_PORT'],
         'server_protocol': environ['SERVER_PROTOCOL'],
+        # The TLS client certificate's variables, as the Rust echo app's "ssl_client".
+        'ssl_client': {k: v for k, v in environ.items() if k.startswith('SSL_CLIENT_')},
     }
     payload = json.dumps(answer, sort_keys=True).encode('utf-8')
     start_response('200 OK', [('Content-Type', 'application/json')])

@@ -49,6 +49,8 @@ pub(crate) struct RequestParts<'a, H> {
     /// `AddrVars::new(local, remote)`, already spelled for the connection (the caller passes
     /// it only while `remote` is the connection's peer).
     pub(crate) spelled: Option<&'a AddrVars>,
+    /// `SSL_CLIENT_*` on a TLS connection (`crate::tls::ClientCert`).
+    pub(crate) client_cert: Option<&'a crate::tls::ClientCert>,
 }
 
 /// Room for `SERVER_PORT`, `REMOTE_ADDR` and `REMOTE_PORT`: two ports and the longest
@@ -294,6 +296,9 @@ impl Environ {
         }
         self.remote = parts.remote.host();
         self.push(b"webserver.url_scheme", parts.url_scheme);
+        for (name, value) in parts.client_cert.into_iter().flat_map(|c| c.vars()) {
+            self.push(name, value);
+        }
         self.push(
             b"webserver.multithread",
             flag(parts.flags & WS_REQ_MULTITHREAD),
@@ -410,6 +415,7 @@ impl Environ {
             strip_forwarding: false,
             flags,
             spelled: None,
+            client_cert: None,
         })
     }
 
@@ -585,6 +591,7 @@ mod tests {
             strip_forwarding: false,
             flags: WS_REQ_MULTITHREAD,
             spelled: None,
+            client_cert: None,
         });
         let expect: &[(&str, &[u8])] = &[
             ("REQUEST_METHOD", b"GET"),
@@ -641,6 +648,7 @@ mod tests {
             strip_forwarding: false,
             flags: 0,
             spelled: None,
+            client_cert: None,
         });
         assert_eq!(lookup(pairs, "SERVER_NAME"), Some(&b"target.example"[..]));
     }
@@ -667,6 +675,7 @@ mod tests {
             strip_forwarding: false,
             flags: 0,
             spelled,
+            client_cert: None,
         }
     }
 

@@ -75,6 +75,18 @@ impl Notifier {
         }
     }
 
+    /// This process is the service's main process now (the new master of a binary upgrade;
+    /// systemd takes it from any process only with `NotifyAccess=all`).
+    pub(crate) fn main_pid(&self) {
+        self.send(&format!("MAINPID={}", std::process::id()));
+    }
+
+    /// A new master speaks for the service now: this one says nothing more.
+    pub(crate) fn silence(&mut self) {
+        self.socket = None;
+        self.watchdog = None;
+    }
+
     /// The first generation serves.
     pub(crate) fn serving(&mut self) {
         self.served = true;

@@ -80,6 +80,24 @@ impl SocketFile {
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The socket file a listener named `unix:PATH` was bound at by another master (a binary
+    /// upgrade's old one), to remove when this one exits; `None` for other listeners.
+    pub(crate) fn adopt(name: &str) -> Option<SocketFile> {
+        let path = Path::new(name.strip_prefix("unix:")?);
+        let meta = fs::symlink_metadata(path).ok()?;
+        Some(SocketFile {
+            path: path.to_owned(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+
+    /// Another master serves on this socket now: leave its file in place.
+    pub(crate) fn keep(mut self) {
+        self.ino = 0;
+        self.dev = 0;
+    }
 }
 
 impl Drop for SocketFile {

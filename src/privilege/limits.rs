@@ -122,6 +122,7 @@ impl LimitArgs {
                                 resident >> 20,
                                 limit >> 20
                             );
+                            crate::stats::memory_recycle();
                             shutdown.retire();
                             return;
                         }

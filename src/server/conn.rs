@@ -181,6 +181,11 @@ impl Conn {
         self.tls.is_some()
     }
 
+    /// The TLS client's certificate as environ variables (`None`: not TLS).
+    pub(crate) fn client_cert(&self) -> Option<&crate::tls::ClientCert> {
+        self.tls.as_ref()?.client_cert()
+    }
+
     /// One non-blocking read of up to `max` bytes of input (decrypted, on TLS once the PROXY
     /// header, if one is expected, was read) appended to the buffer; a short read found nothing
     /// more to read.

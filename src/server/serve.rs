@@ -216,6 +216,7 @@ fn serve_one(
         flags,
         // A client a trusted proxy named is spelled afresh.
         spelled: (client.remote == peer).then_some(&spelled),
+        client_cert: conn.client_cert(),
     });
     if let Some(statics) = &config.statics {
         // Whatever follows an unread request body cannot be told from it: close after.

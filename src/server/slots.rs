@@ -228,42 +228,12 @@ impl Slots {
     /// Give a connection back to `epoll`, registering it there if this is its first park (one
     /// served and closed without ever waiting, `Connection: close`, costs no `epoll_ctl`).
     /// Returns it if input arrived meanwhile, so the caller keeps serving it.
-    ///
-    /// The `epoll_ctl` runs before the table is locked, so no thread waits for the lock behind a
-    /// system call: its slot is still `Busy`, and an event the registration raises at once only
-    /// marks it `pending`, which is looked at under the lock below.
     pub(crate) fn park(
         &self,
         mut conn: Box<Conn>,
         shared: &Shared,
         epoll: &Epoll,
     ) -> Option<Box<Conn>> {
-        // A deferred request's output that waits for its client: watch for room to send too
-        // (from now on; a registration that asks for it reports room that is already there, so
-        // none is missed).
-        let add_write = conn.has_unsent() && !conn.write_interest();
-        if !conn.is_registered() || add_write {
-            // Edge-triggered registration reports input that is already there, so nothing that
-            // arrived before this point is missed.
-            let token = conn.token().event_data();
-            let add = !conn.is_registered();
-            let write = conn.has_unsent() || conn.write_interest();
-            let watched = epoll.watch(conn.stream_mut().as_fd(), token, add, write);
-            if write {
-                conn.mark_write_interest();
-            }
-            if let Err(e) = watched {
-                log::warn!("{}: cannot watch the connection: {e}", conn.peer());
-                if conn.parked_request().is_some() {
-                    // The app still owes its request a close: run it now, then close.
-                    conn.cancel_parked(Cancel::ClientGone);
-                    return Some(conn);
-                }
-                self.close(conn);
-                return None;
-            }
-            conn.mark_registered();
-        }
         let mut table = self.lock();
         let index = conn.token().0 - FIRST_CONN;
         match &mut table.slots[index] {
@@ -289,6 +259,34 @@ impl Slots {
                         &shared.config,
                         shared.draining(),
                     );
+                }
+                // A deferred request's output that waits for its client: watch for room to
+                // send too (from now on; a registration that asks for it reports room that is
+                // already there, so none is missed).
+                let add_write = conn.has_unsent() && !conn.write_interest();
+                if !conn.is_registered() || add_write {
+                    // Edge-triggered registration reports input that is already there, so
+                    // nothing that arrived before this point is missed.
+                    let token = conn.token().event_data();
+                    let add = !conn.is_registered();
+                    let write = conn.has_unsent() || conn.write_interest();
+                    let watched = epoll.watch(conn.stream_mut().as_fd(), token, add, write);
+                    if write {
+                        conn.mark_write_interest();
+                    }
+                    if let Err(e) = watched {
+                        log::warn!("{}: cannot watch the connection: {e}", conn.peer());
+                        if conn.parked_request().is_some() {
+                            // The app still owes its request a close: run it now, then close.
+                            conn.cancel_parked(Cancel::ClientGone);
+                            return Some(conn);
+                        }
+                        *slot = Slot::Free;
+                        table.free.push(index);
+                        table.open -= 1;
+                        return None;
+                    }
+                    conn.mark_registered();
                 }
                 *slot = Slot::Idle(conn);
                 None

@@ -32,10 +32,12 @@ pub(crate) const BYTES_OUT: usize = 7;
 pub(crate) const ACCEPT_ERRORS: usize = 8;
 /// Nanoseconds spent on timed requests, per class: `DURATION_SUMS + class`.
 pub(crate) const DURATION_SUMS: usize = 9;
+/// The worker retired itself for `--limit-memory` (0 or 1 per worker).
+pub(crate) const MEMORY_RECYCLES: usize = DURATION_SUMS + CLASS_COUNT;
 /// Timed requests per class and duration bucket: `DURATION_BUCKETS + class * latency::BUCKETS +
 /// bucket`.
 pub(crate) const DURATION_BUCKETS: usize = 16;
-const _: () = assert!(DURATION_SUMS + CLASS_COUNT <= DURATION_BUCKETS);
+const _: () = assert!(MEMORY_RECYCLES < DURATION_BUCKETS);
 const _: () = assert!(DURATION_BUCKETS + CLASS_COUNT * latency::BUCKETS <= SHARD_WORDS);
 
 /// This process's page, once attached.
@@ -136,6 +138,11 @@ pub(crate) fn accept_error() {
     add(ACCEPT_ERRORS, 1);
 }
 
+/// This worker is recycling itself for `--limit-memory`.
+pub(crate) fn memory_recycle() {
+    add(MEMORY_RECYCLES, 1);
+}
+
 /// A worker's counters summed over its shards (or several workers' added up).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Totals {
@@ -144,6 +151,7 @@ pub(crate) struct Totals {
     pub(crate) bytes_in: u64,
     pub(crate) bytes_out: u64,
     pub(crate) accept_errors: u64,
+    pub(crate) memory_recycles: u64,
     pub(crate) latency: Latency,
 }
 
@@ -160,6 +168,7 @@ impl Totals {
             totals.bytes_in = totals.bytes_in.wrapping_add(get(BYTES_IN));
             totals.bytes_out = totals.bytes_out.wrapping_add(get(BYTES_OUT));
             totals.accept_errors = totals.accept_errors.wrapping_add(get(ACCEPT_ERRORS));
+            totals.memory_recycles = totals.memory_recycles.wrapping_add(get(MEMORY_RECYCLES));
             for (c, histogram) in totals.latency.classes.iter_mut().enumerate() {
                 let mut read = Histogram {
                     sum_ns: get(DURATION_SUMS + c),
@@ -195,6 +204,7 @@ impl Totals {
         self.bytes_in = self.bytes_in.wrapping_add(other.bytes_in);
         self.bytes_out = self.bytes_out.wrapping_add(other.bytes_out);
         self.accept_errors = self.accept_errors.wrapping_add(other.accept_errors);
+        self.memory_recycles = self.memory_recycles.wrapping_add(other.memory_recycles);
         self.latency.add(&other.latency);
     }
 

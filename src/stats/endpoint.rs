@@ -14,7 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -200,6 +200,44 @@ impl Endpoint {
                 Listener::Tcp(listener)
             }
         };
+        Endpoint::with_listener(listener)
+    }
+
+    /// Serve on `fd`, the listener an old master bound at `addr` and handed down (`USR2`).
+    pub(crate) fn inherit(addr: &StatsAddr, fd: OwnedFd) -> io::Result<Endpoint> {
+        let listener = match addr {
+            StatsAddr::Unix(path) => {
+                let listener = UnixListener::from(fd);
+                listener.set_nonblocking(true)?;
+                Listener::Unix {
+                    listener,
+                    path: path.clone(),
+                    inode: fs::metadata(path)?.ino(),
+                }
+            }
+            StatsAddr::Tcp(_) => {
+                let listener = TcpListener::from(fd);
+                listener.set_nonblocking(true)?;
+                Listener::Tcp(listener)
+            }
+        };
+        Endpoint::with_listener(listener)
+    }
+
+    /// The listening socket, to hand down to a new master.
+    pub(crate) fn listener_fd(&self) -> BorrowedFd<'_> {
+        self.listener.fd()
+    }
+
+    /// A new master serves on this socket now: leave its file in place at exit.
+    pub(crate) fn keep_socket_file(&mut self) {
+        if let Listener::Unix { inode, .. } = &mut self.listener {
+            // No file has inode 0.
+            *inode = 0;
+        }
+    }
+
+    fn with_listener(listener: Listener) -> io::Result<Endpoint> {
         let epoll = Epoll::new()?;
         epoll.add(listener.fd(), LISTENER)?;
         Ok(Endpoint {

@@ -24,7 +24,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use clap::Args;
 
 pub(crate) use counters::{
-    accept_error, bytes_in, bytes_out, clock, rejected, request_started, response, serving_thread,
+    accept_error, bytes_in, bytes_out, clock, memory_recycle, rejected, request_started, response,
+    serving_thread,
 };
 pub(crate) use endpoint::StatsAddr;
 pub(crate) use latency::Latency;
@@ -108,12 +109,16 @@ impl NewPage {
 }
 
 impl Stats {
-    /// Listen where `--stats` says, if it says anything.
-    pub(crate) fn start(args: &StatsArgs) -> io::Result<Option<Stats>> {
+    /// Listen where `--stats` says, if it says anything: on `inherited` if an old master
+    /// handed its listener down (`USR2`).
+    pub(crate) fn start(args: &StatsArgs, inherited: Option<OwnedFd>) -> io::Result<Option<Stats>> {
         let Some(addr) = &args.stats else {
             return Ok(None);
         };
-        let endpoint = Endpoint::bind(addr)?;
+        let endpoint = match inherited {
+            Some(fd) => Endpoint::inherit(addr, fd)?,
+            None => Endpoint::bind(addr)?,
+        };
         log::info!(
             "statistics on {} (GET /stats: JSON, GET /metrics: Prometheus)",
             endpoint.describe()
@@ -122,6 +127,16 @@ impl Stats {
             endpoint,
             book: Book::default(),
         }))
+    }
+
+    /// The listening socket, to hand down to a new master (`USR2`).
+    pub(crate) fn listener_fd(&self) -> BorrowedFd<'_> {
+        self.endpoint.listener_fd()
+    }
+
+    /// A new master serves on the socket now: leave its file in place at exit.
+    pub(crate) fn keep_socket_file(&mut self) {
+        self.endpoint.keep_socket_file();
     }
 
     pub(crate) fn new_page(generation: u64) -> io::Result<NewPage> {

@@ -44,8 +44,8 @@ pub(crate) fn json(s: &Snapshot) -> String {
     push_classes(&mut out, &s.totals);
     let _ = write!(
         out,
-        ",\"bytes\":{{\"in\":{},\"out\":{}}},\"accept_errors\":{}",
-        s.totals.bytes_in, s.totals.bytes_out, s.totals.accept_errors
+        ",\"bytes\":{{\"in\":{},\"out\":{}}},\"accept_errors\":{},\"memory_recycles\":{}",
+        s.totals.bytes_in, s.totals.bytes_out, s.totals.accept_errors, s.totals.memory_recycles
     );
     let _ = write!(
         out,
@@ -339,6 +339,12 @@ pub(crate) fn prometheus(s: &Snapshot) -> String {
         "counter",
         "Failed accept calls (out of descriptors or memory, connections reset while queued).",
         &one(s.totals.accept_errors.to_string()),
+    );
+    family(
+        "webserver_memory_recycles_total",
+        "counter",
+        "Workers recycled for --limit-memory (after their in-flight requests).",
+        &one(s.totals.memory_recycles.to_string()),
     );
     family(
         "webserver_swaps_total",

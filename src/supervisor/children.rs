@@ -57,6 +57,7 @@ impl WorkerProcess {
         for name in systemd::VARIABLES.iter().chain(&notify::VARIABLES) {
             command.env_remove(name);
         }
+        command.env_remove(super::upgrade::ENV);
         command.env(PIN_FD_ENV, PIN_FD.to_string());
         let mut moves = vec![
             (write_end.as_raw_fd(), READY_FD),

@@ -6,7 +6,8 @@
 //! the listeners when a stop begins. It holds `--pid FILE` locked for its whole life
 //! (`pid_file.rs`) and removes the unix socket files it created when it exits; with `--stats`
 //! it gives each worker a counter page and answers scrapes from this same loop
-//! (`crate::stats`). It never loads app code itself.
+//! (`crate::stats`). On USR2 it starts a new master and hands it all of these (`upgrade.rs`).
+//! It never loads app code itself.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ffi::OsString;
@@ -32,16 +33,19 @@ use super::process::{jitter, status_path};
 use super::reload::FileWatch;
 use super::reload_paths::PathsWatch;
 use super::reread::reread;
+use super::upgrade::{Handoff, Upgrading};
 use crate::app::loader::LoadError;
 use crate::app::target::AppTarget;
 use crate::cli::ServeArgs;
 use crate::listen::notify::Notifier;
-use crate::listen::open::{open_all, ListenError};
+use crate::listen::open::{open_all, ListenError, Listeners, SocketFile};
 use crate::listen::{systemd, ListenerOptions};
 use crate::privilege::{self, PrivilegeError, RunAs, WorkerPrivilegeArgs};
 use crate::stats::{Latency, Stats, StatsAddr, WorkerStatsArgs};
 use crate::sys::process::{dup_at_or_above, kill, reap_any, wait_readable, Signal};
 use crate::tls::TlsMaterial;
+
+mod binary_upgrade;
 
 /// The longest the master sleeps between looks at its signals, children and the watched file.
 const TICK: Duration = Duration::from_millis(50);
@@ -101,10 +105,18 @@ impl std::error::Error for MasterError {}
 /// Run the master until it is told to stop. Errors only before the first generation serves.
 pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
     let spec = args.app.as_deref().unwrap_or_default();
+    // The new master of a binary upgrade (USR2) binds nothing: the old one hands it all.
+    let mut handoff = Handoff::from_env().map_err(|reason| {
+        MasterError::Io(
+            "binary upgrade",
+            io::Error::new(io::ErrorKind::InvalidInput, reason),
+        )
+    })?;
     // First: a second master on the same --pid must be refused before it binds or copies.
-    let pid_file = match &args.pid {
-        Some(path) => Some(PidFile::acquire(path).map_err(MasterError::PidFile)?),
-        None => None,
+    let pid_file = match (&args.pid, handoff.as_mut().and_then(|h| h.pid_file.take())) {
+        (Some(path), Some(fd)) => Some(PidFile::adopt(path, fd).map_err(MasterError::PidFile)?),
+        (Some(path), None) => Some(PidFile::acquire(path).map_err(MasterError::PidFile)?),
+        (None, _) => None,
     };
     args.tuning
         .logging
@@ -121,7 +133,17 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
             io::Error::new(io::ErrorKind::InvalidInput, reason),
         )
     })?;
-    let opened = open_all(&args.listen, activated).map_err(MasterError::Listen)?;
+    let opened = match handoff.as_mut() {
+        Some(handoff) => {
+            let open = std::mem::take(&mut handoff.listeners);
+            let files = open
+                .iter()
+                .filter_map(|o| SocketFile::adopt(&o.name))
+                .collect();
+            Listeners { open, files }
+        }
+        None => open_all(&args.listen, activated).map_err(MasterError::Listen)?,
+    };
     if let Some(run_as) = &run_as {
         for file in &opened.files {
             run_as
@@ -129,7 +151,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
                 .map_err(MasterError::Privilege)?;
         }
     }
-    let stats = match Stats::start(&args.stats) {
+    let stats = match Stats::start(&args.stats, handoff.as_mut().and_then(|h| h.stats.take())) {
         Ok(stats) => stats,
         Err(source) => {
             let addr = args
@@ -164,8 +186,6 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         listeners.push((socket, open.options));
         names.push(open.name);
     }
-    // Removed when the master returns, after its workers are gone.
-    let _socket_files = opened.files;
     let machine = Generations::new(Config {
         workers: args.workers,
         graceful_timeout: Duration::from_secs(args.tuning.graceful_timeout),
@@ -192,10 +212,16 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         run_as,
         canary_start: None,
         outcome: None,
+        pid_file,
+        socket_files: opened.files,
+        handoff,
+        upgrading: None,
+        handed_over: false,
+        held_status: None,
     };
     let result = master.serve(signals);
     // Removes the pid and status files, then releases the lock.
-    drop(pid_file);
+    drop(master.pid_file.take());
     result
 }
 
@@ -229,6 +255,19 @@ struct Master {
     canary_start: Option<BTreeMap<u64, Latency>>,
     /// Set by `Action::Exit`.
     outcome: Option<Result<(), String>>,
+    /// `--pid FILE`, locked.
+    pid_file: Option<PidFile>,
+    /// The unix socket files of the listeners, removed when the master returns, after its
+    /// workers are gone.
+    socket_files: Vec<SocketFile>,
+    /// This is the new master of a binary upgrade, not serving yet: what the old one handed.
+    handoff: Option<Handoff>,
+    /// A new master (USR2) started by this one, not serving yet.
+    upgrading: Option<Upgrading>,
+    /// A new master serves: this one drains and leaves every shared file to it.
+    handed_over: bool,
+    /// The new master's last status line, written into `FILE.status` once it serves.
+    held_status: Option<String>,
 }
 
 impl Master {
@@ -238,6 +277,8 @@ impl Master {
             for signal in signals.pending() {
                 if signal == SIGUSR1 {
                     self.reopen_logs();
+                } else if signal == SIGUSR2 {
+                    self.start_upgrade();
                 } else if let Some(event) = event_for_signal(signal) {
                     self.apply(event);
                 } else {
@@ -245,6 +286,7 @@ impl Master {
                 }
             }
             self.reap();
+            self.watch_upgrade();
             self.watch_file();
             // Right before the tick, which judges silence: whatever the workers said while the
             // master was busy above (a library copy can take a while) is news, not silence.
@@ -327,6 +369,7 @@ impl Master {
                     None
                 }
                 Action::Serving => {
+                    self.take_over();
                     println!("Serving HTTP on {} ...", self.names.join(", "));
                     if let Err(e) = io::stdout().flush() {
                         log::warn!("cannot write to stdout: {e}");
@@ -390,12 +433,9 @@ impl Master {
             .and_then(|t| t.resolve())
             .map_err(|e| e.to_string())?;
         let mut artifact = Artifact::prepare(&source).map_err(|e| e.to_string())?;
-        if let Some((certfile, keyfile)) = args.tls.files() {
-            // Re-read with every library, so HUP also picks up a renewed certificate; a bad one
-            // refuses the swap like a bad library.
-            let material =
-                TlsMaterial::load(certfile, keyfile, args.tls.ciphers.as_deref(), FD_FLOOR)
-                    .map_err(|e| e.to_string())?;
+        // Re-read with every library, so HUP also picks up a renewed certificate, CA bundle or
+        // revocation list; a bad one refuses the swap like a bad library.
+        if let Some(material) = TlsMaterial::load(&args.tls, FD_FLOOR).map_err(|e| e.to_string())? {
             log::debug!("TLS: {}", material.summary);
             artifact.tls = Some(material);
         }
@@ -539,6 +579,10 @@ impl Master {
                     return;
                 }
             };
+            if let Some(upgrading) = self.upgrading.as_mut().filter(|u| u.pid == pid) {
+                upgrading.exited(how);
+                continue;
+            }
             // A last `error` message must be seen before the exit is judged.
             self.read_pipes();
             let Some(index) = self.workers.iter().position(|w| w.pid == pid) else {
@@ -577,6 +621,9 @@ impl Master {
         if let Some(stats) = &self.stats {
             fds.push(stats.wake_fd());
         }
+        if let Some(upgrading) = &self.upgrading {
+            fds.push(upgrading.pipe());
+        }
         let wait = self
             .notifier
             .next_due(Instant::now())
@@ -587,10 +634,19 @@ impl Master {
         }
     }
 
-    fn write_status(&self, status: &str) {
+    fn write_status(&mut self, status: &str) {
         let Some(pid_file) = &self.args.pid else {
             return;
         };
+        if self.handed_over {
+            // FILE.status is the new master's.
+            return;
+        }
+        if self.handoff.is_some() {
+            // FILE.status is the old master's until this one serves (`take_over`).
+            self.held_status = Some(status.to_owned());
+            return;
+        }
         let path = status_path(pid_file);
         let tmp = path.with_extension("status.tmp");
         let written = fs::write(&tmp, format!("{status}\n")).and_then(|()| fs::rename(&tmp, &path));
@@ -615,15 +671,16 @@ fn title(args: &ServeArgs, number: usize, generation: u64) -> String {
     title
 }
 
-const HANDLED_SIGNALS: &[i32] = &[SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU, SIGUSR1];
+const HANDLED_SIGNALS: &[i32] = &[
+    SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2,
+];
 
-/// Signals an operator may send from habit (gunicorn's USR2 and WINCH) or a stray `kill` may
+/// Signals an operator may send from habit (gunicorn's WINCH) or a stray `kill` may
 /// deliver, whose default action would end the master without a word (WINCH's is to ignore,
 /// but gunicorn users expect it to do something): each is logged and ignored. PIPE stays
 /// ignored as the Rust runtime set it (a handler would log every write to a closed socket); the
 /// synchronous faults (SEGV, BUS, ILL, FPE, SYS, TRAP) and XFSZ keep their default action.
 const IGNORED_SIGNALS: &[i32] = &[
-    SIGUSR2,
     SIGWINCH,
     SIGALRM,
     SIGVTALRM,
@@ -637,13 +694,10 @@ const IGNORED_SIGNALS: &[i32] = &[
 fn log_ignored(signal: i32) {
     let name = signal_hook::low_level::signal_name(signal).unwrap_or("signal");
     match signal {
-        SIGUSR2 => log::warn!(
-            "SIGUSR2 (binary upgrade) is not supported yet; use HUP to swap the app. Still serving"
-        ),
         SIGWINCH => log::warn!(
             "SIGWINCH ignored: workers are not stopped by WINCH here; TTOU removes one, TERM stops the server"
         ),
-        _ => log::warn!("{name} ignored: the master acts on HUP, TERM, INT, QUIT, TTIN, TTOU and USR1"),
+        _ => log::warn!("{name} ignored: the master acts on HUP, TERM, INT, QUIT, TTIN, TTOU, USR1 and USR2"),
     }
 }
 

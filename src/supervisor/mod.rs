@@ -29,4 +29,5 @@ pub(crate) mod reload;
 pub(crate) mod reload_paths;
 pub(crate) mod reread;
 pub(crate) mod source_pin;
+pub(crate) mod upgrade;
 pub(crate) mod worker;

@@ -11,7 +11,7 @@
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -71,6 +71,9 @@ pub(crate) struct PidFile {
     path: PathBuf,
     /// Open for as long as the master runs: closing it releases the lock.
     file: File,
+    /// FILE names this master: it removes FILE when it exits. Not yet for a new master of a
+    /// binary upgrade (until it serves), no longer for the old one (once the new one serves).
+    owned: bool,
 }
 
 impl PidFile {
@@ -118,21 +121,61 @@ impl PidFile {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_error(e)),
         }
-        file.set_len(0).map_err(io_error)?;
-        file.rewind().map_err(io_error)?;
-        file.write_all(format!("{}\n", std::process::id()).as_bytes())
-            .map_err(io_error)?;
+        let mut pid_file = PidFile {
+            path: path.to_path_buf(),
+            file,
+            owned: false,
+        };
+        pid_file.write_pid().map_err(io_error)?;
+        Ok(pid_file)
+    }
+
+    /// FILE, open and locked by the old master of a binary upgrade, which handed down `fd`: the
+    /// lock is the same open file's, so it never lapses. FILE still names the old master until
+    /// [`PidFile::write_pid`].
+    pub(crate) fn adopt(path: &Path, fd: OwnedFd) -> Result<PidFile, PidFileError> {
+        let file = File::from(fd);
+        let io_error = |source| PidFileError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if !try_lock_exclusive(file.as_fd()).map_err(io_error)? || !is_at(&file, path) {
+            return Err(io_error(io::Error::other(
+                "the old master handed down another file than --pid names",
+            )));
+        }
         Ok(PidFile {
             path: path.to_path_buf(),
             file,
+            owned: false,
         })
+    }
+
+    /// FILE names this process from now on, and goes with it.
+    pub(crate) fn write_pid(&mut self) -> io::Result<()> {
+        self.file.set_len(0)?;
+        self.file.rewind()?;
+        self.file
+            .write_all(format!("{}\n", std::process::id()).as_bytes())?;
+        self.owned = true;
+        Ok(())
+    }
+
+    /// A new master took FILE over: leave it (and `FILE.status`) in place when this one exits.
+    pub(crate) fn hand_over(&mut self) {
+        self.owned = false;
+    }
+
+    /// The open file (and its lock), to hand down to a new master.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
     }
 }
 
 impl Drop for PidFile {
     fn drop(&mut self) {
         // Only while the path is still our file: never another master's.
-        if !is_at(&self.file, &self.path) {
+        if !self.owned || !is_at(&self.file, &self.path) {
             return;
         }
         for path in [status_path(&self.path), self.path.clone()] {

@@ -206,12 +206,28 @@ pub(crate) fn hand_down(command: &mut Command, moves: Vec<(RawFd, RawFd)>, death
     }
 }
 
-/// The child's side of [`hand_down`], between fork and exec: dup2 and prctl, no allocation.
-fn in_child(moves: &[(RawFd, RawFd)], death_signal: i32) -> io::Result<()> {
+/// [`hand_down`] for a child meant to outlive this process (a new master, `USR2`): no death
+/// signal.
+pub(crate) fn hand_down_detached(command: &mut Command, moves: Vec<(RawFd, RawFd)>) {
+    // SAFETY: the closure runs in the forked child before exec; `move_descriptors` makes only
+    // async-signal-safe calls and allocates nothing.
+    unsafe {
+        command.pre_exec(move || move_descriptors(&moves));
+    }
+}
+
+/// dup2 each `(from, to)`: the copy at `to` is not close-on-exec. Async-signal-safe.
+fn move_descriptors(moves: &[(RawFd, RawFd)]) -> io::Result<()> {
     for &(from, to) in moves {
         // SAFETY: dup2 is async-signal-safe and has no memory-safety preconditions.
         syscall!(dup2(from, to))?;
     }
+    Ok(())
+}
+
+/// The child's side of [`hand_down`], between fork and exec: dup2 and prctl, no allocation.
+fn in_child(moves: &[(RawFd, RawFd)], death_signal: i32) -> io::Result<()> {
+    move_descriptors(moves)?;
     // A worker must not outlive a master killed with -9.
     // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and only sets this process's flag.
     syscall!(prctl(libc::PR_SET_PDEATHSIG, death_signal as libc::c_ulong)).map(drop)

@@ -1,4 +1,5 @@
-//! TLS: `--certfile`/`--keyfile` served with rustls.
+//! TLS: `--certfile`/`--keyfile` served with rustls, and client certificates checked against
+//! `--ca-certs` and `--crl` (`--cert-reqs`).
 //!
 //! - `args.rs`: the flags (help heading "TLS").
 //! - `material.rs`: the master reads the certificate chain and key once per generation, checks
@@ -7,6 +8,8 @@
 //!   of that generation get the sealed copy as an inherited descriptor (`TLS_FD`), as they get
 //!   the library, so every worker of a generation serves the same certificate, and a worker
 //!   replaced later does not read a file that may have changed (or broken) since.
+//! - `client_cert.rs`: the verified client certificate's names as environ variables
+//!   (`--ca-certs`, `--cert-reqs`, `--crl`: mutual TLS).
 //! - `session.rs`: one connection's TLS state and its non-blocking I/O, which `server::conn`
 //!   calls instead of the plain socket's when the connection is TLS.
 //!
@@ -18,9 +21,11 @@
 //! wrapper over it): PKCS#8, PKCS#1 (RSA) and SEC1 (EC) keys, RSA, ECDSA and Ed25519.
 
 mod args;
+mod client_cert;
 mod material;
 mod session;
 
 pub(crate) use args::TlsArgs;
+pub(crate) use client_cert::ClientCert;
 pub(crate) use material::{claim_server_config, TlsMaterial, TLS_FD};
 pub(crate) use session::TlsSession;

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use rustls::{ServerConfig, ServerConnection};
 
+use super::ClientCert;
 use crate::sys::socket::{wait_ready, Ready, Stream};
 use crate::write_parts::{slices_after, MAX_WRITE_SLICES};
 
@@ -52,6 +53,8 @@ pub(crate) struct TlsSession {
     /// The client sent close_notify: it sends nothing more, but may still read (RFC 8446 §6.1:
     /// a close_notify does not affect the read side).
     half_closed: bool,
+    /// The client's certificate as environ variables, once the handshake completed.
+    client: Option<ClientCert>,
 }
 
 impl TlsSession {
@@ -61,6 +64,7 @@ impl TlsSession {
             conn,
             ended: false,
             half_closed: false,
+            client: None,
         })
     }
 
@@ -87,6 +91,12 @@ impl TlsSession {
         if let Err(e) = self.flush(sock, None) {
             log::debug!("close_notify not sent: {e}");
         }
+    }
+
+    /// The client's certificate (verified in the handshake) as environ variables; `None` before
+    /// the handshake completed.
+    pub(crate) fn client_cert(&self) -> Option<&ClientCert> {
+        self.client.as_ref()
     }
 
     /// The handshake is not finished: there is no TLS channel to answer on yet.
@@ -286,13 +296,26 @@ impl TlsSession {
         match processed {
             Ok(state) => {
                 self.half_closed |= state.peer_has_closed();
+                if handshaking && !self.conn.is_handshaking() {
+                    let leaf = self
+                        .conn
+                        .peer_certificates()
+                        .and_then(|chain| chain.first());
+                    self.client = Some(ClientCert::new(leaf.map(|der| der.as_ref())));
+                }
                 Ok(())
             }
             Err(e) => {
                 if handshaking {
                     // The same text for the same failure, so the log's repeat limit
                     // (crate::log_limit) summarises a flood of them in one line.
-                    log::warn!("TLS handshake failed: {e} (a client that does not speak TLS, or garbage, on a TLS listener)");
+                    match e {
+                        rustls::Error::NoCertificatesPresented
+                        | rustls::Error::InvalidCertificate(_) => log::warn!(
+                            "TLS client certificate refused: {e} (--cert-reqs, --ca-certs and --crl decide who may connect)"
+                        ),
+                        _ => log::warn!("TLS handshake failed: {e} (a client that does not speak TLS, or garbage, on a TLS listener)"),
+                    }
                 }
                 Err(io::Error::new(io::ErrorKind::InvalidData, e))
             }

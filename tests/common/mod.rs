@@ -150,6 +150,8 @@ pub struct ServerBuilder {
     app_args: Vec<OsString>,
     /// `(from, to)`: the child finds the test's descriptor `from` at number `to`.
     inherited: Vec<(i32, i32)>,
+    /// The executable, if not the one cargo built (a copy the test may replace).
+    exe: Option<PathBuf>,
 }
 
 /// `webserver [args] TARGET`, bound to `127.0.0.1:0`, with `RUST_LOG=info`.
@@ -163,6 +165,7 @@ pub fn server(target: impl Into<OsString>) -> ServerBuilder {
         open_files: None,
         app_args: Vec::new(),
         inherited: Vec::new(),
+        exe: None,
     }
 }
 
@@ -233,13 +236,19 @@ impl ServerBuilder {
     }
 
     /// Runs the server with this open-files limit (`ulimit -n`; its workers inherit it).
+    /// Runs `exe` instead of the `webserver` cargo built.
+    pub fn exe(mut self, exe: impl Into<PathBuf>) -> Self {
+        self.exe = Some(exe.into());
+        self
+    }
+
     pub fn open_files_limit(mut self, limit: u64) -> Self {
         self.open_files = Some(limit);
         self
     }
 
     fn command(&self) -> Command {
-        let mut cmd = Command::new(webserver_exe());
+        let mut cmd = Command::new(self.exe.clone().unwrap_or_else(webserver_exe));
         if let Some(limit) = self.open_files {
             use std::os::unix::process::CommandExt;
             let rlimit = libc::rlimit {

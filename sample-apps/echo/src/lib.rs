@@ -4,7 +4,8 @@
 //! `{"method", "path" (PATH_INFO, lossy UTF-8), "query" (raw QUERY_STRING), "headers"
 //! ({lower-case-dashed name: value}, HTTP_* plus content-type/content-length), "body_len",
 //! "body_sha256" (lowercase hex), "remote_addr", "remote_port", "url_scheme" (REMOTE_ADDR,
-//! REMOTE_PORT and webserver.url_scheme: who the server says the client is)}`. The body is read in full through the input stream; if that
+//! REMOTE_PORT and webserver.url_scheme: who the server says the client is), "ssl_client"
+//! ({SSL_CLIENT_* name: value}: the TLS client certificate's variables)}`. The body is read in full through the input stream; if that
 //! fails the answer is `400 {"error": "..."}` (and the failure is logged).
 
 use app_abi::{export_app, App, InitContext, Request, Response};
@@ -61,6 +62,16 @@ impl App for Echo {
             req.var(name)
                 .map(|v| String::from_utf8_lossy(v).into_owned())
         };
+        let ssl_client: Map<String, Value> = req
+            .vars()
+            .filter(|(name, _)| name.starts_with(b"SSL_CLIENT_"))
+            .map(|(name, value)| {
+                (
+                    String::from_utf8_lossy(name).into_owned(),
+                    Value::from(String::from_utf8_lossy(value)),
+                )
+            })
+            .collect();
         let body = json!({
             "method": req.method(),
             "path": req.path_str(),
@@ -71,6 +82,7 @@ impl App for Echo {
             "remote_addr": var(b"REMOTE_ADDR"),
             "remote_port": var(b"REMOTE_PORT"),
             "url_scheme": var(b"webserver.url_scheme"),
+            "ssl_client": ssl_client,
         });
         Response::json(200, body.to_string())
     }
