@@ -2,7 +2,7 @@
 //! (`webserver asgi:app main:app [--venv PATH] [--loop auto|asyncio|uvloop]`) or, when the server
 //! passes none, from the environment (`WEBSERVER_ASGI_APP`, `VIRTUAL_ENV`).
 
-use python_embed::target::{flag_value, venv_or_env, Target, VENV_FLAG};
+use python_embed::target::{flag_value, target_or_env, venv_or_env, Target, VENV_FLAG};
 use std::path::PathBuf;
 
 /// Names the ASGI target when no app argument does (for servers without app arguments).
@@ -76,18 +76,12 @@ impl Config {
                 target = Some(Target::parse(word, "ASGI", EXAMPLE)?);
             }
         }
-        let target = match target {
-            Some(t) => t,
-            None => match env(APP_ENV).filter(|s| !s.trim().is_empty()) {
-                Some(spec) => Target::parse(&spec, "ASGI", EXAMPLE)?,
-                None => {
-                    return Err(format!(
-                        "no ASGI app named: run `webserver asgi:app module:callable`, e.g. \
-                         `webserver asgi:app {EXAMPLE}` (or set {APP_ENV}=module:callable)"
-                    ))
-                }
-            },
-        };
+        let target = target_or_env(target, APP_ENV, &env, "ASGI", EXAMPLE, || {
+            format!(
+                "no ASGI app named: run `webserver asgi:app module:callable`, e.g. \
+                 `webserver asgi:app {EXAMPLE}` (or set {APP_ENV}=module:callable)"
+            )
+        })?;
         let (venv, _) = venv_or_env(venv, env);
         Ok(Config {
             target,

@@ -47,6 +47,26 @@ impl Target {
     }
 }
 
+/// The target given as an argument, else the one `app_env` names; `missing` words the error when
+/// there is neither. `kind` and `example` word a target that does not parse, as in
+/// [`Target::parse`].
+pub fn target_or_env(
+    given: Option<Target>,
+    app_env: &str,
+    env: impl Fn(&str) -> Option<String>,
+    kind: &str,
+    example: &str,
+    missing: impl FnOnce() -> String,
+) -> Result<Target, String> {
+    match given {
+        Some(target) => Ok(target),
+        None => match env(app_env).filter(|s| !s.trim().is_empty()) {
+            Some(spec) => Target::parse(&spec, kind, example),
+            None => Err(missing()),
+        },
+    }
+}
+
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}", self.module, self.callable)

@@ -2,7 +2,7 @@
 //! from the app arguments (`webserver wsgi:app flaskapp:app [--venv PATH]`) or, when the server
 //! passes none, from the environment (`WEBSERVER_WSGI_APP`, `VIRTUAL_ENV`).
 
-use python_embed::target::{flag_value, venv_or_env, VENV_FLAG};
+use python_embed::target::{flag_value, target_or_env, venv_or_env, VENV_FLAG};
 pub(crate) use python_embed::target::{Target, VENV_ENV};
 use std::path::PathBuf;
 
@@ -43,18 +43,12 @@ impl Config {
                 target = Some(Target::parse(word, "WSGI", EXAMPLE)?);
             }
         }
-        let target = match target {
-            Some(t) => t,
-            None => match env(APP_ENV).filter(|s| !s.trim().is_empty()) {
-                Some(spec) => Target::parse(&spec, "WSGI", EXAMPLE)?,
-                None => {
-                    return Err(format!(
-                        "no WSGI app named: run `webserver wsgi:app module:callable` \
-                         (or set {APP_ENV}=module:callable)"
-                    ))
-                }
-            },
-        };
+        let target = target_or_env(target, APP_ENV, &env, "WSGI", EXAMPLE, || {
+            format!(
+                "no WSGI app named: run `webserver wsgi:app module:callable` \
+                 (or set {APP_ENV}=module:callable)"
+            )
+        })?;
         let (venv, venv_from) = venv_or_env(venv, env);
         Ok(Config {
             target,
