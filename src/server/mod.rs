@@ -32,6 +32,8 @@ mod serve;
 mod slots;
 mod socket_io;
 mod static_route;
+pub(crate) mod upgraded;
+pub(crate) mod ws;
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
