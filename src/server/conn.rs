@@ -811,6 +811,7 @@ mod tests {
             proxies: Default::default(),
             tls: None,
             statics: None,
+            websocket: Default::default(),
         }
     }
 

@@ -76,6 +76,8 @@ pub(crate) struct Config {
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     /// Files answered without the app (`--static`).
     pub(crate) statics: Option<Arc<crate::static_files::StaticFiles>>,
+    /// WebSocket limits (`--ws-max-message`, `--ws-ping-interval`).
+    pub(crate) websocket: ws::WsConfig,
 }
 
 /// A stop request that any thread (a signal handler thread, a supervisor) can raise.

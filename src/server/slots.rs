@@ -415,6 +415,7 @@ impl Slots {
             return Taken::Nothing;
         };
         if let Slot::Upgraded(upgraded) = slot {
+            upgraded.edge();
             return Taken::Upgraded(Arc::clone(upgraded));
         }
         let taken = match std::mem::replace(slot, BUSY) {
@@ -467,6 +468,7 @@ impl Slots {
             }
             Slot::Busy { pending, .. } => *pending = true,
             Slot::Upgraded(upgraded) => {
+                upgraded.edge();
                 let upgraded = Arc::clone(upgraded);
                 table.ready_upgraded.push_back(upgraded);
                 drop(table);

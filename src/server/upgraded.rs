@@ -23,7 +23,7 @@
 //! app thread finds `WS_ERR_CLIENT_GONE`, never a descriptor reused by a newer connection.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,7 @@ use app_abi::raw::{WS_EV_CLOSED, WS_EV_GOING_AWAY, WS_EV_READABLE, WS_EV_WRITABL
 
 use super::conn::Conn;
 use super::slots::{Slots, Token};
+use super::ws::session::WsSession;
 use super::{Config, Shared};
 use crate::app::host_upgrade::ConnHandler;
 use crate::logging::UpgradeSeed;
@@ -62,7 +63,7 @@ pub(crate) enum Mode {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub(super) enum Phase {
     /// The request that upgraded is still running: no socket yet.
     Starting,
     /// The socket is here.
@@ -83,24 +84,28 @@ pub(crate) struct Upgraded {
     /// When the sweep must look at it (milliseconds on [`clock`]); `u64::MAX`: never. Read
     /// without the lock.
     deadline_ms: AtomicU64,
+    /// An epoll edge came since the last `ready` (input or room): a sign of life.
+    edged: AtomicBool,
 }
 
-struct State {
-    phase: Phase,
-    conn: Option<Box<Conn>>,
-    /// Raw output accepted before the socket was attached.
-    early: Vec<u8>,
+pub(super) struct State {
+    pub(super) phase: Phase,
+    pub(super) conn: Option<Box<Conn>>,
+    /// Output accepted before the socket was attached (raw bytes, or frames in message mode).
+    pub(super) early: Vec<u8>,
+    /// Message mode: the RFC 6455 state (`ws/session.rs`).
+    pub(super) ws: Option<Box<WsSession>>,
     /// The 101 said `Upgrade: websocket` (an app with its own WebSocket stack).
     raw_websocket: bool,
     /// Events the app was promised (`WS_PENDING` answers).
-    armed: u32,
+    pub(super) armed: u32,
     /// Events owed unasked (`WS_EV_CLOSED`, `WS_EV_GOING_AWAY`).
-    owed: u32,
+    pub(super) owed: u32,
     /// Events that came while `on_event` ran.
     missed: u32,
     dispatching: bool,
     /// The app called `*_close`: the handle is gone.
-    app_closed: bool,
+    pub(super) app_closed: bool,
     released: bool,
     closed_told: bool,
     going_away_told: bool,
@@ -109,12 +114,12 @@ struct State {
     /// The client ended its side: reads report the end.
     client_ended: bool,
     /// Since when output has waited for the client without progress.
-    output_since: Option<Instant>,
+    pub(super) output_since: Option<Instant>,
     /// When the socket is closed whatever remains unsent (after the app's close, the drain).
-    close_by: Option<Instant>,
+    pub(super) close_by: Option<Instant>,
     started: Instant,
-    counts: Counts,
-    close_code: Option<u16>,
+    pub(super) counts: Counts,
+    pub(super) close_code: Option<u16>,
     /// The access-log line at close (only with an access log).
     access: Option<Box<UpgradeSeed>>,
 }
@@ -124,6 +129,8 @@ struct State {
 pub(crate) struct Counts {
     pub(crate) bytes_in: u64,
     pub(crate) bytes_out: u64,
+    pub(crate) messages_in: u64,
+    pub(crate) messages_out: u64,
 }
 
 impl fmt::Debug for Upgraded {
@@ -159,6 +166,8 @@ impl Upgraded {
         access: Option<Box<UpgradeSeed>>,
     ) -> Arc<Upgraded> {
         let raw_websocket = matches!(mode, Mode::Raw { websocket: true });
+        let ws =
+            matches!(mode, Mode::WebSocket).then(|| Box::new(WsSession::new(&config.websocket)));
         crate::stats::upgrade_opened();
         Arc::new_cyclic(|me| Upgraded {
             token,
@@ -170,6 +179,7 @@ impl Upgraded {
                 phase: Phase::Starting,
                 conn: None,
                 early: Vec::new(),
+                ws,
                 raw_websocket,
                 // The first `on_event` comes once the connection is attached (after the call
                 // that took it returned): "read and write may be tried now".
@@ -191,6 +201,7 @@ impl Upgraded {
                 access,
             }),
             deadline_ms: AtomicU64::new(u64::MAX),
+            edged: AtomicBool::new(false),
         })
     }
 
@@ -199,7 +210,7 @@ impl Upgraded {
         self.lock().access = seed;
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -208,10 +219,16 @@ impl Upgraded {
         self.deadline_ms.load(Ordering::Relaxed) <= millis(now)
     }
 
+    /// An epoll edge for this connection (the slot table's note, no lock).
+    pub(crate) fn edge(&self) {
+        self.edged.store(true, Ordering::Relaxed);
+    }
+
     /// Recomputes `deadline_ms` from the state.
-    fn set_deadline(&self, st: &State) {
+    pub(super) fn set_deadline(&self, st: &State) {
         let output = st.output_since.map(|t| t + self.io_timeout);
-        let deadline = [output, st.close_by].into_iter().flatten().min();
+        let ws = st.ws.as_ref().and_then(|ws| ws.deadline());
+        let deadline = [output, st.close_by, ws].into_iter().flatten().min();
         self.deadline_ms
             .store(deadline.map_or(u64::MAX, millis), Ordering::Relaxed);
     }
@@ -247,7 +264,7 @@ impl Upgraded {
     }
 
     /// Asks a serving thread to look at this connection ([`Upgraded::ready`]).
-    fn queue(&self) {
+    pub(super) fn queue(&self) {
         if let Some(me) = self.me.upgrade() {
             self.slots.queue_upgraded(me);
         }
@@ -265,9 +282,12 @@ impl Upgraded {
     /// The drain's end (`--graceful-timeout`): a WebSocket stream gets close 1001, any other
     /// stream is closed; the socket goes once that is out, or after `grace`.
     pub(crate) fn shut_down(&self, grace: Duration) {
-        let mut st = self.lock();
+        let mut guard = self.lock();
+        let st = &mut *guard;
         let now = Instant::now();
-        if st.raw_websocket {
+        if let Some(ws) = st.ws.as_deref_mut() {
+            ws.close(st.conn.as_deref_mut(), &mut st.early, 1001, "going away");
+        } else if st.raw_websocket {
             if let Some(conn) = st.conn.as_deref_mut() {
                 // The close frame (1001) the app's own WebSocket stack did not write, between
                 // its frames (an app writes each frame in one write as a rule).
@@ -280,13 +300,16 @@ impl Upgraded {
         st.close_by = Some(st.close_by.map_or(by, |t| t.min(by)));
         st.owed |= WS_EV_CLOSED;
         st.client_ended = true;
-        self.set_deadline(&st);
+        self.set_deadline(st);
     }
 
     /// Closes the socket, frees the slot, counts and logs the end (once). With `failed`, the
     /// app is owed `WS_EV_CLOSED`.
-    fn end(&self, st: &mut State, failed: bool) {
+    pub(super) fn end(&self, st: &mut State, failed: bool) {
         st.phase = Phase::Closed;
+        if let Some(code) = st.ws.as_ref().and_then(|ws| ws.close_code()) {
+            st.close_code.get_or_insert(code);
+        }
         if failed {
             st.owed |= WS_EV_CLOSED;
             st.close_code.get_or_insert(1006);
@@ -297,6 +320,9 @@ impl Upgraded {
             drop(conn);
         }
         self.deadline_ms.store(u64::MAX, Ordering::Relaxed);
+        if let Some(ws) = st.ws.as_deref_mut() {
+            ws.forget_received_if(st.app_closed);
+        }
         if !st.ended {
             st.ended = true;
             crate::stats::upgrade_closed();
@@ -314,6 +340,18 @@ impl Upgraded {
     /// apply deadlines, notice a client that left, then run the app's `on_event` for what is
     /// due, and release the app's context once it closed.
     pub(crate) fn ready(&self, shared: &Shared, thread: usize) {
+        // A bug of ours must not take a serving thread down with it.
+        let turn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.turn(shared, thread);
+        }));
+        if turn.is_err() {
+            log::error!("internal error: panic while serving an upgraded connection; closing it");
+            let mut st = self.lock();
+            self.end(&mut st, true);
+        }
+    }
+
+    fn turn(&self, shared: &Shared, thread: usize) {
         let due = {
             let mut st = self.lock();
             if st.phase == Phase::Starting {
@@ -333,7 +371,8 @@ impl Upgraded {
                 due |= st.armed;
                 st.armed = 0;
             } else {
-                let blocked = st.conn.as_ref().is_some_and(|c| c.has_unsent());
+                let blocked = st.conn.as_ref().is_some_and(|c| c.has_unsent())
+                    || st.ws.as_ref().is_some_and(|ws| ws.output_waits());
                 let ready = st.armed & (WS_EV_READABLE | if blocked { 0 } else { WS_EV_WRITABLE });
                 due |= ready;
                 st.armed &= !ready;
@@ -364,7 +403,19 @@ impl Upgraded {
                 failed = true;
             }
         }
-        let waiting = conn.has_unsent();
+        let edged = self.edged.swap(false, Ordering::Relaxed);
+        if let Some(ws) = st.ws.as_deref_mut() {
+            failed |= !ws.flush(conn);
+            if edged && st.armed & WS_EV_READABLE == 0 {
+                // Input (or room) the app has not asked about: the client lives, even if its
+                // pong waits behind messages the app has not read yet.
+                ws.alive(now);
+            }
+            failed |= !ws.tick(conn, now);
+        }
+        let ws_over = st.ws.as_ref().is_some_and(|ws| ws.is_over());
+        let ws_failed = st.ws.as_ref().is_some_and(|ws| ws.failed());
+        let waiting = conn.has_unsent() || st.ws.as_ref().is_some_and(|ws| ws.output_waits());
         // A write that pended (armed) waits for the client as much as unsent bytes do.
         if !waiting && st.armed & WS_EV_WRITABLE == 0 {
             st.output_since = None;
@@ -374,6 +425,15 @@ impl Upgraded {
         }
         if st.close_by.is_some_and(|t| now >= t) {
             failed = !st.app_closed || waiting;
+        } else if st.ws.is_some() {
+            if ws_over && !waiting {
+                // The closing handshake is complete, or the session failed: the socket goes;
+                // an app that has not closed yet hears it.
+                if !st.app_closed {
+                    st.owed |= WS_EV_CLOSED;
+                }
+                return self.end(st, failed || ws_failed);
+            }
         } else if !st.app_closed && st.armed & WS_EV_READABLE == 0 && !st.client_ended {
             // Input the app has not asked for: read a little ahead, to notice a client that
             // hung up (the app then reads the rest, and the end).
@@ -383,7 +443,8 @@ impl Upgraded {
                 st.owed |= WS_EV_READABLE;
             }
         }
-        if failed || (st.app_closed && !waiting) || st.close_by.is_some_and(|t| now >= t) {
+        let app_done = st.app_closed && !waiting && st.ws.as_ref().is_none_or(|ws| ws.is_over());
+        if failed || app_done || st.close_by.is_some_and(|t| now >= t) {
             self.end(st, failed);
         }
     }
@@ -515,6 +576,11 @@ impl Upgraded {
     /// `--io-timeout`), then the socket closes, and a serving thread releases the app's context
     /// once no `on_event` runs (never inside the app's own call).
     pub(crate) fn close(&self) {
+        self.close_with(|_| {});
+    }
+
+    /// The app's close; `goodbye` says it on the wire first (message mode's close frame).
+    pub(super) fn close_with(&self, goodbye: impl FnOnce(&mut State)) {
         {
             let mut st = self.lock();
             if st.app_closed {
@@ -522,12 +588,17 @@ impl Upgraded {
             }
             st.app_closed = true;
             st.armed = 0;
+            goodbye(&mut st);
             let now = Instant::now();
             st.close_by = Some(
                 st.close_by
                     .map_or(now + self.io_timeout, |t| t.min(now + self.io_timeout)),
             );
-            let flushed = !st.conn.as_ref().is_some_and(|c| c.has_unsent());
+            let flushed = !st.conn.as_ref().is_some_and(|c| c.has_unsent())
+                && st
+                    .ws
+                    .as_ref()
+                    .is_none_or(|ws| ws.is_over() && !ws.output_waits());
             if st.phase == Phase::Open && flushed {
                 self.end(&mut st, false);
             }

@@ -157,6 +157,18 @@ pub(crate) fn upgrade_closed() {
     add(UPGRADES_CLOSED, 1);
 }
 
+/// A WebSocket message of `len` payload bytes from a client reached its app.
+pub(crate) fn ws_message_in(len: usize) {
+    add(WS_MESSAGES_IN, 1);
+    add(UPGRADED_BYTES_IN, len as u64);
+}
+
+/// An app's WebSocket message of `len` payload bytes was queued for its client.
+pub(crate) fn ws_message_out(len: usize) {
+    add(WS_MESSAGES_OUT, 1);
+    add(UPGRADED_BYTES_OUT, len as u64);
+}
+
 /// Bytes an app read from an upgraded connection (payload bytes in message mode).
 pub(crate) fn upgraded_bytes_in(n: usize) {
     add(UPGRADED_BYTES_IN, n as u64);

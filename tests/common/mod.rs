@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 mod master;
 mod raw;
 mod tls_client;
+pub mod ws;
 #[allow(unused_imports)] // each test file uses a different part of the harness
 pub use master::*;
 #[allow(unused_imports)]
