@@ -88,6 +88,22 @@ fn upgrades_are_refused_where_they_do_not_apply() {
 }
 
 #[test]
+fn upgrade_from_close_is_out_of_order() {
+    let server = echo_server().start();
+    let mut conn = server.connect();
+    conn.send(format!("GET /late HTTP/1.1\r\n{UPGRADE}"));
+    let response = conn.read_response();
+    assert_eq!(
+        (response.status, response.text().as_str()),
+        (200, "plain\n")
+    );
+    assert!(server
+        .wait_for_log(Duration::from_secs(5), |l| l
+            .contains("upgrade from close: -6"))
+        .is_some());
+}
+
+#[test]
 fn a_client_that_does_not_read_is_given_up_after_the_io_timeout() {
     let server = echo_server()
         .args(["--threads", "1", "--io-timeout", "1"])
