@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
 pub(crate) mod habits;
 mod proxy;
@@ -347,6 +347,20 @@ pub(crate) struct Tuning {
     )]
     pub(crate) max_body: u64,
 
+    /// Serve HTTP/2: cleartext with prior knowledge (h2c, e.g. `curl --http2-prior-knowledge`,
+    /// a proxy's gRPC upstream) on plain and unix listeners, and `h2` offered by ALPN before
+    /// `http/1.1` on TLS listeners. Off: the preface gets 505 and ALPN offers HTTP/1.1 only.
+    #[arg(
+        long,
+        value_name = "on|off",
+        default_value = "off",
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new(),
+        env = "WEBSERVER_HTTP2",
+        help_heading = "Listeners"
+    )]
+    pub(crate) http2: bool,
+
     /// Recycle a worker after this many requests, up to 10^12 (0: never).
     #[arg(
         long,
@@ -448,6 +462,7 @@ impl Tuning {
             tls: None,
             // The worker opens the directories.
             statics: None,
+            http2: self.http2,
         }
     }
 
@@ -461,6 +476,7 @@ impl Tuning {
             format!("--body-timeout={}", self.body_timeout),
             format!("--graceful-timeout={}", self.graceful_timeout),
             format!("--max-body={}", self.max_body),
+            format!("--http2={}", if self.http2 { "on" } else { "off" }),
             format!("--max-requests={max_requests}"),
         ];
         if let Some(threads) = self.threads {

@@ -39,6 +39,7 @@ use super::accept_pause::{AcceptError, AcceptPause};
 use super::backlog::Backlog;
 use super::conn::Conn;
 use super::deferred;
+use super::h2::{self, Http2};
 use super::listener::Listener;
 use super::serve::{self, After, ThreadScratch};
 use super::slots::{Slots, Token};
@@ -95,6 +96,8 @@ struct Loop {
     backlog: Backlog,
     /// Accepting rests, and is retried on a timer, while the process is out of descriptors.
     accept_pause: AcceptPause,
+    /// The HTTP/2 thread and the streams it accepted (`--http2`).
+    http2: Option<Http2>,
 }
 
 /// How the serving threads ended.
@@ -113,17 +116,23 @@ pub(crate) fn run(
     shared: &Arc<Shared>,
     shutdown: &Shutdown,
 ) -> io::Result<Ended> {
+    let slots = Arc::new(Slots::new(Waker::new()?));
+    let http2 = match shared.config.http2 {
+        true => Some(Http2::start(&slots, &shared.config)?),
+        false => None,
+    };
     let shared_loop = Arc::new(Loop {
         epoll: Epoll::new()?,
         listeners: listeners
             .into_iter()
             .map(|listener| Mutex::new(Some(listener)))
             .collect(),
-        slots: Arc::new(Slots::new(Waker::new()?)),
+        slots,
         stop: AtomicBool::new(false),
         waiting: AtomicUsize::new(0),
         backlog: Backlog::default(),
         accept_pause: AcceptPause::default(),
+        http2,
     });
     shared_loop
         .epoll
@@ -232,6 +241,9 @@ fn stop_and_join(shared_loop: &Loop, threads: Vec<JoinHandle<()>>) {
             log::error!("a serving thread panicked");
         }
     }
+    if let Some(http2) = &shared_loop.http2 {
+        http2.stop();
+    }
 }
 
 /// Wake one thread waiting in `epoll_wait` (the waker is edge-triggered).
@@ -315,10 +327,17 @@ fn handle(token: Token, shared_loop: &Loop, shared: &Shared, scratch: &mut Threa
         return accept_all(index, shared_loop, shared, scratch);
     }
     match token {
-        // A deferred request was woken or cancelled.
+        // A deferred request was woken or cancelled, or an HTTP/2 stream waits.
         WAKER => {
+            let http2 = shared_loop.http2.as_ref();
             if let Some(conn) = shared_loop.slots.pop_ready() {
+                if http2.is_some_and(Http2::has_jobs) {
+                    // Its wake-up may have been taken for this connection's.
+                    wake_one(shared_loop);
+                }
                 serve(conn, shared_loop, shared, scratch);
+            } else if let Some(job) = http2.and_then(Http2::pop_job) {
+                h2::serve_stream(job, shared, scratch);
             }
         }
         token => {
@@ -365,6 +384,12 @@ fn serve(mut conn: Box<Conn>, shared_loop: &Loop, shared: &Shared, scratch: &mut
         conn.return_buffer(&mut scratch.read_buf);
         match after {
             After::Close => return slots.close(conn),
+            After::Http2 => {
+                return match &shared_loop.http2 {
+                    Some(http2) => http2.hand_over(conn, &shared_loop.epoll),
+                    None => slots.close(conn),
+                }
+            }
             After::Park => match slots.park(conn, shared, &shared_loop.epoll) {
                 // Input arrived while we were busy with it: keep going.
                 Some(again) => conn = again,
@@ -392,6 +417,9 @@ fn begin_drain(shared_loop: &Loop, shared: &Shared) -> Instant {
         }
     }
     shared.draining.store(true, Ordering::SeqCst);
+    if let Some(http2) = &shared_loop.http2 {
+        http2.begin_drain();
+    }
     let now = Instant::now();
     shared_loop.slots.begin_drain(now, &shared.config);
     now + shared.config.graceful_timeout

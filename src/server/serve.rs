@@ -79,6 +79,8 @@ pub(crate) enum After {
     Park,
     /// Done with it.
     Close,
+    /// Its first head is HTTP/2's connection preface: hand it over (`server::h2`).
+    Http2,
 }
 
 /// What a request left the connection fit for.
@@ -131,6 +133,13 @@ fn serve_buffered(
     let limits = &shared.config.limits;
     loop {
         let parsed = match conn.next_head(limits) {
+            NextHead::Complete(_)
+                if shared.config.http2
+                    && conn.is_fresh()
+                    && super::h2::is_preface(conn.input()) =>
+            {
+                return After::Http2
+            }
             NextHead::Complete(end) => parse_scanned(conn.input(), &end, limits, &mut scratch.head),
             NextHead::Invalid(e) => Err(e),
             NextHead::Waiting => return After::Park,
