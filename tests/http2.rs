@@ -1,0 +1,447 @@
+//! HTTP/2 (`--http2 on`, issue 22) with real clients: curl with prior knowledge (h2c) on TCP and
+//! unix listeners and with ALPN over TLS, nghttp and h2load (Debian's nghttp2-client), and the
+//! `h2` crate's client for what the others cannot show (many streams on one connection, a small
+//! flow-control window, resets, GOAWAY). The curl, nghttp and h2load tests say so and pass when
+//! the tool is missing (`.ci/run` installs them).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+
+/// A sample app served with HTTP/2 on.
+fn h2_server(app: &str) -> ServerBuilder {
+    sample_server(app).args(["--http2", "on"])
+}
+
+fn have(tool: &str) -> bool {
+    let found = Command::new(tool).arg("--version").output().is_ok();
+    if !found {
+        eprintln!("{tool} is not installed: test skipped");
+    }
+    found
+}
+
+fn run(tool: &str, args: &[&str]) -> Output {
+    Command::new(tool)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{tool}: {e}"))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `curl -sS --max-time 20 ARGS... -w '\n%{http_version} %{http_code}'`: the body and the last
+/// line, split.
+fn curl(args: &[&str]) -> (String, String) {
+    let mut all = vec!["-sS", "--max-time", "20"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-w", "\n%{http_version} %{http_code}"]);
+    let out = run("curl", &all);
+    let stdout = text(&out.stdout);
+    let (body, status) = stdout.rsplit_once('\n').unwrap_or(("", &stdout));
+    (body.to_owned(), status.to_owned())
+}
+
+/// The h2 crate's client on one TCP connection, driven by a current-thread runtime.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn h2_connect(
+    addr: SocketAddr,
+    builder: &h2::client::Builder,
+) -> (h2::client::SendRequest<Bytes>, tokio::task::JoinHandle<()>) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (send, conn) = builder.handshake(tcp).await.unwrap();
+    let driver = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    (send, driver)
+}
+
+fn get(addr: SocketAddr, path: &str) -> http::Request<()> {
+    http::Request::get(format!("http://{addr}{path}"))
+        .body(())
+        .unwrap()
+}
+
+/// The whole body of a response, its window released as it is read.
+async fn read_body(response: http::Response<h2::RecvStream>) -> Result<Vec<u8>, h2::Error> {
+    let mut body = response.into_body();
+    let mut all = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+        all.extend_from_slice(&chunk);
+    }
+    Ok(all)
+}
+
+/// The `"body_sha256"` the echo app reports.
+fn echoed_sha(json: &str) -> String {
+    let value: serde_json::Value =
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    value["body_sha256"].as_str().unwrap().to_owned()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn curl_with_prior_knowledge_gets_http2_and_the_access_log_says_so() {
+    if !have("curl") {
+        return;
+    }
+    let server = h2_server("hello").args(["--access-logfile", "-"]).start();
+    let url = format!("http://{}/hi?x=1", server.addr());
+    let (body, status) = curl(&["--http2-prior-knowledge", &url]);
+    assert_eq!(status, "2 200", "{body}\n{}", server.stderr());
+    assert!(body.contains("Hello, world!"), "{body}");
+    // Plain HTTP/1.1 on the same listener is unchanged.
+    let (_, status) = curl(&["--http1.1", &url]);
+    assert_eq!(status, "1.1 200");
+    let logged = Instant::now();
+    while !server.stdout().contains("\"GET /hi?x=1 HTTP/2\" 200") {
+        assert!(
+            logged.elapsed() < Duration::from_secs(5),
+            "no HTTP/2 access-log line:\n{}",
+            server.stdout()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn without_http2_the_preface_still_gets_505() {
+    let server = sample_server("hello").start();
+    let mut conn = server.connect();
+    conn.send("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    let resp = conn.read_response();
+    assert_eq!(resp.status, 505, "{resp:?}");
+}
+
+#[test]
+fn curl_over_tls_chooses_h2_by_alpn_and_http1_still_works() {
+    if !have("curl") {
+        return;
+    }
+    let dir = fresh_dir("http2-tls");
+    let (certfile, keyfile) = self_signed(&dir);
+    let server = h2_server("echo")
+        .args(["--certfile".as_ref(), certfile.as_os_str()])
+        .args(["--keyfile".as_ref(), keyfile.as_os_str()])
+        .start();
+    let url = format!("https://localhost:{}/tls", server.port());
+    let resolve = format!("localhost:{}:127.0.0.1", server.port());
+    let ca = certfile.to_str().unwrap();
+    let (body, status) = curl(&["--http2", "--cacert", ca, "--resolve", &resolve, &url]);
+    assert_eq!(status, "2 200", "{body}\n{}", server.stderr());
+    assert!(body.contains("\"url_scheme\":\"https\""), "{body}");
+    // A request body over TLS, larger than every window.
+    let upload = dir.join("upload.bin");
+    let data: Vec<u8> = (0..1_500_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&upload, &data).unwrap();
+    let at_upload = format!("@{}", upload.display());
+    let (body, status) = curl(&[
+        "--http2",
+        "--cacert",
+        ca,
+        "--resolve",
+        &resolve,
+        "--data-binary",
+        &at_upload,
+        &url,
+    ]);
+    assert_eq!(status, "2 200", "{body}");
+    assert_eq!(echoed_sha(&body), sha256_hex(&data));
+    let (_, status) = curl(&["--http1.1", "--cacert", ca, "--resolve", &resolve, &url]);
+    assert_eq!(status, "1.1 200");
+}
+
+/// A self-signed certificate for localhost and 127.0.0.1: (certfile, keyfile).
+fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    let (certfile, keyfile) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&certfile, cert.cert.pem()).unwrap();
+    std::fs::write(&keyfile, cert.key_pair.serialize_pem()).unwrap();
+    (certfile, keyfile)
+}
+
+#[test]
+fn a_unix_listener_serves_h2c() {
+    if !have("curl") {
+        return;
+    }
+    let dir = fresh_dir("http2-unix");
+    let socket = dir.join("h2.sock");
+    let bind = format!("unix:{}", socket.display());
+    let server = h2_server("hello")
+        .no_default_bind()
+        .args(["--bind", &bind])
+        .start();
+    let (body, status) = curl(&[
+        "--http2-prior-knowledge",
+        "--unix-socket",
+        socket.to_str().unwrap(),
+        "http://localhost/",
+    ]);
+    assert_eq!(status, "2 200", "{body}\n{}", server.stderr());
+}
+
+#[test]
+fn request_and_response_bodies_stream_through_curl() {
+    if !have("curl") {
+        return;
+    }
+    let echo = h2_server("echo").start();
+    let dir = fresh_dir("http2-bodies");
+    let upload = dir.join("upload.bin");
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&upload, &data).unwrap();
+    let (body, status) = curl(&[
+        "--http2-prior-knowledge",
+        "--data-binary",
+        &format!("@{}", upload.display()),
+        &format!("http://{}/up", echo.addr()),
+    ]);
+    assert_eq!(status, "2 200", "{body}");
+    assert_eq!(echoed_sha(&body), sha256_hex(&data));
+
+    let stream = h2_server("stream").start();
+    let (body, status) = curl(&[
+        "--http2-prior-knowledge",
+        &format!("http://{}/?n=3&delay_ms=50", stream.addr()),
+    ]);
+    assert_eq!(status, "2 200");
+    assert_eq!(body, "chunk 0\nchunk 1\nchunk 2\n");
+    let (body, status) = curl(&[
+        "--http2-prior-knowledge",
+        &format!("http://{}/bytes?size=1000000", stream.addr()),
+    ]);
+    assert_eq!(status, "2 200");
+    assert_eq!(body.len(), 1_000_000);
+}
+
+#[test]
+fn nghttp_and_h2load_are_served() {
+    if !have("nghttp") || !have("h2load") {
+        return;
+    }
+    let server = h2_server("hello").args(["--threads", "2"]).start();
+    let url = format!("http://{}/", server.addr());
+    let out = run("nghttp", &["-nv", &url]);
+    let said = text(&out.stdout);
+    assert!(out.status.success(), "{said}{}", text(&out.stderr));
+    assert!(said.contains(":status: 200"), "{said}");
+    assert!(
+        said.contains("SETTINGS_MAX_CONCURRENT_STREAMS(0x03):100"),
+        "{said}"
+    );
+    let out = run("h2load", &["-n", "2000", "-c", "4", "-m", "10", &url]);
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("2000 succeeded, 0 failed, 0 errored"),
+        "{said}{}",
+        text(&out.stderr)
+    );
+    assert!(said.contains("status codes: 2000 2xx"), "{said}");
+}
+
+#[test]
+fn a_rust_client_runs_many_streams_on_one_connection() {
+    let server = h2_server("echo").args(["--threads", "2"]).start();
+    let addr = server.addr();
+    runtime().block_on(async move {
+        let (send, _driver) = h2_connect(addr, &h2::client::Builder::new()).await;
+        let mut send = send.ready().await.unwrap();
+        let mut pending = Vec::new();
+        for i in 0..50 {
+            let (response, _) = send
+                .send_request(get(addr, &format!("/s{i}")), true)
+                .unwrap();
+            pending.push((i, response));
+            send = send.ready().await.unwrap();
+        }
+        for (i, response) in pending {
+            let response = response.await.unwrap();
+            assert_eq!(response.status(), 200);
+            let body = text(&read_body(response).await.unwrap());
+            assert!(body.contains(&format!("\"path\":\"/s{i}\"")), "{body}");
+            assert!(body.contains("\"host\":\"127.0.0.1:"), "{body}");
+        }
+    });
+}
+
+#[test]
+fn a_response_keeps_to_a_small_client_window() {
+    let server = h2_server("stream").start();
+    let addr = server.addr();
+    runtime().block_on(async move {
+        let mut builder = h2::client::Builder::new();
+        // A window far smaller than the body: the server must wait for WINDOW_UPDATEs (one
+        // DATA byte past the window would be a FLOW_CONTROL_ERROR here).
+        builder
+            .initial_window_size(4096)
+            .initial_connection_window_size(8192);
+        let (send, _driver) = h2_connect(addr, &builder).await;
+        let mut send = send.ready().await.unwrap();
+        let (response, _) = send
+            .send_request(get(addr, "/bytes?size=1000000"), true)
+            .unwrap();
+        let response = response.await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body = read_body(response).await.unwrap();
+        assert_eq!(body.len(), 1_000_000);
+    });
+}
+
+#[test]
+fn an_abi_1_1_app_reads_its_body_over_http2() {
+    let mut target = fixture("deferred_echo").into_os_string();
+    target.push(":app");
+    let server = server(target).args(["--http2", "on"]).start();
+    let addr = server.addr();
+    runtime().block_on(async move {
+        let (send, _driver) = h2_connect(addr, &h2::client::Builder::new()).await;
+        let mut send = send.ready().await.unwrap();
+        let request = http::Request::post(format!("http://{addr}/"))
+            .body(())
+            .unwrap();
+        let (response, mut body) = send.send_request(request, false).unwrap();
+        body.send_data(Bytes::from_static(b"hello "), false)
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        body.send_data(Bytes::from_static(b"there"), true).unwrap();
+        let response = response.await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            text(&read_body(response).await.unwrap()),
+            "echo: hello there"
+        );
+    });
+}
+
+#[test]
+fn a_graceful_stop_sends_goaway_and_lets_the_stream_in_flight_finish() {
+    let mut server = h2_server("stream").start();
+    let addr = server.addr();
+    let pid = server.pid();
+    runtime().block_on(async move {
+        let (send, driver) = h2_connect(addr, &h2::client::Builder::new()).await;
+        let mut send = send.ready().await.unwrap();
+        let (response, _) = send
+            .send_request(get(addr, "/?n=8&delay_ms=100"), true)
+            .unwrap();
+        let response = response.await.unwrap();
+        // The stream is running: stop the server.
+        // SAFETY: kill(2) on the server's pid, which this test started.
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        let body = text(&read_body(response).await.unwrap());
+        assert_eq!(body.lines().count(), 8, "{body}");
+        // GOAWAY came: the connection takes no new stream and ends.
+        let refused = match send.ready().await {
+            Err(_) => true,
+            Ok(mut send) => match send.send_request(get(addr, "/"), true) {
+                Err(_) => true,
+                Ok((response, _)) => response.await.is_err(),
+            },
+        };
+        assert!(refused, "a stream opened after the GOAWAY was served");
+        tokio::time::timeout(Duration::from_secs(10), driver)
+            .await
+            .expect("the connection did not end after the GOAWAY")
+            .unwrap();
+    });
+    assert!(server.wait_exit(Duration::from_secs(15)).is_some());
+}
+
+#[test]
+fn a_rapid_reset_flood_reaches_no_app_while_another_client_is_served() {
+    let server = h2_server("stream").args(["--threads", "2"]).start();
+    let addr = server.addr();
+    let started = Instant::now();
+    let flood = std::thread::spawn(move || {
+        runtime().block_on(async move {
+            let (send, driver) = h2_connect(addr, &h2::client::Builder::new()).await;
+            let mut resets = 0u32;
+            let mut send = Some(send);
+            while let Some(ready) = send.take() {
+                let Ok(mut ready) = ready.ready().await else {
+                    break;
+                };
+                let Ok((_, mut stream)) = ready.send_request(get(addr, "/?n=1&delay_ms=0"), false)
+                else {
+                    break;
+                };
+                stream.send_reset(h2::Reason::CANCEL);
+                resets += 1;
+                if resets >= 20_000 || started.elapsed() > Duration::from_secs(20) {
+                    break;
+                }
+                send = Some(ready);
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(5), driver).await;
+            resets
+        })
+    });
+    // Meanwhile another client is served, promptly.
+    let mut served = 0;
+    while !flood.is_finished() && served < 20 {
+        let asked = Instant::now();
+        let response = runtime().block_on(async move {
+            let (send, _driver) = h2_connect(addr, &h2::client::Builder::new()).await;
+            let mut send = send.ready().await.unwrap();
+            let (response, _) = send.send_request(get(addr, "/closes"), true).unwrap();
+            tokio::time::timeout(Duration::from_secs(5), response).await
+        });
+        let response = response
+            .expect("no answer within 5 s during the flood")
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(asked.elapsed() < Duration::from_secs(5));
+        served += 1;
+    }
+    let resets = flood.join().unwrap();
+    assert!(served > 0);
+    let closes = closes_over_h2(addr);
+    let opened: u64 = closes
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("opened="))
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    // Streams reset as soon as they were opened cost the app nothing (h2 drops those it had
+    // not handed over yet; a queued one is dropped before its app call).
+    assert!(
+        opened < 1000,
+        "{resets} resets sent, the app opened {opened} streams"
+    );
+    assert!(server.stderr().lines().count() < 200, "{}", server.stderr());
+}
+
+/// `GET /closes` of the stream app over HTTP/2.
+fn closes_over_h2(addr: SocketAddr) -> String {
+    runtime().block_on(async move {
+        let (send, _driver) = h2_connect(addr, &h2::client::Builder::new()).await;
+        let mut send = send.ready().await.unwrap();
+        let (response, _) = send.send_request(get(addr, "/closes"), true).unwrap();
+        text(&read_body(response.await.unwrap()).await.unwrap())
+    })
+}
