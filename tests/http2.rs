@@ -445,3 +445,35 @@ fn closes_over_h2(addr: SocketAddr) -> String {
         text(&read_body(response.await.unwrap()).await.unwrap())
     })
 }
+
+#[test]
+fn stats_count_http2_streams_as_requests() {
+    let dir = fresh_dir("http2-stats");
+    let socket = dir.join("stats.sock");
+    let server = h2_server("hello")
+        .args([format!("--stats=unix:{}", socket.display())])
+        .start();
+    let addr = server.addr();
+    runtime().block_on(async move {
+        let (send, _driver) = h2_connect(addr, &h2::client::Builder::new()).await;
+        let mut send = send.ready().await.unwrap();
+        for _ in 0..3 {
+            let (response, _) = send.send_request(get(addr, "/"), true).unwrap();
+            read_body(response.await.unwrap()).await.unwrap();
+            send = send.ready().await.unwrap();
+        }
+    });
+    // And one HTTP/1.1 request.
+    assert_eq!(server.get("/").status, 200);
+    let mut stats = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    use std::io::{Read, Write};
+    stats
+        .write_all(b"GET /stats HTTP/1.1\r\nHost: stats\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    stats.read_to_string(&mut answer).unwrap();
+    let json = answer.split_once("\r\n\r\n").unwrap().1;
+    let json: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(json["requests"]["served"], 4, "{json}");
+    assert_eq!(json["requests"]["http2"], 3, "{json}");
+}

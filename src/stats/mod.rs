@@ -24,8 +24,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use clap::Args;
 
 pub(crate) use counters::{
-    accept_error, bytes_in, bytes_out, clock, memory_recycle, rejected, request_started, response,
-    serving_thread,
+    accept_error, bytes_in, bytes_out, clock, http2_stream, memory_recycle, rejected,
+    request_started, response, serving_thread,
 };
 pub(crate) use endpoint::StatsAddr;
 pub(crate) use latency::Latency;

@@ -35,9 +35,10 @@ pub(crate) fn json(s: &Snapshot) -> String {
     out.push_str(",\"requests\":{");
     let _ = write!(
         out,
-        "\"served\":{},\"in_flight\":{}",
+        "\"served\":{},\"in_flight\":{},\"http2\":{}",
         s.totals.served(),
-        s.totals.in_flight()
+        s.totals.in_flight(),
+        s.totals.http2_streams
     );
     out.push('}');
     out.push_str(",\"responses\":");
@@ -333,6 +334,12 @@ pub(crate) fn prometheus(s: &Snapshot) -> String {
         "counter",
         "Bytes written to clients.",
         &one(s.totals.bytes_out.to_string()),
+    );
+    family(
+        "webserver_http2_streams_total",
+        "counter",
+        "Requests that were HTTP/2 streams (counted in the requests too).",
+        &one(s.totals.http2_streams.to_string()),
     );
     family(
         "webserver_accept_errors_total",

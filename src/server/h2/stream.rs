@@ -184,6 +184,7 @@ pub(crate) fn serve_stream(job: StreamJob, shared: &Shared, scratch: &mut Thread
         let _serialised = shared.app_lock.as_ref().map(|lock| lock.lock());
         shared.mark_busy(thread, true);
         crate::stats::request_started();
+        crate::stats::http2_stream();
         call::run(
             &shared.app,
             environ,
