@@ -477,3 +477,202 @@ fn stats_count_http2_streams_as_requests() {
     assert_eq!(json["requests"]["served"], 4, "{json}");
     assert_eq!(json["requests"]["http2"], 3, "{json}");
 }
+
+/// One HTTP/2 frame (RFC 9113 §4.1).
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut out = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const HEADERS: u8 = 0x1;
+const SETTINGS: u8 = 0x4;
+const PING: u8 = 0x6;
+const GOAWAY: u8 = 0x7;
+const CONTINUATION: u8 = 0x9;
+const END_HEADERS: u8 = 0x4;
+
+/// An HPACK literal field without indexing, new name (RFC 7541 §6.2.2).
+fn literal(name: &[u8], value: &[u8]) -> Vec<u8> {
+    assert!(name.len() < 127 && value.len() < 127);
+    let mut out = vec![0x00, name.len() as u8];
+    out.extend_from_slice(name);
+    out.push(value.len() as u8);
+    out.extend_from_slice(value);
+    out
+}
+
+/// Writes `frames` to a raw connection until the server stops taking them (it closed, or its
+/// window is full) or `limit` passed; the number of frames written and what came back.
+fn flood(
+    addr: SocketAddr,
+    first: &[u8],
+    mut next: impl FnMut(u32) -> Vec<u8>,
+    limit: Duration,
+) -> (u32, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    tcp.write_all(PREFACE).unwrap();
+    tcp.write_all(&frame(SETTINGS, 0, 0, &[])).unwrap();
+    tcp.write_all(first).unwrap();
+    let started = Instant::now();
+    let mut sent = 0;
+    while started.elapsed() < limit {
+        if tcp.write_all(&next(sent)).is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    tcp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut back = Vec::new();
+    let mut buf = vec![0; 64 * 1024];
+    while let Ok(n) = tcp.read(&mut buf) {
+        if n == 0 || back.len() > 16 << 20 {
+            break;
+        }
+        back.extend_from_slice(&buf[..n]);
+    }
+    (sent, back)
+}
+
+/// The frame types in `bytes` (after the server's preface-less start), in order.
+fn frame_types(bytes: &[u8]) -> Vec<u8> {
+    let mut types = Vec::new();
+    let mut at = 0;
+    while at + 9 <= bytes.len() {
+        let len = (usize::from(bytes[at]) << 16)
+            | (usize::from(bytes[at + 1]) << 8)
+            | usize::from(bytes[at + 2]);
+        types.push(bytes[at + 3]);
+        at += 9 + len;
+    }
+    types
+}
+
+/// A legitimate client's request on its own connection, answered within 5 s.
+fn served_promptly(addr: SocketAddr) {
+    let asked = Instant::now();
+    let status = runtime().block_on(async move {
+        let (send, _driver) = h2_connect(addr, &h2::client::Builder::new()).await;
+        let mut send = send.ready().await.unwrap();
+        let (response, _) = send.send_request(get(addr, "/"), true).unwrap();
+        let response = tokio::time::timeout(Duration::from_secs(5), response).await;
+        response.expect("no answer within 5 s").unwrap().status()
+    });
+    assert_eq!(status, 200);
+    assert!(asked.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn a_continuation_flood_is_cut_off_while_another_client_is_served() {
+    let server = h2_server("hello").args(["--threads", "1"]).start();
+    let addr = server.addr();
+    // A HEADERS frame without END_HEADERS, then CONTINUATION frames that never end it, each
+    // full of fields: without a bound, the server would buffer them all (CVE-2024-27316).
+    let mut block = literal(b":method", b"GET");
+    block.extend(literal(b":path", b"/"));
+    block.extend(literal(b":scheme", b"http"));
+    let headers = frame(HEADERS, 0, 1, &block);
+    let fields: Vec<u8> = (0..60)
+        .flat_map(|i| literal(format!("x-flood-{i}").as_bytes(), &[b'a'; 100]))
+        .collect();
+    let flooder = std::thread::spawn(move || {
+        flood(
+            addr,
+            &headers,
+            |_| frame(CONTINUATION, 0, 1, &fields),
+            Duration::from_secs(5),
+        )
+    });
+    for _ in 0..5 {
+        served_promptly(addr);
+    }
+    let (sent, back) = flooder.join().unwrap();
+    // 64 KiB of header list is the bound: the flood (about 7 KiB a frame) ends long before
+    // 5 s of writing, with a GOAWAY or a closed connection.
+    assert!(sent < 1000, "the server took {sent} CONTINUATION frames");
+    let types = frame_types(&back);
+    assert!(
+        types.contains(&GOAWAY) || types.is_empty() || sent < 100,
+        "{types:?}"
+    );
+    served_promptly(addr);
+}
+
+#[test]
+fn settings_and_ping_floods_leave_another_client_served() {
+    let server = h2_server("hello").args(["--threads", "1"]).start();
+    let addr = server.addr();
+    let settings = std::thread::spawn(move || {
+        // SETTINGS_MAX_CONCURRENT_STREAMS = 100, over and over, never reading the ACKs.
+        let setting = [0, 3, 0, 0, 0, 100];
+        flood(
+            addr,
+            &[],
+            |_| frame(SETTINGS, 0, 0, &setting),
+            Duration::from_secs(3),
+        )
+    });
+    let pings = std::thread::spawn(move || {
+        flood(
+            addr,
+            &[],
+            |n| frame(PING, 0, 0, &u64::from(n).to_be_bytes()),
+            Duration::from_secs(3),
+        )
+    });
+    let started = Instant::now();
+    let mut served = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        served_promptly(addr);
+        served += 1;
+    }
+    let (settings_sent, _) = settings.join().unwrap();
+    let (pings_sent, _) = pings.join().unwrap();
+    assert!(
+        served >= 3,
+        "only {served} requests served during the floods"
+    );
+    // The server stops reading a client that does not read its answers: a bounded number of
+    // frames is taken (the socket buffers', and h2's queue's), not an unbounded stream.
+    assert!(settings_sent > 0 && pings_sent > 0);
+    assert!(server.stderr().lines().count() < 100, "{}", server.stderr());
+    served_promptly(addr);
+}
+
+#[test]
+fn a_zero_window_stall_is_reset_after_the_io_timeout() {
+    let server = h2_server("stream")
+        .args(["--threads", "1", "--io-timeout", "1"])
+        .start();
+    let addr = server.addr();
+    let asked = Instant::now();
+    let stalled = runtime().block_on(async move {
+        let mut builder = h2::client::Builder::new();
+        // A window of 0: the response's DATA can never be sent.
+        builder.initial_window_size(0);
+        let (send, _driver) = h2_connect(addr, &builder).await;
+        let mut send = send.ready().await.unwrap();
+        let (response, _) = send
+            .send_request(get(addr, "/bytes?size=100000"), true)
+            .unwrap();
+        let response = response.await.unwrap();
+        let mut body = response.into_body();
+        // Never released: the stream ends with a reset when the server gives up.
+        tokio::time::timeout(Duration::from_secs(10), body.data()).await
+    });
+    let ended = stalled.expect("the stalled stream was still open after 10 s");
+    assert!(matches!(ended, Some(Err(_))), "{ended:?}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    // The serving thread the stall held is free again.
+    served_promptly(addr);
+}
