@@ -493,7 +493,6 @@ const SETTINGS: u8 = 0x4;
 const PING: u8 = 0x6;
 const GOAWAY: u8 = 0x7;
 const CONTINUATION: u8 = 0x9;
-const END_HEADERS: u8 = 0x4;
 
 /// An HPACK literal field without indexing, new name (RFC 7541 §6.2.2).
 fn literal(name: &[u8], value: &[u8]) -> Vec<u8> {
