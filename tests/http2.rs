@@ -675,3 +675,44 @@ fn a_zero_window_stall_is_reset_after_the_io_timeout() {
     // The serving thread the stall held is free again.
     served_promptly(addr);
 }
+
+#[test]
+fn a_hot_swap_sends_goaway_and_the_old_generation_finishes_its_stream() {
+    let dir = fresh_dir("http2-swap");
+    let (server, _live, pid_file) =
+        common::swap::live_server(&dir, &sample_app("stream"), &["--http2", "on"]);
+    let addr = server.addr();
+    runtime().block_on(async move {
+        let (send, driver) = h2_connect(addr, &h2::client::Builder::new()).await;
+        let mut send = send.ready().await.unwrap();
+        let (response, _) = send
+            .send_request(get(addr, "/?n=30&delay_ms=150"), true)
+            .unwrap();
+        let response = response.await.unwrap();
+        let reading = tokio::spawn(read_body(response));
+        // The swap is over (the old generation draining) while the stream still runs.
+        let swapped = tokio::task::spawn_blocking(move || common::swap::hup(&pid_file));
+        let (state, _, detail) = swapped.await.unwrap();
+        assert_eq!(state, "ready", "{detail}");
+        assert!(
+            !reading.is_finished(),
+            "the stream ended before the swap did"
+        );
+        let body = text(&reading.await.unwrap().unwrap());
+        assert_eq!(body.lines().count(), 30, "{body}");
+        let refused = match send.ready().await {
+            Err(_) => true,
+            Ok(mut send) => match send.send_request(get(addr, "/"), true) {
+                Err(_) => true,
+                Ok((response, _)) => response.await.is_err(),
+            },
+        };
+        assert!(refused, "the old connection took a stream after the swap");
+        tokio::time::timeout(Duration::from_secs(10), driver)
+            .await
+            .expect("the old connection did not end after its GOAWAY")
+            .unwrap();
+    });
+    // A new connection reaches the new generation.
+    served_promptly(addr);
+}
