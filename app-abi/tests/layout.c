@@ -36,6 +36,7 @@ int main(void) {
     F(ws_host, waker_new);
     F(ws_host, waker_wake);
     F(ws_host, waker_free);
+    F(ws_host, send_file);
 
     TYPE(ws_request);
     F(ws_request, size);
@@ -102,6 +103,8 @@ int main(void) {
     CONST(WS_ERR_STATE);
     CONST(WS_ERR_APP);
     CONST(WS_PENDING);
+    CONST(WS_FILE_RANGES);
+    CONST(WS_FILE_VALIDATORS);
     /* The 1.0 sizes, as the offsets where 1.1 starts appending. */
     printf("const WS_HOST_SIZE_V1_0 %zu\n", offsetof(ws_host, try_read));
     printf("const WS_INIT_SIZE_V1_0 %zu\n", offsetof(ws_init, args));

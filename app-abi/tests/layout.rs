@@ -93,7 +93,8 @@ fn rust_table() -> BTreeMap<String, i128> {
             try_read,
             waker_new,
             waker_wake,
-            waker_free
+            waker_free,
+            send_file
         }
     );
     layout!(
@@ -178,6 +179,8 @@ fn rust_table() -> BTreeMap<String, i128> {
         WS_ERR_STATE,
         WS_ERR_APP,
         WS_PENDING,
+        WS_FILE_RANGES,
+        WS_FILE_VALIDATORS,
         WS_HOST_SIZE_V1_0,
         WS_INIT_SIZE_V1_0,
     );
@@ -193,6 +196,7 @@ fn rust_table() -> BTreeMap<String, i128> {
         waker_new: None,
         waker_wake: None,
         waker_free: None,
+        send_file: None,
     };
     let init = |size| WsInit {
         size,

@@ -19,7 +19,7 @@ SIZE(ws_pair, 32, 8);
 OFF(ws_pair, name, 0);
 OFF(ws_pair, value, 16);
 
-SIZE(ws_host, 72, 8);
+SIZE(ws_host, 80, 8);
 OFF(ws_host, size, 0);
 OFF(ws_host, reserved, 4);
 OFF(ws_host, read, 8);
@@ -30,6 +30,7 @@ OFF(ws_host, try_read, 40); /* 1.1 appends after the 1.0 size (40) */
 OFF(ws_host, waker_new, 48);
 OFF(ws_host, waker_wake, 56);
 OFF(ws_host, waker_free, 64);
+OFF(ws_host, send_file, 72); /* 1.2 */
 
 SIZE(ws_request, 48, 8);
 OFF(ws_request, size, 0);

@@ -196,7 +196,9 @@ pub(super) fn resume(
             }
             crate::stats::response(outcome.status, parked.started);
             log_access(&parked.environ, &buffers.call, outcome, parked.started);
-            if outcome.reusable {
+            // A file body (ABI 1.2 `send_file`) is sent by `serve`, which closes after it
+            // unless the connection may go on.
+            if outcome.reusable || conn.sending_file() {
                 serve::serve(conn, shared, slots, scratch)
             } else {
                 After::Close

@@ -100,6 +100,7 @@ static HOST_1_1: WsHost = WsHost {
     waker_new: Some(waker_new),
     waker_wake: Some(waker_wake),
     waker_free: Some(waker_free),
+    send_file: None,
 };
 
 /// What a 1.0 server hands out: its `size` ends at `log` (the fields past it are garbage there;
