@@ -4,6 +4,7 @@
 //! below. The server sends the bytes (sendfile) and answers Range, HEAD and conditional requests.
 
 mod common;
+mod wsgi_support;
 
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -151,4 +152,99 @@ fn a_slow_reader_of_a_handed_file_holds_no_thread_and_a_replaced_file_keeps_its_
     assert_eq!(head.status, 200);
     let body = slow.read_exact_raw(data.len());
     assert!(body == data, "the download in flight changed with the file");
+}
+
+/// Python apps whose file objects must never be read by the app: `NoRead` delegates everything a
+/// file wrapper needs (fileno, tell, seek, close) and fails `read`, so an answer with the right
+/// bytes proves the server sent them from the descriptor.
+const FLASK_APP: &str = r#"
+import io, os
+from flask import Flask, request, send_file
+
+DATA = os.path.join(os.path.dirname(__file__), "data.bin")
+
+class NoRead:
+    def __init__(self, f): self.f = f
+    def read(self, *a): raise RuntimeError("the app read the file")
+    def fileno(self): return self.f.fileno()
+    def tell(self): return self.f.tell()
+    def seek(self, *a): return self.f.seek(*a)
+    def seekable(self): return True
+    def close(self): self.f.close()
+
+app = Flask(__name__)
+
+@app.before_request
+def no_reads():
+    wrap = request.environ["wsgi.file_wrapper"]
+    request.environ["wsgi.file_wrapper"] = lambda f, size=8192: wrap(
+        f if isinstance(f, io.BytesIO) else NoRead(f), size)
+
+@app.route("/path")
+def by_path():
+    # werkzeug answers Range and If-None-Match itself (a 206 in its range wrapper).
+    return send_file(DATA, mimetype="application/octet-stream")
+
+@app.route("/object")
+def by_object():
+    # No size known to werkzeug: a plain 200 of the file wrapper, ranged by the server.
+    f = open(DATA, "rb")
+    f.seek(10)
+    return send_file(f, mimetype="application/octet-stream")
+
+@app.route("/memory")
+def in_memory():
+    # No descriptor: iterated as PEP 3333 says.
+    return send_file(io.BytesIO(b"in memory"), mimetype="text/plain")
+
+def plain(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return environ["wsgi.file_wrapper"](NoRead(open(DATA, "rb")))
+"#;
+
+#[test]
+fn wsgi_file_wrapper_bodies_are_sent_by_the_server_flask_send_file_included() {
+    let dir = fresh_dir("sendfile-flask");
+    let data = pattern(2 << 20, 4);
+    std::fs::write(dir.join("data.bin"), &data).unwrap();
+    std::fs::write(dir.join("flaskfiles.py"), FLASK_APP).unwrap();
+    let server = wsgi_support::wsgi_server(&dir, "flaskfiles:app").start();
+
+    let whole = get(&server, "/path", "");
+    assert_eq!(whole.status, 200, "{}", server.stderr());
+    assert!(whole.body == data, "send_file(path) differs");
+    let etag = whole.header("etag").expect("werkzeug's ETag").to_owned();
+    let part = get(&server, "/path", "Range: bytes=1000-1999\r\n");
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, data[1000..2000]);
+    let current = get(&server, "/path", &format!("If-None-Match: {etag}\r\n"));
+    assert_eq!(current.status, 304);
+    let mut conn = server.connect();
+    conn.send("HEAD /path HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let head = conn.read_head_response();
+    assert_eq!(
+        head.header("content-length"),
+        Some(data.len().to_string().as_str())
+    );
+
+    let object = get(&server, "/object", "");
+    assert_eq!(object.status, 200);
+    assert!(object.body == data[10..], "send_file(file) differs");
+    let ranged = get(&server, "/object", "Range: bytes=0-99\r\n");
+    assert_eq!(ranged.status, 206);
+    assert_eq!(ranged.body, data[10..110]);
+
+    assert_eq!(get(&server, "/memory", "").text(), "in memory");
+    assert!(
+        !server.stderr().contains("the app read the file"),
+        "{}",
+        server.stderr()
+    );
+    drop(server);
+
+    let server = wsgi_support::wsgi_server(&dir, "flaskfiles:plain").start();
+    let plain = get(&server, "/", "Range: bytes=-5\r\n");
+    assert_eq!(plain.status, 206, "{}", server.stderr());
+    assert_eq!(plain.body, data[data.len() - 5..]);
+    assert!(get(&server, "/", "").body == data);
 }

@@ -213,7 +213,15 @@ pub const WS_HOST_SIZE_V1_0: u32 = core::mem::offset_of!(WsHost, try_read) as u3
 impl WsHost {
     /// True if this host (as its `size` says) has the ABI 1.1 `try_read` and wakers.
     pub fn has_wakers(&self) -> bool {
-        self.size as usize >= core::mem::size_of::<WsHost>()
+        self.size as usize
+            >= core::mem::offset_of!(WsHost, waker_free) + core::mem::size_of::<Option<WsWakerFn>>()
+    }
+
+    /// True if this host (as its `size` says) has the ABI 1.2 `send_file`.
+    pub fn has_send_file(&self) -> bool {
+        self.size as usize
+            >= core::mem::offset_of!(WsHost, send_file)
+                + core::mem::size_of::<Option<WsSendFileFn>>()
     }
 }
 
