@@ -28,6 +28,8 @@ pub(crate) struct AppLogTag {
 
 /// The one host vtable. Static, so every pointer to it stays valid for the process's life.
 pub(crate) static HOST: WsHost = WsHost {
+    // The whole 1.2 vtable, so that `send_file` (after websocket_close) is present. Until the
+    // upgrade calls are served (stream wscore) they are None: an app must not call them yet.
     size: std::mem::size_of::<WsHost>() as u32,
     reserved: 0,
     read: Some(host_read),
@@ -39,6 +41,7 @@ pub(crate) static HOST: WsHost = WsHost {
     waker_wake: Some(host_waker_wake),
     waker_free: Some(host_waker_free),
     send_file: Some(host_send_file),
+    ..WsHost::EMPTY
 };
 
 /// Runs `f`, turning a panic into `on_panic` (and a log line) so nothing unwinds into the app.
