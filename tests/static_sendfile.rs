@@ -248,3 +248,35 @@ fn wsgi_file_wrapper_bodies_are_sent_by_the_server_flask_send_file_included() {
     assert_eq!(plain.body, data[data.len() - 5..]);
     assert!(get(&server, "/", "").body == data);
 }
+
+/// The tower adapter's helper (`webserver_tower::file_response`): the axum sample app's `/file`
+/// hands `AXUM_APP_FILE` to the server, which answers Range, HEAD and If-None-Match.
+#[test]
+fn an_axum_handler_hands_a_file_to_the_server_with_the_tower_helper() {
+    let dir = fresh_dir("sendfile-axum");
+    let data = pattern(1 << 20, 6);
+    let path = dir.join("data.bin");
+    std::fs::write(&path, &data).unwrap();
+    let server = sample_server("axum_app")
+        .env("AXUM_APP_FILE", path.to_str().unwrap())
+        .start();
+    let whole = get(&server, "/file", "");
+    assert_eq!(whole.status, 200, "{}", server.stderr());
+    assert_eq!(
+        whole.header("content-type"),
+        Some("application/octet-stream")
+    );
+    assert!(whole.body == data, "the axum file differs");
+    let etag = whole.header("etag").expect("the server's ETag").to_owned();
+    let part = get(&server, "/file", "Range: bytes=100-199\r\n");
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, data[100..200]);
+    assert_eq!(
+        get(&server, "/file", &format!("If-None-Match: {etag}\r\n")).status,
+        304
+    );
+    let mut conn = server.connect();
+    conn.send("HEAD /file HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let head = conn.read_head_response();
+    assert_eq!(head.header("content-length"), Some("1048576"));
+}
