@@ -769,3 +769,63 @@ USE_TZ = True
     assert!(!raw.is_empty());
     let _ = std::io::stderr().flush();
 }
+
+/// `--static-cache-control PREFIX=VALUE` is that mount's (hashed assets get `immutable`, others
+/// the bare value or none); a PREFIX that names no mount stops the server with a message.
+#[test]
+fn cache_control_can_be_set_per_mount() {
+    let assets = Site::new("static-cc-assets");
+    let media = Site::new("static-cc-media");
+    let server = sample_server("hello")
+        .args([
+            "--static",
+            &format!("/assets/={}", assets.root.display()),
+            "--static",
+            &format!("/media/={}", media.root.display()),
+            "--static-cache-control",
+            "/assets=public, max-age=31536000, immutable",
+            "--static-cache-control",
+            "no-cache",
+        ])
+        .start();
+    let hashed = get(&server, "/assets/css/site.css", "");
+    assert_eq!(
+        hashed.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    let upload = get(&server, "/media/css/site.css", "");
+    assert_eq!(upload.header("cache-control"), Some("no-cache"));
+    drop(server);
+
+    let only = sample_server("hello")
+        .args([
+            "--static",
+            &format!("/assets/={}", assets.root.display()),
+            "--static",
+            &format!("/media/={}", media.root.display()),
+            "--static-cache-control",
+            "/assets/=immutable",
+        ])
+        .start();
+    assert_eq!(
+        get(&only, "/media/css/site.css", "").header("cache-control"),
+        None
+    );
+    drop(only);
+
+    let typo = sample_server("hello")
+        .args([
+            "--static",
+            &format!("/assets/={}", assets.root.display()),
+            "--static-cache-control",
+            "/asset/=immutable",
+        ])
+        .run_to_exit();
+    assert_ne!(typo.status.code(), Some(0));
+    assert!(
+        typo.stderr
+            .contains("no --static mount has the PREFIX /asset/"),
+        "{}",
+        typo.stderr
+    );
+}
