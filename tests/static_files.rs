@@ -776,18 +776,15 @@ USE_TZ = True
 fn cache_control_can_be_set_per_mount() {
     let assets = Site::new("static-cc-assets");
     let media = Site::new("static-cc-media");
-    let server = sample_server("hello")
-        .args([
-            "--static",
-            &format!("/assets/={}", assets.root.display()),
-            "--static",
-            &format!("/media/={}", media.root.display()),
-            "--static-cache-control",
-            "/assets=public, max-age=31536000, immutable",
-            "--static-cache-control",
-            "no-cache",
-        ])
-        .start();
+    let mounts = [
+        format!("--static=/assets/={}", assets.root.display()),
+        format!("--static=/media/={}", media.root.display()),
+    ];
+    let with = |rules: &[&str]| {
+        let rules = rules.iter().map(|r| format!("--static-cache-control={r}"));
+        sample_server("hello").args(mounts.iter().cloned().chain(rules))
+    };
+    let server = with(&["/assets=public, max-age=31536000, immutable", "no-cache"]).start();
     let hashed = get(&server, "/assets/css/site.css", "");
     assert_eq!(
         hashed.header("cache-control"),
@@ -797,30 +794,14 @@ fn cache_control_can_be_set_per_mount() {
     assert_eq!(upload.header("cache-control"), Some("no-cache"));
     drop(server);
 
-    let only = sample_server("hello")
-        .args([
-            "--static",
-            &format!("/assets/={}", assets.root.display()),
-            "--static",
-            &format!("/media/={}", media.root.display()),
-            "--static-cache-control",
-            "/assets/=immutable",
-        ])
-        .start();
+    let only = with(&["/assets/=immutable"]).start();
     assert_eq!(
         get(&only, "/media/css/site.css", "").header("cache-control"),
         None
     );
     drop(only);
 
-    let typo = sample_server("hello")
-        .args([
-            "--static",
-            &format!("/assets/={}", assets.root.display()),
-            "--static-cache-control",
-            "/asset/=immutable",
-        ])
-        .run_to_exit();
+    let typo = with(&["/asset/=immutable"]).run_to_exit();
     assert_ne!(typo.status.code(), Some(0));
     assert!(
         typo.stderr
