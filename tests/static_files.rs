@@ -6,7 +6,7 @@ mod common;
 mod wsgi_support;
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -712,11 +712,19 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
 ]
-MIDDLEWARE = []
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
 ROOT_URLCONF = "mysite.urls"
 TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True,
-              "OPTIONS": {"context_processors": []}}]
-DATABASES = {}
+              "OPTIONS": {"context_processors": [
+                  "django.template.context_processors.request",
+                  "django.contrib.auth.context_processors.auth",
+                  "django.contrib.messages.context_processors.messages"]}}]
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}}
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 USE_TZ = True
@@ -726,7 +734,9 @@ USE_TZ = True
     std::fs::write(
         project.join("mysite/urls.py"),
         "from django.http import HttpResponse\nfrom django.urls import path\n\
-         urlpatterns = [path('', lambda request: HttpResponse('django here'))]\n",
+         from django.contrib import admin\n\
+         urlpatterns = [path('admin/', admin.site.urls),\n\
+                        path('', lambda request: HttpResponse('django here'))]\n",
     )
     .unwrap();
     std::fs::write(
@@ -761,13 +771,28 @@ USE_TZ = True
         "base.css differs from collectstatic's"
     );
     assert_eq!(get(&server, "/", "").text(), "django here");
-    let mut raw = Vec::new();
-    File::open(&css_path)
-        .unwrap()
-        .read_to_end(&mut raw)
-        .unwrap();
-    assert!(!raw.is_empty());
-    let _ = std::io::stderr().flush();
+
+    // The admin's login page, as a browser loads it: every stylesheet it links is served, and
+    // is the file collectstatic wrote.
+    let page = get(&server, "/admin/login/", "");
+    assert_eq!(page.status, 200, "{}", server.stderr());
+    let html = page.text();
+    let sheets: Vec<&str> = html
+        .split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|href| href.ends_with(".css"))
+        .collect();
+    assert!(sheets.contains(&"/static/admin/css/base.css"), "{html}");
+    for sheet in sheets {
+        let css = get(&server, sheet, "");
+        assert_eq!(css.status, 200, "{sheet}");
+        assert_eq!(css.header("content-type"), Some("text/css"), "{sheet}");
+        let file = project
+            .join("staticfiles")
+            .join(sheet.trim_start_matches("/static/"));
+        assert!(css.body == std::fs::read(&file).unwrap(), "{sheet} differs");
+    }
 }
 
 /// `--static-cache-control PREFIX=VALUE` is that mount's (hashed assets get `immutable`, others
