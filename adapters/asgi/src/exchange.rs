@@ -19,7 +19,8 @@
 #![allow(clippy::useless_conversion)]
 
 use crate::runtime::Runtime;
-use app_abi::{BodyIo, DeferredBody, Logger, Next, TryRead, Waker};
+use app_abi::raw::WS_FILE_RANGES;
+use app_abi::{BodyIo, DeferredBody, FileSend, Logger, Next, TryRead, Waker};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
@@ -48,6 +49,8 @@ struct State {
     queued: usize,
     /// `http.response.body` with `more_body` false was sent.
     complete: bool,
+    /// `http.response.pathsend`'s file, opened, for the server to send (ABI 1.2 `send_file`).
+    file: Option<std::fs::File>,
     /// The app's coroutine ended (returned, raised or was cancelled).
     finished: bool,
     /// The app failed: `next` answers an error (500 if nothing was sent, else the connection is
@@ -221,6 +224,23 @@ impl Channel {
                 self.shared.waker.wake();
                 return Ok(wait);
             }
+            "http.response.pathsend" => {
+                // The ASGI path send extension: the server sends the file; the path is opened
+                // here, where a failure is the app's exception.
+                let path: std::path::PathBuf = message.get_item("path")?.extract()?;
+                let file = std::fs::File::open(&path)?;
+                let mut st = self.shared.state();
+                if st.closed {
+                    return Ok(false);
+                }
+                if !st.started || st.complete {
+                    return Err(PyRuntimeError::new_err(
+                        "http.response.pathsend must follow http.response.start and end the response",
+                    ));
+                }
+                st.file = Some(file);
+                st.complete = true;
+            }
             other => {
                 return Err(PyRuntimeError::new_err(format!(
                     "unexpected ASGI message {other:?} for an http request: send \
@@ -297,6 +317,7 @@ fn header_pairs(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Vec<u8>, Vec<u8>)>>
 enum Step {
     Start(Head),
     Chunk(Vec<u8>, Option<PyObject>),
+    File(std::fs::File),
     Read,
     End,
     Pending,
@@ -311,6 +332,8 @@ pub(crate) struct Body {
     head_sent: bool,
     /// The chunk last returned: the server's until the next `next` or the drop.
     current: Vec<u8>,
+    /// `http.response.pathsend`'s file, handed to the server (or read by a server too old).
+    file: Option<FileSend>,
 }
 
 impl Body {
@@ -321,6 +344,7 @@ impl Body {
             runtime,
             head_sent: false,
             current: Vec::new(),
+            file: None,
         }
     }
 
@@ -343,6 +367,9 @@ impl Body {
                 None
             };
             return Step::Chunk(chunk, waiter);
+        }
+        if let Some(file) = st.file.take() {
+            return Step::File(file);
         }
         if st.complete {
             Step::End
@@ -382,6 +409,12 @@ impl Body {
 impl DeferredBody for Body {
     fn next<'s>(&'s mut self, io: &mut BodyIo<'_>) -> Next<'s> {
         loop {
+            if self.file.is_some() {
+                return match self.file.as_mut() {
+                    Some(file) => file.next(io),
+                    None => Next::Error,
+                };
+            }
             match self.step() {
                 Step::Start(mut head) => {
                     python_embed::hop_by_hop::drop_from(
@@ -408,6 +441,9 @@ impl DeferredBody for Body {
                     }
                     self.current = chunk;
                     return Next::Chunk(&self.current);
+                }
+                Step::File(file) => {
+                    self.file = Some(FileSend::new(file, 0, None, WS_FILE_RANGES));
                 }
                 Step::Read => {
                     if !self.read(io) {

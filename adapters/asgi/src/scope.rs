@@ -97,6 +97,10 @@ pub(crate) fn build<'py>(
     }
     scope.set_item("server", (text(server_name), port(server_port)))?;
     scope.set_item("state", state.copy()?)?;
+    // The server sends a file by path itself (ABI 1.2 `send_file`; read in chunks by an older one).
+    let extensions = PyDict::new_bound(py);
+    extensions.set_item("http.response.pathsend", PyDict::new_bound(py))?;
+    scope.set_item("extensions", extensions)?;
     Ok((scope, body_empty))
 }
 
