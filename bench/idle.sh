@@ -25,7 +25,7 @@ WRK_CPUS="${WRK_CPUS:-0}"
 BASE_PORT="${BASE_PORT:-18500}"
 START_TIMEOUT="${START_TIMEOUT:-20}"
 OUT_DIR="${OUT_DIR:-${BENCH_WORK:-/tmp/webserver-bench}/idle-$(date +%Y%m%d-%H%M%S)}"
-(( $# >= 1 )) || { sed -n '2,15p' "$0" >&2; exit 2; }
+(( $# >= 1 )) || { sed -n '2,14p' "$0" >&2; exit 2; }
 # shellcheck source=lib.sh
 source "$BENCH_DIR/lib.sh"
 trap 'stop_server; exit 130' INT TERM
