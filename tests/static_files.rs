@@ -24,19 +24,6 @@ const CSS: &str = "body { color: #123456 }\n";
 /// reads).
 const BIG: usize = 1 << 20;
 
-/// `len` bytes that differ at every offset a bug could shift (a 64-bit LCG's high bytes).
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed;
-    (0..len)
-        .map(|_| {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (x >> 56) as u8
-        })
-        .collect()
-}
-
 /// A site: `css/site.css`, `big.bin` (1 MiB), `sub/` (a directory), beside a `secret` file
 /// outside the served directory `root`.
 struct Site {

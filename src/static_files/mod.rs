@@ -9,11 +9,13 @@
 //! (`path.rs`); the validators, ranges and precompressed siblings are `conditional.rs`'s. A
 //! small body goes out with its head in the connection's batch of responses; a larger one is
 //! a [`FileBody`] that the connection sends with `sendfile(2)` as the client reads, parking
-//! between turns (`body.rs`).
+//! between turns (`body.rs`). A file an app hands over (ABI 1.2 `send_file`) goes out the
+//! same way, after `handoff.rs` has applied the same rules to it.
 
 mod args;
 mod body;
 mod conditional;
+mod handoff;
 mod path;
 mod respond;
 
@@ -23,6 +25,7 @@ use std::path::PathBuf;
 
 pub(crate) use args::StaticArgs;
 pub(crate) use body::{FileBody, Sent};
+pub(crate) use handoff::{hand_off, AppHead, Conditions};
 pub(crate) use respond::{Answer, Request};
 
 use crate::http::percent::percent_decode_into;

@@ -78,6 +78,20 @@ pub fn sample_app(name: &str) -> PathBuf {
     lib
 }
 
+/// `len` bytes that differ at every offset a bug could shift (a 64-bit LCG's high bytes): a
+/// file body whose misplaced or repeated byte shows.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 56) as u8
+        })
+        .collect()
+}
+
 /// Compiles `src` (relative to the workspace root) into `target/c-apps/lib<name>.so` once per test
 /// binary, exactly as the docs say a C app is built.
 pub fn c_app(src: &str, name: &str) -> PathBuf {
