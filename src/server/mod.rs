@@ -27,6 +27,7 @@ mod conn;
 mod deferred;
 mod event_loop;
 mod h2;
+mod heap_trim;
 mod listener;
 pub(crate) mod proxied;
 mod serve;
@@ -203,6 +204,11 @@ impl Shared {
         }
     }
 
+    /// Requests served so far (counted when each ends).
+    pub(crate) fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+
     /// App thread `thread`'s request parked (ABI 1.1): the thread is free, and the request is
     /// not counted yet (it is when it ends, on whichever thread).
     pub(crate) fn mark_idle(&self, thread: usize) {
@@ -331,6 +337,9 @@ pub(crate) fn serve(
     config: Config,
     shutdown: Arc<Shutdown>,
 ) -> Served {
+    // Before the first connection: what the burst of them frees must be able to go back
+    // (`event_loop`'s heap trim).
+    crate::sys::heap::fix_trim_threshold();
     let shared = Arc::new(Shared {
         app_lock: app.single_threaded().then(|| Mutex::new(())),
         app,
