@@ -236,22 +236,27 @@ impl Upgraded {
     /// The request that upgraded ended and its 101 went out (or waits in `conn`'s output): the
     /// socket is the connection's from now on. The caller makes the slot point here, then calls
     /// [`Upgraded::ready`].
-    pub(crate) fn attach(&self, mut conn: Box<Conn>) {
+    /// Returns the connection back if it cannot be attached (closed meanwhile, or its early
+    /// output failed): the caller closes it, and the app hears `WS_EV_CLOSED`.
+    pub(crate) fn attach(&self, mut conn: Box<Conn>) -> Option<Box<Conn>> {
         let mut st = self.lock();
         if st.phase != Phase::Starting {
-            return;
+            return Some(conn);
         }
         let early = std::mem::take(&mut st.early);
         if !early.is_empty() {
             if let Err(e) = conn.write_or_keep(&[&early]) {
                 fail_log(&conn, &e);
-                st.conn = Some(conn);
-                return self.end(&mut st, true);
+                self.end(&mut st, true);
+                drop(st);
+                self.queue();
+                return Some(conn);
             }
             st.counts.bytes_out += early.len() as u64;
         }
         st.phase = Phase::Open;
         st.conn = Some(conn);
+        None
     }
 
     /// The request that upgraded failed before its connection could be attached (the client
