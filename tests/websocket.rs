@@ -323,3 +323,53 @@ fn websockets_work_on_tls_listeners() {
         }
     }
 }
+
+#[test]
+fn a_client_that_does_not_read_holds_no_thread_and_is_closed_after_the_io_timeout() {
+    let server = echo().args(["--threads", "1", "--io-timeout", "1"]).start();
+    let client = WsClient::connect(server.addr(), "/");
+    let mut stream = client.stream.try_clone().unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // Messages the echo answers but the client never reads: the app's sends pend, it stops
+    // receiving, the server stops reading, the client's writes stall.
+    let writer = std::thread::spawn(move || {
+        let frame = encode(true, 0, OP_BINARY, &[7; 16 * 1024], true);
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(15) {
+            if stream.write_all(&frame).is_err() {
+                return Some(started.elapsed());
+            }
+        }
+        None
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // The only serving thread is free meanwhile.
+    let started = Instant::now();
+    assert_eq!(server.get("/").status, 426);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let gave_up = writer.join().unwrap();
+    assert!(
+        gave_up.is_some_and(|t| t < Duration::from_secs(10)),
+        "a client that reads nothing was kept: {gave_up:?}"
+    );
+    drop(client);
+}
+
+#[test]
+fn idle_websockets_hold_no_thread() {
+    let server = echo().args(["--threads", "1"]).start();
+    let mut idle: Vec<WsClient> = (0..200)
+        .map(|_| WsClient::connect(server.addr(), "/"))
+        .collect();
+    for _ in 0..20 {
+        let started = Instant::now();
+        assert_eq!(server.get("/").status, 426);
+        assert!(started.elapsed() < Duration::from_millis(500));
+    }
+    // And every one of them still answers.
+    for client in idle.iter_mut().step_by(20) {
+        echoes(client, OP_TEXT, b"still here");
+    }
+}

@@ -53,6 +53,8 @@ pub(crate) struct WsSession {
     ping_interval: Option<Duration>,
     /// The payload of the message handed to the app last (valid until its next recv/close).
     received: Vec<u8>,
+    /// Where the input the context read stands.
+    seen: FrameBoundary,
     /// The context's output did not all go out (the socket was full).
     out_waiting: bool,
     /// We sent a close and wait for the client's.
@@ -67,29 +69,112 @@ pub(crate) struct WsSession {
     ping_sent: Option<Instant>,
 }
 
-/// The socket as tungstenite's stream: reads and writes never wait.
-struct Wire<'a>(&'a mut Conn);
+/// The socket as tungstenite's stream: reads and writes never wait. What tungstenite reads is
+/// followed frame by frame (`seen`), so the session knows when the context holds nothing.
+struct Wire<'a> {
+    conn: &'a mut Conn,
+    seen: Option<&'a mut FrameBoundary>,
+}
+
+fn wire(conn: &mut Conn) -> Wire<'_> {
+    Wire { conn, seen: None }
+}
 
 impl Read for Wire<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read_into(buf)
+        let n = self.conn.read_into(buf)?;
+        if let Some(seen) = self.seen.as_deref_mut() {
+            seen.feed(&buf[..n]);
+        }
+        Ok(n)
     }
 }
 
 impl Write for Wire<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.0.write_some(buf)? {
+        match self.conn.write_some(buf)? {
             0 if !buf.is_empty() => Err(io::ErrorKind::WouldBlock.into()),
             n => Ok(n),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        if self.0.has_unsent() && !self.0.flush_unsent()? {
+        if self.conn.has_unsent() && !self.conn.flush_unsent()? {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         Ok(())
     }
+}
+
+/// Where the input tungstenite has read stands, frame by frame (RFC 6455 §5.2): inside a frame
+/// header or payload, and whether a fragmented message is open. At a boundary with no message
+/// open, after a read that found the socket empty, the context holds no input at all.
+#[derive(Default)]
+struct FrameBoundary {
+    header: [u8; 14],
+    have: usize,
+    payload_left: u64,
+    message_open: bool,
+}
+
+impl FrameBoundary {
+    fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.payload_left > 0 {
+                let n = (bytes.len() as u64).min(self.payload_left);
+                self.payload_left -= n;
+                bytes = &bytes[n as usize..];
+                continue;
+            }
+            self.header[self.have] = bytes[0];
+            self.have += 1;
+            bytes = &bytes[1..];
+            if self.have < 2 {
+                continue;
+            }
+            let (b0, b1) = (self.header[0], self.header[1]);
+            let extended = match b1 & 0x7f {
+                126 => 2,
+                127 => 8,
+                _ => 0,
+            };
+            let needed = 2 + extended + if b1 & 0x80 != 0 { 4 } else { 0 };
+            if self.have < needed {
+                continue;
+            }
+            self.payload_left = match extended {
+                0 => u64::from(b1 & 0x7f),
+                n => self.header[2..2 + n]
+                    .iter()
+                    .fold(0u64, |len, &b| len << 8 | u64::from(b)),
+            };
+            let (fin, opcode) = (b0 & 0x80 != 0, b0 & 0x0f);
+            if opcode < 8 {
+                // A data frame (control frames may come between fragments).
+                self.message_open = !fin;
+            }
+            self.have = 0;
+        }
+    }
+
+    fn quiet(&self) -> bool {
+        self.have == 0 && self.payload_left == 0 && !self.message_open
+    }
+}
+
+/// The context in `slot`, made on first use.
+fn context(slot: &mut Option<Box<WebSocketContext>>, max: usize) -> &mut WebSocketContext {
+    slot.get_or_insert_with(|| {
+        let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
+            .write_buffer_size(0)
+            // A backstop: the session keeps at most one message waiting (`Sent::Blocked`).
+            .max_write_buffer_size(max.saturating_add(64 * 1024))
+            .max_message_size(Some(max))
+            .max_frame_size(Some(max))
+            .accept_unmasked_frames(false);
+        Box::new(WebSocketContext::new(Role::Server, Some(config)))
+    })
 }
 
 /// Output queued before the socket is attached: frames appended to the connection's early
@@ -137,6 +222,7 @@ impl WsSession {
             max_message: config.max_message,
             ping_interval: config.ping_interval,
             received: Vec::new(),
+            seen: FrameBoundary::default(),
             out_waiting: false,
             closing: false,
             over: false,
@@ -148,18 +234,29 @@ impl WsSession {
     }
 
     fn ctx(&mut self) -> &mut WebSocketContext {
-        let max = self.max_message;
-        self.ctx.get_or_insert_with(|| {
-            let config = WebSocketConfig::default()
-                .read_buffer_size(READ_BUFFER)
-                .write_buffer_size(0)
-                // A backstop: the session keeps at most one message waiting (`Sent::Blocked`).
-                .max_write_buffer_size(max.saturating_add(64 * 1024))
-                .max_message_size(Some(max))
-                .max_frame_size(Some(max))
-                .accept_unmasked_frames(false);
-            Box::new(WebSocketContext::new(Role::Server, Some(config)))
+        context(&mut self.ctx, self.max_message)
+    }
+
+    /// A read of the context's, with what it reads followed.
+    fn read(&mut self, conn: &mut Conn) -> tungstenite::Result<Message> {
+        let ctx = context(&mut self.ctx, self.max_message);
+        ctx.read(&mut Wire {
+            conn,
+            seen: Some(&mut self.seen),
         })
+    }
+
+    /// After a read that found the socket empty: a context that holds nothing (no partial
+    /// frame, no open message, no output, no closing handshake) is dropped, with its buffers —
+    /// a fresh one is the same. An idle WebSocket then costs no context at all.
+    fn drop_if_quiet(&mut self) {
+        let quiet = self.seen.quiet()
+            && !self.out_waiting
+            && !self.closing
+            && self.ctx.as_ref().is_some_and(|ctx| ctx.can_write());
+        if quiet {
+            self.ctx = None;
+        }
     }
 
     /// The largest message an app may send.
@@ -215,7 +312,7 @@ impl WsSession {
         let Some(ctx) = self.ctx.as_deref_mut() else {
             return true;
         };
-        match ctx.flush(&mut Wire(conn)) {
+        match ctx.flush(&mut wire(conn)) {
             Ok(()) => {
                 self.out_waiting = false;
                 true
@@ -253,7 +350,7 @@ impl WsSession {
             return Received::Pending;
         }
         loop {
-            let read = self.ctx().read(&mut Wire(conn));
+            let read = self.read(conn);
             match read {
                 Ok(message) => {
                     self.alive(Instant::now());
@@ -298,6 +395,7 @@ impl WsSession {
                 }
                 Err(e) if would_block(&e) => {
                     self.flush(conn);
+                    self.drop_if_quiet();
                     return Received::Pending;
                 }
                 Err(Error::ConnectionClosed | Error::AlreadyClosed) => {
@@ -376,7 +474,7 @@ impl WsSession {
         if self.out_waiting || conn.has_unsent() {
             return Sent::Blocked;
         }
-        let written = self.ctx().write(&mut Wire(conn), message);
+        let written = self.ctx().write(&mut wire(conn), message);
         match written {
             Ok(()) => {
                 self.flush(conn);
@@ -428,7 +526,7 @@ impl WsSession {
     fn send_close(&mut self, conn: &mut Conn, code: u16, reason: &str) {
         self.closing = true;
         let frame = close_frame(code, reason);
-        match self.ctx().close(&mut Wire(conn), frame) {
+        match self.ctx().close(&mut wire(conn), frame) {
             Ok(()) => self.out_waiting = false,
             Err(e) if would_block(&e) => self.out_waiting = true,
             Err(Error::ConnectionClosed | Error::AlreadyClosed) => self.over = true,
@@ -445,7 +543,7 @@ impl WsSession {
         if self.closing && !self.over {
             // Read (and drop) what precedes the client's close reply.
             loop {
-                match self.ctx().read(&mut Wire(conn)) {
+                match self.read(conn) {
                     Ok(Message::Close(_)) | Err(Error::ConnectionClosed | Error::AlreadyClosed) => {
                         self.flush(conn);
                         self.over = true;
@@ -482,7 +580,7 @@ impl WsSession {
                 self.ping_sent = Some(now);
                 let pinged = self
                     .ctx()
-                    .write(&mut Wire(conn), Message::Ping(Bytes::new()));
+                    .write(&mut wire(conn), Message::Ping(Bytes::new()));
                 match pinged {
                     Ok(()) => {
                         self.flush(conn);
@@ -520,4 +618,55 @@ fn truncate_utf8(text: &str, max: usize) -> &str {
         end -= 1;
     }
     &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FrameBoundary;
+
+    /// A masked client frame.
+    fn frame(fin: bool, opcode: u8, len: usize) -> Vec<u8> {
+        let mut out = vec![(u8::from(fin) << 7) | opcode];
+        match len {
+            n if n < 126 => out.push(0x80 | n as u8),
+            n if n <= 0xffff => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&[1, 2, 3, 4]);
+        out.resize(out.len() + len, 0xaa);
+        out
+    }
+
+    #[test]
+    fn the_boundary_follows_frames_fed_in_any_pieces() {
+        let mut stream = frame(true, 1, 5);
+        stream.extend(frame(false, 2, 300));
+        stream.extend(frame(true, 9, 3)); // a ping between fragments
+        stream.extend(frame(true, 0, 70_000));
+        for piece in [1, 2, 7, 1000, usize::MAX] {
+            let mut seen = FrameBoundary::default();
+            let mut quiet_after = Vec::new();
+            let mut fed = 0;
+            for chunk in stream.chunks(piece.min(stream.len())) {
+                seen.feed(chunk);
+                fed += chunk.len();
+                if seen.quiet() {
+                    quiet_after.push(fed);
+                }
+            }
+            // Quiet only at the end of the first (whole) message and at the very end; never
+            // inside a frame or while the fragmented message is open.
+            assert!(quiet_after.contains(&stream.len()), "piece {piece}");
+            assert!(
+                quiet_after.iter().all(|&at| at == 11 || at == stream.len()),
+                "piece {piece}: {quiet_after:?}"
+            );
+        }
+    }
 }
