@@ -68,6 +68,16 @@ fn output_written_in_call_follows_the_101() {
 }
 
 #[test]
+fn an_upgrade_from_a_deferred_body_works_the_same() {
+    let server = echo_server().start();
+    let (mut conn, head) = upgrade(&server, "/deferred", "queued|");
+    assert_eq!(head.status, 101);
+    assert_eq!(head.header("Upgrade"), Some("echo"));
+    assert_eq!(conn.read_exact_raw(7), b"queued|");
+    echoed(&mut conn, "from next\n");
+}
+
+#[test]
 fn upgrades_are_refused_where_they_do_not_apply() {
     let server = echo_server().start();
     // A protocol the client did not offer: WS_ERR_INVALID (-5), the app answers itself.

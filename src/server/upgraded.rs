@@ -51,6 +51,8 @@ pub(crate) enum Step<T> {
     Pending,
     /// The connection is closed (or failed).
     Gone,
+    /// Not a call for this kind of handle (a byte-stream call on a WebSocket's).
+    Refused,
 }
 
 /// How the app sees the connection.
@@ -500,6 +502,10 @@ impl Upgraded {
     pub(crate) fn read(&self, out: &mut [u8]) -> Step<usize> {
         let mut guard = self.lock();
         let st = &mut *guard;
+        if st.ws.is_some() {
+            log::error!(target: "app", "stream_read on a WebSocket's handle (use websocket_recv)");
+            return Step::Refused;
+        }
         let Some(conn) = st.conn.as_deref_mut() else {
             return match st.phase {
                 Phase::Starting => {
@@ -538,6 +544,10 @@ impl Upgraded {
     pub(crate) fn write(&self, data: &[u8]) -> Step<usize> {
         let mut guard = self.lock();
         let st = &mut *guard;
+        if st.ws.is_some() {
+            log::error!(target: "app", "stream_write on a WebSocket's handle (use websocket_send)");
+            return Step::Refused;
+        }
         if st.phase == Phase::Starting {
             if st.early.len() >= EARLY_OUTPUT_LIMIT {
                 st.armed |= WS_EV_WRITABLE;
@@ -581,7 +591,12 @@ impl Upgraded {
     /// `--io-timeout`), then the socket closes, and a serving thread releases the app's context
     /// once no `on_event` runs (never inside the app's own call).
     pub(crate) fn close(&self) {
-        self.close_with(|_| {});
+        // On a WebSocket's handle, a normal close (1000) rather than a cut.
+        self.close_with(|st| {
+            if let Some(ws) = st.ws.as_deref_mut() {
+                ws.close(st.conn.as_deref_mut(), &mut st.early, 1000, "");
+            }
+        });
     }
 
     /// The app's close; `goodbye` says it on the wire first (message mode's close frame).
