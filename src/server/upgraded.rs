@@ -80,6 +80,8 @@ pub(crate) struct Upgraded {
     slots: Arc<Slots>,
     handler: ConnHandler,
     io_timeout: Duration,
+    /// Raw streams: TCP keep-alive after this long idle (`--ws-ping-interval`).
+    keepalive: Option<Duration>,
     /// Itself, to queue for a serving thread from a host call.
     me: Weak<Upgraded>,
     state: Mutex<State>,
@@ -176,6 +178,7 @@ impl Upgraded {
             slots,
             handler,
             io_timeout: config.io_timeout,
+            keepalive: config.websocket.ping_interval.filter(|_| ws.is_none()),
             me: me.clone(),
             state: Mutex::new(State {
                 phase: Phase::Starting,
@@ -255,6 +258,12 @@ impl Upgraded {
                 return Some(conn);
             }
             st.counts.bytes_out += early.len() as u64;
+        }
+        if let Some(idle) = self.keepalive {
+            if let Err(e) = conn.set_keepalive(idle) {
+                // A unix socket has none: nothing to find there.
+                log::debug!("{}: no TCP keep-alive: {e}", conn.peer());
+            }
         }
         st.phase = Phase::Open;
         st.conn = Some(conn);
