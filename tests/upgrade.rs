@@ -205,6 +205,12 @@ fn a_drain_says_going_away_then_closes_at_the_graceful_timeout() {
     );
     let status = server.wait_exit(Duration::from_secs(5)).expect("exits");
     assert!(status.success(), "{status:?}\n{}", server.stderr());
+    // Closed, not abandoned: the app was shut down cleanly.
+    assert!(
+        !server.stderr().contains("still being served"),
+        "{}",
+        server.stderr()
+    );
 }
 
 #[test]

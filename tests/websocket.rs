@@ -294,6 +294,12 @@ fn term_closes_websockets_with_1001_after_the_graceful_timeout() {
     client.expect_tcp_close();
     let status = server.wait_exit(Duration::from_secs(5)).expect("exits");
     assert!(status.success(), "{status:?}\n{}", server.stderr());
+    // Closed, not abandoned: the app was shut down cleanly.
+    assert!(
+        !server.stderr().contains("still being served"),
+        "{}",
+        server.stderr()
+    );
 }
 
 #[test]
