@@ -379,3 +379,32 @@ fn idle_websockets_hold_no_thread() {
         echoes(client, OP_TEXT, b"still here");
     }
 }
+
+#[test]
+fn an_app_thread_sends_and_closes_while_the_app_is_single_threaded() {
+    let mut target = c_app("tests/fixtures/ws_ticker.c", "ws_ticker").into_os_string();
+    target.push(":app");
+    let server = server(target).start();
+    let offer = format!("{VALID}Sec-WebSocket-Protocol: chat, ticker.v1\r\n");
+    let (mut client, head) = WsClient::open(server.addr(), "/", &offer, b"");
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    assert!(
+        head.contains("\r\nSec-WebSocket-Protocol: ticker.v1\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("\r\nX-Ticker: 1\r\n"), "{head}");
+    // What the client sends meanwhile is drained by on_event.
+    client.send(OP_TEXT, b"ignored");
+    for i in 0..5 {
+        let frame = client.read();
+        assert_eq!(
+            (frame.opcode, frame.payload),
+            (OP_TEXT, format!("tick {i}").into_bytes())
+        );
+    }
+    let close = client.read();
+    assert_eq!((close.opcode, close.close_code()), (OP_CLOSE, 1000));
+    assert_eq!(&close.payload[2..], b"done");
+    client.send(OP_CLOSE, &close_payload(1000, b""));
+    client.expect_tcp_close();
+}
