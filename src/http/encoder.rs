@@ -129,6 +129,8 @@ pub(crate) struct Outcome {
     pub(crate) body_bytes: u64,
     /// The connection may carry another request.
     pub(crate) reusable: bool,
+    /// The response went out whole (an HTTP/2 stream ends cleanly; otherwise it is reset).
+    pub(crate) complete: bool,
 }
 
 /// What the app has asked for while the head is not sent.
@@ -506,6 +508,7 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
             status: self.status,
             body_bytes: self.body_sent,
             reusable: self.keep_alive && self.state == State::Done,
+            complete: self.state == State::Done,
         }
     }
 

@@ -23,6 +23,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use super::deferred::ParkedRequest;
@@ -211,6 +212,20 @@ impl Conn {
             Some(tls) if tls.is_handshaking() => Ok(()),
             Some(tls) => tls.write_now(&mut self.stream, bytes),
         }
+    }
+
+    /// Gives the socket (a duplicate of its descriptor: this `Conn` closes its own when
+    /// dropped), the TLS session and the unread input to a new owner (`server::h2`).
+    pub(crate) fn hand_over(&mut self) -> io::Result<(Stream, Option<Box<TlsSession>>, Vec<u8>)> {
+        let fd = self.stream.as_fd().try_clone_to_owned()?;
+        let input = self.input().to_vec();
+        self.consume(input.len());
+        Ok((Stream::from(fd), self.tls.take(), input))
+    }
+
+    /// No request has been served on this connection yet.
+    pub(crate) fn is_fresh(&self) -> bool {
+        !self.served_any
     }
 
     /// The wake number of the request parked here (0 if it made no waker), if one is.
@@ -829,6 +844,7 @@ mod tests {
             tls: None,
             statics: None,
             websocket: Default::default(),
+            http2: false,
         }
     }
 

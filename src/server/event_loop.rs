@@ -39,6 +39,7 @@ use super::accept_pause::{AcceptError, AcceptPause};
 use super::backlog::Backlog;
 use super::conn::Conn;
 use super::deferred;
+use super::h2::{self, Http2};
 use super::listener::Listener;
 use super::serve::{self, After, ThreadScratch};
 use super::slots::{Ready, Slots, Taken, Token};
@@ -96,6 +97,8 @@ struct Loop {
     backlog: Backlog,
     /// Accepting rests, and is retried on a timer, while the process is out of descriptors.
     accept_pause: AcceptPause,
+    /// The HTTP/2 thread and the streams it accepted (`--http2`).
+    http2: Option<Http2>,
 }
 
 /// How the serving threads ended.
@@ -114,17 +117,23 @@ pub(crate) fn run(
     shared: &Arc<Shared>,
     shutdown: &Shutdown,
 ) -> io::Result<Ended> {
+    let slots = Arc::new(Slots::new(Waker::new()?));
+    let http2 = match shared.config.http2 {
+        true => Some(Http2::start(&slots, &shared.config)?),
+        false => None,
+    };
     let shared_loop = Arc::new(Loop {
         epoll: Epoll::new()?,
         listeners: listeners
             .into_iter()
             .map(|listener| Mutex::new(Some(listener)))
             .collect(),
-        slots: Arc::new(Slots::new(Waker::new()?)),
+        slots,
         stop: AtomicBool::new(false),
         waiting: AtomicUsize::new(0),
         backlog: Backlog::default(),
         accept_pause: AcceptPause::default(),
+        http2,
     });
     shared_loop
         .epoll
@@ -255,6 +264,9 @@ fn stop_and_join(shared_loop: &Loop, threads: Vec<JoinHandle<()>>) {
             log::error!("a serving thread panicked");
         }
     }
+    if let Some(http2) = &shared_loop.http2 {
+        http2.stop();
+    }
 }
 
 /// Wake one thread waiting in `epoll_wait` (the waker is edge-triggered).
@@ -338,12 +350,28 @@ fn handle(token: Token, shared_loop: &Loop, shared: &Shared, scratch: &mut Threa
         return accept_all(index, shared_loop, shared, scratch);
     }
     match token {
-        // A deferred request was woken or cancelled, or an upgraded connection has work.
-        WAKER => match shared_loop.slots.pop_ready() {
-            Some(Ready::Conn(conn)) => serve(conn, shared_loop, shared, scratch),
-            Some(Ready::Upgraded(upgraded)) => upgraded.ready(shared, scratch.thread),
-            None => {}
-        },
+        // A deferred request was woken or cancelled, an upgraded connection has work, or an
+        // HTTP/2 stream waits.
+        WAKER => {
+            let http2 = shared_loop.http2.as_ref();
+            match shared_loop.slots.pop_ready() {
+                Some(ready) => {
+                    if http2.is_some_and(Http2::has_jobs) {
+                        // Its wake-up may have been taken for this connection's.
+                        wake_one(shared_loop);
+                    }
+                    match ready {
+                        Ready::Conn(conn) => serve(conn, shared_loop, shared, scratch),
+                        Ready::Upgraded(upgraded) => upgraded.ready(shared, scratch.thread),
+                    }
+                }
+                None => {
+                    if let Some(job) = http2.and_then(Http2::pop_job) {
+                        h2::serve_stream(job, shared, scratch);
+                    }
+                }
+            }
+        }
         token => match shared_loop.slots.take(token) {
             Taken::Conn(mut conn) => {
                 // The event means input: read before concluding there is none.
@@ -394,6 +422,12 @@ fn serve(mut conn: Box<Conn>, shared_loop: &Loop, shared: &Shared, scratch: &mut
                 slots.upgrade(conn, &upgraded, &shared_loop.epoll);
                 return upgraded.ready(shared, scratch.thread);
             }
+            After::Http2 => {
+                return match &shared_loop.http2 {
+                    Some(http2) => http2.hand_over(conn, &shared_loop.epoll),
+                    None => slots.close(conn),
+                }
+            }
             After::Park => match slots.park(conn, shared, &shared_loop.epoll) {
                 // Input arrived while we were busy with it: keep going.
                 Some(again) => conn = again,
@@ -421,6 +455,9 @@ fn begin_drain(shared_loop: &Loop, shared: &Shared) -> Instant {
         }
     }
     shared.draining.store(true, Ordering::SeqCst);
+    if let Some(http2) = &shared_loop.http2 {
+        http2.begin_drain();
+    }
     let now = Instant::now();
     shared_loop.slots.begin_drain(now, &shared.config);
     // Upgraded connections stay until the graceful timeout; their apps hear it now, so they

@@ -84,6 +84,8 @@ pub(crate) enum After {
     Close,
     /// Its app took it (ABI 1.2, the 101 is out): it becomes this upgraded connection's.
     Upgrade(Arc<Upgraded>),
+    /// Its first head is HTTP/2's connection preface: hand it over (`server::h2`).
+    Http2,
 }
 
 /// What a request left the connection fit for.
@@ -141,6 +143,13 @@ fn serve_buffered(
     let limits = &shared.config.limits;
     loop {
         let parsed = match conn.next_head(limits) {
+            NextHead::Complete(_)
+                if shared.config.http2
+                    && conn.is_fresh()
+                    && super::h2::is_preface(conn.input()) =>
+            {
+                return After::Http2
+            }
             NextHead::Complete(end) => parse_scanned(conn.input(), &end, limits, &mut scratch.head),
             NextHead::Invalid(e) => Err(e),
             NextHead::Waiting => return After::Park,
