@@ -214,6 +214,33 @@ fn a_drain_says_going_away_then_closes_at_the_graceful_timeout() {
 }
 
 #[test]
+fn a_raw_websocket_stream_gets_1001_between_its_frames_at_the_drain() {
+    let mut server = echo_server().args(["--graceful-timeout", "1"]).start();
+    let ws = "Host: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+    // The app's stack (here: the echo of what the client sends) wrote one whole frame.
+    let mut whole = server.connect();
+    whole.send(format!("GET / HTTP/1.1\r\n{ws}"));
+    assert_eq!(whole.read_head().status, 101);
+    whole.send(b"\x81\x02hi");
+    assert_eq!(whole.read_exact_raw(4), b"\x81\x02hi");
+    // This one stopped inside a frame (2 of 5 payload bytes).
+    let mut partial = server.connect();
+    partial.send(format!("GET / HTTP/1.1\r\n{ws}"));
+    assert_eq!(partial.read_head().status, 101);
+    partial.send(b"\x81\x05he");
+    assert_eq!(partial.read_exact_raw(4), b"\x81\x05he");
+    server.signal(libc::SIGTERM);
+    // Between frames: the server's close frame, 1001, then the end.
+    assert!(whole.wait_closed(Duration::from_secs(5)).is_some());
+    assert_eq!(whole.buffered(), b"\x88\x02\x03\xe9");
+    // Inside a frame: no close frame (it would corrupt the frame), only the end.
+    assert!(partial.wait_closed(Duration::from_secs(5)).is_some());
+    assert_eq!(partial.buffered(), b"");
+    let status = server.wait_exit(Duration::from_secs(5)).expect("exits");
+    assert!(status.success(), "{status:?}\n{}", server.stderr());
+}
+
+#[test]
 fn raw_upgrades_work_on_tls_listeners() {
     let tls = common::TestTls::new("upgrade-tls");
     let server = echo_server().args(tls.server_args()).start();

@@ -31,6 +31,7 @@ use app_abi::raw::{WS_EV_CLOSED, WS_EV_GOING_AWAY, WS_EV_READABLE, WS_EV_WRITABL
 
 use super::conn::Conn;
 use super::slots::{Slots, Token};
+use super::ws::boundary::FrameBoundary;
 use super::ws::session::WsSession;
 use super::{Config, Shared};
 use crate::app::host_upgrade::ConnHandler;
@@ -99,8 +100,11 @@ pub(super) struct State {
     pub(super) early: Vec<u8>,
     /// Message mode: the RFC 6455 state (`ws/session.rs`).
     pub(super) ws: Option<Box<WsSession>>,
-    /// The 101 said `Upgrade: websocket` (an app with its own WebSocket stack).
-    raw_websocket: bool,
+    /// The 101 said `Upgrade: websocket` (an app with its own WebSocket stack): the frames the
+    /// app wrote, followed so the drain's close frame goes between two of them.
+    out_frames: Option<FrameBoundary>,
+    /// The server wrote its own close frame into a raw WebSocket stream: the app writes no more.
+    goodbye_sent: bool,
     /// Events the app was promised (`WS_PENDING` answers).
     pub(super) armed: u32,
     /// Events owed unasked (`WS_EV_CLOSED`, `WS_EV_GOING_AWAY`).
@@ -185,7 +189,8 @@ impl Upgraded {
                 conn: None,
                 early: Vec::new(),
                 ws,
-                raw_websocket,
+                out_frames: raw_websocket.then(FrameBoundary::default),
+                goodbye_sent: false,
                 // The first `on_event` comes once the connection is attached (after the call
                 // that took it returned): "read and write may be tried now".
                 armed: WS_EV_READABLE | WS_EV_WRITABLE,
@@ -303,16 +308,21 @@ impl Upgraded {
         let now = Instant::now();
         if let Some(ws) = st.ws.as_deref_mut() {
             ws.close(st.conn.as_deref_mut(), &mut st.early, 1001, "going away");
-        } else if st.raw_websocket {
-            if let Some(conn) = st.conn.as_deref_mut() {
-                // The close frame (1001) the app's own WebSocket stack did not write, between
-                // its frames (an app writes each frame in one write as a rule).
+        } else if let (Some(frames), Some(conn)) = (&st.out_frames, st.conn.as_deref_mut()) {
+            // The close frame (1001) the app's own WebSocket stack did not write, between two
+            // of its frames; a stream stopped inside a frame is just closed at the grace's end.
+            if frames.between_frames() && !st.goodbye_sent {
                 let _ = conn.write_or_keep(&[&[0x88, 0x02, 0x03, 0xe9]]);
+                st.goodbye_sent = true;
             }
         }
         st.close_code.get_or_insert(1001);
         // Other protocols have no goodbye of ours: they close at once.
-        let by = if st.raw_websocket { now + grace } else { now };
+        let by = if st.ws.is_some() || st.out_frames.is_some() {
+            now + grace
+        } else {
+            now
+        };
         st.close_by = Some(st.close_by.map_or(by, |t| t.min(by)));
         st.owed |= WS_EV_CLOSED;
         st.client_ended = true;
@@ -557,12 +567,18 @@ impl Upgraded {
             log::error!(target: "app", "stream_write on a WebSocket's handle (use websocket_send)");
             return Step::Refused;
         }
+        if st.goodbye_sent {
+            return Step::Gone;
+        }
         if st.phase == Phase::Starting {
             if st.early.len() >= EARLY_OUTPUT_LIMIT {
                 st.armed |= WS_EV_WRITABLE;
                 return Step::Pending;
             }
             st.early.extend_from_slice(data);
+            if let Some(frames) = st.out_frames.as_mut() {
+                frames.feed(data);
+            }
             return Step::Done(data.len());
         }
         let Some(conn) = st.conn.as_deref_mut() else {
@@ -579,6 +595,9 @@ impl Upgraded {
                 Step::Pending
             }
             Ok(n) => {
+                if let Some(frames) = st.out_frames.as_mut() {
+                    frames.feed(&data[..n]);
+                }
                 st.counts.bytes_out += n as u64;
                 crate::stats::upgraded_bytes_out(n);
                 // Progress: the --io-timeout of a stalled client counts from here.

@@ -17,6 +17,7 @@ use tungstenite::protocol::frame::{CloseFrame, Utf8Bytes};
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use tungstenite::{Bytes, Message};
 
+use super::boundary::FrameBoundary;
 use super::WsConfig;
 use crate::server::conn::Conn;
 
@@ -103,62 +104,6 @@ impl Write for Wire<'_> {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         Ok(())
-    }
-}
-
-/// Where the input tungstenite has read stands, frame by frame (RFC 6455 §5.2): inside a frame
-/// header or payload, and whether a fragmented message is open. At a boundary with no message
-/// open, after a read that found the socket empty, the context holds no input at all.
-#[derive(Default)]
-struct FrameBoundary {
-    header: [u8; 14],
-    have: usize,
-    payload_left: u64,
-    message_open: bool,
-}
-
-impl FrameBoundary {
-    fn feed(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() {
-            if self.payload_left > 0 {
-                let n = (bytes.len() as u64).min(self.payload_left);
-                self.payload_left -= n;
-                bytes = &bytes[n as usize..];
-                continue;
-            }
-            self.header[self.have] = bytes[0];
-            self.have += 1;
-            bytes = &bytes[1..];
-            if self.have < 2 {
-                continue;
-            }
-            let (b0, b1) = (self.header[0], self.header[1]);
-            let extended = match b1 & 0x7f {
-                126 => 2,
-                127 => 8,
-                _ => 0,
-            };
-            let needed = 2 + extended + if b1 & 0x80 != 0 { 4 } else { 0 };
-            if self.have < needed {
-                continue;
-            }
-            self.payload_left = match extended {
-                0 => u64::from(b1 & 0x7f),
-                n => self.header[2..2 + n]
-                    .iter()
-                    .fold(0u64, |len, &b| len << 8 | u64::from(b)),
-            };
-            let (fin, opcode) = (b0 & 0x80 != 0, b0 & 0x0f);
-            if opcode < 8 {
-                // A data frame (control frames may come between fragments).
-                self.message_open = !fin;
-            }
-            self.have = 0;
-        }
-    }
-
-    fn quiet(&self) -> bool {
-        self.have == 0 && self.payload_left == 0 && !self.message_open
     }
 }
 
@@ -618,55 +563,4 @@ fn truncate_utf8(text: &str, max: usize) -> &str {
         end -= 1;
     }
     &text[..end]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::FrameBoundary;
-
-    /// A masked client frame.
-    fn frame(fin: bool, opcode: u8, len: usize) -> Vec<u8> {
-        let mut out = vec![(u8::from(fin) << 7) | opcode];
-        match len {
-            n if n < 126 => out.push(0x80 | n as u8),
-            n if n <= 0xffff => {
-                out.push(0x80 | 126);
-                out.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                out.push(0x80 | 127);
-                out.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        out.extend_from_slice(&[1, 2, 3, 4]);
-        out.resize(out.len() + len, 0xaa);
-        out
-    }
-
-    #[test]
-    fn the_boundary_follows_frames_fed_in_any_pieces() {
-        let mut stream = frame(true, 1, 5);
-        stream.extend(frame(false, 2, 300));
-        stream.extend(frame(true, 9, 3)); // a ping between fragments
-        stream.extend(frame(true, 0, 70_000));
-        for piece in [1, 2, 7, 1000, usize::MAX] {
-            let mut seen = FrameBoundary::default();
-            let mut quiet_after = Vec::new();
-            let mut fed = 0;
-            for chunk in stream.chunks(piece.min(stream.len())) {
-                seen.feed(chunk);
-                fed += chunk.len();
-                if seen.quiet() {
-                    quiet_after.push(fed);
-                }
-            }
-            // Quiet only at the end of the first (whole) message and at the very end; never
-            // inside a frame or while the fragmented message is open.
-            assert!(quiet_after.contains(&stream.len()), "piece {piece}");
-            assert!(
-                quiet_after.iter().all(|&at| at == 11 || at == stream.len()),
-                "piece {piece}: {quiet_after:?}"
-            );
-        }
-    }
 }
