@@ -53,6 +53,7 @@ fn handshake_accepts_with_the_rfc_key_and_refuses_invalid_ones() {
     let eight = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n";
     let (_c, head) = WsClient::open(server.addr(), "/", eight, b"");
     assert!(head.starts_with("HTTP/1.1 426 "), "{head}");
+    assert!(head.contains("\r\nSec-WebSocket-Version: 13\r\n"), "{head}");
     // An ordinary request is the app's own (the echo answers 426).
     assert_eq!(server.get("/").status, 426);
 }
