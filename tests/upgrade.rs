@@ -98,8 +98,19 @@ fn upgrades_are_refused_where_they_do_not_apply() {
 }
 
 #[test]
-fn upgrade_from_close_is_out_of_order() {
+fn upgrade_after_the_head_or_from_close_is_out_of_order() {
     let server = echo_server().start();
+    let mut conn = server.connect();
+    conn.send(format!("GET /after-head HTTP/1.1\r\n{UPGRADE}"));
+    let response = conn.read_response();
+    assert_eq!(
+        (response.status, response.text().as_str()),
+        (200, "plain\n")
+    );
+    assert!(server
+        .wait_for_log(Duration::from_secs(5), |l| l
+            .contains("upgrade after the head: -6"))
+        .is_some());
     let mut conn = server.connect();
     conn.send(format!("GET /late HTTP/1.1\r\n{UPGRADE}"));
     let response = conn.read_response();
