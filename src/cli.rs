@@ -463,6 +463,7 @@ impl Tuning {
             // The worker opens the directories.
             statics: None,
             http2: self.http2,
+            tls_h2: None,
         }
     }
 

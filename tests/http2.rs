@@ -716,3 +716,39 @@ fn a_hot_swap_sends_goaway_and_the_old_generation_finishes_its_stream() {
     // A new connection reaches the new generation.
     served_promptly(addr);
 }
+
+#[test]
+fn a_listener_h2_option_serves_http2_there_only() {
+    if !have("curl") {
+        return;
+    }
+    let dir = fresh_dir("http2-listener");
+    let (certfile, keyfile) = self_signed(&dir);
+    let server = sample_server("hello")
+        .no_default_bind()
+        .args(["--bind", "127.0.0.1:0,h2", "--bind", "127.0.0.1:0"])
+        .args(["--bind", "127.0.0.1:0,tls,h2", "--bind", "127.0.0.1:0,tls"])
+        .args(["--certfile".as_ref(), certfile.as_os_str()])
+        .args(["--keyfile".as_ref(), keyfile.as_os_str()])
+        .start();
+    let addresses = serving_addresses(server.stdout().lines().next().unwrap_or_default());
+    assert_eq!(addresses.len(), 4, "{}", server.stdout());
+    let port = |i: usize| addresses[i].rsplit_once(':').unwrap().1.to_owned();
+    let (_, status) = curl(&[
+        "--http2-prior-knowledge",
+        &format!("http://{}/", addresses[0]),
+    ]);
+    assert_eq!(status, "2 200");
+    let (_, status) = curl(&[
+        "--http2-prior-knowledge",
+        &format!("http://{}/", addresses[1]),
+    ]);
+    assert_ne!(status, "2 200", "HTTP/2 on a listener without h2");
+    let ca = certfile.to_str().unwrap();
+    for (i, want) in [(2, "2 200"), (3, "1.1 200")] {
+        let resolve = format!("localhost:{}:127.0.0.1", port(i));
+        let url = format!("https://localhost:{}/", port(i));
+        let (_, status) = curl(&["--http2", "--cacert", ca, "--resolve", &resolve, &url]);
+        assert_eq!(status, want, "listener {}", addresses[i]);
+    }
+}

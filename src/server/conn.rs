@@ -786,6 +786,7 @@ mod tests {
             tls: None,
             statics: None,
             http2: false,
+            tls_h2: None,
         }
     }
 

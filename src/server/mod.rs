@@ -76,8 +76,11 @@ pub(crate) struct Config {
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     /// Files answered without the app (`--static`).
     pub(crate) statics: Option<Arc<crate::static_files::StaticFiles>>,
-    /// Serve HTTP/2 (`--http2`): h2c with prior knowledge, `h2` by ALPN on TLS.
+    /// Serve HTTP/2 (`--http2`) on every listener: h2c with prior knowledge, `h2` by ALPN on
+    /// TLS (a listener's `h2` option does on that listener).
     pub(crate) http2: bool,
+    /// `tls` offering `h2` by ALPN, for the TLS listeners that serve HTTP/2.
+    pub(crate) tls_h2: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A stop request that any thread (a signal handler thread, a supervisor) can raise.
