@@ -492,6 +492,7 @@ impl Tuning {
                     .then(|| Duration::from_secs(self.ws_ping_interval)),
             },
             http2: self.http2,
+            tls_h2: None,
         }
     }
 

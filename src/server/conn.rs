@@ -862,6 +862,7 @@ mod tests {
             statics: None,
             websocket: Default::default(),
             http2: false,
+            tls_h2: None,
         }
     }
 
