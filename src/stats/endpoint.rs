@@ -72,6 +72,8 @@ impl FromStr for StatsAddr {
 pub(crate) enum Page {
     Json,
     Prometheus,
+    /// The settings in force (`--print-config`'s text).
+    Config,
 }
 
 enum Listener {
@@ -508,6 +510,7 @@ fn route(head: &[u8]) -> Route {
     let page = match path {
         b"/stats" | b"/stats.json" => Page::Json,
         b"/metrics" => Page::Prometheus,
+        b"/config" => Page::Config,
         _ => return Route::NotFound,
     };
     Route::Page { page, head_only }
@@ -519,6 +522,7 @@ fn answer(route: Route, render: &mut dyn FnMut(Page) -> String) -> Vec<u8> {
             let content_type = match page {
                 Page::Json => "application/json",
                 Page::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+                Page::Config => "text/plain; charset=utf-8",
             };
             let body = render(page);
             response(200, "OK", content_type, &[], body.as_bytes(), head_only)
@@ -526,7 +530,7 @@ fn answer(route: Route, render: &mut dyn FnMut(Page) -> String) -> Vec<u8> {
         Route::NotFound => plain(
             404,
             "Not Found",
-            "not found: GET /stats (JSON) or /metrics (Prometheus)\n",
+            "not found: GET /stats (JSON), /metrics (Prometheus) or /config (settings)\n",
         ),
         Route::MethodNotAllowed => response(
             405,
@@ -640,6 +644,10 @@ mod tests {
         assert_eq!(
             route(b"HEAD /metrics HTTP/1.1\r\n"),
             page(Page::Prometheus, true)
+        );
+        assert_eq!(
+            route(b"GET /config HTTP/1.1\r\n"),
+            page(Page::Config, false)
         );
         assert_eq!(route(b"GET / HTTP/1.1\r\n"), Route::NotFound);
         assert_eq!(route(b"POST /stats HTTP/1.1\r\n"), Route::MethodNotAllowed);
