@@ -205,7 +205,9 @@ impl Endpoint {
         Endpoint::with_listener(listener)
     }
 
-    /// Serve on `fd`, the listener an old master bound at `addr` and handed down (`USR2`).
+    /// Serve on `fd`, the listener an old master bound at `addr` and handed down (`USR2`). Its
+    /// file stays the old master's until this one serves ([`Endpoint::own_socket_file`]): a new
+    /// master that fails must not remove it.
     pub(crate) fn inherit(addr: &StatsAddr, fd: OwnedFd) -> io::Result<Endpoint> {
         let listener = match addr {
             StatsAddr::Unix(path) => {
@@ -214,7 +216,8 @@ impl Endpoint {
                 Listener::Unix {
                     listener,
                     path: path.clone(),
-                    inode: fs::metadata(path)?.ino(),
+                    // No file has inode 0.
+                    inode: 0,
                 }
             }
             StatsAddr::Tcp(_) => {
@@ -229,6 +232,17 @@ impl Endpoint {
     /// The listening socket, to hand down to a new master.
     pub(crate) fn listener_fd(&self) -> BorrowedFd<'_> {
         self.listener.fd()
+    }
+
+    /// This master (the new one of an upgrade) serves now: the socket file is its to remove
+    /// at exit.
+    pub(crate) fn own_socket_file(&mut self) {
+        if let Listener::Unix { inode, path, .. } = &mut self.listener {
+            match fs::metadata(&*path) {
+                Ok(meta) => *inode = meta.ino(),
+                Err(e) => log::warn!("stats: {}: {e}", path.display()),
+            }
+        }
     }
 
     /// A new master serves on this socket now: leave its file in place at exit.

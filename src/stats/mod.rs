@@ -142,6 +142,11 @@ impl Stats {
         self.endpoint.keep_socket_file();
     }
 
+    /// This master serves on the socket it was handed (`USR2`): remove its file at exit.
+    pub(crate) fn own_socket_file(&mut self) {
+        self.endpoint.own_socket_file();
+    }
+
     pub(crate) fn new_page(generation: u64) -> io::Result<NewPage> {
         let (fd, counters) = Book::new_page(generation)?;
         let fd = dup_at_or_above(fd.as_fd(), FD_FLOOR)?;

@@ -138,14 +138,11 @@ pub(crate) fn run(
         )
     })?;
     let opened = match handoff.as_mut() {
-        Some(handoff) => {
-            let open = std::mem::take(&mut handoff.listeners);
-            let files = open
-                .iter()
-                .filter_map(|o| SocketFile::adopt(&o.name))
-                .collect();
-            Listeners { open, files }
-        }
+        // The unix socket files stay the old master's until this one serves (`take_over`).
+        Some(handoff) => Listeners {
+            open: std::mem::take(&mut handoff.listeners),
+            files: Vec::new(),
+        },
         None => open_all(&args.listen, activated).map_err(MasterError::Listen)?,
     };
     if let Some(run_as) = &run_as {

@@ -35,6 +35,7 @@ const RESTART_ONLY: &[Field] = &[
     ("workers", |a| text(&a.workers)),
     ("timeout", |a| text(&a.tuning.timeout)),
     ("graceful-timeout", |a| text(&a.tuning.graceful_timeout)),
+    ("upgrade-timeout", |a| text(&a.upgrade.upgrade_timeout)),
 ];
 
 /// The `--config` keys of a `RESTART_ONLY` entry.
@@ -88,5 +89,6 @@ pub(crate) fn reread(
     fresh.workers = running.workers;
     fresh.tuning.timeout = running.tuning.timeout;
     fresh.tuning.graceful_timeout = running.tuning.graceful_timeout;
+    fresh.upgrade.upgrade_timeout = running.upgrade.upgrade_timeout;
     Ok((fresh, text))
 }
