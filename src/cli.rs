@@ -249,6 +249,9 @@ pub(crate) struct ServeArgs {
 
     #[command(flatten)]
     pub(crate) canary: crate::supervisor::canary::CanaryArgs,
+
+    #[command(flatten)]
+    pub(crate) upgrade: crate::supervisor::upgrade::UpgradeArgs,
 }
 
 /// Options that each worker applies (the master passes them on).
