@@ -1,8 +1,6 @@
-//! The ASGI `http` scope (spec 2.3) of one request, from the server's environ.
-//!
-//! The environ has no raw request target: `path` is the server's percent-decoded `PATH_INFO` (as
-//! UTF-8, invalid bytes replaced) and `raw_path` is that path percent-encoded again, so a path
-//! that spelled a byte `%41` where `A` would do reads back as `A`, and `%2F` as `/`.
+//! The ASGI `http` scope (spec 2.3) of one request, from the server's environ: `path` is the
+//! server's percent-decoded `PATH_INFO` (as UTF-8, invalid bytes replaced), `raw_path` the path
+//! as the client sent it (`webserver.raw_path`), so `%2F` and `/` stay apart there.
 
 use app_abi::Request;
 use pyo3::prelude::*;
@@ -17,6 +15,7 @@ pub(crate) fn build<'py>(
 ) -> PyResult<(Bound<'py, PyDict>, bool)> {
     let mut method: &[u8] = b"GET";
     let mut path: &[u8] = b"/";
+    let mut raw_path: Option<&[u8]> = None;
     let mut query: &[u8] = b"";
     let mut root_path: &[u8] = b"";
     let mut http_version = "1.1";
@@ -29,6 +28,7 @@ pub(crate) fn build<'py>(
         match name {
             b"REQUEST_METHOD" => method = value,
             b"PATH_INFO" => path = value,
+            b"webserver.raw_path" => raw_path = Some(value),
             b"QUERY_STRING" => query = value,
             b"SCRIPT_NAME" => root_path = value,
             b"SERVER_PROTOCOL" if value == b"HTTP/1.0" => http_version = "1.0",
@@ -87,7 +87,10 @@ pub(crate) fn build<'py>(
     scope.set_item("method", text(method))?;
     scope.set_item("scheme", text(scheme))?;
     scope.set_item("path", text(path))?;
-    scope.set_item("raw_path", PyBytes::new_bound(py, &percent_encode(path)))?;
+    match raw_path {
+        Some(raw) => scope.set_item("raw_path", PyBytes::new_bound(py, raw))?,
+        None => scope.set_item("raw_path", py.None())?,
+    }
     scope.set_item("query_string", PyBytes::new_bound(py, query))?;
     scope.set_item("root_path", text(root_path))?;
     scope.set_item("headers", headers)?;
@@ -98,30 +101,4 @@ pub(crate) fn build<'py>(
     scope.set_item("server", (text(server_name), port(server_port)))?;
     scope.set_item("state", state.copy()?)?;
     Ok((scope, body_empty))
-}
-
-/// `path` with every byte outside RFC 3986's `pchar` and `/` percent-encoded.
-fn percent_encode(path: &[u8]) -> Vec<u8> {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = Vec::with_capacity(path.len());
-    for &b in path {
-        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b) {
-            out.push(b);
-        } else {
-            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn raw_path_escapes_what_a_path_segment_cannot_hold() {
-        assert_eq!(
-            super::percent_encode(b"/items/a b/%/caf\xc3\xa9"),
-            b"/items/a%20b/%25/caf%C3%A9"
-        );
-        assert_eq!(super::percent_encode(b"/a:b@c;d=e"), b"/a:b@c;d=e");
-    }
 }
