@@ -424,18 +424,18 @@ impl DeferredBody for Body {
 
 impl Drop for Body {
     /// The header's `close`: the response is over. A coroutine still waiting is resumed (its
-    /// `receive()` then says `http.disconnect`), and one that had not completed its response
-    /// (client gone, `--timeout`, a drain that ran out of time) is cancelled; one that completed
-    /// it runs on (Starlette's background tasks run after the response).
+    /// `receive()` then says `http.disconnect`, its `send()` returns and later ones do nothing).
+    /// One that had not completed its response (client gone, `--timeout`, a drain that ran out
+    /// of time) is cancelled unless a `receive()` of it was waiting: that app listens for the
+    /// disconnect (Starlette's `StreamingResponse` does) and ends on its own, as under uvicorn.
+    /// One that completed its response runs on (Starlette's background tasks run after it).
     fn drop(&mut self) {
         let (receiver, sender, cancel) = {
             let mut st = self.shared.state();
             st.closed = true;
-            (
-                st.receive_waiter.take(),
-                st.send_waiter.take(),
-                !st.finished && !st.complete,
-            )
+            let receiver = st.receive_waiter.take();
+            let cancel = !st.finished && !st.complete && receiver.is_none();
+            (receiver, st.send_waiter.take(), cancel)
         };
         if receiver.is_none() && sender.is_none() && !cancel {
             return;

@@ -6,7 +6,8 @@
 //! - `init` starts Python with the app's virtualenv, imports `module:callable` (a WSGI app is
 //!   refused with the command that serves it), starts one event loop on its own thread (uvloop
 //!   when installed, `--loop` to choose) and runs the lifespan startup: the worker reports ready
-//!   only after it, and a failing startup fails `init` with one line.
+//!   only after it, and a failing startup (or one that outlasts `--startup-timeout`) fails `init`
+//!   with one line. A watchdog thread ([`watchdog`]) logs when the loop is blocked, and where.
 //! - `call` builds the `http` scope ([`scope`]), schedules the app's coroutine on the loop and
 //!   returns a deferred body at once: no serving thread waits for the app.
 //! - The coroutine's `receive` and `send` meet the server in the request's shared state
@@ -21,6 +22,7 @@ mod config;
 mod exchange;
 mod runtime;
 mod scope;
+mod watchdog;
 
 use app_abi::{export_app, App, InitContext, Request, Response};
 use exchange::{Body, Channel, Shared};
