@@ -13,9 +13,9 @@ mod asgi_support;
 mod common;
 mod wsgi_support;
 
-use asgi_support::{asgi_server, request};
-use common::{pseudo_random_bytes, sha256_hex, Conn, Server};
-use std::time::{Duration, Instant};
+use asgi_support::{asgi_server, request, sleep_one_second_at_once};
+use common::{pseudo_random_bytes, sha256_hex, Server};
+use std::time::Duration;
 
 fn post_json(server: &Server, path: &str, json: &str) -> common::Response {
     request(
@@ -186,20 +186,7 @@ fn two_hundred_sleeping_requests_hold_no_serving_thread() {
         .args(["-w", "1", "--threads", "2"])
         .start();
     assert_eq!(server.get("/sleep?seconds=0").status, 200);
-    let began = Instant::now();
-    let mut conns: Vec<Conn> = (0..200)
-        .map(|_| {
-            let mut conn = server.connect();
-            conn.send(b"GET /sleep?seconds=1 HTTP/1.1\r\nHost: t\r\n\r\n");
-            conn
-        })
-        .collect();
-    for conn in &mut conns {
-        let answer = conn.read_response();
-        assert_eq!(answer.status, 200, "{}", answer.text());
-        assert_eq!(answer.json(), serde_json::json!({"slept": 1.0}));
-    }
-    let took = began.elapsed();
+    let took = sleep_one_second_at_once(&server, 200);
     assert!(
         took < Duration::from_millis(2500),
         "200 requests sleeping 1 s each took {took:?} on 2 threads"

@@ -6,6 +6,7 @@ use crate::common::{debug_dir, server, workspace_dir, Response, Server, ServerBu
 use crate::wsgi_support;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// `target/asgi-venv` with `examples/asgi/requirements.txt` (FastAPI, Starlette, Django, uvloop).
 pub fn venv() -> &'static Path {
@@ -51,4 +52,23 @@ pub fn request(server: &Server, raw: &[u8]) -> Response {
     let mut conn = server.connect();
     conn.send(raw);
     conn.read_response()
+}
+
+/// `GET /sleep?seconds=1` on `n` new connections at once; checks every answer is the app's
+/// `{"slept": 1.0}` and returns how long all took.
+pub fn sleep_one_second_at_once(server: &Server, n: usize) -> Duration {
+    let began = Instant::now();
+    let mut conns: Vec<_> = (0..n)
+        .map(|_| {
+            let mut conn = server.connect();
+            conn.send(b"GET /sleep?seconds=1 HTTP/1.1\r\nHost: t\r\n\r\n");
+            conn
+        })
+        .collect();
+    for conn in &mut conns {
+        let answer = conn.read_response();
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        assert_eq!(answer.json(), serde_json::json!({"slept": 1.0}));
+    }
+    began.elapsed()
 }

@@ -100,5 +100,7 @@ pub(crate) fn build<'py>(
     }
     scope.set_item("server", (text(server_name), port(server_port)))?;
     scope.set_item("state", state.copy()?)?;
+    // asgiref's HTTPScope requires the key; none is offered yet.
+    scope.set_item("extensions", PyDict::new_bound(py))?;
     Ok((scope, body_empty))
 }
