@@ -248,15 +248,20 @@ fn server_sent_events_reach_the_client_as_they_are_sent() {
         .is_some_and(|t| t.starts_with("text/event-stream")));
     assert_eq!(head.header("cache-control"), Some("no-cache"));
     // The app sends its second event only after this client asks for it: the first must be out.
-    let first = conn.read_chunk().expect("the first event");
-    assert_eq!(first, b"id: 1\nevent: greeting\ndata: {\"n\": 1}\n\n");
-    let go = request(
-        &server,
-        b"POST /sse/go HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
-    );
-    assert_eq!(go.status, 200);
-    let second = conn.read_chunk().expect("the second event");
-    assert_eq!(second, b"id: 2\nevent: greeting\ndata: {\"n\": 2}\n\n");
+    for n in 1..=2 {
+        if n == 2 {
+            let go = request(
+                &server,
+                b"POST /sse/go HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+            );
+            assert_eq!(go.status, 200);
+        }
+        let event = conn.read_chunk().expect("an event");
+        assert_eq!(
+            String::from_utf8_lossy(&event),
+            format!("id: {n}\nevent: greeting\ndata: {{\"n\": {n}}}\n\n")
+        );
+    }
     assert_eq!(conn.read_chunk(), None, "the stream ends");
 }
 

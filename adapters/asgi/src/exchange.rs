@@ -184,6 +184,10 @@ impl Channel {
                 }
                 st.started = true;
                 st.head = Some(Head { status, headers });
+                // Not woken: the server sends a head with the body's first bytes (or its end),
+                // so only a body message wakes it, once for both (a wake is an eventfd write and
+                // a serving thread's turn).
+                Ok(false)
             }
             "http.response.body" => {
                 let body: Vec<u8> = match message.get_item("body") {
@@ -219,17 +223,13 @@ impl Channel {
                 let wait = st.queued > SEND_HIGH_WATER;
                 drop(st);
                 self.shared.waker.wake();
-                return Ok(wait);
+                Ok(wait)
             }
-            other => {
-                return Err(PyRuntimeError::new_err(format!(
-                    "unexpected ASGI message {other:?} for an http request: send \
-                     http.response.start, then http.response.body"
-                )))
-            }
+            other => Err(PyRuntimeError::new_err(format!(
+                "unexpected ASGI message {other:?} for an http request: send \
+                 http.response.start, then http.response.body"
+            ))),
         }
-        self.shared.waker.wake();
-        Ok(false)
     }
 
     /// Registers `fut` to be resumed when the server took the queued bytes; false if it already
@@ -268,11 +268,15 @@ impl Channel {
         if message.is_some() && !st.complete {
             st.failed = true;
         }
+        // A complete response was woken for by its last body message, and a closed one is over.
+        let wake = !st.complete && !st.closed;
         drop(st);
         if let Some(message) = message {
             shared.logger.error(&message);
         }
-        shared.waker.wake();
+        if wake {
+            shared.waker.wake();
+        }
     }
 }
 
