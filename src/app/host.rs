@@ -17,6 +17,7 @@ use app_abi::raw::{
 };
 
 use super::exchange::Exchange;
+use super::host_upgrade;
 use super::waker;
 
 /// What `log_ctx` points to: which app a message comes from. Leaked: lives as long as the process,
@@ -37,14 +38,22 @@ pub(crate) static HOST: WsHost = WsHost {
     waker_new: Some(host_waker_new),
     waker_wake: Some(host_waker_wake),
     waker_free: Some(host_waker_free),
+    upgrade: Some(host_upgrade::host_upgrade),
+    stream_read: Some(host_upgrade::host_stream_read),
+    stream_write: Some(host_upgrade::host_stream_write),
+    stream_close: Some(host_upgrade::host_stream_close),
+    websocket_accept: Some(host_upgrade::host_websocket_accept),
+    websocket_recv: Some(host_upgrade::host_websocket_recv),
+    websocket_send: Some(host_upgrade::host_websocket_send),
+    websocket_close: Some(host_upgrade::host_websocket_close),
 };
 
 /// Runs `f`, turning a panic into `on_panic` (and a log line) so nothing unwinds into the app.
-fn boundary<T>(what: &str, on_panic: T, f: impl FnOnce() -> T) -> T {
+pub(super) fn boundary<T>(what: &str, on_panic: T, f: impl FnOnce() -> T) -> T {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(value) => value,
         Err(_) => {
-            log::error!("internal error: panic in host callback `{what}`; the request fails");
+            log::error!("internal error: panic in host callback `{what}`");
             on_panic
         }
     }

@@ -645,6 +645,47 @@ impl Conn {
         self.write_interest = true;
     }
 
+    /// An upgraded connection's read (ABI 1.2), never waiting: what is buffered first (the bytes
+    /// the client sent after the request head), then one read from the socket (through TLS on
+    /// a TLS connection). `Ok(0)`: the client ended its side; `WouldBlock`: nothing now.
+    pub(crate) fn read_into(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        use std::io::Read;
+        let input = self.input();
+        if !input.is_empty() {
+            let n = input.len().min(out.len());
+            out[..n].copy_from_slice(&input[..n]);
+            self.consume(n);
+            if self.start == self.buf.len() {
+                // Idle upgraded connections keep no buffer.
+                self.buf = Vec::new();
+                self.start = 0;
+            }
+            return Ok(n);
+        }
+        match &mut self.tls {
+            Some(tls) => tls.read_into(&mut self.stream, out),
+            None => loop {
+                match self.stream.read(out) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    read => break read.inspect(|&n| crate::stats::bytes_in(n)),
+                }
+            },
+        }
+    }
+
+    /// An upgraded connection's write (ABI 1.2), never waiting: what earlier output left unsent
+    /// goes first; returns how much of `data` the socket (or rustls's bounded buffer) took, 0
+    /// when it has no room now.
+    pub(crate) fn write_some(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.has_unsent() && !self.flush_unsent()? {
+            return Ok(0);
+        }
+        match &mut self.tls {
+            None => write_nonblocking(&mut self.stream, &[data]),
+            Some(tls) => tls.write_nonblocking(&mut self.stream, &[data]),
+        }
+    }
+
     /// Moves the unconsumed input to the front of the buffer (the scanner's offsets are
     /// relative to it, so they stay valid).
     fn compact(&mut self) {
@@ -770,6 +811,7 @@ mod tests {
             proxies: Default::default(),
             tls: None,
             statics: None,
+            websocket: Default::default(),
         }
     }
 

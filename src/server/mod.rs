@@ -32,6 +32,8 @@ mod serve;
 mod slots;
 mod socket_io;
 mod static_route;
+pub(crate) mod upgraded;
+pub(crate) mod ws;
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -74,6 +76,8 @@ pub(crate) struct Config {
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     /// Files answered without the app (`--static`).
     pub(crate) statics: Option<Arc<crate::static_files::StaticFiles>>,
+    /// WebSocket limits (`--ws-max-message`, `--ws-ping-interval`).
+    pub(crate) websocket: ws::WsConfig,
 }
 
 /// A stop request that any thread (a signal handler thread, a supervisor) can raise.
