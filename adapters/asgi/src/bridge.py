@@ -104,6 +104,10 @@ def where_blocked():
     return _describe(frames)
 
 
+class ClientDisconnected(OSError):
+    """send() on a WebSocket that is closed (the spec's server-specific OSError subclass)."""
+
+
 class WsgiApp(TypeError):
     """The target is a WSGI callable (environ, start_response), not an ASGI app."""
 
@@ -186,10 +190,19 @@ async def _serve(loop, app, scope, chan):
             await fut
 
     async def send(message):
-        if chan.send(message):
+        # chan.send: 0 done; 1 wait, then done; 2 wait, then send again; 3 the connection is
+        # closed (see exchange.rs).
+        while True:
+            outcome = chan.send(message)
+            if outcome == 0:
+                return
+            if outcome == 3:
+                raise ClientDisconnected("the client closed the connection")
             fut = loop.create_future()
             if chan.wait_send(fut):
                 await fut
+            if outcome == 1:
+                return
 
     try:
         await app(scope, receive, send)

@@ -23,9 +23,11 @@ mod exchange;
 mod runtime;
 mod scope;
 mod watchdog;
+mod websocket;
 
+use app_abi::raw::WS_REQ_WEBSOCKET;
 use app_abi::{export_app, App, InitContext, Request, Response};
-use exchange::{Body, Channel, Shared};
+use exchange::{Body, Channel, RawIo, Shared};
 use pyo3::prelude::*;
 use python_embed::python_thread::with_gil;
 use runtime::Runtime;
@@ -61,14 +63,21 @@ impl App for AsgiApp {
         };
         let logger = req.logger();
         let runtime = &self.runtime;
+        let raw = req.as_raw();
+        // SAFETY: the host vtable is the server's, static for the life of the process.
+        let host = unsafe { raw.host.as_ref() }.filter(|_| raw.flags & WS_REQ_WEBSOCKET != 0);
+        let raw_io = host.map(|host| RawIo { host, io: raw.io });
+        let ws = raw_io.map(|_| Arc::new(websocket::WsShared::new(Arc::clone(runtime), logger)));
         let started = with_gil(|py| {
             let state = runtime.state.bind(py);
-            let (scope, body_empty) = scope::build(py, req, runtime.asgi_version, state)?;
+            let (scope, body_empty) =
+                scope::build(py, req, runtime.asgi_version, state, ws.is_some())?;
             let shared = Arc::new(Shared::new(
                 waker,
                 logger,
                 Arc::clone(&self.label),
                 body_empty,
+                ws,
             ));
             let chan = Py::new(py, Channel::new(Arc::clone(&shared)))?;
             runtime.spawn(py, &scope, &chan)?;
@@ -76,7 +85,7 @@ impl App for AsgiApp {
         });
         match started {
             Ok((shared, chan)) => {
-                Response::deferred(Body::new(shared, chan, Arc::clone(&self.runtime)))
+                Response::deferred(Body::new(shared, chan, Arc::clone(&self.runtime), raw_io))
             }
             Err(err) => {
                 logger.error(&format!(

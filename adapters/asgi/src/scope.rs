@@ -1,4 +1,5 @@
-//! The ASGI `http` scope (spec 2.3) of one request, from the server's environ: `path` is the
+//! The ASGI `http` scope (spec 2.3), or `websocket` scope (spec 2.3) for a request the server
+//! flags as a WebSocket handshake, of one request, from the server's environ: `path` is the
 //! server's percent-decoded `PATH_INFO` (as UTF-8, invalid bytes replaced), `raw_path` the path
 //! as the client sent it (`webserver.raw_path`), so `%2F` and `/` stay apart there.
 
@@ -12,6 +13,7 @@ pub(crate) fn build<'py>(
     req: &Request<'_>,
     asgi_version: &str,
     state: &Bound<'py, PyDict>,
+    websocket: bool,
 ) -> PyResult<(Bound<'py, PyDict>, bool)> {
     let mut method: &[u8] = b"GET";
     let mut path: &[u8] = b"/";
@@ -23,6 +25,7 @@ pub(crate) fn build<'py>(
     let (mut server_name, mut server_port): (&[u8], &[u8]) = (b"", b"");
     let (mut remote_addr, mut remote_port): (&[u8], &[u8]) = (b"", b"");
     let mut body_empty = true;
+    let mut subprotocols: Option<&[u8]> = None;
     let headers = PyList::empty_bound(py);
     for (name, value) in req.vars() {
         match name {
@@ -37,6 +40,7 @@ pub(crate) fn build<'py>(
             b"SERVER_PORT" => server_port = value,
             b"REMOTE_ADDR" => remote_addr = value,
             b"REMOTE_PORT" => remote_port = value,
+            b"HTTP_SEC_WEBSOCKET_PROTOCOL" => subprotocols = Some(value),
             _ => {}
         }
         let header = match name {
@@ -81,11 +85,28 @@ pub(crate) fn build<'py>(
     let asgi = PyDict::new_bound(py);
     asgi.set_item("version", asgi_version)?;
     asgi.set_item("spec_version", "2.3")?;
-    scope.set_item("type", "http")?;
     scope.set_item("asgi", asgi)?;
     scope.set_item("http_version", http_version)?;
-    scope.set_item("method", text(method))?;
-    scope.set_item("scheme", text(scheme))?;
+    let extensions = PyDict::new_bound(py);
+    if websocket {
+        scope.set_item("type", "websocket")?;
+        scope.set_item("scheme", if scheme == b"https" { "wss" } else { "ws" })?;
+        // The offered subprotocols, in the client's order (one field, joined with ", ").
+        let offered = PyList::empty_bound(py);
+        for name in subprotocols.unwrap_or_default().split(|&b| b == b',') {
+            let name = name.trim_ascii();
+            if !name.is_empty() {
+                offered.append(text(name))?;
+            }
+        }
+        scope.set_item("subprotocols", offered)?;
+        // A denial may be any HTTP response (uvicorn offers it too).
+        extensions.set_item("websocket.http.response", PyDict::new_bound(py))?;
+    } else {
+        scope.set_item("type", "http")?;
+        scope.set_item("method", text(method))?;
+        scope.set_item("scheme", text(scheme))?;
+    }
     scope.set_item("path", text(path))?;
     match raw_path {
         Some(raw) => scope.set_item("raw_path", PyBytes::new_bound(py, raw))?,
@@ -100,7 +121,7 @@ pub(crate) fn build<'py>(
     }
     scope.set_item("server", (text(server_name), port(server_port)))?;
     scope.set_item("state", state.copy()?)?;
-    // asgiref's HTTPScope requires the key; none is offered yet.
-    scope.set_item("extensions", PyDict::new_bound(py))?;
+    // asgiref's scopes require the key.
+    scope.set_item("extensions", extensions)?;
     Ok((scope, body_empty))
 }
