@@ -48,7 +48,7 @@ pub use error::AbiError;
 pub use ffi::__private;
 #[cfg(feature = "json")]
 pub use json::{Json, JsonBodyError};
-pub use log::{InitContext, LogLevel, Logger, NEEDS_ABI_1_1};
+pub use log::{InitContext, LogLevel, Logger, NEEDS_ABI_1_1, NEEDS_ABI_1_2};
 pub use query::{form_decode, QueryPairs};
 pub use request::{BodyReader, HeaderIter, Request, Vars};
 pub use response::{Body, BodyKind, Response};

@@ -27,7 +27,8 @@ pub(crate) struct AppLogTag {
 
 /// The one host vtable. Static, so every pointer to it stays valid for the process's life.
 pub(crate) static HOST: WsHost = WsHost {
-    size: std::mem::size_of::<WsHost>() as u32,
+    // The ABI 1.2 calls are not served yet: the vtable says it ends at 1.1, so a 1.2 app refuses.
+    size: app_abi::raw::WS_HOST_SIZE_V1_1,
     reserved: 0,
     read: Some(host_read),
     start_response: Some(host_start_response),
@@ -37,6 +38,7 @@ pub(crate) static HOST: WsHost = WsHost {
     waker_new: Some(host_waker_new),
     waker_wake: Some(host_waker_wake),
     waker_free: Some(host_waker_free),
+    ..WsHost::EMPTY
 };
 
 /// Runs `f`, turning a panic into `on_panic` (and a log line) so nothing unwinds into the app.
