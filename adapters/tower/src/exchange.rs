@@ -101,7 +101,6 @@ pub(crate) fn head_fields<'a>(
 
 /// A 101's fields as the server's `upgrade` takes them: [`head_fields`] plus `Upgrade` (the
 /// protocol switched to; the server adds `Connection: Upgrade` itself).
-#[cfg_attr(not(test), allow(dead_code))] // Until the ABI 1.2 `upgrade` call is wired.
 pub(crate) fn upgrade_fields(
     parts: &http::response::Parts,
 ) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {

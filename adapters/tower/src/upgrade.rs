@@ -26,6 +26,8 @@
 //! The waker is stored *before* the stream is asked, so an event that comes between the answer and
 //! the store is never lost (at worst the task is woken once for nothing).
 
+use app_abi::raw::WS_EV_READABLE;
+use app_abi::{Events, StreamIo, Upgraded};
 use http::header::{self, HeaderMap};
 use http::Method;
 use std::future::Future;
@@ -43,7 +45,6 @@ const SYNTHETIC_HEAD: &[u8] =
 
 /// One non-blocking step of the server's byte stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(not(test), allow(dead_code))] // Until the ABI 1.2 `upgrade` call is wired.
 pub(crate) enum Io {
     /// This many bytes were read or written (never 0).
     Done(usize),
@@ -62,13 +63,6 @@ pub(crate) trait RawStream: Send + Sync + 'static {
     fn write(&self, buf: &[u8]) -> Io;
     /// Ends the connection (what was written is still sent); later calls fail.
     fn close(&self);
-}
-
-/// Readiness the server reports for an upgraded connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Events {
-    pub(crate) readable: bool,
-    pub(crate) writable: bool,
 }
 
 /// Where the byte stream goes once the server hands it over, shared by the [`ReplayIo`] (in hyper,
@@ -130,11 +124,17 @@ impl StreamSlot {
         }
     }
 
-    /// The server's readiness event: wakes the task that waits for it.
+    /// The server's readiness event: wakes the task that waits for it (both on the end, which
+    /// reads and writes then report).
     pub(crate) fn wake(&self, events: Events) {
         let mut state = self.lock();
-        let reader = events.readable.then(|| state.reader.take()).flatten();
-        let writer = events.writable.then(|| state.writer.take()).flatten();
+        let end = events.closed();
+        let reader = (events.readable() || end)
+            .then(|| state.reader.take())
+            .flatten();
+        let writer = (events.writable() || end)
+            .then(|| state.writer.take())
+            .flatten();
         drop(state);
         reader.into_iter().chain(writer).for_each(Waker::wake);
     }
@@ -258,10 +258,7 @@ impl ReplayIo {
             let n = self.skip_head(buf);
             if self.head_written() {
                 // The gate may open now: the reader parked on it looks again.
-                self.slot.wake(Events {
-                    readable: true,
-                    writable: false,
-                });
+                self.slot.wake(Events::from_bits(WS_EV_READABLE));
             }
             return Poll::Ready(Ok(n));
         }
@@ -465,17 +462,54 @@ pub(crate) fn probe<T>(req: &mut http::Request<T>, handle: &Handle) -> Result<Pr
 #[path = "upgrade_tests.rs"]
 mod tests;
 
-/// The server's `upgrade` for `parts` (a 101), its events going to `slot`.
+/// The server's `upgrade` (ABI 1.2) for `parts` (a 101): its readiness events go to `slot`.
 pub(crate) fn upgrade_through(
-    _io: &mut app_abi::BodyIo<'_>,
-    _parts: &http::response::Parts,
-    _slot: &Arc<StreamSlot>,
+    io: &mut app_abi::BodyIo<'_>,
+    parts: &http::response::Parts,
+    slot: &Arc<StreamSlot>,
 ) -> Result<Arc<dyn RawStream>, String> {
-    Err("the server does not offer upgrades (ABI 1.2)".to_owned())
+    let events = slot.clone();
+    let stream = io
+        .upgrade(
+            crate::exchange::upgrade_fields(parts),
+            move |_: &Upgraded, ready: Events| events.wake(ready),
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(AbiStream(stream)))
+}
+
+/// The ABI 1.2 byte stream as [`ReplayIo`] uses it.
+struct AbiStream(Upgraded);
+
+impl RawStream for AbiStream {
+    fn read(&self, buf: &mut [u8]) -> Io {
+        match self.0.read(buf) {
+            StreamIo::Done(n) => Io::Done(n),
+            StreamIo::End => Io::End,
+            StreamIo::Pending => Io::Pending,
+            StreamIo::Failed(_) => Io::Failed,
+        }
+    }
+
+    fn write(&self, buf: &[u8]) -> Io {
+        match self.0.write(buf) {
+            StreamIo::Done(n) => Io::Done(n),
+            StreamIo::End => Io::End,
+            StreamIo::Pending => Io::Pending,
+            StreamIo::Failed(_) => Io::Failed,
+        }
+    }
+
+    fn close(&self) {
+        self.0.close();
+    }
 }
 
 /// Whether the server offers upgrades (ABI 1.2); on an older one, says once what that means.
 pub(crate) fn offered(ctx: &app_abi::InitContext<'_>) -> bool {
+    if ctx.host_is_1_2() {
+        return true;
+    }
     ctx.warn(
         "the server speaks webserver ABI 1.1: upgrade requests (axum's WebSocketUpgrade routes) \
          are answered 426 Upgrade Required; upgrade webserver to serve WebSockets",

@@ -98,14 +98,8 @@ impl PipeStream {
     }
 }
 
-const READABLE: Events = Events {
-    readable: true,
-    writable: false,
-};
-const WRITABLE: Events = Events {
-    readable: false,
-    writable: true,
-};
+const READABLE: Events = Events::from_bits(app_abi::raw::WS_EV_READABLE);
+const WRITABLE: Events = Events::from_bits(app_abi::raw::WS_EV_WRITABLE);
 
 impl RawStream for PipeStream {
     fn read(&self, buf: &mut [u8]) -> Io {
