@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 mod axum_serve;
 mod master;
 mod raw;
+pub mod ws_client;
 #[allow(unused_imports)] // each test file uses a different part of the harness
 pub use axum_serve::*;
 #[allow(unused_imports)]
