@@ -279,8 +279,9 @@ async fn ws(upgrade: WebSocketUpgrade) -> axum::response::Response {
         while let Some(Ok(msg)) = socket.recv().await {
             let echo = match msg {
                 Message::Text(_) | Message::Binary(_) => msg,
-                Message::Close(_) => return,
-                Message::Ping(_) | Message::Pong(_) => continue,
+                // tungstenite answers pings and the client's close itself; the next `recv` sends
+                // the close reply and ends the loop.
+                Message::Ping(_) | Message::Pong(_) | Message::Close(_) => continue,
             };
             if socket.send(echo).await.is_err() {
                 return;
@@ -304,8 +305,9 @@ async fn chat(
                         // No receiver can only mean none is left; this client's own is.
                         let _ = state.chat.send(msg);
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                    // The close reply goes out with the next `recv`, which then ends.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Close(_))) => {}
+                    Some(Err(_)) | None => return,
                 },
                 heard_msg = heard.recv() => match heard_msg {
                     Ok(msg) => {
