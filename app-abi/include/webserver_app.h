@@ -97,8 +97,9 @@
  *  - Events are edges: a call that answered WS_PENDING arms exactly one later on_event with
  *    WS_EV_READABLE or WS_EV_WRITABLE, run on a serving thread, never two at once for one
  *    connection, never before the call that created the handle returned (serialised with `call`
- *    and `next` for a WS_APP_SINGLE_THREADED app). WS_EV_CLOSED and WS_EV_GOING_AWAY come
- *    unasked, once each. An event raised while on_event runs is delivered after it returns; a
+ *    and `next` for a WS_APP_SINGLE_THREADED app). The first on_event (WS_EV_READABLE |
+ *    WS_EV_WRITABLE) comes unasked once the request that upgraded has ended: reading and writing
+ *    may be tried from then on. WS_EV_CLOSED and WS_EV_GOING_AWAY come unasked, once each. An event raised while on_event runs is delivered after it returns; a
  *    spurious event is allowed (the app simply gets WS_PENDING again). on_event may call *_close.
  *  - Ownership: the handle is the app's until its *_close (exactly once, also after
  *    WS_EV_CLOSED); after it the server starts no on_event and calls release(ctx) once none runs.

@@ -17,6 +17,7 @@ use app_abi::raw::{
 };
 
 use super::exchange::Exchange;
+use super::host_upgrade;
 use super::waker;
 
 /// What `log_ctx` points to: which app a message comes from. Leaked: lives as long as the process,
@@ -27,8 +28,7 @@ pub(crate) struct AppLogTag {
 
 /// The one host vtable. Static, so every pointer to it stays valid for the process's life.
 pub(crate) static HOST: WsHost = WsHost {
-    // The ABI 1.2 calls are not served yet: the vtable says it ends at 1.1, so a 1.2 app refuses.
-    size: app_abi::raw::WS_HOST_SIZE_V1_1,
+    size: std::mem::size_of::<WsHost>() as u32,
     reserved: 0,
     read: Some(host_read),
     start_response: Some(host_start_response),
@@ -38,15 +38,22 @@ pub(crate) static HOST: WsHost = WsHost {
     waker_new: Some(host_waker_new),
     waker_wake: Some(host_waker_wake),
     waker_free: Some(host_waker_free),
-    ..WsHost::EMPTY
+    upgrade: Some(host_upgrade::host_upgrade),
+    stream_read: Some(host_upgrade::host_stream_read),
+    stream_write: Some(host_upgrade::host_stream_write),
+    stream_close: Some(host_upgrade::host_stream_close),
+    websocket_accept: Some(host_upgrade::host_websocket_accept),
+    websocket_recv: Some(host_upgrade::host_websocket_recv),
+    websocket_send: Some(host_upgrade::host_websocket_send),
+    websocket_close: Some(host_upgrade::host_websocket_close),
 };
 
 /// Runs `f`, turning a panic into `on_panic` (and a log line) so nothing unwinds into the app.
-fn boundary<T>(what: &str, on_panic: T, f: impl FnOnce() -> T) -> T {
+pub(super) fn boundary<T>(what: &str, on_panic: T, f: impl FnOnce() -> T) -> T {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(value) => value,
         Err(_) => {
-            log::error!("internal error: panic in host callback `{what}`; the request fails");
+            log::error!("internal error: panic in host callback `{what}`");
             on_panic
         }
     }

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 mod axum_serve;
 mod master;
 mod raw;
+mod tls_client;
+pub mod ws;
 pub mod ws_client;
 #[allow(unused_imports)] // each test file uses a different part of the harness
 pub use axum_serve::*;
@@ -27,6 +29,8 @@ pub use axum_serve::*;
 pub use master::*;
 #[allow(unused_imports)]
 pub use raw::*;
+#[allow(unused_imports)]
+pub use tls_client::*;
 
 /// How long any single read may block before the test fails instead of hanging.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
