@@ -100,7 +100,9 @@ pub(crate) fn head_fields<'a>(
 }
 
 /// A 101's fields as the server's `upgrade` takes them: [`head_fields`] plus `Upgrade` (the
-/// protocol switched to; the server adds `Connection: Upgrade` itself).
+/// protocol switched to; the server adds `Connection: Upgrade` itself), without the
+/// `Content-Length` axum's router adds from the empty body's size (a 1xx has none: hyper drops it
+/// too).
 pub(crate) fn upgrade_fields(
     parts: &http::response::Parts,
 ) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
@@ -109,7 +111,10 @@ pub(crate) fn upgrade_fields(
         .get_all(header::UPGRADE)
         .iter()
         .map(|v| (&b"upgrade"[..], v.as_bytes()))
-        .chain(head_fields(parts, None))
+        .chain(
+            head_fields(parts, None)
+                .filter(|(name, _)| !name.eq_ignore_ascii_case(b"content-length")),
+        )
 }
 
 /// The Content-Length to add from the body's exact length (as hyper does): only where the status
