@@ -33,6 +33,7 @@ mod deferred;
 mod deferred_tests;
 mod error;
 mod ffi;
+mod file;
 #[cfg(feature = "json")]
 mod json;
 mod log;
@@ -46,6 +47,7 @@ pub use deferred::{BodyIo, DeferredBody, Next, TryRead, Waker};
 pub use error::AbiError;
 #[doc(hidden)]
 pub use ffi::__private;
+pub use file::FileSend;
 #[cfg(feature = "json")]
 pub use json::{Json, JsonBodyError};
 pub use log::{InitContext, LogLevel, Logger, NEEDS_ABI_1_1, NEEDS_ABI_1_2};

@@ -32,9 +32,11 @@
 
 mod body;
 mod exchange;
+mod file;
 mod request;
 
 pub use body::{BodyError, RequestBody};
+pub use file::{file_response, SendFile};
 
 use app_abi::{InitContext, Logger, Request, Response};
 use exchange::{Exchange, LazyWake};
