@@ -1,4 +1,5 @@
-//! `ws-peer serve PORT` | `ws-peer load PORT CONNS SECS SIZE` (see Cargo.toml).
+//! `ws-peer serve PORT` | `ws-peer load PORT CONNS SECS SIZE` | `ws-peer subscribe PORT N SECS`
+//! (see Cargo.toml).
 
 use std::time::{Duration, Instant};
 
@@ -71,6 +72,52 @@ async fn load(port: u16, conns: usize, secs: u64, size: usize) {
     );
 }
 
+/// One subscriber: the "tick N" numbers it received in `secs` seconds after `start`: (count,
+/// gaps in the sequence).
+async fn subscriber(port: u16, start: Instant, secs: u64) -> (u64, u64) {
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+    let until = start + Duration::from_secs(secs);
+    let (mut count, mut gaps, mut last) = (0u64, 0u64, None::<u64>);
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        let Ok(Some(Ok(message))) = tokio::time::timeout(left, ws.next()).await else {
+            break;
+        };
+        if let ClientMessage::Text(text) = message {
+            let n: u64 = text.trim_start_matches("tick ").parse().expect("tick N");
+            if Instant::now() >= start {
+                count += 1;
+                if last.is_some_and(|l| n != l + 1) {
+                    gaps += 1;
+                }
+            }
+            last = Some(n);
+        }
+    }
+    let _ = ws.close(None).await;
+    (count, gaps)
+}
+
+/// `n` subscribers connect, then every one counts for `secs` seconds.
+async fn subscribe(port: u16, n: usize, secs: u64) {
+    let start = Instant::now() + Duration::from_secs(2);
+    let tasks: Vec<_> = (0..n)
+        .map(|_| tokio::spawn(subscriber(port, start, secs)))
+        .collect();
+    let (mut total, mut gaps, mut min, mut max) = (0u64, 0u64, u64::MAX, 0u64);
+    for task in tasks {
+        let (count, g) = task.await.expect("subscriber");
+        total += count;
+        gaps += g;
+        min = min.min(count);
+        max = max.max(count);
+    }
+    println!(
+        "{{\"subscribers\": {n}, \"received\": {total}, \"per_subscriber_min\": {min}, \"per_subscriber_max\": {max}, \"gaps\": {gaps}}}"
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -81,6 +128,9 @@ async fn main() {
     match args.get(1).map(String::as_str) {
         Some("serve") => serve(port).await,
         Some("load") => load(port, arg(3, 50), arg(4, 5) as u64, arg(5, 64)).await,
-        _ => eprintln!("usage: ws-peer serve PORT | ws-peer load PORT CONNS SECS SIZE"),
+        Some("subscribe") => subscribe(port, arg(3, 1000), arg(4, 5) as u64).await,
+        _ => eprintln!(
+            "usage: ws-peer serve PORT | ws-peer load PORT CONNS SECS SIZE | ws-peer subscribe PORT N SECS"
+        ),
     }
 }
