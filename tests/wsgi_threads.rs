@@ -1,7 +1,8 @@
 //! The WSGI bridge's serving threads sharing one GIL (`libwsgi.so`, `--threads 4`, end to end):
 //! a request that keeps the GIL busy does not hold up the others, and while every thread is busy
 //! with a GIL-bound app no request waits without bound — the thread holding the GIL may serve
-//! several requests in a row, but not past a waiting thread's turn (python-embed's `gil_line`).
+//! several requests in a row, but only until the first thread in line has waited 0.5 ms
+//! (python-embed's `gil_line`).
 //!
 //! Needs `cargo build --workspace` first (for `target/debug/libwsgi.so`). The app is
 //! `tests/fixtures/wsgi/rules.py` on the system Python (no virtualenv). The bounds are seconds

@@ -1,50 +1,47 @@
-//! [`GilLine`]: who goes into the GIL next among the serving threads — the thread that just had
-//! it may come back ahead of the others, but never ahead of one that has waited past
-//! [`OVERDUE`].
+//! [`GilLine`]: the serving threads' line for the GIL. Threads starting a request line up and
+//! go into CPython's wait for the GIL one at a time, in the order they arrived (only the first in
+//! line waits inside CPython) — except the thread that started the last request, which may go
+//! straight in for its next one unless the first in line has waited past [`OVERDUE`].
 //!
-//! A thread asks with [`GilLine::ask`] and holds the returned [`Asking`] while it waits inside
-//! CPython for the GIL; dropping it once the GIL is taken ends its wait. A thread starting a new
-//! request (`may_stand_back`) first stands back, parked, while any other thread has been waiting
-//! longer than [`OVERDUE`]; it is woken once none has. So the thread already serving requests
-//! keeps the GIL from one request to the next (CPython lets a releasing thread take it straight
-//! back), and a request on another thread waits at most about [`OVERDUE`] plus the requests of
-//! the threads that were overdue before it.
+//! So the thread already serving keeps the GIL from one request to the next (CPython lets a
+//! releasing thread take it straight back), and a request on another thread waits at most about
+//! [`OVERDUE`] plus the requests lined up ahead of it.
 
+use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-/// How long a thread may wait for the GIL while others that started later take it. Past it, new
-/// requests on other threads stand back until it has had the GIL. Long enough that a serving
-/// thread holding the GIL serves a run of fast requests (a Flask hello is ~0.1 ms) without a
-/// hand-over to another thread, each of which costs a context switch; short beside the latency
-/// of a loaded worker (50 connections of Flask hello: ~5 ms) and beside CPython's own forced
-/// switch (5 ms), which a thread starting a request would otherwise keep resetting.
-pub(crate) const OVERDUE: Duration = Duration::from_millis(2);
+/// How long the first thread in line may wait while the thread that holds the GIL keeps it for
+/// its next requests. A trade (Flask hello, 4 threads, 50 connections, one core;
+/// `bench/wsgi_threads.sh` and `bench/wsgi_order.py`): 0 is a FIFO line, 1.1 context switches
+/// per request and a request overtaken by 55 others at the p99 (fair: 49); 0.5 ms, 0.5 switches
+/// and 60 (granian: 63); 1 ms, 0.4 and 79; 2 ms, 0.25 and 113.
+pub(crate) const OVERDUE: Duration = Duration::from_micros(500);
 
 pub(crate) struct GilLine {
     state: Mutex<State>,
 }
 
 struct State {
-    /// The threads waiting for the GIL: a number per thread and when it began to wait.
-    waiting: Vec<(u64, Instant)>,
-    /// The threads standing back for an overdue one.
-    standing_back: Vec<Thread>,
+    /// The ticket the next thread lining up gets.
+    next_ticket: u64,
+    /// The ticket whose thread may wait inside CPython now.
+    serving: u64,
+    /// When the thread holding `serving` lined up, while it has not got the GIL yet.
+    first_since: Option<Instant>,
+    /// The threads parked in line: ticket, when they lined up, the thread.
+    parked: VecDeque<(u64, Instant, Thread)>,
+    /// The thread that started the last request (a number per thread, see [`thread_number`]).
+    runner: Option<u64>,
 }
 
-impl State {
-    fn overdue(&self, now: Instant, except: u64) -> bool {
-        self.waiting
-            .iter()
-            .any(|&(who, since)| who != except && now.saturating_duration_since(since) > OVERDUE)
-    }
-}
-
-/// A thread's wait for the GIL; dropping it ends the wait (the GIL is taken).
-pub(crate) struct Asking<'l> {
-    line: &'l GilLine,
-    who: u64,
+/// A thread's way to the GIL; drop it once the GIL is taken.
+pub(crate) enum Entry<'l> {
+    /// A request under way, or the runner going straight in.
+    Straight,
+    /// Lined up: dropping the turn lets the next in line in.
+    Turn(&'l GilLine),
 }
 
 /// A number per OS thread (cheaper to compare than `ThreadId`).
@@ -61,8 +58,11 @@ impl GilLine {
     pub(crate) const fn new() -> GilLine {
         GilLine {
             state: Mutex::new(State {
-                waiting: Vec::new(),
-                standing_back: Vec::new(),
+                next_ticket: 0,
+                serving: 0,
+                first_since: None,
+                parked: VecDeque::new(),
+                runner: None,
             }),
         }
     }
@@ -72,41 +72,55 @@ impl GilLine {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Begins this thread's wait for the GIL; with `may_stand_back`, first waits while another
-    /// thread is overdue.
-    pub(crate) fn ask(&self, may_stand_back: bool) -> Asking<'_> {
-        let who = thread_number();
-        let since = Instant::now();
+    /// This thread's way to the GIL: for a new request (`starts_request`), in line or, for the
+    /// runner, straight in while the first in line is not overdue; for a request under way,
+    /// straight in.
+    pub(crate) fn enter(&self, starts_request: bool) -> Entry<'_> {
+        if !starts_request {
+            return Entry::Straight;
+        }
+        let me = thread_number();
+        let now = Instant::now();
         let mut state = self.state();
-        if may_stand_back {
-            let mut now = since;
-            while state.overdue(now, who) {
-                state.standing_back.push(thread::current());
+        let first_waited = state
+            .first_since
+            .map(|since| now.saturating_duration_since(since));
+        let line_empty = state.next_ticket == state.serving;
+        if !line_empty && state.runner == Some(me) && first_waited.is_some_and(|w| w <= OVERDUE) {
+            return Entry::Straight;
+        }
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        if ticket == state.serving {
+            state.first_since = Some(now);
+        } else {
+            state.parked.push_back((ticket, now, thread::current()));
+            while state.serving != ticket {
                 drop(state);
-                // A stale wake-up only loops: the waiting threads' ages decide.
+                // A stale wake-up only loops: the ticket decides.
                 thread::park();
                 state = self.state();
-                now = Instant::now();
             }
         }
-        // Counted from the first ask: time spent standing back is time waited too.
-        state.waiting.push((who, since));
-        Asking { line: self, who }
+        Entry::Turn(self)
     }
 }
 
-impl Drop for Asking<'_> {
+impl Drop for Entry<'_> {
     fn drop(&mut self) {
-        let mut state = self.line.state();
-        if let Some(at) = state.waiting.iter().position(|&(who, _)| who == self.who) {
-            state.waiting.swap_remove(at);
-        }
-        if state.standing_back.is_empty() || state.overdue(Instant::now(), u64::MAX) {
-            return;
-        }
-        let woken = std::mem::take(&mut state.standing_back);
+        let Entry::Turn(line) = self else { return };
+        let mut state = line.state();
+        // Dropped once this thread has the GIL: it is the runner now.
+        state.runner = Some(thread_number());
+        state.serving += 1;
+        let serving = state.serving;
+        let next = match state.parked.front() {
+            Some(&(ticket, _, _)) if ticket == serving => state.parked.pop_front(),
+            _ => None,
+        };
+        state.first_since = next.as_ref().map(|&(_, since, _)| since);
         drop(state);
-        for thread in woken {
+        if let Some((_, _, thread)) = next {
             thread.unpark();
         }
     }
@@ -114,48 +128,105 @@ impl Drop for Asking<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{GilLine, OVERDUE};
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-    use std::time::Instant;
+    use super::{Entry, GilLine, OVERDUE};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc;
+    use std::sync::{Arc, Mutex};
+    use std::thread::JoinHandle;
 
-    #[test]
-    fn nobody_stands_back_before_a_wait_is_overdue() {
-        let line = GilLine::new();
-        let early = line.ask(true);
-        let started = Instant::now();
-        drop(line.ask(true));
-        // Had it stood back, it would have waited for `early`, which is never dropped before.
-        assert!(started.elapsed() < OVERDUE * 50);
-        drop(early);
-        assert!(line.state().waiting.is_empty());
+    /// A thread that lines up, records `i` in `order` when its turn comes and keeps the turn
+    /// until told (as a thread keeps it until CPython gives it the GIL). Returns once it has a
+    /// ticket.
+    fn line_up(
+        line: &Arc<GilLine>,
+        order: &Arc<Mutex<Vec<usize>>>,
+        i: usize,
+    ) -> (JoinHandle<()>, mpsc::Sender<()>) {
+        let before = line.state().next_ticket;
+        let (tx, rx) = mpsc::channel();
+        let handle = std::thread::spawn({
+            let (line, order) = (Arc::clone(line), Arc::clone(order));
+            move || {
+                let entry = line.enter(true);
+                order.lock().unwrap().push(i);
+                rx.recv().unwrap();
+                drop(entry);
+            }
+        });
+        while line.state().next_ticket == before {
+            std::thread::yield_now();
+        }
+        (handle, tx)
+    }
+
+    fn wait_for(order: &Mutex<Vec<usize>>, len: usize) {
+        while order.lock().unwrap().len() < len {
+            std::thread::yield_now();
+        }
     }
 
     #[test]
-    fn a_new_request_stands_back_while_another_thread_is_overdue() {
+    fn one_thread_at_a_time_in_line_and_every_thread_passes() {
+        const THREADS: usize = 8;
+        const PASSES: usize = 300;
         let line = Arc::new(GilLine::new());
-        let old_done = Arc::new(AtomicBool::new(false));
-        let old = std::thread::spawn({
-            let (line, old_done) = (Arc::clone(&line), Arc::clone(&old_done));
+        let inside = Arc::new(AtomicUsize::new(0));
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (line, inside) = (Arc::clone(&line), Arc::clone(&inside));
+                std::thread::spawn(move || {
+                    for _ in 0..PASSES {
+                        let entry = line.enter(true);
+                        if matches!(entry, Entry::Turn(_)) {
+                            assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two in line");
+                            std::thread::yield_now();
+                            inside.fetch_sub(1, Ordering::SeqCst);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let state = line.state();
+        assert_eq!(state.next_ticket, state.serving);
+        assert!(state.parked.is_empty());
+    }
+
+    #[test]
+    fn the_runner_goes_first_until_the_first_in_line_is_overdue() {
+        let line = Arc::new(GilLine::new());
+        let order = Arc::new(Mutex::new(Vec::new()));
+        // This thread starts a request and has the GIL: it is the runner.
+        let mine = line.enter(true);
+        let (first, let_first_go) = line_up(&line, &order, 0);
+        let (second, let_second_go) = line_up(&line, &order, 1);
+        drop(mine);
+        // Thread 0 is first in line (in CPython's wait); the runner's next request goes first.
+        wait_for(&order, 1);
+        assert!(matches!(line.enter(true), Entry::Straight));
+        // Once thread 0 is overdue, the runner lines up: behind thread 1.
+        std::thread::sleep(OVERDUE * 2);
+        let released = Arc::new(AtomicUsize::new(0));
+        let releaser = std::thread::spawn({
+            let (order, released) = (Arc::clone(&order), Arc::clone(&released));
             move || {
-                let asking = line.ask(false);
-                std::thread::sleep(OVERDUE * 4);
-                old_done.store(true, Ordering::SeqCst);
-                drop(asking);
+                std::thread::sleep(OVERDUE * 5);
+                released.store(1, Ordering::SeqCst);
+                let_first_go.send(()).unwrap();
+                wait_for(&order, 2);
+                released.store(2, Ordering::SeqCst);
+                let_second_go.send(()).unwrap();
             }
         });
-        while line.state().waiting.is_empty() {
-            std::thread::yield_now();
+        let entry = line.enter(true);
+        assert!(matches!(entry, Entry::Turn(_)));
+        assert_eq!(released.load(Ordering::SeqCst), 2, "went ahead of the line");
+        drop(entry);
+        for handle in [first, second, releaser] {
+            handle.join().unwrap();
         }
-        std::thread::sleep(OVERDUE * 2);
-        // The old thread is overdue: a newcomer passes only once it has had its turn.
-        drop(line.ask(true));
-        assert!(
-            old_done.load(Ordering::SeqCst),
-            "went ahead of an overdue waiter"
-        );
-        old.join().unwrap();
-        assert!(line.state().waiting.is_empty());
-        assert!(line.state().standing_back.is_empty());
+        assert_eq!(*order.lock().unwrap(), vec![0, 1]);
     }
 }

@@ -17,20 +17,22 @@
 //!
 //! **Who goes next.** The server's serving threads each take a request and then need the GIL
 //! to run it; with a GIL-bound app on a shared core, every time the GIL goes to another serving
-//! thread is a context switch. A FIFO line for the GIL (an earlier version) kept requests in
-//! turn but made nearly every request a hand-over: 1.03 switches and 101 µs of CPU per Flask
-//! request with `--threads 4`, against 0.04 and 83 µs with `--threads 1`. Plain CPython is the
-//! opposite: the releasing thread takes the GIL straight back for its next request, and a waiter
-//! only forces a switch after 5 ms in which the GIL did not change hands — which a thread
-//! releasing and retaking it resets every time, so a waiting request can starve (one 4 s trial
-//! served 1,912 requests). So the serving threads ask in a [`GilLine`]: the thread that holds
-//! the GIL may come back for its next request ahead of the threads waiting inside CPython, but
-//! a request starting while another thread has waited past `OVERDUE` (2 ms) stands back
-//! (parked, outside CPython) until that one has had the GIL. The line is left once the GIL is
-//! taken, never held while running Python, so app code that releases the GIL (blocking I/O,
-//! `time.sleep`) lets the other serving threads in as before, and threads the app started
-//! itself compete as usual. A request's later acquisitions (its body's `next` and `close`,
-//! [`with_gil_continuing`]) never stand back: they finish a request already under way.
+//! thread is a context switch. Plain CPython lets the releasing thread take the GIL straight back
+//! for its next request, and a waiter forces a switch only after 5 ms in which the GIL did not
+//! change hands — which a thread releasing and retaking it resets every time, so with
+//! `--threads 4` requests were answered out of turn (with 50 connections the p99 request waited
+//! for ~150 others' responses instead of ~49, `bench/wsgi_order.py`; one trial served 1,912
+//! requests in 4 s). A FIFO line for the GIL (an earlier version) kept the turns but made nearly
+//! every request a hand-over: 1.03 switches and 101 µs of CPU per Flask request, against 0.04
+//! and 83 µs with `--threads 1`. So the serving threads starting a request go through a
+//! [`GilLine`]: in order, only the first in line waiting inside CPython, except that the thread
+//! that started the last request may go straight in for its next one while the first in line
+//! has waited less than `OVERDUE` (0.5 ms): about half the hand-overs, and a turn order as fair
+//! as granian's. The line is left once the GIL is taken, never held while running Python, so app
+//! code that releases the GIL (blocking I/O, `time.sleep`) lets the other serving threads in as
+//! before, and threads the app started itself compete as usual. A request's later acquisitions
+//! (its body's `next` and `close`, [`with_gil_continuing`]) do not line up: they finish a
+//! request already under way.
 
 use crate::gil_line::GilLine;
 use pyo3::ffi;
@@ -85,8 +87,8 @@ impl Drop for KeptThreadState {
 }
 
 /// `Python::with_gil` for the bridge's entry points: keeps this thread's Python thread state from
-/// the first call on, and stands back for serving threads that have waited too long for the
-/// GIL (see the module docs). Only call it after `init` started Python.
+/// the first call on, and takes the GIL through the serving threads' line (see the module docs).
+/// Only call it after `init` started Python.
 pub fn with_gil<F, R>(f: F) -> R
 where
     F: for<'py> FnOnce(Python<'py>) -> R,
@@ -94,8 +96,8 @@ where
     enter(true, f)
 }
 
-/// [`with_gil`] for a request already under way (its body's `next` and `close`): never stands
-/// back.
+/// [`with_gil`] for a request already under way (its body's `next` and `close`): takes the GIL
+/// without lining up.
 pub fn with_gil_continuing<F, R>(f: F) -> R
 where
     F: for<'py> FnOnce(Python<'py>) -> R,
@@ -126,11 +128,11 @@ where
         return Python::with_gil(f);
     }
     let _attached = {
-        let _asking = GIL_LINE.ask(starts_request);
+        let _entry = GIL_LINE.enter(starts_request);
         // SAFETY: this thread's kept state exists (just made sure) and is detached (the GIL is not
         // held here: checked above), so attaching it takes the GIL.
         unsafe { Attached::attach() }
-        // `_asking` ends here: this thread no longer waits.
+        // `_entry` ends here: the next in line may go into CPython's wait.
     };
     // The GIL is held with this thread's state current: PyO3 finds it so and neither takes nor
     // releases it; `_attached` releases it afterwards, also when `f` panics.
