@@ -7,10 +7,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -27,53 +24,6 @@ const CONCURRENT_SLEEPS_WITHIN: Duration = Duration::from_secs(10);
 // ---------------------------------------------------------------------------------------------
 // The two servers
 // ---------------------------------------------------------------------------------------------
-
-/// `axum-serve 127.0.0.1:0`, killed on drop.
-struct AxumServe {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl AxumServe {
-    fn start() -> AxumServe {
-        let exe = debug_dir().join("axum-serve");
-        assert!(
-            exe.is_file(),
-            "{} is missing: run `cargo build --workspace` first",
-            exe.display()
-        );
-        let mut child = Command::new(&exe)
-            .arg("127.0.0.1:0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(START_TIMEOUT)
-            .expect("axum-serve printed no `listening on` line");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected axum-serve line {line:?}"));
-        AxumServe { child, addr }
-    }
-}
-
-impl Drop for AxumServe {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// webserver serving the axum app with two serving threads (as the numbers ask).
 fn webserver() -> ServerBuilder {

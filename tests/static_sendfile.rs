@@ -248,3 +248,79 @@ fn wsgi_file_wrapper_bodies_are_sent_by_the_server_flask_send_file_included() {
     assert_eq!(plain.body, data[data.len() - 5..]);
     assert!(get(&server, "/", "").body == data);
 }
+
+/// The tower adapter's helper (`webserver_tower::file_response`): the axum sample app's `/file`
+/// hands `AXUM_APP_FILE` to the server, which answers Range, HEAD and If-None-Match.
+#[test]
+fn an_axum_handler_hands_a_file_to_the_server_with_the_tower_helper() {
+    let dir = fresh_dir("sendfile-axum");
+    let data = pattern(1 << 20, 6);
+    let path = dir.join("data.bin");
+    std::fs::write(&path, &data).unwrap();
+    let server = sample_server("axum_app")
+        .env("AXUM_APP_FILE", path.to_str().unwrap())
+        .start();
+    let whole = get(&server, "/file", "");
+    assert_eq!(whole.status, 200, "{}", server.stderr());
+    assert_eq!(
+        whole.header("content-type"),
+        Some("application/octet-stream")
+    );
+    assert!(whole.body == data, "the axum file differs");
+    let etag = whole.header("etag").expect("the server's ETag").to_owned();
+    let part = get(&server, "/file", "Range: bytes=100-199\r\n");
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, data[100..200]);
+    assert_eq!(
+        get(&server, "/file", &format!("If-None-Match: {etag}\r\n")).status,
+        304
+    );
+    let mut conn = server.connect();
+    conn.send("HEAD /file HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let head = conn.read_head_response();
+    assert_eq!(head.header("content-length"), Some("1048576"));
+}
+
+/// ASGI's `http.response.pathsend`: the bridge opens the path and the server sends the file.
+const ASGI_APP: &str = r#"
+import os
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data.bin")
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    assert "http.response.pathsend" in scope["extensions"]
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/octet-stream")]})
+    if scope["path"] == "/missing":
+        await send({"type": "http.response.pathsend", "path": DATA + ".nope"})
+    else:
+        await send({"type": "http.response.pathsend", "path": DATA})
+"#;
+
+#[test]
+fn asgi_pathsend_is_sent_by_the_server() {
+    let dir = fresh_dir("sendfile-asgi");
+    let data = pattern(1 << 20, 8);
+    std::fs::write(dir.join("data.bin"), &data).unwrap();
+    std::fs::write(dir.join("pathsendapp.py"), ASGI_APP).unwrap();
+    let venv = wsgi_support::make_venv(
+        "asgi-venv",
+        &workspace_dir().join("examples/asgi/requirements.txt"),
+        "install the ASGI frameworks (FastAPI, Starlette, uvloop) the tests serve",
+    );
+    let mut lib = debug_dir().join("libasgi.so").into_os_string();
+    lib.push(":app");
+    let server = server(lib)
+        .cwd(&dir)
+        .app_args(["pathsendapp:app", "--venv", venv.to_str().unwrap()])
+        .start();
+    let whole = get(&server, "/", "");
+    assert_eq!(whole.status, 200, "{}", server.stderr());
+    assert!(whole.body == data, "the pathsend body differs");
+    let part = get(&server, "/", "Range: bytes=10-19\r\n");
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, data[10..20]);
+    // A path that cannot be opened is the app's exception: 500, nothing was sent.
+    assert_eq!(get(&server, "/missing", "").status, 500);
+}

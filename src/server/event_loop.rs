@@ -120,7 +120,10 @@ pub(crate) fn run(
     shutdown: &Shutdown,
 ) -> io::Result<Ended> {
     let slots = Arc::new(Slots::new(Waker::new()?));
-    let http2 = match shared.config.http2 {
+    let http2 = match listeners
+        .iter()
+        .any(|listener| h2::serves_http2(listener.options(), &shared.config))
+    {
         true => Some(Http2::start(&slots, &shared.config)?),
         false => None,
     };
@@ -215,7 +218,9 @@ pub(crate) fn run(
             }
             if now >= deadline && !parked_cancelled && closes_at_deadline(&shared_loop.slots) {
                 parked_cancelled = true;
-                stop_by = Some(now + PARKED_CLOSE_GRACE);
+                // Two sweeps more than the closes' grace: the sweep that ends a connection
+                // whose grace ran out comes before the process gives up on it.
+                stop_by = Some(now + PARKED_CLOSE_GRACE + 2 * SWEEP_EVERY);
             } else if now >= deadline {
                 // Threads inside the app cannot be joined; they keep the epoll instance (and
                 // the app) alive until the process exits. Idle ones stop now.
@@ -518,8 +523,12 @@ fn accept_all(index: usize, shared_loop: &Loop, shared: &Shared, scratch: &mut T
                         shared.coarse_now(),
                         shared.config.header_timeout,
                     ));
-                    let tls = conn.listener_options().tls;
-                    if let Some(config) = shared.config.tls.as_ref().filter(|_| tls) {
+                    let options = conn.listener_options();
+                    let config = match h2::serves_http2(options, &shared.config) {
+                        true => shared.config.tls_h2.as_ref(),
+                        false => shared.config.tls.as_ref(),
+                    };
+                    if let Some(config) = config.filter(|_| options.tls) {
                         match TlsSession::new(config) {
                             Ok(session) => conn.set_tls(session),
                             Err(e) => {

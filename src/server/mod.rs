@@ -81,8 +81,11 @@ pub(crate) struct Config {
     pub(crate) statics: Option<Arc<crate::static_files::StaticFiles>>,
     /// WebSocket limits (`--ws-max-message`, `--ws-ping-interval`).
     pub(crate) websocket: ws::WsConfig,
-    /// Serve HTTP/2 (`--http2`): h2c with prior knowledge, `h2` by ALPN on TLS.
+    /// Serve HTTP/2 (`--http2`) on every listener: h2c with prior knowledge, `h2` by ALPN on
+    /// TLS (a listener's `h2` option does on that listener).
     pub(crate) http2: bool,
+    /// `tls` offering `h2` by ALPN, for the TLS listeners that serve HTTP/2.
+    pub(crate) tls_h2: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A stop request that any thread (a signal handler thread, a supervisor) can raise.

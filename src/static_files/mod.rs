@@ -34,8 +34,6 @@ use crate::http::percent::percent_decode_into;
 #[derive(Debug)]
 pub(crate) struct StaticFiles {
     mounts: Vec<Mount>,
-    /// `--static-cache-control`.
-    cache_control: Option<String>,
 }
 
 /// One `--static PREFIX=DIR`, opened.
@@ -47,6 +45,8 @@ struct Mount {
     dir: OwnedFd,
     /// DIR's canonical path (for the check without `openat2`).
     root: PathBuf,
+    /// Its `--static-cache-control`.
+    cache_control: Option<String>,
 }
 
 impl StaticFiles {
@@ -55,6 +55,9 @@ impl StaticFiles {
     pub(crate) fn open(args: &StaticArgs) -> Result<Option<StaticFiles>, String> {
         if args.mounts.is_empty() {
             return Ok(None);
+        }
+        if let Some(message) = args.unmatched_cache_control() {
+            return Err(message);
         }
         let mut mounts = Vec::with_capacity(args.mounts.len());
         for mount in &args.mounts {
@@ -70,13 +73,11 @@ impl StaticFiles {
                 prefix: mount.prefix.as_bytes().to_vec(),
                 dir,
                 root,
+                cache_control: args.cache_control_for(&mount.prefix),
             });
         }
         mounts.sort_by_key(|mount| std::cmp::Reverse(mount.prefix.len()));
-        Ok(Some(StaticFiles {
-            mounts,
-            cache_control: args.static_cache_control.clone(),
-        }))
+        Ok(Some(StaticFiles { mounts }))
     }
 
     /// The mount a request path (still percent-encoded) falls under, and the decoded rest of

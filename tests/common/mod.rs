@@ -17,11 +17,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod axum_serve;
 mod master;
 mod raw;
 mod tls_client;
 pub mod ws;
+pub mod ws_client;
 #[allow(unused_imports)] // each test file uses a different part of the harness
+pub use axum_serve::*;
+#[allow(unused_imports)]
 pub use master::*;
 #[allow(unused_imports)]
 pub use raw::*;
