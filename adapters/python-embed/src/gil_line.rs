@@ -21,6 +21,8 @@ pub(crate) const OVERDUE: Duration = Duration::from_micros(500);
 
 pub(crate) struct GilLine {
     state: Mutex<State>,
+    /// [`OVERDUE`], except in tests that must not depend on how fast a loaded machine is.
+    overdue: Duration,
 }
 
 struct State {
@@ -56,7 +58,12 @@ fn thread_number() -> u64 {
 
 impl GilLine {
     pub(crate) const fn new() -> GilLine {
+        GilLine::with_overdue(OVERDUE)
+    }
+
+    pub(crate) const fn with_overdue(overdue: Duration) -> GilLine {
         GilLine {
+            overdue,
             state: Mutex::new(State {
                 next_ticket: 0,
                 serving: 0,
@@ -86,7 +93,10 @@ impl GilLine {
             .first_since
             .map(|since| now.saturating_duration_since(since));
         let line_empty = state.next_ticket == state.serving;
-        if !line_empty && state.runner == Some(me) && first_waited.is_some_and(|w| w <= OVERDUE) {
+        if !line_empty
+            && state.runner == Some(me)
+            && first_waited.is_some_and(|w| w <= self.overdue)
+        {
             return Entry::Straight;
         }
         let ticket = state.next_ticket;
@@ -128,11 +138,12 @@ impl Drop for Entry<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Entry, GilLine, OVERDUE};
+    use super::{Entry, GilLine};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::mpsc;
     use std::sync::{Arc, Mutex};
     use std::thread::JoinHandle;
+    use std::time::Duration;
 
     /// A thread that lines up, records `i` in `order` when its turn comes and keeps the turn
     /// until told (as a thread keeps it until CPython gives it the GIL). Returns once it has a
@@ -196,7 +207,10 @@ mod tests {
 
     #[test]
     fn the_runner_goes_first_until_the_first_in_line_is_overdue() {
-        let line = Arc::new(GilLine::new());
+        // Long enough that the first half cannot be late even on a loaded machine: if it were,
+        // the runner would line up behind threads this test only lets go later, and hang.
+        const OVERDUE: Duration = Duration::from_millis(300);
+        let line = Arc::new(GilLine::with_overdue(OVERDUE));
         let order = Arc::new(Mutex::new(Vec::new()));
         // This thread starts a request and has the GIL: it is the runner.
         let mine = line.enter(true);
