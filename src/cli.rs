@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
 pub(crate) mod habits;
 mod proxy;
@@ -249,6 +249,9 @@ pub(crate) struct ServeArgs {
 
     #[command(flatten)]
     pub(crate) canary: crate::supervisor::canary::CanaryArgs,
+
+    #[command(flatten)]
+    pub(crate) upgrade: crate::supervisor::upgrade::UpgradeArgs,
 }
 
 /// Options that each worker applies (the master passes them on).
@@ -371,6 +374,20 @@ pub(crate) struct Tuning {
     )]
     pub(crate) ws_ping_interval: u64,
 
+    /// Serve HTTP/2: cleartext with prior knowledge (h2c, e.g. `curl --http2-prior-knowledge`,
+    /// a proxy's gRPC upstream) on plain and unix listeners, and `h2` offered by ALPN before
+    /// `http/1.1` on TLS listeners. Off: the preface gets 505 and ALPN offers HTTP/1.1 only.
+    #[arg(
+        long,
+        value_name = "on|off",
+        default_value = "off",
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new(),
+        env = "WEBSERVER_HTTP2",
+        help_heading = "Listeners"
+    )]
+    pub(crate) http2: bool,
+
     /// Recycle a worker after this many requests, up to 10^12 (0: never).
     #[arg(
         long,
@@ -477,6 +494,8 @@ impl Tuning {
                 ping_interval: (self.ws_ping_interval > 0)
                     .then(|| Duration::from_secs(self.ws_ping_interval)),
             },
+            http2: self.http2,
+            tls_h2: None,
         }
     }
 
@@ -492,6 +511,7 @@ impl Tuning {
             format!("--max-body={}", self.max_body),
             format!("--ws-max-message={}", self.ws_max_message),
             format!("--ws-ping-interval={}", self.ws_ping_interval),
+            format!("--http2={}", if self.http2 { "on" } else { "off" }),
             format!("--max-requests={max_requests}"),
         ];
         if let Some(threads) = self.threads {

@@ -23,6 +23,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use super::deferred::ParkedRequest;
@@ -211,6 +212,20 @@ impl Conn {
             Some(tls) if tls.is_handshaking() => Ok(()),
             Some(tls) => tls.write_now(&mut self.stream, bytes),
         }
+    }
+
+    /// Gives the socket (a duplicate of its descriptor: this `Conn` closes its own when
+    /// dropped), the TLS session and the unread input to a new owner (`server::h2`).
+    pub(crate) fn hand_over(&mut self) -> io::Result<(Stream, Option<Box<TlsSession>>, Vec<u8>)> {
+        let fd = self.stream.as_fd().try_clone_to_owned()?;
+        let input = self.input().to_vec();
+        self.consume(input.len());
+        Ok((Stream::from(fd), self.tls.take(), input))
+    }
+
+    /// No request has been served on this connection yet.
+    pub(crate) fn is_fresh(&self) -> bool {
+        !self.served_any
     }
 
     /// The wake number of the request parked here (0 if it made no waker), if one is.
@@ -615,6 +630,23 @@ impl Conn {
         let Some(body) = &mut self.file else {
             return Ok(Some(false));
         };
+        // A deferred app's head (ABI 1.2 `send_file`) may wait here: it goes first.
+        if !self.unsent.is_empty() {
+            let written = match &mut self.tls {
+                None => write_nonblocking(&mut self.stream, &[&self.unsent]),
+                Some(tls) => tls.write_nonblocking(&mut self.stream, &[&self.unsent]),
+            };
+            match written {
+                Ok(n) => {
+                    self.unsent.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            if !self.unsent.is_empty() {
+                return Ok(None);
+            }
+        }
         match body.send(&mut self.stream, self.tls.as_deref_mut())? {
             Sent::All => {
                 let close_after = body.close_after();
@@ -671,6 +703,15 @@ impl Conn {
                 }
             },
         }
+    }
+
+    /// TCP keep-alive probes after `idle` without traffic, then every third of it: how a raw
+    /// upgraded stream, which the server never pings, finds a peer that vanished.
+    pub(crate) fn set_keepalive(&self, idle: Duration) -> io::Result<()> {
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(idle)
+            .with_interval((idle / 3).max(Duration::from_secs(1)));
+        socket2::SockRef::from(&self.stream).set_tcp_keepalive(&keepalive)
     }
 
     /// An upgraded connection's write (ABI 1.2), never waiting: what earlier output left unsent
@@ -795,6 +836,14 @@ mod tests {
         assert_eq!(settle(&mut conn, usize::MAX), NextHead::Closed);
     }
 
+    #[test]
+    fn keepalive_is_set_with_the_idle_time() {
+        let (conn, _client) = pair();
+        conn.set_keepalive(Duration::from_secs(20)).unwrap();
+        let sock = socket2::SockRef::from(&conn.stream);
+        assert!(sock.keepalive().unwrap());
+    }
+
     fn config(keep_alive: u64, header_timeout: u64, graceful: u64) -> Config {
         Config {
             threads: 1,
@@ -812,6 +861,8 @@ mod tests {
             tls: None,
             statics: None,
             websocket: Default::default(),
+            http2: false,
+            tls_h2: None,
         }
     }
 

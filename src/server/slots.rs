@@ -230,7 +230,9 @@ impl Slots {
         conn.mark_write_interest();
         // Before the slot points to it: an event now is `pending` on the busy slot, and the
         // caller's `ready` serves it.
-        upgraded.attach(conn);
+        if let Some(conn) = upgraded.attach(conn) {
+            return self.close(conn);
+        }
         self.lock().slots[index] = Slot::Upgraded(Arc::clone(upgraded));
     }
 
@@ -380,13 +382,18 @@ impl Slots {
     /// Forget a connection a serving thread is done with; dropping it closes the socket (which also
     /// removes it from epoll).
     pub(crate) fn close(&self, conn: Box<Conn>) {
-        let index = conn.token().0 - FIRST_CONN;
+        self.release(conn.token());
+        drop(conn);
+    }
+
+    /// Frees the slot of `token`, whose connection its owner is done with (closed, or an
+    /// HTTP/2 connection handed over with its slot that has ended).
+    pub(crate) fn release(&self, token: Token) {
+        let index = token.0 - FIRST_CONN;
         let mut table = self.lock();
         table.slots[index] = Slot::Free;
         table.free.push(index);
         table.open -= 1;
-        drop(table);
-        drop(conn);
     }
 
     /// A slot for a new connection, already marked busy: the caller owns the connection.

@@ -34,6 +34,8 @@ pub(crate) const ACCEPT_ERRORS: usize = 8;
 pub(crate) const DURATION_SUMS: usize = 9;
 /// The worker retired itself for `--limit-memory` (0 or 1 per worker).
 pub(crate) const MEMORY_RECYCLES: usize = DURATION_SUMS + CLASS_COUNT;
+/// Requests that were HTTP/2 streams (counted in `STARTED` and the classes too).
+pub(crate) const HTTP2_STREAMS: usize = MEMORY_RECYCLES + 1;
 /// Timed requests per class and duration bucket: `DURATION_BUCKETS + class * latency::BUCKETS +
 /// bucket`.
 pub(crate) const DURATION_BUCKETS: usize = 16;
@@ -48,6 +50,8 @@ pub(crate) const WS_MESSAGES_OUT: usize = UPGRADES + 3;
 pub(crate) const UPGRADED_BYTES_IN: usize = UPGRADES + 4;
 pub(crate) const UPGRADED_BYTES_OUT: usize = UPGRADES + 5;
 const _: () = assert!(UPGRADED_BYTES_OUT < SHARD_WORDS);
+const _: () = assert!(HTTP2_STREAMS < DURATION_BUCKETS);
+const _: () = assert!(DURATION_BUCKETS + CLASS_COUNT * latency::BUCKETS <= SHARD_WORDS);
 
 /// This process's page, once attached.
 static PAGE: OnceLock<&'static [AtomicU64]> = OnceLock::new();
@@ -184,6 +188,12 @@ pub(crate) fn memory_recycle() {
     add(MEMORY_RECYCLES, 1);
 }
 
+/// A request that reached the app was an HTTP/2 stream (besides `request_started`).
+#[inline]
+pub(crate) fn http2_stream() {
+    add(HTTP2_STREAMS, 1);
+}
+
 /// A worker's counters summed over its shards (or several workers' added up).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Totals {
@@ -193,6 +203,7 @@ pub(crate) struct Totals {
     pub(crate) bytes_out: u64,
     pub(crate) accept_errors: u64,
     pub(crate) memory_recycles: u64,
+    pub(crate) http2_streams: u64,
     pub(crate) latency: Latency,
     pub(crate) upgraded: Upgrades,
 }
@@ -246,6 +257,7 @@ impl Totals {
                 bytes_in: get(UPGRADED_BYTES_IN),
                 bytes_out: get(UPGRADED_BYTES_OUT),
             });
+            totals.http2_streams = totals.http2_streams.wrapping_add(get(HTTP2_STREAMS));
             for (c, histogram) in totals.latency.classes.iter_mut().enumerate() {
                 let mut read = Histogram {
                     sum_ns: get(DURATION_SUMS + c),
@@ -282,6 +294,7 @@ impl Totals {
         self.bytes_out = self.bytes_out.wrapping_add(other.bytes_out);
         self.accept_errors = self.accept_errors.wrapping_add(other.accept_errors);
         self.memory_recycles = self.memory_recycles.wrapping_add(other.memory_recycles);
+        self.http2_streams = self.http2_streams.wrapping_add(other.http2_streams);
         self.latency.add(&other.latency);
         self.upgraded.add(&other.upgraded);
     }

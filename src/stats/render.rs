@@ -35,9 +35,10 @@ pub(crate) fn json(s: &Snapshot) -> String {
     out.push_str(",\"requests\":{");
     let _ = write!(
         out,
-        "\"served\":{},\"in_flight\":{}",
+        "\"served\":{},\"in_flight\":{},\"http2\":{}",
         s.totals.served(),
-        s.totals.in_flight()
+        s.totals.in_flight(),
+        s.totals.http2_streams
     );
     out.push('}');
     out.push_str(",\"responses\":");
@@ -375,6 +376,12 @@ pub(crate) fn prometheus(s: &Snapshot) -> String {
             (labels(&[("direction", "in")]), up.bytes_in.to_string()),
             (labels(&[("direction", "out")]), up.bytes_out.to_string()),
         ],
+    );
+    family(
+        "webserver_http2_streams_total",
+        "counter",
+        "Requests that were HTTP/2 streams (counted in the requests too).",
+        &one(s.totals.http2_streams.to_string()),
     );
     family(
         "webserver_accept_errors_total",

@@ -22,8 +22,8 @@ mod ws;
 
 use crate::runtime::Runtime;
 use crate::websocket::{self, Received, Sent, WsShared};
-use app_abi::raw::{WsHost, WS_ERR_INVALID, WS_MSG_BINARY, WS_MSG_TEXT};
-use app_abi::{BodyIo, DeferredBody, Logger, Next, TryRead, Waker};
+use app_abi::raw::{WsHost, WS_ERR_INVALID, WS_FILE_RANGES, WS_MSG_BINARY, WS_MSG_TEXT};
+use app_abi::{BodyIo, DeferredBody, FileSend, Logger, Next, TryRead, Waker};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
@@ -56,6 +56,8 @@ struct State {
     queued: usize,
     /// `http.response.body` with `more_body` false was sent.
     complete: bool,
+    /// `http.response.pathsend`'s file, opened, for the server to send (ABI 1.2 `send_file`).
+    file: Option<std::fs::File>,
     /// The app's coroutine ended (returned, raised or was cancelled).
     finished: bool,
     /// The app failed: `next` answers an error (500 if nothing was sent, else the connection is
@@ -308,6 +310,26 @@ impl Channel {
                 self.shared.waker.wake();
                 Ok(if wait { SEND_WAIT } else { SEND_DONE })
             }
+            "http.response.pathsend" => {
+                // The ASGI path send extension: the server sends the file; the path is opened
+                // here, where a failure is the app's exception.
+                let path: std::path::PathBuf = message.get_item("path")?.extract()?;
+                let file = std::fs::File::open(&path)?;
+                let mut st = self.shared.state();
+                if st.closed {
+                    return Ok(SEND_DONE);
+                }
+                if !st.started || st.complete {
+                    return Err(PyRuntimeError::new_err(
+                        "http.response.pathsend must follow http.response.start and end the response",
+                    ));
+                }
+                st.file = Some(file);
+                st.complete = true;
+                drop(st);
+                self.shared.waker.wake();
+                Ok(SEND_DONE)
+            }
             other => Err(PyRuntimeError::new_err(format!(
                 "unexpected ASGI message {other:?} for an http request: send \
                  http.response.start, then http.response.body"
@@ -407,6 +429,7 @@ enum Step {
     Accept(Vec<u8>, Headers),
     Start(Head),
     Chunk(Vec<u8>, Option<PyObject>),
+    File(std::fs::File),
     Read,
     End,
     Pending,
@@ -422,6 +445,8 @@ pub(crate) struct Body {
     head_sent: bool,
     /// The chunk last returned: the server's until the next `next` or the drop.
     current: Vec<u8>,
+    /// `http.response.pathsend`'s file, handed to the server (or read by a server too old).
+    file: Option<FileSend>,
 }
 
 impl Body {
@@ -432,6 +457,7 @@ impl Body {
             raw,
             head_sent: false,
             current: Vec::new(),
+            file: None,
         }
     }
 
@@ -457,6 +483,9 @@ impl Body {
                 None
             };
             return Step::Chunk(chunk, waiter);
+        }
+        if let Some(file) = st.file.take() {
+            return Step::File(file);
         }
         if st.complete {
             Step::End
@@ -496,6 +525,12 @@ impl Body {
 impl DeferredBody for Body {
     fn next<'s>(&'s mut self, io: &mut BodyIo<'_>) -> Next<'s> {
         loop {
+            if self.file.is_some() {
+                return match self.file.as_mut() {
+                    Some(file) => file.next(io),
+                    None => Next::Error,
+                };
+            }
             match self.step() {
                 Step::Accept(protocol, headers) => return self.accept(&protocol, &headers),
                 Step::Start(mut head) => {
@@ -523,6 +558,9 @@ impl DeferredBody for Body {
                     }
                     self.current = chunk;
                     return Next::Chunk(&self.current);
+                }
+                Step::File(file) => {
+                    self.file = Some(FileSend::new(file, 0, None, WS_FILE_RANGES));
                 }
                 Step::Read => {
                     if !self.read(io) {

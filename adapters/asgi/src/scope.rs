@@ -122,6 +122,10 @@ pub(crate) fn build<'py, 'a>(
     }
     scope.set_item("server", (text(server_name), port(server_port)))?;
     scope.set_item("state", state.copy()?)?;
+    if !websocket {
+        // The server sends a file by path itself (ABI 1.2 `send_file`).
+        extensions.set_item("http.response.pathsend", PyDict::new_bound(py))?;
+    }
     // asgiref's scopes require the key.
     scope.set_item("extensions", extensions)?;
     Ok(scope)
