@@ -1,8 +1,8 @@
 """The asyncio side of libasgi.so: the worker's event loop, the app's receive/send, lifespan.
 
 The Rust side (src/exchange.rs) owns each request's state; `chan` is its Python handle. Serving
-threads never run a coroutine: they schedule work here with loop.call_soon_threadsafe and the loop
-thread runs it, so a request waiting on the app holds no serving thread.
+threads never run Python: they queue work in the loop's inbox (src/inbox.rs), and the loop thread
+builds scopes and runs coroutines, so a request waiting on the app holds no serving thread.
 """
 
 import asyncio
@@ -155,28 +155,13 @@ def _wake(fut):
         fut.set_result(None)
 
 
-def wake(loop, fut):
-    """From a serving thread: resume the coroutine awaiting `fut`."""
-    loop.call_soon_threadsafe(_wake, fut)
-
-
-def _cancel(chan):
-    task = chan.task
-    if task is not None:
-        task.cancel()
-
-
-def cancel(loop, chan):
-    """From a serving thread: the request ended before its response did (client gone, --timeout)."""
-    loop.call_soon_threadsafe(_cancel, chan)
-
-
-def start(loop, app, scope, chan):
-    """From a serving thread: run one request on the loop."""
-    loop.call_soon_threadsafe(_start, loop, app, scope, chan)
+def watch_inbox(loop, fd, drain):
+    """From init: the loop runs `drain` whenever serving threads queued work (src/inbox.rs)."""
+    loop.call_soon_threadsafe(loop.add_reader, fd, drain)
 
 
 def _start(loop, app, scope, chan):
+    """On the loop (from the inbox's drain): run one request."""
     chan.task = loop.create_task(_serve(loop, app, scope, chan))
 
 

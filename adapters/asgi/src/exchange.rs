@@ -115,6 +115,9 @@ pub(crate) struct Shared {
     label: Arc<str>,
     /// A WebSocket request's connection (empty until its accept).
     ws: Option<Arc<WsShared>>,
+    /// The asyncio task running the app (set and used on the loop thread), for a cancel when
+    /// the request ends first.
+    task: Mutex<Option<PyObject>>,
 }
 
 impl Shared {
@@ -136,7 +139,30 @@ impl Shared {
             logger,
             label,
             ws,
+            task: Mutex::new(None),
         }
+    }
+
+    pub(crate) fn is_websocket(&self) -> bool {
+        self.ws.is_some()
+    }
+
+    pub(crate) fn take_task(&self) -> Option<PyObject> {
+        self.task.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// The loop could not start the app for this request (its scope or task): a 500.
+    pub(crate) fn fail_to_start(&self, why: &str) {
+        {
+            let mut st = self.state();
+            st.failed = true;
+            st.finished = true;
+        }
+        self.logger.error(&format!(
+            "ASGI bridge: cannot start {} for this request: {why}",
+            self.label
+        ));
+        self.waker.wake();
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -149,14 +175,11 @@ impl Shared {
 #[pyclass]
 pub(crate) struct Channel {
     shared: Arc<Shared>,
-    /// The asyncio task running the app, for a cancel when the request ends first.
-    #[pyo3(get, set)]
-    task: Option<PyObject>,
 }
 
 impl Channel {
     pub(crate) fn new(shared: Arc<Shared>) -> Channel {
-        Channel { shared, task: None }
+        Channel { shared }
     }
 }
 
@@ -168,6 +191,12 @@ enum Event {
 
 #[pymethods]
 impl Channel {
+    /// The asyncio task running the app (`bridge.py` sets it, and clears it when it ends).
+    #[setter]
+    fn set_task(&self, task: Option<PyObject>) {
+        *self.shared.task.lock().unwrap_or_else(|e| e.into_inner()) = task;
+    }
+
     /// The next `receive()` event, or `None` after registering `fut` to be resumed when there is
     /// one.
     fn receive(&self, py: Python<'_>, fut: PyObject) -> PyResult<Option<PyObject>> {
@@ -410,7 +439,6 @@ enum Step {
 /// The deferred body the server pulls for one request.
 pub(crate) struct Body {
     shared: Arc<Shared>,
-    chan: Py<Channel>,
     runtime: Arc<Runtime>,
     /// For `websocket_accept` (a WebSocket request only).
     raw: Option<RawIo>,
@@ -422,15 +450,9 @@ pub(crate) struct Body {
 }
 
 impl Body {
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        chan: Py<Channel>,
-        runtime: Arc<Runtime>,
-        raw: Option<RawIo>,
-    ) -> Body {
+    pub(crate) fn new(shared: Arc<Shared>, runtime: Arc<Runtime>, raw: Option<RawIo>) -> Body {
         Body {
             shared,
-            chan,
             runtime,
             raw,
             head_sent: false,
@@ -575,7 +597,7 @@ impl Drop for Body {
             self.runtime.resume(fut);
         }
         if cancel {
-            self.runtime.cancel(&self.chan);
+            self.runtime.cancel(&self.shared);
         }
     }
 }

@@ -8,8 +8,9 @@
 //!   when installed, `--loop` to choose) and runs the lifespan startup: the worker reports ready
 //!   only after it, and a failing startup (or one that outlasts `--startup-timeout`) fails `init`
 //!   with one line. A watchdog thread ([`watchdog`]) logs when the loop is blocked, and where.
-//! - `call` builds the `http` scope ([`scope`]), schedules the app's coroutine on the loop and
-//!   returns a deferred body at once: no serving thread waits for the app.
+//! - `call` copies the request's variables into the loop's [`inbox`] (no GIL) and returns a
+//!   deferred body at once: no serving thread waits for the app, nor for the GIL; the loop
+//!   builds the `http` (or `websocket`) scope ([`scope`]) and starts the app's coroutine.
 //! - The coroutine's `receive` and `send` meet the server in the request's shared state
 //!   ([`exchange`]): `send` queues and wakes the request (its waker), and the server's next `next`
 //!   starts the response and returns the chunks; `receive` asks for body bytes, which `next` reads
@@ -20,6 +21,7 @@
 
 mod config;
 mod exchange;
+mod inbox;
 mod runtime;
 mod scope;
 mod watchdog;
@@ -27,9 +29,8 @@ mod websocket;
 
 use app_abi::raw::WS_REQ_WEBSOCKET;
 use app_abi::{export_app, App, InitContext, Request, Response};
-use exchange::{Body, Channel, RawIo, Shared};
-use pyo3::prelude::*;
-use python_embed::python_thread::with_gil;
+use exchange::{Body, RawIo, Shared};
+use inbox::Vars;
 use runtime::Runtime;
 use std::sync::Arc;
 
@@ -68,33 +69,17 @@ impl App for AsgiApp {
         let host = unsafe { raw.host.as_ref() }.filter(|_| raw.flags & WS_REQ_WEBSOCKET != 0);
         let raw_io = host.map(|host| RawIo { host, io: raw.io });
         let ws = raw_io.map(|_| Arc::new(websocket::WsShared::new(Arc::clone(runtime), logger)));
-        let started = with_gil(|py| {
-            let state = runtime.state.bind(py);
-            let (scope, body_empty) =
-                scope::build(py, req, runtime.asgi_version, state, ws.is_some())?;
-            let shared = Arc::new(Shared::new(
-                waker,
-                logger,
-                Arc::clone(&self.label),
-                body_empty,
-                ws,
-            ));
-            let chan = Py::new(py, Channel::new(Arc::clone(&shared)))?;
-            runtime.spawn(py, &scope, &chan)?;
-            Ok::<_, PyErr>((shared, chan))
-        });
-        match started {
-            Ok((shared, chan)) => {
-                Response::deferred(Body::new(shared, chan, Arc::clone(&self.runtime), raw_io))
-            }
-            Err(err) => {
-                logger.error(&format!(
-                    "ASGI bridge: cannot start {} for this request: {err}",
-                    self.label
-                ));
-                Response::new(500)
-            }
-        }
+        // No GIL here: the variables are copied and queued, the loop builds the scope.
+        let vars = Vars::copy(req.vars());
+        let shared = Arc::new(Shared::new(
+            waker,
+            logger,
+            Arc::clone(&self.label),
+            scope::body_empty(vars.iter()),
+            ws,
+        ));
+        runtime.spawn(vars, Arc::clone(&shared));
+        Response::deferred(Body::new(shared, Arc::clone(runtime), raw_io))
     }
 
     fn shutdown(&self) {

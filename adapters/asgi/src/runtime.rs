@@ -1,14 +1,16 @@
 //! The worker's event loop and what runs on it: one asyncio (or uvloop) loop on its own thread,
 //! started in `init` and stopped and joined in `shutdown`; the app, normalised to ASGI 3; the
 //! lifespan protocol around the worker's life; and the calls serving threads make to hand work
-//! to the loop (`call_soon_threadsafe`: the loop thread runs every coroutine, a serving thread
-//! only schedules).
+//! to the loop, through its [`Inbox`] and without the GIL: the loop thread builds every scope and
+//! runs every coroutine, a serving thread only queues.
 //!
 //! The asyncio side is Python (`bridge.py`, compiled into this library): what it does is
 //! asyncio's own business, and as Python it is what an ASGI server author reads.
 
 use crate::config::{Config, LoopKind};
-use crate::exchange::Channel;
+use crate::exchange::{Channel, Shared};
+use crate::inbox::{Inbox, Job, Vars};
+use crate::scope;
 use crate::watchdog::Watchdog;
 use app_abi::Logger;
 use pyo3::prelude::*;
@@ -30,17 +32,10 @@ const STUCK_LOOP_GRACE: Duration = Duration::from_secs(2);
 pub(crate) struct Runtime {
     bridge: Py<PyModule>,
     event_loop: PyObject,
-    /// The app as an ASGI 3 callable.
-    app: PyObject,
-    /// "3.0", or "2.0" for an ASGI 2 app (wrapped).
-    pub(crate) asgi_version: &'static str,
-    /// The lifespan `state`, copied into every request's scope.
-    pub(crate) state: Py<PyDict>,
     /// The running lifespan protocol, if the app speaks it.
     lifespan: Option<PyObject>,
-    /// `loop.call_soon_threadsafe` and `bridge._wake`, looked up once.
-    call_soon: PyObject,
-    wake: PyObject,
+    /// Where serving threads queue work for the loop.
+    inbox: Arc<Inbox>,
     thread: Mutex<Option<JoinHandle<()>>>,
     watchdog: Watchdog,
     logger: Logger,
@@ -144,13 +139,27 @@ impl Runtime {
         let thread = loop_thread.thread.take();
         let event_loop = Python::with_gil(|py| loop_thread.event_loop.clone_ref(py));
         drop(loop_thread);
-        let (call_soon, wake) = Python::with_gil(|py| {
-            Ok::<_, PyErr>((
-                event_loop.getattr(py, "call_soon_threadsafe")?,
-                bridge.getattr(py, "_wake")?,
-            ))
+        let inbox =
+            Arc::new(Inbox::new().map_err(|e| format!("cannot make the event loop's inbox: {e}"))?);
+        Python::with_gil(|py| {
+            let drain = Py::new(
+                py,
+                Drain {
+                    inbox: Arc::clone(&inbox),
+                    bridge: bridge.clone_ref(py),
+                    event_loop: event_loop.clone_ref(py),
+                    app: app.clone_ref(py),
+                    asgi_version,
+                    state: state.clone_ref(py),
+                    wake: bridge.getattr(py, "_wake")?,
+                    logger,
+                },
+            )?;
+            bridge
+                .call_method1(py, "watch_inbox", (&event_loop, inbox.reader_fd(), drain))
+                .map(drop)
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("cannot watch the event loop's inbox: {e}"))?;
         logger.info(&format!(
             "ASGI {asgi_version} app {target} on {loop_name}{}",
             if lifespan.is_some() {
@@ -162,51 +171,27 @@ impl Runtime {
         Ok(Runtime {
             bridge,
             event_loop,
-            app,
-            asgi_version,
-            state,
             lifespan,
-            call_soon,
-            wake,
+            inbox,
             thread: Mutex::new(thread),
             watchdog,
             logger,
         })
     }
 
-    /// Schedules the app on the loop for one request (from a serving thread, GIL held).
-    pub(crate) fn spawn(
-        &self,
-        py: Python<'_>,
-        scope: &Bound<'_, PyDict>,
-        chan: &Py<Channel>,
-    ) -> PyResult<()> {
-        self.bridge
-            .call_method1(py, "start", (&self.event_loop, &self.app, scope, chan))
-            .map(drop)
+    /// Starts the app on the loop for one request (a serving thread; no GIL needed).
+    pub(crate) fn spawn(&self, vars: Vars, shared: Arc<Shared>) {
+        self.inbox.push(Job::Start(vars, shared));
     }
 
-    /// Resumes the coroutine awaiting `fut` (from a serving thread, GIL not held).
+    /// Resumes the coroutine awaiting `fut` (any thread; no GIL needed).
     pub(crate) fn resume(&self, fut: PyObject) {
-        with_gil_continuing(|py| {
-            if let Err(err) = self.call_soon.call1(py, (&self.wake, fut)) {
-                self.logger
-                    .error(&format!("ASGI bridge: cannot resume a request: {err}"));
-            }
-        });
+        self.inbox.push(Job::Resume(fut));
     }
 
-    /// Cancels the task running `chan`'s request (from a serving thread, GIL not held).
-    pub(crate) fn cancel(&self, chan: &Py<Channel>) {
-        with_gil_continuing(|py| {
-            if let Err(err) = self
-                .bridge
-                .call_method1(py, "cancel", (&self.event_loop, chan))
-            {
-                self.logger
-                    .error(&format!("ASGI bridge: cannot cancel a request: {err}"));
-            }
-        });
+    /// Cancels the coroutine serving `shared`'s request (any thread; no GIL needed).
+    pub(crate) fn cancel(&self, shared: &Arc<Shared>) {
+        self.inbox.push(Job::Cancel(Arc::clone(shared)));
     }
 
     /// The lifespan shutdown, then the loop stops and its thread is joined.
@@ -374,4 +359,66 @@ fn lifespan_startup(
             }
         }
     })
+}
+
+/// The loop's side of the inbox: `bridge.py` calls it when the inbox's socket is readable.
+#[pyclass]
+struct Drain {
+    inbox: Arc<Inbox>,
+    bridge: Py<PyModule>,
+    event_loop: PyObject,
+    /// The app as an ASGI 3 callable.
+    app: PyObject,
+    /// "3.0", or "2.0" for an ASGI 2 app (wrapped).
+    asgi_version: &'static str,
+    /// The lifespan `state`, copied into every request's scope.
+    state: Py<PyDict>,
+    /// `bridge._wake`.
+    wake: PyObject,
+    logger: Logger,
+}
+
+#[pymethods]
+impl Drain {
+    fn __call__(&self, py: Python<'_>) {
+        for job in self.inbox.take() {
+            match job {
+                Job::Start(vars, shared) => {
+                    if let Err(err) = self.start(py, &vars, &shared) {
+                        shared.fail_to_start(&format!("{err}"));
+                    }
+                }
+                Job::Resume(fut) => {
+                    if let Err(err) = self.wake.call1(py, (fut,)) {
+                        self.logger
+                            .error(&format!("ASGI bridge: cannot resume a request: {err}"));
+                    }
+                }
+                Job::Cancel(shared) => {
+                    if let Some(task) = shared.take_task() {
+                        if let Err(err) = task.call_method0(py, "cancel") {
+                            self.logger
+                                .error(&format!("ASGI bridge: cannot cancel a request: {err}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drain {
+    fn start(&self, py: Python<'_>, vars: &Vars, shared: &Arc<Shared>) -> PyResult<()> {
+        let scope = scope::build(
+            py,
+            vars.iter(),
+            self.asgi_version,
+            self.state.bind(py),
+            shared.is_websocket(),
+        )?;
+        let chan = Py::new(py, Channel::new(Arc::clone(shared)))?;
+        self.bridge
+            .call_method1(py, "_start", (&self.event_loop, &self.app, scope, chan))
+            .map(drop)
+    }
 }

@@ -3,18 +3,26 @@
 //! server's percent-decoded `PATH_INFO` (as UTF-8, invalid bytes replaced), `raw_path` the path
 //! as the client sent it (`webserver.raw_path`), so `%2F` and `/` stay apart there.
 
-use app_abi::Request;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-/// The scope, and whether the request has no body (no Content-Length or 0, not chunked).
-pub(crate) fn build<'py>(
+/// Whether a request with these variables has no body (no Content-Length or 0, not chunked).
+pub(crate) fn body_empty<'a>(mut vars: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> bool {
+    vars.all(|(name, value)| match name {
+        b"CONTENT_LENGTH" => value == b"0",
+        b"HTTP_TRANSFER_ENCODING" => false,
+        _ => true,
+    })
+}
+
+/// The scope of the request with these variables.
+pub(crate) fn build<'py, 'a>(
     py: Python<'py>,
-    req: &Request<'_>,
+    vars: impl Iterator<Item = (&'a [u8], &'a [u8])>,
     asgi_version: &str,
     state: &Bound<'py, PyDict>,
     websocket: bool,
-) -> PyResult<(Bound<'py, PyDict>, bool)> {
+) -> PyResult<Bound<'py, PyDict>> {
     let mut method: &[u8] = b"GET";
     let mut path: &[u8] = b"/";
     let mut raw_path: Option<&[u8]> = None;
@@ -24,10 +32,9 @@ pub(crate) fn build<'py>(
     let mut scheme: &[u8] = b"http";
     let (mut server_name, mut server_port): (&[u8], &[u8]) = (b"", b"");
     let (mut remote_addr, mut remote_port): (&[u8], &[u8]) = (b"", b"");
-    let mut body_empty = true;
     let mut subprotocols: Option<&[u8]> = None;
     let headers = PyList::empty_bound(py);
-    for (name, value) in req.vars() {
+    for (name, value) in vars {
         match name {
             b"REQUEST_METHOD" => method = value,
             b"PATH_INFO" => path = value,
@@ -45,14 +52,8 @@ pub(crate) fn build<'py>(
         }
         let header = match name {
             b"CONTENT_TYPE" => Some(b"content-type".to_vec()),
-            b"CONTENT_LENGTH" => {
-                body_empty &= value == b"0";
-                Some(b"content-length".to_vec())
-            }
+            b"CONTENT_LENGTH" => Some(b"content-length".to_vec()),
             _ => name.strip_prefix(b"HTTP_").map(|n| {
-                if n == b"TRANSFER_ENCODING" {
-                    body_empty = false;
-                }
                 n.iter()
                     .map(|&b| {
                         if b == b'_' {
@@ -127,5 +128,5 @@ pub(crate) fn build<'py>(
     }
     // asgiref's scopes require the key.
     scope.set_item("extensions", extensions)?;
-    Ok((scope, body_empty))
+    Ok(scope)
 }
