@@ -249,6 +249,9 @@ pub(crate) struct ServeArgs {
 
     #[command(flatten)]
     pub(crate) canary: crate::supervisor::canary::CanaryArgs,
+
+    #[command(flatten)]
+    pub(crate) upgrade: crate::supervisor::upgrade::UpgradeArgs,
 }
 
 /// Options that each worker applies (the master passes them on).
@@ -346,6 +349,30 @@ pub(crate) struct Tuning {
         help_heading = "Limits"
     )]
     pub(crate) max_body: u64,
+
+    /// Largest WebSocket message (and frame) a client may send or an app may send, in bytes,
+    /// 1 KiB to 1 GiB; a larger one from the client closes the connection with 1009.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = 16 * 1024 * 1024,
+        value_parser = values::ws_message_size,
+        env = "WEBSERVER_WS_MAX_MESSAGE",
+        help_heading = "Limits"
+    )]
+    pub(crate) ws_max_message: u64,
+
+    /// Seconds a WebSocket may be quiet before the server pings it; one more without an answer
+    /// closes it (0: never ping), up to 86400.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 20,
+        value_parser = values::seconds_or_zero,
+        env = "WEBSERVER_WS_PING_INTERVAL",
+        help_heading = "Timeouts"
+    )]
+    pub(crate) ws_ping_interval: u64,
 
     /// Serve HTTP/2: cleartext with prior knowledge (h2c, e.g. `curl --http2-prior-knowledge`,
     /// a proxy's gRPC upstream) on plain and unix listeners, and `h2` offered by ALPN before
@@ -462,6 +489,11 @@ impl Tuning {
             tls: None,
             // The worker opens the directories.
             statics: None,
+            websocket: crate::server::ws::WsConfig {
+                max_message: usize::try_from(self.ws_max_message).unwrap_or(usize::MAX),
+                ping_interval: (self.ws_ping_interval > 0)
+                    .then(|| Duration::from_secs(self.ws_ping_interval)),
+            },
             http2: self.http2,
             tls_h2: None,
         }
@@ -477,6 +509,8 @@ impl Tuning {
             format!("--body-timeout={}", self.body_timeout),
             format!("--graceful-timeout={}", self.graceful_timeout),
             format!("--max-body={}", self.max_body),
+            format!("--ws-max-message={}", self.ws_max_message),
+            format!("--ws-ping-interval={}", self.ws_ping_interval),
             format!("--http2={}", if self.http2 { "on" } else { "off" }),
             format!("--max-requests={max_requests}"),
         ];

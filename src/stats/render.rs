@@ -48,6 +48,17 @@ pub(crate) fn json(s: &Snapshot) -> String {
         ",\"bytes\":{{\"in\":{},\"out\":{}}},\"accept_errors\":{},\"memory_recycles\":{}",
         s.totals.bytes_in, s.totals.bytes_out, s.totals.accept_errors, s.totals.memory_recycles
     );
+    let up = &s.totals.upgraded;
+    let _ = write!(
+        out,
+        ",\"upgraded\":{{\"open\":{},\"total\":{},\"messages\":{{\"in\":{},\"out\":{}}},\"bytes\":{{\"in\":{},\"out\":{}}}}}",
+        up.open(),
+        up.opened,
+        up.messages_in,
+        up.messages_out,
+        up.bytes_in,
+        up.bytes_out
+    );
     let _ = write!(
         out,
         ",\"swaps\":{{\"ok\":{},\"failed\":{},\"last_failure\":",
@@ -334,6 +345,37 @@ pub(crate) fn prometheus(s: &Snapshot) -> String {
         "counter",
         "Bytes written to clients.",
         &one(s.totals.bytes_out.to_string()),
+    );
+    let up = &s.totals.upgraded;
+    family(
+        "webserver_upgraded_connections",
+        "gauge",
+        "Upgraded connections (WebSockets and other 101s) open now.",
+        &one(up.open().to_string()),
+    );
+    family(
+        "webserver_upgraded_connections_total",
+        "counter",
+        "Connections upgraded with a 101.",
+        &one(up.opened.to_string()),
+    );
+    family(
+        "webserver_websocket_messages_total",
+        "counter",
+        "WebSocket messages, by direction.",
+        &[
+            (labels(&[("direction", "in")]), up.messages_in.to_string()),
+            (labels(&[("direction", "out")]), up.messages_out.to_string()),
+        ],
+    );
+    family(
+        "webserver_upgraded_bytes_total",
+        "counter",
+        "Bytes over upgraded connections (message payloads for WebSockets), by direction.",
+        &[
+            (labels(&[("direction", "in")]), up.bytes_in.to_string()),
+            (labels(&[("direction", "out")]), up.bytes_out.to_string()),
+        ],
     );
     family(
         "webserver_http2_streams_total",
