@@ -797,3 +797,32 @@ fn split_cookie_fields_reach_the_app_as_one_cookie_header() {
     });
     assert!(body.contains("\"cookie\":\"a=1; b=2\""), "{body}");
 }
+
+#[test]
+fn streams_of_a_deferred_app_park_instead_of_holding_threads() {
+    // axum through the tower adapter is an ABI 1.1 app: its pending futures park.
+    let server = h2_server("axum_app").args(["--threads", "1"]).start();
+    let addr = server.addr();
+    let took = runtime().block_on(async move {
+        let (send, _driver) = h2_connect(addr, &h2::client::Builder::new()).await;
+        let mut send = send.ready().await.unwrap();
+        let started = Instant::now();
+        let mut pending = Vec::new();
+        for _ in 0..20 {
+            let (response, _) = send.send_request(get(addr, "/sleep?ms=500"), true).unwrap();
+            pending.push(response);
+            send = send.ready().await.unwrap();
+        }
+        for response in pending {
+            let response = response.await.unwrap();
+            assert_eq!(response.status(), 200);
+            read_body(response).await.unwrap();
+        }
+        started.elapsed()
+    });
+    // Held on the one thread they would take 10 s.
+    assert!(
+        took < Duration::from_secs(4),
+        "20 sleeps of 0.5 s took {took:?}"
+    );
+}

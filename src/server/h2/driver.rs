@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::io::H2Io;
 use super::stream::{ConnInfo, StreamJob};
-use super::Queue;
+use super::{Job, Queue};
 use crate::server::conn::Conn;
 use crate::server::slots::Token;
 use crate::sys::socket::Stream;
@@ -250,7 +250,7 @@ fn accept(
     mut respond: h2::server::SendResponse<Bytes>,
     info: &Arc<ConnInfo>,
     in_flight: &Arc<AtomicUsize>,
-    queue: &Queue,
+    queue: &Arc<Queue>,
 ) {
     if queue.draining.load(Ordering::SeqCst) {
         respond.send_reset(Reason::REFUSED_STREAM);
@@ -265,10 +265,11 @@ fn accept(
         respond.send_reset(Reason::REFUSED_STREAM);
         return;
     }
-    queue.push(StreamJob {
+    queue.push(Job::New(Box::new(StreamJob {
         request,
         respond,
         info: Arc::clone(info),
+        queue: Arc::clone(queue),
         _in_flight: InFlight(Arc::clone(in_flight)),
-    });
+    })));
 }

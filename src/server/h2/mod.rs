@@ -10,7 +10,9 @@
 
 mod driver;
 mod io;
+mod park;
 mod stream;
+mod transport;
 
 use std::collections::VecDeque;
 use std::os::fd::AsFd;
@@ -23,7 +25,25 @@ use super::slots::Slots;
 use crate::listen::ListenerOptions;
 use crate::sys::epoll::Epoll;
 
-pub(crate) use stream::serve_stream;
+/// What a serving thread takes from the HTTP/2 queue.
+pub(crate) enum Job {
+    /// A stream the HTTP/2 thread accepted.
+    New(Box<stream::StreamJob>),
+    /// A parked stream that was woken.
+    Resume(Box<park::ParkedStream>),
+}
+
+/// Runs `job` on this serving thread.
+pub(crate) fn serve_stream(
+    job: Job,
+    shared: &super::Shared,
+    scratch: &mut super::serve::ThreadScratch,
+) {
+    match job {
+        Job::New(job) => stream::start(*job, shared, scratch),
+        Job::Resume(parked) => stream::resume(parked, shared, scratch),
+    }
+}
 
 /// The connection preface's first line (RFC 9113 §3.4); as an HTTP/1.x head it is
 /// `PRI * HTTP/2.0` and an empty line, which the head scanner finds whole.
@@ -54,7 +74,7 @@ pub(crate) fn offer_h2(config: &Arc<rustls::ServerConfig>) -> Arc<rustls::Server
 /// What the HTTP/2 thread and the serving threads share.
 pub(super) struct Queue {
     /// Streams accepted and not yet taken by a serving thread, oldest first.
-    jobs: Mutex<VecDeque<stream::StreamJob>>,
+    jobs: Mutex<VecDeque<Job>>,
     /// The connections' slots (released when one ends) and the eventfd that wakes a thread.
     slots: Arc<Slots>,
     /// A drain began: connections send GOAWAY and take no new streams.
@@ -62,7 +82,7 @@ pub(super) struct Queue {
 }
 
 impl Queue {
-    fn push(&self, job: stream::StreamJob) {
+    fn push(&self, job: Job) {
         lock(&self.jobs).push_back(job);
         self.slots.wake_a_thread();
     }
@@ -133,7 +153,7 @@ impl Http2 {
     }
 
     /// The next stream a serving thread should run; another thread is woken if more wait.
-    pub(crate) fn pop_job(&self) -> Option<stream::StreamJob> {
+    pub(crate) fn pop_job(&self) -> Option<Job> {
         let mut jobs = lock(&self.queue.jobs);
         let job = jobs.pop_front()?;
         let more = !jobs.is_empty();

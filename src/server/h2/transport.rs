@@ -1,0 +1,415 @@
+//! A stream's transport: what the app's `read`, `try_read` and response path do on an HTTP/2
+//! stream. What the response encoder writes (an HTTP/1.0-framed response: a head, then the
+//! body's bytes as they are, never chunked) becomes a HEADERS frame and DATA frames.
+//!
+//! The frames themselves are read and written by the HTTP/2 thread; a serving thread only waits
+//! on the stream's handles (`block_on`): for the next DATA frame when the app reads, for send
+//! capacity (the client's WINDOW_UPDATE) when it writes. Each wait is bounded by `--io-timeout`
+//! and stops the request's `--timeout` clock, as the HTTP/1.1 transport's waits do. Received
+//! bytes are released to the client's window only once the app has read them: a client cannot
+//! send more than the windows ahead of the app. A parked stream's `try_read` never waits: `h2`
+//! wakes the stream when its next DATA frame comes (`park.rs`).
+
+use std::future::{poll_fn, Future};
+use std::io;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant, SystemTime};
+
+use app_abi::raw::{WS_ERR_CLIENT_GONE, WS_ERR_TIMEOUT, WS_ERR_TOO_LARGE};
+use bytes::{Buf, Bytes};
+use h2::server::SendResponse;
+use h2::{Reason, RecvStream, SendStream};
+
+use super::park::StreamWake;
+use crate::app::call::Transport;
+use crate::app::waker::{ThreadWake, Wake as AppWake};
+use crate::http::response::DateCache;
+use crate::listen::Peer;
+use crate::server::Shared;
+
+/// Fields of an HTTP/1 response head that mean nothing in HTTP/2 (RFC 9113 §8.2.2).
+const CONNECTION_SPECIFIC: [&str; 5] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// A stream's request body and response: what its transport works on, and what a parked
+/// stream keeps between two stretches (`park.rs`).
+pub(super) struct StreamState {
+    body: RecvStream,
+    /// Received and not yet read by the app (not yet released to the client's window).
+    pending: Bytes,
+    body_ended: bool,
+    received: u64,
+    max_body: u64,
+    /// Until the head is sent.
+    respond: Option<SendResponse<Bytes>>,
+    /// Once the head is sent (and the body may follow).
+    pub(super) send: Option<SendStream<Bytes>>,
+    /// The encoder's output until its head is whole.
+    head: Vec<u8>,
+    /// END_STREAM was sent.
+    pub(super) ended: bool,
+    /// What is left of `--body-timeout`.
+    body_wait_left: Duration,
+    /// The wake of a stream whose app blocks on its thread (`call::run`).
+    wake: Option<Arc<ThreadWake>>,
+    /// The wake of a stream that parks (an ABI 1.1 app): the app's wakers and `h2`'s.
+    pub(super) park: Option<Arc<StreamWake>>,
+    pub(super) peer: Peer,
+}
+
+/// A stream's state as the app sees it through `read` and the response path, on the serving
+/// thread running it.
+pub(super) struct StreamTransport<'a> {
+    pub(super) s: &'a mut StreamState,
+    pub(super) shared: &'a Shared,
+    pub(super) thread: usize,
+    date: &'a mut DateCache,
+    wall: SystemTime,
+}
+
+impl StreamState {
+    pub(super) fn new(
+        body: RecvStream,
+        respond: SendResponse<Bytes>,
+        config: &crate::server::Config,
+        park: Option<Arc<StreamWake>>,
+        peer: Peer,
+    ) -> StreamState {
+        StreamState {
+            body,
+            pending: Bytes::new(),
+            body_ended: false,
+            received: 0,
+            max_body: config.max_body,
+            respond: Some(respond),
+            send: None,
+            head: Vec::new(),
+            ended: false,
+            body_wait_left: config.body_timeout,
+            wake: None,
+            park,
+            peer,
+        }
+    }
+}
+
+impl<'a> StreamTransport<'a> {
+    pub(super) fn new(
+        s: &'a mut StreamState,
+        shared: &'a Shared,
+        thread: usize,
+        date: &'a mut DateCache,
+    ) -> Self {
+        StreamTransport {
+            s,
+            shared,
+            thread,
+            date,
+            wall: shared.coarse_wall(),
+        }
+    }
+
+    /// Runs `wait` with the request's `--timeout` clock stopped (the client is being waited
+    /// for); returns its result and how long it took.
+    fn waiting_for_client<R>(&mut self, wait: impl FnOnce(&mut Self) -> R) -> (R, Duration) {
+        let paused = self.shared.begin_client_wait(self.thread);
+        let result = wait(self);
+        (result, self.shared.end_client_wait(paused))
+    }
+
+    /// Takes the encoder's output: the head, once whole, becomes the HEADERS frame; the rest is
+    /// body. `end`: nothing follows (the exchange is over).
+    fn feed(&mut self, data: &[u8], end: bool) -> io::Result<()> {
+        if self.s.ended {
+            return Ok(());
+        }
+        if self.s.send.is_some() {
+            return self.send_body(data, end);
+        }
+        self.s.head.extend_from_slice(data);
+        let Some(head_len) = memchr::memmem::find(&self.s.head, b"\r\n\r\n").map(|at| at + 4)
+        else {
+            if end {
+                return Err(io::Error::other("the response ended inside its head"));
+            }
+            return Ok(());
+        };
+        let whole = std::mem::take(&mut self.s.head);
+        let response = response_head(&whole[..head_len])?;
+        let body = &whole[head_len..];
+        let Some(mut respond) = self.s.respond.take() else {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        };
+        let end_now = end && body.is_empty();
+        let send = respond
+            .send_response(response, end_now)
+            .map_err(stream_error)?;
+        if end_now {
+            self.s.ended = true;
+            return Ok(());
+        }
+        self.s.send = Some(send);
+        self.send_body(body, end)
+    }
+
+    /// Sends body bytes as DATA frames as the client's windows allow, waiting up to
+    /// `--io-timeout` for each WINDOW_UPDATE.
+    fn send_body(&mut self, data: &[u8], end: bool) -> io::Result<()> {
+        let timeout = self.shared.config.io_timeout;
+        let mut rest = data;
+        while !rest.is_empty() {
+            let Some(send) = self.s.send.as_mut() else {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            };
+            send.reserve_capacity(rest.len());
+            let (capacity, _) = self.waiting_for_client(|this| {
+                let send = this.s.send.as_mut().expect("checked above");
+                block_on(poll_fn(|cx| send.poll_capacity(cx)), timeout)
+            });
+            let send = self.s.send.as_mut().expect("checked above");
+            match capacity {
+                None => {
+                    send.send_reset(Reason::CANCEL);
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "client's HTTP/2 window stayed closed for --io-timeout",
+                    ));
+                }
+                Some(None) => return Err(io::ErrorKind::BrokenPipe.into()),
+                Some(Some(Err(e))) => return Err(stream_error(e)),
+                Some(Some(Ok(0))) => {}
+                Some(Some(Ok(n))) => {
+                    let n = n.min(rest.len());
+                    let last = end && n == rest.len();
+                    send.send_data(Bytes::copy_from_slice(&rest[..n]), last)
+                        .map_err(stream_error)?;
+                    rest = &rest[n..];
+                    self.s.ended = last;
+                }
+            }
+        }
+        if end && !self.s.ended {
+            if let Some(send) = self.s.send.as_mut() {
+                send.send_data(Bytes::new(), true).map_err(stream_error)?;
+            }
+            self.s.ended = true;
+        }
+        Ok(())
+    }
+
+    /// The exchange is over: sends what the encoder held and ends the stream, or resets it if
+    /// the response did not go out whole. False if the stream was reset.
+    pub(super) fn finish(&mut self, held: &[u8], complete: bool) -> bool {
+        if complete {
+            if let Err(e) = self.feed(held, true) {
+                log::debug!("{}: HTTP/2 response not sent: {e}", self.s.peer);
+            }
+        }
+        if self.s.ended {
+            return true;
+        }
+        if let Some(send) = self.s.send.as_mut() {
+            send.send_reset(Reason::INTERNAL_ERROR);
+        } else if let Some(respond) = self.s.respond.as_mut() {
+            respond.send_reset(Reason::INTERNAL_ERROR);
+        }
+        false
+    }
+
+    /// The client reset the stream.
+    pub(super) fn client_left(&mut self) -> bool {
+        let reset = match (&mut self.s.send, &mut self.s.respond) {
+            (Some(send), _) => poll_once(|cx| send.poll_reset(cx)),
+            (None, Some(respond)) => poll_once(|cx| respond.poll_reset(cx)),
+            (None, None) => None,
+        };
+        matches!(reset, Some(Poll::Ready(Ok(_))))
+    }
+
+    /// Waits for the next DATA frame (`Ok(false)`: the body ended).
+    fn receive(&mut self) -> Result<bool, i32> {
+        if self.s.body_wait_left.is_zero() {
+            return Err(WS_ERR_TIMEOUT);
+        }
+        let timeout = self.shared.config.io_timeout.min(self.s.body_wait_left);
+        let (got, waited) = self
+            .waiting_for_client(|this| block_on(poll_fn(|cx| this.s.body.poll_data(cx)), timeout));
+        self.s.body_wait_left = self.s.body_wait_left.saturating_sub(waited);
+        match got {
+            None => {
+                log::debug!("{}: HTTP/2 request body too slow", self.s.peer);
+                Err(WS_ERR_TIMEOUT)
+            }
+            Some(got) => self.take_data(got),
+        }
+    }
+
+    /// What `poll_data` gave: the next DATA frame's bytes (`Ok(true)`), the end (`Ok(false)`), or
+    /// a failure.
+    fn take_data(&mut self, got: Option<Result<Bytes, h2::Error>>) -> Result<bool, i32> {
+        match got {
+            None => {
+                self.s.body_ended = true;
+                Ok(false)
+            }
+            Some(Ok(data)) => {
+                self.s.received += data.len() as u64;
+                if self.s.received > self.s.max_body {
+                    log::debug!("{}: HTTP/2 request body over --max-body", self.s.peer);
+                    return Err(WS_ERR_TOO_LARGE);
+                }
+                self.s.pending = data;
+                Ok(true)
+            }
+            Some(Err(e)) => {
+                log::debug!("{}: HTTP/2 request body failed: {e}", self.s.peer);
+                Err(WS_ERR_CLIENT_GONE)
+            }
+        }
+    }
+}
+
+impl Transport for StreamTransport<'_> {
+    fn read_body(&mut self, out: &mut [u8], _may_continue: bool) -> Result<usize, i32> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if !self.s.pending.is_empty() {
+                let n = self.s.pending.len().min(out.len());
+                out[..n].copy_from_slice(&self.s.pending[..n]);
+                self.s.pending.advance(n);
+                // Read by the app: the client may send that much more.
+                let _ = self.s.body.flow_control().release_capacity(n);
+                return Ok(n);
+            }
+            if self.s.body_ended || self.s.body.is_end_stream() {
+                return Ok(0);
+            }
+            self.receive()?;
+        }
+    }
+
+    fn write_all(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        parts.iter().try_for_each(|part| self.feed(part, false))
+    }
+
+    fn body_consumed(&mut self) -> bool {
+        // Streams are independent: an unread body does not stand in the next one's way.
+        true
+    }
+
+    fn date(&mut self) -> &[u8] {
+        self.date.at(self.wall)
+    }
+
+    fn try_read_body(&mut self, out: &mut [u8], may_continue: bool) -> Result<Option<usize>, i32> {
+        let Some(park) = self.s.park.clone() else {
+            // An app run on its thread (`call::run`) may as well wait here.
+            return self.read_body(out, may_continue).map(Some);
+        };
+        if out.is_empty() {
+            return Ok(Some(0));
+        }
+        if self.s.pending.is_empty() && !self.s.body_ended && !self.s.body.is_end_stream() {
+            // Not here yet: `h2` wakes the parked stream when a DATA frame (or the end) comes.
+            let waker = Waker::from(park);
+            let polled = self.s.body.poll_data(&mut Context::from_waker(&waker));
+            match polled {
+                Poll::Pending => return Ok(None),
+                Poll::Ready(got) => {
+                    self.take_data(got)?;
+                }
+            }
+        }
+        self.read_body(out, may_continue).map(Some)
+    }
+
+    fn new_waker(&mut self) -> Option<Arc<dyn AppWake>> {
+        if let Some(park) = &self.s.park {
+            return Some(Arc::clone(park) as Arc<dyn AppWake>);
+        }
+        let wake = self.s.wake.get_or_insert_with(Arc::default);
+        Some(Arc::clone(wake) as Arc<dyn AppWake>)
+    }
+
+    fn wait_for_wake(&mut self, limit: Duration) -> bool {
+        self.s.wake.as_ref().is_some_and(|wake| wake.wait(limit))
+    }
+}
+
+/// The encoder's HTTP/1 head as an HTTP/2 response head.
+fn response_head(head: &[u8]) -> io::Result<http::Response<()>> {
+    let mut fields = [httparse::EMPTY_HEADER; 128];
+    let mut parsed = httparse::Response::new(&mut fields);
+    let invalid = |e: &dyn std::fmt::Display| io::Error::other(format!("response head: {e}"));
+    parsed.parse(head).map_err(|e| invalid(&e))?;
+    let status = parsed.code.unwrap_or(500);
+    let mut response = http::Response::new(());
+    *response.status_mut() = http::StatusCode::from_u16(status).map_err(|e| invalid(&e))?;
+    let map = response.headers_mut();
+    for field in parsed.headers.iter() {
+        if CONNECTION_SPECIFIC
+            .iter()
+            .any(|name| field.name.eq_ignore_ascii_case(name))
+        {
+            continue;
+        }
+        let name = http::HeaderName::from_bytes(field.name.as_bytes()).map_err(|e| invalid(&e))?;
+        let value = http::HeaderValue::from_bytes(field.value).map_err(|e| invalid(&e))?;
+        map.append(name, value);
+    }
+    Ok(response)
+}
+
+fn stream_error(e: h2::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, e)
+}
+
+/// Unparks the waiting thread.
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Polls `future` on this thread until it is ready (`Some`) or `timeout` passed (`None`); the
+/// HTTP/2 thread wakes it when the stream can make progress.
+fn block_on<F: Future>(future: F, timeout: Duration) -> Option<F::Output> {
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return Some(output);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        std::thread::park_timeout(deadline - now);
+    }
+}
+
+/// Polls once without waiting (`None` if the poll did not apply).
+pub(super) fn poll_once<R>(poll: impl FnOnce(&mut Context<'_>) -> Poll<R>) -> Option<Poll<R>> {
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    let waker = Waker::from(Arc::new(Noop));
+    Some(poll(&mut Context::from_waker(&waker)))
+}
