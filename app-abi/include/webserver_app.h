@@ -97,8 +97,9 @@
  *  - Events are edges: a call that answered WS_PENDING arms exactly one later on_event with
  *    WS_EV_READABLE or WS_EV_WRITABLE, run on a serving thread, never two at once for one
  *    connection, never before the call that created the handle returned (serialised with `call`
- *    and `next` for a WS_APP_SINGLE_THREADED app). WS_EV_CLOSED and WS_EV_GOING_AWAY come
- *    unasked, once each. An event raised while on_event runs is delivered after it returns; a
+ *    and `next` for a WS_APP_SINGLE_THREADED app). The first on_event (WS_EV_READABLE |
+ *    WS_EV_WRITABLE) comes unasked once the request that upgraded has ended: reading and writing
+ *    may be tried from then on. WS_EV_CLOSED and WS_EV_GOING_AWAY come unasked, once each. An event raised while on_event runs is delivered after it returns; a
  *    spurious event is allowed (the app simply gets WS_PENDING again). on_event may call *_close.
  *  - Ownership: the handle is the app's until its *_close (exactly once, also after
  *    WS_EV_CLOSED); after it the server starts no on_event and calls release(ctx) once none runs.
@@ -347,7 +348,8 @@ typedef struct ws_host {
      * the app's ETag / Last-Modified (or, with WS_FILE_VALIDATORS, the file's, which are then
      * added) get 304; with WS_FILE_RANGES one `Range` within the app's range gets 206 (positions
      * relative to it), past its end 416; a HEAD gets the head. Any other status is sent as set.
-     * Returns WS_OK; WS_ERR_STATE out of order; WS_ERR_INVALID for a descriptor that is not an
+     * Returns WS_OK; WS_ERR_STATE out of order, or where the server cannot send a file on this
+     * request (an HTTP/2 stream for now: send chunks instead); WS_ERR_INVALID for a descriptor that is not an
      * open regular file, a range outside it or unknown flags (nothing was sent: the app may
      * answer with chunks instead); WS_ERR_CLIENT_GONE. */
     int32_t (*send_file)(void *io, int32_t fd, uint64_t offset, uint64_t length, uint32_t flags);

@@ -29,8 +29,11 @@ use app_abi::raw::{
     WS_ERR_TOO_LARGE, WS_OK,
 };
 
+use super::host_upgrade::ConnHandler;
 use super::waker::Wake;
 use crate::http::encoder::{Encoder, Outcome, Refusal, Suspended, Wire};
+use crate::server::upgraded::Mode;
+use crate::server::ws::handshake::UpgradeOffer;
 use crate::static_files::{hand_off, AppHead, Conditions, FileBody};
 
 thread_local! {
@@ -64,14 +67,28 @@ pub(crate) trait Transport {
     fn output_blocked(&mut self) -> bool {
         false
     }
+    /// ABI 1.2: what the request offers to upgrade to (`None`: not an upgrade request).
+    fn upgrade_offer(&self) -> Option<&UpgradeOffer> {
+        None
+    }
+    /// ABI 1.2: the handle of the connection the app takes (the encoder wrote the 101);
+    /// `None` where connections cannot be taken (`check`).
+    fn take_connection(&mut self, _handler: ConnHandler, _mode: Mode) -> Option<*mut c_void> {
+        None
+    }
     /// For a transport whose requests cannot park (`check`): wait up to `limit` on this thread
     /// for a wake; false if none came (or this transport parks instead).
     fn wait_for_wake(&mut self, _limit: std::time::Duration) -> bool {
         false
     }
+    /// Whether [`Transport::send_file`] is served (an HTTP/1 connection): elsewhere (HTTP/2
+    /// streams, `check`) `send_file` answers `WS_ERR_STATE` before anything is sent, and the
+    /// app sends chunks instead (every user in this repository falls back so).
+    fn takes_files(&self) -> bool {
+        false
+    }
     /// The rest of the response is this file range (ABI 1.2 `send_file`), after what was
-    /// written: the connection sends it as the client reads. A transport without a client
-    /// (`check`) drops it.
+    /// written: the connection sends it as the client reads.
     fn send_file(&mut self, _body: FileBody) {}
 }
 
@@ -263,12 +280,110 @@ impl<'a> Exchange<'a> {
         body_failed(&mut encoder, result)
     }
 
+    /// `host.upgrade` (ABI 1.2): the 101 naming the app's `Upgrade`, and the connection's handle.
+    pub(crate) fn upgrade(
+        &self,
+        headers: &[(&[u8], &[u8])],
+        handler: ConnHandler,
+    ) -> Result<*mut c_void, i32> {
+        let Some(mut encoder) = self.for_app("upgrade") else {
+            return Err(WS_ERR_STATE);
+        };
+        let Some(offer) = encoder.wire().upgrade_offer().cloned() else {
+            log::error!(target: "app", "[{}] upgrade on a request that is not an upgrade request (HTTP/1.1 with Upgrade and Connection: upgrade)", self.app_name);
+            return Err(WS_ERR_STATE);
+        };
+        let is_upgrade = |name: &[u8]| name.eq_ignore_ascii_case(b"upgrade");
+        let mut named = headers.iter().filter(|(name, _)| is_upgrade(name));
+        let (Some((_, protocol)), None) = (named.next(), named.next()) else {
+            log::error!(target: "app", "[{}] upgrade needs exactly one Upgrade header naming the protocol", self.app_name);
+            return Err(WS_ERR_INVALID);
+        };
+        if !offer.offers(protocol) || !crate::http::response_fields::valid_header_value(protocol) {
+            log::error!(target: "app", "[{}] upgrade to {:?}, which the client did not offer", self.app_name, String::from_utf8_lossy(protocol));
+            return Err(WS_ERR_INVALID);
+        }
+        let mut lines = Vec::with_capacity(protocol.len() + 12);
+        lines.extend_from_slice(b"Upgrade: ");
+        lines.extend_from_slice(protocol);
+        lines.extend_from_slice(b"\r\n");
+        let others = headers
+            .iter()
+            .copied()
+            .filter(|(name, _)| !is_upgrade(name));
+        encoder
+            .switching_protocols(others, &lines)
+            .map_err(|refusal| code(Err(refusal)))?;
+        let websocket = protocol.eq_ignore_ascii_case(b"websocket");
+        encoder
+            .wire()
+            .take_connection(handler, Mode::Raw { websocket })
+            .ok_or(WS_ERR_STATE)
+    }
+
+    /// `host.websocket_accept` (ABI 1.2): checks the opening handshake, writes the 101 with
+    /// `Sec-WebSocket-Accept`, and gives the handle. A request that is not a valid handshake is
+    /// the client's fault: its answer is 400 (426 for another version) whatever the app does.
+    pub(crate) fn websocket_accept(
+        &self,
+        protocol: &[u8],
+        headers: &[(&[u8], &[u8])],
+        handler: ConnHandler,
+    ) -> Result<*mut c_void, i32> {
+        let Some(mut encoder) = self.for_app("websocket_accept") else {
+            return Err(WS_ERR_STATE);
+        };
+        let offer = encoder.wire().upgrade_offer().cloned();
+        let ws = match offer.and_then(|offer| offer.websocket) {
+            Some(Ok(ws)) => ws,
+            Some(Err(status)) => {
+                encoder.request_body_refused(status);
+                return Err(WS_ERR_INVALID);
+            }
+            None => {
+                log::debug!(
+                    "[{}] websocket_accept on a request that is not a WebSocket handshake: 400",
+                    self.app_name
+                );
+                encoder.request_body_refused(400);
+                return Err(WS_ERR_INVALID);
+            }
+        };
+        if !protocol.is_empty() && !ws.offers_subprotocol(protocol) {
+            log::error!(target: "app", "[{}] websocket_accept with subprotocol {:?}, which the client did not offer", self.app_name, String::from_utf8_lossy(protocol));
+            return Err(WS_ERR_INVALID);
+        }
+        let mut lines = Vec::with_capacity(96);
+        lines.extend_from_slice(b"Upgrade: websocket\r\nSec-WebSocket-Accept: ");
+        lines.extend_from_slice(ws.accept.as_bytes());
+        lines.extend_from_slice(b"\r\n");
+        if !protocol.is_empty() {
+            lines.extend_from_slice(b"Sec-WebSocket-Protocol: ");
+            lines.extend_from_slice(protocol);
+            lines.extend_from_slice(b"\r\n");
+        }
+        encoder
+            .switching_protocols(headers.iter().copied(), &lines)
+            .map_err(|refusal| code(Err(refusal)))?;
+        encoder
+            .wire()
+            .take_connection(handler, Mode::WebSocket)
+            .ok_or(WS_ERR_STATE)
+    }
+
     /// `host.send_file` (ABI 1.2): the head now, then bytes `range` of `fd` (the rules are
     /// `static_files::handoff`'s; the request headers they need come from the environ).
     pub(crate) fn send_file(&self, fd: BorrowedFd<'_>, range: (u64, u64), flags: u32) -> i32 {
         let Some(mut encoder) = self.for_app("send_file") else {
             return WS_ERR_STATE;
         };
+        if !encoder.wire().takes_files() {
+            log::debug!(
+                "[{}] send_file: this connection sends no files (HTTP/2): the app sends chunks",
+                self.app_name
+            );
+            return WS_ERR_STATE;
+        }
         let Some((status, fields)) = encoder.pending_response() else {
             log::error!(target: "app", "[{}] send_file before start_response, or after body bytes", self.app_name);
             return WS_ERR_STATE;

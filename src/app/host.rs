@@ -18,6 +18,7 @@ use app_abi::raw::{
 };
 
 use super::exchange::Exchange;
+use super::host_upgrade;
 use super::waker;
 
 /// What `log_ctx` points to: which app a message comes from. Leaked: lives as long as the process,
@@ -28,8 +29,6 @@ pub(crate) struct AppLogTag {
 
 /// The one host vtable. Static, so every pointer to it stays valid for the process's life.
 pub(crate) static HOST: WsHost = WsHost {
-    // The whole 1.2 vtable, so that `send_file` (after websocket_close) is present. Until the
-    // upgrade calls are served (stream wscore) they are None: an app must not call them yet.
     size: std::mem::size_of::<WsHost>() as u32,
     reserved: 0,
     read: Some(host_read),
@@ -40,16 +39,23 @@ pub(crate) static HOST: WsHost = WsHost {
     waker_new: Some(host_waker_new),
     waker_wake: Some(host_waker_wake),
     waker_free: Some(host_waker_free),
+    upgrade: Some(host_upgrade::host_upgrade),
+    stream_read: Some(host_upgrade::host_stream_read),
+    stream_write: Some(host_upgrade::host_stream_write),
+    stream_close: Some(host_upgrade::host_stream_close),
+    websocket_accept: Some(host_upgrade::host_websocket_accept),
+    websocket_recv: Some(host_upgrade::host_websocket_recv),
+    websocket_send: Some(host_upgrade::host_websocket_send),
+    websocket_close: Some(host_upgrade::host_websocket_close),
     send_file: Some(host_send_file),
-    ..WsHost::EMPTY
 };
 
 /// Runs `f`, turning a panic into `on_panic` (and a log line) so nothing unwinds into the app.
-fn boundary<T>(what: &str, on_panic: T, f: impl FnOnce() -> T) -> T {
+pub(super) fn boundary<T>(what: &str, on_panic: T, f: impl FnOnce() -> T) -> T {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(value) => value,
         Err(_) => {
-            log::error!("internal error: panic in host callback `{what}`; the request fails");
+            log::error!("internal error: panic in host callback `{what}`");
             on_panic
         }
     }

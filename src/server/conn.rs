@@ -23,6 +23,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use super::deferred::ParkedRequest;
@@ -211,6 +212,20 @@ impl Conn {
             Some(tls) if tls.is_handshaking() => Ok(()),
             Some(tls) => tls.write_now(&mut self.stream, bytes),
         }
+    }
+
+    /// Gives the socket (a duplicate of its descriptor: this `Conn` closes its own when
+    /// dropped), the TLS session and the unread input to a new owner (`server::h2`).
+    pub(crate) fn hand_over(&mut self) -> io::Result<(Stream, Option<Box<TlsSession>>, Vec<u8>)> {
+        let fd = self.stream.as_fd().try_clone_to_owned()?;
+        let input = self.input().to_vec();
+        self.consume(input.len());
+        Ok((Stream::from(fd), self.tls.take(), input))
+    }
+
+    /// No request has been served on this connection yet.
+    pub(crate) fn is_fresh(&self) -> bool {
+        !self.served_any
     }
 
     /// The wake number of the request parked here (0 if it made no waker), if one is.
@@ -662,6 +677,47 @@ impl Conn {
         self.write_interest = true;
     }
 
+    /// An upgraded connection's read (ABI 1.2), never waiting: what is buffered first (the bytes
+    /// the client sent after the request head), then one read from the socket (through TLS on
+    /// a TLS connection). `Ok(0)`: the client ended its side; `WouldBlock`: nothing now.
+    pub(crate) fn read_into(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        use std::io::Read;
+        let input = self.input();
+        if !input.is_empty() {
+            let n = input.len().min(out.len());
+            out[..n].copy_from_slice(&input[..n]);
+            self.consume(n);
+            if self.start == self.buf.len() {
+                // Idle upgraded connections keep no buffer.
+                self.buf = Vec::new();
+                self.start = 0;
+            }
+            return Ok(n);
+        }
+        match &mut self.tls {
+            Some(tls) => tls.read_into(&mut self.stream, out),
+            None => loop {
+                match self.stream.read(out) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    read => break read.inspect(|&n| crate::stats::bytes_in(n)),
+                }
+            },
+        }
+    }
+
+    /// An upgraded connection's write (ABI 1.2), never waiting: what earlier output left unsent
+    /// goes first; returns how much of `data` the socket (or rustls's bounded buffer) took, 0
+    /// when it has no room now.
+    pub(crate) fn write_some(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.has_unsent() && !self.flush_unsent()? {
+            return Ok(0);
+        }
+        match &mut self.tls {
+            None => write_nonblocking(&mut self.stream, &[data]),
+            Some(tls) => tls.write_nonblocking(&mut self.stream, &[data]),
+        }
+    }
+
     /// Moves the unconsumed input to the front of the buffer (the scanner's offsets are
     /// relative to it, so they stay valid).
     fn compact(&mut self) {
@@ -787,6 +843,8 @@ mod tests {
             proxies: Default::default(),
             tls: None,
             statics: None,
+            websocket: Default::default(),
+            http2: false,
         }
     }
 

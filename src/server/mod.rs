@@ -26,12 +26,15 @@ mod backlog;
 mod conn;
 mod deferred;
 mod event_loop;
+mod h2;
 mod listener;
 pub(crate) mod proxied;
 mod serve;
 mod slots;
 mod socket_io;
 mod static_route;
+pub(crate) mod upgraded;
+pub(crate) mod ws;
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -41,6 +44,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::app::loader::LoadedApp;
 use crate::http::scan::Limits;
 
+pub(crate) use h2::offer_h2;
 pub(crate) use listener::Listener;
 pub(crate) use proxied::Proxies;
 
@@ -74,6 +78,10 @@ pub(crate) struct Config {
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     /// Files answered without the app (`--static`).
     pub(crate) statics: Option<Arc<crate::static_files::StaticFiles>>,
+    /// WebSocket limits (`--ws-max-message`, `--ws-ping-interval`).
+    pub(crate) websocket: ws::WsConfig,
+    /// Serve HTTP/2 (`--http2`): h2c with prior knowledge, `h2` by ALPN on TLS.
+    pub(crate) http2: bool,
 }
 
 /// A stop request that any thread (a signal handler thread, a supervisor) can raise.

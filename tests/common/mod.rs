@@ -19,10 +19,14 @@ use std::time::{Duration, Instant};
 
 mod master;
 mod raw;
+mod tls_client;
+pub mod ws;
 #[allow(unused_imports)] // each test file uses a different part of the harness
 pub use master::*;
 #[allow(unused_imports)]
 pub use raw::*;
+#[allow(unused_imports)]
+pub use tls_client::*;
 
 /// How long any single read may block before the test fails instead of hanging.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
