@@ -161,6 +161,30 @@ fn an_app_that_upgrades_refuses_a_1_1_host_with_one_line() {
     assert!(stdout.starts_with("accepted"), "{stdout}");
 }
 
+/// The Rust sample ws-echo refuses a 1.1 host with the safe layer's line; the axum app (through
+/// webserver-tower) loads there, serving upgrade requests as before (axum answers 426: no
+/// `OnUpgrade` is inserted) and saying so in one warning.
+#[test]
+fn rust_apps_on_a_1_1_host_refuse_or_warn_once() {
+    let (code, stdout) = on_an_old_host(1, &sample_app("ws_echo"));
+    assert_eq!(code, Some(3), "{stdout}");
+    assert_eq!(stdout, format!("refused: {}\n", app_abi::NEEDS_ABI_1_2));
+    let output = Command::new(old_host(1))
+        .arg(sample_app("axum_app"))
+        .arg("app")
+        .output()
+        .expect("run host_1_1");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.starts_with("accepted"), "{stdout}");
+    let warnings: Vec<_> = stderr
+        .lines()
+        .filter(|l| l.contains("ABI 1.1") && l.contains("426"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+}
+
 #[test]
 fn app_arguments_reach_init_in_every_worker_and_across_a_swap() {
     let words = ["250", "--config", "path with spaces.toml", "-x"];

@@ -143,11 +143,7 @@ fn serve_buffered(
     let limits = &shared.config.limits;
     loop {
         let parsed = match conn.next_head(limits) {
-            NextHead::Complete(_)
-                if shared.config.http2
-                    && conn.is_fresh()
-                    && super::h2::is_preface(conn.input()) =>
-            {
+            NextHead::Complete(_) if super::h2::wanted(conn, &shared.config) => {
                 return After::Http2
             }
             NextHead::Complete(end) => parse_scanned(conn.input(), &end, limits, &mut scratch.head),

@@ -21,6 +21,7 @@
 
 use crate::body::{TryReadSource, Upload, Wake};
 use crate::file::SendFile;
+use crate::upgrade::{Probe, RawStream, StreamSlot};
 use app_abi::{BodyIo, DeferredBody, FileSend, Logger, Next};
 use bytes::{Buf, Bytes};
 use http::header::{self, HeaderName};
@@ -57,6 +58,14 @@ pub(crate) trait StepHost: TryReadSource {
     fn start(&mut self, parts: &http::response::Parts, length: Option<u64>) -> Result<(), String>;
     /// The server's waker for this request: wakes make it call `next` again.
     fn waker(&mut self) -> Option<Box<dyn Wake>>;
+    /// Answers 101 with the head's fields and takes the connection as a byte stream (ABI 1.2
+    /// `upgrade`), whose readiness events go to `slot`.
+    fn upgrade(
+        &mut self,
+        parts: &http::response::Parts,
+        slot: &Arc<StreamSlot>,
+    ) -> Result<Arc<dyn RawStream>, String>;
+
     /// One step of a file body: the server takes the file, or a chunk of it read here.
     fn file_step(&mut self, _file: &mut FileSend) -> FileStep {
         FileStep::Error
@@ -89,6 +98,14 @@ impl StepHost for BodyIo<'_> {
             Next::Error => FileStep::Error,
         }
     }
+
+    fn upgrade(
+        &mut self,
+        parts: &http::response::Parts,
+        slot: &Arc<StreamSlot>,
+    ) -> Result<Arc<dyn RawStream>, String> {
+        crate::upgrade::upgrade_through(self, parts, slot)
+    }
 }
 
 /// The head's fields as the server takes them, without allocating: hop-by-hop fields left out,
@@ -103,6 +120,24 @@ pub(crate) fn head_fields<'a>(
         .filter(|(name, _)| !is_hop_by_hop(name))
         .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
         .chain(content_length.map(|v| (&b"content-length"[..], v)))
+}
+
+/// A 101's fields as the server's `upgrade` takes them: [`head_fields`] plus `Upgrade` (the
+/// protocol switched to; the server adds `Connection: Upgrade` itself), without the
+/// `Content-Length` axum's router adds from the empty body's size (a 1xx has none: hyper drops it
+/// too).
+pub(crate) fn upgrade_fields(
+    parts: &http::response::Parts,
+) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+    parts
+        .headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .map(|v| (&b"upgrade"[..], v.as_bytes()))
+        .chain(
+            head_fields(parts, None)
+                .filter(|(name, _)| !name.eq_ignore_ascii_case(b"content-length")),
+        )
 }
 
 /// The Content-Length to add from the body's exact length (as hyper does): only where the status
@@ -198,6 +233,8 @@ pub(crate) struct Exchange<S: Service<http::Request<crate::RequestBody>>, B> {
     handle: Handle,
     /// The chunk last handed to the server, kept until the next `next`.
     current: Bytes,
+    /// An upgrade request's hyper connection (`upgrade.rs`): a 101 response hands it the stream.
+    probe: Option<Probe>,
     logger: Logger,
 }
 
@@ -233,8 +270,15 @@ where
             wake,
             handle,
             current: Bytes::new(),
+            probe: None,
             logger,
         }
+    }
+
+    /// The request carries `probe`'s `OnUpgrade`: a 101 response upgrades the connection.
+    pub(crate) fn with_probe(mut self, probe: Option<Probe>) -> Self {
+        self.probe = probe;
+        self
     }
 
     /// One step: pump the request body, poll, and answer what the poll produced.
@@ -309,6 +353,10 @@ where
                     Poll::Ready(Err(err)) => return self.fail("service failed", err.into()),
                     Poll::Ready(Ok(response)) => {
                         let (mut parts, body) = response.into_parts();
+                        if let Some(polled) = switch(&mut self.probe, host, &parts, &self.logger) {
+                            self.stage = Stage::Finished;
+                            return polled;
+                        }
                         let file = parts.extensions.remove::<SendFile>().and_then(|f| f.take());
                         // A file's length is the server's to say (it may answer a range), and
                         // the empty body's own (axum says 0) is not the file's.
@@ -406,6 +454,31 @@ impl<S: Service<http::Request<crate::RequestBody>>, B> Drop for Exchange<S, B> {
                 panic_message(&*payload)
             ));
             std::mem::forget(payload);
+        }
+    }
+}
+
+/// For an upgrade request: a 101 hands the connection to hyper's `OnUpgrade` (the request ends
+/// here), anything else lets hyper's connection go and is answered as usual (`None`).
+fn switch(
+    probe: &mut Option<Probe>,
+    host: &mut impl StepHost,
+    parts: &http::response::Parts,
+    logger: &Logger,
+) -> Option<Polled> {
+    let mut probe = probe.take()?;
+    if parts.status != StatusCode::SWITCHING_PROTOCOLS {
+        probe.refuse();
+        return None;
+    }
+    match host.upgrade(parts, &probe.slot) {
+        Ok(stream) => {
+            probe.switch(stream);
+            Some(Polled::End)
+        }
+        Err(err) => {
+            logger.error(&format!("the server refused the upgrade: {err}"));
+            Some(Polled::Error)
         }
     }
 }

@@ -118,6 +118,11 @@ impl<'a> BodyIo<'a> {
         unsafe { Waker::new(self.host, self.io) }
     }
 
+    /// The vtable, the request's handle and its logger, for the upgrade calls.
+    pub(crate) fn parts(&self) -> (&'a WsHost, *mut c_void, Logger) {
+        (self.host, self.io, self.logger)
+    }
+
     /// The request's logger (it may be kept past the request).
     pub fn logger(&self) -> Logger {
         self.logger

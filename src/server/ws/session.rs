@@ -17,12 +17,19 @@ use tungstenite::protocol::frame::{CloseFrame, Utf8Bytes};
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use tungstenite::{Bytes, Message};
 
+use super::boundary::FrameBoundary;
 use super::WsConfig;
 use crate::server::conn::Conn;
 
 /// Bytes tungstenite reads per system call. Small: it is allocated per connection that has
 /// read anything, and most WebSocket messages are small.
 const READ_BUFFER: usize = 4 * 1024;
+
+/// Messages closer together than this make a connection busy: its quiet context is kept for
+/// `IDLE_DROP` rather than dropped at once, so a busy connection does not make a new context for
+/// every message, while one that exchanged a single message costs none as soon as it is idle.
+const BUSY_GAP: Duration = Duration::from_millis(100);
+const IDLE_DROP: Duration = Duration::from_secs(1);
 
 /// What a read for the app gave.
 pub(crate) enum Received<'a> {
@@ -53,6 +60,8 @@ pub(crate) struct WsSession {
     ping_interval: Option<Duration>,
     /// The payload of the message handed to the app last (valid until its next recv/close).
     received: Vec<u8>,
+    /// Where the input the context read stands.
+    seen: FrameBoundary,
     /// The context's output did not all go out (the socket was full).
     out_waiting: bool,
     /// We sent a close and wait for the client's.
@@ -65,31 +74,64 @@ pub(crate) struct WsSession {
     failed: bool,
     last_alive: Instant,
     ping_sent: Option<Instant>,
+    /// When the last message came, and whether it came within `BUSY_GAP` of the one before.
+    last_message: Option<Instant>,
+    busy: bool,
+    /// A busy connection's quiet context: since when it has held nothing (`tick` drops it
+    /// `IDLE_DROP` later if it still does).
+    quiet_since: Option<Instant>,
 }
 
-/// The socket as tungstenite's stream: reads and writes never wait.
-struct Wire<'a>(&'a mut Conn);
+/// The socket as tungstenite's stream: reads and writes never wait. What tungstenite reads is
+/// followed frame by frame (`seen`), so the session knows when the context holds nothing.
+struct Wire<'a> {
+    conn: &'a mut Conn,
+    seen: Option<&'a mut FrameBoundary>,
+}
+
+fn wire(conn: &mut Conn) -> Wire<'_> {
+    Wire { conn, seen: None }
+}
 
 impl Read for Wire<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read_into(buf)
+        let n = self.conn.read_into(buf)?;
+        if let Some(seen) = self.seen.as_deref_mut() {
+            seen.feed(&buf[..n]);
+        }
+        Ok(n)
     }
 }
 
 impl Write for Wire<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.0.write_some(buf)? {
+        match self.conn.write_some(buf)? {
             0 if !buf.is_empty() => Err(io::ErrorKind::WouldBlock.into()),
             n => Ok(n),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        if self.0.has_unsent() && !self.0.flush_unsent()? {
+        if self.conn.has_unsent() && !self.conn.flush_unsent()? {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         Ok(())
     }
+}
+
+/// The context in `slot`, made on first use.
+fn context(slot: &mut Option<Box<WebSocketContext>>, max: usize) -> &mut WebSocketContext {
+    slot.get_or_insert_with(|| {
+        let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
+            .write_buffer_size(0)
+            // A backstop: the session keeps at most one message waiting (`Sent::Blocked`).
+            .max_write_buffer_size(max.saturating_add(64 * 1024))
+            .max_message_size(Some(max))
+            .max_frame_size(Some(max))
+            .accept_unmasked_frames(false);
+        Box::new(WebSocketContext::new(Role::Server, Some(config)))
+    })
 }
 
 /// Output queued before the socket is attached: frames appended to the connection's early
@@ -137,6 +179,7 @@ impl WsSession {
             max_message: config.max_message,
             ping_interval: config.ping_interval,
             received: Vec::new(),
+            seen: FrameBoundary::default(),
             out_waiting: false,
             closing: false,
             over: false,
@@ -144,22 +187,53 @@ impl WsSession {
             failed: false,
             last_alive: Instant::now(),
             ping_sent: None,
+            last_message: None,
+            busy: false,
+            quiet_since: None,
         }
     }
 
     fn ctx(&mut self) -> &mut WebSocketContext {
-        let max = self.max_message;
-        self.ctx.get_or_insert_with(|| {
-            let config = WebSocketConfig::default()
-                .read_buffer_size(READ_BUFFER)
-                .write_buffer_size(0)
-                // A backstop: the session keeps at most one message waiting (`Sent::Blocked`).
-                .max_write_buffer_size(max.saturating_add(64 * 1024))
-                .max_message_size(Some(max))
-                .max_frame_size(Some(max))
-                .accept_unmasked_frames(false);
-            Box::new(WebSocketContext::new(Role::Server, Some(config)))
+        context(&mut self.ctx, self.max_message)
+    }
+
+    /// A read of the context's, with what it reads followed.
+    fn read(&mut self, conn: &mut Conn) -> tungstenite::Result<Message> {
+        let ctx = context(&mut self.ctx, self.max_message);
+        ctx.read(&mut Wire {
+            conn,
+            seen: Some(&mut self.seen),
         })
+    }
+
+    /// Whether the context holds nothing that matters: no partial frame or open message read
+    /// (after a read that found the socket empty), no output, no closing handshake. A fresh
+    /// context is then the same as this one.
+    fn holds_nothing(&self) -> bool {
+        self.seen.quiet()
+            && !self.out_waiting
+            && !self.closing
+            && self.ctx.as_ref().is_some_and(|ctx| ctx.can_write())
+    }
+
+    /// After a read that found the socket empty: a context that holds nothing is dropped with
+    /// its buffers — at once on a connection that is not busy (an idle WebSocket then costs no
+    /// context at all), `IDLE_DROP` later on a busy one (`tick`).
+    fn drop_if_quiet(&mut self, now: Instant) {
+        if !self.holds_nothing() {
+            self.quiet_since = None;
+        } else if self.busy {
+            self.quiet_since.get_or_insert(now);
+        } else {
+            self.ctx = None;
+        }
+    }
+
+    /// A message came at `now`.
+    fn message_at(&mut self, now: Instant) {
+        self.busy = self.last_message.is_some_and(|t| now < t + BUSY_GAP);
+        self.last_message = Some(now);
+        self.quiet_since = None;
     }
 
     /// The largest message an app may send.
@@ -193,13 +267,20 @@ impl WsSession {
         self.ping_sent = None;
     }
 
-    /// When the session needs the sweep: the next ping, or the end of the wait for its pong.
+    /// When the session needs the sweep: the next ping, the end of the wait for its pong, or
+    /// the drop of a busy connection's quiet context.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        let interval = self.ping_interval?;
         if self.over {
             return None;
         }
-        Some(self.ping_sent.unwrap_or(self.last_alive) + interval)
+        let ping = self
+            .ping_interval
+            .map(|interval| self.ping_sent.unwrap_or(self.last_alive) + interval);
+        let drop = self
+            .quiet_since
+            .filter(|_| self.ctx.is_some())
+            .map(|since| since + IDLE_DROP);
+        ping.into_iter().chain(drop).min()
     }
 
     fn ended(&mut self, code: u16, reason: &[u8], failed: bool) {
@@ -215,7 +296,7 @@ impl WsSession {
         let Some(ctx) = self.ctx.as_deref_mut() else {
             return true;
         };
-        match ctx.flush(&mut Wire(conn)) {
+        match ctx.flush(&mut wire(conn)) {
             Ok(()) => {
                 self.out_waiting = false;
                 true
@@ -253,12 +334,14 @@ impl WsSession {
             return Received::Pending;
         }
         loop {
-            let read = self.ctx().read(&mut Wire(conn));
+            let read = self.read(conn);
             match read {
                 Ok(message) => {
-                    self.alive(Instant::now());
+                    let now = Instant::now();
+                    self.alive(now);
                     match message {
                         Message::Text(text) => {
+                            self.message_at(now);
                             self.received.clear();
                             self.received.extend_from_slice(text.as_bytes());
                             return Received::Message {
@@ -267,6 +350,7 @@ impl WsSession {
                             };
                         }
                         Message::Binary(data) => {
+                            self.message_at(now);
                             self.received.clear();
                             self.received.extend_from_slice(&data);
                             return Received::Message {
@@ -298,6 +382,7 @@ impl WsSession {
                 }
                 Err(e) if would_block(&e) => {
                     self.flush(conn);
+                    self.drop_if_quiet(Instant::now());
                     return Received::Pending;
                 }
                 Err(Error::ConnectionClosed | Error::AlreadyClosed) => {
@@ -376,7 +461,7 @@ impl WsSession {
         if self.out_waiting || conn.has_unsent() {
             return Sent::Blocked;
         }
-        let written = self.ctx().write(&mut Wire(conn), message);
+        let written = self.ctx().write(&mut wire(conn), message);
         match written {
             Ok(()) => {
                 self.flush(conn);
@@ -428,7 +513,7 @@ impl WsSession {
     fn send_close(&mut self, conn: &mut Conn, code: u16, reason: &str) {
         self.closing = true;
         let frame = close_frame(code, reason);
-        match self.ctx().close(&mut Wire(conn), frame) {
+        match self.ctx().close(&mut wire(conn), frame) {
             Ok(()) => self.out_waiting = false,
             Err(e) if would_block(&e) => self.out_waiting = true,
             Err(Error::ConnectionClosed | Error::AlreadyClosed) => self.over = true,
@@ -442,10 +527,19 @@ impl WsSession {
     /// The sweep's and the events' work: the closing handshake's reply, pings, liveness.
     /// Returns false when the client is to be given up (no pong within an interval).
     pub(crate) fn tick(&mut self, conn: &mut Conn, now: Instant) -> bool {
+        if self
+            .quiet_since
+            .is_some_and(|since| now >= since + IDLE_DROP)
+        {
+            self.quiet_since = None;
+            if self.holds_nothing() {
+                self.ctx = None;
+            }
+        }
         if self.closing && !self.over {
             // Read (and drop) what precedes the client's close reply.
             loop {
-                match self.ctx().read(&mut Wire(conn)) {
+                match self.read(conn) {
                     Ok(Message::Close(_)) | Err(Error::ConnectionClosed | Error::AlreadyClosed) => {
                         self.flush(conn);
                         self.over = true;
@@ -482,7 +576,7 @@ impl WsSession {
                 self.ping_sent = Some(now);
                 let pinged = self
                     .ctx()
-                    .write(&mut Wire(conn), Message::Ping(Bytes::new()));
+                    .write(&mut wire(conn), Message::Ping(Bytes::new()));
                 match pinged {
                     Ok(()) => {
                         self.flush(conn);
