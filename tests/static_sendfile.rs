@@ -324,3 +324,29 @@ fn asgi_pathsend_is_sent_by_the_server() {
     // A path that cannot be opened is the app's exception: 500, nothing was sent.
     assert_eq!(get(&server, "/missing", "").status, 500);
 }
+
+/// An HTTP/2 stream cannot take a file yet: `send_file` refuses before anything is sent, and the
+/// users fall back to chunks (the tower helper through app-abi's `FileSend`), so the answer is
+/// still whole.
+#[test]
+fn over_http2_a_handed_file_falls_back_to_chunks() {
+    let dir = fresh_dir("sendfile-h2");
+    let data = pattern(300_000, 3);
+    let path = dir.join("data.bin");
+    std::fs::write(&path, &data).unwrap();
+    let server = sample_server("axum_app")
+        .args(["--http2", "on"])
+        .env("AXUM_APP_FILE", path.to_str().unwrap())
+        .start();
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "30", "--http2-prior-knowledge"])
+        .arg(format!("http://{}/file", server.addr()))
+        .output()
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == data, "the file over HTTP/2 differs");
+}

@@ -350,7 +350,8 @@ typedef struct ws_host {
      * the app's ETag / Last-Modified (or, with WS_FILE_VALIDATORS, the file's, which are then
      * added) get 304; with WS_FILE_RANGES one `Range` within the app's range gets 206 (positions
      * relative to it), past its end 416; a HEAD gets the head. Any other status is sent as set.
-     * Returns WS_OK; WS_ERR_STATE out of order; WS_ERR_INVALID for a descriptor that is not an
+     * Returns WS_OK; WS_ERR_STATE out of order, or where the server cannot send a file on this
+     * request (an HTTP/2 stream for now: send chunks instead); WS_ERR_INVALID for a descriptor that is not an
      * open regular file, a range outside it or unknown flags (nothing was sent: the app may
      * answer with chunks instead); WS_ERR_CLIENT_GONE. */
     int32_t (*send_file)(void *io, int32_t fd, uint64_t offset, uint64_t length, uint32_t flags);

@@ -81,9 +81,14 @@ pub(crate) trait Transport {
     fn wait_for_wake(&mut self, _limit: std::time::Duration) -> bool {
         false
     }
+    /// Whether [`Transport::send_file`] is served (an HTTP/1 connection): elsewhere (HTTP/2
+    /// streams, `check`) `send_file` answers `WS_ERR_STATE` before anything is sent, and the
+    /// app sends chunks instead (every user in this repository falls back so).
+    fn takes_files(&self) -> bool {
+        false
+    }
     /// The rest of the response is this file range (ABI 1.2 `send_file`), after what was
-    /// written: the connection sends it as the client reads. A transport without a client
-    /// (`check`) drops it.
+    /// written: the connection sends it as the client reads.
     fn send_file(&mut self, _body: FileBody) {}
 }
 
@@ -372,6 +377,13 @@ impl<'a> Exchange<'a> {
         let Some(mut encoder) = self.for_app("send_file") else {
             return WS_ERR_STATE;
         };
+        if !encoder.wire().takes_files() {
+            log::debug!(
+                "[{}] send_file: this connection sends no files (HTTP/2): the app sends chunks",
+                self.app_name
+            );
+            return WS_ERR_STATE;
+        }
         let Some((status, fields)) = encoder.pending_response() else {
             log::error!(target: "app", "[{}] send_file before start_response, or after body bytes", self.app_name);
             return WS_ERR_STATE;

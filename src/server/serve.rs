@@ -651,6 +651,10 @@ impl Transport for ConnTransport<'_> {
         self.conn.has_unsent() && !self.conn.sending_file()
     }
 
+    fn takes_files(&self) -> bool {
+        true
+    }
+
     fn send_file(&mut self, body: FileBody) {
         self.conn.set_file_body(body);
     }

@@ -358,8 +358,10 @@ where
                             return polled;
                         }
                         let file = parts.extensions.remove::<SendFile>().and_then(|f| f.take());
-                        // A file's length is the server's to say (it may answer a range).
+                        // A file's length is the server's to say (it may answer a range), and
+                        // the empty body's own (axum says 0) is not the file's.
                         let length = if file.is_some() {
+                            parts.headers.remove(header::CONTENT_LENGTH);
                             None
                         } else {
                             body.size_hint().exact()
