@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
 pub(crate) mod habits;
 mod proxy;
@@ -350,6 +350,44 @@ pub(crate) struct Tuning {
     )]
     pub(crate) max_body: u64,
 
+    /// Largest WebSocket message (and frame) a client may send or an app may send, in bytes,
+    /// 1 KiB to 1 GiB; a larger one from the client closes the connection with 1009.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = 16 * 1024 * 1024,
+        value_parser = values::ws_message_size,
+        env = "WEBSERVER_WS_MAX_MESSAGE",
+        help_heading = "Limits"
+    )]
+    pub(crate) ws_max_message: u64,
+
+    /// Seconds a WebSocket may be quiet before the server pings it; one more without an answer
+    /// closes it (0: never ping), up to 86400.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 20,
+        value_parser = values::seconds_or_zero,
+        env = "WEBSERVER_WS_PING_INTERVAL",
+        help_heading = "Timeouts"
+    )]
+    pub(crate) ws_ping_interval: u64,
+
+    /// Serve HTTP/2: cleartext with prior knowledge (h2c, e.g. `curl --http2-prior-knowledge`,
+    /// a proxy's gRPC upstream) on plain and unix listeners, and `h2` offered by ALPN before
+    /// `http/1.1` on TLS listeners. Off: the preface gets 505 and ALPN offers HTTP/1.1 only.
+    #[arg(
+        long,
+        value_name = "on|off",
+        default_value = "off",
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new(),
+        env = "WEBSERVER_HTTP2",
+        help_heading = "Listeners"
+    )]
+    pub(crate) http2: bool,
+
     /// Recycle a worker after this many requests, up to 10^12 (0: never).
     #[arg(
         long,
@@ -451,6 +489,13 @@ impl Tuning {
             tls: None,
             // The worker opens the directories.
             statics: None,
+            websocket: crate::server::ws::WsConfig {
+                max_message: usize::try_from(self.ws_max_message).unwrap_or(usize::MAX),
+                ping_interval: (self.ws_ping_interval > 0)
+                    .then(|| Duration::from_secs(self.ws_ping_interval)),
+            },
+            http2: self.http2,
+            tls_h2: None,
         }
     }
 
@@ -464,6 +509,9 @@ impl Tuning {
             format!("--body-timeout={}", self.body_timeout),
             format!("--graceful-timeout={}", self.graceful_timeout),
             format!("--max-body={}", self.max_body),
+            format!("--ws-max-message={}", self.ws_max_message),
+            format!("--ws-ping-interval={}", self.ws_ping_interval),
+            format!("--http2={}", if self.http2 { "on" } else { "off" }),
             format!("--max-requests={max_requests}"),
         ];
         if let Some(threads) = self.threads {

@@ -1,9 +1,12 @@
-//! ABI 1.1 compatibility, proven both ways, and app arguments:
-//! - an app compiled against the frozen 1.0 header (`tests/fixtures/webserver_app_1_0.h`, from
-//!   commit 6771c85) loads and serves on this 1.1 server unchanged;
+//! ABI compatibility, proven both ways, and app arguments:
+//! - apps compiled against the frozen 1.0 and 1.1 headers (`tests/fixtures/webserver_app_1_0.h`,
+//!   from commit 6771c85; `webserver_app_1_1.h`, the header before 1.2) load and serve on this
+//!   1.2 server unchanged;
 //! - a 1.1 app that needs wakers (the `c-timer` sample) refuses, with a message that says what to
 //!   do, a host that speaks only 1.0 — played by `tests/fixtures/host_1_0.c`, built against the
-//!   frozen header — while a 1.1-built app that needs nothing new still loads there;
+//!   frozen header — while a 1.1-built app that needs nothing new still loads there; likewise a
+//!   1.2 app that upgrades connections (`tests/fixtures/ws_echo.c`) refuses the 1.1 host
+//!   `tests/fixtures/host_1_1.c` with one line;
 //! - the words after LIB:SYMBOL reach the app's init, in every worker and across a hot swap.
 
 mod common;
@@ -14,21 +17,21 @@ use std::time::Duration;
 
 use common::{c_app, c_hello, sample_app, sample_server, scratch_dir, server, workspace_dir};
 
-/// `tests/fixtures/host_1_0.c`, built as an executable.
-fn host_1_0() -> PathBuf {
-    let exe = scratch_dir().join(format!("host_1_0-{}", std::process::id()));
+/// `tests/fixtures/host_1_N.c` (`minor` 0 or 1), built as an executable.
+fn old_host(minor: u32) -> PathBuf {
+    let exe = scratch_dir().join(format!("host_1_{minor}-{}", std::process::id()));
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
     let output = Command::new(&cc)
         .current_dir(workspace_dir())
         .args(["-O2", "-Wall", "-Werror", "-o"])
         .arg(&exe)
-        .arg("tests/fixtures/host_1_0.c")
+        .arg(format!("tests/fixtures/host_1_{minor}.c"))
         .arg("-ldl")
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cc}: {e}"));
     assert!(
         output.status.success(),
-        "compiling host_1_0.c failed:\n{}",
+        "compiling host_1_{minor}.c failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     exe
@@ -36,7 +39,12 @@ fn host_1_0() -> PathBuf {
 
 /// Runs the 1.0 host on `lib`'s `app`: (exit code, stdout).
 fn on_a_1_0_host(lib: &std::path::Path) -> (Option<i32>, String) {
-    let output = Command::new(host_1_0())
+    on_an_old_host(0, lib)
+}
+
+/// Runs the 1.`minor` host on `lib`'s `app`: (exit code, stdout).
+fn on_an_old_host(minor: u32, lib: &std::path::Path) -> (Option<i32>, String) {
+    let output = Command::new(old_host(minor))
         .arg(lib)
         .arg("app")
         .output()
@@ -97,6 +105,84 @@ fn an_app_that_needs_wakers_refuses_a_1_0_host_clearly() {
     let (code, stdout) = on_a_1_0_host(&c_hello());
     assert_eq!(code, Some(0), "{stdout}");
     assert!(stdout.starts_with("accepted"), "{stdout}");
+}
+
+#[test]
+fn an_app_built_against_the_1_1_header_serves_unchanged() {
+    let lib = c_app("tests/fixtures/app_1_1.c", "app_1_1");
+    let mut target = lib.into_os_string();
+    target.push(":app");
+    let server = server(target).start();
+    let mut conn = server.connect();
+    conn.send("GET /old HTTP/1.1\r\nHost: t\r\n\r\n");
+    let response = conn.read_response();
+    assert_eq!(response.status, 200);
+    let plain = response.text();
+    assert!(
+        plain.starts_with("abi 1.1 app: path=/old flags="),
+        "{plain}"
+    );
+    assert!(plain.ends_with(" upgrade=-\n"), "{plain}");
+    // A WebSocket handshake reaches a 1.1 app as any request (its deferred body, woken by its own
+    // waker, answers it), with the flags it always saw: no WS_REQ_WEBSOCKET (0x8), no 101.
+    conn.send(
+        "GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    );
+    let response = conn.read_response();
+    assert_eq!(response.status, 200);
+    let ws = response.text();
+    assert_eq!(
+        ws,
+        plain
+            .replace("path=/old", "path=/ws")
+            .replace("upgrade=-", "upgrade=websocket"),
+        "a 1.1 app sees an upgrade request's flags unchanged"
+    );
+    assert!(server
+        .wait_for_log(Duration::from_secs(2), |l| l
+            .contains("app_1_1 initialised"))
+        .is_some());
+}
+
+#[test]
+fn an_app_that_upgrades_refuses_a_1_1_host_with_one_line() {
+    let echo = c_app("tests/fixtures/ws_echo.c", "ws_echo");
+    let (code, stdout) = on_an_old_host(1, &echo);
+    assert_eq!(code, Some(3), "{stdout}");
+    assert_eq!(
+        stdout,
+        format!("refused: {}\n", app_abi::NEEDS_ABI_1_2),
+        "the C echo and the Rust layer say the same one line"
+    );
+    // The harness is not refusing everything: 1.1 apps (one that needs wakers) load there.
+    let (code, stdout) = on_an_old_host(1, &sample_app("c_timer"));
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.starts_with("accepted"), "{stdout}");
+}
+
+/// The Rust sample ws-echo refuses a 1.1 host with the safe layer's line; the axum app (through
+/// webserver-tower) loads there, serving upgrade requests as before (axum answers 426: no
+/// `OnUpgrade` is inserted) and saying so in one warning.
+#[test]
+fn rust_apps_on_a_1_1_host_refuse_or_warn_once() {
+    let (code, stdout) = on_an_old_host(1, &sample_app("ws_echo"));
+    assert_eq!(code, Some(3), "{stdout}");
+    assert_eq!(stdout, format!("refused: {}\n", app_abi::NEEDS_ABI_1_2));
+    let output = Command::new(old_host(1))
+        .arg(sample_app("axum_app"))
+        .arg("app")
+        .output()
+        .expect("run host_1_1");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.starts_with("accepted"), "{stdout}");
+    let warnings: Vec<_> = stderr
+        .lines()
+        .filter(|l| l.contains("ABI 1.1") && l.contains("426"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
 }
 
 #[test]

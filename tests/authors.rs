@@ -11,6 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
+use tokio_tungstenite::tungstenite::Message;
 
 /// A scratch directory outside the repository (so nothing in the generated apps can lean on the
 /// workspace), removed when dropped.
@@ -67,6 +68,20 @@ fn serve_and_greet(lib: &Path, expected: &str) {
     let resp = server.get("/greet?name=J%C3%BCrgen");
     assert_eq!(resp.status, 200, "{}", server.stderr());
     assert_eq!(resp.text(), expected);
+    // The WebSocket route: an echo, and 426 for a plain request.
+    assert_eq!(server.get("/ws").status, 426);
+    let mut ws = ws_client::connect(server.addr(), "/ws");
+    for text in ["hello", "WebSocket ✓"] {
+        ws.send(Message::text(text)).unwrap();
+        assert_eq!(
+            ws_client::next_event(&mut ws),
+            format!("text {} {}", text.len(), ws_client::digest(text.as_bytes()))
+        );
+    }
+    ws.send(Message::binary(vec![0u8, 1, 2])).unwrap();
+    assert!(ws_client::next_event(&mut ws).starts_with("binary 3 "));
+    ws.close(None).unwrap();
+    assert!(ws_client::next_event(&mut ws).starts_with("close "));
 }
 
 #[test]

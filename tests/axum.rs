@@ -7,10 +7,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -27,53 +24,6 @@ const CONCURRENT_SLEEPS_WITHIN: Duration = Duration::from_secs(10);
 // ---------------------------------------------------------------------------------------------
 // The two servers
 // ---------------------------------------------------------------------------------------------
-
-/// `axum-serve 127.0.0.1:0`, killed on drop.
-struct AxumServe {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl AxumServe {
-    fn start() -> AxumServe {
-        let exe = debug_dir().join("axum-serve");
-        assert!(
-            exe.is_file(),
-            "{} is missing: run `cargo build --workspace` first",
-            exe.display()
-        );
-        let mut child = Command::new(&exe)
-            .arg("127.0.0.1:0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(START_TIMEOUT)
-            .expect("axum-serve printed no `listening on` line");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected axum-serve line {line:?}"));
-        AxumServe { child, addr }
-    }
-}
-
-impl Drop for AxumServe {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// webserver serving the axum app with two serving threads (as the numbers ask).
 fn webserver() -> ServerBuilder {
@@ -220,19 +170,6 @@ fn keep_alive_connections_serve_request_after_request() {
 // Waiting without a thread
 // ---------------------------------------------------------------------------------------------
 
-/// The worker process's pid, from its log lines (`[worker PID gen 1]`).
-fn worker_pid(server: &Server) -> u32 {
-    let line = server
-        .wait_for_log(START_TIMEOUT, |l| l.contains("[worker "))
-        .expect("a worker log line");
-    let rest = &line[line.find("[worker ").unwrap() + "[worker ".len()..];
-    rest.split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .expect("a worker pid")
-}
-
 /// `Threads:` of /proc/PID/status.
 fn thread_count(pid: u32) -> usize {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -292,12 +229,7 @@ fn two_hundred_concurrent_sleeps_on_two_serving_threads_all_answer_together() {
 
 /// `VmRSS:` of /proc/PID/status, in KiB.
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("a VmRSS: line")
+    status_kib(pid, "VmRSS")
 }
 
 /// A streamed download far larger than the memory it may cost while its client does not read.

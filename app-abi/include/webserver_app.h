@@ -1,7 +1,7 @@
 /*
  * webserver_app.h — the normative C ABI between `webserver` and the apps it loads.
  *
- * ABI 1.1. This header is the specification; app-abi/src/raw.rs mirrors it and the layout test
+ * ABI 1.2. This header is the specification; app-abi/src/raw.rs mirrors it and the layout test
  * (app-abi/tests/layout.rs) compiles this file and compares every size, alignment and offset.
  *
  * An app is a shared library exporting one or more static `ws_app` descriptors. The server is
@@ -83,6 +83,36 @@
  *    checks WS_HAS_FIELD(init->host, ws_host, waker_free) in `init` and refuses to load on a 1.0
  *    server (whose ws_host ends at `log`) with a message that says to upgrade the server.
  *
+ * Upgraded connections (ABI 1.2) — a connection that outlives its response:
+ *  - During `call` or `next` (where start_response is answered), an app takes the connection with
+ *    host->upgrade (raw bytes, any protocol it names in `Upgrade`) or host->websocket_accept
+ *    (RFC 6455 messages: the server does the handshake, framing, masking, fragments, pings, the
+ *    closing handshake, UTF-8 and size checks). Either call sends the 101 at once and gives a
+ *    handle; the app then returns WS_OK with an empty body (or 0 from `next`): the request ends
+ *    as usual (`close` is called, the 101 is logged, ws_request and `io` are freed), and the
+ *    connection is the handle's. A 101 through start_response stays WS_ERR_INVALID.
+ *  - Threads: stream_read/stream_write/stream_close and websocket_recv/websocket_send/
+ *    websocket_close may be called from any thread at any time until the handle is closed; they
+ *    never wait and never call into the app: "nothing now" is WS_PENDING.
+ *  - Events are edges: a call that answered WS_PENDING arms exactly one later on_event with
+ *    WS_EV_READABLE or WS_EV_WRITABLE, run on a serving thread, never two at once for one
+ *    connection, never before the call that created the handle returned (serialised with `call`
+ *    and `next` for a WS_APP_SINGLE_THREADED app). The first on_event (WS_EV_READABLE |
+ *    WS_EV_WRITABLE) comes unasked once the request that upgraded has ended: reading and writing
+ *    may be tried from then on. WS_EV_CLOSED and WS_EV_GOING_AWAY come unasked, once each. An event raised while on_event runs is delivered after it returns; a
+ *    spurious event is allowed (the app simply gets WS_PENDING again). on_event may call *_close.
+ *  - Ownership: the handle is the app's until its *_close (exactly once, also after
+ *    WS_EV_CLOSED); after it the server starts no on_event and calls release(ctx) once none runs.
+ *    A received message's bytes are the server's until the next websocket_recv or
+ *    websocket_close on that handle. Bytes the client sent right after the request head are
+ *    served by the first reads.
+ *  - Drain (stop, hot swap): the connection stays with the generation that accepted it; it gets
+ *    WS_EV_GOING_AWAY when the drain starts and is closed (a WebSocket with 1001) when
+ *    --graceful-timeout runs out.
+ *  - Versions: a 1.0 or 1.1 app sees an upgrade request as any request (and never
+ *    WS_REQ_WEBSOCKET). A 1.2 app checks WS_HAS_FIELD(init->host, ws_host, websocket_close) in
+ *    `init` and refuses a 1.1 server with a message that says to upgrade webserver.
+ *
  * App arguments (ABI 1.1): the words after LIB:SYMBOL on the command line reach `init` in
  * ws_init.args (present when WS_HAS_FIELD(init, ws_init, n_args)).
  *
@@ -102,7 +132,7 @@ extern "C" {
 /* "WSAP" in ASCII: a symbol that is not a descriptor almost never starts with it. */
 #define WS_APP_MAGIC 0x50415357u
 #define WS_ABI_MAJOR 1
-#define WS_ABI_MINOR 1
+#define WS_ABI_MINOR 2
 
 /* ws_app.flags */
 #define WS_APP_SINGLE_THREADED 0x1u /* the server never runs two `call`s of this app at once */
@@ -111,6 +141,25 @@ extern "C" {
 #define WS_REQ_MULTITHREAD 0x1u
 #define WS_REQ_MULTIPROCESS 0x2u
 #define WS_REQ_RUN_ONCE 0x4u
+/* ABI 1.2: the request is a valid WebSocket opening handshake (GET, HTTP/1.1, Connection: upgrade,
+ * Upgrade: websocket, Sec-WebSocket-Version: 13, a 16-byte base64 Sec-WebSocket-Key) and the
+ * server can accept it: websocket_accept will succeed. Set only for apps whose descriptor says
+ * minor >= 2, so older apps see the flags they always saw. */
+#define WS_REQ_WEBSOCKET 0x8u
+
+/* ABI 1.2: the `events` of ws_conn_handler.on_event */
+#define WS_EV_READABLE 0x1u   /* a read/recv that answered WS_PENDING may now give data, a message
+                                 or the end */
+#define WS_EV_WRITABLE 0x2u   /* a write/send that answered WS_PENDING may now be accepted */
+#define WS_EV_CLOSED 0x4u     /* the connection ended (client, error, timeout, drain): reads report
+                                 the end, writes return WS_ERR_CLIENT_GONE; call *_close to release */
+#define WS_EV_GOING_AWAY 0x8u /* the server drains (stop, hot swap): it closes this connection
+                                 (1001 for a WebSocket) after --graceful-timeout */
+
+/* ABI 1.2: ws_message.kind and websocket_send's kind, the RFC 6455 opcodes */
+#define WS_MSG_TEXT 1u   /* data is valid UTF-8 (the server checked it; send checks it too) */
+#define WS_MSG_BINARY 2u
+#define WS_MSG_CLOSE 8u  /* only from websocket_recv returning 0: the client's close */
 
 /* start_response flags */
 #define WS_RESPONSE_REPLACE 0x1u /* PEP 3333 exc_info: replace a response whose head is not sent */
@@ -144,6 +193,11 @@ extern "C" {
  * responses"). From host->try_read: no body byte is buffered now. Positive: not an error. */
 #define WS_PENDING 2
 
+/* ABI 1.2. send_file flags: answer the request's Range (and If-Range) from the file range; add
+ * ETag and Last-Modified from the file's metadata where the app set none. */
+#define WS_FILE_RANGES 0x1u
+#define WS_FILE_VALIDATORS 0x2u
+
 /* A byte slice. Never assumed NUL-terminated or UTF-8. `ptr` may be NULL only when `len` is 0. */
 typedef struct ws_bytes {
     const uint8_t *ptr;
@@ -155,6 +209,29 @@ typedef struct ws_pair {
     ws_bytes name;
     ws_bytes value;
 } ws_pair;
+
+/* ABI 1.2: what the app gives the server for an upgraded connection (upgrade, websocket_accept).
+ * Copied during the call. */
+typedef struct ws_conn_handler {
+    uint32_t size; /* sizeof(ws_conn_handler) as the app knows it */
+    uint32_t reserved;
+    void *ctx; /* the app's, passed back to on_event and release */
+    /* Required. On a serving thread, never two at once for one connection, never before the call
+     * that created the handle returned. Must not block for long (it holds a serving thread, and
+     * --timeout applies as to `call`). `events` is a set of WS_EV_* bits. */
+    void (*on_event)(void *ctx, uint32_t events);
+    /* Optional. Once, after the app's *_close and once no on_event runs: free ctx here. */
+    void (*release)(void *ctx);
+} ws_conn_handler;
+
+/* ABI 1.2: one received message. `data` is server-owned and valid until the next websocket_recv
+ * or websocket_close on the same handle (so an app may hold it while a send waits). */
+typedef struct ws_message {
+    uint32_t kind;       /* WS_MSG_* */
+    uint16_t close_code; /* WS_MSG_CLOSE: the client's code; 1005 none given, 1006 no close frame */
+    uint16_t reserved;
+    ws_bytes data; /* the payload; for WS_MSG_CLOSE the reason */
+} ws_message;
 
 /*
  * Callbacks the server gives every request. `io` is the opaque handle from ws_request.io; read,
@@ -210,6 +287,71 @@ typedef struct ws_host {
 
     /* Release a waker, exactly once, from any thread, before or after the request ended. */
     void (*waker_free)(void *waker);
+
+    /* ABI 1.2 — present when WS_HAS_FIELD(host, ws_host, websocket_close). Later minors append
+     * more fields after it: test each field you use with WS_HAS_FIELD. */
+
+    /* Answer the request with 101 and take the connection as a byte stream ("Upgraded
+     * connections" above). Answered where start_response is (during call and next), before any
+     * response byte was sent and after the request body was read to its end. `headers` must hold
+     * `Upgrade` naming one protocol the client offered in its own `Upgrade`; the server adds
+     * `Connection: Upgrade` and `Date`; other hop-by-hop fields are refused as in start_response.
+     * `flags` is 0 (reserved). On WS_OK *stream is the app's until stream_close. WS_ERR_STATE:
+     * not an upgrade request (HTTP/1.1 with `Upgrade` and `Connection: upgrade`), a head already
+     * sent, body unread, or from `close`; WS_ERR_INVALID: a bad header or handler. */
+    int32_t (*upgrade)(void *io, const ws_pair *headers, size_t n_headers, uint32_t flags,
+                       const ws_conn_handler *handler, void **stream);
+    /* Any thread, never waits. WS_OK with *n_read > 0: data; WS_OK with *n_read == 0: the client
+     * closed its side (and forever after); WS_PENDING: nothing now, WS_EV_READABLE follows. */
+    int32_t (*stream_read)(void *stream, uint8_t *buf, size_t cap, size_t *n_read);
+    /* Any thread, never waits. WS_OK with *n_written > 0 (may be fewer than len); WS_PENDING: no
+     * room now (nothing taken), WS_EV_WRITABLE follows; WS_ERR_CLIENT_GONE once closed. */
+    int32_t (*stream_write)(void *stream, const uint8_t *buf, size_t len, size_t *n_written);
+    /* Any thread, exactly once: what was accepted is still sent (up to --io-timeout), then the
+     * connection closes; the handle is invalid on return; release(ctx) follows. */
+    void (*stream_close)(void *stream);
+
+    /* Accept a WebSocket (the request has WS_REQ_WEBSOCKET). The server writes the 101 with
+     * Sec-WebSocket-Accept; `protocol` (may be empty) must be one the client offered in
+     * Sec-WebSocket-Protocol; `headers` are extra fields (Set-Cookie, ...). No extension is
+     * negotiated. `flags` is 0 (reserved). On a request that is not a valid handshake it returns
+     * WS_ERR_INVALID and the server answers 400 (426 with Sec-WebSocket-Version: 13 for another
+     * version), whatever the app answers next, as `read` failures do. WS_ERR_STATE as upgrade. */
+    int32_t (*websocket_accept)(void *io, ws_bytes protocol, const ws_pair *headers,
+                                size_t n_headers, uint32_t flags, const ws_conn_handler *handler,
+                                void **websocket);
+    /* Any thread, never waits. 1: *message holds the next text or binary message (pings and
+     * pongs are the server's); WS_PENDING: none complete now, WS_EV_READABLE follows; 0: closed —
+     * *message is WS_MSG_CLOSE with the client's code and reason (1006 if none came). */
+    int32_t (*websocket_recv)(void *websocket, ws_message *message);
+    /* Any thread, never waits. WS_OK: queued (the server sends it in order); WS_PENDING: not
+     * taken, the connection's earlier output still waits for the client — send it again after
+     * WS_EV_WRITABLE; WS_ERR_TOO_LARGE: over --ws-max-message; WS_ERR_INVALID: text not UTF-8
+     * or an unknown kind; WS_ERR_CLIENT_GONE: closed. */
+    int32_t (*websocket_send)(void *websocket, uint32_t kind, const uint8_t *data, size_t len);
+    /* Any thread, exactly once: starts the closing handshake with `code` (1000 normal; 0 = no
+     * code) and `reason` (at most 123 bytes, UTF-8) unless it is already closed; the server
+     * finishes it alone (waiting up to --io-timeout for the client's reply). The handle is
+     * invalid on return; release(ctx) follows. */
+    void (*websocket_close)(void *websocket, uint16_t code, ws_bytes reason);
+
+    /* ABI 1.2, appended after websocket_close — present when WS_HAS_FIELD(host, ws_host,
+     * send_file). The response body is bytes
+     * [offset, offset + length) of the open regular file `fd` (length WS_LENGTH_UNKNOWN: to the
+     * end of the file), sent by the server with sendfile(2) as the client reads: no byte passes
+     * through the app, and no thread waits for a slow client. Call it during `call` or `next`,
+     * after a successful start_response and before any body byte; it ends the response (`next`
+     * then returns 0; later chunks and writes are refused). The server duplicates `fd` during
+     * the call: the app still owns its descriptor and may close it as soon as this returns; the
+     * server reads at explicit offsets, so the descriptor's position is neither used nor moved.
+     * The Content-Length is the range's. For a 200: If-None-Match / If-Modified-Since matching
+     * the app's ETag / Last-Modified (or, with WS_FILE_VALIDATORS, the file's, which are then
+     * added) get 304; with WS_FILE_RANGES one `Range` within the app's range gets 206 (positions
+     * relative to it), past its end 416; a HEAD gets the head. Any other status is sent as set.
+     * Returns WS_OK; WS_ERR_STATE out of order; WS_ERR_INVALID for a descriptor that is not an
+     * open regular file, a range outside it or unknown flags (nothing was sent: the app may
+     * answer with chunks instead); WS_ERR_CLIENT_GONE. */
+    int32_t (*send_file)(void *io, int32_t fd, uint64_t offset, uint64_t length, uint32_t flags);
 } ws_host;
 
 /* One request, valid from the start of `call` until the body's `close` returns. */

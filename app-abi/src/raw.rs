@@ -11,7 +11,7 @@ pub const WS_APP_MAGIC: u32 = 0x5041_5357;
 /// Changes with any change of layout or meaning of an existing field.
 pub const WS_ABI_MAJOR: u16 = 1;
 /// Grows when fields are appended (every struct starts with its `size`) or flags/codes are added.
-pub const WS_ABI_MINOR: u16 = 1;
+pub const WS_ABI_MINOR: u16 = 2;
 
 /// `WsApp::flags`: the server never runs two `call`s of this app at once.
 pub const WS_APP_SINGLE_THREADED: u32 = 0x1;
@@ -22,6 +22,28 @@ pub const WS_REQ_MULTITHREAD: u32 = 0x1;
 pub const WS_REQ_MULTIPROCESS: u32 = 0x2;
 /// `WsRequest::flags`: this process serves one request and exits.
 pub const WS_REQ_RUN_ONCE: u32 = 0x4;
+/// ABI 1.2. `WsRequest::flags`: the request is a valid WebSocket opening handshake the server can
+/// accept (`websocket_accept` will succeed). Set only for apps whose descriptor says minor >= 2.
+pub const WS_REQ_WEBSOCKET: u32 = 0x8;
+
+/// ABI 1.2. `on_event`: a read/recv that answered [`WS_PENDING`] may now give data, a message or
+/// the end.
+pub const WS_EV_READABLE: u32 = 0x1;
+/// ABI 1.2. `on_event`: a write/send that answered [`WS_PENDING`] may now be accepted.
+pub const WS_EV_WRITABLE: u32 = 0x2;
+/// ABI 1.2. `on_event`: the connection ended (client, error, timeout, drain): reads report the
+/// end, writes fail with [`WS_ERR_CLIENT_GONE`]; the app still calls `*_close` to release.
+pub const WS_EV_CLOSED: u32 = 0x4;
+/// ABI 1.2. `on_event`: the server drains (stop, hot swap) and closes this connection (1001 for a
+/// WebSocket) after `--graceful-timeout`.
+pub const WS_EV_GOING_AWAY: u32 = 0x8;
+
+/// ABI 1.2. [`WsMessage::kind`] / `websocket_send` kind: text (valid UTF-8, checked).
+pub const WS_MSG_TEXT: u32 = 1;
+/// ABI 1.2. [`WsMessage::kind`] / `websocket_send` kind: binary.
+pub const WS_MSG_BINARY: u32 = 2;
+/// ABI 1.2. [`WsMessage::kind`]: the client's close (only from `websocket_recv` returning 0).
+pub const WS_MSG_CLOSE: u32 = 8;
 
 /// `start_response` flag: PEP 3333 `exc_info` — replace a response whose head was not sent yet.
 pub const WS_RESPONSE_REPLACE: u32 = 0x1;
@@ -65,6 +87,13 @@ pub const WS_ERR_APP: i32 = -7;
 /// `waker_wake`, or waits for body bytes after `try_read` answered this). From
 /// `WsHost::try_read`: no body byte is buffered now. Positive: not an error.
 pub const WS_PENDING: i32 = 2;
+
+/// `send_file` flags (ABI 1.2): the server answers the request's `Range` (and `If-Range`) from
+/// the file range, for a 200.
+pub const WS_FILE_RANGES: u32 = 0x1;
+/// `send_file` flags (ABI 1.2): the server adds `ETag` and `Last-Modified` from the file's
+/// metadata where the app set none (and answers `If-None-Match`/`If-Modified-Since` with 304).
+pub const WS_FILE_VALIDATORS: u32 = 0x2;
 
 /// A borrowed byte slice. Never assumed NUL-terminated or UTF-8; `ptr` may be null only if
 /// `len == 0`. Who owns the bytes and for how long is said by the struct that holds it.
@@ -138,8 +167,100 @@ pub type WsLogFn =
 pub type WsTryReadFn = WsReadFn;
 /// Host `waker_new` (ABI 1.1); see [`WsHost::waker_new`].
 pub type WsWakerNewFn = unsafe extern "C" fn(io: *mut c_void) -> *mut c_void;
+/// Host `send_file` (ABI 1.2); see [`WsHost::send_file`].
+pub type WsSendFileFn =
+    unsafe extern "C" fn(io: *mut c_void, fd: i32, offset: u64, length: u64, flags: u32) -> i32;
 /// Host `waker_wake` / `waker_free` (ABI 1.1); see [`WsHost::waker_wake`].
 pub type WsWakerFn = unsafe extern "C" fn(waker: *mut c_void);
+
+/// ABI 1.2. `on_event(ctx, events)`: readiness of an upgraded connection (`WS_EV_*` bits).
+pub type WsOnEventFn = unsafe extern "C" fn(ctx: *mut c_void, events: u32);
+/// ABI 1.2. `release(ctx)`: once, after the app's `*_close`, when no `on_event` runs.
+pub type WsReleaseFn = unsafe extern "C" fn(ctx: *mut c_void);
+
+/// ABI 1.2. What the app gives the server for an upgraded connection; copied during the
+/// `upgrade`/`websocket_accept` call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct WsConnHandler {
+    /// `size_of::<WsConnHandler>()` as the app knows it.
+    pub size: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// The app's context, passed back to `on_event` and `release`.
+    pub ctx: *mut c_void,
+    /// Required. On a serving thread, never two at once for one connection, never before the
+    /// call that created the handle returned; must not block for long.
+    pub on_event: Option<WsOnEventFn>,
+    /// Optional. Once, after the app's `*_close` and once no `on_event` runs: frees `ctx`.
+    pub release: Option<WsReleaseFn>,
+}
+
+/// ABI 1.2. One received message; `data` is server-owned, valid until the next `websocket_recv`
+/// or `websocket_close` on the same handle.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct WsMessage {
+    /// `WS_MSG_*`.
+    pub kind: u32,
+    /// For [`WS_MSG_CLOSE`]: the client's code (1005 none given, 1006 no close frame).
+    pub close_code: u16,
+    /// Zero.
+    pub reserved: u16,
+    /// The payload; for [`WS_MSG_CLOSE`] the reason.
+    pub data: WsBytes,
+}
+
+impl WsMessage {
+    /// An empty message, for the server to fill.
+    pub const EMPTY: WsMessage = WsMessage {
+        kind: 0,
+        close_code: 0,
+        reserved: 0,
+        data: WsBytes::EMPTY,
+    };
+}
+
+/// Host `upgrade` (ABI 1.2); see [`WsHost::upgrade`].
+pub type WsUpgradeFn = unsafe extern "C" fn(
+    io: *mut c_void,
+    headers: *const WsPair,
+    n_headers: usize,
+    flags: u32,
+    handler: *const WsConnHandler,
+    stream: *mut *mut c_void,
+) -> i32;
+/// Host `stream_read` (ABI 1.2); see [`WsHost::stream_read`].
+pub type WsStreamReadFn =
+    unsafe extern "C" fn(stream: *mut c_void, buf: *mut u8, cap: usize, n_read: *mut usize) -> i32;
+/// Host `stream_write` (ABI 1.2); see [`WsHost::stream_write`].
+pub type WsStreamWriteFn = unsafe extern "C" fn(
+    stream: *mut c_void,
+    buf: *const u8,
+    len: usize,
+    n_written: *mut usize,
+) -> i32;
+/// Host `stream_close` (ABI 1.2); see [`WsHost::stream_close`].
+pub type WsStreamCloseFn = unsafe extern "C" fn(stream: *mut c_void);
+/// Host `websocket_accept` (ABI 1.2); see [`WsHost::websocket_accept`].
+pub type WsWebSocketAcceptFn = unsafe extern "C" fn(
+    io: *mut c_void,
+    protocol: WsBytes,
+    headers: *const WsPair,
+    n_headers: usize,
+    flags: u32,
+    handler: *const WsConnHandler,
+    websocket: *mut *mut c_void,
+) -> i32;
+/// Host `websocket_recv` (ABI 1.2); see [`WsHost::websocket_recv`].
+pub type WsWebSocketRecvFn =
+    unsafe extern "C" fn(websocket: *mut c_void, message: *mut WsMessage) -> i32;
+/// Host `websocket_send` (ABI 1.2); see [`WsHost::websocket_send`].
+pub type WsWebSocketSendFn =
+    unsafe extern "C" fn(websocket: *mut c_void, kind: u32, data: *const u8, len: usize) -> i32;
+/// Host `websocket_close` (ABI 1.2); see [`WsHost::websocket_close`].
+pub type WsWebSocketCloseFn =
+    unsafe extern "C" fn(websocket: *mut c_void, code: u16, reason: WsBytes);
 
 /// The callbacks the server gives every request and `init`. Server-owned and static for the life
 /// of the process.
@@ -153,6 +274,10 @@ pub type WsWakerFn = unsafe extern "C" fn(waker: *mut c_void);
 /// ABI 1.1 appended `try_read` and the wakers (the header's "Deferred responses"): a host whose
 /// `size` is [`WS_HOST_SIZE_V1_0`] does not have them — check with [`WsHost::has_wakers`].
 /// `waker_wake` and `waker_free` may be called from any thread at any time.
+///
+/// ABI 1.2 appended the upgraded-connection calls (the header's "Upgraded connections"): check
+/// with [`WsHost::has_upgrades`]. Later minors append after `websocket_close`: test each field
+/// by its offset, never by the struct's full size.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct WsHost {
@@ -187,15 +312,94 @@ pub struct WsHost {
     pub waker_wake: Option<WsWakerFn>,
     /// ABI 1.1. Release a waker, exactly once, from any thread, before or after the request ended.
     pub waker_free: Option<WsWakerFn>,
+    /// ABI 1.2. Answer the request with 101 and take the connection as a byte stream; answered
+    /// where `start_response` is, before any response byte, after the body was read. `headers`
+    /// must name the protocol in `Upgrade`. `*stream` is the app's until `stream_close`.
+    pub upgrade: Option<WsUpgradeFn>,
+    /// ABI 1.2. Any thread, never waits: `WS_OK` with `*n_read > 0` data, `WS_OK` with 0 the
+    /// client's end, [`WS_PENDING`] nothing now (`WS_EV_READABLE` follows).
+    pub stream_read: Option<WsStreamReadFn>,
+    /// ABI 1.2. Any thread, never waits: `WS_OK` with `*n_written > 0` (may be short),
+    /// [`WS_PENDING`] no room (`WS_EV_WRITABLE` follows), `WS_ERR_CLIENT_GONE` once closed.
+    pub stream_write: Option<WsStreamWriteFn>,
+    /// ABI 1.2. Any thread, exactly once: flush what was accepted, close; `release` follows.
+    pub stream_close: Option<WsStreamCloseFn>,
+    /// ABI 1.2. Accept a WebSocket (the request has [`WS_REQ_WEBSOCKET`]): the server writes the
+    /// 101 with `Sec-WebSocket-Accept`; `protocol` (may be empty) must be one the client offered.
+    /// On an invalid handshake `WS_ERR_INVALID`, and the server answers 400 (426 for another
+    /// version) whatever the app answers next.
+    pub websocket_accept: Option<WsWebSocketAcceptFn>,
+    /// ABI 1.2. Any thread, never waits: 1 a message in `*message`, [`WS_PENDING`] none now
+    /// (`WS_EV_READABLE` follows), 0 closed (`*message` is [`WS_MSG_CLOSE`] with code and reason).
+    pub websocket_recv: Option<WsWebSocketRecvFn>,
+    /// ABI 1.2. Any thread, never waits: `WS_OK` queued, [`WS_PENDING`] not taken (earlier output
+    /// waits; `WS_EV_WRITABLE` follows), `WS_ERR_TOO_LARGE`, `WS_ERR_INVALID`,
+    /// `WS_ERR_CLIENT_GONE`.
+    pub websocket_send: Option<WsWebSocketSendFn>,
+    /// ABI 1.2. Any thread, exactly once: start the closing handshake with `code` (0: none) and
+    /// `reason` (≤ 123 bytes UTF-8); `release` follows.
+    pub websocket_close: Option<WsWebSocketCloseFn>,
+    /// ABI 1.2. The response body is bytes `offset .. offset + length` of the open regular file
+    /// `fd` (`length` [`WS_LENGTH_UNKNOWN`]: to its end), sent by the server (`sendfile(2)`).
+    /// After a successful `start_response` and before any body byte, during `call` or `next`;
+    /// it ends the response. The server duplicates `fd`: the app may close its own once the
+    /// call returns. Flags [`WS_FILE_RANGES`], [`WS_FILE_VALIDATORS`]: the server answers Range
+    /// and adds validators (for a 200). `WS_ERR_STATE` out of order, `WS_ERR_INVALID` for a bad
+    /// fd, a range outside the file or unknown flags (nothing sent: the app may answer otherwise).
+    pub send_file: Option<WsSendFileFn>,
 }
 
 /// `size` of a 1.0 host vtable (it ends at `log`): a peer with this size has no 1.1 callbacks.
 pub const WS_HOST_SIZE_V1_0: u32 = core::mem::offset_of!(WsHost, try_read) as u32;
 
+/// `size` of a 1.1 host vtable (it ends at `waker_free`): a peer with this size has no
+/// upgraded connections.
+pub const WS_HOST_SIZE_V1_1: u32 = core::mem::offset_of!(WsHost, upgrade) as u32;
+
 impl WsHost {
+    /// A vtable of this version's size with no callback: the base of a test's fake host
+    /// (`WsHost { read: Some(..), ..WsHost::EMPTY }`).
+    pub const EMPTY: WsHost = WsHost {
+        size: core::mem::size_of::<WsHost>() as u32,
+        reserved: 0,
+        read: None,
+        start_response: None,
+        write: None,
+        log: None,
+        try_read: None,
+        waker_new: None,
+        waker_wake: None,
+        waker_free: None,
+        upgrade: None,
+        stream_read: None,
+        stream_write: None,
+        stream_close: None,
+        websocket_accept: None,
+        websocket_recv: None,
+        websocket_send: None,
+        websocket_close: None,
+        send_file: None,
+    };
+
     /// True if this host (as its `size` says) has the ABI 1.1 `try_read` and wakers.
     pub fn has_wakers(&self) -> bool {
-        self.size as usize >= core::mem::size_of::<WsHost>()
+        self.size as usize
+            >= core::mem::offset_of!(WsHost, waker_free) + core::mem::size_of::<Option<WsWakerFn>>()
+    }
+
+    /// True if this host (as its `size` says) has the ABI 1.2 upgraded-connection calls
+    /// (`upgrade` through `websocket_close`).
+    pub fn has_upgrades(&self) -> bool {
+        self.size as usize
+            >= core::mem::offset_of!(WsHost, websocket_close)
+                + core::mem::size_of::<Option<WsWebSocketCloseFn>>()
+    }
+
+    /// True if this host (as its `size` says) has the ABI 1.2 `send_file`.
+    pub fn has_send_file(&self) -> bool {
+        self.size as usize
+            >= core::mem::offset_of!(WsHost, send_file)
+                + core::mem::size_of::<Option<WsSendFileFn>>()
     }
 }
 
@@ -360,9 +564,16 @@ const _: () = {
     use core::mem::{offset_of, size_of};
     assert!(size_of::<WsBytes>() == 16);
     assert!(size_of::<WsPair>() == 32);
-    assert!(size_of::<WsHost>() == 72);
+    assert!(size_of::<WsHost>() == 144);
+    assert!(offset_of!(WsHost, send_file) == 136);
     assert!(WS_HOST_SIZE_V1_0 == 40);
+    assert!(WS_HOST_SIZE_V1_1 == 72);
     assert!(offset_of!(WsHost, waker_free) == 64);
+    assert!(offset_of!(WsHost, upgrade) == 72);
+    assert!(offset_of!(WsHost, websocket_close) == 128);
+    assert!(size_of::<WsConnHandler>() == 32);
+    assert!(size_of::<WsMessage>() == 24);
+    assert!(offset_of!(WsMessage, data) == 8);
     assert!(size_of::<WsRequest>() == 48);
     assert!(size_of::<WsBody>() == 40);
     assert!(size_of::<WsInit>() == 64);

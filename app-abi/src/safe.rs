@@ -28,11 +28,13 @@
 //! `deferred.rs` (ABI 1.1: wakers, `try_read`, bodies that answer later), each
 //! `unsafe` block with its `// SAFETY:` argument.
 
+mod connection;
 mod deferred;
 #[cfg(test)]
 mod deferred_tests;
 mod error;
 mod ffi;
+mod file;
 #[cfg(feature = "json")]
 mod json;
 mod log;
@@ -41,17 +43,25 @@ mod request;
 mod response;
 #[cfg(test)]
 mod tests;
+mod upgrade;
+mod websocket;
+#[cfg(test)]
+mod websocket_tests;
 
+pub use connection::Events;
 pub use deferred::{BodyIo, DeferredBody, Next, TryRead, Waker};
 pub use error::AbiError;
 #[doc(hidden)]
 pub use ffi::__private;
+pub use file::FileSend;
 #[cfg(feature = "json")]
 pub use json::{Json, JsonBodyError};
-pub use log::{InitContext, LogLevel, Logger, NEEDS_ABI_1_1};
+pub use log::{InitContext, LogLevel, Logger, NEEDS_ABI_1_1, NEEDS_ABI_1_2};
 pub use query::{form_decode, QueryPairs};
 pub use request::{BodyReader, HeaderIter, Request, Vars};
 pub use response::{Body, BodyKind, Response};
+pub use upgrade::{StreamHandler, StreamIo, Upgraded};
+pub use websocket::{Message, Outgoing, Recv, Sent, WebSocket, WebSocketHandler};
 
 /// A web application: the Rust side of one exported [`crate::raw::WsApp`] descriptor.
 ///

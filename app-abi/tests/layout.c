@@ -36,6 +36,28 @@ int main(void) {
     F(ws_host, waker_new);
     F(ws_host, waker_wake);
     F(ws_host, waker_free);
+    F(ws_host, upgrade);
+    F(ws_host, stream_read);
+    F(ws_host, stream_write);
+    F(ws_host, stream_close);
+    F(ws_host, websocket_accept);
+    F(ws_host, websocket_recv);
+    F(ws_host, websocket_send);
+    F(ws_host, websocket_close);
+    F(ws_host, send_file);
+
+    TYPE(ws_conn_handler);
+    F(ws_conn_handler, size);
+    F(ws_conn_handler, reserved);
+    F(ws_conn_handler, ctx);
+    F(ws_conn_handler, on_event);
+    F(ws_conn_handler, release);
+
+    TYPE(ws_message);
+    F(ws_message, kind);
+    F(ws_message, close_code);
+    F(ws_message, reserved);
+    F(ws_message, data);
 
     TYPE(ws_request);
     F(ws_request, size);
@@ -84,6 +106,14 @@ int main(void) {
     CONST(WS_REQ_MULTITHREAD);
     CONST(WS_REQ_MULTIPROCESS);
     CONST(WS_REQ_RUN_ONCE);
+    CONST(WS_REQ_WEBSOCKET);
+    CONST(WS_EV_READABLE);
+    CONST(WS_EV_WRITABLE);
+    CONST(WS_EV_CLOSED);
+    CONST(WS_EV_GOING_AWAY);
+    CONST(WS_MSG_TEXT);
+    CONST(WS_MSG_BINARY);
+    CONST(WS_MSG_CLOSE);
     CONST(WS_RESPONSE_REPLACE);
     CONST(WS_RESPONSE_CLOSE);
     /* UINT64_MAX does not fit a long long: print it unsigned. */
@@ -102,8 +132,11 @@ int main(void) {
     CONST(WS_ERR_STATE);
     CONST(WS_ERR_APP);
     CONST(WS_PENDING);
+    CONST(WS_FILE_RANGES);
+    CONST(WS_FILE_VALIDATORS);
     /* The 1.0 sizes, as the offsets where 1.1 starts appending. */
     printf("const WS_HOST_SIZE_V1_0 %zu\n", offsetof(ws_host, try_read));
+    printf("const WS_HOST_SIZE_V1_1 %zu\n", offsetof(ws_host, upgrade));
     printf("const WS_INIT_SIZE_V1_0 %zu\n", offsetof(ws_init, args));
     {
         /* WS_HAS_FIELD on a 1.0-size host / init is false for the 1.1 fields, true on 1.1 ones. */
@@ -118,6 +151,15 @@ int main(void) {
         old_init.size = (uint32_t)sizeof(ws_init);
         printf("const has.v1_1.host.waker_free %d\n", WS_HAS_FIELD(&old_host, ws_host, waker_free));
         printf("const has.v1_1.init.n_args %d\n", WS_HAS_FIELD(&old_init, ws_init, n_args));
+        /* A 1.1-size host has the wakers but not the 1.2 calls; a 1.2 one has them. */
+        old_host.size = (uint32_t)offsetof(ws_host, upgrade);
+        printf("const has.v1_1.host.websocket_close %d\n",
+               WS_HAS_FIELD(&old_host, ws_host, websocket_close));
+        printf("const has.v1_1.host.waker_free_at_1_1_size %d\n",
+               WS_HAS_FIELD(&old_host, ws_host, waker_free));
+        old_host.size = (uint32_t)sizeof(ws_host);
+        printf("const has.v1_2.host.websocket_close %d\n",
+               WS_HAS_FIELD(&old_host, ws_host, websocket_close));
     }
     /* The macro must fill the header with the 1.0 size. */
     {

@@ -93,7 +93,37 @@ fn rust_table() -> BTreeMap<String, i128> {
             try_read,
             waker_new,
             waker_wake,
-            waker_free
+            waker_free,
+            upgrade,
+            stream_read,
+            stream_write,
+            stream_close,
+            websocket_accept,
+            websocket_recv,
+            websocket_send,
+            websocket_close,
+            send_file
+        }
+    );
+    layout!(
+        t,
+        "ws_conn_handler",
+        WsConnHandler {
+            size,
+            reserved,
+            ctx,
+            on_event,
+            release
+        }
+    );
+    layout!(
+        t,
+        "ws_message",
+        WsMessage {
+            kind,
+            close_code,
+            reserved,
+            data
         }
     );
     layout!(
@@ -161,6 +191,14 @@ fn rust_table() -> BTreeMap<String, i128> {
         WS_REQ_MULTITHREAD,
         WS_REQ_MULTIPROCESS,
         WS_REQ_RUN_ONCE,
+        WS_REQ_WEBSOCKET,
+        WS_EV_READABLE,
+        WS_EV_WRITABLE,
+        WS_EV_CLOSED,
+        WS_EV_GOING_AWAY,
+        WS_MSG_TEXT,
+        WS_MSG_BINARY,
+        WS_MSG_CLOSE,
         WS_RESPONSE_REPLACE,
         WS_RESPONSE_CLOSE,
         WS_LENGTH_UNKNOWN,
@@ -178,21 +216,16 @@ fn rust_table() -> BTreeMap<String, i128> {
         WS_ERR_STATE,
         WS_ERR_APP,
         WS_PENDING,
+        WS_FILE_RANGES,
+        WS_FILE_VALIDATORS,
         WS_HOST_SIZE_V1_0,
+        WS_HOST_SIZE_V1_1,
         WS_INIT_SIZE_V1_0,
     );
     // WS_HAS_FIELD, as the Rust side answers the same question.
     let host = |size| WsHost {
         size,
-        reserved: 0,
-        read: None,
-        start_response: None,
-        write: None,
-        log: None,
-        try_read: None,
-        waker_new: None,
-        waker_wake: None,
-        waker_free: None,
+        ..WsHost::EMPTY
     };
     let init = |size| WsInit {
         size,
@@ -219,6 +252,18 @@ fn rust_table() -> BTreeMap<String, i128> {
     t.insert(
         "const has.v1_1.host.waker_free".into(),
         new_host.has_wakers() as i128,
+    );
+    t.insert(
+        "const has.v1_1.host.websocket_close".into(),
+        host(WS_HOST_SIZE_V1_1).has_upgrades() as i128,
+    );
+    t.insert(
+        "const has.v1_1.host.waker_free_at_1_1_size".into(),
+        host(WS_HOST_SIZE_V1_1).has_wakers() as i128,
+    );
+    t.insert(
+        "const has.v1_2.host.websocket_close".into(),
+        new_host.has_upgrades() as i128,
     );
     let new_init = init(core::mem::size_of::<WsInit>() as u32);
     t.insert(
@@ -281,8 +326,8 @@ fn c_header_and_rust_mirror_have_the_same_layout_and_constants() {
         "C/Rust ABI mismatch:\n{}",
         problems.join("\n")
     );
-    // Sanity: the table is not trivially empty (7 structs, 25 constants).
-    assert_eq!(c.keys().filter(|k| k.starts_with("size ")).count(), 7);
+    // Sanity: the table is not trivially empty (9 structs, 35 constants).
+    assert_eq!(c.keys().filter(|k| k.starts_with("size ")).count(), 9);
     assert!(c.len() > 100, "only {} facts compared", c.len());
 }
 

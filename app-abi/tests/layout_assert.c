@@ -1,5 +1,5 @@
 /*
- * The LP64 layout of ABI 1.1 pinned from the C side, as raw.rs pins it from the Rust side.
+ * The LP64 layout of ABI 1.2 pinned from the C side, as raw.rs pins it from the Rust side.
  * Compiled with `-fsyntax-only` by app-abi/tests/layout.rs: a header change that moves a field
  * fails here even if the Rust mirror moved the same way.
  */
@@ -19,7 +19,7 @@ SIZE(ws_pair, 32, 8);
 OFF(ws_pair, name, 0);
 OFF(ws_pair, value, 16);
 
-SIZE(ws_host, 72, 8);
+SIZE(ws_host, 144, 8);
 OFF(ws_host, size, 0);
 OFF(ws_host, reserved, 4);
 OFF(ws_host, read, 8);
@@ -30,6 +30,28 @@ OFF(ws_host, try_read, 40); /* 1.1 appends after the 1.0 size (40) */
 OFF(ws_host, waker_new, 48);
 OFF(ws_host, waker_wake, 56);
 OFF(ws_host, waker_free, 64);
+OFF(ws_host, upgrade, 72); /* 1.2 appends after the 1.1 size (72) */
+OFF(ws_host, stream_read, 80);
+OFF(ws_host, stream_write, 88);
+OFF(ws_host, stream_close, 96);
+OFF(ws_host, websocket_accept, 104);
+OFF(ws_host, websocket_recv, 112);
+OFF(ws_host, websocket_send, 120);
+OFF(ws_host, websocket_close, 128);
+OFF(ws_host, send_file, 136); /* 1.2, appended after websocket_close */
+
+SIZE(ws_conn_handler, 32, 8);
+OFF(ws_conn_handler, size, 0);
+OFF(ws_conn_handler, reserved, 4);
+OFF(ws_conn_handler, ctx, 8);
+OFF(ws_conn_handler, on_event, 16);
+OFF(ws_conn_handler, release, 24);
+
+SIZE(ws_message, 24, 8);
+OFF(ws_message, kind, 0);
+OFF(ws_message, close_code, 4);
+OFF(ws_message, reserved, 6);
+OFF(ws_message, data, 8);
 
 SIZE(ws_request, 48, 8);
 OFF(ws_request, size, 0);
@@ -72,7 +94,7 @@ OFF(ws_app, call, 40);
 OFF(ws_app, shutdown, 48);
 
 _Static_assert(WS_APP_MAGIC == 0x50415357u, "magic is \"WSAP\" little-endian");
-_Static_assert(WS_ABI_MAJOR == 1 && WS_ABI_MINOR == 1, "ABI 1.1");
+_Static_assert(WS_ABI_MAJOR == 1 && WS_ABI_MINOR == 2, "ABI 1.2");
 _Static_assert(WS_PENDING == 2, "pending is positive, not an error");
 _Static_assert(WS_LENGTH_UNKNOWN == UINT64_MAX, "length unknown");
 

@@ -28,11 +28,15 @@ const UNIX_SERVER_NAME: &[u8] = b"localhost";
 /// gunicorn does (PEP 3333: never empty).
 const UNIX_SERVER_PORT: &[u8] = b"80";
 
+/// `RequestParts::version_minor` of an HTTP/2 stream (`SERVER_PROTOCOL=HTTP/2`).
+pub(crate) const HTTP2: u8 = u8::MAX;
+
 /// What the environ is built from.
 pub(crate) struct RequestParts<'a, H> {
     pub(crate) method: &'a [u8],
     /// The request-target, split (its authority overrides Host for `SERVER_NAME`).
     pub(crate) target: Target<'a>,
+    /// HTTP/1's minor version, or [`HTTP2`] for a stream of an HTTP/2 connection.
     pub(crate) version_minor: u8,
     pub(crate) headers: H,
     /// `None` on a unix socket.
@@ -164,15 +168,16 @@ impl Environ {
         let value_start = self.arena.len();
         percent_decode_into(parts.target.path, &mut self.arena);
         self.spans.push((start, value_start..self.arena.len()));
+        // The path as the client spelled it: ASGI's `raw_path` (PATH_INFO cannot give it back:
+        // `%2F` and `/` decode alike).
+        self.push(b"webserver.raw_path", parts.target.path);
         self.push(b"QUERY_STRING", parts.target.query);
-        self.push(
-            b"SERVER_PROTOCOL",
-            if parts.version_minor == 0 {
-                b"HTTP/1.0"
-            } else {
-                b"HTTP/1.1"
-            },
-        );
+        let protocol: &[u8] = match parts.version_minor {
+            0 => b"HTTP/1.0",
+            HTTP2 => b"HTTP/2",
+            _ => b"HTTP/1.1",
+        };
+        self.push(b"SERVER_PROTOCOL", protocol);
 
         // Names that may occur more than once (by a one-word hash): only those are looked for
         // among the other fields, so the usual head, every name once, is walked once.
@@ -597,6 +602,7 @@ mod tests {
             ("REQUEST_METHOD", b"GET"),
             ("SCRIPT_NAME", b""),
             ("PATH_INFO", b"/a b/%ZZ"),
+            ("webserver.raw_path", b"/a%20b/%ZZ"),
             ("QUERY_STRING", b"x=%20&y"),
             ("SERVER_PROTOCOL", b"HTTP/1.1"),
             ("HTTP_HOST", b"example.com:8080"),

@@ -21,15 +21,20 @@
 use std::cell::{Cell, RefCell, RefMut};
 use std::ffi::c_void;
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 
 use app_abi::raw::{
-    WS_ERR_BAD_BODY, WS_ERR_CLIENT_GONE, WS_ERR_INVALID, WS_ERR_STATE, WS_ERR_TIMEOUT,
+    WsRequest, WS_ERR_BAD_BODY, WS_ERR_CLIENT_GONE, WS_ERR_INVALID, WS_ERR_STATE, WS_ERR_TIMEOUT,
     WS_ERR_TOO_LARGE, WS_OK,
 };
 
+use super::host_upgrade::ConnHandler;
 use super::waker::Wake;
 use crate::http::encoder::{Encoder, Outcome, Refusal, Suspended, Wire};
+use crate::server::upgraded::Mode;
+use crate::server::ws::handshake::UpgradeOffer;
+use crate::static_files::{hand_off, AppHead, Conditions, FileBody};
 
 thread_local! {
     /// The request this thread runs app code for: its `io` and its exchange (type-erased), or
@@ -62,11 +67,24 @@ pub(crate) trait Transport {
     fn output_blocked(&mut self) -> bool {
         false
     }
+    /// ABI 1.2: what the request offers to upgrade to (`None`: not an upgrade request).
+    fn upgrade_offer(&self) -> Option<&UpgradeOffer> {
+        None
+    }
+    /// ABI 1.2: the handle of the connection the app takes (the encoder wrote the 101);
+    /// `None` where connections cannot be taken (`check`).
+    fn take_connection(&mut self, _handler: ConnHandler, _mode: Mode) -> Option<*mut c_void> {
+        None
+    }
     /// For a transport whose requests cannot park (`check`): wait up to `limit` on this thread
     /// for a wake; false if none came (or this transport parks instead).
     fn wait_for_wake(&mut self, _limit: std::time::Duration) -> bool {
         false
     }
+    /// The rest of the response is this file range (ABI 1.2 `send_file`), after what was
+    /// written: the connection sends it as the client reads. A transport without a client
+    /// (`check`) drops it.
+    fn send_file(&mut self, _body: FileBody) {}
 }
 
 impl<T: Transport + ?Sized> Wire for T {
@@ -255,6 +273,144 @@ impl<'a> Exchange<'a> {
         let may_continue = encoder.may_send_interim();
         let result = encoder.wire().try_read_body(buf, may_continue);
         body_failed(&mut encoder, result)
+    }
+
+    /// `host.upgrade` (ABI 1.2): the 101 naming the app's `Upgrade`, and the connection's handle.
+    pub(crate) fn upgrade(
+        &self,
+        headers: &[(&[u8], &[u8])],
+        handler: ConnHandler,
+    ) -> Result<*mut c_void, i32> {
+        let Some(mut encoder) = self.for_app("upgrade") else {
+            return Err(WS_ERR_STATE);
+        };
+        let Some(offer) = encoder.wire().upgrade_offer().cloned() else {
+            log::error!(target: "app", "[{}] upgrade on a request that is not an upgrade request (HTTP/1.1 with Upgrade and Connection: upgrade)", self.app_name);
+            return Err(WS_ERR_STATE);
+        };
+        let is_upgrade = |name: &[u8]| name.eq_ignore_ascii_case(b"upgrade");
+        let mut named = headers.iter().filter(|(name, _)| is_upgrade(name));
+        let (Some((_, protocol)), None) = (named.next(), named.next()) else {
+            log::error!(target: "app", "[{}] upgrade needs exactly one Upgrade header naming the protocol", self.app_name);
+            return Err(WS_ERR_INVALID);
+        };
+        if !offer.offers(protocol) || !crate::http::response_fields::valid_header_value(protocol) {
+            log::error!(target: "app", "[{}] upgrade to {:?}, which the client did not offer", self.app_name, String::from_utf8_lossy(protocol));
+            return Err(WS_ERR_INVALID);
+        }
+        let mut lines = Vec::with_capacity(protocol.len() + 12);
+        lines.extend_from_slice(b"Upgrade: ");
+        lines.extend_from_slice(protocol);
+        lines.extend_from_slice(b"\r\n");
+        let others = headers
+            .iter()
+            .copied()
+            .filter(|(name, _)| !is_upgrade(name));
+        encoder
+            .switching_protocols(others, &lines)
+            .map_err(|refusal| code(Err(refusal)))?;
+        let websocket = protocol.eq_ignore_ascii_case(b"websocket");
+        encoder
+            .wire()
+            .take_connection(handler, Mode::Raw { websocket })
+            .ok_or(WS_ERR_STATE)
+    }
+
+    /// `host.websocket_accept` (ABI 1.2): checks the opening handshake, writes the 101 with
+    /// `Sec-WebSocket-Accept`, and gives the handle. A request that is not a valid handshake is
+    /// the client's fault: its answer is 400 (426 for another version) whatever the app does.
+    pub(crate) fn websocket_accept(
+        &self,
+        protocol: &[u8],
+        headers: &[(&[u8], &[u8])],
+        handler: ConnHandler,
+    ) -> Result<*mut c_void, i32> {
+        let Some(mut encoder) = self.for_app("websocket_accept") else {
+            return Err(WS_ERR_STATE);
+        };
+        let offer = encoder.wire().upgrade_offer().cloned();
+        let ws = match offer.and_then(|offer| offer.websocket) {
+            Some(Ok(ws)) => ws,
+            Some(Err(status)) => {
+                encoder.request_body_refused(status);
+                return Err(WS_ERR_INVALID);
+            }
+            None => {
+                log::debug!(
+                    "[{}] websocket_accept on a request that is not a WebSocket handshake: 400",
+                    self.app_name
+                );
+                encoder.request_body_refused(400);
+                return Err(WS_ERR_INVALID);
+            }
+        };
+        if !protocol.is_empty() && !ws.offers_subprotocol(protocol) {
+            log::error!(target: "app", "[{}] websocket_accept with subprotocol {:?}, which the client did not offer", self.app_name, String::from_utf8_lossy(protocol));
+            return Err(WS_ERR_INVALID);
+        }
+        let mut lines = Vec::with_capacity(96);
+        lines.extend_from_slice(b"Upgrade: websocket\r\nSec-WebSocket-Accept: ");
+        lines.extend_from_slice(ws.accept.as_bytes());
+        lines.extend_from_slice(b"\r\n");
+        if !protocol.is_empty() {
+            lines.extend_from_slice(b"Sec-WebSocket-Protocol: ");
+            lines.extend_from_slice(protocol);
+            lines.extend_from_slice(b"\r\n");
+        }
+        encoder
+            .switching_protocols(headers.iter().copied(), &lines)
+            .map_err(|refusal| code(Err(refusal)))?;
+        encoder
+            .wire()
+            .take_connection(handler, Mode::WebSocket)
+            .ok_or(WS_ERR_STATE)
+    }
+
+    /// `host.send_file` (ABI 1.2): the head now, then bytes `range` of `fd` (the rules are
+    /// `static_files::handoff`'s; the request headers they need come from the environ).
+    pub(crate) fn send_file(&self, fd: BorrowedFd<'_>, range: (u64, u64), flags: u32) -> i32 {
+        let Some(mut encoder) = self.for_app("send_file") else {
+            return WS_ERR_STATE;
+        };
+        let Some((status, fields)) = encoder.pending_response() else {
+            log::error!(target: "app", "[{}] send_file before start_response, or after body bytes", self.app_name);
+            return WS_ERR_STATE;
+        };
+        let app = AppHead {
+            status,
+            etag: fields.get(b"etag").map(<[u8]>::to_vec),
+            last_modified: fields.get(b"last-modified").map(<[u8]>::to_vec),
+        };
+        // SAFETY: an exchange's `io` is its request's `ws_request` (`Environ::request`,
+        // `call::run`), alive with its environ until `close` returns, which is after this.
+        let request = unsafe { &*(self.io as *const WsRequest) };
+        // SAFETY: as above; every environ slice stays valid as long as the request.
+        let environ = unsafe { std::slice::from_raw_parts(request.environ, request.environ_len) };
+        // SAFETY: as above.
+        let pairs = environ
+            .iter()
+            .map(|pair| unsafe { (pair.name.as_slice(), pair.value.as_slice()) });
+        let handoff = match hand_off(fd, range, flags, &app, &Conditions::from_environ(pairs)) {
+            Ok(handoff) => handoff,
+            Err(refused) => {
+                log::error!(target: "app", "[{}] send_file refused: {refused}", self.app_name);
+                return WS_ERR_INVALID;
+            }
+        };
+        let added = handoff
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_bytes(), value.as_bytes()));
+        match encoder.file_head(handoff.status, added, handoff.length) {
+            Ok(keep_alive) => {
+                if let Some((file, first, end)) = handoff.body {
+                    let body = FileBody::new(file, first, end, !keep_alive);
+                    encoder.wire().send_file(body);
+                }
+                WS_OK
+            }
+            Err(refusal) => code(Err(refusal)),
+        }
     }
 
     /// `host.waker_new` (ABI 1.1).

@@ -5,6 +5,7 @@ pub(crate) mod call;
 pub(crate) mod environ;
 pub(crate) mod exchange;
 pub(crate) mod host;
+pub(crate) mod host_upgrade;
 pub(crate) mod loader;
 pub(crate) mod target;
 pub(crate) mod waker;

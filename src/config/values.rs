@@ -86,6 +86,12 @@ pub(crate) fn bytes(arg: &str) -> Result<u64, String> {
     whole_number(arg, 0, u64::MAX)
 }
 
+/// `--ws-max-message`: 1 KiB to 1 GiB (a smaller limit could not carry a close reason and a
+/// frame header; a larger one is memory no client should be able to ask for).
+pub(crate) fn ws_message_size(arg: &str) -> Result<u64, String> {
+    whole_number(arg, 1024, 1 << 30)
+}
+
 /// `--max-requests` and its jitter: 0 (never / none) to [`MAX_REQUESTS`].
 pub(crate) fn request_count(arg: &str) -> Result<u64, String> {
     whole_number(arg, 0, MAX_REQUESTS)

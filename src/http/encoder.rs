@@ -129,6 +129,8 @@ pub(crate) struct Outcome {
     pub(crate) body_bytes: u64,
     /// The connection may carry another request.
     pub(crate) reusable: bool,
+    /// The response went out whole (an HTTP/2 stream ends cleanly; otherwise it is reset).
+    pub(crate) complete: bool,
 }
 
 /// What the app has asked for while the head is not sent.
@@ -307,6 +309,57 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
         }
     }
 
+    /// ABI 1.2: answer `101 Switching Protocols` with the app's `headers` (validated as for
+    /// `start_response`: hop-by-hop fields stay the server's) and the server's own `lines`
+    /// (`Upgrade`, `Sec-WebSocket-Accept`, ...), then `Connection: Upgrade` and `Date`. Only
+    /// before any response byte, and once the request body was read to its end; the exchange
+    /// is then over (the connection is the app's, not another request's).
+    pub(crate) fn switching_protocols<'h>(
+        &mut self,
+        headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+        lines: &[u8],
+    ) -> Result<(), Refusal> {
+        match self.state {
+            State::Head(Pending::BodyRefused(_)) => return Err(Refusal::OutOfOrder),
+            State::Head(_) => {}
+            State::ClientGone => return Err(Refusal::ClientGone),
+            State::Body(_) | State::Done | State::Broken => {
+                log::error!(target: "app", "[{}] upgrade after the response head was sent", self.app_name);
+                return Err(Refusal::OutOfOrder);
+            }
+        }
+        if !self.wire.body_consumed() {
+            log::error!(target: "app", "[{}] upgrade before the request body was read to its end", self.app_name);
+            return Err(Refusal::OutOfOrder);
+        }
+        // The status is checked below; 200 stands for "a status the fields may go with".
+        if let Err(problem) = self.scratch.fields.set(200, b"", headers) {
+            log::error!(target: "app", "[{}] invalid 101 response: {problem}", self.app_name);
+            return Err(Refusal::Invalid);
+        }
+        if self.scratch.fields.content_length().is_some() {
+            log::error!(target: "app", "[{}] invalid 101 response: a 101 has no Content-Length", self.app_name);
+            self.scratch.fields.clear();
+            return Err(Refusal::Invalid);
+        }
+        let (has_date, _) = self.scratch.fields.has_date_and_server();
+        let out = &mut self.scratch.out;
+        out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
+        out.extend_from_slice(self.scratch.fields.lines());
+        out.extend_from_slice(lines);
+        out.extend_from_slice(b"Connection: Upgrade\r\n");
+        if !has_date {
+            out.extend_from_slice(b"Date: ");
+            out.extend_from_slice(self.wire.date());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        self.status = 101;
+        self.keep_alive = false;
+        self.state = State::Done;
+        Ok(())
+    }
+
     /// Before the request body is read: reading may wait for the client, which may be waiting
     /// for the responses held here. False if the client is gone.
     pub(crate) fn flush_before_read(&mut self) -> bool {
@@ -354,6 +407,51 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
     /// close`, `WS_RESPONSE_CLOSE`).
     pub(crate) fn close_after(&mut self) {
         self.keep_alive = false;
+    }
+
+    /// The response the app set and nothing of which was sent: its status and fields (for a
+    /// file it hands over, ABI 1.2 `send_file`).
+    pub(crate) fn pending_response(&self) -> Option<(u16, &ResponseFields)> {
+        match self.state {
+            State::Head(Pending::Set { status, .. }) => Some((status, &self.scratch.fields)),
+            _ => None,
+        }
+    }
+
+    /// The body is a file the caller sends after this head (ABI 1.2 `send_file`): the head goes
+    /// out now, as the app set it but with `status`, `fields` added and a Content-Length of
+    /// `length`, and the response is complete as far as the encoder goes. Returns whether the
+    /// connection may carry another request after the file.
+    pub(crate) fn file_head<'h>(
+        &mut self,
+        status: u16,
+        fields: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+        length: u64,
+    ) -> Result<bool, Refusal> {
+        let Some((app_status, _)) = self.pending_response() else {
+            log::error!(target: "app", "[{}] send_file without a response set by start_response, or after body bytes", self.app_name);
+            return Err(Refusal::OutOfOrder);
+        };
+        self.scratch
+            .fields
+            .amend(status != app_status, length, fields);
+        self.state = State::Head(Pending::Set {
+            status,
+            content_length: Some(length),
+        });
+        if !self.ensure_head() {
+            return Err(Refusal::ClientGone);
+        }
+        if let State::Body(Framing::Length(n)) = self.state {
+            // The caller sends these bytes from the file.
+            self.body_sent = n;
+        }
+        self.end_body();
+        if self.flush() {
+            Ok(self.keep_alive)
+        } else {
+            Err(Refusal::ClientGone)
+        }
     }
 
     /// `ws_body.length_hint`: the body's exact length, if the app knows it.
@@ -455,6 +553,7 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
             status: self.status,
             body_bytes: self.body_sent,
             reusable: self.keep_alive && self.state == State::Done,
+            complete: self.state == State::Done,
         }
     }
 

@@ -25,6 +25,9 @@ pub(crate) struct FieldFacts {
     pub(crate) keep_alive: bool,
     /// The client waits for `100 Continue` before sending the body (HTTP/1.1 only).
     pub(crate) expect_continue: bool,
+    /// An HTTP/1.1 request with an `Upgrade` field named in `Connection` (RFC 9110 §7.8): the
+    /// app may take the connection (ABI 1.2).
+    pub(crate) upgrade: bool,
 }
 
 /// Framing, Host and connection rules over the fields of a head of HTTP/1.`version_minor`.
@@ -37,6 +40,7 @@ pub(crate) fn interpret<'h>(
     let mut content_length: Option<u64> = None;
     let mut te = TeState::default();
     let (mut close, mut keep_alive_token) = (false, false);
+    let (mut upgrade_token, mut upgrade_field) = (false, false);
     let mut expect_continue = false;
     for (name, value) in headers {
         if name.eq_ignore_ascii_case(b"host") {
@@ -59,7 +63,10 @@ pub(crate) fn interpret<'h>(
             for token in value.split(|&b| b == b',').map(trim_ows) {
                 close |= token.eq_ignore_ascii_case(b"close");
                 keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
+                upgrade_token |= token.eq_ignore_ascii_case(b"upgrade");
             }
+        } else if name.eq_ignore_ascii_case(b"upgrade") {
+            upgrade_field = true;
         } else if name.eq_ignore_ascii_case(b"expect") {
             // RFC 9110 §10.1.1; other expectations are ignored (a MAY-417).
             expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
@@ -90,6 +97,7 @@ pub(crate) fn interpret<'h>(
         // RFC 9112 §9.3: 1.1 is persistent unless "close"; 1.0 only with "keep-alive".
         keep_alive: !close && (http11 || keep_alive_token),
         expect_continue: http11 && expect_continue,
+        upgrade: http11 && upgrade_token && upgrade_field,
     })
 }
 

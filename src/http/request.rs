@@ -26,6 +26,8 @@ pub(crate) struct RequestHead {
     pub framing: BodyFraming,
     pub keep_alive: bool,
     pub expect_continue: bool,
+    /// An upgrade request (`fields::FieldFacts::upgrade`).
+    pub upgrade: bool,
     /// Bytes of the head, leading empty lines and the final CRLFCRLF included.
     pub head_len: usize,
 }
@@ -40,6 +42,7 @@ impl Default for RequestHead {
             framing: BodyFraming::None,
             keep_alive: false,
             expect_continue: false,
+            upgrade: false,
             head_len: 0,
         }
     }
@@ -55,6 +58,7 @@ impl RequestHead {
         self.framing = BodyFraming::None;
         self.keep_alive = false;
         self.expect_continue = false;
+        self.upgrade = false;
         self.head_len = 0;
     }
 
@@ -155,6 +159,7 @@ pub(crate) fn parse_scanned(
     head.framing = facts.framing;
     head.keep_alive = facts.keep_alive;
     head.expect_continue = facts.expect_continue;
+    head.upgrade = facts.upgrade;
     Ok(head_len)
 }
 

@@ -151,11 +151,20 @@ impl AccessLog {
     }
 
     fn write(&self, record: &AccessRecord<'_>) {
+        self.write_with(record, None);
+    }
+
+    /// The line at the end of an upgraded connection, with its close code (`upgrade.rs`).
+    pub(super) fn write_closed(&self, record: &AccessRecord<'_>, code: u16) {
+        self.write_with(record, Some(code));
+    }
+
+    fn write_with(&self, record: &AccessRecord<'_>, close: Option<u16>) {
         match &self.output {
             Sink::Output(_) => {
                 let buffered = THREAD_LINES.try_with(|lines| {
                     let mut lines = lock(&lines.0);
-                    self.render(record, &mut lines);
+                    self.render_line(record, close, &mut lines);
                     lines.push(b'\n');
                     if lines.len() >= FLUSH_AT {
                         self.write_out(&mut lines);
@@ -164,15 +173,32 @@ impl AccessLog {
                 if buffered.is_err() {
                     // A thread being torn down: write the line on its own.
                     let mut line = Vec::new();
-                    self.render(record, &mut line);
+                    self.render_line(record, close, &mut line);
                     line.push(b'\n');
                     self.write_out(&mut line);
                 }
             }
             Sink::ErrorLog => {
                 let mut line = Vec::new();
-                self.render(record, &mut line);
+                self.render_line(record, close, &mut line);
                 log::info!(target: "access", "{}", String::from_utf8_lossy(&line));
+            }
+        }
+    }
+
+    /// The line, and an upgraded connection's close code: ` close=CODE` after a text line,
+    /// `"close_code"` as the last key of a JSON one.
+    fn render_line(&self, record: &AccessRecord<'_>, close: Option<u16>, out: &mut Vec<u8>) {
+        self.render(record, out);
+        if let Some(code) = close {
+            match &*self.format.kind {
+                FormatKind::Text(_) => out.extend_from_slice(format!(" close={code}").as_bytes()),
+                FormatKind::Json => {
+                    if out.last() == Some(&b'}') {
+                        out.pop();
+                        out.extend_from_slice(format!(",\"close_code\":{code}}}").as_bytes());
+                    }
+                }
             }
         }
     }

@@ -18,6 +18,7 @@ mod error_log;
 mod file;
 mod format;
 mod record;
+mod upgrade;
 
 use std::fmt;
 use std::io;
@@ -30,6 +31,7 @@ pub(crate) use capture::Capture;
 pub(crate) use file::reopen_all;
 pub(crate) use format::AccessFormat;
 pub(crate) use record::Served;
+pub(crate) use upgrade::UpgradeSeed;
 
 use file::{LogFile, Output};
 use format::COMBINED;

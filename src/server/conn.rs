@@ -23,6 +23,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use super::deferred::ParkedRequest;
@@ -211,6 +212,20 @@ impl Conn {
             Some(tls) if tls.is_handshaking() => Ok(()),
             Some(tls) => tls.write_now(&mut self.stream, bytes),
         }
+    }
+
+    /// Gives the socket (a duplicate of its descriptor: this `Conn` closes its own when
+    /// dropped), the TLS session and the unread input to a new owner (`server::h2`).
+    pub(crate) fn hand_over(&mut self) -> io::Result<(Stream, Option<Box<TlsSession>>, Vec<u8>)> {
+        let fd = self.stream.as_fd().try_clone_to_owned()?;
+        let input = self.input().to_vec();
+        self.consume(input.len());
+        Ok((Stream::from(fd), self.tls.take(), input))
+    }
+
+    /// No request has been served on this connection yet.
+    pub(crate) fn is_fresh(&self) -> bool {
+        !self.served_any
     }
 
     /// The wake number of the request parked here (0 if it made no waker), if one is.
@@ -615,6 +630,23 @@ impl Conn {
         let Some(body) = &mut self.file else {
             return Ok(Some(false));
         };
+        // A deferred app's head (ABI 1.2 `send_file`) may wait here: it goes first.
+        if !self.unsent.is_empty() {
+            let written = match &mut self.tls {
+                None => write_nonblocking(&mut self.stream, &[&self.unsent]),
+                Some(tls) => tls.write_nonblocking(&mut self.stream, &[&self.unsent]),
+            };
+            match written {
+                Ok(n) => {
+                    self.unsent.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            if !self.unsent.is_empty() {
+                return Ok(None);
+            }
+        }
         match body.send(&mut self.stream, self.tls.as_deref_mut())? {
             Sent::All => {
                 let close_after = body.close_after();
@@ -643,6 +675,56 @@ impl Conn {
 
     pub(crate) fn mark_write_interest(&mut self) {
         self.write_interest = true;
+    }
+
+    /// An upgraded connection's read (ABI 1.2), never waiting: what is buffered first (the bytes
+    /// the client sent after the request head), then one read from the socket (through TLS on
+    /// a TLS connection). `Ok(0)`: the client ended its side; `WouldBlock`: nothing now.
+    pub(crate) fn read_into(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        use std::io::Read;
+        let input = self.input();
+        if !input.is_empty() {
+            let n = input.len().min(out.len());
+            out[..n].copy_from_slice(&input[..n]);
+            self.consume(n);
+            if self.start == self.buf.len() {
+                // Idle upgraded connections keep no buffer.
+                self.buf = Vec::new();
+                self.start = 0;
+            }
+            return Ok(n);
+        }
+        match &mut self.tls {
+            Some(tls) => tls.read_into(&mut self.stream, out),
+            None => loop {
+                match self.stream.read(out) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    read => break read.inspect(|&n| crate::stats::bytes_in(n)),
+                }
+            },
+        }
+    }
+
+    /// TCP keep-alive probes after `idle` without traffic, then every third of it: how a raw
+    /// upgraded stream, which the server never pings, finds a peer that vanished.
+    pub(crate) fn set_keepalive(&self, idle: Duration) -> io::Result<()> {
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(idle)
+            .with_interval((idle / 3).max(Duration::from_secs(1)));
+        socket2::SockRef::from(&self.stream).set_tcp_keepalive(&keepalive)
+    }
+
+    /// An upgraded connection's write (ABI 1.2), never waiting: what earlier output left unsent
+    /// goes first; returns how much of `data` the socket (or rustls's bounded buffer) took, 0
+    /// when it has no room now.
+    pub(crate) fn write_some(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.has_unsent() && !self.flush_unsent()? {
+            return Ok(0);
+        }
+        match &mut self.tls {
+            None => write_nonblocking(&mut self.stream, &[data]),
+            Some(tls) => tls.write_nonblocking(&mut self.stream, &[data]),
+        }
     }
 
     /// Moves the unconsumed input to the front of the buffer (the scanner's offsets are
@@ -754,6 +836,14 @@ mod tests {
         assert_eq!(settle(&mut conn, usize::MAX), NextHead::Closed);
     }
 
+    #[test]
+    fn keepalive_is_set_with_the_idle_time() {
+        let (conn, _client) = pair();
+        conn.set_keepalive(Duration::from_secs(20)).unwrap();
+        let sock = socket2::SockRef::from(&conn.stream);
+        assert!(sock.keepalive().unwrap());
+    }
+
     fn config(keep_alive: u64, header_timeout: u64, graceful: u64) -> Config {
         Config {
             threads: 1,
@@ -770,6 +860,9 @@ mod tests {
             proxies: Default::default(),
             tls: None,
             statics: None,
+            websocket: Default::default(),
+            http2: false,
+            tls_h2: None,
         }
     }
 

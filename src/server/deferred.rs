@@ -189,14 +189,23 @@ pub(super) fn resume(
         }
         Progress::Done(mut outcome) => {
             transport.end();
+            let upgraded = transport.body.upgraded.take();
             shared.mark_busy(thread, false);
             slots.count_parked(false);
-            if !serve::send_unsent(conn, shared) {
+            let sent = serve::send_unsent(conn, shared);
+            if !sent {
                 outcome.reusable = false;
             }
             crate::stats::response(outcome.status, parked.started);
             log_access(&parked.environ, &buffers.call, outcome, parked.started);
-            if outcome.reusable {
+            if let Some(upgraded) = upgraded {
+                let ok = sent && outcome.status == 101;
+                return match serve::take_over(upgraded, ok, &parked.environ) {
+                    serve::Then::Upgrade(upgraded) => After::Upgrade(upgraded),
+                    _ => After::Close,
+                };
+            }
+            if outcome.reusable || conn.sending_file() {
                 serve::serve(conn, shared, slots, scratch)
             } else {
                 After::Close

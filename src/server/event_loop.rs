@@ -15,8 +15,9 @@
 //! connection remembers the options of the listener it came from.
 //!
 //! The calling thread coordinates: it sweeps deadlines, watches `--timeout` (harakiri),
-//! re-arms the listeners while accepting rests for lack of descriptors (`accept_pause.rs`), and
-//! drains on shutdown; it never runs app code, so it reacts at once. Once no connection is
+//! re-arms the listeners while accepting rests for lack of descriptors (`accept_pause.rs`), gives
+//! freed memory back to the kernel after a burst or once the worker goes quiet (`heap_trim.rs`),
+//! and drains on shutdown; it never runs app code, so it reacts at once. Once no connection is
 //! open it stops the threads (a flag, and a wake-up on the eventfd that each waking thread
 //! passes on) and joins them. The epoll instance belongs to `Loop`, which every thread holds,
 //! so no thread ever waits on a closed descriptor — not even one left inside the app when the
@@ -39,9 +40,11 @@ use super::accept_pause::{AcceptError, AcceptPause};
 use super::backlog::Backlog;
 use super::conn::Conn;
 use super::deferred;
+use super::h2::{self, Http2};
+use super::heap_trim::HeapTrim;
 use super::listener::Listener;
 use super::serve::{self, After, ThreadScratch};
-use super::slots::{Slots, Token};
+use super::slots::{Ready, Slots, Taken, Token};
 use super::{Shared, Shutdown};
 use crate::app::call::Cancel;
 use crate::http::response::encode_error;
@@ -63,7 +66,8 @@ fn listener_index(token: Token) -> Option<usize> {
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
 /// After the graceful timeout cancelled the parked requests, how long their `close` may take
-/// on the serving threads before the process gives up on them too.
+/// on the serving threads before the process gives up on them too; also how long upgraded
+/// connections wait for their clients' replies to the close (1001) sent to them then.
 const PARKED_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Events taken per `epoll_wait`.
@@ -95,6 +99,8 @@ struct Loop {
     backlog: Backlog,
     /// Accepting rests, and is retried on a timer, while the process is out of descriptors.
     accept_pause: AcceptPause,
+    /// The HTTP/2 thread and the streams it accepted (`--http2`).
+    http2: Option<Http2>,
 }
 
 /// How the serving threads ended.
@@ -113,17 +119,26 @@ pub(crate) fn run(
     shared: &Arc<Shared>,
     shutdown: &Shutdown,
 ) -> io::Result<Ended> {
+    let slots = Arc::new(Slots::new(Waker::new()?));
+    let http2 = match listeners
+        .iter()
+        .any(|listener| h2::serves_http2(listener.options(), &shared.config))
+    {
+        true => Some(Http2::start(&slots, &shared.config)?),
+        false => None,
+    };
     let shared_loop = Arc::new(Loop {
         epoll: Epoll::new()?,
         listeners: listeners
             .into_iter()
             .map(|listener| Mutex::new(Some(listener)))
             .collect(),
-        slots: Arc::new(Slots::new(Waker::new()?)),
+        slots,
         stop: AtomicBool::new(false),
         waiting: AtomicUsize::new(0),
         backlog: Backlog::default(),
         accept_pause: AcceptPause::default(),
+        http2,
     });
     shared_loop
         .epoll
@@ -168,6 +183,7 @@ pub(crate) fn run(
 
     let mut stop_by = None;
     let mut parked_cancelled = false;
+    let mut heap_trim = HeapTrim::new();
     loop {
         shutdown.wait(SWEEP_EVERY);
         let now = shared.tick();
@@ -192,17 +208,19 @@ pub(crate) fn run(
         shared_loop.slots.cancel_parked(Cancel::TimedOut, Some(now));
         // Writes the summaries of repeated log lines whose window is over (crate::log_limit).
         log::logger().flush();
+        if heap_trim.due(now, shared_loop.slots.open(), shared.served()) {
+            let released = crate::sys::heap::release_free_memory();
+            log::debug!("gave the allocator's free memory back to the kernel: {released}");
+        }
         if let Some(deadline) = stop_by {
             if shared_loop.slots.open() == 0 {
                 break;
             }
-            if now >= deadline && !parked_cancelled && shared_loop.slots.parked() > 0 {
-                // Parked requests hold no thread: they are closed (on serving threads) rather
-                // than abandoned, so the app can still be shut down cleanly.
-                log::warn!("graceful timeout: closing the requests still waiting for the app");
-                shared_loop.slots.cancel_parked(Cancel::Stopping, None);
+            if now >= deadline && !parked_cancelled && closes_at_deadline(&shared_loop.slots) {
                 parked_cancelled = true;
-                stop_by = Some(now + PARKED_CLOSE_GRACE);
+                // Two sweeps more than the closes' grace: the sweep that ends a connection
+                // whose grace ran out comes before the process gives up on it.
+                stop_by = Some(now + PARKED_CLOSE_GRACE + 2 * SWEEP_EVERY);
             } else if now >= deadline {
                 // Threads inside the app cannot be joined; they keep the epoll instance (and
                 // the app) alive until the process exits. Idle ones stop now.
@@ -222,6 +240,30 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The graceful timeout ran out: parked requests and upgraded connections hold no thread, so
+/// they are closed (on serving threads) rather than abandoned, and the app can still be shut
+/// down cleanly. A WebSocket gets close 1001 ("going away"). False if there were none.
+fn closes_at_deadline(slots: &Slots) -> bool {
+    let parked = slots.parked() > 0;
+    if parked {
+        log::warn!("graceful timeout: closing the requests still waiting for the app");
+        slots.cancel_parked(Cancel::Stopping, None);
+    }
+    let upgraded = slots.upgraded();
+    if !upgraded.is_empty() {
+        log::info!(
+            "graceful timeout: closing {} upgraded connections (WebSockets get 1001)",
+            upgraded.len()
+        );
+    }
+    let any_upgraded = !upgraded.is_empty();
+    for connection in upgraded {
+        connection.shut_down(PARKED_CLOSE_GRACE);
+        slots.queue_upgraded(connection);
+    }
+    parked || any_upgraded
+}
+
 /// Tell every serving thread to stop and wait until they have.
 fn stop_and_join(shared_loop: &Loop, threads: Vec<JoinHandle<()>>) {
     shared_loop.stop.store(true, Ordering::SeqCst);
@@ -231,6 +273,9 @@ fn stop_and_join(shared_loop: &Loop, threads: Vec<JoinHandle<()>>) {
         if thread.join().is_err() {
             log::error!("a serving thread panicked");
         }
+    }
+    if let Some(http2) = &shared_loop.http2 {
+        http2.stop();
     }
 }
 
@@ -315,19 +360,37 @@ fn handle(token: Token, shared_loop: &Loop, shared: &Shared, scratch: &mut Threa
         return accept_all(index, shared_loop, shared, scratch);
     }
     match token {
-        // A deferred request was woken or cancelled.
+        // A deferred request was woken or cancelled, an upgraded connection has work, or an
+        // HTTP/2 stream waits.
         WAKER => {
-            if let Some(conn) = shared_loop.slots.pop_ready() {
-                serve(conn, shared_loop, shared, scratch);
+            let http2 = shared_loop.http2.as_ref();
+            match shared_loop.slots.pop_ready() {
+                Some(ready) => {
+                    if http2.is_some_and(Http2::has_jobs) {
+                        // Its wake-up may have been taken for this connection's.
+                        wake_one(shared_loop);
+                    }
+                    match ready {
+                        Ready::Conn(conn) => serve(conn, shared_loop, shared, scratch),
+                        Ready::Upgraded(upgraded) => upgraded.ready(shared, scratch.thread),
+                    }
+                }
+                None => {
+                    if let Some(job) = http2.and_then(Http2::pop_job) {
+                        h2::serve_stream(job, shared, scratch);
+                    }
+                }
             }
         }
-        token => {
-            if let Some(mut conn) = shared_loop.slots.take(token) {
+        token => match shared_loop.slots.take(token) {
+            Taken::Conn(mut conn) => {
                 // The event means input: read before concluding there is none.
                 conn.mark_readable();
                 serve(conn, shared_loop, shared, scratch);
             }
-        }
+            Taken::Upgraded(upgraded) => upgraded.ready(shared, scratch.thread),
+            Taken::Nothing => {}
+        },
     }
 }
 
@@ -365,6 +428,16 @@ fn serve(mut conn: Box<Conn>, shared_loop: &Loop, shared: &Shared, scratch: &mut
         conn.return_buffer(&mut scratch.read_buf);
         match after {
             After::Close => return slots.close(conn),
+            After::Upgrade(upgraded) => {
+                slots.upgrade(conn, &upgraded, &shared_loop.epoll);
+                return upgraded.ready(shared, scratch.thread);
+            }
+            After::Http2 => {
+                return match &shared_loop.http2 {
+                    Some(http2) => http2.hand_over(conn, &shared_loop.epoll),
+                    None => slots.close(conn),
+                }
+            }
             After::Park => match slots.park(conn, shared, &shared_loop.epoll) {
                 // Input arrived while we were busy with it: keep going.
                 Some(again) => conn = again,
@@ -392,8 +465,17 @@ fn begin_drain(shared_loop: &Loop, shared: &Shared) -> Instant {
         }
     }
     shared.draining.store(true, Ordering::SeqCst);
+    if let Some(http2) = &shared_loop.http2 {
+        http2.begin_drain();
+    }
     let now = Instant::now();
     shared_loop.slots.begin_drain(now, &shared.config);
+    // Upgraded connections stay until the graceful timeout; their apps hear it now, so they
+    // can tell their clients to reconnect (to the new generation, on a swap).
+    for upgraded in shared_loop.slots.upgraded() {
+        upgraded.going_away();
+        shared_loop.slots.queue_upgraded(upgraded);
+    }
     now + shared.config.graceful_timeout
 }
 
@@ -441,8 +523,12 @@ fn accept_all(index: usize, shared_loop: &Loop, shared: &Shared, scratch: &mut T
                         shared.coarse_now(),
                         shared.config.header_timeout,
                     ));
-                    let tls = conn.listener_options().tls;
-                    if let Some(config) = shared.config.tls.as_ref().filter(|_| tls) {
+                    let options = conn.listener_options();
+                    let config = match h2::serves_http2(options, &shared.config) {
+                        true => shared.config.tls_h2.as_ref(),
+                        false => shared.config.tls.as_ref(),
+                    };
+                    if let Some(config) = config.filter(|_| options.tls) {
                         match TlsSession::new(config) {
                             Ok(session) => conn.set_tls(session),
                             Err(e) => {

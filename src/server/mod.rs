@@ -26,12 +26,16 @@ mod backlog;
 mod conn;
 mod deferred;
 mod event_loop;
+mod h2;
+mod heap_trim;
 mod listener;
 pub(crate) mod proxied;
 mod serve;
 mod slots;
 mod socket_io;
 mod static_route;
+pub(crate) mod upgraded;
+pub(crate) mod ws;
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -41,6 +45,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::app::loader::LoadedApp;
 use crate::http::scan::Limits;
 
+pub(crate) use h2::offer_h2;
 pub(crate) use listener::Listener;
 pub(crate) use proxied::Proxies;
 
@@ -74,6 +79,13 @@ pub(crate) struct Config {
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     /// Files answered without the app (`--static`).
     pub(crate) statics: Option<Arc<crate::static_files::StaticFiles>>,
+    /// WebSocket limits (`--ws-max-message`, `--ws-ping-interval`).
+    pub(crate) websocket: ws::WsConfig,
+    /// Serve HTTP/2 (`--http2`) on every listener: h2c with prior knowledge, `h2` by ALPN on
+    /// TLS (a listener's `h2` option does on that listener).
+    pub(crate) http2: bool,
+    /// `tls` offering `h2` by ALPN, for the TLS listeners that serve HTTP/2.
+    pub(crate) tls_h2: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A stop request that any thread (a signal handler thread, a supervisor) can raise.
@@ -193,6 +205,11 @@ impl Shared {
             self.shutdown.retire();
             log::info!("served {served} requests (--max-requests): recycling this worker");
         }
+    }
+
+    /// Requests served so far (counted when each ends).
+    pub(crate) fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
     }
 
     /// App thread `thread`'s request parked (ABI 1.1): the thread is free, and the request is
@@ -323,6 +340,9 @@ pub(crate) fn serve(
     config: Config,
     shutdown: Arc<Shutdown>,
 ) -> Served {
+    // Before the first connection: what the burst of them frees must be able to go back
+    // (`event_loop`'s heap trim).
+    crate::sys::heap::fix_trim_threshold();
     let shared = Arc::new(Shared {
         app_lock: app.single_threaded().then(|| Mutex::new(())),
         app,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use app_abi::raw::{
     WS_ERR_BAD_BODY, WS_ERR_CLIENT_GONE, WS_ERR_TIMEOUT, WS_ERR_TOO_LARGE, WS_REQ_MULTIPROCESS,
-    WS_REQ_MULTITHREAD,
+    WS_REQ_MULTITHREAD, WS_REQ_WEBSOCKET,
 };
 
 use super::conn::{Conn, NextHead};
@@ -22,9 +22,12 @@ use super::deferred::{self, ParkedRequest, RequestWaker};
 use super::proxied;
 use super::slots::Slots;
 use super::static_route;
+use super::upgraded::{Mode, Upgraded};
+use super::ws::handshake::UpgradeOffer;
 use super::Shared;
 use crate::app::call::{self, Progress, RequestFacts, Scratch, Transport};
 use crate::app::environ::{Environ, RequestParts};
+use crate::app::host_upgrade::ConnHandler;
 use crate::app::waker::Wake;
 use crate::http::body::{BodyDecoder, BodyError};
 use crate::http::encoder::Outcome;
@@ -34,7 +37,7 @@ use crate::http::response::{encode_continue, DateCache};
 use crate::http::target::parse_target;
 use crate::listen::PeerHost;
 use crate::logging;
-use crate::static_files::Request as StaticRequest;
+use crate::static_files::{FileBody, Request as StaticRequest};
 use std::sync::Arc;
 
 /// How much of a request body the app left unread is drained (from what is already buffered)
@@ -73,16 +76,20 @@ impl ThreadScratch {
 }
 
 /// What to do with a connection after serving what it had buffered.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum After {
     /// Wait for more input on the event loop (or, with a parked request, for its app).
     Park,
     /// Done with it.
     Close,
+    /// Its app took it (ABI 1.2, the 101 is out): it becomes this upgraded connection's.
+    Upgrade(Arc<Upgraded>),
+    /// Its first head is HTTP/2's connection preface: hand it over (`server::h2`).
+    Http2,
 }
 
 /// What a request left the connection fit for.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(super) enum Then {
     /// Carry the next request.
     Next,
@@ -90,6 +97,8 @@ pub(super) enum Then {
     Close,
     /// The request parked (its body pended): wait for the app.
     Wait,
+    /// The app took the connection.
+    Upgrade(Arc<Upgraded>),
 }
 
 /// Serve every complete request in `conn`'s buffer, reading more only while the socket has some
@@ -112,6 +121,9 @@ pub(crate) fn serve(
             call.clear_held();
             if let Err(e) = sent {
                 log::debug!("{}: client gone while sending responses: {e}", conn.peer());
+                if let After::Upgrade(upgraded) = after {
+                    upgraded.abandon();
+                }
                 return After::Close;
             }
         }
@@ -131,6 +143,9 @@ fn serve_buffered(
     let limits = &shared.config.limits;
     loop {
         let parsed = match conn.next_head(limits) {
+            NextHead::Complete(_) if super::h2::wanted(conn, &shared.config) => {
+                return After::Http2
+            }
             NextHead::Complete(end) => parse_scanned(conn.input(), &end, limits, &mut scratch.head),
             NextHead::Invalid(e) => Err(e),
             NextHead::Waiting => return After::Park,
@@ -155,6 +170,7 @@ fn serve_buffered(
             Then::Next => {}
             Then::Close => return After::Close,
             Then::Wait => return After::Park,
+            Then::Upgrade(upgraded) => return After::Upgrade(upgraded),
         }
     }
 }
@@ -196,6 +212,17 @@ fn serve_one(
     if config.multiprocess {
         flags |= WS_REQ_MULTIPROCESS;
     }
+    // Only upgrade requests pay for reading what they offer (ABI 1.2).
+    let upgrade = head
+        .upgrade
+        .then(|| Box::new(UpgradeOffer::read(method, head.header_iter(buf))));
+    if upgrade
+        .as_ref()
+        .is_some_and(|offer| offer.websocket().is_some())
+        && shared.app.abi_version().1 >= 2
+    {
+        flags |= WS_REQ_WEBSOCKET;
+    }
     let facts = RequestFacts {
         is_head: method == b"HEAD",
         version_minor: head.version_minor,
@@ -236,6 +263,8 @@ fn serve_one(
         continue_sent: false,
         body_wait_left: config.body_timeout,
         wake_id: 0,
+        upgrade,
+        upgraded: None,
     };
     let mut transport = ConnTransport::new(
         conn,
@@ -262,13 +291,21 @@ fn serve_one(
     match progress {
         Progress::Done(mut outcome) => {
             transport.end();
+            let upgraded = transport.body.upgraded.take();
             shared.mark_busy(thread, false);
-            if !send_unsent(conn, shared) {
+            let sent = send_unsent(conn, shared);
+            if !sent {
                 outcome.reusable = false;
             }
             crate::stats::response(outcome.status, started);
             log_access(&buffers.environ, &buffers.call, outcome, started);
-            if outcome.reusable {
+            if let Some(upgraded) = upgraded {
+                return take_over(upgraded, sent && outcome.status == 101, &buffers.environ);
+            }
+            if conn.sending_file() {
+                // `serve` sends the file, then closes unless the body says it may go on.
+                Then::Wait
+            } else if outcome.reusable {
                 Then::Next
             } else {
                 Then::Close
@@ -292,6 +329,20 @@ fn serve_one(
             Then::Wait
         }
     }
+}
+
+/// The request that took its connection ended: the connection becomes the app's if its 101 is
+/// out (`ok`); else the app is told the connection closed.
+pub(super) fn take_over(upgraded: Arc<Upgraded>, ok: bool, environ: &Environ) -> Then {
+    if !ok {
+        upgraded.abandon();
+        return Then::Close;
+    }
+    upgraded.set_access(crate::logging::UpgradeSeed::new(
+        environ.remote_host(),
+        environ,
+    ));
+    Then::Upgrade(upgraded)
 }
 
 /// A deferred request that ended sends what it kept unsent (only the last few bytes can be: its
@@ -384,6 +435,10 @@ pub(super) struct BodyProgress {
     pub(super) body_wait_left: Duration,
     /// The number wakes name this request by (0 until its first waker).
     pub(super) wake_id: u64,
+    /// What an upgrade request offers (ABI 1.2); `None` for every other request.
+    pub(super) upgrade: Option<Box<UpgradeOffer>>,
+    /// The connection its app took, attached once the request ends.
+    pub(super) upgraded: Option<Arc<Upgraded>>,
 }
 
 impl<'a> ConnTransport<'a> {
@@ -591,7 +646,38 @@ impl Transport for ConnTransport<'_> {
     }
 
     fn output_blocked(&mut self) -> bool {
-        self.conn.has_unsent()
+        // A file body (ABI 1.2 `send_file`) ends the response: the app is not asked for more,
+        // and what waits before it goes first (`Conn::send_file_body`).
+        self.conn.has_unsent() && !self.conn.sending_file()
+    }
+
+    fn send_file(&mut self, body: FileBody) {
+        self.conn.set_file_body(body);
+    }
+
+    fn upgrade_offer(&self) -> Option<&UpgradeOffer> {
+        self.body.upgrade.as_deref()
+    }
+
+    fn take_connection(
+        &mut self,
+        handler: ConnHandler,
+        mode: Mode,
+    ) -> Option<*mut std::ffi::c_void> {
+        if self.body.upgraded.is_some() {
+            return None;
+        }
+        let upgraded = Upgraded::new(
+            self.conn.token(),
+            Arc::clone(self.slots),
+            handler,
+            mode,
+            &self.shared.config,
+            None,
+        );
+        let handle = Arc::into_raw(Arc::clone(&upgraded)) as *mut std::ffi::c_void;
+        self.body.upgraded = Some(upgraded);
+        Some(handle)
     }
 
     fn new_waker(&mut self) -> Option<Arc<dyn Wake>> {

@@ -19,10 +19,11 @@
 
 use std::collections::VecDeque;
 use std::os::fd::AsFd;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::conn::Conn;
+use super::upgraded::Upgraded;
 use super::{Config, Shared};
 use crate::app::call::Cancel;
 use crate::sys::epoll::{Epoll, Waker};
@@ -54,6 +55,25 @@ enum Slot {
         woken: bool,
         request: u64,
     },
+    /// An upgraded connection (ABI 1.2): never taken, any thread may use it; events go to
+    /// `Upgraded::ready`.
+    Upgraded(Arc<Upgraded>),
+}
+
+/// What an event's token names.
+pub(crate) enum Taken {
+    /// A connection to serve (it is the thread's now).
+    Conn(Box<Conn>),
+    /// An upgraded connection to look at (`Upgraded::ready`).
+    Upgraded(Arc<Upgraded>),
+    /// Nothing to do here (busy elsewhere, or gone).
+    Nothing,
+}
+
+/// Work queued for the next free serving thread.
+pub(crate) enum Ready {
+    Conn(Box<Conn>),
+    Upgraded(Arc<Upgraded>),
 }
 
 const BUSY: Slot = Slot::Busy {
@@ -79,6 +99,8 @@ struct SlotTable {
     open: usize,
     /// Connections whose parked request was woken or cancelled, for the next free thread.
     ready: VecDeque<Box<Conn>>,
+    /// Upgraded connections a serving thread must look at (an app thread's call, a deadline).
+    ready_upgraded: VecDeque<Arc<Upgraded>>,
     /// Parked requests (in `Idle` slots or in `ready`).
     parked: usize,
     /// The last request number `request_id` gave out.
@@ -169,17 +191,80 @@ impl Slots {
         }
     }
 
-    /// The next connection whose parked request is ready to run again; if more wait, another
-    /// thread is woken for them.
-    pub(crate) fn pop_ready(&self) -> Option<Box<Conn>> {
+    /// The next connection whose parked request is ready to run again, or upgraded connection
+    /// to look at; if more wait, another thread is woken for them.
+    pub(crate) fn pop_ready(&self) -> Option<Ready> {
         let mut table = self.lock();
-        let conn = table.ready.pop_front()?;
-        let more = !table.ready.is_empty();
+        let ready = match table.ready.pop_front() {
+            Some(conn) => Ready::Conn(conn),
+            None => Ready::Upgraded(table.ready_upgraded.pop_front()?),
+        };
+        let more = !table.ready.is_empty() || !table.ready_upgraded.is_empty();
         drop(table);
         if more {
             self.wake_a_thread();
         }
-        Some(conn)
+        Some(ready)
+    }
+
+    /// Queue an upgraded connection for a serving thread (any thread).
+    pub(crate) fn queue_upgraded(&self, upgraded: Arc<Upgraded>) {
+        self.lock().ready_upgraded.push_back(upgraded);
+        self.wake_a_thread();
+    }
+
+    /// The request on `conn` upgraded: the connection becomes `upgraded`'s, watched for input
+    /// and room to send from now on (one `epoll_ctl`, never another: edges do the rest). The
+    /// caller then calls `Upgraded::ready`, which also serves any event that came meanwhile.
+    pub(crate) fn upgrade(&self, mut conn: Box<Conn>, upgraded: &Arc<Upgraded>, epoll: &Epoll) {
+        let index = conn.token().0 - FIRST_CONN;
+        let token = conn.token().event_data();
+        let add = !conn.is_registered();
+        let watched = epoll.watch(conn.stream_mut().as_fd(), token, add, true);
+        if let Err(e) = watched {
+            log::warn!("{}: cannot watch the upgraded connection: {e}", conn.peer());
+            upgraded.abandon();
+            return self.close(conn);
+        }
+        conn.mark_registered();
+        conn.mark_write_interest();
+        // Before the slot points to it: an event now is `pending` on the busy slot, and the
+        // caller's `ready` serves it.
+        if let Some(conn) = upgraded.attach(conn) {
+            return self.close(conn);
+        }
+        self.lock().slots[index] = Slot::Upgraded(Arc::clone(upgraded));
+    }
+
+    /// The upgraded connection `upgraded` closed its socket: its slot is free. (Called with the
+    /// connection's own lock held: lock order connection, then table.)
+    pub(crate) fn free_upgraded(&self, token: Token, upgraded: &Upgraded) {
+        let mut table = self.lock();
+        let index = token.0 - FIRST_CONN;
+        let ours = match table.slots.get(index) {
+            Some(Slot::Upgraded(held)) => std::ptr::eq(Arc::as_ptr(held), upgraded),
+            // Closed before it was attached: the slot is still the request's.
+            Some(Slot::Busy { .. }) => false,
+            _ => false,
+        };
+        if ours {
+            // The `Arc` held by the slot drops here, not the last one (the caller holds one).
+            table.slots[index] = Slot::Free;
+            table.free.push(index);
+            table.open -= 1;
+        }
+    }
+
+    /// Every upgraded connection (for the drain).
+    pub(crate) fn upgraded(&self) -> Vec<Arc<Upgraded>> {
+        self.lock()
+            .slots
+            .iter()
+            .filter_map(|slot| match slot {
+                Slot::Upgraded(upgraded) => Some(Arc::clone(upgraded)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Queue every parked request for `cancel` whose connection's deadline is before `by`
@@ -297,13 +382,18 @@ impl Slots {
     /// Forget a connection a serving thread is done with; dropping it closes the socket (which also
     /// removes it from epoll).
     pub(crate) fn close(&self, conn: Box<Conn>) {
-        let index = conn.token().0 - FIRST_CONN;
+        self.release(conn.token());
+        drop(conn);
+    }
+
+    /// Frees the slot of `token`, whose connection its owner is done with (closed, or an
+    /// HTTP/2 connection handed over with its slot that has ended).
+    pub(crate) fn release(&self, token: Token) {
+        let index = token.0 - FIRST_CONN;
         let mut table = self.lock();
         table.slots[index] = Slot::Free;
         table.free.push(index);
         table.open -= 1;
-        drop(table);
-        drop(conn);
     }
 
     /// A slot for a new connection, already marked busy: the caller owns the connection.
@@ -322,11 +412,20 @@ impl Slots {
     }
 
     /// Take an idle connection for work, or note that input arrived for a busy one.
-    pub(crate) fn take(&self, token: Token) -> Option<Box<Conn>> {
+    pub(crate) fn take(&self, token: Token) -> Taken {
         let mut table = self.lock();
-        let index = token.0.checked_sub(FIRST_CONN)?;
-        let slot = table.slots.get_mut(index)?;
-        match std::mem::replace(slot, BUSY) {
+        let Some(slot) = token
+            .0
+            .checked_sub(FIRST_CONN)
+            .and_then(|index| table.slots.get_mut(index))
+        else {
+            return Taken::Nothing;
+        };
+        if let Slot::Upgraded(upgraded) = slot {
+            upgraded.edge();
+            return Taken::Upgraded(Arc::clone(upgraded));
+        }
+        let taken = match std::mem::replace(slot, BUSY) {
             Slot::Idle(conn) => {
                 if let Some(request) = conn.parked_request() {
                     *slot = Slot::Busy {
@@ -345,11 +444,12 @@ impl Slots {
                 };
                 None
             }
-            Slot::Free => {
-                *slot = Slot::Free;
+            other => {
+                *slot = other;
                 None
             }
-        }
+        };
+        taken.map_or(Taken::Nothing, Taken::Conn)
     }
 
     /// Pass an event on instead of serving it: an idle connection's registration is re-armed,
@@ -374,6 +474,13 @@ impl Slots {
                 }
             }
             Slot::Busy { pending, .. } => *pending = true,
+            Slot::Upgraded(upgraded) => {
+                upgraded.edge();
+                let upgraded = Arc::clone(upgraded);
+                table.ready_upgraded.push_back(upgraded);
+                drop(table);
+                self.wake_a_thread();
+            }
             Slot::Free => {}
         }
     }
@@ -384,10 +491,23 @@ impl Slots {
     pub(crate) fn expired(&self, now: Instant) -> Vec<Box<Conn>> {
         let mut table = self.lock();
         let SlotTable {
-            slots, free, open, ..
+            slots,
+            free,
+            open,
+            ready_upgraded,
+            ..
         } = &mut *table;
         let mut gone = Vec::new();
+        let mut queued = false;
         for (index, slot) in slots.iter_mut().enumerate() {
+            if let Slot::Upgraded(upgraded) = slot {
+                // One atomic load: its own lock is for the serving thread that acts on it.
+                if upgraded.due(now) {
+                    ready_upgraded.push_back(Arc::clone(upgraded));
+                    queued = true;
+                }
+                continue;
+            }
             if matches!(slot, Slot::Idle(conn) if conn.deadline() <= now && conn.parked_request().is_none())
             {
                 if let Slot::Idle(conn) = std::mem::replace(slot, Slot::Free) {
@@ -396,6 +516,10 @@ impl Slots {
                     *open -= 1;
                 }
             }
+        }
+        drop(table);
+        if queued {
+            self.wake_a_thread();
         }
         gone
     }

@@ -34,10 +34,23 @@ pub(crate) const ACCEPT_ERRORS: usize = 8;
 pub(crate) const DURATION_SUMS: usize = 9;
 /// The worker retired itself for `--limit-memory` (0 or 1 per worker).
 pub(crate) const MEMORY_RECYCLES: usize = DURATION_SUMS + CLASS_COUNT;
+/// Requests that were HTTP/2 streams (counted in `STARTED` and the classes too).
+pub(crate) const HTTP2_STREAMS: usize = MEMORY_RECYCLES + 1;
 /// Timed requests per class and duration bucket: `DURATION_BUCKETS + class * latency::BUCKETS +
 /// bucket`.
 pub(crate) const DURATION_BUCKETS: usize = 16;
 const _: () = assert!(MEMORY_RECYCLES < DURATION_BUCKETS);
+/// Upgraded connections (ABI 1.2), after the duration buckets: opened and closed (the gauge is
+/// their difference), WebSocket messages and upgraded bytes in and out. Calls made on app
+/// threads count into shard 0.
+pub(crate) const UPGRADES: usize = DURATION_BUCKETS + CLASS_COUNT * latency::BUCKETS;
+pub(crate) const UPGRADES_CLOSED: usize = UPGRADES + 1;
+pub(crate) const WS_MESSAGES_IN: usize = UPGRADES + 2;
+pub(crate) const WS_MESSAGES_OUT: usize = UPGRADES + 3;
+pub(crate) const UPGRADED_BYTES_IN: usize = UPGRADES + 4;
+pub(crate) const UPGRADED_BYTES_OUT: usize = UPGRADES + 5;
+const _: () = assert!(UPGRADED_BYTES_OUT < SHARD_WORDS);
+const _: () = assert!(HTTP2_STREAMS < DURATION_BUCKETS);
 const _: () = assert!(DURATION_BUCKETS + CLASS_COUNT * latency::BUCKETS <= SHARD_WORDS);
 
 /// This process's page, once attached.
@@ -138,9 +151,47 @@ pub(crate) fn accept_error() {
     add(ACCEPT_ERRORS, 1);
 }
 
+/// A connection was upgraded (its 101 counts as a response of its own).
+pub(crate) fn upgrade_opened() {
+    add(UPGRADES, 1);
+}
+
+/// An upgraded connection ended.
+pub(crate) fn upgrade_closed() {
+    add(UPGRADES_CLOSED, 1);
+}
+
+/// A WebSocket message of `len` payload bytes from a client reached its app.
+pub(crate) fn ws_message_in(len: usize) {
+    add(WS_MESSAGES_IN, 1);
+    add(UPGRADED_BYTES_IN, len as u64);
+}
+
+/// An app's WebSocket message of `len` payload bytes was queued for its client.
+pub(crate) fn ws_message_out(len: usize) {
+    add(WS_MESSAGES_OUT, 1);
+    add(UPGRADED_BYTES_OUT, len as u64);
+}
+
+/// Bytes an app read from an upgraded connection (payload bytes in message mode).
+pub(crate) fn upgraded_bytes_in(n: usize) {
+    add(UPGRADED_BYTES_IN, n as u64);
+}
+
+/// Bytes an app wrote to an upgraded connection (payload bytes in message mode).
+pub(crate) fn upgraded_bytes_out(n: usize) {
+    add(UPGRADED_BYTES_OUT, n as u64);
+}
+
 /// This worker is recycling itself for `--limit-memory`.
 pub(crate) fn memory_recycle() {
     add(MEMORY_RECYCLES, 1);
+}
+
+/// A request that reached the app was an HTTP/2 stream (besides `request_started`).
+#[inline]
+pub(crate) fn http2_stream() {
+    add(HTTP2_STREAMS, 1);
 }
 
 /// A worker's counters summed over its shards (or several workers' added up).
@@ -152,7 +203,36 @@ pub(crate) struct Totals {
     pub(crate) bytes_out: u64,
     pub(crate) accept_errors: u64,
     pub(crate) memory_recycles: u64,
+    pub(crate) http2_streams: u64,
     pub(crate) latency: Latency,
+    pub(crate) upgraded: Upgrades,
+}
+
+/// The upgraded connections' counters (ABI 1.2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Upgrades {
+    pub(crate) opened: u64,
+    pub(crate) closed: u64,
+    pub(crate) messages_in: u64,
+    pub(crate) messages_out: u64,
+    pub(crate) bytes_in: u64,
+    pub(crate) bytes_out: u64,
+}
+
+impl Upgrades {
+    /// Open now (each shard is read one word at a time while threads count: never negative).
+    pub(crate) fn open(&self) -> u64 {
+        self.opened.saturating_sub(self.closed)
+    }
+
+    fn add(&mut self, other: &Upgrades) {
+        self.opened = self.opened.wrapping_add(other.opened);
+        self.closed = self.closed.wrapping_add(other.closed);
+        self.messages_in = self.messages_in.wrapping_add(other.messages_in);
+        self.messages_out = self.messages_out.wrapping_add(other.messages_out);
+        self.bytes_in = self.bytes_in.wrapping_add(other.bytes_in);
+        self.bytes_out = self.bytes_out.wrapping_add(other.bytes_out);
+    }
 }
 
 impl Totals {
@@ -169,6 +249,15 @@ impl Totals {
             totals.bytes_out = totals.bytes_out.wrapping_add(get(BYTES_OUT));
             totals.accept_errors = totals.accept_errors.wrapping_add(get(ACCEPT_ERRORS));
             totals.memory_recycles = totals.memory_recycles.wrapping_add(get(MEMORY_RECYCLES));
+            totals.upgraded.add(&Upgrades {
+                opened: get(UPGRADES),
+                closed: get(UPGRADES_CLOSED),
+                messages_in: get(WS_MESSAGES_IN),
+                messages_out: get(WS_MESSAGES_OUT),
+                bytes_in: get(UPGRADED_BYTES_IN),
+                bytes_out: get(UPGRADED_BYTES_OUT),
+            });
+            totals.http2_streams = totals.http2_streams.wrapping_add(get(HTTP2_STREAMS));
             for (c, histogram) in totals.latency.classes.iter_mut().enumerate() {
                 let mut read = Histogram {
                     sum_ns: get(DURATION_SUMS + c),
@@ -205,14 +294,19 @@ impl Totals {
         self.bytes_out = self.bytes_out.wrapping_add(other.bytes_out);
         self.accept_errors = self.accept_errors.wrapping_add(other.accept_errors);
         self.memory_recycles = self.memory_recycles.wrapping_add(other.memory_recycles);
+        self.http2_streams = self.http2_streams.wrapping_add(other.http2_streams);
         self.latency.add(&other.latency);
+        self.upgraded.add(&other.upgraded);
     }
 
     /// The counts of a worker that is gone: the requests it left in flight are over, answered
     /// by nobody.
     pub(crate) fn finished(&self) -> Totals {
+        let mut upgraded = self.upgraded;
+        upgraded.closed = upgraded.opened;
         Totals {
             started: self.served(),
+            upgraded,
             ..*self
         }
     }

@@ -25,8 +25,9 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use clap::Args;
 
 pub(crate) use counters::{
-    accept_error, bytes_in, bytes_out, clock, memory_recycle, rejected, request_started, response,
-    serving_thread,
+    accept_error, bytes_in, bytes_out, clock, http2_stream, memory_recycle, rejected,
+    request_started, response, serving_thread, upgrade_closed, upgrade_opened, upgraded_bytes_in,
+    upgraded_bytes_out, ws_message_in, ws_message_out,
 };
 pub(crate) use endpoint::StatsAddr;
 pub(crate) use latency::Latency;

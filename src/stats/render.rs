@@ -35,9 +35,10 @@ pub(crate) fn json(s: &Snapshot) -> String {
     out.push_str(",\"requests\":{");
     let _ = write!(
         out,
-        "\"served\":{},\"in_flight\":{}",
+        "\"served\":{},\"in_flight\":{},\"http2\":{}",
         s.totals.served(),
-        s.totals.in_flight()
+        s.totals.in_flight(),
+        s.totals.http2_streams
     );
     out.push('}');
     out.push_str(",\"responses\":");
@@ -46,6 +47,17 @@ pub(crate) fn json(s: &Snapshot) -> String {
         out,
         ",\"bytes\":{{\"in\":{},\"out\":{}}},\"accept_errors\":{},\"memory_recycles\":{}",
         s.totals.bytes_in, s.totals.bytes_out, s.totals.accept_errors, s.totals.memory_recycles
+    );
+    let up = &s.totals.upgraded;
+    let _ = write!(
+        out,
+        ",\"upgraded\":{{\"open\":{},\"total\":{},\"messages\":{{\"in\":{},\"out\":{}}},\"bytes\":{{\"in\":{},\"out\":{}}}}}",
+        up.open(),
+        up.opened,
+        up.messages_in,
+        up.messages_out,
+        up.bytes_in,
+        up.bytes_out
     );
     let _ = write!(
         out,
@@ -333,6 +345,43 @@ pub(crate) fn prometheus(s: &Snapshot) -> String {
         "counter",
         "Bytes written to clients.",
         &one(s.totals.bytes_out.to_string()),
+    );
+    let up = &s.totals.upgraded;
+    family(
+        "webserver_upgraded_connections",
+        "gauge",
+        "Upgraded connections (WebSockets and other 101s) open now.",
+        &one(up.open().to_string()),
+    );
+    family(
+        "webserver_upgraded_connections_total",
+        "counter",
+        "Connections upgraded with a 101.",
+        &one(up.opened.to_string()),
+    );
+    family(
+        "webserver_websocket_messages_total",
+        "counter",
+        "WebSocket messages, by direction.",
+        &[
+            (labels(&[("direction", "in")]), up.messages_in.to_string()),
+            (labels(&[("direction", "out")]), up.messages_out.to_string()),
+        ],
+    );
+    family(
+        "webserver_upgraded_bytes_total",
+        "counter",
+        "Bytes over upgraded connections (message payloads for WebSockets), by direction.",
+        &[
+            (labels(&[("direction", "in")]), up.bytes_in.to_string()),
+            (labels(&[("direction", "out")]), up.bytes_out.to_string()),
+        ],
+    );
+    family(
+        "webserver_http2_streams_total",
+        "counter",
+        "Requests that were HTTP/2 streams (counted in the requests too).",
+        &one(s.totals.http2_streams.to_string()),
     );
     family(
         "webserver_accept_errors_total",

@@ -19,7 +19,7 @@ use x509_parser::objects::{oid2abbrev, oid_registry};
 use x509_parser::x509::{AttributeTypeAndValue, X509Name};
 
 /// One connection's client-certificate variables, (name, value).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct ClientCert {
     vars: Vec<(String, String)>,
 }

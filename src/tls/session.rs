@@ -153,6 +153,24 @@ impl TlsSession {
         timeout: Duration,
     ) -> io::Result<usize> {
         loop {
+            match self.read_into(sock, out) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !wait_ready(sock.as_fd(), Ready::Readable, timeout)? {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "client sent nothing within --io-timeout",
+                        ));
+                    }
+                }
+                read => return read,
+            }
+        }
+    }
+
+    /// Some decrypted bytes into `out`, without waiting (an upgraded connection's read, ABI 1.2).
+    /// `Ok(0)` is the end of the stream; `WouldBlock` means no byte is available now.
+    pub(crate) fn read_into(&mut self, sock: &mut Stream, out: &mut [u8]) -> io::Result<usize> {
+        loop {
             match self.conn.reader().read(out) {
                 Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -160,12 +178,7 @@ impl TlsSession {
                 Err(e) => return Err(e),
             }
             if let Pulled::Empty = self.pull(sock)? {
-                if !wait_ready(sock.as_fd(), Ready::Readable, timeout)? {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "client sent nothing within --io-timeout",
-                    ));
-                }
+                return Err(io::ErrorKind::WouldBlock.into());
             }
         }
     }

@@ -9,6 +9,10 @@
  *                No server thread waits meanwhile: `next` answers WS_PENDING until the worker
  *                calls waker_wake (the ABI 1.1 deferred pattern; replace the wait with a query or
  *                a call to another service).
+ *   /ws          a WebSocket echo (ABI 1.2): the server speaks the protocol (handshake, frames,
+ *                pings, the closing handshake) and the app gets whole messages, called back on a
+ *                serving thread when one arrives or the client can take more. No thread waits.
+ *                A plain request gets 426.
  *   anything else  200 text/plain "Hello from {{name}}! path=<PATH_INFO>\n", at once.
  *
  * Ownership:
@@ -21,6 +25,8 @@
  *    job and its waker. Neither side frees what the other still uses, and neither needs to know
  *    which one is last. (waker_wake after `close` is safe and does nothing; the waker itself
  *    must stay alive until waker_free, which is why it is freed with the job.)
+ *  - A WebSocket's `struct echo` is allocated in `ws_call` and freed by the server's `release`
+ *    callback, which comes once after the app's websocket_close, when no `echo_event` runs.
  *  - The worker threads run this library's code, so they must not outlive it: `shutdown` (which
  *    the server calls after the last `close`, before it unloads the library) stops and joins them.
  */
@@ -259,6 +265,57 @@ static int32_t later_call(app_state *app, const ws_request *req, ws_body *body) 
     return WS_OK;
 }
 
+/* ---- The WebSocket route ------------------------------------------------------------------- */
+
+typedef struct echo {
+    const ws_host *host;
+    void *ws;         /* the handle, until websocket_close */
+    ws_message held;  /* a message the client cannot take yet (valid until the next recv) */
+    int holding;
+} echo;
+
+/* Called on a serving thread when a recv or send that answered WS_PENDING may now progress, or
+ * the connection ended. Whatever woke it, it does what it can and returns. */
+static void echo_event(void *ctx, uint32_t events) {
+    echo *e = (echo *)ctx;
+    (void)events;
+    for (;;) {
+        if (!e->holding) {
+            int32_t rc = e->host->websocket_recv(e->ws, &e->held);
+            if (rc == WS_PENDING) return; /* called again when a message arrives */
+            if (rc != 1) {                /* closed: release the handle (release() follows) */
+                ws_bytes no_reason = {NULL, 0};
+                e->host->websocket_close(e->ws, 1000, no_reason);
+                return;
+            }
+            e->holding = 1;
+        }
+        int32_t rc =
+            e->host->websocket_send(e->ws, e->held.kind, e->held.data.ptr, e->held.data.len);
+        if (rc == WS_PENDING) return; /* called again when the client reads */
+        e->holding = 0;
+    }
+}
+
+static int32_t ws_call(const ws_request *req, ws_body *body) {
+    (void)body; /* empty: the request ends with the 101 */
+    if (!(req->flags & WS_REQ_WEBSOCKET)) { /* not a handshake, or a server before ABI 1.2 */
+        ws_pair headers[1] = {
+            {{(const uint8_t *)"Sec-WebSocket-Version", 21}, {(const uint8_t *)"13", 2}},
+        };
+        ws_bytes no_reason = {NULL, 0};
+        return req->host->start_response(req->io, 426, no_reason, headers, 1, 0);
+    }
+    echo *e = (echo *)calloc(1, sizeof *e);
+    if (e == NULL) return WS_ERR_APP;
+    e->host = req->host;
+    ws_conn_handler handler = {sizeof handler, 0, e, echo_event, free};
+    ws_bytes no_protocol = {NULL, 0};
+    int32_t rc = req->host->websocket_accept(req->io, no_protocol, NULL, 0, 0, &handler, &e->ws);
+    if (rc != WS_OK) free(e); /* not accepted: no release() will come */
+    return rc;
+}
+
 /* ---- The app ------------------------------------------------------------------------------- */
 
 static void fail(const ws_init *init, const char *msg) {
@@ -319,6 +376,7 @@ static int path_is(const ws_request *req, const char *want) {
 
 static int32_t app_call(void *state, const ws_request *req, ws_body *body) {
     if (path_is(req, "/later")) return later_call((app_state *)state, req, body);
+    if (path_is(req, "/ws")) return ws_call(req, body);
     return hello_call(req, body);
 }
 

@@ -20,7 +20,9 @@
 //! or body — that is how the app's work is cancelled.
 
 use crate::body::{TryReadSource, Upload, Wake};
-use app_abi::{BodyIo, DeferredBody, Logger, Next};
+use crate::file::SendFile;
+use crate::upgrade::{Probe, RawStream, StreamSlot};
+use app_abi::{BodyIo, DeferredBody, FileSend, Logger, Next};
 use bytes::{Buf, Bytes};
 use http::header::{self, HeaderName};
 use http::StatusCode;
@@ -43,6 +45,8 @@ enum Stage<S: Service<http::Request<crate::RequestBody>>, B> {
     Calling(Pin<Box<S::Future>>),
     /// The head went out; the body's frames follow.
     Streaming(Pin<Box<B>>),
+    /// The head went out; the body is a file the server sends ([`crate::file_response`]).
+    File(Box<FileSend>),
     /// The body ended or failed: nothing more is polled.
     Finished,
 }
@@ -54,6 +58,25 @@ pub(crate) trait StepHost: TryReadSource {
     fn start(&mut self, parts: &http::response::Parts, length: Option<u64>) -> Result<(), String>;
     /// The server's waker for this request: wakes make it call `next` again.
     fn waker(&mut self) -> Option<Box<dyn Wake>>;
+    /// Answers 101 with the head's fields and takes the connection as a byte stream (ABI 1.2
+    /// `upgrade`), whose readiness events go to `slot`.
+    fn upgrade(
+        &mut self,
+        parts: &http::response::Parts,
+        slot: &Arc<StreamSlot>,
+    ) -> Result<Arc<dyn RawStream>, String>;
+
+    /// One step of a file body: the server takes the file, or a chunk of it read here.
+    fn file_step(&mut self, _file: &mut FileSend) -> FileStep {
+        FileStep::Error
+    }
+}
+
+/// What one step of a file body gave.
+pub(crate) enum FileStep {
+    Chunk(Bytes),
+    End,
+    Error,
 }
 
 impl StepHost for BodyIo<'_> {
@@ -66,6 +89,22 @@ impl StepHost for BodyIo<'_> {
 
     fn waker(&mut self) -> Option<Box<dyn Wake>> {
         BodyIo::waker(self).map(|w| Box::new(w) as Box<dyn Wake>)
+    }
+
+    fn file_step(&mut self, file: &mut FileSend) -> FileStep {
+        match file.next(self) {
+            Next::Chunk(chunk) => FileStep::Chunk(Bytes::copy_from_slice(chunk)),
+            Next::End | Next::Pending => FileStep::End,
+            Next::Error => FileStep::Error,
+        }
+    }
+
+    fn upgrade(
+        &mut self,
+        parts: &http::response::Parts,
+        slot: &Arc<StreamSlot>,
+    ) -> Result<Arc<dyn RawStream>, String> {
+        crate::upgrade::upgrade_through(self, parts, slot)
     }
 }
 
@@ -81,6 +120,24 @@ pub(crate) fn head_fields<'a>(
         .filter(|(name, _)| !is_hop_by_hop(name))
         .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
         .chain(content_length.map(|v| (&b"content-length"[..], v)))
+}
+
+/// A 101's fields as the server's `upgrade` takes them: [`head_fields`] plus `Upgrade` (the
+/// protocol switched to; the server adds `Connection: Upgrade` itself), without the
+/// `Content-Length` axum's router adds from the empty body's size (a 1xx has none: hyper drops it
+/// too).
+pub(crate) fn upgrade_fields(
+    parts: &http::response::Parts,
+) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+    parts
+        .headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .map(|v| (&b"upgrade"[..], v.as_bytes()))
+        .chain(
+            head_fields(parts, None)
+                .filter(|(name, _)| !name.eq_ignore_ascii_case(b"content-length")),
+        )
 }
 
 /// The Content-Length to add from the body's exact length (as hyper does): only where the status
@@ -176,6 +233,8 @@ pub(crate) struct Exchange<S: Service<http::Request<crate::RequestBody>>, B> {
     handle: Handle,
     /// The chunk last handed to the server, kept until the next `next`.
     current: Bytes,
+    /// An upgrade request's hyper connection (`upgrade.rs`): a 101 response hands it the stream.
+    probe: Option<Probe>,
     logger: Logger,
 }
 
@@ -211,8 +270,15 @@ where
             wake,
             handle,
             current: Bytes::new(),
+            probe: None,
             logger,
         }
+    }
+
+    /// The request carries `probe`'s `OnUpgrade`: a 101 response upgrades the connection.
+    pub(crate) fn with_probe(mut self, probe: Option<Probe>) -> Self {
+        self.probe = probe;
+        self
     }
 
     /// One step: pump the request body, poll, and answer what the poll produced.
@@ -286,8 +352,18 @@ where
                     Poll::Pending => return Polled::Pending,
                     Poll::Ready(Err(err)) => return self.fail("service failed", err.into()),
                     Poll::Ready(Ok(response)) => {
-                        let (parts, body) = response.into_parts();
-                        let length = body.size_hint().exact();
+                        let (mut parts, body) = response.into_parts();
+                        if let Some(polled) = switch(&mut self.probe, host, &parts, &self.logger) {
+                            self.stage = Stage::Finished;
+                            return polled;
+                        }
+                        let file = parts.extensions.remove::<SendFile>().and_then(|f| f.take());
+                        // A file's length is the server's to say (it may answer a range).
+                        let length = if file.is_some() {
+                            None
+                        } else {
+                            body.size_hint().exact()
+                        };
                         if let Err(err) = host.start(&parts, length) {
                             self.logger.error(&format!(
                                 "response head rejected by the server: {err} (status {})",
@@ -296,9 +372,28 @@ where
                             self.stage = Stage::Finished;
                             return Polled::Error;
                         }
-                        self.stage = Stage::Streaming(Box::pin(body));
+                        self.stage = match file {
+                            Some(file) => Stage::File(Box::new(file)),
+                            None => Stage::Streaming(Box::pin(body)),
+                        };
                     }
                 },
+                Stage::File(file) => {
+                    return match host.file_step(file) {
+                        FileStep::Chunk(chunk) => {
+                            self.current = chunk;
+                            Polled::Chunk
+                        }
+                        FileStep::End => {
+                            self.stage = Stage::Finished;
+                            Polled::End
+                        }
+                        FileStep::Error => {
+                            self.stage = Stage::Finished;
+                            Polled::Error
+                        }
+                    };
+                }
                 Stage::Streaming(body) => match body.as_mut().poll_frame(&mut cx) {
                     Poll::Pending => return Polled::Pending,
                     Poll::Ready(None) => {
@@ -357,6 +452,31 @@ impl<S: Service<http::Request<crate::RequestBody>>, B> Drop for Exchange<S, B> {
                 panic_message(&*payload)
             ));
             std::mem::forget(payload);
+        }
+    }
+}
+
+/// For an upgrade request: a 101 hands the connection to hyper's `OnUpgrade` (the request ends
+/// here), anything else lets hyper's connection go and is answered as usual (`None`).
+fn switch(
+    probe: &mut Option<Probe>,
+    host: &mut impl StepHost,
+    parts: &http::response::Parts,
+    logger: &Logger,
+) -> Option<Polled> {
+    let mut probe = probe.take()?;
+    if parts.status != StatusCode::SWITCHING_PROTOCOLS {
+        probe.refuse();
+        return None;
+    }
+    match host.upgrade(parts, &probe.slot) {
+        Ok(stream) => {
+            probe.switch(stream);
+            Some(Polled::End)
+        }
+        Err(err) => {
+            logger.error(&format!("the server refused the upgrade: {err}"));
+            Some(Polled::Error)
         }
     }
 }

@@ -52,6 +52,14 @@ impl StepHost for TestHost {
         self.wakers_made += 1;
         Some(Box::new(ServerWake(self.server.clone())))
     }
+
+    fn upgrade(
+        &mut self,
+        _parts: &http::response::Parts,
+        _slot: &Arc<StreamSlot>,
+    ) -> Result<Arc<dyn RawStream>, String> {
+        Err("no upgrades here".to_owned())
+    }
 }
 
 fn logger() -> Logger {

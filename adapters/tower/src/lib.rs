@@ -32,9 +32,12 @@
 
 mod body;
 mod exchange;
+mod file;
 mod request;
+mod upgrade;
 
 pub use body::{BodyError, RequestBody};
+pub use file::{file_response, SendFile};
 
 use app_abi::{InitContext, Logger, Request, Response};
 use exchange::{Exchange, LazyWake};
@@ -60,7 +63,13 @@ static APP_ARGS: OnceLock<Vec<String>> = OnceLock::new();
 /// Starts one request: the service (cloned) with the request, the server's half of its body, the
 /// request's waker and logger → the deferred response.
 type Start = Box<
-    dyn Fn(http::Request<RequestBody>, Option<body::Upload>, Arc<LazyWake>, Logger) -> Response
+    dyn Fn(
+            http::Request<RequestBody>,
+            Option<body::Upload>,
+            Arc<LazyWake>,
+            Option<upgrade::Probe>,
+            Logger,
+        ) -> Response
         + Send
         + Sync,
 >;
@@ -73,6 +82,11 @@ const SHUTDOWN_SETTLE: Duration = Duration::from_millis(500);
 /// The app behind [`export_service!`]: a runtime and a type-erased service. Not used directly.
 pub struct TowerApp {
     runtime: Mutex<Option<Runtime>>,
+    /// The runtime's handle, where upgrade requests' hyper connections run (`upgrade.rs`).
+    handle: tokio::runtime::Handle,
+    /// Whether the server offers upgrades (ABI 1.2): else upgrade requests are served as any
+    /// request, and axum answers them 426 (it finds no `OnUpgrade`).
+    upgrades: bool,
     threads: Arc<LiveThreads>,
     start: Start,
     logger: Logger,
@@ -162,16 +176,20 @@ impl TowerApp {
             make()
         };
         let handle = runtime.handle().clone();
-        let start: Start = Box::new(move |req, upload, wake, logger| {
+        let start: Start = Box::new(move |req, upload, wake, probe, logger| {
             let exchange =
-                Exchange::new(service.clone(), req, upload, wake, handle.clone(), logger);
+                Exchange::new(service.clone(), req, upload, wake, handle.clone(), logger)
+                    .with_probe(probe);
             Response::deferred(exchange)
         });
+        let upgrades = upgrade::offered(ctx);
         ctx.info(&format!(
             "tokio runtime with {} worker threads",
             runtime.metrics().num_workers()
         ));
         Ok(TowerApp {
+            handle: runtime.handle().clone(),
+            upgrades,
             runtime: Mutex::new(Some(runtime)),
             threads: live,
             start,
@@ -182,7 +200,7 @@ impl TowerApp {
     /// `App::call`: answers with a deferred body at once; the server's first `next`, right after,
     /// polls the service (`exchange.rs`).
     pub fn call(&self, req: &mut Request<'_>) -> Response {
-        let (head, has_body) = match request::head_from_environ(req.vars()) {
+        let (mut head, has_body) = match request::head_from_environ(req.vars()) {
             Ok(head) => head,
             Err(err) => {
                 req.error(&format!("cannot build the http::Request: {err}"));
@@ -200,7 +218,19 @@ impl TowerApp {
         } else {
             (RequestBody::empty(), None)
         };
-        (self.start)(head.map(|()| body), upload, wake, req.logger())
+        let probe = if self.upgrades && upgrade::wants_upgrade(&head, has_body) {
+            match upgrade::probe(&mut head, &self.handle) {
+                Ok(probe) => Some(probe),
+                Err(err) => {
+                    // Served as on a server without upgrades: axum answers 426.
+                    req.error(&format!("cannot prepare the upgrade: {err}"));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        (self.start)(head.map(|()| body), upload, wake, probe, req.logger())
     }
 
     /// `App::shutdown`: every request is closed by now. Stopping the runtime drops its tasks;

@@ -118,9 +118,22 @@ impl<'a> BodyIo<'a> {
         unsafe { Waker::new(self.host, self.io) }
     }
 
+    /// The vtable, the request's handle and its logger, for the upgrade calls.
+    pub(crate) fn parts(&self) -> (&'a WsHost, *mut c_void, Logger) {
+        (self.host, self.io, self.logger)
+    }
+
     /// The request's logger (it may be kept past the request).
     pub fn logger(&self) -> Logger {
         self.logger
+    }
+
+    pub(crate) fn host(&self) -> &WsHost {
+        self.host
+    }
+
+    pub(crate) fn raw_io(&self) -> *mut c_void {
+        self.io
     }
 }
 

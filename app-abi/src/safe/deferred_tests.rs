@@ -90,7 +90,7 @@ unsafe extern "C" fn waker_free(waker: *mut c_void) {
 }
 
 static HOST_1_1: WsHost = WsHost {
-    size: core::mem::size_of::<WsHost>() as u32,
+    size: WS_HOST_SIZE_V1_1,
     reserved: 0,
     read: None,
     start_response: Some(start),
@@ -100,6 +100,7 @@ static HOST_1_1: WsHost = WsHost {
     waker_new: Some(waker_new),
     waker_wake: Some(waker_wake),
     waker_free: Some(waker_free),
+    ..WsHost::EMPTY
 };
 
 /// What a 1.0 server hands out: its `size` ends at `log` (the fields past it are garbage there;
@@ -233,6 +234,44 @@ fn an_app_that_needs_1_1_refuses_a_1_0_server_with_the_agreed_message() {
     assert!(
         SEEN_ARGS.with(|seen| seen.borrow().is_empty()),
         "a 1.0 WsInit has no args, whatever lies past its size"
+    );
+}
+
+/// An app that upgrades connections: it needs ABI 1.2.
+struct UpgradingApp;
+
+impl App for UpgradingApp {
+    fn init(ctx: &InitContext<'_>) -> Result<Self, String> {
+        ctx.require_abi_1_2()?;
+        Ok(UpgradingApp)
+    }
+
+    fn call(&self, _req: &mut Request<'_>) -> Response {
+        Response::not_found()
+    }
+}
+
+/// A 1.1 server whose vtable claims the 1.2 size but lacks the calls: presence is by field.
+static HOST_1_2_EMPTY: WsHost = WsHost {
+    size: core::mem::size_of::<WsHost>() as u32,
+    ..HOST_1_1
+};
+
+#[test]
+fn an_app_that_needs_1_2_refuses_older_servers_with_one_line() {
+    let size = core::mem::size_of::<WsInit>() as u32;
+    for host in [&HOST_1_1, &HOST_1_2_EMPTY] {
+        let (rc, state, msg) = run_init::<UpgradingApp>(host, size, &[]);
+        assert_eq!(rc, WS_ERR_APP);
+        assert!(state.is_null());
+        assert_eq!(msg, crate::NEEDS_ABI_1_2);
+        assert!(!msg.contains('\n'));
+    }
+    let (rc, _, msg) = run_init::<UpgradingApp>(&HOST_1_0, WS_INIT_SIZE_V1_0, &[]);
+    assert_eq!(rc, WS_ERR_APP);
+    assert!(
+        msg.contains("needs webserver ABI 1.2") && msg.contains("speaks 1.0"),
+        "{msg}"
     );
 }
 

@@ -27,7 +27,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 /// function below is one call to it. `on_panic` and the drop of the payload run inside their own
 /// `catch_unwind`, so nothing can unwind out of here; a panic escaping an `extern "C"` function
 /// would abort the server (Rust ≥ 1.81).
-fn boundary<R>(fallback: R, f: impl FnOnce() -> R, on_panic: impl FnOnce(&str)) -> R {
+pub(super) fn boundary<R>(fallback: R, f: impl FnOnce() -> R, on_panic: impl FnOnce(&str)) -> R {
     install_quiet_hook();
     let outer = IN_BOUNDARY.with(|b| b.replace(true));
     let result = catch_unwind(AssertUnwindSafe(f));
@@ -297,8 +297,16 @@ pub mod __private {
                 // SAFETY: `state` came from `init::<T>` and is alive until `shutdown`; only shared
                 // references are made, matching `T: Sync`.
                 let app = unsafe { &(*state.cast::<AppState<T>>()).app };
-                let response = app.call(&mut req);
-                if !response.is_started() {
+                let mut response = app.call(&mut req);
+                if let Some(taken) = response.take_over(&mut req) {
+                    if let Err(err) = taken {
+                        logger.error(&format!(
+                            "the server refused the upgrade: {err} (is the request an upgrade, \
+                             e.g. Request::is_websocket, and the server ABI 1.2?)"
+                        ));
+                        return err.code();
+                    }
+                } else if !response.is_started() {
                     if let Err(err) = response.send_head(&req) {
                         logger.error(&format!(
                             "response head rejected by the server: {err} (status {})",

@@ -176,6 +176,7 @@ mod tests {
         waker_new: None,
         waker_wake: None,
         waker_free: None,
+        ..WsHost::EMPTY
     };
 
     fn read_json_from<T: DeserializeOwned>(

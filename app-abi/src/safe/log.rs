@@ -114,6 +114,9 @@ pub struct InitContext<'a> {
 pub const NEEDS_ABI_1_1: &str =
     "needs a webserver speaking ABI 1.1 (wakers); this server speaks 1.0: upgrade webserver";
 
+/// What an app that needs ABI 1.2 says on an older server (the wording of the upgrades design).
+pub const NEEDS_ABI_1_2: &str = "this app needs webserver ABI 1.2 (upgraded connections, WebSockets) but the server speaks 1.1: upgrade webserver";
+
 impl<'a> InitContext<'a> {
     /// Wraps the server's `WsInit`.
     ///
@@ -158,6 +161,36 @@ impl<'a> InitContext<'a> {
             Ok(())
         } else {
             Err(NEEDS_ABI_1_1.to_owned())
+        }
+    }
+
+    /// Whether the server speaks ABI 1.2: upgraded connections and WebSockets (every call from
+    /// `upgrade` to `websocket_close` present).
+    pub fn host_is_1_2(&self) -> bool {
+        self.host.is_some_and(|h| {
+            host_is_1_1(h)
+                && h.has_upgrades()
+                && h.upgrade.is_some()
+                && h.stream_read.is_some()
+                && h.stream_write.is_some()
+                && h.stream_close.is_some()
+                && h.websocket_accept.is_some()
+                && h.websocket_recv.is_some()
+                && h.websocket_send.is_some()
+                && h.websocket_close.is_some()
+        })
+    }
+
+    /// `Err` with the standard one-line message when the server speaks an ABI older than 1.2: an
+    /// app that upgrades connections (WebSockets) returns it from `init`
+    /// (`ctx.require_abi_1_2()?`), refusing to load there.
+    pub fn require_abi_1_2(&self) -> Result<(), String> {
+        if self.host_is_1_2() {
+            Ok(())
+        } else if self.host_is_1_1() {
+            Err(NEEDS_ABI_1_2.to_owned())
+        } else {
+            Err(NEEDS_ABI_1_2.replace("speaks 1.1", "speaks 1.0"))
         }
     }
 

@@ -52,6 +52,11 @@ impl<'a> Request<'a> {
         self.raw
     }
 
+    /// The host vtable (null in some tests).
+    pub(crate) fn host(&self) -> Option<&'a WsHost> {
+        self.host
+    }
+
     /// The `WS_REQ_*` bits (`WS_REQ_MULTITHREAD`, ...).
     pub fn flags(&self) -> u32 {
         self.raw.flags

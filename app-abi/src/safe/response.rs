@@ -8,6 +8,9 @@ use std::borrow::Cow;
 use std::fmt;
 
 type OnClose = Box<dyn FnOnce() + Send + 'static>;
+/// An upgrade the call trampoline makes instead of `start_response` (ABI 1.2), with the
+/// response's headers.
+type TakeOver = Box<dyn FnOnce(&mut Request<'_>, &[(&str, &str)]) -> Result<(), AbiError> + Send>;
 type ChunkIter = Box<dyn Iterator<Item = Vec<u8>> + Send + 'static>;
 
 /// The kinds of response body.
@@ -221,6 +224,7 @@ pub struct Response {
     headers: HeaderList,
     body: Body,
     started: bool,
+    take_over: Option<TakeOver>,
 }
 
 impl Response {
@@ -232,6 +236,7 @@ impl Response {
             headers: HeaderList::Static(&[]),
             body: Body::empty(),
             started: false,
+            take_over: None,
         }
     }
 
@@ -286,6 +291,44 @@ impl Response {
     /// check [`crate::InitContext::require_abi_1_1`] in `init`.
     pub fn deferred(body: impl DeferredBody) -> Response {
         Response::started(Body::deferred(body))
+    }
+
+    /// Accepts the request's WebSocket (ABI 1.2): the server answers 101 and `handler` runs the
+    /// connection (see [`crate::WebSocketHandler`]). Headers added with [`Response::header`] go
+    /// into the 101 (Set-Cookie, say). Check [`crate::Request::is_websocket`] first: on a request
+    /// that is not a valid handshake the server answers 400 (or 426) itself. The app should
+    /// call [`crate::InitContext::require_abi_1_2`] in `init`.
+    pub fn websocket(handler: impl super::WebSocketHandler) -> Response {
+        Response::websocket_with("", handler)
+    }
+
+    /// [`Response::websocket`] choosing `protocol`, one the client offered in
+    /// `Sec-WebSocket-Protocol`.
+    pub fn websocket_with(protocol: &str, handler: impl super::WebSocketHandler) -> Response {
+        let protocol = protocol.to_owned();
+        Response {
+            started: true,
+            take_over: Some(Box::new(move |req, headers| {
+                req.websocket_accept(&protocol, headers, handler).map(drop)
+            })),
+            ..Response::new(101)
+        }
+    }
+
+    /// Answers 101 switching to `protocol` (the `Upgrade` field; one the client offered) and
+    /// gives the connection to `handler` as a byte stream (ABI 1.2; see
+    /// [`crate::StreamHandler`]). Headers added with [`Response::header`] go into the 101.
+    pub fn upgrade(protocol: &str, handler: impl super::StreamHandler) -> Response {
+        let protocol = protocol.to_owned();
+        Response {
+            started: true,
+            take_over: Some(Box::new(move |req, headers| {
+                let mut all = vec![("Upgrade", protocol.as_str())];
+                all.extend_from_slice(headers);
+                req.upgrade(&all, handler).map(drop)
+            })),
+            ..Response::new(101)
+        }
     }
 
     /// Sets the reason phrase (empty, the default, lets the server use the standard one).
@@ -371,6 +414,14 @@ impl Response {
         self.started
     }
 
+    /// Makes the upgrade of [`Response::websocket`] or [`Response::upgrade`], if this is one
+    /// (`None` otherwise).
+    pub(crate) fn take_over(&mut self, req: &mut Request<'_>) -> Option<Result<(), AbiError>> {
+        let take_over = self.take_over.take()?;
+        let headers: Vec<(&str, &str)> = self.headers().collect();
+        Some(take_over(req, &headers))
+    }
+
     /// Sends status and headers through the host's `start_response` (flags 0).
     pub(crate) fn send_head(&self, req: &Request<'_>) -> Result<(), AbiError> {
         let headers = self.headers().map(|(n, v)| (n.as_bytes(), v.as_bytes()));
@@ -393,6 +444,7 @@ impl fmt::Debug for Response {
             .field("headers", &self.headers().collect::<Vec<_>>())
             .field("body", &self.body)
             .field("started", &self.started)
+            .field("take_over", &self.take_over.is_some())
             .finish()
     }
 }

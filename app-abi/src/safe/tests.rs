@@ -111,6 +111,7 @@ static HOST: WsHost = WsHost {
     waker_new: None,
     waker_wake: None,
     waker_free: None,
+    ..WsHost::EMPTY
 };
 
 fn env(pairs: &[(&'static str, &'static str)]) -> Vec<WsPair> {

@@ -1,15 +1,17 @@
 //! A real axum app: path and query extractors, JSON in and out, shared state, tower-http layers,
 //! server-sent events, a handler that awaits a timer, a streamed upload, a blocking task that never
-//! ends.
+//! ends, a WebSocket echo (`/ws`) and a broadcast chat (`/chat`) on axum's own `WebSocketUpgrade`.
 //!
 //! [`router`] is the whole app. The same function is exported to webserver (the last line of this
 //! file: `export_service!`) and served by plain `axum::serve` (`src/bin/axum-serve.rs`), and the
 //! end-to-end tests (`tests/axum.rs`) compare the two answer for answer.
 
 use axum::body::Body;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::sse::{Event, Sse};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::stream::{self, Stream, StreamExt};
@@ -18,6 +20,7 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::broadcast;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -41,12 +44,26 @@ const MAX_UPLOAD_BYTES: usize = 2 * 1024 * 1024 * 1024;
 /// letter in a copy of the file, then hot-swaps between the two under load.
 pub const BUILD: &str = "axum-app build A";
 
+/// Messages a `/chat` subscriber that reads too slowly may fall behind by before it skips ahead.
+const CHAT_BACKLOG: usize = 1024;
+
 /// Shared state: one per process (each webserver worker process has its own).
-#[derive(Default)]
 struct AppState {
     hits: AtomicU64,
     /// `/sleep` requests dropped before their timer fired (the client left, a timeout).
     sleeps_cancelled: AtomicU64,
+    /// What one `/chat` client says, every `/chat` client of this process hears.
+    chat: broadcast::Sender<Message>,
+}
+
+impl Default for AppState {
+    fn default() -> AppState {
+        AppState {
+            hits: AtomicU64::new(0),
+            sleeps_cancelled: AtomicU64::new(0),
+            chat: broadcast::channel(CHAT_BACKLOG).0,
+        }
+    }
 }
 
 /// The app. Every route is the same whichever server runs it.
@@ -62,8 +79,11 @@ pub fn router() -> Router {
         .route("/stats", get(stats))
         .route("/events", get(events))
         .route("/bytes", get(bytes))
+        .route("/file", get(file))
         .route("/panic", get(panic))
         .route("/block-forever", get(block_forever))
+        .route("/ws", get(ws))
+        .route("/chat", get(chat))
         .fallback(no_route)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         // Added after the layer above, so only its own limit applies (axum layers wrap the routes
@@ -246,6 +266,22 @@ async fn bytes(Query(q): Query<ByteCount>) -> Body {
     Body::from_stream(stream::iter(chunks))
 }
 
+/// The file named by `AXUM_APP_FILE`, handed to webserver to send (ABI 1.2 `send_file`: Range,
+/// ETag and 304 are the server's). Only webserver sends it: under plain `axum::serve` the body is
+/// empty (use tower-http's `ServeFile` there).
+async fn file() -> axum::response::Response {
+    let Some(file) = std::env::var_os("AXUM_APP_FILE").and_then(|p| std::fs::File::open(p).ok())
+    else {
+        return (StatusCode::NOT_FOUND, "no AXUM_APP_FILE\n").into_response();
+    };
+    let mut response = webserver_tower::file_response(file);
+    response.headers_mut().insert(
+        HeaderName::from_static("content-type"),
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    response
+}
+
 /// Starts a blocking task that never returns (a stuck driver call, say) and answers at once: the
 /// worker must still stop within `--graceful-timeout` (tokio cannot cancel a blocking task).
 async fn block_forever() -> &'static str {
@@ -253,6 +289,57 @@ async fn block_forever() -> &'static str {
         std::thread::sleep(Duration::from_secs(3600));
     }));
     "a blocking task now runs forever\n"
+}
+
+/// A WebSocket echo: every text or binary message comes back as it came; a close ends it.
+async fn ws(upgrade: WebSocketUpgrade) -> axum::response::Response {
+    upgrade.on_upgrade(|mut socket: WebSocket| async move {
+        while let Some(Ok(msg)) = socket.recv().await {
+            let echo = match msg {
+                Message::Text(_) | Message::Binary(_) => msg,
+                // tungstenite answers pings and the client's close itself; the next `recv` sends
+                // the close reply and ends the loop.
+                Message::Ping(_) | Message::Pong(_) | Message::Close(_) => continue,
+            };
+            if socket.send(echo).await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// A broadcast chat: each text or binary message a client sends goes to every client connected
+/// to `/chat` in this process, the sender included (so a client knows when it went out).
+async fn chat(
+    upgrade: WebSocketUpgrade,
+    State(state): State<Arc<AppState>>,
+) -> axum::response::Response {
+    upgrade.on_upgrade(move |mut socket: WebSocket| async move {
+        let mut heard = state.chat.subscribe();
+        loop {
+            tokio::select! {
+                said = socket.recv() => match said {
+                    Some(Ok(msg @ (Message::Text(_) | Message::Binary(_)))) => {
+                        // No receiver can only mean none is left; this client's own is.
+                        let _ = state.chat.send(msg);
+                    }
+                    // The close reply goes out with the next `recv`, which then ends.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Close(_))) => {}
+                    Some(Err(_)) | None => return,
+                },
+                heard_msg = heard.recv() => match heard_msg {
+                    Ok(msg) => {
+                        if socket.send(msg).await.is_err() {
+                            return;
+                        }
+                    }
+                    // Fell behind by more than the backlog: skip ahead, as a chat may.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        }
+    })
 }
 
 async fn panic() -> &'static str {

@@ -1,0 +1,274 @@
+//! The HTTP/2 thread: a single-threaded tokio runtime whose tasks are this process's HTTP/2
+//! connections. A task owns its socket and its `h2::server::Connection`, which it polls for new
+//! streams (polling it is what reads and writes every frame, for every stream); each stream it
+//! accepts goes to the serving threads' queue. The app never runs here.
+
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use h2::Reason;
+use tokio::sync::{mpsc, watch};
+
+use super::io::H2Io;
+use super::stream::{ConnInfo, StreamJob};
+use super::Queue;
+use crate::server::conn::Conn;
+use crate::server::slots::Token;
+use crate::sys::socket::Stream;
+use crate::tls::TlsSession;
+
+/// Streams one connection may have open (`SETTINGS_MAX_CONCURRENT_STREAMS`), and queued or
+/// running on serving threads.
+const MAX_STREAMS: u32 = 100;
+
+/// The largest header list a client may send, decoded (HPACK bombs, CONTINUATION floods).
+const MAX_HEADER_LIST: u32 = 64 * 1024;
+
+/// Per-stream and per-connection receive windows: what a client may send ahead of the app's
+/// reads.
+const STREAM_WINDOW: u32 = 256 * 1024;
+const CONNECTION_WINDOW: u32 = 1024 * 1024;
+
+/// How often an idle connection is checked against `--keep-alive`.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// After a GOAWAY, how long a connection without streams waits for its client to close.
+const GOAWAY_LINGER: Duration = Duration::from_secs(2);
+
+/// A connection on its way from a serving thread to the HTTP/2 thread.
+pub(super) struct Handoff {
+    stream: Stream,
+    tls: Option<Box<TlsSession>>,
+    early: Vec<u8>,
+    info: Arc<ConnInfo>,
+    /// Its slot, released when the connection ends.
+    pub(super) token: Token,
+}
+
+impl Handoff {
+    /// Takes the socket (a duplicate of its descriptor), the TLS session and the unread input
+    /// out of `conn`.
+    pub(super) fn take(conn: &mut Conn) -> std::io::Result<Handoff> {
+        let info = Arc::new(ConnInfo::of(conn));
+        let (stream, tls, early) = conn.hand_over()?;
+        Ok(Handoff {
+            stream,
+            tls,
+            early,
+            info,
+            token: conn.token(),
+        })
+    }
+}
+
+/// What the connections are configured with, from the server's configuration.
+#[derive(Clone, Copy)]
+pub(super) struct Settings {
+    header_timeout: Duration,
+    keep_alive: Duration,
+}
+
+impl Settings {
+    pub(super) fn of(config: &crate::server::Config) -> Settings {
+        Settings {
+            header_timeout: config.header_timeout,
+            keep_alive: config.keep_alive,
+        }
+    }
+}
+
+/// The HTTP/2 thread's body: serves connections until the channel closes.
+pub(super) fn run(
+    mut handoffs: mpsc::UnboundedReceiver<Handoff>,
+    queue: Arc<Queue>,
+    settings: Settings,
+    drain: watch::Receiver<bool>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            log::error!("HTTP/2 is off: cannot start its runtime: {e}");
+            while let Some(handoff) = handoffs.blocking_recv() {
+                queue.slots.release(handoff.token);
+            }
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        while let Some(handoff) = handoffs.recv().await {
+            let (queue, drain) = (Arc::clone(&queue), drain.clone());
+            tokio::spawn(async move {
+                let token = handoff.token;
+                connection(handoff, &queue, settings, drain).await;
+                queue.slots.release(token);
+            });
+        }
+    });
+    // Dropping the runtime drops the connections still open (the stop's graceful timeout ran out).
+}
+
+/// Counts a connection's streams that are queued or running on a serving thread: `h2` stops
+/// counting a stream the client reset, the app may still be running it (rapid reset).
+pub(super) struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A stream the client opened, as `h2` hands it over.
+type Accepted = (
+    http::Request<h2::RecvStream>,
+    h2::server::SendResponse<Bytes>,
+);
+
+/// What woke a connection's task.
+enum Event {
+    /// A new stream (boxed: the other events are a word).
+    Stream(Option<Result<Box<Accepted>, h2::Error>>),
+    Drain,
+    Tick,
+}
+
+/// Serves one connection until it ends.
+async fn connection(
+    handoff: Handoff,
+    queue: &Arc<Queue>,
+    settings: Settings,
+    mut drain: watch::Receiver<bool>,
+) {
+    let Handoff {
+        stream,
+        tls,
+        early,
+        info,
+        ..
+    } = handoff;
+    let peer = info.peer;
+    let io = match H2Io::new(stream, tls, early) {
+        Ok(io) => io,
+        Err(e) => {
+            log::warn!("{peer}: cannot watch the HTTP/2 connection: {e}");
+            return;
+        }
+    };
+    let handshake = h2::server::Builder::new()
+        .max_concurrent_streams(MAX_STREAMS)
+        .max_header_list_size(MAX_HEADER_LIST)
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .handshake::<_, Bytes>(io);
+    let mut conn = match tokio::time::timeout(settings.header_timeout, handshake).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
+            log::debug!("{peer}: HTTP/2 handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            log::debug!("{peer}: no HTTP/2 preface within --header-timeout");
+            return;
+        }
+    };
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let mut drained: Option<Pin<Box<dyn Future<Output = ()> + Send>>> =
+        Some(Box::pin(async move {
+            while !*drain.borrow_and_update() {
+                if drain.changed().await.is_err() {
+                    // The server is stopping without a drain: the runtime ends soon.
+                    std::future::pending::<()>().await;
+                }
+            }
+        }));
+    let mut tick = tokio::time::interval(IDLE_CHECK);
+    let mut active_at = Instant::now();
+    // When the GOAWAY was sent (a drain, or --keep-alive).
+    let mut going_away: Option<Instant> = None;
+    loop {
+        let event = poll_fn(|cx| {
+            if let Some(drain) = &mut drained {
+                if drain.as_mut().poll(cx).is_ready() {
+                    drained = None;
+                    return Poll::Ready(Event::Drain);
+                }
+            }
+            if tick.poll_tick(cx).is_ready() {
+                return Poll::Ready(Event::Tick);
+            }
+            conn.poll_accept(cx)
+                .map(|accepted| Event::Stream(accepted.map(|r| r.map(Box::new))))
+        })
+        .await;
+        match event {
+            Event::Stream(Some(Ok(accepted))) => {
+                active_at = Instant::now();
+                let (request, respond) = *accepted;
+                accept(request, respond, &info, &in_flight, queue);
+            }
+            Event::Stream(Some(Err(e))) => {
+                log::debug!("{peer}: HTTP/2 connection failed: {e}");
+                break;
+            }
+            Event::Stream(None) => break,
+            Event::Drain if going_away.is_none() => {
+                going_away = Some(Instant::now());
+                conn.graceful_shutdown();
+            }
+            Event::Drain => {}
+            Event::Tick => {
+                let busy = conn.has_streams() || in_flight.load(Ordering::SeqCst) > 0;
+                match going_away {
+                    _ if busy => active_at = Instant::now(),
+                    None if active_at.elapsed() >= settings.keep_alive => {
+                        log::debug!("{peer}: HTTP/2 keep-alive timeout");
+                        going_away = Some(Instant::now());
+                        conn.graceful_shutdown();
+                    }
+                    // The GOAWAY's closing handshake waits for the client's PING answer: one
+                    // that never answers must not hold a drain until --graceful-timeout.
+                    Some(since) if since.elapsed() >= GOAWAY_LINGER => break,
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// A stream the client opened: queued for a serving thread, or refused when the connection
+/// already has its share of streams queued or running.
+fn accept(
+    request: http::Request<h2::RecvStream>,
+    mut respond: h2::server::SendResponse<Bytes>,
+    info: &Arc<ConnInfo>,
+    in_flight: &Arc<AtomicUsize>,
+    queue: &Queue,
+) {
+    if queue.draining.load(Ordering::SeqCst) {
+        respond.send_reset(Reason::REFUSED_STREAM);
+        return;
+    }
+    if in_flight.fetch_add(1, Ordering::SeqCst) >= MAX_STREAMS as usize {
+        in_flight.fetch_sub(1, Ordering::SeqCst);
+        log::debug!(
+            "{}: refused an HTTP/2 stream: {MAX_STREAMS} still queued or running (reset streams count until the app is done with them)",
+            info.peer
+        );
+        respond.send_reset(Reason::REFUSED_STREAM);
+        return;
+    }
+    queue.push(StreamJob {
+        request,
+        respond,
+        info: Arc::clone(info),
+        _in_flight: InFlight(Arc::clone(in_flight)),
+    });
+}

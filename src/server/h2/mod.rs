@@ -1,0 +1,174 @@
+//! HTTP/2 (`docs/src/design/http2.md`): a connection whose first head is the connection preface
+//! (h2c with prior knowledge, or a TLS client that chose `h2` by ALPN) is handed over to this
+//! process's HTTP/2 thread (`driver.rs`), which runs the `h2` crate's server connections on a
+//! single-threaded tokio runtime. Each stream a connection accepts becomes a job on a queue the
+//! serving threads take from, announced by the slot table's eventfd as a woken deferred request
+//! is; a serving thread runs it through the same ABI as an HTTP/1.1 request (`stream.rs`).
+//!
+//! A handed-over connection keeps its slot (busy) until its HTTP/2 connection ends, so the
+//! coordinator's drain waits for it as for any other; the drain sends it a GOAWAY.
+
+mod driver;
+mod io;
+mod stream;
+
+use std::collections::VecDeque;
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use super::conn::Conn;
+use super::slots::Slots;
+use crate::listen::ListenerOptions;
+use crate::sys::epoll::Epoll;
+
+pub(crate) use stream::serve_stream;
+
+/// The connection preface's first line (RFC 9113 §3.4); as an HTTP/1.x head it is
+/// `PRI * HTTP/2.0` and an empty line, which the head scanner finds whole.
+const PREFACE_START: &[u8] = b"PRI * HTTP/2.0\r\n";
+
+/// The ALPN name of HTTP/2 over TLS (RFC 9113 §3.2).
+const ALPN_H2: &[u8] = b"h2";
+
+/// The connection serves HTTP/2 (`--http2 on`, or its listener's `h2` option).
+pub(crate) fn serves_http2(options: ListenerOptions, config: &super::Config) -> bool {
+    config.http2 || options.http2
+}
+
+/// The connection opened with HTTP/2's preface where HTTP/2 is served: hand it over.
+pub(crate) fn wanted(conn: &Conn, config: &super::Config) -> bool {
+    conn.is_fresh()
+        && conn.input().starts_with(PREFACE_START)
+        && serves_http2(conn.listener_options(), config)
+}
+
+/// `config` offering `h2` before what it offered (ALPN lists the server's preference first).
+pub(crate) fn offer_h2(config: &Arc<rustls::ServerConfig>) -> Arc<rustls::ServerConfig> {
+    let mut config = rustls::ServerConfig::clone(config);
+    config.alpn_protocols.insert(0, ALPN_H2.to_vec());
+    Arc::new(config)
+}
+
+/// What the HTTP/2 thread and the serving threads share.
+pub(super) struct Queue {
+    /// Streams accepted and not yet taken by a serving thread, oldest first.
+    jobs: Mutex<VecDeque<stream::StreamJob>>,
+    /// The connections' slots (released when one ends) and the eventfd that wakes a thread.
+    slots: Arc<Slots>,
+    /// A drain began: connections send GOAWAY and take no new streams.
+    draining: AtomicBool,
+}
+
+impl Queue {
+    fn push(&self, job: stream::StreamJob) {
+        lock(&self.jobs).push_back(job);
+        self.slots.wake_a_thread();
+    }
+}
+
+/// The HTTP/2 side of one serving process: its thread, and the queue of streams it accepted.
+pub(crate) struct Http2 {
+    queue: Arc<Queue>,
+    handoffs: Mutex<Option<tokio::sync::mpsc::UnboundedSender<driver::Handoff>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Wakes the HTTP/2 thread's connections (a drain began).
+    drain: tokio::sync::watch::Sender<bool>,
+}
+
+impl Http2 {
+    /// Starts the HTTP/2 thread.
+    pub(crate) fn start(slots: &Arc<Slots>, config: &super::Config) -> std::io::Result<Http2> {
+        let queue = Arc::new(Queue {
+            jobs: Mutex::default(),
+            slots: Arc::clone(slots),
+            draining: AtomicBool::new(false),
+        });
+        let (handoffs, received) = tokio::sync::mpsc::unbounded_channel();
+        let (drain, drain_seen) = tokio::sync::watch::channel(false);
+        let settings = driver::Settings::of(config);
+        let thread_queue = Arc::clone(&queue);
+        let thread = std::thread::Builder::new()
+            .name("http2".into())
+            .spawn(move || driver::run(received, thread_queue, settings, drain_seen))?;
+        Ok(Http2 {
+            queue,
+            handoffs: Mutex::new(Some(handoffs)),
+            thread: Mutex::new(Some(thread)),
+            drain,
+        })
+    }
+
+    /// Hands `conn` (its first head the preface) over to the HTTP/2 thread; its slot stays
+    /// taken until the HTTP/2 connection ends.
+    pub(crate) fn hand_over(&self, mut conn: Box<Conn>, epoll: &Epoll) {
+        if conn.is_registered() {
+            // Its events are the HTTP/2 thread's from now on (the descriptor is duplicated
+            // below, so closing this one would not remove the registration).
+            if let Err(e) = epoll.delete(conn.stream_mut().as_fd()) {
+                log::debug!("{}: cannot unregister for HTTP/2: {e}", conn.peer());
+            }
+        }
+        let handoff = match driver::Handoff::take(&mut conn) {
+            Ok(handoff) => handoff,
+            Err(e) => {
+                log::warn!("{}: cannot hand the connection to HTTP/2: {e}", conn.peer());
+                self.queue.slots.close(conn);
+                return;
+            }
+        };
+        // The slot stays busy; `Conn`'s own descriptor closes here.
+        drop(conn);
+        let sent = lock(&self.handoffs)
+            .as_ref()
+            .map(|handoffs| handoffs.send(handoff));
+        match sent {
+            Some(Ok(())) => {}
+            Some(Err(tokio::sync::mpsc::error::SendError(handoff))) => {
+                self.queue.slots.release(handoff.token)
+            }
+            None => {}
+        }
+    }
+
+    /// The next stream a serving thread should run; another thread is woken if more wait.
+    pub(crate) fn pop_job(&self) -> Option<stream::StreamJob> {
+        let mut jobs = lock(&self.queue.jobs);
+        let job = jobs.pop_front()?;
+        let more = !jobs.is_empty();
+        drop(jobs);
+        if more {
+            self.queue.slots.wake_a_thread();
+        }
+        Some(job)
+    }
+
+    /// Streams wait for a serving thread.
+    pub(crate) fn has_jobs(&self) -> bool {
+        !lock(&self.queue.jobs).is_empty()
+    }
+
+    /// A drain began: every HTTP/2 connection sends GOAWAY, finishes its streams and closes.
+    pub(crate) fn begin_drain(&self) {
+        self.queue.draining.store(true, Ordering::SeqCst);
+        self.drain.send_replace(true);
+    }
+
+    /// Ends the HTTP/2 thread (the connections still open are closed) and waits for it.
+    pub(crate) fn stop(&self) {
+        // Closing the channel ends the thread's runtime.
+        lock(&self.handoffs).take();
+        if let Some(thread) = lock(&self.thread).take() {
+            if thread.join().is_err() {
+                log::error!("the HTTP/2 thread panicked");
+            }
+        }
+        // Streams nobody took: their connections are gone.
+        lock(&self.queue.jobs).clear();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}

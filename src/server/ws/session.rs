@@ -1,0 +1,566 @@
+//! One WebSocket's RFC 6455 state: tungstenite's sans-I/O `WebSocketContext` over the
+//! connection's non-blocking socket (a `WouldBlock` leaves its state intact, exactly a
+//! non-blocking socket's contract), the last message handed to the app, whether output waits
+//! for the client, the liveness pings, and how the session ended. Every method runs under the
+//! connection's lock (`upgraded.rs`) and never waits.
+//!
+//! tungstenite reports a protocol violation as an error and leaves the connection active, so
+//! the session answers it with the close code RFC 6455 §7.4.1 assigns (`close_code_for`), then
+//! waits for the client's close (up to `--io-timeout`) before the socket goes.
+
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
+
+use tungstenite::error::{CapacityError, Error, ProtocolError};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::frame::{CloseFrame, Utf8Bytes};
+use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
+use tungstenite::{Bytes, Message};
+
+use super::boundary::FrameBoundary;
+use super::WsConfig;
+use crate::server::conn::Conn;
+
+/// Bytes tungstenite reads per system call. Small: it is allocated per connection that has
+/// read anything, and most WebSocket messages are small.
+const READ_BUFFER: usize = 4 * 1024;
+
+/// What a read for the app gave.
+pub(crate) enum Received<'a> {
+    /// A whole text (valid UTF-8) or binary message.
+    Message { text: bool, data: &'a [u8] },
+    /// Nothing complete now: the app is told when input comes.
+    Pending,
+    /// The session ended: the code and reason the app sees.
+    Ended { code: u16, reason: &'a [u8] },
+}
+
+/// What a send gave.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Sent {
+    /// Queued (and written as far as the socket takes it).
+    Queued,
+    /// Not taken: earlier output still waits for the client.
+    Blocked,
+    /// The session ended.
+    Gone,
+}
+
+/// The RFC 6455 state of one connection in message mode.
+pub(crate) struct WsSession {
+    /// Made on first use, so a connection that only did its handshake has none.
+    ctx: Option<Box<WebSocketContext>>,
+    max_message: usize,
+    ping_interval: Option<Duration>,
+    /// The payload of the message handed to the app last (valid until its next recv/close).
+    received: Vec<u8>,
+    /// Where the input the context read stands.
+    seen: FrameBoundary,
+    /// The context's output did not all go out (the socket was full).
+    out_waiting: bool,
+    /// We sent a close and wait for the client's.
+    closing: bool,
+    /// The session is over on the wire: the socket may close once output is out.
+    over: bool,
+    /// How it ended, as the app sees it.
+    end: Option<(u16, Vec<u8>)>,
+    /// Whether the end came from a failure (no orderly close: 1006, or a protocol error).
+    failed: bool,
+    last_alive: Instant,
+    ping_sent: Option<Instant>,
+}
+
+/// The socket as tungstenite's stream: reads and writes never wait. What tungstenite reads is
+/// followed frame by frame (`seen`), so the session knows when the context holds nothing.
+struct Wire<'a> {
+    conn: &'a mut Conn,
+    seen: Option<&'a mut FrameBoundary>,
+}
+
+fn wire(conn: &mut Conn) -> Wire<'_> {
+    Wire { conn, seen: None }
+}
+
+impl Read for Wire<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.conn.read_into(buf)?;
+        if let Some(seen) = self.seen.as_deref_mut() {
+            seen.feed(&buf[..n]);
+        }
+        Ok(n)
+    }
+}
+
+impl Write for Wire<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.conn.write_some(buf)? {
+            0 if !buf.is_empty() => Err(io::ErrorKind::WouldBlock.into()),
+            n => Ok(n),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.conn.has_unsent() && !self.conn.flush_unsent()? {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(())
+    }
+}
+
+/// The context in `slot`, made on first use.
+fn context(slot: &mut Option<Box<WebSocketContext>>, max: usize) -> &mut WebSocketContext {
+    slot.get_or_insert_with(|| {
+        let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
+            .write_buffer_size(0)
+            // A backstop: the session keeps at most one message waiting (`Sent::Blocked`).
+            .max_write_buffer_size(max.saturating_add(64 * 1024))
+            .max_message_size(Some(max))
+            .max_frame_size(Some(max))
+            .accept_unmasked_frames(false);
+        Box::new(WebSocketContext::new(Role::Server, Some(config)))
+    })
+}
+
+/// Output queued before the socket is attached: frames appended to the connection's early
+/// output (`upgraded.rs`), sent after the 101.
+struct Early<'a>(&'a mut Vec<u8>);
+
+impl Read for Early<'_> {
+    fn read(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+}
+
+impl Write for Early<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn would_block(e: &Error) -> bool {
+    matches!(e, Error::Io(io) if io.kind() == io::ErrorKind::WouldBlock)
+}
+
+/// The close code RFC 6455 §7.4.1 gives a violation tungstenite reported; `None` when the
+/// connection itself is gone (no close frame can be sent: 1006).
+fn close_code_for(e: &Error) -> Option<u16> {
+    match e {
+        Error::Utf8(_) => Some(1007),
+        Error::Capacity(CapacityError::MessageTooLong { .. }) => Some(1009),
+        Error::Capacity(_) => Some(1009),
+        Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        Error::Protocol(_) => Some(1002),
+        _ => None,
+    }
+}
+
+impl WsSession {
+    pub(crate) fn new(config: &WsConfig) -> WsSession {
+        WsSession {
+            ctx: None,
+            max_message: config.max_message,
+            ping_interval: config.ping_interval,
+            received: Vec::new(),
+            seen: FrameBoundary::default(),
+            out_waiting: false,
+            closing: false,
+            over: false,
+            end: None,
+            failed: false,
+            last_alive: Instant::now(),
+            ping_sent: None,
+        }
+    }
+
+    fn ctx(&mut self) -> &mut WebSocketContext {
+        context(&mut self.ctx, self.max_message)
+    }
+
+    /// A read of the context's, with what it reads followed.
+    fn read(&mut self, conn: &mut Conn) -> tungstenite::Result<Message> {
+        let ctx = context(&mut self.ctx, self.max_message);
+        ctx.read(&mut Wire {
+            conn,
+            seen: Some(&mut self.seen),
+        })
+    }
+
+    /// After a read that found the socket empty: a context that holds nothing (no partial
+    /// frame, no open message, no output, no closing handshake) is dropped, with its buffers —
+    /// a fresh one is the same. An idle WebSocket then costs no context at all.
+    fn drop_if_quiet(&mut self) {
+        let quiet = self.seen.quiet()
+            && !self.out_waiting
+            && !self.closing
+            && self.ctx.as_ref().is_some_and(|ctx| ctx.can_write());
+        if quiet {
+            self.ctx = None;
+        }
+    }
+
+    /// The largest message an app may send.
+    pub(crate) fn max_message(&self) -> usize {
+        self.max_message
+    }
+
+    /// Output waits for the client to read.
+    pub(crate) fn output_waits(&self) -> bool {
+        self.out_waiting
+    }
+
+    /// The session is over on the wire (the socket may close once its output is out).
+    pub(crate) fn is_over(&self) -> bool {
+        self.over
+    }
+
+    /// The session ended by a failure rather than an orderly close (for the app: CLOSED).
+    pub(crate) fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// The close code for the access log, once ended.
+    pub(crate) fn close_code(&self) -> Option<u16> {
+        self.end.as_ref().map(|(code, _)| *code)
+    }
+
+    /// A sign of life from the client (input it sent that nobody has read yet counts).
+    pub(crate) fn alive(&mut self, now: Instant) {
+        self.last_alive = now;
+        self.ping_sent = None;
+    }
+
+    /// When the session needs the sweep: the next ping, or the end of the wait for its pong.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        let interval = self.ping_interval?;
+        if self.over {
+            return None;
+        }
+        Some(self.ping_sent.unwrap_or(self.last_alive) + interval)
+    }
+
+    fn ended(&mut self, code: u16, reason: &[u8], failed: bool) {
+        if self.end.is_none() {
+            self.end = Some((code, reason.to_vec()));
+        }
+        self.failed |= failed;
+    }
+
+    /// Sends the context's queued output as far as the socket takes it. False if the
+    /// connection failed.
+    pub(crate) fn flush(&mut self, conn: &mut Conn) -> bool {
+        let Some(ctx) = self.ctx.as_deref_mut() else {
+            return true;
+        };
+        match ctx.flush(&mut wire(conn)) {
+            Ok(()) => {
+                self.out_waiting = false;
+                true
+            }
+            Err(e) if would_block(&e) => {
+                self.out_waiting = true;
+                true
+            }
+            Err(Error::ConnectionClosed | Error::AlreadyClosed) => {
+                // The closing handshake is complete (tungstenite wrote the last frame).
+                self.out_waiting = conn.has_unsent();
+                self.over = true;
+                true
+            }
+            Err(e) => {
+                log::debug!("{}: WebSocket output failed: {e}", conn.peer());
+                self.ended(1006, b"", true);
+                self.over = true;
+                false
+            }
+        }
+    }
+
+    /// The next message for the app. Reads only while the session's own output is out: a
+    /// client that floods pings without reading is paced by its own reading (one pong waits at
+    /// most, tungstenite replaces an unsent one).
+    pub(crate) fn recv(&mut self, conn: &mut Conn) -> Received<'_> {
+        if self.end.is_some() {
+            return self.ended_for_app();
+        }
+        if !self.flush(conn) || self.out_waiting {
+            if self.end.is_some() {
+                return self.ended_for_app();
+            }
+            return Received::Pending;
+        }
+        loop {
+            let read = self.read(conn);
+            match read {
+                Ok(message) => {
+                    self.alive(Instant::now());
+                    match message {
+                        Message::Text(text) => {
+                            self.received.clear();
+                            self.received.extend_from_slice(text.as_bytes());
+                            return Received::Message {
+                                text: true,
+                                data: &self.received,
+                            };
+                        }
+                        Message::Binary(data) => {
+                            self.received.clear();
+                            self.received.extend_from_slice(&data);
+                            return Received::Message {
+                                text: false,
+                                data: &self.received,
+                            };
+                        }
+                        Message::Close(frame) => {
+                            // tungstenite queued the reply; it goes out now or on the next edge.
+                            let (code, reason) = frame.map_or((1005, Vec::new()), |f| {
+                                (u16::from(f.code), f.reason.as_bytes().to_vec())
+                            });
+                            self.ended(code, &reason, false);
+                            self.flush(conn);
+                            if self.closing {
+                                self.over = true;
+                            }
+                            return self.ended_for_app();
+                        }
+                        // Pongs are answered by tungstenite; pongs and raw frames are the
+                        // server's.
+                        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {
+                            self.flush(conn);
+                            if self.out_waiting {
+                                return Received::Pending;
+                            }
+                        }
+                    }
+                }
+                Err(e) if would_block(&e) => {
+                    self.flush(conn);
+                    self.drop_if_quiet();
+                    return Received::Pending;
+                }
+                Err(Error::ConnectionClosed | Error::AlreadyClosed) => {
+                    self.over = true;
+                    self.ended(1005, b"", false);
+                    return self.ended_for_app();
+                }
+                Err(e) => {
+                    self.fail(conn, &e);
+                    return self.ended_for_app();
+                }
+            }
+        }
+    }
+
+    /// A violation answered with its close code, or a connection that is gone.
+    fn fail(&mut self, conn: &mut Conn, e: &Error) {
+        match close_code_for(e) {
+            Some(code) => {
+                // _Fail the WebSocket Connection_ (RFC 6455 §7.1.7): the close frame, then the
+                // TCP close once it is out, without waiting for a reply — the context cannot
+                // read past the error (tungstenite keeps the frame it refused).
+                log::debug!("{}: WebSocket closed with {code}: {e}", conn.peer());
+                let reason = e.to_string();
+                let reason = truncate_utf8(&reason, 123);
+                self.send_close(conn, code, reason);
+                self.ended(code, reason.as_bytes(), true);
+                self.over = true;
+            }
+            None => {
+                log::debug!("{}: WebSocket connection lost: {e}", conn.peer());
+                self.ended(1006, b"", true);
+                self.over = true;
+            }
+        }
+    }
+
+    pub(crate) fn ended_for_app(&self) -> Received<'_> {
+        let (code, reason) = self
+            .end
+            .as_ref()
+            .map_or((1006, &[][..]), |(code, reason)| (*code, reason.as_slice()));
+        Received::Ended { code, reason }
+    }
+
+    /// Queues one message from the app (before the attach: into `early`).
+    pub(crate) fn send(
+        &mut self,
+        conn: Option<&mut Conn>,
+        early: &mut Vec<u8>,
+        text: bool,
+        data: &[u8],
+    ) -> Sent {
+        if self.end.is_some() || self.closing || self.over {
+            return Sent::Gone;
+        }
+        let message = if text {
+            match std::str::from_utf8(data) {
+                Ok(text) => Message::Text(Utf8Bytes::from(text.to_owned())),
+                Err(_) => return Sent::Gone,
+            }
+        } else {
+            Message::Binary(Bytes::copy_from_slice(data))
+        };
+        let Some(conn) = conn else {
+            let written = self.ctx().write(&mut Early(early), message);
+            return if written.is_ok() {
+                Sent::Queued
+            } else {
+                Sent::Gone
+            };
+        };
+        if !self.flush(conn) {
+            return Sent::Gone;
+        }
+        if self.out_waiting || conn.has_unsent() {
+            return Sent::Blocked;
+        }
+        let written = self.ctx().write(&mut wire(conn), message);
+        match written {
+            Ok(()) => {
+                self.flush(conn);
+                Sent::Queued
+            }
+            Err(e) if would_block(&e) => {
+                self.out_waiting = true;
+                Sent::Queued
+            }
+            Err(e) => {
+                log::debug!("{}: WebSocket send failed: {e}", conn.peer());
+                self.ended(1006, b"", true);
+                self.over = true;
+                Sent::Gone
+            }
+        }
+    }
+
+    /// Starts the closing handshake with `code` (0: none) unless it is already closing or over.
+    pub(crate) fn close(
+        &mut self,
+        conn: Option<&mut Conn>,
+        early: &mut Vec<u8>,
+        code: u16,
+        reason: &str,
+    ) {
+        if self.closing || self.over {
+            return;
+        }
+        let app_code = if code == 0 { 1005 } else { code };
+        match conn {
+            Some(conn) => {
+                if self.end.is_some() {
+                    // The client closed first and was answered: nothing more to say.
+                    self.over = true;
+                    return;
+                }
+                self.send_close(conn, code, reason);
+            }
+            None => {
+                let frame = close_frame(code, reason);
+                let _ = self.ctx().close(&mut Early(early), frame);
+                self.closing = true;
+            }
+        }
+        self.ended(app_code, truncate_utf8(reason, 123).as_bytes(), false);
+    }
+
+    fn send_close(&mut self, conn: &mut Conn, code: u16, reason: &str) {
+        self.closing = true;
+        let frame = close_frame(code, reason);
+        match self.ctx().close(&mut wire(conn), frame) {
+            Ok(()) => self.out_waiting = false,
+            Err(e) if would_block(&e) => self.out_waiting = true,
+            Err(Error::ConnectionClosed | Error::AlreadyClosed) => self.over = true,
+            Err(_) => {
+                self.ended(1006, b"", true);
+                self.over = true;
+            }
+        }
+    }
+
+    /// The sweep's and the events' work: the closing handshake's reply, pings, liveness.
+    /// Returns false when the client is to be given up (no pong within an interval).
+    pub(crate) fn tick(&mut self, conn: &mut Conn, now: Instant) -> bool {
+        if self.closing && !self.over {
+            // Read (and drop) what precedes the client's close reply.
+            loop {
+                match self.read(conn) {
+                    Ok(Message::Close(_)) | Err(Error::ConnectionClosed | Error::AlreadyClosed) => {
+                        self.flush(conn);
+                        self.over = true;
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(e) if would_block(&e) => break,
+                    Err(_) => {
+                        self.over = true;
+                        break;
+                    }
+                }
+            }
+            return true;
+        }
+        let Some(interval) = self.ping_interval else {
+            return true;
+        };
+        if self.over || self.end.is_some() {
+            return true;
+        }
+        match self.ping_sent {
+            Some(sent) if now >= sent + interval => {
+                log::debug!(
+                    "{}: WebSocket answered no ping within {interval:?}",
+                    conn.peer()
+                );
+                self.ended(1006, b"", true);
+                self.over = true;
+                false
+            }
+            Some(_) => true,
+            None if now >= self.last_alive + interval => {
+                self.ping_sent = Some(now);
+                let pinged = self
+                    .ctx()
+                    .write(&mut wire(conn), Message::Ping(Bytes::new()));
+                match pinged {
+                    Ok(()) => {
+                        self.flush(conn);
+                    }
+                    Err(e) if would_block(&e) => self.out_waiting = true,
+                    Err(_) => {}
+                }
+                true
+            }
+            None => true,
+        }
+    }
+
+    /// The socket closed: once the app closed too, the received message's buffer goes (until
+    /// then the app may still hold the last message).
+    pub(crate) fn forget_received_if(&mut self, app_closed: bool) {
+        if app_closed {
+            self.received = Vec::new();
+            self.ctx = None;
+        }
+    }
+}
+
+fn close_frame(code: u16, reason: &str) -> Option<CloseFrame> {
+    (code != 0).then(|| CloseFrame {
+        code: CloseCode::from(code),
+        reason: Utf8Bytes::from(truncate_utf8(reason, 123).to_owned()),
+    })
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary (a close reason's limit).
+fn truncate_utf8(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
