@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# ws_echo.sh — issue 19's echo throughput: 64-byte messages over 50 WebSockets, one in flight per
+# connection, on webserver serving the C echo (tests/fixtures/ws_echo.c: RFC 6455 in the server)
+# against axum::serve + tokio-tungstenite (bench/ws-peer serve: the same echo as an axum route);
+# target: ratio >= 1.0. Both servers run pinned to CPU $SERVER_CPUS in their own session, the load
+# client (bench/ws-peer load, tokio-tungstenite) on $WRK_CPUS; rounds alternate the servers and the
+# table shows medians (messages/s, client-side p50/p99 round trip).
+#
+#     bench/ws_echo.sh                          # 3 rounds of 5 s
+#     ROUNDS=1 DURATION=2 bench/ws_echo.sh      # a quick run
+#
+# Builds bench/ws-peer (--offline if the crates are cached) into $BENCH_WORK/target and the echo
+# with cc; uses target/release/webserver (cargo build --release first) unless WEBSERVER is set.
+# Env: ROUNDS (3) DURATION (5) CONNS (50) SIZE (64) SERVER_CPUS (1) WRK_CPUS (0) PORT (18570)
+set -uo pipefail
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$BENCH_DIR/.." && pwd)"
+ROUNDS="${ROUNDS:-3}"
+DURATION="${DURATION:-5}"
+CONNS="${CONNS:-50}"
+SIZE="${SIZE:-64}"
+SERVER_CPUS="${SERVER_CPUS:-1}"
+WRK_CPUS="${WRK_CPUS:-0}"
+PORT="${PORT:-18570}"
+START_TIMEOUT="${START_TIMEOUT:-20}"
+WEBSERVER="${WEBSERVER:-$ROOT/target/release/webserver}"
+WORK="${BENCH_WORK:-/tmp/webserver-bench}"
+# shellcheck source=lib.sh
+source "$BENCH_DIR/lib.sh"
+trap 'stop_server; exit 130' INT TERM
+[[ -x "$WEBSERVER" ]] || { echo "ws_echo.sh: $WEBSERVER missing: cargo build --release" >&2; exit 2; }
+mkdir -p "$WORK/ws-echo"
+CARGO_TARGET_DIR="$WORK/target" cargo build --release --locked --manifest-path "$BENCH_DIR/ws-peer/Cargo.toml" \
+  --offline 2>/dev/null \
+  || CARGO_TARGET_DIR="$WORK/target" cargo build --release --locked --manifest-path "$BENCH_DIR/ws-peer/Cargo.toml" \
+  || exit 2
+PEER="$WORK/target/release/ws-peer"
+cc -O2 -shared -fPIC -I "$ROOT/app-abi/include" -o "$WORK/ws-echo/libws_echo.so" "$ROOT/tests/fixtures/ws_echo.c" || exit 2
+declare -A CMDS=(
+  [webserver]="exec $WEBSERVER -b 127.0.0.1:\$PORT --ws-ping-interval 0 $WORK/ws-echo/libws_echo.so:app"
+  [axum-serve]="exec $PEER serve \$PORT"
+)
+RES="$WORK/ws-echo/results.jsonl"; : >"$RES"
+for round in $(seq 1 "$ROUNDS"); do
+  for name in webserver axum-serve; do
+    # The peer answers plain GETs with 405/426 too: start_server's probe only needs an answer.
+    start_server "$name" "${CMDS[$name]}" "$PORT" "$WORK/ws-echo/$name.log" || exit 1
+    j=$(taskset -c "$WRK_CPUS" "$PEER" load "$PORT" "$CONNS" "$DURATION" "$SIZE")
+    stop_server
+    echo "{\"round\": $round, \"name\": \"$name\", \"result\": $j}" >>"$RES"
+  done
+done
+python3 - "$RES" "$CONNS" "$SIZE" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+def med(name, key):
+    return statistics.median(r["result"][key] for r in rows if r["name"] == name)
+print(f"echo of {sys.argv[3]}-byte messages over {sys.argv[2]} WebSockets ({len(rows)//2} rounds, medians)")
+print(f"{'server':<12} {'messages/s':>12} {'p50 us':>8} {'p99 us':>8} {'ratio':>7}")
+ref = med("axum-serve", "per_sec")
+for name in ["webserver", "axum-serve"]:
+    rate = med(name, "per_sec")
+    print(f"{name:<12} {rate:>12.0f} {med(name, 'p50_us'):>8.0f} {med(name, 'p99_us'):>8.0f} {rate / ref:>7.2f}")
+print("target: webserver / axum-serve >= 1.00")
+PY
