@@ -67,6 +67,17 @@ pub(crate) struct CanaryArgs {
         help_heading = "Metrics"
     )]
     pub(crate) canary_max_p99_ratio: f64,
+
+    /// Roll a canary back if it gave fewer than N answers in the window: too few to judge (0:
+    /// judge whatever it served).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        env = "WEBSERVER_CANARY_MIN_ANSWERS",
+        help_heading = "Metrics"
+    )]
+    pub(crate) canary_min_answers: u64,
 }
 
 /// How many workers a canary gets: `N`, or `P%` of the generation's.
@@ -160,6 +171,12 @@ impl CanaryArgs {
             figures(new, new_window),
             figures(old, old_window)
         );
+        if n_new < self.canary_min_answers {
+            return Err(format!(
+                "{n_new} answers, under --canary-min-answers {} ({both})",
+                self.canary_min_answers
+            ));
+        }
         if share_5xx(new_window) > self.canary_max_5xx {
             return Err(format!(
                 "5xx {:.1} % over --canary-max-5xx {} % ({both})",
@@ -202,6 +219,7 @@ mod tests {
             canary_window: 60,
             canary_max_5xx: 1.0,
             canary_max_p99_ratio: 2.0,
+            canary_min_answers: 0,
         }
     }
 
@@ -235,6 +253,18 @@ mod tests {
         assert!(args()
             .judge((2, &Latency::default()), (1, &Latency::default()))
             .is_ok());
+        // Unless it must have answered a minimum.
+        let at_least_200 = CanaryArgs {
+            canary_min_answers: 200,
+            ..args()
+        };
+        let why = at_least_200
+            .judge((2, &window(100, 2, 0)), (1, &old))
+            .unwrap_err();
+        assert!(
+            why.starts_with("100 answers, under --canary-min-answers 200"),
+            "{why}"
+        );
     }
 
     #[test]
