@@ -68,6 +68,16 @@ fn output_written_in_call_follows_the_101() {
 }
 
 #[test]
+fn an_upgrade_from_a_deferred_body_works_the_same() {
+    let server = echo_server().start();
+    let (mut conn, head) = upgrade(&server, "/deferred", "queued|");
+    assert_eq!(head.status, 101);
+    assert_eq!(head.header("Upgrade"), Some("echo"));
+    assert_eq!(conn.read_exact_raw(7), b"queued|");
+    echoed(&mut conn, "from next\n");
+}
+
+#[test]
 fn upgrades_are_refused_where_they_do_not_apply() {
     let server = echo_server().start();
     // A protocol the client did not offer: WS_ERR_INVALID (-5), the app answers itself.
@@ -88,8 +98,19 @@ fn upgrades_are_refused_where_they_do_not_apply() {
 }
 
 #[test]
-fn upgrade_from_close_is_out_of_order() {
+fn upgrade_after_the_head_or_from_close_is_out_of_order() {
     let server = echo_server().start();
+    let mut conn = server.connect();
+    conn.send(format!("GET /after-head HTTP/1.1\r\n{UPGRADE}"));
+    let response = conn.read_response();
+    assert_eq!(
+        (response.status, response.text().as_str()),
+        (200, "plain\n")
+    );
+    assert!(server
+        .wait_for_log(Duration::from_secs(5), |l| l
+            .contains("upgrade after the head: -6"))
+        .is_some());
     let mut conn = server.connect();
     conn.send(format!("GET /late HTTP/1.1\r\n{UPGRADE}"));
     let response = conn.read_response();
@@ -193,6 +214,39 @@ fn a_drain_says_going_away_then_closes_at_the_graceful_timeout() {
         took >= Duration::from_millis(1800) && took < Duration::from_secs(6),
         "closed after {took:?}"
     );
+    let status = server.wait_exit(Duration::from_secs(5)).expect("exits");
+    assert!(status.success(), "{status:?}\n{}", server.stderr());
+    // Closed, not abandoned: the app was shut down cleanly.
+    assert!(
+        !server.stderr().contains("still being served"),
+        "{}",
+        server.stderr()
+    );
+}
+
+#[test]
+fn a_raw_websocket_stream_gets_1001_between_its_frames_at_the_drain() {
+    let mut server = echo_server().args(["--graceful-timeout", "1"]).start();
+    let ws = "Host: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+    // The app's stack (here: the echo of what the client sends) wrote one whole frame.
+    let mut whole = server.connect();
+    whole.send(format!("GET / HTTP/1.1\r\n{ws}"));
+    assert_eq!(whole.read_head().status, 101);
+    whole.send(b"\x81\x02hi");
+    assert_eq!(whole.read_exact_raw(4), b"\x81\x02hi");
+    // This one stopped inside a frame (2 of 5 payload bytes).
+    let mut partial = server.connect();
+    partial.send(format!("GET / HTTP/1.1\r\n{ws}"));
+    assert_eq!(partial.read_head().status, 101);
+    partial.send(b"\x81\x05he");
+    assert_eq!(partial.read_exact_raw(4), b"\x81\x05he");
+    server.signal(libc::SIGTERM);
+    // Between frames: the server's close frame, 1001, then the end.
+    assert!(whole.wait_closed(Duration::from_secs(5)).is_some());
+    assert_eq!(whole.buffered(), b"\x88\x02\x03\xe9");
+    // Inside a frame: no close frame (it would corrupt the frame), only the end.
+    assert!(partial.wait_closed(Duration::from_secs(5)).is_some());
+    assert_eq!(partial.buffered(), b"");
     let status = server.wait_exit(Duration::from_secs(5)).expect("exits");
     assert!(status.success(), "{status:?}\n{}", server.stderr());
 }

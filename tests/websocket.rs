@@ -53,6 +53,7 @@ fn handshake_accepts_with_the_rfc_key_and_refuses_invalid_ones() {
     let eight = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n";
     let (_c, head) = WsClient::open(server.addr(), "/", eight, b"");
     assert!(head.starts_with("HTTP/1.1 426 "), "{head}");
+    assert!(head.contains("\r\nSec-WebSocket-Version: 13\r\n"), "{head}");
     // An ordinary request is the app's own (the echo answers 426).
     assert_eq!(server.get("/").status, 426);
 }
@@ -294,6 +295,12 @@ fn term_closes_websockets_with_1001_after_the_graceful_timeout() {
     client.expect_tcp_close();
     let status = server.wait_exit(Duration::from_secs(5)).expect("exits");
     assert!(status.success(), "{status:?}\n{}", server.stderr());
+    // Closed, not abandoned: the app was shut down cleanly.
+    assert!(
+        !server.stderr().contains("still being served"),
+        "{}",
+        server.stderr()
+    );
 }
 
 #[test]
@@ -322,4 +329,83 @@ fn websockets_work_on_tls_listeners() {
             }
         }
     }
+}
+
+#[test]
+fn a_client_that_does_not_read_holds_no_thread_and_is_closed_after_the_io_timeout() {
+    let server = echo().args(["--threads", "1", "--io-timeout", "1"]).start();
+    let client = WsClient::connect(server.addr(), "/");
+    let mut stream = client.stream.try_clone().unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // Messages the echo answers but the client never reads: the app's sends pend, it stops
+    // receiving, the server stops reading, the client's writes stall.
+    let writer = std::thread::spawn(move || {
+        let frame = encode(true, 0, OP_BINARY, &[7; 16 * 1024], true);
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(15) {
+            if stream.write_all(&frame).is_err() {
+                return Some(started.elapsed());
+            }
+        }
+        None
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // The only serving thread is free meanwhile.
+    let started = Instant::now();
+    assert_eq!(server.get("/").status, 426);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let gave_up = writer.join().unwrap();
+    assert!(
+        gave_up.is_some_and(|t| t < Duration::from_secs(10)),
+        "a client that reads nothing was kept: {gave_up:?}"
+    );
+    drop(client);
+}
+
+#[test]
+fn idle_websockets_hold_no_thread() {
+    let server = echo().args(["--threads", "1"]).start();
+    let mut idle: Vec<WsClient> = (0..200)
+        .map(|_| WsClient::connect(server.addr(), "/"))
+        .collect();
+    for _ in 0..20 {
+        let started = Instant::now();
+        assert_eq!(server.get("/").status, 426);
+        assert!(started.elapsed() < Duration::from_millis(500));
+    }
+    // And every one of them still answers.
+    for client in idle.iter_mut().step_by(20) {
+        echoes(client, OP_TEXT, b"still here");
+    }
+}
+
+#[test]
+fn an_app_thread_sends_and_closes_while_the_app_is_single_threaded() {
+    let mut target = c_app("tests/fixtures/ws_ticker.c", "ws_ticker").into_os_string();
+    target.push(":app");
+    let server = server(target).start();
+    let offer = format!("{VALID}Sec-WebSocket-Protocol: chat, ticker.v1\r\n");
+    let (mut client, head) = WsClient::open(server.addr(), "/", &offer, b"");
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    assert!(
+        head.contains("\r\nSec-WebSocket-Protocol: ticker.v1\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("\r\nX-Ticker: 1\r\n"), "{head}");
+    // What the client sends meanwhile is drained by on_event.
+    client.send(OP_TEXT, b"ignored");
+    for i in 0..5 {
+        let frame = client.read();
+        assert_eq!(
+            (frame.opcode, frame.payload),
+            (OP_TEXT, format!("tick {i}").into_bytes())
+        );
+    }
+    let close = client.read();
+    assert_eq!((close.opcode, close.close_code()), (OP_CLOSE, 1000));
+    assert_eq!(&close.payload[2..], b"done");
+    client.send(OP_CLOSE, &close_payload(1000, b""));
+    client.expect_tcp_close();
 }

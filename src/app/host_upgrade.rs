@@ -172,6 +172,7 @@ pub(super) unsafe extern "C" fn host_stream_read(
             }
             Step::Pending => WS_PENDING,
             Step::Gone => WS_OK,
+            Step::Refused => WS_ERR_STATE,
         }
     })
 }
@@ -206,6 +207,7 @@ pub(super) unsafe extern "C" fn host_stream_write(
             }
             Step::Pending => WS_PENDING,
             Step::Gone => WS_ERR_CLIENT_GONE,
+            Step::Refused => WS_ERR_STATE,
         }
     })
 }

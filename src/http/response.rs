@@ -257,8 +257,12 @@ pub(crate) fn encode_error_with(
         },
         content_length_for_head: (!with_body).then_some(body_len as u64),
     };
-    let ct: [(&[u8], &[u8]); 1] = [(b"Content-Type", b"text/plain; charset=utf-8")];
-    encode_own_head(out, &head, ct.into_iter(), date);
+    let ct: (&[u8], &[u8]) = (b"Content-Type", b"text/plain; charset=utf-8");
+    // The server answers 426 only to a WebSocket handshake of another version: RFC 6455 §4.4
+    // names the version it speaks.
+    let version: (&[u8], &[u8]) = (b"Sec-WebSocket-Version", b"13");
+    let fields = std::iter::once(ct).chain((status == 426).then_some(version));
+    encode_own_head(out, &head, fields, date);
     if !with_body {
         return;
     }

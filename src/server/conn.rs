@@ -688,6 +688,15 @@ impl Conn {
         }
     }
 
+    /// TCP keep-alive probes after `idle` without traffic, then every third of it: how a raw
+    /// upgraded stream, which the server never pings, finds a peer that vanished.
+    pub(crate) fn set_keepalive(&self, idle: Duration) -> io::Result<()> {
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(idle)
+            .with_interval((idle / 3).max(Duration::from_secs(1)));
+        socket2::SockRef::from(&self.stream).set_tcp_keepalive(&keepalive)
+    }
+
     /// An upgraded connection's write (ABI 1.2), never waiting: what earlier output left unsent
     /// goes first; returns how much of `data` the socket (or rustls's bounded buffer) took, 0
     /// when it has no room now.
@@ -808,6 +817,14 @@ mod tests {
         assert!(!conn.has_partial_request());
         client.shutdown(std::net::Shutdown::Write).unwrap();
         assert_eq!(settle(&mut conn, usize::MAX), NextHead::Closed);
+    }
+
+    #[test]
+    fn keepalive_is_set_with_the_idle_time() {
+        let (conn, _client) = pair();
+        conn.set_keepalive(Duration::from_secs(20)).unwrap();
+        let sock = socket2::SockRef::from(&conn.stream);
+        assert!(sock.keepalive().unwrap());
     }
 
     fn config(keep_alive: u64, header_timeout: u64, graceful: u64) -> Config {

@@ -208,7 +208,9 @@ pub(crate) fn run(
             }
             if now >= deadline && !parked_cancelled && closes_at_deadline(&shared_loop.slots) {
                 parked_cancelled = true;
-                stop_by = Some(now + PARKED_CLOSE_GRACE);
+                // Two sweeps more than the closes' grace: the sweep that ends a connection
+                // whose grace ran out comes before the process gives up on it.
+                stop_by = Some(now + PARKED_CLOSE_GRACE + 2 * SWEEP_EVERY);
             } else if now >= deadline {
                 // Threads inside the app cannot be joined; they keep the epoll instance (and
                 // the app) alive until the process exits. Idle ones stop now.

@@ -230,7 +230,9 @@ impl Slots {
         conn.mark_write_interest();
         // Before the slot points to it: an event now is `pending` on the busy slot, and the
         // caller's `ready` serves it.
-        upgraded.attach(conn);
+        if let Some(conn) = upgraded.attach(conn) {
+            return self.close(conn);
+        }
         self.lock().slots[index] = Slot::Upgraded(Arc::clone(upgraded));
     }
 

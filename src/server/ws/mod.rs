@@ -3,6 +3,7 @@
 //! message mode's host calls (`websocket_recv`, `websocket_send`, `websocket_close`), which
 //! run under the connection's lock like the raw stream's (`upgraded.rs`).
 
+pub(crate) mod boundary;
 pub(crate) mod handshake;
 pub(crate) mod session;
 

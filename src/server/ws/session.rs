@@ -17,6 +17,7 @@ use tungstenite::protocol::frame::{CloseFrame, Utf8Bytes};
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use tungstenite::{Bytes, Message};
 
+use super::boundary::FrameBoundary;
 use super::WsConfig;
 use crate::server::conn::Conn;
 
@@ -53,6 +54,8 @@ pub(crate) struct WsSession {
     ping_interval: Option<Duration>,
     /// The payload of the message handed to the app last (valid until its next recv/close).
     received: Vec<u8>,
+    /// Where the input the context read stands.
+    seen: FrameBoundary,
     /// The context's output did not all go out (the socket was full).
     out_waiting: bool,
     /// We sent a close and wait for the client's.
@@ -67,29 +70,56 @@ pub(crate) struct WsSession {
     ping_sent: Option<Instant>,
 }
 
-/// The socket as tungstenite's stream: reads and writes never wait.
-struct Wire<'a>(&'a mut Conn);
+/// The socket as tungstenite's stream: reads and writes never wait. What tungstenite reads is
+/// followed frame by frame (`seen`), so the session knows when the context holds nothing.
+struct Wire<'a> {
+    conn: &'a mut Conn,
+    seen: Option<&'a mut FrameBoundary>,
+}
+
+fn wire(conn: &mut Conn) -> Wire<'_> {
+    Wire { conn, seen: None }
+}
 
 impl Read for Wire<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read_into(buf)
+        let n = self.conn.read_into(buf)?;
+        if let Some(seen) = self.seen.as_deref_mut() {
+            seen.feed(&buf[..n]);
+        }
+        Ok(n)
     }
 }
 
 impl Write for Wire<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.0.write_some(buf)? {
+        match self.conn.write_some(buf)? {
             0 if !buf.is_empty() => Err(io::ErrorKind::WouldBlock.into()),
             n => Ok(n),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        if self.0.has_unsent() && !self.0.flush_unsent()? {
+        if self.conn.has_unsent() && !self.conn.flush_unsent()? {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         Ok(())
     }
+}
+
+/// The context in `slot`, made on first use.
+fn context(slot: &mut Option<Box<WebSocketContext>>, max: usize) -> &mut WebSocketContext {
+    slot.get_or_insert_with(|| {
+        let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
+            .write_buffer_size(0)
+            // A backstop: the session keeps at most one message waiting (`Sent::Blocked`).
+            .max_write_buffer_size(max.saturating_add(64 * 1024))
+            .max_message_size(Some(max))
+            .max_frame_size(Some(max))
+            .accept_unmasked_frames(false);
+        Box::new(WebSocketContext::new(Role::Server, Some(config)))
+    })
 }
 
 /// Output queued before the socket is attached: frames appended to the connection's early
@@ -137,6 +167,7 @@ impl WsSession {
             max_message: config.max_message,
             ping_interval: config.ping_interval,
             received: Vec::new(),
+            seen: FrameBoundary::default(),
             out_waiting: false,
             closing: false,
             over: false,
@@ -148,18 +179,29 @@ impl WsSession {
     }
 
     fn ctx(&mut self) -> &mut WebSocketContext {
-        let max = self.max_message;
-        self.ctx.get_or_insert_with(|| {
-            let config = WebSocketConfig::default()
-                .read_buffer_size(READ_BUFFER)
-                .write_buffer_size(0)
-                // A backstop: the session keeps at most one message waiting (`Sent::Blocked`).
-                .max_write_buffer_size(max.saturating_add(64 * 1024))
-                .max_message_size(Some(max))
-                .max_frame_size(Some(max))
-                .accept_unmasked_frames(false);
-            Box::new(WebSocketContext::new(Role::Server, Some(config)))
+        context(&mut self.ctx, self.max_message)
+    }
+
+    /// A read of the context's, with what it reads followed.
+    fn read(&mut self, conn: &mut Conn) -> tungstenite::Result<Message> {
+        let ctx = context(&mut self.ctx, self.max_message);
+        ctx.read(&mut Wire {
+            conn,
+            seen: Some(&mut self.seen),
         })
+    }
+
+    /// After a read that found the socket empty: a context that holds nothing (no partial
+    /// frame, no open message, no output, no closing handshake) is dropped, with its buffers —
+    /// a fresh one is the same. An idle WebSocket then costs no context at all.
+    fn drop_if_quiet(&mut self) {
+        let quiet = self.seen.quiet()
+            && !self.out_waiting
+            && !self.closing
+            && self.ctx.as_ref().is_some_and(|ctx| ctx.can_write());
+        if quiet {
+            self.ctx = None;
+        }
     }
 
     /// The largest message an app may send.
@@ -215,7 +257,7 @@ impl WsSession {
         let Some(ctx) = self.ctx.as_deref_mut() else {
             return true;
         };
-        match ctx.flush(&mut Wire(conn)) {
+        match ctx.flush(&mut wire(conn)) {
             Ok(()) => {
                 self.out_waiting = false;
                 true
@@ -253,7 +295,7 @@ impl WsSession {
             return Received::Pending;
         }
         loop {
-            let read = self.ctx().read(&mut Wire(conn));
+            let read = self.read(conn);
             match read {
                 Ok(message) => {
                     self.alive(Instant::now());
@@ -298,6 +340,7 @@ impl WsSession {
                 }
                 Err(e) if would_block(&e) => {
                     self.flush(conn);
+                    self.drop_if_quiet();
                     return Received::Pending;
                 }
                 Err(Error::ConnectionClosed | Error::AlreadyClosed) => {
@@ -376,7 +419,7 @@ impl WsSession {
         if self.out_waiting || conn.has_unsent() {
             return Sent::Blocked;
         }
-        let written = self.ctx().write(&mut Wire(conn), message);
+        let written = self.ctx().write(&mut wire(conn), message);
         match written {
             Ok(()) => {
                 self.flush(conn);
@@ -428,7 +471,7 @@ impl WsSession {
     fn send_close(&mut self, conn: &mut Conn, code: u16, reason: &str) {
         self.closing = true;
         let frame = close_frame(code, reason);
-        match self.ctx().close(&mut Wire(conn), frame) {
+        match self.ctx().close(&mut wire(conn), frame) {
             Ok(()) => self.out_waiting = false,
             Err(e) if would_block(&e) => self.out_waiting = true,
             Err(Error::ConnectionClosed | Error::AlreadyClosed) => self.over = true,
@@ -445,7 +488,7 @@ impl WsSession {
         if self.closing && !self.over {
             // Read (and drop) what precedes the client's close reply.
             loop {
-                match self.ctx().read(&mut Wire(conn)) {
+                match self.read(conn) {
                     Ok(Message::Close(_)) | Err(Error::ConnectionClosed | Error::AlreadyClosed) => {
                         self.flush(conn);
                         self.over = true;
@@ -482,7 +525,7 @@ impl WsSession {
                 self.ping_sent = Some(now);
                 let pinged = self
                     .ctx()
-                    .write(&mut Wire(conn), Message::Ping(Bytes::new()));
+                    .write(&mut wire(conn), Message::Ping(Bytes::new()));
                 match pinged {
                     Ok(()) => {
                         self.flush(conn);

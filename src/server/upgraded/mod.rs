@@ -31,10 +31,13 @@ use app_abi::raw::{WS_EV_CLOSED, WS_EV_GOING_AWAY, WS_EV_READABLE, WS_EV_WRITABL
 
 use super::conn::Conn;
 use super::slots::{Slots, Token};
+use super::ws::boundary::FrameBoundary;
 use super::ws::session::WsSession;
 use super::{Config, Shared};
 use crate::app::host_upgrade::ConnHandler;
 use crate::logging::UpgradeSeed;
+
+mod stream;
 
 /// Output an app may queue before the connection is attached (its 101 not yet sent): beyond it
 /// a write pends until then.
@@ -51,6 +54,8 @@ pub(crate) enum Step<T> {
     Pending,
     /// The connection is closed (or failed).
     Gone,
+    /// Not a call for this kind of handle (a byte-stream call on a WebSocket's).
+    Refused,
 }
 
 /// How the app sees the connection.
@@ -78,6 +83,8 @@ pub(crate) struct Upgraded {
     slots: Arc<Slots>,
     handler: ConnHandler,
     io_timeout: Duration,
+    /// Raw streams: TCP keep-alive after this long idle (`--ws-ping-interval`).
+    keepalive: Option<Duration>,
     /// Itself, to queue for a serving thread from a host call.
     me: Weak<Upgraded>,
     state: Mutex<State>,
@@ -95,8 +102,11 @@ pub(super) struct State {
     pub(super) early: Vec<u8>,
     /// Message mode: the RFC 6455 state (`ws/session.rs`).
     pub(super) ws: Option<Box<WsSession>>,
-    /// The 101 said `Upgrade: websocket` (an app with its own WebSocket stack).
-    raw_websocket: bool,
+    /// The 101 said `Upgrade: websocket` (an app with its own WebSocket stack): the frames the
+    /// app wrote, followed so the drain's close frame goes between two of them.
+    out_frames: Option<FrameBoundary>,
+    /// The server wrote its own close frame into a raw WebSocket stream: the app writes no more.
+    goodbye_sent: bool,
     /// Events the app was promised (`WS_PENDING` answers).
     pub(super) armed: u32,
     /// Events owed unasked (`WS_EV_CLOSED`, `WS_EV_GOING_AWAY`).
@@ -174,13 +184,15 @@ impl Upgraded {
             slots,
             handler,
             io_timeout: config.io_timeout,
+            keepalive: config.websocket.ping_interval.filter(|_| ws.is_none()),
             me: me.clone(),
             state: Mutex::new(State {
                 phase: Phase::Starting,
                 conn: None,
                 early: Vec::new(),
                 ws,
-                raw_websocket,
+                out_frames: raw_websocket.then(FrameBoundary::default),
+                goodbye_sent: false,
                 // The first `on_event` comes once the connection is attached (after the call
                 // that took it returned): "read and write may be tried now".
                 armed: WS_EV_READABLE | WS_EV_WRITABLE,
@@ -236,22 +248,33 @@ impl Upgraded {
     /// The request that upgraded ended and its 101 went out (or waits in `conn`'s output): the
     /// socket is the connection's from now on. The caller makes the slot point here, then calls
     /// [`Upgraded::ready`].
-    pub(crate) fn attach(&self, mut conn: Box<Conn>) {
+    /// Returns the connection back if it cannot be attached (closed meanwhile, or its early
+    /// output failed): the caller closes it, and the app hears `WS_EV_CLOSED`.
+    pub(crate) fn attach(&self, mut conn: Box<Conn>) -> Option<Box<Conn>> {
         let mut st = self.lock();
         if st.phase != Phase::Starting {
-            return;
+            return Some(conn);
         }
         let early = std::mem::take(&mut st.early);
         if !early.is_empty() {
             if let Err(e) = conn.write_or_keep(&[&early]) {
                 fail_log(&conn, &e);
-                st.conn = Some(conn);
-                return self.end(&mut st, true);
+                self.end(&mut st, true);
+                drop(st);
+                self.queue();
+                return Some(conn);
             }
             st.counts.bytes_out += early.len() as u64;
         }
+        if let Some(idle) = self.keepalive {
+            if let Err(e) = conn.set_keepalive(idle) {
+                // A unix socket has none: nothing to find there.
+                log::debug!("{}: no TCP keep-alive: {e}", conn.peer());
+            }
+        }
         st.phase = Phase::Open;
         st.conn = Some(conn);
+        None
     }
 
     /// The request that upgraded failed before its connection could be attached (the client
@@ -287,16 +310,21 @@ impl Upgraded {
         let now = Instant::now();
         if let Some(ws) = st.ws.as_deref_mut() {
             ws.close(st.conn.as_deref_mut(), &mut st.early, 1001, "going away");
-        } else if st.raw_websocket {
-            if let Some(conn) = st.conn.as_deref_mut() {
-                // The close frame (1001) the app's own WebSocket stack did not write, between
-                // its frames (an app writes each frame in one write as a rule).
+        } else if let (Some(frames), Some(conn)) = (&st.out_frames, st.conn.as_deref_mut()) {
+            // The close frame (1001) the app's own WebSocket stack did not write, between two
+            // of its frames; a stream stopped inside a frame is just closed at the grace's end.
+            if frames.between_frames() && !st.goodbye_sent {
                 let _ = conn.write_or_keep(&[&[0x88, 0x02, 0x03, 0xe9]]);
+                st.goodbye_sent = true;
             }
         }
         st.close_code.get_or_insert(1001);
         // Other protocols have no goodbye of ours: they close at once.
-        let by = if st.raw_websocket { now + grace } else { now };
+        let by = if st.ws.is_some() || st.out_frames.is_some() {
+            now + grace
+        } else {
+            now
+        };
         st.close_by = Some(st.close_by.map_or(by, |t| t.min(by)));
         st.owed |= WS_EV_CLOSED;
         st.client_ended = true;
@@ -491,92 +519,16 @@ impl Upgraded {
         self.handler.release();
     }
 
-    /// `stream_read`: buffered input first, then one non-blocking read.
-    pub(crate) fn read(&self, out: &mut [u8]) -> Step<usize> {
-        let mut guard = self.lock();
-        let st = &mut *guard;
-        let Some(conn) = st.conn.as_deref_mut() else {
-            return match st.phase {
-                Phase::Starting => {
-                    st.armed |= WS_EV_READABLE;
-                    Step::Pending
-                }
-                _ => Step::Done(0),
-            };
-        };
-        if out.is_empty() {
-            return Step::Done(0);
-        }
-        match conn.read_into(out) {
-            Ok(n) => {
-                st.client_ended |= n == 0;
-                st.counts.bytes_in += n as u64;
-                crate::stats::upgraded_bytes_in(n);
-                Step::Done(n)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                st.armed |= WS_EV_READABLE;
-                Step::Pending
-            }
-            Err(e) => {
-                fail_log(conn, &e);
-                st.client_ended = true;
-                self.end(st, true);
-                drop(guard);
-                self.queue();
-                Step::Done(0)
-            }
-        }
-    }
-
-    /// `stream_write`: what the socket takes now.
-    pub(crate) fn write(&self, data: &[u8]) -> Step<usize> {
-        let mut guard = self.lock();
-        let st = &mut *guard;
-        if st.phase == Phase::Starting {
-            if st.early.len() >= EARLY_OUTPUT_LIMIT {
-                st.armed |= WS_EV_WRITABLE;
-                return Step::Pending;
-            }
-            st.early.extend_from_slice(data);
-            return Step::Done(data.len());
-        }
-        let Some(conn) = st.conn.as_deref_mut() else {
-            return Step::Gone;
-        };
-        if data.is_empty() {
-            return Step::Done(0);
-        }
-        match conn.write_some(data) {
-            Ok(0) => {
-                st.armed |= WS_EV_WRITABLE;
-                st.output_since.get_or_insert_with(Instant::now);
-                self.set_deadline(st);
-                Step::Pending
-            }
-            Ok(n) => {
-                st.counts.bytes_out += n as u64;
-                crate::stats::upgraded_bytes_out(n);
-                // Progress: the --io-timeout of a stalled client counts from here.
-                st.output_since = conn.has_unsent().then(Instant::now);
-                self.set_deadline(st);
-                Step::Done(n)
-            }
-            Err(e) => {
-                fail_log(conn, &e);
-                self.end(st, true);
-                drop(guard);
-                self.queue();
-                Step::Gone
-            }
-        }
-    }
-
     /// `stream_close`: the handle is gone; what was accepted is still sent (up to
     /// `--io-timeout`), then the socket closes, and a serving thread releases the app's context
     /// once no `on_event` runs (never inside the app's own call).
     pub(crate) fn close(&self) {
-        self.close_with(|_| {});
+        // On a WebSocket's handle, a normal close (1000) rather than a cut.
+        self.close_with(|st| {
+            if let Some(ws) = st.ws.as_deref_mut() {
+                ws.close(st.conn.as_deref_mut(), &mut st.early, 1000, "");
+            }
+        });
     }
 
     /// The app's close; `goodbye` says it on the wire first (message mode's close frame).
