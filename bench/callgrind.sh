@@ -10,7 +10,10 @@
 # this is the number to compare commits by; wall-clock figures are bench/run.sh's.
 # Env: PORT (18990) BIN (target/release/webserver) APP (target/release/libhello.so:app)
 #      OUT_DIR (a fresh /tmp directory; the callgrind.out files stay there for callgrind_annotate)
-#      EXTRA (more webserver options, e.g. "--access-log -")
+#      EXTRA (more webserver options, e.g. "--access-log -") REQ_PATH (/) THREADS (1)
+# A WSGI app, from its directory (the bridge imports from the current directory), e.g.:
+#   cd examples/wsgi && VIRTUAL_ENV=/tmp/webserver-bench/peers-venv WEBSERVER_WSGI_APP=flaskapp:app \
+#     APP=$PWD/../../target/release/libwsgi.so:app REQ_PATH=/hello ../../bench/callgrind.sh 2000
 set -euo pipefail
 N="${1:-20000}"
 PORT="${PORT:-18990}"
@@ -22,20 +25,20 @@ mkdir -p "$OUT_DIR"
 command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind is not installed" >&2; exit 2; }
 # shellcheck disable=SC2086
 valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$OUT_DIR/callgrind.out.%p" \
-  "$BIN" -b "127.0.0.1:$PORT" -w 1 --threads 1 ${EXTRA:-} "$APP" >"$OUT_DIR/server.log" 2>&1 &
+  "$BIN" -b "127.0.0.1:$PORT" -w 1 --threads "${THREADS:-1}" ${EXTRA:-} "$APP" >"$OUT_DIR/server.log" 2>&1 &
 MASTER=$!
 trap 'kill -TERM "$MASTER" 2>/dev/null; wait "$MASTER" 2>/dev/null || true' EXIT
 for _ in $(seq 1 600); do
-  curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$PORT/" && break
+  curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$PORT${REQ_PATH:-/}" && break
   sleep 0.2
 done
 WORKER=$(pgrep -P "$MASTER" | head -1)
 [[ -n "$WORKER" ]] || { echo "callgrind.sh: no worker under master $MASTER" >&2; exit 1; }
-python3 "$ROOT/bench/keepalive_loop.py" "$PORT" 500
+python3 "$ROOT/bench/keepalive_loop.py" "$PORT" 500 "${REQ_PATH:-/}"
 # vgdb, not callgrind_control: the worker sets its process title, which callgrind_control
 # does not recognise as a valgrind process.
 vgdb --pid="$WORKER" zero >/dev/null
-python3 "$ROOT/bench/keepalive_loop.py" "$PORT" "$N"
+python3 "$ROOT/bench/keepalive_loop.py" "$PORT" "$N" "${REQ_PATH:-/}"
 vgdb --pid="$WORKER" dump >/dev/null
 sleep 1
 DUMP=$(ls -t "$OUT_DIR"/callgrind.out."$WORKER"* | grep -v "callgrind.out.$WORKER\$" | head -1)

@@ -4,17 +4,19 @@
 # Usage:  idle.sh 'NAME|GROUP|CMD' ...      (CMD starts one server on 127.0.0.1:$PORT)
 # For each entry: start pinned to CPU $SERVER_CPUS (1) in its own session, wait for the port,
 # run bench/idle10k.py pinned to CPU $WRK_CPUS (0): base RSS/PSS and thread count, open N
-# connections with one request each, measure memory/threads 1 s later, time $PROBES new requests
+# connections with one request each (IDLE_OPEN=burst, the default: all at once; serial: one after
+# another), measure memory/threads 1 s later, time $PROBES new requests
 # on new connections and $REUSE_PROBES on held ones, hold until IDLE_HOLD s, close, stop the server.
 # The open-file limit is raised to the hard limit (inherited by the servers and the client).
 #
-# Env: IDLE_CONNS (10000) IDLE_HOLD (3) PROBES (200) REUSE_PROBES (50) IDLE_DEADLINE (90)
+# Env: IDLE_CONNS (10000) IDLE_OPEN (burst) IDLE_HOLD (3) PROBES (200) REUSE_PROBES (50) IDLE_DEADLINE (90)
 #      SERVER_CPUS (1) WRK_CPUS (0) BASE_PORT (18500) OUT_DIR START_TIMEOUT (20)
 # Output: $OUT_DIR/idle10k.jsonl ({"name", "group", "result": idle10k.py's JSON}), logs in $OUT_DIR/logs.
 set -uo pipefail
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 IDLE_CONNS="${IDLE_CONNS:-10000}"
 IDLE_HOLD="${IDLE_HOLD:-3}"
+IDLE_OPEN="${IDLE_OPEN:-burst}"
 PROBES="${PROBES:-200}"
 REUSE_PROBES="${REUSE_PROBES:-50}"
 IDLE_DEADLINE="${IDLE_DEADLINE:-90}"
@@ -23,7 +25,7 @@ WRK_CPUS="${WRK_CPUS:-0}"
 BASE_PORT="${BASE_PORT:-18500}"
 START_TIMEOUT="${START_TIMEOUT:-20}"
 OUT_DIR="${OUT_DIR:-${BENCH_WORK:-/tmp/webserver-bench}/idle-$(date +%Y%m%d-%H%M%S)}"
-(( $# >= 1 )) || { sed -n '2,15p' "$0" >&2; exit 2; }
+(( $# >= 1 )) || { sed -n '2,14p' "$0" >&2; exit 2; }
 # shellcheck source=lib.sh
 source "$BENCH_DIR/lib.sh"
 trap 'stop_server; exit 130' INT TERM
@@ -33,7 +35,7 @@ if (( $(ulimit -n) < IDLE_CONNS + 200 )); then
 fi
 mkdir -p "$OUT_DIR/logs"
 RES="$OUT_DIR/idle10k.jsonl"; : >"$RES"
-echo "idle.sh: $IDLE_CONNS idle connections, hold ${IDLE_HOLD}s, $PROBES new-connection probes; ulimit -n $(ulimit -n)"
+echo "idle.sh: $IDLE_CONNS idle connections opened $([[ $IDLE_OPEN == burst ]] && echo 'at once' || echo 'one after another'), hold ${IDLE_HOLD}s, $PROBES new-connection probes; ulimit -n $(ulimit -n)"
 i=0
 for e in "$@"; do
   IFS='|' read -r name group cmd <<<"$e"
@@ -42,7 +44,7 @@ for e in "$@"; do
     sleep 0.5
     j=$(taskset -c "$WRK_CPUS" timeout $(( IDLE_DEADLINE + IDLE_HOLD + 60 )) python3 "$BENCH_DIR/idle10k.py" \
           --port "$port" --sid "$SRV_SID" --n "$IDLE_CONNS" --hold "$IDLE_HOLD" --probes "$PROBES" \
-          --reuse-probes "$REUSE_PROBES" --deadline "$IDLE_DEADLINE" \
+          --reuse-probes "$REUSE_PROBES" --deadline "$IDLE_DEADLINE" --open "$IDLE_OPEN" \
           2>>"$OUT_DIR/logs/idle-${name}.client.err")
     stop_server
   else

@@ -9,15 +9,17 @@
   * the server's thread count (sum of Threads: over its session's processes) before the
     connections, with them open, and after the probes.
 
-Steps: base memory/threads -> open N connections, one request each (serially, bounded by
---deadline) -> sleep 1 s -> memory/threads/open count -> probes -> threads -> hold until --hold s
+Steps: base memory/threads -> open N connections, one request each (--open burst, the default:
+all N connect at once and each sends its request as soon as it is connected, the responses read
+as they come, one epoll loop; --open serial: one after another; both bounded by --deadline)
+-> sleep 1 s -> memory/threads/open count -> probes -> threads -> hold until --hold s
 after opening -> open count -> close all -> memory 2 s later.  Only 127.0.0.1 is contacted; every socket op has a
 timeout.  Prints one JSON line.
 
 Usage: idle10k.py --port P --sid SID [--n 10000] [--hold 3] [--probes 200] [--reuse-probes 50]
-                  [--deadline 90]
+                  [--deadline 90] [--open burst|serial]
 """
-import argparse, json, os, random, resource, select, socket, statistics, time
+import argparse, errno, json, os, random, resource, select, socket, statistics, time
 
 # What every connection sends: one small keep-alive request.
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n"
@@ -85,6 +87,104 @@ def read_response(sock):
     return head.split(b" ", 2)[1:2] == [b"200"]
 
 
+def open_serial(port, n, deadline, sock_timeout):
+    """N connections one after another, each answered before the next opens."""
+    t0 = time.monotonic()
+    socks, fail_connect, fail_req = [], 0, 0
+    for _ in range(n):
+        if time.monotonic() - t0 > deadline:
+            break
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(sock_timeout)
+        try:
+            s.connect(("127.0.0.1", port))
+        except OSError:
+            fail_connect += 1
+            s.close()
+            continue
+        try:
+            s.sendall(REQUEST)
+            ok = read_response(s)
+        except OSError:
+            ok = False
+        if not ok:
+            fail_req += 1
+        socks.append(s)
+    return socks, fail_connect, fail_req
+
+
+def response_done(data):
+    """None while `data` is not a whole response (Content-Length framed), else whether it is a 200."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        return None
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    if len(body) < length:
+        return None
+    return head.split(b" ", 2)[1:2] == [b"200"]
+
+
+def open_burst(port, n, deadline, sock_timeout):
+    """N connections started at once (non-blocking connects); each sends its request when it is
+    connected; responses are read as they arrive. The server sees all N arrive together."""
+    t0 = time.monotonic()
+    ep = select.epoll()
+    pending = {}  # fd -> [socket, bytes received, request sent]
+    fail_connect = 0
+    for _ in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        err = s.connect_ex(("127.0.0.1", port))
+        if err not in (0, errno.EINPROGRESS):
+            fail_connect += 1
+            s.close()
+            continue
+        pending[s.fileno()] = [s, b"", False]
+        ep.register(s.fileno(), select.EPOLLOUT)
+    done, fail_req = [], 0
+    while pending and time.monotonic() - t0 < deadline:
+        for fd, ev in ep.poll(0.5):
+            entry = pending[fd]
+            s = entry[0]
+            if not entry[2]:
+                if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                    fail_connect += 1
+                    ep.unregister(fd)
+                    del pending[fd]
+                    s.close()
+                    continue
+                s.send(REQUEST)  # 58 bytes into an empty send buffer
+                entry[2] = True
+                ep.modify(fd, select.EPOLLIN)
+                continue
+            try:
+                chunk = s.recv(RECV_SIZE)
+            except BlockingIOError:
+                continue
+            except OSError:
+                chunk = b""
+            entry[1] += chunk
+            ok = response_done(entry[1]) if chunk else False
+            if ok is None:
+                continue
+            ep.unregister(fd)
+            del pending[fd]
+            if not ok:
+                fail_req += 1
+            s.settimeout(sock_timeout)
+            done.append(s)
+    for s, _, _ in pending.values():  # past the deadline: count them as failed, keep them
+        fail_req += 1
+        s.settimeout(sock_timeout)
+        done.append(s)
+    ep.close()
+    return done, fail_connect, fail_req
+
+
 def count_open(socks):
     """How many of `socks` the server has not closed: nothing readable, or data that is not EOF."""
     still_open = 0
@@ -130,6 +230,7 @@ def main():
     ap.add_argument("--reuse-probes", type=int, default=50)
     ap.add_argument("--deadline", type=float, default=90.0)
     ap.add_argument("--sock-timeout", type=float, default=2.0)
+    ap.add_argument("--open", choices=("burst", "serial"), default="burst")
     a = ap.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -139,26 +240,8 @@ def main():
     base = memory(a.sid)
     thr_base = threads(a.sid)
     t0 = time.monotonic()
-    socks, fail_connect, fail_req = [], 0, 0
-    for _ in range(a.n):
-        if time.monotonic() - t0 > a.deadline:
-            break
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.settimeout(a.sock_timeout)
-        try:
-            s.connect(("127.0.0.1", a.port))
-        except OSError:
-            fail_connect += 1
-            s.close()
-            continue
-        try:
-            s.sendall(REQUEST)
-            ok = read_response(s)
-        except OSError:
-            ok = False
-        if not ok:
-            fail_req += 1
-        socks.append(s)
+    opener = open_burst if a.open == "burst" else open_serial
+    socks, fail_connect, fail_req = opener(a.port, a.n, a.deadline, a.sock_timeout)
     t_open = time.monotonic() - t0
     time.sleep(1.0)
     loaded = memory(a.sid)
@@ -207,7 +290,7 @@ def main():
     closed = memory(a.sid)
     r3 = lambda x: None if x is None else round(x, 3)
     out = {
-        "requested": a.n, "connected": len(socks), "req_ok": len(socks) - fail_req,
+        "open": a.open, "requested": a.n, "connected": len(socks), "req_ok": len(socks) - fail_req,
         "fail_connect": fail_connect, "fail_req": fail_req,
         "open_after_1s": open_1s, "open_after_hold": open_end,
         "open_secs": round(t_open, 2), "hold_s": a.hold,

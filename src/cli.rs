@@ -249,6 +249,9 @@ pub(crate) struct ServeArgs {
 
     #[command(flatten)]
     pub(crate) canary: crate::supervisor::canary::CanaryArgs,
+
+    #[command(flatten)]
+    pub(crate) upgrade: crate::supervisor::upgrade::UpgradeArgs,
 }
 
 /// Options that each worker applies (the master passes them on).
@@ -492,6 +495,7 @@ impl Tuning {
                     .then(|| Duration::from_secs(self.ws_ping_interval)),
             },
             http2: self.http2,
+            tls_h2: None,
         }
     }
 

@@ -81,8 +81,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     }
     match &cli.command {
         None => match &cli.effective {
-            Some(effective) => print_stdout(effective.text().as_bytes()),
-            None => Ok(supervisor::master::run(&cli.serve)?),
+            Some(effective) if cli.serve.print_config => print_stdout(effective.text().as_bytes()),
+            effective => Ok(supervisor::master::run(&cli.serve, effective.as_ref())?),
         },
         Some(Command::Check {
             app,

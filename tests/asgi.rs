@@ -1,60 +1,21 @@
 //! The ASGI bridge (`libasgi.so`) end to end: a FastAPI app (path and query parameters, a pydantic
-//! JSON body, dependency injection, a background task, StreamingResponse, lifespan state) and a
-//! plain Starlette app served unchanged; request bodies streamed in and large responses streamed
-//! out; 200 requests that each sleep 1 s answered together by one worker with two threads (no
-//! serving thread waits for the app); an app's errors before and after its response started; a
-//! failing lifespan startup and a WSGI app refused with one line.
+//! JSON body, dependency injection, a background task, StreamingResponse, server-sent events,
+//! lifespan state) and a plain Starlette app served unchanged; the scope's `raw_path` as sent;
+//! request bodies streamed in and large responses streamed out; `http.disconnect` when a client
+//! leaves; 200 requests that each sleep 1 s answered together by one worker with two threads (no
+//! serving thread waits for the app). Errors are in `asgi_errors.rs`, hot swaps in
+//! `asgi_swap.rs`.
 //!
 //! Needs `cargo build --workspace` first (for `target/debug/libasgi.so`). The frameworks are
 //! installed on first use into `target/asgi-venv` from `examples/asgi/requirements.txt`.
 
+mod asgi_support;
 mod common;
 mod wsgi_support;
 
-use common::{
-    assert_load_error, debug_dir, pseudo_random_bytes, server, sha256_hex, workspace_dir, Conn,
-    Server, ServerBuilder,
-};
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
-
-/// `target/asgi-venv` with `examples/asgi/requirements.txt` (FastAPI, Starlette, uvloop).
-fn venv() -> &'static Path {
-    static VENV: OnceLock<PathBuf> = OnceLock::new();
-    VENV.get_or_init(|| {
-        wsgi_support::make_venv(
-            "asgi-venv",
-            &workspace_dir().join("examples/asgi/requirements.txt"),
-            "install the ASGI frameworks (FastAPI, Starlette, uvloop) the tests serve",
-        )
-    })
-}
-
-fn fixtures() -> PathBuf {
-    workspace_dir().join("tests/fixtures/asgi")
-}
-
-/// `webserver …/libasgi.so:app TARGET --venv target/asgi-venv`, from `tests/fixtures/asgi`.
-fn asgi_server(target: &str) -> ServerBuilder {
-    let lib = debug_dir().join("libasgi.so");
-    assert!(
-        lib.exists(),
-        "{} is missing: run `cargo build --workspace` before `cargo test`",
-        lib.display()
-    );
-    let mut lib = lib.into_os_string();
-    lib.push(":app");
-    server(lib)
-        .cwd(fixtures())
-        .app_args([target, "--venv", venv().to_str().expect("UTF-8 path")])
-}
-
-fn request(server: &Server, raw: &[u8]) -> common::Response {
-    let mut conn = server.connect();
-    conn.send(raw);
-    conn.read_response()
-}
+use asgi_support::{asgi_server, request, sleep_one_second_at_once};
+use common::{pseudo_random_bytes, sha256_hex, Server};
+use std::time::Duration;
 
 fn post_json(server: &Server, path: &str, json: &str) -> common::Response {
     request(
@@ -225,88 +186,10 @@ fn two_hundred_sleeping_requests_hold_no_serving_thread() {
         .args(["-w", "1", "--threads", "2"])
         .start();
     assert_eq!(server.get("/sleep?seconds=0").status, 200);
-    let began = Instant::now();
-    let mut conns: Vec<Conn> = (0..200)
-        .map(|_| {
-            let mut conn = server.connect();
-            conn.send(b"GET /sleep?seconds=1 HTTP/1.1\r\nHost: t\r\n\r\n");
-            conn
-        })
-        .collect();
-    for conn in &mut conns {
-        let answer = conn.read_response();
-        assert_eq!(answer.status, 200, "{}", answer.text());
-        assert_eq!(answer.json(), serde_json::json!({"slept": 1.0}));
-    }
-    let took = began.elapsed();
+    let took = sleep_one_second_at_once(&server, 200);
     assert!(
         took < Duration::from_millis(2500),
         "200 requests sleeping 1 s each took {took:?} on 2 threads"
-    );
-}
-
-#[test]
-fn an_exception_before_the_response_is_a_500_with_its_traceback_after_it_a_cut() {
-    let server = asgi_server("fastapi_app:app").start();
-    let boom = server.get("/boom");
-    assert_eq!(boom.status, 500);
-    common::poll(Duration::from_secs(5), "the traceback", || {
-        let log = server.stderr();
-        (log.contains("Traceback") && log.contains("ZeroDivisionError")).then_some(())
-    });
-
-    let mut conn = server.connect();
-    conn.send(b"GET /cut HTTP/1.1\r\nHost: t\r\n\r\n");
-    let mut head = conn.read_head();
-    assert_eq!(head.status, 200);
-    let err = conn
-        .try_read_body(&mut head, false)
-        .expect_err("the body must not end cleanly");
-    assert!(!err.is_empty());
-    assert!(conn.wait_closed(Duration::from_secs(5)).is_some());
-    // The server still serves.
-    assert_eq!(server.get("/state").status, 200);
-}
-
-#[test]
-fn an_app_that_never_answers_meets_the_timeout() {
-    let server = asgi_server("fastapi_app:app")
-        .args(["--timeout", "1"])
-        .start();
-    let began = Instant::now();
-    let slow = server.get("/sleep?seconds=30");
-    assert_eq!(slow.status, 504);
-    assert!(began.elapsed() < Duration::from_secs(10));
-    assert_eq!(server.get("/sleep?seconds=0").status, 200);
-}
-
-#[test]
-fn a_failing_lifespan_startup_refuses_to_start_with_one_line() {
-    let exited = asgi_server("failing_lifespan:app").run_to_exit();
-    assert_load_error(
-        &exited,
-        &[
-            "lifespan startup of failing_lifespan:app failed",
-            "RuntimeError: cannot reach the database",
-            "failing_lifespan.py:10",
-        ],
-    );
-}
-
-#[test]
-fn a_wsgi_app_is_refused_with_the_command_that_serves_it() {
-    let exited = asgi_server("raw_apps:wsgi").run_to_exit();
-    assert_load_error(
-        &exited,
-        &[
-            "raw_apps:wsgi is a WSGI app",
-            "webserver wsgi:app raw_apps:wsgi",
-        ],
-    );
-    let exited = asgi_server("no_such_module:app").run_to_exit();
-    assert_load_error(
-        &exited,
-        &["cannot import no_such_module", "ModuleNotFoundError"],
     );
 }
 
@@ -339,85 +222,59 @@ fn a_client_that_leaves_a_stream_stops_the_app_and_term_runs_the_lifespan_shutdo
     );
 }
 
-fn fastapi_swap_app(version: usize, lifespan_fails: bool) -> String {
-    let startup = if lifespan_fails {
-        "    raise RuntimeError('the new version cannot start')\n"
-    } else {
-        ""
-    };
-    format!(
-        "from contextlib import asynccontextmanager\nfrom fastapi import FastAPI\n\n\n\
-         @asynccontextmanager\nasync def lifespan(app):\n{startup}    yield {{'version': {version}}}\n\n\n\
-         app = FastAPI(lifespan=lifespan)\n\n\n@app.get('/version')\n\
-         async def version(request: __import__('fastapi').Request):\n    \
-         return {{'hello': 'from v{version}', 'state': request.state.version}}\n"
-    )
-}
-
-/// `webserver asgi:app swapapp:app` from `dir`, with a pid file (hot swap status).
-fn swap_server(dir: &Path, workers: &str) -> (Server, PathBuf) {
-    let pid_file = dir.join("ws.pid");
-    let mut lib = debug_dir().join("libasgi.so").into_os_string();
-    lib.push(":app");
-    let server = server(lib)
-        .cwd(dir)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .args(["-w", workers, "--pid"])
-        .args([pid_file.as_os_str()])
-        .app_args(["swapapp:app", "--venv", venv().to_str().unwrap()])
-        .start();
-    (server, pid_file)
+#[test]
+fn raw_path_is_the_path_as_the_client_sent_it() {
+    let server = asgi_server("fastapi_app:app").start();
+    let raw = request(
+        &server,
+        b"GET /raw/%41%2Fb%20c/caf%C3%A9?x=1 HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    assert_eq!(raw.status, 200, "{}", raw.text());
+    assert_eq!(
+        raw.json(),
+        serde_json::json!({"path": "/raw/A/b c/café", "raw_path": "/raw/%41%2Fb%20c/caf%C3%A9"})
+    );
 }
 
 #[test]
-fn a_swap_to_an_app_whose_lifespan_fails_keeps_the_old_generation() {
-    let dir = common::fresh_dir("asgi-swap");
-    wsgi_support::write_app(&dir, &fastapi_swap_app(1, false));
-    let (server, pid_file) = swap_server(&dir, "1");
-    common::poll(wsgi_support::SWAP_TIMEOUT, "generation 1 ready", || {
-        wsgi_support::status(&pid_file).filter(|(state, _, _)| state == "ready")
-    });
-    let v1 = serde_json::json!({"hello": "from v1", "state": 1});
-    assert_eq!(server.get("/version").json(), v1);
-
-    wsgi_support::write_app(&dir, &fastapi_swap_app(2, true));
-    let (state, _, why) = wsgi_support::hup(&server, &pid_file);
-    assert_eq!(state, "failed", "{why}");
-    assert!(
-        why.contains("lifespan startup of swapapp:app failed")
-            && why.contains("the new version cannot start"),
-        "{why}"
-    );
-    for _ in 0..5 {
+fn server_sent_events_reach_the_client_as_they_are_sent() {
+    let server = asgi_server("fastapi_app:app").start();
+    let mut conn = server.connect();
+    conn.send(b"GET /sse HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n");
+    let head = conn.read_head();
+    assert_eq!(head.status, 200);
+    assert!(head
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/event-stream")));
+    assert_eq!(head.header("cache-control"), Some("no-cache"));
+    // The app sends its second event only after this client asks for it: the first must be out.
+    for n in 1..=2 {
+        if n == 2 {
+            let go = request(
+                &server,
+                b"POST /sse/go HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+            );
+            assert_eq!(go.status, 200);
+        }
+        let event = conn.read_chunk().expect("an event");
         assert_eq!(
-            server.get("/version").json(),
-            v1,
-            "the old generation serves on"
+            String::from_utf8_lossy(&event),
+            format!("id: {n}\nevent: greeting\ndata: {{\"n\": {n}}}\n\n")
         );
     }
+    assert_eq!(conn.read_chunk(), None, "the stream ends");
 }
 
 #[test]
-fn swapping_a_fastapi_app_under_load_fails_no_request() {
-    let dir = common::fresh_dir("asgi-swap-load");
-    wsgi_support::write_app(&dir, &fastapi_swap_app(1, false));
-    let (server, pid_file) = swap_server(&dir, "2");
-    let ok = wsgi_support::swap_under_load(&server, &dir, &pid_file, "/version", &|version| {
-        fastapi_swap_app(version, false)
-    });
-    eprintln!("4 swaps of a FastAPI app under 3 keep-alive clients: {ok} requests, 0 failed");
-}
-
-#[test]
-fn a_bare_app_that_raises_or_returns_before_its_response_is_a_500() {
-    let server = asgi_server("raw_apps:raises").start();
-    assert_eq!(server.get("/raise").status, 500);
-    assert_eq!(server.get("/nothing").status, 500);
-    common::poll(Duration::from_secs(5), "both failures logged", || {
-        let log = server.stderr();
-        (log.contains("ASGI app raw_apps:raises raised:\nTraceback")
-            && log.contains("ValueError: raw failure before the response")
-            && log.contains("returned without starting a response"))
-        .then_some(())
+fn an_app_waiting_on_receive_hears_http_disconnect_when_the_client_leaves() {
+    let server = asgi_server("raw_apps:watches_disconnect").start();
+    let mut conn = server.connect();
+    conn.send(b"GET /wait HTTP/1.1\r\nHost: t\r\n\r\n");
+    // Let the app reach its second receive() (it answers nothing, so nothing can be read).
+    std::thread::sleep(Duration::from_millis(300));
+    drop(conn);
+    common::poll(Duration::from_secs(5), "http.disconnect recorded", || {
+        let seen = server.get("/seen").json();
+        (seen == serde_json::json!(["http.disconnect"])).then_some(())
     });
 }

@@ -170,19 +170,6 @@ fn keep_alive_connections_serve_request_after_request() {
 // Waiting without a thread
 // ---------------------------------------------------------------------------------------------
 
-/// The worker process's pid, from its log lines (`[worker PID gen 1]`).
-fn worker_pid(server: &Server) -> u32 {
-    let line = server
-        .wait_for_log(START_TIMEOUT, |l| l.contains("[worker "))
-        .expect("a worker log line");
-    let rest = &line[line.find("[worker ").unwrap() + "[worker ".len()..];
-    rest.split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .expect("a worker pid")
-}
-
 /// `Threads:` of /proc/PID/status.
 fn thread_count(pid: u32) -> usize {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -242,12 +229,7 @@ fn two_hundred_concurrent_sleeps_on_two_serving_threads_all_answer_together() {
 
 /// `VmRSS:` of /proc/PID/status, in KiB.
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("a VmRSS: line")
+    status_kib(pid, "VmRSS")
 }
 
 /// A streamed download far larger than the memory it may cost while its client does not read.

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use common::swap::{install, run_script};
+use common::swap::{install, install_bytes, run_script};
 use common::*;
 
 /// How long an upgrade may take: the new master boots its workers, the old one drains.
@@ -37,6 +37,11 @@ struct Upgradable {
 /// An [`Upgradable`] server in a fresh directory, with `--pid`, a unix `--stats` socket and
 /// `NOTIFY_SOCKET`.
 fn upgradable_server(tag: &str) -> Upgradable {
+    upgradable_server_with(tag, &[])
+}
+
+/// [`upgradable_server`] with more arguments.
+fn upgradable_server_with(tag: &str, more: &[&str]) -> Upgradable {
     let dir = fresh_dir(tag);
     let live = dir.join("live.so");
     install(&sample_app("hello"), &live);
@@ -58,6 +63,7 @@ fn upgradable_server(tag: &str) -> Upgradable {
             format!("--config={}", config.display()),
             format!("--bind=unix:{}", unix.display()),
         ])
+        .args(more.iter().copied())
         .env("NOTIFY_SOCKET", notify_path.to_str().unwrap())
         .start();
     wait_first_ready(&pid_file);
@@ -323,33 +329,23 @@ fn usr2_under_load_hands_everything_to_a_new_master_and_loses_no_request() {
     assert!(!pid_file.exists() && !stats.exists() && !unix.exists());
 }
 
-#[test]
-fn a_new_binary_that_exits_at_start_leaves_the_old_master_serving() {
-    let Upgradable {
-        mut server,
-        exe,
-        pid_file,
-        stats,
-        ..
-    } = upgradable_server("upgrade-fails");
-    let old = server.pid() as i32;
-    // A build that cannot start, where the binary was: removed first, as the running one is busy.
-    std::fs::remove_file(&exe).unwrap();
-    std::fs::write(&exe, "#!/bin/sh\necho 'broken build' >&2\nexit 1\n").unwrap();
-    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
-    wait_executable(&exe, Some(1));
-    let load = Load::start(&server, 4);
+/// USR2 under load with a new master that will not serve: one `binary upgrade failed` line
+/// containing `why`, no failed request, and the old master still in charge of everything — the
+/// pid file, FILE.status, the stats socket and the unix listener's file. Returns the line.
+fn upgrade_fails_under_load(up: &mut Upgradable, why: &str) -> String {
+    let old = up.server.pid() as i32;
+    let load = Load::start(&up.server, 4);
     load.wait_progress(100);
 
     kill(old, libc::SIGUSR2);
-    let line = server
+    let line = up
+        .server
         .wait_for_log(UPGRADE_TIMEOUT, |l| l.contains("binary upgrade failed"))
         .expect("a line saying the upgrade failed");
     assert!(
         line.contains("the new master (pid ")
-            && line.contains(
-                ") exited with status 1 before it served; still serving with this master"
-            ),
+            && line.contains(why)
+            && line.ends_with("; still serving with this master"),
         "{line}"
     );
     load.wait_progress(100);
@@ -359,16 +355,87 @@ fn a_new_binary_that_exits_at_start_leaves_the_old_master_serving() {
         failures.len()
     );
     assert!(failures.is_empty(), "{ok} served, failed: {failures:#?}");
-    assert!(server.is_running(), "{}", server.stderr());
-    assert_eq!(master_pid(&pid_file), old);
-    assert_eq!(stats_master_pid(&stats), Ok(old));
-    assert_eq!(fresh_get(&server, "/").unwrap().status, 200);
+    assert!(up.server.is_running(), "{}", up.server.stderr());
+    assert_eq!(master_pid(&up.pid_file), old);
     assert_eq!(
-        server
+        read_status(&up.pid_file).map(|(s, g, _)| (s, g)),
+        Some(("ready".into(), 1))
+    );
+    assert_eq!(stats_master_pid(&up.stats), Ok(old));
+    assert_eq!(unix_status(&up.unix), Ok(200), "the unix listener's file");
+    assert_eq!(fresh_get(&up.server, "/").unwrap().status, 200);
+    assert_eq!(
+        up.server
             .stderr()
             .lines()
             .filter(|l| l.contains("binary upgrade failed"))
             .count(),
         1
+    );
+    line
+}
+
+/// Puts `script` (a shell script) where the server's binary was: removed first, as the running
+/// one is busy.
+fn replace_binary(exe: &Path, script: &str, code: Option<i32>) {
+    std::fs::remove_file(exe).unwrap();
+    std::fs::write(exe, script).unwrap();
+    std::fs::set_permissions(exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    wait_executable(exe, code);
+}
+
+#[test]
+fn a_new_binary_that_exits_at_start_leaves_the_old_master_serving() {
+    let mut up = upgradable_server("upgrade-fails");
+    replace_binary(
+        &up.exe,
+        "#!/bin/sh\necho 'broken build' >&2\nexit 1\n",
+        Some(1),
+    );
+    upgrade_fails_under_load(&mut up, ") exited with status 1 before it served");
+}
+
+/// A new binary that starts but never serves (it hangs) is stopped after `--upgrade-timeout`,
+/// and the old master keeps serving.
+#[test]
+fn a_new_binary_not_serving_in_time_is_stopped_and_the_old_master_serves_on() {
+    let mut up = upgradable_server_with("upgrade-slow", &["--upgrade-timeout", "2"]);
+    let pid_out = up.exe.with_extension("pid");
+    // `--version` answers (the executable check), anything else hangs, as a master that never
+    // gets its workers ready would.
+    let script = format!(
+        "#!/bin/sh\n[ \"$1\" = --version ] && exit 0\necho $$ > {}\nexec sleep 600\n",
+        pid_out.display()
+    );
+    replace_binary(&up.exe, &script, Some(0));
+    let line = upgrade_fails_under_load(
+        &mut up,
+        "was not serving after 2s (--upgrade-timeout); it was stopped",
+    );
+    let hung: i32 = std::fs::read_to_string(&pid_out)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(line.contains(&format!("(pid {hung})")), "{line}");
+    poll(Duration::from_secs(5), "the hung master to be gone", || {
+        (!is_alive(hung)).then_some(())
+    });
+}
+
+/// A new binary that starts, takes the sockets over and then cannot serve — its first
+/// generation fails to boot, because the library at the live path is broken by now — exits;
+/// the old master, whose workers loaded the library long ago, keeps serving, and the new one
+/// left the files it was handed in place.
+#[test]
+fn a_new_master_that_starts_but_cannot_serve_leaves_the_old_master_serving() {
+    let mut up = upgradable_server("upgrade-no-serve");
+    install_bytes(b"not a library\n", &up.live);
+    upgrade_fails_under_load(&mut up, ") exited with status 1 before it served");
+    // The new master's own error: its first generation could not load the library.
+    assert!(
+        up.server.stderr().contains("webserver: error: cannot load"),
+        "{}",
+        up.server.stderr()
     );
 }

@@ -575,3 +575,69 @@ fn a_hot_swap_rereads_the_file_and_names_what_needs_a_restart() {
     assert!(!why.contains('\n'), "{why}");
     assert_eq!(post(), 413, "generation 2 keeps serving with its settings");
 }
+
+/// `GET /config` on the stats socket of a running server: what is in force, as `--print-config`
+/// prints it. After a HUP re-read, the new generation's values (`max-body` from the edited file)
+/// and the option that needs a restart as it runs (`workers`, marked kept); a swap that fails
+/// leaves the running generation's description in place.
+#[test]
+fn the_stats_socket_shows_the_settings_in_force_across_hot_swaps() {
+    let dir = fresh_dir("config-in-force");
+    let file = dir.join("ws.toml");
+    let pid_file = dir.join("ws.pid");
+    let socket = dir.join("stats.sock");
+    std::fs::write(&file, "max-body = 100\n").unwrap();
+    let _server = sample_server("echo")
+        .args(config_arg(&file))
+        .arg_pid(&pid_file)
+        .args([format!("--stats=unix:{}", socket.display())])
+        .start();
+    wait_first_ready(&pid_file);
+    let in_force = || {
+        let out = std::process::Command::new("curl")
+            .args(["-sf", "--unix-socket"])
+            .arg(&socket)
+            .arg("http://stats/config")
+            .output()
+            .expect("curl");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = in_force();
+    let from_file = format!("file {}", file.display());
+    assert_eq!(
+        setting(&first, "max-body"),
+        ("100".into(), from_file.clone())
+    );
+    assert_eq!(setting(&first, "workers"), ("1".into(), "default".into()));
+    assert!(
+        first.contains(&format!("# config file: {}", file.display())),
+        "{first}"
+    );
+
+    std::fs::write(&file, "max-body = 4\nworkers = 3\n").unwrap();
+    kill(master_pid(&pid_file), libc::SIGHUP);
+    poll(SWAP_TIMEOUT, "generation 2 ready", || {
+        read_status(&pid_file).filter(|(state, g, _)| state == "ready" && *g == 2)
+    });
+    let second = in_force();
+    assert_eq!(
+        setting(&second, "max-body"),
+        ("4".into(), from_file.clone())
+    );
+    assert_eq!(
+        setting(&second, "workers"),
+        (
+            "1".into(),
+            "default; kept: the file's change needs a restart".into()
+        ),
+        "{second}"
+    );
+
+    std::fs::write(&file, "max-body = [\n").unwrap();
+    kill(master_pid(&pid_file), libc::SIGHUP);
+    poll(SWAP_TIMEOUT, "generation 3 failed", || {
+        read_status(&pid_file).filter(|(state, g, _)| state == "failed" && *g == 3)
+    });
+    assert_eq!(in_force(), second, "generation 2's settings stay in force");
+}

@@ -716,3 +716,84 @@ fn a_hot_swap_sends_goaway_and_the_old_generation_finishes_its_stream() {
     // A new connection reaches the new generation.
     served_promptly(addr);
 }
+
+#[test]
+fn a_listener_h2_option_serves_http2_there_only() {
+    if !have("curl") {
+        return;
+    }
+    let dir = fresh_dir("http2-listener");
+    let (certfile, keyfile) = self_signed(&dir);
+    let server = sample_server("hello")
+        .no_default_bind()
+        .args(["--bind", "127.0.0.1:0,h2", "--bind", "127.0.0.1:0"])
+        .args(["--bind", "127.0.0.1:0,tls,h2", "--bind", "127.0.0.1:0,tls"])
+        .args(["--certfile".as_ref(), certfile.as_os_str()])
+        .args(["--keyfile".as_ref(), keyfile.as_os_str()])
+        .start();
+    let addresses = serving_addresses(server.stdout().lines().next().unwrap_or_default());
+    assert_eq!(addresses.len(), 4, "{}", server.stdout());
+    let port = |i: usize| addresses[i].rsplit_once(':').unwrap().1.to_owned();
+    let (_, status) = curl(&[
+        "--http2-prior-knowledge",
+        &format!("http://{}/", addresses[0]),
+    ]);
+    assert_eq!(status, "2 200");
+    let (_, status) = curl(&[
+        "--http2-prior-knowledge",
+        &format!("http://{}/", addresses[1]),
+    ]);
+    assert_ne!(status, "2 200", "HTTP/2 on a listener without h2");
+    let ca = certfile.to_str().unwrap();
+    for (i, want) in [(2, "2 200"), (3, "1.1 200")] {
+        let resolve = format!("localhost:{}:127.0.0.1", port(i));
+        let url = format!("https://localhost:{}/", port(i));
+        let (_, status) = curl(&["--http2", "--cacert", ca, "--resolve", &resolve, &url]);
+        assert_eq!(status, want, "listener {}", addresses[i]);
+    }
+}
+
+#[test]
+fn a_stop_does_not_wait_for_an_idle_client_that_ignores_the_goaway() {
+    use std::io::Write;
+    let mut server = h2_server("hello")
+        .args(["--graceful-timeout", "30"])
+        .start();
+    // A client that opened HTTP/2 and then reads nothing and answers nothing.
+    let mut idle = std::net::TcpStream::connect(server.addr()).unwrap();
+    idle.write_all(PREFACE).unwrap();
+    idle.write_all(&frame(SETTINGS, 0, 0, &[])).unwrap();
+    served_promptly(server.addr());
+    let stopping = Instant::now();
+    server.signal(libc::SIGTERM);
+    assert!(
+        server.wait_exit(Duration::from_secs(15)).is_some(),
+        "still running 15 s after SIGTERM:\n{}",
+        server.stderr()
+    );
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        stopping.elapsed()
+    );
+    drop(idle);
+}
+
+#[test]
+fn split_cookie_fields_reach_the_app_as_one_cookie_header() {
+    let server = h2_server("echo").start();
+    let addr = server.addr();
+    let body = runtime().block_on(async move {
+        let (send, _driver) = h2_connect(addr, &h2::client::Builder::new()).await;
+        let mut send = send.ready().await.unwrap();
+        // Browsers send each cookie as its own field over HTTP/2 (RFC 9113 §8.2.3).
+        let request = http::Request::get(format!("http://{addr}/c"))
+            .header("cookie", "a=1")
+            .header("cookie", "b=2")
+            .body(())
+            .unwrap();
+        let (response, _) = send.send_request(request, true).unwrap();
+        text(&read_body(response.await.unwrap()).await.unwrap())
+    });
+    assert!(body.contains("\"cookie\":\"a=1; b=2\""), "{body}");
+}

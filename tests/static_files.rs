@@ -6,7 +6,7 @@ mod common;
 mod wsgi_support;
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,19 +23,6 @@ const CSS: &str = "body { color: #123456 }\n";
 /// A file too large to go out with its head (the server sends it from the file as the client
 /// reads).
 const BIG: usize = 1 << 20;
-
-/// `len` bytes that differ at every offset a bug could shift (a 64-bit LCG's high bytes).
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed;
-    (0..len)
-        .map(|_| {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (x >> 56) as u8
-        })
-        .collect()
-}
 
 /// A site: `css/site.css`, `big.bin` (1 MiB), `sub/` (a directory), beside a `secret` file
 /// outside the served directory `root`.
@@ -725,11 +712,19 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
 ]
-MIDDLEWARE = []
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
 ROOT_URLCONF = "mysite.urls"
 TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True,
-              "OPTIONS": {"context_processors": []}}]
-DATABASES = {}
+              "OPTIONS": {"context_processors": [
+                  "django.template.context_processors.request",
+                  "django.contrib.auth.context_processors.auth",
+                  "django.contrib.messages.context_processors.messages"]}}]
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}}
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 USE_TZ = True
@@ -739,7 +734,9 @@ USE_TZ = True
     std::fs::write(
         project.join("mysite/urls.py"),
         "from django.http import HttpResponse\nfrom django.urls import path\n\
-         urlpatterns = [path('', lambda request: HttpResponse('django here'))]\n",
+         from django.contrib import admin\n\
+         urlpatterns = [path('admin/', admin.site.urls),\n\
+                        path('', lambda request: HttpResponse('django here'))]\n",
     )
     .unwrap();
     std::fs::write(
@@ -774,11 +771,67 @@ USE_TZ = True
         "base.css differs from collectstatic's"
     );
     assert_eq!(get(&server, "/", "").text(), "django here");
-    let mut raw = Vec::new();
-    File::open(&css_path)
-        .unwrap()
-        .read_to_end(&mut raw)
-        .unwrap();
-    assert!(!raw.is_empty());
-    let _ = std::io::stderr().flush();
+
+    // The admin's login page, as a browser loads it: every stylesheet it links is served, and
+    // is the file collectstatic wrote.
+    let page = get(&server, "/admin/login/", "");
+    assert_eq!(page.status, 200, "{}", server.stderr());
+    let html = page.text();
+    let sheets: Vec<&str> = html
+        .split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|href| href.ends_with(".css"))
+        .collect();
+    assert!(sheets.contains(&"/static/admin/css/base.css"), "{html}");
+    for sheet in sheets {
+        let css = get(&server, sheet, "");
+        assert_eq!(css.status, 200, "{sheet}");
+        assert_eq!(css.header("content-type"), Some("text/css"), "{sheet}");
+        let file = project
+            .join("staticfiles")
+            .join(sheet.trim_start_matches("/static/"));
+        assert!(css.body == std::fs::read(&file).unwrap(), "{sheet} differs");
+    }
+}
+
+/// `--static-cache-control PREFIX=VALUE` is that mount's (hashed assets get `immutable`, others
+/// the bare value or none); a PREFIX that names no mount stops the server with a message.
+#[test]
+fn cache_control_can_be_set_per_mount() {
+    let assets = Site::new("static-cc-assets");
+    let media = Site::new("static-cc-media");
+    let mounts = [
+        format!("--static=/assets/={}", assets.root.display()),
+        format!("--static=/media/={}", media.root.display()),
+    ];
+    let with = |rules: &[&str]| {
+        let rules = rules.iter().map(|r| format!("--static-cache-control={r}"));
+        sample_server("hello").args(mounts.iter().cloned().chain(rules))
+    };
+    let server = with(&["/assets=public, max-age=31536000, immutable", "no-cache"]).start();
+    let hashed = get(&server, "/assets/css/site.css", "");
+    assert_eq!(
+        hashed.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    let upload = get(&server, "/media/css/site.css", "");
+    assert_eq!(upload.header("cache-control"), Some("no-cache"));
+    drop(server);
+
+    let only = with(&["/assets/=immutable"]).start();
+    assert_eq!(
+        get(&only, "/media/css/site.css", "").header("cache-control"),
+        None
+    );
+    drop(only);
+
+    let typo = with(&["/asset/=immutable"]).run_to_exit();
+    assert_ne!(typo.status.code(), Some(0));
+    assert!(
+        typo.stderr
+            .contains("no --static mount has the PREFIX /asset/"),
+        "{}",
+        typo.stderr
+    );
 }

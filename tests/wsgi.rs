@@ -158,6 +158,62 @@ fn the_echo_app_sees_the_request_through_the_environ() {
     }
 }
 
+/// The bridge reuses the strings of the previous environ where the bytes repeat
+/// (`adapters/wsgi/src/environ.rs`): each request must still see exactly its own values, when
+/// the same header changes value, when another header takes its place, and after a long value.
+#[test]
+fn each_request_on_a_connection_sees_its_own_environ() {
+    let server = serve("echoapp:app");
+    let mut conn = server.connect();
+    let long = "v".repeat(200);
+    let requests = [
+        (
+            "/a?q=1",
+            "X-One: first\r\nX-Two: same\r\n",
+            ("x-one", "first"),
+        ),
+        (
+            "/b?q=2",
+            "X-One: second\r\nX-Two: same\r\n",
+            ("x-one", "second"),
+        ),
+        (
+            "/b?q=2",
+            "X-Other: first\r\nX-Two: same\r\n",
+            ("x-other", "first"),
+        ),
+        (
+            "/c",
+            &format!("X-One: {long}\r\nX-Two: same\r\n"),
+            ("x-one", long.as_str()),
+        ),
+        (
+            "/a?q=1",
+            "X-One: first\r\nX-Two: same\r\n",
+            ("x-one", "first"),
+        ),
+    ];
+    for (path, headers, (name, value)) in requests {
+        conn.send(format!(
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}\r\n"
+        ));
+        let echo = conn.read_response().json();
+        let (want_path, want_query) = path.split_once('?').unwrap_or((path, ""));
+        assert_eq!(echo["path"], want_path);
+        assert_eq!(echo["query"], want_query);
+        assert_eq!(echo["headers"][name], value, "{path} {headers:?}");
+        assert_eq!(echo["headers"]["x-two"], "same");
+        let others = ["x-one", "x-other"].into_iter().filter(|h| *h != name);
+        for other in others {
+            assert!(
+                echo["headers"].get(other).is_none(),
+                "{other} leaked into {path} {headers:?}: {echo}"
+            );
+        }
+    }
+    assert_clean_log(&server);
+}
+
 #[test]
 fn wsgi_input_streams_the_body_every_way_an_app_reads_it() {
     let body = pseudo_random_bytes(300_000, 11);

@@ -193,6 +193,11 @@ extern "C" {
  * responses"). From host->try_read: no body byte is buffered now. Positive: not an error. */
 #define WS_PENDING 2
 
+/* ABI 1.2. send_file flags: answer the request's Range (and If-Range) from the file range; add
+ * ETag and Last-Modified from the file's metadata where the app set none. */
+#define WS_FILE_RANGES 0x1u
+#define WS_FILE_VALIDATORS 0x2u
+
 /* A byte slice. Never assumed NUL-terminated or UTF-8. `ptr` may be NULL only when `len` is 0. */
 typedef struct ws_bytes {
     const uint8_t *ptr;
@@ -329,6 +334,24 @@ typedef struct ws_host {
      * finishes it alone (waiting up to --io-timeout for the client's reply). The handle is
      * invalid on return; release(ctx) follows. */
     void (*websocket_close)(void *websocket, uint16_t code, ws_bytes reason);
+
+    /* ABI 1.2, appended after websocket_close — present when WS_HAS_FIELD(host, ws_host,
+     * send_file). The response body is bytes
+     * [offset, offset + length) of the open regular file `fd` (length WS_LENGTH_UNKNOWN: to the
+     * end of the file), sent by the server with sendfile(2) as the client reads: no byte passes
+     * through the app, and no thread waits for a slow client. Call it during `call` or `next`,
+     * after a successful start_response and before any body byte; it ends the response (`next`
+     * then returns 0; later chunks and writes are refused). The server duplicates `fd` during
+     * the call: the app still owns its descriptor and may close it as soon as this returns; the
+     * server reads at explicit offsets, so the descriptor's position is neither used nor moved.
+     * The Content-Length is the range's. For a 200: If-None-Match / If-Modified-Since matching
+     * the app's ETag / Last-Modified (or, with WS_FILE_VALIDATORS, the file's, which are then
+     * added) get 304; with WS_FILE_RANGES one `Range` within the app's range gets 206 (positions
+     * relative to it), past its end 416; a HEAD gets the head. Any other status is sent as set.
+     * Returns WS_OK; WS_ERR_STATE out of order; WS_ERR_INVALID for a descriptor that is not an
+     * open regular file, a range outside it or unknown flags (nothing was sent: the app may
+     * answer with chunks instead); WS_ERR_CLIENT_GONE. */
+    int32_t (*send_file)(void *io, int32_t fd, uint64_t offset, uint64_t length, uint32_t flags);
 } ws_host;
 
 /* One request, valid from the start of `call` until the body's `close` returns. */

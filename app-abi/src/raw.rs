@@ -88,6 +88,13 @@ pub const WS_ERR_APP: i32 = -7;
 /// `WsHost::try_read`: no body byte is buffered now. Positive: not an error.
 pub const WS_PENDING: i32 = 2;
 
+/// `send_file` flags (ABI 1.2): the server answers the request's `Range` (and `If-Range`) from
+/// the file range, for a 200.
+pub const WS_FILE_RANGES: u32 = 0x1;
+/// `send_file` flags (ABI 1.2): the server adds `ETag` and `Last-Modified` from the file's
+/// metadata where the app set none (and answers `If-None-Match`/`If-Modified-Since` with 304).
+pub const WS_FILE_VALIDATORS: u32 = 0x2;
+
 /// A borrowed byte slice. Never assumed NUL-terminated or UTF-8; `ptr` may be null only if
 /// `len == 0`. Who owns the bytes and for how long is said by the struct that holds it.
 #[repr(C)]
@@ -160,6 +167,9 @@ pub type WsLogFn =
 pub type WsTryReadFn = WsReadFn;
 /// Host `waker_new` (ABI 1.1); see [`WsHost::waker_new`].
 pub type WsWakerNewFn = unsafe extern "C" fn(io: *mut c_void) -> *mut c_void;
+/// Host `send_file` (ABI 1.2); see [`WsHost::send_file`].
+pub type WsSendFileFn =
+    unsafe extern "C" fn(io: *mut c_void, fd: i32, offset: u64, length: u64, flags: u32) -> i32;
 /// Host `waker_wake` / `waker_free` (ABI 1.1); see [`WsHost::waker_wake`].
 pub type WsWakerFn = unsafe extern "C" fn(waker: *mut c_void);
 
@@ -329,6 +339,14 @@ pub struct WsHost {
     /// ABI 1.2. Any thread, exactly once: start the closing handshake with `code` (0: none) and
     /// `reason` (≤ 123 bytes UTF-8); `release` follows.
     pub websocket_close: Option<WsWebSocketCloseFn>,
+    /// ABI 1.2. The response body is bytes `offset .. offset + length` of the open regular file
+    /// `fd` (`length` [`WS_LENGTH_UNKNOWN`]: to its end), sent by the server (`sendfile(2)`).
+    /// After a successful `start_response` and before any body byte, during `call` or `next`;
+    /// it ends the response. The server duplicates `fd`: the app may close its own once the
+    /// call returns. Flags [`WS_FILE_RANGES`], [`WS_FILE_VALIDATORS`]: the server answers Range
+    /// and adds validators (for a 200). `WS_ERR_STATE` out of order, `WS_ERR_INVALID` for a bad
+    /// fd, a range outside the file or unknown flags (nothing sent: the app may answer otherwise).
+    pub send_file: Option<WsSendFileFn>,
 }
 
 /// `size` of a 1.0 host vtable (it ends at `log`): a peer with this size has no 1.1 callbacks.
@@ -360,6 +378,7 @@ impl WsHost {
         websocket_recv: None,
         websocket_send: None,
         websocket_close: None,
+        send_file: None,
     };
 
     /// True if this host (as its `size` says) has the ABI 1.1 `try_read` and wakers.
@@ -374,6 +393,13 @@ impl WsHost {
         self.size as usize
             >= core::mem::offset_of!(WsHost, websocket_close)
                 + core::mem::size_of::<Option<WsWebSocketCloseFn>>()
+    }
+
+    /// True if this host (as its `size` says) has the ABI 1.2 `send_file`.
+    pub fn has_send_file(&self) -> bool {
+        self.size as usize
+            >= core::mem::offset_of!(WsHost, send_file)
+                + core::mem::size_of::<Option<WsSendFileFn>>()
     }
 }
 
@@ -538,7 +564,8 @@ const _: () = {
     use core::mem::{offset_of, size_of};
     assert!(size_of::<WsBytes>() == 16);
     assert!(size_of::<WsPair>() == 32);
-    assert!(size_of::<WsHost>() == 136);
+    assert!(size_of::<WsHost>() == 144);
+    assert!(offset_of!(WsHost, send_file) == 136);
     assert!(WS_HOST_SIZE_V1_0 == 40);
     assert!(WS_HOST_SIZE_V1_1 == 72);
     assert!(offset_of!(WsHost, waker_free) == 64);

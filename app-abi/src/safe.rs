@@ -34,6 +34,7 @@ mod deferred;
 mod deferred_tests;
 mod error;
 mod ffi;
+mod file;
 #[cfg(feature = "json")]
 mod json;
 mod log;
@@ -52,6 +53,7 @@ pub use deferred::{BodyIo, DeferredBody, Next, TryRead, Waker};
 pub use error::AbiError;
 #[doc(hidden)]
 pub use ffi::__private;
+pub use file::FileSend;
 #[cfg(feature = "json")]
 pub use json::{Json, JsonBodyError};
 pub use log::{InitContext, LogLevel, Logger, NEEDS_ABI_1_1, NEEDS_ABI_1_2};

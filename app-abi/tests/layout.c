@@ -44,6 +44,7 @@ int main(void) {
     F(ws_host, websocket_recv);
     F(ws_host, websocket_send);
     F(ws_host, websocket_close);
+    F(ws_host, send_file);
 
     TYPE(ws_conn_handler);
     F(ws_conn_handler, size);
@@ -131,6 +132,8 @@ int main(void) {
     CONST(WS_ERR_STATE);
     CONST(WS_ERR_APP);
     CONST(WS_PENDING);
+    CONST(WS_FILE_RANGES);
+    CONST(WS_FILE_VALIDATORS);
     /* The 1.0 sizes, as the offsets where 1.1 starts appending. */
     printf("const WS_HOST_SIZE_V1_0 %zu\n", offsetof(ws_host, try_read));
     printf("const WS_HOST_SIZE_V1_1 %zu\n", offsetof(ws_host, upgrade));

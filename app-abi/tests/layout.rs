@@ -101,7 +101,8 @@ fn rust_table() -> BTreeMap<String, i128> {
             websocket_accept,
             websocket_recv,
             websocket_send,
-            websocket_close
+            websocket_close,
+            send_file
         }
     );
     layout!(
@@ -215,6 +216,8 @@ fn rust_table() -> BTreeMap<String, i128> {
         WS_ERR_STATE,
         WS_ERR_APP,
         WS_PENDING,
+        WS_FILE_RANGES,
+        WS_FILE_VALIDATORS,
         WS_HOST_SIZE_V1_0,
         WS_HOST_SIZE_V1_1,
         WS_INIT_SIZE_V1_0,

@@ -19,7 +19,7 @@ SIZE(ws_pair, 32, 8);
 OFF(ws_pair, name, 0);
 OFF(ws_pair, value, 16);
 
-SIZE(ws_host, 136, 8);
+SIZE(ws_host, 144, 8);
 OFF(ws_host, size, 0);
 OFF(ws_host, reserved, 4);
 OFF(ws_host, read, 8);
@@ -38,6 +38,7 @@ OFF(ws_host, websocket_accept, 104);
 OFF(ws_host, websocket_recv, 112);
 OFF(ws_host, websocket_send, 120);
 OFF(ws_host, websocket_close, 128);
+OFF(ws_host, send_file, 136); /* 1.2, appended after websocket_close */
 
 SIZE(ws_conn_handler, 32, 8);
 OFF(ws_conn_handler, size, 0);

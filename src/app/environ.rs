@@ -168,6 +168,9 @@ impl Environ {
         let value_start = self.arena.len();
         percent_decode_into(parts.target.path, &mut self.arena);
         self.spans.push((start, value_start..self.arena.len()));
+        // The path as the client spelled it: ASGI's `raw_path` (PATH_INFO cannot give it back:
+        // `%2F` and `/` decode alike).
+        self.push(b"webserver.raw_path", parts.target.path);
         self.push(b"QUERY_STRING", parts.target.query);
         let protocol: &[u8] = match parts.version_minor {
             0 => b"HTTP/1.0",
@@ -599,6 +602,7 @@ mod tests {
             ("REQUEST_METHOD", b"GET"),
             ("SCRIPT_NAME", b""),
             ("PATH_INFO", b"/a b/%ZZ"),
+            ("webserver.raw_path", b"/a%20b/%ZZ"),
             ("QUERY_STRING", b"x=%20&y"),
             ("SERVER_PROTOCOL", b"HTTP/1.1"),
             ("HTTP_HOST", b"example.com:8080"),

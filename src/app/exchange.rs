@@ -21,10 +21,11 @@
 use std::cell::{Cell, RefCell, RefMut};
 use std::ffi::c_void;
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 
 use app_abi::raw::{
-    WS_ERR_BAD_BODY, WS_ERR_CLIENT_GONE, WS_ERR_INVALID, WS_ERR_STATE, WS_ERR_TIMEOUT,
+    WsRequest, WS_ERR_BAD_BODY, WS_ERR_CLIENT_GONE, WS_ERR_INVALID, WS_ERR_STATE, WS_ERR_TIMEOUT,
     WS_ERR_TOO_LARGE, WS_OK,
 };
 
@@ -33,6 +34,7 @@ use super::waker::Wake;
 use crate::http::encoder::{Encoder, Outcome, Refusal, Suspended, Wire};
 use crate::server::upgraded::Mode;
 use crate::server::ws::handshake::UpgradeOffer;
+use crate::static_files::{hand_off, AppHead, Conditions, FileBody};
 
 thread_local! {
     /// The request this thread runs app code for: its `io` and its exchange (type-erased), or
@@ -79,6 +81,10 @@ pub(crate) trait Transport {
     fn wait_for_wake(&mut self, _limit: std::time::Duration) -> bool {
         false
     }
+    /// The rest of the response is this file range (ABI 1.2 `send_file`), after what was
+    /// written: the connection sends it as the client reads. A transport without a client
+    /// (`check`) drops it.
+    fn send_file(&mut self, _body: FileBody) {}
 }
 
 impl<T: Transport + ?Sized> Wire for T {
@@ -358,6 +364,53 @@ impl<'a> Exchange<'a> {
             .wire()
             .take_connection(handler, Mode::WebSocket)
             .ok_or(WS_ERR_STATE)
+    }
+
+    /// `host.send_file` (ABI 1.2): the head now, then bytes `range` of `fd` (the rules are
+    /// `static_files::handoff`'s; the request headers they need come from the environ).
+    pub(crate) fn send_file(&self, fd: BorrowedFd<'_>, range: (u64, u64), flags: u32) -> i32 {
+        let Some(mut encoder) = self.for_app("send_file") else {
+            return WS_ERR_STATE;
+        };
+        let Some((status, fields)) = encoder.pending_response() else {
+            log::error!(target: "app", "[{}] send_file before start_response, or after body bytes", self.app_name);
+            return WS_ERR_STATE;
+        };
+        let app = AppHead {
+            status,
+            etag: fields.get(b"etag").map(<[u8]>::to_vec),
+            last_modified: fields.get(b"last-modified").map(<[u8]>::to_vec),
+        };
+        // SAFETY: an exchange's `io` is its request's `ws_request` (`Environ::request`,
+        // `call::run`), alive with its environ until `close` returns, which is after this.
+        let request = unsafe { &*(self.io as *const WsRequest) };
+        // SAFETY: as above; every environ slice stays valid as long as the request.
+        let environ = unsafe { std::slice::from_raw_parts(request.environ, request.environ_len) };
+        // SAFETY: as above.
+        let pairs = environ
+            .iter()
+            .map(|pair| unsafe { (pair.name.as_slice(), pair.value.as_slice()) });
+        let handoff = match hand_off(fd, range, flags, &app, &Conditions::from_environ(pairs)) {
+            Ok(handoff) => handoff,
+            Err(refused) => {
+                log::error!(target: "app", "[{}] send_file refused: {refused}", self.app_name);
+                return WS_ERR_INVALID;
+            }
+        };
+        let added = handoff
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_bytes(), value.as_bytes()));
+        match encoder.file_head(handoff.status, added, handoff.length) {
+            Ok(keep_alive) => {
+                if let Some((file, first, end)) = handoff.body {
+                    let body = FileBody::new(file, first, end, !keep_alive);
+                    encoder.wire().send_file(body);
+                }
+                WS_OK
+            }
+            Err(refusal) => code(Err(refusal)),
+        }
     }
 
     /// `host.waker_new` (ABI 1.1).

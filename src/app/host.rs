@@ -9,6 +9,7 @@
 //! `waker_free` are answered from any thread (`waker.rs`).
 
 use std::ffi::c_void;
+use std::os::fd::BorrowedFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use app_abi::raw::{
@@ -46,6 +47,7 @@ pub(crate) static HOST: WsHost = WsHost {
     websocket_recv: Some(host_upgrade::host_websocket_recv),
     websocket_send: Some(host_upgrade::host_websocket_send),
     websocket_close: Some(host_upgrade::host_websocket_close),
+    send_file: Some(host_send_file),
 };
 
 /// Runs `f`, turning a panic into `on_panic` (and a log line) so nothing unwinds into the app.
@@ -169,6 +171,30 @@ unsafe extern "C" fn host_waker_free(handle: *mut c_void) {
             // SAFETY: per the ABI, a live waker from waker_new, released exactly once.
             unsafe { waker::free(handle) }
         }
+    })
+}
+
+/// ABI 1.2 `send_file`.
+///
+/// # Safety
+/// `io` as for `host_read`; `fd` must stay open during the call (the server duplicates it).
+unsafe extern "C" fn host_send_file(
+    io: *mut c_void,
+    fd: i32,
+    offset: u64,
+    length: u64,
+    flags: u32,
+) -> i32 {
+    boundary("send_file", WS_ERR_APP, || {
+        if io.is_null() || fd < 0 {
+            return WS_ERR_INVALID;
+        }
+        // SAFETY: the app keeps `fd` open for the call (the ABI's rule); it is only duplicated.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        Exchange::with_current(io, "send_file", |exchange| {
+            exchange.send_file(fd, (offset, length), flags)
+        })
+        .unwrap_or(WS_ERR_STATE)
     })
 }
 

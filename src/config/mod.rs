@@ -128,14 +128,15 @@ fn parse_sources(args: &[OsString]) -> Result<Cli, CommandLineError> {
     }
 }
 
-/// The parsed command line, and what `--print-config` will print if it was asked for.
+/// The parsed command line, and what `--print-config` prints: also for a serving master, whose
+/// stats socket shows it (`GET /config`).
 fn finish(
     cmd: &clap::Command,
     matches: &ArgMatches,
     file: Option<&file::FileSettings>,
 ) -> Result<Cli, CommandLineError> {
     let mut cli = Cli::from_arg_matches(matches)?;
-    if cli.command.is_none() && cli.serve.print_config {
+    if cli.command.is_none() {
         cli.effective = Some(EffectiveConfig::new(cmd, matches, file));
     }
     Ok(cli)

@@ -409,6 +409,51 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
         self.keep_alive = false;
     }
 
+    /// The response the app set and nothing of which was sent: its status and fields (for a
+    /// file it hands over, ABI 1.2 `send_file`).
+    pub(crate) fn pending_response(&self) -> Option<(u16, &ResponseFields)> {
+        match self.state {
+            State::Head(Pending::Set { status, .. }) => Some((status, &self.scratch.fields)),
+            _ => None,
+        }
+    }
+
+    /// The body is a file the caller sends after this head (ABI 1.2 `send_file`): the head goes
+    /// out now, as the app set it but with `status`, `fields` added and a Content-Length of
+    /// `length`, and the response is complete as far as the encoder goes. Returns whether the
+    /// connection may carry another request after the file.
+    pub(crate) fn file_head<'h>(
+        &mut self,
+        status: u16,
+        fields: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+        length: u64,
+    ) -> Result<bool, Refusal> {
+        let Some((app_status, _)) = self.pending_response() else {
+            log::error!(target: "app", "[{}] send_file without a response set by start_response, or after body bytes", self.app_name);
+            return Err(Refusal::OutOfOrder);
+        };
+        self.scratch
+            .fields
+            .amend(status != app_status, length, fields);
+        self.state = State::Head(Pending::Set {
+            status,
+            content_length: Some(length),
+        });
+        if !self.ensure_head() {
+            return Err(Refusal::ClientGone);
+        }
+        if let State::Body(Framing::Length(n)) = self.state {
+            // The caller sends these bytes from the file.
+            self.body_sent = n;
+        }
+        self.end_body();
+        if self.flush() {
+            Ok(self.keep_alive)
+        } else {
+            Err(Refusal::ClientGone)
+        }
+    }
+
     /// `ws_body.length_hint`: the body's exact length, if the app knows it.
     pub(crate) fn set_length_hint(&mut self, hint: Option<u64>) {
         self.length_hint = hint;

@@ -128,6 +128,34 @@ impl ResponseFields {
         Ok(())
     }
 
+    /// The server's own fields added to the app's, and the body length it decided (a file the
+    /// app handed over: `static_files::handoff`). `status_changed`: the app's reason phrase
+    /// was for another status, so the standard one is used.
+    pub(crate) fn amend<'h>(
+        &mut self,
+        status_changed: bool,
+        content_length: u64,
+        fields: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+    ) {
+        if status_changed {
+            self.reason.clear();
+        }
+        self.content_length = Some(content_length);
+        for (name, value) in fields {
+            self.lines.extend_from_slice(name);
+            self.lines.extend_from_slice(b": ");
+            self.lines.extend_from_slice(value);
+            self.lines.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// The value of the app's first field named `name` (ASCII case-insensitive).
+    pub(crate) fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value)
+    }
+
     pub(crate) fn clear(&mut self) {
         self.reason.clear();
         self.lines.clear();

@@ -3,7 +3,7 @@
 //!
 //! - `spec.rs` is one `-b ADDR[,OPTION...]`: the address kinds (`HOST:PORT`, `[V6]:PORT`,
 //!   `:PORT`, `PORT`, `unix:PATH`, `fd://N`, `fd://NAME`) and the per-listener options
-//!   ([`ListenerOptions`]: `tls`, `proxy`) that travel to the workers and onto every connection.
+//!   ([`ListenerOptions`]: `tls`, `proxy`, `h2`) that travel to the workers and onto every connection.
 //! - `args.rs` holds the "Listeners" flags (`--bind`, `--backlog`, `--reuse-port`,
 //!   `--socket-mode`).
 //! - `open.rs` is the master's side: it resolves and binds every spec once, before any worker

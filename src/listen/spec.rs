@@ -4,7 +4,8 @@
 //! resolves to), `[V6]:PORT` (IPv6, bound v6-only), `:PORT` or `PORT` (every interface, IPv4
 //! and IPv6), `unix:PATH`, `fd://N` (an inherited listening socket) or `fd://NAME` (the socket
 //! systemd passed under that name); gunicorn's `tcp://HOST:PORT` and `unix://PATH` too. OPTIONs, after the first comma: `tls` (serve TLS on this
-//! listener, with `--certfile`/`--keyfile`) and `proxy` (expect a PROXY protocol header first).
+//! listener, with `--certfile`/`--keyfile`), `proxy` (expect a PROXY protocol header first) and
+//! `h2` (serve HTTP/2 too).
 //! A unix path therefore cannot contain a comma.
 
 use std::fmt;
@@ -21,11 +22,14 @@ pub(crate) struct ListenerOptions {
     pub(crate) tls: bool,
     /// A PROXY protocol (v1 or v2) header comes first on every connection.
     pub(crate) proxy_protocol: bool,
+    /// Serve HTTP/2 here too (`--http2 on` does on every listener).
+    pub(crate) http2: bool,
 }
 
 /// The option words, as `-b` takes them and the worker's `--listener` passes them on.
 const TLS: &str = "tls";
 const PROXY: &str = "proxy";
+const H2: &str = "h2";
 /// A listener without options, on the worker's command line.
 const PLAIN: &str = "plain";
 
@@ -35,10 +39,11 @@ impl ListenerOptions {
         match word {
             TLS => self.tls = true,
             PROXY => self.proxy_protocol = true,
+            H2 => self.http2 = true,
             "" => return Err("an empty listener option (two commas, or one at the end)".into()),
             other => {
                 return Err(format!(
-                    "unknown listener option '{other}' (known: {TLS}, {PROXY})"
+                    "unknown listener option '{other}' (known: {TLS}, {PROXY}, {H2})"
                 ))
             }
         }
@@ -47,13 +52,20 @@ impl ListenerOptions {
 }
 
 impl fmt::Display for ListenerOptions {
-    /// `plain`, `tls`, `proxy` or `tls,proxy`: what [`FromStr`] reads back.
+    /// `plain`, or the words that are set (`tls,proxy,h2`): what [`FromStr`] reads back.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.tls, self.proxy_protocol) {
-            (false, false) => f.write_str(PLAIN),
-            (true, false) => f.write_str(TLS),
-            (false, true) => f.write_str(PROXY),
-            (true, true) => write!(f, "{TLS},{PROXY}"),
+        let words = [
+            (self.tls, TLS),
+            (self.proxy_protocol, PROXY),
+            (self.http2, H2),
+        ];
+        let mut set = words.iter().filter(|(on, _)| *on).map(|(_, word)| *word);
+        match set.next() {
+            None => f.write_str(PLAIN),
+            Some(first) => {
+                f.write_str(first)?;
+                set.try_for_each(|word| write!(f, ",{word}"))
+            }
         }
     }
 }

@@ -630,6 +630,23 @@ impl Conn {
         let Some(body) = &mut self.file else {
             return Ok(Some(false));
         };
+        // A deferred app's head (ABI 1.2 `send_file`) may wait here: it goes first.
+        if !self.unsent.is_empty() {
+            let written = match &mut self.tls {
+                None => write_nonblocking(&mut self.stream, &[&self.unsent]),
+                Some(tls) => tls.write_nonblocking(&mut self.stream, &[&self.unsent]),
+            };
+            match written {
+                Ok(n) => {
+                    self.unsent.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            if !self.unsent.is_empty() {
+                return Ok(None);
+            }
+        }
         match body.send(&mut self.stream, self.tls.as_deref_mut())? {
             Sent::All => {
                 let close_after = body.close_after();
@@ -845,6 +862,7 @@ mod tests {
             statics: None,
             websocket: Default::default(),
             http2: false,
+            tls_h2: None,
         }
     }
 

@@ -205,7 +205,7 @@ pub(super) fn resume(
                     _ => After::Close,
                 };
             }
-            if outcome.reusable {
+            if outcome.reusable || conn.sending_file() {
                 serve::serve(conn, shared, slots, scratch)
             } else {
                 After::Close

@@ -15,8 +15,9 @@
 //! connection remembers the options of the listener it came from.
 //!
 //! The calling thread coordinates: it sweeps deadlines, watches `--timeout` (harakiri),
-//! re-arms the listeners while accepting rests for lack of descriptors (`accept_pause.rs`), and
-//! drains on shutdown; it never runs app code, so it reacts at once. Once no connection is
+//! re-arms the listeners while accepting rests for lack of descriptors (`accept_pause.rs`), gives
+//! freed memory back to the kernel after a burst or once the worker goes quiet (`heap_trim.rs`),
+//! and drains on shutdown; it never runs app code, so it reacts at once. Once no connection is
 //! open it stops the threads (a flag, and a wake-up on the eventfd that each waking thread
 //! passes on) and joins them. The epoll instance belongs to `Loop`, which every thread holds,
 //! so no thread ever waits on a closed descriptor — not even one left inside the app when the
@@ -40,6 +41,7 @@ use super::backlog::Backlog;
 use super::conn::Conn;
 use super::deferred;
 use super::h2::{self, Http2};
+use super::heap_trim::HeapTrim;
 use super::listener::Listener;
 use super::serve::{self, After, ThreadScratch};
 use super::slots::{Ready, Slots, Taken, Token};
@@ -118,7 +120,10 @@ pub(crate) fn run(
     shutdown: &Shutdown,
 ) -> io::Result<Ended> {
     let slots = Arc::new(Slots::new(Waker::new()?));
-    let http2 = match shared.config.http2 {
+    let http2 = match listeners
+        .iter()
+        .any(|listener| h2::serves_http2(listener.options(), &shared.config))
+    {
         true => Some(Http2::start(&slots, &shared.config)?),
         false => None,
     };
@@ -178,6 +183,7 @@ pub(crate) fn run(
 
     let mut stop_by = None;
     let mut parked_cancelled = false;
+    let mut heap_trim = HeapTrim::new();
     loop {
         shutdown.wait(SWEEP_EVERY);
         let now = shared.tick();
@@ -202,6 +208,10 @@ pub(crate) fn run(
         shared_loop.slots.cancel_parked(Cancel::TimedOut, Some(now));
         // Writes the summaries of repeated log lines whose window is over (crate::log_limit).
         log::logger().flush();
+        if heap_trim.due(now, shared_loop.slots.open(), shared.served()) {
+            let released = crate::sys::heap::release_free_memory();
+            log::debug!("gave the allocator's free memory back to the kernel: {released}");
+        }
         if let Some(deadline) = stop_by {
             if shared_loop.slots.open() == 0 {
                 break;
@@ -513,8 +523,12 @@ fn accept_all(index: usize, shared_loop: &Loop, shared: &Shared, scratch: &mut T
                         shared.coarse_now(),
                         shared.config.header_timeout,
                     ));
-                    let tls = conn.listener_options().tls;
-                    if let Some(config) = shared.config.tls.as_ref().filter(|_| tls) {
+                    let options = conn.listener_options();
+                    let config = match h2::serves_http2(options, &shared.config) {
+                        true => shared.config.tls_h2.as_ref(),
+                        false => shared.config.tls.as_ref(),
+                    };
+                    if let Some(config) = config.filter(|_| options.tls) {
                         match TlsSession::new(config) {
                             Ok(session) => conn.set_tls(session),
                             Err(e) => {

@@ -52,6 +52,11 @@ impl Listener {
     }
 
     /// Accept one pending connection (`WouldBlock` when none is).
+    /// The options every connection accepted here carries.
+    pub(crate) fn options(&self) -> ListenerOptions {
+        self.options
+    }
+
     pub(crate) fn accept(&self) -> io::Result<Accepted> {
         let (stream, peer) = socket::accept(self.socket.as_fd())?;
         let local = match self.local {

@@ -27,6 +27,7 @@ mod conn;
 mod deferred;
 mod event_loop;
 mod h2;
+mod heap_trim;
 mod listener;
 pub(crate) mod proxied;
 mod serve;
@@ -80,8 +81,11 @@ pub(crate) struct Config {
     pub(crate) statics: Option<Arc<crate::static_files::StaticFiles>>,
     /// WebSocket limits (`--ws-max-message`, `--ws-ping-interval`).
     pub(crate) websocket: ws::WsConfig,
-    /// Serve HTTP/2 (`--http2`): h2c with prior knowledge, `h2` by ALPN on TLS.
+    /// Serve HTTP/2 (`--http2`) on every listener: h2c with prior knowledge, `h2` by ALPN on
+    /// TLS (a listener's `h2` option does on that listener).
     pub(crate) http2: bool,
+    /// `tls` offering `h2` by ALPN, for the TLS listeners that serve HTTP/2.
+    pub(crate) tls_h2: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A stop request that any thread (a signal handler thread, a supervisor) can raise.
@@ -201,6 +205,11 @@ impl Shared {
             self.shutdown.retire();
             log::info!("served {served} requests (--max-requests): recycling this worker");
         }
+    }
+
+    /// Requests served so far (counted when each ends).
+    pub(crate) fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
     }
 
     /// App thread `thread`'s request parked (ABI 1.1): the thread is free, and the request is
@@ -331,6 +340,9 @@ pub(crate) fn serve(
     config: Config,
     shutdown: Arc<Shutdown>,
 ) -> Served {
+    // Before the first connection: what the burst of them frees must be able to go back
+    // (`event_loop`'s heap trim).
+    crate::sys::heap::fix_trim_threshold();
     let shared = Arc::new(Shared {
         app_lock: app.single_threaded().then(|| Mutex::new(())),
         app,

@@ -37,7 +37,7 @@ use crate::http::response::{encode_continue, DateCache};
 use crate::http::target::parse_target;
 use crate::listen::PeerHost;
 use crate::logging;
-use crate::static_files::Request as StaticRequest;
+use crate::static_files::{FileBody, Request as StaticRequest};
 use std::sync::Arc;
 
 /// How much of a request body the app left unread is drained (from what is already buffered)
@@ -143,11 +143,7 @@ fn serve_buffered(
     let limits = &shared.config.limits;
     loop {
         let parsed = match conn.next_head(limits) {
-            NextHead::Complete(_)
-                if shared.config.http2
-                    && conn.is_fresh()
-                    && super::h2::is_preface(conn.input()) =>
-            {
+            NextHead::Complete(_) if super::h2::wanted(conn, &shared.config) => {
                 return After::Http2
             }
             NextHead::Complete(end) => parse_scanned(conn.input(), &end, limits, &mut scratch.head),
@@ -306,7 +302,10 @@ fn serve_one(
             if let Some(upgraded) = upgraded {
                 return take_over(upgraded, sent && outcome.status == 101, &buffers.environ);
             }
-            if outcome.reusable {
+            if conn.sending_file() {
+                // `serve` sends the file, then closes unless the body says it may go on.
+                Then::Wait
+            } else if outcome.reusable {
                 Then::Next
             } else {
                 Then::Close
@@ -647,7 +646,13 @@ impl Transport for ConnTransport<'_> {
     }
 
     fn output_blocked(&mut self) -> bool {
-        self.conn.has_unsent()
+        // A file body (ABI 1.2 `send_file`) ends the response: the app is not asked for more,
+        // and what waits before it goes first (`Conn::send_file_body`).
+        self.conn.has_unsent() && !self.conn.sending_file()
+    }
+
+    fn send_file(&mut self, body: FileBody) {
+        self.conn.set_file_body(body);
     }
 
     fn upgrade_offer(&self) -> Option<&UpgradeOffer> {

@@ -26,18 +26,62 @@ pub(crate) struct StaticArgs {
     )]
     pub(crate) mounts: Vec<StaticMount>,
 
-    /// Cache-Control of every --static answer, e.g. "public, max-age=31536000, immutable" when
+    /// Cache-Control of the --static answers, e.g. "public, max-age=31536000, immutable" where
     /// the file names carry a hash of their content (Django's ManifestStaticFilesStorage).
-    /// Default: none (clients revalidate with ETag / Last-Modified).
+    /// PREFIX=VALUE sets it for the mount with that PREFIX only (repeatable), a bare VALUE for
+    /// the others. Default: none (clients revalidate with ETag / Last-Modified).
     #[arg(
         long,
-        value_name = "VALUE",
+        value_name = "[PREFIX=]VALUE",
         env = "WEBSERVER_STATIC_CACHE_CONTROL",
         value_parser = cache_control,
         requires = "mounts",
         help_heading = "Static files"
     )]
-    pub(crate) static_cache_control: Option<String>,
+    pub(crate) static_cache_control: Vec<CacheControl>,
+}
+
+/// One `--static-cache-control [PREFIX=]VALUE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CacheControl {
+    /// A mount's PREFIX (normalised as `--static`'s), or `None`: every other mount.
+    pub(crate) prefix: Option<String>,
+    pub(crate) value: String,
+}
+
+impl fmt::Display for CacheControl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.prefix {
+            Some(prefix) => write!(f, "{prefix}={}", self.value),
+            None => f.write_str(&self.value),
+        }
+    }
+}
+
+impl StaticArgs {
+    /// The Cache-Control of the mount with `prefix`: its own, else the one without a prefix.
+    pub(crate) fn cache_control_for(&self, prefix: &str) -> Option<String> {
+        let find = |want: Option<&str>| {
+            self.static_cache_control
+                .iter()
+                .find(|rule| rule.prefix.as_deref() == want)
+                .map(|rule| rule.value.clone())
+        };
+        find(Some(prefix)).or_else(|| find(None))
+    }
+
+    /// A PREFIX= rule that names no mount: the message for the worker to stop with.
+    pub(crate) fn unmatched_cache_control(&self) -> Option<String> {
+        let rule = self.static_cache_control.iter().find(|rule| {
+            rule.prefix
+                .as_ref()
+                .is_some_and(|p| !self.mounts.iter().any(|m| &m.prefix == p))
+        })?;
+        Some(format!(
+            "--static-cache-control {rule}: no --static mount has the PREFIX {} (give the PREFIX as in --static)",
+            rule.prefix.as_deref().unwrap_or_default()
+        ))
+    }
 }
 
 impl StaticArgs {
@@ -48,8 +92,8 @@ impl StaticArgs {
             .iter()
             .map(|m| format!("--static={m}"))
             .collect();
-        if let Some(value) = &self.static_cache_control {
-            args.push(format!("--static-cache-control={value}"));
+        for rule in &self.static_cache_control {
+            args.push(format!("--static-cache-control={rule}"));
         }
         args
     }
@@ -102,13 +146,29 @@ impl fmt::Display for StaticMount {
     }
 }
 
-/// `--static-cache-control`: a valid header value.
-fn cache_control(arg: &str) -> Result<String, String> {
-    let value = arg.trim();
+/// `--static-cache-control`: a valid header value, after a mount's `PREFIX=` if it starts with
+/// `/` (a Cache-Control value never does).
+fn cache_control(arg: &str) -> Result<CacheControl, String> {
+    let (prefix, value) = match arg.trim().split_once('=') {
+        Some((prefix, value)) if prefix.starts_with('/') => {
+            let mut prefix = prefix.to_owned();
+            if !prefix.ends_with('/') {
+                prefix.push('/');
+            }
+            (Some(prefix), value.trim())
+        }
+        _ => (None, arg.trim()),
+    };
     if value.is_empty() || !valid_header_value(value.as_bytes()) {
-        return Err("expected a Cache-Control value, e.g. \"public, max-age=3600\"".to_owned());
+        return Err(
+            "expected a Cache-Control value, e.g. \"public, max-age=3600\" or \"/assets/=public, max-age=31536000, immutable\""
+                .to_owned(),
+        );
     }
-    Ok(value.to_owned())
+    Ok(CacheControl {
+        prefix,
+        value: value.to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -140,9 +200,42 @@ mod tests {
     }
 
     #[test]
-    fn cache_control_must_be_a_header_value() {
-        assert_eq!(cache_control(" max-age=60 ").unwrap(), "max-age=60");
+    fn cache_control_must_be_a_header_value_after_an_optional_prefix() {
+        let rule = |prefix: Option<&str>, value: &str| CacheControl {
+            prefix: prefix.map(str::to_owned),
+            value: value.to_owned(),
+        };
+        assert_eq!(
+            cache_control(" max-age=60 ").unwrap(),
+            rule(None, "max-age=60")
+        );
+        assert_eq!(
+            cache_control("/assets=public, max-age=9").unwrap(),
+            rule(Some("/assets/"), "public, max-age=9")
+        );
         assert!(cache_control("").is_err());
+        assert!(cache_control("/a/=").is_err());
         assert!(cache_control("a\nb").is_err());
+        let args = StaticArgs {
+            mounts: vec![
+                "/assets/=dist".parse().unwrap(),
+                "/media/=m".parse().unwrap(),
+            ],
+            static_cache_control: vec![rule(None, "no-cache"), rule(Some("/assets/"), "immutable")],
+        };
+        assert_eq!(
+            args.cache_control_for("/assets/").as_deref(),
+            Some("immutable")
+        );
+        assert_eq!(
+            args.cache_control_for("/media/").as_deref(),
+            Some("no-cache")
+        );
+        assert_eq!(args.unmatched_cache_control(), None);
+        let typo = StaticArgs {
+            static_cache_control: vec![rule(Some("/asset/"), "immutable")],
+            ..args
+        };
+        assert!(typo.unmatched_cache_control().unwrap().contains("/asset/"));
     }
 }

@@ -73,7 +73,7 @@ pub(crate) fn part(
         let validator = trim(validator);
         let current = if validator.starts_with(b"\"") || validator.starts_with(b"W/") {
             // A strong comparison: a weak tag never matches.
-            validator == file.etag.as_bytes()
+            !validator.starts_with(b"W/") && validator == file.etag.as_bytes()
         } else {
             parse_date(validator) == Some(file.modified)
         };
@@ -204,19 +204,23 @@ fn quality(value: &[u8]) -> Option<u16> {
     }
 }
 
-/// Whether an `If-None-Match` list names `etag` (weak comparison: `W/` is ignored).
+/// Whether an `If-None-Match` list names `etag` (weak comparison: `W/` is ignored on both
+/// sides). An empty `etag` (an app's file answer without one) matches only `*`.
 fn list_matches(list: &[u8], etag: &str) -> bool {
     let list = trim(list);
     if list == b"*" {
         return true;
     }
-    list.split(|&b| b == b',')
-        .map(trim)
-        .any(|tag| tag.strip_prefix(b"W/").unwrap_or(tag) == etag.as_bytes())
+    let etag = etag.strip_prefix("W/").unwrap_or(etag).as_bytes();
+    !etag.is_empty()
+        && list
+            .split(|&b| b == b',')
+            .map(trim)
+            .any(|tag| tag.strip_prefix(b"W/").unwrap_or(tag) == etag)
 }
 
 /// An HTTP date as whole seconds since the epoch.
-fn parse_date(value: &[u8]) -> Option<u64> {
+pub(crate) fn parse_date(value: &[u8]) -> Option<u64> {
     let text = std::str::from_utf8(trim(value)).ok()?;
     let time = httpdate::parse_http_date(text).ok()?;
     time.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs())

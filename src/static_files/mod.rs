@@ -9,11 +9,13 @@
 //! (`path.rs`); the validators, ranges and precompressed siblings are `conditional.rs`'s. A
 //! small body goes out with its head in the connection's batch of responses; a larger one is
 //! a [`FileBody`] that the connection sends with `sendfile(2)` as the client reads, parking
-//! between turns (`body.rs`).
+//! between turns (`body.rs`). A file an app hands over (ABI 1.2 `send_file`) goes out the
+//! same way, after `handoff.rs` has applied the same rules to it.
 
 mod args;
 mod body;
 mod conditional;
+mod handoff;
 mod path;
 mod respond;
 
@@ -23,6 +25,7 @@ use std::path::PathBuf;
 
 pub(crate) use args::StaticArgs;
 pub(crate) use body::{FileBody, Sent};
+pub(crate) use handoff::{hand_off, AppHead, Conditions};
 pub(crate) use respond::{Answer, Request};
 
 use crate::http::percent::percent_decode_into;
@@ -31,8 +34,6 @@ use crate::http::percent::percent_decode_into;
 #[derive(Debug)]
 pub(crate) struct StaticFiles {
     mounts: Vec<Mount>,
-    /// `--static-cache-control`.
-    cache_control: Option<String>,
 }
 
 /// One `--static PREFIX=DIR`, opened.
@@ -44,6 +45,8 @@ struct Mount {
     dir: OwnedFd,
     /// DIR's canonical path (for the check without `openat2`).
     root: PathBuf,
+    /// Its `--static-cache-control`.
+    cache_control: Option<String>,
 }
 
 impl StaticFiles {
@@ -52,6 +55,9 @@ impl StaticFiles {
     pub(crate) fn open(args: &StaticArgs) -> Result<Option<StaticFiles>, String> {
         if args.mounts.is_empty() {
             return Ok(None);
+        }
+        if let Some(message) = args.unmatched_cache_control() {
+            return Err(message);
         }
         let mut mounts = Vec::with_capacity(args.mounts.len());
         for mount in &args.mounts {
@@ -67,13 +73,11 @@ impl StaticFiles {
                 prefix: mount.prefix.as_bytes().to_vec(),
                 dir,
                 root,
+                cache_control: args.cache_control_for(&mount.prefix),
             });
         }
         mounts.sort_by_key(|mount| std::cmp::Reverse(mount.prefix.len()));
-        Ok(Some(StaticFiles {
-            mounts,
-            cache_control: args.static_cache_control.clone(),
-        }))
+        Ok(Some(StaticFiles { mounts }))
     }
 
     /// The mount a request path (still percent-encoded) falls under, and the decoded rest of

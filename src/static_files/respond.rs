@@ -152,7 +152,7 @@ impl StaticFiles {
         headers.add("ETag", validators.etag.as_str());
         headers.add("Last-Modified", validators.last_modified());
         headers.add("Vary", "Accept-Encoding");
-        if let Some(value) = &self.cache_control {
+        if let Some(value) = &mount.cache_control {
             headers.add("Cache-Control", value.as_str());
         }
         if not_modified(

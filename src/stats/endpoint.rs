@@ -72,6 +72,8 @@ impl FromStr for StatsAddr {
 pub(crate) enum Page {
     Json,
     Prometheus,
+    /// The settings in force (`--print-config`'s text).
+    Config,
 }
 
 enum Listener {
@@ -203,7 +205,9 @@ impl Endpoint {
         Endpoint::with_listener(listener)
     }
 
-    /// Serve on `fd`, the listener an old master bound at `addr` and handed down (`USR2`).
+    /// Serve on `fd`, the listener an old master bound at `addr` and handed down (`USR2`). Its
+    /// file stays the old master's until this one serves ([`Endpoint::own_socket_file`]): a new
+    /// master that fails must not remove it.
     pub(crate) fn inherit(addr: &StatsAddr, fd: OwnedFd) -> io::Result<Endpoint> {
         let listener = match addr {
             StatsAddr::Unix(path) => {
@@ -212,7 +216,8 @@ impl Endpoint {
                 Listener::Unix {
                     listener,
                     path: path.clone(),
-                    inode: fs::metadata(path)?.ino(),
+                    // No file has inode 0.
+                    inode: 0,
                 }
             }
             StatsAddr::Tcp(_) => {
@@ -227,6 +232,17 @@ impl Endpoint {
     /// The listening socket, to hand down to a new master.
     pub(crate) fn listener_fd(&self) -> BorrowedFd<'_> {
         self.listener.fd()
+    }
+
+    /// This master (the new one of an upgrade) serves now: the socket file is its to remove
+    /// at exit.
+    pub(crate) fn own_socket_file(&mut self) {
+        if let Listener::Unix { inode, path, .. } = &mut self.listener {
+            match fs::metadata(&*path) {
+                Ok(meta) => *inode = meta.ino(),
+                Err(e) => log::warn!("stats: {}: {e}", path.display()),
+            }
+        }
     }
 
     /// A new master serves on this socket now: leave its file in place at exit.
@@ -508,6 +524,7 @@ fn route(head: &[u8]) -> Route {
     let page = match path {
         b"/stats" | b"/stats.json" => Page::Json,
         b"/metrics" => Page::Prometheus,
+        b"/config" => Page::Config,
         _ => return Route::NotFound,
     };
     Route::Page { page, head_only }
@@ -519,6 +536,7 @@ fn answer(route: Route, render: &mut dyn FnMut(Page) -> String) -> Vec<u8> {
             let content_type = match page {
                 Page::Json => "application/json",
                 Page::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+                Page::Config => "text/plain; charset=utf-8",
             };
             let body = render(page);
             response(200, "OK", content_type, &[], body.as_bytes(), head_only)
@@ -526,7 +544,7 @@ fn answer(route: Route, render: &mut dyn FnMut(Page) -> String) -> Vec<u8> {
         Route::NotFound => plain(
             404,
             "Not Found",
-            "not found: GET /stats (JSON) or /metrics (Prometheus)\n",
+            "not found: GET /stats (JSON), /metrics (Prometheus) or /config (settings)\n",
         ),
         Route::MethodNotAllowed => response(
             405,
@@ -640,6 +658,10 @@ mod tests {
         assert_eq!(
             route(b"HEAD /metrics HTTP/1.1\r\n"),
             page(Page::Prometheus, true)
+        );
+        assert_eq!(
+            route(b"GET /config HTTP/1.1\r\n"),
+            page(Page::Config, false)
         );
         assert_eq!(route(b"GET / HTTP/1.1\r\n"), Route::NotFound);
         assert_eq!(route(b"POST /stats HTTP/1.1\r\n"), Route::MethodNotAllowed);

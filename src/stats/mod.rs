@@ -1,5 +1,6 @@
 //! `--stats`: what the server is doing, served by the master (never by app code) as JSON
-//! (`GET /stats`) and Prometheus text (`GET /metrics`).
+//! (`GET /stats`) and Prometheus text (`GET /metrics`), and the settings in force as
+//! `--print-config` prints them (`GET /config`).
 //!
 //! - Workers count requests, responses by status class, bytes and accept errors, and time each
 //!   request into a histogram per status class (`latency.rs`), in shared memory the master gives
@@ -31,6 +32,7 @@ pub(crate) use counters::{
 pub(crate) use endpoint::StatsAddr;
 pub(crate) use latency::Latency;
 
+use crate::config::EffectiveConfig;
 use crate::supervisor::children::FD_FLOOR;
 use crate::supervisor::generation::{Generations, WorkerFate};
 use crate::sys::process::{claim_inherited, dup_at_or_above, ChildExit};
@@ -46,8 +48,9 @@ pub(crate) const STATS_FD: RawFd = 60;
 /// The master's `--stats` flag.
 #[derive(Args, Debug, Clone, Default)]
 pub(crate) struct StatsArgs {
-    /// Serve statistics from the master on unix:PATH or HOST:PORT: GET /stats (JSON) and GET
-    /// /metrics (Prometheus text format). App code never answers there.
+    /// Serve statistics from the master on unix:PATH or HOST:PORT: GET /stats (JSON), GET
+    /// /metrics (Prometheus text format) and GET /config (the settings in force, as
+    /// --print-config prints them). App code never answers there.
     #[arg(
         long,
         value_name = "unix:PATH|HOST:PORT",
@@ -121,7 +124,7 @@ impl Stats {
             None => Endpoint::bind(addr)?,
         };
         log::info!(
-            "statistics on {} (GET /stats: JSON, GET /metrics: Prometheus)",
+            "statistics on {} (GET /stats: JSON, GET /metrics: Prometheus, GET /config: settings)",
             endpoint.describe()
         );
         Ok(Some(Stats {
@@ -138,6 +141,11 @@ impl Stats {
     /// A new master serves on the socket now: leave its file in place at exit.
     pub(crate) fn keep_socket_file(&mut self) {
         self.endpoint.keep_socket_file();
+    }
+
+    /// This master serves on the socket it was handed (`USR2`): remove its file at exit.
+    pub(crate) fn own_socket_file(&mut self) {
+        self.endpoint.own_socket_file();
     }
 
     pub(crate) fn new_page(generation: u64) -> io::Result<NewPage> {
@@ -167,15 +175,17 @@ impl Stats {
         self.endpoint.wake_fd()
     }
 
-    /// Answer what scrapes can be answered now, from `machine`'s state.
-    pub(crate) fn serve(&mut self, machine: &Generations) {
+    /// Answer what scrapes can be answered now, from `machine`'s state; `config` describes the
+    /// settings in force (`GET /config`).
+    pub(crate) fn serve(&mut self, machine: &Generations, config: Option<&EffectiveConfig>) {
         let book = &self.book;
-        self.endpoint.serve(&mut |page| {
-            let snapshot = book.snapshot(machine);
-            match page {
-                Page::Json => render::json(&snapshot),
-                Page::Prometheus => render::prometheus(&snapshot),
-            }
+        self.endpoint.serve(&mut |page| match page {
+            Page::Json => render::json(&book.snapshot(machine)),
+            Page::Prometheus => render::prometheus(&book.snapshot(machine)),
+            Page::Config => config.map_or_else(
+                || "# the settings are not known\n".to_owned(),
+                |c| c.text().to_owned(),
+            ),
         });
     }
 }

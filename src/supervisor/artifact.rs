@@ -44,6 +44,8 @@ pub(crate) struct Artifact {
     /// The generation's settings when a swap re-read `--config` (`reread.rs`); `None`: the
     /// master's own.
     pub(crate) settings: Option<Arc<crate::cli::ServeArgs>>,
+    /// How `settings` describe themselves (`--print-config`'s text), for the stats socket.
+    pub(crate) config: Option<Arc<crate::config::EffectiveConfig>>,
 }
 
 /// Two artifacts are the same when they are the same preparation (not merely equal bytes).
@@ -162,6 +164,7 @@ impl Artifact {
             source: source.to_path_buf(),
             hash,
             settings: None,
+            config: None,
             image: Arc::new(image),
             tls: None,
             pin,
@@ -175,6 +178,7 @@ impl Artifact {
             source: source.to_path_buf(),
             hash: hash.to_owned(),
             settings: None,
+            config: None,
             image: Arc::new(sealed_file(hash, b"").expect("an in-memory file")),
             tls: None,
             pin: SourcePin::new(hash).expect("an in-memory file"),

@@ -327,17 +327,16 @@ impl Generations {
             .map(|g| g.id);
         let (count, canary) = match (self.canary, live) {
             (Some(plan), Some(old)) => {
+                let workers = plan.workers(self.want);
                 self.trial = Some(trial::Trial {
                     id,
                     old,
+                    workers,
                     ends: None,
                     judging: false,
                     passed: false,
                 });
-                (
-                    plan.workers,
-                    format!(" as a canary beside generation {old}"),
-                )
+                (workers, format!(" as a canary beside generation {old}"))
             }
             _ => (self.want, String::new()),
         };

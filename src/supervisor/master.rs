@@ -37,6 +37,7 @@ use super::upgrade::{Handoff, Upgrading};
 use crate::app::loader::LoadError;
 use crate::app::target::AppTarget;
 use crate::cli::ServeArgs;
+use crate::config::EffectiveConfig;
 use crate::listen::notify::Notifier;
 use crate::listen::open::{open_all, ListenError, Listeners, SocketFile};
 use crate::listen::{systemd, ListenerOptions};
@@ -103,7 +104,10 @@ impl fmt::Display for MasterError {
 impl std::error::Error for MasterError {}
 
 /// Run the master until it is told to stop. Errors only before the first generation serves.
-pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
+pub(crate) fn run(
+    args: &ServeArgs,
+    effective: Option<&EffectiveConfig>,
+) -> Result<(), MasterError> {
     let spec = args.app.as_deref().unwrap_or_default();
     // The new master of a binary upgrade (USR2) binds nothing: the old one hands it all.
     let mut handoff = Handoff::from_env().map_err(|reason| {
@@ -134,14 +138,11 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         )
     })?;
     let opened = match handoff.as_mut() {
-        Some(handoff) => {
-            let open = std::mem::take(&mut handoff.listeners);
-            let files = open
-                .iter()
-                .filter_map(|o| SocketFile::adopt(&o.name))
-                .collect();
-            Listeners { open, files }
-        }
+        // The unix socket files stay the old master's until this one serves (`take_over`).
+        Some(handoff) => Listeners {
+            open: std::mem::take(&mut handoff.listeners),
+            files: Vec::new(),
+        },
         None => open_all(&args.listen, activated).map_err(MasterError::Listen)?,
     };
     if let Some(run_as) = &run_as {
@@ -201,6 +202,8 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), MasterError> {
         exe,
         args: args.clone(),
         argv: std::env::args_os().collect(),
+        config: effective.cloned().map(Arc::new),
+        configs: BTreeMap::new(),
         prepared_once: false,
         symbol: target.symbol.clone(),
         watch: FileWatch::new(FileStamp::of(&source), Instant::now()),
@@ -237,6 +240,11 @@ struct Master {
     args: ServeArgs,
     /// Its command line, which a swap parses again to re-read `--config` (`reread.rs`).
     argv: Vec<OsString>,
+    /// What the master started with, as `--print-config` describes it.
+    config: Option<Arc<EffectiveConfig>>,
+    /// Each generation's, when a swap re-read `--config` for it (`GET /config` on the stats
+    /// socket shows the live generation's).
+    configs: BTreeMap<u64, Arc<EffectiveConfig>>,
     /// The first generation's library was prepared: later ones re-read `--config`.
     prepared_once: bool,
     symbol: String,
@@ -294,7 +302,8 @@ impl Master {
             self.apply(Event::Tick);
             self.notifier.tick(Instant::now());
             if let Some(stats) = &mut self.stats {
-                stats.serve(&self.machine);
+                let config = in_force(&self.machine, &self.configs, self.config.as_deref());
+                stats.serve(&self.machine, config);
             }
             // Summaries of repeated log lines whose window is over (crate::log_limit).
             log::logger().flush();
@@ -424,9 +433,13 @@ impl Master {
     fn prepare(&mut self) -> Result<Artifact, String> {
         // Every swap but the first re-reads --config: the first generation runs with what the
         // master itself parsed a moment ago.
-        let settings = match &self.args.config {
-            Some(_) if self.prepared_once => Some(Arc::new(reread(&self.argv, &self.args)?)),
-            _ => None,
+        let (settings, config) = match &self.args.config {
+            Some(_) if self.prepared_once => {
+                let running = in_force(&self.machine, &self.configs, self.config.as_deref());
+                let (settings, config) = reread(&self.argv, &self.args, running)?;
+                (Some(Arc::new(settings)), config.map(Arc::new))
+            }
+            _ => (None, None),
         };
         let args = settings.as_deref().unwrap_or(&self.args);
         let source = AppTarget::parse(args.app.as_deref().unwrap_or_default())
@@ -442,6 +455,7 @@ impl Master {
         self.source = source;
         self.prepared_once = true;
         artifact.settings = settings;
+        artifact.config = config;
         Ok(artifact)
     }
 
@@ -453,6 +467,18 @@ impl Master {
     ) -> io::Result<i32> {
         // The generation's settings, if a swap re-read --config for it.
         let settings = library.settings.clone();
+        if let Some(config) = &library.config {
+            self.configs.insert(generation, Arc::clone(config));
+        }
+        // Only the generations still there can be in force.
+        let present: Vec<u64> = self
+            .machine
+            .generation_views()
+            .iter()
+            .map(|g| g.id)
+            .collect();
+        self.configs
+            .retain(|id, _| *id == generation || present.contains(id));
         let generation_args = settings.as_deref().unwrap_or(&self.args);
         let tuning = &generation_args.tuning;
         let max_requests = match tuning.max_requests {
@@ -656,7 +682,23 @@ impl Master {
     }
 }
 
-/// The signals the master acts on.
+/// The description of the settings in force: the live generation's (a swap may have re-read
+/// `--config` for it), else the master's own.
+fn in_force<'a>(
+    machine: &Generations,
+    configs: &'a BTreeMap<u64, Arc<EffectiveConfig>>,
+    started: Option<&'a EffectiveConfig>,
+) -> Option<&'a EffectiveConfig> {
+    let live = machine
+        .generation_views()
+        .into_iter()
+        .find(|g| g.state == "live")
+        .map(|g| g.id);
+    live.and_then(|id| configs.get(&id))
+        .map(Arc::as_ref)
+        .or(started)
+}
+
 /// What `ps` shows for worker `number` of `generation` (gunicorn's process titles): the
 /// app as the command line named it, its arguments included.
 fn title(args: &ServeArgs, number: usize, generation: u64) -> String {
@@ -671,6 +713,7 @@ fn title(args: &ServeArgs, number: usize, generation: u64) -> String {
     title
 }
 
+/// The signals the master acts on.
 const HANDLED_SIGNALS: &[i32] = &[
     SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2,
 ];

@@ -2,12 +2,18 @@
 //! same arguments, the environment it was started with, the file as it is now — and the new
 //! generation runs with what it finds. Options that need new listeners or the master's own
 //! machinery stay as started (`RESTART_ONLY`), named in one log line when the file changed them;
-//! a file that no longer parses fails the swap and the running generation keeps serving.
+//! a file that no longer parses fails the swap and the running generation keeps serving. What is
+//! in force is described as `--print-config` would print it, with the kept options as they run
+//! (the stats socket's `GET /config`).
 
 use std::ffi::OsString;
 use std::fmt::Debug;
 
+use clap::{Args, Command};
+
 use crate::cli::ServeArgs;
+use crate::config::EffectiveConfig;
+use crate::listen::args::ListenArgs;
 
 /// The options a running master cannot change, as `--config` keys, with how to read each from
 /// `ServeArgs` (compared by their `Debug` text: every option's value type has one).
@@ -29,23 +35,45 @@ const RESTART_ONLY: &[Field] = &[
     ("workers", |a| text(&a.workers)),
     ("timeout", |a| text(&a.tuning.timeout)),
     ("graceful-timeout", |a| text(&a.tuning.graceful_timeout)),
+    ("upgrade-timeout", |a| text(&a.upgrade.upgrade_timeout)),
 ];
 
+/// The `--config` keys of a `RESTART_ONLY` entry.
+fn keys(name: &str) -> Vec<String> {
+    match name.split_once(' ') {
+        // Every listener option.
+        Some(_) => ListenArgs::augment_args(Command::new("listen"))
+            .get_arguments()
+            .filter_map(|arg| arg.get_long().map(str::to_owned))
+            .collect(),
+        None => vec![name.to_owned()],
+    }
+}
+
 /// The settings for a new generation: `argv` parsed again, with `RESTART_ONLY` taken from
-/// `running`. The error is one line, for the swap's failure.
-pub(crate) fn reread(argv: &[OsString], running: &ServeArgs) -> Result<ServeArgs, String> {
-    let mut fresh = crate::config::parse(argv.iter().cloned())
-        .map_err(|e| {
-            let message = e.to_string();
-            let message = message.trim().replace(['\n', '\r'], " ");
-            format!("--config no longer applies: {message}")
-        })?
-        .serve;
+/// `running`, and their description (`running_text` is the running generation's). The error is
+/// one line, for the swap's failure.
+pub(crate) fn reread(
+    argv: &[OsString],
+    running: &ServeArgs,
+    running_text: Option<&EffectiveConfig>,
+) -> Result<(ServeArgs, Option<EffectiveConfig>), String> {
+    let cli = crate::config::parse(argv.iter().cloned()).map_err(|e| {
+        let message = e.to_string();
+        let message = message.trim().replace(['\n', '\r'], " ");
+        format!("--config no longer applies: {message}")
+    })?;
+    let mut fresh = cli.serve;
     let changed: Vec<&str> = RESTART_ONLY
         .iter()
         .filter(|(_, read)| read(&fresh) != read(running))
         .map(|(name, _)| *name)
         .collect();
+    let kept: Vec<String> = changed.iter().flat_map(|name| keys(name)).collect();
+    let text = match (cli.effective, running_text) {
+        (Some(text), Some(running)) => Some(text.keeping(running, &kept)),
+        (text, _) => text,
+    };
     if !changed.is_empty() {
         log::warn!(
             "--config: {} changed; that needs a restart, the new generation keeps the values the master started with",
@@ -61,5 +89,6 @@ pub(crate) fn reread(argv: &[OsString], running: &ServeArgs) -> Result<ServeArgs
     fresh.workers = running.workers;
     fresh.tuning.timeout = running.tuning.timeout;
     fresh.tuning.graceful_timeout = running.tuning.graceful_timeout;
-    Ok(fresh)
+    fresh.upgrade.upgrade_timeout = running.upgrade.upgrade_timeout;
+    Ok((fresh, text))
 }

@@ -9,8 +9,8 @@
 //! its pid into FILE, tells systemd `MAINPID=` and writes `ready` on the pipe. Then the old
 //! master lets go of the files (they are the new master's now), drains its workers and exits.
 //!
-//! A new master that exits first, or is not ready within [`READY_TIMEOUT`], is stopped; the old
-//! master keeps serving and says why in one line.
+//! A new master that exits first, or is not ready within `--upgrade-timeout` (60 s by default),
+//! is stopped; the old master keeps serving and says why in one line.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -19,6 +19,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use clap::Args;
 
 use super::children::FD_FLOOR;
 use crate::listen::open::OpenListener;
@@ -31,8 +33,21 @@ use crate::sys::process::{
 /// The variable that tells a master it is the new one of an upgrade, and where its
 /// descriptors are: one `WHAT FD [OPTIONS NAME]` line each.
 pub(crate) const ENV: &str = "WEBSERVER_UPGRADE";
-/// How long a new master may take to serve before the old one gives up on it.
-pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// The master's `--upgrade-timeout`.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct UpgradeArgs {
+    /// How long a new master started by USR2 may take to serve (its workers ready) before the
+    /// old master stops it and keeps serving, in seconds.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 60,
+        env = "WEBSERVER_UPGRADE_TIMEOUT",
+        value_parser = clap::value_parser!(u64).range(1..=86400),
+        help_heading = "Timeouts"
+    )]
+    pub(crate) upgrade_timeout: u64,
+}
 /// The first descriptor number a new master finds its handed-down descriptors at.
 const FIRST_FD: RawFd = 3;
 const READY: &[u8] = b"ready\n";
@@ -107,6 +122,7 @@ pub(crate) struct Upgrading {
     pub(crate) pid: i32,
     pipe: File,
     said: Vec<u8>,
+    timeout: Duration,
     deadline: Instant,
     exited: Option<ChildExit>,
 }
@@ -125,6 +141,7 @@ pub(crate) fn start(
     listeners: &[Passing<'_>],
     pid_file: Option<BorrowedFd<'_>>,
     stats: Option<BorrowedFd<'_>>,
+    timeout: Duration,
 ) -> io::Result<Upgrading> {
     let (read_end, write_end) = pipe()?;
     set_blocking(write_end.as_fd())?;
@@ -166,7 +183,8 @@ pub(crate) fn start(
         pid,
         pipe: File::from(read_end),
         said: Vec::new(),
-        deadline: Instant::now() + READY_TIMEOUT,
+        timeout,
+        deadline: Instant::now() + timeout,
         exited: None,
     })
 }
@@ -213,8 +231,8 @@ impl Upgrading {
                 log::debug!("cannot stop the new master {pid}: {e}");
             }
             return Progress::Failed(format!(
-                "the new master (pid {pid}) was not serving after {}s; it was stopped",
-                READY_TIMEOUT.as_secs()
+                "the new master (pid {pid}) was not serving after {}s (--upgrade-timeout); it was stopped",
+                self.timeout.as_secs()
             ));
         }
         Progress::Waiting

@@ -212,10 +212,8 @@ pub(crate) fn run(args: &WorkerArgs) -> i32 {
         app.version()
     );
     let mut config = args.tuning.server_config(args.multiprocess);
-    config.tls = tls.map(|tls| match config.http2 {
-        true => server::offer_h2(&tls),
-        false => tls,
-    });
+    config.tls_h2 = tls.as_ref().map(server::offer_h2);
+    config.tls = tls;
     config.statics = statics;
     // The app's shutdown runs only once `serve` gives the app back, which it does only when no
     // thread can call into it any more.

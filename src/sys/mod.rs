@@ -10,6 +10,7 @@ use std::io;
 pub(crate) mod epoll;
 pub(crate) mod file;
 pub(crate) mod flock;
+pub(crate) mod heap;
 pub(crate) mod logfile;
 pub(crate) mod memfd;
 pub(crate) mod notify;

@@ -82,6 +82,20 @@ pub fn sample_app(name: &str) -> PathBuf {
     lib
 }
 
+/// `len` bytes that differ at every offset a bug could shift (a 64-bit LCG's high bytes): a
+/// file body whose misplaced or repeated byte shows.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 56) as u8
+        })
+        .collect()
+}
+
 /// Compiles `src` (relative to the workspace root) into `target/c-apps/lib<name>.so` once per test
 /// binary, exactly as the docs say a C app is built.
 pub fn c_app(src: &str, name: &str) -> PathBuf {
@@ -1123,6 +1137,29 @@ pub fn process_exists(pid: u32) -> bool {
     // SAFETY: kill with signal 0 only checks for existence and permission.
     let rc = unsafe { libc::kill(pid, 0) };
     rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// The pid of the server's (first) worker, from its `[worker PID ...]` log line.
+pub fn worker_pid(server: &Server) -> u32 {
+    let line = server
+        .wait_for_log(START_TIMEOUT, |l| l.contains("[worker "))
+        .expect("a worker log line");
+    let rest = &line[line.find("[worker ").unwrap() + "[worker ".len()..];
+    rest.split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .expect("a worker pid")
+}
+
+/// A `kB` field of /proc/PID/status (`VmRSS`, `RssAnon`, ...), in KiB.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("a {field}: line in /proc/{pid}/status"))
 }
 
 /// Driving swaps, `webserver check` and `scripts/hot-swap.sh` (`use common::swap::*`).

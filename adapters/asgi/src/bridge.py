@@ -6,8 +6,12 @@ thread runs it, so a request waiting on the app holds no serving thread.
 """
 
 import asyncio
+import gc
 import inspect
 import re
+import sys
+import sysconfig
+import threading
 import traceback
 
 
@@ -24,9 +28,84 @@ def new_loop(kind):
     return asyncio.new_event_loop(), "asyncio"
 
 
+# The loop thread's id, for where_blocked.
+loop_thread = None
+
+
 def run_loop(loop):
+    global loop_thread
+    loop_thread = threading.get_ident()
     asyncio.set_event_loop(loop)
     loop.run_forever()
+
+
+def start_clock(loop, clock, interval):
+    """From init: the loop says it runs every `interval` seconds (the Rust watchdog reads it)."""
+
+    def tick():
+        clock.beat()
+        loop.call_later(interval, tick)
+
+    loop.call_soon_threadsafe(tick)
+
+
+# The standard library, this bridge (compiled from a string) and frozen modules.
+_LIBRARY = tuple(
+    {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"], "<", "webserver_asgi.py"}
+)
+
+
+def _is_library(filename):
+    return filename.startswith(_LIBRARY) or "site-packages" in filename
+
+
+def _describe(frames):
+    """Where code waits or runs, as 'file:line in function': the innermost of `frames` (oldest
+    first) that is the app's own (not the standard library's or an installed package's)."""
+    if not frames:
+        return "(no Python frame)"
+    pick = next((f for f in reversed(frames) if not _is_library(f.f_code.co_filename)), frames[-1])
+    return "%s:%d in %s" % (pick.f_code.co_filename, pick.f_lineno, pick.f_code.co_name)
+
+
+def _frame_of(awaitable):
+    for name in ("cr_frame", "gi_frame", "ag_frame"):
+        frame = getattr(awaitable, name, None)
+        if frame is not None:
+            return frame
+    return None
+
+
+def _awaited_frames(coro):
+    """The frames of a suspended coroutine and of what it awaits, down the chain."""
+    frames = []
+    while coro is not None:
+        frame = _frame_of(coro)
+        if frame is None:
+            # What `anext(agen)` returns (contextlib's @asynccontextmanager awaits one) has no
+            # frame of its own and does not name its generator; the collector's view does.
+            coro = next((r for r in gc.get_referents(coro) if _frame_of(r) is not None), None)
+            frame = _frame_of(coro)
+            if frame is None:
+                break
+        frames.append(frame)
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None) or getattr(coro, "ag_await", None)
+    return frames
+
+
+def where_blocked():
+    """From the watchdog: where the loop thread runs now."""
+    frame = sys._current_frames().get(loop_thread)
+    frames = []
+    while frame is not None:
+        frames.append(frame)
+        frame = frame.f_back
+    frames.reverse()
+    return _describe(frames)
+
+
+class ClientDisconnected(OSError):
+    """send() on a WebSocket that is closed (the spec's server-specific OSError subclass)."""
 
 
 class WsgiApp(TypeError):
@@ -111,10 +190,19 @@ async def _serve(loop, app, scope, chan):
             await fut
 
     async def send(message):
-        if chan.send(message):
+        # chan.send: 0 done; 1 wait, then done; 2 wait, then send again; 3 the connection is
+        # closed (see exchange.rs).
+        while True:
+            outcome = chan.send(message)
+            if outcome == 0:
+                return
+            if outcome == 3:
+                raise ClientDisconnected("the client closed the connection")
             fut = loop.create_future()
             if chan.wait_send(fut):
                 await fut
+            if outcome == 1:
+                return
 
     try:
         await app(scope, receive, send)
@@ -200,6 +288,20 @@ def lifespan_startup(loop, app, version, state):
     """From init: (Lifespan, a concurrent future of startup's outcome)."""
     lifespan = Lifespan(app, version, state)
     return lifespan, asyncio.run_coroutine_threadsafe(lifespan.startup(), loop)
+
+
+def lifespan_stuck(loop, lifespan):
+    """From init, when the startup took too long: where it waits (one line); then cancel it."""
+    task = getattr(lifespan, "task", None)
+    if task is None or asyncio.current_task(loop) is task:
+        # Not started, or it blocks the loop (a call that does not await): the loop thread's
+        # own stack says where.
+        where = where_blocked()
+    else:
+        where = _describe(_awaited_frames(task.get_coro()))
+    if task is not None:
+        loop.call_soon_threadsafe(task.cancel)
+    return where
 
 
 def lifespan_shutdown(loop, lifespan, timeout):

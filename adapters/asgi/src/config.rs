@@ -1,13 +1,19 @@
 //! What to serve, with which packages and which event loop, from the app arguments
-//! (`webserver asgi:app main:app [--venv PATH] [--loop auto|asyncio|uvloop]`) or, when the server
-//! passes none, from the environment (`WEBSERVER_ASGI_APP`, `VIRTUAL_ENV`).
+//! (`webserver asgi:app main:app [--venv PATH] [--loop auto|asyncio|uvloop]
+//! [--startup-timeout SECS]`) or, when the server passes none, from the environment
+//! (`WEBSERVER_ASGI_APP`, `VIRTUAL_ENV`).
 
 use python_embed::target::{flag_value, target_or_env, venv_or_env, Target, VENV_FLAG};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Names the ASGI target when no app argument does (for servers without app arguments).
 pub(crate) const APP_ENV: &str = "WEBSERVER_ASGI_APP";
 const LOOP_FLAG: &str = "--loop";
+const STARTUP_TIMEOUT_FLAG: &str = "--startup-timeout";
+/// How long the lifespan startup may take unless `--startup-timeout` says otherwise (hypercorn's
+/// default; uvicorn waits for ever, which leaves a hot swap hanging on a startup that hangs).
+const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// The example in error messages: FastAPI's and uvicorn's docs spell it so.
 const EXAMPLE: &str = "main:app";
 
@@ -37,6 +43,8 @@ pub(crate) struct Config {
     /// The virtualenv whose packages the app uses; `None`: the interpreter's own.
     pub(crate) venv: Option<PathBuf>,
     pub(crate) event_loop: LoopKind,
+    /// How long the lifespan startup may take before `init` fails.
+    pub(crate) startup_timeout: Duration,
 }
 
 impl Config {
@@ -48,6 +56,7 @@ impl Config {
         let mut target = None;
         let mut venv = None;
         let mut event_loop = LoopKind::Auto;
+        let mut startup_timeout = DEFAULT_STARTUP_TIMEOUT;
         let mut words = args.iter();
         while let Some(word) = words.next() {
             if let Some(path) = flag_value(word, VENV_FLAG, &mut words) {
@@ -63,10 +72,23 @@ impl Config {
                         ))
                     }
                 };
+            } else if let Some(secs) = flag_value(word, STARTUP_TIMEOUT_FLAG, &mut words) {
+                let secs = secs?;
+                startup_timeout = secs
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s > 0.0)
+                    .map(Duration::from_secs_f64)
+                    .ok_or_else(|| {
+                        format!(
+                            "--startup-timeout {secs}: give the seconds the lifespan startup \
+                             may take, a number above 0 (default 60)"
+                        )
+                    })?;
             } else if word.starts_with('-') {
                 return Err(format!(
                     "unknown argument '{word}' for the ASGI bridge: it takes module:callable, \
-                     --venv PATH and --loop auto|asyncio|uvloop"
+                     --venv PATH, --loop auto|asyncio|uvloop and --startup-timeout SECS"
                 ));
             } else if target.is_some() {
                 return Err(format!(
@@ -87,6 +109,7 @@ impl Config {
             target,
             venv,
             event_loop,
+            startup_timeout,
         })
     }
 }
@@ -106,8 +129,19 @@ mod tests {
 
     #[test]
     fn target_venv_and_loop_from_arguments_or_environment() {
-        let c = config(&["main:app", "--loop", "asyncio", "--venv=/v"], &[]).unwrap();
+        let c = config(
+            &[
+                "main:app",
+                "--loop",
+                "asyncio",
+                "--venv=/v",
+                "--startup-timeout=2.5",
+            ],
+            &[],
+        )
+        .unwrap();
         assert_eq!(c.target.to_string(), "main:app");
+        assert_eq!(c.startup_timeout, Duration::from_millis(2500));
         assert_eq!(c.venv, Some(PathBuf::from("/v")));
         assert_eq!(c.event_loop, LoopKind::Asyncio);
         let env = [(APP_ENV, "api:app"), ("VIRTUAL_ENV", "/env")];
@@ -115,7 +149,9 @@ mod tests {
         assert_eq!(c.target.to_string(), "api:app");
         assert_eq!(c.venv, Some(PathBuf::from("/env")));
         assert_eq!(c.event_loop, LoopKind::Uvloop);
-        assert_eq!(config(&["a:b"], &[]).unwrap().event_loop, LoopKind::Auto);
+        let defaults = config(&["a:b"], &[]).unwrap();
+        assert_eq!(defaults.event_loop, LoopKind::Auto);
+        assert_eq!(defaults.startup_timeout, DEFAULT_STARTUP_TIMEOUT);
     }
 
     #[test]
@@ -127,6 +163,8 @@ mod tests {
             (&["a:b", "--loop", "trio"][..], "choose auto"),
             (&["a:b", "--loop"][..], "--loop needs a value"),
             (&["a:b", "--workers"][..], "unknown argument '--workers'"),
+            (&["a:b", "--startup-timeout", "0"][..], "a number above 0"),
+            (&["a:b", "--startup-timeout=soon"][..], "a number above 0"),
         ] {
             let err = config(args, &[]).unwrap_err();
             assert!(err.contains(needle), "{args:?}: {err}");

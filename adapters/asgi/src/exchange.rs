@@ -18,12 +18,17 @@
 // PyO3 0.22's #[pymethods] expansion converts PyResult's error into itself.
 #![allow(clippy::useless_conversion)]
 
+mod ws;
+
 use crate::runtime::Runtime;
-use app_abi::{BodyIo, DeferredBody, Logger, Next, TryRead, Waker};
+use crate::websocket::{self, Received, Sent, WsShared};
+use app_abi::raw::{WsHost, WS_ERR_INVALID, WS_FILE_RANGES, WS_MSG_BINARY, WS_MSG_TEXT};
+use app_abi::{BodyIo, DeferredBody, FileSend, Logger, Next, TryRead, Waker};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use std::collections::VecDeque;
+use std::ffi::c_void;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Response bytes queued before `send()` waits for the server to take them.
@@ -31,10 +36,13 @@ const SEND_HIGH_WATER: usize = 64 * 1024;
 /// The most request-body bytes one `receive()` returns.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Response header fields, as the app sent them.
+type Headers = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// `http.response.start`, until the server's `next` hands it to the host.
 struct Head {
     status: u16,
-    headers: Vec<(Vec<u8>, Vec<u8>)>,
+    headers: Headers,
 }
 
 #[derive(Default)]
@@ -48,6 +56,8 @@ struct State {
     queued: usize,
     /// `http.response.body` with `more_body` false was sent.
     complete: bool,
+    /// `http.response.pathsend`'s file, opened, for the server to send (ABI 1.2 `send_file`).
+    file: Option<std::fs::File>,
     /// The app's coroutine ended (returned, raised or was cancelled).
     finished: bool,
     /// The app failed: `next` answers an error (500 if nothing was sent, else the connection is
@@ -68,9 +78,34 @@ struct State {
     body_wanted: bool,
     /// The future a waiting `receive()` awaits.
     receive_waiter: Option<PyObject>,
-    /// The future a `send()` past the high-water mark awaits.
+    /// The future a `send()` past the high-water mark (or a `websocket.accept`) awaits.
     send_waiter: Option<PyObject>,
+    // A WebSocket request before its accept.
+    /// `receive()` said `websocket.connect`.
+    connect_told: bool,
+    /// `websocket.accept` (subprotocol, headers), until `next` hands it to the server.
+    accept: Option<(Vec<u8>, Headers)>,
 }
+
+/// What `Channel::send` tells `bridge.py`.
+const SEND_DONE: u8 = 0;
+/// Wait (`wait_send`), then go on: the queued bytes were taken or the accept is done.
+const SEND_WAIT: u8 = 1;
+/// Wait (`wait_send`), then send the same message again: the WebSocket had no room.
+const SEND_RETRY: u8 = 2;
+/// The connection is closed: `bridge.py` raises `ClientDisconnected`.
+const SEND_GONE: u8 = 3;
+
+/// The request's host calls, for `websocket_accept` from `next`.
+#[derive(Clone, Copy)]
+pub(crate) struct RawIo {
+    pub(crate) host: &'static WsHost,
+    pub(crate) io: *mut c_void,
+}
+
+// SAFETY: `io` is used only from the body's `next`, on whichever serving thread runs it; the ABI
+// keeps it valid at the same address until `close` (the body's drop).
+unsafe impl Send for RawIo {}
 
 /// What the server and the app's coroutine share for one request.
 pub(crate) struct Shared {
@@ -78,12 +113,20 @@ pub(crate) struct Shared {
     waker: Waker,
     logger: Logger,
     label: Arc<str>,
+    /// A WebSocket request's connection (empty until its accept).
+    ws: Option<Arc<WsShared>>,
 }
 
 impl Shared {
     /// `body_empty`: the request has no body (no Content-Length, or 0, and not chunked), so the
     /// first `receive()` answers at once.
-    pub(crate) fn new(waker: Waker, logger: Logger, label: Arc<str>, body_empty: bool) -> Shared {
+    pub(crate) fn new(
+        waker: Waker,
+        logger: Logger,
+        label: Arc<str>,
+        body_empty: bool,
+        ws: Option<Arc<WsShared>>,
+    ) -> Shared {
         Shared {
             state: Mutex::new(State {
                 body_end: body_empty,
@@ -92,6 +135,7 @@ impl Shared {
             waker,
             logger,
             label,
+            ws,
         }
     }
 
@@ -127,6 +171,9 @@ impl Channel {
     /// The next `receive()` event, or `None` after registering `fut` to be resumed when there is
     /// one.
     fn receive(&self, py: Python<'_>, fut: PyObject) -> PyResult<Option<PyObject>> {
+        if let Some(ws) = &self.shared.ws {
+            return self.ws_receive(py, ws, fut);
+        }
         let event = {
             let mut st = self.shared.state();
             if let Some(chunk) = st.body_in.pop_front() {
@@ -161,10 +208,19 @@ impl Channel {
         Ok(Some(dict.into_any().unbind()))
     }
 
-    /// One `send(message)`; true when the caller should wait ([`Channel::wait_send`]).
-    fn send(&self, message: &Bound<'_, PyAny>) -> PyResult<bool> {
+    /// One `send(message)`: `SEND_DONE`, `SEND_WAIT`, `SEND_RETRY` or `SEND_GONE`.
+    fn send(&self, message: &Bound<'_, PyAny>) -> PyResult<u8> {
         let kind: String = message.get_item("type")?.extract()?;
-        match kind.as_str() {
+        let kind = match (&self.shared.ws, kind.as_str()) {
+            (Some(ws), k) if k.starts_with("websocket.") && !k.starts_with("websocket.http.") => {
+                return self.ws_send(ws, k, message)
+            }
+            // The denial response (the `websocket.http.response` extension) is an HTTP one.
+            (Some(_), "websocket.http.response.start") => "http.response.start",
+            (Some(_), "websocket.http.response.body") => "http.response.body",
+            (_, k) => k,
+        };
+        match kind {
             "http.response.start" => {
                 let status: u16 = message.get_item("status")?.extract().map_err(|_| {
                     PyValueError::new_err("http.response.start: status must be an int 100-599")
@@ -175,7 +231,7 @@ impl Channel {
                 };
                 let mut st = self.shared.state();
                 if st.closed {
-                    return Ok(false);
+                    return Ok(SEND_DONE);
                 }
                 if st.started {
                     return Err(PyRuntimeError::new_err(
@@ -184,6 +240,10 @@ impl Channel {
                 }
                 st.started = true;
                 st.head = Some(Head { status, headers });
+                // Not woken: the server sends a head with the body's first bytes (or its end),
+                // so only a body message wakes it, once for both (a wake is an eventfd write and
+                // a serving thread's turn).
+                Ok(SEND_DONE)
             }
             "http.response.body" => {
                 let body: Vec<u8> = match message.get_item("body") {
@@ -199,7 +259,7 @@ impl Channel {
                 let mut st = self.shared.state();
                 if st.closed {
                     // The client is gone or the response was cut: nothing to send it to.
-                    return Ok(false);
+                    return Ok(SEND_DONE);
                 }
                 if !st.started {
                     return Err(PyRuntimeError::new_err(
@@ -219,24 +279,43 @@ impl Channel {
                 let wait = st.queued > SEND_HIGH_WATER;
                 drop(st);
                 self.shared.waker.wake();
-                return Ok(wait);
+                Ok(if wait { SEND_WAIT } else { SEND_DONE })
             }
-            other => {
-                return Err(PyRuntimeError::new_err(format!(
-                    "unexpected ASGI message {other:?} for an http request: send \
-                     http.response.start, then http.response.body"
-                )))
+            "http.response.pathsend" => {
+                // The ASGI path send extension: the server sends the file; the path is opened
+                // here, where a failure is the app's exception.
+                let path: std::path::PathBuf = message.get_item("path")?.extract()?;
+                let file = std::fs::File::open(&path)?;
+                let mut st = self.shared.state();
+                if st.closed {
+                    return Ok(SEND_DONE);
+                }
+                if !st.started || st.complete {
+                    return Err(PyRuntimeError::new_err(
+                        "http.response.pathsend must follow http.response.start and end the response",
+                    ));
+                }
+                st.file = Some(file);
+                st.complete = true;
+                drop(st);
+                self.shared.waker.wake();
+                Ok(SEND_DONE)
             }
+            other => Err(PyRuntimeError::new_err(format!(
+                "unexpected ASGI message {other:?} for an http request: send \
+                 http.response.start, then http.response.body"
+            ))),
         }
-        self.shared.waker.wake();
-        Ok(false)
     }
 
-    /// Registers `fut` to be resumed when the server took the queued bytes; false if it already
-    /// did (or the response is over).
+    /// Registers `fut` to be resumed when the server took the queued bytes (the accept, the
+    /// WebSocket has room again); false if that happened already (or the request is over).
     fn wait_send(&self, fut: PyObject) -> bool {
+        if let Some(ws) = self.shared.ws.as_ref().filter(|ws| ws.accepted()) {
+            return ws.wait_writable(fut);
+        }
         let mut st = self.shared.state();
-        if st.closed || st.queued <= SEND_HIGH_WATER {
+        if st.closed || (st.queued <= SEND_HIGH_WATER && st.accept.is_none()) {
             return false;
         }
         st.send_waiter = Some(fut);
@@ -247,8 +326,27 @@ impl Channel {
     #[pyo3(signature = (error))]
     fn finish(&self, error: Option<String>) {
         let shared = &self.shared;
+        if let Some(ws) = shared.ws.as_ref().filter(|ws| ws.accepted()) {
+            // An accepted WebSocket the app left open is closed: 1011 if it raised.
+            let code = if error.is_some() {
+                websocket::CLOSE_INTERNAL_ERROR
+            } else {
+                websocket::CLOSE_NORMAL
+            };
+            ws.close(code, "");
+        }
         let mut st = shared.state();
         st.finished = true;
+        let refused = shared.ws.is_some() && !st.started && error.is_none() && !st.closed;
+        if refused {
+            // A WebSocket app that returns without accepting refuses the handshake: 403.
+            st.started = true;
+            st.complete = true;
+            st.head = Some(Head {
+                status: 403,
+                headers: Vec::new(),
+            });
+        }
         // An exception is logged even when the response is over: Starlette answers 500 itself and
         // then re-raises, often after the server closed the response (uvicorn logs it too). A
         // cancel (the request ended first) arrives as `None`.
@@ -268,11 +366,15 @@ impl Channel {
         if message.is_some() && !st.complete {
             st.failed = true;
         }
+        // A complete response was woken for by its last body message, and a closed one is over.
+        let wake = refused || (!st.complete && !st.closed);
         drop(st);
         if let Some(message) = message {
             shared.logger.error(&message);
         }
-        shared.waker.wake();
+        if wake {
+            shared.waker.wake();
+        }
     }
 }
 
@@ -295,8 +397,10 @@ fn header_pairs(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Vec<u8>, Vec<u8>)>>
 
 /// What `next` does after looking at the state (decided under the lock, done without it).
 enum Step {
+    Accept(Vec<u8>, Headers),
     Start(Head),
     Chunk(Vec<u8>, Option<PyObject>),
+    File(std::fs::File),
     Read,
     End,
     Pending,
@@ -308,19 +412,30 @@ pub(crate) struct Body {
     shared: Arc<Shared>,
     chan: Py<Channel>,
     runtime: Arc<Runtime>,
+    /// For `websocket_accept` (a WebSocket request only).
+    raw: Option<RawIo>,
     head_sent: bool,
     /// The chunk last returned: the server's until the next `next` or the drop.
     current: Vec<u8>,
+    /// `http.response.pathsend`'s file, handed to the server (or read by a server too old).
+    file: Option<FileSend>,
 }
 
 impl Body {
-    pub(crate) fn new(shared: Arc<Shared>, chan: Py<Channel>, runtime: Arc<Runtime>) -> Body {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        chan: Py<Channel>,
+        runtime: Arc<Runtime>,
+        raw: Option<RawIo>,
+    ) -> Body {
         Body {
             shared,
             chan,
             runtime,
+            raw,
             head_sent: false,
             current: Vec::new(),
+            file: None,
         }
     }
 
@@ -328,6 +443,9 @@ impl Body {
         let mut st = self.shared.state();
         let read = st.body_wanted && !st.body_end && !st.body_failed;
         if !self.head_sent {
+            if let Some((protocol, headers)) = st.accept.take() {
+                return Step::Accept(protocol, headers);
+            }
             return match st.head.take() {
                 Some(head) => Step::Start(head),
                 None if st.failed => Step::Error,
@@ -343,6 +461,9 @@ impl Body {
                 None
             };
             return Step::Chunk(chunk, waiter);
+        }
+        if let Some(file) = st.file.take() {
+            return Step::File(file);
         }
         if st.complete {
             Step::End
@@ -382,7 +503,14 @@ impl Body {
 impl DeferredBody for Body {
     fn next<'s>(&'s mut self, io: &mut BodyIo<'_>) -> Next<'s> {
         loop {
+            if self.file.is_some() {
+                return match self.file.as_mut() {
+                    Some(file) => file.next(io),
+                    None => Next::Error,
+                };
+            }
             match self.step() {
+                Step::Accept(protocol, headers) => return self.accept(&protocol, &headers),
                 Step::Start(mut head) => {
                     python_embed::hop_by_hop::drop_from(
                         &mut head.headers,
@@ -409,6 +537,9 @@ impl DeferredBody for Body {
                     self.current = chunk;
                     return Next::Chunk(&self.current);
                 }
+                Step::File(file) => {
+                    self.file = Some(FileSend::new(file, 0, None, WS_FILE_RANGES));
+                }
                 Step::Read => {
                     if !self.read(io) {
                         return Next::Pending;
@@ -424,18 +555,18 @@ impl DeferredBody for Body {
 
 impl Drop for Body {
     /// The header's `close`: the response is over. A coroutine still waiting is resumed (its
-    /// `receive()` then says `http.disconnect`), and one that had not completed its response
-    /// (client gone, `--timeout`, a drain that ran out of time) is cancelled; one that completed
-    /// it runs on (Starlette's background tasks run after the response).
+    /// `receive()` then says `http.disconnect`, its `send()` returns and later ones do nothing).
+    /// One that had not completed its response (client gone, `--timeout`, a drain that ran out
+    /// of time) is cancelled unless a `receive()` of it was waiting: that app listens for the
+    /// disconnect (Starlette's `StreamingResponse` does) and ends on its own, as under uvicorn.
+    /// One that completed its response runs on (Starlette's background tasks run after it).
     fn drop(&mut self) {
         let (receiver, sender, cancel) = {
             let mut st = self.shared.state();
             st.closed = true;
-            (
-                st.receive_waiter.take(),
-                st.send_waiter.take(),
-                !st.finished && !st.complete,
-            )
+            let receiver = st.receive_waiter.take();
+            let cancel = !st.finished && !st.complete && receiver.is_none();
+            (receiver, st.send_waiter.take(), cancel)
         };
         if receiver.is_none() && sender.is_none() && !cancel {
             return;

@@ -6,7 +6,8 @@
 //! - `init` starts Python with the app's virtualenv, imports `module:callable` (a WSGI app is
 //!   refused with the command that serves it), starts one event loop on its own thread (uvloop
 //!   when installed, `--loop` to choose) and runs the lifespan startup: the worker reports ready
-//!   only after it, and a failing startup fails `init` with one line.
+//!   only after it, and a failing startup (or one that outlasts `--startup-timeout`) fails `init`
+//!   with one line. A watchdog thread ([`watchdog`]) logs when the loop is blocked, and where.
 //! - `call` builds the `http` scope ([`scope`]), schedules the app's coroutine on the loop and
 //!   returns a deferred body at once: no serving thread waits for the app.
 //! - The coroutine's `receive` and `send` meet the server in the request's shared state
@@ -21,9 +22,12 @@ mod config;
 mod exchange;
 mod runtime;
 mod scope;
+mod watchdog;
+mod websocket;
 
+use app_abi::raw::WS_REQ_WEBSOCKET;
 use app_abi::{export_app, App, InitContext, Request, Response};
-use exchange::{Body, Channel, Shared};
+use exchange::{Body, Channel, RawIo, Shared};
 use pyo3::prelude::*;
 use python_embed::python_thread::with_gil;
 use runtime::Runtime;
@@ -59,14 +63,21 @@ impl App for AsgiApp {
         };
         let logger = req.logger();
         let runtime = &self.runtime;
+        let raw = req.as_raw();
+        // SAFETY: the host vtable is the server's, static for the life of the process.
+        let host = unsafe { raw.host.as_ref() }.filter(|_| raw.flags & WS_REQ_WEBSOCKET != 0);
+        let raw_io = host.map(|host| RawIo { host, io: raw.io });
+        let ws = raw_io.map(|_| Arc::new(websocket::WsShared::new(Arc::clone(runtime), logger)));
         let started = with_gil(|py| {
             let state = runtime.state.bind(py);
-            let (scope, body_empty) = scope::build(py, req, runtime.asgi_version, state)?;
+            let (scope, body_empty) =
+                scope::build(py, req, runtime.asgi_version, state, ws.is_some())?;
             let shared = Arc::new(Shared::new(
                 waker,
                 logger,
                 Arc::clone(&self.label),
                 body_empty,
+                ws,
             ));
             let chan = Py::new(py, Channel::new(Arc::clone(&shared)))?;
             runtime.spawn(py, &scope, &chan)?;
@@ -74,7 +85,7 @@ impl App for AsgiApp {
         });
         match started {
             Ok((shared, chan)) => {
-                Response::deferred(Body::new(shared, chan, Arc::clone(&self.runtime)))
+                Response::deferred(Body::new(shared, chan, Arc::clone(&self.runtime), raw_io))
             }
             Err(err) => {
                 logger.error(&format!(

@@ -9,17 +9,22 @@
 
 use crate::config::{Config, LoopKind};
 use crate::exchange::Channel;
+use crate::watchdog::Watchdog;
 use app_abi::Logger;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyModule};
 use python_embed::interpreter::{self, LoadError};
 use python_embed::python_thread::with_gil_continuing;
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 const BRIDGE_PY: &str = include_str!("bridge.py");
 /// How long `shutdown` waits for the app's lifespan shutdown.
 const LIFESPAN_SHUTDOWN_SECS: f64 = 10.0;
+/// How long a failed `init` waits for the stopped loop's thread to end: a startup that blocks
+/// the loop (a call that does not await) keeps it from stopping, and the worker exits anyway.
+const STUCK_LOOP_GRACE: Duration = Duration::from_secs(2);
 
 /// One worker's loop and app.
 pub(crate) struct Runtime {
@@ -37,30 +42,44 @@ pub(crate) struct Runtime {
     call_soon: PyObject,
     wake: PyObject,
     thread: Mutex<Option<JoinHandle<()>>>,
+    watchdog: Watchdog,
     logger: Logger,
 }
 
-/// The loop thread, stopped and joined on drop (so a failed `init` leaves no thread behind).
+/// The loop thread, stopped on drop (so a failed `init` leaves no thread behind) and joined
+/// if it ends within [`STUCK_LOOP_GRACE`].
 struct LoopThread {
     event_loop: PyObject,
     thread: Option<JoinHandle<()>>,
+    /// Disconnected when the thread ends.
+    ended: mpsc::Receiver<()>,
 }
 
 impl Drop for LoopThread {
     fn drop(&mut self) {
         // Taken (`thread: None`) when the runtime keeps the loop running.
         if let Some(thread) = self.thread.take() {
-            stop_and_join(&self.event_loop, Some(thread));
+            request_stop(&self.event_loop);
+            // Waited for without the GIL: the loop thread needs it to finish.
+            if self.ended.recv_timeout(STUCK_LOOP_GRACE) == Err(mpsc::RecvTimeoutError::Timeout) {
+                // Blocked in app code: left to end with the process, which exits as init failed.
+                return;
+            }
+            let _ = thread.join();
         }
     }
 }
 
-fn stop_and_join(event_loop: &PyObject, thread: Option<JoinHandle<()>>) {
+fn request_stop(event_loop: &PyObject) {
     with_gil_continuing(|py| {
         let stop = event_loop.getattr(py, "stop")?;
         event_loop.call_method1(py, "call_soon_threadsafe", (stop,))
     })
     .ok();
+}
+
+fn stop_and_join(event_loop: &PyObject, thread: Option<JoinHandle<()>>) {
+    request_stop(event_loop);
     // Joined without the GIL: the loop thread needs it to finish.
     if let Some(thread) = thread {
         let _ = thread.join();
@@ -116,9 +135,11 @@ impl Runtime {
             &app,
             asgi_version,
             &state,
-            target,
+            config,
             logger,
         )?;
+        let label: Arc<str> = Arc::from(target.to_string());
+        let watchdog = Watchdog::start(&bridge, &loop_thread.event_loop, label, logger)?;
         let mut loop_thread = loop_thread;
         let thread = loop_thread.thread.take();
         let event_loop = Python::with_gil(|py| loop_thread.event_loop.clone_ref(py));
@@ -148,6 +169,7 @@ impl Runtime {
             call_soon,
             wake,
             thread: Mutex::new(thread),
+            watchdog,
             logger,
         })
     }
@@ -189,6 +211,8 @@ impl Runtime {
 
     /// The lifespan shutdown, then the loop stops and its thread is joined.
     pub(crate) fn stop(&self) {
+        // Before the shutdown blocks the loop's clock on purpose.
+        self.watchdog.stop();
         if let Some(lifespan) = &self.lifespan {
             let outcome = with_gil_continuing(|py| {
                 self.bridge
@@ -222,10 +246,12 @@ fn spawn_loop(
     logger: Logger,
 ) -> Result<(LoopThread, String), String> {
     let (tx, rx) = mpsc::channel::<Result<(PyObject, String), String>>();
+    let (ended_tx, ended) = mpsc::channel::<()>();
     let bridge = Python::with_gil(|py| bridge.clone_ref(py));
     let thread = std::thread::Builder::new()
         .name("asgi-loop".to_owned())
         .spawn(move || {
+            let _ended = ended_tx;
             Python::with_gil(|py| {
                 let made = bridge
                     .call_method1(py, "new_loop", (kind.name(),))
@@ -260,6 +286,7 @@ fn spawn_loop(
             LoopThread {
                 event_loop,
                 thread: Some(thread),
+                ended,
             },
             name,
         )),
@@ -275,16 +302,18 @@ fn spawn_loop(
 }
 
 /// Runs the lifespan startup and waits for its outcome: the lifespan to keep, `None` when the
-/// app does not speak the protocol, `Err` (one line) when its startup failed.
+/// app does not speak the protocol, `Err` (one line) when its startup failed or did not finish
+/// within `--startup-timeout` (then it is cancelled, and the line says where it waited).
 fn lifespan_startup(
     bridge: &Py<PyModule>,
     event_loop: &PyObject,
     app: &PyObject,
     version: &str,
     state: &Py<PyDict>,
-    target: &python_embed::target::Target,
+    config: &Config,
     logger: Logger,
 ) -> Result<Option<PyObject>, String> {
+    let target = &config.target;
     Python::with_gil(|py| {
         let started = bridge
             .call_method1(py, "lifespan_startup", (event_loop, app, version, state))
@@ -292,15 +321,29 @@ fn lifespan_startup(
         let (lifespan, fut) =
             started.map_err(|e| format!("cannot start the lifespan protocol: {e}"))?;
         // `result()` waits with the GIL released, so the loop thread runs the startup.
-        let (what, message): (String, Option<String>) = fut
-            .call_method0(py, "result")
-            .and_then(|r| r.extract(py))
-            .map_err(|e| {
-                format!(
+        let timeout = config.startup_timeout.as_secs_f64();
+        let outcome = fut
+            .call_method1(py, "result", (timeout,))
+            .and_then(|r| r.extract::<(String, Option<String>)>(py));
+        let (what, message) = match outcome {
+            Ok(outcome) => outcome,
+            Err(e) if e.is_instance_of::<pyo3::exceptions::PyTimeoutError>(py) => {
+                let place = bridge
+                    .call_method1(py, "lifespan_stuck", (event_loop, &lifespan))
+                    .and_then(|w| w.extract::<String>(py))
+                    .unwrap_or_else(|e| format!("(cannot tell where: {e})"));
+                return Err(format!(
+                    "lifespan startup of {target} did not finish within {timeout} s \
+                     (--startup-timeout): it waits at {place}"
+                ));
+            }
+            Err(e) => {
+                return Err(format!(
                     "lifespan startup of {target}: {}",
                     interpreter::last_line(py, &e)
-                )
-            })?;
+                ))
+            }
+        };
         let summary = |text: &Option<String>| -> String {
             bridge
                 .call_method1(py, "summary", (text.as_deref(),))

@@ -1,8 +1,7 @@
-//! The ASGI `http` scope (spec 2.3) of one request, from the server's environ.
-//!
-//! The environ has no raw request target: `path` is the server's percent-decoded `PATH_INFO` (as
-//! UTF-8, invalid bytes replaced) and `raw_path` is that path percent-encoded again, so a path
-//! that spelled a byte `%41` where `A` would do reads back as `A`, and `%2F` as `/`.
+//! The ASGI `http` scope (spec 2.3), or `websocket` scope (spec 2.3) for a request the server
+//! flags as a WebSocket handshake, of one request, from the server's environ: `path` is the
+//! server's percent-decoded `PATH_INFO` (as UTF-8, invalid bytes replaced), `raw_path` the path
+//! as the client sent it (`webserver.raw_path`), so `%2F` and `/` stay apart there.
 
 use app_abi::Request;
 use pyo3::prelude::*;
@@ -14,9 +13,11 @@ pub(crate) fn build<'py>(
     req: &Request<'_>,
     asgi_version: &str,
     state: &Bound<'py, PyDict>,
+    websocket: bool,
 ) -> PyResult<(Bound<'py, PyDict>, bool)> {
     let mut method: &[u8] = b"GET";
     let mut path: &[u8] = b"/";
+    let mut raw_path: Option<&[u8]> = None;
     let mut query: &[u8] = b"";
     let mut root_path: &[u8] = b"";
     let mut http_version = "1.1";
@@ -24,11 +25,13 @@ pub(crate) fn build<'py>(
     let (mut server_name, mut server_port): (&[u8], &[u8]) = (b"", b"");
     let (mut remote_addr, mut remote_port): (&[u8], &[u8]) = (b"", b"");
     let mut body_empty = true;
+    let mut subprotocols: Option<&[u8]> = None;
     let headers = PyList::empty_bound(py);
     for (name, value) in req.vars() {
         match name {
             b"REQUEST_METHOD" => method = value,
             b"PATH_INFO" => path = value,
+            b"webserver.raw_path" => raw_path = Some(value),
             b"QUERY_STRING" => query = value,
             b"SCRIPT_NAME" => root_path = value,
             b"SERVER_PROTOCOL" if value == b"HTTP/1.0" => http_version = "1.0",
@@ -37,6 +40,7 @@ pub(crate) fn build<'py>(
             b"SERVER_PORT" => server_port = value,
             b"REMOTE_ADDR" => remote_addr = value,
             b"REMOTE_PORT" => remote_port = value,
+            b"HTTP_SEC_WEBSOCKET_PROTOCOL" => subprotocols = Some(value),
             _ => {}
         }
         let header = match name {
@@ -81,13 +85,33 @@ pub(crate) fn build<'py>(
     let asgi = PyDict::new_bound(py);
     asgi.set_item("version", asgi_version)?;
     asgi.set_item("spec_version", "2.3")?;
-    scope.set_item("type", "http")?;
     scope.set_item("asgi", asgi)?;
     scope.set_item("http_version", http_version)?;
-    scope.set_item("method", text(method))?;
-    scope.set_item("scheme", text(scheme))?;
+    let extensions = PyDict::new_bound(py);
+    if websocket {
+        scope.set_item("type", "websocket")?;
+        scope.set_item("scheme", if scheme == b"https" { "wss" } else { "ws" })?;
+        // The offered subprotocols, in the client's order (one field, joined with ", ").
+        let offered = PyList::empty_bound(py);
+        for name in subprotocols.unwrap_or_default().split(|&b| b == b',') {
+            let name = name.trim_ascii();
+            if !name.is_empty() {
+                offered.append(text(name))?;
+            }
+        }
+        scope.set_item("subprotocols", offered)?;
+        // A denial may be any HTTP response (uvicorn offers it too).
+        extensions.set_item("websocket.http.response", PyDict::new_bound(py))?;
+    } else {
+        scope.set_item("type", "http")?;
+        scope.set_item("method", text(method))?;
+        scope.set_item("scheme", text(scheme))?;
+    }
     scope.set_item("path", text(path))?;
-    scope.set_item("raw_path", PyBytes::new_bound(py, &percent_encode(path)))?;
+    match raw_path {
+        Some(raw) => scope.set_item("raw_path", PyBytes::new_bound(py, raw))?,
+        None => scope.set_item("raw_path", py.None())?,
+    }
     scope.set_item("query_string", PyBytes::new_bound(py, query))?;
     scope.set_item("root_path", text(root_path))?;
     scope.set_item("headers", headers)?;
@@ -97,31 +121,11 @@ pub(crate) fn build<'py>(
     }
     scope.set_item("server", (text(server_name), port(server_port)))?;
     scope.set_item("state", state.copy()?)?;
+    if !websocket {
+        // The server sends a file by path itself (ABI 1.2 `send_file`).
+        extensions.set_item("http.response.pathsend", PyDict::new_bound(py))?;
+    }
+    // asgiref's scopes require the key.
+    scope.set_item("extensions", extensions)?;
     Ok((scope, body_empty))
-}
-
-/// `path` with every byte outside RFC 3986's `pchar` and `/` percent-encoded.
-fn percent_encode(path: &[u8]) -> Vec<u8> {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = Vec::with_capacity(path.len());
-    for &b in path {
-        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b) {
-            out.push(b);
-        } else {
-            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn raw_path_escapes_what_a_path_segment_cannot_hold() {
-        assert_eq!(
-            super::percent_encode(b"/items/a b/%/caf\xc3\xa9"),
-            b"/items/a%20b/%25/caf%C3%A9"
-        );
-        assert_eq!(super::percent_encode(b"/a:b@c;d=e"), b"/a:b@c;d=e");
-    }
 }

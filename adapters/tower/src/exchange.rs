@@ -20,8 +20,9 @@
 //! or body — that is how the app's work is cancelled.
 
 use crate::body::{TryReadSource, Upload, Wake};
+use crate::file::SendFile;
 use crate::upgrade::{Probe, RawStream, StreamSlot};
-use app_abi::{BodyIo, DeferredBody, Logger, Next};
+use app_abi::{BodyIo, DeferredBody, FileSend, Logger, Next};
 use bytes::{Buf, Bytes};
 use http::header::{self, HeaderName};
 use http::StatusCode;
@@ -44,6 +45,8 @@ enum Stage<S: Service<http::Request<crate::RequestBody>>, B> {
     Calling(Pin<Box<S::Future>>),
     /// The head went out; the body's frames follow.
     Streaming(Pin<Box<B>>),
+    /// The head went out; the body is a file the server sends ([`crate::file_response`]).
+    File(Box<FileSend>),
     /// The body ended or failed: nothing more is polled.
     Finished,
 }
@@ -62,6 +65,18 @@ pub(crate) trait StepHost: TryReadSource {
         parts: &http::response::Parts,
         slot: &Arc<StreamSlot>,
     ) -> Result<Arc<dyn RawStream>, String>;
+
+    /// One step of a file body: the server takes the file, or a chunk of it read here.
+    fn file_step(&mut self, _file: &mut FileSend) -> FileStep {
+        FileStep::Error
+    }
+}
+
+/// What one step of a file body gave.
+pub(crate) enum FileStep {
+    Chunk(Bytes),
+    End,
+    Error,
 }
 
 impl StepHost for BodyIo<'_> {
@@ -74,6 +89,14 @@ impl StepHost for BodyIo<'_> {
 
     fn waker(&mut self) -> Option<Box<dyn Wake>> {
         BodyIo::waker(self).map(|w| Box::new(w) as Box<dyn Wake>)
+    }
+
+    fn file_step(&mut self, file: &mut FileSend) -> FileStep {
+        match file.next(self) {
+            Next::Chunk(chunk) => FileStep::Chunk(Bytes::copy_from_slice(chunk)),
+            Next::End | Next::Pending => FileStep::End,
+            Next::Error => FileStep::Error,
+        }
     }
 
     fn upgrade(
@@ -329,12 +352,18 @@ where
                     Poll::Pending => return Polled::Pending,
                     Poll::Ready(Err(err)) => return self.fail("service failed", err.into()),
                     Poll::Ready(Ok(response)) => {
-                        let (parts, body) = response.into_parts();
+                        let (mut parts, body) = response.into_parts();
                         if let Some(polled) = switch(&mut self.probe, host, &parts, &self.logger) {
                             self.stage = Stage::Finished;
                             return polled;
                         }
-                        let length = body.size_hint().exact();
+                        let file = parts.extensions.remove::<SendFile>().and_then(|f| f.take());
+                        // A file's length is the server's to say (it may answer a range).
+                        let length = if file.is_some() {
+                            None
+                        } else {
+                            body.size_hint().exact()
+                        };
                         if let Err(err) = host.start(&parts, length) {
                             self.logger.error(&format!(
                                 "response head rejected by the server: {err} (status {})",
@@ -343,9 +372,28 @@ where
                             self.stage = Stage::Finished;
                             return Polled::Error;
                         }
-                        self.stage = Stage::Streaming(Box::pin(body));
+                        self.stage = match file {
+                            Some(file) => Stage::File(Box::new(file)),
+                            None => Stage::Streaming(Box::pin(body)),
+                        };
                     }
                 },
+                Stage::File(file) => {
+                    return match host.file_step(file) {
+                        FileStep::Chunk(chunk) => {
+                            self.current = chunk;
+                            Polled::Chunk
+                        }
+                        FileStep::End => {
+                            self.stage = Stage::Finished;
+                            Polled::End
+                        }
+                        FileStep::Error => {
+                            self.stage = Stage::Finished;
+                            Polled::Error
+                        }
+                    };
+                }
                 Stage::Streaming(body) => match body.as_mut().poll_frame(&mut cx) {
                     Poll::Pending => return Polled::Pending,
                     Poll::Ready(None) => {

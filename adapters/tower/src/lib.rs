@@ -32,10 +32,12 @@
 
 mod body;
 mod exchange;
+mod file;
 mod request;
 mod upgrade;
 
 pub use body::{BodyError, RequestBody};
+pub use file::{file_response, SendFile};
 
 use app_abi::{InitContext, Logger, Request, Response};
 use exchange::{Exchange, LazyWake};

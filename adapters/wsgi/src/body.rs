@@ -18,7 +18,8 @@
 use crate::exchange::Exchange;
 use crate::interpreter::traceback;
 use crate::start_response::type_name;
-use app_abi::raw::{WsBytes, WS_ERR_APP, WS_LENGTH_UNKNOWN};
+use crate::streams::FileWrapper;
+use app_abi::raw::{WsBytes, WS_ERR_APP, WS_FILE_RANGES, WS_LENGTH_UNKNOWN};
 use app_abi::LogLevel;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
@@ -103,6 +104,24 @@ pub(crate) fn prepare(
     result: &Bound<'_, PyAny>,
     label: &Arc<str>,
 ) -> PyResult<Prepared> {
+    if handed_over(exchange, result) {
+        // The server sends the file (it holds its own descriptor): closing the app's iterable
+        // now closes the app's file, as PEP 3333 asks once the response is complete.
+        let mut body = Box::new(BodyState {
+            exchange: Arc::clone(exchange),
+            iterable: Some(result.clone().unbind()),
+            source: Source::Prefetched(Vec::new().into_iter()),
+            current: None,
+            first: None,
+            phase: Phase::Done,
+            label: Arc::clone(label),
+        });
+        body.finish(result.py());
+        return Ok(Prepared {
+            body,
+            length_hint: WS_LENGTH_UNKNOWN,
+        });
+    }
     let sequence = if let Ok(list) = result.downcast_exact::<PyList>() {
         Some(list.iter().collect::<Vec<_>>())
     } else if let Ok(tuple) = result.downcast_exact::<PyTuple>() {
@@ -276,6 +295,45 @@ impl BodyState {
             }
         });
     }
+}
+
+/// The app returned a `wsgi.file_wrapper` of a real file — itself (Django's `FileResponse`, a
+/// plain app), or inside werkzeug's range wrapper (Flask's `send_file` answering a Range with
+/// 206) — and the server took the file (ABI 1.2 `send_file`). Not before `start_response` nor
+/// after bytes went out by `write()`: then it is iterated like any body.
+fn handed_over(exchange: &Exchange, result: &Bound<'_, PyAny>) -> bool {
+    let head = exchange.head();
+    if !head.started || head.body_sent {
+        return false;
+    }
+    let py = result.py();
+    if let Ok(wrapper) = result.downcast::<FileWrapper>() {
+        // A whole file: the server answers Range on it (the app answered 200 for all of it).
+        return wrapper
+            .borrow()
+            .hand_over(py, exchange, None, WS_LENGTH_UNKNOWN, WS_FILE_RANGES);
+    }
+    // werkzeug's `_RangeWrapper(iterable, start_byte, byte_range)`: the app's own 206.
+    let is_range_wrapper = result
+        .get_type()
+        .name()
+        .is_ok_and(|name| name == "_RangeWrapper");
+    if !is_range_wrapper {
+        return false;
+    }
+    let attr = |name| result.getattr(name).ok();
+    let (Some(inner), Some(start), Some(length)) =
+        (attr("iterable"), attr("start_byte"), attr("byte_range"))
+    else {
+        return false;
+    };
+    let (Ok(wrapper), Ok(start)) = (inner.downcast::<FileWrapper>(), start.extract::<u64>()) else {
+        return false;
+    };
+    let length = length.extract::<u64>().unwrap_or(WS_LENGTH_UNKNOWN);
+    wrapper
+        .borrow()
+        .hand_over(py, exchange, Some(start), length, 0)
 }
 
 /// One item of the app's iterable: a chunk, `None` at its end, or `Err((what, traceback))` when

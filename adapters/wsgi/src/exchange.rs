@@ -208,6 +208,21 @@ impl Exchange {
         Ok(())
     }
 
+    /// ABI 1.2 `send_file`: the rest of the response is bytes `offset..offset + length` of
+    /// `fd` (the server duplicates it). `None` when the server is older than 1.2 (or the
+    /// request is not this thread's now): the caller iterates the file instead. The host's
+    /// code otherwise (`WS_ERR_INVALID`: not a regular file, or past its end).
+    pub(crate) fn send_file(&self, fd: i32, offset: u64, length: u64, flags: u32) -> Option<i32> {
+        self.require_active("wsgi.file_wrapper").ok()?;
+        let send_file = self.host.has_send_file().then_some(self.host.send_file)??;
+        // SAFETY: `io` is live (checked above); the host only duplicates `fd` during the call.
+        let rc = unsafe { send_file(self.io, fd, offset, length, flags) };
+        if rc == WS_OK {
+            self.mark_body_sent();
+        }
+        Some(rc)
+    }
+
     /// The host's `start_response` with a validated, latin-1 encoded head. `Ok` marks the
     /// response started.
     pub(crate) fn start_response(

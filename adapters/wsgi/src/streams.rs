@@ -7,6 +7,8 @@
 #![allow(clippy::useless_conversion)]
 
 use app_abi::{LogLevel, Logger};
+
+use crate::exchange::Exchange;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -91,6 +93,8 @@ impl Drop for Errors {
 
 /// `wsgi.file_wrapper(filelike, block_size=8192)`: iterates the file in blocks; the server calls
 /// its `close()`, which closes the file (PEP 3333 "Optional Platform-Specific File Handling").
+/// Returned as the response body of a file with a real descriptor, it is not iterated at all:
+/// the server sends the file (ABI 1.2 `send_file`, [`FileWrapper::hand_over`]).
 #[pyclass(module = "webserver", name = "FileWrapper")]
 pub(crate) struct FileWrapper {
     filelike: PyObject,
@@ -106,6 +110,29 @@ impl FileWrapper {
             filelike,
             block_size: block_size.max(1),
         }
+    }
+
+    /// Whether the file can be sent by the server: 1.0 `seekable()` as werkzeug's range
+    /// wrapper asks, so that it seeks rather than reads and drops the bytes before a range.
+    fn seekable(&self, py: Python<'_>) -> bool {
+        let file = self.filelike.bind(py);
+        file.hasattr("seek").unwrap_or(false)
+            && file
+                .call_method0("seekable")
+                .and_then(|s| s.is_truthy())
+                .unwrap_or(false)
+    }
+
+    fn seek(&self, py: Python<'_>, offset: u64) -> PyResult<PyObject> {
+        Ok(self
+            .filelike
+            .bind(py)
+            .call_method1("seek", (offset,))?
+            .unbind())
+    }
+
+    fn tell(&self, py: Python<'_>) -> PyResult<PyObject> {
+        Ok(self.filelike.bind(py).call_method0("tell")?.unbind())
     }
 
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -130,5 +157,38 @@ impl FileWrapper {
             file.call_method0("close")?;
         }
         Ok(())
+    }
+}
+
+impl FileWrapper {
+    /// The file's descriptor and the position the body starts at, if it has a real one (a
+    /// `BytesIO` has none: it is iterated).
+    fn descriptor(&self, py: Python<'_>) -> Option<(i32, u64)> {
+        let file = self.filelike.bind(py);
+        let fd: i32 = file.call_method0("fileno").ok()?.extract().ok()?;
+        let position: u64 = match file.call_method0("tell") {
+            Ok(position) => position.extract().ok()?,
+            Err(_) => 0,
+        };
+        Some((fd, position))
+    }
+
+    /// Hands `length` bytes of the file (from `at`, else from its position; `length`
+    /// `WS_LENGTH_UNKNOWN`: to its end) to the server. False when the server cannot take it
+    /// (older than ABI 1.2, no descriptor, not a regular file): the caller iterates the wrapper
+    /// as before.
+    pub(crate) fn hand_over(
+        &self,
+        py: Python<'_>,
+        exchange: &Exchange,
+        at: Option<u64>,
+        length: u64,
+        flags: u32,
+    ) -> bool {
+        let Some((fd, position)) = self.descriptor(py) else {
+            return false;
+        };
+        let offset = at.unwrap_or(position);
+        exchange.send_file(fd, offset, length, flags) == Some(app_abi::raw::WS_OK)
     }
 }

@@ -127,6 +127,14 @@ impl<'a> BodyIo<'a> {
     pub fn logger(&self) -> Logger {
         self.logger
     }
+
+    pub(crate) fn host(&self) -> &WsHost {
+        self.host
+    }
+
+    pub(crate) fn raw_io(&self) -> *mut c_void {
+        self.io
+    }
 }
 
 /// `host.try_read` over `buf`.

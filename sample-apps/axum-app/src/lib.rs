@@ -11,6 +11,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::sse::{Event, Sse};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::stream::{self, Stream, StreamExt};
@@ -78,6 +79,7 @@ pub fn router() -> Router {
         .route("/stats", get(stats))
         .route("/events", get(events))
         .route("/bytes", get(bytes))
+        .route("/file", get(file))
         .route("/panic", get(panic))
         .route("/block-forever", get(block_forever))
         .route("/ws", get(ws))
@@ -262,6 +264,22 @@ async fn bytes(Query(q): Query<ByteCount>) -> Body {
         Ok::<_, Infallible>(vec![b'x'; len])
     });
     Body::from_stream(stream::iter(chunks))
+}
+
+/// The file named by `AXUM_APP_FILE`, handed to webserver to send (ABI 1.2 `send_file`: Range,
+/// ETag and 304 are the server's). Only webserver sends it: under plain `axum::serve` the body is
+/// empty (use tower-http's `ServeFile` there).
+async fn file() -> axum::response::Response {
+    let Some(file) = std::env::var_os("AXUM_APP_FILE").and_then(|p| std::fs::File::open(p).ok())
+    else {
+        return (StatusCode::NOT_FOUND, "no AXUM_APP_FILE\n").into_response();
+    };
+    let mut response = webserver_tower::file_response(file);
+    response.headers_mut().insert(
+        HeaderName::from_static("content-type"),
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    response
 }
 
 /// Starts a blocking task that never returns (a stuck driver call, say) and answers at once: the

@@ -37,6 +37,9 @@ const CONNECTION_WINDOW: u32 = 1024 * 1024;
 /// How often an idle connection is checked against `--keep-alive`.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
+/// After a GOAWAY, how long a connection without streams waits for its client to close.
+const GOAWAY_LINGER: Duration = Duration::from_secs(2);
+
 /// A connection on its way from a serving thread to the HTTP/2 thread.
 pub(super) struct Handoff {
     stream: Stream,
@@ -188,7 +191,8 @@ async fn connection(
         }));
     let mut tick = tokio::time::interval(IDLE_CHECK);
     let mut active_at = Instant::now();
-    let mut going_away = false;
+    // When the GOAWAY was sent (a drain, or --keep-alive).
+    let mut going_away: Option<Instant> = None;
     loop {
         let event = poll_fn(|cx| {
             if let Some(drain) = &mut drained {
@@ -215,18 +219,24 @@ async fn connection(
                 break;
             }
             Event::Stream(None) => break,
-            Event::Drain if !going_away => {
-                going_away = true;
+            Event::Drain if going_away.is_none() => {
+                going_away = Some(Instant::now());
                 conn.graceful_shutdown();
             }
             Event::Drain => {}
             Event::Tick => {
-                if conn.has_streams() || in_flight.load(Ordering::SeqCst) > 0 {
-                    active_at = Instant::now();
-                } else if !going_away && active_at.elapsed() >= settings.keep_alive {
-                    log::debug!("{peer}: HTTP/2 keep-alive timeout");
-                    going_away = true;
-                    conn.graceful_shutdown();
+                let busy = conn.has_streams() || in_flight.load(Ordering::SeqCst) > 0;
+                match going_away {
+                    _ if busy => active_at = Instant::now(),
+                    None if active_at.elapsed() >= settings.keep_alive => {
+                        log::debug!("{peer}: HTTP/2 keep-alive timeout");
+                        going_away = Some(Instant::now());
+                        conn.graceful_shutdown();
+                    }
+                    // The GOAWAY's closing handshake waits for the client's PING answer: one
+                    // that never answers must not hold a drain until --graceful-timeout.
+                    Some(since) if since.elapsed() >= GOAWAY_LINGER => break,
+                    _ => {}
                 }
             }
         }

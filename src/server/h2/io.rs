@@ -31,7 +31,16 @@ pub(super) struct H2Io {
     early_at: usize,
     /// Decrypted bytes on their way into a `ReadBuf` (TLS reads append to a `Vec`).
     plain: Vec<u8>,
+    /// rustls may hold decrypted bytes no edge of the socket will announce: the last TLS read
+    /// filled the `ReadBuf` (a shorter one found the socket empty), or none was made yet.
+    decrypted_left: bool,
+    /// TLS: what `h2` wrote since its last flush, encrypted at the flush, so one batch of frames
+    /// makes as few records and writes as it can (`h2` writes frame by frame).
+    pending: Vec<u8>,
 }
+
+/// Plaintext held for a flush beyond this is flushed first.
+const PENDING_LIMIT: usize = 64 * 1024;
 
 impl H2Io {
     /// Must run inside the HTTP/2 thread's runtime (it registers the socket with its reactor).
@@ -53,6 +62,8 @@ impl H2Io {
             early,
             early_at: 0,
             plain: Vec::new(),
+            decrypted_left: true,
+            pending: Vec::new(),
         })
     }
 }
@@ -79,37 +90,27 @@ fn read_now(
     Ok(())
 }
 
-/// One write that does not wait: how many bytes were taken, or `WouldBlock`.
-fn write_now(
-    stream: &mut Stream,
-    tls: &mut Option<Box<TlsSession>>,
-    data: &[u8],
-) -> io::Result<usize> {
-    match tls {
-        None => stream.write(data).inspect(|&n| crate::stats::bytes_out(n)),
-        Some(tls) => match tls.write_nonblocking(stream, &[data])? {
-            0 => Err(io::ErrorKind::WouldBlock.into()),
-            n => Ok(n),
-        },
+/// Encrypts and sends the plaintext `h2` wrote since the last flush, as far as the socket takes
+/// it now: `WouldBlock` while some of it (or of the records) waits for room.
+fn flush_now(stream: &mut Stream, tls: &mut TlsSession, pending: &mut Vec<u8>) -> io::Result<()> {
+    let taken = tls.write_nonblocking(stream, &[pending])?;
+    pending.drain(..taken);
+    if !pending.is_empty() || !tls.flush_nonblocking(stream)? {
+        return Err(io::ErrorKind::WouldBlock.into());
     }
-}
-
-/// Sends the encrypted bytes rustls holds without waiting; `WouldBlock` while some remain.
-fn flush_now(stream: &mut Stream, tls: &mut Option<Box<TlsSession>>) -> io::Result<()> {
-    match tls {
-        Some(tls) => match tls.flush_nonblocking(stream)? {
-            true => Ok(()),
-            false => Err(io::ErrorKind::WouldBlock.into()),
-        },
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 impl Drop for H2Io {
-    /// A TLS connection ends with close_notify, as on the HTTP/1.1 path.
+    /// A TLS connection ends with close_notify, as on the HTTP/1.1 path (after what `h2` wrote
+    /// last, its GOAWAY, best effort).
     fn drop(&mut self) {
         if let Some(tls) = &mut self.tls {
-            tls.close(&mut self.fd.get_mut().0);
+            let stream = &mut self.fd.get_mut().0;
+            if let Err(e) = tls.write_nonblocking(stream, &[&self.pending]) {
+                log::debug!("HTTP/2 over TLS: last frames not sent: {e}");
+            }
+            tls.close(stream);
         }
     }
 }
@@ -126,6 +127,8 @@ impl AsyncRead for H2Io {
             early,
             early_at,
             plain,
+            decrypted_left,
+            ..
         } = self.get_mut();
         if *early_at < early.len() {
             let rest = &early[*early_at..];
@@ -138,19 +141,26 @@ impl AsyncRead for H2Io {
             }
             return Poll::Ready(Ok(()));
         }
-        if tls.is_some() {
-            // rustls may hold decrypted bytes that no new edge of the socket will announce.
+        if tls.is_some() && std::mem::take(decrypted_left) {
+            let room = buf.remaining();
             match read_now(&mut fd.get_mut().0, tls, plain, buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                done => return Poll::Ready(done),
+                done => {
+                    *decrypted_left = plain.len() == room;
+                    return Poll::Ready(done);
+                }
             }
         }
         loop {
             let mut guard = ready!(fd.poll_read_ready_mut(cx))?;
             // `try_io` clears the readiness only if the read found nothing, without losing an
             // edge that came meanwhile.
+            let room = buf.remaining();
             match guard.try_io(|inner| read_now(&mut inner.get_mut().0, tls, plain, buf)) {
-                Ok(done) => return Poll::Ready(done),
+                Ok(done) => {
+                    *decrypted_left = tls.is_some() && plain.len() == room;
+                    return Poll::Ready(done);
+                }
                 Err(_would_block) => {}
             }
         }
@@ -159,28 +169,41 @@ impl AsyncRead for H2Io {
 
 impl AsyncWrite for H2Io {
     fn poll_write(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let H2Io { fd, tls, .. } = self.get_mut();
+        if self.tls.is_some() {
+            if self.pending.len() >= PENDING_LIMIT {
+                ready!(self.as_mut().poll_flush(cx))?;
+            }
+            self.pending.extend_from_slice(data);
+            return Poll::Ready(Ok(data.len()));
+        }
+        let fd = &mut self.get_mut().fd;
         loop {
             let mut guard = ready!(fd.poll_write_ready_mut(cx))?;
-            match guard.try_io(|inner| write_now(&mut inner.get_mut().0, tls, data)) {
-                Ok(done) => return Poll::Ready(done),
-                Err(_would_block) => {}
+            let written = guard.try_io(|inner| {
+                let n = inner.get_mut().0.write(data)?;
+                crate::stats::bytes_out(n);
+                Ok(n)
+            });
+            if let Ok(done) = written {
+                return Poll::Ready(done);
             }
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let H2Io { fd, tls, .. } = self.get_mut();
-        if tls.is_none() {
+        let H2Io {
+            fd, tls, pending, ..
+        } = self.get_mut();
+        let Some(tls) = tls else {
             return Poll::Ready(Ok(()));
-        }
+        };
         loop {
             let mut guard = ready!(fd.poll_write_ready_mut(cx))?;
-            match guard.try_io(|inner| flush_now(&mut inner.get_mut().0, tls)) {
+            match guard.try_io(|inner| flush_now(&mut inner.get_mut().0, tls, pending)) {
                 Ok(done) => return Poll::Ready(done),
                 Err(_would_block) => {}
             }

@@ -20,6 +20,7 @@ use std::thread::JoinHandle;
 
 use super::conn::Conn;
 use super::slots::Slots;
+use crate::listen::ListenerOptions;
 use crate::sys::epoll::Epoll;
 
 pub(crate) use stream::serve_stream;
@@ -31,9 +32,16 @@ const PREFACE_START: &[u8] = b"PRI * HTTP/2.0\r\n";
 /// The ALPN name of HTTP/2 over TLS (RFC 9113 §3.2).
 const ALPN_H2: &[u8] = b"h2";
 
-/// The input starts with HTTP/2's connection preface.
-pub(crate) fn is_preface(input: &[u8]) -> bool {
-    input.starts_with(PREFACE_START)
+/// The connection serves HTTP/2 (`--http2 on`, or its listener's `h2` option).
+pub(crate) fn serves_http2(options: ListenerOptions, config: &super::Config) -> bool {
+    config.http2 || options.http2
+}
+
+/// The connection opened with HTTP/2's preface where HTTP/2 is served: hand it over.
+pub(crate) fn wanted(conn: &Conn, config: &super::Config) -> bool {
+    conn.is_fresh()
+        && conn.input().starts_with(PREFACE_START)
+        && serves_http2(conn.listener_options(), config)
 }
 
 /// `config` offering `h2` before what it offered (ALPN lists the server's preference first).

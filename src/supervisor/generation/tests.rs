@@ -979,7 +979,7 @@ fn serving_with_canary() -> Sim {
         source: PathBuf::from(SOURCE),
         heartbeat_timeout: None,
         canary: Some(crate::supervisor::canary::CanaryPlan {
-            workers: 1,
+            share: crate::supervisor::canary::CanaryShare::Workers(1),
             window: Duration::from_secs(3),
         }),
     });

@@ -12,6 +12,8 @@ use super::{Action, Generations};
 pub(super) struct Trial {
     pub(super) id: u64,
     pub(super) old: u64,
+    /// How many workers the canary has (`--canary`, decided when the swap started).
+    pub(super) workers: usize,
     /// The window's end, once the canary's workers accept.
     pub(super) ends: Option<Instant>,
     /// `JudgeCanary` is out and its verdict not in yet.
@@ -77,8 +79,8 @@ impl Generations {
         if trial.ends.is_some() {
             return;
         }
-        let old = trial.old;
-        if !self.go_if_ready(id, plan.workers) {
+        let (old, workers) = (trial.old, trial.workers);
+        if !self.go_if_ready(id, workers) {
             return;
         }
         if let Some(trial) = &mut self.trial {
@@ -94,7 +96,7 @@ impl Generations {
             log::Level::Info,
             format!(
                 "generation {id}: canary of {} worker(s) serving beside generation {old} for {:?}",
-                plan.workers, plan.window
+                workers, plan.window
             ),
         );
         // The window in seconds, so a deploy script waits that much longer for the outcome.

@@ -2,9 +2,10 @@
 //! new one and hand it everything once it serves; as the new one, take `--pid FILE` over.
 
 use std::os::fd::AsFd;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::Master;
+use crate::listen::open::SocketFile;
 use crate::stats::Stats;
 use crate::supervisor::generation::Event;
 use crate::supervisor::pid_file::PidFile;
@@ -38,6 +39,7 @@ impl Master {
             &listeners,
             self.pid_file.as_ref().map(PidFile::fd),
             self.stats.as_ref().map(Stats::listener_fd),
+            Duration::from_secs(self.args.upgrade.upgrade_timeout),
         );
         match started {
             Ok(upgrading) => {
@@ -102,6 +104,16 @@ impl Master {
         }
         if let Some(status) = self.held_status.take() {
             self.write_status(&status);
+        }
+        // The files it was handed are this master's now, to remove when it exits; until here a
+        // failure left them to the old master, which still serves on them.
+        self.socket_files = self
+            .names
+            .iter()
+            .filter_map(|n| SocketFile::adopt(n))
+            .collect();
+        if let Some(stats) = &mut self.stats {
+            stats.own_socket_file();
         }
         self.notifier.main_pid();
         handoff.ready();

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# bench/http2.sh — webserver's HTTP/2 (issue 22) beside nginx's (Debian's /usr/sbin/nginx), in one
+# run, printed as ratios webserver / nginx:
+#
+#   h2c req/s       h2load -c 50 -m 10 (50 connections, 10 concurrent streams each), prior
+#                   knowledge, GET / of the hello app (nginx: the same 14-byte greeting)
+#   h2 (TLS) req/s  the same over TLS 1.3 (TLS_AES_128_GCM_SHA256, X25519, ECDSA P-256, one
+#                   certificate made here for both), ALPN h2
+#   and each also per server CPU-second, the steadier figure on a busy machine.
+#
+#     bench/http2.sh                  # 2 rounds of 5 s per measure, ~1 min after the build
+#     ROUNDS=1 DURATION=2 bench/http2.sh
+#
+# Method as bench/tls.sh: each server pinned to CPU 1 (webserver: one worker, --threads 1 from the
+# affinity mask, plus its HTTP/2 thread; nginx: one worker process), h2load to CPU 0; each server
+# started fresh per round, the order alternating; medians over rounds. Target (issue 22): >= 1.0x
+# nginx. hyper's HTTP/2 server is not measured yet (bench/hyper-hello speaks HTTP/1.1 only).
+# Only 127.0.0.1 is contacted; every run is bounded; servers are stopped by their session id.
+# Env: ROUNDS (2), DURATION (5), PORT (18480; TLS on PORT+1), SKIP_BUILD=1, BENCH_WORK
+# (/tmp/webserver-bench). Needs h2load (apt-get install nghttp2-client), nginx, openssl, curl.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+export BENCH_WORK="${BENCH_WORK:-/tmp/webserver-bench}"
+ROUNDS="${ROUNDS:-2}" DURATION="${DURATION:-5}" PORT="${PORT:-18480}"
+TLSPORT=$((PORT + 1))
+SERVER_CPUS=1 CLIENT_CPUS=0 START_TIMEOUT=15
+SUITE=TLS_AES_128_GCM_SHA256
+HZ=$(getconf CLK_TCK)
+RUN="$BENCH_WORK/http2-$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$RUN"
+
+for tool in h2load nginx openssl curl; do
+  command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] || {
+    echo "bench/http2.sh: $tool is missing (apt-get install ${tool/h2load/nghttp2-client})" >&2; exit 1; }
+done
+NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+  cargo build --release -p webserver -p hello
+fi
+
+openssl req -x509 -nodes -days 2 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+  -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+  -keyout "$RUN/key.pem" -out "$RUN/cert.pem" 2>/dev/null
+
+PREFIX="$RUN/nginx"
+mkdir -p "$PREFIX"
+sed -e "s#@PORT@#$PORT#g" -e "s#@TLSPORT@#$TLSPORT#g" -e "s#@PREFIX@#$PREFIX#g" \
+  -e "s#@CERT@#$RUN/cert.pem#g" -e "s#@KEY@#$RUN/key.pem#g" \
+  "$ROOT/bench/nginx-h2.conf" >"$PREFIX/nginx.conf"
+
+declare -A CMD
+CMD[webserver]="exec $ROOT/target/release/webserver --http2 on --bind 127.0.0.1:$PORT --bind 127.0.0.1:$TLSPORT,tls --certfile $RUN/cert.pem --keyfile $RUN/key.pem --ciphers $SUITE $ROOT/target/release/libhello.so:app"
+CMD[nginx]="exec $NGINX_BIN -p $PREFIX -c $PREFIX/nginx.conf -e $PREFIX/error.log"
+
+answers() {
+  curl -s -o /dev/null --max-time 1 --http2-prior-knowledge "http://127.0.0.1:$PORT/" &&
+    curl -sk -o /dev/null --max-time 1 --http2 "https://127.0.0.1:$TLSPORT/"
+}
+
+start() {  # name log
+  local name=$1 log=$2 w sid t0
+  if answers; then
+    echo "bench/http2.sh: port $PORT already answers; refusing to start $name" >&2; return 1
+  fi
+  taskset -c "$SERVER_CPUS" setsid bash -c "${CMD[$name]}" >"$log" 2>&1 </dev/null &
+  SRV_PID=$!
+  SRV_SID=""
+  for w in $(seq 1 100); do
+    sid=$(awk '{s=$0; sub(/.*\) /,"",s); split(s,a," "); print a[4]}' "/proc/$SRV_PID/stat" 2>/dev/null)
+    if [[ "$sid" == "$SRV_PID" ]]; then SRV_SID=$sid; break; fi
+    [[ -z "$sid" ]] && break
+    sleep 0.05
+  done
+  [[ -n "$SRV_SID" ]] || { echo "bench/http2.sh: $name did not get its own session" >&2; return 1; }
+  t0=$SECONDS
+  until answers; do
+    kill -0 "$SRV_PID" 2>/dev/null || { echo "bench/http2.sh: $name exited (see $log)" >&2; return 1; }
+    (( SECONDS - t0 > START_TIMEOUT )) && { echo "bench/http2.sh: $name did not answer" >&2; stop_server; return 1; }
+    sleep 0.1
+  done
+}
+
+# h2load for DURATION seconds (after a 1 s warm-up): "req/s req-per-server-CPU-s".
+load() {  # url out
+  local before after
+  taskset -c "$CLIENT_CPUS" h2load -c 50 -m 10 -D 1 "$1" >/dev/null
+  before=$(session_ticks "$SRV_SID")
+  taskset -c "$CLIENT_CPUS" h2load -c 50 -m 10 -D "$DURATION" "$1" >"$2"
+  after=$(session_ticks "$SRV_SID")
+  grep -q "0 failed, 0 errored" "$2" || echo "bench/http2.sh: failures in $2" >&2
+  awk -v ticks=$((after - before)) -v hz="$HZ" '
+    /^finished in/ { rps = $4 } /^requests:/ { n = $8 }
+    END { cpu = ticks / hz; printf "%.0f %.0f\n", rps, (cpu > 0 ? n / cpu : 0) }' "$2"
+}
+
+echo "bench/http2.sh: $ROUNDS round(s) of ${DURATION}s, h2load -c 50 -m 10; raw data in $RUN"
+for round in $(seq 1 "$ROUNDS"); do
+  order="webserver nginx"; (( round % 2 == 0 )) && order="nginx webserver"
+  for name in $order; do
+    start "$name" "$RUN/$name-$round.log"
+    read -r h2c h2c_cpu < <(load "http://127.0.0.1:$PORT/" "$RUN/$name-$round-h2c.txt")
+    read -r tls tls_cpu < <(load "https://127.0.0.1:$TLSPORT/" "$RUN/$name-$round-tls.txt")
+    stop_server || true
+    echo "$name $round $h2c $h2c_cpu $tls $tls_cpu" | tee -a "$RUN/results.txt"
+  done
+done
+
+python3 - "$RUN/results.txt" <<'PY'
+import statistics, sys
+# name round h2c-req/s h2c-req/cpu-s tls-req/s tls-req/cpu-s
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+def median(name, col):
+    return statistics.median(float(r[col]) for r in rows if r[0] == name)
+print()
+print("| measure (h2load -c 50 -m 10, GET /) | webserver | nginx | ratio | target |")
+print("|---|---|---|---|---|")
+for label, col in (("h2c req/s", 2), ("h2c req per server CPU-s", 3),
+                   ("h2 over TLS req/s", 4), ("h2 over TLS req per server CPU-s", 5)):
+    ws, ng = median("webserver", col), median("nginx", col)
+    ratio = ws / ng if ng else float("nan")
+    print(f"| {label} | {ws:,.0f} | {ng:,.0f} | {ratio:.2f}x | >= 1.0x {'ok' if ratio >= 1.0 else 'MISSED'} |")
+PY
