@@ -93,7 +93,9 @@
  *    connection is the handle's. A 101 through start_response stays WS_ERR_INVALID.
  *  - Threads: stream_read/stream_write/stream_close and websocket_recv/websocket_send/
  *    websocket_close may be called from any thread at any time until the handle is closed; they
- *    never wait and never call into the app: "nothing now" is WS_PENDING.
+ *    never wait and never call into the app: "nothing now" is WS_PENDING. A handle is one kind:
+ *    stream_read/stream_write on a WebSocket's, or websocket_recv/websocket_send on an
+ *    upgrade's, answer WS_ERR_STATE (either close releases either kind).
  *  - Events are edges: a call that answered WS_PENDING arms exactly one later on_event with
  *    WS_EV_READABLE or WS_EV_WRITABLE, run on a serving thread, never two at once for one
  *    connection, never before the call that created the handle returned (serialised with `call`

@@ -4,8 +4,8 @@
 //! serving threads ([`python_thread`]), and the response headers that belong to the server
 //! ([`hop_by_hop`]).
 
+mod gil_line;
 pub mod hop_by_hop;
 pub mod interpreter;
 pub mod python_thread;
 pub mod target;
-mod turnstile;

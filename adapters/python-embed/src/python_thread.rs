@@ -15,29 +15,32 @@
 //! deletes it when the serving thread ends (the server joins its threads before `shutdown`; Python
 //! is never finalised, see [`crate::interpreter`]).
 //!
-//! **In turn.** CPython's GIL is not fair: whichever thread runs first when it is released takes
-//! it, often the one that just released it and asks again (a serving thread going on to its next
-//! request), while the thread it woke waits on; the waiter forces a hand-over only after a switch
-//! interval in which no other thread took the GIL. With `--threads 4` sharing a core, requests
-//! were answered out of turn: with 50 kept-alive connections, a request fairly waits for about 49
-//! others, but the p99 waited for about 120 (`bench/wsgi_order.py`; a shorter switch interval,
-//! 0.5-2 ms, changed nothing). So a request's `call` lines up for the GIL in a [`Turnstile`]: only
-//! the first in line waits inside CPython, and whoever wants the GIL next lines up behind it (p99:
-//! about 50-60, uWSGI about 75-85). The turnstile is held only while waiting for the GIL, never
-//! while running Python, so app code that releases the GIL (blocking I/O, `time.sleep`) lets the
-//! other serving threads in as before, and threads the app started itself compete as usual. A
-//! request's later acquisitions (its body's `next` and `close`, [`with_gil_continuing`]) do not
-//! line up again: every turn handed to another thread is a context switch on a shared core, and
-//! lining up for those too cost about 3 switches per Flask request instead of 1.3, with no gain
-//! in order.
+//! **Who goes next.** The server's serving threads each take a request and then need the GIL
+//! to run it; with a GIL-bound app on a shared core, every time the GIL goes to another serving
+//! thread is a context switch. Plain CPython lets the releasing thread take the GIL straight back
+//! for its next request, and a waiter forces a switch only after 5 ms in which the GIL did not
+//! change hands — which a thread releasing and retaking it resets every time, so with
+//! `--threads 4` requests were answered out of turn (with 50 connections the p99 request waited
+//! for ~150 others' responses instead of ~49, `bench/wsgi_order.py`; one trial served 1,912
+//! requests in 4 s). A FIFO line for the GIL (an earlier version) kept the turns but made nearly
+//! every request a hand-over: 1.03 switches and 101 µs of CPU per Flask request, against 0.04
+//! and 83 µs with `--threads 1`. So the serving threads starting a request go through a
+//! [`GilLine`]: in order, only the first in line waiting inside CPython, except that the thread
+//! that started the last request may go straight in for its next one while the first in line
+//! has waited less than `OVERDUE` (0.5 ms): about half the hand-overs, and a turn order as fair
+//! as granian's. The line is left once the GIL is taken, never held while running Python, so app
+//! code that releases the GIL (blocking I/O, `time.sleep`) lets the other serving threads in as
+//! before, and threads the app started itself compete as usual. A request's later acquisitions
+//! (its body's `next` and `close`, [`with_gil_continuing`]) do not line up: they finish a
+//! request already under way.
 
-use crate::turnstile::Turnstile;
+use crate::gil_line::GilLine;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use std::cell::RefCell;
 
 /// The serving threads' line for the GIL (see the module docs).
-static GIL_TURNS: Turnstile = Turnstile::new();
+static GIL_LINE: GilLine = GilLine::new();
 
 /// This thread's kept Python thread state; dropping it deletes the state.
 struct KeptThreadState {
@@ -84,8 +87,8 @@ impl Drop for KeptThreadState {
 }
 
 /// `Python::with_gil` for the bridge's entry points: keeps this thread's Python thread state from
-/// the first call on, and takes the GIL in turn with the other serving threads (see the module
-/// docs). Only call it after `init` started Python.
+/// the first call on, and takes the GIL through the serving threads' line (see the module docs).
+/// Only call it after `init` started Python.
 pub fn with_gil<F, R>(f: F) -> R
 where
     F: for<'py> FnOnce(Python<'py>) -> R,
@@ -93,8 +96,8 @@ where
     enter(true, f)
 }
 
-/// [`with_gil`] for a request that already had its turn (its body's `next` and `close`): takes
-/// the GIL without lining up again.
+/// [`with_gil`] for a request already under way (its body's `next` and `close`): takes the GIL
+/// without lining up.
 pub fn with_gil_continuing<F, R>(f: F) -> R
 where
     F: for<'py> FnOnce(Python<'py>) -> R,
@@ -102,7 +105,7 @@ where
     enter(false, f)
 }
 
-fn enter<F, R>(in_line: bool, f: F) -> R
+fn enter<F, R>(starts_request: bool, f: F) -> R
 where
     F: for<'py> FnOnce(Python<'py>) -> R,
 {
@@ -125,11 +128,11 @@ where
         return Python::with_gil(f);
     }
     let _attached = {
-        let _turn = in_line.then(|| GIL_TURNS.wait_turn());
+        let _entry = GIL_LINE.enter(starts_request);
         // SAFETY: this thread's kept state exists (just made sure) and is detached (the GIL is not
         // held here: checked above), so attaching it takes the GIL.
         unsafe { Attached::attach() }
-        // `_turn` ends here: the next serving thread may start waiting for the GIL.
+        // `_entry` ends here: the next in line may go into CPython's wait.
     };
     // The GIL is held with this thread's state current: PyO3 finds it so and neither takes nor
     // releases it; `_attached` releases it afterwards, also when `f` panics.

@@ -86,7 +86,9 @@ impl Recent {
         name: &[u8],
         value: &[u8],
     ) -> (Bound<'py, PyString>, Bound<'py, PyString>) {
-        if index >= RECENT_VARS {
+        // An index past the kept ones (variables the caller skips, such as the server's flags,
+        // can come first on one request and not on another) is not kept: positions must match.
+        if index >= RECENT_VARS || index > self.vars.len() {
             return (latin1_str(py, name), latin1_str(py, value));
         }
         let keep_value = value.len() <= RECENT_VALUE_MAX && !NEVER_KEPT.contains(&name);

@@ -25,6 +25,12 @@ use crate::server::conn::Conn;
 /// read anything, and most WebSocket messages are small.
 const READ_BUFFER: usize = 4 * 1024;
 
+/// Messages closer together than this make a connection busy: its quiet context is kept for
+/// `IDLE_DROP` rather than dropped at once, so a busy connection does not make a new context for
+/// every message, while one that exchanged a single message costs none as soon as it is idle.
+const BUSY_GAP: Duration = Duration::from_millis(100);
+const IDLE_DROP: Duration = Duration::from_secs(1);
+
 /// What a read for the app gave.
 pub(crate) enum Received<'a> {
     /// A whole text (valid UTF-8) or binary message.
@@ -68,6 +74,12 @@ pub(crate) struct WsSession {
     failed: bool,
     last_alive: Instant,
     ping_sent: Option<Instant>,
+    /// When the last message came, and whether it came within `BUSY_GAP` of the one before.
+    last_message: Option<Instant>,
+    busy: bool,
+    /// A busy connection's quiet context: since when it has held nothing (`tick` drops it
+    /// `IDLE_DROP` later if it still does).
+    quiet_since: Option<Instant>,
 }
 
 /// The socket as tungstenite's stream: reads and writes never wait. What tungstenite reads is
@@ -175,6 +187,9 @@ impl WsSession {
             failed: false,
             last_alive: Instant::now(),
             ping_sent: None,
+            last_message: None,
+            busy: false,
+            quiet_since: None,
         }
     }
 
@@ -191,17 +206,34 @@ impl WsSession {
         })
     }
 
-    /// After a read that found the socket empty: a context that holds nothing (no partial
-    /// frame, no open message, no output, no closing handshake) is dropped, with its buffers —
-    /// a fresh one is the same. An idle WebSocket then costs no context at all.
-    fn drop_if_quiet(&mut self) {
-        let quiet = self.seen.quiet()
+    /// Whether the context holds nothing that matters: no partial frame or open message read
+    /// (after a read that found the socket empty), no output, no closing handshake. A fresh
+    /// context is then the same as this one.
+    fn holds_nothing(&self) -> bool {
+        self.seen.quiet()
             && !self.out_waiting
             && !self.closing
-            && self.ctx.as_ref().is_some_and(|ctx| ctx.can_write());
-        if quiet {
+            && self.ctx.as_ref().is_some_and(|ctx| ctx.can_write())
+    }
+
+    /// After a read that found the socket empty: a context that holds nothing is dropped with
+    /// its buffers — at once on a connection that is not busy (an idle WebSocket then costs no
+    /// context at all), `IDLE_DROP` later on a busy one (`tick`).
+    fn drop_if_quiet(&mut self, now: Instant) {
+        if !self.holds_nothing() {
+            self.quiet_since = None;
+        } else if self.busy {
+            self.quiet_since.get_or_insert(now);
+        } else {
             self.ctx = None;
         }
+    }
+
+    /// A message came at `now`.
+    fn message_at(&mut self, now: Instant) {
+        self.busy = self.last_message.is_some_and(|t| now < t + BUSY_GAP);
+        self.last_message = Some(now);
+        self.quiet_since = None;
     }
 
     /// The largest message an app may send.
@@ -235,13 +267,20 @@ impl WsSession {
         self.ping_sent = None;
     }
 
-    /// When the session needs the sweep: the next ping, or the end of the wait for its pong.
+    /// When the session needs the sweep: the next ping, the end of the wait for its pong, or
+    /// the drop of a busy connection's quiet context.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        let interval = self.ping_interval?;
         if self.over {
             return None;
         }
-        Some(self.ping_sent.unwrap_or(self.last_alive) + interval)
+        let ping = self
+            .ping_interval
+            .map(|interval| self.ping_sent.unwrap_or(self.last_alive) + interval);
+        let drop = self
+            .quiet_since
+            .filter(|_| self.ctx.is_some())
+            .map(|since| since + IDLE_DROP);
+        ping.into_iter().chain(drop).min()
     }
 
     fn ended(&mut self, code: u16, reason: &[u8], failed: bool) {
@@ -298,9 +337,11 @@ impl WsSession {
             let read = self.read(conn);
             match read {
                 Ok(message) => {
-                    self.alive(Instant::now());
+                    let now = Instant::now();
+                    self.alive(now);
                     match message {
                         Message::Text(text) => {
+                            self.message_at(now);
                             self.received.clear();
                             self.received.extend_from_slice(text.as_bytes());
                             return Received::Message {
@@ -309,6 +350,7 @@ impl WsSession {
                             };
                         }
                         Message::Binary(data) => {
+                            self.message_at(now);
                             self.received.clear();
                             self.received.extend_from_slice(&data);
                             return Received::Message {
@@ -340,7 +382,7 @@ impl WsSession {
                 }
                 Err(e) if would_block(&e) => {
                     self.flush(conn);
-                    self.drop_if_quiet();
+                    self.drop_if_quiet(Instant::now());
                     return Received::Pending;
                 }
                 Err(Error::ConnectionClosed | Error::AlreadyClosed) => {
@@ -485,6 +527,15 @@ impl WsSession {
     /// The sweep's and the events' work: the closing handshake's reply, pings, liveness.
     /// Returns false when the client is to be given up (no pong within an interval).
     pub(crate) fn tick(&mut self, conn: &mut Conn, now: Instant) -> bool {
+        if self
+            .quiet_since
+            .is_some_and(|since| now >= since + IDLE_DROP)
+        {
+            self.quiet_since = None;
+            if self.holds_nothing() {
+                self.ctx = None;
+            }
+        }
         if self.closing && !self.over {
             // Read (and drop) what precedes the client's close reply.
             loop {

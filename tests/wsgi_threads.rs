@@ -1,0 +1,140 @@
+//! The WSGI bridge's serving threads sharing one GIL (`libwsgi.so`, `--threads 4`, end to end):
+//! a request that keeps the GIL busy does not hold up the others, and while every thread is busy
+//! with a GIL-bound app no request waits without bound — the thread holding the GIL may serve
+//! several requests in a row, but only until the first thread in line has waited 0.5 ms
+//! (python-embed's `gil_line`).
+//!
+//! Needs `cargo build --workspace` first (for `target/debug/libwsgi.so`). The app is
+//! `tests/fixtures/wsgi/rules.py` on the system Python (no virtualenv). The bounds are seconds
+//! where the work takes milliseconds: the machine may be loaded.
+
+mod common;
+mod wsgi_support;
+
+use common::{Conn, Server};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wsgi_support::{fixtures_dir, wsgi_lib};
+
+/// `rules:app` with `threads` serving threads, all on one CPU: where the GIL's hand-overs are
+/// context switches, and where a thread waiting for the GIL can starve (on two CPUs it would
+/// often take the GIL in the moment the holder releases it).
+fn rules_server(threads: &str) -> Server {
+    let mut lib = wsgi_lib().into_os_string();
+    lib.push(":app");
+    let builder = common::server(lib)
+        .cwd(fixtures_dir())
+        .env("WEBSERVER_WSGI_APP", "rules:app")
+        .env("VIRTUAL_ENV", "")
+        .args(["--workers", "1", "--threads", threads]);
+    on_one_cpu(|| builder.start())
+}
+
+/// Runs `f` with this thread (and so what it spawns) pinned to one of its CPUs.
+fn on_one_cpu<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: a zeroed cpu_set_t is an empty set; sched_getaffinity/sched_setaffinity read and
+    // write the calling thread's mask through a pointer to a set of the size given.
+    unsafe {
+        let mut all: libc::cpu_set_t = std::mem::zeroed();
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        assert_eq!(libc::sched_getaffinity(0, size, &mut all), 0);
+        let cpu = (0..libc::CPU_SETSIZE as usize)
+            .rev()
+            .find(|&cpu| libc::CPU_ISSET(cpu, &all))
+            .expect("a CPU in the affinity mask");
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut one);
+        assert_eq!(libc::sched_setaffinity(0, size, &one), 0);
+        let result = f();
+        assert_eq!(libc::sched_setaffinity(0, size, &all), 0);
+        result
+    }
+}
+
+/// Sends `path` on `conn` (kept alive) and returns the body and how long the answer took.
+fn timed_get(conn: &mut Conn, path: &str) -> (String, Duration) {
+    let started = Instant::now();
+    conn.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
+    let text = conn.read_response().text();
+    (text, started.elapsed())
+}
+
+#[test]
+fn a_request_that_keeps_the_gil_busy_does_not_hold_up_the_others() {
+    let server = rules_server("4");
+    let mut slow = server.connect();
+    let started = Instant::now();
+    slow.send("GET /spin?4000 HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::thread::sleep(Duration::from_millis(200));
+    let mut quick = server.connect();
+    for _ in 0..20 {
+        assert_eq!(timed_get(&mut quick, "/ping").0, "pong");
+    }
+    let pings_done = started.elapsed();
+    assert_eq!(slow.read_response().text(), "spun");
+    assert!(
+        pings_done < Duration::from_millis(3500),
+        "20 pings took until {pings_done:?} after a 4 s request began: they waited for it"
+    );
+}
+
+#[test]
+fn with_every_thread_busy_each_request_of_a_burst_is_answered_in_bounded_time() {
+    const BOUND: Duration = Duration::from_secs(3);
+    let server = rules_server("4");
+    let addr: SocketAddr = server.addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    // Keep-alive clients that keep the GIL and all four threads busy (1 ms of Python each).
+    let busy: Vec<_> = (0..6)
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut conn = Conn::connect(addr);
+                let (mut served, mut slowest) = (0u32, Duration::ZERO);
+                while !stop.load(Ordering::Relaxed) {
+                    let (text, took) = timed_get(&mut conn, "/spin?1");
+                    assert_eq!(text, "spun");
+                    served += 1;
+                    slowest = slowest.max(took);
+                }
+                (served, slowest)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut slowest_of_bursts = Duration::ZERO;
+    // A burst of new connections, one request each, all at once, twice.
+    for _ in 0..2 {
+        let burst: Vec<_> = (0..30)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    let mut conn = Conn::connect(addr);
+                    let started = Instant::now();
+                    conn.send("GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                    let text = conn.read_response().text();
+                    (text, started.elapsed())
+                })
+            })
+            .collect();
+        for answer in burst {
+            let (text, took) = answer.join().unwrap();
+            slowest_of_bursts = slowest_of_bursts.max(took);
+            assert_eq!(text, "pong");
+            assert!(took < BOUND, "a request of the burst waited {took:?}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    stop.store(true, Ordering::Relaxed);
+    eprintln!("the slowest request of the bursts took {slowest_of_bursts:?}");
+    for client in busy {
+        let (served, slowest) = client.join().unwrap();
+        eprintln!("busy client: {served} requests, the slowest took {slowest:?}");
+        assert!(served > 0, "a busy client was never answered");
+        assert!(
+            slowest < BOUND,
+            "a busy client's request waited {slowest:?}"
+        );
+    }
+}
