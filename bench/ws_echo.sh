@@ -4,7 +4,9 @@
 # against axum::serve + tokio-tungstenite (bench/ws-peer serve: the same echo as an axum route);
 # target: ratio >= 1.0. Both servers run pinned to CPU $SERVER_CPUS in their own session, the load
 # client (bench/ws-peer load, tokio-tungstenite) on $WRK_CPUS; rounds alternate the servers and the
-# table shows medians (messages/s, client-side p50/p99 round trip).
+# table shows medians (messages/s, client-side p50/p99 round trip). With the release build of the
+# samples (cargo build --release --workspace) it adds the Rust sample (sample-apps/ws-echo) and
+# the axum app's /ws through webserver-tower.
 #
 #     bench/ws_echo.sh                          # 3 rounds of 5 s
 #     ROUNDS=1 DURATION=2 bench/ws_echo.sh      # a quick run
@@ -40,9 +42,21 @@ declare -A CMDS=(
   [webserver]="exec $WEBSERVER -b 127.0.0.1:\$PORT --ws-ping-interval 0 $WORK/ws-echo/libws_echo.so:app"
   [axum-serve]="exec $PEER serve \$PORT"
 )
+NAMES=(webserver axum-serve)
+# With the release build of the samples, also the Rust sample (safe layer, host-framed) and the
+# axum app's /ws (axum's own tokio-tungstenite through webserver-tower).
+REL="$(dirname "$WEBSERVER")"
+if [[ -f "$REL/libws_echo.so" ]]; then
+  CMDS[rust-sample]="exec $WEBSERVER -b 127.0.0.1:\$PORT --ws-ping-interval 0 $REL/libws_echo.so:app"
+  NAMES+=(rust-sample)
+fi
+if [[ -f "$REL/libaxum_app.so" ]]; then
+  CMDS[axum-app]="exec $WEBSERVER -b 127.0.0.1:\$PORT $REL/libaxum_app.so:app"
+  NAMES+=(axum-app)
+fi
 RES="$WORK/ws-echo/results.jsonl"; : >"$RES"
 for round in $(seq 1 "$ROUNDS"); do
-  for name in webserver axum-serve; do
+  for name in "${NAMES[@]}"; do
     # The peer answers plain GETs with 405/426 too: start_server's probe only needs an answer.
     start_server "$name" "${CMDS[$name]}" "$PORT" "$WORK/ws-echo/$name.log" || exit 1
     j=$(taskset -c "$WRK_CPUS" "$PEER" load "$PORT" "$CONNS" "$DURATION" "$SIZE")
@@ -55,11 +69,12 @@ import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 def med(name, key):
     return statistics.median(r["result"][key] for r in rows if r["name"] == name)
-print(f"echo of {sys.argv[3]}-byte messages over {sys.argv[2]} WebSockets ({len(rows)//2} rounds, medians)")
+names = list(dict.fromkeys(r["name"] for r in rows))
+print(f"echo of {sys.argv[3]}-byte messages over {sys.argv[2]} WebSockets ({len(rows)//len(names)} rounds, medians)")
 print(f"{'server':<12} {'messages/s':>12} {'p50 us':>8} {'p99 us':>8} {'ratio':>7}")
 ref = med("axum-serve", "per_sec")
-for name in ["webserver", "axum-serve"]:
+for name in names:
     rate = med(name, "per_sec")
     print(f"{name:<12} {rate:>12.0f} {med(name, 'p50_us'):>8.0f} {med(name, 'p99_us'):>8.0f} {rate / ref:>7.2f}")
-print("target: webserver / axum-serve >= 1.00")
+print("target: webserver (C echo) and rust-sample / axum-serve >= 1.00; axum-app as measured")
 PY

@@ -74,24 +74,15 @@ fn the_echo_route_answers_the_same_on_webserver_and_axum_serve() {
     assert_eq!(echo_observations(ws.addr()), expected);
 }
 
-/// A masked client frame (RFC 6455 §5.3), with a fixed mask so runs are alike.
+/// A masked client frame whose first byte (FIN, RSV, opcode) is `first_byte`.
 fn masked_frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [0x37, 0xfa, 0x21, 0x3d];
-    let mut frame = vec![first_byte];
-    match payload.len() {
-        n @ 0..=125 => frame.push(0x80 | n as u8),
-        n @ 126..=65_535 => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    frame
+    common::ws::encode(
+        first_byte & 0x80 != 0,
+        (first_byte >> 4) & 0x7,
+        first_byte & 0xf,
+        payload,
+        true,
+    )
 }
 
 /// The opening handshake by hand, with `then` in the same write; the client over what follows

@@ -45,8 +45,13 @@ impl TestTls {
         ]
     }
 
-    /// A TLS connection to `addr` that trusts this certificate (reads time out after 10 s).
-    pub fn connect(&self, addr: SocketAddr) -> StreamOwned<ClientConnection, TcpStream> {
+    /// The certificate (PEM), for clients that take a CA file.
+    pub fn cert_file(&self) -> &std::path::Path {
+        &self.certfile
+    }
+
+    /// A rustls client configuration that trusts this certificate.
+    pub fn client_config(&self) -> Arc<ClientConfig> {
         let mut roots = RootCertStore::empty();
         roots.add(CertificateDer::from(self.der.clone())).unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -55,8 +60,13 @@ impl TestTls {
             .unwrap()
             .with_root_certificates(roots)
             .with_no_client_auth();
+        Arc::new(config)
+    }
+
+    /// A TLS connection to `addr` that trusts this certificate (reads time out after 10 s).
+    pub fn connect(&self, addr: SocketAddr) -> StreamOwned<ClientConnection, TcpStream> {
         let name = ServerName::try_from("localhost").unwrap();
-        let conn = ClientConnection::new(Arc::new(config), name).unwrap();
+        let conn = ClientConnection::new(self.client_config(), name).unwrap();
         let tcp = TcpStream::connect(addr).unwrap();
         tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         StreamOwned::new(conn, tcp)
