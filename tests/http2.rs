@@ -640,7 +640,11 @@ fn settings_and_ping_floods_leave_another_client_served() {
     // The server stops reading a client that does not read its answers: a bounded number of
     // frames is taken (the socket buffers', and h2's queue's), not an unbounded stream.
     assert!(settings_sent > 0 && pings_sent > 0);
-    assert!(server.stderr().lines().count() < 100, "{}", server.stderr());
+    // Nor does a flood flood the error log (the access lines of the requests served meanwhile
+    // are counted apart: more of them only means the server kept up).
+    let stderr = server.stderr();
+    let complaints = stderr.lines().filter(|l| !l.contains("INFO  access]"));
+    assert!(complaints.count() < 100, "{stderr}");
     served_promptly(addr);
 }
 
