@@ -166,7 +166,10 @@ impl AccessLog {
                     let mut lines = lock(&lines.0);
                     self.render_line(record, close, &mut lines);
                     lines.push(b'\n');
-                    if lines.len() >= FLUSH_AT {
+                    // A close line may be rendered on an app's own thread (a tokio task closing
+                    // its upgraded stream), which never flushes its buffer as serving threads
+                    // do before they wait: it goes out now, after this thread's earlier lines.
+                    if lines.len() >= FLUSH_AT || close.is_some() {
                         self.write_out(&mut lines);
                     }
                 });
