@@ -42,9 +42,7 @@ if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
   cargo build --release -p webserver -p hello
 fi
 
-openssl req -x509 -nodes -days 2 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
-  -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
-  -keyout "$RUN/key.pem" -out "$RUN/cert.pem" 2>/dev/null
+bench_certificate "$RUN"
 
 PREFIX="$RUN/nginx"
 mkdir -p "$PREFIX"

@@ -97,3 +97,11 @@ busy_over() {
     for (i = 1; i <= n; i++) if (c[i] + 0 > limit + 0) exit 0
     exit 1 }'
 }
+
+# A throwaway certificate for localhost and 127.0.0.1, the same for every server in a run:
+# writes DIR/key.pem and DIR/cert.pem.
+bench_certificate() {  # dir
+  openssl req -x509 -nodes -days 2 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -keyout "$1/key.pem" -out "$1/cert.pem" 2>/dev/null
+}
