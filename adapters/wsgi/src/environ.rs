@@ -86,9 +86,7 @@ impl Recent {
         name: &[u8],
         value: &[u8],
     ) -> (Bound<'py, PyString>, Bound<'py, PyString>) {
-        // An index past the kept ones (variables the caller skips, such as the server's flags,
-        // can come first on one request and not on another) is not kept: positions must match.
-        if index >= RECENT_VARS || index > self.vars.len() {
+        if index >= RECENT_VARS {
             return (latin1_str(py, name), latin1_str(py, value));
         }
         let keep_value = value.len() <= RECENT_VALUE_MAX && !NEVER_KEPT.contains(&name);
@@ -156,7 +154,11 @@ pub(crate) fn build<'py>(
     // collector may do that) and another thread build an environ meanwhile, that one makes its
     // strings afresh instead of waiting.
     let mut recent = constants.recent.get(py).try_borrow_mut().ok();
-    for (index, (name, value)) in vars.enumerate() {
+    // Counted over the variables that become environ items only: the skipped ones (the
+    // scheme, the server's flags) come first on some requests and not on others, and the kept
+    // strings must stay at their positions.
+    let mut index = 0;
+    for (name, value) in vars {
         if name == URL_SCHEME_VAR {
             url_scheme = Some(value);
         } else if !SERVER_FLAG_VARS.contains(&name) {
@@ -164,6 +166,7 @@ pub(crate) fn build<'py>(
                 Some(recent) => recent.pair(py, index, name, value),
                 None => (latin1_str(py, name), latin1_str(py, value)),
             };
+            index += 1;
             environ.set_item(key, value)?;
         }
     }
