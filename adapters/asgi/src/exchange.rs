@@ -25,8 +25,9 @@ use crate::websocket::{self, Received, Sent, WsShared};
 use app_abi::raw::{WsHost, WS_ERR_INVALID, WS_FILE_RANGES, WS_MSG_BINARY, WS_MSG_TEXT};
 use app_abi::{BodyIo, DeferredBody, FileSend, Logger, Next, TryRead, Waker};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyDict, PyString};
 use std::collections::VecDeque;
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -228,19 +229,24 @@ impl Channel {
         let dict = PyDict::new_bound(py);
         match event {
             Event::Body(bytes, more) => {
-                dict.set_item("type", "http.request")?;
-                dict.set_item("body", PyBytes::new_bound(py, &bytes))?;
-                dict.set_item("more_body", more)?;
+                dict.set_item(intern!(py, "type"), intern!(py, "http.request"))?;
+                dict.set_item(intern!(py, "body"), PyBytes::new_bound(py, &bytes))?;
+                dict.set_item(intern!(py, "more_body"), more)?;
             }
-            Event::Disconnect => dict.set_item("type", "http.disconnect")?,
+            Event::Disconnect => {
+                dict.set_item(intern!(py, "type"), intern!(py, "http.disconnect"))?
+            }
         }
         Ok(Some(dict.into_any().unbind()))
     }
 
     /// One `send(message)`: `SEND_DONE`, `SEND_WAIT`, `SEND_RETRY` or `SEND_GONE`.
     fn send(&self, message: &Bound<'_, PyAny>) -> PyResult<u8> {
-        let kind: String = message.get_item("type")?.extract()?;
-        let kind = match (&self.shared.ws, kind.as_str()) {
+        let py = message.py();
+        let kind = field(message, intern!(py, "type"))?
+            .ok_or_else(|| PyValueError::new_err("an ASGI message needs a 'type'"))?;
+        let kind = kind.downcast::<PyString>()?.to_str()?;
+        let kind = match (&self.shared.ws, kind) {
             (Some(ws), k) if k.starts_with("websocket.") && !k.starts_with("websocket.http.") => {
                 return self.ws_send(ws, k, message)
             }
@@ -251,12 +257,14 @@ impl Channel {
         };
         match kind {
             "http.response.start" => {
-                let status: u16 = message.get_item("status")?.extract().map_err(|_| {
+                let status: Option<u16> =
+                    field(message, intern!(py, "status"))?.and_then(|s| s.extract().ok());
+                let status = status.ok_or_else(|| {
                     PyValueError::new_err("http.response.start: status must be an int 100-599")
                 })?;
-                let headers = match message.get_item("headers") {
-                    Ok(h) => header_pairs(&h)?,
-                    Err(_) => Vec::new(),
+                let headers = match field(message, intern!(py, "headers"))? {
+                    Some(h) => header_pairs(&h)?,
+                    None => Vec::new(),
                 };
                 let mut st = self.shared.state();
                 if st.closed {
@@ -275,15 +283,15 @@ impl Channel {
                 Ok(SEND_DONE)
             }
             "http.response.body" => {
-                let body: Vec<u8> = match message.get_item("body") {
-                    Ok(b) => b.extract().map_err(|_| {
+                let body: Vec<u8> = match field(message, intern!(py, "body"))? {
+                    Some(b) => b.extract().map_err(|_| {
                         PyTypeError::new_err("http.response.body: body must be bytes")
                     })?,
-                    Err(_) => Vec::new(),
+                    None => Vec::new(),
                 };
-                let more = match message.get_item("more_body") {
-                    Ok(m) => m.is_truthy()?,
-                    Err(_) => false,
+                let more = match field(message, intern!(py, "more_body"))? {
+                    Some(m) => m.is_truthy()?,
+                    None => false,
                 };
                 let mut st = self.shared.state();
                 if st.closed {
@@ -404,6 +412,22 @@ impl Channel {
         if wake {
             shared.waker.wake();
         }
+    }
+}
+
+/// `message[key]`, `None` when absent: a dict (what apps send) is read without raising a
+/// `KeyError` for an absent optional key, any other mapping through `__getitem__`.
+fn field<'py>(
+    message: &Bound<'py, PyAny>,
+    key: &Bound<'py, PyString>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    match message.downcast::<PyDict>() {
+        Ok(dict) => dict.get_item(key),
+        Err(_) => match message.get_item(key) {
+            Ok(value) => Ok(Some(value)),
+            Err(e) if e.is_instance_of::<pyo3::exceptions::PyKeyError>(message.py()) => Ok(None),
+            Err(e) => Err(e),
+        },
     }
 }
 
