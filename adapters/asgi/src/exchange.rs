@@ -18,6 +18,7 @@
 // PyO3 0.22's #[pymethods] expansion converts PyResult's error into itself.
 #![allow(clippy::useless_conversion)]
 
+mod file;
 mod ws;
 
 use crate::runtime::Runtime;
@@ -57,8 +58,9 @@ struct State {
     queued: usize,
     /// `http.response.body` with `more_body` false was sent.
     complete: bool,
-    /// `http.response.pathsend`'s file, opened, for the server to send (ABI 1.2 `send_file`).
-    file: Option<std::fs::File>,
+    /// `http.response.pathsend`'s or a last `http.response.zerocopysend`'s file, for the server
+    /// to send (ABI 1.2 `send_file`; read in chunks where the server cannot).
+    file: Option<FileSend>,
     /// The app's coroutine ended (returned, raised or was cancelled).
     finished: bool,
     /// The app failed: `next` answers an error (500 if nothing was sent, else the connection is
@@ -293,51 +295,10 @@ impl Channel {
                     Some(m) => m.is_truthy()?,
                     None => false,
                 };
-                let mut st = self.shared.state();
-                if st.closed {
-                    // The client is gone or the response was cut: nothing to send it to.
-                    return Ok(SEND_DONE);
-                }
-                if !st.started {
-                    return Err(PyRuntimeError::new_err(
-                        "http.response.body before http.response.start",
-                    ));
-                }
-                if st.complete {
-                    return Err(PyRuntimeError::new_err(
-                        "http.response.body after the response completed (more_body was false)",
-                    ));
-                }
-                st.queued += body.len();
-                if !body.is_empty() {
-                    st.chunks.push_back(body);
-                }
-                st.complete = !more;
-                let wait = st.queued > SEND_HIGH_WATER;
-                drop(st);
-                self.shared.waker.wake();
-                Ok(if wait { SEND_WAIT } else { SEND_DONE })
+                self.push_body(body, more)
             }
-            "http.response.pathsend" => {
-                // The ASGI path send extension: the server sends the file; the path is opened
-                // here, where a failure is the app's exception.
-                let path: std::path::PathBuf = message.get_item("path")?.extract()?;
-                let file = std::fs::File::open(&path)?;
-                let mut st = self.shared.state();
-                if st.closed {
-                    return Ok(SEND_DONE);
-                }
-                if !st.started || st.complete {
-                    return Err(PyRuntimeError::new_err(
-                        "http.response.pathsend must follow http.response.start and end the response",
-                    ));
-                }
-                st.file = Some(file);
-                st.complete = true;
-                drop(st);
-                self.shared.waker.wake();
-                Ok(SEND_DONE)
-            }
+            "http.response.zerocopysend" => self.zerocopysend(message),
+            "http.response.pathsend" => self.pathsend(message),
             other => Err(PyRuntimeError::new_err(format!(
                 "unexpected ASGI message {other:?} for an http request: send \
                  http.response.start, then http.response.body"
@@ -415,6 +376,37 @@ impl Channel {
     }
 }
 
+impl Channel {
+    /// Queues response body bytes (`http.response.body`, or a `zerocopysend` that is not the
+    /// last) and wakes the request.
+    fn push_body(&self, body: Vec<u8>, more: bool) -> PyResult<u8> {
+        let mut st = self.shared.state();
+        if st.closed {
+            // The client is gone or the response was cut: nothing to send it to.
+            return Ok(SEND_DONE);
+        }
+        if !st.started {
+            return Err(PyRuntimeError::new_err(
+                "http.response.body before http.response.start",
+            ));
+        }
+        if st.complete {
+            return Err(PyRuntimeError::new_err(
+                "http.response.body after the response completed (more_body was false)",
+            ));
+        }
+        st.queued += body.len();
+        if !body.is_empty() {
+            st.chunks.push_back(body);
+        }
+        st.complete = !more;
+        let wait = st.queued > SEND_HIGH_WATER;
+        drop(st);
+        self.shared.waker.wake();
+        Ok(if wait { SEND_WAIT } else { SEND_DONE })
+    }
+}
+
 /// `message[key]`, `None` when absent: a dict (what apps send) is read without raising a
 /// `KeyError` for an absent optional key, any other mapping through `__getitem__`.
 fn field<'py>(
@@ -453,7 +445,7 @@ enum Step {
     Accept(Vec<u8>, Headers),
     Start(Head),
     Chunk(Vec<u8>, Option<PyObject>),
-    File(std::fs::File),
+    File(FileSend),
     Read,
     End,
     Pending,
@@ -584,7 +576,7 @@ impl DeferredBody for Body {
                     return Next::Chunk(&self.current);
                 }
                 Step::File(file) => {
-                    self.file = Some(FileSend::new(file, 0, None, WS_FILE_RANGES));
+                    self.file = Some(file);
                 }
                 Step::Read => {
                     if !self.read(io) {

@@ -161,8 +161,12 @@ pub(crate) fn build<'py, 'a>(
     )?;
     scope.set_item(intern!(py, "state"), state.copy()?)?;
     if !websocket {
-        // The server sends a file by path itself (ABI 1.2 `send_file`).
+        // The server sends a file by path or descriptor itself (ABI 1.2 `send_file`).
         extensions.set_item(intern!(py, "http.response.pathsend"), PyDict::new_bound(py))?;
+        extensions.set_item(
+            intern!(py, "http.response.zerocopysend"),
+            PyDict::new_bound(py),
+        )?;
     }
     // asgiref's scopes require the key.
     scope.set_item(intern!(py, "extensions"), extensions)?;
