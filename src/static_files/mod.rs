@@ -14,6 +14,7 @@
 
 mod args;
 mod body;
+mod cache;
 mod conditional;
 mod handoff;
 mod path;
@@ -47,6 +48,8 @@ struct Mount {
     root: PathBuf,
     /// Its `--static-cache-control`.
     cache_control: Option<String>,
+    /// Files served from it, kept open.
+    cache: cache::FileCache,
 }
 
 impl StaticFiles {
@@ -74,6 +77,7 @@ impl StaticFiles {
                 dir,
                 root,
                 cache_control: args.cache_control_for(&mount.prefix),
+                cache: cache::FileCache::default(),
             });
         }
         mounts.sort_by_key(|mount| std::cmp::Reverse(mount.prefix.len()));
