@@ -6,9 +6,11 @@
 //! app would run: a path under a PREFIX is answered here (`respond.rs`) and never reaches the
 //! app, whatever the method (GET and HEAD are served, others get 405). The path is decoded and
 //! checked, then the file is opened beneath DIR with the kernel refusing symlinks that leave it
-//! (`path.rs`); the validators, ranges and precompressed siblings are `conditional.rs`'s. A
-//! small body goes out with its head in the connection's batch of responses; a larger one is
-//! a [`FileBody`] that the connection sends with `sendfile(2)` as the client reads, parking
+//! (`path.rs`) and kept open for the next requests, which check with one `fstatat` that the
+//! path still names it (`cache.rs`); the validators, ranges and precompressed siblings are
+//! `conditional.rs`'s. A small body goes out with its head in the connection's batch of
+//! responses; a larger one is a [`FileBody`] that the connection sends with `sendfile(2)` as
+//! the client reads, its head sent with `MSG_MORE` to share the body's segments, parking
 //! between turns (`body.rs`). A file an app hands over (ABI 1.2 `send_file`) goes out the
 //! same way, after `handoff.rs` has applied the same rules to it.
 
