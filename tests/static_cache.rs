@@ -117,3 +117,46 @@ fn a_cached_file_that_changes_on_disk_is_served_fresh() {
     std::os::unix::fs::symlink(&outside, &small).unwrap();
     assert_eq!(get(&server, "/s/app.css").0, 404);
 }
+
+/// Under a low descriptor limit the cache keeps at most an eighth of it open, so serving many
+/// files never starves the connections.
+#[test]
+fn the_cache_keeps_at_most_an_eighth_of_the_descriptor_limit_open() {
+    let root = fresh_dir("static-cache-limit");
+    for i in 0..300 {
+        std::fs::write(root.join(format!("{i}.txt")), format!("file {i}\n")).unwrap();
+    }
+    let server = sample_server("hello")
+        .args([
+            "--workers",
+            "1",
+            "--limit-open-files",
+            "200",
+            "--static",
+            &format!("/s/={}", root.display()),
+        ])
+        .start();
+    let worker = worker_pid(&server);
+    let open_now = || {
+        std::fs::read_dir(format!("/proc/{worker}/fd"))
+            .unwrap()
+            .count()
+    };
+    let before = open_now();
+    for round in 0..2 {
+        for i in 0..300 {
+            let (status, _, body) = get(&server, &format!("/s/{i}.txt"));
+            assert_eq!(
+                (status, body),
+                (200, format!("file {i}\n").into_bytes()),
+                "round {round}"
+            );
+        }
+    }
+    // 200 / 8 = 25 files at most, beside what the worker had open before.
+    let after = open_now();
+    assert!(
+        after <= before + 25,
+        "{before} descriptors before, {after} after"
+    );
+}

@@ -14,8 +14,9 @@
 //! A file changed within the last [`SETTLE`] keeps no bytes: a change in the same clock tick
 //! as the status taken (timestamps are only as fine as the kernel's tick) would go unseen,
 //! git's "racy clean" problem. Such a file is read from its descriptor per request until it
-//! has settled. The cache holds at most [`MAX_FILES`] files and [`MAX_BYTES`] of contents;
-//! when either is reached it starts over (closing what it held once no answer uses it).
+//! has settled. The cache holds at most [`MAX_FILES`] files (fewer under a low `ulimit -n`:
+//! an eighth of it) and [`MAX_BYTES`] of contents; when either is reached it starts over
+//! (closing what it held once no answer uses it).
 
 use std::collections::HashMap;
 use std::ffi::{CStr, OsStr};
@@ -31,13 +32,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::conditional::Validators;
 use super::path;
 use crate::sys::file::{stat_at, stat_fd, FileStat};
+use crate::sys::privilege::open_files_limit;
 
 /// Bodies up to this size are read into the held output with their head (one write, and
 /// pipelined answers stay batched); larger ones are sent from the file as the client reads.
 pub(crate) const INLINE_BODY: u64 = 16 * 1024;
 
-/// Files one mount keeps open at most.
+/// Files one mount keeps open at most, and at most this share of the descriptors the process
+/// may open (`ulimit -n`): the rest are for connections.
 const MAX_FILES: usize = 1024;
+const SHARE_OF_DESCRIPTORS: u64 = 8;
 
 /// Bytes of small files' contents one mount keeps at most.
 const MAX_BYTES: usize = 8 * 1024 * 1024;
@@ -146,7 +150,7 @@ impl FileCache {
         });
         let mut entries = self.lock();
         let held = cached.contents.as_ref().map_or(0, |bytes| bytes.len());
-        if entries.files.len() >= MAX_FILES || entries.bytes + held > MAX_BYTES {
+        if entries.files.len() >= max_files() || entries.bytes + held > MAX_BYTES {
             entries.files.clear();
             entries.bytes = 0;
         }
@@ -160,6 +164,12 @@ impl FileCache {
     fn lock(&self) -> MutexGuard<'_, Entries> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// How many files one mount may keep open now (the descriptor limit may change at start).
+fn max_files() -> usize {
+    let limit = open_files_limit().unwrap_or(1024) / SHARE_OF_DESCRIPTORS;
+    usize::try_from(limit).map_or(MAX_FILES, |limit| limit.min(MAX_FILES))
 }
 
 /// A file small enough for its bytes to be kept.
