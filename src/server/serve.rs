@@ -186,8 +186,9 @@ fn serve_one(
     thread: usize,
     buffers: &mut Buffers,
 ) -> Then {
-    // Only the statistics and the access log want the duration: no clock read otherwise.
-    let started = crate::stats::clock().or_else(|| logging::access_log()?.start());
+    // Only the statistics and the access log want the duration: no clock read otherwise (the
+    // statistics' is the serving thread's wake-up reading, for the first request after it).
+    let started = crate::stats::request_clock().or_else(|| logging::access_log()?.start());
     let config = &shared.config;
     let peer = conn.peer();
     let spelled = conn.spelled_addrs().clone();
