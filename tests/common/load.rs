@@ -1,137 +1,91 @@
-//! Load beside a test: keep-alive HTTP clients that count every failed request (the hot-swap
-//! tests' "nothing lost"), and the open-files limit a test with many sockets needs.
+//! Load for the upgrade tests: clients that request `/` until stopped, counting every failure.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use super::{poll, Conn, Server};
+use super::{poll, Conn};
 
-/// Keep-alive load: `clients` threads each send `GET path` back to back on one connection and
-/// reconnect whenever a response says `Connection: close` (as a well-behaved client does). Any
-/// connect/write/read error or a status other than `status` is a failed request.
+/// Clients that keep requesting `/` until stopped: half of them on one keep-alive connection
+/// (reconnecting after `Connection: close`, as a well-behaved client does), half on a new
+/// connection per request. Any error or non-200 status is a failed request.
 pub struct Load {
     stop: Arc<AtomicBool>,
     ok: Arc<AtomicU64>,
     failures: Arc<Mutex<Vec<String>>>,
-    bodies: Arc<Mutex<std::collections::HashMap<String, u64>>>,
     threads: Vec<thread::JoinHandle<()>>,
 }
 
 impl Load {
-    pub fn start(server: &Server, clients: usize, path: &'static str, status: u16) -> Load {
-        let load = Load {
-            stop: Arc::default(),
-            ok: Arc::default(),
-            failures: Arc::default(),
-            bodies: Arc::default(),
-            threads: Vec::new(),
-        };
-        let mut threads = Vec::new();
-        for client in 0..clients {
-            let addr = server.addr();
-            let stop = Arc::clone(&load.stop);
-            let ok = Arc::clone(&load.ok);
-            let failures = Arc::clone(&load.failures);
-            let bodies = Arc::clone(&load.bodies);
-            threads.push(thread::spawn(move || {
-                let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
-                let mut conn: Option<Conn> = None;
-                let mut sent_on_conn = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let c = match conn.as_mut() {
-                        Some(c) => c,
-                        None => match Conn::try_connect(addr) {
-                            Ok(c) => {
-                                sent_on_conn = 0;
-                                conn.insert(c)
-                            }
-                            Err(e) => {
-                                failures
-                                    .lock()
-                                    .unwrap()
-                                    .push(format!("client {client}: {e}"));
-                                thread::sleep(Duration::from_millis(10));
+    pub fn start(addr: SocketAddr, clients: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let threads = (0..clients)
+            .map(|client| {
+                let (stop, ok, failures) =
+                    (Arc::clone(&stop), Arc::clone(&ok), Arc::clone(&failures));
+                let keep_alive = client % 2 == 0;
+                thread::spawn(move || {
+                    let mut conn: Option<Conn> = None;
+                    while !stop.load(Ordering::Relaxed) {
+                        let result = (|| {
+                            let c = match conn.as_mut() {
+                                Some(c) => c,
+                                None => conn.insert(Conn::try_connect(addr)?),
+                            };
+                            let close = if keep_alive {
+                                ""
+                            } else {
+                                "Connection: close\r\n"
+                            };
+                            c.try_send(format!("GET / HTTP/1.1\r\nHost: x\r\n{close}\r\n"))?;
+                            c.try_read_response()
+                        })();
+                        let failure = match result {
+                            Ok(resp) if resp.status == 200 => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                                if !keep_alive || resp.header_has_token("connection", "close") {
+                                    conn = None;
+                                }
                                 continue;
                             }
-                        },
-                    };
-                    let result = c.try_send(&request).and_then(|()| c.try_read_response());
-                    sent_on_conn += 1;
-                    match result {
-                        Ok(resp) if resp.status == status => {
-                            ok.fetch_add(1, Ordering::Relaxed);
-                            *bodies.lock().unwrap().entry(resp.text()).or_default() += 1;
-                            if resp.header_has_token("connection", "close") {
-                                conn = None;
-                            }
-                        }
-                        Ok(resp) => {
-                            failures.lock().unwrap().push(format!(
-                                "client {client}: status {} {:?}",
-                                resp.status,
-                                String::from_utf8_lossy(&resp.body)
-                            ));
-                            conn = None;
-                        }
-                        Err(e) => {
-                            failures.lock().unwrap().push(format!(
-                                "client {client}: request {sent_on_conn} on its connection: {e}"
-                            ));
-                            conn = None;
-                        }
+                            Ok(resp) => format!("status {}", resp.status),
+                            Err(e) => e,
+                        };
+                        failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("client {client}: {failure}"));
+                        conn = None;
                     }
-                }
-            }));
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            ok,
+            failures,
+            threads,
         }
-        Load { threads, ..load }
     }
 
-    pub fn ok(&self) -> u64 {
-        self.ok.load(Ordering::Relaxed)
-    }
-
-    /// Waits until at least `n` more requests succeeded than now.
     pub fn wait_progress(&self, n: u64) {
-        let target = self.ok() + n;
+        let target = self.ok.load(Ordering::Relaxed) + n;
         poll(Duration::from_secs(10), "load to make progress", || {
-            (self.ok() >= target).then_some(())
+            (self.ok.load(Ordering::Relaxed) >= target).then_some(())
         });
     }
 
-    /// Stops the clients; returns (successful requests, failures, bodies seen).
-    pub fn finish(self) -> (u64, Vec<String>, std::collections::HashMap<String, u64>) {
+    /// Stops the clients: (successful requests, failures).
+    pub fn finish(self) -> (u64, Vec<String>) {
         self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads {
-            t.join().expect("load client panicked");
+        for thread in self.threads {
+            thread.join().expect("load client panicked");
         }
         let failures = self.failures.lock().unwrap().clone();
-        let bodies = self.bodies.lock().unwrap().clone();
-        (self.ok.load(Ordering::Relaxed), failures, bodies)
+        (self.ok.load(Ordering::Relaxed), failures)
     }
-}
-
-/// Raises this process's open-files soft limit to `want` if it is lower (the hard limit
-/// permitting): the test holds more sockets than the common default of 1024 allows.
-pub fn raise_open_files(want: u64) {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct it is given, which lives across the call.
-    let got = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    assert_eq!(got, 0);
-    if limit.rlim_cur >= want {
-        return;
-    }
-    assert!(
-        limit.rlim_max >= want,
-        "this test needs {want} open files; the hard limit is {}",
-        limit.rlim_max
-    );
-    limit.rlim_cur = want;
-    // SAFETY: setrlimit reads the struct it is given, which lives across the call.
-    let set = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
-    assert_eq!(set, 0);
 }
