@@ -169,7 +169,14 @@ impl http_body::Body for RequestBody {
 pub(crate) struct Upload {
     tx: Option<mpsc::Sender<Result<Frame<Bytes>, AbiError>>>,
     wanted: Arc<AtomicBool>,
-    buf: Box<[u8]>,
+}
+
+thread_local! {
+    /// Where `pump` reads into before copying into the chunk it sends: one per serving thread,
+    /// not one per request (a 64 KiB buffer zeroed per call was most of a small gRPC call's
+    /// cost, every HTTP/2 request having a body).
+    static READ_BUF: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0; UPLOAD_CHUNK_BYTES].into_boxed_slice());
 }
 
 /// A bridged request body: the service's half and the server's half.
@@ -187,7 +194,6 @@ pub(crate) fn channel(content_length: Option<u64>, waker: Arc<dyn Wake>) -> (Req
     let upload = Upload {
         tx: Some(tx),
         wanted,
-        buf: vec![0; UPLOAD_CHUNK_BYTES].into_boxed_slice(),
     };
     (body, upload)
 }
@@ -200,6 +206,14 @@ impl Upload {
         if !self.wanted.load(Ordering::Acquire) {
             return;
         }
+        READ_BUF.with(|buf| match buf.try_borrow_mut() {
+            Ok(mut buf) => self.pump_through(source, &mut buf),
+            // Never nested on one thread; if it were, a buffer of its own is still correct.
+            Err(_) => self.pump_through(source, &mut vec![0; UPLOAD_CHUNK_BYTES]),
+        });
+    }
+
+    fn pump_through(&mut self, source: &mut impl TryReadSource, buf: &mut [u8]) {
         let mut finished = false;
         while let Some(tx) = &self.tx {
             let permit = match tx.try_reserve() {
@@ -210,10 +224,8 @@ impl Upload {
                     break;
                 }
             };
-            match source.try_read(&mut self.buf) {
-                TryRead::Data(n) => {
-                    permit.send(Ok(Frame::data(Bytes::copy_from_slice(&self.buf[..n]))))
-                }
+            match source.try_read(buf) {
+                TryRead::Data(n) => permit.send(Ok(Frame::data(Bytes::copy_from_slice(&buf[..n])))),
                 TryRead::Pending => break,
                 TryRead::End => {
                     if let Some(trailers) = source.trailers() {
