@@ -187,8 +187,9 @@ fn serve_one(
     thread: usize,
     buffers: &mut Buffers,
 ) -> Then {
-    // Only the statistics and the access log want the duration: no clock read otherwise.
-    let started = crate::stats::clock().or_else(|| logging::access_log()?.start());
+    // Only the statistics and the access log want the duration: no clock read otherwise (the
+    // statistics' is the serving thread's wake-up reading, for the first request after it).
+    let started = crate::stats::request_clock().or_else(|| logging::access_log()?.start());
     let config = &shared.config;
     let peer = conn.peer();
     let spelled = conn.spelled_addrs().clone();
@@ -231,21 +232,24 @@ fn serve_one(
         flags,
         defer_flush: true,
     };
-    let client = proxied::client(peer, conn.is_tls(), head.header_iter(buf), &config.proxies);
-    buffers.environ.build(RequestParts {
-        method,
-        target,
-        version_minor: head.version_minor,
-        headers: head.header_iter(buf),
-        local: conn.local(),
-        remote: client.remote,
-        url_scheme: client.scheme,
-        strip_forwarding: client.strip_forwarding,
-        flags,
-        // A client a trusted proxy named is spelled afresh.
-        spelled: (client.remote == peer).then_some(&spelled),
-        client_cert: conn.client_cert(),
-    });
+    // Built only where it is read: by the app, or by the access log of a `--static` answer.
+    let build_environ = |environ: &mut Environ| {
+        let client = proxied::client(peer, conn.is_tls(), head.header_iter(buf), &config.proxies);
+        environ.build(RequestParts {
+            method,
+            target,
+            version_minor: head.version_minor,
+            headers: head.header_iter(buf),
+            local: conn.local(),
+            remote: client.remote,
+            url_scheme: client.scheme,
+            strip_forwarding: client.strip_forwarding,
+            flags,
+            // A client a trusted proxy named is spelled afresh.
+            spelled: (client.remote == peer).then_some(&spelled),
+            client_cert: conn.client_cert(),
+        });
+    };
     if let Some(statics) = &config.statics {
         // Whatever follows an unread request body cannot be told from it: close after.
         let keep_alive = facts.keep_alive && decoder.is_done();
@@ -253,10 +257,14 @@ fn serve_one(
             .with_headers(head.header_iter(buf));
         let date = buffers.date.at(shared.coarse_wall());
         if let Some(answer) = statics.answer(&request, buffers.call.hold(), date) {
+            if logging::access_log().is_some() {
+                build_environ(&mut buffers.environ);
+            }
             conn.start_request(head_len);
             return static_route::answered(conn, answer, keep_alive, buffers, started);
         }
     }
+    build_environ(&mut buffers.environ);
     conn.start_request(head_len);
     let body = BodyProgress {
         decoder,

@@ -18,6 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 mod axum_serve;
+pub mod load;
 mod master;
 mod raw;
 mod tls_client;
