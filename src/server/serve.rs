@@ -13,8 +13,8 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use app_abi::raw::{
-    WS_ERR_BAD_BODY, WS_ERR_CLIENT_GONE, WS_ERR_TIMEOUT, WS_ERR_TOO_LARGE, WS_REQ_MULTIPROCESS,
-    WS_REQ_MULTITHREAD, WS_REQ_WEBSOCKET,
+    WsPair, WS_ERR_BAD_BODY, WS_ERR_CLIENT_GONE, WS_ERR_TIMEOUT, WS_ERR_TOO_LARGE,
+    WS_REQ_MULTIPROCESS, WS_REQ_MULTITHREAD, WS_REQ_WEBSOCKET,
 };
 
 use super::conn::{Conn, NextHead};
@@ -28,6 +28,7 @@ use super::Shared;
 use crate::app::call::{self, Progress, RequestFacts, Scratch, Transport};
 use crate::app::environ::{Environ, RequestParts};
 use crate::app::host_upgrade::ConnHandler;
+use crate::app::trailers::FieldList;
 use crate::app::waker::Wake;
 use crate::http::body::{BodyDecoder, BodyError};
 use crate::http::encoder::Outcome;
@@ -273,6 +274,7 @@ fn serve_one(
         wake_id: 0,
         upgrade,
         upgraded: None,
+        trailers: None,
     };
     let mut transport = ConnTransport::new(
         conn,
@@ -447,6 +449,8 @@ pub(super) struct BodyProgress {
     pub(super) upgrade: Option<Box<UpgradeOffer>>,
     /// The connection its app took, attached once the request ends.
     pub(super) upgraded: Option<Arc<Upgraded>>,
+    /// The body's trailer fields as the app got them (ABI 1.3), made on its first ask.
+    pub(super) trailers: Option<FieldList>,
 }
 
 impl<'a> ConnTransport<'a> {
@@ -669,6 +673,20 @@ impl Transport for ConnTransport<'_> {
 
     fn upgrade_offer(&self) -> Option<&UpgradeOffer> {
         self.body.upgrade.as_deref()
+    }
+
+    fn request_trailers(&mut self) -> Option<&[WsPair]> {
+        let BodyProgress {
+            decoder, trailers, ..
+        } = &mut self.body;
+        if !decoder.is_done() {
+            return None;
+        }
+        Some(
+            trailers
+                .get_or_insert_with(|| FieldList::new(decoder.trailers()))
+                .pairs(),
+        )
     }
 
     fn take_connection(
