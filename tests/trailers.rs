@@ -6,10 +6,15 @@
 
 mod common;
 
+use common::h2_client::{h2_exchange, h2_runtime};
+use common::*;
 use std::net::SocketAddr;
 
-use bytes::Bytes;
-use common::*;
+fn post(addr: SocketAddr, path: &str) -> http::Request<()> {
+    http::Request::post(format!("http://{addr}{path}"))
+        .body(())
+        .unwrap()
+}
 
 fn trailers_server() -> Server {
     let lib = c_app("tests/fixtures/trailers.c", "trailers");
@@ -106,59 +111,15 @@ fn hostile_trailer_sections_are_refused_as_bad_bodies() {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// One HTTP/2 request with a body and (optionally) trailers: the response's body and trailers.
-async fn h2_exchange(
-    addr: SocketAddr,
-    path: &str,
-    trailers: Option<http::HeaderMap>,
-) -> (Vec<u8>, Option<http::HeaderMap>) {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (send, conn) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let mut send = send.ready().await.unwrap();
-    let request = http::Request::post(format!("http://{addr}{path}"))
-        .body(())
-        .unwrap();
-    let (response, mut stream) = send.send_request(request, false).unwrap();
-    match trailers {
-        Some(trailers) => {
-            stream
-                .send_data(Bytes::from_static(b"hello"), false)
-                .unwrap();
-            stream.send_trailers(trailers).unwrap();
-        }
-        None => stream
-            .send_data(Bytes::from_static(b"hello"), true)
-            .unwrap(),
-    }
-    let mut body = response.await.unwrap().into_body();
-    let mut all = Vec::new();
-    while let Some(chunk) = body.data().await {
-        let chunk = chunk.unwrap();
-        let _ = body.flow_control().release_capacity(chunk.len());
-        all.extend_from_slice(&chunk);
-    }
-    let trailers = body.trailers().await.unwrap();
-    (all, trailers)
-}
-
 #[test]
 fn http2_trailing_headers_both_ways() {
     let server = trailers_server();
     let addr = server.addr();
-    runtime().block_on(async move {
+    h2_runtime().block_on(async move {
         let mut sent = http::HeaderMap::new();
         sent.insert("x-check", "abc".parse().unwrap());
-        let (body, trailers) = h2_exchange(addr, "/echo", Some(sent)).await;
+        let (body, trailers) =
+            h2_exchange(addr, post(addr, "/echo"), Some((b"hello", Some(sent)))).await;
         assert_eq!(
             String::from_utf8_lossy(&body),
             "body=5 trailers=1 early=2\nx-check: abc\n"
@@ -167,7 +128,7 @@ fn http2_trailing_headers_both_ways() {
         assert_eq!(trailers["x-body-length"], "5");
         assert_eq!(trailers["x-echo-x-check"], "abc");
         // A body that ends with its last DATA frame has no trailers; the app sets none on /none.
-        let (body, trailers) = h2_exchange(addr, "/none", None).await;
+        let (body, trailers) = h2_exchange(addr, post(addr, "/none"), Some((b"hello", None))).await;
         assert_eq!(
             String::from_utf8_lossy(&body),
             "body=5 trailers=0 early=2\n"

@@ -18,6 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 mod axum_serve;
+pub mod h2_client;
 mod keepalive_load;
 pub mod load;
 mod master;

@@ -19,12 +19,14 @@
 #![allow(clippy::useless_conversion)]
 
 mod file;
+mod trailers;
 mod ws;
 
 use crate::runtime::Runtime;
 use crate::websocket::{self, Received, Sent, WsShared};
 use app_abi::raw::{WsHost, WS_ERR_INVALID, WS_FILE_RANGES, WS_MSG_BINARY, WS_MSG_TEXT};
 use app_abi::{BodyIo, DeferredBody, FileSend, Logger, Next, TryRead, Waker};
+use file::ResponseFile;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -56,11 +58,18 @@ struct State {
     chunks: VecDeque<Vec<u8>>,
     /// Bytes in `chunks`.
     queued: usize,
-    /// `http.response.body` with `more_body` false was sent.
+    /// The response is complete: its body ended and, when `http.response.start` asked for
+    /// trailers, the last `http.response.trailers` was sent.
     complete: bool,
+    /// `http.response.start` had `trailers: True` (the `http.response.trailers` extension).
+    wants_trailers: bool,
+    /// The body ended (`more_body` false, or a file that ends it).
+    body_ended: bool,
+    /// The `http.response.trailers` fields so far, handed to the server with the body's end.
+    trailers: Headers,
     /// `http.response.pathsend`'s or a last `http.response.zerocopysend`'s file, for the server
     /// to send (ABI 1.2 `send_file`; read in chunks where the server cannot).
-    file: Option<FileSend>,
+    file: Option<ResponseFile>,
     /// The app's coroutine ended (returned, raised or was cancelled).
     finished: bool,
     /// The app failed: `next` answers an error (500 if nothing was sent, else the connection is
@@ -265,8 +274,12 @@ impl Channel {
                     PyValueError::new_err("http.response.start: status must be an int 100-599")
                 })?;
                 let headers = match field(message, intern!(py, "headers"))? {
-                    Some(h) => header_pairs(&h)?,
+                    Some(h) => header_pairs(&h, "http.response.start")?,
                     None => Vec::new(),
+                };
+                let wants_trailers = match field(message, intern!(py, "trailers"))? {
+                    Some(t) => t.is_truthy()?,
+                    None => false,
                 };
                 let mut st = self.shared.state();
                 if st.closed {
@@ -278,6 +291,7 @@ impl Channel {
                     ));
                 }
                 st.started = true;
+                st.wants_trailers = wants_trailers;
                 st.head = Some(Head { status, headers });
                 // Not woken: the server sends a head with the body's first bytes (or its end),
                 // so only a body message wakes it, once for both (a wake is an eventfd write and
@@ -299,6 +313,7 @@ impl Channel {
             }
             "http.response.zerocopysend" => self.zerocopysend(message),
             "http.response.pathsend" => self.pathsend(message),
+            "http.response.trailers" => self.trailers(message),
             other => Err(PyRuntimeError::new_err(format!(
                 "unexpected ASGI message {other:?} for an http request: send \
                  http.response.start, then http.response.body"
@@ -355,6 +370,11 @@ impl Channel {
                 "ASGI app {} returned without starting a response (no http.response.start)",
                 shared.label
             )),
+            None if st.body_ended => Some(format!(
+                "ASGI app {} returned before completing its response (http.response.start had \
+                 trailers: True, and no http.response.trailers with more_trailers false followed)",
+                shared.label
+            )),
             None => Some(format!(
                 "ASGI app {} returned before completing its response (the last \
                  http.response.body had more_body true)",
@@ -390,20 +410,30 @@ impl Channel {
                 "http.response.body before http.response.start",
             ));
         }
-        if st.complete {
+        if st.body_ended {
             return Err(PyRuntimeError::new_err(
-                "http.response.body after the response completed (more_body was false)",
+                "http.response.body after the body ended (more_body was false)",
             ));
         }
         st.queued += body.len();
         if !body.is_empty() {
             st.chunks.push_back(body);
         }
-        st.complete = !more;
+        if !more {
+            st.end_body();
+        }
         let wait = st.queued > SEND_HIGH_WATER;
         drop(st);
         self.shared.waker.wake();
         Ok(if wait { SEND_WAIT } else { SEND_DONE })
+    }
+}
+
+impl State {
+    /// The body ended: the response is complete unless trailers are to follow.
+    fn end_body(&mut self) {
+        self.body_ended = true;
+        self.complete = !self.wants_trailers;
     }
 }
 
@@ -424,11 +454,11 @@ fn field<'py>(
 }
 
 /// ASGI headers (an iterable of `[name, value]` byte strings) as owned pairs.
-fn header_pairs(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Vec<u8>, Vec<u8>)>> {
+fn header_pairs(headers: &Bound<'_, PyAny>, kind: &str) -> PyResult<Headers> {
     let bad = || {
-        PyTypeError::new_err(
-            "http.response.start: headers must be an iterable of [name, value] byte strings",
-        )
+        PyTypeError::new_err(format!(
+            "{kind}: headers must be an iterable of [name, value] byte strings"
+        ))
     };
     let mut pairs = Vec::new();
     for pair in headers.iter()? {
@@ -445,9 +475,9 @@ enum Step {
     Accept(Vec<u8>, Headers),
     Start(Head),
     Chunk(Vec<u8>, Option<PyObject>),
-    File(FileSend),
+    File(ResponseFile, Option<Headers>),
     Read,
-    End,
+    End(Option<Headers>),
     Pending,
     Error,
 }
@@ -461,8 +491,9 @@ pub(crate) struct Body {
     head_sent: bool,
     /// The chunk last returned: the server's until the next `next` or the drop.
     current: Vec<u8>,
-    /// `http.response.pathsend`'s file, handed to the server (or read by a server too old).
-    file: Option<FileSend>,
+    /// `http.response.pathsend`'s file, handed to the server (or read by a server too old),
+    /// or a file trailers follow, read here.
+    file: Option<ResponseFile>,
 }
 
 impl Body {
@@ -500,11 +531,14 @@ impl Body {
             };
             return Step::Chunk(chunk, waiter);
         }
-        if let Some(file) = st.file.take() {
-            return Step::File(file);
-        }
+        // A file ends the body: handed over once the trailers (if any) are in, since they go
+        // to the server first.
         if st.complete {
-            Step::End
+            let trailers = st.wants_trailers.then(|| std::mem::take(&mut st.trailers));
+            if let Some(file) = st.file.take() {
+                return Step::File(file, trailers);
+            }
+            Step::End(trailers)
         } else if st.failed {
             Step::Error
         } else if read {
@@ -543,8 +577,19 @@ impl DeferredBody for Body {
         loop {
             if self.file.is_some() {
                 return match self.file.as_mut() {
-                    Some(file) => file.next(io),
                     None => Next::Error,
+                    Some(ResponseFile::Send(file)) => file.next(io),
+                    Some(ResponseFile::Read(file)) => match file.read(&mut self.current) {
+                        Ok(true) => Next::Chunk(&self.current),
+                        Ok(false) => Next::End,
+                        Err(err) => {
+                            self.shared.logger.error(&format!(
+                                "ASGI app {}: reading the response's file: {err}",
+                                self.shared.label
+                            ));
+                            Next::Error
+                        }
+                    },
                 };
             }
             match self.step() {
@@ -575,7 +620,10 @@ impl DeferredBody for Body {
                     self.current = chunk;
                     return Next::Chunk(&self.current);
                 }
-                Step::File(file) => {
+                Step::File(file, trailers) => {
+                    if !self.send_trailers(io, trailers) {
+                        return Next::Error;
+                    }
                     self.file = Some(file);
                 }
                 Step::Read => {
@@ -583,7 +631,13 @@ impl DeferredBody for Body {
                         return Next::Pending;
                     }
                 }
-                Step::End => return Next::End,
+                Step::End(trailers) => {
+                    return if self.send_trailers(io, trailers) {
+                        Next::End
+                    } else {
+                        Next::Error
+                    };
+                }
                 Step::Pending => return Next::Pending,
                 Step::Error => return Next::Error,
             }

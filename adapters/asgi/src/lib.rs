@@ -53,7 +53,7 @@ impl App for AsgiApp {
             .collect();
         let config = config::Config::from_args_and_env(&args, |k| std::env::var(k).ok())?;
         python_embed::interpreter::start(config.venv.as_deref())?;
-        let runtime = Runtime::start(&config, ctx.logger())?;
+        let runtime = Runtime::start(&config, ctx.logger(), ctx.host_is_1_3())?;
         Ok(AsgiApp {
             runtime: Arc::new(runtime),
             label: Arc::from(config.target.to_string()),

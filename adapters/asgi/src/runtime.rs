@@ -84,7 +84,12 @@ fn stop_and_join(event_loop: &PyObject, thread: Option<JoinHandle<()>>) {
 impl Runtime {
     /// Imports the app, starts the loop and runs the lifespan startup: `Ok` once the app is ready
     /// to serve. Errors are one line (the whole traceback is logged at debug level).
-    pub(crate) fn start(config: &Config, logger: Logger) -> Result<Runtime, String> {
+    /// `trailers`: the server sends response trailers (ABI 1.3), so scopes offer the extension.
+    pub(crate) fn start(
+        config: &Config,
+        logger: Logger,
+        trailers: bool,
+    ) -> Result<Runtime, String> {
         let target = &config.target;
         let (bridge, app, asgi_version) = Python::with_gil(|py| {
             let bridge =
@@ -150,6 +155,7 @@ impl Runtime {
                     event_loop: event_loop.clone_ref(py),
                     app: app.clone_ref(py),
                     asgi_version,
+                    trailers,
                     state: state.clone_ref(py),
                     wake: bridge.getattr(py, "_wake")?,
                     logger,
@@ -371,6 +377,8 @@ struct Drain {
     app: PyObject,
     /// "3.0", or "2.0" for an ASGI 2 app (wrapped).
     asgi_version: &'static str,
+    /// Scopes offer `http.response.trailers` (the server speaks ABI 1.3).
+    trailers: bool,
     /// The lifespan `state`, copied into every request's scope.
     state: Py<PyDict>,
     /// `bridge._wake`.
@@ -415,6 +423,7 @@ impl Drain {
             self.asgi_version,
             self.state.bind(py),
             shared.is_websocket(),
+            self.trailers,
         )?;
         let chan = Py::new(py, Channel::new(Arc::clone(shared)))?;
         self.bridge

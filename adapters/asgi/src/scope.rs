@@ -23,6 +23,7 @@ pub(crate) fn build<'py, 'a>(
     asgi_version: &str,
     state: &Bound<'py, PyDict>,
     websocket: bool,
+    trailers: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let mut method: &[u8] = b"GET";
     let mut path: &[u8] = b"/";
@@ -167,6 +168,10 @@ pub(crate) fn build<'py, 'a>(
             intern!(py, "http.response.zerocopysend"),
             PyDict::new_bound(py),
         )?;
+        if trailers {
+            // The server sends response trailers (ABI 1.3 `set_trailers`).
+            extensions.set_item(intern!(py, "http.response.trailers"), PyDict::new_bound(py))?;
+        }
     }
     // asgiref's scopes require the key.
     scope.set_item(intern!(py, "extensions"), extensions)?;

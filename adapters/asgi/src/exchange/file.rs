@@ -1,7 +1,10 @@
 //! Files as response bodies: `http.response.pathsend` and `http.response.zerocopysend`, which the
-//! server sends itself (ABI 1.2 `send_file`, through app-abi's `FileSend`).
+//! server sends itself (ABI 1.2 `send_file`, through app-abi's `FileSend`), or the bridge reads
+//! in chunks when trailers follow (a file the server sends is a sized body, which has no room for
+//! them).
 
 use super::*;
+use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::os::fd::BorrowedFd;
 use std::os::unix::fs::FileExt;
@@ -17,13 +20,19 @@ impl Channel {
         if st.closed {
             return Ok(SEND_DONE);
         }
-        if !st.started || st.complete {
+        if !st.started || st.body_ended {
             return Err(PyRuntimeError::new_err(
                 "http.response.pathsend must follow http.response.start and end the response",
             ));
         }
-        st.file = Some(FileSend::new(file, 0, None, WS_FILE_RANGES));
-        st.complete = true;
+        st.file = Some(ResponseFile::new(
+            file,
+            0,
+            None,
+            WS_FILE_RANGES,
+            st.wants_trailers,
+        ));
+        st.end_body();
         drop(st);
         self.shared.waker.wake();
         Ok(SEND_DONE)
@@ -87,17 +96,66 @@ impl Channel {
         if st.closed {
             return Ok(SEND_DONE);
         }
-        if !st.started || st.complete {
+        if !st.started || st.body_ended {
             return Err(PyRuntimeError::new_err(
                 "http.response.zerocopysend must follow http.response.start, before the \
-                 response completed",
+                 body ended",
             ));
         }
-        st.file = Some(FileSend::new(file, offset, count, 0));
-        st.complete = true;
+        st.file = Some(ResponseFile::new(file, offset, count, 0, st.wants_trailers));
+        st.end_body();
         drop(st);
         self.shared.waker.wake();
         Ok(SEND_DONE)
+    }
+}
+
+/// The file that ends a response's body.
+pub(super) enum ResponseFile {
+    /// Handed to the server (or read by app-abi where the server cannot take it).
+    Send(FileSend),
+    /// Read here in chunks: trailers follow.
+    Read(FileChunks),
+}
+
+impl ResponseFile {
+    /// Bytes `offset..offset + count` of `file` (`None`: to its end), with `send_file` flags.
+    fn new(file: File, offset: u64, count: Option<u64>, flags: u32, trailers: bool) -> Self {
+        if trailers {
+            ResponseFile::Read(FileChunks {
+                file,
+                offset,
+                end: count.map(|count| offset.saturating_add(count)),
+            })
+        } else {
+            ResponseFile::Send(FileSend::new(file, offset, count, flags))
+        }
+    }
+}
+
+/// A file range read in chunks at explicit offsets.
+pub(super) struct FileChunks {
+    file: File,
+    offset: u64,
+    /// One past the last byte, `None`: the file's end.
+    end: Option<u64>,
+}
+
+impl FileChunks {
+    /// The next chunk into `buf`: false at the range's end (or the file's, if it ends first).
+    pub(super) fn read(&mut self, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+        let want = self.end.map_or(READ_CHUNK as u64, |end| {
+            (end.saturating_sub(self.offset)).min(READ_CHUNK as u64)
+        });
+        buf.resize(want as usize, 0);
+        let n = if want == 0 {
+            0
+        } else {
+            self.file.read_at(buf, self.offset)?
+        };
+        buf.truncate(n);
+        self.offset += n as u64;
+        Ok(n > 0)
     }
 }
 

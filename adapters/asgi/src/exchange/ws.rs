@@ -69,7 +69,7 @@ impl Channel {
                     None => Vec::new(),
                 };
                 let headers = match optional("headers") {
-                    Some(h) => header_pairs(&h)?,
+                    Some(h) => header_pairs(&h, "websocket.accept")?,
                     None => Vec::new(),
                 };
                 let mut st = self.shared.state();
