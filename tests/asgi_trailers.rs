@@ -1,7 +1,8 @@
 //! The ASGI HTTP trailers extension (`http.response.trailers`, ABI 1.3 `set_trailers`) end to
 //! end with `tests/fixtures/asgi/raw_apps.py`'s `trailers` app: the scope offers it; a response
 //! whose start said `trailers: True` waits after its body for the trailer messages, which follow
-//! the last chunk on HTTP/1.1 (raw TCP) and come as a trailing HEADERS frame on HTTP/2 (h2).
+//! the last chunk on HTTP/1.1 (raw TCP) and come as a trailing HEADERS frame on HTTP/2 (h2); a
+//! refused trailer field or an app that returns before its trailers cuts the response.
 //!
 //! Needs `cargo build --workspace` first (for `target/debug/libasgi.so`).
 
@@ -12,6 +13,7 @@ mod wsgi_support;
 use asgi_support::{asgi_server, request};
 use common::h2_client::{h2_exchange, h2_runtime};
 use common::Server;
+use std::time::Duration;
 
 fn trailers_server() -> Server {
     asgi_server("raw_apps:trailers")
@@ -77,4 +79,30 @@ fn trailers_come_as_a_trailing_headers_frame_over_http2() {
     let trailers = trailers.expect("a trailing HEADERS frame");
     assert_eq!(trailers["x-checksum"], "abc");
     assert_eq!(trailers["grpc-status"], "0");
+}
+
+/// A field a trailer must not carry, and an app that returns before its trailers: the response
+/// is cut (no last chunk), so the client does not take it for complete, and the log says why.
+#[test]
+fn refused_or_missing_trailers_cut_the_response() {
+    let server = trailers_server();
+    for (path, logged) in [
+        ("/refused", "sent trailers the server refused"),
+        (
+            "/early",
+            "no http.response.trailers with more_trailers false followed",
+        ),
+    ] {
+        let mut conn = server.connect();
+        conn.send(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n"));
+        let outcome = conn.try_read_response();
+        assert!(outcome.is_err(), "{path}: {outcome:?}");
+        assert!(
+            server
+                .wait_for_log(Duration::from_secs(5), |log| log.contains(logged))
+                .is_some(),
+            "{path}: {}",
+            server.stderr()
+        );
+    }
 }
