@@ -5,7 +5,7 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -138,6 +138,8 @@ enum Event {
     Stream(Option<Result<Box<Accepted>, h2::Error>>),
     Drain,
     Tick,
+    /// The client sent too many control frames (`calm.rs`).
+    Flood,
 }
 
 /// Serves one connection until it ends.
@@ -155,7 +157,8 @@ async fn connection(
         ..
     } = handoff;
     let peer = info.peer;
-    let io = match H2Io::new(stream, tls, early) {
+    let flooded = Arc::new(AtomicBool::new(false));
+    let io = match H2Io::new(stream, tls, early, Arc::clone(&flooded)) {
         Ok(io) => io,
         Err(e) => {
             log::warn!("{peer}: cannot watch the HTTP/2 connection: {e}");
@@ -193,6 +196,7 @@ async fn connection(
     let mut active_at = Instant::now();
     // When the GOAWAY was sent (a drain, or --keep-alive).
     let mut going_away: Option<Instant> = None;
+    let mut calmed = false;
     loop {
         let event = poll_fn(|cx| {
             if let Some(drain) = &mut drained {
@@ -200,6 +204,9 @@ async fn connection(
                     drained = None;
                     return Poll::Ready(Event::Drain);
                 }
+            }
+            if flooded.load(Ordering::Relaxed) && !calmed {
+                return Poll::Ready(Event::Flood);
             }
             if tick.poll_tick(cx).is_ready() {
                 return Poll::Ready(Event::Tick);
@@ -224,6 +231,12 @@ async fn connection(
                 conn.graceful_shutdown();
             }
             Event::Drain => {}
+            Event::Flood => {
+                log::warn!("{peer}: HTTP/2 control-frame flood (SETTINGS or PING): GOAWAY ENHANCE_YOUR_CALM");
+                calmed = true;
+                going_away.get_or_insert_with(Instant::now);
+                conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
+            }
             Event::Tick => {
                 let busy = conn.has_streams() || in_flight.load(Ordering::SeqCst) > 0;
                 match going_away {

@@ -8,6 +8,7 @@
 //! A handed-over connection keeps its slot (busy) until its HTTP/2 connection ends, so the
 //! coordinator's drain waits for it as for any other; the drain sends it a GOAWAY.
 
+mod calm;
 mod driver;
 mod io;
 mod park;
