@@ -247,17 +247,9 @@ fn reading_flood(
 
 /// Where a GOAWAY frame starts in what a server sent, if it sent one.
 fn find_goaway(bytes: &[u8]) -> Option<usize> {
-    let mut at = 0;
-    while at + 9 <= bytes.len() {
-        let len = (usize::from(bytes[at]) << 16)
-            | (usize::from(bytes[at + 1]) << 8)
-            | usize::from(bytes[at + 2]);
-        if bytes[at + 3] == GOAWAY {
-            return Some(at);
-        }
-        at += 9 + len;
-    }
-    None
+    frames(bytes)
+        .into_iter()
+        .find_map(|frame| (frame.kind == GOAWAY).then_some(frame.at))
 }
 
 /// RFC 9113 §7.
@@ -383,5 +375,170 @@ fn a_flood_of_frames_h2_ignores_leaves_other_connections_a_low_latency() {
         .collect();
     let (p99, _) = p99_during_flood(addr, batch);
     assert!(p99 < FLOOD_P99, "p99 {p99:?} during a PRIORITY flood");
+    served_promptly(addr);
+}
+
+/// An HPACK string literal without Huffman coding (RFC 7541 §5.2), its length an integer with
+/// a 7-bit prefix (§5.1).
+fn hpack_string(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut len = bytes.len();
+    if len < 127 {
+        out.push(len as u8);
+    } else {
+        out.push(127);
+        len -= 127;
+        while len >= 128 {
+            out.push((len % 128) as u8 | 0x80);
+            len /= 128;
+        }
+        out.push(len as u8);
+    }
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// `GET /` on stream `id`, its block complete in one HEADERS frame that ends the stream.
+fn get_headers(id: u32, extra: &[u8]) -> Vec<u8> {
+    let mut block = literal(b":method", b"GET");
+    block.extend(literal(b":path", b"/"));
+    block.extend(literal(b":scheme", b"http"));
+    block.extend(literal(b":authority", b"localhost"));
+    block.extend_from_slice(extra);
+    // END_STREAM | END_HEADERS
+    frame(HEADERS, 0x5, id, &block)
+}
+
+/// A raw connection that sent `bytes` after the preface; what the server sent back until it
+/// closed or was quiet for `quiet`.
+fn exchange(addr: SocketAddr, bytes: &[u8], quiet: Duration) -> (Vec<u8>, bool) {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.write_all(PREFACE).unwrap();
+    tcp.write_all(&frame(SETTINGS, 0, 0, &[])).unwrap();
+    tcp.write_all(bytes).unwrap();
+    tcp.set_read_timeout(Some(quiet)).unwrap();
+    let mut back = Vec::new();
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        match tcp.read(&mut buf) {
+            Ok(0) => return (back, true),
+            Ok(n) => back.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (back, true),
+            Err(_) => return (back, false),
+        }
+    }
+}
+
+/// The stream got a response whose HEADERS hold `status`: 200 (indexed, 0x88) or 431 (a
+/// literal string, Huffman-coded as `h2` sends it: 0x83 then 011010 011001 00001 and padding).
+fn answered_with(back: &[u8], stream: u32, status: u16) -> bool {
+    let literal_431: &[u8] = &[0x83, 0x69, 0x90, 0xff];
+    frames(back).iter().any(|frame| {
+        frame.kind == HEADERS
+            && frame.stream == stream
+            && match status {
+                200 => frame.payload.first() == Some(&0x88),
+                431 => frame.payload.windows(4).any(|w| w == literal_431),
+                _ => unimplemented!("status {status}"),
+            }
+    })
+}
+
+#[test]
+fn hpack_bombs_are_cut_off_and_an_oversized_list_gets_431() {
+    let server = h2_server("stream")
+        .args(["--threads", "1", "--keep-alive", "30"])
+        .start();
+    let addr = server.addr();
+    // A field put in the dynamic table (literal with incremental indexing, new name: 0x40),
+    // then referenced by one byte each (indexed field 62, the newest entry: 0xbe): a 16 KiB
+    // block (one frame) decodes to 48 MiB (a 4000-byte field 12,000 times), to 400 KiB (a tiny
+    // field, each counted with 32 bytes of overhead, RFC 7541 §4.1) or to 100 KiB. The list's
+    // bound is 64 KiB: past four times that, `h2` stops decoding and ends the connection with
+    // GOAWAY(ENHANCE_YOUR_CALM); below, the stream is refused with 431 and the connection
+    // serves on.
+    for (value, refs, cut_off) in [
+        (vec![b'a'; 4000], 12_000, true),
+        (Vec::new(), 12_000, true),
+        (Vec::new(), 3_000, false),
+    ] {
+        let mut bomb = vec![0x40];
+        bomb.extend(hpack_string(b"x-bomb"));
+        bomb.extend(hpack_string(&value));
+        bomb.extend(std::iter::repeat_n(0xbe, refs));
+        let mut sent = get_headers(1, &bomb);
+        // The same connection asks again, politely.
+        sent.extend(get_headers(3, &[]));
+        let mut served = None;
+        let (back, closed) = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                served_promptly(addr);
+                served = Some(());
+            });
+            exchange(addr, &sent, Duration::from_secs(2))
+        });
+        assert!(served.is_some());
+        let case = format!("{refs} times a {}-byte field", value.len());
+        if cut_off {
+            assert_eq!(goaway_reason(&back), Some(ENHANCE_YOUR_CALM), "{case}");
+            assert!(closed, "{case}");
+        } else {
+            assert!(
+                answered_with(&back, 1, 431),
+                "{case}: {:?}",
+                frame_types(&back)
+            );
+            assert!(
+                answered_with(&back, 3, 200),
+                "{case}: {:?}",
+                frame_types(&back)
+            );
+        }
+    }
+    // No bomb reached the app: it opened the three other clients' streams and the polite
+    // one.
+    let closes = closes_over_h2(addr);
+    assert!(closes.contains("opened=4 "), "{closes}");
+}
+
+#[test]
+fn stream_ids_run_out_the_server_says_goaway_and_a_new_connection_is_served() {
+    let server = h2_server("hello")
+        .args(["--threads", "1", "--keep-alive", "30"])
+        .start();
+    let addr = server.addr();
+    // Stream ids only have to grow: the last one a client may open (2^31 - 1) right after the
+    // first. No stream can follow it on this connection, so the server says so (GOAWAY with
+    // that id) and closes once it is answered, instead of holding the connection until
+    // --keep-alive.
+    const LAST_ID: u32 = (1 << 31) - 1;
+    let mut sent = get_headers(1, &[]);
+    sent.extend(get_headers(LAST_ID, &[]));
+    let asked = Instant::now();
+    let (back, closed) = exchange(addr, &sent, Duration::from_secs(10));
+    assert!(answered_with(&back, 1, 200), "{:?}", frame_types(&back));
+    assert!(
+        answered_with(&back, LAST_ID, 200),
+        "{:?}",
+        frame_types(&back)
+    );
+    let goaway = find_goaway(&back).expect("no GOAWAY after the last stream id");
+    let last = u32::from_be_bytes(back[goaway + 9..goaway + 13].try_into().unwrap());
+    assert_eq!(last & !(1 << 31), LAST_ID);
+    assert_eq!(goaway_reason(&back), Some(0), "NO_ERROR");
+    assert!(closed, "the connection stayed open");
+    assert!(
+        asked.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        asked.elapsed()
+    );
+    // A stream id that goes back is a protocol error for the whole connection.
+    let mut sent = get_headers(LAST_ID, &[]);
+    sent.extend(get_headers(5, &[]));
+    let (back, closed) = exchange(addr, &sent, Duration::from_secs(10));
+    assert_eq!(goaway_reason(&back), Some(1), "PROTOCOL_ERROR");
+    assert!(closed);
+    // The client reconnects and is served.
     served_promptly(addr);
 }

@@ -147,18 +147,39 @@ pub fn flood(
     (sent, back)
 }
 
-/// The frame types in `bytes` (after the server's preface-less start), in order.
-pub fn frame_types(bytes: &[u8]) -> Vec<u8> {
-    let mut types = Vec::new();
+/// A frame in what a server sent.
+pub struct Frame<'a> {
+    /// Where it starts.
+    pub at: usize,
+    pub kind: u8,
+    pub stream: u32,
+    pub payload: &'a [u8],
+}
+
+/// The frames in `bytes` (the server's frames, from its first), in order.
+pub fn frames(bytes: &[u8]) -> Vec<Frame<'_>> {
+    let mut out = Vec::new();
     let mut at = 0;
     while at + 9 <= bytes.len() {
         let len = (usize::from(bytes[at]) << 16)
             | (usize::from(bytes[at + 1]) << 8)
             | usize::from(bytes[at + 2]);
-        types.push(bytes[at + 3]);
+        let stream = u32::from_be_bytes(bytes[at + 5..at + 9].try_into().unwrap()) & !(1 << 31);
+        let end = (at + 9 + len).min(bytes.len());
+        out.push(Frame {
+            at,
+            kind: bytes[at + 3],
+            stream,
+            payload: &bytes[at + 9..end],
+        });
         at += 9 + len;
     }
-    types
+    out
+}
+
+/// The frame types in `bytes`, in order.
+pub fn frame_types(bytes: &[u8]) -> Vec<u8> {
+    frames(bytes).iter().map(|frame| frame.kind).collect()
 }
 
 /// A legitimate client's request on its own connection, answered within 5 s.

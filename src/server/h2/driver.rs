@@ -34,6 +34,9 @@ const MAX_HEADER_LIST: u32 = 64 * 1024;
 const STREAM_WINDOW: u32 = 256 * 1024;
 const CONNECTION_WINDOW: u32 = 1024 * 1024;
 
+/// The last stream id a client may open (RFC 9113 §5.1.1: ids are 31 bits and only grow).
+const LAST_STREAM_ID: u32 = (1 << 31) - 1;
+
 /// How often an idle connection is checked against `--keep-alive`.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
@@ -219,7 +222,14 @@ async fn connection(
             Event::Stream(Some(Ok(accepted))) => {
                 active_at = Instant::now();
                 let (request, respond) = *accepted;
+                let last_id = u32::from(respond.stream_id()) == LAST_STREAM_ID;
                 accept(request, respond, &info, &in_flight, queue);
+                if last_id && going_away.is_none() {
+                    // No stream can follow it: say so, and close once it is answered (the
+                    // client opens a new connection), instead of idling until --keep-alive.
+                    going_away = Some(Instant::now());
+                    conn.graceful_shutdown();
+                }
             }
             Event::Stream(Some(Err(e))) => {
                 log::debug!("{peer}: HTTP/2 connection failed: {e}");
