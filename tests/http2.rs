@@ -7,6 +7,7 @@
 mod common;
 mod http2_support;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use std::time::{Duration, Instant};
@@ -481,4 +482,64 @@ fn streams_of_a_deferred_app_park_instead_of_holding_threads() {
         took < Duration::from_secs(4),
         "20 sleeps of 0.5 s took {took:?}"
     );
+}
+
+/// One GET over its own HTTP/2 connection: the status and the body (`None`: no answer within
+/// `within`).
+fn h2_get(addr: SocketAddr, path: &str, within: Duration) -> Option<(u16, String)> {
+    runtime().block_on(async move {
+        let (send, _driver) = h2_connect(addr, &h2::client::Builder::new()).await;
+        let mut send = send.ready().await.unwrap();
+        let (response, _) = send.send_request(get(addr, path), true).unwrap();
+        let response = tokio::time::timeout(within, response).await.ok()?.unwrap();
+        let status = response.status().as_u16();
+        Some((status, text(&read_body(response).await.unwrap())))
+    })
+}
+
+#[test]
+fn a_parked_stream_past_the_timeout_gets_504_and_the_app_is_cancelled() {
+    let server = h2_server("axum_app")
+        .args(["--threads", "1", "--timeout", "1"])
+        .start();
+    let addr = server.addr();
+    let asked = Instant::now();
+    let (status, body) =
+        h2_get(addr, "/sleep?ms=20000", Duration::from_secs(10)).expect("no answer in 10 s");
+    let took = asked.elapsed();
+    assert_eq!(status, 504, "{body}");
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(5),
+        "504 after {took:?} with --timeout 1"
+    );
+    // The app's sleep was dropped (its close ran), not left to fire.
+    let (_, stats) = h2_get(addr, "/stats", Duration::from_secs(5)).unwrap();
+    assert!(stats.contains("\"sleeps_cancelled\":1"), "{stats}");
+}
+
+#[test]
+fn the_graceful_timeout_cancels_parked_streams_with_503_and_the_worker_exits_cleanly() {
+    let mut server = h2_server("axum_app")
+        .args(["--graceful-timeout", "1"])
+        .start();
+    let addr = server.addr();
+    let pid = server.pid();
+    let asked = Instant::now();
+    let answer =
+        std::thread::spawn(move || h2_get(addr, "/sleep?ms=30000", Duration::from_secs(15)));
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill(2) on the server's pid, which this test started.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let (status, body) = answer.join().unwrap().expect("no answer in 15 s");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        asked.elapsed()
+    );
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .expect("the server exits after the graceful timeout");
+    assert!(status.success(), "{status:?}\n{}", server.stderr());
+    assert!(!server.stderr().contains("abandon"), "{}", server.stderr());
 }

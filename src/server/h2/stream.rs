@@ -144,13 +144,11 @@ pub(super) fn start(job: StreamJob, shared: &Shared, scratch: &mut ThreadScratch
         spelled: (client.remote == info.peer).then_some(&info.spelled),
         client_cert: info.client_cert.as_ref(),
     });
-    let park = shared
-        .app
-        .defers()
-        .then(|| Arc::new(StreamWake::new(Arc::clone(&queue))));
+    let park = shared.app.defers().then(|| StreamWake::new(&queue));
     let mut state = StreamState::new(body, respond, config, park, info.peer);
     let _serialised = shared.app_lock.as_ref().map(|lock| lock.lock());
     shared.mark_busy(thread, true);
+    let deadline = config.request_timeout.map(|limit| Instant::now() + limit);
     crate::stats::request_started();
     crate::stats::http2_stream();
     let mut transport = StreamTransport::new(&mut state, shared, thread, &mut buffers.date);
@@ -191,6 +189,8 @@ pub(super) fn start(job: StreamJob, shared: &Shared, scratch: &mut ThreadScratch
                 state,
                 info,
                 started,
+                deadline,
+                cancel: None,
                 _in_flight,
             });
         }
@@ -205,6 +205,8 @@ pub(super) fn resume(parked: Box<ParkedStream>, shared: &Shared, scratch: &mut T
         mut state,
         info,
         started,
+        deadline,
+        cancel,
         _in_flight,
     } = *parked;
     let thread = scratch.thread;
@@ -212,7 +214,11 @@ pub(super) fn resume(parked: Box<ParkedStream>, shared: &Shared, scratch: &mut T
     let _serialised = shared.app_lock.as_ref().map(|lock| lock.lock());
     shared.mark_busy(thread, true);
     let mut transport = StreamTransport::new(&mut state, shared, thread, &mut buffers.date);
-    let cancel = transport.client_left().then_some(Cancel::ClientGone);
+    let cancel = match transport.client_left() {
+        true => Some(Cancel::ClientGone),
+        // Past --timeout (504) or the graceful timeout (503).
+        false => cancel,
+    };
     let progress = call::resume(
         &shared.app,
         &environ,
@@ -235,6 +241,8 @@ pub(super) fn resume(parked: Box<ParkedStream>, shared: &Shared, scratch: &mut T
                 state,
                 info,
                 started,
+                deadline,
+                cancel: None,
                 _in_flight,
             });
         }
