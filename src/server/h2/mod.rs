@@ -12,6 +12,7 @@ mod calm;
 mod driver;
 mod io;
 mod park;
+mod statics;
 mod stream;
 mod transport;
 
