@@ -8,7 +8,6 @@ mod common;
 mod http2_support;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 
 use std::time::{Duration, Instant};
 
@@ -100,17 +99,6 @@ fn curl_over_tls_chooses_h2_by_alpn_and_http1_still_works() {
     assert_eq!(echoed_sha(&body), sha256_hex(&data));
     let (_, status) = curl(&["--http1.1", "--cacert", ca, "--resolve", &resolve, &url]);
     assert_eq!(status, "1.1 200");
-}
-
-/// A self-signed certificate for localhost and 127.0.0.1: (certfile, keyfile).
-fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
-    let cert =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .unwrap();
-    let (certfile, keyfile) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&certfile, cert.cert.pem()).unwrap();
-    std::fs::write(&keyfile, cert.key_pair.serialize_pem()).unwrap();
-    (certfile, keyfile)
 }
 
 #[test]

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test file uses a different part
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -199,4 +200,15 @@ pub fn served_promptly(addr: SocketAddr) {
 /// A sample app served with HTTP/2 on.
 pub fn h2_server(app: &str) -> ServerBuilder {
     sample_server(app).args(["--http2", "on"])
+}
+
+/// A self-signed certificate for localhost and 127.0.0.1: (certfile, keyfile).
+pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    let (certfile, keyfile) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&certfile, cert.cert.pem()).unwrap();
+    std::fs::write(&keyfile, cert.key_pair.serialize_pem()).unwrap();
+    (certfile, keyfile)
 }
