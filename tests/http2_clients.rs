@@ -9,6 +9,7 @@ mod wsgi_support;
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use common::*;
 use http2_support::*;
@@ -87,4 +88,34 @@ fn python_h2_runs_ten_streams_at_once() {
     assert_eq!(answer["body_ok"], true, "{answer}");
     let paths: Vec<String> = (0..10).map(|i| format!("/stream/{i}")).collect();
     assert_eq!(answer["paths"], serde_json::json!(paths), "{answer}");
+}
+
+#[test]
+fn chromium_uses_h2_on_the_tls_listener() {
+    let dir = fresh_dir("http2-chromium");
+    let log = dir.join("access.log");
+    let tls = TestTls::new("http2-chromium-cert");
+    let page = workspace_dir().join("tests/fixtures/h2_page");
+    let server = h2_server("echo")
+        .args(tls.server_args())
+        .args(["--static".into(), format!("/page/={}", page.display())])
+        .args(["--access-logfile".as_ref(), log.as_os_str()])
+        .start();
+    let url = format!("https://127.0.0.1:{}/page/h2.html", server.port());
+    let _browser = chromium(&url, &dir.join("profile"));
+    let report = poll(Duration::from_secs(60), "the page's report", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.lines()
+            .find(|l| l.contains("/report?"))
+            .map(str::to_owned)
+    });
+    // The page itself (from --static) and every fetch came over HTTP/2, and the uploads were
+    // echoed whole.
+    assert!(
+        report.contains("/report?page=h2&fetches=h2&ok=true HTTP/2\""),
+        "{report}"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("\"GET /page/h2.html HTTP/2\" 200"), "{text}");
+    assert_eq!(text.matches("\"POST /app/").count(), 20, "{text}");
 }

@@ -18,6 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 mod axum_serve;
+mod browser;
 mod master;
 mod raw;
 mod tls_client;
@@ -25,6 +26,8 @@ pub mod ws;
 pub mod ws_client;
 #[allow(unused_imports)] // each test file uses a different part of the harness
 pub use axum_serve::*;
+#[allow(unused_imports)]
+pub use browser::*;
 #[allow(unused_imports)]
 pub use master::*;
 #[allow(unused_imports)]
