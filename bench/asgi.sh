@@ -3,10 +3,13 @@
 # a bare ASGI hello (examples/asgi/hello.py, GET /) and a FastAPI hello (examples/asgi/main.py,
 # GET /), keep-alive and close, with bench/scenarios.sh's method (server pinned to one CPU, wrk
 # to the other, rounds interleaved, medians); then 10,000 requests at once that each
-# `await asyncio.sleep(1)` on each server (bench/asgi_sleep10k.py).
+# `await asyncio.sleep(1)` on each server (bench/asgi_sleep10k.py); then WebSocket echo of
+# 64-byte messages over $WS_CONNS connections, one in flight each (examples/asgi/hello.py's
+# `hello:echo`, loaded by bench/ws-peer as bench/ws_echo.sh does), webserver against uvicorn
+# (its `websockets` implementation; granian runs with --no-ws here).
 #
 # Usage: bench/asgi.sh          (QUICK=1: one round of 2 s and 1,000 sleepers; ROUNDS, DURATION
-#                                as scenarios.sh; SLEEPERS (10000))
+#                                as scenarios.sh; SLEEPERS (10000); WS_CONNS (50))
 #
 # Every server runs ONE worker process on ONE event loop (uvloop), the same Python (the one
 # libasgi.so embeds) and the same virtualenv ($BENCH_WORK/asgi-venv: examples/asgi's frameworks
@@ -24,6 +27,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH_WORK="${BENCH_WORK:-/tmp/webserver-bench}"
 THREADS="${THREADS:-2}"
 SLEEPERS="${SLEEPERS:-10000}"
+WS_CONNS="${WS_CONNS:-50}"
 VENV="$BENCH_WORK/asgi-venv"
 APPS="$ROOT/examples/asgi"
 if [[ "${QUICK:-0}" == 1 ]]; then export ROUNDS=1 DURATION=2; SLEEPERS=1000; fi
@@ -83,4 +87,29 @@ for entry in "webserver|$ws hello:sleep $ws_args" "uvicorn|$uvicorn hello:sleep"
   fi
   port=$((port + 1))
 done
+step "WebSocket echo, 64-byte messages over $WS_CONNS connections (hello:echo; target >= 1.0x uvicorn)"
+CARGO_TARGET_DIR="$BENCH_WORK/target" cargo build --release --locked --manifest-path "$ROOT/bench/ws-peer/Cargo.toml" \
+  --offline 2>/dev/null \
+  || CARGO_TARGET_DIR="$BENCH_WORK/target" cargo build --release --locked --manifest-path "$ROOT/bench/ws-peer/Cargo.toml"
+peer="$BENCH_WORK/target/release/ws-peer"
+echo_res="$OUT_DIR/ws-echo.jsonl"; : >"$echo_res"
+for round in $(seq 1 "${ROUNDS:-3}"); do
+  for entry in "webserver|$ws hello:echo $ws_args" "uvicorn|$uvicorn hello:echo"; do
+    name=${entry%%|*}; cmd=${entry#*|}
+    start_server "$name" "$cmd" 18399 "$OUT_DIR/ws-echo-$name.log" || continue
+    j=$(taskset -c "$WRK_CPUS" "$peer" load 18399 "$WS_CONNS" "${DURATION:-5}" 64) || j=""
+    stop_server || true
+    [[ -n "$j" ]] && echo "{\"round\": $round, \"name\": \"$name\", \"result\": $j}" >>"$echo_res"
+  done
+done
+python3 - "$echo_res" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+med = lambda name, key: statistics.median(r["result"][key] for r in rows if r["name"] == name)
+for name in ("webserver", "uvicorn"):
+    if any(r["name"] == name for r in rows):
+        print(f"  {name:<10} {med(name, 'per_sec'):>9.0f} msg/s  p99 {med(name, 'p99_us'):>6.0f} us")
+if {r["name"] for r in rows} >= {"webserver", "uvicorn"}:
+    print(f"  ratio webserver / uvicorn: {med('webserver', 'per_sec') / med('uvicorn', 'per_sec'):.2f} (target >= 1.0)")
+PY
 echo "raw data: $OUT_DIR"

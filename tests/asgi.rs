@@ -3,7 +3,7 @@
 //! lifespan state) and a plain Starlette app served unchanged; the scope's `raw_path` as sent;
 //! request bodies streamed in and large responses streamed out; `http.disconnect` when a client
 //! leaves; 200 requests that each sleep 1 s answered together by one worker with two threads (no
-//! serving thread waits for the app). Errors are in `asgi_errors.rs`, hot swaps in
+//! serving thread waits for the app); `http.response.zerocopysend`. Errors are in `asgi_errors.rs`, hot swaps in
 //! `asgi_swap.rs`.
 //!
 //! Needs `cargo build --workspace` first (for `target/debug/libasgi.so`). The frameworks are
@@ -14,7 +14,7 @@ mod common;
 mod wsgi_support;
 
 use asgi_support::{asgi_server, request, sleep_one_second_at_once};
-use common::{pseudo_random_bytes, sha256_hex, Server};
+use common::{fresh_dir, pattern, pseudo_random_bytes, sha256_hex, Server};
 use std::time::Duration;
 
 fn post_json(server: &Server, path: &str, json: &str) -> common::Response {
@@ -277,4 +277,32 @@ fn an_app_waiting_on_receive_hears_http_disconnect_when_the_client_leaves() {
         let seen = server.get("/seen").json();
         (seen == serde_json::json!(["http.disconnect"])).then_some(())
     });
+}
+
+/// `http.response.zerocopysend` (offered in `scope["extensions"]`): a file range as the whole
+/// body (handed to the server), a range between body chunks (read by the bridge), and a send
+/// without an offset, from the file's position to its end, which moves the position there. The
+/// app closes its file as soon as `send()` returns: the bridge keeps a descriptor of its own.
+#[test]
+fn zerocopysend_sends_a_file_range_alone_or_between_body_chunks() {
+    let data = pattern(1 << 20, 5);
+    let dir = fresh_dir("asgi-zerocopy");
+    let file = dir.join("data.bin");
+    std::fs::write(&file, &data).unwrap();
+    let server = asgi_server("raw_apps:zerocopy")
+        .args(["--sandbox-read", dir.to_str().unwrap()])
+        .env("ZEROCOPY_FILE", file.to_str().unwrap())
+        .start();
+    let range = server.get("/range");
+    assert_eq!(range.status, 200, "{}", server.stderr());
+    assert!(range.body == data[10..100_010], "the range differs");
+    let mixed = server.get("/mixed");
+    assert_eq!(mixed.status, 200, "{}", server.stderr());
+    assert_eq!(mixed.body, [&b"<"[..], &data[5..15], b">"].concat());
+    let position = server.get("/position");
+    assert_eq!(position.status, 200, "{}", server.stderr());
+    assert!(
+        position.body == data[1000..],
+        "the rest of the file differs"
+    );
 }

@@ -314,6 +314,27 @@ fn the_iterables_close_is_called_whatever_happens() {
 }
 
 #[test]
+fn the_iterable_is_not_resumed_past_its_declared_length() {
+    // PEP 3333: the server "should stop iterating over the response when enough data has been
+    // sent". The response goes out at once, and the generator is closed, not resumed.
+    let server = serve("rules:app");
+    let mut conn = server.connect();
+    let started = std::time::Instant::now();
+    conn.send("GET /declared HTTP/1.1\r\nHost: x\r\n\r\n");
+    let response = conn.read_response();
+    let took = started.elapsed();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), "hello");
+    assert!(
+        took < Duration::from_millis(1500),
+        "the complete response waited {took:?}: the generator was resumed"
+    );
+    conn.send("GET /declared-report HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(conn.read_response().text(), "resumed=0 closed=1");
+    assert_clean_log(&server);
+}
+
+#[test]
 fn wsgi_errors_reach_the_server_log_line_by_line() {
     let server = serve("rules:app");
     assert_eq!(server.get("/errors").text(), "logged\n");

@@ -153,11 +153,40 @@ pub fn fixture(name: &str) -> PathBuf {
 /// A fresh empty directory under `target/c-apps`.
 pub fn fresh_dir(tag: &str) -> PathBuf {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    static PRUNE: std::sync::Once = std::sync::Once::new();
+    PRUNE.call_once(prune_dirs_of_finished_runs);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = scratch_dir().join(format!("{tag}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Removes the `fresh_dir`s of test processes that have ended. They are kept until then so a
+/// failed test's files can be looked at, but some hold a copy of the server binary, and left
+/// alone they filled the disk of a machine that runs the suite all day.
+fn prune_dirs_of_finished_runs() {
+    let Ok(entries) = std::fs::read_dir(scratch_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let mut from_right = name.rsplitn(3, '-');
+        let (Some(n), Some(pid), Some(_tag)) =
+            (from_right.next(), from_right.next(), from_right.next())
+        else {
+            continue;
+        };
+        let numbered = !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        let ended = !Path::new(&format!("/proc/{pid}")).exists();
+        if numbered && ended && entry.path().is_dir() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@
 // PyO3 0.22's #[pymethods] expansion converts PyResult's error into itself.
 #![allow(clippy::useless_conversion)]
 
+mod file;
 mod ws;
 
 use crate::runtime::Runtime;
@@ -25,8 +26,9 @@ use crate::websocket::{self, Received, Sent, WsShared};
 use app_abi::raw::{WsHost, WS_ERR_INVALID, WS_FILE_RANGES, WS_MSG_BINARY, WS_MSG_TEXT};
 use app_abi::{BodyIo, DeferredBody, FileSend, Logger, Next, TryRead, Waker};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyDict, PyString};
 use std::collections::VecDeque;
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -56,8 +58,9 @@ struct State {
     queued: usize,
     /// `http.response.body` with `more_body` false was sent.
     complete: bool,
-    /// `http.response.pathsend`'s file, opened, for the server to send (ABI 1.2 `send_file`).
-    file: Option<std::fs::File>,
+    /// `http.response.pathsend`'s or a last `http.response.zerocopysend`'s file, for the server
+    /// to send (ABI 1.2 `send_file`; read in chunks where the server cannot).
+    file: Option<FileSend>,
     /// The app's coroutine ended (returned, raised or was cancelled).
     finished: bool,
     /// The app failed: `next` answers an error (500 if nothing was sent, else the connection is
@@ -228,19 +231,24 @@ impl Channel {
         let dict = PyDict::new_bound(py);
         match event {
             Event::Body(bytes, more) => {
-                dict.set_item("type", "http.request")?;
-                dict.set_item("body", PyBytes::new_bound(py, &bytes))?;
-                dict.set_item("more_body", more)?;
+                dict.set_item(intern!(py, "type"), intern!(py, "http.request"))?;
+                dict.set_item(intern!(py, "body"), PyBytes::new_bound(py, &bytes))?;
+                dict.set_item(intern!(py, "more_body"), more)?;
             }
-            Event::Disconnect => dict.set_item("type", "http.disconnect")?,
+            Event::Disconnect => {
+                dict.set_item(intern!(py, "type"), intern!(py, "http.disconnect"))?
+            }
         }
         Ok(Some(dict.into_any().unbind()))
     }
 
     /// One `send(message)`: `SEND_DONE`, `SEND_WAIT`, `SEND_RETRY` or `SEND_GONE`.
     fn send(&self, message: &Bound<'_, PyAny>) -> PyResult<u8> {
-        let kind: String = message.get_item("type")?.extract()?;
-        let kind = match (&self.shared.ws, kind.as_str()) {
+        let py = message.py();
+        let kind = field(message, intern!(py, "type"))?
+            .ok_or_else(|| PyValueError::new_err("an ASGI message needs a 'type'"))?;
+        let kind = kind.downcast::<PyString>()?.to_str()?;
+        let kind = match (&self.shared.ws, kind) {
             (Some(ws), k) if k.starts_with("websocket.") && !k.starts_with("websocket.http.") => {
                 return self.ws_send(ws, k, message)
             }
@@ -251,12 +259,14 @@ impl Channel {
         };
         match kind {
             "http.response.start" => {
-                let status: u16 = message.get_item("status")?.extract().map_err(|_| {
+                let status: Option<u16> =
+                    field(message, intern!(py, "status"))?.and_then(|s| s.extract().ok());
+                let status = status.ok_or_else(|| {
                     PyValueError::new_err("http.response.start: status must be an int 100-599")
                 })?;
-                let headers = match message.get_item("headers") {
-                    Ok(h) => header_pairs(&h)?,
-                    Err(_) => Vec::new(),
+                let headers = match field(message, intern!(py, "headers"))? {
+                    Some(h) => header_pairs(&h)?,
+                    None => Vec::new(),
                 };
                 let mut st = self.shared.state();
                 if st.closed {
@@ -275,61 +285,20 @@ impl Channel {
                 Ok(SEND_DONE)
             }
             "http.response.body" => {
-                let body: Vec<u8> = match message.get_item("body") {
-                    Ok(b) => b.extract().map_err(|_| {
+                let body: Vec<u8> = match field(message, intern!(py, "body"))? {
+                    Some(b) => b.extract().map_err(|_| {
                         PyTypeError::new_err("http.response.body: body must be bytes")
                     })?,
-                    Err(_) => Vec::new(),
+                    None => Vec::new(),
                 };
-                let more = match message.get_item("more_body") {
-                    Ok(m) => m.is_truthy()?,
-                    Err(_) => false,
+                let more = match field(message, intern!(py, "more_body"))? {
+                    Some(m) => m.is_truthy()?,
+                    None => false,
                 };
-                let mut st = self.shared.state();
-                if st.closed {
-                    // The client is gone or the response was cut: nothing to send it to.
-                    return Ok(SEND_DONE);
-                }
-                if !st.started {
-                    return Err(PyRuntimeError::new_err(
-                        "http.response.body before http.response.start",
-                    ));
-                }
-                if st.complete {
-                    return Err(PyRuntimeError::new_err(
-                        "http.response.body after the response completed (more_body was false)",
-                    ));
-                }
-                st.queued += body.len();
-                if !body.is_empty() {
-                    st.chunks.push_back(body);
-                }
-                st.complete = !more;
-                let wait = st.queued > SEND_HIGH_WATER;
-                drop(st);
-                self.shared.waker.wake();
-                Ok(if wait { SEND_WAIT } else { SEND_DONE })
+                self.push_body(body, more)
             }
-            "http.response.pathsend" => {
-                // The ASGI path send extension: the server sends the file; the path is opened
-                // here, where a failure is the app's exception.
-                let path: std::path::PathBuf = message.get_item("path")?.extract()?;
-                let file = std::fs::File::open(&path)?;
-                let mut st = self.shared.state();
-                if st.closed {
-                    return Ok(SEND_DONE);
-                }
-                if !st.started || st.complete {
-                    return Err(PyRuntimeError::new_err(
-                        "http.response.pathsend must follow http.response.start and end the response",
-                    ));
-                }
-                st.file = Some(file);
-                st.complete = true;
-                drop(st);
-                self.shared.waker.wake();
-                Ok(SEND_DONE)
-            }
+            "http.response.zerocopysend" => self.zerocopysend(message),
+            "http.response.pathsend" => self.pathsend(message),
             other => Err(PyRuntimeError::new_err(format!(
                 "unexpected ASGI message {other:?} for an http request: send \
                  http.response.start, then http.response.body"
@@ -407,6 +376,53 @@ impl Channel {
     }
 }
 
+impl Channel {
+    /// Queues response body bytes (`http.response.body`, or a `zerocopysend` that is not the
+    /// last) and wakes the request.
+    fn push_body(&self, body: Vec<u8>, more: bool) -> PyResult<u8> {
+        let mut st = self.shared.state();
+        if st.closed {
+            // The client is gone or the response was cut: nothing to send it to.
+            return Ok(SEND_DONE);
+        }
+        if !st.started {
+            return Err(PyRuntimeError::new_err(
+                "http.response.body before http.response.start",
+            ));
+        }
+        if st.complete {
+            return Err(PyRuntimeError::new_err(
+                "http.response.body after the response completed (more_body was false)",
+            ));
+        }
+        st.queued += body.len();
+        if !body.is_empty() {
+            st.chunks.push_back(body);
+        }
+        st.complete = !more;
+        let wait = st.queued > SEND_HIGH_WATER;
+        drop(st);
+        self.shared.waker.wake();
+        Ok(if wait { SEND_WAIT } else { SEND_DONE })
+    }
+}
+
+/// `message[key]`, `None` when absent: a dict (what apps send) is read without raising a
+/// `KeyError` for an absent optional key, any other mapping through `__getitem__`.
+fn field<'py>(
+    message: &Bound<'py, PyAny>,
+    key: &Bound<'py, PyString>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    match message.downcast::<PyDict>() {
+        Ok(dict) => dict.get_item(key),
+        Err(_) => match message.get_item(key) {
+            Ok(value) => Ok(Some(value)),
+            Err(e) if e.is_instance_of::<pyo3::exceptions::PyKeyError>(message.py()) => Ok(None),
+            Err(e) => Err(e),
+        },
+    }
+}
+
 /// ASGI headers (an iterable of `[name, value]` byte strings) as owned pairs.
 fn header_pairs(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Vec<u8>, Vec<u8>)>> {
     let bad = || {
@@ -429,7 +445,7 @@ enum Step {
     Accept(Vec<u8>, Headers),
     Start(Head),
     Chunk(Vec<u8>, Option<PyObject>),
-    File(std::fs::File),
+    File(FileSend),
     Read,
     End,
     Pending,
@@ -560,7 +576,7 @@ impl DeferredBody for Body {
                     return Next::Chunk(&self.current);
                 }
                 Step::File(file) => {
-                    self.file = Some(FileSend::new(file, 0, None, WS_FILE_RANGES));
+                    self.file = Some(file);
                 }
                 Step::Read => {
                     if !self.read(io) {

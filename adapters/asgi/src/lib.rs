@@ -15,6 +15,8 @@
 //!   ([`exchange`]): `send` queues and wakes the request (its waker), and the server's next `next`
 //!   starts the response and returns the chunks; `receive` asks for body bytes, which `next` reads
 //!   without waiting.
+//! - Serving threads give way to the loop when woken ([`yield_to_loop`]): on a busy CPU the loop
+//!   runs its turn through, and they then write its responses in one go.
 //! - `shutdown` runs the lifespan shutdown, stops the loop and joins its thread.
 //!
 //! Written against app-abi's safe layer: its `export_app!` keeps panics from crossing the ABI.
@@ -26,6 +28,7 @@ mod runtime;
 mod scope;
 mod watchdog;
 mod websocket;
+mod yield_to_loop;
 
 use app_abi::raw::WS_REQ_WEBSOCKET;
 use app_abi::{export_app, App, InitContext, Request, Response};
@@ -58,6 +61,7 @@ impl App for AsgiApp {
     }
 
     fn call(&self, req: &mut Request<'_>) -> Response {
+        yield_to_loop::mark_this_thread();
         let Some(waker) = req.waker() else {
             req.error("ASGI bridge: the server gave no waker for this request");
             return Response::new(500);

@@ -3,6 +3,7 @@
 //! server's percent-decoded `PATH_INFO` (as UTF-8, invalid bytes replaced), `raw_path` the path
 //! as the client sent it (`webserver.raw_path`), so `%2F` and `/` stay apart there.
 
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
@@ -34,6 +35,8 @@ pub(crate) fn build<'py, 'a>(
     let (mut remote_addr, mut remote_port): (&[u8], &[u8]) = (b"", b"");
     let mut subprotocols: Option<&[u8]> = None;
     let headers = PyList::empty_bound(py);
+    // One buffer for every header name's lowercase form.
+    let mut lower = Vec::with_capacity(64);
     for (name, value) in vars {
         match name {
             b"REQUEST_METHOD" => method = value,
@@ -50,32 +53,28 @@ pub(crate) fn build<'py, 'a>(
             b"HTTP_SEC_WEBSOCKET_PROTOCOL" => subprotocols = Some(value),
             _ => {}
         }
-        let header = match name {
-            b"CONTENT_TYPE" => Some(b"content-type".to_vec()),
-            b"CONTENT_LENGTH" => Some(b"content-length".to_vec()),
-            _ => name.strip_prefix(b"HTTP_").map(|n| {
-                n.iter()
-                    .map(|&b| {
-                        if b == b'_' {
-                            b'-'
-                        } else {
-                            b.to_ascii_lowercase()
-                        }
-                    })
-                    .collect()
-            }),
+        let header: &[u8] = match name {
+            b"CONTENT_TYPE" => b"content-type",
+            b"CONTENT_LENGTH" => b"content-length",
+            _ => match name.strip_prefix(b"HTTP_") {
+                Some(n) => {
+                    lower.clear();
+                    lower.extend(n.iter().map(|&b| match b {
+                        b'_' => b'-',
+                        b => b.to_ascii_lowercase(),
+                    }));
+                    &lower
+                }
+                None => continue,
+            },
         };
-        if let Some(header) = header {
-            let pair = (
-                PyBytes::new_bound(py, &header),
-                PyBytes::new_bound(py, value),
-            );
-            headers.append(PyTuple::new_bound(
-                py,
-                [pair.0.into_any(), pair.1.into_any()],
-            ))?;
-        }
+        let pair = [
+            PyBytes::new_bound(py, header).into_any(),
+            PyBytes::new_bound(py, value).into_any(),
+        ];
+        headers.append(PyTuple::new_bound(py, pair))?;
     }
+    // Keys and the usual values are interned: made once per worker, not per request.
     let text = |b: &[u8]| PyString::new_bound(py, &String::from_utf8_lossy(b));
     let port = |b: &[u8]| {
         std::str::from_utf8(b)
@@ -84,14 +83,26 @@ pub(crate) fn build<'py, 'a>(
     };
     let scope = PyDict::new_bound(py);
     let asgi = PyDict::new_bound(py);
-    asgi.set_item("version", asgi_version)?;
-    asgi.set_item("spec_version", "2.3")?;
-    scope.set_item("asgi", asgi)?;
-    scope.set_item("http_version", http_version)?;
+    let asgi_version = match asgi_version {
+        "2.0" => intern!(py, "2.0"),
+        _ => intern!(py, "3.0"),
+    };
+    asgi.set_item(intern!(py, "version"), asgi_version)?;
+    asgi.set_item(intern!(py, "spec_version"), intern!(py, "2.3"))?;
+    scope.set_item(intern!(py, "asgi"), asgi)?;
+    let http_version = match http_version {
+        "1.0" => intern!(py, "1.0"),
+        _ => intern!(py, "1.1"),
+    };
+    scope.set_item(intern!(py, "http_version"), http_version)?;
     let extensions = PyDict::new_bound(py);
     if websocket {
-        scope.set_item("type", "websocket")?;
-        scope.set_item("scheme", if scheme == b"https" { "wss" } else { "ws" })?;
+        scope.set_item(intern!(py, "type"), intern!(py, "websocket"))?;
+        let scheme = match scheme {
+            b"https" => intern!(py, "wss"),
+            _ => intern!(py, "ws"),
+        };
+        scope.set_item(intern!(py, "scheme"), scheme)?;
         // The offered subprotocols, in the client's order (one field, joined with ", ").
         let offered = PyList::empty_bound(py);
         for name in subprotocols.unwrap_or_default().split(|&b| b == b',') {
@@ -100,33 +111,64 @@ pub(crate) fn build<'py, 'a>(
                 offered.append(text(name))?;
             }
         }
-        scope.set_item("subprotocols", offered)?;
+        scope.set_item(intern!(py, "subprotocols"), offered)?;
         // A denial may be any HTTP response (uvicorn offers it too).
-        extensions.set_item("websocket.http.response", PyDict::new_bound(py))?;
+        extensions.set_item(
+            intern!(py, "websocket.http.response"),
+            PyDict::new_bound(py),
+        )?;
     } else {
-        scope.set_item("type", "http")?;
-        scope.set_item("method", text(method))?;
-        scope.set_item("scheme", text(scheme))?;
+        scope.set_item(intern!(py, "type"), intern!(py, "http"))?;
+        let method = match method {
+            b"GET" => intern!(py, "GET").clone(),
+            b"POST" => intern!(py, "POST").clone(),
+            b"HEAD" => intern!(py, "HEAD").clone(),
+            b"PUT" => intern!(py, "PUT").clone(),
+            b"DELETE" => intern!(py, "DELETE").clone(),
+            b"PATCH" => intern!(py, "PATCH").clone(),
+            b"OPTIONS" => intern!(py, "OPTIONS").clone(),
+            other => text(other),
+        };
+        scope.set_item(intern!(py, "method"), method)?;
+        let scheme = match scheme {
+            b"http" => intern!(py, "http").clone(),
+            b"https" => intern!(py, "https").clone(),
+            other => text(other),
+        };
+        scope.set_item(intern!(py, "scheme"), scheme)?;
     }
-    scope.set_item("path", text(path))?;
+    scope.set_item(intern!(py, "path"), text(path))?;
     match raw_path {
-        Some(raw) => scope.set_item("raw_path", PyBytes::new_bound(py, raw))?,
-        None => scope.set_item("raw_path", py.None())?,
+        Some(raw) => scope.set_item(intern!(py, "raw_path"), PyBytes::new_bound(py, raw))?,
+        None => scope.set_item(intern!(py, "raw_path"), py.None())?,
     }
-    scope.set_item("query_string", PyBytes::new_bound(py, query))?;
-    scope.set_item("root_path", text(root_path))?;
-    scope.set_item("headers", headers)?;
+    scope.set_item(intern!(py, "query_string"), PyBytes::new_bound(py, query))?;
+    let root_path = match root_path {
+        b"" => intern!(py, "").clone(),
+        other => text(other),
+    };
+    scope.set_item(intern!(py, "root_path"), root_path)?;
+    scope.set_item(intern!(py, "headers"), headers)?;
     match port(remote_port) {
-        Some(p) if !remote_addr.is_empty() => scope.set_item("client", (text(remote_addr), p))?,
-        _ => scope.set_item("client", py.None())?,
+        Some(p) if !remote_addr.is_empty() => {
+            scope.set_item(intern!(py, "client"), (text(remote_addr), p))?
+        }
+        _ => scope.set_item(intern!(py, "client"), py.None())?,
     }
-    scope.set_item("server", (text(server_name), port(server_port)))?;
-    scope.set_item("state", state.copy()?)?;
+    scope.set_item(
+        intern!(py, "server"),
+        (text(server_name), port(server_port)),
+    )?;
+    scope.set_item(intern!(py, "state"), state.copy()?)?;
     if !websocket {
-        // The server sends a file by path itself (ABI 1.2 `send_file`).
-        extensions.set_item("http.response.pathsend", PyDict::new_bound(py))?;
+        // The server sends a file by path or descriptor itself (ABI 1.2 `send_file`).
+        extensions.set_item(intern!(py, "http.response.pathsend"), PyDict::new_bound(py))?;
+        extensions.set_item(
+            intern!(py, "http.response.zerocopysend"),
+            PyDict::new_bound(py),
+        )?;
     }
     // asgiref's scopes require the key.
-    scope.set_item("extensions", extensions)?;
+    scope.set_item(intern!(py, "extensions"), extensions)?;
     Ok(scope)
 }

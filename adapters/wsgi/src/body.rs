@@ -10,10 +10,14 @@
 //!
 //! Any other iterable (Flask's and Django's responses) has its first item pulled in `call`, while
 //! the GIL is held anyway, and is closed in the `next` that finds it exhausted, in that same GIL
-//! hold: a one-chunk body takes the GIL twice per request (`call`, the last `next`) instead of
-//! four times (`call`, two `next`, `close`). Every GIL hand-over between serving threads costs a
-//! turn in the GIL's line (see [`python_embed::python_thread`]). Pulling the first item early delays no
-//! block (PEP 3333 forbids that): it is handed to the server in the very next `next`.
+//! hold. Pulling the first item early delays no block (PEP 3333 forbids that): it is handed to the
+//! server in the very next `next`. Once the items add up to the `Content-Length` the app declared,
+//! the iterable is not asked for more (PEP 3333: the server "should stop iterating over the
+//! response when enough data has been sent") and is closed in the same GIL hold: a Flask or
+//! Django response, which declares its length, takes the GIL once per request (`call`), where
+//! iterating it to its end took it twice (`call`, the last `next`) — and with several serving
+//! threads, that second take waited for another thread's whole request while the response,
+//! complete, waited unsent (see [`python_embed::python_thread`]).
 
 use crate::exchange::Exchange;
 use crate::interpreter::traceback;
@@ -145,7 +149,7 @@ pub(crate) fn prepare(
                 return Err(not_started());
             }
             if !chunks.is_empty() {
-                exchange.mark_body_sent();
+                exchange.mark_body_sent(total as usize);
             }
             // Bytes already sent through write() are part of the body too: length unknown then.
             let hint = if head.body_sent {
@@ -182,9 +186,11 @@ pub(crate) fn prepare(
         phase: Phase::Open,
         label: Arc::clone(label),
     });
-    if let Some(Ok(None)) = body.first {
-        // Empty: the iteration is complete already.
-        body.finish(result.py());
+    match body.first {
+        // Empty, or all the declared length in one item: the iteration is complete already.
+        Some(Ok(None)) => body.finish(result.py()),
+        Some(Ok(Some(_))) if exchange.head().body_complete() => body.finish(result.py()),
+        _ => {}
     }
     Ok(Prepared { body, length_hint })
 }
@@ -229,8 +235,8 @@ impl BodyState {
         }
     }
 
-    /// The next item of an iterable, with the GIL; the exhausted iterable is closed in the same
-    /// hold ([`BodyState::finish`]).
+    /// The next item of an iterable, with the GIL; the iterable is closed in the same hold
+    /// ([`BodyState::finish`]) once exhausted or once its items reach the declared length.
     fn pull_from_app(&mut self) -> Pulled {
         let exchange = Arc::clone(&self.exchange);
         let _active = exchange.enter();
@@ -239,7 +245,12 @@ impl BodyState {
                 Source::Iter(iter) => pull(py, iter.bind(py), &exchange),
                 Source::Prefetched(_) => Ok(None),
             };
-            if let Ok(None) = pulled {
+            let complete = match &pulled {
+                Ok(None) => true,
+                Ok(Some(_)) => exchange.head().body_complete(),
+                Err(_) => false,
+            };
+            if complete {
                 self.finish(py);
             }
             pulled
@@ -354,7 +365,7 @@ fn pull(py: Python<'_>, iter: &Bound<'_, PyIterator>, exchange: &Exchange) -> Pu
         if !exchange.head().started {
             return Err(fail(not_started(), "broke PEP 3333"));
         }
-        exchange.mark_body_sent();
+        exchange.mark_body_sent(bytes.as_bytes().len());
         return Ok(Some(Chunk::new(bytes)));
     }
     if !exchange.head().started {

@@ -40,6 +40,19 @@ pub(crate) struct Head {
     /// Body bytes left the app (through `write` or the iterable): the head is on its way, so
     /// `start_response(..., exc_info)` must re-raise instead of replacing.
     pub(crate) body_sent: bool,
+    /// The `Content-Length` of the response started last, if it gave one.
+    declared_length: Option<u64>,
+    /// Body bytes counted so far (through `write` or the iterable; not a handed-over file).
+    body_bytes: u64,
+}
+
+impl Head {
+    /// The app has produced all the body its `Content-Length` declared: PEP 3333 lets the
+    /// server stop iterating there ("should stop iterating over the response when enough data
+    /// has been sent").
+    pub(crate) fn body_complete(&self) -> bool {
+        self.declared_length.is_some_and(|n| self.body_bytes >= n)
+    }
 }
 
 /// A raw pointer handed to a closure that runs without the GIL on the same thread.
@@ -148,11 +161,12 @@ impl Exchange {
         *self.head.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn mark_body_sent(&self) {
-        self.head
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .body_sent = true;
+    /// `len` body bytes left the app (0 for a handed-over file, whose length is the server's
+    /// business).
+    pub(crate) fn mark_body_sent(&self, len: usize) {
+        let mut head = self.head.lock().unwrap_or_else(|e| e.into_inner());
+        head.body_sent = true;
+        head.body_bytes = head.body_bytes.saturating_add(len as u64);
     }
 
     /// `wsgi.input`'s source: up to `buf.len()` de-chunked body bytes, 0 at the end, with the GIL
@@ -204,7 +218,7 @@ impl Exchange {
             ));
         }
         host_result(rc, "writing the response")?;
-        self.mark_body_sent();
+        self.mark_body_sent(len);
         Ok(())
     }
 
@@ -218,18 +232,19 @@ impl Exchange {
         // SAFETY: `io` is live (checked above); the host only duplicates `fd` during the call.
         let rc = unsafe { send_file(self.io, fd, offset, length, flags) };
         if rc == WS_OK {
-            self.mark_body_sent();
+            self.mark_body_sent(0);
         }
         Some(rc)
     }
 
-    /// The host's `start_response` with a validated, latin-1 encoded head. `Ok` marks the
-    /// response started.
+    /// The host's `start_response` with a validated, latin-1 encoded head (`declared_length`:
+    /// its `Content-Length`). `Ok` marks the response started.
     pub(crate) fn start_response(
         &self,
         status: u16,
         reason: &[u8],
         pairs: &[WsPair],
+        declared_length: Option<u64>,
         flags: u32,
     ) -> PyResult<()> {
         self.require_active("start_response")?;
@@ -250,7 +265,9 @@ impl Exchange {
         };
         match AbiError::check(rc) {
             Ok(()) => {
-                self.head.lock().unwrap_or_else(|e| e.into_inner()).started = true;
+                let mut head = self.head.lock().unwrap_or_else(|e| e.into_inner());
+                head.started = true;
+                head.declared_length = declared_length;
                 Ok(())
             }
             Err(AbiError::Invalid) => Err(PyValueError::new_err(

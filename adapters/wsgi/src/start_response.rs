@@ -57,6 +57,20 @@ fn parse_status(status: &[u8]) -> Option<(u16, &[u8])> {
     }
 }
 
+/// The `Content-Length` among `headers`, if there is exactly one and it is a number (the server
+/// refuses any other).
+fn content_length(headers: &[(Vec<u8>, Vec<u8>)]) -> Option<u64> {
+    let mut values = headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case(b"content-length"))
+        .map(|(_, value)| value.trim_ascii());
+    let value = values.next()?;
+    if values.next().is_some() || value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
 #[pyclass(module = "webserver", name = "start_response")]
 pub(crate) struct StartResponse {
     exchange: Arc<Exchange>,
@@ -126,6 +140,7 @@ impl StartResponse {
         } else {
             flags
         };
+        let declared_length = content_length(&owned);
         let pairs: Vec<WsPair> = owned
             .iter()
             .map(|(n, v)| WsPair {
@@ -133,7 +148,8 @@ impl StartResponse {
                 value: WsBytes::from_slice(v),
             })
             .collect();
-        self.exchange.start_response(code, reason, &pairs, flags)?;
+        self.exchange
+            .start_response(code, reason, &pairs, declared_length, flags)?;
         Py::new(
             py,
             Write {
@@ -168,7 +184,29 @@ impl Write {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_status;
+    use super::{content_length, parse_status};
+
+    #[test]
+    fn the_declared_length_is_one_number() {
+        let h = |pairs: &[(&str, &str)]| -> Vec<(Vec<u8>, Vec<u8>)> {
+            pairs
+                .iter()
+                .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+                .collect()
+        };
+        assert_eq!(content_length(&h(&[("Content-Length", "24")])), Some(24));
+        assert_eq!(content_length(&h(&[("content-length", " 0 ")])), Some(0));
+        assert_eq!(content_length(&h(&[("X-Other", "5")])), None);
+        for bad in ["", "-1", "1e3", "5, 5", "99999999999999999999999"] {
+            assert_eq!(
+                content_length(&h(&[("Content-Length", bad)])),
+                None,
+                "{bad}"
+            );
+        }
+        let twice = h(&[("Content-Length", "5"), ("Content-Length", "5")]);
+        assert_eq!(content_length(&twice), None);
+    }
 
     #[test]
     fn statuses_are_a_code_and_a_reason() {

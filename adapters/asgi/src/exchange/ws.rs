@@ -55,7 +55,13 @@ impl Channel {
         kind: &str,
         message: &Bound<'_, PyAny>,
     ) -> PyResult<u8> {
-        let optional = |key: &str| message.get_item(key).ok().filter(|v| !v.is_none());
+        let py = message.py();
+        let optional = |key: &str| -> Option<Bound<'_, PyAny>> {
+            field(message, &PyString::new_bound(py, key))
+                .ok()
+                .flatten()
+                .filter(|v| !v.is_none())
+        };
         match kind {
             "websocket.accept" => {
                 let protocol: Vec<u8> = match optional("subprotocol") {
