@@ -121,9 +121,12 @@ mod h2 {
         let certs = CertificateDer::pem_file_iter(cert)?.collect::<Result<Vec<_>, _>>()?;
         let key = PrivateKeyDer::from_pem_file(key)?;
         let mut provider = rustls::crypto::ring::default_provider();
-        provider
-            .cipher_suites
-            .retain(|s| format!("{:?}", s.suite()) == suite);
+        // rustls spells the TLS 1.3 suites TLS13_*, OpenSSL and webserver's --ciphers TLS_*.
+        let rustls_name = suite.replacen("TLS_", "TLS13_", 1);
+        provider.cipher_suites.retain(|s| {
+            let name = format!("{:?}", s.suite());
+            name == suite || name == rustls_name
+        });
         if provider.cipher_suites.is_empty() {
             return Err(format!("cipher suite {suite}: not one rustls with ring knows").into());
         }
