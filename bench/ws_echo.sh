@@ -6,7 +6,8 @@
 # client (bench/ws-peer load, tokio-tungstenite) on $WRK_CPUS; rounds alternate the servers and the
 # table shows medians (messages/s, client-side p50/p99 round trip). With the release build of the
 # samples (cargo build --release --workspace) it adds the Rust sample (sample-apps/ws-echo) and
-# the axum app's /ws through webserver-tower.
+# the axum app's /ws through webserver-tower. Besides messages/s it prints each server's CPU time
+# per message (all processes of its session), the figure to compare on a busy machine.
 #
 #     bench/ws_echo.sh                          # 3 rounds of 5 s
 #     ROUNDS=1 DURATION=2 bench/ws_echo.sh      # a quick run
@@ -59,22 +60,32 @@ for round in $(seq 1 "$ROUNDS"); do
   for name in "${NAMES[@]}"; do
     # The peer answers plain GETs with 405/426 too: start_server's probe only needs an answer.
     start_server "$name" "${CMDS[$name]}" "$PORT" "$WORK/ws-echo/$name.log" || exit 1
+    t0=$(session_ticks "$SRV_SID")
     j=$(taskset -c "$WRK_CPUS" "$PEER" load "$PORT" "$CONNS" "$DURATION" "$SIZE")
+    t1=$(session_ticks "$SRV_SID")
     stop_server
-    echo "{\"round\": $round, \"name\": \"$name\", \"result\": $j}" >>"$RES"
+    echo "{\"round\": $round, \"name\": \"$name\", \"ticks\": $((t1 - t0)), \"result\": $j}" >>"$RES"
   done
 done
-python3 - "$RES" "$CONNS" "$SIZE" <<'PY'
+python3 - "$RES" "$CONNS" "$SIZE" "$(getconf CLK_TCK)" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
+hz = int(sys.argv[4])
 def med(name, key):
     return statistics.median(r["result"][key] for r in rows if r["name"] == name)
+def cpu_us(name):
+    # Server CPU (all processes of its session) per echoed message: steadier than messages/s on
+    # a busy machine, where the server's CPU is shared.
+    return statistics.median(r["ticks"] / hz * 1e6 / max(r["result"]["messages"], 1)
+                             for r in rows if r["name"] == name)
 names = list(dict.fromkeys(r["name"] for r in rows))
 print(f"echo of {sys.argv[3]}-byte messages over {sys.argv[2]} WebSockets ({len(rows)//len(names)} rounds, medians)")
-print(f"{'server':<12} {'messages/s':>12} {'p50 us':>8} {'p99 us':>8} {'ratio':>7}")
-ref = med("axum-serve", "per_sec")
+print(f"{'server':<12} {'messages/s':>12} {'p50 us':>8} {'p99 us':>8} {'ratio':>7} {'CPU us/msg':>11} {'CPU ratio':>10}")
+ref, ref_cpu = med("axum-serve", "per_sec"), cpu_us("axum-serve")
 for name in names:
-    rate = med(name, "per_sec")
-    print(f"{name:<12} {rate:>12.0f} {med(name, 'p50_us'):>8.0f} {med(name, 'p99_us'):>8.0f} {rate / ref:>7.2f}")
+    rate, cpu = med(name, "per_sec"), cpu_us(name)
+    print(f"{name:<12} {rate:>12.0f} {med(name, 'p50_us'):>8.0f} {med(name, 'p99_us'):>8.0f} {rate / ref:>7.2f}"
+          f" {cpu:>11.1f} {ref_cpu / cpu:>10.2f}")
 print("target: webserver (C echo) and rust-sample / axum-serve >= 1.00; axum-app as measured")
+print("CPU ratio: axum-serve's CPU per message over this server's (above 1: this one uses less)")
 PY

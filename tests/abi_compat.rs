@@ -1,12 +1,13 @@
 //! ABI compatibility, proven both ways, and app arguments:
-//! - apps compiled against the frozen 1.0 and 1.1 headers (`tests/fixtures/webserver_app_1_0.h`,
-//!   from commit 6771c85; `webserver_app_1_1.h`, the header before 1.2) load and serve on this
-//!   1.2 server unchanged;
+//! - apps compiled against the frozen 1.0, 1.1 and 1.2 headers (`tests/fixtures/webserver_app_1_0.h`,
+//!   from commit 6771c85; `webserver_app_1_1.h`, the header before 1.2; `webserver_app_1_2.h`,
+//!   the header before 1.3) load and serve on this 1.3 server unchanged;
 //! - a 1.1 app that needs wakers (the `c-timer` sample) refuses, with a message that says what to
 //!   do, a host that speaks only 1.0 — played by `tests/fixtures/host_1_0.c`, built against the
 //!   frozen header — while a 1.1-built app that needs nothing new still loads there; likewise a
 //!   1.2 app that upgrades connections (`tests/fixtures/ws_echo.c`) refuses the 1.1 host
-//!   `tests/fixtures/host_1_1.c` with one line;
+//!   `tests/fixtures/host_1_1.c` with one line, and a 1.3 app that needs trailers
+//!   (`tests/fixtures/trailers.c`) refuses the 1.2 host `tests/fixtures/host_1_2.c` so;
 //! - the words after LIB:SYMBOL reach the app's init, in every worker and across a hot swap.
 
 mod common;
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use common::{c_app, c_hello, sample_app, sample_server, scratch_dir, server, workspace_dir};
 
-/// `tests/fixtures/host_1_N.c` (`minor` 0 or 1), built as an executable.
+/// `tests/fixtures/host_1_N.c` (`minor` 0, 1 or 2), built as an executable.
 fn old_host(minor: u32) -> PathBuf {
     let exe = scratch_dir().join(format!("host_1_{minor}-{}", std::process::id()));
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
@@ -107,16 +108,22 @@ fn an_app_that_needs_wakers_refuses_a_1_0_host_clearly() {
     assert!(stdout.starts_with("accepted"), "{stdout}");
 }
 
-#[test]
-fn an_app_built_against_the_1_1_header_serves_unchanged() {
-    let lib = c_app("tests/fixtures/app_1_1.c", "app_1_1");
-    let mut target = lib.into_os_string();
+/// Serves the C app `src` (built as `name`) and asks it `GET /old`: 200, on a connection kept
+/// for further requests.
+fn old_app_answers(src: &str, name: &str) -> (common::Server, common::Conn, common::Response) {
+    let mut target = c_app(src, name).into_os_string();
     target.push(":app");
     let server = server(target).start();
     let mut conn = server.connect();
     conn.send("GET /old HTTP/1.1\r\nHost: t\r\n\r\n");
     let response = conn.read_response();
     assert_eq!(response.status, 200);
+    (server, conn, response)
+}
+
+#[test]
+fn an_app_built_against_the_1_1_header_serves_unchanged() {
+    let (server, mut conn, response) = old_app_answers("tests/fixtures/app_1_1.c", "app_1_1");
     let plain = response.text();
     assert!(
         plain.starts_with("abi 1.1 app: path=/old flags="),
@@ -183,6 +190,34 @@ fn rust_apps_on_a_1_1_host_refuse_or_warn_once() {
         .filter(|l| l.contains("ABI 1.1") && l.contains("426"))
         .collect();
     assert_eq!(warnings.len(), 1, "{stderr}");
+}
+
+#[test]
+fn an_app_built_against_the_1_2_header_serves_unchanged() {
+    let (server, _conn, response) = old_app_answers("tests/fixtures/app_1_2.c", "app_1_2");
+    assert_eq!(response.text(), "abi 1.2 app: path=/old send_file=1\n");
+    assert_eq!(response.framing, common::Framing::Chunked);
+    assert!(response.trailers.is_empty(), "{:?}", response.trailers);
+    assert!(server
+        .wait_for_log(Duration::from_secs(2), |l| l
+            .contains("app_1_2 initialised"))
+        .is_some());
+}
+
+#[test]
+fn an_app_that_needs_trailers_refuses_a_1_2_host_with_one_line() {
+    let trailers = c_app("tests/fixtures/trailers.c", "trailers");
+    let (code, stdout) = on_an_old_host(2, &trailers);
+    assert_eq!(code, Some(3), "{stdout}");
+    assert_eq!(
+        stdout,
+        format!("refused: {}\n", app_abi::NEEDS_ABI_1_3),
+        "the C app and the Rust layer say the same one line"
+    );
+    // The harness is not refusing everything: a 1.2 app loads there.
+    let (code, stdout) = on_an_old_host(2, &c_app("tests/fixtures/app_1_2.c", "app_1_2"));
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.starts_with("accepted"), "{stdout}");
 }
 
 #[test]

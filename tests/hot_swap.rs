@@ -8,8 +8,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -43,110 +41,6 @@ fn count_lines(server: &Server, needle: &str) -> usize {
         .count()
 }
 
-/// Keep-alive load: `clients` threads each send `GET path` back to back on one connection and
-/// reconnect whenever a response says `Connection: close` (as a well-behaved client does). Any
-/// connect/write/read error or non-200 status is a failed request.
-struct Load {
-    stop: Arc<AtomicBool>,
-    ok: Arc<AtomicU64>,
-    failures: Arc<Mutex<Vec<String>>>,
-    bodies: Arc<Mutex<std::collections::HashMap<String, u64>>>,
-    threads: Vec<thread::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(server: &Server, clients: usize, path: &'static str) -> Load {
-        let load = Load {
-            stop: Arc::default(),
-            ok: Arc::default(),
-            failures: Arc::default(),
-            bodies: Arc::default(),
-            threads: Vec::new(),
-        };
-        let mut threads = Vec::new();
-        for client in 0..clients {
-            let addr = server.addr();
-            let stop = Arc::clone(&load.stop);
-            let ok = Arc::clone(&load.ok);
-            let failures = Arc::clone(&load.failures);
-            let bodies = Arc::clone(&load.bodies);
-            threads.push(thread::spawn(move || {
-                let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
-                let mut conn: Option<Conn> = None;
-                let mut sent_on_conn = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let c = match conn.as_mut() {
-                        Some(c) => c,
-                        None => match Conn::try_connect(addr) {
-                            Ok(c) => {
-                                sent_on_conn = 0;
-                                conn.insert(c)
-                            }
-                            Err(e) => {
-                                failures
-                                    .lock()
-                                    .unwrap()
-                                    .push(format!("client {client}: {e}"));
-                                thread::sleep(Duration::from_millis(10));
-                                continue;
-                            }
-                        },
-                    };
-                    let result = c.try_send(&request).and_then(|()| c.try_read_response());
-                    sent_on_conn += 1;
-                    match result {
-                        Ok(resp) if resp.status == 200 => {
-                            ok.fetch_add(1, Ordering::Relaxed);
-                            *bodies.lock().unwrap().entry(resp.text()).or_default() += 1;
-                            if resp.header_has_token("connection", "close") {
-                                conn = None;
-                            }
-                        }
-                        Ok(resp) => {
-                            failures.lock().unwrap().push(format!(
-                                "client {client}: status {} {:?}",
-                                resp.status,
-                                String::from_utf8_lossy(&resp.body)
-                            ));
-                            conn = None;
-                        }
-                        Err(e) => {
-                            failures.lock().unwrap().push(format!(
-                                "client {client}: request {sent_on_conn} on its connection: {e}"
-                            ));
-                            conn = None;
-                        }
-                    }
-                }
-            }));
-        }
-        Load { threads, ..load }
-    }
-
-    fn ok(&self) -> u64 {
-        self.ok.load(Ordering::Relaxed)
-    }
-
-    /// Waits until at least `n` more requests succeeded than now.
-    fn wait_progress(&self, n: u64) {
-        let target = self.ok() + n;
-        poll(Duration::from_secs(10), "load to make progress", || {
-            (self.ok() >= target).then_some(())
-        });
-    }
-
-    /// Stops the clients; returns (successful requests, failures, bodies seen).
-    fn finish(self) -> (u64, Vec<String>, std::collections::HashMap<String, u64>) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads {
-            t.join().expect("load client panicked");
-        }
-        let failures = self.failures.lock().unwrap().clone();
-        let bodies = self.bodies.lock().unwrap().clone();
-        (self.ok.load(Ordering::Relaxed), failures, bodies)
-    }
-}
-
 /// Reads `/pid` on a keep-alive connection: which worker process holds it.
 fn pid_of(conn: &mut Conn) -> u32 {
     conn.send("GET /pid HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -167,7 +61,7 @@ fn twenty_swaps_under_keep_alive_load_lose_no_request() {
     let (server, live, pid_file) = live_server(&dir, &pyramidish, &["-w", "2"]);
     assert_new_connections_served_by(&server, "Pyramidish", 2, "before any swap");
 
-    let load = Load::start(&server, 4, "/hello");
+    let load = KeepAliveLoad::start(&server, 4, "/hello", 200);
     load.wait_progress(50);
     let started = Instant::now();
     let mut generation = read_status(&pid_file).unwrap().1;
@@ -223,7 +117,7 @@ fn broken_swaps_keep_the_old_generation_serving_then_a_good_swap_works() {
     let flaskish = sample_app("flaskish");
     let dir = fresh_dir("swapbad");
     let (server, live, pid_file) = live_server(&dir, &pyramidish, &["-w", "2"]);
-    let load = Load::start(&server, 3, "/hello");
+    let load = KeepAliveLoad::start(&server, 3, "/hello", 200);
     load.wait_progress(20);
 
     enum Broken {
@@ -628,7 +522,7 @@ fn max_requests_recycles_workers_without_failed_requests() {
     let server = quiet(sample_server("crashy"))
         .args(["-w", "2", "--max-requests", "5"])
         .start();
-    let load = Load::start(&server, 2, "/pid");
+    let load = KeepAliveLoad::start(&server, 2, "/pid", 200);
     load.wait_progress(60);
     let (ok, failures, bodies) = load.finish();
     assert!(failures.is_empty(), "{ok} ok; failed: {failures:#?}");
@@ -656,7 +550,7 @@ fn reload_swaps_when_the_file_changes() {
     let (server, live, pid_file) =
         live_server(&dir, &sample_app("pyramidish"), &["-w", "2", "--reload"]);
     assert_new_connections_served_by(&server, "Pyramidish", 2, "before the change");
-    let load = Load::start(&server, 2, "/hello");
+    let load = KeepAliveLoad::start(&server, 2, "/hello", 200);
     install(&sample_app("flaskish"), &live);
     let (state, generation, rest) = wait_settled(&pid_file, 1);
     assert_eq!((state.as_str(), generation), ("ready", 2), "{rest}");
@@ -676,7 +570,7 @@ fn reload_swaps_when_the_file_changes() {
 fn hot_swap_script_checks_copies_signals_and_waits() {
     let dir = fresh_dir("script");
     let (server, live, pid_file) = live_server(&dir, &sample_app("pyramidish"), &["-w", "2"]);
-    let load = Load::start(&server, 2, "/hello");
+    let load = KeepAliveLoad::start(&server, 2, "/hello", 200);
 
     // A good library: swapped, and the script returns once the new generation serves.
     let good = run_script(&sample_app("flaskish"), &pid_file, &live);

@@ -835,3 +835,46 @@ fn cache_control_can_be_set_per_mount() {
         typo.stderr
     );
 }
+
+/// The request's fields reach the access log of a `--static` answer too (the environ the line
+/// is rendered from is built only when a log wants it).
+#[test]
+fn static_answers_are_access_logged_like_the_apps() {
+    let site = Site::new("static-access-log");
+    let log = site.base.join("access.log");
+    let log_arg = log.display().to_string();
+    let server = site.server(&["--access-logfile", &log_arg]);
+    let css = get(
+        &server,
+        "/static/css/site.css?v=2",
+        "User-Agent: probe/1.0\r\n",
+    );
+    assert_eq!(css.status, 200);
+    assert_eq!(get(&server, "/static/nope.css", "").status, 404);
+    let lines = poll(Duration::from_secs(10), "two access-log lines", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        (lines.len() >= 2).then_some(lines)
+    });
+    // Two workers may write their lines in either order.
+    let line = |path: &str| {
+        lines
+            .iter()
+            .find(|line| line.contains(path))
+            .unwrap_or_else(|| panic!("no line for {path}: {lines:?}"))
+    };
+    let expected = format!(
+        "\"GET /static/css/site.css?v=2 HTTP/1.1\" 200 {} \"-\" \"probe/1.0\"",
+        CSS.len()
+    );
+    let css_line = line("site.css");
+    assert!(
+        css_line.starts_with("127.0.0.1 - - [") && css_line.ends_with(&expected),
+        "{css_line}"
+    );
+    let missing = line("nope.css");
+    assert!(
+        missing.contains("\"GET /static/nope.css HTTP/1.1\" 404 "),
+        "{missing}"
+    );
+}

@@ -682,30 +682,6 @@ fn silent_and_non_reading_stats_clients_do_not_hold_up_the_master() {
     drop((silent, deaf));
 }
 
-/// Raises this process's open-files soft limit to `want` if it is lower (the hard limit
-/// permitting): the test holds more sockets than the common default of 1024 allows.
-fn raise_open_files(want: u64) {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct it is given, which lives across the call.
-    let got = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    assert_eq!(got, 0);
-    if limit.rlim_cur >= want {
-        return;
-    }
-    assert!(
-        limit.rlim_max >= want,
-        "this test needs {want} open files; the hard limit is {}",
-        limit.rlim_max
-    );
-    limit.rlim_cur = want;
-    // SAFETY: setrlimit reads the struct it is given, which lives across the call.
-    let set = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
-    assert_eq!(set, 0);
-}
-
 /// The `HOST:PORT` the master logged for `--stats HOST:0`.
 fn logged_stats_addr(server: &Server) -> String {
     let line = server

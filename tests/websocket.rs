@@ -1,26 +1,111 @@
-//! RFC 6455 conformance of the server's WebSockets (ABI 1.2 message mode), against the C echo
-//! (`tests/fixtures/ws_echo.c`), with a client that builds every frame itself
-//! (`tests/common/ws.rs`): the handshake and its refusals, bytes sent behind the head, lengths
-//! across the 7/16/64-bit encodings, fragmentation, control frames between fragments, the
-//! closing handshake, and each violation's close code. Plus the server's duties: pings and
-//! liveness, `--ws-max-message`, the access log and `--stats`, TLS, and the drain.
+//! RFC 6455 conformance of the server's WebSockets, one case list run against three apps:
+//!
+//! - the C echo (`tests/fixtures/ws_echo.c`) and the native Rust sample (`sample-apps/ws-echo`),
+//!   both in ABI 1.2 message mode: the server's own RFC 6455 layer frames their messages;
+//! - the axum sample (`sample-apps/axum-app`, `/ws` on axum's `WebSocketUpgrade`): the app frames
+//!   with its own tungstenite over an upgraded byte stream, and the server carries the bytes.
+//!
+//! The client builds every frame itself (`tests/common/ws.rs`): bytes sent behind the head,
+//! lengths across the 7/16/64-bit encodings, fragmentation, control frames between fragments, the
+//! closing handshake, and each violation's close code. A violation is the WebSocket layer's to
+//! answer, so for the axum app the expected answer is what the same router answers on plain
+//! `axum::serve`; the two message-mode apps must answer each with its RFC code. Then the server's
+//! duties of its own WebSocket layer (the handshake check, pings and liveness, the access log and
+//! `--stats`, back-pressure) on the two message-mode apps, and TLS and the drain on all three.
 
 mod common;
 
 use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::ws::*;
-use common::{c_app, fresh_dir, server, Server, ServerBuilder};
+use common::{c_app, fresh_dir, sample_server, server, AxumServe, Server, ServerBuilder};
 
-fn echo() -> ServerBuilder {
-    let mut target = c_app("tests/fixtures/ws_echo.c", "ws_echo").into_os_string();
-    target.push(":app");
-    server(target)
+/// The app a case runs against.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum App {
+    /// `tests/fixtures/ws_echo.c`: echoes on every path.
+    C,
+    /// `sample-apps/ws-echo`: the safe Rust API's `Response::websocket`, echo on `/ws`.
+    Rust,
+    /// `sample-apps/axum-app`: axum's `WebSocketUpgrade`, echo on `/ws`.
+    Axum,
 }
 
-fn echo_server() -> Server {
-    echo().start()
+impl App {
+    fn builder(self) -> ServerBuilder {
+        match self {
+            App::C => {
+                let mut target = c_app("tests/fixtures/ws_echo.c", "ws_echo").into_os_string();
+                target.push(":app");
+                server(target)
+            }
+            App::Rust => sample_server("ws_echo"),
+            App::Axum => sample_server("axum_app"),
+        }
+    }
+
+    fn start(self) -> Server {
+        self.builder().start()
+    }
+
+    /// The echo route.
+    fn path(self) -> &'static str {
+        match self {
+            App::C => "/",
+            App::Rust | App::Axum => "/ws",
+        }
+    }
+
+    /// What a plain GET of `/` gets: the echoes' 426, the axum app's hello.
+    fn plain_status(self) -> u16 {
+        match self {
+            App::C | App::Rust => 426,
+            App::Axum => 200,
+        }
+    }
+
+    /// An echo client on `server`.
+    fn connect(self, server: &Server) -> WsClient {
+        WsClient::connect(server.addr(), self.path())
+    }
+}
+
+/// `case(App)` as one test per app: `case::c_app`, `case::rust_app`, `case::axum_app`.
+macro_rules! on_apps {
+    ($($case:ident: [$($app:ident),+];)*) => {$(
+        mod $case {
+            $(
+                #[test]
+                #[allow(non_snake_case)]
+                fn $app() {
+                    super::$case(super::on_apps!(@app $app));
+                }
+            )+
+        }
+    )*};
+    (@app c_app) => { super::App::C };
+    (@app rust_app) => { super::App::Rust };
+    (@app axum_app) => { super::App::Axum };
+}
+use on_apps;
+
+on_apps! {
+    a_frame_sent_behind_the_head_is_echoed_first: [c_app, rust_app, axum_app];
+    text_and_binary_of_every_length_encoding_are_echoed: [c_app, rust_app, axum_app];
+    fragments_are_reassembled_with_utf8_split_across_them: [c_app, rust_app, axum_app];
+    pings_are_answered_with_their_payload_even_between_fragments: [c_app, rust_app, axum_app];
+    the_client_close_is_echoed_and_the_server_closes_tcp: [c_app, rust_app, axum_app];
+    violations_get_their_close_codes: [c_app, rust_app, axum_app];
+    term_closes_websockets_with_1001_after_the_graceful_timeout: [c_app, rust_app, axum_app];
+    websockets_work_on_tls_listeners: [c_app, rust_app, axum_app];
+    idle_websockets_hold_no_thread: [c_app, rust_app, axum_app];
+    handshake_accepts_with_the_rfc_key_and_refuses_invalid_ones: [c_app, rust_app];
+    an_idle_client_is_pinged_and_one_that_never_answers_is_closed: [c_app, rust_app];
+    access_log_and_stats_count_messages_and_the_close_code: [c_app, rust_app];
+    a_client_that_vanishes_is_logged_1006: [c_app, rust_app];
+    a_client_that_does_not_read_holds_no_thread_and_is_closed_after_the_io_timeout: [c_app, rust_app];
 }
 
 fn echoes(client: &mut WsClient, opcode: u8, payload: &[u8]) {
@@ -35,10 +120,9 @@ fn echoes(client: &mut WsClient, opcode: u8, payload: &[u8]) {
 
 const VALID: &str = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
 
-#[test]
-fn handshake_accepts_with_the_rfc_key_and_refuses_invalid_ones() {
-    let server = echo_server();
-    let (_client, head) = WsClient::open(server.addr(), "/", VALID, b"");
+fn handshake_accepts_with_the_rfc_key_and_refuses_invalid_ones(app: App) {
+    let server = app.start();
+    let (_client, head) = WsClient::open(server.addr(), app.path(), VALID, b"");
     assert!(
         head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
         "{head}"
@@ -47,30 +131,33 @@ fn handshake_accepts_with_the_rfc_key_and_refuses_invalid_ones() {
     assert!(head.contains("\r\nConnection: Upgrade\r\n"), "{head}");
     assert!(head.contains(&format!("\r\nSec-WebSocket-Accept: {SAMPLE_ACCEPT}\r\n")));
     // No key: the server's 400, whatever the app does next.
-    let (_c, head) = WsClient::open(server.addr(), "/", "Sec-WebSocket-Version: 13\r\n", b"");
+    let (_c, head) = WsClient::open(
+        server.addr(),
+        app.path(),
+        "Sec-WebSocket-Version: 13\r\n",
+        b"",
+    );
     assert!(head.starts_with("HTTP/1.1 400 "), "{head}");
     // Another version: 426.
     let eight = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n";
-    let (_c, head) = WsClient::open(server.addr(), "/", eight, b"");
+    let (_c, head) = WsClient::open(server.addr(), app.path(), eight, b"");
     assert!(head.starts_with("HTTP/1.1 426 "), "{head}");
     assert!(head.contains("\r\nSec-WebSocket-Version: 13\r\n"), "{head}");
     // An ordinary request is the app's own (the echo answers 426).
-    assert_eq!(server.get("/").status, 426);
+    assert_eq!(server.get("/").status, app.plain_status());
 }
 
-#[test]
-fn a_frame_sent_behind_the_head_is_echoed_first() {
-    let server = echo_server();
+fn a_frame_sent_behind_the_head_is_echoed_first(app: App) {
+    let server = app.start();
     let frame = encode(true, 0, OP_TEXT, b"right behind", true);
-    let (mut client, head) = WsClient::open(server.addr(), "/", VALID, &frame);
+    let (mut client, head) = WsClient::open(server.addr(), app.path(), VALID, &frame);
     assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
     assert_eq!(client.read().payload, b"right behind");
 }
 
-#[test]
-fn text_and_binary_of_every_length_encoding_are_echoed() {
-    let server = echo_server();
-    let mut client = WsClient::connect(server.addr(), "/");
+fn text_and_binary_of_every_length_encoding_are_echoed(app: App) {
+    let server = app.start();
+    let mut client = app.connect(&server);
     for len in [0, 1, 125, 126, 127, 65_535, 65_536, 1 << 20] {
         let text: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
         echoes(&mut client, OP_TEXT, &text);
@@ -79,10 +166,9 @@ fn text_and_binary_of_every_length_encoding_are_echoed() {
     }
 }
 
-#[test]
-fn fragments_are_reassembled_with_utf8_split_across_them() {
-    let server = echo_server();
-    let mut client = WsClient::connect(server.addr(), "/");
+fn fragments_are_reassembled_with_utf8_split_across_them(app: App) {
+    let server = app.start();
+    let mut client = app.connect(&server);
     // "héllo wörld": é (c3 a9) split across the first two fragments.
     let text = "héllo wörld".as_bytes();
     client.send_raw(&encode(false, 0, OP_TEXT, &text[..2], true));
@@ -95,10 +181,9 @@ fn fragments_are_reassembled_with_utf8_split_across_them() {
     assert_eq!(client.read().payload, [1, 2, 3]);
 }
 
-#[test]
-fn pings_are_answered_with_their_payload_even_between_fragments() {
-    let server = echo_server();
-    let mut client = WsClient::connect(server.addr(), "/");
+fn pings_are_answered_with_their_payload_even_between_fragments(app: App) {
+    let server = app.start();
+    let mut client = app.connect(&server);
     client.send_raw(&encode(false, 0, OP_TEXT, b"first ", true));
     client.send(OP_PING, b"between");
     client.send_raw(&encode(true, 0, OP_CONT, b"second", true));
@@ -114,10 +199,9 @@ fn pings_are_answered_with_their_payload_even_between_fragments() {
     assert_eq!((pong.opcode, pong.payload), (OP_PONG, big));
 }
 
-#[test]
-fn the_client_close_is_echoed_and_the_server_closes_tcp() {
-    let server = echo_server();
-    let mut client = WsClient::connect(server.addr(), "/");
+fn the_client_close_is_echoed_and_the_server_closes_tcp(app: App) {
+    let server = app.start();
+    let mut client = app.connect(&server);
     echoes(&mut client, OP_TEXT, b"before");
     client.send(OP_CLOSE, &close_payload(1000, b"bye"));
     let reply = client.read();
@@ -128,9 +212,8 @@ fn the_client_close_is_echoed_and_the_server_closes_tcp() {
 }
 
 /// Each violation, on a fresh connection, gets its close code.
-#[test]
-fn violations_get_their_close_codes() {
-    let server = echo().args(["--ws-max-message", "65536"]).start();
+fn violations_get_their_close_codes(app: App) {
+    let server = app.builder().args(["--ws-max-message", "65536"]).start();
     let ping_126 = encode(true, 0, OP_PING, &[0; 126], true);
     let mut fragmented_ping = encode(false, 0, OP_PING, b"a", true);
     fragmented_ping.extend(encode(true, 0, OP_CONT, b"b", true));
@@ -182,26 +265,45 @@ fn violations_get_their_close_codes() {
             1009,
         ),
     ];
+    // The axum app's WebSocket layer is its own tungstenite: it must answer as on axum::serve.
+    let reference = (app == App::Axum).then(AxumServe::start);
     for (name, bytes, code) in cases {
-        let mut client = WsClient::connect(server.addr(), "/");
-        client.send_raw(&bytes);
-        let frame = client
-            .try_read()
-            .unwrap_or_else(|| panic!("{name}: closed without a close frame"));
+        let expected = match &reference {
+            Some(axum_serve) => violation_answer(axum_serve.addr, app.path(), &bytes),
+            None => format!("close {code}"),
+        };
         assert_eq!(
-            (frame.opcode, frame.close_code()),
-            (OP_CLOSE, code),
-            "{name}: {frame:?}"
+            violation_answer(server.addr(), app.path(), &bytes),
+            expected,
+            "{name}"
         );
-        client.send(OP_CLOSE, &close_payload(code, b""));
-        client.expect_tcp_close();
     }
 }
 
-#[test]
-fn an_idle_client_is_pinged_and_one_that_never_answers_is_closed() {
-    let server = echo().args(["--ws-ping-interval", "1"]).start();
-    let mut client = WsClient::connect(server.addr(), "/");
+/// What a fresh connection to `path` answers to `bytes`: its close code (after which it must
+/// end the TCP connection once the client answers), an echo, or a TCP close.
+fn violation_answer(addr: SocketAddr, path: &str, bytes: &[u8]) -> String {
+    let mut client = WsClient::connect(addr, path);
+    client.send_raw(bytes);
+    match client.try_read() {
+        Some(frame) if frame.opcode == OP_CLOSE => {
+            let code = frame.close_code();
+            client.send(OP_CLOSE, &close_payload(code, b""));
+            client.expect_tcp_close();
+            format!("close {code}")
+        }
+        Some(frame) => format!(
+            "a frame (opcode {}, {} bytes)",
+            frame.opcode,
+            frame.payload.len()
+        ),
+        None => "TCP closed without a close frame".to_owned(),
+    }
+}
+
+fn an_idle_client_is_pinged_and_one_that_never_answers_is_closed(app: App) {
+    let server = app.builder().args(["--ws-ping-interval", "1"]).start();
+    let mut client = app.connect(&server);
     let ping = client.read();
     assert_eq!(ping.opcode, OP_PING);
     // Answer this one: the connection lives on, and is pinged again.
@@ -218,16 +320,16 @@ fn an_idle_client_is_pinged_and_one_that_never_answers_is_closed() {
     );
 }
 
-#[test]
-fn access_log_and_stats_count_messages_and_the_close_code() {
+fn access_log_and_stats_count_messages_and_the_close_code(app: App) {
     let dir = fresh_dir("ws-log");
     let log = dir.join("access.log");
     let socket = dir.join("stats.sock");
-    let server = echo()
+    let server = app
+        .builder()
         .args(["--access-logfile".as_ref(), log.as_os_str()])
         .args([format!("--stats=unix:{}", socket.display())])
         .start();
-    let mut client = WsClient::connect(server.addr(), "/counted");
+    let mut client = app.connect(&server);
     echoes(&mut client, OP_TEXT, b"one");
     echoes(&mut client, OP_BINARY, b"two!");
     let stats = common::stats_json(&socket);
@@ -245,36 +347,35 @@ fn access_log_and_stats_count_messages_and_the_close_code() {
     let close_line = common::poll(Duration::from_secs(5), "the close line", || {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         text.lines()
-            .find(|l| l.contains("/counted") && l.contains("close="))
+            .find(|l| l.contains(&format!("GET {} ", app.path())) && l.contains("close="))
             .map(str::to_owned)
     });
     assert!(close_line.ends_with(" close=4000"), "{close_line}");
     assert!(close_line.contains("\" 101 7 "), "{close_line}");
 }
 
-#[test]
-fn a_client_that_vanishes_is_logged_1006() {
+fn a_client_that_vanishes_is_logged_1006(app: App) {
     let dir = fresh_dir("ws-vanish");
     let log = dir.join("access.log");
-    let server = echo()
+    let server = app
+        .builder()
         .args(["--access-logfile".as_ref(), log.as_os_str()])
         .start();
-    let mut client = WsClient::connect(server.addr(), "/vanish");
+    let mut client = app.connect(&server);
     echoes(&mut client, OP_TEXT, b"hi");
     drop(client);
     let line = common::poll(Duration::from_secs(5), "the close line", || {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         text.lines()
-            .find(|l| l.contains("/vanish") && l.contains("close="))
+            .find(|l| l.contains(&format!("GET {} ", app.path())) && l.contains("close="))
             .map(str::to_owned)
     });
     assert!(line.ends_with(" close=1006"), "{line}");
 }
 
-#[test]
-fn term_closes_websockets_with_1001_after_the_graceful_timeout() {
-    let mut server = echo().args(["--graceful-timeout", "1"]).start();
-    let mut client = WsClient::connect(server.addr(), "/");
+fn term_closes_websockets_with_1001_after_the_graceful_timeout(app: App) {
+    let mut server = app.builder().args(["--graceful-timeout", "1"]).start();
+    let mut client = app.connect(&server);
     echoes(&mut client, OP_TEXT, b"before");
     let asked = Instant::now();
     server.signal(libc::SIGTERM);
@@ -303,13 +404,13 @@ fn term_closes_websockets_with_1001_after_the_graceful_timeout() {
     );
 }
 
-#[test]
-fn websockets_work_on_tls_listeners() {
+fn websockets_work_on_tls_listeners(app: App) {
     let tls = common::TestTls::new("ws-tls");
-    let server = echo().args(tls.server_args()).start();
+    let server = app.builder().args(tls.server_args()).start();
     let mut stream = tls.connect(server.addr());
     let request = format!(
-        "GET / HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n{VALID}\r\n"
+        "GET {} HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n{VALID}\r\n",
+        app.path()
     );
     let mut bytes = request.into_bytes();
     bytes.extend(encode(true, 0, OP_TEXT, b"over tls", true));
@@ -331,10 +432,12 @@ fn websockets_work_on_tls_listeners() {
     }
 }
 
-#[test]
-fn a_client_that_does_not_read_holds_no_thread_and_is_closed_after_the_io_timeout() {
-    let server = echo().args(["--threads", "1", "--io-timeout", "1"]).start();
-    let client = WsClient::connect(server.addr(), "/");
+fn a_client_that_does_not_read_holds_no_thread_and_is_closed_after_the_io_timeout(app: App) {
+    let server = app
+        .builder()
+        .args(["--threads", "1", "--io-timeout", "1"])
+        .start();
+    let client = app.connect(&server);
     let mut stream = client.stream.try_clone().unwrap();
     stream
         .set_write_timeout(Some(Duration::from_secs(10)))
@@ -354,7 +457,7 @@ fn a_client_that_does_not_read_holds_no_thread_and_is_closed_after_the_io_timeou
     std::thread::sleep(Duration::from_millis(300));
     // The only serving thread is free meanwhile.
     let started = Instant::now();
-    assert_eq!(server.get("/").status, 426);
+    assert_eq!(server.get("/").status, app.plain_status());
     assert!(started.elapsed() < Duration::from_secs(1));
     let gave_up = writer.join().unwrap();
     assert!(
@@ -364,15 +467,12 @@ fn a_client_that_does_not_read_holds_no_thread_and_is_closed_after_the_io_timeou
     drop(client);
 }
 
-#[test]
-fn idle_websockets_hold_no_thread() {
-    let server = echo().args(["--threads", "1"]).start();
-    let mut idle: Vec<WsClient> = (0..200)
-        .map(|_| WsClient::connect(server.addr(), "/"))
-        .collect();
+fn idle_websockets_hold_no_thread(app: App) {
+    let server = app.builder().args(["--threads", "1"]).start();
+    let mut idle: Vec<WsClient> = (0..200).map(|_| app.connect(&server)).collect();
     for _ in 0..20 {
         let started = Instant::now();
-        assert_eq!(server.get("/").status, 426);
+        assert_eq!(server.get("/").status, app.plain_status());
         assert!(started.elapsed() < Duration::from_millis(500));
     }
     // And every one of them still answers.

@@ -1,7 +1,7 @@
 /*
  * webserver_app.h — the normative C ABI between `webserver` and the apps it loads.
  *
- * ABI 1.2. This header is the specification; app-abi/src/raw.rs mirrors it and the layout test
+ * ABI 1.3. This header is the specification; app-abi/src/raw.rs mirrors it and the layout test
  * (app-abi/tests/layout.rs) compiles this file and compares every size, alignment and offset.
  *
  * An app is a shared library exporting one or more static `ws_app` descriptors. The server is
@@ -115,6 +115,20 @@
  *    WS_REQ_WEBSOCKET). A 1.2 app checks WS_HAS_FIELD(init->host, ws_host, websocket_close) in
  *    `init` and refuses a 1.1 server with a message that says to upgrade webserver.
  *
+ * Trailers (ABI 1.3) — fields after the body, both ways:
+ *  - Request: `request_trailers` hands the app the client's trailer fields once its body was read
+ *    to the end. They never enter the environ (a trailer is not a header, RFC 9110 §6.5.2).
+ *    HTTP/1.1's trailer section has the limits and checks of the chunked body (8 KiB, each line
+ *    `token ":" value`, a malformed one is a 400 as a bad body is).
+ *  - Response: `set_trailers` before the body ends. Over HTTP/2 they are a trailing HEADERS
+ *    frame. Over HTTP/1.1 they follow the last chunk, whatever the request's TE says (every
+ *    HTTP/1.1 recipient parses the chunked trailer section and may drop it, RFC 9112 §7.1.2): a
+ *    response with trailers set before its head went out is sent chunked (the body's length
+ *    hint gives way; an app's own Content-Length does not). Where the framing has no place for
+ *    them (a Content-Length, an HTTP/1.0 client, HEAD, 204, 304) they are dropped (a debug line).
+ *  - Versions: a 1.3 app checks WS_HAS_FIELD(init->host, ws_host, set_trailers) in `init` and
+ *    refuses an older server with a message that says to upgrade webserver.
+ *
  * App arguments (ABI 1.1): the words after LIB:SYMBOL on the command line reach `init` in
  * ws_init.args (present when WS_HAS_FIELD(init, ws_init, n_args)).
  *
@@ -134,7 +148,7 @@ extern "C" {
 /* "WSAP" in ASCII: a symbol that is not a descriptor almost never starts with it. */
 #define WS_APP_MAGIC 0x50415357u
 #define WS_ABI_MAJOR 1
-#define WS_ABI_MINOR 2
+#define WS_ABI_MINOR 3
 
 /* ws_app.flags */
 #define WS_APP_SINGLE_THREADED 0x1u /* the server never runs two `call`s of this app at once */
@@ -355,6 +369,23 @@ typedef struct ws_host {
      * open regular file, a range outside it or unknown flags (nothing was sent: the app may
      * answer with chunks instead); WS_ERR_CLIENT_GONE. */
     int32_t (*send_file)(void *io, int32_t fd, uint64_t offset, uint64_t length, uint32_t flags);
+
+    /* ABI 1.3 — present when WS_HAS_FIELD(host, ws_host, set_trailers) ("Trailers" above). */
+
+    /* The request's trailer fields (an HTTP/1.1 chunked body's trailer section, HTTP/2's
+     * trailing HEADERS), once the body was read to its end (`read` or `try_read` answered 0).
+     * Answered where `read` is. WS_OK: *fields points to *n_fields pairs (0 when the client sent
+     * none, or the body was not chunked), server-owned and valid until `close` returns; names as
+     * the client spelled them (HTTP/2: lowercase). WS_PENDING: the body has not reached its end:
+     * read on, then ask again. WS_ERR_STATE from `close` or another thread. */
+    int32_t (*request_trailers)(void *io, const ws_pair **fields, size_t *n_fields);
+    /* The response's trailer fields, sent after its body: checked and copied as start_response's
+     * headers are (tokens, no CR/LF/NUL, no hop-by-hop field), and also refused
+     * (WS_ERR_INVALID) for the fields a trailer must not carry (RFC 9110 §6.5.1: Content-Length,
+     * Content-Type, Content-Encoding, Content-Range, Host, Trailer, Authorization, Set-Cookie...).
+     * Replaces what an earlier call set. Answered where start_response is, until the body ended
+     * (`next` returned 0); WS_ERR_STATE after. `flags` is 0 (reserved). */
+    int32_t (*set_trailers)(void *io, const ws_pair *fields, size_t n_fields, uint32_t flags);
 } ws_host;
 
 /* One request, valid from the start of `call` until the body's `close` returns. */

@@ -11,7 +11,7 @@ pub const WS_APP_MAGIC: u32 = 0x5041_5357;
 /// Changes with any change of layout or meaning of an existing field.
 pub const WS_ABI_MAJOR: u16 = 1;
 /// Grows when fields are appended (every struct starts with its `size`) or flags/codes are added.
-pub const WS_ABI_MINOR: u16 = 2;
+pub const WS_ABI_MINOR: u16 = 3;
 
 /// `WsApp::flags`: the server never runs two `call`s of this app at once.
 pub const WS_APP_SINGLE_THREADED: u32 = 0x1;
@@ -170,6 +170,16 @@ pub type WsWakerNewFn = unsafe extern "C" fn(io: *mut c_void) -> *mut c_void;
 /// Host `send_file` (ABI 1.2); see [`WsHost::send_file`].
 pub type WsSendFileFn =
     unsafe extern "C" fn(io: *mut c_void, fd: i32, offset: u64, length: u64, flags: u32) -> i32;
+/// Host `request_trailers` (ABI 1.3); see [`WsHost::request_trailers`].
+pub type WsRequestTrailersFn =
+    unsafe extern "C" fn(io: *mut c_void, fields: *mut *const WsPair, n_fields: *mut usize) -> i32;
+/// Host `set_trailers` (ABI 1.3); see [`WsHost::set_trailers`].
+pub type WsSetTrailersFn = unsafe extern "C" fn(
+    io: *mut c_void,
+    fields: *const WsPair,
+    n_fields: usize,
+    flags: u32,
+) -> i32;
 /// Host `waker_wake` / `waker_free` (ABI 1.1); see [`WsHost::waker_wake`].
 pub type WsWakerFn = unsafe extern "C" fn(waker: *mut c_void);
 
@@ -347,6 +357,15 @@ pub struct WsHost {
     /// and adds validators (for a 200). `WS_ERR_STATE` out of order, `WS_ERR_INVALID` for a bad
     /// fd, a range outside the file or unknown flags (nothing sent: the app may answer otherwise).
     pub send_file: Option<WsSendFileFn>,
+    /// ABI 1.3. The request's trailer fields once its body was read to the end: `WS_OK` with
+    /// `*fields`/`*n_fields` (server-owned until `close`; 0 fields when none came),
+    /// [`WS_PENDING`] while the body has not ended. Answered where `read` is.
+    pub request_trailers: Option<WsRequestTrailersFn>,
+    /// ABI 1.3. The response's trailer fields, sent after the body (HTTP/2 trailing HEADERS,
+    /// HTTP/1.1 chunked trailer section): checked and copied like `start_response`'s headers,
+    /// minus the fields a trailer must not carry; replaces an earlier call. Answered where
+    /// `start_response` is, until the body ended. `flags` is 0.
+    pub set_trailers: Option<WsSetTrailersFn>,
 }
 
 /// `size` of a 1.0 host vtable (it ends at `log`): a peer with this size has no 1.1 callbacks.
@@ -355,6 +374,9 @@ pub const WS_HOST_SIZE_V1_0: u32 = core::mem::offset_of!(WsHost, try_read) as u3
 /// `size` of a 1.1 host vtable (it ends at `waker_free`): a peer with this size has no
 /// upgraded connections.
 pub const WS_HOST_SIZE_V1_1: u32 = core::mem::offset_of!(WsHost, upgrade) as u32;
+
+/// `size` of a 1.2 host vtable (it ends at `send_file`): a peer with this size has no trailers.
+pub const WS_HOST_SIZE_V1_2: u32 = core::mem::offset_of!(WsHost, request_trailers) as u32;
 
 impl WsHost {
     /// A vtable of this version's size with no callback: the base of a test's fake host
@@ -379,6 +401,8 @@ impl WsHost {
         websocket_send: None,
         websocket_close: None,
         send_file: None,
+        request_trailers: None,
+        set_trailers: None,
     };
 
     /// True if this host (as its `size` says) has the ABI 1.1 `try_read` and wakers.
@@ -393,6 +417,13 @@ impl WsHost {
         self.size as usize
             >= core::mem::offset_of!(WsHost, websocket_close)
                 + core::mem::size_of::<Option<WsWebSocketCloseFn>>()
+    }
+
+    /// True if this host (as its `size` says) has the ABI 1.3 trailer calls.
+    pub fn has_trailers(&self) -> bool {
+        self.size as usize
+            >= core::mem::offset_of!(WsHost, set_trailers)
+                + core::mem::size_of::<Option<WsSetTrailersFn>>()
     }
 
     /// True if this host (as its `size` says) has the ABI 1.2 `send_file`.
@@ -564,8 +595,10 @@ const _: () = {
     use core::mem::{offset_of, size_of};
     assert!(size_of::<WsBytes>() == 16);
     assert!(size_of::<WsPair>() == 32);
-    assert!(size_of::<WsHost>() == 144);
+    assert!(size_of::<WsHost>() == 160);
     assert!(offset_of!(WsHost, send_file) == 136);
+    assert!(WS_HOST_SIZE_V1_2 == 144);
+    assert!(offset_of!(WsHost, set_trailers) == 152);
     assert!(WS_HOST_SIZE_V1_0 == 40);
     assert!(WS_HOST_SIZE_V1_1 == 72);
     assert!(offset_of!(WsHost, waker_free) == 64);

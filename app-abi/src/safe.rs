@@ -43,6 +43,7 @@ mod request;
 mod response;
 #[cfg(test)]
 mod tests;
+mod trailers;
 mod upgrade;
 mod websocket;
 #[cfg(test)]
@@ -56,7 +57,7 @@ pub use ffi::__private;
 pub use file::FileSend;
 #[cfg(feature = "json")]
 pub use json::{Json, JsonBodyError};
-pub use log::{InitContext, LogLevel, Logger, NEEDS_ABI_1_1, NEEDS_ABI_1_2};
+pub use log::{InitContext, LogLevel, Logger, NEEDS_ABI_1_1, NEEDS_ABI_1_2, NEEDS_ABI_1_3};
 pub use query::{form_decode, QueryPairs};
 pub use request::{BodyReader, HeaderIter, Request, Vars};
 pub use response::{Body, BodyKind, Response};

@@ -45,6 +45,8 @@ int main(void) {
     F(ws_host, websocket_send);
     F(ws_host, websocket_close);
     F(ws_host, send_file);
+    F(ws_host, request_trailers);
+    F(ws_host, set_trailers);
 
     TYPE(ws_conn_handler);
     F(ws_conn_handler, size);
@@ -137,6 +139,7 @@ int main(void) {
     /* The 1.0 sizes, as the offsets where 1.1 starts appending. */
     printf("const WS_HOST_SIZE_V1_0 %zu\n", offsetof(ws_host, try_read));
     printf("const WS_HOST_SIZE_V1_1 %zu\n", offsetof(ws_host, upgrade));
+    printf("const WS_HOST_SIZE_V1_2 %zu\n", offsetof(ws_host, request_trailers));
     printf("const WS_INIT_SIZE_V1_0 %zu\n", offsetof(ws_init, args));
     {
         /* WS_HAS_FIELD on a 1.0-size host / init is false for the 1.1 fields, true on 1.1 ones. */
@@ -160,6 +163,14 @@ int main(void) {
         old_host.size = (uint32_t)sizeof(ws_host);
         printf("const has.v1_2.host.websocket_close %d\n",
                WS_HAS_FIELD(&old_host, ws_host, websocket_close));
+        /* A 1.2-size host has send_file but not the 1.3 trailers. */
+        old_host.size = (uint32_t)offsetof(ws_host, request_trailers);
+        printf("const has.v1_2.host.set_trailers %d\n",
+               WS_HAS_FIELD(&old_host, ws_host, set_trailers));
+        printf("const has.v1_2.host.send_file %d\n", WS_HAS_FIELD(&old_host, ws_host, send_file));
+        old_host.size = (uint32_t)sizeof(ws_host);
+        printf("const has.v1_3.host.set_trailers %d\n",
+               WS_HAS_FIELD(&old_host, ws_host, set_trailers));
     }
     /* The macro must fill the header with the 1.0 size. */
     {

@@ -102,7 +102,9 @@ fn rust_table() -> BTreeMap<String, i128> {
             websocket_recv,
             websocket_send,
             websocket_close,
-            send_file
+            send_file,
+            request_trailers,
+            set_trailers
         }
     );
     layout!(
@@ -220,6 +222,7 @@ fn rust_table() -> BTreeMap<String, i128> {
         WS_FILE_VALIDATORS,
         WS_HOST_SIZE_V1_0,
         WS_HOST_SIZE_V1_1,
+        WS_HOST_SIZE_V1_2,
         WS_INIT_SIZE_V1_0,
     );
     // WS_HAS_FIELD, as the Rust side answers the same question.
@@ -264,6 +267,18 @@ fn rust_table() -> BTreeMap<String, i128> {
     t.insert(
         "const has.v1_2.host.websocket_close".into(),
         new_host.has_upgrades() as i128,
+    );
+    t.insert(
+        "const has.v1_2.host.set_trailers".into(),
+        host(WS_HOST_SIZE_V1_2).has_trailers() as i128,
+    );
+    t.insert(
+        "const has.v1_2.host.send_file".into(),
+        host(WS_HOST_SIZE_V1_2).has_send_file() as i128,
+    );
+    t.insert(
+        "const has.v1_3.host.set_trailers".into(),
+        new_host.has_trailers() as i128,
     );
     let new_init = init(core::mem::size_of::<WsInit>() as u32);
     t.insert(

@@ -19,7 +19,7 @@ SIZE(ws_pair, 32, 8);
 OFF(ws_pair, name, 0);
 OFF(ws_pair, value, 16);
 
-SIZE(ws_host, 144, 8);
+SIZE(ws_host, 160, 8);
 OFF(ws_host, size, 0);
 OFF(ws_host, reserved, 4);
 OFF(ws_host, read, 8);
@@ -39,6 +39,8 @@ OFF(ws_host, websocket_recv, 112);
 OFF(ws_host, websocket_send, 120);
 OFF(ws_host, websocket_close, 128);
 OFF(ws_host, send_file, 136); /* 1.2, appended after websocket_close */
+OFF(ws_host, request_trailers, 144); /* 1.3 appends after the 1.2 size (144) */
+OFF(ws_host, set_trailers, 152);
 
 SIZE(ws_conn_handler, 32, 8);
 OFF(ws_conn_handler, size, 0);
@@ -94,7 +96,7 @@ OFF(ws_app, call, 40);
 OFF(ws_app, shutdown, 48);
 
 _Static_assert(WS_APP_MAGIC == 0x50415357u, "magic is \"WSAP\" little-endian");
-_Static_assert(WS_ABI_MAJOR == 1 && WS_ABI_MINOR == 2, "ABI 1.2");
+_Static_assert(WS_ABI_MAJOR == 1 && WS_ABI_MINOR == 3, "ABI 1.3");
 _Static_assert(WS_PENDING == 2, "pending is positive, not an error");
 _Static_assert(WS_LENGTH_UNKNOWN == UINT64_MAX, "length unknown");
 

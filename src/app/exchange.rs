@@ -25,8 +25,8 @@ use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 
 use app_abi::raw::{
-    WsRequest, WS_ERR_BAD_BODY, WS_ERR_CLIENT_GONE, WS_ERR_INVALID, WS_ERR_STATE, WS_ERR_TIMEOUT,
-    WS_ERR_TOO_LARGE, WS_OK,
+    WsPair, WsRequest, WS_ERR_BAD_BODY, WS_ERR_CLIENT_GONE, WS_ERR_INVALID, WS_ERR_STATE,
+    WS_ERR_TIMEOUT, WS_ERR_TOO_LARGE, WS_OK, WS_PENDING,
 };
 
 use super::host_upgrade::ConnHandler;
@@ -90,6 +90,16 @@ pub(crate) trait Transport {
     /// The rest of the response is this file range (ABI 1.2 `send_file`), after what was
     /// written: the connection sends it as the client reads.
     fn send_file(&mut self, _body: FileBody) {}
+    /// ABI 1.3: the request's trailer fields once its body was read to the end (`None` before;
+    /// empty for a body that had none), kept until the request ends.
+    fn request_trailers(&mut self) -> Option<&[WsPair]> {
+        Some(&[])
+    }
+    /// ABI 1.3: the response's trailer fields (`Name: value\r\n` lines), where the transport
+    /// frames them itself (HTTP/2); false where they have no place.
+    fn send_trailers(&mut self, _lines: &[u8]) -> bool {
+        false
+    }
 }
 
 impl<T: Transport + ?Sized> Wire for T {
@@ -103,6 +113,10 @@ impl<T: Transport + ?Sized> Wire for T {
 
     fn date(&mut self) -> &[u8] {
         Transport::date(self)
+    }
+
+    fn trailers(&mut self, lines: &[u8]) -> bool {
+        Transport::send_trailers(self, lines)
     }
 }
 
@@ -423,6 +437,29 @@ impl<'a> Exchange<'a> {
             }
             Err(refusal) => code(Err(refusal)),
         }
+    }
+
+    /// `host.request_trailers` (ABI 1.3): the pairs' address and count, or `WS_PENDING` while
+    /// the body has not ended.
+    pub(crate) fn request_trailers(&self) -> Result<(*const WsPair, usize), i32> {
+        let Some(mut encoder) = self.for_app("request_trailers") else {
+            return Err(WS_ERR_STATE);
+        };
+        match encoder.wire().request_trailers() {
+            Some(pairs) => Ok((pairs.as_ptr(), pairs.len())),
+            None => Err(WS_PENDING),
+        }
+    }
+
+    /// `host.set_trailers` (ABI 1.3).
+    pub(crate) fn set_trailers<'h>(
+        &self,
+        fields: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+    ) -> i32 {
+        let Some(mut encoder) = self.for_app("set_trailers") else {
+            return WS_ERR_STATE;
+        };
+        code(encoder.set_trailers(fields))
     }
 
     /// `host.waker_new` (ABI 1.1).

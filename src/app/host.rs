@@ -14,7 +14,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use app_abi::raw::{
     WsBytes, WsHost, WsPair, WS_ERR_APP, WS_ERR_INVALID, WS_ERR_STATE, WS_LOG_DEBUG, WS_LOG_ERROR,
-    WS_LOG_INFO, WS_LOG_WARN, WS_PENDING, WS_RESPONSE_CLOSE, WS_RESPONSE_REPLACE,
+    WS_LOG_INFO, WS_LOG_WARN, WS_OK, WS_PENDING, WS_RESPONSE_CLOSE, WS_RESPONSE_REPLACE,
 };
 
 use super::exchange::Exchange;
@@ -48,6 +48,8 @@ pub(crate) static HOST: WsHost = WsHost {
     websocket_send: Some(host_upgrade::host_websocket_send),
     websocket_close: Some(host_upgrade::host_websocket_close),
     send_file: Some(host_send_file),
+    request_trailers: Some(host_request_trailers),
+    set_trailers: Some(host_set_trailers),
 };
 
 /// Runs `f`, turning a panic into `on_panic` (and a log line) so nothing unwinds into the app.
@@ -195,6 +197,69 @@ unsafe extern "C" fn host_send_file(
             exchange.send_file(fd, (offset, length), flags)
         })
         .unwrap_or(WS_ERR_STATE)
+    })
+}
+
+/// ABI 1.3 `request_trailers`.
+///
+/// # Safety
+/// `io` as for `host_read`; `fields` and `n_fields` must be writable, as the ABI requires.
+unsafe extern "C" fn host_request_trailers(
+    io: *mut c_void,
+    fields: *mut *const WsPair,
+    n_fields: *mut usize,
+) -> i32 {
+    boundary("request_trailers", WS_ERR_APP, || {
+        if io.is_null() || fields.is_null() || n_fields.is_null() {
+            return WS_ERR_INVALID;
+        }
+        // SAFETY: the app guarantees both out-pointers are writable for the call.
+        let (fields, n_fields) = unsafe { (&mut *fields, &mut *n_fields) };
+        *fields = std::ptr::null();
+        *n_fields = 0;
+        let got = Exchange::with_current(io, "request_trailers", |exchange| {
+            exchange.request_trailers()
+        });
+        match got.unwrap_or(Err(WS_ERR_STATE)) {
+            Ok((pairs, n)) => {
+                *fields = pairs;
+                *n_fields = n;
+                WS_OK
+            }
+            Err(code) => code,
+        }
+    })
+}
+
+/// ABI 1.3 `set_trailers`.
+///
+/// # Safety
+/// `io` as for `host_read`; `fields[..n_fields]` and every slice in them must be readable for
+/// the call.
+unsafe extern "C" fn host_set_trailers(
+    io: *mut c_void,
+    fields: *const WsPair,
+    n_fields: usize,
+    flags: u32,
+) -> i32 {
+    boundary("set_trailers", WS_ERR_APP, || {
+        if io.is_null() || (fields.is_null() && n_fields > 0) || flags != 0 {
+            return WS_ERR_INVALID;
+        }
+        // SAFETY: the app guarantees the array is readable during this call; it is copied.
+        let fields = unsafe {
+            if n_fields == 0 {
+                &[][..]
+            } else {
+                std::slice::from_raw_parts(fields, n_fields)
+            }
+        };
+        // SAFETY: every pair's slices are readable for this call (see above).
+        let pairs = fields
+            .iter()
+            .map(|p| unsafe { (p.name.as_slice(), p.value.as_slice()) });
+        Exchange::with_current(io, "set_trailers", |exchange| exchange.set_trailers(pairs))
+            .unwrap_or(WS_ERR_STATE)
     })
 }
 

@@ -8,4 +8,5 @@ pub(crate) mod host;
 pub(crate) mod host_upgrade;
 pub(crate) mod loader;
 pub(crate) mod target;
+pub(crate) mod trailers;
 pub(crate) mod waker;

@@ -8,8 +8,9 @@
 //! - chunk extensions are syntax-checked (tokens, `=`, quoted strings) and ignored; at most
 //!   [`MAX_EXTENSIONS`] bytes of them per body (§7.1.1 lets us limit them).
 //! - every line must end with CRLF; a bare LF is rejected.
-//! - the trailer section is syntax-checked (`token ":" value`), limited to [`MAX_TRAILERS`]
-//!   bytes and discarded (RFC 9110 §6.5.1 allows ignoring trailers).
+//! - the trailer section is syntax-checked (`token ":" value`, no obs-fold, no control byte but
+//!   HTAB), limited to [`MAX_TRAILERS`] bytes, and kept for the app ([`BodyDecoder::trailers`],
+//!   ABI 1.3 `request_trailers`) apart from the header fields (RFC 9110 §6.5.2).
 //!
 //! `--max-body` is checked here and only here ([`BodyLimit`]): a declared Content-Length when the
 //! decoder is made, before any byte is read, and each chunk size as it is announced.
@@ -140,6 +141,9 @@ pub(crate) struct BodyDecoder {
     limit: BodyLimit,
     ext_bytes: usize,
     trailer_bytes: usize,
+    /// The trailer section's field lines as received, CRLFs included (at most
+    /// [`MAX_TRAILERS`] bytes; empty, unallocated, for the usual body without trailers).
+    trailer_section: Vec<u8>,
 }
 
 impl BodyDecoder {
@@ -171,12 +175,38 @@ impl BodyDecoder {
             limit,
             ext_bytes: 0,
             trailer_bytes: 0,
+            trailer_section: Vec::new(),
         })
     }
 
     /// True once the whole body (for chunked: through the trailer section) has been consumed.
     pub(crate) fn is_done(&self) -> bool {
         self.state == State::Done
+    }
+
+    /// The trailer fields, `(name, value)` with the value's surrounding whitespace trimmed, once
+    /// the body is done (none before, and none for a body that was not chunked). The lines were
+    /// checked as they arrived: a name is a token, a value holds no CR, LF or other control byte.
+    pub(crate) fn trailers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let section = if self.is_done() {
+            &self.trailer_section[..]
+        } else {
+            &[]
+        };
+        section
+            .split(|&b| b == b'\n')
+            .filter_map(|line| line.strip_suffix(b"\r"))
+            .filter_map(|line| {
+                let colon = line.iter().position(|&b| b == b':')?;
+                let value = &line[colon + 1..];
+                let start = value.iter().position(|&b| b != b' ' && b != b'\t');
+                let end = value.iter().rposition(|&b| b != b' ' && b != b'\t');
+                let value = match (start, end) {
+                    (Some(start), Some(end)) => &value[start..=end],
+                    _ => &[],
+                };
+                Some((&line[..colon], value))
+            })
     }
 
     /// For Content-Length: bytes still expected; `Some(0)` when done; `None` for chunked.
@@ -315,7 +345,7 @@ impl BodyDecoder {
                 _ => return Err(BodyError::MissingCrlf),
             },
             State::TrailerStart => {
-                self.count_trailer()?;
+                self.count_trailer(b)?;
                 match b {
                     b'\r' => State::TrailerLf { last: true },
                     b'\n' => return Err(BodyError::MissingCrlf),
@@ -324,7 +354,7 @@ impl BodyDecoder {
                 }
             }
             State::TrailerName => {
-                self.count_trailer()?;
+                self.count_trailer(b)?;
                 match b {
                     b':' => State::TrailerValue,
                     _ if is_tchar(b) => State::TrailerName,
@@ -332,7 +362,7 @@ impl BodyDecoder {
                 }
             }
             State::TrailerValue => {
-                self.count_trailer()?;
+                self.count_trailer(b)?;
                 match b {
                     b'\r' => State::TrailerLf { last: false },
                     b'\t' => State::TrailerValue,
@@ -341,7 +371,7 @@ impl BodyDecoder {
                 }
             }
             State::TrailerLf { last } => {
-                self.count_trailer()?;
+                self.count_trailer(b)?;
                 match (b, last) {
                     (b'\n', true) => State::Done,
                     (b'\n', false) => State::TrailerStart,
@@ -366,10 +396,16 @@ impl BodyDecoder {
         })
     }
 
-    fn count_trailer(&mut self) -> Result<(), BodyError> {
+    /// One more trailer-section byte: counts it against [`MAX_TRAILERS`] and keeps it (a
+    /// malformed byte is kept too, but a failed decoder hands out no trailers).
+    fn count_trailer(&mut self, b: u8) -> Result<(), BodyError> {
         self.trailer_bytes = self.trailer_bytes.saturating_add(1);
         if self.trailer_bytes > MAX_TRAILERS {
             return Err(BodyError::TrailerTooLarge);
+        }
+        // The final empty line alone (the usual end of a chunked body) allocates nothing.
+        if !(self.trailer_section.is_empty() && matches!(b, b'\r' | b'\n')) {
+            self.trailer_section.push(b);
         }
         Ok(())
     }
@@ -468,6 +504,36 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn trailer_fields_are_kept_trimmed_and_only_once_the_body_is_done() {
+        let input = b"3\r\nabc\r\n0\r\nGrpc-Status: 0 \r\nx-empty:\r\nX-Tab:\tv w\t\r\n\r\n";
+        let mut dec = BodyDecoder::new(&BodyFraming::Chunked, 1 << 20).unwrap();
+        let mut out = [0u8; 64];
+        let (consumed, _) = dec.decode(&input[..input.len() - 1], &mut out).unwrap();
+        assert!(!dec.is_done());
+        assert_eq!(dec.trailers().count(), 0, "none before the body ends");
+        dec.decode(&input[consumed..], &mut out).unwrap();
+        assert!(dec.is_done());
+        let got: Vec<_> = dec.trailers().collect();
+        assert_eq!(
+            got,
+            [
+                (&b"Grpc-Status"[..], &b"0"[..]),
+                (b"x-empty", b""),
+                (b"X-Tab", b"v w")
+            ]
+        );
+        let mut plain = BodyDecoder::new(&BodyFraming::Chunked, 1 << 20).unwrap();
+        plain.decode(b"0\r\n\r\n", &mut out).unwrap();
+        assert!(plain.is_done());
+        assert_eq!(plain.trailers().count(), 0);
+        assert_eq!(
+            plain.trailer_section.capacity(),
+            0,
+            "no trailers, no allocation"
+        );
     }
 
     #[test]

@@ -36,7 +36,7 @@ use std::time::Duration;
 use super::response::{
     choose_framing, encode_chunk, encode_error_with, encode_head, encode_last_chunk, Framing, Head,
 };
-use super::response_fields::ResponseFields;
+use super::response_fields::{encode_trailer_fields, ResponseFields};
 
 /// Chunks at least this large are written straight from the app's memory instead of being copied
 /// into the output buffer.
@@ -64,6 +64,12 @@ pub(crate) trait Wire {
     fn body_consumed(&mut self) -> bool;
     /// The cached `Date` header value.
     fn date(&mut self) -> &[u8];
+    /// The response's trailer fields (`Name: value\r\n` lines) for a wire that frames them
+    /// itself (an HTTP/2 stream: a trailing HEADERS frame after the body); false where they
+    /// have no place (HTTP/1.x without chunked framing).
+    fn trailers(&mut self, _lines: &[u8]) -> bool {
+        false
+    }
 }
 
 /// The request facts that shape the response.
@@ -84,6 +90,10 @@ pub(crate) struct Scratch {
     fields: ResponseFields,
     /// Encoded output not yet written; may begin with earlier pipelined responses.
     out: Vec<u8>,
+    /// The app's trailer fields as lines (ABI 1.3 `set_trailers`), sent after the body; `Some`
+    /// once `set_trailers` was called for this response, even with no fields. Boxed: only an app
+    /// that sets trailers pays for them, and a parked request's buffers stay small.
+    trailers: Option<Box<[u8]>>,
 }
 
 // The output buffer has one owner: the connection reaches it only through these.
@@ -214,6 +224,7 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
         let base = scratch.out.len();
         // Not the previous request's: an app that never sets a response leaves none.
         scratch.fields.clear();
+        scratch.trailers = None;
         Encoder {
             wire,
             scratch,
@@ -279,6 +290,33 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
             self.state = State::Head(next);
         }
         result.map_err(|_| Refusal::Invalid)
+    }
+
+    /// ABI 1.3 `set_trailers`: the fields sent after the body, checked and kept (replacing
+    /// earlier ones) until the body ends.
+    pub(crate) fn set_trailers<'h>(
+        &mut self,
+        fields: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+    ) -> Result<(), Refusal> {
+        match self.state {
+            State::Head(_) | State::Body(_) => {}
+            State::ClientGone => return Err(Refusal::ClientGone),
+            State::Done | State::Broken => {
+                log::error!(target: "app", "[{}] set_trailers after the body ended", self.app_name);
+                return Err(Refusal::OutOfOrder);
+            }
+        }
+        let mut lines = Vec::new();
+        match encode_trailer_fields(&mut lines, fields) {
+            Ok(()) => {
+                self.scratch.trailers = Some(lines.into_boxed_slice());
+                Ok(())
+            }
+            Err(problem) => {
+                log::error!(target: "app", "[{}] invalid trailers: {problem}", self.app_name);
+                Err(Refusal::Invalid)
+            }
+        }
     }
 
     /// PEP 3333's legacy `write()`: the head if it is not out yet, then `data`, sent now.
@@ -577,8 +615,13 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
             }
             Pending::Invalid | Pending::Conflict => return self.send_error(500),
         };
-        let known_length = app_length.or(self.length_hint);
         let context = self.context;
+        // Trailers need chunked framing on HTTP/1.1: the body's length hint gives way to them
+        // (the app's own Content-Length does not). HTTP/2 (framed as 1.0 here) keeps its length.
+        let hint = self
+            .length_hint
+            .filter(|_| !(self.scratch.trailers.is_some() && context.version_minor >= 1));
+        let known_length = app_length.or(hint);
         let framing = choose_framing(context.version_minor, context.is_head, status, known_length);
         if framing == Framing::CloseDelimited {
             self.keep_alive = false;
@@ -675,8 +718,22 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
                 self.state = State::Broken;
             }
             State::Body(framing) => {
-                if framing == Framing::Chunked {
+                let trailers = self.scratch.trailers.as_deref().unwrap_or_default();
+                if framing == Framing::Chunked && !trailers.is_empty() {
+                    // RFC 9112 §7.1.2: the trailer section follows the last chunk.
+                    let out = &mut self.scratch.out;
+                    out.extend_from_slice(b"0\r\n");
+                    out.extend_from_slice(trailers);
+                    out.extend_from_slice(b"\r\n");
+                } else if framing == Framing::Chunked {
                     encode_last_chunk(&mut self.scratch.out);
+                } else if !trailers.is_empty()
+                    && (framing == Framing::NoBody || !self.wire.trailers(trailers))
+                {
+                    log::debug!(
+                        "[{}] trailers dropped: this response's framing has no place for them",
+                        self.app_name
+                    );
                 }
                 self.state = State::Done;
             }

@@ -40,6 +40,7 @@ const TEXT: Fields = &[(b"Content-Type", b"text/plain")];
 const LENGTH_5: Fields = &[(b"Content-Length", b"5")];
 const LENGTH_10: Fields = &[(b"Content-Length", b"10")];
 const BAD_VALUE: Fields = &[(b"X-Bad", b"a\r\nSet-Cookie: x=1")];
+const GRPC_OK: Fields = &[(b"grpc-status", b"0")];
 
 /// What the app (or the request side) does, with the answer the encoder must give.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +65,8 @@ enum Act {
     BodyAbandoned,
     /// The app asked to close after its response.
     CloseAfter,
+    /// ABI 1.3 `set_trailers`.
+    Trailers(Fields, Result<(), Refusal>),
 }
 
 #[derive(Clone, Copy)]
@@ -160,6 +163,51 @@ fn rows() -> Vec<Row> {
     let chunked = head("200 OK", &["Transfer-Encoding: chunked"]);
     let big = "z".repeat(COPY_LIMIT);
     vec![
+        row(
+            "trailers set before the head: the hint gives way to chunked, they follow the last chunk",
+            vec![
+                Start(200, &[], ok),
+                Trailers(GRPC_OK, ok),
+                Hint(2),
+                Chunk(b"hi", true),
+                End,
+            ],
+            chunked.clone() + "2\r\nhi\r\n0\r\ngrpc-status: 0\r\n\r\n",
+            (200, 2, true),
+        ),
+        row(
+            "trailers set after the head still follow a chunked body; none after the end",
+            vec![
+                Start(200, &[], ok),
+                Chunk(b"hi", true),
+                Trailers(BAD_VALUE, Err(Refusal::Invalid)),
+                Trailers(GRPC_OK, ok),
+                End,
+                Trailers(GRPC_OK, Err(Refusal::OutOfOrder)),
+            ],
+            chunked.clone() + "2\r\nhi\r\n0\r\ngrpc-status: 0\r\n\r\n",
+            (200, 2, true),
+        ),
+        row(
+            "trailers with the app's Content-Length are dropped",
+            vec![
+                Start(200, LENGTH_5, ok),
+                Trailers(GRPC_OK, ok),
+                Chunk(b"hello", true),
+                End,
+            ],
+            head("200 OK", &["Content-Length: 5"]) + "hello",
+            (200, 5, true),
+        ),
+        Row {
+            ctx: HEAD,
+            ..row(
+                "HEAD: no trailers",
+                vec![Start(200, &[], ok), Trailers(GRPC_OK, ok), EndUnpulled],
+                head("200 OK", &[]),
+                (200, 0, true),
+            )
+        },
         row(
             "hello: exact hint becomes Content-Length, one write",
             vec![
@@ -588,6 +636,9 @@ fn encoder_table() {
                 Act::BodyRefused(status) => encoder.request_body_refused(status),
                 Act::BodyAbandoned => encoder.request_body_abandoned(),
                 Act::CloseAfter => encoder.close_after(),
+                Act::Trailers(fields, want) => {
+                    assert_eq!(encoder.set_trailers(fields.iter().copied()), want, "{at}")
+                }
             }
         }
         let state = encoder.state();

@@ -93,19 +93,7 @@ impl ResponseFields {
         }
         self.reason.extend_from_slice(reason);
         for (name, value) in headers {
-            let problem = if !is_token(name) {
-                Some("name is not a token")
-            } else if !valid_header_value(value) {
-                Some("value contains CR, LF, NUL or a control byte")
-            } else if is_hop_by_hop(name) {
-                Some("hop-by-hop headers are set by the server")
-            } else {
-                None
-            };
-            if let Some(problem) = problem {
-                let name = String::from_utf8_lossy(name).into_owned();
-                return Err(InvalidResponse::Header { name, problem });
-            }
+            check_field(name, value)?;
             if name.eq_ignore_ascii_case(b"content-length") {
                 // RFC 9110 §8.6: Content-Length = 1*DIGIT, parsed by the one decimal parser.
                 match parse_decimal(value) {
@@ -186,15 +174,92 @@ impl ResponseFields {
 
     /// The header fields in the app's order, read back from [`ResponseFields::lines`].
     pub(crate) fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.lines
-            .split(|&b| b == b'\n')
-            .filter_map(|line| line.strip_suffix(b"\r"))
-            .filter_map(|line| {
-                // The first `:` ends the name (a token has none); `set` wrote one space after it.
-                let colon = line.iter().position(|&b| b == b':')?;
-                Some((&line[..colon], line.get(colon + 2..).unwrap_or_default()))
-            })
+        read_lines(&self.lines)
     }
+}
+
+/// A field an app may set (in a head or as a trailer): a token name, a value without CR, LF,
+/// NUL or other control byte, and not connection-specific.
+fn check_field(name: &[u8], value: &[u8]) -> Result<(), InvalidResponse> {
+    let problem = if !is_token(name) {
+        "name is not a token"
+    } else if !valid_header_value(value) {
+        "value contains CR, LF, NUL or a control byte"
+    } else if is_hop_by_hop(name) {
+        "hop-by-hop headers are set by the server"
+    } else {
+        return Ok(());
+    };
+    Err(field_error(name, problem))
+}
+
+fn field_error(name: &[u8], problem: &'static str) -> InvalidResponse {
+    let name = String::from_utf8_lossy(name).into_owned();
+    InvalidResponse::Header { name, problem }
+}
+
+/// `(name, value)` pairs read back from `Name: value\r\n` lines this file wrote.
+pub(crate) fn read_lines(lines: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    lines
+        .split(|&b| b == b'\n')
+        .filter_map(|line| line.strip_suffix(b"\r"))
+        .filter_map(|line| {
+            // The first `:` ends the name (a token has none); one space was written after it.
+            let colon = line.iter().position(|&b| b == b':')?;
+            Some((&line[..colon], line.get(colon + 2..).unwrap_or_default()))
+        })
+}
+
+/// Fields a trailer must not carry (RFC 9110 §6.5.1): framing, routing, authentication, the
+/// content's own description and response control. A recipient may drop a trailer section or
+/// merge it into the header section only for fields that allow it, so these are refused rather
+/// than sent where nobody may act on them.
+fn is_header_only(name: &[u8]) -> bool {
+    const NAMES: [&[u8]; 11] = [
+        b"content-length",
+        b"content-type",
+        b"content-encoding",
+        b"content-range",
+        b"host",
+        b"authorization",
+        b"www-authenticate",
+        b"proxy-authenticate",
+        b"set-cookie",
+        b"cache-control",
+        b"location",
+    ];
+    NAMES.iter().any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// The app's response trailer fields (ABI 1.3 `set_trailers`) as `Name: value\r\n` lines into
+/// `out` (cleared first; left empty on error): checked as header fields are, and refused for
+/// hop-by-hop fields and those a trailer must not carry.
+pub(crate) fn encode_trailer_fields<'h>(
+    out: &mut Vec<u8>,
+    fields: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+) -> Result<(), InvalidResponse> {
+    out.clear();
+    for (name, value) in fields {
+        let checked = check_field(name, value).and_then(|()| {
+            if is_header_only(name) {
+                Err(field_error(
+                    name,
+                    "this field must not be a trailer (RFC 9110 §6.5.1)",
+                ))
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(invalid) = checked {
+            out.clear();
+            return Err(invalid);
+        }
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    Ok(())
 }
 
 /// A field value we are willing to send (RFC 9110 §5.5): no CR, LF, NUL, nor any CTL but HTAB.
@@ -251,6 +316,25 @@ mod tests {
         ];
         for (name, hop) in names {
             assert_eq!(is_hop_by_hop(name), hop, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn trailer_fields_are_checked_and_read_back() {
+        let mut out = Vec::new();
+        let ok: [(&[u8], &[u8]); 2] = [(b"grpc-status", b"0"), (b"Grpc-Message", b"a b")];
+        encode_trailer_fields(&mut out, ok.iter().copied()).unwrap();
+        assert_eq!(out, b"grpc-status: 0\r\nGrpc-Message: a b\r\n");
+        assert_eq!(read_lines(&out).collect::<Vec<_>>(), ok);
+        for bad in [
+            (&b"Content-Length"[..], &b"3"[..]),
+            (b"transfer-encoding", b"chunked"),
+            (b"bad name", b"v"),
+            (b"x", b"a\r\nInjected: 1"),
+        ] {
+            let fields = [(&b"x-ok"[..], &b"1"[..]), bad];
+            assert!(encode_trailer_fields(&mut out, fields.into_iter()).is_err());
+            assert!(out.is_empty(), "nothing half-kept");
         }
     }
 

@@ -560,6 +560,12 @@ impl Conn {
             }
         }
         match &mut self.tls {
+            // The head of a file body (`set_file_body`) goes with `MSG_MORE`: it shares its
+            // segments with the body's first bytes instead of leaving alone, which would cost
+            // the client a wake-up and a read per file.
+            None if self.file.is_some() => {
+                write_all_with_timeout(&mut self.stream.more_follows(), parts, timeout)
+            }
             None => write_all_with_timeout(&mut self.stream, parts, timeout),
             Some(tls) => tls.write_all(&mut self.stream, parts, timeout),
         }

@@ -306,7 +306,7 @@ fn serve_events(index: usize, shared_loop: &Loop, shared: &Shared) {
         // Events a thread took beyond its first are older than any epoll can report now: serve
         // them first, one at a time, so every thread takes the oldest next.
         if let Some(token) = shared_loop.backlog.pop() {
-            shared.tick();
+            crate::stats::woke(shared.tick());
             handle(token, shared_loop, shared, &mut scratch);
             continue;
         }
@@ -331,7 +331,7 @@ fn serve_events(index: usize, shared_loop: &Loop, shared: &Shared) {
             std::thread::sleep(EPOLL_ERROR_BACKOFF);
             continue;
         }
-        shared.tick();
+        crate::stats::woke(shared.tick());
         let taken = events.len();
         if taken == 0 {
             continue;

@@ -13,8 +13,8 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use app_abi::raw::{
-    WS_ERR_BAD_BODY, WS_ERR_CLIENT_GONE, WS_ERR_TIMEOUT, WS_ERR_TOO_LARGE, WS_REQ_MULTIPROCESS,
-    WS_REQ_MULTITHREAD, WS_REQ_WEBSOCKET,
+    WsPair, WS_ERR_BAD_BODY, WS_ERR_CLIENT_GONE, WS_ERR_TIMEOUT, WS_ERR_TOO_LARGE,
+    WS_REQ_MULTIPROCESS, WS_REQ_MULTITHREAD, WS_REQ_WEBSOCKET,
 };
 
 use super::conn::{Conn, NextHead};
@@ -28,6 +28,7 @@ use super::Shared;
 use crate::app::call::{self, Progress, RequestFacts, Scratch, Transport};
 use crate::app::environ::{Environ, RequestParts};
 use crate::app::host_upgrade::ConnHandler;
+use crate::app::trailers::FieldList;
 use crate::app::waker::Wake;
 use crate::http::body::{BodyDecoder, BodyError};
 use crate::http::encoder::Outcome;
@@ -186,8 +187,9 @@ fn serve_one(
     thread: usize,
     buffers: &mut Buffers,
 ) -> Then {
-    // Only the statistics and the access log want the duration: no clock read otherwise.
-    let started = crate::stats::clock().or_else(|| logging::access_log()?.start());
+    // Only the statistics and the access log want the duration: no clock read otherwise (the
+    // statistics' is the serving thread's wake-up reading, for the first request after it).
+    let started = crate::stats::request_clock().or_else(|| logging::access_log()?.start());
     let config = &shared.config;
     let peer = conn.peer();
     let spelled = conn.spelled_addrs().clone();
@@ -230,21 +232,24 @@ fn serve_one(
         flags,
         defer_flush: true,
     };
-    let client = proxied::client(peer, conn.is_tls(), head.header_iter(buf), &config.proxies);
-    buffers.environ.build(RequestParts {
-        method,
-        target,
-        version_minor: head.version_minor,
-        headers: head.header_iter(buf),
-        local: conn.local(),
-        remote: client.remote,
-        url_scheme: client.scheme,
-        strip_forwarding: client.strip_forwarding,
-        flags,
-        // A client a trusted proxy named is spelled afresh.
-        spelled: (client.remote == peer).then_some(&spelled),
-        client_cert: conn.client_cert(),
-    });
+    // Built only where it is read: by the app, or by the access log of a `--static` answer.
+    let build_environ = |environ: &mut Environ| {
+        let client = proxied::client(peer, conn.is_tls(), head.header_iter(buf), &config.proxies);
+        environ.build(RequestParts {
+            method,
+            target,
+            version_minor: head.version_minor,
+            headers: head.header_iter(buf),
+            local: conn.local(),
+            remote: client.remote,
+            url_scheme: client.scheme,
+            strip_forwarding: client.strip_forwarding,
+            flags,
+            // A client a trusted proxy named is spelled afresh.
+            spelled: (client.remote == peer).then_some(&spelled),
+            client_cert: conn.client_cert(),
+        });
+    };
     if let Some(statics) = &config.statics {
         // Whatever follows an unread request body cannot be told from it: close after.
         let keep_alive = facts.keep_alive && decoder.is_done();
@@ -252,10 +257,14 @@ fn serve_one(
             .with_headers(head.header_iter(buf));
         let date = buffers.date.at(shared.coarse_wall());
         if let Some(answer) = statics.answer(&request, buffers.call.hold(), date) {
+            if logging::access_log().is_some() {
+                build_environ(&mut buffers.environ);
+            }
             conn.start_request(head_len);
             return static_route::answered(conn, answer, keep_alive, buffers, started);
         }
     }
+    build_environ(&mut buffers.environ);
     conn.start_request(head_len);
     let body = BodyProgress {
         decoder,
@@ -265,6 +274,7 @@ fn serve_one(
         wake_id: 0,
         upgrade,
         upgraded: None,
+        trailers: None,
     };
     let mut transport = ConnTransport::new(
         conn,
@@ -439,6 +449,8 @@ pub(super) struct BodyProgress {
     pub(super) upgrade: Option<Box<UpgradeOffer>>,
     /// The connection its app took, attached once the request ends.
     pub(super) upgraded: Option<Arc<Upgraded>>,
+    /// The body's trailer fields as the app got them (ABI 1.3), made on its first ask.
+    pub(super) trailers: Option<FieldList>,
 }
 
 impl<'a> ConnTransport<'a> {
@@ -661,6 +673,20 @@ impl Transport for ConnTransport<'_> {
 
     fn upgrade_offer(&self) -> Option<&UpgradeOffer> {
         self.body.upgrade.as_deref()
+    }
+
+    fn request_trailers(&mut self) -> Option<&[WsPair]> {
+        let BodyProgress {
+            decoder, trailers, ..
+        } = &mut self.body;
+        if !decoder.is_done() {
+            return None;
+        }
+        Some(
+            trailers
+                .get_or_insert_with(|| FieldList::new(decoder.trailers()))
+                .pairs(),
+        )
     }
 
     fn take_connection(

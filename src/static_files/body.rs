@@ -16,6 +16,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 use crate::sys::file::sendfile;
 use crate::sys::socket::Stream;
@@ -30,7 +31,9 @@ const TLS_CHUNK: usize = 64 * 1024;
 /// The rest of a file range to send.
 #[derive(Debug)]
 pub(crate) struct FileBody {
-    file: File,
+    /// Shared with the mount's cache of open files (`cache.rs`): reads and sends name their
+    /// offsets, so no position is shared.
+    file: Arc<File>,
     /// The next byte to send.
     offset: u64,
     /// One past the last byte to send.
@@ -54,9 +57,14 @@ pub(crate) enum Sent {
 
 impl FileBody {
     /// Bytes `offset..end` of `file`.
-    pub(crate) fn new(file: File, offset: u64, end: u64, close_after: bool) -> FileBody {
+    pub(crate) fn new(
+        file: impl Into<Arc<File>>,
+        offset: u64,
+        end: u64,
+        close_after: bool,
+    ) -> FileBody {
         FileBody {
-            file,
+            file: file.into(),
             offset,
             end,
             close_after,

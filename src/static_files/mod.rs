@@ -6,14 +6,17 @@
 //! app would run: a path under a PREFIX is answered here (`respond.rs`) and never reaches the
 //! app, whatever the method (GET and HEAD are served, others get 405). The path is decoded and
 //! checked, then the file is opened beneath DIR with the kernel refusing symlinks that leave it
-//! (`path.rs`); the validators, ranges and precompressed siblings are `conditional.rs`'s. A
-//! small body goes out with its head in the connection's batch of responses; a larger one is
-//! a [`FileBody`] that the connection sends with `sendfile(2)` as the client reads, parking
+//! (`path.rs`) and kept open for the next requests, which check with one `fstatat` that the
+//! path still names it (`cache.rs`); the validators, ranges and precompressed siblings are
+//! `conditional.rs`'s. A small body goes out with its head in the connection's batch of
+//! responses; a larger one is a [`FileBody`] that the connection sends with `sendfile(2)` as
+//! the client reads, its head sent with `MSG_MORE` to share the body's segments, parking
 //! between turns (`body.rs`). A file an app hands over (ABI 1.2 `send_file`) goes out the
 //! same way, after `handoff.rs` has applied the same rules to it.
 
 mod args;
 mod body;
+mod cache;
 mod conditional;
 mod handoff;
 mod path;
@@ -47,6 +50,8 @@ struct Mount {
     root: PathBuf,
     /// Its `--static-cache-control`.
     cache_control: Option<String>,
+    /// Files served from it, kept open.
+    cache: cache::FileCache,
 }
 
 impl StaticFiles {
@@ -74,6 +79,7 @@ impl StaticFiles {
                 dir,
                 root,
                 cache_control: args.cache_control_for(&mount.prefix),
+                cache: cache::FileCache::default(),
             });
         }
         mounts.sort_by_key(|mount| std::cmp::Reverse(mount.prefix.len()));

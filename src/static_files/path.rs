@@ -24,7 +24,8 @@ pub(crate) fn relative(rest: &[u8]) -> Option<Vec<u8>> {
     if rest.iter().any(|&b| b == 0 || b == b'\\') || rest.last().is_none_or(|&b| b == b'/') {
         return None;
     }
-    let mut out = Vec::with_capacity(rest.len());
+    // One more byte: the NUL that makes it the cache's key and a system call's path.
+    let mut out = Vec::with_capacity(rest.len() + 1);
     for segment in rest.split(|&b| b == b'/') {
         match segment {
             b"" => {}

@@ -7,22 +7,16 @@
 //! failed). Every file answer says `Vary: Accept-Encoding`, since a precompressed sibling may
 //! be chosen for another client.
 
-use std::ffi::OsStr;
-use std::fs::File;
+use std::borrow::Cow;
 use std::io;
 use std::os::fd::AsFd;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::sync::Arc;
 
 use super::body::FileBody;
-use super::conditional::{accepted_codings, not_modified, part, Coding, Part, Validators};
+use super::cache::{CachedFile, INLINE_BODY};
+use super::conditional::{accepted_codings, not_modified, part, Coding, Part};
 use super::{path, Mount, StaticFiles};
 use crate::http::response::{encode_own_head, reason_phrase, Framing, Head};
-
-/// Bodies up to this size are read into the held output with their head (one write, and
-/// pipelined answers stay batched); larger ones are sent from the file as the client reads.
-const INLINE_BODY: u64 = 16 * 1024;
 
 /// What of a request the answer depends on.
 #[derive(Debug, Default)]
@@ -91,15 +85,19 @@ pub(crate) struct Answer {
 
 /// One response's headers besides those `encode_own_head` adds.
 #[derive(Default)]
-struct Headers(Vec<(&'static [u8], Vec<u8>)>);
+struct Headers<'a>(Vec<(&'static [u8], Cow<'a, [u8]>)>);
 
-impl Headers {
-    fn add(&mut self, name: &'static str, value: impl Into<Vec<u8>>) {
+impl<'a> Headers<'a> {
+    fn with_capacity(capacity: usize) -> Headers<'a> {
+        Headers(Vec::with_capacity(capacity))
+    }
+
+    fn add(&mut self, name: &'static str, value: impl Into<Cow<'a, [u8]>>) {
         self.0.push((name.as_bytes(), value.into()));
     }
 
     fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.0.iter().map(|(name, value)| (*name, value.as_slice()))
+        self.0.iter().map(|(name, value)| (*name, value.as_ref()))
     }
 }
 
@@ -115,12 +113,14 @@ impl StaticFiles {
         let is_head = request.method == b"HEAD";
         if !is_head && request.method != b"GET" {
             let mut headers = Headers::default();
-            headers.add("Allow", "GET, HEAD");
+            headers.add("Allow", &b"GET, HEAD"[..]);
             return Some(plain(request, 405, headers, out, date));
         }
-        let Some(relative) = path::relative(&rest) else {
+        let Some(mut relative) = path::relative(&rest) else {
             return Some(plain(request, 404, Headers::default(), out, date));
         };
+        // The cache's key and the system calls' path.
+        relative.push(0);
         Some(
             match self.file_answer(mount, &relative, request, out, date) {
                 Ok(answer) => answer,
@@ -130,7 +130,7 @@ impl StaticFiles {
                         "--static: cannot serve {}: {e}",
                         mount
                             .root
-                            .join(String::from_utf8_lossy(&relative).as_ref())
+                            .join(String::from_utf8_lossy(&relative[..relative.len() - 1]).as_ref())
                             .display()
                     );
                     plain(request, 500, Headers::default(), out, date)
@@ -147,19 +147,17 @@ impl StaticFiles {
         out: &mut Vec<u8>,
         date: &[u8],
     ) -> io::Result<Answer> {
-        let (file, size, validators, coding) = open_variant(mount, relative, request)?;
-        let mut headers = Headers::default();
-        headers.add("ETag", validators.etag.as_str());
-        headers.add("Last-Modified", validators.last_modified());
-        headers.add("Vary", "Accept-Encoding");
+        let (file, content_type, coding) = open_variant(mount, relative, request)?;
+        let size = file.size();
+        let validators = &file.validators;
+        let mut headers = Headers::with_capacity(9);
+        headers.add("ETag", validators.etag.as_bytes());
+        headers.add("Last-Modified", file.last_modified.as_bytes());
+        headers.add("Vary", &b"Accept-Encoding"[..]);
         if let Some(value) = &mount.cache_control {
-            headers.add("Cache-Control", value.as_str());
+            headers.add("Cache-Control", value.as_bytes());
         }
-        if not_modified(
-            request.if_none_match,
-            request.if_modified_since,
-            &validators,
-        ) {
+        if not_modified(request.if_none_match, request.if_modified_since, validators) {
             encode(request, 304, None, &headers, out, date);
             return Ok(Answer {
                 status: 304,
@@ -167,28 +165,28 @@ impl StaticFiles {
                 body: None,
             });
         }
-        let content_type = mime_guess::from_path(Path::new(OsStr::from_bytes(relative)))
-            .first_raw()
-            .unwrap_or("application/octet-stream");
-        headers.add("Content-Type", content_type);
+        headers.add("Content-Type", content_type.as_bytes());
         if let Some(coding) = coding {
-            headers.add("Content-Encoding", coding.name());
+            headers.add("Content-Encoding", coding.name().as_bytes());
         }
-        headers.add("Accept-Ranges", "bytes");
+        headers.add("Accept-Ranges", &b"bytes"[..]);
         // HEAD is answered as GET would be without a range (RFC 9110 §14.2: Range is GET's).
         let range = if is_head(request) {
             Part::Whole
         } else {
-            part(request.range, request.if_range, size, &validators)
+            part(request.range, request.if_range, size, validators)
         };
         let (status, first, len) = match range {
             Part::Whole => (200, 0, size),
             Part::Range { first, last } => {
-                headers.add("Content-Range", format!("bytes {first}-{last}/{size}"));
+                headers.add(
+                    "Content-Range",
+                    format!("bytes {first}-{last}/{size}").into_bytes(),
+                );
                 (206, first, last - first + 1)
             }
             Part::Unsatisfiable => {
-                headers.add("Content-Range", format!("bytes */{size}"));
+                headers.add("Content-Range", format!("bytes */{size}").into_bytes());
                 encode(request, 416, Some(0), &headers, out, date);
                 return Ok(Answer {
                     status: 416,
@@ -207,10 +205,7 @@ impl StaticFiles {
             });
         }
         if len <= INLINE_BODY {
-            let start = out.len();
-            out.resize(start + len as usize, 0);
-            let read = file.read_exact_at(out.get_mut(start..).unwrap_or_default(), first);
-            if let Err(e) = read {
+            if let Err(e) = file.read_into(first, len, out) {
                 // Nothing of this answer is held: the caller answers 500 in its place.
                 out.truncate(mark);
                 return Err(e);
@@ -221,7 +216,12 @@ impl StaticFiles {
                 body: None,
             });
         }
-        let body = FileBody::new(file, first, first + len, !request.keep_alive);
+        let body = FileBody::new(
+            Arc::clone(&file.file),
+            first,
+            first + len,
+            !request.keep_alive,
+        );
         Ok(Answer {
             status,
             body_bytes: len,
@@ -230,43 +230,34 @@ impl StaticFiles {
     }
 }
 
-/// The file to answer with: `relative`, or its precompressed sibling the client prefers; with
-/// its size, validators and coding. Only regular files: anything else is `NotFound`.
+/// The file to answer with: `relative` (NUL-terminated), or its precompressed sibling the
+/// client prefers; with the media type of `relative` and the coding chosen. Only regular
+/// files: anything else is `NotFound`.
 fn open_variant(
     mount: &Mount,
     relative: &[u8],
     request: &Request<'_>,
-) -> io::Result<(File, u64, Validators, Option<Coding>)> {
-    let open_regular = |relative: &[u8]| -> io::Result<(File, std::fs::Metadata)> {
-        let file = path::open(mount.dir.as_fd(), &mount.root, relative)?;
-        let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                "not a regular file",
-            ));
-        }
-        Ok((file, meta))
-    };
+) -> io::Result<(Arc<CachedFile>, &'static str, Option<Coding>)> {
+    let open = |relative: &[u8]| mount.cache.get(mount.dir.as_fd(), &mount.root, relative);
     // The file itself must exist: its sibling alone is not served.
-    let (mut file, mut meta) = open_regular(relative)?;
-    let mut chosen = None;
+    let file = open(relative)?;
+    let content_type = file.content_type;
+    if request.accept_encoding.is_none() {
+        return Ok((file, content_type, None));
+    }
+    let name = relative.strip_suffix(b"\0").unwrap_or(relative);
     for coding in accepted_codings(request.accept_encoding) {
-        let mut sibling = relative.to_vec();
+        let mut sibling = Vec::with_capacity(relative.len() + 3);
+        sibling.extend_from_slice(name);
         sibling.extend_from_slice(coding.suffix().as_bytes());
-        match open_regular(&sibling) {
-            Ok((sibling_file, sibling_meta)) => {
-                (file, meta) = (sibling_file, sibling_meta);
-                chosen = Some(coding);
-                break;
-            }
+        sibling.push(0);
+        match open(&sibling) {
+            Ok(sibling) => return Ok((sibling, content_type, Some(coding))),
             Err(e) if refused(&e) => {}
             Err(e) => return Err(e),
         }
     }
-    let modified = meta.modified()?;
-    let size = meta.len();
-    Ok((file, size, Validators::new(modified, size), chosen))
+    Ok((file, content_type, None))
 }
 
 /// An open failure that means "no such file here" (404), not a failing disk.
@@ -316,7 +307,7 @@ fn plain(
     date: &[u8],
 ) -> Answer {
     let text = format!("{status} {}\n", reason_phrase(status));
-    headers.add("Content-Type", "text/plain; charset=utf-8");
+    headers.add("Content-Type", &b"text/plain; charset=utf-8"[..]);
     encode(
         request,
         status,

@@ -1,8 +1,11 @@
 //! A worker's counters: one mapping shared with the master (`crate::sys::shm`), split into
-//! shards so serving threads on different CPUs never write the same cache line. Counting a
-//! request is one relaxed add per counter into the thread's own shard, and timing it two clock
-//! reads (vDSO, no system call), a bucket search and two more adds (`latency.rs`); the master
-//! sums the shards when it is asked.
+//! shards so serving threads on different CPUs never write the same cache line. A serving thread
+//! owns its shard: counting is a plain load and store into it, no locked instruction; other
+//! threads (an app's own, the HTTP/2 runtime, serving threads past the 31st) share shard 0 with
+//! relaxed atomic adds. Timing a request takes one clock read (vDSO, no system call) at its end:
+//! its start is the reading the serving thread took when it woke to the request's bytes
+//! (`woke`), then a bucket by leading zeros and two more adds (`latency.rs`). The master sums
+//! the shards when it is asked.
 //!
 //! The hooks below do nothing in a process that was given no page (no `--stats`, `check`).
 
@@ -53,13 +56,17 @@ const _: () = assert!(UPGRADED_BYTES_OUT < SHARD_WORDS);
 const _: () = assert!(HTTP2_STREAMS < DURATION_BUCKETS);
 const _: () = assert!(DURATION_BUCKETS + CLASS_COUNT * latency::BUCKETS <= SHARD_WORDS);
 
+type Shard = [AtomicU64; SHARD_WORDS];
+
 /// This process's page, once attached.
 static PAGE: OnceLock<&'static [AtomicU64]> = OnceLock::new();
 
 thread_local! {
-    /// The first word of this thread's shard: shard 0 (shared by the threads that serve no
-    /// requests) until `serving_thread` gives it its own.
-    static SHARD: Cell<usize> = const { Cell::new(0) };
+    /// This thread's shard, and whether no other thread writes it. Set by `serving_thread`, or
+    /// to shard 0 (shared) by the first count of any other thread once the page is attached.
+    static SHARD: Cell<Option<(&'static Shard, bool)>> = const { Cell::new(None) };
+    /// When this serving thread last woke to events, not yet taken by a request.
+    static WOKE: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
 /// Count into `page` from now on (a worker, before it serves).
@@ -69,23 +76,83 @@ pub(crate) fn attach(page: &'static [AtomicU64]) {
     }
 }
 
-/// Serving thread `index` counts into a shard of its own (shared only beyond `SHARDS - 1`
-/// threads).
+/// Shard `index` of the attached page.
+fn page_shard(index: usize) -> Option<&'static Shard> {
+    PAGE.get()?
+        .get(index * SHARD_WORDS..)?
+        .first_chunk::<SHARD_WORDS>()
+}
+
+/// Serving thread `index` counts into a shard of its own (the first `SHARDS - 1` threads; any
+/// beyond share shard 0).
 pub(crate) fn serving_thread(index: usize) {
-    SHARD.with(|shard| shard.set((1 + index % (SHARDS - 1)) * SHARD_WORDS));
+    let own = index < SHARDS - 1;
+    let shard = if own {
+        page_shard(1 + index)
+    } else {
+        page_shard(0)
+    };
+    if let Some(shard) = shard {
+        SHARD.with(|mine| mine.set(Some((shard, own))));
+    }
+}
+
+/// This thread's shard and whether it is its own; `None` before a page is attached.
+#[inline]
+fn shard() -> Option<(&'static Shard, bool)> {
+    SHARD.with(Cell::get).or_else(shared_shard)
+}
+
+#[cold]
+fn shared_shard() -> Option<(&'static Shard, bool)> {
+    let shard = page_shard(0)?;
+    SHARD.with(|mine| mine.set(Some((shard, false))));
+    Some((shard, false))
+}
+
+/// Adds `n` to `word`: a plain load and store when only this thread writes it (the master's
+/// relaxed loads still see whole values), else an atomic add.
+#[inline]
+fn bump(word: &AtomicU64, n: u64, own: bool) {
+    if own {
+        word.store(
+            word.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    } else {
+        word.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 #[inline]
 fn add(counter: usize, n: u64) {
-    if let Some(page) = PAGE.get() {
-        if let Some(word) = page.get(SHARD.with(Cell::get) + counter) {
-            word.fetch_add(n, Ordering::Relaxed);
+    if let Some((shard, own)) = shard() {
+        if let Some(word) = shard.get(counter) {
+            bump(word, n, own);
         }
     }
 }
 
-/// When a request's head was parsed, for its duration; `None` (no clock read) in a process
-/// that does not count.
+/// A serving thread woke to events at `now` (its loop reads the clock then anyway): the first
+/// request it serves next was received by then, and is timed from it.
+#[inline]
+pub(crate) fn woke(now: Instant) {
+    if PAGE.get().is_some() {
+        WOKE.with(|woke| woke.set(Some(now)));
+    }
+}
+
+/// When a request whose head was just parsed on a serving thread was received, for its
+/// duration: the thread's wake-up reading if no request took it yet, else now (a request that
+/// followed another on its connection); `None` (no clock read) in a process that does not
+/// count.
+#[inline]
+pub(crate) fn request_clock() -> Option<Instant> {
+    PAGE.get()?;
+    Some(WOKE.with(Cell::take).unwrap_or_else(Instant::now))
+}
+
+/// Now, for a request's duration; `None` (no clock read) in a process that does not count.
 #[inline]
 pub(crate) fn clock() -> Option<Instant> {
     PAGE.get().map(|_| Instant::now())
@@ -101,27 +168,26 @@ pub(crate) fn request_started() {
 /// given.
 #[inline]
 pub(crate) fn response(status: u16, started: Option<Instant>) {
+    let Some((shard, own)) = shard() else {
+        return;
+    };
     let class = usize::from(status / 100).clamp(1, CLASS_COUNT) - 1;
-    let Some(page) = PAGE.get() else {
-        return;
-    };
-    let shard = SHARD.with(Cell::get);
-    let Some(shard) = page.get(shard..shard + SHARD_WORDS) else {
-        return;
-    };
-    let add = |counter: usize, n: u64| {
-        if let Some(word) = shard.get(counter) {
-            word.fetch_add(n, Ordering::Relaxed);
-        }
-    };
-    add(CLASSES + class, 1);
+    if let Some(word) = shard.get(CLASSES + class) {
+        bump(word, 1, own);
+    }
     if let Some(started) = started {
-        let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        add(DURATION_SUMS + class, ns);
-        add(
-            DURATION_BUCKETS + class * latency::BUCKETS + latency::bucket(ns),
-            1,
-        );
+        let elapsed = started.elapsed();
+        let ns = elapsed
+            .as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(elapsed.subsec_nanos()));
+        if let Some(word) = shard.get(DURATION_SUMS + class) {
+            bump(word, ns, own);
+        }
+        let bucket = DURATION_BUCKETS + class * latency::BUCKETS + latency::bucket(ns);
+        if let Some(word) = shard.get(bucket) {
+            bump(word, 1, own);
+        }
     }
 }
 

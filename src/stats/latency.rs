@@ -1,4 +1,4 @@
-//! Request durations (the request head parsed → the response's last byte handed to the socket),
+//! Request durations (the request head received → the response's last byte handed to the socket),
 //! as fixed-bucket histograms per status class: a serving thread adds one to one bucket and the
 //! nanoseconds to one sum (`counters::response`); the master sums shards and workers into a
 //! [`Latency`], renders it as a Prometheus histogram and estimates quantiles from it.
@@ -27,14 +27,55 @@ const BOUNDS_NS: [u64; BOUNDS_US.len()] = {
     ns
 };
 
-/// The bucket of a duration of `ns` nanoseconds. A linear scan: most requests end in the
-/// first few buckets, so it costs a comparison or three where a binary search costs five.
+/// The finite bounds and, past them, one no duration exceeds: `BOUNDS[bucket]` is defined for
+/// every bucket.
+const BOUNDS: [u64; BUCKETS] = {
+    let mut all = [u64::MAX; BUCKETS];
+    let mut i = 0;
+    while i < BOUNDS_NS.len() {
+        all[i] = BOUNDS_NS[i];
+        i += 1;
+    }
+    all
+};
+
+/// The first bucket whose bound is not below `ns`, by a scan (what `bucket` computes faster).
+const fn bucket_by_scan(ns: u64) -> usize {
+    let mut i = 0;
+    while i < BOUNDS_NS.len() && ns > BOUNDS_NS[i] {
+        i += 1;
+    }
+    i
+}
+
+/// For each bit length of a duration (0 to 64 bits), the bucket of the smallest duration of
+/// that length.
+const FIRST_OF_LENGTH: [u8; 65] = {
+    let mut first = [0u8; 65];
+    let mut len = 1;
+    while len <= 64 {
+        first[len] = bucket_by_scan(1u64 << (len - 1)) as u8;
+        len += 1;
+    }
+    first
+};
+
+// Each bound is at least twice the one before, so at most one lies inside a range of durations
+// of one bit length: the bucket is the first of that length or the next.
+const _: () = {
+    let mut i = 1;
+    while i < BOUNDS_NS.len() {
+        assert!(BOUNDS_NS[i] >= 2 * BOUNDS_NS[i - 1]);
+        i += 1;
+    }
+};
+
+/// The bucket of a duration of `ns` nanoseconds: a table lookup by its bit length and one
+/// comparison, the same cost whichever bucket it falls in.
 #[inline]
 pub(crate) fn bucket(ns: u64) -> usize {
-    BOUNDS_NS
-        .iter()
-        .position(|&bound| ns <= bound)
-        .unwrap_or(BOUNDS_NS.len())
+    let first = usize::from(FIRST_OF_LENGTH[(u64::BITS - ns.leading_zeros()) as usize]);
+    first + usize::from(ns > BOUNDS[first])
 }
 
 /// The upper bound of bucket `index` in seconds (`+Inf` for the last).
@@ -155,6 +196,26 @@ mod tests {
         assert_eq!(bucket(60_000_000_000), BOUNDS_US.len() - 1);
         assert_eq!(bucket(u64::MAX), BOUNDS_US.len());
         assert!(BOUNDS_US.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn the_bucket_by_bit_length_is_the_bucket_by_scan() {
+        let mut durations = vec![0, 1, 2, 3, u64::MAX, u64::MAX - 1];
+        for bound in BOUNDS_NS {
+            durations.extend([bound - 1, bound, bound + 1]);
+        }
+        for shift in 0..64 {
+            let power = 1u64 << shift;
+            durations.extend([power - 1, power, power + 1, power | (power >> 1)]);
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..10_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            durations.push(x >> (x % 64));
+        }
+        for ns in durations {
+            assert_eq!(bucket(ns), bucket_by_scan(ns), "{ns} ns");
+        }
     }
 
     #[test]

@@ -26,8 +26,8 @@ use clap::Args;
 
 pub(crate) use counters::{
     accept_error, bytes_in, bytes_out, clock, http2_stream, memory_recycle, rejected,
-    request_started, response, serving_thread, upgrade_closed, upgrade_opened, upgraded_bytes_in,
-    upgraded_bytes_out, ws_message_in, ws_message_out,
+    request_clock, request_started, response, serving_thread, upgrade_closed, upgrade_opened,
+    upgraded_bytes_in, upgraded_bytes_out, woke, ws_message_in, ws_message_out,
 };
 pub(crate) use endpoint::StatsAddr;
 pub(crate) use latency::Latency;

@@ -8,7 +8,7 @@
 //! not know it) the answer is remembered and [`open_beneath`] reports [`Beneath::Unsupported`];
 //! the caller then resolves the path itself (`crate::static_files::resolve`).
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -102,6 +102,59 @@ pub(crate) fn open_resolved(path: &Path) -> io::Result<File> {
     let fd = syscall!(open(path.as_ptr(), flags))?;
     // SAFETY: open returned a new descriptor that nothing else owns.
     Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// What of a file's status tells whether it changed: which file it is (device and inode), its
+/// size, and its modification and change times (the change time moves on any write or
+/// `touch`, even one that restores the modification time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileStat {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    pub(crate) size: u64,
+    pub(crate) regular: bool,
+    /// Seconds and nanoseconds since the epoch.
+    pub(crate) mtime: (i64, i64),
+    pub(crate) ctime: (i64, i64),
+}
+
+impl FileStat {
+    fn from_stat(st: &libc::stat) -> FileStat {
+        FileStat {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: u64::try_from(st.st_size).unwrap_or(0),
+            regular: st.st_mode & libc::S_IFMT == libc::S_IFREG,
+            mtime: (st.st_mtime, st.st_mtime_nsec),
+            ctime: (st.st_ctime, st.st_ctime_nsec),
+        }
+    }
+}
+
+/// The status of what `relative` (NUL-terminated, no leading `/`) names beneath `dir`,
+/// following symlinks. No check that the path stays beneath `dir`: the caller only compares
+/// the answer with a file it opened safely ([`open_beneath`]).
+pub(crate) fn stat_at(dir: BorrowedFd<'_>, relative: &CStr) -> io::Result<FileStat> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `relative` is NUL-terminated and alive through the call, `dir` is borrowed, so
+    // open; `st` has room for one `struct stat`, which the kernel fills on success.
+    syscall!(fstatat(
+        dir.as_raw_fd(),
+        relative.as_ptr(),
+        st.as_mut_ptr(),
+        0
+    ))?;
+    // SAFETY: fstatat returned 0, so it wrote the whole struct.
+    Ok(FileStat::from_stat(unsafe { st.assume_init_ref() }))
+}
+
+/// The status of the open file `file`.
+pub(crate) fn stat_fd(file: BorrowedFd<'_>) -> io::Result<FileStat> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `file` is borrowed, so open; `st` has room for one `struct stat`.
+    syscall!(fstat(file.as_raw_fd(), st.as_mut_ptr()))?;
+    // SAFETY: fstat returned 0, so it wrote the whole struct.
+    Ok(FileStat::from_stat(unsafe { st.assume_init_ref() }))
 }
 
 /// Sends up to `count` bytes of `file` from `*offset` to the socket `out` without copying them

@@ -238,6 +238,17 @@ pub(crate) fn set_limit(limit: Limit, soft: u64, hard: u64) -> io::Result<()> {
     syscall!(setrlimit(resource, &value)).map(drop)
 }
 
+/// The soft limit on open descriptors (`RLIMIT_NOFILE`) this process runs with now.
+pub(crate) fn open_files_limit() -> io::Result<u64> {
+    let mut value = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct, alive and exclusively borrowed for the call.
+    syscall!(getrlimit(libc::RLIMIT_NOFILE, &mut value))?;
+    Ok(value.rlim_cur)
+}
+
 /// The size of a memory page, for `/proc/self/statm`'s counts.
 pub(crate) fn page_size() -> u64 {
     // SAFETY: sysconf has no preconditions; _SC_PAGESIZE cannot fail on Linux.

@@ -105,6 +105,17 @@ impl Write for Stream {
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.send_vectored(bufs, 0)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Stream {
+    /// One `sendmsg` of `bufs` with `flags` besides `MSG_NOSIGNAL`.
+    fn send_vectored(&mut self, bufs: &[IoSlice<'_>], flags: libc::c_int) -> io::Result<usize> {
         // SAFETY: msghdr is plain old data, for which all-zero bytes are a valid value (no
         // address, no control data).
         let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -114,12 +125,43 @@ impl Write for Stream {
         // SAFETY: `message` points to `msg_iovlen` iovecs that `bufs` borrows for the call,
         // each to readable memory; the descriptor is owned, so open. MSG_NOSIGNAL as in `write`
         // (an app may have changed SIGPIPE's disposition).
-        let n = syscall!(sendmsg(self.0.as_raw_fd(), &message, libc::MSG_NOSIGNAL))?;
+        let n = syscall!(sendmsg(
+            self.0.as_raw_fd(),
+            &message,
+            libc::MSG_NOSIGNAL | flags
+        ))?;
         Ok(n as usize)
+    }
+
+    /// Writes through this stream that say more follows at once (`MSG_MORE`): the kernel holds
+    /// a short segment back to fill it with what comes next, as `TCP_CORK` would for one
+    /// call. For a head whose body `sendfile(2)` sends next: they leave in the same segments,
+    /// without two `setsockopt` calls around them.
+    pub(crate) fn more_follows(&mut self) -> MoreFollows<'_> {
+        MoreFollows(self)
+    }
+}
+
+/// [`Stream::more_follows`].
+pub(crate) struct MoreFollows<'s>(&'s mut Stream);
+
+impl Write for MoreFollows<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.0.send_vectored(bufs, libc::MSG_MORE)
     }
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+impl AsFd for MoreFollows<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
     }
 }
 

@@ -17,7 +17,13 @@ pub struct AxumServe {
 
 impl AxumServe {
     pub fn start() -> AxumServe {
-        let exe = debug_dir().join("axum-serve");
+        AxumServe::start_bin("axum-serve")
+    }
+
+    /// Another sample's reference server that prints `listening on ADDR` the same way
+    /// (`grpc-serve`: the greeter on tonic's own server).
+    pub fn start_bin(name: &str) -> AxumServe {
+        let exe = debug_dir().join(name);
         assert!(
             exe.is_file(),
             "{} is missing: run `cargo build --workspace` first",
@@ -39,12 +45,12 @@ impl AxumServe {
         });
         let line = rx
             .recv_timeout(START_TIMEOUT)
-            .expect("axum-serve printed no `listening on` line");
+            .unwrap_or_else(|_| panic!("{name} printed no `listening on` line"));
         let addr = line
             .trim()
             .strip_prefix("listening on ")
             .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected axum-serve line {line:?}"));
+            .unwrap_or_else(|| panic!("unexpected {name} line {line:?}"));
         AxumServe { child, addr }
     }
 }

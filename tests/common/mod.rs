@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 mod axum_serve;
 mod browser;
+mod keepalive_load;
+pub mod load;
 mod master;
 mod raw;
 mod tls_client;
@@ -28,6 +30,8 @@ pub mod ws_client;
 pub use axum_serve::*;
 #[allow(unused_imports)]
 pub use browser::*;
+#[allow(unused_imports)]
+pub use keepalive_load::*;
 #[allow(unused_imports)]
 pub use master::*;
 #[allow(unused_imports)]
@@ -1196,3 +1200,27 @@ pub fn status_kib(pid: u32, field: &str) -> u64 {
 
 /// Driving swaps, `webserver check` and `scripts/hot-swap.sh` (`use common::swap::*`).
 pub mod swap;
+
+/// Raises this process's open-files soft limit to `want` if it is lower (the hard limit
+/// permitting): the test holds more sockets than the common default of 1024 allows.
+pub fn raise_open_files(want: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct it is given, which lives across the call.
+    let got = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    assert_eq!(got, 0);
+    if limit.rlim_cur >= want {
+        return;
+    }
+    assert!(
+        limit.rlim_max >= want,
+        "this test needs {want} open files; the hard limit is {}",
+        limit.rlim_max
+    );
+    limit.rlim_cur = want;
+    // SAFETY: setrlimit reads the struct it is given, which lives across the call.
+    let set = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+    assert_eq!(set, 0);
+}

@@ -103,7 +103,11 @@ impl WsClient {
         let (client, head) = WsClient::open(addr, path, &extra, b"");
         assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
         assert!(
-            head.contains(&format!("\r\nSec-WebSocket-Accept: {SAMPLE_ACCEPT}\r\n")),
+            // Header names in any case: hyper (the axum app's 101) writes them in lower case.
+            head.to_ascii_lowercase().contains(&format!(
+                "\r\nsec-websocket-accept: {}\r\n",
+                SAMPLE_ACCEPT.to_ascii_lowercase()
+            )),
             "{head}"
         );
         client

@@ -7,7 +7,9 @@
 //! that many chunks wait in memory, whichever side is slow: a slow service stops the server from
 //! reading the socket (TCP pushes back on the uploader), a slow uploader leaves the service
 //! pending. Nothing is read before the service first polls its body, so `100 Continue` goes out
-//! only to a handler that wants the body.
+//! only to a handler that wants the body. The request's trailer fields (ABI 1.3: an HTTP/1.1
+//! chunked trailer section, HTTP/2's trailing HEADERS — gRPC clients may send them) follow the
+//! last data frame as an [`http_body::Frame::trailers`].
 
 use app_abi::{AbiError, BodyIo, TryRead, Waker};
 use bytes::Bytes;
@@ -45,11 +47,29 @@ impl std::error::Error for BodyError {}
 /// Where the pump reads from: the server's `try_read` ([`BodyIo`]), or a test double.
 pub(crate) trait TryReadSource {
     fn try_read(&mut self, buf: &mut [u8]) -> TryRead;
+    /// The request's trailer fields once the body ended (none from a server older than 1.3).
+    fn trailers(&mut self) -> Option<http::HeaderMap> {
+        None
+    }
 }
 
 impl TryReadSource for BodyIo<'_> {
     fn try_read(&mut self, buf: &mut [u8]) -> TryRead {
         BodyIo::try_read(self, buf)
+    }
+
+    fn trailers(&mut self) -> Option<http::HeaderMap> {
+        let fields = self.request_trailers().ok().flatten()?;
+        let mut map = http::HeaderMap::new();
+        for (name, value) in fields {
+            if let (Ok(name), Ok(value)) = (
+                http::HeaderName::from_bytes(name),
+                http::HeaderValue::from_bytes(value),
+            ) {
+                map.append(name, value);
+            }
+        }
+        (!map.is_empty()).then_some(map)
     }
 }
 
@@ -72,7 +92,7 @@ pub struct RequestBody {
 }
 
 struct Stream {
-    rx: mpsc::Receiver<Result<Bytes, AbiError>>,
+    rx: mpsc::Receiver<Result<Frame<Bytes>, AbiError>>,
     /// Set on the first poll: from then on the server may read the body for us.
     wanted: Arc<AtomicBool>,
     waker: Arc<dyn Wake>,
@@ -111,14 +131,15 @@ impl http_body::Body for RequestBody {
         let polled = stream.rx.poll_recv(cx);
         match polled {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(bytes))) => {
+            Poll::Ready(Some(Ok(frame))) => {
                 // A slot is free again: let `next` read on.
                 stream.waker.wake();
-                let left = self.size_hint.upper().map(|u| u - bytes.len() as u64);
+                let read = frame.data_ref().map_or(0, |bytes| bytes.len() as u64);
+                let left = self.size_hint.upper().map(|u| u.saturating_sub(read));
                 if let Some(left) = left {
                     self.size_hint = SizeHint::with_exact(left);
                 }
-                Poll::Ready(Some(Ok(Frame::data(bytes))))
+                Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(err))) => {
                 self.inner = None;
@@ -146,9 +167,16 @@ impl http_body::Body for RequestBody {
 
 /// The server side of the bridge: reads with `try_read` into the channel, as the service asks.
 pub(crate) struct Upload {
-    tx: Option<mpsc::Sender<Result<Bytes, AbiError>>>,
+    tx: Option<mpsc::Sender<Result<Frame<Bytes>, AbiError>>>,
     wanted: Arc<AtomicBool>,
-    buf: Box<[u8]>,
+}
+
+thread_local! {
+    /// Where `pump` reads into before copying into the chunk it sends: one per serving thread,
+    /// not one per request (a 64 KiB buffer zeroed per call was most of a small gRPC call's
+    /// cost, every HTTP/2 request having a body).
+    static READ_BUF: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0; UPLOAD_CHUNK_BYTES].into_boxed_slice());
 }
 
 /// A bridged request body: the service's half and the server's half.
@@ -166,7 +194,6 @@ pub(crate) fn channel(content_length: Option<u64>, waker: Arc<dyn Wake>) -> (Req
     let upload = Upload {
         tx: Some(tx),
         wanted,
-        buf: vec![0; UPLOAD_CHUNK_BYTES].into_boxed_slice(),
     };
     (body, upload)
 }
@@ -179,6 +206,14 @@ impl Upload {
         if !self.wanted.load(Ordering::Acquire) {
             return;
         }
+        READ_BUF.with(|buf| match buf.try_borrow_mut() {
+            Ok(mut buf) => self.pump_through(source, &mut buf),
+            // Never nested on one thread; if it were, a buffer of its own is still correct.
+            Err(_) => self.pump_through(source, &mut vec![0; UPLOAD_CHUNK_BYTES]),
+        });
+    }
+
+    fn pump_through(&mut self, source: &mut impl TryReadSource, buf: &mut [u8]) {
         let mut finished = false;
         while let Some(tx) = &self.tx {
             let permit = match tx.try_reserve() {
@@ -189,10 +224,13 @@ impl Upload {
                     break;
                 }
             };
-            match source.try_read(&mut self.buf) {
-                TryRead::Data(n) => permit.send(Ok(Bytes::copy_from_slice(&self.buf[..n]))),
+            match source.try_read(buf) {
+                TryRead::Data(n) => permit.send(Ok(Frame::data(Bytes::copy_from_slice(&buf[..n])))),
                 TryRead::Pending => break,
                 TryRead::End => {
+                    if let Some(trailers) = source.trailers() {
+                        permit.send(Ok(Frame::trailers(trailers)));
+                    }
                     finished = true;
                     break;
                 }
@@ -303,6 +341,41 @@ mod tests {
         upload.pump(&mut server);
         let frame = rt.block_on(body.frame()).unwrap().unwrap();
         assert_eq!(frame.into_data().unwrap(), "cd");
+    }
+
+    /// A server whose body ends with trailer fields.
+    struct WithTrailers(Script);
+
+    impl TryReadSource for WithTrailers {
+        fn try_read(&mut self, buf: &mut [u8]) -> TryRead {
+            self.0.try_read(buf)
+        }
+
+        fn trailers(&mut self) -> Option<http::HeaderMap> {
+            let mut map = http::HeaderMap::new();
+            map.insert("x-check", "abc".parse().unwrap());
+            Some(map)
+        }
+    }
+
+    #[test]
+    fn the_request_trailers_follow_the_last_data_frame() {
+        let wake = Arc::new(CountingWake::default());
+        let (body, mut upload) = channel(None, wake);
+        let collector = std::thread::spawn(move || {
+            runtime().block_on(async move { body.collect().await.map(|c| c.trailers().cloned()) })
+        });
+        let mut server = WithTrailers(script(vec![TryRead::Data(2), TryRead::End], b"ab"));
+        while !upload.is_finished() {
+            upload.pump(&mut server);
+            std::thread::yield_now();
+        }
+        let trailers = collector
+            .join()
+            .unwrap()
+            .unwrap()
+            .expect("a trailers frame");
+        assert_eq!(trailers["x-check"], "abc");
     }
 
     #[test]

@@ -70,6 +70,11 @@ pub(crate) trait StepHost: TryReadSource {
     fn file_step(&mut self, _file: &mut FileSend) -> FileStep {
         FileStep::Error
     }
+
+    /// The response's trailer fields, sent after the body (ABI 1.3 `set_trailers`).
+    fn send_trailers(&mut self, _trailers: &http::HeaderMap) -> Result<(), String> {
+        Err("this host takes no trailers".to_owned())
+    }
 }
 
 /// What one step of a file body gave.
@@ -105,6 +110,13 @@ impl StepHost for BodyIo<'_> {
         slot: &Arc<StreamSlot>,
     ) -> Result<Arc<dyn RawStream>, String> {
         crate::upgrade::upgrade_through(self, parts, slot)
+    }
+
+    fn send_trailers(&mut self, trailers: &http::HeaderMap) -> Result<(), String> {
+        let fields = trailers
+            .iter()
+            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
+        self.set_trailers(fields).map_err(|e| e.to_string())
     }
 }
 
@@ -406,9 +418,19 @@ where
                         return self.fail("response body failed", err.into())
                     }
                     Poll::Ready(Some(Ok(frame))) => {
-                        // Trailers are dropped: HTTP/1.1 responses here carry none.
-                        let Ok(mut data) = frame.into_data() else {
-                            continue;
+                        let mut data = match frame.into_data() {
+                            Ok(data) => data,
+                            Err(frame) => {
+                                // gRPC's status travels here: a server without trailers (older
+                                // than ABI 1.3) cannot send it, which the client must hear of.
+                                if let Ok(trailers) = frame.into_trailers() {
+                                    if let Err(err) = host.send_trailers(&trailers) {
+                                        self.logger
+                                            .error(&format!("response trailers not sent: {err}"));
+                                    }
+                                }
+                                continue;
+                            }
                         };
                         if !data.has_remaining() {
                             continue;

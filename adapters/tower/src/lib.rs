@@ -183,6 +183,9 @@ impl TowerApp {
             Response::deferred(exchange)
         });
         let upgrades = upgrade::offered(ctx);
+        if !ctx.host_is_1_3() {
+            ctx.warn("this server speaks an ABI older than 1.3: response trailers (gRPC's status) cannot be sent and request trailers are not seen; upgrade webserver");
+        }
         ctx.info(&format!(
             "tokio runtime with {} worker threads",
             runtime.metrics().num_workers()

@@ -46,6 +46,12 @@ pub(crate) fn head_from_environ<'a>(
             b"PATH_INFO" => path = value,
             b"QUERY_STRING" => query = value,
             b"SERVER_PROTOCOL" if value == b"HTTP/1.0" => version = Version::HTTP_10,
+            b"SERVER_PROTOCOL" if value == b"HTTP/2" => {
+                // An HTTP/2 request's body is framed by the stream (a gRPC call has neither a
+                // Content-Length nor a Transfer-Encoding): there may be one.
+                version = Version::HTTP_2;
+                has_body = true;
+            }
             _ => {
                 if is_header_var(name) {
                     headers += 1;

@@ -117,6 +117,10 @@ pub const NEEDS_ABI_1_1: &str =
 /// What an app that needs ABI 1.2 says on an older server (the wording of the upgrades design).
 pub const NEEDS_ABI_1_2: &str = "this app needs webserver ABI 1.2 (upgraded connections, WebSockets) but the server speaks 1.1: upgrade webserver";
 
+/// What an app that needs ABI 1.3 says on an older server.
+pub const NEEDS_ABI_1_3: &str =
+    "this app needs webserver ABI 1.3 (trailers) but the server speaks 1.2: upgrade webserver";
+
 impl<'a> InitContext<'a> {
     /// Wraps the server's `WsInit`.
     ///
@@ -191,6 +195,29 @@ impl<'a> InitContext<'a> {
             Err(NEEDS_ABI_1_2.to_owned())
         } else {
             Err(NEEDS_ABI_1_2.replace("speaks 1.1", "speaks 1.0"))
+        }
+    }
+
+    /// Whether the server speaks ABI 1.3: request and response trailers.
+    pub fn host_is_1_3(&self) -> bool {
+        self.host_is_1_2()
+            && self.host.is_some_and(|h| {
+                h.has_trailers() && h.request_trailers.is_some() && h.set_trailers.is_some()
+            })
+    }
+
+    /// `Err` with the standard one-line message when the server speaks an ABI older than 1.3: an
+    /// app that needs trailers (gRPC's status) returns it from `init` (`ctx.require_abi_1_3()?`),
+    /// refusing to load there.
+    pub fn require_abi_1_3(&self) -> Result<(), String> {
+        if self.host_is_1_3() {
+            Ok(())
+        } else if self.host_is_1_2() {
+            Err(NEEDS_ABI_1_3.to_owned())
+        } else if self.host_is_1_1() {
+            Err(NEEDS_ABI_1_3.replace("speaks 1.2", "speaks 1.1"))
+        } else {
+            Err(NEEDS_ABI_1_3.replace("speaks 1.2", "speaks 1.0"))
         }
     }
 

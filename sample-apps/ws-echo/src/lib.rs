@@ -30,7 +30,9 @@ impl App for WsEcho {
     }
 
     fn call(&self, req: &mut Request<'_>) -> Response {
-        if !req.is_websocket() {
+        // A request that asks for a WebSocket goes on to be accepted even when its handshake is
+        // invalid: the server's refusal (400, or 426 for another version) answers it then.
+        if !req.is_websocket() && req.header("upgrade").is_none() {
             return Response::text(426, "/ws (echo) and /chat (broadcast) speak WebSocket\n")
                 .header("Sec-WebSocket-Version", "13");
         }

@@ -16,15 +16,17 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
-use app_abi::raw::{WS_ERR_CLIENT_GONE, WS_ERR_TIMEOUT, WS_ERR_TOO_LARGE};
+use app_abi::raw::{WsPair, WS_ERR_CLIENT_GONE, WS_ERR_TIMEOUT, WS_ERR_TOO_LARGE};
 use bytes::{Buf, Bytes};
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
 
 use super::park::StreamWake;
 use crate::app::call::Transport;
+use crate::app::trailers::FieldList;
 use crate::app::waker::{ThreadWake, Wake as AppWake};
 use crate::http::response::DateCache;
+use crate::http::response_fields::read_lines;
 use crate::listen::Peer;
 use crate::server::Shared;
 
@@ -61,6 +63,11 @@ pub(super) struct StreamState {
     /// The wake of a stream that parks (an ABI 1.1 app): the app's wakers and `h2`'s.
     pub(super) park: Option<Arc<StreamWake>>,
     pub(super) peer: Peer,
+    /// The request's trailing HEADERS as the app gets them (ABI 1.3), once the body ended.
+    trailers_in: Option<FieldList>,
+    /// The response's trailer fields (ABI 1.3): sent as a trailing HEADERS frame that ends the
+    /// stream, in place of END_STREAM on the last DATA frame.
+    trailers_out: Option<http::HeaderMap>,
 }
 
 /// A stream's state as the app sees it through `read` and the response path, on the serving
@@ -95,6 +102,8 @@ impl StreamState {
             wake: None,
             park,
             peer,
+            trailers_in: None,
+            trailers_out: None,
         }
     }
 }
@@ -146,7 +155,7 @@ impl<'a> StreamTransport<'a> {
         let Some(mut respond) = self.s.respond.take() else {
             return Err(io::ErrorKind::BrokenPipe.into());
         };
-        let end_now = end && body.is_empty();
+        let end_now = end && body.is_empty() && self.s.trailers_out.is_none();
         let send = respond
             .send_response(response, end_now)
             .map_err(stream_error)?;
@@ -186,7 +195,7 @@ impl<'a> StreamTransport<'a> {
                 Some(Some(Ok(0))) => {}
                 Some(Some(Ok(n))) => {
                     let n = n.min(rest.len());
-                    let last = end && n == rest.len();
+                    let last = end && n == rest.len() && self.s.trailers_out.is_none();
                     send.send_data(Bytes::copy_from_slice(&rest[..n]), last)
                         .map_err(stream_error)?;
                     rest = &rest[n..];
@@ -196,7 +205,11 @@ impl<'a> StreamTransport<'a> {
         }
         if end && !self.s.ended {
             if let Some(send) = self.s.send.as_mut() {
-                send.send_data(Bytes::new(), true).map_err(stream_error)?;
+                match self.s.trailers_out.take() {
+                    Some(trailers) => send.send_trailers(trailers),
+                    None => send.send_data(Bytes::new(), true),
+                }
+                .map_err(stream_error)?;
             }
             self.s.ended = true;
         }
@@ -256,6 +269,16 @@ impl<'a> StreamTransport<'a> {
         match got {
             None => {
                 self.s.body_ended = true;
+                // The trailing HEADERS (if any) came before the end `poll_data` reported, so
+                // they wait in the stream now: no waiting here.
+                let trailers = match poll_once(|cx| self.s.body.poll_trailers(cx)) {
+                    Some(Poll::Ready(Ok(Some(trailers)))) => trailers,
+                    _ => http::HeaderMap::new(),
+                };
+                let fields = trailers
+                    .iter()
+                    .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()));
+                self.s.trailers_in = Some(FieldList::new(fields));
                 Ok(false)
             }
             Some(Ok(data)) => {
@@ -341,6 +364,29 @@ impl Transport for StreamTransport<'_> {
 
     fn wait_for_wake(&mut self, limit: Duration) -> bool {
         self.s.wake.as_ref().is_some_and(|wake| wake.wait(limit))
+    }
+
+    fn request_trailers(&mut self) -> Option<&[WsPair]> {
+        if self.s.trailers_in.is_none() && self.s.body.is_end_stream() {
+            // The body ended with its last DATA frame: no trailers came.
+            self.s.trailers_in = Some(FieldList::default());
+        }
+        self.s.trailers_in.as_ref().map(FieldList::pairs)
+    }
+
+    fn send_trailers(&mut self, lines: &[u8]) -> bool {
+        let mut map = http::HeaderMap::new();
+        for (name, value) in read_lines(lines) {
+            // Checked by `set_trailers` as header fields are; `http` lower-cases the name.
+            if let (Ok(name), Ok(value)) = (
+                http::HeaderName::from_bytes(name),
+                http::HeaderValue::from_bytes(value),
+            ) {
+                map.append(name, value);
+            }
+        }
+        self.s.trailers_out = Some(map);
+        true
     }
 }
 

@@ -93,6 +93,9 @@ pub(crate) struct Upgraded {
     deadline_ms: AtomicU64,
     /// An epoll edge came since the last `ready` (input or room): a sign of life.
     edged: AtomicBool,
+    /// An epoll edge came since the app's last read from the socket (raw mode): the kernel may
+    /// hold input again (`stream_read` skips the syscall while it cannot).
+    input_edge: AtomicBool,
 }
 
 pub(super) struct State {
@@ -123,6 +126,9 @@ pub(super) struct State {
     ended: bool,
     /// The client ended its side: reads report the end.
     client_ended: bool,
+    /// Raw mode, plain TCP: the app's last read emptied the socket (it came up short, or found
+    /// nothing) and no edge came since, so another would only find nothing.
+    input_drained: bool,
     /// Since when output has waited for the client without progress.
     pub(super) output_since: Option<Instant>,
     /// When the socket is closed whatever remains unsent (after the app's close, the drain).
@@ -205,6 +211,7 @@ impl Upgraded {
                 going_away_told: false,
                 ended: false,
                 client_ended: false,
+                input_drained: false,
                 output_since: None,
                 close_by: None,
                 started: Instant::now(),
@@ -214,6 +221,7 @@ impl Upgraded {
             }),
             deadline_ms: AtomicU64::new(u64::MAX),
             edged: AtomicBool::new(false),
+            input_edge: AtomicBool::new(false),
         })
     }
 
@@ -234,6 +242,7 @@ impl Upgraded {
     /// An epoll edge for this connection (the slot table's note, no lock).
     pub(crate) fn edge(&self) {
         self.edged.store(true, Ordering::Relaxed);
+        self.input_edge.store(true, Ordering::Release);
     }
 
     /// Recomputes `deadline_ms` from the state.

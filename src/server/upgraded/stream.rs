@@ -1,6 +1,7 @@
 //! Raw mode's host calls (`stream_read`, `stream_write`), answered from any thread under the
 //! connection's lock: one non-blocking step each, `WS_PENDING` arming the event that follows.
 
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use app_abi::raw::{WS_EV_READABLE, WS_EV_WRITABLE};
@@ -28,14 +29,26 @@ impl Upgraded {
         if out.is_empty() {
             return Step::Done(0);
         }
+        // A reader reads until "would block": after a read that emptied the socket, the next one
+        // is answered without a syscall until an epoll edge says input came (the edge is taken
+        // before the read, so one that comes during it is kept for the next). The app is woken
+        // by that edge as for any pending read. Not under TLS, whose session may hold plaintext.
+        let edge = self.input_edge.swap(false, Ordering::Acquire);
+        if st.input_drained && !edge && conn.input().is_empty() && !st.client_ended {
+            st.armed |= WS_EV_READABLE;
+            return Step::Pending;
+        }
+        let from_socket = conn.input().is_empty();
         match conn.read_into(out) {
             Ok(n) => {
+                st.input_drained = from_socket && 0 < n && n < out.len() && !conn.is_tls();
                 st.client_ended |= n == 0;
                 st.counts.bytes_in += n as u64;
                 crate::stats::upgraded_bytes_in(n);
                 Step::Done(n)
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                st.input_drained = !conn.is_tls();
                 st.armed |= WS_EV_READABLE;
                 Step::Pending
             }

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# bench/grpc.sh — the tonic greeter (sample-apps/grpc-app) served by webserver through
+# webserver-tower beside the same service on tonic's own server (grpc-serve:
+# tonic::transport::Server on a single-threaded tokio runtime), in one run, printed as ratios
+# webserver / tonic:
+#
+#   unary calls/s            h2load -c 50 -m 10 (50 h2c connections, 10 calls in flight each)
+#                            POSTing one prepared gRPC message (SayHello "bench") with
+#                            content-type application/grpc and te: trailers
+#   unary calls per server CPU-second, the steadier figure on a busy machine
+#
+#     bench/grpc.sh                   # 2 rounds of 5 s, after the release build
+#     ROUNDS=1 DURATION=2 bench/grpc.sh
+#
+# Method as bench/http2.sh: each server pinned to CPU 1 (webserver: one worker, --threads 1 from
+# the affinity mask, its HTTP/2 thread and the app's tokio runtime, which sizes itself from the
+# same mask; tonic: one thread), h2load to CPU 0; each server started fresh per round, the order
+# alternating; medians over rounds. Before measuring, grpc-client checks that a unary call, an
+# error status and a stream answer right; h2load counts HTTP statuses only, so the prepared call
+# it sends is made once with nghttp -v, whose trailers must say grpc-status 0.
+# Target (issue 22): >= 1.0x tonic's own server.
+# Only 127.0.0.1 is contacted; every run is bounded; servers are stopped by their session id.
+# Env: ROUNDS (2), DURATION (5), PORT (18490), SKIP_BUILD=1, BENCH_WORK (/tmp/webserver-bench).
+# Needs h2load and nghttp (apt-get install nghttp2-client).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+export BENCH_WORK="${BENCH_WORK:-/tmp/webserver-bench}"
+ROUNDS="${ROUNDS:-2}" DURATION="${DURATION:-5}" PORT="${PORT:-18490}"
+SERVER_CPUS=1 CLIENT_CPUS=0 START_TIMEOUT=15
+HZ=$(getconf CLK_TCK)
+RUN="$BENCH_WORK/grpc-$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$RUN"
+
+for tool in h2load nghttp; do
+  command -v "$tool" >/dev/null || {
+    echo "bench/grpc.sh: $tool is missing (apt-get install nghttp2-client)" >&2; exit 1; }
+done
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+  cargo build --release -p webserver -p grpc-app
+fi
+REL="$ROOT/target/release"
+URL="http://127.0.0.1:$PORT"
+CALL="$URL/greeter.Greeter/SayHello"
+
+# One length-prefixed gRPC message: flag 0, length 7, then HelloRequest { name: "bench" }
+# (field 1, wire type 2: 0x0a, length 5).
+printf '\x00\x00\x00\x00\x07\x0a\x05bench' >"$RUN/say-hello.bin"
+GRPC_ARGS=(-d "$RUN/say-hello.bin" -H "content-type: application/grpc" -H "te: trailers")
+
+declare -A CMD
+CMD[webserver]="exec $REL/webserver --http2 on --bind 127.0.0.1:$PORT $REL/libgrpc_app.so:app"
+CMD[tonic]="exec $REL/grpc-serve 127.0.0.1:$PORT"
+
+answers() {
+  "$REL/grpc-client" "$URL" unary ready >/dev/null 2>&1
+}
+
+start() {  # name log
+  local name=$1 log=$2 w sid t0
+  if answers; then
+    echo "bench/grpc.sh: port $PORT already answers; refusing to start $name" >&2; return 1
+  fi
+  taskset -c "$SERVER_CPUS" setsid bash -c "${CMD[$name]}" >"$log" 2>&1 </dev/null &
+  SRV_PID=$!
+  SRV_SID=""
+  for w in $(seq 1 100); do
+    sid=$(awk '{s=$0; sub(/.*\) /,"",s); split(s,a," "); print a[4]}' "/proc/$SRV_PID/stat" 2>/dev/null)
+    if [[ "$sid" == "$SRV_PID" ]]; then SRV_SID=$sid; break; fi
+    [[ -z "$sid" ]] && break
+    sleep 0.05
+  done
+  [[ -n "$SRV_SID" ]] || { echo "bench/grpc.sh: $name did not get its own session" >&2; return 1; }
+  t0=$SECONDS
+  until answers; do
+    kill -0 "$SRV_PID" 2>/dev/null || { echo "bench/grpc.sh: $name exited (see $log)" >&2; return 1; }
+    (( SECONDS - t0 > START_TIMEOUT )) && { echo "bench/grpc.sh: $name did not answer" >&2; stop_server; return 1; }
+    sleep 0.1
+  done
+}
+
+# The answers are right before anything is measured: a reply, an error status, a stream, and a
+# sample of h2load's own calls ending with grpc-status 0.
+check() {  # name
+  local out
+  out="$("$REL/grpc-client" "$URL" unary bench)$("$REL/grpc-client" "$URL" unary fail)$("$REL/grpc-client" "$URL" stream s 2 | wc -l)"
+  [[ "$out" == 'Hello, bench!status 3: the name "fail" is refused2' ]] ||
+    { echo "bench/grpc.sh: $1 answered wrongly: $out" >&2; return 1; }
+  nghttp -v "${GRPC_ARGS[@]}" "$CALL" >"$RUN/$1-sample.txt" 2>&1
+  grep -aq 'recv (stream_id=[0-9]*) grpc-status: 0' "$RUN/$1-sample.txt" ||
+    { echo "bench/grpc.sh: $1: the prepared call did not end with grpc-status 0 (see $RUN/$1-sample.txt)" >&2; return 1; }
+}
+
+# h2load for DURATION seconds (after a 1 s warm-up): "calls/s calls-per-server-CPU-s".
+load() {  # out
+  local before after
+  taskset -c "$CLIENT_CPUS" h2load -D 1 -c 50 -m 10 "${GRPC_ARGS[@]}" "$CALL" >/dev/null
+  before=$(session_ticks "$SRV_SID")
+  taskset -c "$CLIENT_CPUS" h2load -D "$DURATION" -c 50 -m 10 "${GRPC_ARGS[@]}" "$CALL" >"$1"
+  after=$(session_ticks "$SRV_SID")
+  grep -q "0 failed, 0 errored" "$1" || echo "bench/grpc.sh: failures in $1" >&2
+  awk -v ticks=$((after - before)) -v hz="$HZ" '
+    /^finished in/ { rps = $4 } /^requests:/ { n = $8 }
+    END { cpu = ticks / hz; printf "%.0f %.0f\n", rps, (cpu > 0 ? n / cpu : 0) }' "$1"
+}
+
+echo "bench/grpc.sh: $ROUNDS round(s) of ${DURATION}s, h2load -c 50 -m 10 unary SayHello; raw data in $RUN"
+for round in $(seq 1 "$ROUNDS"); do
+  order="webserver tonic"; (( round % 2 == 0 )) && order="tonic webserver"
+  for name in $order; do
+    start "$name" "$RUN/$name-$round.log"
+    check "$name" || { stop_server; exit 1; }
+    read -r rps cpu < <(load "$RUN/$name-$round.txt")
+    stop_server || true
+    echo "$name $round $rps $cpu" | tee -a "$RUN/results.txt"
+  done
+done
+
+python3 - "$RUN/results.txt" <<'PY'
+import statistics, sys
+# name round calls/s calls-per-cpu-s
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+def median(name, col):
+    return statistics.median(float(r[col]) for r in rows if r[0] == name)
+print()
+print("| measure (h2load -c 50 -m 10, unary SayHello) | webserver | tonic | ratio | target |")
+print("|---|---|---|---|---|")
+for label, col in (("unary calls/s", 2), ("unary calls per server CPU-s", 3)):
+    ws, to = median("webserver", col), median("tonic", col)
+    ratio = ws / to if to else float("nan")
+    print(f"| {label} | {ws:,.0f} | {to:,.0f} | {ratio:.2f}x | >= 1.0x {'ok' if ratio >= 1.0 else 'MISSED'} |")
+PY
