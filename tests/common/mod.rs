@@ -18,6 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 mod axum_serve;
+mod browser;
 mod keepalive_load;
 pub mod load;
 mod master;
@@ -27,6 +28,8 @@ pub mod ws;
 pub mod ws_client;
 #[allow(unused_imports)] // each test file uses a different part of the harness
 pub use axum_serve::*;
+#[allow(unused_imports)]
+pub use browser::*;
 #[allow(unused_imports)]
 pub use keepalive_load::*;
 #[allow(unused_imports)]
