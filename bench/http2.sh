@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# bench/http2.sh — webserver's HTTP/2 (issue 22) beside nginx's (Debian's /usr/sbin/nginx), in one
-# run, printed as ratios webserver / nginx:
+# bench/http2.sh — webserver's HTTP/2 (issue 22) beside nginx's (Debian's /usr/sbin/nginx) and
+# hyper's (bench/hyper-hello --http2: hyper 1.x's HTTP/2 server, rustls for TLS), in one run,
+# printed as ratios webserver / nginx and webserver / hyper:
 #
 #   h2c req/s       h2load -c 50 -m 10 (50 connections, 10 concurrent streams each), prior
 #                   knowledge, GET / of the hello app (nginx: the same 14-byte greeting)
@@ -12,9 +13,9 @@
 #     ROUNDS=1 DURATION=2 bench/http2.sh
 #
 # Method as bench/tls.sh: each server pinned to CPU 1 (webserver: one worker, --threads 1 from the
-# affinity mask, plus its HTTP/2 thread; nginx: one worker process), h2load to CPU 0; each server
-# started fresh per round, the order alternating; medians over rounds. Target (issue 22): >= 1.0x
-# nginx. hyper's HTTP/2 server is not measured yet (bench/hyper-hello speaks HTTP/1.1 only).
+# affinity mask, plus its HTTP/2 thread; nginx: one worker process; hyper: one tokio worker
+# thread, from the affinity mask), h2load to CPU 0; each server started fresh per round, the order
+# rotating; medians over rounds. Target (issue 22): >= 1.0x nginx and >= 1.0x hyper.
 # Only 127.0.0.1 is contacted; every run is bounded; servers are stopped by their session id.
 # Env: ROUNDS (2), DURATION (5), PORT (18480; TLS on PORT+1), SKIP_BUILD=1, BENCH_WORK
 # (/tmp/webserver-bench). Needs h2load (apt-get install nghttp2-client), nginx, openssl, curl.
@@ -38,9 +39,13 @@ for tool in h2load nginx openssl curl; do
     echo "bench/http2.sh: $tool is missing (apt-get install ${tool/h2load/nghttp2-client})" >&2; exit 1; }
 done
 NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
+HYPER="$BENCH_WORK/target/release/hyper-hello"
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
   cargo build --release -p webserver -p hello
+  CARGO_TARGET_DIR="$BENCH_WORK/target" cargo build --release --locked \
+    --manifest-path "$ROOT/bench/hyper-hello/Cargo.toml"
 fi
+[[ -x "$HYPER" ]] || { echo "bench/http2.sh: $HYPER is missing (run without SKIP_BUILD=1)" >&2; exit 1; }
 
 bench_certificate "$RUN"
 
@@ -53,6 +58,8 @@ sed -e "s#@PORT@#$PORT#g" -e "s#@TLSPORT@#$TLSPORT#g" -e "s#@PREFIX@#$PREFIX#g" 
 declare -A CMD
 CMD[webserver]="exec $ROOT/target/release/webserver --http2 on --bind 127.0.0.1:$PORT --bind 127.0.0.1:$TLSPORT,tls --certfile $RUN/cert.pem --keyfile $RUN/key.pem --ciphers $SUITE $ROOT/target/release/libhello.so:app"
 CMD[nginx]="exec $NGINX_BIN -p $PREFIX -c $PREFIX/nginx.conf -e $PREFIX/error.log"
+CMD[hyper]="exec $HYPER --http2 $PORT $TLSPORT $RUN/cert.pem $RUN/key.pem $SUITE"
+SERVERS=(webserver nginx hyper)
 
 answers() {
   curl -s -o /dev/null --max-time 1 --http2-prior-knowledge "http://127.0.0.1:$PORT/" &&
@@ -97,8 +104,10 @@ load() {  # url out
 
 echo "bench/http2.sh: $ROUNDS round(s) of ${DURATION}s, h2load -c 50 -m 10; raw data in $RUN"
 for round in $(seq 1 "$ROUNDS"); do
-  order="webserver nginx"; (( round % 2 == 0 )) && order="nginx webserver"
-  for name in $order; do
+  # Each server first in turn.
+  shift_by=$(( (round - 1) % ${#SERVERS[@]} ))
+  order=("${SERVERS[@]:shift_by}" "${SERVERS[@]:0:shift_by}")
+  for name in "${order[@]}"; do
     start "$name" "$RUN/$name-$round.log"
     read -r h2c h2c_cpu < <(load "http://127.0.0.1:$PORT/" "$RUN/$name-$round-h2c.txt")
     read -r tls tls_cpu < <(load "https://127.0.0.1:$TLSPORT/" "$RUN/$name-$round-tls.txt")
@@ -113,12 +122,15 @@ import statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 def median(name, col):
     return statistics.median(float(r[col]) for r in rows if r[0] == name)
+def ratio(ws, peer):
+    r = ws / peer if peer else float("nan")
+    return f"{r:.2f}x {'ok' if r >= 1.0 else 'MISSED'}"
 print()
-print("| measure (h2load -c 50 -m 10, GET /) | webserver | nginx | ratio | target |")
-print("|---|---|---|---|---|")
+print("| measure (h2load -c 50 -m 10, GET /) | webserver | nginx | hyper | / nginx | / hyper |")
+print("|---|---|---|---|---|---|")
 for label, col in (("h2c req/s", 2), ("h2c req per server CPU-s", 3),
                    ("h2 over TLS req/s", 4), ("h2 over TLS req per server CPU-s", 5)):
-    ws, ng = median("webserver", col), median("nginx", col)
-    ratio = ws / ng if ng else float("nan")
-    print(f"| {label} | {ws:,.0f} | {ng:,.0f} | {ratio:.2f}x | >= 1.0x {'ok' if ratio >= 1.0 else 'MISSED'} |")
+    ws, ng, hy = (median(name, col) for name in ("webserver", "nginx", "hyper"))
+    print(f"| {label} | {ws:,.0f} | {ng:,.0f} | {hy:,.0f} | {ratio(ws, ng)} | {ratio(ws, hy)} |")
+print("(target: >= 1.0x each)")
 PY

@@ -5,88 +5,15 @@
 //! the tool is missing (`.ci/run` installs them).
 
 mod common;
+mod http2_support;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-
-/// A sample app served with HTTP/2 on.
-fn h2_server(app: &str) -> ServerBuilder {
-    sample_server(app).args(["--http2", "on"])
-}
-
-fn have(tool: &str) -> bool {
-    let found = Command::new(tool).arg("--version").output().is_ok();
-    if !found {
-        eprintln!("{tool} is not installed: test skipped");
-    }
-    found
-}
-
-fn run(tool: &str, args: &[&str]) -> Output {
-    Command::new(tool)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{tool}: {e}"))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// `curl -sS --max-time 20 ARGS... -w '\n%{http_version} %{http_code}'`: the body and the last
-/// line, split.
-fn curl(args: &[&str]) -> (String, String) {
-    let mut all = vec!["-sS", "--max-time", "20"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["-w", "\n%{http_version} %{http_code}"]);
-    let out = run("curl", &all);
-    let stdout = text(&out.stdout);
-    let (body, status) = stdout.rsplit_once('\n').unwrap_or(("", &stdout));
-    (body.to_owned(), status.to_owned())
-}
-
-/// The h2 crate's client on one TCP connection, driven by a current-thread runtime.
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-async fn h2_connect(
-    addr: SocketAddr,
-    builder: &h2::client::Builder,
-) -> (h2::client::SendRequest<Bytes>, tokio::task::JoinHandle<()>) {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (send, conn) = builder.handshake(tcp).await.unwrap();
-    let driver = tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    (send, driver)
-}
-
-fn get(addr: SocketAddr, path: &str) -> http::Request<()> {
-    http::Request::get(format!("http://{addr}{path}"))
-        .body(())
-        .unwrap()
-}
-
-/// The whole body of a response, its window released as it is read.
-async fn read_body(response: http::Response<h2::RecvStream>) -> Result<Vec<u8>, h2::Error> {
-    let mut body = response.into_body();
-    let mut all = Vec::new();
-    while let Some(chunk) = body.data().await {
-        let chunk = chunk?;
-        let _ = body.flow_control().release_capacity(chunk.len());
-        all.extend_from_slice(&chunk);
-    }
-    Ok(all)
-}
+use http2_support::*;
 
 /// The `"body_sha256"` the echo app reports.
 fn echoed_sha(json: &str) -> String {
@@ -172,17 +99,6 @@ fn curl_over_tls_chooses_h2_by_alpn_and_http1_still_works() {
     assert_eq!(echoed_sha(&body), sha256_hex(&data));
     let (_, status) = curl(&["--http1.1", "--cacert", ca, "--resolve", &resolve, &url]);
     assert_eq!(status, "1.1 200");
-}
-
-/// A self-signed certificate for localhost and 127.0.0.1: (certfile, keyfile).
-fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
-    let cert =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .unwrap();
-    let (certfile, keyfile) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&certfile, cert.cert.pem()).unwrap();
-    std::fs::write(&keyfile, cert.key_pair.serialize_pem()).unwrap();
-    (certfile, keyfile)
 }
 
 #[test]
@@ -374,79 +290,6 @@ fn a_graceful_stop_sends_goaway_and_lets_the_stream_in_flight_finish() {
 }
 
 #[test]
-fn a_rapid_reset_flood_reaches_no_app_while_another_client_is_served() {
-    let server = h2_server("stream").args(["--threads", "2"]).start();
-    let addr = server.addr();
-    let started = Instant::now();
-    let flood = std::thread::spawn(move || {
-        runtime().block_on(async move {
-            let (send, driver) = h2_connect(addr, &h2::client::Builder::new()).await;
-            let mut resets = 0u32;
-            let mut send = Some(send);
-            while let Some(ready) = send.take() {
-                let Ok(mut ready) = ready.ready().await else {
-                    break;
-                };
-                let Ok((_, mut stream)) = ready.send_request(get(addr, "/?n=1&delay_ms=0"), false)
-                else {
-                    break;
-                };
-                stream.send_reset(h2::Reason::CANCEL);
-                resets += 1;
-                if resets >= 20_000 || started.elapsed() > Duration::from_secs(20) {
-                    break;
-                }
-                send = Some(ready);
-            }
-            let _ = tokio::time::timeout(Duration::from_secs(5), driver).await;
-            resets
-        })
-    });
-    // Meanwhile another client is served, promptly.
-    let mut served = 0;
-    while !flood.is_finished() && served < 20 {
-        let asked = Instant::now();
-        let response = runtime().block_on(async move {
-            let (send, _driver) = h2_connect(addr, &h2::client::Builder::new()).await;
-            let mut send = send.ready().await.unwrap();
-            let (response, _) = send.send_request(get(addr, "/closes"), true).unwrap();
-            tokio::time::timeout(Duration::from_secs(5), response).await
-        });
-        let response = response
-            .expect("no answer within 5 s during the flood")
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        assert!(asked.elapsed() < Duration::from_secs(5));
-        served += 1;
-    }
-    let resets = flood.join().unwrap();
-    assert!(served > 0);
-    let closes = closes_over_h2(addr);
-    let opened: u64 = closes
-        .split_whitespace()
-        .find_map(|word| word.strip_prefix("opened="))
-        .and_then(|n| n.parse().ok())
-        .unwrap();
-    // Streams reset as soon as they were opened cost the app nothing (h2 drops those it had
-    // not handed over yet; a queued one is dropped before its app call).
-    assert!(
-        opened < 1000,
-        "{resets} resets sent, the app opened {opened} streams"
-    );
-    assert!(server.stderr().lines().count() < 200, "{}", server.stderr());
-}
-
-/// `GET /closes` of the stream app over HTTP/2.
-fn closes_over_h2(addr: SocketAddr) -> String {
-    runtime().block_on(async move {
-        let (send, _driver) = h2_connect(addr, &h2::client::Builder::new()).await;
-        let mut send = send.ready().await.unwrap();
-        let (response, _) = send.send_request(get(addr, "/closes"), true).unwrap();
-        text(&read_body(response.await.unwrap()).await.unwrap())
-    })
-}
-
-#[test]
 fn stats_count_http2_streams_as_requests() {
     let dir = fresh_dir("http2-stats");
     let socket = dir.join("stats.sock");
@@ -476,208 +319,6 @@ fn stats_count_http2_streams_as_requests() {
     let json: serde_json::Value = serde_json::from_str(json).unwrap();
     assert_eq!(json["requests"]["served"], 4, "{json}");
     assert_eq!(json["requests"]["http2"], 3, "{json}");
-}
-
-/// One HTTP/2 frame (RFC 9113 §4.1).
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len() as u32;
-    let mut out = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
-    out.extend_from_slice(&stream.to_be_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-const HEADERS: u8 = 0x1;
-const SETTINGS: u8 = 0x4;
-const PING: u8 = 0x6;
-const GOAWAY: u8 = 0x7;
-const CONTINUATION: u8 = 0x9;
-
-/// An HPACK literal field without indexing, new name (RFC 7541 §6.2.2).
-fn literal(name: &[u8], value: &[u8]) -> Vec<u8> {
-    assert!(name.len() < 127 && value.len() < 127);
-    let mut out = vec![0x00, name.len() as u8];
-    out.extend_from_slice(name);
-    out.push(value.len() as u8);
-    out.extend_from_slice(value);
-    out
-}
-
-/// Writes `frames` to a raw connection until the server stops taking them (it closed, or its
-/// window is full) or `limit` passed; the number of frames written and what came back.
-fn flood(
-    addr: SocketAddr,
-    first: &[u8],
-    mut next: impl FnMut(u32) -> Vec<u8>,
-    limit: Duration,
-) -> (u32, Vec<u8>) {
-    use std::io::{Read, Write};
-    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
-    tcp.set_write_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    tcp.write_all(PREFACE).unwrap();
-    tcp.write_all(&frame(SETTINGS, 0, 0, &[])).unwrap();
-    tcp.write_all(first).unwrap();
-    let started = Instant::now();
-    let mut sent = 0;
-    while started.elapsed() < limit {
-        if tcp.write_all(&next(sent)).is_err() {
-            break;
-        }
-        sent += 1;
-    }
-    tcp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    let mut back = Vec::new();
-    let mut buf = vec![0; 64 * 1024];
-    while let Ok(n) = tcp.read(&mut buf) {
-        if n == 0 || back.len() > 16 << 20 {
-            break;
-        }
-        back.extend_from_slice(&buf[..n]);
-    }
-    (sent, back)
-}
-
-/// The frame types in `bytes` (after the server's preface-less start), in order.
-fn frame_types(bytes: &[u8]) -> Vec<u8> {
-    let mut types = Vec::new();
-    let mut at = 0;
-    while at + 9 <= bytes.len() {
-        let len = (usize::from(bytes[at]) << 16)
-            | (usize::from(bytes[at + 1]) << 8)
-            | usize::from(bytes[at + 2]);
-        types.push(bytes[at + 3]);
-        at += 9 + len;
-    }
-    types
-}
-
-/// A legitimate client's request on its own connection, answered within 5 s.
-fn served_promptly(addr: SocketAddr) {
-    let asked = Instant::now();
-    let status = runtime().block_on(async move {
-        let (send, _driver) = h2_connect(addr, &h2::client::Builder::new()).await;
-        let mut send = send.ready().await.unwrap();
-        let (response, _) = send.send_request(get(addr, "/"), true).unwrap();
-        let response = tokio::time::timeout(Duration::from_secs(5), response).await;
-        response.expect("no answer within 5 s").unwrap().status()
-    });
-    assert_eq!(status, 200);
-    assert!(asked.elapsed() < Duration::from_secs(5));
-}
-
-#[test]
-fn a_continuation_flood_is_cut_off_while_another_client_is_served() {
-    let server = h2_server("hello").args(["--threads", "1"]).start();
-    let addr = server.addr();
-    // A HEADERS frame without END_HEADERS, then CONTINUATION frames that never end it, each
-    // full of fields: without a bound, the server would buffer them all (CVE-2024-27316).
-    let mut block = literal(b":method", b"GET");
-    block.extend(literal(b":path", b"/"));
-    block.extend(literal(b":scheme", b"http"));
-    let headers = frame(HEADERS, 0, 1, &block);
-    let fields: Vec<u8> = (0..60)
-        .flat_map(|i| literal(format!("x-flood-{i}").as_bytes(), &[b'a'; 100]))
-        .collect();
-    let flooder = std::thread::spawn(move || {
-        flood(
-            addr,
-            &headers,
-            |_| frame(CONTINUATION, 0, 1, &fields),
-            Duration::from_secs(5),
-        )
-    });
-    for _ in 0..5 {
-        served_promptly(addr);
-    }
-    let (sent, back) = flooder.join().unwrap();
-    // 64 KiB of header list is the bound: the flood (about 7 KiB a frame) ends long before
-    // 5 s of writing, with a GOAWAY or a closed connection.
-    assert!(sent < 1000, "the server took {sent} CONTINUATION frames");
-    let types = frame_types(&back);
-    assert!(
-        types.contains(&GOAWAY) || types.is_empty() || sent < 100,
-        "{types:?}"
-    );
-    served_promptly(addr);
-}
-
-#[test]
-fn settings_and_ping_floods_leave_another_client_served() {
-    let server = h2_server("hello").args(["--threads", "1"]).start();
-    let addr = server.addr();
-    let settings = std::thread::spawn(move || {
-        // SETTINGS_MAX_CONCURRENT_STREAMS = 100, over and over, never reading the ACKs.
-        let setting = [0, 3, 0, 0, 0, 100];
-        flood(
-            addr,
-            &[],
-            |_| frame(SETTINGS, 0, 0, &setting),
-            Duration::from_secs(3),
-        )
-    });
-    let pings = std::thread::spawn(move || {
-        flood(
-            addr,
-            &[],
-            |n| frame(PING, 0, 0, &u64::from(n).to_be_bytes()),
-            Duration::from_secs(3),
-        )
-    });
-    let started = Instant::now();
-    let mut served = 0;
-    while started.elapsed() < Duration::from_secs(3) {
-        served_promptly(addr);
-        served += 1;
-    }
-    let (settings_sent, _) = settings.join().unwrap();
-    let (pings_sent, _) = pings.join().unwrap();
-    assert!(
-        served >= 3,
-        "only {served} requests served during the floods"
-    );
-    // The server stops reading a client that does not read its answers: a bounded number of
-    // frames is taken (the socket buffers', and h2's queue's), not an unbounded stream.
-    assert!(settings_sent > 0 && pings_sent > 0);
-    // Nor does a flood flood the error log (the access lines of the requests served meanwhile
-    // are counted apart: more of them only means the server kept up).
-    let stderr = server.stderr();
-    let complaints = stderr.lines().filter(|l| !l.contains("INFO  access]"));
-    assert!(complaints.count() < 100, "{stderr}");
-    served_promptly(addr);
-}
-
-#[test]
-fn a_zero_window_stall_is_reset_after_the_io_timeout() {
-    let server = h2_server("stream")
-        .args(["--threads", "1", "--io-timeout", "1"])
-        .start();
-    let addr = server.addr();
-    let asked = Instant::now();
-    let stalled = runtime().block_on(async move {
-        let mut builder = h2::client::Builder::new();
-        // A window of 0: the response's DATA can never be sent.
-        builder.initial_window_size(0);
-        let (send, _driver) = h2_connect(addr, &builder).await;
-        let mut send = send.ready().await.unwrap();
-        let (response, _) = send
-            .send_request(get(addr, "/bytes?size=100000"), true)
-            .unwrap();
-        let response = response.await.unwrap();
-        let mut body = response.into_body();
-        // Never released: the stream ends with a reset when the server gives up.
-        tokio::time::timeout(Duration::from_secs(10), body.data()).await
-    });
-    let ended = stalled.expect("the stalled stream was still open after 10 s");
-    assert!(matches!(ended, Some(Err(_))), "{ended:?}");
-    assert!(
-        asked.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        asked.elapsed()
-    );
-    // The serving thread the stall held is free again.
-    served_promptly(addr);
 }
 
 #[test]
@@ -829,4 +470,64 @@ fn streams_of_a_deferred_app_park_instead_of_holding_threads() {
         took < Duration::from_secs(4),
         "20 sleeps of 0.5 s took {took:?}"
     );
+}
+
+/// One GET over its own HTTP/2 connection: the status and the body (`None`: no answer within
+/// `within`).
+fn h2_get(addr: SocketAddr, path: &str, within: Duration) -> Option<(u16, String)> {
+    runtime().block_on(async move {
+        let (send, _driver) = h2_connect(addr, &h2::client::Builder::new()).await;
+        let mut send = send.ready().await.unwrap();
+        let (response, _) = send.send_request(get(addr, path), true).unwrap();
+        let response = tokio::time::timeout(within, response).await.ok()?.unwrap();
+        let status = response.status().as_u16();
+        Some((status, text(&read_body(response).await.unwrap())))
+    })
+}
+
+#[test]
+fn a_parked_stream_past_the_timeout_gets_504_and_the_app_is_cancelled() {
+    let server = h2_server("axum_app")
+        .args(["--threads", "1", "--timeout", "1"])
+        .start();
+    let addr = server.addr();
+    let asked = Instant::now();
+    let (status, body) =
+        h2_get(addr, "/sleep?ms=20000", Duration::from_secs(10)).expect("no answer in 10 s");
+    let took = asked.elapsed();
+    assert_eq!(status, 504, "{body}");
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(5),
+        "504 after {took:?} with --timeout 1"
+    );
+    // The app's sleep was dropped (its close ran), not left to fire.
+    let (_, stats) = h2_get(addr, "/stats", Duration::from_secs(5)).unwrap();
+    assert!(stats.contains("\"sleeps_cancelled\":1"), "{stats}");
+}
+
+#[test]
+fn the_graceful_timeout_cancels_parked_streams_with_503_and_the_worker_exits_cleanly() {
+    let mut server = h2_server("axum_app")
+        .args(["--graceful-timeout", "1"])
+        .start();
+    let addr = server.addr();
+    let pid = server.pid();
+    let asked = Instant::now();
+    let answer =
+        std::thread::spawn(move || h2_get(addr, "/sleep?ms=30000", Duration::from_secs(15)));
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill(2) on the server's pid, which this test started.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let (status, body) = answer.join().unwrap().expect("no answer in 15 s");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        asked.elapsed()
+    );
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .expect("the server exits after the graceful timeout");
+    assert!(status.success(), "{status:?}\n{}", server.stderr());
+    assert!(!server.stderr().contains("abandon"), "{}", server.stderr());
 }

@@ -21,12 +21,12 @@ mod wsgi_support;
 use std::ffi::OsString;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    c_app, fresh_dir, have_program, pseudo_random_bytes, sample_app, server, workspace_dir, Server,
-    TestTls, IO_TIMEOUT,
+    c_app, fresh_dir, pseudo_random_bytes, sample_app, server, workspace_dir, Server, TestTls,
+    IO_TIMEOUT,
 };
 use futures_util::{SinkExt, StreamExt};
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -59,37 +59,6 @@ fn url(server: &Server, tls: bool, path: &str) -> String {
     format!("{scheme}://localhost:{}{path}", server.port())
 }
 
-/// Headless Chromium on `url`, killed on drop.
-struct Browser(Child);
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn chromium(url: &str, profile: &Path) -> Browser {
-    assert!(
-        have_program("chromium"),
-        "chromium is not installed: apt-get install -y chromium"
-    );
-    let child = Command::new("chromium")
-        .args([
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--ignore-certificate-errors",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(url)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromium");
-    Browser(child)
-}
-
 fn browser_echoes_100_messages(name: &str, lib: &Path, tls: bool) {
     let dir = fresh_dir(if tls {
         "ws-chromium-tls"
@@ -105,7 +74,7 @@ fn browser_echoes_100_messages(name: &str, lib: &Path, tls: bool) {
     let server = echo_with(lib, &args, &log);
     let scheme = if tls { "https" } else { "http" };
     let url = format!("{scheme}://127.0.0.1:{}/page/ws.html", server.port());
-    let _browser = chromium(&url, &dir.join("profile"));
+    let _browser = common::chromium(&url, &dir.join("profile"));
     let report = common::poll(Duration::from_secs(30), "the page's report", || {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         text.lines()

@@ -206,6 +206,9 @@ pub(crate) fn run(
         // Past --timeout, or past --io-timeout while its output waits for a client that does
         // not read (which applies with --timeout off too).
         shared_loop.slots.cancel_parked(Cancel::TimedOut, Some(now));
+        if let Some(http2) = &shared_loop.http2 {
+            http2.cancel_parked(Cancel::TimedOut, Some(now));
+        }
         // Writes the summaries of repeated log lines whose window is over (crate::log_limit).
         log::logger().flush();
         if heap_trim.due(now, shared_loop.slots.open(), shared.served()) {
@@ -216,7 +219,7 @@ pub(crate) fn run(
             if shared_loop.slots.open() == 0 {
                 break;
             }
-            if now >= deadline && !parked_cancelled && closes_at_deadline(&shared_loop.slots) {
+            if now >= deadline && !parked_cancelled && closes_at_deadline(&shared_loop) {
                 parked_cancelled = true;
                 // Two sweeps more than the closes' grace: the sweep that ends a connection
                 // whose grace ran out comes before the process gives up on it.
@@ -243,11 +246,21 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The graceful timeout ran out: parked requests and upgraded connections hold no thread, so
 /// they are closed (on serving threads) rather than abandoned, and the app can still be shut
 /// down cleanly. A WebSocket gets close 1001 ("going away"). False if there were none.
-fn closes_at_deadline(slots: &Slots) -> bool {
-    let parked = slots.parked() > 0;
+fn closes_at_deadline(shared_loop: &Loop) -> bool {
+    let slots = &shared_loop.slots;
+    let mut parked = slots.parked() > 0;
     if parked {
         log::warn!("graceful timeout: closing the requests still waiting for the app");
         slots.cancel_parked(Cancel::Stopping, None);
+    }
+    // HTTP/2 streams parked by the app: their connections end once they are answered (503).
+    let streams = shared_loop
+        .http2
+        .as_ref()
+        .map_or(0, |http2| http2.cancel_parked(Cancel::Stopping, None));
+    if streams > 0 {
+        log::warn!("graceful timeout: closing {streams} HTTP/2 streams still waiting for the app");
+        parked = true;
     }
     let upgraded = slots.upgraded();
     if !upgraded.is_empty() {

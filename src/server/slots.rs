@@ -10,7 +10,9 @@
 //! Deferred requests (ABI 1.1): an `Idle` connection may hold a parked request (`Conn::parked`),
 //! which waits both on epoll (its client) and on its wakers. A wake ([`Slots::wake`], any thread)
 //! moves it from its slot to the ready queue and raises the eventfd, whose event a serving
-//! thread answers by taking one ready connection ([`Slots::pop_ready`]). A wake for a request
+//! thread answers by taking one ready connection ([`Slots::pop_ready`]). The eventfd is written
+//! only when no edge raised for the queues is still unanswered (`Slots::signal`): a burst of
+//! wakes costs one write, and each further one a thread leaves behind for another one more. A wake for a request
 //! that is running only marks its busy slot `woken`, which `park` sees — so a wake during `next`
 //! is never lost. Wakes name a request by a number given out when its first waker is made
 //! (`request_id`), so a wake that comes after the request ended finds no match and does nothing.
@@ -105,6 +107,9 @@ struct SlotTable {
     parked: usize,
     /// The last request number `request_id` gave out.
     last_request: u64,
+    /// An eventfd edge was raised for the ready queues that no thread has answered yet
+    /// (`pop_ready` clears it): while it is set, queueing more raises no other (see `signal`).
+    signalled: bool,
 }
 
 impl Slots {
@@ -179,8 +184,7 @@ impl Slots {
                 };
                 conn.mark_woken();
                 table.ready.push_back(conn);
-                drop(table);
-                self.wake_a_thread();
+                self.signal(table);
             }
             Slot::Busy {
                 woken,
@@ -195,22 +199,51 @@ impl Slots {
     /// to look at; if more wait, another thread is woken for them.
     pub(crate) fn pop_ready(&self) -> Option<Ready> {
         let mut table = self.lock();
+        // This thread answers the edge (whichever source raised it) and looks at the queues
+        // now, under the lock: what is queued from here on needs an edge of its own.
+        table.signalled = false;
         let ready = match table.ready.pop_front() {
             Some(conn) => Ready::Conn(conn),
             None => Ready::Upgraded(table.ready_upgraded.pop_front()?),
         };
-        let more = !table.ready.is_empty() || !table.ready_upgraded.is_empty();
-        drop(table);
-        if more {
-            self.wake_a_thread();
+        if !table.ready.is_empty() || !table.ready_upgraded.is_empty() {
+            self.signal(table);
         }
         Some(ready)
     }
 
+    /// Something was just queued in `table` (whose lock the caller held while queueing): make
+    /// sure a serving thread will call `pop_ready`, writing the eventfd only if no edge raised
+    /// for the queues is still unanswered. Without this, a burst of wakes (an asyncio loop
+    /// finishing many requests in one turn) wrote the eventfd once per wake and `pop_ready`
+    /// once more per request left behind.
+    ///
+    /// No wake-up is lost: `signalled` is only read and written under the table's lock, and
+    /// `pop_ready` clears it in the same critical section in which it looks at the queues. So
+    /// a queueing that finds it set comes before that look (which sees what it queued, and
+    /// `pop_ready` raises a new edge if anything is left for another thread), and every
+    /// WAKER event leads to a `pop_ready` (`event_loop::handle`, also from the backlog; a
+    /// passed-on WAKER event is raised again). The edge itself is written after the lock is
+    /// released: a queueing that comes in between finds `signalled` set and relies on this
+    /// write, which follows; a thread that takes the item before it (woken by another source
+    /// of edges: HTTP/2 jobs, a stop) only makes that edge find an empty queue.
+    fn signal(&self, mut table: MutexGuard<'_, SlotTable>) {
+        let raise = !std::mem::replace(&mut table.signalled, true);
+        drop(table);
+        if raise {
+            if let Err(e) = self.waker.wake() {
+                log::warn!("cannot wake the serving threads: {e}");
+                // Let the next queueing try again.
+                self.lock().signalled = false;
+            }
+        }
+    }
+
     /// Queue an upgraded connection for a serving thread (any thread).
     pub(crate) fn queue_upgraded(&self, upgraded: Arc<Upgraded>) {
-        self.lock().ready_upgraded.push_back(upgraded);
-        self.wake_a_thread();
+        let mut table = self.lock();
+        table.ready_upgraded.push_back(upgraded);
+        self.signal(table);
     }
 
     /// The request on `conn` upgraded: the connection becomes `upgraded`'s, watched for input
@@ -285,9 +318,8 @@ impl Slots {
                 queued = true;
             }
         }
-        drop(table);
         if queued {
-            self.wake_a_thread();
+            self.signal(table);
         }
     }
 
@@ -333,8 +365,7 @@ impl Slots {
                 *woken = false;
                 conn.mark_woken();
                 table.ready.push_back(conn);
-                drop(table);
-                self.wake_a_thread();
+                self.signal(table);
                 None
             }
             slot => {
@@ -478,8 +509,7 @@ impl Slots {
                 upgraded.edge();
                 let upgraded = Arc::clone(upgraded);
                 table.ready_upgraded.push_back(upgraded);
-                drop(table);
-                self.wake_a_thread();
+                self.signal(table);
             }
             Slot::Free => {}
         }
@@ -517,9 +547,8 @@ impl Slots {
                 }
             }
         }
-        drop(table);
         if queued {
-            self.wake_a_thread();
+            self.signal(table);
         }
         gone
     }

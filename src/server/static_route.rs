@@ -4,6 +4,7 @@
 
 use super::conn::Conn;
 use super::serve::{After, Buffers, Then};
+use crate::app::environ::Environ;
 use crate::http::response_fields::ResponseFields;
 use crate::logging;
 use crate::static_files::Answer;
@@ -35,21 +36,7 @@ pub(super) fn answered(
     buffers: &Buffers,
     started: Option<std::time::Instant>,
 ) -> Then {
-    crate::stats::request_started();
-    // Counted, not timed: the latency histograms are the app's.
-    crate::stats::response(answer.status, None);
-    if let Some(log) = logging::access_log() {
-        let environ = &buffers.environ;
-        let none = ResponseFields::default();
-        log.served(
-            environ.remote_host(),
-            environ,
-            &none,
-            answer.status,
-            answer.body_bytes,
-            started,
-        );
-    }
+    count_and_log(answer.status, answer.body_bytes, &buffers.environ, started);
     match answer.body {
         // `serve` sends the held head, then the file (`send_file_body`).
         Some(body) => {
@@ -58,5 +45,29 @@ pub(super) fn answered(
         }
         None if keep_alive => Then::Next,
         None => Then::Close,
+    }
+}
+
+/// A request `--static` answered (over HTTP/1.x or HTTP/2): count it, and log it from the
+/// request's `environ`.
+pub(crate) fn count_and_log(
+    status: u16,
+    body_bytes: u64,
+    environ: &Environ,
+    started: Option<std::time::Instant>,
+) {
+    crate::stats::request_started();
+    // Counted, not timed: the latency histograms are the app's.
+    crate::stats::response(status, None);
+    if let Some(log) = logging::access_log() {
+        let none = ResponseFields::default();
+        log.served(
+            environ.remote_host(),
+            environ,
+            &none,
+            status,
+            body_bytes,
+            started,
+        );
     }
 }

@@ -137,6 +137,26 @@ impl FileBody {
         }
     }
 
+    /// Reads the next bytes of the range into `buf` (0: all were read), for a transport that
+    /// cannot `sendfile` (HTTP/2's DATA frames).
+    pub(crate) fn read_next(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = usize::try_from(self.end.saturating_sub(self.offset)).unwrap_or(usize::MAX);
+        let want = left.min(buf.len());
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = loop {
+            match self.file.read_at(&mut buf[..want], self.offset) {
+                Ok(0) => return Err(shrunk()),
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        };
+        self.offset += n as u64;
+        Ok(n)
+    }
+
     fn after_turn(&self) -> Sent {
         if self.offset >= self.end {
             Sent::All

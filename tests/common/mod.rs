@@ -18,6 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 mod axum_serve;
+mod browser;
 pub mod h2_client;
 mod keepalive_load;
 pub mod load;
@@ -28,6 +29,8 @@ pub mod ws;
 pub mod ws_client;
 #[allow(unused_imports)] // each test file uses a different part of the harness
 pub use axum_serve::*;
+#[allow(unused_imports)]
+pub use browser::*;
 #[allow(unused_imports)]
 pub use keepalive_load::*;
 #[allow(unused_imports)]

@@ -5,7 +5,7 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -33,6 +33,9 @@ const MAX_HEADER_LIST: u32 = 64 * 1024;
 /// reads.
 const STREAM_WINDOW: u32 = 256 * 1024;
 const CONNECTION_WINDOW: u32 = 1024 * 1024;
+
+/// The last stream id a client may open (RFC 9113 §5.1.1: ids are 31 bits and only grow).
+const LAST_STREAM_ID: u32 = (1 << 31) - 1;
 
 /// How often an idle connection is checked against `--keep-alive`.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
@@ -138,6 +141,8 @@ enum Event {
     Stream(Option<Result<Box<Accepted>, h2::Error>>),
     Drain,
     Tick,
+    /// The client sent too many control frames (`calm.rs`).
+    Flood,
 }
 
 /// Serves one connection until it ends.
@@ -155,7 +160,8 @@ async fn connection(
         ..
     } = handoff;
     let peer = info.peer;
-    let io = match H2Io::new(stream, tls, early) {
+    let flooded = Arc::new(AtomicBool::new(false));
+    let io = match H2Io::new(stream, tls, early, Arc::clone(&flooded)) {
         Ok(io) => io,
         Err(e) => {
             log::warn!("{peer}: cannot watch the HTTP/2 connection: {e}");
@@ -193,6 +199,7 @@ async fn connection(
     let mut active_at = Instant::now();
     // When the GOAWAY was sent (a drain, or --keep-alive).
     let mut going_away: Option<Instant> = None;
+    let mut calmed = false;
     loop {
         let event = poll_fn(|cx| {
             if let Some(drain) = &mut drained {
@@ -200,6 +207,9 @@ async fn connection(
                     drained = None;
                     return Poll::Ready(Event::Drain);
                 }
+            }
+            if flooded.load(Ordering::Relaxed) && !calmed {
+                return Poll::Ready(Event::Flood);
             }
             if tick.poll_tick(cx).is_ready() {
                 return Poll::Ready(Event::Tick);
@@ -212,7 +222,14 @@ async fn connection(
             Event::Stream(Some(Ok(accepted))) => {
                 active_at = Instant::now();
                 let (request, respond) = *accepted;
+                let last_id = u32::from(respond.stream_id()) == LAST_STREAM_ID;
                 accept(request, respond, &info, &in_flight, queue);
+                if last_id && going_away.is_none() {
+                    // No stream can follow it: say so, and close once it is answered (the
+                    // client opens a new connection), instead of idling until --keep-alive.
+                    going_away = Some(Instant::now());
+                    conn.graceful_shutdown();
+                }
             }
             Event::Stream(Some(Err(e))) => {
                 log::debug!("{peer}: HTTP/2 connection failed: {e}");
@@ -224,6 +241,12 @@ async fn connection(
                 conn.graceful_shutdown();
             }
             Event::Drain => {}
+            Event::Flood => {
+                log::warn!("{peer}: HTTP/2 control-frame flood (SETTINGS or PING): GOAWAY ENHANCE_YOUR_CALM");
+                calmed = true;
+                going_away.get_or_insert_with(Instant::now);
+                conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
+            }
             Event::Tick => {
                 let busy = conn.has_streams() || in_flight.load(Ordering::SeqCst) > 0;
                 match going_away {

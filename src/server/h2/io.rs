@@ -3,14 +3,19 @@
 //! `TlsSession` the HTTP/1.1 path used (its handshake already done), after the bytes the serving
 //! thread had read before it recognised the preface.
 
+use std::future::Future;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::calm::FrameWatch;
 use crate::sys::socket::Stream;
 use crate::tls::TlsSession;
 
@@ -37,17 +42,30 @@ pub(super) struct H2Io {
     /// TLS: what `h2` wrote since its last flush, encrypted at the flush, so one batch of frames
     /// makes as few records and writes as it can (`h2` writes frame by frame).
     pending: Vec<u8>,
+    /// Bytes read since this connection's task last yielded (`READ_BUDGET`).
+    read_this_turn: usize,
+    /// The frames read, for a control-frame flood.
+    watch: FrameWatch,
 }
+
+/// What one connection may read per turn of its task before it yields. `h2` reads and handles
+/// frames for as long as its socket has any: a client that floods cheap frames (PING, SETTINGS)
+/// and reads every answer would otherwise keep the HTTP/2 thread, and every other connection
+/// on it, waiting for seconds. One full DATA frame (16 KiB) still goes in one turn.
+const READ_BUDGET: usize = 16 * 1024 + 9;
 
 /// Plaintext held for a flush beyond this is flushed first.
 const PENDING_LIMIT: usize = 64 * 1024;
 
 impl H2Io {
     /// Must run inside the HTTP/2 thread's runtime (it registers the socket with its reactor).
+    /// `flooded` is set when the client sends too many control frames (`calm.rs`); then nothing
+    /// more is read.
     pub(super) fn new(
         stream: Stream,
         tls: Option<Box<TlsSession>>,
         early: Vec<u8>,
+        flooded: Arc<AtomicBool>,
     ) -> io::Result<H2Io> {
         // The one `unsafe` of `server` (otherwise reached through `crate::sys` only): tokio's
         // registration of a descriptor it does not own.
@@ -64,26 +82,29 @@ impl H2Io {
             plain: Vec::new(),
             decrypted_left: true,
             pending: Vec::new(),
+            read_this_turn: 0,
+            watch: FrameWatch::new(flooded),
         })
     }
 }
 
-/// One read that does not wait: `WouldBlock` when nothing is there.
+/// One read of at most `room` bytes that does not wait: `WouldBlock` when nothing is there.
 fn read_now(
     stream: &mut Stream,
     tls: &mut Option<Box<TlsSession>>,
     plain: &mut Vec<u8>,
     buf: &mut ReadBuf<'_>,
+    room: usize,
 ) -> io::Result<()> {
     match tls {
         None => {
-            let n = stream.read(buf.initialize_unfilled())?;
+            let n = stream.read(buf.initialize_unfilled_to(room))?;
             crate::stats::bytes_in(n);
             buf.advance(n);
         }
         Some(tls) => {
             plain.clear();
-            tls.read_append(stream, plain, buf.remaining())?;
+            tls.read_append(stream, plain, room)?;
             buf.put_slice(plain);
         }
     }
@@ -115,11 +136,13 @@ impl Drop for H2Io {
     }
 }
 
-impl AsyncRead for H2Io {
-    fn poll_read(
-        self: Pin<&mut Self>,
+impl H2Io {
+    /// `poll_read` within this turn's budget: at most `room` bytes.
+    fn read_within(
+        &mut self,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
+        room: usize,
     ) -> Poll<io::Result<()>> {
         let H2Io {
             fd,
@@ -129,10 +152,10 @@ impl AsyncRead for H2Io {
             plain,
             decrypted_left,
             ..
-        } = self.get_mut();
+        } = self;
         if *early_at < early.len() {
             let rest = &early[*early_at..];
-            let n = rest.len().min(buf.remaining());
+            let n = rest.len().min(room);
             buf.put_slice(&rest[..n]);
             *early_at += n;
             if *early_at == early.len() {
@@ -142,8 +165,7 @@ impl AsyncRead for H2Io {
             return Poll::Ready(Ok(()));
         }
         if tls.is_some() && std::mem::take(decrypted_left) {
-            let room = buf.remaining();
-            match read_now(&mut fd.get_mut().0, tls, plain, buf) {
+            match read_now(&mut fd.get_mut().0, tls, plain, buf, room) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 done => {
                     *decrypted_left = plain.len() == room;
@@ -155,8 +177,7 @@ impl AsyncRead for H2Io {
             let mut guard = ready!(fd.poll_read_ready_mut(cx))?;
             // `try_io` clears the readiness only if the read found nothing, without losing an
             // edge that came meanwhile.
-            let room = buf.remaining();
-            match guard.try_io(|inner| read_now(&mut inner.get_mut().0, tls, plain, buf)) {
+            match guard.try_io(|inner| read_now(&mut inner.get_mut().0, tls, plain, buf, room)) {
                 Ok(done) => {
                     *decrypted_left = tls.is_some() && plain.len() == room;
                     return Poll::Ready(done);
@@ -164,6 +185,36 @@ impl AsyncRead for H2Io {
                 Err(_would_block) => {}
             }
         }
+    }
+}
+
+impl AsyncRead for H2Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.read_this_turn >= READ_BUDGET || this.watch.read(&[]) {
+            // Yield until the reactor has been polled: woken at once, the task would go round
+            // with the others that are ready, and a connection whose bytes just came would wait
+            // for the reactor's turn (every 61 tasks polled).
+            this.read_this_turn = 0;
+            let _ = std::pin::pin!(tokio::task::yield_now()).poll(cx);
+            return Poll::Pending;
+        }
+        let room = buf.remaining().min(READ_BUDGET - this.read_this_turn);
+        let before = buf.filled().len();
+        let read = this.read_within(cx, buf, room);
+        match &read {
+            Poll::Ready(Ok(())) => {
+                this.read_this_turn += buf.filled().len() - before;
+                this.watch.read(&buf.filled()[before..]);
+            }
+            // The task waits for the socket: a new turn begins when it is woken.
+            _ => this.read_this_turn = 0,
+        }
+        read
     }
 }
 

@@ -8,9 +8,11 @@
 //! A handed-over connection keeps its slot (busy) until its HTTP/2 connection ends, so the
 //! coordinator's drain waits for it as for any other; the drain sends it a GOAWAY.
 
+mod calm;
 mod driver;
 mod io;
 mod park;
+mod statics;
 mod stream;
 mod transport;
 
@@ -79,6 +81,9 @@ pub(super) struct Queue {
     slots: Arc<Slots>,
     /// A drain began: connections send GOAWAY and take no new streams.
     draining: AtomicBool,
+    /// The wakes of streams that may park (ABI 1.1 apps), for `cancel_parked`; an ended
+    /// stream's is dropped.
+    parkable: Mutex<Vec<std::sync::Weak<park::StreamWake>>>,
 }
 
 impl Queue {
@@ -104,6 +109,7 @@ impl Http2 {
             jobs: Mutex::default(),
             slots: Arc::clone(slots),
             draining: AtomicBool::new(false),
+            parkable: Mutex::default(),
         });
         let (handoffs, received) = tokio::sync::mpsc::unbounded_channel();
         let (drain, drain_seen) = tokio::sync::watch::channel(false);
@@ -167,6 +173,17 @@ impl Http2 {
     /// Streams wait for a serving thread.
     pub(crate) fn has_jobs(&self) -> bool {
         !lock(&self.queue.jobs).is_empty()
+    }
+
+    /// Queues the parked streams due by `by` (their `--timeout`; all, without `by`) for a
+    /// serving thread, which ends each with `cancel` (504, 503) through the app's `close`; how
+    /// many there were.
+    pub(crate) fn cancel_parked(
+        &self,
+        cancel: crate::app::call::Cancel,
+        by: Option<std::time::Instant>,
+    ) -> usize {
+        park::cancel_parked(&self.queue, cancel, by)
     }
 
     /// A drain began: every HTTP/2 connection sends GOAWAY, finishes its streams and closes.

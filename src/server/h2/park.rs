@@ -3,15 +3,19 @@
 //! the stream's next DATA frame, its end or its reset) both hold; a wake queues it for the
 //! serving threads again, as a new stream is queued. A wake while the stream runs is remembered
 //! and queues it as soon as it parks, so none is lost.
+//!
+//! The queue keeps every wake that may park, so the event loop's sweep can cancel a parked
+//! stream past its `--timeout` (504) and the graceful timeout can cancel them all (503), as it
+//! does parked HTTP/1.1 requests: the app's call ends through its `close`, on a serving thread.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use super::driver::InFlight;
 use super::stream::ConnInfo;
 use super::transport::StreamState;
 use super::{Job, Queue};
-use crate::app::call;
+use crate::app::call::{self, Cancel};
 use crate::app::environ::Environ;
 
 /// Everything a parked stream needs to run again.
@@ -22,6 +26,10 @@ pub(crate) struct ParkedStream {
     pub(super) state: StreamState,
     pub(super) info: Arc<ConnInfo>,
     pub(super) started: Option<Instant>,
+    /// Its `--timeout` (none without one).
+    pub(super) deadline: Option<Instant>,
+    /// Set when the sweep or the graceful timeout cancels it.
+    pub(super) cancel: Option<Cancel>,
     pub(super) _in_flight: InFlight,
 }
 
@@ -43,11 +51,39 @@ pub(crate) struct StreamWake {
 }
 
 impl StreamWake {
-    pub(super) fn new(queue: Arc<Queue>) -> StreamWake {
-        StreamWake {
-            queue,
+    /// A wake for a stream that may park, known to `queue`'s sweep from now on.
+    pub(super) fn new(queue: &Arc<Queue>) -> Arc<StreamWake> {
+        let wake = Arc::new(StreamWake {
+            queue: Arc::clone(queue),
             at: Mutex::new(Where::Running { woken: false }),
+        });
+        let mut parkable = super::lock(&queue.parkable);
+        // The streams that ended are forgotten here, at most once per new one on average.
+        if parkable.len() >= 64 && parkable.len().is_power_of_two() {
+            parkable.retain(|wake| wake.strong_count() > 0);
         }
+        parkable.push(Arc::downgrade(&wake));
+        wake
+    }
+
+    /// Queues the stream with `cancel` if it is parked and due (its deadline at or before
+    /// `by`; any, without `by`). True if it was.
+    fn cancel_if_due(&self, cancel: Cancel, by: Option<Instant>) -> bool {
+        let mut at = super::lock(&self.at);
+        let due = matches!(&*at, Where::Parked(parked)
+            if by.is_none_or(|by| parked.deadline.is_some_and(|deadline| deadline <= by)));
+        if !due {
+            return false;
+        }
+        let Where::Parked(mut parked) =
+            std::mem::replace(&mut *at, Where::Running { woken: false })
+        else {
+            unreachable!("matched Parked above")
+        };
+        drop(at);
+        parked.cancel = Some(cancel);
+        self.queue.push(Job::Resume(parked));
+        true
     }
 
     /// The stream ended: later wakes do nothing.
@@ -104,4 +140,18 @@ pub(super) fn park(parked: ParkedStream) {
         }
         _ => *at = Where::Parked(Box::new(parked)),
     }
+}
+
+/// Cancels the parked streams of `queue` that are due (see `StreamWake::cancel_if_due`);
+/// how many were.
+pub(super) fn cancel_parked(queue: &Queue, cancel: Cancel, by: Option<Instant>) -> usize {
+    let wakes: Vec<Arc<StreamWake>> = {
+        let mut parkable = super::lock(&queue.parkable);
+        parkable.retain(|wake| wake.strong_count() > 0);
+        parkable.iter().filter_map(Weak::upgrade).collect()
+    };
+    wakes
+        .iter()
+        .filter(|wake| wake.cancel_if_due(cancel, by))
+        .count()
 }

@@ -16,6 +16,7 @@ use h2::RecvStream;
 
 use super::driver::InFlight;
 use super::park::{self, ParkedStream, StreamWake};
+use super::statics::{self, Asked};
 use super::transport::{poll_once, StreamState, StreamTransport};
 use super::Queue;
 use crate::app::call::{self, Cancel, Progress, RequestFacts, Scratch};
@@ -26,6 +27,7 @@ use crate::listen::Peer;
 use crate::server::conn::Conn;
 use crate::server::proxied;
 use crate::server::serve::{log_access, ThreadScratch};
+use crate::server::static_route;
 use crate::server::Shared;
 use crate::tls::ClientCert;
 
@@ -131,7 +133,7 @@ pub(super) fn start(job: StreamJob, shared: &Shared, scratch: &mut ThreadScratch
     let client = proxied::client(info.peer, info.tls, headers.clone(), &config.proxies);
     let thread = scratch.thread;
     let buffers = &mut scratch.buffers;
-    let environ = buffers.environ.build(RequestParts {
+    let request_parts = RequestParts {
         method,
         target,
         version_minor: HTTP2,
@@ -143,14 +145,33 @@ pub(super) fn start(job: StreamJob, shared: &Shared, scratch: &mut ThreadScratch
         flags,
         spelled: (client.remote == info.peer).then_some(&info.spelled),
         client_cert: info.client_cert.as_ref(),
-    });
-    let park = shared
-        .app
-        .defers()
-        .then(|| Arc::new(StreamWake::new(Arc::clone(&queue))));
+    };
+    let (body, respond) = match &config.statics {
+        None => (body, respond),
+        Some(statics) => {
+            let asked = Asked {
+                method,
+                path: target.path,
+                fields: &fields,
+                peer: info.peer,
+            };
+            let stream = (body, respond);
+            match statics::answer(statics, asked, stream, shared, (thread, &mut buffers.date)) {
+                Err(stream) => stream,
+                Ok((status, body_bytes)) => {
+                    buffers.environ.build(request_parts);
+                    static_route::count_and_log(status, body_bytes, &buffers.environ, started);
+                    return;
+                }
+            }
+        }
+    };
+    let environ = buffers.environ.build(request_parts);
+    let park = shared.app.defers().then(|| StreamWake::new(&queue));
     let mut state = StreamState::new(body, respond, config, park, info.peer);
     let _serialised = shared.app_lock.as_ref().map(|lock| lock.lock());
     shared.mark_busy(thread, true);
+    let deadline = config.request_timeout.map(|limit| Instant::now() + limit);
     crate::stats::request_started();
     crate::stats::http2_stream();
     let mut transport = StreamTransport::new(&mut state, shared, thread, &mut buffers.date);
@@ -191,6 +212,8 @@ pub(super) fn start(job: StreamJob, shared: &Shared, scratch: &mut ThreadScratch
                 state,
                 info,
                 started,
+                deadline,
+                cancel: None,
                 _in_flight,
             });
         }
@@ -205,6 +228,8 @@ pub(super) fn resume(parked: Box<ParkedStream>, shared: &Shared, scratch: &mut T
         mut state,
         info,
         started,
+        deadline,
+        cancel,
         _in_flight,
     } = *parked;
     let thread = scratch.thread;
@@ -212,7 +237,11 @@ pub(super) fn resume(parked: Box<ParkedStream>, shared: &Shared, scratch: &mut T
     let _serialised = shared.app_lock.as_ref().map(|lock| lock.lock());
     shared.mark_busy(thread, true);
     let mut transport = StreamTransport::new(&mut state, shared, thread, &mut buffers.date);
-    let cancel = transport.client_left().then_some(Cancel::ClientGone);
+    let cancel = match transport.client_left() {
+        true => Some(Cancel::ClientGone),
+        // Past --timeout (504) or the graceful timeout (503).
+        false => cancel,
+    };
     let progress = call::resume(
         &shared.app,
         &environ,
@@ -235,6 +264,8 @@ pub(super) fn resume(parked: Box<ParkedStream>, shared: &Shared, scratch: &mut T
                 state,
                 info,
                 started,
+                deadline,
+                cancel: None,
                 _in_flight,
             });
         }
