@@ -32,6 +32,7 @@ fn the_scope_offers_trailers_and_they_follow_the_last_chunk_over_http11() {
             .contains(&serde_json::json!("http.response.trailers")),
         "{extensions}"
     );
+    assert_eq!(server.get("/version").text(), "1.1");
     for (path, body) in [
         ("/", &b"hello world"[..]),
         (
@@ -79,6 +80,12 @@ fn trailers_come_as_a_trailing_headers_frame_over_http2() {
     let trailers = trailers.expect("a trailing HEADERS frame");
     assert_eq!(trailers["x-checksum"], "abc");
     assert_eq!(trailers["grpc-status"], "0");
+    // The scope names the protocol the request came over.
+    let request = http::Request::get(format!("http://{addr}/version"))
+        .body(())
+        .unwrap();
+    let (version, _) = h2_runtime().block_on(h2_exchange(addr, request, None));
+    assert_eq!(version, b"2", "{}", server.stderr());
 }
 
 /// A field a trailer must not carry, and an app that returns before its trailers: the response

@@ -46,6 +46,7 @@ pub(crate) fn build<'py, 'a>(
             b"QUERY_STRING" => query = value,
             b"SCRIPT_NAME" => root_path = value,
             b"SERVER_PROTOCOL" if value == b"HTTP/1.0" => http_version = "1.0",
+            b"SERVER_PROTOCOL" if value == b"HTTP/2" => http_version = "2",
             b"webserver.url_scheme" => scheme = value,
             b"SERVER_NAME" => server_name = value,
             b"SERVER_PORT" => server_port = value,
@@ -93,6 +94,7 @@ pub(crate) fn build<'py, 'a>(
     scope.set_item(intern!(py, "asgi"), asgi)?;
     let http_version = match http_version {
         "1.0" => intern!(py, "1.0"),
+        "2" => intern!(py, "2"),
         _ => intern!(py, "1.1"),
     };
     scope.set_item(intern!(py, "http_version"), http_version)?;
