@@ -88,10 +88,22 @@ awk '{print $5}' /proc/self/mountinfo | sort -r | while read -r m; do
 done
 mount --bind /proc/sys /proc/sys
 mount -o remount,bind,ro /proc/sys
-for d in /tmp /var/tmp /var/log /var/lib/systemd /run /dev/shm /etc/systemd/system; do
+# The build's target directory (the server, the app, this test's units) must stay visible
+# when the checkout lies under a directory covered below, as a clone in /tmp does: it is held
+# read-only on /run/keep while the tmpfs go over, then bound back at its own path.
+KEEP=$(cd "$DIR/../.." && pwd)
+mount -t tmpfs -o mode=755 private /run
+mkdir /run/keep
+mount --bind "$KEEP" /run/keep
+mount -o remount,bind,ro /run/keep
+for d in /tmp /var/tmp /var/log /var/lib/systemd /dev/shm /etc/systemd/system; do
   mount -t tmpfs -o mode=755 private "$d"
 done
 chmod 1777 /tmp /var/tmp /dev/shm
+if [ ! -d "$KEEP/debug" ]; then
+  mkdir -p "$KEEP"
+  mount --bind /run/keep "$KEEP"
+fi
 # systemd's own messages go to a file (the host's kernel log is no namespace's), readable from
 # outside through /proc/PID/root; the console too.
 touch /run/console /run/systemd.log
