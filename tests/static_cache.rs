@@ -153,8 +153,15 @@ fn the_cache_keeps_at_most_an_eighth_of_the_descriptor_limit_open() {
             );
         }
     }
-    // 200 / 8 = 25 files at most, beside what the worker had open before.
-    let after = open_now();
+    // 200 / 8 = 25 files at most, beside what the worker had open before. The last request's
+    // connection may still be open for a moment after its answer arrived (a fresh clone's CI run
+    // counted 26), so the count is given a second to settle.
+    let settled_by = std::time::Instant::now() + Duration::from_secs(1);
+    let mut after = open_now();
+    while after > before + 25 && std::time::Instant::now() < settled_by {
+        thread::sleep(Duration::from_millis(20));
+        after = open_now();
+    }
     assert!(
         after <= before + 25,
         "{before} descriptors before, {after} after"
