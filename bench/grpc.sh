@@ -60,26 +60,7 @@ answers() {
 }
 
 start() {  # name log
-  local name=$1 log=$2 w sid t0
-  if answers; then
-    echo "bench/grpc.sh: port $PORT already answers; refusing to start $name" >&2; return 1
-  fi
-  taskset -c "$SERVER_CPUS" setsid bash -c "${CMD[$name]}" >"$log" 2>&1 </dev/null &
-  SRV_PID=$!
-  SRV_SID=""
-  for w in $(seq 1 100); do
-    sid=$(awk '{s=$0; sub(/.*\) /,"",s); split(s,a," "); print a[4]}' "/proc/$SRV_PID/stat" 2>/dev/null)
-    if [[ "$sid" == "$SRV_PID" ]]; then SRV_SID=$sid; break; fi
-    [[ -z "$sid" ]] && break
-    sleep 0.05
-  done
-  [[ -n "$SRV_SID" ]] || { echo "bench/grpc.sh: $name did not get its own session" >&2; return 1; }
-  t0=$SECONDS
-  until answers; do
-    kill -0 "$SRV_PID" 2>/dev/null || { echo "bench/grpc.sh: $name exited (see $log)" >&2; return 1; }
-    (( SECONDS - t0 > START_TIMEOUT )) && { echo "bench/grpc.sh: $name did not answer" >&2; stop_server; return 1; }
-    sleep 0.1
-  done
+  SERVER_PROBE=answers start_server "$1" "${CMD[$1]}" "$PORT" "$2"
 }
 
 # The answers are right before anything is measured: a reply, an error status, a stream, and a

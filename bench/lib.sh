@@ -24,9 +24,15 @@ session_pids() {
   done
 }
 SRV_PID=""; SRV_SID=""
+# Whether a server answers on `port`: a plain GET on /, or the caller's SERVER_PROBE (a function
+# given the port) for servers that speak TLS or only HTTP/2.
+server_answers() {  # port
+  if [[ -n "${SERVER_PROBE:-}" ]]; then "$SERVER_PROBE" "$1"; else
+    curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$1/"; fi
+}
 start_server() {  # name cmd port log
   local name=$1 cmd=$2 port=$3 log=$4
-  if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/"; then
+  if server_answers "$port"; then
     echo "${0##*/}: port $port already answers; refusing to start $name" >&2; return 1
   fi
   PORT=$port taskset -c "$SERVER_CPUS" setsid bash -c "$cmd" >"$log" 2>&1 </dev/null &
@@ -47,7 +53,7 @@ start_server() {  # name cmd port log
     kill -TERM "$SRV_PID" 2>/dev/null; wait "$SRV_PID" 2>/dev/null; SRV_PID=""; return 1
   fi
   local t0=$SECONDS
-  until curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/"; do
+  until server_answers "$port"; do
     if ! kill -0 "$SRV_PID" 2>/dev/null; then
       echo "${0##*/}: $name exited during start (see $log)" >&2; SRV_PID=""; return 1
     fi

@@ -54,27 +54,12 @@ declare -A CMD
 CMD[webserver]="exec $ROOT/target/release/webserver --bind 127.0.0.1:$PORT --certfile $RUN/cert.pem --keyfile $RUN/key.pem --ciphers $SUITE $ROOT/target/release/libhello.so:app"
 CMD[nginx]="exec $NGINX_BIN -p $PREFIX -c $PREFIX/nginx.conf -e $PREFIX/error.log"
 
+answers() {
+  curl -sk -o /dev/null --max-time 1 "https://127.0.0.1:$PORT/"
+}
+
 start_tls() {  # name log
-  local name=$1 log=$2 w sid t0
-  if curl -sk -o /dev/null --max-time 1 "https://127.0.0.1:$PORT/"; then
-    echo "bench/tls.sh: port $PORT already answers; refusing to start $name" >&2; return 1
-  fi
-  taskset -c "$SERVER_CPUS" setsid bash -c "${CMD[$name]}" >"$log" 2>&1 </dev/null &
-  SRV_PID=$!
-  SRV_SID=""
-  for w in $(seq 1 100); do
-    sid=$(awk '{s=$0; sub(/.*\) /,"",s); split(s,a," "); print a[4]}' "/proc/$SRV_PID/stat" 2>/dev/null)
-    if [[ "$sid" == "$SRV_PID" ]]; then SRV_SID=$sid; break; fi
-    [[ -z "$sid" ]] && break
-    sleep 0.05
-  done
-  [[ -n "$SRV_SID" ]] || { echo "bench/tls.sh: $name did not get its own session" >&2; return 1; }
-  t0=$SECONDS
-  until curl -sk -o /dev/null --max-time 1 "https://127.0.0.1:$PORT/"; do
-    kill -0 "$SRV_PID" 2>/dev/null || { echo "bench/tls.sh: $name exited (see $log)" >&2; return 1; }
-    (( SECONDS - t0 > START_TIMEOUT )) && { echo "bench/tls.sh: $name did not answer" >&2; stop_server; return 1; }
-    sleep 0.1
-  done
+  SERVER_PROBE=answers start_server "$1" "${CMD[$1]}" "$PORT" "$2"
 }
 
 # Keep-alive: requests/s of wrk over TLS, and requests per server CPU-second.
