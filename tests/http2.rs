@@ -206,6 +206,51 @@ fn a_rust_client_runs_many_streams_on_one_connection() {
     });
 }
 
+/// Uploads queued behind a busy serving thread must not take the connection's window from the
+/// one being served: twenty 100 KB bodies sent side by side to one serving thread (what
+/// Chromium does with twenty `fetch` uploads) all arrive, instead of the served stream starving
+/// until the body timeout.
+#[test]
+fn uploads_queued_behind_a_busy_thread_do_not_starve_the_one_being_served() {
+    let server = h2_server("echo").args(["--threads", "1"]).start();
+    let addr = server.addr();
+    runtime().block_on(async move {
+        let (send, _driver) = h2_connect(addr, &h2::client::Builder::new()).await;
+        let mut send = send.ready().await.unwrap();
+        let mut uploads = Vec::new();
+        for i in 0..20 {
+            let request = http::Request::post(format!("http://{addr}/up{i}"))
+                .body(())
+                .unwrap();
+            let (response, body) = send.send_request(request, false).unwrap();
+            uploads.push((i, response, body));
+            send = send.ready().await.unwrap();
+        }
+        // Round-robin, as a browser interleaves them.
+        let chunk = Bytes::from(vec![b'x'; 10_000]);
+        for round in 0..10 {
+            for (_, _, body) in &mut uploads {
+                body.send_data(chunk.clone(), round == 9).unwrap();
+            }
+        }
+        let answers = uploads.into_iter().map(|(i, response, _)| async move {
+            let response = response.await.unwrap();
+            assert_eq!(response.status(), 200, "/up{i}");
+            text(&read_body(response).await.unwrap())
+        });
+        let all = tokio::time::timeout(
+            Duration::from_secs(15),
+            futures_util::future::join_all(answers),
+        )
+        .await
+        .expect("every upload answered within 15 s");
+        for (i, body) in all.iter().enumerate() {
+            assert!(body.contains(&format!("\"path\":\"/up{i}\"")), "{body}");
+            assert!(body.contains("\"body_len\":100000"), "{body}");
+        }
+    });
+}
+
 #[test]
 fn a_response_keeps_to_a_small_client_window() {
     let server = h2_server("stream").start();

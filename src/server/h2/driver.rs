@@ -29,10 +29,15 @@ const MAX_STREAMS: u32 = 100;
 /// The largest header list a client may send, decoded (HPACK bombs, CONTINUATION floods).
 const MAX_HEADER_LIST: u32 = 64 * 1024;
 
-/// Per-stream and per-connection receive windows: what a client may send ahead of the app's
-/// reads.
-const STREAM_WINDOW: u32 = 256 * 1024;
-const CONNECTION_WINDOW: u32 = 1024 * 1024;
+/// What a client may send on one stream ahead of the app's reads.
+const STREAM_WINDOW: u32 = 128 * 1024;
+
+/// What a client may send on the whole connection ahead of the app's reads: every stream's
+/// window at once. Streams wait in the queue for a serving thread with their bodies' first
+/// window already received; a smaller connection window lets those queued bodies take it all,
+/// and the stream being served then starves until its body timeout (twenty uploads from a
+/// browser did). Memory a connection can pin stays bounded: MAX_STREAMS x STREAM_WINDOW.
+const CONNECTION_WINDOW: u32 = MAX_STREAMS * STREAM_WINDOW;
 
 /// The last stream id a client may open (RFC 9113 §5.1.1: ids are 31 bits and only grow).
 const LAST_STREAM_ID: u32 = (1 << 31) - 1;
