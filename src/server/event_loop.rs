@@ -524,11 +524,6 @@ fn accept_all(index: usize, shared_loop: &Loop, shared: &Shared, scratch: &mut T
                     {
                         continue;
                     }
-                    // Responses leave in as few writes as we can make them; Nagle would only
-                    // delay the last segment of each (and every chunk of a stream).
-                    if let Err(e) = accepted_now.stream.set_nodelay() {
-                        log::debug!("{}: TCP_NODELAY: {e}", accepted_now.peer);
-                    }
                     let token = shared_loop.slots.reserve();
                     let mut conn = Box::new(Conn::new(
                         accepted_now,
