@@ -45,6 +45,13 @@ impl Stream {
         set_nodelay(self.0.as_fd())
     }
 
+    /// Ends this side of the connection (a FIN after what was written), keeping the socket
+    /// open: a close with input unread then still resets only after the output left.
+    pub(crate) fn shutdown_write(&self) -> io::Result<()> {
+        // SAFETY: shutdown(2) on a borrowed, so open, descriptor only changes socket state.
+        syscall!(shutdown(self.0.as_raw_fd(), libc::SHUT_WR)).map(drop)
+    }
+
     /// The local address of a TCP connection (`None` for a unix one).
     pub(crate) fn local_addr(&self) -> io::Result<Option<SocketAddr>> {
         local_addr(self.0.as_fd())
