@@ -111,6 +111,7 @@ pub(super) fn run(
             return;
         }
     };
+    let _ = queue.runtime.set(runtime.handle().clone());
     runtime.block_on(async move {
         while let Some(handoff) = handoffs.recv().await {
             let (queue, drain) = (Arc::clone(&queue), drain.clone());

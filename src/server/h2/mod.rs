@@ -14,6 +14,7 @@ mod io;
 mod park;
 mod statics;
 mod stream;
+mod tail;
 mod transport;
 
 use std::collections::VecDeque;
@@ -84,9 +85,20 @@ pub(super) struct Queue {
     /// The wakes of streams that may park (ABI 1.1 apps), for `cancel_parked`; an ended
     /// stream's is dropped.
     parkable: Mutex<Vec<std::sync::Weak<park::StreamWake>>>,
+    /// The HTTP/2 thread's runtime, once it runs: where the tails of responses a client's
+    /// window holds back are sent from (`tail.rs`).
+    runtime: std::sync::OnceLock<tokio::runtime::Handle>,
 }
 
 impl Queue {
+    /// The HTTP/2 thread's runtime (streams come only once it runs).
+    fn runtime(&self) -> tokio::runtime::Handle {
+        self.runtime
+            .get()
+            .expect("streams come from the HTTP/2 thread's runtime")
+            .clone()
+    }
+
     fn push(&self, job: Job) {
         lock(&self.jobs).push_back(job);
         self.slots.wake_a_thread();
@@ -110,6 +122,7 @@ impl Http2 {
             slots: Arc::clone(slots),
             draining: AtomicBool::new(false),
             parkable: Mutex::default(),
+            runtime: std::sync::OnceLock::new(),
         });
         let (handoffs, received) = tokio::sync::mpsc::unbounded_channel();
         let (drain, drain_seen) = tokio::sync::watch::channel(false);
