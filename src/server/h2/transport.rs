@@ -157,17 +157,26 @@ impl<'a> StreamTransport<'a> {
         if self.s.send.is_some() {
             return self.send_body(data, end);
         }
+        if self.s.head.is_empty() {
+            // Most responses: the head comes whole in one write, parsed where it is.
+            if let Some(at) = head_end(data) {
+                return self.send_head(&data[..at], &data[at..], end);
+            }
+        }
         self.s.head.extend_from_slice(data);
-        let Some(head_len) = memchr::memmem::find(&self.s.head, b"\r\n\r\n").map(|at| at + 4)
-        else {
+        let Some(at) = head_end(&self.s.head) else {
             if end {
                 return Err(io::Error::other("the response ended inside its head"));
             }
             return Ok(());
         };
         let whole = std::mem::take(&mut self.s.head);
-        let response = response_head(&whole[..head_len])?;
-        let body = &whole[head_len..];
+        self.send_head(&whole[..at], &whole[at..], end)
+    }
+
+    /// Sends the encoder's `head` as the HEADERS frame, then `body`.
+    fn send_head(&mut self, head: &[u8], body: &[u8], end: bool) -> io::Result<()> {
+        let response = response_head(head)?;
         let Some(mut respond) = self.s.respond.take() else {
             return Err(io::ErrorKind::BrokenPipe.into());
         };
@@ -445,12 +454,19 @@ impl Transport for StreamTransport<'_> {
     }
 }
 
-/// The encoder's HTTP/1 head as an HTTP/2 response head.
+/// Where the encoder's head ends (past its empty line), if it is whole.
+fn head_end(bytes: &[u8]) -> Option<usize> {
+    memchr::memmem::find(bytes, b"\r\n\r\n").map(|at| at + 4)
+}
+
+/// The encoder's HTTP/1 head as an HTTP/2 response head. The field values share one copy of
+/// the head (one allocation, not one per field).
 fn response_head(head: &[u8]) -> io::Result<http::Response<()>> {
+    let head = Bytes::copy_from_slice(head);
     let mut fields = [httparse::EMPTY_HEADER; 128];
     let mut parsed = httparse::Response::new(&mut fields);
     let invalid = |e: &dyn std::fmt::Display| io::Error::other(format!("response head: {e}"));
-    parsed.parse(head).map_err(|e| invalid(&e))?;
+    parsed.parse(&head).map_err(|e| invalid(&e))?;
     let status = parsed.code.unwrap_or(500);
     let mut response = http::Response::new(());
     *response.status_mut() = http::StatusCode::from_u16(status).map_err(|e| invalid(&e))?;
@@ -463,7 +479,8 @@ fn response_head(head: &[u8]) -> io::Result<http::Response<()>> {
             continue;
         }
         let name = http::HeaderName::from_bytes(field.name.as_bytes()).map_err(|e| invalid(&e))?;
-        let value = http::HeaderValue::from_bytes(field.value).map_err(|e| invalid(&e))?;
+        let value = http::HeaderValue::from_maybe_shared(head.slice_ref(field.value))
+            .map_err(|e| invalid(&e))?;
         map.append(name, value);
     }
     Ok(response)
