@@ -171,10 +171,15 @@ fn a_plain_starlette_app_and_an_asgi_2_app_are_served() {
     let hi = server.get("/");
     assert_eq!(hi.status, 200);
     assert_eq!(hi.text(), "ASGI 2 says hi");
+    assert_eq!(hi.header("content-type"), Some("text/plain"));
+    assert_eq!(hi.header("x-asgi"), Some("2"));
+    // Waited for: the log is read on its own thread, which a loaded machine can delay past the
+    // first answer (one run saw an empty log here).
+    let line = "ASGI 2.0 app raw_apps:asgi2 on asyncio";
     assert!(
         server
-            .stderr()
-            .contains("ASGI 2.0 app raw_apps:asgi2 on asyncio"),
+            .wait_for_log(Duration::from_secs(10), |log| log.contains(line))
+            .is_some(),
         "{}",
         server.stderr()
     );

@@ -74,7 +74,7 @@ impl App for AsgiApp {
         let raw_io = host.map(|host| RawIo { host, io: raw.io });
         let ws = raw_io.map(|_| Arc::new(websocket::WsShared::new(Arc::clone(runtime), logger)));
         // No GIL here: the variables are copied and queued, the loop builds the scope.
-        let vars = Vars::copy(req.vars());
+        let vars = Vars::copy(|| req.vars());
         let shared = Arc::new(Shared::new(
             waker,
             logger,

@@ -151,13 +151,13 @@ impl Runtime {
                 py,
                 Drain {
                     inbox: Arc::clone(&inbox),
-                    bridge: bridge.clone_ref(py),
                     event_loop: event_loop.clone_ref(py),
                     app: app.clone_ref(py),
                     asgi_version,
                     trailers,
                     state: state.clone_ref(py),
                     wake: bridge.getattr(py, "_wake")?,
+                    start: bridge.getattr(py, "_start")?,
                     logger,
                 },
             )?;
@@ -371,7 +371,6 @@ fn lifespan_startup(
 #[pyclass]
 struct Drain {
     inbox: Arc<Inbox>,
-    bridge: Py<PyModule>,
     event_loop: PyObject,
     /// The app as an ASGI 3 callable.
     app: PyObject,
@@ -383,6 +382,8 @@ struct Drain {
     state: Py<PyDict>,
     /// `bridge._wake`.
     wake: PyObject,
+    /// `bridge._start`, looked up once rather than per request.
+    start: PyObject,
     logger: Logger,
 }
 
@@ -426,8 +427,8 @@ impl Drain {
             self.trailers,
         )?;
         let chan = Py::new(py, Channel::new(Arc::clone(shared)))?;
-        self.bridge
-            .call_method1(py, "_start", (&self.event_loop, &self.app, scope, chan))
+        self.start
+            .call1(py, (&self.event_loop, &self.app, scope, chan))
             .map(drop)
     }
 }

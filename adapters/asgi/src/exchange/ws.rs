@@ -91,8 +91,10 @@ impl Channel {
                     let text: String = text.extract()?;
                     ws.send(WS_MSG_TEXT, text.as_bytes())
                 } else if let Some(bytes) = optional("bytes") {
-                    let bytes: Vec<u8> = bytes.extract()?;
-                    ws.send(WS_MSG_BINARY, &bytes)
+                    match bytes.downcast::<PyBytes>() {
+                        Ok(bytes) => ws.send(WS_MSG_BINARY, bytes.as_bytes()),
+                        Err(_) => ws.send(WS_MSG_BINARY, &super::byte_string(&bytes)?),
+                    }
                 } else {
                     return Err(PyValueError::new_err(
                         "websocket.send needs 'text' or 'bytes'",
