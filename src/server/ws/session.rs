@@ -20,6 +20,7 @@ use tungstenite::{Bytes, Message};
 use super::boundary::FrameBoundary;
 use super::WsConfig;
 use crate::server::conn::Conn;
+use crate::server::upgraded::emptied_socket;
 
 /// Bytes tungstenite reads per system call. Small: it is allocated per connection that has
 /// read anything, and most WebSocket messages are small.
@@ -62,6 +63,9 @@ pub(crate) struct WsSession {
     received: Vec<u8>,
     /// Where the input the context read stands.
     seen: FrameBoundary,
+    /// Plain TCP: the last read emptied the socket (it came up short, or found nothing) and no
+    /// epoll edge came since, so another read would only find nothing (`Wire::read`).
+    input_drained: bool,
     /// The context's output did not all go out (the socket was full).
     out_waiting: bool,
     /// We sent a close and wait for the client's.
@@ -87,15 +91,34 @@ pub(crate) struct WsSession {
 struct Wire<'a> {
     conn: &'a mut Conn,
     seen: Option<&'a mut FrameBoundary>,
+    /// The session's `input_drained` (reads only).
+    drained: Option<&'a mut bool>,
 }
 
 fn wire(conn: &mut Conn) -> Wire<'_> {
-    Wire { conn, seen: None }
+    Wire {
+        conn,
+        seen: None,
+        drained: None,
+    }
 }
 
 impl Read for Wire<'_> {
+    /// tungstenite reads until "would block", so every message would cost a second, empty read.
+    /// As tokio does, a short read of plain TCP counts as having emptied the socket: the next
+    /// one says "would block" without a system call until an epoll edge says input came
+    /// (`WsSession::input_may_come`; the edge is taken before the read, so one that comes during
+    /// it is kept for the next). Not under TLS, whose session may hold plaintext.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.conn.read_into(buf)?;
+        let from_socket = self.conn.input().is_empty();
+        if from_socket && self.drained.as_deref().is_some_and(|drained| *drained) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let read = self.conn.read_into(buf);
+        if let Some(drained) = self.drained.as_deref_mut() {
+            *drained = emptied_socket(self.conn, from_socket, buf.len(), &read);
+        }
+        let n = read?;
         if let Some(seen) = self.seen.as_deref_mut() {
             seen.feed(&buf[..n]);
         }
@@ -180,6 +203,7 @@ impl WsSession {
             ping_interval: config.ping_interval,
             received: Vec::new(),
             seen: FrameBoundary::default(),
+            input_drained: false,
             out_waiting: false,
             closing: false,
             over: false,
@@ -203,7 +227,13 @@ impl WsSession {
         ctx.read(&mut Wire {
             conn,
             seen: Some(&mut self.seen),
+            drained: Some(&mut self.input_drained),
         })
+    }
+
+    /// An epoll edge came: the socket may hold input again.
+    pub(crate) fn input_may_come(&mut self) {
+        self.input_drained = false;
     }
 
     /// Whether the context holds nothing that matters: no partial frame or open message read
