@@ -11,9 +11,10 @@
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use tungstenite::error::{CapacityError, Error, ProtocolError};
-use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::frame::{CloseFrame, Utf8Bytes};
+use tungstenite::protocol::frame::coding::{CloseCode, Data as OpData, OpCode};
+use tungstenite::protocol::frame::{CloseFrame, Frame, Utf8Bytes};
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use tungstenite::{Bytes, Message};
 
@@ -61,6 +62,8 @@ pub(crate) struct WsSession {
     ping_interval: Option<Duration>,
     /// The payload of the message handed to the app last (valid until its next recv/close).
     received: Vec<u8>,
+    /// The payload of the message being sent (its allocation is reused).
+    outgoing: BytesMut,
     /// Where the input the context read stands.
     seen: FrameBoundary,
     /// Plain TCP: the last read emptied the socket (it came up short, or found nothing) and no
@@ -202,6 +205,7 @@ impl WsSession {
             max_message: config.max_message,
             ping_interval: config.ping_interval,
             received: Vec::new(),
+            outgoing: BytesMut::new(),
             seen: FrameBoundary::default(),
             input_drained: false,
             out_waiting: false,
@@ -255,8 +259,14 @@ impl WsSession {
         } else if self.busy {
             self.quiet_since.get_or_insert(now);
         } else {
-            self.ctx = None;
+            self.drop_context();
         }
+    }
+
+    /// The context and the send buffer go (a quiet connection holds neither).
+    fn drop_context(&mut self) {
+        self.ctx = None;
+        self.outgoing = BytesMut::new();
     }
 
     /// A message came at `now`.
@@ -458,7 +468,8 @@ impl WsSession {
         Received::Ended { code, reason }
     }
 
-    /// Queues one message from the app (before the attach: into `early`).
+    /// Queues one message from the app (before the attach: into `early`); a text message's
+    /// UTF-8 was checked by the caller.
     pub(crate) fn send(
         &mut self,
         conn: Option<&mut Conn>,
@@ -469,14 +480,14 @@ impl WsSession {
         if self.end.is_some() || self.closing || self.over {
             return Sent::Gone;
         }
-        let message = if text {
-            match std::str::from_utf8(data) {
-                Ok(text) => Message::Text(Utf8Bytes::from(text.to_owned())),
-                Err(_) => return Sent::Gone,
-            }
-        } else {
-            Message::Binary(Bytes::copy_from_slice(data))
-        };
+        // The caller checked a text message's UTF-8 (`websocket_send`). The payload goes through
+        // the session's own buffer: tungstenite copies it into its output and drops the frame,
+        // so the buffer's next `reserve` takes the same allocation back (no allocation, and no
+        // second UTF-8 check, per message).
+        self.outgoing.clear();
+        self.outgoing.extend_from_slice(data);
+        let opcode = OpCode::Data(if text { OpData::Text } else { OpData::Binary });
+        let message = Message::Frame(Frame::message(self.outgoing.split().freeze(), opcode, true));
         let Some(conn) = conn else {
             let written = self.ctx().write(&mut Early(early), message);
             return if written.is_ok() {
@@ -563,7 +574,7 @@ impl WsSession {
         {
             self.quiet_since = None;
             if self.holds_nothing() {
-                self.ctx = None;
+                self.drop_context();
             }
         }
         if self.closing && !self.over {
@@ -625,7 +636,7 @@ impl WsSession {
     pub(crate) fn forget_received_if(&mut self, app_closed: bool) {
         if app_closed {
             self.received = Vec::new();
-            self.ctx = None;
+            self.drop_context();
         }
     }
 }
