@@ -167,7 +167,7 @@ fn usr2_under_load_hands_everything_to_a_new_master_and_loses_no_request() {
     });
     let exited = server.wait_exit(UPGRADE_TIMEOUT);
     load.wait_progress(200);
-    let (ok, failures) = load.finish();
+    let (ok, failures, _) = load.finish();
     // Stop the new master whatever is asserted next: it is no child of this test.
     let stop_new = || {
         if is_alive(new) {
@@ -261,7 +261,7 @@ fn upgrade_fails_under_load(up: &mut Upgradable, why: &str) -> String {
         "{line}"
     );
     load.wait_progress(100);
-    let (ok, failures) = load.finish();
+    let (ok, failures, _) = load.finish();
     eprintln!(
         "failed upgrade under load: {ok} requests served, {} failed",
         failures.len()

@@ -61,7 +61,7 @@ fn twenty_swaps_under_keep_alive_load_lose_no_request() {
     let (server, live, pid_file) = live_server(&dir, &pyramidish, &["-w", "2"]);
     assert_new_connections_served_by(&server, "Pyramidish", 2, "before any swap");
 
-    let load = KeepAliveLoad::start(&server, 4, "/hello", 200);
+    let load = Load::keep_alive(&server, 4, "/hello", 200);
     load.wait_progress(50);
     let started = Instant::now();
     let mut generation = read_status(&pid_file).unwrap().1;
@@ -117,7 +117,7 @@ fn broken_swaps_keep_the_old_generation_serving_then_a_good_swap_works() {
     let flaskish = sample_app("flaskish");
     let dir = fresh_dir("swapbad");
     let (server, live, pid_file) = live_server(&dir, &pyramidish, &["-w", "2"]);
-    let load = KeepAliveLoad::start(&server, 3, "/hello", 200);
+    let load = Load::keep_alive(&server, 3, "/hello", 200);
     load.wait_progress(20);
 
     enum Broken {
@@ -522,7 +522,7 @@ fn max_requests_recycles_workers_without_failed_requests() {
     let server = quiet(sample_server("crashy"))
         .args(["-w", "2", "--max-requests", "5"])
         .start();
-    let load = KeepAliveLoad::start(&server, 2, "/pid", 200);
+    let load = Load::keep_alive(&server, 2, "/pid", 200);
     load.wait_progress(60);
     let (ok, failures, bodies) = load.finish();
     assert!(failures.is_empty(), "{ok} ok; failed: {failures:#?}");
@@ -550,7 +550,7 @@ fn reload_swaps_when_the_file_changes() {
     let (server, live, pid_file) =
         live_server(&dir, &sample_app("pyramidish"), &["-w", "2", "--reload"]);
     assert_new_connections_served_by(&server, "Pyramidish", 2, "before the change");
-    let load = KeepAliveLoad::start(&server, 2, "/hello", 200);
+    let load = Load::keep_alive(&server, 2, "/hello", 200);
     install(&sample_app("flaskish"), &live);
     let (state, generation, rest) = wait_settled(&pid_file, 1);
     assert_eq!((state.as_str(), generation), ("ready", 2), "{rest}");
@@ -570,7 +570,7 @@ fn reload_swaps_when_the_file_changes() {
 fn hot_swap_script_checks_copies_signals_and_waits() {
     let dir = fresh_dir("script");
     let (server, live, pid_file) = live_server(&dir, &sample_app("pyramidish"), &["-w", "2"]);
-    let load = KeepAliveLoad::start(&server, 2, "/hello", 200);
+    let load = Load::keep_alive(&server, 2, "/hello", 200);
 
     // A good library: swapped, and the script returns once the new generation serves.
     let good = run_script(&sample_app("flaskish"), &pid_file, &live);

@@ -501,7 +501,7 @@ fn under_systemd_usr2_moves_mainpid_to_the_new_master_and_the_unit_stays_active(
         (!systemd.exists(old)).then_some(())
     });
     load.wait_progress(200);
-    let (ok, failures) = load.finish();
+    let (ok, failures, _) = load.finish();
     eprintln!(
         "upgrade under systemd: {ok} requests served, {} failed",
         failures.len()

@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
 use common::ws::*;
-use common::{c_app, poll, raise_open_files, server, KeepAliveLoad, ServerBuilder};
+use common::{c_app, poll, raise_open_files, server, Load, ServerBuilder};
 
 fn echo() -> ServerBuilder {
     let mut target = c_app("tests/fixtures/ws_echo.c", "ws_echo").into_os_string();
@@ -196,7 +196,7 @@ fn a_swap_under_1000_websockets_and_http_load_loses_no_request_and_no_acknowledg
     poll(Duration::from_secs(20), "1,000 WebSockets open", || {
         (progress.connected.load(Ordering::Relaxed) == SOCKETS).then_some(())
     });
-    let load = KeepAliveLoad::start(&server, 2, "/", 426);
+    let load = Load::keep_alive(&server, 2, "/", 426);
     load.wait_progress(20);
     server.signal(libc::SIGHUP);
     assert!(

@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 mod axum_serve;
 mod browser;
 pub mod h2_client;
-mod keepalive_load;
 pub mod load;
 mod master;
 mod raw;
@@ -32,7 +31,7 @@ pub use axum_serve::*;
 #[allow(unused_imports)]
 pub use browser::*;
 #[allow(unused_imports)]
-pub use keepalive_load::*;
+pub use load::Load;
 #[allow(unused_imports)]
 pub use master::*;
 #[allow(unused_imports)]

@@ -167,6 +167,24 @@ fn millis(at: Instant) -> u64 {
     at.saturating_duration_since(clock()).as_millis() as u64
 }
 
+/// Whether a read of `len` bytes that gave `read` left the socket empty, so that another would
+/// only find nothing until the next epoll edge: it read the socket itself (not input already
+/// buffered) and came up short or found nothing. Never under TLS, whose session may hold
+/// plaintext. (Raw mode's `stream_read` and message mode's reads both skip that empty read.)
+pub(in crate::server) fn emptied_socket(
+    conn: &Conn,
+    from_socket: bool,
+    len: usize,
+    read: &std::io::Result<usize>,
+) -> bool {
+    from_socket
+        && !conn.is_tls()
+        && match read {
+            Ok(n) => 0 < *n && *n < len,
+            Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+        }
+}
+
 fn fail_log(conn: &Conn, e: &std::io::Error) {
     log::debug!("{}: upgraded connection failed: {e}", conn.peer());
 }
@@ -243,6 +261,12 @@ impl Upgraded {
     pub(crate) fn edge(&self) {
         self.edged.store(true, Ordering::Relaxed);
         self.input_edge.store(true, Ordering::Release);
+    }
+
+    /// Whether an epoll edge came since the last look (message mode's reads skip the system
+    /// call while none did: `ws/session.rs`). Taken under the connection's lock, before a read.
+    pub(in crate::server) fn take_input_edge(&self) -> bool {
+        self.input_edge.swap(false, Ordering::Acquire)
     }
 
     /// Recomputes `deadline_ms` from the state.
@@ -442,6 +466,9 @@ impl Upgraded {
         }
         let edged = self.edged.swap(false, Ordering::Relaxed);
         if let Some(ws) = st.ws.as_deref_mut() {
+            if self.take_input_edge() {
+                ws.input_may_come();
+            }
             failed |= !ws.flush(conn);
             if edged && st.armed & WS_EV_READABLE == 0 {
                 // Input (or room) the app has not asked about: the client lives, even if its

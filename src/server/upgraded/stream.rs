@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use app_abi::raw::{WS_EV_READABLE, WS_EV_WRITABLE};
 
-use super::{fail_log, Phase, Step, Upgraded, EARLY_OUTPUT_LIMIT};
+use super::{emptied_socket, fail_log, Phase, Step, Upgraded, EARLY_OUTPUT_LIMIT};
 
 impl Upgraded {
     /// `stream_read`: buffered input first, then one non-blocking read.
@@ -39,16 +39,16 @@ impl Upgraded {
             return Step::Pending;
         }
         let from_socket = conn.input().is_empty();
-        match conn.read_into(out) {
+        let read = conn.read_into(out);
+        st.input_drained = emptied_socket(conn, from_socket, out.len(), &read);
+        match read {
             Ok(n) => {
-                st.input_drained = from_socket && 0 < n && n < out.len() && !conn.is_tls();
                 st.client_ended |= n == 0;
                 st.counts.bytes_in += n as u64;
                 crate::stats::upgraded_bytes_in(n);
                 Step::Done(n)
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                st.input_drained = !conn.is_tls();
                 st.armed |= WS_EV_READABLE;
                 Step::Pending
             }

@@ -54,6 +54,9 @@ pub(crate) fn recv(conn: &Upgraded, message: &mut WsMessage) -> i32 {
         log::error!(target: "app", "websocket_recv on a handle from upgrade (use stream_read)");
         return WS_ERR_STATE;
     };
+    if conn.take_input_edge() {
+        ws.input_may_come();
+    }
     let received = match socket.as_deref_mut() {
         Some(socket) => ws.recv(socket),
         None if *phase == Phase::Starting => {

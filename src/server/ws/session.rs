@@ -11,15 +11,17 @@
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use tungstenite::error::{CapacityError, Error, ProtocolError};
-use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::frame::{CloseFrame, Utf8Bytes};
+use tungstenite::protocol::frame::coding::{CloseCode, Data as OpData, OpCode};
+use tungstenite::protocol::frame::{CloseFrame, Frame, Utf8Bytes};
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use tungstenite::{Bytes, Message};
 
 use super::boundary::FrameBoundary;
 use super::WsConfig;
 use crate::server::conn::Conn;
+use crate::server::upgraded::emptied_socket;
 
 /// Bytes tungstenite reads per system call. Small: it is allocated per connection that has
 /// read anything, and most WebSocket messages are small.
@@ -60,8 +62,13 @@ pub(crate) struct WsSession {
     ping_interval: Option<Duration>,
     /// The payload of the message handed to the app last (valid until its next recv/close).
     received: Vec<u8>,
+    /// The payload of the message being sent (its allocation is reused).
+    outgoing: BytesMut,
     /// Where the input the context read stands.
     seen: FrameBoundary,
+    /// Plain TCP: the last read emptied the socket (it came up short, or found nothing) and no
+    /// epoll edge came since, so another read would only find nothing (`Wire::read`).
+    input_drained: bool,
     /// The context's output did not all go out (the socket was full).
     out_waiting: bool,
     /// We sent a close and wait for the client's.
@@ -87,15 +94,34 @@ pub(crate) struct WsSession {
 struct Wire<'a> {
     conn: &'a mut Conn,
     seen: Option<&'a mut FrameBoundary>,
+    /// The session's `input_drained` (reads only).
+    drained: Option<&'a mut bool>,
 }
 
 fn wire(conn: &mut Conn) -> Wire<'_> {
-    Wire { conn, seen: None }
+    Wire {
+        conn,
+        seen: None,
+        drained: None,
+    }
 }
 
 impl Read for Wire<'_> {
+    /// tungstenite reads until "would block", so every message would cost a second, empty read.
+    /// As tokio does, a short read of plain TCP counts as having emptied the socket: the next
+    /// one says "would block" without a system call until an epoll edge says input came
+    /// (`WsSession::input_may_come`; the edge is taken before the read, so one that comes during
+    /// it is kept for the next). Not under TLS, whose session may hold plaintext.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.conn.read_into(buf)?;
+        let from_socket = self.conn.input().is_empty();
+        if from_socket && self.drained.as_deref().is_some_and(|drained| *drained) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let read = self.conn.read_into(buf);
+        if let Some(drained) = self.drained.as_deref_mut() {
+            *drained = emptied_socket(self.conn, from_socket, buf.len(), &read);
+        }
+        let n = read?;
         if let Some(seen) = self.seen.as_deref_mut() {
             seen.feed(&buf[..n]);
         }
@@ -179,7 +205,9 @@ impl WsSession {
             max_message: config.max_message,
             ping_interval: config.ping_interval,
             received: Vec::new(),
+            outgoing: BytesMut::new(),
             seen: FrameBoundary::default(),
+            input_drained: false,
             out_waiting: false,
             closing: false,
             over: false,
@@ -203,7 +231,13 @@ impl WsSession {
         ctx.read(&mut Wire {
             conn,
             seen: Some(&mut self.seen),
+            drained: Some(&mut self.input_drained),
         })
+    }
+
+    /// An epoll edge came: the socket may hold input again.
+    pub(crate) fn input_may_come(&mut self) {
+        self.input_drained = false;
     }
 
     /// Whether the context holds nothing that matters: no partial frame or open message read
@@ -225,8 +259,14 @@ impl WsSession {
         } else if self.busy {
             self.quiet_since.get_or_insert(now);
         } else {
-            self.ctx = None;
+            self.drop_context();
         }
+    }
+
+    /// The context and the send buffer go (a quiet connection holds neither).
+    fn drop_context(&mut self) {
+        self.ctx = None;
+        self.outgoing = BytesMut::new();
     }
 
     /// A message came at `now`.
@@ -428,7 +468,8 @@ impl WsSession {
         Received::Ended { code, reason }
     }
 
-    /// Queues one message from the app (before the attach: into `early`).
+    /// Queues one message from the app (before the attach: into `early`); a text message's
+    /// UTF-8 was checked by the caller.
     pub(crate) fn send(
         &mut self,
         conn: Option<&mut Conn>,
@@ -439,14 +480,14 @@ impl WsSession {
         if self.end.is_some() || self.closing || self.over {
             return Sent::Gone;
         }
-        let message = if text {
-            match std::str::from_utf8(data) {
-                Ok(text) => Message::Text(Utf8Bytes::from(text.to_owned())),
-                Err(_) => return Sent::Gone,
-            }
-        } else {
-            Message::Binary(Bytes::copy_from_slice(data))
-        };
+        // The caller checked a text message's UTF-8 (`websocket_send`). The payload goes through
+        // the session's own buffer: tungstenite copies it into its output and drops the frame,
+        // so the buffer's next `reserve` takes the same allocation back (no allocation, and no
+        // second UTF-8 check, per message).
+        self.outgoing.clear();
+        self.outgoing.extend_from_slice(data);
+        let opcode = OpCode::Data(if text { OpData::Text } else { OpData::Binary });
+        let message = Message::Frame(Frame::message(self.outgoing.split().freeze(), opcode, true));
         let Some(conn) = conn else {
             let written = self.ctx().write(&mut Early(early), message);
             return if written.is_ok() {
@@ -533,7 +574,7 @@ impl WsSession {
         {
             self.quiet_since = None;
             if self.holds_nothing() {
-                self.ctx = None;
+                self.drop_context();
             }
         }
         if self.closing && !self.over {
@@ -595,7 +636,7 @@ impl WsSession {
     pub(crate) fn forget_received_if(&mut self, app_closed: bool) {
         if app_closed {
             self.received = Vec::new();
-            self.ctx = None;
+            self.drop_context();
         }
     }
 }
