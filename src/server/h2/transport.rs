@@ -9,6 +9,12 @@
 //! bytes are released to the client's window only once the app has read them: a client cannot
 //! send more than the windows ahead of the app. A parked stream's `try_read` never waits: `h2`
 //! wakes the stream when its next DATA frame comes (`park.rs`).
+//!
+//! On the HTTP/2 thread itself (a `WS_APP_NONBLOCKING` app's stream, `driver.rs`) nothing
+//! waits, since this thread is the one that would read the frames waited for: body bytes go to
+//! `h2` at once, which keeps what the client's window has no room for, and `output_blocked` then
+//! parks the stream until that went out, so one chunk at a time is held; a blocking `read` with
+//! no DATA frame here fails.
 
 use std::future::{poll_fn, Future};
 use std::io;
@@ -16,7 +22,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
-use app_abi::raw::{WsPair, WS_ERR_CLIENT_GONE, WS_ERR_TIMEOUT, WS_ERR_TOO_LARGE};
+use app_abi::raw::{WsPair, WS_ERR_CLIENT_GONE, WS_ERR_STATE, WS_ERR_TIMEOUT, WS_ERR_TOO_LARGE};
 use bytes::{Buf, Bytes};
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
@@ -68,6 +74,9 @@ pub(super) struct StreamState {
     /// The response's trailer fields (ABI 1.3): sent as a trailing HEADERS frame that ends the
     /// stream, in place of END_STREAM on the last DATA frame.
     trailers_out: Option<http::HeaderMap>,
+    /// Body bytes went to `h2` beyond the client's window (on the HTTP/2 thread, which does not
+    /// wait for it): the app is asked for more once they went out.
+    backlog: bool,
 }
 
 /// A stream's state as the app sees it through `read` and the response path, on the serving
@@ -78,6 +87,8 @@ pub(super) struct StreamTransport<'a> {
     pub(super) thread: usize,
     date: &'a mut DateCache,
     wall: SystemTime,
+    /// Running on the HTTP/2 thread: never wait.
+    inline: bool,
 }
 
 impl StreamState {
@@ -104,6 +115,7 @@ impl StreamState {
             peer,
             trailers_in: None,
             trailers_out: None,
+            backlog: false,
         }
     }
 }
@@ -121,6 +133,7 @@ impl<'a> StreamTransport<'a> {
             thread,
             date,
             wall: shared.coarse_wall(),
+            inline: super::driver::on_http2_thread(),
         }
     }
 
@@ -172,6 +185,18 @@ impl<'a> StreamTransport<'a> {
     fn send_body(&mut self, data: &[u8], end: bool) -> io::Result<()> {
         let timeout = self.shared.config.io_timeout;
         let mut rest = data;
+        if self.inline && !rest.is_empty() {
+            let Some(send) = self.s.send.as_mut() else {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            };
+            send.reserve_capacity(rest.len());
+            self.s.backlog |= (send.capacity() as usize) < rest.len();
+            let last = end && self.s.trailers_out.is_none();
+            send.send_data(Bytes::copy_from_slice(rest), last)
+                .map_err(stream_error)?;
+            self.s.ended = last;
+            rest = &[];
+        }
         while !rest.is_empty() {
             let Some(send) = self.s.send.as_mut() else {
                 return Err(io::ErrorKind::BrokenPipe.into());
@@ -247,6 +272,18 @@ impl<'a> StreamTransport<'a> {
 
     /// Waits for the next DATA frame (`Ok(false)`: the body ended).
     fn receive(&mut self) -> Result<bool, i32> {
+        if self.inline {
+            return match poll_once(|cx| self.s.body.poll_data(cx)) {
+                Some(Poll::Ready(got)) => self.take_data(got),
+                _ => {
+                    log::error!(
+                        "{}: an app that declared it never blocks (WS_APP_NONBLOCKING) waited in `read` for an HTTP/2 body: it must use `try_read`",
+                        self.s.peer
+                    );
+                    Err(WS_ERR_STATE)
+                }
+            };
+        }
         if self.s.body_wait_left.is_zero() {
             return Err(WS_ERR_TIMEOUT);
         }
@@ -352,6 +389,29 @@ impl Transport for StreamTransport<'_> {
             }
         }
         self.read_body(out, may_continue).map(Some)
+    }
+
+    fn output_blocked(&mut self) -> bool {
+        if !self.s.backlog || self.s.ended {
+            return false;
+        }
+        let (Some(send), Some(park)) = (self.s.send.as_mut(), self.s.park.clone()) else {
+            return false;
+        };
+        // One byte past what `h2` holds: there is capacity again once all of it went out.
+        send.reserve_capacity(1);
+        if send.capacity() == 0 {
+            let waker = Waker::from(park);
+            if send
+                .poll_capacity(&mut Context::from_waker(&waker))
+                .is_pending()
+            {
+                return true;
+            }
+        }
+        // Sent, or the stream failed (the next write says so).
+        self.s.backlog = false;
+        false
     }
 
     fn new_waker(&mut self) -> Option<Arc<dyn AppWake>> {
