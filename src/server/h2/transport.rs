@@ -190,7 +190,7 @@ impl<'a> StreamTransport<'a> {
                 return Err(io::ErrorKind::BrokenPipe.into());
             };
             send.reserve_capacity(rest.len());
-            self.s.backlog |= (send.capacity() as usize) < rest.len();
+            self.s.backlog |= send.capacity() < rest.len();
             let last = end && self.s.trailers_out.is_none();
             send.send_data(Bytes::copy_from_slice(rest), last)
                 .map_err(stream_error)?;
