@@ -12,9 +12,10 @@
 //!
 //! On the HTTP/2 thread itself (a `WS_APP_NONBLOCKING` app's stream, `driver.rs`) nothing
 //! waits, since this thread is the one that would read the frames waited for: body bytes go to
-//! `h2` at once, which keeps what the client's window has no room for, and `output_blocked` then
-//! parks the stream until that went out, so one chunk at a time is held; a blocking `read` with
-//! no DATA frame here fails.
+//! `h2` at once, which keeps what the client's window has no room for; after such a chunk
+//! `output_blocked` parks the stream and wakes it at once, so the rest of the response goes from
+//! a serving thread, which waits for the window as above (at most one chunk past the window is
+//! held). A blocking `read` with no DATA frame here fails.
 
 use std::future::{poll_fn, Future};
 use std::io;
@@ -75,7 +76,7 @@ pub(super) struct StreamState {
     /// stream, in place of END_STREAM on the last DATA frame.
     trailers_out: Option<http::HeaderMap>,
     /// Body bytes went to `h2` beyond the client's window (on the HTTP/2 thread, which does not
-    /// wait for it): the app is asked for more once they went out.
+    /// wait for it): the rest of the response goes from a serving thread.
     backlog: bool,
 }
 
@@ -392,26 +393,20 @@ impl Transport for StreamTransport<'_> {
     }
 
     fn output_blocked(&mut self) -> bool {
-        if !self.s.backlog || self.s.ended {
+        if !self.inline || !self.s.backlog || self.s.ended {
             return false;
         }
-        let (Some(send), Some(park)) = (self.s.send.as_mut(), self.s.park.clone()) else {
-            return false;
-        };
-        // One byte past what `h2` holds: there is capacity again once all of it went out.
-        send.reserve_capacity(1);
-        if send.capacity() == 0 {
-            let waker = Waker::from(park);
-            if send
-                .poll_capacity(&mut Context::from_waker(&waker))
-                .is_pending()
-            {
-                return true;
-            }
-        }
-        // Sent, or the stream failed (the next write says so).
+        // A chunk went past the client's window: the rest of the response goes from a serving
+        // thread, which may wait for WINDOW_UPDATEs. The wake queues the stream for one as soon
+        // as it parks.
         self.s.backlog = false;
-        false
+        match &self.s.park {
+            Some(park) => {
+                AppWake::wake(&**park);
+                true
+            }
+            None => false,
+        }
     }
 
     fn new_waker(&mut self) -> Option<Arc<dyn AppWake>> {
