@@ -136,6 +136,13 @@ pub(super) fn run(
             return;
         }
     };
+    let _ = queue.runtime.set(runtime.handle().clone());
+    // The serving threads' responses wake this thread: each wake-up would otherwise take the
+    // CPU from the serving thread at once (on a worker with one CPU) to write one response;
+    // batched, it writes all that are ready when the serving thread waits.
+    if let Err(e) = crate::sys::process::mark_this_thread_batch() {
+        log::debug!("the HTTP/2 thread stays SCHED_OTHER: {e}");
+    }
     runtime.block_on(async move {
         while let Some(handoff) = handoffs.recv().await {
             let (queue, drain, inline) = (Arc::clone(&queue), drain.clone(), inline.clone());
@@ -153,13 +160,13 @@ pub(super) fn run(
 }
 
 /// Runs `batch`'s streams on this thread, each until it ends or parks.
-fn run_here(batch: &mut Vec<StreamJob>, shared: &Shared) {
+fn run_here(batch: &mut Vec<Job>, shared: &Shared) {
     SCRATCH.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
         let scratch =
             scratch.get_or_insert_with(|| ThreadScratch::new(super::thread_index(&shared.config)));
         for job in batch.drain(..) {
-            super::stream::start(job, shared, scratch);
+            super::serve_stream(job, shared, scratch);
         }
     });
 }
@@ -248,7 +255,8 @@ async fn connection(
     // When the GOAWAY was sent (a drain, or --keep-alive).
     let mut going_away: Option<Instant> = None;
     let mut calmed = false;
-    let mut batch: Vec<StreamJob> = Vec::new();
+    // Streams accepted in this turn of the task, not yet queued (or run here).
+    let mut batch = Vec::new();
     loop {
         let event = poll_fn(|cx| {
             if let Some(drain) = &mut drained {
@@ -263,13 +271,18 @@ async fn connection(
             if tick.poll_tick(cx).is_ready() {
                 return Poll::Ready(Event::Tick);
             }
-            if batch.len() >= INLINE_BATCH {
+            if inline.is_some() && batch.len() >= INLINE_BATCH {
                 return Poll::Ready(Event::Batch);
             }
-            match conn.poll_accept(cx) {
-                Poll::Pending if !batch.is_empty() => Poll::Ready(Event::Batch),
-                polled => polled.map(|accepted| Event::Stream(accepted.map(|r| r.map(Box::new)))),
+            let accepted = conn.poll_accept(cx);
+            if accepted.is_pending() && !batch.is_empty() {
+                if inline.is_some() {
+                    return Poll::Ready(Event::Batch);
+                }
+                // This turn's streams, queued at once: one lock, one wake-up at most.
+                queue.push_all(batch.drain(..));
             }
+            accepted.map(|accepted| Event::Stream(accepted.map(|r| r.map(Box::new))))
         })
         .await;
         match event {
@@ -277,11 +290,7 @@ async fn connection(
                 active_at = Instant::now();
                 let (request, respond) = *accepted;
                 let last_id = u32::from(respond.stream_id()) == LAST_STREAM_ID;
-                match (accept(request, respond, &info, &in_flight, queue), &inline) {
-                    (Some(job), Some(_)) => batch.push(job),
-                    (Some(job), None) => queue.push(Job::New(Box::new(job))),
-                    (None, _) => {}
-                }
+                batch.extend(accept(request, respond, &info, &in_flight, queue));
                 if last_id && going_away.is_none() {
                     // No stream can follow it: say so, and close once it is answered (the
                     // client opens a new connection), instead of idling until --keep-alive.
@@ -327,17 +336,20 @@ async fn connection(
             }
         }
     }
+    // Streams accepted before the connection failed still run (their responses go nowhere,
+    // as when the connection fails while they run).
+    queue.push_all(batch);
 }
 
-/// A stream the client opened, to be run; `None` if it was refused because the connection
-/// already has its share of streams queued or running, or a drain began.
+/// A stream the client opened: a job for a serving thread (or this one), or refused (`None`)
+/// when the connection already has its share of streams queued or running, or a drain began.
 fn accept(
     request: http::Request<h2::RecvStream>,
     mut respond: h2::server::SendResponse<Bytes>,
     info: &Arc<ConnInfo>,
     in_flight: &Arc<AtomicUsize>,
     queue: &Arc<Queue>,
-) -> Option<StreamJob> {
+) -> Option<Job> {
     if queue.draining.load(Ordering::SeqCst) {
         respond.send_reset(Reason::REFUSED_STREAM);
         return None;
@@ -351,11 +363,11 @@ fn accept(
         respond.send_reset(Reason::REFUSED_STREAM);
         return None;
     }
-    Some(StreamJob {
+    Some(Job::New(Box::new(StreamJob {
         request,
         respond,
         info: Arc::clone(info),
         queue: Arc::clone(queue),
         _in_flight: InFlight(Arc::clone(in_flight)),
-    })
+    })))
 }
