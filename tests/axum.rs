@@ -86,6 +86,54 @@ fn fnv1a(bytes: &[u8]) -> String {
 // Same answers
 // ---------------------------------------------------------------------------------------------
 
+/// The header fields reach the router as `axum::serve` hands them over: the usual names, custom
+/// ones in any case, a long one, more fields than the adapter gathers on its stack, empty values,
+/// tabs and obs-text bytes in values; a name with an underscore is the server's to drop.
+#[test]
+fn header_fields_reach_the_router_as_axum_serve_hands_them_over() {
+    let ws = webserver().start();
+    let axum = AxumServe::start();
+    let long = format!("X-{}", "Long".repeat(30));
+    let many: Vec<(String, String)> = (0..40)
+        .map(|i| (format!("X-Field-{i}"), format!("value {i}")))
+        .collect();
+    let mut fields: Vec<(&str, &str)> = vec![
+        ("User-Agent", "test/1.0"),
+        ("Accept", "*/*"),
+        ("Accept-Encoding", "gzip, br"),
+        ("Cookie", "a=1; b=2"),
+        ("Authorization", "Bearer x.y.z"),
+        ("If-None-Match", "\"abc\""),
+        ("Range", "bytes=0-9"),
+        ("x-lower", "lower"),
+        ("X-UPPER", "UPPER"),
+        ("X-Empty", ""),
+        ("X-Tab", "a\tb"),
+        ("X-Obs", "caf\u{e9}"),
+        (&long, "long"),
+    ];
+    fields.extend(many.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    let ours = send(ws.addr(), "GET", "/headers", &fields, b"");
+    let theirs = send(axum.addr, "GET", "/headers", &fields, b"");
+    assert_eq!(ours.status, 200);
+    assert_eq!(
+        String::from_utf8_lossy(&ours.body),
+        String::from_utf8_lossy(&theirs.body),
+        "webserver (left) and axum::serve (right) differ"
+    );
+    assert!(
+        String::from_utf8_lossy(&ours.body).contains("x-field-39: value 39\n"),
+        "{}",
+        String::from_utf8_lossy(&ours.body)
+    );
+    let underscore = send(ws.addr(), "GET", "/headers", &[("X_Under", "1")], b"");
+    assert!(
+        !String::from_utf8_lossy(&underscore.body).contains("x_under"),
+        "{}",
+        String::from_utf8_lossy(&underscore.body)
+    );
+}
+
 #[test]
 fn the_same_requests_get_the_same_answers_from_webserver_and_axum_serve() {
     let ws = webserver().start();

@@ -73,6 +73,11 @@ const PARKED_CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Events taken per `epoll_wait`.
 const EVENT_BATCH: usize = 64;
 
+/// Connections one listener event may serve on the accepting thread before the rest are parked
+/// (`accept_all`): enough to skip the registration of a burst, few enough that the events of
+/// connections already open do not wait long behind new ones.
+const INLINE_ACCEPTS: usize = EVENT_BATCH;
+
 /// After `epoll_wait` fails (it cannot, short of a kernel out of memory), wait this long before
 /// trying again rather than spin.
 const EPOLL_ERROR_BACKOFF: Duration = Duration::from_millis(10);
@@ -492,12 +497,18 @@ fn begin_drain(shared_loop: &Loop, shared: &Shared) -> Instant {
     now + shared.config.graceful_timeout
 }
 
-/// Accept every pending connection of listener `index`. All but the last are parked
-/// (registering them reports their input to the other threads at once); this thread serves the
-/// last one itself, reading the request that usually arrives right behind the handshake without
-/// waiting for an event.
+/// Accept every pending connection of listener `index`. This thread serves the last one
+/// itself, reading the request that usually arrives right behind the handshake without waiting
+/// for an event. With more than one serving thread the others are parked: registering them
+/// reports their input to the other threads at once. The only serving thread would only find
+/// them again in its next `epoll_wait`, so it serves up to `INLINE_ACCEPTS` of them here at once
+/// too: a connection served and closed without ever waiting (`Connection: close`) then costs no
+/// `epoll_ctl`, no event and no deregistration on close. (Not "while no other thread waits":
+/// one that is about to wait again would then find the connection served after this thread's,
+/// one slow request after another.)
 fn accept_all(index: usize, shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) {
     let mut accepted: Option<Box<Conn>> = None;
+    let mut inline = 0;
     let Some(listener) = shared_loop.listeners.get(index) else {
         return;
     };
@@ -524,11 +535,6 @@ fn accept_all(index: usize, shared_loop: &Loop, shared: &Shared, scratch: &mut T
                     {
                         continue;
                     }
-                    // Responses leave in as few writes as we can make them; Nagle would only
-                    // delay the last segment of each (and every chunk of a stream).
-                    if let Err(e) = accepted_now.stream.set_nodelay() {
-                        log::debug!("{}: TCP_NODELAY: {e}", accepted_now.peer);
-                    }
                     let token = shared_loop.slots.reserve();
                     let mut conn = Box::new(Conn::new(
                         accepted_now,
@@ -552,6 +558,11 @@ fn accept_all(index: usize, shared_loop: &Loop, shared: &Shared, scratch: &mut T
                         }
                     }
                     if let Some(previous) = accepted.replace(conn) {
+                        if inline < INLINE_ACCEPTS && shared.config.threads <= 1 {
+                            inline += 1;
+                            serve(previous, shared_loop, shared, scratch);
+                            continue;
+                        }
                         let parked = shared_loop.slots.park(previous, shared, &shared_loop.epoll);
                         if let Some(ready) = parked {
                             serve(ready, shared_loop, shared, scratch);

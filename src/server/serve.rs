@@ -115,10 +115,15 @@ pub(crate) fn serve(
             return after;
         }
         let after = serve_buffered(conn, shared, slots, scratch);
-        // The responses to a batch of pipelined requests leave in one write.
+        // The responses to a batch of pipelined requests leave in one write (with the FIN
+        // when the connection closes next).
         let call = &mut scratch.buffers.call;
         if !call.held().is_empty() {
-            let sent = conn.write_all(&[call.held()], shared.config.io_timeout);
+            let timeout = shared.config.io_timeout;
+            let sent = match after {
+                After::Close => conn.write_last(&[call.held()], timeout),
+                _ => conn.write_all(&[call.held()], timeout),
+            };
             call.clear_held();
             if let Err(e) = sent {
                 log::debug!("{}: client gone while sending responses: {e}", conn.peer());

@@ -42,25 +42,57 @@ impl AsFd for Stream {
 impl Stream {
     /// TCP_NODELAY on a TCP socket; a unix socket has no Nagle to turn off (`Ok`).
     pub(crate) fn set_nodelay(&self) -> io::Result<()> {
-        let on: libc::c_int = 1;
-        // SAFETY: `on` is a c_int that lives through the call and the length says so; the
-        // descriptor is borrowed, so open.
-        let set = syscall!(setsockopt(
-            self.0.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t
-        ));
-        match set {
-            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(()),
-            other => other.map(drop),
-        }
+        set_nodelay(self.0.as_fd())
+    }
+
+    /// Ends this side of the connection (a FIN after what was written), keeping the socket
+    /// open: a close with input unread then still resets only after the output left.
+    pub(crate) fn shutdown_write(&self) -> io::Result<()> {
+        // SAFETY: shutdown(2) on a borrowed, so open, descriptor only changes socket state.
+        syscall!(shutdown(self.0.as_raw_fd(), libc::SHUT_WR)).map(drop)
     }
 
     /// The local address of a TCP connection (`None` for a unix one).
     pub(crate) fn local_addr(&self) -> io::Result<Option<SocketAddr>> {
         local_addr(self.0.as_fd())
+    }
+}
+
+/// TCP_NODELAY on a TCP socket (a listening one too: Linux copies it into every connection
+/// accepted there); a unix socket has no Nagle to turn off (`Ok`).
+pub(crate) fn set_nodelay(socket: BorrowedFd<'_>) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: `on` is a c_int that lives through the call and the length says so; the
+    // descriptor is borrowed, so open.
+    let set = syscall!(setsockopt(
+        socket.as_raw_fd(),
+        libc::IPPROTO_TCP,
+        libc::TCP_NODELAY,
+        (&on as *const libc::c_int).cast(),
+        std::mem::size_of::<libc::c_int>() as libc::socklen_t
+    ));
+    match set {
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(()),
+        other => other.map(drop),
+    }
+}
+
+/// Whether TCP_NODELAY is on (a unix socket, which has no Nagle: `true`).
+pub(crate) fn nodelay(socket: BorrowedFd<'_>) -> io::Result<bool> {
+    let mut on: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `on` is a c_int that lives through the call and `len` says so; the kernel writes
+    // at most `len` bytes. The descriptor is borrowed, so open.
+    let got = syscall!(getsockopt(
+        socket.as_raw_fd(),
+        libc::IPPROTO_TCP,
+        libc::TCP_NODELAY,
+        (&mut on as *mut libc::c_int).cast(),
+        &mut len
+    ));
+    match got {
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(true),
+        other => other.map(|_| on != 0),
     }
 }
 

@@ -37,10 +37,12 @@ use tokio::runtime::Handle;
 use tower_service::Service;
 
 /// Where the response stands.
+// The `Ready` stage is the large one, and it is not boxed on purpose: the exchange is boxed whole
+// by the server's deferred body, so boxing the request too would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
 enum Stage<S: Service<http::Request<crate::RequestBody>>, B> {
-    /// Waiting for the service to be ready for the request (boxed: a parked request keeps only
-    /// the smaller stages, so the enum should not be the request's size).
-    Ready(S, Option<Box<http::Request<crate::RequestBody>>>),
+    /// Waiting for the service to be ready for the request.
+    Ready(S, Option<http::Request<crate::RequestBody>>),
     /// The service's future runs.
     Calling(Pin<Box<S::Future>>),
     /// The head went out; the body's frames follow.
@@ -162,10 +164,20 @@ fn content_length<'d>(
     let bodiless = parts.status.is_informational()
         || parts.status == StatusCode::NO_CONTENT
         || parts.status == StatusCode::NOT_MODIFIED;
-    if bodiless || parts.headers.contains_key(header::CONTENT_LENGTH) {
+    if bodiless || has_field(&parts.headers, &header::CONTENT_LENGTH) {
         return None;
     }
     length.map(|n| digits.format(n))
+}
+
+/// `headers.contains_key(name)`, by a walk for the few fields a response usually has (cheaper
+/// than hashing the name).
+fn has_field(headers: &http::HeaderMap, name: &HeaderName) -> bool {
+    if headers.keys_len() <= 8 {
+        headers.keys().any(|key| key == name)
+    } else {
+        headers.contains_key(name)
+    }
 }
 
 /// The future's waker: the server's once a poll pended, else a note that a wake came.
@@ -276,7 +288,7 @@ where
         logger: Logger,
     ) -> Self {
         Exchange {
-            stage: Stage::Ready(svc, Some(Box::new(req))),
+            stage: Stage::Ready(svc, Some(req)),
             upload,
             task_waker: std::task::Waker::from(wake.clone()),
             wake,
@@ -369,7 +381,7 @@ where
                         let Some(req) = req.take() else {
                             return Polled::Error;
                         };
-                        self.stage = Stage::Calling(Box::pin(svc.call(*req)));
+                        self.stage = Stage::Calling(Box::pin(svc.call(req)));
                     }
                 },
                 Stage::Calling(future) => match future.as_mut().poll(&mut cx) {
@@ -478,6 +490,9 @@ where
 
 impl<S: Service<http::Request<crate::RequestBody>>, B> Drop for Exchange<S, B> {
     fn drop(&mut self) {
+        if matches!(self.stage, Stage::Finished) {
+            return; // nothing of the app's is left to drop (the usual end)
+        }
         // The future or body may hold runtime resources (timers, sockets) that deregister
         // themselves as they drop: inside the runtime's context, as they were made.
         let _runtime = self.handle.enter();
@@ -518,17 +533,19 @@ fn switch(
 }
 
 /// Fields the server owns (RFC 9110 §7.6.1 hop-by-hop, plus framing): it refuses them from apps.
-const HOP_BY_HOP: [HeaderName; 6] = [
-    header::CONNECTION,
-    header::TRANSFER_ENCODING,
-    header::TE,
-    header::TRAILER,
-    header::UPGRADE,
-    HeaderName::from_static("keep-alive"),
-];
-
+/// Matched on the name's text (lower-case in a `HeaderName`), which builds no `HeaderName` per
+/// field.
 fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(name) || name.as_str() == "proxy-connection"
+    matches!(
+        name.as_str(),
+        "connection"
+            | "transfer-encoding"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "keep-alive"
+            | "proxy-connection"
+    )
 }
 
 /// A decimal `u64` formatted without allocating.

@@ -206,7 +206,11 @@ impl TowerApp {
     /// `App::call`: answers with a deferred body at once; the server's first `next`, right after,
     /// polls the service (`exchange.rs`).
     pub fn call(&self, req: &mut Request<'_>) -> Response {
-        let (mut head, has_body) = match request::head_from_environ(req.vars()) {
+        let request::Head {
+            request: mut head,
+            has_body,
+            has_upgrade,
+        } = match request::head_from_environ(req.vars()) {
             Ok(head) => head,
             Err(err) => {
                 req.error(&format!("cannot build the http::Request: {err}"));
@@ -224,7 +228,7 @@ impl TowerApp {
         } else {
             (RequestBody::empty(), None)
         };
-        let probe = if self.upgrades && upgrade::wants_upgrade(&head, has_body) {
+        let probe = if self.upgrades && has_upgrade && upgrade::wants_upgrade(&head, has_body) {
             match upgrade::probe(&mut head, &self.handle) {
                 Ok(probe) => Some(probe),
                 Err(err) => {

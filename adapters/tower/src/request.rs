@@ -25,22 +25,74 @@ impl std::fmt::Display for BuildError {
 /// The longest header name converted on the stack (longer ones are rare and take a `Vec`).
 const STACK_NAME: usize = 64;
 
-/// The request head as the environ describes it (the body is attached by the caller), and whether
-/// a body follows (a length other than 0, or a transfer coding).
+/// Header fields gathered on the stack in the environ's one pass (more spill into a `Vec`).
+const STACK_FIELDS: usize = 24;
+
+/// The environ's header variables, (CGI name, value), in order: gathered in the one pass over
+/// the environ that also picks the method, target and version, so the environ is walked once.
+struct Fields<'a> {
+    stack: [(&'a [u8], &'a [u8]); STACK_FIELDS],
+    len: usize,
+    spilled: Vec<(&'a [u8], &'a [u8])>,
+}
+
+impl<'a> Fields<'a> {
+    fn new() -> Self {
+        Fields {
+            stack: [(&[], &[]); STACK_FIELDS],
+            len: 0,
+            spilled: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, field: (&'a [u8], &'a [u8])) {
+        match self.stack.get_mut(self.len) {
+            Some(slot) => {
+                *slot = field;
+                self.len += 1;
+            }
+            None => self.spilled.push(field),
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.len + self.spilled.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &(&'a [u8], &'a [u8])> {
+        self.stack[..self.len].iter().chain(&self.spilled)
+    }
+}
+
+/// The request head as the environ describes it, and what the caller decides on from it.
+pub(crate) struct Head {
+    /// The body is attached by the caller.
+    pub(crate) request: Request<()>,
+    /// A body follows: a length other than 0, a transfer coding, or an HTTP/2 stream.
+    pub(crate) has_body: bool,
+    /// An `Upgrade` field came (what a WebSocket handshake needs; most requests have none, so
+    /// they skip the upgrade checks without a header-map lookup).
+    pub(crate) has_upgrade: bool,
+}
+
+/// The request head as the environ describes it ([`Head`]).
 ///
-/// The request target and every header value are copied once, into one shared buffer that the
-/// URI and the header values then point into (as hyper does with its read buffer), so a request
-/// costs two allocations here however many headers it has.
+/// The environ is walked once. The request target and every header value are copied once, into
+/// one shared buffer that the URI and the header values then point into (as hyper does with its
+/// read buffer), so a request costs two allocations here however many headers it has (and the
+/// header map's own). The usual header names are `http`'s constants, not parsed again.
 pub(crate) fn head_from_environ<'a>(
-    vars: impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
-) -> Result<(Request<()>, bool), BuildError> {
+    vars: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+) -> Result<Head, BuildError> {
     let mut method = &b""[..];
     let mut path = &b"/"[..];
     let mut query = &b""[..];
     let mut version = Version::HTTP_11;
     let mut has_body = false;
-    let (mut headers, mut value_bytes) = (0, 0);
-    for (name, value) in vars.clone() {
+    let mut has_upgrade = false;
+    let mut fields = Fields::new();
+    let mut value_bytes = 0;
+    for (name, value) in vars {
         match name {
             b"REQUEST_METHOD" => method = value,
             b"PATH_INFO" => path = value,
@@ -52,38 +104,38 @@ pub(crate) fn head_from_environ<'a>(
                 version = Version::HTTP_2;
                 has_body = true;
             }
-            _ => {
-                if is_header_var(name) {
-                    headers += 1;
-                    value_bytes += value.len();
-                    has_body |= match name {
-                        b"CONTENT_LENGTH" => !value.iter().all(|&b| b == b'0' || b == b' '),
-                        b"HTTP_TRANSFER_ENCODING" => true,
-                        _ => false,
-                    };
-                }
+            b"CONTENT_LENGTH" => {
+                has_body |= !value.iter().all(|&b| b == b'0' || b == b' ');
+                value_bytes += value.len();
+                fields.push((name, value));
             }
+            b"CONTENT_TYPE" => {
+                value_bytes += value.len();
+                fields.push((name, value));
+            }
+            _ if name.starts_with(b"HTTP_") => {
+                has_body |= name == b"HTTP_TRANSFER_ENCODING";
+                has_upgrade |= name == b"HTTP_UPGRADE";
+                value_bytes += value.len();
+                fields.push((name, value));
+            }
+            _ => {}
         }
     }
     let method = Method::from_bytes(method).map_err(|_| BuildError::Method)?;
     let mut shared = BytesMut::with_capacity(origin_form_len(path, query) + value_bytes);
     origin_form(path, query, &mut shared);
     let target_len = shared.len();
-    for (name, value) in vars.clone() {
-        if is_header_var(name) {
-            shared.extend_from_slice(value);
-        }
+    for (_, value) in fields.iter() {
+        shared.extend_from_slice(value);
     }
     let shared = shared.freeze();
     let target = shared.slice(..target_len);
     let uri = Uri::from_maybe_shared(target.clone())
         .map_err(|_| BuildError::Uri(String::from_utf8_lossy(&target).into_owned()))?;
-    let mut map = http::HeaderMap::with_capacity(headers);
+    let mut map = http::HeaderMap::with_capacity(fields.count());
     let mut at = target_len;
-    for (name, value) in vars {
-        if !is_header_var(name) {
-            continue;
-        }
+    for (name, value) in fields.iter() {
         let range = at..at + value.len();
         at = range.end;
         // The server refuses CR/LF/NUL in header values, so this only skips what `http`
@@ -101,18 +153,21 @@ pub(crate) fn head_from_environ<'a>(
     *request.uri_mut() = uri;
     *request.version_mut() = version;
     *request.headers_mut() = map;
-    Ok((request, has_body))
-}
-
-/// Whether an environ variable carries a request header (`CONTENT_TYPE`, `CONTENT_LENGTH`,
-/// `HTTP_*`).
-fn is_header_var(name: &[u8]) -> bool {
-    name == b"CONTENT_TYPE" || name == b"CONTENT_LENGTH" || name.starts_with(b"HTTP_")
+    Ok(Head {
+        request,
+        has_body,
+        has_upgrade,
+    })
 }
 
 /// `CONTENT_TYPE` → `content-type`, `HTTP_X_FORWARDED_FOR` → `x-forwarded-for` (the CGI spelling
 /// back to a header name; `HeaderName` lower-cases). `None` if it is no valid name.
 fn header_name(field: &[u8]) -> Option<HeaderName> {
+    known_header_name(field).or_else(|| converted_header_name(field))
+}
+
+/// [`header_name`] by converting the spelling (`_` → `-`) and parsing it.
+fn converted_header_name(field: &[u8]) -> Option<HeaderName> {
     let cgi = field.strip_prefix(b"HTTP_").unwrap_or(field);
     let dashes = |b: &u8| if *b == b'_' { b'-' } else { *b };
     if cgi.len() <= STACK_NAME {
@@ -124,6 +179,38 @@ fn header_name(field: &[u8]) -> Option<HeaderName> {
     } else {
         HeaderName::from_bytes(&cgi.iter().map(dashes).collect::<Vec<u8>>()).ok()
     }
+}
+
+/// The fields most requests carry, by their CGI names: `http`'s constants, which cost neither a
+/// conversion nor a lookup (`header_name` would give the same names, more slowly).
+fn known_header_name(field: &[u8]) -> Option<HeaderName> {
+    use http::header::*;
+    Some(match field {
+        b"HTTP_HOST" => HOST,
+        b"HTTP_USER_AGENT" => USER_AGENT,
+        b"HTTP_ACCEPT" => ACCEPT,
+        b"HTTP_ACCEPT_ENCODING" => ACCEPT_ENCODING,
+        b"HTTP_ACCEPT_LANGUAGE" => ACCEPT_LANGUAGE,
+        b"HTTP_CONNECTION" => CONNECTION,
+        b"HTTP_COOKIE" => COOKIE,
+        b"HTTP_AUTHORIZATION" => AUTHORIZATION,
+        b"HTTP_CACHE_CONTROL" => CACHE_CONTROL,
+        b"HTTP_ORIGIN" => ORIGIN,
+        b"HTTP_REFERER" => REFERER,
+        b"HTTP_UPGRADE" => UPGRADE,
+        b"HTTP_TE" => TE,
+        b"HTTP_TRANSFER_ENCODING" => TRANSFER_ENCODING,
+        b"HTTP_IF_NONE_MATCH" => IF_NONE_MATCH,
+        b"HTTP_IF_MODIFIED_SINCE" => IF_MODIFIED_SINCE,
+        b"HTTP_RANGE" => RANGE,
+        b"HTTP_SEC_WEBSOCKET_KEY" => SEC_WEBSOCKET_KEY,
+        b"HTTP_SEC_WEBSOCKET_VERSION" => SEC_WEBSOCKET_VERSION,
+        b"HTTP_SEC_WEBSOCKET_PROTOCOL" => SEC_WEBSOCKET_PROTOCOL,
+        b"HTTP_SEC_WEBSOCKET_EXTENSIONS" => SEC_WEBSOCKET_EXTENSIONS,
+        b"CONTENT_TYPE" => CONTENT_TYPE,
+        b"CONTENT_LENGTH" => CONTENT_LENGTH,
+        _ => return None,
+    })
 }
 
 /// `path?query` with the path percent-encoded again: PATH_INFO is decoded, but a service (axum's
@@ -192,7 +279,7 @@ mod tests {
     fn head(vars: &[(&str, &str)]) -> Request<()> {
         head_from_environ(vars.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
             .unwrap()
-            .0
+            .request
     }
 
     #[test]
@@ -251,7 +338,7 @@ mod tests {
                 (b"PATH_INFO", b"/q"),
                 (b"QUERY_STRING", raw),
             ];
-            let req = head_from_environ(vars.into_iter()).unwrap().0;
+            let req = head_from_environ(vars).unwrap().request;
             req.uri().query().map(str::to_owned)
         };
         let same = "a=caf%C3%A9&b=caf\u{e9}&c=!$&'()*+,;=:@/?[]{}|\\^`~%";
@@ -287,12 +374,29 @@ mod tests {
             all.extend_from_slice(vars);
             head_from_environ(all.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
                 .unwrap()
-                .1
+                .has_body
         };
         assert!(!body(&[]));
         assert!(!body(&[("CONTENT_LENGTH", "0")]));
         assert!(body(&[("CONTENT_LENGTH", "10")]));
         assert!(body(&[("HTTP_TRANSFER_ENCODING", "chunked")]));
+    }
+
+    #[test]
+    fn an_upgrade_field_is_noted() {
+        let upgrade = |vars: &[(&str, &str)]| {
+            head_from_environ(vars.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+                .unwrap()
+                .has_upgrade
+        };
+        assert!(!upgrade(&[
+            ("REQUEST_METHOD", "GET"),
+            ("HTTP_CONNECTION", "upgrade")
+        ]));
+        assert!(upgrade(&[
+            ("REQUEST_METHOD", "GET"),
+            ("HTTP_UPGRADE", "websocket")
+        ]));
     }
 
     #[test]
@@ -311,8 +415,62 @@ mod tests {
     }
 
     #[test]
+    fn known_names_are_the_names_the_conversion_gives() {
+        for field in [
+            "HTTP_HOST",
+            "HTTP_USER_AGENT",
+            "HTTP_ACCEPT",
+            "HTTP_ACCEPT_ENCODING",
+            "HTTP_ACCEPT_LANGUAGE",
+            "HTTP_CONNECTION",
+            "HTTP_COOKIE",
+            "HTTP_AUTHORIZATION",
+            "HTTP_CACHE_CONTROL",
+            "HTTP_ORIGIN",
+            "HTTP_REFERER",
+            "HTTP_UPGRADE",
+            "HTTP_TE",
+            "HTTP_TRANSFER_ENCODING",
+            "HTTP_IF_NONE_MATCH",
+            "HTTP_IF_MODIFIED_SINCE",
+            "HTTP_RANGE",
+            "HTTP_SEC_WEBSOCKET_KEY",
+            "HTTP_SEC_WEBSOCKET_VERSION",
+            "HTTP_SEC_WEBSOCKET_PROTOCOL",
+            "HTTP_SEC_WEBSOCKET_EXTENSIONS",
+            "CONTENT_TYPE",
+            "CONTENT_LENGTH",
+        ] {
+            let known = known_header_name(field.as_bytes());
+            assert!(known.is_some(), "{field} is not in the table");
+            assert_eq!(known, converted_header_name(field.as_bytes()), "{field}");
+        }
+        assert_eq!(known_header_name(b"HTTP_X_REQUEST_ID"), None);
+    }
+
+    #[test]
+    fn more_fields_than_the_stack_holds_all_arrive_in_order() {
+        let names: Vec<String> = (0..STACK_FIELDS * 2 + 3)
+            .map(|i| format!("HTTP_X_F{i}"))
+            .collect();
+        let mut vars = vec![("REQUEST_METHOD".to_owned(), "GET".to_owned())];
+        vars.extend(names.iter().map(|n| (n.clone(), format!("v{n}"))));
+        vars.push(("HTTP_X_F0".to_owned(), "again".to_owned()));
+        let req = head_from_environ(vars.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+            .unwrap()
+            .request;
+        assert_eq!(req.headers().len(), names.len() + 1);
+        for name in &names {
+            let header = name["HTTP_".len()..].replace('_', "-").to_ascii_lowercase();
+            assert_eq!(req.headers()[header.as_str()], format!("v{name}"));
+        }
+        let repeated: Vec<_> = req.headers().get_all("x-f0").iter().collect();
+        assert_eq!(repeated, ["vHTTP_X_F0", "again"]);
+    }
+
+    #[test]
     fn a_bad_method_is_an_error() {
-        let err = head_from_environ([(&b"REQUEST_METHOD"[..], &b"GE T"[..])].into_iter());
-        assert_eq!(err.unwrap_err(), BuildError::Method);
+        let err = head_from_environ([(&b"REQUEST_METHOD"[..], &b"GE T"[..])]);
+        assert_eq!(err.err(), Some(BuildError::Method));
     }
 }

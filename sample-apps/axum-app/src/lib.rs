@@ -73,6 +73,7 @@ pub fn router() -> Router {
         .route("/", get(|| async { "Hello, world!\n" }))
         .route("/build", get(|| async { BUILD }))
         .route("/hello/{name}", get(hello))
+        .route("/headers", get(headers))
         .route("/json", post(echo_json))
         .route("/counter", get(counter).post(count))
         .route("/sleep", get(sleep))
@@ -97,6 +98,15 @@ pub fn router() -> Router {
             HeaderValue::from_static("axum-app"),
         ))
         .with_state(state)
+}
+
+/// The request's header fields as the router got them, one `name: value` line each in the map's
+/// order (values as bytes, non-UTF-8 escaped): what a server hands a tower service.
+async fn headers(headers: axum::http::HeaderMap) -> String {
+    headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {}\n", value.as_bytes().escape_ascii()))
+        .collect()
 }
 
 /// 404 naming the method and the URI as the router got them (`OPTIONS *`, a raw query): how a
