@@ -517,6 +517,54 @@ fn streams_of_a_deferred_app_park_instead_of_holding_threads() {
     );
 }
 
+#[test]
+fn a_tower_app_run_on_the_http2_thread_keeps_to_small_windows_and_reads_late_bodies() {
+    // webserver-tower apps are WS_APP_NONBLOCKING: their streams run on the HTTP/2 thread, which
+    // must neither wait for the client's window (it is the thread that reads the WINDOW_UPDATEs)
+    // nor send a byte past it, and whose streams park for a body still on its way.
+    let server = h2_server("axum_app").args(["--threads", "1"]).start();
+    let addr = server.addr();
+    runtime().block_on(async move {
+        let mut builder = h2::client::Builder::new();
+        builder
+            .initial_window_size(1024)
+            .initial_connection_window_size(4096);
+        let (send, _driver) = h2_connect(addr, &builder).await;
+        let mut send = send.ready().await.unwrap();
+        let mut big = Vec::new();
+        for _ in 0..2 {
+            let (response, _) = send
+                .send_request(get(addr, "/bytes?n=100000"), true)
+                .unwrap();
+            big.push(response);
+            send = send.ready().await.unwrap();
+        }
+        let request = http::Request::post(format!("http://{addr}/json"))
+            .header("content-type", "application/json")
+            .body(())
+            .unwrap();
+        let (late, mut upload) = send.send_request(request, false).unwrap();
+        upload
+            .send_data(Bytes::from_static(b"{\"name\":\"late\","), false)
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        upload
+            .send_data(Bytes::from_static(b"\"tags\":[],\"price_cents\":7}"), true)
+            .unwrap();
+        for response in big {
+            let response = response.await.unwrap();
+            assert_eq!(response.status(), 200);
+            let body = read_body(response).await.unwrap();
+            assert_eq!(body.len(), 100_000);
+            assert!(body.iter().all(|&b| b == b'x'));
+        }
+        let late = late.await.unwrap();
+        assert_eq!(late.status(), 201);
+        let body = text(&read_body(late).await.unwrap());
+        assert!(body.contains("\"total_cents\":7"), "{body}");
+    });
+}
+
 /// One GET over its own HTTP/2 connection: the status and the body (`None`: no answer within
 /// `within`).
 fn h2_get(addr: SocketAddr, path: &str, within: Duration) -> Option<(u16, String)> {

@@ -152,6 +152,12 @@ extern "C" {
 
 /* ws_app.flags */
 #define WS_APP_SINGLE_THREADED 0x1u /* the server never runs two `call`s of this app at once */
+/* A deferred app (ABI 1.1) whose `call`, `next` and `close` never wait: they return at once, and
+ * waiting is WS_PENDING and a wake (no blocking `read`). The server may then run them on its own
+ * event thread (HTTP/2 streams on the HTTP/2 thread), with no hop to a serving thread; one that
+ * waits there stalls every connection that thread serves. A hint: a server that does not know it
+ * ignores it, so it came without a new minor. */
+#define WS_APP_NONBLOCKING 0x2u
 
 /* ws_request.flags (the same facts are in environ as webserver.multithread, ...) */
 #define WS_REQ_MULTITHREAD 0x1u

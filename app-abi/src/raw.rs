@@ -15,6 +15,10 @@ pub const WS_ABI_MINOR: u16 = 3;
 
 /// `WsApp::flags`: the server never runs two `call`s of this app at once.
 pub const WS_APP_SINGLE_THREADED: u32 = 0x1;
+/// `WsApp::flags`: a deferred app whose `call`, `next` and `close` never wait (waiting is
+/// `WS_PENDING` and a wake): the server may run them on its event thread (the HTTP/2 thread).
+/// A hint older servers ignore.
+pub const WS_APP_NONBLOCKING: u32 = 0x2;
 
 /// `WsRequest::flags`: other requests may run on other threads of this process.
 pub const WS_REQ_MULTITHREAD: u32 = 0x1;

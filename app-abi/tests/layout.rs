@@ -190,6 +190,7 @@ fn rust_table() -> BTreeMap<String, i128> {
         WS_ABI_MAJOR,
         WS_ABI_MINOR,
         WS_APP_SINGLE_THREADED,
+        WS_APP_NONBLOCKING,
         WS_REQ_MULTITHREAD,
         WS_REQ_MULTIPROCESS,
         WS_REQ_RUN_ONCE,

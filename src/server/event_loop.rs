@@ -129,7 +129,7 @@ pub(crate) fn run(
         .iter()
         .any(|listener| h2::serves_http2(listener.options(), &shared.config))
     {
-        true => Some(Http2::start(&slots, &shared.config)?),
+        true => Some(Http2::start(&slots, shared)?),
         false => None,
     };
     let shared_loop = Arc::new(Loop {

@@ -168,8 +168,9 @@ pub(crate) struct Shared {
     draining: AtomicBool,
     shutdown: Arc<Shutdown>,
     served: AtomicU64,
-    /// Per serving thread: when its current request started (ms after `clock`, plus one), moved
-    /// later by the time it spent waiting for its client; 0 while idle or waiting.
+    /// Per serving thread, and last the HTTP/2 thread: when its current request started (ms after
+    /// `clock`, plus one), moved later by the time it spent waiting for its client; 0 while idle
+    /// or waiting.
     busy_since: Box<[AtomicU64]>,
     clock: Instant,
     /// Milliseconds after `clock`, refreshed by the event loop each time it wakes: request
@@ -346,7 +347,8 @@ pub(crate) fn serve(
     let shared = Arc::new(Shared {
         app_lock: app.single_threaded().then(|| Mutex::new(())),
         app,
-        busy_since: (0..config.threads.max(1))
+        // The serving threads', and the HTTP/2 thread's, which may run streams (`h2::thread_index`).
+        busy_since: (0..=h2::thread_index(&config))
             .map(|_| AtomicU64::new(0))
             .collect(),
         config,

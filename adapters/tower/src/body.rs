@@ -202,19 +202,22 @@ impl Upload {
     /// Moves what the server has buffered into the channel while the service wants the body and
     /// the channel has room. Never waits: a [`TryRead::Pending`] makes the server call `next`
     /// again when bytes arrive, a full channel gets a wake from [`RequestBody`] when drained.
-    pub(crate) fn pump(&mut self, source: &mut impl TryReadSource) {
-        if !self.wanted.load(Ordering::Acquire) {
-            return;
+    /// True if it moved anything (a chunk, the trailers, the end or a failure): the service has
+    /// something new to poll.
+    pub(crate) fn pump(&mut self, source: &mut impl TryReadSource) -> bool {
+        if self.tx.is_none() || !self.wanted.load(Ordering::Acquire) {
+            return false;
         }
         READ_BUF.with(|buf| match buf.try_borrow_mut() {
             Ok(mut buf) => self.pump_through(source, &mut buf),
             // Never nested on one thread; if it were, a buffer of its own is still correct.
             Err(_) => self.pump_through(source, &mut vec![0; UPLOAD_CHUNK_BYTES]),
-        });
+        })
     }
 
-    fn pump_through(&mut self, source: &mut impl TryReadSource, buf: &mut [u8]) {
+    fn pump_through(&mut self, source: &mut impl TryReadSource, buf: &mut [u8]) -> bool {
         let mut finished = false;
+        let mut moved = false;
         while let Some(tx) = &self.tx {
             let permit = match tx.try_reserve() {
                 Ok(permit) => permit,
@@ -240,10 +243,12 @@ impl Upload {
                     break;
                 }
             }
+            moved = true;
         }
         if finished {
             self.tx = None; // dropping the sender ends the body
         }
+        moved || finished
     }
 
     /// Whether the whole body went to the service (or was given up).

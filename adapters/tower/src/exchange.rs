@@ -308,20 +308,27 @@ where
     /// One step: pump the request body, poll, and answer what the poll produced.
     pub(crate) fn step(&mut self, host: &mut impl StepHost) -> Next<'_> {
         let _runtime = self.handle.enter();
+        self.pump(host);
         let polled = loop {
-            if let Some(upload) = &mut self.upload {
-                upload.pump(host);
-            }
             let polled = self.poll_caught(host);
             if !matches!(polled, Polled::Pending) {
                 break polled;
+            }
+            // The poll asked for the body, or took what the channel held: what the server has
+            // buffered already (a small gRPC call's whole body) goes in now and the service is
+            // polled again, instead of parking for a wake this thread would answer itself. Each
+            // turn moves the body on, so this ends with it.
+            if self.pump(host) {
+                continue;
             }
             match self.wake.arm(host) {
                 Armed::Parked => break Polled::Pending,
                 // At most once per request: from now on wakes reach the server, which calls
                 // `next` again behind the requests already waiting (a future that keeps waking
                 // itself cannot hold the thread).
-                Armed::WokenMeanwhile => {}
+                Armed::WokenMeanwhile => {
+                    self.pump(host);
+                }
                 Armed::NoWaker => {
                     self.logger
                         .error("the server gave no waker for a pending request");
@@ -335,6 +342,11 @@ where
             Polled::Error => Next::Error,
             Polled::Pending => Next::Pending,
         }
+    }
+
+    /// Moves the request body's buffered bytes to the service; true if any moved.
+    fn pump(&mut self, host: &mut impl StepHost) -> bool {
+        self.upload.as_mut().is_some_and(|upload| upload.pump(host))
     }
 
     /// [`Exchange::poll`] with a panic turned into an error and a log line.

@@ -24,6 +24,9 @@
 //!   one chunk per `next`, so a slow client holds the producer back. The runtime's own threads
 //!   drive timers and I/O and run what handlers spawn. The request body streams the other way
 //!   with bounded buffering (`body.rs`).
+//! - The app is exported as `WS_APP_NONBLOCKING`: nothing in `call` or `next` waits, so the server
+//!   may run them on its HTTP/2 thread, with no hop to a serving thread and back. A handler that
+//!   blocks (a synchronous call inside an `async fn`, which tokio forbids too) stalls that thread.
 //! - A panic in the service becomes a 500 (or a cut connection once bytes were sent) and a log
 //!   line; `close` (client gone, `--timeout`, drain) drops the future; `shutdown` stops the
 //!   runtime (its tasks are dropped) and waits for its threads. A thread that does not end (a
@@ -332,11 +335,15 @@ macro_rules! export_service {
                 }
             }
 
+            // `call` and `next` return at once (a future that is not ready parks the request),
+            // so a server may run them on its event thread (HTTP/2 streams on the HTTP/2 thread),
+            // as hyper runs a service on the thread of its connection.
             $crate::__private::export_app!(
                 $symbol,
                 ExportedService,
                 name = $name,
-                version = $version
+                version = $version,
+                flags = $crate::__private::WS_APP_NONBLOCKING
             );
         };
     };
@@ -345,6 +352,7 @@ macro_rules! export_service {
 /// What [`export_service!`] expands to needs; not a stable API.
 #[doc(hidden)]
 pub mod __private {
+    pub use app_abi::raw::WS_APP_NONBLOCKING;
     pub use app_abi::{export_app, App, InitContext, Request, Response};
 }
 

@@ -1,8 +1,13 @@
 //! The HTTP/2 thread: a single-threaded tokio runtime whose tasks are this process's HTTP/2
 //! connections. A task owns its socket and its `h2::server::Connection`, which it polls for new
 //! streams (polling it is what reads and writes every frame, for every stream); each stream it
-//! accepts goes to the serving threads' queue. The app never runs here.
+//! accepts goes to the serving threads' queue — or, for an app that declared it never waits
+//! (`WS_APP_NONBLOCKING`), is run right here: the streams a read brought are gathered while the
+//! connection decodes what it holds (their bodies' DATA frames with them), then each runs its
+//! app's `call` and `next` until it ends or pends, and the answers go out with the next write. A
+//! blocking 1.0 app never runs here.
 
+use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -18,7 +23,9 @@ use super::io::H2Io;
 use super::stream::{ConnInfo, StreamJob};
 use super::{Job, Queue};
 use crate::server::conn::Conn;
+use crate::server::serve::ThreadScratch;
 use crate::server::slots::Token;
+use crate::server::Shared;
 use crate::sys::socket::Stream;
 use crate::tls::TlsSession;
 
@@ -47,6 +54,22 @@ const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// After a GOAWAY, how long a connection without streams waits for its client to close.
 const GOAWAY_LINGER: Duration = Duration::from_secs(2);
+
+/// New streams gathered before they run on this thread; more than this run before the
+/// connection reads on.
+const INLINE_BATCH: usize = 32;
+
+thread_local! {
+    /// Set on the HTTP/2 thread: a stream's transport there never waits (`transport.rs`).
+    static ON_HTTP2_THREAD: Cell<bool> = const { Cell::new(false) };
+    /// The HTTP/2 thread's buffers for the streams it runs, as a serving thread has its own.
+    static SCRATCH: RefCell<Option<ThreadScratch>> = const { RefCell::new(None) };
+}
+
+/// This is the HTTP/2 thread: waiting for a stream's client here would wait for this thread.
+pub(super) fn on_http2_thread() -> bool {
+    ON_HTTP2_THREAD.get()
+}
 
 /// A connection on its way from a serving thread to the HTTP/2 thread.
 pub(super) struct Handoff {
@@ -96,7 +119,9 @@ pub(super) fn run(
     queue: Arc<Queue>,
     settings: Settings,
     drain: watch::Receiver<bool>,
+    inline: Option<Arc<Shared>>,
 ) {
+    ON_HTTP2_THREAD.set(true);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -120,15 +145,30 @@ pub(super) fn run(
     }
     runtime.block_on(async move {
         while let Some(handoff) = handoffs.recv().await {
-            let (queue, drain) = (Arc::clone(&queue), drain.clone());
+            let (queue, drain, inline) = (Arc::clone(&queue), drain.clone(), inline.clone());
             tokio::spawn(async move {
                 let token = handoff.token;
-                connection(handoff, &queue, settings, drain).await;
+                connection(handoff, &queue, settings, drain, inline).await;
                 queue.slots.release(token);
             });
         }
     });
     // Dropping the runtime drops the connections still open (the stop's graceful timeout ran out).
+    drop(runtime);
+    // The app's buffers go before the thread ends (the app itself goes only after it is joined).
+    SCRATCH.with(|scratch| scratch.borrow_mut().take());
+}
+
+/// Runs `batch`'s streams on this thread, each until it ends or parks.
+fn run_here(batch: &mut Vec<Job>, shared: &Shared) {
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let scratch =
+            scratch.get_or_insert_with(|| ThreadScratch::new(super::thread_index(&shared.config)));
+        for job in batch.drain(..) {
+            super::serve_stream(job, shared, scratch);
+        }
+    });
 }
 
 /// Counts a connection's streams that are queued or running on a serving thread: `h2` stops
@@ -155,6 +195,8 @@ enum Event {
     Tick,
     /// The client sent too many control frames (`calm.rs`).
     Flood,
+    /// Streams to run on this thread: the connection has decoded what it read.
+    Batch,
 }
 
 /// Serves one connection until it ends.
@@ -163,6 +205,7 @@ async fn connection(
     queue: &Arc<Queue>,
     settings: Settings,
     mut drain: watch::Receiver<bool>,
+    inline: Option<Arc<Shared>>,
 ) {
     let Handoff {
         stream,
@@ -212,7 +255,7 @@ async fn connection(
     // When the GOAWAY was sent (a drain, or --keep-alive).
     let mut going_away: Option<Instant> = None;
     let mut calmed = false;
-    // Streams accepted in this turn of the task, not yet queued.
+    // Streams accepted in this turn of the task, not yet queued (or run here).
     let mut batch = Vec::new();
     loop {
         let event = poll_fn(|cx| {
@@ -228,8 +271,14 @@ async fn connection(
             if tick.poll_tick(cx).is_ready() {
                 return Poll::Ready(Event::Tick);
             }
+            if inline.is_some() && batch.len() >= INLINE_BATCH {
+                return Poll::Ready(Event::Batch);
+            }
             let accepted = conn.poll_accept(cx);
             if accepted.is_pending() && !batch.is_empty() {
+                if inline.is_some() {
+                    return Poll::Ready(Event::Batch);
+                }
                 // This turn's streams, queued at once: one lock, one wake-up at most.
                 queue.push_all(batch.drain(..));
             }
@@ -254,6 +303,11 @@ async fn connection(
                 break;
             }
             Event::Stream(None) => break,
+            Event::Batch => {
+                if let Some(shared) = &inline {
+                    run_here(&mut batch, shared);
+                }
+            }
             Event::Drain if going_away.is_none() => {
                 going_away = Some(Instant::now());
                 conn.graceful_shutdown();
@@ -287,8 +341,8 @@ async fn connection(
     queue.push_all(batch);
 }
 
-/// A stream the client opened: a job for a serving thread, or refused (`None`) when the
-/// connection already has its share of streams queued or running.
+/// A stream the client opened: a job for a serving thread (or this one), or refused (`None`)
+/// when the connection already has its share of streams queued or running, or a drain began.
 fn accept(
     request: http::Request<h2::RecvStream>,
     mut respond: h2::server::SendResponse<Bytes>,

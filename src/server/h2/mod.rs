@@ -3,7 +3,9 @@
 //! process's HTTP/2 thread (`driver.rs`), which runs the `h2` crate's server connections on a
 //! single-threaded tokio runtime. Each stream a connection accepts becomes a job on a queue the
 //! serving threads take from, announced by the slot table's eventfd as a woken deferred request
-//! is; a serving thread runs it through the same ABI as an HTTP/1.1 request (`stream.rs`).
+//! is; a serving thread runs it through the same ABI as an HTTP/1.1 request (`stream.rs`). An app
+//! that declared it never waits (`WS_APP_NONBLOCKING`) has its new streams run on the HTTP/2
+//! thread itself instead, between two reads of the connection (`driver.rs`).
 //!
 //! A handed-over connection keeps its slot (busy) until its HTTP/2 connection ends, so the
 //! coordinator's drain waits for it as for any other; the drain sends it a GOAWAY.
@@ -78,6 +80,20 @@ const PREFACE_START: &[u8] = b"PRI * HTTP/2.0\r\n";
 
 /// The ALPN name of HTTP/2 over TLS (RFC 9113 §3.2).
 const ALPN_H2: &[u8] = b"h2";
+
+/// The HTTP/2 thread runs new streams itself, with no hop to a serving thread and back: for a
+/// deferred app that declared it never waits (`WS_APP_NONBLOCKING`, as webserver-tower's apps
+/// do), whose calls need no lock, with no `--static` (a static answer waits for the client's
+/// window). A stream that parks resumes on a serving thread, as any other.
+fn runs_streams_inline(shared: &super::Shared) -> bool {
+    shared.app.never_blocks() && shared.app_lock.is_none() && shared.config.statics.is_none()
+}
+
+/// The HTTP/2 thread's index among the app threads (its `--timeout` slot), after the serving
+/// threads'.
+pub(crate) fn thread_index(config: &super::Config) -> usize {
+    config.threads.max(1)
+}
 
 /// The connection serves HTTP/2 (`--http2 on`, or its listener's `h2` option).
 pub(crate) fn serves_http2(options: ListenerOptions, config: &super::Config) -> bool {
@@ -166,7 +182,8 @@ pub(crate) struct Http2 {
 
 impl Http2 {
     /// Starts the HTTP/2 thread.
-    pub(crate) fn start(slots: &Arc<Slots>, config: &super::Config) -> std::io::Result<Http2> {
+    pub(crate) fn start(slots: &Arc<Slots>, shared: &Arc<super::Shared>) -> std::io::Result<Http2> {
+        let config = &shared.config;
         let queue = Arc::new(Queue {
             jobs: Mutex::default(),
             slots: Arc::clone(slots),
@@ -178,9 +195,10 @@ impl Http2 {
         let (drain, drain_seen) = tokio::sync::watch::channel(false);
         let settings = driver::Settings::of(config);
         let thread_queue = Arc::clone(&queue);
+        let inline = runs_streams_inline(shared).then(|| Arc::clone(shared));
         let thread = std::thread::Builder::new()
             .name("http2".into())
-            .spawn(move || driver::run(received, thread_queue, settings, drain_seen))?;
+            .spawn(move || driver::run(received, thread_queue, settings, drain_seen, inline))?;
         Ok(Http2 {
             queue,
             handoffs: Mutex::new(Some(handoffs)),

@@ -9,6 +9,12 @@
 //! bytes are released to the client's window only once the app has read them: a client cannot
 //! send more than the windows ahead of the app. A parked stream's `try_read` never waits: `h2`
 //! wakes the stream when its next DATA frame comes (`park.rs`).
+//!
+//! On the HTTP/2 thread itself (a `WS_APP_NONBLOCKING` app's stream, `driver.rs`) nothing
+//! waits, since this thread is the one that would read the frames waited for: past the tail's
+//! limit `output_blocked` parks the stream and wakes it at once, so the rest of the response is
+//! written from a serving thread, which waits for the window as above. A blocking `read` with
+//! no DATA frame here fails.
 
 use std::future::{poll_fn, Future};
 use std::io;
@@ -16,7 +22,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
-use app_abi::raw::{WsPair, WS_ERR_CLIENT_GONE, WS_ERR_TIMEOUT, WS_ERR_TOO_LARGE};
+use app_abi::raw::{WsPair, WS_ERR_CLIENT_GONE, WS_ERR_STATE, WS_ERR_TIMEOUT, WS_ERR_TOO_LARGE};
 use bytes::{Buf, Bytes, BytesMut};
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
@@ -90,6 +96,8 @@ pub(super) struct StreamTransport<'a> {
     pub(super) thread: usize,
     date: &'a mut DateCache,
     wall: SystemTime,
+    /// Running on the HTTP/2 thread: never wait.
+    inline: bool,
 }
 
 impl StreamState {
@@ -137,6 +145,7 @@ impl<'a> StreamTransport<'a> {
             thread,
             date,
             wall: shared.coarse_wall(),
+            inline: super::driver::on_http2_thread(),
         }
     }
 
@@ -217,7 +226,9 @@ impl<'a> StreamTransport<'a> {
         }
         self.s.tail.extend_from_slice(rest);
         ended |= tail::send_ready(send, &mut self.s.tail, last).map_err(stream_error)?;
-        while self.s.tail.len() > TAIL_LIMIT {
+        // The HTTP/2 thread never waits: past the limit, `output_blocked` moves the stream to a
+        // serving thread before the app is asked for more.
+        while !self.inline && self.s.tail.len() > TAIL_LIMIT {
             self.wait_for_window()?;
             let send = self.s.send.as_mut().expect("checked above");
             ended |= tail::send_ready(send, &mut self.s.tail, last).map_err(stream_error)?;
@@ -311,6 +322,18 @@ impl<'a> StreamTransport<'a> {
 
     /// Waits for the next DATA frame (`Ok(false)`: the body ended).
     fn receive(&mut self) -> Result<bool, i32> {
+        if self.inline {
+            return match poll_once(|cx| self.s.body.poll_data(cx)) {
+                Some(Poll::Ready(got)) => self.take_data(got),
+                _ => {
+                    log::error!(
+                        "{}: an app that declared it never blocks (WS_APP_NONBLOCKING) waited in `read` for an HTTP/2 body: it must use `try_read`",
+                        self.s.peer
+                    );
+                    Err(WS_ERR_STATE)
+                }
+            };
+        }
         if self.s.body_wait_left.is_zero() {
             return Err(WS_ERR_TIMEOUT);
         }
@@ -416,6 +439,22 @@ impl Transport for StreamTransport<'_> {
             }
         }
         self.read_body(out, may_continue).map(Some)
+    }
+
+    fn output_blocked(&mut self) -> bool {
+        if !self.inline || self.s.ended || self.s.tail.len() <= TAIL_LIMIT {
+            return false;
+        }
+        // The client's window holds more than the limit back: the rest of the response goes
+        // from a serving thread, which may wait for WINDOW_UPDATEs. The wake queues the stream
+        // for one as soon as it parks.
+        match &self.s.park {
+            Some(park) => {
+                AppWake::wake(&**park);
+                true
+            }
+            None => false,
+        }
     }
 
     fn new_waker(&mut self) -> Option<Arc<dyn AppWake>> {
