@@ -293,6 +293,30 @@ fn threads_serve_slow_requests_concurrently() {
     );
 }
 
+/// A request that reaches an idle keep-alive connection before its deadline is answered, even
+/// when every serving thread is busy past that deadline: the connection is not idle any more.
+/// (The keep-alive sweep closed it, and the client saw its request go unanswered.)
+#[test]
+fn a_request_sent_before_the_keep_alive_deadline_is_answered_when_a_thread_frees_up() {
+    let server = sample_server("crashy")
+        .args(["--threads", "1", "--keep-alive", "1"])
+        .start();
+    let mut waiting = server.connect();
+    waiting.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(waiting.read_response().text(), "crashy ok\n");
+    // The only serving thread is busy for 3 s from now.
+    let mut slow = server.connect();
+    slow.send("GET /slow?ms=3000 HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::thread::sleep(Duration::from_millis(300));
+    // Well within the 1 s keep-alive.
+    waiting.send("GET /again HTTP/1.1\r\nHost: x\r\n\r\n");
+    let resp = waiting
+        .try_read_response()
+        .unwrap_or_else(|e| panic!("the request sent in time went unanswered: {e}"));
+    assert_eq!((resp.status, resp.text().as_str()), (200, "crashy ok\n"));
+    assert_eq!(slow.read_response().text(), "slow done\n");
+}
+
 /// `webserver target/c-apps/libmulti.so:<symbol>`.
 fn multi_server(symbol: &str) -> Server {
     let mut target = fixture("multi").into_os_string();

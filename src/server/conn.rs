@@ -333,6 +333,13 @@ impl Conn {
         self.drained = false;
     }
 
+    /// Past its deadline, whether this connection is only waiting for a serving thread: its
+    /// client sent bytes that no thread has read yet. A connection whose output waits for the
+    /// client does not count (a client that sends but never reads must not keep it open).
+    pub(crate) fn has_request_waiting(&mut self) -> bool {
+        !self.sending_file() && !self.write_interest() && self.stream_mut().has_input()
+    }
+
     /// When the coordinator may close this connection if it is still parked.
     pub(crate) fn deadline(&self) -> Instant {
         self.deadline

@@ -200,7 +200,14 @@ pub(crate) fn run(
             stop_by = Some(begin_drain(&shared_loop, shared));
         }
         for mut conn in shared_loop.slots.expired(now) {
-            time_out(&mut conn);
+            if conn.has_request_waiting() {
+                // Its client sent a request in time, but every serving thread was busy: it is
+                // not idle, and closing it would drop that request unanswered.
+                shared_loop.slots.serve_later(conn);
+            } else {
+                time_out(&mut conn);
+                shared_loop.slots.close(conn);
+            }
         }
         if shared_loop.accept_pause.retry_due(now) {
             // The queued connections raise no new edge on their own: report them again.

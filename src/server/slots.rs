@@ -515,21 +515,21 @@ impl Slots {
         }
     }
 
-    /// Parked connections past their deadline, removed from the table (a connection with a
-    /// parked request is cancelled instead: `cancel_parked`).
+    /// Parked connections past their deadline, taken from the table with their slots left busy
+    /// (a connection with a parked request is cancelled instead: `cancel_parked`). The caller
+    /// closes each (`close`) or, if its client sent a request after all, has it served
+    /// (`serve_later`): the check for that is a system call, made after this lock is released.
     #[allow(clippy::vec_box)] // the boxes are the connections' own; they move on unchanged
     pub(crate) fn expired(&self, now: Instant) -> Vec<Box<Conn>> {
         let mut table = self.lock();
         let SlotTable {
             slots,
-            free,
-            open,
             ready_upgraded,
             ..
         } = &mut *table;
         let mut gone = Vec::new();
         let mut queued = false;
-        for (index, slot) in slots.iter_mut().enumerate() {
+        for slot in slots.iter_mut() {
             if let Slot::Upgraded(upgraded) = slot {
                 // One atomic load: its own lock is for the serving thread that acts on it.
                 if upgraded.due(now) {
@@ -540,10 +540,8 @@ impl Slots {
             }
             if matches!(slot, Slot::Idle(conn) if conn.deadline() <= now && conn.parked_request().is_none())
             {
-                if let Slot::Idle(conn) = std::mem::replace(slot, Slot::Free) {
+                if let Slot::Idle(conn) = std::mem::replace(slot, BUSY) {
                     gone.push(conn);
-                    free.push(index);
-                    *open -= 1;
                 }
             }
         }
@@ -551,6 +549,16 @@ impl Slots {
             self.signal(table);
         }
         gone
+    }
+
+    /// A connection `expired` took whose client sent input before it was closed: a serving
+    /// thread serves it as if its event had come (an event that does come meanwhile finds the
+    /// slot busy and is kept as pending).
+    pub(crate) fn serve_later(&self, mut conn: Box<Conn>) {
+        conn.mark_readable();
+        let mut table = self.lock();
+        table.ready.push_back(conn);
+        self.signal(table);
     }
 
     /// The process began draining at `now`: every parked connection's deadline is shortened

@@ -165,6 +165,21 @@ impl Stream {
         Ok(n as usize)
     }
 
+    /// Whether the peer sent bytes that wait unread in the socket (a peek that takes nothing
+    /// and never blocks). False on end of stream and on any error.
+    pub(crate) fn has_input(&self) -> bool {
+        let mut byte = 0u8;
+        // SAFETY: the buffer is one writable byte owned by this frame; the descriptor is owned,
+        // so open. MSG_PEEK leaves the byte in the socket.
+        let peeked = syscall!(recv(
+            self.0.as_raw_fd(),
+            (&raw mut byte).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT
+        ));
+        matches!(peeked, Ok(1))
+    }
+
     /// Writes through this stream that say more follows at once (`MSG_MORE`): the kernel holds
     /// a short segment back to fill it with what comes next, as `TCP_CORK` would for one
     /// call. For a head whose body `sendfile(2)` sends next: they leave in the same segments,
