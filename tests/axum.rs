@@ -6,6 +6,7 @@
 //! Needs `cargo build --workspace` first (the cdylib and `axum-serve` come from target/debug).
 
 mod common;
+mod http2_support;
 
 use std::net::SocketAddr;
 use std::thread;
@@ -132,6 +133,75 @@ fn header_fields_reach_the_router_as_axum_serve_hands_them_over() {
         "{}",
         String::from_utf8_lossy(&underscore.body)
     );
+}
+
+#[test]
+fn repeated_fields_and_an_encoded_slash_reach_the_router_as_axum_serve_hands_them_over() {
+    // The adapter builds the request from the head the server parsed (ABI 1.3 request_parts):
+    // repeated fields stay separate (the environ joins them with ", " and "; ") and the target
+    // is the one sent (PATH_INFO decodes %2F to /).
+    let ws = webserver().start();
+    let axum = AxumServe::start();
+    let fields = [
+        ("X-Tag", "a"),
+        ("Cookie", "c=1"),
+        ("x-tag", "b"),
+        ("Cookie", "d=2"),
+        ("Accept", "text/html"),
+        ("ACCEPT", "*/*"),
+    ];
+    for (target, fields) in [("/headers", &fields[..]), ("/nope/a%2Fb%2f?x=%2F", &[])] {
+        let ours = send(ws.addr(), "GET", target, fields, b"");
+        let theirs = send(axum.addr, "GET", target, fields, b"");
+        assert_eq!(
+            String::from_utf8_lossy(&ours.body),
+            String::from_utf8_lossy(&theirs.body),
+            "{target}: webserver (left) and axum::serve (right) differ"
+        );
+    }
+    let ours = send(ws.addr(), "GET", "/headers", &fields, b"").text();
+    assert!(ours.contains("x-tag: a\nx-tag: b\n"), "{ours}");
+    assert_eq!(
+        send(ws.addr(), "GET", "/nope/a%2Fb", &[], b"").text(),
+        "no route for GET /nope/a%2Fb\n"
+    );
+}
+
+#[test]
+fn over_http2_the_router_gets_the_fields_and_uri_as_hyper_hands_them_over() {
+    // hyper's HTTP/2 server hands a service the URI h2 made of :scheme, :authority and :path,
+    // no Host field made up from :authority, and the fields one by one, lowercase, as sent.
+    use http2_support::{h2_connect, read_body, runtime};
+    let server = webserver().args(["--http2", "on"]).start();
+    let addr = server.addr();
+    runtime().block_on(async move {
+        let (mut send, _driver) = h2_connect(addr, &h2::client::Builder::new()).await;
+        let request = http::Request::get(format!("http://{addr}/headers"))
+            .header("x-tag", "a")
+            .header("user-agent", "h2-test")
+            .header("x-tag", "b")
+            .header("x_under", "dropped")
+            .header("x-empty", "")
+            .body(())
+            .unwrap();
+        let (response, _) = send.send_request(request, true).unwrap();
+        let response = response.await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body = String::from_utf8(read_body(response).await.unwrap()).unwrap();
+        assert_eq!(body, "x-tag: a\nx-tag: b\nuser-agent: h2-test\nx-empty: \n");
+
+        let mut send = send.ready().await.unwrap();
+        let (response, _) = send
+            .send_request(http2_support::get(addr, "/nope/a%2Fb?q=1"), true)
+            .unwrap();
+        let response = response.await.unwrap();
+        assert_eq!(response.status(), 404);
+        let body = String::from_utf8(read_body(response).await.unwrap()).unwrap();
+        assert_eq!(
+            body,
+            format!("no route for GET http://{addr}/nope/a%2Fb?q=1\n")
+        );
+    });
 }
 
 #[test]

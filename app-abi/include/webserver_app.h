@@ -129,6 +129,19 @@
  *  - Versions: a 1.3 app checks WS_HAS_FIELD(init->host, ws_host, set_trailers) in `init` and
  *    refuses an older server with a message that says to upgrade webserver.
  *
+ * Request parts (ABI 1.3) — the head as parsed, for an app that builds its own request object:
+ *  - An app whose descriptor sets WS_APP_REQUEST_PARTS may call `request_parts` where `read` is
+ *    answered (during `call` and `next`) and gets the method, the request-target as sent, HTTP/2's
+ *    :scheme and :authority, and the header fields one by one, in order, as received (HTTP/2:
+ *    lowercase names; repeated fields not joined; no Host made from :authority), instead of
+ *    converting the environ back (HTTP_ names, decoded PATH_INFO, joined repeats).
+ *  - The server's policy holds as for the environ: a field whose name has an underscore is left
+ *    out, and so are Forwarded, X-Forwarded-<anything> and X-Real-IP from a peer not in
+ *    --forwarded-allow-ips.
+ *  - The environ is still built and stays the reference for everything else (REMOTE_ADDR,
+ *    url scheme, TLS client certificate, ...). Without the flag, or on a server that predates it
+ *    (WS_HAS_FIELD(host, ws_host, request_parts) false), the app reads the environ.
+ *
  * App arguments (ABI 1.1): the words after LIB:SYMBOL on the command line reach `init` in
  * ws_init.args (present when WS_HAS_FIELD(init, ws_init, n_args)).
  *
@@ -158,6 +171,10 @@ extern "C" {
  * waits there stalls every connection that thread serves. A hint: a server that does not know it
  * ignores it, so it came without a new minor. */
 #define WS_APP_NONBLOCKING 0x2u
+/* ABI 1.3: the app reads each request's head through host->request_parts ("Request parts"
+ * below), so the server keeps the parsed parts for it. A hint: a server that does not know it
+ * ignores it (and has no request_parts: the app reads the environ). */
+#define WS_APP_REQUEST_PARTS 0x4u
 
 /* ws_request.flags (the same facts are in environ as webserver.multithread, ...) */
 #define WS_REQ_MULTITHREAD 0x1u
@@ -254,6 +271,20 @@ typedef struct ws_message {
     uint16_t reserved;
     ws_bytes data; /* the payload; for WS_MSG_CLOSE the reason */
 } ws_message;
+
+/* ABI 1.3: a request's head as the server parsed it (host->request_parts, "Request parts"
+ * above). Server-owned, as every byte and pair it points to, valid until `close` returns. */
+typedef struct ws_request_parts {
+    uint32_t size;      /* sizeof(ws_request_parts) as the server knows it */
+    uint16_t version;   /* 10 HTTP/1.0, 11 HTTP/1.1, 20 HTTP/2 */
+    uint16_t reserved;
+    ws_bytes method;
+    ws_bytes scheme;    /* HTTP/2's :scheme; empty for HTTP/1 */
+    ws_bytes authority; /* HTTP/2's :authority (empty when absent); empty for HTTP/1 */
+    ws_bytes target;    /* HTTP/1: the request-target as sent (not decoded); HTTP/2: :path */
+    const ws_pair *fields; /* the header fields in order, as received (see above) */
+    size_t n_fields;
+} ws_request_parts;
 
 /*
  * Callbacks the server gives every request. `io` is the opaque handle from ws_request.io; read,
@@ -392,6 +423,14 @@ typedef struct ws_host {
      * Replaces what an earlier call set. Answered where start_response is, until the body ended
      * (`next` returned 0); WS_ERR_STATE after. `flags` is 0 (reserved). */
     int32_t (*set_trailers)(void *io, const ws_pair *fields, size_t n_fields, uint32_t flags);
+
+    /* ABI 1.3, appended after set_trailers — present when WS_HAS_FIELD(host, ws_host,
+     * request_parts). */
+
+    /* The request's parsed head ("Request parts" above). Answered where `read` is. WS_OK:
+     * *parts is server-owned and valid until `close` returns. WS_ERR_STATE: the descriptor does
+     * not set WS_APP_REQUEST_PARTS (read the environ), or from `close` or another thread. */
+    int32_t (*request_parts)(void *io, const ws_request_parts **parts);
 } ws_host;
 
 /* One request, valid from the start of `call` until the body's `close` returns. */

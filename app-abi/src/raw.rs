@@ -19,6 +19,10 @@ pub const WS_APP_SINGLE_THREADED: u32 = 0x1;
 /// `WS_PENDING` and a wake): the server may run them on its event thread (the HTTP/2 thread).
 /// A hint older servers ignore.
 pub const WS_APP_NONBLOCKING: u32 = 0x2;
+/// ABI 1.3. `WsApp::flags`: the app reads each request's head through `request_parts` (the
+/// header's "Request parts"), so the server keeps the parsed parts for it. A hint older servers
+/// ignore (they have no `request_parts`: the app reads the environ).
+pub const WS_APP_REQUEST_PARTS: u32 = 0x4;
 
 /// `WsRequest::flags`: other requests may run on other threads of this process.
 pub const WS_REQ_MULTITHREAD: u32 = 0x1;
@@ -184,6 +188,9 @@ pub type WsSetTrailersFn = unsafe extern "C" fn(
     n_fields: usize,
     flags: u32,
 ) -> i32;
+/// Host `request_parts` (ABI 1.3); see [`WsHost::request_parts`].
+pub type WsRequestPartsFn =
+    unsafe extern "C" fn(io: *mut c_void, parts: *mut *const WsRequestParts) -> i32;
 /// Host `waker_wake` / `waker_free` (ABI 1.1); see [`WsHost::waker_wake`].
 pub type WsWakerFn = unsafe extern "C" fn(waker: *mut c_void);
 
@@ -233,6 +240,33 @@ impl WsMessage {
         reserved: 0,
         data: WsBytes::EMPTY,
     };
+}
+
+/// ABI 1.3. A request's head as the server parsed it (`request_parts`, the header's "Request
+/// parts"). Server-owned, as every byte and pair it points to, valid until `close` returns.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct WsRequestParts {
+    /// `size_of::<WsRequestParts>()` as the server knows it.
+    pub size: u32,
+    /// 10 (HTTP/1.0), 11 (HTTP/1.1) or 20 (HTTP/2).
+    pub version: u16,
+    /// Zero.
+    pub reserved: u16,
+    /// The method token.
+    pub method: WsBytes,
+    /// HTTP/2's `:scheme`; empty for HTTP/1.
+    pub scheme: WsBytes,
+    /// HTTP/2's `:authority` (empty when absent); empty for HTTP/1.
+    pub authority: WsBytes,
+    /// HTTP/1: the request-target as sent (not decoded); HTTP/2: `:path`.
+    pub target: WsBytes,
+    /// The header fields in order, as received (HTTP/2: lowercase names; repeats not joined),
+    /// minus what the server's policy leaves out (underscore names; forwarding fields from an
+    /// untrusted peer).
+    pub fields: *const WsPair,
+    /// Number of pairs in `fields`.
+    pub n_fields: usize,
 }
 
 /// Host `upgrade` (ABI 1.2); see [`WsHost::upgrade`].
@@ -370,6 +404,11 @@ pub struct WsHost {
     /// minus the fields a trailer must not carry; replaces an earlier call. Answered where
     /// `start_response` is, until the body ended. `flags` is 0.
     pub set_trailers: Option<WsSetTrailersFn>,
+    /// ABI 1.3, appended after `set_trailers`. The request's parsed head, for an app whose
+    /// descriptor sets [`WS_APP_REQUEST_PARTS`]: `WS_OK` with `*parts` (server-owned until
+    /// `close`); [`WS_ERR_STATE`] without the flag, from `close` or from another thread.
+    /// Answered where `read` is.
+    pub request_parts: Option<WsRequestPartsFn>,
 }
 
 /// `size` of a 1.0 host vtable (it ends at `log`): a peer with this size has no 1.1 callbacks.
@@ -407,6 +446,7 @@ impl WsHost {
         send_file: None,
         request_trailers: None,
         set_trailers: None,
+        request_parts: None,
     };
 
     /// True if this host (as its `size` says) has the ABI 1.1 `try_read` and wakers.
@@ -428,6 +468,13 @@ impl WsHost {
         self.size as usize
             >= core::mem::offset_of!(WsHost, set_trailers)
                 + core::mem::size_of::<Option<WsSetTrailersFn>>()
+    }
+
+    /// True if this host (as its `size` says) has the ABI 1.3 `request_parts`.
+    pub fn has_request_parts(&self) -> bool {
+        self.size as usize
+            >= core::mem::offset_of!(WsHost, request_parts)
+                + core::mem::size_of::<Option<WsRequestPartsFn>>()
     }
 
     /// True if this host (as its `size` says) has the ABI 1.2 `send_file`.
@@ -599,7 +646,11 @@ const _: () = {
     use core::mem::{offset_of, size_of};
     assert!(size_of::<WsBytes>() == 16);
     assert!(size_of::<WsPair>() == 32);
-    assert!(size_of::<WsHost>() == 160);
+    assert!(size_of::<WsHost>() == 168);
+    assert!(offset_of!(WsHost, request_parts) == 160);
+    assert!(size_of::<WsRequestParts>() == 88);
+    assert!(offset_of!(WsRequestParts, method) == 8);
+    assert!(offset_of!(WsRequestParts, fields) == 72);
     assert!(offset_of!(WsHost, send_file) == 136);
     assert!(WS_HOST_SIZE_V1_2 == 144);
     assert!(offset_of!(WsHost, set_trailers) == 152);

@@ -38,6 +38,7 @@ mod file;
 #[cfg(feature = "json")]
 mod json;
 mod log;
+mod parts;
 mod query;
 mod request;
 mod response;
@@ -58,6 +59,7 @@ pub use file::FileSend;
 #[cfg(feature = "json")]
 pub use json::{Json, JsonBodyError};
 pub use log::{InitContext, LogLevel, Logger, NEEDS_ABI_1_1, NEEDS_ABI_1_2, NEEDS_ABI_1_3};
+pub use parts::Parts;
 pub use query::{form_decode, QueryPairs};
 pub use request::{BodyReader, HeaderIter, Request, Vars};
 pub use response::{Body, BodyKind, Response};

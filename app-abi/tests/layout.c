@@ -47,6 +47,18 @@ int main(void) {
     F(ws_host, send_file);
     F(ws_host, request_trailers);
     F(ws_host, set_trailers);
+    F(ws_host, request_parts);
+
+    TYPE(ws_request_parts);
+    F(ws_request_parts, size);
+    F(ws_request_parts, version);
+    F(ws_request_parts, reserved);
+    F(ws_request_parts, method);
+    F(ws_request_parts, scheme);
+    F(ws_request_parts, authority);
+    F(ws_request_parts, target);
+    F(ws_request_parts, fields);
+    F(ws_request_parts, n_fields);
 
     TYPE(ws_conn_handler);
     F(ws_conn_handler, size);
@@ -106,6 +118,7 @@ int main(void) {
     CONST(WS_ABI_MINOR);
     CONST(WS_APP_SINGLE_THREADED);
     CONST(WS_APP_NONBLOCKING);
+    CONST(WS_APP_REQUEST_PARTS);
     CONST(WS_REQ_MULTITHREAD);
     CONST(WS_REQ_MULTIPROCESS);
     CONST(WS_REQ_RUN_ONCE);
@@ -172,6 +185,12 @@ int main(void) {
         old_host.size = (uint32_t)sizeof(ws_host);
         printf("const has.v1_3.host.set_trailers %d\n",
                WS_HAS_FIELD(&old_host, ws_host, set_trailers));
+        printf("const has.v1_3.host.request_parts %d\n",
+               WS_HAS_FIELD(&old_host, ws_host, request_parts));
+        /* A host of 1.3 that ends at set_trailers (before request_parts came) has no parts. */
+        old_host.size = (uint32_t)offsetof(ws_host, request_parts);
+        printf("const has.v1_3_trailers_only.host.request_parts %d\n",
+               WS_HAS_FIELD(&old_host, ws_host, request_parts));
     }
     /* The macro must fill the header with the 1.0 size. */
     {

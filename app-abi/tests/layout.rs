@@ -104,7 +104,23 @@ fn rust_table() -> BTreeMap<String, i128> {
             websocket_close,
             send_file,
             request_trailers,
-            set_trailers
+            set_trailers,
+            request_parts
+        }
+    );
+    layout!(
+        t,
+        "ws_request_parts",
+        WsRequestParts {
+            size,
+            version,
+            reserved,
+            method,
+            scheme,
+            authority,
+            target,
+            fields,
+            n_fields
         }
     );
     layout!(
@@ -191,6 +207,7 @@ fn rust_table() -> BTreeMap<String, i128> {
         WS_ABI_MINOR,
         WS_APP_SINGLE_THREADED,
         WS_APP_NONBLOCKING,
+        WS_APP_REQUEST_PARTS,
         WS_REQ_MULTITHREAD,
         WS_REQ_MULTIPROCESS,
         WS_REQ_RUN_ONCE,
@@ -280,6 +297,14 @@ fn rust_table() -> BTreeMap<String, i128> {
     t.insert(
         "const has.v1_3.host.set_trailers".into(),
         new_host.has_trailers() as i128,
+    );
+    t.insert(
+        "const has.v1_3.host.request_parts".into(),
+        new_host.has_request_parts() as i128,
+    );
+    t.insert(
+        "const has.v1_3_trailers_only.host.request_parts".into(),
+        host(core::mem::offset_of!(WsHost, request_parts) as u32).has_request_parts() as i128,
     );
     let new_init = init(core::mem::size_of::<WsInit>() as u32);
     t.insert(

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use app_abi::raw::{
-    WsBody, WsBytes, WsNextFn, WsPair, WsRequest, WS_LENGTH_UNKNOWN, WS_OK, WS_PENDING,
+    WsBody, WsBytes, WsNextFn, WsPair, WsRequest, WsRequestParts, WS_LENGTH_UNKNOWN, WS_OK,
+    WS_PENDING,
 };
 
 use super::environ::Environ;
@@ -111,7 +112,15 @@ pub(crate) fn run<'a>(
     };
     // The request's identity is its address, which does not move before close returns.
     request.io = &request as *const WsRequest as *mut _;
-    match call_and_pull(app, &request, facts, transport, scratch, Drive::Wait) {
+    let no_parts = std::ptr::null();
+    match call_and_pull(
+        app,
+        (&request, no_parts),
+        facts,
+        transport,
+        scratch,
+        Drive::Wait,
+    ) {
         Progress::Done(outcome) => outcome,
         Progress::Pending(_) => unreachable!("Drive::Wait never pends"),
     }
@@ -126,13 +135,23 @@ pub(crate) fn start(
     transport: &mut dyn Transport,
     scratch: &mut Scratch,
 ) -> Progress {
-    let request = environ.request(facts.flags, &HOST, app.log_ctx());
     let drive = if app.defers() {
         Drive::Park
     } else {
         Drive::Legacy
     };
-    call_and_pull(app, request, facts, transport, scratch, drive)
+    let parts = request_parts(app, environ);
+    let request = environ.request(facts.flags, &HOST, app.log_ctx());
+    call_and_pull(app, (request, parts), facts, transport, scratch, drive)
+}
+
+/// The parts `request_parts` answers with, for an app that reads them (null otherwise).
+fn request_parts(app: &LoadedApp, environ: &Environ) -> *const WsRequestParts {
+    if app.wants_parts() {
+        environ.parts.raw()
+    } else {
+        std::ptr::null()
+    }
 }
 
 /// Resume a parked request on this thread: call `next` again, or, if `cancel`, only `close`.
@@ -161,7 +180,8 @@ pub(crate) fn resume(
         app.name(),
         keep_alive,
     );
-    let exchange = Exchange::new(encoder, app.name(), environ.io());
+    let exchange =
+        Exchange::new(encoder, app.name(), environ.io()).with_parts(request_parts(app, environ));
     let active = exchange.activate();
     let pulled = match (cancel, body.next) {
         (Some(Cancel::TimedOut), _) => Pulled::Cancelled(504),
@@ -221,7 +241,7 @@ enum Pulled {
 
 fn call_and_pull(
     app: &LoadedApp,
-    request: &WsRequest,
+    (request, parts): (&WsRequest, *const WsRequestParts),
     facts: RequestFacts,
     transport: &mut dyn Transport,
     scratch: &mut Scratch,
@@ -233,7 +253,7 @@ fn call_and_pull(
         facts.response_context(),
         app.name(),
     );
-    let exchange = Exchange::new(encoder, app.name(), request.io);
+    let exchange = Exchange::new(encoder, app.name(), request.io).with_parts(parts);
     let active = exchange.activate();
     let mut body = WsBody::EMPTY;
     exchange.enter(Phase::Call);

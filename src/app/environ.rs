@@ -114,6 +114,9 @@ pub(crate) struct Environ {
     pairs: Vec<WsPair>,
     /// `REMOTE_ADDR` of the request last built (for the access log).
     remote: PeerHost,
+    /// The request's parsed head (ABI 1.3 `request_parts`), filled beside the environ for an
+    /// app that reads it, so it parks and travels with the environ.
+    pub(crate) parts: crate::app::parts::Parts,
     /// A leaked `Box`, freed in `Drop`: a raw pointer, so moving the environ (a request that
     /// parks) never retags what the app's `ws_request` pointer and `io` point to.
     request: NonNull<WsRequest>,
@@ -133,6 +136,7 @@ impl Default for Environ {
             spans: Vec::new(),
             pairs: Vec::new(),
             remote: PeerHost(None),
+            parts: Default::default(),
             request: NonNull::from(Box::leak(Box::new(WsRequest {
                 size: std::mem::size_of::<WsRequest>() as u32,
                 flags: 0,

@@ -25,8 +25,8 @@ use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 
 use app_abi::raw::{
-    WsPair, WsRequest, WS_ERR_BAD_BODY, WS_ERR_CLIENT_GONE, WS_ERR_INVALID, WS_ERR_STATE,
-    WS_ERR_TIMEOUT, WS_ERR_TOO_LARGE, WS_OK, WS_PENDING,
+    WsPair, WsRequest, WsRequestParts, WS_ERR_BAD_BODY, WS_ERR_CLIENT_GONE, WS_ERR_INVALID,
+    WS_ERR_STATE, WS_ERR_TIMEOUT, WS_ERR_TOO_LARGE, WS_OK, WS_PENDING,
 };
 
 use super::host_upgrade::ConnHandler;
@@ -141,6 +141,8 @@ pub(crate) struct Exchange<'a> {
     app_name: &'a str,
     /// The request's `ws_request.io`.
     io: *mut c_void,
+    /// Its parsed head for `request_parts` (ABI 1.3), null where none was kept.
+    parts: *const WsRequestParts,
 }
 
 /// While alive, host callbacks on this thread reach the exchange it was made from.
@@ -167,7 +169,15 @@ impl<'a> Exchange<'a> {
             phase: Cell::new(Phase::Server),
             app_name,
             io,
+            parts: std::ptr::null(),
         }
+    }
+
+    /// The request's parsed head, answered by `request_parts` (null: none was kept, the app
+    /// reads the environ). It must stay where it is until the body's `close` returns.
+    pub(crate) fn with_parts(mut self, parts: *const WsRequestParts) -> Self {
+        self.parts = parts;
+        self
     }
 
     /// Makes this the exchange host callbacks on this thread answer for, until the guard drops.
@@ -449,6 +459,16 @@ impl<'a> Exchange<'a> {
             Some(pairs) => Ok((pairs.as_ptr(), pairs.len())),
             None => Err(WS_PENDING),
         }
+    }
+
+    /// `host.request_parts` (ABI 1.3): where `read` is answered, if parts were kept.
+    pub(crate) fn request_parts(&self) -> Result<*const WsRequestParts, i32> {
+        if self.parts.is_null() {
+            log::error!(target: "app", "[{}] request_parts without WS_APP_REQUEST_PARTS in the descriptor's flags: read the environ", self.app_name);
+            return Err(WS_ERR_STATE);
+        }
+        self.for_app("request_parts").ok_or(WS_ERR_STATE)?;
+        Ok(self.parts)
     }
 
     /// `host.set_trailers` (ABI 1.3).

@@ -13,8 +13,9 @@ use std::os::fd::BorrowedFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use app_abi::raw::{
-    WsBytes, WsHost, WsPair, WS_ERR_APP, WS_ERR_INVALID, WS_ERR_STATE, WS_LOG_DEBUG, WS_LOG_ERROR,
-    WS_LOG_INFO, WS_LOG_WARN, WS_OK, WS_PENDING, WS_RESPONSE_CLOSE, WS_RESPONSE_REPLACE,
+    WsBytes, WsHost, WsPair, WsRequestParts, WS_ERR_APP, WS_ERR_INVALID, WS_ERR_STATE,
+    WS_LOG_DEBUG, WS_LOG_ERROR, WS_LOG_INFO, WS_LOG_WARN, WS_OK, WS_PENDING, WS_RESPONSE_CLOSE,
+    WS_RESPONSE_REPLACE,
 };
 
 use super::exchange::Exchange;
@@ -50,6 +51,7 @@ pub(crate) static HOST: WsHost = WsHost {
     send_file: Some(host_send_file),
     request_trailers: Some(host_request_trailers),
     set_trailers: Some(host_set_trailers),
+    request_parts: Some(host_request_parts),
 };
 
 /// Runs `f`, turning a panic into `on_panic` (and a log line) so nothing unwinds into the app.
@@ -224,6 +226,29 @@ unsafe extern "C" fn host_request_trailers(
             Ok((pairs, n)) => {
                 *fields = pairs;
                 *n_fields = n;
+                WS_OK
+            }
+            Err(code) => code,
+        }
+    })
+}
+
+/// ABI 1.3 `request_parts`.
+///
+/// # Safety
+/// `io` as for `host_read`; `parts` must be writable, as the ABI requires.
+unsafe extern "C" fn host_request_parts(io: *mut c_void, parts: *mut *const WsRequestParts) -> i32 {
+    boundary("request_parts", WS_ERR_APP, || {
+        if io.is_null() || parts.is_null() {
+            return WS_ERR_INVALID;
+        }
+        // SAFETY: the app guarantees the out-pointer is writable for the call.
+        let parts = unsafe { &mut *parts };
+        *parts = std::ptr::null();
+        let got = Exchange::with_current(io, "request_parts", |exchange| exchange.request_parts());
+        match got.unwrap_or(Err(WS_ERR_STATE)) {
+            Ok(kept) => {
+                *parts = kept;
                 WS_OK
             }
             Err(code) => code,

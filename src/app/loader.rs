@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use app_abi::raw::{
     WsApp, WsBody, WsBytes, WsInit, WsRequest, WS_ABI_MAJOR, WS_ABI_MINOR, WS_APP_MAGIC,
-    WS_APP_NONBLOCKING, WS_APP_SINGLE_THREADED, WS_APP_SIZE_V1_0, WS_OK,
+    WS_APP_NONBLOCKING, WS_APP_REQUEST_PARTS, WS_APP_SINGLE_THREADED, WS_APP_SIZE_V1_0, WS_OK,
 };
 
 use super::host::{AppLogTag, HOST};
@@ -283,6 +283,12 @@ impl LoadedApp {
     /// on the HTTP/2 thread.
     pub(crate) fn never_blocks(&self) -> bool {
         self.defers() && self.descriptor.flags & WS_APP_NONBLOCKING != 0
+    }
+
+    /// The app reads its requests' heads through `request_parts` (`WS_APP_REQUEST_PARTS`, ABI
+    /// 1.3): the server fills them beside the environ.
+    pub(crate) fn wants_parts(&self) -> bool {
+        self.descriptor.abi_minor >= 3 && self.descriptor.flags & WS_APP_REQUEST_PARTS != 0
     }
 
     /// The app asked for its calls to be serialised (`WS_APP_SINGLE_THREADED`).

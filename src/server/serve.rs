@@ -28,6 +28,7 @@ use super::Shared;
 use crate::app::call::{self, Progress, RequestFacts, Scratch, Transport};
 use crate::app::environ::{Environ, RequestParts};
 use crate::app::host_upgrade::ConnHandler;
+use crate::app::parts;
 use crate::app::trailers::FieldList;
 use crate::app::waker::Wake;
 use crate::http::body::{BodyDecoder, BodyError};
@@ -254,6 +255,17 @@ fn serve_one(
             spelled: (client.remote == peer).then_some(&spelled),
             client_cert: conn.client_cert(),
         });
+        if shared.app.wants_parts() {
+            environ.parts.fill(parts::Head {
+                version: 10 + u16::from(head.version_minor.min(1)),
+                method,
+                scheme: b"",
+                authority: b"",
+                target: head.target(buf),
+                fields: head.header_iter(buf),
+                strip_forwarding: client.strip_forwarding,
+            });
+        }
     };
     if let Some(statics) = &config.statics {
         // Whatever follows an unread request body cannot be told from it: close after.

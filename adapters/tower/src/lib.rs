@@ -15,8 +15,10 @@
 //! - `init` checks that the server speaks ABI 1.1, builds one multi-threaded tokio runtime for the
 //!   worker process (`--worker-threads N` among the app arguments, else one thread per CPU) and
 //!   calls the factory inside it (so it may spawn tasks or open pools).
-//! - `call` turns the environ into an `http::Request` (`request.rs`) and returns at once with a
-//!   deferred body; the server's first `next`, right after, polls the service's future inline on
+//! - `call` builds the `http::Request` (`request.rs`) from the head the server parsed (ABI 1.3
+//!   `request_parts`: the target as sent, the fields one by one as received), or on an older
+//!   server from the environ, and returns at once with a deferred body; the server's first
+//!   `next`, right after, polls the service's future inline on
 //!   the serving thread, inside the runtime's context (`exchange.rs`). A response that is ready at
 //!   once is answered there and then, with no task spawned and no thread woken; a future that is
 //!   really pending parks the request (no serving thread waits), and its waker makes the server
@@ -210,7 +212,7 @@ impl TowerApp {
             request: mut head,
             has_body,
             has_upgrade,
-        } = match request::head_from_environ(req.vars()) {
+        } = match Self::head(req) {
             Ok(head) => head,
             Err(err) => {
                 req.error(&format!("cannot build the http::Request: {err}"));
@@ -241,6 +243,17 @@ impl TowerApp {
             None
         };
         (self.start)(head.map(|()| body), upload, wake, probe, req.logger())
+    }
+
+    /// The request head: from the parts the server parsed (ABI 1.3 `request_parts`), else
+    /// converted back from the environ.
+    fn head(req: &Request<'_>) -> Result<request::Head, request::BuildError> {
+        if let Some(parts) = req.parts() {
+            if let Some(head) = request::head_from_parts(&parts)? {
+                return Ok(head);
+            }
+        }
+        request::head_from_environ(req.vars())
     }
 
     /// `App::shutdown`: every request is closed by now. Stopping the runtime drops its tasks;
@@ -337,13 +350,15 @@ macro_rules! export_service {
 
             // `call` and `next` return at once (a future that is not ready parks the request),
             // so a server may run them on its event thread (HTTP/2 streams on the HTTP/2 thread),
-            // as hyper runs a service on the thread of its connection.
+            // as hyper runs a service on the thread of its connection. The request is built from
+            // the parts the server parsed (ABI 1.3), not converted back from the environ.
             $crate::__private::export_app!(
                 $symbol,
                 ExportedService,
                 name = $name,
                 version = $version,
-                flags = $crate::__private::WS_APP_NONBLOCKING
+                flags =
+                    $crate::__private::WS_APP_NONBLOCKING | $crate::__private::WS_APP_REQUEST_PARTS
             );
         };
     };
@@ -352,7 +367,7 @@ macro_rules! export_service {
 /// What [`export_service!`] expands to needs; not a stable API.
 #[doc(hidden)]
 pub mod __private {
-    pub use app_abi::raw::WS_APP_NONBLOCKING;
+    pub use app_abi::raw::{WS_APP_NONBLOCKING, WS_APP_REQUEST_PARTS};
     pub use app_abi::{export_app, App, InitContext, Request, Response};
 }
 

@@ -75,12 +75,11 @@ pub(crate) struct Head {
     pub(crate) has_upgrade: bool,
 }
 
-/// The request head as the environ describes it ([`Head`]).
+/// The request head as the environ describes it ([`Head`]), for a server without
+/// `request_parts` (ABI 1.3).
 ///
-/// The environ is walked once. The request target and every header value are copied once, into
-/// one shared buffer that the URI and the header values then point into (as hyper does with its
-/// read buffer), so a request costs two allocations here however many headers it has (and the
-/// header map's own). The usual header names are `http`'s constants, not parsed again.
+/// The environ is walked once, and the request built by [`assemble`]. The usual header names
+/// are `http`'s constants, not parsed again.
 pub(crate) fn head_from_environ<'a>(
     vars: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
 ) -> Result<Head, BuildError> {
@@ -123,19 +122,108 @@ pub(crate) fn head_from_environ<'a>(
         }
     }
     let method = Method::from_bytes(method).map_err(|_| BuildError::Method)?;
-    let mut shared = BytesMut::with_capacity(origin_form_len(path, query) + value_bytes);
-    origin_form(path, query, &mut shared);
+    let request = assemble(
+        (method, version),
+        origin_form_len(path, query),
+        |shared| origin_form(path, query, shared),
+        (&fields, value_bytes),
+        header_name,
+    )
+    .map_err(|target| BuildError::Uri(String::from_utf8_lossy(&target).into_owned()))?;
+    Ok(Head {
+        request,
+        has_body,
+        has_upgrade,
+    })
+}
+
+/// The request head from the parts the server parsed (ABI 1.3 `request_parts`), as hyper makes
+/// it: the target as sent (HTTP/2: `scheme://authority` + `:path`, hyper's absolute URI), the
+/// fields one by one as received. `None` when the target is not one `http::Uri` holds (hyper
+/// answers those 400; the server accepted them): the caller then converts the environ, which
+/// escapes what a `Uri` cannot hold.
+pub(crate) fn head_from_parts(parts: &app_abi::Parts<'_>) -> Result<Option<Head>, BuildError> {
+    let method = Method::from_bytes(parts.method).map_err(|_| BuildError::Method)?;
+    let version = match parts.version {
+        10 => Version::HTTP_10,
+        20 => Version::HTTP_2,
+        _ => Version::HTTP_11,
+    };
+    // An HTTP/2 request's body is framed by the stream (a gRPC call has neither a
+    // Content-Length nor a Transfer-Encoding): there may be one.
+    let mut has_body = version == Version::HTTP_2;
+    let mut has_upgrade = false;
+    let mut fields = Fields::new();
+    let mut value_bytes = 0;
+    for (name, value) in parts.fields() {
+        if name.eq_ignore_ascii_case(b"content-length") {
+            has_body |= !value.iter().all(|&b| b == b'0' || b == b' ');
+        } else {
+            has_body |= name.eq_ignore_ascii_case(b"transfer-encoding");
+            has_upgrade |= name.eq_ignore_ascii_case(b"upgrade");
+        }
+        value_bytes += value.len();
+        fields.push((name, value));
+    }
+    let absolute = version == Version::HTTP_2
+        && !parts.scheme.is_empty()
+        && !parts.authority.is_empty()
+        && parts.target.starts_with(b"/");
+    let target_len = if absolute {
+        parts.scheme.len() + 3 + parts.authority.len() + parts.target.len()
+    } else {
+        parts.target.len().max(1)
+    };
+    let write_target = |shared: &mut BytesMut| {
+        if absolute {
+            shared.put_slice(parts.scheme);
+            shared.put_slice(b"://");
+            shared.put_slice(parts.authority);
+        }
+        shared.put_slice(match parts.target {
+            b"" => b"/",
+            target => target,
+        });
+    };
+    let built = assemble(
+        (method, version),
+        target_len,
+        write_target,
+        (&fields, value_bytes),
+        |name| HeaderName::from_bytes(name).ok(),
+    );
+    Ok(built.ok().map(|request| Head {
+        request,
+        has_body,
+        has_upgrade,
+    }))
+}
+
+/// The `http::Request` from its method and version, its target (written by `target`, at most
+/// `target_len` bytes) and its fields (names converted by `name`; one that gives `None` is
+/// left out). The target and every value are copied once, into one shared buffer that the URI
+/// and the header values then point into (as hyper does with its read buffer), so a request
+/// costs two allocations here however many headers it has (and the header map's own).
+/// `Err` holds a target `http::Uri` refuses.
+fn assemble(
+    (method, version): (Method, Version),
+    target_len: usize,
+    target: impl FnOnce(&mut BytesMut),
+    (fields, value_bytes): (&Fields<'_>, usize),
+    name: impl Fn(&[u8]) -> Option<HeaderName>,
+) -> Result<Request<()>, bytes::Bytes> {
+    let mut shared = BytesMut::with_capacity(target_len + value_bytes);
+    target(&mut shared);
     let target_len = shared.len();
     for (_, value) in fields.iter() {
         shared.extend_from_slice(value);
     }
     let shared = shared.freeze();
     let target = shared.slice(..target_len);
-    let uri = Uri::from_maybe_shared(target.clone())
-        .map_err(|_| BuildError::Uri(String::from_utf8_lossy(&target).into_owned()))?;
+    let uri = Uri::from_maybe_shared(target.clone()).map_err(|_| target)?;
     let mut map = http::HeaderMap::with_capacity(fields.count());
     let mut at = target_len;
-    for (name, value) in fields.iter() {
+    for (field, value) in fields.iter() {
         let range = at..at + value.len();
         at = range.end;
         // The server refuses CR/LF/NUL in header values, so this only skips what `http`
@@ -144,7 +232,7 @@ pub(crate) fn head_from_environ<'a>(
         let Ok(value) = HeaderValue::from_maybe_shared(shared.slice(range)) else {
             continue;
         };
-        if let Some(name) = header_name(name) {
+        if let Some(name) = name(field) {
             map.append(name, value);
         }
     }
@@ -153,11 +241,7 @@ pub(crate) fn head_from_environ<'a>(
     *request.uri_mut() = uri;
     *request.version_mut() = version;
     *request.headers_mut() = map;
-    Ok(Head {
-        request,
-        has_body,
-        has_upgrade,
-    })
+    Ok(request)
 }
 
 /// `CONTENT_TYPE` → `content-type`, `HTTP_X_FORWARDED_FOR` → `x-forwarded-for` (the CGI spelling

@@ -21,6 +21,7 @@ use super::transport::{poll_once, StreamState, StreamTransport};
 use super::Queue;
 use crate::app::call::{self, Cancel, Progress, RequestFacts, Scratch};
 use crate::app::environ::{AddrVars, Environ, RequestParts, HTTP2};
+use crate::app::parts::{Head, VERSION_HTTP2};
 use crate::http::encoder::{Outcome, CLIENT_LEFT};
 use crate::http::target::parse_target;
 use crate::listen::Peer;
@@ -173,6 +174,26 @@ pub(super) fn start(job: StreamJob, shared: &Shared, scratch: &mut ThreadScratch
             }
         }
     };
+    if shared.app.wants_parts() {
+        buffers.environ.parts.fill(Head {
+            version: VERSION_HTTP2,
+            method,
+            scheme: parts.uri.scheme_str().unwrap_or_default().as_bytes(),
+            authority: parts
+                .uri
+                .authority()
+                .map_or(&b""[..], |a| a.as_str().as_bytes()),
+            target: parts
+                .uri
+                .path_and_query()
+                .map_or(&b""[..], |p| p.as_str().as_bytes()),
+            fields: parts
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes())),
+            strip_forwarding: client.strip_forwarding,
+        });
+    }
     let environ = buffers.environ.build(request_parts);
     let park = shared.app.defers().then(|| StreamWake::new(&queue));
     let mut state = StreamState::new(body, respond, config, park, info.peer, queue.runtime());

@@ -1,0 +1,187 @@
+//! ABI 1.3 request parts: a request's head as parsed (method, target as sent, HTTP/2's scheme
+//! and authority, the fields one by one), kept for an app that sets `WS_APP_REQUEST_PARTS` and
+//! reads it with `host.request_parts` instead of converting the environ back (the tower
+//! adapter's `http::Request`).
+//!
+//! Like the environ, the bytes are copied into an arena the connection reuses, so they stay
+//! valid however the read buffer moves while the body is read, and travel with a request that
+//! parks; the `ws_request_parts` itself is boxed so the pointer the app gets does not move.
+
+use std::ops::Range;
+
+use app_abi::raw::{WsBytes, WsPair, WsRequestParts};
+
+use crate::http::forwarded::is_forwarding_header;
+
+/// `WsRequestParts::version` of an HTTP/2 stream.
+pub(crate) const VERSION_HTTP2: u16 = 20;
+
+/// What the parts are made from: the head as the connection parsed it.
+pub(crate) struct Head<'a, H> {
+    /// 10, 11 or [`VERSION_HTTP2`].
+    pub(crate) version: u16,
+    pub(crate) method: &'a [u8],
+    pub(crate) scheme: &'a [u8],
+    pub(crate) authority: &'a [u8],
+    pub(crate) target: &'a [u8],
+    pub(crate) fields: H,
+    /// The peer is not a trusted proxy: forwarding fields are left out, as from the environ.
+    pub(crate) strip_forwarding: bool,
+}
+
+/// The parts of the request last filled, reused from request to request.
+pub(crate) struct Parts {
+    arena: Vec<u8>,
+    /// Method, scheme, authority, target, then each field's name and value.
+    spans: Vec<Range<usize>>,
+    pairs: Vec<WsPair>,
+    /// Boxed: its address is what the app holds until `close`, whatever moves this struct.
+    raw: Box<WsRequestParts>,
+}
+
+impl Default for Parts {
+    fn default() -> Self {
+        Parts {
+            arena: Vec::new(),
+            spans: Vec::new(),
+            pairs: Vec::new(),
+            raw: Box::new(WsRequestParts {
+                size: std::mem::size_of::<WsRequestParts>() as u32,
+                version: 0,
+                reserved: 0,
+                method: WsBytes::EMPTY,
+                scheme: WsBytes::EMPTY,
+                authority: WsBytes::EMPTY,
+                target: WsBytes::EMPTY,
+                fields: std::ptr::null(),
+                n_fields: 0,
+            }),
+        }
+    }
+}
+
+// SAFETY: every pointer in `pairs` and `raw` points into `arena` or `pairs`, both owned here
+// (their heap buffers do not move with the struct), and `fill` rebuilds them whenever either
+// changes.
+unsafe impl Send for Parts {}
+
+impl Parts {
+    /// Copies `head` in; the result is what [`Parts::raw`] points to until the next `fill`.
+    pub(crate) fn fill<'h, H>(&mut self, head: Head<'_, H>)
+    where
+        H: Iterator<Item = (&'h [u8], &'h [u8])>,
+    {
+        self.arena.clear();
+        self.spans.clear();
+        self.pairs.clear();
+        for bytes in [head.method, head.scheme, head.authority, head.target] {
+            self.push(bytes);
+        }
+        for (name, value) in head.fields {
+            // The environ's policy (`environ.rs`): `X_Forwarded_For` could pass for a proxy's
+            // `X-Forwarded-For` once converted, so underscore names never reach the app, and
+            // an untrusted peer's forwarding claims are not the app's to believe.
+            if name.contains(&b'_') || (head.strip_forwarding && is_forwarding_header(name)) {
+                continue;
+            }
+            self.push(name);
+            self.push(value);
+        }
+        let base = self.arena.as_ptr();
+        let bytes = |r: &Range<usize>| WsBytes {
+            // SAFETY: every span was recorded from this arena's own lengths, so r.start is
+            // within (or one past the end of) the allocation.
+            ptr: unsafe { base.add(r.start) },
+            len: r.end - r.start,
+        };
+        let (head_spans, field_spans) = self.spans.split_at(4);
+        self.pairs
+            .extend(field_spans.chunks_exact(2).map(|f| WsPair {
+                name: bytes(&f[0]),
+                value: bytes(&f[1]),
+            }));
+        *self.raw = WsRequestParts {
+            size: std::mem::size_of::<WsRequestParts>() as u32,
+            version: head.version,
+            reserved: 0,
+            method: bytes(&head_spans[0]),
+            scheme: bytes(&head_spans[1]),
+            authority: bytes(&head_spans[2]),
+            target: bytes(&head_spans[3]),
+            fields: self.pairs.as_ptr(),
+            n_fields: self.pairs.len(),
+        };
+    }
+
+    /// The parts last filled, at an address that does not change while this struct lives.
+    pub(crate) fn raw(&self) -> *const WsRequestParts {
+        &*self.raw
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        let start = self.arena.len();
+        self.arena.extend_from_slice(bytes);
+        self.spans.push(start..self.arena.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(b: WsBytes) -> String {
+        // SAFETY: the bytes point into the Parts that outlives this call.
+        String::from_utf8_lossy(unsafe { b.as_slice() }).into_owned()
+    }
+
+    #[test]
+    fn fields_arrive_as_received_minus_the_servers_policy() {
+        let fields: [(&[u8], &[u8]); 6] = [
+            (b"Host", b"example.test"),
+            (b"X-Tag", b"a"),
+            (b"x-tag", b"b"),
+            (b"X_Tag", b"spoofed"),
+            (b"X-Forwarded-For", b"1.2.3.4"),
+            (b"Cookie", b"a=1"),
+        ];
+        for strip in [false, true] {
+            let mut parts = Parts::default();
+            parts.fill(Head {
+                version: 11,
+                method: b"POST",
+                scheme: b"",
+                authority: b"",
+                target: b"/a%2Fb?q=1",
+                fields: fields.iter().copied(),
+                strip_forwarding: strip,
+            });
+            // SAFETY: `raw` points into `parts`, alive here.
+            let raw = unsafe { &*parts.raw() };
+            assert_eq!(raw.version, 11);
+            assert_eq!(text(raw.method), "POST");
+            assert_eq!(text(raw.target), "/a%2Fb?q=1");
+            assert_eq!(text(raw.scheme), "");
+            // SAFETY: as above.
+            let got: Vec<(String, String)> =
+                unsafe { std::slice::from_raw_parts(raw.fields, raw.n_fields) }
+                    .iter()
+                    .map(|p| (text(p.name), text(p.value)))
+                    .collect();
+            let mut want = vec![
+                ("Host", "example.test"),
+                ("X-Tag", "a"),
+                ("x-tag", "b"),
+                ("X-Forwarded-For", "1.2.3.4"),
+                ("Cookie", "a=1"),
+            ];
+            if strip {
+                want.remove(3);
+            }
+            let want: Vec<(String, String)> = want
+                .into_iter()
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .collect();
+            assert_eq!(got, want, "strip_forwarding {strip}");
+        }
+    }
+}
