@@ -3,22 +3,33 @@
 //! the same crate) — unary, server-streaming, an error status, many calls in flight — with the
 //! same answers as the greeter on tonic's own server (`grpc-serve`).
 //!
-//! Not here: TLS (the client would need tonic's rustls feature: ALPN `h2` over TLS is covered
-//! by tests/http2.rs for every app), and grpcurl (not packaged by Debian).
+//! Over TLS too: the same client with tonic's rustls (ALPN `h2`) on a `tls` listener.
+//!
+//! Not here: grpcurl (not packaged by Debian).
 
 mod common;
+mod http2_support;
 
 use std::net::SocketAddr;
 use std::process::Command;
 
 use common::*;
 
+fn greeter_builder() -> ServerBuilder {
+    sample_server("grpc_app").args(["--http2", "on"])
+}
+
 fn greeter_on_webserver() -> Server {
-    sample_server("grpc_app").args(["--http2", "on"]).start()
+    greeter_builder().start()
 }
 
 /// `grpc-client http://ADDR ARGS...`: its stdout, after it exited 0.
 fn client(addr: SocketAddr, args: &[&str]) -> String {
+    run_client(&format!("http://{addr}"), args)
+}
+
+/// `grpc-client URL ARGS...`: its stdout, after it exited 0.
+fn run_client(url: &str, args: &[&str]) -> String {
     let exe = debug_dir().join("grpc-client");
     assert!(
         exe.is_file(),
@@ -26,7 +37,7 @@ fn client(addr: SocketAddr, args: &[&str]) -> String {
         exe.display()
     );
     let output = Command::new(&exe)
-        .arg(format!("http://{addr}"))
+        .arg(url)
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
@@ -90,4 +101,33 @@ fn many_calls_in_flight_on_few_connections_all_succeed() {
     let calls: u64 = words[1].parse().unwrap();
     assert!(calls > 10, "{report}");
     assert_eq!(words[3], "0", "no call failed: {report}");
+}
+
+#[test]
+fn a_tonic_client_calls_over_tls_with_alpn_h2() {
+    let dir = fresh_dir("grpc-tls");
+    let (certfile, keyfile) = http2_support::self_signed(&dir);
+    // --certfile makes the listener a TLS one; --http2 on offers h2 (then http/1.1) by ALPN.
+    let server = greeter_builder()
+        .args(["--certfile".as_ref(), certfile.as_os_str()])
+        .args(["--keyfile".as_ref(), keyfile.as_os_str()])
+        .start();
+    let url = format!("https://127.0.0.1:{}", server.port());
+    let ca = certfile.to_str().unwrap();
+    assert_eq!(
+        run_client(&url, &["--ca", ca, "unary", "tls"]),
+        "Hello, tls!\n"
+    );
+    assert_eq!(
+        run_client(&url, &["--ca", ca, "stream", "tls", "3"]),
+        "Hello #0, tls!\nHello #1, tls!\nHello #2, tls!\n"
+    );
+    assert_eq!(
+        run_client(&url, &["--ca", ca, "unary", "fail"]),
+        "status 3: the name \"fail\" is refused\n"
+    );
+    assert!(server
+        .wait_for_log(std::time::Duration::from_secs(2), |l| l
+            .contains("\"POST /greeter.Greeter/SayHelloStream HTTP/2\" 200"))
+        .is_some());
 }

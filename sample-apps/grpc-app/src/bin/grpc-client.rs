@@ -1,5 +1,8 @@
-//! A tonic client for the greeter, over h2c:
+//! A tonic client for the greeter, over h2c (`http://`) or TLS with ALPN h2 (`https://`):
 //!
+//!     grpc-client URL [--ca CERT.pem] COMMAND ...
+//!                                         `--ca`: trust this certificate (PEM) for an https://
+//!                                         URL, whose server name is then `localhost`
 //!     grpc-client URL unary NAME          prints the reply's message, or `status CODE: MESSAGE`
 //!     grpc-client URL stream NAME COUNT   prints each reply's message, one a line
 //!     grpc-client URL load SECONDS CONNS STREAMS
@@ -13,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use grpc_app::proto::greeter_client::GreeterClient;
 use grpc_app::proto::HelloRequest;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -32,19 +35,42 @@ fn main() {
     }
 }
 
-async fn connect(url: &str) -> Result<GreeterClient<Channel>, Error> {
-    let channel = Endpoint::from_shared(url.to_owned())?
+/// Where to call: the URL and, for TLS, the certificate to trust.
+struct Target {
+    url: String,
+    ca: Option<Certificate>,
+}
+
+async fn connect(target: &Target) -> Result<GreeterClient<Channel>, Error> {
+    let mut endpoint = Endpoint::from_shared(target.url.clone())?
         .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(20))
-        .connect()
-        .await?;
+        .timeout(Duration::from_secs(20));
+    if let Some(ca) = &target.ca {
+        // tonic offers ALPN h2 (and only h2) on its TLS connections.
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(ca.clone())
+            .domain_name("localhost");
+        endpoint = endpoint.tls_config(tls)?;
+    }
+    let channel = endpoint.connect().await?;
     Ok(GreeterClient::new(channel))
 }
 
 async fn run(args: &[String]) -> Result<(), Error> {
-    let usage =
-        "usage: grpc-client URL unary NAME | stream NAME COUNT | load SECONDS CONNS STREAMS";
-    let [url, command, rest @ ..] = args else {
+    let usage = "usage: grpc-client URL [--ca CERT.pem] unary NAME | stream NAME COUNT | load SECONDS CONNS STREAMS";
+    let (url, ca, args) = match args {
+        [url, flag, file, rest @ ..] if flag == "--ca" => {
+            let pem = std::fs::read(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+            (url, Some(Certificate::from_pem(pem)), rest)
+        }
+        [url, rest @ ..] => (url, None, rest),
+        [] => return Err(usage.into()),
+    };
+    let url = &Target {
+        url: url.clone(),
+        ca,
+    };
+    let [command, rest @ ..] = args else {
         return Err(usage.into());
     };
     match (command.as_str(), rest) {
@@ -82,7 +108,7 @@ async fn run(args: &[String]) -> Result<(), Error> {
 
 /// Unary calls for `seconds` from `conns` connections, `streams` in flight on each.
 async fn load(
-    url: &str,
+    url: &Target,
     seconds: f64,
     conns: usize,
     streams: usize,
