@@ -367,8 +367,8 @@ fn c_header_and_rust_mirror_have_the_same_layout_and_constants() {
         "C/Rust ABI mismatch:\n{}",
         problems.join("\n")
     );
-    // Sanity: the table is not trivially empty (9 structs, 35 constants).
-    assert_eq!(c.keys().filter(|k| k.starts_with("size ")).count(), 9);
+    // Sanity: the table is not trivially empty (10 structs, 36 constants).
+    assert_eq!(c.keys().filter(|k| k.starts_with("size ")).count(), 10);
     assert!(c.len() > 100, "only {} facts compared", c.len());
 }
 

@@ -66,3 +66,85 @@ impl<'a> Request<'a> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raw::{WsBytes, WsHost, WsRequest, WS_ERR_STATE};
+    use core::ffi::c_void;
+
+    struct Shared<T>(T);
+    // SAFETY: immutable static test data (pointers to static bytes).
+    unsafe impl<T> Sync for Shared<T> {}
+
+    static FIELDS: Shared<[WsPair; 1]> = Shared([WsPair {
+        name: WsBytes::from_slice(b"x-tag"),
+        value: WsBytes::from_slice(b"a"),
+    }]);
+
+    static PARTS: Shared<WsRequestParts> = Shared(WsRequestParts {
+        size: core::mem::size_of::<WsRequestParts>() as u32,
+        version: 20,
+        reserved: 0,
+        method: WsBytes::from_slice(b"POST"),
+        scheme: WsBytes::from_slice(b"http"),
+        authority: WsBytes::from_slice(b"example.test"),
+        target: WsBytes::from_slice(b"/a%2Fb"),
+        fields: FIELDS.0.as_ptr(),
+        n_fields: 1,
+    });
+
+    unsafe extern "C" fn kept(_io: *mut c_void, parts: *mut *const WsRequestParts) -> i32 {
+        // SAFETY: the caller passes a writable out-pointer.
+        unsafe { *parts = &PARTS.0 };
+        WS_OK
+    }
+
+    unsafe extern "C" fn refused(_io: *mut c_void, _parts: *mut *const WsRequestParts) -> i32 {
+        WS_ERR_STATE
+    }
+
+    fn parts_with(host: &WsHost) -> Option<(u16, Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>)> {
+        let raw = WsRequest {
+            size: core::mem::size_of::<WsRequest>() as u32,
+            flags: 0,
+            environ: core::ptr::null(),
+            environ_len: 0,
+            io: core::ptr::null_mut(),
+            host,
+            log_ctx: core::ptr::null(),
+        };
+        // SAFETY: an empty environ and a host whose only callback ignores `io`.
+        let req = unsafe { Request::from_raw(&raw) };
+        let parts = req.parts()?;
+        let fields = parts
+            .fields()
+            .map(|(n, v)| (n.to_vec(), v.to_vec()))
+            .collect();
+        Some((parts.version, parts.target.to_vec(), fields))
+    }
+
+    #[test]
+    fn parts_come_from_a_host_that_keeps_them_and_none_otherwise() {
+        let new = WsHost {
+            request_parts: Some(kept),
+            ..WsHost::EMPTY
+        };
+        let (version, target, fields) = parts_with(&new).unwrap();
+        assert_eq!((version, &target[..]), (20, &b"/a%2Fb"[..]));
+        assert_eq!(fields, [(b"x-tag".to_vec(), b"a".to_vec())]);
+        // Without WS_APP_REQUEST_PARTS the host refuses: the app reads the environ.
+        let without_flag = WsHost {
+            request_parts: Some(refused),
+            ..WsHost::EMPTY
+        };
+        assert!(parts_with(&without_flag).is_none());
+        // A host of 1.3 that ends at set_trailers has no request_parts, whatever lies past it.
+        let older = WsHost {
+            size: core::mem::offset_of!(WsHost, request_parts) as u32,
+            request_parts: Some(kept),
+            ..WsHost::EMPTY
+        };
+        assert!(parts_with(&older).is_none());
+    }
+}
