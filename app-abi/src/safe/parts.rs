@@ -104,7 +104,10 @@ mod tests {
         WS_ERR_STATE
     }
 
-    fn parts_with(host: &WsHost) -> Option<(u16, Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>)> {
+    /// What `Request::parts` gave: version, target, fields.
+    type Got = (u16, Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>);
+
+    fn parts_with(host: &WsHost) -> Option<Got> {
         let raw = WsRequest {
             size: core::mem::size_of::<WsRequest>() as u32,
             flags: 0,
