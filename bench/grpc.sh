@@ -22,6 +22,11 @@
 # Only 127.0.0.1 is contacted; every run is bounded; servers are stopped by their session id.
 # Env: ROUNDS (2), DURATION (5), PORT (18490), SKIP_BUILD=1, BENCH_WORK (/tmp/webserver-bench).
 # Needs h2load and nghttp (apt-get install nghttp2-client).
+#
+# CALLGRIND=N instead counts instructions per call (valgrind's callgrind, N calls by
+# `h2load -c 10 -m 10` after 500 of warm-up) in webserver's worker (every thread: the HTTP/2
+# thread, the serving thread, the app's runtime) and in tonic's server: figures that do not
+# depend on how busy the machine is, for comparing commits. `CALLGRIND=5000 bench/grpc.sh`.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -87,6 +92,36 @@ load() {  # out
     /^finished in/ { rps = $4 } /^requests:/ { n = $8 }
     END { cpu = ticks / hz; printf "%.0f %.0f\n", rps, (cpu > 0 ? n / cpu : 0) }' "$1"
 }
+
+# Instructions per call under callgrind: the worker (webserver) or the server (tonic) is zeroed
+# after the warm-up and dumped after N calls.
+callgrind() {  # name calls
+  local out="$RUN/callgrind-$1" master pid dump ir
+  mkdir -p "$out"
+  # shellcheck disable=SC2086
+  valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$out/callgrind.out.%p" \
+    ${CMD[$1]#exec } >"$out/server.log" 2>&1 &
+  master=$!
+  for _ in $(seq 1 200); do answers && break; sleep 0.3; done
+  pid=$master
+  [[ $1 == webserver ]] && pid=$(pgrep -P "$master" | head -1)
+  h2load -n 500 -c 10 -m 10 "${GRPC_ARGS[@]}" "$CALL" >/dev/null
+  vgdb --pid="$pid" zero >/dev/null 2>&1
+  h2load -n "$2" -c 10 -m 10 "${GRPC_ARGS[@]}" "$CALL" | grep -q "0 failed, 0 errored" ||
+    echo "bench/grpc.sh: failures under callgrind ($1)" >&2
+  vgdb --pid="$pid" dump >/dev/null 2>&1
+  sleep 1
+  kill -TERM "$master" 2>/dev/null; wait "$master" 2>/dev/null || true
+  dump=$(ls -t "$out"/callgrind.out."$pid".* | head -1)
+  ir=$(awk '/^summary:|^totals:/ {print $2; exit}' "$dump")
+  echo "$1: $((ir / $2)) instructions per call ($dump)"
+}
+
+if [[ -n "${CALLGRIND:-}" ]]; then
+  command -v valgrind >/dev/null || { echo "bench/grpc.sh: valgrind is missing" >&2; exit 1; }
+  for name in webserver tonic; do callgrind "$name" "$CALLGRIND"; done
+  exit 0
+fi
 
 echo "bench/grpc.sh: $ROUNDS round(s) of ${DURATION}s, h2load -c 50 -m 10 unary SayHello; raw data in $RUN"
 for round in $(seq 1 "$ROUNDS"); do
