@@ -27,6 +27,9 @@ pub(crate) struct Head<'a, H> {
     pub(crate) fields: H,
     /// The peer is not a trusted proxy: forwarding fields are left out, as from the environ.
     pub(crate) strip_forwarding: bool,
+    /// Bytes that hold most pieces (an HTTP/1 head): copied in one piece, and a piece inside
+    /// it becomes a span of that copy instead of a copy of its own. Empty for none.
+    pub(crate) block: &'a [u8],
 }
 
 /// The parts of the request last filled, reused from request to request.
@@ -74,8 +77,11 @@ impl Parts {
         self.arena.clear();
         self.spans.clear();
         self.pairs.clear();
+        self.arena.extend_from_slice(head.block);
+        let block = head.block.as_ptr_range();
+        let block = (block.start as usize, block.end as usize);
         for bytes in [head.method, head.scheme, head.authority, head.target] {
-            self.push(bytes);
+            self.push(bytes, block);
         }
         for (name, value) in head.fields {
             // The environ's policy (`environ.rs`): `X_Forwarded_For` could pass for a proxy's
@@ -84,8 +90,8 @@ impl Parts {
             if name.contains(&b'_') || (head.strip_forwarding && is_forwarding_header(name)) {
                 continue;
             }
-            self.push(name);
-            self.push(value);
+            self.push(name, block);
+            self.push(value, block);
         }
         let base = self.arena.as_ptr();
         let bytes = |r: &Range<usize>| WsBytes {
@@ -118,10 +124,17 @@ impl Parts {
         &*self.raw
     }
 
-    fn push(&mut self, bytes: &[u8]) {
-        let start = self.arena.len();
+    /// Records `bytes`: where they lie in the block's copy (`block`: the block's address
+    /// range), else a copy of their own.
+    fn push(&mut self, bytes: &[u8], (start, end): (usize, usize)) {
+        let at = bytes.as_ptr() as usize;
+        if at >= start && at + bytes.len() <= end {
+            self.spans.push(at - start..at - start + bytes.len());
+            return;
+        }
+        let from = self.arena.len();
         self.arena.extend_from_slice(bytes);
-        self.spans.push(start..self.arena.len());
+        self.spans.push(from..self.arena.len());
     }
 }
 
@@ -144,8 +157,15 @@ mod tests {
             (b"X-Forwarded-For", b"1.2.3.4"),
             (b"Cookie", b"a=1"),
         ];
-        for strip in [false, true] {
+        let block = b"Host: example.test";
+        for (strip, block) in [(false, &b""[..]), (true, &block[..])] {
             let mut parts = Parts::default();
+            let fields = fields.iter().copied().map(|(n, v)| match n {
+                // From the block: the span of its copy must give the same bytes.
+                b"Host" if !block.is_empty() => (&block[..4], &block[6..]),
+                _ => (n, v),
+            });
+            let fields = fields.collect::<Vec<_>>();
             parts.fill(Head {
                 version: 11,
                 method: b"POST",
@@ -154,6 +174,7 @@ mod tests {
                 target: b"/a%2Fb?q=1",
                 fields: fields.iter().copied(),
                 strip_forwarding: strip,
+                block,
             });
             // SAFETY: `raw` points into `parts`, alive here.
             let raw = unsafe { &*parts.raw() };

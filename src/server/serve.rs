@@ -264,6 +264,7 @@ fn serve_one(
                 target: head.target(buf),
                 fields: head.header_iter(buf),
                 strip_forwarding: client.strip_forwarding,
+                block: buf,
             });
         }
     };

@@ -192,6 +192,8 @@ pub(super) fn start(job: StreamJob, shared: &Shared, scratch: &mut ThreadScratch
                 .iter()
                 .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes())),
             strip_forwarding: client.strip_forwarding,
+            // h2's fields lie in separate buffers.
+            block: &[],
         });
     }
     let environ = buffers.environ.build(request_parts);
