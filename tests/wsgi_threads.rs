@@ -220,8 +220,8 @@ fn requests_queued_for_the_thread_running_the_app_are_all_answered_right() {
         client.join().unwrap();
     }
     assert!(
-        server.stderr().contains("queued for that thread"),
-        "no request went through the queue"
+        server.stderr().contains("was queued for it and run by it"),
+        "no request was run from the queue"
     );
     assert!(
         server.stderr().contains("the app failed on purpose"),

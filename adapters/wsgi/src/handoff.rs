@@ -51,7 +51,7 @@ const TICK: Duration = Duration::from_millis(2);
 /// How long the watchdog keeps looking after the last request was queued.
 const IDLE_AFTER: Duration = Duration::from_millis(200);
 
-/// Whether the first queued request was logged.
+/// Whether the first request run from the queue was logged.
 static SAID_SO: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The queue and who holds the GIL to drain it.
@@ -166,9 +166,7 @@ impl Job {
     /// The first wake-up by a holder leaving or the watchdog (later ones are not needed: the
     /// request runs on whichever thread its `next` comes to).
     fn mark_rescued(&self) -> bool {
-        !self
-            .rescued
-            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        !self.rescued.swap(true, std::sync::atomic::Ordering::AcqRel)
     }
 
     fn wake(&self) {
@@ -241,13 +239,6 @@ pub(crate) fn queue<'a>(
         ran: Condvar::new(),
         rescued: std::sync::atomic::AtomicBool::new(false),
     });
-    if !SAID_SO.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        exchange.log(
-            LogLevel::Debug,
-            "a request came while a serving thread runs the app: queued for that thread (later \
-             ones are not logged)",
-        );
-    }
     let orphan = {
         let mut line = line();
         let now = Instant::now();
@@ -310,6 +301,13 @@ pub(crate) fn drain(py: Python<'_>) {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(py)))
             .unwrap_or(Err(app_abi::raw::WS_ERR_APP));
         job.finish(outcome);
+        if !SAID_SO.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            job.exchange.log(
+                LogLevel::Debug,
+                "a request that came while a serving thread ran the app was queued for it and \
+                 run by it (later ones are not logged)",
+            );
+        }
         if started.elapsed() >= BATCH_TIME {
             return;
         }
@@ -391,7 +389,8 @@ pub(crate) struct DeferredBody {
 
 impl DeferredBody {
     /// The server's `next`: `WS_PENDING` while the app has not run; runs it here if it is
-    /// still queued (woken by a leaving holder or the watchdog); sends the recording once it ran.
+    /// still queued once woken by a leaving holder or the watchdog; sends the recording once it
+    /// ran.
     pub(crate) fn next_chunk(&mut self, chunk: &mut WsBytes) -> i32 {
         if let Some(body) = &mut self.body {
             return body.next_chunk(chunk);
@@ -400,6 +399,11 @@ impl DeferredBody {
         let outcome = {
             let mut state = job.state();
             match std::mem::replace(&mut *state, State::Taken) {
+                // The `next` right after `call`, or a spurious one: the holder runs it.
+                State::Queued if !job.rescued.load(std::sync::atomic::Ordering::Acquire) => {
+                    *state = State::Queued;
+                    return WS_PENDING;
+                }
                 State::Queued => None,
                 State::Running => {
                     *state = State::Running;
