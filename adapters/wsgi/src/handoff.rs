@@ -19,10 +19,12 @@
 //!
 //! Nothing is left in the queue: a holder that leaves last with requests still queued wakes the
 //! first, whose `next` runs it (and then the rest) on its own thread. A holder may also be
-//! stuck without the GIL (an app blocked on I/O or in `time.sleep`): a watchdog thread wakes the
-//! first queued request when no queued request was taken for [`STUCK_AFTER`], and then requests
-//! are not queued for [`LIVE_FOR`] — an app that waits rather than computes serves best with
-//! every serving thread running its own request.
+//! stuck: in one long request, or blocked without the GIL (I/O, `time.sleep`). A watchdog thread
+//! wakes the first queued request when no queued request was taken for [`STUCK_AFTER`] and a
+//! holder has computed that long meanwhile (CPython would hand the GIL over then too) or none is
+//! runnable — a holder merely off the CPU (other processes) is waited for. Requests are then not
+//! queued for [`LIVE_FOR`]: an app that waits rather than computes serves best with every
+//! serving thread running its own request.
 
 use crate::body::{BodyState, Prepared};
 use crate::exchange::Exchange;
@@ -33,6 +35,7 @@ use core::ffi::c_void;
 use pyo3::prelude::*;
 use python_embed::python_thread;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -51,6 +54,27 @@ const TICK: Duration = Duration::from_millis(2);
 /// How long the watchdog keeps looking after the last request was queued.
 const IDLE_AFTER: Duration = Duration::from_millis(200);
 
+/// What the queue did, for the debug line at `shutdown` ([`stop`]).
+struct Counts {
+    started: AtomicU64,
+    queued: AtomicU64,
+    by_holder: AtomicU64,
+    woken: AtomicU64,
+    stuck: AtomicU64,
+}
+
+static COUNTS: Counts = Counts {
+    started: AtomicU64::new(0),
+    queued: AtomicU64::new(0),
+    by_holder: AtomicU64::new(0),
+    woken: AtomicU64::new(0),
+    stuck: AtomicU64::new(0),
+};
+
+fn count(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
 /// Whether the first request run from the queue was logged.
 static SAID_SO: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -58,7 +82,7 @@ static SAID_SO: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::n
 struct Line {
     jobs: VecDeque<Arc<Job>>,
     /// Serving threads between starting a request and leaving the GIL ([`Holding`]).
-    holders: usize,
+    holders: Vec<Holder>,
     /// When a queued request was last taken, or the queue last became non-empty.
     progress: Option<Instant>,
     /// When a request was last queued.
@@ -72,7 +96,7 @@ struct Line {
 
 static LINE: Mutex<Line> = Mutex::new(Line {
     jobs: VecDeque::new(),
-    holders: 0,
+    holders: Vec::new(),
     progress: None,
     queued: None,
     live_until: None,
@@ -94,17 +118,80 @@ pub(crate) struct Holding(());
 
 impl Holding {
     pub(crate) fn begin() -> Holding {
-        line().holders += 1;
+        count(&COUNTS.started);
+        let me = Holder::current();
+        line().holders.push(me);
         Holding(())
     }
 }
 
+/// A serving thread, as the watchdog looks at it: its id and its CPU-time clock.
+#[derive(Clone, Copy, PartialEq)]
+struct Holder {
+    tid: libc::pid_t,
+    clock: libc::clockid_t,
+}
+
+impl Holder {
+    fn current() -> Holder {
+        thread_local! {
+            static ME: Holder = {
+                let mut clock: libc::clockid_t = libc::CLOCK_THREAD_CPUTIME_ID;
+                // SAFETY: gettid has no preconditions; pthread_getcpuclockid writes the calling
+                // thread's CPU-time clock id through a valid pointer (left as the generic
+                // per-thread clock if it fails).
+                let tid = unsafe {
+                    libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock);
+                    libc::gettid()
+                };
+                Holder { tid, clock }
+            };
+        }
+        ME.with(|me| *me)
+    }
+
+    /// CPU time this thread has used, in ns (0 once it is gone).
+    fn cpu_ns(self) -> u64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: writes a timespec through a valid pointer; a stale clock id only fails.
+        if unsafe { libc::clock_gettime(self.clock, &mut ts) } != 0 {
+            return 0;
+        }
+        (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+    }
+
+    /// Running or waiting for a CPU (`R` in its `/proc` stat), as opposed to blocked.
+    fn runnable(self) -> bool {
+        let path = format!("/proc/self/task/{}/stat", self.tid);
+        std::fs::read_to_string(path).is_ok_and(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('R'))
+        })
+    }
+}
+
+thread_local! {
+    /// Requests this thread ran from the queue, to be woken when it leaves ([`Job::finish`]).
+    static TO_WAKE: std::cell::RefCell<Vec<Arc<Job>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl Drop for Holding {
     fn drop(&mut self) {
+        // Woken together, with the GIL released: a serving thread that wakes for one finds the
+        // others ready too, and none waits for the GIL to send its response.
+        for job in TO_WAKE.with(|jobs| std::mem::take(&mut *jobs.borrow_mut())) {
+            job.wake();
+        }
         let orphan = {
             let mut line = line();
-            line.holders -= 1;
-            if line.holders == 0 {
+            let me = Holder::current();
+            if let Some(at) = line.holders.iter().position(|h| *h == me) {
+                line.holders.swap_remove(at);
+            }
+            if line.holders.is_empty() {
                 line.jobs.front().filter(|job| job.mark_rescued()).cloned()
             } else {
                 None
@@ -195,10 +282,12 @@ impl Job {
         crate::run(py, wsgi, raw, &self.exchange)
     }
 
-    fn finish(&self, outcome: Result<Prepared, i32>) {
+    /// The app ran: the outcome is kept for the request's `next`, which is woken once this
+    /// thread has let the GIL go ([`Holding`]'s drop), all the batch's requests at once.
+    fn finish(self: &Arc<Self>, outcome: Result<Prepared, i32>) {
         *self.state() = State::Done(outcome);
         self.ran.notify_all();
-        self.wake();
+        TO_WAKE.with(|jobs| jobs.borrow_mut().push(Arc::clone(self)));
     }
 }
 
@@ -216,7 +305,7 @@ pub(crate) fn queue<'a>(
     {
         let line = line();
         let now = Instant::now();
-        if line.holders == 0 || line.live_until.is_some_and(|until| now < until) {
+        if line.holders.is_empty() || line.live_until.is_some_and(|until| now < until) {
             return None;
         }
     }
@@ -246,6 +335,7 @@ pub(crate) fn queue<'a>(
             line.progress = Some(now);
         }
         line.queued = Some(now);
+        count(&COUNTS.queued);
         line.jobs.push_back(Arc::clone(&job));
         if line.watchdog.is_none() && !line.stopping {
             let logger = exchange.logger();
@@ -257,7 +347,7 @@ pub(crate) fn queue<'a>(
             WATCH.notify_one();
         }
         // The holder seen above may have left meanwhile.
-        (line.holders == 0 && job.mark_rescued()).then(|| Arc::clone(&job))
+        (line.holders.is_empty() && job.mark_rescued()).then(|| Arc::clone(&job))
     };
     if let Some(job) = orphan {
         job.wake();
@@ -301,6 +391,7 @@ pub(crate) fn drain(py: Python<'_>) {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(py)))
             .unwrap_or(Err(app_abi::raw::WS_ERR_APP));
         job.finish(outcome);
+        count(&COUNTS.by_holder);
         if !SAID_SO.swap(true, std::sync::atomic::Ordering::AcqRel) {
             job.exchange.log(
                 LogLevel::Debug,
@@ -325,6 +416,9 @@ fn unqueue(job: &Arc<Job>) {
 
 /// The watchdog thread: wakes the first queued request when the queue is stuck.
 fn watch(logger: Logger) {
+    // The holders' CPU time when the queue last moved: a holder that has computed for
+    // STUCK_AFTER since is in one long request; one that has not may only be off the CPU.
+    let mut baseline: (Option<Instant>, Vec<(Holder, u64)>) = (None, Vec::new());
     let mut line = line();
     loop {
         if line.stopping {
@@ -342,19 +436,35 @@ fn watch(logger: Logger) {
                 .0
         };
         line.watchdog_idle = false;
+        if line.jobs.is_empty() {
+            continue;
+        }
+        let holders = line.holders.clone();
+        let progress = line.progress;
+        drop(line);
+        if baseline.0 != progress {
+            baseline = (progress, holders.iter().map(|&h| (h, h.cpu_ns())).collect());
+        }
         let now = Instant::now();
-        let stuck = !line.jobs.is_empty()
-            && line
-                .progress
-                .is_some_and(|p| now.saturating_duration_since(p) >= STUCK_AFTER);
-        if stuck {
+        let stalled = progress.is_some_and(|p| now.saturating_duration_since(p) >= STUCK_AFTER);
+        let stuck = stalled && {
+            let computed_long = holders.iter().any(|&h| {
+                let before = baseline.1.iter().find(|(b, _)| *b == h).map(|&(_, ns)| ns);
+                let used = h.cpu_ns().saturating_sub(before.unwrap_or(u64::MAX));
+                used >= STUCK_AFTER.as_nanos() as u64
+            });
+            computed_long || !holders.iter().any(|&h| h.runnable())
+        };
+        line = self::line();
+        if stuck && line.progress == progress && !line.jobs.is_empty() {
+            count(&COUNTS.stuck);
             line.live_until = Some(now + LIVE_FOR);
             line.progress = Some(now);
             let rescue = line.jobs.front().cloned();
             drop(line);
             logger.debug(
-                "queued requests were not taken for 5 ms (the app waits without the GIL): \
-                 every serving thread runs its own requests for 1 s",
+                "queued requests were not taken for 5 ms (the app computes or waits without \
+                 the GIL): every serving thread runs its own requests for 1 s",
             );
             if let Some(job) = rescue {
                 job.mark_rescued();
@@ -365,8 +475,19 @@ fn watch(logger: Logger) {
     }
 }
 
-/// Stops the watchdog (at `shutdown`: after the last request, so the queue is empty).
-pub(crate) fn stop() {
+/// Stops the watchdog (at `shutdown`: after the last request, so the queue is empty), and says
+/// in a debug line what the queue did.
+pub(crate) fn stop(logger: Logger) {
+    let n = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    logger.debug(&format!(
+        "WSGI requests: {} run by the serving thread that read them, {} queued for the thread \
+         running the app ({} run by it, {} by their own thread once woken), {} times stuck",
+        n(&COUNTS.started),
+        n(&COUNTS.queued),
+        n(&COUNTS.by_holder),
+        n(&COUNTS.woken),
+        n(&COUNTS.stuck),
+    ));
     let handle = {
         let mut line = line();
         line.stopping = true;
@@ -417,6 +538,7 @@ impl DeferredBody {
             }
         };
         let outcome = outcome.unwrap_or_else(|| {
+            count(&COUNTS.woken);
             unqueue(&job);
             let _holding = Holding::begin();
             python_thread::with_gil(|py| {

@@ -317,7 +317,7 @@ unsafe extern "C" fn shutdown(state: *mut c_void) {
     // SAFETY: reclaimed exactly once, after the last request (the header).
     let wsgi = unsafe { Box::from_raw(state.cast::<WsgiApp>()) };
     let logger = wsgi.logger;
-    boundary(Some(logger), (), handoff::stop);
+    boundary(Some(logger), (), || handoff::stop(logger));
     boundary(Some(logger), (), || {
         Python::with_gil(|py| {
             for stream in ["stdout", "stderr"] {
