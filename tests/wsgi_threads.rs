@@ -23,11 +23,11 @@ use wsgi_support::{fixtures_dir, wsgi_lib};
 /// context switches, and where a thread waiting for the GIL can starve (on two CPUs it would
 /// often take the GIL in the moment the holder releases it).
 fn rules_server(threads: &str) -> Server {
-    rules_server_logging(threads, "info")
+    rules_server_with(threads, "info", "0")
 }
 
-/// [`rules_server`] with `RUST_LOG=log`.
-fn rules_server_logging(threads: &str, log: &str) -> Server {
+/// [`rules_server`] with `RUST_LOG=log` and `WEBSERVER_WSGI_HANDOFF=handoff`.
+fn rules_server_with(threads: &str, log: &str, handoff: &str) -> Server {
     let mut lib = wsgi_lib().into_os_string();
     lib.push(":app");
     let builder = common::server(lib)
@@ -35,6 +35,7 @@ fn rules_server_logging(threads: &str, log: &str) -> Server {
         .env("WEBSERVER_WSGI_APP", "rules:app")
         .env("VIRTUAL_ENV", "")
         .env("RUST_LOG", log)
+        .env("WEBSERVER_WSGI_HANDOFF", handoff)
         .args(["--workers", "1", "--threads", threads]);
     on_one_cpu(|| builder.start())
 }
@@ -70,7 +71,13 @@ fn timed_get(conn: &mut Conn, path: &str) -> (String, Duration) {
 
 #[test]
 fn a_request_that_keeps_the_gil_busy_does_not_hold_up_the_others() {
-    let server = rules_server("4");
+    for handoff in ["0", "1"] {
+        a_busy_request_does_not_hold_up_the_others(handoff);
+    }
+}
+
+fn a_busy_request_does_not_hold_up_the_others(handoff: &str) {
+    let server = rules_server_with("4", "info", handoff);
     let mut slow = server.connect();
     let started = Instant::now();
     slow.send("GET /spin?4000 HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -83,7 +90,8 @@ fn a_request_that_keeps_the_gil_busy_does_not_hold_up_the_others() {
     assert_eq!(slow.read_response().text(), "spun");
     assert!(
         pings_done < Duration::from_millis(3500),
-        "20 pings took until {pings_done:?} after a 4 s request began: they waited for it"
+        "20 pings took until {pings_done:?} after a 4 s request began (handoff {handoff}): they \
+         waited for it"
     );
 }
 
@@ -162,7 +170,7 @@ const CASES: &[(&str, u16, Option<&str>)] = &[
 
 #[test]
 fn requests_queued_for_the_thread_running_the_app_are_all_answered_right() {
-    let server = rules_server_logging("4", "debug");
+    let server = rules_server_with("4", "debug", "1");
     let addr = server.addr();
     let source = std::fs::read_to_string(fixtures_dir().join("rules.py")).unwrap();
     // Clients that keep the app busy, so that most requests arrive while it runs.

@@ -14,6 +14,10 @@
 //! ([`crate::recording`]), and its waker has the server call its `next` on a serving thread,
 //! which sends the recording ([`DeferredBody`]): the ABI answers host I/O only there.
 //!
+//! Off unless `WEBSERVER_WSGI_HANDOFF=1`: on a loaded two-core machine it moved the serving
+//! threads' waits from the GIL to `epoll_wait` (a queued request's response is sent by a serving
+//! thread woken for it) without fewer switches or less CPU per request (bench/RESULTS.md).
+//!
 //! Only requests without a body are queued (no `Content-Length` beyond 0, no
 //! `Transfer-Encoding`, HTTP/1.x): their app reads an empty `wsgi.input` without the server.
 //!
@@ -291,6 +295,13 @@ impl Job {
     }
 }
 
+/// Whether requests are queued at all (`WEBSERVER_WSGI_HANDOFF=1`).
+static ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub(crate) fn enable(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
 /// The request's `call` found the app busy and queued it: `call` returns its body.
 pub(crate) fn queue<'a>(
     wsgi: &WsgiApp,
@@ -298,6 +309,9 @@ pub(crate) fn queue<'a>(
     vars: impl Iterator<Item = (&'a [u8], &'a [u8])>,
     exchange: &Arc<Exchange>,
 ) -> Option<Box<DeferredBody>> {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return None;
+    }
     let host = exchange.host();
     let (Some(waker_new), true) = (host.waker_new, host.has_wakers()) else {
         return None;

@@ -131,6 +131,7 @@ unsafe extern "C" fn init(init: *const WsInit, state: *mut *mut c_void) -> i32 {
 fn load(args: &[String], logger: Logger) -> Result<WsgiApp, String> {
     let config = config::Config::from_args_and_env(args, |k| std::env::var(k).ok())?;
     interpreter::start(&config)?;
+    handoff::enable(config.handoff);
     Python::with_gil(|py| {
         python_output::install(py, logger).map_err(|err| {
             format!(
