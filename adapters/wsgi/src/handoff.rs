@@ -118,14 +118,20 @@ fn line() -> MutexGuard<'static, Line> {
 /// A serving thread is running the app (from before it lines up for the GIL until it has
 /// released it): requests arriving meanwhile are queued for it. Dropping it wakes the first
 /// queued request if no holder is left to run it.
-pub(crate) struct Holding(());
+pub(crate) struct Holding {
+    /// False when requests are not queued at all: nothing to count or wake.
+    counted: bool,
+}
 
 impl Holding {
     pub(crate) fn begin() -> Holding {
+        if !ENABLED.load(Ordering::Relaxed) {
+            return Holding { counted: false };
+        }
         count(&COUNTS.started);
         let me = Holder::current();
         line().holders.push(me);
-        Holding(())
+        Holding { counted: true }
     }
 }
 
@@ -184,6 +190,9 @@ thread_local! {
 
 impl Drop for Holding {
     fn drop(&mut self) {
+        if !self.counted {
+            return;
+        }
         // Woken together, with the GIL released: a serving thread that wakes for one finds the
         // others ready too, and none waits for the GIL to send its response.
         for job in TO_WAKE.with(|jobs| std::mem::take(&mut *jobs.borrow_mut())) {
@@ -493,9 +502,13 @@ fn watch(logger: Logger) {
 /// in a debug line what the queue did.
 pub(crate) fn stop(logger: Logger) {
     let n = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    if !ENABLED.load(Ordering::Relaxed) {
+        return;
+    }
     logger.debug(&format!(
-        "WSGI requests: {} run by the serving thread that read them, {} queued for the thread \
-         running the app ({} run by it, {} by their own thread once woken), {} times stuck",
+        "WSGI requests: {} GIL holds for a request (each may run queued ones), {} queued for \
+         the thread running the app ({} run by it, {} by their own thread once woken), {} times \
+         stuck",
         n(&COUNTS.started),
         n(&COUNTS.queued),
         n(&COUNTS.by_holder),
