@@ -197,6 +197,67 @@ fn a_zero_window_stall_is_reset_after_the_io_timeout() {
     served_promptly(addr);
 }
 
+#[test]
+fn zero_window_streams_hold_no_serving_thread_while_another_client_is_served() {
+    let root = common::fresh_dir("h2-zero-window").join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("big.bin"), vec![7u8; 4 * 1024 * 1024]).unwrap();
+    // One serving thread, and an --io-timeout far longer than the bound asserted below: a
+    // thread waiting on a closed window would keep the other client waiting that long.
+    let server = h2_server("stream")
+        .args(["--threads", "1", "--io-timeout", "8"])
+        .args(["--static", &format!("/static/={}", root.display())])
+        .start();
+    let addr = server.addr();
+    let stalls = std::thread::spawn(move || {
+        runtime().block_on(async move {
+            let mut builder = h2::client::Builder::new();
+            // Windows of 0: no DATA can be sent on either stream, ever.
+            builder.initial_window_size(0);
+            let (send, _driver) = h2_connect(addr, &builder).await;
+            let mut send = send.ready().await.unwrap();
+            let mut bodies = Vec::new();
+            for path in ["/static/big.bin", "/bytes?size=100000", "/static/big.bin"] {
+                let (response, _) = send.send_request(get(addr, path), true).unwrap();
+                bodies.push(tokio::spawn(async move {
+                    let mut body = response.await.unwrap().into_body();
+                    // Never released: the stream ends when the server gives up on it.
+                    tokio::time::timeout(Duration::from_secs(30), body.data()).await
+                }));
+                send = send.ready().await.unwrap();
+            }
+            let mut ends = Vec::new();
+            for body in bodies {
+                ends.push(body.await.unwrap());
+            }
+            ends
+        })
+    });
+    // Let the stalled streams reach the serving thread first.
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..3 {
+        let asked = Instant::now();
+        let status = runtime().block_on(async move {
+            let (send, _driver) = h2_connect(addr, &h2::client::Builder::new()).await;
+            let mut send = send.ready().await.unwrap();
+            let (response, _) = send.send_request(get(addr, "/"), true).unwrap();
+            let response = tokio::time::timeout(Duration::from_secs(20), response).await;
+            response.expect("no answer within 20 s").unwrap().status()
+        });
+        assert_eq!(status, 200);
+        let waited = asked.elapsed();
+        assert!(
+            waited < Duration::from_secs(3),
+            "the other client waited {waited:?} behind the zero-window streams"
+        );
+    }
+    // Each stalled stream still ends, reset, once its window stayed closed for --io-timeout.
+    for (n, ended) in stalls.join().unwrap().into_iter().enumerate() {
+        let ended = ended.unwrap_or_else(|_| panic!("stalled stream {n} was open after 30 s"));
+        assert!(matches!(ended, Some(Err(_))), "stream {n}: {ended:?}");
+    }
+}
+
 /// Floods the server with `frames` (a batch written again and again) on a raw connection that
 /// reads everything the server answers, so the server is never held back by its own writes:
 /// the worst case for the other connections on its HTTP/2 thread. Runs until `stop` is set or

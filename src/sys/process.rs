@@ -88,6 +88,16 @@ pub(crate) fn reap_any() -> io::Result<Option<(i32, ChildExit)>> {
     }
 }
 
+/// Marks the calling thread `SCHED_BATCH`: waking it no longer preempts the thread running on
+/// its CPU (it waits for that one to block or use up its slice), and it keeps its fair share.
+/// No privilege is needed to leave `SCHED_OTHER` for it.
+pub(crate) fn mark_this_thread_batch() -> io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param, only read.
+    syscall!(sched_setscheduler(0, libc::SCHED_BATCH, &param))?;
+    Ok(())
+}
+
 /// Set this process's umask (its children inherit it).
 pub(crate) fn set_umask(mask: u32) {
     // SAFETY: umask(2) only replaces the process's file mode creation mask; it cannot fail.

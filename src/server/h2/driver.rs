@@ -111,6 +111,13 @@ pub(super) fn run(
             return;
         }
     };
+    let _ = queue.runtime.set(runtime.handle().clone());
+    // The serving threads' responses wake this thread: each wake-up would otherwise take the
+    // CPU from the serving thread at once (on a worker with one CPU) to write one response;
+    // batched, it writes all that are ready when the serving thread waits.
+    if let Err(e) = crate::sys::process::mark_this_thread_batch() {
+        log::debug!("the HTTP/2 thread stays SCHED_OTHER: {e}");
+    }
     runtime.block_on(async move {
         while let Some(handoff) = handoffs.recv().await {
             let (queue, drain) = (Arc::clone(&queue), drain.clone());
@@ -205,6 +212,8 @@ async fn connection(
     // When the GOAWAY was sent (a drain, or --keep-alive).
     let mut going_away: Option<Instant> = None;
     let mut calmed = false;
+    // Streams accepted in this turn of the task, not yet queued.
+    let mut batch = Vec::new();
     loop {
         let event = poll_fn(|cx| {
             if let Some(drain) = &mut drained {
@@ -219,8 +228,12 @@ async fn connection(
             if tick.poll_tick(cx).is_ready() {
                 return Poll::Ready(Event::Tick);
             }
-            conn.poll_accept(cx)
-                .map(|accepted| Event::Stream(accepted.map(|r| r.map(Box::new))))
+            let accepted = conn.poll_accept(cx);
+            if accepted.is_pending() && !batch.is_empty() {
+                // This turn's streams, queued at once: one lock, one wake-up at most.
+                queue.push_all(batch.drain(..));
+            }
+            accepted.map(|accepted| Event::Stream(accepted.map(|r| r.map(Box::new))))
         })
         .await;
         match event {
@@ -228,7 +241,7 @@ async fn connection(
                 active_at = Instant::now();
                 let (request, respond) = *accepted;
                 let last_id = u32::from(respond.stream_id()) == LAST_STREAM_ID;
-                accept(request, respond, &info, &in_flight, queue);
+                batch.extend(accept(request, respond, &info, &in_flight, queue));
                 if last_id && going_away.is_none() {
                     // No stream can follow it: say so, and close once it is answered (the
                     // client opens a new connection), instead of idling until --keep-alive.
@@ -269,20 +282,23 @@ async fn connection(
             }
         }
     }
+    // Streams accepted before the connection failed still run (their responses go nowhere,
+    // as when the connection fails while they run).
+    queue.push_all(batch);
 }
 
-/// A stream the client opened: queued for a serving thread, or refused when the connection
-/// already has its share of streams queued or running.
+/// A stream the client opened: a job for a serving thread, or refused (`None`) when the
+/// connection already has its share of streams queued or running.
 fn accept(
     request: http::Request<h2::RecvStream>,
     mut respond: h2::server::SendResponse<Bytes>,
     info: &Arc<ConnInfo>,
     in_flight: &Arc<AtomicUsize>,
     queue: &Arc<Queue>,
-) {
+) -> Option<Job> {
     if queue.draining.load(Ordering::SeqCst) {
         respond.send_reset(Reason::REFUSED_STREAM);
-        return;
+        return None;
     }
     if in_flight.fetch_add(1, Ordering::SeqCst) >= MAX_STREAMS as usize {
         in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -291,13 +307,13 @@ fn accept(
             info.peer
         );
         respond.send_reset(Reason::REFUSED_STREAM);
-        return;
+        return None;
     }
-    queue.push(Job::New(Box::new(StreamJob {
+    Some(Job::New(Box::new(StreamJob {
         request,
         respond,
         info: Arc::clone(info),
         queue: Arc::clone(queue),
         _in_flight: InFlight(Arc::clone(in_flight)),
-    })));
+    })))
 }

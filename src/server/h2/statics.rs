@@ -2,22 +2,21 @@
 //! responder as an HTTP/1.1 request (`crate::static_files`: status, validators, Range, 304,
 //! HEAD) and never reaches the app. Its head becomes the HEADERS frame as an app's does
 //! (`transport.rs`); a body too large to go with the head is read from the file in chunks and
-//! sent as DATA frames as the client's window allows, on the serving thread (each wait for a
-//! WINDOW_UPDATE bounded by `--io-timeout`, as an app's response is).
+//! sent as DATA frames while the client's window takes it, on the serving thread; once the window
+//! holds it back, the rest of the file is the HTTP/2 thread's to send (`tail.rs`).
 
 use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::RecvStream;
 
+use super::tail::FILE_CHUNK;
 use super::transport::{StreamState, StreamTransport};
+use super::Queue;
 use crate::app::call::Transport;
 use crate::http::response::DateCache;
 use crate::listen::Peer;
 use crate::server::Shared;
 use crate::static_files::{FileBody, Request, StaticFiles};
-
-/// What is read from the file per DATA write: as much as a window of the default size takes.
-const CHUNK: usize = 64 * 1024;
 
 /// What a stream asks.
 pub(super) struct Asked<'r> {
@@ -35,6 +34,7 @@ pub(super) fn answer(
     asked: Asked<'_>,
     (body, respond): (RecvStream, SendResponse<Bytes>),
     shared: &Shared,
+    queue: &Queue,
     (thread, date): (usize, &mut DateCache),
 ) -> Result<(u16, u64), (RecvStream, SendResponse<Bytes>)> {
     let request =
@@ -46,7 +46,7 @@ pub(super) fn answer(
     };
     crate::stats::http2_stream();
     let peer = asked.peer;
-    let mut state = StreamState::new(body, respond, &shared.config, None, peer);
+    let mut state = StreamState::new(body, respond, &shared.config, None, peer, queue.runtime());
     let mut transport = StreamTransport::new(&mut state, shared, thread, date);
     let sent = transport.write_all(&[&head]).and_then(|()| {
         answer
@@ -60,10 +60,16 @@ pub(super) fn answer(
     Ok((answer.status, answer.body_bytes))
 }
 
-/// The rest of the file, as the client's window allows.
+/// The rest of the file: read and sent here while the client's window takes it, then left to
+/// the HTTP/2 thread (`tail.rs`) once it does not, so a slow or stalled reader holds no
+/// serving thread.
 fn send_file(transport: &mut StreamTransport<'_>, mut file: FileBody) -> std::io::Result<()> {
-    let mut chunk = vec![0; CHUNK];
+    let mut chunk = vec![0; FILE_CHUNK];
     loop {
+        if transport.window_is_shut() {
+            transport.rest_from(file);
+            return Ok(());
+        }
         let n = file.read_next(&mut chunk)?;
         if n == 0 {
             return Ok(());

@@ -156,7 +156,14 @@ pub(super) fn start(job: StreamJob, shared: &Shared, scratch: &mut ThreadScratch
                 peer: info.peer,
             };
             let stream = (body, respond);
-            match statics::answer(statics, asked, stream, shared, (thread, &mut buffers.date)) {
+            match statics::answer(
+                statics,
+                asked,
+                stream,
+                shared,
+                &queue,
+                (thread, &mut buffers.date),
+            ) {
                 Err(stream) => stream,
                 Ok((status, body_bytes)) => {
                     buffers.environ.build(request_parts);
@@ -168,7 +175,7 @@ pub(super) fn start(job: StreamJob, shared: &Shared, scratch: &mut ThreadScratch
     };
     let environ = buffers.environ.build(request_parts);
     let park = shared.app.defers().then(|| StreamWake::new(&queue));
-    let mut state = StreamState::new(body, respond, config, park, info.peer);
+    let mut state = StreamState::new(body, respond, config, park, info.peer, queue.runtime());
     let _serialised = shared.app_lock.as_ref().map(|lock| lock.lock());
     shared.mark_busy(thread, true);
     let deadline = config.request_timeout.map(|limit| Instant::now() + limit);

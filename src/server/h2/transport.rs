@@ -17,11 +17,12 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
 use app_abi::raw::{WsPair, WS_ERR_CLIENT_GONE, WS_ERR_TIMEOUT, WS_ERR_TOO_LARGE};
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
 
 use super::park::StreamWake;
+use super::tail::{self, Tail};
 use crate::app::call::Transport;
 use crate::app::trailers::FieldList;
 use crate::app::waker::{ThreadWake, Wake as AppWake};
@@ -29,6 +30,7 @@ use crate::http::response::DateCache;
 use crate::http::response_fields::read_lines;
 use crate::listen::Peer;
 use crate::server::Shared;
+use crate::static_files::FileBody;
 
 /// Fields of an HTTP/1 response head that mean nothing in HTTP/2 (RFC 9113 §8.2.2).
 const CONNECTION_SPECIFIC: [&str; 5] = [
@@ -38,6 +40,10 @@ const CONNECTION_SPECIFIC: [&str; 5] = [
     "transfer-encoding",
     "upgrade",
 ];
+
+/// Response bytes a serving thread holds for a client whose window is shut, before it waits
+/// for a WINDOW_UPDATE (the stream's receive window: what a stream may pin either way).
+const TAIL_LIMIT: usize = 128 * 1024;
 
 /// A stream's request body and response: what its transport works on, and what a parked
 /// stream keeps between two stretches (`park.rs`).
@@ -68,6 +74,12 @@ pub(super) struct StreamState {
     /// The response's trailer fields (ABI 1.3): sent as a trailing HEADERS frame that ends the
     /// stream, in place of END_STREAM on the last DATA frame.
     trailers_out: Option<http::HeaderMap>,
+    /// Body bytes written and waiting for the client's window (`send_body`).
+    tail: BytesMut,
+    /// The rest of a `--static` file, sent after `tail`.
+    file: Option<FileBody>,
+    /// The HTTP/2 thread's runtime, where a response's tail goes (`tail.rs`).
+    runtime: tokio::runtime::Handle,
 }
 
 /// A stream's state as the app sees it through `read` and the response path, on the serving
@@ -87,6 +99,7 @@ impl StreamState {
         config: &crate::server::Config,
         park: Option<Arc<StreamWake>>,
         peer: Peer,
+        runtime: tokio::runtime::Handle,
     ) -> StreamState {
         StreamState {
             body,
@@ -104,6 +117,9 @@ impl StreamState {
             peer,
             trailers_in: None,
             trailers_out: None,
+            tail: BytesMut::new(),
+            file: None,
+            runtime,
         }
     }
 }
@@ -141,17 +157,26 @@ impl<'a> StreamTransport<'a> {
         if self.s.send.is_some() {
             return self.send_body(data, end);
         }
+        if self.s.head.is_empty() {
+            // Most responses: the head comes whole in one write, parsed where it is.
+            if let Some(at) = head_end(data) {
+                return self.send_head(&data[..at], &data[at..], end);
+            }
+        }
         self.s.head.extend_from_slice(data);
-        let Some(head_len) = memchr::memmem::find(&self.s.head, b"\r\n\r\n").map(|at| at + 4)
-        else {
+        let Some(at) = head_end(&self.s.head) else {
             if end {
                 return Err(io::Error::other("the response ended inside its head"));
             }
             return Ok(());
         };
         let whole = std::mem::take(&mut self.s.head);
-        let response = response_head(&whole[..head_len])?;
-        let body = &whole[head_len..];
+        self.send_head(&whole[..at], &whole[at..], end)
+    }
+
+    /// Sends the encoder's `head` as the HEADERS frame, then `body`.
+    fn send_head(&mut self, head: &[u8], body: &[u8], end: bool) -> io::Result<()> {
+        let response = response_head(head)?;
         let Some(mut respond) = self.s.respond.take() else {
             return Err(io::ErrorKind::BrokenPipe.into());
         };
@@ -167,53 +192,92 @@ impl<'a> StreamTransport<'a> {
         self.send_body(body, end)
     }
 
-    /// Sends body bytes as DATA frames as the client's windows allow, waiting up to
-    /// `--io-timeout` for each WINDOW_UPDATE.
+    /// Sends body bytes: what the client's windows take now goes to `h2` at once, the rest
+    /// waits in `tail`. The serving thread waits for a WINDOW_UPDATE (up to `--io-timeout` each)
+    /// only while more than `TAIL_LIMIT` waits. `end`: the response is whole; what still waits
+    /// then goes to the HTTP/2 thread (`tail.rs`), so a shut window holds no serving thread.
     fn send_body(&mut self, data: &[u8], end: bool) -> io::Result<()> {
-        let timeout = self.shared.config.io_timeout;
+        let last = end && self.s.file.is_none() && self.s.trailers_out.is_none();
+        let Some(send) = self.s.send.as_mut() else {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        };
         let mut rest = data;
-        while !rest.is_empty() {
-            let Some(send) = self.s.send.as_mut() else {
-                return Err(io::ErrorKind::BrokenPipe.into());
-            };
+        // END_STREAM went out with the last byte.
+        let mut ended = false;
+        if self.s.tail.is_empty() && !rest.is_empty() {
+            // Most responses: no copy into `tail` on the way.
             send.reserve_capacity(rest.len());
-            let (capacity, _) = self.waiting_for_client(|this| {
-                let send = this.s.send.as_mut().expect("checked above");
-                block_on(poll_fn(|cx| send.poll_capacity(cx)), timeout)
-            });
-            let send = self.s.send.as_mut().expect("checked above");
-            match capacity {
-                None => {
-                    send.send_reset(Reason::CANCEL);
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "client's HTTP/2 window stayed closed for --io-timeout",
-                    ));
-                }
-                Some(None) => return Err(io::ErrorKind::BrokenPipe.into()),
-                Some(Some(Err(e))) => return Err(stream_error(e)),
-                Some(Some(Ok(0))) => {}
-                Some(Some(Ok(n))) => {
-                    let n = n.min(rest.len());
-                    let last = end && n == rest.len() && self.s.trailers_out.is_none();
-                    send.send_data(Bytes::copy_from_slice(&rest[..n]), last)
-                        .map_err(stream_error)?;
-                    rest = &rest[n..];
-                    self.s.ended = last;
-                }
+            let n = send.capacity().min(rest.len());
+            if n > 0 {
+                ended = last && n == rest.len();
+                send.send_data(Bytes::copy_from_slice(&rest[..n]), ended)
+                    .map_err(stream_error)?;
+                rest = &rest[n..];
             }
         }
-        if end && !self.s.ended {
-            if let Some(send) = self.s.send.as_mut() {
-                match self.s.trailers_out.take() {
-                    Some(trailers) => send.send_trailers(trailers),
-                    None => send.send_data(Bytes::new(), true),
-                }
-                .map_err(stream_error)?;
-            }
+        self.s.tail.extend_from_slice(rest);
+        ended |= tail::send_ready(send, &mut self.s.tail, last).map_err(stream_error)?;
+        while self.s.tail.len() > TAIL_LIMIT {
+            self.wait_for_window()?;
+            let send = self.s.send.as_mut().expect("checked above");
+            ended |= tail::send_ready(send, &mut self.s.tail, last).map_err(stream_error)?;
+        }
+        if ended {
             self.s.ended = true;
         }
+        if !end || self.s.ended {
+            return Ok(());
+        }
+        let mut send = self.s.send.take().expect("checked above");
+        let trailers = self.s.trailers_out.take();
+        self.s.ended = true;
+        if self.s.tail.is_empty() && self.s.file.is_none() {
+            return tail::end(&mut send, trailers).map_err(stream_error);
+        }
+        let rest = Tail {
+            send,
+            bytes: std::mem::take(&mut self.s.tail),
+            file: self.s.file.take(),
+            trailers,
+            timeout: self.shared.config.io_timeout,
+            peer: self.s.peer,
+        };
+        self.s.runtime.spawn(rest.send_rest());
         Ok(())
+    }
+
+    /// Waits up to `--io-timeout` for the client to open the stream's window.
+    fn wait_for_window(&mut self) -> io::Result<()> {
+        let timeout = self.shared.config.io_timeout;
+        let (capacity, _) = self.waiting_for_client(|this| {
+            let send = this.s.send.as_mut().expect("sending");
+            block_on(poll_fn(|cx| send.poll_capacity(cx)), timeout)
+        });
+        match capacity {
+            None => {
+                if let Some(send) = self.s.send.as_mut() {
+                    send.send_reset(Reason::CANCEL);
+                }
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "client's HTTP/2 window stayed closed for --io-timeout",
+                ))
+            }
+            Some(None) => Err(io::ErrorKind::BrokenPipe.into()),
+            Some(Some(Err(e))) => Err(stream_error(e)),
+            Some(Some(Ok(_))) => Ok(()),
+        }
+    }
+
+    /// Bytes written wait for the client's window: the serving thread should write no more
+    /// it need not (`statics.rs` leaves the rest of its file to the HTTP/2 thread).
+    pub(super) fn window_is_shut(&self) -> bool {
+        !self.s.tail.is_empty()
+    }
+
+    /// The rest of a `--static` response is `file`, sent after what was written.
+    pub(super) fn rest_from(&mut self, file: FileBody) {
+        self.s.file = Some(file);
     }
 
     /// The exchange is over: sends what the encoder held and ends the stream, or resets it if
@@ -390,12 +454,19 @@ impl Transport for StreamTransport<'_> {
     }
 }
 
-/// The encoder's HTTP/1 head as an HTTP/2 response head.
+/// Where the encoder's head ends (past its empty line), if it is whole.
+fn head_end(bytes: &[u8]) -> Option<usize> {
+    memchr::memmem::find(bytes, b"\r\n\r\n").map(|at| at + 4)
+}
+
+/// The encoder's HTTP/1 head as an HTTP/2 response head. The field values share one copy of
+/// the head (one allocation, not one per field).
 fn response_head(head: &[u8]) -> io::Result<http::Response<()>> {
+    let head = Bytes::copy_from_slice(head);
     let mut fields = [httparse::EMPTY_HEADER; 128];
     let mut parsed = httparse::Response::new(&mut fields);
     let invalid = |e: &dyn std::fmt::Display| io::Error::other(format!("response head: {e}"));
-    parsed.parse(head).map_err(|e| invalid(&e))?;
+    parsed.parse(&head).map_err(|e| invalid(&e))?;
     let status = parsed.code.unwrap_or(500);
     let mut response = http::Response::new(());
     *response.status_mut() = http::StatusCode::from_u16(status).map_err(|e| invalid(&e))?;
@@ -408,7 +479,8 @@ fn response_head(head: &[u8]) -> io::Result<http::Response<()>> {
             continue;
         }
         let name = http::HeaderName::from_bytes(field.name.as_bytes()).map_err(|e| invalid(&e))?;
-        let value = http::HeaderValue::from_bytes(field.value).map_err(|e| invalid(&e))?;
+        let value = http::HeaderValue::from_maybe_shared(head.slice_ref(field.value))
+            .map_err(|e| invalid(&e))?;
         map.append(name, value);
     }
     Ok(response)
