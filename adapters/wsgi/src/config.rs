@@ -8,6 +8,9 @@ use std::path::PathBuf;
 
 /// Names the WSGI target when no app argument does (for servers without app arguments).
 pub(crate) const APP_ENV: &str = "WEBSERVER_WSGI_APP";
+/// `1` turns on the queue for the thread running the app (the bridge's `handoff`): measured no
+/// faster than each serving thread running its own request yet (bench/RESULTS.md), so off.
+pub(crate) const HANDOFF_ENV: &str = "WEBSERVER_WSGI_HANDOFF";
 /// The example in error messages: the article's.
 const EXAMPLE: &str = "flaskapp:app";
 
@@ -19,6 +22,8 @@ pub(crate) struct Config {
     pub(crate) venv: Option<PathBuf>,
     /// What chose `venv` (`--venv` or `VIRTUAL_ENV`), for the startup line.
     pub(crate) venv_from: &'static str,
+    /// [`HANDOFF_ENV`] is `1`.
+    pub(crate) handoff: bool,
 }
 
 impl Config {
@@ -49,11 +54,13 @@ impl Config {
                  (or set {APP_ENV}=module:callable)"
             )
         })?;
+        let handoff = env(HANDOFF_ENV).is_some_and(|v| v.trim() == "1");
         let (venv, venv_from) = venv_or_env(venv, env);
         Ok(Config {
             target,
             venv,
             venv_from,
+            handoff,
         })
     }
 }
