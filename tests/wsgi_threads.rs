@@ -22,11 +22,7 @@ use wsgi_support::{fixtures_dir, wsgi_lib};
 /// `rules:app` with `threads` serving threads, all on one CPU: where the GIL's hand-overs are
 /// context switches, and where a thread waiting for the GIL can starve (on two CPUs it would
 /// often take the GIL in the moment the holder releases it).
-fn rules_server(threads: &str) -> Server {
-    rules_server_with(threads, "info", "0")
-}
-
-/// [`rules_server`] with `RUST_LOG=log` and `WEBSERVER_WSGI_HANDOFF=handoff`.
+/// `RUST_LOG=log` and `WEBSERVER_WSGI_HANDOFF=handoff`.
 fn rules_server_with(threads: &str, log: &str, handoff: &str) -> Server {
     let mut lib = wsgi_lib().into_os_string();
     lib.push(":app");
@@ -96,9 +92,48 @@ fn a_busy_request_does_not_hold_up_the_others(handoff: &str) {
 }
 
 #[test]
+fn a_request_that_waits_without_the_gil_does_not_hold_up_the_others() {
+    for handoff in ["0", "1"] {
+        let server = rules_server_with("4", "info", handoff);
+        let mut sleeper = server.connect();
+        let started = Instant::now();
+        sleeper.send("GET /sleep?3000 HTTP/1.1\r\nHost: x\r\n\r\n");
+        std::thread::sleep(Duration::from_millis(200));
+        // Several clients at once, so that requests arrive while the sleeper's thread is the
+        // one that started the app (with the handoff on, they are queued for it first).
+        let pingers: Vec<_> = (0..3)
+            .map(|_| {
+                let mut conn = server.connect();
+                std::thread::spawn(move || {
+                    for _ in 0..20 {
+                        assert_eq!(timed_get(&mut conn, "/ping").0, "pong");
+                    }
+                })
+            })
+            .collect();
+        for pinger in pingers {
+            pinger.join().unwrap();
+        }
+        let pings_done = started.elapsed();
+        assert_eq!(sleeper.read_response().text(), "slept");
+        assert!(
+            pings_done < Duration::from_millis(2000),
+            "60 pings took until {pings_done:?} after a request sleeping 3 s began (handoff \
+             {handoff}): they waited for it"
+        );
+    }
+}
+
+#[test]
 fn with_every_thread_busy_each_request_of_a_burst_is_answered_in_bounded_time() {
+    for handoff in ["0", "1"] {
+        every_request_of_a_burst_is_answered_in_bounded_time(handoff);
+    }
+}
+
+fn every_request_of_a_burst_is_answered_in_bounded_time(handoff: &str) {
     const BOUND: Duration = Duration::from_secs(3);
-    let server = rules_server("4");
+    let server = rules_server_with("4", "info", handoff);
     let addr: SocketAddr = server.addr();
     let stop = Arc::new(AtomicBool::new(false));
     // Keep-alive clients that keep the GIL and all four threads busy (1 ms of Python each).

@@ -121,17 +121,34 @@ fn line() -> MutexGuard<'static, Line> {
 pub(crate) struct Holding {
     /// False when requests are not queued at all: nothing to count or wake.
     counted: bool,
+    /// This thread's own request needs no more of the app ([`Holding::own_request_done`]).
+    own_done: std::cell::Cell<bool>,
 }
 
 impl Holding {
     pub(crate) fn begin() -> Holding {
+        let own_done = std::cell::Cell::new(false);
         if !ENABLED.load(Ordering::Relaxed) {
-            return Holding { counted: false };
+            return Holding {
+                counted: false,
+                own_done,
+            };
         }
         count(&COUNTS.started);
         let me = Holder::current();
         line().holders.push(me);
-        Holding { counted: true }
+        Holding {
+            counted: true,
+            own_done,
+        }
+    }
+
+    /// The request this thread started has nothing of the app left to run (its body is a list
+    /// or was iterated to its end, or it failed): once the GIL is let go the thread only sends
+    /// it, so the requests it ran from the queue are woken for it to send too (ABI 1.3
+    /// `waker_wake_here`), not for another serving thread woken each.
+    pub(crate) fn own_request_done(&self) {
+        self.own_done.set(true);
     }
 }
 
@@ -195,8 +212,13 @@ impl Drop for Holding {
         }
         // Woken together, with the GIL released: a serving thread that wakes for one finds the
         // others ready too, and none waits for the GIL to send its response.
+        let here = self.own_done.get();
         for job in TO_WAKE.with(|jobs| std::mem::take(&mut *jobs.borrow_mut())) {
-            job.wake();
+            if here {
+                job.wake_here();
+            } else {
+                job.wake();
+            }
         }
         let orphan = {
             let mut line = line();
@@ -273,6 +295,20 @@ impl Job {
         if let Some(wake) = self.host.waker_wake {
             // SAFETY: our waker, not freed before `self` drops.
             unsafe { wake(self.waker) };
+        }
+    }
+
+    /// [`Job::wake`], answered by this serving thread once it is back from its own request,
+    /// where the server can (ABI 1.3 `waker_wake_here`).
+    fn wake_here(&self) {
+        match self
+            .host
+            .waker_wake_here
+            .filter(|_| self.host.has_wake_here())
+        {
+            // SAFETY: our waker, not freed before `self` drops; the host's size covers the field.
+            Some(wake_here) => unsafe { wake_here(self.waker) },
+            None => self.wake(),
         }
     }
 
@@ -567,9 +603,12 @@ impl DeferredBody {
         let outcome = outcome.unwrap_or_else(|| {
             count(&COUNTS.woken);
             unqueue(&job);
-            let _holding = Holding::begin();
+            let holding = Holding::begin();
             python_thread::with_gil(|py| {
                 let outcome = job.run(py);
+                if outcome.as_ref().map_or(true, |p| p.body.is_complete()) {
+                    holding.own_request_done();
+                }
                 drain(py);
                 outcome
             })

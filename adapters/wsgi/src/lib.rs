@@ -191,11 +191,14 @@ unsafe extern "C" fn call(state: *mut c_void, request: *const WsRequest, body: *
             }
             return WS_OK;
         }
-        let _holding = handoff::Holding::begin();
+        let holding = handoff::Holding::begin();
         let _active = exchange.enter();
         python_thread::with_gil(|py| {
             let code = match run(py, wsgi, raw, &exchange) {
                 Ok(prepared) => {
+                    if prepared.body.is_complete() {
+                        holding.own_request_done();
+                    }
                     // SAFETY: `body` is non-null and writable (the header); only the app's fields
                     // are written.
                     unsafe {
@@ -206,7 +209,10 @@ unsafe extern "C" fn call(state: *mut c_void, request: *const WsRequest, body: *
                     }
                     WS_OK
                 }
-                Err(code) => code,
+                Err(code) => {
+                    holding.own_request_done();
+                    code
+                }
             };
             // Before the GIL goes: the requests queued meanwhile.
             handoff::drain(py);
