@@ -9,7 +9,8 @@
 #      CONNS (50), SERVER_CPUS (1), WRK_CPUS (0), VENV ($BENCH_WORK/peers-venv),
 #      LIBS (libwsgi.so paths to compare, "wsgi" = target/release/libwsgi.so; default "wsgi";
 #      "batch:LIB" runs LIB's server under `chrt -b 0`, every thread SCHED_BATCH;
-#      "handoff:LIB" with WEBSERVER_WSGI_HANDOFF=1, requests queued for the thread running the app),
+#      "handoff:LIB" with WEBSERVER_WSGI_HANDOFF=1, requests queued for the thread running the app;
+#      a plain LIB runs with it 0, the queue off),
 #      GRANIAN (1: granian --interface wsgi too), ORDER (1: then bench/wsgi_order.py's turn order
 #      over ORDER_SECONDS (3) instead of wrk's latency, same pinning), SHOW (1: wrk's latency lines).
 # Per run: requests/s and p99 (wrk), server CPU µs per request and voluntary context switches per

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 
 /// Names the WSGI target when no app argument does (for servers without app arguments).
 pub(crate) const APP_ENV: &str = "WEBSERVER_WSGI_APP";
-/// `1` turns on the queue for the thread running the app (the bridge's `handoff`): measured no
-/// faster than each serving thread running its own request yet (bench/RESULTS.md), so off.
+/// `0` turns off the queue for the thread running the app (the bridge's `handoff`), on by default:
+/// with the holder sending what it ran (ABI 1.3 `waker_wake_here`) it halves the serving threads'
+/// hand-overs at `--threads 4` (bench/RESULTS.md).
 pub(crate) const HANDOFF_ENV: &str = "WEBSERVER_WSGI_HANDOFF";
 /// The example in error messages: the article's.
 const EXAMPLE: &str = "flaskapp:app";
@@ -22,7 +23,7 @@ pub(crate) struct Config {
     pub(crate) venv: Option<PathBuf>,
     /// What chose `venv` (`--venv` or `VIRTUAL_ENV`), for the startup line.
     pub(crate) venv_from: &'static str,
-    /// [`HANDOFF_ENV`] is `1`.
+    /// [`HANDOFF_ENV`] is not `0`.
     pub(crate) handoff: bool,
 }
 
@@ -54,7 +55,7 @@ impl Config {
                  (or set {APP_ENV}=module:callable)"
             )
         })?;
-        let handoff = env(HANDOFF_ENV).is_some_and(|v| v.trim() == "1");
+        let handoff = env(HANDOFF_ENV).is_none_or(|v| v.trim() != "0");
         let (venv, venv_from) = venv_or_env(venv, env);
         Ok(Config {
             target,

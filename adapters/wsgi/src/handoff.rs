@@ -12,11 +12,13 @@
 //! up to [`BATCH`] of them or [`BATCH_TIME`], so that its own response is not held long. Each
 //! such request's app runs on the holder's thread with what it asks of the server recorded
 //! ([`crate::recording`]), and its waker has the server call its `next` on a serving thread,
-//! which sends the recording ([`DeferredBody`]): the ABI answers host I/O only there.
+//! which sends the recording ([`DeferredBody`]): the ABI answers host I/O only there. Once the
+//! holder's own request needs no more Python, that serving thread is the holder itself (ABI 1.3
+//! `waker_wake_here`): it sends the responses of what it ran when it is back in its event loop,
+//! with no other thread woken for each. Without that, the waits only moved from the GIL to
+//! `epoll_wait` (bench/RESULTS.md).
 //!
-//! Off unless `WEBSERVER_WSGI_HANDOFF=1`: on a loaded two-core machine it moved the serving
-//! threads' waits from the GIL to `epoll_wait` (a queued request's response is sent by a serving
-//! thread woken for it) without fewer switches or less CPU per request (bench/RESULTS.md).
+//! On unless `WEBSERVER_WSGI_HANDOFF=0`.
 //!
 //! Only requests without a body are queued (no `Content-Length` beyond 0, no
 //! `Transfer-Encoding`, HTTP/1.x): their app reads an empty `wsgi.input` without the server.
@@ -25,8 +27,9 @@
 //! first, whose `next` runs it (and then the rest) on its own thread. A holder may also be
 //! stuck: in one long request, or blocked without the GIL (I/O, `time.sleep`). A watchdog thread
 //! wakes the first queued request when no queued request was taken for [`STUCK_AFTER`] and a
-//! holder has computed that long meanwhile (CPython would hand the GIL over then too) or none is
-//! runnable — a holder merely off the CPU (other processes) is waited for. Requests are then not
+//! holder has computed that long meanwhile (CPython would hand the GIL over then too) or none was
+//! runnable at any look for that long after — a holder merely off the CPU (other processes), or
+//! blocked a moment on a lock, is waited for. Requests are then not
 //! queued for [`LIVE_FOR`]: an app that waits rather than computes serves best with every
 //! serving thread running its own request.
 
@@ -233,7 +236,12 @@ impl Drop for Holding {
             }
         };
         if let Some(job) = orphan {
-            job.wake();
+            // This thread runs it once back, if it may (see above): no other woken for it.
+            if here {
+                job.wake_here();
+            } else {
+                job.wake();
+            }
         }
     }
 }
@@ -340,7 +348,7 @@ impl Job {
     }
 }
 
-/// Whether requests are queued at all (`WEBSERVER_WSGI_HANDOFF=1`).
+/// Whether requests are queued at all (not `WEBSERVER_WSGI_HANDOFF=0`).
 static ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 pub(crate) fn enable(on: bool) {
@@ -478,6 +486,11 @@ fn watch(logger: Logger) {
     // The holders' CPU time when the queue last moved: a holder that has computed for
     // STUCK_AFTER since is in one long request; one that has not may only be off the CPU.
     let mut baseline: (Option<Instant>, Vec<(Holder, u64)>) = (None, Vec::new());
+    // Since when no holder was runnable at any look: one look is not enough, since a holder
+    // also blocks for a moment on a lock, or on the GIL behind a holder that other processes
+    // keep off the CPU (a loaded machine tripped the watchdog several times a second that way,
+    // and queueing was off most of the time).
+    let mut blocked_since: Option<Instant> = None;
     let mut line = line();
     loop {
         if line.stopping {
@@ -503,16 +516,31 @@ fn watch(logger: Logger) {
         drop(line);
         if baseline.0 != progress {
             baseline = (progress, holders.iter().map(|&h| (h, h.cpu_ns())).collect());
+            blocked_since = None;
         }
         let now = Instant::now();
         let stalled = progress.is_some_and(|p| now.saturating_duration_since(p) >= STUCK_AFTER);
+        // Looked at only once stalled: reading /proc on every tick would cost every request.
+        if !stalled || holders.iter().any(|&h| h.runnable()) {
+            blocked_since = None;
+        } else {
+            blocked_since.get_or_insert(now);
+        }
+        let mut why = "";
         let stuck = stalled && {
             let computed_long = holders.iter().any(|&h| {
                 let before = baseline.1.iter().find(|(b, _)| *b == h).map(|&(_, ns)| ns);
                 let used = h.cpu_ns().saturating_sub(before.unwrap_or(u64::MAX));
                 used >= STUCK_AFTER.as_nanos() as u64
             });
-            computed_long || !holders.iter().any(|&h| h.runnable())
+            let blocked_long = blocked_since
+                .is_some_and(|since| now.saturating_duration_since(since) >= STUCK_AFTER);
+            why = if computed_long {
+                "a holder computed that long"
+            } else {
+                "no holder was runnable that long"
+            };
+            computed_long || blocked_long
         };
         line = self::line();
         if stuck && line.progress == progress && !line.jobs.is_empty() {
@@ -521,10 +549,10 @@ fn watch(logger: Logger) {
             line.progress = Some(now);
             let rescue = line.jobs.front().cloned();
             drop(line);
-            logger.debug(
-                "queued requests were not taken for 5 ms (the app computes or waits without \
-                 the GIL): every serving thread runs its own requests for 1 s",
-            );
+            logger.debug(&format!(
+                "queued requests were not taken for 5 ms ({why}: the app computes or waits \
+                 without the GIL): every serving thread runs its own requests for 1 s"
+            ));
             if let Some(job) = rescue {
                 job.mark_rescued();
                 job.wake();
