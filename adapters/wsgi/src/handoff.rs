@@ -54,8 +54,10 @@ const BATCH_TIME: Duration = Duration::from_micros(1000);
 /// No queued request taken for this long while some wait: the holders are not running Python
 /// (CPython's own switch interval is 5 ms).
 const STUCK_AFTER: Duration = Duration::from_millis(5);
-/// After a stuck queue, how long every serving thread runs its own requests.
-const LIVE_FOR: Duration = Duration::from_secs(1);
+/// After a stuck queue, how long every serving thread runs its own requests. Short, because the
+/// watchdog still trips now and then on a loaded machine, and each trip turns queueing off: with
+/// 1 s, 0.38-0.57 switches per Flask request; with 250 ms, 0.27-0.29 (bench/RESULTS.md).
+const LIVE_FOR: Duration = Duration::from_millis(250);
 /// How often the watchdog looks while requests were queued lately.
 const TICK: Duration = Duration::from_millis(2);
 /// How long the watchdog keeps looking after the last request was queued.
@@ -551,7 +553,7 @@ fn watch(logger: Logger) {
             drop(line);
             logger.debug(&format!(
                 "queued requests were not taken for 5 ms ({why}: the app computes or waits \
-                 without the GIL): every serving thread runs its own requests for 1 s"
+                 without the GIL): every serving thread runs its own requests for 250 ms"
             ));
             if let Some(job) = rescue {
                 job.mark_rescued();
