@@ -7,7 +7,8 @@
 //! switch), idle connections hold no thread, a slow client never holds one while it dribbles its
 //! head (reads never wait), and a blocking app call holds only its own thread while the others
 //! keep answering events. Of the events one `epoll_wait` returns, a thread serves the first;
-//! as many as there are idle threads are passed on to them by re-arming their registrations, and
+//! as many as there are idle threads are passed on to them (a listener by re-arming its
+//! registration, a connection through the slot table's ready queue: `Slots::pass_on`), and
 //! the rest wait in a backlog (`backlog.rs`) that every thread serves from, oldest first, before
 //! it waits again — so connections are served in the order their events came.
 //!
@@ -431,7 +432,8 @@ fn handle(token: Token, shared_loop: &Loop, shared: &Shared, scratch: &mut Threa
     }
 }
 
-/// Re-arm a source so the epoll instance reports it again, to another thread.
+/// Have another thread serve a source's event: a listener is re-armed so the epoll instance
+/// reports it again, a connection is queued for the next free thread.
 fn pass_on(token: Token, shared_loop: &Loop) {
     if let Some(index) = listener_index(token) {
         let listener = shared_loop.listeners.get(index).map(lock);
@@ -448,7 +450,7 @@ fn pass_on(token: Token, shared_loop: &Loop) {
     match token {
         // Whoever takes the new edge takes the next ready request.
         WAKER => wake_one(shared_loop),
-        token => shared_loop.slots.pass_on(token, &shared_loop.epoll),
+        token => shared_loop.slots.pass_on(token),
     }
 }
 
