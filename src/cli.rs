@@ -11,10 +11,10 @@ use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 pub(crate) mod habits;
+pub(crate) mod manual;
 mod proxy;
 
 use crate::app::target::AppTarget;
-use crate::config::values::{self, SecondsOrOff};
 use crate::config::EffectiveConfig;
 use crate::http::scan::Limits;
 use crate::listen::args::ListenArgs;
@@ -23,6 +23,7 @@ use crate::logging::LogArgs;
 use crate::scaffold::Lang;
 use crate::server::Config;
 use crate::supervisor::probe::{Expect, ProbeTarget};
+use crate::values::{self, SecondsOrOff};
 
 /// Serve a web app from a shared library: WSGI's idea (any app on any server) for native code.
 ///

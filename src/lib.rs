@@ -25,6 +25,7 @@ mod stats;
 mod supervisor;
 mod sys;
 mod tls;
+mod values;
 mod write_parts;
 
 use std::io::Write;
@@ -100,8 +101,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Some(Command::Header) => print_stdout(scaffold::C_HEADER.as_bytes()),
-        Some(Command::Completions { shell }) => print_stdout(&scaffold::completions(*shell)),
-        Some(Command::Man) => print_stdout(&scaffold::man_page()),
+        Some(Command::Completions { shell }) => print_stdout(&cli::manual::completions(*shell)),
+        Some(Command::Man) => print_stdout(&cli::manual::man_page()),
         Some(Command::Worker(args)) => match supervisor::worker::run(args) {
             0 => Ok(()),
             status => Err(Error::worker(status)),

@@ -16,7 +16,6 @@
 
 mod file;
 mod print;
-pub(crate) mod values;
 
 use std::ffi::OsString;
 use std::fmt;

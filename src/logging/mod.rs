@@ -36,9 +36,8 @@ pub(crate) use upgrade::UpgradeSeed;
 use file::{LogFile, Output};
 use format::COMBINED;
 
-/// The signal the master forwards to its workers to have them reopen their log files (USR1 is
-/// a worker's go).
-pub(crate) const WORKER_REOPEN_SIGNAL: i32 = libc::SIGUSR2;
+/// The signal the master forwards to its workers to have them reopen their log files.
+pub(crate) use crate::sys::process::WORKER_REOPEN_SIGNAL;
 
 /// Logging options; the workers get them too ([`LogArgs::to_args`]).
 #[derive(Args, Debug, Clone)]
