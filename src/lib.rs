@@ -83,7 +83,11 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     match &cli.command {
         None => match &cli.effective {
             Some(effective) if cli.serve.print_config => print_stdout(effective.text().as_bytes()),
-            effective => Ok(supervisor::master::run(&cli.serve, effective.as_ref())?),
+            effective => Ok(supervisor::master::run(
+                &cli.serve,
+                effective.as_ref(),
+                config::reparse,
+            )?),
         },
         Some(Command::Check {
             app,
@@ -94,7 +98,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             app,
             app_args,
             probe,
-        }) => supervisor::probe::probe(app, app_args, probe),
+        }) => Ok(supervisor::probe::probe(app, app_args, probe)?),
         Some(Command::New { path, lang }) => {
             let name = scaffold::new_app(path, *lang)?;
             print!("{}", scaffold::next_steps(path, &name, *lang));

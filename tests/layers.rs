@@ -52,36 +52,15 @@ const NOT_YET: &[(&str, &str, &str)] = &[
          server::ws; they need one home below both",
     ),
     (
-        "cli",
-        "config",
-        "Cli carries the EffectiveConfig that --print-config prints",
-    ),
-    (
         "logging",
         "app",
         "the access log reads the request from the app's Environ",
     ),
     (
         "stats",
-        "config",
-        "the stats endpoint shows the EffectiveConfig",
-    ),
-    (
-        "stats",
         "supervisor",
         "the stats book reads the supervisor's generation types",
     ),
-    (
-        "supervisor",
-        "cli",
-        "the master and workers take the clap structs ServeArgs, WorkerArgs, ProbeArgs",
-    ),
-    (
-        "supervisor",
-        "config",
-        "a HUP re-reads the command line and the --config file",
-    ),
-    ("supervisor", "error", "check returns the crate's Error"),
 ];
 
 fn src() -> PathBuf {

@@ -32,7 +32,6 @@ pub(crate) use counters::{
 pub(crate) use endpoint::StatsAddr;
 pub(crate) use latency::Latency;
 
-use crate::config::EffectiveConfig;
 use crate::supervisor::children::FD_FLOOR;
 use crate::supervisor::generation::{Generations, WorkerFate};
 use crate::sys::process::{claim_inherited, dup_at_or_above, ChildExit};
@@ -177,14 +176,14 @@ impl Stats {
 
     /// Answer what scrapes can be answered now, from `machine`'s state; `config` describes the
     /// settings in force (`GET /config`).
-    pub(crate) fn serve(&mut self, machine: &Generations, config: Option<&EffectiveConfig>) {
+    pub(crate) fn serve(&mut self, machine: &Generations, config: Option<&str>) {
         let book = &self.book;
         self.endpoint.serve(&mut |page| match page {
             Page::Json => render::json(&book.snapshot(machine)),
             Page::Prometheus => render::prometheus(&book.snapshot(machine)),
             Page::Config => config.map_or_else(
                 || "# the settings are not known\n".to_owned(),
-                |c| c.text().to_owned(),
+                str::to_owned,
             ),
         });
     }
