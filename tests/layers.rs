@@ -56,11 +56,6 @@ const NOT_YET: &[(&str, &str, &str)] = &[
         "app",
         "the access log reads the request from the app's Environ",
     ),
-    (
-        "stats",
-        "supervisor",
-        "the stats book reads the supervisor's generation types",
-    ),
 ];
 
 fn src() -> PathBuf {
