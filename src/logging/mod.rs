@@ -30,7 +30,7 @@ pub(crate) use access::{flush_all, flush_thread, get as access_log, refused};
 pub(crate) use capture::Capture;
 pub(crate) use file::reopen_all;
 pub(crate) use format::AccessFormat;
-pub(crate) use record::Served;
+pub(crate) use record::{Lookup, Served};
 pub(crate) use upgrade::UpgradeSeed;
 
 use file::{LogFile, Output};
