@@ -47,8 +47,9 @@ const LAYERS: &[&[&str]] = &[
 const NOT_YET: &[(&str, &str, &str)] = &[(
     "app",
     "server",
-    "the ABI's upgraded-stream and WebSocket calls reach into server::upgraded and \
-         server::ws; they need one home below both",
+    "app/host_upgrade.rs turns an app's connection handle back into the server's Arc<Upgraded> \
+     and calls server::ws for message mode; turning that around needs the handle behind a \
+     trait the app defines, on a hot path",
 )];
 
 fn src() -> PathBuf {

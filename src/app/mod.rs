@@ -10,4 +10,5 @@ pub(crate) mod loader;
 mod log_lookup;
 pub(crate) mod target;
 pub(crate) mod trailers;
+pub(crate) mod upgraded;
 pub(crate) mod waker;
