@@ -4,7 +4,9 @@
 //! an exit status; benches, tests and the fuzz targets use the hidden items below.
 //!
 //! Layers: `http` is protocol over bytes, `server` sockets and threads, `app` the ABI (the only
-//! place with dlopen), `supervisor` processes, `sys` the libc calls.
+//! place with dlopen), `supervisor` processes, `sys` the libc calls, `cli` and `config` the
+//! command line. Each imports only the layers below it (`tests/layers.rs` has the order and
+//! checks it); the options each layer runs with are its own clap group, built by `cli`/`config`.
 
 mod alloc_count;
 mod app;
