@@ -2,6 +2,9 @@
 //! LIB:SYMBOL [APP_ARGS]...`, the app author's subcommands (`new`, `header`, `completions`,
 //! `man`), and the hidden modes the master starts its workers in (`__worker`) and `check` its
 //! child (`__probe`).
+//!
+//! The options are the layers' own clap groups (the serve options in `crate::supervisor::args`),
+//! so nothing below this layer imports it; `crate::config` adds the environment and the file.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
