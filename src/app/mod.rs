@@ -7,6 +7,8 @@ pub(crate) mod exchange;
 pub(crate) mod host;
 pub(crate) mod host_upgrade;
 pub(crate) mod loader;
+mod log_lookup;
 pub(crate) mod target;
 pub(crate) mod trailers;
+pub(crate) mod upgraded;
 pub(crate) mod waker;

@@ -13,8 +13,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpSt
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use super::peer::Peer;
 use super::syscall;
-use crate::listen::Peer;
 
 /// A connected stream socket (TCP or unix), non-blocking. Reads and writes are plain
 /// `read(2)`/`send(2)`/`writev(2)`, which mean the same for both families.
