@@ -67,6 +67,7 @@ impl H2Io {
         tls: Option<Box<TlsSession>>,
         early: Vec<u8>,
         flooded: Arc<AtomicBool>,
+        limits: &super::Limits,
     ) -> io::Result<H2Io> {
         // The one `unsafe` of `server` (otherwise reached through `crate::sys` only): tokio's
         // registration of a descriptor it does not own.
@@ -84,7 +85,7 @@ impl H2Io {
             decrypted_left: true,
             pending: Vec::new(),
             read_this_turn: 0,
-            watch: FrameWatch::new(flooded),
+            watch: FrameWatch::new(flooded, limits.max_control_frames),
         })
     }
 }
