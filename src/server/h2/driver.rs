@@ -170,6 +170,9 @@ fn run_here(batch: &mut Vec<Job>, shared: &Shared) {
             super::serve_stream(job, shared, scratch);
         }
     });
+    // Their access-log lines, which a serving thread writes before it waits for events: this
+    // thread's would otherwise wait in its buffer until the process exits.
+    crate::logging::flush_thread();
 }
 
 /// Counts a connection's streams that are queued or running on a serving thread: `h2` stops
