@@ -895,6 +895,7 @@ mod tests {
             websocket: Default::default(),
             http2: false,
             tls_h2: None,
+            http2_limits: Default::default(),
         }
     }
 

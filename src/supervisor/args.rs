@@ -273,6 +273,43 @@ pub(crate) struct Tuning {
     )]
     pub(crate) http2: bool,
 
+    /// HTTP/2 streams one connection may have open (SETTINGS_MAX_CONCURRENT_STREAMS), and
+    /// queued or running in the app: a stream the client reset counts until the app is done
+    /// with it (rapid reset).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000),
+        env = "WEBSERVER_HTTP2_MAX_STREAMS",
+        help_heading = "Limits"
+    )]
+    pub(crate) http2_max_streams: u32,
+
+    /// The largest HTTP/2 header list a client may send, decoded (SETTINGS_MAX_HEADER_LIST_SIZE):
+    /// past it 431, far past it GOAWAY (HPACK bombs, CONTINUATION floods).
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = 64 * 1024,
+        value_parser = clap::value_parser!(u32).range(1024..=16 * 1024 * 1024),
+        env = "WEBSERVER_HTTP2_MAX_HEADER_LIST",
+        help_heading = "Limits"
+    )]
+    pub(crate) http2_max_header_list: u32,
+
+    /// SETTINGS and PING frames an HTTP/2 client may send in one second; past it the
+    /// connection is cut off with GOAWAY(ENHANCE_YOUR_CALM).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u32).range(1..),
+        env = "WEBSERVER_HTTP2_MAX_CONTROL_FRAMES",
+        help_heading = "Limits"
+    )]
+    pub(crate) http2_max_control_frames: u32,
+
     /// Recycle a worker after this many requests, up to 10^12 (0: never).
     #[arg(
         long,
@@ -381,6 +418,11 @@ impl Tuning {
             },
             http2: self.http2,
             tls_h2: None,
+            http2_limits: crate::server::Http2Limits {
+                max_streams: self.http2_max_streams,
+                max_header_list: self.http2_max_header_list,
+                max_control_frames: self.http2_max_control_frames,
+            },
         }
     }
 
@@ -397,6 +439,12 @@ impl Tuning {
             format!("--ws-max-message={}", self.ws_max_message),
             format!("--ws-ping-interval={}", self.ws_ping_interval),
             format!("--http2={}", if self.http2 { "on" } else { "off" }),
+            format!("--http2-max-streams={}", self.http2_max_streams),
+            format!("--http2-max-header-list={}", self.http2_max_header_list),
+            format!(
+                "--http2-max-control-frames={}",
+                self.http2_max_control_frames
+            ),
             format!("--max-requests={max_requests}"),
         ];
         if let Some(threads) = self.threads {
