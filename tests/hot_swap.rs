@@ -41,14 +41,6 @@ fn count_lines(server: &Server, needle: &str) -> usize {
         .count()
 }
 
-/// Reads `/pid` on a keep-alive connection: which worker process holds it.
-fn pid_of(conn: &mut Conn) -> u32 {
-    conn.send("GET /pid HTTP/1.1\r\nHost: x\r\n\r\n");
-    let resp = conn.read_response();
-    assert_eq!(resp.status, 200, "{resp:?}");
-    resp.text().trim().parse().expect("a pid")
-}
-
 // ---------------------------------------------------------------------------------------------
 // 1. Twenty swaps under load
 // ---------------------------------------------------------------------------------------------

@@ -392,6 +392,17 @@ typedef struct ws_host {
      * Replaces what an earlier call set. Answered where start_response is, until the body ended
      * (`next` returned 0); WS_ERR_STATE after. `flags` is 0 (reserved). */
     int32_t (*set_trailers)(void *io, const ws_pair *fields, size_t n_fields, uint32_t flags);
+
+    /* ABI 1.3, appended after set_trailers — present when WS_HAS_FIELD(host, ws_host,
+     * waker_wake_here). waker_wake, with a promise from the caller: it is a serving thread in
+     * `call` or `next` of another request, which returns soon and needs no waiting after that
+     * (its later `next`s give chunks at once). The server may then run the woken request's
+     * `next` (and send what it gives) on this thread once it has finished the work at hand,
+     * instead of waking another thread for it: an app that did several requests' work in one go
+     * (a Python bridge holding the GIL) sends their responses without a context switch each.
+     * From any other thread, or a server that does not do this, it is waker_wake. A caller that
+     * breaks the promise delays the woken request, never loses it. */
+    void (*waker_wake_here)(void *waker);
 } ws_host;
 
 /* One request, valid from the start of `call` until the body's `close` returns. */

@@ -370,6 +370,11 @@ pub struct WsHost {
     /// minus the fields a trailer must not carry; replaces an earlier call. Answered where
     /// `start_response` is, until the body ended. `flags` is 0.
     pub set_trailers: Option<WsSetTrailersFn>,
+    /// ABI 1.3. `waker_wake`, with the caller's promise that it is a serving thread in `call` or
+    /// `next` of another request that returns soon and waits no more: the server may run the
+    /// woken request's `next` on this thread once it is done there, instead of waking another
+    /// thread. From any other thread it is `waker_wake`. Check with [`WsHost::has_wake_here`].
+    pub waker_wake_here: Option<WsWakerFn>,
 }
 
 /// `size` of a 1.0 host vtable (it ends at `log`): a peer with this size has no 1.1 callbacks.
@@ -407,6 +412,7 @@ impl WsHost {
         send_file: None,
         request_trailers: None,
         set_trailers: None,
+        waker_wake_here: None,
     };
 
     /// True if this host (as its `size` says) has the ABI 1.1 `try_read` and wakers.
@@ -428,6 +434,13 @@ impl WsHost {
         self.size as usize
             >= core::mem::offset_of!(WsHost, set_trailers)
                 + core::mem::size_of::<Option<WsSetTrailersFn>>()
+    }
+
+    /// True if this host (as its `size` says) has the ABI 1.3 `waker_wake_here`.
+    pub fn has_wake_here(&self) -> bool {
+        self.size as usize
+            >= core::mem::offset_of!(WsHost, waker_wake_here)
+                + core::mem::size_of::<Option<WsWakerFn>>()
     }
 
     /// True if this host (as its `size` says) has the ABI 1.2 `send_file`.
@@ -599,7 +612,8 @@ const _: () = {
     use core::mem::{offset_of, size_of};
     assert!(size_of::<WsBytes>() == 16);
     assert!(size_of::<WsPair>() == 32);
-    assert!(size_of::<WsHost>() == 160);
+    assert!(size_of::<WsHost>() == 168);
+    assert!(offset_of!(WsHost, waker_wake_here) == 160);
     assert!(offset_of!(WsHost, send_file) == 136);
     assert!(WS_HOST_SIZE_V1_2 == 144);
     assert!(offset_of!(WsHost, set_trailers) == 152);

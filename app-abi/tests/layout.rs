@@ -104,7 +104,8 @@ fn rust_table() -> BTreeMap<String, i128> {
             websocket_close,
             send_file,
             request_trailers,
-            set_trailers
+            set_trailers,
+            waker_wake_here
         }
     );
     layout!(
@@ -280,6 +281,14 @@ fn rust_table() -> BTreeMap<String, i128> {
     t.insert(
         "const has.v1_3.host.set_trailers".into(),
         new_host.has_trailers() as i128,
+    );
+    t.insert(
+        "const has.v1_3.host.waker_wake_here".into(),
+        new_host.has_wake_here() as i128,
+    );
+    t.insert(
+        "const has.v1_3.host.waker_wake_here_at_trailers_size".into(),
+        host(core::mem::offset_of!(WsHost, waker_wake_here) as u32).has_wake_here() as i128,
     );
     let new_init = init(core::mem::size_of::<WsInit>() as u32);
     t.insert(

@@ -313,6 +313,7 @@ fn wake_one(shared_loop: &Loop) {
 fn serve_events(index: usize, shared_loop: &Loop, shared: &Shared) {
     let mut scratch = ThreadScratch::new(index);
     crate::stats::serving_thread(index);
+    deferred::serving_thread(&shared_loop.slots);
     let mut events = Events::with_capacity(EVENT_BATCH);
     loop {
         // Events a thread took beyond its first are older than any epoll can report now: serve
@@ -320,6 +321,7 @@ fn serve_events(index: usize, shared_loop: &Loop, shared: &Shared) {
         if let Some(token) = shared_loop.backlog.pop() {
             crate::stats::woke(shared.tick());
             handle(token, shared_loop, shared, &mut scratch);
+            serve_woken_here(shared_loop, shared, &mut scratch);
             continue;
         }
         // Access-log lines of the events just served leave in one write.
@@ -376,6 +378,16 @@ fn serve_events(index: usize, shared_loop: &Loop, shared: &Shared) {
             shared,
             &mut scratch,
         );
+        serve_woken_here(shared_loop, shared, &mut scratch);
+    }
+}
+
+/// Resume the requests woken on this thread with `waker_wake_here` while it served (their app
+/// ran on it, their responses are ready): it sends them itself, where a plain wake would have
+/// woken another thread for each.
+fn serve_woken_here(shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) {
+    while let Some(conn) = deferred::woken_here() {
+        serve(conn, shared_loop, shared, scratch);
     }
 }
 

@@ -167,9 +167,23 @@ impl Slots {
     /// note it if it runs, ignore it if it ended.
     pub(crate) fn wake(&self, token: Token, request: u64) {
         let mut table = self.lock();
-        let Some(slot) = table.slots.get_mut(token.0 - FIRST_CONN) else {
-            return;
-        };
+        if let Some(conn) = Self::woken(&mut table, token, request) {
+            table.ready.push_back(conn);
+            self.signal(table);
+        }
+    }
+
+    /// [`Slots::wake`] for a wake the calling serving thread answers itself
+    /// (`waker_wake_here`): the parked connection is handed to it instead of queued, and no
+    /// other thread is woken.
+    pub(crate) fn take_woken(&self, token: Token, request: u64) -> Option<Box<Conn>> {
+        Self::woken(&mut self.lock(), token, request)
+    }
+
+    /// A wake of `request` on `token`: its connection, taken out of its slot (left busy) if the
+    /// request is parked; a running one is marked woken.
+    fn woken(table: &mut SlotTable, token: Token, request: u64) -> Option<Box<Conn>> {
+        let slot = table.slots.get_mut(token.0 - FIRST_CONN)?;
         match slot {
             Slot::Idle(conn) if conn.parked_request() == Some(request) => {
                 let Slot::Idle(mut conn) = std::mem::replace(
@@ -183,15 +197,17 @@ impl Slots {
                     unreachable!("matched Idle above")
                 };
                 conn.mark_woken();
-                table.ready.push_back(conn);
-                self.signal(table);
+                Some(conn)
             }
             Slot::Busy {
                 woken,
                 request: running,
                 ..
-            } if *running == request => *woken = true,
-            _ => {}
+            } if *running == request => {
+                *woken = true;
+                None
+            }
+            _ => None,
         }
     }
 
