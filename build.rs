@@ -67,14 +67,15 @@ fn main() {
         })
         .unwrap_or_default();
     samples.sort();
-    writeln!(
-        code,
+    // Apart from the scaffold's files: the app loader's advice needs these names, and the app
+    // layer sits below the author's commands.
+    let samples = format!(
         "/// The sample apps' library names (`libNAME.so`), built by `cargo build --workspace`.\n\
-         pub(crate) const SAMPLE_APPS: &[&str] = &{samples:?};"
-    )
-    .unwrap();
+         pub(crate) const SAMPLE_APPS: &[&str] = &{samples:?};\n"
+    );
 
     std::fs::write(out.join("embedded.rs"), code).expect("write OUT_DIR/embedded.rs");
+    std::fs::write(out.join("sample_apps.rs"), samples).expect("write OUT_DIR/sample_apps.rs");
 }
 
 fn read(path: &Path) -> String {

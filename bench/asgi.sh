@@ -8,8 +8,9 @@
 # `hello:echo`, loaded by bench/ws-peer as bench/ws_echo.sh does), webserver against uvicorn
 # (its `websockets` implementation; granian runs with --no-ws here).
 #
-# Usage: bench/asgi.sh          (QUICK=1: one round of 2 s and 1,000 sleepers; ROUNDS, DURATION
-#                                as scenarios.sh; SLEEPERS (10000); WS_CONNS (50))
+# Usage: bench/asgi.sh          (QUICK=1: one round of 2 s and 1,000 sleepers; ROUNDS (5 here: the
+#                                p99 verdict is a median of per-round ratios), DURATION as
+#                                scenarios.sh; SLEEPERS (10000); WS_CONNS (50))
 #
 # Every server runs ONE worker process on ONE event loop (uvloop), the same Python (the one
 # libasgi.so embeds) and the same virtualenv ($BENCH_WORK/asgi-venv: examples/asgi's frameworks
@@ -18,7 +19,8 @@
 #   uvicorn     --workers 1 --loop uvloop --http httptools --no-access-log
 #   granian     --interface asgi --workers 1 --loop uvloop --no-ws (no access log by default)
 # Prints requests/s and p99 per server and the ratio webserver / the better peer, with issue 20's
-# target (>= 1.0x the better of uvicorn and granian, p99 no worse; bench/asgi_summary.py).
+# target (>= 1.0x the better of uvicorn and granian, p99 no worse: the median over rounds of
+# webserver's p99 over that peer's in the same round; bench/asgi_summary.py).
 # Only 127.0.0.1 is contacted; every run is bounded in time. Do not trust the numbers while other
 # heavy work (builds, tests) shares the machine.
 set -euo pipefail
@@ -30,6 +32,7 @@ SLEEPERS="${SLEEPERS:-10000}"
 WS_CONNS="${WS_CONNS:-50}"
 VENV="$BENCH_WORK/asgi-venv"
 APPS="$ROOT/examples/asgi"
+export ROUNDS="${ROUNDS:-5}"
 if [[ "${QUICK:-0}" == 1 ]]; then export ROUNDS=1 DURATION=2; SLEEPERS=1000; fi
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -93,7 +96,7 @@ CARGO_TARGET_DIR="$BENCH_WORK/target" cargo build --release --locked --manifest-
   || CARGO_TARGET_DIR="$BENCH_WORK/target" cargo build --release --locked --manifest-path "$ROOT/bench/ws-peer/Cargo.toml"
 peer="$BENCH_WORK/target/release/ws-peer"
 echo_res="$OUT_DIR/ws-echo.jsonl"; : >"$echo_res"
-for round in $(seq 1 "${ROUNDS:-3}"); do
+for round in $(seq 1 "$ROUNDS"); do
   for entry in "webserver|$ws hello:echo $ws_args" "uvicorn|$uvicorn hello:echo"; do
     name=${entry%%|*}; cmd=${entry#*|}
     start_server "$name" "$cmd" 18399 "$OUT_DIR/ws-echo-$name.log" || continue

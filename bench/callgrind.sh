@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# callgrind.sh — instructions per request in the worker, for one kept-alive client.
+# callgrind.sh — instructions per request in the worker, for one kept-alive client (or, with
+# MODE=close, a new connection per request).
 #
 # Usage:  bench/callgrind.sh [N]        (N requests, default 20000; release build expected)
 # Starts `webserver -w 1 --threads 1` on the hello app under `valgrind --tool=callgrind
@@ -8,9 +9,13 @@
 # requests on one connection), dumps (`vgdb ... dump`) and prints the worker's
 # instructions divided by N. Instruction counts do not depend on how busy the machine is, so
 # this is the number to compare commits by; wall-clock figures are bench/run.sh's.
+# MODE=close runs bench/close_loop.py instead: each request on its own connection with
+# `Connection: close`, BATCH (1) connections opened before their answers are read (the kernel's
+# share of a close, which callgrind does not see, is for `perf stat` / `strace -c`).
 # Env: PORT (18990) BIN (target/release/webserver) APP (target/release/libhello.so:app)
 #      OUT_DIR (a fresh /tmp directory; the callgrind.out files stay there for callgrind_annotate)
 #      EXTRA (more webserver options, e.g. "--access-log -") REQ_PATH (/) THREADS (1)
+#      MODE (keepalive | close) BATCH (1, close only)
 # A WSGI app, from its directory (the bridge imports from the current directory), e.g.:
 #   cd examples/wsgi && VIRTUAL_ENV=/tmp/webserver-bench/peers-venv WEBSERVER_WSGI_APP=flaskapp:app \
 #     APP=$PWD/../../target/release/libwsgi.so:app REQ_PATH=/hello ../../bench/callgrind.sh 2000
@@ -34,14 +39,19 @@ for _ in $(seq 1 600); do
 done
 WORKER=$(pgrep -P "$MASTER" | head -1)
 [[ -n "$WORKER" ]] || { echo "callgrind.sh: no worker under master $MASTER" >&2; exit 1; }
-python3 "$ROOT/bench/keepalive_loop.py" "$PORT" 500 "${REQ_PATH:-/}"
+case "${MODE:-keepalive}" in
+  keepalive) load() { python3 "$ROOT/bench/keepalive_loop.py" "$PORT" "$1" "${REQ_PATH:-/}"; } ;;
+  close) load() { python3 "$ROOT/bench/close_loop.py" "$PORT" "$1" "${REQ_PATH:-/}" "${BATCH:-1}"; } ;;
+  *) echo "callgrind.sh: MODE is keepalive or close, not $MODE" >&2; exit 2 ;;
+esac
+load 500
 # vgdb, not callgrind_control: the worker sets its process title, which callgrind_control
 # does not recognise as a valgrind process.
 vgdb --pid="$WORKER" zero >/dev/null
-python3 "$ROOT/bench/keepalive_loop.py" "$PORT" "$N" "${REQ_PATH:-/}"
+load "$N"
 vgdb --pid="$WORKER" dump >/dev/null
 sleep 1
 DUMP=$(ls -t "$OUT_DIR"/callgrind.out."$WORKER"* | grep -v "callgrind.out.$WORKER\$" | head -1)
 [[ -n "$DUMP" ]] || { echo "callgrind.sh: the worker wrote no dump (see $OUT_DIR/server.log)" >&2; exit 1; }
 IR=$(awk '/^summary:|^totals:/ {print $2; exit}' "$DUMP")
-echo "worker $WORKER: $IR instructions for $N requests: $(( IR / N )) per request ($DUMP)"
+echo "worker $WORKER (${MODE:-keepalive}): $IR instructions for $N requests: $(( IR / N )) per request ($DUMP)"

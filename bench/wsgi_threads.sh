@@ -8,7 +8,9 @@
 # Env: APP (flaskapp:app), REQ_PATH (/hello), THREADS ("1 4"), ROUNDS (2), DURATION (4),
 #      CONNS (50), SERVER_CPUS (1), WRK_CPUS (0), VENV ($BENCH_WORK/peers-venv),
 #      LIBS (libwsgi.so paths to compare, "wsgi" = target/release/libwsgi.so; default "wsgi";
-#      "batch:LIB" runs LIB's server under `chrt -b 0`, every thread SCHED_BATCH),
+#      "batch:LIB" runs LIB's server under `chrt -b 0`, every thread SCHED_BATCH;
+#      "handoff:LIB" with WEBSERVER_WSGI_HANDOFF=1, requests queued for the thread running the app;
+#      a plain LIB runs with it 0, the queue off),
 #      GRANIAN (1: granian --interface wsgi too), ORDER (1: then bench/wsgi_order.py's turn order
 #      over ORDER_SECONDS (3) instead of wrk's latency, same pinning), SHOW (1: wrk's latency lines).
 # Per run: requests/s and p99 (wrk), server CPU µs per request and voluntary context switches per
@@ -42,22 +44,27 @@ usage() {
 # The servers: "label|library" (a library for webserver, or "granian").
 servers=()
 for lib in $LIBS; do
-  label="$(basename "${lib#batch:}" .so)"
+  base="${lib#batch:}"
+  base="${base#handoff:}"
+  label="$(basename "$base" .so)"
   [[ "$lib" != batch:* ]] || label="$label-batch"
+  [[ "$lib" != handoff:* ]] || label="$label-handoff"
   servers+=("$label|$lib")
 done
 [[ "${GRANIAN:-0}" != 1 ]] || servers+=("granian|granian")
 
 # Starts server $1 (a library or "granian") with $2 threads in a new session; prints its id.
 start() {
-  local lib=$1 t=$2 sched=()
+  local lib=$1 t=$2 sched=() handoff=0
   [[ "$lib" != batch:* ]] || { sched=(chrt -b 0); lib=${lib#batch:}; }
+  [[ "$lib" != handoff:* ]] || { handoff=1; lib=${lib#handoff:}; }
   if [[ "$lib" == granian ]]; then
     (cd "$ROOT/examples/wsgi" && exec setsid taskset -c "$SERVER_CPUS" "$VENV/bin/granian" \
       --interface wsgi --host 127.0.0.1 --port "$PORT" --workers 1 --blocking-threads "$t" \
       --http 1 --no-ws --log-level warning "$APP") >/tmp/wsgi_threads.log 2>&1 &
   else
     (cd "$ROOT/examples/wsgi" && VIRTUAL_ENV="$VENV" WEBSERVER_WSGI_APP="$APP" \
+      WEBSERVER_WSGI_HANDOFF="$handoff" \
       exec setsid taskset -c "$SERVER_CPUS" "${sched[@]}" "$WS" -w 1 --threads "$t" \
       --bind "127.0.0.1:$PORT" "$lib:app") >/tmp/wsgi_threads.log 2>&1 &
   fi

@@ -4,7 +4,6 @@
 
 use std::fmt;
 
-use crate::app::loader::LoadError;
 use crate::logging::LogSetupError;
 use crate::scaffold::ScaffoldError;
 use crate::supervisor::master::MasterError;
@@ -20,11 +19,10 @@ pub struct Error {
 /// One variant per layer that can end a process unsuccessfully.
 #[derive(Debug)]
 pub(crate) enum Layer {
-    /// The app could not be loaded (the `__probe` child, the ABI benchmark).
-    Load(LoadError),
     /// The master could not start serving.
     Master(MasterError),
-    /// `check`: the app failed the check, or the check could not run.
+    /// `check` and its `__probe` child: the app failed the check (or could not be loaded), or
+    /// the check could not run.
     Check(CheckError),
     /// `new` could not write the app.
     Scaffold(ScaffoldError),
@@ -51,19 +49,7 @@ impl Error {
         match &self.layer {
             Layer::Worker { .. } => true,
             Layer::Check(e) => e.already_reported(),
-            Layer::Load(_)
-            | Layer::Master(_)
-            | Layer::Scaffold(_)
-            | Layer::Logging(_)
-            | Layer::Output(_) => false,
-        }
-    }
-}
-
-impl From<LoadError> for Error {
-    fn from(e: LoadError) -> Error {
-        Error {
-            layer: Layer::Load(e),
+            Layer::Master(_) | Layer::Scaffold(_) | Layer::Logging(_) | Layer::Output(_) => false,
         }
     }
 }
@@ -111,7 +97,6 @@ impl From<CheckError> for Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.layer {
-            Layer::Load(e) => write!(f, "{e}"),
             Layer::Master(e) => write!(f, "{e}"),
             Layer::Check(e) => write!(f, "{e}"),
             Layer::Scaffold(e) => write!(f, "{e}"),

@@ -4,7 +4,9 @@
 //! an exit status; benches, tests and the fuzz targets use the hidden items below.
 //!
 //! Layers: `http` is protocol over bytes, `server` sockets and threads, `app` the ABI (the only
-//! place with dlopen), `supervisor` processes, `sys` the libc calls.
+//! place with dlopen), `supervisor` processes, `sys` the libc calls, `cli` and `config` the
+//! command line. Each imports only the layers below it (`tests/layers.rs` has the order and
+//! checks it); the options each layer runs with are its own clap group, built by `cli`/`config`.
 
 mod alloc_count;
 mod app;
@@ -25,6 +27,7 @@ mod stats;
 mod supervisor;
 mod sys;
 mod tls;
+mod values;
 mod write_parts;
 
 use std::io::Write;
@@ -82,7 +85,11 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     match &cli.command {
         None => match &cli.effective {
             Some(effective) if cli.serve.print_config => print_stdout(effective.text().as_bytes()),
-            effective => Ok(supervisor::master::run(&cli.serve, effective.as_ref())?),
+            effective => Ok(supervisor::master::run(
+                &cli.serve,
+                effective.as_ref(),
+                config::reparse,
+            )?),
         },
         Some(Command::Check {
             app,
@@ -93,15 +100,15 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             app,
             app_args,
             probe,
-        }) => supervisor::probe::probe(app, app_args, probe),
+        }) => Ok(supervisor::probe::probe(app, app_args, probe)?),
         Some(Command::New { path, lang }) => {
             let name = scaffold::new_app(path, *lang)?;
             print!("{}", scaffold::next_steps(path, &name, *lang));
             Ok(())
         }
         Some(Command::Header) => print_stdout(scaffold::C_HEADER.as_bytes()),
-        Some(Command::Completions { shell }) => print_stdout(&scaffold::completions(*shell)),
-        Some(Command::Man) => print_stdout(&scaffold::man_page()),
+        Some(Command::Completions { shell }) => print_stdout(&cli::manual::completions(*shell)),
+        Some(Command::Man) => print_stdout(&cli::manual::man_page()),
         Some(Command::Worker(args)) => match supervisor::worker::run(args) {
             0 => Ok(()),
             status => Err(Error::worker(status)),

@@ -594,3 +594,68 @@ fn stream_ids_run_out_the_server_says_goaway_and_a_new_connection_is_served() {
     // The client reconnects and is served.
     served_promptly(addr);
 }
+
+/// The SETTINGS values of the server's first SETTINGS frame in `back`: (identifier, value).
+fn server_settings(back: &[u8]) -> Vec<(u16, u32)> {
+    let first = frames(back)
+        .into_iter()
+        .find(|frame| frame.kind == SETTINGS)
+        .expect("the server sends its SETTINGS first");
+    first
+        .payload
+        .chunks_exact(6)
+        .map(|s| {
+            let id = u16::from_be_bytes([s[0], s[1]]);
+            (id, u32::from_be_bytes([s[2], s[3], s[4], s[5]]))
+        })
+        .collect()
+}
+
+#[test]
+fn lowered_flood_thresholds_bite_and_the_defaults_stay_as_they_were() {
+    // Twenty PINGs at once: a client that pings like that is past a bound of 10 a second, far
+    // below the default's 1,000.
+    let pings: Vec<u8> = (0..20u64)
+        .flat_map(|n| frame(PING, 0, 0, &n.to_be_bytes()))
+        .collect();
+    // A 3 KiB header list (one literal field without indexing, new name: 0x00), then a polite
+    // request on the same connection.
+    let mut big = vec![0x00];
+    big.extend(hpack_string(b"x-big"));
+    big.extend(hpack_string(&[b'a'; 3000]));
+    let mut sent = get_headers(1, &big);
+    sent.extend(get_headers(3, &[]));
+    // (options, SETTINGS_MAX_CONCURRENT_STREAMS, SETTINGS_MAX_HEADER_LIST_SIZE, cut off by the
+    // PINGs, the big list's status)
+    let lowered = [
+        "--http2-max-streams=3",
+        "--http2-max-header-list=2048",
+        "--http2-max-control-frames=10",
+    ];
+    for (options, streams, list, cut_off, status) in [
+        (&lowered[..], 3, 2048, true, 431),
+        (&[][..], 100, 64 * 1024, false, 200),
+    ] {
+        let server = h2_server("hello")
+            .args(["--threads", "1", "--keep-alive", "30"])
+            .args(options)
+            .start();
+        let quiet = Duration::from_millis(500);
+        let (back, closed) = exchange(server.addr(), &pings, quiet);
+        let settings = server_settings(&back);
+        // RFC 9113 §6.5.2: 0x3 and 0x6.
+        assert!(
+            settings.contains(&(0x3, streams)),
+            "{options:?}: {settings:?}"
+        );
+        assert!(settings.contains(&(0x6, list)), "{options:?}: {settings:?}");
+        let reason = cut_off.then_some(ENHANCE_YOUR_CALM);
+        assert_eq!(goaway_reason(&back), reason, "{options:?}");
+        assert_eq!(closed, cut_off, "{options:?}");
+        let (back, _) = exchange(server.addr(), &sent, quiet);
+        let types = frame_types(&back);
+        assert!(answered_with(&back, 1, status), "{options:?}: {types:?}");
+        assert!(answered_with(&back, 3, 200), "{options:?}: {types:?}");
+        served_promptly(server.addr());
+    }
+}

@@ -2,7 +2,8 @@
 //! a request that keeps the GIL busy does not hold up the others, and while every thread is busy
 //! with a GIL-bound app no request waits without bound — the thread holding the GIL may serve
 //! several requests in a row, but only until the first thread in line has waited 0.5 ms
-//! (python-embed's `gil_line`).
+//! (python-embed's `gil_line`). Requests that arrive while the app runs are queued for the
+//! thread running it (the bridge's `handoff`), and every kind of answer comes out right that way.
 //!
 //! Needs `cargo build --workspace` first (for `target/debug/libwsgi.so`). The app is
 //! `tests/fixtures/wsgi/rules.py` on the system Python (no virtualenv). The bounds are seconds
@@ -21,13 +22,16 @@ use wsgi_support::{fixtures_dir, wsgi_lib};
 /// `rules:app` with `threads` serving threads, all on one CPU: where the GIL's hand-overs are
 /// context switches, and where a thread waiting for the GIL can starve (on two CPUs it would
 /// often take the GIL in the moment the holder releases it).
-fn rules_server(threads: &str) -> Server {
+/// `RUST_LOG=log` and `WEBSERVER_WSGI_HANDOFF=handoff`.
+fn rules_server_with(threads: &str, log: &str, handoff: &str) -> Server {
     let mut lib = wsgi_lib().into_os_string();
     lib.push(":app");
     let builder = common::server(lib)
         .cwd(fixtures_dir())
         .env("WEBSERVER_WSGI_APP", "rules:app")
         .env("VIRTUAL_ENV", "")
+        .env("RUST_LOG", log)
+        .env("WEBSERVER_WSGI_HANDOFF", handoff)
         .args(["--workers", "1", "--threads", threads]);
     on_one_cpu(|| builder.start())
 }
@@ -63,7 +67,13 @@ fn timed_get(conn: &mut Conn, path: &str) -> (String, Duration) {
 
 #[test]
 fn a_request_that_keeps_the_gil_busy_does_not_hold_up_the_others() {
-    let server = rules_server("4");
+    for handoff in ["0", "1"] {
+        a_busy_request_does_not_hold_up_the_others(handoff);
+    }
+}
+
+fn a_busy_request_does_not_hold_up_the_others(handoff: &str) {
+    let server = rules_server_with("4", "info", handoff);
     let mut slow = server.connect();
     let started = Instant::now();
     slow.send("GET /spin?4000 HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -76,14 +86,54 @@ fn a_request_that_keeps_the_gil_busy_does_not_hold_up_the_others() {
     assert_eq!(slow.read_response().text(), "spun");
     assert!(
         pings_done < Duration::from_millis(3500),
-        "20 pings took until {pings_done:?} after a 4 s request began: they waited for it"
+        "20 pings took until {pings_done:?} after a 4 s request began (handoff {handoff}): they \
+         waited for it"
     );
 }
 
 #[test]
+fn a_request_that_waits_without_the_gil_does_not_hold_up_the_others() {
+    for handoff in ["0", "1"] {
+        let server = rules_server_with("4", "info", handoff);
+        let mut sleeper = server.connect();
+        let started = Instant::now();
+        sleeper.send("GET /sleep?3000 HTTP/1.1\r\nHost: x\r\n\r\n");
+        std::thread::sleep(Duration::from_millis(200));
+        // Several clients at once, so that requests arrive while the sleeper's thread is the
+        // one that started the app (with the handoff on, they are queued for it first).
+        let pingers: Vec<_> = (0..3)
+            .map(|_| {
+                let mut conn = server.connect();
+                std::thread::spawn(move || {
+                    for _ in 0..20 {
+                        assert_eq!(timed_get(&mut conn, "/ping").0, "pong");
+                    }
+                })
+            })
+            .collect();
+        for pinger in pingers {
+            pinger.join().unwrap();
+        }
+        let pings_done = started.elapsed();
+        assert_eq!(sleeper.read_response().text(), "slept");
+        assert!(
+            pings_done < Duration::from_millis(2000),
+            "60 pings took until {pings_done:?} after a request sleeping 3 s began (handoff \
+             {handoff}): they waited for it"
+        );
+    }
+}
+
+#[test]
 fn with_every_thread_busy_each_request_of_a_burst_is_answered_in_bounded_time() {
+    for handoff in ["0", "1"] {
+        every_request_of_a_burst_is_answered_in_bounded_time(handoff);
+    }
+}
+
+fn every_request_of_a_burst_is_answered_in_bounded_time(handoff: &str) {
     const BOUND: Duration = Duration::from_secs(3);
-    let server = rules_server("4");
+    let server = rules_server_with("4", "info", handoff);
     let addr: SocketAddr = server.addr();
     let stop = Arc::new(AtomicBool::new(false));
     // Keep-alive clients that keep the GIL and all four threads busy (1 ms of Python each).
@@ -137,4 +187,87 @@ fn with_every_thread_busy_each_request_of_a_burst_is_answered_in_bounded_time() 
             "a busy client's request waited {slowest:?}"
         );
     }
+}
+
+/// What `path` must answer: status and body (`None`: any body).
+const CASES: &[(&str, u16, Option<&str>)] = &[
+    ("/ping", 200, Some("pong")),
+    ("/raise", 500, None),
+    ("/write", 200, Some("written, then returned\n")),
+    ("/lazy", 200, Some("started lazily\n")),
+    ("/exc-info", 500, Some("replaced after an error\n")),
+    ("/closing", 200, Some("one two\n")),
+    ("/twice", 200, None),
+    ("/nowhere", 404, Some("not found\n")),
+    ("/own-source", 200, None),
+    ("/bad-status", 500, None),
+];
+
+#[test]
+fn requests_queued_for_the_thread_running_the_app_are_all_answered_right() {
+    let server = rules_server_with("4", "debug", "1");
+    let addr = server.addr();
+    let source = std::fs::read_to_string(fixtures_dir().join("rules.py")).unwrap();
+    // Clients that keep the app busy, so that most requests arrive while it runs.
+    let stop = Arc::new(AtomicBool::new(false));
+    let busy: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut conn = Conn::connect(addr);
+                while !stop.load(Ordering::Relaxed) {
+                    assert_eq!(timed_get(&mut conn, "/spin?1").0, "spun");
+                }
+            })
+        })
+        .collect();
+    let clients: Vec<_> = (0..24)
+        .map(|client| {
+            let source = source.clone();
+            std::thread::spawn(move || {
+                let mut conn = Conn::connect(addr);
+                for round in 0..CASES.len() * 2 {
+                    let (path, status, body) = CASES[(client + round) % CASES.len()];
+                    conn.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
+                    let resp = conn.read_response();
+                    assert_eq!(resp.status, status, "{path}");
+                    let expected = if path == "/own-source" {
+                        Some(source.as_str())
+                    } else {
+                        body
+                    };
+                    if let Some(expected) = expected {
+                        assert_eq!(resp.text(), expected, "{path}");
+                    }
+                    if path == "/ping" {
+                        // A list's length is known: Content-Length, not chunks.
+                        assert_eq!(resp.header("content-length"), Some("4"), "{path}");
+                    }
+                    if resp.header("connection") == Some("close") {
+                        conn = Conn::connect(addr);
+                    }
+                }
+                // The server answers Range on a file the app handed over.
+                conn.send("GET /own-source HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n");
+                let resp = conn.read_response();
+                assert_eq!(resp.status, 206);
+                assert_eq!(resp.text(), &source[..10]);
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for client in busy {
+        client.join().unwrap();
+    }
+    assert!(
+        server.stderr().contains("was queued for it and run by it"),
+        "no request was run from the queue"
+    );
+    assert!(
+        server.stderr().contains("the app failed on purpose"),
+        "the queued app's exception was not logged"
+    );
 }

@@ -425,6 +425,17 @@ typedef struct ws_host {
     int32_t (*set_trailers)(void *io, const ws_pair *fields, size_t n_fields, uint32_t flags);
 
     /* ABI 1.3, appended after set_trailers — present when WS_HAS_FIELD(host, ws_host,
+     * waker_wake_here). waker_wake, with a promise from the caller: it is a serving thread in
+     * `call` or `next` of another request, which returns soon and needs no waiting after that
+     * (its later `next`s give chunks at once). The server may then run the woken request's
+     * `next` (and send what it gives) on this thread once it has finished the work at hand,
+     * instead of waking another thread for it: an app that did several requests' work in one go
+     * (a Python bridge holding the GIL) sends their responses without a context switch each.
+     * From any other thread, or a server that does not do this, it is waker_wake. A caller that
+     * breaks the promise delays the woken request, never loses it. */
+    void (*waker_wake_here)(void *waker);
+
+    /* ABI 1.3, appended after waker_wake_here — present when WS_HAS_FIELD(host, ws_host,
      * request_parts). */
 
     /* The request's parsed head ("Request parts" above). Answered where `read` is. WS_OK:

@@ -404,7 +404,12 @@ pub struct WsHost {
     /// minus the fields a trailer must not carry; replaces an earlier call. Answered where
     /// `start_response` is, until the body ended. `flags` is 0.
     pub set_trailers: Option<WsSetTrailersFn>,
-    /// ABI 1.3, appended after `set_trailers`. The request's parsed head, for an app whose
+    /// ABI 1.3. `waker_wake`, with the caller's promise that it is a serving thread in `call` or
+    /// `next` of another request that returns soon and waits no more: the server may run the
+    /// woken request's `next` on this thread once it is done there, instead of waking another
+    /// thread. From any other thread it is `waker_wake`. Check with [`WsHost::has_wake_here`].
+    pub waker_wake_here: Option<WsWakerFn>,
+    /// ABI 1.3, appended after `waker_wake_here`. The request's parsed head, for an app whose
     /// descriptor sets [`WS_APP_REQUEST_PARTS`]: `WS_OK` with `*parts` (server-owned until
     /// `close`); [`WS_ERR_STATE`] without the flag, from `close` or from another thread.
     /// Answered where `read` is.
@@ -446,6 +451,7 @@ impl WsHost {
         send_file: None,
         request_trailers: None,
         set_trailers: None,
+        waker_wake_here: None,
         request_parts: None,
     };
 
@@ -468,6 +474,13 @@ impl WsHost {
         self.size as usize
             >= core::mem::offset_of!(WsHost, set_trailers)
                 + core::mem::size_of::<Option<WsSetTrailersFn>>()
+    }
+
+    /// True if this host (as its `size` says) has the ABI 1.3 `waker_wake_here`.
+    pub fn has_wake_here(&self) -> bool {
+        self.size as usize
+            >= core::mem::offset_of!(WsHost, waker_wake_here)
+                + core::mem::size_of::<Option<WsWakerFn>>()
     }
 
     /// True if this host (as its `size` says) has the ABI 1.3 `request_parts`.
@@ -646,8 +659,9 @@ const _: () = {
     use core::mem::{offset_of, size_of};
     assert!(size_of::<WsBytes>() == 16);
     assert!(size_of::<WsPair>() == 32);
-    assert!(size_of::<WsHost>() == 168);
-    assert!(offset_of!(WsHost, request_parts) == 160);
+    assert!(size_of::<WsHost>() == 176);
+    assert!(offset_of!(WsHost, waker_wake_here) == 160);
+    assert!(offset_of!(WsHost, request_parts) == 168);
     assert!(size_of::<WsRequestParts>() == 88);
     assert!(offset_of!(WsRequestParts, method) == 8);
     assert!(offset_of!(WsRequestParts, fields) == 72);

@@ -47,6 +47,7 @@ int main(void) {
     F(ws_host, send_file);
     F(ws_host, request_trailers);
     F(ws_host, set_trailers);
+    F(ws_host, waker_wake_here);
     F(ws_host, request_parts);
 
     TYPE(ws_request_parts);
@@ -185,11 +186,17 @@ int main(void) {
         old_host.size = (uint32_t)sizeof(ws_host);
         printf("const has.v1_3.host.set_trailers %d\n",
                WS_HAS_FIELD(&old_host, ws_host, set_trailers));
+        printf("const has.v1_3.host.waker_wake_here %d\n",
+               WS_HAS_FIELD(&old_host, ws_host, waker_wake_here));
+        /* A host that ends at set_trailers (1.3 before waker_wake_here) does not have it. */
+        old_host.size = (uint32_t)offsetof(ws_host, waker_wake_here);
+        printf("const has.v1_3.host.waker_wake_here_at_trailers_size %d\n",
+               WS_HAS_FIELD(&old_host, ws_host, waker_wake_here));
         printf("const has.v1_3.host.request_parts %d\n",
                WS_HAS_FIELD(&old_host, ws_host, request_parts));
-        /* A host of 1.3 that ends at set_trailers (before request_parts came) has no parts. */
+        /* A host of 1.3 that ends at waker_wake_here (before request_parts came) has no parts. */
         old_host.size = (uint32_t)offsetof(ws_host, request_parts);
-        printf("const has.v1_3_trailers_only.host.request_parts %d\n",
+        printf("const has.v1_3_wake_here_only.host.request_parts %d\n",
                WS_HAS_FIELD(&old_host, ws_host, request_parts));
     }
     /* The macro must fill the header with the 1.0 size. */

@@ -105,6 +105,7 @@ fn rust_table() -> BTreeMap<String, i128> {
             send_file,
             request_trailers,
             set_trailers,
+            waker_wake_here,
             request_parts
         }
     );
@@ -299,11 +300,19 @@ fn rust_table() -> BTreeMap<String, i128> {
         new_host.has_trailers() as i128,
     );
     t.insert(
+        "const has.v1_3.host.waker_wake_here".into(),
+        new_host.has_wake_here() as i128,
+    );
+    t.insert(
+        "const has.v1_3.host.waker_wake_here_at_trailers_size".into(),
+        host(core::mem::offset_of!(WsHost, waker_wake_here) as u32).has_wake_here() as i128,
+    );
+    t.insert(
         "const has.v1_3.host.request_parts".into(),
         new_host.has_request_parts() as i128,
     );
     t.insert(
-        "const has.v1_3_trailers_only.host.request_parts".into(),
+        "const has.v1_3_wake_here_only.host.request_parts".into(),
         host(core::mem::offset_of!(WsHost, request_parts) as u32).has_request_parts() as i128,
     );
     let new_init = init(core::mem::size_of::<WsInit>() as u32);

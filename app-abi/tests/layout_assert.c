@@ -19,7 +19,7 @@ SIZE(ws_pair, 32, 8);
 OFF(ws_pair, name, 0);
 OFF(ws_pair, value, 16);
 
-SIZE(ws_host, 168, 8);
+SIZE(ws_host, 176, 8);
 OFF(ws_host, size, 0);
 OFF(ws_host, reserved, 4);
 OFF(ws_host, read, 8);
@@ -41,7 +41,8 @@ OFF(ws_host, websocket_close, 128);
 OFF(ws_host, send_file, 136); /* 1.2, appended after websocket_close */
 OFF(ws_host, request_trailers, 144); /* 1.3 appends after the 1.2 size (144) */
 OFF(ws_host, set_trailers, 152);
-OFF(ws_host, request_parts, 160); /* 1.3, appended after set_trailers */
+OFF(ws_host, waker_wake_here, 160);
+OFF(ws_host, request_parts, 168); /* 1.3, appended after waker_wake_here */
 
 SIZE(ws_request_parts, 88, 8);
 OFF(ws_request_parts, size, 0);

@@ -10,7 +10,6 @@ use super::call::{self, MemoryTransport, RequestFacts, Scratch};
 use super::environ::Environ;
 use super::loader::{LoadError, LoadedApp};
 use super::target::AppTarget;
-use crate::error::Error;
 
 /// The request wrk sends, as the server would see it.
 const HEADERS: [(&[u8], &[u8]); 3] = [
@@ -36,12 +35,24 @@ pub struct AbiBench {
     transport: MemoryTransport,
 }
 
+/// Why [`AbiBench::load`] failed: the loader's own message.
+#[derive(Debug)]
+pub struct BenchLoadError(LoadError);
+
+impl std::fmt::Display for BenchLoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for BenchLoadError {}
+
 impl AbiBench {
     /// Load `LIB:SYMBOL` as a worker would (init included).
-    pub fn load(spec: &str) -> Result<AbiBench, Error> {
-        let target = AppTarget::parse(spec).map_err(LoadError::from)?;
+    pub fn load(spec: &str) -> Result<AbiBench, BenchLoadError> {
+        let target = AppTarget::parse(spec).map_err(|e| BenchLoadError(e.into()))?;
         Ok(AbiBench {
-            app: LoadedApp::load(&target, &[])?,
+            app: LoadedApp::load(&target, &[]).map_err(BenchLoadError)?,
             environ: Environ::default(),
             scratch: Scratch::default(),
             transport: MemoryTransport::default(),

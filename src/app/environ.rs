@@ -106,11 +106,19 @@ impl AddrVars {
     }
 }
 
+/// Where a name or value of the environ is: a constant (every fixed name, and values such as
+/// `SCRIPT_NAME` or the flags, never copied), or bytes copied into the arena.
+#[derive(Clone, Debug)]
+enum Text {
+    Fixed(&'static [u8]),
+    Arena(Range<usize>),
+}
+
 /// A reusable environ: arena bytes, their spans, the pairs handed to the app, and the
 /// `ws_request` that points to them.
 pub(crate) struct Environ {
     arena: Vec<u8>,
-    spans: Vec<(Range<usize>, Range<usize>)>,
+    spans: Vec<(Text, Text)>,
     pairs: Vec<WsPair>,
     /// `REMOTE_ADDR` of the request last built (for the access log).
     remote: PeerHost,
@@ -167,11 +175,13 @@ impl Environ {
         self.pairs.clear();
 
         self.push(b"REQUEST_METHOD", parts.method);
-        self.push(b"SCRIPT_NAME", b"");
-        let start = self.name(b"PATH_INFO");
+        self.fixed(b"SCRIPT_NAME", b"");
         let value_start = self.arena.len();
         percent_decode_into(parts.target.path, &mut self.arena);
-        self.spans.push((start, value_start..self.arena.len()));
+        self.spans.push((
+            Text::Fixed(b"PATH_INFO"),
+            Text::Arena(value_start..self.arena.len()),
+        ));
         // The path as the client spelled it: ASGI's `raw_path` (PATH_INFO cannot give it back:
         // `%2F` and `/` decode alike).
         self.push(b"webserver.raw_path", parts.target.path);
@@ -181,7 +191,7 @@ impl Environ {
             HTTP2 => b"HTTP/2",
             _ => b"HTTP/1.1",
         };
-        self.push(b"SERVER_PROTOCOL", protocol);
+        self.fixed(b"SERVER_PROTOCOL", protocol);
 
         // Names that may occur more than once (by a one-word hash): only those are looked for
         // among the other fields, so the usual head, every name once, is walked once.
@@ -194,15 +204,6 @@ impl Environ {
         let mut host = None;
         for (index, (name, value)) in parts.headers.clone().enumerate() {
             let maybe_repeated = repeated & name_bit(name) != 0;
-            if name.contains(&b'_') {
-                // `X_Forwarded_For` and `X-Forwarded-For` would both become HTTP_X_FORWARDED_FOR;
-                // drop the underscore form so a client cannot spoof a header a proxy set.
-                log::debug!(
-                    "dropped header with an underscore: {}",
-                    String::from_utf8_lossy(name)
-                );
-                continue;
-            }
             if parts.strip_forwarding && is_forwarding_header(name) {
                 log::debug!(
                     "dropped {} from a peer not in --forwarded-allow-ips",
@@ -218,26 +219,33 @@ impl Environ {
             {
                 continue; // already joined into the first occurrence
             }
+            let name_span = if name.eq_ignore_ascii_case(b"content-type") {
+                Text::Fixed(b"CONTENT_TYPE")
+            } else if name.eq_ignore_ascii_case(b"content-length") {
+                Text::Fixed(b"CONTENT_LENGTH")
+            } else {
+                match self.cgi_name(name) {
+                    Some(span) => Text::Arena(span),
+                    None => {
+                        // `X_Forwarded_For` and `X-Forwarded-For` would both become
+                        // HTTP_X_FORWARDED_FOR; drop the underscore form so a client cannot
+                        // spoof a header a proxy set.
+                        log::debug!(
+                            "dropped header with an underscore: {}",
+                            String::from_utf8_lossy(name)
+                        );
+                        continue;
+                    }
+                }
+            };
             if name.eq_ignore_ascii_case(b"host") {
                 host = Some(value);
             }
-            let start = self.arena.len();
-            if name.eq_ignore_ascii_case(b"content-type") {
-                self.arena.extend_from_slice(b"CONTENT_TYPE");
-            } else if name.eq_ignore_ascii_case(b"content-length") {
-                self.arena.extend_from_slice(b"CONTENT_LENGTH");
-            } else {
-                self.arena.extend_from_slice(b"HTTP_");
-                self.arena.extend(name.iter().map(|&b| match b {
-                    b'-' => b'_',
-                    b => b.to_ascii_uppercase(),
-                }));
-            }
-            let name_span = start..self.arena.len();
             let value_start = self.arena.len();
             if !maybe_repeated {
                 self.arena.extend_from_slice(value);
-                self.spans.push((name_span, value_start..self.arena.len()));
+                self.spans
+                    .push((name_span, Text::Arena(value_start..self.arena.len())));
                 continue;
             }
             // RFC 9110 §5.3: repeated fields combine with ", " (Cookie with "; ", RFC 6265 §5.4).
@@ -267,29 +275,26 @@ impl Environ {
                 first = false;
                 self.arena.extend_from_slice(v);
             }
-            self.spans.push((name_span, value_start..self.arena.len()));
+            self.spans
+                .push((name_span, Text::Arena(value_start..self.arena.len())));
         }
 
         // SERVER_NAME comes from Host when present (PEP 3333 url reconstruction), else the socket.
-        let server_name_start = self.name(b"SERVER_NAME");
-        let value_start = self.arena.len();
         let authority = parts.target.authority.or(host);
         match (authority.map(strip_port), parts.local) {
-            (Some(name), _) if !name.is_empty() => self.arena.extend_from_slice(name),
-            (_, Some(local)) => write_display(&mut self.arena, &local.ip()),
-            (_, None) => self.arena.extend_from_slice(UNIX_SERVER_NAME),
+            (Some(name), _) if !name.is_empty() => self.push(b"SERVER_NAME", name),
+            (_, Some(local)) => self.push_display(b"SERVER_NAME", &local.ip()),
+            (_, None) => self.fixed(b"SERVER_NAME", UNIX_SERVER_NAME),
         }
-        self.spans
-            .push((server_name_start, value_start..self.arena.len()));
         let spelled = parts.spelled;
         match (parts.local, spelled) {
             (Some(_), Some(spelled)) => self.push(b"SERVER_PORT", spelled.part(0)),
             (Some(local), None) => self.push_display(b"SERVER_PORT", &local.port()),
             // A unix socket has no port: the one the client asked for, as gunicorn does.
-            (None, _) => self.push(
-                b"SERVER_PORT",
-                authority.and_then(port_of).unwrap_or(UNIX_SERVER_PORT),
-            ),
+            (None, _) => match authority.and_then(port_of) {
+                Some(port) => self.push(b"SERVER_PORT", port),
+                None => self.fixed(b"SERVER_PORT", UNIX_SERVER_PORT),
+            },
         }
         match (parts.remote, spelled) {
             (Peer::Tcp(_), Some(spelled)) => {
@@ -301,32 +306,40 @@ impl Environ {
                 self.push_display(b"REMOTE_PORT", &remote.port());
             }
             // A unix client has no address (gunicorn's choice too): empty, and no port.
-            (Peer::Unix, _) => self.push(b"REMOTE_ADDR", b""),
+            (Peer::Unix, _) => self.fixed(b"REMOTE_ADDR", b""),
         }
         self.remote = parts.remote.host();
         self.push(b"webserver.url_scheme", parts.url_scheme);
         for (name, value) in parts.client_cert.into_iter().flat_map(|c| c.vars()) {
-            self.push(name, value);
+            let name = self.copy(name);
+            let value = self.copy(value);
+            self.spans.push((name, value));
         }
-        self.push(
+        self.fixed(
             b"webserver.multithread",
             flag(parts.flags & WS_REQ_MULTITHREAD),
         );
-        self.push(
+        self.fixed(
             b"webserver.multiprocess",
             flag(parts.flags & WS_REQ_MULTIPROCESS),
         );
-        self.push(b"webserver.run_once", flag(parts.flags & WS_REQ_RUN_ONCE));
+        self.fixed(b"webserver.run_once", flag(parts.flags & WS_REQ_RUN_ONCE));
 
         let base = self.arena.as_ptr();
         let arena_len = self.arena.len();
-        let slice = |r: &Range<usize>| {
-            debug_assert!(r.end <= arena_len);
-            WsBytes {
-                // SAFETY: every span was recorded from this arena's own lengths, so r.start is
-                // within (or one past the end of) the allocation.
-                ptr: unsafe { base.add(r.start) },
-                len: r.end - r.start,
+        let slice = |text: &Text| match text {
+            Text::Fixed(bytes) => WsBytes {
+                ptr: bytes.as_ptr(),
+                len: bytes.len(),
+            },
+            Text::Arena(r) => {
+                debug_assert!(r.end <= arena_len);
+                WsBytes {
+                    // SAFETY: every span was recorded from this arena's own lengths, so
+                    // r.start is within (or one past the end of) the allocation.
+                    ptr: unsafe { base.add(r.start) },
+                    len: r.end - r.start,
+                }
             }
         };
         self.pairs
@@ -374,12 +387,9 @@ impl Environ {
 
     /// Every (name, value) of the request last built, in order.
     pub(crate) fn vars(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.spans.iter().map(|(name, value)| {
-            (
-                self.arena.get(name.clone()).unwrap_or_default(),
-                self.arena.get(value.clone()).unwrap_or_default(),
-            )
-        })
+        self.spans
+            .iter()
+            .map(|(name, value)| (self.text(name), self.text(value)))
     }
 
     /// The value of variable `name` of the request last built (a linear search: for the access
@@ -387,8 +397,8 @@ impl Environ {
     pub(crate) fn var(&self, name: &[u8]) -> Option<&[u8]> {
         self.spans
             .iter()
-            .find(|(n, _)| self.arena.get(n.clone()) == Some(name))
-            .and_then(|(_, value)| self.arena.get(value.clone()))
+            .find(|(n, _)| self.text(n) == name)
+            .map(|(_, value)| self.text(value))
     }
 
     /// `GET /` from 127.0.0.1 with `headers`, for requests made without a client (the ABI
@@ -428,24 +438,59 @@ impl Environ {
         })
     }
 
-    fn name(&mut self, name: &[u8]) -> Range<usize> {
-        let start = self.arena.len();
-        self.arena.extend_from_slice(name);
-        start..self.arena.len()
+    fn text(&self, text: &Text) -> &[u8] {
+        match text {
+            Text::Fixed(bytes) => bytes,
+            Text::Arena(r) => self.arena.get(r.clone()).unwrap_or_default(),
+        }
     }
 
-    fn push(&mut self, name: &[u8], value: &[u8]) {
-        let name = self.name(name);
+    fn copy(&mut self, bytes: &[u8]) -> Text {
         let start = self.arena.len();
-        self.arena.extend_from_slice(value);
-        self.spans.push((name, start..self.arena.len()));
+        self.arena.extend_from_slice(bytes);
+        Text::Arena(start..self.arena.len())
     }
 
-    fn push_display(&mut self, name: &[u8], value: &dyn Decimal) {
-        let name = self.name(name);
+    /// A variable whose name and value are both constants: nothing is copied.
+    fn fixed(&mut self, name: &'static [u8], value: &'static [u8]) {
+        self.spans.push((Text::Fixed(name), Text::Fixed(value)));
+    }
+
+    fn push(&mut self, name: &'static [u8], value: &[u8]) {
+        let value = self.copy(value);
+        self.spans.push((Text::Fixed(name), value));
+    }
+
+    fn push_display(&mut self, name: &'static [u8], value: &dyn Decimal) {
         let start = self.arena.len();
         write_display(&mut self.arena, value);
-        self.spans.push((name, start..self.arena.len()));
+        self.spans
+            .push((Text::Fixed(name), Text::Arena(start..self.arena.len())));
+    }
+
+    /// `HTTP_` and the field name upper-cased with `-` as `_`, appended to the arena, then
+    /// spelled in place in one pass that also finds an underscore; `None`, with nothing
+    /// appended, when the name holds one.
+    fn cgi_name(&mut self, name: &[u8]) -> Option<Range<usize>> {
+        let start = self.arena.len();
+        self.arena.extend_from_slice(b"HTTP_");
+        let from = self.arena.len();
+        self.arena.extend_from_slice(name);
+        let mut underscore = false;
+        for b in self.arena.get_mut(from..).unwrap_or_default() {
+            underscore |= *b == b'_';
+            let lower = b.is_ascii_lowercase();
+            *b = if *b == b'-' {
+                b'_'
+            } else {
+                *b - (u8::from(lower) << 5)
+            };
+        }
+        if underscore {
+            self.arena.truncate(start);
+            return None;
+        }
+        Some(start..self.arena.len())
     }
 }
 

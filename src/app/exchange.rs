@@ -30,10 +30,10 @@ use app_abi::raw::{
 };
 
 use super::host_upgrade::ConnHandler;
+use super::upgraded::Mode;
 use super::waker::Wake;
 use crate::http::encoder::{Encoder, Outcome, Refusal, Suspended, Wire};
-use crate::server::upgraded::Mode;
-use crate::server::ws::handshake::UpgradeOffer;
+use crate::http::upgrade_offer::UpgradeOffer;
 use crate::static_files::{hand_off, AppHead, Conditions, FileBody};
 
 thread_local! {

@@ -51,6 +51,7 @@ pub(crate) static HOST: WsHost = WsHost {
     send_file: Some(host_send_file),
     request_trailers: Some(host_request_trailers),
     set_trailers: Some(host_set_trailers),
+    waker_wake_here: Some(host_waker_wake_here),
     request_parts: Some(host_request_parts),
 };
 
@@ -161,6 +162,20 @@ unsafe extern "C" fn host_waker_wake(handle: *mut c_void) {
         if !handle.is_null() {
             // SAFETY: per the ABI, a live waker from waker_new.
             unsafe { waker::wake(handle) }
+        }
+    })
+}
+
+/// ABI 1.3 `waker_wake_here`: `waker_wake`, answered on this thread once it is done with the
+/// request at hand when it is a serving thread (the header's promise).
+///
+/// # Safety
+/// `handle` must be a live waker from `waker_new` (null is ignored).
+unsafe extern "C" fn host_waker_wake_here(handle: *mut c_void) {
+    boundary("waker_wake_here", (), || {
+        if !handle.is_null() {
+            // SAFETY: per the ABI, a live waker from waker_new.
+            unsafe { waker::wake_here(handle) }
         }
     })
 }

@@ -17,7 +17,8 @@ use app_abi::raw::{
 
 use super::exchange::Exchange;
 use super::host::boundary;
-use crate::server::upgraded::{Step, Upgraded};
+use super::upgraded::Step;
+use crate::server::upgraded::Upgraded;
 
 /// The app's side of an upgraded connection, copied from its `ws_conn_handler`.
 #[derive(Clone, Copy)]

@@ -41,6 +41,14 @@ pub(crate) enum TargetError {
     },
 }
 
+include!(concat!(env!("OUT_DIR"), "/sample_apps.rs"));
+
+/// Whether `lib` (as typed in LIB:SYMBOL) names one of the sample apps `cargo build --workspace`
+/// builds beside the executable.
+fn is_sample_app(lib: &str) -> bool {
+    SAMPLE_APPS.contains(&lib)
+}
+
 impl fmt::Display for TargetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -51,7 +59,7 @@ impl fmt::Display for TargetError {
             TargetError::NotFound { lib, looked_in } => {
                 let places: Vec<String> =
                     looked_in.iter().map(|p| p.display().to_string()).collect();
-                let advice = if crate::scaffold::is_sample_app(lib) {
+                let advice = if is_sample_app(lib) {
                     "build the sample apps (cargo build --workspace in the webserver checkout) or give its path"
                 } else {
                     "build it (cargo build, or make for a C app) and give its path, e.g. ./target/debug/libNAME.so:app"
@@ -201,6 +209,11 @@ impl fmt::Display for AppTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sample_apps_are_known() {
+        assert!(is_sample_app("hello") && is_sample_app("c_hello") && !is_sample_app("myapp"));
+    }
 
     #[test]
     fn parse_splits_at_last_colon() {

@@ -15,6 +15,13 @@ use std::time::Duration;
 /// it must not call into the app, and must not wait for anything the app may hold.
 pub(crate) trait Wake: Send + Sync {
     fn wake(&self);
+
+    /// ABI 1.3 `waker_wake_here`: the caller, a serving thread about to return from another
+    /// request's app call, may run the woken request itself once it is done. Where the transport
+    /// cannot do that, a plain wake.
+    fn wake_here(&self) {
+        self.wake();
+    }
 }
 
 /// The handle `waker_new` hands out.
@@ -28,6 +35,16 @@ pub(crate) unsafe fn wake(handle: *mut c_void) {
     // SAFETY: per the contract, handle is a live Box<Arc<dyn Wake>>, only read here.
     let wake = unsafe { &*(handle as *const Arc<dyn Wake>) };
     wake.wake();
+}
+
+/// [`wake`] as `waker_wake_here` asks (see [`Wake::wake_here`]).
+///
+/// # Safety
+/// As for [`wake`].
+pub(crate) unsafe fn wake_here(handle: *mut c_void) {
+    // SAFETY: per the contract, handle is a live Box<Arc<dyn Wake>>, only read here.
+    let wake = unsafe { &*(handle as *const Arc<dyn Wake>) };
+    wake.wake_here();
 }
 
 /// # Safety

@@ -16,7 +16,6 @@
 
 mod file;
 mod print;
-pub(crate) mod values;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -27,9 +26,10 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
 use crate::cli::Cli;
+use crate::supervisor::args::ServeArgs;
+use crate::supervisor::effective::EffectiveConfig;
 
 pub use file::ConfigFileError;
-pub(crate) use print::EffectiveConfig;
 
 /// Why the command line cannot be used. Either way it is a usage error.
 #[derive(Debug)]
@@ -80,6 +80,13 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Com
         }
         other => other,
     })
+}
+
+/// A swap's re-read of the master's command line (`crate::supervisor::reread::Reparse`): the
+/// serve options and their description, or why they no longer parse.
+pub(crate) fn reparse(argv: &[OsString]) -> Result<(ServeArgs, Option<EffectiveConfig>), String> {
+    let cli = parse(argv.iter().cloned()).map_err(|e| e.to_string())?;
+    Ok((cli.serve, cli.effective))
 }
 
 fn parse_sources(args: &[OsString]) -> Result<Cli, CommandLineError> {
@@ -137,7 +144,7 @@ fn finish(
 ) -> Result<Cli, CommandLineError> {
     let mut cli = Cli::from_arg_matches(matches)?;
     if cli.command.is_none() {
-        cli.effective = Some(EffectiveConfig::new(cmd, matches, file));
+        cli.effective = Some(print::describe(cmd, matches, file));
     }
     Ok(cli)
 }

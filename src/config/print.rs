@@ -9,6 +9,7 @@ use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, Command};
 
 use super::file::{is_switch, keyed_args, takes_many, FileSettings};
+use crate::supervisor::effective::EffectiveConfig;
 
 /// Heading of the options `--help` lists without one.
 const NO_HEADING: &str = "Options";
@@ -17,78 +18,41 @@ const APP_HEADING: &str = "App";
 /// Where the `# source` comments start, unless a setting is longer.
 const COMMENT_COLUMN: usize = 40;
 
-/// The text `--print-config` prints.
-#[derive(Debug, Clone)]
-pub(crate) struct EffectiveConfig(String);
-
-impl EffectiveConfig {
-    /// Describes the parse `matches` of `cmd`, whose defaults include `file`'s values.
-    pub(crate) fn new(cmd: &Command, matches: &ArgMatches, file: Option<&FileSettings>) -> Self {
-        let mut out = String::from(
-            "# webserver --print-config: each option's effective value and where it came from \
-             (flag, env, file or default).\n# This is a valid --config file.\n",
-        );
-        if let Some(file) = file {
-            let source = source_of(cmd, matches, "config", None);
-            let _ = writeln!(out, "# config file: {} ({source})", file.path.display());
-        }
-        let mut sections: Vec<(&str, Vec<String>)> = Vec::new();
-        for (key, arg) in keyed_args(cmd) {
-            let heading = arg.get_help_heading().unwrap_or(if arg.is_positional() {
-                APP_HEADING
-            } else {
-                NO_HEADING
-            });
-            let line = setting_line(&key, arg, matches, cmd, file);
-            match sections.iter_mut().find(|(h, _)| *h == heading) {
-                Some((_, lines)) => lines.push(line),
-                None => sections.push((heading, vec![line])),
-            }
-        }
-        for (heading, lines) in sections {
-            let _ = write!(out, "\n# {heading}\n");
-            for line in lines {
-                out.push_str(&line);
-                out.push('\n');
-            }
-        }
-        EffectiveConfig(out)
+/// Describes the parse `matches` of `cmd`, whose defaults include `file`'s values.
+pub(crate) fn describe(
+    cmd: &Command,
+    matches: &ArgMatches,
+    file: Option<&FileSettings>,
+) -> EffectiveConfig {
+    let mut out = String::from(
+        "# webserver --print-config: each option's effective value and where it came from \
+         (flag, env, file or default).\n# This is a valid --config file.\n",
+    );
+    if let Some(file) = file {
+        let source = source_of(cmd, matches, "config", None);
+        let _ = writeln!(out, "# config file: {} ({source})", file.path.display());
     }
-
-    pub(crate) fn text(&self) -> &str {
-        &self.0
-    }
-
-    /// This text with the settings of `keys` as `running` has them, each marked as kept (a
-    /// re-read whose file changed options that need a restart: `crate::supervisor::reread`).
-    pub(crate) fn keeping(&self, running: &EffectiveConfig, keys: &[String]) -> EffectiveConfig {
-        let key_of = |line: &str| {
-            let line = line.strip_prefix("# ").unwrap_or(line);
-            line.split_once(' ').map(|(key, _)| key.to_owned())
-        };
-        let kept = |key: &str| {
-            running
-                .0
-                .lines()
-                .find(|line| key_of(line).as_deref() == Some(key))
-        };
-        let mut out = String::with_capacity(self.0.len());
-        for line in self.0.lines() {
-            match key_of(line)
-                .filter(|key| keys.contains(key))
-                .map(|k| (kept(&k), line))
-            {
-                Some((Some(old), new)) if old != new => {
-                    let _ = writeln!(out, "{old}; kept: the file's change needs a restart");
-                }
-                _ => {
-                    out.push_str(line);
-                    out.push('\n');
-                }
-            }
+    let mut sections: Vec<(&str, Vec<String>)> = Vec::new();
+    for (key, arg) in keyed_args(cmd) {
+        let heading = arg.get_help_heading().unwrap_or(if arg.is_positional() {
+            APP_HEADING
+        } else {
+            NO_HEADING
+        });
+        let line = setting_line(&key, arg, matches, cmd, file);
+        match sections.iter_mut().find(|(h, _)| *h == heading) {
+            Some((_, lines)) => lines.push(line),
+            None => sections.push((heading, vec![line])),
         }
-        EffectiveConfig(out)
     }
+    for (heading, lines) in sections {
+        let _ = write!(out, "\n# {heading}\n");
+        for line in lines {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    EffectiveConfig::from_text(out)
 }
 
 /// What an option left empty means when the server starts, for the options whose default is

@@ -8,7 +8,8 @@
 //! decodes message bodies and applies `--max-body`; `error` is why a head was rejected;
 //! `encoder` is the response state machine (framing, the lazy head, error responses, when to
 //! write); `response_fields` validates an app's status and headers once; `response` writes
-//! response heads and chunks as bytes; `percent` decodes percent-escapes. Behind proxies:
+//! response heads and chunks as bytes; `percent` decodes percent-escapes; `upgrade_offer` reads what an
+//! upgrade request offers (a WebSocket opening handshake). Behind proxies:
 //! `proxy_protocol` reads the PROXY header a proxy sends first, `peer_trust` is
 //! `--forwarded-allow-ips`, and `forwarded` reads `Forwarded` / `X-Forwarded-*` from a trusted
 //! peer. The files
@@ -35,3 +36,4 @@ pub(crate) mod scan;
 #[cfg(any(test, fuzzing))]
 pub(crate) mod selfcheck;
 pub(crate) mod target;
+pub(crate) mod upgrade_offer;

@@ -1,6 +1,8 @@
-//! Request head: its end and line endings found by the head scanner (`scan.rs`), then its syntax
-//! via `httparse`, once per complete head, then the RFC 9112 / RFC 9110 rules `httparse` leaves to
-//! us (version here; Host, framing, Connection and Expect in `fields.rs`).
+//! Request head: parsed in one pass with `httparse` when it arrived whole and clean
+//! ([`find_head`], [`parse_whole`]), else its end and line endings found by the head scanner
+//! (`scan.rs`) and its syntax parsed once the scanner found it complete; then the RFC 9112 /
+//! RFC 9110 rules `httparse` leaves to us (version here; Host, framing, Connection and Expect in
+//! `fields.rs`). The parsed head ([`RequestHead`]) is byte ranges into the connection's input.
 
 use std::mem::MaybeUninit;
 use std::ops::Range;
@@ -8,7 +10,7 @@ use std::ops::Range;
 use super::error::ParseError;
 use super::fields::{interpret, BodyFraming};
 use super::grammar::trim_ows;
-use super::scan::{HeadEnd, Limits};
+use super::scan::{HeadEnd, HeadScanner, Limits};
 
 /// Hard cap on header fields per request: the `httparse` header array lives on the stack.
 pub(crate) const MAX_HEADERS_CAP: usize = 100;
@@ -143,6 +145,97 @@ pub(crate) fn parse_scanned(
         }
         Err(_) => return Err(ParseError::Malformed("invalid request line")),
     }
+    fill(buf, &req, head_len, head)
+}
+
+/// What the connection found at the start of its unconsumed input ([`find_head`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// Parsed into the caller's `RequestHead` in one pass: a head of this many bytes.
+    Parsed(usize),
+    /// The scanner found a complete head; [`parse_scanned`] parses it (after the caller looked
+    /// whether it is HTTP/2's preface, which no HTTP/1 parse accepts).
+    Scanned(HeadEnd),
+}
+
+/// One step of a connection's search for its next head in `input` (its unconsumed bytes,
+/// which grow between calls; `scanner` is reset when a head is consumed). `Ok(None)`: read more.
+///
+/// A head that arrived whole and is clean is parsed in one pass ([`parse_whole`]), which is
+/// every head of a well-behaved client. Anything else goes to the scanner, which resumes where
+/// it stopped, and decides exactly as before; the one-pass parse is tried only while the
+/// scanner has looked at nothing of this head (at most a lone CR of it), so a client dribbling
+/// its head a byte at a time still costs O(n): one short attempt, then the scanner.
+pub(crate) fn find_head(
+    scanner: &mut HeadScanner,
+    input: &[u8],
+    limits: &Limits,
+    head: &mut RequestHead,
+) -> Result<Option<Found>, ParseError> {
+    if !input.is_empty() && scanner.is_fresh() {
+        if let Some(parsed) = parse_whole(input, limits, head) {
+            return parsed.map(|len| Some(Found::Parsed(len)));
+        }
+    }
+    scanner
+        .scan(input, limits)
+        .map(|end| end.map(Found::Scanned))
+}
+
+/// Parses the head at the start of `buf` into `head` in one pass when it is complete and clean:
+/// every line ends in CRLF and is within its limit, the head within `max_head`, and `httparse`
+/// accepts it. On such a head the scanner and [`parse_scanned`] decide exactly this (the same
+/// length, fields and errors). `None`: not decided here (incomplete, or something the scanner
+/// must judge: a bare LF, a broken limit, a syntax error), so the caller scans.
+///
+/// `httparse` finds the lines; its slices give each line's start, and the two bytes before the
+/// next line's start must be its CRLF (a CR inside a line is refused by `httparse`), so nothing
+/// walks the head a second time.
+pub(crate) fn parse_whole(
+    buf: &[u8],
+    limits: &Limits,
+    head: &mut RequestHead,
+) -> Option<Result<usize, ParseError>> {
+    let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CAP];
+    let n = limits.max_headers.min(MAX_HEADERS_CAP);
+    let mut req = httparse::Request::new(&mut []);
+    let Ok(httparse::Status::Complete(head_len)) =
+        req.parse_with_uninit_headers(buf, storage.get_mut(..n)?)
+    else {
+        return None;
+    };
+    if head_len > limits.max_head || buf.get(head_len.checked_sub(2)?..head_len)? != b"\r\n" {
+        return None;
+    }
+    let first = range_of(buf, req.method?.as_bytes()).start;
+    // Leading empty lines: CRLFs only (httparse also skips bare LFs).
+    if !buf.get(..first)?.chunks(2).all(|pair| pair == b"\r\n") {
+        return None;
+    }
+    let starts = req
+        .headers
+        .iter()
+        .map(|h| range_of(buf, h.name.as_bytes()).start)
+        .chain(std::iter::once(head_len - 2));
+    let (mut line, mut limit) = (first, limits.max_request_line);
+    for next in starts {
+        let eol = next.checked_sub(2)?;
+        if eol < line || eol - line > limit || buf.get(eol..next)? != b"\r\n" {
+            return None;
+        }
+        (line, limit) = (next, limits.max_header_line);
+    }
+    Some(fill(buf, &req, head_len, head))
+}
+
+/// Records what `httparse` parsed from `buf` into `head`, then interprets its fields.
+fn fill(
+    buf: &[u8],
+    req: &httparse::Request<'_, '_>,
+    head_len: usize,
+    head: &mut RequestHead,
+) -> Result<usize, ParseError> {
+    head.clear();
     let (Some(method), Some(path), Some(version)) = (req.method, req.path, req.version) else {
         return Err(ParseError::Malformed("incomplete request line"));
     };
@@ -384,6 +477,66 @@ mod tests {
                     got == Ok(None) || got == whole,
                     "{name:?} cut {cut}: {got:?}"
                 );
+            }
+        }
+    }
+
+    /// The one-pass parse decides the clean heads a client sends whole, leaves every other
+    /// head to the scanner, and where it decides, decides as the scanner and parser do (on
+    /// every prefix of every head of the tables above, with default and small limits).
+    #[test]
+    fn one_pass_parse_agrees_with_scan_then_parse() {
+        let clean: &[&[u8]] = &[
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"\r\n\r\nGET /x?y HTTP/1.0\r\n\r\nBODY",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nX: \t b \r\n\r\nhello",
+            b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n", // decided: 400
+        ];
+        let left: &[&[u8]] = &[
+            b"GET / HTTP/1.1\r\nHost: a\r\n",           // incomplete
+            b"GET / HTTP/1.1\nHost: a\n\n",             // bare LF
+            b"GET / HTTP/1.1\r\nHost: a\n\r\n",         // bare LF ending a field line
+            b"GET / HTTP/1.1\r\nHost: a\r\n\n",         // bare LF ending the head
+            b"\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",     // bare LF before the request-line
+            b"\r\n\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", // the same after a CRLF
+            b"GET / HTTP/2.0\r\n\r\n",                  // 505 is the scanner's path
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",        // HTTP/2's preface
+        ];
+        let small = Limits {
+            max_request_line: 20,
+            max_headers: 2,
+            max_header_line: 10,
+            max_head: 60,
+        };
+        let mut head = RequestHead::default();
+        for input in clean {
+            assert!(parse_whole(input, &Limits::default(), &mut head).is_some());
+        }
+        for input in left {
+            assert!(parse_whole(input, &Limits::default(), &mut head).is_none());
+        }
+        // Each limit broken by a head that is otherwise clean: left to the scanner.
+        for input in [
+            b"GET /aaaaaaa HTTP/1.1\r\n\r\n".to_vec(), // request-line 21 > 20
+            b"GET / HTTP/1.1\r\nHost: abcde\r\n\r\n".to_vec(), // field line 11 > 10
+            b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n".to_vec(), // 3 fields > 2
+            [&b"\r\n".repeat(20)[..], b"GET / HTTP/1.1\r\nA: 1\r\n\r\n"].concat(), // 64 > 60
+        ] {
+            assert!(parse_whole(&input, &small, &mut head).is_none());
+            assert!(parse_head(&input, &small, &mut head).is_err());
+        }
+        let within = b"GET /aaaaaa HTTP/1.1\r\nHost: abcd\r\n\r\n"; // 20 and 10
+        assert_eq!(
+            parse_whole(within, &small, &mut head),
+            Some(Ok(within.len()))
+        );
+        let mut inputs: Vec<&[u8]> = clean.iter().chain(left).copied().collect();
+        inputs.push(within);
+        for limits in [Limits::default(), small] {
+            for input in &inputs {
+                for cut in 0..=input.len() {
+                    crate::http::selfcheck::check_head_splits(&input[..cut], &[], &limits);
+                }
             }
         }
     }

@@ -1,11 +1,14 @@
 //! The one end-of-head rule: where a request head ends, and whether its line endings and sizes
 //! are acceptable, decided byte by byte as the bytes arrive (RFC 9112 §2.2, §2.3, §3, §5.2).
 //!
-//! The connection keeps one [`HeadScanner`] per head and gives it the buffered bytes after every
-//! read; the scanner resumes where it stopped, so a client sending its head a byte at a time costs
-//! O(n) scanning, not O(n²). The parser (`request.rs`) runs once, on a head the scanner found
-//! complete, and `parse_head` uses this same scanner, so the connection and the parser cannot
-//! disagree on where a head ends or on a bare CR or LF.
+//! A head that arrives whole and clean (CRLFs, within the limits, valid syntax) is parsed in one
+//! pass by `request::parse_whole` without this scanner: on such a head both decide the same, and
+//! the tests and the fuzz self-checks compare them. Every other head is this scanner's: the
+//! connection gives it the buffered bytes after every read and it resumes where it stopped, so a
+//! client sending its head a byte at a time costs O(n) scanning, not O(n²). The parser
+//! (`request.rs`) then runs once, on a head the scanner found complete, and `parse_head` uses
+//! this same scanner, so the connection and the parser cannot disagree on where a head ends or
+//! on a bare CR or LF.
 
 use std::ops::Range;
 
@@ -90,6 +93,12 @@ impl HeadScanner {
     /// Forget the head scanned so far: the next call starts a new head at its input's first byte.
     pub(crate) fn reset(&mut self) {
         *self = HeadScanner::default();
+    }
+
+    /// Nothing of this head looked at yet (or a lone CR, looked at again next time): the caller
+    /// may still try the one-pass parse (`request::find_head`) before scanning.
+    pub(crate) fn is_fresh(&self) -> bool {
+        self.phase == Phase::Leading && self.pos == 0
     }
 
     /// `Ok(None)`: no end yet and no limit broken (read more). `Ok(Some(end))`: the head is

@@ -2,15 +2,16 @@
 //! property tests (`proptests.rs`) and the cargo-fuzz targets (`fuzz/`, built with
 //! `cfg(fuzzing)`), issue #4.
 //!
-//! A connection feeds one [`HeadScanner`] a growing prefix of what the client sent, runs
-//! [`parse_scanned`] on the head it finds, and feeds [`BodyDecoder::decode`] whatever arrived,
+//! A connection feeds [`find_head`] a growing prefix of what the client sent (a head that came
+//! whole is parsed in one pass, any other is scanned as it grows and [`parse_scanned`] runs on
+//! the head the scanner finds), and feeds [`BodyDecoder::decode`] whatever arrived,
 //! so the answer must not depend on where the reads happened to split the input, and must be
 //! the answer [`parse_head`] gives for the whole input: every check panics if it does not.
 
 use super::body::{BodyDecoder, BodyError};
 use super::error::ParseError;
 use super::fields::BodyFraming;
-use super::request::{parse_head, parse_scanned, RequestHead};
+use super::request::{find_head, parse_head, parse_scanned, parse_whole, Found, RequestHead};
 use super::scan::{HeadScanner, Limits};
 
 /// Small limits, so short random inputs reach the 414 / 431 paths too.
@@ -44,15 +45,17 @@ pub(crate) fn head_outcome(buf: &[u8], limits: &Limits, head: &mut RequestHead) 
 }
 
 /// What the connection decides for `buf` with `scanner`, which has seen a prefix of `buf`: the
-/// scanner resumes, and the parser runs only on the complete head it finds.
+/// one-pass parse while the scanner has seen nothing, else the scanner resumes, and the parser
+/// runs only on the complete head it finds.
 fn resumed_outcome(
     scanner: &mut HeadScanner,
     buf: &[u8],
     limits: &Limits,
     head: &mut RequestHead,
 ) -> HeadOutcome {
-    let parsed = match scanner.scan(buf, limits) {
-        Ok(Some(end)) => parse_scanned(buf, &end, limits, head).map(Some),
+    let parsed = match find_head(scanner, buf, limits, head) {
+        Ok(Some(Found::Parsed(len))) => Ok(Some(len)),
+        Ok(Some(Found::Scanned(end))) => parse_scanned(buf, &end, limits, head).map(Some),
         Ok(None) => Ok(None),
         Err(e) => Err(e),
     };
@@ -127,6 +130,16 @@ pub(crate) fn check_head_splits(input: &[u8], splits: &[usize], limits: &Limits)
             String::from_utf8_lossy(input)
         );
         decided = true;
+    }
+    // The one-pass parse, where it decides, decides as the scanner and parser do.
+    if let Some(parsed) = parse_whole(input, limits, &mut head) {
+        let one_pass = outcome_of(parsed.map(Some), input, limits, &head);
+        assert_eq!(
+            one_pass,
+            whole,
+            "the one-pass parse decided differently: {:?}",
+            String::from_utf8_lossy(input)
+        );
     }
     if let HeadOutcome::Complete { head_len, .. } = whole {
         // The head alone (no body or next request after it) parses the same.

@@ -30,15 +30,14 @@ pub(crate) use access::{flush_all, flush_thread, get as access_log, refused};
 pub(crate) use capture::Capture;
 pub(crate) use file::reopen_all;
 pub(crate) use format::AccessFormat;
-pub(crate) use record::Served;
+pub(crate) use record::{Lookup, Served};
 pub(crate) use upgrade::UpgradeSeed;
 
 use file::{LogFile, Output};
 use format::COMBINED;
 
-/// The signal the master forwards to its workers to have them reopen their log files (USR1 is
-/// a worker's go).
-pub(crate) const WORKER_REOPEN_SIGNAL: i32 = libc::SIGUSR2;
+/// The signal the master forwards to its workers to have them reopen their log files.
+pub(crate) use crate::sys::process::WORKER_REOPEN_SIGNAL;
 
 /// Logging options; the workers get them too ([`LogArgs::to_args`]).
 #[derive(Args, Debug, Clone)]

@@ -11,7 +11,6 @@ use std::cell::RefCell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::format::Atom;
-use crate::app::environ::Environ;
 use crate::http::response_fields::ResponseFields;
 
 /// Values looked up by name: the environ's variables, the response's header fields.
@@ -20,18 +19,6 @@ pub(crate) trait Lookup {
 
     /// Every (name, value), in order.
     fn for_each<'s>(&'s self, f: &mut dyn FnMut(&'s [u8], &'s [u8]));
-}
-
-impl Lookup for Environ {
-    fn get(&self, name: &[u8]) -> Option<&[u8]> {
-        self.var(name)
-    }
-
-    fn for_each<'s>(&'s self, f: &mut dyn FnMut(&'s [u8], &'s [u8])) {
-        for (name, value) in self.vars() {
-            f(name, value);
-        }
-    }
 }
 
 impl Lookup for ResponseFields {

@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::config::values;
 use crate::server::Shutdown;
 use crate::sys::privilege::{page_size, set_limit, Limit};
+use crate::values;
 
 /// How often a worker looks at its resident memory.
 const MEMORY_CHECK_INTERVAL: Duration = Duration::from_millis(250);

@@ -1,6 +1,6 @@
-//! What the binary gives app authors: `webserver new` (a ready-to-build app directory),
-//! `webserver header` (the C header), and `webserver completions` / `webserver man` (generated
-//! from the clap definition, `manual.rs`).
+//! What the binary gives app authors: `webserver new` (a ready-to-build app directory) and
+//! `webserver header` (the C header). `webserver completions` / `webserver man` are generated
+//! from the clap definition, in `crate::cli::manual`.
 //!
 //! A generated Rust app depends on a vendored copy of app-abi, written from sources embedded in
 //! this binary at build time (`build.rs`): it builds from its own directory alone — offline,
@@ -8,13 +8,9 @@
 //! server that generated it. (A git dependency would need a reachable repository; an absolute
 //! path to the checkout breaks when the checkout moves or the binary is installed elsewhere.)
 
-mod manual;
-
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-
-pub(crate) use manual::{completions, man_page};
 
 include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 
@@ -185,12 +181,6 @@ fn write_file(path: &Path, contents: &str) -> Result<(), ScaffoldError> {
     std::fs::write(path, contents).map_err(io_error)
 }
 
-/// Whether `lib` (as typed in LIB:SYMBOL) names one of the sample apps `cargo build --workspace`
-/// builds beside the executable.
-pub(crate) fn is_sample_app(lib: &str) -> bool {
-    SAMPLE_APPS.contains(&lib)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,7 +222,6 @@ mod tests {
             APP_ABI_MANIFEST.contains("edition = \"2021\""),
             "{APP_ABI_MANIFEST}"
         );
-        assert!(is_sample_app("hello") && is_sample_app("c_hello") && !is_sample_app("myapp"));
     }
 
     #[test]

@@ -35,6 +35,7 @@ use crate::app::call::Cancel;
 use crate::app::environ::AddrVars;
 use crate::http::error::ParseError;
 use crate::http::proxy_protocol;
+use crate::http::request::{find_head, Found, RequestHead};
 use crate::http::scan::{HeadEnd, HeadScanner, Limits};
 use crate::listen::{ListenerOptions, Peer};
 use crate::static_files::{FileBody, Sent};
@@ -74,8 +75,8 @@ pub(crate) struct Conn {
     /// partial request (`return_buffer`).
     buf: Vec<u8>,
     start: usize,
-    /// The end of the next head, searched for in `buf[start..]` as bytes arrive: resumed after
-    /// each read, so a byte-at-a-time client costs O(n).
+    /// The end of the next head, searched for in `buf[start..]` as bytes arrive when it did not
+    /// come whole: resumed after each read, so a byte-at-a-time client costs O(n).
     scanner: HeadScanner,
     /// The last read found the socket empty: with edge-triggered polling the connection may be
     /// parked without reading again.
@@ -130,7 +131,9 @@ enum ProxyHeaderState {
 /// What the input holds for the next request, after reading what the socket had.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum NextHead {
-    /// A whole head: `input()[..end.len]`.
+    /// A whole head of this many bytes, parsed into the caller's `RequestHead` in one pass.
+    Parsed(usize),
+    /// A whole head the scanner found, not parsed yet: `input()[..end.len]`.
     Complete(HeadEnd),
     /// The head is invalid whatever follows (answered with the error's status, then closed).
     Invalid(ParseError),
@@ -446,8 +449,9 @@ impl Conn {
     }
 
     /// Looks for the next head in the input, reading what the socket holds (without waiting)
-    /// until the scanner decides or the socket is empty.
-    pub(crate) fn next_head(&mut self, limits: &Limits) -> NextHead {
+    /// until it is decided or the socket is empty (`request::find_head`: a head that came whole
+    /// is parsed into `head` at once).
+    pub(crate) fn next_head(&mut self, limits: &Limits, head: &mut RequestHead) -> NextHead {
         loop {
             let input = self.buf.get(self.start..).unwrap_or_default();
             if self.awaiting_proxy_header {
@@ -458,8 +462,9 @@ impl Conn {
                     ProxyHeaderState::Refused => return NextHead::Closed,
                 }
             } else {
-                match self.scanner.scan(input, limits) {
-                    Ok(Some(end)) => return NextHead::Complete(end),
+                match find_head(&mut self.scanner, input, limits, head) {
+                    Ok(Some(Found::Parsed(len))) => return NextHead::Parsed(len),
+                    Ok(Some(Found::Scanned(end))) => return NextHead::Complete(end),
                     Err(e) => return NextHead::Invalid(e),
                     Ok(None) if self.drained => return NextHead::Waiting,
                     Ok(None) => {}
@@ -775,7 +780,7 @@ mod tests {
     use std::net::{TcpListener, TcpStream};
 
     use super::*;
-    use crate::http::request::{parse_head, RequestHead};
+    use crate::http::request::parse_head;
 
     /// A connection over a real loopback socket, and the client's end.
     fn pair() -> (Conn, TcpStream) {
@@ -799,7 +804,7 @@ mod tests {
         let limits = Limits::default();
         for _ in 0..1000 {
             conn.mark_readable();
-            let next = conn.next_head(&limits);
+            let next = conn.next_head(&limits, &mut RequestHead::default());
             if next != NextHead::Waiting || conn.input().len() >= want {
                 return next;
             }
@@ -834,6 +839,7 @@ mod tests {
                 let want = parse_head(&input[..end], &Limits::default(), &mut head);
                 match (&got, want) {
                     (NextHead::Waiting, Ok(None)) => {}
+                    (NextHead::Parsed(found), Ok(Some(len))) => assert_eq!(*found, len),
                     // The parser's syntax errors inside a complete head come after the scan.
                     (NextHead::Complete(found), Ok(Some(len))) => assert_eq!(found.len, len),
                     (NextHead::Complete(found), Err(_)) => assert_eq!(found.len, end),
@@ -854,15 +860,17 @@ mod tests {
         let (mut conn, mut client) = pair();
         let two = b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n";
         client.write_all(two).unwrap();
-        let NextHead::Complete(first) = settle(&mut conn, two.len()) else {
-            panic!("first head not found");
+        let NextHead::Parsed(first) = settle(&mut conn, two.len()) else {
+            panic!("first head not parsed");
         };
-        conn.start_request(first.len);
+        conn.start_request(first);
+        let mut head = RequestHead::default();
         assert_eq!(
-            conn.next_head(&Limits::default()),
-            NextHead::Complete(first.clone())
+            conn.next_head(&Limits::default(), &mut head),
+            NextHead::Parsed(first)
         );
-        conn.start_request(first.len);
+        assert_eq!(head.target(conn.input()), b"/2");
+        conn.start_request(first);
         assert!(!conn.has_partial_request());
         client.shutdown(std::net::Shutdown::Write).unwrap();
         assert_eq!(settle(&mut conn, usize::MAX), NextHead::Closed);
@@ -895,6 +903,7 @@ mod tests {
             websocket: Default::default(),
             http2: false,
             tls_h2: None,
+            http2_limits: Default::default(),
         }
     }
 

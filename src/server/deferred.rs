@@ -20,7 +20,15 @@
 //! next chunk, and the connection is watched for room to send; `resume` sends them first and
 //! calls `next` once they are out. Meanwhile the connection's deadline is `--io-timeout` (a
 //! client that reads nothing is given up), and that wait does not count against `--timeout`.
+//!
+//! A wake may also stay on its thread (ABI 1.3 `waker_wake_here`): a serving thread that is
+//! about to return from one request's app call and wakes others (the WSGI bridge, which ran
+//! queued requests while it held the GIL) keeps their connections in a list of its own
+//! ([`woken_here`]) and resumes them once it is back in its event loop — no eventfd write, no
+//! other thread woken to send what is ready. From any other thread such a wake is a plain one.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -68,6 +76,54 @@ impl Wake for RequestWaker {
     fn wake(&self) {
         self.slots.wake(self.token, self.request);
     }
+
+    fn wake_here(&self) {
+        let slots = Arc::as_ptr(&self.slots) as usize;
+        let kept = HERE.try_with(|here| {
+            let mut here = here.borrow_mut();
+            let Some(here) = here.as_mut().filter(|here| here.slots == slots) else {
+                return false;
+            };
+            if let Some(conn) = self.slots.take_woken(self.token, self.request) {
+                here.woken.push_back(conn);
+            }
+            true
+        });
+        if kept != Ok(true) {
+            self.slots.wake(self.token, self.request);
+        }
+    }
+}
+
+/// A serving thread's own ready list: the connections of requests woken on it with
+/// `waker_wake_here`, for it to resume once its current work returns.
+struct Here {
+    /// The slot table (its address) the thread serves: a wake for another one (another
+    /// generation's) is not this thread's to answer.
+    slots: usize,
+    woken: VecDeque<Box<Conn>>,
+}
+
+thread_local! {
+    static HERE: RefCell<Option<Here>> = const { RefCell::new(None) };
+}
+
+/// This thread serves `slots`' connections from now on: wakes here may stay on it.
+pub(super) fn serving_thread(slots: &Arc<Slots>) {
+    HERE.with(|here| {
+        *here.borrow_mut() = Some(Here {
+            slots: Arc::as_ptr(slots) as usize,
+            woken: VecDeque::new(),
+        })
+    });
+}
+
+/// The next connection woken on this thread with `waker_wake_here`, oldest first. The event
+/// loop takes them all before it waits again, so none is left behind.
+pub(super) fn woken_here() -> Option<Box<Conn>> {
+    HERE.try_with(|here| here.borrow_mut().as_mut()?.woken.pop_front())
+        .ok()
+        .flatten()
 }
 
 /// Keep `parked` in `conn` until its app makes progress (or, if its output waits for the

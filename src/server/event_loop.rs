@@ -7,7 +7,8 @@
 //! switch), idle connections hold no thread, a slow client never holds one while it dribbles its
 //! head (reads never wait), and a blocking app call holds only its own thread while the others
 //! keep answering events. Of the events one `epoll_wait` returns, a thread serves the first;
-//! as many as there are idle threads are passed on to them by re-arming their registrations, and
+//! as many as there are idle threads are passed on to them (a listener by re-arming its
+//! registration, a connection through the slot table's ready queue: `Slots::pass_on`), and
 //! the rest wait in a backlog (`backlog.rs`) that every thread serves from, oldest first, before
 //! it waits again — so connections are served in the order their events came.
 //!
@@ -313,6 +314,7 @@ fn wake_one(shared_loop: &Loop) {
 fn serve_events(index: usize, shared_loop: &Loop, shared: &Shared) {
     let mut scratch = ThreadScratch::new(index);
     crate::stats::serving_thread(index);
+    deferred::serving_thread(&shared_loop.slots);
     let mut events = Events::with_capacity(EVENT_BATCH);
     loop {
         // Events a thread took beyond its first are older than any epoll can report now: serve
@@ -320,6 +322,7 @@ fn serve_events(index: usize, shared_loop: &Loop, shared: &Shared) {
         if let Some(token) = shared_loop.backlog.pop() {
             crate::stats::woke(shared.tick());
             handle(token, shared_loop, shared, &mut scratch);
+            serve_woken_here(shared_loop, shared, &mut scratch);
             continue;
         }
         // Access-log lines of the events just served leave in one write.
@@ -376,6 +379,16 @@ fn serve_events(index: usize, shared_loop: &Loop, shared: &Shared) {
             shared,
             &mut scratch,
         );
+        serve_woken_here(shared_loop, shared, &mut scratch);
+    }
+}
+
+/// Resume the requests woken on this thread with `waker_wake_here` while it served (their app
+/// ran on it, their responses are ready): it sends them itself, where a plain wake would have
+/// woken another thread for each.
+fn serve_woken_here(shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) {
+    while let Some(conn) = deferred::woken_here() {
+        serve(conn, shared_loop, shared, scratch);
     }
 }
 
@@ -419,7 +432,8 @@ fn handle(token: Token, shared_loop: &Loop, shared: &Shared, scratch: &mut Threa
     }
 }
 
-/// Re-arm a source so the epoll instance reports it again, to another thread.
+/// Have another thread serve a source's event: a listener is re-armed so the epoll instance
+/// reports it again, a connection is queued for the next free thread.
 fn pass_on(token: Token, shared_loop: &Loop) {
     if let Some(index) = listener_index(token) {
         let listener = shared_loop.listeners.get(index).map(lock);
@@ -436,7 +450,7 @@ fn pass_on(token: Token, shared_loop: &Loop) {
     match token {
         // Whoever takes the new edge takes the next ready request.
         WAKER => wake_one(shared_loop),
-        token => shared_loop.slots.pass_on(token, &shared_loop.epoll),
+        token => shared_loop.slots.pass_on(token),
     }
 }
 

@@ -27,6 +27,7 @@ mod conn;
 mod deferred;
 mod event_loop;
 mod h2;
+pub(crate) use h2::Limits as Http2Limits;
 mod heap_trim;
 mod listener;
 pub(crate) mod proxied;
@@ -86,6 +87,8 @@ pub(crate) struct Config {
     pub(crate) http2: bool,
     /// `tls` offering `h2` by ALPN, for the TLS listeners that serve HTTP/2.
     pub(crate) tls_h2: Option<Arc<rustls::ServerConfig>>,
+    /// What one HTTP/2 client may ask (`--http2-max-streams`, ...).
+    pub(crate) http2_limits: Http2Limits,
 }
 
 /// A stop request that any thread (a signal handler thread, a supervisor) can raise.

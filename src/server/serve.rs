@@ -149,7 +149,8 @@ fn serve_buffered(
 ) -> After {
     let limits = &shared.config.limits;
     loop {
-        let parsed = match conn.next_head(limits) {
+        let parsed = match conn.next_head(limits, &mut scratch.head) {
+            NextHead::Parsed(head_len) => Ok(head_len),
             NextHead::Complete(_) if super::h2::wanted(conn, &shared.config) => {
                 return After::Http2
             }

@@ -62,6 +62,26 @@ enum Slot {
     Upgraded(Arc<Upgraded>),
 }
 
+impl Slot {
+    /// Takes an idle connection out for a thread to serve, leaving the slot busy with its parked
+    /// request's number (0: none), so a wake while it runs is noted.
+    fn take_idle(&mut self) -> Option<Box<Conn>> {
+        let Slot::Idle(conn) = self else {
+            return None;
+        };
+        let request = conn.parked_request().unwrap_or(0);
+        let busy = Slot::Busy {
+            pending: false,
+            woken: false,
+            request,
+        };
+        match std::mem::replace(self, busy) {
+            Slot::Idle(conn) => Some(conn),
+            _ => unreachable!("matched Idle above"),
+        }
+    }
+}
+
 /// What an event's token names.
 pub(crate) enum Taken {
     /// A connection to serve (it is the thread's now).
@@ -167,31 +187,40 @@ impl Slots {
     /// note it if it runs, ignore it if it ended.
     pub(crate) fn wake(&self, token: Token, request: u64) {
         let mut table = self.lock();
-        let Some(slot) = table.slots.get_mut(token.0 - FIRST_CONN) else {
-            return;
-        };
+        if let Some(conn) = Self::woken(&mut table, token, request) {
+            table.ready.push_back(conn);
+            self.signal(table);
+        }
+    }
+
+    /// [`Slots::wake`] for a wake the calling serving thread answers itself
+    /// (`waker_wake_here`): the parked connection is handed to it instead of queued, and no
+    /// other thread is woken.
+    pub(crate) fn take_woken(&self, token: Token, request: u64) -> Option<Box<Conn>> {
+        Self::woken(&mut self.lock(), token, request)
+    }
+
+    /// A wake of `request` on `token`: its connection, taken out of its slot (left busy) if the
+    /// request is parked; a running one is marked woken.
+    fn woken(table: &mut SlotTable, token: Token, request: u64) -> Option<Box<Conn>> {
+        let slot = table.slots.get_mut(token.0 - FIRST_CONN)?;
         match slot {
             Slot::Idle(conn) if conn.parked_request() == Some(request) => {
-                let Slot::Idle(mut conn) = std::mem::replace(
-                    slot,
-                    Slot::Busy {
-                        pending: false,
-                        woken: false,
-                        request,
-                    },
-                ) else {
+                let Some(mut conn) = slot.take_idle() else {
                     unreachable!("matched Idle above")
                 };
                 conn.mark_woken();
-                table.ready.push_back(conn);
-                self.signal(table);
+                Some(conn)
             }
             Slot::Busy {
                 woken,
                 request: running,
                 ..
-            } if *running == request => *woken = true,
-            _ => {}
+            } if *running == request => {
+                *woken = true;
+                None
+            }
+            _ => None,
         }
     }
 
@@ -345,12 +374,44 @@ impl Slots {
     /// Give a connection back to `epoll`, registering it there if this is its first park (one
     /// served and closed without ever waiting, `Connection: close`, costs no `epoll_ctl`).
     /// Returns it if input arrived meanwhile, so the caller keeps serving it.
+    ///
+    /// The registration is made before the table's lock is taken: no system call is made under
+    /// it. The slot is still busy then, so an event the registration reports (edge-triggered,
+    /// it reports input that is already there) only marks it pending, which the look at the
+    /// slot below sees: nothing that arrived before the connection is idle is missed.
     pub(crate) fn park(
         &self,
         mut conn: Box<Conn>,
         shared: &Shared,
         epoll: &Epoll,
     ) -> Option<Box<Conn>> {
+        if conn.parked_request().is_none() {
+            conn.set_parked_deadline(shared.coarse_now(), &shared.config, shared.draining());
+        }
+        // A deferred request's output that waits for its client: watch for room to send too
+        // (from now on; a registration that asks for it reports room that is already there, so
+        // none is missed).
+        let add_write = conn.has_unsent() && !conn.write_interest();
+        if !conn.is_registered() || add_write {
+            let token = conn.token().event_data();
+            let add = !conn.is_registered();
+            let write = conn.has_unsent() || conn.write_interest();
+            let watched = epoll.watch(conn.stream_mut().as_fd(), token, add, write);
+            if write {
+                conn.mark_write_interest();
+            }
+            if let Err(e) = watched {
+                log::warn!("{}: cannot watch the connection: {e}", conn.peer());
+                if conn.parked_request().is_some() {
+                    // The app still owes its request a close: run it now, then close.
+                    conn.cancel_parked(Cancel::ClientGone);
+                    return Some(conn);
+                }
+                self.close(conn);
+                return None;
+            }
+            conn.mark_registered();
+        }
         let mut table = self.lock();
         let index = conn.token().0 - FIRST_CONN;
         match &mut table.slots[index] {
@@ -369,41 +430,6 @@ impl Slots {
                 None
             }
             slot => {
-                if conn.parked_request().is_none() {
-                    conn.set_parked_deadline(
-                        shared.coarse_now(),
-                        &shared.config,
-                        shared.draining(),
-                    );
-                }
-                // A deferred request's output that waits for its client: watch for room to
-                // send too (from now on; a registration that asks for it reports room that is
-                // already there, so none is missed).
-                let add_write = conn.has_unsent() && !conn.write_interest();
-                if !conn.is_registered() || add_write {
-                    // Edge-triggered registration reports input that is already there, so
-                    // nothing that arrived before this point is missed.
-                    let token = conn.token().event_data();
-                    let add = !conn.is_registered();
-                    let write = conn.has_unsent() || conn.write_interest();
-                    let watched = epoll.watch(conn.stream_mut().as_fd(), token, add, write);
-                    if write {
-                        conn.mark_write_interest();
-                    }
-                    if let Err(e) = watched {
-                        log::warn!("{}: cannot watch the connection: {e}", conn.peer());
-                        if conn.parked_request().is_some() {
-                            // The app still owes its request a close: run it now, then close.
-                            conn.cancel_parked(Cancel::ClientGone);
-                            return Some(conn);
-                        }
-                        *slot = Slot::Free;
-                        table.free.push(index);
-                        table.open -= 1;
-                        return None;
-                    }
-                    conn.mark_registered();
-                }
                 *slot = Slot::Idle(conn);
                 None
             }
@@ -456,59 +482,47 @@ impl Slots {
             upgraded.edge();
             return Taken::Upgraded(Arc::clone(upgraded));
         }
-        let taken = match std::mem::replace(slot, BUSY) {
-            Slot::Idle(conn) => {
-                if let Some(request) = conn.parked_request() {
-                    *slot = Slot::Busy {
-                        pending: false,
-                        woken: false,
-                        request,
-                    };
-                }
-                Some(conn)
-            }
-            Slot::Busy { woken, request, .. } => {
-                *slot = Slot::Busy {
-                    pending: true,
-                    woken,
-                    request,
-                };
-                None
-            }
-            other => {
-                *slot = other;
-                None
-            }
-        };
-        taken.map_or(Taken::Nothing, Taken::Conn)
+        if let Some(conn) = slot.take_idle() {
+            return Taken::Conn(conn);
+        }
+        if let Slot::Busy { pending, .. } = slot {
+            *pending = true;
+        }
+        Taken::Nothing
     }
 
-    /// Pass an event on instead of serving it: an idle connection's registration is re-armed,
-    /// which makes `epoll` report its input to a waiting thread; for a busy one the event only
+    /// Pass an event on instead of serving it: an idle connection is queued for the next free
+    /// thread as if its event had come there (a system call under the table's lock would make
+    /// every other thread's accept, park and close wait for it); for a busy one the event only
     /// marks it pending, as `take` would.
-    pub(crate) fn pass_on(&self, token: Token, epoll: &Epoll) {
+    pub(crate) fn pass_on(&self, token: Token) {
         let mut table = self.lock();
+        let SlotTable {
+            slots,
+            ready,
+            ready_upgraded,
+            ..
+        } = &mut *table;
         let Some(slot) = token
             .0
             .checked_sub(FIRST_CONN)
-            .and_then(|index| table.slots.get_mut(index))
+            .and_then(|index| slots.get_mut(index))
         else {
             return;
         };
         match slot {
-            Slot::Idle(conn) => {
-                let write = conn.write_interest();
-                let rearmed =
-                    epoll.watch(conn.stream_mut().as_fd(), token.event_data(), false, write);
-                if let Err(e) = rearmed {
-                    log::debug!("{}: cannot pass the event on: {e}", conn.peer());
-                }
+            Slot::Idle(_) => {
+                let Some(mut conn) = slot.take_idle() else {
+                    unreachable!("matched Idle above")
+                };
+                conn.mark_readable();
+                ready.push_back(conn);
+                self.signal(table);
             }
             Slot::Busy { pending, .. } => *pending = true,
             Slot::Upgraded(upgraded) => {
                 upgraded.edge();
-                let upgraded = Arc::clone(upgraded);
-                table.ready_upgraded.push_back(upgraded);
+                ready_upgraded.push_back(Arc::clone(upgraded));
                 self.signal(table);
             }
             Slot::Free => {}

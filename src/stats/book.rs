@@ -14,11 +14,9 @@ use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::counters::{Totals, PAGE_WORDS};
+use super::facts::{CrashLoopView, GenerationView, Machine, SwapCounts, WorkerFate, WorkerView};
 use super::latency::Latency;
 use crate::exit::HARAKIRI;
-use crate::supervisor::generation::{
-    CrashLoopView, GenerationView, Generations, SwapCounts, WorkerFate, WorkerView,
-};
 use crate::sys::process::ChildExit;
 use crate::sys::shm::SharedCounters;
 
@@ -250,7 +248,7 @@ impl Book {
     }
 
     /// What a scrape shows now.
-    pub(crate) fn snapshot(&self, machine: &Generations) -> Snapshot {
+    pub(crate) fn snapshot(&self, machine: &dyn Machine) -> Snapshot {
         let generations = machine.generation_views();
         let views = machine.worker_views();
         let mut totals = self.folded;

@@ -15,6 +15,7 @@
 mod book;
 mod counters;
 mod endpoint;
+pub(crate) mod facts;
 mod latency;
 mod render;
 
@@ -32,14 +33,12 @@ pub(crate) use counters::{
 pub(crate) use endpoint::StatsAddr;
 pub(crate) use latency::Latency;
 
-use crate::config::EffectiveConfig;
-use crate::supervisor::children::FD_FLOOR;
-use crate::supervisor::generation::{Generations, WorkerFate};
 use crate::sys::process::{claim_inherited, dup_at_or_above, ChildExit};
 use crate::sys::shm::SharedCounters;
 use book::Book;
 use counters::PAGE_WORDS;
 use endpoint::{Endpoint, Page};
+use facts::{Machine, WorkerFate};
 
 /// Where a worker finds its counter page: far above the descriptors a worker is handed for
 /// its listeners, pipe and library, below the highest one a worker may claim.
@@ -150,7 +149,7 @@ impl Stats {
 
     pub(crate) fn new_page(generation: u64) -> io::Result<NewPage> {
         let (fd, counters) = Book::new_page(generation)?;
-        let fd = dup_at_or_above(fd.as_fd(), FD_FLOOR)?;
+        let fd = dup_at_or_above(fd.as_fd(), crate::sys::process::FD_FLOOR)?;
         Ok(NewPage { fd, counters })
     }
 
@@ -177,14 +176,14 @@ impl Stats {
 
     /// Answer what scrapes can be answered now, from `machine`'s state; `config` describes the
     /// settings in force (`GET /config`).
-    pub(crate) fn serve(&mut self, machine: &Generations, config: Option<&EffectiveConfig>) {
+    pub(crate) fn serve(&mut self, machine: &dyn Machine, config: Option<&str>) {
         let book = &self.book;
         self.endpoint.serve(&mut |page| match page {
             Page::Json => render::json(&book.snapshot(machine)),
             Page::Prometheus => render::prometheus(&book.snapshot(machine)),
             Page::Config => config.map_or_else(
                 || "# the settings are not known\n".to_owned(),
-                |c| c.text().to_owned(),
+                str::to_owned,
             ),
         });
     }

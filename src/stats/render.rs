@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::book::Snapshot;
 use super::counters::{Totals, CLASS_COUNT};
+use super::facts::CrashLoopView;
 use super::latency::{self, Histogram};
-use crate::supervisor::generation::CrashLoopView;
 
 /// Names of the status classes, in counter order.
 const CLASS_NAMES: [&str; CLASS_COUNT] = ["1xx", "2xx", "3xx", "4xx", "5xx"];

@@ -43,9 +43,9 @@ pub(crate) struct Artifact {
     pub(crate) pin: SourcePin,
     /// The generation's settings when a swap re-read `--config` (`reread.rs`); `None`: the
     /// master's own.
-    pub(crate) settings: Option<Arc<crate::cli::ServeArgs>>,
+    pub(crate) settings: Option<Arc<super::args::ServeArgs>>,
     /// How `settings` describe themselves (`--print-config`'s text), for the stats socket.
-    pub(crate) config: Option<Arc<crate::config::EffectiveConfig>>,
+    pub(crate) config: Option<Arc<super::effective::EffectiveConfig>>,
 }
 
 /// Two artifacts are the same when they are the same preparation (not merely equal bytes).

@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::process::Command;
 
@@ -17,10 +17,7 @@ use crate::sys::logfile::spawn_blocked;
 use crate::sys::process::{dup_at_or_above, hand_down, pipe, set_blocking, Signal};
 use crate::tls::TLS_FD;
 
-/// The master keeps the descriptors it hands down at or above this number, so the child's dup2
-/// onto `READY_FD`, `LIBRARY_FD` and the listeners' numbers cannot overwrite one before it is
-/// moved.
-pub(crate) const FD_FLOOR: RawFd = 100;
+pub(crate) use crate::sys::process::FD_FLOOR;
 /// How much of a pipe is read at once; messages are a line each.
 const READ_CHUNK: usize = 1024;
 

@@ -42,9 +42,9 @@ mod liveness;
 mod replace;
 mod trial;
 mod view;
-pub(crate) use crash_loop::CrashLoopView;
 pub(crate) use event::{Action, Event, SwapCause};
-pub(crate) use view::{GenerationView, SwapCounts, WorkerFate, WorkerView};
+// What it tells the stats: facts defined below both.
+use crate::stats::facts::{CrashLoopView, GenerationView, SwapCounts, WorkerFate, WorkerView};
 
 /// The first wait before replacing a worker that died before it was ready; it doubles with each
 /// such death up to `BACKOFF_MAX` and is reset by a worker that gets ready.

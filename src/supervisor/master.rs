@@ -25,19 +25,19 @@ use signal_hook::consts::{
 };
 use signal_hook::iterator::Signals;
 
+use super::args::ServeArgs;
 use super::artifact::{worker_library_path, Artifact, FileStamp};
 use super::children::{WorkerProcess, FD_FLOOR};
+use super::effective::EffectiveConfig;
 use super::generation::{Action, Config, Event, Generations, SwapCause};
 use super::pid_file::{PidFile, PidFileError};
 use super::process::{jitter, status_path};
 use super::reload::FileWatch;
 use super::reload_paths::PathsWatch;
-use super::reread::reread;
+use super::reread::{reread, Reparse};
 use super::upgrade::{Handoff, Upgrading};
 use crate::app::loader::LoadError;
 use crate::app::target::AppTarget;
-use crate::cli::ServeArgs;
-use crate::config::EffectiveConfig;
 use crate::listen::notify::Notifier;
 use crate::listen::open::{open_all, ListenError, Listeners, SocketFile};
 use crate::listen::{systemd, ListenerOptions};
@@ -107,6 +107,7 @@ impl std::error::Error for MasterError {}
 pub(crate) fn run(
     args: &ServeArgs,
     effective: Option<&EffectiveConfig>,
+    reparse: Reparse,
 ) -> Result<(), MasterError> {
     let spec = args.app.as_deref().unwrap_or_default();
     // The new master of a binary upgrade (USR2) binds nothing: the old one hands it all.
@@ -202,6 +203,7 @@ pub(crate) fn run(
         exe,
         args: args.clone(),
         argv: std::env::args_os().collect(),
+        reparse,
         config: effective.cloned().map(Arc::new),
         configs: BTreeMap::new(),
         prepared_once: false,
@@ -240,6 +242,7 @@ struct Master {
     args: ServeArgs,
     /// Its command line, which a swap parses again to re-read `--config` (`reread.rs`).
     argv: Vec<OsString>,
+    reparse: Reparse,
     /// What the master started with, as `--print-config` describes it.
     config: Option<Arc<EffectiveConfig>>,
     /// Each generation's, when a swap re-read `--config` for it (`GET /config` on the stats
@@ -303,7 +306,7 @@ impl Master {
             self.notifier.tick(Instant::now());
             if let Some(stats) = &mut self.stats {
                 let config = in_force(&self.machine, &self.configs, self.config.as_deref());
-                stats.serve(&self.machine, config);
+                stats.serve(&self.machine, config.map(EffectiveConfig::text));
             }
             // Summaries of repeated log lines whose window is over (crate::log_limit).
             log::logger().flush();
@@ -436,7 +439,7 @@ impl Master {
         let (settings, config) = match &self.args.config {
             Some(_) if self.prepared_once => {
                 let running = in_force(&self.machine, &self.configs, self.config.as_deref());
-                let (settings, config) = reread(&self.argv, &self.args, running)?;
+                let (settings, config) = reread(&self.argv, self.reparse, &self.args, running)?;
                 (Some(Arc::new(settings)), config.map(Arc::new))
             }
             _ => (None, None),

@@ -1,5 +1,7 @@
 //! Processes: a master that never loads app code, generations of workers that do.
 //!
+//! - `args.rs`: the options a master, a worker and `check` run with (clap parses them as part of
+//!   `crate::cli::Cli`).
 //! - `generation.rs` decides: the generation state machine (swaps, failures, replacements,
 //!   back-off, stops), pure logic with events in and actions out.
 //! - `master.rs` does the master's I/O: signals, pipes, reaping, the status file, `--reload`,
@@ -11,14 +13,17 @@
 //!   a change under `--reload-path`; `source_pin.rs` keeps a generation to one version of the code
 //!   an app reads from disk (Python's `.py` files).
 //! - `canary.rs`: `--canary`'s options and verdict (the window is the state machine's).
-//! - `reread.rs`: a swap re-reads `--config` and keeps what needs a restart as started.
+//! - `reread.rs`: a swap re-reads `--config` and keeps what needs a restart as started;
+//!   `effective.rs` describes the settings in force.
 //! - `pid_file.rs` is `--pid FILE`, locked for the master's life.
 //! - `probe.rs` is `webserver check`; `process.rs` small helpers. System calls are in
 //!   `crate::sys::process` and `crate::sys::memfd`.
 
+pub(crate) mod args;
 pub(crate) mod artifact;
 pub(crate) mod canary;
 pub(crate) mod children;
+pub(crate) mod effective;
 pub(crate) mod generation;
 pub(crate) mod master;
 pub(crate) mod message;

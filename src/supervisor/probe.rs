@@ -20,12 +20,11 @@ use std::str::FromStr;
 
 use app_abi::raw::{WS_ABI_MAJOR, WS_REQ_MULTITHREAD};
 
+use super::args::ProbeArgs;
 use crate::app::call::{self, MemoryTransport, RequestFacts, Scratch};
 use crate::app::environ::Environ;
 use crate::app::loader::{LoadError, LoadedApp};
 use crate::app::target::AppTarget;
-use crate::cli::ProbeArgs;
-use crate::error::Error;
 use crate::exit;
 use crate::http::target::{parse_target, Target};
 use crate::logging::LogArgs;
@@ -33,6 +32,8 @@ use crate::logging::LogArgs;
 /// Why `check` failed.
 #[derive(Debug)]
 pub(crate) enum CheckError {
+    /// The probe could not load the app.
+    Load(LoadError),
     /// The executable to run the probe in could not be found.
     NoExecutable(io::Error),
     /// The probe's child process could not be started.
@@ -52,6 +53,12 @@ pub(crate) enum CheckError {
     },
 }
 
+impl From<LoadError> for CheckError {
+    fn from(e: LoadError) -> CheckError {
+        CheckError::Load(e)
+    }
+}
+
 impl CheckError {
     /// True when the probe child already printed the one error line.
     pub(crate) fn already_reported(&self) -> bool {
@@ -62,6 +69,7 @@ impl CheckError {
 impl fmt::Display for CheckError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            CheckError::Load(e) => write!(f, "{e}"),
             CheckError::NoExecutable(e) => write!(
                 f,
                 "cannot find my own executable to run the check in: {e}; run it by its path"
@@ -138,7 +146,7 @@ fn probe_args(probe: &ProbeArgs) -> Vec<OsString> {
 }
 
 /// The child side: load, probe, report on stdout. An error is returned for `main` to print.
-pub(crate) fn probe(spec: &str, app_args: &[OsString], args: &ProbeArgs) -> Result<(), Error> {
+pub(crate) fn probe(spec: &str, app_args: &[OsString], args: &ProbeArgs) -> Result<(), CheckError> {
     let target = AppTarget::parse(spec).map_err(LoadError::from)?;
     let path = target.resolve().map_err(LoadError::from)?;
     // As a worker is: in the sandbox, its library's directory readable.
@@ -196,8 +204,7 @@ pub(crate) fn probe(spec: &str, app_args: &[OsString], args: &ProbeArgs) -> Resu
                 },
                 |expect| format!("{expect} (--expect)"),
             ),
-        }
-        .into());
+        });
     }
     Ok(())
 }

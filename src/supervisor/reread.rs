@@ -11,8 +11,8 @@ use std::fmt::Debug;
 
 use clap::{Args, Command};
 
-use crate::cli::ServeArgs;
-use crate::config::EffectiveConfig;
+use super::args::ServeArgs;
+use super::effective::EffectiveConfig;
 use crate::listen::args::ListenArgs;
 
 /// The options a running master cannot change, as `--config` keys, with how to read each from
@@ -50,27 +50,31 @@ fn keys(name: &str) -> Vec<String> {
     }
 }
 
-/// The settings for a new generation: `argv` parsed again, with `RESTART_ONLY` taken from
-/// `running`, and their description (`running_text` is the running generation's). The error is
-/// one line, for the swap's failure.
+/// How a swap parses the master's command line again, with the environment and the `--config`
+/// file as they are now: the serve options and their description, or why they no longer parse.
+/// `crate::config` gives it to the master (the command line is parsed above this layer).
+pub(crate) type Reparse = fn(&[OsString]) -> Result<(ServeArgs, Option<EffectiveConfig>), String>;
+
+/// The settings for a new generation: `argv` parsed again by `reparse`, with `RESTART_ONLY`
+/// taken from `running`, and their description (`running_text` is the running generation's).
+/// The error is one line, for the swap's failure.
 pub(crate) fn reread(
     argv: &[OsString],
+    reparse: Reparse,
     running: &ServeArgs,
     running_text: Option<&EffectiveConfig>,
 ) -> Result<(ServeArgs, Option<EffectiveConfig>), String> {
-    let cli = crate::config::parse(argv.iter().cloned()).map_err(|e| {
-        let message = e.to_string();
+    let (mut fresh, effective) = reparse(argv).map_err(|message| {
         let message = message.trim().replace(['\n', '\r'], " ");
         format!("--config no longer applies: {message}")
     })?;
-    let mut fresh = cli.serve;
     let changed: Vec<&str> = RESTART_ONLY
         .iter()
         .filter(|(_, read)| read(&fresh) != read(running))
         .map(|(name, _)| *name)
         .collect();
     let kept: Vec<String> = changed.iter().flat_map(|name| keys(name)).collect();
-    let text = match (cli.effective, running_text) {
+    let text = match (effective, running_text) {
         (Some(text), Some(running)) => Some(text.keeping(running, &kept)),
         (text, _) => text,
     };

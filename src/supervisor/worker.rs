@@ -25,10 +25,10 @@ use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
 
+use super::args::WorkerArgs;
 use super::message::{heartbeat_interval, Reporter, WorkerMessage};
 use super::source_pin::PIN_FD;
 use crate::app::loader::LoadedApp;
-use crate::cli::WorkerArgs;
 use crate::listen::open::MAX_LISTENERS;
 use crate::logging::{self, Served};
 use crate::server::{self, Listener, Shutdown};

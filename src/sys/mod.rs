@@ -14,6 +14,7 @@ pub(crate) mod heap;
 pub(crate) mod logfile;
 pub(crate) mod memfd;
 pub(crate) mod notify;
+pub(crate) mod peer;
 pub(crate) mod privilege;
 pub(crate) mod process;
 pub(crate) mod proctitle;

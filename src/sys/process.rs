@@ -11,6 +11,15 @@ use std::time::Duration;
 
 use super::syscall;
 
+/// The master keeps the descriptors it hands down at or above this number, so the child's dup2
+/// onto `READY_FD`, `LIBRARY_FD` and the listeners' numbers cannot overwrite one before it is
+/// moved.
+pub(crate) const FD_FLOOR: RawFd = 100;
+
+/// The signal the master forwards to its workers to have them reopen their log files (USR1 is
+/// a worker's go).
+pub(crate) const WORKER_REOPEN_SIGNAL: i32 = libc::SIGUSR2;
+
 /// The signals the supervisor sends to its workers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Signal {
@@ -32,7 +41,7 @@ impl Signal {
             Signal::Term => libc::SIGTERM,
             Signal::Quit => libc::SIGQUIT,
             Signal::Kill => libc::SIGKILL,
-            Signal::ReopenLogs => crate::logging::WORKER_REOPEN_SIGNAL,
+            Signal::ReopenLogs => WORKER_REOPEN_SIGNAL,
         }
     }
 }

@@ -13,8 +13,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpSt
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use super::peer::Peer;
 use super::syscall;
-use crate::listen::Peer;
 
 /// A connected stream socket (TCP or unix), non-blocking. Reads and writes are plain
 /// `read(2)`/`send(2)`/`writev(2)`, which mean the same for both families.
@@ -61,14 +61,32 @@ impl Stream {
 /// TCP_NODELAY on a TCP socket (a listening one too: Linux copies it into every connection
 /// accepted there); a unix socket has no Nagle to turn off (`Ok`).
 pub(crate) fn set_nodelay(socket: BorrowedFd<'_>) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: `on` is a c_int that lives through the call and the length says so; the
+    set_tcp_option(socket, libc::TCP_NODELAY, 1)
+}
+
+/// TCP_DEFER_ACCEPT on a listening TCP socket: a connection is queued for `accept` only once
+/// its first bytes arrived (or, for a client that stays silent, after about `seconds`), so the
+/// first read of an accepted connection finds its request instead of nothing. A unix socket
+/// has no such option (`Ok`).
+pub(crate) fn set_defer_accept(socket: BorrowedFd<'_>, seconds: u32) -> io::Result<()> {
+    let seconds = libc::c_int::try_from(seconds).unwrap_or(libc::c_int::MAX);
+    set_tcp_option(socket, libc::TCP_DEFER_ACCEPT, seconds)
+}
+
+/// Sets an `IPPROTO_TCP` option whose value is an int; `Ok` on a socket that has no TCP options
+/// (a unix one).
+fn set_tcp_option(
+    socket: BorrowedFd<'_>,
+    option: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: `value` is a c_int that lives through the call and the length says so; the
     // descriptor is borrowed, so open.
     let set = syscall!(setsockopt(
         socket.as_raw_fd(),
         libc::IPPROTO_TCP,
-        libc::TCP_NODELAY,
-        (&on as *const libc::c_int).cast(),
+        option,
+        (&value as *const libc::c_int).cast(),
         std::mem::size_of::<libc::c_int>() as libc::socklen_t
     ));
     match set {

@@ -273,14 +273,10 @@ impl Channel {
                 let status = status.ok_or_else(|| {
                     PyValueError::new_err("http.response.start: status must be an int 100-599")
                 })?;
-                let headers = match field(message, intern!(py, "headers"))? {
-                    Some(h) => header_pairs(&h, "http.response.start")?,
-                    None => Vec::new(),
-                };
-                let wants_trailers = match field(message, intern!(py, "trailers"))? {
-                    Some(t) => t.is_truthy()?,
-                    None => false,
-                };
+                let headers = field_or(message, intern!(py, "headers"), Vec::new(), |h| {
+                    header_pairs(h, "http.response.start")
+                })?;
+                let wants_trailers = flag(message, intern!(py, "trailers"))?;
                 let mut st = self.shared.state();
                 if st.closed {
                     return Ok(SEND_DONE);
@@ -299,16 +295,11 @@ impl Channel {
                 Ok(SEND_DONE)
             }
             "http.response.body" => {
-                let body: Vec<u8> = match field(message, intern!(py, "body"))? {
-                    Some(b) => byte_string(&b).map_err(|_| {
-                        PyTypeError::new_err("http.response.body: body must be bytes")
-                    })?,
-                    None => Vec::new(),
-                };
-                let more = match field(message, intern!(py, "more_body"))? {
-                    Some(m) => m.is_truthy()?,
-                    None => false,
-                };
+                let body = field_or(message, intern!(py, "body"), Vec::new(), |b| {
+                    byte_string(b)
+                        .map_err(|_| PyTypeError::new_err("http.response.body: body must be bytes"))
+                })?;
+                let more = flag(message, intern!(py, "more_body"))?;
                 self.push_body(body, more)
             }
             "http.response.zerocopysend" => self.zerocopysend(message),
@@ -451,6 +442,30 @@ fn field<'py>(
             Err(e) => Err(e),
         },
     }
+}
+
+/// An optional field of an app's message: `None` when the key is absent or its value is `None`
+/// (as the spec allows for `subprotocol`, and as every optional field is read).
+fn present<'py>(
+    message: &Bound<'py, PyAny>,
+    key: &Bound<'py, PyString>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    Ok(field(message, key)?.filter(|value| !value.is_none()))
+}
+
+/// `read(message[key])`, or `default` when the field is not [`present`].
+fn field_or<'py, T>(
+    message: &Bound<'py, PyAny>,
+    key: &Bound<'py, PyString>,
+    default: T,
+    read: impl FnOnce(&Bound<'py, PyAny>) -> PyResult<T>,
+) -> PyResult<T> {
+    present(message, key)?.map_or(Ok(default), |value| read(&value))
+}
+
+/// An optional flag (`more_body`, `trailers`, `more_trailers`): its truth, false when absent.
+fn flag<'py>(message: &Bound<'py, PyAny>, key: &Bound<'py, PyString>) -> PyResult<bool> {
+    field_or(message, key, false, |value| value.is_truthy())
 }
 
 /// A byte string's bytes, copied. `bytes` and `bytearray` are copied whole: pyo3's

@@ -15,8 +15,9 @@
 //!   ([`exchange`]): `send` queues and wakes the request (its waker), and the server's next `next`
 //!   starts the response and returns the chunks; `receive` asks for body bytes, which `next` reads
 //!   without waiting.
-//! - Serving threads give way to the loop when woken ([`yield_to_loop`]): on a busy CPU the loop
-//!   runs its turn through, and they then write its responses in one go.
+//! - The worker's threads give way to each other when woken ([`yield_to_loop`]): on a busy CPU
+//!   the loop runs its turn through, the serving threads then write its responses in one go, and
+//!   the loop takes the requests they queued meanwhile in its next turn.
 //! - `shutdown` runs the lifespan shutdown, stops the loop and joins its thread.
 //!
 //! Written against app-abi's safe layer: its `export_app!` keeps panics from crossing the ABI.

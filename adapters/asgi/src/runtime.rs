@@ -243,6 +243,7 @@ fn spawn_loop(
         .name("asgi-loop".to_owned())
         .spawn(move || {
             let _ended = ended_tx;
+            crate::yield_to_loop::mark_this_thread();
             Python::with_gil(|py| {
                 let made = bridge
                     .call_method1(py, "new_loop", (kind.name(),))

@@ -196,6 +196,12 @@ pub(crate) fn prepare(
 }
 
 impl BodyState {
+    /// Nothing of the app is left to run: a list, or an iterable already iterated and closed
+    /// (the server's `next`s only hand out what is here, without the GIL).
+    pub(crate) fn is_complete(&self) -> bool {
+        self.iterable.is_none()
+    }
+
     /// The server's `next`: 1 with `*chunk` set, 0 at the end, `WS_ERR_APP` once the app failed.
     pub(crate) fn next_chunk(&mut self, chunk: &mut WsBytes) -> i32 {
         if self.phase != Phase::Open {

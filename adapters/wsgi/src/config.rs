@@ -8,6 +8,10 @@ use std::path::PathBuf;
 
 /// Names the WSGI target when no app argument does (for servers without app arguments).
 pub(crate) const APP_ENV: &str = "WEBSERVER_WSGI_APP";
+/// `0` turns off the queue for the thread running the app (the bridge's `handoff`), on by default:
+/// with the holder sending what it ran (ABI 1.3 `waker_wake_here`) it halves the serving threads'
+/// hand-overs at `--threads 4` (bench/RESULTS.md).
+pub(crate) const HANDOFF_ENV: &str = "WEBSERVER_WSGI_HANDOFF";
 /// The example in error messages: the article's.
 const EXAMPLE: &str = "flaskapp:app";
 
@@ -19,6 +23,8 @@ pub(crate) struct Config {
     pub(crate) venv: Option<PathBuf>,
     /// What chose `venv` (`--venv` or `VIRTUAL_ENV`), for the startup line.
     pub(crate) venv_from: &'static str,
+    /// [`HANDOFF_ENV`] is not `0`.
+    pub(crate) handoff: bool,
 }
 
 impl Config {
@@ -49,11 +55,13 @@ impl Config {
                  (or set {APP_ENV}=module:callable)"
             )
         })?;
+        let handoff = env(HANDOFF_ENV).is_none_or(|v| v.trim() != "0");
         let (venv, venv_from) = venv_or_env(venv, env);
         Ok(Config {
             target,
             venv,
             venv_from,
+            handoff,
         })
     }
 }

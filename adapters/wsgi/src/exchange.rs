@@ -11,8 +11,16 @@
 //!
 //! Every host call that may wait for the client (`read`, `write`) releases the GIL: with several
 //! serving threads the GIL would otherwise serialise them on the slowest client.
+//!
+//! A queued request ([`crate::handoff`]) runs on whichever serving thread holds the GIL, which
+//! is not the request's: its exchange records what the app asks ([`Recording`]) and the
+//! request's own `next` sends it ([`Exchange::replay`]).
 
-use app_abi::raw::{WsHost, WsPair, WsRequest, WS_ERR_CLIENT_GONE, WS_ERR_STATE, WS_OK};
+use crate::recording::{self, RecordedHead, Recording};
+use app_abi::raw::{
+    WsBytes, WsHost, WsPair, WsRequest, WS_ERR_APP, WS_ERR_CLIENT_GONE, WS_ERR_INVALID,
+    WS_ERR_STATE, WS_OK, WS_RESPONSE_REPLACE,
+};
 use app_abi::{AbiError, LogLevel, Logger};
 use core::ffi::c_void;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
@@ -79,6 +87,9 @@ pub(crate) struct Exchange {
     /// Reading the request body failed by the client's fault ([`crate::body_errors`]): the
     /// server answers the client, and what the app raises next is not the app's error.
     body_failed: AtomicBool,
+    /// For a queued request: what the app asked of the server, sent later by [`Exchange::replay`]
+    /// (`None`: asked of the server straight away).
+    recording: Mutex<Option<Recording>>,
 }
 
 // SAFETY: `io` is only passed to the host from the thread marked in `active` (checked by
@@ -115,7 +126,96 @@ impl Exchange {
             active: AtomicU64::new(NO_THREAD),
             head: Mutex::new(Head::default()),
             body_failed: AtomicBool::new(false),
+            recording: Mutex::new(None),
         })
+    }
+
+    /// From now on the app's head, `write()` bytes and file are kept for [`Exchange::replay`],
+    /// and `wsgi.input` is at its end (only requests without a body are queued).
+    pub(crate) fn record(&self, recording: Recording) {
+        *self.recording() = Some(recording);
+    }
+
+    fn recording(&self) -> std::sync::MutexGuard<'_, Option<Recording>> {
+        self.recording.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends what a queued request's app asked for, in order (head, `write()` bytes, file), from
+    /// the request's own thread (marked by [`Exchange::enter`]); asks from then on go straight to
+    /// the server. `length`: the body's exact length where the app gave none, sent as its
+    /// `Content-Length` (what `ws_body.length_hint` says for a request answered straight away).
+    pub(crate) fn replay(&self, length: Option<u64>) -> i32 {
+        let Some(recording) = self.recording().take() else {
+            return WS_OK;
+        };
+        if self.require_active("the response").is_err() {
+            return WS_ERR_STATE;
+        }
+        let Some(mut head) = recording.head else {
+            // The app broke PEP 3333 before starting a response: its failure says so.
+            return WS_OK;
+        };
+        let declared = self.head().declared_length;
+        if let (None, Some(length)) = (declared, length) {
+            head.headers
+                .push((b"Content-Length".to_vec(), length.to_string().into_bytes()));
+        }
+        let Some(start) = self.host.start_response else {
+            return WS_ERR_STATE;
+        };
+        let pairs = ws_pairs(&head.headers);
+        // SAFETY: `io` is live (this thread runs the request: checked above); `reason` and `pairs`
+        // are valid for the call.
+        let rc = unsafe {
+            start(
+                self.io,
+                head.status,
+                WsBytes::from_slice(&head.reason),
+                pairs.as_ptr(),
+                pairs.len(),
+                head.flags,
+            )
+        };
+        if rc != WS_OK {
+            self.logger.log(
+                LogLevel::Error,
+                &format!("the server refused a queued request's response head ({rc})"),
+            );
+            return WS_ERR_APP;
+        }
+        if !recording.written.is_empty() {
+            let Some(write) = self.host.write else {
+                return WS_ERR_STATE;
+            };
+            let written = &recording.written;
+            // SAFETY: `io` is live (checked above); the bytes are valid for the call.
+            let rc = unsafe { write(self.io, written.as_ptr(), written.len()) };
+            if rc != WS_OK {
+                return rc;
+            }
+        }
+        if let Some(file) = recording.file {
+            let send_file = self.host.has_send_file().then_some(self.host.send_file);
+            let Some(Some(send_file)) = send_file else {
+                return WS_ERR_STATE;
+            };
+            use std::os::fd::AsRawFd;
+            // SAFETY: `io` is live (checked above); the host duplicates the descriptor, which is
+            // ours and open for the call.
+            let rc = unsafe {
+                send_file(
+                    self.io,
+                    file.fd.as_raw_fd(),
+                    file.offset,
+                    file.length,
+                    file.flags,
+                )
+            };
+            if rc != WS_OK {
+                return rc;
+            }
+        }
+        WS_OK
     }
 
     /// The server is in `call`/`next` on this thread: host I/O is allowed until the guard drops.
@@ -133,6 +233,14 @@ impl Exchange {
                  iteration, on that thread (not after the response ended, not from another thread)"
             )))
         }
+    }
+
+    pub(crate) fn host(&self) -> &'static WsHost {
+        self.host
+    }
+
+    pub(crate) fn io(&self) -> *mut c_void {
+        self.io
     }
 
     pub(crate) fn logger(&self) -> Logger {
@@ -173,6 +281,10 @@ impl Exchange {
     /// released while the server waits for the client.
     pub(crate) fn read(&self, py: Python<'_>, buf: &mut [u8]) -> PyResult<usize> {
         self.require_active("wsgi.input")?;
+        if self.recording().is_some() {
+            // Only requests without a body are queued: the app reads its end.
+            return Ok(0);
+        }
         let Some(read) = self.host.read else {
             return Err(PyOSError::new_err(
                 "the server offers no request body reader",
@@ -201,6 +313,16 @@ impl Exchange {
     /// PEP 3333's `write(data)`: sent now, with the GIL released while the client is slow.
     pub(crate) fn write(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
         self.require_active("write()")?;
+        if let Some(recording) = self.recording().as_mut() {
+            if !self.head().started {
+                return Err(PyRuntimeError::new_err(
+                    "write() before start_response, or after the response ended",
+                ));
+            }
+            recording.written.extend_from_slice(data);
+            self.mark_body_sent(data.len());
+            return Ok(());
+        }
         let Some(write) = self.host.write else {
             return Err(PyOSError::new_err("the server offers no write callable"));
         };
@@ -228,6 +350,17 @@ impl Exchange {
     /// code otherwise (`WS_ERR_INVALID`: not a regular file, or past its end).
     pub(crate) fn send_file(&self, fd: i32, offset: u64, length: u64, flags: u32) -> Option<i32> {
         self.require_active("wsgi.file_wrapper").ok()?;
+        if let Some(recording) = self.recording().as_mut() {
+            if !self.host.has_send_file() {
+                return None;
+            }
+            let Some(file) = recording::file(fd, offset, length, flags) else {
+                return Some(WS_ERR_INVALID);
+            };
+            recording.file = Some(file);
+            self.mark_body_sent(0);
+            return Some(WS_OK);
+        }
         let send_file = self.host.has_send_file().then_some(self.host.send_file)??;
         // SAFETY: `io` is live (checked above); the host only duplicates `fd` during the call.
         let rc = unsafe { send_file(self.io, fd, offset, length, flags) };
@@ -243,21 +376,41 @@ impl Exchange {
         &self,
         status: u16,
         reason: &[u8],
-        pairs: &[WsPair],
+        headers: &[(Vec<u8>, Vec<u8>)],
         declared_length: Option<u64>,
         flags: u32,
     ) -> PyResult<()> {
         self.require_active("start_response")?;
+        if let Some(recording) = self.recording().as_mut() {
+            if !recording::head_is_valid(status, reason, headers) {
+                self.logger.log(
+                    LogLevel::Error,
+                    "the app's response head breaks the server's rules: the status must be \
+                     200-599, header names tokens and values without CR/LF/NUL",
+                );
+                return Err(refused_head());
+            }
+            recording.head = Some(RecordedHead {
+                status,
+                reason: reason.to_vec(),
+                headers: headers.to_vec(),
+                // The server gets one head: nothing to replace there.
+                flags: flags & !WS_RESPONSE_REPLACE,
+            });
+            self.mark_started(declared_length);
+            return Ok(());
+        }
         let Some(start) = self.host.start_response else {
             return Err(PyOSError::new_err("the server offers no start_response"));
         };
+        let pairs = ws_pairs(headers);
         // SAFETY: `io` is live (checked above); `reason` and `pairs` (and the bytes they point to)
         // are valid for the duration of the call, which is all the header lets the host rely on.
         let rc = unsafe {
             start(
                 self.io,
                 status,
-                app_abi::raw::WsBytes::from_slice(reason),
+                WsBytes::from_slice(reason),
                 pairs.as_ptr(),
                 pairs.len(),
                 flags,
@@ -265,21 +418,42 @@ impl Exchange {
         };
         match AbiError::check(rc) {
             Ok(()) => {
-                let mut head = self.head.lock().unwrap_or_else(|e| e.into_inner());
-                head.started = true;
-                head.declared_length = declared_length;
+                self.mark_started(declared_length);
                 Ok(())
             }
-            Err(AbiError::Invalid) => Err(PyValueError::new_err(
-                "the server refused the response head: the status must be 200-599, header names \
-                 tokens and values without CR/LF/NUL (see the server log)",
-            )),
+            Err(AbiError::Invalid) => Err(refused_head()),
             Err(AbiError::State) => Err(PyRuntimeError::new_err(
                 "start_response refused: the response head was already sent",
             )),
             Err(err) => Err(PyOSError::new_err(format!("start_response: {err}"))),
         }
     }
+}
+
+impl Exchange {
+    fn mark_started(&self, declared_length: Option<u64>) {
+        let mut head = self.head.lock().unwrap_or_else(|e| e.into_inner());
+        head.started = true;
+        head.declared_length = declared_length;
+    }
+}
+
+/// The ABI's view of `headers`, valid while they are.
+fn ws_pairs(headers: &[(Vec<u8>, Vec<u8>)]) -> Vec<WsPair> {
+    headers
+        .iter()
+        .map(|(n, v)| WsPair {
+            name: WsBytes::from_slice(n),
+            value: WsBytes::from_slice(v),
+        })
+        .collect()
+}
+
+fn refused_head() -> PyErr {
+    PyValueError::new_err(
+        "the server refused the response head: the status must be 200-599, header names tokens \
+         and values without CR/LF/NUL (see the server log)",
+    )
 }
 
 /// A host return code as a Python exception: `OSError` with the server's reason.

@@ -26,10 +26,12 @@ mod body_errors;
 mod config;
 mod environ;
 mod exchange;
+mod handoff;
 mod init_args;
 mod input;
 mod interpreter;
 mod python_output;
+mod recording;
 mod source_pin;
 mod start_response;
 mod startup;
@@ -37,7 +39,7 @@ mod streams;
 
 use app_abi::raw::{
     WsApp, WsBody, WsInit, WsRequest, WS_ABI_MAJOR, WS_ABI_MINOR, WS_APP_MAGIC, WS_ERR_APP,
-    WS_ERR_INVALID, WS_ERR_STATE, WS_OK,
+    WS_ERR_INVALID, WS_ERR_STATE, WS_LENGTH_UNKNOWN, WS_OK,
 };
 use app_abi::{Logger, Request};
 use core::ffi::c_void;
@@ -63,7 +65,7 @@ pub static app: WsApp = WsApp {
 };
 
 /// The app state behind `*state`: the WSGI callable and what every request shares.
-struct WsgiApp {
+pub(crate) struct WsgiApp {
     callable: PyObject,
     constants: environ::Constants,
     /// `module:callable`, for log lines.
@@ -129,6 +131,7 @@ unsafe extern "C" fn init(init: *const WsInit, state: *mut *mut c_void) -> i32 {
 fn load(args: &[String], logger: Logger) -> Result<WsgiApp, String> {
     let config = config::Config::from_args_and_env(args, |k| std::env::var(k).ok())?;
     interpreter::start(&config)?;
+    handoff::enable(config.handoff);
     Python::with_gil(|py| {
         python_output::install(py, logger).map_err(|err| {
             format!(
@@ -154,7 +157,8 @@ fn load(args: &[String], logger: Logger) -> Result<WsgiApp, String> {
     })
 }
 
-/// `ws_app.call`: one request through the WSGI callable.
+/// `ws_app.call`: one request through the WSGI callable — here, or queued for the thread that
+/// is running the app ([`handoff`]).
 ///
 /// # Safety
 /// `state` from [`init`]; `request` and `body` valid as the header specifies (the request until
@@ -174,36 +178,27 @@ unsafe extern "C" fn call(state: *mut c_void, request: *const WsRequest, body: *
             return WS_ERR_STATE;
         };
         let exchange = Arc::new(exchange);
-        // SAFETY: as above; the environ is valid for this call.
-        let req = unsafe { Request::from_raw(raw) };
+        // SAFETY: as above; the environ is valid until the body's close.
+        let vars = unsafe { Request::from_raw(raw) }.vars();
+        if let Some(queued) = handoff::queue(wsgi, raw, vars, &exchange) {
+            // SAFETY: `body` is non-null and writable (the header); only the app's fields are
+            // written.
+            unsafe {
+                (*body).ctx = Box::into_raw(queued).cast();
+                (*body).next = Some(deferred_next);
+                (*body).close = Some(deferred_close);
+                (*body).length_hint = WS_LENGTH_UNKNOWN;
+            }
+            return WS_OK;
+        }
+        let holding = handoff::Holding::begin();
         let _active = exchange.enter();
         python_thread::with_gil(|py| {
-            let fail = |what: &str, err: &PyErr| {
-                exchange.log_app_failure(&format!(
-                    "WSGI app {} {what}\n{}",
-                    wsgi.label,
-                    interpreter::traceback(py, err)
-                ));
-                WS_ERR_APP
-            };
-            let environ = match environ::build(py, raw, req.vars(), &exchange, &wsgi.constants) {
-                Ok(e) => e,
-                Err(err) => return fail("could not get its environ:", &err),
-            };
-            let start_response = match Py::new(
-                py,
-                start_response::StartResponse::new(Arc::clone(&exchange)),
-            ) {
-                Ok(s) => s,
-                Err(err) => return fail("could not get start_response:", &err),
-            };
-            let result = match wsgi.callable.call1(py, (environ, start_response)) {
-                Ok(r) => r,
-                Err(err) => return fail("raised:", &err),
-            };
-            let result = result.bind(py);
-            match body::prepare(&exchange, result, &wsgi.label) {
+            let code = match run(py, wsgi, raw, &exchange) {
                 Ok(prepared) => {
+                    if prepared.body.is_complete() {
+                        holding.own_request_done();
+                    }
                     // SAFETY: `body` is non-null and writable (the header); only the app's fields
                     // are written.
                     unsafe {
@@ -214,16 +209,80 @@ unsafe extern "C" fn call(state: *mut c_void, request: *const WsRequest, body: *
                     }
                     WS_OK
                 }
-                Err(err) => {
-                    let code = fail("broke PEP 3333:", &err);
-                    if let Err(err) = body::close_iterable(py, result) {
-                        fail("raised in its iterable's close():", &err);
-                    }
+                Err(code) => {
+                    holding.own_request_done();
                     code
                 }
-            }
+            };
+            // Before the GIL goes: the requests queued meanwhile.
+            handoff::drain(py);
+            code
         })
     })
+}
+
+/// One request through the WSGI callable, with the GIL, on the thread marked active in
+/// `exchange`: its environ, `start_response`, the call, the body's first item. `Err`: the
+/// failure was logged, the code is the request's.
+pub(crate) fn run(
+    py: Python<'_>,
+    wsgi: &WsgiApp,
+    raw: &WsRequest,
+    exchange: &Arc<exchange::Exchange>,
+) -> Result<body::Prepared, i32> {
+    let fail = |what: &str, err: &PyErr| {
+        exchange.log_app_failure(&format!(
+            "WSGI app {} {what}\n{}",
+            wsgi.label,
+            interpreter::traceback(py, err)
+        ));
+        WS_ERR_APP
+    };
+    // SAFETY: the header's contract for `raw`: valid until the body's close, which has not come.
+    let req = unsafe { Request::from_raw(raw) };
+    let environ = environ::build(py, raw, req.vars(), exchange, &wsgi.constants)
+        .map_err(|err| fail("could not get its environ:", &err))?;
+    let start_response = Py::new(py, start_response::StartResponse::new(Arc::clone(exchange)))
+        .map_err(|err| fail("could not get start_response:", &err))?;
+    let result = wsgi
+        .callable
+        .call1(py, (environ, start_response))
+        .map_err(|err| fail("raised:", &err))?;
+    let result = result.bind(py);
+    body::prepare(exchange, result, &wsgi.label).map_err(|err| {
+        let code = fail("broke PEP 3333:", &err);
+        if let Err(err) = body::close_iterable(py, result) {
+            fail("raised in its iterable's close():", &err);
+        }
+        code
+    })
+}
+
+/// `ws_body.next` of a queued request.
+///
+/// # Safety
+/// `ctx` is a live queued body from [`call`], `chunk` writable; never concurrent for one ctx.
+unsafe extern "C" fn deferred_next(ctx: *mut c_void, chunk: *mut app_abi::raw::WsBytes) -> i32 {
+    if ctx.is_null() || chunk.is_null() {
+        return WS_ERR_INVALID;
+    }
+    boundary(None, WS_ERR_APP, || {
+        // SAFETY: exclusive access to the live DeferredBody and a writable chunk (the contract).
+        unsafe { (*ctx.cast::<handoff::DeferredBody>()).next_chunk(&mut *chunk) }
+    })
+}
+
+/// `ws_body.close` of a queued request.
+///
+/// # Safety
+/// `ctx` is a queued body from [`call`], closed this once.
+unsafe extern "C" fn deferred_close(ctx: *mut c_void) {
+    if ctx.is_null() {
+        return;
+    }
+    // SAFETY: leaked by `call`, reclaimed exactly once here.
+    let state = unsafe { Box::from_raw(ctx.cast::<handoff::DeferredBody>()) };
+    boundary(None, (), || (*state).close());
 }
 
 /// `ws_body.next`.
@@ -265,6 +324,7 @@ unsafe extern "C" fn shutdown(state: *mut c_void) {
     // SAFETY: reclaimed exactly once, after the last request (the header).
     let wsgi = unsafe { Box::from_raw(state.cast::<WsgiApp>()) };
     let logger = wsgi.logger;
+    boundary(Some(logger), (), || handoff::stop(logger));
     boundary(Some(logger), (), || {
         Python::with_gil(|py| {
             for stream in ["stdout", "stderr"] {

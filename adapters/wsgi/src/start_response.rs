@@ -8,7 +8,7 @@
 #![allow(clippy::useless_conversion)]
 
 use crate::exchange::Exchange;
-use app_abi::raw::{WsBytes, WsPair, WS_RESPONSE_CLOSE, WS_RESPONSE_REPLACE};
+use app_abi::raw::{WS_RESPONSE_CLOSE, WS_RESPONSE_REPLACE};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
@@ -141,15 +141,8 @@ impl StartResponse {
             flags
         };
         let declared_length = content_length(&owned);
-        let pairs: Vec<WsPair> = owned
-            .iter()
-            .map(|(n, v)| WsPair {
-                name: WsBytes::from_slice(n),
-                value: WsBytes::from_slice(v),
-            })
-            .collect();
         self.exchange
-            .start_response(code, reason, &pairs, declared_length, flags)?;
+            .start_response(code, reason, &owned, declared_length, flags)?;
         Py::new(
             py,
             Write {

@@ -235,6 +235,22 @@ impl Waker {
         }
     }
 
+    /// [`Waker::wake`] from a serving thread in `call` or `next` of another request that returns
+    /// soon and waits no more afterwards: the server may run this request's `next` on the calling
+    /// thread once it is done there (ABI 1.3 `waker_wake_here`), instead of waking another
+    /// thread. Elsewhere, or on an older server, the same as [`Waker::wake`].
+    pub fn wake_here(&self) {
+        let here = self
+            .host
+            .waker_wake_here
+            .filter(|_| self.host.has_wake_here());
+        match here {
+            // SAFETY: as in `wake`; the host's size covers the field (checked just above).
+            Some(wake_here) => unsafe { wake_here(self.raw.as_ptr()) },
+            None => self.wake(),
+        }
+    }
+
     /// A [`std::task::Waker`] whose wakes call [`Waker::wake`], for futures polled in `next`.
     pub fn into_task_waker(self) -> std::task::Waker {
         std::task::Waker::from(Arc::new(TaskWake(self)))

@@ -142,7 +142,7 @@ mod tests {
             ..WsHost::EMPTY
         };
         assert!(parts_with(&without_flag).is_none());
-        // A host of 1.3 that ends at set_trailers has no request_parts, whatever lies past it.
+        // A host of 1.3 that ends before request_parts has none, whatever lies past its size.
         let older = WsHost {
             size: core::mem::offset_of!(WsHost, request_parts) as u32,
             request_parts: Some(kept),

@@ -6,7 +6,7 @@ use super::*;
 use crate::raw::*;
 use core::ffi::c_void;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// One connection's fake server side; its address is both the request's `io` and the handle.
@@ -165,8 +165,11 @@ static HOST_1_2: WsHost = WsHost {
     ..WsHost::EMPTY
 };
 
-/// Handlers dropped so far, across tests (each test compares with its own before/after).
-static DROPPED: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    /// Handlers dropped so far on this test's thread: tests run in parallel, and each drops its
+    /// handlers on its own thread, so one test's drop never shows in another's count.
+    static DROPPED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
 
 /// An echo that holds a message the client cannot take yet.
 #[derive(Default)]
@@ -177,7 +180,7 @@ struct Echo {
 
 impl Drop for Echo {
     fn drop(&mut self) {
-        DROPPED.fetch_add(1, Ordering::SeqCst);
+        DROPPED.set(DROPPED.get() + 1);
     }
 }
 
@@ -277,7 +280,7 @@ fn release(f: &Fake) {
 #[test]
 fn an_echo_accepted_by_response_websocket_echoes_waits_and_is_released_once() {
     let f = Fake::default();
-    let dropped = DROPPED.load(Ordering::SeqCst);
+    let dropped = DROPPED.get();
     assert_eq!(
         call_with(
             &f,
@@ -317,9 +320,9 @@ fn an_echo_accepted_by_response_websocket_echoes_waits_and_is_released_once() {
     f.closed_by_client.store(true, Ordering::SeqCst);
     event(&f, WS_EV_READABLE | WS_EV_CLOSED);
     assert_eq!(*f.closes.lock().unwrap(), vec![(1000, Vec::new())]);
-    assert_eq!(DROPPED.load(Ordering::SeqCst), dropped);
+    assert_eq!(DROPPED.get(), dropped);
     release(&f);
-    assert_eq!(DROPPED.load(Ordering::SeqCst), dropped + 1);
+    assert_eq!(DROPPED.get(), dropped + 1);
     assert_eq!(f.closes.lock().unwrap().len(), 1, "closed exactly once");
 }
 
@@ -379,12 +382,12 @@ fn close_is_once_and_later_calls_say_the_client_is_gone() {
 fn a_refused_accept_frees_the_handler_and_fails_the_call() {
     let f = Fake::default();
     f.accept_fails.store(true, Ordering::SeqCst);
-    let dropped = DROPPED.load(Ordering::SeqCst);
+    let dropped = DROPPED.get();
     assert_eq!(
         call_with(&f, 0, || Response::websocket(Echo::default())),
         WS_ERR_INVALID
     );
-    assert_eq!(DROPPED.load(Ordering::SeqCst), dropped + 1);
+    assert_eq!(DROPPED.get(), dropped + 1);
 }
 
 #[test]

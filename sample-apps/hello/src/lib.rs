@@ -21,4 +21,13 @@ impl App for Hello {
     }
 }
 
-export_app!(app, Hello, name = "hello", version = "1.0");
+// `call` answers at once and reads nothing, and the body is a static slice: nothing here ever
+// waits, so the server may run it on its HTTP/2 thread as hyper runs a service on the
+// connection's task (`WS_APP_NONBLOCKING`).
+export_app!(
+    app,
+    Hello,
+    name = "hello",
+    version = "1.0",
+    flags = app_abi::raw::WS_APP_NONBLOCKING
+);

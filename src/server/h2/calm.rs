@@ -1,17 +1,12 @@
 //! A bound on the control frames a client may send (SETTINGS and PING floods): `h2` answers
 //! each one, so a client that sends them as fast as it can, and reads the answers, keeps the
 //! HTTP/2 thread busy for as long as it likes. The connection's reader watches the frame
-//! headers going into `h2` (the plaintext, after TLS); past `CONTROL_PER_SECOND` such frames in
-//! a second the connection is ended with `GOAWAY(ENHANCE_YOUR_CALM)` (RFC 9113 §5.4.1).
+//! headers going into `h2` (the plaintext, after TLS); past `--http2-max-control-frames` such
+//! frames in a second the connection is ended with `GOAWAY(ENHANCE_YOUR_CALM)` (RFC 9113 §5.4.1).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// SETTINGS and PING frames (ACKs not counted) a client may send in one second. Clients send a
-/// handful: one SETTINGS at the start, a keep-alive PING now and then, hyper's adaptive window
-/// one PING per round trip while a body arrives, never near this.
-const CONTROL_PER_SECOND: u32 = 1000;
 
 const FRAME_HEADER: usize = 9;
 const SETTINGS: u8 = 0x4;
@@ -28,18 +23,24 @@ pub(super) struct FrameWatch {
     header_len: usize,
     window_start: Instant,
     in_window: u32,
+    /// SETTINGS and PING frames (ACKs not counted) a client may send in one second. Clients
+    /// send a handful: one SETTINGS at the start, a keep-alive PING now and then, hyper's
+    /// adaptive window one PING per round trip while a body arrives; the default (1,000) is
+    /// never near.
+    per_second: u32,
     /// Set once the client went past the bound; the connection's task ends it.
     flooded: Arc<AtomicBool>,
 }
 
 impl FrameWatch {
-    pub(super) fn new(flooded: Arc<AtomicBool>) -> FrameWatch {
+    pub(super) fn new(flooded: Arc<AtomicBool>, per_second: u32) -> FrameWatch {
         FrameWatch {
             skip: PREFACE_LEN,
             header: [0; FRAME_HEADER],
             header_len: 0,
             window_start: Instant::now(),
             in_window: 0,
+            per_second,
             flooded,
         }
     }
@@ -71,7 +72,7 @@ impl FrameWatch {
 
     fn count_control(&mut self) {
         self.in_window += 1;
-        if self.in_window <= CONTROL_PER_SECOND {
+        if self.in_window <= self.per_second {
             return;
         }
         if self.window_start.elapsed() < Duration::from_secs(1) {
@@ -95,8 +96,10 @@ mod tests {
         out
     }
 
+    const CONTROL_PER_SECOND: u32 = 1000;
+
     fn watch() -> FrameWatch {
-        FrameWatch::new(Arc::default())
+        FrameWatch::new(Arc::default(), CONTROL_PER_SECOND)
     }
 
     #[test]

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::io::H2Io;
 use super::stream::{ConnInfo, StreamJob};
-use super::{Job, Queue};
+use super::{Job, Limits, Queue};
 use crate::server::conn::Conn;
 use crate::server::serve::ThreadScratch;
 use crate::server::slots::Token;
@@ -29,22 +29,21 @@ use crate::server::Shared;
 use crate::sys::socket::Stream;
 use crate::tls::TlsSession;
 
-/// Streams one connection may have open (`SETTINGS_MAX_CONCURRENT_STREAMS`), and queued or
-/// running on serving threads.
-const MAX_STREAMS: u32 = 100;
-
-/// The largest header list a client may send, decoded (HPACK bombs, CONTINUATION floods).
-const MAX_HEADER_LIST: u32 = 64 * 1024;
-
 /// What a client may send on one stream ahead of the app's reads.
 const STREAM_WINDOW: u32 = 128 * 1024;
 
 /// What a client may send on the whole connection ahead of the app's reads: every stream's
-/// window at once. Streams wait in the queue for a serving thread with their bodies' first
-/// window already received; a smaller connection window lets those queued bodies take it all,
-/// and the stream being served then starves until its body timeout (twenty uploads from a
-/// browser did). Memory a connection can pin stays bounded: MAX_STREAMS x STREAM_WINDOW.
-const CONNECTION_WINDOW: u32 = MAX_STREAMS * STREAM_WINDOW;
+/// window at once (`max_streams` x `STREAM_WINDOW`). Streams wait in the queue for a serving
+/// thread with their bodies' first window already received; a smaller connection window lets
+/// those queued bodies take it all, and the stream being served then starves until its body
+/// timeout (twenty uploads from a browser did). Memory a connection can pin stays bounded by it.
+fn connection_window(limits: &Limits) -> u32 {
+    // A window is at most 2^31 - 1 (RFC 9113 §6.9.1).
+    limits
+        .max_streams
+        .saturating_mul(STREAM_WINDOW)
+        .min(LAST_STREAM_ID)
+}
 
 /// The last stream id a client may open (RFC 9113 §5.1.1: ids are 31 bits and only grow).
 const LAST_STREAM_ID: u32 = (1 << 31) - 1;
@@ -102,6 +101,7 @@ impl Handoff {
 pub(super) struct Settings {
     header_timeout: Duration,
     keep_alive: Duration,
+    limits: Limits,
 }
 
 impl Settings {
@@ -109,6 +109,7 @@ impl Settings {
         Settings {
             header_timeout: config.header_timeout,
             keep_alive: config.keep_alive,
+            limits: config.http2_limits,
         }
     }
 }
@@ -169,6 +170,9 @@ fn run_here(batch: &mut Vec<Job>, shared: &Shared) {
             super::serve_stream(job, shared, scratch);
         }
     });
+    // Their access-log lines, which a serving thread writes before it waits for events: this
+    // thread's would otherwise wait in its buffer until the process exits.
+    crate::logging::flush_thread();
 }
 
 /// Counts a connection's streams that are queued or running on a serving thread: `h2` stops
@@ -216,7 +220,8 @@ async fn connection(
     } = handoff;
     let peer = info.peer;
     let flooded = Arc::new(AtomicBool::new(false));
-    let io = match H2Io::new(stream, tls, early, Arc::clone(&flooded)) {
+    let limits = settings.limits;
+    let io = match H2Io::new(stream, tls, early, Arc::clone(&flooded), &limits) {
         Ok(io) => io,
         Err(e) => {
             log::warn!("{peer}: cannot watch the HTTP/2 connection: {e}");
@@ -224,10 +229,10 @@ async fn connection(
         }
     };
     let handshake = h2::server::Builder::new()
-        .max_concurrent_streams(MAX_STREAMS)
-        .max_header_list_size(MAX_HEADER_LIST)
+        .max_concurrent_streams(limits.max_streams)
+        .max_header_list_size(limits.max_header_list)
         .initial_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW)
+        .initial_connection_window_size(connection_window(&limits))
         .handshake::<_, Bytes>(io);
     let mut conn = match tokio::time::timeout(settings.header_timeout, handshake).await {
         Ok(Ok(conn)) => conn,
@@ -290,7 +295,7 @@ async fn connection(
                 active_at = Instant::now();
                 let (request, respond) = *accepted;
                 let last_id = u32::from(respond.stream_id()) == LAST_STREAM_ID;
-                batch.extend(accept(request, respond, &info, &in_flight, queue));
+                batch.extend(accept(request, respond, &info, (&in_flight, limits), queue));
                 if last_id && going_away.is_none() {
                     // No stream can follow it: say so, and close once it is answered (the
                     // client opens a new connection), instead of idling until --keep-alive.
@@ -347,17 +352,18 @@ fn accept(
     request: http::Request<h2::RecvStream>,
     mut respond: h2::server::SendResponse<Bytes>,
     info: &Arc<ConnInfo>,
-    in_flight: &Arc<AtomicUsize>,
+    (in_flight, limits): (&Arc<AtomicUsize>, Limits),
     queue: &Arc<Queue>,
 ) -> Option<Job> {
     if queue.draining.load(Ordering::SeqCst) {
         respond.send_reset(Reason::REFUSED_STREAM);
         return None;
     }
-    if in_flight.fetch_add(1, Ordering::SeqCst) >= MAX_STREAMS as usize {
+    let max_streams = limits.max_streams;
+    if in_flight.fetch_add(1, Ordering::SeqCst) >= max_streams as usize {
         in_flight.fetch_sub(1, Ordering::SeqCst);
         log::debug!(
-            "{}: refused an HTTP/2 stream: {MAX_STREAMS} still queued or running (reset streams count until the app is done with them)",
+            "{}: refused an HTTP/2 stream: {max_streams} (--http2-max-streams) still queued or running (reset streams count until the app is done with them)",
             info.peer
         );
         respond.send_reset(Reason::REFUSED_STREAM);

@@ -34,7 +34,8 @@ pub(super) struct H2Io {
     /// Input read before the hand-over, returned first.
     early: Vec<u8>,
     early_at: usize,
-    /// Decrypted bytes on their way into a `ReadBuf` (TLS reads append to a `Vec`).
+    /// Bytes on their way into a `ReadBuf`: decrypted (TLS reads append to a `Vec`), or read
+    /// from the socket.
     plain: Vec<u8>,
     /// rustls may hold decrypted bytes no edge of the socket will announce: the last TLS read
     /// filled the `ReadBuf` (a shorter one found the socket empty), or none was made yet.
@@ -66,6 +67,7 @@ impl H2Io {
         tls: Option<Box<TlsSession>>,
         early: Vec<u8>,
         flooded: Arc<AtomicBool>,
+        limits: &super::Limits,
     ) -> io::Result<H2Io> {
         // The one `unsafe` of `server` (otherwise reached through `crate::sys` only): tokio's
         // registration of a descriptor it does not own.
@@ -83,7 +85,7 @@ impl H2Io {
             decrypted_left: true,
             pending: Vec::new(),
             read_this_turn: 0,
-            watch: FrameWatch::new(flooded),
+            watch: FrameWatch::new(flooded, limits.max_control_frames),
         })
     }
 }
@@ -98,9 +100,15 @@ fn read_now(
 ) -> io::Result<()> {
     match tls {
         None => {
-            let n = stream.read(buf.initialize_unfilled_to(room))?;
+            // Read into `plain` (zeroed once), not into `buf`: `h2` hands an uninitialised
+            // buffer each time, and initialising it zeroed 16 KiB per read to take a few hundred
+            // bytes.
+            if plain.len() < READ_BUDGET {
+                plain.resize(READ_BUDGET, 0);
+            }
+            let n = stream.read(&mut plain[..room])?;
             crate::stats::bytes_in(n);
-            buf.advance(n);
+            buf.put_slice(&plain[..n]);
         }
         Some(tls) => {
             plain.clear();

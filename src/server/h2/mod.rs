@@ -30,6 +30,33 @@ use super::slots::Slots;
 use crate::listen::ListenerOptions;
 use crate::sys::epoll::Epoll;
 
+/// The bounds on what one HTTP/2 client may ask of the server (`--http2-max-streams`,
+/// `--http2-max-header-list`, `--http2-max-control-frames`); the defaults are what the server
+/// always used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// Streams one connection may have open (`SETTINGS_MAX_CONCURRENT_STREAMS`), and queued or
+    /// running in the app: a stream the client reset still counts until the app is done with
+    /// it (rapid reset, CVE-2023-44487).
+    pub(crate) max_streams: u32,
+    /// The largest header list a client may send, decoded (`SETTINGS_MAX_HEADER_LIST_SIZE`):
+    /// past it 431, far past it GOAWAY (HPACK bombs, CONTINUATION floods, CVE-2024-27316).
+    pub(crate) max_header_list: u32,
+    /// SETTINGS and PING frames a client may send in one second before it is cut off with
+    /// GOAWAY(ENHANCE_YOUR_CALM) (`calm.rs`).
+    pub(crate) max_control_frames: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_streams: 100,
+            max_header_list: 64 * 1024,
+            max_control_frames: 1000,
+        }
+    }
+}
+
 /// What a serving thread takes from the HTTP/2 queue.
 pub(crate) enum Job {
     /// A stream the HTTP/2 thread accepted.

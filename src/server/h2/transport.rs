@@ -168,24 +168,28 @@ impl<'a> StreamTransport<'a> {
         }
         if self.s.head.is_empty() {
             // Most responses: the head comes whole in one write, parsed where it is.
-            if let Some(at) = head_end(data) {
-                return self.send_head(&data[..at], &data[at..], end);
+            if let Some((response, at)) = response_head(data)? {
+                return self.send_head(response, &data[at..], end);
             }
         }
         self.s.head.extend_from_slice(data);
-        let Some(at) = head_end(&self.s.head) else {
+        let Some((response, at)) = response_head(&self.s.head)? else {
             if end {
                 return Err(io::Error::other("the response ended inside its head"));
             }
             return Ok(());
         };
         let whole = std::mem::take(&mut self.s.head);
-        self.send_head(&whole[..at], &whole[at..], end)
+        self.send_head(response, &whole[at..], end)
     }
 
-    /// Sends the encoder's `head` as the HEADERS frame, then `body`.
-    fn send_head(&mut self, head: &[u8], body: &[u8], end: bool) -> io::Result<()> {
-        let response = response_head(head)?;
+    /// Sends the encoder's head, `response`, as the HEADERS frame, then `body`.
+    fn send_head(
+        &mut self,
+        response: http::Response<()>,
+        body: &[u8],
+        end: bool,
+    ) -> io::Result<()> {
         let Some(mut respond) = self.s.respond.take() else {
             return Err(io::ErrorKind::BrokenPipe.into());
         };
@@ -493,19 +497,24 @@ impl Transport for StreamTransport<'_> {
     }
 }
 
-/// Where the encoder's head ends (past its empty line), if it is whole.
-fn head_end(bytes: &[u8]) -> Option<usize> {
-    memchr::memmem::find(bytes, b"\r\n\r\n").map(|at| at + 4)
-}
-
-/// The encoder's HTTP/1 head as an HTTP/2 response head. The field values share one copy of
-/// the head (one allocation, not one per field).
-fn response_head(head: &[u8]) -> io::Result<http::Response<()>> {
-    let head = Bytes::copy_from_slice(head);
-    let mut fields = [httparse::EMPTY_HEADER; 128];
-    let mut parsed = httparse::Response::new(&mut fields);
+/// The encoder's HTTP/1 head at the start of `bytes` as an HTTP/2 response head, and where the
+/// head ends; `None` while it is not whole. The field values share one copy of the head (one
+/// allocation, not one per field).
+fn response_head(bytes: &[u8]) -> io::Result<Option<(http::Response<()>, usize)>> {
     let invalid = |e: &dyn std::fmt::Display| io::Error::other(format!("response head: {e}"));
-    parsed.parse(&head).map_err(|e| invalid(&e))?;
+    // Uninitialised: zeroing room for 128 fields cost more than parsing a short head.
+    let mut fields = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; 128];
+    let mut parsed = httparse::Response::new(&mut []);
+    let at = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut parsed,
+        bytes,
+        &mut fields,
+    ) {
+        Ok(httparse::Status::Complete(at)) => at,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(invalid(&e)),
+    };
+    let head = Bytes::copy_from_slice(&bytes[..at]);
     let status = parsed.code.unwrap_or(500);
     let mut response = http::Response::new(());
     *response.status_mut() = http::StatusCode::from_u16(status).map_err(|e| invalid(&e))?;
@@ -518,11 +527,14 @@ fn response_head(head: &[u8]) -> io::Result<http::Response<()>> {
             continue;
         }
         let name = http::HeaderName::from_bytes(field.name.as_bytes()).map_err(|e| invalid(&e))?;
-        let value = http::HeaderValue::from_maybe_shared(head.slice_ref(field.value))
-            .map_err(|e| invalid(&e))?;
+        // The value's place in `bytes` is its place in `head`.
+        let from = field.value.as_ptr() as usize - bytes.as_ptr() as usize;
+        let value =
+            http::HeaderValue::from_maybe_shared(head.slice(from..from + field.value.len()))
+                .map_err(|e| invalid(&e))?;
         map.append(name, value);
     }
-    Ok(response)
+    Ok(Some((response, at)))
 }
 
 fn stream_error(e: h2::Error) -> io::Error {

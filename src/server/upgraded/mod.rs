@@ -35,6 +35,7 @@ use super::ws::boundary::FrameBoundary;
 use super::ws::session::WsSession;
 use super::{Config, Shared};
 use crate::app::host_upgrade::ConnHandler;
+pub(crate) use crate::app::upgraded::{Mode, Step};
 use crate::logging::UpgradeSeed;
 
 mod stream;
@@ -45,27 +46,6 @@ const EARLY_OUTPUT_LIMIT: usize = 64 * 1024;
 
 /// Input read ahead of the app (to notice a client that hangs up) stops at this much.
 const READ_AHEAD_LIMIT: usize = 64 * 1024;
-
-/// What one non-blocking step gave.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Step<T> {
-    Done(T),
-    /// Nothing now: an event follows.
-    Pending,
-    /// The connection is closed (or failed).
-    Gone,
-    /// Not a call for this kind of handle (a byte-stream call on a WebSocket's).
-    Refused,
-}
-
-/// How the app sees the connection.
-pub(crate) enum Mode {
-    /// `upgrade`: bytes. `websocket` when the 101 said `Upgrade: websocket` (an app with its own
-    /// WebSocket stack, axum): the drain still says goodbye with a close frame.
-    Raw { websocket: bool },
-    /// `websocket_accept`: RFC 6455 messages, framed by the server.
-    WebSocket,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Phase {

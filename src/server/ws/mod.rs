@@ -1,10 +1,10 @@
 //! WebSockets (RFC 6455) for every app kind, in the server: the opening handshake's checks
-//! (`handshake.rs`), the protocol state of one connection on tungstenite (`session.rs`), and
+//! (`crate::http::upgrade_offer`, protocol over bytes, re-exported as `handshake`), the protocol state of one connection on tungstenite (`session.rs`), and
 //! message mode's host calls (`websocket_recv`, `websocket_send`, `websocket_close`), which
 //! run under the connection's lock like the raw stream's (`upgraded.rs`).
 
 pub(crate) mod boundary;
-pub(crate) mod handshake;
+pub(crate) use crate::http::upgrade_offer as handshake;
 pub(crate) mod session;
 
 use std::time::{Duration, Instant};

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Action, Generations, State};
+use super::{Action, CrashLoopView, Generations, State};
 
 /// This many replacements in a row that died before they were ready make a crash loop.
 pub(crate) const CRASH_LOOP_AFTER: u32 = 3;
@@ -22,17 +22,6 @@ pub(super) struct StartFailures {
     retry_at: Option<Instant>,
     /// The generation's source pin was emptied during this run (said once).
     repinned: bool,
-}
-
-/// A crash loop as `--stats` shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct CrashLoopView {
-    pub(crate) generation: u64,
-    /// Replacements that died before they were ready, in a row.
-    pub(crate) failures: u32,
-    pub(crate) last_failure: Option<String>,
-    /// How long until the next replacement starts (zero: it may be starting now).
-    pub(crate) retry_in: Duration,
 }
 
 impl Generations {

@@ -1,52 +1,12 @@
 //! What the state machine knows, read-only, for `--stats`: which generation serves which library,
 //! its workers and their state, how swaps went, and what a worker's exit means.
 
-use std::path::PathBuf;
+use std::time::Instant;
 
-use super::{Generations, State};
-
-/// Swaps since the first generation served.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct SwapCounts {
-    /// Announced ready (the old generation stopped accepting).
-    pub(crate) ok: u64,
-    /// Refused: the old generation kept serving.
-    pub(crate) failed: u64,
-    /// Why the last refused swap was refused.
-    pub(crate) last_failure: Option<String>,
-}
-
-/// A generation as `--stats` shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct GenerationView {
-    pub(crate) id: u64,
-    /// `booting`, `live`, `draining` or `failed`.
-    pub(crate) state: &'static str,
-    /// The user's file.
-    pub(crate) source: PathBuf,
-    pub(crate) hash: String,
-    /// `NAME VERSION` from its first worker's `ready` (empty before).
-    pub(crate) app: String,
-}
-
-/// A worker as `--stats` shows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct WorkerView {
-    pub(crate) pid: i32,
-    pub(crate) generation: u64,
-    pub(crate) ready: bool,
-}
-
-/// How a worker that is about to be reaped ended, as far as the master is concerned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct WorkerFate {
-    /// The master killed it for its silence (`--timeout`).
-    pub(crate) silenced: bool,
-    /// It had loaded the app and said `ready`.
-    pub(crate) ready: bool,
-    /// A stop is under way: the master may have killed it for being late.
-    pub(crate) stopping: bool,
-}
+use super::{
+    CrashLoopView, GenerationView, Generations, State, SwapCounts, WorkerFate, WorkerView,
+};
+use crate::stats::facts::Machine;
 
 fn state_name(state: State) -> &'static str {
     match state {
@@ -98,5 +58,23 @@ impl Generations {
             ready: worker.ready,
             stopping: self.is_stopping(),
         })
+    }
+}
+
+impl Machine for Generations {
+    fn generation_views(&self) -> Vec<GenerationView> {
+        Generations::generation_views(self)
+    }
+
+    fn worker_views(&self) -> Vec<WorkerView> {
+        Generations::worker_views(self)
+    }
+
+    fn swap_counts(&self) -> &SwapCounts {
+        Generations::swap_counts(self)
+    }
+
+    fn crash_loop(&self, now: Instant) -> Option<CrashLoopView> {
+        Generations::crash_loop(self, now)
     }
 }

@@ -48,21 +48,17 @@ impl Channel {
     pub(super) fn zerocopysend(&self, message: &Bound<'_, PyAny>) -> PyResult<u8> {
         let py = message.py();
         let number = |key: &Bound<'_, PyString>| -> PyResult<Option<u64>> {
-            match field(message, key)? {
-                Some(v) if !v.is_none() => v.extract().map(Some).map_err(|_| {
+            field_or(message, key, None, |v| {
+                v.extract().map(Some).map_err(|_| {
                     PyValueError::new_err(format!(
                         "http.response.zerocopysend: {key} must be a non-negative int"
                     ))
-                }),
-                _ => Ok(None),
-            }
+                })
+            })
         };
         let offset = number(intern!(py, "offset"))?;
         let count = number(intern!(py, "count"))?;
-        let more = match field(message, intern!(py, "more_body"))? {
-            Some(m) => m.is_truthy()?,
-            None => false,
-        };
+        let more = flag(message, intern!(py, "more_body"))?;
         let object = field(message, intern!(py, "file"))?.ok_or_else(|| {
             PyValueError::new_err("http.response.zerocopysend needs 'file', an open file")
         })?;

@@ -11,14 +11,10 @@ impl Channel {
     /// One `http.response.trailers` message.
     pub(super) fn trailers(&self, message: &Bound<'_, PyAny>) -> PyResult<u8> {
         let py = message.py();
-        let headers = match field(message, intern!(py, "headers"))? {
-            Some(h) => header_pairs(&h, "http.response.trailers")?,
-            None => Vec::new(),
-        };
-        let more = match field(message, intern!(py, "more_trailers"))? {
-            Some(m) => m.is_truthy()?,
-            None => false,
-        };
+        let headers = field_or(message, intern!(py, "headers"), Vec::new(), |h| {
+            header_pairs(h, "http.response.trailers")
+        })?;
+        let more = flag(message, intern!(py, "more_trailers"))?;
         let mut st = self.shared.state();
         if st.closed {
             return Ok(SEND_DONE);

@@ -56,22 +56,14 @@ impl Channel {
         message: &Bound<'_, PyAny>,
     ) -> PyResult<u8> {
         let py = message.py();
-        let optional = |key: &str| -> Option<Bound<'_, PyAny>> {
-            field(message, &PyString::new_bound(py, key))
-                .ok()
-                .flatten()
-                .filter(|v| !v.is_none())
-        };
         match kind {
             "websocket.accept" => {
-                let protocol: Vec<u8> = match optional("subprotocol") {
-                    Some(p) => p.extract::<String>()?.into_bytes(),
-                    None => Vec::new(),
-                };
-                let headers = match optional("headers") {
-                    Some(h) => header_pairs(&h, "websocket.accept")?,
-                    None => Vec::new(),
-                };
+                let protocol = field_or(message, intern!(py, "subprotocol"), Vec::new(), |p| {
+                    Ok(p.extract::<String>()?.into_bytes())
+                })?;
+                let headers = field_or(message, intern!(py, "headers"), Vec::new(), |h| {
+                    header_pairs(h, "websocket.accept")
+                })?;
                 let mut st = self.shared.state();
                 if st.closed || ws.accepted() {
                     return Ok(SEND_GONE);
@@ -87,10 +79,10 @@ impl Channel {
                 Ok(SEND_WAIT)
             }
             "websocket.send" if ws.accepted() => {
-                let sent = if let Some(text) = optional("text") {
+                let sent = if let Some(text) = present(message, intern!(py, "text"))? {
                     let text: String = text.extract()?;
                     ws.send(WS_MSG_TEXT, text.as_bytes())
-                } else if let Some(bytes) = optional("bytes") {
+                } else if let Some(bytes) = present(message, intern!(py, "bytes"))? {
                     match bytes.downcast::<PyBytes>() {
                         Ok(bytes) => ws.send(WS_MSG_BINARY, bytes.as_bytes()),
                         Err(_) => ws.send(WS_MSG_BINARY, &super::byte_string(&bytes)?),
@@ -110,9 +102,10 @@ impl Channel {
                 }
             }
             "websocket.close" if ws.accepted() => {
-                let code: u16 = optional("code").map_or(Ok(1000), |c| c.extract())?;
-                let reason: String =
-                    optional("reason").map_or(Ok(String::new()), |r| r.extract())?;
+                let code: u16 = field_or(message, intern!(py, "code"), 1000, |c| c.extract())?;
+                let reason = field_or(message, intern!(py, "reason"), String::new(), |r| {
+                    r.extract::<String>()
+                })?;
                 ws.close(code, &reason);
                 Ok(SEND_DONE)
             }

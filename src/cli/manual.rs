@@ -1,10 +1,10 @@
-//! Shell completions and the man page, generated from the clap definition (`crate::cli::Cli`),
+//! Shell completions and the man page, generated from the clap definition ([`Cli`]),
 //! so they never drift from the options the binary really takes. Both are rendered into memory
 //! and printed by the caller, which decides what a failed write to stdout means.
 
 use clap::CommandFactory;
 
-use crate::cli::Cli;
+use super::Cli;
 
 /// The completion script for `shell`.
 pub(crate) fn completions(shell: clap_complete::Shell) -> Vec<u8> {

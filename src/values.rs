@@ -2,7 +2,8 @@
 //! the `--config` file all go through these parsers (clap runs them on every source), so a value
 //! outside its range is refused the same way wherever it came from, with one line that says what
 //! is accepted. A value whose meaning would be a surprise is refused rather than reinterpreted:
-//! `--timeout 0` used to mean "no limit" and now asks for `--timeout off`.
+//! `--timeout 0` used to mean "no limit" and now asks for `--timeout off`. A leaf: every
+//! layer's clap group may use it.
 
 use std::fmt;
 use std::num::NonZeroU64;

@@ -1,9 +1,10 @@
 //! What an upgrade request offers (RFC 9110 §7.8) and whether it is a valid WebSocket opening
 //! handshake (RFC 6455 §4.2.1): read once from the head of a request that has an `Upgrade` field
 //! named in `Connection` (`RequestHead::upgrade`), so ordinary requests pay nothing. The app's
-//! `upgrade` and `websocket_accept` are checked against it (`app/exchange.rs`).
+//! `upgrade` and `websocket_accept` are checked against it (`app/exchange.rs`); the server's
+//! WebSocket code re-exports it as `server::ws::handshake`.
 
-use crate::http::grammar::trim_ows;
+use super::grammar::trim_ows;
 
 /// The `Sec-WebSocket-Version` this server speaks (RFC 6455 §4.4).
 pub(crate) const WEBSOCKET_VERSION: &[u8] = b"13";

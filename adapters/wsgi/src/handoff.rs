@@ -1,0 +1,689 @@
+//! Whoever holds the GIL runs the next request: a request that arrives while another serving
+//! thread is running the app is queued instead of waiting for the GIL, and the thread that holds
+//! the GIL runs it before it lets go.
+//!
+//! Why: with `--threads 4` and a GIL-bound app (Flask), a serving thread that read a request
+//! and parked until the GIL came its way was most of the worker's context switches (81–83 %),
+//! and Python ran about a third slower after each switch. granian's threads take requests from
+//! one queue, so the thread that has the GIL runs the next one. Here a serving thread reads a
+//! request; if a thread is running the app ([`Holding`]), the request is queued ([`queue`]),
+//! `call` returns at once with a body that pends (ABI 1.1 deferred), and the serving thread goes
+//! back to its connections. Before a holder releases the GIL it runs queued requests ([`drain`]),
+//! up to [`BATCH`] of them or [`BATCH_TIME`], so that its own response is not held long. Each
+//! such request's app runs on the holder's thread with what it asks of the server recorded
+//! ([`crate::recording`]), and its waker has the server call its `next` on a serving thread,
+//! which sends the recording ([`DeferredBody`]): the ABI answers host I/O only there. Once the
+//! holder's own request needs no more Python, that serving thread is the holder itself (ABI 1.3
+//! `waker_wake_here`): it sends the responses of what it ran when it is back in its event loop,
+//! with no other thread woken for each. Without that, the waits only moved from the GIL to
+//! `epoll_wait` (bench/RESULTS.md).
+//!
+//! On unless `WEBSERVER_WSGI_HANDOFF=0`.
+//!
+//! Only requests without a body are queued (no `Content-Length` beyond 0, no
+//! `Transfer-Encoding`, HTTP/1.x): their app reads an empty `wsgi.input` without the server.
+//!
+//! Nothing is left in the queue: a holder that leaves last with requests still queued wakes the
+//! first, whose `next` runs it (and then the rest) on its own thread. A holder may also be
+//! stuck: in one long request, or blocked without the GIL (I/O, `time.sleep`). A watchdog thread
+//! wakes the first queued request when no queued request was taken for [`STUCK_AFTER`] and a
+//! holder has computed that long meanwhile (CPython would hand the GIL over then too) or none was
+//! runnable at any look for that long after — a holder merely off the CPU (other processes), or
+//! blocked a moment on a lock, is waited for. Requests are then not
+//! queued for [`LIVE_FOR`]: an app that waits rather than computes serves best with every
+//! serving thread running its own request.
+
+use crate::body::{BodyState, Prepared};
+use crate::exchange::Exchange;
+use crate::WsgiApp;
+use app_abi::raw::{WsBytes, WsHost, WsRequest, WS_ERR_STATE, WS_LENGTH_UNKNOWN, WS_PENDING};
+use app_abi::{LogLevel, Logger};
+use core::ffi::c_void;
+use pyo3::prelude::*;
+use python_embed::python_thread;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// At most this many queued requests run in one GIL hold after the holder's own.
+const BATCH: usize = 8;
+/// A holder takes no further queued request after this long in [`drain`].
+const BATCH_TIME: Duration = Duration::from_micros(1000);
+/// No queued request taken for this long while some wait: the holders are not running Python
+/// (CPython's own switch interval is 5 ms).
+const STUCK_AFTER: Duration = Duration::from_millis(5);
+/// After a stuck queue, how long every serving thread runs its own requests. Short, because the
+/// watchdog still trips now and then on a loaded machine, and each trip turns queueing off: with
+/// 1 s, 0.38-0.57 switches per Flask request; with 250 ms, 0.27-0.29 (bench/RESULTS.md).
+const LIVE_FOR: Duration = Duration::from_millis(250);
+/// How often the watchdog looks while requests were queued lately.
+const TICK: Duration = Duration::from_millis(2);
+/// How long the watchdog keeps looking after the last request was queued.
+const IDLE_AFTER: Duration = Duration::from_millis(200);
+
+/// What the queue did, for the debug line at `shutdown` ([`stop`]).
+struct Counts {
+    started: AtomicU64,
+    queued: AtomicU64,
+    by_holder: AtomicU64,
+    woken: AtomicU64,
+    stuck: AtomicU64,
+}
+
+static COUNTS: Counts = Counts {
+    started: AtomicU64::new(0),
+    queued: AtomicU64::new(0),
+    by_holder: AtomicU64::new(0),
+    woken: AtomicU64::new(0),
+    stuck: AtomicU64::new(0),
+};
+
+fn count(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Whether the first request run from the queue was logged.
+static SAID_SO: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The queue and who holds the GIL to drain it.
+struct Line {
+    jobs: VecDeque<Arc<Job>>,
+    /// Serving threads between starting a request and leaving the GIL ([`Holding`]).
+    holders: Vec<Holder>,
+    /// When a queued request was last taken, or the queue last became non-empty.
+    progress: Option<Instant>,
+    /// When a request was last queued.
+    queued: Option<Instant>,
+    /// Requests are not queued before this.
+    live_until: Option<Instant>,
+    watchdog: Option<JoinHandle<()>>,
+    watchdog_idle: bool,
+    stopping: bool,
+}
+
+static LINE: Mutex<Line> = Mutex::new(Line {
+    jobs: VecDeque::new(),
+    holders: Vec::new(),
+    progress: None,
+    queued: None,
+    live_until: None,
+    watchdog: None,
+    watchdog_idle: false,
+    stopping: false,
+});
+static WATCH: Condvar = Condvar::new();
+
+fn line() -> MutexGuard<'static, Line> {
+    // Consistent after every statement: a panic elsewhere cannot leave it half-updated.
+    LINE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A serving thread is running the app (from before it lines up for the GIL until it has
+/// released it): requests arriving meanwhile are queued for it. Dropping it wakes the first
+/// queued request if no holder is left to run it.
+pub(crate) struct Holding {
+    /// False when requests are not queued at all: nothing to count or wake.
+    counted: bool,
+    /// This thread's own request needs no more of the app ([`Holding::own_request_done`]).
+    own_done: std::cell::Cell<bool>,
+}
+
+impl Holding {
+    pub(crate) fn begin() -> Holding {
+        let own_done = std::cell::Cell::new(false);
+        if !ENABLED.load(Ordering::Relaxed) {
+            return Holding {
+                counted: false,
+                own_done,
+            };
+        }
+        count(&COUNTS.started);
+        let me = Holder::current();
+        line().holders.push(me);
+        Holding {
+            counted: true,
+            own_done,
+        }
+    }
+
+    /// The request this thread started has nothing of the app left to run (its body is a list
+    /// or was iterated to its end, or it failed): once the GIL is let go the thread only sends
+    /// it, so the requests it ran from the queue are woken for it to send too (ABI 1.3
+    /// `waker_wake_here`), not for another serving thread woken each.
+    pub(crate) fn own_request_done(&self) {
+        self.own_done.set(true);
+    }
+}
+
+/// A serving thread, as the watchdog looks at it: its id and its CPU-time clock.
+#[derive(Clone, Copy, PartialEq)]
+struct Holder {
+    tid: libc::pid_t,
+    clock: libc::clockid_t,
+}
+
+impl Holder {
+    fn current() -> Holder {
+        thread_local! {
+            static ME: Holder = {
+                let mut clock: libc::clockid_t = libc::CLOCK_THREAD_CPUTIME_ID;
+                // SAFETY: gettid has no preconditions; pthread_getcpuclockid writes the calling
+                // thread's CPU-time clock id through a valid pointer (left as the generic
+                // per-thread clock if it fails).
+                let tid = unsafe {
+                    libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock);
+                    libc::gettid()
+                };
+                Holder { tid, clock }
+            };
+        }
+        ME.with(|me| *me)
+    }
+
+    /// CPU time this thread has used, in ns (0 once it is gone).
+    fn cpu_ns(self) -> u64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: writes a timespec through a valid pointer; a stale clock id only fails.
+        if unsafe { libc::clock_gettime(self.clock, &mut ts) } != 0 {
+            return 0;
+        }
+        (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+    }
+
+    /// Running or waiting for a CPU (`R` in its `/proc` stat), as opposed to blocked.
+    fn runnable(self) -> bool {
+        let path = format!("/proc/self/task/{}/stat", self.tid);
+        std::fs::read_to_string(path).is_ok_and(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('R'))
+        })
+    }
+}
+
+thread_local! {
+    /// Requests this thread ran from the queue, to be woken when it leaves ([`Job::finish`]).
+    static TO_WAKE: std::cell::RefCell<Vec<Arc<Job>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        if !self.counted {
+            return;
+        }
+        // Woken together, with the GIL released: a serving thread that wakes for one finds the
+        // others ready too, and none waits for the GIL to send its response.
+        let here = self.own_done.get();
+        for job in TO_WAKE.with(|jobs| std::mem::take(&mut *jobs.borrow_mut())) {
+            if here {
+                job.wake_here();
+            } else {
+                job.wake();
+            }
+        }
+        let orphan = {
+            let mut line = line();
+            let me = Holder::current();
+            if let Some(at) = line.holders.iter().position(|h| *h == me) {
+                line.holders.swap_remove(at);
+            }
+            if line.holders.is_empty() {
+                line.jobs.front().filter(|job| job.mark_rescued()).cloned()
+            } else {
+                None
+            }
+        };
+        if let Some(job) = orphan {
+            // This thread runs it once back, if it may (see above): no other woken for it.
+            if here {
+                job.wake_here();
+            } else {
+                job.wake();
+            }
+        }
+    }
+}
+
+enum State {
+    Queued,
+    /// Its app is running on some thread.
+    Running,
+    /// Its app ran: the body to send (or the failure's code).
+    Done(Result<Prepared, i32>),
+    /// Its `next` took the outcome.
+    Taken,
+    /// Its `close` came first: it never runs.
+    Cancelled,
+}
+
+/// A queued request.
+pub(crate) struct Job {
+    wsgi: *const WsgiApp,
+    raw: *const WsRequest,
+    exchange: Arc<Exchange>,
+    host: &'static WsHost,
+    waker: *mut c_void,
+    state: Mutex<State>,
+    ran: Condvar,
+    rescued: std::sync::atomic::AtomicBool,
+}
+
+// SAFETY: `wsgi` lives until `shutdown`, after the last `close`; `raw` (with its environ) until
+// the request's `close` returns, which waits while the job runs (`DeferredBody::close`) and
+// stops it from running later; the app reads them only with the GIL, one thread at a time. The
+// waker may be woken and freed from any thread (ABI 1.1). The exchange calls the host only on the
+// request's own thread (its recording, `Exchange::replay`).
+unsafe impl Send for Job {}
+// SAFETY: as for Send; the mutable state is behind a mutex and an atomic.
+unsafe impl Sync for Job {}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        if let Some(free) = self.host.waker_free {
+            // SAFETY: our waker from `waker_new`, freed exactly once, here.
+            unsafe { free(self.waker) };
+        }
+    }
+}
+
+impl Job {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The first wake-up by a holder leaving or the watchdog (later ones are not needed: the
+    /// request runs on whichever thread its `next` comes to).
+    fn mark_rescued(&self) -> bool {
+        !self.rescued.swap(true, std::sync::atomic::Ordering::AcqRel)
+    }
+
+    fn wake(&self) {
+        if let Some(wake) = self.host.waker_wake {
+            // SAFETY: our waker, not freed before `self` drops.
+            unsafe { wake(self.waker) };
+        }
+    }
+
+    /// [`Job::wake`], answered by this serving thread once it is back from its own request,
+    /// where the server can (ABI 1.3 `waker_wake_here`).
+    fn wake_here(&self) {
+        match self
+            .host
+            .waker_wake_here
+            .filter(|_| self.host.has_wake_here())
+        {
+            // SAFETY: our waker, not freed before `self` drops; the host's size covers the field.
+            Some(wake_here) => unsafe { wake_here(self.waker) },
+            None => self.wake(),
+        }
+    }
+
+    /// Queued → Running, for the thread that will run it.
+    fn claim(&self) -> bool {
+        let mut state = self.state();
+        if matches!(*state, State::Queued) {
+            *state = State::Running;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Runs the app for this request, with its asks recorded.
+    fn run(&self, py: Python<'_>) -> Result<Prepared, i32> {
+        let _active = self.exchange.enter();
+        // SAFETY: see `unsafe impl Send for Job`: both are alive while the job runs.
+        let (wsgi, raw) = unsafe { (&*self.wsgi, &*self.raw) };
+        crate::run(py, wsgi, raw, &self.exchange)
+    }
+
+    /// The app ran: the outcome is kept for the request's `next`, which is woken once this
+    /// thread has let the GIL go ([`Holding`]'s drop), all the batch's requests at once.
+    fn finish(self: &Arc<Self>, outcome: Result<Prepared, i32>) {
+        *self.state() = State::Done(outcome);
+        self.ran.notify_all();
+        TO_WAKE.with(|jobs| jobs.borrow_mut().push(Arc::clone(self)));
+    }
+}
+
+/// Whether requests are queued at all (not `WEBSERVER_WSGI_HANDOFF=0`).
+static ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub(crate) fn enable(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// The request's `call` found the app busy and queued it: `call` returns its body.
+pub(crate) fn queue<'a>(
+    wsgi: &WsgiApp,
+    raw: &WsRequest,
+    vars: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    exchange: &Arc<Exchange>,
+) -> Option<Box<DeferredBody>> {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return None;
+    }
+    let host = exchange.host();
+    let (Some(waker_new), true) = (host.waker_new, host.has_wakers()) else {
+        return None;
+    };
+    {
+        let line = line();
+        let now = Instant::now();
+        if line.holders.is_empty() || line.live_until.is_some_and(|until| now < until) {
+            return None;
+        }
+    }
+    if !without_body(vars) {
+        return None;
+    }
+    // SAFETY: `io` is the request's, and this is its `call` on its thread.
+    let waker = unsafe { waker_new(exchange.io()) };
+    if waker.is_null() {
+        return None;
+    }
+    exchange.record(crate::recording::Recording::default());
+    let job = Arc::new(Job {
+        wsgi,
+        raw,
+        exchange: Arc::clone(exchange),
+        host,
+        waker,
+        state: Mutex::new(State::Queued),
+        ran: Condvar::new(),
+        rescued: std::sync::atomic::AtomicBool::new(false),
+    });
+    let orphan = {
+        let mut line = line();
+        let now = Instant::now();
+        if line.jobs.is_empty() {
+            line.progress = Some(now);
+        }
+        line.queued = Some(now);
+        count(&COUNTS.queued);
+        line.jobs.push_back(Arc::clone(&job));
+        if line.watchdog.is_none() && !line.stopping {
+            let logger = exchange.logger();
+            line.watchdog = std::thread::Builder::new()
+                .name("wsgi-handoff".to_owned())
+                .spawn(move || watch(logger))
+                .ok();
+        } else if line.watchdog_idle {
+            WATCH.notify_one();
+        }
+        // The holder seen above may have left meanwhile.
+        (line.holders.is_empty() && job.mark_rescued()).then(|| Arc::clone(&job))
+    };
+    if let Some(job) = orphan {
+        job.wake();
+    }
+    Some(Box::new(DeferredBody { job, body: None }))
+}
+
+/// No request body: no `Content-Length` beyond 0, no `Transfer-Encoding`, and HTTP/1.x (an
+/// HTTP/2 request's body need not be announced).
+fn without_body<'a>(vars: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> bool {
+    let mut http1 = false;
+    for (name, value) in vars {
+        match name {
+            b"CONTENT_LENGTH" if value != b"0" => return false,
+            b"HTTP_TRANSFER_ENCODING" => return false,
+            b"SERVER_PROTOCOL" => http1 = value.starts_with(b"HTTP/1."),
+            _ => {}
+        }
+    }
+    http1
+}
+
+/// Runs queued requests in this GIL hold (see the module docs).
+pub(crate) fn drain(py: Python<'_>) {
+    let started = Instant::now();
+    for _ in 0..BATCH {
+        let job = {
+            let mut line = line();
+            loop {
+                match line.jobs.pop_front() {
+                    None => return,
+                    Some(job) if job.claim() => {
+                        line.progress = Some(Instant::now());
+                        break job;
+                    }
+                    Some(_) => {}
+                }
+            }
+        };
+        // A panic must not leave the job running for ever: its `close` would wait for it.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(py)))
+            .unwrap_or(Err(app_abi::raw::WS_ERR_APP));
+        job.finish(outcome);
+        count(&COUNTS.by_holder);
+        if !SAID_SO.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            job.exchange.log(
+                LogLevel::Debug,
+                "a request that came while a serving thread ran the app was queued for it and \
+                 run by it (later ones are not logged)",
+            );
+        }
+        if started.elapsed() >= BATCH_TIME {
+            return;
+        }
+    }
+}
+
+/// Takes `job` out of the queue (its `next` runs it, or its `close` cancels it).
+fn unqueue(job: &Arc<Job>) {
+    let mut line = line();
+    if let Some(at) = line.jobs.iter().position(|j| Arc::ptr_eq(j, job)) {
+        line.jobs.remove(at);
+        line.progress = Some(Instant::now());
+    }
+}
+
+/// The watchdog thread: wakes the first queued request when the queue is stuck.
+fn watch(logger: Logger) {
+    // The holders' CPU time when the queue last moved: a holder that has computed for
+    // STUCK_AFTER since is in one long request; one that has not may only be off the CPU.
+    let mut baseline: (Option<Instant>, Vec<(Holder, u64)>) = (None, Vec::new());
+    // Since when no holder was runnable at any look: one look is not enough, since a holder
+    // also blocks for a moment on a lock, or on the GIL behind a holder that other processes
+    // keep off the CPU (a loaded machine tripped the watchdog several times a second that way,
+    // and queueing was off most of the time).
+    let mut blocked_since: Option<Instant> = None;
+    let mut line = line();
+    loop {
+        if line.stopping {
+            return;
+        }
+        let now = Instant::now();
+        let recent = line.queued.is_some_and(|q| now - q < IDLE_AFTER);
+        line.watchdog_idle = line.jobs.is_empty() && !recent;
+        line = if line.watchdog_idle {
+            WATCH.wait(line).unwrap_or_else(|e| e.into_inner())
+        } else {
+            WATCH
+                .wait_timeout(line, TICK)
+                .unwrap_or_else(|e| e.into_inner())
+                .0
+        };
+        line.watchdog_idle = false;
+        if line.jobs.is_empty() {
+            continue;
+        }
+        let holders = line.holders.clone();
+        let progress = line.progress;
+        drop(line);
+        if baseline.0 != progress {
+            baseline = (progress, holders.iter().map(|&h| (h, h.cpu_ns())).collect());
+            blocked_since = None;
+        }
+        let now = Instant::now();
+        let stalled = progress.is_some_and(|p| now.saturating_duration_since(p) >= STUCK_AFTER);
+        // Looked at only once stalled: reading /proc on every tick would cost every request.
+        if !stalled || holders.iter().any(|&h| h.runnable()) {
+            blocked_since = None;
+        } else {
+            blocked_since.get_or_insert(now);
+        }
+        let mut why = "";
+        let stuck = stalled && {
+            let computed_long = holders.iter().any(|&h| {
+                let before = baseline.1.iter().find(|(b, _)| *b == h).map(|&(_, ns)| ns);
+                let used = h.cpu_ns().saturating_sub(before.unwrap_or(u64::MAX));
+                used >= STUCK_AFTER.as_nanos() as u64
+            });
+            let blocked_long = blocked_since
+                .is_some_and(|since| now.saturating_duration_since(since) >= STUCK_AFTER);
+            why = if computed_long {
+                "a holder computed that long"
+            } else {
+                "no holder was runnable that long"
+            };
+            computed_long || blocked_long
+        };
+        line = self::line();
+        if stuck && line.progress == progress && !line.jobs.is_empty() {
+            count(&COUNTS.stuck);
+            line.live_until = Some(now + LIVE_FOR);
+            line.progress = Some(now);
+            let rescue = line.jobs.front().cloned();
+            drop(line);
+            logger.debug(&format!(
+                "queued requests were not taken for 5 ms ({why}: the app computes or waits \
+                 without the GIL): every serving thread runs its own requests for 250 ms"
+            ));
+            if let Some(job) = rescue {
+                job.mark_rescued();
+                job.wake();
+            }
+            line = self::line();
+        }
+    }
+}
+
+/// Stops the watchdog (at `shutdown`: after the last request, so the queue is empty), and says
+/// in a debug line what the queue did.
+pub(crate) fn stop(logger: Logger) {
+    let n = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    if !ENABLED.load(Ordering::Relaxed) {
+        return;
+    }
+    logger.debug(&format!(
+        "WSGI requests: {} GIL holds for a request (each may run queued ones), {} queued for \
+         the thread running the app ({} run by it, {} by their own thread once woken), {} times \
+         stuck",
+        n(&COUNTS.started),
+        n(&COUNTS.queued),
+        n(&COUNTS.by_holder),
+        n(&COUNTS.woken),
+        n(&COUNTS.stuck),
+    ));
+    let handle = {
+        let mut line = line();
+        line.stopping = true;
+        WATCH.notify_all();
+        line.watchdog.take()
+    };
+    if let Some(handle) = handle {
+        let _ = handle.join();
+    }
+    // A later generation in this process starts its own.
+    line().stopping = false;
+}
+
+/// What `ctx` of a queued request's body points to.
+pub(crate) struct DeferredBody {
+    job: Arc<Job>,
+    /// Once the recording was sent: the app's body, pulled as any.
+    body: Option<Box<BodyState>>,
+}
+
+impl DeferredBody {
+    /// The server's `next`: `WS_PENDING` while the app has not run; runs it here if it is
+    /// still queued once woken by a leaving holder or the watchdog; sends the recording once it
+    /// ran.
+    pub(crate) fn next_chunk(&mut self, chunk: &mut WsBytes) -> i32 {
+        if let Some(body) = &mut self.body {
+            return body.next_chunk(chunk);
+        }
+        let job = Arc::clone(&self.job);
+        let outcome = {
+            let mut state = job.state();
+            match std::mem::replace(&mut *state, State::Taken) {
+                // The `next` right after `call`, or a spurious one: the holder runs it.
+                State::Queued if !job.rescued.load(std::sync::atomic::Ordering::Acquire) => {
+                    *state = State::Queued;
+                    return WS_PENDING;
+                }
+                State::Queued => None,
+                State::Running => {
+                    *state = State::Running;
+                    return WS_PENDING;
+                }
+                State::Done(outcome) => Some(outcome),
+                other => {
+                    *state = other;
+                    return WS_ERR_STATE;
+                }
+            }
+        };
+        let outcome = outcome.unwrap_or_else(|| {
+            count(&COUNTS.woken);
+            unqueue(&job);
+            let holding = Holding::begin();
+            python_thread::with_gil(|py| {
+                let outcome = job.run(py);
+                if outcome.as_ref().map_or(true, |p| p.body.is_complete()) {
+                    holding.own_request_done();
+                }
+                drain(py);
+                outcome
+            })
+        });
+        let prepared = match outcome {
+            Ok(prepared) => prepared,
+            Err(code) => return code,
+        };
+        let length = (prepared.length_hint != WS_LENGTH_UNKNOWN).then_some(prepared.length_hint);
+        let rc = {
+            let _active = job.exchange.enter();
+            job.exchange.replay(length)
+        };
+        let body = self.body.insert(prepared.body);
+        if rc != app_abi::raw::WS_OK {
+            return rc;
+        }
+        body.next_chunk(chunk)
+    }
+
+    /// The server's `close`: a request still queued never runs; one running is waited for
+    /// (its app reads the request, which `close` ends); then the app's body is closed.
+    pub(crate) fn close(self) {
+        let DeferredBody { job, body } = self;
+        if let Some(body) = body {
+            body.close();
+            return;
+        }
+        let outcome = {
+            let mut state = job.state();
+            loop {
+                match std::mem::replace(&mut *state, State::Cancelled) {
+                    State::Queued => break None,
+                    State::Running => {
+                        *state = State::Running;
+                        state = job.ran.wait(state).unwrap_or_else(|e| e.into_inner());
+                    }
+                    State::Done(outcome) => break Some(outcome),
+                    State::Taken | State::Cancelled => break None,
+                }
+            }
+        };
+        unqueue(&job);
+        if let Some(Ok(prepared)) = outcome {
+            prepared.body.close();
+        }
+    }
+}
