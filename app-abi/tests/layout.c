@@ -192,6 +192,7 @@ int main(void) {
         old_host.size = (uint32_t)offsetof(ws_host, waker_wake_here);
         printf("const has.v1_3.host.waker_wake_here_at_trailers_size %d\n",
                WS_HAS_FIELD(&old_host, ws_host, waker_wake_here));
+        old_host.size = (uint32_t)sizeof(ws_host);
         printf("const has.v1_3.host.request_parts %d\n",
                WS_HAS_FIELD(&old_host, ws_host, request_parts));
         /* A host of 1.3 that ends at waker_wake_here (before request_parts came) has no parts. */
