@@ -841,3 +841,22 @@ fn a_query_with_bytes_a_uri_cannot_hold_reaches_the_router_escaped() {
         ws.stderr()
     );
 }
+
+/// `webserver check` runs the router once through the ABI: the adapter asks for the request's
+/// parsed parts there too, and gets them, instead of an ERROR saying its descriptor lacks the flag.
+#[test]
+fn check_hands_the_router_its_request_parts_without_an_error() {
+    let lib = sample_app("axum_app");
+    let out = std::process::Command::new(webserver_exe())
+        .args(["check", &format!("{}:app", lib.display())])
+        .output()
+        .expect("run webserver check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "check failed: {stdout}{stderr}");
+    assert!(stdout.contains("GET / -> 200"), "{stdout}");
+    assert!(
+        !stderr.contains("ERROR"),
+        "check logged an error for a healthy app: {stderr}"
+    );
+}

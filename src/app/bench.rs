@@ -66,12 +66,13 @@ impl AbiBench {
 
     /// Serve one `GET /` through the ABI; returns the response status.
     pub fn request(&mut self) -> u16 {
+        let parts = call::parts_for(&self.app, &self.environ);
         let pairs = self
             .environ
             .build_synthetic_get(&HEADERS, WS_REQ_MULTITHREAD);
         call::run(
             &self.app,
-            pairs,
+            (pairs, parts),
             FACTS,
             &mut self.transport,
             &mut self.scratch,

@@ -93,10 +93,11 @@ pub(crate) enum Cancel {
 }
 
 /// Run one request through `app`, waiting on this thread if its body pends (`check`, the ABI
-/// benchmark). `environ` is the request's CGI/WSGI variables.
+/// benchmark, an HTTP/2 stream of an app that does not defer). `environ` is the request's
+/// CGI/WSGI variables; `parts` what `request_parts` answers (null: none were kept).
 pub(crate) fn run<'a>(
     app: &'a LoadedApp,
-    environ: &[WsPair],
+    (environ, parts): (&[WsPair], *const WsRequestParts),
     facts: RequestFacts,
     transport: &'a mut (dyn Transport + 'a),
     scratch: &'a mut Scratch,
@@ -112,10 +113,9 @@ pub(crate) fn run<'a>(
     };
     // The request's identity is its address, which does not move before close returns.
     request.io = &request as *const WsRequest as *mut _;
-    let no_parts = std::ptr::null();
     match call_and_pull(
         app,
-        (&request, no_parts),
+        (&request, parts),
         facts,
         transport,
         scratch,
@@ -140,13 +140,14 @@ pub(crate) fn start(
     } else {
         Drive::Legacy
     };
-    let parts = request_parts(app, environ);
+    let parts = parts_for(app, environ);
     let request = environ.request(facts.flags, &HOST, app.log_ctx());
     call_and_pull(app, (request, parts), facts, transport, scratch, drive)
 }
 
-/// The parts `request_parts` answers with, for an app that reads them (null otherwise).
-fn request_parts(app: &LoadedApp, environ: &Environ) -> *const WsRequestParts {
+/// The parts `request_parts` answers with, for an app that reads them (null otherwise). The
+/// address stays put while `environ` lives, however often it is filled again.
+pub(crate) fn parts_for(app: &LoadedApp, environ: &Environ) -> *const WsRequestParts {
     if app.wants_parts() {
         environ.parts.raw()
     } else {
@@ -181,7 +182,7 @@ pub(crate) fn resume(
         keep_alive,
     );
     let exchange =
-        Exchange::new(encoder, app.name(), environ.io()).with_parts(request_parts(app, environ));
+        Exchange::new(encoder, app.name(), environ.io()).with_parts(parts_for(app, environ));
     let active = exchange.activate();
     let pulled = match (cancel, body.next) {
         (Some(Cancel::TimedOut), _) => Pulled::Cancelled(504),

@@ -423,6 +423,21 @@ impl Environ {
         headers: &[(&[u8], &[u8])],
         flags: u32,
     ) -> &[WsPair] {
+        let mut as_sent = target.path.to_vec();
+        if !target.query.is_empty() {
+            as_sent.push(b'?');
+            as_sent.extend_from_slice(target.query);
+        }
+        self.parts.fill(crate::app::parts::Head {
+            version: 11,
+            method: b"GET",
+            scheme: b"",
+            authority: b"",
+            target: &as_sent,
+            fields: headers.iter().copied(),
+            strip_forwarding: false,
+            block: &[],
+        });
         self.build(RequestParts {
             method: b"GET",
             target,

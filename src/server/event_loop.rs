@@ -95,8 +95,9 @@ struct Loop {
     /// Each `None` once draining: the sockets are closed so no new connection can reach this
     /// process. One lock each, so accepting on one does not wait for another.
     listeners: Vec<Mutex<Option<Listener>>>,
-    /// The connections, the ready queue of deferred requests and the eventfd (registered
-    /// edge-triggered: each wake wakes one waiting thread). Shared with the apps' wakers.
+    /// The connections, the ready queue (woken deferred requests, passed-on events) and the
+    /// eventfd (registered edge-triggered: each wake wakes one waiting thread). Shared with the
+    /// apps' wakers.
     slots: Arc<Slots>,
     stop: AtomicBool,
     /// Threads blocked in `epoll_wait`: free to take events this thread passes on.
@@ -398,8 +399,8 @@ fn handle(token: Token, shared_loop: &Loop, shared: &Shared, scratch: &mut Threa
         return accept_all(index, shared_loop, shared, scratch);
     }
     match token {
-        // A deferred request was woken or cancelled, an upgraded connection has work, or an
-        // HTTP/2 stream waits.
+        // A deferred request was woken or cancelled, an event was passed on, an upgraded
+        // connection has work, or an HTTP/2 stream waits.
         WAKER => {
             let http2 = shared_loop.http2.as_ref();
             match shared_loop.slots.pop_ready() {

@@ -119,7 +119,8 @@ struct SlotTable {
     free: Vec<usize>,
     /// Slots that are not free: the connections still open.
     open: usize,
-    /// Connections whose parked request was woken or cancelled, for the next free thread.
+    /// Connections for the next free thread: a parked request woken or cancelled, or an idle
+    /// connection whose event was passed on (`pass_on`).
     ready: VecDeque<Box<Conn>>,
     /// Upgraded connections a serving thread must look at (an app thread's call, a deadline).
     ready_upgraded: VecDeque<Arc<Upgraded>>,
@@ -224,8 +225,8 @@ impl Slots {
         }
     }
 
-    /// The next connection whose parked request is ready to run again, or upgraded connection
-    /// to look at; if more wait, another thread is woken for them.
+    /// The next ready connection (a woken or cancelled parked request, or a passed-on event), or
+    /// upgraded connection to look at; if more wait, another thread is woken for them.
     pub(crate) fn pop_ready(&self) -> Option<Ready> {
         let mut table = self.lock();
         // This thread answers the edge (whichever source raised it) and looks at the queues

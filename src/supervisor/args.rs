@@ -279,7 +279,7 @@ pub(crate) struct Tuning {
     #[arg(
         long,
         value_name = "N",
-        default_value_t = 100,
+        default_value_t = crate::server::Http2Limits::DEFAULT.max_streams,
         value_parser = clap::value_parser!(u32).range(1..=1_000_000),
         env = "WEBSERVER_HTTP2_MAX_STREAMS",
         help_heading = "Limits"
@@ -291,7 +291,7 @@ pub(crate) struct Tuning {
     #[arg(
         long,
         value_name = "BYTES",
-        default_value_t = 64 * 1024,
+        default_value_t = crate::server::Http2Limits::DEFAULT.max_header_list,
         value_parser = clap::value_parser!(u32).range(1024..=16 * 1024 * 1024),
         env = "WEBSERVER_HTTP2_MAX_HEADER_LIST",
         help_heading = "Limits"
@@ -303,7 +303,7 @@ pub(crate) struct Tuning {
     #[arg(
         long,
         value_name = "N",
-        default_value_t = 1000,
+        default_value_t = crate::server::Http2Limits::DEFAULT.max_control_frames,
         value_parser = clap::value_parser!(u32).range(1..),
         env = "WEBSERVER_HTTP2_MAX_CONTROL_FRAMES",
         help_heading = "Limits"

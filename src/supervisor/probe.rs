@@ -172,6 +172,7 @@ pub(crate) fn probe(spec: &str, app_args: &[OsString], args: &ProbeArgs) -> Resu
         (b"User-Agent", b"webserver-check"),
     ];
     let target = args.probe.target();
+    let parts = call::parts_for(&app, &environ);
     let pairs = environ.build_synthetic_get_of(target, &headers, WS_REQ_MULTITHREAD);
     let facts = RequestFacts {
         is_head: false,
@@ -180,7 +181,13 @@ pub(crate) fn probe(spec: &str, app_args: &[OsString], args: &ProbeArgs) -> Resu
         flags: WS_REQ_MULTITHREAD,
         defer_flush: false,
     };
-    let outcome = call::run(&app, pairs, facts, &mut transport, &mut Scratch::default());
+    let outcome = call::run(
+        &app,
+        (pairs, parts),
+        facts,
+        &mut transport,
+        &mut Scratch::default(),
+    );
     println!(
         "probe:   GET {} -> {} ({} body bytes)",
         args.probe, outcome.status, outcome.body_bytes

@@ -47,13 +47,18 @@ pub(crate) struct Limits {
     pub(crate) max_control_frames: u32,
 }
 
+impl Limits {
+    /// The options' defaults (`--http2-max-streams` and the rest take theirs from here).
+    pub(crate) const DEFAULT: Limits = Limits {
+        max_streams: 100,
+        max_header_list: 64 * 1024,
+        max_control_frames: 1000,
+    };
+}
+
 impl Default for Limits {
     fn default() -> Limits {
-        Limits {
-            max_streams: 100,
-            max_header_list: 64 * 1024,
-            max_control_frames: 1000,
-        }
+        Limits::DEFAULT
     }
 }
 

@@ -196,6 +196,7 @@ pub(super) fn start(job: StreamJob, shared: &Shared, scratch: &mut ThreadScratch
             block: &[],
         });
     }
+    let parts = call::parts_for(&shared.app, &buffers.environ);
     let environ = buffers.environ.build(request_parts);
     let park = shared.app.defers().then(|| StreamWake::new(&queue));
     let mut state = StreamState::new(body, respond, config, park, info.peer, queue.runtime());
@@ -208,7 +209,7 @@ pub(super) fn start(job: StreamJob, shared: &Shared, scratch: &mut ThreadScratch
     if transport.s.park.is_none() {
         let outcome = call::run(
             &shared.app,
-            environ,
+            (environ, parts),
             facts,
             &mut transport,
             &mut buffers.call,
