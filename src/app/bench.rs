@@ -67,9 +67,9 @@ impl AbiBench {
     /// Serve one `GET /` through the ABI; returns the response status.
     pub fn request(&mut self) -> u16 {
         let parts = call::parts_for(&self.app, &self.environ);
-        let pairs = self
-            .environ
-            .build_synthetic_get(&HEADERS, WS_REQ_MULTITHREAD);
+        let pairs =
+            self.environ
+                .build_synthetic_get(&HEADERS, WS_REQ_MULTITHREAD, self.app.wants_parts());
         call::run(
             &self.app,
             (pairs, parts),

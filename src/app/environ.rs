@@ -407,37 +407,41 @@ impl Environ {
         &mut self,
         headers: &[(&[u8], &[u8])],
         flags: u32,
+        keep_parts: bool,
     ) -> &[WsPair] {
         let root = Target {
             path: b"/",
             query: b"",
             authority: None,
         };
-        self.build_synthetic_get_of(root, headers, flags)
+        self.build_synthetic_get_of(root, headers, flags, keep_parts)
     }
 
-    /// `GET target` from 127.0.0.1 with `headers` (`check --probe`).
+    /// `GET target` from 127.0.0.1 with `headers` (`check --probe`); `keep_parts`: the parts too,
+    /// for an app that reads them.
     pub(crate) fn build_synthetic_get_of(
         &mut self,
         target: Target<'_>,
         headers: &[(&[u8], &[u8])],
         flags: u32,
+        keep_parts: bool,
     ) -> &[WsPair] {
-        let mut as_sent = target.path.to_vec();
-        if !target.query.is_empty() {
-            as_sent.push(b'?');
-            as_sent.extend_from_slice(target.query);
+        if keep_parts {
+            let as_sent = match target.query {
+                b"" => target.path.to_vec(),
+                query => [target.path, b"?", query].concat(),
+            };
+            self.parts.fill(crate::app::parts::Head {
+                version: 11,
+                method: b"GET",
+                scheme: b"",
+                authority: b"",
+                target: &as_sent,
+                fields: headers.iter().copied(),
+                strip_forwarding: false,
+                block: &[],
+            });
         }
-        self.parts.fill(crate::app::parts::Head {
-            version: 11,
-            method: b"GET",
-            scheme: b"",
-            authority: b"",
-            target: &as_sent,
-            fields: headers.iter().copied(),
-            strip_forwarding: false,
-            block: &[],
-        });
         self.build(RequestParts {
             method: b"GET",
             target,

@@ -173,7 +173,8 @@ pub(crate) fn probe(spec: &str, app_args: &[OsString], args: &ProbeArgs) -> Resu
     ];
     let target = args.probe.target();
     let parts = call::parts_for(&app, &environ);
-    let pairs = environ.build_synthetic_get_of(target, &headers, WS_REQ_MULTITHREAD);
+    let pairs =
+        environ.build_synthetic_get_of(target, &headers, WS_REQ_MULTITHREAD, app.wants_parts());
     let facts = RequestFacts {
         is_head: false,
         version_minor: 1,
