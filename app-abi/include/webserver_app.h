@@ -138,9 +138,17 @@
  *  - The server's policy holds as for the environ: a field whose name has an underscore is left
  *    out, and so are Forwarded, X-Forwarded-<anything> and X-Real-IP from a peer not in
  *    --forwarded-allow-ips.
- *  - The environ is still built and stays the reference for everything else (REMOTE_ADDR,
- *    url scheme, TLS client certificate, ...). Without the flag, or on a server that predates it
- *    (WS_HAS_FIELD(host, ws_host, request_parts) false), the app reads the environ.
+ *  - The environ of such an app carries no header fields: no HTTP_* variable (the fields are in
+ *    the parts only, which saves the server building them), and ws_request.flags has
+ *    WS_REQ_FIELDS_IN_PARTS to say so; ws_getenv(req, "HTTP_X", ...) finds nothing. It still has
+ *    everything else: REQUEST_METHOD, SCRIPT_NAME, PATH_INFO, webserver.raw_path, QUERY_STRING,
+ *    SERVER_PROTOCOL, CONTENT_TYPE and CONTENT_LENGTH (the first field of each), SERVER_NAME,
+ *    SERVER_PORT, REMOTE_ADDR, REMOTE_PORT, webserver.url_scheme, SSL_CLIENT_*, and the
+ *    webserver.multithread/multiprocess/run_once flags, with the values an app without the flag
+ *    gets. The environ stays the reference for those (the client a trusted proxy named, the url
+ *    scheme, the TLS client certificate).
+ *  - Without the flag, or on a server that predates it (WS_HAS_FIELD(host, ws_host,
+ *    request_parts) false), the app reads the environ, HTTP_* included.
  *
  * App arguments (ABI 1.1): the words after LIB:SYMBOL on the command line reach `init` in
  * ws_init.args (present when WS_HAS_FIELD(init, ws_init, n_args)).
@@ -185,6 +193,10 @@ extern "C" {
  * server can accept it: websocket_accept will succeed. Set only for apps whose descriptor says
  * minor >= 2, so older apps see the flags they always saw. */
 #define WS_REQ_WEBSOCKET 0x8u
+/* ABI 1.3: the header fields are in host->request_parts only, not in the environ (no HTTP_*
+ * variables; "Request parts" above). Set for every request of an app whose descriptor sets
+ * WS_APP_REQUEST_PARTS, never for another. */
+#define WS_REQ_FIELDS_IN_PARTS 0x10u
 
 /* ABI 1.2: the `events` of ws_conn_handler.on_event */
 #define WS_EV_READABLE 0x1u   /* a read/recv that answered WS_PENDING may now give data, a message

@@ -33,6 +33,10 @@ pub const WS_REQ_RUN_ONCE: u32 = 0x4;
 /// ABI 1.2. `WsRequest::flags`: the request is a valid WebSocket opening handshake the server can
 /// accept (`websocket_accept` will succeed). Set only for apps whose descriptor says minor >= 2.
 pub const WS_REQ_WEBSOCKET: u32 = 0x8;
+/// ABI 1.3. `WsRequest::flags`: the header fields are in `request_parts` only, not in the
+/// environ (no `HTTP_*` variables): set for every request of an app whose descriptor sets
+/// `WS_APP_REQUEST_PARTS`.
+pub const WS_REQ_FIELDS_IN_PARTS: u32 = 0x10;
 
 /// ABI 1.2. `on_event`: a read/recv that answered [`WS_PENDING`] may now give data, a message or
 /// the end.

@@ -213,6 +213,7 @@ fn rust_table() -> BTreeMap<String, i128> {
         WS_REQ_MULTIPROCESS,
         WS_REQ_RUN_ONCE,
         WS_REQ_WEBSOCKET,
+        WS_REQ_FIELDS_IN_PARTS,
         WS_EV_READABLE,
         WS_EV_WRITABLE,
         WS_EV_CLOSED,

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use app_abi::raw::{
     WsBody, WsBytes, WsNextFn, WsPair, WsRequest, WsRequestParts, WS_LENGTH_UNKNOWN, WS_OK,
-    WS_PENDING,
+    WS_PENDING, WS_REQ_FIELDS_IN_PARTS,
 };
 
 use super::environ::Environ;
@@ -104,7 +104,7 @@ pub(crate) fn run<'a>(
 ) -> Outcome {
     let mut request = WsRequest {
         size: std::mem::size_of::<WsRequest>() as u32,
-        flags: facts.flags,
+        flags: facts.flags | fields_flag(parts),
         environ: environ.as_ptr(),
         environ_len: environ.len(),
         io: std::ptr::null_mut(),
@@ -141,7 +141,7 @@ pub(crate) fn start(
         Drive::Legacy
     };
     let parts = parts_for(app, environ);
-    let request = environ.request(facts.flags, &HOST, app.log_ctx());
+    let request = environ.request(facts.flags | fields_flag(parts), &HOST, app.log_ctx());
     call_and_pull(app, (request, parts), facts, transport, scratch, drive)
 }
 
@@ -152,6 +152,16 @@ pub(crate) fn parts_for(app: &LoadedApp, environ: &Environ) -> *const WsRequestP
         environ.parts.raw()
     } else {
         std::ptr::null()
+    }
+}
+
+/// `WS_REQ_FIELDS_IN_PARTS` where parts are kept: the environ of an app that reads them is
+/// built without its fields (`RequestParts::noted`).
+fn fields_flag(parts: *const WsRequestParts) -> u32 {
+    if parts.is_null() {
+        0
+    } else {
+        WS_REQ_FIELDS_IN_PARTS
     }
 }
 

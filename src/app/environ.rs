@@ -17,7 +17,7 @@ use app_abi::raw::{
     WsBytes, WsHost, WsPair, WsRequest, WS_REQ_MULTIPROCESS, WS_REQ_MULTITHREAD, WS_REQ_RUN_ONCE,
 };
 
-use crate::http::forwarded::is_forwarding_header;
+use crate::app::parts::{admits, Noted};
 use crate::http::percent::percent_decode_into;
 use crate::http::target::Target;
 use crate::listen::{Peer, PeerHost};
@@ -55,6 +55,10 @@ pub(crate) struct RequestParts<'a, H> {
     pub(crate) spelled: Option<&'a AddrVars>,
     /// `SSL_CLIENT_*` on a TLS connection (`crate::tls::ClientCert`).
     pub(crate) client_cert: Option<&'a crate::tls::ClientCert>,
+    /// `Some` for an app that reads the parts (`WS_APP_REQUEST_PARTS`), filled first: the
+    /// fields are in the parts only, and the environ takes just what was noted there
+    /// (`CONTENT_TYPE`, `CONTENT_LENGTH`, the host for `SERVER_NAME`), with no `HTTP_*`.
+    pub(crate) noted: Option<Noted<'a>>,
 }
 
 /// Room for `SERVER_PORT`, `REMOTE_ADDR` and `REMOTE_PORT`: two ports and the longest
@@ -122,6 +126,8 @@ pub(crate) struct Environ {
     pairs: Vec<WsPair>,
     /// `REMOTE_ADDR` of the request last built (for the access log).
     remote: PeerHost,
+    /// The request last built left its fields to `parts` (no `HTTP_*` here).
+    fields_in_parts: bool,
     /// The request's parsed head (ABI 1.3 `request_parts`), filled beside the environ for an
     /// app that reads it, so it parks and travels with the environ.
     pub(crate) parts: crate::app::parts::Parts,
@@ -144,6 +150,7 @@ impl Default for Environ {
             spans: Vec::new(),
             pairs: Vec::new(),
             remote: PeerHost(None),
+            fields_in_parts: false,
             parts: Default::default(),
             request: NonNull::from(Box::leak(Box::new(WsRequest {
                 size: std::mem::size_of::<WsRequest>() as u32,
@@ -193,91 +200,19 @@ impl Environ {
         };
         self.fixed(b"SERVER_PROTOCOL", protocol);
 
-        // Names that may occur more than once (by a one-word hash): only those are looked for
-        // among the other fields, so the usual head, every name once, is walked once.
-        let (mut seen, mut repeated) = (0u64, 0u64);
-        for (name, _) in parts.headers.clone() {
-            let bit = name_bit(name);
-            repeated |= seen & bit;
-            seen |= bit;
-        }
-        let mut host = None;
-        for (index, (name, value)) in parts.headers.clone().enumerate() {
-            let maybe_repeated = repeated & name_bit(name) != 0;
-            if parts.strip_forwarding && is_forwarding_header(name) {
-                log::debug!(
-                    "dropped {} from a peer not in --forwarded-allow-ips",
-                    String::from_utf8_lossy(name)
-                );
-                continue;
-            }
-            let earlier = parts.headers.clone().take(index);
-            if maybe_repeated
-                && earlier
-                    .into_iter()
-                    .any(|(n, _)| n.eq_ignore_ascii_case(name))
-            {
-                continue; // already joined into the first occurrence
-            }
-            let name_span = if name.eq_ignore_ascii_case(b"content-type") {
-                Text::Fixed(b"CONTENT_TYPE")
-            } else if name.eq_ignore_ascii_case(b"content-length") {
-                Text::Fixed(b"CONTENT_LENGTH")
-            } else {
-                match self.cgi_name(name) {
-                    Some(span) => Text::Arena(span),
-                    None => {
-                        // `X_Forwarded_For` and `X-Forwarded-For` would both become
-                        // HTTP_X_FORWARDED_FOR; drop the underscore form so a client cannot
-                        // spoof a header a proxy set.
-                        log::debug!(
-                            "dropped header with an underscore: {}",
-                            String::from_utf8_lossy(name)
-                        );
-                        continue;
-                    }
+        self.fields_in_parts = parts.noted.is_some();
+        let host = match parts.noted {
+            Some(noted) => {
+                if let Some(value) = noted.content_type {
+                    self.push(b"CONTENT_TYPE", value);
                 }
-            };
-            if name.eq_ignore_ascii_case(b"host") {
-                host = Some(value);
-            }
-            let value_start = self.arena.len();
-            if !maybe_repeated {
-                self.arena.extend_from_slice(value);
-                self.spans
-                    .push((name_span, Text::Arena(value_start..self.arena.len())));
-                continue;
-            }
-            // RFC 9110 §5.3: repeated fields combine with ", " (Cookie with "; ", RFC 6265 §5.4).
-            let separator: &[u8] = if name.eq_ignore_ascii_case(b"cookie") {
-                b"; "
-            } else {
-                b", "
-            };
-            // Repeated Content-Length fields were checked equal by the parser: CONTENT_LENGTH is
-            // that one number ("5", not "5, 5", which `int()` refuses), as gunicorn passes it.
-            let repeats = if name.eq_ignore_ascii_case(b"content-length") {
-                1
-            } else {
-                usize::MAX
-            };
-            let mut first = true;
-            for (_, v) in parts
-                .headers
-                .clone()
-                .skip(index)
-                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-                .take(repeats)
-            {
-                if !first {
-                    self.arena.extend_from_slice(separator);
+                if let Some(value) = noted.content_length {
+                    self.push(b"CONTENT_LENGTH", value);
                 }
-                first = false;
-                self.arena.extend_from_slice(v);
+                noted.host
             }
-            self.spans
-                .push((name_span, Text::Arena(value_start..self.arena.len())));
-        }
+            None => self.push_fields(parts.headers, parts.strip_forwarding),
+        };
 
         // SERVER_NAME comes from Host when present (PEP 3333 url reconstruction), else the socket.
         let authority = parts.target.authority.or(host);
@@ -350,6 +285,83 @@ impl Environ {
         &self.pairs
     }
 
+    /// The `HTTP_*` variables (and `CONTENT_TYPE`, `CONTENT_LENGTH`) of `headers`, repeats
+    /// joined, under the field policy ([`admits`]); returns the first Host.
+    fn push_fields<'h, H>(&mut self, headers: H, strip_forwarding: bool) -> Option<&'h [u8]>
+    where
+        H: Iterator<Item = (&'h [u8], &'h [u8])> + Clone,
+    {
+        // Names that may occur more than once (by a one-word hash): only those are looked for
+        // among the other fields, so the usual head, every name once, is walked once.
+        let (mut seen, mut repeated) = (0u64, 0u64);
+        for (name, _) in headers.clone() {
+            let bit = name_bit(name);
+            repeated |= seen & bit;
+            seen |= bit;
+        }
+        let mut host = None;
+        for (index, (name, value)) in headers.clone().enumerate() {
+            let maybe_repeated = repeated & name_bit(name) != 0;
+            if !admits(name, strip_forwarding) {
+                continue;
+            }
+            let earlier = headers.clone().take(index);
+            if maybe_repeated
+                && earlier
+                    .into_iter()
+                    .any(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
+                continue; // already joined into the first occurrence
+            }
+            let name_span = if name.eq_ignore_ascii_case(b"content-type") {
+                Text::Fixed(b"CONTENT_TYPE")
+            } else if name.eq_ignore_ascii_case(b"content-length") {
+                Text::Fixed(b"CONTENT_LENGTH")
+            } else {
+                Text::Arena(self.cgi_name(name))
+            };
+            if name.eq_ignore_ascii_case(b"host") {
+                host = Some(value);
+            }
+            let value_start = self.arena.len();
+            if !maybe_repeated {
+                self.arena.extend_from_slice(value);
+                self.spans
+                    .push((name_span, Text::Arena(value_start..self.arena.len())));
+                continue;
+            }
+            // RFC 9110 §5.3: repeated fields combine with ", " (Cookie with "; ", RFC 6265 §5.4).
+            let separator: &[u8] = if name.eq_ignore_ascii_case(b"cookie") {
+                b"; "
+            } else {
+                b", "
+            };
+            // Repeated Content-Length fields were checked equal by the parser: CONTENT_LENGTH is
+            // that one number ("5", not "5, 5", which `int()` refuses), as gunicorn passes it.
+            let repeats = if name.eq_ignore_ascii_case(b"content-length") {
+                1
+            } else {
+                usize::MAX
+            };
+            let mut first = true;
+            for (_, v) in headers
+                .clone()
+                .skip(index)
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .take(repeats)
+            {
+                if !first {
+                    self.arena.extend_from_slice(separator);
+                }
+                first = false;
+                self.arena.extend_from_slice(v);
+            }
+            self.spans
+                .push((name_span, Text::Arena(value_start..self.arena.len())));
+        }
+        host
+    }
+
     /// The `ws_request` for the environ last built, at an address that does not change while
     /// this environ lives (moves included). Its `io` is that address: the request's identity.
     pub(crate) fn request(
@@ -392,6 +404,12 @@ impl Environ {
             .map(|(name, value)| (self.text(name), self.text(value)))
     }
 
+    /// The fields of the request last built when they are in the parts only (an app that
+    /// reads them), not among [`Environ::vars`].
+    pub(crate) fn fields_apart(&self) -> Option<impl Iterator<Item = (&[u8], &[u8])>> {
+        self.fields_in_parts.then(|| self.parts.fields())
+    }
+
     /// The value of variable `name` of the request last built (a linear search: for the access
     /// log, once per atom).
     pub(crate) fn var(&self, name: &[u8]) -> Option<&[u8]> {
@@ -426,12 +444,13 @@ impl Environ {
         flags: u32,
         keep_parts: bool,
     ) -> &[WsPair] {
+        let mut noted = None;
         if keep_parts {
             let as_sent = match target.query {
                 b"" => target.path.to_vec(),
                 query => [target.path, b"?", query].concat(),
             };
-            self.parts.fill(crate::app::parts::Head {
+            noted = Some(self.parts.fill(crate::app::parts::Head {
                 version: 11,
                 method: b"GET",
                 scheme: b"",
@@ -440,7 +459,7 @@ impl Environ {
                 fields: headers.iter().copied(),
                 strip_forwarding: false,
                 block: &[],
-            });
+            }));
         }
         self.build(RequestParts {
             method: b"GET",
@@ -454,6 +473,7 @@ impl Environ {
             flags,
             spelled: None,
             client_cert: None,
+            noted,
         })
     }
 
@@ -487,29 +507,26 @@ impl Environ {
             .push((Text::Fixed(name), Text::Arena(start..self.arena.len())));
     }
 
-    /// `HTTP_` and the field name upper-cased with `-` as `_`, appended to the arena, then
-    /// spelled in place in one pass that also finds an underscore; `None`, with nothing
-    /// appended, when the name holds one.
-    fn cgi_name(&mut self, name: &[u8]) -> Option<Range<usize>> {
+    /// `HTTP_` and the field name upper-cased with `-` as `_`, appended to the arena and
+    /// spelled in place (the policy left out names with an underscore already).
+    fn cgi_name(&mut self, name: &[u8]) -> Range<usize> {
         let start = self.arena.len();
         self.arena.extend_from_slice(b"HTTP_");
         let from = self.arena.len();
         self.arena.extend_from_slice(name);
-        let mut underscore = false;
         for b in self.arena.get_mut(from..).unwrap_or_default() {
-            underscore |= *b == b'_';
-            let lower = b.is_ascii_lowercase();
-            *b = if *b == b'-' {
-                b'_'
-            } else {
-                *b - (u8::from(lower) << 5)
-            };
+            *b = cgi_byte(*b);
         }
-        if underscore {
-            self.arena.truncate(start);
-            return None;
-        }
-        Some(start..self.arena.len())
+        start..self.arena.len()
+    }
+}
+
+/// A field name's byte as CGI spells it: upper case, `-` as `_`.
+pub(crate) fn cgi_byte(b: u8) -> u8 {
+    if b == b'-' {
+        b'_'
+    } else {
+        b.to_ascii_uppercase()
     }
 }
 
@@ -665,6 +682,7 @@ mod tests {
             flags: WS_REQ_MULTITHREAD,
             spelled: None,
             client_cert: None,
+            noted: None,
         });
         let expect: &[(&str, &[u8])] = &[
             ("REQUEST_METHOD", b"GET"),
@@ -723,6 +741,7 @@ mod tests {
             flags: 0,
             spelled: None,
             client_cert: None,
+            noted: None,
         });
         assert_eq!(lookup(pairs, "SERVER_NAME"), Some(&b"target.example"[..]));
     }
@@ -750,6 +769,7 @@ mod tests {
             flags: 0,
             spelled,
             client_cert: None,
+            noted: None,
         }
     }
 
@@ -891,6 +911,85 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// An app that reads the parts gets an environ without its fields: no `HTTP_*`, the first
+    /// Content-Type and Content-Length, and `SERVER_NAME` from the noted host; the access log
+    /// still finds the fields under their environ names (`log_lookup.rs`), the first of a
+    /// repeated one.
+    #[test]
+    fn fields_left_to_the_parts_are_not_in_the_environ_but_the_log_finds_them() {
+        use crate::app::parts::Head;
+        use crate::logging::Lookup;
+        let headers: [(&[u8], &[u8]); 6] = [
+            (b"Host", b"example.com:8080"),
+            (b"User-Agent", b"probe/1"),
+            (b"Content-Type", b"text/plain"),
+            (b"X-Tag", b"a"),
+            (b"x-tag", b"b"),
+            (b"X-Forwarded-For", b"1.2.3.4"),
+        ];
+        let mut environ = Environ::default();
+        let noted = environ.parts.fill(Head {
+            version: 11,
+            method: b"GET",
+            scheme: b"",
+            authority: b"",
+            target: b"/",
+            fields: headers.iter().copied(),
+            strip_forwarding: true,
+            block: &[],
+        });
+        let pairs = environ.build(RequestParts {
+            noted: Some(noted),
+            ..get_root(
+                headers.iter().copied(),
+                Some("127.0.0.1:8888".parse().unwrap()),
+                Peer::Tcp("10.0.0.7:5555".parse().unwrap()),
+                None,
+            )
+        });
+        assert!(
+            pairs
+                .iter()
+                // SAFETY: as in lookup.
+                .all(|p| !unsafe { p.name.as_slice() }.starts_with(b"HTTP_")),
+            "no HTTP_ variable"
+        );
+        assert_eq!(lookup(pairs, "CONTENT_TYPE"), Some(&b"text/plain"[..]));
+        assert_eq!(lookup(pairs, "SERVER_NAME"), Some(&b"example.com"[..]));
+        assert_eq!(lookup(pairs, "REMOTE_ADDR"), Some(&b"10.0.0.7"[..]));
+        assert_eq!(environ.get(b"HTTP_USER_AGENT"), Some(&b"probe/1"[..]));
+        assert_eq!(environ.get(b"HTTP_X_TAG"), Some(&b"a"[..]));
+        assert_eq!(environ.get(b"HTTP_CONTENT_TYPE"), None);
+        assert_eq!(
+            environ.get(b"HTTP_X_FORWARDED_FOR"),
+            None,
+            "the policy held"
+        );
+        let mut seen = Vec::new();
+        environ.for_each(&mut |name, value| {
+            if name.starts_with(b"HTTP_") || name == b"CONTENT_TYPE" {
+                seen.push((name.to_vec(), value.to_vec()));
+            }
+        });
+        let seen: Vec<(&[u8], &[u8])> = seen
+            .iter()
+            .map(|(n, v)| (n.as_slice(), v.as_slice()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (&b"CONTENT_TYPE"[..], &b"text/plain"[..]),
+                (b"HTTP_HOST", b"example.com:8080"),
+                (b"HTTP_USER_AGENT", b"probe/1"),
+                (b"HTTP_X_TAG", b"a"),
+                (b"HTTP_X_TAG", b"b"),
+            ]
+        );
+        // Built again for an app without the flag, the fields are back.
+        let pairs = environ.build(get_root(headers.iter().copied(), None, Peer::Unix, None));
+        assert_eq!(lookup(pairs, "HTTP_X_TAG"), Some(&b"a, b"[..]));
     }
 
     /// Names equal but for ASCII case share a bit (else a repeated field would not be joined).

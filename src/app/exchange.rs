@@ -426,7 +426,22 @@ impl<'a> Exchange<'a> {
         let pairs = environ
             .iter()
             .map(|pair| unsafe { (pair.name.as_slice(), pair.value.as_slice()) });
-        let handoff = match hand_off(fd, range, flags, &app, &Conditions::from_environ(pairs)) {
+        let mut conditions = Conditions::from_environ(pairs);
+        // SAFETY: parts kept for this request live with its environ, until `close` returns.
+        if let Some(parts) = unsafe { self.parts.as_ref() } {
+            let fields = if parts.n_fields == 0 {
+                &[][..]
+            } else {
+                // SAFETY: as above: `n_fields` pairs, server-owned.
+                unsafe { std::slice::from_raw_parts(parts.fields, parts.n_fields) }
+            };
+            // SAFETY: as above.
+            let fields = fields
+                .iter()
+                .map(|pair| unsafe { (pair.name.as_slice(), pair.value.as_slice()) });
+            conditions = conditions.with_fields(fields);
+        }
+        let handoff = match hand_off(fd, range, flags, &app, &conditions) {
             Ok(handoff) => handoff,
             Err(refused) => {
                 log::error!(target: "app", "[{}] send_file refused: {refused}", self.app_name);

@@ -32,6 +32,49 @@ pub(crate) struct Head<'a, H> {
     pub(crate) block: &'a [u8],
 }
 
+/// The server's policy for a request field, the one place both the environ and the parts
+/// apply it: a name with an underscore is left out (`X_Forwarded_For` would pass for a proxy's
+/// `X-Forwarded-For` once converted to `HTTP_X_FORWARDED_FOR`), and so are an untrusted peer's
+/// forwarding fields (`strip_forwarding`: a client's claim is not the app's to believe).
+pub(crate) fn admits(name: &[u8], strip_forwarding: bool) -> bool {
+    if name.contains(&b'_') {
+        log::debug!(
+            "dropped header with an underscore: {}",
+            String::from_utf8_lossy(name)
+        );
+        return false;
+    }
+    if strip_forwarding && is_forwarding_header(name) {
+        log::debug!(
+            "dropped {} from a peer not in --forwarded-allow-ips",
+            String::from_utf8_lossy(name)
+        );
+        return false;
+    }
+    true
+}
+
+/// The fields the environ of an app that reads the parts still carries (or is made from),
+/// noted while the parts are filled so the fields are walked once: the first of each.
+#[derive(Clone, Copy, Default, Debug)]
+pub(crate) struct Noted<'h> {
+    pub(crate) host: Option<&'h [u8]>,
+    pub(crate) content_type: Option<&'h [u8]>,
+    pub(crate) content_length: Option<&'h [u8]>,
+}
+
+impl<'h> Noted<'h> {
+    fn note(&mut self, name: &[u8], value: &'h [u8]) {
+        let slot = match name.len() {
+            4 if name.eq_ignore_ascii_case(b"host") => &mut self.host,
+            12 if name.eq_ignore_ascii_case(b"content-type") => &mut self.content_type,
+            14 if name.eq_ignore_ascii_case(b"content-length") => &mut self.content_length,
+            _ => return,
+        };
+        slot.get_or_insert(value);
+    }
+}
+
 /// The parts of the request last filled, reused from request to request.
 pub(crate) struct Parts {
     arena: Vec<u8>,
@@ -70,7 +113,8 @@ unsafe impl Send for Parts {}
 
 impl Parts {
     /// Copies `head` in; the result is what [`Parts::raw`] points to until the next `fill`.
-    pub(crate) fn fill<'h, H>(&mut self, head: Head<'_, H>)
+    /// Returns the fields the environ still carries, found on the way.
+    pub(crate) fn fill<'h, H>(&mut self, head: Head<'_, H>) -> Noted<'h>
     where
         H: Iterator<Item = (&'h [u8], &'h [u8])>,
     {
@@ -83,13 +127,12 @@ impl Parts {
         for bytes in [head.method, head.scheme, head.authority, head.target] {
             self.push(bytes, block);
         }
+        let mut noted = Noted::default();
         for (name, value) in head.fields {
-            // The environ's policy (`environ.rs`): `X_Forwarded_For` could pass for a proxy's
-            // `X-Forwarded-For` once converted, so underscore names never reach the app, and
-            // an untrusted peer's forwarding claims are not the app's to believe.
-            if name.contains(&b'_') || (head.strip_forwarding && is_forwarding_header(name)) {
+            if !admits(name, head.strip_forwarding) {
                 continue;
             }
+            noted.note(name, value);
             self.push(name, block);
             self.push(value, block);
         }
@@ -117,6 +160,17 @@ impl Parts {
             fields: self.pairs.as_ptr(),
             n_fields: self.pairs.len(),
         };
+        noted
+    }
+
+    /// The fields last filled, (name, value) as received (the access log's `HTTP_*`).
+    pub(crate) fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let text = |r: &Range<usize>| self.arena.get(r.clone()).unwrap_or_default();
+        self.spans
+            .get(4..)
+            .unwrap_or_default()
+            .chunks_exact(2)
+            .map(move |f| (text(&f[0]), text(&f[1])))
     }
 
     /// The parts last filled, at an address that does not change while this struct lives.

@@ -18,7 +18,7 @@ pub(crate) trait Lookup {
     fn get(&self, name: &[u8]) -> Option<&[u8]>;
 
     /// Every (name, value), in order.
-    fn for_each<'s>(&'s self, f: &mut dyn FnMut(&'s [u8], &'s [u8]));
+    fn for_each<'s>(&'s self, f: &mut dyn FnMut(&[u8], &'s [u8]));
 }
 
 impl Lookup for ResponseFields {
@@ -29,7 +29,7 @@ impl Lookup for ResponseFields {
             .map(|(_, v)| v)
     }
 
-    fn for_each<'s>(&'s self, f: &mut dyn FnMut(&'s [u8], &'s [u8])) {
+    fn for_each<'s>(&'s self, f: &mut dyn FnMut(&[u8], &'s [u8])) {
         for (name, value) in self.headers() {
             f(name, value);
         }
@@ -472,7 +472,7 @@ mod tests {
                 .map(|(_, v)| *v)
         }
 
-        fn for_each<'s>(&'s self, f: &mut dyn FnMut(&'s [u8], &'s [u8])) {
+        fn for_each<'s>(&'s self, f: &mut dyn FnMut(&[u8], &'s [u8])) {
             for (name, value) in &self.0 {
                 f(name.as_bytes(), value);
             }

@@ -27,7 +27,7 @@ impl Lookup for UpgradeSeed {
             .map(|(_, v)| &**v)
     }
 
-    fn for_each<'s>(&'s self, f: &mut dyn FnMut(&'s [u8], &'s [u8])) {
+    fn for_each<'s>(&'s self, f: &mut dyn FnMut(&[u8], &'s [u8])) {
         for (name, value) in &self.environ {
             f(name, value);
         }

@@ -242,6 +242,19 @@ fn serve_one(
     // Built only where it is read: by the app, or by the access log of a `--static` answer.
     let build_environ = |environ: &mut Environ| {
         let client = proxied::client(peer, conn.is_tls(), head.header_iter(buf), &config.proxies);
+        // An app that reads the parts gets its fields there only (the one walk over them).
+        let noted = shared.app.wants_parts().then(|| {
+            environ.parts.fill(parts::Head {
+                version: 10 + u16::from(head.version_minor.min(1)),
+                method,
+                scheme: b"",
+                authority: b"",
+                target: head.target(buf),
+                fields: head.header_iter(buf),
+                strip_forwarding: client.strip_forwarding,
+                block: buf,
+            })
+        });
         environ.build(RequestParts {
             method,
             target,
@@ -255,19 +268,8 @@ fn serve_one(
             // A client a trusted proxy named is spelled afresh.
             spelled: (client.remote == peer).then_some(&spelled),
             client_cert: conn.client_cert(),
+            noted,
         });
-        if shared.app.wants_parts() {
-            environ.parts.fill(parts::Head {
-                version: 10 + u16::from(head.version_minor.min(1)),
-                method,
-                scheme: b"",
-                authority: b"",
-                target: head.target(buf),
-                fields: head.header_iter(buf),
-                strip_forwarding: client.strip_forwarding,
-                block: buf,
-            });
-        }
     };
     if let Some(statics) = &config.statics {
         // Whatever follows an unread request body cannot be told from it: close after.

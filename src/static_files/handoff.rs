@@ -47,6 +47,29 @@ impl<'r> Conditions<'r> {
         }
         conditions
     }
+
+    /// Those of an app whose fields are in the request parts only, not in its environ (ABI
+    /// 1.3 `WS_REQ_FIELDS_IN_PARTS`): `Range`, ... from `fields` as received.
+    pub(crate) fn with_fields(
+        mut self,
+        fields: impl Iterator<Item = (&'r [u8], &'r [u8])>,
+    ) -> Self {
+        for (name, value) in fields {
+            let slot = if name.eq_ignore_ascii_case(b"range") {
+                &mut self.range
+            } else if name.eq_ignore_ascii_case(b"if-range") {
+                &mut self.if_range
+            } else if name.eq_ignore_ascii_case(b"if-none-match") {
+                &mut self.if_none_match
+            } else if name.eq_ignore_ascii_case(b"if-modified-since") {
+                &mut self.if_modified_since
+            } else {
+                continue;
+            };
+            slot.get_or_insert(value);
+        }
+        self
+    }
 }
 
 /// The app's response head as far as the answer depends on it.

@@ -252,6 +252,9 @@ impl TowerApp {
             if let Some(head) = request::head_from_parts(&parts)? {
                 return Ok(head);
             }
+            // The environ escapes a target `http::Uri` refuses; the fields are in the parts
+            // (a server that keeps them leaves them out of the environ).
+            return request::head_from_environ_and_parts(req.vars(), &parts);
         }
         request::head_from_environ(req.vars())
     }

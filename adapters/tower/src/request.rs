@@ -156,12 +156,7 @@ pub(crate) fn head_from_parts(parts: &app_abi::Parts<'_>) -> Result<Option<Head>
     let mut fields = Fields::new();
     let mut value_bytes = 0;
     for (name, value) in parts.fields() {
-        if name.eq_ignore_ascii_case(b"content-length") {
-            has_body |= !value.iter().all(|&b| b == b'0' || b == b' ');
-        } else {
-            has_body |= name.eq_ignore_ascii_case(b"transfer-encoding");
-            has_upgrade |= name.eq_ignore_ascii_case(b"upgrade");
-        }
+        note_framing(name, value, (&mut has_body, &mut has_upgrade));
         value_bytes += value.len();
         fields.push((name, value));
     }
@@ -197,6 +192,40 @@ pub(crate) fn head_from_parts(parts: &app_abi::Parts<'_>) -> Result<Option<Head>
         has_body,
         has_upgrade,
     }))
+}
+
+/// The request head from the environ (method, the target escaped as an origin form, version)
+/// with the fields of the parts, for a target `http::Uri` refuses as sent.
+pub(crate) fn head_from_environ_and_parts<'a>(
+    vars: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    parts: &app_abi::Parts<'_>,
+) -> Result<Head, BuildError> {
+    let mut head = head_from_environ(vars)?;
+    let mut has_body = head.request.version() == Version::HTTP_2;
+    let mut has_upgrade = false;
+    let headers = head.request.headers_mut();
+    headers.clear();
+    for (name, value) in parts.fields() {
+        note_framing(name, value, (&mut has_body, &mut has_upgrade));
+        if let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
+        {
+            headers.append(name, value);
+        }
+    }
+    head.has_body = has_body;
+    head.has_upgrade = has_upgrade;
+    Ok(head)
+}
+
+/// What field `name: value` says of [`Head::has_body`] and [`Head::has_upgrade`].
+fn note_framing(name: &[u8], value: &[u8], (has_body, has_upgrade): (&mut bool, &mut bool)) {
+    if name.eq_ignore_ascii_case(b"content-length") {
+        *has_body |= !value.iter().all(|&b| b == b'0' || b == b' ');
+    } else {
+        *has_body |= name.eq_ignore_ascii_case(b"transfer-encoding");
+        *has_upgrade |= name.eq_ignore_ascii_case(b"upgrade");
+    }
 }
 
 /// The `http::Request` from its method and version, its target (written by `target`, at most

@@ -30,6 +30,11 @@ impl<'a> Parts<'a> {
             .iter()
             .map(|p| unsafe { (p.name.as_slice(), p.value.as_slice()) })
     }
+
+    /// The fields as the host gave them.
+    pub(crate) fn raw_fields(&self) -> &'a [WsPair] {
+        self.fields
+    }
 }
 
 impl<'a> Request<'a> {
@@ -125,6 +130,55 @@ mod tests {
             .map(|(n, v)| (n.to_vec(), v.to_vec()))
             .collect();
         Some((parts.version, parts.target.to_vec(), fields))
+    }
+
+    /// With `WS_REQ_FIELDS_IN_PARTS` the environ has no `HTTP_*`: `var`, `header` and
+    /// `headers` answer from the parts; without it they read the environ alone (and never ask
+    /// the host, which would refuse an app without the flag).
+    #[test]
+    fn fields_left_out_of_the_environ_are_read_from_the_parts() {
+        use crate::raw::WS_REQ_FIELDS_IN_PARTS;
+        let host = WsHost {
+            request_parts: Some(kept),
+            ..WsHost::EMPTY
+        };
+        let environ = [WsPair {
+            name: WsBytes::from_slice(b"CONTENT_TYPE"),
+            value: WsBytes::from_slice(b"text/plain"),
+        }];
+        let read = |flags: u32| {
+            let raw = WsRequest {
+                size: core::mem::size_of::<WsRequest>() as u32,
+                flags,
+                environ: environ.as_ptr(),
+                environ_len: environ.len(),
+                io: core::ptr::null_mut(),
+                host: &host,
+                log_ctx: core::ptr::null(),
+            };
+            // SAFETY: a one-pair environ and a host whose only callback ignores `io`.
+            let req = unsafe { Request::from_raw(&raw) };
+            (
+                req.var(b"HTTP_X_TAG").map(<[u8]>::to_vec),
+                req.header("X-Tag").map(<[u8]>::to_vec),
+                req.headers()
+                    .map(|(n, v)| (n, v.to_vec()))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let (var, header, headers) = read(WS_REQ_FIELDS_IN_PARTS);
+        assert_eq!(var.as_deref(), Some(&b"a"[..]));
+        assert_eq!(header.as_deref(), Some(&b"a"[..]));
+        assert_eq!(
+            headers,
+            [
+                ("content-type".to_owned(), b"text/plain".to_vec()),
+                ("x-tag".to_owned(), b"a".to_vec())
+            ]
+        );
+        let (var, header, headers) = read(0);
+        assert_eq!((var, header), (None, None));
+        assert_eq!(headers.len(), 1);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use super::deferred::{try_read, TryRead, Waker};
 use super::error::AbiError;
 use super::log::{LogLevel, Logger};
-use crate::raw::{WsBytes, WsHost, WsPair, WsRequest, WS_RESPONSE_REPLACE};
+use crate::raw::{WsBytes, WsHost, WsPair, WsRequest, WS_REQ_FIELDS_IN_PARTS, WS_RESPONSE_REPLACE};
 use core::ffi::c_void;
 use core::marker::PhantomData;
 use std::borrow::Cow;
@@ -62,9 +62,41 @@ impl<'a> Request<'a> {
         self.raw.flags
     }
 
-    /// An environ variable by exact name (first match), like the header's `ws_getenv`.
+    /// An environ variable by exact name (first match), like the header's `ws_getenv`. For an
+    /// app exported with `WS_APP_REQUEST_PARTS` the server leaves the `HTTP_*` variables out
+    /// (`WS_REQ_FIELDS_IN_PARTS`): an `HTTP_*` name is then answered from
+    /// [`Request::parts`], the first field of that name (repeats are not joined).
     pub fn var(&self, name: &[u8]) -> Option<&'a [u8]> {
-        self.vars().find(|(k, _)| *k == name).map(|(_, v)| v)
+        self.vars()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+            .or_else(|| self.field_as_var(name))
+    }
+
+    /// `HTTP_X_Y` from the parts' first `X-Y` field, when the fields are there only.
+    fn field_as_var(&self, name: &[u8]) -> Option<&'a [u8]> {
+        let cgi = name.strip_prefix(b"HTTP_")?;
+        // CONTENT_TYPE and CONTENT_LENGTH are in the environ, never as HTTP_ names.
+        if cgi == b"CONTENT_TYPE" || cgi == b"CONTENT_LENGTH" {
+            return None;
+        }
+        self.fields_in_parts()?
+            .iter()
+            // SAFETY: the parts' pairs are the host's, valid as long as the request ('a).
+            .map(|p| unsafe { (p.name.as_slice(), p.value.as_slice()) })
+            .find(|(n, _)| {
+                n.len() == cgi.len() && n.iter().zip(cgi).all(|(&h, &e)| cgi_byte(h) == e)
+            })
+            .map(|(_, v)| v)
+    }
+
+    /// The parts' fields, when the server left them out of the environ
+    /// (`WS_REQ_FIELDS_IN_PARTS`).
+    fn fields_in_parts(&self) -> Option<&'a [WsPair]> {
+        if self.flags() & WS_REQ_FIELDS_IN_PARTS == 0 {
+            return None;
+        }
+        self.parts().map(|parts| parts.raw_fields())
     }
 
     /// All environ variables, in the server's order.
@@ -118,19 +150,33 @@ impl<'a> Request<'a> {
         if name.eq_ignore_ascii_case(b"content-length") {
             return self.var(b"CONTENT_LENGTH");
         }
-        self.vars()
+        let in_vars = self
+            .vars()
             .find(|(k, _)| {
                 k.len() == 5 + name.len()
                     && k.starts_with(b"HTTP_")
                     && k[5..].iter().zip(name).all(|(&e, &h)| e == cgi_byte(h))
             })
-            .map(|(_, v)| v)
+            .map(|(_, v)| v);
+        in_vars.or_else(|| {
+            self.fields_in_parts()?
+                .iter()
+                // SAFETY: the parts' pairs are the host's, valid as long as the request ('a).
+                .map(|p| unsafe { (p.name.as_slice(), p.value.as_slice()) })
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+        })
     }
 
     /// The request headers: `(lower-case-dashed name, value)` for every `HTTP_*` variable plus
-    /// `content-type` / `content-length` when present, in environ order.
+    /// `content-type` / `content-length` when present, in environ order; for an app whose
+    /// fields are in the parts only (`WS_REQ_FIELDS_IN_PARTS`), the parts' other fields after
+    /// those two, one by one (repeats not joined).
     pub fn headers(&self) -> HeaderIter<'a> {
-        HeaderIter { vars: self.vars() }
+        HeaderIter {
+            vars: self.vars(),
+            fields: self.fields_in_parts().unwrap_or_default().iter(),
+        }
     }
 
     /// `CONTENT_LENGTH` parsed, if present and a valid decimal number.
@@ -342,30 +388,49 @@ impl<'a> Iterator for Vars<'a> {
 #[derive(Clone, Debug)]
 pub struct HeaderIter<'a> {
     vars: Vars<'a>,
+    /// The parts' fields, read after the environ (empty unless `WS_REQ_FIELDS_IN_PARTS`).
+    fields: core::slice::Iter<'a, WsPair>,
 }
 
 impl<'a> Iterator for HeaderIter<'a> {
     type Item = (String, &'a [u8]);
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.vars.by_ref().find_map(|(k, v)| {
-            let name = match k {
-                b"CONTENT_TYPE" => return Some(("content-type".to_owned(), v)),
-                b"CONTENT_LENGTH" => return Some(("content-length".to_owned(), v)),
-                _ => k.strip_prefix(b"HTTP_")?,
-            };
-            let name: String = String::from_utf8_lossy(name)
-                .chars()
-                .map(|c| {
-                    if c == '_' {
-                        '-'
-                    } else {
-                        c.to_ascii_lowercase()
-                    }
+        self.vars
+            .by_ref()
+            .find_map(|(k, v)| Self::from_var(k, v))
+            .or_else(|| {
+                self.fields.by_ref().find_map(|p| {
+                    // SAFETY: the parts' pairs are the host's, valid as long as the request.
+                    let (name, value) = unsafe { (p.name.as_slice(), p.value.as_slice()) };
+                    let in_environ = name.eq_ignore_ascii_case(b"content-type")
+                        || name.eq_ignore_ascii_case(b"content-length");
+                    let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+                    (!in_environ).then_some((name, value))
                 })
-                .collect();
-            Some((name, v))
-        })
+            })
+    }
+}
+
+impl<'a> HeaderIter<'a> {
+    /// A header variable as `(lower-case-dashed name, value)`; `None` for another variable.
+    fn from_var(k: &'a [u8], v: &'a [u8]) -> Option<(String, &'a [u8])> {
+        let name = match k {
+            b"CONTENT_TYPE" => return Some(("content-type".to_owned(), v)),
+            b"CONTENT_LENGTH" => return Some(("content-length".to_owned(), v)),
+            _ => k.strip_prefix(b"HTTP_")?,
+        };
+        let name: String = String::from_utf8_lossy(name)
+            .chars()
+            .map(|c| {
+                if c == '_' {
+                    '-'
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
+            .collect();
+        Some((name, v))
     }
 }
 

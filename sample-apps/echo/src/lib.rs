@@ -5,7 +5,9 @@
 //! ({lower-case-dashed name: value}, HTTP_* plus content-type/content-length), "body_len",
 //! "body_sha256" (lowercase hex), "remote_addr", "remote_port", "url_scheme" (REMOTE_ADDR,
 //! REMOTE_PORT and webserver.url_scheme: who the server says the client is), "ssl_client"
-//! ({SSL_CLIENT_* name: value}: the TLS client certificate's variables)}`. The body is read in full through the input stream; if that
+//! ({SSL_CLIENT_* name: value}: the TLS client certificate's variables), "http_x_probe"
+//! (`var("HTTP_X_PROBE")`), "http_vars" (how many HTTP_* variables the environ holds)}`.
+//! `app_parts` is the same app flagged `WS_APP_REQUEST_PARTS`. The body is read in full through the input stream; if that
 //! fails the answer is `400 {"error": "..."}` (and the failure is logged).
 
 use app_abi::{export_app, App, InitContext, Request, Response};
@@ -83,9 +85,36 @@ impl App for Echo {
             "remote_port": var(b"REMOTE_PORT"),
             "url_scheme": var(b"webserver.url_scheme"),
             "ssl_client": ssl_client,
+            // A field read as an environ variable, and how many HTTP_ variables the environ
+            // holds (none for `app_parts`: its fields are in the request parts).
+            "http_x_probe": var(b"HTTP_X_PROBE"),
+            "http_vars": req.vars().filter(|(name, _)| name.starts_with(b"HTTP_")).count(),
         });
         Response::json(200, body.to_string())
     }
 }
 
 export_app!(app, Echo, name = "echo", version = "1.0");
+
+/// The same app exported with `WS_APP_REQUEST_PARTS` (`libecho.so:app_parts`): the server keeps
+/// the parsed head for it and leaves the header fields out of its environ, and `Request`'s
+/// `headers`, `header` and `var("HTTP_…")` answer from the parts.
+pub struct EchoParts(Echo);
+
+impl App for EchoParts {
+    fn init(ctx: &InitContext<'_>) -> Result<Self, String> {
+        Echo::init(ctx).map(EchoParts)
+    }
+
+    fn call(&self, req: &mut Request<'_>) -> Response {
+        self.0.call(req)
+    }
+}
+
+export_app!(
+    app_parts,
+    EchoParts,
+    name = "echo",
+    version = "1.0",
+    flags = app_abi::raw::WS_APP_REQUEST_PARTS
+);

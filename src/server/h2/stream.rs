@@ -21,7 +21,7 @@ use super::transport::{poll_once, StreamState, StreamTransport};
 use super::Queue;
 use crate::app::call::{self, Cancel, Progress, RequestFacts, Scratch};
 use crate::app::environ::{AddrVars, Environ, RequestParts, HTTP2};
-use crate::app::parts::{Head, VERSION_HTTP2};
+use crate::app::parts::{Head, Noted, VERSION_HTTP2};
 use crate::http::encoder::{Outcome, CLIENT_LEFT};
 use crate::http::target::parse_target;
 use crate::listen::Peer;
@@ -146,6 +146,7 @@ pub(super) fn start(job: StreamJob, shared: &Shared, scratch: &mut ThreadScratch
         flags,
         spelled: (client.remote == info.peer).then_some(&info.spelled),
         client_cert: info.client_cert.as_ref(),
+        noted: None,
     };
     let (body, respond) = match &config.statics {
         None => (body, respond),
@@ -174,8 +175,9 @@ pub(super) fn start(job: StreamJob, shared: &Shared, scratch: &mut ThreadScratch
             }
         }
     };
+    let mut request_parts = request_parts;
     if shared.app.wants_parts() {
-        buffers.environ.parts.fill(Head {
+        let noted = buffers.environ.parts.fill(Head {
             version: VERSION_HTTP2,
             method,
             scheme: parts.uri.scheme_str().unwrap_or_default().as_bytes(),
@@ -194,6 +196,11 @@ pub(super) fn start(job: StreamJob, shared: &Shared, scratch: &mut ThreadScratch
             strip_forwarding: client.strip_forwarding,
             // h2's fields lie in separate buffers.
             block: &[],
+        });
+        // The environ's SERVER_NAME from `:authority` when no Host came, as with the fields.
+        request_parts.noted = Some(Noted {
+            host: noted.host.or(authority.map(|(_, value)| value)),
+            ..noted
         });
     }
     let parts = call::parts_for(&shared.app, &buffers.environ);

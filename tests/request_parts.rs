@@ -1,0 +1,198 @@
+//! An app that reads the parsed head (ABI 1.3 `WS_APP_REQUEST_PARTS`: the tower adapter, and
+//! the echo app's `app_parts` export) gets its header fields in the parts only: the server leaves
+//! the `HTTP_*` variables out of its environ. What used to read them there must still see them:
+//! the app's own `header`/`var("HTTP_…")`, the access log, the forwarding policy.
+//!
+//! Needs `cargo build --workspace` first (the cdylibs come from target/debug).
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+
+/// How long an access-log line may take to reach its file on a loaded machine.
+const LINE_WAIT: Duration = Duration::from_secs(10);
+
+/// The echo app exported with `WS_APP_REQUEST_PARTS`.
+fn echo_parts() -> ServerBuilder {
+    let mut target = sample_app("echo").into_os_string();
+    target.push(":app_parts");
+    server(target)
+}
+
+/// The lines of `path` once it holds at least `count`.
+fn lines_of(path: &Path, count: usize) -> Vec<String> {
+    poll(
+        LINE_WAIT,
+        &format!("{count} line(s) in {}", path.display()),
+        || {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            (lines.len() >= count).then_some(lines)
+        },
+    )
+}
+
+/// `GET /who` with `headers`, after `prefix` (a PROXY header or nothing), on a new connection.
+fn ask(server: &Server, prefix: &[u8], headers: &[&str]) -> Response {
+    let mut conn = server.connect();
+    let mut raw = String::from("GET /who?x=1 HTTP/1.1\r\nHost: app.example\r\n");
+    for header in headers {
+        raw.push_str(header);
+        raw.push_str("\r\n");
+    }
+    raw.push_str("Connection: close\r\n\r\n");
+    conn.send([prefix, raw.as_bytes()].concat());
+    conn.read_response()
+}
+
+/// The flagged app's environ holds no `HTTP_*`, yet `var("HTTP_X_PROBE")` and `headers()` find
+/// the fields (from the parts); the same app unflagged gets them in its environ, as always.
+#[test]
+fn a_flagged_app_reads_its_fields_by_their_environ_names_from_the_parts() {
+    let flagged = echo_parts().start();
+    let plain = sample_server("echo").start();
+    let fields = ["X-Probe: p-1", "Content-Type: text/plain", "X_Under: no"];
+    let ours = ask(&flagged, b"", &fields).json();
+    let theirs = ask(&plain, b"", &fields).json();
+    assert_eq!(
+        ours["http_vars"], 0,
+        "the fields stay out of the environ: {ours}"
+    );
+    assert!(theirs["http_vars"].as_u64().unwrap() >= 2, "{theirs}");
+    for seen in [&ours, &theirs] {
+        assert_eq!(seen["http_x_probe"], "p-1", "{seen}");
+        assert_eq!(seen["headers"]["x-probe"], "p-1", "{seen}");
+        assert_eq!(seen["headers"]["host"], "app.example", "{seen}");
+        assert_eq!(seen["headers"]["content-type"], "text/plain", "{seen}");
+        assert!(seen["headers"]["x_under"].is_null(), "{seen}");
+        assert_eq!(seen["query"], "x=1");
+        assert_eq!(seen["remote_addr"], "127.0.0.1");
+    }
+}
+
+/// Forwarding fields reach a flagged app from a trusted proxy and are dropped from an untrusted
+/// peer, as for any app; the client a trusted proxy names is still the environ's REMOTE_ADDR.
+#[test]
+fn forwarding_fields_reach_a_flagged_app_only_from_a_trusted_proxy() {
+    let server = echo_parts()
+        .args(["--proxy-protocol", "--forwarded-allow-ips", "10.0.0.0/8"])
+        .start();
+    let forwarded = ["X-Forwarded-For: 203.0.113.9", "X-Forwarded-Proto: https"];
+    let trusted = ask(
+        &server,
+        b"PROXY TCP4 10.0.0.5 10.0.0.1 5000 443\r\n",
+        &forwarded,
+    )
+    .json();
+    let untrusted = ask(
+        &server,
+        b"PROXY TCP4 192.0.2.1 10.0.0.1 5000 443\r\n",
+        &forwarded,
+    )
+    .json();
+    assert_eq!(
+        trusted["headers"]["x-forwarded-for"], "203.0.113.9",
+        "{trusted}"
+    );
+    assert_eq!(trusted["remote_addr"], "203.0.113.9");
+    assert_eq!(trusted["url_scheme"], "https");
+    assert!(
+        untrusted["headers"]["x-forwarded-for"].is_null(),
+        "{untrusted}"
+    );
+    assert!(
+        untrusted["headers"]["x-forwarded-proto"].is_null(),
+        "{untrusted}"
+    );
+    assert_eq!(untrusted["remote_addr"], "192.0.2.1");
+    assert_eq!(untrusted["url_scheme"], "http");
+
+    // The same through the tower adapter: the router's /headers lists what it got.
+    let server = sample_server("axum_app")
+        .args(["--proxy-protocol", "--forwarded-allow-ips", "10.0.0.0/8"])
+        .start();
+    let headers = |prefix: &[u8]| {
+        let mut conn = server.connect();
+        conn.send(
+            [
+                prefix,
+                b"GET /headers HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 203.0.113.9\r\n\
+                  Connection: close\r\n\r\n",
+            ]
+            .concat(),
+        );
+        conn.read_response().text()
+    };
+    let trusted = headers(b"PROXY TCP4 10.0.0.5 10.0.0.1 5000 443\r\n");
+    let untrusted = headers(b"PROXY TCP4 192.0.2.1 10.0.0.1 5000 443\r\n");
+    assert!(
+        trusted.contains("x-forwarded-for: 203.0.113.9"),
+        "{trusted}"
+    );
+    assert!(!untrusted.contains("x-forwarded-for"), "{untrusted}");
+}
+
+/// The access log of a tower app shows the user agent, the referer, the user and any request
+/// header, read from the parts (its environ has no `HTTP_*`), and the client a trusted proxy
+/// named.
+#[test]
+fn an_axum_apps_access_log_shows_its_request_fields() {
+    let dir = fresh_dir("parts-log");
+    let combined = dir.join("combined.log");
+    let custom = dir.join("custom.log");
+    let mut body_len = 0;
+    for (log, format) in [
+        (&combined, None),
+        (
+            &custom,
+            Some("%(h)s|%({x-request-id}i)s|%({X-Forwarded-For}i)s|%(a)s"),
+        ),
+    ] {
+        let mut builder = sample_server("axum_app")
+            .args(["--access-logfile".as_ref(), log.as_os_str()])
+            .args(["--proxy-protocol", "--forwarded-allow-ips", "10.0.0.0/8"]);
+        if let Some(format) = format {
+            builder = builder.args(["--access-logformat", format]);
+        }
+        let server = builder.start();
+        let resp = ask(
+            &server,
+            b"PROXY TCP4 10.0.0.5 10.0.0.1 5000 443\r\n",
+            &[
+                "Referer: http://example.com/",
+                "User-Agent: probe/1.0",
+                "Authorization: Basic YWxpY2U6c2VjcmV0",
+                "X-Request-Id: rid-7",
+                "X-Forwarded-For: 203.0.113.9",
+            ],
+        );
+        assert_eq!(resp.status, 404, "{}", resp.text());
+        body_len = resp.body.len();
+    }
+    let line = &lines_of(&combined, 1)[0];
+    assert!(line.starts_with("203.0.113.9 - alice ["), "{line}");
+    let end =
+        format!("\"GET /who?x=1 HTTP/1.1\" 404 {body_len} \"http://example.com/\" \"probe/1.0\"");
+    assert!(line.ends_with(&end), "{line}");
+    let line = &lines_of(&custom, 1)[0];
+    assert_eq!(line, "203.0.113.9|rid-7|203.0.113.9|probe/1.0", "{line}");
+}
+
+/// A target `http::Uri` refuses takes the tower adapter's other way (the environ's escaped
+/// target): the fields still reach the router, from the parts.
+#[test]
+fn a_target_a_uri_cannot_hold_still_brings_its_fields_to_the_router() {
+    let server = sample_server("axum_app").start();
+    let mut conn = server.connect();
+    conn.send(
+        "GET /headers?q=\"<>\" HTTP/1.1\r\nHost: a\r\nX-Probe: p-2\r\nConnection: close\r\n\r\n",
+    );
+    let resp = conn.read_response();
+    assert_eq!(resp.status, 200, "{}", server.stderr());
+    let text = resp.text();
+    assert!(text.contains("x-probe: p-2\n"), "{text}");
+    assert!(text.contains("host: a\n"), "{text}");
+}
