@@ -16,6 +16,9 @@
 #      OUT_DIR (a fresh /tmp directory; the callgrind.out files stay there for callgrind_annotate)
 #      EXTRA (more webserver options, e.g. "--access-log -") REQ_PATH (/) THREADS (1)
 #      MODE (keepalive | close) BATCH (1, close only)
+# The axum hello (sample-apps/axum-app through webserver-tower, what bench/peers.sh compares with
+# axum::serve): `APP=axum bench/callgrind.sh 5000` (after `cargo build --release -p webserver
+# -p axum-app`).
 # A WSGI app, from its directory (the bridge imports from the current directory), e.g.:
 #   cd examples/wsgi && VIRTUAL_ENV=/tmp/webserver-bench/peers-venv WEBSERVER_WSGI_APP=flaskapp:app \
 #     APP=$PWD/../../target/release/libwsgi.so:app REQ_PATH=/hello ../../bench/callgrind.sh 2000
@@ -25,6 +28,7 @@ PORT="${PORT:-18990}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${BIN:-$ROOT/target/release/webserver}"
 APP="${APP:-$ROOT/target/release/libhello.so:app}"
+[[ "$APP" == axum ]] && APP="$ROOT/target/release/libaxum_app.so:app"
 OUT_DIR="${OUT_DIR:-$(mktemp -d /tmp/webserver-callgrind.XXXXXX)}"
 mkdir -p "$OUT_DIR"
 command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind is not installed" >&2; exit 2; }

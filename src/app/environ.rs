@@ -302,9 +302,6 @@ impl Environ {
         let mut host = None;
         for (index, (name, value)) in headers.clone().enumerate() {
             let maybe_repeated = repeated & name_bit(name) != 0;
-            if !admits(name, strip_forwarding) {
-                continue;
-            }
             let earlier = headers.clone().take(index);
             if maybe_repeated
                 && earlier
@@ -313,13 +310,20 @@ impl Environ {
             {
                 continue; // already joined into the first occurrence
             }
-            let name_span = if name.eq_ignore_ascii_case(b"content-type") {
-                Text::Fixed(b"CONTENT_TYPE")
+            let (name_span, underscore) = if name.eq_ignore_ascii_case(b"content-type") {
+                (Text::Fixed(b"CONTENT_TYPE"), false)
             } else if name.eq_ignore_ascii_case(b"content-length") {
-                Text::Fixed(b"CONTENT_LENGTH")
+                (Text::Fixed(b"CONTENT_LENGTH"), false)
             } else {
-                Text::Arena(self.cgi_name(name))
+                let (span, underscore) = self.cgi_name(name);
+                (Text::Arena(span), underscore)
             };
+            if !admits(name, underscore, strip_forwarding) {
+                if let Text::Arena(span) = name_span {
+                    self.arena.truncate(span.start);
+                }
+                continue;
+            }
             if name.eq_ignore_ascii_case(b"host") {
                 host = Some(value);
             }
@@ -508,16 +512,19 @@ impl Environ {
     }
 
     /// `HTTP_` and the field name upper-cased with `-` as `_`, appended to the arena and
-    /// spelled in place (the policy left out names with an underscore already).
-    fn cgi_name(&mut self, name: &[u8]) -> Range<usize> {
+    /// spelled in place, in one pass that also tells whether the name holds an underscore
+    /// (for the policy, [`admits`], without a second pass over the name).
+    fn cgi_name(&mut self, name: &[u8]) -> (Range<usize>, bool) {
         let start = self.arena.len();
         self.arena.extend_from_slice(b"HTTP_");
         let from = self.arena.len();
         self.arena.extend_from_slice(name);
+        let mut underscore = false;
         for b in self.arena.get_mut(from..).unwrap_or_default() {
+            underscore |= *b == b'_';
             *b = cgi_byte(*b);
         }
-        start..self.arena.len()
+        (start..self.arena.len(), underscore)
     }
 }
 

@@ -36,8 +36,10 @@ pub(crate) struct Head<'a, H> {
 /// apply it: a name with an underscore is left out (`X_Forwarded_For` would pass for a proxy's
 /// `X-Forwarded-For` once converted to `HTTP_X_FORWARDED_FOR`), and so are an untrusted peer's
 /// forwarding fields (`strip_forwarding`: a client's claim is not the app's to believe).
-pub(crate) fn admits(name: &[u8], strip_forwarding: bool) -> bool {
-    if name.contains(&b'_') {
+/// `underscore`: whether `name` holds one, found by the caller's own pass over the name (the
+/// environ's CGI spelling), so the name is not walked twice.
+pub(crate) fn admits(name: &[u8], underscore: bool, strip_forwarding: bool) -> bool {
+    if underscore {
         log::debug!(
             "dropped header with an underscore: {}",
             String::from_utf8_lossy(name)
@@ -129,7 +131,7 @@ impl Parts {
         }
         let mut noted = Noted::default();
         for (name, value) in head.fields {
-            if !admits(name, head.strip_forwarding) {
+            if !admits(name, name.contains(&b'_'), head.strip_forwarding) {
                 continue;
             }
             noted.note(name, value);
