@@ -36,25 +36,50 @@ fn rules_server_with(threads: &str, log: &str, handoff: &str) -> Server {
     on_one_cpu(|| builder.start())
 }
 
-/// Runs `f` with this thread (and so what it spawns) pinned to one of its CPUs.
+/// Runs `f` with this thread (and so what it spawns) pinned to [`the_servers_cpu`].
 fn on_one_cpu<R>(f: impl FnOnce() -> R) -> R {
-    // SAFETY: a zeroed cpu_set_t is an empty set; sched_getaffinity/sched_setaffinity read and
-    // write the calling thread's mask through a pointer to a set of the size given.
+    let all = affinity();
+    set_affinity(&one_cpu(the_servers_cpu()));
+    let result = f();
+    set_affinity(&all);
+    result
+}
+
+/// The CPU the server runs on: the last in this thread's affinity mask.
+fn the_servers_cpu() -> usize {
+    let all = affinity();
+    (0..libc::CPU_SETSIZE as usize)
+        .rev()
+        // SAFETY: CPU_ISSET reads a bit of a valid set.
+        .find(|&cpu| unsafe { libc::CPU_ISSET(cpu, &all) })
+        .expect("a CPU in the affinity mask")
+}
+
+fn affinity() -> libc::cpu_set_t {
+    // SAFETY: a zeroed cpu_set_t is an empty set; sched_getaffinity writes the calling thread's
+    // mask through a pointer to a set of the size given.
     unsafe {
         let mut all: libc::cpu_set_t = std::mem::zeroed();
         let size = std::mem::size_of::<libc::cpu_set_t>();
         assert_eq!(libc::sched_getaffinity(0, size, &mut all), 0);
-        let cpu = (0..libc::CPU_SETSIZE as usize)
-            .rev()
-            .find(|&cpu| libc::CPU_ISSET(cpu, &all))
-            .expect("a CPU in the affinity mask");
+        all
+    }
+}
+
+fn one_cpu(cpu: usize) -> libc::cpu_set_t {
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET sets a bit below CPU_SETSIZE in it.
+    unsafe {
         let mut one: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut one);
-        assert_eq!(libc::sched_setaffinity(0, size, &one), 0);
-        let result = f();
-        assert_eq!(libc::sched_setaffinity(0, size, &all), 0);
-        result
+        one
     }
+}
+
+fn set_affinity(set: &libc::cpu_set_t) {
+    // SAFETY: sched_setaffinity reads the calling thread's new mask from a valid set of the size
+    // given.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) };
+    assert_eq!(rc, 0);
 }
 
 /// Sends `path` on `conn` (kept alive) and returns the body and how long the answer took.
@@ -122,6 +147,63 @@ fn a_request_that_waits_without_the_gil_does_not_hold_up_the_others() {
              {handoff}): they waited for it"
         );
     }
+}
+
+/// A loaded machine (here: threads that spin on the server's CPU, as other processes did on the
+/// bench machine) keeps serving threads off the CPU and waiting for the GIL, but none of them
+/// is blocked in the app: the watchdog must not call the queue stuck, since each trip stops
+/// queueing for a while (the handoff's watchdog).
+#[test]
+fn a_loaded_cpu_does_not_make_the_handoff_queue_look_stuck() {
+    let mut server = rules_server_with("4", "debug", "1");
+    let addr = server.addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    let cpu = the_servers_cpu();
+    let hogs: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                set_affinity(&one_cpu(cpu));
+                while !stop.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    let clients: Vec<_> = (0..12)
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut conn = Conn::connect(addr);
+                let mut served = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    assert_eq!(timed_get(&mut conn, "/ping").0, "pong");
+                    served += 1;
+                }
+                served
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    let served: u32 = clients.into_iter().map(|c| c.join().unwrap()).sum();
+    for hog in hogs {
+        hog.join().unwrap();
+    }
+    server.signal(libc::SIGTERM);
+    server
+        .wait_exit(Duration::from_secs(10))
+        .expect("the server stops");
+    let stderr = server.stderr();
+    let counts = stderr
+        .lines()
+        .find(|line| line.contains("WSGI requests:"))
+        .unwrap_or_else(|| panic!("no handoff counts at shutdown in:\n{stderr}"));
+    eprintln!("{served} requests; {counts}");
+    assert!(
+        counts.contains(" 0 times stuck"),
+        "the watchdog called the queue stuck while no request was blocked in the app: {counts}"
+    );
 }
 
 #[test]
