@@ -90,6 +90,31 @@ fn timed_get(conn: &mut Conn, path: &str) -> (String, Duration) {
     (text, started.elapsed())
 }
 
+/// `clients` keep-alive clients asking `path` (answered `answer`) until `stop`; each returns how
+/// many answers it got.
+fn keep_asking(
+    addr: SocketAddr,
+    clients: usize,
+    path: &'static str,
+    answer: &'static str,
+    stop: &Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<u32>> {
+    (0..clients)
+        .map(|_| {
+            let stop = Arc::clone(stop);
+            std::thread::spawn(move || {
+                let mut conn = Conn::connect(addr);
+                let mut served = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    assert_eq!(timed_get(&mut conn, path).0, answer);
+                    served += 1;
+                }
+                served
+            })
+        })
+        .collect()
+}
+
 #[test]
 fn a_request_that_keeps_the_gil_busy_does_not_hold_up_the_others() {
     for handoff in ["0", "1"] {
@@ -170,20 +195,7 @@ fn a_loaded_cpu_does_not_make_the_handoff_queue_look_stuck() {
             })
         })
         .collect();
-    let clients: Vec<_> = (0..12)
-        .map(|_| {
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                let mut conn = Conn::connect(addr);
-                let mut served = 0u32;
-                while !stop.load(Ordering::Relaxed) {
-                    assert_eq!(timed_get(&mut conn, "/ping").0, "pong");
-                    served += 1;
-                }
-                served
-            })
-        })
-        .collect();
+    let clients = keep_asking(addr, 12, "/ping", "pong", &stop);
     std::thread::sleep(Duration::from_secs(3));
     stop.store(true, Ordering::Relaxed);
     let served: u32 = clients.into_iter().map(|c| c.join().unwrap()).sum();
@@ -204,6 +216,49 @@ fn a_loaded_cpu_does_not_make_the_handoff_queue_look_stuck() {
         counts.contains(" 0 times stuck"),
         "the watchdog called the queue stuck while no request was blocked in the app: {counts}"
     );
+}
+
+/// While queued requests are taken as they should be, the watchdog looks only now and then: it
+/// used to wake every 2 ms, a fifth of the worker's voluntary context switches under a Flask
+/// load, each one taking the CPU from the thread running Python.
+#[test]
+fn the_handoff_watchdog_sleeps_while_the_queue_moves() {
+    let server = rules_server_with("4", "info", "1");
+    let addr = server.addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = keep_asking(addr, 12, "/ping", "pong", &stop);
+    std::thread::sleep(Duration::from_millis(500));
+    let worker = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", server.pid()))
+        .expect("the master's children");
+    let worker = worker.split_whitespace().next().expect("a worker");
+    let watchdog_switches = || {
+        std::fs::read_dir(format!("/proc/{worker}/task"))
+            .expect("the worker's threads")
+            .filter_map(|task| {
+                let task = task.ok()?.path();
+                let name = std::fs::read_to_string(task.join("comm")).ok()?;
+                (name.trim() == "wsgi-handoff").then_some(())?;
+                let status = std::fs::read_to_string(task.join("status")).ok()?;
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .next()
+    };
+    let before = watchdog_switches().expect("the watchdog thread runs once requests are queued");
+    std::thread::sleep(Duration::from_secs(3));
+    let after = watchdog_switches().expect("the watchdog thread");
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    let wakes = after - before;
+    eprintln!("the watchdog woke {wakes} times in 3 s");
+    // Every 25 ms is 120; every 2 ms was up to 1,500.
+    assert!(wakes < 300, "the watchdog woke {wakes} times in 3 s");
 }
 
 #[test]
@@ -292,17 +347,7 @@ fn requests_queued_for_the_thread_running_the_app_are_all_answered_right() {
     let source = std::fs::read_to_string(fixtures_dir().join("rules.py")).unwrap();
     // Clients that keep the app busy, so that most requests arrive while it runs.
     let stop = Arc::new(AtomicBool::new(false));
-    let busy: Vec<_> = (0..3)
-        .map(|_| {
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                let mut conn = Conn::connect(addr);
-                while !stop.load(Ordering::Relaxed) {
-                    assert_eq!(timed_get(&mut conn, "/spin?1").0, "spun");
-                }
-            })
-        })
-        .collect();
+    let busy = keep_asking(addr, 3, "/spin?1", "spun", &stop);
     let clients: Vec<_> = (0..24)
         .map(|client| {
             let source = source.clone();

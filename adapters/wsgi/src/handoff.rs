@@ -84,7 +84,7 @@ struct Line {
     /// Requests are not queued before this.
     live_until: Option<Instant>,
     watchdog: Option<JoinHandle<()>>,
-    watchdog_idle: bool,
+    watching: watchdog::Watching,
     stopping: bool,
 }
 
@@ -95,7 +95,7 @@ static LINE: Mutex<Line> = Mutex::new(Line {
     queued: None,
     live_until: None,
     watchdog: None,
-    watchdog_idle: false,
+    watching: watchdog::Watching::Looking,
     stopping: false,
 });
 static WATCH: Condvar = Condvar::new();
@@ -319,11 +319,7 @@ pub(crate) fn queue<'a>(
         line.queued = Some(now);
         count(&COUNTS.queued);
         line.jobs.push_back(Arc::clone(&job));
-        if line.watchdog.is_none() && !line.stopping {
-            line.watchdog = watchdog::spawn(exchange.logger());
-        } else if line.watchdog_idle {
-            WATCH.notify_one();
-        }
+        watchdog::queued(&mut line, now, exchange.logger());
         // The holder seen above may have left meanwhile.
         (line.holders.is_empty() && job.mark_rescued()).then(|| Arc::clone(&job))
     };
