@@ -11,7 +11,10 @@
 #
 # Env: IDLE_CONNS (10000) IDLE_OPEN (burst) IDLE_HOLD (3) PROBES (200) REUSE_PROBES (50) IDLE_DEADLINE (90)
 #      SERVER_CPUS (1) WRK_CPUS (0) BASE_PORT (18500) OUT_DIR START_TIMEOUT (20)
-# Output: $OUT_DIR/idle10k.jsonl ({"name", "group", "result": idle10k.py's JSON}), logs in $OUT_DIR/logs.
+# Output: $OUT_DIR/idle10k.jsonl ({"name", "group", "result": idle10k.py's JSON}), logs in $OUT_DIR/logs;
+# last, a bench/RESULTS.md table row per server against issue 18's target: at most 1 KiB of RSS
+# per idle connection, and RSS back down after they close (within a tenth of what they took,
+# 2 s after the last one closed). RSS is summed over the server's session (master and workers).
 set -uo pipefail
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 IDLE_CONNS="${IDLE_CONNS:-10000}"
@@ -56,3 +59,22 @@ for e in "$@"; do
 if "error" in r: print("  %s: %s" % (d["name"], r["error"]))
 else: print("  %-12s open %d/%d  dRSS %.1f MiB (%d B/conn), %.1f MiB after close  threads %d->%d->%d  new-conn p50/p99/max %s/%s/%s ms  held-conn p99 %s ms (fail %d)" % (d["name"], r["open_after_1s"], r["requested"], r["delta_rss_kb"]/1024, r["bytes_per_conn_rss"], r["delta_rss_closed_kb"]/1024, r["threads_base"], r["threads_loaded"], r["threads_after_probes"], r["probe_ms"]["p50"], r["probe_ms"]["p99"], r["probe_ms"]["max"], r["reuse_ms"]["p99"], r["reuse_fail"]))' "$(tail -1 "$RES")"
 done
+echo
+echo "| bench (command) | measure | figure | target |"
+echo "|---|---|---:|---|"
+python3 - "$RES" "$IDLE_CONNS" "$IDLE_OPEN" <<'PY'
+import json, sys
+res, n, how = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+PER_CONN, BACK_SHARE = 1024, 0.1  # issue 18 item 4's target; "back down": within a tenth
+for line in open(res):
+    d = json.loads(line)
+    r = d["result"]
+    cmd = "`IDLE_CONNS=%d%s bench/idle.sh` %s" % (n, "" if how == "burst" else " IDLE_OPEN=" + how, d["name"])
+    if "error" in r:
+        print("| %s | RSS per idle connection | %s | ≤ 1,024 B |" % (cmd, r["error"]))
+        continue
+    per, took, left = r["bytes_per_conn_rss"], r["delta_rss_kb"], r["delta_rss_closed_kb"]
+    met = per <= PER_CONN and left <= max(took, 0) * BACK_SHARE and r["open_after_1s"] == n
+    print("| %s | RSS per idle connection (%d of %d open); left 2 s after they closed | %s B; %+.1f of %+.1f MiB | ≤ 1,024 B; ≤ 10 %% (%s) |"
+          % (cmd, r["open_after_1s"], n, format(per, ","), left / 1024, took / 1024, "met" if met else "not met"))
+PY
