@@ -9,7 +9,9 @@
 # on new connections and $REUSE_PROBES on held ones, hold until IDLE_HOLD s, close, stop the server.
 # The open-file limit is raised to the hard limit (inherited by the servers and the client).
 #
-# Env: IDLE_CONNS (10000) IDLE_OPEN (burst) IDLE_HOLD (3) PROBES (200) REUSE_PROBES (50) IDLE_DEADLINE (90)
+# With IDLE_TLS=1 every connection speaks TLS: each CMD gets $CERT and $KEY (a throwaway
+# certificate for 127.0.0.1, lib.sh's bench_certificate) to serve with.
+# Env: IDLE_CONNS (10000) IDLE_OPEN (burst) IDLE_HOLD (3) PROBES (200) REUSE_PROBES (50) IDLE_DEADLINE (90) IDLE_TLS (0)
 #      SERVER_CPUS (1) WRK_CPUS (0) BASE_PORT (18500) OUT_DIR START_TIMEOUT (20)
 # Output: $OUT_DIR/idle10k.jsonl ({"name", "group", "result": idle10k.py's JSON}), logs in $OUT_DIR/logs;
 # last, a bench/RESULTS.md table row per server against issue 18's target: at most 1 KiB of RSS
@@ -37,8 +39,16 @@ if (( $(ulimit -n) < IDLE_CONNS + 200 )); then
   echo "idle.sh: WARNING: open-file limit $(ulimit -n) < IDLE_CONNS+200; servers will refuse connections" >&2
 fi
 mkdir -p "$OUT_DIR/logs"
+tls_args=()
+if [[ "${IDLE_TLS:-0}" == 1 ]]; then
+  bench_certificate "$OUT_DIR"
+  export CERT="$OUT_DIR/cert.pem" KEY="$OUT_DIR/key.pem"
+  tls_args=(--tls "$CERT")
+  tls_answers() { curl -s -o /dev/null --max-time 1 --cacert "$CERT" "https://127.0.0.1:$1/"; }
+  SERVER_PROBE=tls_answers
+fi
 RES="$OUT_DIR/idle10k.jsonl"; : >"$RES"
-echo "idle.sh: $IDLE_CONNS idle connections opened $([[ $IDLE_OPEN == burst ]] && echo 'at once' || echo 'one after another'), hold ${IDLE_HOLD}s, $PROBES new-connection probes; ulimit -n $(ulimit -n)"
+echo "idle.sh: $IDLE_CONNS idle $([[ ${IDLE_TLS:-0} == 1 ]] && echo 'TLS ')connections opened $([[ $IDLE_OPEN == burst ]] && echo 'at once' || echo 'one after another'), hold ${IDLE_HOLD}s, $PROBES new-connection probes; ulimit -n $(ulimit -n)"
 i=0
 for e in "$@"; do
   IFS='|' read -r name group cmd <<<"$e"
@@ -47,7 +57,7 @@ for e in "$@"; do
     sleep 0.5
     j=$(taskset -c "$WRK_CPUS" timeout $(( IDLE_DEADLINE + IDLE_HOLD + 60 )) python3 "$BENCH_DIR/idle10k.py" \
           --port "$port" --sid "$SRV_SID" --n "$IDLE_CONNS" --hold "$IDLE_HOLD" --probes "$PROBES" \
-          --reuse-probes "$REUSE_PROBES" --deadline "$IDLE_DEADLINE" --open "$IDLE_OPEN" \
+          --reuse-probes "$REUSE_PROBES" --deadline "$IDLE_DEADLINE" --open "$IDLE_OPEN" "${tls_args[@]}" \
           2>>"$OUT_DIR/logs/idle-${name}.client.err")
     stop_server
   else
@@ -62,14 +72,15 @@ done
 echo
 echo "| bench (command) | measure | figure | target |"
 echo "|---|---|---:|---|"
-python3 - "$RES" "$IDLE_CONNS" "$IDLE_OPEN" <<'PY'
+python3 - "$RES" "$IDLE_CONNS" "$IDLE_OPEN" "${IDLE_TLS:-0}" <<'PY'
 import json, sys
-res, n, how = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+res, n, how, tls = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
 PER_CONN, BACK_SHARE = 1024, 0.1  # issue 18 item 4's target; "back down": within a tenth
 for line in open(res):
     d = json.loads(line)
     r = d["result"]
-    cmd = "`IDLE_CONNS=%d%s bench/idle.sh` %s" % (n, "" if how == "burst" else " IDLE_OPEN=" + how, d["name"])
+    cmd = "`IDLE_CONNS=%d%s%s bench/idle.sh` %s" % (
+        n, "" if how == "burst" else " IDLE_OPEN=" + how, " IDLE_TLS=1" if tls else "", d["name"])
     if "error" in r:
         print("| %s | RSS per idle connection | %s | ≤ 1,024 B |" % (cmd, r["error"]))
         continue
