@@ -10,7 +10,9 @@
 # The open-file limit is raised to the hard limit (inherited by the servers and the client).
 #
 # With IDLE_TLS=1 every connection speaks TLS: each CMD gets $CERT and $KEY (a throwaway
-# certificate for 127.0.0.1, lib.sh's bench_certificate) to serve with.
+# certificate for 127.0.0.1, lib.sh's bench_certificate) to serve with. The client's handshakes
+# take a while (10,000 took 28 s on a busy machine), and a server's header timeout may count them:
+# give it a long one (webserver: --header-timeout 120).
 # Env: IDLE_CONNS (10000) IDLE_OPEN (burst) IDLE_HOLD (3) PROBES (200) REUSE_PROBES (50) IDLE_DEADLINE (90) IDLE_TLS (0)
 #      SERVER_CPUS (1) WRK_CPUS (0) BASE_PORT (18500) OUT_DIR START_TIMEOUT (20)
 # Output: $OUT_DIR/idle10k.jsonl ({"name", "group", "result": idle10k.py's JSON}), logs in $OUT_DIR/logs;

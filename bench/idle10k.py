@@ -197,7 +197,14 @@ def open_burst(port, n, deadline, sock_timeout):
                     del pending[fd]
                     s.close()
                     continue
-                s.send(REQUEST)  # 58 bytes into an empty send buffer
+                try:
+                    s.send(REQUEST)  # 58 bytes into an empty send buffer
+                except OSError:  # the server closed it (a handshake past its header timeout)
+                    fail_connect += 1
+                    ep.unregister(fd)
+                    del pending[fd]
+                    s.close()
+                    continue
                 entry[2] = True
                 ep.modify(fd, select.EPOLLIN)
                 continue

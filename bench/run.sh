@@ -117,7 +117,7 @@ OUT_DIR="$RUN/idle" BASE_PORT=18500 "$ROOT/bench/idle.sh" \
   "nginx|nginx|$NGINX" | tee "$RUN/idle.log" || echo "idle.sh failed (see above)"
 echo "== idle.sh: $IDLE_CONNS idle TLS connections"
 OUT_DIR="$RUN/idle-tls" BASE_PORT=18550 IDLE_TLS=1 "$ROOT/bench/idle.sh" \
-  "webserver-tls|webserver|$WS --keep-alive 120 --bind 127.0.0.1:\$PORT,tls --certfile \$CERT --keyfile \$KEY hello:app" \
+  "webserver-tls|webserver|$WS --keep-alive 120 --header-timeout 120 --bind 127.0.0.1:\$PORT,tls --certfile \$CERT --keyfile \$KEY hello:app" \
   | tee "$RUN/idle-tls.log" || echo "idle.sh (TLS) failed (see above)"
 
 if [[ "${SKIP_DEFERRED:-0}" != 1 ]]; then
