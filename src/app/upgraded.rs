@@ -75,3 +75,62 @@ impl Handle {
         *unsafe { Box::from_raw(handle.cast::<Arc<dyn TakenConnection>>()) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Counts the calls that reach it; `Arc::strong_count` tells who still holds it.
+    #[derive(Default)]
+    struct Fake {
+        reads: AtomicUsize,
+        closes: AtomicUsize,
+    }
+
+    impl TakenConnection for Fake {
+        fn read(&self, out: &mut [u8]) -> Step<usize> {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            Step::Done(out.len())
+        }
+        fn write(&self, _data: &[u8]) -> Step<usize> {
+            Step::Pending
+        }
+        fn close(&self) {
+            self.closes.fetch_add(1, Ordering::Relaxed);
+        }
+        fn ws_recv(&self, _message: &mut WsMessage) -> i32 {
+            0
+        }
+        fn ws_send(&self, _kind: u32, _data: &[u8]) -> i32 {
+            0
+        }
+        fn ws_close(&self, _code: u16, _reason: &[u8]) {}
+    }
+
+    #[test]
+    fn a_handle_reaches_its_connection_and_gives_its_reference_back_once_taken() {
+        let fake = Arc::new(Fake::default());
+        let handle = Handle::give(fake.clone());
+        assert_eq!(
+            Arc::strong_count(&fake),
+            2,
+            "the handle holds one reference"
+        );
+        // SAFETY: a handle from `give`, not taken back yet.
+        let conn = unsafe { Handle::get(handle) };
+        assert_eq!(conn.read(&mut [0; 3]), Step::Done(3));
+        assert_eq!(fake.reads.load(Ordering::Relaxed), 1);
+        // SAFETY: the same handle, taken back once and not used after.
+        let taken = unsafe { Handle::take(handle) };
+        taken.close();
+        drop(taken);
+        assert_eq!(fake.closes.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            Arc::strong_count(&fake),
+            1,
+            "taking the handle back released it"
+        );
+    }
+}
