@@ -4,8 +4,8 @@
 //! [`TakenConnection`], which the server implements: `server/upgraded/`, `server/ws/`).
 //!
 //! A connection handle is a [`Handle`]: the app owns that one reference until its `*_close`,
-//! which takes it back. Each callback is a panic boundary, as in
-//! `host.rs`, and every pointer the app passes is only read during the call.
+//! which takes it back. Each callback is a panic boundary, as in `host.rs`, and every pointer
+//! the app passes is only read during the call.
 
 use std::ffi::c_void;
 
