@@ -522,7 +522,13 @@ impl Environ {
         let mut underscore = false;
         for b in self.arena.get_mut(from..).unwrap_or_default() {
             underscore |= *b == b'_';
-            *b = cgi_byte(*b);
+            // `cgi_byte` without `to_ascii_uppercase`'s extra steps: this loop is per request.
+            let lower = b.is_ascii_lowercase();
+            *b = if *b == b'-' {
+                b'_'
+            } else {
+                *b - (u8::from(lower) << 5)
+            };
         }
         (start..self.arena.len(), underscore)
     }
