@@ -405,7 +405,7 @@ pub(super) fn log_access(
         log.served(
             environ.remote_host(),
             environ,
-            response.fields(),
+            &response.fields(),
             outcome.status,
             outcome.body_bytes,
             started,
