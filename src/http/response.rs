@@ -142,25 +142,25 @@ pub(crate) fn encode_own_head<'h>(
 
 /// `HTTP/1.1 {status} {reason}\r\n`, the standard reason if `reason` is empty.
 pub(super) fn write_status_line(out: &mut Vec<u8>, status: u16, reason: &[u8]) {
-    out.extend_from_slice(b"HTTP/1.1 ");
+    let reason = match reason {
+        [] => reason_phrase(status).as_bytes(),
+        _ => reason,
+    };
+    out.reserve(b"HTTP/1.1 200 ".len() + reason.len() + 2);
     if (100..1000).contains(&status) {
-        // Every status sent has three digits (RFC 9110 §15): no division loop for them.
-        let digits = [
-            b'0' + (status / 100) as u8,
-            b'0' + (status / 10 % 10) as u8,
-            b'0' + (status % 10) as u8,
-            b' ',
-        ];
-        out.extend_from_slice(&digits);
+        // Every status sent has three digits (RFC 9110 §15): no division loop for them, and a
+        // start of fixed length, copied without a call.
+        let mut start = *b"HTTP/1.1 200 ";
+        start[9] = b'0' + (status / 100) as u8;
+        start[10] = b'0' + (status / 10 % 10) as u8;
+        start[11] = b'0' + (status % 10) as u8;
+        out.extend_from_slice(&start);
     } else {
+        out.extend_from_slice(b"HTTP/1.1 ");
         write_dec(out, u64::from(status));
         out.push(b' ');
     }
-    if reason.is_empty() {
-        out.extend_from_slice(reason_phrase(status).as_bytes());
-    } else {
-        out.extend_from_slice(reason);
-    }
+    out.extend_from_slice(reason);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -304,36 +304,38 @@ fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 }
 
 /// `Content-Length: {n}\r\n`, spelled on the stack and appended in one piece.
-fn content_length(out: &mut Vec<u8>, n: u64) {
-    const NAME: &[u8] = b"Content-Length: ";
-    let mut line = [0u8; NAME.len() + 20 + 2];
-    line[..NAME.len()].copy_from_slice(NAME);
-    let (digits, i) = decimal(n);
-    let count = digits.len() - i;
-    line[NAME.len()..NAME.len() + count].copy_from_slice(&digits[i..]);
-    line[NAME.len() + count..NAME.len() + count + 2].copy_from_slice(b"\r\n");
-    out.extend_from_slice(&line[..NAME.len() + count + 2]);
-}
-
-/// Decimal without allocation.
-fn write_dec(out: &mut Vec<u8>, n: u64) {
-    let (digits, i) = decimal(n);
-    out.extend_from_slice(&digits[i..]);
-}
-
-/// The decimal digits of `n`, right-aligned: `digits[start..]`.
-fn decimal(mut n: u64) -> ([u8; 20], usize) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
+fn content_length(out: &mut Vec<u8>, mut n: u64) {
+    const NAME: &[u8; 16] = b"Content-Length: ";
+    // The digits right-aligned before the CRLF, the name right before them: every copy has a
+    // fixed length, so none is a call.
+    let mut line = *b"................................................\r\n";
+    let mut i = line.len() - 2;
     loop {
-        i -= 1; // at most 20 digits for u64, so i never underflows
-        digits[i] = b'0' + (n % 10) as u8;
+        i -= 1; // at most 20 digits for u64, after room for the name
+        line[i] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
             break;
         }
     }
-    (digits, i)
+    let start = i - NAME.len();
+    line[start..i].copy_from_slice(NAME);
+    out.extend_from_slice(&line[start..]);
+}
+
+/// Decimal without allocation.
+fn write_dec(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1; // at most 20 digits for u64, so i never underflows
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(buf.get(i..).unwrap_or_default());
 }
 
 /// Lower-case hex without allocation.
@@ -480,6 +482,9 @@ mod tests {
             write_dec(&mut a, n);
             write_hex(&mut b, n);
             assert_eq!((a.as_slice(), b.as_slice()), (d.as_bytes(), h.as_bytes()));
+            let mut c = Vec::new();
+            content_length(&mut c, n);
+            assert_eq!(c, format!("Content-Length: {d}\r\n").as_bytes());
         }
     }
 
