@@ -28,7 +28,7 @@
 # thread, the serving thread, the app's runtime) and in tonic's server: figures that do not
 # depend on how busy the machine is, for comparing commits. `CALLGRIND=5000 bench/grpc.sh`.
 # The worker's dump is also written with the app library's functions named (DUMP.named, by
-# bench/callgrind_names.py), for `callgrind_annotate --inclusive=no DUMP.named`.
+# bench/callgrind_names.py), and its costliest functions by self cost per call (DUMP.top).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -120,9 +120,10 @@ callgrind() {  # name calls
   echo "$1: $((ir / $2)) instructions per call ($dump)"
   if [[ $1 == webserver ]]; then
     # The worker loads the app through /proc/self/fd, which valgrind cannot read symbols from:
-    # name its functions from the real file, for callgrind_annotate.
-    python3 "$ROOT/bench/callgrind_names.py" "$dump" "$out/maps" "$REL/libgrpc_app.so" >"$dump.named" &&
-      echo "  app functions named: callgrind_annotate --inclusive=no $dump.named"
+    # name its functions from the real file (DUMP.named), and list the costliest (DUMP.top).
+    if python3 "$ROOT/bench/callgrind_names.py" "$dump" "$out/maps" "$REL/libgrpc_app.so" "$2" 30 >"$dump.top"; then
+      echo "  by function: $dump.top; named dump: $dump.named"
+    fi
   fi
 }
 
