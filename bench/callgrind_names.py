@@ -74,7 +74,7 @@ def self_costs(lines):
             resolve(kind, line.split("=", 1)[1].rstrip("\n"))
         elif line.startswith("calls="):
             after_calls = True
-        elif line[:1].isdigit() or line[:1] in "+-*":
+        elif line[:1] and (line[:1].isdigit() or line[:1] in "+-*"):
             if after_calls:
                 after_calls = False  # the call's inclusive cost, not this function's
                 continue
