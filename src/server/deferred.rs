@@ -25,7 +25,8 @@
 //! about to return from one request's app call and wakes others (the WSGI bridge, which ran
 //! queued requests while it held the GIL) keeps their connections in a list of its own
 //! ([`woken_here`]) and resumes them once it is back in its event loop — no eventfd write, no
-//! other thread woken to send what is ready. From any other thread such a wake is a plain one.
+//! other thread woken to send what is ready. A connection the thread was serving whose client
+//! sent more meanwhile waits behind them, not they behind it. From any other thread such a wake is a plain one.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -118,12 +119,30 @@ pub(super) fn serving_thread(slots: &Arc<Slots>) {
     });
 }
 
-/// The next connection woken on this thread with `waker_wake_here`, oldest first. The event
+/// The next connection woken on this thread with `waker_wake_here` (or queued behind those:
+/// [`behind_woken_here`]), oldest first. The event
 /// loop takes them all before it waits again, so none is left behind.
 pub(super) fn woken_here() -> Option<Box<Conn>> {
     HERE.try_with(|here| here.borrow_mut().as_mut()?.woken.pop_front())
         .ok()
         .flatten()
+}
+
+/// `conn`, which has input to serve, back to the caller if no request was woken on this thread
+/// and waits for it; otherwise it is queued behind those (the event loop takes them all, in
+/// order, before it waits again) and `None` is returned.
+pub(super) fn behind_woken_here(conn: Box<Conn>) -> Option<Box<Conn>> {
+    let mut conn = Some(conn);
+    // A thread-local already destroyed (the thread is exiting) keeps the connection with the
+    // caller.
+    let _ = HERE.try_with(|here| {
+        if let Some(here) = here.borrow_mut().as_mut() {
+            if !here.woken.is_empty() {
+                here.woken.extend(conn.take());
+            }
+        }
+    });
+    conn
 }
 
 /// Keep `parked` in `conn` until its app makes progress (or, if its output waits for the
