@@ -6,15 +6,18 @@
 //! ([`Transport::read_raw_append`]), and whatever followed the header is handed to the TLS
 //! session ([`Transport::take_early_records`]).
 //!
-//! Plain reads and writes are counted for the statistics by `socket_io`, the socket's side of
-//! this boundary; a TLS session counts the bytes it puts on and takes off the wire.
+//! The statistics' byte counts are taken under this boundary: a plain connection's by
+//! `socket_io` (every call this file makes for one), a TLS session's by the session, as the
+//! bytes it puts on and takes off the wire (HTTP/2 shares the session), and a `--static` file
+//! sent with `sendfile` by `static_files::body`.
 
 use std::io;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
 use crate::server::socket_io::{
-    read_append, read_with_timeout, write_all_with_timeout, write_nonblocking,
+    read_append, read_nonblocking, read_with_timeout, write_all_with_timeout, write_nonblocking,
+    write_now,
 };
 use crate::static_files::{FileBody, Sent};
 use crate::sys::socket::Stream;
@@ -119,15 +122,9 @@ impl Transport {
 
     /// One read into `out` without waiting. `Ok(0)`: end of stream; `WouldBlock`: nothing now.
     pub(super) fn read_into(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        use std::io::Read;
         match &mut self.tls {
             Some(tls) => tls.read_into(&mut self.stream, out),
-            None => loop {
-                match self.stream.read(out) {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    read => break read.inspect(|&n| crate::stats::bytes_in(n)),
-                }
-            },
+            None => read_nonblocking(&mut self.stream, out),
         }
     }
 
@@ -183,13 +180,8 @@ impl Transport {
     /// Sends `bytes` as far as the socket takes them now, without waiting: the last words to a
     /// connection being given up on. Nothing is sent before a TLS handshake completed.
     pub(super) fn send_now(&mut self, bytes: &[u8]) -> io::Result<()> {
-        use std::io::Write;
         match &mut self.tls {
-            None => {
-                let sent = self.stream.write_all(bytes);
-                sent.inspect(|()| crate::stats::bytes_out(bytes.len()))
-            }
-            // Counted by the session, as the bytes it puts on the wire.
+            None => write_now(&mut self.stream, bytes),
             Some(tls) if tls.is_handshaking() => Ok(()),
             Some(tls) => tls.write_now(&mut self.stream, bytes),
         }
