@@ -22,17 +22,11 @@ ROOT="$(cd "$BENCH_DIR/.." && pwd)"
 [[ $# -ge 3 ]] || { echo "usage: $0 TITLE GOAL NAME=ARGS [NAME=ARGS...]" >&2; exit 2; }
 TITLE=$1; GOAL=$2; shift 2
 ROUNDS="${ROUNDS:-5}"
-DURATION="${DURATION:-3}"
-WARMUP="${WARMUP:-1}"
-CONNS="${CONNS:-50}"
-SERVER_CPUS="${SERVER_CPUS:-1}"
-WRK_CPUS="${WRK_CPUS:-0}"
-BASE_PORT="${BASE_PORT:-18700}"
-START_TIMEOUT="${START_TIMEOUT:-20}"
 OUT_DIR="${OUT_DIR:-${BENCH_WORK:-/tmp/webserver-bench}/$TITLE-$(date +%Y%m%d-%H%M%S)}"
 export BENCH_DIR
 # shellcheck source=lib.sh
 source "$BENCH_DIR/lib.sh"
+wrk_defaults
 trap 'stop_server; exit 130' INT TERM
 for tool in wrk taskset setsid curl; do
   command -v "$tool" >/dev/null || { echo "compare.sh: $tool is missing (bench/setup.sh installs wrk)" >&2; exit 1; }

@@ -14,16 +14,31 @@ all N connect at once and each sends its request as soon as it is connected, the
 as they come, one epoll loop; --open serial: one after another; both bounded by --deadline)
 -> sleep 1 s -> memory/threads/open count -> probes -> threads -> hold until --hold s
 after opening -> open count -> close all -> memory 2 s later.  Only 127.0.0.1 is contacted; every socket op has a
-timeout.  Prints one JSON line.
+timeout.  Prints one JSON line.  With --tls CAFILE every connection (held ones and probes) speaks
+TLS to a server whose certificate CAFILE verifies for 127.0.0.1; in a burst the handshakes run
+in the same epoll loop.
 
 Usage: idle10k.py --port P --sid SID [--n 10000] [--hold 3] [--probes 200] [--reuse-probes 50]
-                  [--deadline 90] [--open burst|serial]
+                  [--deadline 90] [--open burst|serial] [--tls CAFILE]
 """
-import argparse, errno, json, os, random, resource, select, socket, statistics, time
+import argparse, errno, json, os, random, resource, select, socket, ssl, statistics, time
 
 # What every connection sends: one small keep-alive request.
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n"
 RECV_SIZE = 4096
+# The client TLS context (--tls), or None for plain TCP.
+TLS = None
+
+
+def wrap(sock, handshake=True):
+    """`sock` as this run speaks on it: as is, or TLS (the handshake now, or driven by the caller)."""
+    if TLS is None:
+        return sock
+    return TLS.wrap_socket(sock, server_hostname="127.0.0.1", do_handshake_on_connect=handshake)
+
+
+def connect(port, timeout):
+    return wrap(socket.create_connection(("127.0.0.1", port), timeout=timeout))
 
 
 def session_pids(sid):
@@ -98,6 +113,7 @@ def open_serial(port, n, deadline, sock_timeout):
         s.settimeout(sock_timeout)
         try:
             s.connect(("127.0.0.1", port))
+            s = wrap(s)
         except OSError:
             fail_connect += 1
             s.close()
@@ -133,7 +149,7 @@ def open_burst(port, n, deadline, sock_timeout):
     connected; responses are read as they arrive. The server sees all N arrive together."""
     t0 = time.monotonic()
     ep = select.epoll()
-    pending = {}  # fd -> [socket, bytes received, request sent]
+    pending = {}  # fd -> [socket, bytes received, request sent, TLS handshake done]
     fail_connect = 0
     for _ in range(n):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -143,7 +159,7 @@ def open_burst(port, n, deadline, sock_timeout):
             fail_connect += 1
             s.close()
             continue
-        pending[s.fileno()] = [s, b"", False]
+        pending[s.fileno()] = [s, b"", False, TLS is None]
         ep.register(s.fileno(), select.EPOLLOUT)
     done, fail_req = [], 0
     while pending and time.monotonic() - t0 < deadline:
@@ -151,19 +167,50 @@ def open_burst(port, n, deadline, sock_timeout):
             entry = pending[fd]
             s = entry[0]
             if not entry[2]:
-                if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                if not entry[3]:
+                    if not isinstance(s, ssl.SSLSocket):
+                        if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                            fail_connect += 1
+                            ep.unregister(fd)
+                            del pending[fd]
+                            s.close()
+                            continue
+                        s = entry[0] = wrap(s, handshake=False)
+                    try:
+                        s.do_handshake()
+                        entry[3] = True
+                    except ssl.SSLWantReadError:
+                        ep.modify(fd, select.EPOLLIN)
+                        continue
+                    except ssl.SSLWantWriteError:
+                        ep.modify(fd, select.EPOLLOUT)
+                        continue
+                    except OSError:
+                        fail_connect += 1
+                        ep.unregister(fd)
+                        del pending[fd]
+                        s.close()
+                        continue
+                elif s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
                     fail_connect += 1
                     ep.unregister(fd)
                     del pending[fd]
                     s.close()
                     continue
-                s.send(REQUEST)  # 58 bytes into an empty send buffer
+                try:
+                    s.send(REQUEST)  # 58 bytes into an empty send buffer
+                except OSError:  # the server closed it (a handshake past its header timeout)
+                    fail_connect += 1
+                    ep.unregister(fd)
+                    del pending[fd]
+                    s.close()
+                    continue
                 entry[2] = True
                 ep.modify(fd, select.EPOLLIN)
                 continue
             try:
                 chunk = s.recv(RECV_SIZE)
-            except BlockingIOError:
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 continue
             except OSError:
                 chunk = b""
@@ -177,12 +224,26 @@ def open_burst(port, n, deadline, sock_timeout):
                 fail_req += 1
             s.settimeout(sock_timeout)
             done.append(s)
-    for s, _, _ in pending.values():  # past the deadline: count them as failed, keep them
+    for s, *_ in pending.values():  # past the deadline: count them as failed, keep them
         fail_req += 1
         s.settimeout(sock_timeout)
         done.append(s)
     ep.close()
     return done, fail_connect, fail_req
+
+
+def closed_by_server(sock):
+    """Whether a readable `sock` holds the server's end (the server sends nothing unasked)."""
+    if not isinstance(sock, ssl.SSLSocket):
+        return not sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        return not sock.recv(1)  # close_notify
+    except ssl.SSLWantReadError:
+        return False  # TLS records that were not data (a session ticket)
+    finally:
+        sock.settimeout(timeout)
 
 
 def count_open(socks):
@@ -192,7 +253,7 @@ def count_open(socks):
         try:
             poller = select.poll()  # select() cannot watch descriptors above 1023
             poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
-            if poller.poll(0) and not sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
+            if poller.poll(0) and closed_by_server(sock):
                 continue  # orderly close by the server
             still_open += 1
         except OSError:
@@ -231,7 +292,11 @@ def main():
     ap.add_argument("--deadline", type=float, default=90.0)
     ap.add_argument("--sock-timeout", type=float, default=2.0)
     ap.add_argument("--open", choices=("burst", "serial"), default="burst")
+    ap.add_argument("--tls", metavar="CAFILE")
     a = ap.parse_args()
+    global TLS
+    if a.tls:
+        TLS = ssl.create_default_context(cafile=a.tls)
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < a.n + 200:
@@ -253,7 +318,7 @@ def main():
     for _ in range(a.probes):
         t = time.perf_counter()
         try:
-            with socket.create_connection(("127.0.0.1", a.port), timeout=a.sock_timeout) as s:
+            with connect(a.port, a.sock_timeout) as s:
                 s.sendall(REQUEST)
                 ok = read_response(s)
         except OSError:
@@ -290,7 +355,7 @@ def main():
     closed = memory(a.sid)
     r3 = lambda x: None if x is None else round(x, 3)
     out = {
-        "open": a.open, "requested": a.n, "connected": len(socks), "req_ok": len(socks) - fail_req,
+        "open": a.open, "tls": bool(a.tls), "requested": a.n, "connected": len(socks), "req_ok": len(socks) - fail_req,
         "fail_connect": fail_connect, "fail_req": fail_req,
         "open_after_1s": open_1s, "open_after_hold": open_end,
         "open_secs": round(t_open, 2), "hold_s": a.hold,

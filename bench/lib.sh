@@ -1,7 +1,21 @@
-# lib.sh — helpers shared by bench/scenarios.sh and bench/idle.sh (sourced, not run).
+# lib.sh — helpers shared by the bench scripts (sourced, not run).
 # A server runs pinned (taskset -c $SERVER_CPUS) in its own session (setsid), so its CPU time is
 # summed over every process of that session (a master and its workers alike), and it is stopped by
-# process group / session id only (never by name).  Callers set SERVER_CPUS and START_TIMEOUT.
+# process group / session id only (never by name).  Callers set SERVER_CPUS and START_TIMEOUT
+# (or call wrk_defaults).
+
+# The defaults of a wrk run that compare.sh and syscalls.sh share, for what the caller's
+# environment leaves unset: DURATION (3) WARMUP (1) CONNS (50) SERVER_CPUS (1) WRK_CPUS (0)
+# BASE_PORT (18700) START_TIMEOUT (20). ROUNDS and OUT_DIR stay each script's own.
+wrk_defaults() {
+  DURATION="${DURATION:-3}"
+  WARMUP="${WARMUP:-1}"
+  CONNS="${CONNS:-50}"
+  SERVER_CPUS="${SERVER_CPUS:-1}"
+  WRK_CPUS="${WRK_CPUS:-0}"
+  BASE_PORT="${BASE_PORT:-18700}"
+  START_TIMEOUT="${START_TIMEOUT:-20}"
+}
 session_ticks() {
   local sid=$1 total=0 f line rest
   for f in /proc/[0-9]*/stat; do

@@ -24,6 +24,7 @@
 #   6. bench/idle.sh — 10,000 idle keep-alive connections on one fresh server each (webserver with
 #      one worker and --keep-alive 120 so none time out while they are opened, hyper, nginx): extra
 #      RSS, thread count before/after, latency of new requests on new connections meanwhile;
+#      then the same for webserver over TLS (IDLE_TLS=1);
 #   7. bench/summary.py — the final table (scenario × webserver, webserver -w2, hyper, nginx, ratio);
 #   8. bench/deferred.sh — issue 10's numbers on the axum sample app (10,000 parked 1 s requests on
 #      --threads 2, 1,000 SSE streams, the hello route vs axum-serve, a 1 GiB streamed upload), its
@@ -114,6 +115,10 @@ OUT_DIR="$RUN/idle" BASE_PORT=18500 "$ROOT/bench/idle.sh" \
   "webserver|webserver|$WS --keep-alive 120 --bind 127.0.0.1:\$PORT hello:app" \
   "hyper|hyper|$HYPER \$PORT" \
   "nginx|nginx|$NGINX" | tee "$RUN/idle.log" || echo "idle.sh failed (see above)"
+echo "== idle.sh: $IDLE_CONNS idle TLS connections"
+OUT_DIR="$RUN/idle-tls" BASE_PORT=18550 IDLE_TLS=1 "$ROOT/bench/idle.sh" \
+  "webserver-tls|webserver|$WS --keep-alive 120 --header-timeout 120 --bind 127.0.0.1:\$PORT,tls --certfile \$CERT --keyfile \$KEY hello:app" \
+  | tee "$RUN/idle-tls.log" || echo "idle.sh (TLS) failed (see above)"
 
 if [[ "${SKIP_DEFERRED:-0}" != 1 ]]; then
   echo "== deferred.sh: parked requests on the axum app (issue 10)"

@@ -19,15 +19,11 @@
 set -uo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=lib.sh
+source "$BENCH_DIR/lib.sh"
+wrk_defaults
 MODE="${MODE:-close}"
 ROUNDS="${ROUNDS:-3}"
-DURATION="${DURATION:-3}"
-WARMUP="${WARMUP:-1}"
-CONNS="${CONNS:-50}"
-SERVER_CPUS="${SERVER_CPUS:-1}"
-WRK_CPUS="${WRK_CPUS:-0}"
-BASE_PORT="${BASE_PORT:-18700}"
-START_TIMEOUT="${START_TIMEOUT:-20}"
 OUT_DIR="${OUT_DIR:-$(mktemp -d /tmp/webserver-syscalls.XXXXXX)}"
 (( $# >= 1 )) || { sed -n '2,20p' "$0" >&2; exit 2; }
 for tool in wrk perf taskset setsid curl; do
@@ -35,8 +31,6 @@ for tool in wrk perf taskset setsid curl; do
 done
 mkdir -p "$OUT_DIR"
 CLK_TCK=$(getconf CLK_TCK)
-# shellcheck source=lib.sh
-source "$BENCH_DIR/lib.sh"
 trap 'stop_server; exit 130' INT TERM
 extra=()
 [[ "$MODE" == close ]] && extra=(-H "Connection: close")

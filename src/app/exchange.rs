@@ -30,7 +30,7 @@ use app_abi::raw::{
 };
 
 use super::host_upgrade::ConnHandler;
-use super::upgraded::Mode;
+use super::upgraded::{Handle, Mode, TakenConnection};
 use super::waker::Wake;
 use crate::http::encoder::{Encoder, Outcome, Refusal, Suspended, Wire};
 use crate::http::upgrade_offer::UpgradeOffer;
@@ -71,9 +71,13 @@ pub(crate) trait Transport {
     fn upgrade_offer(&self) -> Option<&UpgradeOffer> {
         None
     }
-    /// ABI 1.2: the handle of the connection the app takes (the encoder wrote the 101);
-    /// `None` where connections cannot be taken (`check`).
-    fn take_connection(&mut self, _handler: ConnHandler, _mode: Mode) -> Option<*mut c_void> {
+    /// ABI 1.2: the connection the app takes (the encoder wrote the 101); `None` where
+    /// connections cannot be taken (`check`).
+    fn take_connection(
+        &mut self,
+        _handler: ConnHandler,
+        _mode: Mode,
+    ) -> Option<Arc<dyn TakenConnection>> {
         None
     }
     /// For a transport whose requests cannot park (`check`): wait up to `limit` on this thread
@@ -342,6 +346,7 @@ impl<'a> Exchange<'a> {
         encoder
             .wire()
             .take_connection(handler, Mode::Raw { websocket })
+            .map(Handle::give)
             .ok_or(WS_ERR_STATE)
     }
 
@@ -392,6 +397,7 @@ impl<'a> Exchange<'a> {
         encoder
             .wire()
             .take_connection(handler, Mode::WebSocket)
+            .map(Handle::give)
             .ok_or(WS_ERR_STATE)
     }
 

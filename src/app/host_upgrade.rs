@@ -1,14 +1,13 @@
 //! The ABI 1.2 host calls: taking a connection (`upgrade`, `websocket_accept`, answered where
 //! `start_response` is, through the request's exchange) and using it (`stream_*` and
-//! `websocket_*`, answered from any thread at any time, by the connection itself:
-//! `server/upgraded.rs`, `server/ws/`).
+//! `websocket_*`, answered from any thread at any time, by the connection itself through
+//! [`TakenConnection`], which the server implements: `server/upgraded/`, `server/ws/`).
 //!
-//! A connection handle is an `Arc<Upgraded>` turned into a raw pointer: the app owns that one
-//! reference until its `*_close`, which takes it back. Each callback is a panic boundary, as in
-//! `host.rs`, and every pointer the app passes is only read during the call.
+//! A connection handle is a [`Handle`]: the app owns that one reference until its `*_close`,
+//! which takes it back. Each callback is a panic boundary, as in `host.rs`, and every pointer
+//! the app passes is only read during the call.
 
 use std::ffi::c_void;
-use std::sync::Arc;
 
 use app_abi::raw::{
     WsBytes, WsConnHandler, WsMessage, WsOnEventFn, WsPair, WsReleaseFn, WS_ERR_APP,
@@ -17,8 +16,7 @@ use app_abi::raw::{
 
 use super::exchange::Exchange;
 use super::host::boundary;
-use super::upgraded::Step;
-use crate::server::upgraded::Upgraded;
+use super::upgraded::{Handle, Step, TakenConnection};
 
 /// The app's side of an upgraded connection, copied from its `ws_conn_handler`.
 #[derive(Clone, Copy)]
@@ -95,9 +93,9 @@ unsafe fn pairs<'h>(headers: *const WsPair, n: usize) -> Vec<(&'h [u8], &'h [u8]
 ///
 /// # Safety
 /// `handle` must be a handle from `upgrade`/`websocket_accept` not yet closed.
-unsafe fn conn<'a>(handle: *mut c_void) -> &'a Upgraded {
-    // SAFETY: the handle is a live `Arc<Upgraded>` the app owns (one reference) until close.
-    unsafe { &*(handle as *const Upgraded) }
+unsafe fn conn<'a>(handle: *mut c_void) -> &'a dyn TakenConnection {
+    // SAFETY: the handle is a live `Handle` the app owns (one reference) until close.
+    unsafe { Handle::get(handle) }
 }
 
 /// Hands the app its handle, or says why not.
@@ -223,7 +221,7 @@ pub(super) unsafe extern "C" fn host_stream_close(stream: *mut c_void) {
             return;
         }
         // SAFETY: the app's one reference, given back exactly once.
-        let conn = unsafe { Arc::from_raw(stream as *const Upgraded) };
+        let conn = unsafe { Handle::take(stream) };
         conn.close();
     })
 }
@@ -277,7 +275,7 @@ pub(super) unsafe extern "C" fn host_websocket_recv(
         // SAFETY: per the header's contract.
         let (conn, message) = unsafe { (conn(websocket), &mut *message) };
         *message = WsMessage::EMPTY;
-        crate::server::ws::recv(conn, message)
+        conn.ws_recv(message)
     })
 }
 
@@ -297,7 +295,7 @@ pub(super) unsafe extern "C" fn host_websocket_send(
         }
         // SAFETY: per the header's contract.
         let (conn, data) = unsafe { (conn(websocket), WsBytes { ptr: data, len }.as_slice()) };
-        crate::server::ws::send(conn, kind, data)
+        conn.ws_send(kind, data)
     })
 }
 
@@ -315,12 +313,7 @@ pub(super) unsafe extern "C" fn host_websocket_close(
             return;
         }
         // SAFETY: the app's one reference, given back exactly once; `reason` readable now.
-        let (conn, reason) = unsafe {
-            (
-                Arc::from_raw(websocket as *const Upgraded),
-                reason.as_slice(),
-            )
-        };
-        crate::server::ws::close(&conn, code, reason);
+        let (conn, reason) = unsafe { (Handle::take(websocket), reason.as_slice()) };
+        conn.ws_close(code, reason);
     })
 }

@@ -22,7 +22,7 @@ use super::deferred::{self, Due, ParkedRequest, RequestWaker};
 use super::proxied;
 use super::slots::Slots;
 use super::static_route;
-use super::upgraded::{Mode, Upgraded};
+use super::upgraded::{Mode, TakenConnection, Upgraded};
 use super::ws::handshake::UpgradeOffer;
 use super::Shared;
 use crate::app::call::{self, Progress, RequestFacts, Scratch, Transport};
@@ -711,7 +711,7 @@ impl Transport for ConnTransport<'_> {
         &mut self,
         handler: ConnHandler,
         mode: Mode,
-    ) -> Option<*mut std::ffi::c_void> {
+    ) -> Option<Arc<dyn TakenConnection>> {
         if self.body.upgraded.is_some() {
             return None;
         }
@@ -723,9 +723,8 @@ impl Transport for ConnTransport<'_> {
             &self.shared.config,
             None,
         );
-        let handle = Arc::into_raw(Arc::clone(&upgraded)) as *mut std::ffi::c_void;
-        self.body.upgraded = Some(upgraded);
-        Some(handle)
+        self.body.upgraded = Some(Arc::clone(&upgraded));
+        Some(upgraded)
     }
 
     fn new_waker(&mut self) -> Option<Arc<dyn Wake>> {

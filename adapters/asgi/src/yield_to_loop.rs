@@ -32,7 +32,9 @@ thread_local! {
 
 /// Marks the calling thread (a serving thread, or the loop thread) `SCHED_BATCH`, once per
 /// thread; an error leaves the thread as it was (it serves the same, only with more context
-/// switches).
+/// switches). The one `SCHED_BATCH` call of this crate: the server's (`src/sys/process.rs`) and
+/// the tower adapter's are not shared, since an app links only against `app-abi`, never against
+/// the server that loads it or another adapter.
 pub(crate) fn mark_this_thread() {
     if MARKED.with(|m| m.replace(true)) {
         return;

@@ -492,6 +492,9 @@ pub(crate) fn upgrade_through(
 /// waits until the running thread blocks or its slice ends, so it then passes on every edge that
 /// came meanwhile in one go. No privilege is needed to leave `SCHED_OTHER` for `SCHED_BATCH`; an
 /// error leaves the thread as it was.
+///
+/// The one `SCHED_BATCH` call of this crate. The server's own (`src/sys/process.rs`) is not
+/// shared: an app links only against `app-abi`, never against the server that loads it.
 fn give_way() {
     thread_local! {
         static MARKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };

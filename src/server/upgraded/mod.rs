@@ -35,7 +35,7 @@ use super::ws::boundary::FrameBoundary;
 use super::ws::session::WsSession;
 use super::{Config, Shared};
 use crate::app::host_upgrade::ConnHandler;
-pub(crate) use crate::app::upgraded::{Mode, Step};
+pub(crate) use crate::app::upgraded::{Mode, Step, TakenConnection};
 use crate::logging::UpgradeSeed;
 
 mod stream;
@@ -57,7 +57,7 @@ pub(super) enum Phase {
     Closed,
 }
 
-/// One upgraded connection; the app's handle is an `Arc` of it (`Arc::into_raw`).
+/// One upgraded connection; the app's handle holds an `Arc` of it (`app::upgraded::Handle`).
 pub(crate) struct Upgraded {
     token: Token,
     slots: Arc<Slots>,
@@ -167,6 +167,34 @@ pub(in crate::server) fn emptied_socket(
 
 fn fail_log(conn: &Conn, e: &std::io::Error) {
     log::debug!("{}: upgraded connection failed: {e}", conn.peer());
+}
+
+/// The app's host calls on its handle: byte-stream calls here (`stream.rs`), message calls in
+/// `ws/`.
+impl TakenConnection for Upgraded {
+    fn read(&self, out: &mut [u8]) -> Step<usize> {
+        Upgraded::read(self, out)
+    }
+
+    fn write(&self, data: &[u8]) -> Step<usize> {
+        Upgraded::write(self, data)
+    }
+
+    fn close(&self) {
+        Upgraded::close(self);
+    }
+
+    fn ws_recv(&self, message: &mut app_abi::raw::WsMessage) -> i32 {
+        super::ws::recv(self, message)
+    }
+
+    fn ws_send(&self, kind: u32, data: &[u8]) -> i32 {
+        super::ws::send(self, kind, data)
+    }
+
+    fn ws_close(&self, code: u16, reason: &[u8]) {
+        super::ws::close(self, code, reason);
+    }
 }
 
 impl Upgraded {
