@@ -23,6 +23,7 @@ pub(super) struct Output {
 impl Conn {
     /// Writes every part, waiting up to `timeout` each time the socket is full (after what a
     /// deferred request left unsent, which goes first).
+    #[inline]
     pub(crate) fn write_all(&mut self, parts: &[&[u8]], timeout: Duration) -> io::Result<()> {
         if !self.output.unsent.is_empty() {
             let unsent = std::mem::take(&mut self.output.unsent);
