@@ -71,6 +71,17 @@ start() {
   echo $!
 }
 
+# Stops the server in session $1, and waits until none of its processes is left: a worker still
+# draining holds the port, and the next server could not bind it.
+stop() {
+  kill -TERM -- "-$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  for _ in $(seq 100); do
+    [[ -n "$(ps -o pid= -s "$1")" ]] || return 0
+    sleep 0.1
+  done
+}
+
 if [[ "${ORDER:-0}" == 1 ]]; then
   printf '%-14s %-8s %-6s %s\n' server threads round 'turn order (bench/wsgi_order.py)'
 else
@@ -85,16 +96,14 @@ for round in $(seq "$ROUNDS"); do
       taskset -c "$WRK_CPUS" wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$PORT$REQ_PATH" >/dev/null
       if [[ "${ORDER:-0}" == 1 ]]; then
         order="$(taskset -c "$WRK_CPUS" python3 "$ROOT/bench/wsgi_order.py" "$PORT" "$REQ_PATH" "$CONNS" "${ORDER_SECONDS:-3}")"
-        kill -TERM -- "-$sid" 2>/dev/null || true
-        wait "$sid" 2>/dev/null || true
+        stop "$sid"
         printf '%-14s %-8s %-6s %s\n' "$label" "$t" "$round" "$order"
         continue
       fi
       read -r t0 s0 < <(usage "$sid")
       out="$(taskset -c "$WRK_CPUS" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$PORT$REQ_PATH")"
       read -r t1 s1 < <(usage "$sid")
-      kill -TERM -- "-$sid" 2>/dev/null || true
-      wait "$sid" 2>/dev/null || true
+      stop "$sid"
       reqs="$(awk '/requests in/ {print $1}' <<<"$out")"
       rps="$(awk '/Requests\/sec/ {print $2}' <<<"$out")"
       p99="$(awk '$1 == "99%" {print $2}' <<<"$out")"

@@ -36,25 +36,50 @@ fn rules_server_with(threads: &str, log: &str, handoff: &str) -> Server {
     on_one_cpu(|| builder.start())
 }
 
-/// Runs `f` with this thread (and so what it spawns) pinned to one of its CPUs.
+/// Runs `f` with this thread (and so what it spawns) pinned to [`the_servers_cpu`].
 fn on_one_cpu<R>(f: impl FnOnce() -> R) -> R {
-    // SAFETY: a zeroed cpu_set_t is an empty set; sched_getaffinity/sched_setaffinity read and
-    // write the calling thread's mask through a pointer to a set of the size given.
+    let all = affinity();
+    set_affinity(&one_cpu(the_servers_cpu()));
+    let result = f();
+    set_affinity(&all);
+    result
+}
+
+/// The CPU the server runs on: the last in this thread's affinity mask.
+fn the_servers_cpu() -> usize {
+    let all = affinity();
+    (0..libc::CPU_SETSIZE as usize)
+        .rev()
+        // SAFETY: CPU_ISSET reads a bit of a valid set.
+        .find(|&cpu| unsafe { libc::CPU_ISSET(cpu, &all) })
+        .expect("a CPU in the affinity mask")
+}
+
+fn affinity() -> libc::cpu_set_t {
+    // SAFETY: a zeroed cpu_set_t is an empty set; sched_getaffinity writes the calling thread's
+    // mask through a pointer to a set of the size given.
     unsafe {
         let mut all: libc::cpu_set_t = std::mem::zeroed();
         let size = std::mem::size_of::<libc::cpu_set_t>();
         assert_eq!(libc::sched_getaffinity(0, size, &mut all), 0);
-        let cpu = (0..libc::CPU_SETSIZE as usize)
-            .rev()
-            .find(|&cpu| libc::CPU_ISSET(cpu, &all))
-            .expect("a CPU in the affinity mask");
+        all
+    }
+}
+
+fn one_cpu(cpu: usize) -> libc::cpu_set_t {
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET sets a bit below CPU_SETSIZE in it.
+    unsafe {
         let mut one: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut one);
-        assert_eq!(libc::sched_setaffinity(0, size, &one), 0);
-        let result = f();
-        assert_eq!(libc::sched_setaffinity(0, size, &all), 0);
-        result
+        one
     }
+}
+
+fn set_affinity(set: &libc::cpu_set_t) {
+    // SAFETY: sched_setaffinity reads the calling thread's new mask from a valid set of the size
+    // given.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) };
+    assert_eq!(rc, 0);
 }
 
 /// Sends `path` on `conn` (kept alive) and returns the body and how long the answer took.
@@ -63,6 +88,31 @@ fn timed_get(conn: &mut Conn, path: &str) -> (String, Duration) {
     conn.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
     let text = conn.read_response().text();
     (text, started.elapsed())
+}
+
+/// `clients` keep-alive clients asking `path` (answered `answer`) until `stop`; each returns how
+/// many answers it got.
+fn keep_asking(
+    addr: SocketAddr,
+    clients: usize,
+    path: &'static str,
+    answer: &'static str,
+    stop: &Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<u32>> {
+    (0..clients)
+        .map(|_| {
+            let stop = Arc::clone(stop);
+            std::thread::spawn(move || {
+                let mut conn = Conn::connect(addr);
+                let mut served = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    assert_eq!(timed_get(&mut conn, path).0, answer);
+                    served += 1;
+                }
+                served
+            })
+        })
+        .collect()
 }
 
 #[test]
@@ -122,6 +172,93 @@ fn a_request_that_waits_without_the_gil_does_not_hold_up_the_others() {
              {handoff}): they waited for it"
         );
     }
+}
+
+/// A loaded machine (here: threads that spin on the server's CPU, as other processes did on the
+/// bench machine) keeps serving threads off the CPU and waiting for the GIL, but none of them
+/// is blocked in the app: the watchdog must not call the queue stuck, since each trip stops
+/// queueing for a while (the handoff's watchdog).
+#[test]
+fn a_loaded_cpu_does_not_make_the_handoff_queue_look_stuck() {
+    let mut server = rules_server_with("4", "debug", "1");
+    let addr = server.addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    let cpu = the_servers_cpu();
+    let hogs: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                set_affinity(&one_cpu(cpu));
+                while !stop.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    let clients = keep_asking(addr, 12, "/ping", "pong", &stop);
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    let served: u32 = clients.into_iter().map(|c| c.join().unwrap()).sum();
+    for hog in hogs {
+        hog.join().unwrap();
+    }
+    server.signal(libc::SIGTERM);
+    server
+        .wait_exit(Duration::from_secs(10))
+        .expect("the server stops");
+    let stderr = server.stderr();
+    let counts = stderr
+        .lines()
+        .find(|line| line.contains("WSGI requests:"))
+        .unwrap_or_else(|| panic!("no handoff counts at shutdown in:\n{stderr}"));
+    eprintln!("{served} requests; {counts}");
+    assert!(
+        counts.contains(" 0 times stuck"),
+        "the watchdog called the queue stuck while no request was blocked in the app: {counts}"
+    );
+}
+
+/// While queued requests are taken as they should be, the watchdog looks only now and then: it
+/// used to wake every 2 ms, a fifth of the worker's voluntary context switches under a Flask
+/// load, each one taking the CPU from the thread running Python.
+#[test]
+fn the_handoff_watchdog_sleeps_while_the_queue_moves() {
+    let server = rules_server_with("4", "info", "1");
+    let addr = server.addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = keep_asking(addr, 12, "/ping", "pong", &stop);
+    std::thread::sleep(Duration::from_millis(500));
+    let worker = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", server.pid()))
+        .expect("the master's children");
+    let worker = worker.split_whitespace().next().expect("a worker");
+    let watchdog_switches = || {
+        std::fs::read_dir(format!("/proc/{worker}/task"))
+            .expect("the worker's threads")
+            .filter_map(|task| {
+                let task = task.ok()?.path();
+                let name = std::fs::read_to_string(task.join("comm")).ok()?;
+                (name.trim() == "wsgi-handoff").then_some(())?;
+                let status = std::fs::read_to_string(task.join("status")).ok()?;
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .next()
+    };
+    let before = watchdog_switches().expect("the watchdog thread runs once requests are queued");
+    std::thread::sleep(Duration::from_secs(3));
+    let after = watchdog_switches().expect("the watchdog thread");
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    let wakes = after - before;
+    eprintln!("the watchdog woke {wakes} times in 3 s");
+    // Every 25 ms is 120; every 2 ms was up to 1,500.
+    assert!(wakes < 300, "the watchdog woke {wakes} times in 3 s");
 }
 
 #[test]
@@ -210,17 +347,7 @@ fn requests_queued_for_the_thread_running_the_app_are_all_answered_right() {
     let source = std::fs::read_to_string(fixtures_dir().join("rules.py")).unwrap();
     // Clients that keep the app busy, so that most requests arrive while it runs.
     let stop = Arc::new(AtomicBool::new(false));
-    let busy: Vec<_> = (0..3)
-        .map(|_| {
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                let mut conn = Conn::connect(addr);
-                while !stop.load(Ordering::Relaxed) {
-                    assert_eq!(timed_get(&mut conn, "/spin?1").0, "spun");
-                }
-            })
-        })
-        .collect();
+    let busy = keep_asking(addr, 3, "/spin?1", "spun", &stop);
     let clients: Vec<_> = (0..24)
         .map(|client| {
             let source = source.clone();

@@ -202,45 +202,6 @@ impl BodyState {
         self.iterable.is_none()
     }
 
-    /// The server's `next`: 1 with `*chunk` set, 0 at the end, `WS_ERR_APP` once the app failed.
-    pub(crate) fn next_chunk(&mut self, chunk: &mut WsBytes) -> i32 {
-        if self.phase != Phase::Open {
-            return if self.phase == Phase::Done {
-                0
-            } else {
-                WS_ERR_APP
-            };
-        }
-        let next = match self.first.take() {
-            Some(first) => first,
-            None => match &mut self.source {
-                Source::Prefetched(chunks) => Ok(chunks.next()),
-                Source::Iter(_) => self.pull_from_app(),
-            },
-        };
-        match next {
-            Ok(Some(next)) => {
-                *chunk = WsBytes {
-                    ptr: next.ptr,
-                    len: next.len,
-                };
-                // The previous chunk is released only now: the server is done with it.
-                self.current = Some(next);
-                1
-            }
-            Ok(None) => {
-                self.phase = Phase::Done;
-                0
-            }
-            Err((message, traceback)) => {
-                self.phase = Phase::Failed;
-                self.exchange
-                    .log_app_failure(&format!("WSGI app {}: {message}\n{traceback}", self.label));
-                WS_ERR_APP
-            }
-        }
-    }
-
     /// The next item of an iterable, with the GIL; the iterable is closed in the same hold
     /// ([`BodyState::finish`]) once exhausted or once its items reach the declared length.
     fn pull_from_app(&mut self) -> Pulled {
@@ -282,10 +243,51 @@ impl BodyState {
             }
         }
     }
+}
+
+impl crate::ServerBody for BodyState {
+    /// The server's `next`: 1 with `*chunk` set, 0 at the end, `WS_ERR_APP` once the app failed.
+    fn next_chunk(&mut self, chunk: &mut WsBytes) -> i32 {
+        if self.phase != Phase::Open {
+            return if self.phase == Phase::Done {
+                0
+            } else {
+                WS_ERR_APP
+            };
+        }
+        let next = match self.first.take() {
+            Some(first) => first,
+            None => match &mut self.source {
+                Source::Prefetched(chunks) => Ok(chunks.next()),
+                Source::Iter(_) => self.pull_from_app(),
+            },
+        };
+        match next {
+            Ok(Some(next)) => {
+                *chunk = WsBytes {
+                    ptr: next.ptr,
+                    len: next.len,
+                };
+                // The previous chunk is released only now: the server is done with it.
+                self.current = Some(next);
+                1
+            }
+            Ok(None) => {
+                self.phase = Phase::Done;
+                0
+            }
+            Err((message, traceback)) => {
+                self.phase = Phase::Failed;
+                self.exchange
+                    .log_app_failure(&format!("WSGI app {}: {message}\n{traceback}", self.label));
+                WS_ERR_APP
+            }
+        }
+    }
 
     /// The server's `close`: calls the iterable's `close()` (PEP 3333) unless the iteration
     /// completed and did, then releases everything.
-    pub(crate) fn close(self: Box<Self>) {
+    fn close(self: Box<Self>) {
         if self.iterable.is_none() {
             // A plain list/tuple, or an iterable already closed: nothing to call. Releasing bytes
             // objects without the GIL is deferred by PyO3 to the next time a thread holds it.

@@ -235,14 +235,6 @@ impl Exchange {
         }
     }
 
-    pub(crate) fn host(&self) -> &'static WsHost {
-        self.host
-    }
-
-    pub(crate) fn io(&self) -> *mut c_void {
-        self.io
-    }
-
     pub(crate) fn logger(&self) -> Logger {
         self.logger
     }

@@ -24,21 +24,17 @@
 //! `Transfer-Encoding`, HTTP/1.x): their app reads an empty `wsgi.input` without the server.
 //!
 //! Nothing is left in the queue: a holder that leaves last with requests still queued wakes the
-//! first, whose `next` runs it (and then the rest) on its own thread. A holder may also be
-//! stuck: in one long request, or blocked without the GIL (I/O, `time.sleep`). A watchdog thread
-//! wakes the first queued request when no queued request was taken for [`STUCK_AFTER`] and a
-//! holder has computed that long meanwhile (CPython would hand the GIL over then too) or none was
-//! runnable at any look for that long after — a holder merely off the CPU (other processes), or
-//! blocked a moment on a lock, is waited for. Requests are then not
-//! queued for [`LIVE_FOR`]: an app that waits rather than computes serves best with every
-//! serving thread running its own request.
+//! first, whose `next` runs it (and then the rest) on its own thread. A holder that will not
+//! take queued requests soon (one long request, or blocked without the GIL) is the
+//! [`watchdog`]'s to find.
+
+mod watchdog;
 
 use crate::body::{BodyState, Prepared};
 use crate::exchange::Exchange;
 use crate::WsgiApp;
-use app_abi::raw::{WsBytes, WsHost, WsRequest, WS_ERR_STATE, WS_LENGTH_UNKNOWN, WS_PENDING};
-use app_abi::{LogLevel, Logger};
-use core::ffi::c_void;
+use app_abi::raw::{WsBytes, WsRequest, WS_ERR_STATE, WS_LENGTH_UNKNOWN, WS_PENDING};
+use app_abi::{LogLevel, Logger, Request, Waker};
 use pyo3::prelude::*;
 use python_embed::python_thread;
 use std::collections::VecDeque;
@@ -46,23 +42,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use watchdog::Holder;
 
 /// At most this many queued requests run in one GIL hold after the holder's own.
 const BATCH: usize = 8;
 /// A holder takes no further queued request after this long in [`drain`].
 const BATCH_TIME: Duration = Duration::from_micros(1000);
-/// No queued request taken for this long while some wait: the holders are not running Python
-/// (CPython's own switch interval is 5 ms).
-const STUCK_AFTER: Duration = Duration::from_millis(5);
-/// After a stuck queue, how long every serving thread runs its own requests. Short, because the
-/// watchdog still trips now and then on a loaded machine, and each trip turns queueing off: with
-/// 1 s, 0.38-0.57 switches per Flask request; with 250 ms, 0.27-0.29 (bench/RESULTS.md).
-const LIVE_FOR: Duration = Duration::from_millis(250);
-/// How often the watchdog looks while requests were queued lately.
-const TICK: Duration = Duration::from_millis(2);
-/// How long the watchdog keeps looking after the last request was queued.
-const IDLE_AFTER: Duration = Duration::from_millis(200);
-
 /// What the queue did, for the debug line at `shutdown` ([`stop`]).
 struct Counts {
     started: AtomicU64,
@@ -99,7 +84,7 @@ struct Line {
     /// Requests are not queued before this.
     live_until: Option<Instant>,
     watchdog: Option<JoinHandle<()>>,
-    watchdog_idle: bool,
+    watching: watchdog::Watching,
     stopping: bool,
 }
 
@@ -110,7 +95,7 @@ static LINE: Mutex<Line> = Mutex::new(Line {
     queued: None,
     live_until: None,
     watchdog: None,
-    watchdog_idle: false,
+    watching: watchdog::Watching::Looking,
     stopping: false,
 });
 static WATCH: Condvar = Condvar::new();
@@ -124,8 +109,9 @@ fn line() -> MutexGuard<'static, Line> {
 /// released it): requests arriving meanwhile are queued for it. Dropping it wakes the first
 /// queued request if no holder is left to run it.
 pub(crate) struct Holding {
-    /// False when requests are not queued at all: nothing to count or wake.
-    counted: bool,
+    /// This thread, as listed in the line; `None` when requests are not queued at all: nothing
+    /// to count or wake.
+    me: Option<Holder>,
     /// This thread's own request needs no more of the app ([`Holding::own_request_done`]).
     own_done: std::cell::Cell<bool>,
 }
@@ -134,17 +120,22 @@ impl Holding {
     pub(crate) fn begin() -> Holding {
         let own_done = std::cell::Cell::new(false);
         if !ENABLED.load(Ordering::Relaxed) {
-            return Holding {
-                counted: false,
-                own_done,
-            };
+            return Holding { me: None, own_done };
         }
         count(&COUNTS.started);
         let me = Holder::current();
-        line().holders.push(me);
+        line().holders.push(me.clone());
         Holding {
-            counted: true,
+            me: Some(me),
             own_done,
+        }
+    }
+
+    /// This thread has the GIL for its request: if it blocks from now on until it leaves, it is
+    /// blocked in the app (the [`watchdog`] tells that from waiting for the GIL).
+    pub(crate) fn in_app(&self) {
+        if let Some(me) = &self.me {
+            me.enter_app();
         }
     }
 
@@ -157,54 +148,6 @@ impl Holding {
     }
 }
 
-/// A serving thread, as the watchdog looks at it: its id and its CPU-time clock.
-#[derive(Clone, Copy, PartialEq)]
-struct Holder {
-    tid: libc::pid_t,
-    clock: libc::clockid_t,
-}
-
-impl Holder {
-    fn current() -> Holder {
-        thread_local! {
-            static ME: Holder = {
-                let mut clock: libc::clockid_t = libc::CLOCK_THREAD_CPUTIME_ID;
-                // SAFETY: gettid has no preconditions; pthread_getcpuclockid writes the calling
-                // thread's CPU-time clock id through a valid pointer (left as the generic
-                // per-thread clock if it fails).
-                let tid = unsafe {
-                    libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock);
-                    libc::gettid()
-                };
-                Holder { tid, clock }
-            };
-        }
-        ME.with(|me| *me)
-    }
-
-    /// CPU time this thread has used, in ns (0 once it is gone).
-    fn cpu_ns(self) -> u64 {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: writes a timespec through a valid pointer; a stale clock id only fails.
-        if unsafe { libc::clock_gettime(self.clock, &mut ts) } != 0 {
-            return 0;
-        }
-        (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
-    }
-
-    /// Running or waiting for a CPU (`R` in its `/proc` stat), as opposed to blocked.
-    fn runnable(self) -> bool {
-        let path = format!("/proc/self/task/{}/stat", self.tid);
-        std::fs::read_to_string(path).is_ok_and(|stat| {
-            stat.rsplit_once(") ")
-                .is_some_and(|(_, rest)| rest.starts_with('R'))
-        })
-    }
-}
-
 thread_local! {
     /// Requests this thread ran from the queue, to be woken when it leaves ([`Job::finish`]).
     static TO_WAKE: std::cell::RefCell<Vec<Arc<Job>>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -212,9 +155,10 @@ thread_local! {
 
 impl Drop for Holding {
     fn drop(&mut self) {
-        if !self.counted {
+        let Some(me) = &self.me else {
             return;
-        }
+        };
+        me.leave_app();
         // Woken together, with the GIL released: a serving thread that wakes for one finds the
         // others ready too, and none waits for the GIL to send its response.
         let here = self.own_done.get();
@@ -227,8 +171,7 @@ impl Drop for Holding {
         }
         let orphan = {
             let mut line = line();
-            let me = Holder::current();
-            if let Some(at) = line.holders.iter().position(|h| *h == me) {
+            if let Some(at) = line.holders.iter().position(|h| h.is(me)) {
                 line.holders.swap_remove(at);
             }
             if line.holders.is_empty() {
@@ -265,8 +208,7 @@ pub(crate) struct Job {
     wsgi: *const WsgiApp,
     raw: *const WsRequest,
     exchange: Arc<Exchange>,
-    host: &'static WsHost,
-    waker: *mut c_void,
+    waker: Waker,
     state: Mutex<State>,
     ran: Condvar,
     rescued: std::sync::atomic::AtomicBool,
@@ -275,20 +217,10 @@ pub(crate) struct Job {
 // SAFETY: `wsgi` lives until `shutdown`, after the last `close`; `raw` (with its environ) until
 // the request's `close` returns, which waits while the job runs (`DeferredBody::close`) and
 // stops it from running later; the app reads them only with the GIL, one thread at a time. The
-// waker may be woken and freed from any thread (ABI 1.1). The exchange calls the host only on the
-// request's own thread (its recording, `Exchange::replay`).
+// exchange calls the host only on the request's own thread (its recording, `Exchange::replay`).
 unsafe impl Send for Job {}
 // SAFETY: as for Send; the mutable state is behind a mutex and an atomic.
 unsafe impl Sync for Job {}
-
-impl Drop for Job {
-    fn drop(&mut self) {
-        if let Some(free) = self.host.waker_free {
-            // SAFETY: our waker from `waker_new`, freed exactly once, here.
-            unsafe { free(self.waker) };
-        }
-    }
-}
 
 impl Job {
     fn state(&self) -> MutexGuard<'_, State> {
@@ -302,24 +234,12 @@ impl Job {
     }
 
     fn wake(&self) {
-        if let Some(wake) = self.host.waker_wake {
-            // SAFETY: our waker, not freed before `self` drops.
-            unsafe { wake(self.waker) };
-        }
+        self.waker.wake();
     }
 
-    /// [`Job::wake`], answered by this serving thread once it is back from its own request,
-    /// where the server can (ABI 1.3 `waker_wake_here`).
+    /// [`Job::wake`], answered by this serving thread once it is back from its own request.
     fn wake_here(&self) {
-        match self
-            .host
-            .waker_wake_here
-            .filter(|_| self.host.has_wake_here())
-        {
-            // SAFETY: our waker, not freed before `self` drops; the host's size covers the field.
-            Some(wake_here) => unsafe { wake_here(self.waker) },
-            None => self.wake(),
-        }
+        self.waker.wake_here();
     }
 
     /// Queued → Running, for the thread that will run it.
@@ -367,10 +287,6 @@ pub(crate) fn queue<'a>(
     if !ENABLED.load(Ordering::Relaxed) {
         return None;
     }
-    let host = exchange.host();
-    let (Some(waker_new), true) = (host.waker_new, host.has_wakers()) else {
-        return None;
-    };
     {
         let line = line();
         let now = Instant::now();
@@ -381,17 +297,14 @@ pub(crate) fn queue<'a>(
     if !without_body(vars) {
         return None;
     }
-    // SAFETY: `io` is the request's, and this is its `call` on its thread.
-    let waker = unsafe { waker_new(exchange.io()) };
-    if waker.is_null() {
-        return None;
-    }
+    // SAFETY: `raw` is the request of this `call`, on its thread; its environ and `io` are
+    // valid until its body's close.
+    let waker = unsafe { Request::from_raw(raw) }.waker()?;
     exchange.record(crate::recording::Recording::default());
     let job = Arc::new(Job {
         wsgi,
         raw,
         exchange: Arc::clone(exchange),
-        host,
         waker,
         state: Mutex::new(State::Queued),
         ran: Condvar::new(),
@@ -406,15 +319,7 @@ pub(crate) fn queue<'a>(
         line.queued = Some(now);
         count(&COUNTS.queued);
         line.jobs.push_back(Arc::clone(&job));
-        if line.watchdog.is_none() && !line.stopping {
-            let logger = exchange.logger();
-            line.watchdog = std::thread::Builder::new()
-                .name("wsgi-handoff".to_owned())
-                .spawn(move || watch(logger))
-                .ok();
-        } else if line.watchdog_idle {
-            WATCH.notify_one();
-        }
+        watchdog::queued(&mut line, now, exchange.logger());
         // The holder seen above may have left meanwhile.
         (line.holders.is_empty() && job.mark_rescued()).then(|| Arc::clone(&job))
     };
@@ -483,87 +388,6 @@ fn unqueue(job: &Arc<Job>) {
     }
 }
 
-/// The watchdog thread: wakes the first queued request when the queue is stuck.
-fn watch(logger: Logger) {
-    // The holders' CPU time when the queue last moved: a holder that has computed for
-    // STUCK_AFTER since is in one long request; one that has not may only be off the CPU.
-    let mut baseline: (Option<Instant>, Vec<(Holder, u64)>) = (None, Vec::new());
-    // Since when no holder was runnable at any look: one look is not enough, since a holder
-    // also blocks for a moment on a lock, or on the GIL behind a holder that other processes
-    // keep off the CPU (a loaded machine tripped the watchdog several times a second that way,
-    // and queueing was off most of the time).
-    let mut blocked_since: Option<Instant> = None;
-    let mut line = line();
-    loop {
-        if line.stopping {
-            return;
-        }
-        let now = Instant::now();
-        let recent = line.queued.is_some_and(|q| now - q < IDLE_AFTER);
-        line.watchdog_idle = line.jobs.is_empty() && !recent;
-        line = if line.watchdog_idle {
-            WATCH.wait(line).unwrap_or_else(|e| e.into_inner())
-        } else {
-            WATCH
-                .wait_timeout(line, TICK)
-                .unwrap_or_else(|e| e.into_inner())
-                .0
-        };
-        line.watchdog_idle = false;
-        if line.jobs.is_empty() {
-            continue;
-        }
-        let holders = line.holders.clone();
-        let progress = line.progress;
-        drop(line);
-        if baseline.0 != progress {
-            baseline = (progress, holders.iter().map(|&h| (h, h.cpu_ns())).collect());
-            blocked_since = None;
-        }
-        let now = Instant::now();
-        let stalled = progress.is_some_and(|p| now.saturating_duration_since(p) >= STUCK_AFTER);
-        // Looked at only once stalled: reading /proc on every tick would cost every request.
-        if !stalled || holders.iter().any(|&h| h.runnable()) {
-            blocked_since = None;
-        } else {
-            blocked_since.get_or_insert(now);
-        }
-        let mut why = "";
-        let stuck = stalled && {
-            let computed_long = holders.iter().any(|&h| {
-                let before = baseline.1.iter().find(|(b, _)| *b == h).map(|&(_, ns)| ns);
-                let used = h.cpu_ns().saturating_sub(before.unwrap_or(u64::MAX));
-                used >= STUCK_AFTER.as_nanos() as u64
-            });
-            let blocked_long = blocked_since
-                .is_some_and(|since| now.saturating_duration_since(since) >= STUCK_AFTER);
-            why = if computed_long {
-                "a holder computed that long"
-            } else {
-                "no holder was runnable that long"
-            };
-            computed_long || blocked_long
-        };
-        line = self::line();
-        if stuck && line.progress == progress && !line.jobs.is_empty() {
-            count(&COUNTS.stuck);
-            line.live_until = Some(now + LIVE_FOR);
-            line.progress = Some(now);
-            let rescue = line.jobs.front().cloned();
-            drop(line);
-            logger.debug(&format!(
-                "queued requests were not taken for 5 ms ({why}: the app computes or waits \
-                 without the GIL): every serving thread runs its own requests for 250 ms"
-            ));
-            if let Some(job) = rescue {
-                job.mark_rescued();
-                job.wake();
-            }
-            line = self::line();
-        }
-    }
-}
-
 /// Stops the watchdog (at `shutdown`: after the last request, so the queue is empty), and says
 /// in a debug line what the queue did.
 pub(crate) fn stop(logger: Logger) {
@@ -601,11 +425,11 @@ pub(crate) struct DeferredBody {
     body: Option<Box<BodyState>>,
 }
 
-impl DeferredBody {
+impl crate::ServerBody for DeferredBody {
     /// The server's `next`: `WS_PENDING` while the app has not run; runs it here if it is
     /// still queued once woken by a leaving holder or the watchdog; sends the recording once it
     /// ran.
-    pub(crate) fn next_chunk(&mut self, chunk: &mut WsBytes) -> i32 {
+    fn next_chunk(&mut self, chunk: &mut WsBytes) -> i32 {
         if let Some(body) = &mut self.body {
             return body.next_chunk(chunk);
         }
@@ -635,6 +459,7 @@ impl DeferredBody {
             unqueue(&job);
             let holding = Holding::begin();
             python_thread::with_gil(|py| {
+                holding.in_app();
                 let outcome = job.run(py);
                 if outcome.as_ref().map_or(true, |p| p.body.is_complete()) {
                     holding.own_request_done();
@@ -661,8 +486,8 @@ impl DeferredBody {
 
     /// The server's `close`: a request still queued never runs; one running is waited for
     /// (its app reads the request, which `close` ends); then the app's body is closed.
-    pub(crate) fn close(self) {
-        let DeferredBody { job, body } = self;
+    fn close(self: Box<Self>) {
+        let DeferredBody { job, body } = *self;
         if let Some(body) = body {
             body.close();
             return;

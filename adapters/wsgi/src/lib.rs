@@ -181,32 +181,21 @@ unsafe extern "C" fn call(state: *mut c_void, request: *const WsRequest, body: *
         // SAFETY: as above; the environ is valid until the body's close.
         let vars = unsafe { Request::from_raw(raw) }.vars();
         if let Some(queued) = handoff::queue(wsgi, raw, vars, &exchange) {
-            // SAFETY: `body` is non-null and writable (the header); only the app's fields are
-            // written.
-            unsafe {
-                (*body).ctx = Box::into_raw(queued).cast();
-                (*body).next = Some(deferred_next);
-                (*body).close = Some(deferred_close);
-                (*body).length_hint = WS_LENGTH_UNKNOWN;
-            }
+            // SAFETY: `body` is non-null and writable (the header), in this `call`.
+            unsafe { hand_over(body, queued, WS_LENGTH_UNKNOWN) };
             return WS_OK;
         }
         let holding = handoff::Holding::begin();
         let _active = exchange.enter();
         python_thread::with_gil(|py| {
+            holding.in_app();
             let code = match run(py, wsgi, raw, &exchange) {
                 Ok(prepared) => {
                     if prepared.body.is_complete() {
                         holding.own_request_done();
                     }
-                    // SAFETY: `body` is non-null and writable (the header); only the app's fields
-                    // are written.
-                    unsafe {
-                        (*body).ctx = Box::into_raw(prepared.body).cast();
-                        (*body).next = Some(body_next);
-                        (*body).close = Some(body_close);
-                        (*body).length_hint = prepared.length_hint;
-                    }
+                    // SAFETY: `body` is non-null and writable (the header), in this `call`.
+                    unsafe { hand_over(body, prepared.body, prepared.length_hint) };
                     WS_OK
                 }
                 Err(code) => {
@@ -258,57 +247,56 @@ pub(crate) fn run(
     })
 }
 
-/// `ws_body.next` of a queued request.
-///
-/// # Safety
-/// `ctx` is a live queued body from [`call`], `chunk` writable; never concurrent for one ctx.
-unsafe extern "C" fn deferred_next(ctx: *mut c_void, chunk: *mut app_abi::raw::WsBytes) -> i32 {
-    if ctx.is_null() || chunk.is_null() {
-        return WS_ERR_INVALID;
-    }
-    boundary(None, WS_ERR_APP, || {
-        // SAFETY: exclusive access to the live DeferredBody and a writable chunk (the contract).
-        unsafe { (*ctx.cast::<handoff::DeferredBody>()).next_chunk(&mut *chunk) }
-    })
+/// What a response body's `ctx` points to: an app's body ([`body::BodyState`]) or a queued
+/// request's ([`handoff::DeferredBody`]), both served through [`body_next`] and [`body_close`].
+pub(crate) trait ServerBody {
+    /// The server's `next`: 1 with `*chunk` set, 0 at the end, `WS_PENDING` or an error code.
+    fn next_chunk(&mut self, chunk: &mut app_abi::raw::WsBytes) -> i32;
+    /// The server's `close`: the body's last call.
+    fn close(self: Box<Self>);
 }
 
-/// `ws_body.close` of a queued request.
+/// Hands `ctx` to the server as the response body.
 ///
 /// # Safety
-/// `ctx` is a queued body from [`call`], closed this once.
-unsafe extern "C" fn deferred_close(ctx: *mut c_void) {
-    if ctx.is_null() {
-        return;
+/// `body` is the `WsBody` of the `call` running now, non-null and writable (the header).
+unsafe fn hand_over<B: ServerBody>(body: *mut WsBody, ctx: Box<B>, length_hint: u64) {
+    // SAFETY: the caller's contract; only the app's fields are written.
+    unsafe {
+        (*body).ctx = Box::into_raw(ctx).cast();
+        (*body).next = Some(body_next::<B>);
+        (*body).close = Some(body_close::<B>);
+        (*body).length_hint = length_hint;
     }
-    // SAFETY: leaked by `call`, reclaimed exactly once here.
-    let state = unsafe { Box::from_raw(ctx.cast::<handoff::DeferredBody>()) };
-    boundary(None, (), || (*state).close());
 }
 
 /// `ws_body.next`.
 ///
 /// # Safety
-/// `ctx` is a live body from [`call`], `chunk` writable; never concurrent for one ctx.
-unsafe extern "C" fn body_next(ctx: *mut c_void, chunk: *mut app_abi::raw::WsBytes) -> i32 {
+/// `ctx` is a live `B` from [`hand_over`], `chunk` writable; never concurrent for one ctx.
+unsafe extern "C" fn body_next<B: ServerBody>(
+    ctx: *mut c_void,
+    chunk: *mut app_abi::raw::WsBytes,
+) -> i32 {
     if ctx.is_null() || chunk.is_null() {
         return WS_ERR_INVALID;
     }
     boundary(None, WS_ERR_APP, || {
-        // SAFETY: exclusive access to the live BodyState and a writable chunk (the contract).
-        unsafe { (*ctx.cast::<body::BodyState>()).next_chunk(&mut *chunk) }
+        // SAFETY: exclusive access to the live body and a writable chunk (the contract).
+        unsafe { (*ctx.cast::<B>()).next_chunk(&mut *chunk) }
     })
 }
 
-/// `ws_body.close`: the iterable's `close()`, then the body is freed.
+/// `ws_body.close`: the body's own `close` (the iterable's `close()`), then it is freed.
 ///
 /// # Safety
-/// `ctx` is a body from [`call`], closed this once.
-unsafe extern "C" fn body_close(ctx: *mut c_void) {
+/// `ctx` is a `B` from [`hand_over`], closed this once.
+unsafe extern "C" fn body_close<B: ServerBody>(ctx: *mut c_void) {
     if ctx.is_null() {
         return;
     }
-    // SAFETY: leaked by `call`, reclaimed exactly once here.
-    let state = unsafe { Box::from_raw(ctx.cast::<body::BodyState>()) };
+    // SAFETY: leaked by `hand_over`, reclaimed exactly once here.
+    let state = unsafe { Box::from_raw(ctx.cast::<B>()) };
     boundary(None, (), || state.close());
 }
 
