@@ -460,7 +460,7 @@ fn serve(mut conn: Box<Conn>, shared_loop: &Loop, shared: &Shared, scratch: &mut
     let slots = &shared_loop.slots;
     loop {
         conn.borrow_buffer(&mut scratch.read_buf);
-        let after = if conn.parked.is_some() {
+        let after = if conn.is_parked() {
             deferred::resume(&mut conn, shared, slots, scratch)
         } else {
             serve::serve(&mut conn, shared, slots, scratch)

@@ -7,7 +7,7 @@
 //! no `epoll_ctl` is needed per request. A connection's token is its slot index plus
 //! `FIRST_CONN`.
 //!
-//! Deferred requests (ABI 1.1): an `Idle` connection may hold a parked request (`Conn::parked`),
+//! Deferred requests (ABI 1.1): an `Idle` connection may hold a parked request (`Phase::Parked`),
 //! which waits both on epoll (its client) and on its wakers. A wake ([`Slots::wake`], any thread)
 //! moves it from its slot to the ready queue and raises the eventfd, whose event a serving
 //! thread answers by taking one ready connection ([`Slots::pop_ready`]). The eventfd is written
@@ -434,9 +434,6 @@ impl Slots {
             let add = !conn.is_registered();
             let write = conn.has_unsent() || conn.write_interest();
             let watched = epoll.watch(conn.stream_mut().as_fd(), token, add, write);
-            if write {
-                conn.mark_write_interest();
-            }
             if let Err(e) = watched {
                 log::warn!("{}: cannot watch the connection: {e}", conn.peer());
                 if conn.parked_request().is_some() {
@@ -448,6 +445,9 @@ impl Slots {
                 return None;
             }
             conn.mark_registered();
+            if write {
+                conn.mark_write_interest();
+            }
         }
         let Some(mut slot) = self.slot(conn.token()) else {
             unreachable!("a connection's slot is made before it is handed out")
