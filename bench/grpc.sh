@@ -27,6 +27,8 @@
 # `h2load -c 10 -m 10` after 500 of warm-up) in webserver's worker (every thread: the HTTP/2
 # thread, the serving thread, the app's runtime) and in tonic's server: figures that do not
 # depend on how busy the machine is, for comparing commits. `CALLGRIND=5000 bench/grpc.sh`.
+# The worker's dump is also written with the app library's functions named (DUMP.named, by
+# bench/callgrind_names.py), and its costliest functions by self cost per call (DUMP.top).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -110,11 +112,19 @@ callgrind() {  # name calls
   h2load -n "$2" -c 10 -m 10 "${GRPC_ARGS[@]}" "$CALL" | grep -q "0 failed, 0 errored" ||
     echo "bench/grpc.sh: failures under callgrind ($1)" >&2
   vgdb --pid="$pid" dump >/dev/null 2>&1
+  cat /proc/"$pid"/maps >"$out/maps" 2>/dev/null || true
   sleep 1
   kill -TERM "$master" 2>/dev/null; wait "$master" 2>/dev/null || true
   dump=$(ls -t "$out"/callgrind.out."$pid".* | head -1)
   ir=$(awk '/^summary:|^totals:/ {print $2; exit}' "$dump")
   echo "$1: $((ir / $2)) instructions per call ($dump)"
+  if [[ $1 == webserver ]]; then
+    # The worker loads the app through /proc/self/fd, which valgrind cannot read symbols from:
+    # name its functions from the real file (DUMP.named), and list the costliest (DUMP.top).
+    if python3 "$ROOT/bench/callgrind_names.py" "$dump" "$out/maps" "$REL/libgrpc_app.so" "$2" 30 >"$dump.top"; then
+      echo "  by function: $dump.top; named dump: $dump.named"
+    fi
+  fi
 }
 
 if [[ -n "${CALLGRIND:-}" ]]; then

@@ -54,6 +54,8 @@ impl RequestFacts {
             version_minor: self.version_minor,
             keep_alive: self.keep_alive,
             defer_flush: self.defer_flush,
+            keep_fields: crate::logging::access_log()
+                .is_some_and(crate::logging::AccessLog::reads_response_fields),
         }
     }
 }

@@ -34,9 +34,9 @@ use std::io;
 use std::time::Duration;
 
 use super::response::{
-    choose_framing, encode_chunk, encode_error_with, encode_head, encode_last_chunk, Framing, Head,
+    choose_framing, encode_chunk, encode_error_with, encode_last_chunk, finish_head, Framing, Head,
 };
-use super::response_fields::{encode_trailer_fields, ResponseFields};
+use super::response_fields::{encode_trailer_fields, FieldLines, ResponseFields};
 
 /// Chunks at least this large are written straight from the app's memory instead of being copied
 /// into the output buffer.
@@ -82,13 +82,17 @@ pub(crate) struct ResponseContext {
     /// Leave the finished response in `Scratch::out` for the caller to send with the responses
     /// to further pipelined requests (one write per batch); the caller must flush it.
     pub(crate) defer_flush: bool,
+    /// Keep a copy of the app's field lines once its head is complete (`Scratch::fields`): the
+    /// access log prints response fields.
+    pub(crate) keep_fields: bool,
 }
 
 /// Buffers reused across requests on one thread, so the hot path allocates nothing.
 #[derive(Default)]
 pub(crate) struct Scratch {
     fields: ResponseFields,
-    /// Encoded output not yet written; may begin with earlier pipelined responses.
+    /// Encoded output not yet written; may begin with earlier pipelined responses. While a head
+    /// is pending, its status line and the app's fields are at the end, not to be sent yet.
     out: Vec<u8>,
     /// The app's trailer fields as lines (ABI 1.3 `set_trailers`), sent after the body; `Some`
     /// once `set_trailers` was called for this response, even with no fields. Boxed: only an app
@@ -109,10 +113,10 @@ impl Scratch {
         self.out.clear();
     }
 
-    /// The app's response fields of the exchange finished last; empty if the response was not
-    /// the app's (an error response replaced it).
-    pub(crate) fn fields(&self) -> &ResponseFields {
-        &self.fields
+    /// The app's response fields of the exchange finished last, kept if its context asked
+    /// (`keep_fields`); empty if the response was not the app's (an error response replaced it).
+    pub(crate) fn fields(&self) -> FieldLines<'_> {
+        self.fields.kept()
     }
 
     /// Takes the response fields of `other` (a parked request's buffers, done now).
@@ -254,7 +258,8 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
         self.state
     }
 
-    /// PEP 3333 `start_response`: validated and copied once, here.
+    /// PEP 3333 `start_response`: validated and written into the output once, here, as the
+    /// pending head (sent once the body begins).
     pub(crate) fn start_response<'h>(
         &mut self,
         status: u16,
@@ -275,7 +280,10 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
             self.state = State::Head(Pending::Conflict);
             return Err(Refusal::OutOfOrder);
         }
-        let result = self.scratch.fields.set(status, reason, headers);
+        // A replaced head (PEP 3333 `exc_info`) goes; a refused one leaves nothing.
+        let out = &mut self.scratch.out;
+        out.truncate(self.base);
+        let result = self.scratch.fields.set(out, status, reason, headers);
         let next = match &result {
             Ok(()) => Pending::Set {
                 status,
@@ -370,20 +378,17 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
             log::error!(target: "app", "[{}] upgrade before the request body was read to its end", self.app_name);
             return Err(Refusal::OutOfOrder);
         }
-        // The status is checked below; 200 stands for "a status the fields may go with".
-        if let Err(problem) = self.scratch.fields.set(200, b"", headers) {
+        let out = &mut self.scratch.out;
+        out.truncate(self.base);
+        let fields = &mut self.scratch.fields;
+        if let Err(problem) = fields.set_switching_protocols(out, headers) {
             log::error!(target: "app", "[{}] invalid 101 response: {problem}", self.app_name);
             return Err(Refusal::Invalid);
         }
-        if self.scratch.fields.content_length().is_some() {
-            log::error!(target: "app", "[{}] invalid 101 response: a 101 has no Content-Length", self.app_name);
-            self.scratch.fields.clear();
-            return Err(Refusal::Invalid);
+        if self.context.keep_fields {
+            fields.keep(&out[self.base..]);
         }
-        let (has_date, _) = self.scratch.fields.has_date_and_server();
-        let out = &mut self.scratch.out;
-        out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
-        out.extend_from_slice(self.scratch.fields.lines());
+        let (has_date, _) = fields.has_date_and_server();
         out.extend_from_slice(lines);
         out.extend_from_slice(b"Connection: Upgrade\r\n");
         if !has_date {
@@ -449,9 +454,12 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
 
     /// The response the app set and nothing of which was sent: its status and fields (for a
     /// file it hands over, ABI 1.2 `send_file`).
-    pub(crate) fn pending_response(&self) -> Option<(u16, &ResponseFields)> {
+    pub(crate) fn pending_response(&self) -> Option<(u16, FieldLines<'_>)> {
         match self.state {
-            State::Head(Pending::Set { status, .. }) => Some((status, &self.scratch.fields)),
+            State::Head(Pending::Set { status, .. }) => {
+                let head = &self.scratch.out[self.base..];
+                Some((status, self.scratch.fields.lines_in(head)))
+            }
             _ => None,
         }
     }
@@ -470,9 +478,9 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
             log::error!(target: "app", "[{}] send_file without a response set by start_response, or after body bytes", self.app_name);
             return Err(Refusal::OutOfOrder);
         };
-        self.scratch
-            .fields
-            .amend(status != app_status, length, fields);
+        let scratch = &mut *self.scratch;
+        let new_status = (status != app_status).then_some(status);
+        (scratch.fields).amend(&mut scratch.out, self.base, new_status, length, fields);
         self.state = State::Head(Pending::Set {
             status,
             content_length: Some(length),
@@ -502,7 +510,8 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
     /// client is gone.
     pub(crate) fn before_next(&mut self, burst: bool) -> bool {
         let hold = self.body_complete() || (burst && self.scratch.out.len() < HOLD_LIMIT);
-        let own_bytes = self.scratch.out.len() > self.base;
+        // A pending head is not this response's to send yet.
+        let own_bytes = self.scratch.out.len() > self.base && !matches!(self.state, State::Head(_));
         !own_bytes || hold || self.flush()
     }
 
@@ -641,7 +650,10 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
                 .flatten(),
         };
         let scratch = &mut *self.scratch;
-        encode_head(&mut scratch.out, &head, &scratch.fields, self.wire.date());
+        finish_head(&mut scratch.out, &head, &scratch.fields, self.wire.date());
+        if context.keep_fields {
+            scratch.fields.keep(&scratch.out[self.base..]);
+        }
         self.status = status;
         self.state = State::Body(framing);
         true
@@ -741,17 +753,26 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
         }
     }
 
-    /// Writes everything buffered. False if the client is gone.
+    /// Writes everything buffered but a pending head (which stays, at the start of the
+    /// output). False if the client is gone.
     fn flush(&mut self) -> bool {
-        if self.scratch.out.is_empty() {
+        let ready = match self.state {
+            State::Head(_) => self.base,
+            _ => self.scratch.out.len(),
+        };
+        if ready == 0 {
             return self.state != State::ClientGone;
         }
         let result = if self.state == State::ClientGone {
             Ok(())
         } else {
-            self.wire.write_all(&[&self.scratch.out])
+            self.wire.write_all(&[&self.scratch.out[..ready]])
         };
-        self.scratch.out.clear();
+        if ready == self.scratch.out.len() {
+            self.scratch.out.clear();
+        } else {
+            self.scratch.out.drain(..ready);
+        }
         self.base = 0;
         if let Err(e) = result {
             log::debug!("client gone while sending the response: {e}");

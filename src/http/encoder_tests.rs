@@ -605,6 +605,7 @@ fn encoder_table() {
             version_minor: row.ctx.version_minor,
             keep_alive: row.ctx.keep_alive,
             defer_flush: row.ctx.defer_flush,
+            keep_fields: false,
         };
         let big = vec![b'z'; COPY_LIMIT];
         let mut encoder = Encoder::new(&mut row.wire, &mut scratch, context, "table");
@@ -685,6 +686,7 @@ fn interim_responses_only_before_the_final_head() {
         version_minor: 1,
         keep_alive: true,
         defer_flush: true,
+        keep_fields: false,
     };
     let mut encoder = Encoder::new(&mut wire, &mut scratch, context, "interim");
     assert!(encoder.may_send_interim(), "nothing set yet");
@@ -708,6 +710,7 @@ fn context(defer_flush: bool) -> ResponseContext {
         version_minor: 1,
         keep_alive: true,
         defer_flush,
+        keep_fields: true,
     }
 }
 
@@ -777,4 +780,41 @@ fn giving_up_on_a_deferred_response() {
             (false, false) => assert!(sent.contains("Connection: close\r\n"), "{sent}"),
         }
     }
+}
+
+/// Held responses leave before a body read (or a pull) while the app's head waits after them in
+/// the output: the head is not sent then, and goes out whole with the body; the access log gets
+/// the fields once the head is complete.
+#[test]
+fn a_pending_head_stays_in_the_output_while_held_responses_leave() {
+    let mut wire = MemoryWire::default();
+    let mut scratch = Scratch::default();
+    scratch.hold_error(404, DATE);
+    let held = scratch.held().to_vec();
+    let mut encoder = Encoder::new(&mut wire, &mut scratch, context(true), "pending");
+    assert_eq!(
+        encoder.start_response(200, b"", TEXT.iter().copied(), false),
+        Ok(())
+    );
+    assert!(encoder.flush_before_read());
+    assert!(encoder.before_next(false));
+    assert_eq!(
+        encoder
+            .pending_response()
+            .and_then(|(_, f)| f.get(b"content-type")),
+        Some(&b"text/plain"[..])
+    );
+    assert!(encoder.chunk(b"x"));
+    encoder.end();
+    assert_eq!(encoder.finish().status, 200);
+    assert_eq!(wire.writes, [held]);
+    let response = head(
+        "200 OK",
+        &["Content-Type: text/plain", "Transfer-Encoding: chunked"],
+    ) + "1\r\nx\r\n0\r\n\r\n";
+    assert_eq!(String::from_utf8_lossy(scratch.held()), response);
+    assert_eq!(
+        scratch.fields().get(b"content-type"),
+        Some(&b"text/plain"[..])
+    );
 }

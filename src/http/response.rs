@@ -1,8 +1,8 @@
 //! Response bytes: status line, header block, framing choice, chunks, error responses, the
 //! `100 Continue` interim response and the Date cache (RFC 9112 §4, §6, §7.1; RFC 9110 §6.6.1,
 //! §8.6, §15). Stateless: which of these go out, and when, is decided by the encoder's state
-//! machine (`encoder.rs`); the app's fields arrive validated and already spelled as header lines
-//! (`response_fields.rs`).
+//! machine (`encoder.rs`); the app's status line and fields are already in the output, written
+//! and validated by `response_fields.rs`.
 
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -113,15 +113,11 @@ pub(crate) struct Head {
     pub content_length_for_head: Option<u64>,
 }
 
-/// Writes the status line and header block of an app's response.
-///
-/// `fields` were validated when they were set (there is no other way to fill them) and hold the
-/// app's header lines ready to send, so they are copied as they are: the app's headers in their
-/// order, then Content-Length or Transfer-Encoding as `head.framing` says, Connection, Date and
-/// Server (the last two only if the app did not send them), and the empty line.
-pub(crate) fn encode_head(out: &mut Vec<u8>, head: &Head, fields: &ResponseFields, date: &[u8]) {
-    write_status_line(out, head.status, fields.reason());
-    out.extend_from_slice(fields.lines());
+/// Completes the head of an app's response after its status line and fields, which
+/// [`ResponseFields::set`] wrote (validated) at the end of `out`: Content-Length or
+/// Transfer-Encoding as `head.framing` says, Connection, Date and Server (the last two only if
+/// the app did not send them), and the empty line.
+pub(crate) fn finish_head(out: &mut Vec<u8>, head: &Head, fields: &ResponseFields, date: &[u8]) {
     let (has_date, has_server) = fields.has_date_and_server();
     write_tail(out, head, has_date, has_server, date);
 }
@@ -145,26 +141,26 @@ pub(crate) fn encode_own_head<'h>(
 }
 
 /// `HTTP/1.1 {status} {reason}\r\n`, the standard reason if `reason` is empty.
-fn write_status_line(out: &mut Vec<u8>, status: u16, reason: &[u8]) {
-    out.extend_from_slice(b"HTTP/1.1 ");
+pub(super) fn write_status_line(out: &mut Vec<u8>, status: u16, reason: &[u8]) {
+    let reason = match reason {
+        [] => reason_phrase(status).as_bytes(),
+        _ => reason,
+    };
+    out.reserve(b"HTTP/1.1 200 ".len() + reason.len() + 2);
     if (100..1000).contains(&status) {
-        // Every status sent has three digits (RFC 9110 §15): no division loop for them.
-        let digits = [
-            b'0' + (status / 100) as u8,
-            b'0' + (status / 10 % 10) as u8,
-            b'0' + (status % 10) as u8,
-            b' ',
-        ];
-        out.extend_from_slice(&digits);
+        // Every status sent has three digits (RFC 9110 §15): no division loop for them, and a
+        // start of fixed length, copied without a call.
+        let mut start = *b"HTTP/1.1 200 ";
+        start[9] = b'0' + (status / 100) as u8;
+        start[10] = b'0' + (status / 10 % 10) as u8;
+        start[11] = b'0' + (status % 10) as u8;
+        out.extend_from_slice(&start);
     } else {
+        out.extend_from_slice(b"HTTP/1.1 ");
         write_dec(out, u64::from(status));
         out.push(b' ');
     }
-    if reason.is_empty() {
-        out.extend_from_slice(reason_phrase(status).as_bytes());
-    } else {
-        out.extend_from_slice(reason);
-    }
+    out.extend_from_slice(reason);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -188,6 +184,13 @@ fn write_tail(out: &mut Vec<u8>, head: &Head, has_date: bool, has_server: bool, 
     } else if head.version_minor == 0 {
         out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
+    if let (false, false, Ok(date)) = (has_date, has_server, <&[u8; 29]>::try_from(date)) {
+        // The usual end of a head, in one piece: a copy into a template, one append.
+        let mut end = DATE_SERVER_END;
+        end[DATE_AT..DATE_AT + 29].copy_from_slice(date);
+        out.extend_from_slice(&end);
+        return;
+    }
     if !has_date {
         header(out, b"Date", date);
     }
@@ -196,6 +199,27 @@ fn write_tail(out: &mut Vec<u8>, head: &Head, has_date: bool, has_server: bool, 
     }
     out.extend_from_slice(b"\r\n");
 }
+
+/// Where the date goes in [`DATE_SERVER_END`].
+const DATE_AT: usize = b"Date: ".len();
+
+/// `Date: {29 blanks}\r\nServer: {SERVER}\r\n\r\n`, spelled at compile time.
+const DATE_SERVER_END: [u8; DATE_AT + 29 + 10 + SERVER.len() + 4] = {
+    let mut end = [b' '; DATE_AT + 29 + 10 + SERVER.len() + 4];
+    let mut at = 0;
+    let parts: [&[u8]; 5] = [b"Date: ", &[b' '; 29], b"\r\nServer: ", SERVER, b"\r\n\r\n"];
+    let mut p = 0;
+    while p < parts.len() {
+        let mut i = 0;
+        while i < parts[p].len() {
+            end[at] = parts[p][i];
+            at += 1;
+            i += 1;
+        }
+        p += 1;
+    }
+    end
+};
 
 /// `100 Continue` interim response (RFC 9110 §10.1.1, §15.2.1).
 pub(crate) fn encode_continue(out: &mut Vec<u8>) {
@@ -279,10 +303,24 @@ fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn content_length(out: &mut Vec<u8>, n: u64) {
-    out.extend_from_slice(b"Content-Length: ");
-    write_dec(out, n);
-    out.extend_from_slice(b"\r\n");
+/// `Content-Length: {n}\r\n`, spelled on the stack and appended in one piece.
+fn content_length(out: &mut Vec<u8>, mut n: u64) {
+    const NAME: &[u8; 16] = b"Content-Length: ";
+    // The digits right-aligned before the CRLF, the name right before them: every copy has a
+    // fixed length, so none is a call.
+    let mut line = *b"................................................\r\n";
+    let mut i = line.len() - 2;
+    loop {
+        i -= 1; // at most 20 digits for u64, after room for the name
+        line[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let start = i - NAME.len();
+    line[start..i].copy_from_slice(NAME);
+    out.extend_from_slice(&line[start..]);
 }
 
 /// Decimal without allocation.
@@ -381,9 +419,11 @@ mod tests {
 
     fn enc(h: &Head, reason: &[u8], hdrs: &[(&[u8], &[u8])]) -> String {
         let mut fields = ResponseFields::default();
-        fields.set(h.status, reason, hdrs.iter().copied()).unwrap();
         let mut out = Vec::new();
-        encode_head(&mut out, h, &fields, D);
+        fields
+            .set(&mut out, h.status, reason, hdrs.iter().copied())
+            .unwrap();
+        finish_head(&mut out, h, &fields, D);
         String::from_utf8(out).unwrap()
     }
 
@@ -442,6 +482,9 @@ mod tests {
             write_dec(&mut a, n);
             write_hex(&mut b, n);
             assert_eq!((a.as_slice(), b.as_slice()), (d.as_bytes(), h.as_bytes()));
+            let mut c = Vec::new();
+            content_length(&mut c, n);
+            assert_eq!(c, format!("Content-Length: {d}\r\n").as_bytes());
         }
     }
 

@@ -1,20 +1,23 @@
-//! The status line and header fields an app asks for, validated once when they are set (PEP 3333
-//! `start_response`) and written in the same pass as the lines they become on the wire
-//! (`Name: value\r\n`), kept in buffers reused across requests. [`encode_head`] copies those
-//! lines into the output in one piece; nothing walks the fields again.
+//! The status line and header fields an app asks for, validated while they are written where
+//! they go: at the end of the response's output buffer, as the head's first lines
+//! (`HTTP/1.1 200 OK\r\n`, then `Name: value\r\n` each). That is the one pass over the app's
+//! fields and the one copy of them; [`finish_head`] then adds the server's lines after them.
 //!
-//! The only way to fill a [`ResponseFields`] is [`ResponseFields::set`], which checks every field
-//! (RFC 9110 §5: names are tokens, values carry no CR, LF, NUL or other control byte) and keeps
-//! out what belongs to the server: hop-by-hop fields are refused, and Content-Length is taken out
-//! of the list into [`ResponseFields::content_length`] because framing is the encoder's choice.
-//! The lines are kept, not a copy of the pairs: the access log finds a field by reading them
-//! back ([`ResponseFields::headers`]), which only it does.
+//! The only way to write them is [`ResponseFields::set`], which checks every field (RFC 9110
+//! §5: names are tokens, values carry no CR, LF, NUL or other control byte) and keeps out what
+//! belongs to the server: hop-by-hop fields are refused, and Content-Length is left out of the
+//! lines and kept in [`ResponseFields::content_length`] because framing is the encoder's choice.
+//! A [`ResponseFields`] keeps only facts and lengths, not the bytes: while the head waits, the
+//! fields are read back from the output ([`FieldLines`], for a file the app hands over); once it
+//! is complete, a copy is kept only for an access log that prints response fields
+//! ([`ResponseFields::keep`]).
 //!
-//! [`encode_head`]: super::response::encode_head
+//! [`finish_head`]: super::response::finish_head
 
 use std::fmt;
 
 use super::grammar::{is_token, parse_decimal};
+use super::response::write_status_line;
 
 /// Statuses an app may answer with: final responses only (1xx interim responses are the
 /// server's, RFC 9110 §15.2).
@@ -25,8 +28,13 @@ const APP_STATUSES: std::ops::RangeInclusive<u16> = 200..=599;
 pub(crate) enum InvalidResponse {
     Status(u16),
     Reason,
-    Header { name: String, problem: &'static str },
+    Header {
+        name: String,
+        problem: &'static str,
+    },
     ContentLength,
+    /// A Content-Length on a response that has no body (a 101).
+    NoBody,
 }
 
 impl fmt::Display for InvalidResponse {
@@ -45,56 +53,97 @@ impl fmt::Display for InvalidResponse {
             InvalidResponse::ContentLength => {
                 f.write_str("Content-Length is not one decimal number")
             }
+            InvalidResponse::NoBody => f.write_str("a 101 has no Content-Length"),
         }
     }
 }
 
-/// An app's reason phrase and header fields, validated; reused across requests.
+/// What the app's fields said, and where they are in its pending head; reused across requests.
 #[derive(Debug, Default)]
 pub(crate) struct ResponseFields {
-    reason: Vec<u8>,
-    /// The fields as they go on the wire, `Name: value\r\n` each, in the app's order. Names are
-    /// tokens (no `:`) and values hold no CR or LF, so the lines read back unambiguously.
-    lines: Vec<u8>,
+    /// Bytes of the status line at the start of the head, then of the field lines after it.
+    status_line: usize,
+    lines: usize,
     content_length: Option<u64>,
     /// The app sent its own `Date` / `Server` (the server adds them otherwise).
     has_date: bool,
     has_server: bool,
+    /// The field lines copied out of the complete head for the access log ([`Self::keep`]);
+    /// empty unless it asked.
+    kept: Vec<u8>,
 }
 
 impl ResponseFields {
-    /// Replaces what was set before with `status`, `reason` and `headers`, all validated and
-    /// copied. On error the fields are left empty.
+    /// Forgets what was set before, and writes the status line of `status` and `reason` (empty:
+    /// the standard phrase) and the lines of `headers` at the end of `out`, validated as they
+    /// are written. On error `out` is as it was and nothing is set.
     pub(crate) fn set<'h>(
         &mut self,
+        out: &mut Vec<u8>,
         status: u16,
         reason: &[u8],
         headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
     ) -> Result<(), InvalidResponse> {
         self.clear();
-        let result = self.fill(status, reason, headers);
-        if result.is_err() {
-            self.clear();
-        }
-        result
-    }
-
-    fn fill<'h>(
-        &mut self,
-        status: u16,
-        reason: &[u8],
-        headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
-    ) -> Result<(), InvalidResponse> {
         if !APP_STATUSES.contains(&status) {
             return Err(InvalidResponse::Status(status));
         }
         if !valid_header_value(reason) {
             return Err(InvalidResponse::Reason);
         }
-        self.reason.extend_from_slice(reason);
+        let start = out.len();
+        write_status_line(out, status, reason);
+        self.status_line = out.len() - start;
+        self.write_lines(out, start, headers)
+    }
+
+    /// As [`Self::set`] for the head of a `101 Switching Protocols` (ABI 1.2 upgrade): the app's
+    /// fields after the status line, refused if one is a Content-Length (a 101 has no body).
+    pub(crate) fn set_switching_protocols<'h>(
+        &mut self,
+        out: &mut Vec<u8>,
+        headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+    ) -> Result<(), InvalidResponse> {
+        self.clear();
+        let start = out.len();
+        write_status_line(out, 101, b"");
+        self.status_line = out.len() - start;
+        self.write_lines(out, start, headers)?;
+        if self.content_length.is_some() {
+            out.truncate(start);
+            self.clear();
+            return Err(InvalidResponse::NoBody);
+        }
+        Ok(())
+    }
+
+    /// The lines of `headers` after the status line that begins at `out[start]`; on error
+    /// `out` is cut back to `start` and nothing is set.
+    fn write_lines<'h>(
+        &mut self,
+        out: &mut Vec<u8>,
+        start: usize,
+        headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+    ) -> Result<(), InvalidResponse> {
+        let lines_start = out.len();
+        let result = self.fill(out, headers);
+        if result.is_err() {
+            out.truncate(start);
+            self.clear();
+            return result;
+        }
+        self.lines = out.len() - lines_start;
+        Ok(())
+    }
+
+    fn fill<'h>(
+        &mut self,
+        out: &mut Vec<u8>,
+        headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+    ) -> Result<(), InvalidResponse> {
         for (name, value) in headers {
-            check_field(name, value)?;
-            if name.eq_ignore_ascii_case(b"content-length") {
+            // By length first, as for hop-by-hop names: the usual names match none.
+            if name.len() == 14 && name.eq_ignore_ascii_case(b"content-length") {
                 // RFC 9110 §8.6: Content-Length = 1*DIGIT, parsed by the one decimal parser.
                 match parse_decimal(value) {
                     Ok(n) if self.content_length.is_none_or(|m| m == n) => {
@@ -104,67 +153,68 @@ impl ResponseFields {
                 }
                 continue;
             }
-            // By length first, as for hop-by-hop names.
+            check_field(name, value)?;
             self.has_date |= name.len() == 4 && name.eq_ignore_ascii_case(b"date");
             self.has_server |= name.len() == 6 && name.eq_ignore_ascii_case(b"server");
-            self.lines.reserve(name.len() + value.len() + 4);
-            self.lines.extend_from_slice(name);
-            self.lines.extend_from_slice(b": ");
-            self.lines.extend_from_slice(value);
-            self.lines.extend_from_slice(b"\r\n");
+            push_line(out, name, value);
         }
         Ok(())
     }
 
-    /// The server's own fields added to the app's, and the body length it decided (a file the
-    /// app handed over: `static_files::handoff`). `status_changed`: the app's reason phrase
-    /// was for another status, so the standard one is used.
+    /// The server's own fields added to the app's in the pending `head` (the output from the
+    /// head's start on), and the body length it decided (a file the app handed over:
+    /// `static_files::handoff`). With `status` not the app's, the status line is rewritten
+    /// with its standard phrase, since the app's phrase was for another status.
     pub(crate) fn amend<'h>(
         &mut self,
-        status_changed: bool,
+        out: &mut Vec<u8>,
+        start: usize,
+        status: Option<u16>,
         content_length: u64,
         fields: impl Iterator<Item = (&'h [u8], &'h [u8])>,
     ) {
-        if status_changed {
-            self.reason.clear();
+        if let Some(status) = status {
+            let mut line = Vec::new();
+            write_status_line(&mut line, status, b"");
+            let old = std::mem::replace(&mut self.status_line, line.len());
+            out.splice(start..start + old, line);
         }
         self.content_length = Some(content_length);
+        let end = out.len();
         for (name, value) in fields {
-            self.lines.extend_from_slice(name);
-            self.lines.extend_from_slice(b": ");
-            self.lines.extend_from_slice(value);
-            self.lines.extend_from_slice(b"\r\n");
+            push_line(out, name, value);
         }
+        self.lines += out.len() - end;
     }
 
-    /// The value of the app's first field named `name` (ASCII case-insensitive).
-    pub(crate) fn get(&self, name: &[u8]) -> Option<&[u8]> {
-        self.headers()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value)
+    /// The field lines of the pending `head` (the output from the head's start on).
+    pub(crate) fn lines_in<'o>(&self, head: &'o [u8]) -> FieldLines<'o> {
+        let lines = head
+            .get(self.status_line..self.status_line + self.lines)
+            .unwrap_or_default();
+        FieldLines(lines)
+    }
+
+    /// Keeps a copy of the field lines of the complete `head`, which may leave the output
+    /// before the access log reads them ([`Self::kept`]).
+    pub(crate) fn keep(&mut self, head: &[u8]) {
+        let lines = self.lines_in(head).0;
+        self.kept.clear();
+        self.kept.extend_from_slice(lines);
     }
 
     pub(crate) fn clear(&mut self) {
-        self.reason.clear();
-        self.lines.clear();
+        self.status_line = 0;
+        self.lines = 0;
         self.content_length = None;
         self.has_date = false;
         self.has_server = false;
+        self.kept.clear();
     }
 
-    /// The app's reason phrase; empty means the standard one.
-    pub(crate) fn reason(&self) -> &[u8] {
-        &self.reason
-    }
-
-    /// The app's Content-Length, if it gave one (never among [`ResponseFields::headers`]).
+    /// The app's Content-Length, if it gave one (never among the lines).
     pub(crate) fn content_length(&self) -> Option<u64> {
         self.content_length
-    }
-
-    /// The header fields' lines as they go on the wire (`Name: value\r\n` each).
-    pub(crate) fn lines(&self) -> &[u8] {
-        &self.lines
     }
 
     /// Whether the app set `Date` and `Server` itself.
@@ -172,9 +222,33 @@ impl ResponseFields {
         (self.has_date, self.has_server)
     }
 
-    /// The header fields in the app's order, read back from [`ResponseFields::lines`].
-    pub(crate) fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        read_lines(&self.lines)
+    /// The lines [`Self::keep`] kept (none unless it was called for this response).
+    pub(crate) fn kept(&self) -> FieldLines<'_> {
+        FieldLines(&self.kept)
+    }
+}
+
+/// Header field lines this file wrote (`Name: value\r\n` each). Names are tokens (no `:`) and
+/// values hold no CR or LF, so they read back unambiguously.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FieldLines<'a>(&'a [u8]);
+
+impl<'a> FieldLines<'a> {
+    /// The value of the first field named `name` (ASCII case-insensitive).
+    pub(crate) fn get(self, name: &[u8]) -> Option<&'a [u8]> {
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value)
+    }
+
+    /// The fields in the app's order.
+    pub(crate) fn headers(self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+        read_lines(self.0)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn bytes(self) -> &'a [u8] {
+        self.0
     }
 }
 
@@ -191,6 +265,15 @@ fn check_field(name: &[u8], value: &[u8]) -> Result<(), InvalidResponse> {
         return Ok(());
     };
     Err(field_error(name, problem))
+}
+
+/// `Name: value\r\n`, with room made once.
+fn push_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.reserve(name.len() + value.len() + 4);
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }
 
 fn field_error(name: &[u8], problem: &'static str) -> InvalidResponse {
@@ -254,21 +337,37 @@ pub(crate) fn encode_trailer_fields<'h>(
             out.clear();
             return Err(invalid);
         }
-        out.extend_from_slice(name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
+        push_line(out, name, value);
     }
     Ok(())
 }
 
 /// A field value we are willing to send (RFC 9110 §5.5): no CR, LF, NUL, nor any CTL but HTAB.
 /// obs-text (0x80–0xFF) is allowed.
+///
+/// Eight bytes at a time: a word with no byte below 0x20 and none equal to 0x7F is fine as it
+/// is, which is every word of the usual value; only a word that has one (a tab, or a byte to
+/// refuse) is looked at byte by byte.
 pub(crate) fn valid_header_value(bytes: &[u8]) -> bool {
-    // No early exit: a fold over every byte is branch-free (values are short, and valid).
-    bytes
-        .iter()
-        .fold(true, |ok, &b| ok & (b == b'\t' || (b >= 0x20 && b != 0x7f)))
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let byte_ok = |b: u8| b == b'\t' || (b >= 0x20 && b != 0x7f);
+    let mut words = bytes.chunks_exact(8);
+    let mut ok = true;
+    for word in &mut words {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(word);
+        let x = u64::from_ne_bytes(eight);
+        // Classic SWAR tests (nonzero exactly when some byte is < 0x20, or == 0x7F; a borrow
+        // only flags bytes above one that really matches, so a clean word gives zero).
+        let below_space = x.wrapping_sub(0x20 * ONES) & !x & HIGH;
+        let del = x ^ (0x7f * ONES);
+        let is_del = del.wrapping_sub(ONES) & !del & HIGH;
+        if below_space | is_del != 0 {
+            ok &= word.iter().all(|&b| byte_ok(b));
+        }
+    }
+    words.remainder().iter().fold(ok, |ok, &b| ok & byte_ok(b))
 }
 
 /// Connection-specific fields (RFC 9110 §7.6.1) that only the server may set.
@@ -340,17 +439,25 @@ mod tests {
 
     type Pairs<'a> = &'a [(&'a [u8], &'a [u8])];
 
-    fn set(status: u16, reason: &[u8], headers: Pairs<'_>) -> Result<ResponseFields, String> {
+    /// The fields set after `b"held"` (an earlier response in the output), and the head.
+    fn set(
+        status: u16,
+        reason: &[u8],
+        headers: Pairs<'_>,
+    ) -> Result<(ResponseFields, Vec<u8>), String> {
         let mut fields = ResponseFields::default();
-        fields
-            .set(status, reason, headers.iter().copied())
-            .map(|()| fields)
-            .map_err(|e| e.to_string())
+        let mut out = b"held".to_vec();
+        let result = fields.set(&mut out, status, reason, headers.iter().copied());
+        if result.is_err() {
+            assert_eq!(out, b"held", "nothing half-written");
+        }
+        let head = out.split_off(4);
+        result.map(|()| (fields, head)).map_err(|e| e.to_string())
     }
 
     #[test]
-    fn valid_fields_are_kept_in_order_without_content_length() {
-        let f = set(
+    fn valid_fields_are_written_in_order_without_content_length() {
+        let (mut f, head) = set(
             201,
             b"Made",
             &[
@@ -363,13 +470,11 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(f.reason(), b"Made");
+        let lines = b"X-A: 1\r\nX-B: \tobs-text \x80\r\nX-C: \r\nX-D:  a: b:\r\n";
+        assert_eq!(head, [&b"HTTP/1.1 201 Made\r\n"[..], lines].concat());
         assert_eq!(f.content_length(), Some(12));
-        assert_eq!(
-            f.lines(),
-            b"X-A: 1\r\nX-B: \tobs-text \x80\r\nX-C: \r\nX-D:  a: b:\r\n"
-        );
-        let headers: Vec<_> = f.headers().collect();
+        assert_eq!(f.lines_in(&head).bytes(), lines);
+        let headers: Vec<_> = f.lines_in(&head).headers().collect();
         let want: Pairs<'_> = &[
             (b"X-A", b"1"),
             (b"X-B", b"\tobs-text \x80"),
@@ -377,8 +482,12 @@ mod tests {
             (b"X-D", b" a: b:"),
         ];
         assert_eq!(headers, want);
+        assert_eq!(f.lines_in(&head).get(b"x-c"), Some(&b""[..]));
+        assert_eq!(f.kept().bytes(), b"", "kept only when asked");
+        f.keep(&head);
+        assert_eq!(f.kept().bytes(), lines);
         assert_eq!(f.has_date_and_server(), (false, false));
-        let g = set(
+        let (g, _) = set(
             200,
             b"",
             &[(b"DATE", b"x"), (b"server", b"y"), (b"Dates", b"z")],
@@ -452,11 +561,59 @@ mod tests {
     #[test]
     fn a_refused_set_leaves_nothing_behind() {
         let mut f = ResponseFields::default();
-        f.set(200, b"Fine", [(&b"X-A"[..], &b"1"[..])].into_iter())
-            .unwrap();
+        let mut out = Vec::new();
+        f.set(
+            &mut out,
+            200,
+            b"Fine",
+            [(&b"X-A"[..], &b"1"[..])].into_iter(),
+        )
+        .unwrap();
+        f.keep(&out);
+        out.clear();
         let bad = [(&b"Content-Length"[..], &b"3"[..]), (b"X\n", b"v")];
-        assert!(f.set(200, b"", bad.into_iter()).is_err());
-        assert_eq!((f.reason(), f.content_length()), (&b""[..], None));
-        assert_eq!(f.headers().count(), 0);
+        assert!(f.set(&mut out, 200, b"", bad.into_iter()).is_err());
+        assert!(out.is_empty());
+        assert_eq!(f.content_length(), None);
+        assert_eq!(f.kept().headers().count(), 0);
+    }
+
+    #[test]
+    fn amending_the_status_rewrites_the_line_and_keeps_the_fields() {
+        let mut f = ResponseFields::default();
+        let mut out = b"held".to_vec();
+        let app = [(&b"ETag"[..], &b"\"x\""[..])];
+        f.set(&mut out, 200, b"Fine", app.into_iter()).unwrap();
+        let added = [(&b"Content-Range"[..], &b"bytes 0-1/9"[..])];
+        f.amend(&mut out, 4, Some(206), 2, added.into_iter());
+        assert_eq!(
+            out,
+            b"heldHTTP/1.1 206 Partial Content\r\nETag: \"x\"\r\nContent-Range: bytes 0-1/9\r\n"
+        );
+        let fields: Vec<_> = f.lines_in(&out[4..]).headers().collect();
+        assert_eq!(fields, [app[0], added[0]]);
+        assert_eq!(f.content_length(), Some(2));
+        f.amend(&mut out, 4, None, 2, std::iter::empty());
+        assert!(out.starts_with(b"heldHTTP/1.1 206 Partial Content\r\n"));
+    }
+
+    #[test]
+    fn the_word_at_a_time_value_check_agrees_with_the_byte_rule() {
+        let byte_ok = |b: u8| b == b'\t' || (b >= 0x20 && b != 0x7f);
+        // Every byte at every position of a 17-byte value (two words and a tail), among
+        // obs-text and printable neighbours that must not hide or fake a match.
+        for fill in [b'a', 0x80, 0xff, b' ', 0x21] {
+            for at in 0..17 {
+                for b in 0..=255u8 {
+                    let mut value = [fill; 17];
+                    value[at] = b;
+                    assert_eq!(
+                        valid_header_value(&value),
+                        byte_ok(b) && byte_ok(fill),
+                        "{value:?}"
+                    );
+                }
+            }
+        }
     }
 }

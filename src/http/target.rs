@@ -144,12 +144,16 @@ pub(crate) fn valid_host(v: &[u8]) -> bool {
             ),
             None => (v, &b""[..]),
         };
-        (
-            !host.is_empty() && host.iter().all(|&b| is_reg_name_byte(b)),
-            port,
-        )
+        // Folds, not early exits: every request's Host is checked, and is valid.
+        let host_ok = host
+            .iter()
+            .fold(!host.is_empty(), |ok, &b| ok & is_reg_name_byte(b));
+        (host_ok, port)
     };
-    host_ok && port.len() <= 5 && port.iter().all(u8::is_ascii_digit)
+    let port_ok = port
+        .iter()
+        .fold(port.len() <= 5, |ok, b| ok & b.is_ascii_digit());
+    host_ok && port_ok
 }
 
 #[cfg(test)]

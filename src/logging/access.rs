@@ -95,6 +95,7 @@ pub(crate) struct AccessLog {
     output: Sink,
     served: Served,
     needs_clock: bool,
+    reads_response_fields: bool,
 }
 
 enum Sink {
@@ -111,11 +112,13 @@ pub(crate) fn install(format: AccessFormat, output: Option<Output>, served: Serv
         None => return,
     };
     let needs_clock = format.needs_clock();
+    let reads_response_fields = format.reads_response_fields();
     let _ = ACCESS_LOG.set(AccessLog {
         format,
         output,
         served,
         needs_clock,
+        reads_response_fields,
     });
 }
 
@@ -128,6 +131,11 @@ impl AccessLog {
     /// When a request starts: the clock, only if the format uses the duration.
     pub(crate) fn start(&self) -> Option<Instant> {
         self.needs_clock.then(Instant::now)
+    }
+
+    /// Whether a line prints the app's response fields (the encoder keeps them for it).
+    pub(crate) fn reads_response_fields(&self) -> bool {
+        self.reads_response_fields
     }
 
     /// The line for a request the app answered.

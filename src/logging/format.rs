@@ -157,6 +157,17 @@ impl AccessFormat {
             }),
         }
     }
+
+    /// Whether a line prints the app's response fields (`%{name}o`), which then must be kept
+    /// once the response head has left (else nothing is copied for the log).
+    pub(crate) fn reads_response_fields(&self) -> bool {
+        match &*self.kind {
+            FormatKind::Json => false,
+            FormatKind::Text(atoms) => atoms
+                .iter()
+                .any(|atom| matches!(atom, Atom::ResponseHeader(_))),
+        }
+    }
 }
 
 impl Default for AccessFormat {

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
-pub(crate) use access::{flush_all, flush_thread, get as access_log, refused};
+pub(crate) use access::{flush_all, flush_thread, get as access_log, refused, AccessLog};
 pub(crate) use capture::Capture;
 pub(crate) use file::reopen_all;
 pub(crate) use format::AccessFormat;

@@ -1,9 +1,10 @@
 //! One access-log line, written from typed facts: the request's environ (what the app saw), the
 //! app's response fields, the status and size sent, the duration, and who served it.
 //!
-//! Nothing is captured for the log while the request runs: the environ and the response fields
-//! are still in the serving thread's buffers when the line is written, and header atoms look
-//! their value up there. Values from the client or the app are escaped (`\"`, `\\`, `\xHH` for
+//! Nothing is captured for the log while the request runs: the environ is still in the serving
+//! thread's buffers when the line is written, and so are the response fields a format prints
+//! (the encoder keeps a copy of them for it, as the head they were written into has been sent);
+//! header atoms look their value up there. Values from the client or the app are escaped (`\"`, `\\`, `\xHH` for
 //! anything that is not printable ASCII) so a line stays one line with its quotes balanced.
 
 use crate::listen::PeerHost;
@@ -11,7 +12,7 @@ use std::cell::RefCell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::format::Atom;
-use crate::http::response_fields::ResponseFields;
+use crate::http::response_fields::FieldLines;
 
 /// Values looked up by name: the environ's variables, the response's header fields.
 pub(crate) trait Lookup {
@@ -21,7 +22,7 @@ pub(crate) trait Lookup {
     fn for_each<'s>(&'s self, f: &mut dyn FnMut(&[u8], &'s [u8]));
 }
 
-impl Lookup for ResponseFields {
+impl Lookup for FieldLines<'_> {
     /// `name` is lower-case (the format compiled it so).
     fn get(&self, name: &[u8]) -> Option<&[u8]> {
         self.headers()

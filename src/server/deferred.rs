@@ -3,7 +3,7 @@
 //! waiting for, or the server gives up on it.
 //!
 //! ```text
-//!   serve_one ──next: WS_PENDING──▶ park: state into Conn::parked, slot Idle (epoll + wakers)
+//!   serve_one ──next: WS_PENDING──▶ park: state into Phase::Parked, slot Idle (epoll + wakers)
 //!        ▲                              │ waker_wake (any thread) → ready queue + eventfd
 //!        │                              │ readable: body bytes (try_read pended) or hang-up
 //!        │                              │ --timeout / end of drain (coordinator) → cancel
@@ -25,7 +25,8 @@
 //! about to return from one request's app call and wakes others (the WSGI bridge, which ran
 //! queued requests while it held the GIL) keeps their connections in a list of its own
 //! ([`woken_here`]) and resumes them once it is back in its event loop — no eventfd write, no
-//! other thread woken to send what is ready. From any other thread such a wake is a plain one.
+//! other thread woken to send what is ready. A connection the thread was serving whose client
+//! sent more meanwhile waits behind them, not they behind it. From any other thread such a wake is a plain one.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -52,16 +53,50 @@ pub(crate) struct ParkedRequest {
     pub(super) body: BodyProgress,
     /// When it started, if the statistics or the access log want its duration.
     pub(super) started: Option<Instant>,
-    /// A waker was woken since it parked.
-    pub(crate) woken: bool,
+    /// Woken, or given up on, since it parked.
+    pub(crate) due: Due,
     /// Its last `try_read` pended: body bytes make `next` due.
     pub(super) wants_input: bool,
-    /// The server gives up on it: `close` without another `next`.
-    pub(crate) cancel: Option<Cancel>,
     /// Its `--timeout` deadline (waits for the client to read do not count: they move it on).
     pub(super) deadline: Instant,
     /// Since when its output has waited for the client to read, if it does.
     pub(super) output_waits_since: Option<Instant>,
+}
+
+/// What happened to a parked request besides its client (input, room to send): one value, so a
+/// cancelled request cannot also be run again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Due {
+    /// Nothing: it waits.
+    Waiting,
+    /// A waker was woken: `next` is due (once its output, if any waits, is out).
+    Woken,
+    /// The server gives up on it: `close` without another `next`.
+    Cancelled(Cancel),
+}
+
+impl Due {
+    /// A waker was woken (a cancellation stays one).
+    pub(crate) fn woken(&mut self) {
+        if *self == Due::Waiting {
+            *self = Due::Woken;
+        }
+    }
+
+    /// The server gives up on the request (the first reason given stays).
+    pub(crate) fn cancel(&mut self, cancel: Cancel) {
+        if !matches!(self, Due::Cancelled(_)) {
+            *self = Due::Cancelled(cancel);
+        }
+    }
+
+    /// Why it is given up on, if it is.
+    fn cancelled(self) -> Option<Cancel> {
+        match self {
+            Due::Cancelled(cancel) => Some(cancel),
+            _ => None,
+        }
+    }
 }
 
 /// The server's side of one app waker: wakes go to the slot table, which queues the request if
@@ -118,12 +153,30 @@ pub(super) fn serving_thread(slots: &Arc<Slots>) {
     });
 }
 
-/// The next connection woken on this thread with `waker_wake_here`, oldest first. The event
+/// The next connection woken on this thread with `waker_wake_here` (or queued behind those:
+/// [`behind_woken_here`]), oldest first. The event
 /// loop takes them all before it waits again, so none is left behind.
 pub(super) fn woken_here() -> Option<Box<Conn>> {
     HERE.try_with(|here| here.borrow_mut().as_mut()?.woken.pop_front())
         .ok()
         .flatten()
+}
+
+/// `conn`, which has input to serve, back to the caller if no request was woken on this thread
+/// and waits for it; otherwise it is queued behind those (the event loop takes them all, in
+/// order, before it waits again) and `None` is returned.
+pub(super) fn behind_woken_here(conn: Box<Conn>) -> Option<Box<Conn>> {
+    let mut conn = Some(conn);
+    // A thread-local already destroyed (the thread is exiting) keeps the connection with the
+    // caller.
+    let _ = HERE.try_with(|here| {
+        if let Some(here) = here.borrow_mut().as_mut() {
+            if !here.woken.is_empty() {
+                here.woken.extend(conn.take());
+            }
+        }
+    });
+    conn
 }
 
 /// Keep `parked` in `conn` until its app makes progress (or, if its output waits for the
@@ -135,7 +188,7 @@ pub(super) fn park(
     slots: &Slots,
 ) {
     set_deadline(conn, &mut parked, io_timeout);
-    conn.parked = Some(Box::new(parked));
+    conn.park_request(Box::new(parked));
     slots.count_parked(true);
 }
 
@@ -164,21 +217,21 @@ pub(super) fn resume(
     slots: &Arc<Slots>,
     scratch: &mut ThreadScratch,
 ) -> After {
-    let Some(mut parked) = conn.parked.take() else {
+    let Some(mut parked) = conn.take_parked() else {
         return serve::serve(conn, shared, slots, scratch);
     };
     let before = conn.input().len();
-    if parked.cancel.is_none() && !conn.poll_input(PARKED_INPUT_LIMIT) {
+    if parked.due.cancelled().is_none() && !conn.poll_input(PARKED_INPUT_LIMIT) {
         log::debug!("{}: client left while its request was parked", conn.peer());
-        parked.cancel = Some(Cancel::ClientGone);
+        parked.due = Due::Cancelled(Cancel::ClientGone);
     }
     let input_arrived = conn.input().len() > before;
     let mut output_sent = false;
     if conn.has_unsent() {
-        if parked.cancel.is_some() {
+        if parked.due.cancelled().is_some() {
             // Given up on (too slow to read, --timeout, a drain): nothing more goes out.
             conn.drop_unsent();
-            parked.cancel = Some(Cancel::ClientGone);
+            parked.due = Due::Cancelled(Cancel::ClientGone);
         } else {
             match conn.flush_unsent() {
                 Ok(sent) => output_sent = sent,
@@ -188,7 +241,7 @@ pub(super) fn resume(
                         conn.peer()
                     );
                     conn.drop_unsent();
-                    parked.cancel = Some(Cancel::ClientGone);
+                    parked.due = Due::Cancelled(Cancel::ClientGone);
                 }
             }
         }
@@ -196,13 +249,16 @@ pub(super) fn resume(
     // While output waits for the client, a woken app stays woken: its `next` runs once the
     // client has read.
     let app_due = !conn.has_unsent()
-        && (parked.woken || (parked.wants_input && input_arrived) || output_sent);
-    if parked.cancel.is_none() && !app_due {
+        && (parked.due == Due::Woken || (parked.wants_input && input_arrived) || output_sent);
+    let cancel = parked.due.cancelled();
+    if cancel.is_none() && !app_due {
         set_deadline(conn, &mut parked, shared.config.io_timeout);
-        conn.parked = Some(parked);
+        conn.park_request(parked);
         return After::Park;
     }
-    parked.woken = false;
+    if parked.due == Due::Woken {
+        parked.due = Due::Waiting;
+    }
     parked.wants_input = false;
     let Some(call) = parked.call.take() else {
         log::error!("internal error: a parked request without its state; closing");
@@ -228,7 +284,7 @@ pub(super) fn resume(
             &parked.environ,
             call,
             &mut transport,
-            parked.cancel,
+            cancel,
             !shared.draining(),
             &mut buffers.call,
         )
@@ -240,7 +296,7 @@ pub(super) fn resume(
             parked.body = transport.body;
             parked.wants_input = transport.wants_input;
             set_deadline(conn, &mut parked, shared.config.io_timeout);
-            conn.parked = Some(parked);
+            conn.park_request(parked);
             After::Park
         }
         Progress::Done(mut outcome) => {

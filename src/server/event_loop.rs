@@ -460,7 +460,7 @@ fn serve(mut conn: Box<Conn>, shared_loop: &Loop, shared: &Shared, scratch: &mut
     let slots = &shared_loop.slots;
     loop {
         conn.borrow_buffer(&mut scratch.read_buf);
-        let after = if conn.parked.is_some() {
+        let after = if conn.is_parked() {
             deferred::resume(&mut conn, shared, slots, scratch)
         } else {
             serve::serve(&mut conn, shared, slots, scratch)
@@ -479,8 +479,14 @@ fn serve(mut conn: Box<Conn>, shared_loop: &Loop, shared: &Shared, scratch: &mut
                 }
             }
             After::Park => match slots.park(conn, shared, &shared_loop.epoll) {
-                // Input arrived while we were busy with it: keep going.
-                Some(again) => conn = again,
+                // Input arrived while we were busy with it: keep going, unless responses were
+                // woken on this thread meanwhile (`waker_wake_here`). Those are ready to send,
+                // this connection's next request has yet to run: it goes behind them, or a busy
+                // keep-alive or pipelining client would hold them back as long as it sends.
+                Some(again) => match deferred::behind_woken_here(again) {
+                    Some(again) => conn = again,
+                    None => return,
+                },
                 None => return,
             },
         }

@@ -18,7 +18,7 @@ use app_abi::raw::{
 };
 
 use super::conn::{Conn, NextHead};
-use super::deferred::{self, ParkedRequest, RequestWaker};
+use super::deferred::{self, Due, ParkedRequest, RequestWaker};
 use super::proxied;
 use super::slots::Slots;
 use super::static_route;
@@ -350,9 +350,8 @@ fn serve_one(
                 environ: std::mem::take(&mut buffers.environ),
                 body: transport.body,
                 started,
-                woken: false,
+                due: Due::Waiting,
                 wants_input: transport.wants_input,
-                cancel: None,
                 deadline: shared.request_deadline(thread),
                 output_waits_since: None,
             };
@@ -407,7 +406,7 @@ pub(super) fn log_access(
         log.served(
             environ.remote_host(),
             environ,
-            response.fields(),
+            &response.fields(),
             outcome.status,
             outcome.body_bytes,
             started,

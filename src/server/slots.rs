@@ -7,7 +7,7 @@
 //! no `epoll_ctl` is needed per request. A connection's token is its slot index plus
 //! `FIRST_CONN`.
 //!
-//! Deferred requests (ABI 1.1): an `Idle` connection may hold a parked request (`Conn::parked`),
+//! Deferred requests (ABI 1.1): an `Idle` connection may hold a parked request (`Phase::Parked`),
 //! which waits both on epoll (its client) and on its wakers. A wake ([`Slots::wake`], any thread)
 //! moves it from its slot to the ready queue and raises the eventfd, whose event a serving
 //! thread answers by taking one ready connection ([`Slots::pop_ready`]). The eventfd is written
@@ -21,7 +21,8 @@
 
 use std::collections::VecDeque;
 use std::os::fd::AsFd;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use super::conn::Conn;
@@ -104,39 +105,72 @@ const BUSY: Slot = Slot::Busy {
     request: 0,
 };
 
+/// Slots in the first chunk; each further chunk holds twice as many as the one before.
+const FIRST_CHUNK: usize = 64;
+/// Chunks at most: room for `FIRST_CHUNK * (2^CHUNKS - 1)` connections, far above any
+/// descriptor limit.
+const CHUNKS: usize = 32;
+
 /// Every connection's slot, indexed by `token - FIRST_CONN`, and the deferred requests ready to
 /// run again.
+///
+/// Each slot has a lock of its own, so events on different connections never wait for each
+/// other: an event, a park or a wake locks only its connection's slot (and the ready queue's
+/// lock when it queues something). Slots live in chunks that never move once made, so finding
+/// one takes no lock. Only accepting and closing take the shared list of free slots. Lock order:
+/// an upgraded connection's own lock, then a slot, then the ready queue or the free list.
 pub(crate) struct Slots {
-    inner: Mutex<SlotTable>,
+    /// Chunk `k` holds `FIRST_CHUNK << k` slots, the indices from `FIRST_CHUNK * (2^k - 1)` on.
+    chunks: [OnceLock<Box<[Mutex<Slot>]>>; CHUNKS],
+    free: Mutex<FreeList>,
+    /// Slots that are not free: the connections still open.
+    open: AtomicUsize,
+    queue: Mutex<ReadyQueue>,
+    /// Parked requests (in `Idle` slots or in the ready queue).
+    parked: AtomicUsize,
+    /// The last request number `request_id` gave out.
+    last_request: AtomicU64,
     /// Raised when a connection is queued ready (and to stop the threads): registered with the
     /// serving threads' epoll instance under the `WAKER` token.
     waker: Waker,
 }
 
+/// The slots not in use, and how many were ever handed out (the next new index).
 #[derive(Default)]
-struct SlotTable {
-    slots: Vec<Slot>,
+struct FreeList {
     free: Vec<usize>,
-    /// Slots that are not free: the connections still open.
-    open: usize,
-    /// Connections for the next free thread: a parked request woken or cancelled, or an idle
-    /// connection whose event was passed on (`pass_on`).
-    ready: VecDeque<Box<Conn>>,
+    made: usize,
+}
+
+/// Work for the next free serving thread.
+#[derive(Default)]
+struct ReadyQueue {
+    /// A parked request woken or cancelled, or an idle connection whose event was passed on
+    /// (`pass_on`).
+    conns: VecDeque<Box<Conn>>,
     /// Upgraded connections a serving thread must look at (an app thread's call, a deadline).
-    ready_upgraded: VecDeque<Arc<Upgraded>>,
-    /// Parked requests (in `Idle` slots or in `ready`).
-    parked: usize,
-    /// The last request number `request_id` gave out.
-    last_request: u64,
-    /// An eventfd edge was raised for the ready queues that no thread has answered yet
+    upgraded: VecDeque<Arc<Upgraded>>,
+    /// An eventfd edge was raised for the queues that no thread has answered yet
     /// (`pop_ready` clears it): while it is set, queueing more raises no other (see `signal`).
     signalled: bool,
+}
+
+/// The chunk holding slot `index`, and the slot's place in it.
+fn chunk_of(index: usize) -> (usize, usize) {
+    let n = index / FIRST_CHUNK + 1;
+    let chunk = (usize::BITS - 1 - n.leading_zeros()) as usize;
+    (chunk, index - FIRST_CHUNK * ((1 << chunk) - 1))
 }
 
 impl Slots {
     pub(crate) fn new(waker: Waker) -> Slots {
         Slots {
-            inner: Mutex::default(),
+            chunks: [const { OnceLock::new() }; CHUNKS],
+            free: Mutex::default(),
+            open: AtomicUsize::new(0),
+            queue: Mutex::default(),
+            parked: AtomicUsize::new(0),
+            last_request: AtomicU64::new(0),
             waker,
         }
     }
@@ -154,19 +188,27 @@ impl Slots {
         }
     }
 
+    /// The slot `token` names, locked, if it was ever made.
+    fn slot(&self, token: Token) -> Option<MutexGuard<'_, Slot>> {
+        let (chunk, at) = chunk_of(token.0.checked_sub(FIRST_CONN)?);
+        let slot = self.chunks.get(chunk)?.get()?.get(at)?;
+        Some(lock(slot))
+    }
+
+    /// Every slot made so far, one at a time (for the coordinator's sweeps).
+    fn each_slot(&self) -> impl Iterator<Item = MutexGuard<'_, Slot>> {
+        self.chunks
+            .iter()
+            .map_while(OnceLock::get)
+            .flat_map(|chunk| chunk.iter().map(lock))
+    }
+
     /// The number wakes of the running request on `token` name it by (given out on first use).
     pub(crate) fn request_id(&self, token: Token) -> u64 {
-        let mut table = self.lock();
-        let SlotTable {
-            slots,
-            last_request,
-            ..
-        } = &mut *table;
-        match slots.get_mut(token.0 - FIRST_CONN) {
+        match self.slot(token).as_deref_mut() {
             Some(Slot::Busy { request, .. }) => {
                 if *request == 0 {
-                    *last_request += 1;
-                    *request = *last_request;
+                    *request = self.last_request.fetch_add(1, Ordering::Relaxed) + 1;
                 }
                 *request
             }
@@ -176,9 +218,7 @@ impl Slots {
 
     /// The running request on `token` ended: wakes naming it do nothing from now on.
     pub(crate) fn end_request(&self, token: Token) {
-        if let Some(Slot::Busy { request, woken, .. }) =
-            self.lock().slots.get_mut(token.0 - FIRST_CONN)
-        {
+        if let Some(Slot::Busy { request, woken, .. }) = self.slot(token).as_deref_mut() {
             *request = 0;
             *woken = false;
         }
@@ -187,25 +227,18 @@ impl Slots {
     /// A waker of request `request` on `token` was woken (any thread): queue it if it is parked,
     /// note it if it runs, ignore it if it ended.
     pub(crate) fn wake(&self, token: Token, request: u64) {
-        let mut table = self.lock();
-        if let Some(conn) = Self::woken(&mut table, token, request) {
-            table.ready.push_back(conn);
-            self.signal(table);
+        if let Some(conn) = self.take_woken(token, request) {
+            self.queue_conn(conn);
         }
     }
 
     /// [`Slots::wake`] for a wake the calling serving thread answers itself
     /// (`waker_wake_here`): the parked connection is handed to it instead of queued, and no
-    /// other thread is woken.
+    /// other thread is woken. A wake of a parked request gives its connection, taken out of its
+    /// slot (left busy); a running one is marked woken.
     pub(crate) fn take_woken(&self, token: Token, request: u64) -> Option<Box<Conn>> {
-        Self::woken(&mut self.lock(), token, request)
-    }
-
-    /// A wake of `request` on `token`: its connection, taken out of its slot (left busy) if the
-    /// request is parked; a running one is marked woken.
-    fn woken(table: &mut SlotTable, token: Token, request: u64) -> Option<Box<Conn>> {
-        let slot = table.slots.get_mut(token.0 - FIRST_CONN)?;
-        match slot {
+        let mut slot = self.slot(token)?;
+        match &mut *slot {
             Slot::Idle(conn) if conn.parked_request() == Some(request) => {
                 let Some(mut conn) = slot.take_idle() else {
                     unreachable!("matched Idle above")
@@ -225,30 +258,37 @@ impl Slots {
         }
     }
 
+    /// Queue `conn` for the next free serving thread.
+    fn queue_conn(&self, conn: Box<Conn>) {
+        let mut queue = self.queue();
+        queue.conns.push_back(conn);
+        self.signal(queue);
+    }
+
     /// The next ready connection (a woken or cancelled parked request, or a passed-on event), or
     /// upgraded connection to look at; if more wait, another thread is woken for them.
     pub(crate) fn pop_ready(&self) -> Option<Ready> {
-        let mut table = self.lock();
+        let mut queue = self.queue();
         // This thread answers the edge (whichever source raised it) and looks at the queues
         // now, under the lock: what is queued from here on needs an edge of its own.
-        table.signalled = false;
-        let ready = match table.ready.pop_front() {
+        queue.signalled = false;
+        let ready = match queue.conns.pop_front() {
             Some(conn) => Ready::Conn(conn),
-            None => Ready::Upgraded(table.ready_upgraded.pop_front()?),
+            None => Ready::Upgraded(queue.upgraded.pop_front()?),
         };
-        if !table.ready.is_empty() || !table.ready_upgraded.is_empty() {
-            self.signal(table);
+        if !queue.conns.is_empty() || !queue.upgraded.is_empty() {
+            self.signal(queue);
         }
         Some(ready)
     }
 
-    /// Something was just queued in `table` (whose lock the caller held while queueing): make
+    /// Something was just queued in `queue` (whose lock the caller held while queueing): make
     /// sure a serving thread will call `pop_ready`, writing the eventfd only if no edge raised
     /// for the queues is still unanswered. Without this, a burst of wakes (an asyncio loop
     /// finishing many requests in one turn) wrote the eventfd once per wake and `pop_ready`
     /// once more per request left behind.
     ///
-    /// No wake-up is lost: `signalled` is only read and written under the table's lock, and
+    /// No wake-up is lost: `signalled` is only read and written under the queue's lock, and
     /// `pop_ready` clears it in the same critical section in which it looks at the queues. So
     /// a queueing that finds it set comes before that look (which sees what it queued, and
     /// `pop_ready` raises a new edge if anything is left for another thread), and every
@@ -257,33 +297,32 @@ impl Slots {
     /// released: a queueing that comes in between finds `signalled` set and relies on this
     /// write, which follows; a thread that takes the item before it (woken by another source
     /// of edges: HTTP/2 jobs, a stop) only makes that edge find an empty queue.
-    fn signal(&self, mut table: MutexGuard<'_, SlotTable>) {
-        let raise = !std::mem::replace(&mut table.signalled, true);
-        drop(table);
+    fn signal(&self, mut queue: MutexGuard<'_, ReadyQueue>) {
+        let raise = !std::mem::replace(&mut queue.signalled, true);
+        drop(queue);
         if raise {
             if let Err(e) = self.waker.wake() {
                 log::warn!("cannot wake the serving threads: {e}");
                 // Let the next queueing try again.
-                self.lock().signalled = false;
+                self.queue().signalled = false;
             }
         }
     }
 
     /// Queue an upgraded connection for a serving thread (any thread).
     pub(crate) fn queue_upgraded(&self, upgraded: Arc<Upgraded>) {
-        let mut table = self.lock();
-        table.ready_upgraded.push_back(upgraded);
-        self.signal(table);
+        let mut queue = self.queue();
+        queue.upgraded.push_back(upgraded);
+        self.signal(queue);
     }
 
     /// The request on `conn` upgraded: the connection becomes `upgraded`'s, watched for input
     /// and room to send from now on (one `epoll_ctl`, never another: edges do the rest). The
     /// caller then calls `Upgraded::ready`, which also serves any event that came meanwhile.
     pub(crate) fn upgrade(&self, mut conn: Box<Conn>, upgraded: &Arc<Upgraded>, epoll: &Epoll) {
-        let index = conn.token().0 - FIRST_CONN;
-        let token = conn.token().event_data();
+        let token = conn.token();
         let add = !conn.is_registered();
-        let watched = epoll.watch(conn.stream_mut().as_fd(), token, add, true);
+        let watched = epoll.watch(conn.stream_mut().as_fd(), token.event_data(), add, true);
         if let Err(e) = watched {
             log::warn!("{}: cannot watch the upgraded connection: {e}", conn.peer());
             upgraded.abandon();
@@ -296,34 +335,30 @@ impl Slots {
         if let Some(conn) = upgraded.attach(conn) {
             return self.close(conn);
         }
-        self.lock().slots[index] = Slot::Upgraded(Arc::clone(upgraded));
+        if let Some(mut slot) = self.slot(token) {
+            *slot = Slot::Upgraded(Arc::clone(upgraded));
+        }
     }
 
     /// The upgraded connection `upgraded` closed its socket: its slot is free. (Called with the
-    /// connection's own lock held: lock order connection, then table.)
+    /// connection's own lock held: lock order connection, then slot.)
     pub(crate) fn free_upgraded(&self, token: Token, upgraded: &Upgraded) {
-        let mut table = self.lock();
-        let index = token.0 - FIRST_CONN;
-        let ours = match table.slots.get(index) {
-            Some(Slot::Upgraded(held)) => std::ptr::eq(Arc::as_ptr(held), upgraded),
-            // Closed before it was attached: the slot is still the request's.
-            Some(Slot::Busy { .. }) => false,
-            _ => false,
+        let Some(mut slot) = self.slot(token) else {
+            return;
         };
-        if ours {
+        // Still busy if it closed before it was attached: the slot is the request's then.
+        if matches!(&*slot, Slot::Upgraded(held) if std::ptr::eq(Arc::as_ptr(held), upgraded)) {
             // The `Arc` held by the slot drops here, not the last one (the caller holds one).
-            table.slots[index] = Slot::Free;
-            table.free.push(index);
-            table.open -= 1;
+            *slot = Slot::Free;
+            drop(slot);
+            self.free_index(token);
         }
     }
 
     /// Every upgraded connection (for the drain).
     pub(crate) fn upgraded(&self) -> Vec<Arc<Upgraded>> {
-        self.lock()
-            .slots
-            .iter()
-            .filter_map(|slot| match slot {
+        self.each_slot()
+            .filter_map(|slot| match &*slot {
                 Slot::Upgraded(upgraded) => Some(Arc::clone(upgraded)),
                 _ => None,
             })
@@ -333,50 +368,51 @@ impl Slots {
     /// Queue every parked request for `cancel` whose connection's deadline is before `by`
     /// (every one, with `None`).
     pub(crate) fn cancel_parked(&self, cancel: Cancel, by: Option<Instant>) {
-        let mut table = self.lock();
-        let SlotTable { slots, ready, .. } = &mut *table;
-        let mut queued = false;
-        for slot in slots.iter_mut() {
-            let due = matches!(slot, Slot::Idle(conn)
-                if conn.parked_request().is_some() && by.is_none_or(|by| conn.deadline() <= by));
-            if due {
-                let Slot::Idle(mut conn) = std::mem::replace(slot, BUSY) else {
+        let mut due = Vec::new();
+        for mut slot in self.each_slot() {
+            if matches!(&*slot, Slot::Idle(conn)
+                if conn.parked_request().is_some() && by.is_none_or(|by| conn.deadline() <= by))
+            {
+                let Slot::Idle(mut conn) = std::mem::replace(&mut *slot, BUSY) else {
                     unreachable!("matched Idle above")
                 };
                 conn.cancel_parked(cancel);
-                ready.push_back(conn);
-                queued = true;
+                due.push(conn);
             }
         }
-        if queued {
-            self.signal(table);
+        if !due.is_empty() {
+            let mut queue = self.queue();
+            queue.conns.extend(due);
+            self.signal(queue);
         }
     }
 
     /// Parked requests (waiting or queued), for the drain.
     pub(crate) fn parked(&self) -> usize {
-        self.lock().parked
+        self.parked.load(Ordering::SeqCst)
     }
 
     /// A request parks (`true`) or ends after having parked (`false`).
     pub(crate) fn count_parked(&self, parked: bool) {
-        let mut table = self.lock();
         if parked {
-            table.parked += 1;
+            self.parked.fetch_add(1, Ordering::SeqCst);
         } else {
-            table.parked = table.parked.saturating_sub(1);
+            let less = |n: usize| Some(n.saturating_sub(1));
+            let _ = self
+                .parked
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, less);
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, SlotTable> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    fn queue(&self) -> MutexGuard<'_, ReadyQueue> {
+        lock(&self.queue)
     }
 
     /// Give a connection back to `epoll`, registering it there if this is its first park (one
     /// served and closed without ever waiting, `Connection: close`, costs no `epoll_ctl`).
     /// Returns it if input arrived meanwhile, so the caller keeps serving it.
     ///
-    /// The registration is made before the table's lock is taken: no system call is made under
+    /// The registration is made before the slot's lock is taken: no system call is made under
     /// it. The slot is still busy then, so an event the registration reports (edge-triggered,
     /// it reports input that is already there) only marks it pending, which the look at the
     /// slot below sees: nothing that arrived before the connection is idle is missed.
@@ -398,9 +434,6 @@ impl Slots {
             let add = !conn.is_registered();
             let write = conn.has_unsent() || conn.write_interest();
             let watched = epoll.watch(conn.stream_mut().as_fd(), token, add, write);
-            if write {
-                conn.mark_write_interest();
-            }
             if let Err(e) = watched {
                 log::warn!("{}: cannot watch the connection: {e}", conn.peer());
                 if conn.parked_request().is_some() {
@@ -412,10 +445,14 @@ impl Slots {
                 return None;
             }
             conn.mark_registered();
+            if write {
+                conn.mark_write_interest();
+            }
         }
-        let mut table = self.lock();
-        let index = conn.token().0 - FIRST_CONN;
-        match &mut table.slots[index] {
+        let Some(mut slot) = self.slot(conn.token()) else {
+            unreachable!("a connection's slot is made before it is handed out")
+        };
+        match &mut *slot {
             Slot::Busy { pending, .. } if *pending => {
                 *pending = false;
                 conn.mark_readable();
@@ -426,8 +463,8 @@ impl Slots {
                 // that wakes itself from `next` to yield must not starve other connections).
                 *woken = false;
                 conn.mark_woken();
-                table.ready.push_back(conn);
-                self.signal(table);
+                drop(slot);
+                self.queue_conn(conn);
                 None
             }
             slot => {
@@ -447,121 +484,115 @@ impl Slots {
     /// Frees the slot of `token`, whose connection its owner is done with (closed, or an
     /// HTTP/2 connection handed over with its slot that has ended).
     pub(crate) fn release(&self, token: Token) {
-        let index = token.0 - FIRST_CONN;
-        let mut table = self.lock();
-        table.slots[index] = Slot::Free;
-        table.free.push(index);
-        table.open -= 1;
+        if let Some(mut slot) = self.slot(token) {
+            *slot = Slot::Free;
+        }
+        self.free_index(token);
+    }
+
+    /// The slot of `token`, just made free, may be handed out again.
+    fn free_index(&self, token: Token) {
+        lock(&self.free).free.push(token.0 - FIRST_CONN);
+        self.open.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// A slot for a new connection, already marked busy: the caller owns the connection.
     pub(crate) fn reserve(&self) -> Token {
-        let mut table = self.lock();
-        let index = match table.free.pop() {
-            Some(index) => index,
-            None => {
-                table.slots.push(Slot::Free);
-                table.slots.len() - 1
+        let index = {
+            let mut free = lock(&self.free);
+            match free.free.pop() {
+                Some(index) => index,
+                None => {
+                    free.made += 1;
+                    free.made - 1
+                }
             }
         };
-        table.slots[index] = BUSY;
-        table.open += 1;
+        let (chunk, at) = chunk_of(index);
+        let chunk = self.chunks[chunk].get_or_init(|| {
+            (0..FIRST_CHUNK << chunk)
+                .map(|_| Mutex::new(Slot::Free))
+                .collect()
+        });
+        *lock(&chunk[at]) = BUSY;
+        self.open.fetch_add(1, Ordering::SeqCst);
         Token(index + FIRST_CONN)
     }
 
     /// Take an idle connection for work, or note that input arrived for a busy one.
     pub(crate) fn take(&self, token: Token) -> Taken {
-        let mut table = self.lock();
-        let Some(slot) = token
-            .0
-            .checked_sub(FIRST_CONN)
-            .and_then(|index| table.slots.get_mut(index))
-        else {
+        let Some(mut slot) = self.slot(token) else {
             return Taken::Nothing;
         };
-        if let Slot::Upgraded(upgraded) = slot {
+        if let Slot::Upgraded(upgraded) = &*slot {
             upgraded.edge();
             return Taken::Upgraded(Arc::clone(upgraded));
         }
         if let Some(conn) = slot.take_idle() {
             return Taken::Conn(conn);
         }
-        if let Slot::Busy { pending, .. } = slot {
+        if let Slot::Busy { pending, .. } = &mut *slot {
             *pending = true;
         }
         Taken::Nothing
     }
 
     /// Pass an event on instead of serving it: an idle connection is queued for the next free
-    /// thread as if its event had come there (a system call under the table's lock would make
-    /// every other thread's accept, park and close wait for it); for a busy one the event only
-    /// marks it pending, as `take` would.
+    /// thread as if its event had come there (a system call here would keep this thread from
+    /// the event it serves itself); for a busy one the event only marks it pending, as `take`
+    /// would.
     pub(crate) fn pass_on(&self, token: Token) {
-        let mut table = self.lock();
-        let SlotTable {
-            slots,
-            ready,
-            ready_upgraded,
-            ..
-        } = &mut *table;
-        let Some(slot) = token
-            .0
-            .checked_sub(FIRST_CONN)
-            .and_then(|index| slots.get_mut(index))
-        else {
+        let Some(mut slot) = self.slot(token) else {
             return;
         };
-        match slot {
+        match &mut *slot {
             Slot::Idle(_) => {
                 let Some(mut conn) = slot.take_idle() else {
                     unreachable!("matched Idle above")
                 };
+                drop(slot);
                 conn.mark_readable();
-                ready.push_back(conn);
-                self.signal(table);
+                self.queue_conn(conn);
             }
             Slot::Busy { pending, .. } => *pending = true,
             Slot::Upgraded(upgraded) => {
                 upgraded.edge();
-                ready_upgraded.push_back(Arc::clone(upgraded));
-                self.signal(table);
+                let upgraded = Arc::clone(upgraded);
+                drop(slot);
+                self.queue_upgraded(upgraded);
             }
             Slot::Free => {}
         }
     }
 
-    /// Parked connections past their deadline, taken from the table with their slots left busy
+    /// Parked connections past their deadline, taken from their slots with the slots left busy
     /// (a connection with a parked request is cancelled instead: `cancel_parked`). The caller
     /// closes each (`close`) or, if its client sent a request after all, has it served
-    /// (`serve_later`): the check for that is a system call, made after this lock is released.
+    /// (`serve_later`): the check for that is a system call, made after the slots' locks are
+    /// released.
     #[allow(clippy::vec_box)] // the boxes are the connections' own; they move on unchanged
     pub(crate) fn expired(&self, now: Instant) -> Vec<Box<Conn>> {
-        let mut table = self.lock();
-        let SlotTable {
-            slots,
-            ready_upgraded,
-            ..
-        } = &mut *table;
         let mut gone = Vec::new();
-        let mut queued = false;
-        for slot in slots.iter_mut() {
-            if let Slot::Upgraded(upgraded) = slot {
+        let mut due = Vec::new();
+        for mut slot in self.each_slot() {
+            if let Slot::Upgraded(upgraded) = &*slot {
                 // One atomic load: its own lock is for the serving thread that acts on it.
                 if upgraded.due(now) {
-                    ready_upgraded.push_back(Arc::clone(upgraded));
-                    queued = true;
+                    due.push(Arc::clone(upgraded));
                 }
                 continue;
             }
-            if matches!(slot, Slot::Idle(conn) if conn.deadline() <= now && conn.parked_request().is_none())
+            if matches!(&*slot, Slot::Idle(conn) if conn.deadline() <= now && conn.parked_request().is_none())
             {
-                if let Slot::Idle(conn) = std::mem::replace(slot, BUSY) {
+                if let Slot::Idle(conn) = std::mem::replace(&mut *slot, BUSY) {
                     gone.push(conn);
                 }
             }
         }
-        if queued {
-            self.signal(table);
+        if !due.is_empty() {
+            let mut queue = self.queue();
+            queue.upgraded.extend(due);
+            self.signal(queue);
         }
         gone
     }
@@ -571,17 +602,15 @@ impl Slots {
     /// slot busy and is kept as pending).
     pub(crate) fn serve_later(&self, mut conn: Box<Conn>) {
         conn.mark_readable();
-        let mut table = self.lock();
-        table.ready.push_back(conn);
-        self.signal(table);
+        self.queue_conn(conn);
     }
 
     /// The process began draining at `now`: every parked connection's deadline is shortened
     /// (`Conn::begin_drain`).
     pub(crate) fn begin_drain(&self, now: Instant, config: &Config) {
-        for slot in self.lock().slots.iter_mut() {
+        for mut slot in self.each_slot() {
             // A parked request has until the graceful timeout, when it is cancelled.
-            if let Slot::Idle(conn) = slot {
+            if let Slot::Idle(conn) = &mut *slot {
                 if conn.parked_request().is_none() {
                     conn.begin_drain(now, config);
                 }
@@ -590,6 +619,29 @@ impl Slots {
     }
 
     pub(crate) fn open(&self) -> usize {
-        self.lock().open
+        self.open.load(Ordering::SeqCst)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_index_has_one_place_and_the_chunks_follow_each_other() {
+        let mut expected = (0, 0);
+        for index in 0..FIRST_CHUNK * 15 {
+            assert_eq!(chunk_of(index), expected, "index {index}");
+            expected.1 += 1;
+            if expected.1 == FIRST_CHUNK << expected.0 {
+                expected = (expected.0 + 1, 0);
+            }
+        }
+        let (chunk, _) = chunk_of(u32::MAX as usize);
+        assert!(chunk < CHUNKS, "4G connections fit: chunk {chunk}");
     }
 }

@@ -1,5 +1,8 @@
-//! Blocking-with-deadline I/O on non-blocking sockets, for the serving threads.
+//! A plain connection's socket I/O, for the serving threads (`conn::transport` calls it for a
+//! connection without TLS): every byte it reads or writes is counted for the statistics here,
+//! and only here (a TLS session counts its wire bytes itself).
 //!
+//! Blocking-with-deadline I/O on non-blocking sockets:
 //! Sockets stay non-blocking for their whole life (the shared epoll instance needs that); a
 //! thread that must wait — for body bytes the app asked for, or for room to send a response —
 //! waits on that one socket (`sys::socket::wait_ready`), bounded by `--io-timeout`, so a client
@@ -84,6 +87,24 @@ fn write_from<S: Write>(stream: &mut S, parts: &[&[u8]], skip: usize) -> io::Res
             Err(e) => return Err(e),
         }
     }
+}
+
+/// One read into `out` without waiting. `Ok(0)`: end of stream; `WouldBlock`: nothing now.
+pub(crate) fn read_nonblocking<S: Read>(stream: &mut S, out: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match stream.read(out) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            read => return read.inspect(|&n| crate::stats::bytes_in(n)),
+        }
+    }
+}
+
+/// Writes `bytes` as far as the socket takes them now, without waiting; an error if it did
+/// not take them all.
+pub(crate) fn write_now<S: Write>(stream: &mut S, bytes: &[u8]) -> io::Result<()> {
+    stream
+        .write_all(bytes)
+        .inspect(|()| crate::stats::bytes_out(bytes.len()))
 }
 
 /// One non-blocking read of up to `max` bytes appended to `buf` (no zero-filling first).

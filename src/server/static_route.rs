@@ -5,7 +5,7 @@
 use super::conn::Conn;
 use super::serve::{After, Buffers, Then};
 use crate::app::environ::Environ;
-use crate::http::response_fields::ResponseFields;
+use crate::http::response_fields::FieldLines;
 use crate::logging;
 use crate::static_files::Answer;
 
@@ -60,7 +60,7 @@ pub(crate) fn count_and_log(
     // Counted, not timed: the latency histograms are the app's.
     crate::stats::response(status, None);
     if let Some(log) = logging::access_log() {
-        let none = ResponseFields::default();
+        let none = FieldLines::default();
         log.served(
             environ.remote_host(),
             environ,

@@ -1,12 +1,13 @@
 //! The request body, bridged from the server to the service with bounded buffering.
 //!
 //! The server's `try_read` is answered only on the serving thread, during `next`; the service
-//! polls its body on the runtime's threads. Between them sits a channel of
-//! [`UPLOAD_CHUNKS_BUFFERED`] chunks: [`Upload::pump`] (in `next`) fills it while it has room,
-//! [`RequestBody`] (in the service) drains it and wakes the server so `next` refills it. So at most
-//! that many chunks wait in memory, whichever side is slow: a slow service stops the server from
-//! reading the socket (TCP pushes back on the uploader), a slow uploader leaves the service
-//! pending. Nothing is read before the service first polls its body, so `100 Continue` goes out
+//! polls its body on the runtime's threads. Between them sits one slot under a lock ([`Slot`]):
+//! [`Upload::pump`] (in `next`) fills it while it is empty, [`RequestBody`] (in the service)
+//! empties it and wakes the server so `next` refills it. So at most one chunk waits in memory,
+//! whichever side is slow: a slow service stops the server from reading the socket (TCP pushes
+//! back on the uploader), a slow uploader leaves the service pending. (tokio's bounded channel,
+//! used before, allocated a block of 32 slots per request, which one gRPC message never needs.)
+//! Nothing is read before the service first polls its body, so `100 Continue` goes out
 //! only to a handler that wants the body. The request's trailer fields (ABI 1.3: an HTTP/1.1
 //! chunked trailer section, HTTP/2's trailing HEADERS — gRPC clients may send them) follow the
 //! last data frame as an [`http_body::Frame::trailers`].
@@ -16,12 +17,9 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
-use tokio::sync::mpsc;
 
-/// Chunks in flight between the server and the service (tokio's bounded channel needs ≥ 1).
-const UPLOAD_CHUNKS_BUFFERED: usize = 1;
 /// The largest chunk read from the server at once.
 const UPLOAD_CHUNK_BYTES: usize = 64 * 1024;
 
@@ -91,11 +89,108 @@ pub struct RequestBody {
     size_hint: SizeHint,
 }
 
+/// What moves from the server's pump to the service: a frame or the server's failure.
+type Item = Result<Frame<Bytes>, AbiError>;
+
+/// The bridge between the two halves: one item in flight, and who is still there.
+#[derive(Default)]
+struct Slot {
+    state: Mutex<SlotState>,
+    /// Set on the service's first poll: from then on the server may read the body for it.
+    wanted: AtomicBool,
+}
+
+#[derive(Default)]
+struct SlotState {
+    item: Option<Item>,
+    /// The server's half is gone: after `item`, the body ends.
+    sender_gone: bool,
+    /// The service dropped its body: the server reads no more.
+    receiver_gone: bool,
+    /// The service's task, waiting for an item.
+    waiting: Option<std::task::Waker>,
+}
+
+impl Slot {
+    fn lock(&self) -> MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The item, the end (`Ready(None)`), or `Pending` with `cx`'s waker kept for the next one.
+    fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Option<Item>> {
+        let mut state = self.lock();
+        if let Some(item) = state.item.take() {
+            return Poll::Ready(Some(item));
+        }
+        if state.sender_gone {
+            return Poll::Ready(None);
+        }
+        match &mut state.waiting {
+            Some(waker) => waker.clone_from(cx.waker()),
+            waiting => *waiting = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+/// What the server's half finds in the slot before it reads.
+enum Room {
+    Free,
+    Full,
+    /// The service dropped its body.
+    Closed,
+}
+
+/// The server's half of the slot; dropping it ends the body (after the item still in it).
+struct Sender(Arc<Slot>);
+
+impl Sender {
+    fn room(&self) -> Room {
+        let state = self.0.lock();
+        if state.receiver_gone {
+            Room::Closed
+        } else if state.item.is_some() {
+            Room::Full
+        } else {
+            Room::Free
+        }
+    }
+
+    /// Puts `item` in the slot (which [`Sender::room`] found free: only this half fills it).
+    fn send(&self, item: Item) {
+        let waiting = {
+            let mut state = self.0.lock();
+            state.item = Some(item);
+            state.waiting.take()
+        };
+        if let Some(waker) = waiting {
+            waker.wake();
+        }
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        let waiting = {
+            let mut state = self.0.lock();
+            state.sender_gone = true;
+            state.waiting.take()
+        };
+        if let Some(waker) = waiting {
+            waker.wake();
+        }
+    }
+}
+
 struct Stream {
-    rx: mpsc::Receiver<Result<Frame<Bytes>, AbiError>>,
-    /// Set on the first poll: from then on the server may read the body for us.
-    wanted: Arc<AtomicBool>,
+    slot: Arc<Slot>,
     waker: Arc<dyn Wake>,
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.slot.lock().receiver_gone = true;
+    }
 }
 
 impl std::fmt::Debug for Stream {
@@ -125,10 +220,10 @@ impl http_body::Body for RequestBody {
         let Some(stream) = self.inner.as_mut() else {
             return Poll::Ready(None);
         };
-        if !stream.wanted.swap(true, Ordering::AcqRel) {
+        if !stream.slot.wanted.swap(true, Ordering::AcqRel) {
             stream.waker.wake(); // the first demand: `next` starts reading
         }
-        let polled = stream.rx.poll_recv(cx);
+        let polled = stream.slot.poll_take(cx);
         match polled {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(Ok(frame))) => {
@@ -167,8 +262,7 @@ impl http_body::Body for RequestBody {
 
 /// The server side of the bridge: reads with `try_read` into the channel, as the service asks.
 pub(crate) struct Upload {
-    tx: Option<mpsc::Sender<Result<Frame<Bytes>, AbiError>>>,
-    wanted: Arc<AtomicBool>,
+    tx: Option<Sender>,
 }
 
 thread_local! {
@@ -181,19 +275,16 @@ thread_local! {
 
 /// A bridged request body: the service's half and the server's half.
 pub(crate) fn channel(content_length: Option<u64>, waker: Arc<dyn Wake>) -> (RequestBody, Upload) {
-    let (tx, rx) = mpsc::channel(UPLOAD_CHUNKS_BUFFERED);
-    let wanted = Arc::new(AtomicBool::new(false));
+    let slot = Arc::new(Slot::default());
     let body = RequestBody {
         inner: Some(Stream {
-            rx,
-            wanted: wanted.clone(),
+            slot: Arc::clone(&slot),
             waker,
         }),
         size_hint: content_length.map_or_else(SizeHint::new, SizeHint::with_exact),
     };
     let upload = Upload {
-        tx: Some(tx),
-        wanted,
+        tx: Some(Sender(slot)),
     };
     (body, upload)
 }
@@ -205,8 +296,9 @@ impl Upload {
     /// True if it moved anything (a chunk, the trailers, the end or a failure): the service has
     /// something new to poll.
     pub(crate) fn pump(&mut self, source: &mut impl TryReadSource) -> bool {
-        if self.tx.is_none() || !self.wanted.load(Ordering::Acquire) {
-            return false;
+        match &self.tx {
+            Some(tx) if tx.0.wanted.load(Ordering::Acquire) => {}
+            _ => return false,
         }
         READ_BUF.with(|buf| match buf.try_borrow_mut() {
             Ok(mut buf) => self.pump_through(source, &mut buf),
@@ -219,26 +311,26 @@ impl Upload {
         let mut finished = false;
         let mut moved = false;
         while let Some(tx) = &self.tx {
-            let permit = match tx.try_reserve() {
-                Ok(permit) => permit,
-                Err(mpsc::error::TrySendError::Full(())) => break,
-                Err(mpsc::error::TrySendError::Closed(())) => {
+            match tx.room() {
+                Room::Free => {}
+                Room::Full => break,
+                Room::Closed => {
                     finished = true; // the service dropped its body: read no more
                     break;
                 }
-            };
+            }
             match source.try_read(buf) {
-                TryRead::Data(n) => permit.send(Ok(Frame::data(Bytes::copy_from_slice(&buf[..n])))),
+                TryRead::Data(n) => tx.send(Ok(Frame::data(Bytes::copy_from_slice(&buf[..n])))),
                 TryRead::Pending => break,
                 TryRead::End => {
                     if let Some(trailers) = source.trailers() {
-                        permit.send(Ok(Frame::trailers(trailers)));
+                        tx.send(Ok(Frame::trailers(trailers)));
                     }
                     finished = true;
                     break;
                 }
                 TryRead::Failed(err) => {
-                    permit.send(Err(err));
+                    tx.send(Err(err));
                     finished = true;
                     break;
                 }
@@ -329,10 +421,7 @@ mod tests {
             b"abcdef",
         );
         upload.pump(&mut server);
-        assert_eq!(
-            server.2, UPLOAD_CHUNKS_BUFFERED,
-            "read past the channel's room"
-        );
+        assert_eq!(server.2, 1, "read past the channel's one slot");
 
         let frame = rt.block_on(body.frame()).unwrap().unwrap();
         assert_eq!(frame.into_data().unwrap(), "ab");

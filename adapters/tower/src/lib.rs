@@ -212,6 +212,7 @@ impl TowerApp {
             request: mut head,
             has_body,
             has_upgrade,
+            length,
         } = match Self::head(req) {
             Ok(head) => head,
             Err(err) => {
@@ -221,10 +222,6 @@ impl TowerApp {
         };
         let wake = Arc::new(LazyWake::default());
         let (body, upload) = if has_body {
-            let length = head
-                .headers()
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.trim().parse().ok());
             let (body, upload) = body::channel(length, wake.clone());
             (body, Some(upload))
         } else {

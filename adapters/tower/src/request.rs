@@ -73,6 +73,14 @@ pub(crate) struct Head {
     /// An `Upgrade` field came (what a WebSocket handshake needs; most requests have none, so
     /// they skip the upgrade checks without a header-map lookup).
     pub(crate) has_upgrade: bool,
+    /// The first Content-Length's value, read on the walk over the fields (no header-map
+    /// lookup afterwards): the request body's exact size.
+    pub(crate) length: Option<u64>,
+}
+
+/// A Content-Length value as a number (`None`: not one).
+fn length_of(value: &[u8]) -> Option<u64> {
+    std::str::from_utf8(value).ok()?.trim().parse().ok()
 }
 
 /// The request head as the environ describes it ([`Head`]), for a server without
@@ -89,6 +97,7 @@ pub(crate) fn head_from_environ<'a>(
     let mut version = Version::HTTP_11;
     let mut has_body = false;
     let mut has_upgrade = false;
+    let mut length = None;
     let mut fields = Fields::new();
     let mut value_bytes = 0;
     for (name, value) in vars {
@@ -105,6 +114,9 @@ pub(crate) fn head_from_environ<'a>(
             }
             b"CONTENT_LENGTH" => {
                 has_body |= !value.iter().all(|&b| b == b'0' || b == b' ');
+                if fields.iter().all(|(name, _)| *name != b"CONTENT_LENGTH") {
+                    length = length_of(value);
+                }
                 value_bytes += value.len();
                 fields.push((name, value));
             }
@@ -134,6 +146,7 @@ pub(crate) fn head_from_environ<'a>(
         request,
         has_body,
         has_upgrade,
+        length,
     })
 }
 
@@ -153,10 +166,18 @@ pub(crate) fn head_from_parts(parts: &app_abi::Parts<'_>) -> Result<Option<Head>
     // Content-Length nor a Transfer-Encoding): there may be one.
     let mut has_body = version == Version::HTTP_2;
     let mut has_upgrade = false;
+    let mut length = None;
     let mut fields = Fields::new();
     let mut value_bytes = 0;
     for (name, value) in parts.fields() {
         note_framing(name, value, (&mut has_body, &mut has_upgrade));
+        if name.eq_ignore_ascii_case(b"content-length")
+            && fields
+                .iter()
+                .all(|(name, _)| !name.eq_ignore_ascii_case(b"content-length"))
+        {
+            length = length_of(value);
+        }
         value_bytes += value.len();
         fields.push((name, value));
     }
@@ -191,6 +212,7 @@ pub(crate) fn head_from_parts(parts: &app_abi::Parts<'_>) -> Result<Option<Head>
         request,
         has_body,
         has_upgrade,
+        length,
     }))
 }
 

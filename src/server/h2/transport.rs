@@ -573,12 +573,8 @@ fn block_on<F: Future>(future: F, timeout: Duration) -> Option<F::Output> {
     }
 }
 
-/// Polls once without waiting (`None` if the poll did not apply).
+/// Polls once without waiting (`None` if the poll did not apply). The waker does nothing (and
+/// allocates nothing: this runs a few times per stream).
 pub(super) fn poll_once<R>(poll: impl FnOnce(&mut Context<'_>) -> Poll<R>) -> Option<Poll<R>> {
-    struct Noop;
-    impl Wake for Noop {
-        fn wake(self: Arc<Self>) {}
-    }
-    let waker = Waker::from(Arc::new(Noop));
-    Some(poll(&mut Context::from_waker(&waker)))
+    Some(poll(&mut Context::from_waker(Waker::noop())))
 }
