@@ -196,3 +196,28 @@ fn a_target_a_uri_cannot_hold_still_brings_its_fields_to_the_router() {
     assert!(text.contains("x-probe: p-2\n"), "{text}");
     assert!(text.contains("host: a\n"), "{text}");
 }
+
+/// Over HTTP/2 the request's host comes as `:authority`, which the parts hold apart from the
+/// fields: a flagged app still finds it as the Host header, and the access log as `Host`.
+#[test]
+fn over_http2_a_flagged_app_and_the_access_log_find_the_authority_as_host() {
+    if !have_program("curl") {
+        return;
+    }
+    let dir = fresh_dir("parts-h2-host");
+    let log = dir.join("access.log");
+    let server = echo_parts()
+        .args(["--http2", "on", "--access-logformat", "%({Host}i)s|%(H)s"])
+        .args(["--access-logfile".as_ref(), log.as_os_str()])
+        .start();
+    let authority = server.addr().to_string();
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--http2-prior-knowledge"])
+        .arg(format!("http://{authority}/who"))
+        .output()
+        .expect("curl runs");
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(seen["headers"]["host"], authority.as_str(), "{seen}");
+    assert_eq!(lines_of(&log, 1)[0], format!("{authority}|HTTP/2"));
+}

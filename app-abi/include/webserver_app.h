@@ -140,7 +140,8 @@
  *    --forwarded-allow-ips.
  *  - The environ of such an app carries no header fields: no HTTP_* variable (the fields are in
  *    the parts only, which saves the server building them), and ws_request.flags has
- *    WS_REQ_FIELDS_IN_PARTS to say so; ws_getenv(req, "HTTP_X", ...) finds nothing. It still has
+ *    WS_REQ_FIELDS_IN_PARTS to say so; ws_getenv(req, "HTTP_X", ...) finds nothing (except
+ *    HTTP_HOST on an HTTP/2 request that sent no Host field: its :authority). It still has
  *    everything else: REQUEST_METHOD, SCRIPT_NAME, PATH_INFO, webserver.raw_path, QUERY_STRING,
  *    SERVER_PROTOCOL, CONTENT_TYPE and CONTENT_LENGTH (the first field of each), SERVER_NAME,
  *    SERVER_PORT, REMOTE_ADDR, REMOTE_PORT, webserver.url_scheme, SSL_CLIENT_*, and the

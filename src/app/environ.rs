@@ -209,6 +209,9 @@ impl Environ {
                 if let Some(value) = noted.content_length {
                     self.push(b"CONTENT_LENGTH", value);
                 }
+                if let Some(value) = noted.authority_as_host {
+                    self.push(b"HTTP_HOST", value);
+                }
                 noted.host
             }
             None => self.push_fields(parts.headers, parts.strip_forwarding),

@@ -63,6 +63,11 @@ pub(crate) struct Noted<'h> {
     pub(crate) host: Option<&'h [u8]>,
     pub(crate) content_type: Option<&'h [u8]>,
     pub(crate) content_length: Option<&'h [u8]>,
+    /// HTTP/2's `:authority` when no Host field came: the environ keeps it as `HTTP_HOST`, the
+    /// one field a flagged app's environ still carries, since the parts hold it apart from the
+    /// fields and the access log, `Request::header("host")` and the tower adapter's fallback
+    /// would otherwise find no Host at all.
+    pub(crate) authority_as_host: Option<&'h [u8]>,
 }
 
 impl<'h> Noted<'h> {

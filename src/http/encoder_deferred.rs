@@ -6,8 +6,8 @@ use super::{Encoder, ResponseContext, Scratch, State, Wire};
 
 /// An encoder between two calls of a deferred body's `next` (ABI 1.1 `WS_PENDING`): everything
 /// but the borrows, so the request can wait off any thread and resume on another. Its output was
-/// flushed when it was suspended; `Scratch::fields` (the head not sent yet) travels with the
-/// request's own `Scratch`.
+/// flushed when it was suspended, except a head not sent yet, which stays at the start of
+/// `Scratch::out` and travels with the request's own `Scratch`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Suspended {
     context: ResponseContext,

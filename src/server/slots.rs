@@ -199,7 +199,9 @@ impl Slots {
     fn each_slot(&self) -> impl Iterator<Item = MutexGuard<'_, Slot>> {
         self.chunks
             .iter()
-            .map_while(OnceLock::get)
+            // Not map_while: two accepts can make chunk k+1 before chunk k, and a sweep must
+            // not stop at the gap.
+            .filter_map(OnceLock::get)
             .flat_map(|chunk| chunk.iter().map(lock))
     }
 

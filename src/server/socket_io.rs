@@ -2,7 +2,6 @@
 //! connection without TLS): every byte it reads or writes is counted for the statistics here,
 //! and only here (a TLS session counts its wire bytes itself).
 //!
-//! Blocking-with-deadline I/O on non-blocking sockets:
 //! Sockets stay non-blocking for their whole life (the shared epoll instance needs that); a
 //! thread that must wait — for body bytes the app asked for, or for room to send a response —
 //! waits on that one socket (`sys::socket::wait_ready`), bounded by `--io-timeout`, so a client

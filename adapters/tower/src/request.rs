@@ -226,6 +226,9 @@ pub(crate) fn head_from_environ_and_parts<'a>(
     let mut has_body = head.request.version() == Version::HTTP_2;
     let mut has_upgrade = false;
     let headers = head.request.headers_mut();
+    // HTTP/2's `:authority` reaches the environ as HTTP_HOST when no Host field came; with an
+    // origin-form URI, that Host is the only place the router can find it.
+    let environ_host = headers.remove(http::header::HOST);
     headers.clear();
     for (name, value) in parts.fields() {
         note_framing(name, value, (&mut has_body, &mut has_upgrade));
@@ -234,6 +237,9 @@ pub(crate) fn head_from_environ_and_parts<'a>(
         {
             headers.append(name, value);
         }
+    }
+    if let Some(host) = environ_host.filter(|_| !headers.contains_key(http::header::HOST)) {
+        headers.insert(http::header::HOST, host);
     }
     head.has_body = has_body;
     head.has_upgrade = has_upgrade;

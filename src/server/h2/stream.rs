@@ -198,8 +198,10 @@ pub(super) fn start(job: StreamJob, shared: &Shared, scratch: &mut ThreadScratch
             block: &[],
         });
         // The environ's SERVER_NAME from `:authority` when no Host came, as with the fields.
+        let authority_as_host = authority.map(|(_, value)| value);
         request_parts.noted = Some(Noted {
-            host: noted.host.or(authority.map(|(_, value)| value)),
+            host: noted.host.or(authority_as_host),
+            authority_as_host,
             ..noted
         });
     }

@@ -17,8 +17,9 @@
 //! returns. A call on an app thread that needs the app told something (the client vanished, the
 //! app's close needs its `release`) queues the connection for a serving thread instead.
 //!
-//! Lock order: this lock is never taken with the slot table's held (the table only clones the
-//! `Arc` and reads `deadline_ms`), and it is released before the slot table is touched. The
+//! Lock order: this lock, then a slot's (`Slots::free_upgraded` runs with it held when the
+//! connection ends); never the other way round, since a slot only clones the `Arc` and reads
+//! `deadline_ms`. The
 //! socket is dropped when the connection ends (`conn` becomes `None`), so a late call from an
 //! app thread finds `WS_ERR_CLIENT_GONE`, never a descriptor reused by a newer connection.
 
@@ -384,7 +385,7 @@ impl Upgraded {
             st.close_code.get_or_insert(1006);
         }
         if let Some(conn) = st.conn.take() {
-            // Lock order: this connection's lock, then the slot table's (never the reverse).
+            // Lock order: this connection's lock, then its slot's (never the reverse).
             self.slots.free_upgraded(self.token, self);
             drop(conn);
         }
