@@ -338,7 +338,15 @@ impl Slots {
             return self.close(conn);
         }
         if let Some(mut slot) = self.slot(token) {
-            *slot = Slot::Upgraded(Arc::clone(upgraded));
+            if upgraded.socket_closed() {
+                // An app thread closed it between `attach` and here; its `free_upgraded` found
+                // the slot still busy and left it, so the slot is freed here or never.
+                *slot = Slot::Free;
+                drop(slot);
+                self.free_index(token);
+            } else {
+                *slot = Slot::Upgraded(Arc::clone(upgraded));
+            }
         }
     }
 

@@ -77,6 +77,9 @@ pub(crate) struct Upgraded {
     /// An epoll edge came since the app's last read from the socket (raw mode): the kernel may
     /// hold input again (`stream_read` skips the syscall while it cannot).
     input_edge: AtomicBool,
+    /// Its socket was closed (`end`): read without this connection's lock by `Slots::upgrade`,
+    /// which must not point the slot to a connection that ended before it could.
+    socket_closed: AtomicBool,
 }
 
 pub(super) struct State {
@@ -249,7 +252,13 @@ impl Upgraded {
             deadline_ms: AtomicU64::new(u64::MAX),
             edged: AtomicBool::new(false),
             input_edge: AtomicBool::new(false),
+            socket_closed: AtomicBool::new(false),
         })
+    }
+
+    /// Its socket was closed: the slot is no longer its to hold.
+    pub(crate) fn socket_closed(&self) -> bool {
+        self.socket_closed.load(Ordering::Acquire)
     }
 
     /// What the access-log line at close needs (copied when the request that upgraded ends).
@@ -385,6 +394,9 @@ impl Upgraded {
             st.close_code.get_or_insert(1006);
         }
         if let Some(conn) = st.conn.take() {
+            // Before the slot is looked at: an `upgrade` that has not pointed the slot here yet
+            // sees it under the slot's lock and frees the slot itself.
+            self.socket_closed.store(true, Ordering::Release);
             // Lock order: this connection's lock, then its slot's (never the reverse).
             self.slots.free_upgraded(self.token, self);
             drop(conn);
