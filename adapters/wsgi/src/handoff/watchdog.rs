@@ -52,7 +52,9 @@ const IDLE_AFTER: Duration = Duration::from_millis(200);
 #[derive(Clone)]
 pub(super) struct Holder {
     tid: libc::pid_t,
-    clock: libc::clockid_t,
+    /// `None` if the thread's clock could not be had: the generic per-thread clock, read from
+    /// the watchdog, would measure the watchdog itself.
+    clock: Option<libc::clockid_t>,
     /// Set from when the thread has the GIL for its request until it leaves ([`super::Holding`]).
     in_app: Arc<AtomicBool>,
 }
@@ -62,14 +64,14 @@ impl Holder {
     pub(super) fn current() -> Holder {
         thread_local! {
             static ME: Holder = {
-                let mut clock: libc::clockid_t = libc::CLOCK_THREAD_CPUTIME_ID;
+                let mut clock: libc::clockid_t = 0;
                 // SAFETY: gettid has no preconditions; pthread_getcpuclockid writes the calling
-                // thread's CPU-time clock id through a valid pointer (left as the generic
-                // per-thread clock if it fails).
-                let tid = unsafe {
-                    libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock);
-                    libc::gettid()
+                // thread's CPU-time clock id through a valid pointer.
+                let (tid, found) = unsafe {
+                    let found = libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock);
+                    (libc::gettid(), found == 0)
                 };
+                let clock = found.then_some(clock);
                 Holder { tid, clock, in_app: Arc::new(AtomicBool::new(false)) }
             };
         }
@@ -93,14 +95,17 @@ impl Holder {
         self.in_app.load(Ordering::Relaxed)
     }
 
-    /// CPU time this thread has used, in ns (0 once it is gone).
+    /// CPU time this thread has used, in ns (0 once it is gone, or with no clock of its own).
     fn cpu_ns(&self) -> u64 {
+        let Some(clock) = self.clock else {
+            return 0;
+        };
         let mut ts = libc::timespec {
             tv_sec: 0,
             tv_nsec: 0,
         };
         // SAFETY: writes a timespec through a valid pointer; a stale clock id only fails.
-        if unsafe { libc::clock_gettime(self.clock, &mut ts) } != 0 {
+        if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
             return 0;
         }
         (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
