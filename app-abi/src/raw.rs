@@ -273,6 +273,23 @@ pub struct WsRequestParts {
     pub n_fields: usize,
 }
 
+impl WsRequestParts {
+    /// `fields` as a slice.
+    ///
+    /// # Safety
+    /// `fields` must point to `n_fields` pairs that stay valid and unmodified for `'a` (or
+    /// `n_fields` must be 0): true of parts a server gave, until the request's `close`.
+    pub unsafe fn field_pairs<'a>(&self) -> &'a [WsPair] {
+        if self.n_fields == 0 || self.fields.is_null() {
+            &[]
+        } else {
+            // SAFETY: the caller guarantees fields/n_fields describe live pairs for 'a; null
+            // was excluded.
+            unsafe { core::slice::from_raw_parts(self.fields, self.n_fields) }
+        }
+    }
+}
+
 /// Host `upgrade` (ABI 1.2); see [`WsHost::upgrade`].
 pub type WsUpgradeFn = unsafe extern "C" fn(
     io: *mut c_void,

@@ -435,12 +435,8 @@ impl<'a> Exchange<'a> {
         let mut conditions = Conditions::from_environ(pairs);
         // SAFETY: parts kept for this request live with its environ, until `close` returns.
         if let Some(parts) = unsafe { self.parts.as_ref() } {
-            let fields = if parts.n_fields == 0 {
-                &[][..]
-            } else {
-                // SAFETY: as above: `n_fields` pairs, server-owned.
-                unsafe { std::slice::from_raw_parts(parts.fields, parts.n_fields) }
-            };
+            // SAFETY: as above: `n_fields` pairs, server-owned.
+            let fields = unsafe { parts.field_pairs() };
             // SAFETY: as above.
             let fields = fields
                 .iter()

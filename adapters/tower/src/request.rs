@@ -167,15 +167,13 @@ pub(crate) fn head_from_parts(parts: &app_abi::Parts<'_>) -> Result<Option<Head>
     let mut has_body = version == Version::HTTP_2;
     let mut has_upgrade = false;
     let mut length = None;
+    let mut length_seen = false;
     let mut fields = Fields::new();
     let mut value_bytes = 0;
     for (name, value) in parts.fields() {
         note_framing(name, value, (&mut has_body, &mut has_upgrade));
-        if name.eq_ignore_ascii_case(b"content-length")
-            && fields
-                .iter()
-                .all(|(name, _)| !name.eq_ignore_ascii_case(b"content-length"))
-        {
+        if !length_seen && name.eq_ignore_ascii_case(b"content-length") {
+            length_seen = true;
             length = length_of(value);
         }
         value_bytes += value.len();

@@ -53,12 +53,8 @@ impl<'a> Request<'a> {
         }
         // SAFETY: on WS_OK the host points to parts it owns until `close`, after 'a ends.
         let raw = unsafe { raw.as_ref() }?;
-        let fields = if raw.fields.is_null() || raw.n_fields == 0 {
-            &[][..]
-        } else {
-            // SAFETY: `n_fields` pairs, server-owned until `close` (see above).
-            unsafe { core::slice::from_raw_parts(raw.fields, raw.n_fields) }
-        };
+        // SAFETY: `n_fields` pairs, server-owned until `close` (see above).
+        let fields = unsafe { raw.field_pairs() };
         // SAFETY: every slice is the host's, valid as long as the parts.
         let bytes = |b: crate::raw::WsBytes| unsafe { b.as_slice() };
         Some(Parts {
