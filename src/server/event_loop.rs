@@ -593,7 +593,10 @@ fn accept_all(index: usize, shared_loop: &Loop, shared: &Shared, scratch: &mut T
                         }
                         let parked = shared_loop.slots.park(previous, shared, &shared_loop.epoll);
                         if let Some(ready) = parked {
-                            serve(ready, shared_loop, shared, scratch);
+                            // Its input came in while it was being registered. Served here, a
+                            // slow app would hold the listener's lock (no thread could accept)
+                            // and the connection accepted after it, for as long as it runs.
+                            shared_loop.slots.queue_conn(ready);
                         }
                     }
                 }

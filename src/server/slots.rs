@@ -261,7 +261,7 @@ impl Slots {
     }
 
     /// Queue `conn` for the next free serving thread.
-    fn queue_conn(&self, conn: Box<Conn>) {
+    pub(crate) fn queue_conn(&self, conn: Box<Conn>) {
         let mut queue = self.queue();
         queue.conns.push_back(conn);
         self.signal(queue);
