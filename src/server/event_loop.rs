@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::accept_pause::{AcceptError, AcceptPause};
+use super::accept_pause::AcceptPause;
 use super::backlog::Backlog;
 use super::conn::Conn;
 use super::deferred;
@@ -51,7 +51,9 @@ use crate::app::call::Cancel;
 use crate::http::response::encode_error;
 use crate::sys::epoll::{Epoll, Events, Waker};
 use crate::sys::process::exit_now;
-use crate::tls::TlsSession;
+
+mod accept;
+use accept::accept_all;
 
 const WAKER: Token = Token(1);
 /// Listener `i`'s token is `FIRST_LISTENER + i`: far above any connection's.
@@ -523,103 +525,6 @@ fn begin_drain(shared_loop: &Loop, shared: &Shared) -> Instant {
         shared_loop.slots.queue_upgraded(upgraded);
     }
     now + shared.config.graceful_timeout
-}
-
-/// Accept every pending connection of listener `index`. This thread serves the last one
-/// itself, reading the request that usually arrives right behind the handshake without waiting
-/// for an event. With more than one serving thread the others are parked: registering them
-/// reports their input to the other threads at once. The only serving thread would only find
-/// them again in its next `epoll_wait`, so it serves up to `INLINE_ACCEPTS` of them here at once
-/// too: a connection served and closed without ever waiting (`Connection: close`) then costs no
-/// `epoll_ctl`, no event and no deregistration on close. (Not "while no other thread waits":
-/// one that is about to wait again would then find the connection served after this thread's,
-/// one slow request after another.)
-fn accept_all(index: usize, shared_loop: &Loop, shared: &Shared, scratch: &mut ThreadScratch) {
-    let mut accepted: Option<Box<Conn>> = None;
-    let mut inline = 0;
-    let Some(listener) = shared_loop.listeners.get(index) else {
-        return;
-    };
-    {
-        let guard = lock(listener);
-        // Once a stop is asked, new connections stay in the shared backlog for the workers that
-        // keep serving, even before the coordinator has closed this process's listener.
-        let Some(listener) = guard.as_ref().filter(|_| !shared.draining()) else {
-            return;
-        };
-        if !shared_loop.accept_pause.may_accept(shared.coarse_now()) {
-            // Out of descriptors a moment ago: the coordinator re-arms the listener when the
-            // rest is over, so new arrivals wait in the queue instead of failing one by one.
-            return;
-        }
-        loop {
-            match listener.accept() {
-                Ok(accepted_now) => {
-                    shared_loop.accept_pause.accepted(shared.coarse_now());
-                    if !shared
-                        .config
-                        .proxies
-                        .admits(accepted_now.peer, accepted_now.options)
-                    {
-                        continue;
-                    }
-                    let token = shared_loop.slots.reserve();
-                    let mut conn = Box::new(Conn::new(
-                        accepted_now,
-                        token,
-                        shared.coarse_now(),
-                        shared.config.header_timeout,
-                    ));
-                    let options = conn.listener_options();
-                    let config = match h2::serves_http2(options, &shared.config) {
-                        true => shared.config.tls_h2.as_ref(),
-                        false => shared.config.tls.as_ref(),
-                    };
-                    if let Some(config) = config.filter(|_| options.tls) {
-                        match TlsSession::new(config) {
-                            Ok(session) => conn.set_tls(session),
-                            Err(e) => {
-                                log::warn!("{}: cannot start a TLS session: {e}", conn.peer());
-                                shared_loop.slots.close(conn);
-                                continue;
-                            }
-                        }
-                    }
-                    if let Some(previous) = accepted.replace(conn) {
-                        if inline < INLINE_ACCEPTS && shared.config.threads <= 1 {
-                            inline += 1;
-                            serve(previous, shared_loop, shared, scratch);
-                            continue;
-                        }
-                        let parked = shared_loop.slots.park(previous, shared, &shared_loop.epoll);
-                        if let Some(ready) = parked {
-                            // Its input came in while it was being registered. Served here, a
-                            // slow app would hold the listener's lock (no thread could accept)
-                            // and the connection accepted after it, for as long as it runs.
-                            shared_loop.slots.queue_conn(ready);
-                        }
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => match AcceptError::of(&e) {
-                    AcceptError::ThisConnection => {
-                        crate::stats::accept_error();
-                        log::debug!("accept: a queued connection failed: {e}");
-                    }
-                    AcceptError::NoResources => {
-                        crate::stats::accept_error();
-                        // The connection stays queued; accepting is retried on a timer.
-                        shared_loop.accept_pause.failed(&e, shared.coarse_now());
-                        break;
-                    }
-                },
-            }
-        }
-    }
-    if let Some(conn) = accepted {
-        serve(conn, shared_loop, shared, scratch);
-    }
 }
 
 /// A parked connection outlived its deadline: a partial head gets a 408 (RFC 9110 §15.5.9), an
