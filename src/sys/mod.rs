@@ -18,6 +18,7 @@ pub(crate) mod peer;
 pub(crate) mod privilege;
 pub(crate) mod process;
 pub(crate) mod proctitle;
+pub(crate) mod reactor;
 pub(crate) mod seccomp;
 pub(crate) mod shm;
 pub(crate) mod socket;

@@ -5,7 +5,6 @@
 
 use std::future::Future;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -16,20 +15,12 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::calm::FrameWatch;
+use crate::sys::reactor::{self, Watched};
 use crate::sys::socket::Stream;
 use crate::tls::TlsSession;
 
-/// What `AsyncFd` watches.
-struct Socket(Stream);
-
-impl AsRawFd for Socket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0.as_fd().as_raw_fd()
-    }
-}
-
 pub(super) struct H2Io {
-    fd: AsyncFd<Socket>,
+    fd: AsyncFd<Watched>,
     tls: Option<Box<TlsSession>>,
     /// Input read before the hand-over, returned first.
     early: Vec<u8>,
@@ -69,13 +60,7 @@ impl H2Io {
         flooded: Arc<AtomicBool>,
         limits: &super::Limits,
     ) -> io::Result<H2Io> {
-        // The one `unsafe` of `server` (otherwise reached through `crate::sys` only): tokio's
-        // registration of a descriptor it does not own.
-        #[allow(unsafe_code)]
-        // SAFETY: `Socket` owns the descriptor (a `Stream` is an `OwnedFd`), so it stays open and
-        // the same for as long as the `AsyncFd` that owns the `Socket`, and `as_raw_fd` always
-        // returns it.
-        let fd = unsafe { AsyncFd::register(Socket(stream)) }.map_err(io::Error::from)?;
+        let fd = reactor::watch(stream)?;
         Ok(H2Io {
             fd,
             tls,
@@ -135,7 +120,7 @@ impl Drop for H2Io {
     /// last, its GOAWAY, best effort).
     fn drop(&mut self) {
         if let Some(tls) = &mut self.tls {
-            let stream = &mut self.fd.get_mut().0;
+            let stream = &mut self.fd.get_mut().stream();
             if let Err(e) = tls.write_nonblocking(stream, &[&self.pending]) {
                 log::debug!("HTTP/2 over TLS: last frames not sent: {e}");
             }
@@ -173,7 +158,7 @@ impl H2Io {
             return Poll::Ready(Ok(()));
         }
         if tls.is_some() && std::mem::take(decrypted_left) {
-            match read_now(&mut fd.get_mut().0, tls, plain, buf, room) {
+            match read_now(fd.get_mut().stream(), tls, plain, buf, room) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 done => {
                     *decrypted_left = plain.len() == room;
@@ -185,7 +170,7 @@ impl H2Io {
             let mut guard = ready!(fd.poll_read_ready_mut(cx))?;
             // `try_io` clears the readiness only if the read found nothing, without losing an
             // edge that came meanwhile.
-            match guard.try_io(|inner| read_now(&mut inner.get_mut().0, tls, plain, buf, room)) {
+            match guard.try_io(|inner| read_now(inner.get_mut().stream(), tls, plain, buf, room)) {
                 Ok(done) => {
                     *decrypted_left = tls.is_some() && plain.len() == room;
                     return Poll::Ready(done);
@@ -243,7 +228,7 @@ impl AsyncWrite for H2Io {
         loop {
             let mut guard = ready!(fd.poll_write_ready_mut(cx))?;
             let written = guard.try_io(|inner| {
-                let n = inner.get_mut().0.write(data)?;
+                let n = inner.get_mut().stream().write(data)?;
                 crate::stats::bytes_out(n);
                 Ok(n)
             });
@@ -262,7 +247,7 @@ impl AsyncWrite for H2Io {
         };
         loop {
             let mut guard = ready!(fd.poll_write_ready_mut(cx))?;
-            match guard.try_io(|inner| flush_now(&mut inner.get_mut().0, tls, pending)) {
+            match guard.try_io(|inner| flush_now(inner.get_mut().stream(), tls, pending)) {
                 Ok(done) => return Poll::Ready(done),
                 Err(_would_block) => {}
             }
