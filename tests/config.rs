@@ -560,10 +560,13 @@ fn a_hot_swap_rereads_the_file_and_names_what_needs_a_restart() {
         .wait_for_log(Duration::from_secs(5), |l| l.contains("needs a restart"))
         .unwrap_or_else(|| panic!("no restart line:\n{}", server.stderr()));
     assert!(line.contains("--config: workers changed"), "{line}");
+    // The status file can say ready before the stderr reader has the line that says so.
+    let ready = server
+        .wait_for_log(Duration::from_secs(5), |l| l.contains("generation 2 ready"))
+        .unwrap_or_else(|| panic!("no ready line:\n{}", server.stderr()));
     assert!(
-        server.stderr().contains("generation 2 ready: 1 worker(s)"),
-        "workers stays as started:\n{}",
-        server.stderr()
+        ready.contains("generation 2 ready: 1 worker(s)"),
+        "workers stays as started: {ready}"
     );
 
     std::fs::write(&file, "max-body = [\n").unwrap();
