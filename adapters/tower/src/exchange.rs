@@ -415,6 +415,7 @@ where
                             self.stage = Stage::Finished;
                             return Polled::Error;
                         }
+                        crate::request::recycle_headers(std::mem::take(&mut parts.headers));
                         self.stage = match file {
                             Some(file) => Stage::File(Box::new(file)),
                             None => Stage::Streaming(Box::pin(body)),
