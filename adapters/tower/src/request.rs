@@ -140,7 +140,7 @@ pub(crate) fn head_from_environ<'a>(
         origin_form_len(path, query),
         |shared| origin_form(path, query, shared),
         (fields.iter().copied(), fields.count(), value_bytes),
-        header_name,
+        (header_name, true),
     )
     .map_err(|target| BuildError::Uri(String::from_utf8_lossy(&target).into_owned()))?;
     Ok(Head {
@@ -205,7 +205,9 @@ pub(crate) fn head_from_parts(parts: &app_abi::Parts<'_>) -> Result<Option<Head>
         target_len,
         write_target,
         (parts.fields(), parts.fields().len(), value_bytes),
-        |name| HeaderName::from_bytes(name).ok(),
+        // The parts' values are valid as `http` defines them (the header's "Request parts"),
+        // so they are not checked byte by byte again, as hyper does not after its parser.
+        (|name: &[u8]| HeaderName::from_bytes(name).ok(), false),
     );
     Ok(built.ok().map(|request| Head {
         request,
@@ -257,8 +259,9 @@ fn note_framing(name: &[u8], value: &[u8], (has_body, has_upgrade): (&mut bool, 
 
 /// The `http::Request` from its method and version, its target (written by `target`, at most
 /// `target_len` bytes) and its `count` fields, whose values hold `value_bytes` (names converted
-/// by `name`; one that gives `None` is left out). The target and every value are copied once,
-/// into one shared buffer that the URI and the header values then point into (as hyper does
+/// by `name`; one that gives `None` is left out; values checked as `http` does unless
+/// `checked_values` is false). The target and every value are copied once, into one shared
+/// buffer that the URI and the header values then point into (as hyper does
 /// with its read buffer): one allocation for a head up to [`INLINE_HEAD`] bytes, two for a
 /// larger one, however many headers it has (and the header map's own, unless it is recycled).
 /// `Err` holds a target `http::Uri` refuses.
@@ -271,7 +274,7 @@ fn assemble<'f>(
         usize,
         usize,
     ),
-    name: impl Fn(&[u8]) -> Option<HeaderName>,
+    (name, checked_values): (impl Fn(&[u8]) -> Option<HeaderName>, bool),
 ) -> Result<Request<()>, bytes::Bytes> {
     let room = target_len + value_bytes;
     // Target first, then the values; `(target's length, the whole length)`.
@@ -307,11 +310,20 @@ fn assemble<'f>(
     for (field, value) in fields {
         let range = at..at + value.len();
         at = range.end;
-        // The server refuses CR/LF/NUL in header values, so this only skips what `http`
-        // stricter-than-RFC rejects (none today); a skipped header is better than a refused
-        // request.
-        let Ok(value) = HeaderValue::from_maybe_shared(shared.slice(range)) else {
-            continue;
+        // From the environ (an older server), the values are checked again: the server refuses
+        // CR/LF/NUL in them, so this only skips what `http` stricter-than-RFC rejects; a
+        // skipped header is better than a refused request.
+        let value = shared.slice(range);
+        let value = if checked_values {
+            match HeaderValue::from_maybe_shared(value) {
+                Ok(value) => value,
+                Err(_) => continue,
+            }
+        } else {
+            // SAFETY: the one requirement is that the bytes are a valid header value, which the
+            // ABI promises of the parts' fields (the header's "Request parts": no control byte
+            // but HTAB, `http`'s own rule; the server checked them while it parsed the head).
+            unsafe { HeaderValue::from_maybe_shared_unchecked(value) }
         };
         if let Some(name) = name(field) {
             map.append(name, value);
