@@ -135,6 +135,9 @@
  *    :scheme and :authority, and the header fields one by one, in order, as received (HTTP/2:
  *    lowercase names; repeated fields not joined; no Host made from :authority), instead of
  *    converting the environ back (HTTP_ names, decoded PATH_INFO, joined repeats).
+ *  - The fields are valid as RFC 9110 §5 defines them, checked by the server while it parsed the
+ *    head: every name is a token, and no value holds a control byte other than HTAB (bytes
+ *    0x80-0xFF may appear). An app may take them as they are without checking them again.
  *  - The server's policy holds as for the environ: a field whose name has an underscore is left
  *    out, and so are Forwarded, X-Forwarded-<anything> and X-Real-IP from a peer not in
  *    --forwarded-allow-ips.

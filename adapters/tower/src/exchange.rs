@@ -307,6 +307,11 @@ where
 
     /// One step: pump the request body, poll, and answer what the poll produced.
     pub(crate) fn step(&mut self, host: &mut impl StepHost) -> Next<'_> {
+        if matches!(self.stage, Stage::Finished) {
+            // The body was seen to end with its last chunk (the usual one-chunk body): the
+            // server's `next` after that chunk costs no runtime context and no poll.
+            return Next::End;
+        }
         let _runtime = self.handle.enter();
         self.pump(host);
         let polled = loop {
@@ -410,6 +415,7 @@ where
                             self.stage = Stage::Finished;
                             return Polled::Error;
                         }
+                        crate::request::recycle_headers(std::mem::take(&mut parts.headers));
                         self.stage = match file {
                             Some(file) => Stage::File(Box::new(file)),
                             None => Stage::Streaming(Box::pin(body)),
@@ -460,6 +466,11 @@ where
                             continue;
                         }
                         self.current = data.copy_to_bytes(data.remaining());
+                        if body.is_end_stream() {
+                            // No frame follows (no trailers either): the body is dropped here,
+                            // inside the runtime's context, and the next step answers the end.
+                            self.stage = Stage::Finished;
+                        }
                         return Polled::Chunk;
                     }
                 },

@@ -260,6 +260,37 @@ fn a_streamed_body_is_polled_one_chunk_per_step() {
 }
 
 #[test]
+fn a_body_that_ends_with_its_last_chunk_is_dropped_then_and_not_polled_again() {
+    let rt = runtime();
+    let polls = Arc::new(AtomicUsize::new(0));
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let (p, d) = (polls.clone(), dropped.clone());
+    let svc = service_fn(move |_req| {
+        let body = OneFrame {
+            data: Some(Bytes::from_static(b"hello")),
+            polls: p.clone(),
+            _dropped: DropCount(d.clone()),
+        };
+        async move { Ok::<_, Infallible>(http::Response::new(body)) }
+    });
+    let mut ex = exchange(svc, &rt);
+    let mut host = TestHost::default();
+    assert_eq!(step(&mut ex, &mut host), Step::Chunk(b"hello".to_vec()));
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        1,
+        "dropped with its last chunk"
+    );
+    assert_eq!(step(&mut ex, &mut host), Step::End);
+    assert_eq!(polls.load(Ordering::SeqCst), 1, "not polled past its end");
+    assert_eq!(
+        step(&mut ex, &mut host),
+        Step::End,
+        "and the end stays the end"
+    );
+}
+
+#[test]
 fn a_panicking_service_is_an_error_before_the_head() {
     let rt = runtime();
     let svc = service_fn(|_req| async {
@@ -342,6 +373,35 @@ impl http_body::Body for CountingBody {
             return Poll::Ready(None);
         }
         Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(b"x")))))
+    }
+}
+
+/// One data frame, then the end, which it reports as soon as the frame is taken (as `Full`
+/// does); counts its polls.
+struct OneFrame {
+    data: Option<Bytes>,
+    polls: Arc<AtomicUsize>,
+    _dropped: DropCount,
+}
+
+impl http_body::Body for OneFrame {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        self.polls.fetch_add(1, Ordering::SeqCst);
+        Poll::Ready(
+            self.data
+                .take()
+                .map(|data| Ok(http_body::Frame::data(data))),
+        )
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none()
     }
 }
 

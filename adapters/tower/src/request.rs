@@ -1,9 +1,10 @@
 //! The environ → `http::Request` conversion: method, origin-form URI, version and headers, as a
 //! hyper server would hand them to a tower service.
 
-use bytes::{BufMut, BytesMut};
+use bytes::BufMut;
 use http::header::{HeaderName, HeaderValue};
 use http::{Method, Request, Uri, Version};
+use std::cell::Cell;
 
 /// Why an environ did not make an `http::Request` (the server validated the request already, so
 /// this means a server/adapter mismatch rather than a bad client).
@@ -59,7 +60,7 @@ impl<'a> Fields<'a> {
         self.len + self.spilled.len()
     }
 
-    fn iter(&self) -> impl Iterator<Item = &(&'a [u8], &'a [u8])> {
+    fn iter(&self) -> impl Iterator<Item = &(&'a [u8], &'a [u8])> + Clone {
         self.stack[..self.len].iter().chain(&self.spilled)
     }
 }
@@ -138,8 +139,8 @@ pub(crate) fn head_from_environ<'a>(
         (method, version),
         origin_form_len(path, query),
         |shared| origin_form(path, query, shared),
-        (&fields, value_bytes),
-        header_name,
+        (fields.iter().copied(), fields.count(), value_bytes),
+        (header_name, true),
     )
     .map_err(|target| BuildError::Uri(String::from_utf8_lossy(&target).into_owned()))?;
     Ok(Head {
@@ -168,8 +169,9 @@ pub(crate) fn head_from_parts(parts: &app_abi::Parts<'_>) -> Result<Option<Head>
     let mut has_upgrade = false;
     let mut length = None;
     let mut length_seen = false;
-    let mut fields = Fields::new();
     let mut value_bytes = 0;
+    // The parts hold the fields already: walked here for what they say, then again in
+    // `assemble`, rather than gathered into a `Fields` in between.
     for (name, value) in parts.fields() {
         note_framing(name, value, (&mut has_body, &mut has_upgrade));
         if !length_seen && name.eq_ignore_ascii_case(b"content-length") {
@@ -177,7 +179,6 @@ pub(crate) fn head_from_parts(parts: &app_abi::Parts<'_>) -> Result<Option<Head>
             length = length_of(value);
         }
         value_bytes += value.len();
-        fields.push((name, value));
     }
     let absolute = version == Version::HTTP_2
         && !parts.scheme.is_empty()
@@ -188,7 +189,7 @@ pub(crate) fn head_from_parts(parts: &app_abi::Parts<'_>) -> Result<Option<Head>
     } else {
         parts.target.len().max(1)
     };
-    let write_target = |shared: &mut BytesMut| {
+    let write_target = |shared: &mut &mut [u8]| {
         if absolute {
             shared.put_slice(parts.scheme);
             shared.put_slice(b"://");
@@ -203,8 +204,10 @@ pub(crate) fn head_from_parts(parts: &app_abi::Parts<'_>) -> Result<Option<Head>
         (method, version),
         target_len,
         write_target,
-        (&fields, value_bytes),
-        |name| HeaderName::from_bytes(name).ok(),
+        (parts.fields(), parts.fields().len(), value_bytes),
+        // The parts' values are valid as `http` defines them (the header's "Request parts"),
+        // so they are not checked byte by byte again, as hyper does not after its parser.
+        (|name: &[u8]| HeaderName::from_bytes(name).ok(), false),
     );
     Ok(built.ok().map(|request| Head {
         request,
@@ -255,37 +258,72 @@ fn note_framing(name: &[u8], value: &[u8], (has_body, has_upgrade): (&mut bool, 
 }
 
 /// The `http::Request` from its method and version, its target (written by `target`, at most
-/// `target_len` bytes) and its fields (names converted by `name`; one that gives `None` is
-/// left out). The target and every value are copied once, into one shared buffer that the URI
-/// and the header values then point into (as hyper does with its read buffer), so a request
-/// costs two allocations here however many headers it has (and the header map's own).
+/// `target_len` bytes) and its `count` fields, whose values hold `value_bytes` (names converted
+/// by `name`; one that gives `None` is left out; values checked as `http` does unless
+/// `checked_values` is false). The target and every value are copied once, into one shared
+/// buffer that the URI and the header values then point into (as hyper does
+/// with its read buffer): one allocation for a head up to [`INLINE_HEAD`] bytes, two for a
+/// larger one, however many headers it has (and the header map's own, unless it is recycled).
 /// `Err` holds a target `http::Uri` refuses.
-fn assemble(
+fn assemble<'f>(
     (method, version): (Method, Version),
     target_len: usize,
-    target: impl FnOnce(&mut BytesMut),
-    (fields, value_bytes): (&Fields<'_>, usize),
-    name: impl Fn(&[u8]) -> Option<HeaderName>,
+    target: impl FnOnce(&mut &mut [u8]),
+    (fields, count, value_bytes): (
+        impl Iterator<Item = (&'f [u8], &'f [u8])> + Clone,
+        usize,
+        usize,
+    ),
+    (name, checked_values): (impl Fn(&[u8]) -> Option<HeaderName>, bool),
 ) -> Result<Request<()>, bytes::Bytes> {
-    let mut shared = BytesMut::with_capacity(target_len + value_bytes);
-    target(&mut shared);
-    let target_len = shared.len();
-    for (_, value) in fields.iter() {
-        shared.extend_from_slice(value);
-    }
-    let shared = shared.freeze();
+    let room = target_len + value_bytes;
+    // Target first, then the values; `(target's length, the whole length)`.
+    let fill = |buf: &mut [u8]| {
+        let size = buf.len();
+        let mut rest = buf;
+        target(&mut rest);
+        let target_len = size - rest.len();
+        for (_, value) in fields.clone() {
+            rest.put_slice(value);
+        }
+        (target_len, size - rest.len())
+    };
+    let (target_len, shared) = if room <= INLINE_HEAD {
+        let mut head = InlineHead {
+            len: 0,
+            bytes: [0; INLINE_HEAD],
+        };
+        let (target_len, len) = fill(&mut head.bytes);
+        head.len = len;
+        // The owner is moved into the allocation that also holds the reference count.
+        (target_len, bytes::Bytes::from_owner(head))
+    } else {
+        let mut buf = vec![0; room];
+        let (target_len, len) = fill(&mut buf);
+        buf.truncate(len);
+        (target_len, bytes::Bytes::from(buf))
+    };
     let target = shared.slice(..target_len);
     let uri = Uri::from_maybe_shared(target.clone()).map_err(|_| target)?;
-    let mut map = http::HeaderMap::with_capacity(fields.count());
+    let mut map = spare_headers(count);
     let mut at = target_len;
-    for (field, value) in fields.iter() {
+    for (field, value) in fields {
         let range = at..at + value.len();
         at = range.end;
-        // The server refuses CR/LF/NUL in header values, so this only skips what `http`
-        // stricter-than-RFC rejects (none today); a skipped header is better than a refused
-        // request.
-        let Ok(value) = HeaderValue::from_maybe_shared(shared.slice(range)) else {
-            continue;
+        // From the environ (an older server), the values are checked again: the server refuses
+        // CR/LF/NUL in them, so this only skips what `http` stricter-than-RFC rejects; a
+        // skipped header is better than a refused request.
+        let value = shared.slice(range);
+        let value = if checked_values {
+            match HeaderValue::from_maybe_shared(value) {
+                Ok(value) => value,
+                Err(_) => continue,
+            }
+        } else {
+            // SAFETY: the one requirement is that the bytes are a valid header value, which the
+            // ABI promises of the parts' fields (the header's "Request parts": no control byte
+            // but HTAB, `http`'s own rule; the server checked them while it parsed the head).
+            unsafe { HeaderValue::from_maybe_shared_unchecked(value) }
         };
         if let Some(name) = name(field) {
             map.append(name, value);
@@ -297,6 +335,54 @@ fn assemble(
     *request.version_mut() = version;
     *request.headers_mut() = map;
     Ok(request)
+}
+
+/// Request heads (target and field values) up to this many bytes are copied into one
+/// allocation, beside its reference count; a larger one takes two (its buffer, then the count
+/// `Bytes` adds when the buffer is first shared).
+const INLINE_HEAD: usize = 512;
+
+/// A small request head's bytes, owned by the `Bytes` the URI and the header values share.
+struct InlineHead {
+    len: usize,
+    bytes: [u8; INLINE_HEAD],
+}
+
+impl AsRef<[u8]> for InlineHead {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// A response's header map is kept only up to this many entries' room: a larger one is freed.
+const SPARE_HEADERS_CAPACITY: usize = 64;
+
+thread_local! {
+    /// The last response's header map on this thread, emptied, for the next request's fields
+    /// (hyper reuses a connection's header map the same way): its two allocations serve every
+    /// request of the thread instead of being made and freed per request.
+    static SPARE_HEADERS: Cell<Option<http::HeaderMap>> = const { Cell::new(None) };
+}
+
+/// Keeps `headers` (a response's, sent) for the next request built on this thread.
+pub(crate) fn recycle_headers(mut headers: http::HeaderMap) {
+    if headers.capacity() > SPARE_HEADERS_CAPACITY {
+        return;
+    }
+    headers.clear();
+    // A thread that is ending has no spare to keep (its thread-local is gone).
+    let _ = SPARE_HEADERS.try_with(|spare| spare.set(Some(headers)));
+}
+
+/// An empty header map with room for `fields` entries: the spare one if this thread has it.
+fn spare_headers(fields: usize) -> http::HeaderMap {
+    match SPARE_HEADERS.try_with(Cell::take).ok().flatten() {
+        Some(mut map) => {
+            map.reserve(fields);
+            map
+        }
+        None => http::HeaderMap::with_capacity(fields),
+    }
 }
 
 /// `CONTENT_TYPE` → `content-type`, `HTTP_X_FORWARDED_FOR` → `x-forwarded-for` (the CGI spelling
@@ -363,9 +449,9 @@ fn known_header_name(field: &[u8]) -> Option<HeaderName> {
 /// (hyper answers 400 to these; the server accepted them, so the service gets the request).
 ///
 /// `OPTIONS *` (asterisk-form, whose PATH_INFO is `*`) stays `*`, as hyper hands it over.
-fn origin_form(path: &[u8], query: &[u8], target: &mut BytesMut) {
+fn origin_form(path: &[u8], query: &[u8], target: &mut &mut [u8]) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let escaped = |target: &mut BytesMut, b: u8, literal: bool| {
+    let escaped = |target: &mut &mut [u8], b: u8, literal: bool| {
         if literal {
             target.put_u8(b);
         } else {

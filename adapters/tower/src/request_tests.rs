@@ -197,3 +197,31 @@ fn a_bad_method_is_an_error() {
     let err = head_from_environ([(&b"REQUEST_METHOD"[..], &b"GE T"[..])]);
     assert_eq!(err.err(), Some(BuildError::Method));
 }
+
+#[test]
+fn a_recycled_response_map_brings_none_of_its_fields_into_the_next_request() {
+    let mut response = http::HeaderMap::new();
+    for (name, value) in [
+        ("content-type", "text/plain"),
+        ("x-app", "a"),
+        ("x-app", "b"),
+    ] {
+        response.append(name, HeaderValue::from_static(value));
+    }
+    recycle_headers(response);
+    let req = head(&[
+        ("REQUEST_METHOD", "GET"),
+        ("PATH_INFO", "/"),
+        ("HTTP_HOST", "example.test"),
+        ("HTTP_X_APP", "request"),
+    ]);
+    let h = req.headers();
+    assert_eq!(h.len(), 2, "{h:?}");
+    assert_eq!(h["host"], "example.test");
+    assert_eq!(
+        h.get_all("x-app").iter().collect::<Vec<_>>(),
+        ["request"],
+        "{h:?}"
+    );
+    assert!(!h.contains_key("content-type"));
+}
