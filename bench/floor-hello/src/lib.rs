@@ -83,6 +83,21 @@ pub fn listen(port: u16) -> io::Result<libc::c_int> {
             size_of::<libc::sockaddr_in>() as libc::socklen_t,
         )
     })?;
+    // Accepted connections inherit these: no setsockopt per connection.
+    no_delay(fd)?;
+    if let Ok(name) = std::env::var("FLOOR_CC") {
+        // What the congestion control costs per request (the machine's default may be BBR).
+        // SAFETY: `name` is readable for its length, alive for the call.
+        check(unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_CONGESTION,
+                name.as_ptr().cast(),
+                name.len() as libc::socklen_t,
+            )
+        })?;
+    }
     // SAFETY: listen(2) takes no pointers.
     check(unsafe { libc::listen(fd, 1024) })?;
     eprintln!("floor-hello: listening on http://127.0.0.1:{port}");
@@ -90,7 +105,7 @@ pub fn listen(port: u16) -> io::Result<libc::c_int> {
 }
 
 /// Small responses leave at once, as in every server of the comparison.
-pub fn no_delay(fd: libc::c_int) -> io::Result<()> {
+fn no_delay(fd: libc::c_int) -> io::Result<()> {
     set_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)
 }
 

@@ -6,7 +6,7 @@
 
 use std::io;
 
-use floor_hello::{check, listen, no_delay, port, responses, Heads};
+use floor_hello::{check, listen, port, responses, Heads};
 
 const LISTENER: u64 = u64::MAX;
 const READ_SIZE: usize = 4096;
@@ -61,7 +61,6 @@ fn accept_all(epoll: libc::c_int, listener: libc::c_int, heads: &mut Vec<Heads>)
         if fd < 0 {
             return Ok(());
         }
-        no_delay(fd)?;
         if heads.len() <= fd as usize {
             heads.resize_with(fd as usize + 1, Heads::default);
         }
