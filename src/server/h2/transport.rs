@@ -1,6 +1,8 @@
 //! A stream's transport: what the app's `read`, `try_read` and response path do on an HTTP/2
-//! stream. What the response encoder writes (an HTTP/1.0-framed response: a head, then the
-//! body's bytes as they are, never chunked) becomes a HEADERS frame and DATA frames.
+//! stream. The app's validated head comes from the response encoder as fields (`take_head`)
+//! and becomes the HEADERS frame with no HTTP/1 bytes on the way; what the encoder writes after
+//! it (the body's bytes as they are, HTTP/1.0 framing: never chunked) becomes DATA frames. An
+//! error response the server makes in place of the app's comes as HTTP/1 bytes, parsed here.
 //!
 //! The frames themselves are read and written by the HTTP/2 thread; a serving thread only waits
 //! on the stream's handles (`block_on`): for the next DATA frame when the app reads, for send
@@ -32,7 +34,8 @@ use super::tail::{self, Tail};
 use crate::app::call::Transport;
 use crate::app::trailers::FieldList;
 use crate::app::waker::{ThreadWake, Wake as AppWake};
-use crate::http::response::DateCache;
+use crate::http::encoder::FramedHead;
+use crate::http::response::{DateCache, SERVER_NAME};
 use crate::http::response_fields::read_lines;
 use crate::listen::Peer;
 use crate::server::Shared;
@@ -64,8 +67,12 @@ pub(super) struct StreamState {
     respond: Option<SendResponse<Bytes>>,
     /// Once the head is sent (and the body may follow).
     pub(super) send: Option<SendStream<Bytes>>,
-    /// The encoder's output until its head is whole.
+    /// The encoder's output until its head is whole (an error response's head, which comes
+    /// as bytes).
     head: Vec<u8>,
+    /// The app's head, taken from the encoder as fields (`take_head`), until the first body
+    /// bytes or the end go with it.
+    ready_head: Option<http::Response<()>>,
     /// END_STREAM was sent.
     pub(super) ended: bool,
     /// What is left of `--body-timeout`.
@@ -118,6 +125,7 @@ impl StreamState {
             respond: Some(respond),
             send: None,
             head: Vec::new(),
+            ready_head: None,
             ended: false,
             body_wait_left: config.body_timeout,
             wake: None,
@@ -165,6 +173,9 @@ impl<'a> StreamTransport<'a> {
         }
         if self.s.send.is_some() {
             return self.send_body(data, end);
+        }
+        if let Some(response) = self.s.ready_head.take() {
+            return self.send_head(response, data, end);
         }
         if self.s.head.is_empty() {
             // Most responses: the head comes whole in one write, parsed where it is.
@@ -481,6 +492,23 @@ impl Transport for StreamTransport<'_> {
         self.s.trailers_in.as_ref().map(FieldList::pairs)
     }
 
+    fn take_head(&mut self, head: FramedHead<'_>) -> bool {
+        let date = match head.add_date {
+            true => Some(self.date.at(self.wall)),
+            false => None,
+        };
+        match framed_response(head, date) {
+            Ok(response) => {
+                self.s.ready_head = Some(response);
+                true
+            }
+            Err(e) => {
+                log::debug!("{}: {e}", self.s.peer);
+                false
+            }
+        }
+    }
+
     fn send_trailers(&mut self, lines: &[u8]) -> bool {
         let mut map = http::HeaderMap::new();
         for (name, value) in read_lines(lines) {
@@ -535,6 +563,65 @@ fn response_head(bytes: &[u8]) -> io::Result<Option<(http::Response<()>, usize)>
         map.append(name, value);
     }
     Ok(Some((response, at)))
+}
+
+/// The app's head as an HTTP/2 response head, with `date` and the server's name added unless
+/// the app sent its own. The field values share one copy of the app's lines (one allocation,
+/// not one per field); the date's value is made once per second per thread.
+fn framed_response(
+    head: FramedHead<'_>,
+    date: Option<&[u8]>,
+) -> Result<http::Response<()>, String> {
+    let invalid = |e: &dyn std::fmt::Display| format!("response head: {e}");
+    let lines = head.fields.bytes();
+    let copy = Bytes::copy_from_slice(lines);
+    let mut response = http::Response::new(());
+    *response.status_mut() = http::StatusCode::from_u16(head.status).map_err(|e| invalid(&e))?;
+    let map = response.headers_mut();
+    for (name, value) in head.fields.headers() {
+        let name = http::HeaderName::from_bytes(name).map_err(|e| invalid(&e))?;
+        // The value's place in `lines` is its place in `copy`.
+        let from = value.as_ptr() as usize - lines.as_ptr() as usize;
+        let value = http::HeaderValue::from_maybe_shared(copy.slice(from..from + value.len()))
+            .map_err(|e| invalid(&e))?;
+        map.append(name, value);
+    }
+    if let Some(length) = head.content_length {
+        map.append(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from(length),
+        );
+    }
+    if let Some(date) = date {
+        map.append(http::header::DATE, date_value(date));
+    }
+    if head.add_server {
+        map.append(
+            http::header::SERVER,
+            http::HeaderValue::from_static(SERVER_NAME),
+        );
+    }
+    Ok(response)
+}
+
+thread_local! {
+    /// The last `Date` value this thread sent, as a header value to share.
+    static DATE_VALUE: std::cell::RefCell<Option<http::HeaderValue>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// `date` (the date cache's, which changes once a second) as a header value: the last one made
+/// on this thread if it is the same, otherwise made and kept.
+fn date_value(date: &[u8]) -> http::HeaderValue {
+    DATE_VALUE.with_borrow_mut(|kept| match kept {
+        Some(value) if value.as_bytes() == date => value.clone(),
+        _ => {
+            let value = http::HeaderValue::from_maybe_shared(Bytes::copy_from_slice(date))
+                .unwrap_or_else(|_| http::HeaderValue::from_static(""));
+            *kept = Some(value.clone());
+            value
+        }
+    })
 }
 
 fn stream_error(e: h2::Error) -> io::Error {
