@@ -332,8 +332,12 @@ fn content_length(out: &mut Vec<u8>, mut n: u64) {
 }
 
 /// Decimal without allocation.
-fn write_dec(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
+fn write_dec(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(decimal(&mut [0u8; 20], n));
+}
+
+/// `n` in decimal, spelled at the end of `buf` (a `u64` has at most 20 digits).
+pub(crate) fn decimal(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1; // at most 20 digits for u64, so i never underflows
@@ -343,7 +347,7 @@ fn write_dec(out: &mut Vec<u8>, mut n: u64) {
             break;
         }
     }
-    out.extend_from_slice(buf.get(i..).unwrap_or_default());
+    buf.get(i..).unwrap_or_default()
 }
 
 /// Lower-case hex without allocation.

@@ -247,7 +247,7 @@ impl<'a> FieldLines<'a> {
         read_lines(self.0)
     }
 
-    /// The lines as they are.
+    #[cfg(test)]
     pub(crate) fn bytes(self) -> &'a [u8] {
         self.0
     }

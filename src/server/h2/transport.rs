@@ -29,14 +29,14 @@ use bytes::{Buf, Bytes, BytesMut};
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
 
+use super::fields;
 use super::park::StreamWake;
 use super::tail::{self, Tail};
 use crate::app::call::Transport;
 use crate::app::trailers::FieldList;
 use crate::app::waker::{ThreadWake, Wake as AppWake};
 use crate::http::encoder::FramedHead;
-use crate::http::response::{DateCache, SERVER_NAME};
-use crate::http::response_fields::read_lines;
+use crate::http::response::DateCache;
 use crate::listen::Peer;
 use crate::server::Shared;
 use crate::static_files::FileBody;
@@ -497,7 +497,7 @@ impl Transport for StreamTransport<'_> {
             true => Some(self.date.at(self.wall)),
             false => None,
         };
-        match framed_response(head, date) {
+        match fields::framed_response(head, date) {
             Ok(response) => {
                 self.s.ready_head = Some(response);
                 true
@@ -510,17 +510,7 @@ impl Transport for StreamTransport<'_> {
     }
 
     fn send_trailers(&mut self, lines: &[u8]) -> bool {
-        let mut map = http::HeaderMap::new();
-        for (name, value) in read_lines(lines) {
-            // Checked by `set_trailers` as header fields are; `http` lower-cases the name.
-            if let (Ok(name), Ok(value)) = (
-                http::HeaderName::from_bytes(name),
-                http::HeaderValue::from_bytes(value),
-            ) {
-                map.append(name, value);
-            }
-        }
-        self.s.trailers_out = Some(map);
+        self.s.trailers_out = Some(fields::trailers(lines));
         true
     }
 }
@@ -563,65 +553,6 @@ fn response_head(bytes: &[u8]) -> io::Result<Option<(http::Response<()>, usize)>
         map.append(name, value);
     }
     Ok(Some((response, at)))
-}
-
-/// The app's head as an HTTP/2 response head, with `date` and the server's name added unless
-/// the app sent its own. The field values share one copy of the app's lines (one allocation,
-/// not one per field); the date's value is made once per second per thread.
-fn framed_response(
-    head: FramedHead<'_>,
-    date: Option<&[u8]>,
-) -> Result<http::Response<()>, String> {
-    let invalid = |e: &dyn std::fmt::Display| format!("response head: {e}");
-    let lines = head.fields.bytes();
-    let copy = Bytes::copy_from_slice(lines);
-    let mut response = http::Response::new(());
-    *response.status_mut() = http::StatusCode::from_u16(head.status).map_err(|e| invalid(&e))?;
-    let map = response.headers_mut();
-    for (name, value) in head.fields.headers() {
-        let name = http::HeaderName::from_bytes(name).map_err(|e| invalid(&e))?;
-        // The value's place in `lines` is its place in `copy`.
-        let from = value.as_ptr() as usize - lines.as_ptr() as usize;
-        let value = http::HeaderValue::from_maybe_shared(copy.slice(from..from + value.len()))
-            .map_err(|e| invalid(&e))?;
-        map.append(name, value);
-    }
-    if let Some(length) = head.content_length {
-        map.append(
-            http::header::CONTENT_LENGTH,
-            http::HeaderValue::from(length),
-        );
-    }
-    if let Some(date) = date {
-        map.append(http::header::DATE, date_value(date));
-    }
-    if head.add_server {
-        map.append(
-            http::header::SERVER,
-            http::HeaderValue::from_static(SERVER_NAME),
-        );
-    }
-    Ok(response)
-}
-
-thread_local! {
-    /// The last `Date` value this thread sent, as a header value to share.
-    static DATE_VALUE: std::cell::RefCell<Option<http::HeaderValue>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// `date` (the date cache's, which changes once a second) as a header value: the last one made
-/// on this thread if it is the same, otherwise made and kept.
-fn date_value(date: &[u8]) -> http::HeaderValue {
-    DATE_VALUE.with_borrow_mut(|kept| match kept {
-        Some(value) if value.as_bytes() == date => value.clone(),
-        _ => {
-            let value = http::HeaderValue::from_maybe_shared(Bytes::copy_from_slice(date))
-                .unwrap_or_else(|_| http::HeaderValue::from_static(""));
-            *kept = Some(value.clone());
-            value
-        }
-    })
 }
 
 fn stream_error(e: h2::Error) -> io::Error {
