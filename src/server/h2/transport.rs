@@ -194,6 +194,17 @@ impl<'a> StreamTransport<'a> {
         self.send_head(response, &whole[at..], end)
     }
 
+    /// The stream parks with the app's head taken but no body byte after it (an empty `write`,
+    /// then a pending body): the HEADERS frame goes now, as it did when heads came as bytes,
+    /// since the client may be waiting for it.
+    pub(super) fn head_before_park(&mut self) {
+        if let Some(response) = self.s.ready_head.take() {
+            if let Err(e) = self.send_head(response, &[], false) {
+                log::debug!("{}: HTTP/2 response head not sent: {e}", self.s.peer);
+            }
+        }
+    }
+
     /// Sends the encoder's head, `response`, as the HEADERS frame, then `body`.
     fn send_head(
         &mut self,
