@@ -181,6 +181,53 @@ fn nghttp_and_h2load_are_served() {
     assert!(said.contains("status codes: 2000 2xx"), "{said}");
 }
 
+/// The response head an app sets reaches an HTTP/2 client as a HEADERS frame with its fields
+/// as set, the body's Content-Length, and the server's Date and Server; a HEAD request gets the
+/// same length and no body.
+#[test]
+fn the_apps_head_reaches_an_http2_client_with_length_date_and_server() {
+    let server = h2_server("hello").start();
+    let addr = server.addr();
+    runtime().block_on(async move {
+        let (send, _driver) = h2_connect(addr, &h2::client::Builder::new()).await;
+        let mut send = send.ready().await.unwrap();
+        let (response, _) = send.send_request(get(addr, "/"), true).unwrap();
+        let response = response.await.unwrap();
+        assert_eq!(response.status(), 200);
+        let head = response.headers().clone();
+        let body = read_body(response).await.unwrap();
+        assert!(text(&body).contains("Hello, world!"));
+        let field = |name: &str| head.get(name).map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(
+            field("content-type").as_deref(),
+            Some("text/plain; charset=utf-8"),
+            "{head:?}"
+        );
+        assert_eq!(
+            field("content-length"),
+            Some(body.len().to_string()),
+            "{head:?}"
+        );
+        let date = field("date").unwrap_or_default();
+        assert!(date.len() == 29 && date.ends_with(" GMT"), "{head:?}");
+        assert!(
+            field("server").is_some_and(|s| s.starts_with("webserver/")),
+            "{head:?}"
+        );
+        assert_eq!(head.len(), 4, "{head:?}");
+
+        let mut send = send.ready().await.unwrap();
+        let mut head_request = get(addr, "/");
+        *head_request.method_mut() = http::Method::HEAD;
+        let (response, _) = send.send_request(head_request, true).unwrap();
+        let response = response.await.unwrap();
+        assert_eq!(response.status(), 200);
+        let length = response.headers().get("content-length").cloned();
+        assert_eq!(length, Some(body.len().into()), "{:?}", response.headers());
+        assert!(read_body(response).await.unwrap().is_empty());
+    });
+}
+
 #[test]
 fn a_rust_client_runs_many_streams_on_one_connection() {
     let server = h2_server("echo").args(["--threads", "2"]).start();

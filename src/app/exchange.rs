@@ -32,7 +32,7 @@ use app_abi::raw::{
 use super::host_upgrade::ConnHandler;
 use super::upgraded::{Handle, Mode, TakenConnection};
 use super::waker::Wake;
-use crate::http::encoder::{Encoder, Outcome, Refusal, Suspended, Wire};
+use crate::http::encoder::{Encoder, FramedHead, Outcome, Refusal, Suspended, Wire};
 use crate::http::upgrade_offer::UpgradeOffer;
 use crate::static_files::{hand_off, AppHead, Conditions, FileBody};
 
@@ -104,6 +104,11 @@ pub(crate) trait Transport {
     fn send_trailers(&mut self, _lines: &[u8]) -> bool {
         false
     }
+    /// The app's validated response head, where the transport frames heads itself (HTTP/2);
+    /// false where heads go out as HTTP/1 bytes (see [`Wire::take_head`]).
+    fn take_head(&mut self, _head: FramedHead<'_>) -> bool {
+        false
+    }
 }
 
 impl<T: Transport + ?Sized> Wire for T {
@@ -121,6 +126,10 @@ impl<T: Transport + ?Sized> Wire for T {
 
     fn trailers(&mut self, lines: &[u8]) -> bool {
         Transport::send_trailers(self, lines)
+    }
+
+    fn take_head(&mut self, head: FramedHead<'_>) -> bool {
+        Transport::take_head(self, head)
     }
 }
 

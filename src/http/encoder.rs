@@ -70,6 +70,26 @@ pub(crate) trait Wire {
     fn trailers(&mut self, _lines: &[u8]) -> bool {
         false
     }
+    /// The app's response head for a wire that frames heads itself (an HTTP/2 stream's HEADERS
+    /// frame): taken there, it is not written as HTTP/1 bytes, which the wire would only parse
+    /// back. False where heads are bytes (HTTP/1.x), or this one could not be taken (then the
+    /// bytes follow).
+    fn take_head(&mut self, _head: FramedHead<'_>) -> bool {
+        false
+    }
+}
+
+/// An app's validated response head, for [`Wire::take_head`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FramedHead<'a> {
+    pub(crate) status: u16,
+    /// The app's fields, in its order: valid, and none of them framing or connection-specific.
+    pub(crate) fields: FieldLines<'a>,
+    /// The Content-Length the head carries (the framing's, as the HTTP/1 head would say it).
+    pub(crate) content_length: Option<u64>,
+    /// The server adds `Date` and `Server` unless the app sent its own.
+    pub(crate) add_date: bool,
+    pub(crate) add_server: bool,
 }
 
 /// The request facts that shape the response.
@@ -650,9 +670,21 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
                 .flatten(),
         };
         let scratch = &mut *self.scratch;
-        finish_head(&mut scratch.out, &head, &scratch.fields, self.wire.date());
         if context.keep_fields {
             scratch.fields.keep(&scratch.out[self.base..]);
+        }
+        let (has_date, has_server) = scratch.fields.has_date_and_server();
+        let framed = FramedHead {
+            status,
+            fields: scratch.fields.lines_in(&scratch.out[self.base..]),
+            content_length: head.content_length(),
+            add_date: !has_date,
+            add_server: !has_server,
+        };
+        if self.wire.take_head(framed) {
+            scratch.out.truncate(self.base);
+        } else {
+            finish_head(&mut scratch.out, &head, &scratch.fields, self.wire.date());
         }
         self.status = status;
         self.state = State::Body(framing);

@@ -818,3 +818,86 @@ fn a_pending_head_stays_in_the_output_while_held_responses_leave() {
         Some(&b"text/plain"[..])
     );
 }
+
+/// A head a [`FramingWire`] took: status, field lines, Content-Length, add Date, add Server.
+type TakenHead = (u16, Vec<u8>, Option<u64>, bool, bool);
+
+/// A wire that frames heads itself (as an HTTP/2 stream does): records the heads it takes.
+#[derive(Default)]
+struct FramingWire {
+    memory: MemoryWire,
+    heads: Vec<TakenHead>,
+}
+
+impl Wire for FramingWire {
+    fn write_all(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        self.memory.write_all(parts)
+    }
+
+    fn body_consumed(&mut self) -> bool {
+        self.memory.body_consumed()
+    }
+
+    fn date(&mut self) -> &[u8] {
+        DATE
+    }
+
+    fn take_head(&mut self, head: FramedHead<'_>) -> bool {
+        self.heads.push((
+            head.status,
+            head.fields.bytes().to_vec(),
+            head.content_length,
+            head.add_date,
+            head.add_server,
+        ));
+        true
+    }
+}
+
+/// A wire that takes the head as fields gets the app's validated lines, the length the HTTP/1
+/// head would have said (HEAD's too) and whether Date and Server are the server's to add; no
+/// head bytes reach its output, only the body. The access log still gets the fields.
+#[test]
+fn a_wire_that_frames_heads_gets_the_fields_and_only_the_body_as_bytes() {
+    let http2 = ResponseContext {
+        version_minor: 0,
+        keep_fields: true,
+        ..context(true)
+    };
+    let own_date: Fields = &[(b"Date", DATE), (b"Content-Length", b"5")];
+    // HEAD, the app's fields, the lines and length the wire gets, and whether it adds Date.
+    type Case = (bool, Fields, &'static [u8], Option<u64>, bool);
+    let cases: [Case; 4] = [
+        (false, TEXT, b"Content-Type: text/plain\r\n", None, true),
+        (false, LENGTH_5, b"", Some(5), true),
+        (true, LENGTH_5, b"", Some(5), true),
+        (
+            false,
+            own_date,
+            b"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n",
+            Some(5),
+            false,
+        ),
+    ];
+    for (is_head, fields, lines, length, add_date) in cases {
+        let mut wire = FramingWire::default();
+        let mut scratch = Scratch::default();
+        let context = ResponseContext { is_head, ..http2 };
+        let mut encoder = Encoder::new(&mut wire, &mut scratch, context, "framed");
+        assert_eq!(
+            encoder.start_response(200, b"", fields.iter().copied(), false),
+            Ok(())
+        );
+        if !is_head {
+            assert!(encoder.chunk(b"hello"));
+        }
+        encoder.end();
+        let outcome = encoder.finish();
+        assert_eq!((outcome.status, outcome.complete), (200, true));
+        let body: &[u8] = if is_head { b"" } else { b"hello" };
+        assert_eq!(scratch.held(), body, "{fields:?}");
+        assert_eq!(wire.heads, [(200, lines.to_vec(), length, add_date, true)]);
+        assert!(wire.memory.writes.is_empty());
+        assert_eq!(scratch.fields().bytes(), lines);
+    }
+}

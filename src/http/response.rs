@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::response_fields::ResponseFields;
 
 /// The `Server` header value (RFC 9110 §10.2.4).
-pub(crate) const SERVER: &[u8] = concat!("webserver/", env!("CARGO_PKG_VERSION")).as_bytes();
+pub(crate) const SERVER_NAME: &str = concat!("webserver/", env!("CARGO_PKG_VERSION"));
+pub(crate) const SERVER: &[u8] = SERVER_NAME.as_bytes();
 
 /// Standard reason phrases (RFC 9110 §15, RFC 6585); "Unknown" otherwise.
 pub(crate) fn reason_phrase(status: u16) -> &'static str {
@@ -113,6 +114,19 @@ pub(crate) struct Head {
     pub content_length_for_head: Option<u64>,
 }
 
+impl Head {
+    /// The Content-Length field the head carries, if any.
+    pub(crate) fn content_length(&self) -> Option<u64> {
+        match self.framing {
+            Framing::Length(n) => Some(n),
+            Framing::NoBody if self.status >= 200 && self.status != 204 => {
+                self.content_length_for_head
+            }
+            Framing::NoBody | Framing::Chunked | Framing::CloseDelimited => None,
+        }
+    }
+}
+
 /// Completes the head of an app's response after its status line and fields, which
 /// [`ResponseFields::set`] wrote (validated) at the end of `out`: Content-Length or
 /// Transfer-Encoding as `head.framing` says, Connection, Date and Server (the last two only if
@@ -168,16 +182,10 @@ pub(super) fn write_status_line(out: &mut Vec<u8>, status: u16, reason: &[u8]) {
 /// caller sent them, and the empty line.
 fn write_tail(out: &mut Vec<u8>, head: &Head, has_date: bool, has_server: bool, date: &[u8]) {
     let keep_alive = head.keep_alive && head.framing != Framing::CloseDelimited;
-    match head.framing {
-        Framing::Length(n) => content_length(out, n),
-        Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
-        Framing::CloseDelimited => {}
-        Framing::NoBody => {
-            let forbidden = head.status < 200 || head.status == 204;
-            if let (Some(n), false) = (head.content_length_for_head, forbidden) {
-                content_length(out, n);
-            }
-        }
+    if head.framing == Framing::Chunked {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    } else if let Some(n) = head.content_length() {
+        content_length(out, n);
     }
     if !keep_alive {
         out.extend_from_slice(b"Connection: close\r\n");
@@ -324,8 +332,12 @@ fn content_length(out: &mut Vec<u8>, mut n: u64) {
 }
 
 /// Decimal without allocation.
-fn write_dec(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
+fn write_dec(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(decimal(&mut [0u8; 20], n));
+}
+
+/// `n` in decimal, spelled at the end of `buf` (a `u64` has at most 20 digits).
+pub(crate) fn decimal(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1; // at most 20 digits for u64, so i never underflows
@@ -335,7 +347,7 @@ fn write_dec(out: &mut Vec<u8>, mut n: u64) {
             break;
         }
     }
-    out.extend_from_slice(buf.get(i..).unwrap_or_default());
+    buf.get(i..).unwrap_or_default()
 }
 
 /// Lower-case hex without allocation.

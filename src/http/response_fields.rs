@@ -1,7 +1,8 @@
 //! The status line and header fields an app asks for, validated while they are written where
 //! they go: at the end of the response's output buffer, as the head's first lines
 //! (`HTTP/1.1 200 OK\r\n`, then `Name: value\r\n` each). That is the one pass over the app's
-//! fields and the one copy of them; [`finish_head`] then adds the server's lines after them.
+//! fields and the one copy of them; [`finish_head`] then adds the server's lines after them
+//! (an HTTP/2 stream takes the lines as fields instead, `encoder::Wire::take_head`).
 //!
 //! The only way to write them is [`ResponseFields::set`], which checks every field (RFC 9110
 //! §5: names are tokens, values carry no CR, LF, NUL or other control byte) and keeps out what

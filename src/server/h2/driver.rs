@@ -179,22 +179,25 @@ fn run_here(batch: &mut Vec<Job>, shared: &Shared) {
 /// counting a stream the client reset, the app may still be running it (rapid reset).
 pub(super) struct InFlight(Arc<AtomicUsize>);
 
+impl InFlight {
+    /// One more stream in `count`, until this is dropped.
+    fn counted(count: &Arc<AtomicUsize>) -> InFlight {
+        count.fetch_add(1, Ordering::SeqCst);
+        InFlight(Arc::clone(count))
+    }
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-/// A stream the client opened, as `h2` hands it over.
-type Accepted = (
-    http::Request<h2::RecvStream>,
-    h2::server::SendResponse<Bytes>,
-);
-
 /// What woke a connection's task.
 enum Event {
-    /// A new stream (boxed: the other events are a word).
-    Stream(Option<Result<Box<Accepted>, h2::Error>>),
+    /// A new stream, counted and boxed as the job it becomes (one allocation; the other events
+    /// are a word).
+    Stream(Option<Result<Box<StreamJob>, h2::Error>>),
     Drain,
     Tick,
     /// The client sent too many control frames (`calm.rs`).
@@ -287,15 +290,23 @@ async fn connection(
                 // This turn's streams, queued at once: one lock, one wake-up at most.
                 queue.push_all(batch.drain(..));
             }
-            accepted.map(|accepted| Event::Stream(accepted.map(|r| r.map(Box::new))))
+            let job = |(request, respond)| {
+                Box::new(StreamJob {
+                    request,
+                    respond,
+                    info: Arc::clone(&info),
+                    queue: Arc::clone(queue),
+                    _in_flight: InFlight::counted(&in_flight),
+                })
+            };
+            accepted.map(|accepted| Event::Stream(accepted.map(|r| r.map(job))))
         })
         .await;
         match event {
-            Event::Stream(Some(Ok(accepted))) => {
+            Event::Stream(Some(Ok(job))) => {
                 active_at = Instant::now();
-                let (request, respond) = *accepted;
-                let last_id = u32::from(respond.stream_id()) == LAST_STREAM_ID;
-                batch.extend(accept(request, respond, &info, (&in_flight, limits), queue));
+                let last_id = u32::from(job.respond.stream_id()) == LAST_STREAM_ID;
+                batch.extend(accept(job, (&in_flight, limits), queue));
                 if last_id && going_away.is_none() {
                     // No stream can follow it: say so, and close once it is answered (the
                     // client opens a new connection), instead of idling until --keep-alive.
@@ -349,31 +360,23 @@ async fn connection(
 /// A stream the client opened: a job for a serving thread (or this one), or refused (`None`)
 /// when the connection already has its share of streams queued or running, or a drain began.
 fn accept(
-    request: http::Request<h2::RecvStream>,
-    mut respond: h2::server::SendResponse<Bytes>,
-    info: &Arc<ConnInfo>,
+    mut job: Box<StreamJob>,
     (in_flight, limits): (&Arc<AtomicUsize>, Limits),
-    queue: &Arc<Queue>,
+    queue: &Queue,
 ) -> Option<Job> {
     if queue.draining.load(Ordering::SeqCst) {
-        respond.send_reset(Reason::REFUSED_STREAM);
+        job.respond.send_reset(Reason::REFUSED_STREAM);
         return None;
     }
     let max_streams = limits.max_streams;
-    if in_flight.fetch_add(1, Ordering::SeqCst) >= max_streams as usize {
-        in_flight.fetch_sub(1, Ordering::SeqCst);
+    // The job counts itself: more than the limit with it is one too many.
+    if in_flight.load(Ordering::SeqCst) > max_streams as usize {
         log::debug!(
             "{}: refused an HTTP/2 stream: {max_streams} (--http2-max-streams) still queued or running (reset streams count until the app is done with them)",
-            info.peer
+            job.info.peer
         );
-        respond.send_reset(Reason::REFUSED_STREAM);
+        job.respond.send_reset(Reason::REFUSED_STREAM);
         return None;
     }
-    Some(Job::New(Box::new(StreamJob {
-        request,
-        respond,
-        info: Arc::clone(info),
-        queue: Arc::clone(queue),
-        _in_flight: InFlight(Arc::clone(in_flight)),
-    })))
+    Some(Job::New(job))
 }

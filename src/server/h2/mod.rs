@@ -12,6 +12,7 @@
 
 mod calm;
 mod driver;
+mod fields;
 mod io;
 mod park;
 mod statics;

@@ -245,6 +245,7 @@ pub(super) fn start(job: StreamJob, shared: &Shared, scratch: &mut ThreadScratch
             started,
         ),
         Progress::Pending(call) => {
+            transport.head_before_park();
             shared.mark_idle(thread);
             park::park(ParkedStream {
                 call,
@@ -297,6 +298,7 @@ pub(super) fn resume(parked: Box<ParkedStream>, shared: &Shared, scratch: &mut T
             end(transport, outcome, (&environ, &mut buffers.call), started);
         }
         Progress::Pending(call) => {
+            transport.head_before_park();
             shared.mark_idle(thread);
             park::park(ParkedStream {
                 call,

@@ -1,6 +1,8 @@
 //! A stream's transport: what the app's `read`, `try_read` and response path do on an HTTP/2
-//! stream. What the response encoder writes (an HTTP/1.0-framed response: a head, then the
-//! body's bytes as they are, never chunked) becomes a HEADERS frame and DATA frames.
+//! stream. The app's validated head comes from the response encoder as fields (`take_head`)
+//! and becomes the HEADERS frame with no HTTP/1 bytes on the way; what the encoder writes after
+//! it (the body's bytes as they are, HTTP/1.0 framing: never chunked) becomes DATA frames. An
+//! error response the server makes in place of the app's comes as HTTP/1 bytes, parsed here.
 //!
 //! The frames themselves are read and written by the HTTP/2 thread; a serving thread only waits
 //! on the stream's handles (`block_on`): for the next DATA frame when the app reads, for send
@@ -27,13 +29,14 @@ use bytes::{Buf, Bytes, BytesMut};
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
 
+use super::fields;
 use super::park::StreamWake;
 use super::tail::{self, Tail};
 use crate::app::call::Transport;
 use crate::app::trailers::FieldList;
 use crate::app::waker::{ThreadWake, Wake as AppWake};
+use crate::http::encoder::FramedHead;
 use crate::http::response::DateCache;
-use crate::http::response_fields::read_lines;
 use crate::listen::Peer;
 use crate::server::Shared;
 use crate::static_files::FileBody;
@@ -64,8 +67,12 @@ pub(super) struct StreamState {
     respond: Option<SendResponse<Bytes>>,
     /// Once the head is sent (and the body may follow).
     pub(super) send: Option<SendStream<Bytes>>,
-    /// The encoder's output until its head is whole.
+    /// The encoder's output until its head is whole (an error response's head, which comes
+    /// as bytes).
     head: Vec<u8>,
+    /// The app's head, taken from the encoder as fields (`take_head`), until the first body
+    /// bytes or the end go with it.
+    ready_head: Option<http::Response<()>>,
     /// END_STREAM was sent.
     pub(super) ended: bool,
     /// What is left of `--body-timeout`.
@@ -118,6 +125,7 @@ impl StreamState {
             respond: Some(respond),
             send: None,
             head: Vec::new(),
+            ready_head: None,
             ended: false,
             body_wait_left: config.body_timeout,
             wake: None,
@@ -166,6 +174,9 @@ impl<'a> StreamTransport<'a> {
         if self.s.send.is_some() {
             return self.send_body(data, end);
         }
+        if let Some(response) = self.s.ready_head.take() {
+            return self.send_head(response, data, end);
+        }
         if self.s.head.is_empty() {
             // Most responses: the head comes whole in one write, parsed where it is.
             if let Some((response, at)) = response_head(data)? {
@@ -181,6 +192,17 @@ impl<'a> StreamTransport<'a> {
         };
         let whole = std::mem::take(&mut self.s.head);
         self.send_head(response, &whole[at..], end)
+    }
+
+    /// The stream parks with the app's head taken but no body byte after it (an empty `write`,
+    /// then a pending body): the HEADERS frame goes now, as it did when heads came as bytes,
+    /// since the client may be waiting for it.
+    pub(super) fn head_before_park(&mut self) {
+        if let Some(response) = self.s.ready_head.take() {
+            if let Err(e) = self.send_head(response, &[], false) {
+                log::debug!("{}: HTTP/2 response head not sent: {e}", self.s.peer);
+            }
+        }
     }
 
     /// Sends the encoder's head, `response`, as the HEADERS frame, then `body`.
@@ -481,18 +503,25 @@ impl Transport for StreamTransport<'_> {
         self.s.trailers_in.as_ref().map(FieldList::pairs)
     }
 
-    fn send_trailers(&mut self, lines: &[u8]) -> bool {
-        let mut map = http::HeaderMap::new();
-        for (name, value) in read_lines(lines) {
-            // Checked by `set_trailers` as header fields are; `http` lower-cases the name.
-            if let (Ok(name), Ok(value)) = (
-                http::HeaderName::from_bytes(name),
-                http::HeaderValue::from_bytes(value),
-            ) {
-                map.append(name, value);
+    fn take_head(&mut self, head: FramedHead<'_>) -> bool {
+        let date = match head.add_date {
+            true => Some(self.date.at(self.wall)),
+            false => None,
+        };
+        match fields::framed_response(head, date) {
+            Ok(response) => {
+                self.s.ready_head = Some(response);
+                true
+            }
+            Err(e) => {
+                log::debug!("{}: {e}", self.s.peer);
+                false
             }
         }
-        self.s.trailers_out = Some(map);
+    }
+
+    fn send_trailers(&mut self, lines: &[u8]) -> bool {
+        self.s.trailers_out = Some(fields::trailers(lines));
         true
     }
 }
