@@ -18,7 +18,12 @@
 //! with no other thread woken for each. Without that, the waits only moved from the GIL to
 //! `epoll_wait` (bench/RESULTS.md).
 //!
-//! On unless `WEBSERVER_WSGI_HANDOFF=0`.
+//! Only for an app whose requests keep the GIL long enough ([`worth_queueing`]), unless
+//! `WEBSERVER_WSGI_HANDOFF=1` (every app) or `0` (none). A queued request waits for the holder's
+//! batch and is sent by the holder, one thread among the serving threads sharing the CPU: for
+//! the Flask hello (about 50 µs of Python) half the requests were queued and the hand-overs
+//! halved; for the bare hello (a few µs) 3 % were queued, no hand-over was saved (0.02 per
+//! request either way), and the p99 went from 3.2–4.6 to 11.2–11.4 ms (bench/RESULTS.md).
 //!
 //! Only requests without a body are queued (no `Content-Length` beyond 0, no
 //! `Transfer-Encoding`, HTTP/1.x): their app reads an empty `wsgi.input` without the server.
@@ -31,6 +36,7 @@
 mod watchdog;
 
 use crate::body::{BodyState, Prepared};
+use crate::config::Handoff;
 use crate::exchange::Exchange;
 use crate::WsgiApp;
 use app_abi::raw::{WsBytes, WsRequest, WS_ERR_STATE, WS_LENGTH_UNKNOWN, WS_PENDING};
@@ -272,9 +278,47 @@ impl Job {
 
 /// Whether requests are queued at all (not `WEBSERVER_WSGI_HANDOFF=0`).
 static ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Whether only while the app's requests keep the GIL long ([`worth_queueing`]).
+static AUTO: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-pub(crate) fn enable(on: bool) {
-    ENABLED.store(on, Ordering::Relaxed);
+pub(crate) fn enable(mode: Handoff) {
+    ENABLED.store(mode != Handoff::Off, Ordering::Relaxed);
+    AUTO.store(mode == Handoff::Auto, Ordering::Relaxed);
+}
+
+/// Requests are queued once calls of the app's callable take this long, on average
+/// ([`note_app_time`]): above the bare hello's 2–3 µs (16 in a debug build of the bridge), below
+/// the Flask hello's 50–60 µs (release builds on the bench machine).
+const QUEUE_FROM: Duration = Duration::from_micros(30);
+/// One call counts at most this long in the average: a thread the kernel took off the CPU in the
+/// middle of a fast call does not make the app look slow for the next hundred.
+const SAMPLE_MAX: Duration = Duration::from_micros(60);
+/// The average moves by an eighth of each request's difference from it.
+const AVERAGE_SHIFT: u32 = 3;
+/// The average time the app's requests keep the GIL, in ns (updated without a lock: a lost
+/// update only leaves out one sample).
+static APP_NANOS: AtomicU64 = AtomicU64::new(0);
+
+/// A call of the app's callable took `took` (with the GIL, unless the app let it go).
+pub(crate) fn note_app_time(took: Duration) {
+    if !AUTO.load(Ordering::Relaxed) {
+        return;
+    }
+    let sample = took.min(SAMPLE_MAX).as_nanos() as u64;
+    let average = APP_NANOS.load(Ordering::Relaxed);
+    let next = average - (average >> AVERAGE_SHIFT) + (sample >> AVERAGE_SHIFT);
+    APP_NANOS.store(next, Ordering::Relaxed);
+}
+
+/// Whether a request should be queued for the holder rather than run on its own thread.
+fn worth_queueing() -> bool {
+    !AUTO.load(Ordering::Relaxed)
+        || APP_NANOS.load(Ordering::Relaxed) >= QUEUE_FROM.as_nanos() as u64
+}
+
+/// Whether [`note_app_time`] wants the app's time (so that callers read no clock otherwise).
+pub(crate) fn wants_app_time() -> bool {
+    AUTO.load(Ordering::Relaxed)
 }
 
 /// The request's `call` found the app busy and queued it: `call` returns its body.
@@ -284,7 +328,7 @@ pub(crate) fn queue<'a>(
     vars: impl Iterator<Item = (&'a [u8], &'a [u8])>,
     exchange: &Arc<Exchange>,
 ) -> Option<Box<DeferredBody>> {
-    if !ENABLED.load(Ordering::Relaxed) {
+    if !ENABLED.load(Ordering::Relaxed) || !worth_queueing() {
         return None;
     }
     {
@@ -395,10 +439,18 @@ pub(crate) fn stop(logger: Logger) {
     if !ENABLED.load(Ordering::Relaxed) {
         return;
     }
+    let calls = if wants_app_time() {
+        format!(
+            "; the app's calls lately took {:.1} µs on average",
+            n(&APP_NANOS) as f64 / 1000.0
+        )
+    } else {
+        String::new()
+    };
     logger.debug(&format!(
         "WSGI requests: {} GIL holds for a request (each may run queued ones), {} queued for \
          the thread running the app ({} run by it, {} by their own thread once woken), {} times \
-         stuck",
+         stuck{calls}",
         n(&COUNTS.started),
         n(&COUNTS.queued),
         n(&COUNTS.by_holder),
