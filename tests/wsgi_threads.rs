@@ -3,8 +3,8 @@
 //! with a GIL-bound app no request waits without bound — the thread holding the GIL may serve
 //! several requests in a row, but only until the first thread in line has waited 0.5 ms
 //! (python-embed's `gil_line`). Requests that arrive while the app runs are queued for the
-//! thread running it (the bridge's `handoff`: by default only an app whose requests keep the GIL
-//! long has them queued), and every kind of answer comes out right that way.
+//! thread running it (the bridge's `handoff`: by default only an app whose calls compute long has
+//! them queued), and every kind of answer comes out right that way.
 //!
 //! Needs `cargo build --workspace` first (for `target/debug/libwsgi.so`). The app is
 //! `tests/fixtures/wsgi/rules.py` on the system Python (no virtualenv). The bounds are seconds
@@ -227,11 +227,11 @@ fn handoff_counts(mut server: Server) -> String {
 }
 
 /// Unless told otherwise, requests are queued for the thread running the app only when the
-/// app's requests keep the GIL long. A fast app's are not: on the bench machine queueing took 3 %
-/// of the bare hello's requests (those that came while the kernel had the holder off the CPU),
-/// saved no hand-over, and tripled the p99 (bench/RESULTS.md).
+/// app's calls compute long (25 µs of CPU on average). A fast app's are not: on the bench machine
+/// queueing took 3 % of the bare hello's requests (those that came while the kernel had the
+/// holder off the CPU), saved no hand-over, and tripled the p99 (bench/RESULTS.md).
 #[test]
-fn by_default_only_an_app_whose_requests_keep_the_gil_long_has_them_queued() {
+fn by_default_only_an_app_whose_calls_compute_long_has_its_requests_queued() {
     for (path, answer, slow) in [("/ping", "pong", false), ("/spin?0.3", "spun", true)] {
         let server = rules_server_with("4", "debug", "auto");
         let stop = Arc::new(AtomicBool::new(false));
@@ -250,7 +250,12 @@ fn by_default_only_an_app_whose_requests_keep_the_gil_long_has_them_queued() {
         if slow {
             assert!(queued > 0, "{path}: no request was queued: {counts}");
         } else {
-            assert_eq!(queued, 0, "{path}: requests were queued: {counts}");
+            // The first calls, while the app warms up, may look slow: a few are queued then
+            // (0.2 % at most in trials; with the queue for every app, 4-6 % were).
+            assert!(
+                queued * 100 < u64::from(served),
+                "{path}: {queued} of {served} requests were queued: {counts}"
+            );
         }
     }
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 /// Names the WSGI target when no app argument does (for servers without app arguments).
 pub(crate) const APP_ENV: &str = "WEBSERVER_WSGI_APP";
 /// The queue for the thread running the app (the bridge's `handoff`): `0` off, `1` for every app,
-/// unset (or `auto`) for an app whose requests keep the GIL long enough to gain from it. With the
+/// unset (or `auto`) for an app whose calls take long enough to gain from it. With the
 /// holder sending what it ran (ABI 1.3 `waker_wake_here`) it halves the serving threads'
 /// hand-overs for the Flask hello at `--threads 4`; for the bare hello it saves none and
 /// triples the p99 (bench/RESULTS.md).
@@ -34,7 +34,7 @@ pub(crate) struct Config {
 pub(crate) enum Handoff {
     /// None: every serving thread runs its own requests.
     Off,
-    /// Those of an app whose requests keep the GIL long (the default).
+    /// Those of an app whose calls take long (the default).
     Auto,
     /// Every body-less request that arrives while the app runs.
     Always,

@@ -233,11 +233,9 @@ pub(crate) fn run(
         .map_err(|err| fail("could not get its environ:", &err))?;
     let start_response = Py::new(py, start_response::StartResponse::new(Arc::clone(exchange)))
         .map_err(|err| fail("could not get start_response:", &err))?;
-    let started = handoff::wants_app_time().then(std::time::Instant::now);
+    let timer = handoff::CallTimer::start();
     let result = wsgi.callable.call1(py, (environ, start_response));
-    if let Some(started) = started {
-        handoff::note_app_time(started.elapsed());
-    }
+    timer.stop();
     let result = result.map_err(|err| fail("raised:", &err))?;
     let result = result.bind(py);
     body::prepare(exchange, result, &wsgi.label).map_err(|err| {
