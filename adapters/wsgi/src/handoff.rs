@@ -18,12 +18,9 @@
 //! with no other thread woken for each. Without that, the waits only moved from the GIL to
 //! `epoll_wait` (bench/RESULTS.md).
 //!
-//! Only for an app whose calls take long enough ([`worth_queueing`]), unless
-//! `WEBSERVER_WSGI_HANDOFF=1` (every app) or `0` (none). A queued request waits for the holder's
-//! batch and is sent by the holder, one thread among the serving threads sharing the CPU: for
-//! the Flask hello (about 50 µs of Python) half the requests were queued and the hand-overs
-//! halved; for the bare hello (a few µs) 3 % were queued, no hand-over was saved (0.02 per
-//! request either way), and the p99 went from 3.2–4.6 to 11.2–11.4 ms (bench/RESULTS.md).
+//! Only for an app whose calls compute long enough ([`auto`]: the Flask hello, not the bare
+//! hello, whose tail the queue only lengthened), unless `WEBSERVER_WSGI_HANDOFF=1` (every app) or
+//! `0` (none).
 //!
 //! Only requests without a body are queued (no `Content-Length` beyond 0, no
 //! `Transfer-Encoding`, HTTP/1.x): their app reads an empty `wsgi.input` without the server.
@@ -33,7 +30,10 @@
 //! take queued requests soon (one long request, or blocked without the GIL) is the
 //! [`watchdog`]'s to find.
 
+mod auto;
 mod watchdog;
+
+pub(crate) use auto::CallTimer;
 
 use crate::body::{BodyState, Prepared};
 use crate::config::Handoff;
@@ -278,72 +278,9 @@ impl Job {
 
 /// Whether requests are queued at all (not `WEBSERVER_WSGI_HANDOFF=0`).
 static ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-/// Whether only while the app's calls compute long ([`worth_queueing`]).
-static AUTO: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
 pub(crate) fn enable(mode: Handoff) {
     ENABLED.store(mode != Handoff::Off, Ordering::Relaxed);
-    AUTO.store(mode == Handoff::Auto, Ordering::Relaxed);
-}
-
-/// Requests are queued once calls of the app's callable take this long, on average
-/// ([`CallTimer`]): above the bare hello's 1–2 µs (13–17 for rules.py's `/ping` in a debug build
-/// of the bridge), below the Flask hello's 40 or more (release builds on the bench machine).
-const QUEUE_FROM: Duration = Duration::from_micros(25);
-/// One call counts at most this long in the average: a collection or a first call that compiles
-/// a template does not make the app look slow for the next few hundred.
-const SAMPLE_MAX: Duration = Duration::from_micros(50);
-/// The average moves by an eighth of each sample's difference from it.
-const AVERAGE_SHIFT: u32 = 3;
-/// One call in this many is timed: the clock is a system call.
-const SAMPLE_EVERY: u64 = 8;
-/// The average CPU time of the app's sampled calls, in ns (updated without a lock: a lost
-/// update only leaves out one sample).
-static APP_NANOS: AtomicU64 = AtomicU64::new(0);
-/// Calls of the app's callable, for [`SAMPLE_EVERY`].
-static CALLS: AtomicU64 = AtomicU64::new(0);
-
-/// Times one call of the app's callable in the CPU time of its thread (so a thread the kernel
-/// took off the CPU meanwhile, or an app waiting without the GIL, does not count as a slow app),
-/// for one call in [`SAMPLE_EVERY`] while [`Handoff::Auto`] decides.
-pub(crate) struct CallTimer(Option<Duration>);
-
-impl CallTimer {
-    pub(crate) fn start() -> CallTimer {
-        let sampled = AUTO.load(Ordering::Relaxed)
-            && CALLS
-                .fetch_add(1, Ordering::Relaxed)
-                .is_multiple_of(SAMPLE_EVERY);
-        CallTimer(sampled.then(thread_cpu_time).flatten())
-    }
-
-    pub(crate) fn stop(self) {
-        let (Some(started), Some(now)) = (self.0, thread_cpu_time()) else {
-            return;
-        };
-        let sample = now.saturating_sub(started).min(SAMPLE_MAX).as_nanos() as u64;
-        let average = APP_NANOS.load(Ordering::Relaxed);
-        let next = average - (average >> AVERAGE_SHIFT) + (sample >> AVERAGE_SHIFT);
-        APP_NANOS.store(next, Ordering::Relaxed);
-    }
-}
-
-/// The CPU time this thread has used; `None` if the clock cannot be read.
-fn thread_cpu_time() -> Option<Duration> {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec through a valid pointer; the calling thread's
-    // CPU-time clock always exists.
-    let read = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-    (read == 0).then(|| Duration::new(now.tv_sec as u64, now.tv_nsec as u32))
-}
-
-/// Whether a request should be queued for the holder rather than run on its own thread.
-fn worth_queueing() -> bool {
-    !AUTO.load(Ordering::Relaxed)
-        || APP_NANOS.load(Ordering::Relaxed) >= QUEUE_FROM.as_nanos() as u64
+    auto::enable(mode == Handoff::Auto);
 }
 
 /// The request's `call` found the app busy and queued it: `call` returns its body.
@@ -353,7 +290,7 @@ pub(crate) fn queue<'a>(
     vars: impl Iterator<Item = (&'a [u8], &'a [u8])>,
     exchange: &Arc<Exchange>,
 ) -> Option<Box<DeferredBody>> {
-    if !ENABLED.load(Ordering::Relaxed) || !worth_queueing() {
+    if !ENABLED.load(Ordering::Relaxed) || !auto::worth_queueing() {
         return None;
     }
     {
@@ -464,14 +401,14 @@ pub(crate) fn stop(logger: Logger) {
     if !ENABLED.load(Ordering::Relaxed) {
         return;
     }
-    let calls = if AUTO.load(Ordering::Relaxed) {
-        format!(
-            "; the app's calls lately took {:.1} µs of CPU on average",
-            n(&APP_NANOS) as f64 / 1000.0
-        )
-    } else {
-        String::new()
-    };
+    let calls = auto::average()
+        .map(|average| {
+            format!(
+                "; the app's calls lately took {:.1} µs of CPU on average",
+                average.as_nanos() as f64 / 1000.0
+            )
+        })
+        .unwrap_or_default();
     logger.debug(&format!(
         "WSGI requests: {} GIL holds for a request (each may run queued ones), {} queued for \
          the thread running the app ({} run by it, {} by their own thread once woken), {} times \
