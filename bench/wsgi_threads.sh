@@ -10,7 +10,8 @@
 #      LIBS (libwsgi.so paths to compare, "wsgi" = target/release/libwsgi.so; default "wsgi";
 #      "batch:LIB" runs LIB's server under `chrt -b 0`, every thread SCHED_BATCH;
 #      "handoff:LIB" with WEBSERVER_WSGI_HANDOFF=1, requests queued for the thread running the app;
-#      a plain LIB runs with it 0, the queue off),
+#      "auto:LIB" with it auto (the default: queued only for an app whose requests keep the GIL
+#      long); a plain LIB runs with it 0, the queue off),
 #      GRANIAN (1: granian --interface wsgi too), ORDER (1: then bench/wsgi_order.py's turn order
 #      over ORDER_SECONDS (3) instead of wrk's latency, same pinning), SHOW (1: wrk's latency lines).
 # Per run: requests/s and p99 (wrk), server CPU µs per request and voluntary context switches per
@@ -46,9 +47,11 @@ servers=()
 for lib in $LIBS; do
   base="${lib#batch:}"
   base="${base#handoff:}"
+  base="${base#auto:}"
   label="$(basename "$base" .so)"
   [[ "$lib" != batch:* ]] || label="$label-batch"
   [[ "$lib" != handoff:* ]] || label="$label-handoff"
+  [[ "$lib" != auto:* ]] || label="$label-auto"
   servers+=("$label|$lib")
 done
 [[ "${GRANIAN:-0}" != 1 ]] || servers+=("granian|granian")
@@ -58,6 +61,7 @@ start() {
   local lib=$1 t=$2 sched=() handoff=0
   [[ "$lib" != batch:* ]] || { sched=(chrt -b 0); lib=${lib#batch:}; }
   [[ "$lib" != handoff:* ]] || { handoff=1; lib=${lib#handoff:}; }
+  [[ "$lib" != auto:* ]] || { handoff=auto; lib=${lib#auto:}; }
   if [[ "$lib" == granian ]]; then
     (cd "$ROOT/examples/wsgi" && exec setsid taskset -c "$SERVER_CPUS" "$VENV/bin/granian" \
       --interface wsgi --host 127.0.0.1 --port "$PORT" --workers 1 --blocking-threads "$t" \

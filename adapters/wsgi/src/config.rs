@@ -8,9 +8,11 @@ use std::path::PathBuf;
 
 /// Names the WSGI target when no app argument does (for servers without app arguments).
 pub(crate) const APP_ENV: &str = "WEBSERVER_WSGI_APP";
-/// `0` turns off the queue for the thread running the app (the bridge's `handoff`), on by default:
-/// with the holder sending what it ran (ABI 1.3 `waker_wake_here`) it halves the serving threads'
-/// hand-overs at `--threads 4` (bench/RESULTS.md).
+/// The queue for the thread running the app (the bridge's `handoff`): `0` off, `1` for every app,
+/// unset (or `auto`) for an app whose calls take long enough to gain from it. With the
+/// holder sending what it ran (ABI 1.3 `waker_wake_here`) it halves the serving threads'
+/// hand-overs for the Flask hello at `--threads 4`; for the bare hello it saves none and
+/// triples the p99 (bench/RESULTS.md).
 pub(crate) const HANDOFF_ENV: &str = "WEBSERVER_WSGI_HANDOFF";
 /// The example in error messages: the article's.
 const EXAMPLE: &str = "flaskapp:app";
@@ -23,8 +25,29 @@ pub(crate) struct Config {
     pub(crate) venv: Option<PathBuf>,
     /// What chose `venv` (`--venv` or `VIRTUAL_ENV`), for the startup line.
     pub(crate) venv_from: &'static str,
-    /// [`HANDOFF_ENV`] is not `0`.
-    pub(crate) handoff: bool,
+    /// [`HANDOFF_ENV`].
+    pub(crate) handoff: Handoff,
+}
+
+/// Which requests the handoff queue takes ([`HANDOFF_ENV`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Handoff {
+    /// None: every serving thread runs its own requests.
+    Off,
+    /// Those of an app whose calls take long (the default).
+    Auto,
+    /// Every body-less request that arrives while the app runs.
+    Always,
+}
+
+impl Handoff {
+    fn from_env(value: Option<&str>) -> Handoff {
+        match value.map(str::trim) {
+            None | Some("" | "auto") => Handoff::Auto,
+            Some("0") => Handoff::Off,
+            Some(_) => Handoff::Always,
+        }
+    }
 }
 
 impl Config {
@@ -55,7 +78,7 @@ impl Config {
                  (or set {APP_ENV}=module:callable)"
             )
         })?;
-        let handoff = env(HANDOFF_ENV).is_none_or(|v| v.trim() != "0");
+        let handoff = Handoff::from_env(env(HANDOFF_ENV).as_deref());
         let (venv, venv_from) = venv_or_env(venv, env);
         Ok(Config {
             target,
@@ -108,6 +131,19 @@ mod tests {
         let c = config(&[], &env).unwrap();
         assert_eq!(c.venv, Some(PathBuf::from("/env/a")));
         assert_eq!(c.venv_from, "VIRTUAL_ENV");
+    }
+
+    #[test]
+    fn the_handoff_queue_is_for_slow_apps_unless_told() {
+        for (value, mode) in [
+            (None, Handoff::Auto),
+            (Some("auto"), Handoff::Auto),
+            (Some("0"), Handoff::Off),
+            (Some("1"), Handoff::Always),
+        ] {
+            let env: Vec<_> = value.map(|v| (HANDOFF_ENV, v)).into_iter().collect();
+            assert_eq!(config(&["a:b"], &env).unwrap().handoff, mode, "{value:?}");
+        }
     }
 
     #[test]

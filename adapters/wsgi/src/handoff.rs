@@ -18,7 +18,9 @@
 //! with no other thread woken for each. Without that, the waits only moved from the GIL to
 //! `epoll_wait` (bench/RESULTS.md).
 //!
-//! On unless `WEBSERVER_WSGI_HANDOFF=0`.
+//! Only for an app whose calls compute long enough ([`auto`]: the Flask hello, not the bare
+//! hello, whose tail the queue only lengthened), unless `WEBSERVER_WSGI_HANDOFF=1` (every app) or
+//! `0` (none).
 //!
 //! Only requests without a body are queued (no `Content-Length` beyond 0, no
 //! `Transfer-Encoding`, HTTP/1.x): their app reads an empty `wsgi.input` without the server.
@@ -28,9 +30,13 @@
 //! take queued requests soon (one long request, or blocked without the GIL) is the
 //! [`watchdog`]'s to find.
 
+mod auto;
 mod watchdog;
 
+pub(crate) use auto::CallTimer;
+
 use crate::body::{BodyState, Prepared};
+use crate::config::Handoff;
 use crate::exchange::Exchange;
 use crate::WsgiApp;
 use app_abi::raw::{WsBytes, WsRequest, WS_ERR_STATE, WS_LENGTH_UNKNOWN, WS_PENDING};
@@ -272,9 +278,9 @@ impl Job {
 
 /// Whether requests are queued at all (not `WEBSERVER_WSGI_HANDOFF=0`).
 static ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-pub(crate) fn enable(on: bool) {
-    ENABLED.store(on, Ordering::Relaxed);
+pub(crate) fn enable(mode: Handoff) {
+    ENABLED.store(mode != Handoff::Off, Ordering::Relaxed);
+    auto::enable(mode == Handoff::Auto);
 }
 
 /// The request's `call` found the app busy and queued it: `call` returns its body.
@@ -284,7 +290,7 @@ pub(crate) fn queue<'a>(
     vars: impl Iterator<Item = (&'a [u8], &'a [u8])>,
     exchange: &Arc<Exchange>,
 ) -> Option<Box<DeferredBody>> {
-    if !ENABLED.load(Ordering::Relaxed) {
+    if !ENABLED.load(Ordering::Relaxed) || !auto::worth_queueing() {
         return None;
     }
     {
@@ -395,10 +401,18 @@ pub(crate) fn stop(logger: Logger) {
     if !ENABLED.load(Ordering::Relaxed) {
         return;
     }
+    let calls = auto::average()
+        .map(|average| {
+            format!(
+                "; the app's calls lately took {:.1} µs of CPU on average",
+                average.as_nanos() as f64 / 1000.0
+            )
+        })
+        .unwrap_or_default();
     logger.debug(&format!(
         "WSGI requests: {} GIL holds for a request (each may run queued ones), {} queued for \
          the thread running the app ({} run by it, {} by their own thread once woken), {} times \
-         stuck",
+         stuck{calls}",
         n(&COUNTS.started),
         n(&COUNTS.queued),
         n(&COUNTS.by_holder),

@@ -233,10 +233,10 @@ pub(crate) fn run(
         .map_err(|err| fail("could not get its environ:", &err))?;
     let start_response = Py::new(py, start_response::StartResponse::new(Arc::clone(exchange)))
         .map_err(|err| fail("could not get start_response:", &err))?;
-    let result = wsgi
-        .callable
-        .call1(py, (environ, start_response))
-        .map_err(|err| fail("raised:", &err))?;
+    let timer = handoff::CallTimer::start();
+    let result = wsgi.callable.call1(py, (environ, start_response));
+    timer.stop();
+    let result = result.map_err(|err| fail("raised:", &err))?;
     let result = result.bind(py);
     body::prepare(exchange, result, &wsgi.label).map_err(|err| {
         let code = fail("broke PEP 3333:", &err);
