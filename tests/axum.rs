@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// The sample app's pause between server-sent events.
+const EVENT_INTERVAL: Duration = Duration::from_millis(100);
 /// Requests that await a timer, sent at once to a server with two serving threads.
 const CONCURRENT_SLEEPS: usize = 200;
 /// How long each of them sleeps.
@@ -200,6 +202,38 @@ fn over_http2_the_router_gets_the_fields_and_uri_as_hyper_hands_them_over() {
         assert_eq!(
             body,
             format!("no route for GET http://{addr}/nope/a%2Fb?q=1\n")
+        );
+    });
+}
+
+/// Over HTTP/2, a streamed response's HEADERS frame goes out when the handler returns, not with
+/// its first body byte: an SSE client sees the response start before the first event, which comes
+/// [`EVENT_INTERVAL`] later (the stream parks with its head taken and no body yet).
+#[test]
+#[ignore = "known gap, both protocols: a deferred response's head waits in the encoder for its first body byte (hyper sends it when the handler returns)"]
+fn over_http2_a_streamed_response_starts_before_its_first_event() {
+    use http2_support::{h2_connect, runtime};
+    let server = webserver().args(["--http2", "on"]).start();
+    let addr = server.addr();
+    runtime().block_on(async move {
+        let (mut send, _driver) = h2_connect(addr, &h2::client::Builder::new()).await;
+        let (response, _) = send
+            .send_request(http2_support::get(addr, "/events?n=1"), true)
+            .unwrap();
+        let response = response.await.unwrap();
+        let head_at = Instant::now();
+        assert_eq!(response.status(), 200);
+        let mut body = response.into_body();
+        let first = body.data().await.expect("an event").unwrap();
+        let gap = head_at.elapsed();
+        assert!(
+            String::from_utf8_lossy(&first).contains("tick 0"),
+            "{first:?}"
+        );
+        // Sent together (the head held back for the first event), they arrive together.
+        assert!(
+            gap >= EVENT_INTERVAL / 3,
+            "the head came {gap:?} before the first event, which comes {EVENT_INTERVAL:?} after the handler returns"
         );
     });
 }
