@@ -37,6 +37,46 @@ session_pids() {
     [[ "$4" == "$sid" ]] && { f=${f#/proc/}; echo "${f%/stat}"; }
   done
 }
+# The threads of every process in session `sid` (a server that stopped answering), twice one
+# second apart: each one's name, state, wait channel, current system call and CPU ticks (user,
+# system), so a thread that waits shows where and one that spins shows its ticks growing. Taken
+# before the server is stopped, since stopping it is what ended issue 22's stall. (gdb's stacks
+# were tried: attaching to a worker hung past 20 s on this machine.)
+thread_snapshot() {  # sid file
+  local p t pass
+  for pass in 1 2; do
+    (( pass == 1 )) || sleep 1
+    echo "== $(date -u +%T.%N | cut -c1-12)"
+    for p in $(session_pids "$1"); do
+      echo "process $p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-120)"
+      for t in /proc/"$p"/task/*; do
+        awk -v name="$(cat "$t/comm" 2>/dev/null)" -v tid="${t##*/}" \
+          -v wchan="$(cat "$t/wchan" 2>/dev/null)" -v call="$(cat "$t/syscall" 2>/dev/null)" \
+          '{ sub(/.*\) /, ""); printf "  %-14s tid=%s state=%s wchan=%s syscall=%s ticks=%s+%s\n",
+             name, tid, $1, wchan, call, $12, $13 }' "$t/stat" 2>/dev/null
+      done
+    done
+  done >"$2" 2>&1
+}
+# What the gRPC benches (grpc.sh, h2_stall.sh) share: the release build of webserver and
+# grpc-app (unless SKIP_BUILD=1); REL, URL and CALL for $PORT; GRPC_ARGS, h2load's options for one
+# prepared unary SayHello call, whose message is written to $RUN/say-hello.bin.
+grpc_setup() {
+  if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+    cargo build --release -p webserver -p grpc-app
+  fi
+  REL="$ROOT/target/release"
+  URL="http://127.0.0.1:$PORT"
+  CALL="$URL/greeter.Greeter/SayHello"
+  # One length-prefixed gRPC message: flag 0, length 7, then HelloRequest { name: "bench" }
+  # (field 1, wire type 2: 0x0a, length 5).
+  printf '\x00\x00\x00\x00\x07\x0a\x05bench' >"$RUN/say-hello.bin"
+  GRPC_ARGS=(-d "$RUN/say-hello.bin" -H "content-type: application/grpc" -H "te: trailers")
+}
+# A gRPC server (grpc_setup's URL) answers a unary call.
+grpc_answers() {
+  "$REL/grpc-client" "$URL" unary ready >/dev/null 2>&1
+}
 SRV_PID=""; SRV_SID=""
 # Whether a server answers on `port`: a plain GET on /, or the caller's SERVER_PROBE (a function
 # given the port) for servers that speak TLS or only HTTP/2.
