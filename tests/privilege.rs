@@ -83,6 +83,34 @@ fn workers_run_as_the_user_with_its_groups_and_the_master_stays_root() {
     );
 }
 
+/// A worker that became another user still dies with its master: a credential change clears the
+/// parent-death signal the master gave it, so it must set it again (a master killed with -9
+/// otherwise leaves its workers serving, as orphans, with the listeners).
+#[test]
+fn workers_run_as_the_user_die_with_a_master_killed_with_sigkill() {
+    if !is_root() {
+        return;
+    }
+    let mut server = sample_server("hello")
+        .args(["-w", "2", "--user", "nobody"])
+        .start();
+    assert_eq!(server.get("/").status, 200);
+    let pids = workers(&server, 2);
+    server.signal(libc::SIGKILL);
+    server
+        .wait_exit(Duration::from_secs(5))
+        .expect("the master dies");
+    for pid in pids {
+        poll(Duration::from_secs(5), "the orphaned worker to end", || {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+            // Gone, or a zombie its new parent has yet to reap.
+            state
+                .is_none_or(|stat| stat.rsplit(") ").next().is_some_and(|s| s.starts_with('Z')))
+                .then_some(())
+        });
+    }
+}
+
 #[test]
 fn numeric_user_and_group_from_the_environment() {
     if !is_root() {

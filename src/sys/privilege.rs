@@ -134,7 +134,31 @@ pub(crate) fn group_list(user: &str, gid: u32) -> io::Result<Vec<u32>> {
 /// effective and saved ids all change, so root cannot be taken back. Groups go first, since
 /// changing them needs the privilege the user change gives up. Checked afterwards: a process
 /// that could still become root again is an error.
+///
+/// The kernel clears the parent-death signal when the ids change: it is set again afterwards,
+/// and a parent that died in between is reported, so that a worker never outlives its master.
 pub(crate) fn become_user(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
+    let mut death_signal: libc::c_int = 0;
+    // SAFETY: PR_GET_PDEATHSIG writes one c_int through the pointer, which is live and ours.
+    syscall!(prctl(
+        libc::PR_GET_PDEATHSIG,
+        &mut death_signal as *mut libc::c_int as libc::c_ulong
+    ))?;
+    // SAFETY: getppid has no preconditions and cannot fail.
+    let parent = unsafe { libc::getppid() };
+    change_ids(uid, gid, groups)?;
+    if death_signal != 0 {
+        // SAFETY: plain numbers; only sets this process's own flag.
+        syscall!(prctl(libc::PR_SET_PDEATHSIG, death_signal as libc::c_ulong))?;
+        // SAFETY: as above.
+        if unsafe { libc::getppid() } != parent {
+            return Err(io::Error::other("the parent process ended meanwhile"));
+        }
+    }
+    Ok(())
+}
+
+fn change_ids(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
     // SAFETY: `groups` is a live slice of `groups.len()` gids, which setgroups only reads.
     syscall!(setgroups(groups.len(), groups.as_ptr()))?;
     // SAFETY: plain numbers; setgid sets real, effective and saved gid when privileged.
