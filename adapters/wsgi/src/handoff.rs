@@ -276,6 +276,18 @@ impl Job {
     }
 }
 
+/// What `clock` (a thread's CPU-time clock) reads; `None` if it cannot be read (a stale clock id
+/// of a thread that is gone only fails).
+fn read_clock(clock: libc::clockid_t) -> Option<std::time::Duration> {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    let read = unsafe { libc::clock_gettime(clock, &mut now) };
+    (read == 0).then(|| std::time::Duration::new(now.tv_sec as u64, now.tv_nsec as u32))
+}
+
 /// Whether requests are queued at all (not `WEBSERVER_WSGI_HANDOFF=0`).
 static ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 pub(crate) fn enable(mode: Handoff) {

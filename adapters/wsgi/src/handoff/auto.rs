@@ -63,14 +63,7 @@ impl CallTimer {
 
 /// The CPU time this thread has used; `None` if the clock cannot be read.
 fn thread_cpu_time() -> Option<Duration> {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec through a valid pointer; the calling thread's
-    // CPU-time clock always exists.
-    let read = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-    (read == 0).then(|| Duration::new(now.tv_sec as u64, now.tv_nsec as u32))
+    super::read_clock(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
 /// Whether a request should be queued for the holder rather than run on its own thread.

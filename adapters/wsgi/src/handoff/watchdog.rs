@@ -97,18 +97,9 @@ impl Holder {
 
     /// CPU time this thread has used, in ns (0 once it is gone, or with no clock of its own).
     fn cpu_ns(&self) -> u64 {
-        let Some(clock) = self.clock else {
-            return 0;
-        };
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: writes a timespec through a valid pointer; a stale clock id only fails.
-        if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
-            return 0;
-        }
-        (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+        self.clock
+            .and_then(super::read_clock)
+            .map_or(0, |used| u64::try_from(used.as_nanos()).unwrap_or(u64::MAX))
     }
 
     /// Its state letter in `/proc` (`R` running or waiting for a CPU, `S` blocked...).
