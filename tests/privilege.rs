@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::thread;
 use std::time::Duration;
 
 use common::*;
@@ -132,11 +133,14 @@ fn workers_left_as_root_get_one_warning_naming_user() {
     }
     let server = sample_server("hello").args(["-w", "2"]).start();
     assert_eq!(server.get("/").status, 200);
+    let is_warning = |l: &str| l.contains(" WARN ") && l.contains("--user");
+    // The log is read by another thread, which may lag the first answer.
+    server.wait_for_log(Duration::from_secs(5), is_warning);
+    // Both workers are serving: a second warning would have come with their start.
+    workers(&server, 2);
+    thread::sleep(Duration::from_millis(200));
     let log = server.stderr();
-    let warnings: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains(" WARN ") && l.contains("--user"))
-        .collect();
+    let warnings: Vec<&str> = log.lines().filter(|l| is_warning(l)).collect();
     assert_eq!(warnings.len(), 1, "{log}");
 }
 
