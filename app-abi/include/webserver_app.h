@@ -69,6 +69,9 @@
  *    to --graceful-timeout. In each of these cases it calls `close` (no further `next`) on a serving
  *    thread, and the app cancels its work there. If no byte of the response was sent yet, a
  *    request past --timeout is answered 504 (Gateway Timeout); the connection is then closed.
+ *    A response set by start_response goes out with its head as soon as `next` returns
+ *    WS_PENDING (once the request body was read to its end), so a stream's client sees it
+ *    start; from then on a timeout or a drain's end breaks the body off instead.
  *    A request still parked when --graceful-timeout runs out is closed the same way (503 Service
  *    Unavailable if nothing was sent), before the app's `shutdown`.
  *  - Back-pressure: the server reads request-body bytes only as `read`/`try_read` ask (a bounded

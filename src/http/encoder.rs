@@ -10,10 +10,11 @@
 //!        └─the client left mid-body──▶ ClientGone (no response; 499 in the access log)
 //! ```
 //!
-//! The head is sent lazily — at the first body byte, the first `write`, or the end of the body —
-//! so that PEP 3333's `exc_info` replacement works until then, and so that an app that breaks
-//! the protocol before that (no `start_response`, a bad header, a failed `next`) still gets a
-//! clean 500 rather than half a response. Once bytes are on the wire the only honest signal left
+//! The head is sent lazily — at the first body byte, the first `write`, the end of the body, or
+//! when a deferred body first pends (a stream's client sees it start) — so that PEP 3333's
+//! `exc_info` replacement works until then, and so that an app that breaks the protocol before
+//! that (no `start_response`, a bad header, a failed `next`) still gets a clean 500 rather than
+//! half a response. Once bytes are on the wire the only honest signal left
 //! is closing the connection (`Broken`).
 //!
 //! A request body that fails by the client's fault (malformed, over `--max-body`, too slow) is

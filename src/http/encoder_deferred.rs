@@ -2,12 +2,13 @@
 //! request is parked off any thread, resuming it on another, and giving up on it (`--timeout`,
 //! the end of a drain, a client that left).
 
-use super::{Encoder, ResponseContext, Scratch, State, Wire};
+use super::{Encoder, Pending, ResponseContext, Scratch, State, Wire};
 
 /// An encoder between two calls of a deferred body's `next` (ABI 1.1 `WS_PENDING`): everything
 /// but the borrows, so the request can wait off any thread and resume on another. Its output was
-/// flushed when it was suspended, except a head not sent yet, which stays at the start of
-/// `Scratch::out` and travels with the request's own `Scratch`.
+/// flushed when it was suspended, head included once the app had set one (see
+/// [`Encoder::suspend`]); a head still pending stays at the start of `Scratch::out` and travels
+/// with the request's own `Scratch`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Suspended {
     context: ResponseContext,
@@ -49,7 +50,17 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
 
     /// The app's `next` pended: send everything buffered (held pipelined responses too — the
     /// client must not wait for them while the app works) and keep the rest for `resume`.
+    ///
+    /// A response the app has set goes out now with its head, as hyper sends a head when the
+    /// handler returns: a stream (server-sent events, a long poll that answers in parts) must
+    /// not look stalled to its client until its first chunk. From then on, giving up on it
+    /// (`--timeout`, the end of a drain) cuts the body instead of answering 504 or 503. A head
+    /// waits still while the request body is unread, so that the connection's reuse is decided
+    /// once the body's end is known.
     pub(crate) fn suspend(mut self) -> Suspended {
+        if matches!(self.state, State::Head(Pending::Set { .. })) && self.wire.body_consumed() {
+            self.ensure_head();
+        }
         self.flush();
         Suspended {
             context: self.context,
