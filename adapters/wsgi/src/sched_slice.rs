@@ -10,12 +10,13 @@
 //! the middle of whatever the running thread did, often with a request it had read but not yet
 //! answered (outside the GIL). That request then waited while each of the other threads served
 //! its own newer requests for a whole slice. A shorter slice bounds that wait: 150 µs took the
-//! overtaking p99 to 94–97 (100 µs: 82–83; 200 µs: 109–111; 300 µs: 127–133), for 0.5–1 µs more
-//! CPU per request (0.07 → 0.35 context switches), still less than granian's (bench/RESULTS.md,
-//! wsgi8). A slow app gains nothing from it: the Flask hello's requests are queued for the thread
-//! holding the GIL ([`crate::handoff`]), which answers them in order anyway, and a 100–200 µs
-//! slice only cost it switches (about 0.35 → 0.5 per request) and 1–3 µs of CPU per request. So
-//! the slice follows the app's average call time, as the handoff queue does
+//! overtaking p99 to 92–97 (100 µs: 82–83; 200 µs: 109–111; 300 µs: 127–133; granian 51), for
+//! 0.2–1 µs more CPU per request (0.07 → 0.35 context switches): about granian's on the busy
+//! machine, where it had been a little less (on the quiet one, 7.1 against granian's 9.2 µs;
+//! bench/RESULTS.md, wsgi8). A slow app gains nothing from it: the Flask hello's requests are
+//! queued for the thread holding the GIL ([`crate::handoff`]), which answers them in order
+//! anyway, and a 100–300 µs slice only added switches (about 0.35 → 0.5 per request) and saved
+//! no CPU. So the slice follows the app's average call time, as the handoff queue does
 //! ([`crate::handoff::calls_are_short`]).
 //!
 //! Kernels before 6.12 take the request and ignore it (their fair class has no custom slice); an
