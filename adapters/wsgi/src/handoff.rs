@@ -33,7 +33,7 @@
 mod auto;
 mod watchdog;
 
-pub(crate) use auto::CallTimer;
+pub(crate) use auto::{calls_are_short, CallTimer};
 
 use crate::body::{BodyState, Prepared};
 use crate::config::Handoff;

@@ -32,6 +32,7 @@ mod input;
 mod interpreter;
 mod python_output;
 mod recording;
+mod sched_slice;
 mod source_pin;
 mod start_response;
 mod startup;
@@ -180,6 +181,7 @@ unsafe extern "C" fn call(state: *mut c_void, request: *const WsRequest, body: *
         let exchange = Arc::new(exchange);
         // SAFETY: as above; the environ is valid until the body's close.
         let vars = unsafe { Request::from_raw(raw) }.vars();
+        sched_slice::fit(handoff::calls_are_short());
         if let Some(queued) = handoff::queue(wsgi, raw, vars, &exchange) {
             // SAFETY: `body` is non-null and writable (the header), in this `call`.
             unsafe { hand_over(body, queued, WS_LENGTH_UNKNOWN) };

@@ -7,7 +7,8 @@
 //! (those that came while the kernel had the holder off the CPU), saved no hand-over, and its p99
 //! went from 3.2–4.6 to 11.2–11.4 ms (bench/RESULTS.md). Wall time would count a preempted
 //! thread's wait (and an app's wait without the GIL) as the app's: the thread's CPU clock does
-//! not.
+//! not. The same average, kept in every mode, decides the serving threads' scheduler slice
+//! ([`crate::sched_slice`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -38,15 +39,15 @@ static CALLS: AtomicU64 = AtomicU64::new(0);
 
 /// Times one call of the app's callable in the CPU time of its thread (so a thread the kernel
 /// took off the CPU meanwhile, or an app waiting without the GIL, does not count as a slow app),
-/// for one call in [`SAMPLE_EVERY`] while the average decides ([`enable`]).
+/// for one call in [`SAMPLE_EVERY`], in every mode: the serving threads' scheduler slice follows
+/// the average too ([`calls_are_short`]).
 pub(crate) struct CallTimer(Option<Duration>);
 
 impl CallTimer {
     pub(crate) fn start() -> CallTimer {
-        let sampled = AUTO.load(Ordering::Relaxed)
-            && CALLS
-                .fetch_add(1, Ordering::Relaxed)
-                .is_multiple_of(SAMPLE_EVERY);
+        let sampled = CALLS
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(SAMPLE_EVERY);
         CallTimer(sampled.then(thread_cpu_time).flatten())
     }
 
@@ -68,8 +69,14 @@ fn thread_cpu_time() -> Option<Duration> {
 
 /// Whether a request should be queued for the holder rather than run on its own thread.
 pub(super) fn worth_queueing() -> bool {
-    !AUTO.load(Ordering::Relaxed)
-        || APP_NANOS.load(Ordering::Relaxed) >= QUEUE_FROM.as_nanos() as u64
+    !AUTO.load(Ordering::Relaxed) || !calls_are_short()
+}
+
+/// Whether the app's calls lately took less than [`QUEUE_FROM`] of CPU on average (the bare
+/// hello, not the Flask hello): its serving threads then ask for a short scheduler slice
+/// ([`crate::sched_slice`]).
+pub(crate) fn calls_are_short() -> bool {
+    APP_NANOS.load(Ordering::Relaxed) < QUEUE_FROM.as_nanos() as u64
 }
 
 /// The average, while this mode decides (for the debug line at shutdown).
