@@ -46,8 +46,18 @@ thread_local! {
 impl Kept {
     /// `name` as a header name (which `http` spells in lower case).
     fn name(&mut self, name: &[u8]) -> Result<HeaderName, InvalidHeaderName> {
-        let same = |kept: &&HeaderName| kept.as_str().as_bytes().eq_ignore_ascii_case(name);
-        if let Some(kept) = self.names.iter().find(same) {
+        // Apps mostly spell names in lower case, as `http` keeps them: an exact comparison
+        // (a `memcmp`) finds those; the byte-by-byte case-blind one only runs for the others.
+        fn spelled(kept: &HeaderName) -> &[u8] {
+            kept.as_str().as_bytes()
+        }
+        let names = &self.names;
+        let found = names.iter().find(|kept| spelled(kept) == name).or_else(|| {
+            names
+                .iter()
+                .find(|kept| spelled(kept).eq_ignore_ascii_case(name))
+        });
+        if let Some(kept) = found {
             return Ok(kept.clone());
         }
         let made = HeaderName::from_bytes(name)?;
@@ -153,5 +163,16 @@ mod tests {
         let map = trailers(long.as_bytes());
         assert_eq!(map["x-long"].len(), KEPT_LEN + 1);
         KEPT_FIELDS.with_borrow(|kept| assert!(kept.values.iter().all(|v| v.len() <= KEPT_LEN)));
+    }
+
+    #[test]
+    fn a_kept_name_is_shared_whatever_the_case_it_comes_in() {
+        let spelled = |map: &HeaderMap| map.keys().next().unwrap().as_str().as_ptr();
+        let lower = trailers(b"x-case: 1\r\n");
+        for again in [&b"x-case: 2\r\n"[..], b"X-Case: 3\r\n"] {
+            let map = trailers(again);
+            assert_eq!(map.keys().next().unwrap(), "x-case");
+            assert_eq!(spelled(&map), spelled(&lower), "made again, not the kept one");
+        }
     }
 }
