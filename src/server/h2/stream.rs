@@ -102,21 +102,24 @@ pub(super) fn start(job: StreamJob, shared: &Shared, scratch: &mut ThreadScratch
             return;
         }
     };
+    // The fields as bytes, walked once (the parts are filled from them too); whether a Host
+    // came is noted on the way rather than looked up in h2's map.
+    let mut fields: Vec<(&[u8], &[u8])> = Vec::with_capacity(parts.headers.len() + 1);
+    let mut has_host = false;
+    for (name, value) in &parts.headers {
+        has_host |= name == http::header::HOST;
+        fields.push((name.as_str().as_bytes(), value.as_bytes()));
+    }
     // `:authority` stands for Host (RFC 9113 §8.3.1) unless the client sent both.
     let authority = parts
         .uri
         .authority()
-        .filter(|_| !parts.headers.contains_key(http::header::HOST))
+        .filter(|_| !has_host)
         .map(|authority| (&b"host"[..], authority.as_str().as_bytes()));
-    let fields: Vec<(&[u8], &[u8])> = authority
-        .into_iter()
-        .chain(
-            parts
-                .headers
-                .iter()
-                .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes())),
-        )
-        .collect();
+    if let Some(host) = authority {
+        fields.insert(0, host);
+    }
+    let sent = &fields[usize::from(authority.is_some())..];
     let headers = fields.iter().copied();
     let mut flags = WS_REQ_MULTITHREAD;
     if config.multiprocess {
@@ -189,10 +192,7 @@ pub(super) fn start(job: StreamJob, shared: &Shared, scratch: &mut ThreadScratch
                 .uri
                 .path_and_query()
                 .map_or(&b""[..], |p| p.as_str().as_bytes()),
-            fields: parts
-                .headers
-                .iter()
-                .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes())),
+            fields: sent.iter().copied(),
             strip_forwarding: client.strip_forwarding,
             // h2's fields lie in separate buffers.
             block: &[],
