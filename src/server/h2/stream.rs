@@ -23,7 +23,7 @@ use crate::app::call::{self, Cancel, Progress, RequestFacts, Scratch};
 use crate::app::environ::{AddrVars, Environ, RequestParts, HTTP2};
 use crate::app::parts::{Head, Noted, VERSION_HTTP2};
 use crate::http::encoder::{Outcome, CLIENT_LEFT};
-use crate::http::target::parse_target;
+use crate::http::target::{parse_target, split_origin_form};
 use crate::listen::Peer;
 use crate::server::conn::Conn;
 use crate::server::proxied;
@@ -89,7 +89,12 @@ pub(super) fn start(job: StreamJob, shared: &Shared, scratch: &mut ThreadScratch
             .authority()
             .map_or(&b"/"[..], |a| a.as_str().as_bytes()),
     };
-    let target = match parse_target(method, raw_target) {
+    // `http` split the `:path` at its `?` already.
+    let split = parts.uri.path_and_query().and_then(|p| {
+        let path = p.as_str().starts_with('/').then(|| p.path().as_bytes())?;
+        split_origin_form(method, path, p.query().map(str::as_bytes))
+    });
+    let target = match split.map_or_else(|| parse_target(method, raw_target), Ok) {
         Ok(target) => target,
         Err(e) => {
             crate::logging::refused(info.peer.host(), e.status(), &e);
