@@ -224,7 +224,15 @@ mod tests {
 
     #[test]
     fn an_origin_form_split_by_http_is_what_parse_target_makes_of_it() {
-        let targets = ["/", "/a/b", "/a?q=1", "/a?", "/%2F?x=%20&y", "/a#frag", "/a?q#f"];
+        let targets = [
+            "/",
+            "/a/b",
+            "/a?q=1",
+            "/a?",
+            "/%2F?x=%20&y",
+            "/a#frag",
+            "/a?q#f",
+        ];
         for target in targets {
             let sent: http::uri::PathAndQuery = target.parse().unwrap();
             for method in [&b"GET"[..], b"OPTIONS", b"POST"] {
@@ -238,7 +246,11 @@ mod tests {
                 assert!(split.is_some(), "{target}");
             }
         }
-        for (method, path) in [(&b"CONNECT"[..], &b"/a"[..]), (b"GET", b"*"), (b"GET", b"a")] {
+        for (method, path) in [
+            (&b"CONNECT"[..], &b"/a"[..]),
+            (b"GET", b"*"),
+            (b"GET", b"a"),
+        ] {
             assert_eq!(split_origin_form(method, path, None), None);
         }
     }

@@ -172,7 +172,11 @@ mod tests {
         for again in [&b"x-case: 2\r\n"[..], b"X-Case: 3\r\n"] {
             let map = trailers(again);
             assert_eq!(map.keys().next().unwrap(), "x-case");
-            assert_eq!(spelled(&map), spelled(&lower), "made again, not the kept one");
+            assert_eq!(
+                spelled(&map),
+                spelled(&lower),
+                "made again, not the kept one"
+            );
         }
     }
 }
