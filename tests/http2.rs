@@ -671,3 +671,35 @@ fn the_graceful_timeout_cancels_parked_streams_with_503_and_the_worker_exits_cle
     assert!(status.success(), "{status:?}\n{}", server.stderr());
     assert!(!server.stderr().contains("abandon"), "{}", server.stderr());
 }
+
+/// `--keep-alive` closes an idle HTTP/2 connection (GOAWAY, then the close) once it has had no
+/// stream for that long, and not while streams keep coming for longer than that: the
+/// connection's idle check fires again and again.
+#[test]
+fn an_idle_connection_is_closed_after_the_keep_alive_and_a_busy_one_is_not() {
+    let server = h2_server("hello").args(["--keep-alive", "2"]).start();
+    let addr = server.addr();
+    let idle_for = runtime().block_on(async move {
+        let (send, driver) = h2_connect(addr, &h2::client::Builder::new()).await;
+        let mut send = send.ready().await.unwrap();
+        let busy = Instant::now();
+        while busy.elapsed() < Duration::from_millis(3500) {
+            let (response, _) = send.send_request(get(addr, "/"), true).unwrap();
+            assert_eq!(response.await.unwrap().status(), 200);
+            send = send.ready().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let idle = Instant::now();
+        // `send` is kept: a client whose handles are all gone closes the connection itself.
+        tokio::time::timeout(Duration::from_secs(10), driver)
+            .await
+            .expect("still open 10 s after its last stream")
+            .unwrap();
+        drop(send);
+        idle.elapsed()
+    });
+    assert!(
+        (Duration::from_millis(1900)..Duration::from_secs(6)).contains(&idle_for),
+        "closed after {idle_for:?} idle (--keep-alive 2)"
+    );
+}

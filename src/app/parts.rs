@@ -72,10 +72,13 @@ pub(crate) struct Noted<'h> {
 
 impl<'h> Noted<'h> {
     fn note(&mut self, name: &[u8], value: &'h [u8]) {
+        // HTTP/2's names are lower case: a `memcmp` finds them; the byte-by-byte case-blind
+        // comparison only runs for an HTTP/1 spelling.
+        let is = |lower: &[u8]| name == lower || name.eq_ignore_ascii_case(lower);
         let slot = match name.len() {
-            4 if name.eq_ignore_ascii_case(b"host") => &mut self.host,
-            12 if name.eq_ignore_ascii_case(b"content-type") => &mut self.content_type,
-            14 if name.eq_ignore_ascii_case(b"content-length") => &mut self.content_length,
+            4 if is(b"host") => &mut self.host,
+            12 if is(b"content-type") => &mut self.content_type,
+            14 if is(b"content-length") => &mut self.content_length,
             _ => return,
         };
         slot.get_or_insert(value);
@@ -265,5 +268,18 @@ mod tests {
                 .collect();
             assert_eq!(got, want, "strip_forwarding {strip}");
         }
+    }
+
+    #[test]
+    fn the_first_of_each_noted_field_is_found_in_either_spelling() {
+        let mut noted = Noted::default();
+        let sent = "content-type: application/grpc\nContent-Type: text/plain\n\
+                    CONTENT-LENGTH: 7\nHost: example.test\nhosts: x";
+        for (name, value) in sent.lines().filter_map(|line| line.split_once(": ")) {
+            noted.note(name.as_bytes(), value.as_bytes());
+        }
+        assert_eq!(noted.content_type, Some(&b"application/grpc"[..]));
+        assert_eq!(noted.content_length, Some(&b"7"[..]));
+        assert_eq!(noted.host, Some(&b"example.test"[..]));
     }
 }

@@ -7,21 +7,31 @@ use super::grammar::hex_val;
 /// in `application/x-www-form-urlencoded` queries, not in paths). `out` is not cleared, so a
 /// caller can decode into a reused buffer or arena.
 pub(crate) fn percent_decode_into(input: &[u8], out: &mut Vec<u8>) {
+    // Most paths have no escape: one search (`contains` is a word-at-a-time memchr) and one
+    // copy. Else a run at a time between escapes, not a push per byte.
+    if !input.contains(&b'%') {
+        out.extend_from_slice(input);
+        return;
+    }
     out.reserve(input.len());
-    let mut i = 0;
-    while let Some(&b) = input.get(i) {
-        if b == b'%' {
-            let hi = input.get(i + 1).copied().and_then(hex_val);
-            let lo = input.get(i + 2).copied().and_then(hex_val);
-            if let (Some(hi), Some(lo)) = (hi, lo) {
-                out.push(hi << 4 | lo);
-                i += 3;
-                continue;
+    let mut rest = input;
+    while let Some(at) = rest.iter().position(|&b| b == b'%') {
+        out.extend_from_slice(&rest[..at]);
+        let escaped = rest
+            .get(at + 1..at + 3)
+            .and_then(|hex| Some(hex_val(hex[0])? << 4 | hex_val(hex[1])?));
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                rest = &rest[at + 3..];
+            }
+            None => {
+                out.push(b'%');
+                rest = &rest[at + 1..];
             }
         }
-        out.push(b);
-        i += 1;
     }
+    out.extend_from_slice(rest);
 }
 
 #[cfg(test)]

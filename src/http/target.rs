@@ -40,6 +40,22 @@ pub(crate) fn parse_target<'t>(method: &[u8], target: &'t [u8]) -> Result<Target
     Ok(parts)
 }
 
+/// [`parse_target`]'s answer for a target already split at its `?` by a parser that cut any
+/// `#` fragment off (HTTP/2's `:path`, parsed by `http`): an origin-form `path` gives the same
+/// [`Target`] without the bytes being scanned again. `None` for anything else (no leading `/`,
+/// or CONNECT), which [`parse_target`] then judges.
+pub(crate) fn split_origin_form<'t>(
+    method: &[u8],
+    path: &'t [u8],
+    query: Option<&'t [u8]>,
+) -> Option<Target<'t>> {
+    (path.starts_with(b"/") && method != b"CONNECT").then(|| Target {
+        path,
+        query: query.unwrap_or_default(),
+        authority: None,
+    })
+}
+
 /// The split by form alone, for a method that is not CONNECT.
 fn split_form(target: &[u8]) -> Result<Target<'_>, ParseError> {
     if target.contains(&b'#') {
@@ -203,6 +219,39 @@ mod tests {
                 .map(|p| (p.path, p.query, p.authority))
                 .map_err(|e| e.status());
             assert_eq!(got, *want, "{:?}", String::from_utf8_lossy(t));
+        }
+    }
+
+    #[test]
+    fn an_origin_form_split_by_http_is_what_parse_target_makes_of_it() {
+        let targets = [
+            "/",
+            "/a/b",
+            "/a?q=1",
+            "/a?",
+            "/%2F?x=%20&y",
+            "/a#frag",
+            "/a?q#f",
+        ];
+        for target in targets {
+            let sent: http::uri::PathAndQuery = target.parse().unwrap();
+            for method in [&b"GET"[..], b"OPTIONS", b"POST"] {
+                let split = split_origin_form(
+                    method,
+                    sent.path().as_bytes(),
+                    sent.query().map(str::as_bytes),
+                );
+                let parsed = parse_target(method, sent.as_str().as_bytes()).ok();
+                assert_eq!(split, parsed, "{target}");
+                assert!(split.is_some(), "{target}");
+            }
+        }
+        for (method, path) in [
+            (&b"CONNECT"[..], &b"/a"[..]),
+            (b"GET", b"*"),
+            (b"GET", b"a"),
+        ] {
+            assert_eq!(split_origin_form(method, path, None), None);
         }
     }
 

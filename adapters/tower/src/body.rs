@@ -8,11 +8,15 @@
 //! back on the uploader), a slow uploader leaves the service pending. (tokio's bounded channel,
 //! used before, allocated a block of 32 slots per request, which one gRPC message never needs.)
 //! Nothing is read before the service first polls its body, so `100 Continue` goes out
-//! only to a handler that wants the body. The request's trailer fields (ABI 1.3: an HTTP/1.1
+//! only to a handler that wants the body — except over HTTP/2 without `Expect`, where there is no
+//! `100 Continue` to hold back and the body usually arrived with the head (a unary gRPC call's
+//! one DATA frame): what the server holds then is read in `call` ([`for_request`]), and a body
+//! that is there whole reaches the service as it is, with no bridge (no slot, no wakes, no
+//! second poll of the service). The request's trailer fields (ABI 1.3: an HTTP/1.1
 //! chunked trailer section, HTTP/2's trailing HEADERS — gRPC clients may send them) follow the
 //! last data frame as an [`http_body::Frame::trailers`].
 
-use app_abi::{AbiError, BodyIo, TryRead, Waker};
+use app_abi::{AbiError, BodyIo, Request, TryRead, Waker};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use std::pin::Pin;
@@ -57,18 +61,33 @@ impl TryReadSource for BodyIo<'_> {
     }
 
     fn trailers(&mut self) -> Option<http::HeaderMap> {
-        let fields = self.request_trailers().ok().flatten()?;
-        let mut map = http::HeaderMap::new();
-        for (name, value) in fields {
-            if let (Ok(name), Ok(value)) = (
-                http::HeaderName::from_bytes(name),
-                http::HeaderValue::from_bytes(value),
-            ) {
-                map.append(name, value);
-            }
-        }
-        (!map.is_empty()).then_some(map)
+        trailer_map(self.request_trailers().ok().flatten()?)
     }
+}
+
+impl TryReadSource for Request<'_> {
+    fn try_read(&mut self, buf: &mut [u8]) -> TryRead {
+        Request::try_read(self, buf)
+    }
+
+    fn trailers(&mut self) -> Option<http::HeaderMap> {
+        trailer_map(self.request_trailers().ok().flatten()?)
+    }
+}
+
+/// The host's trailer fields as a header map (`None` if there are none); fields `http` refuses
+/// are left out.
+fn trailer_map(fields: Vec<(&[u8], &[u8])>) -> Option<http::HeaderMap> {
+    let mut map = http::HeaderMap::new();
+    for (name, value) in fields {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name),
+            http::HeaderValue::from_bytes(value),
+        ) {
+            map.append(name, value);
+        }
+    }
+    (!map.is_empty()).then_some(map)
 }
 
 /// Told by the service side that `next` should run: a [`Waker`] in the server, or a test double.
@@ -85,8 +104,20 @@ impl Wake for Waker {
 /// The request body a tower service receives: an [`http_body::Body`] of [`Bytes`].
 #[derive(Debug)]
 pub struct RequestBody {
-    inner: Option<Stream>,
+    inner: Option<Source>,
     size_hint: SizeHint,
+}
+
+/// Where a body's frames come from until it ends.
+#[derive(Debug)]
+enum Source {
+    /// The server's pump, through the slot.
+    Bridged(Stream),
+    /// The whole body, read in `call`: its bytes (until taken), then its trailers.
+    Arrived {
+        data: Bytes,
+        trailers: Option<http::HeaderMap>,
+    },
 }
 
 /// What moves from the server's pump to the service: a frame or the server's failure.
@@ -217,8 +248,25 @@ impl http_body::Body for RequestBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let Some(stream) = self.inner.as_mut() else {
-            return Poll::Ready(None);
+        let stream = match self.inner.as_mut() {
+            None => return Poll::Ready(None),
+            Some(Source::Bridged(stream)) => stream,
+            Some(Source::Arrived { data, trailers }) => {
+                let frame = if !data.is_empty() {
+                    Frame::data(std::mem::take(data))
+                } else if let Some(trailers) = trailers.take() {
+                    Frame::trailers(trailers)
+                } else {
+                    self.inner = None;
+                    return Poll::Ready(None);
+                };
+                // A body whose last frame this was ends with it, as h2's does with END_STREAM.
+                if matches!(&self.inner, Some(Source::Arrived { trailers: None, .. })) {
+                    self.inner = None;
+                }
+                self.size_hint = SizeHint::with_exact(0);
+                return Poll::Ready(Some(Ok(frame)));
+            }
         };
         if !stream.slot.wanted.swap(true, Ordering::AcqRel) {
             stream.waker.wake(); // the first demand: `next` starts reading
@@ -275,18 +323,96 @@ thread_local! {
 
 /// A bridged request body: the service's half and the server's half.
 pub(crate) fn channel(content_length: Option<u64>, waker: Arc<dyn Wake>) -> (RequestBody, Upload) {
-    let slot = Arc::new(Slot::default());
+    bridged(content_length, waker, Slot::default())
+}
+
+/// [`channel`] over `slot` (which may hold the body's first item already).
+fn bridged(content_length: Option<u64>, waker: Arc<dyn Wake>, slot: Slot) -> (RequestBody, Upload) {
+    let slot = Arc::new(slot);
     let body = RequestBody {
-        inner: Some(Stream {
+        inner: Some(Source::Bridged(Stream {
             slot: Arc::clone(&slot),
             waker,
-        }),
+        })),
         size_hint: content_length.map_or_else(SizeHint::new, SizeHint::with_exact),
     };
     let upload = Upload {
         tx: Some(Sender(slot)),
     };
     (body, upload)
+}
+
+/// The body of a request `call` starts: over HTTP/2 without `Expect`, what the server holds of
+/// it already is read now (the whole body, usually: it came with the head), else bridged as
+/// [`channel`]. `None` for the server's half: the body is read whole, or it failed.
+pub(crate) fn for_request(
+    req: &mut Request<'_>,
+    head: &http::Request<()>,
+    content_length: Option<u64>,
+    waker: Arc<dyn Wake>,
+) -> (RequestBody, Option<Upload>) {
+    if head.version() != http::Version::HTTP_2 || head.headers().contains_key(http::header::EXPECT)
+    {
+        let (body, upload) = channel(content_length, waker);
+        return (body, Some(upload));
+    }
+    with_read_buf(|buf| arrived(req, buf, content_length, waker))
+}
+
+/// Reads what `source` holds of the body now (at most `buf`'s length): the whole body if its
+/// end is there, else a bridge whose slot holds what was read (or the failure).
+fn arrived(
+    source: &mut impl TryReadSource,
+    buf: &mut [u8],
+    content_length: Option<u64>,
+    waker: Arc<dyn Wake>,
+) -> (RequestBody, Option<Upload>) {
+    let mut filled = 0;
+    let first = loop {
+        if filled == buf.len() {
+            break None; // as much as one pump reads: the rest goes through the bridge
+        }
+        match source.try_read(&mut buf[filled..]) {
+            TryRead::Data(n) => filled += n,
+            TryRead::Pending => break None,
+            TryRead::End => {
+                let data = Bytes::copy_from_slice(&buf[..filled]);
+                let trailers = source.trailers();
+                if data.is_empty() && trailers.is_none() {
+                    return (RequestBody::empty(), None);
+                }
+                let body = RequestBody {
+                    size_hint: SizeHint::with_exact(data.len() as u64),
+                    inner: Some(Source::Arrived { data, trailers }),
+                };
+                return (body, None);
+            }
+            // The body is broken: the service hears of it first (what came before is useless).
+            TryRead::Failed(err) => break Some(Err(err)),
+        }
+    };
+    let failed = matches!(first, Some(Err(_)));
+    let item = first
+        .or_else(|| (filled > 0).then(|| Ok(Frame::data(Bytes::copy_from_slice(&buf[..filled])))));
+    let slot = Slot {
+        state: Mutex::new(SlotState {
+            item,
+            ..SlotState::default()
+        }),
+        wanted: AtomicBool::new(false),
+    };
+    let (body, upload) = bridged(content_length, waker, slot);
+    // After a failure the server's half is dropped: the body ends behind it.
+    (body, (!failed).then_some(upload))
+}
+
+/// Runs `read` over this thread's read buffer.
+fn with_read_buf<R>(read: impl FnOnce(&mut [u8]) -> R) -> R {
+    READ_BUF.with(|buf| match buf.try_borrow_mut() {
+        Ok(mut buf) => read(&mut buf),
+        // Never nested on one thread; if it were, a buffer of its own is still correct.
+        Err(_) => read(&mut vec![0; UPLOAD_CHUNK_BYTES]),
+    })
 }
 
 impl Upload {
@@ -300,11 +426,7 @@ impl Upload {
             Some(tx) if tx.0.wanted.load(Ordering::Acquire) => {}
             _ => return false,
         }
-        READ_BUF.with(|buf| match buf.try_borrow_mut() {
-            Ok(mut buf) => self.pump_through(source, &mut buf),
-            // Never nested on one thread; if it were, a buffer of its own is still correct.
-            Err(_) => self.pump_through(source, &mut vec![0; UPLOAD_CHUNK_BYTES]),
-        })
+        with_read_buf(|buf| self.pump_through(source, buf))
     }
 
     fn pump_through(&mut self, source: &mut impl TryReadSource, buf: &mut [u8]) -> bool {
@@ -351,179 +473,5 @@ impl Upload {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use http_body_util::BodyExt;
-    use std::collections::VecDeque;
-    use std::sync::atomic::AtomicUsize;
-
-    #[derive(Default)]
-    struct CountingWake(AtomicUsize);
-
-    impl Wake for CountingWake {
-        fn wake(&self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    /// A server that has some answers buffered, then says Pending.
-    struct Script(VecDeque<TryRead>, Vec<u8>, usize);
-
-    impl TryReadSource for Script {
-        fn try_read(&mut self, buf: &mut [u8]) -> TryRead {
-            self.2 += 1;
-            match self.0.pop_front().unwrap_or(TryRead::Pending) {
-                TryRead::Data(n) => {
-                    buf[..n].copy_from_slice(&self.1[..n]);
-                    self.1.drain(..n);
-                    TryRead::Data(n)
-                }
-                other => other,
-            }
-        }
-    }
-
-    fn script(answers: Vec<TryRead>, bytes: &[u8]) -> Script {
-        Script(answers.into(), bytes.to_vec(), 0)
-    }
-
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
-
-    #[test]
-    fn nothing_is_read_before_the_service_polls_its_body() {
-        let wake = Arc::new(CountingWake::default());
-        let (_body, mut upload) = channel(Some(3), wake.clone());
-        let mut server = script(vec![TryRead::Data(3), TryRead::End], b"abc");
-        upload.pump(&mut server);
-        assert_eq!(server.2, 0, "try_read called before the service asked");
-        assert_eq!(wake.0.load(Ordering::SeqCst), 0);
-    }
-
-    #[test]
-    fn at_most_the_buffered_chunks_are_read_ahead_and_a_drain_wakes_the_server() {
-        let wake = Arc::new(CountingWake::default());
-        let (mut body, mut upload) = channel(Some(6), wake.clone());
-        let rt = runtime();
-        // The service polls: nothing there yet, and the server is told to start reading.
-        let first = rt.block_on(async {
-            tokio::time::timeout(std::time::Duration::from_millis(20), body.frame()).await
-        });
-        assert!(first.is_err(), "a frame before the server read anything");
-        assert_eq!(wake.0.load(Ordering::SeqCst), 1);
-
-        let mut server = script(
-            vec![TryRead::Data(2), TryRead::Data(2), TryRead::Data(2)],
-            b"abcdef",
-        );
-        upload.pump(&mut server);
-        assert_eq!(server.2, 1, "read past the channel's one slot");
-
-        let frame = rt.block_on(body.frame()).unwrap().unwrap();
-        assert_eq!(frame.into_data().unwrap(), "ab");
-        assert_eq!(
-            wake.0.load(Ordering::SeqCst),
-            2,
-            "a drained slot wakes the server"
-        );
-        assert_eq!(http_body::Body::size_hint(&body).exact(), Some(4));
-
-        upload.pump(&mut server);
-        let frame = rt.block_on(body.frame()).unwrap().unwrap();
-        assert_eq!(frame.into_data().unwrap(), "cd");
-    }
-
-    /// A server whose body ends with trailer fields.
-    struct WithTrailers(Script);
-
-    impl TryReadSource for WithTrailers {
-        fn try_read(&mut self, buf: &mut [u8]) -> TryRead {
-            self.0.try_read(buf)
-        }
-
-        fn trailers(&mut self) -> Option<http::HeaderMap> {
-            let mut map = http::HeaderMap::new();
-            map.insert("x-check", "abc".parse().unwrap());
-            Some(map)
-        }
-    }
-
-    #[test]
-    fn the_request_trailers_follow_the_last_data_frame() {
-        let wake = Arc::new(CountingWake::default());
-        let (body, mut upload) = channel(None, wake);
-        let collector = std::thread::spawn(move || {
-            runtime().block_on(async move { body.collect().await.map(|c| c.trailers().cloned()) })
-        });
-        let mut server = WithTrailers(script(vec![TryRead::Data(2), TryRead::End], b"ab"));
-        while !upload.is_finished() {
-            upload.pump(&mut server);
-            std::thread::yield_now();
-        }
-        let trailers = collector
-            .join()
-            .unwrap()
-            .unwrap()
-            .expect("a trailers frame");
-        assert_eq!(trailers["x-check"], "abc");
-    }
-
-    #[test]
-    fn the_whole_body_arrives_in_order_and_ends() {
-        let wake = Arc::new(CountingWake::default());
-        let (body, mut upload) = channel(None, wake);
-        let rt = runtime();
-        let collector = std::thread::spawn(move || {
-            runtime().block_on(async move { body.collect().await.map(|c| c.to_bytes()) })
-        });
-        let mut server = script(
-            vec![
-                TryRead::Data(3),
-                TryRead::Pending,
-                TryRead::Data(4),
-                TryRead::End,
-            ],
-            b"abcdefg",
-        );
-        // Play the server: call `next` (pump) until the body is finished.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !upload.is_finished() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "upload never finished"
-            );
-            upload.pump(&mut server);
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        drop(rt);
-        let got = collector.join().unwrap().unwrap();
-        assert_eq!(got, "abcdefg");
-    }
-
-    #[test]
-    fn a_host_error_reaches_the_service_as_a_body_error() {
-        let wake = Arc::new(CountingWake::default());
-        let (mut body, mut upload) = channel(None, wake);
-        let rt = runtime();
-        let _ = rt.block_on(async {
-            tokio::time::timeout(std::time::Duration::from_millis(1), body.frame()).await
-        });
-        let mut server = script(vec![TryRead::Failed(AbiError::TooLarge)], b"");
-        upload.pump(&mut server);
-        let err = rt.block_on(body.frame()).unwrap().unwrap_err();
-        assert_eq!(err.abi_error(), AbiError::TooLarge);
-        assert!(upload.is_finished());
-    }
-
-    #[test]
-    fn an_empty_body_ends_at_once() {
-        let body = RequestBody::empty();
-        assert!(http_body::Body::is_end_stream(&body));
-        let got = runtime().block_on(body.collect()).unwrap().to_bytes();
-        assert!(got.is_empty());
-    }
-}
+#[path = "body_tests.rs"]
+mod tests;

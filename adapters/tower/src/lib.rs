@@ -222,8 +222,7 @@ impl TowerApp {
         };
         let wake = Arc::new(LazyWake::default());
         let (body, upload) = if has_body {
-            let (body, upload) = body::channel(length, wake.clone());
-            (body, Some(upload))
+            body::for_request(req, &head, length, wake.clone())
         } else {
             (RequestBody::empty(), None)
         };

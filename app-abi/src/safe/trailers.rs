@@ -8,8 +8,8 @@
 
 use super::error::AbiError;
 use super::request::with_pairs;
-use super::BodyIo;
-use crate::raw::{WsPair, WS_OK, WS_PENDING};
+use super::{BodyIo, Request};
+use crate::raw::{WsHost, WsPair, WS_OK, WS_PENDING};
 
 /// Trailer fields as `(name, value)` pairs, borrowed from the host until the request ends.
 pub type Fields<'a> = Vec<(&'a [u8], &'a [u8])>;
@@ -19,35 +19,8 @@ impl BodyIo<'_> {
     /// HTTP/2's are lowercase): `Ok(None)` while the body has not been read to its end (read on,
     /// then ask again), `Ok(Some(empty))` when the client sent none.
     pub fn request_trailers(&mut self) -> Result<Option<Fields<'_>>, AbiError> {
-        let host = self.host();
-        let Some(f) = host
-            .has_trailers()
-            .then_some(host.request_trailers)
-            .flatten()
-        else {
-            return Err(AbiError::State);
-        };
-        let mut fields: *const WsPair = core::ptr::null();
-        let mut n = 0usize;
-        // SAFETY: `io` is the running request's handle on this thread (`BodyIo::new`'s
-        // contract); both out-pointers are valid for the call.
-        let rc = unsafe { f(self.raw_io(), &mut fields, &mut n) };
-        match rc {
-            WS_PENDING => Ok(None),
-            WS_OK if n == 0 || fields.is_null() => Ok(Some(Vec::new())),
-            WS_OK => {
-                // SAFETY: the host hands `n` pairs it owns until the request's `close`, which
-                // comes after this `next` (and so after the borrow of `self`).
-                let pairs = unsafe { core::slice::from_raw_parts(fields, n) };
-                // SAFETY: every pair's slices are the host's, valid as long as the array.
-                let fields = pairs
-                    .iter()
-                    .map(|p| unsafe { (p.name.as_slice(), p.value.as_slice()) })
-                    .collect();
-                Ok(Some(fields))
-            }
-            code => Err(AbiError::check(code).err().unwrap_or(AbiError::Other(code))),
-        }
+        // SAFETY: `io` is the running request's handle on this thread (`BodyIo::new`'s contract).
+        unsafe { request_trailers(Some(self.host()), self.raw_io()) }
     }
 
     /// Sets the response's trailer fields (replacing earlier ones), sent after the body; copied
@@ -68,5 +41,53 @@ impl BodyIo<'_> {
             // keeps is its copy.
             AbiError::check(unsafe { f(io, pairs.as_ptr(), pairs.len(), 0) })
         })
+    }
+}
+
+impl Request<'_> {
+    /// [`BodyIo::request_trailers`] during `call`: the request's trailer fields once `try_read`
+    /// or `read` met the body's end there (a body the server held whole when `call` began).
+    pub fn request_trailers(&mut self) -> Result<Option<Fields<'_>>, AbiError> {
+        // SAFETY: `io` is this request's handle and `call` runs on this thread now (`from_raw`'s
+        // contract).
+        unsafe { request_trailers(self.host(), self.as_raw().io) }
+    }
+}
+
+/// `host.request_trailers` for `io`.
+///
+/// # Safety
+/// `io` is the running request's handle and the call is made on its thread, during `call` or
+/// `next`; the pairs are borrowed for as long as the caller's borrow of the request (the host
+/// keeps them until `close`).
+unsafe fn request_trailers<'r>(
+    host: Option<&WsHost>,
+    io: *mut core::ffi::c_void,
+) -> Result<Option<Fields<'r>>, AbiError> {
+    let Some(f) = host
+        .filter(|host| host.has_trailers())
+        .and_then(|host| host.request_trailers)
+    else {
+        return Err(AbiError::State);
+    };
+    let mut fields: *const WsPair = core::ptr::null();
+    let mut n = 0usize;
+    // SAFETY: the caller's contract for `io`; both out-pointers are valid for the call.
+    let rc = unsafe { f(io, &mut fields, &mut n) };
+    match rc {
+        WS_PENDING => Ok(None),
+        WS_OK if n == 0 || fields.is_null() => Ok(Some(Vec::new())),
+        WS_OK => {
+            // SAFETY: the host hands `n` pairs it owns until the request's `close`, which comes
+            // after the caller's borrow ends.
+            let pairs = unsafe { core::slice::from_raw_parts(fields, n) };
+            // SAFETY: every pair's slices are the host's, valid as long as the array.
+            let fields = pairs
+                .iter()
+                .map(|p| unsafe { (p.name.as_slice(), p.value.as_slice()) })
+                .collect();
+            Ok(Some(fields))
+        }
+        code => Err(AbiError::check(code).err().unwrap_or(AbiError::Other(code))),
     }
 }

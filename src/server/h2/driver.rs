@@ -249,6 +249,11 @@ async fn connection(
         }
     };
     let in_flight = Arc::new(AtomicUsize::new(0));
+    // The drain future and the idle tick stay registered for their wakes between the task's
+    // turns: each is polled again only once its signal came (a cheap check: the watch's
+    // version, the timer's state), not on every turn — a turn per stream or two under load.
+    let drain_signal = drain.clone();
+    let mut drain_registered = false;
     let mut drained: Option<Pin<Box<dyn Future<Output = ()> + Send>>> =
         Some(Box::pin(async move {
             while !*drain.borrow_and_update() {
@@ -258,7 +263,11 @@ async fn connection(
                 }
             }
         }));
-    let mut tick = tokio::time::interval(IDLE_CHECK);
+    let mut tick = Box::pin(tokio::time::sleep(IDLE_CHECK));
+    let mut tick_registered = false;
+    // Streams accepted since the last tick: the connection was active (checked once a tick,
+    // not a clock read per stream).
+    let mut accepted_since_tick = false;
     let mut active_at = Instant::now();
     // When the GOAWAY was sent (a drain, or --keep-alive).
     let mut going_away: Option<Instant> = None;
@@ -268,16 +277,26 @@ async fn connection(
     loop {
         let event = poll_fn(|cx| {
             if let Some(drain) = &mut drained {
-                if drain.as_mut().poll(cx).is_ready() {
-                    drained = None;
-                    return Poll::Ready(Event::Drain);
+                if !drain_registered || drain_signal.has_changed().unwrap_or(true) {
+                    drain_registered = true;
+                    if drain.as_mut().poll(cx).is_ready() {
+                        drained = None;
+                        return Poll::Ready(Event::Drain);
+                    }
                 }
             }
             if flooded.load(Ordering::Relaxed) && !calmed {
                 return Poll::Ready(Event::Flood);
             }
-            if tick.poll_tick(cx).is_ready() {
-                return Poll::Ready(Event::Tick);
+            if !tick_registered || tick.is_elapsed() {
+                tick_registered = true;
+                if tick.as_mut().poll(cx).is_ready() {
+                    // The next turn polls the new deadline, which registers it.
+                    tick.as_mut()
+                        .reset(tokio::time::Instant::now() + IDLE_CHECK);
+                    tick_registered = false;
+                    return Poll::Ready(Event::Tick);
+                }
             }
             if inline.is_some() && batch.len() >= INLINE_BATCH {
                 return Poll::Ready(Event::Batch);
@@ -304,7 +323,7 @@ async fn connection(
         .await;
         match event {
             Event::Stream(Some(Ok(job))) => {
-                active_at = Instant::now();
+                accepted_since_tick = true;
                 let last_id = u32::from(job.respond.stream_id()) == LAST_STREAM_ID;
                 batch.extend(accept(job, (&in_flight, limits), queue));
                 if last_id && going_away.is_none() {
@@ -336,7 +355,9 @@ async fn connection(
                 conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
             }
             Event::Tick => {
-                let busy = conn.has_streams() || in_flight.load(Ordering::SeqCst) > 0;
+                let busy = conn.has_streams()
+                    || in_flight.load(Ordering::SeqCst) > 0
+                    || std::mem::take(&mut accepted_since_tick);
                 match going_away {
                     _ if busy => active_at = Instant::now(),
                     None if active_at.elapsed() >= settings.keep_alive => {

@@ -3,10 +3,11 @@
 //! the response encoder validated.
 //!
 //! Names and values repeat from one response to the next (a gRPC service answers
-//! `content-type: application/grpc` and ends with `grpc-status: 0` every time; the Date changes
-//! once a second), so each thread keeps the last few short ones it made and shares them: a
-//! repeated field costs a comparison and a reference count instead of an allocation and a copy
-//! (and `http`'s lower-casing of a name it does not know).
+//! `content-type: application/grpc` and ends with `grpc-status: 0` every time), so each thread
+//! keeps the last few short ones it made and shares them: a repeated field costs a comparison
+//! and a reference count instead of an allocation and a copy (and `http`'s lower-casing of a
+//! name it does not know). The Date, which changes once a second, is kept apart: one value,
+//! this second's.
 
 use std::cell::RefCell;
 
@@ -24,12 +25,16 @@ const KEPT: usize = 16;
 const KEPT_LEN: usize = 64;
 
 /// A thread's recently made names and values.
+#[derive(Default)]
 struct Kept {
     names: Vec<HeaderName>,
     values: Vec<HeaderValue>,
     /// Where the next name and value kept go once the lists are full.
     next_name: usize,
     next_value: usize,
+    /// The Date of this second, apart from `values`: a new one every second would push the
+    /// values that repeat for good out of the list, and lengthen every search in it.
+    date: Option<HeaderValue>,
 }
 
 thread_local! {
@@ -39,6 +44,7 @@ thread_local! {
             values: Vec::new(),
             next_name: 0,
             next_value: 0,
+            date: None,
         })
     };
 }
@@ -46,8 +52,18 @@ thread_local! {
 impl Kept {
     /// `name` as a header name (which `http` spells in lower case).
     fn name(&mut self, name: &[u8]) -> Result<HeaderName, InvalidHeaderName> {
-        let same = |kept: &&HeaderName| kept.as_str().as_bytes().eq_ignore_ascii_case(name);
-        if let Some(kept) = self.names.iter().find(same) {
+        // Apps mostly spell names in lower case, as `http` keeps them: an exact comparison
+        // (a `memcmp`) finds those; the byte-by-byte case-blind one only runs for the others.
+        fn spelled(kept: &HeaderName) -> &[u8] {
+            kept.as_str().as_bytes()
+        }
+        let names = &self.names;
+        let found = names.iter().find(|kept| spelled(kept) == name).or_else(|| {
+            names
+                .iter()
+                .find(|kept| spelled(kept).eq_ignore_ascii_case(name))
+        });
+        if let Some(kept) = found {
             return Ok(kept.clone());
         }
         let made = HeaderName::from_bytes(name)?;
@@ -55,6 +71,14 @@ impl Kept {
             keep(&mut self.names, &mut self.next_name, made.clone());
         }
         Ok(made)
+    }
+
+    /// `date` as a header value: this second's, shared until the next second's comes.
+    fn date(&mut self, date: &[u8]) -> Result<HeaderValue, InvalidHeaderValue> {
+        match &self.date {
+            Some(kept) if kept.as_bytes() == date => Ok(kept.clone()),
+            _ => Ok(self.date.insert(HeaderValue::from_bytes(date)?).clone()),
+        }
     }
 
     fn value(&mut self, value: &[u8]) -> Result<HeaderValue, InvalidHeaderValue> {
@@ -102,7 +126,7 @@ pub(super) fn framed_response(
             map.append(http::header::CONTENT_LENGTH, value);
         }
         if let Some(date) = date {
-            let value = kept.value(date).map_err(|e| invalid(&e))?;
+            let value = kept.date(date).map_err(|e| invalid(&e))?;
             map.append(http::header::DATE, value);
         }
         Ok::<_, String>(())
@@ -153,5 +177,31 @@ mod tests {
         let map = trailers(long.as_bytes());
         assert_eq!(map["x-long"].len(), KEPT_LEN + 1);
         KEPT_FIELDS.with_borrow(|kept| assert!(kept.values.iter().all(|v| v.len() <= KEPT_LEN)));
+    }
+
+    #[test]
+    fn the_date_is_shared_within_its_second_and_leaves_the_kept_values_alone() {
+        let mut kept = Kept::default();
+        let first = kept.date(b"Mon, 07 Dec 2026 13:00:00 GMT").unwrap();
+        let again = kept.date(b"Mon, 07 Dec 2026 13:00:00 GMT").unwrap();
+        assert_eq!(first.as_bytes().as_ptr(), again.as_bytes().as_ptr());
+        let next = kept.date(b"Mon, 07 Dec 2026 13:00:01 GMT").unwrap();
+        assert_eq!(next, "Mon, 07 Dec 2026 13:00:01 GMT");
+        assert!(kept.values.is_empty(), "dates kept among the values");
+    }
+
+    #[test]
+    fn a_kept_name_is_shared_whatever_the_case_it_comes_in() {
+        let spelled = |map: &HeaderMap| map.keys().next().unwrap().as_str().as_ptr();
+        let lower = trailers(b"x-case: 1\r\n");
+        for again in [&b"x-case: 2\r\n"[..], b"X-Case: 3\r\n"] {
+            let map = trailers(again);
+            assert_eq!(map.keys().next().unwrap(), "x-case");
+            assert_eq!(
+                spelled(&map),
+                spelled(&lower),
+                "made again, not the kept one"
+            );
+        }
     }
 }

@@ -23,7 +23,7 @@ use crate::app::call::{self, Cancel, Progress, RequestFacts, Scratch};
 use crate::app::environ::{AddrVars, Environ, RequestParts, HTTP2};
 use crate::app::parts::{Head, Noted, VERSION_HTTP2};
 use crate::http::encoder::{Outcome, CLIENT_LEFT};
-use crate::http::target::parse_target;
+use crate::http::target::{parse_target, split_origin_form};
 use crate::listen::Peer;
 use crate::server::conn::Conn;
 use crate::server::proxied;
@@ -89,7 +89,12 @@ pub(super) fn start(job: StreamJob, shared: &Shared, scratch: &mut ThreadScratch
             .authority()
             .map_or(&b"/"[..], |a| a.as_str().as_bytes()),
     };
-    let target = match parse_target(method, raw_target) {
+    // `http` split the `:path` at its `?` already.
+    let split = parts.uri.path_and_query().and_then(|p| {
+        let path = p.as_str().starts_with('/').then(|| p.path().as_bytes())?;
+        split_origin_form(method, path, p.query().map(str::as_bytes))
+    });
+    let target = match split.map_or_else(|| parse_target(method, raw_target), Ok) {
         Ok(target) => target,
         Err(e) => {
             crate::logging::refused(info.peer.host(), e.status(), &e);
@@ -102,21 +107,24 @@ pub(super) fn start(job: StreamJob, shared: &Shared, scratch: &mut ThreadScratch
             return;
         }
     };
+    // The fields as bytes, walked once (the parts are filled from them too); whether a Host
+    // came is noted on the way rather than looked up in h2's map.
+    let mut fields: Vec<(&[u8], &[u8])> = Vec::with_capacity(parts.headers.len() + 1);
+    let mut has_host = false;
+    for (name, value) in &parts.headers {
+        has_host |= name == http::header::HOST;
+        fields.push((name.as_str().as_bytes(), value.as_bytes()));
+    }
     // `:authority` stands for Host (RFC 9113 §8.3.1) unless the client sent both.
     let authority = parts
         .uri
         .authority()
-        .filter(|_| !parts.headers.contains_key(http::header::HOST))
+        .filter(|_| !has_host)
         .map(|authority| (&b"host"[..], authority.as_str().as_bytes()));
-    let fields: Vec<(&[u8], &[u8])> = authority
-        .into_iter()
-        .chain(
-            parts
-                .headers
-                .iter()
-                .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes())),
-        )
-        .collect();
+    if let Some(host) = authority {
+        fields.insert(0, host);
+    }
+    let sent = &fields[usize::from(authority.is_some())..];
     let headers = fields.iter().copied();
     let mut flags = WS_REQ_MULTITHREAD;
     if config.multiprocess {
@@ -189,10 +197,7 @@ pub(super) fn start(job: StreamJob, shared: &Shared, scratch: &mut ThreadScratch
                 .uri
                 .path_and_query()
                 .map_or(&b""[..], |p| p.as_str().as_bytes()),
-            fields: parts
-                .headers
-                .iter()
-                .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes())),
+            fields: sent.iter().copied(),
             strip_forwarding: client.strip_forwarding,
             // h2's fields lie in separate buffers.
             block: &[],
