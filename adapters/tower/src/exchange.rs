@@ -2,8 +2,9 @@
 //! service's future and then its response body *inline*, on the serving thread that calls `next`,
 //! inside the app runtime's context (`Handle::enter`, so timers, I/O and `tokio::spawn` work).
 //!
-//! A response that is ready at once (a hello route) is answered within the server's first `next`:
-//! no task is spawned, no thread is woken, nothing crosses to the runtime's threads and back —
+//! Its first step runs in `call` (`answer.rs`), the later ones in the server's `next`s. A
+//! response that is ready at once (a hello route) is answered within that first step: no task
+//! is spawned, no thread is woken, nothing crosses to the runtime's threads and back —
 //! which is how hyper serves a tower service too (on the thread that runs the connection). Only a
 //! future that is really pending parks the request: the server calls `next` again when the
 //! future's waker is woken (a timer fired, a reply came, body bytes arrived), and `next` polls it
@@ -257,6 +258,8 @@ pub(crate) struct Exchange<S: Service<http::Request<crate::RequestBody>>, B> {
     handle: Handle,
     /// The chunk last handed to the server, kept until the next `next`.
     current: Bytes,
+    /// `current` was produced in `call` and not handed over there: the next step gives it.
+    replay: bool,
     /// An upgrade request's hyper connection (`upgrade.rs`): a 101 response hands it the stream.
     probe: Option<Probe>,
     logger: Logger,
@@ -294,6 +297,7 @@ where
             wake,
             handle,
             current: Bytes::new(),
+            replay: false,
             probe: None,
             logger,
         }
@@ -307,6 +311,9 @@ where
 
     /// One step: pump the request body, poll, and answer what the poll produced.
     pub(crate) fn step(&mut self, host: &mut impl StepHost) -> Next<'_> {
+        if std::mem::take(&mut self.replay) {
+            return Next::Chunk(&self.current);
+        }
         if matches!(self.stage, Stage::Finished) {
             // The body was seen to end with its last chunk (the usual one-chunk body): the
             // server's `next` after that chunk costs no runtime context and no poll.
@@ -496,6 +503,23 @@ where
 {
     fn next<'s>(&'s mut self, io: &mut BodyIo<'_>) -> Next<'s> {
         self.step(io)
+    }
+}
+
+impl<S: Service<http::Request<crate::RequestBody>>, B> Exchange<S, B> {
+    /// Whether nothing of the response is left to poll (its last chunk may still be `current`).
+    pub(crate) fn is_finished(&self) -> bool {
+        matches!(self.stage, Stage::Finished)
+    }
+
+    /// The chunk the last step gave, taken out of the exchange.
+    pub(crate) fn take_chunk(&mut self) -> Bytes {
+        std::mem::take(&mut self.current)
+    }
+
+    /// The chunk the last step gave was not handed over: the next step gives it again.
+    pub(crate) fn replay_chunk(&mut self) {
+        self.replay = true;
     }
 }
 

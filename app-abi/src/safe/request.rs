@@ -1,7 +1,7 @@
 //! [`Request`]: safe accessors over a server-owned `WsRequest` (PEP 3333 `environ`, `wsgi.input`,
 //! `start_response`, `write`, `wsgi.errors`).
 
-use super::deferred::{try_read, TryRead, Waker};
+use super::deferred::{try_read, BodyIo, TryRead, Waker};
 use super::error::AbiError;
 use super::log::{LogLevel, Logger};
 use crate::raw::{WsBytes, WsHost, WsPair, WsRequest, WS_REQ_FIELDS_IN_PARTS, WS_RESPONSE_REPLACE};
@@ -214,6 +214,18 @@ impl<'a> Request<'a> {
         // SAFETY: as for `try_read`; the vtable is the server's, process-lifetime.
         self.host
             .and_then(|host| unsafe { Waker::new(host, self.raw.io) })
+    }
+
+    /// This request's host calls as a [`BodyIo`], which a deferred body's `next` gets: `call`
+    /// is answered the same host calls (the header's "Host I/O phases"), so code that drives a
+    /// response from `next` may run its first step in `call` and answer there when it can (the
+    /// tower adapter does, for a service that is ready at once). `None` on a host without a
+    /// vtable (some tests).
+    pub fn io(&mut self) -> Option<BodyIo<'_>> {
+        let host = self.host?;
+        // SAFETY: `io` is this request's handle and `call` runs on this thread now (from_raw's
+        // contract); the `BodyIo` borrows `self`, so it does not outlive the call.
+        Some(unsafe { BodyIo::new(host, self.raw.io, self.logger()) })
     }
 
     /// Reads the whole request body (pre-sized from `CONTENT_LENGTH`, capped at 1 MiB).
