@@ -13,7 +13,10 @@
 //!
 //! The waker handed to the future is lazy ([`LazyWake`]): the server's waker (an ABI `waker_new`)
 //! is made only when a poll pends, so a request answered at once costs none; a wake that comes
-//! before it exists is remembered and answered by polling again.
+//! before it exists is remembered and answered by polling again. A request without a body does
+//! not even make the [`LazyWake`] before it needs one: its first poll gets a waker that does
+//! nothing, and a poll that pends is followed by one with the [`LazyWake`] (a future registers
+//! the waker of its latest poll), which then parks the request.
 //!
 //! Ending: a service error, a body error or a panic ends the response with [`Next::Error`] (the
 //! server answers 500 if nothing was sent, else cuts the connection) and a log line. Dropping the
@@ -252,8 +255,10 @@ impl std::task::Wake for LazyWake {
 pub(crate) struct Exchange<S: Service<http::Request<crate::RequestBody>>, B> {
     stage: Stage<S, B>,
     upload: Option<Upload>,
-    wake: Arc<LazyWake>,
-    /// `wake` as a task waker (made once: it is what the future's wakers are cloned from).
+    /// Made up front only when the request body's channel needs it, else once a poll pends.
+    wake: Option<Arc<LazyWake>>,
+    /// `wake` as a task waker (made once: it is what the future's wakers are cloned from), or
+    /// one that does nothing while there is no `wake`.
     task_waker: std::task::Waker,
     handle: Handle,
     /// The chunk last handed to the server, kept until the next `next`.
@@ -281,19 +286,21 @@ where
     B::Error: Into<crate::BoxError>,
 {
     /// A request for `svc`; `upload` is the server's half of its body, whose service half wakes
-    /// `wake`.
+    /// `wake` (`None` without a body: made once a poll pends).
     pub(crate) fn new(
         svc: S,
         req: http::Request<crate::RequestBody>,
         upload: Option<Upload>,
-        wake: Arc<LazyWake>,
+        wake: Option<Arc<LazyWake>>,
         handle: Handle,
         logger: Logger,
     ) -> Self {
         Exchange {
             stage: Stage::Ready(svc, Some(req)),
             upload,
-            task_waker: std::task::Waker::from(wake.clone()),
+            task_waker: wake
+                .clone()
+                .map_or_else(|| std::task::Waker::noop().clone(), std::task::Waker::from),
             wake,
             handle,
             current: Bytes::new(),
@@ -333,7 +340,14 @@ where
             if self.pump(host) {
                 continue;
             }
-            match self.wake.arm(host) {
+            let Some(wake) = &self.wake else {
+                // Polled with a waker that does nothing: again with one that reaches the server.
+                let wake = Arc::new(LazyWake::default());
+                self.task_waker = std::task::Waker::from(wake.clone());
+                self.wake = Some(wake);
+                continue;
+            };
+            match wake.arm(host) {
                 Armed::Parked => break Polled::Pending,
                 // At most once per request: from now on wakes reach the server, which calls
                 // `next` again behind the requests already waiting (a future that keeps waking

@@ -74,7 +74,7 @@ type Start = Box<
             &mut Request<'_>,
             http::Request<RequestBody>,
             Option<body::Upload>,
-            Arc<LazyWake>,
+            Option<Arc<LazyWake>>,
             Option<upgrade::Probe>,
             Logger,
         ) -> Response
@@ -223,12 +223,15 @@ impl TowerApp {
                 return Response::text(400, "Bad Request\n");
             }
         };
-        let wake = Arc::new(LazyWake::default());
-        let (body, upload) = if has_body {
-            let (body, upload) = body::channel(length, wake.clone());
-            (body, Some(upload))
-        } else {
-            (RequestBody::empty(), None)
+        // The body's channel wakes the request through it; without one it is made only if the
+        // service pends (`exchange.rs`).
+        let wake = has_body.then(|| Arc::new(LazyWake::default()));
+        let (body, upload) = match &wake {
+            Some(wake) => {
+                let (body, upload) = body::channel(length, wake.clone());
+                (body, Some(upload))
+            }
+            None => (RequestBody::empty(), None),
         };
         let probe = if self.upgrades && has_upgrade && upgrade::wants_upgrade(&head, has_body) {
             match upgrade::probe(&mut head, &self.handle) {

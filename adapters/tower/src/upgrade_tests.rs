@@ -1,6 +1,6 @@
 use super::*;
 use crate::body::{TryReadSource, Wake};
-use crate::exchange::{head_fields, Exchange, LazyWake, StepHost};
+use crate::exchange::{head_fields, Exchange, StepHost};
 use app_abi::{Logger, Next, TryRead};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use futures_util::{SinkExt, StreamExt};
@@ -235,7 +235,7 @@ fn exchange_for(
         echo_router(),
         req,
         None,
-        Arc::new(LazyWake::default()),
+        None,
         rt.handle().clone(),
         logger(),
     )
