@@ -42,7 +42,7 @@ where
         // The head went out through `start_response` in the step (or the connection was taken).
         First::End => Response::started(Body::empty()),
         First::Chunk if exchange.is_finished() => {
-            Response::started(Body::from_vec(exchange.take_chunk().into()))
+            Response::started(Body::copy_from_slice(&exchange.take_chunk()))
         }
         First::Chunk => {
             exchange.replay_chunk();

@@ -6,7 +6,8 @@
 //!   and dropped by `shutdown` (after `T::shutdown`);
 //! - body: `Box<BodyState>` leaked into `WsBody::ctx` by `call`, borrowed by `next`, reclaimed by
 //!   `close`, which drops the body (running its `on_close` hooks) and keeps the emptied box for
-//!   the thread's next `call` (one allocation fewer per request). A chunk handed out by `next`
+//!   the thread's next `call` (one allocation fewer per request), and a small owned body's
+//!   buffer for the thread's next `Body::copy_from_slice`. A chunk handed out by `next`
 //!   points into that box (or into static memory) and stays valid until the next `next`/`close`.
 
 use super::deferred::{BodyIo, Next};
@@ -144,6 +145,10 @@ impl BodyState {
     /// `close`: drops the body (its `on_close` hooks run here) and keeps the box as the thread's
     /// spare.
     fn release(mut self: Box<BodyState>) {
+        // Owned bytes go first (as dropping the body would), kept for the thread's next copy.
+        if let BodyKind::Bytes(bytes) = std::mem::replace(self.body.kind_mut(), BodyKind::Empty) {
+            super::response::recycle_bytes(bytes);
+        }
         self.body = Body::empty();
         // Not kept: an iterator's last chunk may be large.
         self.current = Vec::new();

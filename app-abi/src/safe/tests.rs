@@ -179,6 +179,7 @@ impl App for TestApp {
                 Response::started("")
             }
             b"/empty" => Response::new(204),
+            b"/copied" => Response::text(200, Body::copy_from_slice(b"copied")),
             _ => Response::not_found(),
         }
     }
@@ -297,6 +298,36 @@ fn init_call_bytes_body_and_shutdown() {
     // SAFETY: the state from init, after the last request.
     unsafe { shutdown::<TestApp>(state) };
     assert_eq!(SHUTDOWNS.load(Ordering::SeqCst), shutdowns + 1);
+}
+
+#[test]
+fn a_closed_body_leaves_its_box_and_its_bytes_to_the_next_call_on_its_thread() {
+    let fake = Fake::default();
+    let (_, state, _) = run_init::<TestApp>(&fake, 64);
+    let mut seen = Vec::new();
+    // Blocks of every small size, taken after the first close: a box or buffer that was freed
+    // there would be handed to one of them, not to the second call.
+    let mut blockers: Vec<Vec<u8>> = Vec::new();
+    for _ in 0..2 {
+        let (rc, body) = run_call(&fake, state, "/copied");
+        assert_eq!((rc, body.length_hint), (WS_OK, 6));
+        let mut chunk = WsBytes::EMPTY;
+        // SAFETY: ctx from call, not closed.
+        assert_eq!(unsafe { (body.next.unwrap())(body.ctx, &mut chunk) }, 1);
+        // SAFETY: the chunk is valid until the next next/close.
+        assert_eq!(unsafe { chunk.as_slice() }, b"copied");
+        seen.push((body.ctx, chunk.ptr));
+        // SAFETY: closed exactly once.
+        unsafe { (body.close.unwrap())(body.ctx) };
+        blockers.extend((1..=64).map(|n| Vec::with_capacity(n * 8)));
+    }
+    assert_eq!(
+        seen[0], seen[1],
+        "the second call reuses the first one's box and bytes"
+    );
+    drop(blockers);
+    // SAFETY: the state from init, after the last request.
+    unsafe { shutdown::<TestApp>(state) };
 }
 
 #[test]
