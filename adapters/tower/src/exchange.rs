@@ -286,12 +286,15 @@ where
     B::Error: Into<crate::BoxError>,
 {
     /// A request for `svc`; `upload` is the server's half of its body, whose service half wakes
-    /// `wake` (`None` without a body: made once a poll pends).
+    /// `wake` (`None` without a body: made once a poll pends); `probe` for an upgrade request
+    /// (it carries the probe's `OnUpgrade`: a 101 response upgrades the connection). Built in
+    /// place, as it is then moved whole (it holds the request).
     pub(crate) fn new(
         svc: S,
         req: http::Request<crate::RequestBody>,
         upload: Option<Upload>,
         wake: Option<Arc<LazyWake>>,
+        probe: Option<Probe>,
         handle: Handle,
         logger: Logger,
     ) -> Self {
@@ -305,15 +308,9 @@ where
             handle,
             current: Bytes::new(),
             replay: false,
-            probe: None,
+            probe,
             logger,
         }
-    }
-
-    /// The request carries `probe`'s `OnUpgrade`: a 101 response upgrades the connection.
-    pub(crate) fn with_probe(mut self, probe: Option<Probe>) -> Self {
-        self.probe = probe;
-        self
     }
 
     /// One step: pump the request body, poll, and answer what the poll produced.

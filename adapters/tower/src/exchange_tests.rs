@@ -84,7 +84,7 @@ where
 {
     // As for a request without a body: the `LazyWake` is made once a poll pends.
     let req = http::Request::new(crate::RequestBody::empty());
-    Exchange::new(svc, req, None, None, rt.handle().clone(), logger())
+    Exchange::new(svc, req, None, None, None, rt.handle().clone(), logger())
 }
 
 /// What one step answered, owned.

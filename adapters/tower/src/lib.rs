@@ -185,9 +185,15 @@ impl TowerApp {
         };
         let handle = runtime.handle().clone();
         let start: Start = Box::new(move |call, req, upload, wake, probe, logger| {
-            let exchange =
-                Exchange::new(service.clone(), req, upload, wake, handle.clone(), logger)
-                    .with_probe(probe);
+            let exchange = Exchange::new(
+                service.clone(),
+                req,
+                upload,
+                wake,
+                probe,
+                handle.clone(),
+                logger,
+            );
             answer::answer(exchange, call)
         });
         let upgrades = upgrade::offered(ctx);

@@ -236,10 +236,10 @@ fn exchange_for(
         req,
         None,
         None,
+        Some(probe),
         rt.handle().clone(),
         logger(),
     )
-    .with_probe(Some(probe))
 }
 
 #[test]
