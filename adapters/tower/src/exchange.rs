@@ -41,8 +41,8 @@ use tokio::runtime::Handle;
 use tower_service::Service;
 
 /// Where the response stands.
-// The `Ready` stage is the large one, and it is not boxed on purpose: the exchange is boxed whole
-// by the server's deferred body, so boxing the request too would cost an allocation per request.
+// The `Ready` stage is the large one, and it is not boxed on purpose: boxing the request would
+// cost an allocation per request.
 #[allow(clippy::large_enum_variant)]
 enum Stage<S: Service<http::Request<crate::RequestBody>>, B> {
     /// Waiting for the service to be ready for the request.
