@@ -24,6 +24,7 @@
 //! or body — that is how the app's work is cancelled.
 
 use crate::body::{TryReadSource, Upload, Wake};
+use crate::context::AppRuntime;
 use crate::file::SendFile;
 use crate::upgrade::{Probe, RawStream, StreamSlot};
 use app_abi::{BodyIo, DeferredBody, FileSend, Logger, Next};
@@ -37,7 +38,6 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
-use tokio::runtime::Handle;
 use tower_service::Service;
 
 /// Where the response stands.
@@ -260,7 +260,7 @@ pub(crate) struct Exchange<S: Service<http::Request<crate::RequestBody>>, B> {
     /// `wake` as a task waker (made once: it is what the future's wakers are cloned from), or
     /// one that does nothing while there is no `wake`.
     task_waker: std::task::Waker,
-    handle: Handle,
+    runtime: AppRuntime,
     /// The chunk last handed to the server, kept until the next `next`.
     current: Bytes,
     /// `current` was produced in `call` and not handed over there: the next step gives it.
@@ -295,7 +295,7 @@ where
         upload: Option<Upload>,
         wake: Option<Arc<LazyWake>>,
         probe: Option<Probe>,
-        handle: Handle,
+        runtime: AppRuntime,
         logger: Logger,
     ) -> Self {
         Exchange {
@@ -305,7 +305,7 @@ where
                 .clone()
                 .map_or_else(|| std::task::Waker::noop().clone(), std::task::Waker::from),
             wake,
-            handle,
+            runtime,
             current: Bytes::new(),
             replay: false,
             probe,
@@ -323,7 +323,7 @@ where
             // server's `next` after that chunk costs no runtime context and no poll.
             return Next::End;
         }
-        let _runtime = self.handle.enter();
+        let _runtime = self.runtime.enter();
         self.pump(host);
         let polled = loop {
             let polled = self.poll_caught(host);
@@ -541,7 +541,7 @@ impl<S: Service<http::Request<crate::RequestBody>>, B> Drop for Exchange<S, B> {
         }
         // The future or body may hold runtime resources (timers, sockets) that deregister
         // themselves as they drop: inside the runtime's context, as they were made.
-        let _runtime = self.handle.enter();
+        let _runtime = self.runtime.enter();
         let stage = std::mem::replace(&mut self.stage, Stage::Finished);
         if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(stage))) {
             self.logger.error(&format!(

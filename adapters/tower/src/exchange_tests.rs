@@ -1,5 +1,6 @@
 use super::*;
 use crate::body::TryReadSource;
+use crate::context::AppRuntime;
 use app_abi::TryRead;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -84,7 +85,15 @@ where
 {
     // As for a request without a body: the `LazyWake` is made once a poll pends.
     let req = http::Request::new(crate::RequestBody::empty());
-    Exchange::new(svc, req, None, None, None, rt.handle().clone(), logger())
+    Exchange::new(
+        svc,
+        req,
+        None,
+        None,
+        None,
+        AppRuntime::new(rt.handle().clone()),
+        logger(),
+    )
 }
 
 /// What one step answered, owned.

@@ -37,6 +37,7 @@
 
 mod answer;
 mod body;
+mod context;
 mod exchange;
 mod file;
 mod request;
@@ -183,7 +184,7 @@ impl TowerApp {
             let _inside = runtime.enter();
             make()
         };
-        let handle = runtime.handle().clone();
+        let app_runtime = context::AppRuntime::new(runtime.handle().clone());
         let start: Start = Box::new(move |call, req, upload, wake, probe, logger| {
             let exchange = Exchange::new(
                 service.clone(),
@@ -191,7 +192,7 @@ impl TowerApp {
                 upload,
                 wake,
                 probe,
-                handle.clone(),
+                app_runtime.clone(),
                 logger,
             );
             answer::answer(exchange, call)

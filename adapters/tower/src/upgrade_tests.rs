@@ -1,5 +1,6 @@
 use super::*;
 use crate::body::{TryReadSource, Wake};
+use crate::context::AppRuntime;
 use crate::exchange::{head_fields, Exchange, StepHost};
 use app_abi::{Logger, Next, TryRead};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -237,7 +238,7 @@ fn exchange_for(
         None,
         None,
         Some(probe),
-        rt.handle().clone(),
+        AppRuntime::new(rt.handle().clone()),
         logger(),
     )
 }
