@@ -12,6 +12,8 @@ use std::io;
 
 /// Up to this many response headers are passed to the host from a stack array, without allocating.
 const STACK_HEADERS: usize = 16;
+/// Up to this many (by the iterator's own bound), a smaller array is used.
+const FEW_HEADERS: usize = 4;
 
 /// One request, borrowed from the server for the duration of [`crate::App::call`].
 ///
@@ -336,6 +338,18 @@ pub(crate) fn with_pairs<'h, R>(
     headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
     f: impl FnOnce(&[WsPair]) -> R,
 ) -> R {
+    // Most responses have a few headers: a smaller array is less to clear.
+    match headers.size_hint() {
+        (_, Some(most)) if most <= FEW_HEADERS => with_pairs_in::<FEW_HEADERS, R>(headers, f),
+        _ => with_pairs_in::<STACK_HEADERS, R>(headers, f),
+    }
+}
+
+/// [`with_pairs`] from an array of `N` pairs on the stack (a `Vec` past them).
+fn with_pairs_in<'h, const N: usize, R>(
+    headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+    f: impl FnOnce(&[WsPair]) -> R,
+) -> R {
     let pair = |(n, v): (&'h [u8], &'h [u8])| WsPair {
         name: WsBytes::from_slice(n),
         value: WsBytes::from_slice(v),
@@ -343,7 +357,7 @@ pub(crate) fn with_pairs<'h, R>(
     let mut stack = [WsPair {
         name: WsBytes::EMPTY,
         value: WsBytes::EMPTY,
-    }; STACK_HEADERS];
+    }; N];
     let mut headers = headers.map(pair);
     let mut n = 0;
     for slot in stack.iter_mut() {

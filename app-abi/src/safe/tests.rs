@@ -553,3 +553,26 @@ fn response_builder() {
     assert_eq!(Response::not_found().status_code(), 404);
     assert!(Response::started("x").is_started());
 }
+
+#[test]
+fn header_pairs_reach_the_host_whole_and_in_order_at_any_count() {
+    // Around the two stack arrays' sizes, and past the larger (a `Vec` then).
+    for count in [0, 1, 4, 5, 16, 17, 40] {
+        let fields: Vec<(String, String)> = (0..count)
+            .map(|i| (format!("x-{i}"), format!("value {i}")))
+            .collect();
+        let iter = fields.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()));
+        let seen = super::request::with_pairs(iter, |pairs| {
+            pairs
+                .iter()
+                // SAFETY: the pairs borrow `fields`, alive for this call.
+                .map(|p| unsafe { (p.name.as_slice().to_vec(), p.value.as_slice().to_vec()) })
+                .collect::<Vec<_>>()
+        });
+        let want: Vec<(Vec<u8>, Vec<u8>)> = fields
+            .iter()
+            .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect();
+        assert_eq!(seen, want, "{count} headers");
+    }
+}
