@@ -260,6 +260,8 @@ fn the_same_requests_get_the_same_answers_from_webserver_and_axum_serve() {
         ("GET", "/sleep?ms=20", &[], b""),
         ("GET", "/sleep", &[], b""),
         ("GET", "/events?n=3", &[], b""),
+        // Its first chunk is produced in `call` and handed over by the server's first `next`.
+        ("GET", "/bytes?n=150000", &[], b""),
         ("POST", "/upload", &[], &upload),
     ];
     for (method, target, headers, body) in requests {

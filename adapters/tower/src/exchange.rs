@@ -2,8 +2,9 @@
 //! service's future and then its response body *inline*, on the serving thread that calls `next`,
 //! inside the app runtime's context (`Handle::enter`, so timers, I/O and `tokio::spawn` work).
 //!
-//! A response that is ready at once (a hello route) is answered within the server's first `next`:
-//! no task is spawned, no thread is woken, nothing crosses to the runtime's threads and back —
+//! Its first step runs in `call` (`answer.rs`), the later ones in the server's `next`s. A
+//! response that is ready at once (a hello route) is answered within that first step: no task
+//! is spawned, no thread is woken, nothing crosses to the runtime's threads and back —
 //! which is how hyper serves a tower service too (on the thread that runs the connection). Only a
 //! future that is really pending parks the request: the server calls `next` again when the
 //! future's waker is woken (a timer fired, a reply came, body bytes arrived), and `next` polls it
@@ -12,7 +13,10 @@
 //!
 //! The waker handed to the future is lazy ([`LazyWake`]): the server's waker (an ABI `waker_new`)
 //! is made only when a poll pends, so a request answered at once costs none; a wake that comes
-//! before it exists is remembered and answered by polling again.
+//! before it exists is remembered and answered by polling again. A request without a body does
+//! not even make the [`LazyWake`] before it needs one: its first poll gets a waker that does
+//! nothing, and a poll that pends is followed by one with the [`LazyWake`] (a future registers
+//! the waker of its latest poll), which then parks the request.
 //!
 //! Ending: a service error, a body error or a panic ends the response with [`Next::Error`] (the
 //! server answers 500 if nothing was sent, else cuts the connection) and a log line. Dropping the
@@ -20,6 +24,7 @@
 //! or body — that is how the app's work is cancelled.
 
 use crate::body::{TryReadSource, Upload, Wake};
+use crate::context::AppRuntime;
 use crate::file::SendFile;
 use crate::upgrade::{Probe, RawStream, StreamSlot};
 use app_abi::{BodyIo, DeferredBody, FileSend, Logger, Next};
@@ -33,12 +38,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
-use tokio::runtime::Handle;
 use tower_service::Service;
 
 /// Where the response stands.
-// The `Ready` stage is the large one, and it is not boxed on purpose: the exchange is boxed whole
-// by the server's deferred body, so boxing the request too would cost an allocation per request.
+// The `Ready` stage is the large one, and it is not boxed on purpose: boxing the request would
+// cost an allocation per request.
 #[allow(clippy::large_enum_variant)]
 enum Stage<S: Service<http::Request<crate::RequestBody>>, B> {
     /// Waiting for the service to be ready for the request.
@@ -251,12 +255,16 @@ impl std::task::Wake for LazyWake {
 pub(crate) struct Exchange<S: Service<http::Request<crate::RequestBody>>, B> {
     stage: Stage<S, B>,
     upload: Option<Upload>,
-    wake: Arc<LazyWake>,
-    /// `wake` as a task waker (made once: it is what the future's wakers are cloned from).
+    /// Made up front only when the request body's channel needs it, else once a poll pends.
+    wake: Option<Arc<LazyWake>>,
+    /// `wake` as a task waker (made once: it is what the future's wakers are cloned from), or
+    /// one that does nothing while there is no `wake`.
     task_waker: std::task::Waker,
-    handle: Handle,
+    runtime: AppRuntime,
     /// The chunk last handed to the server, kept until the next `next`.
     current: Bytes,
+    /// `current` was produced in `call` and not handed over there: the next step gives it.
+    replay: bool,
     /// An upgrade request's hyper connection (`upgrade.rs`): a 101 response hands it the stream.
     probe: Option<Probe>,
     logger: Logger,
@@ -278,41 +286,44 @@ where
     B::Error: Into<crate::BoxError>,
 {
     /// A request for `svc`; `upload` is the server's half of its body, whose service half wakes
-    /// `wake`.
+    /// `wake` (`None` without a body: made once a poll pends); `probe` for an upgrade request
+    /// (it carries the probe's `OnUpgrade`: a 101 response upgrades the connection). Built in
+    /// place, as it is then moved whole (it holds the request).
     pub(crate) fn new(
         svc: S,
         req: http::Request<crate::RequestBody>,
         upload: Option<Upload>,
-        wake: Arc<LazyWake>,
-        handle: Handle,
+        wake: Option<Arc<LazyWake>>,
+        probe: Option<Probe>,
+        runtime: AppRuntime,
         logger: Logger,
     ) -> Self {
         Exchange {
             stage: Stage::Ready(svc, Some(req)),
             upload,
-            task_waker: std::task::Waker::from(wake.clone()),
+            task_waker: wake
+                .clone()
+                .map_or_else(|| std::task::Waker::noop().clone(), std::task::Waker::from),
             wake,
-            handle,
+            runtime,
             current: Bytes::new(),
-            probe: None,
+            replay: false,
+            probe,
             logger,
         }
     }
 
-    /// The request carries `probe`'s `OnUpgrade`: a 101 response upgrades the connection.
-    pub(crate) fn with_probe(mut self, probe: Option<Probe>) -> Self {
-        self.probe = probe;
-        self
-    }
-
     /// One step: pump the request body, poll, and answer what the poll produced.
     pub(crate) fn step(&mut self, host: &mut impl StepHost) -> Next<'_> {
+        if std::mem::take(&mut self.replay) {
+            return Next::Chunk(&self.current);
+        }
         if matches!(self.stage, Stage::Finished) {
             // The body was seen to end with its last chunk (the usual one-chunk body): the
             // server's `next` after that chunk costs no runtime context and no poll.
             return Next::End;
         }
-        let _runtime = self.handle.enter();
+        let _runtime = self.runtime.enter();
         self.pump(host);
         let polled = loop {
             let polled = self.poll_caught(host);
@@ -326,7 +337,14 @@ where
             if self.pump(host) {
                 continue;
             }
-            match self.wake.arm(host) {
+            let Some(wake) = &self.wake else {
+                // Polled with a waker that does nothing: again with one that reaches the server.
+                let wake = Arc::new(LazyWake::default());
+                self.task_waker = std::task::Waker::from(wake.clone());
+                self.wake = Some(wake);
+                continue;
+            };
+            match wake.arm(host) {
                 Armed::Parked => break Polled::Pending,
                 // At most once per request: from now on wakes reach the server, which calls
                 // `next` again behind the requests already waiting (a future that keeps waking
@@ -499,6 +517,23 @@ where
     }
 }
 
+impl<S: Service<http::Request<crate::RequestBody>>, B> Exchange<S, B> {
+    /// Whether nothing of the response is left to poll (its last chunk may still be `current`).
+    pub(crate) fn is_finished(&self) -> bool {
+        matches!(self.stage, Stage::Finished)
+    }
+
+    /// The chunk the last step gave, taken out of the exchange.
+    pub(crate) fn take_chunk(&mut self) -> Bytes {
+        std::mem::take(&mut self.current)
+    }
+
+    /// The chunk the last step gave was not handed over: the next step gives it again.
+    pub(crate) fn replay_chunk(&mut self) {
+        self.replay = true;
+    }
+}
+
 impl<S: Service<http::Request<crate::RequestBody>>, B> Drop for Exchange<S, B> {
     fn drop(&mut self) {
         if matches!(self.stage, Stage::Finished) {
@@ -506,7 +541,7 @@ impl<S: Service<http::Request<crate::RequestBody>>, B> Drop for Exchange<S, B> {
         }
         // The future or body may hold runtime resources (timers, sockets) that deregister
         // themselves as they drop: inside the runtime's context, as they were made.
-        let _runtime = self.handle.enter();
+        let _runtime = self.runtime.enter();
         let stage = std::mem::replace(&mut self.stage, Stage::Finished);
         if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(stage))) {
             self.logger.error(&format!(

@@ -1,5 +1,6 @@
 use super::*;
 use crate::body::TryReadSource;
+use crate::context::AppRuntime;
 use app_abi::TryRead;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -82,9 +83,17 @@ where
     B: Body,
     B::Error: Into<crate::BoxError>,
 {
-    let wake = Arc::new(LazyWake::default());
+    // As for a request without a body: the `LazyWake` is made once a poll pends.
     let req = http::Request::new(crate::RequestBody::empty());
-    Exchange::new(svc, req, None, wake, rt.handle().clone(), logger())
+    Exchange::new(
+        svc,
+        req,
+        None,
+        None,
+        None,
+        AppRuntime::new(rt.handle().clone()),
+        logger(),
+    )
 }
 
 /// What one step answered, owned.
@@ -220,9 +229,10 @@ fn a_future_that_always_wakes_itself_parks_and_is_queued_again() {
     let mut ex = exchange(svc, &rt);
     let mut host = TestHost::default();
     assert_eq!(step(&mut ex, &mut host), Step::Pending);
-    // Once before the server's waker existed (the wake is noted, polled again), once after
-    // (the wake goes to the server, which queues the request behind the others).
-    assert_eq!(polls.load(Ordering::SeqCst), 2);
+    // Once with the waker that does nothing (a request without a body has no `LazyWake` yet),
+    // once before the server's waker existed (the wake is noted, polled again), once after (the
+    // wake goes to the server, which queues the request behind the others).
+    assert_eq!(polls.load(Ordering::SeqCst), 3);
     assert!(
         host.server.0.load(Ordering::SeqCst) >= 1,
         "the server is asked to come back"

@@ -17,15 +17,15 @@
 //!   calls the factory inside it (so it may spawn tasks or open pools).
 //! - `call` builds the `http::Request` (`request.rs`) from the head the server parsed (ABI 1.3
 //!   `request_parts`: the target as sent, the fields one by one as received), or on an older
-//!   server from the environ, and returns at once with a deferred body; the server's first
-//!   `next`, right after, polls the service's future inline on
-//!   the serving thread, inside the runtime's context (`exchange.rs`). A response that is ready at
-//!   once is answered there and then, with no task spawned and no thread woken; a future that is
-//!   really pending parks the request (no serving thread waits), and its waker makes the server
-//!   call `next` — and so poll it — again. The response body's frames are polled the same way,
-//!   one chunk per `next`, so a slow client holds the producer back. The runtime's own threads
-//!   drive timers and I/O and run what handlers spawn. The request body streams the other way
-//!   with bounded buffering (`body.rs`).
+//!   server from the environ, and polls the service's future inline on the serving thread,
+//!   inside the runtime's context (`exchange.rs`). A response that is ready at once is answered
+//!   in `call` itself, as an app that does not defer answers (`answer.rs`), with no task spawned,
+//!   no thread woken and no deferred body; a future that is really pending makes `call` return
+//!   a deferred body, the request parks (no serving thread waits), and the future's waker makes
+//!   the server call `next` — and so poll it — again. The response body's frames are polled the
+//!   same way, one chunk per `next`, so a slow client holds the producer back. The runtime's own
+//!   threads drive timers and I/O and run what handlers spawn. The request body streams the other
+//!   way with bounded buffering (`body.rs`).
 //! - The app is exported as `WS_APP_NONBLOCKING`: nothing in `call` or `next` waits, so the server
 //!   may run them on its HTTP/2 thread, with no hop to a serving thread and back. A handler that
 //!   blocks (a synchronous call inside an `async fn`, which tokio forbids too) stalls that thread.
@@ -35,7 +35,9 @@
 //!   `spawn_blocking` task that never returns) is named in a log line; the server stops waiting
 //!   for `shutdown` at its `--graceful-timeout` and ends the worker process without it.
 
+mod answer;
 mod body;
+mod context;
 mod exchange;
 mod file;
 mod request;
@@ -66,12 +68,14 @@ pub fn app_args() -> &'static [String] {
 static APP_ARGS: OnceLock<Vec<String>> = OnceLock::new();
 
 /// Starts one request: the service (cloned) with the request, the server's half of its body, the
-/// request's waker and logger → the deferred response.
+/// request's waker and logger → the response, answered in `call` if the service is ready at once
+/// (`answer.rs`), else deferred.
 type Start = Box<
     dyn Fn(
+            &mut Request<'_>,
             http::Request<RequestBody>,
             Option<body::Upload>,
-            Arc<LazyWake>,
+            Option<Arc<LazyWake>>,
             Option<upgrade::Probe>,
             Logger,
         ) -> Response
@@ -180,12 +184,18 @@ impl TowerApp {
             let _inside = runtime.enter();
             make()
         };
-        let handle = runtime.handle().clone();
-        let start: Start = Box::new(move |req, upload, wake, probe, logger| {
-            let exchange =
-                Exchange::new(service.clone(), req, upload, wake, handle.clone(), logger)
-                    .with_probe(probe);
-            Response::deferred(exchange)
+        let app_runtime = context::AppRuntime::new(runtime.handle().clone());
+        let start: Start = Box::new(move |call, req, upload, wake, probe, logger| {
+            let exchange = Exchange::new(
+                service.clone(),
+                req,
+                upload,
+                wake,
+                probe,
+                app_runtime.clone(),
+                logger,
+            );
+            answer::answer(exchange, call)
         });
         let upgrades = upgrade::offered(ctx);
         if !ctx.host_is_1_3() {
@@ -205,8 +215,8 @@ impl TowerApp {
         })
     }
 
-    /// `App::call`: answers with a deferred body at once; the server's first `next`, right after,
-    /// polls the service (`exchange.rs`).
+    /// `App::call`: polls the service once and answers if it is ready, else returns a deferred
+    /// body whose `next` polls it again (`answer.rs`, `exchange.rs`).
     pub fn call(&self, req: &mut Request<'_>) -> Response {
         let request::Head {
             request: mut head,
@@ -220,11 +230,12 @@ impl TowerApp {
                 return Response::text(400, "Bad Request\n");
             }
         };
-        let wake = Arc::new(LazyWake::default());
-        let (body, upload) = if has_body {
-            body::for_request(req, &head, length, wake.clone())
-        } else {
-            (RequestBody::empty(), None)
+        // The body's channel wakes the request through it; without one it is made only if the
+        // service pends (`exchange.rs`).
+        let wake = has_body.then(|| Arc::new(LazyWake::default()));
+        let (body, upload) = match &wake {
+            Some(wake) => body::for_request(req, &head, length, wake.clone()),
+            None => (RequestBody::empty(), None),
         };
         let probe = if self.upgrades && has_upgrade && upgrade::wants_upgrade(&head, has_body) {
             match upgrade::probe(&mut head, &self.handle) {
@@ -238,7 +249,8 @@ impl TowerApp {
         } else {
             None
         };
-        (self.start)(head.map(|()| body), upload, wake, probe, req.logger())
+        let logger = req.logger();
+        (self.start)(req, head.map(|()| body), upload, wake, probe, logger)
     }
 
     /// The request head: from the parts the server parsed (ABI 1.3 `request_parts`), else

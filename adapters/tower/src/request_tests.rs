@@ -225,3 +225,28 @@ fn a_recycled_response_map_brings_none_of_its_fields_into_the_next_request() {
     );
     assert!(!h.contains_key("content-type"));
 }
+
+#[test]
+fn heads_of_every_size_keep_their_target_and_values() {
+    // Around each copy's limit: the small inline copy, the larger one, and a buffer of its own.
+    for len in [
+        1,
+        SMALL_HEAD - 10,
+        SMALL_HEAD,
+        INLINE_HEAD - 10,
+        INLINE_HEAD,
+        3 * INLINE_HEAD,
+    ] {
+        let value = "v".repeat(len);
+        let req = head(&[
+            ("REQUEST_METHOD", "GET"),
+            ("PATH_INFO", "/size"),
+            ("QUERY_STRING", "q=1"),
+            ("HTTP_X_FILL", &value),
+            ("HTTP_HOST", "example.test"),
+        ]);
+        assert_eq!(req.uri(), "/size?q=1", "{len}");
+        assert_eq!(req.headers()["x-fill"], value.as_str(), "{len}");
+        assert_eq!(req.headers()["host"], "example.test", "{len}");
+    }
+}

@@ -1,6 +1,7 @@
 use super::*;
 use crate::body::{TryReadSource, Wake};
-use crate::exchange::{head_fields, Exchange, LazyWake, StepHost};
+use crate::context::AppRuntime;
+use crate::exchange::{head_fields, Exchange, StepHost};
 use app_abi::{Logger, Next, TryRead};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use futures_util::{SinkExt, StreamExt};
@@ -235,11 +236,11 @@ fn exchange_for(
         echo_router(),
         req,
         None,
-        Arc::new(LazyWake::default()),
-        rt.handle().clone(),
+        None,
+        Some(probe),
+        AppRuntime::new(rt.handle().clone()),
         logger(),
     )
-    .with_probe(Some(probe))
 }
 
 #[test]

@@ -61,8 +61,8 @@ pub trait DeferredBody: Send + 'static {
 }
 
 /// The host calls a [`DeferredBody`] may make during its `next` (the header's "Host I/O
-/// phases"). Borrowed for one `next` call only, so it never reaches another thread or outlives
-/// the request.
+/// phases"), or an app during `call` ([`crate::Request::io`]). Borrowed for one `next` (or
+/// `call`) only, so it never reaches another thread or outlives the request.
 #[derive(Debug)]
 pub struct BodyIo<'a> {
     host: &'a WsHost,
@@ -74,8 +74,8 @@ impl<'a> BodyIo<'a> {
     /// Wraps the request's host vtable and io handle for one `next` call.
     ///
     /// # Safety
-    /// `io` must be the handle of a request whose body's `next` is running on this thread now, and
-    /// `host` that request's vtable.
+    /// `io` must be the handle of a request whose `call` or body's `next` is running on this
+    /// thread now (both are answered the same host calls), and `host` that request's vtable.
     pub(crate) unsafe fn new(host: &'a WsHost, io: *mut c_void, logger: Logger) -> BodyIo<'a> {
         BodyIo { host, io, logger }
     }

@@ -4,8 +4,10 @@
 //! Ownership across the boundary:
 //! - app state: `Box<AppState<T>>` leaked into `*state` by `init`, borrowed by `call`, reclaimed
 //!   and dropped by `shutdown` (after `T::shutdown`);
-//! - body: `Box<BodyState>` leaked into `WsBody::ctx` by `call`, borrowed by `next`, reclaimed and
-//!   dropped by `close` (which runs the body's `on_close` hooks). A chunk handed out by `next`
+//! - body: `Box<BodyState>` leaked into `WsBody::ctx` by `call`, borrowed by `next`, reclaimed by
+//!   `close`, which drops the body (running its `on_close` hooks) and keeps the emptied box for
+//!   the thread's next `call` (one allocation fewer per request), and a small owned body's
+//!   buffer for the thread's next `Body::copy_from_slice`. A chunk handed out by `next`
 //!   points into that box (or into static memory) and stays valid until the next `next`/`close`.
 
 use super::deferred::{BodyIo, Next};
@@ -48,6 +50,8 @@ pub(super) fn boundary<R>(fallback: R, f: impl FnOnce() -> R, on_panic: impl FnO
 }
 
 thread_local! {
+    /// The box of the last body closed on this thread, emptied, for the next `call` here.
+    static SPARE_BODY: std::cell::Cell<Option<Box<BodyState>>> = const { std::cell::Cell::new(None) };
     /// Set while app code runs inside [`boundary`]: its panics are reported through the host log.
     static IN_BOUNDARY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// Where the last caught panic happened, recorded by the hook for the log line.
@@ -116,6 +120,43 @@ enum Phase {
 }
 
 impl BodyState {
+    /// A boxed state for `body`: the thread's spare box if it has one, else a new one.
+    fn boxed(body: Body, logger: Logger, host: *const WsHost, io: *mut c_void) -> Box<BodyState> {
+        match SPARE_BODY.with(std::cell::Cell::take) {
+            Some(mut spare) => {
+                spare.body = body;
+                spare.phase = Phase::Open;
+                spare.logger = logger;
+                spare.host = host;
+                spare.io = io;
+                spare
+            }
+            None => Box::new(BodyState {
+                body,
+                current: Vec::new(),
+                phase: Phase::Open,
+                logger,
+                host,
+                io,
+            }),
+        }
+    }
+
+    /// `close`: drops the body (its `on_close` hooks run here) and keeps the box as the thread's
+    /// spare.
+    fn release(mut self: Box<BodyState>) {
+        // Owned bytes go first (as dropping the body would), kept for the thread's next copy.
+        if let BodyKind::Bytes(bytes) = std::mem::replace(self.body.kind_mut(), BodyKind::Empty) {
+            super::response::recycle_bytes(bytes);
+        }
+        self.body = Body::empty();
+        // Not kept: an iterator's last chunk may be large.
+        self.current = Vec::new();
+        self.host = core::ptr::null();
+        self.io = core::ptr::null_mut();
+        SPARE_BODY.with(|spare| spare.set(Some(self)));
+    }
+
     /// One `next` step: `1` with `*chunk` set, `0` at the end, `WS_ERR_APP` after a failure.
     fn next_chunk(&mut self, chunk: &mut WsBytes) -> i32 {
         match self.phase {
@@ -322,14 +363,7 @@ pub mod __private {
                         // No chunks and nothing to release: no allocation, `next`/`close` NULL.
                         (core::ptr::null_mut(), None, None)
                     } else {
-                        let boxed = Box::new(BodyState {
-                            body: payload,
-                            current: Vec::new(),
-                            phase: Phase::Open,
-                            logger,
-                            host: raw.host,
-                            io: raw.io,
-                        });
+                        let boxed = BodyState::boxed(payload, logger, raw.host, raw.io);
                         (
                             Box::into_raw(boxed).cast(),
                             Some(body_next as _),
@@ -388,7 +422,7 @@ pub mod __private {
         boundary(
             (),
             // SAFETY: the box was leaked by `call` and is reclaimed exactly once, here.
-            || drop(unsafe { Box::from_raw(state) }),
+            || unsafe { Box::from_raw(state) }.release(),
             |msg| logger.error(&format!("panic in app body close: {msg}")),
         );
     }

@@ -1,7 +1,7 @@
 //! [`Request`]: safe accessors over a server-owned `WsRequest` (PEP 3333 `environ`, `wsgi.input`,
 //! `start_response`, `write`, `wsgi.errors`).
 
-use super::deferred::{try_read, TryRead, Waker};
+use super::deferred::{try_read, BodyIo, TryRead, Waker};
 use super::error::AbiError;
 use super::log::{LogLevel, Logger};
 use crate::raw::{WsBytes, WsHost, WsPair, WsRequest, WS_REQ_FIELDS_IN_PARTS, WS_RESPONSE_REPLACE};
@@ -12,6 +12,8 @@ use std::io;
 
 /// Up to this many response headers are passed to the host from a stack array, without allocating.
 const STACK_HEADERS: usize = 16;
+/// Up to this many (by the iterator's own bound), a smaller array is used.
+const FEW_HEADERS: usize = 4;
 
 /// One request, borrowed from the server for the duration of [`crate::App::call`].
 ///
@@ -216,6 +218,18 @@ impl<'a> Request<'a> {
             .and_then(|host| unsafe { Waker::new(host, self.raw.io) })
     }
 
+    /// This request's host calls as a [`BodyIo`], which a deferred body's `next` gets: `call`
+    /// is answered the same host calls (the header's "Host I/O phases"), so code that drives a
+    /// response from `next` may run its first step in `call` and answer there when it can (the
+    /// tower adapter does, for a service that is ready at once). `None` on a host without a
+    /// vtable (some tests).
+    pub fn io(&mut self) -> Option<BodyIo<'_>> {
+        let host = self.host?;
+        // SAFETY: `io` is this request's handle and `call` runs on this thread now (from_raw's
+        // contract); the `BodyIo` borrows `self`, so it does not outlive the call.
+        Some(unsafe { BodyIo::new(host, self.raw.io, self.logger()) })
+    }
+
     /// Reads the whole request body (pre-sized from `CONTENT_LENGTH`, capped at 1 MiB).
     pub fn read_body(&mut self) -> io::Result<Vec<u8>> {
         let hint = self.content_length().unwrap_or(0).min(1 << 20) as usize;
@@ -324,6 +338,18 @@ pub(crate) fn with_pairs<'h, R>(
     headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
     f: impl FnOnce(&[WsPair]) -> R,
 ) -> R {
+    // Most responses have a few headers: a smaller array is less to clear.
+    match headers.size_hint() {
+        (_, Some(most)) if most <= FEW_HEADERS => with_pairs_in::<FEW_HEADERS, R>(headers, f),
+        _ => with_pairs_in::<STACK_HEADERS, R>(headers, f),
+    }
+}
+
+/// [`with_pairs`] from an array of `N` pairs on the stack (a `Vec` past them).
+fn with_pairs_in<'h, const N: usize, R>(
+    headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+    f: impl FnOnce(&[WsPair]) -> R,
+) -> R {
     let pair = |(n, v): (&'h [u8], &'h [u8])| WsPair {
         name: WsBytes::from_slice(n),
         value: WsBytes::from_slice(v),
@@ -331,7 +357,7 @@ pub(crate) fn with_pairs<'h, R>(
     let mut stack = [WsPair {
         name: WsBytes::EMPTY,
         value: WsBytes::EMPTY,
-    }; STACK_HEADERS];
+    }; N];
     let mut headers = headers.map(pair);
     let mut n = 0;
     for slot in stack.iter_mut() {

@@ -13,6 +13,23 @@ type OnClose = Box<dyn FnOnce() + Send + 'static>;
 type TakeOver = Box<dyn FnOnce(&mut Request<'_>, &[(&str, &str)]) -> Result<(), AbiError> + Send>;
 type ChunkIter = Box<dyn Iterator<Item = Vec<u8>> + Send + 'static>;
 
+/// A closed body's bytes up to this capacity are kept for the thread's next
+/// [`Body::copy_from_slice`]; larger ones are freed.
+const SPARE_BYTES_LIMIT: usize = 16 * 1024;
+
+thread_local! {
+    /// The buffer of the last [`BodyKind::Bytes`] body closed on this thread, emptied.
+    static SPARE_BYTES: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Keeps `bytes`, a closed body's, for the thread's next [`Body::copy_from_slice`] (if small).
+pub(crate) fn recycle_bytes(mut bytes: Vec<u8>) {
+    if bytes.capacity() <= SPARE_BYTES_LIMIT {
+        bytes.clear();
+        SPARE_BYTES.with(|spare| spare.set(bytes));
+    }
+}
+
 /// The kinds of response body.
 pub enum BodyKind {
     /// No bytes (`length_hint` 0, no `next`).
@@ -63,6 +80,15 @@ impl Body {
     /// Owned bytes.
     pub fn from_vec(bytes: Vec<u8>) -> Body {
         BodyKind::Bytes(bytes).into()
+    }
+
+    /// A copy of `bytes` (owned bytes), for bytes the app cannot hand over (shared, borrowed):
+    /// copied into the buffer of the last owned body closed on this thread, so a steady stream
+    /// of small responses allocates none.
+    pub fn copy_from_slice(bytes: &[u8]) -> Body {
+        let mut buf = SPARE_BYTES.with(std::cell::Cell::take);
+        buf.extend_from_slice(bytes);
+        Body::from_vec(buf)
     }
 
     /// A streamed body: each item is one chunk (empty items are skipped). The iterator runs in the

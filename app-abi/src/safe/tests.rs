@@ -179,6 +179,7 @@ impl App for TestApp {
                 Response::started("")
             }
             b"/empty" => Response::new(204),
+            b"/copied" => Response::text(200, Body::copy_from_slice(b"copied")),
             _ => Response::not_found(),
         }
     }
@@ -297,6 +298,36 @@ fn init_call_bytes_body_and_shutdown() {
     // SAFETY: the state from init, after the last request.
     unsafe { shutdown::<TestApp>(state) };
     assert_eq!(SHUTDOWNS.load(Ordering::SeqCst), shutdowns + 1);
+}
+
+#[test]
+fn a_closed_body_leaves_its_box_and_its_bytes_to_the_next_call_on_its_thread() {
+    let fake = Fake::default();
+    let (_, state, _) = run_init::<TestApp>(&fake, 64);
+    let mut seen = Vec::new();
+    // Blocks of every small size, taken after the first close: a box or buffer that was freed
+    // there would be handed to one of them, not to the second call.
+    let mut blockers: Vec<Vec<u8>> = Vec::new();
+    for _ in 0..2 {
+        let (rc, body) = run_call(&fake, state, "/copied");
+        assert_eq!((rc, body.length_hint), (WS_OK, 6));
+        let mut chunk = WsBytes::EMPTY;
+        // SAFETY: ctx from call, not closed.
+        assert_eq!(unsafe { (body.next.unwrap())(body.ctx, &mut chunk) }, 1);
+        // SAFETY: the chunk is valid until the next next/close.
+        assert_eq!(unsafe { chunk.as_slice() }, b"copied");
+        seen.push((body.ctx, chunk.ptr));
+        // SAFETY: closed exactly once.
+        unsafe { (body.close.unwrap())(body.ctx) };
+        blockers.extend((1..=64).map(|n| Vec::with_capacity(n * 8)));
+    }
+    assert_eq!(
+        seen[0], seen[1],
+        "the second call reuses the first one's box and bytes"
+    );
+    drop(blockers);
+    // SAFETY: the state from init, after the last request.
+    unsafe { shutdown::<TestApp>(state) };
 }
 
 #[test]
@@ -521,4 +552,27 @@ fn response_builder() {
     assert_eq!(r.body_ref().length_hint(), 2);
     assert_eq!(Response::not_found().status_code(), 404);
     assert!(Response::started("x").is_started());
+}
+
+#[test]
+fn header_pairs_reach_the_host_whole_and_in_order_at_any_count() {
+    // Around the two stack arrays' sizes, and past the larger (a `Vec` then).
+    for count in [0, 1, 4, 5, 16, 17, 40] {
+        let fields: Vec<(String, String)> = (0..count)
+            .map(|i| (format!("x-{i}"), format!("value {i}")))
+            .collect();
+        let iter = fields.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()));
+        let seen = super::request::with_pairs(iter, |pairs| {
+            pairs
+                .iter()
+                // SAFETY: the pairs borrow `fields`, alive for this call.
+                .map(|p| unsafe { (p.name.as_slice().to_vec(), p.value.as_slice().to_vec()) })
+                .collect::<Vec<_>>()
+        });
+        let want: Vec<(Vec<u8>, Vec<u8>)> = fields
+            .iter()
+            .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect();
+        assert_eq!(seen, want, "{count} headers");
+    }
 }

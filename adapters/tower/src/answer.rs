@@ -1,0 +1,65 @@
+//! The first step of a request, taken in `call`: a service that is ready at once (a hello
+//! route) is answered there, like an app that does not defer, and its exchange is dropped.
+//!
+//! `call` is answered the same host calls as `next` (the header's "Host I/O phases"), so the
+//! exchange's first step runs in `call` as it would in the server's first `next`. What it gives
+//! decides what `call` returns:
+//! - the end, or the body's one and last chunk: the response as a plain body (empty, or the
+//!   chunk's bytes), with no deferred body for the server to pull — no boxed exchange, no
+//!   `next` across the ABI for the chunk and the end;
+//! - anything else (a future or body that is pending, a body with more chunks to come): the
+//!   exchange as the deferred body, which goes on from where the step left it (a chunk it
+//!   produced is handed over by the first `next`).
+
+use crate::exchange::Exchange;
+use app_abi::{Body, BodyIo, DeferredBody, Next, Request, Response};
+use tower_service::Service;
+
+/// What the first step gave, without its borrow of the exchange.
+enum First {
+    Chunk,
+    End,
+    Pending,
+    Error,
+}
+
+/// Takes `exchange`'s first step in `call` and answers with what it gave.
+pub(crate) fn answer<S, B>(mut exchange: Exchange<S, B>, req: &mut Request<'_>) -> Response
+where
+    S: Service<http::Request<crate::RequestBody>>,
+    Exchange<S, B>: DeferredBody,
+{
+    let Some(mut io) = req.io() else {
+        return Response::deferred(exchange);
+    };
+    let first = match exchange.next(&mut io) {
+        Next::Chunk(_) => First::Chunk,
+        Next::End => First::End,
+        Next::Pending => First::Pending,
+        Next::Error => First::Error,
+    };
+    match first {
+        // The head went out through `start_response` in the step (or the connection was taken).
+        First::End => Response::started(Body::empty()),
+        First::Chunk if exchange.is_finished() => {
+            Response::started(Body::copy_from_slice(&exchange.take_chunk()))
+        }
+        First::Chunk => {
+            exchange.replay_chunk();
+            Response::deferred(exchange)
+        }
+        // Its waker is the server's already (made in the step): the server's `next` polls again.
+        First::Pending => Response::deferred(exchange),
+        // Logged by the step; the server answers 500 or cuts the connection, as from `next`.
+        First::Error => Response::deferred(Failed),
+    }
+}
+
+/// A response that failed in `call`: its one `next` says so.
+struct Failed;
+
+impl DeferredBody for Failed {
+    fn next<'s>(&'s mut self, _io: &mut BodyIo<'_>) -> Next<'s> {
+        Next::Error
+    }
+}
