@@ -277,13 +277,13 @@ fn by_default_only_an_app_whose_calls_compute_long_has_its_requests_queued() {
 }
 
 /// The slice a serving thread of a fast app asks the kernel for (the bridge's `sched_slice`).
-const SHORT_SLICE_NS: u64 = 150_000;
+const SHORT_SLICE_NS: u64 = 100_000;
 
 /// A serving thread asks for a short scheduler slice while the app's calls are short, and keeps
 /// the kernel's default while they are long. With 4 threads on one CPU the default (1.4 ms on the
 /// bench machine) let a request a thread had read but not answered wait while each other thread
 /// served its own for a whole slice: 1 % of the bare hello's requests came after 200–340 others
-/// where turn by turn is 49, against 94–96 with 150 µs (bench/RESULTS.md, wsgi8).
+/// where turn by turn is 49, against 82–83 with 100 µs (bench/RESULTS.md, wsgi8).
 #[test]
 fn by_default_a_fast_apps_serving_threads_ask_for_a_short_scheduler_slice() {
     let _alone = alone_on_the_cpu();

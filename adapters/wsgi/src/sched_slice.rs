@@ -9,11 +9,12 @@
 //! average) while the running one served; the kernel switches threads when a slice runs out, in
 //! the middle of whatever the running thread did, often with a request it had read but not yet
 //! answered (outside the GIL). That request then waited while each of the other threads served
-//! its own newer requests for a whole slice. A shorter slice bounds that wait: 150 µs took the
-//! overtaking p99 to 92–97 (100 µs: 82–83; 200 µs: 109–111; 300 µs: 127–133; granian 51), for
-//! 0.2–1 µs more CPU per request (0.07 → 0.35 context switches): about granian's on the busy
-//! machine, where it had been a little less (on the quiet one, 7.1 against granian's 9.2 µs;
-//! bench/RESULTS.md, wsgi8). A slow app gains nothing from it: the Flask hello's requests are
+//! its own newer requests for a whole slice. A shorter slice bounds that wait: 100 µs (the least
+//! the kernel grants) took the overtaking p99 to 82–83 (150 µs: 92–97; 200 µs: 109–111; 300 µs:
+//! 127–133; granian 51), for 0.2–1 µs more CPU per request (0.07 → 0.35 context switches). On a
+//! quiet machine, wrk's p99 over 12 fresh servers was 0.79–1.84 ms, median 0.99, against
+//! granian's 1.12–1.27 (150 µs: 1.12–1.88, median 1.49; the default: 1.52–2.08), at 7.2–7.6 µs
+//! of CPU per request against granian's 9.1 (bench/RESULTS.md, wsgi8 and session 11). A slow app gains nothing from it: the Flask hello's requests are
 //! queued for the thread holding the GIL ([`crate::handoff`]), which answers them in order
 //! anyway, and a 100–300 µs slice only added switches (about 0.35 → 0.5 per request) and saved
 //! no CPU. So the slice follows the app's average call time, as the handoff queue does
@@ -26,7 +27,7 @@ use std::cell::Cell;
 use std::time::Duration;
 
 /// The slice a serving thread asks for while the app's calls are short.
-pub(crate) const SHORT: Duration = Duration::from_micros(150);
+pub(crate) const SHORT: Duration = Duration::from_micros(100);
 
 thread_local! {
     /// Whether this thread last asked for [`SHORT`] (`None`: it has not asked for anything).
