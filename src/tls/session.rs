@@ -44,6 +44,20 @@ enum Pulled {
     Closed,
 }
 
+/// The socket as rustls reads it, noting whether the read came back shorter than asked.
+struct ShortRead<'a> {
+    sock: &'a mut Stream,
+    short: bool,
+}
+
+impl io::Read for ShortRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.sock.read(buf)?;
+        self.short = n < buf.len();
+        Ok(n)
+    }
+}
+
 /// A TLS server connection; the socket stays the caller's.
 pub(crate) struct TlsSession {
     conn: ServerConnection,
@@ -55,6 +69,9 @@ pub(crate) struct TlsSession {
     half_closed: bool,
     /// The client's certificate as environ variables, once the handshake completed.
     client: Option<ClientCert>,
+    /// The last socket read of this `read_append` came back short or empty: the socket held
+    /// nothing more then (a later arrival is a new edge for the poller).
+    socket_drained: bool,
 }
 
 impl TlsSession {
@@ -65,7 +82,14 @@ impl TlsSession {
             ended: false,
             half_closed: false,
             client: None,
+            socket_drained: false,
         })
+    }
+
+    /// The last [`Self::read_append`] left the socket empty: its last socket read came back
+    /// short (or found nothing).
+    pub(crate) fn socket_drained(&self) -> bool {
+        self.socket_drained
     }
 
     /// The last read's bytes came with the client's end of the stream (a read that returned
@@ -113,6 +137,7 @@ impl TlsSession {
         max: usize,
     ) -> io::Result<usize> {
         let start = buf.len();
+        self.socket_drained = false;
         loop {
             let got = buf.len() - start;
             if got == max {
@@ -135,6 +160,10 @@ impl TlsSession {
                     return Ok(got);
                 }
                 Err(e) => return Err(e),
+            }
+            if got > 0 && self.socket_drained {
+                // Another read would only find the socket empty (tokio's streams skip it too).
+                return Ok(got);
             }
             match self.pull(sock)? {
                 Pulled::Records | Pulled::Closed => {}
@@ -265,14 +294,16 @@ impl TlsSession {
     /// (handshake messages, session tickets, alerts) are written without waiting.
     fn pull(&mut self, sock: &mut Stream) -> io::Result<Pulled> {
         let pulled = loop {
-            match self
-                .conn
-                .read_tls(sock)
-                .inspect(|&n| crate::stats::bytes_in(n))
-            {
+            let mut counted = ShortRead { sock, short: false };
+            let read = self.conn.read_tls(&mut counted);
+            self.socket_drained = counted.short;
+            match read.inspect(|&n| crate::stats::bytes_in(n)) {
                 Ok(0) => break Pulled::Closed,
                 Ok(_) => break Pulled::Records,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Pulled::Empty),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.socket_drained = true;
+                    return Ok(Pulled::Empty);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }

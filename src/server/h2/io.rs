@@ -75,14 +75,15 @@ impl H2Io {
     }
 }
 
-/// One read of at most `room` bytes that does not wait: `WouldBlock` when nothing is there.
+/// One read of at most `room` bytes that does not wait: `WouldBlock` when nothing is there,
+/// else whether the socket was left empty (its last read came back short).
 fn read_now(
     stream: &mut Stream,
     tls: &mut Option<Box<TlsSession>>,
     plain: &mut Vec<u8>,
     buf: &mut ReadBuf<'_>,
     room: usize,
-) -> io::Result<()> {
+) -> io::Result<bool> {
     match tls {
         None => {
             // Read into `plain` (zeroed once), not into `buf`: `h2` hands an uninitialised
@@ -94,14 +95,15 @@ fn read_now(
             let n = stream.read(&mut plain[..room])?;
             crate::stats::bytes_in(n);
             buf.put_slice(&plain[..n]);
+            Ok(n < room)
         }
         Some(tls) => {
             plain.clear();
             tls.read_append(stream, plain, room)?;
             buf.put_slice(plain);
+            Ok(tls.socket_drained())
         }
     }
-    Ok(())
 }
 
 /// Encrypts and sends the plaintext `h2` wrote since the last flush, as far as the socket takes
@@ -162,18 +164,22 @@ impl H2Io {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 done => {
                     *decrypted_left = plain.len() == room;
-                    return Poll::Ready(done);
+                    return Poll::Ready(done.map(drop));
                 }
             }
         }
         loop {
             let mut guard = ready!(fd.poll_read_ready_mut(cx))?;
-            // `try_io` clears the readiness only if the read found nothing, without losing an
-            // edge that came meanwhile.
+            // `try_io` clears the readiness only if the read found nothing, and a short read
+            // clears it too (as tokio's own streams do): the next read would find the socket
+            // empty. Neither loses an edge that came meanwhile.
             match guard.try_io(|inner| read_now(inner.get_mut().stream(), tls, plain, buf, room)) {
                 Ok(done) => {
                     *decrypted_left = tls.is_some() && plain.len() == room;
-                    return Poll::Ready(done);
+                    if matches!(done, Ok(true)) && !*decrypted_left {
+                        guard.clear_ready();
+                    }
+                    return Poll::Ready(done.map(drop));
                 }
                 Err(_would_block) => {}
             }
