@@ -40,6 +40,7 @@ mod body;
 mod context;
 mod exchange;
 mod file;
+mod head_fields;
 mod request;
 mod upgrade;
 

@@ -471,7 +471,7 @@ pub(crate) fn upgrade_through(
     let events = slot.clone();
     let stream = io
         .upgrade(
-            crate::exchange::upgrade_fields(parts),
+            crate::head_fields::upgrade_fields(parts),
             move |_: &Upgraded, ready: Events| {
                 give_way();
                 events.wake(ready)

@@ -1,7 +1,8 @@
 use super::*;
 use crate::body::{TryReadSource, Wake};
 use crate::context::AppRuntime;
-use crate::exchange::{head_fields, Exchange, StepHost};
+use crate::exchange::{Exchange, StepHost};
+use crate::head_fields::head_fields;
 use app_abi::{Logger, Next, TryRead};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use futures_util::{SinkExt, StreamExt};
@@ -162,7 +163,7 @@ impl StepHost for UpgradeHost {
         parts: &http::response::Parts,
         slot: &Arc<StreamSlot>,
     ) -> Result<Arc<dyn RawStream>, String> {
-        let fields = crate::exchange::upgrade_fields(parts)
+        let fields = crate::head_fields::upgrade_fields(parts)
             .map(|(n, v)| (n.to_vec(), v.to_vec()))
             .collect();
         self.upgraded.push(fields);
