@@ -284,6 +284,28 @@ fn an_app_waiting_on_receive_hears_http_disconnect_when_the_client_leaves() {
     });
 }
 
+/// An app that sends its response head before it reads the request body gets every byte of the
+/// body: the head going out while the app waits must not drain the body's buffered bytes.
+#[test]
+fn an_app_that_starts_its_response_before_reading_gets_the_whole_body() {
+    let server = asgi_server("raw_apps:head_then_body").start();
+    for size in [200_000usize, 1_000_000] {
+        let body = pattern(size, 3);
+        let mut conn = server.connect();
+        conn.send(format!(
+            "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\n\r\n"
+        ));
+        conn.send(&body[..]);
+        let response = conn.read_response();
+        assert_eq!(response.status, 200);
+        assert_eq!(
+            response.text(),
+            size.to_string(),
+            "bytes the app read of {size}"
+        );
+    }
+}
+
 /// `http.response.zerocopysend` (offered in `scope["extensions"]`): a file range as the whole
 /// body (handed to the server), a range between body chunks (read by the bridge), and a send
 /// without an offset, from the file's position to its end, which moves the position there. The

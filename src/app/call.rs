@@ -445,6 +445,10 @@ impl Transport for MemoryTransport {
         true
     }
 
+    fn body_done(&mut self) -> bool {
+        true
+    }
+
     fn date(&mut self) -> &[u8] {
         self.date.get()
     }

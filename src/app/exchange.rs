@@ -55,6 +55,8 @@ pub(crate) trait Transport {
     /// True if the request body has been consumed (draining what is cheap to drain), so the
     /// connection can carry another request.
     fn body_consumed(&mut self) -> bool;
+    /// True if the request body was read to its end, without reading or draining any of it.
+    fn body_done(&mut self) -> bool;
     /// The cached `Date` header value.
     fn date(&mut self) -> &[u8];
     /// `try_read` (ABI 1.1): like `read_body` but never waits; `Ok(None)` when no byte is here
@@ -118,6 +120,10 @@ impl<T: Transport + ?Sized> Wire for T {
 
     fn body_consumed(&mut self) -> bool {
         Transport::body_consumed(self)
+    }
+
+    fn body_done(&mut self) -> bool {
+        Transport::body_done(self)
     }
 
     fn date(&mut self) -> &[u8] {

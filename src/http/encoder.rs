@@ -62,7 +62,10 @@ pub(crate) trait Wire {
     /// Write every part, in order, or fail (client gone or too slow).
     fn write_all(&mut self, parts: &[&[u8]]) -> io::Result<()>;
     /// True if the request body has been consumed, so the connection can carry another request.
+    /// May drain what is buffered of it: only once the app reads no more.
     fn body_consumed(&mut self) -> bool;
+    /// True if the request body was read to its end; nothing is read or drained to find out.
+    fn body_done(&mut self) -> bool;
     /// The cached `Date` header value.
     fn date(&mut self) -> &[u8];
     /// The response's trailer fields (`Name: value\r\n` lines) for a wire that frames them

@@ -58,7 +58,7 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
     /// waits still while the request body is unread, so that the connection's reuse is decided
     /// once the body's end is known.
     pub(crate) fn suspend(mut self) -> Suspended {
-        if matches!(self.state, State::Head(Pending::Set { .. })) && self.wire.body_consumed() {
+        if matches!(self.state, State::Head(Pending::Set { .. })) && self.wire.body_done() {
             self.ensure_head();
         }
         self.flush();

@@ -29,6 +29,10 @@ impl Wire for MemoryWire {
         !self.body_left
     }
 
+    fn body_done(&mut self) -> bool {
+        !self.body_left
+    }
+
     fn date(&mut self) -> &[u8] {
         DATE
     }
@@ -864,6 +868,10 @@ impl Wire for FramingWire {
 
     fn body_consumed(&mut self) -> bool {
         self.memory.body_consumed()
+    }
+
+    fn body_done(&mut self) -> bool {
+        self.memory.body_done()
     }
 
     fn date(&mut self) -> &[u8] {

@@ -642,6 +642,10 @@ impl Transport for ConnTransport<'_> {
         self.body.decoder.is_done()
     }
 
+    fn body_done(&mut self) -> bool {
+        self.body.decoder.is_done()
+    }
+
     fn date(&mut self) -> &[u8] {
         self.date.at(self.wall)
     }

@@ -441,6 +441,11 @@ impl Transport for StreamTransport<'_> {
         true
     }
 
+    fn body_done(&mut self) -> bool {
+        // As above: nothing of a stream's body decides whether its head may go out.
+        true
+    }
+
     fn date(&mut self) -> &[u8] {
         self.date.at(self.wall)
     }
