@@ -25,6 +25,7 @@ const FACTS: RequestFacts = RequestFacts {
     keep_alive: true,
     flags: WS_REQ_MULTITHREAD,
     defer_flush: false,
+    frames_heads: false,
 };
 
 /// One loaded app and the per-thread buffers a serving thread would reuse for it.

@@ -45,6 +45,9 @@ pub(crate) struct RequestFacts {
     /// Leave the finished response in `Scratch::out` for the caller to send with the responses
     /// to further pipelined requests (one write per batch); the caller must flush it.
     pub(crate) defer_flush: bool,
+    /// The transport frames response heads itself (HTTP/2): the encoder offers it the app's
+    /// head as fields (`Wire::take_head`) instead of writing HTTP/1 bytes.
+    pub(crate) frames_heads: bool,
 }
 
 impl RequestFacts {
@@ -54,6 +57,7 @@ impl RequestFacts {
             version_minor: self.version_minor,
             keep_alive: self.keep_alive,
             defer_flush: self.defer_flush,
+            frames_heads: self.frames_heads,
             keep_fields: crate::logging::access_log()
                 .is_some_and(crate::logging::AccessLog::reads_response_fields),
         }

@@ -106,6 +106,9 @@ pub(crate) struct ResponseContext {
     /// Leave the finished response in `Scratch::out` for the caller to send with the responses
     /// to further pipelined requests (one write per batch); the caller must flush it.
     pub(crate) defer_flush: bool,
+    /// Offer the head to [`Wire::take_head`] (a transport that frames heads itself): HTTP/1
+    /// transports never take it, so they are not asked.
+    pub(crate) frames_heads: bool,
     /// Keep a copy of the app's field lines once its head is complete (`Scratch::fields`): the
     /// access log prints response fields.
     pub(crate) keep_fields: bool,
@@ -677,15 +680,17 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
         if context.keep_fields {
             scratch.fields.keep(&scratch.out[self.base..]);
         }
-        let (has_date, has_server) = scratch.fields.has_date_and_server();
-        let framed = FramedHead {
-            status,
-            fields: scratch.fields.lines_in(&scratch.out[self.base..]),
-            content_length: head.content_length(),
-            add_date: !has_date,
-            add_server: !has_server,
+        let taken = context.frames_heads && {
+            let (has_date, has_server) = scratch.fields.has_date_and_server();
+            self.wire.take_head(FramedHead {
+                status,
+                fields: scratch.fields.lines_in(&scratch.out[self.base..]),
+                content_length: head.content_length(),
+                add_date: !has_date,
+                add_server: !has_server,
+            })
         };
-        if self.wire.take_head(framed) {
+        if taken {
             scratch.out.truncate(self.base);
         } else {
             finish_head(&mut scratch.out, &head, &scratch.fields, self.wire.date());

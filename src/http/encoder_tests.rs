@@ -609,6 +609,7 @@ fn encoder_table() {
             version_minor: row.ctx.version_minor,
             keep_alive: row.ctx.keep_alive,
             defer_flush: row.ctx.defer_flush,
+            frames_heads: false,
             keep_fields: false,
         };
         let big = vec![b'z'; COPY_LIMIT];
@@ -690,6 +691,7 @@ fn interim_responses_only_before_the_final_head() {
         version_minor: 1,
         keep_alive: true,
         defer_flush: true,
+        frames_heads: false,
         keep_fields: false,
     };
     let mut encoder = Encoder::new(&mut wire, &mut scratch, context, "interim");
@@ -714,6 +716,7 @@ fn context(defer_flush: bool) -> ResponseContext {
         version_minor: 1,
         keep_alive: true,
         defer_flush,
+        frames_heads: false,
         keep_fields: true,
     }
 }
@@ -897,6 +900,7 @@ impl Wire for FramingWire {
 fn a_wire_that_frames_heads_gets_the_fields_and_only_the_body_as_bytes() {
     let http2 = ResponseContext {
         version_minor: 0,
+        frames_heads: true,
         keep_fields: true,
         ..context(true)
     };

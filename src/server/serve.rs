@@ -238,6 +238,7 @@ fn serve_one(
         keep_alive: head.keep_alive && !shared.draining(),
         flags,
         defer_flush: true,
+        frames_heads: false,
     };
     // Built only where it is read: by the app, or by the access log of a `--static` answer.
     let build_environ = |environ: &mut Environ| {

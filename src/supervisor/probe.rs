@@ -181,6 +181,7 @@ pub(crate) fn probe(spec: &str, app_args: &[OsString], args: &ProbeArgs) -> Resu
         keep_alive: false,
         flags: WS_REQ_MULTITHREAD,
         defer_flush: false,
+        frames_heads: false,
     };
     let outcome = call::run(
         &app,

@@ -138,6 +138,7 @@ pub(super) fn start(job: StreamJob, shared: &Shared, scratch: &mut ThreadScratch
         keep_alive: true,
         flags,
         defer_flush: true,
+        frames_heads: true,
     };
     let client = proxied::client(info.peer, info.tls, headers.clone(), &config.proxies);
     let thread = scratch.thread;
