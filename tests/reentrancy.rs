@@ -82,6 +82,26 @@ fn host_calls_from_next_are_answered_and_from_close_refused() {
 
 /// RFC 9110 §15.2: interim responses come before the final one. An app that sends its head (by
 /// `write`) and then reads a body the client holds back for `100 Continue` must not get a
+/// An app that writes before it reads its request body still reads every byte of it, even when
+/// the body came with the head: sending the head must not drain what the app has not read yet.
+/// The head promises `Connection: close` only if the rest of the body is not here.
+#[test]
+fn an_app_that_writes_before_reading_reads_the_body_that_came_with_the_head() {
+    let server = reentrant_server();
+    let mut conn = server.connect();
+    conn.send("POST /write-then-read HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
+    let resp = conn.read_response();
+    assert_eq!(resp.status, 200, "{resp:?}");
+    assert_eq!(resp.text(), "w;read=0 n=3\n", "{resp:?}");
+    assert!(!resp.header_has_token("connection", "close"), "{resp:?}");
+    conn.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(
+        conn.read_response().status,
+        200,
+        "the connection carries on"
+    );
+}
+
 /// `100 Continue` into the middle of its response; the client sends the body anyway once it
 /// sees the final response.
 #[test]

@@ -453,6 +453,10 @@ impl Transport for MemoryTransport {
         true
     }
 
+    fn body_buffered(&mut self) -> bool {
+        true
+    }
+
     fn date(&mut self) -> &[u8] {
         self.date.get()
     }

@@ -57,6 +57,8 @@ pub(crate) trait Transport {
     fn body_consumed(&mut self) -> bool;
     /// True if the request body was read to its end, without reading or draining any of it.
     fn body_done(&mut self) -> bool;
+    /// True if the rest of the request body is here (see [`Wire::body_buffered`]).
+    fn body_buffered(&mut self) -> bool;
     /// The cached `Date` header value.
     fn date(&mut self) -> &[u8];
     /// `try_read` (ABI 1.1): like `read_body` but never waits; `Ok(None)` when no byte is here
@@ -124,6 +126,10 @@ impl<T: Transport + ?Sized> Wire for T {
 
     fn body_done(&mut self) -> bool {
         Transport::body_done(self)
+    }
+
+    fn body_buffered(&mut self) -> bool {
+        Transport::body_buffered(self)
     }
 
     fn date(&mut self) -> &[u8] {

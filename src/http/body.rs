@@ -210,7 +210,6 @@ impl BodyDecoder {
     }
 
     /// For Content-Length: bytes still expected; `Some(0)` when done; `None` for chunked.
-    #[cfg(test)]
     pub(crate) fn remaining_hint(&self) -> Option<u64> {
         match self.state {
             State::Length(n) => Some(n),

@@ -66,6 +66,9 @@ pub(crate) trait Wire {
     fn body_consumed(&mut self) -> bool;
     /// True if the request body was read to its end; nothing is read or drained to find out.
     fn body_done(&mut self) -> bool;
+    /// True if the rest of the request body is here (read to its end, or all of it buffered), so
+    /// that draining it once the app is done waits for nothing; nothing is drained to find out.
+    fn body_buffered(&mut self) -> bool;
     /// The cached `Date` header value.
     fn date(&mut self) -> &[u8];
     /// The response's trailer fields (`Name: value\r\n` lines) for a wire that frames them
@@ -620,6 +623,11 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
         if let State::Head(_) = self.state {
             self.ensure_head();
         }
+        if self.keep_alive && self.state == State::Done && !self.wire.body_consumed() {
+            // The app is done: the rest of its body, buffered when the head went out, is drained
+            // now so that the next request starts after it.
+            self.keep_alive = false;
+        }
         if !self.context.defer_flush || self.scratch.out.len() >= HOLD_LIMIT {
             self.flush();
         }
@@ -662,8 +670,10 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
         if framing == Framing::CloseDelimited {
             self.keep_alive = false;
         }
-        if self.keep_alive && !self.wire.body_consumed() {
-            // The app left part of the request body unread: the next request's start is unknown.
+        if self.keep_alive && !self.wire.body_buffered() {
+            // Part of the request body is still to come, and the app may leave it unread: the
+            // next request's start may never be known. What is buffered stays for the app to read
+            // (it may write before it reads); `finish` drains it.
             self.keep_alive = false;
         }
         let no_body_status = status == 204 || status == 304;

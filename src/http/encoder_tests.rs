@@ -33,6 +33,10 @@ impl Wire for MemoryWire {
         !self.body_left
     }
 
+    fn body_buffered(&mut self) -> bool {
+        !self.body_left
+    }
+
     fn date(&mut self) -> &[u8] {
         DATE
     }
@@ -875,6 +879,10 @@ impl Wire for FramingWire {
 
     fn body_done(&mut self) -> bool {
         self.memory.body_done()
+    }
+
+    fn body_buffered(&mut self) -> bool {
+        self.memory.body_buffered()
     }
 
     fn date(&mut self) -> &[u8] {

@@ -647,6 +647,13 @@ impl Transport for ConnTransport<'_> {
         self.body.decoder.is_done()
     }
 
+    fn body_buffered(&mut self) -> bool {
+        // A chunked body's rest cannot be told without decoding it: counted as not here.
+        let buffered = self.conn.input().len() as u64;
+        self.body.decoder.is_done()
+            || matches!(self.body.decoder.remaining_hint(), Some(n) if n <= buffered)
+    }
+
     fn date(&mut self) -> &[u8] {
         self.date.at(self.wall)
     }

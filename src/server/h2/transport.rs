@@ -446,6 +446,10 @@ impl Transport for StreamTransport<'_> {
         true
     }
 
+    fn body_buffered(&mut self) -> bool {
+        true
+    }
+
     fn date(&mut self) -> &[u8] {
         self.date.at(self.wall)
     }
