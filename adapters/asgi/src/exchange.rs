@@ -97,6 +97,9 @@ struct State {
     connect_told: bool,
     /// `websocket.accept` (subprotocol, headers), until `next` hands it to the server.
     accept: Option<(Vec<u8>, Headers)>,
+    /// `next` took the accept and the server has not answered it yet: the app's `send(accept)`
+    /// must wait for the answer, or a `websocket.send` right after it finds no handle.
+    accepting: bool,
 }
 
 /// What `Channel::send` tells `bridge.py`.
@@ -319,7 +322,7 @@ impl Channel {
             return ws.wait_writable(fut);
         }
         let mut st = self.shared.state();
-        if st.closed || (st.queued <= SEND_HIGH_WATER && st.accept.is_none()) {
+        if st.closed || (st.queued <= SEND_HIGH_WATER && st.accept.is_none() && !st.accepting) {
             return false;
         }
         st.send_waiter = Some(fut);
@@ -542,6 +545,7 @@ impl Body {
         let read = st.body_wanted && !st.body_end && !st.body_failed;
         if !self.head_sent {
             if let Some((protocol, headers)) = st.accept.take() {
+                st.accepting = true;
                 return Step::Accept(protocol, headers);
             }
             return match st.head.take() {

@@ -68,7 +68,7 @@ impl Channel {
                 if st.closed || ws.accepted() {
                     return Ok(SEND_GONE);
                 }
-                if st.started || st.accept.is_some() {
+                if st.started || st.accept.is_some() || st.accepting {
                     return Err(PyRuntimeError::new_err(
                         "websocket.accept after the handshake was answered",
                     ));
@@ -156,6 +156,7 @@ impl Body {
         };
         let waiter = {
             let mut st = self.shared.state();
+            st.accepting = false;
             match outcome {
                 Ok(()) => st.complete = true,
                 Err(_) => st.failed = true,
