@@ -629,6 +629,10 @@ impl Transport for ConnTransport<'_> {
     }
 
     fn body_consumed(&mut self) -> bool {
+        if self.body.decoder.is_done() {
+            // Every keep-alive response asks; most requests have no body left to drain.
+            return true;
+        }
         // Drain only what is already buffered: waiting for an unread body would let a client
         // hold the thread, and closing the connection is always correct.
         let mut sink = std::mem::take(self.sink);
