@@ -7,7 +7,8 @@
 //! (`pid_file.rs`) and removes the unix socket files it created when it exits; with `--stats`
 //! it gives each worker a counter page and answers scrapes from this same loop
 //! (`crate::stats`). On USR2 it starts a new master and hands it all of these (`upgrade.rs`).
-//! It never loads app code itself.
+//! It never loads app code itself. Starting one worker is `master/spawn.rs`; which signals it
+//! acts on or ignores is `master/signals.rs`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ffi::OsString;
@@ -19,19 +20,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use signal_hook::consts::{
-    SIGALRM, SIGHUP, SIGINT, SIGIO, SIGPROF, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2,
-    SIGVTALRM, SIGWINCH, SIGXCPU,
-};
+use signal_hook::consts::{SIGUSR1, SIGUSR2};
 use signal_hook::iterator::Signals;
 
 use super::args::ServeArgs;
-use super::artifact::{worker_library_path, Artifact, FileStamp};
+use super::artifact::{Artifact, FileStamp};
 use super::children::{WorkerProcess, FD_FLOOR};
 use super::effective::EffectiveConfig;
 use super::generation::{Action, Config, Event, Generations, SwapCause};
 use super::pid_file::{PidFile, PidFileError};
-use super::process::{jitter, status_path};
+use super::process::status_path;
 use super::reload::FileWatch;
 use super::reload_paths::PathsWatch;
 use super::reread::{reread, Reparse};
@@ -41,12 +39,16 @@ use crate::app::target::AppTarget;
 use crate::listen::notify::Notifier;
 use crate::listen::open::{open_all, ListenError, Listeners, SocketFile};
 use crate::listen::{systemd, ListenerOptions};
-use crate::privilege::{self, PrivilegeError, RunAs, WorkerPrivilegeArgs};
-use crate::stats::{Latency, Stats, StatsAddr, WorkerStatsArgs};
+use crate::privilege::{self, PrivilegeError, RunAs};
+use crate::stats::{Latency, Stats, StatsAddr};
 use crate::sys::process::{dup_at_or_above, kill, reap_any, wait_readable, Signal};
 use crate::tls::TlsMaterial;
 
 mod binary_upgrade;
+mod signals;
+mod spawn;
+
+use signals::{event_for_signal, log_ignored, HANDLED_SIGNALS, IGNORED_SIGNALS};
 
 /// The longest the master sleeps between looks at its signals, children and the watched file.
 const TICK: Duration = Duration::from_millis(50);
@@ -462,112 +464,6 @@ impl Master {
         Ok(artifact)
     }
 
-    fn spawn(
-        &mut self,
-        generation: u64,
-        library: &Artifact,
-        multiprocess: bool,
-    ) -> io::Result<i32> {
-        // The generation's settings, if a swap re-read --config for it.
-        let settings = library.settings.clone();
-        if let Some(config) = &library.config {
-            self.configs.insert(generation, Arc::clone(config));
-        }
-        // Only the generations still there can be in force.
-        let present: Vec<u64> = self
-            .machine
-            .generation_views()
-            .iter()
-            .map(|g| g.id)
-            .collect();
-        self.configs
-            .retain(|id, _| *id == generation || present.contains(id));
-        let generation_args = settings.as_deref().unwrap_or(&self.args);
-        let tuning = &generation_args.tuning;
-        let max_requests = match tuning.max_requests {
-            0 => 0,
-            n => n + jitter(tuning.max_requests_jitter),
-        };
-        let mut args: Vec<OsString> = vec![
-            "--lib".into(),
-            worker_library_path().into_os_string(),
-            "--symbol".into(),
-            self.symbol.clone().into(),
-            "--generation".into(),
-            generation.to_string().into(),
-            "--library-hash".into(),
-            library.hash.clone().into(),
-        ];
-        args.extend(tuning.to_args(max_requests).into_iter().map(Into::into));
-        // The app's own arguments, one `--app-arg=WORD` each (the `=` keeps a WORD that starts
-        // with `-` a value); every generation gets them, hot swaps included.
-        for word in &generation_args.app_args {
-            let mut arg = OsString::from("--app-arg=");
-            arg.push(word);
-            args.push(arg);
-        }
-        if multiprocess {
-            args.push("--multiprocess".into());
-        }
-        args.extend(
-            WorkerPrivilegeArgs::to_args(self.run_as.as_ref())
-                .into_iter()
-                .map(Into::into),
-        );
-        args.extend(self.args.privilege.sandbox.to_args(self.source.parent()));
-        args.extend(
-            self.args
-                .privilege
-                .limits
-                .to_args()
-                .into_iter()
-                .map(Into::into),
-        );
-        let tls = library.tls.as_ref().map(TlsMaterial::image);
-        if tls.is_some() {
-            args.push("--tls".into());
-        }
-        // Statistics never stop a worker from starting: without a page it is just not counted.
-        let page = self.stats.as_ref().and_then(|_| {
-            Stats::new_page(generation)
-                .map_err(|e| log::warn!("cannot make a statistics page ({e}); the next worker's requests are not counted"))
-                .ok()
-        });
-        args.extend(
-            WorkerStatsArgs::to_args(page.is_some())
-                .into_iter()
-                .map(Into::into),
-        );
-        if self.listeners.is_empty() {
-            return Err(io::Error::other(
-                "the listening sockets are closed: the server is stopping",
-            ));
-        }
-        for (_, options) in &self.listeners {
-            args.push(format!("--listener={options}").into());
-        }
-        let number = WorkerProcess::next_number(&self.workers);
-        args.push(format!("--title={}", title(generation_args, number, generation)).into());
-        let listeners: Vec<BorrowedFd<'_>> =
-            self.listeners.iter().map(|(fd, _)| fd.as_fd()).collect();
-        let mut worker = WorkerProcess::spawn(
-            &self.exe,
-            &args,
-            &listeners,
-            library.image(),
-            tls,
-            page.as_ref().map(|page| page.fd()),
-            library.pin.fd(),
-        )?;
-        let pid = worker.pid;
-        worker.number = number;
-        self.workers.push(worker);
-        if let (Some(stats), Some(page)) = (&mut self.stats, page) {
-            stats.spawned(pid, number, generation, page);
-        }
-        Ok(pid)
-    }
-
     /// USR1 (logrotate): reopen the master's log files, then have every worker reopen its own.
     fn reopen_logs(&self) {
         log::info!("SIGUSR1: reopening the log files");
@@ -700,62 +596,4 @@ fn in_force<'a>(
     live.and_then(|id| configs.get(&id))
         .map(Arc::as_ref)
         .or(started)
-}
-
-/// What `ps` shows for worker `number` of `generation` (gunicorn's process titles): the
-/// app as the command line named it, its arguments included.
-fn title(args: &ServeArgs, number: usize, generation: u64) -> String {
-    let mut title = format!(
-        "webserver: worker {number} [gen {generation}] {}",
-        args.app.as_deref().unwrap_or_default()
-    );
-    for word in &args.app_args {
-        title.push(' ');
-        title.push_str(&word.to_string_lossy());
-    }
-    title
-}
-
-/// The signals the master acts on.
-const HANDLED_SIGNALS: &[i32] = &[
-    SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2,
-];
-
-/// Signals an operator may send from habit (gunicorn's WINCH) or a stray `kill` may
-/// deliver, whose default action would end the master without a word (WINCH's is to ignore,
-/// but gunicorn users expect it to do something): each is logged and ignored. PIPE stays
-/// ignored as the Rust runtime set it (a handler would log every write to a closed socket); the
-/// synchronous faults (SEGV, BUS, ILL, FPE, SYS, TRAP) and XFSZ keep their default action.
-const IGNORED_SIGNALS: &[i32] = &[
-    SIGWINCH,
-    SIGALRM,
-    SIGVTALRM,
-    SIGPROF,
-    SIGIO,
-    libc::SIGPWR,
-    SIGXCPU,
-];
-
-/// One line for a signal the master does not act on, saying what to send instead.
-fn log_ignored(signal: i32) {
-    let name = signal_hook::low_level::signal_name(signal).unwrap_or("signal");
-    match signal {
-        SIGWINCH => log::warn!(
-            "SIGWINCH ignored: workers are not stopped by WINCH here; TTOU removes one, TERM stops the server"
-        ),
-        _ => log::warn!("{name} ignored: the master acts on HUP, TERM, INT, QUIT, TTIN, TTOU, USR1 and USR2"),
-    }
-}
-
-/// The event a signal to the master stands for.
-fn event_for_signal(signal: i32) -> Option<Event> {
-    Some(match signal {
-        SIGHUP => Event::SwapAsked(SwapCause::Hup),
-        SIGTERM => Event::GracefulStop { signal: "SIGTERM" },
-        SIGINT => Event::GracefulStop { signal: "SIGINT" },
-        SIGQUIT => Event::ImmediateStop,
-        SIGTTIN => Event::MoreWorkers,
-        SIGTTOU => Event::FewerWorkers,
-        _ => return None,
-    })
 }
