@@ -9,9 +9,11 @@
 # are dumped, and the instructions of every thread of the process, divided by N, are printed.
 # Counts do not depend on how busy the machine is, so this compares commits and servers where
 # req/s cannot; the dump stays in OUT_DIR for `callgrind_annotate --inclusive=yes`.
+# H1=1 loads HTTP/1.1 instead (`h2load --h1 -c 50 -m 1`: keep-alive, ALPN http/1.1 over TLS),
+# webserver only: bench/callgrind.sh's client has no TLS, this is the HTTP/1.1 TLS path's count.
 # Env: PORT (18994; TLS on PORT+1) BIN (target/release/webserver) APP (target/release/libhello.so:app)
 #      HYPER (/tmp/webserver-bench/target/release/hyper-hello, built by bench/http2.sh)
-#      OUT_DIR (a fresh /tmp directory) EXTRA (more webserver options)
+#      OUT_DIR (a fresh /tmp directory) EXTRA (more webserver options) H1 (0)
 set -euo pipefail
 SERVER="${1:-webserver}" MODE="${2:-h2c}" N="${3:-20000}"
 PORT="${PORT:-18994}"
@@ -24,6 +26,8 @@ APP="${APP:-$ROOT/target/release/libhello.so:app}"
 HYPER="${HYPER:-/tmp/webserver-bench/target/release/hyper-hello}"
 OUT_DIR="${OUT_DIR:-$(mktemp -d /tmp/webserver-h2-callgrind.XXXXXX)}"
 SUITE=TLS_AES_128_GCM_SHA256
+LOAD=(-c 50 -m 10)
+[[ "${H1:-0}" == 1 ]] && LOAD=(--h1 -c 50 -m 1)
 mkdir -p "$OUT_DIR"
 for tool in valgrind vgdb h2load openssl curl; do
   command -v "$tool" >/dev/null || { echo "http2_callgrind.sh: $tool is missing" >&2; exit 2; }
@@ -54,9 +58,9 @@ done
 # webserver: its worker (a child of the master); hyper (under `env`, which execs): itself.
 TARGET=$(pgrep -P "$TOP" | head -1 || true)
 TARGET=${TARGET:-$TOP}
-h2load -c 50 -m 10 -n 2000 "$URL" >/dev/null
+h2load "${LOAD[@]}" -n 2000 "$URL" >/dev/null
 vgdb --pid="$TARGET" zero >/dev/null
-h2load -c 50 -m 10 -n "$N" "$URL" >"$OUT_DIR/h2load.txt"
+h2load "${LOAD[@]}" -n "$N" "$URL" >"$OUT_DIR/h2load.txt"
 vgdb --pid="$TARGET" dump >/dev/null
 grep -q " 0 failed, 0 errored" "$OUT_DIR/h2load.txt" ||
   echo "http2_callgrind.sh: h2load saw failures ($OUT_DIR/h2load.txt)" >&2

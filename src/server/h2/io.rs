@@ -251,6 +251,12 @@ impl AsyncWrite for H2Io {
         let Some(tls) = tls else {
             return Poll::Ready(Ok(()));
         };
+        if pending.is_empty() && !tls.has_unsent() {
+            // `h2` flushes on every turn of its connection, mostly with nothing written since
+            // the last: asking the reactor for write readiness then costs more than the turn's
+            // TLS work.
+            return Poll::Ready(Ok(()));
+        }
         loop {
             let mut guard = ready!(fd.poll_write_ready_mut(cx))?;
             match guard.try_io(|inner| flush_now(inner.get_mut().stream(), tls, pending)) {
