@@ -219,9 +219,14 @@ pub(crate) fn head_from_parts(parts: &app_abi::Parts<'_>) -> Result<Option<Head>
         }
         shared.put_slice(target);
     };
-    let remembered = remembered_uri(origin, target);
+    // `http` makes a bare `/` without parsing it: cheaper than a lookup.
+    let remembered = match (origin, target) {
+        (None, b"/") => None,
+        _ => remembered_uri(origin, target),
+    };
     // A miss is remembered if its URI shares a small copy of the head (not a large one).
-    let remember = remembered.is_none() && target_len + value_bytes <= INLINE_HEAD;
+    let remember =
+        remembered.is_none() && target != b"/" && target_len + value_bytes <= INLINE_HEAD;
     let target = match remembered {
         Some(uri) => Target::Parsed(uri),
         None => Target::Written(target_len, write_target),
@@ -473,22 +478,23 @@ fn spare_headers(fields: usize) -> http::HeaderMap {
 }
 
 /// A field name from the parts as a header name (`None`: not a valid one). HTTP/2's are lower
-/// case, as many HTTP/1 clients send them: the usual ones are found by an exact comparison as
-/// `http`'s constants, without `http` mapping every byte through its table first.
+/// case, HTTP/1 clients' mostly lower case or capitalised as the RFCs spell them: the usual ones
+/// are found by an exact comparison as `http`'s constants, without `http` mapping every byte
+/// through its table first.
 fn field_name(name: &[u8]) -> Option<HeaderName> {
     use http::header::*;
     Some(match name {
-        b"host" => HOST,
-        b"user-agent" => USER_AGENT,
-        b"accept" => ACCEPT,
-        b"accept-encoding" => ACCEPT_ENCODING,
-        b"accept-language" => ACCEPT_LANGUAGE,
-        b"content-type" => CONTENT_TYPE,
-        b"content-length" => CONTENT_LENGTH,
+        b"host" | b"Host" => HOST,
+        b"user-agent" | b"User-Agent" => USER_AGENT,
+        b"accept" | b"Accept" => ACCEPT,
+        b"accept-encoding" | b"Accept-Encoding" => ACCEPT_ENCODING,
+        b"accept-language" | b"Accept-Language" => ACCEPT_LANGUAGE,
+        b"content-type" | b"Content-Type" => CONTENT_TYPE,
+        b"content-length" | b"Content-Length" => CONTENT_LENGTH,
         b"te" => TE,
-        b"connection" => CONNECTION,
-        b"cookie" => COOKIE,
-        b"authorization" => AUTHORIZATION,
+        b"connection" | b"Connection" => CONNECTION,
+        b"cookie" | b"Cookie" => COOKIE,
+        b"authorization" | b"Authorization" => AUTHORIZATION,
         _ => return HeaderName::from_bytes(name).ok(),
     })
 }
