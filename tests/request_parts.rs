@@ -221,3 +221,49 @@ fn over_http2_a_flagged_app_and_the_access_log_find_the_authority_as_host() {
     assert_eq!(seen["headers"]["host"], authority.as_str(), "{seen}");
     assert_eq!(lines_of(&log, 1)[0], format!("{authority}|HTTP/2"));
 }
+
+/// The tower adapter remembers each thread's last URI for the next request with the same
+/// target: one thread (`--threads 1`; HTTP/2's one thread, a connection per curl) serves
+/// targets that differ only in their query, their path or their authority, and each reaches
+/// the router as sent.
+#[test]
+fn each_request_reaches_the_router_with_its_own_uri() {
+    let server = sample_server("axum_app")
+        .args(["--threads", "1", "--http2", "on"])
+        .start();
+    let mut conn = server.connect();
+    for target in [
+        "/nowhere/a?x=1",
+        "/nowhere/a?x=1",
+        "/nowhere/a?x=2",
+        "/nowhere/b?x=2",
+        "/nowhere/b",
+        "/nowhere/a?x=1",
+    ] {
+        conn.send(format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\n"));
+        let resp = conn.read_response();
+        assert_eq!(resp.status, 404, "{}", server.stderr());
+        assert_eq!(resp.text(), format!("no route for GET {target}\n"));
+    }
+    if !have_program("curl") {
+        return;
+    }
+    let port = server.port();
+    let urls = [
+        format!("http://127.0.0.1:{port}/nowhere/a"),
+        format!("http://other.test:{port}/nowhere/a"),
+        format!("http://other.test:{port}/nowhere/a?x=1"),
+        format!("http://other.test:{port}/nowhere/c"),
+        format!("http://127.0.0.1:{port}/nowhere/c"),
+    ];
+    for url in urls {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "--http2-prior-knowledge", "--resolve"])
+            .arg(format!("other.test:{port}:127.0.0.1"))
+            .arg(&url)
+            .output()
+            .expect("curl runs");
+        let seen = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(seen, format!("no route for GET {url}\n"));
+    }
+}

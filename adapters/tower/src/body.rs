@@ -347,12 +347,11 @@ fn bridged(content_length: Option<u64>, waker: Arc<dyn Wake>, slot: Slot) -> (Re
 /// [`channel`]. `None` for the server's half: the body is read whole, or it failed.
 pub(crate) fn for_request(
     req: &mut Request<'_>,
-    head: &http::Request<()>,
+    (head, expect): (&http::Request<()>, bool),
     content_length: Option<u64>,
     waker: Arc<dyn Wake>,
 ) -> (RequestBody, Option<Upload>) {
-    if head.version() != http::Version::HTTP_2 || head.headers().contains_key(http::header::EXPECT)
-    {
+    if head.version() != http::Version::HTTP_2 || expect {
         let (body, upload) = channel(content_length, waker);
         return (body, Some(upload));
     }

@@ -223,6 +223,7 @@ impl TowerApp {
             request: mut head,
             has_body,
             has_upgrade,
+            has_expect,
             length,
         } = match Self::head(req) {
             Ok(head) => head,
@@ -235,7 +236,7 @@ impl TowerApp {
         // service pends (`exchange.rs`).
         let wake = has_body.then(|| Arc::new(LazyWake::default()));
         let (body, upload) = match &wake {
-            Some(wake) => body::for_request(req, &head, length, wake.clone()),
+            Some(wake) => body::for_request(req, (&head, has_expect), length, wake.clone()),
             None => (RequestBody::empty(), None),
         };
         let probe = if self.upgrades && has_upgrade && upgrade::wants_upgrade(&head, has_body) {

@@ -4,7 +4,7 @@
 use bytes::BufMut;
 use http::header::{HeaderName, HeaderValue};
 use http::{Method, Request, Uri, Version};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 /// Why an environ did not make an `http::Request` (the server validated the request already, so
 /// this means a server/adapter mismatch rather than a bad client).
@@ -74,14 +74,69 @@ pub(crate) struct Head {
     /// An `Upgrade` field came (what a WebSocket handshake needs; most requests have none, so
     /// they skip the upgrade checks without a header-map lookup).
     pub(crate) has_upgrade: bool,
+    /// An `Expect` field came (the body is then not read ahead: the client waits for a 100).
+    pub(crate) has_expect: bool,
     /// The first Content-Length's value, read on the walk over the fields (no header-map
     /// lookup afterwards): the request body's exact size.
     pub(crate) length: Option<u64>,
 }
 
-/// A Content-Length value as a number (`None`: not one).
+impl Head {
+    /// `request` with what its fields said; `stream_body`: a body may follow whatever they say.
+    fn new(request: Request<()>, framing: Framing, stream_body: bool) -> Head {
+        Head {
+            request,
+            has_body: stream_body || framing.body_field,
+            has_upgrade: framing.upgrade,
+            has_expect: framing.expect,
+            length: framing.length,
+        }
+    }
+}
+
+/// What a head's fields say of its body and upgrade: noted by name (`http`'s constants, an
+/// enum comparison each) as the header map is filled, so that no field is looked up again.
+#[derive(Default)]
+struct Framing {
+    /// A Content-Length other than 0, or a Transfer-Encoding.
+    body_field: bool,
+    upgrade: bool,
+    expect: bool,
+    /// The first Content-Length's value.
+    length: Option<u64>,
+    length_seen: bool,
+}
+
+impl Framing {
+    fn note(&mut self, name: &HeaderName, value: &[u8]) {
+        use http::header::{CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING, UPGRADE};
+        if *name == CONTENT_LENGTH {
+            self.body_field |= !value.iter().all(|&b| b == b'0' || b == b' ');
+            if !self.length_seen {
+                self.length_seen = true;
+                self.length = length_of(value);
+            }
+        } else if *name == TRANSFER_ENCODING {
+            self.body_field = true;
+        } else if *name == UPGRADE {
+            self.upgrade = true;
+        } else if *name == EXPECT {
+            self.expect = true;
+        }
+    }
+}
+
+/// A Content-Length value as a number (`None`: not one): decimal digits, blanks around them.
 fn length_of(value: &[u8]) -> Option<u64> {
-    std::str::from_utf8(value).ok()?.trim().parse().ok()
+    let digits = value.trim_ascii();
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        let digit = b.wrapping_sub(b'0');
+        (digit <= 9).then_some(())?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 /// The request head as the environ describes it ([`Head`]), for a server without
@@ -96,9 +151,6 @@ pub(crate) fn head_from_environ<'a>(
     let mut path = &b"/"[..];
     let mut query = &b""[..];
     let mut version = Version::HTTP_11;
-    let mut has_body = false;
-    let mut has_upgrade = false;
-    let mut length = None;
     let mut fields = Fields::new();
     let mut value_bytes = 0;
     for (name, value) in vars {
@@ -107,27 +159,12 @@ pub(crate) fn head_from_environ<'a>(
             b"PATH_INFO" => path = value,
             b"QUERY_STRING" => query = value,
             b"SERVER_PROTOCOL" if value == b"HTTP/1.0" => version = Version::HTTP_10,
-            b"SERVER_PROTOCOL" if value == b"HTTP/2" => {
-                // An HTTP/2 request's body is framed by the stream (a gRPC call has neither a
-                // Content-Length nor a Transfer-Encoding): there may be one.
-                version = Version::HTTP_2;
-                has_body = true;
-            }
-            b"CONTENT_LENGTH" => {
-                has_body |= !value.iter().all(|&b| b == b'0' || b == b' ');
-                if fields.iter().all(|(name, _)| *name != b"CONTENT_LENGTH") {
-                    length = length_of(value);
-                }
-                value_bytes += value.len();
-                fields.push((name, value));
-            }
-            b"CONTENT_TYPE" => {
+            b"SERVER_PROTOCOL" if value == b"HTTP/2" => version = Version::HTTP_2,
+            b"CONTENT_LENGTH" | b"CONTENT_TYPE" => {
                 value_bytes += value.len();
                 fields.push((name, value));
             }
             _ if name.starts_with(b"HTTP_") => {
-                has_body |= name == b"HTTP_TRANSFER_ENCODING";
-                has_upgrade |= name == b"HTTP_UPGRADE";
                 value_bytes += value.len();
                 fields.push((name, value));
             }
@@ -135,20 +172,18 @@ pub(crate) fn head_from_environ<'a>(
         }
     }
     let method = Method::from_bytes(method).map_err(|_| BuildError::Method)?;
-    let request = assemble(
+    let (request, framing) = assemble(
         (method, version),
-        origin_form_len(path, query),
-        |shared| origin_form(path, query, shared),
+        Target::Written(origin_form_len(path, query), |shared: &mut &mut [u8]| {
+            origin_form(path, query, shared)
+        }),
         (fields.iter().copied(), fields.count(), value_bytes),
         (header_name, true),
     )
     .map_err(|target| BuildError::Uri(String::from_utf8_lossy(&target).into_owned()))?;
-    Ok(Head {
-        request,
-        has_body,
-        has_upgrade,
-        length,
-    })
+    // An HTTP/2 request's body is framed by the stream (a gRPC call has neither a
+    // Content-Length nor a Transfer-Encoding): there may be one.
+    Ok(Head::new(request, framing, version == Version::HTTP_2))
 }
 
 /// The request head from the parts the server parsed (ABI 1.3 `request_parts`), as hyper makes
@@ -163,58 +198,56 @@ pub(crate) fn head_from_parts(parts: &app_abi::Parts<'_>) -> Result<Option<Head>
         20 => Version::HTTP_2,
         _ => Version::HTTP_11,
     };
-    // An HTTP/2 request's body is framed by the stream (a gRPC call has neither a
-    // Content-Length nor a Transfer-Encoding): there may be one.
-    let mut has_body = version == Version::HTTP_2;
-    let mut has_upgrade = false;
-    let mut length = None;
-    let mut length_seen = false;
-    let mut value_bytes = 0;
-    // The parts hold the fields already: walked here for what they say, then again in
-    // `assemble`, rather than gathered into a `Fields` in between.
-    for (name, value) in parts.fields() {
-        note_framing(name, value, (&mut has_body, &mut has_upgrade));
-        if !length_seen && name.eq_ignore_ascii_case(b"content-length") {
-            length_seen = true;
-            length = length_of(value);
-        }
-        value_bytes += value.len();
-    }
+    // The room the values take; what the fields say is noted as `assemble` adds them.
+    let value_bytes = parts.fields().map(|(_, value)| value.len()).sum::<usize>();
     let absolute = version == Version::HTTP_2
         && !parts.scheme.is_empty()
         && !parts.authority.is_empty()
         && parts.target.starts_with(b"/");
-    let target_len = if absolute {
-        parts.scheme.len() + 3 + parts.authority.len() + parts.target.len()
-    } else {
-        parts.target.len().max(1)
+    let origin = absolute.then_some((parts.scheme, parts.authority));
+    let target = match parts.target {
+        b"" => &b"/"[..],
+        target => target,
     };
+    let target_len =
+        origin.map_or(0, |(scheme, authority)| scheme.len() + 3 + authority.len()) + target.len();
     let write_target = |shared: &mut &mut [u8]| {
-        if absolute {
-            shared.put_slice(parts.scheme);
+        if let Some((scheme, authority)) = origin {
+            shared.put_slice(scheme);
             shared.put_slice(b"://");
-            shared.put_slice(parts.authority);
+            shared.put_slice(authority);
         }
-        shared.put_slice(match parts.target {
-            b"" => b"/",
-            target => target,
-        });
+        shared.put_slice(target);
+    };
+    // `http` makes a bare `/` without parsing it: cheaper than a lookup.
+    let remembered = match (origin, target) {
+        (None, b"/") => None,
+        _ => remembered_uri(origin, target),
+    };
+    // A miss is remembered if its URI shares a small copy of the head (not a large one).
+    let remember =
+        remembered.is_none() && target != b"/" && target_len + value_bytes <= INLINE_HEAD;
+    let target = match remembered {
+        Some(uri) => Target::Parsed(uri),
+        None => Target::Written(target_len, write_target),
     };
     let built = assemble(
         (method, version),
-        target_len,
-        write_target,
+        target,
         (parts.fields(), parts.fields().len(), value_bytes),
         // The parts' values are valid as `http` defines them (the header's "Request parts"),
         // so they are not checked byte by byte again, as hyper does not after its parser.
-        (|name: &[u8]| HeaderName::from_bytes(name).ok(), false),
+        (field_name, false),
     );
-    Ok(built.ok().map(|request| Head {
-        request,
-        has_body,
-        has_upgrade,
-        length,
-    }))
+    if let (Ok((request, _)), true) = (&built, remember) {
+        remember_uri(request.uri());
+    }
+    // An HTTP/2 request's body is framed by the stream (a gRPC call has neither a
+    // Content-Length nor a Transfer-Encoding): there may be one.
+    let stream_body = version == Version::HTTP_2;
+    Ok(built
+        .ok()
+        .map(|(request, framing)| Head::new(request, framing, stream_body)))
 }
 
 /// The request head from the environ (method, the target escaped as an origin form, version)
@@ -223,65 +256,68 @@ pub(crate) fn head_from_environ_and_parts<'a>(
     vars: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
     parts: &app_abi::Parts<'_>,
 ) -> Result<Head, BuildError> {
-    let mut head = head_from_environ(vars)?;
-    let mut has_body = head.request.version() == Version::HTTP_2;
-    let mut has_upgrade = false;
-    let headers = head.request.headers_mut();
+    let head = head_from_environ(vars)?;
+    let stream_body = head.request.version() == Version::HTTP_2;
+    let mut request = head.request;
+    let mut framing = Framing::default();
+    let headers = request.headers_mut();
     // HTTP/2's `:authority` reaches the environ as HTTP_HOST when no Host field came; with an
     // origin-form URI, that Host is the only place the router can find it.
     let environ_host = headers.remove(http::header::HOST);
     headers.clear();
     for (name, value) in parts.fields() {
-        note_framing(name, value, (&mut has_body, &mut has_upgrade));
-        if let (Ok(name), Ok(value)) =
-            (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
-        {
+        let Some(name) = field_name(name) else {
+            continue;
+        };
+        framing.note(&name, value);
+        if let Ok(value) = HeaderValue::from_bytes(value) {
             headers.append(name, value);
         }
     }
     if let Some(host) = environ_host.filter(|_| !headers.contains_key(http::header::HOST)) {
         headers.insert(http::header::HOST, host);
     }
-    head.has_body = has_body;
-    head.has_upgrade = has_upgrade;
-    Ok(head)
+    Ok(Head::new(request, framing, stream_body))
 }
 
-/// What field `name: value` says of [`Head::has_body`] and [`Head::has_upgrade`].
-fn note_framing(name: &[u8], value: &[u8], (has_body, has_upgrade): (&mut bool, &mut bool)) {
-    if name.eq_ignore_ascii_case(b"content-length") {
-        *has_body |= !value.iter().all(|&b| b == b'0' || b == b' ');
-    } else {
-        *has_body |= name.eq_ignore_ascii_case(b"transfer-encoding");
-        *has_upgrade |= name.eq_ignore_ascii_case(b"upgrade");
-    }
+/// A request's URI, for [`assemble`].
+enum Target<W> {
+    /// Parsed already (the thread's last one, [`remembered_uri`]).
+    Parsed(Uri),
+    /// Written by `W` (at most the given number of bytes) into the head's shared copy, then
+    /// parsed.
+    Written(usize, W),
 }
 
-/// The `http::Request` from its method and version, its target (written by `target`, at most
-/// `target_len` bytes) and its `count` fields, whose values hold `value_bytes` (names converted
+/// The `http::Request` from its method and version, its target and its `count` fields, whose values hold `value_bytes` (names converted
 /// by `name`; one that gives `None` is left out; values checked as `http` does unless
-/// `checked_values` is false). The target and every value are copied once, into one shared
+/// `checked_values` is false), and what the fields say of the body ([`Framing`]). The target and every value are copied once, into one shared
 /// buffer that the URI and the header values then point into (as hyper does
 /// with its read buffer): one allocation for a head up to [`INLINE_HEAD`] bytes, two for a
 /// larger one, however many headers it has (and the header map's own, unless it is recycled).
 /// `Err` holds a target `http::Uri` refuses.
 fn assemble<'f>(
     (method, version): (Method, Version),
-    target_len: usize,
-    target: impl FnOnce(&mut &mut [u8]),
+    target: Target<impl FnOnce(&mut &mut [u8])>,
     (fields, count, value_bytes): (
         impl Iterator<Item = (&'f [u8], &'f [u8])> + Clone,
         usize,
         usize,
     ),
     (name, checked_values): (impl Fn(&[u8]) -> Option<HeaderName>, bool),
-) -> Result<Request<()>, bytes::Bytes> {
+) -> Result<(Request<()>, Framing), bytes::Bytes> {
+    let (parsed, (target_len, write_target)) = match target {
+        Target::Parsed(uri) => (Some(uri), (0, None)),
+        Target::Written(len, write) => (None, (len, Some(write))),
+    };
     let room = target_len + value_bytes;
     // Target first, then the values; `(target's length, the whole length)`.
     let fill = |buf: &mut [u8]| {
         let size = buf.len();
         let mut rest = buf;
-        target(&mut rest);
+        if let Some(write) = write_target {
+            write(&mut rest);
+        }
         let target_len = size - rest.len();
         for (_, value) in fields.clone() {
             rest.put_slice(value);
@@ -298,13 +334,23 @@ fn assemble<'f>(
         buf.truncate(len);
         (target_len, bytes::Bytes::from(buf))
     };
-    let target = shared.slice(..target_len);
-    let uri = Uri::from_maybe_shared(target.clone()).map_err(|_| target)?;
+    let uri = match parsed {
+        Some(uri) => uri,
+        None => {
+            let target = shared.slice(..target_len);
+            Uri::from_maybe_shared(target.clone()).map_err(|_| target)?
+        }
+    };
     let mut map = spare_headers(count);
+    let mut framing = Framing::default();
     let mut at = target_len;
-    for (field, value) in fields {
-        let range = at..at + value.len();
+    for (field, raw_value) in fields {
+        let range = at..at + raw_value.len();
         at = range.end;
+        let Some(name) = name(field) else {
+            continue;
+        };
+        framing.note(&name, raw_value);
         // From the environ (an older server), the values are checked again: the server refuses
         // CR/LF/NUL in them, so this only skips what `http` stricter-than-RFC rejects; a
         // skipped header is better than a refused request.
@@ -320,16 +366,14 @@ fn assemble<'f>(
             // but HTAB, `http`'s own rule; the server checked them while it parsed the head).
             unsafe { HeaderValue::from_maybe_shared_unchecked(value) }
         };
-        if let Some(name) = name(field) {
-            map.append(name, value);
-        }
+        map.append(name, value);
     }
     let mut request = Request::new(());
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.version_mut() = version;
     *request.headers_mut() = map;
-    Ok(request)
+    Ok((request, framing))
 }
 
 /// Request heads (target and field values) up to this many bytes are copied into one
@@ -368,6 +412,40 @@ impl<const N: usize> AsRef<[u8]> for InlineHead<N> {
     }
 }
 
+thread_local! {
+    /// The last URI made from a request's parts on this thread. Clients repeat their targets (a
+    /// gRPC client calls a few methods on one authority; pages ask the same paths), and `http`
+    /// checks every byte of one again (≈ 700 instructions for a gRPC method's absolute URI) where
+    /// a comparison finds it: a hit costs the comparison and two reference counts. It shares the
+    /// small head copy of the request it came from, kept until the next miss.
+    static LAST_URI: RefCell<Option<Uri>> = const { RefCell::new(None) };
+}
+
+/// The thread's last URI if parsing `target` (after `scheme://authority` when `origin` is
+/// given) would make the same one: its parts are those bytes exactly.
+fn remembered_uri(origin: Option<(&[u8], &[u8])>, target: &[u8]) -> Option<Uri> {
+    let same = |uri: &Uri| {
+        let same_origin = match origin {
+            Some((scheme, authority)) => {
+                uri.scheme_str().map(str::as_bytes) == Some(scheme)
+                    && uri.authority().map(|a| a.as_str().as_bytes()) == Some(authority)
+            }
+            None => uri.scheme().is_none() && uri.authority().is_none(),
+        };
+        same_origin && uri.path_and_query().map(|p| p.as_str().as_bytes()) == Some(target)
+    };
+    LAST_URI
+        .try_with(|last| last.borrow().as_ref().filter(|uri| same(uri)).cloned())
+        .ok()
+        .flatten()
+}
+
+/// Keeps `uri` as the thread's last ([`remembered_uri`]).
+fn remember_uri(uri: &Uri) {
+    // A thread that is ending has nothing to remember it for.
+    let _ = LAST_URI.try_with(|last| *last.borrow_mut() = Some(uri.clone()));
+}
+
 /// A response's header map is kept only up to this many entries' room: a larger one is freed.
 const SPARE_HEADERS_CAPACITY: usize = 64;
 
@@ -397,6 +475,28 @@ fn spare_headers(fields: usize) -> http::HeaderMap {
         }
         None => http::HeaderMap::with_capacity(fields),
     }
+}
+
+/// A field name from the parts as a header name (`None`: not a valid one). HTTP/2's are lower
+/// case, HTTP/1 clients' mostly lower case or capitalised as the RFCs spell them: the usual ones
+/// are found by an exact comparison as `http`'s constants, without `http` mapping every byte
+/// through its table first.
+fn field_name(name: &[u8]) -> Option<HeaderName> {
+    use http::header::*;
+    Some(match name {
+        b"host" | b"Host" => HOST,
+        b"user-agent" | b"User-Agent" => USER_AGENT,
+        b"accept" | b"Accept" => ACCEPT,
+        b"accept-encoding" | b"Accept-Encoding" => ACCEPT_ENCODING,
+        b"accept-language" | b"Accept-Language" => ACCEPT_LANGUAGE,
+        b"content-type" | b"Content-Type" => CONTENT_TYPE,
+        b"content-length" | b"Content-Length" => CONTENT_LENGTH,
+        b"te" => TE,
+        b"connection" | b"Connection" => CONNECTION,
+        b"cookie" | b"Cookie" => COOKIE,
+        b"authorization" | b"Authorization" => AUTHORIZATION,
+        _ => return HeaderName::from_bytes(name).ok(),
+    })
 }
 
 /// `CONTENT_TYPE` → `content-type`, `HTTP_X_FORWARDED_FOR` → `x-forwarded-for` (the CGI spelling

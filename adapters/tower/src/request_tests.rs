@@ -250,3 +250,84 @@ fn heads_of_every_size_keep_their_target_and_values() {
         assert_eq!(req.headers()["host"], "example.test", "{len}");
     }
 }
+
+#[test]
+fn field_names_are_the_names_http_parses() {
+    for name in [
+        "host",
+        "user-agent",
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "content-type",
+        "content-length",
+        "te",
+        "connection",
+        "cookie",
+        "authorization",
+        "Host",
+        "User-Agent",
+        "Accept",
+        "Accept-Encoding",
+        "Accept-Language",
+        "Content-Type",
+        "Content-Length",
+        "Connection",
+        "Cookie",
+        "Authorization",
+        "HOST",
+        "grpc-timeout",
+        "X-Request-Id",
+    ] {
+        let parsed = HeaderName::from_bytes(name.as_bytes()).ok();
+        assert_eq!(field_name(name.as_bytes()), parsed, "{name}");
+    }
+    assert_eq!(field_name(b"bad name"), None);
+}
+
+#[test]
+fn a_content_length_is_read_as_its_digits() {
+    assert_eq!(length_of(b"12"), Some(12));
+    assert_eq!(length_of(b" 7 "), Some(7));
+    assert_eq!(length_of(b"18446744073709551615"), Some(u64::MAX));
+    for bad in [
+        &b""[..],
+        b" ",
+        b"18446744073709551616",
+        b"1x",
+        b"-1",
+        b"0x10",
+    ] {
+        assert_eq!(length_of(bad), None, "{:?}", bad.escape_ascii().to_string());
+    }
+}
+
+#[test]
+fn the_fields_framing_is_noted_once_each() {
+    let noted = |vars: &[(&str, &str)]| {
+        let mut all = vec![("REQUEST_METHOD", "POST"), ("PATH_INFO", "/")];
+        all.extend_from_slice(vars);
+        let head =
+            head_from_environ(all.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()))).unwrap();
+        (
+            head.has_body,
+            head.has_upgrade,
+            head.has_expect,
+            head.length,
+        )
+    };
+    assert_eq!(noted(&[]), (false, false, false, None));
+    assert_eq!(
+        noted(&[("CONTENT_LENGTH", "5"), ("HTTP_EXPECT", "100-continue")]),
+        (true, false, true, Some(5))
+    );
+    assert_eq!(
+        noted(&[("CONTENT_LENGTH", "0"), ("HTTP_UPGRADE", "websocket")]),
+        (false, true, false, Some(0))
+    );
+    assert_eq!(
+        noted(&[("SERVER_PROTOCOL", "HTTP/2")]),
+        (true, false, false, None),
+        "an HTTP/2 stream may carry a body without a field saying so"
+    );
+}
