@@ -4,7 +4,7 @@
 use bytes::BufMut;
 use http::header::{HeaderName, HeaderValue};
 use http::{Method, Request, Uri, Version};
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 
 /// Why an environ did not make an `http::Request` (the server validated the request already, so
 /// this means a server/adapter mismatch rather than a bad client).
@@ -174,9 +174,8 @@ pub(crate) fn head_from_environ<'a>(
     let method = Method::from_bytes(method).map_err(|_| BuildError::Method)?;
     let (request, framing) = assemble(
         (method, version),
-        Target::Written(origin_form_len(path, query), |shared: &mut &mut [u8]| {
-            origin_form(path, query, shared)
-        }),
+        origin_form_len(path, query),
+        |shared| origin_form(path, query, shared),
         (fields.iter().copied(), fields.count(), value_bytes),
         (header_name, true),
     )
@@ -219,29 +218,15 @@ pub(crate) fn head_from_parts(parts: &app_abi::Parts<'_>) -> Result<Option<Head>
         }
         shared.put_slice(target);
     };
-    // `http` makes a bare `/` without parsing it: cheaper than a lookup.
-    let remembered = match (origin, target) {
-        (None, b"/") => None,
-        _ => remembered_uri(origin, target),
-    };
-    // A miss is remembered if its URI shares a small copy of the head (not a large one).
-    let remember =
-        remembered.is_none() && target != b"/" && target_len + value_bytes <= INLINE_HEAD;
-    let target = match remembered {
-        Some(uri) => Target::Parsed(uri),
-        None => Target::Written(target_len, write_target),
-    };
     let built = assemble(
         (method, version),
-        target,
+        target_len,
+        write_target,
         (parts.fields(), parts.fields().len(), value_bytes),
         // The parts' values are valid as `http` defines them (the header's "Request parts"),
         // so they are not checked byte by byte again, as hyper does not after its parser.
         (field_name, false),
     );
-    if let (Ok((request, _)), true) = (&built, remember) {
-        remember_uri(request.uri());
-    }
     // An HTTP/2 request's body is framed by the stream (a gRPC call has neither a
     // Content-Length nor a Transfer-Encoding): there may be one.
     let stream_body = version == Version::HTTP_2;
@@ -280,16 +265,8 @@ pub(crate) fn head_from_environ_and_parts<'a>(
     Ok(Head::new(request, framing, stream_body))
 }
 
-/// A request's URI, for [`assemble`].
-enum Target<W> {
-    /// Parsed already (the thread's last one, [`remembered_uri`]).
-    Parsed(Uri),
-    /// Written by `W` (at most the given number of bytes) into the head's shared copy, then
-    /// parsed.
-    Written(usize, W),
-}
-
-/// The `http::Request` from its method and version, its target and its `count` fields, whose values hold `value_bytes` (names converted
+/// The `http::Request` from its method and version, its target (written by `target`, at most
+/// `target_len` bytes) and its `count` fields, whose values hold `value_bytes` (names converted
 /// by `name`; one that gives `None` is left out; values checked as `http` does unless
 /// `checked_values` is false), and what the fields say of the body ([`Framing`]). The target and every value are copied once, into one shared
 /// buffer that the URI and the header values then point into (as hyper does
@@ -298,7 +275,8 @@ enum Target<W> {
 /// `Err` holds a target `http::Uri` refuses.
 fn assemble<'f>(
     (method, version): (Method, Version),
-    target: Target<impl FnOnce(&mut &mut [u8])>,
+    target_len: usize,
+    target: impl FnOnce(&mut &mut [u8]),
     (fields, count, value_bytes): (
         impl Iterator<Item = (&'f [u8], &'f [u8])> + Clone,
         usize,
@@ -306,18 +284,12 @@ fn assemble<'f>(
     ),
     (name, checked_values): (impl Fn(&[u8]) -> Option<HeaderName>, bool),
 ) -> Result<(Request<()>, Framing), bytes::Bytes> {
-    let (parsed, (target_len, write_target)) = match target {
-        Target::Parsed(uri) => (Some(uri), (0, None)),
-        Target::Written(len, write) => (None, (len, Some(write))),
-    };
     let room = target_len + value_bytes;
     // Target first, then the values; `(target's length, the whole length)`.
     let fill = |buf: &mut [u8]| {
         let size = buf.len();
         let mut rest = buf;
-        if let Some(write) = write_target {
-            write(&mut rest);
-        }
+        target(&mut rest);
         let target_len = size - rest.len();
         for (_, value) in fields.clone() {
             rest.put_slice(value);
@@ -334,13 +306,8 @@ fn assemble<'f>(
         buf.truncate(len);
         (target_len, bytes::Bytes::from(buf))
     };
-    let uri = match parsed {
-        Some(uri) => uri,
-        None => {
-            let target = shared.slice(..target_len);
-            Uri::from_maybe_shared(target.clone()).map_err(|_| target)?
-        }
-    };
+    let target = shared.slice(..target_len);
+    let uri = Uri::from_maybe_shared(target.clone()).map_err(|_| target)?;
     let mut map = spare_headers(count);
     let mut framing = Framing::default();
     let mut at = target_len;
@@ -410,40 +377,6 @@ impl<const N: usize> AsRef<[u8]> for InlineHead<N> {
     fn as_ref(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
-}
-
-thread_local! {
-    /// The last URI made from a request's parts on this thread. Clients repeat their targets (a
-    /// gRPC client calls a few methods on one authority; pages ask the same paths), and `http`
-    /// checks every byte of one again (≈ 700 instructions for a gRPC method's absolute URI) where
-    /// a comparison finds it: a hit costs the comparison and two reference counts. It shares the
-    /// small head copy of the request it came from, kept until the next miss.
-    static LAST_URI: RefCell<Option<Uri>> = const { RefCell::new(None) };
-}
-
-/// The thread's last URI if parsing `target` (after `scheme://authority` when `origin` is
-/// given) would make the same one: its parts are those bytes exactly.
-fn remembered_uri(origin: Option<(&[u8], &[u8])>, target: &[u8]) -> Option<Uri> {
-    let same = |uri: &Uri| {
-        let same_origin = match origin {
-            Some((scheme, authority)) => {
-                uri.scheme_str().map(str::as_bytes) == Some(scheme)
-                    && uri.authority().map(|a| a.as_str().as_bytes()) == Some(authority)
-            }
-            None => uri.scheme().is_none() && uri.authority().is_none(),
-        };
-        same_origin && uri.path_and_query().map(|p| p.as_str().as_bytes()) == Some(target)
-    };
-    LAST_URI
-        .try_with(|last| last.borrow().as_ref().filter(|uri| same(uri)).cloned())
-        .ok()
-        .flatten()
-}
-
-/// Keeps `uri` as the thread's last ([`remembered_uri`]).
-fn remember_uri(uri: &Uri) {
-    // A thread that is ending has nothing to remember it for.
-    let _ = LAST_URI.try_with(|last| *last.borrow_mut() = Some(uri.clone()));
 }
 
 /// A response's header map is kept only up to this many entries' room: a larger one is freed.
