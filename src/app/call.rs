@@ -112,7 +112,11 @@ pub(crate) fn run<'a>(
         size: std::mem::size_of::<WsRequest>() as u32,
         flags: facts.flags | fields_flag(parts),
         environ: environ.as_ptr(),
-        environ_len: environ.len(),
+        environ_len: if app.reads_environ() {
+            environ.len()
+        } else {
+            0
+        },
         io: std::ptr::null_mut(),
         host: &HOST,
         log_ctx: app.log_ctx(),
@@ -147,8 +151,15 @@ pub(crate) fn start(
         Drive::Legacy
     };
     let parts = parts_for(app, environ);
-    let request = environ.request(facts.flags | fields_flag(parts), &HOST, app.log_ctx());
+    let flags = facts.flags | fields_flag(parts);
+    let request = environ.request(flags, &HOST, app.log_ctx(), app.reads_environ());
     call_and_pull(app, (request, parts), facts, transport, scratch, drive)
+}
+
+/// Whether a request's environ has a reader: the app (all but a `WS_APP_NO_ENVIRON` one), or
+/// the access log, which reads the request as the environ spells it.
+pub(crate) fn environ_read(app: &LoadedApp) -> bool {
+    app.reads_environ() || crate::logging::access_log().is_some()
 }
 
 /// The parts `request_parts` answers with, for an app that reads them (null otherwise). The

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 
 use app_abi::raw::{
     WsApp, WsBody, WsBytes, WsInit, WsRequest, WS_ABI_MAJOR, WS_ABI_MINOR, WS_APP_MAGIC,
-    WS_APP_NONBLOCKING, WS_APP_REQUEST_PARTS, WS_APP_SINGLE_THREADED, WS_APP_SIZE_V1_0, WS_OK,
+    WS_APP_NONBLOCKING, WS_APP_NO_ENVIRON, WS_APP_REQUEST_PARTS, WS_APP_SINGLE_THREADED,
+    WS_APP_SIZE_V1_0, WS_OK,
 };
 
 use super::host::{AppLogTag, HOST};
@@ -168,6 +169,8 @@ pub(crate) struct LoadedApp {
     version: String,
     log_tag: &'static AppLogTag,
     single_threaded: bool,
+    /// Asked per request: kept as one bool (see `reads_environ`).
+    reads_environ: bool,
 }
 
 // SAFETY: the descriptor is immutable static data; `state` is handed to the app's `call`, which the
@@ -177,6 +180,11 @@ unsafe impl Send for LoadedApp {}
 // SAFETY: as above — the host only reads these fields; concurrent use of `state` is the app's
 // documented contract.
 unsafe impl Sync for LoadedApp {}
+
+/// `LoadedApp::wants_parts` of `descriptor`.
+fn wants_parts(descriptor: &WsApp) -> bool {
+    descriptor.abi_minor >= 3 && descriptor.flags & WS_APP_REQUEST_PARTS != 0
+}
 
 impl LoadedApp {
     /// Resolve, open, check and initialise `target`.
@@ -250,6 +258,7 @@ impl LoadedApp {
             version,
             log_tag,
             single_threaded: descriptor.flags & WS_APP_SINGLE_THREADED != 0,
+            reads_environ: !(wants_parts(descriptor) && descriptor.flags & WS_APP_NO_ENVIRON != 0),
         })
     }
 
@@ -288,7 +297,13 @@ impl LoadedApp {
     /// The app reads its requests' heads through `request_parts` (`WS_APP_REQUEST_PARTS`, ABI
     /// 1.3): the server fills them beside the environ.
     pub(crate) fn wants_parts(&self) -> bool {
-        self.descriptor.abi_minor >= 3 && self.descriptor.flags & WS_APP_REQUEST_PARTS != 0
+        wants_parts(self.descriptor)
+    }
+
+    /// The app reads the environ: every app but one that reads the parts and declared it
+    /// reads nothing else (`WS_APP_NO_ENVIRON`, ABI 1.3), which gets none.
+    pub(crate) fn reads_environ(&self) -> bool {
+        self.reads_environ
     }
 
     /// The app asked for its calls to be serialised (`WS_APP_SINGLE_THREADED`).
