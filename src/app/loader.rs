@@ -16,9 +16,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use app_abi::raw::{
-    WsApp, WsBody, WsBytes, WsInit, WsRequest, WS_ABI_MAJOR, WS_ABI_MINOR, WS_APP_MAGIC,
-    WS_APP_NONBLOCKING, WS_APP_NO_ENVIRON, WS_APP_REQUEST_PARTS, WS_APP_SINGLE_THREADED,
-    WS_APP_SIZE_V1_0, WS_OK,
+    WsApp, WsBody, WsBytes, WsInit, WsRequest, WS_ABI_MAJOR, WS_ABI_MINOR, WS_APP_LENGTH_ENDS_BODY,
+    WS_APP_MAGIC, WS_APP_NONBLOCKING, WS_APP_NO_ENVIRON, WS_APP_REQUEST_PARTS,
+    WS_APP_SINGLE_THREADED, WS_APP_SIZE_V1_0, WS_OK,
 };
 
 use super::host::{AppLogTag, HOST};
@@ -171,6 +171,8 @@ pub(crate) struct LoadedApp {
     single_threaded: bool,
     /// Asked per request: kept as one bool (see `reads_environ`).
     reads_environ: bool,
+    /// `WS_APP_LENGTH_ENDS_BODY`, asked per response.
+    ends_at_length: bool,
 }
 
 // SAFETY: the descriptor is immutable static data; `state` is handed to the app's `call`, which the
@@ -259,6 +261,7 @@ impl LoadedApp {
             log_tag,
             single_threaded: descriptor.flags & WS_APP_SINGLE_THREADED != 0,
             reads_environ: !(wants_parts(descriptor) && descriptor.flags & WS_APP_NO_ENVIRON != 0),
+            ends_at_length: descriptor.flags & WS_APP_LENGTH_ENDS_BODY != 0,
         })
     }
 
@@ -304,6 +307,12 @@ impl LoadedApp {
     /// reads nothing else (`WS_APP_NO_ENVIRON`, ABI 1.3), which gets none.
     pub(crate) fn reads_environ(&self) -> bool {
         self.reads_environ
+    }
+
+    /// The app's body ends with its length (`WS_APP_LENGTH_ENDS_BODY`): once that many bytes
+    /// came, its `next` is not asked for the end.
+    pub(crate) fn ends_at_length(&self) -> bool {
+        self.ends_at_length
     }
 
     /// The app asked for its calls to be serialised (`WS_APP_SINGLE_THREADED`).

@@ -373,6 +373,7 @@ macro_rules! export_service {
                 flags = $crate::__private::WS_APP_NONBLOCKING
                     | $crate::__private::WS_APP_REQUEST_PARTS
                     | $crate::__private::WS_APP_NO_ENVIRON
+                    | $crate::__private::WS_APP_LENGTH_ENDS_BODY
             );
         };
     };
@@ -381,7 +382,9 @@ macro_rules! export_service {
 /// What [`export_service!`] expands to needs; not a stable API.
 #[doc(hidden)]
 pub mod __private {
-    pub use app_abi::raw::{WS_APP_NONBLOCKING, WS_APP_NO_ENVIRON, WS_APP_REQUEST_PARTS};
+    pub use app_abi::raw::{
+        WS_APP_LENGTH_ENDS_BODY, WS_APP_NONBLOCKING, WS_APP_NO_ENVIRON, WS_APP_REQUEST_PARTS,
+    };
     pub use app_abi::{export_app, App, InitContext, Request, Response};
 }
 
