@@ -298,6 +298,28 @@ fn the_same_requests_get_the_same_answers_from_webserver_and_axum_serve() {
     assert_eq!(uploaded["fnv1a"], fnv1a(&upload));
 }
 
+/// A body whose bytes reach its Content-Length is over then (`WS_APP_LENGTH_ENDS_BODY`): the
+/// connection's next request is answered without waiting for the stream behind it to end.
+#[test]
+fn a_body_is_over_at_its_length_without_waiting_for_its_stream_to_end() {
+    let ws = webserver().start();
+    let mut conn = ws.connect();
+    let started = Instant::now();
+    conn.send("GET /late-end HTTP/1.1\r\nHost: x\r\n\r\n");
+    let first = conn.read_response();
+    assert_eq!(first.status, 200, "{first:?}");
+    assert_eq!(first.text(), "done\n");
+    conn.send("GET /hello/next HTTP/1.1\r\nHost: x\r\n\r\n");
+    let second = conn.read_response();
+    assert_eq!(second.text(), "Hello, next!\n");
+    assert!(
+        // The stream ends 10 s after its bytes (the app's `LATE_END`).
+        started.elapsed() < Duration::from_secs(5),
+        "the next request waited {:?} for the first body's end",
+        started.elapsed()
+    );
+}
+
 #[test]
 fn keep_alive_connections_serve_request_after_request() {
     let ws = webserver().start();

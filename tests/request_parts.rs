@@ -73,6 +73,90 @@ fn a_flagged_app_reads_its_fields_by_their_environ_names_from_the_parts() {
     }
 }
 
+/// The echo app exported with `WS_APP_REQUEST_PARTS | WS_APP_NO_ENVIRON`.
+fn echo_no_environ() -> ServerBuilder {
+    let mut target = sample_app("echo").into_os_string();
+    target.push(":app_no_environ");
+    server(target)
+}
+
+/// An app that declared it reads no environ gets none (not the last request's, not a partial
+/// one), over HTTP/1 and HTTP/2, with and without the access log (which builds one for
+/// itself), and still finds its fields in the parts.
+#[test]
+fn an_app_that_reads_no_environ_gets_none_and_its_fields_from_the_parts() {
+    let dir = fresh_dir("parts-no-environ");
+    let log = dir.join("access.log");
+    let quiet = echo_no_environ().start();
+    let logged = echo_no_environ()
+        .args(["--access-logfile".as_ref(), log.as_os_str()])
+        .start();
+    for server in [&quiet, &logged] {
+        let mut conn = server.connect();
+        for round in 0..2 {
+            conn.send(format!(
+                "GET /who?x={round} HTTP/1.1\r\nHost: app.example\r\nX-Probe: p-{round}\r\n\r\n"
+            ));
+            let seen = conn.read_response().json();
+            assert_eq!(seen["headers"]["x-probe"], format!("p-{round}"), "{seen}");
+            assert_eq!(seen["headers"]["host"], "app.example", "{seen}");
+            assert_eq!(seen["http_vars"], 0, "{seen}");
+            assert_eq!(seen["method"], "", "no REQUEST_METHOD: {seen}");
+            assert_eq!(seen["query"], "", "no QUERY_STRING: {seen}");
+            assert!(seen["remote_addr"].is_null(), "{seen}");
+            assert!(seen["url_scheme"].is_null(), "{seen}");
+        }
+    }
+    if have_program("curl") {
+        let server = echo_no_environ().args(["--http2", "on"]).start();
+        let out = std::process::Command::new("curl")
+            .args(["-s", "--http2-prior-knowledge", "-H", "X-Probe: p-h2"])
+            .arg(format!("http://{}/who", server.addr()))
+            .output()
+            .expect("curl runs");
+        let seen: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+        assert_eq!(seen["headers"]["x-probe"], "p-h2", "{seen}");
+        assert_eq!(seen["http_vars"], 0, "{seen}");
+        assert!(seen["remote_addr"].is_null(), "{seen}");
+    }
+}
+
+/// The access log reads a request the same whether its app reads the environ or none: the
+/// server builds the environ for the log alone then.
+#[test]
+fn the_access_log_reads_the_same_for_an_app_that_reads_no_environ() {
+    let dir = fresh_dir("parts-no-environ-log");
+    let format =
+        "%(h)s|%(r)s|%(s)s|%(a)s|%({X-Probe}i)s|%({SERVER_NAME}e)s|%({webserver.url_scheme}e)s";
+    let mut lines = Vec::new();
+    for (name, builder) in [("parts", echo_parts()), ("none", echo_no_environ())] {
+        let log = dir.join(format!("{name}.log"));
+        let server = builder
+            .args(["--access-logfile".as_ref(), log.as_os_str()])
+            .args(["--access-logformat", format])
+            .args(["--proxy-protocol", "--forwarded-allow-ips", "10.0.0.0/8"])
+            .start();
+        let resp = ask(
+            &server,
+            b"PROXY TCP4 10.0.0.5 10.0.0.1 5000 443\r\n",
+            &[
+                "User-Agent: probe/1.0",
+                "X-Probe: p-3",
+                "X-Forwarded-For: 203.0.113.9",
+                "X-Forwarded-Proto: https",
+            ],
+        );
+        assert_eq!(resp.status, 200);
+        lines.push(lines_of(&log, 1)[0].clone());
+    }
+    assert_eq!(
+        lines[0],
+        "203.0.113.9|GET /who?x=1 HTTP/1.1|200|probe/1.0|p-3|app.example|https"
+    );
+    assert_eq!(lines[1], lines[0]);
+}
+
 /// Forwarding fields reach a flagged app from a trusted proxy and are dropped from an untrusted
 /// peer, as for any app; the client a trusted proxy names is still the environ's REMOTE_ADDR.
 #[test]
@@ -181,8 +265,8 @@ fn an_axum_apps_access_log_shows_its_request_fields() {
     assert_eq!(line, "203.0.113.9|rid-7|203.0.113.9|probe/1.0", "{line}");
 }
 
-/// A target `http::Uri` refuses takes the tower adapter's other way (the environ's escaped
-/// target): the fields still reach the router, from the parts.
+/// A target `http::Uri` refuses takes the tower adapter's other way (the target escaped from
+/// the parts): the fields still reach the router, and the client's own escapes stay.
 #[test]
 fn a_target_a_uri_cannot_hold_still_brings_its_fields_to_the_router() {
     let server = sample_server("axum_app").start();
@@ -195,6 +279,12 @@ fn a_target_a_uri_cannot_hold_still_brings_its_fields_to_the_router() {
     let text = resp.text();
     assert!(text.contains("x-probe: p-2\n"), "{text}");
     assert!(text.contains("host: a\n"), "{text}");
+    let mut conn = server.connect();
+    conn.send("GET /nope/a%2Fb?q=\"<>\" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    assert_eq!(
+        conn.read_response().text(),
+        "no route for GET /nope/a%2Fb?q=%22%3C%3E%22\n"
+    );
 }
 
 /// Over HTTP/2 the request's host comes as `:authority`, which the parts hold apart from the

@@ -156,6 +156,14 @@
  *    scheme, the TLS client certificate).
  *  - Without the flag, or on a server that predates it (WS_HAS_FIELD(host, ws_host,
  *    request_parts) false), the app reads the environ, HTTP_* included.
+ *  - An app that needs nothing the environ alone carries (the client a trusted proxy named,
+ *    REMOTE_ADDR, SERVER_NAME, the url scheme, SSL_CLIENT_*, PATH_INFO decoded) also sets
+ *    WS_APP_NO_ENVIRON, and the server builds no environ for it at all: ws_request.environ_len
+ *    is 0 on every request (ws_getenv finds nothing), ws_request.flags still has
+ *    WS_REQ_FIELDS_IN_PARTS and the WS_REQ_* facts, and the parts are the whole request head.
+ *    What the server itself reports of the request (the access log) is unchanged. A server that
+ *    predates the flag hands the full environ (minus HTTP_*) as before, so an app that sets it
+ *    reads its requests the same way on either.
  *
  * App arguments (ABI 1.1): the words after LIB:SYMBOL on the command line reach `init` in
  * ws_init.args (present when WS_HAS_FIELD(init, ws_init, n_args)).
@@ -190,6 +198,18 @@ extern "C" {
  * below), so the server keeps the parsed parts for it. A hint: a server that does not know it
  * ignores it (and has no request_parts: the app reads the environ). */
 #define WS_APP_REQUEST_PARTS 0x4u
+/* ABI 1.3, with WS_APP_REQUEST_PARTS: the app reads nothing of the environ ("Request parts"
+ * below), so the server builds none: ws_request.environ_len is 0. A hint: a server that does
+ * not know it hands the environ as before, so it came without a new minor; without
+ * WS_APP_REQUEST_PARTS it is ignored. */
+#define WS_APP_NO_ENVIRON 0x8u
+/* The app's `next` does nothing once its body's bytes reach the body's length (length_hint, or
+ * its own Content-Length) but return 0: the server then ends the response without asking it
+ * (`close` follows as always), where nothing may follow the body (HTTP/1.1: trailers set before
+ * the head make it chunked; over HTTP/2 `next` is asked until it returns 0, as trailers may
+ * still come). Saves a `next` per response of known length. A hint: a server that does not know
+ * it asks as before, so it came without a new minor. */
+#define WS_APP_LENGTH_ENDS_BODY 0x10u
 
 /* ws_request.flags (the same facts are in environ as webserver.multithread, ...) */
 #define WS_REQ_MULTITHREAD 0x1u

@@ -209,6 +209,8 @@ fn rust_table() -> BTreeMap<String, i128> {
         WS_APP_SINGLE_THREADED,
         WS_APP_NONBLOCKING,
         WS_APP_REQUEST_PARTS,
+        WS_APP_NO_ENVIRON,
+        WS_APP_LENGTH_ENDS_BODY,
         WS_REQ_MULTITHREAD,
         WS_REQ_MULTIPROCESS,
         WS_REQ_RUN_ONCE,

@@ -112,7 +112,11 @@ pub(crate) fn run<'a>(
         size: std::mem::size_of::<WsRequest>() as u32,
         flags: facts.flags | fields_flag(parts),
         environ: environ.as_ptr(),
-        environ_len: environ.len(),
+        environ_len: if app.reads_environ() {
+            environ.len()
+        } else {
+            0
+        },
         io: std::ptr::null_mut(),
         host: &HOST,
         log_ctx: app.log_ctx(),
@@ -147,8 +151,15 @@ pub(crate) fn start(
         Drive::Legacy
     };
     let parts = parts_for(app, environ);
-    let request = environ.request(facts.flags | fields_flag(parts), &HOST, app.log_ctx());
+    let flags = facts.flags | fields_flag(parts);
+    let request = environ.request(flags, &HOST, app.log_ctx(), app.reads_environ());
     call_and_pull(app, (request, parts), facts, transport, scratch, drive)
+}
+
+/// Whether a request's environ has a reader: the app (all but a `WS_APP_NO_ENVIRON` one), or
+/// the access log, which reads the request as the environ spells it.
+pub(crate) fn environ_read(app: &LoadedApp) -> bool {
+    app.reads_environ() || crate::logging::access_log().is_some()
 }
 
 /// The parts `request_parts` answers with, for an app that reads them (null otherwise). The
@@ -208,7 +219,7 @@ pub(crate) fn resume(
             Pulled::Ended
         }
         (None, _) if ended => Pulled::Ended,
-        (None, Some(next)) => pull(&exchange, &body, next, app.name(), Drive::Park),
+        (None, Some(next)) => pull(&exchange, &body, next, app, Drive::Park),
         (None, None) => Pulled::Ended,
     };
     if let Pulled::Cancelled(status) = pulled {
@@ -296,7 +307,7 @@ fn call_and_pull(
             exchange.drive(|encoder| encoder.end_unpulled());
             Pulled::Ended
         }
-        Some(next) => pull(&exchange, &body, next, app.name(), drive),
+        Some(next) => pull(&exchange, &body, next, app, drive),
         // No chunks at all: whatever came by write() is the whole body.
         None => {
             exchange.drive(|encoder| encoder.end());
@@ -365,9 +376,11 @@ fn pull(
     exchange: &Exchange<'_>,
     body: &WsBody,
     next: WsNextFn,
-    app_name: &str,
+    app: &LoadedApp,
     drive: Drive,
 ) -> Pulled {
+    let app_name = app.name();
+    let ends_at_length = app.ends_at_length();
     let mut burst = false;
     loop {
         // Flush before asking for more — the app may take its time producing the next chunk,
@@ -408,7 +421,16 @@ fn pull(
                 // SAFETY: the ABI keeps a chunk valid until the next `next` or `close`; the
                 // encoder copies or writes it before either happens.
                 let data = unsafe { chunk.as_slice() };
-                encoder.chunk(data)
+                if !encoder.chunk(data) {
+                    false
+                } else if ends_at_length && encoder.complete_by_length() {
+                    // The usual one-chunk body of known length: its end is not asked for, which
+                    // saves a `next` across the ABI per response (`WS_APP_LENGTH_ENDS_BODY`).
+                    encoder.end();
+                    false
+                } else {
+                    true
+                }
             }
             0 => {
                 encoder.end();

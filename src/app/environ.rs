@@ -288,6 +288,18 @@ impl Environ {
         &self.pairs
     }
 
+    /// No variables at all, instead of [`Environ::build`], when nothing reads them: an app that
+    /// reads only the parts (`WS_APP_NO_ENVIRON`) with the access log off. `remote` is the
+    /// client as [`Environ::remote_host`] tells it; `fields_in_parts`: the parts were filled.
+    pub(crate) fn leave_out(&mut self, remote: Peer, fields_in_parts: bool) -> &[WsPair] {
+        self.arena.clear();
+        self.spans.clear();
+        self.pairs.clear();
+        self.remote = remote.host();
+        self.fields_in_parts = fields_in_parts;
+        &self.pairs
+    }
+
     /// The `HTTP_*` variables (and `CONTENT_TYPE`, `CONTENT_LENGTH`) of `headers`, repeats
     /// joined, under the field policy ([`admits`]); returns the first Host.
     fn push_fields<'h, H>(&mut self, headers: H, strip_forwarding: bool) -> Option<&'h [u8]>
@@ -371,17 +383,20 @@ impl Environ {
 
     /// The `ws_request` for the environ last built, at an address that does not change while
     /// this environ lives (moves included). Its `io` is that address: the request's identity.
+    /// `shown`: the app reads the environ; else it gets none (`environ_len` 0), whatever was
+    /// built for the access log.
     pub(crate) fn request(
         &mut self,
         flags: u32,
         host: &'static WsHost,
         log_ctx: *const c_void,
+        shown: bool,
     ) -> &WsRequest {
         let request = WsRequest {
             size: std::mem::size_of::<WsRequest>() as u32,
             flags,
             environ: self.pairs.as_ptr(),
-            environ_len: self.pairs.len(),
+            environ_len: if shown { self.pairs.len() } else { 0 },
             io: self.io(),
             host,
             log_ctx,

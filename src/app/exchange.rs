@@ -462,7 +462,9 @@ impl<'a> Exchange<'a> {
             let fields = fields
                 .iter()
                 .map(|pair| unsafe { (pair.name.as_slice(), pair.value.as_slice()) });
-            conditions = conditions.with_fields(fields);
+            // SAFETY: as above.
+            let method = unsafe { parts.method.as_slice() };
+            conditions = conditions.with_parts(method, fields);
         }
         let handoff = match hand_off(fd, range, flags, &app, &conditions) {
             Ok(handoff) => handoff,

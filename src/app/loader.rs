@@ -16,8 +16,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use app_abi::raw::{
-    WsApp, WsBody, WsBytes, WsInit, WsRequest, WS_ABI_MAJOR, WS_ABI_MINOR, WS_APP_MAGIC,
-    WS_APP_NONBLOCKING, WS_APP_REQUEST_PARTS, WS_APP_SINGLE_THREADED, WS_APP_SIZE_V1_0, WS_OK,
+    WsApp, WsBody, WsBytes, WsInit, WsRequest, WS_ABI_MAJOR, WS_ABI_MINOR, WS_APP_LENGTH_ENDS_BODY,
+    WS_APP_MAGIC, WS_APP_NONBLOCKING, WS_APP_NO_ENVIRON, WS_APP_REQUEST_PARTS,
+    WS_APP_SINGLE_THREADED, WS_APP_SIZE_V1_0, WS_OK,
 };
 
 use super::host::{AppLogTag, HOST};
@@ -168,6 +169,10 @@ pub(crate) struct LoadedApp {
     version: String,
     log_tag: &'static AppLogTag,
     single_threaded: bool,
+    /// Asked per request: kept as one bool (see `reads_environ`).
+    reads_environ: bool,
+    /// `WS_APP_LENGTH_ENDS_BODY`, asked per response.
+    ends_at_length: bool,
 }
 
 // SAFETY: the descriptor is immutable static data; `state` is handed to the app's `call`, which the
@@ -177,6 +182,11 @@ unsafe impl Send for LoadedApp {}
 // SAFETY: as above — the host only reads these fields; concurrent use of `state` is the app's
 // documented contract.
 unsafe impl Sync for LoadedApp {}
+
+/// `LoadedApp::wants_parts` of `descriptor`.
+fn wants_parts(descriptor: &WsApp) -> bool {
+    descriptor.abi_minor >= 3 && descriptor.flags & WS_APP_REQUEST_PARTS != 0
+}
 
 impl LoadedApp {
     /// Resolve, open, check and initialise `target`.
@@ -250,6 +260,8 @@ impl LoadedApp {
             version,
             log_tag,
             single_threaded: descriptor.flags & WS_APP_SINGLE_THREADED != 0,
+            reads_environ: !(wants_parts(descriptor) && descriptor.flags & WS_APP_NO_ENVIRON != 0),
+            ends_at_length: descriptor.flags & WS_APP_LENGTH_ENDS_BODY != 0,
         })
     }
 
@@ -288,7 +300,19 @@ impl LoadedApp {
     /// The app reads its requests' heads through `request_parts` (`WS_APP_REQUEST_PARTS`, ABI
     /// 1.3): the server fills them beside the environ.
     pub(crate) fn wants_parts(&self) -> bool {
-        self.descriptor.abi_minor >= 3 && self.descriptor.flags & WS_APP_REQUEST_PARTS != 0
+        wants_parts(self.descriptor)
+    }
+
+    /// The app reads the environ: every app but one that reads the parts and declared it
+    /// reads nothing else (`WS_APP_NO_ENVIRON`, ABI 1.3), which gets none.
+    pub(crate) fn reads_environ(&self) -> bool {
+        self.reads_environ
+    }
+
+    /// The app's body ends with its length (`WS_APP_LENGTH_ENDS_BODY`): once that many bytes
+    /// came, its `next` is not asked for the end.
+    pub(crate) fn ends_at_length(&self) -> bool {
+        self.ends_at_length
     }
 
     /// The app asked for its calls to be serialised (`WS_APP_SINGLE_THREADED`).

@@ -38,7 +38,15 @@ pub(crate) struct Head<'a, H> {
 /// forwarding fields (`strip_forwarding`: a client's claim is not the app's to believe).
 /// `underscore`: whether `name` holds one, found by the caller's own pass over the name (the
 /// environ's CGI spelling), so the name is not walked twice.
+#[inline]
 pub(crate) fn admits(name: &[u8], underscore: bool, strip_forwarding: bool) -> bool {
+    // Inlined for the usual field (no underscore, from a trusted peer); the rest is not.
+    (!underscore && !strip_forwarding) || admits_checked(name, underscore, strip_forwarding)
+}
+
+/// [`admits`] for a field it must look at.
+#[inline(never)]
+fn admits_checked(name: &[u8], underscore: bool, strip_forwarding: bool) -> bool {
     if underscore {
         log::debug!(
             "dropped header with an underscore: {}",

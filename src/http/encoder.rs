@@ -552,6 +552,13 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
         matches!(self.state, State::Body(_)) && !self.body_complete()
     }
 
+    /// The body reached its declared length where nothing may follow it (HTTP/1: a
+    /// Content-Length body has no place for trailers; an HTTP/2 stream's may still come), so
+    /// the response is over without asking the app for its end.
+    pub(crate) fn complete_by_length(&self) -> bool {
+        !self.context.frames_heads && self.body_complete()
+    }
+
     fn body_complete(&self) -> bool {
         matches!(self.state, State::Body(Framing::Length(n)) if self.body_sent >= n)
     }

@@ -240,8 +240,9 @@ fn serve_one(
         defer_flush: true,
         frames_heads: false,
     };
-    // Built only where it is read: by the app, or by the access log of a `--static` answer.
-    let build_environ = |environ: &mut Environ| {
+    // Built only where it is read: by the app (not one that reads only the parts), or by the
+    // access log (of a `--static` answer too).
+    let build_environ = |environ: &mut Environ, read: bool| {
         let client = proxied::client(peer, conn.is_tls(), head.header_iter(buf), &config.proxies);
         // An app that reads the parts gets its fields there only (the one walk over them).
         let noted = shared.app.wants_parts().then(|| {
@@ -256,6 +257,10 @@ fn serve_one(
                 block: buf,
             })
         });
+        if !read {
+            environ.leave_out(client.remote, noted.is_some());
+            return;
+        }
         environ.build(RequestParts {
             method,
             target,
@@ -280,13 +285,13 @@ fn serve_one(
         let date = buffers.date.at(shared.coarse_wall());
         if let Some(answer) = statics.answer(&request, buffers.call.hold(), date) {
             if logging::access_log().is_some() {
-                build_environ(&mut buffers.environ);
+                build_environ(&mut buffers.environ, true);
             }
             conn.start_request(head_len);
             return static_route::answered(conn, answer, keep_alive, buffers, started);
         }
     }
-    build_environ(&mut buffers.environ);
+    build_environ(&mut buffers.environ, call::environ_read(&shared.app));
     conn.start_request(head_len);
     let body = BodyProgress {
         decoder,

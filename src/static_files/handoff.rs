@@ -49,11 +49,14 @@ impl<'r> Conditions<'r> {
     }
 
     /// Those of an app whose fields are in the request parts only, not in its environ (ABI
-    /// 1.3 `WS_REQ_FIELDS_IN_PARTS`): `Range`, ... from `fields` as received.
-    pub(crate) fn with_fields(
+    /// 1.3 `WS_REQ_FIELDS_IN_PARTS`): `Range`, ... from `fields` as received, and whether it
+    /// is a HEAD from the parts' `method` (the environ of a `WS_APP_NO_ENVIRON` app is empty).
+    pub(crate) fn with_parts(
         mut self,
+        method: &[u8],
         fields: impl Iterator<Item = (&'r [u8], &'r [u8])>,
     ) -> Self {
+        self.is_head = method == b"HEAD";
         for (name, value) in fields {
             let slot = if name.eq_ignore_ascii_case(b"range") {
                 &mut self.range

@@ -262,9 +262,9 @@ impl TowerApp {
             if let Some(head) = request::head_from_parts(&parts)? {
                 return Ok(head);
             }
-            // The environ escapes a target `http::Uri` refuses; the fields are in the parts
-            // (a server that keeps them leaves them out of the environ).
-            return request::head_from_environ_and_parts(req.vars(), &parts);
+            // A target `http::Uri` refuses is escaped from the parts too: the app reads no
+            // environ (`WS_APP_NO_ENVIRON`), so a server that knows the flag builds none.
+            return request::head_from_escaped_parts(&parts);
         }
         request::head_from_environ(req.vars())
     }
@@ -364,14 +364,17 @@ macro_rules! export_service {
             // `call` and `next` return at once (a future that is not ready parks the request),
             // so a server may run them on its event thread (HTTP/2 streams on the HTTP/2 thread),
             // as hyper runs a service on the thread of its connection. The request is built from
-            // the parts the server parsed (ABI 1.3), not converted back from the environ.
+            // the parts the server parsed (ABI 1.3), not converted back from the environ, which
+            // the server then need not build at all.
             $crate::__private::export_app!(
                 $symbol,
                 ExportedService,
                 name = $name,
                 version = $version,
-                flags =
-                    $crate::__private::WS_APP_NONBLOCKING | $crate::__private::WS_APP_REQUEST_PARTS
+                flags = $crate::__private::WS_APP_NONBLOCKING
+                    | $crate::__private::WS_APP_REQUEST_PARTS
+                    | $crate::__private::WS_APP_NO_ENVIRON
+                    | $crate::__private::WS_APP_LENGTH_ENDS_BODY
             );
         };
     };
@@ -380,7 +383,9 @@ macro_rules! export_service {
 /// What [`export_service!`] expands to needs; not a stable API.
 #[doc(hidden)]
 pub mod __private {
-    pub use app_abi::raw::{WS_APP_NONBLOCKING, WS_APP_REQUEST_PARTS};
+    pub use app_abi::raw::{
+        WS_APP_LENGTH_ENDS_BODY, WS_APP_NONBLOCKING, WS_APP_NO_ENVIRON, WS_APP_REQUEST_PARTS,
+    };
     pub use app_abi::{export_app, App, InitContext, Request, Response};
 }
 

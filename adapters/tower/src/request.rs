@@ -1,5 +1,5 @@
-//! The environ → `http::Request` conversion: method, origin-form URI, version and headers, as a
-//! hyper server would hand them to a tower service.
+//! The request head → `http::Request` conversion, from the parts the server parsed (ABI 1.3) or
+//! from an older server's environ: method, URI, version and headers, as hyper hands them over.
 
 use bytes::BufMut;
 use http::header::{HeaderName, HeaderValue};
@@ -175,7 +175,7 @@ pub(crate) fn head_from_environ<'a>(
     let (request, framing) = assemble(
         (method, version),
         origin_form_len(path, query),
-        |shared| origin_form(path, query, shared),
+        |shared| origin_form(path, query, false, shared),
         (fields.iter().copied(), fields.count(), value_bytes),
         (header_name, true),
     )
@@ -188,15 +188,11 @@ pub(crate) fn head_from_environ<'a>(
 /// The request head from the parts the server parsed (ABI 1.3 `request_parts`), as hyper makes
 /// it: the target as sent (HTTP/2: `scheme://authority` + `:path`, hyper's absolute URI), the
 /// fields one by one as received. `None` when the target is not one `http::Uri` holds (hyper
-/// answers those 400; the server accepted them): the caller then converts the environ, which
-/// escapes what a `Uri` cannot hold.
+/// answers those 400; the server accepted them): the caller then takes
+/// [`head_from_escaped_parts`].
 pub(crate) fn head_from_parts(parts: &app_abi::Parts<'_>) -> Result<Option<Head>, BuildError> {
     let method = Method::from_bytes(parts.method).map_err(|_| BuildError::Method)?;
-    let version = match parts.version {
-        10 => Version::HTTP_10,
-        20 => Version::HTTP_2,
-        _ => Version::HTTP_11,
-    };
+    let version = version_of(parts);
     // The room the values take; what the fields say is noted as `assemble` adds them.
     let value_bytes = parts.fields().map(|(_, value)| value.len()).sum::<usize>();
     let absolute = version == Version::HTTP_2
@@ -235,34 +231,39 @@ pub(crate) fn head_from_parts(parts: &app_abi::Parts<'_>) -> Result<Option<Head>
         .map(|(request, framing)| Head::new(request, framing, stream_body)))
 }
 
-/// The request head from the environ (method, the target escaped as an origin form, version)
-/// with the fields of the parts, for a target `http::Uri` refuses as sent.
-pub(crate) fn head_from_environ_and_parts<'a>(
-    vars: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
-    parts: &app_abi::Parts<'_>,
-) -> Result<Head, BuildError> {
-    let head = head_from_environ(vars)?;
-    let stream_body = head.request.version() == Version::HTTP_2;
-    let mut request = head.request;
-    let mut framing = Framing::default();
-    let headers = request.headers_mut();
-    // HTTP/2's `:authority` reaches the environ as HTTP_HOST when no Host field came; with an
-    // origin-form URI, that Host is the only place the router can find it.
-    let environ_host = headers.remove(http::header::HOST);
-    headers.clear();
-    for (name, value) in parts.fields() {
-        let Some(name) = field_name(name) else {
-            continue;
-        };
-        framing.note(&name, value);
-        if let Ok(value) = HeaderValue::from_bytes(value) {
-            headers.append(name, value);
-        }
+/// The request head from the parts, for a target `http::Uri` refuses as sent: the target in
+/// origin form with the bytes a `Uri` cannot hold percent-encoded ([`escaped_target`]), and
+/// over HTTP/2 `:authority` as the Host field when none came (the URI holds no authority here,
+/// and Host is then the only place a router finds it). The environ is not read: an app
+/// exported with `WS_APP_NO_ENVIRON` has none.
+pub(crate) fn head_from_escaped_parts(parts: &app_abi::Parts<'_>) -> Result<Head, BuildError> {
+    let method = Method::from_bytes(parts.method).map_err(|_| BuildError::Method)?;
+    let version = version_of(parts);
+    let no_host = parts
+        .fields()
+        .all(|(name, _)| !name.eq_ignore_ascii_case(b"host"));
+    let authority_as_host = (version == Version::HTTP_2 && no_host && !parts.authority.is_empty())
+        .then_some((&b"host"[..], parts.authority));
+    let fields = authority_as_host.into_iter().chain(parts.fields());
+    let value_bytes = fields.clone().map(|(_, value)| value.len()).sum::<usize>();
+    let count = fields.clone().count();
+    let (request, framing) = assemble(
+        (method, version),
+        3 * parts.target.len() + 1,
+        |shared| escaped_target(parts.target, shared),
+        (fields, count, value_bytes),
+        (field_name, true),
+    )
+    .map_err(|target| BuildError::Uri(String::from_utf8_lossy(&target).into_owned()))?;
+    Ok(Head::new(request, framing, version == Version::HTTP_2))
+}
+
+fn version_of(parts: &app_abi::Parts<'_>) -> Version {
+    match parts.version {
+        10 => Version::HTTP_10,
+        20 => Version::HTTP_2,
+        _ => Version::HTTP_11,
     }
-    if let Some(host) = environ_host.filter(|_| !headers.contains_key(http::header::HOST)) {
-        headers.insert(http::header::HOST, host);
-    }
-    Ok(Head::new(request, framing, stream_body))
 }
 
 /// The `http::Request` from its method and version, its target (written by `target`, at most
@@ -496,7 +497,10 @@ fn known_header_name(field: &[u8]) -> Option<HeaderName> {
 /// (hyper answers 400 to these; the server accepted them, so the service gets the request).
 ///
 /// `OPTIONS *` (asterisk-form, whose PATH_INFO is `*`) stays `*`, as hyper hands it over.
-fn origin_form(path: &[u8], query: &[u8], target: &mut &mut [u8]) {
+///
+/// `keep_percent`: the path is still encoded as sent ([`escaped_target`]), so a `%` is the
+/// client's own escape and stays.
+fn origin_form(path: &[u8], query: &[u8], keep_percent: bool, target: &mut &mut [u8]) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let escaped = |target: &mut &mut [u8], b: u8, literal: bool| {
         if literal {
@@ -513,7 +517,7 @@ fn origin_form(path: &[u8], query: &[u8], target: &mut &mut [u8]) {
         target.put_u8(b'/');
     }
     for &b in path {
-        escaped(target, b, is_path_byte(b));
+        escaped(target, b, is_path_byte(b) || (keep_percent && b == b'%'));
     }
     if !query.is_empty() {
         target.put_u8(b'?');
@@ -522,6 +526,29 @@ fn origin_form(path: &[u8], query: &[u8], target: &mut &mut [u8]) {
             escaped(target, b, is_query_byte(b, utf8));
         }
     }
+}
+
+/// The request-target as sent, in origin form (an absolute form's scheme and authority left
+/// out), with the bytes `http::Uri` cannot hold percent-encoded as [`origin_form`] does; the
+/// client's own escapes stay (a `%2F` stays one).
+fn escaped_target(target: &[u8], out: &mut &mut [u8]) {
+    let origin = if target.starts_with(b"/") || target == b"*" {
+        target
+    } else {
+        let after_scheme = target
+            .windows(3)
+            .position(|w| w == b"://")
+            .map_or(target, |at| &target[at + 3..]);
+        after_scheme
+            .iter()
+            .position(|&b| b == b'/' || b == b'?')
+            .map_or(&b""[..], |at| &after_scheme[at..])
+    };
+    let (path, query) = match origin.iter().position(|&b| b == b'?') {
+        Some(at) => (&origin[..at], &origin[at + 1..]),
+        None => (origin, &b""[..]),
+    };
+    origin_form(path, query, true, out);
 }
 
 /// An upper bound of [`origin_form`]'s length (every byte escaped).

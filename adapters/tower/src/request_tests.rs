@@ -331,3 +331,23 @@ fn the_fields_framing_is_noted_once_each() {
         "an HTTP/2 stream may carry a body without a field saying so"
     );
 }
+
+#[test]
+fn a_target_escaped_from_the_parts_keeps_the_clients_own_escapes() {
+    let escaped = |target: &[u8]| {
+        let mut buf = vec![0u8; 3 * target.len() + 1];
+        let room = buf.len();
+        let mut out = &mut buf[..];
+        escaped_target(target, &mut out);
+        let len = room - out.len();
+        String::from_utf8(buf[..len].to_vec()).unwrap()
+    };
+    assert_eq!(
+        escaped(br#"/a%2Fb/"c"?q="<>"&r=1"#),
+        "/a%2Fb/%22c%22?q=%22%3C%3E%22&r=1"
+    );
+    assert_eq!(escaped(b"/caf\xc3\xa9 x"), "/caf%C3%A9%20x");
+    assert_eq!(escaped(b"http://example.test/p\"x?y"), "/p%22x?y");
+    assert_eq!(escaped(b"http://example.test"), "/");
+    assert_eq!(escaped(b"*"), "*");
+}

@@ -80,6 +80,7 @@ pub fn router() -> Router {
         .route("/stats", get(stats))
         .route("/events", get(events))
         .route("/bytes", get(bytes))
+        .route("/late-end", get(late_end))
         .route("/file", get(file))
         .route("/panic", get(panic))
         .route("/block-forever", get(block_forever))
@@ -274,6 +275,24 @@ async fn bytes(Query(q): Query<ByteCount>) -> Body {
         Ok::<_, Infallible>(vec![b'x'; len])
     });
     Body::from_stream(stream::iter(chunks))
+}
+
+/// How long `/late-end`'s body takes to end after its bytes.
+const LATE_END: Duration = Duration::from_secs(10);
+
+/// `done\n` under its own Content-Length, from a stream that ends only [`LATE_END`] later: the
+/// response is whole with its five bytes, and the connection's next request need not wait for
+/// the stream's end (webserver-tower declares `WS_APP_LENGTH_ENDS_BODY`).
+async fn late_end() -> impl IntoResponse {
+    let end = stream::once(async {
+        tokio::time::sleep(LATE_END).await;
+        Ok::<_, Infallible>("")
+    });
+    let body = stream::iter([Ok("done\n")]).chain(end);
+    (
+        [(axum::http::header::CONTENT_LENGTH, "5")],
+        Body::from_stream(body),
+    )
 }
 
 /// The file named by `AXUM_APP_FILE`, handed to webserver to send (ABI 1.2 `send_file`: Range,

@@ -7,7 +7,8 @@
 //! REMOTE_PORT and webserver.url_scheme: who the server says the client is), "ssl_client"
 //! ({SSL_CLIENT_* name: value}: the TLS client certificate's variables), "http_x_probe"
 //! (`var("HTTP_X_PROBE")`), "http_vars" (how many HTTP_* variables the environ holds)}`.
-//! `app_parts` is the same app flagged `WS_APP_REQUEST_PARTS`. The body is read in full through the input stream; if that
+//! `app_parts` is the same app flagged `WS_APP_REQUEST_PARTS`; `app_no_environ` flagged
+//! `WS_APP_REQUEST_PARTS | WS_APP_NO_ENVIRON` (its environ is empty). The body is read in full through the input stream; if that
 //! fails the answer is `400 {"error": "..."}` (and the failure is logged).
 
 use app_abi::{export_app, App, InitContext, Request, Response};
@@ -117,4 +118,15 @@ export_app!(
     name = "echo",
     version = "1.0",
     flags = app_abi::raw::WS_APP_REQUEST_PARTS
+);
+
+// The same app exported with `WS_APP_REQUEST_PARTS | WS_APP_NO_ENVIRON`
+// (`libecho.so:app_no_environ`): the server builds no environ for it, so what it reads there
+// (method, path, `REMOTE_ADDR`...) is empty, and its fields come from the parts.
+export_app!(
+    app_no_environ,
+    Echo,
+    name = "echo",
+    version = "1.0",
+    flags = app_abi::raw::WS_APP_REQUEST_PARTS | app_abi::raw::WS_APP_NO_ENVIRON
 );

@@ -212,7 +212,14 @@ pub(super) fn start(job: StreamJob, shared: &Shared, scratch: &mut ThreadScratch
         });
     }
     let parts = call::parts_for(&shared.app, &buffers.environ);
-    let environ = buffers.environ.build(request_parts);
+    let environ = if call::environ_read(&shared.app) {
+        buffers.environ.build(request_parts)
+    } else {
+        let fields_in_parts = request_parts.noted.is_some();
+        buffers
+            .environ
+            .leave_out(request_parts.remote, fields_in_parts)
+    };
     let park = shared.app.defers().then(|| StreamWake::new(&queue));
     let mut state = StreamState::new(body, respond, config, park, info.peer, queue.runtime());
     let _serialised = shared.app_lock.as_ref().map(|lock| lock.lock());
