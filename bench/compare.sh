@@ -7,13 +7,18 @@
 # Usage:  bench/compare.sh TITLE GOAL NAME=ARGS [NAME=ARGS...]
 #   e.g.  bench/compare.sh "stats" "CPU/request <= 1.02x off" "off=" "stats=--stats unix:/tmp/s.sock"
 # The first variant is the baseline; GOAL is printed beside the others. Used by access_log.sh and
-# stats_cost.sh.
+# stats_cost.sh. Two builds: ARGS that start with @DIR run DIR/webserver with DIR/$APP_FILE
+# (a release directory of another checkout), e.g.
+#       APP_FILE=libaxum_app.so:app bench/compare.sh axum-ab "CPU/request < 1.0x before" \
+#         "before=@/path/to/old/target/release -w 1 --threads 1" "after=-w 1 --threads 1"
+# (SKIP_BUILD=0 builds only this checkout's webserver and hello).
 # Method: as bench/scenarios.sh — server pinned to CPU $SERVER_CPUS (1) in its own session,
 # wrk -t1 -c$CONNS (50) pinned to CPU $WRK_CPUS (0), the variants' order rotated per round so a
 # drift of the shared machine's load does not favour one; each server is started fresh and warmed
 # for $WARMUP s. Ratios only: the absolute figures depend on what else runs on the box.
 # Env: ROUNDS (5) DURATION (3) WARMUP (1) CONNS (50) SERVER_CPUS (1) WRK_CPUS (0)
 #      BASE_PORT (18700) SKIP_BUILD (0) OUT_DIR START_TIMEOUT (20)
+#      APP_FILE (libhello.so:app, in the release directory)
 #      AFTER_EACH: a command run after each measurement, its output appended to the line
 #      (access_log.sh counts the lines logged).
 set -uo pipefail
@@ -35,7 +40,8 @@ if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
   (cd "$ROOT" && cargo build --release -p webserver -p hello) || exit 1
 fi
 WS="$ROOT/target/release/webserver"
-APP="$ROOT/target/release/libhello.so:app"
+APP_FILE="${APP_FILE:-libhello.so:app}"
+APP="$ROOT/target/release/$APP_FILE"
 mkdir -p "$OUT_DIR/logs" "$OUT_DIR/wrk"
 
 declare -a variants
@@ -54,7 +60,13 @@ for r in $(seq 1 "$ROUNDS"); do
   order=("${variants[@]:$(( (r - 1) % n ))}" "${variants[@]:0:$(( (r - 1) % n ))}")
   for v in "${order[@]}"; do
     port=$BASE_PORT
-    start_server "$v" "exec $WS --bind 127.0.0.1:\$PORT ${args_of[$v]} $APP" "$port" "$OUT_DIR/logs/r$r-$v.log" || continue
+    args=${args_of[$v]} ws=$WS app=$APP
+    if [[ $args == @* ]]; then
+      dir=${args%% *} && dir=${dir#@}
+      if [[ $args == *" "* ]]; then args=${args#* }; else args=""; fi
+      ws=$dir/webserver app=$dir/$APP_FILE
+    fi
+    start_server "$v" "exec $ws --bind 127.0.0.1:\$PORT $args $app" "$port" "$OUT_DIR/logs/r$r-$v.log" || continue
     url="http://127.0.0.1:$port/"
     (( WARMUP > 0 )) && taskset -c "$WRK_CPUS" wrk -t1 -c"$CONNS" -d"${WARMUP}s" -s "$BENCH_DIR/get.lua" "$url" >/dev/null 2>&1
     out="$OUT_DIR/wrk/r$r-$v.txt"
