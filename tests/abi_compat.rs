@@ -204,6 +204,23 @@ fn an_app_built_against_the_1_2_header_serves_unchanged() {
         .is_some());
 }
 
+/// A bit of `ws_app.flags` that the 1.0 header does not define means nothing for a 1.0 app:
+/// 0x10 (ABI 1.3's `WS_APP_LENGTH_ENDS_BODY`) must not stop the server from asking the app's
+/// `next` for its body's end, as `WS_APP_REQUEST_PARTS`/`WS_APP_NO_ENVIRON` are ignored for an
+/// app built before 1.3 (`tests/fixtures/app_1_0_stray_flag.c` counts the ends it was asked).
+#[test]
+fn a_stray_flag_bit_of_a_1_0_app_changes_nothing() {
+    let (_server, mut conn, response) =
+        old_app_answers("tests/fixtures/app_1_0_stray_flag.c", "app_1_0_stray_flag");
+    assert_eq!(response.text(), "hello\n");
+    conn.send("GET /ends HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(
+        conn.read_response().text(),
+        "ends=1\n",
+        "the 1.0 app's `next` was not asked for the end of its first body"
+    );
+}
+
 #[test]
 fn an_app_that_needs_trailers_refuses_a_1_2_host_with_one_line() {
     let trailers = c_app("tests/fixtures/trailers.c", "trailers");

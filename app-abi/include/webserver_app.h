@@ -203,8 +203,9 @@ extern "C" {
  * not know it hands the environ as before, so it came without a new minor; without
  * WS_APP_REQUEST_PARTS it is ignored. */
 #define WS_APP_NO_ENVIRON 0x8u
-/* The app's `next` does nothing once its body's bytes reach the body's length (length_hint, or
- * its own Content-Length) but return 0: the server then ends the response without asking it
+/* ABI 1.3 (read only from an app built against 1.3 or later): the app's `next` does nothing
+ * once its body's bytes reach the body's length (length_hint, or its own Content-Length) but
+ * return 0: the server then ends the response without asking it
  * (`close` follows as always), where nothing may follow the body (HTTP/1.1: trailers set before
  * the head make it chunked; over HTTP/2 `next` is asked until it returns 0, as trailers may
  * still come). Saves a `next` per response of known length. A hint: a server that does not know

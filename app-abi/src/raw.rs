@@ -27,9 +27,10 @@ pub const WS_APP_REQUEST_PARTS: u32 = 0x4;
 /// environ, so the server builds none for it (`environ_len` is 0; the header's "Request
 /// parts"). A hint: a server that does not know it hands the environ as before.
 pub const WS_APP_NO_ENVIRON: u32 = 0x8;
-/// `WsApp::flags`: once a response's body bytes reach its length (`length_hint`, or the app's
-/// Content-Length) where nothing may follow them, the server ends the response without asking
-/// `next` for its end (`close` follows as always). A hint older servers ignore (they ask).
+/// ABI 1.3. `WsApp::flags` (read only from an app built against 1.3 or later): once a
+/// response's body bytes reach its length (`length_hint`, or the app's Content-Length) where
+/// nothing may follow them, the server ends the response without asking `next` for its end
+/// (`close` follows as always). A hint older servers ignore (they ask).
 pub const WS_APP_LENGTH_ENDS_BODY: u32 = 0x10;
 
 /// `WsRequest::flags`: other requests may run on other threads of this process.
