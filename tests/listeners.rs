@@ -306,6 +306,29 @@ fn an_inherited_listening_socket_is_served_with_fd_n() {
     assert_eq!(get_tcp(addr)["SERVER_PORT"], addr.port().to_string());
 }
 
+/// The socket may already have the number the server is told (`fd://N` where the test's own
+/// descriptor is N, close-on-exec as Rust opens every descriptor): it must still be inherited.
+/// A CI run failed once when the listener above happened to get number 7.
+#[test]
+fn an_inherited_socket_that_already_has_its_number_is_served() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // A copy at a number of its own, at or above 60 (so no other test's descriptor is touched),
+    // close-on-exec like the original.
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a descriptor this test owns returns a new one or -1.
+    let number = unsafe { libc::fcntl(listener.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 60) };
+    assert!(number >= 60, "F_DUPFD_CLOEXEC: {}", std::io::Error::last_os_error());
+    // SAFETY: `number` was just made by fcntl and nothing else owns it.
+    let copy = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(number) };
+    let server = peer_server(&[&format!("fd://{number}")])
+        .inherit_fd(copy.as_raw_fd(), number)
+        .start();
+    drop(copy);
+    drop(listener);
+    assert_eq!(get_tcp(addr)["SERVER_PORT"], addr.port().to_string());
+    drop(server);
+}
+
 #[test]
 fn an_inherited_descriptor_that_is_not_a_listening_socket_is_refused() {
     let (connected, _other) = UnixStream::pair().unwrap();

@@ -328,13 +328,20 @@ impl ServerBuilder {
         if !self.inherited.is_empty() {
             use std::os::unix::process::CommandExt;
             let moves = self.inherited.clone();
-            // SAFETY: the closure runs in the forked child before exec and only calls dup2(2),
-            // which is async-signal-safe, on numbers captured by copy; dup2 clears the
-            // close-on-exec flag on the copy, so the server inherits it.
+            // SAFETY: the closure runs in the forked child before exec and only calls dup2(2)
+            // and fcntl(2), which are async-signal-safe, on numbers captured by copy. dup2
+            // clears the close-on-exec flag on the copy, so the server inherits it; but when the
+            // descriptor already has the wanted number (the test's socket happened to get it),
+            // dup2 does nothing, and the flag is cleared by fcntl instead.
             unsafe {
                 cmd.pre_exec(move || {
                     for &(from, to) in &moves {
-                        if libc::dup2(from, to) < 0 {
+                        let done = if from == to {
+                            libc::fcntl(to, libc::F_SETFD, 0)
+                        } else {
+                            libc::dup2(from, to)
+                        };
+                        if done < 0 {
                             return Err(std::io::Error::last_os_error());
                         }
                     }
