@@ -317,7 +317,11 @@ fn an_inherited_socket_that_already_has_its_number_is_served() {
     // close-on-exec like the original.
     // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a descriptor this test owns returns a new one or -1.
     let number = unsafe { libc::fcntl(listener.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 60) };
-    assert!(number >= 60, "F_DUPFD_CLOEXEC: {}", std::io::Error::last_os_error());
+    assert!(
+        number >= 60,
+        "F_DUPFD_CLOEXEC: {}",
+        std::io::Error::last_os_error()
+    );
     // SAFETY: `number` was just made by fcntl and nothing else owns it.
     let copy = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(number) };
     let server = peer_server(&[&format!("fd://{number}")])
