@@ -21,8 +21,8 @@ pub(super) fn enable(on: bool) {
 }
 
 /// Requests are queued once calls of the app's callable take this long, on average
-/// ([`CallTimer`]): above the bare hello's 1–2 µs (13–17 for rules.py's `/ping` in a debug build
-/// of the bridge), below the Flask hello's 40 or more (release builds on the bench machine).
+/// ([`CallTimer`]): above the bare hello's 1–2 µs (about 6 for rules.py's `/ping` in the tests),
+/// below the Flask hello's 40 or more (release builds on the bench machine).
 const QUEUE_FROM: Duration = Duration::from_micros(25);
 /// One call counts at most this long in the average: a collection or a first call that compiles
 /// a template does not make the app look slow for the next few hundred.
