@@ -5,7 +5,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use super::syscall;
 
@@ -54,10 +54,27 @@ pub(crate) fn sealed_file(name: &str, bytes: &[u8]) -> io::Result<OwnedFd> {
     // SAFETY: memfd_create returned a new descriptor that nothing else owns.
     let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
     file.write_all(bytes)?;
-    // SAFETY: F_ADD_SEALS only changes the seals of an open memfd; no writable mapping of it
-    // exists (it was only written with write(2)), which F_SEAL_WRITE requires.
-    syscall!(fcntl(fd, libc::F_ADD_SEALS, SEALS))?;
+    seal(&file)?;
     Ok(OwnedFd::from(file))
+}
+
+/// How many times a write seal is asked for while the kernel answers that something holds one of
+/// the file's pages (EBUSY). The kernel waits about 150 ms for such a reference before it answers
+/// so, and references that pages just written can have (being moved between memory zones, in a
+/// per-CPU batch) go within moments: a hot swap should not fail for one.
+const SEAL_TRIES: u32 = 5;
+
+/// Seals `file` against any change, asking again while the kernel finds its pages held.
+fn seal(file: &File) -> io::Result<()> {
+    let mut tries = 1;
+    loop {
+        // SAFETY: F_ADD_SEALS only changes the seals of an open memfd; no writable mapping of
+        // it exists (it was only written with write(2)), which F_SEAL_WRITE requires.
+        match syscall!(fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, SEALS)) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < SEAL_TRIES => tries += 1,
+            result => return result.map(drop),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -65,6 +82,58 @@ mod tests {
     use super::*;
     use std::io::{Read, Seek};
     use std::os::fd::AsRawFd;
+
+    /// The kernel refuses a write seal (EBUSY) while anything holds a reference to one of the
+    /// file's pages, after waiting about 150 ms for it to go. A fresh-clone CI run had a hot swap
+    /// fail that way, once, with nothing of ours holding the pages. Here a pipe holds one (a
+    /// page spliced into it) for 400 ms.
+    #[test]
+    fn a_seal_waits_out_a_page_held_for_a_moment() {
+        let mut file = File::from(shared_file_for_sealing("webserver-test-pinned"));
+        file.write_all(&[7; 8192]).unwrap();
+        let mut pipe = [0; 2];
+        // SAFETY: pipe writes two descriptors into an array of two.
+        assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
+        // SAFETY: the descriptors were just created and nothing else owns them.
+        let (reader, writer) = unsafe { (File::from_raw_fd(pipe[0]), File::from_raw_fd(pipe[1])) };
+        let mut offset: libc::loff_t = 0;
+        // SAFETY: splice moves a page of the open memfd into the open pipe; `offset` outlives
+        // the call and the null output offset is what a pipe takes.
+        let spliced = unsafe {
+            libc::splice(
+                file.as_raw_fd(),
+                &mut offset,
+                writer.as_raw_fd(),
+                std::ptr::null_mut(),
+                4096,
+                0,
+            )
+        };
+        assert_eq!(spliced, 4096, "{}", io::Error::last_os_error());
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(400));
+            let mut page = vec![0; 4096];
+            (&reader).read_exact(&mut page).unwrap();
+            drop(writer);
+        });
+        let sealed = seal(&file);
+        release.join().unwrap();
+        sealed.expect("sealed once the pipe let go of the page");
+        assert_eq!(
+            file.write_all(b"more").unwrap_err().raw_os_error(),
+            Some(libc::EPERM)
+        );
+    }
+
+    /// An empty in-memory file that can be sealed.
+    fn shared_file_for_sealing(name: &str) -> OwnedFd {
+        let name = memfd_name(name).unwrap();
+        let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+        // SAFETY: name is a NUL-terminated string that outlives the call; the flags are valid.
+        let fd = syscall!(memfd_create(name.as_ptr(), flags)).unwrap();
+        // SAFETY: memfd_create returned a new descriptor that nothing else owns.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    }
 
     #[test]
     fn a_sealed_file_holds_its_bytes_and_refuses_changes() {
