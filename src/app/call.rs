@@ -60,6 +60,7 @@ impl RequestFacts {
             frames_heads: self.frames_heads,
             keep_fields: crate::logging::access_log()
                 .is_some_and(crate::logging::AccessLog::reads_response_fields),
+            hold_completing_write: false,
         }
     }
 }
@@ -275,12 +276,9 @@ fn call_and_pull(
     scratch: &mut Scratch,
     drive: Drive,
 ) -> Progress {
-    let encoder = Encoder::new(
-        shorten(transport),
-        &mut *scratch,
-        facts.response_context(),
-        app.name(),
-    );
+    let mut context = facts.response_context();
+    context.hold_completing_write = facts.defer_flush && app.never_blocks();
+    let encoder = Encoder::new(shorten(transport), &mut *scratch, context, app.name());
     let exchange = Exchange::new(encoder, app.name(), request.io).with_parts(parts);
     let active = exchange.activate();
     let mut body = WsBody::EMPTY;

@@ -173,6 +173,8 @@ pub(crate) struct LoadedApp {
     reads_environ: bool,
     /// `WS_APP_LENGTH_ENDS_BODY`, asked per response.
     ends_at_length: bool,
+    /// `never_blocks`, asked per response.
+    never_blocks: bool,
 }
 
 // SAFETY: the descriptor is immutable static data; `state` is handed to the app's `call`, which the
@@ -263,6 +265,7 @@ impl LoadedApp {
             reads_environ: !(wants_parts(descriptor) && descriptor.flags & WS_APP_NO_ENVIRON != 0),
             // Like the request-parts flags, a bit only an app built against 1.3 or later can
             // mean: an older app's undefined bits change nothing.
+            never_blocks: descriptor.abi_minor >= 1 && descriptor.flags & WS_APP_NONBLOCKING != 0,
             ends_at_length: descriptor.abi_minor >= 3
                 && descriptor.flags & WS_APP_LENGTH_ENDS_BODY != 0,
         })
@@ -297,7 +300,7 @@ impl LoadedApp {
     /// A deferred app that declared its calls never wait (`WS_APP_NONBLOCKING`): they may run
     /// on the HTTP/2 thread.
     pub(crate) fn never_blocks(&self) -> bool {
-        self.defers() && self.descriptor.flags & WS_APP_NONBLOCKING != 0
+        self.never_blocks
     }
 
     /// The app reads its requests' heads through `request_parts` (`WS_APP_REQUEST_PARTS`, ABI

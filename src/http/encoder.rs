@@ -115,6 +115,11 @@ pub(crate) struct ResponseContext {
     /// Keep a copy of the app's field lines once its head is complete (`Scratch::fields`): the
     /// access log prints response fields.
     pub(crate) keep_fields: bool,
+    /// A `write` that completes a body of known length is held like a last chunk from `next`
+    /// (sent with the batch by the caller, `defer_flush`), not flushed at once: for an app whose
+    /// calls never wait (`WS_APP_NONBLOCKING`), which returns right after it, so holding delays
+    /// nothing and saves a write per response.
+    pub(crate) hold_completing_write: bool,
 }
 
 /// Buffers reused across requests on one thread, so the hot path allocates nothing.
@@ -357,7 +362,8 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
         }
     }
 
-    /// PEP 3333's legacy `write()`: the head if it is not out yet, then `data`, sent now.
+    /// PEP 3333's legacy `write()`: the head if it is not out yet, then `data`, sent now (or held
+    /// with the batch when it completes the body: [`ResponseContext::hold_completing_write`]).
     pub(crate) fn write(&mut self, data: &[u8]) -> Result<(), Refusal> {
         match self.state {
             State::Head(Pending::Unset | Pending::Invalid) => {
@@ -367,6 +373,9 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
             }
             State::ClientGone => return Err(Refusal::ClientGone),
             _ => {}
+        }
+        if self.fails_first_bytes(data) {
+            return Err(Refusal::Invalid);
         }
         if !self.ensure_head() {
             return Err(if self.state == State::ClientGone {
@@ -378,7 +387,15 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
         if data.is_empty() {
             return Ok(());
         }
-        if self.send_body(data) && self.flush() {
+        if !self.send_body(data) {
+            return Err(Refusal::ClientGone);
+        }
+        // A body-less response (HEAD, 204, 304) is complete as it is: its bytes were dropped.
+        let complete = self.body_complete() || self.state == State::Body(Framing::NoBody);
+        if self.context.hold_completing_write && complete && self.scratch.out.len() < HOLD_LIMIT {
+            return Ok(());
+        }
+        if self.flush() {
             Ok(())
         } else {
             Err(Refusal::ClientGone)
@@ -569,19 +586,27 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
         if data.is_empty() {
             return true;
         }
-        if let State::Head(Pending::Set {
+        !self.fails_first_bytes(data) && self.ensure_head() && self.send_body(data)
+    }
+
+    /// The first bytes of a body are longer than the app's Content-Length: as nothing is on the
+    /// wire yet, the response fails (a clean 500 beats a truncated body). Inline: every chunk
+    /// asks, and the usual answer is one comparison.
+    #[inline]
+    fn fails_first_bytes(&mut self, data: &[u8]) -> bool {
+        let State::Head(Pending::Set {
             content_length: Some(declared),
             ..
         }) = self.state
-        {
-            if data.len() as u64 > declared {
-                // Nothing is on the wire yet: a clean 500 beats a truncated body.
-                log::error!(target: "app", "[{}] body longer than its Content-Length {declared}", self.app_name);
-                self.fail();
-                return false;
-            }
+        else {
+            return false;
+        };
+        if data.len() as u64 <= declared {
+            return false;
         }
-        self.ensure_head() && self.send_body(data)
+        log::error!(target: "app", "[{}] body longer than its Content-Length {declared}", self.app_name);
+        self.fail();
+        true
     }
 
     /// The app's body ended (`next` returned 0, or there is no `next`).

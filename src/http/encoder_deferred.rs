@@ -36,6 +36,7 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
             scratch,
             context: ResponseContext {
                 defer_flush: false,
+                hold_completing_write: false,
                 ..suspended.context
             },
             app_name,

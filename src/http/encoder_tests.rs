@@ -83,6 +83,7 @@ struct Ctx {
     version_minor: u8,
     keep_alive: bool,
     defer_flush: bool,
+    hold_completing_write: bool,
 }
 
 const GET: Ctx = Ctx {
@@ -90,6 +91,7 @@ const GET: Ctx = Ctx {
     version_minor: 1,
     keep_alive: true,
     defer_flush: false,
+    hold_completing_write: false,
 };
 const HEAD: Ctx = Ctx {
     is_head: true,
@@ -102,6 +104,11 @@ const HTTP10: Ctx = Ctx {
 const DEFERRED: Ctx = Ctx {
     defer_flush: true,
     ..GET
+};
+/// A request of an app whose calls never wait (`WS_APP_NONBLOCKING`).
+const NONBLOCKING: Ctx = Ctx {
+    hold_completing_write: true,
+    ..DEFERRED
 };
 
 struct Row {
@@ -397,6 +404,16 @@ fn rows() -> Vec<Row> {
             (200, 5, true),
         ),
         row(
+            "first write longer than Content-Length: a clean 500",
+            vec![
+                Start(200, LENGTH_5, ok),
+                Write(b"hello world", Err(Refusal::Invalid)),
+                End,
+            ],
+            error(500, "Internal Server Error", false, true),
+            (500, 0, true),
+        ),
+        row(
             "first chunk longer than Content-Length: a clean 500",
             vec![Start(200, LENGTH_5, ok), Chunk(b"hello world", false)],
             error(500, "Internal Server Error", false, true),
@@ -573,6 +590,59 @@ fn rows() -> Vec<Row> {
             )
         },
         Row {
+            ctx: NONBLOCKING,
+            earlier: b"EARLIER;",
+            writes: 0,
+            held: "EARLIER;".to_owned() + &head("200 OK", &["Content-Length: 5"]) + "hello",
+            ..row(
+                "a never-blocking app's write that completes its body is held with the batch",
+                vec![Start(200, LENGTH_5, ok), Write(b"hello", ok), End],
+                String::new(),
+                (200, 5, true),
+            )
+        },
+        Row {
+            ctx: Ctx {
+                is_head: true,
+                ..NONBLOCKING
+            },
+            writes: 0,
+            held: head("200 OK", &["Content-Length: 5"]),
+            ..row(
+                "a never-blocking app's write to a HEAD response is held with the batch",
+                vec![Start(200, LENGTH_5, ok), Write(b"hello", ok), End],
+                String::new(),
+                (200, 0, true),
+            )
+        },
+        Row {
+            ctx: NONBLOCKING,
+            earlier: b"EARLIER;",
+            held: "world".to_owned(),
+            ..row(
+                "a never-blocking app's write that leaves its body short is sent at once",
+                vec![
+                    Start(200, LENGTH_10, ok),
+                    Write(b"hello", ok),
+                    Write(b"world", ok),
+                    End,
+                ],
+                "EARLIER;".to_owned() + &head("200 OK", &["Content-Length: 10"]) + "hello",
+                (200, 10, true),
+            )
+        },
+        Row {
+            ctx: DEFERRED,
+            earlier: b"EARLIER;",
+            writes: 1,
+            ..row(
+                "any other app's write is sent at once, even the one that completes its body",
+                vec![Start(200, LENGTH_5, ok), Write(b"hello", ok), End],
+                "EARLIER;".to_owned() + &head("200 OK", &["Content-Length: 5"]) + "hello",
+                (200, 5, true),
+            )
+        },
+        Row {
             ctx: DEFERRED,
             earlier: b"EARLIER;",
             writes: 0,
@@ -615,6 +685,7 @@ fn encoder_table() {
             defer_flush: row.ctx.defer_flush,
             frames_heads: false,
             keep_fields: false,
+            hold_completing_write: row.ctx.hold_completing_write,
         };
         let big = vec![b'z'; COPY_LIMIT];
         let mut encoder = Encoder::new(&mut row.wire, &mut scratch, context, "table");
@@ -697,6 +768,7 @@ fn interim_responses_only_before_the_final_head() {
         defer_flush: true,
         frames_heads: false,
         keep_fields: false,
+        hold_completing_write: false,
     };
     let mut encoder = Encoder::new(&mut wire, &mut scratch, context, "interim");
     assert!(encoder.may_send_interim(), "nothing set yet");
@@ -722,6 +794,7 @@ fn context(defer_flush: bool) -> ResponseContext {
         defer_flush,
         frames_heads: false,
         keep_fields: true,
+        hold_completing_write: false,
     }
 }
 
