@@ -4,9 +4,12 @@
 //! `call` is answered the same host calls as `next` (the header's "Host I/O phases"), so the
 //! exchange's first step runs in `call` as it would in the server's first `next`. What it gives
 //! decides what `call` returns:
-//! - the end, or the body's one and last chunk: the response as a plain body (empty, or the
-//!   chunk's bytes), with no deferred body for the server to pull — no boxed exchange, no
-//!   `next` across the ABI for the chunk and the end;
+//! - the end, or the body's one and last chunk: the response as a plain body, with no deferred
+//!   body for the server to pull — no boxed exchange, no `next` across the ABI for the chunk
+//!   and the end. A chunk as long as the body said it would be (`size_hint`, the head's length)
+//!   goes out through the host's `write` and the body is empty: no body box, no `next` and no
+//!   `close` across the ABI (the server holds a write that completes the body with its batch,
+//!   for an app that never waits, as it would hold the chunk); another is the body's bytes;
 //! - anything else (a future or body that is pending, a body with more chunks to come): the
 //!   exchange as the deferred body, which goes on from where the step left it (a chunk it
 //!   produced is handed over by the first `next`).
@@ -42,7 +45,17 @@ where
         // The head went out through `start_response` in the step (or the connection was taken).
         First::End => Response::started(Body::empty()),
         First::Chunk if exchange.is_finished() => {
-            Response::started(Body::copy_from_slice(&exchange.take_chunk()))
+            let chunk = exchange.take_chunk();
+            if exchange.exact_length() != Some(chunk.len() as u64) {
+                // The server frames it by its length hint (a head without a length would take
+                // chunked framing, and a write would go out alone).
+                return Response::started(Body::copy_from_slice(&chunk));
+            }
+            // A refused write (the client left, or the chunk is longer than the app's own
+            // Content-Length: the server answers 500 if nothing was sent) is the server's to
+            // answer, as for a body's chunk; the chunk goes no further.
+            let _ = req.write(&chunk);
+            Response::started(Body::empty())
         }
         First::Chunk => {
             exchange.replay_chunk();

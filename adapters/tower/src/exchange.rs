@@ -210,6 +210,8 @@ pub(crate) struct Exchange<S: Service<http::Request<crate::RequestBody>>, B> {
     replay: bool,
     /// An upgrade request's hyper connection (`upgrade.rs`): a 101 response hands it the stream.
     probe: Option<Probe>,
+    /// The response body's exact length as its head went out (`size_hint`), if it had one.
+    exact_length: Option<u64>,
     logger: Logger,
 }
 
@@ -252,6 +254,7 @@ where
             current: Bytes::new(),
             replay: false,
             probe,
+            exact_length: None,
             logger,
         }
     }
@@ -376,6 +379,7 @@ where
                             self.stage = Stage::Finished;
                             return Polled::Error;
                         }
+                        self.exact_length = length;
                         crate::request::recycle_headers(std::mem::take(&mut parts.headers));
                         self.stage = match file {
                             Some(file) => Stage::File(Box::new(file)),
@@ -469,6 +473,11 @@ impl<S: Service<http::Request<crate::RequestBody>>, B> Exchange<S, B> {
     /// The chunk the last step gave, taken out of the exchange.
     pub(crate) fn take_chunk(&mut self) -> Bytes {
         std::mem::take(&mut self.current)
+    }
+
+    /// The response body's exact length, known when its head went out.
+    pub(crate) fn exact_length(&self) -> Option<u64> {
+        self.exact_length
     }
 
     /// The chunk the last step gave was not handed over: the next step gives it again.
