@@ -374,7 +374,9 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
             State::ClientGone => return Err(Refusal::ClientGone),
             _ => {}
         }
-        if self.fails_first_bytes(data) {
+        // Only where the write may be held: a held write cannot be cut short on the wire, and
+        // any other app's over-long first write goes out cut to its length as it always did.
+        if self.context.hold_completing_write && self.fails_first_bytes(data) {
             return Err(Refusal::Invalid);
         }
         if !self.ensure_head() {

@@ -403,16 +403,34 @@ fn rows() -> Vec<Row> {
             head("200 OK", &["Content-Length: 5"]) + "hello",
             (200, 5, true),
         ),
-        row(
-            "first write longer than Content-Length: a clean 500",
-            vec![
-                Start(200, LENGTH_5, ok),
-                Write(b"hello world", Err(Refusal::Invalid)),
-                End,
-            ],
-            error(500, "Internal Server Error", false, true),
-            (500, 0, true),
-        ),
+        Row {
+            ctx: NONBLOCKING,
+            writes: 0,
+            held: error(500, "Internal Server Error", false, true),
+            ..row(
+                "a never-blocking app's first write longer than Content-Length: a clean 500",
+                vec![
+                    Start(200, LENGTH_5, ok),
+                    Write(b"hello world", Err(Refusal::Invalid)),
+                    End,
+                ],
+                String::new(),
+                (500, 0, true),
+            )
+        },
+        Row {
+            state: State::Broken,
+            ..row(
+                "any other app's first write longer than Content-Length: truncated, close",
+                vec![
+                    Start(200, LENGTH_5, ok),
+                    Write(b"hello world", Err(Refusal::ClientGone)),
+                    End,
+                ],
+                head("200 OK", &["Content-Length: 5"]) + "hello",
+                (200, 5, false),
+            )
+        },
         row(
             "first chunk longer than Content-Length: a clean 500",
             vec![Start(200, LENGTH_5, ok), Chunk(b"hello world", false)],
