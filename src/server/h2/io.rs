@@ -1,7 +1,9 @@
 //! An HTTP/2 connection's byte stream on the HTTP/2 thread: the socket the event loop handed
 //! over, watched by tokio's reactor (`AsyncFd`), read and written through the same
 //! `TlsSession` the HTTP/1.1 path used (its handshake already done), after the bytes the serving
-//! thread had read before it recognised the preface.
+//! thread had read before it recognised the preface. What `h2` writes is held until its flush,
+//! and a flush first lets the thread's other ready connections take their turn, so the thread's
+//! writes go out together ([`H2Io::poll_flush`]).
 
 use std::future::Future;
 use std::io::{self, Read, Write};
