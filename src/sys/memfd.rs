@@ -39,6 +39,14 @@ fn memfd_name(name: &str) -> io::Result<CString> {
 /// against any change. It is executable: a library in it can be mapped by `dlopen` through
 /// `/proc/self/fd/N`.
 pub(crate) fn sealed_file(name: &str, bytes: &[u8]) -> io::Result<OwnedFd> {
+    let mut file = sealable_file(name)?;
+    file.write_all(bytes)?;
+    seal(&file)?;
+    Ok(OwnedFd::from(file))
+}
+
+/// An empty, executable, close-on-exec in-memory file that can be sealed.
+fn sealable_file(name: &str) -> io::Result<File> {
     let name = memfd_name(name)?;
     let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
     // Kernels since 6.3 may be set (vm.memfd_noexec) to make in-memory files non-executable
@@ -52,16 +60,13 @@ pub(crate) fn sealed_file(name: &str, bytes: &[u8]) -> io::Result<OwnedFd> {
         result => result?,
     };
     // SAFETY: memfd_create returned a new descriptor that nothing else owns.
-    let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    file.write_all(bytes)?;
-    seal(&file)?;
-    Ok(OwnedFd::from(file))
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
 /// How many times a write seal is asked for while the kernel answers that something holds one of
 /// the file's pages (EBUSY). The kernel waits about 150 ms for such a reference before it answers
-/// so, and references that pages just written can have (being moved between memory zones, in a
-/// per-CPU batch) go within moments: a hot swap should not fail for one.
+/// so; the one failure seen (a CI run's hot swap) came with nothing of ours holding the pages, so
+/// it was a short-lived reference of the kernel's own, and a hot swap should not fail for one.
 const SEAL_TRIES: u32 = 5;
 
 /// Seals `file` against any change, asking again while the kernel finds its pages held.
@@ -81,7 +86,6 @@ fn seal(file: &File) -> io::Result<()> {
 mod tests {
     use super::*;
     use std::io::{Read, Seek};
-    use std::os::fd::AsRawFd;
 
     /// The kernel refuses a write seal (EBUSY) while anything holds a reference to one of the
     /// file's pages, after waiting about 150 ms for it to go. A fresh-clone CI run had a hot swap
@@ -89,7 +93,7 @@ mod tests {
     /// page spliced into it) for 400 ms.
     #[test]
     fn a_seal_waits_out_a_page_held_for_a_moment() {
-        let mut file = File::from(shared_file_for_sealing("webserver-test-pinned"));
+        let mut file = sealable_file("webserver-test-pinned").unwrap();
         file.write_all(&[7; 8192]).unwrap();
         let mut pipe = [0; 2];
         // SAFETY: pipe writes two descriptors into an array of two.
@@ -123,16 +127,6 @@ mod tests {
             file.write_all(b"more").unwrap_err().raw_os_error(),
             Some(libc::EPERM)
         );
-    }
-
-    /// An empty in-memory file that can be sealed.
-    fn shared_file_for_sealing(name: &str) -> OwnedFd {
-        let name = memfd_name(name).unwrap();
-        let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
-        // SAFETY: name is a NUL-terminated string that outlives the call; the flags are valid.
-        let fd = syscall!(memfd_create(name.as_ptr(), flags)).unwrap();
-        // SAFETY: memfd_create returned a new descriptor that nothing else owns.
-        unsafe { OwnedFd::from_raw_fd(fd) }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! writes go out together ([`H2Io::poll_flush`]).
 
 use std::future::Future;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -132,22 +132,12 @@ fn flush_now(stream: &mut Stream, tls: &mut TlsSession, pending: &mut Vec<u8>) -
 /// Sends the plaintext `h2` wrote since the last flush, as far as the socket takes it now:
 /// `WouldBlock` while some of it waits for room.
 fn write_now(stream: &mut Stream, pending: &mut Vec<u8>) -> io::Result<()> {
-    let mut sent = 0;
-    let result = loop {
-        if sent == pending.len() {
-            break Ok(());
-        }
-        match stream.write(&pending[sent..]) {
-            Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                crate::stats::bytes_out(n);
-                sent += n;
-            }
-            Err(e) => break Err(e),
-        }
-    };
-    pending.drain(..sent);
-    result
+    let taken = crate::server::socket_io::write_nonblocking(stream, &[pending])?;
+    pending.drain(..taken);
+    if !pending.is_empty() {
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
+    Ok(())
 }
 
 impl Drop for H2Io {
