@@ -353,11 +353,12 @@ typedef struct ws_host {
                               size_t n_headers, uint32_t flags);
 
     /* PEP 3333's legacy write(): send bytes now, before the returned body's chunks. Requires a
-     * prior start_response. Bytes beyond the head's Content-Length before any body byte was
-     * sent: WS_ERR_INVALID, and the server answers 500. For an app with WS_APP_NONBLOCKING
-     * (whose call returns at once) a write that completes a body of known length may be held
-     * until the call returns, and sent with the responses to pipelined requests, as the
-     * body's last chunk would be. */
+     * prior start_response. Bytes beyond the head's Content-Length go out cut to that length,
+     * and the connection closes after them. For an app with WS_APP_NONBLOCKING (whose call
+     * returns at once) a write that completes a body of known length may be held until the
+     * call returns, and sent with the responses to pipelined requests, as the body's last chunk
+     * would be; such an app's first write longer than its Content-Length gets WS_ERR_INVALID,
+     * and the server answers 500. */
     int32_t (*write)(void *io, const uint8_t *buf, size_t len);
 
     /* The error stream (wsgi.errors): one message into the server's log, tagged with the app.

@@ -373,10 +373,11 @@ pub struct WsHost {
     /// PEP 3333 `start_response`: validates and copies status and headers during the call. A second
     /// call needs `WS_RESPONSE_REPLACE` and succeeds only while no body byte was sent.
     pub start_response: Option<WsStartResponseFn>,
-    /// PEP 3333's legacy `write()`: sends bytes now, before the body's (next) chunk (a write
-    /// that completes a body of known length from a `WS_APP_NONBLOCKING` app may be held until the
-    /// call returns; bytes beyond the head's Content-Length before any was sent: `WS_ERR_INVALID`
-    /// and a 500).
+    /// PEP 3333's legacy `write()`: sends bytes now, before the body's (next) chunk; bytes
+    /// beyond the head's Content-Length go out cut to it, and the connection closes. From a
+    /// `WS_APP_NONBLOCKING` app, a write that completes a body of known length may be held until
+    /// the call returns, and a first write longer than the Content-Length is `WS_ERR_INVALID`
+    /// and a 500.
     pub write: Option<WsWriteFn>,
     /// The error stream: one message into the server's log, tagged with the app.
     pub log: Option<WsLogFn>,

@@ -263,9 +263,9 @@ impl LoadedApp {
             log_tag,
             single_threaded: descriptor.flags & WS_APP_SINGLE_THREADED != 0,
             reads_environ: !(wants_parts(descriptor) && descriptor.flags & WS_APP_NO_ENVIRON != 0),
+            never_blocks: descriptor.abi_minor >= 1 && descriptor.flags & WS_APP_NONBLOCKING != 0,
             // Like the request-parts flags, a bit only an app built against 1.3 or later can
             // mean: an older app's undefined bits change nothing.
-            never_blocks: descriptor.abi_minor >= 1 && descriptor.flags & WS_APP_NONBLOCKING != 0,
             ends_at_length: descriptor.abi_minor >= 3
                 && descriptor.flags & WS_APP_LENGTH_ENDS_BODY != 0,
         })
