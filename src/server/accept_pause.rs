@@ -9,10 +9,13 @@
 //! time. The episode is logged once when it starts (a warning) and once when an accept succeeds
 //! again, with how many accepts failed, instead of one warning per attempt.
 //!
+//! Serving threads accept concurrently, so a success is reported with the ticket its attempt
+//! was given: one that predates the episode does not end it.
+//!
 //! Outside an episode the accept path pays one relaxed atomic load.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -53,10 +56,20 @@ impl AcceptError {
 /// The state of accepting for one process.
 #[derive(Default)]
 pub(crate) struct AcceptPause {
-    /// An episode is on: read on every accept, so it is a flag apart from the episode itself.
-    active: AtomicBool,
+    /// Read on every accept, so kept apart from the episode: bit 0 says an episode is on, the
+    /// rest counts the episodes begun, so that a success can tell whether it predates the
+    /// current one.
+    state: AtomicU64,
     episode: Mutex<Option<Episode>>,
 }
+
+/// What `may_accept` saw, handed back to `accepted`. Serving threads accept concurrently: one
+/// can take the last descriptor and report its success after another thread's accept has failed
+/// and begun an episode. That success says nothing about the episode and must not end it.
+#[derive(Clone, Copy)]
+pub(crate) struct AcceptTicket(u64);
+
+const ON: u64 = 1;
 
 struct Episode {
     since: Instant,
@@ -72,14 +85,16 @@ impl AcceptPause {
         self.episode.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether a serving thread may try to accept at `now`: not while an episode rests.
-    pub(crate) fn may_accept(&self, now: Instant) -> bool {
-        if !self.active.load(Ordering::Relaxed) {
-            return true;
+    /// Whether a serving thread may try to accept at `now` (not while an episode rests), and
+    /// if so the ticket to report a success with.
+    pub(crate) fn may_accept(&self, now: Instant) -> Option<AcceptTicket> {
+        let state = self.state.load(Ordering::Relaxed);
+        if state & ON == 0 {
+            return Some(AcceptTicket(state));
         }
         match self.lock().as_ref() {
-            Some(episode) => now >= episode.retry_at,
-            None => true,
+            Some(episode) if now < episode.retry_at => None,
+            _ => Some(AcceptTicket(state)),
         }
     }
 
@@ -105,20 +120,30 @@ impl AcceptPause {
                     retry_at: now + RETRY_EVERY,
                     rearmed: false,
                 });
-                self.active.store(true, Ordering::Relaxed);
+                // Episodes are counted in the bits above ON: the next count, with ON set.
+                let begun = (self.state.load(Ordering::Relaxed) | ON) + 1;
+                self.state.store(begun | ON, Ordering::Relaxed);
             }
         }
     }
 
-    /// A connection was accepted: an episode in progress is over (logged).
-    pub(crate) fn accepted(&self, now: Instant) {
-        if !self.active.load(Ordering::Relaxed) {
+    /// A connection was accepted by an attempt made with `ticket`: an episode in progress that
+    /// had begun before that attempt is over (logged).
+    pub(crate) fn accepted(&self, ticket: AcceptTicket, now: Instant) {
+        if self.state.load(Ordering::Relaxed) & ON == 0 {
             return;
         }
-        let Some(episode) = self.lock().take() else {
+        let mut episode = self.lock();
+        let state = self.state.load(Ordering::Relaxed);
+        // The ticket of an attempt made during this episode equals `state`; an earlier one is
+        // smaller (a count of episodes begun before, with or without ON).
+        if state & ON == 0 || ticket.0 < state {
+            return;
+        }
+        let Some(episode) = episode.take() else {
             return;
         };
-        self.active.store(false, Ordering::Relaxed);
+        self.state.store(state & !ON, Ordering::Relaxed);
         log::info!(
             "accepting connections again after {} failed accept(s) over {:.1}s",
             episode.failed,
@@ -129,7 +154,7 @@ impl AcceptPause {
     /// For the coordinator: true once per rest, when it is over — the listener must then be
     /// re-armed so that connections already queued are reported again.
     pub(crate) fn retry_due(&self, now: Instant) -> bool {
-        if !self.active.load(Ordering::Relaxed) {
+        if self.state.load(Ordering::Relaxed) & ON == 0 {
             return false;
         }
         match self.lock().as_mut() {
@@ -151,21 +176,49 @@ mod tests {
         let pause = AcceptPause::default();
         let start = Instant::now();
         let emfile = io::Error::from_raw_os_error(libc::EMFILE);
-        assert!(pause.may_accept(start));
+        assert!(pause.may_accept(start).is_some());
         assert!(!pause.retry_due(start));
         pause.failed(&emfile, start);
-        assert!(!pause.may_accept(start + RETRY_EVERY / 2));
+        assert!(pause.may_accept(start + RETRY_EVERY / 2).is_none());
         assert!(!pause.retry_due(start + RETRY_EVERY / 2));
         let due = start + RETRY_EVERY;
         assert!(pause.retry_due(due));
         assert!(!pause.retry_due(due), "re-armed once per rest");
-        assert!(pause.may_accept(due));
+        assert!(pause.may_accept(due).is_some());
         pause.failed(&emfile, due);
-        assert!(!pause.may_accept(due));
+        assert!(pause.may_accept(due).is_none());
         assert!(pause.retry_due(due + RETRY_EVERY));
-        pause.accepted(due + RETRY_EVERY);
-        assert!(pause.may_accept(due + RETRY_EVERY));
+        let retry = pause.may_accept(due + RETRY_EVERY).unwrap();
+        pause.accepted(retry, due + RETRY_EVERY);
+        assert!(pause.may_accept(due + RETRY_EVERY).is_some());
         assert!(!pause.retry_due(due + RETRY_EVERY * 4));
+    }
+
+    /// Two threads: one accepts the last descriptor's connection, another fails right after
+    /// and starts an episode; the first one's success, reported late, predates the episode and
+    /// must not end it (CI once logged two warnings for one episode this way).
+    #[test]
+    fn a_success_reported_after_a_later_failure_does_not_end_the_episode() {
+        let pause = AcceptPause::default();
+        let start = Instant::now();
+        let emfile = io::Error::from_raw_os_error(libc::EMFILE);
+        let before = pause.may_accept(start).unwrap();
+        pause.failed(&emfile, start);
+        pause.accepted(before, start);
+        assert!(
+            pause.may_accept(start).is_none(),
+            "the episode ended on an earlier success"
+        );
+        let later = start + RETRY_EVERY;
+        let retry = pause.may_accept(later).unwrap();
+        pause.accepted(before, later);
+        assert!(
+            pause.retry_due(later),
+            "the episode ended on an earlier success"
+        );
+        pause.accepted(retry, later);
+        assert!(!pause.retry_due(later + RETRY_EVERY));
+        assert!(pause.may_accept(later).is_some());
     }
 
     #[test]

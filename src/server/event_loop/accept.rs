@@ -74,20 +74,20 @@ enum Accepted {
 /// Accept one connection of `listener` and make it a `Conn` (its slot reserved, its TLS session
 /// begun).
 fn accept_one(listener: &Mutex<Option<Listener>>, shared_loop: &Loop, shared: &Shared) -> Accepted {
-    let accepted_now = {
+    let (accepted_now, ticket) = {
         let guard = lock(listener);
         // Once a stop is asked, new connections stay in the shared backlog for the workers that
         // keep serving, even before the coordinator has closed this process's listener.
         let Some(listener) = guard.as_ref().filter(|_| !shared.draining()) else {
             return Accepted::NoMore;
         };
-        if !shared_loop.accept_pause.may_accept(shared.coarse_now()) {
+        let Some(ticket) = shared_loop.accept_pause.may_accept(shared.coarse_now()) else {
             // Out of descriptors a moment ago: the coordinator re-arms the listener when the
             // rest is over, so new arrivals wait in the queue instead of failing one by one.
             return Accepted::NoMore;
-        }
+        };
         match listener.accept() {
-            Ok(accepted_now) => accepted_now,
+            Ok(accepted_now) => (accepted_now, ticket),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Accepted::NoMore,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Accepted::Refused,
             Err(e) => {
@@ -106,7 +106,9 @@ fn accept_one(listener: &Mutex<Option<Listener>>, shared_loop: &Loop, shared: &S
             }
         }
     };
-    shared_loop.accept_pause.accepted(shared.coarse_now());
+    shared_loop
+        .accept_pause
+        .accepted(ticket, shared.coarse_now());
     if !shared
         .config
         .proxies
