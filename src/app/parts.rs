@@ -7,8 +7,6 @@
 //! valid however the read buffer moves while the body is read, and travel with a request that
 //! parks; the `ws_request_parts` itself is boxed so the pointer the app gets does not move.
 
-use std::ops::Range;
-
 use app_abi::raw::{WsBytes, WsPair, WsRequestParts};
 
 use crate::http::forwarded::is_forwarding_header;
@@ -96,8 +94,8 @@ impl<'h> Noted<'h> {
 /// The parts of the request last filled, reused from request to request.
 pub(crate) struct Parts {
     arena: Vec<u8>,
-    /// Method, scheme, authority, target, then each field's name and value.
-    spans: Vec<Range<usize>>,
+    /// The fields, pointing into `arena` once `fill` returns (while it runs, their pointers
+    /// hold offsets into it: the arena may still grow and move).
     pairs: Vec<WsPair>,
     /// Boxed: its address is what the app holds until `close`, whatever moves this struct.
     raw: Box<WsRequestParts>,
@@ -107,7 +105,6 @@ impl Default for Parts {
     fn default() -> Self {
         Parts {
             arena: Vec::new(),
-            spans: Vec::new(),
             pairs: Vec::new(),
             raw: Box::new(WsRequestParts {
                 size: std::mem::size_of::<WsRequestParts>() as u32,
@@ -137,14 +134,13 @@ impl Parts {
         H: Iterator<Item = (&'h [u8], &'h [u8])>,
     {
         self.arena.clear();
-        self.spans.clear();
         self.pairs.clear();
         self.arena.extend_from_slice(head.block);
         let block = head.block.as_ptr_range();
         let block = (block.start as usize, block.end as usize);
-        for bytes in [head.method, head.scheme, head.authority, head.target] {
-            self.push(bytes, block);
-        }
+        let [method, scheme, authority, target] =
+            [head.method, head.scheme, head.authority, head.target]
+                .map(|bytes| self.place(bytes, block));
         let mut noted = Noted::default();
         for (name, value) in head.fields {
             // Folded without an early exit, which the compiler unrolls: names are short, and
@@ -154,30 +150,34 @@ impl Parts {
                 continue;
             }
             noted.note(name, value);
-            self.push(name, block);
-            self.push(value, block);
+            let pair = WsPair {
+                name: self.place(name, block),
+                value: self.place(value, block),
+            };
+            self.pairs.push(pair);
         }
+        // The arena is complete: offsets become addresses, in one pass.
         let base = self.arena.as_ptr();
-        let bytes = |r: &Range<usize>| WsBytes {
-            // SAFETY: every span was recorded from this arena's own lengths, so r.start is
+        let at = |offset: WsBytes| WsBytes {
+            // SAFETY: `place` recorded every offset from this arena's own lengths, so it is
             // within (or one past the end of) the allocation.
-            ptr: unsafe { base.add(r.start) },
-            len: r.end - r.start,
+            ptr: unsafe { base.add(offset.ptr as usize) },
+            len: offset.len,
         };
-        let (head_spans, field_spans) = self.spans.split_at(4);
-        self.pairs
-            .extend(field_spans.chunks_exact(2).map(|f| WsPair {
-                name: bytes(&f[0]),
-                value: bytes(&f[1]),
-            }));
+        for pair in &mut self.pairs {
+            *pair = WsPair {
+                name: at(pair.name),
+                value: at(pair.value),
+            };
+        }
         *self.raw = WsRequestParts {
             size: std::mem::size_of::<WsRequestParts>() as u32,
             version: head.version,
             reserved: 0,
-            method: bytes(&head_spans[0]),
-            scheme: bytes(&head_spans[1]),
-            authority: bytes(&head_spans[2]),
-            target: bytes(&head_spans[3]),
+            method: at(method),
+            scheme: at(scheme),
+            authority: at(authority),
+            target: at(target),
             fields: self.pairs.as_ptr(),
             n_fields: self.pairs.len(),
         };
@@ -186,12 +186,11 @@ impl Parts {
 
     /// The fields last filled, (name, value) as received (the access log's `HTTP_*`).
     pub(crate) fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        let text = |r: &Range<usize>| self.arena.get(r.clone()).unwrap_or_default();
-        self.spans
-            .get(4..)
-            .unwrap_or_default()
-            .chunks_exact(2)
-            .map(move |f| (text(&f[0]), text(&f[1])))
+        // SAFETY: `fill` pointed every pair into `arena`, which has not changed since: both
+        // are borrowed from `self` as long as the slices.
+        self.pairs
+            .iter()
+            .map(|p| unsafe { (p.name.as_slice(), p.value.as_slice()) })
     }
 
     /// The parts last filled, at an address that does not change while this struct lives.
@@ -199,18 +198,23 @@ impl Parts {
         &*self.raw
     }
 
-    /// Records `bytes`: where they lie in the block's copy (`block`: the block's address
-    /// range), else a copy of their own.
+    /// Where `bytes` lie in the arena, as an offset in `ptr` ([`Parts::fill`] makes it an
+    /// address once the arena is complete): in the block's copy (`block`: the block's address
+    /// range), else in a copy of their own.
     #[inline]
-    fn push(&mut self, bytes: &[u8], (start, end): (usize, usize)) {
+    fn place(&mut self, bytes: &[u8], (start, end): (usize, usize)) -> WsBytes {
         let at = bytes.as_ptr() as usize;
-        if at >= start && at + bytes.len() <= end {
-            self.spans.push(at - start..at - start + bytes.len());
-            return;
+        let offset = if at >= start && at + bytes.len() <= end {
+            at - start
+        } else {
+            let from = self.arena.len();
+            self.arena.extend_from_slice(bytes);
+            from
+        };
+        WsBytes {
+            ptr: std::ptr::without_provenance(offset),
+            len: bytes.len(),
         }
-        let from = self.arena.len();
-        self.arena.extend_from_slice(bytes);
-        self.spans.push(from..self.arena.len());
     }
 }
 
