@@ -10,6 +10,7 @@
 use app_abi::raw::{WsBytes, WsPair, WsRequestParts};
 
 use crate::http::forwarded::is_forwarding_header;
+use crate::http::grammar::is_field_name;
 
 /// `WsRequestParts::version` of an HTTP/2 stream.
 pub(crate) const VERSION_HTTP2: u16 = 20;
@@ -80,7 +81,7 @@ impl<'h> Noted<'h> {
     fn note(&mut self, name: &[u8], value: &'h [u8]) {
         // HTTP/2's names are lower case: a `memcmp` finds them; the byte-by-byte case-blind
         // comparison only runs for an HTTP/1 spelling.
-        let is = |lower: &[u8]| name == lower || name.eq_ignore_ascii_case(lower);
+        let is = |lower: &[u8]| is_field_name(name, lower);
         let slot = match name.len() {
             4 if is(b"host") => &mut self.host,
             12 if is(b"content-type") => &mut self.content_type,

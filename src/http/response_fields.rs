@@ -17,7 +17,7 @@
 
 use std::fmt;
 
-use super::grammar::{is_token, parse_decimal};
+use super::grammar::{is_field_name, is_token, parse_decimal};
 use super::response::write_status_line;
 
 /// Statuses an app may answer with: final responses only (1xx interim responses are the
@@ -146,7 +146,7 @@ impl ResponseFields {
             // By length first, as for hop-by-hop names: the usual names match none, and one
             // dispatch on it serves all three.
             match name.len() {
-                14 if name.eq_ignore_ascii_case(b"content-length") => {
+                14 if is_field_name(name, b"content-length") => {
                     // RFC 9110 §8.6: Content-Length = 1*DIGIT, parsed by the one decimal parser.
                     match parse_decimal(value) {
                         Ok(n) if self.content_length.is_none_or(|m| m == n) => {
