@@ -18,6 +18,7 @@ use app_abi::raw::{
 };
 
 use crate::app::parts::{admits, Noted};
+use crate::http::grammar::is_field_name;
 use crate::http::percent::percent_decode_into;
 use crate::http::target::Target;
 use crate::listen::{Peer, PeerHost};
@@ -325,9 +326,9 @@ impl Environ {
             {
                 continue; // already joined into the first occurrence
             }
-            let (name_span, underscore) = if name.eq_ignore_ascii_case(b"content-type") {
+            let (name_span, underscore) = if is_field_name(name, b"content-type") {
                 (Text::Fixed(b"CONTENT_TYPE"), false)
-            } else if name.eq_ignore_ascii_case(b"content-length") {
+            } else if is_field_name(name, b"content-length") {
                 (Text::Fixed(b"CONTENT_LENGTH"), false)
             } else {
                 let (span, underscore) = self.cgi_name(name);
@@ -339,7 +340,7 @@ impl Environ {
                 }
                 continue;
             }
-            if name.eq_ignore_ascii_case(b"host") {
+            if is_field_name(name, b"host") {
                 host = Some(value);
             }
             let value_start = self.arena.len();

@@ -3,7 +3,7 @@
 //! Expect (RFC 9110 §10.1.1).
 
 use super::error::ParseError;
-use super::grammar::{parse_decimal, trim_ows, DecimalError};
+use super::grammar::{is_field_name, parse_decimal, trim_ows, DecimalError};
 use super::target::valid_host;
 
 /// How the request body is delimited (RFC 9112 §6.3).
@@ -43,7 +43,7 @@ pub(crate) fn interpret<'h>(
     let (mut upgrade_token, mut upgrade_field) = (false, false);
     let mut expect_continue = false;
     for (name, value) in headers {
-        if name.eq_ignore_ascii_case(b"host") {
+        if is_field_name(name, b"host") {
             host_count += 1;
             if host_count > 1 {
                 return Err(ParseError::BadHost("more than one Host field"));
@@ -51,23 +51,23 @@ pub(crate) fn interpret<'h>(
             if !valid_host(value) {
                 return Err(ParseError::BadHost("invalid host"));
             }
-        } else if name.eq_ignore_ascii_case(b"content-length") {
+        } else if is_field_name(name, b"content-length") {
             let n = parse_content_length(value)?;
             if content_length.is_some_and(|old| old != n) {
                 return Err(ParseError::BadContentLength("conflicting values"));
             }
             content_length = Some(n);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+        } else if is_field_name(name, b"transfer-encoding") {
             te.add(value)?;
-        } else if name.eq_ignore_ascii_case(b"connection") {
+        } else if is_field_name(name, b"connection") {
             for token in value.split(|&b| b == b',').map(trim_ows) {
                 close |= token.eq_ignore_ascii_case(b"close");
                 keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
                 upgrade_token |= token.eq_ignore_ascii_case(b"upgrade");
             }
-        } else if name.eq_ignore_ascii_case(b"upgrade") {
+        } else if is_field_name(name, b"upgrade") {
             upgrade_field = true;
-        } else if name.eq_ignore_ascii_case(b"expect") {
+        } else if is_field_name(name, b"expect") {
             // RFC 9110 §10.1.1; other expectations are ignored (a MAY-417).
             expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
         }
