@@ -38,8 +38,8 @@ const fn alphanumeric_and(extra: &[u8]) -> [bool; 256] {
 
 /// Whether field name `name` is `lower` (spelled with lower-case letters, digits and `-`) in any
 /// case. Each byte of `name` gets bit 0x20 set where `lower` has a letter (which lower-cases an
-/// upper-case letter and makes no other byte a letter) and must then equal `lower`'s: folded
-/// without an early exit, so that for a constant name the compiler compares masked words, where
+/// upper-case letter and makes no other byte a letter) and must then equal `lower`'s: the masks
+/// of a constant name are constants, and the fold has no early exit, where
 /// `eq_ignore_ascii_case` converts both sides byte by byte (about seven instructions a byte).
 #[inline]
 pub(crate) fn is_field_name(name: &[u8], lower: &[u8]) -> bool {
