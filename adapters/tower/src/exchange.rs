@@ -212,7 +212,19 @@ pub(crate) struct Exchange<S: Service<http::Request<crate::RequestBody>>, B> {
     probe: Option<Probe>,
     /// The response body's exact length as its head went out (`size_hint`), if it had one.
     exact_length: Option<u64>,
+    /// What [`Exchange::look_ahead`] polled after the first chunk, given by the step after it.
+    ahead: Ahead,
+    /// The request came over HTTP/2, where a `write` is not a system call of its own
+    /// (`answer.rs`).
+    over_http2: bool,
     logger: Logger,
+}
+
+/// The frame polled after the first chunk, when it was not one that ends the body.
+enum Ahead {
+    Nothing,
+    Chunk(Bytes),
+    Error,
 }
 
 /// One poll's result, before it is turned into a [`Next`].
@@ -243,6 +255,7 @@ where
         runtime: AppRuntime,
         logger: Logger,
     ) -> Self {
+        let over_http2 = req.version() == http::Version::HTTP_2;
         Exchange {
             stage: Stage::Ready(svc, Some(req)),
             upload,
@@ -255,6 +268,8 @@ where
             replay: false,
             probe,
             exact_length: None,
+            ahead: Ahead::Nothing,
+            over_http2,
             logger,
         }
     }
@@ -263,6 +278,14 @@ where
     pub(crate) fn step(&mut self, host: &mut impl StepHost) -> Next<'_> {
         if std::mem::take(&mut self.replay) {
             return Next::Chunk(&self.current);
+        }
+        match std::mem::replace(&mut self.ahead, Ahead::Nothing) {
+            Ahead::Chunk(chunk) => {
+                self.current = chunk;
+                return Next::Chunk(&self.current);
+            }
+            Ahead::Error => return Next::Error,
+            Ahead::Nothing => {}
         }
         if matches!(self.stage, Stage::Finished) {
             // The body was seen to end with its last chunk (the usual one-chunk body): the
@@ -311,6 +334,27 @@ where
             Polled::Error => Next::Error,
             Polled::Pending => Next::Pending,
         }
+    }
+
+    /// After the body's first chunk (in `call`): its next frame, if it is ready now, as hyper polls
+    /// a body's ready frames before it writes. Trailers that end the body (gRPC's status after a
+    /// unary reply) go to the server at once, so the whole response is answered in `call`; a
+    /// data frame, or a failure, is given by the step after the first chunk's.
+    pub(crate) fn look_ahead(&mut self, host: &mut impl StepHost) {
+        if !matches!(self.stage, Stage::Streaming(_)) {
+            return;
+        }
+        let first = std::mem::take(&mut self.current);
+        let polled = {
+            let _runtime = self.runtime.enter();
+            self.poll_caught(host)
+        };
+        let next = std::mem::replace(&mut self.current, first);
+        self.ahead = match polled {
+            Polled::Chunk => Ahead::Chunk(next),
+            Polled::Error => Ahead::Error,
+            Polled::End | Polled::Pending => Ahead::Nothing,
+        };
     }
 
     /// Moves the request body's buffered bytes to the service; true if any moved.
@@ -424,6 +468,11 @@ where
                                             .error(&format!("response trailers not sent: {err}"));
                                     }
                                 }
+                                if body.is_end_stream() {
+                                    // Trailers end a body (tonic says so): no poll for the end.
+                                    self.stage = Stage::Finished;
+                                    return Polled::End;
+                                }
                                 continue;
                             }
                         };
@@ -465,9 +514,15 @@ where
 }
 
 impl<S: Service<http::Request<crate::RequestBody>>, B> Exchange<S, B> {
-    /// Whether nothing of the response is left to poll (its last chunk may still be `current`).
+    /// Whether nothing of the response is left to poll or to give (its last chunk may still be
+    /// `current`).
     pub(crate) fn is_finished(&self) -> bool {
-        matches!(self.stage, Stage::Finished)
+        matches!(self.stage, Stage::Finished) && matches!(self.ahead, Ahead::Nothing)
+    }
+
+    /// The request came over HTTP/2.
+    pub(crate) fn over_http2(&self) -> bool {
+        self.over_http2
     }
 
     /// The chunk the last step gave, taken out of the exchange.
