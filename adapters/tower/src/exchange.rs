@@ -52,6 +52,11 @@ enum Stage<S: Service<http::Request<crate::RequestBody>>, B> {
     Calling(Pin<Box<S::Future>>),
     /// The head went out; the body's frames follow.
     Streaming(Pin<Box<B>>),
+    /// The head went out; a chunk polled ahead ([`Exchange::look_ahead`]) is the next step's,
+    /// then the body's other frames follow (none if it ended with that chunk).
+    Ahead(Option<Pin<Box<B>>>, Bytes),
+    /// The body failed after the chunk before (polled ahead): the next step says so.
+    Failed,
     /// The head went out; the body is a file the server sends ([`crate::file_response`]).
     File(Box<FileSend>),
     /// The body ended or failed: nothing more is polled.
@@ -212,19 +217,10 @@ pub(crate) struct Exchange<S: Service<http::Request<crate::RequestBody>>, B> {
     probe: Option<Probe>,
     /// The response body's exact length as its head went out (`size_hint`), if it had one.
     exact_length: Option<u64>,
-    /// What [`Exchange::look_ahead`] polled after the first chunk, given by the step after it.
-    ahead: Ahead,
     /// The request came over HTTP/2, where a `write` is not a system call of its own
     /// (`answer.rs`).
     over_http2: bool,
     logger: Logger,
-}
-
-/// The frame polled after the first chunk, when it was not one that ends the body.
-enum Ahead {
-    Nothing,
-    Chunk(Bytes),
-    Error,
 }
 
 /// One poll's result, before it is turned into a [`Next`].
@@ -268,7 +264,6 @@ where
             replay: false,
             probe,
             exact_length: None,
-            ahead: Ahead::Nothing,
             over_http2,
             logger,
         }
@@ -278,14 +273,6 @@ where
     pub(crate) fn step(&mut self, host: &mut impl StepHost) -> Next<'_> {
         if std::mem::take(&mut self.replay) {
             return Next::Chunk(&self.current);
-        }
-        match std::mem::replace(&mut self.ahead, Ahead::Nothing) {
-            Ahead::Chunk(chunk) => {
-                self.current = chunk;
-                return Next::Chunk(&self.current);
-            }
-            Ahead::Error => return Next::Error,
-            Ahead::Nothing => {}
         }
         if matches!(self.stage, Stage::Finished) {
             // The body was seen to end with its last chunk (the usual one-chunk body): the
@@ -345,16 +332,26 @@ where
             return;
         }
         let first = std::mem::take(&mut self.current);
-        let polled = {
-            let _runtime = self.runtime.enter();
-            self.poll_caught(host)
+        // A step as the server's next `next` would take: a frame that is not ready makes the
+        // server's waker now, as that `next` would.
+        let polled = match self.step(host) {
+            Next::Chunk(_) => Polled::Chunk,
+            Next::Error => Polled::Error,
+            Next::End => Polled::End,
+            Next::Pending => Polled::Pending,
         };
         let next = std::mem::replace(&mut self.current, first);
-        self.ahead = match polled {
-            Polled::Chunk => Ahead::Chunk(next),
-            Polled::Error => Ahead::Error,
-            Polled::End | Polled::Pending => Ahead::Nothing,
-        };
+        match polled {
+            Polled::Chunk => {
+                let body = match std::mem::replace(&mut self.stage, Stage::Finished) {
+                    Stage::Streaming(body) => Some(body),
+                    _ => None,
+                };
+                self.stage = Stage::Ahead(body, next);
+            }
+            Polled::Error => self.stage = Stage::Failed,
+            Polled::End | Polled::Pending => {}
+        }
     }
 
     /// Moves the request body's buffered bytes to the service; true if any moved.
@@ -488,6 +485,22 @@ where
                         return Polled::Chunk;
                     }
                 },
+                Stage::Ahead(..) => {
+                    let Stage::Ahead(body, chunk) =
+                        std::mem::replace(&mut self.stage, Stage::Finished)
+                    else {
+                        unreachable!("matched Ahead above")
+                    };
+                    if let Some(body) = body {
+                        self.stage = Stage::Streaming(body);
+                    }
+                    self.current = chunk;
+                    return Polled::Chunk;
+                }
+                Stage::Failed => {
+                    self.stage = Stage::Finished;
+                    return Polled::Error;
+                }
                 Stage::Finished => return Polled::End,
             }
         }
@@ -517,7 +530,7 @@ impl<S: Service<http::Request<crate::RequestBody>>, B> Exchange<S, B> {
     /// Whether nothing of the response is left to poll or to give (its last chunk may still be
     /// `current`).
     pub(crate) fn is_finished(&self) -> bool {
-        matches!(self.stage, Stage::Finished) && matches!(self.ahead, Ahead::Nothing)
+        matches!(self.stage, Stage::Finished)
     }
 
     /// The request came over HTTP/2.

@@ -370,6 +370,28 @@ fn a_chunk_the_look_ahead_polled_is_given_after_the_first() {
 }
 
 #[test]
+fn a_failure_the_look_ahead_polled_comes_after_the_first_chunk() {
+    let rt = runtime();
+    let svc = service_fn(|_req| async {
+        let frames: Vec<Result<http_body::Frame<Bytes>, std::io::Error>> = vec![
+            Ok(http_body::Frame::data(Bytes::from_static(b"a"))),
+            Err(std::io::Error::other("gone")),
+        ];
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+        Ok::<_, Infallible>(http::Response::new(body))
+    });
+    let mut ex = exchange(svc, &rt);
+    let mut host = TestHost::default();
+    assert_eq!(step(&mut ex, &mut host), Step::Chunk(b"a".to_vec()));
+    ex.look_ahead(&mut host);
+    assert!(!ex.is_finished(), "the failure is still to be said");
+    ex.replay_chunk();
+    assert_eq!(step(&mut ex, &mut host), Step::Chunk(b"a".to_vec()));
+    assert_eq!(step(&mut ex, &mut host), Step::Error);
+    assert_eq!(step(&mut ex, &mut host), Step::End, "and nothing after it");
+}
+
+#[test]
 fn a_panicking_service_is_an_error_before_the_head() {
     let rt = runtime();
     let svc = service_fn(|_req| async {
