@@ -268,10 +268,12 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
         let base = scratch.out.len();
         // Not the previous request's: an app that never sets a response leaves none.
         scratch.fields.clear();
-        scratch.trailers_set = false;
-        scratch.trailers.clear();
-        if scratch.trailers.capacity() > TRAILERS_KEPT {
-            scratch.trailers = Vec::new();
+        // Empty unless set (a refusal leaves what was there).
+        if std::mem::take(&mut scratch.trailers_set) {
+            scratch.trailers.clear();
+            if scratch.trailers.capacity() > TRAILERS_KEPT {
+                scratch.trailers = Vec::new();
+            }
         }
         Encoder {
             wire,
