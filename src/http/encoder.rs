@@ -130,9 +130,12 @@ pub(crate) struct Scratch {
     /// is pending, its status line and the app's fields are at the end, not to be sent yet.
     out: Vec<u8>,
     /// The app's trailer fields as lines (ABI 1.3 `set_trailers`), sent after the body once
-    /// `trailers_set`. Kept from one response to the next (a gRPC service sets trailers on every
-    /// response) unless it grew past [`TRAILERS_KEPT`].
-    trailers: Vec<u8>,
+    /// `trailers_set`; empty otherwise. Kept from one response to the next (a gRPC service sets
+    /// trailers on every response) unless it grew past [`TRAILERS_KEPT`]. Boxed: only an app
+    /// that sets trailers pays for them, and a parked request's buffers stay small.
+    // One word where a `Vec` takes three: a parked request carries this scratch.
+    #[allow(clippy::box_collection)]
+    trailers: Option<Box<Vec<u8>>>,
     /// `set_trailers` was called for this response, even with no fields.
     trailers_set: bool,
 }
@@ -270,9 +273,11 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
         scratch.fields.clear();
         // Empty unless set (a refusal leaves what was there).
         if std::mem::take(&mut scratch.trailers_set) {
-            scratch.trailers.clear();
-            if scratch.trailers.capacity() > TRAILERS_KEPT {
-                scratch.trailers = Vec::new();
+            if let Some(lines) = &mut scratch.trailers {
+                lines.clear();
+                if lines.capacity() > TRAILERS_KEPT {
+                    scratch.trailers = None;
+                }
             }
         }
         Encoder {
@@ -361,11 +366,12 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
             }
         }
         // Replacing earlier ones, which stay if these are refused.
-        let earlier = self.scratch.trailers.len();
-        match encode_trailer_fields(&mut self.scratch.trailers, fields) {
+        let lines = self.scratch.trailers.get_or_insert_with(Box::default);
+        let earlier = lines.len();
+        match encode_trailer_fields(lines, fields) {
             Ok(()) => {
                 if earlier > 0 {
-                    self.scratch.trailers.drain(..earlier);
+                    lines.drain(..earlier);
                 }
                 self.scratch.trailers_set = true;
                 Ok(())
@@ -830,7 +836,11 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
                 self.state = State::Broken;
             }
             State::Body(framing) => {
-                let trailers = &self.scratch.trailers[..];
+                let trailers = self
+                    .scratch
+                    .trailers
+                    .as_deref()
+                    .map_or(&[][..], Vec::as_slice);
                 if framing == Framing::Chunked && !trailers.is_empty() {
                     // RFC 9112 §7.1.2: the trailer section follows the last chunk.
                     let out = &mut self.scratch.out;
