@@ -129,11 +129,19 @@ pub(crate) struct Scratch {
     /// Encoded output not yet written; may begin with earlier pipelined responses. While a head
     /// is pending, its status line and the app's fields are at the end, not to be sent yet.
     out: Vec<u8>,
-    /// The app's trailer fields as lines (ABI 1.3 `set_trailers`), sent after the body; `Some`
-    /// once `set_trailers` was called for this response, even with no fields. Boxed: only an app
+    /// The app's trailer fields as lines (ABI 1.3 `set_trailers`), sent after the body once
+    /// `trailers_set`; empty otherwise. Kept from one response to the next (a gRPC service sets
+    /// trailers on every response) unless it grew past [`TRAILERS_KEPT`]. Boxed: only an app
     /// that sets trailers pays for them, and a parked request's buffers stay small.
-    trailers: Option<Box<[u8]>>,
+    // One word where a `Vec` takes three: a parked request carries this scratch.
+    #[allow(clippy::box_collection)]
+    trailers: Option<Box<Vec<u8>>>,
+    /// `set_trailers` was called for this response, even with no fields.
+    trailers_set: bool,
 }
+
+/// The largest trailer buffer kept for the thread's next response.
+const TRAILERS_KEPT: usize = 1024;
 
 // The output buffer has one owner: the connection reaches it only through these.
 impl Scratch {
@@ -263,7 +271,15 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
         let base = scratch.out.len();
         // Not the previous request's: an app that never sets a response leaves none.
         scratch.fields.clear();
-        scratch.trailers = None;
+        // Empty unless set (a refusal leaves what was there).
+        if std::mem::take(&mut scratch.trailers_set) {
+            if let Some(lines) = &mut scratch.trailers {
+                lines.clear();
+                if lines.capacity() > TRAILERS_KEPT {
+                    scratch.trailers = None;
+                }
+            }
+        }
         Encoder {
             wire,
             scratch,
@@ -349,10 +365,15 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
                 return Err(Refusal::OutOfOrder);
             }
         }
-        let mut lines = Vec::new();
-        match encode_trailer_fields(&mut lines, fields) {
+        // Replacing earlier ones, which stay if these are refused.
+        let lines = self.scratch.trailers.get_or_insert_with(Box::default);
+        let earlier = lines.len();
+        match encode_trailer_fields(lines, fields) {
             Ok(()) => {
-                self.scratch.trailers = Some(lines.into_boxed_slice());
+                if earlier > 0 {
+                    lines.drain(..earlier);
+                }
+                self.scratch.trailers_set = true;
                 Ok(())
             }
             Err(problem) => {
@@ -698,7 +719,7 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
         // (the app's own Content-Length does not). HTTP/2 (framed as 1.0 here) keeps its length.
         let hint = self
             .length_hint
-            .filter(|_| !(self.scratch.trailers.is_some() && context.version_minor >= 1));
+            .filter(|_| !(self.scratch.trailers_set && context.version_minor >= 1));
         let known_length = app_length.or(hint);
         let framing = choose_framing(context.version_minor, context.is_head, status, known_length);
         if framing == Framing::CloseDelimited {
@@ -815,7 +836,11 @@ impl<'a, W: Wire + ?Sized> Encoder<'a, W> {
                 self.state = State::Broken;
             }
             State::Body(framing) => {
-                let trailers = self.scratch.trailers.as_deref().unwrap_or_default();
+                let trailers = self
+                    .scratch
+                    .trailers
+                    .as_deref()
+                    .map_or(&[][..], Vec::as_slice);
                 if framing == Framing::Chunked && !trailers.is_empty() {
                     // RFC 9112 §7.1.2: the trailer section follows the last chunk.
                     let out = &mut self.scratch.out;

@@ -204,6 +204,19 @@ fn rows() -> Vec<Row> {
             (200, 2, true),
         ),
         row(
+            "trailers set again replace the earlier ones, which refused ones leave in place",
+            vec![
+                Start(200, &[], ok),
+                Trailers(&[(b"grpc-status", b"2")], ok),
+                Trailers(GRPC_OK, ok),
+                Trailers(BAD_VALUE, Err(Refusal::Invalid)),
+                Chunk(b"hi", true),
+                End,
+            ],
+            chunked.clone() + "2\r\nhi\r\n0\r\ngrpc-status: 0\r\n\r\n",
+            (200, 2, true),
+        ),
+        row(
             "trailers with the app's Content-Length are dropped",
             vec![
                 Start(200, LENGTH_5, ok),
@@ -802,6 +815,34 @@ fn interim_responses_only_before_the_final_head() {
     );
     encoder.end();
     assert!(!encoder.may_send_interim());
+}
+
+/// The thread's scratch keeps its trailer buffer from one response to the next: the next
+/// response sends none of the previous one's trailers.
+#[test]
+fn a_response_after_one_with_trailers_has_none() {
+    let mut scratch = Scratch::default();
+    for (trailers, last_chunk) in [
+        (GRPC_OK, "0\r\ngrpc-status: 0\r\n\r\n"),
+        (&[][..], "0\r\n\r\n"),
+    ] {
+        let mut wire = MemoryWire::default();
+        let mut encoder = Encoder::new(&mut wire, &mut scratch, context(false), "t");
+        encoder
+            .start_response(200, b"", [].into_iter(), false)
+            .unwrap();
+        if !trailers.is_empty() {
+            encoder.set_trailers(trailers.iter().copied()).unwrap();
+        }
+        assert!(encoder.chunk(b"hi"));
+        encoder.end();
+        encoder.finish();
+        let sent = String::from_utf8(wire.writes.concat()).unwrap();
+        assert!(
+            sent.ends_with(&format!("2\r\nhi\r\n{last_chunk}")),
+            "{sent}"
+        );
+    }
 }
 
 fn context(defer_flush: bool) -> ResponseContext {

@@ -324,14 +324,14 @@ fn is_header_only(name: &[u8]) -> bool {
     NAMES.iter().any(|h| name.eq_ignore_ascii_case(h))
 }
 
-/// The app's response trailer fields (ABI 1.3 `set_trailers`) as `Name: value\r\n` lines into
-/// `out` (cleared first; left empty on error): checked as header fields are, and refused for
+/// The app's response trailer fields (ABI 1.3 `set_trailers`) as `Name: value\r\n` lines
+/// appended to `out` (left as it was on error): checked as header fields are, and refused for
 /// hop-by-hop fields and those a trailer must not carry.
 pub(crate) fn encode_trailer_fields<'h>(
     out: &mut Vec<u8>,
     fields: impl Iterator<Item = (&'h [u8], &'h [u8])>,
 ) -> Result<(), InvalidResponse> {
-    out.clear();
+    let start = out.len();
     for (name, value) in fields {
         let checked = check_field(name, value).and_then(|()| {
             if is_header_only(name) {
@@ -344,7 +344,7 @@ pub(crate) fn encode_trailer_fields<'h>(
             }
         });
         if let Err(invalid) = checked {
-            out.clear();
+            out.truncate(start);
             return Err(invalid);
         }
         push_line(out, name, value);

@@ -6,10 +6,13 @@
 //! decides what `call` returns:
 //! - the end, or the body's one and last chunk: the response as a plain body, with no deferred
 //!   body for the server to pull — no boxed exchange, no `next` across the ABI for the chunk
-//!   and the end. A chunk as long as the body said it would be (`size_hint`, the head's length)
-//!   goes out through the host's `write` and the body is empty: no body box, no `next` and no
-//!   `close` across the ABI (the server holds a write that completes the body with its batch,
-//!   for an app that never waits, as it would hold the chunk); another is the body's bytes;
+//!   and the end. After a first chunk the body is polled once more: trailers that end it
+//!   (gRPC's status after a unary reply) are sent in `call` too, and the chunk was the last.
+//!   A last chunk as long as the body said it would be (`size_hint`, the head's length), or any
+//!   last chunk over HTTP/2, goes out through the host's `write` and the body is empty: no body
+//!   box, no `next` and no `close` across the ABI (the server holds a write that completes the
+//!   body with its batch, for an app that never waits, as it would hold the chunk; an HTTP/2
+//!   write only queues a frame for the HTTP/2 thread's next flush); another is the body's bytes;
 //! - anything else (a future or body that is pending, a body with more chunks to come): the
 //!   exchange as the deferred body, which goes on from where the step left it (a chunk it
 //!   produced is handed over by the first `next`).
@@ -29,7 +32,10 @@ enum First {
 /// Takes `exchange`'s first step in `call` and answers with what it gave.
 pub(crate) fn answer<S, B>(mut exchange: Exchange<S, B>, req: &mut Request<'_>) -> Response
 where
-    S: Service<http::Request<crate::RequestBody>>,
+    S: Service<http::Request<crate::RequestBody>, Response = http::Response<B>>,
+    S::Error: Into<crate::BoxError>,
+    B: http_body::Body,
+    B::Error: Into<crate::BoxError>,
     Exchange<S, B>: DeferredBody,
 {
     let Some(mut io) = req.io() else {
@@ -41,14 +47,23 @@ where
         Next::Pending => First::Pending,
         Next::Error => First::Error,
     };
+    if matches!(first, First::Chunk) && !exchange.is_finished() {
+        // Trailers that follow at once (gRPC's status) are sent now, and the body ends here.
+        exchange.look_ahead(&mut io);
+    }
     match first {
         // The head went out through `start_response` in the step (or the connection was taken).
         First::End => Response::started(Body::empty()),
         First::Chunk if exchange.is_finished() => {
             let chunk = exchange.take_chunk();
-            if exchange.exact_length() != Some(chunk.len() as u64) {
-                // The server frames it by its length hint (a head without a length would take
-                // chunked framing, and a write would go out alone).
+            let completes = match exchange.exact_length() {
+                Some(length) => length == chunk.len() as u64,
+                // Over HTTP/2 a write only queues a DATA frame, sent with the batch.
+                None => exchange.over_http2(),
+            };
+            if !completes {
+                // The server frames it by its length hint (an HTTP/1.1 head without a length
+                // would take chunked framing, and a write would go out alone).
                 return Response::started(Body::copy_from_slice(&chunk));
             }
             // A refused write (the client left, or the chunk is longer than the app's own

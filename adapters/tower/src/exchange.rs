@@ -52,6 +52,11 @@ enum Stage<S: Service<http::Request<crate::RequestBody>>, B> {
     Calling(Pin<Box<S::Future>>),
     /// The head went out; the body's frames follow.
     Streaming(Pin<Box<B>>),
+    /// The head went out; a chunk polled ahead ([`Exchange::look_ahead`]) is the next step's,
+    /// then the body's other frames follow (none if it ended with that chunk).
+    Ahead(Option<Pin<Box<B>>>, Bytes),
+    /// The body failed after the chunk before (polled ahead): the next step says so.
+    Failed,
     /// The head went out; the body is a file the server sends ([`crate::file_response`]).
     File(Box<FileSend>),
     /// The body ended or failed: nothing more is polled.
@@ -212,6 +217,9 @@ pub(crate) struct Exchange<S: Service<http::Request<crate::RequestBody>>, B> {
     probe: Option<Probe>,
     /// The response body's exact length as its head went out (`size_hint`), if it had one.
     exact_length: Option<u64>,
+    /// The request came over HTTP/2, where a `write` is not a system call of its own
+    /// (`answer.rs`).
+    over_http2: bool,
     logger: Logger,
 }
 
@@ -243,6 +251,7 @@ where
         runtime: AppRuntime,
         logger: Logger,
     ) -> Self {
+        let over_http2 = req.version() == http::Version::HTTP_2;
         Exchange {
             stage: Stage::Ready(svc, Some(req)),
             upload,
@@ -255,6 +264,7 @@ where
             replay: false,
             probe,
             exact_length: None,
+            over_http2,
             logger,
         }
     }
@@ -310,6 +320,37 @@ where
             Polled::End => Next::End,
             Polled::Error => Next::Error,
             Polled::Pending => Next::Pending,
+        }
+    }
+
+    /// After the body's first chunk (in `call`): its next frame, if it is ready now, as hyper polls
+    /// a body's ready frames before it writes. Trailers that end the body (gRPC's status after a
+    /// unary reply) go to the server at once, so the whole response is answered in `call`; a
+    /// data frame, or a failure, is given by the step after the first chunk's.
+    pub(crate) fn look_ahead(&mut self, host: &mut impl StepHost) {
+        if !matches!(self.stage, Stage::Streaming(_)) {
+            return;
+        }
+        let first = std::mem::take(&mut self.current);
+        // A step as the server's next `next` would take: a frame that is not ready makes the
+        // server's waker now, as that `next` would.
+        let polled = match self.step(host) {
+            Next::Chunk(_) => Polled::Chunk,
+            Next::Error => Polled::Error,
+            Next::End => Polled::End,
+            Next::Pending => Polled::Pending,
+        };
+        let next = std::mem::replace(&mut self.current, first);
+        match polled {
+            Polled::Chunk => {
+                let body = match std::mem::replace(&mut self.stage, Stage::Finished) {
+                    Stage::Streaming(body) => Some(body),
+                    _ => None,
+                };
+                self.stage = Stage::Ahead(body, next);
+            }
+            Polled::Error => self.stage = Stage::Failed,
+            Polled::End | Polled::Pending => {}
         }
     }
 
@@ -424,6 +465,11 @@ where
                                             .error(&format!("response trailers not sent: {err}"));
                                     }
                                 }
+                                if body.is_end_stream() {
+                                    // Trailers end a body (tonic says so): no poll for the end.
+                                    self.stage = Stage::Finished;
+                                    return Polled::End;
+                                }
                                 continue;
                             }
                         };
@@ -439,6 +485,22 @@ where
                         return Polled::Chunk;
                     }
                 },
+                Stage::Ahead(..) => {
+                    let Stage::Ahead(body, chunk) =
+                        std::mem::replace(&mut self.stage, Stage::Finished)
+                    else {
+                        unreachable!("matched Ahead above")
+                    };
+                    if let Some(body) = body {
+                        self.stage = Stage::Streaming(body);
+                    }
+                    self.current = chunk;
+                    return Polled::Chunk;
+                }
+                Stage::Failed => {
+                    self.stage = Stage::Finished;
+                    return Polled::Error;
+                }
                 Stage::Finished => return Polled::End,
             }
         }
@@ -465,9 +527,15 @@ where
 }
 
 impl<S: Service<http::Request<crate::RequestBody>>, B> Exchange<S, B> {
-    /// Whether nothing of the response is left to poll (its last chunk may still be `current`).
+    /// Whether nothing of the response is left to poll or to give (its last chunk may still be
+    /// `current`).
     pub(crate) fn is_finished(&self) -> bool {
         matches!(self.stage, Stage::Finished)
+    }
+
+    /// The request came over HTTP/2.
+    pub(crate) fn over_http2(&self) -> bool {
+        self.over_http2
     }
 
     /// The chunk the last step gave, taken out of the exchange.

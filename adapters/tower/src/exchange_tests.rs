@@ -29,6 +29,7 @@ type Fields = Vec<(Vec<u8>, Vec<u8>)>;
 #[derive(Default)]
 struct TestHost {
     started: Vec<(u16, Fields)>,
+    trailers: Vec<http::HeaderMap>,
     wakers_made: usize,
     server: Arc<CountingWake>,
 }
@@ -46,6 +47,11 @@ impl StepHost for TestHost {
             .map(|(n, v)| (n.to_vec(), v.to_vec()))
             .collect();
         self.started.push((parts.status.as_u16(), fields));
+        Ok(())
+    }
+
+    fn send_trailers(&mut self, trailers: &http::HeaderMap) -> Result<(), String> {
+        self.trailers.push(trailers.clone());
         Ok(())
     }
 
@@ -276,11 +282,8 @@ fn a_body_that_ends_with_its_last_chunk_is_dropped_then_and_not_polled_again() {
     let dropped = Arc::new(AtomicUsize::new(0));
     let (p, d) = (polls.clone(), dropped.clone());
     let svc = service_fn(move |_req| {
-        let body = OneFrame {
-            data: Some(Bytes::from_static(b"hello")),
-            polls: p.clone(),
-            _dropped: DropCount(d.clone()),
-        };
+        let hello = http_body::Frame::data(Bytes::from_static(b"hello"));
+        let body = Frames::new([hello], p.clone()).counting_drop(d.clone());
         async move { Ok::<_, Infallible>(http::Response::new(body)) }
     });
     let mut ex = exchange(svc, &rt);
@@ -298,6 +301,94 @@ fn a_body_that_ends_with_its_last_chunk_is_dropped_then_and_not_polled_again() {
         Step::End,
         "and the end stays the end"
     );
+}
+
+/// Serves a response whose body is `frames` (taken by the one call); counts its polls.
+type FramesService = ServiceFn<
+    Box<
+        dyn FnMut(
+            http::Request<crate::RequestBody>,
+        ) -> std::future::Ready<Result<http::Response<Frames>, Infallible>>,
+    >,
+>;
+
+fn answering_frames(
+    frames: Vec<http_body::Frame<Bytes>>,
+    rt: &tokio::runtime::Runtime,
+) -> (Exchange<FramesService, Frames>, Arc<AtomicUsize>) {
+    let polls = Arc::new(AtomicUsize::new(0));
+    let body = std::cell::Cell::new(Some(Frames::new(frames, polls.clone())));
+    let svc: FramesService = service_fn(Box::new(move |_req| {
+        let body = body.take().expect("one call");
+        std::future::ready(Ok(http::Response::new(body)))
+    }));
+    (exchange(svc, rt), polls)
+}
+
+#[test]
+fn trailers_ready_after_the_first_chunk_are_sent_by_the_look_ahead_and_end_the_body() {
+    let rt = runtime();
+    let mut status = http::HeaderMap::new();
+    status.insert("grpc-status", http::HeaderValue::from_static("0"));
+    let frames = vec![
+        http_body::Frame::data(Bytes::from_static(b"reply")),
+        http_body::Frame::trailers(status),
+    ];
+    let (mut ex, polls) = answering_frames(frames, &rt);
+    let mut host = TestHost::default();
+    assert_eq!(step(&mut ex, &mut host), Step::Chunk(b"reply".to_vec()));
+    assert!(!ex.is_finished(), "trailers still to come");
+    assert!(host.trailers.is_empty());
+    ex.look_ahead(&mut host);
+    assert!(ex.is_finished(), "the trailers ended the body");
+    assert_eq!(host.trailers.len(), 1);
+    assert_eq!(host.trailers[0]["grpc-status"], "0");
+    assert_eq!(ex.take_chunk(), Bytes::from_static(b"reply"));
+    assert_eq!(
+        polls.load(Ordering::SeqCst),
+        2,
+        "not polled for the end its trailers announced"
+    );
+}
+
+#[test]
+fn a_chunk_the_look_ahead_polled_is_given_after_the_first() {
+    let rt = runtime();
+    let chunk = |c: &'static [u8]| http_body::Frame::data(Bytes::from_static(c));
+    let (mut ex, polls) = answering_frames(vec![chunk(b"a"), chunk(b"b"), chunk(b"c")], &rt);
+    let mut host = TestHost::default();
+    assert_eq!(step(&mut ex, &mut host), Step::Chunk(b"a".to_vec()));
+    ex.look_ahead(&mut host);
+    assert!(!ex.is_finished(), "a chunk is ahead");
+    ex.replay_chunk();
+    for chunk in [&b"a"[..], b"b", b"c"] {
+        assert_eq!(step(&mut ex, &mut host), Step::Chunk(chunk.to_vec()));
+    }
+    assert_eq!(step(&mut ex, &mut host), Step::End);
+    assert_eq!(polls.load(Ordering::SeqCst), 3, "each frame polled once");
+    assert!(host.trailers.is_empty());
+}
+
+#[test]
+fn a_failure_the_look_ahead_polled_comes_after_the_first_chunk() {
+    let rt = runtime();
+    let svc = service_fn(|_req| async {
+        let frames: Vec<Result<http_body::Frame<Bytes>, std::io::Error>> = vec![
+            Ok(http_body::Frame::data(Bytes::from_static(b"a"))),
+            Err(std::io::Error::other("gone")),
+        ];
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+        Ok::<_, Infallible>(http::Response::new(body))
+    });
+    let mut ex = exchange(svc, &rt);
+    let mut host = TestHost::default();
+    assert_eq!(step(&mut ex, &mut host), Step::Chunk(b"a".to_vec()));
+    ex.look_ahead(&mut host);
+    assert!(!ex.is_finished(), "the failure is still to be said");
+    ex.replay_chunk();
+    assert_eq!(step(&mut ex, &mut host), Step::Chunk(b"a".to_vec()));
+    assert_eq!(step(&mut ex, &mut host), Step::Error);
+    assert_eq!(step(&mut ex, &mut host), Step::End, "and nothing after it");
 }
 
 #[test]
@@ -386,15 +477,36 @@ impl http_body::Body for CountingBody {
     }
 }
 
-/// One data frame, then the end, which it reports as soon as the frame is taken (as `Full`
-/// does); counts its polls.
-struct OneFrame {
-    data: Option<Bytes>,
+/// Its frames in order, ending with the last, which it reports as soon as that frame is taken
+/// (as `Full` does); counts its polls.
+struct Frames {
+    frames: std::collections::VecDeque<http_body::Frame<Bytes>>,
     polls: Arc<AtomicUsize>,
-    _dropped: DropCount,
+    _dropped: Option<DropCount>,
 }
 
-impl http_body::Body for OneFrame {
+impl Frames {
+    fn new(
+        frames: impl IntoIterator<Item = http_body::Frame<Bytes>>,
+        polls: Arc<AtomicUsize>,
+    ) -> Frames {
+        Frames {
+            frames: frames.into_iter().collect(),
+            polls,
+            _dropped: None,
+        }
+    }
+
+    /// Counts its drop into `dropped`.
+    fn counting_drop(self, dropped: Arc<AtomicUsize>) -> Frames {
+        Frames {
+            _dropped: Some(DropCount(dropped)),
+            ..self
+        }
+    }
+}
+
+impl http_body::Body for Frames {
     type Data = Bytes;
     type Error = Infallible;
 
@@ -403,15 +515,11 @@ impl http_body::Body for OneFrame {
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
         self.polls.fetch_add(1, Ordering::SeqCst);
-        Poll::Ready(
-            self.data
-                .take()
-                .map(|data| Ok(http_body::Frame::data(data))),
-        )
+        Poll::Ready(self.frames.pop_front().map(Ok))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.data.is_none()
+        self.frames.is_empty()
     }
 }
 

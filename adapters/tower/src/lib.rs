@@ -23,9 +23,10 @@
 //!   no thread woken and no deferred body; a future that is really pending makes `call` return
 //!   a deferred body, the request parks (no serving thread waits), and the future's waker makes
 //!   the server call `next` — and so poll it — again. The response body's frames are polled the
-//!   same way, one chunk per `next`, so a slow client holds the producer back. The runtime's own
-//!   threads drive timers and I/O and run what handlers spawn. The request body streams the other
-//!   way with bounded buffering (`body.rs`).
+//!   same way, one chunk per `next` (a first chunk made in `call` is given with the frame after
+//!   it, if that is ready: trailers that end the body go out from `call`), so a slow client holds
+//!   the producer back. The runtime's own threads drive timers and I/O and run what handlers
+//!   spawn. The request body streams the other way with bounded buffering (`body.rs`).
 //! - The app is exported as `WS_APP_NONBLOCKING`: nothing in `call` or `next` waits, so the server
 //!   may run them on its HTTP/2 thread, with no hop to a serving thread and back. A handler that
 //!   blocks (a synchronous call inside an `async fn`, which tokio forbids too) stalls that thread.

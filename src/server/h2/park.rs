@@ -126,8 +126,9 @@ impl std::task::Wake for StreamWake {
 }
 
 /// The stream's body pended: it waits for a wake (or is queued at once if one came while it ran).
-pub(super) fn park(parked: ParkedStream) {
-    let Some(wake) = parked.state.park.clone() else {
+pub(super) fn park(mut parked: ParkedStream) {
+    // Made now if nothing asked for it yet: the sweep finds the stream through it.
+    let Some(wake) = parked.state.wake().cloned() else {
         log::error!("an HTTP/2 stream without a wake pended");
         return;
     };

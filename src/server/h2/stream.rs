@@ -15,7 +15,7 @@ use h2::server::SendResponse;
 use h2::RecvStream;
 
 use super::driver::InFlight;
-use super::park::{self, ParkedStream, StreamWake};
+use super::park::{self, ParkedStream};
 use super::statics::{self, Asked};
 use super::transport::{poll_once, StreamState, StreamTransport};
 use super::Queue;
@@ -220,15 +220,15 @@ pub(super) fn start(job: StreamJob, shared: &Shared, scratch: &mut ThreadScratch
             .environ
             .leave_out(request_parts.remote, fields_in_parts)
     };
-    let park = shared.app.defers().then(|| StreamWake::new(&queue));
-    let mut state = StreamState::new(body, respond, config, park, info.peer, queue.runtime());
+    let parks_on = shared.app.defers().then(|| Arc::clone(&queue));
+    let mut state = StreamState::new(body, respond, config, parks_on, info.peer, queue.runtime());
     let _serialised = shared.app_lock.as_ref().map(|lock| lock.lock());
     shared.mark_busy(thread, true);
     let deadline = config.request_timeout.map(|limit| Instant::now() + limit);
     crate::stats::request_started();
     crate::stats::http2_stream();
     let mut transport = StreamTransport::new(&mut state, shared, thread, &mut buffers.date);
-    if transport.s.park.is_none() {
+    if !transport.s.parks() {
         let outcome = call::run(
             &shared.app,
             (environ, parts),

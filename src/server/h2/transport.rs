@@ -32,6 +32,7 @@ use h2::{Reason, RecvStream, SendStream};
 use super::fields;
 use super::park::StreamWake;
 use super::tail::{self, Tail};
+use super::Queue;
 use crate::app::call::Transport;
 use crate::app::trailers::FieldList;
 use crate::app::waker::{ThreadWake, Wake as AppWake};
@@ -79,7 +80,11 @@ pub(super) struct StreamState {
     body_wait_left: Duration,
     /// The wake of a stream whose app blocks on its thread (`call::run`).
     wake: Option<Arc<ThreadWake>>,
-    /// The wake of a stream that parks (an ABI 1.1 app): the app's wakers and `h2`'s.
+    /// Where a stream that may park (an ABI 1.1 app's) is queued again when woken; `None` for
+    /// one that runs to its end on its thread.
+    parks_on: Option<Arc<Queue>>,
+    /// Its wake (the app's wakers and `h2`'s), made when first needed: a stream answered in one
+    /// go (a unary gRPC call) makes none.
     pub(super) park: Option<Arc<StreamWake>>,
     pub(super) peer: Peer,
     /// The request's trailing HEADERS as the app gets them (ABI 1.3), once the body ended.
@@ -112,7 +117,7 @@ impl StreamState {
         body: RecvStream,
         respond: SendResponse<Bytes>,
         config: &crate::server::Config,
-        park: Option<Arc<StreamWake>>,
+        parks_on: Option<Arc<Queue>>,
         peer: Peer,
         runtime: tokio::runtime::Handle,
     ) -> StreamState {
@@ -129,7 +134,8 @@ impl StreamState {
             ended: false,
             body_wait_left: config.body_timeout,
             wake: None,
-            park,
+            parks_on,
+            park: None,
             peer,
             trailers_in: None,
             trailers_out: None,
@@ -137,6 +143,21 @@ impl StreamState {
             file: None,
             runtime,
         }
+    }
+}
+
+impl StreamState {
+    /// The stream may park (its app is an ABI 1.1 app's).
+    pub(super) fn parks(&self) -> bool {
+        self.parks_on.is_some()
+    }
+
+    /// The wake of a stream that may park, made now if it was not yet.
+    pub(super) fn wake(&mut self) -> Option<&Arc<StreamWake>> {
+        if self.park.is_none() {
+            self.park = Some(StreamWake::new(self.parks_on.as_ref()?));
+        }
+        self.park.as_ref()
     }
 }
 
@@ -455,17 +476,24 @@ impl Transport for StreamTransport<'_> {
     }
 
     fn try_read_body(&mut self, out: &mut [u8], may_continue: bool) -> Result<Option<usize>, i32> {
-        let Some(park) = self.s.park.clone() else {
+        if !self.s.parks() {
             // An app run on its thread (`call::run`) may as well wait here.
             return self.read_body(out, may_continue).map(Some);
-        };
+        }
         if out.is_empty() {
             return Ok(Some(0));
         }
         if self.s.pending.is_empty() && !self.s.body_ended && !self.s.body.is_end_stream() {
-            // Not here yet: `h2` wakes the parked stream when a DATA frame (or the end) comes.
-            let waker = Waker::from(park);
-            let polled = self.s.body.poll_data(&mut Context::from_waker(&waker));
+            // Mostly here already (a unary call's one DATA frame): a poll that needs no wake.
+            let polled = match poll_once(|cx| self.s.body.poll_data(cx)) {
+                Some(Poll::Ready(got)) => Poll::Ready(got),
+                _ => {
+                    // Not here yet: `h2` wakes the parked stream when a DATA frame (or the end)
+                    // comes, through the waker of the latest poll.
+                    let waker = Waker::from(Arc::clone(self.s.wake().expect("parks")));
+                    self.s.body.poll_data(&mut Context::from_waker(&waker))
+                }
+            };
             match polled {
                 Poll::Pending => return Ok(None),
                 Poll::Ready(got) => {
@@ -483,7 +511,7 @@ impl Transport for StreamTransport<'_> {
         // The client's window holds more than the limit back: the rest of the response goes
         // from a serving thread, which may wait for WINDOW_UPDATEs. The wake queues the stream
         // for one as soon as it parks.
-        match &self.s.park {
+        match self.s.wake() {
             Some(park) => {
                 AppWake::wake(&**park);
                 true
@@ -493,7 +521,7 @@ impl Transport for StreamTransport<'_> {
     }
 
     fn new_waker(&mut self) -> Option<Arc<dyn AppWake>> {
-        if let Some(park) = &self.s.park {
+        if let Some(park) = self.s.wake() {
             return Some(Arc::clone(park) as Arc<dyn AppWake>);
         }
         let wake = self.s.wake.get_or_insert_with(Arc::default);
