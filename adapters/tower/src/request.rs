@@ -307,8 +307,8 @@ fn assemble<'f>(
         buf.truncate(len);
         (target_len, bytes::Bytes::from(buf))
     };
-    let target = shared.slice(..target_len);
-    let uri = Uri::from_maybe_shared(target.clone()).map_err(|_| target)?;
+    let uri = Uri::from_maybe_shared(shared.slice(..target_len))
+        .map_err(|_| shared.slice(..target_len))?;
     let mut map = spare_headers(count);
     let mut framing = Framing::default();
     let mut at = target_len;
