@@ -89,7 +89,8 @@ impl ResponseFields {
         if !APP_STATUSES.contains(&status) {
             return Err(InvalidResponse::Status(status));
         }
-        if !valid_header_value(reason) {
+        // An empty reason (the standard phrase, the usual case) is valid without the call.
+        if !reason.is_empty() && !valid_header_value(reason) {
             return Err(InvalidResponse::Reason);
         }
         let start = out.len();
