@@ -11,12 +11,38 @@ pub(crate) fn head_fields<'a>(
     parts: &'a http::response::Parts,
     content_length: Option<&'a [u8]>,
 ) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
-    parts
+    let fields = parts
         .headers
         .iter()
         .filter(|(name, _)| !is_hop_by_hop(name))
         .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
-        .chain(content_length.map(|v| (&b"content-length"[..], v)))
+        .chain(content_length.map(|v| (&b"content-length"[..], v)));
+    AtMost {
+        fields,
+        most: parts.headers.len() + usize::from(content_length.is_some()),
+    }
+}
+
+/// An iterator with an upper bound told (a `HeaderMap`'s own iterator has none), by which
+/// `start_response` passes a usual head from its small array of pairs instead of the large one
+/// it clears first (a `memset` call of 50 instructions per response). Not `take`, whose `next`
+/// was not inlined (200 instructions per response).
+struct AtMost<I> {
+    fields: I,
+    most: usize,
+}
+
+impl<I: Iterator> Iterator for AtMost<I> {
+    type Item = I::Item;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<I::Item> {
+        self.fields.next()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.most))
+    }
 }
 
 /// A 101's fields as the server's `upgrade` takes them: [`head_fields`] plus `Upgrade` (the
@@ -94,5 +120,41 @@ impl LengthDigits {
                 return &self.0[at..];
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bound the walk tells must hold for a head past the small array of pairs, with
+    /// repeated fields (each value is one field) and a hop-by-hop field left out.
+    #[test]
+    fn every_field_comes_once_in_order_within_the_told_bound() {
+        let mut response = http::Response::new(());
+        let headers = response.headers_mut();
+        for cookie in ["a=1", "b=2", "c=3"] {
+            headers.append(header::SET_COOKIE, cookie.parse().unwrap());
+        }
+        headers.insert(header::CONNECTION, "close".parse().unwrap());
+        for (i, name) in ["x-1", "x-2", "x-3", "x-4"].into_iter().enumerate() {
+            headers.insert(name, i.to_string().parse().unwrap());
+        }
+        let (parts, ()) = response.into_parts();
+        let fields = head_fields(&parts, Some(b"5"));
+        let (_, most) = fields.size_hint();
+        let got: Vec<(&[u8], &[u8])> = fields.collect();
+        let want: Vec<(&[u8], &[u8])> = vec![
+            (b"set-cookie", b"a=1"),
+            (b"set-cookie", b"b=2"),
+            (b"set-cookie", b"c=3"),
+            (b"x-1", b"0"),
+            (b"x-2", b"1"),
+            (b"x-3", b"2"),
+            (b"x-4", b"3"),
+            (b"content-length", b"5"),
+        ];
+        assert_eq!(got, want);
+        assert!(most.is_some_and(|most| most >= got.len()));
     }
 }
