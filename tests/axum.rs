@@ -206,6 +206,35 @@ fn over_http2_the_router_gets_the_fields_and_uri_as_hyper_hands_them_over() {
     });
 }
 
+/// Over HTTP/2, a streamed body that is whole after its first chunk (and has no trailers) goes
+/// out with its length in the HEADERS frame, as one DATA frame, as hyper sends it; it is not
+/// written ahead of its end, which would send the head without a length and end the stream
+/// with an empty DATA frame.
+#[test]
+fn over_http2_a_one_chunk_stream_is_answered_with_its_length() {
+    use http2_support::{h2_connect, read_body, runtime};
+    let server = webserver().args(["--http2", "on"]).start();
+    let addr = server.addr();
+    runtime().block_on(async move {
+        let (mut send, _driver) = h2_connect(addr, &h2::client::Builder::new()).await;
+        let (response, _) = send
+            .send_request(http2_support::get(addr, "/bytes?n=10"), true)
+            .unwrap();
+        let response = response.await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response
+                .headers()
+                .get("content-length")
+                .map(|v| v.as_bytes()),
+            Some(&b"10"[..]),
+            "{:?}",
+            response.headers()
+        );
+        assert_eq!(read_body(response).await.unwrap(), b"xxxxxxxxxx");
+    });
+}
+
 /// Over HTTP/2, a streamed response's HEADERS frame goes out when the handler returns, not with
 /// its first body byte: an SSE client sees the response start before the first event, which comes
 /// [`EVENT_INTERVAL`] later (the stream parks with its head taken and no body yet).

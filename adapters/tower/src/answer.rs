@@ -58,8 +58,10 @@ where
             let chunk = exchange.take_chunk();
             let completes = match exchange.exact_length() {
                 Some(length) => length == chunk.len() as u64,
-                // Over HTTP/2 a write only queues a DATA frame, sent with the batch.
-                None => exchange.over_http2(),
+                // Over HTTP/2 a write only queues a DATA frame, sent with the batch; without
+                // trailers to end the stream, the body below gives the head its length and
+                // ends the stream with its one DATA frame instead.
+                None => exchange.ends_with_http2_trailers(),
             };
             if !completes {
                 // The server frames it by its length hint (an HTTP/1.1 head without a length

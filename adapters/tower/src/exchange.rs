@@ -220,6 +220,8 @@ pub(crate) struct Exchange<S: Service<http::Request<crate::RequestBody>>, B> {
     /// The request came over HTTP/2, where a `write` is not a system call of its own
     /// (`answer.rs`).
     over_http2: bool,
+    /// The body's trailers went to the server: its end is their HEADERS frame over HTTP/2.
+    sent_trailers: bool,
     logger: Logger,
 }
 
@@ -265,6 +267,7 @@ where
             probe,
             exact_length: None,
             over_http2,
+            sent_trailers: false,
             logger,
         }
     }
@@ -460,9 +463,11 @@ where
                                 // gRPC's status travels here: a server without trailers (older
                                 // than ABI 1.3) cannot send it, which the client must hear of.
                                 if let Ok(trailers) = frame.into_trailers() {
-                                    if let Err(err) = host.send_trailers(&trailers) {
-                                        self.logger
-                                            .error(&format!("response trailers not sent: {err}"));
+                                    match host.send_trailers(&trailers) {
+                                        Ok(()) => self.sent_trailers = true,
+                                        Err(err) => self
+                                            .logger
+                                            .error(&format!("response trailers not sent: {err}")),
                                     }
                                 }
                                 if body.is_end_stream() {
@@ -533,9 +538,11 @@ impl<S: Service<http::Request<crate::RequestBody>>, B> Exchange<S, B> {
         matches!(self.stage, Stage::Finished)
     }
 
-    /// The request came over HTTP/2.
-    pub(crate) fn over_http2(&self) -> bool {
-        self.over_http2
+    /// The request came over HTTP/2 and the body's trailers went to the server: a last chunk
+    /// written now goes out between the head and the trailers' HEADERS frame, which ends the
+    /// stream.
+    pub(crate) fn ends_with_http2_trailers(&self) -> bool {
+        self.over_http2 && self.sent_trailers
     }
 
     /// The chunk the last step gave, taken out of the exchange.
