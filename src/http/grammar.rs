@@ -150,6 +150,38 @@ mod tests {
         }
     }
 
+    /// Exactly `eq_ignore_ascii_case` for every name the server compares with: each byte of
+    /// each constant replaced by each of the 256 bytes (the fold judges a byte by itself, so
+    /// this covers every name of the constant's length), and the constant in any case.
+    #[test]
+    fn a_field_name_is_compared_as_eq_ignore_ascii_case_does_for_every_byte() {
+        for lower in [
+            &b"host"[..],
+            b"content-type",
+            b"content-length",
+            b"transfer-encoding",
+            b"connection",
+            b"upgrade",
+            b"expect",
+        ] {
+            let upper = lower.to_ascii_uppercase();
+            assert!(is_field_name(lower, lower) && is_field_name(&upper, lower));
+            for at in 0..lower.len() {
+                for byte in 0..=255u8 {
+                    let mut name = lower.to_vec();
+                    name[at] = byte;
+                    assert_eq!(
+                        is_field_name(&name, lower),
+                        name.eq_ignore_ascii_case(lower),
+                        "{} against {}",
+                        name.escape_ascii(),
+                        lower.escape_ascii()
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn reg_name_table_is_the_rfc_set() {
         // RFC 3986: unreserved = ALPHA / DIGIT / "-" / "." / "_" / "~"; sub-delims = "!" / "$" /

@@ -221,6 +221,49 @@ mod tests {
         assert!(pause.may_accept(later).is_some());
     }
 
+    /// Over several episodes: a ticket of an earlier episode (or of the calm between two) never
+    /// ends a later one, a success reported after another thread ended the episode changes
+    /// nothing, and each episode ends at the first success of an attempt made during it.
+    #[test]
+    fn only_a_success_of_an_attempt_made_during_an_episode_ends_it() {
+        let pause = AcceptPause::default();
+        let emfile = io::Error::from_raw_os_error(libc::EMFILE);
+        let mut now = Instant::now();
+        let mut stale = vec![pause.may_accept(now).unwrap()];
+        for _ in 0..3 {
+            pause.failed(&emfile, now);
+            for &ticket in &stale {
+                pause.accepted(ticket, now);
+                assert!(pause.may_accept(now).is_none(), "ended by an older ticket");
+            }
+            now += RETRY_EVERY;
+            assert!(pause.retry_due(now));
+            let first = pause.may_accept(now).unwrap();
+            let second = pause.may_accept(now).unwrap();
+            for &ticket in &stale {
+                pause.accepted(ticket, now);
+            }
+            assert!(!pause.retry_due(now), "re-armed once per rest");
+            assert!(
+                pause.may_accept(now).is_some(),
+                "the rest is over: accepts may be tried"
+            );
+            pause.failed(&emfile, now);
+            assert!(
+                pause.may_accept(now).is_none(),
+                "the same episode rests again"
+            );
+            now += RETRY_EVERY;
+            pause.accepted(first, now);
+            assert!(pause.may_accept(now).is_some(), "ended by its own attempt");
+            assert!(!pause.retry_due(now + RETRY_EVERY), "over");
+            // Reported after the end: nothing to end, and the calm goes on.
+            pause.accepted(second, now);
+            assert!(pause.may_accept(now).is_some());
+            stale.extend([first, second, pause.may_accept(now).unwrap()]);
+        }
+    }
+
     #[test]
     fn errors_of_one_connection_do_not_stop_accepting() {
         let of = |errno| AcceptError::of(&io::Error::from_raw_os_error(errno));

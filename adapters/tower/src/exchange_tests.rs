@@ -391,6 +391,58 @@ fn a_failure_the_look_ahead_polled_comes_after_the_first_chunk() {
     assert_eq!(step(&mut ex, &mut host), Step::End, "and nothing after it");
 }
 
+/// The look-ahead (in `call`) finds the body's next frame not ready, as for a stream, a
+/// server-streaming gRPC call or server-sent events: the server's waker is made then, the
+/// frame's arrival reaches the server, and its `next`s give the first chunk, then that frame,
+/// each polled for once it is ready, with no second server waker.
+#[test]
+fn a_frame_not_ready_for_the_look_ahead_wakes_the_server_when_it_comes() {
+    let rt = runtime();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+    let polls = Arc::new(AtomicUsize::new(0));
+    let body = std::cell::Cell::new(Some(Channel {
+        first: Some(Bytes::from_static(b"a")),
+        rx,
+        polls: polls.clone(),
+    }));
+    let svc = service_fn(move |_req| {
+        let body = body.take().expect("one call");
+        std::future::ready(Ok::<_, Infallible>(http::Response::new(body)))
+    });
+    let mut ex = exchange(svc, &rt);
+    let mut host = TestHost::default();
+    assert_eq!(step(&mut ex, &mut host), Step::Chunk(b"a".to_vec()));
+    ex.look_ahead(&mut host);
+    assert!(!ex.is_finished(), "the body goes on");
+    assert_eq!(
+        host.wakers_made, 1,
+        "made in call, as the server's next would"
+    );
+    ex.replay_chunk();
+    assert_eq!(step(&mut ex, &mut host), Step::Chunk(b"a".to_vec()));
+    let polled = polls.load(Ordering::SeqCst);
+    assert_eq!(host.server.0.load(Ordering::SeqCst), 0);
+    std::thread::spawn(move || {
+        tx.try_send(Bytes::from_static(b"b")).unwrap();
+        tx
+    })
+    .join()
+    .map(drop)
+    .unwrap();
+    assert!(
+        host.server.0.load(Ordering::SeqCst) >= 1,
+        "the frame's arrival reached the server"
+    );
+    assert_eq!(step(&mut ex, &mut host), Step::Chunk(b"b".to_vec()));
+    assert_eq!(
+        polls.load(Ordering::SeqCst),
+        polled + 1,
+        "polled once for the frame that came"
+    );
+    assert_eq!(step(&mut ex, &mut host), Step::End);
+    assert_eq!(host.wakers_made, 1, "one server waker per request");
+}
+
 #[test]
 fn a_panicking_service_is_an_error_before_the_head() {
     let rt = runtime();
@@ -520,6 +572,32 @@ impl http_body::Body for Frames {
 
     fn is_end_stream(&self) -> bool {
         self.frames.is_empty()
+    }
+}
+
+/// A first chunk ready at once, then the chunks sent on `rx` as they come, ending when its
+/// sender is dropped; counts its polls.
+struct Channel {
+    first: Option<Bytes>,
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    polls: Arc<AtomicUsize>,
+}
+
+impl http_body::Body for Channel {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        self.polls.fetch_add(1, Ordering::SeqCst);
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(http_body::Frame::data(first))));
+        }
+        self.rx
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|c| Ok(http_body::Frame::data(c))))
     }
 }
 
