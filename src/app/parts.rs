@@ -186,12 +186,18 @@ impl Parts {
     }
 
     /// The fields last filled, (name, value) as received (the access log's `HTTP_*`).
+    /// Read back through the arena by offset, without `unsafe`: only the access log asks.
     pub(crate) fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        // SAFETY: `fill` pointed every pair into `arena`, which has not changed since: both
-        // are borrowed from `self` as long as the slices.
+        let base = self.arena.as_ptr().addr();
+        let text = move |bytes: &WsBytes| {
+            let start = bytes.ptr.addr().wrapping_sub(base);
+            self.arena
+                .get(start..start.saturating_add(bytes.len))
+                .unwrap_or_default()
+        };
         self.pairs
             .iter()
-            .map(|p| unsafe { (p.name.as_slice(), p.value.as_slice()) })
+            .map(move |p| (text(&p.name), text(&p.value)))
     }
 
     /// The parts last filled, at an address that does not change while this struct lives.
